@@ -1,0 +1,189 @@
+"""The ``vramscope`` command line.
+
+argparse rather than Typer/Rich: the whole CLI must start in well under 0.3 s, and argparse is already loaded
+with Python. Every user error becomes one line on stderr and exit code 2; ``VRAMSCOPE_DEBUG=1`` shows
+tracebacks of internal errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional, Sequence
+
+from .errors import VramscopeError
+from .i18n import detect_lang, t
+
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + line
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _estimate_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", nargs="?", metavar="MODEL",
+                   help="catalog name (llama-3-8b), Hub id (meta-llama/Meta-Llama-3-8B), folder, config.json, "
+                        ".safetensors, .safetensors.index.json or .gguf")
+    g = p.add_argument_group("model from numbers")
+    g.add_argument("--params", help="parameter count instead of MODEL: 7B, 6.7e9, 70b, 1.5T")
+    for opt in ("layers", "hidden", "heads", "kv-heads", "head-dim", "intermediate", "vocab"):
+        g.add_argument(f"--{opt}", help=f"shape override for --params ({opt})")
+    w = p.add_argument_group("workload")
+    w.add_argument("--task", default="inference", help="inference | finetune | pretrain (default inference)")
+    w.add_argument("--method", help="full | freeze | lora | qlora (training; default full)")
+    w.add_argument("--estimator", default="analytic", help="analytic (default) | seed (the article's rule of thumb)")
+    w.add_argument("--engine", default="transformers", help="transformers (default)")
+    w.add_argument("--dtype", help="fp32 | fp16 | bf16 (default: the checkpoint's dtype, else bf16)")
+    w.add_argument("--quant", help="none | int8 | int4 | nf4 | fp4 | nf4-dq | fp4-dq | fp8 | gptq-4bit | gptq-8bit | "
+                                   "gptq-3bit | gptq-2bit | awq-4bit")
+    w.add_argument("--batch", default="1", help="batch size / micro-batch (default 1)")
+    w.add_argument("--seq", help="tokens per sequence (default 4096 for inference, 2048 for training)")
+    w.add_argument("--kv-dtype", help="KV cache dtype: fp16 | bf16 | fp8 | int8 | q8_0 | q4_0 ... (default: dtype)")
+    w.add_argument("--attn", default="sdpa", help="sdpa (default) | flash | eager")
+    w.add_argument("--precision", default="auto", help="auto | pure | mixed | fp32 (training)")
+    w.add_argument("--optimizer", default="adamw",
+                   help="adamw | adam | adamw-fused | adamw-8bit | sgd | sgd-momentum | lion | adafactor")
+    w.add_argument("--grad-checkpointing", action="store_true", help="full activation checkpointing")
+    w.add_argument("--grad-accum", default="1", help="gradient accumulation steps (default 1)")
+    w.add_argument("--lora-rank", default="16", help="LoRA rank (default 16)")
+    w.add_argument("--lora-targets", help="comma-separated module names (q_proj,v_proj) or all-linear (default)")
+    w.add_argument("--freeze-layers", default="0", help="with --method freeze: freeze the first N layers")
+    w.add_argument("--activations-per-sample", help="seed estimator: activation floats per sample (A)")
+    o = p.add_argument_group("output")
+    o.add_argument("--gpu", action="append", default=[], metavar="NAME",
+                   help="GPU to check (repeatable): rtx-4090, a100, h100, 24GB, auto")
+    o.add_argument("--units", default="GiB", choices=("GiB", "GB"), help="GiB (default) or GB")
+    o.add_argument("--lang", choices=("en", "zh"), help="en | zh (default from the locale)")
+    o.add_argument("--json", action="store_true", help="print JSON (schema vramscope.estimate/1)")
+    o.add_argument("--no-hub", action="store_true", help="never contact the Hugging Face Hub")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="vramscope",
+                     description="How much GPU memory does this model need to run, fine-tune or train? "
+                                 "/ 运行、微调或训练这个模型需要多少显存？")
+    parser.add_argument("--version", action="store_true", help="print the version")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    est = sub.add_parser("estimate", help="estimate GPU memory for a model and workload")
+    _estimate_options(est)
+    models = sub.add_parser("models", help="list the built-in model catalog")
+    models.add_argument("query", nargs="?", default="")
+    models.add_argument("--json", action="store_true")
+    models.add_argument("--lang", choices=("en", "zh"))
+    gpus = sub.add_parser("gpus", help="list the GPU catalog")
+    gpus.add_argument("query", nargs="?", default="")
+    gpus.add_argument("--json", action="store_true")
+    gpus.add_argument("--lang", choices=("en", "zh"))
+    gpus.add_argument("--units", default="GiB", choices=("GiB", "GB"))
+    return parser
+
+
+def _cmd_estimate(args: argparse.Namespace, lang: str) -> int:
+    from .api import estimate_resolved, load_model
+    from .workload import make_workload
+
+    model = load_model(args.model, args.params, hub=not args.no_hub, layers=args.layers, hidden=args.hidden,
+                       heads=args.heads, kv_heads=args.kv_heads, head_dim=args.head_dim,
+                       intermediate=args.intermediate, vocab=args.vocab)
+    workload = make_workload(
+        task=args.task, method=args.method, estimator=args.estimator, engine=args.engine, dtype=args.dtype,
+        quant=args.quant, batch=args.batch, seq=args.seq, kv_dtype=args.kv_dtype, attn=args.attn,
+        precision=args.precision, optimizer=args.optimizer, grad_checkpointing=args.grad_checkpointing,
+        grad_accum=args.grad_accum, lora_rank=args.lora_rank, lora_targets=args.lora_targets,
+        frozen_layers=args.freeze_layers, activations_per_sample=args.activations_per_sample)
+    result = estimate_resolved(model, workload, args.gpu)
+    if args.json:
+        print(result.to_json(lang))
+    else:
+        from .present.table import render_estimate
+
+        print(render_estimate(result, lang, args.units))
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace, lang: str) -> int:
+    import json
+
+    from .present.table import render_table
+    from .sources import catalog, resolve_catalog
+    from .units import format_count
+
+    found = catalog.search(args.query)
+    rows = []
+    for e in found:
+        r = resolve_catalog(e["id"])
+        assert r is not None
+        rows.append({"id": e["id"], "aliases": e.get("aliases", []), "model_type": r.spec.model_type,
+                     "params": r.params, "active_params": r.active_params, "source": e.get("source", "")})
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    if not rows:
+        print(t("models_none", lang, query=args.query))
+        return 0
+    table = [["id", "alias", "type", "params"]]
+    for r in rows:
+        p = format_count(r["params"])
+        if r["active_params"] != r["params"]:
+            p += f" ({format_count(r['active_params'])} active)"
+        table.append([r["id"], (r["aliases"] or [""])[0], r["model_type"], p])
+    print(t("models_header", lang, n=len(rows)))
+    print(render_table(table, (False, False, False, True)))
+    return 0
+
+
+def _cmd_gpus(args: argparse.Namespace, lang: str) -> int:
+    import json
+
+    from .gpus import catalog
+    from .present.table import render_table
+    from .units import format_bytes
+
+    q = args.query.lower()
+    found = [g for g in catalog()["gpus"]
+             if not q or q in g["id"] or q in g["name"].lower() or any(q in a for a in g.get("aliases", []))]
+    if args.json:
+        print(json.dumps(found, indent=2, ensure_ascii=False))
+        return 0
+    table = [["id", "name", "memory", "usable"]]
+    for g in found:
+        usable = int(g["memory_bytes"] * g.get("usable_fraction", 1.0))
+        table.append([g["id"], g["name"], format_bytes(g["memory_bytes"], args.units),
+                      format_bytes(usable, args.units)])
+    print(t("gpus_header", lang, n=len(found)))
+    print(render_table(table, (False, False, True, True)))
+    return 0
+
+
+COMMANDS = {"estimate": _cmd_estimate, "models": _cmd_models, "gpus": _cmd_gpus}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from . import __version__
+
+        print(__version__)
+        return 0
+    if not args.command:
+        parser.print_help()
+        return 0
+    lang = detect_lang(getattr(args, "lang", None))
+    try:
+        return COMMANDS[args.command](args, lang)
+    except VramscopeError as e:
+        print(f"vramscope: error: {e.render(lang)}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # an internal bug: one line unless debugging
+        if os.environ.get("VRAMSCOPE_DEBUG"):
+            raise
+        print(f"vramscope: internal error: {type(e).__name__}: {e} (set VRAMSCOPE_DEBUG=1 for the traceback "
+              "and please report it)", file=sys.stderr)
+        return EXIT_INTERNAL

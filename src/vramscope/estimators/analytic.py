@@ -1,0 +1,147 @@
+"""The analytic estimator: architecture-aware components, assembled into per-phase live sets.
+
+Inference (transformers ``generate``): ``load`` holds the weights; ``prefill`` adds the KV cache of the whole
+context and the prefill transient; ``decode`` holds weights, the cache and a one-token transient.
+
+Training (one optimizer step at steady state, i.e. step ≥ 2, when optimizer states exist):
+
+* ``forward`` (end of forward): weights + optimizer states + saved activations + loss head
+  (+ gradients kept across micro-batches under gradient accumulation, + the AMP cast cache);
+* ``backward``: weights + optimizer states + the larger of (saved activations + cross-entropy backward
+  transient) at its start and (all gradients + one layer's activations) at its end;
+* ``optimizer_step``: weights + gradients + optimizer states + the step's temporaries.
+
+The total is the largest phase; the components shown are that phase's. Precision recipes:
+
+* ``pure``: parameters, gradients and optimizer states in the compute dtype (a model loaded with
+  ``torch_dtype=bf16`` and trained with torch's AdamW, the Hugging Face Trainer / torchtune default for
+  fine-tuning);
+* ``mixed``: fp32 parameters, gradients and states with autocast computing in bf16/fp16, which caches a 16-bit
+  copy of each linear weight during forward (``torch.autocast`` weight cast cache); the ``auto`` default for
+  pretraining;
+* ``fp32``: everything in fp32.
+
+LoRA/QLoRA: the base is frozen (its weights in the compute dtype or 4-bit), adapters are fp32 with fp32
+gradients and states (peft ``autocast_adapter_dtype=True``).
+"""
+
+from __future__ import annotations
+
+from ..memory.activations import inference_transient, training_activations
+from ..memory.gradients import gradient_bytes
+from ..memory.kv_cache import KV_DTYPE_BYTES, kv_cache_bytes
+from ..memory.optimizer_states import optimizer_state_bytes, step_temporary_bytes
+from ..memory.weights import weight_bytes
+from ..model.tensors import tensors
+from ..result import Assumption
+from ..sources.base import ResolvedModel
+from ..workload import Workload
+from .common import compute_dtype, dtype_bytes, shape_note, trainable_for
+
+Phases = dict[str, dict[str, int]]
+
+
+def _weights(model: ResolvedModel, w: Workload, a: float, notes: list[Assumption]) -> int:
+    use_stored = model.stored is not None and w.dtype is None and w.quant == "none"
+    wb = weight_bytes(model, a, w.quant, use_stored)
+    if wb.exact_from_files:
+        notes.append(Assumption("a_weights_files", {"format": model.stored_format or "?"}))
+    elif w.quant != "none":
+        notes.append(Assumption("a_weights_quant", {"quant": w.quant}))
+    return wb.total
+
+
+def _inference(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption]) -> Phases:
+    a = dtype_bytes(dtype)
+    spec = model.spec
+    weights = _weights(model, w, a, notes)
+    kv_dtype = w.kv_dtype or dtype
+    kv = kv_cache_bytes(spec, w.seq, w.batch, KV_DTYPE_BYTES[kv_dtype], encoder_tokens=w.seq)
+    prefill = inference_transient(spec, w.batch, w.seq, a, w.attn, all_logits=spec.kind == "encoder")
+    decode = inference_transient(spec, w.batch, 1, a, w.attn)
+    notes.append(Assumption("a_inference_context", {"seq": w.seq, "batch": w.batch, "kv_dtype": kv_dtype,
+                                                    "attn": w.attn}))
+    if spec.sliding_window and spec.kind != "encoder":
+        notes.append(Assumption("a_sliding", {"window": spec.sliding_window}))
+    if spec.mla is not None:
+        notes.append(Assumption("a_mla_transformers"))
+    return {
+        "load": {"weights": weights},
+        "prefill": {"weights": weights, "kv_cache": kv, "activations": prefill},
+        "decode": {"weights": weights, "kv_cache": kv, "activations": decode},
+    }
+
+
+def _recipe(w: Workload, dtype: str) -> str:
+    if w.precision != "auto":
+        return w.precision
+    if dtype == "fp32":
+        return "fp32"
+    return "mixed" if w.task == "pretrain" else "pure"
+
+
+def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption]) -> tuple[Phases, int]:
+    spec = model.spec
+    t = trainable_for(model, w)
+    adapters = w.method in ("lora", "qlora")
+    recipe = "lora" if adapters else _recipe(w, dtype)
+    if recipe == "fp32":
+        dtype = "fp32"
+    a = dtype_bytes(dtype)
+    act_bytes = 2.0 if recipe == "mixed" else a
+    if recipe == "mixed":
+        weights = int(model.params * 4)
+        param_bytes = 4.0
+        linear = sum(x.numel for x in tensors(spec) if x.linear) if model.exact_shape else model.params
+        cast_cache = int(linear * 2)
+    else:
+        weights = _weights(model, w, a, notes)
+        param_bytes = 4.0 if adapters else a
+        cast_cache = 0
+    if adapters:
+        weights += int(t.adapter_params * 4)
+    grads = gradient_bytes(t.params, param_bytes)
+    states = optimizer_state_bytes(w.optimizer, t.params, param_bytes)
+    largest = max((x.numel // x.count for x in tensors(spec)), default=0) if not adapters else 0
+    temp = step_temporary_bytes(w.optimizer, t.params, param_bytes, largest)
+    acts = training_activations(spec, w.batch, w.seq, act_bytes, w.attn, w.grad_checkpointing)
+    kept_grads = grads if w.grad_accum > 1 else 0
+    phases: Phases = {
+        "forward": {"weights": weights, "optimizer_states": states, "gradients": kept_grads,
+                    "activations": acts.layers + cast_cache, "loss_head": acts.loss_head},
+        "backward": {"weights": weights, "optimizer_states": states,
+                     "gradients": max(kept_grads, 0),
+                     "activations": 0, "loss_head": 0},
+        "optimizer_step": {"weights": weights, "gradients": grads, "optimizer_states": states,
+                           "optimizer_temp": temp},
+    }
+    start = acts.saved + acts.loss_backward + kept_grads
+    end = grads + acts.one_layer
+    if start >= end:
+        phases["backward"].update(activations=acts.layers, loss_head=acts.loss_head + acts.loss_backward,
+                                  gradients=kept_grads)
+    else:
+        phases["backward"].update(activations=acts.one_layer, gradients=grads)
+    notes.append(Assumption(f"a_recipe_{recipe}", {"dtype": dtype}))
+    notes.append(Assumption("a_training_shape", {"batch": w.batch, "seq": w.seq, "attn": w.attn,
+                                                 "optimizer": w.optimizer, "accum": w.grad_accum}))
+    if spec.layout != "llama":
+        notes.append(Assumption("a_activations_korthikanti"))
+    if adapters:
+        notes.append(Assumption("a_lora", {"rank": w.lora_rank, "targets": ",".join(w.lora_targets),
+                                           "trainable": f"{t.params:,}"}))
+    return phases, t.params
+
+
+def estimate_analytic(model: ResolvedModel, w: Workload) -> tuple[Phases, tuple[Assumption, ...], int, int]:
+    """Phases, assumptions, trainable parameters and the transient bytes used for the uncertainty range."""
+    notes: list[Assumption] = []
+    dtype = compute_dtype(model, w)
+    if w.task == "inference":
+        phases = _inference(model, w, dtype, notes)
+        trainable = 0
+        transient = phases["prefill"]["activations"]
+    else:
+        phases, trainable = _training(model, w, dtype, notes)
+        transient = max(p.get("activations", 0) + p.get("optimizer_temp", 0) for p in phases.values())
+    return phases, tuple(notes) + shape_note(model), trainable, transient

@@ -1,0 +1,291 @@
+"""Every sentence a person reads, in English and 简体中文.
+
+``t(key, lang, **params)`` formats one message. Keys are stable; tests check that every key has both
+languages and the same placeholders. The default language comes from ``--lang``, then ``VRAMSCOPE_LANG``,
+then the locale (``LC_ALL``, ``LC_MESSAGES``, ``LANG``): ``zh*`` gives Chinese, anything else English.
+"""
+
+from __future__ import annotations
+
+import os
+
+LANGS = ("en", "zh")
+
+MESSAGES: dict[str, dict[str, str]] = {
+    # ---- errors: one line, naming the field, what was given and what is allowed ----
+    "bad_count": {
+        "en": "{field}: '{value}' is not a count; use a number such as 7B, 6.7e9, 70b, 1.5T or 350M",
+        "zh": "{field}：'{value}' 不是有效的数量；请使用 7B、6.7e9、70b、1.5T 或 350M 这样的数字",
+    },
+    "count_not_positive": {
+        "en": "{field}: '{value}' must be greater than zero",
+        "zh": "{field}：'{value}' 必须大于零",
+    },
+    "count_too_large": {
+        "en": "{field}: '{value}' is too large (at most {maximum})",
+        "zh": "{field}：'{value}' 过大（最多 {maximum}）",
+    },
+    "bad_int": {
+        "en": "{field}: '{value}' is not a whole number; use an integer from {minimum} to {maximum}",
+        "zh": "{field}：'{value}' 不是整数；请使用 {minimum} 到 {maximum} 之间的整数",
+    },
+    "int_out_of_range": {
+        "en": "{field}: {value} is out of range; use an integer from {minimum} to {maximum}",
+        "zh": "{field}：{value} 超出范围；请使用 {minimum} 到 {maximum} 之间的整数",
+    },
+    "bad_size": {
+        "en": "{field}: '{value}' is not a memory size; use e.g. 24GB, 80GiB, 24G or a number of bytes",
+        "zh": "{field}：'{value}' 不是有效的显存大小；请使用 24GB、80GiB、24G 或字节数",
+    },
+    "bad_choice": {
+        "en": "{field}: '{value}' is not allowed; choose one of: {allowed}",
+        "zh": "{field}：不允许 '{value}'；可选值：{allowed}",
+    },
+    "conflict": {
+        "en": "{field}: {reason}",
+        "zh": "{field}：{reason}",
+    },
+    "unknown_model": {
+        "en": "model '{name}' is not in the catalog, not a local file or folder{hub}; did you mean: {suggestions}?",
+        "zh": "模型 '{name}' 不在内置目录中，也不是本地文件或目录{hub}；您是否想找：{suggestions}？",
+    },
+    "unknown_model_nosuggest": {
+        "en": "model '{name}' is not in the catalog, not a local file or folder{hub}; "
+              "run 'vramscope models' to list the catalog, or pass --params 7B",
+        "zh": "模型 '{name}' 不在内置目录中，也不是本地文件或目录{hub}；运行 'vramscope models' 查看目录，或使用 --params 7B",
+    },
+    "no_model": {
+        "en": "MODEL: give a model name, a local path, or --params (e.g. --params 7B)",
+        "zh": "MODEL：请给出模型名称、本地路径，或使用 --params（例如 --params 7B）",
+    },
+    "config_missing": {
+        "en": "{origin}: required key '{key}' is missing",
+        "zh": "{origin}：缺少必需的键 '{key}'",
+    },
+    "config_bad_value": {
+        "en": "{origin}: key '{key}' has value '{value}'; expected {allowed}",
+        "zh": "{origin}：键 '{key}' 的值为 '{value}'；应为 {allowed}",
+    },
+    "config_not_object": {
+        "en": "{origin}: a config must be a JSON object",
+        "zh": "{origin}：配置必须是 JSON 对象",
+    },
+    "config_bad_json": {
+        "en": "{origin}: not valid JSON ({detail})",
+        "zh": "{origin}：不是有效的 JSON（{detail}）",
+    },
+    "unsupported_model_type": {
+        "en": "{origin}: model_type '{model_type}' is not supported; supported: {allowed}",
+        "zh": "{origin}：不支持 model_type '{model_type}'；支持的类型：{allowed}",
+    },
+    "file_not_found": {
+        "en": "{path}: no such file or directory",
+        "zh": "{path}：文件或目录不存在",
+    },
+    "file_unreadable": {
+        "en": "{path}: cannot be read ({detail})",
+        "zh": "{path}：无法读取（{detail}）",
+    },
+    "pickle_refused": {
+        "en": "{path}: pickle checkpoints (.bin/.pt/.pth/.ckpt) are never loaded, since loading them can run code; "
+              "give the config.json, .safetensors or .gguf instead",
+        "zh": "{path}：出于安全考虑从不加载 pickle 权重（.bin/.pt/.pth/.ckpt），加载它们可能执行代码；"
+              "请改用 config.json、.safetensors 或 .gguf",
+    },
+    "dir_no_model": {
+        "en": "{path}: found no config.json, *.safetensors or *.gguf in this folder",
+        "zh": "{path}：该目录中没有 config.json、*.safetensors 或 *.gguf",
+    },
+    "safetensors_bad": {
+        "en": "{path}: not a valid safetensors file ({detail})",
+        "zh": "{path}：不是有效的 safetensors 文件（{detail}）",
+    },
+    "gguf_bad": {
+        "en": "{path}: not a valid GGUF file ({detail})",
+        "zh": "{path}：不是有效的 GGUF 文件（{detail}）",
+    },
+    "hub_missing": {
+        "en": "'{name}' is not in the catalog; reading it from the Hugging Face Hub needs the hub extra: "
+              "pip install 'vramscope[hub]'",
+        "zh": "'{name}' 不在内置目录中；从 Hugging Face Hub 读取需要安装 hub 扩展：pip install 'vramscope[hub]'",
+    },
+    "hub_offline": {
+        "en": "'{name}': the Hugging Face Hub cannot be reached ({detail}); use a catalog name, a local "
+              "config.json/.safetensors/.gguf, or --params",
+        "zh": "'{name}'：无法连接 Hugging Face Hub（{detail}）；请使用目录中的模型名、本地 config.json/.safetensors/.gguf，或 --params",
+    },
+    "hub_gated": {
+        "en": "'{name}': the Hub refused access (gated or private repo); accept its licence on the Hub and set "
+              "HF_TOKEN, or pass a local config.json",
+        "zh": "'{name}'：Hub 拒绝访问（受限或私有仓库）；请在 Hub 上接受许可并设置 HF_TOKEN，或传入本地 config.json",
+    },
+    "hub_not_found": {
+        "en": "'{name}': no such model on the Hugging Face Hub",
+        "zh": "'{name}'：Hugging Face Hub 上没有这个模型",
+    },
+    "unknown_gpu": {
+        "en": "--gpu: '{name}' is not a known GPU; did you mean: {suggestions}? (or give a size such as 24GB)",
+        "zh": "--gpu：未知的 GPU '{name}'；您是否想找：{suggestions}？（也可以直接给出容量，例如 24GB）",
+    },
+    "gpu_auto_unavailable": {
+        "en": "--gpu auto: no NVIDIA GPU could be detected ({detail}); name a GPU (e.g. --gpu rtx-4090) or a size (--gpu 24GB)",
+        "zh": "--gpu auto：未检测到 NVIDIA GPU（{detail}）；请指定 GPU（例如 --gpu rtx-4090）或容量（--gpu 24GB）",
+    },
+    # ---- assumptions ----
+    "a_nominal_shape": {
+        "en": "shape is nominal ({layers} layers, hidden {hidden}, MHA, head_dim 128): KV cache and activations are rough",
+        "zh": "模型形状为推定值（{layers} 层，hidden {hidden}，MHA，head_dim 128）：KV 缓存和激活值仅为粗略估计",
+    },
+    "a_seed_label": {
+        "en": "rule of thumb (DataLearner 2023): no KV cache, runtime overhead or phases; use --estimator analytic for real numbers",
+        "zh": "经验法则（DataLearner 2023）：不含 KV 缓存、运行时开销和阶段；准确数字请用 --estimator analytic",
+    },
+    "a_seed_rule": {
+        "en": "seed rules: inference = P × bytes/param; training = (P + B·A + P + 2P) × 4 bytes",
+        "zh": "经验规则：推理 = P × 每参数字节数；训练 = (P + B·A + P + 2P) × 4 字节",
+    },
+    "a_seed_inference": {
+        "en": "inference weights at {bytes} bytes per parameter ({dtype})",
+        "zh": "推理权重按每参数 {bytes} 字节计算（{dtype}）",
+    },
+    "a_seed_inference_quant": {
+        "en": "inference weights at {bytes} bytes per parameter ({quant} quantization)",
+        "zh": "推理权重按每参数 {bytes} 字节计算（{quant} 量化）",
+    },
+    "a_seed_activations": {
+        "en": "A = {a} activation floats per sample at seq {seq} (layers × s × h × (17 + 2.5·heads·s/h), from Korthikanti et al. 2022)",
+        "zh": "A = 每个样本 {a} 个激活浮点数（seq {seq}；层数 × s × h × (17 + 2.5·heads·s/h)，源自 Korthikanti 等 2022）",
+    },
+    "a_seed_training": {
+        "en": "fp32 weights for all parameters; gradients and two Adam states for {trainable} trainable parameters",
+        "zh": "全部参数按 fp32 权重计；{trainable} 个可训练参数计梯度和两份 Adam 状态",
+    },
+    "a_weights_files": {
+        "en": "weights: exact bytes from the checkpoint's headers ({format})",
+        "zh": "权重：按权重文件头计算的精确字节数（{format}）",
+    },
+    "a_weights_quant": {
+        "en": "weights: linear layers in {quant}; embeddings, norms, biases and the output head stay 16-bit",
+        "zh": "权重：线性层为 {quant}；嵌入层、归一化层、偏置和输出头保持 16 位",
+    },
+    "a_inference_context": {
+        "en": "transformers generate(): {batch} sequence(s) of {seq} tokens prefilled at once, KV cache in {kv_dtype}, {attn} attention, logits for the last token only",
+        "zh": "transformers generate()：{batch} 条序列，每条 {seq} 个 token 一次性预填充，KV 缓存为 {kv_dtype}，{attn} 注意力，只计算最后一个 token 的 logits",
+    },
+    "a_sliding": {
+        "en": "sliding-window layers keep at most {window} tokens in the KV cache",
+        "zh": "滑动窗口层的 KV 缓存最多保留 {window} 个 token",
+    },
+    "a_mla_transformers": {
+        "en": "MLA: transformers caches decompressed per-head keys and values (vLLM and llama.cpp cache the compressed latent)",
+        "zh": "MLA：transformers 缓存解压后的逐头 K/V（vLLM 和 llama.cpp 缓存压缩后的潜向量）",
+    },
+    "a_recipe_pure": {
+        "en": "precision: pure {dtype} (parameters, gradients and optimizer states all {dtype}, as torch AdamW keeps them)",
+        "zh": "精度：纯 {dtype}（参数、梯度和优化器状态都为 {dtype}，与 torch AdamW 的行为一致）",
+    },
+    "a_recipe_mixed": {
+        "en": "precision: mixed (fp32 parameters, gradients and states; autocast computes in 16-bit and caches 16-bit weight copies)",
+        "zh": "精度：混合精度（fp32 参数、梯度和状态；autocast 以 16 位计算并缓存 16 位权重副本）",
+    },
+    "a_recipe_fp32": {
+        "en": "precision: fp32 throughout",
+        "zh": "精度：全程 fp32",
+    },
+    "a_recipe_lora": {
+        "en": "frozen base in {dtype}; adapters, their gradients and optimizer states in fp32 (peft default)",
+        "zh": "冻结的基座为 {dtype}；适配器及其梯度和优化器状态为 fp32（peft 默认）",
+    },
+    "a_training_shape": {
+        "en": "micro-batch {batch} × {seq} tokens, {attn} attention, {optimizer}, gradient accumulation {accum}; steady-state step (optimizer states exist)",
+        "zh": "微批次 {batch} × {seq} 个 token，{attn} 注意力，{optimizer}，梯度累积 {accum}；稳定状态的一步（优化器状态已存在）",
+    },
+    "a_activations_korthikanti": {
+        "en": "activations for this layout use Korthikanti et al. 2022 (coarser than the Llama-layout model)",
+        "zh": "该结构的激活值使用 Korthikanti 等 2022 的公式（比 Llama 结构的模型粗略）",
+    },
+    "a_lora": {
+        "en": "LoRA rank {rank} on {targets}: {trainable} trainable parameters",
+        "zh": "LoRA 秩 {rank}，目标模块 {targets}：{trainable} 个可训练参数",
+    },
+    "a_overhead": {
+        "en": "runtime overhead: CUDA context ~512 MiB (0.3–1.4 GiB) + cuBLAS workspace; range adds up to 15% allocator fragmentation of transients",
+        "zh": "运行时开销：CUDA 上下文约 512 MiB（0.3–1.4 GiB）+ cuBLAS 工作区；范围上限另加临时张量 15% 的分配器碎片",
+    },
+    "a_ckpt_no_gain": {
+        "en": "gradient checkpointing does not lower this peak: the optimizer step peaks, not the backward pass",
+        "zh": "梯度检查点不会降低此峰值：峰值出现在优化器更新步骤，而不是反向传播",
+    },
+    "a_note": {"en": "{text}", "zh": "{text}"},
+    # ---- table and report ----
+    "hdr_component": {"en": "component", "zh": "组成部分"},
+    "hdr_memory": {"en": "memory", "zh": "显存"},
+    "hdr_share": {"en": "share", "zh": "占比"},
+    "total": {"en": "total (peak)", "zh": "合计（峰值）"},
+    "range": {"en": "likely range", "zh": "可能范围"},
+    "assumptions": {"en": "Assumptions", "zh": "假设"},
+    "peak_phase": {"en": "peak phase", "zh": "峰值阶段"},
+    "model_line": {
+        "en": "{name}: {params} parameters{active}{trainable}",
+        "zh": "{name}：{params} 参数{active}{trainable}",
+    },
+    "active_part": {"en": ", {active} active per token", "zh": "，每个 token 激活 {active}"},
+    "trainable_part": {"en": ", {trainable} trainable", "zh": "，可训练 {trainable}"},
+    "estimate_line": {
+        "en": "{task} estimate by the {estimator} estimator",
+        "zh": "{task}显存估算（{estimator} 估算器）",
+    },
+    "gpu_fits": {"en": "fits", "zh": "可以运行"},
+    "gpu_tight": {"en": "tight", "zh": "勉强"},
+    "gpu_no": {"en": "does not fit", "zh": "放不下"},
+    "gpu_line": {
+        "en": "{gpu} ({mem}): {verdict}, headroom {headroom} ({pct})",
+        "zh": "{gpu}（{mem}）：{verdict}，余量 {headroom}（{pct}）",
+    },
+    "task_inference": {"en": "Inference", "zh": "推理"},
+    "task_finetune": {"en": "Fine-tuning", "zh": "微调"},
+    "task_pretrain": {"en": "Pretraining", "zh": "预训练"},
+    "seed_label": {
+        "en": "rule of thumb from the DataLearner (2023) article; use the analytic estimator for real numbers",
+        "zh": "来自 DataLearner（2023）文章的经验法则；准确数字请使用 analytic 估算器",
+    },
+    # ---- component names ----
+    "c_weights": {"en": "weights", "zh": "模型权重"},
+    "c_kv_cache": {"en": "KV cache", "zh": "KV 缓存"},
+    "c_activations": {"en": "activations", "zh": "激活值"},
+    "c_gradients": {"en": "gradients", "zh": "梯度"},
+    "c_optimizer_states": {"en": "optimizer states", "zh": "优化器状态"},
+    "c_overhead": {"en": "runtime overhead", "zh": "运行时开销"},
+    "c_master_weights": {"en": "fp32 master weights", "zh": "fp32 主权重"},
+    "c_optimizer_temp": {"en": "optimizer step temporaries", "zh": "优化器步骤临时张量"},
+    "c_loss_head": {"en": "logits and loss", "zh": "logits 与损失"},
+    "phase_load": {"en": "load", "zh": "加载"},
+    "phase_prefill": {"en": "prefill", "zh": "预填充"},
+    "phase_decode": {"en": "decode", "zh": "解码"},
+    "phase_forward": {"en": "forward", "zh": "前向"},
+    "phase_backward": {"en": "backward", "zh": "反向"},
+    "phase_optimizer_step": {"en": "optimizer step", "zh": "优化器更新"},
+    "phase_steady": {"en": "steady state", "zh": "稳定状态"},
+    # ---- catalog listing ----
+    "models_header": {"en": "{n} models in the catalog", "zh": "内置目录共 {n} 个模型"},
+    "models_none": {"en": "no catalog model matches '{query}'", "zh": "目录中没有匹配 '{query}' 的模型"},
+    "gpus_header": {"en": "{n} GPUs in the catalog", "zh": "GPU 目录共 {n} 款"},
+}
+
+
+def detect_lang(explicit: str | None = None) -> str:
+    """Language from ``--lang``, ``VRAMSCOPE_LANG``, then the locale; ``en`` when nothing says ``zh``."""
+    for value in (explicit, os.environ.get("VRAMSCOPE_LANG"), os.environ.get("LC_ALL"),
+                  os.environ.get("LC_MESSAGES"), os.environ.get("LANG")):
+        if value:
+            return "zh" if value.lower().startswith("zh") else "en"
+    return "en"
+
+
+def t(key: str, lang: str = "en", /, **params: object) -> str:
+    """The message ``key`` in ``lang`` (falling back to English), formatted with ``params``."""
+    entry = MESSAGES.get(key)
+    if entry is None:
+        return key
+    text = entry.get(lang) or entry["en"]
+    return text.format(**params) if params else text

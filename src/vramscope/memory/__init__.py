@@ -1,0 +1,1 @@
+"""One module per thing that occupies GPU memory; each states its formula and its source."""

@@ -1,0 +1,44 @@
+"""Optimizer states and the temporaries of the optimizer step.
+
+States per trainable parameter (torch ``torch/optim/*.py``, bitsandbytes ``bnb/optim``):
+
+* ``adamw`` / ``adam``: ``exp_avg`` and ``exp_avg_sq``, each in the parameter's dtype (torch creates them with
+  ``torch.zeros_like(p)``), plus a scalar step;
+* ``adamw-8bit`` (bitsandbytes): two uint8 states with one fp32 absmax per 2,048-value block (parameters under
+  4,096 elements stay 32-bit; ignored here);
+* ``sgd``: none; ``sgd-momentum``: one momentum buffer like the parameter;
+* ``lion``: one ``exp_avg`` like the parameter;
+* ``adafactor``: factored second moments, one row and one column vector per matrix (≈ 0 per parameter);
+  counted as ``rows + cols`` values per 2-D weight, approximated here as 1% of the parameters.
+
+The step's temporaries: torch's default ``foreach`` AdamW builds intermediate lists about the size of the
+trainable parameters once more (``_multi_tensor_adamw``); ``fused`` and per-parameter (``foreach=False``)
+implementations need only a few of the largest tensor.
+"""
+
+from __future__ import annotations
+
+OPTIMIZERS = ("adamw", "adam", "adamw-fused", "adamw-8bit", "sgd", "sgd-momentum", "lion", "adafactor")
+
+
+def state_bytes_per_param(optimizer: str, param_bytes: float) -> float:
+    if optimizer in ("adamw", "adam", "adamw-fused"):
+        return 2 * param_bytes
+    if optimizer == "adamw-8bit":
+        return 2 * (1 + 4 / 2048)
+    if optimizer in ("sgd-momentum", "lion"):
+        return param_bytes
+    if optimizer == "adafactor":
+        return 0.01 * 4
+    return 0.0
+
+
+def optimizer_state_bytes(optimizer: str, trainable_params: int, param_bytes: float) -> int:
+    return int(trainable_params * state_bytes_per_param(optimizer, param_bytes))
+
+
+def step_temporary_bytes(optimizer: str, trainable_params: int, param_bytes: float, largest_tensor: int) -> int:
+    """Transient bytes during ``optimizer.step()`` (module docstring)."""
+    if optimizer in ("adamw", "adam", "lion", "sgd-momentum"):
+        return int(trainable_params * param_bytes)
+    return int(2 * largest_tensor * param_bytes)

@@ -1,0 +1,89 @@
+"""Weights: bytes the parameters occupy on the GPU, per tensor, under every supported storage format.
+
+Exact where the format is exact:
+
+* unquantized: ``numel × element size`` (fp32 4, fp16/bf16 2);
+* ``int8`` = bitsandbytes LLM.int8 (``bnb.nn.Linear8bitLt``, arXiv 2208.07339): int8 weight (1 B) plus one fp32
+  scale per output row (``SCB``);
+* ``nf4`` / ``fp4`` (``int4`` is nf4) = bitsandbytes 4-bit (``bnb.nn.Linear4bit``, QLoRA arXiv 2305.14314): two
+  values per byte plus one fp32 absmax per 64-value block; ``-dq`` (double quantization) stores absmax as
+  uint8 with one fp32 scale per 256 blocks: 4 + 8/64 + 32/(64·256) bits per weight;
+* ``fp8`` (e4m3, per-tensor scale): 1 B per weight plus one fp32 scale per tensor;
+* ``gptq-4bit`` / ``awq-4bit`` (and ``-8bit``), group size 128: packed int32 weights (bits/8 B per weight),
+  one fp16 scale and one packed zero per group per output column, plus GPTQ's int32 ``g_idx`` per input row.
+
+Only ``nn.Linear`` weights inside the decoder layers are quantized. Embeddings, norms, biases and the output
+head stay in the compute dtype: transformers' ``get_keys_to_not_convert`` keeps ``lm_head`` (and tied
+embeddings) unquantized for bitsandbytes, GPTQ and AWQ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..model.tensors import Tensor, tensors
+from ..sources.base import ResolvedModel
+
+QUANTS = ("none", "int8", "int4", "nf4", "fp4", "nf4-dq", "fp4-dq", "fp8",
+          "gptq-4bit", "gptq-8bit", "gptq-3bit", "gptq-2bit", "awq-4bit")
+
+#: the seed article's bytes per parameter (int4 = half a byte)
+SEED_QUANT_BYTES = {"int8": 1.0, "int4": 0.5}
+
+
+@dataclass(frozen=True)
+class WeightBytes:
+    total: int
+    quantized_params: int  # parameters stored in the quantized format
+    kept_params: int  # parameters kept in the compute dtype
+    exact_from_files: bool
+
+
+def quantized_linear_bytes(t: Tensor, quant: str) -> int:
+    """Bytes of one linear weight of shape (out, in) stored as ``quant`` (formulas in the module docstring)."""
+    out_f, in_f = t.shape[0], t.shape[-1]
+    n = out_f * in_f
+    c = t.count
+    if quant == "int8":
+        return c * (n + 4 * out_f)
+    if quant in ("int4", "nf4", "fp4"):
+        return c * (n // 2 + 4 * -(-n // 64))
+    if quant in ("nf4-dq", "fp4-dq"):
+        blocks = -(-n // 64)
+        return c * (n // 2 + blocks + 4 * -(-blocks // 256))
+    if quant == "fp8":
+        return c * (n + 4)
+    if quant.startswith(("gptq-", "awq-")):
+        bits = int(quant.split("-")[1].rstrip("bit"))
+        groups = -(-in_f // 128)
+        packed = -(-n * bits // 32) * 4
+        scales = 2 * groups * out_f
+        zeros = -(-groups * out_f * bits // 32) * 4
+        g_idx = 4 * in_f if quant.startswith("gptq") else 0
+        return c * (packed + scales + zeros + g_idx)
+    raise AssertionError(quant)
+
+
+def is_quantized(t: Tensor) -> bool:
+    """Whether a tensor is quantized: linear weights except the output head (transformers keeps lm_head)."""
+    return t.linear and t.role not in ("lm_head", "vision", "projector")
+
+
+def weight_bytes(model: ResolvedModel, dtype_bytes: float, quant: str, use_stored: bool) -> WeightBytes:
+    """Bytes of all weights; exact file bytes when the checkpoint's headers were read and nothing is cast."""
+    if use_stored and model.stored is not None:
+        return WeightBytes(model.stored_bytes or 0, 0, model.params, True)
+    if not model.exact_shape:
+        quant_bytes = {"none": dtype_bytes, "int8": 1.0, "fp8": 1.0}.get(quant, 0.5)
+        return WeightBytes(int(model.params * quant_bytes), model.params if quant != "none" else 0,
+                           model.params if quant == "none" else 0, False)
+    total = 0.0
+    q_params = kept = 0
+    for t in tensors(model.spec):
+        if quant != "none" and is_quantized(t):
+            total += quantized_linear_bytes(t, quant)
+            q_params += t.numel
+        else:
+            total += t.numel * dtype_bytes
+            kept += t.numel
+    return WeightBytes(int(total), q_params, kept, False)

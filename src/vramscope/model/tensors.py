@@ -1,0 +1,308 @@
+"""The tensors a :class:`ModelSpec` implies, named as the Hugging Face implementation names them.
+
+Every parameter count, weight byte count and LoRA target in vramscope is a sum over this list, so exactness
+is proven once: ``tests/test_meta_device.py`` builds each catalog model with transformers on the meta device
+and requires the same total. Routed experts are listed once per layer with ``count = num_experts``.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, NamedTuple, Optional
+
+from .spec import ModelSpec
+
+
+class Tensor(NamedTuple):
+    name: str
+    shape: tuple[int, ...]
+    role: str  # embedding | position_embedding | lm_head | attention | mlp | expert | shared_expert | router | norm | vision | projector | pooler | head
+    module: str = ""  # leaf module name as in the HF model (q_proj, down_proj, ...) for linear weights
+    layer: Optional[int] = None
+    count: int = 1  # identical copies (routed experts)
+    linear: bool = False  # weight of an nn.Linear (quantizable, LoRA-targetable)
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n * self.count
+
+
+def _linear(prefix: str, module: str, out_f: int, in_f: int, role: str, layer: Optional[int], bias: bool,
+            count: int = 1) -> Iterator[Tensor]:
+    yield Tensor(f"{prefix}{module}.weight", (out_f, in_f), role, module, layer, count, True)
+    if bias:
+        yield Tensor(f"{prefix}{module}.bias", (out_f,), role, module, layer, count, False)
+
+
+def _norm(name: str, size: int, bias: bool, layer: Optional[int]) -> Iterator[Tensor]:
+    yield Tensor(f"{name}.weight", (size,), "norm", "", layer)
+    if bias:
+        yield Tensor(f"{name}.bias", (size,), "norm", "", layer)
+
+
+def _mlp(prefix: str, spec: ModelSpec, inter: int, role: str, layer: int, bias: bool, count: int = 1,
+         names: tuple[str, str, str] = ("gate_proj", "up_proj", "down_proj")) -> Iterator[Tensor]:
+    h = spec.hidden_size
+    gate, up, down = names
+    if spec.mlp_gated:
+        if spec.fused_gate_up and role == "mlp":
+            yield from _linear(prefix, "gate_up_proj", 2 * inter, h, role, layer, bias, count)
+        else:
+            yield from _linear(prefix, gate, inter, h, role, layer, bias, count)
+            yield from _linear(prefix, up, inter, h, role, layer, bias, count)
+    else:
+        yield from _linear(prefix, up, inter, h, role, layer, bias, count)
+    yield from _linear(prefix, down, h, inter, role, layer, bias, count)
+
+
+# ---- decoder layouts ----------------------------------------------------------------------------------
+
+def _attention_llama(p: str, s: ModelSpec, i: int) -> Iterator[Tensor]:
+    h = s.hidden_size
+    if s.mla is not None:
+        m = s.mla
+        if m.q_lora_rank:
+            yield from _linear(p, "q_a_proj", m.q_lora_rank, h, "attention", i, s.qkv_bias)
+            yield from _norm(f"{p}q_a_layernorm", m.q_lora_rank, False, i)
+            yield from _linear(p, "q_b_proj", s.num_heads * m.qk_head_dim, m.q_lora_rank, "attention", i, False)
+        else:
+            yield from _linear(p, "q_proj", s.num_heads * m.qk_head_dim, h, "attention", i, False)
+        yield from _linear(p, "kv_a_proj_with_mqa", m.kv_lora_rank + m.qk_rope_head_dim, h, "attention", i,
+                           s.qkv_bias)
+        yield from _norm(f"{p}kv_a_layernorm", m.kv_lora_rank, False, i)
+        yield from _linear(p, "kv_b_proj", s.num_heads * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank,
+                           "attention", i, False)
+        yield from _linear(p, "o_proj", h, s.num_heads * m.v_head_dim, "attention", i, s.o_bias)
+        return
+    if s.fused_qkv:
+        yield from _linear(p, "qkv_proj", s.q_dim + 2 * s.kv_dim, h, "attention", i, s.qkv_bias)
+    else:
+        yield from _linear(p, "q_proj", s.q_dim, h, "attention", i, s.qkv_bias)
+        yield from _linear(p, "k_proj", s.kv_dim, h, "attention", i, s.qkv_bias)
+        yield from _linear(p, "v_proj", s.kv_dim, h, "attention", i, s.qkv_bias)
+    yield from _linear(p, "o_proj", h, s.q_dim, "attention", i, s.o_bias)
+    if s.qk_norm:
+        yield from _norm(f"{p}q_norm", s.head_dim, False, i)
+        yield from _norm(f"{p}k_norm", s.head_dim, False, i)
+
+
+_NORM_NAMES = {
+    1: ("input_layernorm",),
+    2: ("input_layernorm", "post_attention_layernorm"),
+    4: ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"),
+}
+_GLM4_NORMS = ("input_layernorm", "post_attention_layernorm", "post_self_attn_layernorm", "post_mlp_layernorm")
+
+
+def _layers_llama(s: ModelSpec, root: str = "model.") -> Iterator[Tensor]:
+    for i in range(s.num_layers):
+        p = f"{root}layers.{i}."
+        yield from _attention_llama(p + "self_attn.", s, i)
+        mp = p + "mlp."
+        if s.is_moe_layer(i):
+            moe = s.moe
+            assert moe is not None
+            yield from _linear(mp, "gate", moe.num_experts, s.hidden_size, "router", i, moe.router_bias)
+            yield from _mlp(mp + "experts.*.", s, moe.expert_intermediate_size, "expert", i, False,
+                            count=moe.num_experts)
+            if moe.shared_intermediate_size:
+                shared = "shared_expert." if moe.shared_expert_gate else "shared_experts."
+                yield from _mlp(mp + shared, s, moe.shared_intermediate_size, "shared_expert", i, False)
+            if moe.shared_expert_gate:
+                yield from _linear(mp, "shared_expert_gate", 1, s.hidden_size, "router", i, False)
+        else:
+            yield from _mlp(mp, s, s.intermediate_size, "mlp", i, s.mlp_bias)
+        names = _GLM4_NORMS if s.model_type == "glm4" else _NORM_NAMES[s.norms_per_layer]
+        for n in names:
+            yield from _norm(p + n, s.hidden_size, s.norm_bias, i)
+
+
+def _tensors_llama(s: ModelSpec) -> Iterator[Tensor]:
+    h, v = s.hidden_size, s.vocab_size
+    root = "model.language_model." if s.vision else "model."
+    yield Tensor(f"{root}embed_tokens.weight", (v, h), "embedding")
+    yield from _layers_llama(s, root)
+    yield from _norm(f"{root}norm", h, s.norm_bias, None)
+    if not s.tie_embeddings:
+        yield Tensor("lm_head.weight", (v, h), "lm_head", "lm_head", None, 1, True)
+    if s.vision:
+        yield from _tensors_vision(s)
+
+
+def _tensors_vision(s: ModelSpec) -> Iterator[Tensor]:
+    """SigLIP vision tower + Gemma 3 multimodal projector (transformers ``modeling_siglip.py``, ``gemma3``)."""
+    vs = s.vision
+    assert vs is not None
+    hv, p = vs.hidden_size, "model.vision_tower.vision_model."
+    yield Tensor(p + "embeddings.patch_embedding.weight", (hv, vs.num_channels, vs.patch_size, vs.patch_size),
+                 "vision")
+    yield Tensor(p + "embeddings.patch_embedding.bias", (hv,), "vision")
+    yield Tensor(p + "embeddings.position_embedding.weight", ((vs.image_size // vs.patch_size) ** 2, hv), "vision")
+    for i in range(vs.num_layers):
+        lp = f"{p}encoder.layers.{i}."
+        yield Tensor(lp + "layer_norm1.weight", (hv,), "vision")
+        yield Tensor(lp + "layer_norm1.bias", (hv,), "vision")
+        for m in ("k_proj", "v_proj", "q_proj", "out_proj"):
+            yield from _linear(lp + "self_attn.", m, hv, hv, "vision", None, True)
+        yield Tensor(lp + "layer_norm2.weight", (hv,), "vision")
+        yield Tensor(lp + "layer_norm2.bias", (hv,), "vision")
+        yield from _linear(lp + "mlp.", "fc1", vs.intermediate_size, hv, "vision", None, True)
+        yield from _linear(lp + "mlp.", "fc2", hv, vs.intermediate_size, "vision", None, True)
+    yield Tensor(p + "post_layernorm.weight", (hv,), "vision")
+    yield Tensor(p + "post_layernorm.bias", (hv,), "vision")
+    yield Tensor("model.multi_modal_projector.mm_input_projection_weight", (hv, vs.text_hidden_size), "projector")
+    yield Tensor("model.multi_modal_projector.mm_soft_emb_norm.weight", (hv,), "projector")
+
+
+def _tensors_phi(s: ModelSpec) -> Iterator[Tensor]:
+    """microsoft/phi-1.5, phi-2 (``modeling_phi.py``): parallel attention and MLP under one LayerNorm."""
+    h, v = s.hidden_size, s.vocab_size
+    yield Tensor("model.embed_tokens.weight", (v, h), "embedding")
+    for i in range(s.num_layers):
+        p = f"model.layers.{i}."
+        for m, out_f in (("q_proj", s.q_dim), ("k_proj", s.kv_dim), ("v_proj", s.kv_dim)):
+            yield from _linear(p + "self_attn.", m, out_f, h, "attention", i, True)
+        yield from _linear(p + "self_attn.", "dense", h, s.q_dim, "attention", i, True)
+        if s.qk_norm:
+            yield from _norm(p + "self_attn.q_layernorm", s.head_dim, True, i)
+            yield from _norm(p + "self_attn.k_layernorm", s.head_dim, True, i)
+        yield from _linear(p + "mlp.", "fc1", s.intermediate_size, h, "mlp", i, True)
+        yield from _linear(p + "mlp.", "fc2", h, s.intermediate_size, "mlp", i, True)
+        yield from _norm(p + "input_layernorm", h, True, i)
+    yield from _norm("model.final_layernorm", h, True, None)
+    if not s.tie_embeddings:
+        yield Tensor("lm_head.weight", (v, h), "lm_head", "lm_head", None, 1, True)
+    if s.lm_head_bias:
+        yield Tensor("lm_head.bias", (v,), "lm_head", "lm_head")
+
+
+def _tensors_falcon(s: ModelSpec) -> Iterator[Tensor]:
+    """tiiuae/falcon-* (``modeling_falcon.py``): fused query_key_value, parallel attention, 1 or 2 LayerNorms."""
+    h, v = s.hidden_size, s.vocab_size
+    yield Tensor("transformer.word_embeddings.weight", (v, h), "embedding")
+    for i in range(s.num_layers):
+        p = f"transformer.h.{i}."
+        yield from _linear(p + "self_attention.", "query_key_value", s.q_dim + 2 * s.kv_dim, h, "attention", i,
+                           s.qkv_bias)
+        yield from _linear(p + "self_attention.", "dense", h, s.q_dim, "attention", i, s.qkv_bias)
+        yield from _linear(p + "mlp.", "dense_h_to_4h", s.intermediate_size, h, "mlp", i, s.mlp_bias)
+        yield from _linear(p + "mlp.", "dense_4h_to_h", h, s.intermediate_size, "mlp", i, s.mlp_bias)
+        norms = {1: ("input_layernorm",), 2: ("ln_attn", "ln_mlp"), 3: ("input_layernorm", "post_attention_layernorm")}
+        for n in norms[s.norms_per_layer]:
+            yield from _norm(p + n, h, True, i)
+    yield from _norm("transformer.ln_f", h, True, None)
+    if not s.tie_embeddings:
+        yield Tensor("lm_head.weight", (v, h), "lm_head", "lm_head", None, 1, True)
+
+
+def _tensors_gpt2(s: ModelSpec) -> Iterator[Tensor]:
+    """openai-community/gpt2 (``modeling_gpt2.py``): Conv1D layers (weights stored transposed), learned positions."""
+    h, v = s.hidden_size, s.vocab_size
+    yield Tensor("transformer.wte.weight", (v, h), "embedding")
+    yield Tensor("transformer.wpe.weight", (s.learned_positions, h), "position_embedding")
+    for i in range(s.num_layers):
+        p = f"transformer.h.{i}."
+        yield from _norm(p + "ln_1", h, True, i)
+        yield from _linear(p + "attn.", "c_attn", 3 * h, h, "attention", i, True)
+        yield from _linear(p + "attn.", "c_proj", h, h, "attention", i, True)
+        yield from _norm(p + "ln_2", h, True, i)
+        yield from _linear(p + "mlp.", "c_fc", s.intermediate_size, h, "mlp", i, True)
+        yield from _linear(p + "mlp.", "c_proj", h, s.intermediate_size, "mlp", i, True)
+    yield from _norm("transformer.ln_f", h, True, None)
+    if not s.tie_embeddings:
+        yield Tensor("lm_head.weight", (v, h), "lm_head", "lm_head", None, 1, True)
+
+
+def _tensors_bert(s: ModelSpec) -> Iterator[Tensor]:
+    """BERT / RoBERTa encoders (``modeling_bert.py``, ``modeling_roberta.py``) with the pooler or MLM head."""
+    h, v = s.hidden_size, s.vocab_size
+    root = "roberta." if s.model_type == "roberta" else "bert."
+    yield Tensor(root + "embeddings.word_embeddings.weight", (v, h), "embedding")
+    yield Tensor(root + "embeddings.position_embeddings.weight", (s.learned_positions, h), "position_embedding")
+    if s.token_types:
+        yield Tensor(root + "embeddings.token_type_embeddings.weight", (s.token_types, h), "position_embedding")
+    yield from _norm(root + "embeddings.LayerNorm", h, True, None)
+    for i in range(s.num_layers):
+        p = f"{root}encoder.layer.{i}."
+        for m in ("query", "key", "value"):
+            yield from _linear(p + "attention.self.", m, h, h, "attention", i, True)
+        yield from _linear(p + "attention.output.", "dense", h, h, "attention", i, True)
+        yield from _norm(p + "attention.output.LayerNorm", h, True, i)
+        yield from _linear(p + "intermediate.", "dense", s.intermediate_size, h, "mlp", i, True)
+        yield from _linear(p + "output.", "dense", h, s.intermediate_size, "mlp", i, True)
+        yield from _norm(p + "output.LayerNorm", h, True, i)
+    if s.pooler:
+        yield from _linear(root + "pooler.", "dense", h, h, "pooler", None, True)
+    if s.mlm_head:
+        hp = "cls.predictions." if root == "bert." else "lm_head."
+        dense = "transform.dense" if root == "bert." else "dense"
+        ln = "transform.LayerNorm" if root == "bert." else "layer_norm"
+        yield from _linear(hp, dense, h, h, "head", None, True)
+        yield from _norm(hp + ln, h, True, None)
+        if not s.tie_embeddings:
+            yield Tensor(hp + "decoder.weight", (v, h), "lm_head", "decoder", None, 1, True)
+        yield Tensor(hp + "bias", (v,), "head")
+
+
+def _tensors_t5(s: ModelSpec) -> Iterator[Tensor]:
+    """T5 / Flan-T5 (``modeling_t5.py``): shared embedding, relative position bias in block 0 of each stack."""
+    d, v, inner = s.hidden_size, s.vocab_size, s.q_dim
+    yield Tensor("shared.weight", (v, d), "embedding")
+    stacks = (("encoder", s.num_layers, False), ("decoder", s.num_decoder_layers, True))
+    for stack, n_layers, is_decoder in stacks:
+        for i in range(n_layers):
+            p = f"{stack}.block.{i}.layer."
+            attn = ["0.SelfAttention."] + (["1.EncDecAttention."] if is_decoder else [])
+            for j, a in enumerate(attn):
+                for m in ("q", "k", "v"):
+                    yield from _linear(p + a, m, inner, d, "attention", i, False)
+                yield from _linear(p + a, "o", d, inner, "attention", i, False)
+                if i == 0 and j == 0:
+                    yield Tensor(p + a + "relative_attention_bias.weight", (s.relative_attention_buckets,
+                                                                           s.num_heads), "attention")
+                yield from _norm(f"{p}{j}.layer_norm", d, False, i)
+            ff = f"{p}{len(attn)}.DenseReluDense."
+            if s.mlp_gated:
+                yield from _linear(ff, "wi_0", s.intermediate_size, d, "mlp", i, False)
+                yield from _linear(ff, "wi_1", s.intermediate_size, d, "mlp", i, False)
+            else:
+                yield from _linear(ff, "wi", s.intermediate_size, d, "mlp", i, False)
+            yield from _linear(ff, "wo", d, s.intermediate_size, "mlp", i, False)
+            yield from _norm(f"{p}{len(attn)}.layer_norm", d, False, i)
+        yield from _norm(f"{stack}.final_layer_norm", d, False, None)
+    if not s.tie_embeddings:
+        yield Tensor("lm_head.weight", (v, d), "lm_head", "lm_head", None, 1, True)
+
+
+_LAYOUTS = {
+    "llama": _tensors_llama,
+    "phi": _tensors_phi,
+    "falcon": _tensors_falcon,
+    "gpt2": _tensors_gpt2,
+    "bert": _tensors_bert,
+    "t5": _tensors_t5,
+}
+
+LAYOUTS = tuple(_LAYOUTS)
+
+
+def tensors(spec: ModelSpec) -> list[Tensor]:
+    """All parameter tensors of ``spec`` (tied ones once), as the HF implementation names them."""
+    return list(_LAYOUTS[spec.layout](spec))
+
+
+def count_params(spec: ModelSpec) -> int:
+    return sum(t.numel for t in tensors(spec))
+
+
+def count_active_params(spec: ModelSpec) -> int:
+    """Total minus the routed experts a token skips: ``(E - k) / E`` of each MoE layer's expert weights."""
+    total = 0
+    for t in tensors(spec):
+        if t.role == "expert" and spec.moe is not None:
+            total += t.numel // t.count * spec.moe.experts_per_token
+        else:
+            total += t.numel
+    return total

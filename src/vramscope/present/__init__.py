@@ -1,0 +1,1 @@
+"""Presentation: tables for people (English or Chinese), JSON for machines."""

@@ -1,0 +1,63 @@
+"""Plain-text tables that align Chinese (double-width) characters correctly, with no dependency."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Sequence
+
+from ..i18n import t
+from ..result import COMPONENTS, Estimate
+from ..units import format_bytes, format_count
+
+
+def width(s: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
+
+
+def pad(s: str, n: int, right: bool = False) -> str:
+    fill = " " * max(0, n - width(s))
+    return fill + s if right else s + fill
+
+
+def render_table(rows: Sequence[Sequence[str]], right: Sequence[bool], header: bool = True) -> str:
+    widths = [max(width(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for k, row in enumerate(rows):
+        lines.append("  ".join(pad(c, widths[i], right[i]) for i, c in enumerate(row)).rstrip())
+        if header and k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def render_estimate(e: Estimate, lang: str = "en", units: str = "GiB") -> str:
+    m = e.model
+    active = t("active_part", lang, active=format_count(m.active_params)) if m.active_params != m.params else ""
+    trainable = t("trainable_part", lang, trainable=format_count(m.trainable_params)) if m.trainable_params else ""
+    out = [t("model_line", lang, name=m.name, params=format_count(m.params), active=active, trainable=trainable),
+           t("estimate_line", lang, task=t(f"task_{e.task}", lang), estimator=e.estimator), ""]
+    rows = [[t("hdr_component", lang), t("hdr_memory", lang), t("hdr_share", lang)]]
+    total = e.total_bytes or 1
+    for name in COMPONENTS:
+        value = e.components.get(name, 0)
+        if value:
+            rows.append([t(f"c_{name}", lang), format_bytes(value, units), f"{100 * value / total:.1f}%"])
+    rows.append([t("total", lang), format_bytes(e.total_bytes, units), "100.0%"])
+    out.append(render_table(rows, (False, True, True)))
+    low, high = e.range_bytes
+    if (low, high) != (e.total_bytes, e.total_bytes):
+        out.append(f"{t('range', lang)}: {format_bytes(low, units)} – {format_bytes(high, units)}")
+    if len(e.phases) > 1:
+        phases = ", ".join(f"{t('phase_' + p, lang)} {format_bytes(sum(v.values()), units)}"
+                           for p, v in e.phases.items())
+        out.append(f"{t('peak_phase', lang)}: {t('phase_' + e.peak_phase, lang)} ({phases})")
+    if e.gpus:
+        out.append("")
+        for g in e.gpus:
+            verdict = t({"fits": "gpu_fits", "tight": "gpu_tight", "no": "gpu_no"}[g.verdict], lang)
+            out.append(t("gpu_line", lang, gpu=g.name, mem=format_bytes(g.usable_bytes, units), verdict=verdict,
+                         headroom=format_bytes(g.headroom_bytes, units), pct=f"{g.headroom_pct:+.1f}%"))
+    if e.assumptions:
+        out.append("")
+        out.append(t("assumptions", lang) + ":")
+        out.extend(f"  - {a.render(lang)}" for a in e.assumptions)
+    return "\n".join(out)

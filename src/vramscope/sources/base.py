@@ -1,0 +1,51 @@
+"""What every source resolves to: a spec, plus the exact stored tensors when files were read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..model.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class StoredTensor:
+    """One tensor as a checkpoint file stores it (safetensors or GGUF header).
+
+    ``params`` is the number of model parameters it encodes (a packed int32 GPTQ weight of shape
+    ``(in/8, out)`` encodes ``in × out``); quantization side tensors (scales, zeros, g_idx, absmax) encode 0.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    nbytes: int
+    params: int
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model ready for estimation.
+
+    ``exact_shape`` is False when the shape was synthesised from a bare parameter count; then ``params`` is
+    the user's number and the estimators say the shape is nominal.
+    """
+
+    spec: ModelSpec
+    kind: str  # catalog | config | safetensors | gguf | hub | params
+    origin: str
+    params: int
+    active_params: int
+    exact_shape: bool = True
+    stored: Optional[tuple[StoredTensor, ...]] = None
+    stored_format: str = ""  # e.g. "bf16", "gptq-4bit-g128", "gguf Q4_K_M", "bnb-nf4"
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def stored_bytes(self) -> Optional[int]:
+        return None if self.stored is None else sum(t.nbytes for t in self.stored)
+
+
+def resolved_from_spec(spec: ModelSpec, kind: str, origin: str, **kw: object) -> ResolvedModel:
+    return ResolvedModel(spec=spec, kind=kind, origin=origin, params=spec.params,
+                         active_params=spec.active_params, **kw)  # type: ignore[arg-type]

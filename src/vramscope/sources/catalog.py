@@ -1,0 +1,69 @@
+"""The built-in model catalog: published ``config.json`` files stored as data, usable offline.
+
+Entries live in ``vramscope/data/models/<family>.json``, each with its Hub id, short aliases and the URL of
+the config it was copied from. A model is found by Hub id (``meta-llama/Meta-Llama-3-8B``), by the name
+after the slash (``Meta-Llama-3-8B``) or by an alias (``llama-3-8b``), all case-insensitive.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Optional
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "models"
+
+
+@lru_cache(maxsize=1)
+def entries() -> tuple[dict[str, Any], ...]:
+    """All catalog entries, in file then list order."""
+    out: list[dict[str, Any]] = []
+    for path in sorted(DATA.glob("*.json")):
+        with path.open(encoding="utf-8") as f:
+            for e in json.load(f):
+                e.setdefault("family_file", path.stem)
+                out.append(e)
+    return tuple(out)
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+@lru_cache(maxsize=1)
+def _index() -> dict[str, dict[str, Any]]:
+    idx: dict[str, dict[str, Any]] = {}
+    for e in entries():
+        keys = [e["id"], e["id"].split("/")[-1], *e.get("aliases", [])]
+        for k in keys:
+            idx.setdefault(_norm(k), e)
+    return idx
+
+
+def find(name: str) -> Optional[dict[str, Any]]:
+    """The entry for ``name`` or None."""
+    return _index().get(_norm(name))
+
+
+def suggest(name: str, n: int = 5) -> list[str]:
+    """Closest catalog names to ``name``: substring matches first, then fuzzy matches."""
+    import difflib
+
+    q = _norm(name)
+    keys = list(_index())
+    hits = [k for k in keys if q and (q in k or k in q)]
+    hits += difflib.get_close_matches(q, keys, n=n, cutoff=0.5)
+    seen: list[str] = []
+    for k in hits:
+        ident = _index()[k]["id"]
+        if ident not in seen:
+            seen.append(ident)
+    return seen[:n]
+
+
+def search(query: str = "") -> list[dict[str, Any]]:
+    """Entries whose id, alias or family contains ``query`` (all entries when empty)."""
+    q = _norm(query)
+    return [e for e in entries() if not q or q in _norm(e["id"]) or any(q in _norm(a) for a in e.get("aliases", []))
+            or q in _norm(e["config"].get("model_type", ""))]

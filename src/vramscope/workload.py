@@ -1,0 +1,129 @@
+"""The workload: what the user runs on the model (task, precision, batch, method, optimizer...).
+
+Validation lives here, once, for the CLI and the Python API alike: every bad or contradictory option becomes a
+:class:`VramscopeError` that names the option and what is allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Optional
+
+from .dtypes import DTYPES, normalize_dtype
+from .errors import VramscopeError
+from .memory.activations import ATTN_IMPLS
+from .memory.kv_cache import KV_DTYPE_BYTES
+from .memory.optimizer_states import OPTIMIZERS
+from .memory.weights import QUANTS
+from .units import parse_int
+
+TASKS = ("inference", "finetune", "pretrain")
+METHODS = ("full", "freeze", "lora", "qlora")
+ESTIMATORS = ("analytic", "seed")
+PRECISIONS = ("auto", "pure", "mixed", "fp32")
+ENGINES = ("transformers",)
+
+MAX_BATCH = 1_000_000
+MAX_SEQ = 100_000_000
+
+
+def _choice(value: Any, field_name: str, allowed: tuple[str, ...]) -> str:
+    v = str(value).strip().lower()
+    if v not in allowed:
+        raise VramscopeError("bad_choice", field=field_name, value=value, allowed=", ".join(allowed))
+    return v
+
+
+@dataclass(frozen=True)
+class Workload:
+    task: str = "inference"
+    method: str = "full"
+    estimator: str = "analytic"
+    engine: str = "transformers"
+    dtype: Optional[str] = None  # None: the checkpoint's own dtype (bf16 when unknown)
+    quant: str = "none"
+    batch: int = 1
+    seq: int = 2048
+    kv_dtype: Optional[str] = None  # None: the compute dtype
+    attn: str = "sdpa"
+    precision: str = "auto"
+    optimizer: str = "adamw"
+    grad_checkpointing: bool = False
+    grad_accum: int = 1
+    lora_rank: int = 16
+    lora_targets: tuple[str, ...] = ("all-linear",)
+    frozen_layers: int = 0
+    activations_per_sample: Optional[int] = None  # seed estimator's A
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def training(self) -> bool:
+        return self.task != "inference"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lora_targets"] = list(self.lora_targets)
+        d.pop("notes")
+        return d
+
+
+def make_workload(task: str = "inference", method: Optional[str] = None, estimator: str = "analytic",
+                  engine: str = "transformers", dtype: Optional[str] = None, quant: Optional[str] = None,
+                  batch: Any = 1, seq: Any = None, kv_dtype: Optional[str] = None, attn: str = "sdpa",
+                  precision: str = "auto", optimizer: str = "adamw", grad_checkpointing: bool = False,
+                  grad_accum: Any = 1, lora_rank: Any = 16, lora_targets: Any = None, frozen_layers: Any = 0,
+                  activations_per_sample: Any = None) -> Workload:
+    """Validate user options into a :class:`Workload` (errors name the option and the allowed values)."""
+    task = _choice(task, "--task", TASKS)
+    estimator = _choice(estimator, "--estimator", ESTIMATORS)
+    engine = _choice(engine, "--engine", ENGINES)
+    if method is not None:
+        method = _choice(method, "--method", METHODS)
+        if task == "inference" and method != "full":
+            raise VramscopeError("conflict", field="--method",
+                                 reason=f"'{method}' is a training method but --task is inference; "
+                                        "use --task finetune (or drop --method)")
+        if task == "pretrain" and method in ("lora", "qlora", "freeze"):
+            raise VramscopeError("conflict", field="--method",
+                                 reason=f"'{method}' is a fine-tuning method; use --task finetune")
+    method = method or "full"
+    if dtype is not None:
+        dtype = normalize_dtype(dtype, "--dtype", DTYPES)
+    q = "none" if quant is None else str(quant).strip().lower()
+    if q not in QUANTS:
+        raise VramscopeError("bad_choice", field="--quant", value=quant, allowed=", ".join(QUANTS))
+    if method == "qlora":
+        if q == "none":
+            q = "nf4"
+        elif q not in ("int4", "nf4", "fp4", "nf4-dq", "fp4-dq"):
+            raise VramscopeError("conflict", field="--quant",
+                                 reason=f"QLoRA quantizes the base to 4-bit (nf4, fp4, nf4-dq, fp4-dq), not '{quant}'")
+    elif task != "inference" and q != "none" and method != "lora":
+        raise VramscopeError("conflict", field="--quant",
+                             reason=f"{method} training cannot update '{q}' quantized weights; "
+                                    "use --method qlora or --method lora, or drop --quant")
+    if kv_dtype is not None:
+        kv_dtype = _choice(kv_dtype, "--kv-dtype", tuple(KV_DTYPE_BYTES))
+    targets = tuple(lora_targets) if lora_targets else ("all-linear",)
+    if isinstance(lora_targets, str):
+        targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip())
+    default_seq = 2048 if task != "inference" else 4096
+    apsa = None if activations_per_sample is None else parse_int(activations_per_sample,
+                                                                 "--activations-per-sample", 1, 10**13)
+    return Workload(
+        task=task, method=method, estimator=estimator, engine=engine, dtype=dtype, quant=q,
+        batch=parse_int(batch, "--batch", 1, MAX_BATCH),
+        seq=parse_int(default_seq if seq is None else seq, "--seq", 1, MAX_SEQ),
+        kv_dtype=kv_dtype, attn=_choice(attn, "--attn", ATTN_IMPLS),
+        precision=_choice(precision, "--precision", PRECISIONS),
+        optimizer=_choice(optimizer, "--optimizer", OPTIMIZERS),
+        grad_checkpointing=bool(grad_checkpointing),
+        grad_accum=parse_int(grad_accum, "--grad-accum", 1, 1_000_000),
+        lora_rank=parse_int(lora_rank, "--lora-rank", 1, 65536),
+        lora_targets=targets, frozen_layers=parse_int(frozen_layers, "--freeze-layers", 0, 100_000),
+        activations_per_sample=apsa,
+    )
+
+
+def with_changes(w: Workload, **changes: Any) -> Workload:
+    return replace(w, **changes)
