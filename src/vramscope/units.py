@@ -83,7 +83,7 @@ def parse_bytes(text: str | int | float, field: str = "--gpu-memory") -> int:
 def looks_like_size(text: str) -> bool:
     """True when ``text`` is a memory size (``24GB``) rather than a name (``rtx-4090``)."""
     m = _SIZE_RE.match(text)
-    return bool(m and m.group(2) and m.group(2).lower() in _SIZE_UNITS and m.group(2).lower() != "b")
+    return bool(m and m.group(2) and m.group(2).lower() in _SIZE_UNITS)
 
 
 def format_bytes(n: float, units: str = "GiB", digits: int = 2) -> str:
