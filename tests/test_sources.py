@@ -273,3 +273,11 @@ def test_no_hub_flag_never_imports_hub(monkeypatch):
 
 def test_spec_is_plain_data():
     assert isinstance(resolve("llama-3-8b").spec, ModelSpec)
+
+
+def test_hub_unreachable_fails_fast_with_one_line(monkeypatch, tmp_path):
+    _fake_hub(monkeypatch, tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: nothing listens
+    with pytest.raises(VramscopeError, match="cannot be reached"):
+        resolve("someone/tiny-llama")

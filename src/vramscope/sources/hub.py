@@ -7,6 +7,10 @@ extra (``huggingface_hub``); offline, gated and missing repositories each get th
 from __future__ import annotations
 
 import json
+import logging
+import os
+import socket
+import urllib.parse
 from typing import Any
 
 from ..errors import VramscopeError
@@ -23,9 +27,29 @@ def _hub() -> Any:
     return huggingface_hub
 
 
+def _probe(name: str) -> None:
+    """Fail fast (3 s, one line) when the Hub's host cannot be reached, instead of the client's retries."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return  # the client answers from its cache, or says it is offline, at once
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    parsed = urllib.parse.urlparse(endpoint)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname or "huggingface.co", port), timeout=3).close()
+    except OSError as e:
+        raise VramscopeError("hub_offline", name=name, detail=f"{parsed.hostname}: {e.strerror or e}") from None
+
+
+def _first_sentence(text: str, limit: int = 160) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    cut = line.find(". ")
+    line = line[: cut + 1] if 0 < cut < limit else line
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def _classify(name: str, e: Exception) -> VramscopeError:
     kind = type(e).__name__
-    text = str(e).splitlines()[0][:160] if str(e) else kind
+    text = _first_sentence(str(e)) or kind
     if kind in ("GatedRepoError",) or "401" in text or "403" in text:
         return VramscopeError("hub_gated", name=name)
     if kind in ("RepositoryNotFoundError", "EntryNotFoundError", "RevisionNotFoundError") or "404" in text:
@@ -37,6 +61,8 @@ def resolve_hub(name: str) -> ResolvedModel:
     hub = _hub()
     if hub is None:
         raise VramscopeError("hub_missing", name=name)
+    _probe(name)
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)  # no retry chatter on stderr
     try:
         path = hub.hf_hub_download(repo_id=name, filename="config.json")
         with open(path, "rb") as f:
