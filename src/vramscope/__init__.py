@@ -8,11 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["estimate", "load_model", "VramscopeError", "Estimate", "__version__"]
+__all__ = ["estimate", "fit", "load_model", "VramscopeError", "Estimate", "__version__"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: `import vramscope` stays instant
-    if name in ("estimate", "load_model", "estimate_resolved"):
+    if name in ("estimate", "load_model", "estimate_resolved", "fit"):
         from . import api
 
         return getattr(api, name)

@@ -84,3 +84,15 @@ def estimate(model: Optional[str] = None, *, params: Union[str, int, float, None
     resolved = load_model(model, params, hub=hub, layers=layers, hidden=hidden, heads=heads, kv_heads=kv_heads,
                           head_dim=head_dim, intermediate=intermediate, vocab=vocab)
     return estimate_resolved(resolved, make_workload(**workload), gpus)
+
+
+def fit(model: Optional[str] = None, *, gpu: str = "rtx-4090", params: Union[str, int, float, None] = None,
+        hub: bool = True, **workload: Any):
+    """The planning answer for MODEL on ``gpu``: fits?, largest batch and context, fewest GPUs, suggestions.
+
+    Returns a :class:`vramscope.plan.FitAnswer` (``.to_dict()`` gives the ``vramscope.fit/1`` JSON).
+    """
+    from .plan import fit as plan_fit
+
+    resolved = load_model(model, params, hub=hub)
+    return plan_fit(resolved, make_workload(**workload), find_gpu(gpu))

@@ -53,6 +53,9 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
     w.add_argument("--lora-targets", help="comma-separated module names (q_proj,v_proj) or all-linear (default)")
     w.add_argument("--freeze-layers", default="0", help="with --method freeze: freeze the first N layers")
     w.add_argument("--activations-per-sample", help="seed estimator: activation floats per sample (A)")
+    w.add_argument("--gpus", default="1", help="number of GPUs the model is split across (default 1)")
+    w.add_argument("--parallelism", default="auto",
+                   help="auto | tp (tensor parallel, inference) | fsdp (FSDP full shard / ZeRO-3, training)")
     o = p.add_argument_group("output")
     o.add_argument("--gpu", action="append", default=[], metavar="NAME",
                    help="GPU to check (repeatable): rtx-4090, a100, h100, 24GB, auto")
@@ -70,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     est = sub.add_parser("estimate", help="estimate GPU memory for a model and workload")
     _estimate_options(est)
+    fit = sub.add_parser("fit", help="does it fit: largest batch and context, fewest GPUs, what to change")
+    _estimate_options(fit)
+    fit.add_argument("--check", action="store_true",
+                     help="exit 0 when it fits on every --gpu, 1 when it does not (for scripts and CI)")
     models = sub.add_parser("models", help="list the built-in model catalog")
     models.add_argument("query", nargs="?", default="")
     models.add_argument("--json", action="store_true")
@@ -82,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cmd_estimate(args: argparse.Namespace, lang: str) -> int:
-    from .api import estimate_resolved, load_model
+def _load(args: argparse.Namespace) -> tuple:
+    from .api import load_model
     from .workload import make_workload
 
     model = load_model(args.model, args.params, hub=not args.no_hub, layers=args.layers, hidden=args.hidden,
@@ -94,8 +101,17 @@ def _cmd_estimate(args: argparse.Namespace, lang: str) -> int:
         quant=args.quant, batch=args.batch, seq=args.seq, kv_dtype=args.kv_dtype, attn=args.attn,
         precision=args.precision, optimizer=args.optimizer, grad_checkpointing=args.grad_checkpointing,
         grad_accum=args.grad_accum, lora_rank=args.lora_rank, lora_targets=args.lora_targets,
-        frozen_layers=args.freeze_layers, activations_per_sample=args.activations_per_sample)
-    result = estimate_resolved(model, workload, args.gpu)
+        frozen_layers=args.freeze_layers, activations_per_sample=args.activations_per_sample,
+        num_gpus=args.gpus, parallelism=args.parallelism)
+    return model, workload
+
+
+def _cmd_estimate(args: argparse.Namespace, lang: str) -> int:
+    from .api import estimate_resolved
+    from .plan import DEFAULT_SHORTLIST
+
+    model, workload = _load(args)
+    result = estimate_resolved(model, workload, args.gpu or DEFAULT_SHORTLIST)
     if args.json:
         print(result.to_json(lang))
     else:
@@ -159,7 +175,30 @@ def _cmd_gpus(args: argparse.Namespace, lang: str) -> int:
     return 0
 
 
-COMMANDS = {"estimate": _cmd_estimate, "models": _cmd_models, "gpus": _cmd_gpus}
+def _cmd_fit(args: argparse.Namespace, lang: str) -> int:
+    import json
+
+    from .gpus import find_gpu
+    from .plan import DEFAULT_SHORTLIST, fit
+    from .present.table import render_fit
+
+    model, workload = _load(args)
+    if workload.estimator != "analytic":
+        from .errors import VramscopeError
+
+        raise VramscopeError("conflict", field="--estimator", reason="fit searches the analytic estimator only")
+    answers = [fit(model, workload, find_gpu(g)) for g in (args.gpu or DEFAULT_SHORTLIST)]
+    if args.json:
+        data = [a.to_dict(lang) for a in answers]
+        print(json.dumps(data[0] if len(data) == 1 else data, indent=2, ensure_ascii=False))
+    else:
+        print("\n\n".join(render_fit(a, lang, args.units) for a in answers))
+    if args.check:
+        return 0 if all(a.fits for a in answers) else 1
+    return 0
+
+
+COMMANDS = {"estimate": _cmd_estimate, "fit": _cmd_fit, "models": _cmd_models, "gpus": _cmd_gpus}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -21,6 +21,7 @@ TASKS = ("inference", "finetune", "pretrain")
 METHODS = ("full", "freeze", "lora", "qlora")
 ESTIMATORS = ("analytic", "seed")
 PRECISIONS = ("auto", "pure", "mixed", "fp32")
+PARALLELISMS = ("auto", "none", "tp", "fsdp")
 ENGINES = ("transformers",)
 
 MAX_BATCH = 1_000_000
@@ -54,6 +55,8 @@ class Workload:
     lora_targets: tuple[str, ...] = ("all-linear",)
     frozen_layers: int = 0
     activations_per_sample: Optional[int] = None  # seed estimator's A
+    num_gpus: int = 1
+    parallelism: str = "none"  # none | tp (inference) | fsdp (training)
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -72,7 +75,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
                   batch: Any = 1, seq: Any = None, kv_dtype: Optional[str] = None, attn: str = "sdpa",
                   precision: str = "auto", optimizer: str = "adamw", grad_checkpointing: bool = False,
                   grad_accum: Any = 1, lora_rank: Any = 16, lora_targets: Any = None, frozen_layers: Any = 0,
-                  activations_per_sample: Any = None) -> Workload:
+                  activations_per_sample: Any = None, num_gpus: Any = 1, parallelism: str = "auto") -> Workload:
     """Validate user options into a :class:`Workload` (errors name the option and the allowed values)."""
     task = _choice(task, "--task", TASKS)
     estimator = _choice(estimator, "--estimator", ESTIMATORS)
@@ -107,6 +110,17 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
     targets = tuple(lora_targets) if lora_targets else ("all-linear",)
     if isinstance(lora_targets, str):
         targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip())
+    n_gpus = parse_int(num_gpus, "--gpus", 1, 100_000)
+    par = _choice(parallelism, "--parallelism", PARALLELISMS)
+    if par == "auto":
+        par = "none" if n_gpus == 1 else ("tp" if task == "inference" else "fsdp")
+    if par == "none" and n_gpus > 1:
+        raise VramscopeError("conflict", field="--parallelism",
+                             reason=f"'none' cannot use {n_gpus} GPUs; choose tp (inference) or fsdp (training)")
+    if (par == "tp" and task != "inference") or (par == "fsdp" and task == "inference"):
+        raise VramscopeError("conflict", field="--parallelism",
+                             reason=f"'{par}' is not available for --task {task} yet; use "
+                                    f"{'tp' if task == 'inference' else 'fsdp'}")
     default_seq = 2048 if task != "inference" else 4096
     apsa = None if activations_per_sample is None else parse_int(activations_per_sample,
                                                                  "--activations-per-sample", 1, 10**13)
@@ -121,7 +135,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
         grad_accum=parse_int(grad_accum, "--grad-accum", 1, 1_000_000),
         lora_rank=parse_int(lora_rank, "--lora-rank", 1, 65536),
         lora_targets=targets, frozen_layers=parse_int(frozen_layers, "--freeze-layers", 0, 100_000),
-        activations_per_sample=apsa,
+        activations_per_sample=apsa, num_gpus=n_gpus, parallelism=par if n_gpus > 1 else "none",
     )
 
 

@@ -27,11 +27,15 @@ gradients and states (peft ``autocast_adapter_dtype=True``).
 
 from __future__ import annotations
 
+from typing import Optional
+
 from ..memory.activations import inference_transient, training_activations
 from ..memory.gradients import gradient_bytes
 from ..memory.kv_cache import KV_DTYPE_BYTES, kv_cache_bytes
 from ..memory.optimizer_states import optimizer_state_bytes, step_temporary_bytes
-from ..memory.weights import weight_bytes
+from ..memory.parallel import fsdp_gather_bytes, tp_shard_spec
+from ..memory.weights import spec_weight_bytes, weight_bytes
+from ..model.spec import ModelSpec
 from ..model.tensors import tensors
 from ..result import Assumption
 from ..sources.base import ResolvedModel
@@ -41,9 +45,14 @@ from .common import compute_dtype, dtype_bytes, shape_note, trainable_for
 Phases = dict[str, dict[str, int]]
 
 
-def _weights(model: ResolvedModel, w: Workload, a: float, notes: list[Assumption]) -> int:
+def _weights(model: ResolvedModel, w: Workload, a: float, notes: list[Assumption],
+             rank_spec: Optional[ModelSpec] = None) -> int:
     use_stored = model.stored is not None and w.dtype is None and w.quant == "none"
     wb = weight_bytes(model, a, w.quant, use_stored)
+    if rank_spec is not None and rank_spec is not model.spec:
+        full = spec_weight_bytes(model.spec, a, w.quant).total
+        part = spec_weight_bytes(rank_spec, a, w.quant).total
+        return int(wb.total * part / full) if full else 0
     if wb.exact_from_files:
         notes.append(Assumption("a_weights_files", {"format": model.stored_format or "?"}))
     elif w.quant != "none":
@@ -53,8 +62,10 @@ def _weights(model: ResolvedModel, w: Workload, a: float, notes: list[Assumption
 
 def _inference(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption]) -> Phases:
     a = dtype_bytes(dtype)
-    spec = model.spec
-    weights = _weights(model, w, a, notes)
+    spec = tp_shard_spec(model.spec, w.num_gpus) if w.parallelism == "tp" else model.spec
+    weights = _weights(model, w, a, notes, spec)
+    if w.parallelism == "tp":
+        notes.append(Assumption("a_tp", {"n": w.num_gpus}))
     kv_dtype = w.kv_dtype or dtype
     kv = kv_cache_bytes(spec, w.seq, w.batch, KV_DTYPE_BYTES[kv_dtype], encoder_tokens=w.seq)
     prefill = inference_transient(spec, w.batch, w.seq, a, w.attn, all_logits=spec.kind == "encoder")
@@ -105,11 +116,17 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     largest = max((x.numel // x.count for x in tensors(spec)), default=0) if not adapters else 0
     temp = step_temporary_bytes(w.optimizer, t.params, param_bytes, largest)
     acts = training_activations(spec, w.batch, w.seq, act_bytes, w.attn, w.grad_checkpointing)
+    gathered = 0
+    if w.parallelism == "fsdp":
+        n = w.num_gpus
+        weights, grads, states, temp = (-(-x // n) for x in (weights, grads, states, temp))
+        gathered = fsdp_gather_bytes(spec, 4.0 if recipe == "mixed" else a)
+        notes.append(Assumption("a_fsdp", {"n": n}))
     kept_grads = grads if w.grad_accum > 1 else 0
     phases: Phases = {
-        "forward": {"weights": weights, "optimizer_states": states, "gradients": kept_grads,
+        "forward": {"weights": weights + gathered, "optimizer_states": states, "gradients": kept_grads,
                     "activations": acts.layers + cast_cache, "loss_head": acts.loss_head},
-        "backward": {"weights": weights, "optimizer_states": states,
+        "backward": {"weights": weights + gathered, "optimizer_states": states,
                      "gradients": max(kept_grads, 0),
                      "activations": 0, "loss_head": 0},
         "optimizer_step": {"weights": weights, "gradients": grads, "optimizer_states": states,

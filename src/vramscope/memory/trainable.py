@@ -10,6 +10,7 @@ output head, as peft's ``INCLUDE_LINEAR_LAYERS_SHORTHAND`` does. peft keeps adap
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ..model.spec import ModelSpec
 from ..model.tensors import tensors
@@ -24,6 +25,7 @@ class Trainable:
     frozen_params: int
 
 
+@lru_cache(maxsize=256)
 def lora_params(spec: ModelSpec, rank: int, targets: tuple[str, ...] = DEFAULT_LORA_TARGETS) -> int:
     """Trainable LoRA parameters: Σ over targeted linears of ``rank × (in + out)`` (× experts)."""
     total = 0

@@ -20,7 +20,9 @@ embeddings) unquantized for bitsandbytes, GPTQ and AWQ.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
+from ..model.spec import ModelSpec
 from ..model.tensors import Tensor, tensors
 from ..sources.base import ResolvedModel
 
@@ -77,9 +79,15 @@ def weight_bytes(model: ResolvedModel, dtype_bytes: float, quant: str, use_store
         quant_bytes = {"none": dtype_bytes, "int8": 1.0, "fp8": 1.0}.get(quant, 0.5)
         return WeightBytes(int(model.params * quant_bytes), model.params if quant != "none" else 0,
                            model.params if quant == "none" else 0, False)
+    return spec_weight_bytes(model.spec, dtype_bytes, quant)
+
+
+@lru_cache(maxsize=256)
+def spec_weight_bytes(spec: ModelSpec, dtype_bytes: float, quant: str) -> WeightBytes:
+    """Per-tensor sum for a spec (cached: planners call it many times with the same model)."""
     total = 0.0
     q_params = kept = 0
-    for t in tensors(model.spec):
+    for t in tensors(spec):
         if quant != "none" and is_quantized(t):
             total += quantized_linear_bytes(t, quant)
             q_params += t.numel

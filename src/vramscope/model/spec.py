@@ -112,7 +112,7 @@ class ModelSpec:
     pooler: bool = False
     mlm_head: bool = False
     dtype: str = ""
-    quantization: Optional[dict] = None
+    quant_method: str = ""  # quantization_config.quant_method of a pre-quantized checkpoint
     source: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
 

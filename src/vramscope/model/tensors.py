@@ -7,6 +7,7 @@ and requires the same total. Routed experts are listed once per layer with ``cou
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Iterator, NamedTuple, Optional
 
 from .spec import ModelSpec
@@ -288,15 +289,18 @@ _LAYOUTS = {
 LAYOUTS = tuple(_LAYOUTS)
 
 
-def tensors(spec: ModelSpec) -> list[Tensor]:
-    """All parameter tensors of ``spec`` (tied ones once), as the HF implementation names them."""
-    return list(_LAYOUTS[spec.layout](spec))
+@lru_cache(maxsize=64)
+def tensors(spec: ModelSpec) -> tuple[Tensor, ...]:
+    """All parameter tensors of ``spec`` (tied ones once), as the HF implementation names them (cached)."""
+    return tuple(_LAYOUTS[spec.layout](spec))
 
 
+@lru_cache(maxsize=64)
 def count_params(spec: ModelSpec) -> int:
     return sum(t.numel for t in tensors(spec))
 
 
+@lru_cache(maxsize=64)
 def count_active_params(spec: ModelSpec) -> int:
     """Total minus the routed experts a token skips: ``(E - k) / E`` of each MoE layer's expert weights."""
     total = 0

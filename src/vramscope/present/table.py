@@ -61,3 +61,28 @@ def render_estimate(e: Estimate, lang: str = "en", units: str = "GiB") -> str:
         out.append(t("assumptions", lang) + ":")
         out.extend(f"  - {a.render(lang)}" for a in e.assumptions)
     return "\n".join(out)
+
+
+def render_fit(a: "FitAnswer", lang: str = "en", units: str = "GiB") -> str:
+    from ..plan import FitAnswer  # noqa: F401  (type only)
+
+    e = a.estimate
+    verdict = t("gpu_fits" if a.fits else "gpu_no", lang)
+    lines = [t("fit_header", lang, model=e.model.name, gpu=a.gpu.name, usable=format_bytes(a.gpu.usable_bytes, units),
+               verdict=verdict, total=format_bytes(e.total_bytes, units)),
+             "  " + t("fit_max_batch", lang, n=a.max_batch or t("fit_none", lang)),
+             "  " + (t("fit_max_seq", lang, n=f"{a.max_seq:,}",
+                        limit=t("fit_seq_limit", lang) if a.max_seq == a.seq_limit else "")
+                      if a.max_seq else t("fit_max_seq_none", lang))]
+    if a.min_gpus is not None:
+        lines.append("  " + t("fit_min_gpus", lang, n=a.min_gpus, parallelism=a.min_gpus_parallelism))
+    else:
+        lines.append("  " + t("fit_min_gpus_none", lang, parallelism=a.min_gpus_parallelism))
+    if a.suggestions:
+        lines.append("  " + t("fit_suggestions", lang))
+        for s in a.suggestions:
+            lines.append("    - " + t("fit_suggestion_line", lang, desc=s.render(lang),
+                                        total=format_bytes(s.total_bytes, units),
+                                        saves=format_bytes(s.saves_bytes, units), cost=t(f"cost_{s.cost}", lang),
+                                        fits=t("fit_fits_mark", lang) if s.fits else ""))
+    return "\n".join(lines)

@@ -67,7 +67,7 @@ def _common(r: _Reader, name: str, model_type: str, **kw: Any) -> dict[str, Any]
         max_position_embeddings=r.int("max_position_embeddings", "n_positions", "seq_length",
                                       "model_max_length", default=0, minimum=0),
         dtype=str(r.get("torch_dtype", "dtype", default="")),
-        quantization=r.get("quantization_config"),
+        quant_method=str((r.get("quantization_config") or {}).get("quant_method", "")),
         activation=str(r.get("hidden_act", "hidden_activation", "activation_function", default="silu")),
     )
     d.update(kw)

@@ -1,0 +1,184 @@
+"""Planning: does it fit, how far can batch or context go, how many GPUs, and what to change if it does not.
+
+Every answer is a search over the estimator, never an extrapolation: the largest batch ``b`` that fits is
+the one where ``estimate(batch=b)`` fits and ``estimate(batch=b+1)`` does not (both evaluated). "Fits" means
+the estimate's total is at most the GPU's usable memory; the estimate's range is reported beside it.
+Searches assume the estimate grows with batch and context and shrinks with more GPUs (property-tested).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Optional
+
+from .api import estimate_resolved
+from .errors import VramscopeError
+from .gpus import Gpu
+from .i18n import t
+from .result import Estimate
+from .sources import ResolvedModel
+from .workload import MAX_BATCH, MAX_SEQ, Workload
+
+SCHEMA = "vramscope.fit/1"
+MAX_GPUS = 4096
+
+#: GPUs checked when the user names none
+DEFAULT_SHORTLIST = ("rtx-4060-ti-16gb", "rtx-4090", "rtx-5090", "a100-80gb", "h100-sxm", "h200")
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    key: str  # i18n key of the change
+    params: dict[str, Any]
+    changes: dict[str, Any]  # workload fields changed
+    total_bytes: int
+    saves_bytes: int
+    fits: bool
+    cost: str  # none | speed | quality | hardware
+
+    def render(self, lang: str = "en") -> str:
+        return t(self.key, lang, **self.params)
+
+    def to_dict(self, lang: str = "en") -> dict[str, Any]:
+        return {"change": self.key.removeprefix("s_"), "description": self.render(lang), "workload": self.changes,
+                "total_bytes": self.total_bytes, "saves_bytes": self.saves_bytes, "fits": self.fits,
+                "cost": self.cost}
+
+
+@dataclass(frozen=True)
+class FitAnswer:
+    gpu: Gpu
+    estimate: Estimate
+    fits: bool
+    max_batch: int  # 0 when even batch 1 does not fit
+    max_seq: int  # 0 when even 1 token does not fit
+    seq_limit: int  # the bound searched up to (the model's context length when known)
+    min_gpus: Optional[int]  # None when no count up to the limit fits
+    min_gpus_parallelism: str
+    suggestions: tuple[Suggestion, ...] = field(default_factory=tuple)
+
+    def to_dict(self, lang: str = "en") -> dict[str, Any]:
+        g = self.gpu
+        return {
+            "schema": SCHEMA,
+            "gpu": {"name": g.name, "id": g.id, "memory_bytes": g.memory_bytes, "usable_bytes": g.usable_bytes},
+            "fits": self.fits,
+            "total_bytes": self.estimate.total_bytes,
+            "headroom_bytes": g.usable_bytes - self.estimate.total_bytes,
+            "max_batch": self.max_batch,
+            "max_seq": self.max_seq,
+            "seq_limit": self.seq_limit,
+            "min_gpus": self.min_gpus,
+            "min_gpus_parallelism": self.min_gpus_parallelism,
+            "suggestions": [s.to_dict(lang) for s in self.suggestions],
+            "estimate": self.estimate.to_dict(lang),
+        }
+
+
+def largest_fitting(fits: Callable[[int], bool], lo: int, hi: int) -> int:
+    """Largest x in [lo, hi] with ``fits(x)`` for a monotone predicate; ``lo - 1`` when none fits."""
+    if not fits(lo):
+        return lo - 1
+    good, step = lo, 1
+    while True:  # gallop up until a failure or the bound
+        probe = min(hi, good + step)
+        if probe == good:
+            return good
+        if fits(probe):
+            good, step = probe, step * 2
+        else:
+            bad = probe
+            break
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        if fits(mid):
+            good = mid
+        else:
+            bad = mid
+    return good
+
+
+def _total(model: ResolvedModel, w: Workload) -> int:
+    return estimate_resolved(model, w).total_bytes
+
+
+def _tp_counts(model: ResolvedModel) -> list[int]:
+    heads = model.spec.num_heads
+    return [n for n in range(1, min(heads, 512) + 1) if heads % n == 0]
+
+
+def min_gpus(model: ResolvedModel, w: Workload, usable: int) -> tuple[Optional[int], str]:
+    """Fewest GPUs of this size: tensor parallel for inference (heads must divide), FSDP for training."""
+    if w.task == "inference":
+        for n in _tp_counts(model):
+            try:
+                if _total(model, replace(w, num_gpus=n, parallelism="tp" if n > 1 else "none")) <= usable:
+                    return n, "tp" if n > 1 else "none"
+            except VramscopeError:
+                continue
+        return None, "tp"
+
+    def fits(n: int) -> bool:
+        return _total(model, replace(w, num_gpus=n, parallelism="fsdp" if n > 1 else "none")) <= usable
+
+    n = largest_fitting(lambda k: not fits(k), 1, MAX_GPUS) + 1  # first count that fits
+    return (n, "fsdp" if n > 1 else "none") if n <= MAX_GPUS else (None, "fsdp")
+
+
+def _suggest(model: ResolvedModel, w: Workload, usable: int, base: int, max_seq: int,
+             gpus_needed: Optional[int], par: str) -> list[Suggestion]:
+    cands: list[tuple[str, dict[str, Any], dict[str, Any], str]] = []
+    if w.task == "inference":
+        if w.quant == "none":
+            cands += [("s_quant", {"quant": "int8"}, {"quant": "int8"}, "quality"),
+                      ("s_quant", {"quant": "nf4"}, {"quant": "nf4"}, "quality")]
+        if (w.kv_dtype or "") not in ("fp8", "int8", "q8_0", "q4_0"):
+            cands.append(("s_kv_dtype", {"kv_dtype": "fp8"}, {"kv_dtype": "fp8"}, "quality"))
+    else:
+        if w.method in ("full", "freeze"):
+            cands += [("s_method", {"method": "lora"}, {"method": "lora"}, "quality"),
+                      ("s_method", {"method": "qlora"}, {"method": "qlora", "quant": "nf4"}, "quality")]
+        elif w.method == "lora":
+            cands.append(("s_method", {"method": "qlora"}, {"method": "qlora", "quant": "nf4"}, "quality"))
+        if not w.grad_checkpointing:
+            cands.append(("s_ckpt", {}, {"grad_checkpointing": True}, "speed"))
+        if w.optimizer in ("adamw", "adam", "adamw-fused"):
+            cands.append(("s_optimizer", {"optimizer": "adamw-8bit"}, {"optimizer": "adamw-8bit"}, "quality"))
+        if w.batch > 1:
+            cands.append(("s_microbatch", {"batch": 1, "accum": w.batch * w.grad_accum},
+                          {"batch": 1, "grad_accum": w.batch * w.grad_accum}, "speed"))
+    if w.attn == "eager":
+        cands.append(("s_attn", {"attn": "sdpa"}, {"attn": "sdpa"}, "none"))
+    if w.batch > 1 and w.task == "inference":
+        cands.append(("s_batch", {"batch": 1}, {"batch": 1}, "speed"))
+    if 0 < max_seq < w.seq:
+        cands.append(("s_seq", {"seq": max_seq}, {"seq": max_seq}, "quality"))
+    if gpus_needed and gpus_needed > w.num_gpus:
+        cands.append(("s_gpus", {"n": gpus_needed, "parallelism": par},
+                      {"num_gpus": gpus_needed, "parallelism": par}, "hardware"))
+    out = []
+    for key, params, changes, cost in cands:
+        try:
+            total = _total(model, replace(w, **changes))
+        except VramscopeError:
+            continue
+        out.append(Suggestion(key, params, changes, total, base - total, total <= usable, cost))
+    cost_rank = {"none": 0, "speed": 1, "quality": 2, "hardware": 3}
+    out.sort(key=lambda s: (not s.fits, cost_rank[s.cost] if s.fits else 0, -s.saves_bytes))
+    return [s for s in out if s.saves_bytes > 0]
+
+
+def fit(model: ResolvedModel, w: Workload, gpu: Gpu, suggestions: bool = True) -> FitAnswer:
+    """The whole planning answer for one GPU."""
+    usable = gpu.usable_bytes
+    est = estimate_resolved(model, w, ())
+    base = est.total_bytes
+    max_batch = largest_fitting(lambda b: _total(model, replace(w, batch=b)) <= usable, 1, MAX_BATCH)
+    ctx = model.spec.max_position_embeddings
+    seq_limit = ctx if ctx and model.exact_shape else MAX_SEQ
+    max_seq = largest_fitting(lambda s: _total(model, replace(w, seq=s)) <= usable, 1, max(seq_limit, 1))
+    n, par = min_gpus(model, replace(w, num_gpus=1, parallelism="none"), usable)
+    sugg = _suggest(model, w, usable, base, max_seq, n, par) if suggestions and base > usable else []
+    return FitAnswer(gpu=gpu, estimate=est, fits=base <= usable, max_batch=max(0, max_batch),
+                     max_seq=max(0, max_seq), seq_limit=seq_limit, min_gpus=n, min_gpus_parallelism=par,
+                     suggestions=tuple(sugg))

@@ -1,0 +1,140 @@
+"""Planning: solvers are exact with respect to the estimator, monotone, and suggestions are re-estimated."""
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import vramscope
+from vramscope.cli import main
+from vramscope.gpus import Gpu, all_gpus, find_gpu
+from vramscope.plan import fit, largest_fitting
+from vramscope.sources import resolve
+from vramscope.workload import make_workload
+
+
+def total(model, w):
+    return vramscope.estimate_resolved(model, w).total_bytes
+
+
+@given(st.integers(1, 10_000), st.integers(1, 10_000))
+def test_largest_fitting_is_exact(limit, hi):
+    got = largest_fitting(lambda x: x <= limit, 1, hi)
+    assert got == min(limit, hi)
+
+
+def test_largest_fitting_none():
+    assert largest_fitting(lambda x: False, 1, 100) == 0
+
+
+@pytest.mark.parametrize("name, task, method, gpu", [
+    ("llama-3-8b", "inference", None, "rtx-4090"),
+    ("qwen2.5-7b", "finetune", "lora", "a100-80gb"),
+    ("mixtral-8x7b", "inference", None, "h200"),
+    ("gemma-2-9b", "finetune", "qlora", "rtx-4090"),
+])
+def test_max_batch_and_seq_are_exact(name, task, method, gpu):
+    m = resolve(name)
+    w = make_workload(task=task, method=method, seq=1024)
+    g = find_gpu(gpu)
+    a = fit(m, w, g)
+    usable = g.usable_bytes
+    if a.max_batch:
+        assert total(m, replace(w, batch=a.max_batch)) <= usable
+        assert total(m, replace(w, batch=a.max_batch + 1)) > usable
+    else:
+        assert total(m, replace(w, batch=1)) > usable
+    if a.max_seq and a.max_seq < a.seq_limit:
+        assert total(m, replace(w, seq=a.max_seq)) <= usable
+        assert total(m, replace(w, seq=a.max_seq + 1)) > usable
+
+
+def test_min_gpus_is_the_fewest():
+    m = resolve("llama-3-70b")
+    w = make_workload(seq=4096)
+    g = find_gpu("rtx-4090")
+    a = fit(m, w, g)
+    assert a.min_gpus_parallelism == "tp" and a.min_gpus is not None
+    assert total(m, replace(w, num_gpus=a.min_gpus, parallelism="tp")) <= g.usable_bytes
+    heads = m.spec.num_heads
+    smaller = [n for n in range(1, a.min_gpus) if heads % n == 0]
+    for n in smaller:
+        par = "tp" if n > 1 else "none"
+        assert total(m, replace(w, num_gpus=n, parallelism=par)) > g.usable_bytes
+
+    wt = make_workload(task="finetune")
+    b = fit(m, wt, find_gpu("h100"))
+    n = b.min_gpus
+    assert n and n > 1
+    assert total(m, replace(wt, num_gpus=n, parallelism="fsdp")) <= find_gpu("h100").usable_bytes
+    assert total(m, replace(wt, num_gpus=n - 1, parallelism="fsdp" if n > 2 else "none")) > find_gpu("h100").usable_bytes
+
+
+def test_suggestions_are_re_estimated_and_ranked():
+    m = resolve("llama-3-8b")
+    w = make_workload(task="finetune")
+    a = fit(m, w, find_gpu("rtx-4090"))
+    assert not a.fits and a.suggestions
+    for s in a.suggestions:
+        assert s.total_bytes == total(m, replace(w, **s.changes))
+        assert s.fits == (s.total_bytes <= find_gpu("rtx-4090").usable_bytes)
+    fits = [s.fits for s in a.suggestions]
+    assert fits == sorted(fits, reverse=True)  # the ones that fit come first
+    assert any(s.changes.get("method") == "qlora" and s.fits for s in a.suggestions)
+
+
+def test_no_suggestions_when_it_fits():
+    a = vramscope.fit("qwen2.5-0.5b", gpu="rtx-4090")
+    assert a.fits and not a.suggestions
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from([g.id for g in all_gpus() if g.vendor == "nvidia"]),
+       st.sampled_from(["qwen2.5-1.5b", "llama-3-8b", "qwen3-30b-a3b"]))
+def test_more_memory_never_fits_less(gpu_id, name):
+    m = resolve(name)
+    w = make_workload(seq=2048)
+    g = find_gpu(gpu_id)
+    bigger = Gpu(id="x", name="x", memory_bytes=g.memory_bytes * 2)
+    a, b = fit(m, w, g, suggestions=False), fit(m, w, bigger, suggestions=False)
+    assert b.max_batch >= a.max_batch and b.max_seq >= a.max_seq
+    assert (b.min_gpus or 10**9) <= (a.min_gpus or 10**9)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 64), st.sampled_from(["llama-3-8b", "mixtral-8x7b"]))
+def test_more_gpus_never_increase_sharded_per_rank_memory(n, name):
+    m = resolve(name)
+    w = make_workload(task="finetune")
+    one = total(m, replace(w, num_gpus=n, parallelism="fsdp" if n > 1 else "none"))
+    two = total(m, replace(w, num_gpus=n + 1, parallelism="fsdp"))
+    assert two <= one
+
+
+def test_fsdp_does_not_shrink_activations():
+    m = resolve("llama-3-8b")
+    a = vramscope.estimate_resolved(m, make_workload(task="finetune", method="lora"))
+    b = vramscope.estimate_resolved(m, make_workload(task="finetune", method="lora", num_gpus=8))
+    assert a.phases["forward"]["activations"] == b.phases["forward"]["activations"]
+
+
+def test_fit_cli_check_exit_codes(capsys):
+    assert main(["fit", "qwen2.5-0.5b", "--gpu", "rtx-4090", "--check"]) == 0
+    assert main(["fit", "llama-3-70b", "--gpu", "rtx-4090", "--check"]) == 1
+    out = capsys.readouterr().out
+    assert "does not fit" in out and "fewest GPUs" in out
+
+
+def test_fit_json(capsys):
+    import json
+
+    main(["fit", "llama-3-8b", "--task", "finetune", "--gpu", "rtx-4090", "--json"])
+    d = json.loads(capsys.readouterr().out)
+    assert d["schema"] == "vramscope.fit/1" and d["fits"] is False
+    assert {"max_batch", "max_seq", "min_gpus", "suggestions", "estimate"} <= set(d)
+    assert d["suggestions"][0]["fits"] is True
+
+
+def test_tp_requires_divisible_heads():
+    with pytest.raises(vramscope.VramscopeError, match="divide"):
+        vramscope.estimate("llama-3-8b", num_gpus=3)
