@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     _estimate_options(fit)
     fit.add_argument("--check", action="store_true",
                      help="exit 0 when it fits on every --gpu, 1 when it does not (for scripts and CI)")
+    tr = sub.add_parser("trace", help="run the real model code on fake tensors (needs the trace extra)")
+    _estimate_options(tr)
+    tr.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     models = sub.add_parser("models", help="list the built-in model catalog")
     models.add_argument("query", nargs="?", default="")
     models.add_argument("--json", action="store_true")
@@ -198,7 +201,20 @@ def _cmd_fit(args: argparse.Namespace, lang: str) -> int:
     return 0
 
 
-COMMANDS = {"estimate": _cmd_estimate, "fit": _cmd_fit, "models": _cmd_models, "gpus": _cmd_gpus}
+def _cmd_trace(args: argparse.Namespace, lang: str) -> int:
+    from .present.table import render_estimate
+    from .trace.build import require_torch
+
+    require_torch()
+    from .trace.estimator import trace_estimate
+
+    model, workload = _load(args)
+    result = trace_estimate(model, workload, tuple(args.gpu), progress=not args.quiet)
+    print(result.to_json(lang) if args.json else render_estimate(result, lang, args.units))
+    return 0
+
+
+COMMANDS = {"estimate": _cmd_estimate, "trace": _cmd_trace, "fit": _cmd_fit, "models": _cmd_models, "gpus": _cmd_gpus}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

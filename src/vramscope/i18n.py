@@ -217,6 +217,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "梯度检查点不会降低此峰值：峰值出现在优化器更新步骤，而不是反向传播",
     },
     "a_note": {"en": "{text}", "zh": "{text}"},
+    "a_trace": {
+        "en": "traced: the real transformers/peft code run on fake tensors in {dtype} ({seconds} s), allocations rounded to 512 B as the CUDA caching allocator does; steady-state training step (step 2)",
+        "zh": "追踪：在假张量上运行真实的 transformers/peft 代码（{dtype}，{seconds} 秒），每次分配按 CUDA 缓存分配器的规则向上取整到 512 字节；训练取稳定状态的第 2 步",
+    },
     "a_tp": {
         "en": "per GPU of {n}-way tensor parallelism (heads, MLP, experts and vocabulary split; norms replicated; NCCL buffers not counted)",
         "zh": "{n} 路张量并行下的单卡显存（注意力头、MLP、专家和词表切分；归一化层复制；未计 NCCL 缓冲）",
@@ -224,6 +228,22 @@ MESSAGES: dict[str, dict[str, str]] = {
     "a_fsdp": {
         "en": "per GPU of {n}-way FSDP full shard / ZeRO-3 (parameters, gradients and optimizer states split; two unsharded layers in flight; activations per rank)",
         "zh": "{n} 卡 FSDP 全切分 / ZeRO-3 下的单卡显存（参数、梯度和优化器状态切分；同时有两层未切分参数；激活值按每卡计）",
+    },
+    "trace_missing": {
+        "en": "trace needs the trace extra ({module} is not installed): pip install 'vramscope[trace]'",
+        "zh": "trace 需要安装 trace 扩展（缺少 {module}）：pip install 'vramscope[trace]'",
+    },
+    "trace_unsupported": {
+        "en": "trace: {reason}",
+        "zh": "trace：{reason}",
+    },
+    "measure_no_cuda": {
+        "en": "measure needs a CUDA GPU and a CUDA build of torch ({detail}); use 'vramscope trace' or 'vramscope estimate' instead",
+        "zh": "measure 需要 CUDA GPU 和支持 CUDA 的 torch（{detail}）；请改用 'vramscope trace' 或 'vramscope estimate'",
+    },
+    "records_bad": {
+        "en": "{path}: line {line}: {detail}",
+        "zh": "{path}：第 {line} 行：{detail}",
     },
     # ---- table and report ----
     "hdr_component": {"en": "component", "zh": "组成部分"},
@@ -267,6 +287,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "c_master_weights": {"en": "fp32 master weights", "zh": "fp32 主权重"},
     "c_optimizer_temp": {"en": "optimizer step temporaries", "zh": "优化器步骤临时张量"},
     "c_loss_head": {"en": "logits and loss", "zh": "logits 与损失"},
+    "c_temporaries": {"en": "temporaries", "zh": "临时张量"},
     "phase_load": {"en": "load", "zh": "加载"},
     "phase_prefill": {"en": "prefill", "zh": "预填充"},
     "phase_decode": {"en": "decode", "zh": "解码"},

@@ -14,7 +14,7 @@ from .i18n import t
 SCHEMA = "vramscope.estimate/1"
 
 #: component names, in display order (docs/json.md)
-COMPONENTS = ("weights", "master_weights", "kv_cache", "activations", "loss_head", "gradients",
+COMPONENTS = ("weights", "master_weights", "kv_cache", "activations", "loss_head", "temporaries", "gradients",
               "optimizer_states", "optimizer_temp", "overhead")
 
 

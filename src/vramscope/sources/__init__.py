@@ -24,7 +24,7 @@ def resolve_catalog(name: str) -> Optional[ResolvedModel]:
         return None
     spec = spec_from_config(entry["config"], name=entry["id"], origin=entry.get("source", "catalog"))
     return ResolvedModel(spec=spec, kind="catalog", origin=entry["id"], params=spec.params,
-                         active_params=spec.active_params, notes=spec.notes)
+                         active_params=spec.active_params, notes=spec.notes, hf_config=entry["config"])
 
 
 def resolve(model: str, hub: bool = True) -> ResolvedModel:

@@ -40,12 +40,9 @@ class ResolvedModel:
     stored: Optional[tuple[StoredTensor, ...]] = None
     stored_format: str = ""  # e.g. "bf16", "gptq-4bit-g128", "gguf Q4_K_M", "bnb-nf4"
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: the Hugging Face config the spec was read from (the trace estimator builds the real model from it)
+    hf_config: Optional[dict] = field(default=None, compare=False, hash=False, repr=False)
 
     @property
     def stored_bytes(self) -> Optional[int]:
         return None if self.stored is None else sum(t.nbytes for t in self.stored)
-
-
-def resolved_from_spec(spec: ModelSpec, kind: str, origin: str, **kw: object) -> ResolvedModel:
-    return ResolvedModel(spec=spec, kind=kind, origin=origin, params=spec.params,
-                         active_params=spec.active_params, **kw)  # type: ignore[arg-type]

@@ -85,4 +85,4 @@ def resolve_hub(name: str) -> ResolvedModel:
     params = sum(t.params for t in stored) if stored else spec.params
     return ResolvedModel(spec=spec, kind="hub", origin=f"hf://{name}", params=params,
                          active_params=spec.active_params if not stored else params - (spec.params - spec.active_params),
-                         stored=tuple(stored) if stored else None)
+                         stored=tuple(stored) if stored else None, hf_config=cfg)

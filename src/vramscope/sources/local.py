@@ -45,11 +45,11 @@ def _name_for(path: Path) -> str:
 
 
 def _with_stored(spec: ModelSpec, kind: str, origin: str, stored: list[StoredTensor], fmt: str,
-                 notes: tuple[str, ...] = ()) -> ResolvedModel:
+                 notes: tuple[str, ...] = (), hf_config: Optional[dict] = None) -> ResolvedModel:
     params = sum(t.params for t in stored)
     skipped = spec.params - spec.active_params
     return ResolvedModel(spec=spec, kind=kind, origin=origin, params=params, active_params=params - skipped,
-                         stored=tuple(stored), stored_format=fmt, notes=notes + spec.notes)
+                         stored=tuple(stored), stored_format=fmt, notes=notes + spec.notes, hf_config=hf_config)
 
 
 def _safetensors_files(folder: Path) -> list[Path]:
@@ -71,7 +71,7 @@ def _resolve_safetensors(files: list[Path], folder: Path, origin: str) -> Resolv
     else:
         spec = infer_spec_from_names(stored, _name_for(folder), origin)
         notes = ("no config.json beside the weights: shape inferred from tensor names, head_dim assumed 128",)
-    return _with_stored(spec, "safetensors", origin, stored, st.describe_format(stored, quant), notes)
+    return _with_stored(spec, "safetensors", origin, stored, st.describe_format(stored, quant), notes, cfg)
 
 
 _LAYER_RE = re.compile(r"layers\.(\d+)\.")
@@ -117,8 +117,8 @@ def resolve_path(path: Path) -> Optional[ResolvedModel]:
             return _resolve_gguf(ggufs[0])
         cfg = path / "config.json"
         if cfg.is_file():
-            spec = spec_from_config(read_config(cfg), name=path.name, origin=str(cfg))
-            return _from_spec(spec, "config", str(cfg))
+            raw = read_config(cfg)
+            return _from_spec(spec_from_config(raw, name=path.name, origin=str(cfg)), "config", str(cfg), raw)
         if any(path.glob(f"*{s}") for s in PICKLE_SUFFIXES):
             raise VramscopeError("pickle_refused", path=path)
         raise VramscopeError("dir_no_model", path=path)
@@ -132,12 +132,12 @@ def resolve_path(path: Path) -> Optional[ResolvedModel]:
     if name.endswith(".safetensors"):
         return _resolve_safetensors([path], path.parent, str(path))
     if name.endswith(".json"):
-        spec = spec_from_config(read_config(path), name=_name_for(path), origin=str(path))
-        return _from_spec(spec, "config", str(path))
+        raw = read_config(path)
+        return _from_spec(spec_from_config(raw, name=_name_for(path), origin=str(path)), "config", str(path), raw)
     raise VramscopeError("bad_choice", field="MODEL", value=path,
                          allowed="a folder, config.json, *.safetensors, *.safetensors.index.json or *.gguf")
 
 
-def _from_spec(spec: ModelSpec, kind: str, origin: str) -> ResolvedModel:
+def _from_spec(spec: ModelSpec, kind: str, origin: str, raw: dict) -> ResolvedModel:
     return ResolvedModel(spec=spec, kind=kind, origin=origin, params=spec.params, active_params=spec.active_params,
-                         notes=spec.notes)
+                         notes=spec.notes, hf_config=raw)

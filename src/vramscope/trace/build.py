@@ -1,0 +1,118 @@
+"""Build the real Hugging Face model for a resolved model: from its config, never from repository code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import VramscopeError
+from ..sources.base import ResolvedModel
+
+
+def require_torch() -> None:
+    import importlib.util
+
+    for mod in ("torch", "transformers"):
+        if importlib.util.find_spec(mod) is None:
+            raise VramscopeError("trace_missing", module=mod)
+
+
+def equivalent_config(cfg: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """(config, architecture) that transformers builds natively with the same tensors.
+
+    Remote-code families are never run: Baichuan (W_pack = fused q,k,v; ALiBi has no parameters) and
+    InternLM2/3 (wqkv, w1/w3/w2) are built as Llama, ChatGLM (query_key_value, dense_h_to_4h = gate_up) as GLM.
+    """
+    mt = cfg.get("model_type")
+    if mt == "baichuan":
+        return {"model_type": "llama", "hidden_size": cfg["hidden_size"], "intermediate_size": cfg["intermediate_size"],
+                "num_hidden_layers": cfg["num_hidden_layers"], "num_attention_heads": cfg["num_attention_heads"],
+                "vocab_size": cfg["vocab_size"], "tie_word_embeddings": cfg.get("tie_word_embeddings", False),
+                "max_position_embeddings": cfg.get("model_max_length", 4096)}, "LlamaForCausalLM"
+    if mt in ("internlm2", "internlm3"):
+        bias = cfg.get("bias", False) if mt == "internlm2" else cfg.get("qkv_bias", False)
+        keys = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+                "vocab_size", "tie_word_embeddings", "head_dim", "max_position_embeddings")
+        out = {k: cfg[k] for k in keys if cfg.get(k) is not None}
+        return {"model_type": "llama", "attention_bias": bias, **out}, "LlamaForCausalLM"
+    if mt == "chatglm":
+        mq = cfg.get("multi_query_attention", False)
+        return {"model_type": "glm", "hidden_size": cfg["hidden_size"], "intermediate_size": cfg["ffn_hidden_size"],
+                "num_hidden_layers": cfg["num_layers"], "num_attention_heads": cfg["num_attention_heads"],
+                "num_key_value_heads": cfg["multi_query_group_num"] if mq else cfg["num_attention_heads"],
+                "head_dim": cfg.get("kv_channels", cfg["hidden_size"] // cfg["num_attention_heads"]),
+                "vocab_size": cfg["padded_vocab_size"], "attention_bias": cfg.get("add_qkv_bias", False),
+                "tie_word_embeddings": False}, "GlmForCausalLM"
+    return cfg, (cfg.get("architectures") or [""])[0]
+
+
+def config_for(model: ResolvedModel) -> dict[str, Any]:
+    """A native config for the model: its own HF config, or a Llama config for a bare ``--params`` shape."""
+    if model.hf_config is not None:
+        return model.hf_config
+    s = model.spec
+    if model.kind == "params":
+        return {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": s.hidden_size,
+                "intermediate_size": s.intermediate_size, "num_hidden_layers": s.num_layers,
+                "num_attention_heads": s.num_heads, "num_key_value_heads": s.num_kv_heads, "head_dim": s.head_dim,
+                "vocab_size": s.vocab_size, "tie_word_embeddings": False}
+    raise VramscopeError("trace_unsupported", reason=f"a {model.kind} source has no Hugging Face config; "
+                                                     "pass the model's config.json or a catalog name")
+
+
+def hf_config(model: ResolvedModel, attn: str) -> tuple[Any, str]:
+    import transformers
+
+    native, arch = equivalent_config(config_for(model))
+    native = {k: v for k, v in native.items()
+              if k not in ("auto_map", "quantization_config", "transformers_version", "_name_or_path")}
+    try:
+        config = transformers.AutoConfig.for_model(**native)
+    except Exception as e:  # transformers validates configs strictly
+        raise VramscopeError("trace_unsupported", reason=f"transformers cannot build this config ({e})") from None
+    config._attn_implementation = {"flash": "sdpa"}.get(attn, attn)
+    for sub in ("text_config", "vision_config"):
+        if getattr(config, sub, None) is not None:
+            getattr(config, sub)._attn_implementation = config._attn_implementation
+    return config, arch
+
+
+def build_model(model: ResolvedModel, dtype: Any, attn: str) -> Any:
+    """The transformers model in ``dtype`` on the current default device / fake mode."""
+    import transformers
+
+    config, arch = hf_config(model, attn)
+    cls = getattr(transformers, arch, None) or transformers.AutoModelForCausalLM
+    return cls._from_config(config, dtype=dtype)
+
+
+def apply_lora(model: Any, rank: int, targets: tuple[str, ...]) -> Any:
+    """peft LoRA adapters as ``get_peft_model`` adds them, with peft's fp32 adapter weights.
+
+    peft moves each new adapter to its base layer's device and dtype with ``Module.to()``, which fake tensors
+    refuse ("Couldn't swap Linear.weight", ``shared/design/TRACE.md``). The adapters are created on the same
+    (fake CPU) device in torch's default dtype, fp32, which is where peft's default
+    ``autocast_adapter_dtype=True`` leaves them anyway, so the move is skipped while the model is wrapped.
+    """
+    import peft
+    import torch
+    from peft.tuners import tuners_utils
+
+    target: Any = "all-linear" if "all-linear" in targets else list(targets)
+    cfg = peft.LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=target, lora_dropout=0.0)
+    layer_cls = tuners_utils.BaseTunerLayer
+    original_move = layer_cls._move_adapter_to_device_of_base_layer
+    original_to = torch.nn.Module.to
+
+    def same_device_to(self: Any, *args: Any, **kwargs: Any) -> Any:
+        device, dtype, _, _ = torch._C._nn._parse_to(*args, **kwargs)
+        if dtype is None and (device is None or device.type == "cpu"):
+            return self  # everything already lives on the (fake) CPU: a no-op, without swapping tensors
+        return original_to(self, *args, **kwargs)
+
+    layer_cls._move_adapter_to_device_of_base_layer = lambda self, *a, **k: None
+    torch.nn.Module.to = same_device_to
+    try:
+        return peft.get_peft_model(model, cfg)
+    finally:
+        layer_cls._move_adapter_to_device_of_base_layer = original_move
+        torch.nn.Module.to = original_to

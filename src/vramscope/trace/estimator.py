@@ -1,0 +1,202 @@
+"""The trace estimator: the real transformers (and peft) code on fake tensors, tracked tensor by tensor.
+
+The model is built inside ``FakeTensorMode`` on the CPU (``shared/design/TRACE.md``: fake CUDA tensors abort
+on a CPU-only torch at the first autograd op; fake CPU tensors work, and initialisation on them is free). The
+live-bytes tracker sees every allocation; categories at each phase's peak come from what the tensors are:
+parameters, gradients (seen at the end of backward), optimizer states, the KV cache, tensors autograd saved
+for backward (``saved_tensors_hooks``), the logits and loss (allocated in the loss phase), and the rest
+(temporaries). The same runtime-overhead model as the analytic estimator is added, so the JSON has the same
+shape with ``estimator: "trace"``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Callable, Optional
+
+from ..errors import VramscopeError
+from ..estimators.common import compute_dtype, trainable_for
+from ..memory.overhead import runtime_overhead
+from ..result import Assumption, Estimate, ModelInfo
+from ..sources.base import ResolvedModel
+from ..workload import Workload
+from .build import apply_lora, build_model, require_torch
+from .runner import make_optimizer, run_inference, run_training
+from .tracker import TraceLog, make_tracker
+
+
+def _refuse(w: Workload) -> None:
+    if w.method == "qlora" or w.quant not in ("none",):
+        raise VramscopeError("trace_unsupported",
+                             reason=f"'{w.quant}' weights need bitsandbytes/GPTQ CUDA kernels, which do not run on "
+                                    "fake CPU tensors; use the analytic estimator (or measure on a GPU)")
+    if w.num_gpus > 1:
+        raise VramscopeError("trace_unsupported", reason="multi-GPU workloads are not traced yet; use --gpus 1")
+    if w.optimizer == "adamw-8bit" or w.optimizer == "lion":
+        raise VramscopeError("trace_unsupported", reason=f"optimizer '{w.optimizer}' is not in torch")
+    if w.kv_dtype not in (None, "fp16", "bf16", "fp32"):
+        raise VramscopeError("trace_unsupported", reason="quantized KV caches are not traced")
+
+
+class Progress:
+    """One line per phase on stderr once a trace has run for more than a second."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.t0 = time.perf_counter()
+
+    def __call__(self, phase: str) -> None:
+        elapsed = time.perf_counter() - self.t0
+        if self.enabled and elapsed > 1.0:
+            print(f"vramscope trace: {elapsed:6.1f}s  {phase}", file=sys.stderr, flush=True)
+
+
+def _torch_dtype(name: str) -> Any:
+    import torch
+
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
+
+
+def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[str], None]] = None
+              ) -> tuple[TraceLog, dict[int, str], int]:
+    """Run the workload on fake tensors; returns the log, a category per storage key, trainable parameters."""
+    require_torch()
+    _refuse(w)
+    import torch
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    dtype = compute_dtype(model, w)
+    recipe_mixed = w.training and w.method in ("full", "freeze") and (
+        w.precision == "mixed" or (w.precision == "auto" and w.task == "pretrain" and dtype != "fp32"))
+    param_dtype = torch.float32 if recipe_mixed or dtype == "fp32" or w.precision == "fp32" else _torch_dtype(dtype)
+    tracker = make_tracker(progress)
+    category: dict[int, str] = {}
+
+    def mark(tensors: Any, cat: str) -> None:
+        for t in tensors:
+            k = tracker.key_of(t)
+            if k is not None and k not in category:
+                category[k] = cat
+
+    torch.manual_seed(0)
+    with FakeTensorMode(), tracker:
+        net = build_model(model, param_dtype, w.attn)
+        trainable = 0
+        if w.training:
+            if w.method == "lora":
+                net = apply_lora(net, w.lora_rank, w.lora_targets)
+            elif w.method == "freeze":
+                for name, p in net.named_parameters():
+                    layer = _layer_index(name)
+                    if "embed" in name or (layer is not None and layer < w.frozen_layers):
+                        p.requires_grad_(False)
+            if w.grad_checkpointing:
+                net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+                if w.method == "lora":
+                    net.enable_input_require_grads()
+            params = [p for p in net.parameters() if p.requires_grad]
+            trainable = sum(p.numel() for p in params)
+            mark(net.parameters(), "weights")
+            opt = make_optimizer(params, w.optimizer)
+
+            def on_grads() -> None:
+                mark([p.grad for p in params if p.grad is not None], "gradients")
+
+            def on_saved(t: Any) -> None:
+                if isinstance(t, torch.Tensor):
+                    k = tracker.key_of(t)
+                    if k is not None:
+                        category.setdefault(k, "activations")
+
+            def on_logits(t: Any) -> None:
+                mark([t], "loss_head")
+
+            tracker.set_phase("ready")
+            run_training(net, opt, w.batch, w.seq, tracker.set_phase,
+                         amp_dtype=_torch_dtype(dtype) if recipe_mixed else None, saved_hook=on_saved,
+                         on_grads=on_grads, on_logits=on_logits)
+            for state in opt.state.values():
+                mark([v for v in state.values() if isinstance(v, torch.Tensor)], "optimizer_states")
+        else:
+            mark(net.parameters(), "weights")
+
+            def on_cache(cache: Any) -> None:
+                for layer in getattr(cache, "layers", []):
+                    mark([t for t in (getattr(layer, "keys", None), getattr(layer, "values", None))
+                          if isinstance(t, torch.Tensor)], "kv_cache")
+
+            tracker.set_phase("ready")
+            run_inference(net, w.batch, w.seq, tracker.set_phase, on_cache=on_cache)
+        mark(net.parameters(), "weights")
+        mark(net.buffers(), "weights")
+        tracker.set_phase("end")
+    return tracker.log, category, trainable
+
+
+def _layer_index(name: str) -> Optional[int]:
+    parts = name.split(".")
+    for i, p in enumerate(parts[:-1]):
+        if p in ("layers", "h", "layer", "block") and parts[i + 1].isdigit():
+            return int(parts[i + 1])
+    return None
+
+
+def breakdown(log: TraceLog, category: dict[int, str], index: int, phase: str) -> dict[str, int]:
+    """Bytes per category in the live set at event ``index``."""
+    out: dict[str, int] = {}
+    for key in log.live_at(index):
+        cat = category.get(key)
+        if cat is None:
+            alloc = log.alloc_phase[key]
+            if alloc.startswith("loss"):
+                cat = "loss_head"
+            elif phase.startswith("optimizer_step"):
+                cat = "optimizer_temp"
+            else:
+                cat = "activations" if alloc.startswith(("forward", "prefill", "decode")) else "temporaries"
+        out[cat] = out.get(cat, 0) + log.sizes[key]
+    return out
+
+
+def trace_estimate(model: ResolvedModel, w: Workload, gpus: tuple[str, ...] = (),
+                   progress: bool = False) -> Estimate:
+    """An :class:`Estimate` from a trace (``estimator: "trace"``)."""
+    from ..gpus import find_gpu, verdict
+
+    t0 = time.perf_counter()
+    log, category, trainable = run_trace(model, w, Progress(progress))
+    steady = "#2" if w.training else ""
+    phases: dict[str, dict[str, int]] = {}
+    # load: what is resident once the model is built (initialisation temporaries of from_config are not
+    # what from_pretrained allocates, so the build's own peak is not reported)
+    phases["load"] = breakdown(log, category, log.marks["ready"], "load")
+    for name, peak in log.phases.items():
+        if peak.index < 0 or name in ("end", "load", "ready") or name.startswith("idle"):
+            continue
+        base = name.split("#")[0]
+        if w.training and not name.endswith(steady):
+            continue
+        base = "forward" if base == "loss" else base
+        b = breakdown(log, category, peak.index, name)
+        if base not in phases or sum(b.values()) > sum(phases[base].values()):
+            phases[base] = b
+    transient = max(p.get("activations", 0) + p.get("temporaries", 0) + p.get("optimizer_temp", 0)
+                    for p in phases.values())
+    ov = runtime_overhead(transient)
+    for p in phases.values():
+        p["overhead"] = ov.nominal
+    peak = max(phases, key=lambda k: sum(phases[k].values()))
+    total = sum(phases[peak].values())
+    t = trainable_for(model, w) if w.training else None
+    notes = (Assumption("a_trace", {"seconds": f"{time.perf_counter() - t0:.1f}",
+                                    "dtype": compute_dtype(model, w)}), Assumption("a_overhead"))
+    info = ModelInfo(name=model.spec.name, params=model.params, active_params=model.active_params,
+                     trainable_params=trainable if w.training else 0, source=model.kind, origin=model.origin,
+                     storage=model.stored_format, exact_shape=model.exact_shape)
+    del t
+    high = total - ov.nominal + ov.high
+    return Estimate(model=info, estimator="trace", task=w.task, total_bytes=total,
+                    range_bytes=(total - ov.nominal + ov.low, high), components=dict(phases[peak]),
+                    peak_phase=peak, phases=phases, workload=w.to_dict(), assumptions=notes,
+                    gpus=tuple(verdict(find_gpu(g), total, high) for g in gpus))
