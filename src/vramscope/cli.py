@@ -80,6 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("trace", help="run the real model code on fake tensors (needs the trace extra)")
     _estimate_options(tr)
     tr.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    me = sub.add_parser("measure", help="run the workload for real on a CUDA GPU and record the peaks")
+    _estimate_options(me)
+    me.add_argument("--output", help="append the record (JSON Lines) to this file")
+    va = sub.add_parser("validate", help="compare estimates with measured records (JSON Lines)")
+    va.add_argument("records", nargs="+", help="*.jsonl files of vramscope.record/1")
+    va.add_argument("--trace", action="store_true", help="also re-estimate with the trace estimator (slow)")
+    va.add_argument("--json", action="store_true")
+    va.add_argument("--lang", choices=("en", "zh"))
+    va.add_argument("--units", default="GiB", choices=("GiB", "GB"))
     models = sub.add_parser("models", help="list the built-in model catalog")
     models.add_argument("query", nargs="?", default="")
     models.add_argument("--json", action="store_true")
@@ -214,7 +223,63 @@ def _cmd_trace(args: argparse.Namespace, lang: str) -> int:
     return 0
 
 
-COMMANDS = {"estimate": _cmd_estimate, "trace": _cmd_trace, "fit": _cmd_fit, "models": _cmd_models, "gpus": _cmd_gpus}
+def _cmd_measure(args: argparse.Namespace, lang: str) -> int:
+    import json
+
+    from .trace.build import require_torch
+
+    require_torch()
+    from .trace.measure import append_record, measure_record
+
+    model, workload = _load(args)
+    record = measure_record(model, workload)
+    if args.output:
+        append_record(args.output, record)
+    print(json.dumps(record, indent=None if args.output else 2, ensure_ascii=False))
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace, lang: str) -> int:
+    import json
+    from pathlib import Path
+
+    from .present.table import render_table
+    from .units import format_bytes
+    from .validate import read_records, summary, validate
+
+    records = [r for p in args.records for r in read_records(Path(p))]
+    rows = validate(records, trace=args.trace)
+    summ = summary(rows)
+    if args.json:
+        print(json.dumps({"rows": [r.to_dict() for r in rows], "summary": summ}, indent=2, ensure_ascii=False))
+        return 0
+
+    def pct(x: object) -> str:
+        return "" if x is None else f"{100 * float(x):+.1f}%"  # type: ignore[arg-type]
+
+    table = [["record", "measured", "value", "analytic", "error", "trace", "error"]]
+    for r in rows:
+        d = r.to_dict()
+        if r.skipped:
+            table.append([r.id, r.measured, format_bytes(r.measured_bytes, args.units), "skipped: " + r.skipped[:60],
+                          "", "", ""])
+            continue
+        table.append([r.id + ("" if r.component == "total" else f" [{r.component}]"), r.measured,
+                      format_bytes(r.measured_bytes, args.units),
+                      format_bytes(r.analytic_bytes or 0, args.units), pct(d["analytic_error"]),
+                      "" if r.trace_bytes is None else format_bytes(r.trace_bytes, args.units), pct(d["trace_error"])])
+    print(render_table(table, (False, False, True, True, True, True, True)))
+    print()
+    table = [["kind", "records", "analytic median", "analytic worst", "trace median", "trace worst"]]
+    for kind, e in summ.items():
+        a, tr = e.get("analytic", {}), e.get("trace", {})
+        table.append([kind, str(e["records"]), pct(a.get("median_abs_error")), pct(a.get("worst_abs_error")),
+                      pct(tr.get("median_abs_error")), pct(tr.get("worst_abs_error"))])
+    print(render_table(table, (False, True, True, True, True, True)))
+    return 0
+
+
+COMMANDS = {"estimate": _cmd_estimate, "trace": _cmd_trace, "measure": _cmd_measure, "validate": _cmd_validate, "fit": _cmd_fit, "models": _cmd_models, "gpus": _cmd_gpus}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

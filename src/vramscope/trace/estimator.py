@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import nullcontext
 from typing import Any, Callable, Optional
 
 from ..errors import VramscopeError
@@ -58,9 +59,13 @@ def _torch_dtype(name: str) -> Any:
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
 
 
-def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[str], None]] = None
-              ) -> tuple[TraceLog, dict[int, str], int]:
-    """Run the workload on fake tensors; returns the log, a category per storage key, trainable parameters."""
+def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[str], None]] = None,
+              fake: bool = True) -> tuple[TraceLog, dict[int, str], int]:
+    """Run the workload on fake tensors; returns the log, a category per storage key, trainable parameters.
+
+    ``fake=False`` runs the same code on real CPU tensors (for small models): the cross-check that proves the
+    tracker, since both must count the same bytes.
+    """
     require_torch()
     _refuse(w)
     import torch
@@ -80,7 +85,7 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
                 category[k] = cat
 
     torch.manual_seed(0)
-    with FakeTensorMode(), tracker:
+    with (FakeTensorMode() if fake else nullcontext()), tracker:
         net = build_model(model, param_dtype, w.attn)
         trainable = 0
         if w.training:

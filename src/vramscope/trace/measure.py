@@ -1,0 +1,220 @@
+"""``vramscope measure``: the same workload run for real on a CUDA GPU, with torch's and NVML's counters.
+
+Random weights (``from_config``), the same runner as the trace estimator, and per phase:
+``torch.cuda.max_memory_allocated`` (tensors, rounded by the caching allocator), ``max_memory_reserved``
+(segments the allocator holds) and NVML's used memory for the whole device (adds the CUDA context, kernel images
+and anything else on the GPU). Under ``torchrun`` each rank writes its own record (``RANK``/``LOCAL_RANK``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+from typing import Any, Optional, Protocol
+
+from ..errors import VramscopeError
+from ..estimators.common import compute_dtype
+from ..sources.base import ResolvedModel
+from ..workload import Workload
+
+RECORD_SCHEMA = "vramscope.record/1"
+
+
+class Backend(Protocol):
+    """What measure needs from a device; the real one is CUDA, tests use a fake."""
+
+    name: str
+
+    def check(self) -> None: ...
+    def device(self) -> Any: ...
+    def reset_peak(self) -> None: ...
+    def max_allocated(self) -> int: ...
+    def max_reserved(self) -> int: ...
+    def nvml_used(self) -> Optional[int]: ...
+    def gpu_name(self) -> str: ...
+    def total_memory(self) -> int: ...
+
+
+class CudaBackend:
+    name = "cuda"
+
+    def __init__(self, local_rank: int = 0) -> None:
+        self.local_rank = local_rank
+
+    def check(self) -> None:
+        try:
+            import torch
+        except ImportError:
+            raise VramscopeError("measure_no_cuda", detail="torch is not installed") from None
+        if not torch.cuda.is_available():
+            detail = "torch was built without CUDA" if torch.version.cuda is None else "no CUDA device is visible"
+            raise VramscopeError("measure_no_cuda", detail=detail)
+        torch.cuda.set_device(self.local_rank)
+
+    def device(self) -> Any:
+        import torch
+
+        return torch.device("cuda", self.local_rank)
+
+    def reset_peak(self) -> None:
+        import torch
+
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+
+    def max_allocated(self) -> int:
+        import torch
+
+        torch.cuda.synchronize()
+        return int(torch.cuda.max_memory_allocated())
+
+    def max_reserved(self) -> int:
+        import torch
+
+        return int(torch.cuda.max_memory_reserved())
+
+    def nvml_used(self) -> Optional[int]:
+        try:
+            import pynvml  # type: ignore[import-not-found]
+
+            pynvml.nvmlInit()
+            handle = pynvml.nvmlDeviceGetHandleByIndex(self.local_rank)
+            return int(pynvml.nvmlDeviceGetMemoryInfo(handle).used)
+        except Exception:  # NVML missing or not permitted: the torch counters still stand
+            return None
+
+    def gpu_name(self) -> str:
+        import torch
+
+        return torch.cuda.get_device_name(self.local_rank)
+
+    def total_memory(self) -> int:
+        import torch
+
+        return int(torch.cuda.get_device_properties(self.local_rank).total_memory)
+
+
+class PhaseCounters:
+    """Per-phase peaks: at each boundary the finished phase's maxima are read and the peak is reset."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.current = "load"
+        self.phases: dict[str, dict[str, Optional[int]]] = {}
+        self.nvml_max: Optional[int] = None
+        backend.reset_peak()
+
+    def _close(self) -> None:
+        b = self.backend
+        nvml = b.nvml_used()
+        if nvml is not None:
+            self.nvml_max = max(self.nvml_max or 0, nvml)
+        name = self.current.split("#")[0]
+        name = "forward" if name == "loss" else name
+        entry = {"max_memory_allocated": b.max_allocated(), "max_memory_reserved": b.max_reserved(),
+                 "nvml_used": nvml}
+        old = self.phases.get(name)
+        if old is None or (entry["max_memory_allocated"] or 0) >= (old["max_memory_allocated"] or 0):
+            self.phases[name] = entry
+
+    def __call__(self, phase: str) -> None:
+        self._close()
+        self.current = phase
+        self.backend.reset_peak()
+
+    def finish(self) -> None:
+        self._close()
+        self.phases.pop("idle", None)
+        self.phases.pop("ready", None)
+
+
+def run_measure(model: ResolvedModel, w: Workload, backend: Backend, counters: PhaseCounters) -> int:
+    """Build and run the workload on the backend's device; returns the trainable parameter count."""
+    import torch
+
+    from .build import apply_lora, build_model
+    from .runner import make_optimizer, run_inference, run_training
+
+    if w.method == "qlora" or w.quant != "none":
+        raise VramscopeError("trace_unsupported", reason="measure builds unquantized models from their config; "
+                                                         "quantized loading needs the real checkpoint")
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[compute_dtype(model, w)]
+    mixed = w.training and w.method in ("full", "freeze") and (
+        w.precision == "mixed" or (w.precision == "auto" and w.task == "pretrain" and dtype != torch.float32))
+    with backend.device():
+        net = build_model(model, torch.float32 if mixed else dtype, w.attn)
+        if not w.training:
+            counters("ready")
+            run_inference(net, w.batch, w.seq, counters)
+            return 0
+        if w.method == "lora":
+            net = apply_lora(net, w.lora_rank, w.lora_targets)
+        if w.grad_checkpointing:
+            net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if w.method == "lora":
+                net.enable_input_require_grads()
+        params = [p for p in net.parameters() if p.requires_grad]
+        opt = make_optimizer(params, w.optimizer)
+        counters("ready")
+        run_training(net, opt, w.batch, w.seq, counters, amp_dtype=dtype if mixed else None,
+                     device_type=backend.device().type)
+        return sum(p.numel() for p in params)
+
+
+def measure_record(model: ResolvedModel, w: Workload, backend: Optional[Backend] = None) -> dict[str, Any]:
+    """One ``vramscope.record/1`` dict: what was measured, on what, beside the analytic estimate."""
+    from ..api import estimate_resolved
+
+    rank = int(os.environ.get("RANK", "0"))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    backend = backend or CudaBackend(int(os.environ.get("LOCAL_RANK", "0")))
+    backend.check()
+    counters = PhaseCounters(backend)
+    trainable = run_measure(model, w, backend, counters)
+    counters.finish()
+    steady = {k: v for k, v in counters.phases.items()}
+    peak_alloc = max((v["max_memory_allocated"] or 0) for v in steady.values())
+    peak_phase = max(steady, key=lambda k: steady[k]["max_memory_allocated"] or 0)
+    analytic = estimate_resolved(model, w)
+    return {
+        "schema": RECORD_SCHEMA,
+        "id": f"measure-{model.spec.name}-{w.task}-{w.method}-b{w.batch}-s{w.seq}-r{rank}",
+        "source": "vramscope measure",
+        "kind": "training" if w.training else "inference",
+        "measured": "max_memory_allocated",
+        "value_bytes": peak_alloc,
+        "max_memory_reserved": max((v["max_memory_reserved"] or 0) for v in steady.values()),
+        "nvml_used": counters.nvml_max,
+        "peak_phase": peak_phase,
+        "phases": steady,
+        "model": model.origin,
+        "gpu": backend.gpu_name(),
+        "gpu_memory_bytes": backend.total_memory(),
+        "num_gpus": world,
+        "rank": rank,
+        "trainable_params": trainable,
+        "workload": {k: v for k, v in w.to_dict().items() if k not in ("estimator", "activations_per_sample")},
+        "estimates": {"analytic": {"total_bytes": analytic.total_bytes,
+                                   "allocated_bytes": analytic.total_bytes - analytic.components.get("overhead", 0),
+                                   "peak_phase": analytic.peak_phase}},
+        "environment": _environment(backend),
+        "date": datetime.date.today().isoformat(),
+    }
+
+
+def _environment(backend: Backend) -> dict[str, str]:
+    env = {"python": platform.python_version(), "backend": backend.name}
+    for mod in ("torch", "transformers", "peft"):
+        try:
+            env[mod] = __import__(mod).__version__
+        except Exception:  # a missing optional package is simply not recorded
+            continue
+    return env
+
+
+def append_record(path: str, record: dict[str, Any]) -> None:
+    line = json.dumps(record, ensure_ascii=False) + "\n"
+    with open(path, "a", encoding="utf-8") as f:  # one write per rank: appends do not interleave lines
+        f.write(line)

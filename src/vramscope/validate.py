@@ -1,0 +1,143 @@
+"""``vramscope validate RECORDS.jsonl``: re-estimate measured records and report the errors.
+
+Each record (``vramscope.record/1``, see ``validation/README.md``) names a model, a workload, what was measured
+(``max_memory_allocated``, ``max_memory_reserved``, ``nvml_used``/``nvidia-smi``, an engine's log) and the value.
+The estimate is compared like for like:
+
+* ``max_memory_allocated`` / ``max_memory_reserved``: the estimate minus the CUDA context (torch's counters do
+  not see it; reserved adds allocator segments that are not modelled, so it reads as an underestimate);
+* ``nvml_used``, ``nvidia-smi``, ``unspecified``: the whole estimate, context included;
+* ``engine_log``: each printed component (``weights``, ``kv_cache``, ...) against the same component.
+
+Error = (estimate − measured) / measured. Medians and worst cases are reported per kind of workload.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from .errors import VramscopeError
+from .memory.overhead import CONTEXT_NOMINAL
+
+MAX_LINE = 1 << 20
+MAX_RECORDS = 100_000
+WORKLOAD_KEYS = ("task", "method", "dtype", "quant", "batch", "seq", "kv_dtype", "attn", "precision", "optimizer",
+                 "grad_checkpointing", "grad_accum", "lora_rank", "lora_targets", "num_gpus", "parallelism")
+
+
+@dataclass
+class Row:
+    id: str
+    kind: str
+    measured: str
+    component: str
+    measured_bytes: int
+    analytic_bytes: Optional[int]
+    trace_bytes: Optional[int]
+    source: str
+    skipped: str = ""
+
+    @staticmethod
+    def err(est: Optional[int], meas: int) -> Optional[float]:
+        return None if est is None or not meas else (est - meas) / meas
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "measured": self.measured, "component": self.component,
+                "measured_bytes": self.measured_bytes, "analytic_bytes": self.analytic_bytes,
+                "analytic_error": self.err(self.analytic_bytes, self.measured_bytes),
+                "trace_bytes": self.trace_bytes, "trace_error": self.err(self.trace_bytes, self.measured_bytes),
+                "source": self.source, "skipped": self.skipped}
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    out = []
+    try:
+        f = open(path, encoding="utf-8")
+    except OSError as e:
+        raise VramscopeError("file_unreadable", path=path, detail=e.strerror or str(e)) from None
+    with f:
+        for n, line in enumerate(f, 1):
+            if len(line) > MAX_LINE:
+                raise VramscopeError("records_bad", path=path, line=n, detail="line longer than 1 MiB")
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise VramscopeError("records_bad", path=path, line=n, detail=f"not JSON ({e.msg})") from None
+            for key in ("id", "model", "measured", "value_bytes"):
+                if key not in rec:
+                    raise VramscopeError("records_bad", path=path, line=n, detail=f"missing '{key}'")
+            out.append(rec)
+            if len(out) > MAX_RECORDS:
+                raise VramscopeError("records_bad", path=path, line=n, detail="more than 100,000 records")
+    return out
+
+
+def _workload(rec: dict[str, Any]) -> dict[str, Any]:
+    w = {k: v for k, v in (rec.get("workload") or {}).items() if k in WORKLOAD_KEYS and v is not None}
+    if "num_gpus" not in w and rec.get("num_gpus"):
+        w["num_gpus"] = rec["num_gpus"]
+    return w
+
+
+def validate(records: list[dict[str, Any]], trace: bool = False) -> list[Row]:
+    from .api import estimate_resolved
+    from .sources import resolve
+    from .workload import make_workload
+
+    rows = []
+    for rec in records:
+        kind = rec.get("kind", "unspecified")
+        base = dict(id=rec["id"], kind=kind, measured=rec["measured"], source=rec.get("source", ""))
+        try:
+            model = resolve(rec["model"], hub=False)
+            w = make_workload(**_workload(rec))
+            est = estimate_resolved(model, w)
+        except VramscopeError as e:
+            rows.append(Row(**base, component="total", measured_bytes=int(rec["value_bytes"]),
+                            analytic_bytes=None, trace_bytes=None, skipped=e.render()))
+            continue
+        tr = None
+        if trace:
+            try:
+                from .trace.estimator import trace_estimate
+
+                tr = trace_estimate(model, w)
+            except VramscopeError as e:
+                tr = None
+                base["source"] += f" (trace: {e.render()})"
+        comps = rec.get("components_measured") or {}
+        if rec["measured"] == "engine_log" and comps:
+            for name, value in comps.items():
+                if name in est.components:
+                    rows.append(Row(**base, component=name, measured_bytes=int(value),
+                                    analytic_bytes=est.components[name],
+                                    trace_bytes=tr.components.get(name) if tr else None))
+            continue
+        context = CONTEXT_NOMINAL if rec["measured"] in ("max_memory_allocated", "max_memory_reserved") else 0
+        rows.append(Row(**base, component="total", measured_bytes=int(rec["value_bytes"]),
+                        analytic_bytes=est.total_bytes - context,
+                        trace_bytes=(tr.total_bytes - context) if tr else None))
+    return rows
+
+
+def summary(rows: list[Row]) -> dict[str, dict[str, Any]]:
+    """Per kind (and overall): count, median and worst absolute error for each estimator."""
+    out: dict[str, dict[str, Any]] = {}
+    kinds = sorted({r.kind for r in rows}) + ["all"]
+    for kind in kinds:
+        sel = [r for r in rows if (kind == "all" or r.kind == kind) and not r.skipped]
+        entry: dict[str, Any] = {"records": len(sel)}
+        for est in ("analytic", "trace"):
+            errs = [(abs(e), r.id) for r in sel
+                    if (e := Row.err(getattr(r, f"{est}_bytes"), r.measured_bytes)) is not None]
+            if errs:
+                entry[est] = {"n": len(errs), "median_abs_error": statistics.median(e for e, _ in errs),
+                              "worst_abs_error": max(errs)[0], "worst_id": max(errs)[1]}
+        out[kind] = entry
+    return out
