@@ -54,6 +54,12 @@ def test_lora_trainable_count_llama3_8b():
     ("llama-3-8b", 16, ("all-linear",)),
     ("qwen2.5-0.5b", 8, ("q_proj", "v_proj")),
     ("mixtral-8x7b", 4, ("q_proj", "k_proj", "v_proj", "o_proj")),
+    ("mixtral-8x7b", 8, ("all-linear",)),
+    ("qwen3-30b-a3b", 8, ("all-linear",)),
+    ("deepseek-ai/DeepSeek-V2-Lite", 8, ("all-linear",)),
+    ("Qwen/Qwen1.5-MoE-A2.7B", 8, ("all-linear",)),
+    ("phi-3-mini", 16, ("all-linear",)),
+    ("gemma-2-2b", 4, ("q_proj", "v_proj")),
 ])
 def test_lora_count_matches_peft(name, rank, targets):
     import peft

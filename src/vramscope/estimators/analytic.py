@@ -29,11 +29,12 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..memory.activations import inference_transient, training_activations
+from ..memory.activations import FULL_TRAINING, TrainFlags, inference_transient, training_activations
 from ..memory.gradients import gradient_bytes
 from ..memory.kv_cache import KV_DTYPE_BYTES, kv_cache_bytes
 from ..memory.optimizer_states import optimizer_state_bytes, step_temporary_bytes
-from ..memory.parallel import fsdp_gather_bytes, tp_shard_spec
+from ..memory.parallel import fsdp_gather_bytes, largest_layer_params, tp_shard_spec
+from ..memory.trainable import lora_modules
 from ..memory.weights import spec_weight_bytes, weight_bytes
 from ..model.spec import ModelSpec
 from ..model.tensors import tensors
@@ -91,6 +92,15 @@ def _recipe(w: Workload, dtype: str) -> str:
     return "mixed" if w.task == "pretrain" else "pure"
 
 
+def _flags(spec: ModelSpec, w: Workload) -> TrainFlags:
+    if w.method in ("lora", "qlora"):
+        return TrainFlags(base=False, embeddings=False, lora=lora_modules(spec, w.lora_targets),
+                          lora_rank=w.lora_rank)
+    if w.method == "freeze":
+        return TrainFlags(base=True, embeddings=False, frozen_layers=w.frozen_layers)
+    return FULL_TRAINING
+
+
 def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption]) -> tuple[Phases, int]:
     spec = model.spec
     t = trainable_for(model, w)
@@ -113,32 +123,42 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         weights += int(t.adapter_params * 4)
     grads = gradient_bytes(t.params, param_bytes)
     states = optimizer_state_bytes(w.optimizer, t.params, param_bytes)
+    layer_params = largest_layer_params(spec) if not adapters else 0
     largest = max((x.numel // x.count for x in tensors(spec)), default=0) if not adapters else 0
     temp = step_temporary_bytes(w.optimizer, t.params, param_bytes, largest)
-    acts = training_activations(spec, w.batch, w.seq, act_bytes, w.attn, w.grad_checkpointing)
+    acts = training_activations(spec, w.batch, w.seq, act_bytes, w.attn, w.grad_checkpointing, _flags(spec, w))
     gathered = 0
     if w.parallelism == "fsdp":
         n = w.num_gpus
         weights, grads, states, temp = (-(-x // n) for x in (weights, grads, states, temp))
         gathered = fsdp_gather_bytes(spec, 4.0 if recipe == "mixed" else a)
         notes.append(Assumption("a_fsdp", {"n": n}))
-    kept_grads = grads if w.grad_accum > 1 else 0
+    kept = grads if w.grad_accum > 1 else 0
+    base = {"weights": weights + gathered, "optimizer_states": states}
+    forward = {**base, "gradients": kept, "activations": acts.layers + cast_cache + acts.loss_resident,
+               "loss_head": acts.loss_forward_extra}
+    # backward: the larger of its start (cross-entropy backward on top of everything forward saved), the end
+    # (all gradients), and, under checkpointing, the last recomputed layer beside almost all gradients
+    embed_grad = int(spec.vocab_size * spec.hidden_size * param_bytes) if not adapters and w.method != "freeze" else 0
+    # tied, trainable embeddings: the output head's gradient and the embedding's are both alive when autograd
+    # sums them into the shared weight's gradient
+    tied_extra = 2 * embed_grad if spec.tie_embeddings and embed_grad else 0
+    candidates = [
+        {**base, "gradients": kept, "activations": acts.saved, "temporaries": acts.loss_backward_extra},
+        {**base, "gradients": grads, "temporaries": tied_extra},
+    ]
+    if w.grad_checkpointing:
+        layer_grads = int(layer_params * param_bytes) // (w.num_gpus if w.parallelism == "fsdp" else 1)
+        partial = max(kept, grads - layer_grads - embed_grad)
+        candidates.append({**base, "gradients": partial, "activations": acts.one_layer})
+    backward = max(candidates, key=lambda c: sum(c.values()))
     phases: Phases = {
-        "forward": {"weights": weights + gathered, "optimizer_states": states, "gradients": kept_grads,
-                    "activations": acts.layers + cast_cache, "loss_head": acts.loss_head},
-        "backward": {"weights": weights + gathered, "optimizer_states": states,
-                     "gradients": max(kept_grads, 0),
-                     "activations": 0, "loss_head": 0},
+        "load": {"weights": weights},
+        "forward": forward,
+        "backward": backward,
         "optimizer_step": {"weights": weights, "gradients": grads, "optimizer_states": states,
                            "optimizer_temp": temp},
     }
-    start = acts.saved + acts.loss_backward + kept_grads
-    end = grads + acts.one_layer
-    if start >= end:
-        phases["backward"].update(activations=acts.layers, loss_head=acts.loss_head + acts.loss_backward,
-                                  gradients=kept_grads)
-    else:
-        phases["backward"].update(activations=acts.one_layer, gradients=grads)
     notes.append(Assumption(f"a_recipe_{recipe}", {"dtype": dtype}))
     notes.append(Assumption("a_training_shape", {"batch": w.batch, "seq": w.seq, "attn": w.attn,
                                                  "optimizer": w.optimizer, "accum": w.grad_accum}))

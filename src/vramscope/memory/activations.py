@@ -1,29 +1,43 @@
-"""Activations: what the forward pass keeps alive.
+"""Activations: what the forward pass keeps alive, and the transients around the loss.
 
 Training (autograd keeps what backward needs)
 ----------------------------------------------
-For the Llama layout (Llama, Mistral, Qwen, Gemma, Phi-3, GLM, DeepSeek, …) the count follows the tensors the
-Hugging Face code saves for backward, per token and layer, with ``a`` the compute dtype's bytes:
+For the Llama layout (Llama, Mistral, Qwen, Gemma, Phi-3, GLM, Yi, DeepSeek, Mixtral, ...) the count follows,
+op by op, the tensors the Hugging Face code saves for backward — autograd saves an input only when a gradient
+that needs it is wanted, so what is saved depends on what trains. Per token and layer, ``a`` the compute dtype's
+bytes, ``q``/``kv`` the query and key/value widths, ``I`` the MLP width:
 
-* each RMSNorm: its fp32 upcast of the input (4h), the normalized value cast back (a·h) and the output
-  (a·h), i.e. ``h·(4 + 2a)`` (``LlamaRMSNorm.forward``);
-* attention: rotated q and k, v, the kernel output and the re-laid-out input of ``o_proj``:
-  ``a·(3·q_dim + 2·kv_dim)`` plus ``a·q_dim`` for the kernel output; eager attention adds the fp32 softmax
-  and its cast copy, ``(4 + a)·heads·s`` per token, and repeats k/v to every head (``repeat_kv``);
-  SDPA/flash keep no s² tensor;
-* the gated MLP: gate output (saved by the activation), activation output and up output (saved by the
-  product) and the product (saved by ``down_proj``): ``4·a·I``; a plain MLP ``2·a·I``;
-* q/k norms (Qwen3, Gemma 3) add ``(4 + 2a)·(q_dim + kv_dim)``.
+* RMSNorm (``LlamaRMSNorm.forward``): its fp32 upcast of the input (``4h``) and ``rsqrt`` (4 B) always; the
+  normalized value cast back (``a·h``) when the norm's weight trains (Gemma's ``1 + weight`` norm keeps the
+  fp32 normalized value, ``4h``, instead);
+* a linear layer saves its input when its weight trains (``a·in``; inputs shared by q/k/v or gate/up count
+  once); a peft LoRA adapter casts its input to fp32 for ``lora_A`` and saves that copy (``4·in`` per adapted
+  layer, not shared) and ``lora_A``'s output (``4·r``);
+* SDPA / flash attention: rotated q and k, v, the output (``o_proj`` reads it in place) and the log-sum-exp
+  (``a·(2q + 2kv) + 4·heads``); eager attention repeats k and v to every head and keeps the fp32 softmax and
+  its cast copy: ``a·3q + (4 + a)·heads·s`` plus ``o_proj``'s contiguous input;
+* q/k norms (Qwen3, Gemma 3): ``(4 + a)·(q + kv)`` when they train, ``4·(q + kv)`` when frozen;
+* gated MLP: gate output, activation output and up output (``3·a·I``), the product when ``down_proj`` trains
+  (``a·I``); a plain MLP keeps its first output and activation (``2·a·I``);
+* MoE: each routed token (``k`` per token) keeps the expert MLP tensors above plus its gathered input and the
+  expert output before the routing weight (``2·a·h``); the router's softmax and top-k are a few floats per
+  expert; shared experts run on every token.
 
-Then the final norm and the loss head: bf16 logits (a·V) plus the fp32 log-softmax the loss keeps (4·V)
-per token; cross-entropy backward adds ``4·V`` per token transiently (``ForCausalLMLoss`` upcasts logits).
-Measured in fake-tensor traces of Llama-style models this gives ≈ 49–51·h bytes per token and layer with
-SDPA at bf16 (``shared/design/TRACE.md``). Other layouts (GPT-2, BERT, T5, Falcon, Phi-2) use Korthikanti et
-al. 2022 (arXiv 2205.05198, eq. 2): ``s·b·h·(34 + 5·heads·s/h)`` bytes per layer at 16 bit without the s² term
-when attention is not eager; this is coarser, and the estimate says so.
+These reproduce fake-tensor traces of the real transformers code per layer: 49.03·h bytes per token for
+Llama-3-8B full fine-tuning with SDPA, 64.0·h with eager at s=256, 72.14·h with LoRA on all linear layers,
+52.57·h for Qwen3-8B, 85.06·h for Mixtral-8x7B (``docs/accuracy.md``). Layers frozen by ``--method freeze``
+before the first trainable one keep nothing: no gradient flows through them.
 
-Gradient checkpointing (full): only each layer's input stays (``a·h`` per token and layer); backward
-recomputes one layer at a time, so one layer's full activations come back on top.
+The loss head (``ForCausalLMLoss``: logits upcast to fp32, then ``cross_entropy``) holds, per token, the saved
+fp32 log-softmax (``4V``) from the end of forward; while the loss is computed the logits and their fp32 copy
+(``a·V + 4V``; no copy when already fp32) are alive too; backward starts with two more fp32 ``V``-wide gradients
+(``8V``). Gemma 2's logit soft-capping keeps its ``tanh`` output (``a·V``), and its attention soft-capping one
+more score-sized tensor per layer. Other
+layouts (GPT-2, BERT, T5, Falcon, Phi-2) use Korthikanti et al. 2022 (arXiv 2205.05198, eq. 2):
+``s·b·h·(34 + 5·heads·s/h)`` bytes per layer at 16 bit, without the s² term when attention is not eager.
+
+Gradient checkpointing (non-reentrant, per decoder layer): only each layer's input stays (``a·h`` per token and
+layer); backward recomputes one layer at a time, so one layer's activations come back on top.
 
 Inference (no autograd): only transients live
 ---------------------------------------------
@@ -43,33 +57,90 @@ ATTN_IMPLS = ("sdpa", "flash", "eager")
 
 
 @dataclass(frozen=True)
+class TrainFlags:
+    """What trains, as far as activations care (from the method)."""
+
+    base: bool = True  # base weights (linear layers, norms) train: full / freeze
+    embeddings: bool = True
+    frozen_layers: int = 0  # --method freeze: the first N layers do not train
+    lora: frozenset = frozenset()  # module names with LoRA adapters ("all-linear" expanded by the caller)
+    lora_rank: int = 0
+
+
+FULL_TRAINING = TrainFlags()
+
+
+@dataclass(frozen=True)
 class TrainingActivations:
-    saved: int  # all tensors alive at the end of forward, layers and loss head
-    layers: int  # the part held by the decoder layers
-    loss_head: int  # logits and the loss's fp32 copy
-    loss_backward: int  # transient of cross-entropy backward
+    layers: int  # saved by the decoder layers (and the final norm) at the end of forward
+    loss_resident: int  # the loss's saved fp32 log-softmax, from the end of forward into backward
+    loss_forward_extra: int  # alive only while the loss is computed: bf16 logits + their fp32 copy
+    loss_backward_extra: int  # cross-entropy backward's two fp32 gradients
     one_layer: int  # one layer's full activations (recomputed under checkpointing)
 
+    @property
+    def saved(self) -> int:
+        return self.layers + self.loss_resident
 
-def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str) -> float:
+
+_ATTN_MODULES = ("q_proj", "k_proj", "v_proj")
+
+
+def _norm(width: int, a: float, trains: bool, gemma: bool) -> float:
+    kept = (4.0 if gemma else a) * width if trains else 0.0
+    return 4.0 * width + 4.0 + kept
+
+
+def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainFlags) -> float:
     """Bytes saved for backward per token in one Llama-layout layer (module docstring)."""
-    h, inter = spec.hidden_size, spec.intermediate_size
+    h = spec.hidden_size
     q_dim, kv_dim = spec.q_dim, spec.kv_dim
     if spec.mla is not None:
         q_dim = spec.num_heads * spec.mla.qk_head_dim
         kv_dim = spec.num_heads * (spec.mla.qk_head_dim + spec.mla.v_head_dim) // 2
-    if spec.moe is not None:
-        # routed tokens go through k experts of the expert size; shared experts run on every token
-        inter = spec.moe.experts_per_token * spec.moe.expert_intermediate_size + spec.moe.shared_intermediate_size
-    norms = spec.norms_per_layer * h * (4 + 2 * a)
+    gemma = spec.model_type.startswith("gemma")
+    lora = t.lora
+    r4 = 4.0 * t.lora_rank
+
+    def adapted(*names: str) -> int:
+        return sum(1 for n in names if n in lora)
+
+    # norms before attention and MLP (Gemma 2/3 also normalize the block outputs: no linear reads those)
+    out = 0.0
+    out += _norm(h, a, t.base, gemma) * spec.norms_per_layer
+    # attention inputs: q/k/v share the normed input
+    qkv = ("qkv_proj",) if spec.fused_qkv else _ATTN_MODULES
+    if t.base:
+        out += a * h
+    out += adapted(*qkv) * (4.0 * h + r4)
     if attn == "eager":
-        attention = a * (3 * q_dim + 2 * q_dim) + (4 + a) * spec.num_heads * seq
+        probs = 4.0 + (a if a != 4.0 else 0.0)  # fp32 softmax and, below fp32, its cast copy
+        if spec.attn_softcap:
+            probs += a  # tanh output
+        out += a * 3 * q_dim + probs * spec.num_heads * seq + (a * q_dim if t.base else 0.0)
     else:
-        attention = a * (3 * q_dim + 2 * kv_dim)
+        out += a * (2 * q_dim + 2 * kv_dim) + 4.0 * spec.num_heads
+    out += adapted("o_proj") * (4.0 * q_dim + r4)
     if spec.qk_norm:
-        attention += (4 + 2 * a) * (q_dim + kv_dim)
-    mlp = (4 if spec.mlp_gated else 2) * a * inter
-    return norms + attention + mlp
+        out += (4.0 + (a if t.base else 0.0)) * (q_dim + kv_dim) + 4.0 * (spec.num_heads + spec.num_kv_heads)
+    # MLP input (normed) is shared by gate and up (and the router)
+    if t.base:
+        out += a * h
+    gate_up = ("gate_up_proj",) if spec.fused_gate_up else ("gate_proj", "up_proj")
+    k = 1
+    inter = spec.intermediate_size
+    if spec.moe is not None:
+        k = spec.moe.experts_per_token
+        inter = spec.moe.expert_intermediate_size
+        out += 6.0 * 4 * spec.moe.num_experts  # router logits, softmax, top-k
+        out += k * 2 * a * h  # gathered input, expert output before the routing weight
+    mlp = (3 * a * inter + (a * inter if t.base else 0.0)) if spec.mlp_gated else 2 * a * inter
+    mlp += adapted(*gate_up) * (4.0 * h + r4) + adapted("down_proj") * (4.0 * inter + r4)
+    out += k * mlp
+    if spec.moe is not None and spec.moe.shared_intermediate_size:
+        si = spec.moe.shared_intermediate_size
+        out += 3 * a * si + (a * si if t.base else 0.0)
+    return out
 
 
 def _korthikanti_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str) -> float:
@@ -79,30 +150,37 @@ def _korthikanti_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str) -> 
     return h * (34 + s2) * a / 2
 
 
-def layer_bytes_per_token(spec: ModelSpec, seq: int, a: float, attn: str) -> float:
+def layer_bytes_per_token(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainFlags = FULL_TRAINING) -> float:
     if spec.layout == "llama":
-        return _llama_layer_bytes(spec, seq, a, attn)
+        return _llama_layer_bytes(spec, seq, a, attn, t)
     return _korthikanti_layer_bytes(spec, seq, a, attn)
 
 
 def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: str = "sdpa",
-                         checkpointing: bool = False) -> TrainingActivations:
+                         checkpointing: bool = False, trainable: TrainFlags = FULL_TRAINING) -> TrainingActivations:
     tokens = batch * seq
-    per_layer = layer_bytes_per_token(spec, seq, a, attn)
+    per_layer = layer_bytes_per_token(spec, seq, a, attn, trainable)
     n_layers = spec.num_layers + spec.num_decoder_layers
+    live_layers = n_layers - min(trainable.frozen_layers, n_layers) if not trainable.embeddings else n_layers
     one_layer = int(tokens * per_layer)
     if checkpointing:
-        layers = int(tokens * n_layers * a * spec.hidden_size)
+        layers = int(tokens * live_layers * a * spec.hidden_size)
     else:
-        layers = one_layer * n_layers
-    final_norm = int(tokens * spec.hidden_size * (4 + 2 * a))
+        layers = one_layer * live_layers
+    gemma = spec.model_type.startswith("gemma")
+    final_norm = int(tokens * _norm(spec.hidden_size, a, trainable.base, gemma))
+    if trainable.base:
+        final_norm += int(tokens * a * spec.hidden_size)  # lm_head's input, when lm_head trains
     if spec.kind == "encoder" and not spec.mlm_head:
-        loss_head = loss_bwd = 0
+        resident = fwd_extra = bwd_extra = 0
     else:
-        loss_head = int(tokens * spec.vocab_size * (a + 4))
-        loss_bwd = int(tokens * spec.vocab_size * 4)
-    return TrainingActivations(saved=layers + final_norm + loss_head, layers=layers + final_norm,
-                               loss_head=loss_head, loss_backward=loss_bwd, one_layer=one_layer)
+        v = spec.vocab_size
+        upcast = 4.0 if a != 4.0 else 0.0  # logits.float() copies only below fp32
+        softcap = a if spec.logit_softcap else 0.0  # tanh output kept for backward
+        resident = int(tokens * (4 + softcap) * v)
+        fwd_extra, bwd_extra = int(tokens * (a + upcast) * v), int(tokens * 8 * v)
+    return TrainingActivations(layers=layers + final_norm, loss_resident=resident, loss_forward_extra=fwd_extra,
+                               loss_backward_extra=bwd_extra, one_layer=one_layer)
 
 
 def inference_transient(spec: ModelSpec, batch: int, seq: int, a: float, attn: str = "sdpa",

@@ -2,8 +2,12 @@
 
 LoRA (Hu et al. 2021, arXiv 2106.09685; peft ``tuners/lora/layer.py``) adds, to each targeted linear layer of
 shape (out, in), ``lora_A`` of shape (r, in) and ``lora_B`` of shape (out, r): ``r·(in + out)`` trainable
-parameters per layer (per expert for MoE experts). ``all-linear`` targets every linear layer except the
-output head, as peft's ``INCLUDE_LINEAR_LAYERS_SHORTHAND`` does. peft keeps adapter weights in fp32 by default
+parameters per layer. ``all-linear`` targets every linear layer except the output head, as peft's
+``INCLUDE_LINEAR_LAYERS_SHORTHAND`` does, and in transformers 5 that includes the MoE experts, which are stored
+fused as 3-D parameters (``experts.gate_up_proj`` of shape (E, 2I, h) and ``experts.down_proj`` (E, h, I)):
+peft 0.17+ wraps them with ``ParamWrapper``, giving the fused gate/up pair ``lora_A`` (2·E·r, h) and ``lora_B``
+(2I, 2·E·r), and ``down_proj`` ``lora_A`` (E·r, I) and ``lora_B`` (h, E·r) (checked against peft on the meta
+device in ``tests/test_analytic.py``). peft keeps adapter weights in fp32 by default
 (``autocast_adapter_dtype=True``) even when the base model is bf16/fp16.
 """
 
@@ -16,6 +20,17 @@ from ..model.spec import ModelSpec
 from ..model.tensors import tensors
 
 DEFAULT_LORA_TARGETS = ("all-linear",)
+
+#: Which MoE parts peft 0.21's ``all-linear`` adapts under transformers 5, per model type (checked against peft
+#: on the meta device): the router, the fused routed experts, the shared experts and (DeepSeek) the MLPs of the
+#: dense layers. Dense models: every linear layer.
+ALL_LINEAR_MOE = {
+    "mixtral": {"gate": True, "expert": True, "shared_expert": True},
+    "qwen3_moe": {"gate": True, "expert": True, "shared_expert": True},
+    "deepseek_v2": {"gate": True, "expert": True, "shared_expert": False, "mlp": False},
+    "deepseek_v3": {"gate": True, "expert": True, "shared_expert": False, "mlp": False},
+    "qwen2_moe": {"gate": False, "expert": False, "shared_expert": True},
+}
 
 
 @dataclass(frozen=True)
@@ -30,10 +45,23 @@ def lora_params(spec: ModelSpec, rank: int, targets: tuple[str, ...] = DEFAULT_L
     """Trainable LoRA parameters: Σ over targeted linears of ``rank × (in + out)`` (× experts)."""
     total = 0
     wanted = set(targets)
+    every = "all-linear" in wanted
+    moe_rule = ALL_LINEAR_MOE.get(spec.model_type, {})
     for t in tensors(spec):
         if not t.linear or t.role in ("lm_head",):
             continue
-        if "all-linear" in wanted or t.module in wanted:
+        part = "gate" if t.module == "gate" else t.role
+        if every and not moe_rule.get(part, True):
+            continue
+        if t.role == "expert":
+            if every or "experts" in wanted:
+                e, out_f, in_f = t.count, t.shape[0], t.shape[-1]
+                if t.module in ("gate_proj", "up_proj"):  # one fused (E, 2I, h) parameter: 2·E·r × (h + 2I) / 2 each
+                    total += rank * e * (in_f + 2 * out_f)
+                else:
+                    total += rank * e * (in_f + out_f)
+            continue
+        if every or t.module in wanted:
             total += rank * (t.shape[0] + t.shape[-1]) * t.count
     return total
 
@@ -49,3 +77,16 @@ def trainable(spec: ModelSpec, total_params: int, method: str, lora_rank: int = 
                      or (t.layer is not None and t.layer < frozen_layers))
         return Trainable(total_params - frozen, 0, frozen)
     return Trainable(total_params, 0, 0)
+
+
+def lora_modules(spec: ModelSpec, targets: tuple[str, ...]) -> frozenset:
+    """Names of the modules that get adapters (``all-linear`` expanded as peft expands it)."""
+    if "all-linear" not in targets:
+        return frozenset(targets)
+    rule = ALL_LINEAR_MOE.get(spec.model_type, {})
+    names = set()
+    for t in tensors(spec):
+        part = "gate" if t.module == "gate" else t.role
+        if t.linear and t.role != "lm_head" and rule.get(part, True):
+            names.add(t.module)
+    return frozenset(names)

@@ -103,6 +103,8 @@ class ModelSpec:
     learned_positions: int = 0
     token_types: int = 0
     sliding_window: Optional[int] = None
+    attn_softcap: bool = False  # Gemma 2: tanh soft-capping of attention scores
+    logit_softcap: bool = False  # Gemma 2: tanh soft-capping of the final logits
     layer_types: tuple[str, ...] = ()
     moe: Optional[MoESpec] = None
     mla: Optional[MLASpec] = None
