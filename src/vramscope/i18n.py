@@ -306,6 +306,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "s_attn": {"en": "use {attn} attention instead of eager", "zh": "注意力实现改用 {attn}（替代 eager）"},
     "s_batch": {"en": "batch {batch}", "zh": "批大小改为 {batch}"},
     "s_seq": {"en": "shorten the context to {seq} tokens", "zh": "上下文缩短到 {seq} 个 token"},
+    "s_combo": {"en": "combine: {changes}", "zh": "组合调整：{changes}"},
     "s_gpus": {"en": "use {n} GPUs ({parallelism})", "zh": "使用 {n} 张 GPU（{parallelism}）"},
     "cost_none": {"en": "no cost", "zh": "无代价"},
     "cost_speed": {"en": "slower", "zh": "更慢"},

@@ -37,6 +37,8 @@ class Suggestion:
     cost: str  # none | speed | quality | hardware
 
     def render(self, lang: str = "en") -> str:
+        if self.key == "s_combo":
+            return t(self.key, lang, changes=self.params["changes_zh" if lang == "zh" else "changes"])
         return t(self.key, lang, **self.params)
 
     def to_dict(self, lang: str = "en") -> dict[str, Any]:
@@ -164,8 +166,45 @@ def _suggest(model: ResolvedModel, w: Workload, usable: int, base: int, max_seq:
             continue
         out.append(Suggestion(key, params, changes, total, base - total, total <= usable, cost))
     cost_rank = {"none": 0, "speed": 1, "quality": 2, "hardware": 3}
+    out = [s for s in out if s.saves_bytes > 0]
+    if not any(s.fits and s.cost != "hardware" for s in out):
+        combo = _combine(model, w, usable, base, [c for c in cands if c[3] != "hardware"])
+        if combo is not None:
+            out.append(combo)
     out.sort(key=lambda s: (not s.fits, cost_rank[s.cost] if s.fits else 0, -s.saves_bytes))
-    return [s for s in out if s.saves_bytes > 0]
+    return out
+
+
+def _combine(model: ResolvedModel, w: Workload, usable: int, base: int,
+             cands: list[tuple[str, dict[str, Any], dict[str, Any], str]]) -> Optional[Suggestion]:
+    """When no single change fits: greedily add the change that saves most on top of those already chosen
+    (every step re-estimated), until it fits or nothing saves more."""
+    changes: dict[str, Any] = {}
+    parts: list[Suggestion] = []
+    current = base
+    while current > usable:
+        best: Optional[tuple[int, tuple[str, dict[str, Any], dict[str, Any], str], dict[str, Any]]] = None
+        for cand in cands:
+            if any(k in changes for k in cand[2]):
+                continue  # e.g. lora and qlora both change the method
+            trial = {**changes, **cand[2]}
+            try:
+                total = _total(model, replace(w, **trial))
+            except VramscopeError:
+                continue
+            if total < current and (best is None or total < best[0]):
+                best = (total, cand, trial)
+        if best is None:
+            break
+        current, (key, params, ch, cost), changes = best[0], best[1], best[2]
+        parts.append(Suggestion(key, params, ch, current, base - current, current <= usable, cost))
+    if len(parts) < 2:
+        return None
+    costs = {"none": 0, "speed": 1, "quality": 2}
+    worst = max((p.cost for p in parts), key=lambda c: costs.get(c, 3))
+    return Suggestion("s_combo", {"changes": " + ".join(p.render("en") for p in parts),
+                                  "changes_zh": " + ".join(p.render("zh") for p in parts)},
+                      changes, current, base - current, current <= usable, worst)
 
 
 def fit(model: ResolvedModel, w: Workload, gpu: Gpu, suggestions: bool = True) -> FitAnswer:

@@ -104,9 +104,11 @@ def apply_lora(model: Any, rank: int, targets: tuple[str, ...]) -> Any:
     original_to = torch.nn.Module.to
 
     def same_device_to(self: Any, *args: Any, **kwargs: Any) -> Any:
-        device, dtype, _, _ = torch._C._nn._parse_to(*args, **kwargs)
-        if dtype is None and (device is None or device.type == "cpu"):
-            return self  # everything already lives on the (fake) CPU: a no-op, without swapping tensors
+        device, _, _, _ = torch._C._nn._parse_to(*args, **kwargs)
+        if device is None or device.type == "cpu":
+            # everything already lives on the (fake) CPU; dtype moves would only cast fresh fp32 adapters
+            # to the base dtype, which peft's default autocast_adapter_dtype=True undoes anyway
+            return self
         return original_to(self, *args, **kwargs)
 
     layer_cls._move_adapter_to_device_of_base_layer = lambda self, *a, **k: None
