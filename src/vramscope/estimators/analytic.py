@@ -27,9 +27,11 @@ gradients and states (peft ``autocast_adapter_dtype=True``).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional
 
-from ..memory.activations import FULL_TRAINING, TrainFlags, inference_transient, training_activations
+from ..memory.activations import (FULL_TRAINING, TrainFlags, effective_attn, inference_transient,
+                                  training_activations)
 from ..memory.gradients import gradient_bytes
 from ..memory.kv_cache import KV_DTYPE_BYTES, kv_cache_bytes
 from ..memory.optimizer_states import optimizer_state_bytes, step_temporary_bytes
@@ -173,6 +175,10 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
 def estimate_analytic(model: ResolvedModel, w: Workload) -> tuple[Phases, tuple[Assumption, ...], int, int]:
     """Phases, assumptions, trainable parameters and the transient bytes used for the uncertainty range."""
     notes: list[Assumption] = []
+    attn = effective_attn(model.spec, w.attn)
+    if attn != w.attn:
+        notes.append(Assumption("a_attn_eager", {"model_type": model.spec.model_type}))
+        w = replace(w, attn=attn)
     dtype = compute_dtype(model, w)
     if w.task == "inference":
         phases = _inference(model, w, dtype, notes)

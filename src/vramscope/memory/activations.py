@@ -42,8 +42,11 @@ layer); backward recomputes one layer at a time, so one layer's activations come
 Inference (no autograd): only transients live
 ---------------------------------------------
 The peak inside one layer during prefill is the MLP: activation and up outputs alive while the product is
-written (``3·a·I`` per token) beside the residual stream, the layer input and the normed input (``3·a·h``).
-Eager attention peaks at the softmax: ``(a + 4)·heads·s`` per token. ``generate()`` computes logits for the
+written (``3·a·I`` per token) beside the embedding output (the model's forward keeps ``inputs_embeds``), the
+residual stream, the layer input and the normed input (``4·a·h``).
+MoE layers run the routed experts as one grouped matmul over the ``k`` rows each token is routed to: the
+gathered input, fused gate/up output, activation and product (``k·a·(h + 4·I_e)``). Eager attention peaks at
+the softmax: ``(a + 4)·heads·s`` per token. ``generate()`` computes logits for the
 last position only (``logits_to_keep=1``) and copies them to fp32: ``b·V·(a + 4)``.
 """
 
@@ -54,6 +57,14 @@ from dataclasses import dataclass
 from ..model.spec import ModelSpec
 
 ATTN_IMPLS = ("sdpa", "flash", "eager")
+
+#: families whose transformers code refuses SDPA (Gemma 2: soft-capping), so "sdpa" runs as eager
+NO_SDPA = ("gemma2",)
+
+
+def effective_attn(spec: ModelSpec, attn: str) -> str:
+    """The attention implementation transformers actually runs for ``attn`` on this model."""
+    return "eager" if attn == "sdpa" and spec.model_type in NO_SDPA else attn
 
 
 @dataclass(frozen=True)
@@ -187,16 +198,18 @@ def inference_transient(spec: ModelSpec, batch: int, seq: int, a: float, attn: s
                         all_logits: bool = False) -> int:
     """Peak transient bytes of one prefill forward over ``seq`` tokens (module docstring)."""
     tokens = batch * seq
-    inter = spec.intermediate_size
+    mlp = tokens * (3 * a * spec.intermediate_size)
     if spec.moe is not None:
-        inter = max(spec.intermediate_size if spec.moe.dense_layers else 0,
-                    spec.moe.experts_per_token * spec.moe.expert_intermediate_size,
-                    spec.moe.shared_intermediate_size)
-    mlp = tokens * (3 * a * inter)
+        # transformers 5 runs routed experts as one grouped matmul over the k·tokens routed rows: gathered
+        # input (h), fused gate/up output (2I), activation (I) and product (I) alive together
+        moe = spec.moe
+        routed = tokens * moe.experts_per_token * a * (4 * moe.expert_intermediate_size + spec.hidden_size)
+        shared = tokens * 3 * a * moe.shared_intermediate_size
+        mlp = max(mlp if moe.dense_layers else 0, routed + (tokens * a * spec.hidden_size if shared else 0), shared)
     attention = tokens * a * (2 * spec.q_dim + 2 * spec.kv_dim)
     if attn == "eager":
         attention += tokens * (a + 4) * spec.num_heads * seq
-    layer_peak = max(mlp, attention) + tokens * 3 * a * spec.hidden_size
+    layer_peak = max(mlp, attention) + tokens * 4 * a * spec.hidden_size
     logit_rows = tokens if all_logits else batch
     logits = logit_rows * spec.vocab_size * (a + 4)
     return int(max(layer_peak, logits + tokens * a * spec.hidden_size))

@@ -14,10 +14,12 @@ from __future__ import annotations
 import sys
 import time
 from contextlib import nullcontext
+from dataclasses import replace
 from typing import Any, Callable, Optional
 
 from ..errors import VramscopeError
 from ..estimators.common import compute_dtype, trainable_for
+from ..memory.activations import effective_attn
 from ..memory.overhead import runtime_overhead
 from ..result import Assumption, Estimate, ModelInfo
 from ..sources.base import ResolvedModel
@@ -77,6 +79,7 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
     param_dtype = torch.float32 if recipe_mixed or dtype == "fp32" or w.precision == "fp32" else _torch_dtype(dtype)
     tracker = make_tracker(progress)
     category: dict[int, str] = {}
+    w = replace(w, attn=effective_attn(model.spec, w.attn))
 
     def mark(tensors: Any, cat: str) -> None:
         for t in tensors:

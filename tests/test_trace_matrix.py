@@ -1,0 +1,63 @@
+"""Continuous check: the analytic estimator agrees with traces of the real code on small configurations.
+
+Real catalog configs cut to 2 layers (same layer shapes) at short sequences, so each trace takes seconds.
+Every phase's total must agree within 3% and each component holding at least 1% of the peak within 5%.
+The full-depth matrix is bench/accuracy_matrix.py (results in docs/accuracy.md).
+"""
+
+import copy
+
+import pytest
+
+from conftest import requires_torch
+from vramscope.api import estimate_resolved
+from vramscope.sources import catalog
+from vramscope.sources.base import ResolvedModel
+from vramscope.sources.hf_config import spec_from_config
+from vramscope.workload import make_workload
+
+pytestmark = [requires_torch, pytest.mark.trace]
+
+CASES = [
+    ("llama-3-8b", dict(task="finetune", seq=256)),
+    ("llama-3-8b", dict(task="finetune", seq=256, method="lora")),
+    ("llama-3-8b", dict(task="finetune", seq=128, batch=2, method="lora", attn="eager")),
+    ("llama-3-8b", dict(task="finetune", seq=256, method="lora", grad_checkpointing=True)),
+    ("llama-3-8b", dict(task="inference", seq=512, batch=2)),
+    ("qwen3-8b", dict(task="finetune", seq=256, method="lora")),
+    ("qwen3-8b", dict(task="finetune", seq=128, attn="eager", grad_checkpointing=True)),
+    ("gemma-2-2b", dict(task="finetune", seq=256, attn="eager", dtype="bf16")),
+    ("gemma-2-2b", dict(task="finetune", seq=256, attn="eager", method="lora")),
+    ("qwen2.5-0.5b", dict(task="finetune", seq=256, method="freeze", frozen_layers=1)),
+    ("mixtral-8x7b", dict(task="finetune", seq=128)),
+    ("mixtral-8x7b", dict(task="inference", seq=256)),
+]
+
+
+def two_layers(name):
+    cfg = copy.deepcopy(catalog.find(name)["config"])
+    cfg["num_hidden_layers"] = 2
+    if "layer_types" in cfg:
+        cfg["layer_types"] = cfg["layer_types"][:2]
+    spec = spec_from_config(cfg, name=name)
+    return ResolvedModel(spec=spec, kind="catalog", origin=name, params=spec.params,
+                         active_params=spec.active_params, hf_config=cfg)
+
+
+@pytest.mark.parametrize("name, kw", CASES, ids=[f"{n}-{'-'.join(f'{k}={v}' for k, v in kw.items())}" for n, kw in CASES])
+def test_analytic_matches_trace(name, kw):
+    from vramscope.trace.estimator import trace_estimate
+
+    model = two_layers(name)
+    w = make_workload(**kw)
+    tr = trace_estimate(model, w)
+    an = estimate_resolved(model, w)
+    assert an.peak_phase == tr.peak_phase or abs(an.total_bytes - tr.total_bytes) <= 0.03 * tr.total_bytes
+    assert an.total_bytes == pytest.approx(tr.total_bytes, rel=0.03)
+    for phase, t_ph in tr.phases.items():
+        a_ph = an.phases[phase]
+        assert sum(a_ph.values()) == pytest.approx(sum(t_ph.values()), rel=0.03), phase
+    for comp in set(tr.components) | set(an.components):
+        t, a = tr.components.get(comp, 0), an.components.get(comp, 0)
+        if max(t, a) >= 0.01 * tr.total_bytes:
+            assert a == pytest.approx(t, rel=0.05), comp
