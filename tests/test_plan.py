@@ -138,3 +138,31 @@ def test_fit_json(capsys):
 def test_tp_requires_divisible_heads():
     with pytest.raises(vramscope.VramscopeError, match="divide"):
         vramscope.estimate("llama-3-8b", num_gpus=3)
+
+
+def test_optimizer_offload_moves_states_to_host():
+    on = vramscope.estimate("llama-3-8b", task="finetune", offload="optimizer")
+    off = vramscope.estimate("llama-3-8b", task="finetune")
+    assert on.total_bytes < off.total_bytes
+    assert on.phases["optimizer_step"]["optimizer_states"] == 0
+    assert on.engine["host_bytes"] == 8_030_261_248 * 16  # fp32 master + Adam states + fp32 gradients
+    both = vramscope.estimate("llama-3-8b", task="finetune", offload="optimizer+params")
+    assert both.total_bytes < on.total_bytes
+    with pytest.raises(vramscope.VramscopeError, match="--offload"):
+        vramscope.estimate("llama-3-8b", offload="optimizer")
+
+
+def test_offload_and_dtype_are_suggested():
+    a = vramscope.fit("llama-3-8b", gpu="40GB", task="finetune")
+    assert any(s.changes.get("offload") == "optimizer" for s in a.suggestions)
+    b = vramscope.fit("llama-3-70b", gpu="a100", dtype="fp32")
+    assert any(s.changes.get("dtype") == "bf16" for s in b.suggestions)
+
+
+def test_gpu_memory_option(capsys):
+    assert main(["estimate", "qwen2.5-0.5b", "--gpu-memory", "8GB", "--json"]) == 0
+    import json
+
+    d = json.loads(capsys.readouterr().out)
+    assert d["gpus"][0]["memory_bytes"] == 8 * 10**9
+    assert main(["estimate", "qwen2.5-0.5b", "--gpu-memory", "rtx-4090"]) == 2

@@ -43,6 +43,7 @@ def load_model(model: Optional[str] = None, params: Union[str, int, float, None]
 
 def estimate_resolved(model: ResolvedModel, workload: Workload, gpus: Iterable[str] = ()) -> Estimate:
     """Estimate for an already resolved model and a validated workload."""
+    extra: dict = {}
     if workload.estimator == "seed":
         phases, notes, trainable = estimate_seed(model, workload)
         peak = "steady"
@@ -50,7 +51,7 @@ def estimate_resolved(model: ResolvedModel, workload: Workload, gpus: Iterable[s
         low, high = total, total
         notes = (Assumption("a_seed_label"),) + notes
     else:
-        phases, notes, trainable, transient = estimate_analytic(model, workload)
+        phases, notes, trainable, transient, extra = estimate_analytic(model, workload)
         ov = runtime_overhead(transient)
         for p in phases.values():
             p["overhead"] = ov.nominal
@@ -64,11 +65,11 @@ def estimate_resolved(model: ResolvedModel, workload: Workload, gpus: Iterable[s
     info = ModelInfo(name=model.spec.name, params=model.params, active_params=model.active_params,
                      trainable_params=trainable, source=model.kind, origin=model.origin,
                      storage=model.stored_format, exact_shape=model.exact_shape)
-    extra = tuple(Assumption("a_note", {"text": n}) for n in model.notes)
+    source_notes = tuple(Assumption("a_note", {"text": n}) for n in model.notes)
     return Estimate(model=info, estimator=workload.estimator, task=workload.task, total_bytes=total,
                     range_bytes=(low, high), components={k: v for k, v in phases[peak].items()},
-                    peak_phase=peak, phases=phases, workload=workload.to_dict(), assumptions=notes + extra,
-                    gpus=verdicts)
+                    peak_phase=peak, phases=phases, workload=workload.to_dict(), assumptions=notes + source_notes,
+                    gpus=verdicts, engine=extra)
 
 
 def estimate(model: Optional[str] = None, *, params: Union[str, int, float, None] = None,

@@ -54,11 +54,15 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
     w.add_argument("--freeze-layers", default="0", help="with --method freeze: freeze the first N layers")
     w.add_argument("--activations-per-sample", help="seed estimator: activation floats per sample (A)")
     w.add_argument("--gpus", default="1", help="number of GPUs the model is split across (default 1)")
+    w.add_argument("--offload", default="none",
+                   help="none | optimizer | optimizer+params (training: ZeRO-Offload / FSDP CPU offload)")
     w.add_argument("--parallelism", default="auto",
                    help="auto | tp (tensor parallel, inference) | fsdp (FSDP full shard / ZeRO-3, training)")
     o = p.add_argument_group("output")
     o.add_argument("--gpu", action="append", default=[], metavar="NAME",
                    help="GPU to check (repeatable): rtx-4090, a100, h100, 24GB, auto")
+    o.add_argument("--gpu-memory", action="append", default=[], metavar="SIZE",
+                   help="a GPU of this much memory (repeatable): 24GB, 80GiB, 16G")
     o.add_argument("--units", default="GiB", choices=("GiB", "GB"), help="GiB (default) or GB")
     o.add_argument("--lang", choices=("en", "zh"), help="en | zh (default from the locale)")
     o.add_argument("--json", action="store_true", help="print JSON (schema vramscope.estimate/1)")
@@ -114,8 +118,18 @@ def _load(args: argparse.Namespace) -> tuple:
         precision=args.precision, optimizer=args.optimizer, grad_checkpointing=args.grad_checkpointing,
         grad_accum=args.grad_accum, lora_rank=args.lora_rank, lora_targets=args.lora_targets,
         frozen_layers=args.freeze_layers, activations_per_sample=args.activations_per_sample,
-        num_gpus=args.gpus, parallelism=args.parallelism)
+        num_gpus=args.gpus, parallelism=args.parallelism, offload=args.offload)
     return model, workload
+
+
+def _gpus(args: argparse.Namespace) -> list[str]:
+    from .errors import VramscopeError
+    from .units import looks_like_size
+
+    for size in args.gpu_memory:
+        if not looks_like_size(size):
+            raise VramscopeError("bad_size", field="--gpu-memory", value=size)
+    return list(args.gpu) + list(args.gpu_memory)
 
 
 def _cmd_estimate(args: argparse.Namespace, lang: str) -> int:
@@ -123,7 +137,7 @@ def _cmd_estimate(args: argparse.Namespace, lang: str) -> int:
     from .plan import DEFAULT_SHORTLIST
 
     model, workload = _load(args)
-    result = estimate_resolved(model, workload, args.gpu or DEFAULT_SHORTLIST)
+    result = estimate_resolved(model, workload, _gpus(args) or DEFAULT_SHORTLIST)
     if args.json:
         print(result.to_json(lang))
     else:
@@ -199,7 +213,7 @@ def _cmd_fit(args: argparse.Namespace, lang: str) -> int:
         from .errors import VramscopeError
 
         raise VramscopeError("conflict", field="--estimator", reason="fit searches the analytic estimator only")
-    answers = [fit(model, workload, find_gpu(g)) for g in (args.gpu or DEFAULT_SHORTLIST)]
+    answers = [fit(model, workload, find_gpu(g)) for g in (_gpus(args) or DEFAULT_SHORTLIST)]
     if args.json:
         data = [a.to_dict(lang) for a in answers]
         print(json.dumps(data[0] if len(data) == 1 else data, indent=2, ensure_ascii=False))
@@ -218,7 +232,7 @@ def _cmd_trace(args: argparse.Namespace, lang: str) -> int:
     from .trace.estimator import trace_estimate
 
     model, workload = _load(args)
-    result = trace_estimate(model, workload, tuple(args.gpu), progress=not args.quiet)
+    result = trace_estimate(model, workload, tuple(_gpus(args)), progress=not args.quiet)
     print(result.to_json(lang) if args.json else render_estimate(result, lang, args.units))
     return 0
 

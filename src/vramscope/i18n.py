@@ -221,6 +221,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "traced: the real transformers/peft code run on fake tensors in {dtype} ({seconds} s), allocations rounded to 512 B as the CUDA caching allocator does; steady-state training step (step 2)",
         "zh": "追踪：在假张量上运行真实的 transformers/peft 代码（{dtype}，{seconds} 秒），每次分配按 CUDA 缓存分配器的规则向上取整到 512 字节；训练取稳定状态的第 2 步",
     },
+    "a_offload": {
+        "en": "CPU offload ({what}): optimizer step, fp32 master weights, Adam states and gradients in host memory ({host} of CPU RAM, pinned); the GPU keeps gradient buckets",
+        "zh": "CPU 卸载（{what}）：优化器更新、fp32 主权重、Adam 状态和梯度放在主机内存（占用 {host} 的锁页 CPU 内存）；GPU 只保留梯度桶",
+    },
     "a_attn_eager": {
         "en": "{model_type}: transformers refuses SDPA for this family (soft-capping), so attention runs eager",
         "zh": "{model_type}：transformers 不支持该系列使用 SDPA（soft-capping），注意力按 eager 计算",
@@ -310,6 +314,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     "s_attn": {"en": "use {attn} attention instead of eager", "zh": "注意力实现改用 {attn}（替代 eager）"},
     "s_batch": {"en": "batch {batch}", "zh": "批大小改为 {batch}"},
     "s_seq": {"en": "shorten the context to {seq} tokens", "zh": "上下文缩短到 {seq} 个 token"},
+    "s_offload": {"en": "offload the {what} states to CPU memory (ZeRO-Offload / FSDP CPU offload)",
+                  "zh": "将 {what} 状态卸载到 CPU 内存（ZeRO-Offload / FSDP CPU 卸载）"},
+    "s_dtype": {"en": "compute in {dtype} instead of fp32", "zh": "改用 {dtype} 计算（替代 fp32）"},
     "s_combo": {"en": "combine: {changes}", "zh": "组合调整：{changes}"},
     "s_gpus": {"en": "use {n} GPUs ({parallelism})", "zh": "使用 {n} 张 GPU（{parallelism}）"},
     "cost_none": {"en": "no cost", "zh": "无代价"},

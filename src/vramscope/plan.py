@@ -137,6 +137,8 @@ def _suggest(model: ResolvedModel, w: Workload, usable: int, base: int, max_seq:
         if (w.kv_dtype or "") not in ("fp8", "int8", "q8_0", "q4_0"):
             cands.append(("s_kv_dtype", {"kv_dtype": "fp8"}, {"kv_dtype": "fp8"}, "quality"))
     else:
+        if w.offload == "none" and w.method in ("full", "freeze"):
+            cands.append(("s_offload", {"what": "optimizer"}, {"offload": "optimizer"}, "speed"))
         if w.method in ("full", "freeze"):
             cands += [("s_method", {"method": "lora"}, {"method": "lora"}, "quality"),
                       ("s_method", {"method": "qlora"}, {"method": "qlora", "quant": "nf4"}, "quality")]
@@ -149,6 +151,8 @@ def _suggest(model: ResolvedModel, w: Workload, usable: int, base: int, max_seq:
         if w.batch > 1:
             cands.append(("s_microbatch", {"batch": 1, "accum": w.batch * w.grad_accum},
                           {"batch": 1, "grad_accum": w.batch * w.grad_accum}, "speed"))
+    if (w.dtype or "") == "fp32" and w.quant == "none" and not (w.training and w.method in ("lora", "qlora")):
+        cands.append(("s_dtype", {"dtype": "bf16"}, {"dtype": "bf16"}, "quality"))
     if w.attn == "eager":
         cands.append(("s_attn", {"attn": "sdpa"}, {"attn": "sdpa"}, "none"))
     if w.batch > 1 and w.task == "inference":

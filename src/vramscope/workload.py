@@ -22,6 +22,7 @@ METHODS = ("full", "freeze", "lora", "qlora")
 ESTIMATORS = ("analytic", "seed")
 PRECISIONS = ("auto", "pure", "mixed", "fp32")
 PARALLELISMS = ("auto", "none", "tp", "fsdp")
+OFFLOADS = ("none", "optimizer", "optimizer+params")
 ENGINES = ("transformers",)
 
 MAX_BATCH = 1_000_000
@@ -57,6 +58,7 @@ class Workload:
     activations_per_sample: Optional[int] = None  # seed estimator's A
     num_gpus: int = 1
     parallelism: str = "none"  # none | tp (inference) | fsdp (training)
+    offload: str = "none"  # none | optimizer | optimizer+params (training: ZeRO-Offload / FSDP CPU offload)
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -75,7 +77,8 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
                   batch: Any = 1, seq: Any = None, kv_dtype: Optional[str] = None, attn: str = "sdpa",
                   precision: str = "auto", optimizer: str = "adamw", grad_checkpointing: bool = False,
                   grad_accum: Any = 1, lora_rank: Any = 16, lora_targets: Any = None, frozen_layers: Any = 0,
-                  activations_per_sample: Any = None, num_gpus: Any = 1, parallelism: str = "auto") -> Workload:
+                  activations_per_sample: Any = None, num_gpus: Any = 1, parallelism: str = "auto",
+                  offload: str = "none") -> Workload:
     """Validate user options into a :class:`Workload` (errors name the option and the allowed values)."""
     task = _choice(task, "--task", TASKS)
     estimator = _choice(estimator, "--estimator", ESTIMATORS)
@@ -121,6 +124,10 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
         raise VramscopeError("conflict", field="--parallelism",
                              reason=f"'{par}' is not available for --task {task} yet; use "
                                     f"{'tp' if task == 'inference' else 'fsdp'}")
+    off = _choice(offload, "--offload", OFFLOADS)
+    if off != "none" and task == "inference":
+        raise VramscopeError("conflict", field="--offload",
+                             reason="CPU offload of optimizer states and parameters is for training; use --task finetune")
     default_seq = 2048 if task != "inference" else 4096
     apsa = None if activations_per_sample is None else parse_int(activations_per_sample,
                                                                  "--activations-per-sample", 1, 10**13)
@@ -135,7 +142,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
         grad_accum=parse_int(grad_accum, "--grad-accum", 1, 1_000_000),
         lora_rank=parse_int(lora_rank, "--lora-rank", 1, 65536),
         lora_targets=targets, frozen_layers=parse_int(frozen_layers, "--freeze-layers", 0, 100_000),
-        activations_per_sample=apsa, num_gpus=n_gpus, parallelism=par if n_gpus > 1 else "none",
+        activations_per_sample=apsa, num_gpus=n_gpus, parallelism=par if n_gpus > 1 else "none", offload=off,
     )
 
 

@@ -103,7 +103,8 @@ def _flags(spec: ModelSpec, w: Workload) -> TrainFlags:
     return FULL_TRAINING
 
 
-def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption]) -> tuple[Phases, int]:
+def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
+              extra: dict) -> tuple[Phases, int]:
     spec = model.spec
     t = trainable_for(model, w)
     adapters = w.method in ("lora", "qlora")
@@ -135,6 +136,20 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         weights, grads, states, temp = (-(-x // n) for x in (weights, grads, states, temp))
         gathered = fsdp_gather_bytes(spec, 4.0 if recipe == "mixed" else a)
         notes.append(Assumption("a_fsdp", {"n": n}))
+    host = 0
+    if w.offload != "none":
+        # ZeRO-Offload (arXiv 2101.06840) / FSDP CPUOffload: fp32 master weights, Adam states, fp32 gradients
+        # and the optimizer step live in pinned host memory; the GPU keeps gradient buckets (two layers' worth)
+        layer_grads = int(layer_params * param_bytes) if not adapters else grads
+        host = int(t.params * (4 + 4 + 8)) // (w.num_gpus if w.parallelism == "fsdp" else 1)
+        states, temp = 0, 0
+        grads = min(grads, 2 * layer_grads)
+        if w.offload == "optimizer+params":
+            host += weights
+            weights = 0
+            gathered = gathered or fsdp_gather_bytes(spec, a)
+        notes.append(Assumption("a_offload", {"what": w.offload, "host": f"{host / 2**30:.1f} GiB"}))
+        extra.update(offload=w.offload, host_bytes=host)
     kept = grads if w.grad_accum > 1 else 0
     base = {"weights": weights + gathered, "optimizer_states": states}
     forward = {**base, "gradients": kept, "activations": acts.layers + cast_cache + acts.loss_resident,
@@ -161,6 +176,7 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         "optimizer_step": {"weights": weights, "gradients": grads, "optimizer_states": states,
                            "optimizer_temp": temp},
     }
+
     notes.append(Assumption(f"a_recipe_{recipe}", {"dtype": dtype}))
     notes.append(Assumption("a_training_shape", {"batch": w.batch, "seq": w.seq, "attn": w.attn,
                                                  "optimizer": w.optimizer, "accum": w.grad_accum}))
@@ -172,9 +188,12 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     return phases, t.params
 
 
-def estimate_analytic(model: ResolvedModel, w: Workload) -> tuple[Phases, tuple[Assumption, ...], int, int]:
-    """Phases, assumptions, trainable parameters and the transient bytes used for the uncertainty range."""
+def estimate_analytic(model: ResolvedModel, w: Workload
+                      ) -> tuple[Phases, tuple[Assumption, ...], int, int, dict]:
+    """Phases, assumptions, trainable parameters, the transient bytes used for the uncertainty range, and
+    engine/host fields (``host_bytes`` under CPU offload)."""
     notes: list[Assumption] = []
+    extra: dict = {}
     attn = effective_attn(model.spec, w.attn)
     if attn != w.attn:
         notes.append(Assumption("a_attn_eager", {"model_type": model.spec.model_type}))
@@ -185,6 +204,6 @@ def estimate_analytic(model: ResolvedModel, w: Workload) -> tuple[Phases, tuple[
         trainable = 0
         transient = phases["prefill"]["activations"]
     else:
-        phases, trainable = _training(model, w, dtype, notes)
+        phases, trainable = _training(model, w, dtype, notes, extra)
         transient = max(p.get("activations", 0) + p.get("optimizer_temp", 0) for p in phases.values())
-    return phases, tuple(notes) + shape_note(model), trainable, transient
+    return phases, tuple(notes) + shape_note(model), trainable, transient, extra
