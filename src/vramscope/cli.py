@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     va.add_argument("--json", action="store_true")
     va.add_argument("--lang", choices=("en", "zh"))
     va.add_argument("--units", default="GiB", choices=("GiB", "GB"))
+    sv = sub.add_parser("serve", help="a web page and JSON API on this machine (standard library only)")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", default="8765")
     models = sub.add_parser("models", help="list the built-in model catalog")
     models.add_argument("query", nargs="?", default="")
     models.add_argument("--json", action="store_true")
@@ -293,7 +296,15 @@ def _cmd_validate(args: argparse.Namespace, lang: str) -> int:
     return 0
 
 
-COMMANDS = {"estimate": _cmd_estimate, "trace": _cmd_trace, "measure": _cmd_measure, "validate": _cmd_validate, "fit": _cmd_fit, "models": _cmd_models, "gpus": _cmd_gpus}
+def _cmd_serve(args: argparse.Namespace, lang: str) -> int:
+    from .serve import serve
+    from .units import parse_int
+
+    serve(args.host, parse_int(args.port, "--port", 0, 65535))
+    return 0
+
+
+COMMANDS = {"serve": _cmd_serve, "estimate": _cmd_estimate, "trace": _cmd_trace, "measure": _cmd_measure, "validate": _cmd_validate, "fit": _cmd_fit, "models": _cmd_models, "gpus": _cmd_gpus}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

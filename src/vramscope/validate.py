@@ -25,8 +25,6 @@ from .memory.overhead import CONTEXT_NOMINAL
 
 MAX_LINE = 1 << 20
 MAX_RECORDS = 100_000
-WORKLOAD_KEYS = ("task", "method", "dtype", "quant", "batch", "seq", "kv_dtype", "attn", "precision", "optimizer",
-                 "grad_checkpointing", "grad_accum", "lora_rank", "lora_targets", "num_gpus", "parallelism")
 
 
 @dataclass
@@ -78,11 +76,87 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _workload(rec: dict[str, Any]) -> dict[str, Any]:
-    w = {k: v for k, v in (rec.get("workload") or {}).items() if k in WORKLOAD_KEYS and v is not None}
-    if "num_gpus" not in w and rec.get("num_gpus"):
-        w["num_gpus"] = rec["num_gpus"]
-    return w
+#: record keys that describe something vramscope does not model yet: such records are skipped, with the reason
+UNMODELLED = {
+    "packed": "sequence packing", "compile": "torch.compile", "chunked_ce": "chunked cross-entropy",
+    "optimizer_in_bwd": "optimizer step in backward", "activation_offloading": "activation offloading",
+    "engine": "the inference engine's own allocator (vLLM / SGLang / llama.cpp profiles)",
+    "kv_cache_tokens": "a static KV cache of fixed size", "zero_stage": "DeepSpeed ZeRO",
+}
+#: record keys that are context only
+INFORMATIONAL = {"dataset", "lora_alpha", "lora_output", "max_new_tokens", "cache_dtype", "load_format", "phase",
+                 "lora_mlp", "fsdp_offload_params", "offload_optimizer", "offload_param", "fsdp"}
+_TORCHTUNE_NAMES = {"output_proj": "o_proj"}
+
+
+class Skip(Exception):
+    pass
+
+
+def workload_from_record(rec: dict[str, Any]) -> dict[str, Any]:
+    """Translate a record's workload into vramscope's options; raises :class:`Skip` with the reason."""
+    src = dict(rec.get("workload") or {})
+    out: dict[str, Any] = {}
+    for key, value in src.items():
+        if key in UNMODELLED and value not in (False, None, "transformers"):
+            raise Skip(f"uses {UNMODELLED[key]}")
+    task = src.get("task", "inference")
+    out["task"] = {"generate": "inference"}.get(task, task)
+    if out["task"] not in ("inference", "finetune", "pretrain"):
+        raise Skip(f"task '{task}' is not an estimate vramscope makes")
+    dtype = src.get("dtype")
+    if dtype == "fp16-mixed":
+        out.update(dtype="fp16", precision="mixed")
+    elif dtype:
+        out["dtype"] = dtype
+    opt = str(src.get("optimizer", "adamw")).split(" ")[0]
+    if opt.startswith("paged"):
+        raise Skip("uses a paged bitsandbytes optimizer")
+    out["optimizer"] = opt
+    quant = src.get("quant")
+    if quant:
+        out["quant"] = "nf4-dq" if "double" in str(quant) else str(quant).split(" ")[0]
+    attn = src.get("attn")
+    if attn:
+        out["attn"] = {"flash_attention_2": "flash"}.get(attn, attn)
+    targets = [_TORCHTUNE_NAMES.get(t, t) for t in src.get("lora_targets", []) or []]
+    if targets and src.get("lora_mlp"):
+        targets += ["gate_proj", "up_proj", "down_proj"]
+    if targets:
+        out["lora_targets"] = tuple(dict.fromkeys(targets))
+    for key in ("method", "seq", "batch", "grad_accum", "grad_checkpointing", "lora_rank", "kv_dtype",
+                "precision"):
+        if src.get(key) is not None:
+            out[key] = src[key]
+    if src.get("offload_optimizer") or src.get("fsdp_offload_params"):
+        out["offload"] = "optimizer+params" if (src.get("offload_param") or src.get("fsdp_offload_params")) \
+            else "optimizer"
+    n = int(rec.get("num_gpus") or 1)
+    if n > 1:
+        if out["task"] == "inference":
+            raise Skip("multi-GPU inference records need the engine profiles")
+        out.update(num_gpus=n, parallelism="fsdp")
+    unknown = set(src) - set(UNMODELLED) - INFORMATIONAL - {"task", "dtype", "optimizer", "quant", "attn",
+                                                           "lora_targets", "method", "seq", "batch", "grad_accum",
+                                                           "grad_checkpointing", "lora_rank", "kv_dtype",
+                                                           "precision", "ctx_size", "n_batch", "n_ubatch",
+                                                           "flash_attn", "cache_type_k", "cache_type_v",
+                                                           "gguf_type", "n_gpu_layers", "gpu_memory_utilization",
+                                                           "tensor_parallel_size", "max_model_len",
+                                                           "max_num_seqs", "enforce_eager", "quantization",
+                                                           "mem_fraction_static"}
+    if unknown:
+        raise Skip(f"unknown workload keys: {', '.join(sorted(unknown))}")
+    if out["task"] != "inference":
+        if "seq" not in out:
+            raise Skip("the source does not state the sequence length")
+        if "grad_checkpointing" not in out:
+            raise Skip("the source does not state whether activation checkpointing was on")
+        framework = str(rec.get("framework", "")).lower()
+        if "torchtune" in framework:
+            raise Skip("torchtune's own model code and recipe (bf16 adapters, its RMSNorm and loss) are not "
+                       "modelled yet: the estimate follows transformers + peft")
+    return out
 
 
 def validate(records: list[dict[str, Any]], trace: bool = False) -> list[Row]:
@@ -96,11 +170,12 @@ def validate(records: list[dict[str, Any]], trace: bool = False) -> list[Row]:
         base = dict(id=rec["id"], kind=kind, measured=rec["measured"], source=rec.get("source", ""))
         try:
             model = resolve(rec["model"], hub=False)
-            w = make_workload(**_workload(rec))
+            w = make_workload(**workload_from_record(rec))
             est = estimate_resolved(model, w)
-        except VramscopeError as e:
+        except (VramscopeError, Skip) as e:
+            reason = e.render() if isinstance(e, VramscopeError) else str(e)
             rows.append(Row(**base, component="total", measured_bytes=int(rec["value_bytes"]),
-                            analytic_bytes=None, trace_bytes=None, skipped=e.render()))
+                            analytic_bytes=None, trace_bytes=None, skipped=reason))
             continue
         tr = None
         if trace:

@@ -1,0 +1,77 @@
+"""Validation against the shipped measured records, written into docs/accuracy.md.
+
+Run:  python bench/validation_report.py [--trace] [--write docs/accuracy.md]
+Every record in validation/*.jsonl is re-estimated (analytic, and trace with --trace); records that need
+something vramscope does not model yet are listed with the reason instead of a number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from vramscope.validate import read_records, summary, validate  # noqa: E402
+
+
+def pct(x):
+    return "" if x is None else f"{100 * x:+.1f}%"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--trace", action="store_true")
+    ap.add_argument("--write")
+    args = ap.parse_args()
+    files = sorted((ROOT / "validation").glob("*.jsonl"))
+    records = [r for f in files for r in read_records(f)]
+    by_id = {r["id"]: r for r in records}
+    rows = validate(records, trace=args.trace)
+    summ = summary(rows)
+    compared = [r for r in rows if not r.skipped]
+    skipped = [r for r in rows if r.skipped]
+    lines = ["## Validation against published measurements", "",
+             f"Measured {datetime.date.today().isoformat()} by `python bench/validation_report.py"
+             f"{' --trace' if args.trace else ''}` over {len(records)} records in `validation/` (each with its "
+             f"source, see `validation/README.md`): {len(compared)} compared, {len(skipped)} not yet comparable. "
+             "The estimate is compared like for like: torch's allocator counters without the CUDA context, NVML / "
+             "nvidia-smi with it.", "",
+             "| kind | records | analytic median abs error | analytic worst | trace median | trace worst |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for kind, e in summ.items():
+        a, t = e.get("analytic", {}), e.get("trace", {})
+        lines.append(f"| {kind} | {e['records']} | {pct(a.get('median_abs_error'))} | {pct(a.get('worst_abs_error'))} "
+                     f"| {pct(t.get('median_abs_error'))} | {pct(t.get('worst_abs_error'))} |")
+    lines += ["", "| record | measured | value | analytic | error | trace | error | source |",
+              "|---|---|---:|---:|---:|---:|---:|---|"]
+    for r in compared:
+        d = r.to_dict()
+        src = by_id[r.id]["source"]
+        lines.append(f"| {r.id}{'' if r.component == 'total' else ' [' + r.component + ']'} | {r.measured} | "
+                     f"{r.measured_bytes / 2**30:.2f} GiB | {(r.analytic_bytes or 0) / 2**30:.2f} GiB | "
+                     f"{pct(d['analytic_error'])} | "
+                     f"{'' if r.trace_bytes is None else f'{r.trace_bytes / 2**30:.2f} GiB'} | {pct(d['trace_error'])} "
+                     f"| [link]({src}) |")
+    lines += ["", "Not yet comparable (the reason is what vramscope would need to model first):", "",
+              "| record | value | why not compared |", "|---|---:|---|"]
+    for r in skipped:
+        lines.append(f"| {r.id} | {r.measured_bytes / 2**30:.2f} GiB | {r.skipped} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.write:
+        path = Path(args.write)
+        old = path.read_text(encoding="utf-8")
+        head = "## Validation against published measurements"
+        start = old.find(head)
+        if start >= 0:
+            end = old.find("\n## ", start + 1)
+            old = old[:start] + (old[end + 1:] if end >= 0 else "")
+        path.write_text(old.rstrip() + "\n\n" + text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
