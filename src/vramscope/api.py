@@ -12,8 +12,9 @@ from typing import Any, Iterable, Optional, Union
 from .errors import VramscopeError
 from .estimators.analytic import estimate_analytic
 from .estimators.seed import estimate_seed
-from .gpus import find_gpu, verdict
-from .memory.overhead import runtime_overhead
+from .engines.vllm import NON_TORCH, NON_TORCH_HIGH
+from .gpus import find_gpu, verdict, vllm_verdict
+from .memory.overhead import Overhead, runtime_overhead
 from .result import Assumption, Estimate, ModelInfo
 from .sources import ResolvedModel, resolve, resolve_params
 from .units import parse_count, parse_int
@@ -44,6 +45,7 @@ def load_model(model: Optional[str] = None, params: Union[str, int, float, None]
 def estimate_resolved(model: ResolvedModel, workload: Workload, gpus: Iterable[str] = ()) -> Estimate:
     """Estimate for an already resolved model and a validated workload."""
     extra: dict = {}
+    gpu_objs = tuple(find_gpu(g) for g in gpus)
     if workload.estimator == "seed":
         phases, notes, trainable = estimate_seed(model, workload)
         peak = "steady"
@@ -51,17 +53,22 @@ def estimate_resolved(model: ResolvedModel, workload: Workload, gpus: Iterable[s
         low, high = total, total
         notes = (Assumption("a_seed_label"),) + notes
     else:
-        phases, notes, trainable, transient, extra = estimate_analytic(model, workload)
+        phases, notes, trainable, transient, extra = estimate_analytic(model, workload, gpu_objs)
         ov = runtime_overhead(transient)
+        if extra.get("name") == "vllm":  # the CUDA context is inside vLLM's own non-torch accounting
+            ov = Overhead(0, 0, NON_TORCH_HIGH - NON_TORCH)
         for p in phases.values():
             p["overhead"] = ov.nominal
         peak = max(phases, key=lambda k: sum(phases[k].values()))
         total = sum(phases[peak].values())
         low, high = total - ov.nominal + ov.low, total - ov.nominal + ov.high
-        notes = notes + (Assumption("a_overhead"),)
+        notes = notes + (Assumption("a_overhead_vllm" if extra.get("name") == "vllm" else "a_overhead"),)
         if workload.grad_checkpointing and peak == "optimizer_step":
             notes = notes + (Assumption("a_ckpt_no_gain"),)
-    verdicts = tuple(verdict(find_gpu(g), total, high) for g in gpus)
+    if extra.get("name") == "vllm":
+        verdicts = tuple(vllm_verdict(g, v, extra) for g, v in zip(gpu_objs, extra["per_gpu"]))
+    else:
+        verdicts = tuple(verdict(g, total, high) for g in gpu_objs)
     info = ModelInfo(name=model.spec.name, params=model.params, active_params=model.active_params,
                      trainable_params=trainable, source=model.kind, origin=model.origin,
                      storage=model.stored_format, exact_shape=model.exact_shape)

@@ -41,7 +41,8 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
     w.add_argument("--quant", help="none | int8 | int4 | nf4 | fp4 | nf4-dq | fp4-dq | fp8 | gptq-4bit | gptq-8bit | "
                                    "gptq-3bit | gptq-2bit | awq-4bit")
     w.add_argument("--batch", default="1", help="batch size / micro-batch (default 1)")
-    w.add_argument("--seq", help="tokens per sequence (default 4096 for inference, 2048 for training)")
+    w.add_argument("--seq", "--ctx-size", "-c", dest="seq",
+                   help="tokens per sequence / llama.cpp context (default 4096 for inference, 2048 for training)")
     w.add_argument("--kv-dtype", help="KV cache dtype: fp16 | bf16 | fp8 | int8 | q8_0 | q4_0 ... (default: dtype)")
     w.add_argument("--attn", default="sdpa", help="sdpa (default) | flash | eager")
     w.add_argument("--precision", default="auto", help="auto | pure | mixed | fp32 (training)")
@@ -58,6 +59,19 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
                    help="none | optimizer | optimizer+params (training: ZeRO-Offload / FSDP CPU offload)")
     w.add_argument("--parallelism", default="auto",
                    help="auto | tp (tensor parallel, inference) | fsdp (FSDP full shard / ZeRO-3, training)")
+    v = p.add_argument_group("vLLM (--engine vllm)")
+    v.add_argument("--gpu-memory-utilization", help="fraction of GPU memory vLLM preallocates (default 0.9)")
+    v.add_argument("--max-model-len", help="longest sequence (default: the model's max_position_embeddings)")
+    v.add_argument("--max-num-seqs", help="concurrent sequences in one batch (default 256)")
+    v.add_argument("--max-num-batched-tokens", help="tokens in one scheduler step / the profile run (default 8192)")
+    v.add_argument("--enforce-eager", action="store_true", default=None, help="no CUDA graphs")
+    v.add_argument("--tensor-parallel-size", "-tp", dest="tp", help="GPUs to split the model across (= --gpus)")
+    lc = p.add_argument_group("llama.cpp / Ollama (--engine llama.cpp)")
+    lc.add_argument("--n-gpu-layers", "-ngl", help="layers on the GPU (default: all, and the output layer)")
+    lc.add_argument("--cache-type-k", "-ctk", help="f16 (default), q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, bf16, f32")
+    lc.add_argument("--cache-type-v", "-ctv", help="like --cache-type-k")
+    lc.add_argument("--flash-attn", "-fa", action="store_true", default=None, help="flash attention")
+    lc.add_argument("--ubatch-size", "-ub", dest="ubatch", help="physical micro-batch (default 512)")
     o = p.add_argument_group("output")
     o.add_argument("--gpu", action="append", default=[], metavar="NAME",
                    help="GPU to check (repeatable): rtx-4090, a100, h100, 24GB, auto")
@@ -121,7 +135,11 @@ def _load(args: argparse.Namespace) -> tuple:
         precision=args.precision, optimizer=args.optimizer, grad_checkpointing=args.grad_checkpointing,
         grad_accum=args.grad_accum, lora_rank=args.lora_rank, lora_targets=args.lora_targets,
         frozen_layers=args.freeze_layers, activations_per_sample=args.activations_per_sample,
-        num_gpus=args.gpus, parallelism=args.parallelism, offload=args.offload)
+        num_gpus=args.tp or args.gpus, parallelism="tp" if args.tp else args.parallelism, offload=args.offload,
+        gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len,
+        max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens,
+        enforce_eager=bool(args.enforce_eager), n_gpu_layers=args.n_gpu_layers, cache_type_k=args.cache_type_k,
+        cache_type_v=args.cache_type_v, flash_attn=bool(args.flash_attn), ubatch=args.ubatch)
     return model, workload
 
 

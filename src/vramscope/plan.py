@@ -15,6 +15,7 @@ from .api import estimate_resolved
 from .errors import VramscopeError
 from .gpus import Gpu
 from .i18n import t
+from .memory.gguf_mix import FTYPE_DEFAULT
 from .result import Estimate
 from .sources import ResolvedModel
 from .workload import MAX_BATCH, MAX_SEQ, Workload
@@ -58,6 +59,8 @@ class FitAnswer:
     min_gpus: Optional[int]  # None when no count up to the limit fits
     min_gpus_parallelism: str
     suggestions: tuple[Suggestion, ...] = field(default_factory=tuple)
+    max_concurrency: Optional[int] = None  # vLLM: sequences of max_model_len the KV pool holds at once
+    needed_bytes: int = 0  # what the workload needs (vLLM: its minimum, below its preallocation)
 
     def to_dict(self, lang: str = "en") -> dict[str, Any]:
         g = self.gpu
@@ -66,8 +69,11 @@ class FitAnswer:
             "gpu": {"name": g.name, "id": g.id, "memory_bytes": g.memory_bytes, "usable_bytes": g.usable_bytes},
             "fits": self.fits,
             "total_bytes": self.estimate.total_bytes,
-            "headroom_bytes": g.usable_bytes - self.estimate.total_bytes,
+            "needed_bytes": self.needed_bytes,
+            "headroom_bytes": g.usable_bytes - self.estimate.total_bytes if self.max_concurrency is None
+            else self.estimate.gpus[0].headroom_bytes if self.estimate.gpus else 0,
             "max_batch": self.max_batch,
+            "max_concurrency": self.max_concurrency,
             "max_seq": self.max_seq,
             "seq_limit": self.seq_limit,
             "min_gpus": self.min_gpus,
@@ -101,7 +107,15 @@ def largest_fitting(fits: Callable[[int], bool], lo: int, hi: int) -> int:
 
 
 def _total(model: ResolvedModel, w: Workload) -> int:
-    return estimate_resolved(model, w).total_bytes
+    """What the workload needs on one GPU. vLLM takes a fixed share of any GPU, so what it needs is its
+    minimum: weights, activation peak, non-torch memory, CUDA graphs and the KV cache of one longest sequence."""
+    e = estimate_resolved(model, w)
+    return e.engine["min_bytes"] if e.engine.get("name") == "vllm" else e.total_bytes
+
+
+def budget(w: Workload, gpu: Gpu) -> int:
+    """Memory the workload may use on ``gpu`` (vLLM: its ``gpu_memory_utilization`` share)."""
+    return int(gpu.usable_bytes * (w.gpu_memory_utilization if w.engine == "vllm" else 1.0))
 
 
 def _tp_counts(model: ResolvedModel) -> list[int]:
@@ -111,6 +125,8 @@ def _tp_counts(model: ResolvedModel) -> list[int]:
 
 def min_gpus(model: ResolvedModel, w: Workload, usable: int) -> tuple[Optional[int], str]:
     """Fewest GPUs of this size: tensor parallel for inference (heads must divide), FSDP for training."""
+    if w.engine == "llama.cpp":
+        return None, "llama.cpp"
     if w.task == "inference":
         for n in _tp_counts(model):
             try:
@@ -127,10 +143,46 @@ def min_gpus(model: ResolvedModel, w: Workload, usable: int) -> tuple[Optional[i
     return (n, "fsdp" if n > 1 else "none") if n <= MAX_GPUS else (None, "fsdp")
 
 
+def _bits(ftype: str) -> float:
+    from .sources.gguf import ggml_types
+
+    info = next(t for t in ggml_types()["types"].values() if t["name"] == FTYPE_DEFAULT[ftype])
+    return info["bytes"] * 8 / info["block"]
+
+
+def _max_gpu_layers(model: ResolvedModel, w: Workload, usable: int) -> Optional[int]:
+    """llama.cpp: the most layers ``-ngl`` can put on this GPU (the rest run from host memory)."""
+    n = largest_fitting(lambda k: _total(model, replace(w, n_gpu_layers=k)) <= usable, 0, model.spec.num_layers + 1)
+    return n if n >= 0 else None
+
+
 def _suggest(model: ResolvedModel, w: Workload, usable: int, base: int, max_seq: int,
              gpus_needed: Optional[int], par: str) -> list[Suggestion]:
     cands: list[tuple[str, dict[str, Any], dict[str, Any], str]] = []
-    if w.task == "inference":
+    if w.engine == "llama.cpp":
+        for q in ("Q4_K_M", "Q3_K_M", "Q2_K"):
+            if w.quant == "none" or (w.quant in FTYPE_DEFAULT and _bits(q) < _bits(w.quant)):
+                cands.append(("s_quant", {"quant": q}, {"quant": q}, "quality"))
+        if (w.cache_type_k or "f16") == "f16":
+            cands.append(("s_kv_dtype", {"kv_dtype": "q8_0"}, {"cache_type_k": "q8_0", "cache_type_v": "q8_0",
+                                                              "flash_attn": True}, "quality"))
+        if not w.flash_attn:
+            cands.append(("s_flash", {}, {"flash_attn": True}, "none"))
+        ngl = _max_gpu_layers(model, w, usable)
+        if ngl is not None and ngl < model.spec.num_layers:
+            cands.append(("s_ngl", {"n": ngl, "total": model.spec.num_layers}, {"n_gpu_layers": ngl}, "speed"))
+    elif w.engine == "vllm":
+        if w.quant == "none":
+            cands.append(("s_quant", {"quant": "fp8"}, {"quant": "fp8"}, "quality"))
+        if w.kv_dtype not in ("fp8",):
+            cands.append(("s_kv_dtype", {"kv_dtype": "fp8"}, {"kv_dtype": "fp8"}, "quality"))
+        if w.gpu_memory_utilization < 0.95:
+            cands.append(("s_util", {"util": 0.95}, {"gpu_memory_utilization": 0.95}, "none"))
+        if not w.enforce_eager:
+            cands.append(("s_eager", {}, {"enforce_eager": True}, "speed"))
+        if w.max_num_seqs > 64:
+            cands.append(("s_seqs", {"n": 64}, {"max_num_seqs": 64, "max_num_batched_tokens": 2048}, "speed"))
+    elif w.task == "inference":
         if w.quant == "none":
             cands += [("s_quant", {"quant": "int8"}, {"quant": "int8"}, "quality"),
                       ("s_quant", {"quant": "nf4"}, {"quant": "nf4"}, "quality")]
@@ -157,7 +209,11 @@ def _suggest(model: ResolvedModel, w: Workload, usable: int, base: int, max_seq:
         cands.append(("s_attn", {"attn": "sdpa"}, {"attn": "sdpa"}, "none"))
     if w.batch > 1 and w.task == "inference":
         cands.append(("s_batch", {"batch": 1}, {"batch": 1}, "speed"))
-    if 0 < max_seq < w.seq:
+    if w.engine == "vllm":
+        current_len = w.max_model_len or model.spec.max_position_embeddings or w.seq
+        if 0 < max_seq < current_len:
+            cands.append(("s_max_len", {"seq": max_seq}, {"max_model_len": max_seq}, "quality"))
+    elif 0 < max_seq < w.seq:
         cands.append(("s_seq", {"seq": max_seq}, {"seq": max_seq}, "quality"))
     if gpus_needed and gpus_needed > w.num_gpus:
         cands.append(("s_gpus", {"n": gpus_needed, "parallelism": par},
@@ -213,15 +269,24 @@ def _combine(model: ResolvedModel, w: Workload, usable: int, base: int,
 
 def fit(model: ResolvedModel, w: Workload, gpu: Gpu, suggestions: bool = True) -> FitAnswer:
     """The whole planning answer for one GPU."""
-    usable = gpu.usable_bytes
-    est = estimate_resolved(model, w, ())
-    base = est.total_bytes
-    max_batch = largest_fitting(lambda b: _total(model, replace(w, batch=b)) <= usable, 1, MAX_BATCH)
+    usable = budget(w, gpu)
+    est = estimate_resolved(model, w, (gpu.id,) if w.engine == "vllm" else ())
+    base = _total(model, w)
     ctx = model.spec.max_position_embeddings
     seq_limit = ctx if ctx and model.exact_shape else MAX_SEQ
-    max_seq = largest_fitting(lambda s: _total(model, replace(w, seq=s)) <= usable, 1, max(seq_limit, 1))
+    max_concurrency = None
+    if w.engine == "vllm":
+        # vLLM batches as many sequences as its KV pool holds: report that, and search max_model_len
+        per_gpu = est.engine["per_gpu"][0]
+        max_concurrency = int(per_gpu["max_concurrency"])
+        max_batch = max_concurrency
+        max_seq = largest_fitting(lambda s: _total(model, replace(w, max_model_len=s)) <= usable, 1,
+                                  max(seq_limit, 1))
+    else:
+        max_batch = largest_fitting(lambda b: _total(model, replace(w, batch=b)) <= usable, 1, MAX_BATCH)
+        max_seq = largest_fitting(lambda s: _total(model, replace(w, seq=s)) <= usable, 1, max(seq_limit, 1))
     n, par = min_gpus(model, replace(w, num_gpus=1, parallelism="none"), usable)
     sugg = _suggest(model, w, usable, base, max_seq, n, par) if suggestions and base > usable else []
     return FitAnswer(gpu=gpu, estimate=est, fits=base <= usable, max_batch=max(0, max_batch),
                      max_seq=max(0, max_seq), seq_limit=seq_limit, min_gpus=n, min_gpus_parallelism=par,
-                     suggestions=tuple(sugg))
+                     suggestions=tuple(sugg), max_concurrency=max_concurrency, needed_bytes=base)

@@ -15,7 +15,7 @@ SCHEMA = "vramscope.estimate/1"
 
 #: component names, in display order (docs/json.md)
 COMPONENTS = ("weights", "master_weights", "kv_cache", "activations", "loss_head", "temporaries", "gradients",
-              "optimizer_states", "optimizer_temp", "overhead")
+              "optimizer_states", "optimizer_temp", "engine_overhead", "overhead")
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
 UNMODELLED = {
     "packed": "sequence packing", "compile": "torch.compile", "chunked_ce": "chunked cross-entropy",
     "optimizer_in_bwd": "optimizer step in backward", "activation_offloading": "activation offloading",
-    "engine": "the inference engine's own allocator (vLLM / SGLang / llama.cpp profiles)",
+    "mem_fraction_static": "SGLang's allocator",
     "kv_cache_tokens": "a static KV cache of fixed size", "zero_stage": "DeepSpeed ZeRO",
 }
 #: record keys that are context only
@@ -98,8 +98,36 @@ def workload_from_record(rec: dict[str, Any]) -> dict[str, Any]:
     src = dict(rec.get("workload") or {})
     out: dict[str, Any] = {}
     for key, value in src.items():
+        if key == "engine":
+            continue
         if key in UNMODELLED and value not in (False, None, "transformers"):
             raise Skip(f"uses {UNMODELLED[key]}")
+    engine = src.get("engine")
+    if engine not in (None, "transformers", "vllm", "llama.cpp"):
+        raise Skip(f"the {engine} engine is not modelled")
+    if engine == "vllm":
+        for key, opt in (("gpu_memory_utilization", "gpu_memory_utilization"), ("max_model_len", "max_model_len"),
+                         ("max_num_seqs", "max_num_seqs"), ("enforce_eager", "enforce_eager")):
+            if src.get(key) is not None:
+                out[opt] = src[key]
+        tp = int(src.get("tensor_parallel_size") or 1)
+        if tp > 1:
+            out.update(num_gpus=tp, parallelism="tp")
+        quant = str(src.get("quantization") or "")
+        if quant.startswith("fp8"):
+            out["quant"] = "fp8"
+        elif quant:
+            raise Skip(f"vLLM with {quant} weights is not modelled")
+        out["engine"] = "vllm"
+    elif engine == "llama.cpp":
+        out.update(engine="llama.cpp", seq=src.get("ctx_size", 4096), ubatch=src.get("n_ubatch", 512),
+                   flash_attn=bool(src.get("flash_attn")), cache_type_k=src.get("cache_type_k", "f16"),
+                   cache_type_v=src.get("cache_type_v", "f16"))
+        if src.get("gguf_type") and src["gguf_type"] not in ("F16", "BF16", "F32"):
+            out["quant"] = src["gguf_type"]
+        if src.get("n_gpu_layers") is not None:
+            out["n_gpu_layers"] = src["n_gpu_layers"]
+        return out
     task = src.get("task", "inference")
     out["task"] = {"generate": "inference"}.get(task, task)
     if out["task"] not in ("inference", "finetune", "pretrain"):
@@ -132,11 +160,11 @@ def workload_from_record(rec: dict[str, Any]) -> dict[str, Any]:
         out["offload"] = "optimizer+params" if (src.get("offload_param") or src.get("fsdp_offload_params")) \
             else "optimizer"
     n = int(rec.get("num_gpus") or 1)
-    if n > 1:
+    if n > 1 and engine != "vllm":
         if out["task"] == "inference":
             raise Skip("multi-GPU inference records need the engine profiles")
         out.update(num_gpus=n, parallelism="fsdp")
-    unknown = set(src) - set(UNMODELLED) - INFORMATIONAL - {"task", "dtype", "optimizer", "quant", "attn",
+    unknown = set(src) - set(UNMODELLED) - INFORMATIONAL - {"engine", "task", "dtype", "optimizer", "quant", "attn",
                                                            "lora_targets", "method", "seq", "batch", "grad_accum",
                                                            "grad_checkpointing", "lora_rank", "kv_dtype",
                                                            "precision", "ctx_size", "n_batch", "n_ubatch",
@@ -171,7 +199,7 @@ def validate(records: list[dict[str, Any]], trace: bool = False) -> list[Row]:
         try:
             model = resolve(rec["model"], hub=False)
             w = make_workload(**workload_from_record(rec))
-            est = estimate_resolved(model, w)
+            est = estimate_resolved(model, w, _record_gpu(rec, w))
         except (VramscopeError, Skip) as e:
             reason = e.render() if isinstance(e, VramscopeError) else str(e)
             rows.append(Row(**base, component="total", measured_bytes=int(rec["value_bytes"]),
@@ -188,17 +216,47 @@ def validate(records: list[dict[str, Any]], trace: bool = False) -> list[Row]:
                 base["source"] += f" (trace: {e.render()})"
         comps = rec.get("components_measured") or {}
         if rec["measured"] == "engine_log" and comps:
+            ours = _engine_components(est)
             for name, value in comps.items():
-                if name in est.components:
+                if name in ours:
                     rows.append(Row(**base, component=name, measured_bytes=int(value),
-                                    analytic_bytes=est.components[name],
-                                    trace_bytes=tr.components.get(name) if tr else None))
+                                    analytic_bytes=ours[name], trace_bytes=None))
             continue
         context = CONTEXT_NOMINAL if rec["measured"] in ("max_memory_allocated", "max_memory_reserved") else 0
         rows.append(Row(**base, component="total", measured_bytes=int(rec["value_bytes"]),
                         analytic_bytes=est.total_bytes - context,
                         trace_bytes=(tr.total_bytes - context) if tr else None))
     return rows
+
+
+def _record_gpu(rec: dict[str, Any], w: Any) -> tuple[str, ...]:
+    """vLLM sizes its KV pool from the GPU: the record's printed total memory, else its named GPU."""
+    if getattr(w, "engine", "") != "vllm":
+        return ()
+    total = (rec.get("components_measured") or {}).get("total_gpu_memory")
+    if total:
+        return (f"{int(total)}B",)
+    from .gpus import find_gpu
+
+    try:
+        return (find_gpu(str(rec.get("gpu", "")).rstrip("?")).id,)
+    except VramscopeError:
+        raise Skip("vLLM's KV pool depends on the GPU, which the source does not state") from None
+
+
+def _engine_components(est: Any) -> dict[str, int]:
+    """Our numbers under the names engines print (vLLM memory profiling lines, llama.cpp buffer lines)."""
+    e = est.engine
+    if e.get("name") == "vllm":
+        per = e["per_gpu"][0] if e["per_gpu"] else {}
+        return {"weights": e["weights_bytes"], "activation_peak": e["activation_peak_bytes"],
+                "non_torch": e["non_torch_bytes"], "kv_cache": per.get("kv_pool_bytes", 0),
+                "instance_budget": per.get("budget_bytes", 0), "cuda_graphs": e["cuda_graph_bytes"]}
+    if e.get("name") == "llama.cpp":
+        g = e["gpu"]
+        return {"weights": g["model_buffer_bytes"], "kv_cache": g["kv_buffer_bytes"],
+                "compute_buffer": g["compute_buffer_bytes"]}
+    return dict(est.components)
 
 
 def summary(rows: list[Row]) -> dict[str, dict[str, Any]]:

@@ -14,6 +14,7 @@ from .errors import VramscopeError
 from .memory.activations import ATTN_IMPLS
 from .memory.kv_cache import KV_DTYPE_BYTES
 from .memory.optimizer_states import OPTIMIZERS
+from .memory.gguf_mix import GGUF_FTYPES
 from .memory.weights import QUANTS
 from .units import parse_int
 
@@ -23,9 +24,12 @@ ESTIMATORS = ("analytic", "seed")
 PRECISIONS = ("auto", "pure", "mixed", "fp32")
 PARALLELISMS = ("auto", "none", "tp", "fsdp")
 OFFLOADS = ("none", "optimizer", "optimizer+params")
-ENGINES = ("transformers",)
+ENGINES = ("transformers", "vllm", "llama.cpp")
+_ENGINE_ALIASES = {"llamacpp": "llama.cpp", "llama-cpp": "llama.cpp", "ollama": "llama.cpp", "hf": "transformers"}
 
 MAX_BATCH = 1_000_000
+#: llama.cpp --cache-type-k/-v (common/arg.cpp kv_cache_types)
+LLAMA_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 MAX_SEQ = 100_000_000
 
 
@@ -59,6 +63,18 @@ class Workload:
     num_gpus: int = 1
     parallelism: str = "none"  # none | tp (inference) | fsdp (training)
     offload: str = "none"  # none | optimizer | optimizer+params (training: ZeRO-Offload / FSDP CPU offload)
+    # vLLM (vllm/config: CacheConfig, SchedulerConfig, ModelConfig)
+    gpu_memory_utilization: float = 0.9
+    max_model_len: Optional[int] = None  # None: the model's max_position_embeddings
+    max_num_seqs: int = 256
+    max_num_batched_tokens: int = 8192
+    enforce_eager: bool = False
+    # llama.cpp (common/arg.cpp defaults): -ngl, -ctk/-ctv, -fa, -ub, -np; the context is --seq / --ctx-size
+    n_gpu_layers: Optional[int] = None  # None: every layer and the output
+    cache_type_k: Optional[str] = None  # None: --kv-dtype, else f16
+    cache_type_v: Optional[str] = None
+    flash_attn: bool = False
+    ubatch: int = 512
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -78,11 +94,20 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
                   precision: str = "auto", optimizer: str = "adamw", grad_checkpointing: bool = False,
                   grad_accum: Any = 1, lora_rank: Any = 16, lora_targets: Any = None, frozen_layers: Any = 0,
                   activations_per_sample: Any = None, num_gpus: Any = 1, parallelism: str = "auto",
-                  offload: str = "none") -> Workload:
+                  offload: str = "none", gpu_memory_utilization: Any = None, max_model_len: Any = None,
+                  max_num_seqs: Any = None, max_num_batched_tokens: Any = None, enforce_eager: bool = False,
+                  n_gpu_layers: Any = None, cache_type_k: Optional[str] = None, cache_type_v: Optional[str] = None,
+                  flash_attn: bool = False, ubatch: Any = None) -> Workload:
     """Validate user options into a :class:`Workload` (errors name the option and the allowed values)."""
     task = _choice(task, "--task", TASKS)
     estimator = _choice(estimator, "--estimator", ESTIMATORS)
-    engine = _choice(engine, "--engine", ENGINES)
+    engine = _choice(_ENGINE_ALIASES.get(str(engine).strip().lower(), engine), "--engine", ENGINES)
+    if engine != "transformers" and task != "inference":
+        raise VramscopeError("conflict", field="--engine", reason=f"{engine} is an inference engine; training "
+                                                                  "estimates follow transformers / PyTorch")
+    engine_opts = _engine_options(engine, gpu_memory_utilization, max_model_len, max_num_seqs,
+                                  max_num_batched_tokens, enforce_eager, n_gpu_layers, cache_type_k, cache_type_v,
+                                  flash_attn, ubatch)
     if method is not None:
         method = _choice(method, "--method", METHODS)
         if task == "inference" and method != "full":
@@ -96,8 +121,17 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
     if dtype is not None:
         dtype = normalize_dtype(dtype, "--dtype", DTYPES)
     q = "none" if quant is None else str(quant).strip().lower()
-    if q not in QUANTS:
-        raise VramscopeError("bad_choice", field="--quant", value=quant, allowed=", ".join(QUANTS))
+    if q.upper() in GGUF_FTYPES:
+        if engine != "llama.cpp":
+            raise VramscopeError("conflict", field="--quant",
+                                 reason=f"'{quant}' is a GGUF type, run by llama.cpp: add --engine llama.cpp")
+        q = q.upper()
+    elif q not in QUANTS:
+        raise VramscopeError("bad_choice", field="--quant", value=quant,
+                             allowed=", ".join(QUANTS) + ", or with --engine llama.cpp a GGUF type (Q4_K_M, Q8_0, ...)")
+    elif engine == "llama.cpp" and q != "none":
+        raise VramscopeError("conflict", field="--quant",
+                             reason=f"llama.cpp runs GGUF types (Q4_K_M, Q5_K_M, Q8_0, ...), not '{quant}'")
     if method == "qlora":
         if q == "none":
             q = "nf4"
@@ -117,6 +151,9 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
     par = _choice(parallelism, "--parallelism", PARALLELISMS)
     if par == "auto":
         par = "none" if n_gpus == 1 else ("tp" if task == "inference" else "fsdp")
+    if engine == "llama.cpp" and n_gpus > 1:
+        raise VramscopeError("conflict", field="--gpus", reason="llama.cpp's multi-GPU layer split is not modelled "
+                                                                "yet; estimate one GPU with --n-gpu-layers")
     if par == "none" and n_gpus > 1:
         raise VramscopeError("conflict", field="--parallelism",
                              reason=f"'none' cannot use {n_gpus} GPUs; choose tp (inference) or fsdp (training)")
@@ -143,7 +180,52 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
         lora_rank=parse_int(lora_rank, "--lora-rank", 1, 65536),
         lora_targets=targets, frozen_layers=parse_int(frozen_layers, "--freeze-layers", 0, 100_000),
         activations_per_sample=apsa, num_gpus=n_gpus, parallelism=par if n_gpus > 1 else "none", offload=off,
+        **engine_opts,
     )
+
+
+def _engine_options(engine: str, util: Any, max_model_len: Any, max_num_seqs: Any, max_batched: Any,
+                    enforce_eager: bool, ngl: Any, ctk: Optional[str], ctv: Optional[str], flash_attn: bool,
+                    ubatch: Any) -> dict[str, Any]:
+    vllm = {"--gpu-memory-utilization": util, "--max-model-len": max_model_len, "--max-num-seqs": max_num_seqs,
+            "--max-num-batched-tokens": max_batched, "--enforce-eager": enforce_eager or None}
+    llama = {"--n-gpu-layers": ngl, "--cache-type-k": ctk, "--cache-type-v": ctv, "--flash-attn": flash_attn or None,
+             "--ubatch-size": ubatch}
+    for options, owner in ((vllm, "vllm"), (llama, "llama.cpp")):
+        if engine != owner:
+            given = [k for k, v in options.items() if v is not None]
+            if given:
+                raise VramscopeError("conflict", field=given[0], reason=f"is a {owner} option; add --engine {owner}")
+    out: dict[str, Any] = {}
+    if util is not None:
+        try:
+            u = float(util)
+        except ValueError:
+            u = -1.0
+        if not 0.05 <= u <= 1.0:
+            raise VramscopeError("bad_choice", field="--gpu-memory-utilization", value=util,
+                                 allowed="a fraction from 0.05 to 1.0")
+        out["gpu_memory_utilization"] = u
+    if max_model_len is not None:
+        out["max_model_len"] = parse_int(max_model_len, "--max-model-len", 1, MAX_SEQ)
+    if max_num_seqs is not None:
+        out["max_num_seqs"] = parse_int(max_num_seqs, "--max-num-seqs", 1, 1_000_000)
+    if max_batched is not None:
+        out["max_num_batched_tokens"] = parse_int(max_batched, "--max-num-batched-tokens", 1, MAX_SEQ)
+    out["enforce_eager"] = bool(enforce_eager)
+    if ngl is not None:
+        out["n_gpu_layers"] = parse_int(ngl, "--n-gpu-layers", 0, 100_000)
+    for name, value in (("cache_type_k", ctk), ("cache_type_v", ctv)):
+        if value is not None:
+            v = str(value).strip().lower()
+            if v not in LLAMA_CACHE_TYPES:
+                raise VramscopeError("bad_choice", field="--" + name.replace("_", "-"), value=value,
+                                     allowed=", ".join(LLAMA_CACHE_TYPES))
+            out[name] = v
+    out["flash_attn"] = bool(flash_attn)
+    if ubatch is not None:
+        out["ubatch"] = parse_int(ubatch, "--ubatch-size", 1, 1_000_000)
+    return out
 
 
 def with_changes(w: Workload, **changes: Any) -> Workload:

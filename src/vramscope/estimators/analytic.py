@@ -30,6 +30,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional
 
+from ..engines.llamacpp import llamacpp_inference
+from ..engines.vllm import vllm_inference
 from ..memory.activations import (FULL_TRAINING, TrainFlags, effective_attn, inference_transient,
                                   training_activations)
 from ..memory.gradients import gradient_bytes
@@ -63,12 +65,21 @@ def _weights(model: ResolvedModel, w: Workload, a: float, notes: list[Assumption
     return wb.total
 
 
-def _inference(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption]) -> Phases:
+def _inference(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption], extra: dict,
+               gpus: tuple) -> Phases:
     a = dtype_bytes(dtype)
+    if w.engine == "llama.cpp":
+        phases, engine = llamacpp_inference(model, w, notes)
+        extra.update(engine)
+        return phases
     spec = tp_shard_spec(model.spec, w.num_gpus) if w.parallelism == "tp" else model.spec
     weights = _weights(model, w, a, notes, spec)
     if w.parallelism == "tp":
         notes.append(Assumption("a_tp", {"n": w.num_gpus}))
+    if w.engine == "vllm":
+        phases, engine = vllm_inference(model, w, weights, a, gpus, notes)
+        extra.update(engine)
+        return phases
     kv_dtype = w.kv_dtype or dtype
     kv = kv_cache_bytes(spec, w.seq, w.batch, KV_DTYPE_BYTES[kv_dtype], encoder_tokens=w.seq)
     prefill = inference_transient(spec, w.batch, w.seq, a, w.attn, all_logits=spec.kind == "encoder")
@@ -188,7 +199,7 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     return phases, t.params
 
 
-def estimate_analytic(model: ResolvedModel, w: Workload
+def estimate_analytic(model: ResolvedModel, w: Workload, gpus: tuple = ()
                       ) -> tuple[Phases, tuple[Assumption, ...], int, int, dict]:
     """Phases, assumptions, trainable parameters, the transient bytes used for the uncertainty range, and
     engine/host fields (``host_bytes`` under CPU offload)."""
@@ -200,9 +211,9 @@ def estimate_analytic(model: ResolvedModel, w: Workload
         w = replace(w, attn=attn)
     dtype = compute_dtype(model, w)
     if w.task == "inference":
-        phases = _inference(model, w, dtype, notes)
+        phases = _inference(model, w, dtype, notes, extra, gpus)
         trainable = 0
-        transient = phases["prefill"]["activations"]
+        transient = max(p.get("activations", 0) for p in phases.values())
     else:
         phases, trainable = _training(model, w, dtype, notes, extra)
         transient = max(p.get("activations", 0) + p.get("optimizer_temp", 0) for p in phases.values())

@@ -50,6 +50,16 @@ def render_estimate(e: Estimate, lang: str = "en", units: str = "GiB") -> str:
         phases = ", ".join(f"{t('phase_' + p, lang)} {format_bytes(sum(v.values()), units)}"
                            for p, v in e.phases.items())
         out.append(f"{t('peak_phase', lang)}: {t('phase_' + e.peak_phase, lang)} ({phases})")
+    if e.engine.get("name") == "vllm":
+        for g in e.engine["per_gpu"]:
+            out.append(t("vllm_gpu_line", lang, gpu=g["gpu"], kv=format_bytes(g["kv_pool_bytes"], units),
+                         tokens=f"{g['kv_tokens']:,}", c=g["max_concurrency"], n=e.engine["max_model_len"]))
+    if e.engine.get("name") == "llama.cpp":
+        host = e.engine["host"]
+        out.append(t("llamacpp_host_line", lang, model=format_bytes(host["model_buffer_bytes"], units),
+                     kv=format_bytes(host["kv_buffer_bytes"], units)))
+    if e.engine.get("host_bytes") and e.engine.get("offload"):
+        out.append(t("host_line", lang, host=format_bytes(e.engine["host_bytes"], units)))
     if e.gpus:
         out.append("")
         for g in e.gpus:
@@ -69,12 +79,15 @@ def render_fit(a: "FitAnswer", lang: str = "en", units: str = "GiB") -> str:
     e = a.estimate
     verdict = t("gpu_fits" if a.fits else "gpu_no", lang)
     lines = [t("fit_header", lang, model=e.model.name, gpu=a.gpu.name, usable=format_bytes(a.gpu.usable_bytes, units),
-               verdict=verdict, total=format_bytes(e.total_bytes, units)),
-             "  " + t("fit_max_batch", lang, n=a.max_batch or t("fit_none", lang)),
+               verdict=verdict, total=format_bytes(a.needed_bytes or e.total_bytes, units)),
+             "  " + (t("fit_max_batch", lang, n=a.max_batch or t("fit_none", lang)) if a.max_concurrency is None
+                     else t("fit_max_concurrency", lang, n=e.engine.get("max_model_len"), c=a.max_concurrency)),
              "  " + (t("fit_max_seq", lang, n=f"{a.max_seq:,}",
                         limit=t("fit_seq_limit", lang) if a.max_seq == a.seq_limit else "")
                       if a.max_seq else t("fit_max_seq_none", lang))]
-    if a.min_gpus is not None:
+    if a.min_gpus_parallelism == "llama.cpp":
+        lines.append("  " + t("fit_min_gpus_na", lang))
+    elif a.min_gpus is not None:
         lines.append("  " + t("fit_min_gpus", lang, n=a.min_gpus, parallelism=a.min_gpus_parallelism))
     else:
         lines.append("  " + t("fit_min_gpus_none", lang, parallelism=a.min_gpus_parallelism))

@@ -20,11 +20,17 @@ __all__ = ["ResolvedModel", "StoredTensor", "resolve", "resolve_params"]
 
 def resolve_catalog(name: str) -> Optional[ResolvedModel]:
     entry = catalog.find(name)
+    notes: tuple[str, ...] = ()
+    shown = entry["id"] if entry else name
     if entry is None:
-        return None
-    spec = spec_from_config(entry["config"], name=entry["id"], origin=entry.get("source", "catalog"))
-    return ResolvedModel(spec=spec, kind="catalog", origin=entry["id"], params=spec.params,
-                         active_params=spec.active_params, notes=spec.notes, hf_config=entry["config"])
+        variant = catalog.find_variant(name)
+        if variant is None:
+            return None
+        entry, base = variant
+        notes = (f"{name}: a fine-tuned variant of {base}; same architecture, so its config is used",)
+    spec = spec_from_config(entry["config"], name=shown, origin=entry.get("source", "catalog"))
+    return ResolvedModel(spec=spec, kind="catalog", origin=shown if notes else entry["id"], params=spec.params,
+                         active_params=spec.active_params, notes=notes + spec.notes, hf_config=entry["config"])
 
 
 def resolve(model: str, hub: bool = True) -> ResolvedModel:

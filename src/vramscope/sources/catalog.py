@@ -41,9 +41,24 @@ def _index() -> dict[str, dict[str, Any]]:
     return idx
 
 
+#: suffixes of fine-tuned variants that keep their base model's architecture (config.json is the same)
+VARIANT_SUFFIXES = ("-instruct", "-chat", "-it", "-base", "-hf", "-fp16", "-bf16")
+
+
 def find(name: str) -> Optional[dict[str, Any]]:
     """The entry for ``name`` or None."""
     return _index().get(_norm(name))
+
+
+def find_variant(name: str) -> Optional[tuple[dict[str, Any], str]]:
+    """``(entry, base name)`` when ``name`` is an instruct/chat variant of a catalog model (same architecture)."""
+    key = _norm(name)
+    for suffix in VARIANT_SUFFIXES:
+        if key.endswith(suffix):
+            entry = _index().get(key[: -len(suffix)])
+            if entry is not None:
+                return entry, entry["id"]
+    return None
 
 
 def suggest(name: str, n: int = 5) -> list[str]:

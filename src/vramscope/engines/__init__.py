@@ -1,0 +1,6 @@
+"""Inference engine profiles: what each engine really allocates, read from its source.
+
+* ``transformers``: ``generate()`` with a dynamic cache (``estimators/analytic.py``);
+* ``vllm``: preallocation of ``gpu_memory_utilization`` × GPU memory, the KV-cache pool left over;
+* ``llama.cpp``: model, KV and compute buffers per device, partial offload with ``-ngl``.
+"""

@@ -1,0 +1,102 @@
+"""vLLM: the engine preallocates ``gpu_memory_utilization`` × GPU memory and gives what is left to the KV cache.
+
+vLLM (``vllm/v1/worker/gpu_worker.py: determine_available_memory``, ``vllm/v1/core/kv_cache_utils.py``)
+loads the weights, runs one profile forward pass with ``max_num_batched_tokens`` tokens spread over up to
+``max_num_seqs`` sequences, measures the PyTorch activation peak and the memory used outside PyTorch (CUDA
+context, cuBLAS, NCCL), captures CUDA graphs, and sizes the KV cache as
+
+    kv_pool = gpu_memory_utilization × total_memory − weights − activation_peak − non_torch − cuda_graphs
+
+in blocks of 16 tokens. Its log prints each term ("model weights take 14.96GiB; non_torch_memory 0.26GiB;
+PyTorch activation peak memory 1.26GiB; the rest of the memory reserved for KV Cache is ..."), the KV cache
+size in tokens and the maximum concurrency at ``max_model_len``; it refuses to start when one sequence of
+``max_model_len`` tokens does not fit. vramscope computes each term:
+
+* weights: per tensor, per tensor-parallel rank (heads, MLP and vocabulary split), in the checkpoint's format;
+* activation peak: the prefill transient of ``max_num_batched_tokens`` tokens (no s² term: FlashAttention),
+  plus fp32 logits for ``max_num_seqs`` rows and two sampler copies of them, not divided by tensor
+  parallelism (vLLM logs the same peak at TP 1 and 2);
+* non-torch memory: CUDA context and workspaces, 0.3 GiB nominal (0.16–1.8 GiB seen in vLLM's own logs,
+  depending on version and GPU), plus NCCL buffers under tensor parallelism;
+* CUDA graphs: 0.3 GiB nominal unless ``--enforce-eager`` (0.27 GiB in a published log);
+* KV bytes per token: full-attention layers keep every token, MLA layers keep the latent
+  (``kv_lora_rank + qk_rope_head_dim``, replicated on every rank); ``--kv-cache-dtype fp8`` halves it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ..gpus import Gpu
+from ..memory.activations import inference_transient
+from ..memory.kv_cache import KV_DTYPE_BYTES
+from ..memory.parallel import tp_shard_spec
+from ..result import Assumption
+from ..sources.base import ResolvedModel
+from ..workload import Workload
+
+GiB = 2**30
+NON_TORCH = int(0.3 * GiB)
+NON_TORCH_HIGH = int(1.8 * GiB)
+NCCL = int(0.5 * GiB)
+CUDA_GRAPHS = int(0.3 * GiB)
+BLOCK = 16
+
+
+def kv_bytes_per_token(model: ResolvedModel, w: Workload, dtype_bytes: float) -> int:
+    spec = tp_shard_spec(model.spec, w.num_gpus) if w.parallelism == "tp" else model.spec
+    b = KV_DTYPE_BYTES[w.kv_dtype] if w.kv_dtype else dtype_bytes
+    if spec.mla is not None:
+        per_layer = spec.mla.kv_lora_rank + spec.mla.qk_rope_head_dim
+    else:
+        per_layer = 2 * spec.num_kv_heads * spec.head_dim
+    return int(spec.num_layers * per_layer * b)
+
+
+def activation_peak(model: ResolvedModel, w: Workload, a: float) -> int:
+    """The profile run's peak. It is taken unsharded: vLLM's own logs print the same peak for Llama-3-8B at
+    tensor-parallel 1 and 2 (1.26 GiB, vllm-project/vllm#10511), so what peaks is not split across ranks."""
+    spec = model.spec
+    tokens = w.max_num_batched_tokens
+    seqs = max(1, min(w.max_num_seqs, tokens))
+    body = inference_transient(spec, 1, tokens, a, "flash")
+    logits = seqs * spec.vocab_size * 4 * 3  # fp32 logits + sampler's probs and logprobs
+    return int(body + logits)
+
+
+def vllm_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gpus: tuple[Gpu, ...],
+                   notes: list[Assumption]) -> tuple[dict, dict]:
+    max_len = w.max_model_len or model.spec.max_position_embeddings or w.seq
+    per_token = kv_bytes_per_token(model, w, a)
+    one_seq = per_token * max_len
+    acts = activation_peak(model, w, a)
+    non_torch = NON_TORCH + (NCCL if w.num_gpus > 1 else 0)
+    graphs = 0 if w.enforce_eager else CUDA_GRAPHS
+    needed = weights + acts + non_torch + graphs + one_seq
+    per_gpu = []
+    for g in gpus:
+        budget = int(w.gpu_memory_utilization * g.usable_bytes)
+        pool = budget - weights - acts - non_torch - graphs
+        blocks = max(0, pool // (per_token * BLOCK)) if per_token else 0
+        tokens = blocks * BLOCK
+        per_gpu.append({"gpu": g.name, "budget_bytes": budget, "kv_pool_bytes": max(0, pool),
+                        "kv_tokens": tokens, "max_concurrency": round(tokens / max_len, 2) if max_len else 0.0,
+                        "fits_max_model_len": tokens >= max_len})
+    primary: Optional[dict[str, Any]] = per_gpu[0] if per_gpu else None
+    kv = primary["kv_pool_bytes"] if primary else one_seq
+    phases = {
+        "load": {"weights": weights},
+        "profile": {"weights": weights, "activations": acts},
+        "serving": {"weights": weights, "kv_cache": kv, "activations": acts, "engine_overhead": non_torch + graphs},
+    }
+    notes.append(Assumption("a_vllm", {"util": w.gpu_memory_utilization, "max_len": max_len,
+                                       "seqs": w.max_num_seqs, "tokens": w.max_num_batched_tokens,
+                                       "tp": w.num_gpus}))
+    if primary is not None and not primary["fits_max_model_len"]:
+        notes.append(Assumption("a_vllm_too_long", {"max_len": max_len, "tokens": primary["kv_tokens"]}))
+    engine = {"name": "vllm", "gpu_memory_utilization": w.gpu_memory_utilization, "max_model_len": max_len,
+              "max_num_seqs": w.max_num_seqs, "max_num_batched_tokens": w.max_num_batched_tokens,
+              "tensor_parallel_size": w.num_gpus, "kv_bytes_per_token": per_token,
+              "weights_bytes": weights, "activation_peak_bytes": acts, "non_torch_bytes": non_torch,
+              "cuda_graph_bytes": graphs, "min_bytes": needed, "per_gpu": per_gpu}
+    return phases, engine
