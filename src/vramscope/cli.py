@@ -38,9 +38,11 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
     w.add_argument("--estimator", default="analytic", help="analytic (default) | seed (the article's rule of thumb)")
     w.add_argument("--engine", default="transformers", help="transformers (default)")
     w.add_argument("--dtype", help="fp32 | fp16 | bf16 (default: the checkpoint's dtype, else bf16)")
-    w.add_argument("--quant", help="none | int8 | int4 | nf4 | fp4 | nf4-dq | fp4-dq | fp8 | gptq-4bit | gptq-8bit | "
-                                   "gptq-3bit | gptq-2bit | awq-4bit")
-    w.add_argument("--batch", default="1", help="batch size / micro-batch (default 1)")
+    w.add_argument("--quant", help="none | int8 | int4 | nf4 | fp4 | nf4-dq | fp4-dq | fp8 | fp8-channel | fp8-block | "
+                                   "gptq-4bit | gptq-8bit | gptq-3bit | gptq-2bit | awq-4bit; with --engine llama.cpp "
+                                   "a GGUF type: Q4_K_M, Q5_K_M, Q8_0, Q4_0, IQ4_XS, ...")
+    w.add_argument("--batch", "--concurrency", dest="batch", default="1",
+                   help="batch size / micro-batch / concurrent sequences (default 1)")
     w.add_argument("--seq", "--ctx-size", "-c", dest="seq",
                    help="tokens per sequence / llama.cpp context (default 4096 for inference, 2048 for training)")
     w.add_argument("--kv-dtype", help="KV cache dtype: fp16 | bf16 | fp8 | int8 | q8_0 | q4_0 ... (default: dtype)")

@@ -173,8 +173,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "transformers generate()：{batch} 条序列，每条 {seq} 个 token 一次性预填充，KV 缓存为 {kv_dtype}，{attn} 注意力，只计算最后一个 token 的 logits",
     },
     "a_sliding": {
-        "en": "sliding-window layers keep at most {window} tokens in the KV cache",
-        "zh": "滑动窗口层的 KV 缓存最多保留 {window} 个 token",
+        "en": "sliding-window layers ({window} tokens): transformers keeps the whole prompt through prefill and drops older tokens only while decoding",
+        "zh": "滑动窗口层（{window} 个 token）：transformers 在预填充时保留整个提示，只在解码时丢弃更早的 token",
     },
     "a_mla_transformers": {
         "en": "MLA: transformers caches decompressed per-head keys and values (vLLM and llama.cpp cache the compressed latent)",

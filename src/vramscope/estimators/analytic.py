@@ -33,7 +33,7 @@ from typing import Optional
 from ..engines.llamacpp import llamacpp_inference
 from ..engines.vllm import vllm_inference
 from ..memory.activations import (FULL_TRAINING, TrainFlags, effective_attn, inference_transient,
-                                  training_activations)
+                                  merged_expert_bytes, training_activations)
 from ..memory.gradients import gradient_bytes
 from ..memory.kv_cache import KV_DTYPE_BYTES, kv_cache_bytes
 from ..memory.optimizer_states import optimizer_state_bytes, step_temporary_bytes
@@ -81,7 +81,9 @@ def _inference(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assump
         extra.update(engine)
         return phases
     kv_dtype = w.kv_dtype or dtype
-    kv = kv_cache_bytes(spec, w.seq, w.batch, KV_DTYPE_BYTES[kv_dtype], encoder_tokens=w.seq)
+    # transformers' DynamicCache keeps every prompt token through prefill, sliding-window layers included
+    # (DynamicSlidingWindowLayer crops only from the first decode step on; checked by trace)
+    kv = kv_cache_bytes(spec, w.seq, w.batch, KV_DTYPE_BYTES[kv_dtype], encoder_tokens=w.seq, cap_sliding=False)
     prefill = inference_transient(spec, w.batch, w.seq, a, w.attn, all_logits=spec.kind == "encoder")
     decode = inference_transient(spec, w.batch, 1, a, w.attn)
     notes.append(Assumption("a_inference_context", {"seq": w.seq, "batch": w.batch, "kv_dtype": kv_dtype,
@@ -163,7 +165,9 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         extra.update(offload=w.offload, host_bytes=host)
     kept = grads if w.grad_accum > 1 else 0
     base = {"weights": weights + gathered, "optimizer_states": states}
-    forward = {**base, "gradients": kept, "activations": acts.layers + cast_cache + acts.loss_resident,
+    # under checkpointing a layer's forward still builds its merged expert weights, then drops them
+    in_flight = merged_expert_bytes(spec, act_bytes, _flags(spec, w)) if w.grad_checkpointing else 0
+    forward = {**base, "gradients": kept, "activations": acts.layers + cast_cache + acts.loss_resident + in_flight,
                "loss_head": acts.loss_forward_extra}
     # backward: the larger of its start (cross-entropy backward on top of everything forward saved), the end
     # (all gradients), and, under checkpointing, the last recomputed layer beside almost all gradients
@@ -172,13 +176,16 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     # sums them into the shared weight's gradient
     tied_extra = 2 * embed_grad if spec.tie_embeddings and embed_grad else 0
     candidates = [
-        {**base, "gradients": kept, "activations": acts.saved, "temporaries": acts.loss_backward_extra},
+        {**base, "gradients": kept, "activations": acts.saved,
+         "temporaries": max(acts.loss_backward_extra, acts.layer_backward_extra)},
         {**base, "gradients": grads, "temporaries": tied_extra},
     ]
     if w.grad_checkpointing:
         layer_grads = int(layer_params * param_bytes) // (w.num_gpus if w.parallelism == "fsdp" else 1)
         partial = max(kept, grads - layer_grads - embed_grad)
-        candidates.append({**base, "gradients": partial, "activations": acts.one_layer})
+        # recomputed tensors are re-created inside backward: temporaries, as a trace sees them
+        candidates.append({**base, "gradients": partial,
+                           "temporaries": acts.one_layer + acts.layer_backward_extra})
     backward = max(candidates, key=lambda c: sum(c.values()))
     phases: Phases = {
         "load": {"weights": weights},

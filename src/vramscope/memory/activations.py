@@ -88,6 +88,7 @@ class TrainingActivations:
     loss_forward_extra: int  # alive only while the loss is computed: bf16 logits + their fp32 copy
     loss_backward_extra: int  # cross-entropy backward's two fp32 gradients
     one_layer: int  # one layer's full activations (recomputed under checkpointing)
+    layer_backward_extra: int = 0  # transient while one layer runs backward (merged expert weight gradients)
 
     @property
     def saved(self) -> int:
@@ -116,6 +117,15 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
     def adapted(*names: str) -> int:
         return sum(1 for n in names if n in lora)
 
+    def lora_inputs(width: int, *names: str) -> float:
+        """Saved by the adapters reading one input: an fp32 copy each (peft casts to the adapter dtype), or,
+        when the model already computes in fp32, the shared input itself once (the cast is a no-op)."""
+        n = adapted(*names)
+        if not n:
+            return 0.0
+        copies = n if a != 4.0 else (0 if t.base else 1)
+        return copies * 4.0 * width + n * r4
+
     # norms before attention and MLP (Gemma 2/3 also normalize the block outputs: no linear reads those)
     out = 0.0
     out += _norm(h, a, t.base, gemma) * spec.norms_per_layer
@@ -123,7 +133,7 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
     qkv = ("qkv_proj",) if spec.fused_qkv else _ATTN_MODULES
     if t.base:
         out += a * h
-    out += adapted(*qkv) * (4.0 * h + r4)
+    out += lora_inputs(h, *qkv)
     if attn == "eager":
         probs = 4.0 + (a if a != 4.0 else 0.0)  # fp32 softmax and, below fp32, its cast copy
         if spec.attn_softcap:
@@ -131,7 +141,7 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
         out += a * 3 * q_dim + probs * spec.num_heads * seq + (a * q_dim if t.base else 0.0)
     else:
         out += a * (2 * q_dim + 2 * kv_dim) + 4.0 * spec.num_heads
-    out += adapted("o_proj") * (4.0 * q_dim + r4)
+    out += lora_inputs(q_dim, "o_proj")
     if spec.qk_norm:
         out += (4.0 + (a if t.base else 0.0)) * (q_dim + kv_dim) + 4.0 * (spec.num_heads + spec.num_kv_heads)
     # MLP input (normed) is shared by gate and up (and the router)
@@ -145,8 +155,14 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
         inter = spec.moe.expert_intermediate_size
         out += 6.0 * 4 * spec.moe.num_experts  # router logits, softmax, top-k
         out += k * 2 * a * h  # gathered input, expert output before the routing weight
-    mlp = (3 * a * inter + (a * inter if t.base else 0.0)) if spec.mlp_gated else 2 * a * inter
-    mlp += adapted(*gate_up) * (4.0 * h + r4) + adapted("down_proj") * (4.0 * inter + r4)
+    if spec.moe is not None:
+        # routed experts: fused 3-D weights; LoRA on them merges the weights (merged_expert_bytes), so the
+        # grouped matmuls keep their inputs as they would for trained weights
+        trains = t.base or "experts" in lora
+        mlp = 3 * a * inter + (a * inter if trains else 0.0)
+    else:
+        mlp = (3 * a * inter + (a * inter if t.base else 0.0)) if spec.mlp_gated else 2 * a * inter
+        mlp += lora_inputs(h, *gate_up) + lora_inputs(inter, "down_proj")
     out += k * mlp
     if spec.moe is not None and spec.moe.shared_intermediate_size:
         si = spec.moe.shared_intermediate_size
@@ -167,17 +183,28 @@ def layer_bytes_per_token(spec: ModelSpec, seq: int, a: float, attn: str, t: Tra
     return _korthikanti_layer_bytes(spec, seq, a, attn)
 
 
+def merged_expert_bytes(spec: ModelSpec, a: float, t: TrainFlags) -> int:
+    """peft's ``ParamWrapper`` LoRA on transformers 5's fused 3-D experts computes the merged weights
+    ``W + scale·B·A`` each forward (``baddbmm``) and autograd keeps them: per MoE layer, every expert's fused
+    gate/up and down weights once more, in the base dtype — independent of the number of tokens."""
+    if spec.moe is None or "experts" not in t.lora:
+        return 0
+    return int(spec.moe.num_experts * 3 * spec.moe.expert_intermediate_size * spec.hidden_size * a)
+
+
 def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: str = "sdpa",
                          checkpointing: bool = False, trainable: TrainFlags = FULL_TRAINING) -> TrainingActivations:
     tokens = batch * seq
     per_layer = layer_bytes_per_token(spec, seq, a, attn, trainable)
     n_layers = spec.num_layers + spec.num_decoder_layers
     live_layers = n_layers - min(trainable.frozen_layers, n_layers) if not trainable.embeddings else n_layers
-    one_layer = int(tokens * per_layer)
+    merged = merged_expert_bytes(spec, a, trainable)
+    moe_layers = sum(1 for i in range(spec.num_layers) if spec.is_moe_layer(i)) if merged else 0
+    one_layer = int(tokens * per_layer) + merged
     if checkpointing:
         layers = int(tokens * live_layers * a * spec.hidden_size)
     else:
-        layers = one_layer * live_layers
+        layers = int(tokens * per_layer) * live_layers + merged * moe_layers
     gemma = spec.model_type.startswith("gemma")
     final_norm = int(tokens * _norm(spec.hidden_size, a, trainable.base, gemma))
     if trainable.base:
@@ -190,8 +217,10 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
         softcap = a if spec.logit_softcap else 0.0  # tanh output kept for backward
         resident = int(tokens * (4 + softcap) * v)
         fwd_extra, bwd_extra = int(tokens * (a + upcast) * v), int(tokens * 8 * v)
+    # backward through a merged expert weight materializes its full gradient (the down projection's first)
+    layer_bwd = merged // 3
     return TrainingActivations(layers=layers + final_norm, loss_resident=resident, loss_forward_extra=fwd_extra,
-                               loss_backward_extra=bwd_extra, one_layer=one_layer)
+                               loss_backward_extra=bwd_extra, one_layer=one_layer, layer_backward_extra=layer_bwd)
 
 
 def inference_transient(spec: ModelSpec, batch: int, seq: int, a: float, attn: str = "sdpa",
@@ -208,8 +237,15 @@ def inference_transient(spec: ModelSpec, batch: int, seq: int, a: float, attn: s
         mlp = max(mlp if moe.dense_layers else 0, routed + (tokens * a * spec.hidden_size if shared else 0), shared)
     attention = tokens * a * (2 * spec.q_dim + 2 * spec.kv_dim)
     if attn == "eager":
-        attention += tokens * (a + 4) * spec.num_heads * seq
-    layer_peak = max(mlp, attention) + tokens * 4 * a * spec.hidden_size
+        # scores + mask (a), their fp32 upcast inside softmax(dtype=float32) and its fp32 output (4 + 4)
+        attention += tokens * (a + (8 if a != 4 else 4)) * spec.num_heads * seq
+    # masks live through the whole forward: eager builds 4-D float masks (a causal one, and a sliding one when
+    # layers use windows); SDPA needs none unless a window forbids is_causal, then a boolean one
+    if attn == "eager":
+        masks = batch * seq * seq * a * (2 if spec.sliding_window else 1)
+    else:
+        masks = batch * seq * seq if spec.sliding_window else 0
+    layer_peak = max(mlp, attention) + masks + tokens * 4 * a * spec.hidden_size
     logit_rows = tokens if all_logits else batch
     logits = logit_rows * spec.vocab_size * (a + 4)
     return int(max(layer_peak, logits + tokens * a * spec.hidden_size))

@@ -88,5 +88,5 @@ def lora_modules(spec: ModelSpec, targets: tuple[str, ...]) -> frozenset:
     for t in tensors(spec):
         part = "gate" if t.module == "gate" else t.role
         if t.linear and t.role != "lm_head" and rule.get(part, True):
-            names.add(t.module)
+            names.add("experts" if t.role == "expert" else t.module)
     return frozenset(names)

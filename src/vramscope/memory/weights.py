@@ -8,7 +8,9 @@ Exact where the format is exact:
 * ``nf4`` / ``fp4`` (``int4`` is nf4) = bitsandbytes 4-bit (``bnb.nn.Linear4bit``, QLoRA arXiv 2305.14314): two
   values per byte plus one fp32 absmax per 64-value block; ``-dq`` (double quantization) stores absmax as
   uint8 with one fp32 scale per 256 blocks: 4 + 8/64 + 32/(64·256) bits per weight;
-* ``fp8`` (e4m3, per-tensor scale): 1 B per weight plus one fp32 scale per tensor;
+* ``fp8`` (e4m3, per-tensor scale): 1 B per weight plus one fp32 scale per tensor; ``fp8-channel``: one fp32
+  scale per output channel (compressed-tensors / llm-compressor "FP8 dynamic"); ``fp8-block``: one fp32
+  ``weight_scale_inv`` per 128×128 block (DeepSeek-V3's published FP8 checkpoint);
 * ``gptq-4bit`` / ``awq-4bit`` (and ``-8bit``), group size 128: packed int32 weights (bits/8 B per weight),
   one fp16 scale and one packed zero per group per output column, plus GPTQ's int32 ``g_idx`` per input row.
 
@@ -26,7 +28,7 @@ from ..model.spec import ModelSpec
 from ..model.tensors import Tensor, tensors
 from ..sources.base import ResolvedModel
 
-QUANTS = ("none", "int8", "int4", "nf4", "fp4", "nf4-dq", "fp4-dq", "fp8",
+QUANTS = ("none", "int8", "int4", "nf4", "fp4", "nf4-dq", "fp4-dq", "fp8", "fp8-channel", "fp8-block",
           "gptq-4bit", "gptq-8bit", "gptq-3bit", "gptq-2bit", "awq-4bit")
 
 #: the seed article's bytes per parameter (int4 = half a byte)
@@ -55,6 +57,10 @@ def quantized_linear_bytes(t: Tensor, quant: str) -> int:
         return c * (n // 2 + blocks + 4 * -(-blocks // 256))
     if quant == "fp8":
         return c * (n + 4)
+    if quant == "fp8-channel":
+        return c * (n + 4 * out_f)
+    if quant == "fp8-block":  # DeepSeek-V3: one fp32 weight_scale_inv per 128×128 block
+        return c * (n + 4 * -(-out_f // 128) * -(-in_f // 128))
     if quant.startswith(("gptq-", "awq-")):
         bits = int(quant.split("-")[1].rstrip("bit"))
         groups = -(-in_f // 128)
