@@ -166,3 +166,26 @@ def test_gpu_memory_option(capsys):
     d = json.loads(capsys.readouterr().out)
     assert d["gpus"][0]["memory_bytes"] == 8 * 10**9
     assert main(["estimate", "qwen2.5-0.5b", "--gpu-memory", "rtx-4090"]) == 2
+
+
+def test_zero_stages_and_ddp_per_rank():
+    totals = {p: vramscope.estimate("llama-3-8b", task="finetune", num_gpus=8, parallelism=p,
+                                    precision="deepspeed").total_bytes
+              for p in ("ddp", "zero1", "zero2", "zero3")}
+    assert totals["ddp"] > totals["zero1"] > totals["zero2"] > totals["zero3"]
+    one = vramscope.estimate("llama-3-8b", task="finetune", precision="deepspeed")
+    p = 8_030_261_248
+    assert one.phases["optimizer_step"]["optimizer_states"] == 12 * p  # fp32 master + Adam: 2 + 2 + 12
+    assert main(["estimate", "llama-3-8b", "--task", "finetune", "--gpus", "4", "--zero", "2", "--json"]) == 0
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(2, 64), st.sampled_from(["zero1", "zero2", "zero3", "fsdp"]))
+def test_more_gpus_never_increase_zero_per_rank(n, par):
+    m = resolve("llama-3-8b")
+    w = make_workload(task="finetune", precision="deepspeed")
+    assert total(m, replace(w, num_gpus=n + 1, parallelism=par)) <= total(m, replace(w, num_gpus=n, parallelism=par))
+    # activations never shrink under data parallelism
+    a = vramscope.estimate_resolved(m, replace(w, num_gpus=n, parallelism=par)).phases["forward"]["activations"]
+    b = vramscope.estimate_resolved(m, w).phases["forward"]["activations"]
+    assert a == b

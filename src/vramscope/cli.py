@@ -41,13 +41,13 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
     w.add_argument("--quant", help="none | int8 | int4 | nf4 | fp4 | nf4-dq | fp4-dq | fp8 | fp8-channel | fp8-block | "
                                    "gptq-4bit | gptq-8bit | gptq-3bit | gptq-2bit | awq-4bit; with --engine llama.cpp "
                                    "a GGUF type: Q4_K_M, Q5_K_M, Q8_0, Q4_0, IQ4_XS, ...")
-    w.add_argument("--batch", "--concurrency", dest="batch", default="1",
+    w.add_argument("--batch", "--concurrency", "--micro-batch", dest="batch", default="1",
                    help="batch size / micro-batch / concurrent sequences (default 1)")
     w.add_argument("--seq", "--ctx-size", "-c", dest="seq",
                    help="tokens per sequence / llama.cpp context (default 4096 for inference, 2048 for training)")
     w.add_argument("--kv-dtype", help="KV cache dtype: fp16 | bf16 | fp8 | int8 | q8_0 | q4_0 ... (default: dtype)")
     w.add_argument("--attn", default="sdpa", help="sdpa (default) | flash | eager")
-    w.add_argument("--precision", default="auto", help="auto | pure | mixed | fp32 (training)")
+    w.add_argument("--precision", default="auto", help="auto | pure | mixed | fp32 | deepspeed (training)")
     w.add_argument("--optimizer", default="adamw",
                    help="adamw | adam | adamw-fused | adamw-8bit | sgd | sgd-momentum | lion | adafactor")
     w.add_argument("--grad-checkpointing", action="store_true", help="full activation checkpointing")
@@ -60,7 +60,8 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
     w.add_argument("--offload", default="none",
                    help="none | optimizer | optimizer+params (training: ZeRO-Offload / FSDP CPU offload)")
     w.add_argument("--parallelism", default="auto",
-                   help="auto | tp (tensor parallel, inference) | fsdp (FSDP full shard / ZeRO-3, training)")
+                   help="auto | tp (tensor parallel, inference) | fsdp | ddp | zero1 | zero2 | zero3 (training)")
+    w.add_argument("--zero", choices=("0", "1", "2", "3"), help="DeepSpeed ZeRO stage (= --parallelism zeroN; 0 = ddp)")
     v = p.add_argument_group("vLLM (--engine vllm)")
     v.add_argument("--gpu-memory-utilization", help="fraction of GPU memory vLLM preallocates (default 0.9)")
     v.add_argument("--max-model-len", help="longest sequence (default: the model's max_position_embeddings)")
@@ -137,7 +138,9 @@ def _load(args: argparse.Namespace) -> tuple:
         precision=args.precision, optimizer=args.optimizer, grad_checkpointing=args.grad_checkpointing,
         grad_accum=args.grad_accum, lora_rank=args.lora_rank, lora_targets=args.lora_targets,
         frozen_layers=args.freeze_layers, activations_per_sample=args.activations_per_sample,
-        num_gpus=args.tp or args.gpus, parallelism="tp" if args.tp else args.parallelism, offload=args.offload,
+        num_gpus=args.tp or args.gpus,
+        parallelism="tp" if args.tp else ({"0": "ddp"}.get(args.zero, f"zero{args.zero}") if args.zero else
+                                          args.parallelism), offload=args.offload,
         gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len,
         max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens,
         enforce_eager=bool(args.enforce_eager), n_gpu_layers=args.n_gpu_layers, cache_type_k=args.cache_type_k,

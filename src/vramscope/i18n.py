@@ -245,6 +245,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "llama.cpp: {ngl}/{n_layer} layers on the GPU (token embedding in host memory), n_ctx {ctx}, cache {ctk}/{ctv}, n_ubatch {ub}, flash attention {fa}",
         "zh": "llama.cpp：{ngl}/{n_layer} 层在 GPU 上（词嵌入在主机内存），n_ctx {ctx}，缓存 {ctk}/{ctv}，n_ubatch {ub}，flash attention {fa}",
     },
+    "a_zero": {
+        "en": "per GPU of {n}-way DeepSpeed ZeRO stage {stage}: optimizer states sharded (stage 2: gradients too, through one 5e8-element reduce bucket); activations per rank",
+        "zh": "{n} 卡 DeepSpeed ZeRO 第 {stage} 阶段的单卡显存：优化器状态切分（第 2 阶段梯度也切分，经过一个 5e8 元素的 reduce 桶）；激活值按每卡计",
+    },
+    "a_ddp": {
+        "en": "per GPU of {n}-way DDP: a full replica each, plus DDP's flat gradient buckets beside .grad",
+        "zh": "{n} 卡 DDP 的单卡显存：每卡完整副本，另加 DDP 与 .grad 并存的扁平梯度桶",
+    },
+    "a_recipe_deepspeed": {
+        "en": "precision: DeepSpeed-style mixed ({dtype} parameters and gradients, fp32 master weights and Adam states: 2 + 2 + 12 bytes per parameter)",
+        "zh": "精度：DeepSpeed 式混合精度（{dtype} 参数与梯度，fp32 主权重和 Adam 状态：每参数 2 + 2 + 12 字节）",
+    },
     "a_tp": {
         "en": "per GPU of {n}-way tensor parallelism (heads, MLP, experts and vocabulary split; norms replicated; NCCL buffers not counted)",
         "zh": "{n} 路张量并行下的单卡显存（注意力头、MLP、专家和词表切分；归一化层复制；未计 NCCL 缓冲）",

@@ -21,8 +21,9 @@ from .units import parse_int
 TASKS = ("inference", "finetune", "pretrain")
 METHODS = ("full", "freeze", "lora", "qlora")
 ESTIMATORS = ("analytic", "seed")
-PRECISIONS = ("auto", "pure", "mixed", "fp32")
-PARALLELISMS = ("auto", "none", "tp", "fsdp")
+PRECISIONS = ("auto", "pure", "mixed", "fp32", "deepspeed")
+PARALLELISMS = ("auto", "none", "tp", "fsdp", "ddp", "zero1", "zero2", "zero3")
+TRAINING_PARALLEL = ("fsdp", "ddp", "zero1", "zero2", "zero3")
 OFFLOADS = ("none", "optimizer", "optimizer+params")
 ENGINES = ("transformers", "vllm", "llama.cpp")
 _ENGINE_ALIASES = {"llamacpp": "llama.cpp", "llama-cpp": "llama.cpp", "ollama": "llama.cpp", "hf": "transformers"}
@@ -157,7 +158,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
     if par == "none" and n_gpus > 1:
         raise VramscopeError("conflict", field="--parallelism",
                              reason=f"'none' cannot use {n_gpus} GPUs; choose tp (inference) or fsdp (training)")
-    if (par == "tp" and task != "inference") or (par == "fsdp" and task == "inference"):
+    if (par == "tp" and task != "inference") or (par in TRAINING_PARALLEL and task == "inference"):
         raise VramscopeError("conflict", field="--parallelism",
                              reason=f"'{par}' is not available for --task {task} yet; use "
                                     f"{'tp' if task == 'inference' else 'fsdp'}")

@@ -49,6 +49,8 @@ from .common import compute_dtype, dtype_bytes, shape_note, trainable_for
 
 Phases = dict[str, dict[str, int]]
 
+ZERO_REDUCE_BUCKET = 500_000_000  # DeepSpeed zero_optimization.reduce_bucket_size default (elements)
+
 
 def _weights(model: ResolvedModel, w: Workload, a: float, notes: list[Assumption],
              rank_spec: Optional[ModelSpec] = None) -> int:
@@ -126,11 +128,19 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         dtype = "fp32"
     a = dtype_bytes(dtype)
     act_bytes = 2.0 if recipe == "mixed" else a
+    master = 0
     if recipe == "mixed":
         weights = int(model.params * 4)
         param_bytes = 4.0
         linear = sum(x.numel for x in tensors(spec) if x.linear) if model.exact_shape else model.params
         cast_cache = int(linear * 2)
+    elif recipe == "deepspeed":
+        # DeepSpeed / Megatron mixed precision (ZeRO paper §3: 2 + 2 + 12 bytes per parameter): 16-bit
+        # parameters and gradients, fp32 master weights and fp32 Adam states held by the optimizer
+        weights = _weights(model, w, a, notes)
+        param_bytes = a
+        master = int(t.params * 4)
+        cast_cache = 0
     else:
         weights = _weights(model, w, a, notes)
         param_bytes = 4.0 if adapters else a
@@ -138,23 +148,35 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     if adapters:
         weights += int(t.adapter_params * 4)
     grads = gradient_bytes(t.params, param_bytes)
-    states = optimizer_state_bytes(w.optimizer, t.params, param_bytes)
+    states = optimizer_state_bytes(w.optimizer, t.params, 4.0 if recipe == "deepspeed" else param_bytes) + master
     layer_params = largest_layer_params(spec) if not adapters else 0
     largest = max((x.numel // x.count for x in tensors(spec)), default=0) if not adapters else 0
     temp = step_temporary_bytes(w.optimizer, t.params, param_bytes, largest)
     acts = training_activations(spec, w.batch, w.seq, act_bytes, w.attn, w.grad_checkpointing, _flags(spec, w))
     gathered = 0
-    if w.parallelism == "fsdp":
-        n = w.num_gpus
+    n = w.num_gpus
+    if w.parallelism in ("fsdp", "zero3"):
         weights, grads, states, temp = (-(-x // n) for x in (weights, grads, states, temp))
         gathered = fsdp_gather_bytes(spec, 4.0 if recipe == "mixed" else a)
         notes.append(Assumption("a_fsdp", {"n": n}))
+    elif w.parallelism in ("zero1", "zero2"):
+        # ZeRO stage 1 shards optimizer states (and the step), stage 2 also gradients, which then pass through
+        # one reduce bucket (DeepSpeed's reduce_bucket_size, 5e8 elements by default)
+        states, temp = -(-states // n), -(-temp // n)
+        if w.parallelism == "zero2":
+            grads = -(-grads // n) + min(grads, int(ZERO_REDUCE_BUCKET * param_bytes))
+        notes.append(Assumption("a_zero", {"stage": w.parallelism[-1], "n": n}))
+    elif w.parallelism == "ddp":
+        # DDP's reducer keeps flat communication buckets beside .grad (gradient_as_bucket_view=False, default)
+        grads *= 2
+        notes.append(Assumption("a_ddp", {"n": n}))
     host = 0
     if w.offload != "none":
         # ZeRO-Offload (arXiv 2101.06840) / FSDP CPUOffload: fp32 master weights, Adam states, fp32 gradients
         # and the optimizer step live in pinned host memory; the GPU keeps gradient buckets (two layers' worth)
         layer_grads = int(layer_params * param_bytes) if not adapters else grads
-        host = int(t.params * (4 + 4 + 8)) // (w.num_gpus if w.parallelism == "fsdp" else 1)
+        host = int(t.params * (4 + 4 + 8)) // (w.num_gpus if w.parallelism in ("fsdp", "zero3", "zero2", "zero1")
+                                               else 1)
         states, temp = 0, 0
         grads = min(grads, 2 * layer_grads)
         if w.offload == "optimizer+params":
@@ -181,7 +203,7 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         {**base, "gradients": grads, "temporaries": tied_extra},
     ]
     if w.grad_checkpointing:
-        layer_grads = int(layer_params * param_bytes) // (w.num_gpus if w.parallelism == "fsdp" else 1)
+        layer_grads = int(layer_params * param_bytes) // (w.num_gpus if w.parallelism in ("fsdp", "zero3") else 1)
         partial = max(kept, grads - layer_grads - embed_grad)
         # recomputed tensors are re-created inside backward: temporaries, as a trace sees them
         candidates.append({**base, "gradients": partial,
