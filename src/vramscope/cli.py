@@ -62,6 +62,8 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
     w.add_argument("--parallelism", default="auto",
                    help="auto | tp (tensor parallel, inference) | fsdp | ddp | zero1 | zero2 | zero3 (training)")
     w.add_argument("--zero", choices=("0", "1", "2", "3"), help="DeepSpeed ZeRO stage (= --parallelism zeroN; 0 = ddp)")
+    w.add_argument("--deepspeed", metavar="DS_CONFIG.json", help="read ZeRO stage, offload, precision, batch from it")
+    w.add_argument("--fsdp", metavar="ACCELERATE_CONFIG", help="read sharding strategy, offload, processes from it")
     v = p.add_argument_group("vLLM (--engine vllm)")
     v.add_argument("--gpu-memory-utilization", help="fraction of GPU memory vLLM preallocates (default 0.9)")
     v.add_argument("--max-model-len", help="longest sequence (default: the model's max_position_embeddings)")
@@ -127,20 +129,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load(args: argparse.Namespace) -> tuple:
     from .api import load_model
+    from .units import parse_int
     from .workload import make_workload
 
     model = load_model(args.model, args.params, hub=not args.no_hub, layers=args.layers, hidden=args.hidden,
                        heads=args.heads, kv_heads=args.kv_heads, head_dim=args.head_dim,
                        intermediate=args.intermediate, vocab=args.vocab)
+    imported: dict = {}
+    if args.deepspeed:
+        from .configs import from_deepspeed
+
+        imported = from_deepspeed(args.deepspeed)
+    if args.fsdp:
+        from .configs import from_accelerate_fsdp
+
+        imported = from_accelerate_fsdp(args.fsdp)
+    num_gpus = args.tp or imported.pop("num_gpus", None) or args.gpus
+    if imported and parse_int(num_gpus, "--gpus", 1, 100_000) == 1 and imported.get("parallelism") != "ddp":
+        from .errors import VramscopeError
+
+        raise VramscopeError("conflict", field="--gpus", reason="a sharded config needs the number of GPUs (--gpus N)")
+    zero = {"0": "ddp"}.get(args.zero, f"zero{args.zero}") if args.zero else None
     workload = make_workload(
-        task=args.task, method=args.method, estimator=args.estimator, engine=args.engine, dtype=args.dtype,
-        quant=args.quant, batch=args.batch, seq=args.seq, kv_dtype=args.kv_dtype, attn=args.attn,
-        precision=args.precision, optimizer=args.optimizer, grad_checkpointing=args.grad_checkpointing,
-        grad_accum=args.grad_accum, lora_rank=args.lora_rank, lora_targets=args.lora_targets,
-        frozen_layers=args.freeze_layers, activations_per_sample=args.activations_per_sample,
-        num_gpus=args.tp or args.gpus,
-        parallelism="tp" if args.tp else ({"0": "ddp"}.get(args.zero, f"zero{args.zero}") if args.zero else
-                                          args.parallelism), offload=args.offload,
+        task=args.task, method=args.method, estimator=args.estimator, engine=args.engine,
+        dtype=imported.get("dtype", args.dtype), quant=args.quant, batch=imported.get("batch", args.batch),
+        seq=args.seq, kv_dtype=args.kv_dtype, attn=args.attn,
+        precision=imported.get("precision", args.precision), optimizer=args.optimizer,
+        grad_checkpointing=args.grad_checkpointing, grad_accum=imported.get("grad_accum", args.grad_accum),
+        lora_rank=args.lora_rank, lora_targets=args.lora_targets, frozen_layers=args.freeze_layers,
+        activations_per_sample=args.activations_per_sample, num_gpus=num_gpus,
+        parallelism="tp" if args.tp else (zero or imported.get("parallelism", args.parallelism)),
+        offload=imported.get("offload", args.offload),
         gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len,
         max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens,
         enforce_eager=bool(args.enforce_eager), n_gpu_layers=args.n_gpu_layers, cache_type_k=args.cache_type_k,

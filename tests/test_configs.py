@@ -1,0 +1,61 @@
+"""DeepSpeed and accelerate FSDP configs parse into workloads; invalid ones get clear errors."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vramscope.cli import main
+from vramscope.configs import from_accelerate_fsdp, from_deepspeed
+from vramscope.errors import VramscopeError
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_deepspeed_example_from_the_docs():
+    w = from_deepspeed(str(EXAMPLES / "ds_zero3_offload.json"))
+    assert w == {"parallelism": "zero3", "offload": "optimizer+params"}
+
+
+def test_deepspeed_fields(tmp_path):
+    p = tmp_path / "ds.json"
+    p.write_text(json.dumps({"bf16": {"enabled": True}, "zero_optimization": {"stage": 2,
+                 "offload_optimizer": {"device": "cpu"}}, "train_micro_batch_size_per_gpu": 4,
+                 "gradient_accumulation_steps": 8}))
+    assert from_deepspeed(str(p)) == {"parallelism": "zero2", "offload": "optimizer", "dtype": "bf16",
+                                      "precision": "deepspeed", "batch": 4, "grad_accum": 8}
+
+
+@pytest.mark.parametrize("cfg, match", [
+    ({"zero_optimization": {"stage": 5}}, "stage"),
+    ({"zero_optimization": {"stage": 2, "offload_param": {"device": "cpu"}}}, "only with stage 3"),
+    ({"zero_optimization": {"stage": 3, "offload_optimizer": {"device": "gpu9"}}}, "cpu, nvme"),
+    ([1, 2], "JSON object"),
+])
+def test_deepspeed_invalid(tmp_path, cfg, match):
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps(cfg))
+    with pytest.raises(VramscopeError, match=match):
+        from_deepspeed(str(p))
+
+
+def test_accelerate_fsdp_example():
+    w = from_accelerate_fsdp(str(EXAMPLES / "accelerate_fsdp.yaml"))
+    assert w == {"parallelism": "fsdp", "num_gpus": 8, "dtype": "bf16", "precision": "mixed"}
+
+
+def test_accelerate_invalid(tmp_path):
+    p = tmp_path / "a.yaml"
+    p.write_text("fsdp_config:\n  fsdp_sharding_strategy: SOMETHING\n")
+    with pytest.raises(VramscopeError, match="fsdp_sharding_strategy"):
+        from_accelerate_fsdp(str(p))
+
+
+def test_cli_with_configs(capsys):
+    assert main(["estimate", "llama-3-8b", "--task", "finetune", "--fsdp", str(EXAMPLES / "accelerate_fsdp.yaml"),
+                 "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["workload"]["parallelism"] == "fsdp" and d["workload"]["num_gpus"] == 8
+    assert main(["estimate", "llama-3-8b", "--task", "finetune", "--deepspeed",
+                 str(EXAMPLES / "ds_zero3_offload.json")]) == 2  # sharded config without --gpus
+    assert "--gpus" in capsys.readouterr().err
