@@ -120,3 +120,13 @@ def test_fit_with_engines():
 def test_instruct_variants_resolve_to_their_base():
     m = resolve("meta-llama/Llama-3.1-8B-Instruct")
     assert m.params == 8_030_261_248 and any("variant" in n for n in m.notes)
+
+
+def test_transformers_static_cache_caps_sliding_layers():
+    dyn = vramscope.estimate("gemma-2-9b", seq=8192)
+    static = vramscope.estimate("gemma-2-9b", seq=8192, cache="static")
+    per_token_layer = 2 * 8 * 256 * 2
+    assert dyn.components["kv_cache"] == per_token_layer * 42 * 8192
+    assert static.components["kv_cache"] == per_token_layer * (21 * 4096 + 21 * 8192)
+    with pytest.raises(VramscopeError, match="transformers option"):
+        vramscope.estimate("gemma-2-9b", engine="vllm", cache="static")

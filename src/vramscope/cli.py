@@ -47,6 +47,7 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
                    help="tokens per sequence / llama.cpp context (default 4096 for inference, 2048 for training)")
     w.add_argument("--kv-dtype", help="KV cache dtype: fp16 | bf16 | fp8 | int8 | q8_0 | q4_0 ... (default: dtype)")
     w.add_argument("--attn", default="sdpa", help="sdpa (default) | flash | eager")
+    w.add_argument("--cache", default="dynamic", help="transformers KV cache: dynamic (default) | static")
     w.add_argument("--precision", default="auto", help="auto | pure | mixed | fp32 | deepspeed (training)")
     w.add_argument("--optimizer", default="adamw",
                    help="adamw | adam | adamw-fused | adamw-8bit | sgd | sgd-momentum | lion | adafactor")
@@ -163,7 +164,7 @@ def _load(args: argparse.Namespace) -> tuple:
         gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len,
         max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens,
         enforce_eager=bool(args.enforce_eager), n_gpu_layers=args.n_gpu_layers, cache_type_k=args.cache_type_k,
-        cache_type_v=args.cache_type_v, flash_attn=bool(args.flash_attn), ubatch=args.ubatch)
+        cache_type_v=args.cache_type_v, flash_attn=bool(args.flash_attn), ubatch=args.ubatch, cache=args.cache)
     return model, workload
 
 

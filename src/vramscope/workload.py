@@ -64,6 +64,7 @@ class Workload:
     num_gpus: int = 1
     parallelism: str = "none"  # none | tp (inference) | fsdp (training)
     offload: str = "none"  # none | optimizer | optimizer+params (training: ZeRO-Offload / FSDP CPU offload)
+    cache: str = "dynamic"  # transformers generate(): dynamic | static (cache_implementation)
     # vLLM (vllm/config: CacheConfig, SchedulerConfig, ModelConfig)
     gpu_memory_utilization: float = 0.9
     max_model_len: Optional[int] = None  # None: the model's max_position_embeddings
@@ -98,7 +99,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
                   offload: str = "none", gpu_memory_utilization: Any = None, max_model_len: Any = None,
                   max_num_seqs: Any = None, max_num_batched_tokens: Any = None, enforce_eager: bool = False,
                   n_gpu_layers: Any = None, cache_type_k: Optional[str] = None, cache_type_v: Optional[str] = None,
-                  flash_attn: bool = False, ubatch: Any = None) -> Workload:
+                  flash_attn: bool = False, ubatch: Any = None, cache: str = "dynamic") -> Workload:
     """Validate user options into a :class:`Workload` (errors name the option and the allowed values)."""
     task = _choice(task, "--task", TASKS)
     estimator = _choice(estimator, "--estimator", ESTIMATORS)
@@ -162,6 +163,9 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
         raise VramscopeError("conflict", field="--parallelism",
                              reason=f"'{par}' is not available for --task {task} yet; use "
                                     f"{'tp' if task == 'inference' else 'fsdp'}")
+    cache = _choice(cache, "--cache", ("dynamic", "static"))
+    if cache == "static" and engine != "transformers":
+        raise VramscopeError("conflict", field="--cache", reason="static caches are a transformers option")
     off = _choice(offload, "--offload", OFFLOADS)
     if off != "none" and task == "inference":
         raise VramscopeError("conflict", field="--offload",
@@ -181,7 +185,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
         lora_rank=parse_int(lora_rank, "--lora-rank", 1, 65536),
         lora_targets=targets, frozen_layers=parse_int(frozen_layers, "--freeze-layers", 0, 100_000),
         activations_per_sample=apsa, num_gpus=n_gpus, parallelism=par if n_gpus > 1 else "none", offload=off,
-        **engine_opts,
+        cache=cache, **engine_opts,
     )
 
 

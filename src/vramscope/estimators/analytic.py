@@ -84,8 +84,10 @@ def _inference(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assump
         return phases
     kv_dtype = w.kv_dtype or dtype
     # transformers' DynamicCache keeps every prompt token through prefill, sliding-window layers included
-    # (DynamicSlidingWindowLayer crops only from the first decode step on; checked by trace)
-    kv = kv_cache_bytes(spec, w.seq, w.batch, KV_DTYPE_BYTES[kv_dtype], encoder_tokens=w.seq, cap_sliding=False)
+    # (DynamicSlidingWindowLayer crops only from the first decode step on; checked by trace). A static cache
+    # (cache_implementation="static") preallocates max_cache_len = the context, sliding layers only their window.
+    kv = kv_cache_bytes(spec, w.seq, w.batch, KV_DTYPE_BYTES[kv_dtype], encoder_tokens=w.seq,
+                        cap_sliding=w.cache == "static")
     prefill = inference_transient(spec, w.batch, w.seq, a, w.attn, all_logits=spec.kind == "encoder")
     decode = inference_transient(spec, w.batch, 1, a, w.attn)
     notes.append(Assumption("a_inference_context", {"seq": w.seq, "batch": w.batch, "kv_dtype": kv_dtype,
