@@ -123,8 +123,8 @@ def test_instruct_variants_resolve_to_their_base():
 
 
 def test_transformers_static_cache_caps_sliding_layers():
-    dyn = vramscope.estimate("gemma-2-9b", seq=8192)
-    static = vramscope.estimate("gemma-2-9b", seq=8192, cache="static")
+    dyn = vramscope.estimate("gemma-2-9b", seq=8192, dtype="bf16")
+    static = vramscope.estimate("gemma-2-9b", seq=8192, cache="static", dtype="bf16")
     per_token_layer = 2 * 8 * 256 * 2
     assert dyn.components["kv_cache"] == per_token_layer * 42 * 8192
     assert static.components["kv_cache"] == per_token_layer * (21 * 4096 + 21 * 8192)
