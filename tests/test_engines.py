@@ -130,3 +130,13 @@ def test_transformers_static_cache_caps_sliding_layers():
     assert static.components["kv_cache"] == per_token_layer * (21 * 4096 + 21 * 8192)
     with pytest.raises(VramscopeError, match="transformers option"):
         vramscope.estimate("gemma-2-9b", engine="vllm", cache="static")
+
+
+def test_cublas_workspace_by_generation():
+    from vramscope.memory.overhead import CUBLAS_WORKSPACE, CUBLAS_WORKSPACE_LARGE, CUBLAS_WORKSPACE_MI300
+
+    a = vramscope.estimate("qwen2.5-0.5b", gpus=["a100-80gb"]).components["overhead"]
+    h = vramscope.estimate("qwen2.5-0.5b", gpus=["h100"]).components["overhead"]
+    m = vramscope.estimate("qwen2.5-0.5b", gpus=["mi300x"]).components["overhead"]
+    assert h - a == CUBLAS_WORKSPACE_LARGE - CUBLAS_WORKSPACE == 32 * 2**20 - 8_519_680
+    assert m - a == CUBLAS_WORKSPACE_MI300 - CUBLAS_WORKSPACE

@@ -14,7 +14,7 @@ from .estimators.analytic import estimate_analytic
 from .estimators.seed import estimate_seed
 from .engines.vllm import NON_TORCH, NON_TORCH_HIGH
 from .gpus import find_gpu, verdict, vllm_verdict
-from .memory.overhead import Overhead, runtime_overhead
+from .memory.overhead import Overhead, cublas_workspace, runtime_overhead
 from .result import Assumption, Estimate, ModelInfo
 from .sources import ResolvedModel, resolve, resolve_params
 from .units import parse_count, parse_int
@@ -54,7 +54,9 @@ def estimate_resolved(model: ResolvedModel, workload: Workload, gpus: Iterable[s
         notes = (Assumption("a_seed_label"),) + notes
     else:
         phases, notes, trainable, transient, extra = estimate_analytic(model, workload, gpu_objs)
-        ov = runtime_overhead(transient)
+        first = gpu_objs[0] if gpu_objs else None
+        ws = cublas_workspace(first.compute_capability, first.gfx_target, first.vendor) if first else None
+        ov = runtime_overhead(transient, ws)
         if extra.get("name") == "vllm":  # the CUDA context is inside vLLM's own non-torch accounting
             ov = Overhead(0, 0, NON_TORCH_HIGH - NON_TORCH)
         for p in phases.values():

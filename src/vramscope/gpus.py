@@ -32,6 +32,8 @@ class Gpu:
     vendor: str = ""
     segment: str = ""
     source: str = ""
+    compute_capability: str = ""
+    gfx_target: str = ""
 
     @property
     def usable_bytes(self) -> int:
@@ -47,7 +49,8 @@ def catalog() -> dict[str, Any]:
 def _gpu(e: dict[str, Any]) -> Gpu:
     return Gpu(id=e["id"], name=e["name"], memory_bytes=int(e["memory_bytes"]),
                usable_fraction=float(e.get("usable_fraction", 1.0)), vendor=e.get("vendor", ""),
-               segment=e.get("segment", ""), source=e.get("source", ""))
+               segment=e.get("segment", ""), source=e.get("source", ""),
+               compute_capability=str(e.get("compute_capability", "") or ""), gfx_target=str(e.get("gfx_target", "") or ""))
 
 
 def _key(s: str) -> str:
@@ -100,7 +103,9 @@ def detect_gpus() -> list[Gpu]:
             h = pynvml.nvmlDeviceGetHandleByIndex(i)
             name = pynvml.nvmlDeviceGetName(h)
             name = name.decode() if isinstance(name, bytes) else name
-            out.append(Gpu(id=f"cuda:{i}", name=name, memory_bytes=int(pynvml.nvmlDeviceGetMemoryInfo(h).total)))
+            major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(h)
+            out.append(Gpu(id=f"cuda:{i}", name=name, memory_bytes=int(pynvml.nvmlDeviceGetMemoryInfo(h).total),
+                           vendor="nvidia", compute_capability=f"{major}.{minor}"))
     except Exception as e:  # NVMLError has many subclasses; all mean "no usable GPU here"
         raise VramscopeError("gpu_auto_unavailable", detail=str(e) or type(e).__name__) from None
     if not out:

@@ -209,8 +209,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "LoRA 秩 {rank}，目标模块 {targets}：{trainable} 个可训练参数",
     },
     "a_overhead": {
-        "en": "runtime overhead: CUDA context ~512 MiB (0.3–1.4 GiB) + cuBLAS workspace; range adds up to 15% allocator fragmentation of transients",
-        "zh": "运行时开销：CUDA 上下文约 512 MiB（0.3–1.4 GiB）+ cuBLAS 工作区；范围上限另加临时张量 15% 的分配器碎片",
+        "en": "runtime overhead: CUDA context ~512 MiB (0.3–1.4 GiB) + torch's cuBLAS workspace for the GPU generation (8 MiB; 32 MiB on Hopper/Blackwell); range adds up to 15% allocator fragmentation of transients",
+        "zh": "运行时开销：CUDA 上下文约 512 MiB（0.3–1.4 GiB）+ 按 GPU 架构的 torch cuBLAS 工作区（8 MiB；Hopper/Blackwell 为 32 MiB）；范围上限另加临时张量 15% 的分配器碎片",
     },
     "a_overhead_vllm": {
         "en": "vLLM's non-torch memory (CUDA context, cuBLAS, NCCL) 0.3 GiB nominal, 0.16–1.8 GiB in vLLM's own logs; CUDA graphs 0.3 GiB nominal",
