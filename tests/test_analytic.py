@@ -35,6 +35,8 @@ def test_quantized_weights_keep_head_and_embeddings_16bit():
 @pytest.mark.parametrize("quant, bits_per_weight", [
     ("int8", 8.0), ("nf4", 4.5), ("nf4-dq", 4.127), ("fp8", 8.0), ("gptq-4bit", 4.15625 + 32 / 4096),
     ("awq-4bit", 4.156), ("fp8-channel", 8.0 + 32 / 4096), ("fp8-block", 8.0 + 32 / 128 / 128),
+    ("gptq-4bit-g32", 4 + 16 / 32 + 4 / 32 + 32 / 4096), ("awq-4bit-g64", 4 + 16 / 64 + 4 / 64),
+    ("gptq-8bit", 8 + 16 / 128 + 8 / 128 + 32 / 4096), ("gptq-3bit", 3 + 16 / 128 + 3 / 128 + 32 / 4096),
 ])
 def test_quantized_bits_per_weight(quant, bits_per_weight):
     t = Tensor("w", (4096, 4096), "mlp", "up_proj", 0, 1, True)

@@ -15,7 +15,7 @@ from .memory.activations import ATTN_IMPLS
 from .memory.kv_cache import KV_DTYPE_BYTES
 from .memory.optimizer_states import OPTIMIZERS
 from .memory.gguf_mix import GGUF_FTYPES
-from .memory.weights import QUANTS
+from .memory.weights import QUANTS, valid_quant
 from .units import parse_int
 
 TASKS = ("inference", "finetune", "pretrain")
@@ -128,9 +128,10 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
             raise VramscopeError("conflict", field="--quant",
                                  reason=f"'{quant}' is a GGUF type, run by llama.cpp: add --engine llama.cpp")
         q = q.upper()
-    elif q not in QUANTS:
+    elif not valid_quant(q):
         raise VramscopeError("bad_choice", field="--quant", value=quant,
-                             allowed=", ".join(QUANTS) + ", or with --engine llama.cpp a GGUF type (Q4_K_M, Q8_0, ...)")
+                             allowed=", ".join(QUANTS) + " (GPTQ/AWQ with a group suffix: -g32, -g64, -g128, -g-1), "
+                                     "or with --engine llama.cpp a GGUF type (Q4_K_M, Q8_0, ...)")
     elif engine == "llama.cpp" and q != "none":
         raise VramscopeError("conflict", field="--quant",
                              reason=f"llama.cpp runs GGUF types (Q4_K_M, Q5_K_M, Q8_0, ...), not '{quant}'")

@@ -11,8 +11,9 @@ Exact where the format is exact:
 * ``fp8`` (e4m3, per-tensor scale): 1 B per weight plus one fp32 scale per tensor; ``fp8-channel``: one fp32
   scale per output channel (compressed-tensors / llm-compressor "FP8 dynamic"); ``fp8-block``: one fp32
   ``weight_scale_inv`` per 128×128 block (DeepSeek-V3's published FP8 checkpoint);
-* ``gptq-4bit`` / ``awq-4bit`` (and ``-8bit``), group size 128: packed int32 weights (bits/8 B per weight),
-  one fp16 scale and one packed zero per group per output column, plus GPTQ's int32 ``g_idx`` per input row.
+* ``gptq-4bit`` / ``awq-4bit`` (and 2, 3, 8 bits), group size 128 unless a suffix says otherwise
+  (``gptq-4bit-g32``; ``-g-1`` for one group per column): packed int32 weights (bits/8 B per weight), one fp16
+  scale and one packed zero per group per output column, plus GPTQ's int32 ``g_idx`` per input row.
 
 Only ``nn.Linear`` weights inside the decoder layers are quantized. Embeddings, norms, biases and the output
 head stay in the compute dtype: transformers' ``get_keys_to_not_convert`` keeps ``lm_head`` (and tied
@@ -62,8 +63,10 @@ def quantized_linear_bytes(t: Tensor, quant: str) -> int:
     if quant == "fp8-block":  # DeepSeek-V3: one fp32 weight_scale_inv per 128×128 block
         return c * (n + 4 * -(-out_f // 128) * -(-in_f // 128))
     if quant.startswith(("gptq-", "awq-")):
-        bits = int(quant.split("-")[1].rstrip("bit"))
-        groups = -(-in_f // 128)
+        parts = quant.split("-")
+        bits = int(parts[1].rstrip("bit"))
+        group = int(parts[2][1:]) if len(parts) > 2 else 128
+        groups = -(-in_f // group) if group > 0 else 1
         packed = -(-n * bits // 32) * 4
         scales = 2 * groups * out_f
         zeros = -(-groups * out_f * bits // 32) * 4
@@ -101,3 +104,11 @@ def spec_weight_bytes(spec: ModelSpec, dtype_bytes: float, quant: str) -> Weight
             total += t.numel * dtype_bytes
             kept += t.numel
     return WeightBytes(int(total), q_params, kept, False)
+
+
+_QUANT_RE = __import__("re").compile(r"^(gptq-(2|3|4|8)bit|awq-4bit)(-g(-1|32|64|128|256|512|1024))?$")
+
+
+def valid_quant(quant: str) -> bool:
+    """A --quant value for the transformers/vLLM path (fixed names, or GPTQ/AWQ with a group size suffix)."""
+    return quant in QUANTS or bool(_QUANT_RE.match(quant))
