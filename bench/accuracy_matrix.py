@@ -23,6 +23,8 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from _docs import replace_section  # noqa: E402
 sys.path.insert(0, str(ROOT / "src"))
 
 from vramscope.api import estimate_resolved  # noqa: E402
@@ -144,14 +146,7 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1), encoding="utf-8")
     if args.write:
-        path = Path(args.write)
-        old = path.read_text(encoding="utf-8")
-        head = "## Analytic vs trace (training and inference)"
-        start = old.find(head)
-        if start >= 0:
-            end = old.find("\n## ", start + 1)
-            old = old[:start] + (old[end + 1:] if end >= 0 else "")
-        path.write_text(old.rstrip() + "\n\n" + text, encoding="utf-8")
+        replace_section(args.write, "## Analytic vs trace (training and inference)", text)
     print(text)
 
 

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from _docs import replace_section  # noqa: E402
 sys.path.insert(0, str(ROOT / "src"))
 
 from vramscope.gpus import find_gpu  # noqa: E402
@@ -63,13 +65,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:
-        path = Path(args.write)
-        old = path.read_text(encoding="utf-8")
-        start = old.find("## Planning (`fit`)")
-        if start >= 0:
-            end = old.find("\n## ", start + 1)
-            old = old[:start] + (old[end + 1:] if end >= 0 else "")
-        path.write_text(old.rstrip() + "\n\n" + text, encoding="utf-8")
+        replace_section(args.write, "## Planning (`fit`)", text)
 
 
 if __name__ == "__main__":

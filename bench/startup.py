@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from _docs import replace_section  # noqa: E402
 
 
 def time_cmd(cmd: list[str], runs: int) -> float | None:
@@ -111,13 +113,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:
-        path = Path(args.write)
-        old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-        start = old.find("## Startup and latency")
-        if start >= 0:
-            end = old.find("\n## ", start + 1)
-            old = old[:start] + (old[end + 1:] if end >= 0 else "")
-        path.write_text(old.rstrip() + "\n\n" + text, encoding="utf-8")
+        replace_section(args.write, "## Startup and latency", text)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _docs import replace_section  # noqa: E402
+
 CASES = [
     ("Llama-3-8B full fine-tune, seq 2048 (target < 30 s)",
      ["meta-llama/Meta-Llama-3-8B", "--task", "finetune", "--method", "full", "--seq", "2048"]),
@@ -55,13 +58,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:
-        path = Path(args.write)
-        old = path.read_text(encoding="utf-8")
-        start = old.find("## Trace speed")
-        if start >= 0:
-            end = old.find("\n## ", start + 1)
-            old = old[:start] + (old[end + 1:] if end >= 0 else "")
-        path.write_text(old.rstrip() + "\n\n" + text, encoding="utf-8")
+        replace_section(args.write, "## Trace speed", text)
 
 
 if __name__ == "__main__":

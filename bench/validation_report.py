@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from _docs import replace_section  # noqa: E402
 sys.path.insert(0, str(ROOT / "src"))
 
 from vramscope.validate import read_records, summary, validate  # noqa: E402
@@ -63,14 +65,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:
-        path = Path(args.write)
-        old = path.read_text(encoding="utf-8")
-        head = "## Validation against published measurements"
-        start = old.find(head)
-        if start >= 0:
-            end = old.find("\n## ", start + 1)
-            old = old[:start] + (old[end + 1:] if end >= 0 else "")
-        path.write_text(old.rstrip() + "\n\n" + text, encoding="utf-8")
+        replace_section(args.write, "## Validation against published measurements", text)
 
 
 if __name__ == "__main__":

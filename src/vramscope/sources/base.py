@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from ..model.spec import ModelSpec
 
@@ -46,3 +46,15 @@ class ResolvedModel:
     @property
     def stored_bytes(self) -> Optional[int]:
         return None if self.stored is None else sum(t.nbytes for t in self.stored)
+
+
+def read_bounded(path: Any, limit: int) -> Optional[bytes]:
+    """A whole small file (JSON config, index), or None when it is larger than ``limit`` bytes."""
+    from ..errors import VramscopeError
+
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(limit + 1)
+    except OSError as e:
+        raise VramscopeError("file_unreadable", path=path, detail=e.strerror or str(e)) from None
+    return None if len(raw) > limit else raw

@@ -15,7 +15,7 @@ from ..errors import VramscopeError
 from ..model.spec import ModelSpec
 from . import gguf as gguf_source
 from . import safetensors as st
-from .base import ResolvedModel, StoredTensor
+from .base import ResolvedModel, StoredTensor, read_bounded
 from .hf_config import spec_from_config
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
@@ -23,12 +23,8 @@ MAX_CONFIG_BYTES = 10 * 1000 * 1000
 
 
 def read_config(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_CONFIG_BYTES + 1)
-    except OSError as e:
-        raise VramscopeError("file_unreadable", path=path, detail=e.strerror or str(e)) from None
-    if len(raw) > MAX_CONFIG_BYTES:
+    raw = read_bounded(path, MAX_CONFIG_BYTES)
+    if raw is None:
         raise VramscopeError("config_bad_json", origin=path, detail="larger than 10 MB")
     try:
         cfg = json.loads(raw.decode("utf-8"))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from ..errors import VramscopeError
-from .base import StoredTensor
+from .base import StoredTensor, read_bounded
 
 MAX_HEADER_BYTES = 100 * 1000 * 1000
 
@@ -128,12 +128,8 @@ def header_entries(headers: Iterable[dict[str, Any]]) -> Iterator[tuple[str, str
 
 def read_index(path: Path) -> list[Path]:
     """Shard files named by a ``*.safetensors.index.json``; each must exist next to it."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_HEADER_BYTES + 1)
-    except OSError as e:
-        raise VramscopeError("file_unreadable", path=path, detail=e.strerror or str(e)) from None
-    if len(raw) > MAX_HEADER_BYTES:
+    raw = read_bounded(path, MAX_HEADER_BYTES)
+    if raw is None:
         raise VramscopeError("safetensors_bad", path=path, detail="index larger than 100 MB")
     try:
         index = json.loads(raw)
