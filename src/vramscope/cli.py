@@ -50,11 +50,13 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
     w.add_argument("--cache", default="dynamic", help="transformers KV cache: dynamic (default) | static")
     w.add_argument("--precision", default="auto", help="auto | pure | mixed | fp32 | deepspeed (training)")
     w.add_argument("--optimizer", default="adamw",
-                   help="adamw | adam | adamw-fused | adamw-8bit | sgd | sgd-momentum | lion | adafactor")
+                   help="adamw | adam | adamw-fused | adamw-8bit | paged-adamw | paged-adamw-8bit | sgd | "
+                        "sgd-momentum | lion | adafactor")
     w.add_argument("--grad-checkpointing", action="store_true", help="full activation checkpointing")
     w.add_argument("--grad-accum", default="1", help="gradient accumulation steps (default 1)")
     w.add_argument("--lora-rank", default="16", help="LoRA rank (default 16)")
     w.add_argument("--lora-targets", help="comma-separated module names (q_proj,v_proj) or all-linear (default)")
+    w.add_argument("--lora-dropout", default="0", help="peft lora_dropout (default 0; > 0 keeps dropout masks)")
     w.add_argument("--freeze-layers", default="0", help="with --method freeze: freeze the first N layers")
     w.add_argument("--activations-per-sample", help="seed estimator: activation floats per sample (A)")
     w.add_argument("--gpus", default="1", help="number of GPUs the model is split across (default 1)")
@@ -158,6 +160,7 @@ def _load(args: argparse.Namespace) -> tuple:
         precision=imported.get("precision", args.precision), optimizer=args.optimizer,
         grad_checkpointing=args.grad_checkpointing, grad_accum=imported.get("grad_accum", args.grad_accum),
         lora_rank=args.lora_rank, lora_targets=args.lora_targets, frozen_layers=args.freeze_layers,
+        lora_dropout=args.lora_dropout,
         activations_per_sample=args.activations_per_sample, num_gpus=num_gpus,
         parallelism="tp" if args.tp else (zero or imported.get("parallelism", args.parallelism)),
         offload=imported.get("offload", args.offload),

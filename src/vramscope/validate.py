@@ -137,10 +137,8 @@ def workload_from_record(rec: dict[str, Any]) -> dict[str, Any]:
         out.update(dtype="fp16", precision="mixed")
     elif dtype:
         out["dtype"] = dtype
-    opt = str(src.get("optimizer", "adamw")).split(" ")[0]
-    if opt.startswith("paged"):
-        raise Skip("uses a paged bitsandbytes optimizer")
-    out["optimizer"] = opt
+    opt = str(src.get("optimizer", "adamw")).split(" ")[0].replace("_", "-")
+    out["optimizer"] = {"paged-adamw8bit": "paged-adamw-8bit", "adamw8bit": "adamw-8bit"}.get(opt, opt)
     quant = src.get("quant")
     if quant:
         out["quant"] = "nf4-dq" if "double" in str(quant) else str(quant).split(" ")[0]

@@ -58,6 +58,7 @@ class Workload:
     grad_checkpointing: bool = False
     grad_accum: int = 1
     lora_rank: int = 16
+    lora_dropout: float = 0.0
     lora_targets: tuple[str, ...] = ("all-linear",)
     frozen_layers: int = 0
     activations_per_sample: Optional[int] = None  # seed estimator's A
@@ -95,6 +96,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
                   batch: Any = 1, seq: Any = None, kv_dtype: Optional[str] = None, attn: str = "sdpa",
                   precision: str = "auto", optimizer: str = "adamw", grad_checkpointing: bool = False,
                   grad_accum: Any = 1, lora_rank: Any = 16, lora_targets: Any = None, frozen_layers: Any = 0,
+                  lora_dropout: Any = 0.0,
                   activations_per_sample: Any = None, num_gpus: Any = 1, parallelism: str = "auto",
                   offload: str = "none", gpu_memory_utilization: Any = None, max_model_len: Any = None,
                   max_num_seqs: Any = None, max_num_batched_tokens: Any = None, enforce_eager: bool = False,
@@ -185,6 +187,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
         grad_accum=parse_int(grad_accum, "--grad-accum", 1, 1_000_000),
         lora_rank=parse_int(lora_rank, "--lora-rank", 1, 65536),
         lora_targets=targets, frozen_layers=parse_int(frozen_layers, "--freeze-layers", 0, 100_000),
+        lora_dropout=_fraction(lora_dropout, "--lora-dropout", 0.0, 0.99),
         activations_per_sample=apsa, num_gpus=n_gpus, parallelism=par if n_gpus > 1 else "none", offload=off,
         cache=cache, **engine_opts,
     )
@@ -232,6 +235,16 @@ def _engine_options(engine: str, util: Any, max_model_len: Any, max_num_seqs: An
     if ubatch is not None:
         out["ubatch"] = parse_int(ubatch, "--ubatch-size", 1, 1_000_000)
     return out
+
+
+def _fraction(value: Any, field_name: str, lo: float, hi: float) -> float:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        f = float("nan")
+    if not lo <= f <= hi:
+        raise VramscopeError("bad_choice", field=field_name, value=value, allowed=f"a number from {lo} to {hi}")
+    return f
 
 
 def with_changes(w: Workload, **changes: Any) -> Workload:

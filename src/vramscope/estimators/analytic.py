@@ -114,7 +114,7 @@ def _recipe(w: Workload, dtype: str) -> str:
 def _flags(spec: ModelSpec, w: Workload) -> TrainFlags:
     if w.method in ("lora", "qlora"):
         return TrainFlags(base=False, embeddings=False, lora=lora_modules(spec, w.lora_targets),
-                          lora_rank=w.lora_rank)
+                          lora_rank=w.lora_rank, lora_dropout=w.lora_dropout > 0)
     if w.method == "freeze":
         return TrainFlags(base=True, embeddings=False, frozen_layers=w.frozen_layers)
     return FULL_TRAINING

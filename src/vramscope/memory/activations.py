@@ -12,7 +12,8 @@ bytes, ``q``/``kv`` the query and key/value widths, ``I`` the MLP width:
   fp32 normalized value, ``4h``, instead);
 * a linear layer saves its input when its weight trains (``a·in``; inputs shared by q/k/v or gate/up count
   once); a peft LoRA adapter casts its input to fp32 for ``lora_A`` and saves that copy (``4·in`` per adapted
-  layer, not shared) and ``lora_A``'s output (``4·r``);
+  layer, not shared) and ``lora_A``'s output (``4·r``); with ``lora_dropout > 0`` it keeps the dropout's
+  boolean mask and output instead (``5·in``);
 * SDPA / flash attention: rotated q and k, v, the output (``o_proj`` reads it in place) and the log-sum-exp
   (``a·(2q + 2kv) + 4·heads``); eager attention repeats k and v to every head and keeps the fp32 softmax and
   its cast copy: ``a·3q + (4 + a)·heads·s`` plus ``o_proj``'s contiguous input;
@@ -76,6 +77,7 @@ class TrainFlags:
     frozen_layers: int = 0  # --method freeze: the first N layers do not train
     lora: frozenset = frozenset()  # module names with LoRA adapters ("all-linear" expanded by the caller)
     lora_rank: int = 0
+    lora_dropout: bool = False  # peft lora_dropout > 0: each adapter keeps a dropout mask and output
 
 
 FULL_TRAINING = TrainFlags()
@@ -123,6 +125,8 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
         n = adapted(*names)
         if not n:
             return 0.0
+        if t.lora_dropout:  # dropout of the fp32 input: a bool mask and the dropped-out copy, per adapter
+            return n * (5.0 * width + r4)
         copies = n if a != 4.0 else (0 if t.base else 1)
         return copies * 4.0 * width + n * r4
 

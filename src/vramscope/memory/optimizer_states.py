@@ -6,6 +6,9 @@ States per trainable parameter (torch ``torch/optim/*.py``, bitsandbytes ``bnb/o
   ``torch.zeros_like(p)``), plus a scalar step;
 * ``adamw-8bit`` (bitsandbytes): two uint8 states with one fp32 absmax per 2,048-value block (parameters under
   4,096 elements stay 32-bit; ignored here);
+* ``paged-adamw`` / ``paged-adamw-8bit`` (bitsandbytes paged optimizers, used by QLoRA): the same states in
+  CUDA unified memory, which the driver pages out to host memory only when the GPU runs out; the estimate
+  counts them on the GPU (the peak when memory suffices) and says so;
 * ``sgd``: none; ``sgd-momentum``: one momentum buffer like the parameter;
 * ``lion``: one ``exp_avg`` like the parameter;
 * ``adafactor``: factored second moments, one row and one column vector per matrix (≈ 0 per parameter);
@@ -18,10 +21,12 @@ implementations need only a few of the largest tensor.
 
 from __future__ import annotations
 
-OPTIMIZERS = ("adamw", "adam", "adamw-fused", "adamw-8bit", "sgd", "sgd-momentum", "lion", "adafactor")
+OPTIMIZERS = ("adamw", "adam", "adamw-fused", "adamw-8bit", "paged-adamw", "paged-adamw-8bit", "sgd",
+              "sgd-momentum", "lion", "adafactor")
 
 
 def state_bytes_per_param(optimizer: str, param_bytes: float) -> float:
+    optimizer = optimizer.removeprefix("paged-")  # paged states are the same bytes, in CUDA unified memory
     if optimizer in ("adamw", "adam", "adamw-fused"):
         return 2 * param_bytes
     if optimizer == "adamw-8bit":
@@ -39,6 +44,7 @@ def optimizer_state_bytes(optimizer: str, trainable_params: int, param_bytes: fl
 
 def step_temporary_bytes(optimizer: str, trainable_params: int, param_bytes: float, largest_tensor: int) -> int:
     """Transient bytes during ``optimizer.step()`` (module docstring)."""
+    optimizer = optimizer.removeprefix("paged-")
     if optimizer in ("adamw", "adam", "lion", "sgd-momentum"):
         return int(trainable_params * param_bytes)
     return int(2 * largest_tensor * param_bytes)

@@ -85,7 +85,7 @@ def build_model(model: ResolvedModel, dtype: Any, attn: str) -> Any:
     return cls._from_config(config, dtype=dtype)
 
 
-def apply_lora(model: Any, rank: int, targets: tuple[str, ...]) -> Any:
+def apply_lora(model: Any, rank: int, targets: tuple[str, ...], dropout: float = 0.0) -> Any:
     """peft LoRA adapters as ``get_peft_model`` adds them, with peft's fp32 adapter weights.
 
     peft moves each new adapter to its base layer's device and dtype with ``Module.to()``, which fake tensors
@@ -98,7 +98,7 @@ def apply_lora(model: Any, rank: int, targets: tuple[str, ...]) -> Any:
     from peft.tuners import tuners_utils
 
     target: Any = "all-linear" if "all-linear" in targets else list(targets)
-    cfg = peft.LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=target, lora_dropout=0.0)
+    cfg = peft.LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=target, lora_dropout=dropout)
     layer_cls = tuners_utils.BaseTunerLayer
     original_move = layer_cls._move_adapter_to_device_of_base_layer
     original_to = torch.nn.Module.to

@@ -36,7 +36,7 @@ def _refuse(w: Workload) -> None:
                                     "fake CPU tensors; use the analytic estimator (or measure on a GPU)")
     if w.num_gpus > 1:
         raise VramscopeError("trace_unsupported", reason="multi-GPU workloads are not traced yet; use --gpus 1")
-    if w.optimizer == "adamw-8bit" or w.optimizer == "lion":
+    if w.optimizer in ("adamw-8bit", "lion", "paged-adamw", "paged-adamw-8bit"):
         raise VramscopeError("trace_unsupported", reason=f"optimizer '{w.optimizer}' is not in torch")
     if w.kv_dtype not in (None, "fp16", "bf16", "fp32"):
         raise VramscopeError("trace_unsupported", reason="quantized KV caches are not traced")
@@ -93,7 +93,7 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
         trainable = 0
         if w.training:
             if w.method == "lora":
-                net = apply_lora(net, w.lora_rank, w.lora_targets)
+                net = apply_lora(net, w.lora_rank, w.lora_targets, w.lora_dropout)
             elif w.method == "freeze":
                 for name, p in net.named_parameters():
                     layer = _layer_index(name)

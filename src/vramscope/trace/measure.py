@@ -150,7 +150,7 @@ def run_measure(model: ResolvedModel, w: Workload, backend: Backend, counters: P
             run_inference(net, w.batch, w.seq, counters)
             return 0
         if w.method == "lora":
-            net = apply_lora(net, w.lora_rank, w.lora_targets)
+            net = apply_lora(net, w.lora_rank, w.lora_targets, w.lora_dropout)
         if w.grad_checkpointing:
             net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             if w.method == "lora":
