@@ -235,36 +235,52 @@ def _suggest(model: ResolvedModel, w: Workload, usable: int, base: int, max_seq:
     return out
 
 
+#: how much a change may cost in quality or speed, to prefer the gentlest combination that fits
+_SEVERITY = {"s_quant": 2, "s_method": 2, "s_kv_dtype": 1, "s_optimizer": 1, "s_ckpt": 1, "s_microbatch": 1,
+             "s_offload": 2, "s_seq": 3, "s_max_len": 3, "s_batch": 1, "s_ngl": 2, "s_dtype": 1}
+
+
+def _severity(key: str, params: dict[str, Any]) -> int:
+    if params.get("method") == "qlora" or str(params.get("quant", "")).lower() in ("nf4", "q3_k_m", "q2_k"):
+        return 3
+    return _SEVERITY.get(key, 1)
+
+
 def _combine(model: ResolvedModel, w: Workload, usable: int, base: int,
              cands: list[tuple[str, dict[str, Any], dict[str, Any], str]]) -> Optional[Suggestion]:
-    """When no single change fits: greedily add the change that saves most on top of those already chosen
-    (every step re-estimated), until it fits or nothing saves more."""
-    changes: dict[str, Any] = {}
-    parts: list[Suggestion] = []
-    current = base
-    while current > usable:
-        best: Optional[tuple[int, tuple[str, dict[str, Any], dict[str, Any], str], dict[str, Any]]] = None
-        for cand in cands:
-            if any(k in changes for k in cand[2]):
+    """When no single change fits: the gentlest pair or triple of changes that fits (each re-estimated),
+    gentlest meaning fewest changes, then least quality/speed cost, then most headroom."""
+    from itertools import combinations
+
+    best: Optional[tuple[tuple[int, int, int], tuple, dict[str, Any], int]] = None
+    for size in (2, 3):
+        for combo in combinations(cands, size):
+            changes: dict[str, Any] = {}
+            keys = [k for c in combo for k in c[2]]
+            if len(keys) != len(set(keys)):
                 continue  # e.g. lora and qlora both change the method
-            trial = {**changes, **cand[2]}
+            for c in combo:
+                changes.update(c[2])
             try:
-                total = _total(model, replace(w, **trial))
+                total = _total(model, replace(w, **changes))
             except VramscopeError:
                 continue
-            if total < current and (best is None or total < best[0]):
-                best = (total, cand, trial)
-        if best is None:
+            if total > usable:
+                continue
+            rank = (size, sum(_severity(c[0], c[1]) for c in combo), total)
+            if best is None or rank < best[0]:
+                best = (rank, combo, changes, total)
+        if best is not None:
             break
-        current, (key, params, ch, cost), changes = best[0], best[1], best[2]
-        parts.append(Suggestion(key, params, ch, current, base - current, current <= usable, cost))
-    if len(parts) < 2:
+    if best is None:
         return None
+    _, combo, changes, total = best
+    parts = [Suggestion(k, p, ch, 0, 0, False, cost) for k, p, ch, cost in combo]
     costs = {"none": 0, "speed": 1, "quality": 2}
     worst = max((p.cost for p in parts), key=lambda c: costs.get(c, 3))
     return Suggestion("s_combo", {"changes": " + ".join(p.render("en") for p in parts),
                                   "changes_zh": " + ".join(p.render("zh") for p in parts)},
-                      changes, current, base - current, current <= usable, worst)
+                      changes, total, base - total, True, worst)
 
 
 def fit(model: ResolvedModel, w: Workload, gpu: Gpu, suggestions: bool = True) -> FitAnswer:
