@@ -37,6 +37,7 @@ CASES = [
     ("llama-3-8b", dict(task="inference", seq=1500, attn="eager")),
     ("mistral-7b-v0.1", dict(task="inference", seq=4500)),
     ("gemma-2-2b", dict(task="inference", seq=4500)),
+    ("gemma-2-2b", dict(task="inference", seq=768, batch=3)),
 ]
 
 

@@ -243,6 +243,8 @@ def inference_transient(spec: ModelSpec, batch: int, seq: int, a: float, attn: s
     if attn == "eager":
         # scores + mask (a), their fp32 upcast inside softmax(dtype=float32) and its fp32 output (4 + 4)
         attention += tokens * (a + (8 if a != 4 else 4)) * spec.num_heads * seq
+        # the decoder layer keeps the returned attention weights (in the compute dtype) through its MLP
+        mlp += tokens * a * spec.num_heads * seq
     # masks live through the whole forward: eager builds 4-D float masks (a causal one, and a sliding one when
     # layers use windows); SDPA needs none unless a window forbids is_causal, then a boolean one
     if attn == "eager":
