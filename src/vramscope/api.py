@@ -12,7 +12,6 @@ from typing import Any, Iterable, Optional, Union
 from .errors import VramscopeError
 from .estimators.analytic import estimate_analytic
 from .estimators.seed import estimate_seed
-from .engines.vllm import NON_TORCH, NON_TORCH_HIGH
 from .gpus import find_gpu, verdict, vllm_verdict
 from .memory.overhead import Overhead, cublas_workspace, runtime_overhead
 from .result import Assumption, Estimate, ModelInfo
@@ -58,6 +57,8 @@ def estimate_resolved(model: ResolvedModel, workload: Workload, gpus: Iterable[s
         ws = cublas_workspace(first.compute_capability, first.gfx_target, first.vendor) if first else None
         ov = runtime_overhead(transient, ws)
         if extra.get("name") == "vllm":  # the CUDA context is inside vLLM's own non-torch accounting
+            from .engines.vllm import NON_TORCH, NON_TORCH_HIGH
+
             ov = Overhead(0, 0, NON_TORCH_HIGH - NON_TORCH)
         for p in phases.values():
             p["overhead"] = ov.nominal

@@ -30,8 +30,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional
 
-from ..engines.llamacpp import llamacpp_inference
-from ..engines.vllm import vllm_inference
 from ..memory.activations import (FULL_TRAINING, TrainFlags, effective_attn, inference_transient,
                                   merged_expert_bytes, training_activations)
 from ..memory.gradients import gradient_bytes
@@ -71,6 +69,8 @@ def _inference(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assump
                gpus: tuple) -> Phases:
     a = dtype_bytes(dtype)
     if w.engine == "llama.cpp":
+        from ..engines.llamacpp import llamacpp_inference
+
         phases, engine = llamacpp_inference(model, w, notes)
         extra.update(engine)
         return phases
@@ -79,6 +79,8 @@ def _inference(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assump
     if w.parallelism == "tp":
         notes.append(Assumption("a_tp", {"n": w.num_gpus}))
     if w.engine == "vllm":
+        from ..engines.vllm import vllm_inference
+
         phases, engine = vllm_inference(model, w, weights, a, gpus, notes)
         extra.update(engine)
         return phases

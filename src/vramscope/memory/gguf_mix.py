@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Iterator, Optional
 
 from ..model.spec import ModelSpec
-from ..sources.gguf import ggml_types
 
 FTYPE_DEFAULT = {
     "F32": "F32", "F16": "F16", "BF16": "BF16", "Q4_0": "Q4_0", "Q4_1": "Q4_1", "Q5_0": "Q5_0", "Q5_1": "Q5_1",
@@ -60,6 +59,8 @@ class GgufTensor:
 
 
 def _type_info(name: str) -> dict:
+    from ..sources.gguf import ggml_types
+
     for t in ggml_types()["types"].values():
         if t["name"] == name:
             return t

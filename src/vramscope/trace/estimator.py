@@ -173,7 +173,18 @@ def trace_estimate(model: ResolvedModel, w: Workload, gpus: tuple[str, ...] = ()
     from ..gpus import find_gpu, verdict
 
     t0 = time.perf_counter()
-    log, category, trainable = run_trace(model, w, Progress(progress))
+    try:
+        log, category, trainable = run_trace(model, w, Progress(progress))
+    except VramscopeError:
+        raise
+    except Exception as e:  # fake tensors cannot run data-dependent code (.item(), nonzero, ...)
+        name = type(e).__name__
+        if name in ("DataDependentOutputException", "DynamicOutputShapeException", "UnsupportedOperatorException",
+                    "UnsupportedFakeTensorException"):
+            raise VramscopeError("trace_unsupported",
+                                 reason=f"this model's code reads tensor values ({name}: {str(e)[:80]}), which fake "
+                                        "tensors do not have; use the analytic estimator or measure on a GPU") from None
+        raise
     steady = "#2" if w.training else ""
     phases: dict[str, dict[str, int]] = {}
     # load: what is resident once the model is built (initialisation temporaries of from_config are not
