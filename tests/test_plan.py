@@ -191,3 +191,20 @@ def test_more_gpus_never_increase_zero_per_rank(n, par):
     a = vramscope.estimate_resolved(m, replace(w, num_gpus=n, parallelism=par)).phases["forward"]["activations"]
     b = vramscope.estimate_resolved(m, w).phases["forward"]["activations"]
     assert a == b
+
+
+def test_pipeline_parallel_stages():
+    one = vramscope.estimate("llama-3-70b", task="finetune", grad_accum=8, grad_checkpointing=True)
+    four = vramscope.estimate("llama-3-70b", task="finetune", grad_accum=8, grad_checkpointing=True, pp=4)
+    ranks = four.engine["pipeline"]["ranks"]
+    assert [r["layers"] for r in ranks] == [20, 20, 20, 20]
+    assert [r["micro_batches_in_flight"] for r in ranks] == [4, 3, 2, 1]  # 1F1B: the first stage holds the most
+    assert four.total_bytes == max(r["peak_bytes"] for r in ranks) < one.total_bytes
+    gpipe = vramscope.estimate("llama-3-8b", task="finetune", method="lora", grad_accum=8, pp=4, pp_schedule="gpipe")
+    f1b = vramscope.estimate("llama-3-8b", task="finetune", method="lora", grad_accum=8, pp=4)
+    assert gpipe.total_bytes > f1b.total_bytes
+    assert all(r["micro_batches_in_flight"] == 8 for r in gpipe.engine["pipeline"]["ranks"])
+    with pytest.raises(vramscope.VramscopeError, match="--pp"):
+        vramscope.estimate("llama-3-8b", pp=2)
+    with pytest.raises(vramscope.VramscopeError, match="--pp"):
+        vramscope.estimate("gpt2", task="finetune", pp=13)

@@ -62,6 +62,8 @@ def estimate_resolved(model: ResolvedModel, workload: Workload, gpus: Iterable[s
             ov = Overhead(0, 0, NON_TORCH_HIGH - NON_TORCH)
         for p in phases.values():
             p["overhead"] = ov.nominal
+        for rank in extra.get("pipeline", {}).get("ranks", []):
+            rank["peak_bytes"] += ov.nominal
         peak = max(phases, key=lambda k: sum(phases[k].values()))
         total = sum(phases[peak].values())
         low, high = total - ov.nominal + ov.low, total - ov.nominal + ov.high

@@ -65,6 +65,8 @@ class Workload:
     num_gpus: int = 1
     parallelism: str = "none"  # none | tp (inference) | fsdp (training)
     offload: str = "none"  # none | optimizer | optimizer+params (training: ZeRO-Offload / FSDP CPU offload)
+    pp: int = 1  # pipeline-parallel stages (training), on top of --gpus data-parallel ranks
+    pp_schedule: str = "1f1b"
     cache: str = "dynamic"  # transformers generate(): dynamic | static (cache_implementation)
     # vLLM (vllm/config: CacheConfig, SchedulerConfig, ModelConfig)
     gpu_memory_utilization: float = 0.9
@@ -101,7 +103,8 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
                   offload: str = "none", gpu_memory_utilization: Any = None, max_model_len: Any = None,
                   max_num_seqs: Any = None, max_num_batched_tokens: Any = None, enforce_eager: bool = False,
                   n_gpu_layers: Any = None, cache_type_k: Optional[str] = None, cache_type_v: Optional[str] = None,
-                  flash_attn: bool = False, ubatch: Any = None, cache: str = "dynamic") -> Workload:
+                  flash_attn: bool = False, ubatch: Any = None, cache: str = "dynamic", pp: Any = 1,
+                  pp_schedule: str = "1f1b") -> Workload:
     """Validate user options into a :class:`Workload` (errors name the option and the allowed values)."""
     task = _choice(task, "--task", TASKS)
     estimator = _choice(estimator, "--estimator", ESTIMATORS)
@@ -166,6 +169,11 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
         raise VramscopeError("conflict", field="--parallelism",
                              reason=f"'{par}' is not available for --task {task} yet; use "
                                     f"{'tp' if task == 'inference' else 'fsdp'}")
+    pp_n = parse_int(pp, "--pp", 1, 1024)
+    pp_sched = _choice(pp_schedule, "--pp-schedule", ("1f1b", "gpipe"))
+    if pp_n > 1 and task == "inference":
+        raise VramscopeError("conflict", field="--pp", reason="pipeline parallelism is modelled for training; "
+                                                              "inference engines split with --tensor-parallel-size")
     cache = _choice(cache, "--cache", ("dynamic", "static"))
     if cache == "static" and engine != "transformers":
         raise VramscopeError("conflict", field="--cache", reason="static caches are a transformers option")
@@ -189,7 +197,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
         lora_targets=targets, frozen_layers=parse_int(frozen_layers, "--freeze-layers", 0, 100_000),
         lora_dropout=_fraction(lora_dropout, "--lora-dropout", 0.0, 0.99),
         activations_per_sample=apsa, num_gpus=n_gpus, parallelism=par if n_gpus > 1 else "none", offload=off,
-        cache=cache, **engine_opts,
+        cache=cache, pp=pp_n, pp_schedule=pp_sched, **engine_opts,
     )
 
 

@@ -35,7 +35,9 @@ from ..memory.activations import (FULL_TRAINING, TrainFlags, effective_attn, inf
 from ..memory.gradients import gradient_bytes
 from ..memory.kv_cache import KV_DTYPE_BYTES, kv_cache_bytes
 from ..memory.optimizer_states import optimizer_state_bytes, step_temporary_bytes
+from ..errors import VramscopeError
 from ..memory.parallel import fsdp_gather_bytes, largest_layer_params, tp_shard_spec
+from ..memory.pipeline import pipeline_stages
 from ..memory.trainable import lora_modules
 from ..memory.weights import spec_weight_bytes, weight_bytes
 from ..model.spec import ModelSpec
@@ -221,6 +223,14 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
                            "optimizer_temp": temp},
     }
 
+    if w.pp > 1:
+        if w.pp > spec.num_layers:
+            raise VramscopeError("conflict", field="--pp", reason=f"{w.pp} stages for {spec.num_layers} layers")
+        phases, rows = pipeline_stages(spec, w.pp, w.grad_accum, w.pp_schedule, phases, acts.layers)
+        extra["pipeline"] = {"stages": w.pp, "schedule": w.pp_schedule, "micro_batches": w.grad_accum, "ranks": rows}
+        busiest = max(rows, key=lambda r: r["peak_bytes"])
+        notes.append(Assumption("a_pp", {"pp": w.pp, "schedule": w.pp_schedule, "m": w.grad_accum,
+                                         "kind": busiest["kind"]}))
     notes.append(Assumption(f"a_recipe_{recipe}", {"dtype": dtype}))
     notes.append(Assumption("a_training_shape", {"batch": w.batch, "seq": w.seq, "attn": w.attn,
                                                  "optimizer": w.optimizer, "accum": w.grad_accum}))

@@ -1,0 +1,89 @@
+"""Pipeline parallelism (training): layers split into stages, micro-batches in flight, the busiest rank.
+
+With ``pp`` stages, stage ``s`` holds ``n_layer / pp`` consecutive layers (the first stages take the
+remainder); the first stage also holds the token embedding, the last the final norm, the output head and the loss
+(Megatron-LM, ``megatron/core/pipeline_parallel``). Its parameters, gradients and optimizer states are its share of
+the model's. Under the 1F1B schedule (Narayanan et al. 2021, arXiv 2104.04473 §2.2) stage ``s`` keeps the
+activations of ``min(pp - s, m)`` micro-batches in flight (the first stage the most); under GPipe every stage keeps
+all ``m`` (Huang et al. 2019). ``m`` is the number of micro-batches per step (``--grad-accum``). The loss head's
+tensors live only on the last stage, one micro-batch at a time. The busiest stage is the per-GPU peak.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..model.spec import ModelSpec
+from ..model.tensors import tensors
+
+SCHEDULES = ("1f1b", "gpipe")
+
+
+def stage_layers(n_layer: int, pp: int) -> list[int]:
+    return [n_layer // pp + (1 if s < n_layer % pp else 0) for s in range(pp)]
+
+
+def stage_param_fractions(spec: ModelSpec, pp: int) -> list[float]:
+    """Each stage's share of the parameters (embedding on the first, head and final norm on the last)."""
+    sizes = stage_layers(spec.num_layers, pp)
+    first_layer = [sum(sizes[:s]) for s in range(pp)]
+    per_layer: dict[int, int] = {}
+    emb = head = 0
+    for t in tensors(spec):
+        if t.layer is not None:
+            per_layer[t.layer] = per_layer.get(t.layer, 0) + t.numel
+        elif t.role in ("embedding", "position_embedding"):
+            emb += t.numel
+        else:
+            head += t.numel
+    if spec.tie_embeddings:
+        head += sum(t.numel for t in tensors(spec) if t.role == "embedding")  # the last stage keeps a copy
+    total = sum(per_layer.values()) + emb + head
+    out = []
+    for s in range(pp):
+        p = sum(per_layer.get(i, 0) for i in range(first_layer[s], first_layer[s] + sizes[s]))
+        p += emb if s == 0 else 0
+        p += head if s == pp - 1 else 0
+        out.append(p / total if total else 0.0)
+    return out
+
+
+def pipeline_stages(spec: ModelSpec, pp: int, micro_batches: int, schedule: str,
+                    phases: dict[str, dict[str, int]], layer_activations: int
+                    ) -> tuple[dict[str, dict[str, int]], list[dict[str, Any]]]:
+    """Per-stage phases from the one-rank phases; returns the busiest stage's phases and a row per stage.
+
+    ``layer_activations`` is what all layers save for one micro-batch. Activations beyond it (the loss head's)
+    stay on the last stage; a phase holding less than it (one recomputed layer) is kept as it is.
+    """
+    sizes = stage_layers(spec.num_layers, pp)
+    fracs = stage_param_fractions(spec, pp)
+    per_layer = layer_activations / max(1, spec.num_layers)
+    states = ("weights", "gradients", "optimizer_states", "optimizer_temp")
+    rows = []
+    best: tuple[int, dict[str, dict[str, int]]] = (-1, phases)
+    for s in range(pp):
+        in_flight = min(pp - s, micro_batches) if schedule == "1f1b" else micro_batches
+        last = s == pp - 1
+        stage_phases: dict[str, dict[str, int]] = {}
+        for name, comp in phases.items():
+            new = {}
+            for k, v in comp.items():
+                if k in states:
+                    new[k] = int(v * fracs[s])
+                elif k == "activations" and v >= layer_activations:
+                    # the stage's share of every in-flight micro-batch; whatever else (loss, casts) on the last
+                    extra = v - layer_activations
+                    new[k] = int(per_layer * sizes[s] * in_flight) + (extra if last else 0)
+                elif k in ("loss_head", "temporaries"):
+                    new[k] = v if last else 0
+                else:
+                    new[k] = v
+            stage_phases[name] = new
+        peak = max(sum(p.values()) for p in stage_phases.values())
+        kind = "first stage" if s == 0 else ("last stage" if last else "middle stage")
+        rows.append({"stage": s, "kind": kind, "layers": sizes[s], "micro_batches_in_flight": in_flight,
+                     "peak_bytes": peak})
+        if peak > best[0]:
+            best = (peak, stage_phases)
+    return best[1], rows
