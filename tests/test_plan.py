@@ -208,3 +208,14 @@ def test_pipeline_parallel_stages():
         vramscope.estimate("llama-3-8b", pp=2)
     with pytest.raises(vramscope.VramscopeError, match="--pp"):
         vramscope.estimate("gpt2", task="finetune", pp=13)
+
+
+def test_tensor_parallel_training():
+    one = vramscope.estimate("llama-3-8b", task="finetune", seq=4096)
+    tp = vramscope.estimate("llama-3-8b", task="finetune", seq=4096, num_gpus=4, parallelism="tp")
+    w1, w4 = one.phases["optimizer_step"]["weights"], tp.phases["optimizer_step"]["weights"]
+    assert w1 / 4 <= w4 < w1 / 3.9  # norms replicated
+    a1, a4 = one.phases["forward"]["activations"], tp.phases["forward"]["activations"]
+    assert a1 / 4 < a4 < a1  # attention/MLP split, norms and residual not (no sequence parallelism)
+    with pytest.raises(vramscope.VramscopeError, match="divide"):
+        vramscope.estimate("llama-3-8b", task="finetune", num_gpus=3, parallelism="tp")

@@ -257,6 +257,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "precision: DeepSpeed-style mixed ({dtype} parameters and gradients, fp32 master weights and Adam states: 2 + 2 + 12 bytes per parameter)",
         "zh": "精度：DeepSpeed 式混合精度（{dtype} 参数与梯度，fp32 主权重和 Adam 状态：每参数 2 + 2 + 12 字节）",
     },
+    "a_tp_train": {
+        "en": "per GPU of {n}-way Megatron tensor parallelism: heads, MLP and vocabulary (vocab-parallel loss) split; norms, residual stream and their activations replicated (no sequence parallelism)",
+        "zh": "{n} 路 Megatron 张量并行下的单卡显存：注意力头、MLP 和词表（词表并行损失）切分；归一化层、残差流及其激活值在各卡复制（未用序列并行）",
+    },
     "a_pp": {
         "en": "pipeline parallel: {pp} stages, {schedule} schedule, {m} micro-batches per step; the busiest rank is the {kind}",
         "zh": "流水线并行：{pp} 个阶段，{schedule} 调度，每步 {m} 个微批次；显存最多的是 {kind}",

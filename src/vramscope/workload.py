@@ -165,7 +165,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
     if par == "none" and n_gpus > 1:
         raise VramscopeError("conflict", field="--parallelism",
                              reason=f"'none' cannot use {n_gpus} GPUs; choose tp (inference) or fsdp (training)")
-    if (par == "tp" and task != "inference") or (par in TRAINING_PARALLEL and task == "inference"):
+    if par in TRAINING_PARALLEL and task == "inference":
         raise VramscopeError("conflict", field="--parallelism",
                              reason=f"'{par}' is not available for --task {task} yet; use "
                                     f"{'tp' if task == 'inference' else 'fsdp'}")

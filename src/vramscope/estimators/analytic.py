@@ -126,6 +126,15 @@ def _flags(spec: ModelSpec, w: Workload) -> TrainFlags:
 
 def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
               extra: dict) -> tuple[Phases, int]:
+    if w.parallelism == "tp":
+        # Megatron tensor parallelism: each rank trains the slice of every layer that tp_shard_spec describes
+        # (heads, MLP, vocabulary split; norms and the residual stream replicated, so their activations are not
+        # divided: no sequence parallelism)
+        shard = tp_shard_spec(model.spec, w.num_gpus)
+        rank_model = replace(model, spec=shard, params=shard.params, active_params=shard.active_params,
+                             stored=None, stored_format="")
+        notes.append(Assumption("a_tp_train", {"n": w.num_gpus}))
+        return _training(rank_model, replace(w, parallelism="none", num_gpus=1), dtype, notes, extra)
     spec = model.spec
     t = trainable_for(model, w)
     adapters = w.method in ("lora", "qlora")
