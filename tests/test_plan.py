@@ -219,3 +219,28 @@ def test_tensor_parallel_training():
     assert a1 / 4 < a4 < a1  # attention/MLP split, norms and residual not (no sequence parallelism)
     with pytest.raises(vramscope.VramscopeError, match="divide"):
         vramscope.estimate("llama-3-8b", task="finetune", num_gpus=3, parallelism="tp")
+
+
+def test_gpu_auto_without_nvml(capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    assert main(["estimate", "qwen2.5-0.5b", "--gpu", "auto"]) == 2
+    err = capsys.readouterr().err
+    assert "--gpu auto" in err and "nvidia-ml-py" in err and len(err.strip().splitlines()) == 1
+
+
+def test_gpu_auto_with_a_fake_nvml(monkeypatch):
+    import sys
+    import types
+
+    nv = types.ModuleType("pynvml")
+    nv.nvmlInit = lambda: None
+    nv.nvmlDeviceGetCount = lambda: 1
+    nv.nvmlDeviceGetHandleByIndex = lambda i: i
+    nv.nvmlDeviceGetName = lambda h: b"NVIDIA H100 80GB HBM3"
+    nv.nvmlDeviceGetMemoryInfo = lambda h: types.SimpleNamespace(total=85_520_809_984)
+    nv.nvmlDeviceGetCudaComputeCapability = lambda h: (9, 0)
+    monkeypatch.setitem(sys.modules, "pynvml", nv)
+    e = vramscope.estimate("qwen2.5-0.5b", gpus=["auto"])
+    assert e.gpus[0].name == "NVIDIA H100 80GB HBM3" and e.gpus[0].memory_bytes == 85_520_809_984
