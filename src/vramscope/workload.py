@@ -6,7 +6,7 @@ Validation lives here, once, for the CLI and the Python API alike: every bad or 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
 from .dtypes import DTYPES, normalize_dtype
@@ -80,7 +80,6 @@ class Workload:
     cache_type_v: Optional[str] = None
     flash_attn: bool = False
     ubatch: int = 512
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def training(self) -> bool:
@@ -89,7 +88,6 @@ class Workload:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["lora_targets"] = list(self.lora_targets)
-        d.pop("notes")
         return d
 
 
@@ -253,7 +251,3 @@ def _fraction(value: Any, field_name: str, lo: float, hi: float) -> float:
     if not lo <= f <= hi:
         raise VramscopeError("bad_choice", field=field_name, value=value, allowed=f"a number from {lo} to {hi}")
     return f
-
-
-def with_changes(w: Workload, **changes: Any) -> Workload:
-    return replace(w, **changes)

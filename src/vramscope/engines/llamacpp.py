@@ -25,7 +25,7 @@ What llama.cpp prints at load time, and how vramscope computes each (``src/llama
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import Optional
 
 from ..memory.gguf_mix import gguf_tensors
 from ..memory.kv_cache import KV_DTYPE_BYTES

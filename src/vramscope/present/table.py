@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from ..plan import FitAnswer
 
 from ..i18n import t
 from ..result import COMPONENTS, Estimate
@@ -74,8 +77,6 @@ def render_estimate(e: Estimate, lang: str = "en", units: str = "GiB") -> str:
 
 
 def render_fit(a: "FitAnswer", lang: str = "en", units: str = "GiB") -> str:
-    from ..plan import FitAnswer  # noqa: F401  (type only)
-
     e = a.estimate
     verdict = t("gpu_fits" if a.fits else "gpu_no", lang)
     lines = [t("fit_header", lang, model=e.model.name, gpu=a.gpu.name, usable=format_bytes(a.gpu.usable_bytes, units),
