@@ -65,6 +65,7 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
     w.add_argument("--parallelism", default="auto",
                    help="auto | tp (tensor parallel, inference) | fsdp | ddp | zero1 | zero2 | zero3 (training)")
     w.add_argument("--zero", choices=("0", "1", "2", "3"), help="DeepSpeed ZeRO stage (= --parallelism zeroN; 0 = ddp)")
+    w.add_argument("--framework", default="hf", help="training loop: hf (Trainer / TRL, default) | pytorch (plain loop)")
     w.add_argument("--pp", default="1", help="pipeline-parallel stages (training; micro-batches = --grad-accum)")
     w.add_argument("--pp-schedule", default="1f1b", help="1f1b (default) | gpipe")
     w.add_argument("--deepspeed", metavar="DS_CONFIG.json", help="read ZeRO stage, offload, precision, batch from it")
@@ -170,7 +171,7 @@ def _load(args: argparse.Namespace) -> tuple:
         max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens,
         enforce_eager=bool(args.enforce_eager), n_gpu_layers=args.n_gpu_layers, cache_type_k=args.cache_type_k,
         cache_type_v=args.cache_type_v, flash_attn=bool(args.flash_attn), ubatch=args.ubatch, cache=args.cache,
-        pp=args.pp, pp_schedule=args.pp_schedule)
+        pp=args.pp, pp_schedule=args.pp_schedule, framework=args.framework)
     return model, workload
 
 

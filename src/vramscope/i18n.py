@@ -261,6 +261,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "per GPU of {n}-way Megatron tensor parallelism: heads, MLP and vocabulary (vocab-parallel loss) split; norms, residual stream and their activations replicated (no sequence parallelism)",
         "zh": "{n} 路 Megatron 张量并行下的单卡显存：注意力头、MLP 和词表（词表并行损失）切分；归一化层、残差流及其激活值在各卡复制（未用序列并行）",
     },
+    "a_framework_hf": {
+        "en": "training loop: Hugging Face Trainer / TRL (only the loss is kept into backward)",
+        "zh": "训练循环：Hugging Face Trainer / TRL（反向传播时只保留损失）",
+    },
+    "a_framework_pytorch": {
+        "en": "training loop: plain PyTorch (out = model(...); out.loss.backward() keeps out.logits through backward)",
+        "zh": "训练循环：普通 PyTorch（out = model(...); out.loss.backward() 在反向传播期间保留 out.logits）",
+    },
     "a_pp": {
         "en": "pipeline parallel: {pp} stages, {schedule} schedule, {m} micro-batches per step; the busiest rank is the {kind}",
         "zh": "流水线并行：{pp} 个阶段，{schedule} 调度，每步 {m} 个微批次；显存最多的是 {kind}",

@@ -22,6 +22,9 @@ TASKS = ("inference", "finetune", "pretrain")
 METHODS = ("full", "freeze", "lora", "qlora")
 ESTIMATORS = ("analytic", "seed")
 PRECISIONS = ("auto", "pure", "mixed", "fp32", "deepspeed")
+#: training loops whose memory behaviour differs: the HF Trainer drops the model outputs before backward,
+#: a plain PyTorch loop (``out = model(...); out.loss.backward()``) keeps out.logits alive through it
+FRAMEWORKS = ("hf", "pytorch")
 PARALLELISMS = ("auto", "none", "tp", "fsdp", "ddp", "zero1", "zero2", "zero3")
 TRAINING_PARALLEL = ("fsdp", "ddp", "zero1", "zero2", "zero3")
 OFFLOADS = ("none", "optimizer", "optimizer+params")
@@ -65,6 +68,7 @@ class Workload:
     num_gpus: int = 1
     parallelism: str = "none"  # none | tp (inference) | fsdp (training)
     offload: str = "none"  # none | optimizer | optimizer+params (training: ZeRO-Offload / FSDP CPU offload)
+    framework: str = "hf"  # training loop: hf (Trainer / TRL) | pytorch (plain loop keeping the model outputs)
     pp: int = 1  # pipeline-parallel stages (training), on top of --gpus data-parallel ranks
     pp_schedule: str = "1f1b"
     cache: str = "dynamic"  # transformers generate(): dynamic | static (cache_implementation)
@@ -102,7 +106,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
                   max_num_seqs: Any = None, max_num_batched_tokens: Any = None, enforce_eager: bool = False,
                   n_gpu_layers: Any = None, cache_type_k: Optional[str] = None, cache_type_v: Optional[str] = None,
                   flash_attn: bool = False, ubatch: Any = None, cache: str = "dynamic", pp: Any = 1,
-                  pp_schedule: str = "1f1b") -> Workload:
+                  pp_schedule: str = "1f1b", framework: str = "hf") -> Workload:
     """Validate user options into a :class:`Workload` (errors name the option and the allowed values)."""
     task = _choice(task, "--task", TASKS)
     estimator = _choice(estimator, "--estimator", ESTIMATORS)
@@ -167,6 +171,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
         raise VramscopeError("conflict", field="--parallelism",
                              reason=f"'{par}' is not available for --task {task} yet; use "
                                     f"{'tp' if task == 'inference' else 'fsdp'}")
+    fw = _choice(framework, "--framework", FRAMEWORKS)
     pp_n = parse_int(pp, "--pp", 1, 1024)
     pp_sched = _choice(pp_schedule, "--pp-schedule", ("1f1b", "gpipe"))
     if pp_n > 1 and task == "inference":
@@ -195,7 +200,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
         lora_targets=targets, frozen_layers=parse_int(frozen_layers, "--freeze-layers", 0, 100_000),
         lora_dropout=_fraction(lora_dropout, "--lora-dropout", 0.0, 0.99),
         activations_per_sample=apsa, num_gpus=n_gpus, parallelism=par if n_gpus > 1 else "none", offload=off,
-        cache=cache, pp=pp_n, pp_schedule=pp_sched, **engine_opts,
+        cache=cache, pp=pp_n, pp_schedule=pp_sched, framework=fw, **engine_opts,
     )
 
 

@@ -214,7 +214,9 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     tied_extra = 2 * embed_grad if spec.tie_embeddings and embed_grad else 0
     candidates = [
         {**base, "gradients": kept, "activations": acts.saved,
-         "temporaries": max(acts.loss_backward_extra, acts.layer_backward_extra)},
+         "temporaries": max(acts.loss_backward_extra, acts.layer_backward_extra),
+         # a plain PyTorch loop still holds out.logits (compute dtype) while backward starts
+         "loss_head": int(w.batch * w.seq * spec.vocab_size * act_bytes) if w.framework == "pytorch" else 0},
         {**base, "gradients": grads, "temporaries": tied_extra},
     ]
     if w.grad_checkpointing:
@@ -241,6 +243,7 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         notes.append(Assumption("a_pp", {"pp": w.pp, "schedule": w.pp_schedule, "m": w.grad_accum,
                                          "kind": busiest["kind"]}))
     notes.append(Assumption(f"a_recipe_{recipe}", {"dtype": dtype}))
+    notes.append(Assumption(f"a_framework_{w.framework}"))
     notes.append(Assumption("a_training_shape", {"batch": w.batch, "seq": w.seq, "attn": w.attn,
                                                  "optimizer": w.optimizer, "accum": w.grad_accum}))
     if spec.layout != "llama":

@@ -123,7 +123,7 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
             tracker.set_phase("ready")
             run_training(net, opt, w.batch, w.seq, tracker.set_phase,
                          amp_dtype=_torch_dtype(dtype) if recipe_mixed else None, saved_hook=on_saved,
-                         on_grads=on_grads, on_logits=on_logits)
+                         on_grads=on_grads, on_logits=on_logits, keep_outputs=w.framework == "pytorch")
             for state in opt.state.values():
                 mark([v for v in state.values() if isinstance(v, torch.Tensor)], "optimizer_states")
         else:

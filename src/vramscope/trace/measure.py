@@ -159,7 +159,7 @@ def run_measure(model: ResolvedModel, w: Workload, backend: Backend, counters: P
         opt = make_optimizer(params, w.optimizer)
         counters("ready")
         run_training(net, opt, w.batch, w.seq, counters, amp_dtype=dtype if mixed else None,
-                     device_type=backend.device().type)
+                     device_type=backend.device().type, keep_outputs=w.framework == "pytorch")
         return sum(p.numel() for p in params)
 
 

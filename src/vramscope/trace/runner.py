@@ -6,7 +6,8 @@ Shared by ``trace`` (fake tensors on the CPU, under the live-bytes tracker) and 
   ``logits_to_keep=1``, the last logits copied to fp32, then decode steps of one token each;
 * training = a Hugging Face Trainer step: forward, the model's own causal-LM loss (``ForCausalLMLoss``: logits
   upcast to fp32), backward, ``optimizer.step()``, ``zero_grad(set_to_none=True)``; twice, so the second step
-  runs with optimizer states already allocated (the steady state).
+  runs with optimizer states already allocated (the steady state). ``keep_outputs`` is the plain PyTorch loop
+  (``out = model(...); out.loss.backward()``), whose ``out`` keeps the logits alive through backward.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def run_inference(model: Any, batch: int, seq: int, phase: Phase, decode_steps: 
 def run_training(model: Any, optimizer: Any, batch: int, seq: int, phase: Phase, steps: int = 2,
                  amp_dtype: Any = None, saved_hook: Optional[Callable[[Any], None]] = None,
                  on_grads: Optional[Callable[[], None]] = None, on_logits: Optional[Callable[[Any], None]] = None,
-                 device_type: str = "cpu") -> None:
+                 device_type: str = "cpu", keep_outputs: bool = False) -> None:
     import torch
 
     config = model.config.get_text_config()
@@ -73,10 +74,13 @@ def run_training(model: Any, optimizer: Any, batch: int, seq: int, phase: Phase,
                     on_logits(logits)
                 phase(f"loss#{step}")
                 loss = model.loss_function(logits=logits, labels=ids, vocab_size=vocab)
-        del logits, ids
+        if not keep_outputs:  # the HF Trainer returns only the loss; a plain loop still holds out.logits
+            del logits
+        del ids
         phase(f"backward#{step}")
         loss.backward()
         del loss
+        logits = None
         if on_grads is not None:
             on_grads()
         phase(f"optimizer_step#{step}")
