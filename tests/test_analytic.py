@@ -136,3 +136,10 @@ def test_gpu_verdicts():
     tight_mem = f"{(e.total_bytes + e.range_bytes[1]) // 2}B"
     t = vramscope.estimate("llama-3-8b", gpus=[tight_mem])
     assert t.gpus[0].verdict == "tight"
+
+
+def test_freeze_all_but_named_modules():
+    e = vramscope.estimate("llama-3-8b", task="finetune", method="freeze", train_modules="o_proj,down_proj")
+    assert e.model.trainable_params == 32 * (4096 * 4096 + 4096 * 14336)
+    with pytest.raises(vramscope.VramscopeError, match="--method freeze"):
+        vramscope.estimate("llama-3-8b", task="finetune", method="lora", train_modules="o_proj")

@@ -35,6 +35,7 @@ CASES = [
     ("mixtral-8x7b", dict(task="finetune", seq=128, method="lora", grad_checkpointing=True)),
     ("qwen3-30b-a3b", dict(task="finetune", seq=128, method="lora")),
     ("llama-3-8b", dict(task="finetune", seq=256, method="lora", framework="pytorch")),
+    ("llama-3-8b", dict(task="finetune", seq=256, method="freeze", train_modules="o_proj,down_proj")),
     ("llama-3-8b", dict(task="inference", seq=1500, attn="eager")),
     ("mistral-7b-v0.1", dict(task="inference", seq=4500)),
     ("gemma-2-2b", dict(task="inference", seq=4500)),

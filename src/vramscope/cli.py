@@ -58,6 +58,7 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
     w.add_argument("--lora-targets", help="comma-separated module names (q_proj,v_proj) or all-linear (default)")
     w.add_argument("--lora-dropout", default="0", help="peft lora_dropout (default 0; > 0 keeps dropout masks)")
     w.add_argument("--freeze-layers", default="0", help="with --method freeze: freeze the first N layers")
+    w.add_argument("--train-modules", help="with --method freeze: train only these modules (e.g. o_proj,down_proj)")
     w.add_argument("--activations-per-sample", help="seed estimator: activation floats per sample (A)")
     w.add_argument("--gpus", default="1", help="number of GPUs the model is split across (default 1)")
     w.add_argument("--offload", default="none",
@@ -163,7 +164,7 @@ def _load(args: argparse.Namespace) -> tuple:
         precision=imported.get("precision", args.precision), optimizer=args.optimizer,
         grad_checkpointing=args.grad_checkpointing, grad_accum=imported.get("grad_accum", args.grad_accum),
         lora_rank=args.lora_rank, lora_targets=args.lora_targets, frozen_layers=args.freeze_layers,
-        lora_dropout=args.lora_dropout,
+        lora_dropout=args.lora_dropout, train_modules=args.train_modules,
         activations_per_sample=args.activations_per_sample, num_gpus=num_gpus,
         parallelism="tp" if args.tp else (zero or imported.get("parallelism", args.parallelism)),
         offload=imported.get("offload", args.offload),

@@ -64,6 +64,7 @@ class Workload:
     lora_dropout: float = 0.0
     lora_targets: tuple[str, ...] = ("all-linear",)
     frozen_layers: int = 0
+    train_modules: tuple[str, ...] = ()  # --method freeze: train only these modules (q_proj, o_proj, ...)
     activations_per_sample: Optional[int] = None  # seed estimator's A
     num_gpus: int = 1
     parallelism: str = "none"  # none | tp (inference) | fsdp (training)
@@ -92,6 +93,7 @@ class Workload:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["lora_targets"] = list(self.lora_targets)
+        d["train_modules"] = list(self.train_modules)
         return d
 
 
@@ -100,7 +102,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
                   batch: Any = 1, seq: Any = None, kv_dtype: Optional[str] = None, attn: str = "sdpa",
                   precision: str = "auto", optimizer: str = "adamw", grad_checkpointing: bool = False,
                   grad_accum: Any = 1, lora_rank: Any = 16, lora_targets: Any = None, frozen_layers: Any = 0,
-                  lora_dropout: Any = 0.0,
+                  lora_dropout: Any = 0.0, train_modules: Any = None,
                   activations_per_sample: Any = None, num_gpus: Any = 1, parallelism: str = "auto",
                   offload: str = "none", gpu_memory_utilization: Any = None, max_model_len: Any = None,
                   max_num_seqs: Any = None, max_num_batched_tokens: Any = None, enforce_eager: bool = False,
@@ -199,6 +201,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
         lora_rank=parse_int(lora_rank, "--lora-rank", 1, 65536),
         lora_targets=targets, frozen_layers=parse_int(frozen_layers, "--freeze-layers", 0, 100_000),
         lora_dropout=_fraction(lora_dropout, "--lora-dropout", 0.0, 0.99),
+        train_modules=_modules(train_modules, method),
         activations_per_sample=apsa, num_gpus=n_gpus, parallelism=par if n_gpus > 1 else "none", offload=off,
         cache=cache, pp=pp_n, pp_schedule=pp_sched, framework=fw, **engine_opts,
     )
@@ -246,6 +249,15 @@ def _engine_options(engine: str, util: Any, max_model_len: Any, max_num_seqs: An
     if ubatch is not None:
         out["ubatch"] = parse_int(ubatch, "--ubatch-size", 1, 1_000_000)
     return out
+
+
+def _modules(value: Any, method: str) -> tuple[str, ...]:
+    if not value:
+        return ()
+    if method != "freeze":
+        raise VramscopeError("conflict", field="--train-modules", reason="is for --method freeze")
+    names = tuple(v.strip() for v in (value.split(",") if isinstance(value, str) else value) if v.strip())
+    return names
 
 
 def _fraction(value: Any, field_name: str, lo: float, hi: float) -> float:

@@ -119,6 +119,8 @@ def _flags(spec: ModelSpec, w: Workload) -> TrainFlags:
     if w.method in ("lora", "qlora"):
         return TrainFlags(base=False, embeddings=False, lora=lora_modules(spec, w.lora_targets),
                           lora_rank=w.lora_rank, lora_dropout=w.lora_dropout > 0)
+    if w.method == "freeze" and w.train_modules:
+        return TrainFlags(base=False, embeddings=False, modules=frozenset(w.train_modules))
     if w.method == "freeze":
         return TrainFlags(base=True, embeddings=False, frozen_layers=w.frozen_layers)
     return FULL_TRAINING
@@ -164,7 +166,7 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         weights += int(t.adapter_params * 4)
     grads = gradient_bytes(t.params, param_bytes)
     states = optimizer_state_bytes(w.optimizer, t.params, 4.0 if recipe == "deepspeed" else param_bytes) + master
-    layer_params = largest_layer_params(spec) if not adapters else 0
+    layer_params = largest_layer_params(spec) if not adapters and not w.train_modules else 0
     largest = max((x.numel // x.count for x in tensors(spec)), default=0) if not adapters else 0
     temp = step_temporary_bytes(w.optimizer, t.params, param_bytes, largest)
     acts = training_activations(spec, w.batch, w.seq, act_bytes, w.attn, w.grad_checkpointing, _flags(spec, w))
@@ -208,7 +210,7 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
                "loss_head": acts.loss_forward_extra}
     # backward: the larger of its start (cross-entropy backward on top of everything forward saved), the end
     # (all gradients), and, under checkpointing, the last recomputed layer beside almost all gradients
-    embed_grad = int(spec.vocab_size * spec.hidden_size * param_bytes) if not adapters and w.method != "freeze" else 0
+    embed_grad = int(spec.vocab_size * spec.hidden_size * param_bytes) if w.method == "full" else 0
     # tied, trainable embeddings: the output head's gradient and the embedding's are both alive when autograd
     # sums them into the shared weight's gradient
     tied_extra = 2 * embed_grad if spec.tie_embeddings and embed_grad else 0

@@ -25,7 +25,8 @@ def dtype_bytes(dtype: str) -> float:
 def trainable_for(model: ResolvedModel, w: Workload) -> Trainable:
     if not w.training:
         return Trainable(0, 0, model.params)
-    return trainable(model.spec, model.params, w.method, w.lora_rank, w.lora_targets, w.frozen_layers)
+    return trainable(model.spec, model.params, w.method, w.lora_rank, w.lora_targets, w.frozen_layers,
+                     w.train_modules)
 
 
 def pick_peak(phases: dict[str, dict[str, int]]) -> str:

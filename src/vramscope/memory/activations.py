@@ -54,6 +54,7 @@ last position only (``logits_to_keep=1``) and copies them to fp32: ``b·V·(a + 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from ..model.spec import ModelSpec
 
@@ -78,6 +79,14 @@ class TrainFlags:
     lora: frozenset = frozenset()  # module names with LoRA adapters ("all-linear" expanded by the caller)
     lora_rank: int = 0
     lora_dropout: bool = False  # peft lora_dropout > 0: each adapter keeps a dropout mask and output
+    modules: Optional[frozenset] = None  # --method freeze --train-modules: only these linear modules train
+
+    def trains(self, module: str) -> bool:
+        return self.base if self.modules is None else module in self.modules
+
+    @property
+    def norms_train(self) -> bool:
+        return self.base and self.modules is None
 
 
 FULL_TRAINING = TrainFlags()
@@ -132,26 +141,26 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
 
     # norms before attention and MLP (Gemma 2/3 also normalize the block outputs: no linear reads those)
     out = 0.0
-    out += _norm(h, a, t.base, gemma) * spec.norms_per_layer
+    out += _norm(h, a, t.norms_train, gemma) * spec.norms_per_layer
     # attention inputs: q/k/v share the normed input
     qkv = ("qkv_proj",) if spec.fused_qkv else _ATTN_MODULES
-    if t.base:
+    if any(t.trains(m) for m in qkv):
         out += a * h
     out += lora_inputs(h, *qkv)
     if attn == "eager":
         probs = 4.0 + (a if a != 4.0 else 0.0)  # fp32 softmax and, below fp32, its cast copy
         if spec.attn_softcap:
             probs += a  # tanh output
-        out += a * 3 * q_dim + probs * spec.num_heads * seq + (a * q_dim if t.base else 0.0)
+        out += a * 3 * q_dim + probs * spec.num_heads * seq + (a * q_dim if t.trains("o_proj") else 0.0)
     else:
         out += a * (2 * q_dim + 2 * kv_dim) + 4.0 * spec.num_heads
     out += lora_inputs(q_dim, "o_proj")
     if spec.qk_norm:
-        out += (4.0 + (a if t.base else 0.0)) * (q_dim + kv_dim) + 4.0 * (spec.num_heads + spec.num_kv_heads)
+        out += (4.0 + (a if t.norms_train else 0.0)) * (q_dim + kv_dim) + 4.0 * (spec.num_heads + spec.num_kv_heads)
     # MLP input (normed) is shared by gate and up (and the router)
-    if t.base:
-        out += a * h
     gate_up = ("gate_up_proj",) if spec.fused_gate_up else ("gate_proj", "up_proj")
+    if any(t.trains(m) for m in gate_up + ("gate",)):
+        out += a * h
     k = 1
     inter = spec.intermediate_size
     if spec.moe is not None:
@@ -165,7 +174,7 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
         trains = t.base or "experts" in lora
         mlp = 3 * a * inter + (a * inter if trains else 0.0)
     else:
-        mlp = (3 * a * inter + (a * inter if t.base else 0.0)) if spec.mlp_gated else 2 * a * inter
+        mlp = (3 * a * inter + (a * inter if t.trains("down_proj") else 0.0)) if spec.mlp_gated else 2 * a * inter
         mlp += lora_inputs(h, *gate_up) + lora_inputs(inter, "down_proj")
     out += k * mlp
     if spec.moe is not None and spec.moe.shared_intermediate_size:
@@ -210,8 +219,8 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
     else:
         layers = int(tokens * per_layer) * live_layers + merged * moe_layers
     gemma = spec.model_type.startswith("gemma")
-    final_norm = int(tokens * _norm(spec.hidden_size, a, trainable.base, gemma))
-    if trainable.base:
+    final_norm = int(tokens * _norm(spec.hidden_size, a, trainable.norms_train, gemma))
+    if trainable.trains("lm_head"):
         final_norm += int(tokens * a * spec.hidden_size)  # lm_head's input, when lm_head trains
     if spec.kind == "encoder" and not spec.mlm_head:
         resident = fwd_extra = bwd_extra = 0

@@ -67,10 +67,15 @@ def lora_params(spec: ModelSpec, rank: int, targets: tuple[str, ...] = DEFAULT_L
 
 
 def trainable(spec: ModelSpec, total_params: int, method: str, lora_rank: int = 16,
-              lora_targets: tuple[str, ...] = DEFAULT_LORA_TARGETS, frozen_layers: int = 0) -> Trainable:
+              lora_targets: tuple[str, ...] = DEFAULT_LORA_TARGETS, frozen_layers: int = 0,
+              train_modules: tuple[str, ...] = ()) -> Trainable:
     if method in ("lora", "qlora"):
         adapters = lora_params(spec, lora_rank, lora_targets)
         return Trainable(adapters, adapters, total_params)
+    if method == "freeze" and train_modules:
+        wanted = set(train_modules)
+        params = sum(t.numel for t in tensors(spec) if t.module in wanted)
+        return Trainable(params, 0, total_params - params)
     if method == "freeze":
         frozen = sum(t.numel for t in tensors(spec)
                      if t.role in ("embedding", "position_embedding")

@@ -94,6 +94,9 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
         if w.training:
             if w.method == "lora":
                 net = apply_lora(net, w.lora_rank, w.lora_targets, w.lora_dropout)
+            elif w.method == "freeze" and w.train_modules:
+                for name, p in net.named_parameters():
+                    p.requires_grad_(name.split(".")[-2] in w.train_modules if "." in name else False)
             elif w.method == "freeze":
                 for name, p in net.named_parameters():
                     layer = _layer_index(name)
