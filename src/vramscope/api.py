@@ -11,6 +11,7 @@ from typing import Any, Iterable, Optional, Union
 
 from .errors import VramscopeError
 from .estimators.analytic import estimate_analytic
+from .estimators.common import pick_peak
 from .estimators.seed import estimate_seed
 from .gpus import find_gpu, verdict, vllm_verdict
 from .memory.overhead import Overhead, cublas_workspace, runtime_overhead
@@ -64,7 +65,7 @@ def estimate_resolved(model: ResolvedModel, workload: Workload, gpus: Iterable[s
             p["overhead"] = ov.nominal
         for rank in extra.get("pipeline", {}).get("ranks", []):
             rank["peak_bytes"] += ov.nominal
-        peak = max(phases, key=lambda k: sum(phases[k].values()))
+        peak = pick_peak(phases)
         total = sum(phases[peak].values())
         low, high = total - ov.nominal + ov.low, total - ov.nominal + ov.high
         notes = notes + (Assumption("a_overhead_vllm" if extra.get("name") == "vllm" else "a_overhead"),)

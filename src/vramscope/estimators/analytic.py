@@ -41,7 +41,7 @@ from ..memory.pipeline import pipeline_stages
 from ..memory.trainable import lora_modules
 from ..memory.weights import spec_weight_bytes, weight_bytes
 from ..model.spec import ModelSpec
-from ..model.tensors import tensors
+from ..model.tensors import largest_tensor, tensors
 from ..result import Assumption
 from ..sources.base import ResolvedModel
 from ..workload import Workload
@@ -167,7 +167,7 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     grads = gradient_bytes(t.params, param_bytes)
     states = optimizer_state_bytes(w.optimizer, t.params, 4.0 if recipe == "deepspeed" else param_bytes) + master
     layer_params = largest_layer_params(spec) if not adapters and not w.train_modules else 0
-    largest = max((x.numel // x.count for x in tensors(spec)), default=0) if not adapters else 0
+    largest = largest_tensor(spec) if not adapters else 0
     temp = step_temporary_bytes(w.optimizer, t.params, param_bytes, largest)
     acts = training_activations(spec, w.batch, w.seq, act_bytes, w.attn, w.grad_checkpointing, _flags(spec, w))
     gathered = 0

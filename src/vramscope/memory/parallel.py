@@ -16,6 +16,7 @@ unsharded gradients before the reduce-scatter. Activations are not sharded: each
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 
 from ..errors import VramscopeError
 from ..model.spec import ModelSpec
@@ -40,6 +41,7 @@ def tp_shard_spec(spec: ModelSpec, n: int) -> ModelSpec:
                    moe=moe, mla=mla)
 
 
+@lru_cache(maxsize=64)
 def largest_layer_params(spec: ModelSpec) -> int:
     sizes: dict[int, int] = {}
     for t in tensors(spec):

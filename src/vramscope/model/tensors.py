@@ -310,3 +310,9 @@ def count_active_params(spec: ModelSpec) -> int:
         else:
             total += t.numel
     return total
+
+
+@lru_cache(maxsize=64)
+def largest_tensor(spec: ModelSpec) -> int:
+    """Elements of the largest single tensor (one expert's, for routed experts)."""
+    return max((t.numel // t.count for t in tensors(spec)), default=0)

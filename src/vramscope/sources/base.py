@@ -48,6 +48,15 @@ class ResolvedModel:
         return None if self.stored is None else sum(t.nbytes for t in self.stored)
 
 
+def with_stored(spec: ModelSpec, kind: str, origin: str, stored: list[StoredTensor], fmt: str = "",
+                notes: tuple[str, ...] = (), hf_config: Optional[dict] = None) -> ResolvedModel:
+    """A model whose parameters come from the stored tensors; routed experts a token skips are taken off."""
+    params = sum(t.params for t in stored)
+    skipped = spec.params - spec.active_params
+    return ResolvedModel(spec=spec, kind=kind, origin=origin, params=params, active_params=params - skipped,
+                         stored=tuple(stored), stored_format=fmt, notes=notes + spec.notes, hf_config=hf_config)
+
+
 def read_bounded(path: Any, limit: int) -> Optional[bytes]:
     """A whole small file (JSON config, index), or None when it is larger than ``limit`` bytes."""
     from ..errors import VramscopeError

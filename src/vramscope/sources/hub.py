@@ -14,7 +14,7 @@ import urllib.parse
 from typing import Any
 
 from ..errors import VramscopeError
-from .base import ResolvedModel
+from .base import ResolvedModel, with_stored
 from .hf_config import spec_from_config
 from .safetensors import stored_tensors
 
@@ -82,7 +82,7 @@ def resolve_hub(name: str) -> ResolvedModel:
                                  for t, info in fm.tensors.items()), cfg.get("quantization_config"))
     except Exception:  # no safetensors on the repo (or metadata unavailable): the spec alone is enough
         stored = None
-    params = sum(t.params for t in stored) if stored else spec.params
-    return ResolvedModel(spec=spec, kind="hub", origin=f"hf://{name}", params=params,
-                         active_params=spec.active_params if not stored else params - (spec.params - spec.active_params),
-                         stored=tuple(stored) if stored else None, hf_config=cfg)
+    if stored:
+        return with_stored(spec, "hub", f"hf://{name}", stored, hf_config=cfg)
+    return ResolvedModel(spec=spec, kind="hub", origin=f"hf://{name}", params=spec.params,
+                         active_params=spec.active_params, notes=spec.notes, hf_config=cfg)

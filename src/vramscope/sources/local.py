@@ -15,7 +15,7 @@ from ..errors import VramscopeError
 from ..model.spec import ModelSpec
 from . import gguf as gguf_source
 from . import safetensors as st
-from .base import ResolvedModel, StoredTensor, read_bounded
+from .base import ResolvedModel, StoredTensor, read_bounded, with_stored
 from .hf_config import spec_from_config
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
@@ -40,14 +40,6 @@ def _name_for(path: Path) -> str:
     return folder.name or str(path)
 
 
-def _with_stored(spec: ModelSpec, kind: str, origin: str, stored: list[StoredTensor], fmt: str,
-                 notes: tuple[str, ...] = (), hf_config: Optional[dict] = None) -> ResolvedModel:
-    params = sum(t.params for t in stored)
-    skipped = spec.params - spec.active_params
-    return ResolvedModel(spec=spec, kind=kind, origin=origin, params=params, active_params=params - skipped,
-                         stored=tuple(stored), stored_format=fmt, notes=notes + spec.notes, hf_config=hf_config)
-
-
 def _safetensors_files(folder: Path) -> list[Path]:
     index = sorted(folder.glob("*.safetensors.index.json"))
     if index:
@@ -67,7 +59,7 @@ def _resolve_safetensors(files: list[Path], folder: Path, origin: str) -> Resolv
     else:
         spec = infer_spec_from_names(stored, _name_for(folder), origin)
         notes = ("no config.json beside the weights: shape inferred from tensor names, head_dim assumed 128",)
-    return _with_stored(spec, "safetensors", origin, stored, st.describe_format(stored, quant), notes, cfg)
+    return with_stored(spec, "safetensors", origin, stored, st.describe_format(stored, quant), notes, cfg)
 
 
 _LAYER_RE = re.compile(r"layers\.(\d+)\.")
@@ -97,7 +89,7 @@ def _resolve_gguf(path: Path) -> ResolvedModel:
     meta, tensors = gguf_source.read_gguf(path)
     spec = gguf_source.spec_from_gguf(meta, tensors, name=str(meta.get("general.name") or path.stem), path=path)
     fmt = gguf_source.file_type_name(meta)
-    return _with_stored(spec, "gguf", str(path), tensors, f"gguf {fmt}".strip())
+    return with_stored(spec, "gguf", str(path), tensors, f"gguf {fmt}".strip())
 
 
 def resolve_path(path: Path) -> Optional[ResolvedModel]:

@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any, Callable, Optional
 
 from ..errors import VramscopeError
-from ..estimators.common import compute_dtype, trainable_for
+from ..estimators.common import compute_dtype, pick_peak
 from ..memory.activations import effective_attn
 from ..memory.overhead import runtime_overhead
 from ..result import Assumption, Estimate, ModelInfo
@@ -208,15 +208,13 @@ def trace_estimate(model: ResolvedModel, w: Workload, gpus: tuple[str, ...] = ()
     ov = runtime_overhead(transient)
     for p in phases.values():
         p["overhead"] = ov.nominal
-    peak = max(phases, key=lambda k: sum(phases[k].values()))
+    peak = pick_peak(phases)
     total = sum(phases[peak].values())
-    t = trainable_for(model, w) if w.training else None
     notes = (Assumption("a_trace", {"seconds": f"{time.perf_counter() - t0:.1f}",
                                     "dtype": compute_dtype(model, w)}), Assumption("a_overhead"))
     info = ModelInfo(name=model.spec.name, params=model.params, active_params=model.active_params,
                      trainable_params=trainable if w.training else 0, source=model.kind, origin=model.origin,
                      storage=model.stored_format, exact_shape=model.exact_shape)
-    del t
     high = total - ov.nominal + ov.high
     return Estimate(model=info, estimator="trace", task=w.task, total_bytes=total,
                     range_bytes=(total - ov.nominal + ov.low, high), components=dict(phases[peak]),
