@@ -52,7 +52,20 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
     w.add_argument("--optimizer", default="adamw",
                    help="adamw | adam | adamw-fused | adamw-8bit | paged-adamw | paged-adamw-8bit | sgd | "
                         "sgd-momentum | lion | adafactor")
-    w.add_argument("--grad-checkpointing", action="store_true", help="full activation checkpointing")
+    w.add_argument("--grad-checkpointing", nargs="?", const="full", metavar="MODE",
+                   help="activation checkpointing: full (default when given; every layer recomputed) | selective "
+                        "(only core attention recomputed, Megatron-LM)")
+    w.add_argument("--no-grad-checkpointing", action="store_true", help="turn off a profile's checkpointing")
+    w.add_argument("--checkpoint-every", metavar="N", help="checkpoint only every N-th layer (torchtune ac_option)")
+    w.add_argument("--activation-offload", action="store_true", default=None,
+                   help="saved activations to pinned CPU memory (torchtune / TRL activation offloading)")
+    w.add_argument("--chunked-ce", nargs="?", const="8", metavar="N",
+                   help="output head and cross-entropy in N chunks (default 8, torchtune); 1 = off")
+    w.add_argument("--packing", action="store_true", help="sequences packed to --seq (every micro-batch full)")
+    w.add_argument("--optimizer-in-backward", action="store_true",
+                   help="step each parameter as its gradient lands (torchtune optimizer_in_bwd)")
+    w.add_argument("--dora", action="store_true", help="DoRA adapters (peft use_dora) with --method lora/qlora")
+    w.add_argument("--lora-alpha", help="LoRA alpha (recorded; it does not change memory)")
     w.add_argument("--grad-accum", default="1", help="gradient accumulation steps (default 1)")
     w.add_argument("--lora-rank", default="16", help="LoRA rank (default 16)")
     w.add_argument("--lora-targets", help="comma-separated module names (q_proj,v_proj) or all-linear (default)")
@@ -66,7 +79,26 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
     w.add_argument("--parallelism", default="auto",
                    help="auto | tp (tensor parallel, inference) | fsdp | ddp | zero1 | zero2 | zero3 (training)")
     w.add_argument("--zero", choices=("0", "1", "2", "3"), help="DeepSpeed ZeRO stage (= --parallelism zeroN; 0 = ddp)")
-    w.add_argument("--framework", default="hf", help="training loop: hf (Trainer / TRL, default) | pytorch (plain loop)")
+    w.add_argument("--framework", default="hf",
+                   help="training loop: hf (Trainer / TRL, default) | pytorch (plain loop) | torchtune (its recipes' "
+                        "defaults: checkpointing, chunked cross-entropy, bf16 adapters)")
+    w.add_argument("--tp", dest="train_tp", metavar="N", help="tensor-parallel degree in training (Megatron split)")
+    w.add_argument("--sequence-parallel", action="store_true", help="Megatron sequence parallelism inside --tp")
+    w.add_argument("--sp", "--cp", dest="sp", default="1", metavar="N",
+                   help="context / sequence parallel degree (the sequence split over N GPUs)")
+    w.add_argument("--sp-mode", default="ring", help="ring (ring attention, torch context_parallel; default) | "
+                                                     "ulysses (DeepSpeed-Ulysses all-to-all)")
+    w.add_argument("--ep", default="1", metavar="N", help="expert-parallel degree (MoE experts split over N GPUs)")
+    w.add_argument("--nodes", default="1", help="nodes the --gpus are spread over (hybrid sharding, per-node CPU)")
+    w.add_argument("--fsdp-sharding", default="full", help="full (default) | hybrid (shard in a node, replicate "
+                                                           "across nodes)")
+    w.add_argument("--fsdp-version", default="2", help="PyTorch FSDP 1 (flat parameters) or 2 (per-parameter, default)")
+    w.add_argument("--zero-prefetch-bucket", metavar="ELEMENTS", help="ZeRO-3 stage3_prefetch_bucket_size (5e7)")
+    w.add_argument("--zero-max-live-params", metavar="ELEMENTS", help="ZeRO-3 stage3_max_live_parameters (1e9)")
+    w.add_argument("--zero-param-persistence", metavar="ELEMENTS",
+                   help="ZeRO-3 stage3_param_persistence_threshold (1e5)")
+    w.add_argument("--reduce-bucket", metavar="ELEMENTS", help="DeepSpeed reduce_bucket_size (5e8)")
+    w.add_argument("--offload-device", default="cpu", help="cpu (default) | nvme (ZeRO-Infinity)")
     w.add_argument("--pp", default="1", help="pipeline-parallel stages (training; micro-batches = --grad-accum)")
     w.add_argument("--pp-schedule", default="1f1b", help="1f1b (default) | gpipe")
     w.add_argument("--deepspeed", metavar="DS_CONFIG.json", help="read ZeRO stage, offload, precision, batch from it")
@@ -151,7 +183,7 @@ def _load(args: argparse.Namespace) -> tuple:
         from .configs import from_accelerate_fsdp
 
         imported = from_accelerate_fsdp(args.fsdp)
-    num_gpus = args.tp or imported.pop("num_gpus", None) or args.gpus
+    num_gpus = imported.pop("num_gpus", None) or args.gpus
     if imported and parse_int(num_gpus, "--gpus", 1, 100_000) == 1 and imported.get("parallelism") != "ddp":
         from .errors import VramscopeError
 
@@ -162,11 +194,23 @@ def _load(args: argparse.Namespace) -> tuple:
         dtype=imported.get("dtype", args.dtype), quant=args.quant, batch=imported.get("batch", args.batch),
         seq=args.seq, kv_dtype=args.kv_dtype, attn=args.attn,
         precision=imported.get("precision", args.precision), optimizer=args.optimizer,
-        grad_checkpointing=args.grad_checkpointing, grad_accum=imported.get("grad_accum", args.grad_accum),
+        grad_checkpointing=False if args.no_grad_checkpointing else (True if args.grad_checkpointing else None),
+        checkpoint_mode=args.grad_checkpointing, checkpoint_every=args.checkpoint_every,
+        activation_offload=args.activation_offload, ce_chunks=args.chunked_ce, packing=args.packing,
+        optimizer_in_backward=args.optimizer_in_backward, dora=args.dora, lora_alpha=args.lora_alpha,
+        tp=args.tp or args.train_tp or 1, sequence_parallel=args.sequence_parallel, sp=args.sp, sp_mode=args.sp_mode,
+        ep=args.ep, nodes=imported.get("nodes", args.nodes), fsdp_sharding=imported.get("fsdp_sharding", args.fsdp_sharding),
+        fsdp_version=imported.get("fsdp_version", args.fsdp_version),
+        zero_prefetch=imported.get("zero_prefetch", args.zero_prefetch_bucket),
+        zero_max_live=imported.get("zero_max_live", args.zero_max_live_params),
+        zero_persistence=imported.get("zero_persistence", args.zero_param_persistence),
+        reduce_bucket=imported.get("reduce_bucket", args.reduce_bucket),
+        offload_device=imported.get("offload_device", args.offload_device),
+        grad_accum=imported.get("grad_accum", args.grad_accum),
         lora_rank=args.lora_rank, lora_targets=args.lora_targets, frozen_layers=args.freeze_layers,
         lora_dropout=args.lora_dropout, train_modules=args.train_modules,
         activations_per_sample=args.activations_per_sample, num_gpus=num_gpus,
-        parallelism="tp" if args.tp else (zero or imported.get("parallelism", args.parallelism)),
+        parallelism=zero or imported.get("parallelism", args.parallelism),
         offload=imported.get("offload", args.offload),
         gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len,
         max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens,

@@ -261,6 +261,58 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "per GPU of {n}-way Megatron tensor parallelism: heads, MLP and vocabulary (vocab-parallel loss) split; norms, residual stream and their activations replicated (no sequence parallelism)",
         "zh": "{n} 路 Megatron 张量并行下的单卡显存：注意力头、MLP 和词表（词表并行损失）切分；归一化层、残差流及其激活值在各卡复制（未用序列并行）",
     },
+    "a_act_offload": {
+        "en": "activation offloading: saved activations ({host}) go to pinned CPU memory in forward and come back one autograd node at a time (torchtune / TRL OffloadActivations); the loss head stays on the GPU",
+        "zh": "激活值卸载：前向保存的激活值（{host}）转存到锁页 CPU 内存，反向时按 autograd 节点逐个取回（torchtune / TRL OffloadActivations）；损失头留在 GPU",
+    },
+    "a_opt_in_bwd": {
+        "en": "optimizer step fused into backward: each parameter is updated and its gradient freed as soon as the gradient is complete (torchtune optimizer_in_bwd), so gradients never all exist at once",
+        "zh": "优化器步骤融合进反向传播：每个参数的梯度一算完就更新并释放（torchtune optimizer_in_bwd），梯度不会同时全部存在",
+    },
+    "a_ep": {
+        "en": "expert parallel: routed experts split over {n} GPUs ({experts} experts per GPU); tokens travel by all-to-all, activations per GPU unchanged",
+        "zh": "专家并行：路由专家分布在 {n} 张 GPU 上（每卡 {experts} 个专家）；token 通过 all-to-all 传输，单卡激活值不变",
+    },
+    "a_sp": {
+        "en": "context parallel ({mode}): the sequence is split over {n} GPUs, {seq} tokens each; activations divide, key/value chunks are exchanged in attention",
+        "zh": "上下文并行（{mode}）：序列切分到 {n} 张 GPU，每卡 {seq} 个 token；激活值按比例减少，注意力中交换 key/value 分块",
+    },
+    "a_fsdp_v": {
+        "en": "FSDP{v} full shard over {n} GPUs{hybrid}: parameters, gradients and optimizer states divided; unsharded layers in flight (two in forward; in backward also the layer's gradients and, for FSDP2, the reduce-scatter buffer); the output head stays gathered from forward into backward",
+        "zh": "FSDP{v} 全分片（{n} 张 GPU{hybrid}）：参数、梯度和优化器状态按卡均分；另有正在传输的未分片层（前向两层；反向还有该层梯度，FSDP2 另加 reduce-scatter 缓冲）；输出头从前向到反向保持聚合",
+    },
+    "a_zero3": {
+        "en": "DeepSpeed ZeRO-3 over {n} GPUs: states divided; gathered: the largest module (twice while a coalesced gather copies out) plus the prefetch bucket ({prefetch} elements, at most {live} live), small parameters kept whole; backward adds the {bucket}-element reduce bucket and its copy",
+        "zh": "DeepSpeed ZeRO-3（{n} 张 GPU）：状态均分；聚合部分：最大的子模块（合并 all-gather 拷出时为两份）加预取桶（{prefetch} 个元素，最多 {live} 个常驻），小参数完整保留；反向另加 {bucket} 元素的归约桶及其拷贝",
+    },
+    "a_tp_train_sp": {
+        "en": "per GPU of {n}-way Megatron tensor parallelism with sequence parallelism: heads, MLP and vocabulary split; norm and residual activations split along the sequence",
+        "zh": "{n} 路 Megatron 张量并行加序列并行下的单卡显存：注意力头、MLP 和词表切分；归一化与残差激活值沿序列切分",
+    },
+    "a_framework_torchtune": {
+        "en": "training loop: torchtune recipe defaults (activation checkpointing, chunked cross-entropy in {chunks} chunks, adapters in the model dtype, LoRA on q/v/output projections and the MLP unless --lora-targets); its model code keeps the same activations as transformers'",
+        "zh": "训练循环：torchtune 配方默认值（激活检查点、{chunks} 块分块交叉熵、适配器与模型同精度、LoRA 默认作用于 q/v/输出投影和 MLP，可用 --lora-targets 改）；其模型代码保存的激活值与 transformers 相同",
+    },
+    "a_packing": {
+        "en": "packed sequences: every micro-batch holds exactly {seq} tokens (without packing the peak is the batch padded to its longest sample, which --seq stands for)",
+        "zh": "序列打包：每个微批次正好 {seq} 个 token（不打包时峰值出现在按最长样本补齐的批次，即 --seq）",
+    },
+    "a_ckpt_every": {
+        "en": "selective layer checkpointing: {ckpt} of {layers} layers checkpointed (every {every}th), the others keep their activations",
+        "zh": "按层选择性检查点：{layers} 层中 {ckpt} 层做检查点（每 {every} 层一次），其余层保留激活值",
+    },
+    "a_ckpt_selective": {
+        "en": "selective recomputation (Megatron-LM): only core attention is recomputed in backward; its inputs stay saved",
+        "zh": "选择性重计算（Megatron-LM）：反向时只重算核心注意力，其输入仍保存",
+    },
+    "a_chunked_ce": {
+        "en": "chunked cross-entropy: output head and loss in {chunks} chunks (one chunk's fp32 logits at a time)",
+        "zh": "分块交叉熵：输出头与损失分 {chunks} 块计算（每次只有一块 fp32 logits）",
+    },
+    "a_dora": {
+        "en": "DoRA: + {magnitude} magnitude parameters; each adapted layer keeps its base and adapter outputs and rebuilds its weight (fp32) every forward",
+        "zh": "DoRA：另加 {magnitude} 个幅度参数；每个适配层保存基础输出和适配器输出，且每次前向都以 fp32 重建权重",
+    },
     "a_framework_hf": {
         "en": "training loop: Hugging Face Trainer / TRL (only the loss is kept into backward)",
         "zh": "训练循环：Hugging Face Trainer / TRL（反向传播时只保留损失）",
@@ -319,7 +371,13 @@ MESSAGES: dict[str, dict[str, str]] = {
                       "zh": "{gpu}：KV 缓存池 {kv} = {tokens} 个 token，可同时容纳 {c} 条 {n} token 的序列"},
     "llamacpp_host_line": {"en": "host (CPU) memory: model buffer {model}, KV buffer {kv}",
                            "zh": "主机（CPU）内存：模型缓冲 {model}，KV 缓冲 {kv}"},
-    "host_line": {"en": "host (CPU) memory for offloaded states: {host}", "zh": "卸载状态占用的主机（CPU）内存：{host}"},
+    "host_line": {"en": "host (CPU) memory per GPU for offloaded states/activations: {host}",
+                  "zh": "每卡卸载的状态/激活值占用的主机（CPU）内存：{host}"},
+    "nvme_line": {"en": "NVMe per GPU for swapped states: {nvme}", "zh": "每卡交换到 NVMe 的状态：{nvme}"},
+    "parallel_line": {"en": "per GPU of {world}: data parallel {dp} × tensor {tp} × pipeline {pp} × context {sp} "
+                            "(expert {ep}); states sharded over {shard} GPUs",
+                      "zh": "{world} 张 GPU 中的单卡：数据并行 {dp} × 张量 {tp} × 流水线 {pp} × 上下文 {sp}（专家 {ep}）；"
+                            "状态在 {shard} 张 GPU 上分片"},
     "gpu_fits": {"en": "fits", "zh": "可以运行"},
     "gpu_tight": {"en": "tight", "zh": "勉强"},
     "gpu_no": {"en": "does not fit", "zh": "放不下"},

@@ -24,7 +24,15 @@ ESTIMATORS = ("analytic", "seed")
 PRECISIONS = ("auto", "pure", "mixed", "fp32", "deepspeed")
 #: training loops whose memory behaviour differs: the HF Trainer drops the model outputs before backward,
 #: a plain PyTorch loop (``out = model(...); out.loss.backward()``) keeps out.logits alive through it
-FRAMEWORKS = ("hf", "pytorch")
+#: torchtune: its recipes' defaults (bf16 adapters, activation checkpointing, chunked cross-entropy) on top of
+#: its own model code, which keeps the same activations as transformers' Llama (traced, docs/accuracy.md)
+FRAMEWORKS = ("hf", "pytorch", "torchtune")
+#: gradient checkpointing: full (every op of a checkpointed layer recomputed) or selective (Megatron-LM's
+#: --recompute-granularity selective: only the core attention — scores, softmax, attention·V — is recomputed)
+CHECKPOINT_MODES = ("full", "selective")
+FSDP_SHARDING = ("full", "hybrid")
+SP_MODES = ("ring", "ulysses")
+OFFLOAD_DEVICES = ("cpu", "nvme")
 PARALLELISMS = ("auto", "none", "tp", "fsdp", "ddp", "zero1", "zero2", "zero3")
 TRAINING_PARALLEL = ("fsdp", "ddp", "zero1", "zero2", "zero3")
 OFFLOADS = ("none", "optimizer", "optimizer+params")
@@ -32,6 +40,11 @@ ENGINES = ("transformers", "vllm", "llama.cpp")
 _ENGINE_ALIASES = {"llamacpp": "llama.cpp", "llama-cpp": "llama.cpp", "ollama": "llama.cpp", "hf": "transformers"}
 
 MAX_BATCH = 1_000_000
+#: torchtune's LoRA recipes (configs/llama3_1/8B_lora_single_device.yaml and the others): lora_attn_modules
+#: q_proj, v_proj, output_proj and apply_lora_to_mlp: True (w1, w2, w3), in transformers' names
+TORCHTUNE_LORA_TARGETS = ("q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+#: torchtune's CEWithChunkedOutputLoss default number of chunks (torchtune/modules/loss/ce_chunked_output_loss.py)
+TORCHTUNE_CE_CHUNKS = 8
 #: llama.cpp --cache-type-k/-v (common/arg.cpp kv_cache_types)
 LLAMA_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 MAX_SEQ = 100_000_000
@@ -70,7 +83,30 @@ class Workload:
     parallelism: str = "none"  # none | tp (inference) | fsdp (training)
     offload: str = "none"  # none | optimizer | optimizer+params (training: ZeRO-Offload / FSDP CPU offload)
     framework: str = "hf"  # training loop: hf (Trainer / TRL) | pytorch (plain loop keeping the model outputs)
-    pp: int = 1  # pipeline-parallel stages (training), on top of --gpus data-parallel ranks
+    pp: int = 1  # pipeline-parallel stages (training)
+    # training options beyond the basics (issue #4)
+    lora_alpha: Optional[float] = None  # recorded only: alpha scales the update, it does not change memory
+    dora: bool = False  # peft use_dora=True
+    checkpoint_mode: str = "full"
+    checkpoint_every: int = 1  # torchtune ac_mode=selective, ac_option=N: every N-th layer checkpointed
+    activation_offload: bool = False  # saved activations to pinned host memory (torchtune / TRL OffloadActivations)
+    ce_chunks: int = 1  # chunked cross-entropy (torchtune CEWithChunkedOutputLoss, 8 chunks); 1 = one call
+    packing: bool = False  # sequences packed to --seq: every micro-batch is full
+    optimizer_in_backward: bool = False  # each parameter stepped (and its gradient freed) as its gradient lands
+    # multi-GPU (issue #6); --gpus is the world size, data parallel = gpus / (tp · pp · sp)
+    tp: int = 1  # tensor-parallel degree in training (inference: --gpus with --parallelism tp)
+    sequence_parallel: bool = False  # Megatron-LM sequence parallelism inside the TP group
+    sp: int = 1  # context / sequence parallel degree (ring attention or DeepSpeed-Ulysses)
+    sp_mode: str = "ring"
+    ep: int = 1  # expert parallel degree (MoE)
+    nodes: int = 1
+    fsdp_sharding: str = "full"  # full | hybrid (shard inside a node, replicate across nodes)
+    fsdp_version: int = 2
+    zero_prefetch: int = 50_000_000  # DeepSpeed stage3_prefetch_bucket_size (elements)
+    zero_max_live: int = 1_000_000_000  # stage3_max_live_parameters
+    zero_persistence: int = 100_000  # stage3_param_persistence_threshold
+    reduce_bucket: int = 500_000_000  # reduce_bucket_size (elements)
+    offload_device: str = "cpu"  # cpu | nvme (ZeRO-Infinity)
     pp_schedule: str = "1f1b"
     cache: str = "dynamic"  # transformers generate(): dynamic | static (cache_implementation)
     # vLLM (vllm/config: CacheConfig, SchedulerConfig, ModelConfig)
@@ -90,6 +126,22 @@ class Workload:
     def training(self) -> bool:
         return self.task != "inference"
 
+    @property
+    def tp_degree(self) -> int:
+        """Tensor-parallel ranks: --tp in training, --gpus under --parallelism tp."""
+        return self.num_gpus if self.parallelism == "tp" else self.tp
+
+    @property
+    def dp(self) -> int:
+        """Data-parallel ranks: the world size over the model-parallel degrees."""
+        if self.parallelism == "tp":
+            return 1
+        return max(1, self.num_gpus // (self.tp * self.pp * self.sp))
+
+    @property
+    def checkpointed_layers_every(self) -> int:
+        return self.checkpoint_every if self.grad_checkpointing else 0
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["lora_targets"] = list(self.lora_targets)
@@ -100,7 +152,7 @@ class Workload:
 def make_workload(task: str = "inference", method: Optional[str] = None, estimator: str = "analytic",
                   engine: str = "transformers", dtype: Optional[str] = None, quant: Optional[str] = None,
                   batch: Any = 1, seq: Any = None, kv_dtype: Optional[str] = None, attn: str = "sdpa",
-                  precision: str = "auto", optimizer: str = "adamw", grad_checkpointing: bool = False,
+                  precision: str = "auto", optimizer: str = "adamw", grad_checkpointing: Any = None,
                   grad_accum: Any = 1, lora_rank: Any = 16, lora_targets: Any = None, frozen_layers: Any = 0,
                   lora_dropout: Any = 0.0, train_modules: Any = None,
                   activations_per_sample: Any = None, num_gpus: Any = 1, parallelism: str = "auto",
@@ -108,7 +160,13 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
                   max_num_seqs: Any = None, max_num_batched_tokens: Any = None, enforce_eager: bool = False,
                   n_gpu_layers: Any = None, cache_type_k: Optional[str] = None, cache_type_v: Optional[str] = None,
                   flash_attn: bool = False, ubatch: Any = None, cache: str = "dynamic", pp: Any = 1,
-                  pp_schedule: str = "1f1b", framework: str = "hf") -> Workload:
+                  pp_schedule: str = "1f1b", framework: str = "hf", lora_alpha: Any = None, dora: bool = False,
+                  checkpoint_mode: Optional[str] = None, checkpoint_every: Any = None,
+                  activation_offload: Optional[bool] = None, ce_chunks: Any = None, packing: bool = False,
+                  optimizer_in_backward: bool = False, tp: Any = 1, sequence_parallel: bool = False, sp: Any = 1,
+                  sp_mode: str = "ring", ep: Any = 1, nodes: Any = 1, fsdp_sharding: str = "full",
+                  fsdp_version: Any = 2, zero_prefetch: Any = None, zero_max_live: Any = None,
+                  zero_persistence: Any = None, reduce_bucket: Any = None, offload_device: str = "cpu") -> Workload:
     """Validate user options into a :class:`Workload` (errors name the option and the allowed values)."""
     task = _choice(task, "--task", TASKS)
     estimator = _choice(estimator, "--estimator", ESTIMATORS)
@@ -159,6 +217,8 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
     targets = tuple(lora_targets) if lora_targets else ("all-linear",)
     if isinstance(lora_targets, str):
         targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip())
+    if not lora_targets and str(framework).strip().lower() == "torchtune":
+        targets = TORCHTUNE_LORA_TARGETS
     n_gpus = parse_int(num_gpus, "--gpus", 1, 100_000)
     par = _choice(parallelism, "--parallelism", PARALLELISMS)
     if par == "auto":
@@ -166,7 +226,8 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
     if engine == "llama.cpp" and n_gpus > 1:
         raise VramscopeError("conflict", field="--gpus", reason="llama.cpp's multi-GPU layer split is not modelled "
                                                                 "yet; estimate one GPU with --n-gpu-layers")
-    if par == "none" and n_gpus > 1:
+    model_parallel = parse_int(tp, "--tp", 1, 1024) * parse_int(pp, "--pp", 1, 1024) * parse_int(sp, "--sp", 1, 1024)
+    if par == "none" and n_gpus > 1 and (task == "inference" or n_gpus > model_parallel):
         raise VramscopeError("conflict", field="--parallelism",
                              reason=f"'none' cannot use {n_gpus} GPUs; choose tp (inference) or fsdp (training)")
     if par in TRAINING_PARALLEL and task == "inference":
@@ -174,11 +235,17 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
                              reason=f"'{par}' is not available for --task {task} yet; use "
                                     f"{'tp' if task == 'inference' else 'fsdp'}")
     fw = _choice(framework, "--framework", FRAMEWORKS)
+    training_opts = _training_options(task, method, fw, grad_checkpointing, checkpoint_mode, checkpoint_every,
+                                      activation_offload, ce_chunks, packing, optimizer_in_backward, dora,
+                                      lora_alpha, grad_accum, lora_targets)
     pp_n = parse_int(pp, "--pp", 1, 1024)
     pp_sched = _choice(pp_schedule, "--pp-schedule", ("1f1b", "gpipe"))
     if pp_n > 1 and task == "inference":
         raise VramscopeError("conflict", field="--pp", reason="pipeline parallelism is modelled for training; "
                                                               "inference engines split with --tensor-parallel-size")
+    par, n_gpus, dist = _distributed(task, par, n_gpus, pp_n, tp, sequence_parallel, sp, sp_mode, ep, nodes,
+                                     fsdp_sharding, fsdp_version, zero_prefetch, zero_max_live, zero_persistence,
+                                     reduce_bucket, offload_device, offload, attn)
     cache = _choice(cache, "--cache", ("dynamic", "static"))
     if cache == "static" and engine != "transformers":
         raise VramscopeError("conflict", field="--cache", reason="static caches are a transformers option")
@@ -196,14 +263,14 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
         kv_dtype=kv_dtype, attn=_choice(attn, "--attn", ATTN_IMPLS),
         precision=_choice(precision, "--precision", PRECISIONS),
         optimizer=_choice(optimizer, "--optimizer", OPTIMIZERS),
-        grad_checkpointing=bool(grad_checkpointing),
+
         grad_accum=parse_int(grad_accum, "--grad-accum", 1, 1_000_000),
         lora_rank=parse_int(lora_rank, "--lora-rank", 1, 65536),
         lora_targets=targets, frozen_layers=parse_int(frozen_layers, "--freeze-layers", 0, 100_000),
         lora_dropout=_fraction(lora_dropout, "--lora-dropout", 0.0, 0.99),
         train_modules=_modules(train_modules, method),
         activations_per_sample=apsa, num_gpus=n_gpus, parallelism=par if n_gpus > 1 else "none", offload=off,
-        cache=cache, pp=pp_n, pp_schedule=pp_sched, framework=fw, **engine_opts,
+        cache=cache, pp=pp_n, pp_schedule=pp_sched, framework=fw, **engine_opts, **training_opts, **dist,
     )
 
 
@@ -268,3 +335,112 @@ def _fraction(value: Any, field_name: str, lo: float, hi: float) -> float:
     if not lo <= f <= hi:
         raise VramscopeError("bad_choice", field=field_name, value=value, allowed=f"a number from {lo} to {hi}")
     return f
+
+
+def _training_options(task: str, method: str, fw: str, grad_checkpointing: Any, checkpoint_mode: Optional[str],
+                      checkpoint_every: Any, activation_offload: Optional[bool], ce_chunks: Any, packing: bool,
+                      optimizer_in_backward: bool, dora: bool, lora_alpha: Any, grad_accum: Any,
+                      lora_targets: Any) -> dict[str, Any]:
+    """Training options, with the framework profile's defaults where the user gave none."""
+    training = task != "inference"
+    given = {"--grad-checkpointing": grad_checkpointing or checkpoint_mode, "--checkpoint-every": checkpoint_every,
+             "--activation-offload": activation_offload, "--chunked-ce": ce_chunks, "--packing": packing or None,
+             "--optimizer-in-backward": optimizer_in_backward or None, "--dora": dora or None,
+             "--lora-alpha": lora_alpha}
+    if not training:
+        for name, value in given.items():
+            if value:
+                raise VramscopeError("conflict", field=name, reason="is a training option; add --task finetune")
+    torchtune = fw == "torchtune"
+    mode = None if checkpoint_mode is None else _choice(checkpoint_mode, "--grad-checkpointing", CHECKPOINT_MODES)
+    if grad_checkpointing is None and mode is None and checkpoint_every is None:
+        ckpt = torchtune and training  # torchtune's recipes: enable_activation_checkpointing: True
+    else:
+        ckpt = bool(grad_checkpointing) or mode is not None or checkpoint_every is not None
+    every = 1 if checkpoint_every is None else parse_int(checkpoint_every, "--checkpoint-every", 1, 100_000)
+    chunks = (TORCHTUNE_CE_CHUNKS if torchtune and training else 1) if ce_chunks is None else \
+        parse_int(ce_chunks, "--chunked-ce", 1, 1_000_000)
+    if dora and method not in ("lora", "qlora"):
+        raise VramscopeError("conflict", field="--dora", reason="DoRA is a LoRA variant: add --method lora or qlora")
+    if optimizer_in_backward and parse_int(grad_accum, "--grad-accum", 1, 1_000_000) > 1:
+        raise VramscopeError("conflict", field="--optimizer-in-backward",
+                             reason="stepping inside backward frees each gradient at once, so gradients cannot "
+                                    "accumulate: use --grad-accum 1 (torchtune refuses the same)")
+    alpha = None
+    if lora_alpha is not None:
+        try:
+            alpha = float(lora_alpha)
+        except (TypeError, ValueError):
+            alpha = -1.0
+        if not alpha > 0:
+            raise VramscopeError("bad_choice", field="--lora-alpha", value=lora_alpha, allowed="a positive number")
+    return {"grad_checkpointing": ckpt, "checkpoint_mode": mode or "full", "checkpoint_every": every,
+            "activation_offload": bool(activation_offload), "ce_chunks": chunks, "packing": bool(packing),
+            "optimizer_in_backward": bool(optimizer_in_backward), "dora": bool(dora), "lora_alpha": alpha}
+
+
+def _distributed(task: str, par: str, n_gpus: int, pp: int, tp: Any, sequence_parallel: bool, sp: Any,
+                 sp_mode: str, ep: Any, nodes: Any, sharding: str, version: Any, prefetch: Any, max_live: Any,
+                 persistence: Any, bucket: Any, offload_device: str, offload: str, attn: str
+                 ) -> tuple[str, int, dict[str, Any]]:
+    """Multi-GPU degrees: --gpus is the world size; data parallel = gpus / (tp · pp · sp)."""
+    tp_n = parse_int(tp, "--tp", 1, 1024)
+    sp_n = parse_int(sp, "--sp", 1, 1024)
+    ep_n = parse_int(ep, "--ep", 1, 1024)
+    nodes_n = parse_int(nodes, "--nodes", 1, 100_000)
+    training = task != "inference"
+    if not training:
+        for name, v in (("--sp", sp_n > 1), ("--ep", ep_n > 1), ("--sequence-parallel", sequence_parallel)):
+            if v:
+                raise VramscopeError("conflict", field=name, reason="is modelled for training; vLLM inference "
+                                                                    "splits with --tensor-parallel-size")
+        if tp_n > 1:
+            if n_gpus not in (1, tp_n):
+                raise VramscopeError("conflict", field="--tp", reason=f"inference splits the model across --gpus "
+                                                                      f"{n_gpus}; give one of them")
+            n_gpus, par = tp_n, "tp"
+            tp_n = 1
+    elif par == "tp":  # --parallelism tp in training: every GPU is a tensor-parallel rank
+        tp_n, par = n_gpus, "none"
+    model_parallel = tp_n * pp * sp_n
+    if training and n_gpus == 1 and model_parallel > 1:
+        n_gpus = model_parallel  # --pp 4 alone means four GPUs
+    if training and n_gpus % model_parallel:
+        raise VramscopeError("conflict", field="--gpus",
+                             reason=f"{n_gpus} GPUs do not divide into tp {tp_n} × pp {pp} × sp {sp_n} groups")
+    dp = n_gpus // model_parallel if training else 1
+    if training and dp > 1 and par == "none":
+        par = "fsdp"
+    if training and dp == 1 and par in TRAINING_PARALLEL:
+        par = "none"
+    if sequence_parallel and tp_n == 1:
+        raise VramscopeError("conflict", field="--sequence-parallel", reason="Megatron sequence parallelism "
+                                                                              "splits inside a TP group: add --tp N")
+    if sp_n > 1 and attn == "eager":
+        raise VramscopeError("conflict", field="--sp", reason="context parallelism runs SDPA/flash attention "
+                                                              "chunk by chunk; eager attention cannot: use --attn sdpa")
+    if n_gpus % nodes_n:
+        raise VramscopeError("conflict", field="--nodes", reason=f"{n_gpus} GPUs do not split evenly over "
+                                                                f"{nodes_n} nodes")
+    shard = _choice(sharding, "--fsdp-sharding", FSDP_SHARDING)
+    if shard == "hybrid" and (par not in ("fsdp", "zero3") or nodes_n == 1):
+        raise VramscopeError("conflict", field="--fsdp-sharding",
+                             reason="hybrid sharding shards inside a node and replicates across nodes: it needs "
+                                    "--parallelism fsdp and --nodes > 1")
+    if shard == "hybrid" and dp % nodes_n:
+        raise VramscopeError("conflict", field="--nodes", reason=f"{dp} data-parallel ranks do not split evenly "
+                                                                f"over {nodes_n} nodes")
+    version_n = parse_int(version, "--fsdp-version", 1, 2)
+    dev = _choice(offload_device, "--offload-device", OFFLOAD_DEVICES)
+    if dev == "nvme" and (offload == "none" or par not in ("zero1", "zero2", "zero3")):
+        raise VramscopeError("conflict", field="--offload-device",
+                             reason="NVMe offload is DeepSpeed ZeRO-Infinity: it needs --zero 1-3 and --offload")
+    knobs = {}
+    for key, value, name, default in (("zero_prefetch", prefetch, "--zero-prefetch-bucket", 50_000_000),
+                                      ("zero_max_live", max_live, "--zero-max-live-params", 1_000_000_000),
+                                      ("zero_persistence", persistence, "--zero-param-persistence", 100_000),
+                                      ("reduce_bucket", bucket, "--reduce-bucket", 500_000_000)):
+        knobs[key] = default if value is None else parse_int(value, name, 0, 10**13)
+    return par, n_gpus, {"tp": tp_n, "sequence_parallel": bool(sequence_parallel), "sp": sp_n,
+                         "sp_mode": _choice(sp_mode, "--sp-mode", SP_MODES), "ep": ep_n, "nodes": nodes_n,
+                         "fsdp_sharding": shard, "fsdp_version": version_n, "offload_device": dev, **knobs}

@@ -30,15 +30,17 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional
 
-from ..memory.activations import (FULL_TRAINING, TrainFlags, effective_attn, inference_transient,
-                                  merged_expert_bytes, training_activations)
+from ..memory.activations import (FULL_TRAINING, TrainFlags, checkpointed_layers, dora_forward_transient,
+                                  effective_attn,
+                                  inference_transient, merged_expert_bytes, training_activations)
 from ..memory.gradients import gradient_bytes
 from ..memory.kv_cache import KV_DTYPE_BYTES, kv_cache_bytes
 from ..memory.optimizer_states import optimizer_state_bytes, step_temporary_bytes
 from ..errors import VramscopeError
-from ..memory.parallel import fsdp_gather_bytes, largest_layer_params, tp_shard_spec
+from ..memory.parallel import (context_parallel_transient, expert_fraction, fsdp_buffers, largest_layer_params,
+                               nvme_pinned_bytes, persistent_params, split_bytes, tp_shard_spec, zero3_buffers)
 from ..memory.pipeline import pipeline_stages
-from ..memory.trainable import lora_modules
+from ..memory.trainable import dora_magnitude_params, lora_modules
 from ..memory.weights import spec_weight_bytes, weight_bytes
 from ..model.spec import ModelSpec
 from ..model.tensors import largest_tensor, tensors
@@ -49,7 +51,6 @@ from .common import compute_dtype, dtype_bytes, shape_note, trainable_for
 
 Phases = dict[str, dict[str, int]]
 
-ZERO_REDUCE_BUCKET = 500_000_000  # DeepSpeed zero_optimization.reduce_bucket_size default (elements)
 
 
 def _weights(model: ResolvedModel, w: Workload, a: float, notes: list[Assumption],
@@ -118,7 +119,7 @@ def _recipe(w: Workload, dtype: str) -> str:
 def _flags(spec: ModelSpec, w: Workload) -> TrainFlags:
     if w.method in ("lora", "qlora"):
         return TrainFlags(base=False, embeddings=False, lora=lora_modules(spec, w.lora_targets),
-                          lora_rank=w.lora_rank, lora_dropout=w.lora_dropout > 0)
+                          lora_rank=w.lora_rank, lora_dropout=w.lora_dropout > 0, dora=w.dora)
     if w.method == "freeze" and w.train_modules:
         return TrainFlags(base=False, embeddings=False, modules=frozenset(w.train_modules))
     if w.method == "freeze":
@@ -127,16 +128,23 @@ def _flags(spec: ModelSpec, w: Workload) -> TrainFlags:
 
 
 def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
-              extra: dict) -> tuple[Phases, int]:
-    if w.parallelism == "tp":
+              extra: dict, seq_shard: int = 1) -> tuple[Phases, int]:
+    if w.tp_degree > 1:
         # Megatron tensor parallelism: each rank trains the slice of every layer that tp_shard_spec describes
-        # (heads, MLP, vocabulary split; norms and the residual stream replicated, so their activations are not
-        # divided: no sequence parallelism)
-        shard = tp_shard_spec(model.spec, w.num_gpus)
+        # (heads, MLP, vocabulary split); norms and the residual stream are replicated, and so are their
+        # activations unless Megatron sequence parallelism shards them
+        tp = w.tp_degree
+        shard = tp_shard_spec(model.spec, tp)
         rank_model = replace(model, spec=shard, params=shard.params, active_params=shard.active_params,
                              stored=None, stored_format="")
-        notes.append(Assumption("a_tp_train", {"n": w.num_gpus}))
-        return _training(rank_model, replace(w, parallelism="none", num_gpus=1), dtype, notes, extra)
+        notes.append(Assumption("a_tp_train_sp" if w.sequence_parallel else "a_tp_train", {"n": tp}))
+        dp_world = 1 if w.parallelism == "tp" else max(1, w.num_gpus // tp)
+        sub = replace(w, parallelism="none" if w.parallelism == "tp" else w.parallelism, tp=1, num_gpus=dp_world)
+        result = _training(rank_model, sub, dtype, notes, extra, tp if w.sequence_parallel else 1)
+        extra.setdefault("parallel", {"dp": sub.dp, "pp": w.pp, "sp": w.sp, "ep": w.ep, "shard_group": 1,
+                                      "parallelism": sub.parallelism})
+        extra["parallel"].update(world=w.num_gpus, tp=tp)
+        return result
     spec = model.spec
     t = trainable_for(model, w)
     adapters = w.method in ("lora", "qlora")
@@ -169,45 +177,101 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     layer_params = largest_layer_params(spec) if not adapters and not w.train_modules else 0
     largest = largest_tensor(spec) if not adapters else 0
     temp = step_temporary_bytes(w.optimizer, t.params, param_bytes, largest)
-    acts = training_activations(spec, w.batch, w.seq, act_bytes, w.attn, w.grad_checkpointing, _flags(spec, w))
-    gathered = 0
-    n = w.num_gpus
-    if w.parallelism in ("fsdp", "zero3"):
-        weights, grads, states, temp = (-(-x // n) for x in (weights, grads, states, temp))
-        gathered = fsdp_gather_bytes(spec, 4.0 if recipe == "mixed" else a)
-        notes.append(Assumption("a_fsdp", {"n": n}))
+    seq_local = -(-w.seq // w.sp)  # context parallelism: each rank holds seq / sp tokens
+    acts = training_activations(spec, w.batch, seq_local, act_bytes, w.attn, w.grad_checkpointing, _flags(spec, w),
+                                every=w.checkpoint_every, selective=w.checkpoint_mode == "selective",
+                                ce_chunks=w.ce_chunks, replicated_shard=seq_shard)
+    sp_temp = context_parallel_transient(spec, w.batch * seq_local, act_bytes, w.sp_mode) if w.sp > 1 else 0
+    if w.sp > 1:
+        notes.append(Assumption("a_sp", {"n": w.sp, "mode": w.sp_mode, "seq": seq_local}))
+    gathered = gathered_bwd = 0
+    # the shard group: data-parallel ranks times context-parallel ranks (inside one node for hybrid sharding)
+    n = max(1, w.dp * w.sp // (w.nodes if w.fsdp_sharding == "hybrid" else 1))
+    ep_share = expert_fraction(spec) if w.ep > 1 else 0.0
+    if w.ep > 1:
+        if spec.moe is None or spec.moe.num_experts % w.ep:
+            raise VramscopeError("conflict", field="--ep", reason="expert parallelism needs an MoE model whose "
+                                 f"experts divide by {w.ep}" if spec.moe is None else
+                                 f"{spec.moe.num_experts} experts do not divide by {w.ep}")
+        notes.append(Assumption("a_ep", {"n": w.ep, "experts": spec.moe.num_experts // w.ep}))
+    gather_bytes = 4.0 if recipe == "mixed" else a
+    if w.parallelism == "fsdp":
+        weights, grads, states, temp = (split_bytes(x, ep_share, n, w.ep) for x in (weights, grads, states, temp))
+        gathered, gathered_bwd = fsdp_buffers(spec, w.fsdp_version, gather_bytes, param_bytes,
+                                              not adapters and not w.train_modules)
+        notes.append(Assumption("a_fsdp_v", {"n": n, "v": w.fsdp_version,
+                                             "hybrid": f" × {w.nodes} replicas" if w.fsdp_sharding == "hybrid" else ""}))
+    elif w.parallelism == "zero3":
+        persistent = int(persistent_params(spec, w.zero_persistence) * a)
+        weights, grads, states, temp = (split_bytes(x, ep_share, n, w.ep) for x in (weights, grads, states, temp))
+        weights += persistent
+        gathered, gathered_bwd = zero3_buffers(spec, a, w.zero_prefetch, w.zero_max_live, w.reduce_bucket, t.params)
+        notes.append(Assumption("a_zero3", {"n": n, "prefetch": f"{w.zero_prefetch:.2g}",
+                                            "live": f"{w.zero_max_live:.2g}", "bucket": f"{w.reduce_bucket:.2g}"}))
     elif w.parallelism in ("zero1", "zero2"):
         # ZeRO stage 1 shards optimizer states (and the step), stage 2 also gradients, which then pass through
         # one reduce bucket (DeepSpeed's reduce_bucket_size, 5e8 elements by default)
-        states, temp = -(-states // n), -(-temp // n)
+        weights = split_bytes(weights, ep_share, 1, w.ep)
+        states, temp = split_bytes(states, ep_share, n, w.ep), split_bytes(temp, ep_share, n, w.ep)
         if w.parallelism == "zero2":
-            grads = -(-grads // n) + min(grads, int(ZERO_REDUCE_BUCKET * param_bytes))
+            grads = split_bytes(grads, ep_share, n, w.ep) + min(grads, int(w.reduce_bucket * param_bytes))
+        else:
+            grads = split_bytes(grads, ep_share, 1, w.ep)
         notes.append(Assumption("a_zero", {"stage": w.parallelism[-1], "n": n}))
-    elif w.parallelism == "ddp":
-        # DDP's reducer keeps flat communication buckets beside .grad (gradient_as_bucket_view=False, default)
-        grads *= 2
-        notes.append(Assumption("a_ddp", {"n": n}))
+    else:
+        weights, grads, states, temp = (split_bytes(x, ep_share, 1, w.ep) for x in (weights, grads, states, temp))
+        if w.parallelism == "ddp":
+            # DDP's reducer keeps flat communication buckets beside .grad (gradient_as_bucket_view=False)
+            grads *= 2
+            notes.append(Assumption("a_ddp", {"n": n}))
     host = 0
     if w.offload != "none":
         # ZeRO-Offload (arXiv 2101.06840) / FSDP CPUOffload: fp32 master weights, Adam states, fp32 gradients
         # and the optimizer step live in pinned host memory; the GPU keeps gradient buckets (two layers' worth)
         layer_grads = int(layer_params * param_bytes) if not adapters else grads
-        host = int(t.params * (4 + 4 + 8)) // (w.num_gpus if w.parallelism in ("fsdp", "zero3", "zero2", "zero1")
-                                               else 1)
+        sharded = w.parallelism in ("fsdp", "zero3", "zero2", "zero1")
+        host = int(t.params * (4 + 4 + 8)) // (n if sharded else 1)
         states, temp = 0, 0
         grads = min(grads, 2 * layer_grads)
-        if w.offload == "optimizer+params":
+        params_off = w.offload == "optimizer+params"
+        if params_off:
             host += weights
             weights = 0
-            gathered = gathered or fsdp_gather_bytes(spec, a)
+            if not gathered:
+                gathered, gathered_bwd = fsdp_buffers(spec, w.fsdp_version, a, param_bytes, not adapters)
+        if w.offload_device == "nvme":
+            # ZeRO-Infinity: states (and parameters) on NVMe; the host keeps pinned swap buffers only
+            extra["nvme_bytes"] = host
+            host = nvme_pinned_bytes(int(t.params // n), int(t.params // n), params_off, a)
         notes.append(Assumption("a_offload", {"what": w.offload, "host": f"{host / 2**30:.1f} GiB"}))
         extra.update(offload=w.offload, host_bytes=host)
+    if w.num_gpus > 1 or w.sp > 1 or w.ep > 1:
+        extra["parallel"] = {"world": w.num_gpus, "dp": w.dp, "tp": 1, "pp": w.pp, "sp": w.sp, "ep": w.ep,
+                             "shard_group": n if w.parallelism in ("fsdp", "zero3", "zero1", "zero2") else 1,
+                             "parallelism": w.parallelism}
+    if w.activation_offload:
+        # torchtune / TRL OffloadActivations: every saved tensor of at least 1 KiB that is not a parameter goes
+        # to pinned host memory during forward (the output head excepted) and comes back, one autograd node at a
+        # time, in backward; the loss head runs outside the context and keeps its tensors on the GPU
+        host_acts = acts.layers
+        acts = replace(acts, layers=0)
+        extra["host_bytes"] = extra.get("host_bytes", 0) + host_acts
+        notes.append(Assumption("a_act_offload", {"host": f"{host_acts / 2**30:.1f} GiB"}))
     kept = grads if w.grad_accum > 1 else 0
     base = {"weights": weights + gathered, "optimizer_states": states}
+    bwd_base = {**base, "weights": weights + max(gathered, gathered_bwd)}
     # under checkpointing a layer's forward still builds its merged expert weights, then drops them
     in_flight = merged_expert_bytes(spec, act_bytes, _flags(spec, w)) if w.grad_checkpointing else 0
+    flags = _flags(spec, w)
+    dora_temp = dora_forward_transient(spec, flags.lora, not w.grad_checkpointing) if flags.dora else 0
+    if flags.dora and spec.moe is not None and "experts" in flags.lora:
+        raise VramscopeError("conflict", field="--dora", reason="peft has no DoRA for fused MoE experts; "
+                                                                "target the attention modules (--lora-targets)")
     forward = {**base, "gradients": kept, "activations": acts.layers + cast_cache + acts.loss_resident + in_flight,
-               "loss_head": acts.loss_forward_extra}
+               "loss_head": acts.loss_forward_extra, "temporaries": sp_temp}
+    if dora_temp:  # the last layer's adapted weights rebuilt while nearly everything forward saves is alive
+        forward = max(forward, {**base, "gradients": kept, "activations": acts.layers + cast_cache,
+                                "temporaries": dora_temp}, key=lambda c: sum(c.values()))
     # backward: the larger of its start (cross-entropy backward on top of everything forward saved), the end
     # (all gradients), and, under checkpointing, the last recomputed layer beside almost all gradients
     embed_grad = int(spec.vocab_size * spec.hidden_size * param_bytes) if w.method == "full" else 0
@@ -215,18 +279,35 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     # sums them into the shared weight's gradient
     tied_extra = 2 * embed_grad if spec.tie_embeddings and embed_grad else 0
     candidates = [
-        {**base, "gradients": kept, "activations": acts.saved,
-         "temporaries": max(acts.loss_backward_extra, acts.layer_backward_extra),
+        {**bwd_base, "gradients": kept, "activations": acts.saved,
+         "temporaries": max(acts.loss_backward_extra, acts.layer_backward_extra) + sp_temp,
          # a plain PyTorch loop still holds out.logits (compute dtype) while backward starts
          "loss_head": int(w.batch * w.seq * spec.vocab_size * act_bytes) if w.framework == "pytorch" else 0},
-        {**base, "gradients": grads, "temporaries": tied_extra},
+        {**bwd_base, "gradients": grads, "temporaries": tied_extra},
     ]
-    if w.grad_checkpointing:
-        layer_grads = int(layer_params * param_bytes) // (w.num_gpus if w.parallelism in ("fsdp", "zero3") else 1)
+    if w.ce_chunks > 1 and w.method == "full":
+        # a chunked output head runs lm_head once per chunk: from the second chunk's backward on, autograd adds
+        # each chunk's weight gradient to .grad out of place (old .grad, the new one and their sum alive)
+        head = int(spec.vocab_size * spec.hidden_size * param_bytes)
+        rest = acts.loss_resident * (w.ce_chunks - 1) // w.ce_chunks
+        candidates.append({**bwd_base, "gradients": kept + head, "activations": acts.layers + rest,
+                           "temporaries": 2 * head + acts.loss_backward_extra})
+    # a recomputed DoRA layer rebuilds its weights with autograd recording
+    dora_recompute = dora_forward_transient(spec, flags.lora) if flags.dora and w.grad_checkpointing else 0
+    if w.grad_checkpointing or w.activation_offload:
+        layer_grads = int(layer_params * param_bytes) // (n if w.parallelism in ("fsdp", "zero3") else 1)
         partial = max(kept, grads - layer_grads - embed_grad)
         # recomputed tensors are re-created inside backward: temporaries, as a trace sees them
-        candidates.append({**base, "gradients": partial,
-                           "temporaries": acts.one_layer + acts.layer_backward_extra})
+        candidates.append({**bwd_base, "gradients": partial,
+                           "temporaries": sp_temp + acts.one_layer + max(acts.layer_backward_extra, dora_recompute)})
+    if w.optimizer_in_backward:
+        # torchtune's optimizer_in_bwd: a post-accumulate-grad hook steps each parameter as soon as its
+        # gradient is complete and frees it, so gradients never pile up and there is no separate step
+        one = int(largest * param_bytes) if largest else min(grads, int(layer_params * param_bytes))
+        step_one = step_temporary_bytes(w.optimizer, largest or t.params, param_bytes, largest)
+        candidates = [{**c, "gradients": min(c.get("gradients", 0), one)} for c in candidates
+                      if c.get("gradients", 0) != grads]
+        candidates.append({**bwd_base, "gradients": one, "optimizer_temp": step_one, "temporaries": tied_extra})
     backward = max(candidates, key=lambda c: sum(c.values()))
     phases: Phases = {
         "load": {"weights": weights},
@@ -235,6 +316,9 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         "optimizer_step": {"weights": weights, "gradients": grads, "optimizer_states": states,
                            "optimizer_temp": temp},
     }
+    if w.optimizer_in_backward:
+        del phases["optimizer_step"]
+        notes.append(Assumption("a_opt_in_bwd"))
 
     if w.pp > 1:
         if w.pp > spec.num_layers:
@@ -245,7 +329,19 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         notes.append(Assumption("a_pp", {"pp": w.pp, "schedule": w.pp_schedule, "m": w.grad_accum,
                                          "kind": busiest["kind"]}))
     notes.append(Assumption(f"a_recipe_{recipe}", {"dtype": dtype}))
-    notes.append(Assumption(f"a_framework_{w.framework}"))
+    notes.append(Assumption(f"a_framework_{w.framework}", {"chunks": w.ce_chunks}))
+    if w.packing:
+        notes.append(Assumption("a_packing", {"seq": w.seq}))
+    if w.grad_checkpointing and w.checkpoint_mode == "selective":
+        notes.append(Assumption("a_ckpt_selective"))
+    elif w.grad_checkpointing and w.checkpoint_every > 1:
+        n_layers = spec.num_layers + spec.num_decoder_layers
+        notes.append(Assumption("a_ckpt_every", {"ckpt": checkpointed_layers(n_layers, w.checkpoint_every),
+                                                 "layers": n_layers, "every": w.checkpoint_every}))
+    if w.ce_chunks > 1:
+        notes.append(Assumption("a_chunked_ce", {"chunks": w.ce_chunks}))
+    if w.dora:
+        notes.append(Assumption("a_dora", {"magnitude": f"{dora_magnitude_params(spec, w.lora_targets):,}"}))
     notes.append(Assumption("a_training_shape", {"batch": w.batch, "seq": w.seq, "attn": w.attn,
                                                  "optimizer": w.optimizer, "accum": w.grad_accum}))
     if spec.layout != "llama":

@@ -26,7 +26,7 @@ def trainable_for(model: ResolvedModel, w: Workload) -> Trainable:
     if not w.training:
         return Trainable(0, 0, model.params)
     return trainable(model.spec, model.params, w.method, w.lora_rank, w.lora_targets, w.frozen_layers,
-                     w.train_modules)
+                     w.train_modules, w.dora)
 
 
 def pick_peak(phases: dict[str, dict[str, int]]) -> str:

@@ -53,7 +53,7 @@ last position only (``logits_to_keep=1``) and copies them to fp32: ``b·V·(a + 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 from ..model.spec import ModelSpec
@@ -80,6 +80,7 @@ class TrainFlags:
     lora_rank: int = 0
     lora_dropout: bool = False  # peft lora_dropout > 0: each adapter keeps a dropout mask and output
     modules: Optional[frozenset] = None  # --method freeze --train-modules: only these linear modules train
+    dora: bool = False  # peft use_dora=True: each adapter also keeps the base output and its own output
 
     def trains(self, module: str) -> bool:
         return self.base if self.modules is None else module in self.modules
@@ -147,7 +148,10 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
     if any(t.trains(m) for m in qkv):
         out += a * h
     out += lora_inputs(h, *qkv)
-    if attn == "eager":
+    if attn == "selective":
+        # core attention under a checkpoint: its inputs (rotated q and k, v) stay, and o_proj's input
+        out += a * (2 * q_dim + 2 * kv_dim)
+    elif attn == "eager":
         probs = 4.0 + (a if a != 4.0 else 0.0)  # fp32 softmax and, below fp32, its cast copy
         if spec.attn_softcap:
             probs += a  # tanh output
@@ -177,10 +181,32 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
         mlp = (3 * a * inter + (a * inter if t.trains("down_proj") else 0.0)) if spec.mlp_gated else 2 * a * inter
         mlp += lora_inputs(h, *gate_up) + lora_inputs(inter, "down_proj")
     out += k * mlp
+    if t.dora:
+        out += (a + 4.0) * sum(width for name, width, _ in dora_modules(spec, lora))
     if spec.moe is not None and spec.moe.shared_intermediate_size:
         si = spec.moe.shared_intermediate_size
         out += 3 * a * si + (a * si if t.base else 0.0)
     return out
+
+
+def dora_modules(spec: ModelSpec, lora: frozenset) -> list[tuple[str, int, int]]:
+    """(name, out width, in width) of each DoRA-adapted linear in one Llama-layout layer."""
+    h, q, kv, inter = spec.hidden_size, spec.q_dim, spec.kv_dim, spec.intermediate_size
+    shapes = {"q_proj": (q, h), "k_proj": (kv, h), "v_proj": (kv, h), "qkv_proj": (q + 2 * kv, h), "o_proj": (h, q),
+              "gate_proj": (inter, h), "up_proj": (inter, h), "gate_up_proj": (2 * inter, h), "down_proj": (h, inter)}
+    return [(n, *shapes[n]) for n in shapes if n in lora]
+
+
+def dora_forward_transient(spec: ModelSpec, lora: frozenset, graph: bool = True) -> int:
+    """peft's ``DoraLinearLayer.forward`` rebuilds the adapter's weight each call: an fp32 identity of
+    ``in × in`` pushed through ``lora_A`` and ``lora_B`` (``get_lora_weight``), then the base weight in fp32,
+    the scaled adapter weight and their sum for the column norm (``get_weight_norm``). With autograd recording
+    (``graph``), ``lora_A`` keeps the identity until the norm is done: ``4·in² + 16·in·out`` bytes together at
+    the largest adapted layer; inside a checkpointed forward nothing is kept, and the peak is the larger of
+    the identity with the product (``4·in² + 4·in·out``) and the four weight-sized tensors (``16·in·out``)."""
+    if graph:
+        return max((4 * i * i + 16 * i * o for _, o, i in dora_modules(spec, lora)), default=0)
+    return max((max(4 * i * i + 4 * i * o, 16 * i * o) for _, o, i in dora_modules(spec, lora)), default=0)
 
 
 def _korthikanti_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str) -> float:
@@ -205,21 +231,45 @@ def merged_expert_bytes(spec: ModelSpec, a: float, t: TrainFlags) -> int:
     return int(spec.moe.num_experts * 3 * spec.moe.expert_intermediate_size * spec.hidden_size * a)
 
 
+def checkpointed_layers(n_layers: int, every: int) -> int:
+    """Layers checkpointed when every ``every``-th one is (torchtune counts from 1: layers every, 2·every, ...)."""
+    return n_layers // every if every else 0
+
+
 def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: str = "sdpa",
-                         checkpointing: bool = False, trainable: TrainFlags = FULL_TRAINING) -> TrainingActivations:
+                         checkpointing: bool = False, trainable: TrainFlags = FULL_TRAINING, every: int = 1,
+                         selective: bool = False, ce_chunks: int = 1, replicated_shard: int = 1
+                         ) -> TrainingActivations:
+    """What training keeps (module docstring). ``every``: with checkpointing, only every ``every``-th layer is
+    checkpointed; ``selective``: Megatron's selective recomputation (only core attention recomputed) instead
+    of whole layers; ``ce_chunks``: the output head and cross-entropy run chunk by chunk along the sequence."""
     tokens = batch * seq
-    per_layer = layer_bytes_per_token(spec, seq, a, attn, trainable)
+    if checkpointing and selective:
+        per_layer = layer_bytes_per_token(spec, seq, a, "selective", trainable)
+        checkpointing = False
+    else:
+        per_layer = layer_bytes_per_token(spec, seq, a, attn, trainable)
+    if replicated_shard > 1:
+        # Megatron sequence parallelism: what tensor parallelism replicates (hidden-size-wide tensors) is split
+        # along the sequence inside the TP group; the head- and MLP-sharded part is unchanged
+        narrow = replace(spec, head_dim=0, intermediate_size=0, mla=None, qk_norm=False,
+                         moe=None if spec.moe is None else replace(spec.moe, expert_intermediate_size=0,
+                                                                   shared_intermediate_size=0))
+        wide = layer_bytes_per_token(narrow, seq, a, "sdpa", trainable)
+        per_layer -= wide * (1 - 1 / replicated_shard)
     n_layers = spec.num_layers + spec.num_decoder_layers
     live_layers = n_layers - min(trainable.frozen_layers, n_layers) if not trainable.embeddings else n_layers
     merged = merged_expert_bytes(spec, a, trainable)
     moe_layers = sum(1 for i in range(spec.num_layers) if spec.is_moe_layer(i)) if merged else 0
     one_layer = int(tokens * per_layer) + merged
     if checkpointing:
-        layers = int(tokens * live_layers * a * spec.hidden_size)
+        ckpt = min(checkpointed_layers(n_layers, every), live_layers)
+        layers = int(tokens * ckpt * a * spec.hidden_size / replicated_shard)
+        layers += int(tokens * per_layer) * (live_layers - ckpt) + merged * round(moe_layers * (1 - ckpt / n_layers))
     else:
         layers = int(tokens * per_layer) * live_layers + merged * moe_layers
     gemma = spec.model_type.startswith("gemma")
-    final_norm = int(tokens * _norm(spec.hidden_size, a, trainable.norms_train, gemma))
+    final_norm = int(tokens * _norm(spec.hidden_size, a, trainable.norms_train, gemma) / replicated_shard)
     if trainable.trains("lm_head"):
         final_norm += int(tokens * a * spec.hidden_size)  # lm_head's input, when lm_head trains
     if spec.kind == "encoder" and not spec.mlm_head:
@@ -230,6 +280,12 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
         softcap = a if spec.logit_softcap else 0.0  # tanh output kept for backward
         resident = int(tokens * (4 + softcap) * v)
         fwd_extra, bwd_extra = int(tokens * (a + upcast) * v), int(tokens * 8 * v)
+        if ce_chunks > 1:
+            # all chunks' logits stay alive while the loss runs, but only one chunk's fp32 copy at a time;
+            # backward's fp32 gradients (and the chunk's logits gradient) exist one chunk at a time
+            chunk = -(-seq // ce_chunks) * batch
+            fwd_extra = int(tokens * a * v + chunk * upcast * v)
+            bwd_extra = int(chunk * (8 + a) * v)
     # backward through a merged expert weight materializes its full gradient (the down projection's first)
     layer_bwd = merged // 3
     return TrainingActivations(layers=layers + final_norm, loss_resident=resident, loss_forward_extra=fwd_extra,

@@ -1,4 +1,4 @@
-"""Multi-GPU sharding, per rank (first version: tensor parallel for inference, FSDP full shard for training).
+"""Multi-GPU sharding, per rank: tensor, sequence/context and expert parallelism; FSDP 1/2, ZeRO 1-3 buffers.
 
 Tensor parallel (Megatron-LM, Shoeybi et al. 2019, arXiv 1909.08053; vLLM ``parallel_state``): attention heads,
 MLP and expert intermediate sizes and the vocabulary (embedding and output head) split across ``n`` ranks;
@@ -7,10 +7,16 @@ norms are replicated. KV heads split too, and are replicated when there are fewe
 be divisible by the tensor-parallel size. The per-rank model is therefore a spec with those sizes divided,
 and every per-rank component (weights, KV cache, activations) comes from it.
 
-FSDP full shard / ZeRO-3 (Rajbhandari et al. 2020, arXiv 1910.02054; torch ``FSDP2``): parameters, gradients
-and optimizer states are split evenly across ``n`` ranks; during forward and backward each rank all-gathers one
-layer's parameters and prefetches the next (two unsharded layers alive), and backward holds one layer's
-unsharded gradients before the reduce-scatter. Activations are not sharded: each rank runs its own micro-batch.
+FSDP full shard / ZeRO-3 (Rajbhandari et al. 2020, arXiv 1910.02054): parameters, gradients and optimizer states
+are split evenly across the ``n`` ranks of the shard group (data-parallel × context-parallel ranks, as torchtitan
+meshes them; inside a node only, for hybrid sharding); unsharded buffers come on top (:func:`fsdp_buffers`,
+:func:`zero3_buffers`). Activations are not sharded: each rank runs its own micro-batch.
+
+Context parallelism (ring attention: Liu et al. 2023, arXiv 2310.01889, torch ``context_parallel``; DeepSpeed-
+Ulysses: Jacobs et al. 2023, arXiv 2309.14509) splits the sequence: every per-token activation divides by the
+degree; :func:`context_parallel_transient` adds the exchanged key/value chunks. Expert parallelism splits routed
+experts (:func:`expert_fraction`). Megatron sequence parallelism (Korthikanti et al. 2022 §4.2.2) shards the
+activations that tensor parallelism replicates (norms, residual stream, linear inputs) inside the TP group.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from functools import lru_cache
 
 from ..errors import VramscopeError
 from ..model.spec import ModelSpec
-from ..model.tensors import tensors
+from ..model.tensors import largest_tensor, tensors
 
 
 def tp_shard_spec(spec: ModelSpec, n: int) -> ModelSpec:
@@ -53,3 +59,88 @@ def largest_layer_params(spec: ModelSpec) -> int:
 def fsdp_gather_bytes(spec: ModelSpec, param_bytes: float) -> int:
     """Unsharded parameters in flight: the current and the prefetched layer."""
     return int(2 * largest_layer_params(spec) * param_bytes)
+
+
+@lru_cache(maxsize=64)
+def expert_fraction(spec: ModelSpec) -> float:
+    """Share of the parameters in routed experts (what expert parallelism splits)."""
+    total = sum(t.numel for t in tensors(spec))
+    experts = sum(t.numel for t in tensors(spec) if t.role == "expert")
+    return experts / total if total else 0.0
+
+
+def split_bytes(total: int, expert_share: float, shard: int, ep: int) -> int:
+    """Per-rank bytes of a model-sized quantity: non-expert part over the shard group, routed experts over
+    ``max(ep, shard)`` (expert-parallel ranks hold E/ep experts, sharded further when the shard group is larger:
+    torchtitan's ``dp_shard_mod_ep`` mesh; without sharding, ``shard`` is 1 and experts divide by ``ep``)."""
+    dense = total * (1 - expert_share)
+    return int(-(-dense // shard) + total * expert_share / max(ep, shard))
+
+
+@lru_cache(maxsize=64)
+def persistent_params(spec: ModelSpec, threshold: int) -> int:
+    """Parameters ZeRO-3 never partitions: tensors of at most ``stage3_param_persistence_threshold`` elements
+    (``partition_parameters.py``: ``ds_persist``), kept whole on every rank — norms and biases."""
+    return sum(t.numel for t in tensors(spec) if t.numel // t.count <= threshold)
+
+
+def fsdp_buffers(spec: ModelSpec, version: int, param_bytes: float, grad_bytes: float,
+                 trains_layers: bool) -> tuple[int, int]:
+    """Unsharded bytes in flight per rank, (forward, backward), U = the largest layer's parameters.
+
+    FSDP2 (torch ``distributed/fsdp/_fully_shard``): forward holds the current layer's unsharded parameters and the
+    all-gather output of the next (``_fsdp_param_group.wait_for_unshard``: 2U); backward the current layer, the
+    prefetched one (``_backward_prefetch``), its unsharded gradients and the retained reduce-scatter input
+    (``foreach_reduce``, ``reduce_scatter_max_input_buffers = 1``): 2U + 2U of gradients. accelerate wraps the final
+    norm and output head in one unit with ``reshard_after_forward=False`` (``fsdp2_prepare_model``), so they stay
+    unsharded from forward into backward.
+    FSDP1 (``_flat_param.py``, ``_runtime_utils.py``): gathers and reduce-scatters happen in place on the flat
+    parameter and gradient; the rate limiter allows two all-gathers in flight (2U), ``BACKWARD_PRE`` prefetch holds
+    current + next + the current gradient (``api.py BackwardPrefetch``: 2U + 1U of gradients); the root unit
+    (embedding, final norm, output head) is never resharded after forward.
+    """
+    layer = largest_layer_params(spec)
+    head = spec.vocab_size * spec.hidden_size + spec.hidden_size
+    embed = 0 if spec.tie_embeddings else spec.vocab_size * spec.hidden_size
+    grads = layer * grad_bytes if trains_layers else 0
+    if version == 2:
+        fwd = 2 * layer * param_bytes + head * param_bytes
+        return int(fwd), int(fwd + 2 * grads)
+    fwd = 2 * layer * param_bytes + (head + embed) * param_bytes
+    return int(fwd), int(fwd + grads)
+
+
+def zero3_buffers(spec: ModelSpec, param_bytes: float, prefetch: int, max_live: int, reduce_bucket: int,
+                  trainable: int) -> tuple[int, int]:
+    """DeepSpeed ZeRO-3 per rank, (forward, backward) (``deepspeed/runtime/zero``): parameters are gathered per
+    submodule (the largest one: the embedding or output head); the coordinator prefetches up to
+    ``stage3_prefetch_bucket_size`` elements ahead, bounded by ``stage3_max_live_parameters``
+    (``partitioned_param_coordinator.py``); a coalesced gather copies out of its buffer (2× the module briefly).
+    Backward adds the gradient bucket (``reduce_bucket_size`` elements, ``__ipg_bucket_flat_buffer``) and the
+    ``torch.cat`` copy made for the reduce-scatter (about the same size)."""
+    module = largest_tensor(spec)
+    fwd = (2 * module + min(prefetch, max(0, max_live - module))) * param_bytes
+    bucket = 2 * min(reduce_bucket, trainable) * param_bytes
+    return int(fwd), int(fwd + bucket)
+
+
+def context_parallel_transient(spec: ModelSpec, tokens_local: int, a: float, mode: str) -> int:
+    """Extra bytes inside one attention call per rank. Ring attention keeps the key/value chunk it computes on
+    and the one arriving, and in backward fp32 accumulators for dK and dV (torch
+    ``distributed/tensor/experimental/_attention.py``): ``tokens·kv·(4a + 8)``. Ulysses' all-to-all re-lays out
+    q, k and v (input and output buffers): ``2·tokens·(q + 2kv)·a``."""
+    if mode == "ulysses":
+        return int(2 * tokens_local * (spec.q_dim + 2 * spec.kv_dim) * a)
+    return int(tokens_local * spec.kv_dim * (4 * a + 8))
+
+
+def nvme_pinned_bytes(param_partition: int, optimizer_partition: int, params_on_nvme: bool,
+                      param_bytes: float) -> int:
+    """ZeRO-Infinity's pinned host buffers per rank (``swap_tensor/partitioned_param_swapper.py``,
+    ``optimizer_utils.py``; defaults ``offload_param.buffer_count = 5``, ``buffer_size = 1e8``,
+    ``max_in_cpu = 1e9``; ``offload_optimizer.buffer_count = 4`` fp32 buffers of the largest sub-group,
+    ``sub_group_size = 1e9``)."""
+    opt = int(4 * 4 * min(optimizer_partition, 1_000_000_000))
+    if not params_on_nvme:
+        return opt
+    return opt + int(5 * 100_000_000 * param_bytes) + int(min(param_partition, 1_000_000_000) * param_bytes)

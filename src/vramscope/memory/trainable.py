@@ -66,11 +66,22 @@ def lora_params(spec: ModelSpec, rank: int, targets: tuple[str, ...] = DEFAULT_L
     return total
 
 
+@lru_cache(maxsize=64)
+def dora_magnitude_params(spec: ModelSpec, targets: tuple[str, ...] = DEFAULT_LORA_TARGETS) -> int:
+    """DoRA (Liu et al. 2024, arXiv 2402.09353; peft ``lora/dora.py``) adds one trainable magnitude per output
+    feature of every adapted linear layer (``lora_magnitude_vector``, shape (out,))."""
+    wanted = lora_modules(spec, targets)
+    return sum(t.shape[0] * t.count for t in tensors(spec)
+               if t.linear and t.role not in ("lm_head", "expert") and t.module in wanted)
+
+
 def trainable(spec: ModelSpec, total_params: int, method: str, lora_rank: int = 16,
               lora_targets: tuple[str, ...] = DEFAULT_LORA_TARGETS, frozen_layers: int = 0,
-              train_modules: tuple[str, ...] = ()) -> Trainable:
+              train_modules: tuple[str, ...] = (), dora: bool = False) -> Trainable:
     if method in ("lora", "qlora"):
         adapters = lora_params(spec, lora_rank, lora_targets)
+        if dora:
+            adapters += dora_magnitude_params(spec, lora_targets)
         return Trainable(adapters, adapters, total_params)
     if method == "freeze" and train_modules:
         wanted = set(train_modules)

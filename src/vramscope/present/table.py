@@ -61,8 +61,14 @@ def render_estimate(e: Estimate, lang: str = "en", units: str = "GiB") -> str:
         host = e.engine["host"]
         out.append(t("llamacpp_host_line", lang, model=format_bytes(host["model_buffer_bytes"], units),
                      kv=format_bytes(host["kv_buffer_bytes"], units)))
-    if e.engine.get("host_bytes") and e.engine.get("offload"):
+    if e.engine.get("host_bytes"):
         out.append(t("host_line", lang, host=format_bytes(e.engine["host_bytes"], units)))
+    if e.engine.get("nvme_bytes"):
+        out.append(t("nvme_line", lang, nvme=format_bytes(e.engine["nvme_bytes"], units)))
+    par = e.engine.get("parallel")
+    if par:
+        out.append(t("parallel_line", lang, world=par["world"], dp=par["dp"], tp=par.get("tp", 1), pp=par["pp"],
+                     sp=par["sp"], ep=par["ep"], shard=par["shard_group"]))
     if e.gpus:
         out.append("")
         for g in e.gpus:

@@ -85,7 +85,7 @@ def build_model(model: ResolvedModel, dtype: Any, attn: str) -> Any:
     return cls._from_config(config, dtype=dtype)
 
 
-def apply_lora(model: Any, rank: int, targets: tuple[str, ...], dropout: float = 0.0) -> Any:
+def apply_lora(model: Any, rank: int, targets: tuple[str, ...], dropout: float = 0.0, dora: bool = False) -> Any:
     """peft LoRA adapters as ``get_peft_model`` adds them, with peft's fp32 adapter weights.
 
     peft moves each new adapter to its base layer's device and dtype with ``Module.to()``, which fake tensors
@@ -98,7 +98,7 @@ def apply_lora(model: Any, rank: int, targets: tuple[str, ...], dropout: float =
     from peft.tuners import tuners_utils
 
     target: Any = "all-linear" if "all-linear" in targets else list(targets)
-    cfg = peft.LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=target, lora_dropout=dropout)
+    cfg = peft.LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=target, lora_dropout=dropout, use_dora=dora)
     layer_cls = tuners_utils.BaseTunerLayer
     original_move = layer_cls._move_adapter_to_device_of_base_layer
     original_to = torch.nn.Module.to
@@ -118,3 +118,49 @@ def apply_lora(model: Any, rank: int, targets: tuple[str, ...], dropout: float =
     finally:
         layer_cls._move_adapter_to_device_of_base_layer = original_move
         torch.nn.Module.to = original_to
+
+
+def checkpoint_layers(model: Any, every: int = 1) -> None:
+    """Non-reentrant checkpointing of the decoder layers, as ``gradient_checkpointing_enable`` sets it up; with
+    ``every > 1`` only every ``every``-th layer (torchtune's ``ac_mode: selective``, ``ac_option: every``: its
+    wrapper counts layers from 1 and checkpoints those whose count divides by ``every``)."""
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if every == 1:
+        return
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    for count, layer in enumerate(layers, 1):
+        layer.gradient_checkpointing = count % every == 0
+
+
+SELECTIVE = "vramscope_selective"
+
+
+def selective_attention_checkpointing(model: Any) -> None:
+    """Megatron-LM's selective recomputation (Korthikanti et al. 2022 §4.2): only the core attention (scores,
+    softmax, attention·V) is checkpointed. The model's attention function is registered under a new name that
+    runs it inside ``torch.utils.checkpoint`` (non-reentrant); masks are built as for the wrapped one."""
+    import sys
+
+    from torch.utils.checkpoint import checkpoint
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    config = model.config.get_text_config()
+    impl = config._attn_implementation
+    attn_module = next(m for n, m in model.named_modules() if n.endswith("self_attn"))
+    inner = (getattr(sys.modules[type(attn_module).__module__], "eager_attention_forward")
+             if impl == "eager" else ALL_ATTENTION_FUNCTIONS[impl])
+
+    def wrapped(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, **kwargs: Any) -> Any:
+        def core(q: Any, k: Any, v: Any, m: Any) -> Any:
+            out, _ = inner(module, q, k, v, m, **kwargs)
+            return out
+
+        return checkpoint(core, query, key, value, attention_mask, use_reentrant=False), None
+
+    ALL_ATTENTION_FUNCTIONS.register(SELECTIVE, wrapped)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(SELECTIVE, ALL_MASK_ATTENTION_FUNCTIONS[impl])
+    for cfg in (model.config, config):
+        cfg._attn_implementation_internal = SELECTIVE

@@ -24,7 +24,8 @@ from ..memory.overhead import runtime_overhead
 from ..result import Assumption, Estimate, ModelInfo
 from ..sources.base import ResolvedModel
 from ..workload import Workload
-from .build import apply_lora, build_model, require_torch
+from .build import (apply_lora, build_model, checkpoint_layers, require_torch,
+                    selective_attention_checkpointing)
 from .runner import make_optimizer, run_inference, run_training
 from .tracker import TraceLog, make_tracker
 
@@ -34,12 +35,20 @@ def _refuse(w: Workload) -> None:
         raise VramscopeError("trace_unsupported",
                              reason=f"'{w.quant}' weights need bitsandbytes/GPTQ CUDA kernels, which do not run on "
                                     "fake CPU tensors; use the analytic estimator (or measure on a GPU)")
-    if w.num_gpus > 1:
-        raise VramscopeError("trace_unsupported", reason="multi-GPU workloads are not traced yet; use --gpus 1")
+    if w.num_gpus > 1 and w.parallelism != "fsdp":
+        raise VramscopeError("trace_unsupported", reason="of the multi-GPU setups only FSDP2 is traced "
+                                                         "(on fake process groups); use --parallelism fsdp or --gpus 1")
     if w.optimizer in ("adamw-8bit", "lion", "paged-adamw", "paged-adamw-8bit"):
         raise VramscopeError("trace_unsupported", reason=f"optimizer '{w.optimizer}' is not in torch")
     if w.kv_dtype not in (None, "fp16", "bf16", "fp32"):
         raise VramscopeError("trace_unsupported", reason="quantized KV caches are not traced")
+    if w.framework == "torchtune":
+        raise VramscopeError("trace_unsupported",
+                             reason="the trace runs transformers' model code; torchtune's own modules keep the same "
+                                    "activations (docs/accuracy.md), so trace with --framework hf and the same "
+                                    "options (--grad-checkpointing, --chunked-ce 8, --lora-targets ...)")
+    if w.pp > 1 or w.tp_degree > 1 or w.sp > 1 or w.ep > 1:
+        raise VramscopeError("trace_unsupported", reason="model-parallel workloads are not traced; use --gpus 1")
 
 
 class Progress:
@@ -93,7 +102,7 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
         trainable = 0
         if w.training:
             if w.method == "lora":
-                net = apply_lora(net, w.lora_rank, w.lora_targets, w.lora_dropout)
+                net = apply_lora(net, w.lora_rank, w.lora_targets, w.lora_dropout, w.dora)
             elif w.method == "freeze" and w.train_modules:
                 for name, p in net.named_parameters():
                     p.requires_grad_(name.split(".")[-2] in w.train_modules if "." in name else False)
@@ -102,14 +111,21 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
                     layer = _layer_index(name)
                     if "embed" in name or (layer is not None and layer < w.frozen_layers):
                         p.requires_grad_(False)
-            if w.grad_checkpointing:
-                net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if w.grad_checkpointing and w.checkpoint_mode == "selective":
+                selective_attention_checkpointing(net)
+            elif w.grad_checkpointing:
+                checkpoint_layers(net, w.checkpoint_every)
                 if w.method == "lora":
                     net.enable_input_require_grads()
             params = [p for p in net.parameters() if p.requires_grad]
             trainable = sum(p.numel() for p in params)
             mark(net.parameters(), "weights")
-            opt = make_optimizer(params, w.optimizer)
+            if w.optimizer_in_backward:
+                opt: Any = {p: make_optimizer([p], w.optimizer) for p in params}
+                optimizers = list(opt.values())
+            else:
+                opt = make_optimizer(params, w.optimizer)
+                optimizers = [opt]
 
             def on_grads() -> None:
                 mark([p.grad for p in params if p.grad is not None], "gradients")
@@ -126,9 +142,12 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
             tracker.set_phase("ready")
             run_training(net, opt, w.batch, w.seq, tracker.set_phase,
                          amp_dtype=_torch_dtype(dtype) if recipe_mixed else None, saved_hook=on_saved,
-                         on_grads=on_grads, on_logits=on_logits, keep_outputs=w.framework == "pytorch")
-            for state in opt.state.values():
-                mark([v for v in state.values() if isinstance(v, torch.Tensor)], "optimizer_states")
+                         on_grads=on_grads, on_logits=on_logits, keep_outputs=w.framework == "pytorch",
+                         ce_chunks=w.ce_chunks, offload=w.activation_offload,
+                         step_in_backward=w.optimizer_in_backward)
+            for o in optimizers:
+                for state in o.state.values():
+                    mark([v for v in state.values() if isinstance(v, torch.Tensor)], "optimizer_states")
         else:
             mark(net.parameters(), "weights")
 

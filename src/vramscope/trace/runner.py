@@ -52,28 +52,49 @@ def run_inference(model: Any, batch: int, seq: int, phase: Phase, decode_steps: 
 def run_training(model: Any, optimizer: Any, batch: int, seq: int, phase: Phase, steps: int = 2,
                  amp_dtype: Any = None, saved_hook: Optional[Callable[[Any], None]] = None,
                  on_grads: Optional[Callable[[], None]] = None, on_logits: Optional[Callable[[Any], None]] = None,
-                 device_type: str = "cpu", keep_outputs: bool = False) -> None:
+                 device_type: str = "cpu", keep_outputs: bool = False, ce_chunks: int = 1,
+                 offload: bool = False, step_in_backward: bool = False) -> None:
+    """One training step per ``steps``; ``ce_chunks > 1`` computes the output head and the loss chunk by chunk
+    (torchtune's ``CEWithChunkedOutputLoss``), ``offload`` moves saved activations out as torchtune's
+    ``OffloadActivations`` does, ``step_in_backward`` steps each parameter from its gradient hook (torchtune's
+    ``optimizer_in_bwd``; ``optimizer`` is then a dict parameter → optimizer)."""
     import torch
 
     config = model.config.get_text_config()
     vocab = config.vocab_size
     device = next(model.parameters()).device
     model.train()
+    offloader = Offloader(model, saved_hook) if offload else None
+    if step_in_backward:
+        for p, opt in optimizer.items():
+            p.register_post_accumulate_grad_hook(_step_hook(opt))
     for step in range(1, steps + 1):
         ids = torch.randint(0, vocab, (batch, seq), device=device)
         phase(f"forward#{step}")
         amp = torch.autocast(device_type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
-        hooks = (torch.autograd.graph.saved_tensors_hooks(_pack(saved_hook), lambda t: t)
-                 if saved_hook is not None else nullcontext())
-        with hooks:
-            with amp:
-                out = model(input_ids=ids)
-                logits = out.logits
-                del out
-                if on_logits is not None:
-                    on_logits(logits)
-                phase(f"loss#{step}")
-                loss = model.loss_function(logits=logits, labels=ids, vocab_size=vocab)
+        if offloader is not None:
+            hooks = torch.autograd.graph.saved_tensors_hooks(offloader.pack, offloader.unpack)
+        elif saved_hook is not None:
+            hooks = torch.autograd.graph.saved_tensors_hooks(_pack(saved_hook), lambda t: t)
+        else:
+            hooks = nullcontext()
+        with amp:
+            with hooks:
+                if ce_chunks > 1:
+                    logits = _chunked_logits(model, ids, ce_chunks)
+                else:
+                    out = model(input_ids=ids)
+                    logits = out.logits
+                    del out
+            if on_logits is not None:
+                _each(on_logits, logits)
+            phase(f"loss#{step}")
+            with (torch.autograd.graph.saved_tensors_hooks(_pack(saved_hook), lambda t: t)
+                  if saved_hook is not None else nullcontext()):
+                if ce_chunks > 1:
+                    loss = _chunked_ce(logits, ids, vocab)
+                else:
+                    loss = model.loss_function(logits=logits, labels=ids, vocab_size=vocab)
         if not keep_outputs:  # the HF Trainer returns only the loss; a plain loop still holds out.logits
             del logits
         del ids
@@ -83,10 +104,93 @@ def run_training(model: Any, optimizer: Any, batch: int, seq: int, phase: Phase,
         logits = None
         if on_grads is not None:
             on_grads()
-        phase(f"optimizer_step#{step}")
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        if not step_in_backward:
+            phase(f"optimizer_step#{step}")
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
         phase(f"idle#{step}")
+
+
+def _each(fn: Callable[[Any], None], logits: Any) -> None:
+    for t in (logits if isinstance(logits, list) else [logits]):
+        fn(t)
+
+
+def _step_hook(opt: Any) -> Callable[[Any], None]:
+    def hook(_: Any) -> None:
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return hook
+
+
+def _chunked_logits(model: Any, ids: Any, chunks: int) -> list:
+    """torchtune's chunked output (``TransformerDecoder.chunked_output``): the final hidden states split along
+    the sequence, the output projection applied to each chunk."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = base.model(input_ids=ids).last_hidden_state
+    return [base.lm_head(h) for h in hidden.chunk(chunks, dim=1)]
+
+
+def _chunked_ce(logits: list, ids: Any, vocab: int) -> Any:
+    """``CEWithChunkedOutputLoss.forward``: each chunk upcast to fp32 and summed, then divided by the tokens
+    (labels shifted by one as ``ForCausalLMLoss`` does; the last position ignored)."""
+    import torch
+    import torch.nn.functional as F
+
+    labels = torch.nn.functional.pad(ids[:, 1:], (0, 1), value=-100)
+    total = 0.0
+    for chunk, lab in zip(logits, labels.chunk(len(logits), dim=1)):
+        total = total + F.cross_entropy(chunk.float().reshape(-1, vocab), lab.reshape(-1), ignore_index=-100,
+                                        reduction="sum")
+    return total / ids.numel()
+
+
+class Offloader:
+    """torchtune's ``OffloadActivations`` (``torchtune/training/_activation_offloading.py``, streams on) as far as
+    device memory goes: saved tensors of at least ``min_offload_size`` (1,024 bytes) that are not parameters
+    or buffers leave the device, except the last ``max_fwd_stash_size`` (5), which stay stashed until the
+    copy has finished (the next offload); backward brings each one back as a new device tensor that dies with
+    its autograd node. The output head runs outside (``get_act_offloading_ctx_manager``'s no-op hook)."""
+
+    MIN_BYTES = 1024
+    STASH = 5
+
+    def __init__(self, model: Any, saved_hook: Optional[Callable[[Any], None]]) -> None:
+        self.saved_hook = saved_hook
+        self.stash: dict[int, Any] = {}
+        self.next_id = 0
+        self.off = False
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        head = base.get_output_embeddings()
+        head.register_forward_pre_hook(lambda *a: setattr(self, "off", True))
+        head.register_forward_hook(lambda *a: setattr(self, "off", False), always_call=True)
+
+    def pack(self, t: Any) -> Any:
+        import torch
+
+        if self.saved_hook is not None:
+            self.saved_hook(t)
+        if self.off or isinstance(t, (torch.nn.Parameter, torch.nn.Buffer)) or \
+                t.numel() * t.element_size() < self.MIN_BYTES:
+            return ("kept", t)
+        tid = self.next_id
+        self.next_id += 1
+        for old in [k for k in self.stash if k <= tid - self.STASH]:
+            del self.stash[old]
+        self.stash[tid] = t
+        return ("host", tid, t.size(), t.stride(), t.dtype, t.device)
+
+    def unpack(self, packed: Any) -> Any:
+        import torch
+
+        if packed[0] == "kept":
+            return packed[1]
+        _, tid, size, stride, dtype, device = packed
+        if tid in self.stash:  # still on the device: torchtune uses the stashed tensor itself
+            return self.stash.pop(tid)
+        self.stash.clear()  # backward has started: the forward stash is released
+        return torch.empty_strided(size, stride, dtype=dtype, device=device)
 
 
 def _pack(hook: Callable[[Any], None]) -> Callable[[Any], Any]:
