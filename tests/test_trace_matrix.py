@@ -40,6 +40,15 @@ CASES = [
     ("mistral-7b-v0.1", dict(task="inference", seq=4500)),
     ("gemma-2-2b", dict(task="inference", seq=4500)),
     ("gemma-2-2b", dict(task="inference", seq=768, batch=3)),
+    # issue #4's recipes: DoRA, selective and every-N checkpointing, chunked CE, optimizer in backward, offloading
+    ("llama-3-8b", dict(task="finetune", seq=256, method="lora", dora=True)),
+    ("llama-3-8b", dict(task="finetune", seq=256, method="lora", dora=True, grad_checkpointing=True)),
+    ("llama-3-8b", dict(task="finetune", seq=256, attn="eager", checkpoint_mode="selective")),
+    ("qwen3-8b", dict(task="finetune", seq=256, method="lora", checkpoint_every=2)),
+    ("llama-3-8b", dict(task="finetune", seq=256, ce_chunks=8)),
+    ("llama-3-8b", dict(task="finetune", seq=256, optimizer_in_backward=True)),
+    ("llama-3-8b", dict(task="finetune", seq=256, method="lora", activation_offload=True)),
+    ("llama-3-8b", dict(task="finetune", seq=256, activation_offload=True, grad_checkpointing=True)),
 ]
 
 

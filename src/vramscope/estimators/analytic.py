@@ -270,8 +270,8 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     forward = {**base, "gradients": kept, "activations": acts.layers + cast_cache + acts.loss_resident + in_flight,
                "loss_head": acts.loss_forward_extra, "temporaries": sp_temp}
     if dora_temp:  # the last layer's adapted weights rebuilt while nearly everything forward saves is alive
-        forward = max(forward, {**base, "gradients": kept, "activations": acts.layers + cast_cache,
-                                "temporaries": dora_temp}, key=lambda c: sum(c.values()))
+        forward = max(forward, {**base, "gradients": kept, "activations": acts.layers + cast_cache + dora_temp},
+                      key=lambda c: sum(c.values()))
     # backward: the larger of its start (cross-entropy backward on top of everything forward saved), the end
     # (all gradients), and, under checkpointing, the last recomputed layer beside almost all gradients
     embed_grad = int(spec.vocab_size * spec.hidden_size * param_bytes) if w.method == "full" else 0
@@ -307,7 +307,7 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         step_one = step_temporary_bytes(w.optimizer, largest or t.params, param_bytes, largest)
         candidates = [{**c, "gradients": min(c.get("gradients", 0), one)} for c in candidates
                       if c.get("gradients", 0) != grads]
-        candidates.append({**bwd_base, "gradients": one, "optimizer_temp": step_one, "temporaries": tied_extra})
+        candidates.append({**bwd_base, "gradients": one, "temporaries": step_one + tied_extra})
     backward = max(candidates, key=lambda c: sum(c.values()))
     phases: Phases = {
         "load": {"weights": weights},

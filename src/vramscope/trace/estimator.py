@@ -35,7 +35,7 @@ def _refuse(w: Workload) -> None:
         raise VramscopeError("trace_unsupported",
                              reason=f"'{w.quant}' weights need bitsandbytes/GPTQ CUDA kernels, which do not run on "
                                     "fake CPU tensors; use the analytic estimator (or measure on a GPU)")
-    if w.num_gpus > 1 and w.parallelism != "fsdp":
+    if w.num_gpus > 1:
         raise VramscopeError("trace_unsupported", reason="of the multi-GPU setups only FSDP2 is traced "
                                                          "(on fake process groups); use --parallelism fsdp or --gpus 1")
     if w.optimizer in ("adamw-8bit", "lion", "paged-adamw", "paged-adamw-8bit"):

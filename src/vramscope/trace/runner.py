@@ -67,7 +67,7 @@ def run_training(model: Any, optimizer: Any, batch: int, seq: int, phase: Phase,
     offloader = Offloader(model, saved_hook) if offload else None
     if step_in_backward:
         for p, opt in optimizer.items():
-            p.register_post_accumulate_grad_hook(_step_hook(opt))
+            p.register_post_accumulate_grad_hook(_step_hook(opt, on_grads))
     for step in range(1, steps + 1):
         ids = torch.randint(0, vocab, (batch, seq), device=device)
         phase(f"forward#{step}")
@@ -116,8 +116,10 @@ def _each(fn: Callable[[Any], None], logits: Any) -> None:
         fn(t)
 
 
-def _step_hook(opt: Any) -> Callable[[Any], None]:
+def _step_hook(opt: Any, on_grads: Optional[Callable[[], None]]) -> Callable[[Any], None]:
     def hook(_: Any) -> None:
+        if on_grads is not None:
+            on_grads()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
