@@ -90,7 +90,13 @@ def test_trace_refuses_what_it_cannot_run(tiny):
     with pytest.raises(VramscopeError, match="bitsandbytes"):
         trace_estimate(tiny, make_workload(task="finetune", method="qlora"))
     with pytest.raises(VramscopeError, match="multi-GPU"):
-        trace_estimate(tiny, make_workload(task="finetune", num_gpus=2))
+        trace_estimate(tiny, make_workload(task="finetune", num_gpus=2, parallelism="zero3"))
+    with pytest.raises(VramscopeError, match="multi-GPU"):
+        trace_estimate(tiny, make_workload(task="finetune", num_gpus=2, offload="optimizer"))
+    with pytest.raises(VramscopeError, match="model-parallel"):
+        trace_estimate(tiny, make_workload(task="finetune", num_gpus=2, tp=2))
+    with pytest.raises(VramscopeError, match="torchtune"):
+        trace_estimate(tiny, make_workload(task="finetune", framework="torchtune"))
     gguf_like = resolve("--params" and "llama-3-8b")
     assert gguf_like.hf_config is not None
 

@@ -49,6 +49,14 @@ CASES = [
     ("llama-3-8b", dict(task="finetune", seq=256, optimizer_in_backward=True)),
     ("llama-3-8b", dict(task="finetune", seq=256, method="lora", activation_offload=True)),
     ("llama-3-8b", dict(task="finetune", seq=256, activation_offload=True, grad_checkpointing=True)),
+    # issue #6: FSDP2 traced per rank on a fake process group
+    ("llama-3-8b", dict(task="finetune", seq=256, num_gpus=2, parallelism="fsdp")),
+    ("llama-3-8b", dict(task="finetune", seq=256, num_gpus=8, parallelism="fsdp")),
+    ("llama-3-8b", dict(task="finetune", seq=256, num_gpus=4, parallelism="fsdp", method="lora",
+                        grad_checkpointing=True)),
+    ("llama-3-8b", dict(task="finetune", seq=256, num_gpus=4, parallelism="fsdp", grad_checkpointing=True)),
+    ("qwen2.5-0.5b", dict(task="finetune", seq=256, num_gpus=4, parallelism="fsdp")),
+    ("qwen3-8b", dict(task="finetune", seq=512, num_gpus=4, parallelism="fsdp", method="lora")),
 ]
 
 

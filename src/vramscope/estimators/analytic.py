@@ -37,7 +37,8 @@ from ..memory.gradients import gradient_bytes
 from ..memory.kv_cache import KV_DTYPE_BYTES, kv_cache_bytes
 from ..memory.optimizer_states import optimizer_state_bytes, step_temporary_bytes
 from ..errors import VramscopeError
-from ..memory.parallel import (context_parallel_transient, expert_fraction, fsdp_buffers, largest_layer_params,
+from ..memory.parallel import (NO_BUFFERS, context_parallel_transient, expert_fraction, fsdp_buffers,
+                               largest_layer_params,
                                nvme_pinned_bytes, persistent_params, split_bytes, tp_shard_spec, zero3_buffers)
 from ..memory.pipeline import pipeline_stages
 from ..memory.trainable import dora_magnitude_params, lora_modules
@@ -184,7 +185,7 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     sp_temp = context_parallel_transient(spec, w.batch * seq_local, act_bytes, w.sp_mode) if w.sp > 1 else 0
     if w.sp > 1:
         notes.append(Assumption("a_sp", {"n": w.sp, "mode": w.sp_mode, "seq": seq_local}))
-    gathered = gathered_bwd = 0
+    buf = NO_BUFFERS
     # the shard group: data-parallel ranks times context-parallel ranks (inside one node for hybrid sharding)
     n = max(1, w.dp * w.sp // (w.nodes if w.fsdp_sharding == "hybrid" else 1))
     ep_share = expert_fraction(spec) if w.ep > 1 else 0.0
@@ -197,15 +198,15 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     gather_bytes = 4.0 if recipe == "mixed" else a
     if w.parallelism == "fsdp":
         weights, grads, states, temp = (split_bytes(x, ep_share, n, w.ep) for x in (weights, grads, states, temp))
-        gathered, gathered_bwd = fsdp_buffers(spec, w.fsdp_version, gather_bytes, param_bytes,
-                                              not adapters and not w.train_modules)
+        buf = fsdp_buffers(spec, w.fsdp_version, gather_bytes, param_bytes, not adapters and not w.train_modules,
+                           w.method == "full", w.grad_checkpointing and w.method != "full")
         notes.append(Assumption("a_fsdp_v", {"n": n, "v": w.fsdp_version,
                                              "hybrid": f" × {w.nodes} replicas" if w.fsdp_sharding == "hybrid" else ""}))
     elif w.parallelism == "zero3":
         persistent = int(persistent_params(spec, w.zero_persistence) * a)
         weights, grads, states, temp = (split_bytes(x, ep_share, n, w.ep) for x in (weights, grads, states, temp))
         weights += persistent
-        gathered, gathered_bwd = zero3_buffers(spec, a, w.zero_prefetch, w.zero_max_live, w.reduce_bucket, t.params)
+        buf = zero3_buffers(spec, a, w.zero_prefetch, w.zero_max_live, w.reduce_bucket, t.params)
         notes.append(Assumption("a_zero3", {"n": n, "prefetch": f"{w.zero_prefetch:.2g}",
                                             "live": f"{w.zero_max_live:.2g}", "bucket": f"{w.reduce_bucket:.2g}"}))
     elif w.parallelism in ("zero1", "zero2"):
@@ -237,8 +238,8 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         if params_off:
             host += weights
             weights = 0
-            if not gathered:
-                gathered, gathered_bwd = fsdp_buffers(spec, w.fsdp_version, a, param_bytes, not adapters)
+            if buf is NO_BUFFERS:
+                buf = fsdp_buffers(spec, w.fsdp_version, a, param_bytes, not adapters, w.method == "full")
         if w.offload_device == "nvme":
             # ZeRO-Infinity: states (and parameters) on NVMe; the host keeps pinned swap buffers only
             extra["nvme_bytes"] = host
@@ -258,8 +259,13 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         extra["host_bytes"] = extra.get("host_bytes", 0) + host_acts
         notes.append(Assumption("a_act_offload", {"host": f"{host_acts / 2**30:.1f} GiB"}))
     kept = grads if w.grad_accum > 1 else 0
-    base = {"weights": weights + gathered, "optimizer_states": states}
-    bwd_base = {**base, "weights": weights + max(gathered, gathered_bwd)}
+    base = {"weights": weights, "optimizer_states": states}
+
+    def at(moment: tuple[int, int], phase: dict) -> dict:
+        """``phase`` with the unsharded parameters (weights) and gradient buffers (temporaries) of a moment."""
+        return {**phase, "weights": phase["weights"] + moment[0],
+                "temporaries": phase.get("temporaries", 0) + moment[1]}
+
     # under checkpointing a layer's forward still builds its merged expert weights, then drops them
     in_flight = merged_expert_bytes(spec, act_bytes, _flags(spec, w)) if w.grad_checkpointing else 0
     flags = _flags(spec, w)
@@ -267,11 +273,19 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     if flags.dora and spec.moe is not None and "experts" in flags.lora:
         raise VramscopeError("conflict", field="--dora", reason="peft has no DoRA for fused MoE experts; "
                                                                 "target the attention modules (--lora-targets)")
-    forward = {**base, "gradients": kept, "activations": acts.layers + cast_cache + acts.loss_resident + in_flight,
-               "loss_head": acts.loss_forward_extra, "temporaries": sp_temp}
-    if dora_temp:  # the last layer's adapted weights rebuilt while nearly everything forward saves is alive
-        forward = max(forward, {**base, "gradients": kept, "activations": acts.layers + cast_cache + dora_temp},
-                      key=lambda c: sum(c.values()))
+    # forward peaks while the loss is computed, or (sharded) while the output head's parameters are copied
+    # out, or (DoRA) while the last layer rebuilds its adapted weights, nearly everything saved being alive
+    forward_candidates = [
+        at((buf.forward_loss, 0), {**base, "gradients": kept, "loss_head": acts.loss_forward_extra,
+                                   "activations": acts.layers + cast_cache + acts.loss_resident + in_flight,
+                                   "temporaries": sp_temp}),
+        at((buf.forward_layer, 0), {**base, "gradients": kept, "activations": acts.layers + cast_cache + in_flight,
+                                    "temporaries": sp_temp}),
+    ]
+    if dora_temp:
+        forward_candidates.append(at((buf.forward_layer, 0), {**base, "gradients": kept,
+                                                              "activations": acts.layers + cast_cache + dora_temp}))
+    forward = max(forward_candidates, key=lambda c: sum(c.values()))
     # backward: the larger of its start (cross-entropy backward on top of everything forward saved), the end
     # (all gradients), and, under checkpointing, the last recomputed layer beside almost all gradients
     embed_grad = int(spec.vocab_size * spec.hidden_size * param_bytes) if w.method == "full" else 0
@@ -279,18 +293,25 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     # sums them into the shared weight's gradient
     tied_extra = 2 * embed_grad if spec.tie_embeddings and embed_grad else 0
     candidates = [
-        {**bwd_base, "gradients": kept, "activations": acts.saved,
-         "temporaries": max(acts.loss_backward_extra, acts.layer_backward_extra) + sp_temp,
-         # a plain PyTorch loop still holds out.logits (compute dtype) while backward starts
-         "loss_head": int(w.batch * w.seq * spec.vocab_size * act_bytes) if w.framework == "pytorch" else 0},
-        {**bwd_base, "gradients": grads, "temporaries": tied_extra},
+        at((buf.backward_loss, 0), {**base, "gradients": kept, "activations": acts.saved,
+                                "temporaries": max(acts.loss_backward_extra, acts.layer_backward_extra) + sp_temp,
+                                # a plain PyTorch loop still holds out.logits (compute dtype) while backward starts
+                                "loss_head": int(w.batch * w.seq * spec.vocab_size * act_bytes)
+                                if w.framework == "pytorch" else 0}),
+        at(buf.backward_end, {**base, "gradients": grads - buf.end_pending // n, "temporaries": tied_extra}),
     ]
+    if buf is not NO_BUFFERS:
+        # the output head's backward (its unsharded gradient, the loss's tensors gone) and the first layers'
+        # backward (nearly all gradients and a layer in flight)
+        candidates.append(at(buf.backward_start, {**base, "gradients": kept, "activations": acts.layers}))
+        candidates.append(at(buf.backward_layer, {**base, "gradients": grads - buf.layer_pending // n}))
+        candidates.append(at(buf.backward_reduce, {**base, "gradients": grads}))
     if w.ce_chunks > 1 and w.method == "full":
         # a chunked output head runs lm_head once per chunk: from the second chunk's backward on, autograd adds
         # each chunk's weight gradient to .grad out of place (old .grad, the new one and their sum alive)
         head = int(spec.vocab_size * spec.hidden_size * param_bytes)
         rest = acts.loss_resident * (w.ce_chunks - 1) // w.ce_chunks
-        candidates.append({**bwd_base, "gradients": kept + head, "activations": acts.layers + rest,
+        candidates.append({**base, "gradients": kept + head, "activations": acts.layers + rest,
                            "temporaries": 2 * head + acts.loss_backward_extra})
     # a recomputed DoRA layer rebuilds its weights with autograd recording
     dora_recompute = dora_forward_transient(spec, flags.lora) if flags.dora and w.grad_checkpointing else 0
@@ -298,8 +319,9 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         layer_grads = int(layer_params * param_bytes) // (n if w.parallelism in ("fsdp", "zero3") else 1)
         partial = max(kept, grads - layer_grads - embed_grad)
         # recomputed tensors are re-created inside backward: temporaries, as a trace sees them
-        candidates.append({**bwd_base, "gradients": partial,
-                           "temporaries": sp_temp + acts.one_layer + max(acts.layer_backward_extra, dora_recompute)})
+        candidates.append(at(buf.backward_layer, {
+            **base, "gradients": partial,
+            "temporaries": sp_temp + acts.one_layer + max(acts.layer_backward_extra, dora_recompute)}))
     if w.optimizer_in_backward:
         # torchtune's optimizer_in_bwd: a post-accumulate-grad hook steps each parameter as soon as its
         # gradient is complete and frees it, so gradients never pile up and there is no separate step
@@ -307,7 +329,7 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         step_one = step_temporary_bytes(w.optimizer, largest or t.params, param_bytes, largest)
         candidates = [{**c, "gradients": min(c.get("gradients", 0), one)} for c in candidates
                       if c.get("gradients", 0) != grads]
-        candidates.append({**bwd_base, "gradients": one, "temporaries": step_one + tied_extra})
+        candidates.append(at(buf.backward_layer, {**base, "gradients": one, "temporaries": step_one + tied_extra}))
     backward = max(candidates, key=lambda c: sum(c.values()))
     phases: Phases = {
         "load": {"weights": weights},

@@ -21,7 +21,7 @@ activations that tensor parallelism replicates (norms, residual stream, linear i
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from ..errors import VramscopeError
@@ -84,44 +84,87 @@ def persistent_params(spec: ModelSpec, threshold: int) -> int:
     return sum(t.numel for t in tensors(spec) if t.numel // t.count <= threshold)
 
 
-def fsdp_buffers(spec: ModelSpec, version: int, param_bytes: float, grad_bytes: float,
-                 trains_layers: bool) -> tuple[int, int]:
-    """Unsharded bytes in flight per rank, (forward, backward), U = the largest layer's parameters.
+@dataclass(frozen=True)
+class FsdpBuffers:
+    """Unsharded bytes per rank at the moments that can peak: (weights side, gradients side)."""
 
-    FSDP2 (torch ``distributed/fsdp/_fully_shard``): forward holds the current layer's unsharded parameters and the
-    all-gather output of the next (``_fsdp_param_group.wait_for_unshard``: 2U); backward the current layer, the
-    prefetched one (``_backward_prefetch``), its unsharded gradients and the retained reduce-scatter input
-    (``foreach_reduce``, ``reduce_scatter_max_input_buffers = 1``): 2U + 2U of gradients. accelerate wraps the final
-    norm and output head in one unit with ``reshard_after_forward=False`` (``fsdp2_prepare_model``), so they stay
-    unsharded from forward into backward.
-    FSDP1 (``_flat_param.py``, ``_runtime_utils.py``): gathers and reduce-scatters happen in place on the flat
-    parameter and gradient; the rate limiter allows two all-gathers in flight (2U), ``BACKWARD_PRE`` prefetch holds
-    current + next + the current gradient (``api.py BackwardPrefetch``: 2U + 1U of gradients); the root unit
-    (embedding, final norm, output head) is never resharded after forward.
+    forward_layer: int  # while a layer's parameters are copied out (no loss head yet)
+    forward_loss: int  # while the loss is computed
+    backward_loss: int  # the loss's backward (what is still gathered)
+    backward_start: tuple[int, int]  # the output head's backward
+    backward_layer: tuple[int, int]  # a decoder layer's backward (near the end: all gradients exist)
+    backward_end: tuple[int, int]  # the input embedding's backward, the very end
+    end_pending: int = 0  # unsharded gradient bytes at that moment not yet reduced into the sharded gradients
+    layer_pending: int = 0  # the same at the first layer's backward (that layer's and the embedding's)
+    backward_reduce: tuple[int, int] = (0, 0)  # the embedding's gradient reduce-scattered, all gradients there
+
+
+def fsdp_buffers(spec: ModelSpec, version: int, param_bytes: float, grad_bytes: float, trains_layers: bool,
+                 trains_embeddings: bool, input_grads: bool = False) -> FsdpBuffers:
+    """What FSDP keeps unsharded per rank, units wrapped as accelerate wraps them (U: the largest decoder
+    layer's parameters, E: the input embedding, T: final norm + output head; ``_g`` the same as gradients).
+
+    FSDP2 (torch ``distributed/fsdp/_fully_shard``; accelerate ``fsdp2_prepare_model``: each layer, the untied
+    embedding, and [norm, head] with ``reshard_after_forward=False``): an all-gather writes a flat buffer that
+    ``foreach_all_gather_copy_out`` copies into the unsharded parameters, and the previous unit's buffer lives
+    until the next copy-out (``wait_for_unshard``): 3U at a layer's copy-out, U + 2T at the head's, which then
+    stays gathered (T, its buffer released when the root's forward ends) through the loss; then the head's
+    gradient comes beside its parameters and the prefetched last layer (T + U + T_g); a layer holds its parameters, the prefetched next
+    one (``_backward_prefetch``), its gradients and the previous reduce-scatter input (``foreach_reduce``,
+    ``reduce_scatter_max_input_buffers = 1``): 2U + 2U_g, the first layer with the embedding prefetched
+    instead (U + E + 2U_g). When the embedding's output needs a gradient (it trains, or ``input_grads``:
+    checkpointed adapters make the inputs require grad) it is copied out again for its backward (2E beside
+    the retained U_g), then its gradient is reduce-scattered (2E_g).
+    FSDP1 (``_flat_param.py``, ``_runtime_utils.py``): gathers and reduce-scatters work in place on the flat
+    parameter and gradient; the rate limiter allows two all-gathers in flight (2U) and accelerate's default is
+    no backward prefetch (U + U_g); the root unit (embedding, norm, head) is never resharded after forward, and
+    its flat gradient (E_g + T_g) is reduced at the very end.
+    Traced on a fake process group for FSDP2 (``vramscope trace --gpus N``; tests/test_trace_matrix.py).
     """
     layer = largest_layer_params(spec)
-    head = spec.vocab_size * spec.hidden_size + spec.hidden_size
-    embed = 0 if spec.tie_embeddings else spec.vocab_size * spec.hidden_size
-    grads = layer * grad_bytes if trains_layers else 0
+    h, v = spec.hidden_size, spec.vocab_size
+    u, ug = layer * param_bytes, (layer * grad_bytes if trains_layers else 0)
+    tied = spec.tie_embeddings
+    t = (v * h + h) * param_bytes
+    tg = v * h * grad_bytes if trains_layers else 0
+    e = 0 if tied else v * h * param_bytes
+    eg = v * h * grad_bytes if trains_embeddings and not tied else 0
     if version == 2:
-        fwd = 2 * layer * param_bytes + head * param_bytes
-        return int(fwd), int(fwd + 2 * grads)
-    fwd = 2 * layer * param_bytes + (head + embed) * param_bytes
-    return int(fwd), int(fwd + grads)
+        if tied:  # no separate head unit: the shared embedding belongs to the root, gathered throughout
+            root = v * h * param_bytes
+            return FsdpBuffers(forward_layer=int(3 * u + root), forward_loss=int(root), backward_loss=int(root),
+                               backward_start=(int(root + u), int(tg)), backward_layer=(int(2 * u + root),
+                                                                                         int(2 * ug)),
+                               backward_end=(int(root), int(tg + ug)), end_pending=int(tg),
+                               layer_pending=int(ug + tg))
+        end = (int(2 * e), int(ug)) if eg or input_grads else (0, 0)
+        return FsdpBuffers(forward_layer=int(max(3 * u, u + 2 * t)), forward_loss=int(t), backward_loss=int(t),
+                           backward_start=(int(t + u), int(tg)), backward_layer=(int(u + max(u, e)), int(2 * ug)),
+                           backward_end=end, end_pending=int(eg), backward_reduce=(0, int(2 * eg)),
+                           layer_pending=int(ug + eg))
+    root = e + t
+    return FsdpBuffers(forward_layer=int(2 * u + root), forward_loss=int(root), backward_loss=int(root),
+                       backward_start=(int(root), int(tg)), backward_layer=(int(u + root), int(ug)),
+                       backward_end=(int(root), int(eg + tg)))
 
 
 def zero3_buffers(spec: ModelSpec, param_bytes: float, prefetch: int, max_live: int, reduce_bucket: int,
-                  trainable: int) -> tuple[int, int]:
-    """DeepSpeed ZeRO-3 per rank, (forward, backward) (``deepspeed/runtime/zero``): parameters are gathered per
-    submodule (the largest one: the embedding or output head); the coordinator prefetches up to
-    ``stage3_prefetch_bucket_size`` elements ahead, bounded by ``stage3_max_live_parameters``
-    (``partitioned_param_coordinator.py``); a coalesced gather copies out of its buffer (2× the module briefly).
-    Backward adds the gradient bucket (``reduce_bucket_size`` elements, ``__ipg_bucket_flat_buffer``) and the
-    ``torch.cat`` copy made for the reduce-scatter (about the same size)."""
+                  trainable: int) -> FsdpBuffers:
+    """DeepSpeed ZeRO-3 per rank (``deepspeed/runtime/zero``): parameters are gathered per submodule (the largest
+    one: the embedding or output head); the coordinator prefetches up to ``stage3_prefetch_bucket_size`` elements
+    ahead, bounded by ``stage3_max_live_parameters`` (``partitioned_param_coordinator.py``); a coalesced gather
+    copies out of its buffer (2× the module briefly). Backward adds the gradient bucket (``reduce_bucket_size``
+    elements, ``__ipg_bucket_flat_buffer``) and the ``torch.cat`` copy made for the reduce-scatter (about the
+    same size)."""
     module = largest_tensor(spec)
-    fwd = (2 * module + min(prefetch, max(0, max_live - module))) * param_bytes
-    bucket = 2 * min(reduce_bucket, trainable) * param_bytes
-    return int(fwd), int(fwd + bucket)
+    gathered = int((2 * module + min(prefetch, max(0, max_live - module))) * param_bytes)
+    bucket = int(2 * min(reduce_bucket, trainable) * param_bytes)
+    return FsdpBuffers(forward_layer=gathered, forward_loss=gathered, backward_loss=gathered,
+                       backward_start=(gathered, bucket),
+                       backward_layer=(gathered, bucket), backward_end=(gathered, bucket))
+
+
+NO_BUFFERS = FsdpBuffers(0, 0, 0, (0, 0), (0, 0), (0, 0))
 
 
 def context_parallel_transient(spec: ModelSpec, tokens_local: int, a: float, mode: str) -> int:

@@ -35,9 +35,13 @@ def _refuse(w: Workload) -> None:
         raise VramscopeError("trace_unsupported",
                              reason=f"'{w.quant}' weights need bitsandbytes/GPTQ CUDA kernels, which do not run on "
                                     "fake CPU tensors; use the analytic estimator (or measure on a GPU)")
-    if w.num_gpus > 1:
-        raise VramscopeError("trace_unsupported", reason="of the multi-GPU setups only FSDP2 is traced "
-                                                         "(on fake process groups); use --parallelism fsdp or --gpus 1")
+    if w.pp > 1 or w.tp_degree > 1 or w.sp > 1 or w.ep > 1:
+        raise VramscopeError("trace_unsupported", reason="model-parallel workloads are not traced; use --gpus 1")
+    if w.num_gpus > 1 and not (w.training and w.parallelism == "fsdp" and w.fsdp_version == 2
+                               and w.offload == "none" and w.fsdp_sharding == "full"):
+        raise VramscopeError("trace_unsupported", reason="of the multi-GPU setups only FSDP2 full sharding without "
+                                                         "offload is traced (on a fake process group); use "
+                                                         "--parallelism fsdp or --gpus 1")
     if w.optimizer in ("adamw-8bit", "lion", "paged-adamw", "paged-adamw-8bit"):
         raise VramscopeError("trace_unsupported", reason=f"optimizer '{w.optimizer}' is not in torch")
     if w.kv_dtype not in (None, "fp16", "bf16", "fp32"):
@@ -47,8 +51,6 @@ def _refuse(w: Workload) -> None:
                              reason="the trace runs transformers' model code; torchtune's own modules keep the same "
                                     "activations (docs/accuracy.md), so trace with --framework hf and the same "
                                     "options (--grad-checkpointing, --chunked-ce 8, --lora-targets ...)")
-    if w.pp > 1 or w.tp_degree > 1 or w.sp > 1 or w.ep > 1:
-        raise VramscopeError("trace_unsupported", reason="model-parallel workloads are not traced; use --gpus 1")
 
 
 class Progress:
@@ -86,7 +88,6 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
     recipe_mixed = w.training and w.method in ("full", "freeze") and (
         w.precision == "mixed" or (w.precision == "auto" and w.task == "pretrain" and dtype != "fp32"))
     param_dtype = torch.float32 if recipe_mixed or dtype == "fp32" or w.precision == "fp32" else _torch_dtype(dtype)
-    tracker = make_tracker(progress)
     category: dict[int, str] = {}
     w = replace(w, attn=effective_attn(model.spec, w.attn))
 
@@ -97,71 +98,140 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
                 category[k] = cat
 
     torch.manual_seed(0)
-    with (FakeTensorMode() if fake else nullcontext()), tracker:
-        net = build_model(model, param_dtype, w.attn)
-        trainable = 0
-        if w.training:
-            if w.method == "lora":
-                net = apply_lora(net, w.lora_rank, w.lora_targets, w.lora_dropout, w.dora)
-            elif w.method == "freeze" and w.train_modules:
-                for name, p in net.named_parameters():
-                    p.requires_grad_(name.split(".")[-2] in w.train_modules if "." in name else False)
-            elif w.method == "freeze":
-                for name, p in net.named_parameters():
-                    layer = _layer_index(name)
-                    if "embed" in name or (layer is not None and layer < w.frozen_layers):
-                        p.requires_grad_(False)
-            if w.grad_checkpointing and w.checkpoint_mode == "selective":
-                selective_attention_checkpointing(net)
-            elif w.grad_checkpointing:
-                checkpoint_layers(net, w.checkpoint_every)
-                if w.method == "lora":
-                    net.enable_input_require_grads()
-            params = [p for p in net.parameters() if p.requires_grad]
-            trainable = sum(p.numel() for p in params)
-            mark(net.parameters(), "weights")
-            if w.optimizer_in_backward:
-                opt: Any = {p: make_optimizer([p], w.optimizer) for p in params}
-                optimizers = list(opt.values())
-            else:
-                opt = make_optimizer(params, w.optimizer)
-                optimizers = [opt]
+    mode = FakeTensorMode() if fake else nullcontext()
+    tracker = make_tracker(progress, mode if fake else None)
+    sharded = w.training and w.num_gpus > 1
+    if sharded:
+        mesh = fake_process_group(w.num_gpus)
 
-            def on_grads() -> None:
-                mark([p.grad for p in params if p.grad is not None], "gradients")
+        def on_op(func: Any, args: Any, kwargs: Any) -> None:
+            # FSDP2's all-gather output and the unsharded parameters copied out of it count as weights
+            if func is torch.ops.c10d._allgather_base_.default:
+                mark([args[0]], "weights")
+            elif func is torch.ops.fsdp.split_with_sizes_copy.default:
+                mark(kwargs["out"], "weights")
 
-            def on_saved(t: Any) -> None:
-                if isinstance(t, torch.Tensor):
-                    k = tracker.key_of(t)
-                    if k is not None:
-                        category.setdefault(k, "activations")
+        tracker.on_op = on_op
+    try:
+        with mode, tracker:
+            trainable = _run(model, w, tracker, mark, category, param_dtype, dtype, recipe_mixed,
+                             mesh if sharded else None)
+    finally:
+        if sharded:
+            import torch.distributed as dist
 
-            def on_logits(t: Any) -> None:
-                mark([t], "loss_head")
-
-            tracker.set_phase("ready")
-            run_training(net, opt, w.batch, w.seq, tracker.set_phase,
-                         amp_dtype=_torch_dtype(dtype) if recipe_mixed else None, saved_hook=on_saved,
-                         on_grads=on_grads, on_logits=on_logits, keep_outputs=w.framework == "pytorch",
-                         ce_chunks=w.ce_chunks, offload=w.activation_offload,
-                         step_in_backward=w.optimizer_in_backward)
-            for o in optimizers:
-                for state in o.state.values():
-                    mark([v for v in state.values() if isinstance(v, torch.Tensor)], "optimizer_states")
-        else:
-            mark(net.parameters(), "weights")
-
-            def on_cache(cache: Any) -> None:
-                for layer in getattr(cache, "layers", []):
-                    mark([t for t in (getattr(layer, "keys", None), getattr(layer, "values", None))
-                          if isinstance(t, torch.Tensor)], "kv_cache")
-
-            tracker.set_phase("ready")
-            run_inference(net, w.batch, w.seq, tracker.set_phase, on_cache=on_cache)
-        mark(net.parameters(), "weights")
-        mark(net.buffers(), "weights")
-        tracker.set_phase("end")
+            dist.destroy_process_group()
     return tracker.log, category, trainable
+
+
+def fake_process_group(world: int) -> Any:
+    """Rank 0 of a ``world``-rank fake process group (torch's ``FakeProcessGroup``: collectives return without
+    communicating, with the right output shapes) and a CPU device mesh over it."""
+    import torch.distributed as dist
+    import torch.testing._internal.distributed.fake_pg as fake_pg  # registers the "fake" backend
+    from torch.distributed.device_mesh import init_device_mesh
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    dist.init_process_group("fake", store=fake_pg.FakeStore(), rank=0, world_size=world)
+    return init_device_mesh("cpu", (world,))
+
+
+def shard_like_accelerate(net: Any, mesh: Any) -> None:
+    """FSDP2 units as accelerate's ``fsdp2_prepare_model`` builds them: every decoder layer, the input embedding
+    when untied, the final norm with the output head (``reshard_after_forward=False``), then the root."""
+    from torch.distributed.fsdp import fully_shard
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    base = net.get_base_model() if hasattr(net, "get_base_model") else net
+    for m in base.modules():
+        if isinstance(m, GradientCheckpointingLayer):
+            fully_shard(m, mesh=mesh)
+    embed, head = base.get_input_embeddings(), base.get_output_embeddings()
+    tied = head is not None and head.weight is embed.weight
+    if not tied:
+        fully_shard(embed, mesh=mesh)
+    norm = getattr(getattr(base, "model", base), "norm", None)
+    tail = [m for m in (norm, head) if m is not None]
+    if tail and not tied:
+        fully_shard(tail, mesh=mesh, reshard_after_forward=False)
+    fully_shard(net, mesh=mesh)
+
+
+def _run(model: ResolvedModel, w: Workload, tracker: Any, mark: Callable, category: dict, param_dtype: Any,
+         dtype: str, recipe_mixed: bool, mesh: Any) -> int:
+    import torch
+
+    net = build_model(model, param_dtype, w.attn)
+    trainable = 0
+    if w.training:
+        if w.method == "lora":
+            net = apply_lora(net, w.lora_rank, w.lora_targets, w.lora_dropout, w.dora)
+        elif w.method == "freeze" and w.train_modules:
+            for name, p in net.named_parameters():
+                p.requires_grad_(name.split(".")[-2] in w.train_modules if "." in name else False)
+        elif w.method == "freeze":
+            for name, p in net.named_parameters():
+                layer = _layer_index(name)
+                if "embed" in name or (layer is not None and layer < w.frozen_layers):
+                    p.requires_grad_(False)
+        if w.grad_checkpointing and w.checkpoint_mode == "selective":
+            selective_attention_checkpointing(net)
+        elif w.grad_checkpointing:
+            checkpoint_layers(net, w.checkpoint_every)
+            if w.method == "lora":
+                net.enable_input_require_grads()
+        if mesh is not None:
+            shard_like_accelerate(net, mesh)
+        params = [p for p in net.parameters() if p.requires_grad]
+        trainable = sum(_global_numel(p) for p in params)
+        mark(net.parameters(), "weights")
+        if w.optimizer_in_backward:
+            opt: Any = {p: make_optimizer([p], w.optimizer) for p in params}
+            optimizers = list(opt.values())
+        else:
+            opt = make_optimizer(params, w.optimizer)
+            optimizers = [opt]
+
+        def on_grads() -> None:
+            mark([p.grad for p in params if p.grad is not None], "gradients")
+
+        def on_saved(t: Any) -> None:
+            if isinstance(t, torch.Tensor):
+                k = tracker.key_of(t)
+                if k is not None:
+                    category.setdefault(k, "activations")
+
+        def on_logits(t: Any) -> None:
+            mark([t], "loss_head")
+
+        tracker.set_phase("ready")
+        run_training(net, opt, w.batch, w.seq, tracker.set_phase,
+                     amp_dtype=_torch_dtype(dtype) if recipe_mixed else None, saved_hook=on_saved,
+                     on_grads=on_grads, on_logits=on_logits, keep_outputs=w.framework == "pytorch",
+                     ce_chunks=w.ce_chunks, offload=w.activation_offload,
+                     step_in_backward=w.optimizer_in_backward)
+        for o in optimizers:
+            for state in o.state.values():
+                mark([v for v in state.values() if isinstance(v, torch.Tensor)], "optimizer_states")
+    else:
+        mark(net.parameters(), "weights")
+
+        def on_cache(cache: Any) -> None:
+            for layer in getattr(cache, "layers", []):
+                mark([t for t in (getattr(layer, "keys", None), getattr(layer, "values", None))
+                      if isinstance(t, torch.Tensor)], "kv_cache")
+
+        tracker.set_phase("ready")
+        run_inference(net, w.batch, w.seq, tracker.set_phase, on_cache=on_cache)
+    mark(net.parameters(), "weights")
+    mark(net.buffers(), "weights")
+    tracker.set_phase("end")
+    return trainable
+
+
+def _global_numel(p: Any) -> int:
+    return p.numel()  # a DTensor reports its global shape
 
 
 def _layer_index(name: str) -> Optional[int]:
@@ -176,7 +246,7 @@ def breakdown(log: TraceLog, category: dict[int, str], index: int, phase: str) -
     """Bytes per category in the live set at event ``index``."""
     out: dict[str, int] = {}
     for key in log.live_at(index):
-        cat = category.get(key)
+        cat = category.get(log.storage[key])
         if cat is None:
             alloc = log.alloc_phase[key]
             if alloc.startswith("loss"):

@@ -31,8 +31,10 @@ class PhasePeak:
 
 @dataclass
 class TraceLog:
-    sizes: list[int] = field(default_factory=list)  # key -> bytes
-    alloc_phase: list[str] = field(default_factory=list)  # key -> phase it was allocated in
+    sizes: list[int] = field(default_factory=list)  # allocation key -> bytes
+    alloc_phase: list[str] = field(default_factory=list)  # allocation key -> phase it was allocated in
+    storage: list[int] = field(default_factory=list)  # allocation key -> storage id (a storage resized to 0
+    # and back, as FSDP2 does with unsharded parameters, gets a new allocation key but keeps its id)
     events: list[int] = field(default_factory=list)  # key+1: allocated, -(key+1): freed
     phases: dict[str, PhasePeak] = field(default_factory=dict)
     marks: dict[str, int] = field(default_factory=dict)  # phase -> event index when it started
@@ -48,21 +50,47 @@ class TraceLog:
         return live
 
 
-def make_tracker(progress: Optional[Callable[[str], None]] = None) -> Any:
-    """A ``TorchDispatchMode`` subclass instance (built lazily so the module imports without torch)."""
+def make_tracker(progress: Optional[Callable[[str], None]] = None, fake_mode: Any = None) -> Any:
+    """A ``TorchDispatchMode`` subclass instance (built lazily so the module imports without torch).
+
+    Storages are followed one by one (``key_of`` gives a storage's id); an allocation is logged when a storage
+    appears or grows, a free when it dies or shrinks. ``UntypedStorage.resize_`` is not a dispatcher op, so it is
+    patched while the tracker is active: FSDP2 frees and re-allocates unsharded parameters that way
+    (``_fsdp_param.py`` ``free_storage`` / ``alloc_storage``). DTensor ops are let through (``NotImplemented``) so
+    their local ops come back here, and what DTensor's sharding propagation runs on global-shape fake arguments
+    (``_sharding_prop.py`` ``_propagate_tensor_meta_non_cached``, in a fake mode of its own) is not counted: it
+    allocates nothing on the rank. ``fake_mode``: the fake mode the workload runs in.
+    """
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_leaves
     from torch.utils.weak import WeakIdKeyDictionary
 
+    try:
+        from torch._guards import active_fake_mode
+        from torch.distributed.tensor import DTensor
+    except ImportError:  # a torch built without distributed
+        DTensor = None  # noqa: N806
+        active_fake_mode = None
+
+    class Cell:
+        __slots__ = ("key", "sid", "__weakref__")
+
+        def __init__(self, sid: int) -> None:
+            self.key: Optional[int] = None
+            self.sid = sid
+
     class LiveBytes(TorchDispatchMode):
         def __init__(self) -> None:
             super().__init__()
             self.log = TraceLog()
-            self.keys: WeakIdKeyDictionary = WeakIdKeyDictionary()
+            self.cells: WeakIdKeyDictionary = WeakIdKeyDictionary()
             self.live = 0
             self.phase = "load"
             self._phase_peak = self.log.phases.setdefault("load", PhasePeak())
+            self._sids = 0
+            self.muted = 0
+            self.on_op: Optional[Callable[[Any, Any, Any], None]] = None
 
         # -- phases ----------------------------------------------------------------------------------
         def set_phase(self, name: str) -> None:
@@ -81,47 +109,106 @@ def make_tracker(progress: Optional[Callable[[str], None]] = None) -> Any:
                 self.log.peak_bytes = self.live
 
         # -- storages --------------------------------------------------------------------------------
-        def key_of(self, t: torch.Tensor) -> Optional[int]:
-            try:
-                return self.keys.get(t.untyped_storage())
-            except (RuntimeError, NotImplementedError):
-                return None
-
-        def track(self, t: torch.Tensor) -> None:
-            try:
-                st = t.untyped_storage()
-            except (RuntimeError, NotImplementedError):
-                return
-            nbytes = round_up(st.nbytes())
-            key = self.keys.get(st)
-            if key is not None:
-                if nbytes != self.log.sizes[key]:  # resized in place (resize_, set_)
-                    self.live += nbytes - self.log.sizes[key]
-                    self.log.sizes[key] = nbytes
-                    self._note()
-                return
+        def _alloc(self, cell: Cell, nbytes: int) -> None:
             key = len(self.log.sizes)
             self.log.sizes.append(nbytes)
             self.log.alloc_phase.append(self.phase)
-            self.keys[st] = key
+            self.log.storage.append(cell.sid)
+            cell.key = key
             self.live += nbytes
             self.log.events.append(key + 1)
             self._note()
-            weakref.finalize(st, self._free, key)
 
-        def _free(self, key: int) -> None:
-            self.live -= self.log.sizes[key]
-            self.log.events.append(-(key + 1))
+        def _release(self, cell: Cell) -> None:
+            if cell.key is None:
+                return
+            self.live -= self.log.sizes[cell.key]
+            self.log.events.append(-(cell.key + 1))
+            cell.key = None
 
-        def track_all(self, tensors: Iterable[torch.Tensor]) -> None:
+        def see_storage(self, st: Any) -> Optional[Cell]:
+            nbytes = round_up(st.nbytes())
+            cell = self.cells.get(st)
+            if cell is None:
+                cell = Cell(self._sids)
+                self._sids += 1
+                self.cells[st] = cell
+                weakref.finalize(st, self._release, cell)
+                if nbytes:
+                    self._alloc(cell, nbytes)
+                return cell
+            current = self.log.sizes[cell.key] if cell.key is not None else 0
+            if nbytes != current:  # resized in place (resize_, set_, UntypedStorage.resize_)
+                self._release(cell)
+                if nbytes:
+                    self._alloc(cell, nbytes)
+            return cell
+
+        def track(self, t: Any) -> Optional[Cell]:
+            if DTensor is not None and isinstance(t, DTensor):
+                t = t._local_tensor
+            try:
+                st = t.untyped_storage()
+            except (RuntimeError, NotImplementedError):
+                return None
+            return self.see_storage(st)
+
+        def key_of(self, t: Any) -> Optional[int]:
+            """The storage id of ``t`` (stable across resizes), or None."""
+            cell = self.track(t)
+            return None if cell is None else cell.sid
+
+        def track_all(self, tensors: Iterable[Any]) -> None:
             for t in tensors:
                 self.track(t)
 
+        def __enter__(self) -> Any:
+            tracker = self
+            self._orig_resize = orig = torch.UntypedStorage.resize_
+
+            def resize_(st: Any, size: int) -> Any:
+                out = orig(st, size)
+                tracker.see_storage(st)
+                return out
+
+            torch.UntypedStorage.resize_ = resize_
+            self._orig_prop = None
+            if DTensor is not None:
+                from torch.distributed.tensor._sharding_prop import ShardingPropagator
+
+                self._orig_prop = orig_prop = ShardingPropagator._propagate_tensor_meta_non_cached
+
+                def prop(*a: Any, **k: Any) -> Any:
+                    tracker.muted += 1
+                    try:
+                        return orig_prop(*a, **k)
+                    finally:
+                        tracker.muted -= 1
+
+                ShardingPropagator._propagate_tensor_meta_non_cached = prop
+            return super().__enter__()
+
+        def __exit__(self, *a: Any) -> Any:
+            torch.UntypedStorage.resize_ = self._orig_resize
+            if self._orig_prop is not None:
+                from torch.distributed.tensor._sharding_prop import ShardingPropagator
+
+                ShardingPropagator._propagate_tensor_meta_non_cached = self._orig_prop
+            return super().__exit__(*a)
+
         def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-            out = func(*args, **(kwargs or {}))
+            if DTensor is not None and any(issubclass(t, DTensor) for t in types):
+                return NotImplemented  # DTensor runs its local ops, which come back here
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            if self.muted or (fake_mode is not None and active_fake_mode is not None
+                              and active_fake_mode() is not fake_mode):
+                return out
             for t in tree_leaves(out):
                 if isinstance(t, torch.Tensor):
                     self.track(t)
+            if self.on_op is not None:
+                self.on_op(func, args, kwargs)
             return out
 
     return LiveBytes()
