@@ -52,6 +52,25 @@ def matrix() -> list[tuple[str, dict]]:
     for name in ("llama-3-8b", "qwen3-8b", "gemma-2-2b", "mixtral-8x7b"):
         for batch, seq in ((1, 4096), (4, 1024)):
             out.append((name, dict(task="inference", batch=batch, seq=seq)))
+    # training recipes beyond the basics (DoRA, selective / every-N checkpointing, chunked cross-entropy,
+    # optimizer step in backward, activation offloading) and FSDP2 per rank on a fake process group
+    base = dict(task="finetune", attn="sdpa", batch=1, seq=2048)
+    for name, extra in (
+            ("llama-3-8b", dict(method="lora", dora=True)),
+            ("llama-3-8b", dict(method="lora", dora=True, grad_checkpointing=True)),
+            ("llama-3-8b", dict(method="full", attn="eager", seq=1024, checkpoint_mode="selective")),
+            ("qwen3-8b", dict(method="lora", checkpoint_every=2)),
+            ("llama-3-8b", dict(method="full", ce_chunks=8)),
+            ("llama-3-8b", dict(method="full", grad_checkpointing=True, ce_chunks=8, optimizer_in_backward=True)),
+            ("llama-3-8b", dict(method="lora", activation_offload=True)),
+            ("qwen3-8b", dict(method="full", grad_checkpointing=True, activation_offload=True,
+                              optimizer_in_backward=True)),
+            ("llama-3-8b", dict(method="full", num_gpus=8, parallelism="fsdp")),
+            ("llama-3-8b", dict(method="full", num_gpus=8, parallelism="fsdp", grad_checkpointing=True)),
+            ("llama-3-8b", dict(method="lora", num_gpus=4, parallelism="fsdp", grad_checkpointing=True)),
+            ("qwen3-8b", dict(method="full", num_gpus=4, parallelism="fsdp")),
+            ("mixtral-8x7b", dict(method="lora", num_gpus=8, parallelism="fsdp", seq=512))):
+        out.append((name, {**base, **extra}))
     return out
 
 
@@ -95,8 +114,19 @@ def compare(model: ResolvedModel, kw: dict) -> dict:
 def describe(kw: dict) -> str:
     if kw["task"] == "inference":
         return f"inference b{kw['batch']} s{kw['seq']}"
-    return (f"{kw['method']} {kw['attn']}{' ckpt' if kw['grad_checkpointing'] else ''} "
-            f"b{kw['batch']} s{kw['seq']}")
+    tags = {"dora": "dora", "optimizer_in_backward": "opt-in-bwd", "activation_offload": "act-offload"}
+    extra = [tag for key, tag in tags.items() if kw.get(key)]
+    if kw.get("checkpoint_mode") == "selective":
+        extra.append("selective-ckpt")
+    elif kw.get("checkpoint_every", 1) > 1:
+        extra.append(f"ckpt-every-{kw['checkpoint_every']}")
+    elif kw.get("grad_checkpointing"):
+        extra.append("ckpt")
+    if kw.get("ce_chunks", 1) > 1:
+        extra.append(f"chunked-ce-{kw['ce_chunks']}")
+    if kw.get("num_gpus", 1) > 1:
+        extra.append(f"{kw['parallelism']}×{kw['num_gpus']} (rank 0)")
+    return f"{kw['method']} {kw['attn']} {' '.join(extra)} b{kw['batch']} s{kw['seq']}".replace("  ", " ")
 
 
 def main() -> None:

@@ -168,7 +168,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load(args: argparse.Namespace) -> tuple:
     from .api import load_model
-    from .units import parse_int
     from .workload import make_workload
 
     model = load_model(args.model, args.params, hub=not args.no_hub, layers=args.layers, hidden=args.hidden,
@@ -184,10 +183,6 @@ def _load(args: argparse.Namespace) -> tuple:
 
         imported = from_accelerate_fsdp(args.fsdp)
     num_gpus = imported.pop("num_gpus", None) or args.gpus
-    if imported and parse_int(num_gpus, "--gpus", 1, 100_000) == 1 and imported.get("parallelism") != "ddp":
-        from .errors import VramscopeError
-
-        raise VramscopeError("conflict", field="--gpus", reason="a sharded config needs the number of GPUs (--gpus N)")
     zero = {"0": "ddp"}.get(args.zero, f"zero{args.zero}") if args.zero else None
     workload = make_workload(
         task=args.task, method=args.method, estimator=args.estimator, engine=args.engine,

@@ -269,7 +269,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
         lora_targets=targets, frozen_layers=parse_int(frozen_layers, "--freeze-layers", 0, 100_000),
         lora_dropout=_fraction(lora_dropout, "--lora-dropout", 0.0, 0.99),
         train_modules=_modules(train_modules, method),
-        activations_per_sample=apsa, num_gpus=n_gpus, parallelism=par if n_gpus > 1 else "none", offload=off,
+        activations_per_sample=apsa, num_gpus=n_gpus, parallelism=par if n_gpus > 1 or par in TRAINING_PARALLEL else "none", offload=off,
         cache=cache, pp=pp_n, pp_schedule=pp_sched, framework=fw, **engine_opts, **training_opts, **dist,
     )
 
@@ -411,8 +411,8 @@ def _distributed(task: str, par: str, n_gpus: int, pp: int, tp: Any, sequence_pa
     dp = n_gpus // model_parallel if training else 1
     if training and dp > 1 and par == "none":
         par = "fsdp"
-    if training and dp == 1 and par in TRAINING_PARALLEL:
-        par = "none"
+    if training and dp == 1 and par == "ddp":
+        par = "none"  # ZeRO and FSDP on one GPU still run (their CPU offload is the point); DDP does nothing
     if sequence_parallel and tp_n == 1:
         raise VramscopeError("conflict", field="--sequence-parallel", reason="Megatron sequence parallelism "
                                                                               "splits inside a TP group: add --tp N")

@@ -35,11 +35,12 @@ from ..memory.activations import (FULL_TRAINING, TrainFlags, checkpointed_layers
                                   inference_transient, merged_expert_bytes, training_activations)
 from ..memory.gradients import gradient_bytes
 from ..memory.kv_cache import KV_DTYPE_BYTES, kv_cache_bytes
-from ..memory.optimizer_states import optimizer_state_bytes, step_temporary_bytes
+from ..memory.optimizer_states import deepspeed_step_temporary, optimizer_state_bytes, step_temporary_bytes
 from ..errors import VramscopeError
 from ..memory.parallel import (NO_BUFFERS, context_parallel_transient, expert_fraction, fsdp_buffers,
                                largest_layer_params,
-                               nvme_pinned_bytes, persistent_params, split_bytes, tp_shard_spec, zero3_buffers)
+                               nvme_pinned_bytes, persistent_params, split_bytes, tp_shard_spec, zero3_buffers,
+                               zero_bucket)
 from ..memory.pipeline import pipeline_stages
 from ..memory.trainable import dora_magnitude_params, lora_modules
 from ..memory.weights import spec_weight_bytes, weight_bytes
@@ -114,6 +115,8 @@ def _recipe(w: Workload, dtype: str) -> str:
         return w.precision
     if dtype == "fp32":
         return "fp32"
+    if w.parallelism in ("zero1", "zero2", "zero3"):
+        return "deepspeed"  # DeepSpeed keeps fp32 master weights and states for bf16/fp16 training
     return "mixed" if w.task == "pretrain" else "pure"
 
 
@@ -178,6 +181,9 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     layer_params = largest_layer_params(spec) if not adapters and not w.train_modules else 0
     largest = largest_tensor(spec) if not adapters else 0
     temp = step_temporary_bytes(w.optimizer, t.params, param_bytes, largest)
+    if recipe == "deepspeed" and w.parallelism in ("zero1", "zero2", "zero3"):
+        temp = deepspeed_step_temporary(t.params, a, w.dp * w.sp, w.parallelism == "zero3") * max(
+            1, w.dp * w.sp // (w.nodes if w.fsdp_sharding == "hybrid" else 1))  # divided below like the states
     seq_local = -(-w.seq // w.sp)  # context parallelism: each rank holds seq / sp tokens
     acts = training_activations(spec, w.batch, seq_local, act_bytes, w.attn, w.grad_checkpointing, _flags(spec, w),
                                 every=w.checkpoint_every, selective=w.checkpoint_mode == "selective",
@@ -206,6 +212,7 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         persistent = int(persistent_params(spec, w.zero_persistence) * a)
         weights, grads, states, temp = (split_bytes(x, ep_share, n, w.ep) for x in (weights, grads, states, temp))
         weights += persistent
+        grads += zero_bucket(w.reduce_bucket, t.params, param_bytes)
         buf = zero3_buffers(spec, a, w.zero_prefetch, w.zero_max_live, w.reduce_bucket, t.params)
         notes.append(Assumption("a_zero3", {"n": n, "prefetch": f"{w.zero_prefetch:.2g}",
                                             "live": f"{w.zero_max_live:.2g}", "bucket": f"{w.reduce_bucket:.2g}"}))
@@ -215,9 +222,9 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         weights = split_bytes(weights, ep_share, 1, w.ep)
         states, temp = split_bytes(states, ep_share, n, w.ep), split_bytes(temp, ep_share, n, w.ep)
         if w.parallelism == "zero2":
-            grads = split_bytes(grads, ep_share, n, w.ep) + min(grads, int(w.reduce_bucket * param_bytes))
+            grads = split_bytes(grads, ep_share, n, w.ep) + zero_bucket(w.reduce_bucket, t.params, param_bytes)
         else:
-            grads = split_bytes(grads, ep_share, 1, w.ep)
+            grads = split_bytes(grads, ep_share, 1, w.ep) + zero_bucket(w.reduce_bucket, t.params, param_bytes)
         notes.append(Assumption("a_zero", {"stage": w.parallelism[-1], "n": n}))
     else:
         weights, grads, states, temp = (split_bytes(x, ep_share, 1, w.ep) for x in (weights, grads, states, temp))
@@ -259,6 +266,10 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         extra["host_bytes"] = extra.get("host_bytes", 0) + host_acts
         notes.append(Assumption("a_act_offload", {"host": f"{host_acts / 2**30:.1f} GiB"}))
     kept = grads if w.grad_accum > 1 else 0
+    if w.parallelism in ("zero2", "zero3"):
+        kept = grads  # the gradient partition and the bucket are allocated once and stay (stage3.py 786-801)
+    elif w.parallelism == "zero1":
+        kept = max(kept, zero_bucket(w.reduce_bucket, t.params, param_bytes))
     base = {"weights": weights, "optimizer_states": states}
 
     def at(moment: tuple[int, int], phase: dict) -> dict:

@@ -48,3 +48,17 @@ def step_temporary_bytes(optimizer: str, trainable_params: int, param_bytes: flo
     if optimizer in ("adamw", "adam", "lion", "sgd-momentum"):
         return int(trainable_params * param_bytes)
     return int(2 * largest_tensor * param_bytes)
+
+
+#: DeepSpeed ZeRO-3 optimizer-step tile (``zero_optimization.sub_group_size`` default, elements)
+SUB_GROUP = 1_000_000_000
+
+
+def deepspeed_step_temporary(trainable_params: int, grad_bytes: float, ranks: int, stage3: bool) -> int:
+    """DeepSpeed's step (``deepspeed/runtime/zero``) upcasts the rank's 16-bit gradient partition to fp32 after
+    flattening it: ``(grad_bytes + 4)`` per element of the partition (ZeRO-1/2, ``stage_1_and_2.py step``), or of
+    one sub-group at a time (ZeRO-3, ``_prepare_fp32_grad_for_sub_group``: at most ``sub_group_size``)."""
+    part = -(-trainable_params // ranks)
+    if stage3:
+        part = min(part, SUB_GROUP)
+    return int(part * (grad_bytes + 4))

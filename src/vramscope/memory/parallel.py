@@ -153,18 +153,24 @@ def zero3_buffers(spec: ModelSpec, param_bytes: float, prefetch: int, max_live: 
     """DeepSpeed ZeRO-3 per rank (``deepspeed/runtime/zero``): parameters are gathered per submodule (the largest
     one: the embedding or output head); the coordinator prefetches up to ``stage3_prefetch_bucket_size`` elements
     ahead, bounded by ``stage3_max_live_parameters`` (``partitioned_param_coordinator.py``); a coalesced gather
-    copies out of its buffer (2× the module briefly). Backward adds the gradient bucket (``reduce_bucket_size``
-    elements, ``__ipg_bucket_flat_buffer``) and the ``torch.cat`` copy made for the reduce-scatter (about the
-    same size)."""
+    copies out of its buffer (2× the module briefly). Backward adds the ``torch.cat`` copy of the gradient bucket
+    made for the reduce-scatter (``reduce_scatter_coalesced``; the bucket itself is resident: :func:`zero_bucket`)."""
     module = largest_tensor(spec)
     gathered = int((2 * module + min(prefetch, max(0, max_live - module))) * param_bytes)
-    bucket = int(2 * min(reduce_bucket, trainable) * param_bytes)
+    bucket = zero_bucket(reduce_bucket, trainable, param_bytes)
     return FsdpBuffers(forward_layer=gathered, forward_loss=gathered, backward_loss=gathered,
                        backward_start=(gathered, bucket),
                        backward_layer=(gathered, bucket), backward_end=(gathered, bucket))
 
 
 NO_BUFFERS = FsdpBuffers(0, 0, 0, (0, 0), (0, 0), (0, 0))
+
+
+def zero_bucket(reduce_bucket: int, trainable: int, grad_bytes: float) -> int:
+    """DeepSpeed's resident gradient bucket: ``reduce_bucket_size`` elements in the 16-bit gradient dtype
+    (ZeRO-3 ``__ipg_bucket_flat_buffer``, ZeRO-1/2 ``setup_buckets`` with ``contiguous_gradients``, the default),
+    never larger than the gradients themselves."""
+    return int(min(reduce_bucket, trainable) * grad_bytes)
 
 
 def context_parallel_transient(spec: ModelSpec, tokens_local: int, a: float, mode: str) -> int:
