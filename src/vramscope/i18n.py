@@ -246,8 +246,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "llama.cpp：{ngl}/{n_layer} 层在 GPU 上（词嵌入在主机内存），n_ctx {ctx}，缓存 {ctk}/{ctv}，n_ubatch {ub}，flash attention {fa}",
     },
     "a_zero": {
-        "en": "per GPU of {n}-way DeepSpeed ZeRO stage {stage}: optimizer states sharded (stage 2: gradients too, through one 5e8-element reduce bucket); activations per rank",
-        "zh": "{n} 卡 DeepSpeed ZeRO 第 {stage} 阶段的单卡显存：优化器状态切分（第 2 阶段梯度也切分，经过一个 5e8 元素的 reduce 桶）；激活值按每卡计",
+        "en": "per GPU of {n}-way DeepSpeed ZeRO stage {stage}: fp32 master weights and optimizer states sharded (stage 2: gradients too), a resident {bucket}-element gradient bucket, the step upcasting the gradient partition to fp32; activations per rank",
+        "zh": "{n} 卡 DeepSpeed ZeRO 第 {stage} 阶段的单卡显存：fp32 主权重与优化器状态切分（第 2 阶段梯度也切分），常驻 {bucket} 元素的梯度桶，优化器步骤把梯度分片升为 fp32；激活值按每卡计",
     },
     "a_ddp": {
         "en": "per GPU of {n}-way DDP: a full replica each, plus DDP's flat gradient buckets beside .grad",
@@ -312,6 +312,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "a_dora": {
         "en": "DoRA: + {magnitude} magnitude parameters; each adapted layer keeps its base and adapter outputs and rebuilds its weight (fp32) every forward",
         "zh": "DoRA：另加 {magnitude} 个幅度参数；每个适配层保存基础输出和适配器输出，且每次前向都以 fp32 重建权重",
+    },
+    "a_paged": {
+        "en": "paged optimizer: its states ({states}) live in CUDA unified memory (cudaMallocManaged), counted here on the GPU; the driver pages them to host memory when the GPU runs short, and torch's memory counters do not include them",
+        "zh": "分页优化器：其状态（{states}）位于 CUDA 统一内存（cudaMallocManaged），这里按 GPU 计入；显存不足时由驱动换页到主机内存，torch 的显存计数不包含它们",
     },
     "a_framework_hf": {
         "en": "training loop: Hugging Face Trainer / TRL (only the loss is kept into backward)",

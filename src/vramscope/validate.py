@@ -38,6 +38,7 @@ class Row:
     trace_bytes: Optional[int]
     source: str
     skipped: str = ""
+    caveat: str = ""
 
     @staticmethod
     def err(est: Optional[int], meas: int) -> Optional[float]:
@@ -48,7 +49,7 @@ class Row:
                 "measured_bytes": self.measured_bytes, "analytic_bytes": self.analytic_bytes,
                 "analytic_error": self.err(self.analytic_bytes, self.measured_bytes),
                 "trace_bytes": self.trace_bytes, "trace_error": self.err(self.trace_bytes, self.measured_bytes),
-                "source": self.source, "skipped": self.skipped}
+                "source": self.source, "skipped": self.skipped, "caveat": self.caveat}
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -78,10 +79,11 @@ def read_records(path: Path) -> list[dict[str, Any]]:
 
 #: record keys that describe something vramscope does not model yet: such records are skipped, with the reason
 UNMODELLED = {
-    "packed": "sequence packing", "compile": "torch.compile", "chunked_ce": "chunked cross-entropy",
-    "optimizer_in_bwd": "optimizer step in backward", "activation_offloading": "activation offloading",
-    "mem_fraction_static": "SGLang's allocator",
-    "kv_cache_tokens": "a static KV cache of fixed size", "zero_stage": "DeepSpeed ZeRO",
+    "mem_fraction_static": "SGLang's allocator", "kv_cache_tokens": "a static KV cache of fixed size",
+}
+#: record keys that are estimated but not modelled exactly: the row is compared and carries the caveat
+CAVEATS = {
+    "compile": "torch.compile fuses element-wise ops and saves fewer activations; vramscope estimates eager mode",
 }
 #: record keys that are context only
 INFORMATIONAL = {"dataset", "lora_alpha", "lora_output", "max_new_tokens", "cache_dtype", "load_format", "phase",
@@ -154,6 +156,14 @@ def workload_from_record(rec: dict[str, Any]) -> dict[str, Any]:
                 "precision"):
         if src.get(key) is not None:
             out[key] = src[key]
+    for key, opt in (("packed", "packing"), ("optimizer_in_bwd", "optimizer_in_backward"),
+                     ("activation_offloading", "activation_offload")):
+        if src.get(key) is not None:
+            out[opt] = bool(src[key])
+    if src.get("chunked_ce") is not None:
+        out["ce_chunks"] = 8 if src["chunked_ce"] else 1
+    if src.get("zero_stage") is not None:
+        out["parallelism"] = "ddp" if int(src["zero_stage"]) == 0 else f"zero{int(src['zero_stage'])}"
     if src.get("offload_optimizer") or src.get("fsdp_offload_params"):
         out["offload"] = "optimizer+params" if (src.get("offload_param") or src.get("fsdp_offload_params")) \
             else "optimizer"
@@ -161,7 +171,8 @@ def workload_from_record(rec: dict[str, Any]) -> dict[str, Any]:
     if n > 1 and engine != "vllm":
         if out["task"] == "inference":
             raise Skip("multi-GPU inference records need the engine profiles")
-        out.update(num_gpus=n, parallelism="fsdp")
+        out.update(num_gpus=n)
+        out.setdefault("parallelism", "fsdp")
     unknown = set(src) - set(UNMODELLED) - INFORMATIONAL - {"engine", "task", "dtype", "optimizer", "quant", "attn",
                                                            "lora_targets", "method", "seq", "batch", "grad_accum",
                                                            "grad_checkpointing", "lora_rank", "kv_dtype",
@@ -170,19 +181,43 @@ def workload_from_record(rec: dict[str, Any]) -> dict[str, Any]:
                                                            "gguf_type", "n_gpu_layers", "gpu_memory_utilization",
                                                            "tensor_parallel_size", "max_model_len",
                                                            "max_num_seqs", "enforce_eager", "quantization",
-                                                           "mem_fraction_static"}
+                                                           "mem_fraction_static", "packed", "chunked_ce",
+                                                           "optimizer_in_bwd", "activation_offloading",
+                                                           "zero_stage", "compile"}
     if unknown:
         raise Skip(f"unknown workload keys: {', '.join(sorted(unknown))}")
     if out["task"] != "inference":
         if "seq" not in out:
             raise Skip("the source does not state the sequence length")
-        if "grad_checkpointing" not in out:
-            raise Skip("the source does not state whether activation checkpointing was on")
+        if src.get("packed") is False and src.get("dataset", "") or rec["id"].endswith("optflags-llama3.2-3b-baseline"):
+            raise Skip("unpacked batches are padded to their longest sample, whose length the source does not state")
         framework = str(rec.get("framework", "")).lower()
         if "torchtune" in framework:
-            raise Skip("torchtune's own model code and recipe (bf16 adapters, its RMSNorm and loss) are not "
-                       "modelled yet: the estimate follows transformers + peft")
+            out["framework"] = "torchtune"  # its recipes' defaults fill what the record leaves out
+        elif "grad_checkpointing" not in out:
+            raise Skip("the source does not state whether activation checkpointing was on")
     return out
+
+
+def torch_counters(rec: dict[str, Any]) -> bool:
+    """Whether the record's figure comes from torch's allocator counters. torchtune's recipes log
+    ``training.get_memory_stats`` (torch.cuda peak active / allocated / reserved), so its unspecified figures
+    are read as those."""
+    if rec["measured"] in ("max_memory_allocated", "max_memory_reserved"):
+        return True
+    return rec["measured"] == "unspecified" and "torchtune" in str(rec.get("framework", "")).lower()
+
+
+def record_caveats(rec: dict[str, Any]) -> str:
+    """What the estimate does not model exactly about this record (empty when nothing)."""
+    src = rec.get("workload") or {}
+    notes = [text for key, text in CAVEATS.items() if src.get(key)]
+    if "torchtune" in str(rec.get("framework", "")).lower():
+        if "grad_checkpointing" not in src:
+            notes.append("activation checkpointing taken from torchtune's recipe defaults (on)")
+        if rec["measured"] == "unspecified":
+            notes.append("read as torch's memory counters (torchtune logs training.get_memory_stats)")
+    return "; ".join(notes)
 
 
 def validate(records: list[dict[str, Any]], trace: bool = False) -> list[Row]:
@@ -220,10 +255,12 @@ def validate(records: list[dict[str, Any]], trace: bool = False) -> list[Row]:
                     rows.append(Row(**base, component=name, measured_bytes=int(value),
                                     analytic_bytes=ours[name], trace_bytes=None))
             continue
-        context = CONTEXT_NOMINAL if rec["measured"] in ("max_memory_allocated", "max_memory_reserved") else 0
+        counters = torch_counters(rec)
+        # torch's allocator counters see neither the CUDA context nor bitsandbytes' paged (managed) states
+        unseen = (CONTEXT_NOMINAL + est.engine.get("paged_bytes", 0)) if counters else 0
         rows.append(Row(**base, component="total", measured_bytes=int(rec["value_bytes"]),
-                        analytic_bytes=est.total_bytes - context,
-                        trace_bytes=(tr.total_bytes - context) if tr else None))
+                        analytic_bytes=est.total_bytes - unseen,
+                        trace_bytes=(tr.total_bytes - unseen) if tr else None, caveat=record_caveats(rec)))
     return rows
 
 

@@ -45,7 +45,7 @@ from ..memory.pipeline import pipeline_stages
 from ..memory.trainable import dora_magnitude_params, lora_modules
 from ..memory.weights import spec_weight_bytes, weight_bytes
 from ..model.spec import ModelSpec
-from ..model.tensors import largest_tensor, tensors
+from ..model.tensors import largest_layer_linear, largest_tensor, tensors
 from ..result import Assumption
 from ..sources.base import ResolvedModel
 from ..workload import Workload
@@ -123,12 +123,15 @@ def _recipe(w: Workload, dtype: str) -> str:
 def _flags(spec: ModelSpec, w: Workload) -> TrainFlags:
     if w.method in ("lora", "qlora"):
         return TrainFlags(base=False, embeddings=False, lora=lora_modules(spec, w.lora_targets),
-                          lora_rank=w.lora_rank, lora_dropout=w.lora_dropout > 0, dora=w.dora)
+                          lora_rank=w.lora_rank, lora_dropout=w.lora_dropout > 0, dora=w.dora,
+                          torchtune=w.framework == "torchtune")
     if w.method == "freeze" and w.train_modules:
-        return TrainFlags(base=False, embeddings=False, modules=frozenset(w.train_modules))
+        return TrainFlags(base=False, embeddings=False, modules=frozenset(w.train_modules),
+                          torchtune=w.framework == "torchtune")
     if w.method == "freeze":
-        return TrainFlags(base=True, embeddings=False, frozen_layers=w.frozen_layers)
-    return FULL_TRAINING
+        return TrainFlags(base=True, embeddings=False, frozen_layers=w.frozen_layers,
+                          torchtune=w.framework == "torchtune")
+    return TrainFlags(torchtune=True) if w.framework == "torchtune" else FULL_TRAINING
 
 
 def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
@@ -172,10 +175,11 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         cast_cache = 0
     else:
         weights = _weights(model, w, a, notes)
-        param_bytes = 4.0 if adapters else a
+        # peft keeps adapters in fp32 (autocast_adapter_dtype); torchtune builds them in the model dtype
+        param_bytes = (a if w.framework == "torchtune" else 4.0) if adapters else a
         cast_cache = 0
     if adapters:
-        weights += int(t.adapter_params * 4)
+        weights += int(t.adapter_params * param_bytes)
     grads = gradient_bytes(t.params, param_bytes)
     states = optimizer_state_bytes(w.optimizer, t.params, 4.0 if recipe == "deepspeed" else param_bytes) + master
     layer_params = largest_layer_params(spec) if not adapters and not w.train_modules else 0
@@ -225,7 +229,7 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
             grads = split_bytes(grads, ep_share, n, w.ep) + zero_bucket(w.reduce_bucket, t.params, param_bytes)
         else:
             grads = split_bytes(grads, ep_share, 1, w.ep) + zero_bucket(w.reduce_bucket, t.params, param_bytes)
-        notes.append(Assumption("a_zero", {"stage": w.parallelism[-1], "n": n}))
+        notes.append(Assumption("a_zero", {"stage": w.parallelism[-1], "n": n, "bucket": f"{w.reduce_bucket:.2g}"}))
     else:
         weights, grads, states, temp = (split_bytes(x, ep_share, 1, w.ep) for x in (weights, grads, states, temp))
         if w.parallelism == "ddp":
@@ -280,6 +284,9 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     # under checkpointing a layer's forward still builds its merged expert weights, then drops them
     in_flight = merged_expert_bytes(spec, act_bytes, _flags(spec, w)) if w.grad_checkpointing else 0
     flags = _flags(spec, w)
+    # 4-bit bases (QLoRA) dequantize each layer's weight to the compute dtype for its matmul, forward and
+    # backward (bitsandbytes matmul_4bit, torchao linear_nf4): one linear's weight alive at a time
+    dequant = int(largest_layer_linear(spec) * a) if w.method == "qlora" else 0
     dora_temp = dora_forward_transient(spec, flags.lora, not w.grad_checkpointing) if flags.dora else 0
     if flags.dora and spec.moe is not None and "experts" in flags.lora:
         raise VramscopeError("conflict", field="--dora", reason="peft has no DoRA for fused MoE experts; "
@@ -291,7 +298,7 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
                                    "activations": acts.layers + cast_cache + acts.loss_resident + in_flight,
                                    "temporaries": sp_temp}),
         at((buf.forward_layer, 0), {**base, "gradients": kept, "activations": acts.layers + cast_cache + in_flight,
-                                    "temporaries": sp_temp}),
+                                    "temporaries": sp_temp + dequant}),
     ]
     if dora_temp:
         forward_candidates.append(at((buf.forward_layer, 0), {**base, "gradients": kept,
@@ -332,7 +339,9 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         # recomputed tensors are re-created inside backward: temporaries, as a trace sees them
         candidates.append(at(buf.backward_layer, {
             **base, "gradients": partial,
-            "temporaries": sp_temp + acts.one_layer + max(acts.layer_backward_extra, dora_recompute)}))
+            "temporaries": sp_temp + acts.one_layer + max(acts.layer_backward_extra, dora_recompute, dequant)}))
+    elif dequant:
+        candidates.append({**base, "gradients": kept, "activations": acts.layers, "temporaries": dequant})
     if w.optimizer_in_backward:
         # torchtune's optimizer_in_bwd: a post-accumulate-grad hook steps each parameter as soon as its
         # gradient is complete and frees it, so gradients never pile up and there is no separate step
@@ -361,6 +370,11 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         busiest = max(rows, key=lambda r: r["peak_bytes"])
         notes.append(Assumption("a_pp", {"pp": w.pp, "schedule": w.pp_schedule, "m": w.grad_accum,
                                          "kind": busiest["kind"]}))
+    if w.optimizer.startswith("paged-") and states:
+        # bitsandbytes allocates paged states with cudaMallocManaged: on the GPU until it runs short, then paged
+        # to host memory by the driver; torch's allocator counters (max_memory_allocated) never see them
+        extra["paged_bytes"] = states
+        notes.append(Assumption("a_paged", {"states": f"{states / 2**30:.2f} GiB"}))
     notes.append(Assumption(f"a_recipe_{recipe}", {"dtype": dtype}))
     notes.append(Assumption(f"a_framework_{w.framework}", {"chunks": w.ce_chunks}))
     if w.packing:

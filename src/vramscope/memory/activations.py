@@ -81,6 +81,7 @@ class TrainFlags:
     lora_dropout: bool = False  # peft lora_dropout > 0: each adapter keeps a dropout mask and output
     modules: Optional[frozenset] = None  # --method freeze --train-modules: only these linear modules train
     dora: bool = False  # peft use_dora=True: each adapter also keeps the base output and its own output
+    torchtune: bool = False  # torchtune's modules: adapters in the model dtype, k/v expanded to every head
 
     def trains(self, module: str) -> bool:
         return self.base if self.modules is None else module in self.modules
@@ -135,6 +136,9 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
         n = adapted(*names)
         if not n:
             return 0.0
+        if t.torchtune:
+            # torchtune's LoRALinear: lora_a reads the (shared) input itself, in the model dtype
+            return (0.0 if t.base else a * width) + n * a * t.lora_rank
         if t.lora_dropout:  # dropout of the fp32 input: a bool mask and the dropped-out copy, per adapter
             return n * (5.0 * width + r4)
         copies = n if a != 4.0 else (0 if t.base else 1)
@@ -157,7 +161,8 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
             probs += a  # tanh output
         out += a * 3 * q_dim + probs * spec.num_heads * seq + (a * q_dim if t.trains("o_proj") else 0.0)
     else:
-        out += a * (2 * q_dim + 2 * kv_dim) + 4.0 * spec.num_heads
+        # torchtune's MultiHeadAttention expands k and v to every head before SDPA (a copy SDPA then saves)
+        out += a * (2 * q_dim + 2 * (q_dim if t.torchtune else kv_dim)) + 4.0 * spec.num_heads
     out += lora_inputs(q_dim, "o_proj")
     if spec.qk_norm:
         out += (4.0 + (a if t.norms_train else 0.0)) * (q_dim + kv_dim) + 4.0 * (spec.num_heads + spec.num_kv_heads)

@@ -316,3 +316,9 @@ def count_active_params(spec: ModelSpec) -> int:
 def largest_tensor(spec: ModelSpec) -> int:
     """Elements of the largest single tensor (one expert's, for routed experts)."""
     return max((t.numel // t.count for t in tensors(spec)), default=0)
+
+
+@lru_cache(maxsize=64)
+def largest_layer_linear(spec: ModelSpec) -> int:
+    """Elements of the largest linear weight inside the layers (what a 4-bit base dequantizes at once)."""
+    return max((t.numel // t.count for t in tensors(spec) if t.linear and t.layer is not None), default=0)
