@@ -264,9 +264,10 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     if w.activation_offload:
         # torchtune / TRL OffloadActivations: every saved tensor of at least 1 KiB that is not a parameter goes
         # to pinned host memory during forward (the output head excepted) and comes back, one autograd node at a
-        # time, in backward; the loss head runs outside the context and keeps its tensors on the GPU
-        host_acts = acts.layers
-        acts = replace(acts, layers=0)
+        # time, in backward; the loss head runs outside the context and keeps its tensors on the GPU, and the
+        # last few offloaded tensors (the final norm's) stay stashed until backward begins
+        host_acts = acts.layers - acts.head_inputs
+        acts = replace(acts, layers=acts.head_inputs)
         extra["host_bytes"] = extra.get("host_bytes", 0) + host_acts
         notes.append(Assumption("a_act_offload", {"host": f"{host_acts / 2**30:.1f} GiB"}))
     kept = grads if w.grad_accum > 1 else 0
@@ -286,7 +287,10 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     flags = _flags(spec, w)
     # 4-bit bases (QLoRA) dequantize each layer's weight to the compute dtype for its matmul, forward and
     # backward (bitsandbytes matmul_4bit, torchao linear_nf4): one linear's weight alive at a time
-    dequant = int(largest_layer_linear(spec) * a) if w.method == "qlora" else 0
+    # (torchao's NF4Tensor.get_original_weight, in torchtune, builds int64 indices on the way: 14.05 bytes per
+    # element in eager mode, traced on real tensors)
+    dequant = int(largest_layer_linear(spec) * (14.05 if w.framework == "torchtune" else a)) \
+        if w.method == "qlora" else 0
     dora_temp = dora_forward_transient(spec, flags.lora, not w.grad_checkpointing) if flags.dora else 0
     if flags.dora and spec.moe is not None and "experts" in flags.lora:
         raise VramscopeError("conflict", field="--dora", reason="peft has no DoRA for fused MoE experts; "
@@ -324,13 +328,17 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         candidates.append(at(buf.backward_start, {**base, "gradients": kept, "activations": acts.layers}))
         candidates.append(at(buf.backward_layer, {**base, "gradients": grads - buf.layer_pending // n}))
         candidates.append(at(buf.backward_reduce, {**base, "gradients": grads}))
+    head_candidate = None
     if w.ce_chunks > 1 and w.method == "full":
-        # a chunked output head runs lm_head once per chunk: from the second chunk's backward on, autograd adds
-        # each chunk's weight gradient to .grad out of place (old .grad, the new one and their sum alive)
+        # a chunked output head runs lm_head once per chunk. Autograd runs every chunk's cross-entropy backward
+        # first (later nodes first), leaving each chunk's logits gradient, then the head's matmuls: from the
+        # second on, it adds each chunk's weight gradient to .grad out of place (old .grad, the new one and their
+        # sum alive) while the other chunks' logits gradients wait
         head = int(spec.vocab_size * spec.hidden_size * param_bytes)
-        rest = acts.loss_resident * (w.ce_chunks - 1) // w.ce_chunks
-        candidates.append({**base, "gradients": kept + head, "activations": acts.layers + rest,
-                           "temporaries": 2 * head + acts.loss_backward_extra})
+        logits_grads = int(w.batch * seq_local * spec.vocab_size * act_bytes) * (w.ce_chunks - 2) // w.ce_chunks
+        head_candidate = {**base, "gradients": kept + head, "activations": acts.layers,
+                          "temporaries": 2 * head + logits_grads}
+        candidates.append(head_candidate)
     # a recomputed DoRA layer rebuilds its weights with autograd recording
     dora_recompute = dora_forward_transient(spec, flags.lora) if flags.dora and w.grad_checkpointing else 0
     if w.grad_checkpointing or w.activation_offload:
@@ -345,11 +353,21 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     if w.optimizer_in_backward:
         # torchtune's optimizer_in_bwd: a post-accumulate-grad hook steps each parameter as soon as its
         # gradient is complete and frees it, so gradients never pile up and there is no separate step
+        # inside the layers at most one weight's gradient exists; the output head's accumulates over its chunks
+        # and the embedding's, last, is the largest
         one = int(largest * param_bytes) if largest else min(grads, int(layer_params * param_bytes))
+        in_layer = min(one, int(largest_layer_linear(spec) * param_bytes)) if largest else one
         step_one = step_temporary_bytes(w.optimizer, largest or t.params, param_bytes, largest)
-        candidates = [{**c, "gradients": min(c.get("gradients", 0), one)} for c in candidates
-                      if c.get("gradients", 0) != grads]
+        # a tied output head's gradient waits in the autograd engine for the embedding's, at the very end
+        waiting = embed_grad if spec.tie_embeddings else 0
+        loss_start = candidates[0]
+        candidates = [c if c is head_candidate else
+                      {**c, "gradients": min(c.get("gradients", 0), in_layer) + (0 if c is loss_start else waiting)}
+                      for c in candidates if c.get("gradients", 0) != grads]
         candidates.append(at(buf.backward_layer, {**base, "gradients": one, "temporaries": step_one + tied_extra}))
+        # a gradient that lives only until its own step is a temporary, as a trace sees it
+        candidates = [{**c, "gradients": 0, "temporaries": c.get("temporaries", 0) + c.get("gradients", 0)}
+                      for c in candidates]
     backward = max(candidates, key=lambda c: sum(c.values()))
     phases: Phases = {
         "load": {"weights": weights},

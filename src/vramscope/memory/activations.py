@@ -102,6 +102,7 @@ class TrainingActivations:
     loss_backward_extra: int  # cross-entropy backward's two fp32 gradients
     one_layer: int  # one layer's full activations (recomputed under checkpointing)
     layer_backward_extra: int = 0  # transient while one layer runs backward (merged expert weight gradients)
+    head_inputs: int = 0  # of ``layers``: the final norm's saved tensors and the output head's input
 
     @property
     def saved(self) -> int:
@@ -123,7 +124,9 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
     if spec.mla is not None:
         q_dim = spec.num_heads * spec.mla.qk_head_dim
         kv_dim = spec.num_heads * (spec.mla.qk_head_dim + spec.mla.v_head_dim) // 2
-    gemma = spec.model_type.startswith("gemma")
+    # Gemma's (1 + weight) norm keeps its fp32 normalized value; so does torchtune's RMSNorm, whose fp32 input
+    # meets a bf16 weight and falls off the fused path (traced: 4h per norm more than transformers')
+    gemma = spec.model_type.startswith("gemma") or t.torchtune
     lora = t.lora
     r4 = 4.0 * t.lora_rank
 
@@ -163,7 +166,8 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
     else:
         # torchtune's MultiHeadAttention expands k and v to every head before SDPA (a copy SDPA then saves)
         out += a * (2 * q_dim + 2 * (q_dim if t.torchtune else kv_dim)) + 4.0 * spec.num_heads
-    out += lora_inputs(q_dim, "o_proj")
+    # torchtune's output_proj adapter reads the attention output SDPA already keeps (no copy)
+    out += (a * t.lora_rank if "o_proj" in lora else 0.0) if t.torchtune else lora_inputs(q_dim, "o_proj")
     if spec.qk_norm:
         out += (4.0 + (a if t.norms_train else 0.0)) * (q_dim + kv_dim) + 4.0 * (spec.num_heads + spec.num_kv_heads)
     # MLP input (normed) is shared by gate and up (and the router)
@@ -273,7 +277,7 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
         layers += int(tokens * per_layer) * (live_layers - ckpt) + merged * round(moe_layers * (1 - ckpt / n_layers))
     else:
         layers = int(tokens * per_layer) * live_layers + merged * moe_layers
-    gemma = spec.model_type.startswith("gemma")
+    gemma = spec.model_type.startswith("gemma") or trainable.torchtune
     final_norm = int(tokens * _norm(spec.hidden_size, a, trainable.norms_train, gemma) / replicated_shard)
     if trainable.trains("lm_head"):
         final_norm += int(tokens * a * spec.hidden_size)  # lm_head's input, when lm_head trains
@@ -285,16 +289,20 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
         softcap = a if spec.logit_softcap else 0.0  # tanh output kept for backward
         resident = int(tokens * (4 + softcap) * v)
         fwd_extra, bwd_extra = int(tokens * (a + upcast) * v), int(tokens * 8 * v)
+        if trainable.torchtune and ce_chunks == 1:
+            # torchtune's model returns output(h).float(): only the fp32 logits outlive the model call
+            fwd_extra = int(tokens * (upcast or a) * v)
         if ce_chunks > 1:
             # all chunks' logits stay alive while the loss runs, but only one chunk's fp32 copy at a time;
             # backward's fp32 gradients (and the chunk's logits gradient) exist one chunk at a time
             chunk = -(-seq // ce_chunks) * batch
             fwd_extra = int(tokens * a * v + chunk * upcast * v)
-            bwd_extra = int(chunk * (8 + a) * v)
+            bwd_extra = int(chunk * 8 * v)  # two fp32 chunk gradients (traced: torchtune 4V + 1.0V)
     # backward through a merged expert weight materializes its full gradient (the down projection's first)
     layer_bwd = merged // 3
     return TrainingActivations(layers=layers + final_norm, loss_resident=resident, loss_forward_extra=fwd_extra,
-                               loss_backward_extra=bwd_extra, one_layer=one_layer, layer_backward_extra=layer_bwd)
+                               loss_backward_extra=bwd_extra, one_layer=one_layer, layer_backward_extra=layer_bwd,
+                               head_inputs=final_norm)
 
 
 def inference_transient(spec: ModelSpec, batch: int, seq: int, a: float, attn: str = "sdpa",

@@ -67,7 +67,7 @@ def run_training(model: Any, optimizer: Any, batch: int, seq: int, phase: Phase,
     offloader = Offloader(model, saved_hook) if offload else None
     if step_in_backward:
         for p, opt in optimizer.items():
-            p.register_post_accumulate_grad_hook(_step_hook(opt, on_grads))
+            p.register_post_accumulate_grad_hook(_step_hook(opt))
     for step in range(1, steps + 1):
         ids = torch.randint(0, vocab, (batch, seq), device=device)
         phase(f"forward#{step}")
@@ -116,10 +116,9 @@ def _each(fn: Callable[[Any], None], logits: Any) -> None:
         fn(t)
 
 
-def _step_hook(opt: Any, on_grads: Optional[Callable[[], None]]) -> Callable[[Any], None]:
+def _step_hook(opt: Any) -> Callable[[Any], None]:
+    """Step one parameter's optimizer and free its gradient (a gradient living only until then is a temporary)."""
     def hook(_: Any) -> None:
-        if on_grads is not None:
-            on_grads()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
