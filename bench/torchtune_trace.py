@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from contextlib import nullcontext
 
 import torch
@@ -36,17 +35,18 @@ from torch.utils._pytree import tree_leaves
 from vramscope.trace.tracker import make_tracker  # noqa: E402
 
 
-def akey(tracker, t):
-    """Allocation key (index into tracker.log.sizes) of t's storage, or None."""
-    cell = tracker.track(t)
-    return None if cell is None else cell.key
-
 from torchtune import modules, training
 from torchtune.models.llama3_2._component_builders import llama3_2, lora_llama3_2
 from torchtune.modules.loss import CEWithChunkedOutputLoss
 from torchtune.modules.peft import get_adapter_params, set_trainable_params
 
-H, HEADS, KV, I, V = 3072, 24, 8, 8192, 128_256
+H, HEADS, KV, I, V = 3072, 24, 8, 8192, 128_256  # noqa: E741
+
+
+def akey(tracker, t):
+    """Allocation key (index into tracker.log.sizes) of t's storage, or None."""
+    cell = tracker.track(t)
+    return None if cell is None else cell.key
 
 
 def _apply_scaling_vectorized(self, freqs, scale_factor, low_freq_factor, high_freq_factor, old_context_len):
@@ -358,7 +358,7 @@ def run_head(cfg):
 
 
 def parse(argv=None):
-    global H, HEADS, KV, I  # scaled-down shapes for real-tensor runs keep the Llama-3.2-3B ratios
+    global H, HEADS, KV, I  # scaled-down shapes for real-tensor runs keep the Llama-3.2-3B ratios  # noqa: E741
     ap = argparse.ArgumentParser()
     ap.add_argument("--method", default="full", choices=["full", "lora", "qlora"])
     ap.add_argument("--layers", type=int, default=2)
@@ -381,7 +381,7 @@ def parse(argv=None):
     ap.add_argument("--inter", type=int, default=I)
     cfg = ap.parse_args(argv)
     cfg.tokens = cfg.batch * cfg.seq
-    H, HEADS, KV, I = cfg.hidden, cfg.heads, cfg.kv_heads, cfg.inter
+    H, HEADS, KV, I = cfg.hidden, cfg.heads, cfg.kv_heads, cfg.inter  # noqa: E741
     return cfg
 
 

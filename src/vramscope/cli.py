@@ -49,9 +49,9 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
     w.add_argument("--attn", default="sdpa", help="sdpa (default) | flash | eager")
     w.add_argument("--cache", default="dynamic", help="transformers KV cache: dynamic (default) | static")
     w.add_argument("--precision", default="auto", help="auto | pure | mixed | fp32 | deepspeed (training)")
-    w.add_argument("--optimizer", default="adamw",
+    w.add_argument("--optimizer",
                    help="adamw | adam | adamw-fused | adamw-8bit | paged-adamw | paged-adamw-8bit | sgd | "
-                        "sgd-momentum | lion | adafactor")
+                        "sgd-momentum | lion | adafactor (default adamw; torchtune full single-GPU: paged-adamw-8bit)")
     w.add_argument("--grad-checkpointing", nargs="?", const="full", metavar="MODE",
                    help="activation checkpointing: full (default when given; every layer recomputed) | selective "
                         "(only core attention recomputed, Megatron-LM)")
@@ -62,9 +62,11 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
     w.add_argument("--chunked-ce", nargs="?", const="8", metavar="N",
                    help="output head and cross-entropy in N chunks (default 8, torchtune); 1 = off")
     w.add_argument("--packing", action="store_true", help="sequences packed to --seq (every micro-batch full)")
-    w.add_argument("--optimizer-in-backward", action="store_true",
+    w.add_argument("--optimizer-in-backward", action="store_true", default=None,
                    help="step each parameter as its gradient lands (torchtune optimizer_in_bwd)")
     w.add_argument("--dora", action="store_true", help="DoRA adapters (peft use_dora) with --method lora/qlora")
+    w.add_argument("--compile", action="store_true",
+                   help="torch.compile (modelled for the loss head; layers as in eager mode)")
     w.add_argument("--lora-alpha", help="LoRA alpha (recorded; it does not change memory)")
     w.add_argument("--grad-accum", default="1", help="gradient accumulation steps (default 1)")
     w.add_argument("--lora-rank", default="16", help="LoRA rank (default 16)")
@@ -193,6 +195,7 @@ def _load(args: argparse.Namespace) -> tuple:
         checkpoint_mode=args.grad_checkpointing, checkpoint_every=args.checkpoint_every,
         activation_offload=args.activation_offload, ce_chunks=args.chunked_ce, packing=args.packing,
         optimizer_in_backward=args.optimizer_in_backward, dora=args.dora, lora_alpha=args.lora_alpha,
+        compile=args.compile,
         tp=args.tp or args.train_tp or 1, sequence_parallel=args.sequence_parallel, sp=args.sp, sp_mode=args.sp_mode,
         ep=args.ep, nodes=imported.get("nodes", args.nodes), fsdp_sharding=imported.get("fsdp_sharding", args.fsdp_sharding),
         fsdp_version=imported.get("fsdp_version", args.fsdp_version),

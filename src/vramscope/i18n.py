@@ -317,6 +317,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "paged optimizer: its states ({states}) live in CUDA unified memory (cudaMallocManaged), counted here on the GPU; the driver pages them to host memory when the GPU runs short, and torch's memory counters do not include them",
         "zh": "分页优化器：其状态（{states}）位于 CUDA 统一内存（cudaMallocManaged），这里按 GPU 计入；显存不足时由驱动换页到主机内存，torch 的显存计数不包含它们",
     },
+    "a_compile": {
+        "en": "torch.compile: modelled for the loss (the fused cross-entropy keeps the 16-bit logits and a log-sum-exp per row, not fp32 log-probabilities); decoder layers are estimated as in eager mode, which with activation checkpointing is close and without it an overestimate",
+        "zh": "torch.compile：仅对损失建模（融合的交叉熵只保存 16 位 logits 和每行一个 log-sum-exp，而非 fp32 对数概率）；解码层按 eager 模式估算，开启激活检查点时接近，未开启时偏高",
+    },
     "a_framework_hf": {
         "en": "training loop: Hugging Face Trainer / TRL (only the loss is kept into backward)",
         "zh": "训练循环：Hugging Face Trainer / TRL（反向传播时只保留损失）",

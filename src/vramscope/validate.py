@@ -83,7 +83,7 @@ UNMODELLED = {
 }
 #: record keys that are estimated but not modelled exactly: the row is compared and carries the caveat
 CAVEATS = {
-    "compile": "torch.compile fuses element-wise ops and saves fewer activations; vramscope estimates eager mode",
+    "compile": "torch.compile modelled for the loss head only; decoder layers estimated as in eager mode",
 }
 #: record keys that are context only
 INFORMATIONAL = {"dataset", "lora_alpha", "lora_output", "max_new_tokens", "cache_dtype", "load_format", "phase",
@@ -139,8 +139,11 @@ def workload_from_record(rec: dict[str, Any]) -> dict[str, Any]:
         out.update(dtype="fp16", precision="mixed")
     elif dtype:
         out["dtype"] = dtype
-    opt = str(src.get("optimizer", "adamw")).split(" ")[0].replace("_", "-")
-    out["optimizer"] = {"paged-adamw8bit": "paged-adamw-8bit", "adamw8bit": "adamw-8bit"}.get(opt, opt)
+    torchtune = "torchtune" in str(rec.get("framework", "")).lower()
+    given = str(src.get("optimizer", ""))
+    if given and not (torchtune and "recipe default" in given):  # else the framework profile's default
+        opt = given.split(" ")[0].replace("_", "-")
+        out["optimizer"] = {"paged-adamw8bit": "paged-adamw-8bit", "adamw8bit": "adamw-8bit"}.get(opt, opt)
     quant = src.get("quant")
     if quant:
         out["quant"] = "nf4-dq" if "double" in str(quant) else str(quant).split(" ")[0]
@@ -160,8 +163,12 @@ def workload_from_record(rec: dict[str, Any]) -> dict[str, Any]:
                      ("activation_offloading", "activation_offload")):
         if src.get(key) is not None:
             out[opt] = bool(src[key])
+    if src.get("compile"):
+        out["compile"] = True
     if src.get("chunked_ce") is not None:
         out["ce_chunks"] = 8 if src["chunked_ce"] else 1
+    if src.get("fsdp_version") is not None:
+        out["fsdp_version"] = int(src["fsdp_version"])
     if src.get("zero_stage") is not None:
         out["parallelism"] = "ddp" if int(src["zero_stage"]) == 0 else f"zero{int(src['zero_stage'])}"
     if src.get("offload_optimizer") or src.get("fsdp_offload_params"):
@@ -183,7 +190,7 @@ def workload_from_record(rec: dict[str, Any]) -> dict[str, Any]:
                                                            "max_num_seqs", "enforce_eager", "quantization",
                                                            "mem_fraction_static", "packed", "chunked_ce",
                                                            "optimizer_in_bwd", "activation_offloading",
-                                                           "zero_stage", "compile"}
+                                                           "zero_stage", "compile", "fsdp_version"}
     if unknown:
         raise Skip(f"unknown workload keys: {', '.join(sorted(unknown))}")
     if out["task"] != "inference":

@@ -45,6 +45,8 @@ MAX_BATCH = 1_000_000
 TORCHTUNE_LORA_TARGETS = ("q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 #: torchtune's CEWithChunkedOutputLoss default number of chunks (torchtune/modules/loss/ce_chunked_output_loss.py)
 TORCHTUNE_CE_CHUNKS = 8
+TORCHTUNE_FULL_SINGLE_OPTIMIZER = "paged-adamw-8bit"
+#: the other torchtune recipes pass fused: True to torch.optim.AdamW (118 of its configs in 0.6.1)
 #: llama.cpp --cache-type-k/-v (common/arg.cpp kv_cache_types)
 LLAMA_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 MAX_SEQ = 100_000_000
@@ -91,6 +93,7 @@ class Workload:
     checkpoint_every: int = 1  # torchtune ac_mode=selective, ac_option=N: every N-th layer checkpointed
     activation_offload: bool = False  # saved activations to pinned host memory (torchtune / TRL OffloadActivations)
     ce_chunks: int = 1  # chunked cross-entropy (torchtune CEWithChunkedOutputLoss, 8 chunks); 1 = one call
+    compile: bool = False  # torch.compile: modelled for the loss head (fused cross-entropy), layers as eager
     packing: bool = False  # sequences packed to --seq: every micro-batch is full
     optimizer_in_backward: bool = False  # each parameter stepped (and its gradient freed) as its gradient lands
     # multi-GPU (issue #6); --gpus is the world size, data parallel = gpus / (tp · pp · sp)
@@ -152,7 +155,7 @@ class Workload:
 def make_workload(task: str = "inference", method: Optional[str] = None, estimator: str = "analytic",
                   engine: str = "transformers", dtype: Optional[str] = None, quant: Optional[str] = None,
                   batch: Any = 1, seq: Any = None, kv_dtype: Optional[str] = None, attn: str = "sdpa",
-                  precision: str = "auto", optimizer: str = "adamw", grad_checkpointing: Any = None,
+                  precision: str = "auto", optimizer: Optional[str] = None, grad_checkpointing: Any = None,
                   grad_accum: Any = 1, lora_rank: Any = 16, lora_targets: Any = None, frozen_layers: Any = 0,
                   lora_dropout: Any = 0.0, train_modules: Any = None,
                   activations_per_sample: Any = None, num_gpus: Any = 1, parallelism: str = "auto",
@@ -163,7 +166,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
                   pp_schedule: str = "1f1b", framework: str = "hf", lora_alpha: Any = None, dora: bool = False,
                   checkpoint_mode: Optional[str] = None, checkpoint_every: Any = None,
                   activation_offload: Optional[bool] = None, ce_chunks: Any = None, packing: bool = False,
-                  optimizer_in_backward: bool = False, tp: Any = 1, sequence_parallel: bool = False, sp: Any = 1,
+                  optimizer_in_backward: Optional[bool] = None, compile: bool = False, tp: Any = 1, sequence_parallel: bool = False, sp: Any = 1,
                   sp_mode: str = "ring", ep: Any = 1, nodes: Any = 1, fsdp_sharding: str = "full",
                   fsdp_version: Any = 2, zero_prefetch: Any = None, zero_max_live: Any = None,
                   zero_persistence: Any = None, reduce_bucket: Any = None, offload_device: str = "cpu") -> Workload:
@@ -203,8 +206,8 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
         raise VramscopeError("conflict", field="--quant",
                              reason=f"llama.cpp runs GGUF types (Q4_K_M, Q5_K_M, Q8_0, ...), not '{quant}'")
     if method == "qlora":
-        if q == "none":
-            q = "nf4"
+        if q == "none":  # torchao's NF4Tensor (torchtune) double-quantizes its scalers like bitsandbytes' nf4-dq
+            q = "nf4-dq" if str(framework).strip().lower() == "torchtune" else "nf4"
         elif q not in ("int4", "nf4", "fp4", "nf4-dq", "fp4-dq"):
             raise VramscopeError("conflict", field="--quant",
                                  reason=f"QLoRA quantizes the base to 4-bit (nf4, fp4, nf4-dq, fp4-dq), not '{quant}'")
@@ -235,9 +238,16 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
                              reason=f"'{par}' is not available for --task {task} yet; use "
                                     f"{'tp' if task == 'inference' else 'fsdp'}")
     fw = _choice(framework, "--framework", FRAMEWORKS)
+    # torchtune's full_finetune_single_device configs (llama3_1/8B, llama3_2/3B, llama2/7B_full_low_memory):
+    # bitsandbytes PagedAdamW8bit stepped inside backward (optimizer_in_bwd: True)
+    torchtune_full_single = (fw == "torchtune" and task != "inference" and (method or "full") == "full"
+                             and parse_int(num_gpus, "--gpus", 1, 100_000) == 1)
+    if torchtune_full_single and optimizer_in_backward is None and parse_int(grad_accum, "--grad-accum", 1,
+                                                                              1_000_000) == 1:
+        optimizer_in_backward = True
     training_opts = _training_options(task, method, fw, grad_checkpointing, checkpoint_mode, checkpoint_every,
-                                      activation_offload, ce_chunks, packing, optimizer_in_backward, dora,
-                                      lora_alpha, grad_accum, lora_targets)
+                                      activation_offload, ce_chunks, packing, bool(optimizer_in_backward), dora,
+                                      lora_alpha, grad_accum, lora_targets, bool(compile))
     pp_n = parse_int(pp, "--pp", 1, 1024)
     pp_sched = _choice(pp_schedule, "--pp-schedule", ("1f1b", "gpipe"))
     if pp_n > 1 and task == "inference":
@@ -262,7 +272,9 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
         seq=parse_int(default_seq if seq is None else seq, "--seq", 1, MAX_SEQ),
         kv_dtype=kv_dtype, attn=_choice(attn, "--attn", ATTN_IMPLS),
         precision=_choice(precision, "--precision", PRECISIONS),
-        optimizer=_choice(optimizer, "--optimizer", OPTIMIZERS),
+        optimizer=_choice(optimizer, "--optimizer", OPTIMIZERS) if optimizer is not None else (
+            TORCHTUNE_FULL_SINGLE_OPTIMIZER if torchtune_full_single else
+            "adamw-fused" if fw == "torchtune" else "adamw"),
 
         grad_accum=parse_int(grad_accum, "--grad-accum", 1, 1_000_000),
         lora_rank=parse_int(lora_rank, "--lora-rank", 1, 65536),
@@ -340,12 +352,13 @@ def _fraction(value: Any, field_name: str, lo: float, hi: float) -> float:
 def _training_options(task: str, method: str, fw: str, grad_checkpointing: Any, checkpoint_mode: Optional[str],
                       checkpoint_every: Any, activation_offload: Optional[bool], ce_chunks: Any, packing: bool,
                       optimizer_in_backward: bool, dora: bool, lora_alpha: Any, grad_accum: Any,
-                      lora_targets: Any) -> dict[str, Any]:
+                      lora_targets: Any, compile: bool = False) -> dict[str, Any]:
     """Training options, with the framework profile's defaults where the user gave none."""
     training = task != "inference"
     given = {"--grad-checkpointing": grad_checkpointing or checkpoint_mode, "--checkpoint-every": checkpoint_every,
              "--activation-offload": activation_offload, "--chunked-ce": ce_chunks, "--packing": packing or None,
              "--optimizer-in-backward": optimizer_in_backward or None, "--dora": dora or None,
+             "--compile": compile or None,
              "--lora-alpha": lora_alpha}
     if not training:
         for name, value in given.items():
@@ -374,7 +387,7 @@ def _training_options(task: str, method: str, fw: str, grad_checkpointing: Any, 
             alpha = -1.0
         if not alpha > 0:
             raise VramscopeError("bad_choice", field="--lora-alpha", value=lora_alpha, allowed="a positive number")
-    return {"grad_checkpointing": ckpt, "checkpoint_mode": mode or "full", "checkpoint_every": every,
+    return {"grad_checkpointing": ckpt, "checkpoint_mode": mode or "full", "checkpoint_every": every, "compile": compile,
             "activation_offload": bool(activation_offload), "ce_chunks": chunks, "packing": bool(packing),
             "optimizer_in_backward": bool(optimizer_in_backward), "dora": bool(dora), "lora_alpha": alpha}
 

@@ -191,7 +191,7 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     seq_local = -(-w.seq // w.sp)  # context parallelism: each rank holds seq / sp tokens
     acts = training_activations(spec, w.batch, seq_local, act_bytes, w.attn, w.grad_checkpointing, _flags(spec, w),
                                 every=w.checkpoint_every, selective=w.checkpoint_mode == "selective",
-                                ce_chunks=w.ce_chunks, replicated_shard=seq_shard)
+                                ce_chunks=w.ce_chunks, replicated_shard=seq_shard, compiled_loss=w.compile)
     sp_temp = context_parallel_transient(spec, w.batch * seq_local, act_bytes, w.sp_mode) if w.sp > 1 else 0
     if w.sp > 1:
         notes.append(Assumption("a_sp", {"n": w.sp, "mode": w.sp_mode, "seq": seq_local}))
@@ -208,8 +208,13 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     gather_bytes = 4.0 if recipe == "mixed" else a
     if w.parallelism == "fsdp":
         weights, grads, states, temp = (split_bytes(x, ep_share, n, w.ep) for x in (weights, grads, states, temp))
+        layer_bytes = 0.0
+        if w.quant != "none":  # quantized linears are gathered as stored; embeddings and head stay 16-bit
+            qb = spec_weight_bytes(spec, a, w.quant)
+            if qb.quantized_params:
+                layer_bytes = (qb.total - qb.kept_params * a) / qb.quantized_params
         buf = fsdp_buffers(spec, w.fsdp_version, gather_bytes, param_bytes, not adapters and not w.train_modules,
-                           w.method == "full", w.grad_checkpointing and w.method != "full")
+                           w.method == "full", w.grad_checkpointing and w.method != "full", layer_bytes)
         notes.append(Assumption("a_fsdp_v", {"n": n, "v": w.fsdp_version,
                                              "hybrid": f" × {w.nodes} replicas" if w.fsdp_sharding == "hybrid" else ""}))
     elif w.parallelism == "zero3":
@@ -289,7 +294,8 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     # backward (bitsandbytes matmul_4bit, torchao linear_nf4): one linear's weight alive at a time
     # (torchao's NF4Tensor.get_original_weight, in torchtune, builds int64 indices on the way: 14.05 bytes per
     # element in eager mode, traced on real tensors)
-    dequant = int(largest_layer_linear(spec) * (14.05 if w.framework == "torchtune" else a)) \
+    # (compiled layers fuse it: the bf16 weight only)
+    dequant = int(largest_layer_linear(spec) * (14.05 if w.framework == "torchtune" and not w.compile else a)) \
         if w.method == "qlora" else 0
     dora_temp = dora_forward_transient(spec, flags.lora, not w.grad_checkpointing) if flags.dora else 0
     if flags.dora and spec.moe is not None and "experts" in flags.lora:
@@ -405,6 +411,8 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
                                                  "layers": n_layers, "every": w.checkpoint_every}))
     if w.ce_chunks > 1:
         notes.append(Assumption("a_chunked_ce", {"chunks": w.ce_chunks}))
+    if w.compile:
+        notes.append(Assumption("a_compile"))
     if w.dora:
         notes.append(Assumption("a_dora", {"magnitude": f"{dora_magnitude_params(spec, w.lora_targets):,}"}))
     notes.append(Assumption("a_training_shape", {"batch": w.batch, "seq": w.seq, "attn": w.attn,

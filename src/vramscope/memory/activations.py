@@ -247,8 +247,8 @@ def checkpointed_layers(n_layers: int, every: int) -> int:
 
 def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: str = "sdpa",
                          checkpointing: bool = False, trainable: TrainFlags = FULL_TRAINING, every: int = 1,
-                         selective: bool = False, ce_chunks: int = 1, replicated_shard: int = 1
-                         ) -> TrainingActivations:
+                         selective: bool = False, ce_chunks: int = 1, replicated_shard: int = 1,
+                         compiled_loss: bool = False) -> TrainingActivations:
     """What training keeps (module docstring). ``every``: with checkpointing, only every ``every``-th layer is
     checkpointed; ``selective``: Megatron's selective recomputation (only core attention recomputed) instead
     of whole layers; ``ce_chunks``: the output head and cross-entropy run chunk by chunk along the sequence."""
@@ -298,6 +298,16 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
             chunk = -(-seq // ce_chunks) * batch
             fwd_extra = int(tokens * a * v + chunk * upcast * v)
             bwd_extra = int(chunk * 8 * v)  # two fp32 chunk gradients (traced: torchtune 4V + 1.0V)
+        if compiled_loss:
+            # torch.compile fuses upcast, log-softmax and NLL: the graph saves the logits it was given and one
+            # fp32 log-sum-exp per row (bench/compile_loss.py); its backward writes the logits' gradient one chunk
+            # (or the whole) at a time. torchtune's unchunked model upcasts inside the model (output(h).float()),
+            # so the compiled loss keeps fp32 logits and backward also casts their gradient back
+            chunk = -(-seq // ce_chunks) * batch
+            given = (upcast or a) if (trainable.torchtune and ce_chunks == 1) else a
+            resident = int(tokens * (given * v + 4))
+            fwd_extra = 0
+            bwd_extra = int(chunk * (given + (a if given != a else 0)) * v)
     # backward through a merged expert weight materializes its full gradient (the down projection's first)
     layer_bwd = merged // 3
     return TrainingActivations(layers=layers + final_norm, loss_resident=resident, loss_forward_extra=fwd_extra,

@@ -26,6 +26,8 @@ OPTIMIZERS = ("adamw", "adam", "adamw-fused", "adamw-8bit", "paged-adamw", "page
 
 
 def state_bytes_per_param(optimizer: str, param_bytes: float) -> float:
+    if optimizer == "paged-adamw":  # bitsandbytes' 32-bit optimizers keep fp32 states whatever the parameters
+        return 8.0
     optimizer = optimizer.removeprefix("paged-")  # paged states are the same bytes, in CUDA unified memory
     if optimizer in ("adamw", "adam", "adamw-fused"):
         return 2 * param_bytes

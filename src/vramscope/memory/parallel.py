@@ -100,7 +100,7 @@ class FsdpBuffers:
 
 
 def fsdp_buffers(spec: ModelSpec, version: int, param_bytes: float, grad_bytes: float, trains_layers: bool,
-                 trains_embeddings: bool, input_grads: bool = False) -> FsdpBuffers:
+                 trains_embeddings: bool, input_grads: bool = False, layer_bytes: float = 0.0) -> FsdpBuffers:
     """What FSDP keeps unsharded per rank, units wrapped as accelerate wraps them (U: the largest decoder
     layer's parameters, E: the input embedding, T: final norm + output head; ``_g`` the same as gradients).
 
@@ -123,7 +123,8 @@ def fsdp_buffers(spec: ModelSpec, version: int, param_bytes: float, grad_bytes: 
     """
     layer = largest_layer_params(spec)
     h, v = spec.hidden_size, spec.vocab_size
-    u, ug = layer * param_bytes, (layer * grad_bytes if trains_layers else 0)
+    # ``layer_bytes``: bytes per layer parameter as stored (a 4-bit QLoRA base is gathered in its storage)
+    u, ug = layer * (layer_bytes or param_bytes), (layer * grad_bytes if trains_layers else 0)
     tied = spec.tie_embeddings
     t = (v * h + h) * param_bytes
     tg = v * h * grad_bytes if trains_layers else 0

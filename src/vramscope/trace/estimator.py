@@ -46,6 +46,9 @@ def _refuse(w: Workload) -> None:
         raise VramscopeError("trace_unsupported", reason=f"optimizer '{w.optimizer}' is not in torch")
     if w.kv_dtype not in (None, "fp16", "bf16", "fp32"):
         raise VramscopeError("trace_unsupported", reason="quantized KV caches are not traced")
+    if w.compile:
+        raise VramscopeError("trace_unsupported", reason="compiled graphs are not traced (the trace runs eager mode); "
+                                                         "drop --compile")
     if w.framework == "torchtune":
         raise VramscopeError("trace_unsupported",
                              reason="the trace runs transformers' model code; torchtune's own modules keep the same "
