@@ -50,6 +50,7 @@ def main() -> None:
                      f"| {pct(t.get('median_abs_error'))} | {pct(t.get('worst_abs_error'))} |")
     lines += ["", "| record | measured | value | analytic | error | trace | error | source |",
               "|---|---|---:|---:|---:|---:|---:|---|"]
+    explained = []
     for r in compared:
         d = r.to_dict()
         src = by_id[r.id]["source"]
@@ -58,6 +59,15 @@ def main() -> None:
                      f"{pct(d['analytic_error'])} | "
                      f"{'' if r.trace_bytes is None else f'{r.trace_bytes / 2**30:.2f} GiB'} | {pct(d['trace_error'])} "
                      f"| [link]({src}) |")
+        err = d["analytic_error"]
+        if r.component == "total" and (by_id[r.id].get("analysis") or r.caveat or (err is not None and abs(err) > 0.1)):
+            explained.append((r, err))
+    lines += ["", "Caveats and, for differences above 10%, the analysis recorded with each record "
+              "(`analysis` in `validation/*.jsonl`):", "",
+              "| record | error | caveat | why |", "|---|---:|---|---|"]
+    for r, err in explained:
+        why = by_id[r.id].get("analysis", "see \"Where published measurements differ by more than 10%\"")
+        lines.append(f"| {r.id} | {pct(err)} | {r.caveat} | {why} |")
     lines += ["", "Not yet comparable (the reason is what vramscope would need to model first):", "",
               "| record | value | why not compared |", "|---|---:|---|"]
     for r in skipped:

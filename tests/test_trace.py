@@ -107,3 +107,50 @@ def test_trace_cli(tiny, capsys, tmp_path):
     assert main(["trace", str(tmp_path), "--task", "finetune", "--seq", "32", "--json", "--quiet"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["estimator"] == "trace" and d["peak_phase"] in d["phases"]
+
+
+def _gloo_rank(rank, world, port, model_dir, out_path):
+    """One real rank: a gloo process group, real CPU tensors, the same step the fake trace runs."""
+    import os
+
+    import torch.distributed as dist
+
+    from vramscope.trace.estimator import run_trace
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        log, _, trainable = run_trace(resolve(model_dir), make_workload(task="finetune", seq=64, batch=2,
+                                                                        num_gpus=world, parallelism="fsdp"),
+                                      fake=False)
+        if rank == 0:
+            peaks = {name: p.bytes for name, p in log.phases.items()}
+            with open(out_path, "w") as f:
+                json.dump({"peak": log.peak_bytes, "phases": peaks, "trainable": trainable}, f)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_fsdp2_fake_process_group_equals_real_gloo_ranks(tiny, tmp_path):
+    """Rank 0 of FSDP2 on torch's fake process group (fake tensors) counts what rank 0 of a real two-process
+    gloo run on real CPU tensors counts: the all-gather, copy-out and reduce-scatter buffers are real there."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    from vramscope.trace.estimator import run_trace
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "rank0.json"
+    model_dir = str(tiny.origin)
+    mp.spawn(_gloo_rank, args=(2, port, model_dir, str(out)), nprocs=2, join=True)
+    real = json.loads(out.read_text())
+    log, _, trainable = run_trace(tiny, make_workload(task="finetune", seq=64, batch=2, num_gpus=2,
+                                                      parallelism="fsdp"), fake=True)
+    assert trainable == real["trainable"]
+    slack = 4 * 512  # torch.tensor() constants, as in the single-device comparison
+    assert 0 <= log.peak_bytes - real["peak"] <= slack
+    for name, peak in log.phases.items():
+        assert 0 <= peak.bytes - real["phases"][name] <= slack, name

@@ -196,7 +196,7 @@ def workload_from_record(rec: dict[str, Any]) -> dict[str, Any]:
     if out["task"] != "inference":
         if "seq" not in out:
             raise Skip("the source does not state the sequence length")
-        if src.get("packed") is False and src.get("dataset", "") or rec["id"].endswith("optflags-llama3.2-3b-baseline"):
+        if src.get("packed") is False:  # a real dataset, unpacked: the peak batch length is not --seq
             raise Skip("unpacked batches are padded to their longest sample, whose length the source does not state")
         framework = str(rec.get("framework", "")).lower()
         if "torchtune" in framework:

@@ -104,8 +104,18 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
     mode = FakeTensorMode() if fake else nullcontext()
     tracker = make_tracker(progress, mode if fake else None)
     sharded = w.training and w.num_gpus > 1
+    own_group = False
     if sharded:
-        mesh = fake_process_group(w.num_gpus)
+        import torch.distributed as dist
+
+        if not fake and dist.is_initialized() and dist.get_world_size() == w.num_gpus:
+            # a real process group set up by the caller (tests: gloo ranks on real CPU tensors)
+            from torch.distributed.device_mesh import init_device_mesh
+
+            mesh = init_device_mesh("cpu", (w.num_gpus,))
+        else:
+            mesh = fake_process_group(w.num_gpus)
+            own_group = True
 
         def on_op(func: Any, args: Any, kwargs: Any) -> None:
             # FSDP2's all-gather output and the unsharded parameters copied out of it count as weights
@@ -120,7 +130,7 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
             trainable = _run(model, w, tracker, mark, category, param_dtype, dtype, recipe_mixed,
                              mesh if sharded else None)
     finally:
-        if sharded:
+        if own_group:
             import torch.distributed as dist
 
             dist.destroy_process_group()
