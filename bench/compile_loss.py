@@ -6,13 +6,14 @@ hooks: log_softmax's and nll_loss's backward share it); compiled, the fused grap
 given (2 bytes) and one fp32 log-sum-exp per row. Measured 2026-11-29: eager 8.00, compiled 2.00 bytes per logit
 as the hooks count them. This is what ``--compile`` models for the loss head (docs/accuracy.md).
 """
-import torch, torch.nn.functional as F, time
+import torch
+import torch.nn.functional as F
 torch.manual_seed(0)
 V, T, C = 32000, 2048, 8
 def ce(chunks, labels):
     total = 0.0
-    for c, l in zip(chunks, labels.chunk(len(chunks))):
-        total = total + F.cross_entropy(c.float(), l, reduction="sum")
+    for c, lab in zip(chunks, labels.chunk(len(chunks))):
+        total = total + F.cross_entropy(c.float(), lab, reduction="sum")
     return total / labels.numel()
 for compiled in (False, True):
     fn = torch.compile(ce) if compiled else ce
