@@ -256,3 +256,15 @@ def test_cli_new_flags(capsys):
         2, 2, 2, "hybrid", "selective", 8)
     assert main(["estimate", "llama-3-8b", "--task", "finetune", "--sp", "2", "--attn", "eager"]) == 2
     assert "--sp" in capsys.readouterr().err
+
+
+def test_vllm_pipeline_parallel_per_stage():
+    tp2 = vramscope.estimate("llama-3-70b", engine="vllm", num_gpus=2, max_model_len=8192, gpus=["h100"])
+    pp = vramscope.estimate("llama-3-70b", engine="vllm", num_gpus=2, pp=2, max_model_len=8192, gpus=["h100"])
+    stages = pp.engine["stages"]
+    assert len(stages) == 2 and sum(s["layers"] for s in stages) == 80
+    assert sum(s["weights_bytes"] for s in stages) == pytest.approx(tp2.engine["weights_bytes"], rel=1e-6)
+    # each stage holds half the layers' KV: more tokens than TP 2 alone, limited by the fuller stage
+    assert pp.engine["per_gpu"][0]["kv_tokens"] > 1.8 * tp2.engine["per_gpu"][0]["kv_tokens"]
+    with pytest.raises(VramscopeError, match="--pp"):
+        vramscope.estimate("llama-3-8b", pp=2)

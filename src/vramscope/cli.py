@@ -112,6 +112,8 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
     v.add_argument("--max-num-batched-tokens", help="tokens in one scheduler step / the profile run (default 8192)")
     v.add_argument("--enforce-eager", action="store_true", default=None, help="no CUDA graphs")
     v.add_argument("--tensor-parallel-size", "-tp", dest="tp", help="GPUs to split the model across (= --gpus)")
+    v.add_argument("--pipeline-parallel-size", "-pp", dest="pp_size",
+                   help="pipeline stages (each with --tensor-parallel-size GPUs)")
     lc = p.add_argument_group("llama.cpp / Ollama (--engine llama.cpp)")
     lc.add_argument("--n-gpu-layers", "-ngl", help="layers on the GPU (default: all, and the output layer)")
     lc.add_argument("--cache-type-k", "-ctk", help="f16 (default), q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, bf16, f32")
@@ -214,7 +216,7 @@ def _load(args: argparse.Namespace) -> tuple:
         max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens,
         enforce_eager=bool(args.enforce_eager), n_gpu_layers=args.n_gpu_layers, cache_type_k=args.cache_type_k,
         cache_type_v=args.cache_type_v, flash_attn=bool(args.flash_attn), ubatch=args.ubatch, cache=args.cache,
-        pp=args.pp, pp_schedule=args.pp_schedule, framework=args.framework)
+        pp=args.pp_size or args.pp, pp_schedule=args.pp_schedule, framework=args.framework)
     return model, workload
 
 

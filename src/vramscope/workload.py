@@ -250,9 +250,9 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
                                       lora_alpha, grad_accum, lora_targets, bool(compile))
     pp_n = parse_int(pp, "--pp", 1, 1024)
     pp_sched = _choice(pp_schedule, "--pp-schedule", ("1f1b", "gpipe"))
-    if pp_n > 1 and task == "inference":
-        raise VramscopeError("conflict", field="--pp", reason="pipeline parallelism is modelled for training; "
-                                                              "inference engines split with --tensor-parallel-size")
+    if pp_n > 1 and task == "inference" and engine != "vllm":
+        raise VramscopeError("conflict", field="--pp", reason="inference pipeline parallelism is modelled for vLLM "
+                                                              "(--engine vllm --pipeline-parallel-size N)")
     par, n_gpus, dist = _distributed(task, par, n_gpus, pp_n, tp, sequence_parallel, sp, sp_mode, ep, nodes,
                                      fsdp_sharding, fsdp_version, zero_prefetch, zero_max_live, zero_persistence,
                                      reduce_bucket, offload_device, offload, attn)

@@ -43,14 +43,15 @@ CUDA_GRAPHS = int(0.3 * GiB)
 BLOCK = 16
 
 
-def kv_bytes_per_token(model: ResolvedModel, w: Workload, dtype_bytes: float) -> int:
+def kv_bytes_per_token(model: ResolvedModel, w: Workload, dtype_bytes: float, layers: Optional[int] = None) -> int:
+    """KV bytes per token on one GPU (its tensor-parallel slice; ``layers``: a pipeline stage's layers)."""
     spec = tp_shard_spec(model.spec, w.num_gpus) if w.parallelism == "tp" else model.spec
     b = KV_DTYPE_BYTES[w.kv_dtype] if w.kv_dtype else dtype_bytes
     if spec.mla is not None:
         per_layer = spec.mla.kv_lora_rank + spec.mla.qk_rope_head_dim
     else:
         per_layer = 2 * spec.num_kv_heads * spec.head_dim
-    return int(spec.num_layers * per_layer * b)
+    return int((spec.num_layers if layers is None else layers) * per_layer * b)
 
 
 def activation_peak(model: ResolvedModel, w: Workload, a: float) -> int:
@@ -64,8 +65,68 @@ def activation_peak(model: ResolvedModel, w: Workload, a: float) -> int:
     return int(body + logits)
 
 
+def vllm_pipeline(model: ResolvedModel, w: Workload, weights: int, a: float, gpus: tuple[Gpu, ...],
+                  notes: list[Assumption]) -> tuple[dict, dict]:
+    """``--pipeline-parallel-size``: stage ``s`` holds its layers' share of the weights (the first the embedding,
+    the last the final norm and output head; ``memory/pipeline.py``) and their KV cache. Every worker profiles
+    and reports its free blocks; the engine allocates the smallest count on every worker
+    (``vllm/v1/core/kv_cache_utils.py``: ``get_kv_cache_config`` takes the minimum over workers), so the stage
+    with the least room for its layers decides the token capacity, and each GPU holds that many tokens of its own
+    layers. Only the last stage computes logits."""
+    from ..memory.pipeline import stage_layers, stage_param_fractions
+
+    spec = tp_shard_spec(model.spec, w.num_gpus) if w.parallelism == "tp" else model.spec
+    max_len = w.max_model_len or model.spec.max_position_embeddings or w.seq
+    sizes, fracs = stage_layers(spec.num_layers, w.pp), stage_param_fractions(spec, w.pp)
+    body = inference_transient(model.spec, 1, w.max_num_batched_tokens, a, "flash")
+    seqs = max(1, min(w.max_num_seqs, w.max_num_batched_tokens))
+    logits = seqs * model.spec.vocab_size * 4 * 3
+    non_torch = NON_TORCH + NCCL
+    graphs = 0 if w.enforce_eager else CUDA_GRAPHS
+    stages = []
+    for s_, (n_layers, frac) in enumerate(zip(sizes, fracs)):
+        stages.append({"stage": s_, "layers": n_layers, "weights_bytes": int(weights * frac),
+                       "activation_peak_bytes": body + (logits if s_ == w.pp - 1 else 0),
+                       "kv_bytes_per_token": kv_bytes_per_token(model, w, a, n_layers)})
+    per_gpu = []
+    for g in gpus:
+        budget = int(w.gpu_memory_utilization * g.usable_bytes)
+        blocks = min(max(0, (budget - st["weights_bytes"] - st["activation_peak_bytes"] - non_torch - graphs)
+                         // (st["kv_bytes_per_token"] * BLOCK)) for st in stages)
+        tokens = blocks * BLOCK
+        busiest = max(stages, key=lambda st: st["weights_bytes"] + st["activation_peak_bytes"]
+                      + tokens * st["kv_bytes_per_token"])
+        per_gpu.append({"gpu": g.name, "budget_bytes": budget,
+                        "kv_pool_bytes": tokens * busiest["kv_bytes_per_token"], "kv_tokens": tokens,
+                        "max_concurrency": round(tokens / max_len, 2) if max_len else 0.0,
+                        "fits_max_model_len": tokens >= max_len, "busiest_stage": busiest["stage"]})
+    top = max(stages, key=lambda st: st["weights_bytes"] + st["activation_peak_bytes"]
+              + max_len * st["kv_bytes_per_token"])
+    primary = per_gpu[0] if per_gpu else None
+    kv = primary["kv_pool_bytes"] if primary else max_len * top["kv_bytes_per_token"]
+    st = stages[primary["busiest_stage"]] if primary else top
+    phases = {
+        "load": {"weights": st["weights_bytes"]},
+        "profile": {"weights": st["weights_bytes"], "activations": st["activation_peak_bytes"]},
+        "serving": {"weights": st["weights_bytes"], "kv_cache": kv, "activations": st["activation_peak_bytes"],
+                    "engine_overhead": non_torch + graphs},
+    }
+    notes.append(Assumption("a_vllm_pp", {"pp": w.pp, "tp": w.num_gpus, "stage": st["stage"]}))
+    needed = max(x["weights_bytes"] + x["activation_peak_bytes"] + max_len * x["kv_bytes_per_token"]
+                 for x in stages) + non_torch + graphs
+    engine = {"name": "vllm", "gpu_memory_utilization": w.gpu_memory_utilization, "max_model_len": max_len,
+              "max_num_seqs": w.max_num_seqs, "max_num_batched_tokens": w.max_num_batched_tokens,
+              "tensor_parallel_size": w.num_gpus, "pipeline_parallel_size": w.pp,
+              "kv_bytes_per_token": st["kv_bytes_per_token"], "weights_bytes": st["weights_bytes"],
+              "activation_peak_bytes": st["activation_peak_bytes"], "non_torch_bytes": non_torch,
+              "cuda_graph_bytes": graphs, "min_bytes": needed, "per_gpu": per_gpu, "stages": stages}
+    return phases, engine
+
+
 def vllm_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gpus: tuple[Gpu, ...],
                    notes: list[Assumption]) -> tuple[dict, dict]:
+    if w.pp > 1:
+        return vllm_pipeline(model, w, weights, a, gpus, notes)
     max_len = w.max_model_len or model.spec.max_position_embeddings or w.seq
     per_token = kv_bytes_per_token(model, w, a)
     one_seq = per_token * max_len
