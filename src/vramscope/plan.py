@@ -203,6 +203,13 @@ def _suggest(model: ResolvedModel, w: Workload, usable: int, base: int, max_seq:
         if w.batch > 1:
             cands.append(("s_microbatch", {"batch": 1, "accum": w.batch * w.grad_accum},
                           {"batch": 1, "grad_accum": w.batch * w.grad_accum}, "speed"))
+        if w.ce_chunks == 1:
+            cands.append(("s_chunked_ce", {"chunks": 8}, {"ce_chunks": 8}, "none"))
+        if not w.activation_offload:
+            cands.append(("s_act_offload", {}, {"activation_offload": True}, "speed"))
+        if w.method in ("full", "freeze") and not w.optimizer_in_backward and w.grad_accum == 1 \
+                and w.num_gpus == 1:
+            cands.append(("s_opt_in_bwd", {}, {"optimizer_in_backward": True}, "none"))
     if (w.dtype or "") == "fp32" and w.quant == "none" and not (w.training and w.method in ("lora", "qlora")):
         cands.append(("s_dtype", {"dtype": "bf16"}, {"dtype": "bf16"}, "quality"))
     if w.attn == "eager":
