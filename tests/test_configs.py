@@ -14,7 +14,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 def test_deepspeed_example_from_the_docs():
     w = from_deepspeed(str(EXAMPLES / "ds_zero3_offload.json"))
-    assert w == {"parallelism": "zero3", "offload": "optimizer+params"}
+    assert w == {"parallelism": "zero3", "offload": "optimizer+params", "zero_max_live": 1_000_000_000}
 
 
 def test_deepspeed_fields(tmp_path):
@@ -41,7 +41,8 @@ def test_deepspeed_invalid(tmp_path, cfg, match):
 
 def test_accelerate_fsdp_example():
     w = from_accelerate_fsdp(str(EXAMPLES / "accelerate_fsdp.yaml"))
-    assert w == {"parallelism": "fsdp", "num_gpus": 8, "dtype": "bf16", "precision": "mixed"}
+    assert w == {"parallelism": "fsdp", "num_gpus": 8, "dtype": "bf16", "precision": "mixed", "fsdp_version": 1,
+                 "nodes": 1}
 
 
 def test_accelerate_invalid(tmp_path):
@@ -81,3 +82,27 @@ def test_deepspeed_reference_estimators_reproduce_deepspeed():
             got = zero3_model_states(r["total_params"], r["largest_layer_params"], r["gpus_per_node"], r["nodes"],
                                      r["cpu_offload"], r["cpu_offload_params"], r["zero_init"])
         assert got == (r["cpu_bytes"], r["gpu_bytes"]), r
+
+
+def test_config_imports_multi_gpu_knobs(tmp_path):
+    ds = tmp_path / "ds.json"
+    ds.write_text(json.dumps({"zero_optimization": {
+        "stage": 3, "offload_optimizer": {"device": "nvme", "nvme_path": "/nvme"}, "offload_param": {"device": "cpu"},
+        "stage3_prefetch_bucket_size": 2e8, "stage3_max_live_parameters": 3e8, "reduce_bucket_size": "auto",
+        "stage3_param_persistence_threshold": 1e4}}))
+    got = from_deepspeed(str(ds))
+    assert got["offload_device"] == "nvme" and got["zero_prefetch"] == 200_000_000
+    assert got["zero_max_live"] == 300_000_000 and got["zero_persistence"] == 10_000 and "reduce_bucket" not in got
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"zero_optimization": {"stage": 3, "stage3_prefetch_bucket_size": "lots"}}))
+    with pytest.raises(VramscopeError, match="stage3_prefetch_bucket_size"):
+        from_deepspeed(str(bad))
+    acc = tmp_path / "hsdp.yaml"
+    acc.write_text("distributed_type: FSDP\nnum_machines: 2\nnum_processes: 16\nfsdp_config:\n"
+                   "  fsdp_sharding_strategy: HYBRID_SHARD\n  fsdp_version: 1\n  fsdp_activation_checkpointing: true\n")
+    got = from_accelerate_fsdp(str(acc))
+    assert (got["fsdp_sharding"], got["nodes"], got["fsdp_version"], got["grad_checkpointing"]) == ("hybrid", 2, 1, True)
+    v2 = tmp_path / "v2.yaml"
+    v2.write_text("fsdp_config:\n  fsdp_version: 2\n  fsdp_reshard_after_forward: false\n")
+    assert from_accelerate_fsdp(str(v2))["parallelism"] == "zero2"
+    assert main(["estimate", "llama-3-8b", "--task", "finetune", "--fsdp", str(acc)]) == 0

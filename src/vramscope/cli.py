@@ -193,7 +193,8 @@ def _load(args: argparse.Namespace) -> tuple:
         dtype=imported.get("dtype", args.dtype), quant=args.quant, batch=imported.get("batch", args.batch),
         seq=args.seq, kv_dtype=args.kv_dtype, attn=args.attn,
         precision=imported.get("precision", args.precision), optimizer=args.optimizer,
-        grad_checkpointing=False if args.no_grad_checkpointing else (True if args.grad_checkpointing else None),
+        grad_checkpointing=False if args.no_grad_checkpointing else (
+            True if args.grad_checkpointing else imported.get("grad_checkpointing")),
         checkpoint_mode=args.grad_checkpointing, checkpoint_every=args.checkpoint_every,
         activation_offload=args.activation_offload, ce_chunks=args.chunked_ce, packing=args.packing,
         optimizer_in_backward=args.optimizer_in_backward, dora=args.dora, lora_alpha=args.lora_alpha,

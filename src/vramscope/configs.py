@@ -7,8 +7,13 @@ DeepSpeed (https://www.deepspeed.ai/docs/config-json/): ``zero_optimization.stag
 ``zero_optimization.offload_optimizer.device`` / ``offload_param.device`` (cpu, nvme), ``bf16.enabled`` /
 ``fp16.enabled``, ``train_micro_batch_size_per_gpu``, ``gradient_accumulation_steps``.
 
-accelerate FSDP (``accelerate config`` → ``fsdp_config``): ``fsdp_sharding_strategy`` (FULL_SHARD,
-SHARD_GRAD_OP, HYBRID_SHARD, NO_SHARD, or 1-4), ``fsdp_offload_params``, ``num_processes``; ``mixed_precision``.
+accelerate FSDP (``accelerate config`` → ``fsdp_config``; accelerate ``FullyShardedDataParallelPlugin``):
+``fsdp_sharding_strategy`` (FULL_SHARD, SHARD_GRAD_OP, HYBRID_SHARD — sharded inside a node, replicated across
+``num_machines`` — NO_SHARD, HYBRID_SHARD_ZERO2, or 1-5), ``fsdp_version`` (1 by default), FSDP2's
+``fsdp_reshard_after_forward: false`` (= SHARD_GRAD_OP), ``fsdp_offload_params``,
+``fsdp_activation_checkpointing``, ``num_processes``, ``num_machines``; ``mixed_precision``. DeepSpeed also:
+``offload_*.device: nvme``, ``stage3_prefetch_bucket_size``, ``stage3_max_live_parameters``,
+``stage3_param_persistence_threshold``, ``reduce_bucket_size``.
 """
 
 from __future__ import annotations
@@ -120,7 +125,22 @@ def from_deepspeed(path: str) -> dict[str, Any]:
     accum = cfg.get("gradient_accumulation_steps")
     if _given(accum):
         out["grad_accum"] = accum
+    if "nvme" in (_device(zero, "offload_optimizer"), _device(zero, "offload_param")):
+        out["offload_device"] = "nvme"
+    for key, opt in (("stage3_prefetch_bucket_size", "zero_prefetch"), ("stage3_max_live_parameters", "zero_max_live"),
+                     ("stage3_param_persistence_threshold", "zero_persistence"), ("reduce_bucket_size", "reduce_bucket")):
+        value = zero.get(key)
+        if _given(value):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise VramscopeError("config_bad_value", origin=path, key=f"zero_optimization.{key}", value=value,
+                                     allowed="a number of elements (or \"auto\")")
+            out[opt] = int(value)
     return out
+
+
+def _device(zero: dict[str, Any], key: str) -> str:
+    section = zero.get(key)
+    return str(section.get("device", "none")) if isinstance(section, dict) else "none"
 
 
 _STRATEGIES = {"FULL_SHARD": "fsdp", "1": "fsdp", "SHARD_GRAD_OP": "zero2", "2": "zero2", "NO_SHARD": "ddp",
@@ -140,11 +160,24 @@ def from_accelerate_fsdp(path: str) -> dict[str, Any]:
         raise VramscopeError("config_bad_value", origin=path, key="fsdp_sharding_strategy", value=strategy,
                              allowed="FULL_SHARD, SHARD_GRAD_OP, HYBRID_SHARD, NO_SHARD")
     out: dict[str, Any] = {"parallelism": _STRATEGIES[strategy]}
+    version = fsdp.get("fsdp_version", 1)  # accelerate's default is FSDP1
+    if version not in (1, 2, "1", "2"):
+        raise VramscopeError("config_bad_value", origin=path, key="fsdp_version", value=version, allowed="1 or 2")
+    out["fsdp_version"] = int(version)
+    if int(version) == 2 and fsdp.get("fsdp_reshard_after_forward") is False:
+        out["parallelism"] = "zero2"  # FSDP2 without resharding after forward keeps parameters gathered: SHARD_GRAD_OP
     if fsdp.get("fsdp_offload_params") is True:
         out["offload"] = "optimizer+params"
+    if fsdp.get("fsdp_activation_checkpointing") is True:
+        out["grad_checkpointing"] = True
     n = cfg.get("num_processes")
     if _given(n):
         out["num_gpus"] = n
+    machines = cfg.get("num_machines")
+    if _given(machines):
+        out["nodes"] = machines
+    if strategy in ("HYBRID_SHARD", "4"):
+        out["fsdp_sharding"] = "hybrid"
     mp = cfg.get("mixed_precision")
     if mp in ("bf16", "fp16"):
         out.update(dtype=mp, precision="mixed")
