@@ -268,3 +268,19 @@ def test_vllm_pipeline_parallel_per_stage():
     assert pp.engine["per_gpu"][0]["kv_tokens"] > 1.8 * tp2.engine["per_gpu"][0]["kv_tokens"]
     with pytest.raises(VramscopeError, match="--pp"):
         vramscope.estimate("llama-3-8b", pp=2)
+
+
+def test_interleaved_pipeline_holds_korthikanti_factor_more_on_the_first_stage():
+    kw = dict(pp=4, grad_accum=8, grad_checkpointing=True)
+    f1b = est("llama-3-70b", **kw)
+    inter = est("llama-3-70b", pp_schedule="interleaved", **kw)
+    r1, ri = f1b.engine["pipeline"]["ranks"][0], inter.engine["pipeline"]["ranks"][0]
+    assert ri["micro_batches_in_flight"] == pytest.approx(r1["micro_batches_in_flight"] * (1 + 3 / 8))
+    with pytest.raises(VramscopeError, match="--pp-schedule"):
+        est("llama-3-70b", pp=4, grad_accum=6, pp_schedule="interleaved")
+
+
+def test_host_memory_per_node():
+    e = est("llama-3-70b", num_gpus=16, nodes=2, parallelism="zero3", offload="optimizer+params",
+            grad_checkpointing=True)
+    assert e.engine["host_bytes_per_node"] == 8 * e.engine["host_bytes"]

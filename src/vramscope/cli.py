@@ -102,7 +102,8 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
     w.add_argument("--reduce-bucket", metavar="ELEMENTS", help="DeepSpeed reduce_bucket_size (5e8)")
     w.add_argument("--offload-device", default="cpu", help="cpu (default) | nvme (ZeRO-Infinity)")
     w.add_argument("--pp", default="1", help="pipeline-parallel stages (training; micro-batches = --grad-accum)")
-    w.add_argument("--pp-schedule", default="1f1b", help="1f1b (default) | gpipe")
+    w.add_argument("--pp-schedule", default="1f1b",
+                   help="1f1b (default) | gpipe | interleaved (Megatron, 2 model chunks per GPU)")
     w.add_argument("--deepspeed", metavar="DS_CONFIG.json", help="read ZeRO stage, offload, precision, batch from it")
     w.add_argument("--fsdp", metavar="ACCELERATE_CONFIG", help="read sharding strategy, offload, processes from it")
     v = p.add_argument_group("vLLM (--engine vllm)")

@@ -385,6 +385,7 @@ MESSAGES: dict[str, dict[str, str]] = {
                            "zh": "主机（CPU）内存：模型缓冲 {model}，KV 缓冲 {kv}"},
     "host_line": {"en": "host (CPU) memory per GPU for offloaded states/activations: {host}",
                   "zh": "每卡卸载的状态/激活值占用的主机（CPU）内存：{host}"},
+    "host_node_line": {"en": "host (CPU) memory per node ({n} GPUs): {host}", "zh": "每个节点（{n} 张 GPU）的主机（CPU）内存：{host}"},
     "nvme_line": {"en": "NVMe per GPU for swapped states: {nvme}", "zh": "每卡交换到 NVMe 的状态：{nvme}"},
     "parallel_line": {"en": "per GPU of {world}: data parallel {dp} × tensor {tp} × pipeline {pp} × context {sp} "
                             "(expert {ep}); states sharded over {shard} GPUs",

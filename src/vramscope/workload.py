@@ -249,7 +249,11 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
                                       activation_offload, ce_chunks, packing, bool(optimizer_in_backward), dora,
                                       lora_alpha, grad_accum, lora_targets, bool(compile))
     pp_n = parse_int(pp, "--pp", 1, 1024)
-    pp_sched = _choice(pp_schedule, "--pp-schedule", ("1f1b", "gpipe"))
+    pp_sched = _choice(pp_schedule, "--pp-schedule", ("1f1b", "gpipe", "interleaved"))
+    if pp_sched == "interleaved" and parse_int(grad_accum, "--grad-accum", 1, 1_000_000) % max(1, parse_int(
+            pp, "--pp", 1, 1024)):
+        raise VramscopeError("conflict", field="--pp-schedule", reason="Megatron's interleaved schedule needs the "
+                                                                       "micro-batches (--grad-accum) to divide by --pp")
     if pp_n > 1 and task == "inference" and engine != "vllm":
         raise VramscopeError("conflict", field="--pp", reason="inference pipeline parallelism is modelled for vLLM "
                                                               "(--engine vllm --pipeline-parallel-size N)")

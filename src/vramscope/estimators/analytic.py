@@ -262,6 +262,9 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
             host = nvme_pinned_bytes(int(t.params // n), int(t.params // n), params_off, a)
         notes.append(Assumption("a_offload", {"what": w.offload, "host": f"{host / 2**30:.1f} GiB"}))
         extra.update(offload=w.offload, host_bytes=host)
+    if extra.get("host_bytes") and w.num_gpus > 1:
+        # every GPU of a node pins its own share: the node's RAM must hold them all
+        extra["host_bytes_per_node"] = extra["host_bytes"] * (w.num_gpus // w.nodes)
     if w.num_gpus > 1 or w.sp > 1 or w.ep > 1:
         extra["parallel"] = {"world": w.num_gpus, "dp": w.dp, "tp": 1, "pp": w.pp, "sp": w.sp, "ep": w.ep,
                              "shard_group": n if w.parallelism in ("fsdp", "zero3", "zero1", "zero2") else 1,

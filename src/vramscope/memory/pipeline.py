@@ -7,6 +7,12 @@ the model's. Under the 1F1B schedule (Narayanan et al. 2021, arXiv 2104.04473 §
 activations of ``min(pp - s, m)`` micro-batches in flight (the first stage the most); under GPipe every stage keeps
 all ``m`` (Huang et al. 2019). ``m`` is the number of micro-batches per step (``--grad-accum``). The loss head's
 tensors live only on the last stage, one micro-batch at a time. The busiest stage is the per-GPU peak.
+
+The interleaved 1F1B schedule (Narayanan et al. 2021 §2.2; Megatron-LM ``forward_backward_pipelining_with_
+interleaving``) gives each GPU ``v`` model chunks of ``n_layer / (pp·v)`` layers; stage ``s`` warms up with
+``2·(pp − s − 1) + (v − 1)·pp`` chunk forwards, so ``2·(pp − s − 1) + (v − 1)·pp + 1`` chunks' activations are in
+flight (at most ``m·v``): on the first stage ``n_layer/pp · pp · (1 + (pp − 1)/(pp·v))`` layers' worth, the
+factor of Korthikanti et al. 2022 §4.2.3.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Any
 from ..model.spec import ModelSpec
 from ..model.tensors import tensors
 
-SCHEDULES = ("1f1b", "gpipe")
+SCHEDULES = ("1f1b", "gpipe", "interleaved")
 
 
 def stage_layers(n_layer: int, pp: int) -> list[int]:
@@ -48,8 +54,19 @@ def stage_param_fractions(spec: ModelSpec, pp: int) -> list[float]:
     return out
 
 
+def in_flight_layers(stage: int, pp: int, micro_batches: int, schedule: str, stage_layers_: int,
+                     virtual: int = 2) -> float:
+    """Layers' worth of one micro-batch's activations stage ``stage`` holds at its peak (module docstring)."""
+    if schedule == "gpipe":
+        return stage_layers_ * micro_batches
+    if schedule == "interleaved":
+        chunks = min(2 * (pp - stage - 1) + (virtual - 1) * pp + 1, micro_batches * virtual)
+        return chunks * stage_layers_ / virtual
+    return stage_layers_ * min(pp - stage, micro_batches)
+
+
 def pipeline_stages(spec: ModelSpec, pp: int, micro_batches: int, schedule: str,
-                    phases: dict[str, dict[str, int]], layer_activations: int
+                    phases: dict[str, dict[str, int]], layer_activations: int, virtual: int = 2
                     ) -> tuple[dict[str, dict[str, int]], list[dict[str, Any]]]:
     """Per-stage phases from the one-rank phases; returns the busiest stage's phases and a row per stage.
 
@@ -63,7 +80,8 @@ def pipeline_stages(spec: ModelSpec, pp: int, micro_batches: int, schedule: str,
     rows = []
     best: tuple[int, dict[str, dict[str, int]]] = (-1, phases)
     for s in range(pp):
-        in_flight = min(pp - s, micro_batches) if schedule == "1f1b" else micro_batches
+        held = in_flight_layers(s, pp, micro_batches, schedule, sizes[s], virtual)
+        in_flight = round(held / sizes[s], 2) if sizes[s] else 0
         last = s == pp - 1
         stage_phases: dict[str, dict[str, int]] = {}
         for name, comp in phases.items():
@@ -74,7 +92,7 @@ def pipeline_stages(spec: ModelSpec, pp: int, micro_batches: int, schedule: str,
                 elif k == "activations" and v >= layer_activations:
                     # the stage's share of every in-flight micro-batch; whatever else (loss, casts) on the last
                     extra = v - layer_activations
-                    new[k] = int(per_layer * sizes[s] * in_flight) + (extra if last else 0)
+                    new[k] = int(per_layer * held) + (extra if last else 0)
                 elif k in ("loss_head", "temporaries"):
                     new[k] = v if last else 0
                 else:

@@ -63,6 +63,9 @@ def render_estimate(e: Estimate, lang: str = "en", units: str = "GiB") -> str:
                      kv=format_bytes(host["kv_buffer_bytes"], units)))
     if e.engine.get("host_bytes"):
         out.append(t("host_line", lang, host=format_bytes(e.engine["host_bytes"], units)))
+    if e.engine.get("host_bytes_per_node"):
+        out.append(t("host_node_line", lang, host=format_bytes(e.engine["host_bytes_per_node"], units),
+                     n=e.workload["num_gpus"] // max(1, e.workload.get("nodes", 1))))
     if e.engine.get("nvme_bytes"):
         out.append(t("nvme_line", lang, nvme=format_bytes(e.engine["nvme_bytes"], units)))
     par = e.engine.get("parallel")
