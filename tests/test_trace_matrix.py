@@ -57,6 +57,7 @@ CASES = [
     ("llama-3-8b", dict(task="finetune", seq=256, num_gpus=4, parallelism="fsdp", grad_checkpointing=True)),
     ("qwen2.5-0.5b", dict(task="finetune", seq=256, num_gpus=4, parallelism="fsdp")),
     ("qwen3-8b", dict(task="finetune", seq=512, num_gpus=4, parallelism="fsdp", method="lora")),
+    ("mixtral-8x7b", dict(task="finetune", seq=512, num_gpus=8, parallelism="fsdp", method="lora")),
 ]
 
 

@@ -316,6 +316,15 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     if dora_temp:
         forward_candidates.append(at((buf.forward_layer, 0), {**base, "gradients": kept,
                                                               "activations": acts.layers + cast_cache + dora_temp}))
+    merged_last = merged_expert_bytes(spec, act_bytes, flags) if buf is not NO_BUFFERS and not w.grad_checkpointing \
+        else 0
+    if merged_last:
+        # peft's merged expert weights of the last layer appear after its copy-out: the copy-out moment holds all
+        # but those; building them, only the layer and its retained gather buffer are unsharded
+        forward_candidates[1] = at((buf.forward_layer, 0), {**base, "gradients": kept, "temporaries": sp_temp,
+                                                            "activations": acts.layers + cast_cache - merged_last})
+        forward_candidates.append(at((buf.forward_held, 0), {
+            **base, "gradients": kept, "activations": acts.layers + cast_cache, "temporaries": sp_temp}))
     forward = max(forward_candidates, key=lambda c: sum(c.values()))
     # backward: the larger of its start (cross-entropy backward on top of everything forward saved), the end
     # (all gradients), and, under checkpointing, the last recomputed layer beside almost all gradients
@@ -335,6 +344,9 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         # the output head's backward (its unsharded gradient, the loss's tensors gone) and the first layers'
         # backward (nearly all gradients and a layer in flight)
         candidates.append(at(buf.backward_start, {**base, "gradients": kept, "activations": acts.layers}))
+        # the last layer's backward: its parameters and the prefetched next layer beside nearly everything saved
+        candidates.append(at((buf.backward_layer[0], 0), {**base, "gradients": kept, "activations": acts.layers,
+                                                          "temporaries": acts.layer_backward_extra}))
         candidates.append(at(buf.backward_layer, {**base, "gradients": grads - buf.layer_pending // n}))
         candidates.append(at(buf.backward_reduce, {**base, "gradients": grads}))
     head_candidate = None

@@ -97,6 +97,7 @@ class FsdpBuffers:
     end_pending: int = 0  # unsharded gradient bytes at that moment not yet reduced into the sharded gradients
     layer_pending: int = 0  # the same at the first layer's backward (that layer's and the embedding's)
     backward_reduce: tuple[int, int] = (0, 0)  # the embedding's gradient reduce-scattered, all gradients there
+    forward_held: int = 0  # while a layer computes after its copy-out (its parameters and retained gather buffer)
 
 
 def fsdp_buffers(spec: ModelSpec, version: int, param_bytes: float, grad_bytes: float, trains_layers: bool,
@@ -134,17 +135,20 @@ def fsdp_buffers(spec: ModelSpec, version: int, param_bytes: float, grad_bytes: 
         if tied:  # no separate head unit: the shared embedding belongs to the root, gathered throughout
             root = v * h * param_bytes
             return FsdpBuffers(forward_layer=int(3 * u + root), forward_loss=int(root), backward_loss=int(root),
+                               forward_held=int(2 * u + root),
                                backward_start=(int(root + u), int(tg)), backward_layer=(int(2 * u + root),
                                                                                          int(2 * ug)),
                                backward_end=(int(root), int(tg + ug)), end_pending=int(tg),
                                layer_pending=int(ug + tg))
         end = (int(2 * e), int(ug)) if eg or input_grads else (0, 0)
         return FsdpBuffers(forward_layer=int(max(3 * u, u + 2 * t)), forward_loss=int(t), backward_loss=int(t),
+                           forward_held=int(2 * u),
                            backward_start=(int(t + u), int(tg)), backward_layer=(int(u + max(u, e)), int(2 * ug)),
                            backward_end=end, end_pending=int(eg), backward_reduce=(0, int(2 * eg)),
                            layer_pending=int(ug + eg))
     root = e + t
     return FsdpBuffers(forward_layer=int(2 * u + root), forward_loss=int(root), backward_loss=int(root),
+                       forward_held=int(2 * u + root),
                        backward_start=(int(root), int(tg)), backward_layer=(int(u + root), int(ug)),
                        backward_end=(int(root), int(eg + tg)))
 
@@ -159,7 +163,7 @@ def zero3_buffers(spec: ModelSpec, param_bytes: float, prefetch: int, max_live: 
     module = largest_tensor(spec)
     gathered = int((2 * module + min(prefetch, max(0, max_live - module))) * param_bytes)
     bucket = zero_bucket(reduce_bucket, trainable, param_bytes)
-    return FsdpBuffers(forward_layer=gathered, forward_loss=gathered, backward_loss=gathered,
+    return FsdpBuffers(forward_layer=gathered, forward_loss=gathered, backward_loss=gathered, forward_held=gathered,
                        backward_start=(gathered, bucket),
                        backward_layer=(gathered, bucket), backward_end=(gathered, bucket))
 
