@@ -185,9 +185,6 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     layer_params = largest_layer_params(spec) if not adapters and not w.train_modules else 0
     largest = largest_tensor(spec) if not adapters else 0
     temp = step_temporary_bytes(w.optimizer, t.params, param_bytes, largest)
-    if recipe == "deepspeed" and w.parallelism in ("zero1", "zero2", "zero3"):
-        temp = deepspeed_step_temporary(t.params, a, w.dp * w.sp, w.parallelism == "zero3") * max(
-            1, w.dp * w.sp // (w.nodes if w.fsdp_sharding == "hybrid" else 1))  # divided below like the states
     seq_local = -(-w.seq // w.sp)  # context parallelism: each rank holds seq / sp tokens
     acts = training_activations(spec, w.batch, seq_local, act_bytes, w.attn, w.grad_checkpointing, _flags(spec, w),
                                 every=w.checkpoint_every, selective=w.checkpoint_mode == "selective",
@@ -241,6 +238,8 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
             # DDP's reducer keeps flat communication buckets beside .grad (gradient_as_bucket_view=False)
             grads *= 2
             notes.append(Assumption("a_ddp", {"n": n}))
+    if recipe == "deepspeed" and w.parallelism in ("zero1", "zero2", "zero3"):
+        temp = deepspeed_step_temporary(t.params, a, n, w.parallelism == "zero3")
     host = 0
     if w.offload != "none":
         # ZeRO-Offload (arXiv 2101.06840) / FSDP CPUOffload: fp32 master weights, Adam states, fp32 gradients
