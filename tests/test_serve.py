@@ -55,3 +55,14 @@ def test_page_in_both_languages(base_url):
     assert code == 200 and "合计（峰值）" in body
     code, body = get(base_url + "/?model=%3Cscript%3E")
     assert "<script>" not in body
+
+
+def test_api_multi_gpu_and_recipe_options(base_url):
+    code, body = get(base_url + "/api/estimate?model=llama-3-8b&task=finetune&num_gpus=16&tp=2&nodes=2"
+                                "&fsdp_sharding=hybrid&ce_chunks=8&activation_offload=1&grad_checkpointing=on")
+    assert code == 200
+    d = json.loads(body)
+    w = d["workload"]
+    assert (w["tp"], w["nodes"], w["fsdp_sharding"], w["ce_chunks"], w["activation_offload"]) == (2, 2, "hybrid", 8,
+                                                                                                 True)
+    assert d["engine"]["parallel"]["dp"] == 8

@@ -22,8 +22,12 @@ from .i18n import detect_lang
 
 MAX_QUERY = 4096
 WORKLOAD_FIELDS = ("task", "method", "dtype", "quant", "batch", "seq", "kv_dtype", "attn", "optimizer",
-                   "lora_rank", "grad_accum", "precision")
-FLAGS = ("grad_checkpointing",)
+                   "lora_rank", "grad_accum", "precision", "engine", "framework", "lora_targets", "num_gpus",
+                   "parallelism", "offload", "offload_device", "tp", "pp", "pp_schedule", "sp", "sp_mode", "ep", "nodes",
+                   "fsdp_sharding", "fsdp_version", "checkpoint_mode", "checkpoint_every", "ce_chunks",
+                   "max_model_len", "gpu_memory_utilization")
+FLAGS = ("grad_checkpointing", "activation_offload", "optimizer_in_backward", "dora", "packing", "compile",
+         "sequence_parallel")
 
 PAGE = """<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8"><title>vramscope</title>
