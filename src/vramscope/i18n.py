@@ -341,10 +341,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "per GPU of {n}-way tensor parallelism (heads, MLP, experts and vocabulary split; norms replicated; NCCL buffers not counted)",
         "zh": "{n} 路张量并行下的单卡显存（注意力头、MLP、专家和词表切分；归一化层复制；未计 NCCL 缓冲）",
     },
-    "a_fsdp": {
-        "en": "per GPU of {n}-way FSDP full shard / ZeRO-3 (parameters, gradients and optimizer states split; two unsharded layers in flight; activations per rank)",
-        "zh": "{n} 卡 FSDP 全切分 / ZeRO-3 下的单卡显存（参数、梯度和优化器状态切分；同时有两层未切分参数；激活值按每卡计）",
-    },
     "trace_missing": {
         "en": "trace needs the trace extra ({module} is not installed): pip install 'vramscope[trace]'",
         "zh": "trace 需要安装 trace 扩展（缺少 {module}）：pip install 'vramscope[trace]'",

@@ -56,9 +56,6 @@ def largest_layer_params(spec: ModelSpec) -> int:
     return max(sizes.values(), default=0)
 
 
-def fsdp_gather_bytes(spec: ModelSpec, param_bytes: float) -> int:
-    """Unsharded parameters in flight: the current and the prefetched layer."""
-    return int(2 * largest_layer_params(spec) * param_bytes)
 
 
 @lru_cache(maxsize=64)
