@@ -318,7 +318,11 @@ def trace_estimate(model: ResolvedModel, w: Workload, gpus: tuple[str, ...] = ()
                      trainable_params=trainable if w.training else 0, source=model.kind, origin=model.origin,
                      storage=model.stored_format, exact_shape=model.exact_shape)
     high = total - ov.nominal + ov.high
+    engine: dict = {}
+    if w.num_gpus > 1:  # rank 0 of FSDP2 on a fake process group
+        engine["parallel"] = {"world": w.num_gpus, "dp": w.num_gpus, "tp": 1, "pp": 1, "sp": 1, "ep": 1,
+                              "shard_group": w.num_gpus, "parallelism": w.parallelism}
     return Estimate(model=info, estimator="trace", task=w.task, total_bytes=total,
                     range_bytes=(total - ov.nominal + ov.low, high), components=dict(phases[peak]),
                     peak_phase=peak, phases=phases, workload=w.to_dict(), assumptions=notes,
-                    gpus=tuple(verdict(find_gpu(g), total, high) for g in gpus))
+                    gpus=tuple(verdict(find_gpu(g), total, high) for g in gpus), engine=engine)
