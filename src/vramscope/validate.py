@@ -219,7 +219,7 @@ def record_caveats(rec: dict[str, Any]) -> str:
     """What the estimate does not model exactly about this record (empty when nothing)."""
     src = rec.get("workload") or {}
     notes = [text for key, text in CAVEATS.items() if src.get(key)]
-    if "torchtune" in str(rec.get("framework", "")).lower():
+    if "torchtune" in str(rec.get("framework", "")).lower() and rec.get("kind") == "training":
         if "grad_checkpointing" not in src:
             notes.append("activation checkpointing taken from torchtune's recipe defaults (on)")
         if rec["measured"] == "unspecified":
