@@ -290,8 +290,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "{n} 路 Megatron 张量并行加序列并行下的单卡显存：注意力头、MLP 和词表切分；归一化与残差激活值沿序列切分",
     },
     "a_framework_torchtune": {
-        "en": "training loop: torchtune recipe defaults (activation checkpointing, chunked cross-entropy in {chunks} chunks, adapters in the model dtype, LoRA on q/v/output projections and the MLP unless --lora-targets); its model code keeps the same activations as transformers'",
-        "zh": "训练循环：torchtune 配方默认值（激活检查点、{chunks} 块分块交叉熵、适配器与模型同精度、LoRA 默认作用于 q/v/输出投影和 MLP，可用 --lora-targets 改）；其模型代码保存的激活值与 transformers 相同",
+        "en": "training loop: torchtune — its own model code (traced: RMSNorm keeps fp32 normalized values, k/v expanded to every head, bf16 adapters reading the shared input) and its recipe defaults (activation checkpointing, chunked cross-entropy in {chunks} chunks, LoRA on q/v/output projections and the MLP, fused AdamW; full fine-tuning on one GPU: paged 8-bit AdamW stepped in backward), each overridable",
+        "zh": "训练循环：torchtune——其自己的模型代码（已跟踪：RMSNorm 保存 fp32 归一化值、k/v 扩展到每个注意力头、bf16 适配器直接读共享输入）和配方默认值（激活检查点、{chunks} 块分块交叉熵、LoRA 作用于 q/v/输出投影和 MLP、融合 AdamW；单卡全参数微调：分页 8 位 AdamW 并在反向传播中执行），均可覆盖",
     },
     "a_packing": {
         "en": "packed sequences: every micro-batch holds exactly {seq} tokens (without packing the peak is the batch padded to its longest sample, which --seq stands for)",

@@ -31,6 +31,11 @@ from .tracker import TraceLog, make_tracker
 
 
 def _refuse(w: Workload) -> None:
+    if w.framework == "torchtune":
+        raise VramscopeError("trace_unsupported",
+                             reason="the trace runs transformers' model code, and torchtune's modules keep different "
+                                    "tensors (docs/accuracy.md; bench/torchtune_trace.py traces torchtune itself); "
+                                    "trace the transformers run with --framework hf")
     if w.method == "qlora" or w.quant not in ("none",):
         raise VramscopeError("trace_unsupported",
                              reason=f"'{w.quant}' weights need bitsandbytes/GPTQ CUDA kernels, which do not run on "
@@ -49,11 +54,6 @@ def _refuse(w: Workload) -> None:
     if w.compile:
         raise VramscopeError("trace_unsupported", reason="compiled graphs are not traced (the trace runs eager mode); "
                                                          "drop --compile")
-    if w.framework == "torchtune":
-        raise VramscopeError("trace_unsupported",
-                             reason="the trace runs transformers' model code; torchtune's own modules keep the same "
-                                    "activations (docs/accuracy.md), so trace with --framework hf and the same "
-                                    "options (--grad-checkpointing, --chunked-ce 8, --lora-targets ...)")
 
 
 class Progress:
