@@ -192,6 +192,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "precision: fp32 throughout",
         "zh": "精度：全程 fp32",
     },
+    "a_recipe_lora_torchtune": {
+        "en": "frozen base in {dtype}; adapters, their gradients and optimizer states in {dtype} too (torchtune builds the model, adapters included, in the training dtype)",
+        "zh": "冻结的基座为 {dtype}；适配器及其梯度和优化器状态也为 {dtype}（torchtune 以训练精度构建整个模型，包括适配器）",
+    },
     "a_recipe_lora": {
         "en": "frozen base in {dtype}; adapters, their gradients and optimizer states in fp32 (peft default)",
         "zh": "冻结的基座为 {dtype}；适配器及其梯度和优化器状态为 fp32（peft 默认）",

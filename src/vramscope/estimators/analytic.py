@@ -413,7 +413,8 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         # to host memory by the driver; torch's allocator counters (max_memory_allocated) never see them
         extra["paged_bytes"] = states
         notes.append(Assumption("a_paged", {"states": f"{states / 2**30:.2f} GiB"}))
-    notes.append(Assumption(f"a_recipe_{recipe}", {"dtype": dtype}))
+    tt = "_torchtune" if recipe == "lora" and w.framework == "torchtune" else ""
+    notes.append(Assumption(f"a_recipe_{recipe}{tt}", {"dtype": dtype}))
     notes.append(Assumption(f"a_framework_{w.framework}", {"chunks": w.ce_chunks}))
     if w.packing:
         notes.append(Assumption("a_packing", {"seq": w.seq}))
