@@ -27,6 +27,8 @@ CASES = [
     ("Llama-3-8B LoRA r16 all-linear, seq 2048", ["llama-3-8b", "--task", "finetune", "--method", "lora", "--seq", "2048"]),
     ("Llama-3-8B inference, 4096 tokens", ["llama-3-8b", "--seq", "4096"]),
     ("Qwen2.5-0.5B full fine-tune, seq 1024", ["qwen2.5-0.5b", "--task", "finetune", "--seq", "1024"]),
+    ("Llama-3-8B full fine-tune, FSDP2 rank 0 of 8 (fake process group), seq 2048",
+     ["llama-3-8b", "--task", "finetune", "--seq", "2048", "--gpus", "8", "--parallelism", "fsdp"]),
 ]
 
 

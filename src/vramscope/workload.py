@@ -440,10 +440,10 @@ def _distributed(task: str, par: str, n_gpus: int, pp: int, tp: Any, sequence_pa
         raise VramscopeError("conflict", field="--nodes", reason=f"{n_gpus} GPUs do not split evenly over "
                                                                 f"{nodes_n} nodes")
     shard = _choice(sharding, "--fsdp-sharding", FSDP_SHARDING)
-    if shard == "hybrid" and (par not in ("fsdp", "zero3") or nodes_n == 1):
+    if shard == "hybrid" and (par != "fsdp" or nodes_n == 1):
         raise VramscopeError("conflict", field="--fsdp-sharding",
-                             reason="hybrid sharding shards inside a node and replicates across nodes: it needs "
-                                    "--parallelism fsdp and --nodes > 1")
+                             reason="hybrid sharding (FSDP HYBRID_SHARD) shards inside a node and replicates across "
+                                    "nodes: it needs --parallelism fsdp and --nodes > 1")
     if shard == "hybrid" and dp % nodes_n:
         raise VramscopeError("conflict", field="--nodes", reason=f"{dp} data-parallel ranks do not split evenly "
                                                                 f"over {nodes_n} nodes")
