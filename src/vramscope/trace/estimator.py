@@ -178,33 +178,9 @@ def _run(model: ResolvedModel, w: Workload, tracker: Any, mark: Callable, catego
     net = build_model(model, param_dtype, w.attn)
     trainable = 0
     if w.training:
-        if w.method == "lora":
-            net = apply_lora(net, w.lora_rank, w.lora_targets, w.lora_dropout, w.dora)
-        elif w.method == "freeze" and w.train_modules:
-            for name, p in net.named_parameters():
-                p.requires_grad_(name.split(".")[-2] in w.train_modules if "." in name else False)
-        elif w.method == "freeze":
-            for name, p in net.named_parameters():
-                layer = _layer_index(name)
-                if "embed" in name or (layer is not None and layer < w.frozen_layers):
-                    p.requires_grad_(False)
-        if w.grad_checkpointing and w.checkpoint_mode == "selective":
-            selective_attention_checkpointing(net)
-        elif w.grad_checkpointing:
-            checkpoint_layers(net, w.checkpoint_every)
-            if w.method == "lora":
-                net.enable_input_require_grads()
-        if mesh is not None:
-            shard_like_accelerate(net, mesh)
-        params = [p for p in net.parameters() if p.requires_grad]
+        net, params, opt, optimizers = prepare_training(net, w, mesh)
         trainable = sum(_global_numel(p) for p in params)
         mark(net.parameters(), "weights")
-        if w.optimizer_in_backward:
-            opt: Any = {p: make_optimizer([p], w.optimizer) for p in params}
-            optimizers = list(opt.values())
-        else:
-            opt = make_optimizer(params, w.optimizer)
-            optimizers = [opt]
 
         def on_grads() -> None:
             mark([p.grad for p in params if p.grad is not None], "gradients")
@@ -241,6 +217,37 @@ def _run(model: ResolvedModel, w: Workload, tracker: Any, mark: Callable, catego
     mark(net.buffers(), "weights")
     tracker.set_phase("end")
     return trainable
+
+
+def prepare_training(net: Any, w: Workload, mesh: Any = None) -> tuple[Any, list, Any, list]:
+    """What trains and how, as the workload says: adapters (LoRA / DoRA) or frozen parts, checkpointing (full,
+    selective, every N-th layer), FSDP2 units on ``mesh``, and the optimizer (one per parameter when it steps
+    inside backward). Shared by the trace and ``vramscope measure``; returns (model, trainable parameters,
+    the optimizer or the per-parameter dict, the optimizers)."""
+    if w.method == "lora":
+        net = apply_lora(net, w.lora_rank, w.lora_targets, w.lora_dropout, w.dora)
+    elif w.method == "freeze" and w.train_modules:
+        for name, p in net.named_parameters():
+            p.requires_grad_(name.split(".")[-2] in w.train_modules if "." in name else False)
+    elif w.method == "freeze":
+        for name, p in net.named_parameters():
+            layer = _layer_index(name)
+            if "embed" in name or (layer is not None and layer < w.frozen_layers):
+                p.requires_grad_(False)
+    if w.grad_checkpointing and w.checkpoint_mode == "selective":
+        selective_attention_checkpointing(net)
+    elif w.grad_checkpointing:
+        checkpoint_layers(net, w.checkpoint_every)
+        if w.method == "lora":
+            net.enable_input_require_grads()
+    if mesh is not None:
+        shard_like_accelerate(net, mesh)
+    params = [p for p in net.parameters() if p.requires_grad]
+    if w.optimizer_in_backward:
+        per_param = {p: make_optimizer([p], w.optimizer) for p in params}
+        return net, params, per_param, list(per_param.values())
+    opt = make_optimizer(params, w.optimizer)
+    return net, params, opt, [opt]
 
 
 def _global_numel(p: Any) -> int:

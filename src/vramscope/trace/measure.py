@@ -134,12 +134,18 @@ def run_measure(model: ResolvedModel, w: Workload, backend: Backend, counters: P
     """Build and run the workload on the backend's device; returns the trainable parameter count."""
     import torch
 
-    from .build import apply_lora, build_model
-    from .runner import make_optimizer, run_inference, run_training
+    from .build import build_model
+    from .estimator import prepare_training
+    from .runner import run_inference, run_training
 
     if w.method == "qlora" or w.quant != "none":
         raise VramscopeError("trace_unsupported", reason="measure builds unquantized models from their config; "
                                                          "quantized loading needs the real checkpoint")
+    if w.framework == "torchtune" or w.compile or w.pp > 1 or w.tp_degree > 1 or w.sp > 1 or w.ep > 1 or (
+            w.num_gpus > 1 and w.parallelism != "fsdp") or w.offload != "none":
+        raise VramscopeError("trace_unsupported", reason="measure runs transformers training steps, FSDP2 under "
+                                                         "torchrun included; this workload (torchtune, compile, "
+                                                         "model parallel, ZeRO/DDP or offload) needs its own launcher")
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[compute_dtype(model, w)]
     mixed = w.training and w.method in ("full", "freeze") and (
         w.precision == "mixed" or (w.precision == "auto" and w.task == "pretrain" and dtype != torch.float32))
@@ -149,17 +155,19 @@ def run_measure(model: ResolvedModel, w: Workload, backend: Backend, counters: P
             counters("ready")
             run_inference(net, w.batch, w.seq, counters)
             return 0
-        if w.method == "lora":
-            net = apply_lora(net, w.lora_rank, w.lora_targets, w.lora_dropout)
-        if w.grad_checkpointing:
-            net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-            if w.method == "lora":
-                net.enable_input_require_grads()
-        params = [p for p in net.parameters() if p.requires_grad]
-        opt = make_optimizer(params, w.optimizer)
+        mesh = None
+        if w.num_gpus > 1 and w.parallelism == "fsdp":  # under torchrun: FSDP2 over the real process group
+            import torch.distributed as dist
+            from torch.distributed.device_mesh import init_device_mesh
+
+            if not dist.is_initialized():
+                dist.init_process_group("nccl")
+            mesh = init_device_mesh("cuda", (dist.get_world_size(),))
+        net, params, opt, _ = prepare_training(net, w, mesh)
         counters("ready")
         run_training(net, opt, w.batch, w.seq, counters, amp_dtype=dtype if mixed else None,
-                     device_type=backend.device().type, keep_outputs=w.framework == "pytorch")
+                     device_type=backend.device().type, keep_outputs=w.framework == "pytorch",
+                     ce_chunks=w.ce_chunks, offload=w.activation_offload, step_in_backward=w.optimizer_in_backward)
         return sum(p.numel() for p in params)
 
 
