@@ -378,11 +378,16 @@ def _cmd_validate(args: argparse.Namespace, lang: str) -> int:
             table.append([r.id, r.measured, format_bytes(r.measured_bytes, args.units), "skipped: " + r.skipped[:60],
                           "", "", ""])
             continue
-        table.append([r.id + ("" if r.component == "total" else f" [{r.component}]"), r.measured,
-                      format_bytes(r.measured_bytes, args.units),
+        table.append([r.id + ("" if r.component == "total" else f" [{r.component}]") + (" *" if r.caveat else ""),
+                      r.measured, format_bytes(r.measured_bytes, args.units),
                       format_bytes(r.analytic_bytes or 0, args.units), pct(d["analytic_error"]),
                       "" if r.trace_bytes is None else format_bytes(r.trace_bytes, args.units), pct(d["trace_error"])])
     print(render_table(table, (False, False, True, True, True, True, True)))
+    caveats = [(r.id, r.caveat) for r in rows if r.caveat and not r.skipped]
+    if caveats:
+        print()
+        notes = dict.fromkeys(part for _, c in caveats for part in c.split("; "))
+        print("* " + "; ".join(notes))
     print()
     table = [["kind", "records", "analytic median", "analytic worst", "trace median", "trace worst"]]
     for kind, e in summ.items():
