@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Measure a small matrix of workloads on a real CUDA GPU and append the records to validation/measured.jsonl.
+#
+# For sessions that are lent a GPU (the device tool runs this in the repository root): one short script, each
+# workload a separate `vramscope measure` process (peaks are per process), models built from their configs with
+# random weights (no Hub access needed). Afterwards, on the development machine:
+#     python bench/validation_report.py --trace --write docs/accuracy.md
+# compares analytic, trace and these measurements. Budget: about 2-4 minutes on an H100/H200.
+set -u
+OUT=${1:-validation/measured.jsonl}
+# The device machine reaches no network: use its own CUDA torch, transformers and peft (system site packages)
+# and install vramscope itself without dependencies. Check first: python -c "import torch, transformers, peft"
+if [ ! -x .venv-gpu/bin/vramscope ]; then
+  python -m venv --system-site-packages .venv-gpu && .venv-gpu/bin/pip install -q --no-deps --no-build-isolation -e . \
+    || exit 1
+fi
+.venv-gpu/bin/python -c "import torch, transformers, peft; assert torch.cuda.is_available()" || {
+  echo "needs CUDA torch, transformers and peft on the device" >&2; exit 1; }
+V=.venv-gpu/bin/vramscope
+run() {  # every workload in its own process; a failure is reported and the matrix goes on
+  echo "== $*" >&2
+  timeout 240 "$V" measure "$@" --output "$OUT" --json > /dev/null || echo "   failed: $*" >&2
+}
+run qwen2.5-0.5b --seq 4096
+run qwen2.5-0.5b --task finetune --seq 1024 --batch 2
+run qwen2.5-0.5b --task finetune --seq 1024 --method lora
+run qwen2.5-0.5b --task finetune --seq 2048 --grad-checkpointing
+run qwen2.5-0.5b --task finetune --seq 2048 --chunked-ce --optimizer-in-backward --grad-checkpointing
+run llama-3.2-1b --task finetune --seq 2048 --method lora --dora
+run llama-3.2-1b --task finetune --seq 2048 --method lora --activation-offload --grad-checkpointing
+run llama-3-8b --seq 8192
+run llama-3-8b --task finetune --seq 2048 --method lora
+run llama-3-8b --task finetune --seq 2048 --method lora --grad-checkpointing --attn eager
+run qwen3-8b --task finetune --seq 1024 --method lora --grad-checkpointing
+echo "records appended to $OUT" >&2
