@@ -8,18 +8,15 @@
 # compares analytic, trace and these measurements. Budget: about 2-4 minutes on an H100/H200.
 set -u
 OUT=${1:-validation/measured.jsonl}
-# The device machine reaches no network: use its own CUDA torch, transformers and peft (system site packages)
-# and install vramscope itself without dependencies. Check first: python -c "import torch, transformers, peft"
-if [ ! -x .venv-gpu/bin/vramscope ]; then
-  python -m venv --system-site-packages .venv-gpu && .venv-gpu/bin/pip install -q --no-deps --no-build-isolation -e . \
-    || exit 1
-fi
-.venv-gpu/bin/python -c "import torch, transformers, peft; assert torch.cuda.is_available()" || {
+# The device machine reaches no network: run vramscope from the source tree with the device's own CUDA torch,
+# transformers and peft (nothing to install).
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+python -c "import torch, transformers, peft; assert torch.cuda.is_available()" || {
   echo "needs CUDA torch, transformers and peft on the device" >&2; exit 1; }
-V=.venv-gpu/bin/vramscope
+V="python -m vramscope"
 run() {  # every workload in its own process; a failure is reported and the matrix goes on
   echo "== $*" >&2
-  timeout 240 "$V" measure "$@" --output "$OUT" --json > /dev/null || echo "   failed: $*" >&2
+  timeout 240 $V measure "$@" --output "$OUT" --json > /dev/null || echo "   failed: $*" >&2
 }
 run qwen2.5-0.5b --seq 4096
 run qwen2.5-0.5b --task finetune --seq 1024 --batch 2
