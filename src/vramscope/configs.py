@@ -109,12 +109,13 @@ def from_deepspeed(path: str) -> dict[str, Any]:
         if dev not in ("none", "cpu", "nvme", None):
             raise VramscopeError("config_bad_value", origin=path, key=f"zero_optimization.{key}.device",
                                  value=dev, allowed="none, cpu, nvme")
-        devices[key] = dev not in ("none", None)
-    if devices["offload_param"] and stage != 3:
+        devices[key] = dev or "none"
+    offloaded = {key: dev != "none" for key, dev in devices.items()}
+    if offloaded["offload_param"] and stage != 3:
         raise VramscopeError("config_bad_value", origin=path, key="zero_optimization.offload_param",
                              value="set", allowed="only with stage 3")
-    if devices["offload_optimizer"]:
-        out["offload"] = "optimizer+params" if devices["offload_param"] else "optimizer"
+    if offloaded["offload_optimizer"]:
+        out["offload"] = "optimizer+params" if offloaded["offload_param"] else "optimizer"
     for key, dtype in (("bf16", "bf16"), ("fp16", "fp16")):
         section = cfg.get(key)
         if isinstance(section, dict) and section.get("enabled") is True:
@@ -125,7 +126,7 @@ def from_deepspeed(path: str) -> dict[str, Any]:
     accum = cfg.get("gradient_accumulation_steps")
     if _given(accum):
         out["grad_accum"] = accum
-    if "nvme" in (_device(zero, "offload_optimizer"), _device(zero, "offload_param")):
+    if "nvme" in devices.values():
         out["offload_device"] = "nvme"
     for key, opt in (("stage3_prefetch_bucket_size", "zero_prefetch"), ("stage3_max_live_parameters", "zero_max_live"),
                      ("stage3_param_persistence_threshold", "zero_persistence"), ("reduce_bucket_size", "reduce_bucket")):
@@ -137,10 +138,6 @@ def from_deepspeed(path: str) -> dict[str, Any]:
             out[opt] = int(value)
     return out
 
-
-def _device(zero: dict[str, Any], key: str) -> str:
-    section = zero.get(key)
-    return str(section.get("device", "none")) if isinstance(section, dict) else "none"
 
 
 _STRATEGIES = {"FULL_SHARD": "fsdp", "1": "fsdp", "SHARD_GRAD_OP": "zero2", "2": "zero2", "NO_SHARD": "ddp",

@@ -186,7 +186,8 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     largest = largest_tensor(spec) if not adapters else 0
     temp = step_temporary_bytes(w.optimizer, t.params, param_bytes, largest)
     seq_local = -(-w.seq // w.sp)  # context parallelism: each rank holds seq / sp tokens
-    acts = training_activations(spec, w.batch, seq_local, act_bytes, w.attn, w.grad_checkpointing, _flags(spec, w),
+    flags = _flags(spec, w)
+    acts = training_activations(spec, w.batch, seq_local, act_bytes, w.attn, w.grad_checkpointing, flags,
                                 every=w.checkpoint_every, selective=w.checkpoint_mode == "selective",
                                 ce_chunks=w.ce_chunks, replicated_shard=seq_shard, compiled_loss=w.compile)
     sp_temp = context_parallel_transient(spec, w.batch * seq_local, act_bytes, w.sp_mode) if w.sp > 1 else 0
@@ -289,39 +290,35 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         return {**phase, "weights": phase["weights"] + moment[0],
                 "temporaries": phase.get("temporaries", 0) + moment[1]}
 
+    merged = merged_expert_bytes(spec, act_bytes, flags)
     # under checkpointing a layer's forward still builds its merged expert weights, then drops them
-    in_flight = merged_expert_bytes(spec, act_bytes, _flags(spec, w)) if w.grad_checkpointing else 0
-    flags = _flags(spec, w)
+    in_flight = merged if w.grad_checkpointing else 0
+    # under FSDP the last layer's merged expert weights appear after its copy-out (below)
+    merged_last = merged if buf is not NO_BUFFERS and not w.grad_checkpointing else 0
     # 4-bit bases (QLoRA) dequantize each layer's weight to the compute dtype for its matmul, forward and
-    # backward (bitsandbytes matmul_4bit, torchao linear_nf4): one linear's weight alive at a time
-    # (torchao's NF4Tensor.get_original_weight, in torchtune, builds int64 indices on the way: 14.05 bytes per
-    # element in eager mode, traced on real tensors)
-    # (compiled layers fuse it: the bf16 weight only)
+    # backward (bitsandbytes matmul_4bit, torchao linear_nf4): one linear's weight alive at a time. torchao's
+    # NF4Tensor.get_original_weight (torchtune) builds int64 indices on the way: 14.05 bytes per element in eager
+    # mode, traced on real tensors; compiled layers fuse it to the bf16 weight only
     dequant = int(largest_layer_linear(spec) * (14.05 if w.framework == "torchtune" and not w.compile else a)) \
         if w.method == "qlora" else 0
     dora_temp = dora_forward_transient(spec, flags.lora, not w.grad_checkpointing) if flags.dora else 0
     if flags.dora and spec.moe is not None and "experts" in flags.lora:
         raise VramscopeError("conflict", field="--dora", reason="peft has no DoRA for fused MoE experts; "
                                                                 "target the attention modules (--lora-targets)")
-    # forward peaks while the loss is computed, or (sharded) while the output head's parameters are copied
-    # out, or (DoRA) while the last layer rebuilds its adapted weights, nearly everything saved being alive
+    # forward peaks while the loss is computed, or (sharded) while a layer's parameters are copied out (peft's
+    # merged expert weights of that last layer not built yet), or (DoRA) while the last layer rebuilds its
+    # adapted weights, nearly everything saved being alive
     forward_candidates = [
         at((buf.forward_loss, 0), {**base, "gradients": kept, "loss_head": acts.loss_forward_extra,
                                    "activations": acts.layers + cast_cache + acts.loss_resident + in_flight,
                                    "temporaries": sp_temp}),
-        at((buf.forward_layer, 0), {**base, "gradients": kept, "activations": acts.layers + cast_cache + in_flight,
-                                    "temporaries": sp_temp + dequant}),
+        at((buf.forward_layer, 0), {**base, "gradients": kept, "temporaries": sp_temp + dequant,
+                                    "activations": acts.layers + cast_cache + in_flight - merged_last}),
     ]
     if dora_temp:
         forward_candidates.append(at((buf.forward_layer, 0), {**base, "gradients": kept,
                                                               "activations": acts.layers + cast_cache + dora_temp}))
-    merged_last = merged_expert_bytes(spec, act_bytes, flags) if buf is not NO_BUFFERS and not w.grad_checkpointing \
-        else 0
-    if merged_last:
-        # peft's merged expert weights of the last layer appear after its copy-out: the copy-out moment holds all
-        # but those; building them, only the layer and its retained gather buffer are unsharded
-        forward_candidates[1] = at((buf.forward_layer, 0), {**base, "gradients": kept, "temporaries": sp_temp,
-                                                            "activations": acts.layers + cast_cache - merged_last})
+    if merged_last:  # building them: only the layer and its retained gather buffer are unsharded
         forward_candidates.append(at((buf.forward_held, 0), {
             **base, "gradients": kept, "activations": acts.layers + cast_cache, "temporaries": sp_temp}))
     forward = max(forward_candidates, key=lambda c: sum(c.values()))
