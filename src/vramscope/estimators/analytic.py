@@ -332,7 +332,7 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         at((buf.backward_loss, 0), {**base, "gradients": kept, "activations": acts.saved,
                                 "temporaries": max(acts.loss_backward_extra, acts.layer_backward_extra) + sp_temp,
                                 # a plain PyTorch loop still holds out.logits (compute dtype) while backward starts
-                                "loss_head": int(w.batch * w.seq * spec.vocab_size * act_bytes)
+                                "loss_head": int(w.batch * seq_local * spec.vocab_size * act_bytes)
                                 if w.framework == "pytorch" else 0}),
         at(buf.backward_end, {**base, "gradients": grads - buf.end_pending // n, "temporaries": tied_extra}),
     ]
