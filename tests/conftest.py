@@ -18,3 +18,18 @@ def has_module(name: str) -> bool:
 
 requires_torch = pytest.mark.skipif(not has_module("torch") or not has_module("transformers"),
                                     reason="needs the trace extra: pip install 'vramscope[trace]'")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """With VRAMSCOPE_RELIABILITY_OUT set, write the hostile-input tallies (bench/reliability.py reads them)."""
+    out = os.environ.get("VRAMSCOPE_RELIABILITY_OUT")
+    if not out:
+        return
+    import json
+
+    mod = sys.modules.get("hostile_util")
+    rows = [] if mod is None else [
+        {"suite": k[0], "how": k[1], "outcome": k[2], "count": v[0], "worst_s": round(v[1], 4)}
+        for k, v in sorted(mod.TALLY.items())]
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(rows, f, indent=1)

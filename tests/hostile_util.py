@@ -20,9 +20,40 @@ import math
 import os
 import subprocess
 import sys
+import time
 from typing import Any, Optional, Sequence
 
 CLEAN_EXITS = (0, 1, 2)
+
+#: outcomes seen in this process: {(test module, how, outcome): [count, worst seconds]}; bench/reliability.py
+#: writes them out (VRAMSCOPE_RELIABILITY_OUT) to make the figures in docs/reliability.md
+TALLY: dict[tuple[str, str, str], list] = {}
+
+
+def _caller_module() -> str:
+    f = sys._getframe(2)
+    while f is not None:
+        name = os.path.basename(f.f_code.co_filename)
+        if name.startswith("test_"):
+            return name[:-3]
+        f = f.f_back
+    return "other"
+
+
+def outcome_of(rc: int, err: str) -> str:
+    if rc in (0, 1):
+        return "answer"
+    if rc == 2 and "Traceback" not in err and "internal error" not in err:
+        return "clear error"
+    return "internal error"
+
+
+def record(how: str, outcome: str, seconds: float = 0.0) -> None:
+    """Count one hostile input's outcome for the reliability report (no effect on the test)."""
+    key = (_caller_module(), how, outcome)
+    entry = TALLY.setdefault(key, [0, 0.0])
+    entry[0] += 1
+    entry[1] = max(entry[1], seconds)
 
 
 def run_cli(argv: Sequence[str]) -> tuple[int, str, str]:
@@ -30,11 +61,13 @@ def run_cli(argv: Sequence[str]) -> tuple[int, str, str]:
     from vramscope.cli import main
 
     out, err = io.StringIO(), io.StringIO()
+    start = time.perf_counter()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             rc = main(list(argv))
         except SystemExit as e:  # argparse's own exits
             rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    record("cli", outcome_of(rc, err.getvalue()), time.perf_counter() - start)
     return rc, out.getvalue(), err.getvalue()
 
 
@@ -43,11 +76,14 @@ def run_cli_subprocess(argv: Sequence[str], timeout: float = 30.0, stdin: Option
     """``python -m vramscope ARGV`` with a hard timeout; a hang fails the test with the command line."""
     full_env = dict(os.environ, **(env or {}))
     full_env.pop("VRAMSCOPE_DEBUG", None)
+    start = time.perf_counter()
     try:
         p = subprocess.run([sys.executable, "-m", "vramscope", *argv], capture_output=True, text=True,
                            timeout=timeout, input=stdin, env=full_env)
     except subprocess.TimeoutExpired:
+        record("subprocess", "hang", timeout)
         raise AssertionError(f"hang: vramscope {' '.join(argv)} ran past {timeout} s") from None
+    record("subprocess", outcome_of(p.returncode, p.stderr), time.perf_counter() - start)
     return p.returncode, p.stdout, p.stderr
 
 
