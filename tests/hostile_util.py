@@ -135,3 +135,23 @@ def assert_sane_estimate(est: Any) -> None:
         assert total > 0, d
         lo, hi = d.get("range_bytes", (total, total))
         assert lo <= total <= hi, (lo, total, hi)
+
+
+def call_api(fn: Any, *args: Any, **kwargs: Any) -> tuple[str, Any]:
+    """Call a public API function with hostile arguments: ``("answer", result)`` or ``("clear error", exc)``.
+
+    Any exception other than :class:`vramscope.VramscopeError` is counted as an internal error and re-raised.
+    """
+    from vramscope.errors import VramscopeError
+
+    start = time.perf_counter()
+    try:
+        result = fn(*args, **kwargs)
+    except VramscopeError as e:
+        record("api", "clear error", time.perf_counter() - start)
+        return "clear error", e
+    except BaseException:
+        record("api", "internal error", time.perf_counter() - start)
+        raise
+    record("api", "answer", time.perf_counter() - start)
+    return "answer", result
