@@ -156,9 +156,19 @@ def build_parser() -> argparse.ArgumentParser:
     va.add_argument("--json", action="store_true")
     va.add_argument("--lang", choices=("en", "zh"))
     va.add_argument("--units", default="GiB", choices=("GiB", "GB"))
-    sv = sub.add_parser("serve", help="a web page and JSON API on this machine (standard library only)")
-    sv.add_argument("--host", default="127.0.0.1")
-    sv.add_argument("--port", default="8765")
+    sv = sub.add_parser("serve", help="a web page and JSON API on this machine (needs the 'web' extra)")
+    sv.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on (default 127.0.0.1; anything else is reachable from other machines)")
+    sv.add_argument("--port", default="8765", help="port (default 8765; 0 picks a free one)")
+    sv.add_argument("--allow-hub", action="store_true",
+                    help="also look up owner/name ids on the Hugging Face Hub (default: catalog names only)")
+    sv.add_argument("--idle-timeout", default="5", metavar="SECONDS",
+                    help="close a connection that sends no complete request for this long (default 5)")
+    sv.add_argument("--request-timeout", default="10", metavar="SECONDS",
+                    help="answer 503 to a request that takes longer (default 10)")
+    sv.add_argument("--max-connections", default="2048", metavar="N",
+                    help="open connections at most; more get 503 (default 2048)")
+    sv.add_argument("--lang", choices=("en", "zh"), help="language when a request does not say (default: locale)")
     models = sub.add_parser("models", help="list the built-in model catalog")
     models.add_argument("query", nargs="?", default="")
     models.add_argument("--json", action="store_true")
@@ -399,10 +409,13 @@ def _cmd_validate(args: argparse.Namespace, lang: str) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace, lang: str) -> int:
-    from .serve import serve
+    from .serve import Options, serve
     from .units import parse_int
 
-    serve(args.host, parse_int(args.port, "--port", 0, 65535))
+    options = Options(allow_hub=args.allow_hub, idle_timeout=parse_int(args.idle_timeout, "--idle-timeout", 1, 3600),
+                      request_timeout=parse_int(args.request_timeout, "--request-timeout", 1, 3600),
+                      max_connections=parse_int(args.max_connections, "--max-connections", 1, 1_000_000), lang=lang)
+    serve(args.host, parse_int(args.port, "--port", 0, 65535), options)
     return 0
 
 

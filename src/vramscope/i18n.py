@@ -480,6 +480,96 @@ MESSAGES: dict[str, dict[str, str]] = {
     "fit_suggestion_line": {"en": "{desc}: {total} ({saves} less, {cost}){fits}",
                             "zh": "{desc}：{total}（减少 {saves}，{cost}）{fits}"},
     "fit_fits_mark": {"en": " → fits", "zh": " → 可以运行"},
+    # ---- vramscope serve ----
+    "serve_unknown_model": {
+        "en": "model '{name}' is not in the catalog (the server takes catalog names, never file paths); "
+              "did you mean: {suggestions}?",
+        "zh": "模型 '{name}' 不在内置目录中（服务器只接受目录中的模型名称，从不读取文件路径）；您是否想找：{suggestions}？",
+    },
+    "serve_unknown_model_nosuggest": {
+        "en": "model '{name}' is not in the catalog (the server takes catalog names, never file paths); "
+              "run 'vramscope models' to list the catalog, or give params=7B",
+        "zh": "模型 '{name}' 不在内置目录中（服务器只接受目录中的模型名称，从不读取文件路径）；"
+              "运行 'vramscope models' 查看目录，或使用 params=7B",
+    },
+    "serve_unknown_param": {
+        "en": "{field}: not a parameter of {page}; did you mean: {suggestions}?",
+        "zh": "{field}：{page} 没有这个参数；您是否想用：{suggestions}？",
+    },
+    "serve_unknown_param_nosuggest": {
+        "en": "{field}: not a parameter of {page}; parameters: {allowed}",
+        "zh": "{field}：{page} 没有这个参数；可用参数：{allowed}",
+    },
+    "serve_repeated_param": {
+        "en": "{field}: given more than once; give it once",
+        "zh": "{field}：重复给出；请只给一次",
+    },
+    "serve_too_large": {
+        "en": "{what}: larger than {limit}",
+        "zh": "{what}：超过 {limit}",
+    },
+    "serve_body_too_large": {
+        "en": "request body: larger than {limit}; upload a config.json only",
+        "zh": "请求体：超过 {limit}；只需上传 config.json",
+    },
+    "serve_too_many_params": {
+        "en": "query: more than {limit} parameters",
+        "zh": "查询：参数超过 {limit} 个",
+    },
+    "serve_both_model_and_body": {
+        "en": "model: give either model= or a config.json in the request body, not both",
+        "zh": "model：请给出 model= 或在请求体中上传 config.json，不能同时给出",
+    },
+    "serve_not_found": {
+        "en": "no such page: {path}; the pages are /, /api/estimate and /api/fit",
+        "zh": "没有这个页面：{path}；可用页面为 /、/api/estimate 和 /api/fit",
+    },
+    "serve_method": {
+        "en": "method {method} is not allowed here; use {allowed}",
+        "zh": "此处不允许 {method} 方法；请使用 {allowed}",
+    },
+    "serve_timeout": {
+        "en": "the request took longer than {seconds} s and was stopped",
+        "zh": "请求超过 {seconds} 秒，已停止",
+    },
+    "serve_bad_request": {
+        "en": "not a valid HTTP request (request line and headers at most {limit})",
+        "zh": "不是有效的 HTTP 请求（请求行与请求头最多 {limit}）",
+    },
+    "serve_request_timeout": {
+        "en": "the request did not arrive within {seconds} s",
+        "zh": "请求未在 {seconds} 秒内到达",
+    },
+    "serve_busy": {
+        "en": "the server has too many open connections; try again shortly",
+        "zh": "服务器打开的连接过多；请稍后重试",
+    },
+    "serve_internal": {
+        "en": "internal error: {kind} (please report it)",
+        "zh": "内部错误：{kind}（请报告此问题）",
+    },
+    "serve_needs_web": {
+        "en": "serve: needs the web extra; install it with: pip install 'vramscope[web]'",
+        "zh": "serve：需要 web 扩展；请安装：pip install 'vramscope[web]'",
+    },
+    "serve_bad_host": {
+        "en": "--host: '{host}' is not a host name or address ({detail})",
+        "zh": "--host：'{host}' 不是有效的主机名或地址（{detail}）",
+    },
+    "serve_cannot_listen": {
+        "en": "--host/--port: cannot listen on {host}:{port} ({detail})",
+        "zh": "--host/--port：无法在 {host}:{port} 上监听（{detail}）",
+    },
+    "serve_public_warning": {
+        "en": "warning: --host {host} makes the server reachable from other machines; it has no authentication "
+              "and no TLS, so put it behind a reverse proxy or keep the default 127.0.0.1",
+        "zh": "警告：--host {host} 会让其他机器也能访问此服务器；它没有身份验证也没有 TLS，"
+              "请放在反向代理之后，或保持默认的 127.0.0.1",
+    },
+    "serve_listening": {
+        "en": "vramscope: serving on http://{host}:{port}/ (Ctrl+C to stop)",
+        "zh": "vramscope：正在 http://{host}:{port}/ 上提供服务（按 Ctrl+C 停止）",
+    },
     # ---- catalog listing ----
     "models_header": {"en": "{n} models in the catalog", "zh": "内置目录共 {n} 个模型"},
     "models_none": {"en": "no catalog model matches '{query}'", "zh": "目录中没有匹配 '{query}' 的模型"},

@@ -1,26 +1,57 @@
-"""``vramscope serve``: a small web page and JSON API on top of the estimator, with the standard library only.
+"""``vramscope serve``: a small web page and JSON API on top of the estimator — an ASGI app (Starlette) on uvicorn.
 
 * ``GET /`` — a form (model, task, method, sequence, batch, precision, GPU) and the result table, in English or
   Chinese (``?lang=zh`` or the browser's ``Accept-Language``);
 * ``GET /api/estimate?model=llama-3-8b&task=finetune&method=lora&gpu=rtx-4090`` — ``vramscope.estimate/1`` JSON;
-* ``GET /api/fit?model=...&gpu=...`` — ``vramscope.fit/1`` JSON.
+* ``GET /api/fit?model=...&gpu=...`` — ``vramscope.fit/1`` JSON;
+* ``POST /api/estimate?task=...`` (or ``/api/fit``) with a ``config.json`` as the body (at most 1 MiB) — the same,
+  for a model that is not in the catalog.
 
-Bad input gets HTTP 400 with ``{"error": "<the same one line the CLI prints>"}``. It binds to 127.0.0.1 by
-default, accepts only GET, caps the query at 4 KiB and never reaches the Hub (catalog and local paths only).
+What a client can make the server do is bounded:
+
+* **no file system**: a model name is looked up in the built-in catalog and nowhere else — never as a path, so
+  ``/etc/...``, ``~``, folders and symlinks all get the same "not in the catalog" answer whether or not they
+  exist, and nothing is opened or even ``stat``-ed. The Hugging Face Hub only with ``--allow-hub`` (off by
+  default) and only for names shaped like ``owner/name``;
+* every request ends with an HTTP response: bad input is 400 with ``{"error": "<the one line the CLI prints>"}``
+  in the request's language; an unknown parameter is 400 with "did you mean"; a bug is a JSON 500;
+* limits: query 4 KiB and 64 parameters, request line and headers 16 KiB, body 1 MiB (read with a cap, at most
+  8 bodies at a time), a per-request time limit (``--request-timeout``, 10 s), an idle timeout that closes a
+  connection which sends no (complete) request (``--idle-timeout``, 5 s; a half-sent request gets 408), at most
+  ``--max-connections`` (2048) open connections (beyond that: 503 and closed), a listen backlog of 2048;
+* GET (and HEAD) only, plus POST for uploads; 405 otherwise.
+
+Estimates are CPU-bound and take about a millisecond; they run in a small thread pool (``THREADS``) so the event
+loop keeps accepting and timing out connections while one runs, and so the time limit can answer for them.
+Starlette and uvicorn are imported only here (the ``web`` extra): the rest of the CLI starts without them.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import logging
+import math
+import re
+import socket
+import sys
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
 from .errors import VramscopeError
-from .i18n import detect_lang
+from .i18n import detect_lang, t
 
 MAX_QUERY = 4096
+MAX_FIELDS = 64
+MAX_HEADERS = 16 * 1024  # request line + headers (h11's incomplete-event limit)
+MAX_BODY = 1 << 20
+MAX_UPLOADS = 8  # bodies being read at the same time
+MAX_NAME = 256  # longer model names are not looked up at all (no catalog name is near that long)
+BACKLOG = 2048
+THREADS = 4
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+
 WORKLOAD_FIELDS = ("task", "method", "dtype", "quant", "batch", "seq", "kv_dtype", "attn", "optimizer",
                    "lora_rank", "grad_accum", "precision", "engine", "framework", "lora_targets", "num_gpus",
                    "parallelism", "offload", "offload_device", "tp", "pp", "pp_schedule", "sp", "sp_mode", "ep", "nodes",
@@ -28,6 +59,8 @@ WORKLOAD_FIELDS = ("task", "method", "dtype", "quant", "batch", "seq", "kv_dtype
                    "max_model_len", "gpu_memory_utilization")
 FLAGS = ("grad_checkpointing", "activation_offload", "optimizer_in_backward", "dora", "packing", "compile",
          "sequence_parallel")
+PARAMS = ("model", "params", "gpu", "lang") + WORKLOAD_FIELDS + FLAGS
+TRUE, FALSE = ("1", "true", "on", "yes"), ("0", "false", "off", "no")
 
 PAGE = """<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8"><title>vramscope</title>
@@ -57,93 +90,491 @@ TEXT = {
                l_seq="序列长度", l_batch="批大小", l_quant="量化", l_go="估算"),
 }
 
-
-def _params(query: str) -> dict[str, str]:
-    if len(query) > MAX_QUERY:
-        raise VramscopeError("conflict", field="query", reason="longer than 4 KiB")
-    return {k: v[-1] for k, v in urllib.parse.parse_qs(query, keep_blank_values=False).items()}
-
-
-def _estimate(p: dict[str, str]) -> Any:
-    from .api import estimate
-
-    workload = {k: p[k] for k in WORKLOAD_FIELDS if p.get(k)}
-    workload.update({k: p[k].lower() in ("1", "true", "on", "yes") for k in FLAGS if k in p})
-    gpus = [g for g in p.get("gpu", "").split(",") if g.strip()]
-    return estimate(p.get("model") or None, params=p.get("params") or None, gpus=gpus, hub=False, **workload)
+HEADERS = {"x-content-type-options": "nosniff", "cache-control": "no-store", "referrer-policy": "no-referrer",
+           "x-frame-options": "DENY"}
+PAGE_HEADERS = {**HEADERS, "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                                                      "form-action 'self'; frame-ancestors 'none'"}
+STATUS = {"serve_body_too_large": 413, "serve_not_found": 404, "serve_method": 405, "serve_timeout": 503}
+log = logging.getLogger("vramscope.serve")
 
 
-def _fit(p: dict[str, str]) -> Any:
-    from .api import fit
+@dataclass(frozen=True)
+class Options:
+    """What the operator chose on the command line; the client chooses none of it."""
 
-    workload = {k: p[k] for k in WORKLOAD_FIELDS if p.get(k)}
-    return fit(p.get("model") or None, gpu=p.get("gpu") or "rtx-4090", params=p.get("params") or None, hub=False,
-               **workload)
-
-
-class Handler(BaseHTTPRequestHandler):
-    server_version = "vramscope"
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet by default
-        return
-
-    def _send(self, code: int, body: str, ctype: str) -> None:
-        data = body.encode("utf-8")
-        self.send_response(code)
-        self.send_header("Content-Type", ctype + "; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        url = urllib.parse.urlsplit(self.path)
-        try:
-            p = _params(url.query)
-        except VramscopeError as e:
-            return self._send(400, json.dumps({"error": e.render()}), "application/json")
-        accept = self.headers.get("Accept-Language", "")
-        lang = p.get("lang") or ("zh" if accept.lower().startswith("zh") else detect_lang(None))
-        lang = lang if lang in ("en", "zh") else "en"
-        if url.path in ("/api/estimate", "/api/fit"):
-            try:
-                result = _estimate(p) if url.path == "/api/estimate" else _fit(p)
-            except VramscopeError as e:
-                return self._send(400, json.dumps({"error": e.render(lang)}, ensure_ascii=False), "application/json")
-            return self._send(200, json.dumps(result.to_dict(lang), ensure_ascii=False), "application/json")
-        if url.path != "/":
-            return self._send(404, json.dumps({"error": f"no such page: {url.path}"}), "application/json")
-        result = ""
-        if p.get("model") or p.get("params"):
-            try:
-                from .present.table import render_estimate
-
-                result = "<pre>" + html.escape(render_estimate(_estimate(p), lang)) + "</pre>"
-            except VramscopeError as e:
-                result = f'<p class="err">{html.escape(e.render(lang))}</p>'
-
-        def opts(values: tuple[str, ...], current: str) -> str:
-            return "".join(f'<option{" selected" if v == current else ""}>{v}</option>' for v in values)
-
-        page = PAGE.format(lang=lang, result=result, model=html.escape(p.get("model", "llama-3-8b")),
-                           seq=html.escape(p.get("seq", "")), batch=html.escape(p.get("batch", "1")),
-                           quant=html.escape(p.get("quant", "")), gpu=html.escape(p.get("gpu", "rtx-4090")),
-                           task_opts=opts(("inference", "finetune", "pretrain"), p.get("task", "inference")),
-                           method_opts=opts(("full", "lora", "qlora", "freeze"), p.get("method", "full")),
-                           **TEXT[lang])
-        self._send(200, page, "text/html")
+    allow_hub: bool = False
+    request_timeout: float = 10.0
+    idle_timeout: float = 5.0
+    max_connections: int = 2048
+    threads: int = THREADS  # 0: run estimates on the event loop itself
+    lang: str = "en"  # when neither ?lang= nor Accept-Language says
 
 
-def make_server(host: str = "127.0.0.1", port: int = 8765) -> ThreadingHTTPServer:
-    return ThreadingHTTPServer((host, port), Handler)
+# ---------------------------------------------------------------- input: query, language, model
 
 
-def serve(host: str = "127.0.0.1", port: int = 8765) -> None:
-    server = make_server(host, port)
-    print(f"vramscope: serving on http://{host}:{server.server_address[1]}/ (Ctrl+C to stop)", flush=True)
+def _echo(text: str, limit: int = 80) -> str:
+    """A client's string as an error line may quote it: printable characters only, at most ``limit``."""
+    clean = "".join(c if c.isprintable() else "?" for c in text[: limit + 1])
+    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
+
+
+def parse_query(raw: bytes, allowed: tuple[str, ...] = PARAMS, page: str = "/api/estimate") -> dict[str, str]:
+    """The query's parameters: each known, each once; blank values dropped (a form sends them)."""
+    if len(raw) > MAX_QUERY:
+        raise VramscopeError("serve_too_large", what="query", limit="4 KiB")
+    text = raw.decode("utf-8", errors="replace")
     try:
-        server.serve_forever()
+        pairs = urllib.parse.parse_qsl(text, keep_blank_values=True, errors="replace", max_num_fields=MAX_FIELDS)
+    except ValueError:
+        raise VramscopeError("serve_too_many_params", limit=MAX_FIELDS) from None
+    out: dict[str, str] = {}
+    for key, value in pairs:
+        if key not in allowed:
+            import difflib
+
+            close = difflib.get_close_matches(key.strip().lower().replace("-", "_"), allowed, n=3, cutoff=0.6)
+            if close:
+                raise VramscopeError("serve_unknown_param", field=_echo(key, 40), page=page,
+                                     suggestions=", ".join(close))
+            raise VramscopeError("serve_unknown_param_nosuggest", field=_echo(key, 40), page=page,
+                                 allowed=", ".join(allowed))
+        if key in out:
+            raise VramscopeError("serve_repeated_param", field=key)
+        out[key] = value.strip()
+    if (out.get("lang") or "en") not in ("en", "zh"):
+        raise VramscopeError("bad_choice", field="lang", value=_echo(out["lang"], 40), allowed="en, zh")
+    return {k: v for k, v in out.items() if v}
+
+
+def _request_lang(raw: bytes, accept: str, default: str) -> str:
+    """``lang=`` if the query has a valid one, else the first Accept-Language tag, else the server's."""
+    m = re.search(rb"(?:^|&)lang=(en|zh)(?:&|$)", raw)
+    if m:
+        return m.group(1).decode()
+    tag = accept.strip().lower()[:2]
+    return "zh" if tag == "zh" else ("en" if tag == "en" else default)
+
+
+def resolve_model(name: str, allow_hub: bool = False):
+    """A catalog entry (or, with ``allow_hub``, a Hub id) — never a path; nothing on disk is looked at.
+
+    Every other name gets the same message, which depends on the name's text only.
+    """
+    from .sources import resolve_name
+
+    name = name.strip()
+    if len(name) <= MAX_NAME:
+        hub = allow_hub and HUB_ID.fullmatch(name) is not None and ".." not in name
+        try:
+            return resolve_name(name, hub=hub)
+        except VramscopeError as e:
+            if e.key not in ("unknown_model", "unknown_model_nosuggest"):
+                raise
+            if e.key == "unknown_model":
+                raise VramscopeError("serve_unknown_model", name=_echo(name),
+                                     suggestions=e.params["suggestions"]) from None
+    raise VramscopeError("serve_unknown_model_nosuggest", name=_echo(name))
+
+
+def _number_checked(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number out of range: {text[:20]}")
+    return value
+
+
+def _reject_constant(text: str) -> None:
+    raise ValueError(f"{text} is not a JSON number")
+
+
+def parse_upload(body: bytes):
+    """A config.json sent as the request body, read with the same checks as a file on disk."""
+    from .sources import ResolvedModel
+    from .sources.hf_config import spec_from_config
+
+    origin = "config.json (upload)"
+    try:
+        raw = json.loads(body.decode("utf-8"), parse_float=_number_checked, parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise VramscopeError("config_bad_json", origin=origin, detail="not UTF-8") from None
+    except RecursionError:
+        raise VramscopeError("config_bad_json", origin=origin, detail="nested too deeply") from None
+    except ValueError as e:  # JSONDecodeError, NaN/Infinity, a float or int out of range
+        raise VramscopeError("config_bad_json", origin=origin, detail=_echo(str(e), 120)) from None
+    if not isinstance(raw, dict):
+        raise VramscopeError("config_not_object", origin=origin)
+    name = raw.get("_name_or_path")
+    name = _echo(name, 100) if isinstance(name, str) and name.strip() else "uploaded config.json"
+    spec = spec_from_config(raw, name=name, origin=origin)
+    return ResolvedModel(spec=spec, kind="config", origin=origin, params=spec.params,
+                         active_params=spec.active_params, notes=spec.notes, hf_config=raw)
+
+
+# ---------------------------------------------------------------- the work (runs in the thread pool)
+
+
+def _workload(p: dict[str, str]) -> dict[str, Any]:
+    workload: dict[str, Any] = {k: p[k] for k in WORKLOAD_FIELDS if k in p}
+    for k in FLAGS:
+        if k in p:
+            v = p[k].lower()
+            if v not in TRUE + FALSE:
+                raise VramscopeError("bad_choice", field=k, value=_echo(p[k], 40), allowed=", ".join(TRUE + FALSE))
+            workload[k] = v in TRUE
+    return workload
+
+
+def _model(p: dict[str, str], upload: Optional[bytes], allow_hub: bool):
+    from .api import load_model
+
+    if upload is not None:
+        if p.get("model") or p.get("params"):
+            raise VramscopeError("serve_both_model_and_body")
+        return parse_upload(upload)
+    if p.get("model"):
+        if p.get("params"):
+            raise VramscopeError("conflict", field="--params", reason="give either MODEL or --params, not both")
+        return resolve_model(p["model"], allow_hub)
+    return load_model(None, params=p.get("params"))
+
+
+def estimate_for(p: dict[str, str], upload: Optional[bytes] = None, allow_hub: bool = False):
+    from .api import estimate_resolved
+    from .workload import make_workload
+
+    model = _model(p, upload, allow_hub)
+    gpus = [g for g in p.get("gpu", "").split(",") if g.strip()]
+    return estimate_resolved(model, make_workload(**_workload(p)), gpus)
+
+
+def fit_for(p: dict[str, str], upload: Optional[bytes] = None, allow_hub: bool = False):
+    from .gpus import find_gpu
+    from .plan import fit as plan_fit
+    from .workload import make_workload
+
+    model = _model(p, upload, allow_hub)
+    return plan_fit(model, make_workload(**_workload(p)), find_gpu(p.get("gpu") or "rtx-4090"))
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def api_answer(path: str, p: dict[str, str], upload: Optional[bytes], lang: str, allow_hub: bool) -> bytes:
+    result = estimate_for(p, upload, allow_hub) if path == "/api/estimate" else fit_for(p, upload, allow_hub)
+    return _dumps(result.to_dict(lang))
+
+
+def page_answer(p: dict[str, str], error: str, lang: str, allow_hub: bool) -> bytes:
+    result = f'<p class="err">{html.escape(error)}</p>' if error else ""
+    if not error and (p.get("model") or p.get("params")):
+        try:
+            from .present.table import render_estimate
+
+            result = "<pre>" + html.escape(render_estimate(estimate_for(p, None, allow_hub), lang)) + "</pre>"
+        except VramscopeError as e:
+            result = f'<p class="err">{html.escape(e.render(lang))}</p>'
+
+    def opts(values: tuple[str, ...], current: str) -> str:
+        return "".join(f'<option{" selected" if v == current else ""}>{v}</option>' for v in values)
+
+    page = PAGE.format(lang=lang, result=result, model=html.escape(p.get("model", "llama-3-8b")),
+                       seq=html.escape(p.get("seq", "")), batch=html.escape(p.get("batch", "1")),
+                       quant=html.escape(p.get("quant", "")), gpu=html.escape(p.get("gpu", "rtx-4090")),
+                       task_opts=opts(("inference", "finetune", "pretrain"), p.get("task", "inference")),
+                       method_opts=opts(("full", "lora", "qlora", "freeze"), p.get("method", "full")),
+                       **TEXT[lang])
+    return page.encode("utf-8")
+
+
+def warm_up() -> None:
+    """Load what the first requests would (catalogs, modules): before serving, not while a client waits."""
+    from .gpus import catalog as gpu_catalog
+    from .sources import catalog
+    from .sources.gguf import ggml_types
+
+    catalog.entries(), gpu_catalog(), ggml_types()
+    cases = ({"model": "llama-3-8b", "gpu": "rtx-4090"}, {"model": "llama-3-8b", "task": "finetune", "method": "lora"},
+             {"model": "llama-3-8b", "engine": "vllm", "gpu": "rtx-4090"},
+             {"model": "llama-3-8b", "engine": "llama.cpp", "quant": "Q4_K_M"}, {"params": "7B"},
+             {"model": "no-such-model"}, {"model": "llama-3-8b", "batch": "0"})
+    for p in cases:
+        for lang in ("en", "zh"):
+            try:
+                api_answer("/api/estimate", p, None, lang, False)
+            except VramscopeError:
+                pass
+    api_answer("/api/fit", {"model": "llama-3-8b"}, None, "en", False)
+    page_answer({"model": "qwen2.5-7b"}, "", "zh", False)
+    try:
+        parse_upload(b'{"model_type": "llama"}')
+    except VramscopeError:
+        pass
+
+
+# ---------------------------------------------------------------- the ASGI app
+
+
+def create_app(options: Options = Options()) -> Any:
+    """The Starlette app: ``/``, ``/api/estimate``, ``/api/fit``; everything else a JSON 404/405."""
+    import anyio
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    warm_up()
+    limiter = anyio.CapacityLimiter(options.threads) if options.threads > 0 else None
+    uploads = anyio.Semaphore(MAX_UPLOADS)
+
+    # at the time limit the request is answered and the thread left to finish (anyio < 4.1: "cancellable")
+    import inspect
+
+    abandon = ({"abandon_on_cancel": True} if "abandon_on_cancel" in inspect.signature(anyio.to_thread.run_sync).parameters
+               else {"cancellable": True})
+
+    async def run(fn: Callable[..., bytes], *args: Any) -> bytes:
+        if limiter is None:
+            return fn(*args)
+        return await anyio.to_thread.run_sync(fn, *args, limiter=limiter, **abandon)
+
+    def lang_of(request: Any) -> str:
+        return _request_lang(request.scope.get("query_string", b""), request.headers.get("accept-language", ""),
+                             options.lang)
+
+    def error(code: int, message: str, headers: Optional[dict] = None) -> Response:
+        return Response(_dumps({"error": message}), code, {**HEADERS, **(headers or {})},
+                        media_type="application/json; charset=utf-8")
+
+    async def read_body(request: Any) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.strip().isdigit() or int(declared) > MAX_BODY):
+            raise VramscopeError("serve_body_too_large", limit="1 MiB")
+        async with uploads:
+            chunks, size = [], 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY:
+                    raise VramscopeError("serve_body_too_large", limit="1 MiB")
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def guarded(request: Any, answer: Callable[[str], Any]) -> Response:
+        """Runs one request under the time limit; whatever happens, a response comes back."""
+        lang = lang_of(request)
+        try:
+            with anyio.fail_after(options.request_timeout):
+                return await answer(lang)
+        except VramscopeError as e:
+            return error(STATUS.get(e.key, 400), e.render(lang))
+        except TimeoutError:
+            return error(503, t("serve_timeout", lang, seconds=f"{options.request_timeout:g}"))
+        except Exception as e:  # a bug: logged, and still a JSON answer
+            log.exception("vramscope serve: internal error on %s", request.url.path)
+            return error(500, t("serve_internal", lang, kind=type(e).__name__))
+
+    async def api(request: Any) -> Response:
+        async def answer(lang: str) -> Response:
+            path = request.url.path
+            p = parse_query(request.scope.get("query_string", b""), PARAMS, path)
+            body = await read_body(request) if request.method == "POST" else None
+            data = await run(api_answer, path, p, body, lang, options.allow_hub)
+            return Response(data, 200, HEADERS, media_type="application/json; charset=utf-8")
+
+        return await guarded(request, answer)
+
+    async def page(request: Any) -> Response:
+        async def answer(lang: str) -> Response:
+            try:
+                p, problem = parse_query(request.scope.get("query_string", b""), PARAMS, "/"), ""
+            except VramscopeError as e:
+                p, problem = {}, e.render(lang)
+            data = await run(page_answer, p, problem, lang, options.allow_hub)
+            return Response(data, 400 if problem else 200, PAGE_HEADERS, media_type="text/html; charset=utf-8")
+
+        return await guarded(request, answer)
+
+    async def http_error(request: Any, exc: Any) -> Response:
+        lang = lang_of(request)
+        if exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "GET")
+            return error(405, t("serve_method", lang, method=_echo(request.method, 20), allowed=allowed),
+                         {"allow": allowed})
+        if exc.status_code == 404:
+            return error(404, t("serve_not_found", lang, path=_echo(request.url.path, 100)))
+        return error(exc.status_code, str(exc.detail))
+
+    async def internal(request: Any, exc: Exception) -> Response:
+        log.error("vramscope serve: internal error: %s: %s", type(exc).__name__, exc)
+        return error(500, t("serve_internal", lang_of(request), kind=type(exc).__name__))
+
+    app = Starlette(routes=[Route("/", page, methods=["GET"]),
+                            Route("/api/estimate", api, methods=["GET", "POST"]),
+                            Route("/api/fit", api, methods=["GET", "POST"])],
+                    exception_handlers={HTTPException: http_error, Exception: internal})
+    app.router.redirect_slashes = False
+    return app
+
+
+# ---------------------------------------------------------------- the server
+
+
+def _raw_response(code: int, reason: str, message: str) -> bytes:
+    body = _dumps({"error": message})
+    head = (f"HTTP/1.1 {code} {reason}\r\ncontent-type: application/json; charset=utf-8\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\nx-content-type-options: nosniff\r\n\r\n")
+    return head.encode("ascii") + body
+
+
+def protocol_class(options: Options) -> type:
+    """uvicorn's h11 protocol with the limits it lacks.
+
+    uvicorn times out a connection only between requests, after a response; one that never sends a request, or
+    sends it a byte at a time, would stay open for ever. Here every connection has ``idle_timeout`` seconds to
+    deliver a complete request (from when it opened, or from the last response): after that it is closed, with
+    a 408 if part of a request had come. Malformed requests get a JSON 400 instead of uvicorn's text, and
+    connections beyond ``max_connections`` a JSON 503.
+    """
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    idle, lang = options.idle_timeout, options.lang
+
+    class Protocol(H11Protocol):
+        _vs_timer: Any = None
+        _vs_armed_for: Any = None
+        _vs_partial = False
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            if len(self.connections) > options.max_connections:
+                transport.write(_raw_response(503, "Service Unavailable", t("serve_busy", lang)))
+                transport.close()
+                return
+            self._vs_arm()
+
+        def _vs_arm(self) -> None:
+            if self._vs_timer is not None:
+                self._vs_timer.cancel()
+            self._vs_armed_for, self._vs_partial = self.cycle, False
+            self._vs_timer = self.loop.call_later(idle, self._vs_expire)
+
+        def _vs_expire(self) -> None:
+            self._vs_timer = None
+            if self.cycle is not self._vs_armed_for or self.transport.is_closing():
+                return  # a request came and is being answered; its response arms the timer again
+            if self._vs_partial:
+                self.transport.write(_raw_response(408, "Request Timeout",
+                                                   t("serve_request_timeout", lang, seconds=f"{idle:g}")))
+            self.transport.close()
+
+        def data_received(self, data: bytes) -> None:
+            if self.cycle is self._vs_armed_for:
+                self._vs_partial = True
+            super().data_received(data)
+
+        def on_response_complete(self) -> None:
+            self._vs_arm()  # before the base class starts a pipelined request
+            super().on_response_complete()
+
+        def connection_lost(self, exc: Optional[Exception]) -> None:
+            if self._vs_timer is not None:
+                self._vs_timer.cancel()
+                self._vs_timer = None
+            super().connection_lost(exc)
+
+        def send_400_response(self, msg: str) -> None:
+            body = _dumps({"error": t("serve_bad_request", lang, limit=f"{MAX_HEADERS // 1024} KiB")})
+            headers = [(b"content-type", b"application/json; charset=utf-8"), (b"connection", b"close"),
+                       (b"x-content-type-options", b"nosniff")]
+            try:
+                for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+                              h11.Data(data=body), h11.EndOfMessage()):
+                    self.transport.write(self.conn.send(event))
+            except h11.LocalProtocolError:  # a response had already started
+                pass
+            self.transport.close()
+
+    return Protocol
+
+
+LOOPBACK = ("localhost", "ip6-localhost")
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() in LOOPBACK:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def bind(host: str, port: int, backlog: int = BACKLOG) -> socket.socket:
+    """A listening socket, or one clear :class:`VramscopeError` (bad host, port in use, no permission)."""
+    if not host or len(host) > 253 or any(c.isspace() or not c.isprintable() for c in host):
+        raise VramscopeError("serve_bad_host", host=_echo(host, 60), detail="not a host name")
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as e:
+        raise VramscopeError("serve_bad_host", host=_echo(host, 60),
+                             detail=_echo(getattr(e, "strerror", None) or str(e), 80)) from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError as e:
+        sock.close()
+        raise VramscopeError("serve_cannot_listen", host=_echo(host, 60), port=port,
+                             detail=_echo(e.strerror or str(e), 80)) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _raise_fd_limit() -> None:
+    """500 idle clients need 500 descriptors; the soft limit is often 1024."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+        if soft != resource.RLIM_INFINITY and soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+def serve(host: str = "127.0.0.1", port: int = 8765, options: Options = Options(), out: Any = None) -> None:
+    """Listen on ``host:port`` until Ctrl+C. Raises :class:`VramscopeError` for what an operator can fix."""
+    try:
+        import starlette  # noqa: F401
+        import uvicorn
+    except ImportError:
+        raise VramscopeError("serve_needs_web") from None
+    out = out or sys.stdout
+    lang = options.lang
+    _raise_fd_limit()
+    sock = bind(host, port)
+    if not is_loopback(host):
+        print(t("serve_public_warning", lang, host=_echo(host, 60)), file=sys.stderr, flush=True)
+    app = create_app(options)
+    config = uvicorn.Config(app, http=protocol_class(options), backlog=BACKLOG, lifespan="off", ws="none",
+                            interface="asgi3", timeout_keep_alive=max(1, math.ceil(options.idle_timeout)),
+                            h11_max_incomplete_event_size=MAX_HEADERS, limit_concurrency=None,
+                            timeout_graceful_shutdown=max(1, math.ceil(options.request_timeout)),
+                            proxy_headers=False, server_header=False, access_log=False, log_level="warning")
+    shown = f"[{host}]" if ":" in host else host
+    print(t("serve_listening", lang, host=shown, port=sock.getsockname()[1]), file=out, flush=True)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
     except KeyboardInterrupt:
         pass
     finally:
-        server.server_close()
+        sock.close()

@@ -15,7 +15,7 @@ from .base import ResolvedModel, StoredTensor
 from .hf_config import spec_from_config
 from .numbers import resolve_params
 
-__all__ = ["ResolvedModel", "StoredTensor", "resolve", "resolve_params"]
+__all__ = ["ResolvedModel", "StoredTensor", "resolve", "resolve_name", "resolve_params"]
 
 
 def resolve_catalog(name: str) -> Optional[ResolvedModel]:
@@ -48,6 +48,17 @@ def resolve(model: str, hub: bool = True) -> ResolvedModel:
             return resolved
         if looks_like_path:
             raise VramscopeError("file_not_found", path=model)
+    return resolve_name(model, hub=hub)
+
+
+def resolve_name(model: str, hub: bool = False) -> ResolvedModel:
+    """Resolve a catalog name (or, with ``hub``, a Hub id) without ever touching the file system.
+
+    What ``vramscope serve`` uses: a name a client sent is never taken for a path.
+    """
+    if not isinstance(model, str) or not model.strip():
+        raise VramscopeError("no_model")
+    model = model.strip()
     found = resolve_catalog(model)
     if found is not None:
         return found
