@@ -130,3 +130,20 @@ def test_truncated_gguf_data(tmp_path):
     path.write_bytes(path.read_bytes()[:-1000])
     with pytest.raises(VramscopeError, match="truncated"):
         resolve(str(path))
+
+
+@pytest.mark.parametrize("vocab", [4097, 32000])
+def test_long_token_list_keeps_its_length(tmp_path, vocab):
+    """Issue #11: a token list longer than KEEP_ARRAY (every real model) is kept as its length only."""
+    from hostile_util import assert_clean, assert_sane_estimate, run_cli
+
+    path = tmp_path / "m.gguf"
+    write_gguf(path, vocab=vocab)
+    r = resolve(str(path))
+    assert r.spec.vocab_size == vocab
+    for extra in ([], ["--engine", "llama.cpp"]):
+        rc, out, err = run_cli(["estimate", str(path), "--json", *extra])
+        assert_clean(rc, out, err)
+        assert rc == 0, err
+        import json
+        assert_sane_estimate(json.loads(out))

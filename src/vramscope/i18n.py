@@ -104,6 +104,46 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{path}: not a valid GGUF file ({detail})",
         "zh": "{path}：不是有效的 GGUF 文件（{detail}）",
     },
+    "gguf_not_gguf": {
+        "en": "{path}: not a GGUF file (it does not start with the GGUF magic bytes)",
+        "zh": "{path}：不是 GGUF 文件（开头没有 GGUF 魔数）",
+    },
+    "gguf_truncated": {
+        "en": "{path}: truncated GGUF file: {what} runs past the end of the file ({size} bytes)",
+        "zh": "{path}：GGUF 文件被截断：{what} 超出了文件末尾（文件共 {size} 字节）",
+    },
+    "gguf_key_missing": {
+        "en": "{path}: GGUF metadata key '{key}' is missing",
+        "zh": "{path}：缺少 GGUF 元数据键 '{key}'",
+    },
+    "gguf_key_int": {
+        "en": "{path}: GGUF metadata key '{key}' is {value}; expected a whole number from {minimum} to {maximum}",
+        "zh": "{path}：GGUF 元数据键 '{key}' 的值为 {value}；应为 {minimum} 到 {maximum} 之间的整数",
+    },
+    "gguf_key_number": {
+        "en": "{path}: GGUF metadata key '{key}' is {value}; expected a finite number from {minimum} to {maximum}",
+        "zh": "{path}：GGUF 元数据键 '{key}' 的值为 {value}；应为 {minimum} 到 {maximum} 之间的有限数值",
+    },
+    "gguf_key_text": {
+        "en": "{path}: GGUF metadata key '{key}' is {value}; expected text (an array of strings for a token list)",
+        "zh": "{path}：GGUF 元数据键 '{key}' 的值为 {value}；应为文本（词表应为字符串数组）",
+    },
+    "gguf_key_per_layer": {
+        "en": "{path}: GGUF metadata key '{key}' has {count} per-layer values; expected {layers} (one per block)",
+        "zh": "{path}：GGUF 元数据键 '{key}' 有 {count} 个逐层取值；应为 {layers} 个（每层一个）",
+    },
+    "gguf_key_divisor": {
+        "en": "{path}: GGUF metadata key '{key}' is {value}; expected a divisor of {other} ({total})",
+        "zh": "{path}：GGUF 元数据键 '{key}' 的值为 {value}；应能整除 {other}（{total}）",
+    },
+    "gguf_key_pow2": {
+        "en": "{path}: GGUF metadata key '{key}' is {value}; expected a power of two from 1 to {maximum}",
+        "zh": "{path}：GGUF 元数据键 '{key}' 的值为 {value}；应为 1 到 {maximum} 之间的 2 的幂",
+    },
+    "gguf_key_tensor": {
+        "en": "{path}: GGUF metadata key '{key}' is {value}, but tensor '{tensor}' has {actual}",
+        "zh": "{path}：GGUF 元数据键 '{key}' 的值为 {value}，但张量 '{tensor}' 的实际情况为 {actual}",
+    },
     "hub_missing": {
         "en": "'{name}' is not in the catalog; reading it from the Hugging Face Hub needs the hub extra: "
               "pip install 'vramscope[hub]'",

@@ -2,32 +2,70 @@
 
 Layout (https://github.com/ggml-org/ggml/blob/master/docs/gguf.md): magic ``GGUF``, version (2 or 3), tensor
 count, metadata count, the metadata key/values, then one info record per tensor (name, dims, ggml type,
-offset). Every count, string and array is bounded before it is read, so a hostile file cannot make vramscope
-allocate or loop without limit. Tensor bytes are exact: ``numel / block_size × type_size`` from the ggml type
-table in ``data/ggml_types.json``.
+offset), then the tensor data, aligned to ``general.alignment`` (32).
+
+Every count, string and array is bounded before it is read, so a hostile file cannot make vramscope allocate
+or loop without limit; arrays longer than :data:`KEEP_ARRAY` (the tokenizer's tokens, merges, scores) are
+skipped and kept as a :class:`LongArray` that knows only its length. The rules ggml's own loader
+(``ggml/src/gguf.cpp``) enforces are enforced here too: unique keys and tensor names, at most 4 dimensions,
+rows a multiple of the type's block, an element count that fits int64, and tensors laid out one after another
+(each at the previous one's end, padded to the alignment) inside the file. Tensor bytes are exact:
+``numel / block_size × type_size`` from the ggml type table in ``data/ggml_types.json``.
+
+:func:`spec_from_gguf` reads the architecture from ``<arch>.*`` keys as llama.cpp's ``llama-model.cpp`` does,
+checks every number against the allowed range, and checks the ones memory depends on against the tensors
+themselves (embedding width and vocabulary, layers, K/V projection rows, expert tensors), so a file whose
+metadata disagrees with its own tensors is refused with a line naming the key rather than estimated.
+Split files (``name-00001-of-00003.gguf``) are read shard by shard and estimated as one model.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
+import stat
 import struct
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Optional
 
 from ..errors import VramscopeError
-from ..model.spec import SLIDING, FULL, MLASpec, ModelSpec, MoESpec
+from ..model.spec import FULL, SLIDING, MLASpec, ModelSpec, MoESpec
 from .base import StoredTensor
 
 MAX_TENSORS = 1_000_000
 MAX_KV = 100_000
-MAX_STRING = 1 << 20  # 1 MiB per string
+MAX_STRING = 1 << 20  # 1 MiB per string value
+MAX_KEY = 65_536  # bytes in a metadata key or a tensor name
 MAX_ARRAY = 1 << 24  # 16 M elements per array
-MAX_DIMS = 8
-KEEP_ARRAY = 4096  # arrays longer than this keep only their length
+MAX_DIMS = 4  # GGML_MAX_DIMS
+KEEP_ARRAY = 4096  # arrays longer than this keep only their length (LongArray)
+KEEP_TOTAL = 1 << 20  # array elements kept over a whole header; later arrays keep only their length
+MAX_SHARDS = 1000
+INT64_MAX = 2**63 - 1
 
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+# limits on the architecture numbers (well above every published model, low enough that no estimate loops or
+# multiplies without bound)
+MAX_LAYERS = 4096
+MAX_WIDTH = 1 << 20  # embedding_length
+MAX_FFN = 1 << 22  # feed_forward_length, expert_feed_forward_length
+MAX_HEADS = 1 << 14
+MAX_HEAD_DIM = 1 << 16  # key_length, value_length, lora ranks
+MAX_EXPERTS = 1 << 14
+MAX_CONTEXT = 1 << 30
+MAX_WINDOW = (1 << 32) - 1
+
+_STRUCTS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_SCALARS = {k: struct.Struct(v) for k, v in _STRUCTS.items()}
+_TYPE_NAMES = {0: "uint8", 1: "int8", 2: "uint16", 3: "int16", 4: "uint32", 5: "int32", 6: "float32", 7: "bool",
+               8: "string", 9: "array", 10: "uint64", 11: "int64", 12: "float64"}
+_U32, _U64 = _SCALARS[4], _SCALARS[10]
+_CHUNK = 1 << 16
+_ARCH = re.compile(r"[A-Za-z0-9_\-.]{1,64}")
+_BLK = re.compile(r"^blk\.(\d{1,9})\.")
+_SPLIT_NAME = re.compile(r"^(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
 
 
 @lru_cache(maxsize=1)
@@ -36,172 +74,565 @@ def ggml_types() -> dict[str, Any]:
         return json.load(f)
 
 
+class LongArray:
+    """A metadata array longer than :data:`KEEP_ARRAY` (e.g. the tokenizer's tokens): only its length is kept.
+
+    ``len()`` works; it is neither a list nor a number, so no consumer mistakes it for either.
+    """
+
+    __slots__ = ("etype", "length")
+
+    def __init__(self, etype: int, length: int) -> None:
+        self.etype, self.length = etype, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LongArray) and (self.etype, self.length) == (other.etype, other.length)
+
+    def __hash__(self) -> int:
+        return hash((self.etype, self.length))
+
+    def __repr__(self) -> str:
+        return f"array[{self.length} × {_TYPE_NAMES.get(self.etype, self.etype)}]"
+
+
+def _show(value: Any) -> str:
+    """A metadata value as an error message shows it: short, one line."""
+    if isinstance(value, LongArray):
+        return repr(value)
+    if isinstance(value, list):
+        if len(value) <= 4:
+            return "[" + ", ".join(_show(v) for v in value) + "]"
+        return f"array[{len(value)}]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        s = value if len(value) <= 40 else value[:40] + "…"
+        return repr(s)
+    return repr(value)
+
+
+def _q(name: str) -> str:
+    """A name from the file, safe for a one-line message."""
+    return repr(name if len(name) <= 80 else name[:80] + "…")
+
+
 class _Reader:
+    """Bounded little-endian reads from a file through a small window (fast over long string arrays)."""
+
     def __init__(self, f: BinaryIO, path: Path, size: int) -> None:
         self.f, self.path, self.size = f, path, size
+        self.buf, self.pos, self.base = b"", 0, 0  # buf starts at file offset base
+        self.what = "the header"
+        self.kept = 0
 
     def bad(self, detail: str) -> VramscopeError:
         return VramscopeError("gguf_bad", path=self.path, detail=detail)
 
+    def truncated(self) -> VramscopeError:
+        return VramscopeError("gguf_truncated", path=self.path, what=self.what, size=self.size)
+
+    def tell(self) -> int:
+        return self.base + self.pos
+
+    def need(self, n: int) -> None:
+        """Fail cleanly unless ``n`` more bytes exist after the current position."""
+        if self.tell() + n > self.size:
+            raise self.truncated()
+
+    def _fill(self, n: int) -> None:
+        avail = len(self.buf) - self.pos
+        if avail >= n:
+            return
+        self.need(n)
+        more = self.f.read(max(n - avail, _CHUNK))
+        self.buf, self.base, self.pos = self.buf[self.pos:] + more, self.tell(), 0
+        if len(self.buf) < n:  # the file shrank while being read
+            raise self.truncated()
+
     def read(self, n: int) -> bytes:
-        b = self.f.read(n)
-        if len(b) != n:
-            raise self.bad("truncated header")
+        self._fill(n)
+        b = self.buf[self.pos:self.pos + n]
+        self.pos += n
         return b
 
-    def scalar(self, fmt: str) -> Any:
-        return struct.unpack(fmt, self.read(struct.calcsize(fmt)))[0]
+    def skip(self, n: int) -> None:
+        if len(self.buf) - self.pos >= n:
+            self.pos += n
+            return
+        self.need(n)
+        target = self.tell() + n
+        self.f.seek(target)
+        self.buf, self.pos, self.base = b"", 0, target
+
+    def scalar(self, st: struct.Struct) -> Any:
+        self._fill(st.size)
+        v = st.unpack_from(self.buf, self.pos)[0]
+        self.pos += st.size
+        return v
+
+    def u32(self) -> int:
+        return self.scalar(_U32)
+
+    def u64(self) -> int:
+        return self.scalar(_U64)
 
     def string(self, limit: int = MAX_STRING) -> str:
-        n = self.scalar("<Q")
+        n = self.u64()
         if n > limit:
-            raise self.bad(f"string of {n} bytes exceeds the {limit}-byte limit")
+            raise self.bad(f"{self.what}: a string of {n} bytes exceeds the {limit}-byte limit")
         return self.read(n).decode("utf-8", errors="replace")
 
-    def skip_string(self) -> None:
-        n = self.scalar("<Q")
-        if n > MAX_STRING:
-            raise self.bad(f"string of {n} bytes exceeds the {MAX_STRING}-byte limit")
-        if self.f.tell() + n > self.size:
-            raise self.bad("truncated header")
-        self.f.seek(n, os.SEEK_CUR)
+    def skip_strings(self, count: int) -> None:
+        """Skip ``count`` strings (a long string array) without decoding them."""
+        u64 = _U64.unpack_from
+        for _ in range(count):
+            if len(self.buf) - self.pos < 8:
+                self._fill(8)
+            n = u64(self.buf, self.pos)[0]
+            if n > MAX_STRING:
+                raise self.bad(f"{self.what}: a string of {n} bytes exceeds the {MAX_STRING}-byte limit")
+            self.pos += 8
+            if len(self.buf) - self.pos >= n:
+                self.pos += n
+            else:
+                self.skip(n)
 
-    def value(self, vtype: int, depth: int = 0) -> Any:
-        if vtype in _SCALARS:
-            return self.scalar(_SCALARS[vtype])
+    def value(self, vtype: int) -> Any:
+        st = _SCALARS.get(vtype)
+        if st is not None:
+            return self.scalar(st)
         if vtype == 8:
             return self.string()
-        if vtype == 9:
-            if depth > 2:
-                raise self.bad("arrays nested too deeply")
-            etype = self.scalar("<I")
-            n = self.scalar("<Q")
-            if n > MAX_ARRAY:
-                raise self.bad(f"array of {n} elements exceeds the {MAX_ARRAY} limit")
-            if n > KEEP_ARRAY:
-                if etype in _SCALARS:
-                    step = struct.calcsize(_SCALARS[etype]) * n
-                    if self.f.tell() + step > self.size:
-                        raise self.bad("truncated header")
-                    self.f.seek(step, os.SEEK_CUR)
-                elif etype == 8:
-                    for _ in range(n):
-                        self.skip_string()
-                else:
-                    raise self.bad(f"array element type {etype} not allowed in a long array")
-                return _Length(n)
-            return [self.value(etype, depth + 1) for _ in range(n)]
-        raise self.bad(f"unknown metadata value type {vtype}")
+        if vtype != 9:
+            raise self.bad(f"{self.what}: unknown metadata value type {vtype}")
+        etype, n = self.u32(), self.u64()
+        if etype == 9:
+            raise self.bad(f"{self.what}: arrays of arrays are not supported (ggml refuses them too)")
+        est = _SCALARS.get(etype)
+        if est is None and etype != 8:
+            raise self.bad(f"{self.what}: unknown array element type {etype}")
+        if n > MAX_ARRAY:
+            raise self.bad(f"{self.what}: an array of {n} elements exceeds the {MAX_ARRAY} limit")
+        self.need(n * (est.size if est is not None else 8))
+        if n > KEEP_ARRAY or self.kept + n > KEEP_TOTAL:
+            if est is not None:
+                self.skip(n * est.size)
+            else:
+                self.skip_strings(n)
+            return LongArray(etype, n)
+        self.kept += n
+        if est is not None:
+            raw = self.read(n * est.size)
+            return list(struct.unpack(f"<{n}{_STRUCTS[etype][1]}", raw))
+        return [self.string() for _ in range(n)]
 
 
-class _Length(int):
-    """Stands for a long array (e.g. the tokenizer's tokens) of which only the length is kept."""
+def _open_regular(path: Path) -> tuple[BinaryIO, int]:
+    """Open ``path`` for reading, refusing FIFOs and devices (which could block or never end)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as e:
+        raise VramscopeError("file_unreadable", path=path, detail=e.strerror or str(e)) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise VramscopeError("file_unreadable", path=path, detail="not a regular file")
+        return os.fdopen(fd, "rb"), st.st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_one(path: Path) -> tuple[dict[str, Any], list[StoredTensor]]:
+    """Metadata and tensors of one GGUF file (one shard of a split model)."""
+    types = ggml_types()["types"]
+    f, size = _open_regular(path)
+    with f:
+        r = _Reader(f, path, size)
+        r.need(4)
+        if r.read(4) != b"GGUF":
+            raise VramscopeError("gguf_not_gguf", path=path)
+        version = r.u32()
+        if version not in (2, 3):
+            if version & 0xFFFF == 0 and (version >> 24) in (2, 3):
+                raise r.bad(f"big-endian GGUF (version {version >> 24}) is not supported; use a little-endian file")
+            raise r.bad(f"version {version} not supported (2 or 3)")
+        n_tensors, n_kv = r.u64(), r.u64()
+        if n_tensors > MAX_TENSORS or n_kv > MAX_KV:
+            raise r.bad(f"{n_tensors} tensors / {n_kv} metadata entries exceed the limits "
+                        f"({MAX_TENSORS} / {MAX_KV})")
+        meta: dict[str, Any] = {}
+        for i in range(n_kv):
+            r.what = f"metadata entry #{i}"
+            key = r.string(limit=MAX_KEY)
+            r.what = f"metadata key {_q(key)}"
+            if key in meta:
+                raise r.bad(f"metadata key {_q(key)} appears twice")
+            meta[key] = r.value(r.u32())
+        tensors: list[StoredTensor] = []
+        seen: set[str] = set()
+        offsets: list[int] = []
+        for i in range(n_tensors):
+            r.what = f"tensor record #{i}"
+            name = r.string(limit=MAX_KEY)
+            r.what = f"tensor {_q(name)}"
+            if name in seen:
+                raise r.bad(f"tensor {_q(name)} appears twice")
+            seen.add(name)
+            n_dims = r.u32()
+            if n_dims > MAX_DIMS:
+                raise r.bad(f"tensor {_q(name)} has {n_dims} dimensions (at most {MAX_DIMS})")
+            dims = tuple(r.u64() for _ in range(n_dims))
+            ttype = r.u32()
+            offsets.append(r.u64())  # within the data section
+            info = types.get(str(ttype))
+            if info is None:
+                raise r.bad(f"tensor {_q(name)} has unknown ggml type {ttype}")
+            numel = 1
+            for d in dims:
+                if d > INT64_MAX:
+                    raise r.bad(f"tensor {_q(name)} has a negative dimension ({d - 2**64} as int64)")
+                numel *= d
+            if numel > INT64_MAX:
+                raise r.bad(f"tensor {_q(name)}: dimensions {list(dims)} overflow int64 ({numel} elements)")
+            row = dims[0] if dims else 1
+            if row % info["block"]:
+                raise r.bad(f"tensor {_q(name)}: a row of {row} elements is not a multiple of the "
+                            f"{info['name']} block of {info['block']}")
+            tensors.append(StoredTensor(name, dims, info["name"], numel // info["block"] * info["bytes"], numel))
+        header_end = r.tell()
+    align = meta.get("general.alignment", 32)
+    if isinstance(align, bool) or not isinstance(align, int) or align < 1 or align > 1 << 30 \
+            or align & (align - 1):
+        raise VramscopeError("gguf_key_pow2", path=path, key="general.alignment", value=_show(align),
+                             maximum=1 << 30)
+    data_start = (header_end + align - 1) // align * align
+    expected = 0
+    for t, offset in zip(tensors, offsets):
+        if offset != expected:
+            raise VramscopeError("gguf_bad", path=path, detail=(
+                f"tensor {_q(t.name)} has data offset {offset}; expected {expected} (each tensor follows the "
+                f"previous one, padded to {align} bytes)"))
+        end = data_start + offset + t.nbytes
+        if end > size:
+            raise VramscopeError("gguf_truncated", path=path, what=f"the data of tensor {_q(t.name)}", size=size)
+        expected += (t.nbytes + align - 1) // align * align
+    name = meta.get("general.name")
+    if name is not None and not isinstance(name, str):
+        del meta["general.name"]  # a label only: the file name stands in for it
+    elif isinstance(name, str):
+        meta["general.name"] = "".join(c if c.isprintable() else " " for c in name[:200]).strip()
+    return meta, tensors
+
+
+def _split_count(meta: dict[str, Any], path: Path, key: str, default: Any, lo: int, hi: int) -> int:
+    v = meta.get(key, default)
+    if v is ...:
+        raise VramscopeError("gguf_key_missing", path=path, key=key)
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise VramscopeError("gguf_key_int", path=path, key=key, value=_show(v), minimum=lo, maximum=hi)
+    return v
 
 
 def read_gguf(path: Path) -> tuple[dict[str, Any], list[StoredTensor]]:
-    """Metadata and tensors of a GGUF file; raises :class:`VramscopeError` on anything malformed."""
-    types = ggml_types()["types"]
-    try:
-        size = os.path.getsize(path)
-        f = open(path, "rb")
-    except OSError as e:
-        raise VramscopeError("file_unreadable", path=path, detail=e.strerror or str(e)) from None
-    with f:
-        r = _Reader(f, path, size)
-        if r.read(4) != b"GGUF":
-            raise r.bad("missing GGUF magic")
-        version = r.scalar("<I")
-        if version not in (2, 3):
-            raise r.bad(f"version {version} not supported (2 or 3)")
-        n_tensors, n_kv = r.scalar("<Q"), r.scalar("<Q")
-        if n_tensors > MAX_TENSORS or n_kv > MAX_KV:
-            raise r.bad(f"{n_tensors} tensors / {n_kv} metadata entries exceed the limits")
-        meta: dict[str, Any] = {}
-        for _ in range(n_kv):
-            key = r.string(limit=65536)
-            meta[key] = r.value(r.scalar("<I"))
-        tensors: list[StoredTensor] = []
-        for _ in range(n_tensors):
-            name = r.string(limit=65536)
-            n_dims = r.scalar("<I")
-            if n_dims > MAX_DIMS:
-                raise r.bad(f"tensor {name!r} has {n_dims} dimensions")
-            dims = tuple(r.scalar("<Q") for _ in range(n_dims))
-            ttype = r.scalar("<I")
-            r.scalar("<Q")  # offset within the data section
-            info = types.get(str(ttype))
-            if info is None:
-                raise r.bad(f"tensor {name!r} has unknown ggml type {ttype}")
-            numel = 1
-            for d in dims:
-                if d > 2**40:
-                    raise r.bad(f"tensor {name!r} has an absurd dimension {d}")
-                numel *= d
-            if numel % info["block"]:
-                raise r.bad(f"tensor {name!r}: {numel} elements is not a multiple of the {info['name']} block")
-            tensors.append(StoredTensor(name, dims, info["name"], numel // info["block"] * info["bytes"], numel))
-        header_end = f.tell()
-    align = int(meta.get("general.alignment", 32) or 32)
-    data_start = (header_end + align - 1) // align * align
-    if data_start + sum(t.nbytes for t in tensors) > size:
-        raise VramscopeError("gguf_bad", path=path, detail="truncated: tensor data ends past the file")
+    """Metadata and tensors of a GGUF file (every shard of a split one); :class:`VramscopeError` if malformed."""
+    path = Path(path)
+    meta, tensors = _read_one(path)
+    count = _split_count(meta, path, "split.count", 1, 0, MAX_SHARDS)
+    if count <= 1:
+        if not tensors:
+            raise VramscopeError("gguf_bad", path=path, detail="the file holds no tensors (a vocabulary-only file?)")
+        return meta, tensors
+    no = _split_count(meta, path, "split.no", 0, 0, count - 1)
+    m = _SPLIT_NAME.match(path.name)
+    if m is None or int(m.group("count")) != count or int(m.group("no")) != no + 1:
+        raise VramscopeError("gguf_bad", path=path, detail=(
+            f"shard {no + 1} of {count} of a split model, but its name does not follow the "
+            f"NAME-{no + 1:05d}-of-{count:05d}.gguf pattern that locates the other shards"))
+    shard = [path.with_name(f"{m.group('prefix')}-{i + 1:05d}-of-{count:05d}.gguf") for i in range(count)]
+    if no != 0:
+        meta, tensors = _read_one(shard[0])
+        _split_count(meta, shard[0], "split.no", 0, 0, 0)
+    total = _split_count(meta, shard[0], "split.tensors.count", 0, 0, MAX_TENSORS * MAX_SHARDS)
+    names = {t.name for t in tensors}
+    for i in range(1, count):
+        if not shard[i].is_file():
+            raise VramscopeError("gguf_bad", path=shard[0], detail=f"shard {shard[i].name} of the split model is missing")
+        m_i, t_i = _read_one(shard[i])
+        _split_count(m_i, shard[i], "split.no", ..., i, i)
+        _split_count(m_i, shard[i], "split.count", ..., count, count)
+        for t in t_i:
+            if t.name in names:
+                raise VramscopeError("gguf_bad", path=shard[i], detail=f"tensor {_q(t.name)} appears twice")
+            names.add(t.name)
+        tensors = tensors + t_i
+    if total != len(tensors):
+        raise VramscopeError("gguf_key_int", path=shard[0], key="split.tensors.count", value=total,
+                             minimum=len(tensors), maximum=len(tensors))
+    if not tensors:
+        raise VramscopeError("gguf_bad", path=path, detail="the file holds no tensors (a vocabulary-only file?)")
     return meta, tensors
 
 
 def file_type_name(meta: dict[str, Any]) -> str:
+    """``Q4_K_M`` from ``general.file_type`` (a label only: anything else gives "")."""
     ft = meta.get("general.file_type")
-    return ggml_types()["file_types"].get(str(ft), "") if ft is not None else ""
+    if isinstance(ft, bool) or not isinstance(ft, int):
+        return ""
+    return ggml_types()["file_types"].get(str(ft), "")
+
+
+def layer_of(name: str) -> Optional[int]:
+    """The block index of a GGUF tensor name (``blk.N.…``), else None."""
+    m = _BLK.match(name)
+    return int(m.group(1)) if m else None
+
+
+class _Meta:
+    """Typed, bounded access to the ``<arch>.*`` keys; every failure names the key and what is allowed."""
+
+    def __init__(self, meta: dict[str, Any], arch: str, path: Path) -> None:
+        self.meta, self.arch, self.path = meta, arch, path
+        self.n_layers = 0  # set once block_count is known: per-layer arrays must have that many entries
+
+    def key(self, key: str) -> str:
+        return f"{self.arch}.{key}"
+
+    def has(self, key: str) -> bool:
+        return self.meta.get(self.key(key)) is not None
+
+    def bad(self, key: str, value: Any, lo: Any, hi: Any) -> VramscopeError:
+        return VramscopeError("gguf_key_int", path=self.path, key=self.key(key), value=_show(value), minimum=lo,
+                              maximum=hi)
+
+    def _whole(self, key: str, v: Any, lo: int, hi: int) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise self.bad(key, v, lo, hi)
+        return v
+
+    def int(self, key: str, default: Any = ..., lo: int = 1, hi: int = MAX_WIDTH) -> int:
+        v = self.meta.get(self.key(key))
+        if v is None:
+            if default is ...:
+                raise VramscopeError("gguf_key_missing", path=self.path, key=self.key(key))
+            return default
+        return self._whole(key, v, lo, hi)
+
+    def layers(self, key: str, default: Any = ..., lo: int = 1, hi: int = MAX_WIDTH) -> list[int]:
+        """A number that may also be given per layer (``head_count_kv``, ``feed_forward_length``): one per layer.
+
+        Per-layer entries may be 0 (a layer without attention or FFN, as in hybrid models); the largest must
+        still be at least ``lo``.
+        """
+        v = self.meta.get(self.key(key))
+        if v is None:
+            if default is ...:
+                raise VramscopeError("gguf_key_missing", path=self.path, key=self.key(key))
+            return [default] * self.n_layers
+        if isinstance(v, (list, LongArray)):
+            if len(v) != self.n_layers or isinstance(v, LongArray):
+                raise VramscopeError("gguf_key_per_layer", path=self.path, key=self.key(key), count=len(v),
+                                     layers=self.n_layers)
+            out = [self._whole(key, x, 0, hi) for x in v]
+            if max(out) < lo:
+                raise self.bad(key, v, lo, hi)
+            return out
+        return [self._whole(key, v, lo, hi)] * self.n_layers
+
+    def float(self, key: str, lo: float = 0.0, hi: float = 1e9) -> float:
+        v = self.meta.get(self.key(key))
+        if v is None:
+            return 0.0
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
+            raise VramscopeError("gguf_key_number", path=self.path, key=self.key(key), value=_show(v), minimum=lo,
+                                 maximum=hi)
+        return float(v)
+
+
+def _mismatch(path: Path, key: str, value: Any, tensor: str, actual: Any) -> VramscopeError:
+    return VramscopeError("gguf_key_tensor", path=path, key=key, value=_show(value), tensor=tensor, actual=actual)
+
+
+# llama.cpp's default sliding-window pattern per architecture (llama-model.cpp ``set_swa_pattern``)
+_SWA_PATTERN = {"gemma2": 2, "gemma3": 6, "cohere2": 4}
+
+
+def _swa_layers(m: _Meta, n_layers: int) -> Optional[list[bool]]:
+    """Which layers use the sliding window, or None when every layer does (no pattern known)."""
+    key = "attention.sliding_window_pattern"
+    v = m.meta.get(m.key(key))
+    if isinstance(v, (list, LongArray)):
+        if isinstance(v, LongArray) or len(v) != n_layers or any(not isinstance(x, bool) for x in v):
+            raise VramscopeError("gguf_key_per_layer", path=m.path, key=m.key(key), count=len(v), layers=n_layers)
+        return list(v)
+    n = m.int(key, _SWA_PATTERN.get(m.arch, -1), lo=0, hi=MAX_LAYERS)
+    if n < 0:
+        return None
+    # llama_hparams::set_swa_pattern: 0 means every layer, else il % n < n - 1 (the n-th layer is full)
+    return [n == 0 or il % n < n - 1 for il in range(n_layers)]
 
 
 def spec_from_gguf(meta: dict[str, Any], tensors: list[StoredTensor], name: str, path: Path) -> ModelSpec:
-    """A spec from GGUF metadata (``<arch>.block_count``, ``<arch>.attention.head_count``, ...)."""
+    """A spec from GGUF metadata (``<arch>.block_count``, ``<arch>.attention.head_count``, ...).
+
+    Numbers are bounded (the ``MAX_*`` limits) and checked against the tensors that carry them.
+    """
     arch = meta.get("general.architecture")
-    if not isinstance(arch, str):
-        raise VramscopeError("gguf_bad", path=path, detail="general.architecture is missing")
+    if arch is None:
+        raise VramscopeError("gguf_key_missing", path=path, key="general.architecture")
+    if not isinstance(arch, str) or not _ARCH.fullmatch(arch):
+        raise VramscopeError("gguf_key_text", path=path, key="general.architecture", value=_show(arch))
+    m = _Meta(meta, arch, path)
+    by_name = {t.name: t for t in tensors}
+    seen_layers = sorted({i for i in (layer_of(t.name) for t in tensors) if i is not None})
 
-    def get(key: str, default: Any = ...) -> Any:
-        v = meta.get(f"{arch}.{key}")
-        if v is None:
-            if default is ...:
-                raise VramscopeError("gguf_bad", path=path, detail=f"{arch}.{key} is missing")
-            return default
-        if isinstance(v, list):  # per-layer values (e.g. head_count_kv): the largest is what memory needs
-            v = max(v) if v else default
-        return int(v)
+    n_layers = m.int("block_count", lo=1, hi=MAX_LAYERS)
+    if seen_layers and seen_layers[-1] >= n_layers:
+        raise _mismatch(path, m.key("block_count"), n_layers, f"blk.{seen_layers[-1]}.*", f"layer {seen_layers[-1]}")
+    if seen_layers and seen_layers[-1] + 1 < n_layers:
+        raise _mismatch(path, m.key("block_count"), n_layers, "blk.*", f"layers 0..{seen_layers[-1]} only")
+    m.n_layers = n_layers
 
-    names = {t.name for t in tensors}
-    hidden, heads = get("embedding_length"), get("attention.head_count")
-    kv_heads = get("attention.head_count_kv", heads) or heads
-    head_dim = get("attention.key_length", hidden // heads)
+    hidden = m.int("embedding_length", hi=MAX_WIDTH)
+    emb = by_name.get("token_embd.weight")
+    if emb is not None and len(emb.shape) == 2 and emb.shape[0] != hidden:
+        raise _mismatch(path, m.key("embedding_length"), hidden, emb.name, f"width {emb.shape[0]}")
+
+    heads_l = m.layers("attention.head_count", lo=1, hi=MAX_HEADS)
+    heads = max(heads_l)
+    kv_l = m.layers("attention.head_count_kv", heads, lo=1, hi=MAX_HEADS)
+    for kv, h in zip(kv_l, heads_l):
+        if kv and h and (kv > h or h % kv):  # llama.cpp: n_gqa = n_head / n_head_kv, a whole number
+            raise VramscopeError("gguf_key_divisor", path=path, key=m.key("attention.head_count_kv"), value=kv,
+                                 other=m.key("attention.head_count"), total=h)
+    kv_heads = max(kv_l)
+    if hidden // heads == 0 and not m.has("attention.key_length"):
+        raise m.bad("attention.head_count", heads, 1, f"embedding_length ({hidden})")
+    key_len = m.int("attention.key_length", hidden // heads, hi=MAX_HEAD_DIM)
+    value_len = m.int("attention.value_length", key_len, hi=MAX_HEAD_DIM)
+    swa_key_len = m.int("attention.key_length_swa", key_len, hi=MAX_HEAD_DIM)
+
+    # vocabulary: the embedding's rows are what memory holds; the token list and vocab_size must agree
     tokens = meta.get("tokenizer.ggml.tokens")
-    vocab = get("vocab_size", len(tokens) if tokens is not None else 0)
-    if not vocab:
-        emb = next((t for t in tensors if t.name == "token_embd.weight"), None)
-        vocab = emb.shape[1] if emb else 0
-    n_layers = get("block_count")
-    experts = get("expert_count", 0)
-    moe = None
-    if experts:
-        moe = MoESpec(num_experts=experts, experts_per_token=get("expert_used_count", 1),
-                      expert_intermediate_size=get("expert_feed_forward_length", get("feed_forward_length")),
-                      shared_intermediate_size=get("expert_shared_count", 0) * get("expert_feed_forward_length", 0),
-                      dense_layers=tuple(range(get("leading_dense_block_count", 0))))
+    n_tokens = None
+    if tokens is not None:
+        if isinstance(tokens, LongArray) and tokens.etype == 8:
+            n_tokens = tokens.length
+        elif isinstance(tokens, list) and all(isinstance(x, str) for x in tokens):
+            n_tokens = len(tokens)
+        else:
+            raise VramscopeError("gguf_key_text", path=path, key="tokenizer.ggml.tokens", value=_show(tokens))
+    vocab_key = m.int("vocab_size", None, lo=1, hi=MAX_ARRAY)
+    if emb is not None and len(emb.shape) == 2:
+        vocab = emb.shape[1]
+        if vocab_key is not None and vocab_key != vocab:
+            raise _mismatch(path, m.key("vocab_size"), vocab_key, emb.name, f"{vocab} rows")
+        if n_tokens is not None and n_tokens != vocab:
+            raise _mismatch(path, "tokenizer.ggml.tokens", f"array[{n_tokens}]", emb.name, f"{vocab} rows")
+    else:
+        vocab = vocab_key or n_tokens or 0
+    if not 1 <= vocab <= MAX_ARRAY:
+        raise VramscopeError("gguf_key_missing", path=path, key=m.key("vocab_size"))
+
+    ffn_l = m.layers("feed_forward_length", 4 * hidden, lo=1, hi=MAX_FFN)
+    context = m.int("context_length", 0, lo=1, hi=MAX_CONTEXT)
+
+    # attention: MLA (DeepSeek-V2/V3 family) or standard; K/V projection rows must match the heads
     mla = None
-    if get("attention.kv_lora_rank", 0):
-        rope = get("rope.dimension_count")
-        mla = MLASpec(q_lora_rank=get("attention.q_lora_rank", 0) or None, kv_lora_rank=get("attention.kv_lora_rank"),
-                      qk_nope_head_dim=head_dim - rope, qk_rope_head_dim=rope,
-                      v_head_dim=get("attention.value_length", head_dim - rope))
-    window = get("attention.sliding_window", 0) or None
-    types: tuple[str, ...] = ()
-    if window and arch in ("gemma2",):
-        types = tuple(SLIDING if (i + 1) % 2 else FULL for i in range(n_layers))
-    elif window and arch in ("gemma3",):
-        types = tuple(SLIDING if (i + 1) % 6 else FULL for i in range(n_layers))
+    kv_lora = m.int("attention.kv_lora_rank", 0, lo=0, hi=MAX_HEAD_DIM)
+    head_dim = key_len
+    if kv_lora:
+        q_lora = m.int("attention.q_lora_rank", 0, lo=0, hi=MAX_HEAD_DIM)
+        if m.has("attention.key_length_mla"):
+            # llama.cpp since 2025 writes MLA as MQA over the latent: head_count_kv 1, key_length
+            # kv_lora_rank + rope, value_length kv_lora_rank, and the per-head sizes under *_mla
+            qk = m.int("attention.key_length_mla", hi=MAX_HEAD_DIM)
+            v_dim = m.int("attention.value_length_mla", hi=MAX_HEAD_DIM)
+            kv_heads = heads
+        else:
+            qk, v_dim = key_len, value_len
+        if qk < 2:
+            raise m.bad("attention.key_length_mla" if m.has("attention.key_length_mla") else "attention.key_length",
+                        qk, 2, MAX_HEAD_DIM)
+        rope = m.int("rope.dimension_count", lo=1, hi=qk - 1)
+        mla = MLASpec(q_lora_rank=q_lora or None, kv_lora_rank=kv_lora, qk_nope_head_dim=qk - rope,
+                      qk_rope_head_dim=rope, v_head_dim=v_dim)
+        head_dim = qk
+        for i in seen_layers:
+            t = by_name.get(f"blk.{i}.attn_kv_a_mqa.weight")
+            if t is not None and len(t.shape) == 2 and t.shape[1] != kv_lora + rope:
+                raise _mismatch(path, m.key("attention.kv_lora_rank"), kv_lora, t.name,
+                                f"{t.shape[1]} rows (kv_lora_rank + rope {rope} expected)")
+            t = by_name.get(f"blk.{i}.attn_q_b.weight") or by_name.get(f"blk.{i}.attn_q.weight")
+            if t is not None and len(t.shape) == 2 and t.shape[1] != heads_l[i] * qk:
+                raise _mismatch(path, m.key("attention.head_count"), heads_l[i], t.name,
+                                f"{t.shape[1]} rows ({qk} per head expected)")
+    else:
+        swa = _swa_layers(m, n_layers) if m.has("attention.sliding_window") else None
+        for i in seen_layers:
+            k_len = swa_key_len if swa and swa[i] else key_len
+            t = by_name.get(f"blk.{i}.attn_k.weight")
+            if t is not None and len(t.shape) == 2 and t.shape[1] != kv_l[i] * k_len:
+                raise _mismatch(path, m.key("attention.head_count_kv"), kv_l[i], t.name,
+                                f"{t.shape[1]} rows ({k_len} per head expected)")
+            t = by_name.get(f"blk.{i}.attn_q.weight")
+            if t is not None and len(t.shape) == 2 and t.shape[1] < heads_l[i] * k_len:
+                raise _mismatch(path, m.key("attention.head_count"), heads_l[i], t.name,
+                                f"{t.shape[1]} rows ({k_len} per head expected)")
+
+    # mixture of experts: a layer routes when it holds ffn_*_exps tensors; their shapes must match the keys
+    experts = m.int("expert_count", 0, lo=0, hi=MAX_EXPERTS)
+    moe = None
+    moe_layers = {layer_of(t.name) for t in tensors if "_exps." in t.name} - {None}
+    if experts:
+        used = m.int("expert_used_count", lo=1, hi=experts)
+        expert_ff = m.int("expert_feed_forward_length", max(ffn_l), lo=1, hi=MAX_FFN)
+        shared_ff = m.int("expert_shared_feed_forward_length", 0, lo=0, hi=MAX_FFN) or \
+            m.int("expert_shared_count", 0, lo=0, hi=MAX_EXPERTS) * expert_ff
+        for t in tensors:
+            if "_exps.weight" not in t.name or len(t.shape) != 3:
+                continue
+            if t.shape[2] != experts:
+                raise _mismatch(path, m.key("expert_count"), experts, t.name, f"{t.shape[2]} experts")
+            width = t.shape[0] if "ffn_down_exps" in t.name else t.shape[1]
+            if width != expert_ff:
+                raise _mismatch(path, m.key("expert_feed_forward_length"), expert_ff, t.name, f"width {width}")
+        if moe_layers:
+            dense = tuple(i for i in range(n_layers) if i not in moe_layers)
+        else:
+            dense = tuple(range(m.int("leading_dense_block_count", 0, lo=0, hi=n_layers)))
+        moe = MoESpec(num_experts=experts, experts_per_token=used, expert_intermediate_size=expert_ff,
+                      shared_intermediate_size=shared_ff,
+                      shared_expert_gate=any(".ffn_gate_inp_shexp." in t.name for t in tensors),
+                      dense_layers=dense, router_bias=any(".exp_probs_b" in t.name for t in tensors))
+    elif moe_layers:
+        raise VramscopeError("gguf_key_missing", path=path, key=m.key("expert_count"))
+    for i in seen_layers:
+        t = by_name.get(f"blk.{i}.ffn_up.weight")
+        if t is not None and len(t.shape) == 2 and ffn_l[i] and t.shape[1] not in (ffn_l[i], 2 * ffn_l[i]):
+            raise _mismatch(path, m.key("feed_forward_length"), ffn_l[i], t.name, f"width {t.shape[1]}")
+
+    # sliding window (Gemma 2/3, Cohere 2): which layers, from the pattern key or llama.cpp's default
+    window = m.int("attention.sliding_window", 0, lo=0, hi=MAX_WINDOW) or None
+    layer_types: tuple[str, ...] = ()
+    if window:
+        swa = _swa_layers(m, n_layers)
+        if swa is not None:
+            layer_types = tuple(SLIDING if s else FULL for s in swa)
+            if not any(swa):
+                window, layer_types = None, ()
+    attn_cap = m.float("attn_logit_softcapping")
+    final_cap = m.float("final_logit_softcapping")
+
+    ffn = max(ffn_l)
     return ModelSpec(
         name=name, model_type=f"gguf:{arch}", architecture=arch, num_layers=n_layers, hidden_size=hidden,
-        num_heads=heads, num_kv_heads=kv_heads, head_dim=head_dim,
-        intermediate_size=get("feed_forward_length", 4 * hidden), vocab_size=vocab,
-        tie_embeddings="output.weight" not in names, max_position_embeddings=get("context_length", 0),
-        sliding_window=window, layer_types=types, moe=moe, mla=mla, source=str(path),
+        num_heads=heads, num_kv_heads=kv_heads, head_dim=head_dim, intermediate_size=ffn, vocab_size=vocab,
+        tie_embeddings="output.weight" not in by_name, max_position_embeddings=context,
+        qkv_bias=any(layer_of(t.name) is not None and t.name.endswith(".attn_q.bias") for t in tensors),
+        sliding_window=window, attn_softcap=attn_cap > 0, logit_softcap=final_cap > 0, layer_types=layer_types,
+        moe=moe, mla=mla, source=str(path),
     )
