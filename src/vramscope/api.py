@@ -7,6 +7,9 @@
 
 from __future__ import annotations
 
+import math
+import os
+from dataclasses import replace
 from typing import Any, Iterable, Optional, Union
 
 from .errors import VramscopeError
@@ -17,35 +20,179 @@ from .gpus import find_gpu, verdict, vllm_verdict
 from .memory.overhead import Overhead, cublas_workspace, runtime_overhead
 from .result import Assumption, Estimate, ModelInfo
 from .sources import ResolvedModel, resolve, resolve_params
-from .units import parse_count, parse_int
-from .workload import Workload, make_workload
+from .units import parse_bool, parse_count, parse_int, shown
+from .workload import TORCHTUNE_LORA_TARGETS, Workload, check_keywords, make_workload, workload_keywords
+
+#: shape overrides of a bare ``params=`` model, and their ranges
+SHAPE_FIELDS = {"layers": (1, 10_000), "hidden": (1, 1_000_000), "heads": (1, 100_000), "kv_heads": (1, 100_000),
+                "head_dim": (1, 100_000), "intermediate": (1, 10_000_000), "vocab": (1, 100_000_000)}
+#: the longest MODEL accepted (a path longer than this is not one a file system holds)
+MAX_MODEL_TEXT = 4096
+
+
+def _model_text(model: Any) -> Optional[str]:
+    """MODEL as text: a str or path-like; None or empty means none was given."""
+    if model is None:
+        return None
+    if isinstance(model, os.PathLike):
+        model = os.fspath(model)
+    if not isinstance(model, str):
+        raise VramscopeError("bad_type", field="MODEL", value=shown(model), kind=type(model).__name__,
+                             expected="a catalog name, a Hub id or a path (a string)")
+    if len(model) > MAX_MODEL_TEXT or not model.isprintable():
+        raise VramscopeError("bad_choice", field="MODEL", value=shown(model),
+                             allowed="a catalog name, a Hub id or a path (printable, at most 4096 characters)")
+    return model if model.strip() else None
 
 
 def load_model(model: Optional[str] = None, params: Union[str, int, float, None] = None, hub: bool = True,
                **shape: Any) -> ResolvedModel:
-    """Resolve MODEL (catalog name, Hub id, local path) or a bare ``params`` count with optional shape."""
-    if model:
+    """Resolve MODEL (catalog name, Hub id, local path) or a bare ``params`` count with optional shape.
+
+    The shape overrides (``layers``, ``hidden``, ``heads``, ``kv_heads``, ``head_dim``, ``intermediate``,
+    ``vocab``) shape a ``params`` model only; given with MODEL they are refused, as on the command line."""
+    check_keywords(shape, known=tuple(SHAPE_FIELDS), function="vramscope.load_model")
+    given = {k: v for k, v in shape.items() if v is not None}
+    name = _model_text(model)
+    hub = parse_bool(hub, "hub")
+    if name is not None:
         if params is not None:
             raise VramscopeError("conflict", field="--params", reason="give either MODEL or --params, not both")
-        return resolve(model, hub=hub)
+        if given:
+            field = "--" + next(iter(given)).replace("_", "-")
+            raise VramscopeError("shape_needs_params", field=field, model=shown(name))
+        try:
+            return resolve(name, hub=hub)
+        except OSError as e:  # a name the file system refuses to look at (too long, a device, no permission)
+            raise VramscopeError("file_unreadable", path=shown(name), detail=shown(e.strerror or type(e).__name__))
     if params is None:
         raise VramscopeError("no_model")
-    fields = {"layers": (1, 10_000), "hidden": (1, 1_000_000), "heads": (1, 100_000), "kv_heads": (1, 100_000),
-              "head_dim": (1, 100_000), "intermediate": (1, 10_000_000), "vocab": (1, 100_000_000)}
-    clean = {}
-    for key, value in shape.items():
-        if value is None:
-            continue
-        if key not in fields:
-            raise VramscopeError("bad_choice", field=key, value=key, allowed=", ".join(fields))
-        clean[key] = parse_int(value, "--" + key.replace("_", "-"), *fields[key])
+    clean = {key: parse_int(value, "--" + key.replace("_", "-"), *SHAPE_FIELDS[key]) for key, value in given.items()}
     return resolve_params(parse_count(params), **clean)
+
+
+def gpu_names(gpus: Any, field: str = "gpus") -> tuple[str, ...]:
+    """``gpus`` as a tuple of names: one name, a list or tuple of names, or None (none)."""
+    if gpus is None:
+        return ()
+    if isinstance(gpus, str):
+        return (gpus,)
+    if isinstance(gpus, (list, tuple)) and all(isinstance(g, str) for g in gpus):
+        return tuple(gpus)
+    raise VramscopeError("bad_type", field=field, value=shown(gpus), kind=type(gpus).__name__,
+                         expected="a GPU name or size (rtx-4090, 24GB), or a list of them")
+
+
+def _lora_layers(spec: Any) -> list[str]:
+    """The module names LoRA can target in this model (each adapts at least one parameter)."""
+    from .memory.trainable import lora_params
+    from .model.tensors import tensors
+
+    names = dict.fromkeys(t.module for t in tensors(spec) if t.linear and t.role not in ("lm_head", "expert"))
+    if any(t.role == "expert" for t in tensors(spec)):
+        names["experts"] = None
+    return [n for n in names if lora_params(spec, 1, (n,)) > 0]
+
+
+def _listed(names: Iterable[str], limit: int = 24) -> str:
+    names = list(names)
+    return ", ".join(names[:limit]) + (", …" if len(names) > limit else "")
+
+
+def check_workload_for_model(model: ResolvedModel, w: Workload) -> tuple[Workload, tuple[Assumption, ...]]:
+    """Where the workload meets the model: names of modules it has, lengths it can take.
+
+    Refuses LoRA targets and trained modules the model does not have (they would train nothing), a ``--seq``
+    beyond learned absolute position embeddings (a hard limit); notes a length beyond a RoPE model's trained
+    context; caps a default ``--seq`` to the model's context. Returns the workload to estimate and notes."""
+    spec = model.spec
+    notes: tuple[Assumption, ...] = ()
+    if w.training and w.method in ("lora", "qlora"):
+        from .memory.trainable import lora_params
+
+        available = _lora_layers(spec)
+        torchtune_default = w.framework == "torchtune" and w.lora_targets == TORCHTUNE_LORA_TARGETS
+        unknown = [] if torchtune_default else [t for t in w.lora_targets if t != "all-linear" and t not in available]
+        if unknown or not lora_params(spec, 1, w.lora_targets):
+            raise VramscopeError("lora_targets_unknown", names=shown(",".join(unknown or w.lora_targets), 120),
+                                 model=shown(spec.name), available=_listed(available))
+    if w.training and w.method == "freeze" and w.train_modules:
+        from .model.tensors import tensors
+
+        modules = list(dict.fromkeys(t.module for t in tensors(spec) if t.module))
+        unknown = [m for m in w.train_modules if m not in modules]
+        if unknown:
+            raise VramscopeError("train_modules_unknown", names=shown(",".join(unknown), 120),
+                                 model=shown(spec.name), available=_listed(modules))
+    learned = spec.learned_positions
+    ctx = learned or (0 if spec.relative_attention_buckets else spec.max_position_embeddings)
+    if ctx and w.seq > ctx and w.seq_default:
+        notes += (Assumption("a_seq_default_capped", {"seq": ctx, "model": spec.name, "default": w.seq}),)
+        w = replace(w, seq=ctx)
+    for field, length in (("--seq", w.seq), ("--max-model-len", w.max_model_len or 0)):
+        if ctx and length > ctx:
+            if learned:
+                raise VramscopeError("seq_beyond_positions", field=field, seq=length, model=shown(spec.name), n=ctx)
+            notes += (Assumption("a_beyond_context", {"seq": f"{length:,}", "model": spec.name, "n": f"{ctx:,}"}),)
+    return w, notes
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, int) or (isinstance(v, float) and math.isfinite(v))
+
+
+def _impossible(component: str, value: Any) -> None:
+    raise VramscopeError("impossible_result", component=component, value=shown(value))
+
+
+def check_estimate(e: Estimate) -> Estimate:
+    """The last line of defence: an estimate that cannot be true (a negative or non-finite component, a zero
+    total, more active than total parameters, a range that misses the total) is refused, never printed."""
+    for phase, comps in e.phases.items():
+        for k, v in comps.items():
+            if not (_finite(v) and v >= 0):
+                _impossible(f"{phase}.{k}", v)
+    for k, v in e.components.items():
+        if not (_finite(v) and v >= 0):
+            _impossible(k, v)
+    if not (_finite(e.total_bytes) and e.total_bytes > 0):
+        _impossible("total_bytes", e.total_bytes)
+    low, high = e.range_bytes
+    if not (_finite(low) and _finite(high) and 0 <= low <= e.total_bytes <= high):
+        _impossible("range_bytes", f"{low}..{high}")
+    m = e.model
+    if not (_finite(m.params) and m.params > 0):
+        _impossible("model.params", m.params)
+    if not (_finite(m.active_params) and 0 < m.active_params <= m.params):
+        _impossible("model.active_params", m.active_params)
+    if not (_finite(m.trainable_params) and m.trainable_params >= 0):
+        _impossible("model.trainable_params", m.trainable_params)
+    for g in e.gpus:
+        if not (_finite(g.headroom_bytes) and _finite(g.usable_bytes)):
+            _impossible(f"gpus.{g.name}", g.headroom_bytes)
+
+    def walk(obj: Any, path: str) -> None:
+        if isinstance(obj, bool):
+            return
+        if isinstance(obj, (int, float)):
+            if not _finite(obj):
+                _impossible(path, obj)
+        elif isinstance(obj, dict):
+            for k, v in obj.items():
+                walk(v, f"{path}.{k}")
+        elif isinstance(obj, (list, tuple)):
+            for i, v in enumerate(obj):
+                walk(v, f"{path}[{i}]")
+
+    walk(e.engine, "engine")
+    return e
 
 
 def estimate_resolved(model: ResolvedModel, workload: Workload, gpus: Iterable[str] = ()) -> Estimate:
     """Estimate for an already resolved model and a validated workload."""
     extra: dict = {}
-    gpu_objs = tuple(find_gpu(g) for g in gpus)
+    gpu_objs = tuple(find_gpu(g) for g in gpu_names(gpus))
+    workload, checked = check_workload_for_model(model, workload)
     if workload.estimator == "seed":
         phases, notes, trainable = estimate_seed(model, workload)
         peak = "steady"
@@ -79,10 +226,10 @@ def estimate_resolved(model: ResolvedModel, workload: Workload, gpus: Iterable[s
                      trainable_params=trainable, source=model.kind, origin=model.origin,
                      storage=model.stored_format, exact_shape=model.exact_shape)
     source_notes = tuple(Assumption("a_note", {"text": n}) for n in model.notes)
-    return Estimate(model=info, estimator=workload.estimator, task=workload.task, total_bytes=total,
-                    range_bytes=(low, high), components={k: v for k, v in phases[peak].items()},
-                    peak_phase=peak, phases=phases, workload=workload.to_dict(), assumptions=notes + source_notes,
-                    gpus=verdicts, engine=extra)
+    return check_estimate(Estimate(model=info, estimator=workload.estimator, task=workload.task, total_bytes=total,
+                                   range_bytes=(low, high), components={k: v for k, v in phases[peak].items()},
+                                   peak_phase=peak, phases=phases, workload=workload.to_dict(),
+                                   assumptions=checked + notes + source_notes, gpus=verdicts, engine=extra))
 
 
 def estimate(model: Optional[str] = None, *, params: Union[str, int, float, None] = None,
@@ -91,22 +238,32 @@ def estimate(model: Optional[str] = None, *, params: Union[str, int, float, None
              vocab: Any = None, **workload: Any) -> Estimate:
     """Estimate GPU memory for MODEL (or ``params=``) under the workload options of :func:`make_workload`.
 
-    Raises :class:`vramscope.VramscopeError` with a message naming the bad option.
+    Every argument is validated as the command line validates it: a bad value, an unknown keyword or an option
+    that would be ignored raises :class:`vramscope.VramscopeError` with a message naming the option.
     """
-    if isinstance(gpus, str):
-        gpus = (gpus,)
+    check_keywords(workload, known=workload_keywords() + ("model", "params", "gpus", "hub", *SHAPE_FIELDS),
+                   function="vramscope.estimate")
+    names = gpu_names(gpus)
     resolved = load_model(model, params, hub=hub, layers=layers, hidden=hidden, heads=heads, kv_heads=kv_heads,
                           head_dim=head_dim, intermediate=intermediate, vocab=vocab)
-    return estimate_resolved(resolved, make_workload(**workload), gpus)
+    return estimate_resolved(resolved, make_workload(**workload), names)
 
 
 def fit(model: Optional[str] = None, *, gpu: str = "rtx-4090", params: Union[str, int, float, None] = None,
-        hub: bool = True, **workload: Any):
+        hub: bool = True, layers: Any = None, hidden: Any = None, heads: Any = None, kv_heads: Any = None,
+        head_dim: Any = None, intermediate: Any = None, vocab: Any = None, **workload: Any):
     """The planning answer for MODEL on ``gpu``: fits?, largest batch and context, fewest GPUs, suggestions.
 
-    Returns a :class:`vramscope.plan.FitAnswer` (``.to_dict()`` gives the ``vramscope.fit/1`` JSON).
+    Returns a :class:`vramscope.plan.FitAnswer` (``.to_dict()`` gives the ``vramscope.fit/1`` JSON). Arguments
+    are validated as in :func:`estimate`.
     """
     from .plan import fit as plan_fit
 
-    resolved = load_model(model, params, hub=hub)
+    check_keywords(workload, known=workload_keywords() + ("model", "params", "gpu", "hub", *SHAPE_FIELDS),
+                   function="vramscope.fit")
+    if not isinstance(gpu, str):
+        raise VramscopeError("bad_type", field="gpu", value=shown(gpu), kind=type(gpu).__name__,
+                             expected="a GPU name or size (rtx-4090, 24GB)")
+    resolved = load_model(model, params, hub=hub, layers=layers, hidden=hidden, heads=heads, kv_heads=kv_heads,
+                          head_dim=head_dim, intermediate=intermediate, vocab=vocab)
     return plan_fit(resolved, make_workload(**workload), find_gpu(gpu))

@@ -20,6 +20,12 @@ EXIT_INTERNAL = 3
 
 
 class _Parser(argparse.ArgumentParser):
+    """One-line errors, and no abbreviations: ``--check`` is never read as ``--checkpoint-every``."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
     def error(self, message: str) -> None:  # one line, not usage + line
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
@@ -41,14 +47,14 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
     w.add_argument("--quant", help="none | int8 | int4 | nf4 | fp4 | nf4-dq | fp4-dq | fp8 | fp8-channel | fp8-block | "
                                    "gptq-4bit | gptq-8bit | gptq-3bit | gptq-2bit | awq-4bit; with --engine llama.cpp "
                                    "a GGUF type: Q4_K_M, Q5_K_M, Q8_0, Q4_0, IQ4_XS, ...")
-    w.add_argument("--batch", "--concurrency", "--micro-batch", dest="batch", default="1",
+    w.add_argument("--batch", "--concurrency", "--micro-batch", dest="batch",
                    help="batch size / micro-batch / concurrent sequences (default 1)")
     w.add_argument("--seq", "--ctx-size", "-c", dest="seq",
                    help="tokens per sequence / llama.cpp context (default 4096 for inference, 2048 for training)")
     w.add_argument("--kv-dtype", help="KV cache dtype: fp16 | bf16 | fp8 | int8 | q8_0 | q4_0 ... (default: dtype)")
     w.add_argument("--attn", default="sdpa", help="sdpa (default) | flash | eager")
     w.add_argument("--cache", default="dynamic", help="transformers KV cache: dynamic (default) | static")
-    w.add_argument("--precision", default="auto", help="auto | pure | mixed | fp32 | deepspeed (training)")
+    w.add_argument("--precision", help="auto | pure | mixed | fp32 | deepspeed (training)")
     w.add_argument("--optimizer",
                    help="adamw | adam | adamw-fused | adamw-8bit | paged-adamw | paged-adamw-8bit | sgd | "
                         "sgd-momentum | lion | adafactor (default adamw; torchtune full single-GPU: paged-adamw-8bit)")
@@ -68,17 +74,18 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
     w.add_argument("--compile", action="store_true",
                    help="torch.compile (modelled for the loss head; layers as in eager mode)")
     w.add_argument("--lora-alpha", help="LoRA alpha (recorded; it does not change memory)")
-    w.add_argument("--grad-accum", default="1", help="gradient accumulation steps (default 1)")
-    w.add_argument("--lora-rank", default="16", help="LoRA rank (default 16)")
-    w.add_argument("--lora-targets", help="comma-separated module names (q_proj,v_proj) or all-linear (default)")
-    w.add_argument("--lora-dropout", default="0", help="peft lora_dropout (default 0; > 0 keeps dropout masks)")
-    w.add_argument("--freeze-layers", default="0", help="with --method freeze: freeze the first N layers")
+    w.add_argument("--grad-accum", help="gradient accumulation steps (default 1)")
+    w.add_argument("--lora-rank", help="LoRA rank (default 16)")
+    w.add_argument("--lora-targets", help="comma-separated module names of the model (q_proj,v_proj) or all-linear "
+                                          "(default); an empty list is an error")
+    w.add_argument("--lora-dropout", help="peft lora_dropout (default 0; > 0 keeps dropout masks)")
+    w.add_argument("--freeze-layers", help="with --method freeze: freeze the first N layers")
     w.add_argument("--train-modules", help="with --method freeze: train only these modules (e.g. o_proj,down_proj)")
     w.add_argument("--activations-per-sample", help="seed estimator: activation floats per sample (A)")
-    w.add_argument("--gpus", default="1", help="number of GPUs the model is split across (default 1)")
-    w.add_argument("--offload", default="none",
+    w.add_argument("--gpus", help="number of GPUs the model is split across (default 1)")
+    w.add_argument("--offload",
                    help="none | optimizer | optimizer+params (training: ZeRO-Offload / FSDP CPU offload)")
-    w.add_argument("--parallelism", default="auto",
+    w.add_argument("--parallelism",
                    help="auto | tp (tensor parallel, inference) | fsdp | ddp | zero1 | zero2 | zero3 (training)")
     w.add_argument("--zero", choices=("0", "1", "2", "3"), help="DeepSpeed ZeRO stage (= --parallelism zeroN; 0 = ddp)")
     w.add_argument("--framework", default="hf",
@@ -91,17 +98,17 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
     w.add_argument("--sp-mode", default="ring", help="ring (ring attention, torch context_parallel; default) | "
                                                      "ulysses (DeepSpeed-Ulysses all-to-all)")
     w.add_argument("--ep", default="1", metavar="N", help="expert-parallel degree (MoE experts split over N GPUs)")
-    w.add_argument("--nodes", default="1", help="nodes the --gpus are spread over (hybrid sharding, per-node CPU)")
-    w.add_argument("--fsdp-sharding", default="full", help="full (default) | hybrid (shard in a node, replicate "
+    w.add_argument("--nodes", help="nodes the --gpus are spread over (hybrid sharding, per-node CPU)")
+    w.add_argument("--fsdp-sharding", help="full (default) | hybrid (shard in a node, replicate "
                                                            "across nodes)")
-    w.add_argument("--fsdp-version", default="2", help="PyTorch FSDP 1 (flat parameters) or 2 (per-parameter, default)")
+    w.add_argument("--fsdp-version", help="PyTorch FSDP 1 (flat parameters) or 2 (per-parameter, default)")
     w.add_argument("--zero-prefetch-bucket", metavar="ELEMENTS", help="ZeRO-3 stage3_prefetch_bucket_size (5e7)")
     w.add_argument("--zero-max-live-params", metavar="ELEMENTS", help="ZeRO-3 stage3_max_live_parameters (1e9)")
     w.add_argument("--zero-param-persistence", metavar="ELEMENTS",
                    help="ZeRO-3 stage3_param_persistence_threshold (1e5)")
     w.add_argument("--reduce-bucket", metavar="ELEMENTS", help="DeepSpeed reduce_bucket_size (5e8)")
-    w.add_argument("--offload-device", default="cpu", help="cpu (default) | nvme (ZeRO-Infinity)")
-    w.add_argument("--pp", default="1", help="pipeline-parallel stages (training; micro-batches = --grad-accum)")
+    w.add_argument("--offload-device", help="cpu (default) | nvme (ZeRO-Infinity)")
+    w.add_argument("--pp", help="pipeline-parallel stages (training; micro-batches = --grad-accum)")
     w.add_argument("--pp-schedule", default="1f1b",
                    help="1f1b (default) | gpipe | interleaved (Megatron, 2 model chunks per GPU)")
     w.add_argument("--deepspeed", metavar="DS_CONFIG.json", help="read ZeRO stage, offload, precision, batch from it")
@@ -181,6 +188,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: workload options a DeepSpeed / accelerate config can set, and the command-line option of each
+_IMPORTED = {"batch": "--batch", "grad_accum": "--grad-accum", "num_gpus": "--gpus", "parallelism": "--parallelism",
+             "offload": "--offload", "precision": "--precision", "dtype": "--dtype", "nodes": "--nodes",
+             "fsdp_sharding": "--fsdp-sharding", "fsdp_version": "--fsdp-version", "offload_device": "--offload-device",
+             "grad_checkpointing": "--grad-checkpointing", "zero_prefetch": "--zero-prefetch-bucket",
+             "zero_max_live": "--zero-max-live-params", "zero_persistence": "--zero-param-persistence",
+             "reduce_bucket": "--reduce-bucket"}
+
+
+def _one_of(args: argparse.Namespace, a: str, b: str, flag_a: str, flag_b: str) -> object:
+    """Two spellings of one option (--tp / --tensor-parallel-size): either, or both alike."""
+    va, vb = getattr(args, a), getattr(args, b)
+    if va is not None and vb is not None and str(va).strip() != str(vb).strip():
+        raise VramscopeError("conflict", field=flag_a, reason=f"and {flag_b} give different values; give one")
+    return va if va is not None else vb
+
+
 def _load(args: argparse.Namespace) -> tuple:
     from .api import load_model
     from .workload import make_workload
@@ -189,6 +213,9 @@ def _load(args: argparse.Namespace) -> tuple:
                        heads=args.heads, kv_heads=args.kv_heads, head_dim=args.head_dim,
                        intermediate=args.intermediate, vocab=args.vocab)
     imported: dict = {}
+    if args.deepspeed and args.fsdp:
+        raise VramscopeError("conflict", field="--deepspeed", reason="and --fsdp describe two different trainings; "
+                                                                    "give one config")
     if args.deepspeed:
         from .configs import from_deepspeed
 
@@ -197,48 +224,52 @@ def _load(args: argparse.Namespace) -> tuple:
         from .configs import from_accelerate_fsdp
 
         imported = from_accelerate_fsdp(args.fsdp)
-    num_gpus = imported.pop("num_gpus", None) or args.gpus
+    if args.zero and args.parallelism is not None:
+        raise VramscopeError("conflict", field="--zero", reason="is --parallelism zeroN: give one of them")
     zero = {"0": "ddp"}.get(args.zero, f"zero{args.zero}") if args.zero else None
-    workload = make_workload(
+    given = dict(
         task=args.task, method=args.method, estimator=args.estimator, engine=args.engine,
-        dtype=imported.get("dtype", args.dtype), quant=args.quant, batch=imported.get("batch", args.batch),
+        dtype=args.dtype, quant=args.quant, batch=args.batch,
         seq=args.seq, kv_dtype=args.kv_dtype, attn=args.attn,
-        precision=imported.get("precision", args.precision), optimizer=args.optimizer,
-        grad_checkpointing=False if args.no_grad_checkpointing else (
-            True if args.grad_checkpointing else imported.get("grad_checkpointing")),
+        precision=args.precision, optimizer=args.optimizer,
+        grad_checkpointing=False if args.no_grad_checkpointing else (True if args.grad_checkpointing else None),
         checkpoint_mode=args.grad_checkpointing, checkpoint_every=args.checkpoint_every,
         activation_offload=args.activation_offload, ce_chunks=args.chunked_ce, packing=args.packing,
         optimizer_in_backward=args.optimizer_in_backward, dora=args.dora, lora_alpha=args.lora_alpha,
         compile=args.compile,
-        tp=args.tp or args.train_tp or 1, sequence_parallel=args.sequence_parallel, sp=args.sp, sp_mode=args.sp_mode,
-        ep=args.ep, nodes=imported.get("nodes", args.nodes), fsdp_sharding=imported.get("fsdp_sharding", args.fsdp_sharding),
-        fsdp_version=imported.get("fsdp_version", args.fsdp_version),
-        zero_prefetch=imported.get("zero_prefetch", args.zero_prefetch_bucket),
-        zero_max_live=imported.get("zero_max_live", args.zero_max_live_params),
-        zero_persistence=imported.get("zero_persistence", args.zero_param_persistence),
-        reduce_bucket=imported.get("reduce_bucket", args.reduce_bucket),
-        offload_device=imported.get("offload_device", args.offload_device),
-        grad_accum=imported.get("grad_accum", args.grad_accum),
+        tp=_one_of(args, "tp", "train_tp", "--tensor-parallel-size", "--tp"), sequence_parallel=args.sequence_parallel,
+        sp=args.sp, sp_mode=args.sp_mode,
+        ep=args.ep, nodes=args.nodes, fsdp_sharding=args.fsdp_sharding, fsdp_version=args.fsdp_version,
+        zero_prefetch=args.zero_prefetch_bucket, zero_max_live=args.zero_max_live_params,
+        zero_persistence=args.zero_param_persistence, reduce_bucket=args.reduce_bucket,
+        offload_device=args.offload_device, grad_accum=args.grad_accum,
         lora_rank=args.lora_rank, lora_targets=args.lora_targets, frozen_layers=args.freeze_layers,
         lora_dropout=args.lora_dropout, train_modules=args.train_modules,
-        activations_per_sample=args.activations_per_sample, num_gpus=num_gpus,
-        parallelism=zero or imported.get("parallelism", args.parallelism),
-        offload=imported.get("offload", args.offload),
+        activations_per_sample=args.activations_per_sample, num_gpus=args.gpus,
+        parallelism=zero or args.parallelism, offload=args.offload,
         gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len,
         max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens,
-        enforce_eager=bool(args.enforce_eager), n_gpu_layers=args.n_gpu_layers, cache_type_k=args.cache_type_k,
-        cache_type_v=args.cache_type_v, flash_attn=bool(args.flash_attn), ubatch=args.ubatch, cache=args.cache,
-        pp=args.pp_size or args.pp, pp_schedule=args.pp_schedule, framework=args.framework)
+        enforce_eager=args.enforce_eager, n_gpu_layers=args.n_gpu_layers, cache_type_k=args.cache_type_k,
+        cache_type_v=args.cache_type_v, flash_attn=args.flash_attn, ubatch=args.ubatch, cache=args.cache,
+        pp=_one_of(args, "pp_size", "pp", "--pipeline-parallel-size", "--pp"), pp_schedule=args.pp_schedule,
+        framework=args.framework)
+    config = "--deepspeed" if args.deepspeed else "--fsdp"
+    for key, value in imported.items():  # a config and the command line must not disagree (neither wins silently)
+        mine = given.get(key)
+        if mine is not None and str(mine).strip().lower() != str(value).strip().lower():
+            raise VramscopeError("conflict", field=_IMPORTED.get(key, "--" + key.replace("_", "-")),
+                                 reason=f"'{mine}' disagrees with {config} ('{value}'); give it in one place")
+        given[key] = value
+    workload = make_workload(**{k: v for k, v in given.items() if v is not None})
     return model, workload
 
 
 def _gpus(args: argparse.Namespace) -> list[str]:
-    from .errors import VramscopeError
-    from .units import looks_like_size
+    from .units import looks_like_size, shown
 
     for size in args.gpu_memory:
         if not looks_like_size(size):
-            raise VramscopeError("bad_size", field="--gpu-memory", value=size)
+            raise VramscopeError("bad_size", field="--gpu-memory", value=shown(size))
     return list(args.gpu) + list(args.gpu_memory)
 
 
@@ -249,7 +280,7 @@ def _cmd_estimate(args: argparse.Namespace, lang: str) -> int:
     model, workload = _load(args)
     result = estimate_resolved(model, workload, _gpus(args) or DEFAULT_SHORTLIST)
     if args.json:
-        print(result.to_json(lang))
+        print(result.to_json(lang))  # allow_nan=False: never Infinity/NaN, which is not JSON
     else:
         from .present.table import render_estimate
 
@@ -272,7 +303,7 @@ def _cmd_models(args: argparse.Namespace, lang: str) -> int:
         rows.append({"id": e["id"], "aliases": e.get("aliases", []), "model_type": r.spec.model_type,
                      "params": r.params, "active_params": r.active_params, "source": e.get("source", "")})
     if args.json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        print(json.dumps(rows, indent=2, ensure_ascii=False, allow_nan=False))
         return 0
     if not rows:
         print(t("models_none", lang, query=args.query))
@@ -299,7 +330,7 @@ def _cmd_gpus(args: argparse.Namespace, lang: str) -> int:
     found = [g for g in catalog()["gpus"]
              if not q or q in g["id"] or q in g["name"].lower() or any(q in a for a in g.get("aliases", []))]
     if args.json:
-        print(json.dumps(found, indent=2, ensure_ascii=False))
+        print(json.dumps(found, indent=2, ensure_ascii=False, allow_nan=False))
         return 0
     table = [["id", "name", "memory", "usable"]]
     for g in found:
@@ -319,14 +350,10 @@ def _cmd_fit(args: argparse.Namespace, lang: str) -> int:
     from .present.table import render_fit
 
     model, workload = _load(args)
-    if workload.estimator != "analytic":
-        from .errors import VramscopeError
-
-        raise VramscopeError("conflict", field="--estimator", reason="fit searches the analytic estimator only")
     answers = [fit(model, workload, find_gpu(g)) for g in (_gpus(args) or DEFAULT_SHORTLIST)]
     if args.json:
         data = [a.to_dict(lang) for a in answers]
-        print(json.dumps(data[0] if len(data) == 1 else data, indent=2, ensure_ascii=False))
+        print(json.dumps(data[0] if len(data) == 1 else data, indent=2, ensure_ascii=False, allow_nan=False))
     else:
         print("\n\n".join(render_fit(a, lang, args.units) for a in answers))
     if args.check:
@@ -341,7 +368,10 @@ def _cmd_trace(args: argparse.Namespace, lang: str) -> int:
     require_torch()
     from .trace.estimator import trace_estimate
 
+    from .api import check_workload_for_model
+
     model, workload = _load(args)
+    workload, _ = check_workload_for_model(model, workload)
     result = trace_estimate(model, workload, tuple(_gpus(args)), progress=not args.quiet)
     print(result.to_json(lang) if args.json else render_estimate(result, lang, args.units))
     return 0
@@ -355,11 +385,14 @@ def _cmd_measure(args: argparse.Namespace, lang: str) -> int:
     require_torch()
     from .trace.measure import append_record, measure_record
 
+    from .api import check_workload_for_model
+
     model, workload = _load(args)
+    workload, _ = check_workload_for_model(model, workload)
     record = measure_record(model, workload)
     if args.output:
         append_record(args.output, record)
-    print(json.dumps(record, indent=None if args.output else 2, ensure_ascii=False))
+    print(json.dumps(record, indent=None if args.output else 2, ensure_ascii=False, allow_nan=False))
     return 0
 
 
@@ -375,7 +408,8 @@ def _cmd_validate(args: argparse.Namespace, lang: str) -> int:
     rows = validate(records, trace=args.trace)
     summ = summary(rows)
     if args.json:
-        print(json.dumps({"rows": [r.to_dict() for r in rows], "summary": summ}, indent=2, ensure_ascii=False))
+        print(json.dumps({"rows": [r.to_dict() for r in rows], "summary": summ}, indent=2, ensure_ascii=False,
+                         allow_nan=False))
         return 0
 
     def pct(x: object) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import VramscopeError
 from .result import GpuVerdict
-from .units import looks_like_size, parse_bytes
+from .units import MIN_GPU_BYTES, looks_like_size, parse_bytes, shown
 
 DATA = Path(__file__).resolve().parent / "data" / "gpus.json"
 
@@ -71,10 +71,13 @@ def all_gpus() -> list[Gpu]:
 
 
 def find_gpu(name: str) -> Gpu:
-    """A catalog GPU, a custom size (``24GB``), or a clear error with suggestions."""
-    text = str(name).strip()
+    """A catalog GPU, a custom size (``24GB``, at least 256 MiB), or a clear error with suggestions."""
+    if not isinstance(name, str) or not name.strip() or len(name) > 100 or not name.isprintable():
+        raise VramscopeError("bad_choice", field="--gpu", value=shown(name),
+                             allowed="a GPU name (rtx-4090, a100, h100), a memory size (24GB, 80GiB) or auto")
+    text = name.strip()
     if looks_like_size(text):
-        size = parse_bytes(text, "--gpu")
+        size = parse_bytes(text, "--gpu", minimum=MIN_GPU_BYTES)
         return Gpu(id=text, name=f"{text} GPU", memory_bytes=size)
     if text.lower() == "auto":
         detected = detect_gpus()

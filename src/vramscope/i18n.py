@@ -171,6 +171,55 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "--gpu auto: no NVIDIA GPU could be detected ({detail}); name a GPU (e.g. --gpu rtx-4090) or a size (--gpu 24GB)",
         "zh": "--gpu auto：未检测到 NVIDIA GPU（{detail}）；请指定 GPU（例如 --gpu rtx-4090）或容量（--gpu 24GB）",
     },
+    # ---- option checks (issue #11: hostile input) ----
+    "bad_bool": {
+        "en": "{field}: '{value}' is not yes or no; use true/false, yes/no, on/off or 1/0",
+        "zh": "{field}：'{value}' 不是是/否值；请使用 true/false、yes/no、on/off 或 1/0",
+    },
+    "bad_type": {
+        "en": "{field}: '{value}' ({kind}) is not allowed; give {expected}",
+        "zh": "{field}：不允许 '{value}'（{kind}）；请给出{expected}",
+    },
+    "size_too_small": {
+        "en": "{field}: '{value}' is {bytes} bytes, too small for a GPU (at least {minimum}); use e.g. 24GB or 80GiB",
+        "zh": "{field}：'{value}' 只有 {bytes} 字节，不可能是 GPU 显存（至少 {minimum}）；请使用 24GB 或 80GiB 这样的容量",
+    },
+    "unknown_option": {
+        "en": "unknown option '{name}'; did you mean '{suggestion}'?",
+        "zh": "未知选项 '{name}'；您是否想用 '{suggestion}'？",
+    },
+    "unknown_option_nosuggest": {
+        "en": "unknown option '{name}'; the options are listed in help({function})",
+        "zh": "未知选项 '{name}'；可用选项见 help({function})",
+    },
+    "shape_needs_params": {
+        "en": "{field} is a shape override for --params; it cannot change MODEL '{model}' (drop {field}, or give "
+              "--params instead of MODEL)",
+        "zh": "{field} 是 --params 的形状参数，不能修改模型 '{model}'（请去掉 {field}，或用 --params 代替模型名）",
+    },
+    "empty_list": {
+        "en": "{field}: the list is empty; give comma-separated module names such as {example}",
+        "zh": "{field}：列表为空；请给出以逗号分隔的模块名，例如 {example}",
+    },
+    "lora_targets_unknown": {
+        "en": "--lora-targets: {names} matches no linear layer of {model} that LoRA adapts; its layers: {available} "
+              "(or all-linear)",
+        "zh": "--lora-targets：{names} 不对应 {model} 中任何可加 LoRA 的线性层；可用的层：{available}（或 all-linear）",
+    },
+    "train_modules_unknown": {
+        "en": "--train-modules: {names} matches no module of {model}; its modules: {available}",
+        "zh": "--train-modules：{names} 不对应 {model} 中的任何模块；可用的模块：{available}",
+    },
+    "seq_beyond_positions": {
+        "en": "{field}: {seq} tokens is more than {model} can take: it has {n} learned position embeddings, a hard "
+              "limit; use {field} {n} or less",
+        "zh": "{field}：{seq} 个 token 超出 {model} 的能力：它只有 {n} 个学习得到的位置嵌入（硬性上限）；请使用 {field} {n} 或更小",
+    },
+    "impossible_result": {
+        "en": "the input produced an impossible result ({component} = {value}), so it is not shown; this is a bug: "
+              "please report the command line",
+        "zh": "该输入得出了不可能的结果（{component} = {value}），因此不予显示；这是程序缺陷，请报告所用命令行",
+    },
     # ---- assumptions ----
     "a_nominal_shape": {
         "en": "shape is nominal ({layers} layers, hidden {hidden}, MHA, head_dim 128): KV cache and activations are rough",
@@ -255,6 +304,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     "a_overhead": {
         "en": "runtime overhead: CUDA context ~512 MiB (0.3–1.4 GiB) + torch's cuBLAS workspace for the GPU generation (8 MiB; 32 MiB on Hopper/Blackwell); range adds up to 15% allocator fragmentation of transients",
         "zh": "运行时开销：CUDA 上下文约 512 MiB（0.3–1.4 GiB）+ 按 GPU 架构的 torch cuBLAS 工作区（8 MiB；Hopper/Blackwell 为 32 MiB）；范围上限另加临时张量 15% 的分配器碎片",
+    },
+    "a_beyond_context": {
+        "en": "{seq} tokens is beyond {model}'s trained context of {n} (max_position_embeddings): memory is estimated "
+              "as asked, but quality needs RoPE scaling (rope_scaling, YaRN) or a long-context variant",
+        "zh": "{seq} 个 token 超出 {model} 训练时的上下文长度 {n}（max_position_embeddings）：显存按所给长度估算，"
+              "但质量需要 RoPE 缩放（rope_scaling、YaRN）或长上下文版本",
+    },
+    "a_seq_default_capped": {
+        "en": "--seq not given: {seq} tokens, {model}'s context length (shorter than the default {default})",
+        "zh": "未给出 --seq：使用 {model} 的上下文长度 {seq} 个 token（短于默认值 {default}）",
     },
     "a_overhead_vllm": {
         "en": "vLLM's non-torch memory (CUDA context, cuBLAS, NCCL) 0.3 GiB nominal, 0.16–1.8 GiB in vLLM's own logs; CUDA graphs 0.3 GiB nominal",

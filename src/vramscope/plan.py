@@ -291,7 +291,10 @@ def _combine(model: ResolvedModel, w: Workload, usable: int, base: int,
 
 
 def fit(model: ResolvedModel, w: Workload, gpu: Gpu, suggestions: bool = True) -> FitAnswer:
-    """The whole planning answer for one GPU."""
+    """The whole planning answer for one GPU (the analytic estimator's: the seed rule of thumb has no context or
+    GPU count to search)."""
+    if w.estimator != "analytic":
+        raise VramscopeError("conflict", field="--estimator", reason="fit searches the analytic estimator only")
     usable = budget(w, gpu)
     est = estimate_resolved(model, w, (gpu.id,) if w.engine == "vllm" else ())
     base = _total(model, w)

@@ -103,4 +103,5 @@ class Estimate:
         }
 
     def to_json(self, lang: str = "en", indent: Optional[int] = 2) -> str:
-        return json.dumps(self.to_dict(lang), indent=indent, ensure_ascii=False)
+        # allow_nan=False: Infinity and NaN are not JSON; check_estimate refuses them before this point
+        return json.dumps(self.to_dict(lang), indent=indent, ensure_ascii=False, allow_nan=False)

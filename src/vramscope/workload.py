@@ -6,6 +6,7 @@ Validation lives here, once, for the CLI and the Python API alike: every bad or 
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
@@ -16,7 +17,7 @@ from .memory.kv_cache import KV_DTYPE_BYTES
 from .memory.optimizer_states import OPTIMIZERS
 from .memory.gguf_mix import GGUF_FTYPES
 from .memory.weights import QUANTS, valid_quant
-from .units import parse_int
+from .units import parse_bool, parse_float, parse_int, shown
 
 TASKS = ("inference", "finetune", "pretrain")
 METHODS = ("full", "freeze", "lora", "qlora")
@@ -53,10 +54,66 @@ MAX_SEQ = 100_000_000
 
 
 def _choice(value: Any, field_name: str, allowed: tuple[str, ...]) -> str:
-    v = str(value).strip().lower()
+    v = value.strip().lower() if isinstance(value, str) else None
     if v not in allowed:
-        raise VramscopeError("bad_choice", field=field_name, value=value, allowed=", ".join(allowed))
+        raise VramscopeError("bad_choice", field=field_name, value=shown(value), allowed=", ".join(allowed))
     return v
+
+
+def _text(value: Any, field_name: str, expected: str) -> str:
+    """A free-text option (a dtype or quantization name): a str of a sane length, else a clear error."""
+    if not isinstance(value, str) or len(value) > 64 or not value.isprintable():
+        raise VramscopeError("bad_choice", field=field_name, value=shown(value), allowed=expected)
+    return value
+
+
+def _flag(value: Any, field_name: str) -> Optional[bool]:
+    """A yes/no option, parsed strictly (``"false"`` is False); None: not given."""
+    return None if value is None else parse_bool(value, field_name)
+
+
+_MODULE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+
+
+def _names(value: Any, field_name: str, example: str) -> Optional[tuple[str, ...]]:
+    """Module names as ``"q_proj,v_proj"`` or a list of them; None: not given; an empty list is an error."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        items: Any = value.split(",")
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        items = value
+    else:
+        raise VramscopeError("bad_type", field=field_name, value=shown(value), kind=type(value).__name__,
+                             expected=f"comma-separated module names such as {example}")
+    names = tuple(dict.fromkeys(v.strip() for v in items if v.strip()))
+    if not names:
+        raise VramscopeError("empty_list", field=field_name, example=example)
+    for n in names:
+        if not _MODULE_NAME.match(n):
+            raise VramscopeError("bad_choice", field=field_name, value=shown(n),
+                                 allowed=f"module names (letters, digits, _ . -) such as {example}")
+    return names
+
+
+def workload_keywords() -> tuple[str, ...]:
+    """Every keyword :func:`make_workload` takes (the workload options of the Python API)."""
+    code = make_workload.__code__
+    return code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+
+
+def check_keywords(given: Any, known: Optional[tuple[str, ...]] = None, function: str = "vramscope.estimate") -> None:
+    """Refuse keywords that are not options, with the closest option named (``unknown option 'x'; did you
+    mean 'y'?``). The one place the Python API checks its keyword names; ``known`` defaults to the workload's."""
+    known = workload_keywords() if known is None else known
+    for name in given:
+        if name not in known:
+            import difflib
+
+            close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
+            if close:
+                raise VramscopeError("unknown_option", name=shown(name), suggestion=close[0])
+            raise VramscopeError("unknown_option_nosuggest", name=shown(name), function=function)
 
 
 @dataclass(frozen=True)
@@ -124,6 +181,7 @@ class Workload:
     cache_type_v: Optional[str] = None
     flash_attn: bool = False
     ubatch: int = 512
+    seq_default: bool = False  # --seq not given: the task's default (capped to the model's context when shorter)
 
     @property
     def training(self) -> bool:
@@ -147,6 +205,7 @@ class Workload:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d.pop("seq_default")
         d["lora_targets"] = list(self.lora_targets)
         d["train_modules"] = list(self.train_modules)
         return d
@@ -156,8 +215,8 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
                   engine: str = "transformers", dtype: Optional[str] = None, quant: Optional[str] = None,
                   batch: Any = 1, seq: Any = None, kv_dtype: Optional[str] = None, attn: str = "sdpa",
                   precision: str = "auto", optimizer: Optional[str] = None, grad_checkpointing: Any = None,
-                  grad_accum: Any = 1, lora_rank: Any = 16, lora_targets: Any = None, frozen_layers: Any = 0,
-                  lora_dropout: Any = 0.0, train_modules: Any = None,
+                  grad_accum: Any = 1, lora_rank: Any = None, lora_targets: Any = None, frozen_layers: Any = None,
+                  lora_dropout: Any = None, train_modules: Any = None,
                   activations_per_sample: Any = None, num_gpus: Any = 1, parallelism: str = "auto",
                   offload: str = "none", gpu_memory_utilization: Any = None, max_model_len: Any = None,
                   max_num_seqs: Any = None, max_num_batched_tokens: Any = None, enforce_eager: bool = False,
@@ -170,10 +229,38 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
                   sp_mode: str = "ring", ep: Any = 1, nodes: Any = 1, fsdp_sharding: str = "full",
                   fsdp_version: Any = 2, zero_prefetch: Any = None, zero_max_live: Any = None,
                   zero_persistence: Any = None, reduce_bucket: Any = None, offload_device: str = "cpu") -> Workload:
-    """Validate user options into a :class:`Workload` (errors name the option and the allowed values)."""
+    """Validate user options into a :class:`Workload` (errors name the option and the allowed values).
+
+    None means "not given" for every option that defaults to None. Yes/no options are parsed strictly
+    (True/False, 1/0, "true"/"false", "yes"/"no", "on"/"off"); ``grad_checkpointing`` also takes a mode
+    ("full", "selective"). Options of another method, estimator or engine are refused, never ignored.
+    """
     task = _choice(task, "--task", TASKS)
     estimator = _choice(estimator, "--estimator", ESTIMATORS)
-    engine = _choice(_ENGINE_ALIASES.get(str(engine).strip().lower(), engine), "--engine", ENGINES)
+    engine = _choice(_ENGINE_ALIASES.get(engine.strip().lower(), engine) if isinstance(engine, str) else engine,
+                     "--engine", ENGINES)
+    framework = _choice(framework, "--framework", FRAMEWORKS)
+    if isinstance(grad_checkpointing, str) and grad_checkpointing.strip().lower() in CHECKPOINT_MODES:
+        mode_given = grad_checkpointing.strip().lower()  # grad_checkpointing="selective", as on the command line
+        if checkpoint_mode is not None and _choice(checkpoint_mode, "--grad-checkpointing",
+                                                   CHECKPOINT_MODES) != mode_given:
+            raise VramscopeError("conflict", field="--grad-checkpointing",
+                                 reason=f"'{mode_given}' and checkpoint_mode '{shown(checkpoint_mode)}' disagree")
+        grad_checkpointing, checkpoint_mode = True, mode_given
+    grad_checkpointing = _flag(grad_checkpointing, "--grad-checkpointing")
+    if grad_checkpointing is False and (checkpoint_mode is not None or checkpoint_every is not None):
+        raise VramscopeError("conflict", field="--no-grad-checkpointing",
+                             reason="turns checkpointing off, but --grad-checkpointing MODE or --checkpoint-every "
+                                    "turns it on: give one of them")
+    activation_offload = _flag(activation_offload, "--activation-offload")
+    optimizer_in_backward = _flag(optimizer_in_backward, "--optimizer-in-backward")
+    dora, packing, compile = (bool(_flag(dora, "--dora")), bool(_flag(packing, "--packing")),
+                              bool(_flag(compile, "--compile")))
+    sequence_parallel = bool(_flag(sequence_parallel, "--sequence-parallel"))
+    enforce_eager, flash_attn = bool(_flag(enforce_eager, "--enforce-eager")), bool(_flag(flash_attn, "--flash-attn"))
+    if activations_per_sample is not None and estimator != "seed":
+        raise VramscopeError("conflict", field="--activations-per-sample",
+                             reason="is the seed estimator's A: add --estimator seed")
     if engine != "transformers" and task != "inference":
         raise VramscopeError("conflict", field="--engine", reason=f"{engine} is an inference engine; training "
                                                                   "estimates follow transformers / PyTorch")
@@ -190,16 +277,29 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
             raise VramscopeError("conflict", field="--method",
                                  reason=f"'{method}' is a fine-tuning method; use --task finetune")
     method = method or "full"
+    lora = method in ("lora", "qlora")
+    for name, value in (("--lora-rank", lora_rank), ("--lora-targets", lora_targets),
+                        ("--lora-dropout", lora_dropout), ("--lora-alpha", lora_alpha)):
+        if value is not None and not lora:
+            raise VramscopeError("conflict", field=name, reason="is a LoRA option: add "
+                                 + ("--task finetune --method lora" if task == "inference" else "--method lora")
+                                 + " (or qlora)")
+    if frozen_layers is not None and method != "freeze":
+        raise VramscopeError("conflict", field="--freeze-layers", reason="is for --method freeze")
+    if frozen_layers is not None and train_modules is not None:
+        raise VramscopeError("conflict", field="--freeze-layers",
+                             reason="--method freeze trains either all but the first N layers or --train-modules: "
+                                    "give one of them")
     if dtype is not None:
-        dtype = normalize_dtype(dtype, "--dtype", DTYPES)
-    q = "none" if quant is None else str(quant).strip().lower()
+        dtype = normalize_dtype(_text(dtype, "--dtype", ", ".join(DTYPES)), "--dtype", DTYPES)
+    q = "none" if quant is None else _text(quant, "--quant", "a quantization such as int8, nf4 or Q4_K_M").strip().lower()
     if q.upper() in GGUF_FTYPES:
         if engine != "llama.cpp":
             raise VramscopeError("conflict", field="--quant",
                                  reason=f"'{quant}' is a GGUF type, run by llama.cpp: add --engine llama.cpp")
         q = q.upper()
     elif not valid_quant(q):
-        raise VramscopeError("bad_choice", field="--quant", value=quant,
+        raise VramscopeError("bad_choice", field="--quant", value=shown(quant),
                              allowed=", ".join(QUANTS) + " (GPTQ/AWQ with a group suffix: -g32, -g64, -g128, -g-1), "
                                      "or with --engine llama.cpp a GGUF type (Q4_K_M, Q8_0, ...)")
     elif engine == "llama.cpp" and q != "none":
@@ -207,7 +307,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
                              reason=f"llama.cpp runs GGUF types (Q4_K_M, Q5_K_M, Q8_0, ...), not '{quant}'")
     if method == "qlora":
         if q == "none":  # torchao's NF4Tensor (torchtune) double-quantizes its scalers like bitsandbytes' nf4-dq
-            q = "nf4-dq" if str(framework).strip().lower() == "torchtune" else "nf4"
+            q = "nf4-dq" if framework == "torchtune" else "nf4"
         elif q not in ("int4", "nf4", "fp4", "nf4-dq", "fp4-dq"):
             raise VramscopeError("conflict", field="--quant",
                                  reason=f"QLoRA quantizes the base to 4-bit (nf4, fp4, nf4-dq, fp4-dq), not '{quant}'")
@@ -217,11 +317,8 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
                                     "use --method qlora or --method lora, or drop --quant")
     if kv_dtype is not None:
         kv_dtype = _choice(kv_dtype, "--kv-dtype", tuple(KV_DTYPE_BYTES))
-    targets = tuple(lora_targets) if lora_targets else ("all-linear",)
-    if isinstance(lora_targets, str):
-        targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip())
-    if not lora_targets and str(framework).strip().lower() == "torchtune":
-        targets = TORCHTUNE_LORA_TARGETS
+    targets = _names(lora_targets, "--lora-targets", "q_proj,v_proj or all-linear") or (
+        TORCHTUNE_LORA_TARGETS if framework == "torchtune" else ("all-linear",))
     n_gpus = parse_int(num_gpus, "--gpus", 1, 100_000)
     par = _choice(parallelism, "--parallelism", PARALLELISMS)
     if par == "auto":
@@ -273,7 +370,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
     return Workload(
         task=task, method=method, estimator=estimator, engine=engine, dtype=dtype, quant=q,
         batch=parse_int(batch, "--batch", 1, MAX_BATCH),
-        seq=parse_int(default_seq if seq is None else seq, "--seq", 1, MAX_SEQ),
+        seq=parse_int(default_seq if seq is None else seq, "--seq", 1, MAX_SEQ), seq_default=seq is None,
         kv_dtype=kv_dtype, attn=_choice(attn, "--attn", ATTN_IMPLS),
         precision=_choice(precision, "--precision", PRECISIONS),
         optimizer=_choice(optimizer, "--optimizer", OPTIMIZERS) if optimizer is not None else (
@@ -281,9 +378,10 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
             "adamw-fused" if fw == "torchtune" else "adamw"),
 
         grad_accum=parse_int(grad_accum, "--grad-accum", 1, 1_000_000),
-        lora_rank=parse_int(lora_rank, "--lora-rank", 1, 65536),
-        lora_targets=targets, frozen_layers=parse_int(frozen_layers, "--freeze-layers", 0, 100_000),
-        lora_dropout=_fraction(lora_dropout, "--lora-dropout", 0.0, 0.99),
+        lora_rank=16 if lora_rank is None else parse_int(lora_rank, "--lora-rank", 1, 65536),
+        lora_targets=targets,
+        frozen_layers=0 if frozen_layers is None else parse_int(frozen_layers, "--freeze-layers", 0, 100_000),
+        lora_dropout=0.0 if lora_dropout is None else parse_float(lora_dropout, "--lora-dropout", 0.0, 0.99),
         train_modules=_modules(train_modules, method),
         activations_per_sample=apsa, num_gpus=n_gpus, parallelism=par if n_gpus > 1 or par in TRAINING_PARALLEL else "none", offload=off,
         cache=cache, pp=pp_n, pp_schedule=pp_sched, framework=fw, **engine_opts, **training_opts, **dist,
@@ -304,14 +402,8 @@ def _engine_options(engine: str, util: Any, max_model_len: Any, max_num_seqs: An
                 raise VramscopeError("conflict", field=given[0], reason=f"is a {owner} option; add --engine {owner}")
     out: dict[str, Any] = {}
     if util is not None:
-        try:
-            u = float(util)
-        except ValueError:
-            u = -1.0
-        if not 0.05 <= u <= 1.0:
-            raise VramscopeError("bad_choice", field="--gpu-memory-utilization", value=util,
-                                 allowed="a fraction from 0.05 to 1.0")
-        out["gpu_memory_utilization"] = u
+        out["gpu_memory_utilization"] = parse_float(util, "--gpu-memory-utilization", 0.05, 1.0,
+                                                    "a fraction from 0.05 to 1.0")
     if max_model_len is not None:
         out["max_model_len"] = parse_int(max_model_len, "--max-model-len", 1, MAX_SEQ)
     if max_num_seqs is not None:
@@ -323,11 +415,7 @@ def _engine_options(engine: str, util: Any, max_model_len: Any, max_num_seqs: An
         out["n_gpu_layers"] = parse_int(ngl, "--n-gpu-layers", 0, 100_000)
     for name, value in (("cache_type_k", ctk), ("cache_type_v", ctv)):
         if value is not None:
-            v = str(value).strip().lower()
-            if v not in LLAMA_CACHE_TYPES:
-                raise VramscopeError("bad_choice", field="--" + name.replace("_", "-"), value=value,
-                                     allowed=", ".join(LLAMA_CACHE_TYPES))
-            out[name] = v
+            out[name] = _choice(value, "--" + name.replace("_", "-"), LLAMA_CACHE_TYPES)
     out["flash_attn"] = bool(flash_attn)
     if ubatch is not None:
         out["ubatch"] = parse_int(ubatch, "--ubatch-size", 1, 1_000_000)
@@ -335,22 +423,11 @@ def _engine_options(engine: str, util: Any, max_model_len: Any, max_num_seqs: An
 
 
 def _modules(value: Any, method: str) -> tuple[str, ...]:
-    if not value:
+    if value is None:
         return ()
     if method != "freeze":
         raise VramscopeError("conflict", field="--train-modules", reason="is for --method freeze")
-    names = tuple(v.strip() for v in (value.split(",") if isinstance(value, str) else value) if v.strip())
-    return names
-
-
-def _fraction(value: Any, field_name: str, lo: float, hi: float) -> float:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        f = float("nan")
-    if not lo <= f <= hi:
-        raise VramscopeError("bad_choice", field=field_name, value=value, allowed=f"a number from {lo} to {hi}")
-    return f
+    return _names(value, "--train-modules", "o_proj,down_proj") or ()
 
 
 def _training_options(task: str, method: str, fw: str, grad_checkpointing: Any, checkpoint_mode: Optional[str],
@@ -385,12 +462,10 @@ def _training_options(task: str, method: str, fw: str, grad_checkpointing: Any, 
                                     "accumulate: use --grad-accum 1 (torchtune refuses the same)")
     alpha = None
     if lora_alpha is not None:
-        try:
-            alpha = float(lora_alpha)
-        except (TypeError, ValueError):
-            alpha = -1.0
+        alpha = parse_float(lora_alpha, "--lora-alpha", 0.0, 1e9, "a positive finite number")
         if not alpha > 0:
-            raise VramscopeError("bad_choice", field="--lora-alpha", value=lora_alpha, allowed="a positive number")
+            raise VramscopeError("bad_choice", field="--lora-alpha", value=shown(lora_alpha),
+                                 allowed="a positive finite number")
     return {"grad_checkpointing": ckpt, "checkpoint_mode": mode or "full", "checkpoint_every": every, "compile": compile,
             "activation_offload": bool(activation_offload), "ce_chunks": chunks, "packing": bool(packing),
             "optimizer_in_backward": bool(optimizer_in_backward), "dora": bool(dora), "lora_alpha": alpha}
