@@ -129,7 +129,7 @@ def test_bnb_4bit_and_fp8_counts(tmp_path):
 
 @pytest.mark.parametrize("content, detail", [
     (b"", "shorter than 8 bytes"),
-    (struct.pack("<Q", 10**9), "exceeds the 100 MB limit"),
+    (struct.pack("<Q", 10**9), "exceeds the 16 MiB limit"),
     (struct.pack("<Q", 100) + b"{}", "truncated header"),
     (struct.pack("<Q", 4) + b"nope", "not JSON"),
 ])

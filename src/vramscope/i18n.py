@@ -86,6 +86,45 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{path}: cannot be read ({detail})",
         "zh": "{path}：无法读取（{detail}）",
     },
+    "path_empty": {
+        "en": "an empty path was given; name a file or a folder",
+        "zh": "给出的路径为空；请指定文件或目录",
+    },
+    "path_loop": {
+        "en": "{path}: symbolic link loop (the links point at each other and never reach a file)",
+        "zh": "{path}：符号链接循环（链接互相指向，始终到不了文件）",
+    },
+    "path_too_long": {
+        "en": "{path}: file name too long ({n} bytes; a name has at most 255 bytes and a path at most 4096)",
+        "zh": "{path}：文件名过长（{n} 字节；文件名最多 255 字节，路径最多 4096 字节）",
+    },
+    "permission_denied": {
+        "en": "{path}: permission denied (this user may not read it)",
+        "zh": "{path}：权限不足（当前用户无权读取）",
+    },
+    "not_regular_file": {
+        "en": "{path}: is {kind}, not a regular file (vramscope reads only regular files and folders)",
+        "zh": "{path}：是{kind}，不是普通文件（vramscope 只读取普通文件和目录）",
+    },
+    "file_too_large": {
+        "en": "{path}: larger than {limit}, more than a file of this kind can be; refusing to read it",
+        "zh": "{path}：大于 {limit}，超出此类文件的合理大小；拒绝读取",
+    },
+    "shards_missing": {
+        "en": "{path}: {n} of the {total} shard files of this checkpoint are missing ({names}); "
+              "download the whole checkpoint",
+        "zh": "{path}：该检查点的 {total} 个分片文件中缺少 {n} 个（{names}）；请下载完整的检查点",
+    },
+    "dir_too_many": {
+        "en": "{path}: more than {n} entries, so not a model folder; give the folder that holds the checkpoint",
+        "zh": "{path}：条目超过 {n} 个，不是模型目录；请给出存放检查点的目录",
+    },
+    "stored_mismatch": {
+        "en": "{path}: the weight files hold {stored} parameters but config.json describes {expected} ({pct}){why}; "
+              "the checkpoint is incomplete or the config belongs to another model",
+        "zh": "{path}：权重文件含 {stored} 个参数，而 config.json 描述的是 {expected} 个（{pct}）{why}；"
+              "检查点不完整，或 config 属于另一个模型",
+    },
     "pickle_refused": {
         "en": "{path}: pickle checkpoints (.bin/.pt/.pth/.ckpt) are never loaded, since loading them can run code; "
               "give the config.json, .safetensors or .gguf instead",

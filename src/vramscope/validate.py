@@ -14,18 +14,25 @@ Error = (estimate − measured) / measured. Medians and worst cases are reported
 
 from __future__ import annotations
 
-import json
+import math
 import statistics
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Optional
 
 from .errors import VramscopeError
 from .memory.overhead import CONTEXT_NOMINAL
+from .sources.base import JsonProblem, decode_text, parse_json, read_limited, shown_path
+from .units import shown
 
+#: One record: published ones are ~2-3 KB, ``vramscope measure`` writes ~4 KB.
 MAX_LINE = 1 << 20
 MAX_RECORDS = 100_000
+#: A records file: the shipped one (78 records) is ~0.2 MB; 32 MiB holds >10,000 records of the usual size.
+MAX_FILE_BYTES = 32 * 1024 * 1024
+#: bytes one GPU can hold, with room (1 PiB): a larger "measurement" is a typo
+MAX_RECORD_BYTES = 2**50
 
+MEASURED = ("max_memory_allocated", "max_memory_reserved", "nvml_used", "nvidia-smi", "unspecified", "engine_log")
 
 @dataclass
 class Row:
@@ -52,28 +59,128 @@ class Row:
                 "source": self.source, "skipped": self.skipped, "caveat": self.caveat}
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    out = []
+#: the workload keys the comparison reads, and what each must be (None is always allowed: "not stated")
+_WORKLOAD_INT = {  # key: (minimum, maximum)
+    "seq": (1, 10**9), "batch": (1, 10**6), "grad_accum": (1, 10**6), "lora_rank": (1, 10**6),
+    "lora_alpha": (0, 10**9), "ctx_size": (1, 10**9), "n_batch": (1, 10**9), "n_ubatch": (1, 10**9),
+    "n_gpu_layers": (-1, 10**6), "tensor_parallel_size": (1, 10**6), "max_model_len": (1, 10**9),
+    "max_num_seqs": (1, 10**6), "zero_stage": (0, 3), "fsdp_version": (1, 2), "kv_cache_tokens": (0, 10**12),
+    "max_new_tokens": (0, 10**9),
+}
+_WORKLOAD_FRACTION = ("gpu_memory_utilization", "mem_fraction_static")
+_WORKLOAD_BOOL = ("grad_checkpointing", "flash_attn", "enforce_eager", "packed", "chunked_ce", "optimizer_in_bwd",
+                  "activation_offloading", "compile", "lora_mlp", "lora_output", "fsdp", "fsdp_offload_params")
+_WORKLOAD_STR = ("engine", "task", "dtype", "optimizer", "quant", "attn", "method", "kv_dtype", "precision",
+                 "cache_type_k", "cache_type_v", "gguf_type", "quantization", "dataset", "cache_dtype",
+                 "load_format", "phase")
+_TOP_STR = ("kind", "source", "framework", "gpu", "schema", "where", "quantity", "value_text", "notes")
+
+
+def _is_int(v: Any) -> bool:
+    return type(v) is int
+
+
+def _is_number(v: Any) -> bool:
+    return type(v) in (int, float) and math.isfinite(v)
+
+
+def check_record(rec: Any, path: Any, line: int) -> None:
+    """Every field the comparison reads has the type and range it needs, or a ``records_bad`` error naming the
+    line and the field."""
+    def bad(detail: str) -> VramscopeError:
+        return VramscopeError("records_bad", path=shown_path(path), line=line, detail=detail)
+
+    if not isinstance(rec, dict):
+        kind = "null" if rec is None else "an array" if isinstance(rec, list) else f"a {type(rec).__name__}"
+        raise bad(f"a record must be a JSON object, not {kind}")
+    for key in ("id", "model", "measured", "value_bytes"):
+        if key not in rec:
+            raise bad(f"missing '{key}'")
+    for key, limit in (("id", 200), ("model", 4096)):
+        v = rec[key]
+        if not isinstance(v, str) or not v.strip() or len(v) > limit:
+            raise bad(f"'{key}' must be a non-empty text of at most {limit} characters, not {shown(v)!r}")
+    if rec["measured"] not in MEASURED:
+        raise bad(f"'measured' is {shown(rec['measured'])!r}; expected one of {', '.join(MEASURED)}")
+    v = rec["value_bytes"]
+    if not _is_number(v) or not 0 < v <= MAX_RECORD_BYTES:
+        raise bad(f"'value_bytes' must be a number of bytes above 0 (at most 2^50), not {shown(v)}")
+    for key in _TOP_STR:
+        if rec.get(key) is not None and not isinstance(rec[key], str):
+            raise bad(f"'{key}' must be a text, not {shown(rec[key])}")
+    n = rec.get("num_gpus")
+    if n is not None and not (_is_int(n) and 1 <= n <= 10**6):
+        raise bad(f"'num_gpus' must be a whole number from 1 to 1,000,000, not {shown(n)}")
+    comps = rec.get("components_measured")
+    if comps is not None:
+        if not isinstance(comps, dict):
+            raise bad(f"'components_measured' must be an object of byte counts, not {shown(comps)}")
+        for name, value in comps.items():
+            if not _is_number(value) or not 0 <= value <= MAX_RECORD_BYTES:
+                raise bad(f"'components_measured.{shown(name)}' must be a number of bytes from 0 to 2^50, "
+                          f"not {shown(value)}")
+    w = rec.get("workload")
+    if w is None:
+        return
+    if not isinstance(w, dict):
+        raise bad(f"'workload' must be an object, not {shown(w)}")
+    for key, value in w.items():
+        if value is None:
+            continue
+        field = f"'workload.{shown(key)}'"
+        if key in _WORKLOAD_INT:
+            lo, hi = _WORKLOAD_INT[key]
+            if not (_is_int(value) and lo <= value <= hi):
+                raise bad(f"{field} must be a whole number from {lo:,} to {hi:,}, not {shown(value)}")
+        elif key in _WORKLOAD_FRACTION:
+            if not (_is_number(value) and 0 < value <= 1):
+                raise bad(f"{field} must be a fraction above 0 and at most 1, not {shown(value)}")
+        elif key in _WORKLOAD_BOOL:
+            if not isinstance(value, bool):
+                raise bad(f"{field} must be true or false, not {shown(value)}")
+        elif key in _WORKLOAD_STR:
+            if not isinstance(value, str):
+                raise bad(f"{field} must be a text, not {shown(value)}")
+        elif key == "lora_targets":
+            if not (isinstance(value, list) and len(value) <= 64 and all(isinstance(t, str) for t in value)):
+                raise bad(f"{field} must be a list of module names, not {shown(value)}")
+        elif key in ("offload_optimizer", "offload_param"):
+            if not isinstance(value, (str, bool)):
+                raise bad(f"{field} must be a device name or true/false, not {shown(value)}")
+
+
+def read_records(path: Any) -> list[dict[str, Any]]:
+    """The records of a JSON Lines file (``#`` lines are comments), each checked by :func:`check_record`.
+
+    The file must be a regular file; at most :data:`MAX_FILE_BYTES` are read, lines are at most
+    :data:`MAX_LINE` characters and each is parsed with the bounded JSON loader."""
+    if isinstance(path, str) and not path.strip():
+        raise VramscopeError("path_empty")
+    raw = read_limited(path, MAX_FILE_BYTES)
     try:
-        f = open(path, encoding="utf-8")
-    except OSError as e:
-        raise VramscopeError("file_unreadable", path=path, detail=e.strerror or str(e)) from None
-    with f:
-        for n, line in enumerate(f, 1):
-            if len(line) > MAX_LINE:
-                raise VramscopeError("records_bad", path=path, line=n, detail="line longer than 1 MiB")
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise VramscopeError("records_bad", path=path, line=n, detail=f"not JSON ({e.msg})") from None
-            for key in ("id", "model", "measured", "value_bytes"):
-                if key not in rec:
-                    raise VramscopeError("records_bad", path=path, line=n, detail=f"missing '{key}'")
-            out.append(rec)
-            if len(out) > MAX_RECORDS:
-                raise VramscopeError("records_bad", path=path, line=n, detail="more than 100,000 records")
+        text = decode_text(raw)
+    except JsonProblem as e:
+        try:
+            raw.decode("utf-8-sig")
+            at = 0
+        except UnicodeDecodeError as u:
+            at = u.start
+        raise VramscopeError("records_bad", path=shown_path(path), line=raw.count(b"\n", 0, at) + 1,
+                             detail=str(e)) from None
+    out = []
+    for n, line in enumerate(text.split("\n"), 1):
+        if len(line) > MAX_LINE:
+            raise VramscopeError("records_bad", path=shown_path(path), line=n, detail="line longer than 1 MiB")
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            rec = parse_json(line, max_containers=10_000, max_items=100_000)
+        except JsonProblem as e:
+            raise VramscopeError("records_bad", path=shown_path(path), line=n, detail=f"not JSON ({e})") from None
+        check_record(rec, path, n)
+        out.append(rec)
+        if len(out) > MAX_RECORDS:
+            raise VramscopeError("records_bad", path=shown_path(path), line=n, detail="more than 100,000 records")
     return out
 
 

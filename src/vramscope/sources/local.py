@@ -6,32 +6,35 @@ refused, since unpickling can run arbitrary code.
 
 from __future__ import annotations
 
-import json
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import VramscopeError
 from ..model.spec import ModelSpec
+from ..units import format_count, shown
 from . import gguf as gguf_source
 from . import safetensors as st
-from .base import ResolvedModel, StoredTensor, read_bounded, with_stored
+from .base import ResolvedModel, StoredTensor, file_kind, load_json, os_error, shown_path, stat_path, with_stored
 from .hf_config import spec_from_config
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+#: A config.json: real ones are 1-50 KB; the largest (image classifiers with 21k labels twice) ~1-2 MB.
 MAX_CONFIG_BYTES = 10 * 1000 * 1000
+#: Entries listed in a model folder: a checkpoint has tens of files (a few hundred shards at most); a folder
+#: with more is not a model folder (someone passed /usr/lib), and listing it all would only cost time.
+MAX_DIR_ENTRIES = 100_000
+#: Layers of a shape inferred from tensor names: the deepest public models have ~130 (Llama-3.1-405B: 126).
+MAX_INFERRED_LAYERS = 1024
 
 
 def read_config(path: Path) -> dict[str, Any]:
-    raw = read_bounded(path, MAX_CONFIG_BYTES)
-    if raw is None:
-        raise VramscopeError("config_bad_json", origin=path, detail="larger than 10 MB")
-    try:
-        cfg = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise VramscopeError("config_bad_json", origin=path, detail=str(e)[:120]) from None
+    """A config.json: a regular file of at most 10 MB of bounded JSON (see :func:`base.parse_json`)."""
+    cfg = load_json(path, MAX_CONFIG_BYTES, max_containers=100_000, max_items=2_000_000)
     if not isinstance(cfg, dict):
-        raise VramscopeError("config_not_object", origin=path)
+        raise VramscopeError("config_not_object", origin=shown_path(path))
     return cfg
 
 
@@ -40,43 +43,162 @@ def _name_for(path: Path) -> str:
     return folder.name or str(path)
 
 
-def _safetensors_files(folder: Path) -> list[Path]:
-    index = sorted(folder.glob("*.safetensors.index.json"))
-    if index:
-        return st.read_index(index[0])
-    return sorted(folder.glob("*.safetensors"))
+def _listing(folder: Path) -> list[str]:
+    """The names in a folder (dot-files left out), at most :data:`MAX_DIR_ENTRIES`."""
+    names: list[str] = []
+    try:
+        with os.scandir(folder) as it:
+            for n, entry in enumerate(it):
+                if n >= MAX_DIR_ENTRIES:
+                    raise VramscopeError("dir_too_many", path=shown_path(folder), n=f"{MAX_DIR_ENTRIES:,}")
+                if not entry.name.startswith("."):
+                    names.append(entry.name)
+    except OSError as e:
+        raise os_error(folder, e) from None
+    return sorted(names)
 
 
-def _resolve_safetensors(files: list[Path], folder: Path, origin: str) -> ResolvedModel:
-    headers = [st.read_header(p) for p in files]
+_SHARD_RE = re.compile(r"^(?P<prefix>.+)-(?P<i>\d{5})-of-(?P<n>\d{5})\.safetensors$")
+
+
+def _check_shard_names(folder: Path, names: list[str]) -> None:
+    """Files named ``<prefix>-00001-of-00004.safetensors`` say how many shards there are: all must be there."""
+    groups: dict[tuple[str, str], set[int]] = {}
+    for name in names:
+        m = _SHARD_RE.match(name)
+        if m:
+            groups.setdefault((m["prefix"], m["n"]), set()).add(int(m["i"]))
+    for (prefix, n), present in groups.items():
+        total = int(n)
+        if total > st.MAX_SHARDS:
+            raise VramscopeError("safetensors_bad", path=shown_path(folder),
+                                 detail=f"shard names say {total:,} shards, more than the {st.MAX_SHARDS:,} allowed")
+        missing = [f"{prefix}-{i:05d}-of-{n}.safetensors" for i in range(1, total + 1) if i not in present]
+        if missing:
+            raise VramscopeError("shards_missing", path=shown_path(folder), n=len(missing), total=total,
+                                 names=st._names(missing))
+
+
+def _resolve_safetensors(files: list[Path], folder: Path, origin: str,
+                         index: Optional[st.Index] = None) -> ResolvedModel:
+    headers = st.read_headers(files)
+    if index is not None:
+        st.check_index(index, headers)
     cfg_path = folder / "config.json"
-    cfg = read_config(cfg_path) if cfg_path.is_file() else None
-    quant = (cfg or {}).get("quantization_config")
-    stored = st.stored_tensors(st.header_entries(headers), quant)
+    cfg = read_config(cfg_path) if os.path.lexists(cfg_path) else None
     notes: tuple[str, ...] = ()
+    quant = None
     if cfg is not None:
         spec = spec_from_config(cfg, name=_name_for(folder), origin=str(cfg_path))
+        quant = cfg.get("quantization_config")
+        if quant is not None and not isinstance(quant, dict):
+            raise VramscopeError("config_bad_value", origin=shown_path(cfg_path), key="quantization_config",
+                                 value=shown(quant), allowed="an object")
+        stored = st.stored_tensors(st.header_entries(headers), quant)
     else:
+        stored = st.stored_tensors(st.header_entries(headers), quant)
         spec = infer_spec_from_names(stored, _name_for(folder), origin)
         notes = ("no config.json beside the weights: shape inferred from tensor names, head_dim assumed 128",)
+    notes += check_stored(spec, stored, quant, origin, from_config=cfg is not None)
     return with_stored(spec, "safetensors", origin, stored, st.describe_format(stored, quant), notes, cfg)
 
 
-_LAYER_RE = re.compile(r"layers\.(\d+)\.")
+# ---- do the stored tensors agree with the config? --------------------------------------------------------------
+
+#: buffers some checkpoints store beside the parameters (rotary tables, position ids, GPT-2's causal masks)
+_BUFFER_SUFFIXES = (".inv_freq", ".position_ids", ".masked_bias", "._float_tensor")
+_LAYER_NUM = re.compile(r"(?:^|\.)(?:layers|h|blocks|block)\.(\d{1,6})\.")
+#: quantization methods whose packed tensors vramscope decodes into parameter counts (others only warn)
+_DECODED = ("", "gptq", "awq", "bitsandbytes", "fp8", "fbgemm_fp8", "compressed-tensors", "mxfp4")
+#: beyond these fractions of what the config implies, the files cannot be this model's weights
+GROSS_LOW, GROSS_HIGH = 0.5, 2.0
+#: differences up to this fraction are what checkpoints legitimately add or leave out (norm variants, biases
+#: written as zeros, extra heads), and are not mentioned
+QUIET = 0.02
+
+
+def _is_buffer(t: StoredTensor) -> bool:
+    return t.name.endswith(_BUFFER_SUFFIXES) or (t.name.endswith(".attn.bias") and len(t.shape) == 4)
+
+
+def _ranges(nums: list[int]) -> str:
+    out, start = [], None
+    for i, n in enumerate(nums):
+        if start is None:
+            start = n
+        if i + 1 == len(nums) or nums[i + 1] != n + 1:
+            out.append(str(start) if start == n else f"{start}–{n}")
+            start = None
+    return ", ".join(out[:4]) + (", …" if len(out) > 4 else "")
+
+
+def check_stored(spec: ModelSpec, stored: list[StoredTensor], quant: Any, origin: str,
+                 from_config: bool = True) -> tuple[str, ...]:
+    """Compare the parameters the files hold with those the config implies.
+
+    Tied/untied output heads (one vocab x hidden matrix either way), multi-token-prediction layers beyond
+    ``num_hidden_layers``, stored buffers and quantization side tensors are accounted for. What is left over:
+    within 2% nothing is said; beyond 50% or 200% (with a quantization vramscope decodes) it is an error; in
+    between, a note that the CLI prints with both numbers. Never a quiet override.
+    """
+    present: set[int] = set()
+    beyond = 0  # parameters of decoder layers past num_hidden_layers (DeepSeek-V3's multi-token prediction)
+    for t in stored:
+        m = _LAYER_NUM.search(t.name)
+        if m and not any(w in t.name for w in ("vision", "visual", "image")):
+            present.add(int(m.group(1)))
+            if t.name.startswith("model.layers.") and int(m.group(1)) >= spec.num_layers:
+                beyond += t.params
+    got = sum(t.params for t in stored if not _is_buffer(t)) - beyond
+    if got <= 0:
+        raise VramscopeError("safetensors_bad", path=shown_path(origin), detail="its tensors hold no parameters")
+    missing = sorted(set(range(spec.num_layers)) - present) if present else []
+    why = f"; layers {_ranges(missing)} of {spec.num_layers} have no tensors" if missing else ""
+    if not from_config:
+        if missing:
+            raise VramscopeError("safetensors_bad", path=shown_path(origin), detail=why[2:])
+        return ()
+    expected = spec.params
+    if expected <= 0:
+        return ()
+    diff = abs(got - expected)
+    head = spec.vocab_size * spec.hidden_size
+    if (diff <= QUIET * expected or abs(diff - head) <= QUIET * expected) and not missing:
+        return ()
+    ratio = got / expected
+    pct = f"{ratio:.0%} of it"
+    decoded = st.quant_method(quant) in _DECODED
+    if decoded and (ratio < GROSS_LOW or ratio > GROSS_HIGH or (missing and ratio < 1)):
+        raise VramscopeError("stored_mismatch", path=shown_path(origin), stored=format_count(got),
+                             expected=format_count(expected), pct=pct, why=why)
+    return (f"the weight files hold {format_count(got)} parameters but config.json describes "
+            f"{format_count(expected)} ({pct}){why}; the estimate uses the stored tensors",)
+
+
+_LAYER_RE = re.compile(r"layers\.(\d{1,6})\.")
 
 
 def infer_spec_from_names(stored: list[StoredTensor], name: str, origin: str) -> ModelSpec:
     """A Llama-layout spec from tensor names and shapes, for weights shipped without a config.json."""
     by_name = {t.name: t for t in stored}
-    emb = by_name.get("model.embed_tokens.weight")
-    q = by_name.get("model.layers.0.self_attn.q_proj.weight")
-    k = by_name.get("model.layers.0.self_attn.k_proj.weight")
-    if emb is None or q is None or k is None or len(emb.shape) != 2:
-        raise VramscopeError("safetensors_bad", path=origin,
+
+    def matrix(key: str) -> Optional[StoredTensor]:
+        t = by_name.get(key)
+        return t if t is not None and len(t.shape) == 2 and min(t.shape) > 0 else None
+
+    emb = matrix("model.embed_tokens.weight")
+    q = matrix("model.layers.0.self_attn.q_proj.weight")
+    k = matrix("model.layers.0.self_attn.k_proj.weight")
+    if emb is None or q is None or k is None:
+        raise VramscopeError("safetensors_bad", path=shown_path(origin),
                              detail="no config.json beside it and the tensor names are not Llama-style; "
                                     "put the model's config.json next to the weights")
     layers = 1 + max(int(m.group(1)) for t in stored if (m := _LAYER_RE.search(t.name)))
-    gate = by_name.get("model.layers.0.mlp.gate_proj.weight") or by_name.get("model.layers.0.mlp.up_proj.weight")
+    if layers > MAX_INFERRED_LAYERS:
+        raise VramscopeError("safetensors_bad", path=shown_path(origin),
+                             detail=f"a tensor name says layer {layers - 1:,}; at most {MAX_INFERRED_LAYERS} "
+                                    "layers are inferred without a config.json")
+    gate = matrix("model.layers.0.mlp.gate_proj.weight") or matrix("model.layers.0.mlp.up_proj.weight")
     head_dim = 128 if q.shape[0] % 128 == 0 else 64
     return ModelSpec(name=name, model_type="llama", num_layers=layers, hidden_size=emb.shape[1],
                      num_heads=max(1, q.shape[0] // head_dim), num_kv_heads=max(1, k.shape[0] // head_dim),
@@ -93,37 +215,54 @@ def _resolve_gguf(path: Path) -> ResolvedModel:
 
 
 def resolve_path(path: Path) -> Optional[ResolvedModel]:
-    """A resolved model for a local path, or None when ``path`` does not exist."""
-    if not path.exists():
+    """A resolved model for a local path, or None when ``path`` does not exist.
+
+    Anything that is there but cannot be read (a symbolic-link loop, a name too long, no permission, a FIFO or
+    a device) is a clear error, never a hang and never a message about something else."""
+    info = stat_path(path, missing_ok=True)
+    if info is None:
         return None
-    if path.is_dir():
-        files = _safetensors_files(path)
-        if files:
-            return _resolve_safetensors(files, path, str(path))
-        ggufs = sorted(path.glob("*.gguf"))
-        if ggufs:
-            return _resolve_gguf(ggufs[0])
-        cfg = path / "config.json"
-        if cfg.is_file():
-            raw = read_config(cfg)
-            return _from_spec(spec_from_config(raw, name=path.name, origin=str(cfg)), "config", str(cfg), raw)
-        if any(path.glob(f"*{s}") for s in PICKLE_SUFFIXES):
-            raise VramscopeError("pickle_refused", path=path)
-        raise VramscopeError("dir_no_model", path=path)
+    if stat.S_ISDIR(info.st_mode):
+        return _resolve_folder(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise VramscopeError("not_regular_file", path=shown_path(path), kind=file_kind(info.st_mode))
     name = path.name.lower()
     if name.endswith(PICKLE_SUFFIXES):
-        raise VramscopeError("pickle_refused", path=path)
+        raise VramscopeError("pickle_refused", path=shown_path(path))
     if name.endswith(".gguf"):
         return _resolve_gguf(path)
     if name.endswith(".safetensors.index.json"):
-        return _resolve_safetensors(st.read_index(path), path.parent, str(path))
+        index = st.read_index(path)
+        return _resolve_safetensors(index.shards, path.parent, str(path), index)
     if name.endswith(".safetensors"):
         return _resolve_safetensors([path], path.parent, str(path))
     if name.endswith(".json"):
         raw = read_config(path)
         return _from_spec(spec_from_config(raw, name=_name_for(path), origin=str(path)), "config", str(path), raw)
-    raise VramscopeError("bad_choice", field="MODEL", value=path,
+    raise VramscopeError("bad_choice", field="MODEL", value=shown_path(path),
                          allowed="a folder, config.json, *.safetensors, *.safetensors.index.json or *.gguf")
+
+
+def _resolve_folder(path: Path) -> ResolvedModel:
+    names = _listing(path)
+    indexes = [n for n in names if n.endswith(".safetensors.index.json")]
+    if indexes:
+        index = st.read_index(path / indexes[0])
+        return _resolve_safetensors(index.shards, path, str(path), index)
+    shards = [n for n in names if n.endswith(".safetensors")]
+    if shards:
+        _check_shard_names(path, shards)
+        return _resolve_safetensors([path / n for n in shards], path, str(path))
+    ggufs = [n for n in names if n.endswith(".gguf")]
+    if ggufs:
+        return _resolve_gguf(path / ggufs[0])
+    if "config.json" in names:
+        cfg = path / "config.json"
+        raw = read_config(cfg)
+        return _from_spec(spec_from_config(raw, name=path.name, origin=str(cfg)), "config", str(cfg), raw)
+    if any(n.lower().endswith(PICKLE_SUFFIXES) for n in names):
+        raise VramscopeError("pickle_refused", path=shown_path(path))
+    raise VramscopeError("dir_no_model", path=shown_path(path))
 
 
 def _from_spec(spec: ModelSpec, kind: str, origin: str, raw: dict) -> ResolvedModel:
