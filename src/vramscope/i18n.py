@@ -630,6 +630,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "模型 '{name}' 不在内置目录中（服务器只接受目录中的模型名称，从不读取文件路径）；"
               "运行 'vramscope models' 查看目录，或使用 params=7B",
     },
+    "serve_no_model": {
+        "en": "model: give a catalog name (model=llama-3-8b) or a parameter count (params=7B), "
+              "or POST a config.json",
+        "zh": "model：请给出目录中的模型名称（model=llama-3-8b）或参数量（params=7B），或用 POST 上传 config.json",
+    },
     "serve_unknown_param": {
         "en": "{field}: not a parameter of {page}; did you mean: {suggestions}?",
         "zh": "{field}：{page} 没有这个参数；您是否想用：{suggestions}？",
@@ -642,13 +647,17 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{field}: given more than once; give it once",
         "zh": "{field}：重复给出；请只给一次",
     },
-    "serve_too_large": {
-        "en": "{what}: larger than {limit}",
-        "zh": "{what}：超过 {limit}",
+    "serve_query_too_large": {
+        "en": "query: larger than {limit}; give fewer or shorter parameters",
+        "zh": "查询：超过 {limit}；请减少参数或缩短参数值",
     },
     "serve_body_too_large": {
         "en": "request body: larger than {limit}; upload a config.json only",
         "zh": "请求体：超过 {limit}；只需上传 config.json",
+    },
+    "serve_headers_too_large": {
+        "en": "request line and headers: larger than {limit}, or more than {count} headers",
+        "zh": "请求行与请求头：超过 {limit}，或请求头多于 {count} 个",
     },
     "serve_too_many_params": {
         "en": "query: more than {limit} parameters",

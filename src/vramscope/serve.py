@@ -44,7 +44,8 @@ from .i18n import detect_lang, t
 
 MAX_QUERY = 4096
 MAX_FIELDS = 64
-MAX_HEADERS = 16 * 1024  # request line + headers (h11's incomplete-event limit)
+MAX_HEADERS = 16 * 1024  # request line + headers
+MAX_HEADER_COUNT = 100
 MAX_BODY = 1 << 20
 MAX_UPLOADS = 8  # bodies being read at the same time
 MAX_NAME = 256  # longer model names are not looked up at all (no catalog name is near that long)
@@ -122,7 +123,7 @@ def _echo(text: str, limit: int = 80) -> str:
 def parse_query(raw: bytes, allowed: tuple[str, ...] = PARAMS, page: str = "/api/estimate") -> dict[str, str]:
     """The query's parameters: each known, each once; blank values dropped (a form sends them)."""
     if len(raw) > MAX_QUERY:
-        raise VramscopeError("serve_too_large", what="query", limit="4 KiB")
+        raise VramscopeError("serve_query_too_large", limit="4 KiB")
     text = raw.decode("utf-8", errors="replace")
     try:
         pairs = urllib.parse.parse_qsl(text, keep_blank_values=True, errors="replace", max_num_fields=MAX_FIELDS)
@@ -236,7 +237,9 @@ def _model(p: dict[str, str], upload: Optional[bytes], allow_hub: bool):
         if p.get("params"):
             raise VramscopeError("conflict", field="--params", reason="give either MODEL or --params, not both")
         return resolve_model(p["model"], allow_hub)
-    return load_model(None, params=p.get("params"))
+    if not p.get("params"):
+        raise VramscopeError("serve_no_model")
+    return load_model(None, params=p["params"])
 
 
 def estimate_for(p: dict[str, str], upload: Optional[bytes] = None, allow_hub: bool = False):
@@ -331,8 +334,8 @@ def create_app(options: Options = Options()) -> Any:
     # at the time limit the request is answered and the thread left to finish (anyio < 4.1: "cancellable")
     import inspect
 
-    abandon = ({"abandon_on_cancel": True} if "abandon_on_cancel" in inspect.signature(anyio.to_thread.run_sync).parameters
-               else {"cancellable": True})
+    takes = inspect.signature(anyio.to_thread.run_sync).parameters
+    abandon = {"abandon_on_cancel": True} if "abandon_on_cancel" in takes else {"cancellable": True}
 
     async def run(fn: Callable[..., bytes], *args: Any) -> bytes:
         if limiter is None:
@@ -371,12 +374,12 @@ def create_app(options: Options = Options()) -> Any:
         except TimeoutError:
             return error(503, t("serve_timeout", lang, seconds=f"{options.request_timeout:g}"))
         except Exception as e:  # a bug: logged, and still a JSON answer
-            log.exception("vramscope serve: internal error on %s", request.url.path)
+            log.exception("vramscope serve: internal error on %s", request.scope["path"])
             return error(500, t("serve_internal", lang, kind=type(e).__name__))
 
     async def api(request: Any) -> Response:
         async def answer(lang: str) -> Response:
-            path = request.url.path
+            path = request.scope["path"]
             p = parse_query(request.scope.get("query_string", b""), PARAMS, path)
             body = await read_body(request) if request.method == "POST" else None
             data = await run(api_answer, path, p, body, lang, options.allow_hub)
@@ -402,17 +405,39 @@ def create_app(options: Options = Options()) -> Any:
             return error(405, t("serve_method", lang, method=_echo(request.method, 20), allowed=allowed),
                          {"allow": allowed})
         if exc.status_code == 404:
-            return error(404, t("serve_not_found", lang, path=_echo(request.url.path, 100)))
+            return error(404, t("serve_not_found", lang, path=_echo(request.scope["path"], 100)))
         return error(exc.status_code, str(exc.detail))
 
     async def internal(request: Any, exc: Exception) -> Response:
         log.error("vramscope serve: internal error: %s: %s", type(exc).__name__, exc)
         return error(500, t("serve_internal", lang_of(request), kind=type(exc).__name__))
 
+    class HeaderLimit:
+        """431 for a request whose line and headers together exceed the limit (h11 checks only incomplete ones)."""
+
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                headers = scope.get("headers") or []
+                size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+                size += sum(len(k) + len(v) + 4 for k, v in headers)
+                if size > MAX_HEADERS or len(headers) > MAX_HEADER_COUNT:
+                    accept = next((v for k, v in headers if k == b"accept-language"), b"")
+                    lang = _request_lang(scope.get("query_string") or b"", accept.decode("latin-1"), options.lang)
+                    message = t("serve_headers_too_large", lang, limit=f"{MAX_HEADERS // 1024} KiB",
+                                count=MAX_HEADER_COUNT)
+                    return await error(431, message)(scope, receive, send)
+            await self.app(scope, receive, send)
+
+    from starlette.middleware import Middleware
+
     app = Starlette(routes=[Route("/", page, methods=["GET"]),
                             Route("/api/estimate", api, methods=["GET", "POST"]),
                             Route("/api/fit", api, methods=["GET", "POST"])],
-                    exception_handlers={HTTPException: http_error, Exception: internal})
+                    exception_handlers={HTTPException: http_error, Exception: internal},
+                    middleware=[Middleware(HeaderLimit)])
     app.router.redirect_slashes = False
     return app
 
@@ -487,7 +512,7 @@ def protocol_class(options: Options) -> type:
         def send_400_response(self, msg: str) -> None:
             body = _dumps({"error": t("serve_bad_request", lang, limit=f"{MAX_HEADERS // 1024} KiB")})
             headers = [(b"content-type", b"application/json; charset=utf-8"), (b"connection", b"close"),
-                       (b"x-content-type-options", b"nosniff")]
+                       (b"content-length", str(len(body)).encode()), (b"x-content-type-options", b"nosniff")]
             try:
                 for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
                               h11.Data(data=body), h11.EndOfMessage()):
