@@ -35,7 +35,7 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 pytest.importorskip("httpx")
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
@@ -228,12 +228,47 @@ def check_response(page: str, r) -> None:
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                    HealthCheck.too_slow])
-@given(page=PAGES, pairs=PAIRS, base=st.booleans())
-def test_fuzzed_query_strings_never_5xx(client, page, pairs, base):
+@given(page=PAGES, pairs=PAIRS, base=st.booleans(),
+       accept=st.one_of(st.just(""), st.sampled_from(("zh-CN,zh;q=0.9", "en-US", "*", "zh")),
+                        st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=30)))
+def test_fuzzed_query_strings_never_5xx(client, page, pairs, base, accept):
     if base:  # mostly-valid requests reach deeper into the estimator
         pairs = [("model", "llama-3-8b")] + pairs
-    r = client.get(page + "?" + urllib.parse.urlencode(pairs))
+    r = client.get(page + "?" + urllib.parse.urlencode(pairs), headers={"Accept-Language": accept} if accept else {})
     check_response(page, r)
+
+
+CONFIG_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size",
+               "vocab_size", "torch_dtype", "head_dim", "tie_word_embeddings", "num_local_experts",
+               "num_experts_per_tok", "quantization_config", "model_type", "text_config")
+CONFIG_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.integers(1, 4096)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=10)
+    | st.sampled_from(("llama", "mixtral", "bfloat16", "float16", "int4")),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(page=st.sampled_from(("/api/estimate?task=finetune&method=lora", "/api/fit", "/api/estimate")),
+       changes=st.dictionaries(st.sampled_from(CONFIG_KEYS), CONFIG_VALUES, max_size=3))
+def test_fuzzed_uploads_never_5xx(client, page, changes):
+    # a quantization_config that is not an object is a known hf_config bug (test below), not the server's
+    assume(isinstance(changes.get("quantization_config", {}), dict))
+    r = client.post(page, content=json.dumps({**LLAMA, **changes}))
+    STATUSES[r.status_code] += 1
+    record("http upload", outcome(r.status_code))
+    assert r.status_code < 500, (changes, r.text[:500])
+    assert r.json()["error"] if r.status_code >= 400 else r.json()["schema"].startswith("vramscope.")
+
+
+@pytest.mark.xfail(reason="sources/hf_config.py reads quantization_config.get() without checking it is an object; "
+                          "the same config.json on disk exits 3 from the CLI", strict=False)
+@pytest.mark.parametrize("value", ["x", [1], 3])
+def test_upload_with_a_quantization_config_that_is_not_an_object(client, value):
+    r = client.post("/api/estimate", content=json.dumps({**LLAMA, "quantization_config": value}))
+    assert r.status_code == 400, r.text
 
 
 RAW = st.binary(max_size=200) | st.text(max_size=100).map(lambda s: s.encode("utf-8", "surrogatepass"))

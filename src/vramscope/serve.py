@@ -178,31 +178,17 @@ def resolve_model(name: str, allow_hub: bool = False):
     raise VramscopeError("serve_unknown_model_nosuggest", name=_echo(name))
 
 
-def _number_checked(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number out of range: {text[:20]}")
-    return value
-
-
-def _reject_constant(text: str) -> None:
-    raise ValueError(f"{text} is not a JSON number")
-
-
 def parse_upload(body: bytes):
     """A config.json sent as the request body, read with the same checks as a file on disk."""
     from .sources import ResolvedModel
+    from .sources.base import JsonProblem, parse_json
     from .sources.hf_config import spec_from_config
 
     origin = "config.json (upload)"
-    try:
-        raw = json.loads(body.decode("utf-8"), parse_float=_number_checked, parse_constant=_reject_constant)
-    except UnicodeDecodeError:
-        raise VramscopeError("config_bad_json", origin=origin, detail="not UTF-8") from None
-    except RecursionError:
-        raise VramscopeError("config_bad_json", origin=origin, detail="nested too deeply") from None
-    except ValueError as e:  # JSONDecodeError, NaN/Infinity, a float or int out of range
-        raise VramscopeError("config_bad_json", origin=origin, detail=_echo(str(e), 120)) from None
+    try:  # the bounded loader local config.json files go through (NaN, huge numbers, nesting, counts, UTF-8)
+        raw = parse_json(body, max_containers=100_000, max_items=2_000_000)
+    except JsonProblem as e:
+        raise VramscopeError("config_bad_json", origin=origin, detail=_echo(str(e), 160)) from None
     if not isinstance(raw, dict):
         raise VramscopeError("config_not_object", origin=origin)
     name = raw.get("_name_or_path")
