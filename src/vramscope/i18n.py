@@ -74,6 +74,79 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{origin}: not valid JSON ({detail})",
         "zh": "{origin}：不是有效的 JSON（{detail}）",
     },
+    # ---- model shapes (config.json keys and ModelSpec fields; limits in vramscope/model/limits.py) ----
+    "shape_not_int": {
+        "en": "{where}{field}: '{value}' is not a whole number; use {minimum} to {maximum}",
+        "zh": "{where}{field}：'{value}' 不是整数；请使用 {minimum} 到 {maximum}",
+    },
+    "shape_not_number": {
+        "en": "{where}{field}: '{value}' is not a number; use {minimum} to {maximum}",
+        "zh": "{where}{field}：'{value}' 不是数字；请使用 {minimum} 到 {maximum}",
+    },
+    "shape_too_small": {
+        "en": "{where}{field}: {value} is too small; use {minimum} to {maximum}",
+        "zh": "{where}{field}：{value} 过小；请使用 {minimum} 到 {maximum}",
+    },
+    "shape_too_large": {
+        "en": "{where}{field}: {value} is more than any real model has (the largest: {real}); use {minimum} to {maximum}",
+        "zh": "{where}{field}：{value} 超过任何真实模型（最大的约为 {real}）；请使用 {minimum} 到 {maximum}",
+    },
+    "shape_not_bool": {
+        "en": "{where}{field}: '{value}' is not true or false",
+        "zh": "{where}{field}：'{value}' 不是 true 或 false",
+    },
+    "shape_not_str": {
+        "en": "{where}{field}: '{value}' is not a string of at most {maximum} characters",
+        "zh": "{where}{field}：'{value}' 不是最多 {maximum} 个字符的字符串",
+    },
+    "shape_not_str_list": {
+        "en": "{where}{field}: '{value}' is not a list of strings",
+        "zh": "{where}{field}：'{value}' 不是字符串列表",
+    },
+    "shape_not_object": {
+        "en": "{where}{field}: '{value}' is not a JSON object of keys and values",
+        "zh": "{where}{field}：'{value}' 不是由键和值组成的 JSON 对象",
+    },
+    "shape_not_layers": {
+        "en": "{where}{field}: '{value}' is not a list of layer numbers from 0 to {maximum}",
+        "zh": "{where}{field}：'{value}' 不是 0 到 {maximum} 的层号列表",
+    },
+    "shape_layer_types": {
+        "en": "{where}{field}: '{value}' is not {layers} entries (one per layer) of {allowed}",
+        "zh": "{where}{field}：'{value}' 不是 {layers} 个（每层一个）取自 {allowed} 的值",
+    },
+    "shape_bad_choice": {
+        "en": "{where}{field}: '{value}' is not allowed; choose one of: {allowed}",
+        "zh": "{where}{field}：不允许 '{value}'；可选值：{allowed}",
+    },
+    "shape_kv_heads": {
+        "en": "{where}{field}: {kv} key/value heads do not divide the {heads} attention heads; use a divisor of {heads}",
+        "zh": "{where}{field}：{kv} 个键/值头不能整除 {heads} 个注意力头；请使用 {heads} 的约数",
+    },
+    "shape_top_k": {
+        "en": "{where}{field}: {k} experts per token is more than the {n} experts there are",
+        "zh": "{where}{field}：每个 token {k} 个专家，多于现有的 {n} 个专家",
+    },
+    "shape_head_dim_zero": {
+        "en": "{where}{field}: hidden size {hidden} over {heads} attention heads gives a head size of 0; "
+              "give head_dim, or fewer heads",
+        "zh": "{where}{field}：隐藏维度 {hidden} 除以 {heads} 个注意力头得到的头维度为 0；请给出 head_dim，或减少头数",
+    },
+    "shape_patch": {
+        "en": "{where}{field}: patch size {patch} is larger than the image size {image}",
+        "zh": "{where}{field}：图块大小 {patch} 大于图像大小 {image}",
+    },
+    "params_too_few": {
+        "en": "{field}: {value} parameters is fewer than the smallest real language model has (about 100K); "
+              "use at least {minimum}",
+        "zh": "{field}：{value} 个参数少于最小的真实语言模型（约 10 万）；请至少使用 {minimum}",
+    },
+    "params_shape_too_big": {
+        "en": "{field}: the shape ({shape}) alone holds {shape_params} parameters, more than the {params} given; "
+              "give a smaller shape, or the model's config.json",
+        "zh": "{field}：该形状（{shape}）本身就有 {shape_params} 个参数，多于给出的 {params}；"
+              "请给出更小的形状，或模型的 config.json",
+    },
     "unsupported_model_type": {
         "en": "{origin}: model_type '{model_type}' is not supported; supported: {allowed}",
         "zh": "{origin}：不支持 model_type '{model_type}'；支持的类型：{allowed}",

@@ -45,7 +45,7 @@ from ..memory.pipeline import pipeline_stages
 from ..memory.trainable import dora_magnitude_params, lora_modules
 from ..memory.weights import spec_weight_bytes, weight_bytes
 from ..model.spec import ModelSpec
-from ..model.tensors import largest_layer_linear, largest_tensor, tensors
+from ..model.tensors import groups, largest_layer_linear, largest_tensor
 from ..result import Assumption
 from ..sources.base import ResolvedModel
 from ..workload import Workload
@@ -164,7 +164,7 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     if recipe == "mixed":
         weights = int(model.params * 4)
         param_bytes = 4.0
-        linear = sum(x.numel for x in tensors(spec) if x.linear) if model.exact_shape else model.params
+        linear = sum(g.numel for g in groups(spec) if g.tensor.linear) if model.exact_shape else model.params
         cast_cache = int(linear * 2)
     elif recipe == "deepspeed":
         # DeepSpeed / Megatron mixed precision (ZeRO paper §3: 2 + 2 + 12 bytes per parameter): 16-bit

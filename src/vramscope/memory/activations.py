@@ -261,15 +261,17 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
     if replicated_shard > 1:
         # Megatron sequence parallelism: what tensor parallelism replicates (hidden-size-wide tensors) is split
         # along the sequence inside the TP group; the head- and MLP-sharded part is unchanged
-        narrow = replace(spec, head_dim=0, intermediate_size=0, mla=None, qk_norm=False,
-                         moe=None if spec.moe is None else replace(spec.moe, expert_intermediate_size=0,
-                                                                   shared_intermediate_size=0))
+        narrow = spec.derived(head_dim=0, intermediate_size=0, mla=None, qk_norm=False,
+                              moe=None if spec.moe is None else replace(spec.moe, expert_intermediate_size=0,
+                                                                        shared_intermediate_size=0))
         wide = layer_bytes_per_token(narrow, seq, a, "sdpa", trainable)
         per_layer -= wide * (1 - 1 / replicated_shard)
     n_layers = spec.num_layers + spec.num_decoder_layers
     live_layers = n_layers - min(trainable.frozen_layers, n_layers) if not trainable.embeddings else n_layers
     merged = merged_expert_bytes(spec, a, trainable)
-    moe_layers = sum(1 for i in range(spec.num_layers) if spec.is_moe_layer(i)) if merged else 0
+    moe_layers = 0
+    if merged and spec.moe is not None:  # the layers not listed as dense
+        moe_layers = spec.num_layers - sum(1 for i in set(spec.moe.dense_layers) if 0 <= i < spec.num_layers)
     one_layer = int(tokens * per_layer) + merged
     if checkpointing:
         ckpt = min(checkpointed_layers(n_layers, every), live_layers)

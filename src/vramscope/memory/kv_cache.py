@@ -43,12 +43,12 @@ def kv_cache_bytes(spec: ModelSpec, tokens: int, batch: int, bytes_per_value: fl
     if spec.kind == "encoder":
         return 0
     n_layers = spec.num_decoder_layers if spec.kind == "encoder-decoder" else spec.num_layers
-    values = 0
-    for layer in range(n_layers):
-        kept = tokens
-        if cap_sliding and spec.sliding_window and spec.layer_type(layer) == SLIDING:
-            kept = min(tokens, spec.sliding_window)
-        values += kept * values_per_token(spec, layer, latent_mla)
-        if spec.kind == "encoder-decoder":
-            values += encoder_tokens * 2 * spec.num_kv_heads * spec.head_dim
+    # every layer caches the same values per token; sliding-window layers keep at most the window
+    sliding = 0
+    if cap_sliding and spec.sliding_window:
+        sliding = spec.layer_types[:n_layers].count(SLIDING) if spec.layer_types else n_layers
+    kept = (n_layers - sliding) * tokens + sliding * min(tokens, spec.sliding_window or 0)
+    values = kept * values_per_token(spec, 0, latent_mla)
+    if spec.kind == "encoder-decoder":
+        values += n_layers * encoder_tokens * 2 * spec.num_kv_heads * spec.head_dim
     return int(batch * values * bytes_per_value)

@@ -26,7 +26,7 @@ from functools import lru_cache
 
 from ..errors import VramscopeError
 from ..model.spec import ModelSpec
-from ..model.tensors import largest_tensor, tensors
+from ..model.tensors import groups, largest_layer, largest_tensor
 
 
 def tp_shard_spec(spec: ModelSpec, n: int) -> ModelSpec:
@@ -42,18 +42,15 @@ def tp_shard_spec(spec: ModelSpec, n: int) -> ModelSpec:
         moe = replace(moe, expert_intermediate_size=-(-moe.expert_intermediate_size // n),
                       shared_intermediate_size=-(-moe.shared_intermediate_size // n))
     mla = spec.mla
-    return replace(spec, num_heads=spec.num_heads // n, num_kv_heads=max(1, spec.num_kv_heads // n),
-                   intermediate_size=-(-spec.intermediate_size // n), vocab_size=-(-spec.vocab_size // n),
-                   moe=moe, mla=mla)
+    # a rank's slice is derived from a valid spec, not read from a source (vLLM's own rules apply, not ours)
+    return spec.derived(num_heads=spec.num_heads // n, num_kv_heads=max(1, spec.num_kv_heads // n),
+                        intermediate_size=-(-spec.intermediate_size // n), vocab_size=-(-spec.vocab_size // n),
+                        moe=moe, mla=mla)
 
 
-@lru_cache(maxsize=64)
 def largest_layer_params(spec: ModelSpec) -> int:
-    sizes: dict[int, int] = {}
-    for t in tensors(spec):
-        if t.layer is not None:
-            sizes[t.layer] = sizes.get(t.layer, 0) + t.numel
-    return max(sizes.values(), default=0)
+    """Parameters of the largest decoder layer (:func:`vramscope.model.tensors.largest_layer`)."""
+    return largest_layer(spec)
 
 
 
@@ -61,8 +58,8 @@ def largest_layer_params(spec: ModelSpec) -> int:
 @lru_cache(maxsize=64)
 def expert_fraction(spec: ModelSpec) -> float:
     """Share of the parameters in routed experts (what expert parallelism splits)."""
-    total = sum(t.numel for t in tensors(spec))
-    experts = sum(t.numel for t in tensors(spec) if t.role == "expert")
+    total = sum(g.numel for g in groups(spec))
+    experts = sum(g.numel for g in groups(spec) if g.tensor.role == "expert")
     return experts / total if total else 0.0
 
 
@@ -78,7 +75,7 @@ def split_bytes(total: int, expert_share: float, shard: int, ep: int) -> int:
 def persistent_params(spec: ModelSpec, threshold: int) -> int:
     """Parameters ZeRO-3 never partitions: tensors of at most ``stage3_param_persistence_threshold`` elements
     (``partition_parameters.py``: ``ds_persist``), kept whole on every rank — norms and biases."""
-    return sum(t.numel for t in tensors(spec) if t.numel // t.count <= threshold)
+    return sum(g.numel for g in groups(spec) if g.tensor.numel // g.tensor.count <= threshold)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..model.spec import ModelSpec
-from ..model.tensors import tensors
+from ..model.tensors import groups, params_in_layers
 
 SCHEDULES = ("1f1b", "gpipe", "interleaved")
 
@@ -32,22 +32,23 @@ def stage_layers(n_layer: int, pp: int) -> list[int]:
 def stage_param_fractions(spec: ModelSpec, pp: int) -> list[float]:
     """Each stage's share of the parameters (embedding on the first, head and final norm on the last)."""
     sizes = stage_layers(spec.num_layers, pp)
-    first_layer = [sum(sizes[:s]) for s in range(pp)]
-    per_layer: dict[int, int] = {}
-    emb = head = 0
-    for t in tensors(spec):
-        if t.layer is not None:
-            per_layer[t.layer] = per_layer.get(t.layer, 0) + t.numel
-        elif t.role in ("embedding", "position_embedding"):
-            emb += t.numel
+    first_layer = [0] * pp
+    for s in range(1, pp):
+        first_layer[s] = first_layer[s - 1] + sizes[s - 1]
+    layers = emb = head = 0
+    for g in groups(spec):
+        if g.tensor.layer is not None:
+            layers += g.numel
+        elif g.tensor.role in ("embedding", "position_embedding"):
+            emb += g.numel
         else:
-            head += t.numel
+            head += g.numel
     if spec.tie_embeddings:
-        head += sum(t.numel for t in tensors(spec) if t.role == "embedding")  # the last stage keeps a copy
-    total = sum(per_layer.values()) + emb + head
+        head += sum(g.numel for g in groups(spec) if g.tensor.role == "embedding")  # the last stage keeps a copy
+    total = layers + emb + head
     out = []
     for s in range(pp):
-        p = sum(per_layer.get(i, 0) for i in range(first_layer[s], first_layer[s] + sizes[s]))
+        p = params_in_layers(spec, first_layer[s], first_layer[s] + sizes[s])
         p += emb if s == 0 else 0
         p += head if s == pp - 1 else 0
         out.append(p / total if total else 0.0)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ..model.spec import ModelSpec
-from ..model.tensors import tensors
+from ..model.tensors import groups
 
 DEFAULT_LORA_TARGETS = ("all-linear",)
 
@@ -47,7 +47,8 @@ def lora_params(spec: ModelSpec, rank: int, targets: tuple[str, ...] = DEFAULT_L
     wanted = set(targets)
     every = "all-linear" in wanted
     moe_rule = ALL_LINEAR_MOE.get(spec.model_type, {})
-    for t in tensors(spec):
+    for g in groups(spec):
+        t = g.tensor
         if not t.linear or t.role in ("lm_head",):
             continue
         part = "gate" if t.module == "gate" else t.role
@@ -57,12 +58,12 @@ def lora_params(spec: ModelSpec, rank: int, targets: tuple[str, ...] = DEFAULT_L
             if every or "experts" in wanted:
                 e, out_f, in_f = t.count, t.shape[0], t.shape[-1]
                 if t.module in ("gate_proj", "up_proj"):  # one fused (E, 2I, h) parameter: 2·E·r × (h + 2I) / 2 each
-                    total += rank * e * (in_f + 2 * out_f)
+                    total += rank * e * (in_f + 2 * out_f) * g.repeat
                 else:
-                    total += rank * e * (in_f + out_f)
+                    total += rank * e * (in_f + out_f) * g.repeat
             continue
         if every or t.module in wanted:
-            total += rank * (t.shape[0] + t.shape[-1]) * t.count
+            total += rank * (t.shape[0] + t.shape[-1]) * t.count * g.repeat
     return total
 
 
@@ -71,8 +72,8 @@ def dora_magnitude_params(spec: ModelSpec, targets: tuple[str, ...] = DEFAULT_LO
     """DoRA (Liu et al. 2024, arXiv 2402.09353; peft ``lora/dora.py``) adds one trainable magnitude per output
     feature of every adapted linear layer (``lora_magnitude_vector``, shape (out,))."""
     wanted = lora_modules(spec, targets)
-    return sum(t.shape[0] * t.count for t in tensors(spec)
-               if t.linear and t.role not in ("lm_head", "expert") and t.module in wanted)
+    return sum(g.tensor.shape[0] * g.tensor.count * g.repeat for g in groups(spec)
+               if g.tensor.linear and g.tensor.role not in ("lm_head", "expert") and g.tensor.module in wanted)
 
 
 def trainable(spec: ModelSpec, total_params: int, method: str, lora_rank: int = 16,
@@ -85,12 +86,15 @@ def trainable(spec: ModelSpec, total_params: int, method: str, lora_rank: int = 
         return Trainable(adapters, adapters, total_params)
     if method == "freeze" and train_modules:
         wanted = set(train_modules)
-        params = sum(t.numel for t in tensors(spec) if t.module in wanted)
+        params = sum(g.numel for g in groups(spec) if g.tensor.module in wanted)
         return Trainable(params, 0, total_params - params)
     if method == "freeze":
-        frozen = sum(t.numel for t in tensors(spec)
-                     if t.role in ("embedding", "position_embedding")
-                     or (t.layer is not None and t.layer < frozen_layers))
+        frozen = 0
+        for g in groups(spec):
+            if g.tensor.role in ("embedding", "position_embedding"):
+                frozen += g.numel
+            elif g.tensor.layer is not None:
+                frozen += g.tensor.numel * g.layers.below(frozen_layers)
         return Trainable(total_params - frozen, 0, frozen)
     return Trainable(total_params, 0, 0)
 
@@ -101,7 +105,8 @@ def lora_modules(spec: ModelSpec, targets: tuple[str, ...]) -> frozenset:
         return frozenset(targets)
     rule = ALL_LINEAR_MOE.get(spec.model_type, {})
     names = set()
-    for t in tensors(spec):
+    for g in groups(spec):
+        t = g.tensor
         part = "gate" if t.module == "gate" else t.role
         if t.linear and t.role != "lm_head" and rule.get(part, True):
             names.add("experts" if t.role == "expert" else t.module)

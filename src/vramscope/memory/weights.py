@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ..model.spec import ModelSpec
-from ..model.tensors import Tensor, tensors
+from ..model.tensors import Tensor, groups
 from ..sources.base import ResolvedModel
 
 QUANTS = ("none", "int8", "int4", "nf4", "fp4", "nf4-dq", "fp4-dq", "fp8", "fp8-channel", "fp8-block",
@@ -96,13 +96,14 @@ def spec_weight_bytes(spec: ModelSpec, dtype_bytes: float, quant: str) -> Weight
     """Per-tensor sum for a spec (cached: planners call it many times with the same model)."""
     total = 0.0
     q_params = kept = 0
-    for t in tensors(spec):
+    for g in groups(spec):
+        t = g.tensor
         if quant != "none" and is_quantized(t):
-            total += quantized_linear_bytes(t, quant)
-            q_params += t.numel
+            total += quantized_linear_bytes(t, quant) * g.repeat
+            q_params += g.numel
         else:
-            total += t.numel * dtype_bytes
-            kept += t.numel
+            total += g.numel * dtype_bytes
+            kept += g.numel
     return WeightBytes(int(total), q_params, kept, False)
 
 

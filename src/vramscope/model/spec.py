@@ -7,11 +7,21 @@ read by the estimators. It never reaches back to the source. The tensors a spec 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Optional
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Optional
+
+from ..errors import VramscopeError
+from .limits import LIMITS, shown
 
 FULL = "full_attention"
 SLIDING = "sliding_attention"
+
+KINDS = ("decoder", "encoder", "encoder-decoder")
+LAYOUT_NAMES = ("llama", "phi", "falcon", "gpt2", "bert", "t5")
+NORMS = ("rmsnorm", "layernorm")
+
+#: the most parameters a spec may hold: 50× the largest real models (Switch-C 1.6T, Kimi K2 1.0T), as --params
+MAX_SPEC_PARAMS = 10**14
 
 
 @dataclass(frozen=True)
@@ -156,3 +166,106 @@ class ModelSpec:
 
     def with_overrides(self, **changes: object) -> "ModelSpec":
         return replace(self, **changes)
+
+    def derived(self, **changes: Any) -> "ModelSpec":
+        """A copy with ``changes`` and without validation: for specs the estimators derive from a valid one
+        (a tensor-parallel rank's slice, the hidden-size-wide part of a layer), never for what a source read."""
+        new = object.__new__(ModelSpec)
+        for f in fields(self):
+            object.__setattr__(new, f.name, changes.pop(f.name) if f.name in changes else getattr(self, f.name))
+        if changes:
+            raise TypeError(f"unknown ModelSpec fields: {sorted(changes)}")
+        return new
+
+    # ---- validation ----------------------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        validate_spec(self)
+
+
+def _where(spec: ModelSpec) -> str:
+    return f"{shown(spec.source, 80)} " if spec.source else ""
+
+
+def check_int(where: str, name: str, value: Any, limit: str, minimum: Optional[int] = None) -> int:
+    """``value`` as a whole number inside ``LIMITS[limit]`` (``minimum`` overrides its lower end), else the
+    keyed error naming ``name``; shared by every source (config.json keys, GGUF metadata, ModelSpec fields)."""
+    lim = LIMITS[limit]
+    lo = lim.minimum if minimum is None else minimum
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise VramscopeError("shape_not_int", where=where, field=name, value=shown(value), minimum=lo,
+                             maximum=lim.maximum)
+    if value < lo:
+        raise VramscopeError("shape_too_small", where=where, field=name, value=shown(value), minimum=lo,
+                             maximum=lim.maximum)
+    if value > lim.maximum:
+        raise VramscopeError("shape_too_large", where=where, field=name, value=shown(value), minimum=lo,
+                             maximum=lim.maximum, real=lim.real)
+    return value
+
+
+def validate_spec(s: ModelSpec) -> None:
+    """Refuse a spec that cannot be a real model: every size a whole number inside :data:`LIMITS`, and
+    consistent (key/value heads dividing the heads, top-k at most the experts, one layer type per layer)."""
+    w = _where(s)
+    for name in ("num_layers", "hidden_size", "num_heads", "num_kv_heads", "head_dim", "intermediate_size",
+                 "vocab_size", "max_position_embeddings", "learned_positions", "token_types", "num_decoder_layers",
+                 "relative_attention_buckets", "norms_per_layer"):
+        check_int(w, name, getattr(s, name), name)
+    if s.kind not in KINDS:
+        raise VramscopeError("shape_bad_choice", where=w, field="kind", value=shown(s.kind), allowed=", ".join(KINDS))
+    if s.layout not in LAYOUT_NAMES:
+        raise VramscopeError("shape_bad_choice", where=w, field="layout", value=shown(s.layout),
+                             allowed=", ".join(LAYOUT_NAMES))
+    if s.norm not in NORMS:
+        raise VramscopeError("shape_bad_choice", where=w, field="norm", value=shown(s.norm), allowed=", ".join(NORMS))
+    if s.num_heads % s.num_kv_heads:
+        raise VramscopeError("shape_kv_heads", where=w, field="num_kv_heads", kv=s.num_kv_heads, heads=s.num_heads)
+    if s.sliding_window is not None:
+        check_int(w, "sliding_window", s.sliding_window, "sliding_window")
+    if s.layer_types:
+        if (not isinstance(s.layer_types, tuple) or len(s.layer_types) != s.num_layers
+                or any(t not in (FULL, SLIDING) for t in s.layer_types)):
+            raise VramscopeError("shape_layer_types", where=w, field="layer_types", value=shown(s.layer_types),
+                                 layers=s.num_layers, allowed=f"{FULL} / {SLIDING}")
+    if s.layout in ("gpt2", "bert"):
+        check_int(w, "learned_positions", s.learned_positions, "learned_positions", minimum=1)
+    if s.kind == "encoder-decoder":
+        check_int(w, "num_decoder_layers", s.num_decoder_layers, "num_decoder_layers", minimum=1)
+    if s.moe is not None:
+        m = s.moe
+        check_int(w, "num_experts", m.num_experts, "num_experts")
+        check_int(w, "experts_per_token", m.experts_per_token, "experts_per_token")
+        if m.experts_per_token > m.num_experts:
+            raise VramscopeError("shape_top_k", where=w, field="experts_per_token", k=m.experts_per_token,
+                                 n=m.num_experts)
+        check_int(w, "expert_intermediate_size", m.expert_intermediate_size, "expert_intermediate_size")
+        check_int(w, "shared_intermediate_size", m.shared_intermediate_size, "shared_intermediate_size")
+        if not isinstance(m.dense_layers, tuple) or len(m.dense_layers) > s.num_layers:
+            raise VramscopeError("shape_not_layers", where=w, field="dense_layers", value=shown(m.dense_layers),
+                                 maximum=s.num_layers - 1)
+        for i in m.dense_layers:
+            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < s.num_layers:
+                raise VramscopeError("shape_not_layers", where=w, field="dense_layers", value=shown(m.dense_layers),
+                                     maximum=s.num_layers - 1)
+    if s.mla is not None:
+        a = s.mla
+        if a.q_lora_rank is not None:
+            check_int(w, "q_lora_rank", a.q_lora_rank, "q_lora_rank")
+        for name in ("kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"):
+            check_int(w, name, getattr(a, name), name)
+    if s.vision is not None:
+        v = s.vision
+        for name, limit in (("hidden_size", "hidden_size"), ("intermediate_size", "intermediate_size"),
+                            ("num_layers", "num_layers"), ("num_heads", "num_heads"), ("image_size", "image_size"),
+                            ("patch_size", "patch_size"), ("num_channels", "num_channels"),
+                            ("text_hidden_size", "hidden_size")):
+            check_int(w, f"vision.{name}", getattr(v, name), limit)
+        if v.patch_size > v.image_size:
+            raise VramscopeError("shape_patch", where=w, field="vision.patch_size", patch=v.patch_size,
+                                 image=v.image_size)
+    from .tensors import count_params
+
+    total = count_params(s)
+    if total > MAX_SPEC_PARAMS:
+        raise VramscopeError("shape_too_large", where=w, field="parameters", value=f"{total:.3g}", minimum=1,
+                             maximum=f"{MAX_SPEC_PARAMS:.0e}", real="1.6e+12 (Switch-C)")

@@ -3,12 +3,18 @@
 Every parameter count, weight byte count and LoRA target in vramscope is a sum over this list, so exactness
 is proven once: ``tests/test_meta_device.py`` builds each catalog model with transformers on the meta device
 and requires the same total. Routed experts are listed once per layer with ``count = num_experts``.
+
+Two views of the same list: :func:`tensors` names every tensor of every layer (what GGUF files and the
+llama.cpp engine need), :func:`groups` lists each distinct layer's tensors once with the number of layers that
+repeat it (:class:`TensorGroup`), so that sums over the model cost the same for 32 layers as for 1024. Every
+count in the estimators is a sum over :func:`groups`; the two views hold the same totals (tests/test_hostile_config.py).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from functools import lru_cache
-from typing import Iterator, NamedTuple, Optional
+from typing import Callable, Iterable, Iterator, NamedTuple, Optional, Union
 
 from .spec import ModelSpec
 
@@ -28,6 +34,106 @@ class Tensor(NamedTuple):
         for d in self.shape:
             n *= d
         return n * self.count
+
+
+class LayerSet:
+    """Layer indices as sorted runs (``range`` objects), with counts below any index in O(log runs)."""
+
+    __slots__ = ("runs", "_starts", "_before", "count")
+
+    def __init__(self, runs: Iterable[range]) -> None:
+        self.runs = tuple(r for r in runs if len(r))
+        self._starts = [r.start for r in self.runs]
+        self._before = []
+        total = 0
+        for r in self.runs:
+            self._before.append(total)
+            total += len(r)
+        self.count = total
+
+    @classmethod
+    def of(cls, indices: Iterable[int]) -> "LayerSet":
+        """From sorted, distinct indices (consecutive ones become one run)."""
+        runs: list[range] = []
+        start = prev = None
+        for i in indices:
+            if prev is not None and i == prev + 1:
+                prev = i
+                continue
+            if start is not None:
+                runs.append(range(start, prev + 1))
+            start = prev = i
+        if start is not None:
+            runs.append(range(start, prev + 1))
+        return cls(runs)
+
+    @property
+    def first(self) -> int:
+        return self.runs[0].start
+
+    def below(self, k: int) -> int:
+        """How many indices are < ``k``."""
+        j = bisect_right(self._starts, k - 1) - 1
+        if j < 0:
+            return 0
+        r = self.runs[j]
+        return self._before[j] + min(len(r), k - r.start)
+
+    def between(self, lo: int, hi: int) -> int:
+        """How many indices are in ``[lo, hi)``."""
+        return self.below(hi) - self.below(lo) if hi > lo else 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LayerSet) and self.runs == other.runs
+
+    def __hash__(self) -> int:
+        return hash(self.runs)
+
+    def __repr__(self) -> str:
+        return f"LayerSet({list(self.runs)})"
+
+
+NO_LAYERS = LayerSet(())
+
+
+class TensorGroup(NamedTuple):
+    """One tensor of :func:`tensors` standing for ``repeat`` identical ones: the same tensor in every layer of
+    ``layers`` (named after the first), or a vision tower's per-layer tensors (``layers`` empty, as outside the
+    decoder layers)."""
+
+    tensor: Tensor
+    repeat: int = 1
+    layers: LayerSet = NO_LAYERS
+
+    @property
+    def numel(self) -> int:
+        return self.tensor.numel * self.repeat
+
+
+class _Layers(NamedTuple):
+    """``n`` layers built by ``layer(i)``; ``kinds`` partitions ``range(n)`` into sets of identical layers."""
+
+    layer: Callable[[int], Iterator[Tensor]]
+    n: int
+    kinds: tuple[LayerSet, ...]
+
+
+_Item = Union[Tensor, _Layers]
+
+
+def _kinds(n: int, special: Iterable[int] = ()) -> tuple[LayerSet, ...]:
+    """``range(n)`` split into the ``special`` layers and the others (empty parts dropped)."""
+    sp = sorted({i for i in special if 0 <= i < n})
+    if not sp:
+        return (LayerSet((range(n),)),) if n > 0 else ()
+    rest, prev = [], 0
+    for i in sp:
+        if i > prev:
+            rest.append(range(prev, i))
+        prev = i + 1
+    if prev < n:
+        rest.append(range(prev, n))
+    return tuple(k for k in (LayerSet.of(sp), LayerSet(rest)) if k.count)
 
 
 def _linear(prefix: str, module: str, out_f: int, in_f: int, role: str, layer: Optional[int], bias: bool,
@@ -97,34 +203,41 @@ _NORM_NAMES = {
 _GLM4_NORMS = ("input_layernorm", "post_attention_layernorm", "post_self_attn_layernorm", "post_mlp_layernorm")
 
 
-def _layers_llama(s: ModelSpec, root: str = "model.") -> Iterator[Tensor]:
-    for i in range(s.num_layers):
-        p = f"{root}layers.{i}."
-        yield from _attention_llama(p + "self_attn.", s, i)
-        mp = p + "mlp."
-        if s.is_moe_layer(i):
-            moe = s.moe
-            assert moe is not None
-            yield from _linear(mp, "gate", moe.num_experts, s.hidden_size, "router", i, moe.router_bias)
-            yield from _mlp(mp + "experts.*.", s, moe.expert_intermediate_size, "expert", i, False,
-                            count=moe.num_experts)
-            if moe.shared_intermediate_size:
-                shared = "shared_expert." if moe.shared_expert_gate else "shared_experts."
-                yield from _mlp(mp + shared, s, moe.shared_intermediate_size, "shared_expert", i, False)
-            if moe.shared_expert_gate:
-                yield from _linear(mp, "shared_expert_gate", 1, s.hidden_size, "router", i, False)
-        else:
-            yield from _mlp(mp, s, s.intermediate_size, "mlp", i, s.mlp_bias)
-        names = _GLM4_NORMS if s.model_type == "glm4" else _NORM_NAMES[s.norms_per_layer]
-        for n in names:
-            yield from _norm(p + n, s.hidden_size, s.norm_bias, i)
+def _layer_llama(s: ModelSpec, root: str, i: int, moe_layer: bool) -> Iterator[Tensor]:
+    p = f"{root}layers.{i}."
+    yield from _attention_llama(p + "self_attn.", s, i)
+    mp = p + "mlp."
+    if moe_layer:
+        moe = s.moe
+        assert moe is not None
+        yield from _linear(mp, "gate", moe.num_experts, s.hidden_size, "router", i, moe.router_bias)
+        yield from _mlp(mp + "experts.*.", s, moe.expert_intermediate_size, "expert", i, False,
+                        count=moe.num_experts)
+        if moe.shared_intermediate_size:
+            shared = "shared_expert." if moe.shared_expert_gate else "shared_experts."
+            yield from _mlp(mp + shared, s, moe.shared_intermediate_size, "shared_expert", i, False)
+        if moe.shared_expert_gate:
+            yield from _linear(mp, "shared_expert_gate", 1, s.hidden_size, "router", i, False)
+    else:
+        yield from _mlp(mp, s, s.intermediate_size, "mlp", i, s.mlp_bias)
+    names = _GLM4_NORMS if s.model_type == "glm4" else _NORM_NAMES[s.norms_per_layer]
+    for n in names:
+        yield from _norm(p + n, s.hidden_size, s.norm_bias, i)
 
 
-def _tensors_llama(s: ModelSpec) -> Iterator[Tensor]:
+def _layers_llama(s: ModelSpec, root: str = "model.") -> _Layers:
+    """The decoder layers: MoE layers and dense ones (``moe.dense_layers``) are the two kinds."""
+    dense = frozenset(s.moe.dense_layers) if s.moe is not None else frozenset()
+    moe = s.moe is not None
+    return _Layers(lambda i: _layer_llama(s, root, i, moe and i not in dense), s.num_layers,
+                   _kinds(s.num_layers, dense if moe else ()))
+
+
+def _tensors_llama(s: ModelSpec) -> Iterator[_Item]:
     h, v = s.hidden_size, s.vocab_size
     root = "model.language_model." if s.vision else "model."
     yield Tensor(f"{root}embed_tokens.weight", (v, h), "embedding")
-    yield from _layers_llama(s, root)
+    yield _layers_llama(s, root)
     yield from _norm(f"{root}norm", h, s.norm_bias, None)
     if not s.tie_embeddings:
         yield Tensor("lm_head.weight", (v, h), "lm_head", "lm_head", None, 1, True)
@@ -132,7 +245,7 @@ def _tensors_llama(s: ModelSpec) -> Iterator[Tensor]:
         yield from _tensors_vision(s)
 
 
-def _tensors_vision(s: ModelSpec) -> Iterator[Tensor]:
+def _tensors_vision(s: ModelSpec) -> Iterator[_Item]:
     """SigLIP vision tower + Gemma 3 multimodal projector (transformers ``modeling_siglip.py``, ``gemma3``)."""
     vs = s.vision
     assert vs is not None
@@ -141,7 +254,8 @@ def _tensors_vision(s: ModelSpec) -> Iterator[Tensor]:
                  "vision")
     yield Tensor(p + "embeddings.patch_embedding.bias", (hv,), "vision")
     yield Tensor(p + "embeddings.position_embedding.weight", ((vs.image_size // vs.patch_size) ** 2, hv), "vision")
-    for i in range(vs.num_layers):
+
+    def layer(i: int) -> Iterator[Tensor]:
         lp = f"{p}encoder.layers.{i}."
         yield Tensor(lp + "layer_norm1.weight", (hv,), "vision")
         yield Tensor(lp + "layer_norm1.bias", (hv,), "vision")
@@ -151,17 +265,20 @@ def _tensors_vision(s: ModelSpec) -> Iterator[Tensor]:
         yield Tensor(lp + "layer_norm2.bias", (hv,), "vision")
         yield from _linear(lp + "mlp.", "fc1", vs.intermediate_size, hv, "vision", None, True)
         yield from _linear(lp + "mlp.", "fc2", hv, vs.intermediate_size, "vision", None, True)
+
+    yield _Layers(layer, vs.num_layers, _kinds(vs.num_layers))
     yield Tensor(p + "post_layernorm.weight", (hv,), "vision")
     yield Tensor(p + "post_layernorm.bias", (hv,), "vision")
     yield Tensor("model.multi_modal_projector.mm_input_projection_weight", (hv, vs.text_hidden_size), "projector")
     yield Tensor("model.multi_modal_projector.mm_soft_emb_norm.weight", (hv,), "projector")
 
 
-def _tensors_phi(s: ModelSpec) -> Iterator[Tensor]:
+def _tensors_phi(s: ModelSpec) -> Iterator[_Item]:
     """microsoft/phi-1.5, phi-2 (``modeling_phi.py``): parallel attention and MLP under one LayerNorm."""
     h, v = s.hidden_size, s.vocab_size
     yield Tensor("model.embed_tokens.weight", (v, h), "embedding")
-    for i in range(s.num_layers):
+
+    def layer(i: int) -> Iterator[Tensor]:
         p = f"model.layers.{i}."
         for m, out_f in (("q_proj", s.q_dim), ("k_proj", s.kv_dim), ("v_proj", s.kv_dim)):
             yield from _linear(p + "self_attn.", m, out_f, h, "attention", i, True)
@@ -172,6 +289,8 @@ def _tensors_phi(s: ModelSpec) -> Iterator[Tensor]:
         yield from _linear(p + "mlp.", "fc1", s.intermediate_size, h, "mlp", i, True)
         yield from _linear(p + "mlp.", "fc2", h, s.intermediate_size, "mlp", i, True)
         yield from _norm(p + "input_layernorm", h, True, i)
+
+    yield _Layers(layer, s.num_layers, _kinds(s.num_layers))
     yield from _norm("model.final_layernorm", h, True, None)
     if not s.tie_embeddings:
         yield Tensor("lm_head.weight", (v, h), "lm_head", "lm_head", None, 1, True)
@@ -179,11 +298,12 @@ def _tensors_phi(s: ModelSpec) -> Iterator[Tensor]:
         yield Tensor("lm_head.bias", (v,), "lm_head", "lm_head")
 
 
-def _tensors_falcon(s: ModelSpec) -> Iterator[Tensor]:
+def _tensors_falcon(s: ModelSpec) -> Iterator[_Item]:
     """tiiuae/falcon-* (``modeling_falcon.py``): fused query_key_value, parallel attention, 1 or 2 LayerNorms."""
     h, v = s.hidden_size, s.vocab_size
     yield Tensor("transformer.word_embeddings.weight", (v, h), "embedding")
-    for i in range(s.num_layers):
+
+    def layer(i: int) -> Iterator[Tensor]:
         p = f"transformer.h.{i}."
         yield from _linear(p + "self_attention.", "query_key_value", s.q_dim + 2 * s.kv_dim, h, "attention", i,
                            s.qkv_bias)
@@ -193,17 +313,20 @@ def _tensors_falcon(s: ModelSpec) -> Iterator[Tensor]:
         norms = {1: ("input_layernorm",), 2: ("ln_attn", "ln_mlp"), 3: ("input_layernorm", "post_attention_layernorm")}
         for n in norms[s.norms_per_layer]:
             yield from _norm(p + n, h, True, i)
+
+    yield _Layers(layer, s.num_layers, _kinds(s.num_layers))
     yield from _norm("transformer.ln_f", h, True, None)
     if not s.tie_embeddings:
         yield Tensor("lm_head.weight", (v, h), "lm_head", "lm_head", None, 1, True)
 
 
-def _tensors_gpt2(s: ModelSpec) -> Iterator[Tensor]:
+def _tensors_gpt2(s: ModelSpec) -> Iterator[_Item]:
     """openai-community/gpt2 (``modeling_gpt2.py``): Conv1D layers (weights stored transposed), learned positions."""
     h, v = s.hidden_size, s.vocab_size
     yield Tensor("transformer.wte.weight", (v, h), "embedding")
     yield Tensor("transformer.wpe.weight", (s.learned_positions, h), "position_embedding")
-    for i in range(s.num_layers):
+
+    def layer(i: int) -> Iterator[Tensor]:
         p = f"transformer.h.{i}."
         yield from _norm(p + "ln_1", h, True, i)
         yield from _linear(p + "attn.", "c_attn", 3 * h, h, "attention", i, True)
@@ -211,12 +334,14 @@ def _tensors_gpt2(s: ModelSpec) -> Iterator[Tensor]:
         yield from _norm(p + "ln_2", h, True, i)
         yield from _linear(p + "mlp.", "c_fc", s.intermediate_size, h, "mlp", i, True)
         yield from _linear(p + "mlp.", "c_proj", h, s.intermediate_size, "mlp", i, True)
+
+    yield _Layers(layer, s.num_layers, _kinds(s.num_layers))
     yield from _norm("transformer.ln_f", h, True, None)
     if not s.tie_embeddings:
         yield Tensor("lm_head.weight", (v, h), "lm_head", "lm_head", None, 1, True)
 
 
-def _tensors_bert(s: ModelSpec) -> Iterator[Tensor]:
+def _tensors_bert(s: ModelSpec) -> Iterator[_Item]:
     """BERT / RoBERTa encoders (``modeling_bert.py``, ``modeling_roberta.py``) with the pooler or MLM head."""
     h, v = s.hidden_size, s.vocab_size
     root = "roberta." if s.model_type == "roberta" else "bert."
@@ -225,7 +350,8 @@ def _tensors_bert(s: ModelSpec) -> Iterator[Tensor]:
     if s.token_types:
         yield Tensor(root + "embeddings.token_type_embeddings.weight", (s.token_types, h), "position_embedding")
     yield from _norm(root + "embeddings.LayerNorm", h, True, None)
-    for i in range(s.num_layers):
+
+    def layer(i: int) -> Iterator[Tensor]:
         p = f"{root}encoder.layer.{i}."
         for m in ("query", "key", "value"):
             yield from _linear(p + "attention.self.", m, h, h, "attention", i, True)
@@ -234,6 +360,8 @@ def _tensors_bert(s: ModelSpec) -> Iterator[Tensor]:
         yield from _linear(p + "intermediate.", "dense", s.intermediate_size, h, "mlp", i, True)
         yield from _linear(p + "output.", "dense", h, s.intermediate_size, "mlp", i, True)
         yield from _norm(p + "output.LayerNorm", h, True, i)
+
+    yield _Layers(layer, s.num_layers, _kinds(s.num_layers))
     if s.pooler:
         yield from _linear(root + "pooler.", "dense", h, h, "pooler", None, True)
     if s.mlm_head:
@@ -247,31 +375,37 @@ def _tensors_bert(s: ModelSpec) -> Iterator[Tensor]:
         yield Tensor(hp + "bias", (v,), "head")
 
 
-def _tensors_t5(s: ModelSpec) -> Iterator[Tensor]:
+def _layer_t5(s: ModelSpec, stack: str, is_decoder: bool, i: int) -> Iterator[Tensor]:
+    d, inner = s.hidden_size, s.q_dim
+    p = f"{stack}.block.{i}.layer."
+    attn = ["0.SelfAttention."] + (["1.EncDecAttention."] if is_decoder else [])
+    for j, a in enumerate(attn):
+        for m in ("q", "k", "v"):
+            yield from _linear(p + a, m, inner, d, "attention", i, False)
+        yield from _linear(p + a, "o", d, inner, "attention", i, False)
+        if i == 0 and j == 0:
+            yield Tensor(p + a + "relative_attention_bias.weight", (s.relative_attention_buckets,
+                                                                   s.num_heads), "attention")
+        yield from _norm(f"{p}{j}.layer_norm", d, False, i)
+    ff = f"{p}{len(attn)}.DenseReluDense."
+    if s.mlp_gated:
+        yield from _linear(ff, "wi_0", s.intermediate_size, d, "mlp", i, False)
+        yield from _linear(ff, "wi_1", s.intermediate_size, d, "mlp", i, False)
+    else:
+        yield from _linear(ff, "wi", s.intermediate_size, d, "mlp", i, False)
+    yield from _linear(ff, "wo", d, s.intermediate_size, "mlp", i, False)
+    yield from _norm(f"{p}{len(attn)}.layer_norm", d, False, i)
+
+
+def _tensors_t5(s: ModelSpec) -> Iterator[_Item]:
     """T5 / Flan-T5 (``modeling_t5.py``): shared embedding, relative position bias in block 0 of each stack."""
-    d, v, inner = s.hidden_size, s.vocab_size, s.q_dim
+    d, v = s.hidden_size, s.vocab_size
     yield Tensor("shared.weight", (v, d), "embedding")
     stacks = (("encoder", s.num_layers, False), ("decoder", s.num_decoder_layers, True))
     for stack, n_layers, is_decoder in stacks:
-        for i in range(n_layers):
-            p = f"{stack}.block.{i}.layer."
-            attn = ["0.SelfAttention."] + (["1.EncDecAttention."] if is_decoder else [])
-            for j, a in enumerate(attn):
-                for m in ("q", "k", "v"):
-                    yield from _linear(p + a, m, inner, d, "attention", i, False)
-                yield from _linear(p + a, "o", d, inner, "attention", i, False)
-                if i == 0 and j == 0:
-                    yield Tensor(p + a + "relative_attention_bias.weight", (s.relative_attention_buckets,
-                                                                           s.num_heads), "attention")
-                yield from _norm(f"{p}{j}.layer_norm", d, False, i)
-            ff = f"{p}{len(attn)}.DenseReluDense."
-            if s.mlp_gated:
-                yield from _linear(ff, "wi_0", s.intermediate_size, d, "mlp", i, False)
-                yield from _linear(ff, "wi_1", s.intermediate_size, d, "mlp", i, False)
-            else:
-                yield from _linear(ff, "wi", s.intermediate_size, d, "mlp", i, False)
-            yield from _linear(ff, "wo", d, s.intermediate_size, "mlp", i, False)
-            yield from _norm(f"{p}{len(attn)}.layer_norm", d, False, i)
+        # block 0 holds the relative position bias: a kind of its own
+        yield _Layers(lambda i, stack=stack, dec=is_decoder: _layer_t5(s, stack, dec, i), n_layers,
+                      _kinds(n_layers, (0,)))
         yield from _norm(f"{stack}.final_layer_norm", d, False, None)
     if not s.tie_embeddings:
         yield Tensor("lm_head.weight", (v, d), "lm_head", "lm_head", None, 1, True)
@@ -289,36 +423,92 @@ _LAYOUTS = {
 LAYOUTS = tuple(_LAYOUTS)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=16)
 def tensors(spec: ModelSpec) -> tuple[Tensor, ...]:
-    """All parameter tensors of ``spec`` (tied ones once), as the HF implementation names them (cached)."""
-    return tuple(_LAYOUTS[spec.layout](spec))
+    """All parameter tensors of ``spec`` (tied ones once), as the HF implementation names them, layer by layer
+    (cached). Sums over the model use :func:`groups`, whose cost does not grow with the layers."""
+    out: list[Tensor] = []
+    for item in _LAYOUTS[spec.layout](spec):
+        if isinstance(item, _Layers):
+            for i in range(item.n):
+                out.extend(item.layer(i))
+        else:
+            out.append(item)
+    return tuple(out)
+
+
+@lru_cache(maxsize=64)
+def groups(spec: ModelSpec) -> tuple[TensorGroup, ...]:
+    """:func:`tensors` with identical layers grouped: each kind of layer once, ``repeat`` times (cached)."""
+    out: list[TensorGroup] = []
+    for item in _LAYOUTS[spec.layout](spec):
+        if isinstance(item, _Layers):
+            for kind in item.kinds:
+                for t in item.layer(kind.first):
+                    out.append(TensorGroup(t, kind.count, kind if t.layer is not None else NO_LAYERS))
+        else:
+            out.append(TensorGroup(item))
+    return tuple(out)
+
+
+@lru_cache(maxsize=64)
+def layer_kinds(spec: ModelSpec) -> tuple[tuple[LayerSet, int], ...]:
+    """``(layers, parameters of one such layer)`` for each kind of decoder layer (encoder and decoder stacks of
+    T5 share the layer numbers, as in :attr:`Tensor.layer`)."""
+    per: dict[LayerSet, int] = {}
+    for g in groups(spec):
+        if g.layers.count:
+            per[g.layers] = per.get(g.layers, 0) + g.tensor.numel
+    return tuple(per.items())
+
+
+def params_in_layers(spec: ModelSpec, lo: int, hi: int) -> int:
+    """Parameters of the tensors in layers ``lo`` to ``hi - 1``."""
+    return sum(n * layers.between(lo, hi) for layers, n in layer_kinds(spec))
 
 
 @lru_cache(maxsize=64)
 def count_params(spec: ModelSpec) -> int:
-    return sum(t.numel for t in tensors(spec))
+    return sum(g.numel for g in groups(spec))
 
 
 @lru_cache(maxsize=64)
 def count_active_params(spec: ModelSpec) -> int:
     """Total minus the routed experts a token skips: ``(E - k) / E`` of each MoE layer's expert weights."""
     total = 0
-    for t in tensors(spec):
+    for g in groups(spec):
+        t = g.tensor
         if t.role == "expert" and spec.moe is not None:
-            total += t.numel // t.count * spec.moe.experts_per_token
+            total += t.numel // t.count * spec.moe.experts_per_token * g.repeat
         else:
-            total += t.numel
+            total += g.numel
     return total
 
 
 @lru_cache(maxsize=64)
 def largest_tensor(spec: ModelSpec) -> int:
     """Elements of the largest single tensor (one expert's, for routed experts)."""
-    return max((t.numel // t.count for t in tensors(spec)), default=0)
+    return max((g.tensor.numel // g.tensor.count for g in groups(spec)), default=0)
 
 
 @lru_cache(maxsize=64)
 def largest_layer_linear(spec: ModelSpec) -> int:
     """Elements of the largest linear weight inside the layers (what a 4-bit base dequantizes at once)."""
-    return max((t.numel // t.count for t in tensors(spec) if t.linear and t.layer is not None), default=0)
+    return max((g.tensor.numel // g.tensor.count for g in groups(spec) if g.tensor.linear and g.tensor.layer is not None),
+               default=0)
+
+
+@lru_cache(maxsize=64)
+def largest_layer(spec: ModelSpec) -> int:
+    """Parameters of the largest decoder layer (the sum over the tensors sharing a layer number), by a sweep
+    over the runs of each kind of layer."""
+    events: dict[int, int] = {}
+    for layers, n in layer_kinds(spec):
+        for r in layers.runs:
+            events[r.start] = events.get(r.start, 0) + n
+            events[r.stop] = events.get(r.stop, 0) - n
+    best = cur = 0
+    for pos in sorted(events):
+        cur += events[pos]
+        best = max(best, cur)
+    return best
