@@ -237,8 +237,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "{path}：GGUF 元数据键 '{key}' 的值为 {value}；应为 {minimum} 到 {maximum} 之间的有限数值",
     },
     "gguf_key_text": {
-        "en": "{path}: GGUF metadata key '{key}' is {value}; expected text (an array of strings for a token list)",
-        "zh": "{path}：GGUF 元数据键 '{key}' 的值为 {value}；应为文本（词表应为字符串数组）",
+        "en": "{path}: GGUF metadata key '{key}' is {value}; expected an array of strings",
+        "zh": "{path}：GGUF 元数据键 '{key}' 的值为 {value}；应为字符串数组",
+    },
+    "gguf_key_arch": {
+        "en": "{path}: GGUF metadata key '{key}' is {value}; expected an architecture name such as llama, qwen2 or gemma2",
+        "zh": "{path}：GGUF 元数据键 '{key}' 的值为 {value}；应为架构名称，例如 llama、qwen2 或 gemma2",
+    },
+    "gguf_key_bools": {
+        "en": "{path}: GGUF metadata key '{key}' is {value}; expected {layers} values of true or false (one per block)",
+        "zh": "{path}：GGUF 元数据键 '{key}' 的值为 {value}；应为 {layers} 个 true 或 false（每层一个）",
+    },
+    "gguf_key_blocks": {
+        "en": "{path}: GGUF metadata key '{key}' is {value}, but the file holds tensors (blk.N.*) for blocks {blocks}",
+        "zh": "{path}：GGUF 元数据键 '{key}' 的值为 {value}，但文件中的张量（blk.N.*）属于第 {blocks} 层",
     },
     "gguf_key_per_layer": {
         "en": "{path}: GGUF metadata key '{key}' has {count} per-layer values; expected {layers} (one per block)",

@@ -46,16 +46,19 @@ KEEP_TOTAL = 1 << 20  # array elements kept over a whole header; later arrays ke
 MAX_SHARDS = 1000
 INT64_MAX = 2**63 - 1
 
-# limits on the architecture numbers (well above every published model, low enough that no estimate loops or
-# multiplies without bound)
-MAX_LAYERS = 4096
-MAX_WIDTH = 1 << 20  # embedding_length
-MAX_FFN = 1 << 22  # feed_forward_length, expert_feed_forward_length
-MAX_HEADS = 1 << 14
-MAX_HEAD_DIM = 1 << 16  # key_length, value_length, lora ranks
-MAX_EXPERTS = 1 << 14
-MAX_CONTEXT = 1 << 30
-MAX_WINDOW = (1 << 32) - 1
+# limits on the architecture numbers: the plausible-shape limits every source shares (4× to 50× the largest
+# published model, see vramscope/model/limits.py), so no real file is refused and no estimate loops or
+# multiplies without bound
+MAX_LAYERS = 1024
+MAX_WIDTH = 131072  # embedding_length
+MAX_FFN = 1_000_000  # feed_forward_length, expert_feed_forward_length
+MAX_HEADS = 16384
+MAX_HEAD_DIM = 8192  # key_length, value_length (576 for a latent-absorbed DeepSeek)
+MAX_RANK = 131072  # q_lora_rank, kv_lora_rank
+MAX_VOCAB = 10_000_000
+MAX_EXPERTS = 8192
+MAX_CONTEXT = 2**27
+MAX_WINDOW = 10**9  # a sliding window this large or larger is no window (configs use 2^32 - 1)
 
 _STRUCTS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _SCALARS = {k: struct.Struct(v) for k, v in _STRUCTS.items()}
@@ -447,13 +450,19 @@ class _Meta:
         if v is None:
             return 0.0
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
-            raise VramscopeError("gguf_key_number", path=self.path, key=self.key(key), value=_show(v), minimum=lo,
-                                 maximum=hi)
+            raise VramscopeError("gguf_key_number", path=self.path, key=self.key(key), value=_show(v),
+                                 minimum=f"{lo:g}", maximum=f"{hi:g}")
         return float(v)
 
 
 def _mismatch(path: Path, key: str, value: Any, tensor: str, actual: Any) -> VramscopeError:
-    return VramscopeError("gguf_key_tensor", path=path, key=key, value=_show(value), tensor=tensor, actual=actual)
+    shown = value if isinstance(value, str) else _show(value)
+    return VramscopeError("gguf_key_tensor", path=path, key=key, value=shown, tensor=tensor, actual=actual)
+
+
+def _pair(m: "_Meta", a: str, b: str, op: str = "×") -> str:
+    """Two keys whose product (or sum) a tensor's rows must equal, named together in the message."""
+    return f"{m.key(a)}' {op} '{m.key(b)}"
 
 
 # llama.cpp's default sliding-window pattern per architecture (llama-model.cpp ``set_swa_pattern``)
@@ -466,7 +475,7 @@ def _swa_layers(m: _Meta, n_layers: int) -> Optional[list[bool]]:
     v = m.meta.get(m.key(key))
     if isinstance(v, (list, LongArray)):
         if isinstance(v, LongArray) or len(v) != n_layers or any(not isinstance(x, bool) for x in v):
-            raise VramscopeError("gguf_key_per_layer", path=m.path, key=m.key(key), count=len(v), layers=n_layers)
+            raise VramscopeError("gguf_key_bools", path=m.path, key=m.key(key), value=_show(v), layers=n_layers)
         return list(v)
     n = m.int(key, _SWA_PATTERN.get(m.arch, -1), lo=0, hi=MAX_LAYERS)
     if n < 0:
@@ -484,16 +493,17 @@ def spec_from_gguf(meta: dict[str, Any], tensors: list[StoredTensor], name: str,
     if arch is None:
         raise VramscopeError("gguf_key_missing", path=path, key="general.architecture")
     if not isinstance(arch, str) or not _ARCH.fullmatch(arch):
-        raise VramscopeError("gguf_key_text", path=path, key="general.architecture", value=_show(arch))
+        raise VramscopeError("gguf_key_arch", path=path, key="general.architecture", value=_show(arch))
     m = _Meta(meta, arch, path)
     by_name = {t.name: t for t in tensors}
     seen_layers = sorted({i for i in (layer_of(t.name) for t in tensors) if i is not None})
 
     n_layers = m.int("block_count", lo=1, hi=MAX_LAYERS)
-    if seen_layers and seen_layers[-1] >= n_layers:
-        raise _mismatch(path, m.key("block_count"), n_layers, f"blk.{seen_layers[-1]}.*", f"layer {seen_layers[-1]}")
-    if seen_layers and seen_layers[-1] + 1 < n_layers:
-        raise _mismatch(path, m.key("block_count"), n_layers, "blk.*", f"layers 0..{seen_layers[-1]} only")
+    # every block holds tensors named blk.N.* (llama.cpp loads them by that name): N runs over 0..block_count-1
+    if seen_layers != list(range(n_layers)):
+        shown = ", ".join(map(str, seen_layers[:8])) + (f", … {seen_layers[-1]}" if len(seen_layers) > 8 else "")
+        raise VramscopeError("gguf_key_blocks", path=path, key=m.key("block_count"), value=n_layers,
+                             blocks=shown or "-")
     m.n_layers = n_layers
 
     hidden = m.int("embedding_length", hi=MAX_WIDTH)
@@ -525,27 +535,30 @@ def spec_from_gguf(meta: dict[str, Any], tensors: list[StoredTensor], name: str,
             n_tokens = len(tokens)
         else:
             raise VramscopeError("gguf_key_text", path=path, key="tokenizer.ggml.tokens", value=_show(tokens))
-    vocab_key = m.int("vocab_size", None, lo=1, hi=MAX_ARRAY)
+    vocab_key = m.int("vocab_size", None, lo=1, hi=MAX_VOCAB)
     if emb is not None and len(emb.shape) == 2:
         vocab = emb.shape[1]
         if vocab_key is not None and vocab_key != vocab:
             raise _mismatch(path, m.key("vocab_size"), vocab_key, emb.name, f"{vocab} rows")
         if n_tokens is not None and n_tokens != vocab:
-            raise _mismatch(path, "tokenizer.ggml.tokens", f"array[{n_tokens}]", emb.name, f"{vocab} rows")
+            raise _mismatch(path, "tokenizer.ggml.tokens", LongArray(8, n_tokens), emb.name, f"{vocab} rows")
     else:
         vocab = vocab_key or n_tokens or 0
-    if not 1 <= vocab <= MAX_ARRAY:
+    if not vocab:
         raise VramscopeError("gguf_key_missing", path=path, key=m.key("vocab_size"))
+    if vocab > MAX_VOCAB:
+        raise m.bad("vocab_size", vocab, 1, MAX_VOCAB)
 
-    ffn_l = m.layers("feed_forward_length", 4 * hidden, lo=1, hi=MAX_FFN)
+    up = next((t for t in tensors if t.name.endswith(".ffn_up.weight") and len(t.shape) == 2), None)
+    ffn_l = m.layers("feed_forward_length", up.shape[1] if up is not None else 4 * hidden, lo=1, hi=MAX_FFN)
     context = m.int("context_length", 0, lo=1, hi=MAX_CONTEXT)
 
     # attention: MLA (DeepSeek-V2/V3 family) or standard; K/V projection rows must match the heads
     mla = None
-    kv_lora = m.int("attention.kv_lora_rank", 0, lo=0, hi=MAX_HEAD_DIM)
+    kv_lora = m.int("attention.kv_lora_rank", 0, lo=0, hi=MAX_RANK)
     head_dim = key_len
     if kv_lora:
-        q_lora = m.int("attention.q_lora_rank", 0, lo=0, hi=MAX_HEAD_DIM)
+        q_lora = m.int("attention.q_lora_rank", 0, lo=0, hi=MAX_RANK)
         if m.has("attention.key_length_mla"):
             # llama.cpp since 2025 writes MLA as MQA over the latent: head_count_kv 1, key_length
             # kv_lora_rank + rope, value_length kv_lora_rank, and the per-head sizes under *_mla
@@ -564,24 +577,27 @@ def spec_from_gguf(meta: dict[str, Any], tensors: list[StoredTensor], name: str,
         for i in seen_layers:
             t = by_name.get(f"blk.{i}.attn_kv_a_mqa.weight")
             if t is not None and len(t.shape) == 2 and t.shape[1] != kv_lora + rope:
-                raise _mismatch(path, m.key("attention.kv_lora_rank"), kv_lora, t.name,
-                                f"{t.shape[1]} rows (kv_lora_rank + rope {rope} expected)")
+                raise _mismatch(path, _pair(m, "attention.kv_lora_rank", "rope.dimension_count", "+"),
+                                f"{kv_lora} + {rope}", t.name, f"{t.shape[1]} rows")
             t = by_name.get(f"blk.{i}.attn_q_b.weight") or by_name.get(f"blk.{i}.attn_q.weight")
             if t is not None and len(t.shape) == 2 and t.shape[1] != heads_l[i] * qk:
-                raise _mismatch(path, m.key("attention.head_count"), heads_l[i], t.name,
-                                f"{t.shape[1]} rows ({qk} per head expected)")
+                qk_key = "attention.key_length_mla" if m.has("attention.key_length_mla") else "attention.key_length"
+                raise _mismatch(path, _pair(m, "attention.head_count", qk_key), f"{heads_l[i]} × {qk}", t.name,
+                                f"{t.shape[1]} rows")
     else:
         swa = _swa_layers(m, n_layers) if m.has("attention.sliding_window") else None
         for i in seen_layers:
             k_len = swa_key_len if swa and swa[i] else key_len
             t = by_name.get(f"blk.{i}.attn_k.weight")
+            k_key = "attention.key_length_swa" if swa and swa[i] and m.has("attention.key_length_swa") \
+                else "attention.key_length"
             if t is not None and len(t.shape) == 2 and t.shape[1] != kv_l[i] * k_len:
-                raise _mismatch(path, m.key("attention.head_count_kv"), kv_l[i], t.name,
-                                f"{t.shape[1]} rows ({k_len} per head expected)")
+                raise _mismatch(path, _pair(m, "attention.head_count_kv", k_key), f"{kv_l[i]} × {k_len}", t.name,
+                                f"{t.shape[1]} rows")
             t = by_name.get(f"blk.{i}.attn_q.weight")
             if t is not None and len(t.shape) == 2 and t.shape[1] < heads_l[i] * k_len:
-                raise _mismatch(path, m.key("attention.head_count"), heads_l[i], t.name,
-                                f"{t.shape[1]} rows ({k_len} per head expected)")
+                raise _mismatch(path, _pair(m, "attention.head_count", k_key), f"{heads_l[i]} × {k_len}", t.name,
+                                f"{t.shape[1]} rows")
 
     # mixture of experts: a layer routes when it holds ffn_*_exps tensors; their shapes must match the keys
     experts = m.int("expert_count", 0, lo=0, hi=MAX_EXPERTS)
@@ -616,7 +632,8 @@ def spec_from_gguf(meta: dict[str, Any], tensors: list[StoredTensor], name: str,
             raise _mismatch(path, m.key("feed_forward_length"), ffn_l[i], t.name, f"width {t.shape[1]}")
 
     # sliding window (Gemma 2/3, Cohere 2): which layers, from the pattern key or llama.cpp's default
-    window = m.int("attention.sliding_window", 0, lo=0, hi=MAX_WINDOW) or None
+    window = m.int("attention.sliding_window", 0, lo=0, hi=2**32 - 1)  # llama.cpp: uint32 n_swa
+    window = window if 0 < window < MAX_WINDOW else None
     layer_types: tuple[str, ...] = ()
     if window:
         swa = _swa_layers(m, n_layers)
