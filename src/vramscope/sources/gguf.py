@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Optional
 
 from ..errors import VramscopeError
+from ..model.limits import LIMITS
 from ..model.spec import FULL, SLIDING, MLASpec, ModelSpec, MoESpec
 from .base import StoredTensor
 
@@ -46,19 +47,18 @@ KEEP_TOTAL = 1 << 20  # array elements kept over a whole header; later arrays ke
 MAX_SHARDS = 1000
 INT64_MAX = 2**63 - 1
 
-# limits on the architecture numbers: the plausible-shape limits every source shares (4× to 50× the largest
-# published model, see vramscope/model/limits.py), so no real file is refused and no estimate loops or
-# multiplies without bound
-MAX_LAYERS = 1024
-MAX_WIDTH = 131072  # embedding_length
-MAX_FFN = 1_000_000  # feed_forward_length, expert_feed_forward_length
-MAX_HEADS = 16384
-MAX_HEAD_DIM = 8192  # key_length, value_length (576 for a latent-absorbed DeepSeek)
-MAX_RANK = 131072  # q_lora_rank, kv_lora_rank
-MAX_VOCAB = 10_000_000
-MAX_EXPERTS = 8192
-MAX_CONTEXT = 2**27
-MAX_WINDOW = 10**9  # a sliding window this large or larger is no window (configs use 2^32 - 1)
+# limits on the architecture numbers: the plausible-shape table every source shares (model/limits.py: 4× to
+# 50× the largest published model), so no real file is refused and no estimate loops or multiplies without bound
+MAX_LAYERS = LIMITS["num_layers"].maximum
+MAX_WIDTH = LIMITS["hidden_size"].maximum  # embedding_length
+MAX_FFN = LIMITS["intermediate_size"].maximum  # feed_forward_length, expert_feed_forward_length
+MAX_HEADS = LIMITS["num_heads"].maximum
+MAX_HEAD_DIM = LIMITS["head_dim"].maximum  # key_length, value_length (576 for a latent-absorbed DeepSeek)
+MAX_RANK = LIMITS["kv_lora_rank"].maximum  # q_lora_rank, kv_lora_rank
+MAX_VOCAB = LIMITS["vocab_size"].maximum
+MAX_EXPERTS = LIMITS["num_experts"].maximum
+MAX_CONTEXT = LIMITS["max_position_embeddings"].maximum
+MAX_WINDOW = LIMITS["sliding_window"].maximum  # a larger sliding window is no window (configs use 2^32 - 1)
 
 _STRUCTS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _SCALARS = {k: struct.Struct(v) for k, v in _STRUCTS.items()}
@@ -191,17 +191,21 @@ class _Reader:
     def skip_strings(self, count: int) -> None:
         """Skip ``count`` strings (a long string array) without decoding them."""
         u64 = _U64.unpack_from
+        buf, pos = self.buf, self.pos
         for _ in range(count):
-            if len(self.buf) - self.pos < 8:
+            if len(buf) - pos < 8:
+                self.pos = pos
                 self._fill(8)
-            n = u64(self.buf, self.pos)[0]
+                buf, pos = self.buf, self.pos
+            n = u64(buf, pos)[0]
             if n > MAX_STRING:
                 raise self.bad(f"{self.what}: a string of {n} bytes exceeds the {MAX_STRING}-byte limit")
-            self.pos += 8
-            if len(self.buf) - self.pos >= n:
-                self.pos += n
-            else:
+            pos += 8 + n
+            if pos > len(buf):  # the string runs past the window
+                self.pos = pos - n
                 self.skip(n)
+                buf, pos = self.buf, self.pos
+        self.pos = pos
 
     def value(self, vtype: int) -> Any:
         st = _SCALARS.get(vtype)
@@ -633,7 +637,7 @@ def spec_from_gguf(meta: dict[str, Any], tensors: list[StoredTensor], name: str,
 
     # sliding window (Gemma 2/3, Cohere 2): which layers, from the pattern key or llama.cpp's default
     window = m.int("attention.sliding_window", 0, lo=0, hi=2**32 - 1)  # llama.cpp: uint32 n_swa
-    window = window if 0 < window < MAX_WINDOW else None
+    window = window if 0 < window <= MAX_WINDOW else None
     layer_types: tuple[str, ...] = ()
     if window:
         swa = _swa_layers(m, n_layers)
