@@ -6,14 +6,15 @@ SentencePiece vocabulary or the merges of a BPE one), the ``general.*`` and ``<a
 writes (``gguf.constants.Keys``), real tensor names (``gguf.constants.TENSOR_NAMES``) with the real per-layer
 shapes, and the ggml types ``llama-quantize`` gives them (Q4_K / Q6_K / Q8_0 mixes, F32 norms and biases, the
 Q5_0 / Q8_0 fallbacks for rows that are not a multiple of 256). Only the number of blocks is reduced (2–4 of
-the real 28–60), so ``block_count`` is the reduced count.
+the real 27–60), so ``block_count`` is the reduced count.
 
 The files are honest: header, tensor records, offsets and alignment padding are byte for byte what gguf-py
 writes for these tensors, and the file has the full length of its data section. The data itself is never
-written: the section is a hole in a sparse file (zeros on read), so a 4.6 GB DeepSeek-V2 fixture takes the
-disk space of its 2 MB header.
+written: the section is a hole in a sparse file (zeros on read), so the 6 GB DeepSeek-V2 fixture takes the
+disk space of its 4 MB header.
 
-:class:`RefReader` is ``gguf.GGUFReader`` with one change for speed: metadata arrays longer than 1,024
+:class:`Writer` is ``gguf.GGUFWriter`` packing arrays longer than 1,024 elements in one go (the same bytes: a
+test compares the two). :class:`RefReader` is ``gguf.GGUFReader`` with one change for speed: metadata arrays longer than 1,024
 elements are walked in bulk instead of one numpy view per element (the stock reader takes ~16 s over Llama 3's
 408,000 tokens and merges). Tensor records and scalar metadata are read by gguf-py's own code; the tests check
 that the override finds the same fields at the same offsets as the stock reader.
@@ -21,6 +22,7 @@ that the override finds the same fields at the same offsets as the stock reader.
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -342,6 +344,18 @@ def _vocab(w: gguf.GGUFWriter, m: Model) -> None:
     w.add_chat_template("{% for message in messages %}{{ message['content'] }}{% endfor %}")
 
 
+def llama_cpp_names(arch: str, n_layers: int) -> set[str]:
+    """Every tensor name llama.cpp knows for ``arch`` (gguf.constants.MODEL_TENSORS / TENSOR_NAMES)."""
+    a = {v: k for k, v in gguf.MODEL_ARCH_NAMES.items()}[arch]
+    names = set()
+    for t in gguf.MODEL_TENSORS[a]:
+        pattern = gguf.TENSOR_NAMES[t]
+        for bid in range(n_layers) if "{bid}" in pattern else [None]:
+            base = pattern.format(bid=bid) if bid is not None else pattern
+            names |= {base + ".weight", base + ".bias"}
+    return names
+
+
 def tensor_bytes(shape: tuple[int, ...], qt: Q) -> int:
     """Bytes of a tensor from gguf-py's own type table (GGML_QUANT_SIZES)."""
     block, size = gguf.GGML_QUANT_SIZES[qt]
@@ -370,6 +384,17 @@ class Writer(gguf.GGUFWriter):
         if kinds == {float}:
             return head + struct.pack("<IQ", V.FLOAT32, len(val)) + struct.pack(f"<{len(val)}f", *val)
         return super()._pack_val(val, vtype, add_vtype, sub_type)
+
+
+def sparse_files_work(folder: Path) -> bool:
+    """Whether ``folder`` keeps a truncated-up file as a hole (ext4, XFS, btrfs, APFS, tmpfs do)."""
+    probe = folder / "sparse-probe"
+    with open(probe, "wb") as f:
+        f.truncate(64 << 20)
+    try:
+        return getattr(os.stat(probe), "st_blocks", 0) * 512 < (1 << 20)
+    finally:
+        probe.unlink()
 
 
 def write(m: Model, path: Path, writer: type = Writer) -> Path:

@@ -109,7 +109,7 @@ class Gguf:
         with open(path, "wb") as f:
             f.write(h)
             f.write(b"\0" * (start - len(h)))
-            f.truncate(start + min(self.data_size(), 1 << 36))  # the data section is a hole (at most 64 GiB)
+            f.truncate(start + min(self.data_size(), 1 << 30))  # the data section is a hole (at most 1 GiB)
             if self.cut is not None:
                 f.truncate(self.cut)
         return path
@@ -441,6 +441,13 @@ def test_fifo_named_gguf_does_not_hang(tmp_path):
     rc, out, err = run_cli_subprocess(["estimate", str(fifo)], timeout=60)
     assert_clean(rc, out, err)
     assert rc == 2 and "regular file" in err
+
+
+def test_error_in_chinese(tmp_path):
+    path = G.with_kv("gemma2.attention.head_count", U32, 0).write(tmp_path / "zh.gguf")
+    rc, out, err = run_cli(["estimate", str(path), "--lang", "zh"])
+    assert_clean(rc, out, err)
+    assert rc == 2 and "GGUF 元数据键 'gemma2.attention.head_count' 的值为 0" in err
 
 
 def test_split_model_reads_every_shard(tmp_path):
