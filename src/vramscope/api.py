@@ -61,10 +61,17 @@ def load_model(model: Optional[str] = None, params: Union[str, int, float, None]
         if given:
             field = "--" + next(iter(given)).replace("_", "-")
             raise VramscopeError("shape_needs_params", field=field, model=shown(name))
+        if name.strip().startswith("~") and os.path.expanduser(name.strip()) == name.strip():
+            raise VramscopeError("file_not_found", path=shown(name))  # ~nosuchuser: no home to expand
         try:
             return resolve(name, hub=hub)
         except OSError as e:  # a name the file system refuses to look at (too long, a device, no permission)
             raise VramscopeError("file_unreadable", path=shown(name), detail=shown(e.strerror or type(e).__name__))
+        except VramscopeError as e:  # what the user typed, echoed in the message, shown bounded on one line
+            typed = {k: shown(v, 200) for k, v in e.params.items() if k in ("name", "path", "value", "origin")}
+            if not typed or all(e.params[k] == v for k, v in typed.items()):
+                raise
+            raise VramscopeError(e.key, **{**e.params, **typed}) from None
     if params is None:
         raise VramscopeError("no_model")
     clean = {key: parse_int(value, "--" + key.replace("_", "-"), *SHAPE_FIELDS[key]) for key, value in given.items()}

@@ -27,7 +27,7 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     def error(self, message: str) -> None:  # one line, not usage + line
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {_one_line(message, 300)} (see '{self.prog} --help')\n")
 
 
 def _estimate_options(p: argparse.ArgumentParser) -> None:
@@ -456,6 +456,12 @@ def _cmd_serve(args: argparse.Namespace, lang: str) -> int:
 COMMANDS = {"serve": _cmd_serve, "estimate": _cmd_estimate, "trace": _cmd_trace, "measure": _cmd_measure, "validate": _cmd_validate, "fit": _cmd_fit, "models": _cmd_models, "gpus": _cmd_gpus}
 
 
+def _one_line(text: str, limit: int = 2000) -> str:
+    """An error as one printable line: control characters a user typed (a path with a newline) escaped."""
+    text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -471,7 +477,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return COMMANDS[args.command](args, lang)
     except VramscopeError as e:
-        print(f"vramscope: error: {e.render(lang)}", file=sys.stderr)
+        print(f"vramscope: error: {_one_line(e.render(lang))}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
         return 0

@@ -82,9 +82,10 @@ def parse_count(text: str | int | float, field: str = "--params", maximum: int =
             raise VramscopeError("bad_count", field=field, value=shown(text))
         value = float(m.group(1)) * _COUNT_SUFFIX[m.group(2).lower()]
     _size(value, field, text, maximum, f"{maximum:.0e}")
-    if value < 0.5:  # rounds to no parameters at all
+    n = int(round(value))
+    if n < 1:  # rounds to no parameters at all
         raise VramscopeError("count_not_positive", field=field, value=shown(text))
-    return int(round(value))
+    return n
 
 
 def parse_int(text: str | int, field: str, minimum: int = 1, maximum: int = 10**9) -> int:

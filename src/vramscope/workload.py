@@ -228,13 +228,15 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
                   optimizer_in_backward: Optional[bool] = None, compile: bool = False, tp: Any = 1, sequence_parallel: bool = False, sp: Any = 1,
                   sp_mode: str = "ring", ep: Any = 1, nodes: Any = 1, fsdp_sharding: str = "full",
                   fsdp_version: Any = 2, zero_prefetch: Any = None, zero_max_live: Any = None,
-                  zero_persistence: Any = None, reduce_bucket: Any = None, offload_device: str = "cpu") -> Workload:
+                  zero_persistence: Any = None, reduce_bucket: Any = None, offload_device: str = "cpu",
+                  **unknown: Any) -> Workload:
     """Validate user options into a :class:`Workload` (errors name the option and the allowed values).
 
     None means "not given" for every option that defaults to None. Yes/no options are parsed strictly
     (True/False, 1/0, "true"/"false", "yes"/"no", "on"/"off"); ``grad_checkpointing`` also takes a mode
     ("full", "selective"). Options of another method, estimator or engine are refused, never ignored.
     """
+    check_keywords(unknown, function="vramscope.make_workload")
     task = _choice(task, "--task", TASKS)
     estimator = _choice(estimator, "--estimator", ESTIMATORS)
     engine = _choice(_ENGINE_ALIASES.get(engine.strip().lower(), engine) if isinstance(engine, str) else engine,
@@ -364,6 +366,8 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
     if off != "none" and task == "inference":
         raise VramscopeError("conflict", field="--offload",
                              reason="CPU offload of optimizer states and parameters is for training; use --task finetune")
+    _ignored(task, estimator, engine, optimizer, precision, grad_accum, fw, kv_dtype, cache, attn, n_gpus, off,
+             pp_n, dist, (zero_prefetch, zero_max_live, zero_persistence, reduce_bucket))
     default_seq = 2048 if task != "inference" else 4096
     apsa = None if activations_per_sample is None else parse_int(activations_per_sample,
                                                                  "--activations-per-sample", 1, 10**13)
@@ -386,6 +390,33 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
         activations_per_sample=apsa, num_gpus=n_gpus, parallelism=par if n_gpus > 1 or par in TRAINING_PARALLEL else "none", offload=off,
         cache=cache, pp=pp_n, pp_schedule=pp_sched, framework=fw, **engine_opts, **training_opts, **dist,
     )
+
+
+def _ignored(task: str, estimator: str, engine: str, optimizer: Any, precision: Any, grad_accum: Any, fw: str,
+             kv_dtype: Optional[str], cache: str, attn: Any, n_gpus: int, offload: str, pp: int, dist: dict,
+             zero_knobs: tuple) -> None:
+    """Options the chosen task or estimator would ignore are refused: no option is silently dropped."""
+    if task == "inference":
+        for name, given in (("--optimizer", optimizer is not None),
+                            ("--precision", _choice(precision, "--precision", PRECISIONS) != "auto"),
+                            ("--grad-accum", parse_int(grad_accum, "--grad-accum", 1, 1_000_000) > 1),
+                            ("--framework", fw != "hf"),
+                            ("--zero-prefetch-bucket / --zero-max-live-params / --zero-param-persistence / "
+                             "--reduce-bucket", any(k is not None for k in zero_knobs))):
+            if given:
+                raise VramscopeError("conflict", field=name, reason="is a training option; add --task finetune")
+    elif kv_dtype is not None or cache != "dynamic":
+        raise VramscopeError("conflict", field="--kv-dtype" if kv_dtype is not None else "--cache",
+                             reason="is about the KV cache of inference; training keeps no KV cache")
+    if estimator == "seed":
+        seed_ignores = (("--engine", engine != "transformers"), ("--kv-dtype", kv_dtype is not None),
+                        ("--cache", cache != "dynamic"), ("--attn", str(attn).strip().lower() != "sdpa"),
+                        ("--gpus", n_gpus > 1), ("--offload", offload != "none"), ("--pp", pp > 1),
+                        ("--tp", dist["tp"] > 1), ("--sp", dist["sp"] > 1), ("--ep", dist["ep"] > 1))
+        for name, given in seed_ignores:
+            if given:
+                raise VramscopeError("conflict", field=name, reason="the seed rule of thumb does not model it; "
+                                                                    "use --estimator analytic")
 
 
 def _engine_options(engine: str, util: Any, max_model_len: Any, max_num_seqs: Any, max_batched: Any,
