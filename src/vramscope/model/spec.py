@@ -186,19 +186,20 @@ def _where(spec: ModelSpec) -> str:
     return f"{shown(spec.source, 80)} " if spec.source else ""
 
 
-def check_int(where: str, name: str, value: Any, limit: str, minimum: Optional[int] = None) -> int:
+def check_int(where: str, name: str, value: Any, limit: str, minimum: Optional[int] = None,
+              given: Any = None) -> int:
     """``value`` as a whole number inside ``LIMITS[limit]`` (``minimum`` overrides its lower end), else the
-    keyed error naming ``name``; shared by every source (config.json keys, GGUF metadata, ModelSpec fields)."""
+    keyed error naming ``name`` and quoting ``given`` (what the source held; ``value`` by default). Shared by
+    every source (config.json keys, GGUF metadata, ModelSpec fields)."""
     lim = LIMITS[limit]
     lo = lim.minimum if minimum is None else minimum
+    text = shown(value if given is None else given)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise VramscopeError("shape_not_int", where=where, field=name, value=shown(value), minimum=lo,
-                             maximum=lim.maximum)
+        raise VramscopeError("shape_not_int", where=where, field=name, value=text, minimum=lo, maximum=lim.maximum)
     if value < lo:
-        raise VramscopeError("shape_too_small", where=where, field=name, value=shown(value), minimum=lo,
-                             maximum=lim.maximum)
+        raise VramscopeError("shape_too_small", where=where, field=name, value=text, minimum=lo, maximum=lim.maximum)
     if value > lim.maximum:
-        raise VramscopeError("shape_too_large", where=where, field=name, value=shown(value), minimum=lo,
+        raise VramscopeError("shape_too_large", where=where, field=name, value=text, minimum=lo,
                              maximum=lim.maximum, real=lim.real)
     return value
 

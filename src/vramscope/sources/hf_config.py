@@ -9,77 +9,240 @@ mapped onto the native layout with the same tensors (their code is never execute
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import math
+from typing import Any, Callable, Optional, Union
 
 from ..errors import VramscopeError
-from ..model.spec import FULL, SLIDING, MLASpec, ModelSpec, MoESpec, VisionSpec
+from ..model.limits import LIMITS, shown
+from ..model.spec import FULL, SLIDING, MLASpec, ModelSpec, MoESpec, VisionSpec, check_int
 
 Config = dict[str, Any]
+Keys = Union[str, tuple[str, ...]]
+
+#: a required key: no default
+REQUIRED: Any = ...
+
+#: ``sliding_window`` at or above this means "no window" (configs write 2^32 - 1 or 10^9 for none)
+NO_WINDOW = 10**9
+
+#: the longest string read from a config (dtype, activation, architecture and quantization names)
+MAX_STR = 200
+
+LAYER_TYPES = (FULL, SLIDING, "chunked_attention")
+
+
+# ---- the typed accessors: every read of a config value goes through one of these ---------------------------
+#
+# Each takes the config dict, the key (or alternative keys, the first one present wins), where the config came
+# from (for the message) and what is allowed; a wrong JSON type or a value out of range raises one keyed
+# VramscopeError naming the key and the allowed values, quoting at most 40 characters of what was there.
+
+def _find(cfg: Config, keys: Keys) -> tuple[str, Any]:
+    """``(key, value)`` of the first key with a non-null value, else ``(first key, None)``."""
+    if isinstance(keys, str):
+        keys = (keys,)
+    for k in keys:
+        v = cfg.get(k)
+        if v is not None:
+            return k, v
+    return keys[0], None
+
+
+def _missing(keys: Keys, origin: str) -> VramscopeError:
+    return VramscopeError("config_missing", key=keys if isinstance(keys, str) else " / ".join(keys), origin=origin)
+
+
+def get_int(cfg: Config, keys: Keys, limit: str, *, origin: str, default: Any = REQUIRED,
+            minimum: Optional[int] = None, prefix: str = "") -> Any:
+    """A whole number inside ``LIMITS[limit]`` (``minimum`` lowers or raises its lower end); ``32.0`` counts
+    as 32, but not ``32.5``, ``true`` or ``"32"``. Null or absent: ``default``, or an error when required."""
+    key, value = _find(cfg, keys)
+    if value is None:
+        if default is REQUIRED:
+            raise _missing(keys, origin)
+        return default
+    given = value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    return check_int(f"{origin} ", prefix + key, value, limit, minimum, given)
+
+
+def get_float(cfg: Config, keys: Keys, lo: float, hi: float, *, origin: str, default: Any = REQUIRED,
+              prefix: str = "") -> Any:
+    """A finite number from ``lo`` to ``hi`` (or ``default`` when null or absent)."""
+    key, value = _find(cfg, keys)
+    if value is None:
+        if default is REQUIRED:
+            raise _missing(keys, origin)
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise VramscopeError("shape_not_number", where=f"{origin} ", field=prefix + key, value=shown(value),
+                             minimum=f"{lo:g}", maximum=f"{hi:g}")
+    if value < lo:
+        raise VramscopeError("shape_too_small", where=f"{origin} ", field=prefix + key, value=shown(value),
+                             minimum=f"{lo:g}", maximum=f"{hi:g}")
+    if value > hi:
+        raise VramscopeError("shape_too_large", where=f"{origin} ", field=prefix + key, value=shown(value),
+                             minimum=f"{lo:g}", maximum=f"{hi:g}", real=f"{hi:g}")
+    return float(value)
+
+
+def get_bool(cfg: Config, key: str, default: bool, *, origin: str, prefix: str = "") -> bool:
+    """JSON ``true`` or ``false`` (``default`` when null or absent); ``"false"``, 0 or 1 are refused."""
+    value = cfg.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise VramscopeError("shape_not_bool", where=f"{origin} ", field=prefix + key, value=shown(value))
+    return value
+
+
+def get_str(cfg: Config, keys: Keys, *, origin: str, default: Any = "", max_len: int = MAX_STR,
+            prefix: str = "") -> Any:
+    """A string of at most ``max_len`` characters (``default`` when null or absent)."""
+    key, value = _find(cfg, keys)
+    if value is None:
+        if default is REQUIRED:
+            raise _missing(keys, origin)
+        return default
+    if not isinstance(value, str) or len(value) > max_len:
+        raise VramscopeError("shape_not_str", where=f"{origin} ", field=prefix + key, value=shown(value),
+                             maximum=max_len)
+    return value
+
+
+def get_str_list(cfg: Config, key: str, *, origin: str, max_items: int = 1024, max_len: int = MAX_STR,
+                 prefix: str = "") -> Optional[list[str]]:
+    """A list of strings (None when null or absent)."""
+    value = cfg.get(key)
+    if value is None:
+        return None
+    if (not isinstance(value, list) or len(value) > max_items
+            or any(not isinstance(v, str) or len(v) > max_len for v in value)):
+        raise VramscopeError("shape_not_str_list", where=f"{origin} ", field=prefix + key, value=shown(value))
+    return value
+
+
+def get_dict(cfg: Config, key: str, *, origin: str, prefix: str = "") -> Optional[Config]:
+    """A JSON object (None when null or absent)."""
+    value = cfg.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise VramscopeError("shape_not_object", where=f"{origin} ", field=prefix + key, value=shown(value))
+    return value
+
+
+def get_layer_list(cfg: Config, key: str, *, origin: str, prefix: str = "") -> list[int]:
+    """A list of layer numbers, each from 0 to the layer limit (empty when null or absent)."""
+    value = cfg.get(key)
+    if value is None:
+        return []
+    top = LIMITS["num_layers"].maximum - 1
+    if (not isinstance(value, list) or len(value) > top + 1
+            or any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i <= top for i in value)):
+        raise VramscopeError("shape_not_layers", where=f"{origin} ", field=prefix + key, value=shown(value),
+                             maximum=top)
+    return value
 
 
 class _Reader:
-    """Typed access to config keys with clear errors naming the missing or bad key."""
+    """A config and where it came from, with the typed accessors above bound to them."""
 
-    def __init__(self, cfg: Config, origin: str) -> None:
+    def __init__(self, cfg: Config, origin: str, prefix: str = "") -> None:
         self.cfg = cfg
         self.origin = origin
+        self.prefix = prefix  # "text_config." for keys read from a nested config, as messages name them
 
-    def get(self, *keys: str, default: Any = None) -> Any:
-        for k in keys:
-            if k in self.cfg and self.cfg[k] is not None:
-                return self.cfg[k]
-        return default
+    def present(self, key: str) -> bool:
+        return self.cfg.get(key) is not None
 
-    def int(self, *keys: str, default: Any = ..., minimum: int = 1) -> int:
-        value = self.get(*keys)
-        if value is None:
-            if default is ...:
-                raise VramscopeError("config_missing", key=" / ".join(keys), origin=self.origin)
-            return default
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-            raise VramscopeError("config_bad_value", key=keys[0], value=value, origin=self.origin,
-                                 allowed="an integer")
-        if value < minimum or value > 10**9:
-            raise VramscopeError("config_bad_value", key=keys[0], value=value, origin=self.origin,
-                                 allowed=f"an integer from {minimum} to 10^9")
-        return int(value)
+    def int(self, *keys: str, limit: str, default: Any = REQUIRED, minimum: Optional[int] = None) -> Any:
+        return get_int(self.cfg, keys, limit, origin=self.origin, default=default, minimum=minimum,
+                       prefix=self.prefix)
+
+    def float(self, key: str, lo: float, hi: float, default: Any = REQUIRED) -> Any:
+        return get_float(self.cfg, key, lo, hi, origin=self.origin, default=default, prefix=self.prefix)
 
     def bool(self, key: str, default: bool) -> bool:
-        value = self.cfg.get(key)
-        return default if value is None else bool(value)
+        return get_bool(self.cfg, key, default, origin=self.origin, prefix=self.prefix)
+
+    def str(self, *keys: str, default: Any = "") -> Any:
+        return get_str(self.cfg, keys, origin=self.origin, default=default, prefix=self.prefix)
+
+    def str_list(self, key: str) -> Optional[list[str]]:
+        return get_str_list(self.cfg, key, origin=self.origin, prefix=self.prefix)
+
+    def dict(self, key: str) -> Optional[Config]:
+        return get_dict(self.cfg, key, origin=self.origin, prefix=self.prefix)
+
+    def layer_list(self, key: str) -> list[int]:
+        return get_layer_list(self.cfg, key, origin=self.origin, prefix=self.prefix)
+
+    def window(self) -> Optional[int]:
+        """``sliding_window``: None when absent, null or at least :data:`NO_WINDOW`; else 1 to 10^9 - 1."""
+        _, value = _find(self.cfg, "sliding_window")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= NO_WINDOW:
+            return None
+        return self.int("sliding_window", limit="sliding_window", default=None)
+
+    def nested(self, key: str, defaults: Config, extra: Config) -> "_Reader":
+        """A reader for the nested config ``key`` (an object, or absent: then ``defaults`` alone)."""
+        sub = self.dict(key) or {}
+        return _Reader({**defaults, **sub, **extra}, self.origin, f"{self.prefix}{key}.")
 
 
 def _common(r: _Reader, name: str, model_type: str, **kw: Any) -> dict[str, Any]:
-    hidden = r.int("hidden_size", "n_embd", "d_model")
-    heads = r.int("num_attention_heads", "n_head", "num_heads")
-    kv_heads = r.int("num_key_value_heads", "num_kv_heads", "multi_query_group_num", default=heads)
-    head_dim = r.int("head_dim", "kv_channels", default=0, minimum=0) or hidden // heads
+    hidden = r.int("hidden_size", "n_embd", "d_model", limit="hidden_size")
+    heads = r.int("num_attention_heads", "n_head", "num_heads", limit="num_heads")
+    kv_heads = r.int("num_key_value_heads", "num_kv_heads", "multi_query_group_num", limit="num_kv_heads",
+                     default=heads)
+    head_dim = r.int("head_dim", "kv_channels", limit="head_dim", default=0, minimum=0)  # 0: hidden / heads
+    if not head_dim:
+        head_dim = _derived_head_dim(r, hidden, heads)
     if heads % kv_heads:
-        raise VramscopeError("config_bad_value", key="num_key_value_heads", value=kv_heads, origin=r.origin,
-                             allowed=f"a divisor of num_attention_heads ({heads})")
-    arch = (r.get("architectures") or [""])[0]
+        key, _ = _find(r.cfg, ("num_key_value_heads", "num_kv_heads", "multi_query_group_num"))
+        raise VramscopeError("shape_kv_heads", where=f"{r.origin} ", field=r.prefix + key, kv=kv_heads, heads=heads)
+    arch = (r.str_list("architectures") or [""])[0]
+    quant = r.dict("quantization_config") or {}
+    rope = r.dict("rope_scaling")
+    if rope is not None:  # not used for memory, but transformers refuses a malformed one: so do we
+        rr = _Reader(rope, r.origin, f"{r.prefix}rope_scaling.")
+        rr.str("rope_type", "type")
+        rr.float("factor", 0.001, 1e6, default=None)
     d = dict(
-        name=name, model_type=model_type, architecture=arch,
-        num_layers=r.int("num_hidden_layers", "n_layer", "num_layers"),
+        name=name, model_type=model_type, architecture=arch, source=r.origin,
+        num_layers=r.int("num_hidden_layers", "n_layer", "num_layers", limit="num_layers"),
         hidden_size=hidden, num_heads=heads, num_kv_heads=kv_heads, head_dim=head_dim,
-        intermediate_size=r.int("intermediate_size", "ffn_hidden_size", "n_inner", "d_ff", default=4 * hidden),
-        vocab_size=r.int("vocab_size", "padded_vocab_size"),
-        max_position_embeddings=r.int("max_position_embeddings", "n_positions", "seq_length",
-                                      "model_max_length", default=0, minimum=0),
-        dtype=str(r.get("torch_dtype", "dtype", default="")),
-        quant_method=str((r.get("quantization_config") or {}).get("quant_method", "")),
-        activation=str(r.get("hidden_act", "hidden_activation", "activation_function", default="silu")),
+        intermediate_size=r.int("intermediate_size", "ffn_hidden_size", "n_inner", "d_ff", limit="intermediate_size",
+                                default=4 * hidden),
+        vocab_size=r.int("vocab_size", "padded_vocab_size", limit="vocab_size"),
+        max_position_embeddings=r.int("max_position_embeddings", "n_positions", "seq_length", "model_max_length",
+                                      limit="max_position_embeddings", default=0),
+        dtype=r.str("torch_dtype", "dtype"),
+        quant_method=get_str(quant, "quant_method", origin=r.origin, prefix=f"{r.prefix}quantization_config."),
+        activation=r.str("hidden_act", "hidden_activation", "activation_function", default="silu"),
     )
     d.update(kw)
     return d
 
 
+def _derived_head_dim(r: _Reader, hidden: int, heads: int) -> int:
+    """``hidden // heads``, refused when it is 0 (fewer hidden units than heads)."""
+    if hidden // heads < 1:
+        key, _ = _find(r.cfg, ("num_attention_heads", "n_head", "num_heads"))
+        raise VramscopeError("shape_head_dim_zero", where=f"{r.origin} ", field=r.prefix + key, hidden=hidden,
+                             heads=heads)
+    return hidden // heads
+
+
 def _layer_types(r: _Reader, n_layers: int, sliding: int | None, pattern: Callable[[int], bool] | None) -> tuple:
-    given = r.get("layer_types")
-    if given:
-        if len(given) < n_layers or any(t not in (FULL, SLIDING, "chunked_attention") for t in given[:n_layers]):
-            raise VramscopeError("config_bad_value", key="layer_types", value=str(given)[:80], origin=r.origin,
-                                 allowed=f"{n_layers} entries of full_attention / sliding_attention")
+    given = r.cfg.get("layer_types")
+    if given is not None and given != []:
+        if (not isinstance(given, list) or len(given) < n_layers
+                or any(not isinstance(t, str) or t not in LAYER_TYPES for t in given[:n_layers])):
+            raise VramscopeError("shape_layer_types", where=f"{r.origin} ", field=r.prefix + "layer_types",
+                                 value=shown(given), layers=n_layers, allowed=" / ".join(LAYER_TYPES))
         return tuple(SLIDING if t != FULL else FULL for t in given[:n_layers])
     if sliding and pattern is not None:
         return tuple(SLIDING if pattern(i) else FULL for i in range(n_layers))
@@ -91,13 +254,11 @@ def _llama_like(r: _Reader, name: str, model_type: str, *, tie: bool = False, qk
                 pattern: Callable[[int], bool] | None = None, **kw: Any) -> ModelSpec:
     attention_bias = r.bool("attention_bias", False)
     d = _common(r, name, model_type)
-    window = r.get("sliding_window") if sliding == "config" else sliding
+    window = r.window() if sliding == "config" else sliding
     if model_type in ("qwen2", "qwen3", "qwen2_moe", "qwen3_moe") and not r.bool("use_sliding_window", False):
         window = None
-    if window is not None and window >= 10**9:
-        window = None
     if pattern is None and window and model_type.startswith("qwen"):
-        mwl = r.int("max_window_layers", default=0, minimum=0)
+        mwl = r.int("max_window_layers", limit="num_layers", default=0, minimum=0)
         pattern = lambda i: i >= mwl  # noqa: E731
     types = _layer_types(r, d["num_layers"], window, pattern)
     d.update(
@@ -114,45 +275,61 @@ def _llama_like(r: _Reader, name: str, model_type: str, *, tie: bool = False, qk
 
 
 def _moe_dense_layers(r: _Reader, n_layers: int) -> tuple[int, ...]:
-    only = set(r.get("mlp_only_layers", default=[]) or [])
-    step = r.int("decoder_sparse_step", default=1)
+    only = set(r.layer_list("mlp_only_layers"))
+    step = r.int("decoder_sparse_step", limit="num_layers", default=1)
     return tuple(i for i in range(n_layers) if i in only or (i + 1) % step != 0)
 
 
+def _top_k(r: _Reader, experts: int) -> int:
+    """``num_experts_per_tok``: 1 to the number of experts."""
+    k = r.int("num_experts_per_tok", limit="experts_per_token")
+    if k > experts:
+        raise VramscopeError("shape_top_k", where=f"{r.origin} ", field=r.prefix + "num_experts_per_tok", k=k,
+                             n=experts)
+    return k
+
+
 def _mixtral(r: _Reader, name: str, mt: str) -> ModelSpec:
-    moe = MoESpec(num_experts=r.int("num_local_experts"), experts_per_token=r.int("num_experts_per_tok"),
-                  expert_intermediate_size=r.int("intermediate_size"))
+    experts = r.int("num_local_experts", limit="num_experts")
+    moe = MoESpec(num_experts=experts, experts_per_token=_top_k(r, experts),
+                  expert_intermediate_size=r.int("intermediate_size", limit="expert_intermediate_size"))
     return _llama_like(r, name, mt, moe=moe)
 
 
 def _qwen_moe(r: _Reader, name: str, mt: str) -> ModelSpec:
-    n = r.int("num_hidden_layers")
-    shared = r.int("shared_expert_intermediate_size", default=0, minimum=0) if mt == "qwen2_moe" else 0
-    moe = MoESpec(num_experts=r.int("num_experts"), experts_per_token=r.int("num_experts_per_tok"),
-                  expert_intermediate_size=r.int("moe_intermediate_size"), shared_intermediate_size=shared,
-                  shared_expert_gate=bool(shared), dense_layers=_moe_dense_layers(r, n))
+    n = r.int("num_hidden_layers", limit="num_layers")
+    shared = r.int("shared_expert_intermediate_size", limit="shared_intermediate_size", default=0) \
+        if mt == "qwen2_moe" else 0
+    experts = r.int("num_experts", limit="num_experts")
+    moe = MoESpec(num_experts=experts, experts_per_token=_top_k(r, experts),
+                  expert_intermediate_size=r.int("moe_intermediate_size", limit="expert_intermediate_size"),
+                  shared_intermediate_size=shared, shared_expert_gate=bool(shared),
+                  dense_layers=_moe_dense_layers(r, n))
     if mt == "qwen2_moe":
         return _llama_like(r, name, mt, qkv_bias=r.bool("qkv_bias", True), o_bias=False, moe=moe)
     return _llama_like(r, name, mt, qk_norm=True, moe=moe)
 
 
 def _deepseek(r: _Reader, name: str, mt: str) -> ModelSpec:
-    n = r.int("num_hidden_layers")
-    mla = MLASpec(q_lora_rank=r.get("q_lora_rank"), kv_lora_rank=r.int("kv_lora_rank"),
-                  qk_nope_head_dim=r.int("qk_nope_head_dim"), qk_rope_head_dim=r.int("qk_rope_head_dim"),
-                  v_head_dim=r.int("v_head_dim"))
+    n = r.int("num_hidden_layers", limit="num_layers")
+    mla = MLASpec(q_lora_rank=r.int("q_lora_rank", limit="q_lora_rank", default=None),
+                  kv_lora_rank=r.int("kv_lora_rank", limit="kv_lora_rank"),
+                  qk_nope_head_dim=r.int("qk_nope_head_dim", limit="qk_nope_head_dim"),
+                  qk_rope_head_dim=r.int("qk_rope_head_dim", limit="qk_rope_head_dim"),
+                  v_head_dim=r.int("v_head_dim", limit="v_head_dim"))
     moe = None
-    experts = r.int("n_routed_experts", default=0, minimum=0)
+    experts = r.int("n_routed_experts", limit="num_experts", default=0, minimum=0)
     if experts:
-        first_dense = r.int("first_k_dense_replace", default=0, minimum=0)
-        moe_i = r.int("moe_intermediate_size")
-        moe = MoESpec(num_experts=experts, experts_per_token=r.int("num_experts_per_tok"),
+        first_dense = r.int("first_k_dense_replace", limit="num_layers", default=0, minimum=0)
+        moe_i = r.int("moe_intermediate_size", limit="expert_intermediate_size")
+        moe = MoESpec(num_experts=experts, experts_per_token=_top_k(r, experts),
                       expert_intermediate_size=moe_i,
-                      shared_intermediate_size=moe_i * r.int("n_shared_experts", default=0, minimum=0),
+                      shared_intermediate_size=moe_i * r.int("n_shared_experts", limit="num_experts", default=0,
+                                                             minimum=0),
                       dense_layers=tuple(range(min(first_dense, n))))
     spec = _llama_like(r, name, mt, mla=mla, moe=moe, head_dim=mla.qk_head_dim)
     notes = ()
-    if r.int("num_nextn_predict_layers", default=0, minimum=0):
+    if r.int("num_nextn_predict_layers", limit="num_layers", default=0, minimum=0):
         notes = ("checkpoint also holds multi-token-prediction layers that transformers does not load",)
     return spec.with_overrides(notes=notes)
 
@@ -170,20 +347,31 @@ _DEFAULTS: dict[str, Config] = {
 
 
 def _gemma3(r: _Reader, name: str, mt: str) -> ModelSpec:
-    text = r.get("text_config")
-    if mt == "gemma3" and isinstance(text, dict):
-        tr = _Reader({**_DEFAULTS["gemma3_text"], **text, "architectures": r.get("architectures")}, r.origin)
+    text = r.dict("text_config") if mt == "gemma3" else None
+    if text is not None:
+        tr = r.nested("text_config", _DEFAULTS["gemma3_text"], {"architectures": r.cfg.get("architectures")})
         tspec = _gemma3(tr, name, "gemma3_text")
-        v = r.get("vision_config") or {}
-        vr = _Reader({**_DEFAULTS["siglip_vision_model"], **v}, r.origin + " (vision_config)")
-        vision = VisionSpec(hidden_size=vr.int("hidden_size"), intermediate_size=vr.int("intermediate_size"),
-                            num_layers=vr.int("num_hidden_layers"), num_heads=vr.int("num_attention_heads"),
-                            image_size=vr.int("image_size"), patch_size=vr.int("patch_size"),
-                            num_channels=vr.int("num_channels", default=3), text_hidden_size=tspec.hidden_size)
+        vr = r.nested("vision_config", _DEFAULTS["siglip_vision_model"], {})
+        patch = vr.int("patch_size", limit="patch_size")
+        vision = VisionSpec(hidden_size=vr.int("hidden_size", limit="hidden_size"),
+                            intermediate_size=vr.int("intermediate_size", limit="intermediate_size"),
+                            num_layers=vr.int("num_hidden_layers", limit="num_layers"),
+                            num_heads=vr.int("num_attention_heads", limit="num_heads"),
+                            image_size=vr.int("image_size", limit="image_size", minimum=patch), patch_size=patch,
+                            num_channels=vr.int("num_channels", limit="num_channels", default=3),
+                            text_hidden_size=tspec.hidden_size)
         return tspec.with_overrides(model_type="gemma3", vision=vision)
-    pat = r.int("sliding_window_pattern", default=6)
+    pat = r.int("sliding_window_pattern", limit="num_layers", default=6)
     return _llama_like(r, name, "gemma3_text" if mt == "gemma3" else mt, tie=True, norms=4, qk_norm=True,
                        pattern=lambda i: bool((i + 1) % pat), mlp_gated=True)
+
+
+def _gemma2(r: _Reader, name: str, mt: str) -> ModelSpec:
+    # a null soft-capping reads as the class default (50.0 / 30.0), as before
+    attn_cap = r.float("attn_logit_softcapping", 0.001, 1e6, default=50.0)
+    logit_cap = r.float("final_logit_softcapping", 0.001, 1e6, default=30.0)
+    return _llama_like(r, name, mt, tie=True, norms=4, pattern=lambda i: bool((i + 1) % 2),
+                       attn_softcap=attn_cap is not None, logit_softcap=logit_cap is not None)
 
 
 def _phi3(r: _Reader, name: str, mt: str) -> ModelSpec:
@@ -200,24 +388,25 @@ def _phi(r: _Reader, name: str, mt: str) -> ModelSpec:
 
 def _falcon(r: _Reader, name: str, mt: str) -> ModelSpec:
     new_arch = r.bool("new_decoder_architecture", False)
-    heads = r.int("num_attention_heads", "n_head")
+    heads = r.int("num_attention_heads", "n_head", limit="num_heads")
     if new_arch:
-        kv = r.int("num_kv_heads", default=heads)
+        kv = r.int("num_kv_heads", limit="num_kv_heads", default=heads)
     elif r.bool("multi_query", True):
         kv = 1
     else:
         kv = heads
     parallel = r.bool("parallel_attn", True)
-    n_ln = r.get("num_ln_in_parallel_attn")
+    n_ln = r.int("num_ln_in_parallel_attn", limit="norms_per_layer", default=None)
     if n_ln is None and new_arch:
         n_ln = 2
     norms = 3 if not parallel else (2 if n_ln == 2 else 1)
     d = _common(r, name, mt, num_kv_heads=kv)
-    d.update(head_dim=d["hidden_size"] // heads, layout="falcon", tie_embeddings=r.bool("tie_word_embeddings", True),
+    d.update(head_dim=_derived_head_dim(r, d["hidden_size"], heads), layout="falcon",
+             tie_embeddings=r.bool("tie_word_embeddings", True),
              mlp_gated=False, norm="layernorm", norm_bias=True, norms_per_layer=norms,
              qkv_bias=r.bool("bias", False), o_bias=r.bool("bias", False), mlp_bias=r.bool("bias", False),
              activation="gelu")
-    if r.get("ffn_hidden_size") is None:
+    if not r.present("ffn_hidden_size"):
         d["intermediate_size"] = 4 * d["hidden_size"]
     return ModelSpec(**d)
 
@@ -225,8 +414,8 @@ def _falcon(r: _Reader, name: str, mt: str) -> ModelSpec:
 def _gpt2(r: _Reader, name: str, mt: str) -> ModelSpec:
     d = _common(r, name, mt)
     d.update(layout="gpt2", tie_embeddings=True, mlp_gated=False, norm="layernorm", norm_bias=True,
-             qkv_bias=True, o_bias=True, mlp_bias=True, learned_positions=r.int("n_positions",
-                                                                                "max_position_embeddings"),
+             qkv_bias=True, o_bias=True, mlp_bias=True,
+             learned_positions=r.int("n_positions", "max_position_embeddings", limit="learned_positions", minimum=1),
              activation="gelu_new")
     return ModelSpec(**d)
 
@@ -236,8 +425,8 @@ def _bert(r: _Reader, name: str, mt: str) -> ModelSpec:
     arch = d["architecture"]
     d.update(kind="encoder", layout="bert", tie_embeddings=r.bool("tie_word_embeddings", True), mlp_gated=False,
              norm="layernorm", norm_bias=True, qkv_bias=True, o_bias=True, mlp_bias=True,
-             learned_positions=r.int("max_position_embeddings"), token_types=r.int("type_vocab_size", default=2,
-                                                                                   minimum=0),
+             learned_positions=r.int("max_position_embeddings", limit="learned_positions", minimum=1),
+             token_types=r.int("type_vocab_size", limit="token_types", default=2),
              mlm_head=arch.endswith("ForMaskedLM") or arch.endswith("ForPreTraining"),
              pooler=not arch.endswith("ForMaskedLM"), activation="gelu")
     return ModelSpec(**d)
@@ -245,10 +434,12 @@ def _bert(r: _Reader, name: str, mt: str) -> ModelSpec:
 
 def _t5(r: _Reader, name: str, mt: str) -> ModelSpec:
     d = _common(r, name, mt)
-    ff = str(r.get("feed_forward_proj", default="relu"))
-    d.update(kind="encoder-decoder", layout="t5", head_dim=r.int("d_kv", default=64),
-             num_decoder_layers=r.int("num_decoder_layers", default=d["num_layers"]),
-             relative_attention_buckets=r.int("relative_attention_num_buckets", default=32),
+    ff = r.str("feed_forward_proj", default="relu")
+    d.update(kind="encoder-decoder", layout="t5", head_dim=r.int("d_kv", limit="head_dim", default=64),
+             num_decoder_layers=r.int("num_decoder_layers", limit="num_decoder_layers", default=d["num_layers"],
+                                      minimum=1),
+             relative_attention_buckets=r.int("relative_attention_num_buckets", limit="relative_attention_buckets",
+                                              default=32, minimum=1),
              tie_embeddings=r.bool("tie_word_embeddings", True), mlp_gated=ff.startswith("gated"),
              activation=ff.split("-")[-1], norm="rmsnorm")
     return ModelSpec(**d)
@@ -268,10 +459,10 @@ def _baichuan(r: _Reader, name: str, mt: str) -> ModelSpec:
 def _chatglm(r: _Reader, name: str, mt: str) -> ModelSpec:
     bias = r.bool("add_qkv_bias", False)
     mq = r.bool("multi_query_attention", False)
-    heads = r.int("num_attention_heads")
+    heads = r.int("num_attention_heads", limit="num_heads")
     spec = _llama_like(r, name, mt, qkv_bias=bias, o_bias=r.bool("add_bias_linear", False), fused_qkv=True,
                        fused_gate_up=True, tie=False,
-                       num_kv_heads=r.int("multi_query_group_num") if mq else heads,
+                       num_kv_heads=r.int("multi_query_group_num", limit="num_kv_heads") if mq else heads,
                        notes=("remote-code family: read as the GLM layout it is equivalent to",))
     return spec
 
@@ -284,9 +475,7 @@ _FAMILIES: dict[str, Callable[[_Reader, str, str], ModelSpec]] = {
     "qwen2": lambda r, n, mt: _llama_like(r, n, mt, qkv_bias=True, o_bias=False),
     "qwen3": lambda r, n, mt: _llama_like(r, n, mt, qk_norm=True),
     "gemma": lambda r, n, mt: _llama_like(r, n, mt, tie=True, sliding=None),
-    "gemma2": lambda r, n, mt: _llama_like(r, n, mt, tie=True, norms=4, pattern=lambda i: bool((i + 1) % 2),
-                                           attn_softcap=r.get("attn_logit_softcapping", default=50.0) is not None,
-                                           logit_softcap=r.get("final_logit_softcapping", default=30.0) is not None),
+    "gemma2": _gemma2,
     "gemma3_text": _gemma3,
     "gemma3": _gemma3,
     "mixtral": _mixtral,
@@ -317,14 +506,17 @@ def spec_from_config(cfg: Config, name: str, origin: str = "config.json") -> Mod
     """Read a Hugging Face config dict into a :class:`ModelSpec`; unknown families get a clear error."""
     if not isinstance(cfg, dict):
         raise VramscopeError("config_not_object", origin=origin)
-    model_type = cfg.get("model_type")
-    if not model_type and isinstance(cfg.get("text_config"), dict):
-        model_type = cfg["text_config"].get("model_type")
-    if not isinstance(model_type, str) or not model_type:
+    # multimodal checkpoints nest the language model (and the vision tower) in objects of their own
+    text = get_dict(cfg, "text_config", origin=origin)
+    get_dict(cfg, "vision_config", origin=origin)
+    model_type = get_str(cfg, "model_type", origin=origin, max_len=64)
+    if not model_type and text is not None:
+        model_type = get_str(text, "model_type", origin=origin, max_len=64, prefix="text_config.")
+    if not model_type:
         raise VramscopeError("config_missing", key="model_type", origin=origin)
     fam = _FAMILIES.get(model_type)
     if fam is None:
-        raise VramscopeError("unsupported_model_type", model_type=model_type, origin=origin,
+        raise VramscopeError("unsupported_model_type", model_type=shown(model_type), origin=origin,
                              allowed=", ".join(SUPPORTED_MODEL_TYPES))
     r = _Reader({**_DEFAULTS.get(model_type, {}), **cfg}, origin)
     spec = fam(r, name, model_type)
