@@ -188,6 +188,10 @@ MESSAGES: dict[str, dict[str, str]] = {
               "download the whole checkpoint",
         "zh": "{path}：该检查点的 {total} 个分片文件中缺少 {n} 个（{names}）；请下载完整的检查点",
     },
+    "config_bad_yaml": {
+        "en": "{origin}: not valid YAML ({detail})",
+        "zh": "{origin}：不是有效的 YAML（{detail}）",
+    },
     "dir_too_many": {
         "en": "{path}: more than {n} entries, so not a model folder; give the folder that holds the checkpoint",
         "zh": "{path}：条目超过 {n} 个，不是模型目录；请给出存放检查点的目录",
@@ -575,6 +579,22 @@ MESSAGES: dict[str, dict[str, str]] = {
     "trace_unsupported": {
         "en": "trace: {reason}",
         "zh": "trace：{reason}",
+    },
+    "trace_too_big": {
+        "en": "trace: {what} is {value}, above the trace limit of {limit} ({why}); the analytic estimate is `{command}`",
+        "zh": "trace：{what} 为 {value}，超过 trace 的上限 {limit}（{why}）；解析估算请用 `{command}`",
+    },
+    "trace_timeout": {
+        "en": "trace: stopped after {seconds} s (the --timeout); the analytic estimate is `{command}` (or raise --timeout)",
+        "zh": "trace：已在 {seconds} 秒后停止（--timeout 的限制）；解析估算请用 `{command}`（或调大 --timeout）",
+    },
+    "trace_model_failed": {
+        "en": "trace: the model code raised {error}; the analytic estimate is `{command}`",
+        "zh": "trace：模型代码抛出了 {error}；解析估算请用 `{command}`",
+    },
+    "trace_not_traced": {
+        "en": "{field}: trace does not run this ({reason}); the analytic estimate is `{command}`",
+        "zh": "{field}：trace 不运行这种情况（{reason}）；解析估算请用 `{command}`",
     },
     "measure_no_cuda": {
         "en": "measure needs a CUDA GPU and a CUDA build of torch ({detail}); use 'vramscope trace' or 'vramscope estimate' instead",

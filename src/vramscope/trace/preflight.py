@@ -1,0 +1,208 @@
+"""What ``vramscope trace`` checks before it imports torch: every refusal is one line and takes milliseconds.
+
+A trace runs the real model code on fake tensors. Fake tensors hold no storage, so the bytes a model would use
+cost nothing; what costs time is the number of modules and ops the Python code walks through (every layer,
+every parameter, every rank's shard, every loss chunk) and, for memory, the Python objects behind them.
+Measured on 2 CPU cores (torch 2.13, transformers 5.24, ``bench`` numbers in the module constants): a training
+trace (two steps) costs ~0.15 s per layer, ~0.4 s with LoRA and checkpointing, ~0.8 s with DoRA, dropout and
+checkpointing; inference ~0.04 s per layer; FSDP on a fake process group adds ~0.04 s per rank for a 32-layer
+model; each cross-entropy chunk ~0.02 s. Hence the limits below, and a wall-clock ``--timeout`` as the last
+guard. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any, Optional
+
+from ..errors import VramscopeError
+from ..sources.base import ResolvedModel
+from ..units import format_count, parse_int, shown
+from ..workload import Workload
+
+#: layers (encoder + decoder) of one trace: the deepest public models have 126 (Llama-3.1-405B); 200 layers of
+#: a full fine-tuning step trace in ~30 s and ~0.45 GiB peak RSS on 2 cores (DoRA with checkpointing ~160 s)
+MAX_LAYERS = 200
+#: parameters: beyond the largest public checkpoints (~1-2T); fake tensors make the bytes free, but a larger
+#: count only comes from a synthetic shape (--params) that no real model code was written for
+MAX_PARAMS = 2 * 10**12
+#: FSDP ranks on the fake process group: every parameter is split into one shard per rank (~0.04 s per rank)
+MAX_WORLD = 1024
+#: chunked cross-entropy: one output projection and loss per chunk (~0.02 s each)
+MAX_CE_CHUNKS = 1024
+#: one tensor's bytes: torch computes sizes in 64-bit integers; no device holds an exabyte
+MAX_TENSOR_BYTES = 2**60
+DEFAULT_TIMEOUT_S = 300
+MAX_TIMEOUT_S = 24 * 3600
+
+#: model types whose learned position table is offset by the padding index (positions start at pad + 1)
+_PADDED_POSITIONS = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "mpnet", "esm")
+_PLAIN_STORAGE = ("", "bf16", "f16", "fp16", "f32", "fp32", "f64", "fp64")
+#: options the trace leaves out of the equivalent ``vramscope estimate`` command line
+_TRACE_ONLY = ("quiet", "timeout")
+
+
+def parse_timeout(value: Any) -> int:
+    """``--timeout`` in whole seconds, 1 to a day."""
+    return parse_int(DEFAULT_TIMEOUT_S if value is None else value, "--timeout", 1, MAX_TIMEOUT_S)
+
+
+def estimate_command(args: Any = None, model: Optional[ResolvedModel] = None) -> str:
+    """The ``vramscope estimate`` command line with the same options as this trace (argparse ``args``), or,
+    without ``args``, the model alone."""
+    if args is None:
+        return "vramscope estimate" + ("" if model is None else " " + _quote(model.origin))
+    from ..cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if getattr(a, "choices", None) and "trace" in a.choices).choices["trace"]
+    parts = ["vramscope", "estimate"]
+    for action in sub._actions:
+        dest = action.dest
+        if dest in ("help",) + _TRACE_ONLY or not hasattr(args, dest):
+            continue
+        value, default = getattr(args, dest), action.default
+        if value == default or value is None or value is False or value == []:
+            continue
+        if not action.option_strings:
+            parts.append(_quote(value))
+            continue
+        flag = next((o for o in action.option_strings if o.startswith("--")), action.option_strings[0])
+        if value is True:
+            parts.append(flag)
+        elif isinstance(value, list):
+            for v in value:
+                parts += [flag, _quote(v)]
+        else:
+            parts += [flag, _quote(value)]
+    return " ".join(parts)
+
+
+def _quote(value: Any) -> str:
+    return shlex.quote(shown(value, 200))
+
+
+def _not_traced(field: str, reason: str, command: str) -> VramscopeError:
+    return VramscopeError("trace_not_traced", field=field, reason=reason, command=command)
+
+
+def check_workload(w: Workload, command: str = "vramscope estimate") -> None:
+    """The workloads the trace cannot run as asked; refused before anything is built."""
+    if w.engine != "transformers":
+        raise _not_traced("--engine", f"the trace runs transformers' model code, not {w.engine}", command)
+    if w.estimator != "analytic":
+        raise VramscopeError("conflict", field="--estimator",
+                             reason=f"trace is an estimator of its own; drop --estimator {w.estimator}")
+    if w.framework == "torchtune":
+        raise VramscopeError("trace_unsupported",
+                             reason="the trace runs transformers' model code, and torchtune's modules keep different "
+                                    "tensors (docs/accuracy.md; bench/torchtune_trace.py traces torchtune itself); "
+                                    "trace the transformers run with --framework hf")
+    if w.method == "qlora" or w.quant not in ("none",):
+        raise VramscopeError("trace_unsupported",
+                             reason=f"'{w.quant}' weights need bitsandbytes/GPTQ CUDA kernels, which do not run on "
+                                    "fake CPU tensors; use the analytic estimator (or measure on a GPU)")
+    if w.pp > 1 or w.tp_degree > 1 or w.sp > 1 or w.ep > 1:
+        raise VramscopeError("trace_unsupported", reason="model-parallel workloads are not traced; use --gpus 1")
+    if w.num_gpus > 1 and not (w.training and w.parallelism == "fsdp" and w.fsdp_version == 2
+                               and w.offload == "none" and w.fsdp_sharding == "full"):
+        raise VramscopeError("trace_unsupported", reason="of the multi-GPU setups only FSDP2 full sharding without "
+                                                         "offload is traced (on a fake process group); use "
+                                                         "--parallelism fsdp or --gpus 1")
+    if w.offload != "none":
+        raise _not_traced("--offload", "CPU offload of optimizer states and parameters is not traced", command)
+    if w.training and w.precision == "deepspeed":
+        raise _not_traced("--precision", "DeepSpeed's fp32 master weights and states are not traced", command)
+    if w.optimizer in ("adamw-8bit", "lion", "paged-adamw", "paged-adamw-8bit"):
+        raise VramscopeError("trace_unsupported", reason=f"optimizer '{w.optimizer}' is not in torch")
+    if w.kv_dtype not in (None, "fp16", "bf16", "fp32"):
+        raise VramscopeError("trace_unsupported", reason="quantized KV caches are not traced")
+    if w.compile:
+        raise VramscopeError("trace_unsupported", reason="compiled graphs are not traced (the trace runs eager mode); "
+                                                         "drop --compile")
+    if w.cache != "dynamic":
+        raise _not_traced("--cache", "the trace runs transformers' dynamic cache", command)
+
+
+def check_model(model: ResolvedModel, w: Workload, command: str = "vramscope estimate") -> None:
+    """Models the trace cannot build from a Hugging Face config."""
+    fmt = (model.stored_format or "").strip().lower()
+    if model.kind == "gguf" or fmt.startswith("gguf"):
+        raise _not_traced("MODEL", "a GGUF file has no transformers config to build the model from; trace the "
+                                   "original model's config.json or catalog name", command)
+    if model.hf_config is None and model.kind != "params":
+        raise _not_traced("MODEL", f"a {model.kind} source without config.json has no transformers config; pass "
+                                   "the model's folder with its config.json or a catalog name", command)
+    if model.stored is not None and fmt not in _PLAIN_STORAGE:
+        raise _not_traced("MODEL", f"the checkpoint stores {model.stored_format} weights and the trace builds "
+                                   "unquantized ones from the config", command)
+    if w.training and w.ce_chunks > 1 and model.spec.kind != "decoder":
+        raise _not_traced("--chunked-ce", "chunked cross-entropy runs a decoder-only model's final hidden states",
+                          command)
+    if w.training and w.grad_checkpointing and w.checkpoint_mode == "selective" and \
+            model.spec.layout in ("gpt2", "bert", "t5", "falcon"):
+        raise _not_traced("--grad-checkpointing", f"selective checkpointing wraps the attention function of "
+                                                  f"models with self_attn modules, not the {model.spec.layout} layout", command)
+
+
+def position_limit(model: ResolvedModel) -> int:
+    """Tokens a model with a learned absolute position table can take (0: no such limit)."""
+    spec = model.spec
+    if not spec.learned_positions:
+        return 0
+    cfg = model.hf_config or {}
+    offset = 0
+    if spec.model_type in _PADDED_POSITIONS:
+        pad = cfg.get("pad_token_id", 1)
+        offset = (pad if isinstance(pad, int) and 0 <= pad < spec.learned_positions else 1) + 1
+    return max(1, spec.learned_positions - offset)
+
+
+def check_positions(model: ResolvedModel, w: Workload) -> None:
+    limit = position_limit(model)
+    if limit and w.seq > limit:
+        raise VramscopeError("seq_beyond_positions", field="--seq", seq=f"{w.seq:,}", model=shown(model.spec.name), n=limit)
+
+
+def largest_tensor_bytes(model: ResolvedModel, w: Workload) -> int:
+    """An upper bound of the largest tensor a step makes: logits, MLP or expert activations, attention scores."""
+    s = model.spec
+    tokens = w.batch * w.seq
+    widest = max(s.hidden_size, s.intermediate_size, s.num_heads * s.head_dim,
+                 (s.moe.expert_intermediate_size * s.moe.num_experts) if s.moe else 0)
+    out = [4 * tokens * widest, 4 * s.vocab_size * max(s.hidden_size, 1)]
+    out.append(4 * (tokens if w.training else w.batch) * s.vocab_size)
+    out.append(4 * w.batch * max(s.num_heads, 1) * w.seq * w.seq)  # eager / math attention scores
+    return max(out)
+
+
+def check_cost(model: ResolvedModel, w: Workload, command: str = "vramscope estimate") -> None:
+    """The bounds on what a trace may cost (module docstring): refused before the model is built."""
+    s = model.spec
+    layers = s.num_layers + s.num_decoder_layers
+    checks = [
+        (layers > MAX_LAYERS, "the number of layers", f"{layers:,}", f"{MAX_LAYERS} layers",
+         "each layer is traced op by op"),
+        (model.params > MAX_PARAMS, "the parameter count", format_count(model.params), format_count(MAX_PARAMS),
+         "beyond any public checkpoint"),
+        (w.training and w.num_gpus > MAX_WORLD, "--gpus", f"{w.num_gpus:,}", f"{MAX_WORLD:,} ranks",
+         "FSDP splits every parameter into one shard per rank"),
+        (w.training and min(w.ce_chunks, w.seq) > MAX_CE_CHUNKS, "--chunked-ce", f"{w.ce_chunks:,}",
+         f"{MAX_CE_CHUNKS:,} chunks", "each chunk runs the output head and the loss"),
+    ]
+    for over, what, value, limit, why in checks:
+        if over:
+            raise VramscopeError("trace_too_big", what=what, value=value, limit=limit, why=why, command=command)
+    biggest = largest_tensor_bytes(model, w)
+    if biggest > MAX_TENSOR_BYTES:
+        raise VramscopeError("trace_too_big", what="the largest tensor", value=f"~{biggest:.2e} bytes",
+                             limit="2^60 bytes", why="torch computes tensor sizes in 64-bit integers",
+                             command=command)
+
+
+def check_traceable(model: ResolvedModel, w: Workload, command: str = "vramscope estimate") -> None:
+    """Everything :func:`vramscope.trace.estimator.run_trace` would refuse, without importing torch."""
+    check_workload(w, command)
+    check_model(model, w, command)
+    check_positions(model, w)
+    check_cost(model, w, command)
