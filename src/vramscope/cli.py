@@ -154,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("trace", help="run the real model code on fake tensors (needs the trace extra)")
     _estimate_options(tr)
     tr.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    tr.add_argument("--timeout", metavar="SECONDS",
+                    help="stop the trace after this long (default 300; 200 layers of a training step take ~30 s)")
     me = sub.add_parser("measure", help="run the workload for real on a CUDA GPU and record the peaks")
     _estimate_options(me)
     me.add_argument("--output", help="append the record (JSON Lines) to this file")
@@ -362,17 +364,25 @@ def _cmd_fit(args: argparse.Namespace, lang: str) -> int:
 
 
 def _cmd_trace(args: argparse.Namespace, lang: str) -> int:
+    # every option, the model, the GPUs and the trace's own limits are checked before torch is imported
+    from .api import check_workload_for_model
+    from .gpus import find_gpu
     from .present.table import render_estimate
     from .trace.build import require_torch
+    from .trace.preflight import check_traceable, estimate_command, parse_timeout
 
+    timeout = parse_timeout(args.timeout)
+    model, workload = _load(args)
+    workload, _ = check_workload_for_model(model, workload)
+    gpus = tuple(_gpus(args))
+    for g in gpus:
+        find_gpu(g)
+    command = estimate_command(args)
+    check_traceable(model, workload, command)
     require_torch()
     from .trace.estimator import trace_estimate
 
-    from .api import check_workload_for_model
-
-    model, workload = _load(args)
-    workload, _ = check_workload_for_model(model, workload)
-    result = trace_estimate(model, workload, tuple(_gpus(args)), progress=not args.quiet)
+    result = trace_estimate(model, workload, gpus, progress=not args.quiet, timeout=timeout, command=command)
     print(result.to_json(lang) if args.json else render_estimate(result, lang, args.units))
     return 0
 

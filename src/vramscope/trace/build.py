@@ -76,13 +76,25 @@ def hf_config(model: ResolvedModel, attn: str) -> tuple[Any, str]:
     return config, arch
 
 
-def build_model(model: ResolvedModel, dtype: Any, attn: str) -> Any:
-    """The transformers model in ``dtype`` on the current default device / fake mode."""
+def build_model(model: ResolvedModel, dtype: Any, attn: str, init_weights: bool = True) -> Any:
+    """The transformers model in ``dtype`` on the current default device / fake mode.
+
+    ``init_weights=False`` skips transformers' weight initialisation (``initialize_weights``; tying still runs):
+    a trace never reads the values, and some initialisers read them (SigLIP's ``trunc_normal_``), which fake
+    tensors cannot do."""
     import transformers
+    from transformers.modeling_utils import PreTrainedModel
 
     config, arch = hf_config(model, attn)
     cls = getattr(transformers, arch, None) or transformers.AutoModelForCausalLM
-    return cls._from_config(config, dtype=dtype)
+    original = PreTrainedModel.__dict__.get("initialize_weights")
+    if init_weights or original is None:
+        return cls._from_config(config, dtype=dtype)
+    PreTrainedModel.initialize_weights = lambda self: None
+    try:
+        return cls._from_config(config, dtype=dtype)
+    finally:
+        PreTrainedModel.initialize_weights = original
 
 
 def apply_lora(model: Any, rank: int, targets: tuple[str, ...], dropout: float = 0.0, dora: bool = False) -> Any:

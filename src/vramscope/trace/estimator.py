@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from ..errors import VramscopeError
 from ..estimators.common import compute_dtype, pick_peak
@@ -26,34 +26,13 @@ from ..sources.base import ResolvedModel
 from ..workload import Workload
 from .build import (apply_lora, build_model, checkpoint_layers, require_torch,
                     selective_attention_checkpointing)
+from .preflight import DEFAULT_TIMEOUT_S, check_traceable, estimate_command
 from .runner import make_optimizer, run_inference, run_training
-from .tracker import TraceLog, make_tracker
+from .tracker import TraceLog, TraceTimeout, make_tracker
 
-
-def _refuse(w: Workload) -> None:
-    if w.framework == "torchtune":
-        raise VramscopeError("trace_unsupported",
-                             reason="the trace runs transformers' model code, and torchtune's modules keep different "
-                                    "tensors (docs/accuracy.md; bench/torchtune_trace.py traces torchtune itself); "
-                                    "trace the transformers run with --framework hf")
-    if w.method == "qlora" or w.quant not in ("none",):
-        raise VramscopeError("trace_unsupported",
-                             reason=f"'{w.quant}' weights need bitsandbytes/GPTQ CUDA kernels, which do not run on "
-                                    "fake CPU tensors; use the analytic estimator (or measure on a GPU)")
-    if w.pp > 1 or w.tp_degree > 1 or w.sp > 1 or w.ep > 1:
-        raise VramscopeError("trace_unsupported", reason="model-parallel workloads are not traced; use --gpus 1")
-    if w.num_gpus > 1 and not (w.training and w.parallelism == "fsdp" and w.fsdp_version == 2
-                               and w.offload == "none" and w.fsdp_sharding == "full"):
-        raise VramscopeError("trace_unsupported", reason="of the multi-GPU setups only FSDP2 full sharding without "
-                                                         "offload is traced (on a fake process group); use "
-                                                         "--parallelism fsdp or --gpus 1")
-    if w.optimizer in ("adamw-8bit", "lion", "paged-adamw", "paged-adamw-8bit"):
-        raise VramscopeError("trace_unsupported", reason=f"optimizer '{w.optimizer}' is not in torch")
-    if w.kv_dtype not in (None, "fp16", "bf16", "fp32"):
-        raise VramscopeError("trace_unsupported", reason="quantized KV caches are not traced")
-    if w.compile:
-        raise VramscopeError("trace_unsupported", reason="compiled graphs are not traced (the trace runs eager mode); "
-                                                         "drop --compile")
+#: exceptions of fake tensors meeting code that reads tensor values
+_DATA_DEPENDENT = ("DataDependentOutputException", "DynamicOutputShapeException", "UnsupportedOperatorException",
+                   "UnsupportedFakeTensorException")
 
 
 class Progress:
@@ -75,15 +54,47 @@ def _torch_dtype(name: str) -> Any:
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
 
 
+@contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """No warnings or log lines from torch and transformers while the model code runs: deprecation notices,
+    config fix-ups and fake tensors' logged failures (the failure itself is reported in one line)."""
+    import logging
+    import warnings
+
+    loggers = [logging.getLogger(n) for n in ("torch._subclasses.fake_tensor", "torch.distributed", "transformers",
+                                             "peft", "torch")]
+    levels = [lg.level for lg in loggers]
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_level: Optional[int] = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+    except ImportError:
+        hf_level = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
+            if hf_level is not None:
+                hf_logging.set_verbosity(hf_level)
+
+
 def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[str], None]] = None,
-              fake: bool = True) -> tuple[TraceLog, dict[int, str], int]:
+              fake: bool = True, timeout: Optional[float] = None,
+              on_tracker: Optional[Callable[[Any], None]] = None) -> tuple[TraceLog, dict[int, str], int]:
     """Run the workload on fake tensors; returns the log, a category per storage key, trainable parameters.
 
     ``fake=False`` runs the same code on real CPU tensors (for small models): the cross-check that proves the
-    tracker, since both must count the same bytes.
+    tracker, since both must count the same bytes. ``timeout`` (seconds): past it the next op raises
+    :class:`~vramscope.trace.tracker.TraceTimeout`. ``on_tracker`` sees the tracker before the run starts.
     """
+    check_traceable(model, w)
     require_torch()
-    _refuse(w)
     import torch
     from torch._subclasses.fake_tensor import FakeTensorMode
 
@@ -103,6 +114,10 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
     torch.manual_seed(0)
     mode = FakeTensorMode() if fake else nullcontext()
     tracker = make_tracker(progress, mode if fake else None)
+    if timeout is not None:
+        tracker.deadline = time.monotonic() + timeout
+    if on_tracker is not None:
+        on_tracker(tracker)
     sharded = w.training and w.num_gpus > 1
     own_group = False
     if sharded:
@@ -175,7 +190,7 @@ def _run(model: ResolvedModel, w: Workload, tracker: Any, mark: Callable, catego
          dtype: str, recipe_mixed: bool, mesh: Any) -> int:
     import torch
 
-    net = build_model(model, param_dtype, w.attn)
+    net = build_model(model, param_dtype, w.attn, init_weights=False)
     trainable = 0
     if w.training:
         net, params, opt, optimizers = prepare_training(net, w, mesh)
@@ -199,7 +214,7 @@ def _run(model: ResolvedModel, w: Workload, tracker: Any, mark: Callable, catego
                      amp_dtype=_torch_dtype(dtype) if recipe_mixed else None, saved_hook=on_saved,
                      on_grads=on_grads, on_logits=on_logits, keep_outputs=w.framework == "pytorch",
                      ce_chunks=w.ce_chunks, offload=w.activation_offload,
-                     step_in_backward=w.optimizer_in_backward)
+                     step_in_backward=w.optimizer_in_backward, accumulate=w.grad_accum > 1)
         for o in optimizers:
             for state in o.state.values():
                 mark([v for v in state.values() if isinstance(v, torch.Tensor)], "optimizer_states")
@@ -207,9 +222,11 @@ def _run(model: ResolvedModel, w: Workload, tracker: Any, mark: Callable, catego
         mark(net.parameters(), "weights")
 
         def on_cache(cache: Any) -> None:
-            for layer in getattr(cache, "layers", []):
-                mark([t for t in (getattr(layer, "keys", None), getattr(layer, "values", None))
-                      if isinstance(t, torch.Tensor)], "kv_cache")
+            parts = [getattr(cache, n, None) for n in ("self_attention_cache", "cross_attention_cache")]
+            for part in [p for p in parts if p is not None] or [cache]:  # an EncoderDecoderCache holds two
+                for layer in getattr(part, "layers", []):
+                    mark([t for t in (getattr(layer, "keys", None), getattr(layer, "values", None))
+                          if isinstance(t, torch.Tensor)], "kv_cache")
 
         tracker.set_phase("ready")
         run_inference(net, w.batch, w.seq, tracker.set_phase, on_cache=on_cache)
@@ -279,24 +296,54 @@ def breakdown(log: TraceLog, category: dict[int, str], index: int, phase: str) -
     return out
 
 
+def _first_line(e: BaseException, limit: int = 160) -> str:
+    from ..units import shown
+
+    try:
+        text = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
+    except Exception:  # an exception whose __str__ fails
+        text = ""
+    return shown(text, limit)
+
+
 def trace_estimate(model: ResolvedModel, w: Workload, gpus: tuple[str, ...] = (),
-                   progress: bool = False) -> Estimate:
-    """An :class:`Estimate` from a trace (``estimator: "trace"``)."""
+                   progress: bool = False, timeout: Optional[float] = DEFAULT_TIMEOUT_S,
+                   command: Optional[str] = None) -> Estimate:
+    """An :class:`Estimate` from a trace (``estimator: "trace"``).
+
+    Everything that can be refused is refused first, GPU names included, without importing torch; the trace
+    then runs under ``timeout`` seconds (None: no limit). Whatever the model code raises becomes one
+    :class:`VramscopeError` naming it, with ``command`` (default: ``vramscope estimate MODEL``) as the analytic
+    alternative; ``VRAMSCOPE_DEBUG=1`` lets the original exception through.
+    """
+    import os
+
     from ..gpus import find_gpu, verdict
 
+    command = command or estimate_command(model=model)
+    check_traceable(model, w, command)
+    devices = [find_gpu(g) for g in gpus]
     t0 = time.perf_counter()
+    trackers: list = []
     try:
-        log, category, trainable = run_trace(model, w, Progress(progress))
+        with quiet_libraries():
+            log, category, trainable = run_trace(model, w, Progress(progress), timeout=timeout,
+                                                 on_tracker=trackers.append)
     except VramscopeError:
         raise
-    except Exception as e:  # fake tensors cannot run data-dependent code (.item(), nonzero, ...)
+    except Exception as e:  # the model code's, or torch's under it
+        if trackers and trackers[0].timed_out or isinstance(e, TraceTimeout):
+            raise VramscopeError("trace_timeout", seconds=f"{timeout:g}", command=command) from None
+        if os.environ.get("VRAMSCOPE_DEBUG"):
+            raise
         name = type(e).__name__
-        if name in ("DataDependentOutputException", "DynamicOutputShapeException", "UnsupportedOperatorException",
-                    "UnsupportedFakeTensorException"):
+        if name in _DATA_DEPENDENT:  # fake tensors cannot run data-dependent code (.item(), nonzero, ...)
             raise VramscopeError("trace_unsupported",
-                                 reason=f"this model's code reads tensor values ({name}: {str(e)[:80]}), which fake "
-                                        "tensors do not have; use the analytic estimator or measure on a GPU") from None
-        raise
+                                 reason=f"this model's code reads tensor values ({name}: {_first_line(e, 80)}), which "
+                                        "fake tensors do not have; use the analytic estimator or measure on a GPU"
+                                 ) from None
+        raise VramscopeError("trace_model_failed", error=f"{name}: {_first_line(e)}".rstrip(": "),
+                             command=command) from None
     steady = "#2" if w.training else ""
     phases: dict[str, dict[str, int]] = {}
     # load: what is resident once the model is built (initialisation temporaries of from_config are not
@@ -332,4 +379,4 @@ def trace_estimate(model: ResolvedModel, w: Workload, gpus: tuple[str, ...] = ()
     return Estimate(model=info, estimator="trace", task=w.task, total_bytes=total,
                     range_bytes=(total - ov.nominal + ov.low, high), components=dict(phases[peak]),
                     peak_phase=peak, phases=phases, workload=w.to_dict(), assumptions=notes,
-                    gpus=tuple(verdict(find_gpu(g), total, high) for g in gpus), engine=engine)
+                    gpus=tuple(verdict(g, total, high) for g in devices), engine=engine)

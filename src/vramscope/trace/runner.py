@@ -7,7 +7,13 @@ Shared by ``trace`` (fake tensors on the CPU, under the live-bytes tracker) and 
 * training = a Hugging Face Trainer step: forward, the model's own causal-LM loss (``ForCausalLMLoss``: logits
   upcast to fp32), backward, ``optimizer.step()``, ``zero_grad(set_to_none=True)``; twice, so the second step
   runs with optimizer states already allocated (the steady state). ``keep_outputs`` is the plain PyTorch loop
-  (``out = model(...); out.loss.backward()``), whose ``out`` keeps the logits alive through backward.
+  (``out = model(...); out.loss.backward()``), whose ``out`` keeps the logits alive through backward. With
+  gradient accumulation (``accumulate``) the first step's gradients are kept, so the second micro-batch runs
+  with gradients and optimizer states allocated, as every micro-batch after an accumulation window's first.
+* encoder-decoder models (T5) run as ``Seq2SeqTrainer`` and ``generate()`` run them: training passes ``labels``
+  of ``seq`` tokens (the decoder input is the labels shifted right) and takes the loss the model computes;
+  inference encodes the prompt once, runs the decoder over ``seq`` tokens with the cache (the cache of a
+  ``seq``-token answer, as the analytic estimator counts it), then decode steps of one token.
 """
 
 from __future__ import annotations
@@ -18,6 +24,21 @@ from typing import Any, Callable, Optional
 Phase = Callable[[str], None]
 
 
+def cache_keyword(module: Any) -> str:
+    """The name ``forward`` takes the KV cache by: ``cache`` (transformers 5.x) or ``past_key_values``."""
+    import inspect
+
+    try:
+        params = inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def is_encoder_decoder(model: Any) -> bool:
+    return bool(getattr(model.config, "is_encoder_decoder", False))
+
+
 def run_inference(model: Any, batch: int, seq: int, phase: Phase, decode_steps: int = 1,
                   on_cache: Optional[Callable[[Any], None]] = None) -> None:
     import torch
@@ -26,11 +47,16 @@ def run_inference(model: Any, batch: int, seq: int, phase: Phase, decode_steps: 
     vocab = model.config.get_text_config().vocab_size
     device = next(model.parameters()).device
     model.eval()
+    kw = cache_keyword(model)
+    if is_encoder_decoder(model):
+        with torch.no_grad():
+            _seq2seq_inference(model, batch, seq, phase, decode_steps, on_cache, vocab, device, kw)
+        return
     with torch.no_grad():
         ids = torch.randint(0, vocab, (batch, seq), device=device)
         cache = DynamicCache(config=model.config)
         phase("prefill")
-        out = model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        out = model(input_ids=ids, use_cache=True, logits_to_keep=1, **{kw: cache})
         logits = out.logits[:, -1, :].to(copy=True, dtype=torch.float32)
         del out
         token = logits.argmax(-1, keepdim=True)
@@ -39,7 +65,7 @@ def run_inference(model: Any, batch: int, seq: int, phase: Phase, decode_steps: 
             on_cache(cache)
         phase("decode")
         for _ in range(decode_steps):
-            out = model(input_ids=token, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            out = model(input_ids=token, use_cache=True, logits_to_keep=1, **{kw: cache})
             logits = out.logits[:, -1, :].to(copy=True, dtype=torch.float32)
             del out
             token = logits.argmax(-1, keepdim=True)
@@ -49,11 +75,48 @@ def run_inference(model: Any, batch: int, seq: int, phase: Phase, decode_steps: 
         del cache, token
 
 
+def _seq2seq_inference(model: Any, batch: int, seq: int, phase: Phase, decode_steps: int,
+                       on_cache: Optional[Callable[[Any], None]], vocab: int, device: Any, kw: str) -> None:
+    """``generate()`` on an encoder-decoder model: the encoder once, the decoder with an
+    ``EncoderDecoderCache`` (self-attention keys/values growing, cross-attention ones of the prompt)."""
+    import torch
+    from transformers import DynamicCache, EncoderDecoderCache
+
+    ids = torch.randint(0, vocab, (batch, seq), device=device)
+    cache = EncoderDecoderCache(DynamicCache(config=model.config), DynamicCache(config=model.config))
+    phase("prefill")
+    encoder_outputs = model.get_encoder()(input_ids=ids)
+    del ids
+    decoder_ids = torch.randint(0, vocab, (batch, seq), device=device)
+    decoder = model.get_decoder()
+    hidden = decoder(input_ids=decoder_ids, encoder_hidden_states=encoder_outputs[0], use_cache=True,
+                     **{cache_keyword(decoder): cache})[0][:, -1:, :]
+    del decoder_ids
+    if getattr(model.config, "scale_decoder_outputs", False):  # T5 with tied embeddings
+        hidden = hidden * (model.config.d_model ** -0.5)
+    logits = model.get_output_embeddings()(hidden)[:, -1, :].to(copy=True, dtype=torch.float32)  # last token only
+    del hidden
+    token = logits.argmax(-1, keepdim=True)
+    del logits
+    if on_cache is not None:
+        on_cache(cache)
+    phase("decode")
+    for _ in range(decode_steps):
+        out = model(encoder_outputs=encoder_outputs, decoder_input_ids=token, use_cache=True, **{kw: cache})
+        logits = out.logits[:, -1, :].to(copy=True, dtype=torch.float32)
+        del out
+        token = logits.argmax(-1, keepdim=True)
+        del logits
+    if on_cache is not None:
+        on_cache(cache)
+    del cache, token, encoder_outputs
+
+
 def run_training(model: Any, optimizer: Any, batch: int, seq: int, phase: Phase, steps: int = 2,
                  amp_dtype: Any = None, saved_hook: Optional[Callable[[Any], None]] = None,
                  on_grads: Optional[Callable[[], None]] = None, on_logits: Optional[Callable[[Any], None]] = None,
                  device_type: str = "cpu", keep_outputs: bool = False, ce_chunks: int = 1,
-                 offload: bool = False, step_in_backward: bool = False) -> None:
+                 offload: bool = False, step_in_backward: bool = False, accumulate: bool = False) -> None:
     """One training step per ``steps``; ``ce_chunks > 1`` computes the output head and the loss chunk by chunk
     (torchtune's ``CEWithChunkedOutputLoss``), ``offload`` moves saved activations out as torchtune's
     ``OffloadActivations`` does, ``step_in_backward`` steps each parameter from its gradient hook (torchtune's
@@ -63,6 +126,7 @@ def run_training(model: Any, optimizer: Any, batch: int, seq: int, phase: Phase,
     config = model.config.get_text_config()
     vocab = config.vocab_size
     device = next(model.parameters()).device
+    seq2seq = is_encoder_decoder(model)
     model.train()
     offloader = Offloader(model, saved_hook) if offload else None
     if step_in_backward:
@@ -82,6 +146,11 @@ def run_training(model: Any, optimizer: Any, batch: int, seq: int, phase: Phase,
             with hooks:
                 if ce_chunks > 1:
                     logits = _chunked_logits(model, ids, ce_chunks)
+                elif seq2seq:  # Seq2SeqTrainer: labels in, the model's own loss out
+                    labels = torch.randint(0, vocab, (batch, seq), device=device)
+                    out = model(input_ids=ids, labels=labels)
+                    logits, loss = out.logits, out.loss
+                    del out, labels
                 else:
                     out = model(input_ids=ids)
                     logits = out.logits
@@ -93,7 +162,7 @@ def run_training(model: Any, optimizer: Any, batch: int, seq: int, phase: Phase,
                   if saved_hook is not None else nullcontext()):
                 if ce_chunks > 1:
                     loss = _chunked_ce(logits, ids, vocab)
-                else:
+                elif not seq2seq:
                     loss = model.loss_function(logits=logits, labels=ids, vocab_size=vocab)
         if not keep_outputs:  # the HF Trainer returns only the loss; a plain loop still holds out.logits
             del logits
@@ -107,7 +176,8 @@ def run_training(model: Any, optimizer: Any, batch: int, seq: int, phase: Phase,
         if not step_in_backward:
             phase(f"optimizer_step#{step}")
             optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            if not accumulate or step == steps:
+                optimizer.zero_grad(set_to_none=True)
         phase(f"idle#{step}")
 
 

@@ -8,15 +8,24 @@ added afterwards by the overhead model.
 
 The tracker keeps an event log (allocation / free, with the phase), so after the run the live set at any
 moment — in particular at each phase's peak — can be rebuilt and split into categories.
+
+Every op also passes the tracker's ``deadline`` (``time.monotonic()``): past it, the op raises
+:class:`TraceTimeout` and ``timed_out`` stays set, so a trace stops within one op of its time limit even if
+model code catches the exception.
 """
 
 from __future__ import annotations
 
+import time
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
 ROUND = 512
+
+
+class TraceTimeout(Exception):
+    """Raised by the tracker's ops once its deadline has passed."""
 
 
 def round_up(n: int) -> int:
@@ -91,9 +100,17 @@ def make_tracker(progress: Optional[Callable[[str], None]] = None, fake_mode: An
             self._sids = 0
             self.muted = 0
             self.on_op: Optional[Callable[[Any, Any, Any], None]] = None
+            self.deadline: Optional[float] = None  # time.monotonic() after which every op raises
+            self.timed_out = False
 
         # -- phases ----------------------------------------------------------------------------------
+        def check_deadline(self) -> None:
+            if self.deadline is not None and (self.timed_out or time.monotonic() > self.deadline):
+                self.timed_out = True
+                raise TraceTimeout()
+
         def set_phase(self, name: str) -> None:
+            self.check_deadline()
             self.phase = name
             self.log.marks.setdefault(name, len(self.log.events) - 1)
             self._phase_peak = self.log.phases.setdefault(name, PhasePeak())
@@ -200,6 +217,8 @@ def make_tracker(progress: Optional[Callable[[str], None]] = None, fake_mode: An
             if DTensor is not None and any(issubclass(t, DTensor) for t in types):
                 return NotImplemented  # DTensor runs its local ops, which come back here
             kwargs = kwargs or {}
+            if self.deadline is not None:
+                self.check_deadline()
             out = func(*args, **kwargs)
             if self.muted or (fake_mode is not None and active_fake_mode is not None
                               and active_fake_mode() is not fake_mode):
