@@ -278,28 +278,31 @@ def page_answer(p: dict[str, str], error: str, lang: str, allow_hub: bool) -> by
 
 
 def warm_up() -> None:
-    """Load what the first requests would (catalogs, modules): before serving, not while a client waits."""
+    """Load what the first requests would (catalogs, modules): before serving, not while a client waits.
+
+    A bug on one of these paths is logged and the server starts anyway; its requests will get a JSON 500.
+    """
     from .gpus import catalog as gpu_catalog
     from .sources import catalog
     from .sources.gguf import ggml_types
 
     catalog.entries(), gpu_catalog(), ggml_types()
-    cases = ({"model": "llama-3-8b", "gpu": "rtx-4090"}, {"model": "llama-3-8b", "task": "finetune", "method": "lora"},
-             {"model": "llama-3-8b", "engine": "vllm", "gpu": "rtx-4090"},
-             {"model": "llama-3-8b", "engine": "llama.cpp", "quant": "Q4_K_M"}, {"params": "7B"},
-             {"model": "no-such-model"}, {"model": "llama-3-8b", "batch": "0"})
-    for p in cases:
-        for lang in ("en", "zh"):
-            try:
-                api_answer("/api/estimate", p, None, lang, False)
-            except VramscopeError:
-                pass
-    api_answer("/api/fit", {"model": "llama-3-8b"}, None, "en", False)
-    page_answer({"model": "qwen2.5-7b"}, "", "zh", False)
-    try:
-        parse_upload(b'{"model_type": "llama"}')
-    except VramscopeError:
-        pass
+    cases: list[tuple[Callable[..., Any], tuple]] = []
+    for p in ({"model": "llama-3-8b", "gpu": "rtx-4090"}, {"model": "llama-3-8b", "task": "finetune", "method": "lora"},
+              {"model": "llama-3-8b", "engine": "vllm", "gpu": "rtx-4090"},
+              {"model": "llama-3-8b", "engine": "llama.cpp", "quant": "Q4_K_M"}, {"params": "7B"},
+              {"model": "no-such-model"}, {"model": "llama-3-8b", "batch": "0"}):
+        cases += [(api_answer, ("/api/estimate", p, None, lang, False)) for lang in ("en", "zh")]
+    cases += [(api_answer, ("/api/fit", {"model": "llama-3-8b"}, None, "en", False)),
+              (page_answer, ({"model": "qwen2.5-7b"}, "", "zh", False)),
+              (parse_upload, (b'{"model_type": "llama"}',))]
+    for fn, args in cases:
+        try:
+            fn(*args)
+        except VramscopeError:
+            pass
+        except Exception as e:  # a bug: the request will say so; serving the rest is still worth it
+            log.warning("vramscope serve: warm-up of %s failed: %s: %s", fn.__name__, type(e).__name__, e)
 
 
 # ---------------------------------------------------------------- the ASGI app
