@@ -257,10 +257,13 @@ def test_shape_overrides_only_with_params(fn, shape):
 
 
 def test_shape_overrides_apply_to_params():
-    e = estimate(params="7B", layers=80, hidden=8192, hub=False)
+    e = estimate(params="70B", layers=80, hidden=8192, hub=False)
     assert_sane_estimate(e)
     assert fit(params="7B", layers=40, gpu="80GB").estimate.total_bytes > 0
-    assert load_model(None, "7B", layers=80).spec.num_layers == 80
+    assert load_model(None, "70B", layers=80).spec.num_layers == 80
+    # a shape holding more than twice the count cannot be that model (sources/numbers.py)
+    with pytest.raises(VramscopeError, match="alone holds"):
+        load_model(None, "7B", layers=80, hidden=8192)
 
 
 def test_fit_refuses_the_seed_estimator_like_the_cli():
