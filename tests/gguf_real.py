@@ -14,10 +14,10 @@ written: the section is a hole in a sparse file (zeros on read), so the 6 GB Dee
 disk space of its 4 MB header.
 
 :class:`Writer` is ``gguf.GGUFWriter`` packing arrays longer than 1,024 elements in one go (the same bytes: a
-test compares the two). :class:`RefReader` is ``gguf.GGUFReader`` with one change for speed: metadata arrays longer than 1,024
-elements are walked in bulk instead of one numpy view per element (the stock reader takes ~16 s over Llama 3's
-408,000 tokens and merges). Tensor records and scalar metadata are read by gguf-py's own code; the tests check
-that the override finds the same fields at the same offsets as the stock reader.
+test compares the two). :class:`RefReader` is ``gguf.GGUFReader`` with one change for speed: metadata arrays
+longer than 1,024 elements are walked in bulk instead of one numpy view per element (the stock reader takes
+~16 s over Llama 3's 408,000 tokens and merges). Tensor records and scalar metadata are read by gguf-py's own
+code; the tests check that the override finds the same fields at the same offsets as the stock reader.
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ import json
 import math
 import os
 import struct
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
@@ -159,10 +158,13 @@ def gemma2_base() -> Gguf:
             (f"{a}.attention.layer_norm_rms_epsilon", F32, 1e-6)] + _vocab_kv()
     t = [("token_embd.weight", (h, VOCAB), T_Q8_0, None)]
     for i in range(2):
-        t += [(f"blk.{i}.attn_norm.weight", (h,), T_F32, None), (f"blk.{i}.attn_q.weight", (h, heads * hd), T_Q8_0, None),
-              (f"blk.{i}.attn_k.weight", (h, kv * hd), T_Q8_0, None), (f"blk.{i}.attn_v.weight", (h, kv * hd), T_Q8_0, None),
+        t += [(f"blk.{i}.attn_norm.weight", (h,), T_F32, None),
+              (f"blk.{i}.attn_q.weight", (h, heads * hd), T_Q8_0, None),
+              (f"blk.{i}.attn_k.weight", (h, kv * hd), T_Q8_0, None),
+              (f"blk.{i}.attn_v.weight", (h, kv * hd), T_Q8_0, None),
               (f"blk.{i}.attn_output.weight", (heads * hd, h), T_Q8_0, None),
-              (f"blk.{i}.post_attention_norm.weight", (h,), T_F32, None), (f"blk.{i}.ffn_norm.weight", (h,), T_F32, None),
+              (f"blk.{i}.post_attention_norm.weight", (h,), T_F32, None),
+              (f"blk.{i}.ffn_norm.weight", (h,), T_F32, None),
               (f"blk.{i}.ffn_gate.weight", (h, ff), T_Q4_K, None), (f"blk.{i}.ffn_up.weight", (h, ff), T_Q4_K, None),
               (f"blk.{i}.ffn_down.weight", (ff, h), T_Q6_K, None), (f"blk.{i}.post_ffw_norm.weight", (h,), T_F32, None)]
     t += [("output_norm.weight", (h,), T_F32, None)]
@@ -193,7 +195,8 @@ def deepseek2_base() -> Gguf:
               (f"blk.{i}.attn_kv_a_norm.weight", (kv_lora,), T_F32, None),
               (f"blk.{i}.attn_k_b.weight", (nope, kv_lora, heads), T_Q8_0, None),
               (f"blk.{i}.attn_v_b.weight", (kv_lora, v, heads), T_Q8_0, None),
-              (f"blk.{i}.attn_output.weight", (heads * v, h), T_Q8_0, None), (f"blk.{i}.ffn_norm.weight", (h,), T_F32, None)]
+              (f"blk.{i}.attn_output.weight", (heads * v, h), T_Q8_0, None),
+              (f"blk.{i}.ffn_norm.weight", (h,), T_F32, None)]
         if i == 0:
             t += [(f"blk.0.ffn_gate.weight", (h, ff), T_Q8_0, None), (f"blk.0.ffn_up.weight", (h, ff), T_Q8_0, None),
                   (f"blk.0.ffn_down.weight", (ff, h), T_Q8_0, None)]

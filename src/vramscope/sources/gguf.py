@@ -367,7 +367,8 @@ def read_gguf(path: Path) -> tuple[dict[str, Any], list[StoredTensor]]:
     names = {t.name for t in tensors}
     for i in range(1, count):
         if not shard[i].is_file():
-            raise VramscopeError("gguf_bad", path=shard[0], detail=f"shard {shard[i].name} of the split model is missing")
+            raise VramscopeError("gguf_bad", path=shard[0],
+                                 detail=f"shard {shard[i].name} of the split model is missing")
         m_i, t_i = _read_one(shard[i])
         _split_count(m_i, shard[i], "split.no", ..., i, i)
         _split_count(m_i, shard[i], "split.count", ..., count, count)
