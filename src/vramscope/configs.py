@@ -23,7 +23,8 @@ import re
 from typing import Any, Optional
 
 from .errors import VramscopeError
-from .sources.base import JsonProblem, MAX_DEPTH, decode_text, parse_json, read_limited, shown_path
+from .sources.base import MAX_DEPTH, MAX_INT_DIGITS, JsonProblem, decode_text, parse_json, read_limited, \
+    shown_path
 from .units import shown
 
 #: A DeepSpeed JSON config: real ones are 1-5 KB; 1 MB is generous, and the objects and values in it are bounded
@@ -53,7 +54,8 @@ def _read(path: str) -> Any:
             return _yaml(decode_text(raw))
         return parse_json(raw, MAX_CONTAINERS, MAX_ITEMS)
     except JsonProblem as e:
-        raise VramscopeError("config_bad_json", origin=shown_path(path), detail=str(e)) from None
+        raise VramscopeError("config_bad_yaml" if is_yaml else "config_bad_json", origin=shown_path(path),
+                             detail=str(e)) from None
 
 
 def _yaml(text: str) -> Any:
@@ -78,21 +80,40 @@ def _yaml(text: str) -> Any:
             finally:
                 self.depth -= 1
 
+    def _int(loader: Any, node: Any) -> int:
+        digits = len(str(node.value).replace("_", "").lstrip("+-"))
+        if digits > MAX_INT_DIGITS:
+            raise JsonProblem(f"an integer of {digits} digits at line {node.start_mark.line + 1} "
+                              f"(at most {MAX_INT_DIGITS})")
+        return yaml.SafeLoader.construct_yaml_int(loader, node)
+
+    def _float(loader: Any, node: Any) -> float:
+        value = yaml.SafeLoader.construct_yaml_float(loader, node)
+        if not math.isfinite(value):
+            raise JsonProblem(f"{shown(node.value)} at line {node.start_mark.line + 1} is not a number a config "
+                              "may hold")
+        return value
+
+    _Loader.add_constructor("tag:yaml.org,2002:int", _int)
+    _Loader.add_constructor("tag:yaml.org,2002:float", _float)
     if text.count("{") + text.count("[") + text.count("\n") > MAX_ITEMS:
         raise JsonProblem(f"more than {MAX_ITEMS:,} values")
-    loader = _Loader(text)
+    loader = None
     try:
+        loader = _Loader(text)  # the reader refuses control characters already here
         return loader.get_single_data()
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
-        raise JsonProblem(f"not valid YAML ({getattr(e, 'problem', None) or type(e).__name__}{where})") from None
+        what = getattr(e, "problem", None) or getattr(e, "reason", None) or type(e).__name__
+        raise JsonProblem(f"{what}{where}") from None
     except RecursionError:
         raise JsonProblem(f"nested more than {MAX_DEPTH} levels deep") from None
     except ValueError as e:  # e.g. an integer of more than 4300 digits
         raise JsonProblem(str(e)[:120]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _simple_yaml(text: str) -> dict[str, Any]:
@@ -170,12 +191,12 @@ def _flag(path: str, key: str, value: Any, auto: bool = False) -> Optional[bool]
     raise _bad(path, key, value, "true or false" + (' (or "auto")' if auto else ""))
 
 
-def _section(path: str, cfg: dict[str, Any], key: str) -> dict[str, Any]:
+def _section(path: str, cfg: dict[str, Any], key: str, within: str = "") -> dict[str, Any]:
     value = cfg.get(key)
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise _bad(path, key, value, "an object")
+        raise _bad(path, within + key, value, "an object")
     return value
 
 
@@ -198,7 +219,7 @@ def from_deepspeed(path: str) -> dict[str, Any]:
     out["parallelism"] = "ddp" if stage == 0 else f"zero{stage}"
     devices = {}
     for key, legacy in (("offload_optimizer", "cpu_offload"), ("offload_param", "cpu_offload_param")):
-        section = _section(path, zero, key) if key in zero else {}
+        section = _section(path, zero, key, "zero_optimization.")
         dev = section.get("device", "none")
         if dev is None:
             dev = "none"

@@ -187,8 +187,10 @@ def read_limited(path: Any, limit: int) -> bytes:
     """The whole of a small regular file; more than ``limit`` bytes is an error. At most ``limit + 1`` bytes are
     ever read, so neither a huge file nor a device can make vramscope read without end."""
     with open_regular(path) as f:
+        if os.fstat(f.fileno()).st_size > limit:  # known too large: not a byte read
+            raise VramscopeError("file_too_large", path=shown_path(path), limit=format_limit(limit))
         try:
-            raw = f.read(limit + 1)
+            raw = f.read(limit + 1)  # the size can change while it is read: never more than this
         except OSError as e:
             raise os_error(path, e) from None
     if len(raw) > limit:

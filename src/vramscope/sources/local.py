@@ -17,7 +17,8 @@ from ..model.spec import ModelSpec
 from ..units import format_count, shown
 from . import gguf as gguf_source
 from . import safetensors as st
-from .base import ResolvedModel, StoredTensor, file_kind, load_json, os_error, shown_path, stat_path, with_stored
+from .base import ResolvedModel, StoredTensor, file_kind, load_json, os_error, require_regular, shown_path, \
+    stat_path, with_stored
 from .hf_config import spec_from_config
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
@@ -99,7 +100,12 @@ def _resolve_safetensors(files: list[Path], folder: Path, origin: str,
         stored = st.stored_tensors(st.header_entries(headers), quant)
         spec = infer_spec_from_names(stored, _name_for(folder), origin)
         notes = ("no config.json beside the weights: shape inferred from tensor names, head_dim assumed 128",)
-    notes += check_stored(spec, stored, quant, origin, from_config=cfg is not None)
+    if spec.tie_embeddings:
+        stored, dropped = drop_tied_head(stored)
+        notes += dropped
+    mtp = (cfg or {}).get("num_nextn_predict_layers")
+    notes += check_stored(spec, stored, quant, origin, from_config=cfg is not None,
+                          mtp_layers=mtp if type(mtp) is int and 0 <= mtp <= 64 else 0)
     return with_stored(spec, "safetensors", origin, stored, st.describe_format(stored, quant), notes, cfg)
 
 
@@ -115,6 +121,19 @@ GROSS_LOW, GROSS_HIGH = 0.5, 2.0
 #: differences up to this fraction are what checkpoints legitimately add or leave out (norm variants, biases
 #: written as zeros, extra heads), and are not mentioned
 QUIET = 0.02
+
+
+_EMBEDDINGS = ("embed_tokens.weight", "wte.weight", "word_embeddings.weight", "shared.weight", "embed_in.weight")
+
+
+def drop_tied_head(stored: list[StoredTensor]) -> tuple[list[StoredTensor], tuple[str, ...]]:
+    """A checkpoint that stores ``lm_head.weight`` although its config ties it to the embeddings: the model
+    loads one matrix for both, so the stored copy is counted once (and said so)."""
+    heads = [t for t in stored if t.name.endswith("lm_head.weight")]
+    if len(heads) != 1 or not any(t.name.endswith(_EMBEDDINGS) and t.shape == heads[0].shape for t in stored):
+        return stored, ()
+    return [t for t in stored if t is not heads[0]], (
+        f"{heads[0].name} is stored although config.json ties it to the embeddings; counted once, as loaded",)
 
 
 def _is_buffer(t: StoredTensor) -> bool:
@@ -133,27 +152,32 @@ def _ranges(nums: list[int]) -> str:
 
 
 def check_stored(spec: ModelSpec, stored: list[StoredTensor], quant: Any, origin: str,
-                 from_config: bool = True) -> tuple[str, ...]:
+                 from_config: bool = True, mtp_layers: int = 0) -> tuple[str, ...]:
     """Compare the parameters the files hold with those the config implies.
 
-    Tied/untied output heads (one vocab x hidden matrix either way), multi-token-prediction layers beyond
+    An output head stored although the config ties it (see :func:`drop_tied_head`), multi-token-prediction
+    layers beyond
     ``num_hidden_layers``, stored buffers and quantization side tensors are accounted for. What is left over:
     within 2% nothing is said; beyond 50% or 200% (with a quantization vramscope decodes) it is an error; in
     between, a note that the CLI prints with both numbers. Never a quiet override.
     """
     present: set[int] = set()
-    beyond = 0  # parameters of decoder layers past num_hidden_layers (DeepSeek-V3's multi-token prediction)
+    mtp = 0  # parameters of the multi-token-prediction layers past num_hidden_layers (DeepSeek-V3)
     for t in stored:
         m = _LAYER_NUM.search(t.name)
         if m and not any(w in t.name for w in ("vision", "visual", "image")):
-            present.add(int(m.group(1)))
-            if t.name.startswith("model.layers.") and int(m.group(1)) >= spec.num_layers:
-                beyond += t.params
-    got = sum(t.params for t in stored if not _is_buffer(t)) - beyond
+            i = int(m.group(1))
+            present.add(i)
+            if t.name.startswith("model.layers.") and spec.num_layers <= i < spec.num_layers + mtp_layers:
+                mtp += t.params
+    got = sum(t.params for t in stored if not _is_buffer(t)) - mtp
     if got <= 0:
         raise VramscopeError("safetensors_bad", path=shown_path(origin), detail="its tensors hold no parameters")
     missing = sorted(set(range(spec.num_layers)) - present) if present else []
+    extra = sorted(i for i in present if i >= spec.num_layers + mtp_layers)
     why = f"; layers {_ranges(missing)} of {spec.num_layers} have no tensors" if missing else ""
+    if extra:
+        why += f"; the files have layers {_ranges(extra)}, beyond the config's {spec.num_layers}"
     if not from_config:
         if missing:
             raise VramscopeError("safetensors_bad", path=shown_path(origin), detail=why[2:])
@@ -162,16 +186,15 @@ def check_stored(spec: ModelSpec, stored: list[StoredTensor], quant: Any, origin
     if expected <= 0:
         return ()
     diff = abs(got - expected)
-    head = spec.vocab_size * spec.hidden_size
-    if (diff <= QUIET * expected or abs(diff - head) <= QUIET * expected) and not missing:
+    if diff <= QUIET * expected and not missing and not extra:
         return ()
     ratio = got / expected
     pct = f"{ratio:.0%} of it"
     decoded = st.quant_method(quant) in _DECODED
-    if decoded and (ratio < GROSS_LOW or ratio > GROSS_HIGH or (missing and ratio < 1)):
+    if decoded and (ratio < GROSS_LOW or ratio > GROSS_HIGH or (missing and ratio < 1) or (extra and ratio > 1)):
         raise VramscopeError("stored_mismatch", path=shown_path(origin), stored=format_count(got),
                              expected=format_count(expected), pct=pct, why=why)
-    return (f"the weight files hold {format_count(got)} parameters but config.json describes "
+    return (f"warning: the weight files hold {format_count(got)} parameters but config.json describes "
             f"{format_count(expected)} ({pct}){why}; the estimate uses the stored tensors",)
 
 
@@ -208,6 +231,7 @@ def infer_spec_from_names(stored: list[StoredTensor], name: str, origin: str) ->
 
 
 def _resolve_gguf(path: Path) -> ResolvedModel:
+    require_regular(path)  # a FIFO or device named *.gguf: refused here, before the GGUF reader opens it
     meta, tensors = gguf_source.read_gguf(path)
     spec = gguf_source.spec_from_gguf(meta, tensors, name=str(meta.get("general.name") or path.stem), path=path)
     fmt = gguf_source.file_type_name(meta)

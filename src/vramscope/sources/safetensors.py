@@ -72,8 +72,8 @@ def _bad(path: Any, detail: str) -> VramscopeError:
 class Budget:
     """What is left of the per-model bounds while the shards of one checkpoint are read."""
 
-    tensors: int = MAX_TENSORS
-    header_bytes: int = MAX_TOTAL_HEADER_BYTES
+    tensors: int = field(default_factory=lambda: MAX_TENSORS)
+    header_bytes: int = field(default_factory=lambda: MAX_TOTAL_HEADER_BYTES)
 
 
 def read_header(path: Path, budget: Optional[Budget] = None) -> dict[str, Any]:
