@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any, Iterable, Optional, Union
 
 from .errors import VramscopeError
@@ -90,7 +91,8 @@ def gpu_names(gpus: Any, field: str = "gpus") -> tuple[str, ...]:
                          expected="a GPU name or size (rtx-4090, 24GB), or a list of them")
 
 
-def _lora_layers(spec: Any) -> list[str]:
+@lru_cache(maxsize=64)
+def _lora_layers(spec: Any) -> tuple[str, ...]:
     """The module names LoRA can target in this model (each adapts at least one parameter)."""
     from .memory.trainable import lora_params
     from .model.tensors import tensors
@@ -98,7 +100,7 @@ def _lora_layers(spec: Any) -> list[str]:
     names = dict.fromkeys(t.module for t in tensors(spec) if t.linear and t.role not in ("lm_head", "expert"))
     if any(t.role == "expert" for t in tensors(spec)):
         names["experts"] = None
-    return [n for n in names if lora_params(spec, 1, (n,)) > 0]
+    return tuple(n for n in names if lora_params(spec, 1, (n,)) > 0)
 
 
 def _listed(names: Iterable[str], limit: int = 24) -> str:

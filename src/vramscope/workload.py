@@ -235,6 +235,8 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
     None means "not given" for every option that defaults to None. Yes/no options are parsed strictly
     (True/False, 1/0, "true"/"false", "yes"/"no", "on"/"off"); ``grad_checkpointing`` also takes a mode
     ("full", "selective"). Options of another method, estimator or engine are refused, never ignored.
+    ``lora_targets`` and ``train_modules`` take "q_proj,v_proj" or a list; an empty list is an error (leave the
+    option out for the default, all-linear). An unknown keyword names the closest option.
     """
     check_keywords(unknown, function="vramscope.make_workload")
     task = _choice(task, "--task", TASKS)
