@@ -1077,3 +1077,54 @@ def test_any_record_value(tmp_path_factory, key, value):
             assert row["measured_bytes"] >= 0
             for k in ("analytic_error", "trace_error"):
                 assert row[k] is None or math.isfinite(row[k])
+
+
+@pytest.mark.parametrize("text, detail", [
+    (_config_text("NaN"), "NaN is not a number"),
+    (_config_text("1e400"), "too large for a float"),
+    ("[1, 2]", "must be a JSON object"),
+    (_config_text("[" * 5000 + "]" * 5000), "nested more than"),
+])
+def test_hub_config_is_read_like_a_local_one(monkeypatch, tmp_path, text, detail):
+    """The Hub's cached config.json is a local file too: same bounds, named as the repository's file."""
+    from test_sources import _fake_hub
+    from vramscope.sources import resolve
+
+    _fake_hub(monkeypatch, tmp_path)
+    (tmp_path / "hub_config.json").write_text(text)
+    e = direct(resolve, "someone/tiny-llama")
+    assert isinstance(e, VramscopeError) and "someone/tiny-llama/config.json" in str(e) and detail in str(e)
+
+
+def test_undecoded_packing_only_warns(tmp_path):
+    """Integer tensors of a packing vramscope does not decode (EXL2-style q_weight) cannot prove a checkpoint
+    incomplete: a warning with both numbers, not an error."""
+    t = {}
+    for k, s in llama_tensors().items():
+        if ".layers." in k and k.endswith("proj.weight"):
+            t[k.replace(".weight", ".q_weight")] = ("I32", (s[0] // 8, s[1]))
+        else:
+            t[k] = ("BF16", s)
+    (tmp_path / "config.json").write_text(json.dumps(TINY_LLAMA))
+    write_safetensors(tmp_path / "model.safetensors", t)
+    rc, out, err = run_cli(["estimate", str(tmp_path)])
+    assert_clean(rc, out, err)
+    assert rc == 0 and "warning: the weight files hold" in out
+
+
+def test_compressed_tensors_packed_weights_are_decoded(tmp_path):
+    from vramscope.sources import resolve
+
+    quant = {"quant_method": "compressed-tensors", "config_groups": {"group_0": {"weights": {"num_bits": 4}}}}
+    t = {}
+    for k, s in llama_tensors().items():
+        if ".layers." in k and k.endswith("proj.weight"):
+            t[k.replace(".weight", ".weight_packed")] = ("I32", (s[0], s[1] // 8))
+            t[k.replace(".weight", ".weight_scale")] = ("BF16", (s[0], s[1] // 16))
+            t[k.replace(".weight", ".weight_shape")] = ("I32", (2,))
+        else:
+            t[k] = ("BF16", s)
+    (tmp_path / "config.json").write_text(json.dumps(dict(TINY_LLAMA, quantization_config=quant)))
+    write_safetensors(tmp_path / "model.safetensors", t)
+    r = resolve(str(tmp_path))
+    assert r.params == r.spec.params and not any("weight files hold" in n for n in r.notes)

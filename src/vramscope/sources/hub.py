@@ -6,7 +6,6 @@ extra (``huggingface_hub``); offline, gated and missing repositories each get th
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -14,9 +13,12 @@ import urllib.parse
 from typing import Any
 
 from ..errors import VramscopeError
-from .base import ResolvedModel, with_stored
+from .base import JsonProblem, ResolvedModel, parse_json, read_limited, with_stored
 from .hf_config import spec_from_config
 from .safetensors import stored_tensors
+
+#: the same bound as for a local config.json (sources/local.py)
+MAX_CONFIG_BYTES = 10 * 1000 * 1000
 
 
 def _hub() -> Any:
@@ -65,15 +67,17 @@ def resolve_hub(name: str) -> ResolvedModel:
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)  # no retry chatter on stderr
     try:
         path = hub.hf_hub_download(repo_id=name, filename="config.json")
-        with open(path, "rb") as f:
-            raw = f.read(10 * 1000 * 1000)
-        cfg = json.loads(raw)
     except VramscopeError:
         raise
-    except ValueError as e:
-        raise VramscopeError("config_bad_json", origin=f"{name}/config.json", detail=str(e)[:120]) from None
     except Exception as e:  # network, auth and not-found errors come from several libraries
         raise _classify(name, e) from None
+    raw = read_limited(path, MAX_CONFIG_BYTES)  # the cached copy: a regular file, bounded like a local one
+    try:
+        cfg = parse_json(raw, max_containers=100_000, max_items=2_000_000)
+    except JsonProblem as e:
+        raise VramscopeError("config_bad_json", origin=f"{name}/config.json", detail=str(e)) from None
+    if not isinstance(cfg, dict):
+        raise VramscopeError("config_not_object", origin=f"{name}/config.json")
     spec = spec_from_config(cfg, name=name, origin=f"hf://{name}/config.json")
     stored = None
     try:

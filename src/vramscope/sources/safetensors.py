@@ -188,6 +188,8 @@ def _encoded_params(name: str, dtype: str, numel: int, names: set[str], bits: in
         return 0
     if name.endswith((".qweight", ".weight_packed")) and dtype == "I32":
         return numel * (32 // bits)
+    if name.endswith(".weight_packed") and dtype == "U8":  # compressed-tensors 4-bit (nvfp4) packs two per byte
+        return numel * 2
     if method == "mxfp4" and dtype == "U8":  # gpt-oss: *_blocks hold two fp4 values per byte, *_scales one exponent
         if name.endswith("_scales"):
             return 0
