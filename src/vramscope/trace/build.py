@@ -76,23 +76,38 @@ def hf_config(model: ResolvedModel, attn: str) -> tuple[Any, str]:
     return config, arch
 
 
+def model_class(config: Any, arch: str) -> Any:
+    """The transformers class a config's ``architectures`` names, when it is one (a config is user input: any
+    other name, or a name of something else in the package, falls back to the Auto class for the config)."""
+    import transformers
+    from transformers.modeling_utils import PreTrainedModel
+
+    ok = isinstance(arch, str) and arch.isidentifier() and not arch.startswith("_")
+    cls = getattr(transformers, arch, None) if ok else None
+    if isinstance(cls, type) and issubclass(cls, PreTrainedModel):
+        return cls
+    if getattr(config, "is_encoder_decoder", False):
+        return transformers.AutoModelForSeq2SeqLM
+    return transformers.AutoModelForCausalLM
+
+
 def build_model(model: ResolvedModel, dtype: Any, attn: str, init_weights: bool = True) -> Any:
     """The transformers model in ``dtype`` on the current default device / fake mode.
 
     ``init_weights=False`` skips transformers' weight initialisation (``initialize_weights``; tying still runs):
     a trace never reads the values, and some initialisers read them (SigLIP's ``trunc_normal_``), which fake
     tensors cannot do."""
-    import transformers
     from transformers.modeling_utils import PreTrainedModel
 
     config, arch = hf_config(model, attn)
-    cls = getattr(transformers, arch, None) or transformers.AutoModelForCausalLM
+    cls = model_class(config, arch)
+    make = cls._from_config if hasattr(cls, "_from_config") else cls.from_config  # an Auto class: from_config
     original = PreTrainedModel.__dict__.get("initialize_weights")
     if init_weights or original is None:
-        return cls._from_config(config, dtype=dtype)
+        return make(config, dtype=dtype)
     PreTrainedModel.initialize_weights = lambda self: None
     try:
-        return cls._from_config(config, dtype=dtype)
+        return make(config, dtype=dtype)
     finally:
         PreTrainedModel.initialize_weights = original
 
@@ -161,9 +176,13 @@ def selective_attention_checkpointing(model: Any) -> None:
 
     config = model.config.get_text_config()
     impl = config._attn_implementation
-    attn_module = next(m for n, m in model.named_modules() if n.endswith("self_attn"))
-    inner = (getattr(sys.modules[type(attn_module).__module__], "eager_attention_forward")
-             if impl == "eager" else ALL_ATTENTION_FUNCTIONS[impl])
+    attn_module = next((m for n, m in model.named_modules() if n.endswith("self_attn")), None)
+    inner = (getattr(sys.modules[type(attn_module).__module__], "eager_attention_forward", None)
+             if impl == "eager" and attn_module is not None else ALL_ATTENTION_FUNCTIONS.get(impl))
+    if attn_module is None or inner is None:
+        raise VramscopeError("trace_unsupported", reason="selective checkpointing wraps the attention function of "
+                                                         "self_attn modules, which this model does not have; use "
+                                                         "--grad-checkpointing full")
 
     def wrapped(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, **kwargs: Any) -> Any:
         def core(q: Any, k: Any, v: Any, m: Any) -> Any:
