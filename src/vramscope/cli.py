@@ -215,14 +215,14 @@ def _load(args: argparse.Namespace) -> tuple:
                        heads=args.heads, kv_heads=args.kv_heads, head_dim=args.head_dim,
                        intermediate=args.intermediate, vocab=args.vocab)
     imported: dict = {}
-    if args.deepspeed and args.fsdp:
+    if args.deepspeed is not None and args.fsdp is not None:
         raise VramscopeError("conflict", field="--deepspeed", reason="and --fsdp describe two different trainings; "
                                                                     "give one config")
-    if args.deepspeed:
+    if args.deepspeed is not None:
         from .configs import from_deepspeed
 
         imported = from_deepspeed(args.deepspeed)
-    if args.fsdp:
+    if args.fsdp is not None:
         from .configs import from_accelerate_fsdp
 
         imported = from_accelerate_fsdp(args.fsdp)
@@ -414,7 +414,7 @@ def _cmd_validate(args: argparse.Namespace, lang: str) -> int:
     from .units import format_bytes
     from .validate import read_records, summary, validate
 
-    records = [r for p in args.records for r in read_records(Path(p))]
+    records = [r for p in args.records for r in read_records(p)]
     rows = validate(records, trace=args.trace)
     summ = summary(rows)
     if args.json:

@@ -11,7 +11,7 @@ from typing import Optional
 
 from ..errors import VramscopeError
 from . import catalog
-from .base import ResolvedModel, StoredTensor
+from .base import ResolvedModel, StoredTensor, path_exists
 from .hf_config import spec_from_config
 from .numbers import resolve_params
 
@@ -40,7 +40,7 @@ def resolve(model: str, hub: bool = True) -> ResolvedModel:
     model = model.strip()
     path = Path(model).expanduser()
     looks_like_path = model.startswith((".", "/", "~")) or path.suffix in (".json", ".safetensors", ".gguf", ".bin")
-    if looks_like_path or path.exists():
+    if looks_like_path or path_exists(path):
         from .local import resolve_path
 
         resolved = resolve_path(path)

@@ -25,7 +25,6 @@ import json
 import math
 import os
 import re
-import stat
 import struct
 from functools import lru_cache
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any, BinaryIO, Optional
 from ..errors import VramscopeError
 from ..model.limits import LIMITS
 from ..model.spec import FULL, SLIDING, MLASpec, ModelSpec, MoESpec
-from .base import StoredTensor
+from .base import StoredTensor, open_regular
 
 MAX_TENSORS = 1_000_000
 MAX_KV = 100_000
@@ -238,19 +237,9 @@ class _Reader:
 
 
 def _open_regular(path: Path) -> tuple[BinaryIO, int]:
-    """Open ``path`` for reading, refusing FIFOs and devices (which could block or never end)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except OSError as e:
-        raise VramscopeError("file_unreadable", path=path, detail=e.strerror or str(e)) from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise VramscopeError("file_unreadable", path=path, detail="not a regular file")
-        return os.fdopen(fd, "rb"), st.st_size
-    except BaseException:
-        os.close(fd)
-        raise
+    """Open ``path`` with the shared safe opener (FIFOs, devices and folders refused before opening)."""
+    f = open_regular(path)
+    return f, os.fstat(f.fileno()).st_size
 
 
 def _read_one(path: Path) -> tuple[dict[str, Any], list[StoredTensor]]:
