@@ -95,10 +95,11 @@ def gpu_names(gpus: Any, field: str = "gpus") -> tuple[str, ...]:
 def _lora_layers(spec: Any) -> tuple[str, ...]:
     """The module names LoRA can target in this model (each adapts at least one parameter)."""
     from .memory.trainable import lora_params
-    from .model.tensors import tensors
+    from .model.tensors import groups
 
-    names = dict.fromkeys(t.module for t in tensors(spec) if t.linear and t.role not in ("lm_head", "expert"))
-    if any(t.role == "expert" for t in tensors(spec)):
+    kinds = [g.tensor for g in groups(spec)]  # identical layers once: the cost does not grow with the depth
+    names = dict.fromkeys(t.module for t in kinds if t.linear and t.role not in ("lm_head", "expert"))
+    if any(t.role == "expert" for t in kinds):
         names["experts"] = None
     return tuple(n for n in names if lora_params(spec, 1, (n,)) > 0)
 
@@ -126,9 +127,9 @@ def check_workload_for_model(model: ResolvedModel, w: Workload) -> tuple[Workloa
             raise VramscopeError("lora_targets_unknown", names=shown(",".join(unknown or w.lora_targets), 120),
                                  model=shown(spec.name), available=_listed(available))
     if w.training and w.method == "freeze" and w.train_modules:
-        from .model.tensors import tensors
+        from .model.tensors import groups
 
-        modules = list(dict.fromkeys(t.module for t in tensors(spec) if t.module))
+        modules = list(dict.fromkeys(g.tensor.module for g in groups(spec) if g.tensor.module))
         unknown = [m for m in w.train_modules if m not in modules]
         if unknown:
             raise VramscopeError("train_modules_unknown", names=shown(",".join(unknown), 120),
