@@ -26,6 +26,7 @@ sys.path.insert(0, {src!r})
 from vramscope.errors import VramscopeError
 from vramscope.sources import base, local, safetensors as sts
 from vramscope import configs, validate
+import vramscope  # imported before the clock starts: the estimate is timed, not the import
 
 def rss():
     try:  # the high-water mark of this process (Linux), reset below so a fork's inherited peak does not count
@@ -49,12 +50,20 @@ calls = {{
     "deepspeed": lambda p: "read %s" % configs.from_deepspeed(p),
     "fsdp": lambda p: "read %s" % configs.from_accelerate_fsdp(p),
     "records": lambda p: "read %d records" % len(validate.read_records(p)),
+    "estimate": lambda p: "estimated: " + ", ".join(
+        "%s %.1f GiB" % (w.get("method") or w["task"], __import__("vramscope").estimate(p, **w).total_bytes / 2**30)
+        for w in ({{"task": "inference"}}, {{"task": "finetune", "method": "lora"}},
+                  {{"task": "pretrain", "num_gpus": 8, "pp": 4}})),
 }}
 kind, path = sys.argv[1], sys.argv[2]
+if kind == "estimate":  # the lazily imported modules loaded first: the estimate is timed, not the imports
+    import vramscope.sources.local, vramscope.plan
+    for w in ({{"task": "inference"}}, {{"task": "finetune", "method": "lora"}}, {{"task": "pretrain", "num_gpus": 8, "pp": 4}}):
+        vramscope.estimate("qwen2.5-0.5b", **w)
 base_rss = rss()
 t = time.perf_counter()
 try:
-    outcome = calls[kind](path if kind in ("deepspeed", "fsdp") else __import__("pathlib").Path(path))
+    outcome = calls[kind](path if kind in ("deepspeed", "fsdp", "estimate") else __import__("pathlib").Path(path))
 except VramscopeError as e:
     outcome = "refused: " + str(e).split(": ", 1)[-1]
 wall = time.perf_counter() - t
@@ -145,6 +154,15 @@ def cases(d: Path):
     records.write_text((rec + "\n") * n)
     yield f"validate: 32 MiB of records ({n:,} lines, the most allowed; reading only)", "records", records
     yield "validate: one 32 MiB line", "records", _sparse(d / "line.jsonl", 32 * 2**20, b'{"id": "')
+    family = json.loads((ROOT / "src" / "vramscope" / "data" / "models" / "llama.json").read_text())
+    llama = next(e["config"] for e in family if e["id"] == "meta-llama/Meta-Llama-3-8B")
+    for layers, note in ((32, "Llama-3-8B as published"), (1024, "the most layers allowed"),
+                         (10**6, "the reported 148 s / 2.6 GB case"), (10**9, "the reported endless case")):
+        path = d / f"layers-{layers}" / "config.json"
+        path.parent.mkdir()
+        path.write_text(json.dumps({**llama, "num_hidden_layers": layers}))
+        yield (f"estimate config.json with {layers:,} layers ({note}): inference, LoRA, pretrain on 8 GPUs pp 4",
+               "estimate", path)
 
 
 def make(folder: str) -> None:
@@ -156,6 +174,7 @@ def make(folder: str) -> None:
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--make":
         return make(sys.argv[2])
+    write = sys.argv[sys.argv.index("--write") + 1] if "--write" in sys.argv else None
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         made = subprocess.run([sys.executable, __file__, "--make", tmp], capture_output=True, text=True, check=True)
@@ -169,10 +188,24 @@ def main() -> None:
             outcome = r["outcome"].replace(tmp, "…").replace("|", "/")
             outcome = outcome if len(outcome) <= 110 else outcome[:109] + "…"
             rows.append((desc, outcome, f"{r['wall'] * 1000:,.0f} ms", f"{r['rss'] / 2**20:,.0f} MiB"))
-    print("| input | outcome | wall time | peak RSS growth |")
-    print("|---|---|---:|---:|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    import datetime
+    import platform
+
+    lines = ["## Bounds: what the worst inputs cost", "",
+             f"Measured {datetime.date.today().isoformat()} by `python bench/hostile_bounds.py` on "
+             f"{platform.machine()} ({os.cpu_count()} cores), Python {platform.python_version()}: each input in a "
+             "fresh interpreter; wall time of the reader (or estimate) alone, and the growth of the process's "
+             "peak resident memory. The inputs are the worst that each bound lets through, or the cheapest it "
+             "refuses (then the refusal is what is timed).", "",
+             "| input | outcome | wall time | peak RSS growth |", "|---|---|---:|---:|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if write:
+        sys.path.insert(0, str(ROOT / "bench"))
+        from _docs import replace_section
+
+        replace_section(write, "## Bounds: what the worst inputs cost", text)
 
 
 if __name__ == "__main__":
