@@ -90,8 +90,9 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
     """Run the workload on fake tensors; returns the log, a category per storage key, trainable parameters.
 
     ``fake=False`` runs the same code on real CPU tensors (for small models): the cross-check that proves the
-    tracker, since both must count the same bytes. ``timeout`` (seconds): past it the next op raises
-    :class:`~vramscope.trace.tracker.TraceTimeout`. ``on_tracker`` sees the tracker before the run starts.
+    tracker, since both must count the same bytes. ``timeout`` (seconds): past it the next module call or phase
+    boundary raises :class:`~vramscope.trace.tracker.TraceTimeout` (a backward pass runs to its end first).
+    ``on_tracker`` sees the tracker before the run starts.
     """
     check_traceable(model, w)
     require_torch()
@@ -140,11 +141,23 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
                 mark(kwargs["out"], "weights")
 
         tracker.on_op = on_op
+    deadline_hook = None
+    if timeout is not None:
+        from torch.nn.modules.module import register_module_forward_pre_hook
+
+        def check_deadline(module: Any, args: Any) -> None:
+            # every module call outside backward (checkpointing recomputes forward from inside autograd's C++)
+            if torch._C._current_graph_task_id() == -1:
+                tracker.check_deadline()
+
+        deadline_hook = register_module_forward_pre_hook(check_deadline)
     try:
         with mode, tracker:
             trainable = _run(model, w, tracker, mark, category, param_dtype, dtype, recipe_mixed,
                              mesh if sharded else None)
     finally:
+        if deadline_hook is not None:
+            deadline_hook.remove()
         if own_group:
             import torch.distributed as dist
 
@@ -329,11 +342,11 @@ def trace_estimate(model: ResolvedModel, w: Workload, gpus: tuple[str, ...] = ()
         with quiet_libraries():
             log, category, trainable = run_trace(model, w, Progress(progress), timeout=timeout,
                                                  on_tracker=trackers.append)
-    except VramscopeError:
-        raise
     except Exception as e:  # the model code's, or torch's under it
         if trackers and trackers[0].timed_out or isinstance(e, TraceTimeout):
             raise VramscopeError("trace_timeout", seconds=f"{timeout:g}", command=command) from None
+        if isinstance(e, VramscopeError):
+            raise
         if os.environ.get("VRAMSCOPE_DEBUG"):
             raise
         name = type(e).__name__

@@ -2,12 +2,24 @@
 
 A trace runs the real model code on fake tensors. Fake tensors hold no storage, so the bytes a model would use
 cost nothing; what costs time is the number of modules and ops the Python code walks through (every layer,
-every parameter, every rank's shard, every loss chunk) and, for memory, the Python objects behind them.
-Measured on 2 CPU cores (torch 2.13, transformers 5.24, ``bench`` numbers in the module constants): a training
-trace (two steps) costs ~0.15 s per layer, ~0.4 s with LoRA and checkpointing, ~0.8 s with DoRA, dropout and
-checkpointing; inference ~0.04 s per layer; FSDP on a fake process group adds ~0.04 s per rank for a 32-layer
-model; each cross-entropy chunk ~0.02 s. Hence the limits below, and a wall-clock ``--timeout`` as the last
-guard. Nothing here imports torch.
+every parameter, every rank's shard, every loss chunk), and what costs memory is the Python objects behind them
+and the tracker's event log. Measured on 2 CPU cores (torch 2.13 CPU, transformers 5.24, peft 0.21; CPU seconds
+of the trace itself, peak RSS of the process; torch's import adds ~2 s and ~300 MiB):
+
+* Llama-3-8B full fine-tuning step, seq 2048 (32 layers): 5.2 s, 362 MiB
+* the same shape at 64 / 128 / 256 layers: 9.9 / 17.9 / 35.7 s (wall, idle), 372 / 395 / 439 MiB
+* 200 layers (the limit), full fine-tuning: 29.6 s, 420 MiB; inference: 10.7 s, 359 MiB
+* 200 layers, DoRA + dropout + checkpointing (the heaviest method): 128.5 s, 582 MiB
+* Llama-3.1-405B full fine-tuning (126 layers): 20.7 s, 395 MiB
+* DeepSeek-V3 LoRA (61 layers, 256 experts): 26.5 s, 424 MiB
+* Llama-3-8B, FSDP2 over 1,024 ranks: 45.8 s, 374 MiB
+* Llama-3-8B, 1,024 cross-entropy chunks: 26.9 s (wall, idle), 413 MiB
+
+So a layer costs ~0.15 s in training (~0.05 s in inference, up to ~0.65 s with DoRA and checkpointing), an
+FSDP rank ~1.3 ms per layer, a loss chunk ~0.02 s; parameters and tensor sizes cost nothing by themselves. Each
+limit below keeps its driver within ~2 CPU minutes and ~0.6 GiB (all of them at once: ~4 minutes); the
+wall-clock ``--timeout`` (default 300 s) is the last guard, for a slower or busier machine. Nothing here
+imports torch.
 """
 
 from __future__ import annotations
@@ -21,13 +33,15 @@ from ..units import format_count, parse_int, shown
 from ..workload import Workload
 
 #: layers (encoder + decoder) of one trace: the deepest public models have 126 (Llama-3.1-405B); 200 layers of
-#: a full fine-tuning step trace in ~30 s and ~0.45 GiB peak RSS on 2 cores (DoRA with checkpointing ~160 s)
+#: a full fine-tuning step trace in ~30 CPU s and 0.42 GiB peak RSS (DoRA with checkpointing: 129 s, 0.58 GiB)
 MAX_LAYERS = 200
 #: parameters: beyond the largest public checkpoints (~1-2T); fake tensors make the bytes free, but a larger
 #: count only comes from a synthetic shape (--params) that no real model code was written for
 MAX_PARAMS = 2 * 10**12
-#: FSDP ranks on the fake process group: every parameter is split into one shard per rank (~0.04 s per rank)
+#: FSDP ranks on the fake process group: every parameter is split into one shard per rank
 MAX_WORLD = 1024
+#: ranks × layers: the shard work (~1.3 ms per rank and layer; 32 layers × 1,024 ranks traced in 46 CPU s)
+MAX_LAYER_RANKS = 65_536
 #: chunked cross-entropy: one output projection and loss per chunk (~0.02 s each)
 MAX_CE_CHUNKS = 1024
 #: one tensor's bytes: torch computes sizes in 64-bit integers; no device holds an exabyte
@@ -187,6 +201,9 @@ def check_cost(model: ResolvedModel, w: Workload, command: str = "vramscope esti
          "beyond any public checkpoint"),
         (w.training and w.num_gpus > MAX_WORLD, "--gpus", f"{w.num_gpus:,}", f"{MAX_WORLD:,} ranks",
          "FSDP splits every parameter into one shard per rank"),
+        (w.training and w.num_gpus > 1 and w.num_gpus * layers > MAX_LAYER_RANKS, "--gpus × layers",
+         f"{w.num_gpus:,} × {layers:,}", f"{MAX_LAYER_RANKS:,} rank-layers",
+         "FSDP splits every layer's parameters into one shard per rank"),
         (w.training and min(w.ce_chunks, w.seq) > MAX_CE_CHUNKS, "--chunked-ce", f"{w.ce_chunks:,}",
          f"{MAX_CE_CHUNKS:,} chunks", "each chunk runs the output head and the loss"),
     ]

@@ -9,9 +9,11 @@ added afterwards by the overhead model.
 The tracker keeps an event log (allocation / free, with the phase), so after the run the live set at any
 moment — in particular at each phase's peak — can be rebuilt and split into categories.
 
-Every op also passes the tracker's ``deadline`` (``time.monotonic()``): past it, the op raises
-:class:`TraceTimeout` and ``timed_out`` stays set, so a trace stops within one op of its time limit even if
-model code catches the exception.
+Every op also compares the clock with the tracker's ``deadline`` (``time.monotonic()``) and sets ``timed_out``
+once it has passed; :meth:`check_deadline` raises :class:`TraceTimeout` from then on. The op itself never raises:
+an exception thrown from a dispatch mode inside some of autograd's C++ paths aborts the process ("terminate
+called after throwing an instance of 'python_error'"), so the trace raises only at Python-level points (phase
+boundaries and every module call, see ``estimator.run_trace``).
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ def make_tracker(progress: Optional[Callable[[str], None]] = None, fake_mode: An
 
         # -- phases ----------------------------------------------------------------------------------
         def check_deadline(self) -> None:
+            """Raise :class:`TraceTimeout` once the deadline has passed (call only from Python-level code)."""
             if self.deadline is not None and (self.timed_out or time.monotonic() > self.deadline):
                 self.timed_out = True
                 raise TraceTimeout()
@@ -217,8 +220,8 @@ def make_tracker(progress: Optional[Callable[[str], None]] = None, fake_mode: An
             if DTensor is not None and any(issubclass(t, DTensor) for t in types):
                 return NotImplemented  # DTensor runs its local ops, which come back here
             kwargs = kwargs or {}
-            if self.deadline is not None:
-                self.check_deadline()
+            if self.deadline is not None and not self.timed_out and time.monotonic() > self.deadline:
+                self.timed_out = True  # raised at the next safe point, never from inside an op
             out = func(*args, **kwargs)
             if self.muted or (fake_mode is not None and active_fake_mode is not None
                               and active_fake_mode() is not fake_mode):
