@@ -491,6 +491,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USAGE
     except BrokenPipeError:
         return 0
+    except KeyboardInterrupt:  # Ctrl+C: one line, the shell's usual code, no traceback
+        print(f"vramscope: {t('interrupted', lang)}", file=sys.stderr)
+        return 130
     except Exception as e:  # an internal bug: one line unless debugging
         if os.environ.get("VRAMSCOPE_DEBUG"):
             raise

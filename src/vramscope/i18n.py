@@ -13,6 +13,10 @@ LANGS = ("en", "zh")
 
 MESSAGES: dict[str, dict[str, str]] = {
     # ---- errors: one line, naming the field, what was given and what is allowed ----
+    "interrupted": {
+        "en": "interrupted",
+        "zh": "已中断",
+    },
     "bad_count": {
         "en": "{field}: '{value}' is not a count; use a number such as 7B, 6.7e9, 70b, 1.5T or 350M",
         "zh": "{field}：'{value}' 不是有效的数量；请使用 7B、6.7e9、70b、1.5T 或 350M 这样的数字",
