@@ -52,15 +52,20 @@ def _missing(keys: Keys, origin: str) -> VramscopeError:
     return VramscopeError("config_missing", key=keys if isinstance(keys, str) else " / ".join(keys), origin=origin)
 
 
+def _default(keys: Keys, origin: str, default: Any) -> Any:
+    """What a null or absent key gives: ``default``, or an error naming the key when it is required."""
+    if default is REQUIRED:
+        raise _missing(keys, origin)
+    return default
+
+
 def get_int(cfg: Config, keys: Keys, limit: str, *, origin: str, default: Any = REQUIRED,
             minimum: Optional[int] = None, prefix: str = "") -> Any:
     """A whole number inside ``LIMITS[limit]`` (``minimum`` lowers or raises its lower end); ``32.0`` counts
     as 32, but not ``32.5``, ``true`` or ``"32"``. Null or absent: ``default``, or an error when required."""
     key, value = _find(cfg, keys)
     if value is None:
-        if default is REQUIRED:
-            raise _missing(keys, origin)
-        return default
+        return _default(keys, origin, default)
     given = value
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         value = int(value)
@@ -72,9 +77,7 @@ def get_float(cfg: Config, keys: Keys, lo: float, hi: float, *, origin: str, def
     """A finite number from ``lo`` to ``hi`` (or ``default`` when null or absent)."""
     key, value = _find(cfg, keys)
     if value is None:
-        if default is REQUIRED:
-            raise _missing(keys, origin)
-        return default
+        return _default(keys, origin, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise VramscopeError("shape_not_number", where=f"{origin} ", field=prefix + key, value=shown(value),
                              minimum=f"{lo:g}", maximum=f"{hi:g}")
@@ -102,9 +105,7 @@ def get_str(cfg: Config, keys: Keys, *, origin: str, default: Any = "", max_len:
     """A string of at most ``max_len`` characters (``default`` when null or absent)."""
     key, value = _find(cfg, keys)
     if value is None:
-        if default is REQUIRED:
-            raise _missing(keys, origin)
-        return default
+        return _default(keys, origin, default)
     if not isinstance(value, str) or len(value) > max_len:
         raise VramscopeError("shape_not_str", where=f"{origin} ", field=prefix + key, value=shown(value),
                              maximum=max_len)

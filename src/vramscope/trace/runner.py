@@ -64,15 +64,23 @@ def run_inference(model: Any, batch: int, seq: int, phase: Phase, decode_steps: 
         if on_cache is not None:
             on_cache(cache)
         phase("decode")
-        for _ in range(decode_steps):
-            out = model(input_ids=token, use_cache=True, logits_to_keep=1, **{kw: cache})
-            logits = out.logits[:, -1, :].to(copy=True, dtype=torch.float32)
-            del out
-            token = logits.argmax(-1, keepdim=True)
-            del logits
+        token = _decode(model, token, decode_steps, lambda t: dict(input_ids=t, logits_to_keep=1, **{kw: cache}))
         if on_cache is not None:
             on_cache(cache)
         del cache, token
+
+
+def _decode(model: Any, token: Any, steps: int, inputs: Callable[[Any], dict]) -> Any:
+    """Greedy decoding, one token a step, keeping only the last token's fp32 logits (as ``generate()``)."""
+    import torch
+
+    for _ in range(steps):
+        out = model(use_cache=True, **inputs(token))
+        logits = out.logits[:, -1, :].to(copy=True, dtype=torch.float32)
+        del out
+        token = logits.argmax(-1, keepdim=True)
+        del logits
+    return token
 
 
 def _seq2seq_inference(model: Any, batch: int, seq: int, phase: Phase, decode_steps: int,
@@ -101,12 +109,8 @@ def _seq2seq_inference(model: Any, batch: int, seq: int, phase: Phase, decode_st
     if on_cache is not None:
         on_cache(cache)
     phase("decode")
-    for _ in range(decode_steps):
-        out = model(encoder_outputs=encoder_outputs, decoder_input_ids=token, use_cache=True, **{kw: cache})
-        logits = out.logits[:, -1, :].to(copy=True, dtype=torch.float32)
-        del out
-        token = logits.argmax(-1, keepdim=True)
-        del logits
+    token = _decode(model, token, decode_steps,
+                    lambda t: dict(encoder_outputs=encoder_outputs, decoder_input_ids=t, **{kw: cache}))
     if on_cache is not None:
         on_cache(cache)
     del cache, token, encoder_outputs
