@@ -17,7 +17,6 @@ import datetime
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -46,18 +45,17 @@ def run_suites() -> tuple[list[dict], dict[str, dict]]:
     for suite in suites:
         with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
             out = f.name
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         start = time.perf_counter()
         p = subprocess.run([sys.executable, "-m", "pytest", f"tests/{suite}.py", "-q", "-p", "no:cacheprovider"],
                            cwd=ROOT, capture_output=True, text=True,
                            env={**os.environ, "VRAMSCOPE_RELIABILITY_OUT": out, "HF_HUB_OFFLINE": "1"})
         wall = time.perf_counter() - start
-        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         last = [ln for ln in p.stdout.splitlines() if ln.strip()][-1:] or ["(no output)"]
-        runs[suite] = {"rc": p.returncode, "summary": last[0].strip("= "), "wall_s": wall,
-                       "max_rss_mib": (rss if rss > before else before) / 1024}
+        runs[suite] = {"rc": p.returncode, "summary": last[0].strip("= "), "wall_s": wall, "max_rss_mib": 0.0}
         try:
-            rows += json.loads(Path(out).read_text(encoding="utf-8") or "[]")
+            data = json.loads(Path(out).read_text(encoding="utf-8") or "{}")
+            rows += data.get("rows", [])
+            runs[suite]["max_rss_mib"] = data.get("max_rss_kib", 0) / 1024
         except (OSError, ValueError):
             pass
         os.unlink(out)

@@ -31,5 +31,8 @@ def pytest_sessionfinish(session, exitstatus):
     rows = [] if mod is None else [
         {"suite": k[0], "how": k[1], "outcome": k[2], "count": v[0], "worst_s": round(v[1], 4)}
         for k, v in sorted(mod.TALLY.items())]
+    import resource
+
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # this pytest process's own peak (Linux: KiB)
     with open(out, "w", encoding="utf-8") as f:
-        json.dump(rows, f, indent=1)
+        json.dump({"rows": rows, "max_rss_kib": peak_kib}, f, indent=1)
