@@ -25,6 +25,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{field}: '{value}' must be greater than zero",
         "zh": "{field}：'{value}' 必须大于零",
     },
+    "count_below_one": {
+        "en": "{field}: '{value}' is less than one parameter; counts need a suffix such as B or M ('{value}B' is "
+              "{value} billion)",
+        "zh": "{field}：'{value}' 不足一个参数；数量需要带 B 或 M 等后缀（'{value}B' 表示 {value}×10⁹ 个参数）",
+    },
     "count_too_large": {
         "en": "{field}: '{value}' is too large (at most {maximum})",
         "zh": "{field}：'{value}' 过大（最多 {maximum}）",

@@ -84,6 +84,8 @@ def parse_count(text: str | int | float, field: str = "--params", maximum: int =
     _size(value, field, text, maximum, f"{maximum:.0e}")
     n = int(round(value))
     if n < 1:  # rounds to no parameters at all
+        if value > 0:  # "0.5": a count of half a parameter; the user most likely forgot the suffix
+            raise VramscopeError("count_below_one", field=field, value=shown(text))
         raise VramscopeError("count_not_positive", field=field, value=shown(text))
     return n
 
