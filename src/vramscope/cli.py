@@ -308,7 +308,9 @@ def _cmd_models(args: argparse.Namespace, lang: str) -> int:
         print(json.dumps(rows, indent=2, ensure_ascii=False, allow_nan=False))
         return 0
     if not rows:
-        print(t("models_none", lang, query=args.query))
+        from .units import shown
+
+        print(t("models_none", lang, query=shown(args.query)))
         return 0
     table = [["id", "alias", "type", "params"]]
     for r in rows:

@@ -47,8 +47,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "{field}：'{value}' 不是有效的显存大小；请使用 24GB、80GiB、24G 或字节数",
     },
     "bad_choice": {
-        "en": "{field}: '{value}' is not allowed; choose one of: {allowed}",
-        "zh": "{field}：不允许 '{value}'；可选值：{allowed}",
+        "en": "{field}: '{value}' is not allowed; allowed: {allowed}",
+        "zh": "{field}：不允许 '{value}'；允许：{allowed}",
     },
     "conflict": {
         "en": "{field}: {reason}",
@@ -485,6 +485,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "llama.cpp: {ngl}/{n_layer} layers on the GPU (token embedding in host memory), n_ctx {ctx}, cache {ctk}/{ctv}, n_ubatch {ub}, flash attention {fa}",
         "zh": "llama.cpp：{ngl}/{n_layer} 层在 GPU 上（词嵌入在主机内存），n_ctx {ctx}，缓存 {ctk}/{ctv}，n_ubatch {ub}，flash attention {fa}",
     },
+    "a_llamacpp_output": {
+        "en": "llama.cpp -ngl {ngl} offloads the output layer first, then the last {n} layers (llama.cpp since December 2025, #18148)",
+        "zh": "llama.cpp 的 -ngl {ngl} 先卸载输出层，再卸载最后 {n} 层（llama.cpp 自 2025 年 12 月起，#18148）",
+    },
+    "a_llamacpp_tied": {
+        "en": "tied embeddings: llama.cpp loads the token embedding a second time as the output layer, {size} more on the GPU (the input copy stays in host memory)",
+        "zh": "共享词嵌入：llama.cpp 把词嵌入再加载一份作为输出层，GPU 上多占 {size}（输入用的那份留在主机内存）",
+    },
+    "a_llamacpp_no_mla": {
+        "en": "this DeepSeek GGUF predates the *_mla keys (converted before April 2025): llama.cpp runs it without MLA and caches per-head keys and values ({k} + {v} per token and layer)",
+        "zh": "此 DeepSeek GGUF 早于 *_mla 键（2025 年 4 月前转换）：llama.cpp 不用 MLA 运行它，按头缓存 K 和 V（每个 token 每层 {k} + {v}）",
+    },
     "a_zero": {
         "en": "per GPU of {n}-way DeepSpeed ZeRO stage {stage}: fp32 master weights and optimizer states sharded (stage 2: gradients too), a resident {bucket}-element gradient bucket, the step upcasting the gradient partition to fp32; activations per rank",
         "zh": "{n} 卡 DeepSpeed ZeRO 第 {stage} 阶段的单卡显存：fp32 主权重与优化器状态切分（第 2 阶段梯度也切分），常驻 {bucket} 元素的梯度桶，优化器步骤把梯度分片升为 fp32；激活值按每卡计",
@@ -699,8 +711,9 @@ MESSAGES: dict[str, dict[str, str]] = {
                   "zh": "将 {what} 状态卸载到 CPU 内存（ZeRO-Offload / FSDP CPU 卸载）"},
     "s_dtype": {"en": "compute in {dtype} instead of fp32", "zh": "改用 {dtype} 计算（替代 fp32）"},
     "s_flash": {"en": "turn on flash attention (-fa)", "zh": "开启 flash attention（-fa）"},
-    "s_ngl": {"en": "put {n} of {total} layers on the GPU (-ngl {n}); the rest run from CPU memory",
-              "zh": "只把 {total} 层中的 {n} 层放到 GPU（-ngl {n}），其余在 CPU 内存中运行"},
+    "s_ngl": {"en": "put the output layer and {layers} of {total} layers on the GPU (-ngl {n}); the rest run from CPU memory",
+              "zh": "只把输出层和 {total} 层中的 {layers} 层放到 GPU（-ngl {n}），其余在 CPU 内存中运行"},
+    "s_ngl_cpu": {"en": "run every layer from CPU memory (-ngl 0)", "zh": "所有层都在 CPU 内存中运行（-ngl 0）"},
     "s_util": {"en": "let vLLM take {util} of GPU memory (--gpu-memory-utilization)",
                "zh": "让 vLLM 使用 {util} 的显存（--gpu-memory-utilization）"},
     "s_eager": {"en": "skip CUDA graphs (--enforce-eager)", "zh": "不使用 CUDA Graph（--enforce-eager）"},
