@@ -32,6 +32,7 @@ CLASSES = {
     "test_hostile_gguf": "GGUF files (real-size vocabularies, hostile headers)",
     "test_hostile_files": "local files: shards, headers, FIFOs/devices, JSON, DeepSpeed/FSDP configs, records",
     "test_hostile_config": "config.json fields: types, ranges, derived sizes",
+    "test_hostile_safetensors": "safetensors header entries (dtype, shape, offsets, metadata) fuzzed",
     "test_hostile_api": "Python API arguments and CLI options",
     "test_hostile_trace": "trace options and models",
     "test_hostile_serve": "HTTP server: paths, query strings, load",
