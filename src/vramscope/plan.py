@@ -169,8 +169,10 @@ def _suggest(model: ResolvedModel, w: Workload, usable: int, base: int, max_seq:
         if not w.flash_attn:
             cands.append(("s_flash", {}, {"flash_attn": True}, "none"))
         ngl = _max_gpu_layers(model, w, usable)
-        if ngl is not None and ngl < model.spec.num_layers:
-            cands.append(("s_ngl", {"n": ngl, "total": model.spec.num_layers}, {"n_gpu_layers": ngl}, "speed"))
+        if ngl is not None and ngl <= model.spec.num_layers:  # -ngl N: the output layer, then N - 1 layers
+            key = "s_ngl" if ngl else "s_ngl_cpu"
+            cands.append((key, {"n": ngl, "layers": max(ngl - 1, 0), "total": model.spec.num_layers},
+                          {"n_gpu_layers": ngl}, "speed"))
     elif w.engine == "vllm":
         if w.quant == "none":
             cands.append(("s_quant", {"quant": "fp8"}, {"quant": "fp8"}, "quality"))
@@ -244,7 +246,7 @@ def _suggest(model: ResolvedModel, w: Workload, usable: int, base: int, max_seq:
 
 #: how much a change may cost in quality or speed, to prefer the gentlest combination that fits
 _SEVERITY = {"s_quant": 2, "s_method": 2, "s_kv_dtype": 1, "s_optimizer": 1, "s_ckpt": 1, "s_microbatch": 1,
-             "s_offload": 2, "s_seq": 3, "s_max_len": 3, "s_batch": 1, "s_ngl": 2, "s_dtype": 1}
+             "s_offload": 2, "s_seq": 3, "s_max_len": 3, "s_batch": 1, "s_ngl": 2, "s_ngl_cpu": 2, "s_dtype": 1}
 
 
 def _severity(key: str, params: dict[str, Any]) -> int:
