@@ -46,13 +46,38 @@ def test_llama_cpp_buffers(ctx, compute_mib):
 
 def test_llama_cpp_partial_offload_and_cache_types():
     full = vramscope.estimate("llama-3-8b", engine="llama.cpp", quant="Q4_K_M", seq=8192)
-    half = vramscope.estimate("llama-3-8b", engine="llama.cpp", quant="Q4_K_M", seq=8192, n_gpu_layers=16)
+    # -ngl 17 of 32 layers: the output layer first, then the last 16 layers (llama.cpp #18148)
+    half = vramscope.estimate("llama-3-8b", engine="llama.cpp", quant="Q4_K_M", seq=8192, n_gpu_layers=17)
     assert half.engine["gpu"]["model_buffer_bytes"] < full.engine["gpu"]["model_buffer_bytes"] / 1.8
     assert half.engine["host"]["kv_buffer_bytes"] == half.engine["gpu"]["kv_buffer_bytes"]
+    assert (half.engine["n_gpu_layers"], half.engine["output_on_gpu"]) == (16, True)
     q8 = vramscope.estimate("llama-3-8b", engine="llama.cpp", quant="Q4_K_M", seq=8192, cache_type_k="q8_0",
                             cache_type_v="q8_0", flash_attn=True)
     assert q8.engine["gpu"]["kv_buffer_bytes"] == int(full.engine["gpu"]["kv_buffer_bytes"] * 34 / 64)
     assert q8.engine["gpu"]["compute_buffer_bytes"] < full.engine["gpu"]["compute_buffer_bytes"]
+
+
+def test_llama_cpp_tied_output_copy_follows_ngl():
+    """No GGUF file: a tied model (Gemma 2) gets llama.cpp's TENSOR_DUPLICATED output layer too, a second copy of
+    the embedding in its stored type (Q6_K, the output rule of the mix) on the GPU whenever -ngl >= 1 puts the
+    output layer there; -ngl 0 keeps one copy, in host memory."""
+    spec = resolve("gemma-2-9b").spec
+    n = spec.num_layers
+    emb = next(t.nbytes for t in gguf_tensors(spec, "Q4_K_M") if t.name.endswith("embed_tokens.weight"))
+    total = sum(t.nbytes for t in gguf_tensors(spec, "Q4_K_M"))
+    run = {ngl: vramscope.estimate("gemma-2-9b", engine="llama.cpp", quant="Q4_K_M", n_gpu_layers=ngl).engine
+           for ngl in (0, 1, n, n + 1)}
+    assert run[n + 1]["gpu"]["model_buffer_bytes"] == total  # everything but the input embedding, plus its copy
+    assert run[n + 1]["host"]["model_buffer_bytes"] == emb
+    assert run[0]["gpu"]["model_buffer_bytes"] == 0 and run[0]["host"]["model_buffer_bytes"] == total
+    assert run[1]["gpu"]["model_buffer_bytes"] == emb + spec.hidden_size * 4  # the copy and the F32 output norm
+    assert run[n]["gpu"]["model_buffer_bytes"] + run[n]["host"]["model_buffer_bytes"] == total + emb
+    assert run[n]["output_on_gpu"] and run[n]["n_gpu_layers"] == n - 1
+    untied = {ngl: vramscope.estimate("llama-2-7b", engine="llama.cpp", quant="Q4_K_M", n_gpu_layers=ngl).engine
+              for ngl in (1, 33)}
+    assert untied[33]["gpu"]["model_buffer_bytes"] / MiB == pytest.approx(3820.94, abs=0.02)  # no copy
+    out = next(t.nbytes for t in gguf_tensors(resolve("llama-2-7b").spec, "Q4_K_M") if t.name == "lm_head.weight")
+    assert untied[1]["gpu"]["model_buffer_bytes"] == out + 4096 * 4
 
 
 def test_llama_cpp_from_gguf_file(tmp_path):

@@ -291,12 +291,17 @@ def test_real_spec(real):
 
 
 def _llamacpp_kv(ref, n_ctx, n_ubatch=512):
-    """llama.cpp's KV buffer (f16) from the file's keys: n_embd_k_gqa = key_length × head_count_kv per cell."""
+    """llama.cpp's KV buffer (f16) from the file's keys: n_embd_k_gqa = key_length × head_count_kv per cell.
+
+    A DeepSeek GGUF with the *_mla keys is MLA (hparams.is_mla()): no V cache at all (llama-kv-cache.cpp,
+    has_v = !is_mla, since llama.cpp #19067); one without them runs as plain MHA with the same formula."""
     a = ref.arch_key
     heads = a("attention.head_count")
     kv = a("attention.head_count_kv", heads)
     k = a("attention.key_length", a("embedding_length") // heads) * kv
     v = a("attention.value_length", a("attention.key_length", a("embedding_length") // heads)) * kv
+    if a("attention.key_length_mla") is not None:
+        v = 0
     window = a("attention.sliding_window")
     total = 0
     for i in range(a("block_count")):
@@ -308,16 +313,11 @@ def _llamacpp_kv(ref, n_ctx, n_ubatch=512):
 
 
 @pytest.mark.parametrize("n_ctx", [4096, 8192])
-def test_real_kv_cache(real, n_ctx, request):
+def test_real_kv_cache(real, n_ctx):
     """KV cache bytes from the file's own head counts and sizes, for transformers and for llama.cpp."""
     import vramscope
 
     path, ref, r = real
-    a = ref.arch_key
-    if a("attention.kv_lora_rank") and not a("attention.key_length_mla"):
-        request.node.add_marker(pytest.mark.xfail(strict=True, reason=(
-            "llama.cpp runs a pre-2025 DeepSeek GGUF (no *_mla keys) without MLA and caches per-head K/V; "
-            "engines/llamacpp.py caches the latent for every MLA spec")))
     e = _expected(ref)
     est = vramscope.estimate(str(path), seq=n_ctx)
     per_token = 0
@@ -331,20 +331,51 @@ def test_real_kv_cache(real, n_ctx, request):
     assert ll["gpu"]["kv_buffer_bytes"] + ll["host"]["kv_buffer_bytes"] == _llamacpp_kv(ref, n_ctx)
 
 
-def test_real_llamacpp_model_buffers(real, request):
-    """-ngl all: the token embedding stays in host memory, every other tensor goes to the GPU."""
+def test_real_llamacpp_model_buffers(real):
+    """-ngl all: the token embedding stays in host memory, every other tensor goes to the GPU; without an
+    output.weight llama.cpp loads token_embd a second time as the output layer (TENSOR_DUPLICATED), on the GPU."""
     import vramscope
 
     path, ref, r = real
-    if "output.weight" not in ref.tensors:
-        request.node.add_marker(pytest.mark.xfail(strict=True, reason=(
-            "llama.cpp loads a tied embedding twice (TENSOR_DUPLICATED: the output layer on the GPU as well); "
-            "engines/llamacpp.py counts it in host memory only")))
     ll = vramscope.estimate(str(path), engine="llama.cpp").to_dict()["engine"]
     emb = ref.tensors["token_embd.weight"]["n_bytes"]
     total = sum(t["n_bytes"] for t in ref.tensors.values())
     gpu = total - emb + (emb if "output.weight" not in ref.tensors else 0)
     assert (ll["gpu"]["model_buffer_bytes"], ll["host"]["model_buffer_bytes"]) == (gpu, emb)
+
+
+def test_real_llamacpp_ngl_placement(real):
+    """-ngl N (llama.cpp load_tensors, since #18148): layers il >= n_layer + 1 - N on the GPU, the output layer
+    (il = n_layer) first; a tied embedding's output copy goes with the output layer, the input copy stays in host
+    memory; rope_freqs (one tensor, TENSOR_DUPLICATED per layer) sits on every device that holds a layer."""
+    import vramscope
+
+    path, ref, _ = real
+    n_layer, tied = ref.arch_key("block_count"), "output.weight" not in ref.tensors
+    emb = ref.tensors["token_embd.weight"]["n_bytes"]
+    per_cell = _llamacpp_kv(ref, 1) // n_layer  # no sliding window at n_ctx 1
+    for ngl in (0, 1, 2, n_layer, n_layer + 1):
+        first, out = n_layer + 1 - ngl, ngl >= 1
+        gpu, host = (emb if tied and out else 0), emb
+        for name, t in ref.tensors.items():
+            layer = _layer(name)
+            if name == "token_embd.weight":
+                continue
+            if name == "rope_freqs.weight":
+                gpu += t["n_bytes"] if first < n_layer else 0
+                host += t["n_bytes"] if first > 0 else 0
+            elif (layer is None and out) or (layer is not None and layer >= first):
+                gpu += t["n_bytes"]
+            else:
+                host += t["n_bytes"]
+        ll = vramscope.estimate(str(path), engine="llama.cpp", seq=1, n_gpu_layers=ngl).to_dict()["engine"]
+        assert (ll["gpu"]["model_buffer_bytes"], ll["host"]["model_buffer_bytes"]) == (gpu, host), ngl
+        assert (ll["n_gpu_layers"], ll["output_on_gpu"]) == (n_layer - min(first, n_layer), out), ngl
+        assert ll["gpu"]["kv_buffer_bytes"] == per_cell * (n_layer - min(first, n_layer)), ngl
+        assert ll["host"]["kv_buffer_bytes"] == per_cell * min(first, n_layer), ngl
+    if tied:  # -ngl 1: the output layer alone, i.e. output_norm and the second copy of token_embd
+        ll = vramscope.estimate(str(path), engine="llama.cpp", n_gpu_layers=1).to_dict()["engine"]
+        assert ll["gpu"]["model_buffer_bytes"] == emb + ref.tensors["output_norm.weight"]["n_bytes"]
 
 
 @pytest.mark.timeout(120)

@@ -8,6 +8,10 @@ that keep ``attn_v`` and ``ffn_down`` at Q6_K for ``Q4_K_M``/``Q5_K_M``, the GQA
 special cases, and the fallback when a row is not a multiple of the block size. Tensors that llama.cpp does not
 quantize (norms, 1-D tensors, the MoE router ``ffn_gate_inp``) stay in the converter's type (F32), and 2-D
 weights of an unquantized file stay F16/BF16. Per-tensor bytes then follow from ``data/ggml_types.json``.
+
+A tied embedding is one tensor here, as in the file (``token_embd``, in the output type). llama.cpp loads it a
+second time as the output layer (``TENSOR_DUPLICATED``), on the GPU whenever ``-ngl`` offloads the output layer;
+``engines/llamacpp.py`` adds that copy, from a file or from this mix alike.
 """
 
 from __future__ import annotations
