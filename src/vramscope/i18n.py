@@ -403,8 +403,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "滑动窗口层（{window} 个 token）：transformers 在预填充时保留整个提示，只在解码时丢弃更早的 token",
     },
     "a_mla_transformers": {
-        "en": "MLA: transformers caches decompressed per-head keys and values (vLLM and llama.cpp cache the compressed latent)",
-        "zh": "MLA：transformers 缓存解压后的逐头 K/V（vLLM 和 llama.cpp 缓存压缩后的潜向量）",
+        "en": "MLA: transformers caches decompressed per-head keys and values (vLLM, and llama.cpp with a GGUF that has the *_mla keys, cache the compressed latent)",
+        "zh": "MLA：transformers 缓存解压后的逐头 K/V（vLLM，以及带 *_mla 键的 GGUF 下的 llama.cpp，缓存压缩后的潜向量）",
     },
     "a_recipe_pure": {
         "en": "precision: pure {dtype} (parameters, gradients and optimizer states all {dtype}, as torch AdamW keeps them)",
