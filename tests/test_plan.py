@@ -244,3 +244,88 @@ def test_gpu_auto_with_a_fake_nvml(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", nv)
     e = vramscope.estimate("qwen2.5-0.5b", gpus=["auto"])
     assert e.gpus[0].name == "NVIDIA H100 80GB HBM3" and e.gpus[0].memory_bytes == 85_520_809_984
+
+
+# ---- every suggestion is exactly what its command gives (issue #12: suggestions go through make_workload) ----
+
+_FIT_CASES = [
+    "llama-3-8b --task finetune --framework torchtune --gpu rtx-4060-ti-16gb",
+    "llama-3-8b --task finetune --framework torchtune --gpu rtx-4090",
+    "llama-3-8b --task finetune --method lora --framework torchtune --gpu rtx-3060-12gb",
+    "llama-3-8b --task finetune --gpu rtx-4090",
+    "llama-3-8b --task finetune --method lora --batch 8 --seq 4096 --gpu rtx-4090",
+    "llama-3-8b --task finetune --method lora --framework pytorch --gpu rtx-3060-12gb",
+    "llama-3-8b --task finetune --method freeze --freeze-layers 8 --gpu rtx-4090",
+    "llama-3-8b --task finetune --no-grad-checkpointing --framework torchtune --grad-accum 4 --gpu rtx-4090",
+    "llama-3-8b --task pretrain --gpu a100-80gb",
+    "llama-3-8b --task finetune --dtype fp32 --precision fp32 --attn eager --gpu rtx-4090",
+    "llama-3-8b --task finetune --gpus 4 --parallelism fsdp --gpu rtx-3060-12gb",
+    "qwen2.5-7b --task finetune --method qlora --batch 16 --seq 8192 --gpu rtx-3060-12gb",
+    "gemma-2-9b --task finetune --method lora --gpu rtx-4060-ti-16gb",
+    "mixtral-8x7b --task finetune --method qlora --gpu rtx-4090",
+    "deepseek-v2-lite --task finetune --method lora --gpu rtx-4090",
+    "t5-base --task finetune --batch 64 --seq 512 --gpu rtx-3060-12gb",
+    "llama-3-70b --task finetune --method qlora --framework torchtune --batch 8 --gpu rtx-4090",
+    "llama-3-8b --batch 8 --seq 32768 --gpu rtx-4090",
+    "llama-3-8b --dtype fp32 --attn eager --gpu rtx-3060-12gb",
+    "llama-3-70b --gpu a100-80gb",
+    "llama-3-70b --tp 2 --gpu rtx-4090",
+    "mixtral-8x7b --kv-dtype fp8 --gpu rtx-4090",
+    "llama-3-8b --engine vllm --gpu rtx-3060-12gb",
+    "llama-3-70b --engine vllm -tp 2 --gpu rtx-4090",
+    "qwen2.5-7b --engine vllm --enforce-eager --max-model-len 32768 --gpu rtx-3060-12gb",
+    "llama-3-8b --engine llama.cpp --gpu rtx-3060-12gb",
+    "llama-3-70b --engine llama.cpp --quant Q4_K_M --gpu rtx-4090",
+    "mixtral-8x7b --engine llama.cpp --quant Q8_0 -c 32768 --gpu rtx-3060-12gb",
+    "--params 7B --task finetune --gpu rtx-4090",
+]
+
+
+def _fit_json(line):
+    import contextlib
+    import io
+    import json
+    import shlex
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(shlex.split(line) + ["--json", "--lang", "en"]) == 0, line
+    return json.loads(out.getvalue())
+
+
+@pytest.mark.parametrize("case", _FIT_CASES)
+def test_every_suggestion_is_what_its_command_gives(case):
+    answer = _fit_json("fit " + case)
+    assert answer["suggestions"], case  # each case is one that does not fit
+    for s in answer["suggestions"]:
+        assert s["command"].startswith("vramscope fit "), s
+        again = _fit_json(s["command"].removeprefix("vramscope "))
+        assert again["needed_bytes"] == s["total_bytes"], (case, s["command"])
+        assert again["fits"] == s["fits"], (case, s["command"])
+        given = again["estimate"]["workload"]
+        assert all(given[k] == v for k, v in s["workload"].items()), (case, s["command"])
+
+
+def test_torchtune_qlora_suggestion_is_the_typed_recipe():
+    """Issue #12: full fine-tuning under torchtune suggested qlora + nf4 + paged-adamw-8bit + optimizer-in-
+    backward (the full single-device recipe's defaults kept by dataclasses.replace); typing --method qlora gives
+    torchtune's LoRA recipe: nf4-dq (torchao NF4Tensor), adamw-fused, no optimizer-in-backward."""
+    a = _fit_json("fit llama-3-8b --task finetune --framework torchtune --gpu rtx-4060-ti-16gb")
+    q = next(s for s in a["suggestions"] if s["description"] == "train with qlora instead")
+    assert q["workload"]["quant"] == "nf4-dq" and q["workload"]["optimizer"] == "adamw-fused"
+    assert q["workload"]["optimizer_in_backward"] is False
+    typed = vramscope.estimate("llama-3-8b", task="finetune", framework="torchtune", method="qlora")
+    assert q["total_bytes"] == typed.total_bytes
+
+
+def test_no_lora_suggestion_for_pretraining():
+    a = _fit_json("fit llama-3-8b --task pretrain --gpu a100-80gb")
+    assert not any(s["workload"].get("method") in ("lora", "qlora") for s in a["suggestions"])
+
+
+def test_a_replaced_workload_is_not_rebuilt_from_stale_options():
+    m, g = resolve("llama-3-8b"), find_gpu("rtx-4090")
+    w = replace(make_workload(task="finetune", method="lora"), batch=8, seq=4096)
+    for s in fit(m, w, g).suggestions:
+        assert s.command is None
+        assert total(m, replace(w, **s.changes)) == s.total_bytes or s.key in ("s_combo",)

@@ -745,6 +745,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "fit_suggestion_line": {"en": "{desc}: {total} ({saves} less, {cost}){fits}",
                             "zh": "{desc}：{total}（减少 {saves}，{cost}）{fits}"},
     "fit_fits_mark": {"en": " → fits", "zh": " → 可以运行"},
+    "fit_suggestion_command": {"en": "to check: {command}", "zh": "验证命令：{command}"},
     # ---- vramscope serve ----
     "serve_unknown_model": {
         "en": "model '{name}' is not in the catalog (the server takes catalog names, never file paths); "

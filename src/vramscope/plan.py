@@ -18,7 +18,7 @@ from .i18n import t
 from .memory.gguf_mix import FTYPE_DEFAULT
 from .result import Estimate
 from .sources import ResolvedModel
-from .workload import MAX_BATCH, MAX_SEQ, Workload
+from .workload import MAX_BATCH, MAX_SEQ, Workload, make_workload
 
 SCHEMA = "vramscope.fit/1"
 MAX_GPUS = 4096
@@ -36,6 +36,7 @@ class Suggestion:
     saves_bytes: int
     fits: bool
     cost: str  # none | speed | quality | hardware
+    command: Optional[str] = None  # the command line that reproduces it (None: a Workload built by hand)
 
     def render(self, lang: str = "en") -> str:
         if self.key == "s_combo":
@@ -45,7 +46,7 @@ class Suggestion:
     def to_dict(self, lang: str = "en") -> dict[str, Any]:
         return {"change": self.key.removeprefix("s_"), "description": self.render(lang), "workload": self.changes,
                 "total_bytes": self.total_bytes, "saves_bytes": self.saves_bytes, "fits": self.fits,
-                "cost": self.cost}
+                "cost": self.cost, "command": self.command}
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,80 @@ def _total(model: ResolvedModel, w: Workload) -> int:
     return e.engine["min_bytes"] if e.engine.get("name") == "vllm" else e.total_bytes
 
 
+#: command-line spellings of make_workload's options where they are not ``--`` + the name with dashes
+_FLAGS = {"num_gpus": "--gpus", "frozen_layers": "--freeze-layers", "ce_chunks": "--chunked-ce",
+          "ubatch": "--ubatch-size", "zero_prefetch": "--zero-prefetch-bucket",
+          "zero_max_live": "--zero-max-live-params", "zero_persistence": "--zero-param-persistence"}
+#: yes/no options given as a bare flag
+_SWITCHES = ("activation_offload", "packing", "optimizer_in_backward", "dora", "compile", "sequence_parallel",
+             "enforce_eager", "flash_attn")
+
+
+def merge_options(options: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """The user's options with a suggestion's changes on top (None removes an option), as the user would type
+    them: an option the change makes meaningless is dropped with it."""
+    out = dict(options)
+    if "method" in changes and changes["method"] != "freeze":
+        out.pop("frozen_layers", None)
+        out.pop("train_modules", None)
+    if "num_gpus" in changes:
+        out.pop("tp", None) if out.get("task", "inference") == "inference" else None
+    if "grad_checkpointing" in changes:
+        out.pop("checkpoint_mode", None)
+    for k, v in changes.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = v
+    return out
+
+
+def rebuild(w: Workload, changes: dict[str, Any]) -> Workload:
+    """The workload with ``changes``, built by the same constructor as the command line: the user's options and
+    the changed ones through :func:`make_workload`, so every default and check applies (a Workload built by hand
+    has no options to rebuild from: its fields are replaced)."""
+    if w.options is None:
+        return replace(w, **{k: v for k, v in changes.items() if v is not None})
+    return make_workload(**merge_options(w.options, changes))
+
+
+def _model_args(model: ResolvedModel) -> list[str]:
+    if model.kind == "params":
+        s = model.spec
+        return ["--params", str(model.params), "--layers", str(s.num_layers), "--hidden", str(s.hidden_size),
+                "--heads", str(s.num_heads), "--kv-heads", str(s.num_kv_heads), "--intermediate",
+                str(s.intermediate_size), "--vocab", str(s.vocab_size)]
+    return [model.origin]
+
+
+def command_line(model: ResolvedModel, options: dict[str, Any], gpu: Gpu) -> str:
+    """``vramscope fit MODEL OPTIONS --gpu GPU``: what reproduces a workload built from ``options``."""
+    import inspect
+    import shlex
+
+    defaults = {k: p.default for k, p in inspect.signature(make_workload).parameters.items()}
+    args = ["vramscope", "fit", *_model_args(model)]
+    for key, value in options.items():
+        if value is None or str(value).strip().lower() == str(defaults.get(key)).strip().lower():
+            continue
+        flag = _FLAGS.get(key, "--" + key.replace("_", "-"))
+        if key == "grad_checkpointing":
+            if "checkpoint_mode" not in options:
+                args.append("--grad-checkpointing" if value is True or str(value).lower() in ("true", "1", "yes", "on")
+                            else "--no-grad-checkpointing" if value is False
+                            or str(value).lower() in ("false", "0", "no", "off") else f"--grad-checkpointing={value}")
+        elif key == "checkpoint_mode":
+            args.append(f"--grad-checkpointing={value}")
+        elif key in _SWITCHES:
+            if value is True or str(value).lower() in ("true", "1", "yes", "on"):
+                args.append(flag)
+        elif isinstance(value, (list, tuple)):
+            args += [flag, ",".join(map(str, value))]
+        else:
+            args += [flag, str(value)]
+    return shlex.join(args + ["--gpu", gpu.id])
+
+
 def budget(w: Workload, gpu: Gpu) -> int:
     """Memory the workload may use on ``gpu`` (vLLM: its ``gpu_memory_utilization`` share)."""
     return int(gpu.usable_bytes * (w.gpu_memory_utilization if w.engine == "vllm" else 1.0))
@@ -130,14 +205,17 @@ def min_gpus(model: ResolvedModel, w: Workload, usable: int) -> tuple[Optional[i
     if w.task == "inference":
         for n in _tp_counts(model):
             try:
-                if _total(model, replace(w, num_gpus=n, parallelism="tp" if n > 1 else "none")) <= usable:
+                if _total(model, rebuild(w, {"num_gpus": n, "parallelism": "tp" if n > 1 else "none"})) <= usable:
                     return n, "tp" if n > 1 else "none"
             except VramscopeError:
                 continue
         return None, "tp"
 
     def fits(n: int) -> bool:
-        return _total(model, replace(w, num_gpus=n, parallelism="fsdp" if n > 1 else "none")) <= usable
+        try:
+            return _total(model, rebuild(w, {"num_gpus": n, "parallelism": "fsdp" if n > 1 else "none"})) <= usable
+        except VramscopeError:  # a count the user's other options refuse (e.g. --nodes that do not divide it)
+            return False
 
     n = largest_fitting(lambda k: not fits(k), 1, MAX_GPUS) + 1  # first count that fits
     return (n, "fsdp" if n > 1 else "none") if n <= MAX_GPUS else (None, "fsdp")
@@ -156,7 +234,22 @@ def _max_gpu_layers(model: ResolvedModel, w: Workload, usable: int) -> Optional[
     return n if n >= 0 else None
 
 
-def _suggest(model: ResolvedModel, w: Workload, usable: int, base: int, max_seq: int,
+def _diff(w: Workload, new: Workload) -> dict[str, Any]:
+    """The workload fields a suggestion changes, as the estimate's ``workload`` object shows them."""
+    old, now = w.to_dict(), new.to_dict()
+    return {k: v for k, v in now.items() if old.get(k) != v}
+
+
+def _evaluate(model: ResolvedModel, w: Workload, gpu: Gpu, usable: int, base: int, key: str,
+              params: dict[str, Any], changes: dict[str, Any], cost: str) -> Suggestion:
+    """A change re-estimated as the user would type it (raises VramscopeError when the change is refused)."""
+    new = rebuild(w, changes)
+    total = _total(model, new)
+    command = None if w.options is None else command_line(model, merge_options(w.options, changes), gpu)
+    return Suggestion(key, params, _diff(w, new), total, base - total, total <= usable, cost, command)
+
+
+def _suggest(model: ResolvedModel, w: Workload, gpu: Gpu, usable: int, base: int, max_seq: int,
              gpus_needed: Optional[int], par: str) -> list[Suggestion]:
     cands: list[tuple[str, dict[str, Any], dict[str, Any], str]] = []
     if w.engine == "llama.cpp":
@@ -195,9 +288,9 @@ def _suggest(model: ResolvedModel, w: Workload, usable: int, base: int, max_seq:
             cands.append(("s_offload", {"what": "optimizer"}, {"offload": "optimizer"}, "speed"))
         if w.method in ("full", "freeze"):
             cands += [("s_method", {"method": "lora"}, {"method": "lora"}, "quality"),
-                      ("s_method", {"method": "qlora"}, {"method": "qlora", "quant": "nf4"}, "quality")]
+                      ("s_method", {"method": "qlora"}, {"method": "qlora", "quant": None}, "quality")]
         elif w.method == "lora":
-            cands.append(("s_method", {"method": "qlora"}, {"method": "qlora", "quant": "nf4"}, "quality"))
+            cands.append(("s_method", {"method": "qlora"}, {"method": "qlora", "quant": None}, "quality"))
         if not w.grad_checkpointing:
             cands.append(("s_ckpt", {}, {"grad_checkpointing": True}, "speed"))
         if w.optimizer in ("adamw", "adam", "adamw-fused"):
@@ -230,14 +323,13 @@ def _suggest(model: ResolvedModel, w: Workload, usable: int, base: int, max_seq:
     out = []
     for key, params, changes, cost in cands:
         try:
-            total = _total(model, replace(w, **changes))
+            out.append(_evaluate(model, w, gpu, usable, base, key, params, changes, cost))
         except VramscopeError:
             continue
-        out.append(Suggestion(key, params, changes, total, base - total, total <= usable, cost))
     cost_rank = {"none": 0, "speed": 1, "quality": 2, "hardware": 3}
     out = [s for s in out if s.saves_bytes > 0]
     if not any(s.fits and s.cost != "hardware" for s in out):
-        combo = _combine(model, w, usable, base, [c for c in cands if c[3] != "hardware"])
+        combo = _combine(model, w, gpu, usable, base, [c for c in cands if c[3] != "hardware"])
         if combo is not None:
             out.append(combo)
     out.sort(key=lambda s: (not s.fits, cost_rank[s.cost] if s.fits else 0, -s.saves_bytes))
@@ -255,7 +347,7 @@ def _severity(key: str, params: dict[str, Any]) -> int:
     return _SEVERITY.get(key, 1)
 
 
-def _combine(model: ResolvedModel, w: Workload, usable: int, base: int,
+def _combine(model: ResolvedModel, w: Workload, gpu: Gpu, usable: int, base: int,
              cands: list[tuple[str, dict[str, Any], dict[str, Any], str]]) -> Optional[Suggestion]:
     """When no single change fits: the gentlest pair or triple of changes that fits (each re-estimated),
     gentlest meaning fewest changes, then least quality/speed cost, then most headroom."""
@@ -271,7 +363,7 @@ def _combine(model: ResolvedModel, w: Workload, usable: int, base: int,
             for c in combo:
                 changes.update(c[2])
             try:
-                total = _total(model, replace(w, **changes))
+                total = _total(model, rebuild(w, changes))
             except VramscopeError:
                 continue
             if total > usable:
@@ -287,9 +379,9 @@ def _combine(model: ResolvedModel, w: Workload, usable: int, base: int,
     parts = [Suggestion(k, p, ch, 0, 0, False, cost) for k, p, ch, cost in combo]
     costs = {"none": 0, "speed": 1, "quality": 2}
     worst = max((p.cost for p in parts), key=lambda c: costs.get(c, 3))
-    return Suggestion("s_combo", {"changes": " + ".join(p.render("en") for p in parts),
-                                  "changes_zh": " + ".join(p.render("zh") for p in parts)},
-                      changes, total, base - total, True, worst)
+    return _evaluate(model, w, gpu, usable, base, "s_combo",
+                     {"changes": " + ".join(p.render("en") for p in parts),
+                      "changes_zh": " + ".join(p.render("zh") for p in parts)}, changes, worst)
 
 
 def fit(model: ResolvedModel, w: Workload, gpu: Gpu, suggestions: bool = True) -> FitAnswer:
@@ -297,6 +389,8 @@ def fit(model: ResolvedModel, w: Workload, gpu: Gpu, suggestions: bool = True) -
     GPU count to search)."""
     if w.estimator != "analytic":
         raise VramscopeError("conflict", field="--estimator", reason="fit searches the analytic estimator only")
+    if w.options is not None and make_workload(**w.options) != w:
+        w = replace(w, options=None)  # changed after make_workload (dataclasses.replace): its options are stale
     usable = budget(w, gpu)
     est = estimate_resolved(model, w, (gpu.id,) if w.engine == "vllm" else ())
     base = _total(model, w)
@@ -313,8 +407,8 @@ def fit(model: ResolvedModel, w: Workload, gpu: Gpu, suggestions: bool = True) -
     else:
         max_batch = largest_fitting(lambda b: _total(model, replace(w, batch=b)) <= usable, 1, MAX_BATCH)
         max_seq = largest_fitting(lambda s: _total(model, replace(w, seq=s)) <= usable, 1, max(seq_limit, 1))
-    n, par = min_gpus(model, replace(w, num_gpus=1, parallelism="none"), usable)
-    sugg = _suggest(model, w, usable, base, max_seq, n, par) if suggestions and base > usable else []
+    n, par = min_gpus(model, w, usable)
+    sugg = _suggest(model, w, gpu, usable, base, max_seq, n, par) if suggestions and base > usable else []
     return FitAnswer(gpu=gpu, estimate=est, fits=base <= usable, max_batch=max(0, max_batch),
                      max_seq=max(0, max_seq), seq_limit=seq_limit, min_gpus=n, min_gpus_parallelism=par,
                      suggestions=tuple(sugg), max_concurrency=max_concurrency, needed_bytes=base)

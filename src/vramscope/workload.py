@@ -7,7 +7,7 @@ Validation lives here, once, for the CLI and the Python API alike: every bad or 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 from .dtypes import DTYPES, normalize_dtype
@@ -182,6 +182,8 @@ class Workload:
     flash_attn: bool = False
     ubatch: int = 512
     seq_default: bool = False  # --seq not given: the task's default (capped to the model's context when shorter)
+    #: the options make_workload was given (None: built by hand); plan rebuilds its suggestions from them
+    options: Optional[dict] = field(default=None, compare=False, repr=False)
 
     @property
     def training(self) -> bool:
@@ -206,6 +208,7 @@ class Workload:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("seq_default")
+        d.pop("options")
         d["lora_targets"] = list(self.lora_targets)
         d["train_modules"] = list(self.train_modules)
         return d
@@ -238,6 +241,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
     ``lora_targets`` and ``train_modules`` take "q_proj,v_proj" or a list; an empty list is an error (leave the
     option out for the default, all-linear). An unknown keyword names the closest option.
     """
+    given = {k: v for k, v in locals().items() if k != "unknown" and v is not None}
     check_keywords(unknown, function="vramscope.make_workload")
     task = _choice(task, "--task", TASKS)
     estimator = _choice(estimator, "--estimator", ESTIMATORS)
@@ -391,6 +395,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
         train_modules=_modules(train_modules, method),
         activations_per_sample=apsa, num_gpus=n_gpus, parallelism=par if n_gpus > 1 or par in TRAINING_PARALLEL else "none", offload=off,
         cache=cache, pp=pp_n, pp_schedule=pp_sched, framework=fw, **engine_opts, **training_opts, **dist,
+        options=given,
     )
 
 

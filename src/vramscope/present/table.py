@@ -108,4 +108,6 @@ def render_fit(a: "FitAnswer", lang: str = "en", units: str = "GiB") -> str:
                                         total=format_bytes(s.total_bytes, units),
                                         saves=format_bytes(s.saves_bytes, units), cost=t(f"cost_{s.cost}", lang),
                                         fits=t("fit_fits_mark", lang) if s.fits else ""))
+            if s.command:
+                lines.append("      " + t("fit_suggestion_command", lang, command=s.command))
     return "\n".join(lines)
