@@ -60,13 +60,10 @@ from ..model.spec import ModelSpec
 
 ATTN_IMPLS = ("sdpa", "flash", "eager")
 
-#: families whose transformers code refuses SDPA (Gemma 2: soft-capping), so "sdpa" runs as eager
-NO_SDPA = ("gemma2",)
-
-
 def effective_attn(spec: ModelSpec, attn: str) -> str:
-    """The attention implementation transformers actually runs for ``attn`` on this model."""
-    return "eager" if attn == "sdpa" and spec.model_type in NO_SDPA else attn
+    """The attention implementation transformers actually runs for ``attn`` on this model (families whose
+    transformers code refuses SDPA, Gemma 2 for its soft-capping, run eager: ``Family.sdpa``)."""
+    return "eager" if attn == "sdpa" and not spec.family.sdpa else attn
 
 
 @dataclass(frozen=True)
@@ -126,7 +123,7 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
         kv_dim = spec.num_heads * (spec.mla.qk_head_dim + spec.mla.v_head_dim) // 2
     # Gemma's (1 + weight) norm keeps its fp32 normalized value; so does torchtune's RMSNorm, whose fp32 input
     # meets a bf16 weight and falls off the fused path (traced: 4h per norm more than transformers')
-    gemma = spec.model_type.startswith("gemma") or t.torchtune
+    gemma = spec.family.offset_norm or t.torchtune
     lora = t.lora
     r4 = 4.0 * t.lora_rank
 
@@ -279,7 +276,7 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
         layers += int(tokens * per_layer) * (live_layers - ckpt) + merged * round(moe_layers * (1 - ckpt / n_layers))
     else:
         layers = int(tokens * per_layer) * live_layers + merged * moe_layers
-    gemma = spec.model_type.startswith("gemma") or trainable.torchtune
+    gemma = spec.family.offset_norm or trainable.torchtune
     final_norm = int(tokens * _norm(spec.hidden_size, a, trainable.norms_train, gemma) / replicated_shard)
     if trainable.trains("lm_head"):
         final_norm += int(tokens * a * spec.hidden_size)  # lm_head's input, when lm_head trains

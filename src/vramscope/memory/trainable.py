@@ -21,16 +21,8 @@ from ..model.tensors import groups
 
 DEFAULT_LORA_TARGETS = ("all-linear",)
 
-#: Which MoE parts peft 0.21's ``all-linear`` adapts under transformers 5, per model type (checked against peft
-#: on the meta device): the router, the fused routed experts, the shared experts and (DeepSeek) the MLPs of the
-#: dense layers. Dense models: every linear layer.
-ALL_LINEAR_MOE = {
-    "mixtral": {"gate": True, "expert": True, "shared_expert": True},
-    "qwen3_moe": {"gate": True, "expert": True, "shared_expert": True},
-    "deepseek_v2": {"gate": True, "expert": True, "shared_expert": False, "mlp": False},
-    "deepseek_v3": {"gate": True, "expert": True, "shared_expert": False, "mlp": False},
-    "qwen2_moe": {"gate": False, "expert": False, "shared_expert": True},
-}
+# Which MoE parts peft's ``all-linear`` adapts, per family: ``Family.all_linear_moe`` (model/families.py).
+# Dense models: every linear layer.
 
 
 @dataclass(frozen=True)
@@ -46,7 +38,7 @@ def lora_params(spec: ModelSpec, rank: int, targets: tuple[str, ...] = DEFAULT_L
     total = 0
     wanted = set(targets)
     every = "all-linear" in wanted
-    moe_rule = ALL_LINEAR_MOE.get(spec.model_type, {})
+    moe_rule = spec.family.all_linear_moe
     for g in groups(spec):
         t = g.tensor
         if not t.linear or t.role in ("lm_head",):
@@ -103,7 +95,7 @@ def lora_modules(spec: ModelSpec, targets: tuple[str, ...]) -> frozenset:
     """Names of the modules that get adapters (``all-linear`` expanded as peft expands it)."""
     if "all-linear" not in targets:
         return frozenset(targets)
-    rule = ALL_LINEAR_MOE.get(spec.model_type, {})
+    rule = spec.family.all_linear_moe
     names = set()
     for g in groups(spec):
         t = g.tensor

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Optional
 
 from ..errors import VramscopeError
+from .families import Family, family_of
 from .limits import LIMITS, shown
 
 FULL = "full_attention"
@@ -129,6 +130,11 @@ class ModelSpec:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     # ---- derived facts -------------------------------------------------------------------------------
+    @property
+    def family(self) -> Family:
+        """This model's row of the family table: the same for a Hugging Face config and its GGUF file."""
+        return family_of(self.model_type, self.moe is not None)
+
     @property
     def is_moe(self) -> bool:
         return self.moe is not None

@@ -200,7 +200,6 @@ _NORM_NAMES = {
     2: ("input_layernorm", "post_attention_layernorm"),
     4: ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"),
 }
-_GLM4_NORMS = ("input_layernorm", "post_attention_layernorm", "post_self_attn_layernorm", "post_mlp_layernorm")
 
 
 def _layer_llama(s: ModelSpec, root: str, i: int, moe_layer: bool) -> Iterator[Tensor]:
@@ -220,7 +219,7 @@ def _layer_llama(s: ModelSpec, root: str, i: int, moe_layer: bool) -> Iterator[T
             yield from _linear(mp, "shared_expert_gate", 1, s.hidden_size, "router", i, False)
     else:
         yield from _mlp(mp, s, s.intermediate_size, "mlp", i, s.mlp_bias)
-    names = _GLM4_NORMS if s.model_type == "glm4" else _NORM_NAMES[s.norms_per_layer]
+    names = s.family.norm_names or _NORM_NAMES[s.norms_per_layer]
     for n in names:
         yield from _norm(p + n, s.hidden_size, s.norm_bias, i)
 
@@ -344,7 +343,7 @@ def _tensors_gpt2(s: ModelSpec) -> Iterator[_Item]:
 def _tensors_bert(s: ModelSpec) -> Iterator[_Item]:
     """BERT / RoBERTa encoders (``modeling_bert.py``, ``modeling_roberta.py``) with the pooler or MLM head."""
     h, v = s.hidden_size, s.vocab_size
-    root = "roberta." if s.model_type == "roberta" else "bert."
+    root = s.family.tensor_root or "bert."
     yield Tensor(root + "embeddings.word_embeddings.weight", (v, h), "embedding")
     yield Tensor(root + "embeddings.position_embeddings.weight", (s.learned_positions, h), "position_embedding")
     if s.token_types:

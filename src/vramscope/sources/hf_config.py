@@ -13,6 +13,7 @@ import math
 from typing import Any, Callable, Optional, Union
 
 from ..errors import VramscopeError
+from ..model.families import by_model_type, slides
 from ..model.limits import LIMITS, shown
 from ..model.spec import FULL, SLIDING, MLASpec, ModelSpec, MoESpec, VisionSpec, check_int
 
@@ -256,10 +257,11 @@ def _llama_like(r: _Reader, name: str, model_type: str, *, tie: bool = False, qk
     attention_bias = r.bool("attention_bias", False)
     d = _common(r, name, model_type)
     window = r.window() if sliding == "config" else sliding
-    if model_type in ("qwen2", "qwen3", "qwen2_moe", "qwen3_moe") and not r.bool("use_sliding_window", False):
+    fam = by_model_type(model_type)
+    if fam.sliding_gate and not r.bool(fam.sliding_gate, False):
         window = None
-    if pattern is None and window and model_type.startswith("qwen"):
-        mwl = r.int("max_window_layers", limit="num_layers", default=0, minimum=0)
+    if pattern is None and window and fam.sliding_from:
+        mwl = r.int(fam.sliding_from, limit="num_layers", default=0, minimum=0)
         pattern = lambda i: i >= mwl  # noqa: E731
     types = _layer_types(r, d["num_layers"], window, pattern)
     d.update(
@@ -362,16 +364,18 @@ def _gemma3(r: _Reader, name: str, mt: str) -> ModelSpec:
                             num_channels=vr.int("num_channels", limit="num_channels", default=3),
                             text_hidden_size=tspec.hidden_size)
         return tspec.with_overrides(model_type="gemma3", vision=vision)
-    pat = r.int("sliding_window_pattern", limit="num_layers", default=6)
-    return _llama_like(r, name, "gemma3_text" if mt == "gemma3" else mt, tie=True, norms=4, qk_norm=True,
-                       pattern=lambda i: bool((i + 1) % pat), mlp_gated=True)
+    fam = by_model_type(mt)
+    pat = r.int("sliding_window_pattern", limit="num_layers", default=fam.swa_pattern)
+    return _llama_like(r, name, "gemma3_text" if mt == "gemma3" else mt, tie=True, norms=fam.norms_per_layer,
+                       qk_norm=True, pattern=lambda i: slides(pat, i), mlp_gated=True)
 
 
 def _gemma2(r: _Reader, name: str, mt: str) -> ModelSpec:
     # a null soft-capping reads as the class default (50.0 / 30.0), as before
     attn_cap = r.float("attn_logit_softcapping", 0.001, 1e6, default=50.0)
     logit_cap = r.float("final_logit_softcapping", 0.001, 1e6, default=30.0)
-    return _llama_like(r, name, mt, tie=True, norms=4, pattern=lambda i: bool((i + 1) % 2),
+    fam = by_model_type(mt)
+    return _llama_like(r, name, mt, tie=True, norms=fam.norms_per_layer, pattern=lambda i: slides(fam.swa_pattern, i),
                        attn_softcap=attn_cap is not None, logit_softcap=logit_cap is not None)
 
 
@@ -492,7 +496,8 @@ _FAMILIES: dict[str, Callable[[_Reader, str, str], ModelSpec]] = {
     "roberta": _bert,
     "t5": _t5,
     "glm": lambda r, n, mt: _llama_like(r, n, mt, o_bias=False, fused_gate_up=True),
-    "glm4": lambda r, n, mt: _llama_like(r, n, mt, o_bias=False, fused_gate_up=True, norms=4),
+    "glm4": lambda r, n, mt: _llama_like(r, n, mt, o_bias=False, fused_gate_up=True,
+                                         norms=by_model_type(mt).norms_per_layer),
     "internlm2": _internlm2,
     "internlm3": lambda r, n, mt: _llama_like(r, n, mt, qkv_bias=r.bool("qkv_bias", False),
                                               o_bias=r.bool("bias", False)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import VramscopeError
+from ..model.families import by_model_type
 from ..sources.base import ResolvedModel
 
 
@@ -20,21 +21,23 @@ def equivalent_config(cfg: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """(config, architecture) that transformers builds natively with the same tensors.
 
     Remote-code families are never run: Baichuan (W_pack = fused q,k,v; ALiBi has no parameters) and
-    InternLM2/3 (wqkv, w1/w3/w2) are built as Llama, ChatGLM (query_key_value, dense_h_to_4h = gate_up) as GLM.
+    InternLM2/3 (wqkv, w1/w3/w2) are built as Llama, ChatGLM (query_key_value, dense_h_to_4h = gate_up) as GLM
+    (``Family.trace_as`` names the conversion).
     """
     mt = cfg.get("model_type")
-    if mt == "baichuan":
+    how = by_model_type(mt).trace_as if isinstance(mt, str) else ""
+    if how == "baichuan":
         return {"model_type": "llama", "hidden_size": cfg["hidden_size"], "intermediate_size": cfg["intermediate_size"],
                 "num_hidden_layers": cfg["num_hidden_layers"], "num_attention_heads": cfg["num_attention_heads"],
                 "vocab_size": cfg["vocab_size"], "tie_word_embeddings": cfg.get("tie_word_embeddings", False),
                 "max_position_embeddings": cfg.get("model_max_length", 4096)}, "LlamaForCausalLM"
-    if mt in ("internlm2", "internlm3"):
+    if how == "internlm":
         bias = cfg.get("bias", False) if mt == "internlm2" else cfg.get("qkv_bias", False)
         keys = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
                 "vocab_size", "tie_word_embeddings", "head_dim", "max_position_embeddings")
         out = {k: cfg[k] for k in keys if cfg.get(k) is not None}
         return {"model_type": "llama", "attention_bias": bias, **out}, "LlamaForCausalLM"
-    if mt == "chatglm":
+    if how == "chatglm":
         mq = cfg.get("multi_query_attention", False)
         return {"model_type": "glm", "hidden_size": cfg["hidden_size"], "intermediate_size": cfg["ffn_hidden_size"],
                 "num_hidden_layers": cfg["num_layers"], "num_attention_heads": cfg["num_attention_heads"],

@@ -50,7 +50,6 @@ DEFAULT_TIMEOUT_S = 300
 MAX_TIMEOUT_S = 24 * 3600
 
 #: model types whose learned position table is offset by the padding index (positions start at pad + 1)
-_PADDED_POSITIONS = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "mpnet", "esm")
 _PLAIN_STORAGE = ("", "bf16", "f16", "fp16", "f32", "fp32", "f64", "fp64")
 #: options the trace leaves out of the equivalent ``vramscope estimate`` command line
 _TRACE_ONLY = ("quiet", "timeout")
@@ -166,7 +165,7 @@ def position_limit(model: ResolvedModel) -> int:
         return 0
     cfg = model.hf_config or {}
     offset = 0
-    if spec.model_type in _PADDED_POSITIONS:
+    if spec.family.padded_positions:
         pad = cfg.get("pad_token_id", 1)
         offset = (pad if isinstance(pad, int) and 0 <= pad < spec.learned_positions else 1) + 1
     return max(1, spec.learned_positions - offset)

@@ -1,0 +1,135 @@
+"""Model families: every per-family quirk the memory model uses, in one table.
+
+A row is keyed the same way for both sources: by the Hugging Face ``config.json`` ``model_type`` values it
+covers and by the llama.cpp ``general.architecture`` names its GGUF files carry. :func:`family_of` (and
+``ModelSpec.family``) maps ``gemma2`` and ``gguf:gemma2`` to the same row, so a quirk written here holds for a
+GGUF file as for the checkpoint it was converted from. llama.cpp writes some families under another family's
+architecture (Mixtral, Mistral and Yi as ``llama``); ``gguf_moe`` tells the dense row from the MoE row there.
+
+Models of no row (GPT-2, Phi, Falcon, BERT, T5, ``--params`` shapes, an architecture not listed) get
+:data:`DEFAULT`: no quirk. Adding a family's quirk is one row (or one field of a row) here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    model_types: tuple[str, ...] = ()  # Hugging Face config.json model_type values
+    gguf_archs: tuple[str, ...] = ()  # llama.cpp general.architecture values
+    gguf_moe: Optional[bool] = None  # for an architecture shared by a dense and a MoE row: which this one is
+    source: str = ""  # where the quirks come from
+    # --- norms ---
+    norms_per_layer: int = 2  # RMSNorms per decoder layer (a GGUF spec takes it from here)
+    norm_names: tuple[str, ...] = ()  # their module names, where they are not the standard ones
+    offset_norm: bool = False  # (1 + weight) RMSNorm: keeps its fp32 normalized value for backward
+    # --- attention ---
+    sdpa: bool = True  # False: transformers refuses SDPA and runs eager
+    swa_pattern: int = 0  # every n-th layer is full attention, the others slide (0: no default pattern)
+    sliding_gate: str = ""  # config flag without which sliding_window is ignored
+    sliding_from: str = ""  # config key: layers from this index on slide
+    # --- training ---
+    all_linear_moe: Mapping[str, bool] = field(default_factory=dict)  # MoE parts peft's all-linear adapts
+    # --- tensors, positions, llama.cpp, trace ---
+    tensor_root: str = ""  # module prefix of an encoder's tensors (BERT layout), else the layout's own
+    padded_positions: bool = False  # learned positions start after pad_token_id (RoBERTa)
+    llamacpp_70b_layers: int = 0  # block count llama.cpp types LLM_TYPE_70B (its quantization mix differs)
+    trace_as: str = ""  # remote-code family the trace builds as this native one (trace/build.py)
+
+
+DEFAULT = Family("default")
+
+#: MoE parts peft 0.21's ``all-linear`` adapts under transformers 5 (checked against peft on the meta device,
+#: ``tests/test_analytic.py``): the router, the fused routed experts, the shared experts and (DeepSeek) the MLPs
+#: of the dense layers. A part not named is adapted.
+_MOE_ALL = {"gate": True, "expert": True, "shared_expert": True}
+
+FAMILIES: tuple[Family, ...] = (
+    # llama.cpp convert_hf_to_gguf.py writes Llama, Mistral and Yi as "llama"; llama-model.cpp
+    # (LLM_ARCH_LLAMA, case 80) types an 80-layer model LLM_TYPE_70B, which llama-quant.cpp quantizes apart
+    Family("llama", ("llama", "mistral", "ministral", "yi"), ("llama",), gguf_moe=False,
+           source="llama.cpp src/llama-model.cpp, src/llama-quant.cpp", llamacpp_70b_layers=80),
+    # transformers modeling_mixtral.py; llama.cpp convert_hf_to_gguf.py writes Mixtral as "llama" + experts
+    Family("mixtral", ("mixtral",), ("llama",), gguf_moe=True, source="transformers modeling_mixtral.py; peft",
+           all_linear_moe=_MOE_ALL),
+    # transformers modeling_qwen2.py / modeling_qwen3.py: sliding_window only with use_sliding_window, on the
+    # layers from max_window_layers on
+    Family("qwen", ("qwen2", "qwen3"), ("qwen2", "qwen3"), source="transformers modeling_qwen2.py, modeling_qwen3.py",
+           sliding_gate="use_sliding_window", sliding_from="max_window_layers"),
+    Family("qwen2_moe", ("qwen2_moe",), ("qwen2moe",), source="transformers modeling_qwen2_moe.py; peft",
+           sliding_gate="use_sliding_window", sliding_from="max_window_layers",
+           all_linear_moe={"gate": False, "expert": False, "shared_expert": True}),
+    Family("qwen3_moe", ("qwen3_moe",), ("qwen3moe",), source="transformers modeling_qwen3_moe.py; peft",
+           sliding_gate="use_sliding_window", sliding_from="max_window_layers", all_linear_moe=_MOE_ALL),
+    # transformers modeling_gemma.py GemmaRMSNorm: x * (1 + weight), normalized in fp32
+    Family("gemma", ("gemma",), ("gemma",), source="transformers modeling_gemma.py", offset_norm=True),
+    # transformers modeling_gemma2.py: 4 norms a layer, soft-capping (no SDPA), layer i slides when (i+1) % 2;
+    # llama.cpp llama-model.cpp set_swa_pattern(2)
+    Family("gemma2", ("gemma2",), ("gemma2",), source="transformers modeling_gemma2.py; llama.cpp src/llama-model.cpp",
+           norms_per_layer=4, offset_norm=True, sdpa=False, swa_pattern=2),
+    # transformers modeling_gemma3.py (sliding_window_pattern 6 by default); llama.cpp set_swa_pattern(6)
+    Family("gemma3", ("gemma3_text", "gemma3"), ("gemma3",),
+           source="transformers modeling_gemma3.py; llama.cpp src/llama-model.cpp",
+           norms_per_layer=4, offset_norm=True, swa_pattern=6),
+    # llama.cpp src/llama-model.cpp (LLM_ARCH_COHERE2: set_swa_pattern(4)); no Hugging Face reader here
+    Family("cohere2", (), ("cohere2",), source="llama.cpp src/llama-model.cpp", swa_pattern=4),
+    # transformers modeling_deepseek_v2.py / _v3.py; llama.cpp writes both as "deepseek2"
+    Family("deepseek", ("deepseek_v2", "deepseek_v3"), ("deepseek2",),
+           source="transformers modeling_deepseek_v2.py, modeling_deepseek_v3.py; peft",
+           all_linear_moe={"gate": True, "expert": True, "shared_expert": False, "mlp": False}),
+    # transformers modeling_glm4.py: four norms with names of their own
+    Family("glm4", ("glm4",), ("glm4",), source="transformers modeling_glm4.py", norms_per_layer=4,
+           norm_names=("input_layernorm", "post_attention_layernorm", "post_self_attn_layernorm",
+                       "post_mlp_layernorm")),
+    # transformers modeling_roberta.py: tensors under "roberta.", positions offset by padding_idx + 1
+    # (create_position_ids_from_input_ids; so are xlm-roberta, camembert, longformer, mpnet, esm, not read here)
+    Family("roberta", ("roberta",), source="transformers modeling_roberta.py", tensor_root="roberta.",
+           padded_positions=True),
+    # remote-code families the trace builds natively: Baichuan (W_pack = fused q,k,v; ALiBi has no parameters)
+    # and InternLM2/3 (wqkv, w1/w3/w2) as Llama, ChatGLM (query_key_value, dense_h_to_4h) as GLM
+    Family("baichuan", ("baichuan",), ("baichuan",), source="Baichuan modeling_baichuan.py (remote code)",
+           trace_as="baichuan"),
+    Family("internlm", ("internlm2", "internlm3"), ("internlm2",),
+           source="InternLM modeling_internlm2.py / modeling_internlm3.py (remote code)", trace_as="internlm"),
+    Family("chatglm", ("chatglm",), ("chatglm",), source="THUDM modeling_chatglm.py (remote code)",
+           trace_as="chatglm"),
+)
+
+_BY_MODEL_TYPE = {mt: f for f in FAMILIES for mt in f.model_types}
+_BY_ARCH: dict[tuple[str, Optional[bool]], Family] = {}
+for _f in FAMILIES:
+    for _a in _f.gguf_archs:
+        _BY_ARCH[(_a, _f.gguf_moe)] = _f
+
+
+def by_model_type(model_type: str) -> Family:
+    """The row of a Hugging Face ``model_type`` (or ``gguf:<arch>``, as GGUF specs name theirs)."""
+    if model_type.startswith("gguf:"):
+        return by_gguf_arch(model_type[5:])
+    return _BY_MODEL_TYPE.get(model_type, DEFAULT)
+
+
+def by_gguf_arch(arch: str, moe: Optional[bool] = None) -> Family:
+    """The row of a llama.cpp architecture; ``moe`` picks between rows sharing it (``llama``: Mixtral)."""
+    return _BY_ARCH.get((arch, bool(moe)), None) or _BY_ARCH.get((arch, None), DEFAULT)
+
+
+def family_of(model_type: str, moe: bool) -> Family:
+    if model_type.startswith("gguf:"):
+        return by_gguf_arch(model_type[5:], moe)
+    return _BY_MODEL_TYPE.get(model_type, DEFAULT)
+
+
+def sliding_layers(pattern: int, n_layers: int) -> list[bool]:
+    """Which layers slide under an every-``pattern``-th-layer-is-full rule (llama.cpp
+    ``llama_hparams::set_swa_pattern``, transformers ``(i + 1) % pattern``): 0 means every layer slides."""
+    return [pattern == 0 or i % pattern < pattern - 1 for i in range(n_layers)]
+
+
+def slides(pattern: int, layer: int) -> bool:
+    """Whether ``layer`` slides under the rule of :func:`sliding_layers`."""
+    return pattern == 0 or layer % pattern < pattern - 1
