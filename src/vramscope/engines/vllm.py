@@ -29,6 +29,7 @@ from typing import Any, Optional
 
 from ..gpus import Gpu
 from ..memory.activations import inference_transient
+from ..memory import kv_cache
 from ..memory.kv_cache import KV_DTYPE_BYTES
 from ..memory.parallel import tp_shard_spec
 from ..result import Assumption
@@ -47,11 +48,7 @@ def kv_bytes_per_token(model: ResolvedModel, w: Workload, dtype_bytes: float, la
     """KV bytes per token on one GPU (its tensor-parallel slice; ``layers``: a pipeline stage's layers)."""
     spec = tp_shard_spec(model.spec, w.num_gpus) if w.parallelism == "tp" else model.spec
     b = KV_DTYPE_BYTES[w.kv_dtype] if w.kv_dtype else dtype_bytes
-    if spec.mla is not None:
-        per_layer = spec.mla.kv_lora_rank + spec.mla.qk_rope_head_dim
-    else:
-        per_layer = 2 * spec.num_kv_heads * spec.head_dim
-    return int((spec.num_layers if layers is None else layers) * per_layer * b)
+    return kv_cache.kv_bytes_per_token(spec, b, layers, latent_mla=True)  # vLLM caches MLA's latent
 
 
 def activation_peak(model: ResolvedModel, w: Workload, a: float) -> int:

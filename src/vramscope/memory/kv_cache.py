@@ -37,6 +37,14 @@ def values_per_token(spec: ModelSpec, layer: int, latent_mla: bool) -> int:
     return 2 * spec.num_kv_heads * spec.head_dim
 
 
+def kv_bytes_per_token(spec: ModelSpec, bytes_per_value: float, layers: int | None = None, *,
+                       latent_mla: bool = False) -> int:
+    """Cached bytes per token over ``layers`` layers (all of them by default), no sliding-window cap: what a
+    paged engine (vLLM) reserves a token's block slot for."""
+    n = spec.num_layers if layers is None else layers
+    return int(n * values_per_token(spec, 0, latent_mla) * bytes_per_value)
+
+
 def kv_cache_bytes(spec: ModelSpec, tokens: int, batch: int, bytes_per_value: float, *,
                    latent_mla: bool = False, cap_sliding: bool = True, encoder_tokens: int = 0) -> int:
     """Exact KV cache bytes for ``batch`` sequences of ``tokens`` tokens (formula in the module docstring)."""
