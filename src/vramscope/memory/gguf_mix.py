@@ -94,7 +94,7 @@ def gguf_tensors(spec: ModelSpec, ftype: str) -> Iterator[GgufTensor]:
     n_layer = spec.num_layers
     n_gqa = spec.num_heads // max(1, spec.num_kv_heads)
     n_expert = spec.moe.num_experts if spec.moe else 0
-    is_70b = spec.model_type in ("llama",) and n_layer == 80
+    is_70b = n_layer == spec.family.llamacpp_70b_layers  # llama.cpp LLM_TYPE_70B (Family row)
     falcon = spec.layout == "falcon"
     tied = spec.tie_embeddings
     i_wv = 0

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Optional
 
 from ..errors import VramscopeError
+from ..model.families import by_gguf_arch, sliding_layers
 from ..model.limits import LIMITS
 from ..model.spec import FULL, SLIDING, MLASpec, ModelSpec, MoESpec
 from .base import StoredTensor, open_regular
@@ -459,10 +460,6 @@ def _pair(m: "_Meta", a: str, b: str, op: str = "×") -> str:
     return f"{m.key(a)}' {op} '{m.key(b)}"
 
 
-# llama.cpp's default sliding-window pattern per architecture (llama-model.cpp ``set_swa_pattern``)
-_SWA_PATTERN = {"gemma2": 2, "gemma3": 6, "cohere2": 4}
-
-
 def _swa_layers(m: _Meta, n_layers: int) -> Optional[list[bool]]:
     """Which layers use the sliding window, or None when every layer does (no pattern known)."""
     key = "attention.sliding_window_pattern"
@@ -471,11 +468,11 @@ def _swa_layers(m: _Meta, n_layers: int) -> Optional[list[bool]]:
         if isinstance(v, LongArray) or len(v) != n_layers or any(not isinstance(x, bool) for x in v):
             raise VramscopeError("gguf_key_bools", path=m.path, key=m.key(key), value=_show(v), layers=n_layers)
         return list(v)
-    n = m.int(key, _SWA_PATTERN.get(m.arch, -1), lo=0, hi=MAX_LAYERS)
+    # llama.cpp's default pattern per architecture (llama-model.cpp ``set_swa_pattern``): Family.swa_pattern
+    n = m.int(key, by_gguf_arch(m.arch).swa_pattern or -1, lo=0, hi=MAX_LAYERS)
     if n < 0:
         return None
-    # llama_hparams::set_swa_pattern: 0 means every layer, else il % n < n - 1 (the n-th layer is full)
-    return [n == 0 or il % n < n - 1 for il in range(n_layers)]
+    return sliding_layers(n, n_layers)
 
 
 def spec_from_gguf(meta: dict[str, Any], tensors: list[StoredTensor], name: str, path: Path) -> ModelSpec:
@@ -639,11 +636,12 @@ def spec_from_gguf(meta: dict[str, Any], tensors: list[StoredTensor], name: str,
     final_cap = m.float("final_logit_softcapping")
 
     ffn = max(ffn_l)
+    family = by_gguf_arch(arch, moe is not None)  # what the file does not say: norms a layer (Gemma 2/3, GLM-4)
     return ModelSpec(
         name=name, model_type=f"gguf:{arch}", architecture=arch, num_layers=n_layers, hidden_size=hidden,
         num_heads=heads, num_kv_heads=kv_heads, head_dim=head_dim, intermediate_size=ffn, vocab_size=vocab,
         tie_embeddings="output.weight" not in by_name, max_position_embeddings=context,
         qkv_bias=any(layer_of(t.name) is not None and t.name.endswith(".attn_q.bias") for t in tensors),
         sliding_window=window, attn_softcap=attn_cap > 0, logit_softcap=final_cap > 0, layer_types=layer_types,
-        moe=moe, mla=mla, source=str(path),
+        moe=moe, mla=mla, norms_per_layer=family.norms_per_layer, source=str(path),
     )
