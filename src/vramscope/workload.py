@@ -12,42 +12,33 @@ from typing import Any, Optional
 
 from .dtypes import DTYPES, normalize_dtype
 from .errors import VramscopeError
+from .frameworks import (FRAMEWORKS, PROFILES, TORCHTUNE_CE_CHUNKS, TORCHTUNE_FULL_SINGLE_OPTIMIZER,  # noqa: F401
+                         TORCHTUNE_LORA_TARGETS, Framework)
 from .memory.activations import ATTN_IMPLS
 from .memory.kv_cache import KV_DTYPE_BYTES
 from .memory.optimizer_states import OPTIMIZERS
 from .memory.gguf_mix import GGUF_FTYPES
 from .memory.weights import QUANTS, valid_quant
+from .strategy import TRAINING_STRATEGIES, Strategy
 from .units import parse_bool, parse_float, parse_int, shown
 
 TASKS = ("inference", "finetune", "pretrain")
 METHODS = ("full", "freeze", "lora", "qlora")
 ESTIMATORS = ("analytic", "seed")
 PRECISIONS = ("auto", "pure", "mixed", "fp32", "deepspeed")
-#: training loops whose memory behaviour differs: the HF Trainer drops the model outputs before backward,
-#: a plain PyTorch loop (``out = model(...); out.loss.backward()``) keeps out.logits alive through it
-#: torchtune: its recipes' defaults (bf16 adapters, activation checkpointing, chunked cross-entropy) on top of
-#: its own model code, which keeps the same activations as transformers' Llama (traced, docs/accuracy.md)
-FRAMEWORKS = ("hf", "pytorch", "torchtune")
 #: gradient checkpointing: full (every op of a checkpointed layer recomputed) or selective (Megatron-LM's
 #: --recompute-granularity selective: only the core attention — scores, softmax, attention·V — is recomputed)
 CHECKPOINT_MODES = ("full", "selective")
 FSDP_SHARDING = ("full", "hybrid")
 SP_MODES = ("ring", "ulysses")
 OFFLOAD_DEVICES = ("cpu", "nvme")
-PARALLELISMS = ("auto", "none", "tp", "fsdp", "ddp", "zero1", "zero2", "zero3")
-TRAINING_PARALLEL = ("fsdp", "ddp", "zero1", "zero2", "zero3")
+PARALLELISMS = ("auto",) + tuple(s.value for s in Strategy)
+TRAINING_PARALLEL = TRAINING_STRATEGIES
 OFFLOADS = ("none", "optimizer", "optimizer+params")
 ENGINES = ("transformers", "vllm", "llama.cpp")
 _ENGINE_ALIASES = {"llamacpp": "llama.cpp", "llama-cpp": "llama.cpp", "ollama": "llama.cpp", "hf": "transformers"}
 
 MAX_BATCH = 1_000_000
-#: torchtune's LoRA recipes (configs/llama3_1/8B_lora_single_device.yaml and the others): lora_attn_modules
-#: q_proj, v_proj, output_proj and apply_lora_to_mlp: True (w1, w2, w3), in transformers' names
-TORCHTUNE_LORA_TARGETS = ("q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-#: torchtune's CEWithChunkedOutputLoss default number of chunks (torchtune/modules/loss/ce_chunked_output_loss.py)
-TORCHTUNE_CE_CHUNKS = 8
-TORCHTUNE_FULL_SINGLE_OPTIMIZER = "paged-adamw-8bit"
-#: the other torchtune recipes pass fused: True to torch.optim.AdamW (118 of its configs in 0.6.1)
 #: llama.cpp --cache-type-k/-v (common/arg.cpp kv_cache_types)
 LLAMA_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 MAX_SEQ = 100_000_000
@@ -190,14 +181,24 @@ class Workload:
         return self.task != "inference"
 
     @property
+    def strategy(self) -> Strategy:
+        """The data-parallel strategy (what it shards), read from ``parallelism``."""
+        return Strategy(self.parallelism)
+
+    @property
+    def profile(self) -> Framework:
+        """The training framework's profile (its loop, modules and recipe defaults)."""
+        return PROFILES[self.framework]
+
+    @property
     def tp_degree(self) -> int:
         """Tensor-parallel ranks: --tp in training, --gpus under --parallelism tp."""
-        return self.num_gpus if self.parallelism == "tp" else self.tp
+        return self.num_gpus if self.strategy.is_tensor_parallel else self.tp
 
     @property
     def dp(self) -> int:
         """Data-parallel ranks: the world size over the model-parallel degrees."""
-        if self.parallelism == "tp":
+        if self.strategy.is_tensor_parallel:
             return 1
         return max(1, self.num_gpus // (self.tp * self.pp * self.sp))
 
@@ -248,6 +249,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
     engine = _choice(_ENGINE_ALIASES.get(engine.strip().lower(), engine) if isinstance(engine, str) else engine,
                      "--engine", ENGINES)
     framework = _choice(framework, "--framework", FRAMEWORKS)
+    profile = PROFILES[framework]  # its recipes' defaults fill what the user leaves out, before the checks below
     if isinstance(grad_checkpointing, str) and grad_checkpointing.strip().lower() in CHECKPOINT_MODES:
         mode_given = grad_checkpointing.strip().lower()  # grad_checkpointing="selective", as on the command line
         if checkpoint_mode is not None and _choice(checkpoint_mode, "--grad-checkpointing",
@@ -314,8 +316,8 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
         raise VramscopeError("conflict", field="--quant",
                              reason=f"llama.cpp runs GGUF types (Q4_K_M, Q5_K_M, Q8_0, ...), not '{quant}'")
     if method == "qlora":
-        if q == "none":  # torchao's NF4Tensor (torchtune) double-quantizes its scalers like bitsandbytes' nf4-dq
-            q = "nf4-dq" if framework == "torchtune" else "nf4"
+        if q == "none":
+            q = profile.qlora_quant
         elif q not in ("int4", "nf4", "fp4", "nf4-dq", "fp4-dq"):
             raise VramscopeError("conflict", field="--quant",
                                  reason=f"QLoRA quantizes the base to 4-bit (nf4, fp4, nf4-dq, fp4-dq), not '{quant}'")
@@ -325,8 +327,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
                                     "use --method qlora or --method lora, or drop --quant")
     if kv_dtype is not None:
         kv_dtype = _choice(kv_dtype, "--kv-dtype", tuple(KV_DTYPE_BYTES))
-    targets = _names(lora_targets, "--lora-targets", "q_proj,v_proj or all-linear") or (
-        TORCHTUNE_LORA_TARGETS if framework == "torchtune" else ("all-linear",))
+    targets = _names(lora_targets, "--lora-targets", "q_proj,v_proj or all-linear") or profile.lora_targets
     n_gpus = parse_int(num_gpus, "--gpus", 1, 100_000)
     par = _choice(parallelism, "--parallelism", PARALLELISMS)
     if par == "auto":
@@ -345,9 +346,9 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
     fw = _choice(framework, "--framework", FRAMEWORKS)
     # torchtune's full_finetune_single_device configs (llama3_1/8B, llama3_2/3B, llama2/7B_full_low_memory):
     # bitsandbytes PagedAdamW8bit stepped inside backward (optimizer_in_bwd: True)
-    torchtune_full_single = (fw == "torchtune" and task != "inference" and (method or "full") == "full"
-                             and parse_int(num_gpus, "--gpus", 1, 100_000) == 1)
-    if torchtune_full_single and optimizer_in_backward is None and parse_int(grad_accum, "--grad-accum", 1,
+    full_single = (profile.full_single_optimizer is not None and task != "inference" and (method or "full") == "full"
+                   and parse_int(num_gpus, "--gpus", 1, 100_000) == 1)
+    if full_single and optimizer_in_backward is None and parse_int(grad_accum, "--grad-accum", 1,
                                                                               1_000_000) == 1:
         optimizer_in_backward = True
     training_opts = _training_options(task, method, fw, grad_checkpointing, checkpoint_mode, checkpoint_every,
@@ -384,8 +385,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
         kv_dtype=kv_dtype, attn=_choice(attn, "--attn", ATTN_IMPLS),
         precision=_choice(precision, "--precision", PRECISIONS),
         optimizer=_choice(optimizer, "--optimizer", OPTIMIZERS) if optimizer is not None else (
-            TORCHTUNE_FULL_SINGLE_OPTIMIZER if torchtune_full_single else
-            "adamw-fused" if fw == "torchtune" else "adamw"),
+            profile.full_single_optimizer if full_single else profile.optimizer),
 
         grad_accum=parse_int(grad_accum, "--grad-accum", 1, 1_000_000),
         lora_rank=16 if lora_rank is None else parse_int(lora_rank, "--lora-rank", 1, 65536),
@@ -483,14 +483,14 @@ def _training_options(task: str, method: str, fw: str, grad_checkpointing: Any, 
         for name, value in given.items():
             if value:
                 raise VramscopeError("conflict", field=name, reason="is a training option; add --task finetune")
-    torchtune = fw == "torchtune"
+    profile = PROFILES[fw]
     mode = None if checkpoint_mode is None else _choice(checkpoint_mode, "--grad-checkpointing", CHECKPOINT_MODES)
     if grad_checkpointing is None and mode is None and checkpoint_every is None:
-        ckpt = torchtune and training  # torchtune's recipes: enable_activation_checkpointing: True
+        ckpt = profile.grad_checkpointing and training  # torchtune's recipes: enable_activation_checkpointing
     else:
         ckpt = bool(grad_checkpointing) or mode is not None or checkpoint_every is not None
     every = 1 if checkpoint_every is None else parse_int(checkpoint_every, "--checkpoint-every", 1, 100_000)
-    chunks = (TORCHTUNE_CE_CHUNKS if torchtune and training else 1) if ce_chunks is None else \
+    chunks = (profile.ce_chunks if training else 1) if ce_chunks is None else \
         parse_int(ce_chunks, "--chunked-ce", 1, 1_000_000)
     if dora and method not in ("lora", "qlora"):
         raise VramscopeError("conflict", field="--dora", reason="DoRA is a LoRA variant: add --method lora or qlora")
@@ -562,7 +562,7 @@ def _distributed(task: str, par: str, n_gpus: int, pp: int, tp: Any, sequence_pa
                                                                 f"over {nodes_n} nodes")
     version_n = parse_int(version, "--fsdp-version", 1, 2)
     dev = _choice(offload_device, "--offload-device", OFFLOAD_DEVICES)
-    if dev == "nvme" and (offload == "none" or par not in ("zero1", "zero2", "zero3")):
+    if dev == "nvme" and (offload == "none" or not Strategy(par).is_zero):
         raise VramscopeError("conflict", field="--offload-device",
                              reason="NVMe offload is DeepSpeed ZeRO-Infinity: it needs --zero 1-3 and --offload")
     knobs = {}
