@@ -141,8 +141,8 @@ def run_measure(model: ResolvedModel, w: Workload, backend: Backend, counters: P
     if w.method == "qlora" or w.quant != "none":
         raise VramscopeError("trace_unsupported", reason="measure builds unquantized models from their config; "
                                                          "quantized loading needs the real checkpoint")
-    if w.framework == "torchtune" or w.compile or w.pp > 1 or w.tp_degree > 1 or w.sp > 1 or w.ep > 1 or (
-            w.num_gpus > 1 and w.parallelism != "fsdp") or w.offload != "none":
+    if w.profile.own_modules or w.compile or w.pp > 1 or w.tp_degree > 1 or w.sp > 1 or w.ep > 1 or (
+            w.num_gpus > 1 and not w.strategy.is_fsdp) or w.offload != "none":
         raise VramscopeError("trace_unsupported", reason="measure runs transformers training steps, FSDP2 under "
                                                          "torchrun included; this workload (torchtune, compile, "
                                                          "model parallel, ZeRO/DDP or offload) needs its own launcher")
@@ -156,7 +156,7 @@ def run_measure(model: ResolvedModel, w: Workload, backend: Backend, counters: P
             run_inference(net, w.batch, w.seq, counters)
             return 0
         mesh = None
-        if w.num_gpus > 1 and w.parallelism == "fsdp":  # under torchrun: FSDP2 over the real process group
+        if w.num_gpus > 1 and w.strategy.is_fsdp:  # under torchrun: FSDP2 over the real process group
             import torch.distributed as dist
             from torch.distributed.device_mesh import init_device_mesh
 

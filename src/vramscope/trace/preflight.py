@@ -106,7 +106,7 @@ def check_workload(w: Workload, command: str = "vramscope estimate") -> None:
     if w.estimator != "analytic":
         raise VramscopeError("conflict", field="--estimator",
                              reason=f"trace is an estimator of its own; drop --estimator {w.estimator}")
-    if w.framework == "torchtune":
+    if w.profile.own_modules:
         raise VramscopeError("trace_unsupported",
                              reason="the trace runs transformers' model code, and torchtune's modules keep different "
                                     "tensors (docs/accuracy.md; bench/torchtune_trace.py traces torchtune itself); "
@@ -117,7 +117,7 @@ def check_workload(w: Workload, command: str = "vramscope estimate") -> None:
                                     "fake CPU tensors; use the analytic estimator (or measure on a GPU)")
     if w.pp > 1 or w.tp_degree > 1 or w.sp > 1 or w.ep > 1:
         raise VramscopeError("trace_unsupported", reason="model-parallel workloads are not traced; use --gpus 1")
-    if w.num_gpus > 1 and not (w.training and w.parallelism == "fsdp" and w.fsdp_version == 2
+    if w.num_gpus > 1 and not (w.training and w.strategy.is_fsdp and w.fsdp_version == 2
                                and w.offload == "none" and w.fsdp_sharding == "full"):
         raise VramscopeError("trace_unsupported", reason="of the multi-GPU setups only FSDP2 full sharding without "
                                                          "offload is traced (on a fake process group); use "
