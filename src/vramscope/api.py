@@ -13,12 +13,12 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any, Iterable, Optional, Union
 
+from .engines.base import engine_for
 from .errors import VramscopeError
 from .estimators.analytic import estimate_analytic
 from .estimators.common import pick_peak
 from .estimators.seed import estimate_seed
-from .gpus import find_gpu, verdict, vllm_verdict
-from .memory.overhead import Overhead, cublas_workspace, runtime_overhead
+from .gpus import find_gpu
 from .result import Assumption, Estimate, ModelInfo
 from .sources import ResolvedModel, resolve, resolve_params
 from .units import parse_bool, parse_count, parse_int, shown
@@ -203,6 +203,7 @@ def estimate_resolved(model: ResolvedModel, workload: Workload, gpus: Iterable[s
     extra: dict = {}
     gpu_objs = tuple(find_gpu(g) for g in gpu_names(gpus))
     workload, checked = check_workload_for_model(model, workload)
+    engine = engine_for(workload)
     if workload.estimator == "seed":
         phases, notes, trainable = estimate_seed(model, workload)
         peak = "steady"
@@ -211,13 +212,7 @@ def estimate_resolved(model: ResolvedModel, workload: Workload, gpus: Iterable[s
         notes = (Assumption("a_seed_label"),) + notes
     else:
         phases, notes, trainable, transient, extra = estimate_analytic(model, workload, gpu_objs)
-        first = gpu_objs[0] if gpu_objs else None
-        ws = cublas_workspace(first.compute_capability, first.gfx_target, first.vendor) if first else None
-        ov = runtime_overhead(transient, ws)
-        if extra.get("name") == "vllm":  # the CUDA context is inside vLLM's own non-torch accounting
-            from .engines.vllm import NON_TORCH, NON_TORCH_HIGH
-
-            ov = Overhead(0, 0, NON_TORCH_HIGH - NON_TORCH)
+        ov = engine.runtime_overhead(transient, gpu_objs[0] if gpu_objs else None)
         for p in phases.values():
             p["overhead"] = ov.nominal
         for rank in extra.get("pipeline", {}).get("ranks", []):
@@ -225,13 +220,10 @@ def estimate_resolved(model: ResolvedModel, workload: Workload, gpus: Iterable[s
         peak = pick_peak(phases)
         total = sum(phases[peak].values())
         low, high = total - ov.nominal + ov.low, total - ov.nominal + ov.high
-        notes = notes + (Assumption("a_overhead_vllm" if extra.get("name") == "vllm" else "a_overhead"),)
+        notes = notes + (Assumption(engine.overhead_note),)
         if workload.grad_checkpointing and peak == "optimizer_step":
             notes = notes + (Assumption("a_ckpt_no_gain"),)
-    if extra.get("name") == "vllm":
-        verdicts = tuple(vllm_verdict(g, v, extra) for g, v in zip(gpu_objs, extra["per_gpu"]))
-    else:
-        verdicts = tuple(verdict(g, total, high) for g in gpu_objs)
+    verdicts = engine.verdicts(gpu_objs, total, high, extra)
     info = ModelInfo(name=model.spec.name, params=model.params, active_params=model.active_params,
                      trainable_params=trainable, source=model.kind, origin=model.origin,
                      storage=model.stored_format, exact_shape=model.exact_shape)

@@ -127,12 +127,3 @@ def verdict(gpu: Gpu, total: int, high: int) -> GpuVerdict:
     return GpuVerdict(name=gpu.name, memory_bytes=gpu.memory_bytes, usable_bytes=usable, verdict=v,
                       headroom_bytes=usable - total)
 
-
-def vllm_verdict(gpu: Gpu, per_gpu: dict[str, Any], engine: dict[str, Any]) -> GpuVerdict:
-    """vLLM fits when the KV pool left after weights, activations and overhead holds one ``max_model_len``
-    sequence; *tight* when it holds fewer than two. Headroom is the pool beyond that one sequence."""
-    one = engine["kv_bytes_per_token"] * engine["max_model_len"]
-    tokens, max_len = per_gpu["kv_tokens"], engine["max_model_len"]
-    v = "no" if tokens < max_len else ("tight" if tokens < 2 * max_len else "fits")
-    return GpuVerdict(name=gpu.name, memory_bytes=gpu.memory_bytes, usable_bytes=gpu.usable_bytes, verdict=v,
-                      headroom_bytes=per_gpu["kv_pool_bytes"] - one)

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Optional
 
 from .api import estimate_resolved
+from .engines.base import Candidate, engine_for
 from .errors import VramscopeError
 from .gpus import Gpu
 from .i18n import t
-from .memory.gguf_mix import FTYPE_DEFAULT
 from .result import Estimate
 from .sources import ResolvedModel
-from .workload import MAX_BATCH, MAX_SEQ, Workload, make_workload
+from .workload import MAX_SEQ, Workload, make_workload
 
 SCHEMA = "vramscope.fit/1"
 MAX_GPUS = 4096
@@ -108,10 +108,9 @@ def largest_fitting(fits: Callable[[int], bool], lo: int, hi: int) -> int:
 
 
 def _total(model: ResolvedModel, w: Workload) -> int:
-    """What the workload needs on one GPU. vLLM takes a fixed share of any GPU, so what it needs is its
-    minimum: weights, activation peak, non-torch memory, CUDA graphs and the KV cache of one longest sequence."""
-    e = estimate_resolved(model, w)
-    return e.engine["min_bytes"] if e.engine.get("name") == "vllm" else e.total_bytes
+    """What the workload needs on one GPU (its engine's ``needed_bytes``: vLLM's is its minimum, below its
+    preallocation)."""
+    return engine_for(w).needed_bytes(estimate_resolved(model, w))
 
 
 #: command-line spellings of make_workload's options where they are not ``--`` + the name with dashes
@@ -190,7 +189,7 @@ def command_line(model: ResolvedModel, options: dict[str, Any], gpu: Gpu) -> str
 
 def budget(w: Workload, gpu: Gpu) -> int:
     """Memory the workload may use on ``gpu`` (vLLM: its ``gpu_memory_utilization`` share)."""
-    return int(gpu.usable_bytes * (w.gpu_memory_utilization if w.engine == "vllm" else 1.0))
+    return engine_for(w).budget(w, gpu)
 
 
 def _tp_counts(model: ResolvedModel) -> list[int]:
@@ -200,8 +199,9 @@ def _tp_counts(model: ResolvedModel) -> list[int]:
 
 def min_gpus(model: ResolvedModel, w: Workload, usable: int) -> tuple[Optional[int], str]:
     """Fewest GPUs of this size: tensor parallel for inference (heads must divide), FSDP for training."""
-    if w.engine == "llama.cpp":
-        return None, "llama.cpp"
+    engine = engine_for(w)
+    if not engine.multi_gpu:
+        return None, engine.name
     if w.task == "inference":
         for n in _tp_counts(model):
             try:
@@ -221,19 +221,6 @@ def min_gpus(model: ResolvedModel, w: Workload, usable: int) -> tuple[Optional[i
     return (n, "fsdp" if n > 1 else "none") if n <= MAX_GPUS else (None, "fsdp")
 
 
-def _bits(ftype: str) -> float:
-    from .sources.gguf import ggml_types
-
-    info = next(t for t in ggml_types()["types"].values() if t["name"] == FTYPE_DEFAULT[ftype])
-    return info["bytes"] * 8 / info["block"]
-
-
-def _max_gpu_layers(model: ResolvedModel, w: Workload, usable: int) -> Optional[int]:
-    """llama.cpp: the most layers ``-ngl`` can put on this GPU (the rest run from host memory)."""
-    n = largest_fitting(lambda k: _total(model, replace(w, n_gpu_layers=k)) <= usable, 0, model.spec.num_layers + 1)
-    return n if n >= 0 else None
-
-
 def _diff(w: Workload, new: Workload) -> dict[str, Any]:
     """The workload fields a suggestion changes, as the estimate's ``workload`` object shows them."""
     old, now = w.to_dict(), new.to_dict()
@@ -249,74 +236,48 @@ def _evaluate(model: ResolvedModel, w: Workload, gpu: Gpu, usable: int, base: in
     return Suggestion(key, params, _diff(w, new), total, base - total, total <= usable, cost, command)
 
 
+def _training_candidates(w: Workload) -> list[Candidate]:
+    """The changes that may make a training workload fit, in order."""
+    cands: list[Candidate] = []
+    if w.offload == "none" and w.method in ("full", "freeze"):
+        cands.append(("s_offload", {"what": "optimizer"}, {"offload": "optimizer"}, "speed"))
+    if w.method in ("full", "freeze"):
+        cands += [("s_method", {"method": "lora"}, {"method": "lora"}, "quality"),
+                  ("s_method", {"method": "qlora"}, {"method": "qlora", "quant": None}, "quality")]
+    elif w.method == "lora":
+        cands.append(("s_method", {"method": "qlora"}, {"method": "qlora", "quant": None}, "quality"))
+    if not w.grad_checkpointing:
+        cands.append(("s_ckpt", {}, {"grad_checkpointing": True}, "speed"))
+    if w.optimizer in ("adamw", "adam", "adamw-fused"):
+        cands.append(("s_optimizer", {"optimizer": "adamw-8bit"}, {"optimizer": "adamw-8bit"}, "quality"))
+    if w.batch > 1:
+        cands.append(("s_microbatch", {"batch": 1, "accum": w.batch * w.grad_accum},
+                      {"batch": 1, "grad_accum": w.batch * w.grad_accum}, "speed"))
+    if w.ce_chunks == 1:
+        cands.append(("s_chunked_ce", {"chunks": 8}, {"ce_chunks": 8}, "none"))
+    if not w.activation_offload:
+        cands.append(("s_act_offload", {}, {"activation_offload": True}, "speed"))
+    if w.method in ("full", "freeze") and not w.optimizer_in_backward and w.grad_accum == 1 \
+            and w.num_gpus == 1:
+        cands.append(("s_opt_in_bwd", {}, {"optimizer_in_backward": True}, "none"))
+    return cands
+
+
 def _suggest(model: ResolvedModel, w: Workload, gpu: Gpu, usable: int, base: int, max_seq: int,
              gpus_needed: Optional[int], par: str) -> list[Suggestion]:
-    cands: list[tuple[str, dict[str, Any], dict[str, Any], str]] = []
-    if w.engine == "llama.cpp":
-        for q in ("Q4_K_M", "Q3_K_M", "Q2_K"):
-            if w.quant == "none" or (w.quant in FTYPE_DEFAULT and _bits(q) < _bits(w.quant)):
-                cands.append(("s_quant", {"quant": q}, {"quant": q}, "quality"))
-        if (w.cache_type_k or "f16") == "f16":
-            cands.append(("s_kv_dtype", {"kv_dtype": "q8_0"}, {"cache_type_k": "q8_0", "cache_type_v": "q8_0",
-                                                              "flash_attn": True}, "quality"))
-        if not w.flash_attn:
-            cands.append(("s_flash", {}, {"flash_attn": True}, "none"))
-        ngl = _max_gpu_layers(model, w, usable)
-        if ngl is not None and ngl <= model.spec.num_layers:  # -ngl N: the output layer, then N - 1 layers
-            key = "s_ngl" if ngl else "s_ngl_cpu"
-            cands.append((key, {"n": ngl, "layers": max(ngl - 1, 0), "total": model.spec.num_layers},
-                          {"n_gpu_layers": ngl}, "speed"))
-    elif w.engine == "vllm":
-        if w.quant == "none":
-            cands.append(("s_quant", {"quant": "fp8"}, {"quant": "fp8"}, "quality"))
-        if w.kv_dtype not in ("fp8",):
-            cands.append(("s_kv_dtype", {"kv_dtype": "fp8"}, {"kv_dtype": "fp8"}, "quality"))
-        if w.gpu_memory_utilization < 0.95:
-            cands.append(("s_util", {"util": 0.95}, {"gpu_memory_utilization": 0.95}, "none"))
-        if not w.enforce_eager:
-            cands.append(("s_eager", {}, {"enforce_eager": True}, "speed"))
-        if w.max_num_seqs > 64:
-            cands.append(("s_seqs", {"n": 64}, {"max_num_seqs": 64, "max_num_batched_tokens": 2048}, "speed"))
-    elif w.task == "inference":
-        if w.quant == "none":
-            cands += [("s_quant", {"quant": "int8"}, {"quant": "int8"}, "quality"),
-                      ("s_quant", {"quant": "nf4"}, {"quant": "nf4"}, "quality")]
-        if (w.kv_dtype or "") not in ("fp8", "int8", "q8_0", "q4_0"):
-            cands.append(("s_kv_dtype", {"kv_dtype": "fp8"}, {"kv_dtype": "fp8"}, "quality"))
+    engine = engine_for(w)
+    cands: list[Candidate] = []
+    if w.task == "inference":
+        cands += engine.suggestions(model, w, usable, lambda new: _total(model, new))
     else:
-        if w.offload == "none" and w.method in ("full", "freeze"):
-            cands.append(("s_offload", {"what": "optimizer"}, {"offload": "optimizer"}, "speed"))
-        if w.method in ("full", "freeze"):
-            cands += [("s_method", {"method": "lora"}, {"method": "lora"}, "quality"),
-                      ("s_method", {"method": "qlora"}, {"method": "qlora", "quant": None}, "quality")]
-        elif w.method == "lora":
-            cands.append(("s_method", {"method": "qlora"}, {"method": "qlora", "quant": None}, "quality"))
-        if not w.grad_checkpointing:
-            cands.append(("s_ckpt", {}, {"grad_checkpointing": True}, "speed"))
-        if w.optimizer in ("adamw", "adam", "adamw-fused"):
-            cands.append(("s_optimizer", {"optimizer": "adamw-8bit"}, {"optimizer": "adamw-8bit"}, "quality"))
-        if w.batch > 1:
-            cands.append(("s_microbatch", {"batch": 1, "accum": w.batch * w.grad_accum},
-                          {"batch": 1, "grad_accum": w.batch * w.grad_accum}, "speed"))
-        if w.ce_chunks == 1:
-            cands.append(("s_chunked_ce", {"chunks": 8}, {"ce_chunks": 8}, "none"))
-        if not w.activation_offload:
-            cands.append(("s_act_offload", {}, {"activation_offload": True}, "speed"))
-        if w.method in ("full", "freeze") and not w.optimizer_in_backward and w.grad_accum == 1 \
-                and w.num_gpus == 1:
-            cands.append(("s_opt_in_bwd", {}, {"optimizer_in_backward": True}, "none"))
+        cands += _training_candidates(w)
     if (w.dtype or "") == "fp32" and w.quant == "none" and not (w.training and w.method in ("lora", "qlora")):
         cands.append(("s_dtype", {"dtype": "bf16"}, {"dtype": "bf16"}, "quality"))
     if w.attn == "eager":
         cands.append(("s_attn", {"attn": "sdpa"}, {"attn": "sdpa"}, "none"))
     if w.batch > 1 and w.task == "inference":
         cands.append(("s_batch", {"batch": 1}, {"batch": 1}, "speed"))
-    if w.engine == "vllm":
-        current_len = w.max_model_len or model.spec.max_position_embeddings or w.seq
-        if 0 < max_seq < current_len:
-            cands.append(("s_max_len", {"seq": max_seq}, {"max_model_len": max_seq}, "quality"))
-    elif 0 < max_seq < w.seq:
-        cands.append(("s_seq", {"seq": max_seq}, {"seq": max_seq}, "quality"))
+    cands += engine.context_suggestions(model, w, max_seq)
     if gpus_needed and gpus_needed > w.num_gpus:
         cands.append(("s_gpus", {"n": gpus_needed, "parallelism": par},
                       {"num_gpus": gpus_needed, "parallelism": par}, "hardware"))
@@ -391,22 +352,14 @@ def fit(model: ResolvedModel, w: Workload, gpu: Gpu, suggestions: bool = True) -
         raise VramscopeError("conflict", field="--estimator", reason="fit searches the analytic estimator only")
     if w.options is not None and make_workload(**w.options) != w:
         w = replace(w, options=None)  # changed after make_workload (dataclasses.replace): its options are stale
-    usable = budget(w, gpu)
-    est = estimate_resolved(model, w, (gpu.id,) if w.engine == "vllm" else ())
+    engine = engine_for(w)
+    usable = engine.budget(w, gpu)
+    est = estimate_resolved(model, w, (gpu.id,) if engine.sizes_by_gpu else ())
     base = _total(model, w)
     ctx = model.spec.max_position_embeddings
     seq_limit = ctx if ctx and model.exact_shape else MAX_SEQ
-    max_concurrency = None
-    if w.engine == "vllm":
-        # vLLM batches as many sequences as its KV pool holds: report that, and search max_model_len
-        per_gpu = est.engine["per_gpu"][0]
-        max_concurrency = int(per_gpu["max_concurrency"])
-        max_batch = max_concurrency
-        max_seq = largest_fitting(lambda s: _total(model, replace(w, max_model_len=s)) <= usable, 1,
-                                  max(seq_limit, 1))
-    else:
-        max_batch = largest_fitting(lambda b: _total(model, replace(w, batch=b)) <= usable, 1, MAX_BATCH)
-        max_seq = largest_fitting(lambda s: _total(model, replace(w, seq=s)) <= usable, 1, max(seq_limit, 1))
+    max_batch, max_seq, max_concurrency = engine.fit_search(model, w, est, lambda new: _total(model, new) <= usable,
+                                                            seq_limit)
     n, par = min_gpus(model, w, usable)
     sugg = _suggest(model, w, gpu, usable, base, max_seq, n, par) if suggestions and base > usable else []
     return FitAnswer(gpu=gpu, estimate=est, fits=base <= usable, max_batch=max(0, max_batch),

@@ -19,6 +19,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from .engines.base import engine_for
 from .errors import VramscopeError
 from .memory.overhead import CONTEXT_NOMINAL
 from .sources.base import JsonProblem, decode_text, parse_json, read_limited, shown_path
@@ -380,7 +381,7 @@ def validate(records: list[dict[str, Any]], trace: bool = False) -> list[Row]:
 
 def _record_gpu(rec: dict[str, Any], w: Any) -> tuple[str, ...]:
     """vLLM sizes its KV pool from the GPU: the record's printed total memory, else its named GPU."""
-    if getattr(w, "engine", "") != "vllm":
+    if not engine_for(w).sizes_by_gpu:
         return ()
     total = (rec.get("components_measured") or {}).get("total_gpu_memory")
     if total:
@@ -395,17 +396,7 @@ def _record_gpu(rec: dict[str, Any], w: Any) -> tuple[str, ...]:
 
 def _engine_components(est: Any) -> dict[str, int]:
     """Our numbers under the names engines print (vLLM memory profiling lines, llama.cpp buffer lines)."""
-    e = est.engine
-    if e.get("name") == "vllm":
-        per = e["per_gpu"][0] if e["per_gpu"] else {}
-        return {"weights": e["weights_bytes"], "activation_peak": e["activation_peak_bytes"],
-                "non_torch": e["non_torch_bytes"], "kv_cache": per.get("kv_pool_bytes", 0),
-                "instance_budget": per.get("budget_bytes", 0), "cuda_graphs": e["cuda_graph_bytes"]}
-    if e.get("name") == "llama.cpp":
-        g = e["gpu"]
-        return {"weights": g["model_buffer_bytes"], "kv_cache": g["kv_buffer_bytes"],
-                "compute_buffer": g["compute_buffer_bytes"]}
-    return dict(est.components)
+    return engine_for(est.workload).printed_components(est)
 
 
 def summary(rows: list[Row]) -> dict[str, dict[str, Any]]:

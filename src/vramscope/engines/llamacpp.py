@@ -48,14 +48,44 @@ buffer in ``src/llama-context.cpp`` and ``ggml/src/ggml-alloc.c``.
 from __future__ import annotations
 
 import re
-from typing import Optional
+from dataclasses import dataclass, replace
+from typing import Callable, Optional
 
 from ..memory.gguf_mix import gguf_tensors
 from ..memory.kv_cache import KV_DTYPE_BYTES
 from ..model.spec import SLIDING, ModelSpec
 from ..result import Assumption
+from ..gpus import Gpu
+from ..result import Estimate
 from ..sources.base import ResolvedModel
 from ..workload import Workload
+from .base import Candidate, Engine, EngineReport, Phases, Record
+
+@dataclass(frozen=True, kw_only=True)
+class Buffers(Record):
+    """llama.cpp's buffers on one device, as its load log prints them."""
+
+    model_buffer_bytes: int
+    kv_buffer_bytes: int
+    compute_buffer_bytes: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class LlamacppReport(EngineReport):
+    """llama.cpp's placement and buffers (``engine`` in the JSON)."""
+
+    name: str = "llama.cpp"
+    n_gpu_layers: int  # repeating layers on the GPU
+    output_on_gpu: bool
+    n_ctx: int
+    n_ubatch: int
+    cache_type_k: str
+    cache_type_v: str
+    flash_attn: bool
+    gpu: Buffers
+    host: Buffers
+    host_bytes: int
+
 
 _BLK = re.compile(r"(?:^|\.)(?:blk|layers|h|layer|block)\.(\d+)\.")
 
@@ -115,7 +145,7 @@ def mla_absorbed(model: ResolvedModel) -> bool:
     return True  # no file: today's converter writes the *_mla keys
 
 
-def llamacpp_inference(model: ResolvedModel, w: Workload, notes: list[Assumption]) -> tuple[dict, dict]:
+def llamacpp_inference(model: ResolvedModel, w: Workload, notes: list[Assumption]) -> tuple[Phases, LlamacppReport]:
     """Phases (``load``, ``prefill``) and the engine fields (buffers per device)."""
     spec = model.spec
     n_layer = spec.num_layers
@@ -176,14 +206,14 @@ def llamacpp_inference(model: ResolvedModel, w: Workload, notes: list[Assumption
         notes.append(Assumption("a_llamacpp_no_mla", {"k": k_dim, "v": v_dim}))
     phases = {"load": {"weights": gpu_model},
               "prefill": {"weights": gpu_model, "kv_cache": gpu_kv, "activations": gpu_compute}}
-    engine = {"name": "llama.cpp", "n_gpu_layers": n_repeating, "output_on_gpu": output_on_gpu,
-              "n_ctx": n_ctx, "n_ubatch": w.ubatch, "cache_type_k": ctk, "cache_type_v": ctv,
-              "flash_attn": w.flash_attn,
-              "gpu": {"model_buffer_bytes": gpu_model, "kv_buffer_bytes": gpu_kv, "compute_buffer_bytes": gpu_compute},
-              "host": {"model_buffer_bytes": cpu_model, "kv_buffer_bytes": cpu_kv,
-                       "compute_buffer_bytes": cpu_compute},
-              "host_bytes": cpu_model + cpu_kv + cpu_compute}
-    return phases, engine
+    report = LlamacppReport(n_gpu_layers=n_repeating, output_on_gpu=output_on_gpu, n_ctx=n_ctx, n_ubatch=w.ubatch,
+                            cache_type_k=ctk, cache_type_v=ctv, flash_attn=w.flash_attn,
+                            gpu=Buffers(model_buffer_bytes=gpu_model, kv_buffer_bytes=gpu_kv,
+                                        compute_buffer_bytes=gpu_compute),
+                            host=Buffers(model_buffer_bytes=cpu_model, kv_buffer_bytes=cpu_kv,
+                                         compute_buffer_bytes=cpu_compute),
+                            host_bytes=cpu_model + cpu_kv + cpu_compute)
+    return phases, report
 
 
 def compute_buffer(spec: ModelSpec, n_ctx: int, n_ubatch: int, flash_attn: bool, output_on_gpu: bool) -> int:
@@ -202,3 +232,66 @@ def compute_buffer(spec: ModelSpec, n_ctx: int, n_ubatch: int, flash_attn: bool,
     ffn = (2 * ffn_width) * ub * 4 + 2 * act
     logits = (spec.vocab_size * ub * 4 + act) if output_on_gpu else 0
     return int(max(attention, ffn, logits))
+
+
+def _bits(ftype: str) -> float:
+    """Bits per weight of a llama.cpp file type's main tensor type."""
+    from ..memory.gguf_mix import FTYPE_DEFAULT
+    from ..sources.gguf import ggml_types
+
+    info = next(t for t in ggml_types()["types"].values() if t["name"] == FTYPE_DEFAULT[ftype])
+    return info["bytes"] * 8 / info["block"]
+
+
+class LlamaCpp(Engine):
+    name = "llama.cpp"
+    multi_gpu = False  # one GPU and host memory (-ngl); no split across GPUs modelled
+
+    def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
+                  gpus: tuple[Gpu, ...]) -> tuple[Phases, Optional[EngineReport]]:
+        return llamacpp_inference(model, w, notes)
+
+    def max_gpu_layers(self, model: ResolvedModel, w: Workload, usable: int,
+                       needs: Callable[[Workload], int]) -> Optional[int]:
+        """The most layers ``-ngl`` can put on this GPU (the rest run from host memory)."""
+        from ..plan import largest_fitting
+
+        n = largest_fitting(lambda k: needs(replace(w, n_gpu_layers=k)) <= usable, 0, model.spec.num_layers + 1)
+        return n if n >= 0 else None
+
+    def suggestions(self, model: ResolvedModel, w: Workload, usable: int,
+                    needs: Callable[[Workload], int]) -> list[Candidate]:
+        from ..memory.gguf_mix import FTYPE_DEFAULT
+
+        cands: list[Candidate] = []
+        for q in ("Q4_K_M", "Q3_K_M", "Q2_K"):
+            if w.quant == "none" or (w.quant in FTYPE_DEFAULT and _bits(q) < _bits(w.quant)):
+                cands.append(("s_quant", {"quant": q}, {"quant": q}, "quality"))
+        if (w.cache_type_k or "f16") == "f16":
+            cands.append(("s_kv_dtype", {"kv_dtype": "q8_0"}, {"cache_type_k": "q8_0", "cache_type_v": "q8_0",
+                                                              "flash_attn": True}, "quality"))
+        if not w.flash_attn:
+            cands.append(("s_flash", {}, {"flash_attn": True}, "none"))
+        ngl = self.max_gpu_layers(model, w, usable, needs)
+        if ngl is not None and ngl <= model.spec.num_layers:  # -ngl N: the output layer, then N - 1 layers
+            key = "s_ngl" if ngl else "s_ngl_cpu"
+            cands.append((key, {"n": ngl, "layers": max(ngl - 1, 0), "total": model.spec.num_layers},
+                          {"n_gpu_layers": ngl}, "speed"))
+        return cands
+
+    def table_lines(self, e: Estimate, lang: str, units: str) -> list[str]:
+        from ..i18n import t
+        from ..units import format_bytes
+
+        host = e.engine["host"]
+        return [t("llamacpp_host_line", lang, model=format_bytes(host["model_buffer_bytes"], units),
+                  kv=format_bytes(host["kv_buffer_bytes"], units))]
+
+    def printed_components(self, e: Estimate) -> dict[str, int]:
+        """The GPU buffers of llama.cpp's load log."""
+        g = e.engine["gpu"]
+        return {"weights": g["model_buffer_bytes"], "kv_cache": g["kv_buffer_bytes"],
+                "compute_buffer": g["compute_buffer_bytes"]}
+
+
+ENGINE = LlamaCpp()

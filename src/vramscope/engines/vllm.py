@@ -25,16 +25,18 @@ size in tokens and the maximum concurrency at ``max_model_len``; it refuses to s
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Optional
 
 from ..gpus import Gpu
 from ..memory.activations import inference_transient
 from ..memory import kv_cache
 from ..memory.kv_cache import KV_DTYPE_BYTES
 from ..memory.parallel import tp_shard_spec
-from ..result import Assumption
+from ..result import Assumption, Estimate, GpuVerdict
 from ..sources.base import ResolvedModel
 from ..workload import Workload
+from .base import Candidate, Engine, EngineReport, Phases, Record, weights
 
 GiB = 2**30
 NON_TORCH = int(0.3 * GiB)
@@ -42,6 +44,40 @@ NON_TORCH_HIGH = int(1.8 * GiB)
 NCCL = int(0.5 * GiB)
 CUDA_GRAPHS = int(0.3 * GiB)
 BLOCK = 16
+
+
+@dataclass(frozen=True, kw_only=True)
+class VllmGpu(Record):
+    """The KV pool vLLM would allocate on one GPU."""
+
+    gpu: str
+    budget_bytes: int
+    kv_pool_bytes: int
+    kv_tokens: int
+    max_concurrency: float
+    fits_max_model_len: bool
+    busiest_stage: Optional[int] = None  # pipeline parallel: the stage whose layers fill the pool first
+
+
+@dataclass(frozen=True, kw_only=True)
+class VllmReport(EngineReport):
+    """The terms of vLLM's memory profiling, as its log prints them (``engine`` in the JSON)."""
+
+    name: str = "vllm"
+    gpu_memory_utilization: float
+    max_model_len: int
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    tensor_parallel_size: int
+    pipeline_parallel_size: Optional[int] = None
+    kv_bytes_per_token: int
+    weights_bytes: int
+    activation_peak_bytes: int
+    non_torch_bytes: int
+    cuda_graph_bytes: int
+    min_bytes: int  # weights, activation peak, overhead and one max_model_len sequence: what it needs
+    per_gpu: list[VllmGpu]
+    stages: Optional[list[dict[str, int]]] = None
 
 
 def kv_bytes_per_token(model: ResolvedModel, w: Workload, dtype_bytes: float, layers: Optional[int] = None) -> int:
@@ -63,7 +99,7 @@ def activation_peak(model: ResolvedModel, w: Workload, a: float) -> int:
 
 
 def vllm_pipeline(model: ResolvedModel, w: Workload, weights: int, a: float, gpus: tuple[Gpu, ...],
-                  notes: list[Assumption]) -> tuple[dict, dict]:
+                  notes: list[Assumption]) -> tuple[Phases, VllmReport]:
     """``--pipeline-parallel-size``: stage ``s`` holds its layers' share of the weights (the first the embedding,
     the last the final norm and output head; ``memory/pipeline.py``) and their KV cache. Every worker profiles
     and reports its free blocks; the engine allocates the smallest count on every worker
@@ -93,15 +129,14 @@ def vllm_pipeline(model: ResolvedModel, w: Workload, weights: int, a: float, gpu
         tokens = blocks * BLOCK
         busiest = max(stages, key=lambda st: st["weights_bytes"] + st["activation_peak_bytes"]
                       + tokens * st["kv_bytes_per_token"])
-        per_gpu.append({"gpu": g.name, "budget_bytes": budget,
-                        "kv_pool_bytes": tokens * busiest["kv_bytes_per_token"], "kv_tokens": tokens,
-                        "max_concurrency": round(tokens / max_len, 2) if max_len else 0.0,
-                        "fits_max_model_len": tokens >= max_len, "busiest_stage": busiest["stage"]})
+        per_gpu.append(VllmGpu(gpu=g.name, budget_bytes=budget, kv_pool_bytes=tokens * busiest["kv_bytes_per_token"],
+                               kv_tokens=tokens, max_concurrency=round(tokens / max_len, 2) if max_len else 0.0,
+                               fits_max_model_len=tokens >= max_len, busiest_stage=busiest["stage"]))
     top = max(stages, key=lambda st: st["weights_bytes"] + st["activation_peak_bytes"]
               + max_len * st["kv_bytes_per_token"])
     primary = per_gpu[0] if per_gpu else None
-    kv = primary["kv_pool_bytes"] if primary else max_len * top["kv_bytes_per_token"]
-    st = stages[primary["busiest_stage"]] if primary else top
+    kv = primary.kv_pool_bytes if primary else max_len * top["kv_bytes_per_token"]
+    st = stages[primary.busiest_stage or 0] if primary else top
     phases = {
         "load": {"weights": st["weights_bytes"]},
         "profile": {"weights": st["weights_bytes"], "activations": st["activation_peak_bytes"]},
@@ -111,17 +146,17 @@ def vllm_pipeline(model: ResolvedModel, w: Workload, weights: int, a: float, gpu
     notes.append(Assumption("a_vllm_pp", {"pp": w.pp, "tp": w.num_gpus, "stage": st["stage"]}))
     needed = max(x["weights_bytes"] + x["activation_peak_bytes"] + max_len * x["kv_bytes_per_token"]
                  for x in stages) + non_torch + graphs
-    engine = {"name": "vllm", "gpu_memory_utilization": w.gpu_memory_utilization, "max_model_len": max_len,
-              "max_num_seqs": w.max_num_seqs, "max_num_batched_tokens": w.max_num_batched_tokens,
-              "tensor_parallel_size": w.num_gpus, "pipeline_parallel_size": w.pp,
-              "kv_bytes_per_token": st["kv_bytes_per_token"], "weights_bytes": st["weights_bytes"],
-              "activation_peak_bytes": st["activation_peak_bytes"], "non_torch_bytes": non_torch,
-              "cuda_graph_bytes": graphs, "min_bytes": needed, "per_gpu": per_gpu, "stages": stages}
-    return phases, engine
+    report = VllmReport(gpu_memory_utilization=w.gpu_memory_utilization, max_model_len=max_len,
+                        max_num_seqs=w.max_num_seqs, max_num_batched_tokens=w.max_num_batched_tokens,
+                        tensor_parallel_size=w.num_gpus, pipeline_parallel_size=w.pp,
+                        kv_bytes_per_token=st["kv_bytes_per_token"], weights_bytes=st["weights_bytes"],
+                        activation_peak_bytes=st["activation_peak_bytes"], non_torch_bytes=non_torch,
+                        cuda_graph_bytes=graphs, min_bytes=needed, per_gpu=per_gpu, stages=stages)
+    return phases, report
 
 
 def vllm_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gpus: tuple[Gpu, ...],
-                   notes: list[Assumption]) -> tuple[dict, dict]:
+                   notes: list[Assumption]) -> tuple[Phases, VllmReport]:
     if w.pp > 1:
         return vllm_pipeline(model, w, weights, a, gpus, notes)
     max_len = w.max_model_len or model.spec.max_position_embeddings or w.seq
@@ -137,11 +172,11 @@ def vllm_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gp
         pool = budget - weights - acts - non_torch - graphs
         blocks = max(0, pool // (per_token * BLOCK)) if per_token else 0
         tokens = blocks * BLOCK
-        per_gpu.append({"gpu": g.name, "budget_bytes": budget, "kv_pool_bytes": max(0, pool),
-                        "kv_tokens": tokens, "max_concurrency": round(tokens / max_len, 2) if max_len else 0.0,
-                        "fits_max_model_len": tokens >= max_len})
-    primary: Optional[dict[str, Any]] = per_gpu[0] if per_gpu else None
-    kv = primary["kv_pool_bytes"] if primary else one_seq
+        per_gpu.append(VllmGpu(gpu=g.name, budget_bytes=budget, kv_pool_bytes=max(0, pool), kv_tokens=tokens,
+                               max_concurrency=round(tokens / max_len, 2) if max_len else 0.0,
+                               fits_max_model_len=tokens >= max_len))
+    primary = per_gpu[0] if per_gpu else None
+    kv = primary.kv_pool_bytes if primary else one_seq
     phases = {
         "load": {"weights": weights},
         "profile": {"weights": weights, "activations": acts},
@@ -150,11 +185,104 @@ def vllm_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gp
     notes.append(Assumption("a_vllm", {"util": w.gpu_memory_utilization, "max_len": max_len,
                                        "seqs": w.max_num_seqs, "tokens": w.max_num_batched_tokens,
                                        "tp": w.num_gpus}))
-    if primary is not None and not primary["fits_max_model_len"]:
-        notes.append(Assumption("a_vllm_too_long", {"max_len": max_len, "tokens": primary["kv_tokens"]}))
-    engine = {"name": "vllm", "gpu_memory_utilization": w.gpu_memory_utilization, "max_model_len": max_len,
-              "max_num_seqs": w.max_num_seqs, "max_num_batched_tokens": w.max_num_batched_tokens,
-              "tensor_parallel_size": w.num_gpus, "kv_bytes_per_token": per_token,
-              "weights_bytes": weights, "activation_peak_bytes": acts, "non_torch_bytes": non_torch,
-              "cuda_graph_bytes": graphs, "min_bytes": needed, "per_gpu": per_gpu}
-    return phases, engine
+    if primary is not None and not primary.fits_max_model_len:
+        notes.append(Assumption("a_vllm_too_long", {"max_len": max_len, "tokens": primary.kv_tokens}))
+    report = VllmReport(gpu_memory_utilization=w.gpu_memory_utilization, max_model_len=max_len,
+                        max_num_seqs=w.max_num_seqs, max_num_batched_tokens=w.max_num_batched_tokens,
+                        tensor_parallel_size=w.num_gpus, kv_bytes_per_token=per_token, weights_bytes=weights,
+                        activation_peak_bytes=acts, non_torch_bytes=non_torch, cuda_graph_bytes=graphs,
+                        min_bytes=needed, per_gpu=per_gpu)
+    return phases, report
+
+
+class Vllm(Engine):
+    name = "vllm"
+    sizes_by_gpu = True
+    overhead_note = "a_overhead_vllm"
+
+    def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
+                  gpus: tuple[Gpu, ...]) -> tuple[Phases, Optional[EngineReport]]:
+        from ..estimators.common import dtype_bytes
+
+        a = dtype_bytes(dtype)
+        spec = tp_shard_spec(model.spec, w.num_gpus) if w.parallelism == "tp" else model.spec
+        held = weights(model, w, a, notes, spec)
+        if w.parallelism == "tp":
+            notes.append(Assumption("a_tp", {"n": w.num_gpus}))
+        return vllm_inference(model, w, held, a, gpus, notes)
+
+    def runtime_overhead(self, transient: int, gpu: Optional[Gpu]) -> Any:
+        """The CUDA context is inside vLLM's own non-torch accounting: only its spread remains."""
+        from ..memory.overhead import Overhead
+
+        return Overhead(0, 0, NON_TORCH_HIGH - NON_TORCH)
+
+    def verdicts(self, gpus: tuple[Gpu, ...], total: int, high: int,
+                 report: dict[str, Any]) -> tuple[GpuVerdict, ...]:
+        return tuple(verdict(g, v, report) for g, v in zip(gpus, report["per_gpu"]))
+
+    def needed_bytes(self, e: Estimate) -> int:
+        """vLLM takes a fixed share of any GPU, so what it needs is its minimum: weights, activation peak,
+        non-torch memory, CUDA graphs and the KV cache of one longest sequence."""
+        return e.engine["min_bytes"]
+
+    def budget(self, w: Workload, gpu: Gpu) -> int:
+        return int(gpu.usable_bytes * w.gpu_memory_utilization)
+
+    def fit_search(self, model: ResolvedModel, w: Workload, e: Estimate, fits: Callable[[Workload], bool],
+                   seq_limit: int) -> tuple[int, int, Optional[int]]:
+        """vLLM batches as many sequences as its KV pool holds: that, and the longest max_model_len."""
+        from ..plan import largest_fitting
+
+        max_concurrency = int(e.engine["per_gpu"][0]["max_concurrency"])
+        max_seq = largest_fitting(lambda s: fits(replace(w, max_model_len=s)), 1, max(seq_limit, 1))
+        return max_concurrency, max_seq, max_concurrency
+
+    def suggestions(self, model: ResolvedModel, w: Workload, usable: int,
+                    needs: Callable[[Workload], int]) -> list[Candidate]:
+        cands: list[Candidate] = []
+        if w.quant == "none":
+            cands.append(("s_quant", {"quant": "fp8"}, {"quant": "fp8"}, "quality"))
+        if w.kv_dtype not in ("fp8",):
+            cands.append(("s_kv_dtype", {"kv_dtype": "fp8"}, {"kv_dtype": "fp8"}, "quality"))
+        if w.gpu_memory_utilization < 0.95:
+            cands.append(("s_util", {"util": 0.95}, {"gpu_memory_utilization": 0.95}, "none"))
+        if not w.enforce_eager:
+            cands.append(("s_eager", {}, {"enforce_eager": True}, "speed"))
+        if w.max_num_seqs > 64:
+            cands.append(("s_seqs", {"n": 64}, {"max_num_seqs": 64, "max_num_batched_tokens": 2048}, "speed"))
+        return cands
+
+    def context_suggestions(self, model: ResolvedModel, w: Workload, max_seq: int) -> list[Candidate]:
+        current_len = w.max_model_len or model.spec.max_position_embeddings or w.seq
+        return [("s_max_len", {"seq": max_seq}, {"max_model_len": max_seq}, "quality")] \
+            if 0 < max_seq < current_len else []
+
+    def table_lines(self, e: Estimate, lang: str, units: str) -> list[str]:
+        from ..i18n import t
+        from ..units import format_bytes
+
+        return [t("vllm_gpu_line", lang, gpu=g["gpu"], kv=format_bytes(g["kv_pool_bytes"], units),
+                  tokens=f"{g['kv_tokens']:,}", c=g["max_concurrency"], n=e.engine["max_model_len"])
+                for g in e.engine["per_gpu"]]
+
+    def printed_components(self, e: Estimate) -> dict[str, int]:
+        """The terms of vLLM's memory profiling lines."""
+        r = e.engine
+        per = r["per_gpu"][0] if r["per_gpu"] else {}
+        return {"weights": r["weights_bytes"], "activation_peak": r["activation_peak_bytes"],
+                "non_torch": r["non_torch_bytes"], "kv_cache": per.get("kv_pool_bytes", 0),
+                "instance_budget": per.get("budget_bytes", 0), "cuda_graphs": r["cuda_graph_bytes"]}
+
+
+def verdict(gpu: Gpu, per_gpu: dict[str, Any], engine: dict[str, Any]) -> GpuVerdict:
+    """vLLM fits when the KV pool left after weights, activations and overhead holds one ``max_model_len``
+    sequence; *tight* when it holds fewer than two. Headroom is the pool beyond that one sequence."""
+    one = engine["kv_bytes_per_token"] * engine["max_model_len"]
+    tokens, max_len = per_gpu["kv_tokens"], engine["max_model_len"]
+    v = "no" if tokens < max_len else ("tight" if tokens < 2 * max_len else "fits")
+    return GpuVerdict(name=gpu.name, memory_bytes=gpu.memory_bytes, usable_bytes=gpu.usable_bytes, verdict=v,
+                      headroom_bytes=per_gpu["kv_pool_bytes"] - one)
+
+
+ENGINE = Vllm()

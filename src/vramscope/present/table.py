@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Sequence
 if TYPE_CHECKING:
     from ..plan import FitAnswer
 
+from ..engines.base import engine_for
 from ..i18n import t
 from ..result import COMPONENTS, Estimate
 from ..units import format_bytes, format_count
@@ -53,14 +54,7 @@ def render_estimate(e: Estimate, lang: str = "en", units: str = "GiB") -> str:
         phases = ", ".join(f"{t('phase_' + p, lang)} {format_bytes(sum(v.values()), units)}"
                            for p, v in e.phases.items())
         out.append(f"{t('peak_phase', lang)}: {t('phase_' + e.peak_phase, lang)} ({phases})")
-    if e.engine.get("name") == "vllm":
-        for g in e.engine["per_gpu"]:
-            out.append(t("vllm_gpu_line", lang, gpu=g["gpu"], kv=format_bytes(g["kv_pool_bytes"], units),
-                         tokens=f"{g['kv_tokens']:,}", c=g["max_concurrency"], n=e.engine["max_model_len"]))
-    if e.engine.get("name") == "llama.cpp":
-        host = e.engine["host"]
-        out.append(t("llamacpp_host_line", lang, model=format_bytes(host["model_buffer_bytes"], units),
-                     kv=format_bytes(host["kv_buffer_bytes"], units)))
+    out.extend(engine_for(e.workload).table_lines(e, lang, units))
     if e.engine.get("host_bytes"):
         out.append(t("host_line", lang, host=format_bytes(e.engine["host_bytes"], units)))
     if e.engine.get("host_bytes_per_node"):
@@ -95,7 +89,7 @@ def render_fit(a: "FitAnswer", lang: str = "en", units: str = "GiB") -> str:
              "  " + (t("fit_max_seq", lang, n=f"{a.max_seq:,}",
                         limit=t("fit_seq_limit", lang) if a.max_seq == a.seq_limit else "")
                       if a.max_seq else t("fit_max_seq_none", lang))]
-    if a.min_gpus_parallelism == "llama.cpp":
+    if not engine_for(e.workload).multi_gpu:
         lines.append("  " + t("fit_min_gpus_na", lang))
     elif a.min_gpus is not None:
         lines.append("  " + t("fit_min_gpus", lang, n=a.min_gpus, parallelism=a.min_gpus_parallelism))

@@ -1,0 +1,189 @@
+"""The engine protocol: what every caller (estimator, API, planner, tables, validation) asks an engine.
+
+An engine answers, for a model and a workload: its inference phases and typed report (:meth:`Engine.inference`;
+the report's ``to_dict()`` is the estimate's ``engine`` JSON object), the runtime overhead to add
+(:meth:`Engine.runtime_overhead`), the number a GPU verdict compares and the verdicts
+(:meth:`Engine.needed_bytes`, :meth:`Engine.verdicts`), the memory it may use on a GPU (:meth:`Engine.budget`),
+what ``fit`` searches and suggests (:meth:`Engine.fit_search`, :meth:`Engine.suggestions`,
+:meth:`Engine.context_suggestions`), its table lines (:meth:`Engine.table_lines`) and the components it prints
+(:meth:`Engine.printed_components`). The defaults are those of an engine that sizes its memory by demand
+(``transformers``); an engine overrides what differs.
+
+To add an engine:
+
+1. write ``engines/<name>.py`` with a subclass of :class:`Engine` (``name`` and ``inference``; override the
+   hooks whose default does not hold for it) and a report dataclass deriving from :class:`EngineReport`, and
+   set ``ENGINE = <Subclass>()`` at its end;
+2. name its module in ``_MODULES`` below, and add its options' rows (``workload.py``: the engine name and its
+   options; ``i18n.py``: its sentences, in both languages).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, fields, is_dataclass, replace
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from ..result import Assumption
+
+if TYPE_CHECKING:
+    from ..gpus import Gpu
+    from ..memory.overhead import Overhead
+    from ..model.spec import ModelSpec
+    from ..result import Estimate, GpuVerdict
+    from ..sources.base import ResolvedModel
+    from ..workload import Workload
+
+Phases = dict[str, dict[str, int]]
+#: a change ``fit`` may suggest: (i18n key, message parameters, workload changes, cost)
+Candidate = tuple[str, dict[str, Any], dict[str, Any], str]
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value):
+        return value.to_dict()  # type: ignore[union-attr]
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Record:
+    """A typed part of an engine's report: its fields in order, a ``None`` field left out of the JSON."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                out[f.name] = _plain(value)
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineReport(Record):
+    """What an engine reports beside the phases; ``to_dict()`` is the estimate's ``engine`` object."""
+
+    name: str
+
+
+def weights(model: "ResolvedModel", w: "Workload", a: float, notes: list[Assumption],
+            rank_spec: Optional["ModelSpec"] = None) -> int:
+    """The weights on one GPU (``rank_spec``: its tensor-parallel slice), noting where the bytes come from."""
+    from ..memory.weights import spec_weight_bytes, weight_bytes
+
+    use_stored = model.stored is not None and w.dtype is None and w.quant == "none"
+    wb = weight_bytes(model, a, w.quant, use_stored)
+    if rank_spec is not None and rank_spec is not model.spec:
+        full = spec_weight_bytes(model.spec, a, w.quant).total
+        part = spec_weight_bytes(rank_spec, a, w.quant).total
+        return int(wb.total * part / full) if full else 0
+    if wb.exact_from_files:
+        notes.append(Assumption("a_weights_files", {"format": model.stored_format or "?"}))
+    elif w.quant != "none":
+        notes.append(Assumption("a_weights_quant", {"quant": w.quant}))
+    return wb.total
+
+
+class Engine:
+    """An inference engine. Subclasses set ``name`` and implement :meth:`inference`."""
+
+    name: str = ""
+    #: whether the engine runs one model across several GPUs (``fit`` searches the fewest)
+    multi_gpu: bool = True
+    #: whether the engine sizes its memory from the GPU it runs on (the estimate then needs the GPU)
+    sizes_by_gpu: bool = False
+    #: the assumption that explains the overhead
+    overhead_note: str = "a_overhead"
+
+    def inference(self, model: "ResolvedModel", w: "Workload", dtype: str, notes: list[Assumption],
+                  gpus: tuple["Gpu", ...]) -> tuple[Phases, Optional[EngineReport]]:
+        """The inference phases on one GPU and the engine's report (None: no ``engine`` fields)."""
+        raise NotImplementedError
+
+    def runtime_overhead(self, transient: int, gpu: Optional["Gpu"]) -> "Overhead":
+        """What runs beside the tensors: CUDA context, cuBLAS workspace (of the first GPU named), fragmentation."""
+        from ..memory.overhead import cublas_workspace, runtime_overhead
+
+        ws = cublas_workspace(gpu.compute_capability, gpu.gfx_target, gpu.vendor) if gpu else None
+        return runtime_overhead(transient, ws)
+
+    def verdicts(self, gpus: tuple["Gpu", ...], total: int, high: int,
+                 report: dict[str, Any]) -> tuple["GpuVerdict", ...]:
+        """Fits, tight or no on each GPU: the total and the top of its range against the usable memory."""
+        from ..gpus import verdict
+
+        return tuple(verdict(g, total, high) for g in gpus)
+
+    def needed_bytes(self, e: "Estimate") -> int:
+        """What the workload needs on one GPU, the number ``fit`` compares with :meth:`budget`."""
+        return e.total_bytes
+
+    def budget(self, w: "Workload", gpu: "Gpu") -> int:
+        """The memory the workload may use on ``gpu``."""
+        return gpu.usable_bytes
+
+    def fit_search(self, model: "ResolvedModel", w: "Workload", e: "Estimate", fits: Callable[["Workload"], bool],
+                   seq_limit: int) -> tuple[int, int, Optional[int]]:
+        """``fit``'s searches: (largest batch, largest context, sequences served at once or None)."""
+        from ..plan import largest_fitting
+        from ..workload import MAX_BATCH
+
+        max_batch = largest_fitting(lambda b: fits(replace(w, batch=b)), 1, MAX_BATCH)
+        max_seq = largest_fitting(lambda s: fits(replace(w, seq=s)), 1, max(seq_limit, 1))
+        return max_batch, max_seq, None
+
+    def suggestions(self, model: "ResolvedModel", w: "Workload", usable: int,
+                    needs: Callable[["Workload"], int]) -> list[Candidate]:
+        """The engine's own changes that may make an inference workload fit, in order."""
+        return []
+
+    def context_suggestions(self, model: "ResolvedModel", w: "Workload", max_seq: int) -> list[Candidate]:
+        """A shorter context when the largest that fits (``max_seq``) is below the workload's."""
+        return [("s_seq", {"seq": max_seq}, {"seq": max_seq}, "quality")] if 0 < max_seq < w.seq else []
+
+    def table_lines(self, e: "Estimate", lang: str, units: str) -> list[str]:
+        """Lines the estimate table prints for this engine, after the phases."""
+        return []
+
+    def printed_components(self, e: "Estimate") -> dict[str, int]:
+        """The estimate under the names the engine itself prints (compared with its logs)."""
+        return dict(e.components)
+
+
+_MODULES = {"transformers": "transformers", "vllm": "vllm", "llama.cpp": "llamacpp"}
+
+
+def _load() -> dict[str, Engine]:
+    return {name: importlib.import_module(f".{module}", __package__).ENGINE for name, module in _MODULES.items()}
+
+
+class _Registry(Mapping):
+    """``ENGINES[name]``: the engines by name, their modules imported on first use (start-up stays light)."""
+
+    def __init__(self) -> None:
+        self._engines: Optional[dict[str, Engine]] = None
+
+    def _all(self) -> dict[str, Engine]:
+        if self._engines is None:
+            self._engines = _load()
+        return self._engines
+
+    def __getitem__(self, name: str) -> Engine:
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_MODULES)
+
+    def __len__(self) -> int:
+        return len(_MODULES)
+
+
+ENGINES: Mapping[str, Engine] = _Registry()
+
+
+def engine_for(w: Any) -> Engine:
+    """The engine of a workload, or of an estimate's ``workload`` object (a dict)."""
+    name = w.get("engine", "transformers") if isinstance(w, dict) else w.engine
+    return ENGINES[name]

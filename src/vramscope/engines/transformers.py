@@ -1,0 +1,65 @@
+"""transformers ``generate()``: memory by demand, with a dynamic (or static) KV cache.
+
+``load`` holds the weights; ``prefill`` adds the KV cache of the whole context and the prefill transient;
+``decode`` holds weights, the cache and a one-token transient. Under tensor parallelism each GPU holds its
+slice (``memory/parallel.py: tp_shard_spec``).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ..gpus import Gpu
+from ..memory.activations import inference_transient
+from ..memory.kv_cache import KV_DTYPE_BYTES, kv_cache_bytes
+from ..memory.parallel import tp_shard_spec
+from ..result import Assumption
+from ..sources.base import ResolvedModel
+from ..workload import Workload
+from .base import Candidate, Engine, EngineReport, Phases, weights
+
+
+class Transformers(Engine):
+    name = "transformers"
+
+    def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
+                  gpus: tuple[Gpu, ...]) -> tuple[Phases, Optional[EngineReport]]:
+        from ..estimators.common import dtype_bytes
+
+        a = dtype_bytes(dtype)
+        spec = tp_shard_spec(model.spec, w.num_gpus) if w.parallelism == "tp" else model.spec
+        held = weights(model, w, a, notes, spec)
+        if w.parallelism == "tp":
+            notes.append(Assumption("a_tp", {"n": w.num_gpus}))
+        kv_dtype = w.kv_dtype or dtype
+        # transformers' DynamicCache keeps every prompt token through prefill, sliding-window layers included
+        # (DynamicSlidingWindowLayer crops only from the first decode step on; checked by trace). A static cache
+        # (cache_implementation="static") preallocates max_cache_len = the context, sliding layers only their
+        # window.
+        kv = kv_cache_bytes(spec, w.seq, w.batch, KV_DTYPE_BYTES[kv_dtype], encoder_tokens=w.seq,
+                            cap_sliding=w.cache == "static")
+        prefill = inference_transient(spec, w.batch, w.seq, a, w.attn, all_logits=spec.kind == "encoder")
+        decode = inference_transient(spec, w.batch, 1, a, w.attn)
+        notes.append(Assumption("a_inference_context", {"seq": w.seq, "batch": w.batch, "kv_dtype": kv_dtype,
+                                                        "attn": w.attn}))
+        if spec.sliding_window and spec.kind != "encoder":
+            notes.append(Assumption("a_sliding", {"window": spec.sliding_window}))
+        if spec.mla is not None:
+            notes.append(Assumption("a_mla_transformers"))
+        return {
+            "load": {"weights": held},
+            "prefill": {"weights": held, "kv_cache": kv, "activations": prefill},
+            "decode": {"weights": held, "kv_cache": kv, "activations": decode},
+        }, None
+
+    def suggestions(self, model: ResolvedModel, w: Workload, usable: int, needs) -> list[Candidate]:
+        cands: list[Candidate] = []
+        if w.quant == "none":
+            cands += [("s_quant", {"quant": "int8"}, {"quant": "int8"}, "quality"),
+                      ("s_quant", {"quant": "nf4"}, {"quant": "nf4"}, "quality")]
+        if (w.kv_dtype or "") not in ("fp8", "int8", "q8_0", "q4_0"):
+            cands.append(("s_kv_dtype", {"kv_dtype": "fp8"}, {"kv_dtype": "fp8"}, "quality"))
+        return cands
+
+
+ENGINE = Transformers()
