@@ -1,0 +1,493 @@
+"""Training memory as named steps, each a small function returning its state (a frozen dataclass) and appending
+its assumptions; :func:`vramscope.estimators.analytic._training` runs them top to bottom.
+
+1. :func:`precision` – the recipe (pure / mixed / fp32 / DeepSpeed / LoRA) and the unsharded bytes of weights,
+   gradients, optimizer states and the step's temporaries (ZeRO paper §3 for 2 + 2 + 12 bytes; peft
+   ``autocast_adapter_dtype``; ``torch.autocast`` weight cast cache);
+2. :func:`saved_activations` – what forward saves (``memory/activations.py``: Korthikanti et al. 2022, traced
+   per family) and the context-parallel exchange (``memory/parallel.py``);
+3. :func:`layout` – the shard group and what the strategy (:class:`vramscope.strategy.Strategy`) splits:
+   FSDP 1/2 and ZeRO-3 gather buffers, ZeRO-1/2 reduce buckets, DDP's reducer buckets, expert parallelism
+   (``memory/parallel.py``, DeepSpeed stage_1_and_2.py / stage3.py);
+4. :func:`offload` – ZeRO-Offload (arXiv 2101.06840) / FSDP CPUOffload / ZeRO-Infinity on NVMe;
+   :func:`offload_activations` – torchtune / TRL ``OffloadActivations``;
+5. the per-phase moments: :func:`forward_moment` and :func:`backward_moment` pick the largest live set among a
+   phase's candidate moments (loss, a layer's gather, the last layer's backward, the gradient reduce, chunked
+   heads, checkpoint recomputation, the optimizer stepped in backward), each traced on real runs
+   (docs/accuracy.md); the pipeline stages (``memory/pipeline.py``) then split the phases per rank.
+
+The framework (:class:`vramscope.frameworks.Framework`) enters as data: its loop keeps the logits or not, its
+modules keep adapters in the model dtype or in fp32, its 4-bit bases dequantize at some bytes per element.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..errors import VramscopeError
+from ..memory.activations import (FULL_TRAINING, TrainFlags, TrainingActivations, checkpointed_layers, dora_forward_transient,
+                                  merged_expert_bytes, training_activations)
+from ..memory.gradients import gradient_bytes
+from ..memory.optimizer_states import deepspeed_step_temporary, optimizer_state_bytes, step_temporary_bytes
+from ..memory.parallel import (NO_BUFFERS, FsdpBuffers, context_parallel_transient, expert_fraction, fsdp_buffers,
+                               largest_layer_params, nvme_pinned_bytes, persistent_params, split_bytes,
+                               zero3_buffers, zero_bucket)
+from ..memory.pipeline import pipeline_stages
+from ..memory.trainable import Trainable, dora_magnitude_params, lora_modules
+from ..memory.weights import spec_weight_bytes
+from ..model.spec import ModelSpec
+from ..model.tensors import groups, largest_layer_linear, largest_tensor
+from ..result import Assumption
+from ..sources.base import ResolvedModel
+from ..engines.base import weights as weights_on_rank
+from ..workload import Workload
+from .common import dtype_bytes
+
+Phases = dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Step 1: the recipe, its byte widths, and the unsharded per-rank tensors."""
+    recipe: str
+    dtype: str
+    a: float  # compute dtype bytes
+    act_bytes: float  # saved activations
+    param_bytes: float  # trainable parameters and their gradients
+    gather_bytes: float  # parameters as FSDP gathers them
+    cast_cache: int
+    weights: int
+    grads: int
+    states: int
+    temp: int
+    layer_params: int
+    largest: int
+
+
+def recipe_for(w: Workload, dtype: str) -> str:
+    if w.method in ("lora", "qlora"):
+        return "lora"
+    if w.precision != "auto":
+        return w.precision
+    if dtype == "fp32":
+        return "fp32"
+    if w.strategy.is_zero:
+        return "deepspeed"  # DeepSpeed keeps fp32 master weights and states for bf16/fp16 training
+    return "mixed" if w.task == "pretrain" else "pure"
+
+
+def precision(model: ResolvedModel, w: Workload, dtype: str, t: Trainable, notes: list[Assumption]) -> Precision:
+    spec = model.spec
+    adapters = w.method in ("lora", "qlora")
+    recipe = recipe_for(w, dtype)
+    if recipe == "fp32":
+        dtype = "fp32"
+    a = dtype_bytes(dtype)
+    master, cast_cache = 0, 0
+    if recipe == "mixed":
+        weights = int(model.params * 4)
+        param_bytes = 4.0
+        linear = sum(g.numel for g in groups(spec) if g.tensor.linear) if model.exact_shape else model.params
+        cast_cache = int(linear * 2)
+    elif recipe == "deepspeed":
+        # DeepSpeed / Megatron mixed precision (ZeRO paper §3: 2 + 2 + 12 bytes per parameter): 16-bit
+        # parameters and gradients, fp32 master weights and fp32 Adam states held by the optimizer
+        weights = weights_on_rank(model, w, a, notes)
+        param_bytes = a
+        master = int(t.params * 4)
+    else:
+        weights = weights_on_rank(model, w, a, notes)
+        # peft keeps adapters in fp32 (autocast_adapter_dtype); torchtune builds them in the model dtype
+        adapter_bytes = w.profile.adapter_bytes
+        param_bytes = (a if adapter_bytes is None else adapter_bytes) if adapters else a
+    if adapters:
+        weights += int(t.adapter_params * param_bytes)
+    largest = largest_tensor(spec) if not adapters else 0
+    return Precision(
+        recipe=recipe, dtype=dtype, a=a, act_bytes=2.0 if recipe == "mixed" else a, param_bytes=param_bytes,
+        gather_bytes=4.0 if recipe == "mixed" else a, cast_cache=cast_cache, weights=weights,
+        grads=gradient_bytes(t.params, param_bytes),
+        states=optimizer_state_bytes(w.optimizer, t.params, 4.0 if recipe == "deepspeed" else param_bytes) + master,
+        temp=step_temporary_bytes(w.optimizer, t.params, param_bytes, largest),
+        layer_params=largest_layer_params(spec) if not adapters and not w.train_modules else 0, largest=largest)
+
+
+@dataclass(frozen=True)
+class Saved:
+    """Step 2: what forward saves on this rank, and the context-parallel exchange."""
+    acts: TrainingActivations
+    flags: TrainFlags
+    seq_local: int
+    sp_temp: int
+
+
+def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, seq_shard: int,
+                      notes: list[Assumption]) -> Saved:
+    seq_local = -(-w.seq // w.sp)  # context parallelism: each rank holds seq / sp tokens
+    acts = training_activations(spec, w.batch, seq_local, p.act_bytes, w.attn, w.grad_checkpointing, flags,
+                                every=w.checkpoint_every, selective=w.checkpoint_mode == "selective",
+                                ce_chunks=w.ce_chunks, replicated_shard=seq_shard, compiled_loss=w.compile)
+    sp_temp = context_parallel_transient(spec, w.batch * seq_local, p.act_bytes, w.sp_mode) if w.sp > 1 else 0
+    if w.sp > 1:
+        notes.append(Assumption("a_sp", {"n": w.sp, "mode": w.sp_mode, "seq": seq_local}))
+    return Saved(acts, flags, seq_local, sp_temp)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Step 3 (and 4): per-rank bytes after sharding (and offload), the gather buffers, the shard group."""
+    weights: int
+    grads: int
+    states: int
+    temp: int
+    buf: FsdpBuffers
+    n: int
+
+
+def shard_group(w: Workload) -> int:
+    """Data-parallel ranks times context-parallel ranks (inside one node for hybrid sharding)."""
+    return max(1, w.dp * w.sp // (w.nodes if w.fsdp_sharding == "hybrid" else 1))
+
+
+def _expert_share(spec: ModelSpec, w: Workload, notes: list[Assumption]) -> float:
+    if w.ep <= 1:
+        return 0.0
+    if spec.moe is None or spec.moe.num_experts % w.ep:
+        raise VramscopeError("conflict", field="--ep", reason="expert parallelism needs an MoE model whose "
+                             f"experts divide by {w.ep}" if spec.moe is None else
+                             f"{spec.moe.num_experts} experts do not divide by {w.ep}")
+    share = expert_fraction(spec)
+    notes.append(Assumption("a_ep", {"n": w.ep, "experts": spec.moe.num_experts // w.ep}))
+    return share
+
+
+def layout(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes: list[Assumption]) -> Layout:
+    n = shard_group(w)
+    share = _expert_share(spec, w, notes)
+    s = w.strategy
+
+    def split(x: int, shard: int) -> int:
+        return split_bytes(x, share, shard, w.ep)
+
+    buf = NO_BUFFERS
+    if s.is_fsdp:
+        weights, grads, states, temp = (split(x, n) for x in (p.weights, p.grads, p.states, p.temp))
+        layer_bytes = 0.0
+        if w.quant != "none":  # quantized linears are gathered as stored; embeddings and head stay 16-bit
+            qb = spec_weight_bytes(spec, p.a, w.quant)
+            if qb.quantized_params:
+                layer_bytes = (qb.total - qb.kept_params * p.a) / qb.quantized_params
+        trains_layers = w.method not in ("lora", "qlora") and not w.train_modules
+        buf = fsdp_buffers(spec, w.fsdp_version, p.gather_bytes, p.param_bytes, trains_layers,
+                           w.method == "full", w.grad_checkpointing and w.method != "full", layer_bytes)
+        notes.append(Assumption("a_fsdp_v", {"n": n, "v": w.fsdp_version,
+                                             "hybrid": f" × {w.nodes} replicas" if w.fsdp_sharding == "hybrid" else ""}))
+    elif s.is_zero and s.shards_params:
+        weights, grads, states, temp = (split(x, n) for x in (p.weights, p.grads, p.states, p.temp))
+        weights += int(persistent_params(spec, w.zero_persistence) * p.a)
+        grads += zero_bucket(w.reduce_bucket, t.params, p.param_bytes)
+        buf = zero3_buffers(spec, p.a, w.zero_prefetch, w.zero_max_live, w.reduce_bucket, t.params)
+        notes.append(Assumption("a_zero3", {"n": n, "prefetch": f"{w.zero_prefetch:.2g}",
+                                            "live": f"{w.zero_max_live:.2g}", "bucket": f"{w.reduce_bucket:.2g}"}))
+    elif s.is_zero:
+        # ZeRO stage 1 shards optimizer states (and the step), stage 2 also gradients, which then pass through
+        # one reduce bucket (DeepSpeed's reduce_bucket_size, 5e8 elements by default)
+        weights, states, temp = split(p.weights, 1), split(p.states, n), split(p.temp, n)
+        grads = split(p.grads, n if s.shards_grads else 1) + zero_bucket(w.reduce_bucket, t.params, p.param_bytes)
+        notes.append(Assumption("a_zero", {"stage": str(s.stage), "n": n, "bucket": f"{w.reduce_bucket:.2g}"}))
+    else:
+        weights, grads, states, temp = (split(x, 1) for x in (p.weights, p.grads, p.states, p.temp))
+        if s.is_ddp:
+            # DDP's reducer keeps flat communication buckets beside .grad (gradient_as_bucket_view=False)
+            grads *= 2
+            notes.append(Assumption("a_ddp", {"n": n}))
+    if p.recipe == "deepspeed" and s.is_zero:
+        temp = deepspeed_step_temporary(t.params, p.a, n, s.shards_params)
+    return Layout(weights, grads, states, temp, buf, n)
+
+
+@dataclass(frozen=True)
+class Offloaded:
+    """Step 4: the GPU layout left after offload, and what went to host memory (or NVMe)."""
+    layout: Layout
+    host: int
+    nvme: int | None
+
+
+def offload(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, lay: Layout,
+            notes: list[Assumption]) -> Offloaded:
+    # ZeRO-Offload (arXiv 2101.06840) / FSDP CPUOffload: fp32 master weights, Adam states, fp32 gradients
+    # and the optimizer step live in pinned host memory; the GPU keeps gradient buckets (two layers' worth)
+    adapters = w.method in ("lora", "qlora")
+    n, buf, weights = lay.n, lay.buf, lay.weights
+    layer_grads = int(p.layer_params * p.param_bytes) if not adapters else lay.grads
+    host = int(t.params * (4 + 4 + 8)) // (n if w.strategy.shards_optimizer else 1)
+    grads = min(lay.grads, 2 * layer_grads)
+    params_off = w.offload == "optimizer+params"
+    if params_off:
+        host += weights
+        weights = 0
+        if buf is NO_BUFFERS:
+            buf = fsdp_buffers(spec, w.fsdp_version, p.a, p.param_bytes, not adapters, w.method == "full")
+    nvme = None
+    if w.offload_device == "nvme":
+        # ZeRO-Infinity: states (and parameters) on NVMe; the host keeps pinned swap buffers only
+        nvme = host
+        host = nvme_pinned_bytes(int(t.params // n), int(t.params // n), params_off, p.a)
+    notes.append(Assumption("a_offload", {"what": w.offload, "host": f"{host / 2**30:.1f} GiB"}))
+    return Offloaded(Layout(weights, grads, 0, 0, buf, n), host, nvme)
+
+
+def offload_activations(acts: TrainingActivations, notes: list[Assumption]) -> tuple[TrainingActivations, int]:
+    # torchtune / TRL OffloadActivations: every saved tensor of at least 1 KiB that is not a parameter goes
+    # to pinned host memory during forward (the output head excepted) and comes back, one autograd node at a
+    # time, in backward; the loss head runs outside the context and keeps its tensors on the GPU, and the
+    # last few offloaded tensors (the final norm's) stay stashed until backward begins
+    host_acts = acts.layers - acts.head_inputs
+    notes.append(Assumption("a_act_offload", {"host": f"{host_acts / 2**30:.1f} GiB"}))
+    return replace(acts, layers=acts.head_inputs), host_acts
+
+
+def kept_gradients(w: Workload, t: Trainable, p: Precision, grads: int) -> int:
+    """Gradients alive through forward and backward: kept across micro-batches, or ZeRO's partition/bucket."""
+    kept = grads if w.grad_accum > 1 else 0
+    s = w.strategy
+    if s.is_zero and s.shards_grads:
+        kept = grads  # the gradient partition and the bucket are allocated once and stay (stage3.py 786-801)
+    elif s.is_zero:
+        kept = max(kept, zero_bucket(w.reduce_bucket, t.params, p.param_bytes))
+    return kept
+
+
+@dataclass(frozen=True)
+class Transients:
+    """Short-lived bytes inside a layer: peft's merged expert weights, a 4-bit base's dequantized linear, DoRA."""
+    in_flight: int
+    merged_last: int
+    dequant: int
+    dora_forward: int
+    dora_recompute: int
+
+
+def transients(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, buf: FsdpBuffers) -> Transients:
+    merged = merged_expert_bytes(spec, p.act_bytes, flags)
+    # 4-bit bases (QLoRA) dequantize each layer's weight to the compute dtype for its matmul, forward and
+    # backward (bitsandbytes matmul_4bit, torchao linear_nf4): one linear's weight alive at a time. torchao's
+    # NF4Tensor.get_original_weight (torchtune) builds int64 indices on the way: 14.05 bytes per element in eager
+    # mode, traced on real tensors; compiled layers fuse it to the bf16 weight only
+    eager = w.profile.eager_dequant_bytes
+    dequant = int(largest_layer_linear(spec) * (eager if eager is not None and not w.compile else p.a)) \
+        if w.method == "qlora" else 0
+    dora_temp = dora_forward_transient(spec, flags.lora, not w.grad_checkpointing) if flags.dora else 0
+    if flags.dora and spec.moe is not None and "experts" in flags.lora:
+        raise VramscopeError("conflict", field="--dora", reason="peft has no DoRA for fused MoE experts; "
+                                                                "target the attention modules (--lora-targets)")
+    return Transients(
+        # under checkpointing a layer's forward still builds its merged expert weights, then drops them
+        in_flight=merged if w.grad_checkpointing else 0,
+        # under FSDP the last layer's merged expert weights appear after its copy-out (below)
+        merged_last=merged if buf is not NO_BUFFERS and not w.grad_checkpointing else 0,
+        dequant=dequant, dora_forward=dora_temp,
+        # a recomputed DoRA layer rebuilds its weights with autograd recording
+        dora_recompute=dora_forward_transient(spec, flags.lora) if flags.dora and w.grad_checkpointing else 0)
+
+
+def _at(moment: tuple[int, int], phase: dict) -> dict:
+    """``phase`` with the unsharded parameters (weights) and gradient buffers (temporaries) of a moment."""
+    return {**phase, "weights": phase["weights"] + moment[0], "temporaries": phase.get("temporaries", 0) + moment[1]}
+
+
+def _largest(candidates: list[dict]) -> dict:
+    return max(candidates, key=lambda c: sum(c.values()))
+
+
+def forward_moment(sv: Saved, lay: Layout, tr: Transients, kept: int, cast_cache: int) -> dict:
+    # forward peaks while the loss is computed, or (sharded) while a layer's parameters are copied out (peft's
+    # merged expert weights of that last layer not built yet), or (DoRA) while the last layer rebuilds its
+    # adapted weights, nearly everything saved being alive
+    acts, buf, sp_temp = sv.acts, lay.buf, sv.sp_temp
+    base = {"weights": lay.weights, "optimizer_states": lay.states, "gradients": kept}
+    candidates = [
+        _at((buf.forward_loss, 0), {**base, "loss_head": acts.loss_forward_extra,
+                                    "activations": acts.layers + cast_cache + acts.loss_resident + tr.in_flight,
+                                    "temporaries": sp_temp}),
+        _at((buf.forward_layer, 0), {**base, "temporaries": sp_temp + tr.dequant,
+                                     "activations": acts.layers + cast_cache + tr.in_flight - tr.merged_last}),
+    ]
+    if tr.dora_forward:
+        candidates.append(_at((buf.forward_layer, 0), {**base, "activations": acts.layers + cast_cache
+                                                       + tr.dora_forward}))
+    if tr.merged_last:  # building them: only the layer and its retained gather buffer are unsharded
+        candidates.append(_at((buf.forward_held, 0), {**base, "activations": acts.layers + cast_cache,
+                                                      "temporaries": sp_temp}))
+    return _largest(candidates)
+
+
+def _head_grads(spec: ModelSpec, w: Workload, p: Precision) -> tuple[int, int]:
+    """The trainable embedding's gradient, and (tied) the head's and the embedding's both alive when summed."""
+    embed_grad = int(spec.vocab_size * spec.hidden_size * p.param_bytes) if w.method == "full" else 0
+    return embed_grad, 2 * embed_grad if spec.tie_embeddings and embed_grad else 0
+
+
+def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, lay: Layout, tr: Transients,
+                         kept: int) -> tuple[list[dict], dict | None]:
+    """Backward's moments: its start (cross-entropy backward on top of everything forward saved), its end (all
+    gradients), the sharded layers' gathers and reduces, a chunked head, the last recomputed layer."""
+    acts, buf, n, grads, sp_temp = sv.acts, lay.buf, lay.n, lay.grads, sv.sp_temp
+    base = {"weights": lay.weights, "optimizer_states": lay.states}
+    embed_grad, tied_extra = _head_grads(spec, w, p)
+    logits = int(w.batch * sv.seq_local * spec.vocab_size * p.act_bytes)
+    candidates = [
+        _at((buf.backward_loss, 0), {**base, "gradients": kept, "activations": acts.saved,
+                                     "temporaries": max(acts.loss_backward_extra, acts.layer_backward_extra) + sp_temp,
+                                     # a plain PyTorch loop still holds out.logits (compute dtype) as backward starts
+                                     "loss_head": logits if w.profile.keeps_logits else 0}),
+        _at(buf.backward_end, {**base, "gradients": grads - buf.end_pending // n, "temporaries": tied_extra}),
+    ]
+    if buf is not NO_BUFFERS:
+        # the output head's backward (its unsharded gradient, the loss's tensors gone) and the first layers'
+        # backward (nearly all gradients and a layer in flight)
+        candidates.append(_at(buf.backward_start, {**base, "gradients": kept, "activations": acts.layers}))
+        # the last layer's backward: its parameters and the prefetched next layer beside nearly everything saved
+        candidates.append(_at((buf.backward_layer[0], 0), {**base, "gradients": kept, "activations": acts.layers,
+                                                           "temporaries": acts.layer_backward_extra}))
+        candidates.append(_at(buf.backward_layer, {**base, "gradients": grads - buf.layer_pending // n}))
+        candidates.append(_at(buf.backward_reduce, {**base, "gradients": grads}))
+    head_candidate = None
+    if w.ce_chunks > 1 and w.method == "full":
+        # a chunked output head runs lm_head once per chunk. Autograd runs every chunk's cross-entropy backward
+        # first (later nodes first), leaving each chunk's logits gradient, then the head's matmuls: from the
+        # second on, it adds each chunk's weight gradient to .grad out of place (old .grad, the new one and their
+        # sum alive) while the other chunks' logits gradients wait
+        head = int(spec.vocab_size * spec.hidden_size * p.param_bytes)
+        head_candidate = {**base, "gradients": kept + head, "activations": acts.layers,
+                          "temporaries": 2 * head + logits * (w.ce_chunks - 2) // w.ce_chunks}
+        candidates.append(head_candidate)
+    if w.grad_checkpointing or w.activation_offload:
+        layer_grads = int(p.layer_params * p.param_bytes) // (n if w.strategy.shards_params else 1)
+        # recomputed tensors are re-created inside backward: temporaries, as a trace sees them
+        candidates.append(_at(buf.backward_layer, {
+            **base, "gradients": max(kept, grads - layer_grads - embed_grad),
+            "temporaries": sp_temp + acts.one_layer + max(acts.layer_backward_extra, tr.dora_recompute, tr.dequant)}))
+    elif tr.dequant:
+        candidates.append({**base, "gradients": kept, "activations": acts.layers, "temporaries": tr.dequant})
+    return candidates, head_candidate
+
+
+def _step_in_backward(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, lay: Layout,
+                      candidates: list[dict], head_candidate: dict | None) -> list[dict]:
+    # torchtune's optimizer_in_bwd: a post-accumulate-grad hook steps each parameter as soon as its
+    # gradient is complete and frees it, so gradients never pile up and there is no separate step
+    # inside the layers at most one weight's gradient exists; the output head's accumulates over its chunks
+    # and the embedding's, last, is the largest
+    grads, largest, param_bytes = lay.grads, p.largest, p.param_bytes
+    embed_grad, tied_extra = _head_grads(spec, w, p)
+    one = int(largest * param_bytes) if largest else min(grads, int(p.layer_params * param_bytes))
+    in_layer = min(one, int(largest_layer_linear(spec) * param_bytes)) if largest else one
+    step_one = step_temporary_bytes(w.optimizer, largest or t.params, param_bytes, largest)
+    # a tied output head's gradient waits in the autograd engine for the embedding's, at the very end
+    waiting = embed_grad if spec.tie_embeddings else 0
+    loss_start = candidates[0]
+    candidates = [c if c is head_candidate else
+                  {**c, "gradients": min(c.get("gradients", 0), in_layer) + (0 if c is loss_start else waiting)}
+                  for c in candidates if c.get("gradients", 0) != grads]
+    candidates.append(_at(lay.buf.backward_layer, {"weights": lay.weights, "optimizer_states": lay.states,
+                                                   "gradients": one, "temporaries": step_one + tied_extra}))
+    # a gradient that lives only until its own step is a temporary, as a trace sees it
+    return [{**c, "gradients": 0, "temporaries": c.get("temporaries", 0) + c.get("gradients", 0)}
+            for c in candidates]
+
+
+def backward_moment(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, sv: Saved, lay: Layout,
+                    tr: Transients, kept: int) -> dict:
+    candidates, head_candidate = _backward_candidates(spec, w, p, sv, lay, tr, kept)
+    if w.optimizer_in_backward:
+        candidates = _step_in_backward(spec, w, t, p, lay, candidates, head_candidate)
+    return _largest(candidates)
+
+
+def recipe_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes: list[Assumption]) -> None:
+    """The closing assumptions: the recipe and framework, then the shape options in the order they print."""
+    own = f"_{w.framework}" if p.recipe == "lora" and w.profile.own_modules else ""
+    notes.append(Assumption(f"a_recipe_{p.recipe}{own}", {"dtype": p.dtype}))
+    notes.append(Assumption(f"a_framework_{w.framework}", {"chunks": w.ce_chunks}))
+    if w.packing:
+        notes.append(Assumption("a_packing", {"seq": w.seq}))
+    if w.grad_checkpointing and w.checkpoint_mode == "selective":
+        notes.append(Assumption("a_ckpt_selective"))
+    elif w.grad_checkpointing and w.checkpoint_every > 1:
+        n_layers = spec.num_layers + spec.num_decoder_layers
+        notes.append(Assumption("a_ckpt_every", {"ckpt": checkpointed_layers(n_layers, w.checkpoint_every),
+                                                 "layers": n_layers, "every": w.checkpoint_every}))
+    if w.ce_chunks > 1:
+        notes.append(Assumption("a_chunked_ce", {"chunks": w.ce_chunks}))
+    if w.compile:
+        notes.append(Assumption("a_compile"))
+    if w.dora:
+        notes.append(Assumption("a_dora", {"magnitude": f"{dora_magnitude_params(spec, w.lora_targets):,}"}))
+    notes.append(Assumption("a_training_shape", {"batch": w.batch, "seq": w.seq, "attn": w.attn,
+                                                 "optimizer": w.optimizer, "accum": w.grad_accum}))
+    if spec.layout != "llama":
+        notes.append(Assumption("a_activations_korthikanti"))
+    if w.method in ("lora", "qlora"):
+        notes.append(Assumption("a_lora", {"rank": w.lora_rank, "targets": ",".join(w.lora_targets),
+                                           "trainable": f"{t.params:,}"}))
+
+
+def train_flags(spec: ModelSpec, w: Workload) -> TrainFlags:
+    """What trains (the method's modules) and whose modules run it (the framework's)."""
+    own = w.profile.own_modules
+    if w.method in ("lora", "qlora"):
+        return TrainFlags(base=False, embeddings=False, lora=lora_modules(spec, w.lora_targets),
+                          lora_rank=w.lora_rank, lora_dropout=w.lora_dropout > 0, dora=w.dora, torchtune=own)
+    if w.method == "freeze" and w.train_modules:
+        return TrainFlags(base=False, embeddings=False, modules=frozenset(w.train_modules), torchtune=own)
+    if w.method == "freeze":
+        return TrainFlags(base=True, embeddings=False, frozen_layers=w.frozen_layers, torchtune=own)
+    return TrainFlags(torchtune=True) if own else FULL_TRAINING
+
+
+def report_parallel(w: Workload, n: int, extra: dict) -> None:
+    """The host bytes a node pins and the parallel layout, as the estimate reports them."""
+    if extra.get("host_bytes") and w.num_gpus > 1:
+        # every GPU of a node pins its own share: the node's RAM must hold them all
+        extra["host_bytes_per_node"] = extra["host_bytes"] * (w.num_gpus // w.nodes)
+    if w.num_gpus > 1 or w.sp > 1 or w.ep > 1:
+        extra["parallel"] = {"world": w.num_gpus, "dp": w.dp, "tp": 1, "pp": w.pp, "sp": w.sp, "ep": w.ep,
+                             "shard_group": n if w.strategy.shards_optimizer else 1,
+                             "parallelism": w.parallelism}
+
+
+def step_phases(w: Workload, lay: Layout, forward: dict, backward: dict, notes: list[Assumption]) -> Phases:
+    phases: Phases = {
+        "load": {"weights": lay.weights},
+        "forward": forward,
+        "backward": backward,
+        "optimizer_step": {"weights": lay.weights, "gradients": lay.grads, "optimizer_states": lay.states,
+                           "optimizer_temp": lay.temp},
+    }
+    if w.optimizer_in_backward:
+        del phases["optimizer_step"]
+        notes.append(Assumption("a_opt_in_bwd"))
+    return phases
+
+
+def pipeline(spec: ModelSpec, w: Workload, phases: Phases, layer_acts: int,
+             notes: list[Assumption]) -> tuple[Phases, dict]:
+    """The phases of the busiest pipeline rank, and the per-rank report (``memory/pipeline.py``)."""
+    if w.pp > spec.num_layers:
+        raise VramscopeError("conflict", field="--pp", reason=f"{w.pp} stages for {spec.num_layers} layers")
+    phases, rows = pipeline_stages(spec, w.pp, w.grad_accum, w.pp_schedule, phases, layer_acts)
+    busiest = max(rows, key=lambda r: r["peak_bytes"])
+    notes.append(Assumption("a_pp", {"pp": w.pp, "schedule": w.pp_schedule, "m": w.grad_accum,
+                                     "kind": busiest["kind"]}))
+    return phases, {"stages": w.pp, "schedule": w.pp_schedule, "micro_batches": w.grad_accum, "ranks": rows}
+
+
+def paged_states(w: Workload, states: int, notes: list[Assumption]) -> int:
+    # bitsandbytes allocates paged states with cudaMallocManaged: on the GPU until it runs short, then paged
+    # to host memory by the driver; torch's allocator counters (max_memory_allocated) never see them
+    if not (w.optimizer.startswith("paged-") and states):
+        return 0
+    notes.append(Assumption("a_paged", {"states": f"{states / 2**30:.2f} GiB"}))
+    return states
