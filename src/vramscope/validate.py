@@ -19,7 +19,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from .engines.base import engine_for
+from .engines.base import ENGINES, engine_for
 from .errors import VramscopeError
 from .memory.overhead import CONTEXT_NOMINAL
 from .sources.base import JsonProblem, decode_text, parse_json, read_limited, shown_path
@@ -206,38 +206,18 @@ class Skip(Exception):
 def workload_from_record(rec: dict[str, Any]) -> dict[str, Any]:
     """Translate a record's workload into vramscope's options; raises :class:`Skip` with the reason."""
     src = dict(rec.get("workload") or {})
-    out: dict[str, Any] = {}
     for key, value in src.items():
         if key == "engine":
             continue
         if key in UNMODELLED and value not in (False, None, "transformers"):
             raise Skip(f"uses {UNMODELLED[key]}")
     engine = src.get("engine")
-    if engine not in (None, "transformers", "vllm", "llama.cpp"):
+    if engine is not None and engine not in ENGINES:
         raise Skip(f"the {engine} engine is not modelled")
-    if engine == "vllm":
-        for key, opt in (("gpu_memory_utilization", "gpu_memory_utilization"), ("max_model_len", "max_model_len"),
-                         ("max_num_seqs", "max_num_seqs"), ("enforce_eager", "enforce_eager")):
-            if src.get(key) is not None:
-                out[opt] = src[key]
-        tp = int(src.get("tensor_parallel_size") or 1)
-        if tp > 1:
-            out.update(num_gpus=tp, parallelism="tp")
-        quant = str(src.get("quantization") or "")
-        if quant.startswith("fp8"):
-            out["quant"] = "fp8"
-        elif quant:
-            raise Skip(f"vLLM with {quant} weights is not modelled")
-        out["engine"] = "vllm"
-    elif engine == "llama.cpp":
-        out.update(engine="llama.cpp", seq=src.get("ctx_size", 4096), ubatch=src.get("n_ubatch", 512),
-                   flash_attn=bool(src.get("flash_attn")), cache_type_k=src.get("cache_type_k", "f16"),
-                   cache_type_v=src.get("cache_type_v", "f16"))
-        if src.get("gguf_type") and src["gguf_type"] not in ("F16", "BF16", "F32"):
-            out["quant"] = src["gguf_type"]
-        if src.get("n_gpu_layers") is not None:
-            out["n_gpu_layers"] = src["n_gpu_layers"]
-        return out
+    own, complete = ENGINES[engine or "transformers"].record_options(src)
+    if complete:
+        return own
+    out = dict(own)
     task = src.get("task", "inference")
     out["task"] = {"generate": "inference"}.get(task, task)
     if out["task"] not in ("inference", "finetune", "pretrain"):
@@ -283,7 +263,7 @@ def workload_from_record(rec: dict[str, Any]) -> dict[str, Any]:
         out["offload"] = "optimizer+params" if (src.get("offload_param") or src.get("fsdp_offload_params")) \
             else "optimizer"
     n = int(rec.get("num_gpus") or 1)
-    if n > 1 and engine != "vllm":
+    if n > 1 and not own:  # an engine's own options (vLLM's tensor_parallel_size) say how it uses the GPUs
         if out["task"] == "inference":
             raise Skip("multi-GPU inference records need the engine profiles")
         out.update(num_gpus=n)

@@ -96,6 +96,8 @@ class Engine:
     sizes_by_gpu: bool = False
     #: the assumption that explains the overhead
     overhead_note: str = "a_overhead"
+    #: whether ``--estimator trace`` can run the workload (it runs transformers' model code)
+    traceable: bool = False
 
     def inference(self, model: "ResolvedModel", w: "Workload", dtype: str, notes: list[Assumption],
                   gpus: tuple["Gpu", ...]) -> tuple[Phases, Optional[EngineReport]]:
@@ -150,6 +152,11 @@ class Engine:
     def printed_components(self, e: "Estimate") -> dict[str, int]:
         """The estimate under the names the engine itself prints (compared with its logs)."""
         return dict(e.components)
+
+    def record_options(self, src: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """A measurement record's workload (``validate.py``) in vramscope's options: (the engine's own options,
+        whether they are all of them; False: the generic translation of task, dtype, ... follows)."""
+        return {}, False
 
 
 _MODULES = {"transformers": "transformers", "vllm": "vllm", "llama.cpp": "llamacpp"}

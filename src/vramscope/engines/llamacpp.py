@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from ..memory.gguf_mix import gguf_tensors
 from ..memory.kv_cache import KV_DTYPE_BYTES
@@ -286,6 +286,17 @@ class LlamaCpp(Engine):
         host = e.engine["host"]
         return [t("llamacpp_host_line", lang, model=format_bytes(host["model_buffer_bytes"], units),
                   kv=format_bytes(host["kv_buffer_bytes"], units))]
+
+    def record_options(self, src: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """llama.cpp's command-line arguments: the whole workload."""
+        out: dict[str, Any] = dict(engine=self.name, seq=src.get("ctx_size", 4096), ubatch=src.get("n_ubatch", 512),
+                                   flash_attn=bool(src.get("flash_attn")), cache_type_k=src.get("cache_type_k", "f16"),
+                                   cache_type_v=src.get("cache_type_v", "f16"))
+        if src.get("gguf_type") and src["gguf_type"] not in ("F16", "BF16", "F32"):
+            out["quant"] = src["gguf_type"]
+        if src.get("n_gpu_layers") is not None:
+            out["n_gpu_layers"] = src["n_gpu_layers"]
+        return out, True
 
     def printed_components(self, e: Estimate) -> dict[str, int]:
         """The GPU buffers of llama.cpp's load log."""

@@ -21,6 +21,7 @@ from .base import Candidate, Engine, EngineReport, Phases, weights
 
 class Transformers(Engine):
     name = "transformers"
+    traceable = True
 
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
                   gpus: tuple[Gpu, ...]) -> tuple[Phases, Optional[EngineReport]]:

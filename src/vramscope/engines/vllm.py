@@ -266,6 +266,25 @@ class Vllm(Engine):
                   tokens=f"{g['kv_tokens']:,}", c=g["max_concurrency"], n=e.engine["max_model_len"])
                 for g in e.engine["per_gpu"]]
 
+    def record_options(self, src: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """vLLM's engine arguments; the rest of the record (dtype, ...) is translated as for transformers."""
+        from ..validate import Skip
+
+        out: dict[str, Any] = {}
+        for key in ("gpu_memory_utilization", "max_model_len", "max_num_seqs", "enforce_eager"):
+            if src.get(key) is not None:
+                out[key] = src[key]
+        tp = int(src.get("tensor_parallel_size") or 1)
+        if tp > 1:
+            out.update(num_gpus=tp, parallelism="tp")
+        quant = str(src.get("quantization") or "")
+        if quant.startswith("fp8"):
+            out["quant"] = "fp8"
+        elif quant:
+            raise Skip(f"vLLM with {quant} weights is not modelled")
+        out["engine"] = self.name
+        return out, False
+
     def printed_components(self, e: Estimate) -> dict[str, int]:
         """The terms of vLLM's memory profiling lines."""
         r = e.engine

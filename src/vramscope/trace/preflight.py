@@ -27,6 +27,7 @@ from __future__ import annotations
 import shlex
 from typing import Any, Optional
 
+from ..engines.base import engine_for
 from ..errors import VramscopeError
 from ..sources.base import ResolvedModel
 from ..units import format_count, parse_int, shown
@@ -101,7 +102,7 @@ def _not_traced(field: str, reason: str, command: str) -> VramscopeError:
 
 def check_workload(w: Workload, command: str = "vramscope estimate") -> None:
     """The workloads the trace cannot run as asked; refused before anything is built."""
-    if w.engine != "transformers":
+    if not engine_for(w).traceable:
         raise _not_traced("--engine", f"the trace runs transformers' model code, not {w.engine}", command)
     if w.estimator != "analytic":
         raise VramscopeError("conflict", field="--estimator",
