@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 from .dtypes import DTYPES, normalize_dtype
+from .engines.base import ENGINE_NAMES, ENGINES as _ENGINES, engine_named
 from .errors import VramscopeError
 from .frameworks import (FRAMEWORKS, PROFILES, TORCHTUNE_CE_CHUNKS, TORCHTUNE_FULL_SINGLE_OPTIMIZER,  # noqa: F401
                          TORCHTUNE_LORA_TARGETS, Framework)
@@ -35,8 +36,7 @@ OFFLOAD_DEVICES = ("cpu", "nvme")
 PARALLELISMS = ("auto",) + tuple(s.value for s in Strategy)
 TRAINING_PARALLEL = TRAINING_STRATEGIES
 OFFLOADS = ("none", "optimizer", "optimizer+params")
-ENGINES = ("transformers", "vllm", "llama.cpp")
-_ENGINE_ALIASES = {"llamacpp": "llama.cpp", "llama-cpp": "llama.cpp", "ollama": "llama.cpp", "hf": "transformers"}
+ENGINES = ENGINE_NAMES
 
 MAX_BATCH = 1_000_000
 #: llama.cpp --cache-type-k/-v (common/arg.cpp kv_cache_types)
@@ -246,8 +246,8 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
     check_keywords(unknown, function="vramscope.make_workload")
     task = _choice(task, "--task", TASKS)
     estimator = _choice(estimator, "--estimator", ESTIMATORS)
-    engine = _choice(_ENGINE_ALIASES.get(engine.strip().lower(), engine) if isinstance(engine, str) else engine,
-                     "--engine", ENGINES)
+    engine = _choice(engine_named(engine), "--engine", ENGINES)
+    runs = _ENGINES[engine]
     framework = _choice(framework, "--framework", FRAMEWORKS)
     profile = PROFILES[framework]  # its recipes' defaults fill what the user leaves out, before the checks below
     if isinstance(grad_checkpointing, str) and grad_checkpointing.strip().lower() in CHECKPOINT_MODES:
@@ -271,7 +271,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
     if activations_per_sample is not None and estimator != "seed":
         raise VramscopeError("conflict", field="--activations-per-sample",
                              reason="is the seed estimator's A: add --estimator seed")
-    if engine != "transformers" and task != "inference":
+    if not runs.trains and task != "inference":
         raise VramscopeError("conflict", field="--engine", reason=f"{engine} is an inference engine; training "
                                                                   "estimates follow transformers / PyTorch")
     engine_opts = _engine_options(engine, gpu_memory_utilization, max_model_len, max_num_seqs,
@@ -304,7 +304,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
         dtype = normalize_dtype(_text(dtype, "--dtype", ", ".join(DTYPES)), "--dtype", DTYPES)
     q = "none" if quant is None else _text(quant, "--quant", "a quantization such as int8, nf4 or Q4_K_M").strip().lower()
     if q.upper() in GGUF_FTYPES:
-        if engine != "llama.cpp":
+        if not runs.gguf_quants:
             raise VramscopeError("conflict", field="--quant",
                                  reason=f"'{quant}' is a GGUF type, run by llama.cpp: add --engine llama.cpp")
         q = q.upper()
@@ -312,7 +312,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
         raise VramscopeError("bad_choice", field="--quant", value=shown(quant),
                              allowed=", ".join(QUANTS) + " (GPTQ/AWQ with a group suffix: -g32, -g64, -g128, -g-1), "
                                      "or with --engine llama.cpp a GGUF type (Q4_K_M, Q8_0, ...)")
-    elif engine == "llama.cpp" and q != "none":
+    elif runs.gguf_quants and q != "none":
         raise VramscopeError("conflict", field="--quant",
                              reason=f"llama.cpp runs GGUF types (Q4_K_M, Q5_K_M, Q8_0, ...), not '{quant}'")
     if method == "qlora":
@@ -332,7 +332,7 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
     par = _choice(parallelism, "--parallelism", PARALLELISMS)
     if par == "auto":
         par = "none" if n_gpus == 1 else ("tp" if task == "inference" else "fsdp")
-    if engine == "llama.cpp" and n_gpus > 1:
+    if not runs.multi_gpu and n_gpus > 1:
         raise VramscopeError("conflict", field="--gpus", reason="llama.cpp's multi-GPU layer split is not modelled "
                                                                 "yet; estimate one GPU with --n-gpu-layers")
     model_parallel = parse_int(tp, "--tp", 1, 1024) * parse_int(pp, "--pp", 1, 1024) * parse_int(sp, "--sp", 1, 1024)
@@ -360,14 +360,14 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
             pp, "--pp", 1, 1024)):
         raise VramscopeError("conflict", field="--pp-schedule", reason="Megatron's interleaved schedule needs the "
                                                                        "micro-batches (--grad-accum) to divide by --pp")
-    if pp_n > 1 and task == "inference" and engine != "vllm":
+    if pp_n > 1 and task == "inference" and not runs.pipeline_inference:
         raise VramscopeError("conflict", field="--pp", reason="inference pipeline parallelism is modelled for vLLM "
                                                               "(--engine vllm --pipeline-parallel-size N)")
     par, n_gpus, dist = _distributed(task, par, n_gpus, pp_n, tp, sequence_parallel, sp, sp_mode, ep, nodes,
                                      fsdp_sharding, fsdp_version, zero_prefetch, zero_max_live, zero_persistence,
                                      reduce_bucket, offload_device, offload, attn)
     cache = _choice(cache, "--cache", ("dynamic", "static"))
-    if cache == "static" and engine != "transformers":
+    if cache == "static" and not runs.static_cache:
         raise VramscopeError("conflict", field="--cache", reason="static caches are a transformers option")
     off = _choice(offload, "--offload", OFFLOADS)
     if off != "none" and task == "inference":

@@ -98,6 +98,14 @@ class Engine:
     overhead_note: str = "a_overhead"
     #: whether ``--estimator trace`` can run the workload (it runs transformers' model code)
     traceable: bool = False
+    #: other names ``--engine`` accepts for it
+    aliases: tuple[str, ...] = ()
+    #: what ``make_workload`` lets the engine run: training, GGUF file types as ``--quant`` (and only those),
+    #: inference pipeline parallelism (``--pp``), a static KV cache (``--cache static``)
+    trains: bool = False
+    gguf_quants: bool = False
+    pipeline_inference: bool = False
+    static_cache: bool = False
 
     def inference(self, model: "ResolvedModel", w: "Workload", dtype: str, notes: list[Assumption],
                   gpus: tuple["Gpu", ...]) -> tuple[Phases, Optional[EngineReport]]:
@@ -160,6 +168,8 @@ class Engine:
 
 
 _MODULES = {"transformers": "transformers", "vllm": "vllm", "llama.cpp": "llamacpp"}
+#: the engines' names, ``--engine``'s choices (known without importing the engines)
+ENGINE_NAMES = tuple(_MODULES)
 
 
 def _load() -> dict[str, Engine]:
@@ -188,6 +198,14 @@ class _Registry(Mapping):
 
 
 ENGINES: Mapping[str, Engine] = _Registry()
+
+
+def engine_named(text: Any) -> Any:
+    """``--engine``'s value with an engine's alias (``ollama``, ``hf``, ...) replaced by its name."""
+    if not isinstance(text, str):
+        return text
+    key = text.strip().lower()
+    return next((e.name for e in ENGINES.values() if key in e.aliases), text)
 
 
 def engine_for(w: Any) -> Engine:

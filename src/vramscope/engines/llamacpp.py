@@ -246,6 +246,8 @@ def _bits(ftype: str) -> float:
 class LlamaCpp(Engine):
     name = "llama.cpp"
     multi_gpu = False  # one GPU and host memory (-ngl); no split across GPUs modelled
+    aliases = ("llamacpp", "llama-cpp", "ollama")
+    gguf_quants = True
 
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
                   gpus: tuple[Gpu, ...]) -> tuple[Phases, Optional[EngineReport]]:

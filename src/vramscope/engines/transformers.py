@@ -22,6 +22,9 @@ from .base import Candidate, Engine, EngineReport, Phases, weights
 class Transformers(Engine):
     name = "transformers"
     traceable = True
+    aliases = ("hf",)
+    trains = True
+    static_cache = True
 
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
                   gpus: tuple[Gpu, ...]) -> tuple[Phases, Optional[EngineReport]]:

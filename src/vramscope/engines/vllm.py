@@ -198,6 +198,7 @@ def vllm_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gp
 class Vllm(Engine):
     name = "vllm"
     sizes_by_gpu = True
+    pipeline_inference = True
     overhead_note = "a_overhead_vllm"
 
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
