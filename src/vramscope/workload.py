@@ -274,9 +274,10 @@ def make_workload(task: str = "inference", method: Optional[str] = None, estimat
     if not runs.trains and task != "inference":
         raise VramscopeError("conflict", field="--engine", reason=f"{engine} is an inference engine; training "
                                                                   "estimates follow transformers / PyTorch")
-    engine_opts = _engine_options(engine, gpu_memory_utilization, max_model_len, max_num_seqs,
-                                  max_num_batched_tokens, enforce_eager, n_gpu_layers, cache_type_k, cache_type_v,
-                                  flash_attn, ubatch)
+    engine_opts = _engine_options(engine, dict(
+        gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len, max_num_seqs=max_num_seqs,
+        max_num_batched_tokens=max_num_batched_tokens, enforce_eager=enforce_eager, n_gpu_layers=n_gpu_layers,
+        cache_type_k=cache_type_k, cache_type_v=cache_type_v, flash_attn=flash_attn, ubatch=ubatch))
     if method is not None:
         method = _choice(method, "--method", METHODS)
         if task == "inference" and method != "full":
@@ -426,37 +427,21 @@ def _ignored(task: str, estimator: str, engine: str, optimizer: Any, precision: 
                                                                     "use --estimator analytic")
 
 
-def _engine_options(engine: str, util: Any, max_model_len: Any, max_num_seqs: Any, max_batched: Any,
-                    enforce_eager: bool, ngl: Any, ctk: Optional[str], ctv: Optional[str], flash_attn: bool,
-                    ubatch: Any) -> dict[str, Any]:
-    vllm = {"--gpu-memory-utilization": util, "--max-model-len": max_model_len, "--max-num-seqs": max_num_seqs,
-            "--max-num-batched-tokens": max_batched, "--enforce-eager": enforce_eager or None}
-    llama = {"--n-gpu-layers": ngl, "--cache-type-k": ctk, "--cache-type-v": ctv, "--flash-attn": flash_attn or None,
-             "--ubatch-size": ubatch}
-    for options, owner in ((vllm, "vllm"), (llama, "llama.cpp")):
-        if engine != owner:
-            given = [k for k, v in options.items() if v is not None]
-            if given:
-                raise VramscopeError("conflict", field=given[0], reason=f"is a {owner} option; add --engine {owner}")
+def _engine_options(engine: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The engines' own options (``Engine.options``: field, flag, reader): another engine's, when given, is
+    refused; the workload's engine's are read, its switches always set."""
+    for other in _ENGINES.values():
+        named = [o.flag for o in other.options if o.given(given[o.field])] if other.name != engine else []
+        if named:
+            raise VramscopeError("conflict", field=named[0], reason=f"is a {other.name} option; add --engine "
+                                                                   f"{other.name}")
     out: dict[str, Any] = {}
-    if util is not None:
-        out["gpu_memory_utilization"] = parse_float(util, "--gpu-memory-utilization", 0.05, 1.0,
-                                                    "a fraction from 0.05 to 1.0")
-    if max_model_len is not None:
-        out["max_model_len"] = parse_int(max_model_len, "--max-model-len", 1, MAX_SEQ)
-    if max_num_seqs is not None:
-        out["max_num_seqs"] = parse_int(max_num_seqs, "--max-num-seqs", 1, 1_000_000)
-    if max_batched is not None:
-        out["max_num_batched_tokens"] = parse_int(max_batched, "--max-num-batched-tokens", 1, MAX_SEQ)
-    out["enforce_eager"] = bool(enforce_eager)
-    if ngl is not None:
-        out["n_gpu_layers"] = parse_int(ngl, "--n-gpu-layers", 0, 100_000)
-    for name, value in (("cache_type_k", ctk), ("cache_type_v", ctv)):
-        if value is not None:
-            out[name] = _choice(value, "--" + name.replace("_", "-"), LLAMA_CACHE_TYPES)
-    out["flash_attn"] = bool(flash_attn)
-    if ubatch is not None:
-        out["ubatch"] = parse_int(ubatch, "--ubatch-size", 1, 1_000_000)
+    for e in _ENGINES.values():
+        for o in e.options:
+            if o.switch:
+                out[o.field] = bool(given[o.field])
+            elif given[o.field] is not None and o.read is not None:
+                out[o.field] = o.read(given[o.field], o.flag)
     return out
 
 

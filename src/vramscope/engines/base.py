@@ -11,11 +11,17 @@ what ``fit`` searches and suggests (:meth:`Engine.fit_search`, :meth:`Engine.sug
 
 To add an engine:
 
-1. write ``engines/<name>.py`` with a subclass of :class:`Engine` (``name`` and ``inference``; override the
-   hooks whose default does not hold for it) and a report dataclass deriving from :class:`EngineReport`, and
-   set ``ENGINE = <Subclass>()`` at its end;
-2. name its module in ``_MODULES`` below, and add its options' rows (``workload.py``: the engine name and its
-   options; ``i18n.py``: its sentences, in both languages).
+1. write ``engines/<name>.py``: a subclass of :class:`Engine` with its ``name``, ``aliases``, what it runs
+   (``trains``, ``multi_gpu``, ``gguf_quants``, ...), its option rows (``options``: :class:`EngineOption`,
+   field, flag and reader) and ``inference`` returning the phases and a report dataclass deriving from
+   :class:`EngineReport`; override the hooks whose default does not hold for it; end with
+   ``ENGINE = <Subclass>()``;
+2. name its module in ``_MODULES`` below. Its options' fields still need their ``Workload`` field and
+   ``make_workload`` keyword (and argparse flag) until the option table generates them; its sentences go to
+   ``i18n.py`` in both languages.
+
+No caller compares engine names: the estimator, the API, ``fit``, the tables, ``validate`` and ``make_workload``
+ask the engine (``ENGINES[w.engine]``, :func:`engine_for`).
 """
 
 from __future__ import annotations
@@ -36,6 +42,21 @@ if TYPE_CHECKING:
     from ..workload import Workload
 
 Phases = dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class EngineOption:
+    """One of an engine's own options: its Workload field, its command-line flag and how a given value is read
+    (``read(value, flag)``; a ``switch`` is a yes/no flag, off meaning not given, its field always set)."""
+
+    field: str
+    flag: str
+    read: Optional[Callable[[Any, str], Any]] = None
+    switch: bool = False
+
+    def given(self, value: Any) -> bool:
+        return bool(value) if self.switch else value is not None
+
 #: a change ``fit`` may suggest: (i18n key, message parameters, workload changes, cost)
 Candidate = tuple[str, dict[str, Any], dict[str, Any], str]
 
@@ -100,6 +121,8 @@ class Engine:
     traceable: bool = False
     #: other names ``--engine`` accepts for it
     aliases: tuple[str, ...] = ()
+    #: the engine's own options (``make_workload`` refuses them with another engine)
+    options: tuple[EngineOption, ...] = ()
     #: what ``make_workload`` lets the engine run: training, GGUF file types as ``--quant`` (and only those),
     #: inference pipeline parallelism (``--pp``), a static KV cache (``--cache static``)
     trains: bool = False

@@ -58,8 +58,9 @@ from ..result import Assumption
 from ..gpus import Gpu
 from ..result import Estimate
 from ..sources.base import ResolvedModel
-from ..workload import Workload
-from .base import Candidate, Engine, EngineReport, Phases, Record
+from ..units import parse_int
+from ..workload import LLAMA_CACHE_TYPES, Workload, _choice
+from .base import Candidate, Engine, EngineOption, EngineReport, Phases, Record
 
 @dataclass(frozen=True, kw_only=True)
 class Buffers(Record):
@@ -248,6 +249,13 @@ class LlamaCpp(Engine):
     multi_gpu = False  # one GPU and host memory (-ngl); no split across GPUs modelled
     aliases = ("llamacpp", "llama-cpp", "ollama")
     gguf_quants = True
+    options = (
+        EngineOption("n_gpu_layers", "--n-gpu-layers", lambda v, flag: parse_int(v, flag, 0, 100_000)),
+        EngineOption("cache_type_k", "--cache-type-k", lambda v, flag: _choice(v, flag, LLAMA_CACHE_TYPES)),
+        EngineOption("cache_type_v", "--cache-type-v", lambda v, flag: _choice(v, flag, LLAMA_CACHE_TYPES)),
+        EngineOption("flash_attn", "--flash-attn", switch=True),
+        EngineOption("ubatch", "--ubatch-size", lambda v, flag: parse_int(v, flag, 1, 1_000_000)),
+    )
 
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
                   gpus: tuple[Gpu, ...]) -> tuple[Phases, Optional[EngineReport]]:

@@ -35,8 +35,9 @@ from ..memory.kv_cache import KV_DTYPE_BYTES
 from ..memory.parallel import tp_shard_spec
 from ..result import Assumption, Estimate, GpuVerdict
 from ..sources.base import ResolvedModel
-from ..workload import Workload
-from .base import Candidate, Engine, EngineReport, Phases, Record, weights
+from ..units import parse_float, parse_int
+from ..workload import MAX_SEQ, Workload
+from .base import Candidate, Engine, EngineOption, EngineReport, Phases, Record, weights
 
 GiB = 2**30
 NON_TORCH = int(0.3 * GiB)
@@ -199,6 +200,15 @@ class Vllm(Engine):
     name = "vllm"
     sizes_by_gpu = True
     pipeline_inference = True
+    options = (
+        EngineOption("gpu_memory_utilization", "--gpu-memory-utilization",
+                     lambda v, flag: parse_float(v, flag, 0.05, 1.0, "a fraction from 0.05 to 1.0")),
+        EngineOption("max_model_len", "--max-model-len", lambda v, flag: parse_int(v, flag, 1, MAX_SEQ)),
+        EngineOption("max_num_seqs", "--max-num-seqs", lambda v, flag: parse_int(v, flag, 1, 1_000_000)),
+        EngineOption("max_num_batched_tokens", "--max-num-batched-tokens",
+                     lambda v, flag: parse_int(v, flag, 1, MAX_SEQ)),
+        EngineOption("enforce_eager", "--enforce-eager", switch=True),
+    )
     overhead_note = "a_overhead_vllm"
 
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
