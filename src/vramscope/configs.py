@@ -55,7 +55,7 @@ def _read(path: str) -> Any:
         return parse_json(raw, MAX_CONTAINERS, MAX_ITEMS)
     except JsonProblem as e:
         raise VramscopeError("config_bad_yaml" if is_yaml else "config_bad_json", origin=shown_path(path),
-                             detail=str(e)) from None
+                             detail=e.detail) from None
 
 
 def _yaml(text: str) -> Any:

@@ -12,6 +12,26 @@ import os
 LANGS = ("en", "zh")
 
 MESSAGES: dict[str, dict[str, str]] = {
+    # ---- fragments (errors.Text): rendered inside a sentence, in the sentence's language ----
+    "kind_fifo": {"en": "a named pipe (FIFO)", "zh": "命名管道（FIFO）"},
+    "kind_chardev": {"en": "a character device", "zh": "字符设备"},
+    "kind_blockdev": {"en": "a block device", "zh": "块设备"},
+    "kind_socket": {"en": "a socket", "zh": "套接字"},
+    "kind_folder": {"en": "a folder", "zh": "目录"},
+    "kind_other": {"en": "not a regular file", "zh": "非普通文件"},
+    "json_constant": {"en": "{name} is not a number JSON allows", "zh": "{name} 不是 JSON 允许的数字"},
+    "json_long_number": {"en": "a number written with {n} characters (at most {limit})",
+                         "zh": "一个写了 {n} 个字符的数字（最多 {limit} 个）"},
+    "json_float_overflow": {"en": "the number {text} is too large for a float (it would be infinity)",
+                            "zh": "数字 {text} 超出浮点数范围（会变成无穷大）"},
+    "json_long_int": {"en": "an integer of {digits} digits (at most {limit})",
+                      "zh": "一个 {digits} 位的整数（最多 {limit} 位）"},
+    "json_utf16": {"en": "the text is UTF-16; save it as UTF-8", "zh": "文本是 UTF-16 编码；请另存为 UTF-8"},
+    "json_not_utf8": {"en": "not UTF-8 text (byte {at} is {byte})", "zh": "不是 UTF-8 文本（第 {at} 个字节为 {byte}）"},
+    "json_containers": {"en": "more than {limit} objects and arrays", "zh": "对象和数组超过 {limit} 个"},
+    "json_items": {"en": "more than {limit} values", "zh": "值超过 {limit} 个"},
+    "json_depth": {"en": "nested more than {limit} levels deep", "zh": "嵌套超过 {limit} 层"},
+    "json_syntax": {"en": "{msg} at line {line} column {column}", "zh": "第 {line} 行第 {column} 列：{msg}"},
     # ---- errors: one line, naming the field, what was given and what is allowed ----
     "interrupted": {
         "en": "interrupted",

@@ -12,7 +12,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Optional, Union
 
-from ..errors import VramscopeError
+from ..errors import Text, VramscopeError
 from ..model.spec import ModelSpec
 
 
@@ -74,8 +74,9 @@ def with_stored(spec: ModelSpec, kind: str, origin: str, stored: list[StoredTens
 # which closes that race. Every OSError becomes one clear line naming the path (missing, symbolic-link loop,
 # name too long, permission denied).
 
-_FILE_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
-               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+_FILE_KINDS = ((stat.S_ISFIFO, Text("kind_fifo")), (stat.S_ISCHR, Text("kind_chardev")),
+               (stat.S_ISBLK, Text("kind_blockdev")), (stat.S_ISSOCK, Text("kind_socket")),
+               (stat.S_ISDIR, Text("kind_folder")))
 
 
 def shown_path(path: Any, limit: int = 160) -> str:
@@ -85,11 +86,12 @@ def shown_path(path: Any, limit: int = 160) -> str:
     return s if len(s) <= limit else f"{s[: limit // 2 - 1]}…{s[-(limit // 2):]}"
 
 
-def file_kind(mode: int) -> str:
+def file_kind(mode: int) -> Text:
+    """What a file that is not a regular one is, in both languages."""
     for test, kind in _FILE_KINDS:
         if test(mode):
             return kind
-    return "not a regular file"
+    return Text("kind_other")
 
 
 def os_error(path: Any, e: OSError) -> VramscopeError:
@@ -105,7 +107,7 @@ def os_error(path: Any, e: OSError) -> VramscopeError:
     if code in (errno.EACCES, errno.EPERM):
         return VramscopeError("permission_denied", path=shown)
     if code == errno.EISDIR:
-        return VramscopeError("not_regular_file", path=shown, kind="a folder")
+        return VramscopeError("not_regular_file", path=shown, kind=Text("kind_folder"))
     return VramscopeError("file_unreadable", path=shown, detail=e.strerror or str(e))
 
 
@@ -239,26 +241,33 @@ MAX_DEPTH = 32
 
 
 class JsonProblem(ValueError):
-    """Why a JSON text was refused; the caller names the file (and line)."""
+    """Why a JSON text was refused; the caller names the file (and line) and passes :attr:`detail` (a
+    bilingual :class:`~vramscope.errors.Text`, or plain text from a parser's own message) to its message."""
+
+    def __init__(self, key: str, /, **params: object) -> None:
+        from ..i18n import MESSAGES
+
+        self.detail: Any = Text(key, **params) if key in MESSAGES else key
+        super().__init__(str(self.detail))
 
 
 def _bad_constant(name: str) -> Any:
-    raise JsonProblem(f"{name} is not a number JSON allows")
+    raise JsonProblem("json_constant", name=name)
 
 
 def _parse_float(text: str) -> float:
     if len(text) > MAX_FLOAT_CHARS:
-        raise JsonProblem(f"a number written with {len(text)} characters (at most {MAX_FLOAT_CHARS})")
+        raise JsonProblem("json_long_number", n=len(text), limit=MAX_FLOAT_CHARS)
     value = float(text)
     if not math.isfinite(value):
-        raise JsonProblem(f"the number {text} is too large for a float (it would be infinity)")
+        raise JsonProblem("json_float_overflow", text=text)
     return value
 
 
 def _parse_int(text: str) -> int:
     digits = len(text) - text.startswith("-")
     if digits > MAX_INT_DIGITS:
-        raise JsonProblem(f"an integer of {digits} digits (at most {MAX_INT_DIGITS})")
+        raise JsonProblem("json_long_int", digits=digits, limit=MAX_INT_DIGITS)
     return int(text)
 
 
@@ -270,11 +279,11 @@ def decode_text(raw: bytes) -> str:
     if raw.startswith(codecs.BOM_UTF8):
         raw = raw[len(codecs.BOM_UTF8):]
     elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise JsonProblem("the text is UTF-16; save it as UTF-8")
+        raise JsonProblem("json_utf16")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise JsonProblem(f"not UTF-8 text (byte {e.start} is 0x{raw[e.start]:02x})") from None
+        raise JsonProblem("json_not_utf8", at=e.start, byte=f"0x{raw[e.start]:02x}") from None
 
 
 def _depth(value: Any, limit: int) -> int:
@@ -310,21 +319,21 @@ def parse_json(raw: Union[bytes, str], max_containers: int, max_items: int,
     text = decode_text(raw) if isinstance(raw, (bytes, bytearray)) else raw
     containers = text.count("{") + text.count("[")
     if containers > max_containers:
-        raise JsonProblem(f"more than {max_containers:,} objects and arrays")
+        raise JsonProblem("json_containers", limit=f"{max_containers:,}")
     if text.count(",") > max_items:
-        raise JsonProblem(f"more than {max_items:,} values")
+        raise JsonProblem("json_items", limit=f"{max_items:,}")
     try:
         value = _DECODER.decode(text)
     except JsonProblem:
         raise
     except RecursionError:
-        raise JsonProblem(f"nested more than {max_depth or 'a few hundred'} levels deep") from None
+        raise JsonProblem("json_depth", limit=max_depth or 500) from None
     except json.JSONDecodeError as e:
-        raise JsonProblem(f"{e.msg} at line {e.lineno} column {e.colno}") from None
+        raise JsonProblem("json_syntax", msg=e.msg, line=e.lineno, column=e.colno) from None
     except ValueError as e:  # anything else the decoder refuses
         raise JsonProblem(str(e)[:120]) from None
     if max_depth is not None and containers > max_depth and _depth(value, max_depth) > max_depth:
-        raise JsonProblem(f"nested more than {max_depth} levels deep")
+        raise JsonProblem("json_depth", limit=max_depth)
     return value
 
 
@@ -336,4 +345,4 @@ def load_json(path: Any, max_bytes: int, max_containers: int = 100_000, max_item
     try:
         return parse_json(raw, max_containers, max_items, max_depth)
     except JsonProblem as e:
-        raise VramscopeError("config_bad_json", origin=shown_path(path), detail=str(e)) from None
+        raise VramscopeError("config_bad_json", origin=shown_path(path), detail=e.detail) from None

@@ -75,7 +75,7 @@ def resolve_hub(name: str) -> ResolvedModel:
     try:
         cfg = parse_json(raw, max_containers=100_000, max_items=2_000_000)
     except JsonProblem as e:
-        raise VramscopeError("config_bad_json", origin=f"{name}/config.json", detail=str(e)) from None
+        raise VramscopeError("config_bad_json", origin=f"{name}/config.json", detail=e.detail) from None
     if not isinstance(cfg, dict):
         raise VramscopeError("config_not_object", origin=f"{name}/config.json")
     spec = spec_from_config(cfg, name=name, origin=f"hf://{name}/config.json")
