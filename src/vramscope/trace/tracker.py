@@ -61,6 +61,143 @@ class TraceLog:
         return live
 
 
+class _Cell:
+    """One storage followed by the tracker: its id and its current allocation key (None while it holds nothing)."""
+
+    __slots__ = ("key", "sid", "__weakref__")
+
+    def __init__(self, sid: int) -> None:
+        self.key: Optional[int] = None
+        self.sid = sid
+
+
+class _StorageLedger:
+    """The part of the tracker that needs no torch: phases, the deadline, and the allocation / free log.
+
+    ``track`` (turning a tensor into its storage) is the dispatch mode's, see :func:`make_tracker`.
+    """
+
+    def _init_ledger(self, cells: Any, progress: Optional[Callable[[str], None]]) -> None:
+        self._progress = progress
+        self.log = TraceLog()
+        self.cells = cells
+        self.live = 0
+        self.phase = "load"
+        self._phase_peak = self.log.phases.setdefault("load", PhasePeak())
+        self._sids = 0
+        self.muted = 0
+        self.on_op: Optional[Callable[[Any, Any, Any], None]] = None
+        self.deadline: Optional[float] = None  # time.monotonic() after which every op raises
+        self.timed_out = False
+
+    # -- phases ----------------------------------------------------------------------------------
+    def check_deadline(self) -> None:
+        """Raise :class:`TraceTimeout` once the deadline has passed (call only from Python-level code)."""
+        if self.deadline is not None and (self.timed_out or time.monotonic() > self.deadline):
+            self.timed_out = True
+            raise TraceTimeout()
+
+    def set_phase(self, name: str) -> None:
+        self.check_deadline()
+        self.phase = name
+        self.log.marks.setdefault(name, len(self.log.events) - 1)
+        self._phase_peak = self.log.phases.setdefault(name, PhasePeak())
+        self._note()
+        if self._progress:
+            self._progress(name)
+
+    def _note(self) -> None:
+        if self.live > self._phase_peak.bytes:
+            self._phase_peak.bytes = self.live
+            self._phase_peak.index = len(self.log.events) - 1
+        if self.live > self.log.peak_bytes:
+            self.log.peak_bytes = self.live
+
+    # -- storages --------------------------------------------------------------------------------
+    def _alloc(self, cell: _Cell, nbytes: int) -> None:
+        key = len(self.log.sizes)
+        self.log.sizes.append(nbytes)
+        self.log.alloc_phase.append(self.phase)
+        self.log.storage.append(cell.sid)
+        cell.key = key
+        self.live += nbytes
+        self.log.events.append(key + 1)
+        self._note()
+
+    def _release(self, cell: _Cell) -> None:
+        if cell.key is None:
+            return
+        self.live -= self.log.sizes[cell.key]
+        self.log.events.append(-(cell.key + 1))
+        cell.key = None
+
+    def see_storage(self, st: Any) -> Optional[_Cell]:
+        nbytes = round_up(st.nbytes())
+        cell = self.cells.get(st)
+        if cell is None:
+            cell = _Cell(self._sids)
+            self._sids += 1
+            self.cells[st] = cell
+            weakref.finalize(st, self._release, cell)
+            if nbytes:
+                self._alloc(cell, nbytes)
+            return cell
+        current = self.log.sizes[cell.key] if cell.key is not None else 0
+        if nbytes != current:  # resized in place (resize_, set_, UntypedStorage.resize_)
+            self._release(cell)
+            if nbytes:
+                self._alloc(cell, nbytes)
+        return cell
+
+    def track(self, t: Any) -> Optional[_Cell]:
+        raise NotImplementedError
+
+    def key_of(self, t: Any) -> Optional[int]:
+        """The storage id of ``t`` (stable across resizes), or None."""
+        cell = self.track(t)
+        return None if cell is None else cell.sid
+
+    def track_all(self, tensors: Iterable[Any]) -> None:
+        for t in tensors:
+            self.track(t)
+
+
+def _patch_storage_resize(torch: Any, tracker: _StorageLedger) -> Any:
+    """Make ``UntypedStorage.resize_`` report to ``tracker`` (it is not a dispatcher op); returns the original."""
+    orig = torch.UntypedStorage.resize_
+
+    def resize_(st: Any, size: int) -> Any:
+        out = orig(st, size)
+        tracker.see_storage(st)
+        return out
+
+    torch.UntypedStorage.resize_ = resize_
+    return orig
+
+
+def _mute_sharding_propagation(tracker: _StorageLedger) -> Any:
+    """Mute ``tracker`` while DTensor propagates sharding on fake global shapes; returns the original."""
+    from torch.distributed.tensor._sharding_prop import ShardingPropagator
+
+    orig_prop = ShardingPropagator._propagate_tensor_meta_non_cached
+
+    def prop(*a: Any, **k: Any) -> Any:
+        tracker.muted += 1
+        try:
+            return orig_prop(*a, **k)
+        finally:
+            tracker.muted -= 1
+
+    ShardingPropagator._propagate_tensor_meta_non_cached = prop
+    return orig_prop
+
+
+def _restore_sharding_propagation(orig_prop: Any) -> None:
+    from torch.distributed.tensor._sharding_prop import ShardingPropagator
+
+    ShardingPropagator._propagate_tensor_meta_non_cached = orig_prop
+
+
 def make_tracker(progress: Optional[Callable[[str], None]] = None, fake_mode: Any = None) -> Any:
     """A ``TorchDispatchMode`` subclass instance (built lazily so the module imports without torch).
 
@@ -84,87 +221,12 @@ def make_tracker(progress: Optional[Callable[[str], None]] = None, fake_mode: An
         DTensor = None  # noqa: N806
         active_fake_mode = None
 
-    class Cell:
-        __slots__ = ("key", "sid", "__weakref__")
-
-        def __init__(self, sid: int) -> None:
-            self.key: Optional[int] = None
-            self.sid = sid
-
-    class LiveBytes(TorchDispatchMode):
+    class LiveBytes(TorchDispatchMode, _StorageLedger):
         def __init__(self) -> None:
             super().__init__()
-            self.log = TraceLog()
-            self.cells: WeakIdKeyDictionary = WeakIdKeyDictionary()
-            self.live = 0
-            self.phase = "load"
-            self._phase_peak = self.log.phases.setdefault("load", PhasePeak())
-            self._sids = 0
-            self.muted = 0
-            self.on_op: Optional[Callable[[Any, Any, Any], None]] = None
-            self.deadline: Optional[float] = None  # time.monotonic() after which every op raises
-            self.timed_out = False
+            self._init_ledger(WeakIdKeyDictionary(), progress)
 
-        # -- phases ----------------------------------------------------------------------------------
-        def check_deadline(self) -> None:
-            """Raise :class:`TraceTimeout` once the deadline has passed (call only from Python-level code)."""
-            if self.deadline is not None and (self.timed_out or time.monotonic() > self.deadline):
-                self.timed_out = True
-                raise TraceTimeout()
-
-        def set_phase(self, name: str) -> None:
-            self.check_deadline()
-            self.phase = name
-            self.log.marks.setdefault(name, len(self.log.events) - 1)
-            self._phase_peak = self.log.phases.setdefault(name, PhasePeak())
-            self._note()
-            if progress:
-                progress(name)
-
-        def _note(self) -> None:
-            if self.live > self._phase_peak.bytes:
-                self._phase_peak.bytes = self.live
-                self._phase_peak.index = len(self.log.events) - 1
-            if self.live > self.log.peak_bytes:
-                self.log.peak_bytes = self.live
-
-        # -- storages --------------------------------------------------------------------------------
-        def _alloc(self, cell: Cell, nbytes: int) -> None:
-            key = len(self.log.sizes)
-            self.log.sizes.append(nbytes)
-            self.log.alloc_phase.append(self.phase)
-            self.log.storage.append(cell.sid)
-            cell.key = key
-            self.live += nbytes
-            self.log.events.append(key + 1)
-            self._note()
-
-        def _release(self, cell: Cell) -> None:
-            if cell.key is None:
-                return
-            self.live -= self.log.sizes[cell.key]
-            self.log.events.append(-(cell.key + 1))
-            cell.key = None
-
-        def see_storage(self, st: Any) -> Optional[Cell]:
-            nbytes = round_up(st.nbytes())
-            cell = self.cells.get(st)
-            if cell is None:
-                cell = Cell(self._sids)
-                self._sids += 1
-                self.cells[st] = cell
-                weakref.finalize(st, self._release, cell)
-                if nbytes:
-                    self._alloc(cell, nbytes)
-                return cell
-            current = self.log.sizes[cell.key] if cell.key is not None else 0
-            if nbytes != current:  # resized in place (resize_, set_, UntypedStorage.resize_)
-                self._release(cell)
-                if nbytes:
-                    self._alloc(cell, nbytes)
-            return cell
-
-        def track(self, t: Any) -> Optional[Cell]:
+        def track(self, t: Any) -> Optional[_Cell]:
             if DTensor is not None and isinstance(t, DTensor):
                 t = t._local_tensor
             try:
@@ -173,47 +235,15 @@ def make_tracker(progress: Optional[Callable[[str], None]] = None, fake_mode: An
                 return None
             return self.see_storage(st)
 
-        def key_of(self, t: Any) -> Optional[int]:
-            """The storage id of ``t`` (stable across resizes), or None."""
-            cell = self.track(t)
-            return None if cell is None else cell.sid
-
-        def track_all(self, tensors: Iterable[Any]) -> None:
-            for t in tensors:
-                self.track(t)
-
         def __enter__(self) -> Any:
-            tracker = self
-            self._orig_resize = orig = torch.UntypedStorage.resize_
-
-            def resize_(st: Any, size: int) -> Any:
-                out = orig(st, size)
-                tracker.see_storage(st)
-                return out
-
-            torch.UntypedStorage.resize_ = resize_
-            self._orig_prop = None
-            if DTensor is not None:
-                from torch.distributed.tensor._sharding_prop import ShardingPropagator
-
-                self._orig_prop = orig_prop = ShardingPropagator._propagate_tensor_meta_non_cached
-
-                def prop(*a: Any, **k: Any) -> Any:
-                    tracker.muted += 1
-                    try:
-                        return orig_prop(*a, **k)
-                    finally:
-                        tracker.muted -= 1
-
-                ShardingPropagator._propagate_tensor_meta_non_cached = prop
+            self._orig_resize = _patch_storage_resize(torch, self)
+            self._orig_prop = _mute_sharding_propagation(self) if DTensor is not None else None
             return super().__enter__()
 
         def __exit__(self, *a: Any) -> Any:
             torch.UntypedStorage.resize_ = self._orig_resize
             if self._orig_prop is not None:
-                from torch.distributed.tensor._sharding_prop import ShardingPropagator
-
-                ShardingPropagator._propagate_tensor_meta_non_cached = self._orig_prop
+                _restore_sharding_propagation(self._orig_prop)
             return super().__exit__(*a)
 
         def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
