@@ -28,7 +28,7 @@ import shlex
 from typing import Any, Optional
 
 from ..engines.base import engine_for
-from ..errors import VramscopeError
+from ..errors import Text, VramscopeError
 from ..sources.base import ResolvedModel
 from ..units import format_count, parse_int, shown
 from ..workload import Workload
@@ -195,26 +195,25 @@ def check_cost(model: ResolvedModel, w: Workload, command: str = "vramscope esti
     s = model.spec
     layers = s.num_layers + s.num_decoder_layers
     checks = [
-        (layers > MAX_LAYERS, "the number of layers", f"{layers:,}", f"{MAX_LAYERS} layers",
-         "each layer is traced op by op"),
-        (model.params > MAX_PARAMS, "the parameter count", format_count(model.params), format_count(MAX_PARAMS),
-         "beyond any public checkpoint"),
-        (w.training and w.num_gpus > MAX_WORLD, "--gpus", f"{w.num_gpus:,}", f"{MAX_WORLD:,} ranks",
-         "FSDP splits every parameter into one shard per rank"),
+        (layers > MAX_LAYERS, Text("tt_layers"), f"{layers:,}", Text("tt_n_layers", n=MAX_LAYERS),
+         Text("tt_layers_why")),
+        (model.params > MAX_PARAMS, Text("tt_params"), format_count(model.params), format_count(MAX_PARAMS),
+         Text("tt_params_why")),
+        (w.training and w.num_gpus > MAX_WORLD, "--gpus", f"{w.num_gpus:,}", Text("tt_n_ranks", n=f"{MAX_WORLD:,}"),
+         Text("tt_ranks_why")),
         (w.training and w.num_gpus > 1 and w.num_gpus * layers > MAX_LAYER_RANKS, "--gpus × layers",
-         f"{w.num_gpus:,} × {layers:,}", f"{MAX_LAYER_RANKS:,} rank-layers",
-         "FSDP splits every layer's parameters into one shard per rank"),
+         f"{w.num_gpus:,} × {layers:,}", Text("tt_n_rank_layers", n=f"{MAX_LAYER_RANKS:,}"),
+         Text("tt_rank_layers_why")),
         (w.training and min(w.ce_chunks, w.seq) > MAX_CE_CHUNKS, "--chunked-ce", f"{w.ce_chunks:,}",
-         f"{MAX_CE_CHUNKS:,} chunks", "each chunk runs the output head and the loss"),
+         Text("tt_n_chunks", n=f"{MAX_CE_CHUNKS:,}"), Text("tt_chunks_why")),
     ]
     for over, what, value, limit, why in checks:
         if over:
             raise VramscopeError("trace_too_big", what=what, value=value, limit=limit, why=why, command=command)
     biggest = largest_tensor_bytes(model, w)
     if biggest > MAX_TENSOR_BYTES:
-        raise VramscopeError("trace_too_big", what="the largest tensor", value=f"~{biggest:.2e} bytes",
-                             limit="2^60 bytes", why="torch computes tensor sizes in 64-bit integers",
-                             command=command)
+        raise VramscopeError("trace_too_big", what=Text("tt_tensor"), value=f"~{biggest:.2e} bytes",
+                             limit="2^60 bytes", why=Text("tt_tensor_why"), command=command)
 
 
 def check_traceable(model: ResolvedModel, w: Workload, command: str = "vramscope estimate") -> None:
