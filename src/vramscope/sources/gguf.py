@@ -28,7 +28,7 @@ import re
 import struct
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, BinaryIO, Optional
+from typing import Any, BinaryIO, NamedTuple, Optional
 
 from ..errors import VramscopeError
 from ..model.families import by_gguf_arch, sliding_layers
@@ -475,49 +475,63 @@ def _swa_layers(m: _Meta, n_layers: int) -> Optional[list[bool]]:
     return sliding_layers(n, n_layers)
 
 
-def spec_from_gguf(meta: dict[str, Any], tensors: list[StoredTensor], name: str, path: Path) -> ModelSpec:
-    """A spec from GGUF metadata (``<arch>.block_count``, ``<arch>.attention.head_count``, ...).
-
-    Numbers are bounded (the ``MAX_*`` limits) and checked against the tensors that carry them.
-    """
+def _architecture(meta: dict[str, Any], path: Path) -> str:
     arch = meta.get("general.architecture")
     if arch is None:
         raise VramscopeError("gguf_key_missing", path=path, key="general.architecture")
     if not isinstance(arch, str) or not _ARCH.fullmatch(arch):
         raise VramscopeError("gguf_key_arch", path=path, key="general.architecture", value=_show(arch))
-    m = _Meta(meta, arch, path)
-    by_name = {t.name: t for t in tensors}
-    seen_layers = sorted({i for i in (layer_of(t.name) for t in tensors) if i is not None})
+    return arch
 
+
+def _block_count(m: _Meta, seen_layers: list[int]) -> int:
+    """``block_count``, checked against the blocks the tensors name; sets ``m.n_layers``."""
     n_layers = m.int("block_count", lo=1, hi=MAX_LAYERS)
     # every block holds tensors named blk.N.* (llama.cpp loads them by that name): N runs over 0..block_count-1
     if seen_layers != list(range(n_layers)):
         shown = ", ".join(map(str, seen_layers[:8])) + (f", … {seen_layers[-1]}" if len(seen_layers) > 8 else "")
-        raise VramscopeError("gguf_key_blocks", path=path, key=m.key("block_count"), value=n_layers,
+        raise VramscopeError("gguf_key_blocks", path=m.path, key=m.key("block_count"), value=n_layers,
                              blocks=shown or "-")
     m.n_layers = n_layers
+    return n_layers
 
+
+def _hidden_size(m: _Meta, emb: Optional[StoredTensor]) -> int:
     hidden = m.int("embedding_length", hi=MAX_WIDTH)
-    emb = by_name.get("token_embd.weight")
     if emb is not None and len(emb.shape) == 2 and emb.shape[0] != hidden:
-        raise _mismatch(path, m.key("embedding_length"), hidden, emb.name, f"width {emb.shape[0]}")
+        raise _mismatch(m.path, m.key("embedding_length"), hidden, emb.name, f"width {emb.shape[0]}")
+    return hidden
 
+
+class _Heads(NamedTuple):
+    per_layer: list[int]
+    kv_per_layer: list[int]
+    key_len: int
+    value_len: int
+    swa_key_len: int
+
+
+def _heads(m: _Meta, hidden: int) -> _Heads:
+    """Attention heads per layer (KV heads must divide them) and the key / value lengths."""
     heads_l = m.layers("attention.head_count", lo=1, hi=MAX_HEADS)
     heads = max(heads_l)
     kv_l = m.layers("attention.head_count_kv", heads, lo=1, hi=MAX_HEADS)
     for kv, h in zip(kv_l, heads_l):
         if kv and h and (kv > h or h % kv):  # llama.cpp: n_gqa = n_head / n_head_kv, a whole number
-            raise VramscopeError("gguf_key_divisor", path=path, key=m.key("attention.head_count_kv"), value=kv,
+            raise VramscopeError("gguf_key_divisor", path=m.path, key=m.key("attention.head_count_kv"), value=kv,
                                  other=m.key("attention.head_count"), total=h)
-    kv_heads = max(kv_l)
     if hidden // heads == 0 and not m.has("attention.key_length"):
         raise m.bad("attention.head_count", heads, 1, f"embedding_length ({hidden})")
     key_len = m.int("attention.key_length", hidden // heads, hi=MAX_HEAD_DIM)
     value_len = m.int("attention.value_length", key_len, hi=MAX_HEAD_DIM)
     swa_key_len = m.int("attention.key_length_swa", key_len, hi=MAX_HEAD_DIM)
+    return _Heads(heads_l, kv_l, key_len, value_len, swa_key_len)
 
-    # vocabulary: the embedding's rows are what memory holds; the token list and vocab_size must agree
-    tokens = meta.get("tokenizer.ggml.tokens")
+
+def _vocab_size(m: _Meta, emb: Optional[StoredTensor]) -> int:
+    """The embedding's rows are what memory holds; the token list and vocab_size must agree with them."""
+    path = m.path
+    tokens = m.meta.get("tokenizer.ggml.tokens")
     n_tokens = None
     if tokens is not None:
         if isinstance(tokens, LongArray) and tokens.etype == 8:
@@ -539,108 +553,146 @@ def spec_from_gguf(meta: dict[str, Any], tensors: list[StoredTensor], name: str,
         raise VramscopeError("gguf_key_missing", path=path, key=m.key("vocab_size"))
     if vocab > MAX_VOCAB:
         raise m.bad("vocab_size", vocab, 1, MAX_VOCAB)
+    return vocab
 
+
+def _mla(m: _Meta, h: _Heads, kv_lora: int, by_name: dict[str, StoredTensor],
+         seen_layers: list[int]) -> tuple[MLASpec, int, Optional[int]]:
+    """MLA (DeepSeek-V2/V3 family): its spec, the head dim, and the KV head count when the file writes MQA."""
+    q_lora = m.int("attention.q_lora_rank", 0, lo=0, hi=MAX_RANK)
+    kv_heads = None
+    if m.has("attention.key_length_mla"):
+        # llama.cpp since 2025 writes MLA as MQA over the latent: head_count_kv 1, key_length
+        # kv_lora_rank + rope, value_length kv_lora_rank, and the per-head sizes under *_mla
+        qk = m.int("attention.key_length_mla", hi=MAX_HEAD_DIM)
+        v_dim = m.int("attention.value_length_mla", hi=MAX_HEAD_DIM)
+        kv_heads = max(h.per_layer)
+    else:
+        qk, v_dim = h.key_len, h.value_len
+    qk_key = "attention.key_length_mla" if m.has("attention.key_length_mla") else "attention.key_length"
+    if qk < 2:
+        raise m.bad(qk_key, qk, 2, MAX_HEAD_DIM)
+    rope = m.int("rope.dimension_count", lo=1, hi=qk - 1)
+    mla = MLASpec(q_lora_rank=q_lora or None, kv_lora_rank=kv_lora, qk_nope_head_dim=qk - rope,
+                  qk_rope_head_dim=rope, v_head_dim=v_dim)
+    for i in seen_layers:
+        t = by_name.get(f"blk.{i}.attn_kv_a_mqa.weight")
+        if t is not None and len(t.shape) == 2 and t.shape[1] != kv_lora + rope:
+            raise _mismatch(m.path, _pair(m, "attention.kv_lora_rank", "rope.dimension_count", "+"),
+                            f"{kv_lora} + {rope}", t.name, f"{t.shape[1]} rows")
+        t = by_name.get(f"blk.{i}.attn_q_b.weight") or by_name.get(f"blk.{i}.attn_q.weight")
+        if t is not None and len(t.shape) == 2 and t.shape[1] != h.per_layer[i] * qk:
+            raise _mismatch(m.path, _pair(m, "attention.head_count", qk_key), f"{h.per_layer[i]} × {qk}", t.name,
+                            f"{t.shape[1]} rows")
+    return mla, qk, kv_heads
+
+
+def _check_attention_rows(m: _Meta, h: _Heads, by_name: dict[str, StoredTensor], seen_layers: list[int]) -> None:
+    """Standard attention: each layer's K and Q projection rows must match its heads × key length."""
+    swa = _swa_layers(m, m.n_layers) if m.has("attention.sliding_window") else None
+    for i in seen_layers:
+        k_len = h.swa_key_len if swa and swa[i] else h.key_len
+        t = by_name.get(f"blk.{i}.attn_k.weight")
+        k_key = "attention.key_length_swa" if swa and swa[i] and m.has("attention.key_length_swa") \
+            else "attention.key_length"
+        if t is not None and len(t.shape) == 2 and t.shape[1] != h.kv_per_layer[i] * k_len:
+            raise _mismatch(m.path, _pair(m, "attention.head_count_kv", k_key), f"{h.kv_per_layer[i]} × {k_len}",
+                            t.name, f"{t.shape[1]} rows")
+        t = by_name.get(f"blk.{i}.attn_q.weight")
+        if t is not None and len(t.shape) == 2 and t.shape[1] < h.per_layer[i] * k_len:
+            raise _mismatch(m.path, _pair(m, "attention.head_count", k_key), f"{h.per_layer[i]} × {k_len}", t.name,
+                            f"{t.shape[1]} rows")
+
+
+def _moe(m: _Meta, tensors: list[StoredTensor], ffn_l: list[int]) -> Optional[MoESpec]:
+    """Mixture of experts: a layer routes when it holds ffn_*_exps tensors; their shapes must match the keys."""
+    path, n_layers = m.path, m.n_layers
+    experts = m.int("expert_count", 0, lo=0, hi=MAX_EXPERTS)
+    moe_layers = {layer_of(t.name) for t in tensors if "_exps." in t.name} - {None}
+    if not experts:
+        if moe_layers:
+            raise VramscopeError("gguf_key_missing", path=path, key=m.key("expert_count"))
+        return None
+    used = m.int("expert_used_count", lo=1, hi=experts)
+    expert_ff = m.int("expert_feed_forward_length", max(ffn_l), lo=1, hi=MAX_FFN)
+    shared_ff = m.int("expert_shared_feed_forward_length", 0, lo=0, hi=MAX_FFN) or \
+        m.int("expert_shared_count", 0, lo=0, hi=MAX_EXPERTS) * expert_ff
+    for t in tensors:
+        if "_exps.weight" not in t.name or len(t.shape) != 3:
+            continue
+        if t.shape[2] != experts:
+            raise _mismatch(path, m.key("expert_count"), experts, t.name, f"{t.shape[2]} experts")
+        width = t.shape[0] if "ffn_down_exps" in t.name else t.shape[1]
+        if width != expert_ff:
+            raise _mismatch(path, m.key("expert_feed_forward_length"), expert_ff, t.name, f"width {width}")
+    if moe_layers:
+        dense = tuple(i for i in range(n_layers) if i not in moe_layers)
+    else:
+        dense = tuple(range(m.int("leading_dense_block_count", 0, lo=0, hi=n_layers)))
+    return MoESpec(num_experts=experts, experts_per_token=used, expert_intermediate_size=expert_ff,
+                   shared_intermediate_size=shared_ff,
+                   shared_expert_gate=any(".ffn_gate_inp_shexp." in t.name for t in tensors),
+                   dense_layers=dense, router_bias=any(".exp_probs_b" in t.name for t in tensors))
+
+
+def _check_ffn_rows(m: _Meta, ffn_l: list[int], by_name: dict[str, StoredTensor], seen_layers: list[int]) -> None:
+    for i in seen_layers:
+        t = by_name.get(f"blk.{i}.ffn_up.weight")
+        if t is not None and len(t.shape) == 2 and ffn_l[i] and t.shape[1] not in (ffn_l[i], 2 * ffn_l[i]):
+            raise _mismatch(m.path, m.key("feed_forward_length"), ffn_l[i], t.name, f"width {t.shape[1]}")
+
+
+def _sliding_window(m: _Meta) -> tuple[Optional[int], tuple[str, ...]]:
+    """Sliding window (Gemma 2/3, Cohere 2): its size and its layers, from the pattern key or llama.cpp's default."""
+    window = m.int("attention.sliding_window", 0, lo=0, hi=2**32 - 1)  # llama.cpp: uint32 n_swa
+    window = window if 0 < window <= MAX_WINDOW else None
+    layer_types: tuple[str, ...] = ()
+    if window:
+        swa = _swa_layers(m, m.n_layers)
+        if swa is not None:
+            layer_types = tuple(SLIDING if s else FULL for s in swa)
+            if not any(swa):
+                window, layer_types = None, ()
+    return window, layer_types
+
+
+def spec_from_gguf(meta: dict[str, Any], tensors: list[StoredTensor], name: str, path: Path) -> ModelSpec:
+    """A spec from GGUF metadata (``<arch>.block_count``, ``<arch>.attention.head_count``, ...).
+
+    Numbers are bounded (the ``MAX_*`` limits) and checked against the tensors that carry them.
+    """
+    arch = _architecture(meta, path)
+    m = _Meta(meta, arch, path)
+    by_name = {t.name: t for t in tensors}
+    seen_layers = sorted({i for i in (layer_of(t.name) for t in tensors) if i is not None})
+    n_layers = _block_count(m, seen_layers)
+    emb = by_name.get("token_embd.weight")
+    hidden = _hidden_size(m, emb)
+    h = _heads(m, hidden)
+    vocab = _vocab_size(m, emb)
     up = next((t for t in tensors if t.name.endswith(".ffn_up.weight") and len(t.shape) == 2), None)
     ffn_l = m.layers("feed_forward_length", up.shape[1] if up is not None else 4 * hidden, lo=1, hi=MAX_FFN)
     context = m.int("context_length", 0, lo=1, hi=MAX_CONTEXT)
 
     # attention: MLA (DeepSeek-V2/V3 family) or standard; K/V projection rows must match the heads
-    mla = None
+    mla, head_dim, kv_heads = None, h.key_len, max(h.kv_per_layer)
     kv_lora = m.int("attention.kv_lora_rank", 0, lo=0, hi=MAX_RANK)
-    head_dim = key_len
     if kv_lora:
-        q_lora = m.int("attention.q_lora_rank", 0, lo=0, hi=MAX_RANK)
-        if m.has("attention.key_length_mla"):
-            # llama.cpp since 2025 writes MLA as MQA over the latent: head_count_kv 1, key_length
-            # kv_lora_rank + rope, value_length kv_lora_rank, and the per-head sizes under *_mla
-            qk = m.int("attention.key_length_mla", hi=MAX_HEAD_DIM)
-            v_dim = m.int("attention.value_length_mla", hi=MAX_HEAD_DIM)
-            kv_heads = heads
-        else:
-            qk, v_dim = key_len, value_len
-        if qk < 2:
-            raise m.bad("attention.key_length_mla" if m.has("attention.key_length_mla") else "attention.key_length",
-                        qk, 2, MAX_HEAD_DIM)
-        rope = m.int("rope.dimension_count", lo=1, hi=qk - 1)
-        mla = MLASpec(q_lora_rank=q_lora or None, kv_lora_rank=kv_lora, qk_nope_head_dim=qk - rope,
-                      qk_rope_head_dim=rope, v_head_dim=v_dim)
-        head_dim = qk
-        for i in seen_layers:
-            t = by_name.get(f"blk.{i}.attn_kv_a_mqa.weight")
-            if t is not None and len(t.shape) == 2 and t.shape[1] != kv_lora + rope:
-                raise _mismatch(path, _pair(m, "attention.kv_lora_rank", "rope.dimension_count", "+"),
-                                f"{kv_lora} + {rope}", t.name, f"{t.shape[1]} rows")
-            t = by_name.get(f"blk.{i}.attn_q_b.weight") or by_name.get(f"blk.{i}.attn_q.weight")
-            if t is not None and len(t.shape) == 2 and t.shape[1] != heads_l[i] * qk:
-                qk_key = "attention.key_length_mla" if m.has("attention.key_length_mla") else "attention.key_length"
-                raise _mismatch(path, _pair(m, "attention.head_count", qk_key), f"{heads_l[i]} × {qk}", t.name,
-                                f"{t.shape[1]} rows")
+        mla, head_dim, mqa_heads = _mla(m, h, kv_lora, by_name, seen_layers)
+        kv_heads = mqa_heads or kv_heads
     else:
-        swa = _swa_layers(m, n_layers) if m.has("attention.sliding_window") else None
-        for i in seen_layers:
-            k_len = swa_key_len if swa and swa[i] else key_len
-            t = by_name.get(f"blk.{i}.attn_k.weight")
-            k_key = "attention.key_length_swa" if swa and swa[i] and m.has("attention.key_length_swa") \
-                else "attention.key_length"
-            if t is not None and len(t.shape) == 2 and t.shape[1] != kv_l[i] * k_len:
-                raise _mismatch(path, _pair(m, "attention.head_count_kv", k_key), f"{kv_l[i]} × {k_len}", t.name,
-                                f"{t.shape[1]} rows")
-            t = by_name.get(f"blk.{i}.attn_q.weight")
-            if t is not None and len(t.shape) == 2 and t.shape[1] < heads_l[i] * k_len:
-                raise _mismatch(path, _pair(m, "attention.head_count", k_key), f"{heads_l[i]} × {k_len}", t.name,
-                                f"{t.shape[1]} rows")
-
-    # mixture of experts: a layer routes when it holds ffn_*_exps tensors; their shapes must match the keys
-    experts = m.int("expert_count", 0, lo=0, hi=MAX_EXPERTS)
-    moe = None
-    moe_layers = {layer_of(t.name) for t in tensors if "_exps." in t.name} - {None}
-    if experts:
-        used = m.int("expert_used_count", lo=1, hi=experts)
-        expert_ff = m.int("expert_feed_forward_length", max(ffn_l), lo=1, hi=MAX_FFN)
-        shared_ff = m.int("expert_shared_feed_forward_length", 0, lo=0, hi=MAX_FFN) or \
-            m.int("expert_shared_count", 0, lo=0, hi=MAX_EXPERTS) * expert_ff
-        for t in tensors:
-            if "_exps.weight" not in t.name or len(t.shape) != 3:
-                continue
-            if t.shape[2] != experts:
-                raise _mismatch(path, m.key("expert_count"), experts, t.name, f"{t.shape[2]} experts")
-            width = t.shape[0] if "ffn_down_exps" in t.name else t.shape[1]
-            if width != expert_ff:
-                raise _mismatch(path, m.key("expert_feed_forward_length"), expert_ff, t.name, f"width {width}")
-        if moe_layers:
-            dense = tuple(i for i in range(n_layers) if i not in moe_layers)
-        else:
-            dense = tuple(range(m.int("leading_dense_block_count", 0, lo=0, hi=n_layers)))
-        moe = MoESpec(num_experts=experts, experts_per_token=used, expert_intermediate_size=expert_ff,
-                      shared_intermediate_size=shared_ff,
-                      shared_expert_gate=any(".ffn_gate_inp_shexp." in t.name for t in tensors),
-                      dense_layers=dense, router_bias=any(".exp_probs_b" in t.name for t in tensors))
-    elif moe_layers:
-        raise VramscopeError("gguf_key_missing", path=path, key=m.key("expert_count"))
-    for i in seen_layers:
-        t = by_name.get(f"blk.{i}.ffn_up.weight")
-        if t is not None and len(t.shape) == 2 and ffn_l[i] and t.shape[1] not in (ffn_l[i], 2 * ffn_l[i]):
-            raise _mismatch(path, m.key("feed_forward_length"), ffn_l[i], t.name, f"width {t.shape[1]}")
-
-    # sliding window (Gemma 2/3, Cohere 2): which layers, from the pattern key or llama.cpp's default
-    window = m.int("attention.sliding_window", 0, lo=0, hi=2**32 - 1)  # llama.cpp: uint32 n_swa
-    window = window if 0 < window <= MAX_WINDOW else None
-    layer_types: tuple[str, ...] = ()
-    if window:
-        swa = _swa_layers(m, n_layers)
-        if swa is not None:
-            layer_types = tuple(SLIDING if s else FULL for s in swa)
-            if not any(swa):
-                window, layer_types = None, ()
+        _check_attention_rows(m, h, by_name, seen_layers)
+    moe = _moe(m, tensors, ffn_l)
+    _check_ffn_rows(m, ffn_l, by_name, seen_layers)
+    window, layer_types = _sliding_window(m)
     attn_cap = m.float("attn_logit_softcapping")
     final_cap = m.float("final_logit_softcapping")
 
-    ffn = max(ffn_l)
     family = by_gguf_arch(arch, moe is not None)  # what the file does not say: norms a layer (Gemma 2/3, GLM-4)
     return ModelSpec(
         name=name, model_type=f"gguf:{arch}", architecture=arch, num_layers=n_layers, hidden_size=hidden,
-        num_heads=heads, num_kv_heads=kv_heads, head_dim=head_dim, intermediate_size=ffn, vocab_size=vocab,
-        tie_embeddings="output.weight" not in by_name, max_position_embeddings=context,
+        num_heads=max(h.per_layer), num_kv_heads=kv_heads, head_dim=head_dim, intermediate_size=max(ffn_l),
+        vocab_size=vocab, tie_embeddings="output.weight" not in by_name, max_position_embeddings=context,
         qkv_bias=any(layer_of(t.name) is not None and t.name.endswith(".attn_q.bias") for t in tensors),
         sliding_window=window, attn_softcap=attn_cap > 0, logit_softcap=final_cap > 0, layer_types=layer_types,
         moe=moe, mla=mla, norms_per_layer=family.norms_per_layer, source=str(path),
