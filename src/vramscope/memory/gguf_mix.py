@@ -86,7 +86,12 @@ def _fallback(cols: int, ggml_type: str) -> str:
 
 
 def gguf_tensors(spec: ModelSpec, ftype: str) -> Iterator[GgufTensor]:
-    """The tensors of ``spec`` as ``llama-quantize <ftype>`` would store them."""
+    """The tensors of ``spec`` as ``llama-quantize <ftype>`` would store them.
+
+    Faithful port of ``llama_tensor_get_type`` in llama.cpp's ``src/llama-quant.cpp`` (commit 007dbbf, see the
+    module docstring): its branches are kept in llama.cpp's order, one for one, so the two can be compared side by
+    side; the function is long on purpose and is not split.
+    """
     from ..model.tensors import tensors
 
     ftype = ftype.upper()
