@@ -308,125 +308,151 @@ def warm_up() -> None:
 # ---------------------------------------------------------------- the ASGI app
 
 
-def create_app(options: Options = Options()) -> Any:
-    """The Starlette app: ``/``, ``/api/estimate``, ``/api/fit``; everything else a JSON 404/405."""
-    import anyio
-    from starlette.applications import Starlette
-    from starlette.exceptions import HTTPException
+def _json_error(code: int, message: str, headers: Optional[dict] = None) -> Any:
     from starlette.responses import Response
-    from starlette.routing import Route
 
-    warm_up()
-    limiter = anyio.CapacityLimiter(options.threads) if options.threads > 0 else None
-    uploads = anyio.Semaphore(MAX_UPLOADS)
+    return Response(_dumps({"error": message}), code, {**HEADERS, **(headers or {})},
+                    media_type="application/json; charset=utf-8")
 
-    # at the time limit the request is answered and the thread left to finish (anyio < 4.1: "cancellable")
+
+def _abandon_on_timeout() -> dict:
+    """At the time limit the request is answered and the thread left to finish (anyio < 4.1: "cancellable")."""
     import inspect
 
+    import anyio
+
     takes = inspect.signature(anyio.to_thread.run_sync).parameters
-    abandon = {"abandon_on_cancel": True} if "abandon_on_cancel" in takes else {"cancellable": True}
+    return {"abandon_on_cancel": True} if "abandon_on_cancel" in takes else {"cancellable": True}
 
-    async def run(fn: Callable[..., bytes], *args: Any) -> bytes:
-        if limiter is None:
+
+async def _read_body(request: Any, uploads: Any) -> bytes:
+    """The request body, at most ``MAX_BODY`` bytes, read while holding one of the ``uploads`` slots."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.strip().isdigit() or int(declared) > MAX_BODY):
+        raise VramscopeError("serve_body_too_large", limit="1 MiB")
+    async with uploads:
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise VramscopeError("serve_body_too_large", limit="1 MiB")
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _HeaderLimit:
+    """431 for a request whose line and headers together exceed the limit (h11 checks only incomplete ones)."""
+
+    def __init__(self, app: Any, lang: str) -> None:
+        self.app = app
+        self.lang = lang
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = scope.get("headers") or []
+            size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+            size += sum(len(k) + len(v) + 4 for k, v in headers)
+            if size > MAX_HEADERS or len(headers) > MAX_HEADER_COUNT:
+                accept = next((v for k, v in headers if k == b"accept-language"), b"")
+                lang = _request_lang(scope.get("query_string") or b"", accept.decode("latin-1"), self.lang)
+                message = t("serve_headers_too_large", lang, limit=f"{MAX_HEADERS // 1024} KiB",
+                            count=MAX_HEADER_COUNT)
+                return await _json_error(431, message)(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+class _Handlers:
+    """The app's endpoints and error handlers; they share the options, the thread limiter and the upload slots."""
+
+    def __init__(self, options: Options) -> None:
+        import anyio
+
+        self.options = options
+        self.limiter = anyio.CapacityLimiter(options.threads) if options.threads > 0 else None
+        self.uploads = anyio.Semaphore(MAX_UPLOADS)
+        self.abandon = _abandon_on_timeout()
+
+    async def run(self, fn: Callable[..., bytes], *args: Any) -> bytes:
+        import anyio
+
+        if self.limiter is None:
             return fn(*args)
-        return await anyio.to_thread.run_sync(fn, *args, limiter=limiter, **abandon)
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter, **self.abandon)
 
-    def lang_of(request: Any) -> str:
+    def lang_of(self, request: Any) -> str:
         return _request_lang(request.scope.get("query_string", b""), request.headers.get("accept-language", ""),
-                             options.lang)
+                             self.options.lang)
 
-    def error(code: int, message: str, headers: Optional[dict] = None) -> Response:
-        return Response(_dumps({"error": message}), code, {**HEADERS, **(headers or {})},
-                        media_type="application/json; charset=utf-8")
-
-    async def read_body(request: Any) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.strip().isdigit() or int(declared) > MAX_BODY):
-            raise VramscopeError("serve_body_too_large", limit="1 MiB")
-        async with uploads:
-            chunks, size = [], 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_BODY:
-                    raise VramscopeError("serve_body_too_large", limit="1 MiB")
-                chunks.append(chunk)
-        return b"".join(chunks)
-
-    async def guarded(request: Any, answer: Callable[[str], Any]) -> Response:
+    async def guarded(self, request: Any, answer: Callable[[str], Any]) -> Any:
         """Runs one request under the time limit; whatever happens, a response comes back."""
-        lang = lang_of(request)
+        import anyio
+
+        lang = self.lang_of(request)
         try:
-            with anyio.fail_after(options.request_timeout):
+            with anyio.fail_after(self.options.request_timeout):
                 return await answer(lang)
         except VramscopeError as e:
-            return error(STATUS.get(e.key, 400), e.render(lang))
+            return _json_error(STATUS.get(e.key, 400), e.render(lang))
         except TimeoutError:
-            return error(503, t("serve_timeout", lang, seconds=f"{options.request_timeout:g}"))
+            return _json_error(503, t("serve_timeout", lang, seconds=f"{self.options.request_timeout:g}"))
         except Exception as e:  # a bug: logged, and still a JSON answer
             log.exception("vramscope serve: internal error on %s", request.scope["path"])
-            return error(500, t("serve_internal", lang, kind=type(e).__name__))
+            return _json_error(500, t("serve_internal", lang, kind=type(e).__name__))
 
-    async def api(request: Any) -> Response:
+    async def api(self, request: Any) -> Any:
+        from starlette.responses import Response
+
         async def answer(lang: str) -> Response:
             path = request.scope["path"]
             p = parse_query(request.scope.get("query_string", b""), PARAMS, path)
-            body = await read_body(request) if request.method == "POST" else None
-            data = await run(api_answer, path, p, body, lang, options.allow_hub)
+            body = await _read_body(request, self.uploads) if request.method == "POST" else None
+            data = await self.run(api_answer, path, p, body, lang, self.options.allow_hub)
             return Response(data, 200, HEADERS, media_type="application/json; charset=utf-8")
 
-        return await guarded(request, answer)
+        return await self.guarded(request, answer)
 
-    async def page(request: Any) -> Response:
+    async def page(self, request: Any) -> Any:
+        from starlette.responses import Response
+
         async def answer(lang: str) -> Response:
             try:
                 p, problem = parse_query(request.scope.get("query_string", b""), PARAMS, "/"), ""
             except VramscopeError as e:
                 p, problem = {}, e.render(lang)
-            data = await run(page_answer, p, problem, lang, options.allow_hub)
+            data = await self.run(page_answer, p, problem, lang, self.options.allow_hub)
             return Response(data, 400 if problem else 200, PAGE_HEADERS, media_type="text/html; charset=utf-8")
 
-        return await guarded(request, answer)
+        return await self.guarded(request, answer)
 
-    async def http_error(request: Any, exc: Any) -> Response:
-        lang = lang_of(request)
+    async def http_error(self, request: Any, exc: Any) -> Any:
+        lang = self.lang_of(request)
         if exc.status_code == 405:
             allowed = (exc.headers or {}).get("Allow", "GET")
-            return error(405, t("serve_method", lang, method=_echo(request.method, 20), allowed=allowed),
-                         {"allow": allowed})
+            return _json_error(405, t("serve_method", lang, method=_echo(request.method, 20), allowed=allowed),
+                               {"allow": allowed})
         if exc.status_code == 404:
-            return error(404, t("serve_not_found", lang, path=_echo(request.scope["path"], 100)))
-        return error(exc.status_code, str(exc.detail))
+            return _json_error(404, t("serve_not_found", lang, path=_echo(request.scope["path"], 100)))
+        return _json_error(exc.status_code, str(exc.detail))
 
-    async def internal(request: Any, exc: Exception) -> Response:
+    async def internal(self, request: Any, exc: Exception) -> Any:
         log.error("vramscope serve: internal error: %s: %s", type(exc).__name__, exc)
-        return error(500, t("serve_internal", lang_of(request), kind=type(exc).__name__))
+        return _json_error(500, t("serve_internal", self.lang_of(request), kind=type(exc).__name__))
 
-    class HeaderLimit:
-        """431 for a request whose line and headers together exceed the limit (h11 checks only incomplete ones)."""
 
-        def __init__(self, app: Any) -> None:
-            self.app = app
-
-        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-            if scope["type"] == "http":
-                headers = scope.get("headers") or []
-                size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
-                size += sum(len(k) + len(v) + 4 for k, v in headers)
-                if size > MAX_HEADERS or len(headers) > MAX_HEADER_COUNT:
-                    accept = next((v for k, v in headers if k == b"accept-language"), b"")
-                    lang = _request_lang(scope.get("query_string") or b"", accept.decode("latin-1"), options.lang)
-                    message = t("serve_headers_too_large", lang, limit=f"{MAX_HEADERS // 1024} KiB",
-                                count=MAX_HEADER_COUNT)
-                    return await error(431, message)(scope, receive, send)
-            await self.app(scope, receive, send)
-
+def create_app(options: Options = Options()) -> Any:
+    """The Starlette app: ``/``, ``/api/estimate``, ``/api/fit``; everything else a JSON 404/405."""
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
     from starlette.middleware import Middleware
+    from starlette.routing import Route
 
-    app = Starlette(routes=[Route("/", page, methods=["GET"]),
-                            Route("/api/estimate", api, methods=["GET", "POST"]),
-                            Route("/api/fit", api, methods=["GET", "POST"])],
-                    exception_handlers={HTTPException: http_error, Exception: internal},
-                    middleware=[Middleware(HeaderLimit)])
+    warm_up()
+    h = _Handlers(options)
+    app = Starlette(routes=[Route("/", h.page, methods=["GET"]),
+                            Route("/api/estimate", h.api, methods=["GET", "POST"]),
+                            Route("/api/fit", h.api, methods=["GET", "POST"])],
+                    exception_handlers={HTTPException: h.http_error, Exception: h.internal},
+                    middleware=[Middleware(_HeaderLimit, lang=options.lang)])
     app.router.redirect_slashes = False
     return app
 
