@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from .errors import VramscopeError
 from .i18n import detect_lang, t
@@ -30,7 +30,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {_one_line(message, 300)} (see '{self.prog} --help')\n")
 
 
-def _estimate_options(p: argparse.ArgumentParser) -> None:
+def _model_options(p: argparse.ArgumentParser) -> None:
+    """MODEL, or a model from numbers (--params and shape overrides)."""
     p.add_argument("model", nargs="?", metavar="MODEL",
                    help="catalog name (llama-3-8b), Hub id (meta-llama/Meta-Llama-3-8B), folder, config.json, "
                         ".safetensors, .safetensors.index.json or .gguf")
@@ -38,7 +39,10 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--params", help="parameter count instead of MODEL: 7B, 6.7e9, 70b, 1.5T")
     for opt in ("layers", "hidden", "heads", "kv-heads", "head-dim", "intermediate", "vocab"):
         g.add_argument(f"--{opt}", help=f"shape override for --params ({opt})")
-    w = p.add_argument_group("workload")
+
+
+def _run_options(w: Any) -> None:
+    """What runs and how: task, method, engine, dtypes, batch and sequence, attention."""
     w.add_argument("--task", default="inference", help="inference | finetune | pretrain (default inference)")
     w.add_argument("--method", help="full | freeze | lora | qlora (training; default full)")
     w.add_argument("--estimator", default="analytic", help="analytic (default) | seed (the article's rule of thumb)")
@@ -54,6 +58,10 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
     w.add_argument("--kv-dtype", help="KV cache dtype: fp16 | bf16 | fp8 | int8 | q8_0 | q4_0 ... (default: dtype)")
     w.add_argument("--attn", default="sdpa", help="sdpa (default) | flash | eager")
     w.add_argument("--cache", default="dynamic", help="transformers KV cache: dynamic (default) | static")
+
+
+def _training_options(w: Any) -> None:
+    """Training: precision, optimizer, checkpointing, adapters, freezing."""
     w.add_argument("--precision", help="auto | pure | mixed | fp32 | deepspeed (training)")
     w.add_argument("--optimizer",
                    help="adamw | adam | adamw-fused | adamw-8bit | paged-adamw | paged-adamw-8bit | sgd | "
@@ -82,6 +90,10 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
     w.add_argument("--freeze-layers", help="with --method freeze: freeze the first N layers")
     w.add_argument("--train-modules", help="with --method freeze: train only these modules (e.g. o_proj,down_proj)")
     w.add_argument("--activations-per-sample", help="seed estimator: activation floats per sample (A)")
+
+
+def _parallel_options(w: Any) -> None:
+    """GPUs and how training is split over them: sharding, ZeRO, TP, SP, EP, PP, config imports."""
     w.add_argument("--gpus", help="number of GPUs the model is split across (default 1)")
     w.add_argument("--offload",
                    help="none | optimizer | optimizer+params (training: ZeRO-Offload / FSDP CPU offload)")
@@ -113,6 +125,18 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
                    help="1f1b (default) | gpipe | interleaved (Megatron, 2 model chunks per GPU)")
     w.add_argument("--deepspeed", metavar="DS_CONFIG.json", help="read ZeRO stage, offload, precision, batch from it")
     w.add_argument("--fsdp", metavar="ACCELERATE_CONFIG", help="read sharding strategy, offload, processes from it")
+
+
+def _workload_options(p: argparse.ArgumentParser) -> None:
+    """The "workload" group: what runs, its training options, its parallelism."""
+    w = p.add_argument_group("workload")
+    _run_options(w)
+    _training_options(w)
+    _parallel_options(w)
+
+
+def _vllm_options(p: argparse.ArgumentParser) -> None:
+    """vLLM's own flags."""
     v = p.add_argument_group("vLLM (--engine vllm)")
     v.add_argument("--gpu-memory-utilization", help="fraction of GPU memory vLLM preallocates (default 0.9)")
     v.add_argument("--max-model-len", help="longest sequence (default: the model's max_position_embeddings)")
@@ -122,12 +146,20 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
     v.add_argument("--tensor-parallel-size", "-tp", dest="tp", help="GPUs to split the model across (= --gpus)")
     v.add_argument("--pipeline-parallel-size", "-pp", dest="pp_size",
                    help="pipeline stages (each with --tensor-parallel-size GPUs)")
+
+
+def _llamacpp_options(p: argparse.ArgumentParser) -> None:
+    """llama.cpp's / Ollama's own flags."""
     lc = p.add_argument_group("llama.cpp / Ollama (--engine llama.cpp)")
     lc.add_argument("--n-gpu-layers", "-ngl", help="layers on the GPU (default: all, and the output layer)")
     lc.add_argument("--cache-type-k", "-ctk", help="f16 (default), q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, bf16, f32")
     lc.add_argument("--cache-type-v", "-ctv", help="like --cache-type-k")
     lc.add_argument("--flash-attn", "-fa", action="store_true", default=None, help="flash attention")
     lc.add_argument("--ubatch-size", "-ub", dest="ubatch", help="physical micro-batch (default 512)")
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
+    """GPUs to check, units, language, JSON, the Hub."""
     o = p.add_argument_group("output")
     o.add_argument("--gpu", action="append", default=[], metavar="NAME",
                    help="GPU to check (repeatable): rtx-4090, a100, h100, 24GB, auto")
@@ -137,6 +169,15 @@ def _estimate_options(p: argparse.ArgumentParser) -> None:
     o.add_argument("--lang", choices=("en", "zh"), help="en | zh (default from the locale)")
     o.add_argument("--json", action="store_true", help="print JSON (schema vramscope.estimate/1)")
     o.add_argument("--no-hub", action="store_true", help="never contact the Hugging Face Hub")
+
+
+def _estimate_options(p: argparse.ArgumentParser) -> None:
+    """The arguments of an estimate, by group, in the order ``--help`` lists them."""
+    _model_options(p)
+    _workload_options(p)
+    _vllm_options(p)
+    _llamacpp_options(p)
+    _output_options(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
