@@ -203,9 +203,17 @@ class Skip(Exception):
     pass
 
 
-def workload_from_record(rec: dict[str, Any]) -> dict[str, Any]:
-    """Translate a record's workload into vramscope's options; raises :class:`Skip` with the reason."""
-    src = dict(rec.get("workload") or {})
+#: workload keys that :func:`workload_from_record` (or an engine's ``record_options``) translates
+_TRANSLATED = frozenset({"engine", "task", "dtype", "optimizer", "quant", "attn", "lora_targets", "method", "seq",
+                         "batch", "grad_accum", "grad_checkpointing", "lora_rank", "kv_dtype", "precision",
+                         "ctx_size", "n_batch", "n_ubatch", "flash_attn", "cache_type_k", "cache_type_v",
+                         "gguf_type", "n_gpu_layers", "gpu_memory_utilization", "tensor_parallel_size",
+                         "max_model_len", "max_num_seqs", "enforce_eager", "quantization", "mem_fraction_static",
+                         "packed", "chunked_ce", "optimizer_in_bwd", "activation_offloading", "zero_stage",
+                         "compile", "fsdp_version"})
+
+
+def _check_modelled(src: dict[str, Any]) -> None:
     for key, value in src.items():
         if key == "engine":
             continue
@@ -214,14 +222,18 @@ def workload_from_record(rec: dict[str, Any]) -> dict[str, Any]:
     engine = src.get("engine")
     if engine is not None and engine not in ENGINES:
         raise Skip(f"the {engine} engine is not modelled")
-    own, complete = ENGINES[engine or "transformers"].record_options(src)
-    if complete:
-        return own
-    out = dict(own)
+
+
+def _task(src: dict[str, Any]) -> str:
     task = src.get("task", "inference")
-    out["task"] = {"generate": "inference"}.get(task, task)
-    if out["task"] not in ("inference", "finetune", "pretrain"):
+    out = {"generate": "inference"}.get(task, task)
+    if out not in ("inference", "finetune", "pretrain"):
         raise Skip(f"task '{task}' is not an estimate vramscope makes")
+    return out
+
+
+def _translate_types(rec: dict[str, Any], src: dict[str, Any], out: dict[str, Any]) -> None:
+    """dtype, optimizer, quantization and attention, from the spellings records use to vramscope's."""
     dtype = src.get("dtype")
     if dtype == "fp16-mixed":
         out.update(dtype="fp16", precision="mixed")
@@ -238,6 +250,10 @@ def workload_from_record(rec: dict[str, Any]) -> dict[str, Any]:
     attn = src.get("attn")
     if attn:
         out["attn"] = {"flash_attention_2": "flash"}.get(attn, attn)
+
+
+def _translate_training(src: dict[str, Any], out: dict[str, Any]) -> None:
+    """LoRA targets, the options copied as they are, the flags, and the sharding / offload settings."""
     targets = [_TORCHTUNE_NAMES.get(t, t) for t in src.get("lora_targets", []) or []]
     if targets and src.get("lora_mlp"):
         targets += ["gate_proj", "up_proj", "down_proj"]
@@ -262,35 +278,43 @@ def workload_from_record(rec: dict[str, Any]) -> dict[str, Any]:
     if src.get("offload_optimizer") or src.get("fsdp_offload_params"):
         out["offload"] = "optimizer+params" if (src.get("offload_param") or src.get("fsdp_offload_params")) \
             else "optimizer"
+
+
+def _check_training_record(rec: dict[str, Any], src: dict[str, Any], out: dict[str, Any]) -> None:
+    """A training record must state what the estimate needs (or name a framework whose defaults do)."""
+    if "seq" not in out:
+        raise Skip("the source does not state the sequence length")
+    if src.get("packed") is False:  # a real dataset, unpacked: the peak batch length is not --seq
+        raise Skip("unpacked batches are padded to their longest sample, whose length the source does not state")
+    framework = str(rec.get("framework", "")).lower()
+    if "torchtune" in framework:
+        out["framework"] = "torchtune"  # its recipes' defaults fill what the record leaves out
+    elif "grad_checkpointing" not in out:
+        raise Skip("the source does not state whether activation checkpointing was on")
+
+
+def workload_from_record(rec: dict[str, Any]) -> dict[str, Any]:
+    """Translate a record's workload into vramscope's options; raises :class:`Skip` with the reason."""
+    src = dict(rec.get("workload") or {})
+    _check_modelled(src)
+    own, complete = ENGINES[src.get("engine") or "transformers"].record_options(src)
+    if complete:
+        return own
+    out = dict(own)
+    out["task"] = _task(src)
+    _translate_types(rec, src, out)
+    _translate_training(src, out)
     n = int(rec.get("num_gpus") or 1)
     if n > 1 and not own:  # an engine's own options (vLLM's tensor_parallel_size) say how it uses the GPUs
         if out["task"] == "inference":
             raise Skip("multi-GPU inference records need the engine profiles")
         out.update(num_gpus=n)
         out.setdefault("parallelism", "fsdp")
-    unknown = set(src) - set(UNMODELLED) - INFORMATIONAL - {"engine", "task", "dtype", "optimizer", "quant", "attn",
-                                                           "lora_targets", "method", "seq", "batch", "grad_accum",
-                                                           "grad_checkpointing", "lora_rank", "kv_dtype",
-                                                           "precision", "ctx_size", "n_batch", "n_ubatch",
-                                                           "flash_attn", "cache_type_k", "cache_type_v",
-                                                           "gguf_type", "n_gpu_layers", "gpu_memory_utilization",
-                                                           "tensor_parallel_size", "max_model_len",
-                                                           "max_num_seqs", "enforce_eager", "quantization",
-                                                           "mem_fraction_static", "packed", "chunked_ce",
-                                                           "optimizer_in_bwd", "activation_offloading",
-                                                           "zero_stage", "compile", "fsdp_version"}
+    unknown = set(src) - set(UNMODELLED) - INFORMATIONAL - _TRANSLATED
     if unknown:
         raise Skip(f"unknown workload keys: {', '.join(sorted(unknown))}")
     if out["task"] != "inference":
-        if "seq" not in out:
-            raise Skip("the source does not state the sequence length")
-        if src.get("packed") is False:  # a real dataset, unpacked: the peak batch length is not --seq
-            raise Skip("unpacked batches are padded to their longest sample, whose length the source does not state")
-        framework = str(rec.get("framework", "")).lower()
-        if "torchtune" in framework:
-            out["framework"] = "torchtune"  # its recipes' defaults fill what the record leaves out
-        elif "grad_checkpointing" not in out:
-            raise Skip("the source does not state whether activation checkpointing was on")
+        _check_training_record(rec, src, out)
     return out
 
 
