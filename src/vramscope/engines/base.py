@@ -107,6 +107,27 @@ def weights(model: "ResolvedModel", w: "Workload", a: float, notes: list[Assumpt
     return wb.total
 
 
+def rank_spec(model: "ResolvedModel", w: "Workload") -> "ModelSpec":
+    """The model one GPU holds: its tensor-parallel slice under ``--parallelism tp``, else the whole model."""
+    from ..memory.parallel import tp_shard_spec
+
+    return tp_shard_spec(model.spec, w.num_gpus) if w.parallelism == "tp" else model.spec
+
+
+def rank_weights(model: "ResolvedModel", w: "Workload", dtype: str,
+                 notes: list[Assumption]) -> tuple[float, "ModelSpec", int]:
+    """For inference: bytes per parameter of ``dtype``, the model one GPU holds (:func:`rank_spec`) and its
+    weights, noting where the bytes come from and the tensor-parallel split."""
+    from ..estimators.common import dtype_bytes
+
+    a = dtype_bytes(dtype)
+    spec = rank_spec(model, w)
+    held = weights(model, w, a, notes, spec)
+    if w.parallelism == "tp":
+        notes.append(Assumption("a_tp", {"n": w.num_gpus}))
+    return a, spec, held
+
+
 class Engine:
     """An inference engine. Subclasses set ``name`` and implement :meth:`inference`."""
 

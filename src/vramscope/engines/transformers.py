@@ -12,11 +12,10 @@ from typing import Optional
 from ..gpus import Gpu
 from ..memory.activations import inference_transient
 from ..memory.kv_cache import KV_DTYPE_BYTES, kv_cache_bytes
-from ..memory.parallel import tp_shard_spec
 from ..result import Assumption
 from ..sources.base import ResolvedModel
 from ..workload import Workload
-from .base import Candidate, Engine, EngineReport, Phases, weights
+from .base import Candidate, Engine, EngineReport, Phases, rank_weights
 
 
 class Transformers(Engine):
@@ -28,13 +27,7 @@ class Transformers(Engine):
 
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
                   gpus: tuple[Gpu, ...]) -> tuple[Phases, Optional[EngineReport]]:
-        from ..estimators.common import dtype_bytes
-
-        a = dtype_bytes(dtype)
-        spec = tp_shard_spec(model.spec, w.num_gpus) if w.parallelism == "tp" else model.spec
-        held = weights(model, w, a, notes, spec)
-        if w.parallelism == "tp":
-            notes.append(Assumption("a_tp", {"n": w.num_gpus}))
+        a, spec, held = rank_weights(model, w, dtype, notes)
         kv_dtype = w.kv_dtype or dtype
         # transformers' DynamicCache keeps every prompt token through prefill, sliding-window layers included
         # (DynamicSlidingWindowLayer crops only from the first decode step on; checked by trace). A static cache

@@ -32,12 +32,11 @@ from ..gpus import Gpu
 from ..memory.activations import inference_transient
 from ..memory import kv_cache
 from ..memory.kv_cache import KV_DTYPE_BYTES
-from ..memory.parallel import tp_shard_spec
 from ..result import Assumption, Estimate, GpuVerdict
 from ..sources.base import ResolvedModel
 from ..units import parse_float, parse_int
 from ..workload import MAX_SEQ, Workload
-from .base import Candidate, Engine, EngineOption, EngineReport, Phases, Record, weights
+from .base import Candidate, Engine, EngineOption, EngineReport, Phases, Record, rank_spec, rank_weights
 
 GiB = 2**30
 NON_TORCH = int(0.3 * GiB)
@@ -83,7 +82,7 @@ class VllmReport(EngineReport):
 
 def kv_bytes_per_token(model: ResolvedModel, w: Workload, dtype_bytes: float, layers: Optional[int] = None) -> int:
     """KV bytes per token on one GPU (its tensor-parallel slice; ``layers``: a pipeline stage's layers)."""
-    spec = tp_shard_spec(model.spec, w.num_gpus) if w.parallelism == "tp" else model.spec
+    spec = rank_spec(model, w)
     b = KV_DTYPE_BYTES[w.kv_dtype] if w.kv_dtype else dtype_bytes
     return kv_cache.kv_bytes_per_token(spec, b, layers, latent_mla=True)  # vLLM caches MLA's latent
 
@@ -109,7 +108,7 @@ def vllm_pipeline(model: ResolvedModel, w: Workload, weights: int, a: float, gpu
     layers. Only the last stage computes logits."""
     from ..memory.pipeline import stage_layers, stage_param_fractions
 
-    spec = tp_shard_spec(model.spec, w.num_gpus) if w.parallelism == "tp" else model.spec
+    spec = rank_spec(model, w)
     max_len = w.max_model_len or model.spec.max_position_embeddings or w.seq
     sizes, fracs = stage_layers(spec.num_layers, w.pp), stage_param_fractions(spec, w.pp)
     body = inference_transient(model.spec, 1, w.max_num_batched_tokens, a, "flash")
@@ -213,13 +212,7 @@ class Vllm(Engine):
 
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
                   gpus: tuple[Gpu, ...]) -> tuple[Phases, Optional[EngineReport]]:
-        from ..estimators.common import dtype_bytes
-
-        a = dtype_bytes(dtype)
-        spec = tp_shard_spec(model.spec, w.num_gpus) if w.parallelism == "tp" else model.spec
-        held = weights(model, w, a, notes, spec)
-        if w.parallelism == "tp":
-            notes.append(Assumption("a_tp", {"n": w.num_gpus}))
+        a, _, held = rank_weights(model, w, dtype, notes)
         return vllm_inference(model, w, held, a, gpus, notes)
 
     def runtime_overhead(self, transient: int, gpu: Optional[Gpu]) -> Any:
