@@ -9,6 +9,7 @@ Searches assume the estimate grows with batch and context and shrinks with more 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, Callable, Optional
 
 from .api import estimate_resolved
@@ -159,12 +160,19 @@ def _model_args(model: ResolvedModel) -> list[str]:
     return [model.origin]
 
 
+@lru_cache(maxsize=1)
+def _workload_defaults() -> dict[str, Any]:
+    """make_workload's keyword defaults (read once: inspect.signature is slow on fit's path)."""
+    import inspect
+
+    return {k: p.default for k, p in inspect.signature(make_workload).parameters.items()}
+
+
 def command_line(model: ResolvedModel, options: dict[str, Any], gpu: Gpu) -> str:
     """``vramscope fit MODEL OPTIONS --gpu GPU``: what reproduces a workload built from ``options``."""
-    import inspect
     import shlex
 
-    defaults = {k: p.default for k, p in inspect.signature(make_workload).parameters.items()}
+    defaults = _workload_defaults()
     args = ["vramscope", "fit", *_model_args(model)]
     for key, value in options.items():
         if value is None or str(value).strip().lower() == str(defaults.get(key)).strip().lower():

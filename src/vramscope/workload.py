@@ -6,8 +6,9 @@ Validation lives here, once, for the CLI and the Python API alike: every bad or 
 
 from __future__ import annotations
 
+import copy
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
 from .dtypes import DTYPES, normalize_dtype
@@ -105,6 +106,10 @@ def check_keywords(given: Any, known: Optional[tuple[str, ...]] = None, function
             if close:
                 raise VramscopeError("unknown_option", name=shown(name), suggestion=close[0])
             raise VramscopeError("unknown_option_nosuggest", name=shown(name), function=function)
+
+
+#: Workload fields that are not part of its JSON (how it was asked for, not what it is)
+_NOT_IN_DICT = ("seq_default", "options")
 
 
 @dataclass(frozen=True)
@@ -207,9 +212,10 @@ class Workload:
         return self.checkpoint_every if self.grad_checkpointing else 0
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("seq_default")
-        d.pop("options")
+        # field by field rather than dataclasses.asdict, which deep-copies the given options and every value on
+        # fit's hot path (it was two thirds of a fit answer); the values are scalars, tuples and small dicts
+        d = {f.name: copy.deepcopy(v) if isinstance(v := getattr(self, f.name), (dict, list)) else v
+             for f in fields(self) if f.name not in _NOT_IN_DICT}
         d["lora_targets"] = list(self.lora_targets)
         d["train_modules"] = list(self.train_modules)
         return d
