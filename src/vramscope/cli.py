@@ -511,8 +511,9 @@ COMMANDS = {"serve": _cmd_serve, "estimate": _cmd_estimate, "trace": _cmd_trace,
 
 def _one_line(text: str, limit: int = 2000) -> str:
     """An error as one printable line: control characters a user typed (a path with a newline) escaped."""
-    text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
-    return text if len(text) <= limit else text[:limit] + "…"
+    from .units import printable
+
+    return printable(text, limit)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

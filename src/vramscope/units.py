@@ -47,6 +47,11 @@ def shown(value: object, limit: int = 60) -> str:
         text = value if isinstance(value, str) else str(value)
     except Exception:  # a broken __str__
         text = f"<{type(value).__name__}>"
+    return printable(text, limit)
+
+
+def printable(text: str, limit: int) -> str:
+    """``text`` with control characters escaped (``\\n``), cut to ``limit`` characters with an ellipsis."""
     text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text[:limit + 1])
     return text if len(text) <= limit else text[:limit] + "…"
 

@@ -37,6 +37,8 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
+from ..units import printable
+
 
 class Limit(NamedTuple):
     minimum: int
@@ -104,5 +106,4 @@ def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
             text = json.dumps(value, default=lambda o: f"<{type(o).__name__}>")[: limit + 1]
         except (ValueError, RecursionError):
             text = f"<{type(value).__name__}>"
-    text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text[: limit + 1])
-    return text if len(text) <= limit else text[:limit] + "…"
+    return printable(text, limit)
