@@ -141,5 +141,5 @@ def test_gpu_verdicts():
 def test_freeze_all_but_named_modules():
     e = vramscope.estimate("llama-3-8b", task="finetune", method="freeze", train_modules="o_proj,down_proj")
     assert e.model.trainable_params == 32 * (4096 * 4096 + 4096 * 14336)
-    with pytest.raises(vramscope.VramscopeError, match="--method freeze"):
+    with pytest.raises(vramscope.VramscopeError, match="train_modules: is for method='freeze'"):
         vramscope.estimate("llama-3-8b", task="finetune", method="lora", train_modules="o_proj")

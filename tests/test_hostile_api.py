@@ -179,13 +179,13 @@ ON = (True, 1, "true", "TRUE", "yes", "on", "1")
 def test_every_bool_parameter_of_make_workload_is_listed():
     import inspect
 
-    bools = {n for n, p in inspect.signature(make_workload).parameters.items()
-             if p.annotation in ("bool", "Optional[bool]") or (p.name in FLAGS)}
-    assert bools <= set(FLAGS) | {"grad_checkpointing"}, bools - set(FLAGS)
+    from vramscope.options import workload_rows
     from vramscope.workload import Workload
 
-    fields = {f.name for f in __import__("dataclasses").fields(Workload) if f.type in ("bool", bool)}
-    assert fields - {"seq_default"} == set(FLAGS), fields ^ set(FLAGS)
+    switches = {o.field for o in workload_rows() if o.switch} | {"grad_checkpointing"}
+    assert switches == set(FLAGS), switches ^ set(FLAGS)
+    bools = {f.name for f in __import__("dataclasses").fields(Workload) if isinstance(f.default, bool)}
+    assert bools - {"seq_default"} == set(FLAGS), bools ^ set(FLAGS)
 
 
 @pytest.mark.parametrize("flag", sorted(FLAGS))
@@ -219,8 +219,9 @@ def test_flag_bad_values_name_the_option(flag, bad):
 def test_grad_checkpointing_takes_a_mode_and_refuses_contradictions():
     e = estimate("qwen2.5-0.5b", task="finetune", grad_checkpointing="selective", hub=False)
     assert e.workload["grad_checkpointing"] and e.workload["checkpoint_mode"] == "selective"
-    with pytest.raises(VramscopeError, match="no-grad-checkpointing"):
+    with pytest.raises(VramscopeError, match="grad_checkpointing=False: turns checkpointing off") as e:
         estimate("qwen2.5-0.5b", task="finetune", grad_checkpointing=False, checkpoint_every=2, hub=False)
+    assert e.value.render("en", "cli").startswith("--no-grad-checkpointing: ")
     rc, _, err = run_cli(["estimate", "qwen2.5-0.5b", "--task", "finetune", "--no-grad-checkpointing",
                           "--grad-checkpointing", "--no-hub"])
     assert rc == 2 and "no-grad-checkpointing" in err
@@ -316,9 +317,13 @@ def test_model_as_a_path_object(tmp_path):
     (dict(estimator="seed", attn="eager"), "--attn"),
 ])
 def test_options_of_another_mode_are_refused(kw, needle):
+    """Refused; the API names the keyword (``lora_rank: ...``), the command line the flag (``--lora-rank: ...``)."""
+    from vramscope.options import table
+
     with pytest.raises(VramscopeError) as e:
         estimate("qwen2.5-0.5b", hub=False, **kw)
-    assert needle in str(e.value)
+    assert needle in e.value.render("en", "cli")
+    assert str(e.value).split(":")[0] in table() and "--" not in str(e.value).split(":")[0], str(e.value)
 
 
 # ---- module names checked against the model ----------------------------------------------------------------
@@ -410,7 +415,7 @@ FLOAT_OPTIONS = {"lora_alpha": dict(task="finetune", method="lora"), "lora_dropo
 def test_float_options_refuse_non_finite(name, bad):
     with pytest.raises(VramscopeError) as e:
         estimate("qwen2.5-0.5b", **FLOAT_OPTIONS[name], **{name: bad})
-    assert name.replace("_", "-") in str(e.value)
+    assert str(e.value).startswith(name + ":") and name.replace("_", "-") in e.value.render("en", "cli")
 
 
 def test_lora_alpha_inf_never_reaches_the_json():
@@ -432,20 +437,21 @@ INT_OPTIONS = ("batch", "seq", "grad_accum", "lora_rank", "frozen_layers", "num_
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), "nan", "inf", -1, "-5", 10**18, 10**400, "1e400", 1.5,
                                  "", "abc", True, [1], None])
 def test_int_options_refuse_nonsense(name, bad):
-    if bad is None and name not in ("batch", "grad_accum", "num_gpus", "pp", "tp", "sp", "ep", "nodes",
-                                    "fsdp_version"):
-        return  # None means "not given" for these
+    if bad is None:
+        assert make_workload(**{name: bad}) == make_workload()  # None means "not given", for every option
+        return
     with pytest.raises(VramscopeError) as e:
         make_workload(**{name: bad})
     check_error(e.value)
 
 
 def test_batch_and_seq_are_capped_with_a_clear_message():
-    with pytest.raises(VramscopeError, match=r"--batch: 1000000000000000000 is out of range; use an integer from 1 "
+    with pytest.raises(VramscopeError, match=r"^batch: 1000000000000000000 is out of range; use an integer from 1 "
                                              r"to 1000000"):
         estimate("llama-3-8b", batch=10**18)
-    with pytest.raises(VramscopeError, match="--seq: 1000000000000 is out of range"):
+    with pytest.raises(VramscopeError, match="^seq: 1000000000000 is out of range") as e:
         estimate("llama-3-8b", seq=10**12)
+    assert e.value.render("en", "cli").startswith("--seq: 1000000000000 is out of range")
 
 
 CHOICES = ("task", "method", "estimator", "engine", "dtype", "quant", "kv_dtype", "attn", "precision", "optimizer",
@@ -463,7 +469,8 @@ def test_choice_options_refuse_bad_values(name, bad):
     with pytest.raises(VramscopeError) as e:
         make_workload(**extra, **{name: bad})
     text = str(e.value)
-    assert "--" in text and len(text) < 700, text
+    assert text.startswith(name + ":") and len(text) < 700, text  # the API names the keyword
+    assert name == "checkpoint_mode" or e.value.render("en", "cli").startswith("--"), text  # the CLI its flag
     check_error(e.value)
 
 

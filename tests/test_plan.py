@@ -150,7 +150,7 @@ def test_optimizer_offload_moves_states_to_host():
     assert on.engine["host_bytes"] == 8_030_261_248 * 16  # fp32 master + Adam states + fp32 gradients
     both = vramscope.estimate("llama-3-8b", task="finetune", offload="optimizer+params")
     assert both.total_bytes < on.total_bytes
-    with pytest.raises(vramscope.VramscopeError, match="--offload"):
+    with pytest.raises(vramscope.VramscopeError, match="^offload: CPU offload"):
         vramscope.estimate("llama-3-8b", offload="optimizer")
 
 
@@ -204,7 +204,7 @@ def test_pipeline_parallel_stages():
     f1b = vramscope.estimate("llama-3-8b", task="finetune", method="lora", grad_accum=8, pp=4)
     assert gpipe.total_bytes > f1b.total_bytes
     assert all(r["micro_batches_in_flight"] == 8 for r in gpipe.engine["pipeline"]["ranks"])
-    with pytest.raises(vramscope.VramscopeError, match="--pp"):
+    with pytest.raises(vramscope.VramscopeError, match="^pp: inference pipeline parallelism"):
         vramscope.estimate("llama-3-8b", pp=2)
     with pytest.raises(vramscope.VramscopeError, match="--pp"):
         vramscope.estimate("gpt2", task="finetune", pp=13)

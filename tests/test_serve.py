@@ -46,7 +46,7 @@ def test_api_fit_and_errors(client):
     code, body = get(client, "/api/fit?model=llama-3-70b&gpu=rtx-4090")
     assert code == 200 and json.loads(body)["schema"] == "vramscope.fit/1"
     code, body = get(client, "/api/estimate?model=llama-3-8b&batch=0")
-    assert code == 400 and "--batch" in json.loads(body)["error"]
+    assert code == 400 and json.loads(body)["error"].startswith("batch: 0 is out of range")
     code, body = get(client, "/api/estimate?model=no-such-model")
     assert code == 400 and "not in the catalog" in json.loads(body)["error"]
     code, body = get(client, "/api/estimate?" + "model=" + "a" * 5000)
@@ -93,7 +93,7 @@ def test_params_instead_of_model(client):
 
 def test_unknown_and_repeated_parameters(client):
     code, body = get(client, "/api/estimate?model=llama-3-8b&bacth=4")
-    assert code == 400 and json.loads(body)["error"] == "bacth: not a parameter of /api/estimate; did you mean: batch?"
+    assert code == 400 and json.loads(body)["error"] == "bacth: not a parameter of /api/estimate; did you mean: batch, ubatch, cache?"
     code, body = get(client, "/api/estimate?model=llama-3-8b&zzzzzz=4")
     assert code == 400 and "parameters: model, params" in json.loads(body)["error"]
     code, body = get(client, "/api/estimate?model=llama-3-8b&batch=1&batch=2")

@@ -209,7 +209,7 @@ def test_params_source_nominal_shape():
 def test_params_and_model_conflict():
     import vramscope
 
-    with pytest.raises(VramscopeError, match="either MODEL or --params"):
+    with pytest.raises(VramscopeError, match="either MODEL or params"):
         vramscope.load_model("llama-3-8b", params="7B")
 
 

@@ -14,11 +14,12 @@ from functools import lru_cache
 from typing import Any, Iterable, Optional, Union
 
 from .engines.base import engine_for
-from .errors import VramscopeError
+from .errors import Opt, Text, VramscopeError
 from .estimators.analytic import estimate_analytic
 from .estimators.common import pick_peak
 from .estimators.seed import estimate_seed
 from .gpus import find_gpu
+from .i18n import register
 from .result import Assumption, Estimate, ModelInfo
 from .sources import ResolvedModel, resolve, resolve_params
 from .units import parse_bool, parse_count, parse_int, shown
@@ -58,7 +59,7 @@ def load_model(model: Optional[str] = None, params: Union[str, int, float, None]
     hub = parse_bool(hub, "hub")
     if name is not None:
         if params is not None:
-            raise VramscopeError("conflict", field="--params", reason="give either MODEL or --params, not both")
+            raise VramscopeError("conflict", field="params", reason=Text("r_model_or_params", params=Opt("params")))
         if given:
             field = "--" + next(iter(given)).replace("_", "-")
             raise VramscopeError("shape_needs_params", field=field, model=shown(name))
@@ -77,6 +78,10 @@ def load_model(model: Optional[str] = None, params: Union[str, int, float, None]
         raise VramscopeError("no_model")
     clean = {key: parse_int(value, "--" + key.replace("_", "-"), *SHAPE_FIELDS[key]) for key, value in given.items()}
     return resolve_params(parse_count(params), **clean)
+
+
+register({"r_model_or_params": {"en": "give either MODEL or {params}, not both",
+                                "zh": "请给出 MODEL 或 {params} 之一，不要同时给出"}})
 
 
 def gpu_names(gpus: Any, field: str = "gpus") -> tuple[str, ...]:

@@ -2,6 +2,10 @@
 
 The CLI turns a :class:`VramscopeError` into one clear line on stderr and exit code 2; nothing a user types
 should ever produce a traceback. Messages are keys in :mod:`vramscope.i18n` so they read in English or Chinese.
+
+Domain code names options by their field (``field="seq"``, or :class:`Opt` inside a sentence); the sentence is
+rendered for a surface: ``"cli"`` spells them as flags (``--seq``), ``"api"`` as keywords (``seq``), ``"web"``
+as the form's parameters (:func:`vramscope.options.spell`). ``str(error)`` is the Python API's spelling.
 """
 
 from __future__ import annotations
@@ -16,18 +20,51 @@ class Text:
     def __init__(self, key: str, /, **params: object) -> None:
         self.key, self.params = key, params
 
-    def render(self, lang: str = "en") -> str:
+    def render(self, lang: str = "en", surface: str = "api") -> str:
         from .i18n import t
 
-        return t(self.key, lang, **rendered(self.params, lang))
+        return t(self.key, lang, **rendered(self.params, lang, surface))
 
     def __str__(self) -> str:
         return self.render("en")
 
 
-def rendered(params: dict, lang: str) -> dict:
-    """``params`` with every :class:`Text` (or error) among them rendered in ``lang``."""
-    return {k: v.render(lang) if isinstance(v, (Text, VramscopeError)) else v for k, v in params.items()}
+class Opt:
+    """An option named inside a sentence, spelled for the surface the sentence is shown on: ``Opt("method")`` is
+    ``--method`` / ``method``; with a value, ``Opt("method", "lora")`` is ``--method lora`` / ``method='lora'``."""
+
+    __slots__ = ("field", "value", "has_value", "flag")
+
+    def __init__(self, field: str, *value: object, flag: str | None = None) -> None:
+        self.field, self.has_value, self.flag = field, bool(value), flag
+        self.value = value[0] if value else None
+
+    def render(self, lang: str = "en", surface: str = "api") -> str:
+        from .options import setting, spell
+
+        if surface == "cli" and self.flag:  # an engine's own spelling (vLLM's --tensor-parallel-size)
+            return self.flag + (f" {self.value}" if self.has_value else "")
+        if self.has_value:
+            return setting(self.field, self.value, surface)
+        return spell(self.field, surface)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def rendered(params: dict, lang: str, surface: str = "api") -> dict:
+    """``params`` with every :class:`Text`, :class:`Opt` (or error) among them rendered in ``lang`` for
+    ``surface``, and a ``field`` that names an option spelled for it."""
+    out = {}
+    for k, v in params.items():
+        if isinstance(v, (Text, Opt, VramscopeError)):
+            v = v.render(lang, surface)
+        elif k == "field" and isinstance(v, str) and surface != "api" and not v.startswith("-"):
+            from .options import spell
+
+            v = spell(v, surface)
+        out[k] = v
+    return out
 
 
 class VramscopeError(ValueError):
@@ -41,10 +78,10 @@ class VramscopeError(ValueError):
         self.params = params
         super().__init__(self.render("en"))
 
-    def render(self, lang: str = "en") -> str:
+    def render(self, lang: str = "en", surface: str = "api") -> str:
         from .i18n import t
 
-        return t(self.key, lang, **rendered(self.params, lang))
+        return t(self.key, lang, **rendered(self.params, lang, surface))
 
 
 def require(condition: bool, key: str, **params: object) -> None:

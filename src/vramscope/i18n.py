@@ -886,6 +886,15 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
+def register(messages: dict[str, dict[str, str]]) -> None:
+    """Add a module's own messages (kept beside the code that emits them) to the table; a key means one sentence
+    everywhere, so a key registered twice with other words is a bug."""
+    for key, entry in messages.items():
+        if key in MESSAGES and MESSAGES[key] != entry:
+            raise AssertionError(f"message {key!r} registered twice with different words")
+        MESSAGES[key] = entry
+
+
 def detect_lang(explicit: str | None = None) -> str:
     """Language from ``--lang``, ``VRAMSCOPE_LANG``, then the locale; ``en`` when nothing says ``zh``."""
     for value in (explicit, os.environ.get("VRAMSCOPE_LANG"), os.environ.get("LC_ALL"),

@@ -9,7 +9,6 @@ Searches assume the estimate grows with batch and context and shrinks with more 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from typing import Any, Callable, Optional
 
 from .api import estimate_resolved
@@ -114,15 +113,6 @@ def _total(model: ResolvedModel, w: Workload) -> int:
     return engine_for(w).needed_bytes(estimate_resolved(model, w))
 
 
-#: command-line spellings of make_workload's options where they are not ``--`` + the name with dashes
-_FLAGS = {"num_gpus": "--gpus", "frozen_layers": "--freeze-layers", "ce_chunks": "--chunked-ce",
-          "ubatch": "--ubatch-size", "zero_prefetch": "--zero-prefetch-bucket",
-          "zero_max_live": "--zero-max-live-params", "zero_persistence": "--zero-param-persistence"}
-#: yes/no options given as a bare flag
-_SWITCHES = ("activation_offload", "packing", "optimizer_in_backward", "dora", "compile", "sequence_parallel",
-             "enforce_eager", "flash_attn")
-
-
 def merge_options(options: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """The user's options with a suggestion's changes on top (None removes an option), as the user would type
     them: an option the change makes meaningless is dropped with it."""
@@ -160,38 +150,36 @@ def _model_args(model: ResolvedModel) -> list[str]:
     return [model.origin]
 
 
-@lru_cache(maxsize=1)
-def _workload_defaults() -> dict[str, Any]:
-    """make_workload's keyword defaults (read once: inspect.signature is slow on fit's path)."""
-    import inspect
-
-    return {k: p.default for k, p in inspect.signature(make_workload).parameters.items()}
-
-
 def command_line(model: ResolvedModel, options: dict[str, Any], gpu: Gpu) -> str:
-    """``vramscope fit MODEL OPTIONS --gpu GPU``: what reproduces a workload built from ``options``."""
+    """``vramscope fit MODEL OPTIONS --gpu GPU``: what reproduces a workload built from ``options`` (each option
+    spelled by its row of the option table)."""
     import shlex
 
-    defaults = _workload_defaults()
+    from .options import spell, table
+    from .units import parse_bool
+
+    rows = table()
+    order = {f: i for i, f in enumerate(rows)}
     args = ["vramscope", "fit", *_model_args(model)]
-    for key, value in options.items():
-        if value is None or str(value).strip().lower() == str(defaults.get(key)).strip().lower():
+    for key, value in sorted(options.items(), key=lambda kv: order.get(kv[0], len(order))):  # the table's order
+        o = rows.get(key)
+        if value is None or o is None:
             continue
-        flag = _FLAGS.get(key, "--" + key.replace("_", "-"))
+        if not o.contextual and str(value).strip().lower() == str(o.default).lower():
+            continue  # the default, which the command does not need to say
         if key == "grad_checkpointing":
             if "checkpoint_mode" not in options:
-                args.append("--grad-checkpointing" if value is True or str(value).lower() in ("true", "1", "yes", "on")
-                            else "--no-grad-checkpointing" if value is False
-                            or str(value).lower() in ("false", "0", "no", "off") else f"--grad-checkpointing={value}")
+                on = value if isinstance(value, str) and value in ("full", "selective") else parse_bool(value, key)
+                args.append(spell(key, "cli", on) if isinstance(on, bool) else f"{o.flag}={on}")
         elif key == "checkpoint_mode":
             args.append(f"--grad-checkpointing={value}")
-        elif key in _SWITCHES:
-            if value is True or str(value).lower() in ("true", "1", "yes", "on"):
-                args.append(flag)
+        elif o.switch:
+            if parse_bool(value, key):
+                args.append(o.flag)
         elif isinstance(value, (list, tuple)):
-            args += [flag, ",".join(map(str, value))]
+            args += [o.flag, ",".join(map(str, value))]
         else:
-            args += [flag, str(value)]
+            args += [o.flag, str(value)]
     return shlex.join(args + ["--gpu", gpu.id])
 
 

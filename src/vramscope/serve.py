@@ -39,7 +39,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from .errors import VramscopeError
+from .errors import Opt, Text, VramscopeError
 from .i18n import detect_lang, t
 
 MAX_QUERY = 4096
@@ -53,15 +53,15 @@ BACKLOG = 2048
 THREADS = 4
 HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 
-WORKLOAD_FIELDS = ("task", "method", "dtype", "quant", "batch", "seq", "kv_dtype", "attn", "optimizer",
-                   "lora_rank", "grad_accum", "precision", "engine", "framework", "lora_targets", "num_gpus",
-                   "parallelism", "offload", "offload_device", "tp", "pp", "pp_schedule", "sp", "sp_mode", "ep", "nodes",
-                   "fsdp_sharding", "fsdp_version", "checkpoint_mode", "checkpoint_every", "ce_chunks",
-                   "max_model_len", "gpu_memory_utilization")
-FLAGS = ("grad_checkpointing", "activation_offload", "optimizer_in_backward", "dora", "packing", "compile",
-         "sequence_parallel")
-PARAMS = ("model", "params", "gpu", "lang") + WORKLOAD_FIELDS + FLAGS
-TRUE, FALSE = ("1", "true", "on", "yes"), ("0", "false", "off", "no")
+def _params() -> tuple[str, ...]:
+    """The parameters a request may give: the model, the GPU, the language, and every workload option of the
+    option table (``options.web_fields``: the same names as the Python API's keywords)."""
+    from .options import web_fields
+
+    return ("model", "params", "gpu", "lang") + web_fields()
+
+
+PARAMS = _params()
 
 PAGE = """<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8"><title>vramscope</title>
@@ -202,14 +202,10 @@ def parse_upload(body: bytes):
 
 
 def _workload(p: dict[str, str]) -> dict[str, Any]:
-    workload: dict[str, Any] = {k: p[k] for k in WORKLOAD_FIELDS if k in p}
-    for k in FLAGS:
-        if k in p:
-            v = p[k].lower()
-            if v not in TRUE + FALSE:
-                raise VramscopeError("bad_choice", field=k, value=_echo(p[k], 40), allowed=", ".join(TRUE + FALSE))
-            workload[k] = v in TRUE
-    return workload
+    """The workload options of a request, read by make_workload through their rows (yes/no strictly)."""
+    from .options import web_fields
+
+    return {k: p[k] for k in web_fields() if k in p}
 
 
 def _model(p: dict[str, str], upload: Optional[bytes], allow_hub: bool):
@@ -221,7 +217,7 @@ def _model(p: dict[str, str], upload: Optional[bytes], allow_hub: bool):
         return parse_upload(upload)
     if p.get("model"):
         if p.get("params"):
-            raise VramscopeError("conflict", field="--params", reason="give either MODEL or --params, not both")
+            raise VramscopeError("conflict", field="params", reason=Text("r_model_or_params", params=Opt("params")))
         return resolve_model(p["model"], allow_hub)
     if not p.get("params"):
         raise VramscopeError("serve_no_model")
@@ -263,7 +259,7 @@ def page_answer(p: dict[str, str], error: str, lang: str, allow_hub: bool) -> by
 
             result = "<pre>" + html.escape(render_estimate(estimate_for(p, None, allow_hub), lang)) + "</pre>"
         except VramscopeError as e:
-            result = f'<p class="err">{html.escape(e.render(lang))}</p>'
+            result = '<p class="err">' + html.escape(e.render(lang, "web")) + '</p>'
 
     def opts(values: tuple[str, ...], current: str) -> str:
         return "".join(f'<option{" selected" if v == current else ""}>{v}</option>' for v in values)
@@ -392,7 +388,7 @@ class _Handlers:
             with anyio.fail_after(self.options.request_timeout):
                 return await answer(lang)
         except VramscopeError as e:
-            return _json_error(STATUS.get(e.key, 400), e.render(lang))
+            return _json_error(STATUS.get(e.key, 400), e.render(lang, "web"))
         except TimeoutError:
             return _json_error(503, t("serve_timeout", lang, seconds=f"{self.options.request_timeout:g}"))
         except Exception as e:  # a bug: logged, and still a JSON answer
@@ -418,7 +414,7 @@ class _Handlers:
             try:
                 p, problem = parse_query(request.scope.get("query_string", b""), PARAMS, "/"), ""
             except VramscopeError as e:
-                p, problem = {}, e.render(lang)
+                p, problem = {}, e.render(lang, "web")
             data = await self.run(page_answer, p, problem, lang, self.options.allow_hub)
             return Response(data, 400 if problem else 200, PAGE_HEADERS, media_type="text/html; charset=utf-8")
 

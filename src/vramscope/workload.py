@@ -1,567 +1,464 @@
 """The workload: what the user runs on the model (task, precision, batch, method, optimizer...).
 
-Validation lives here, once, for the CLI and the Python API alike: every bad or contradictory option becomes a
-:class:`VramscopeError` that names the option and what is allowed.
+Its fields are the rows of the option table (:mod:`vramscope.options`, and each engine's own rows), so an option
+is declared once. :func:`make_workload` is the one constructor, for the CLI, the Python API, the web and the
+planner's suggestions alike: it reads every given value by its row, fills in the framework profile's defaults
+(:mod:`vramscope.frameworks`, data), then runs the cross-checks in named steps. Every bad or contradictory option
+becomes a :class:`VramscopeError` naming the option's field (spelled ``--seq`` on the command line, ``seq`` in
+the API: :func:`vramscope.options.spell`) and what is allowed; no option is silently ignored.
 """
 
 from __future__ import annotations
 
 import copy
-import re
-from dataclasses import dataclass, field, fields
+from dataclasses import field as dc_field, fields, make_dataclass
 from typing import Any, Optional
 
-from .dtypes import DTYPES, normalize_dtype
-from .engines.base import ENGINE_NAMES, ENGINES as _ENGINES, engine_named
-from .errors import VramscopeError
-from .frameworks import (FRAMEWORKS, PROFILES, TORCHTUNE_CE_CHUNKS, TORCHTUNE_FULL_SINGLE_OPTIMIZER,  # noqa: F401
-                         TORCHTUNE_LORA_TARGETS, Framework)
-from .memory.activations import ATTN_IMPLS
-from .memory.kv_cache import KV_DTYPE_BYTES
-from .memory.optimizer_states import OPTIMIZERS
-from .memory.gguf_mix import GGUF_FTYPES
-from .memory.weights import QUANTS, valid_quant
+from .engines.base import ENGINE_NAMES, ENGINES as _ENGINES
+from .errors import Opt, Text, VramscopeError
+from .frameworks import PROFILES, TORCHTUNE_LORA_TARGETS, Framework  # noqa: F401 (TORCHTUNE_LORA_TARGETS: API)
+from .i18n import register
+from .options import (CHECKPOINT_MODES, MAX_BATCH, MAX_SEQ, METHODS, Option, choice, table,  # noqa: F401
+                      workload_fields, workload_rows)
+from .options import check_keywords as _check_names
 from .strategy import TRAINING_STRATEGIES, Strategy
-from .units import parse_bool, parse_float, parse_int, shown
+from .units import shown
 
-TASKS = ("inference", "finetune", "pretrain")
-METHODS = ("full", "freeze", "lora", "qlora")
-ESTIMATORS = ("analytic", "seed")
-PRECISIONS = ("auto", "pure", "mixed", "fp32", "deepspeed")
-#: gradient checkpointing: full (every op of a checkpointed layer recomputed) or selective (Megatron-LM's
-#: --recompute-granularity selective: only the core attention — scores, softmax, attention·V — is recomputed)
-CHECKPOINT_MODES = ("full", "selective")
-FSDP_SHARDING = ("full", "hybrid")
-SP_MODES = ("ring", "ulysses")
-OFFLOAD_DEVICES = ("cpu", "nvme")
-PARALLELISMS = ("auto",) + tuple(s.value for s in Strategy)
-TRAINING_PARALLEL = TRAINING_STRATEGIES
-OFFLOADS = ("none", "optimizer", "optimizer+params")
 ENGINES = ENGINE_NAMES
-
-MAX_BATCH = 1_000_000
-#: llama.cpp --cache-type-k/-v (common/arg.cpp kv_cache_types)
-LLAMA_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
-MAX_SEQ = 100_000_000
-
-
-def _choice(value: Any, field_name: str, allowed: tuple[str, ...]) -> str:
-    v = value.strip().lower() if isinstance(value, str) else None
-    if v not in allowed:
-        raise VramscopeError("bad_choice", field=field_name, value=shown(value), allowed=", ".join(allowed))
-    return v
-
-
-def _text(value: Any, field_name: str, expected: str) -> str:
-    """A free-text option (a dtype or quantization name): a str of a sane length, else a clear error."""
-    if not isinstance(value, str) or len(value) > 64 or not value.isprintable():
-        raise VramscopeError("bad_choice", field=field_name, value=shown(value), allowed=expected)
-    return value
-
-
-def _flag(value: Any, field_name: str) -> Optional[bool]:
-    """A yes/no option, parsed strictly (``"false"`` is False); None: not given."""
-    return None if value is None else parse_bool(value, field_name)
-
-
-_MODULE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
-
-
-def _names(value: Any, field_name: str, example: str) -> Optional[tuple[str, ...]]:
-    """Module names as ``"q_proj,v_proj"`` or a list of them; None: not given; an empty list is an error."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        items: Any = value.split(",")
-    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        items = value
-    else:
-        raise VramscopeError("bad_type", field=field_name, value=shown(value), kind=type(value).__name__,
-                             expected=f"comma-separated module names such as {example}")
-    names = tuple(dict.fromkeys(v.strip() for v in items if v.strip()))
-    if not names:
-        raise VramscopeError("empty_list", field=field_name, example=example)
-    for n in names:
-        if not _MODULE_NAME.match(n):
-            raise VramscopeError("bad_choice", field=field_name, value=shown(n),
-                                 allowed=f"module names (letters, digits, _ . -) such as {example}")
-    return names
-
-
-def workload_keywords() -> tuple[str, ...]:
-    """Every keyword :func:`make_workload` takes (the workload options of the Python API)."""
-    code = make_workload.__code__
-    return code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
-
-
-def check_keywords(given: Any, known: Optional[tuple[str, ...]] = None, function: str = "vramscope.estimate") -> None:
-    """Refuse keywords that are not options, with the closest option named (``unknown option 'x'; did you
-    mean 'y'?``). The one place the Python API checks its keyword names; ``known`` defaults to the workload's."""
-    known = workload_keywords() if known is None else known
-    for name in given:
-        if name not in known:
-            import difflib
-
-            close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
-            if close:
-                raise VramscopeError("unknown_option", name=shown(name), suggestion=close[0])
-            raise VramscopeError("unknown_option_nosuggest", name=shown(name), function=function)
-
+TRAINING_PARALLEL = TRAINING_STRATEGIES
 
 #: Workload fields that are not part of its JSON (how it was asked for, not what it is)
 _NOT_IN_DICT = ("seq_default", "options")
 
 
-@dataclass(frozen=True)
-class Workload:
-    task: str = "inference"
-    method: str = "full"
-    estimator: str = "analytic"
-    engine: str = "transformers"
-    dtype: Optional[str] = None  # None: the checkpoint's own dtype (bf16 when unknown)
-    quant: str = "none"
-    batch: int = 1
-    seq: int = 2048
-    kv_dtype: Optional[str] = None  # None: the compute dtype
-    attn: str = "sdpa"
-    precision: str = "auto"
-    optimizer: str = "adamw"
-    grad_checkpointing: bool = False
-    grad_accum: int = 1
-    lora_rank: int = 16
-    lora_dropout: float = 0.0
-    lora_targets: tuple[str, ...] = ("all-linear",)
-    frozen_layers: int = 0
-    train_modules: tuple[str, ...] = ()  # --method freeze: train only these modules (q_proj, o_proj, ...)
-    activations_per_sample: Optional[int] = None  # seed estimator's A
-    num_gpus: int = 1
-    parallelism: str = "none"  # none | tp (inference) | fsdp (training)
-    offload: str = "none"  # none | optimizer | optimizer+params (training: ZeRO-Offload / FSDP CPU offload)
-    framework: str = "hf"  # training loop: hf (Trainer / TRL) | pytorch (plain loop keeping the model outputs)
-    pp: int = 1  # pipeline-parallel stages (training)
-    # training options beyond the basics (issue #4)
-    lora_alpha: Optional[float] = None  # recorded only: alpha scales the update, it does not change memory
-    dora: bool = False  # peft use_dora=True
-    checkpoint_mode: str = "full"
-    checkpoint_every: int = 1  # torchtune ac_mode=selective, ac_option=N: every N-th layer checkpointed
-    activation_offload: bool = False  # saved activations to pinned host memory (torchtune / TRL OffloadActivations)
-    ce_chunks: int = 1  # chunked cross-entropy (torchtune CEWithChunkedOutputLoss, 8 chunks); 1 = one call
-    compile: bool = False  # torch.compile: modelled for the loss head (fused cross-entropy), layers as eager
-    packing: bool = False  # sequences packed to --seq: every micro-batch is full
-    optimizer_in_backward: bool = False  # each parameter stepped (and its gradient freed) as its gradient lands
-    # multi-GPU (issue #6); --gpus is the world size, data parallel = gpus / (tp · pp · sp)
-    tp: int = 1  # tensor-parallel degree in training (inference: --gpus with --parallelism tp)
-    sequence_parallel: bool = False  # Megatron-LM sequence parallelism inside the TP group
-    sp: int = 1  # context / sequence parallel degree (ring attention or DeepSpeed-Ulysses)
-    sp_mode: str = "ring"
-    ep: int = 1  # expert parallel degree (MoE)
-    nodes: int = 1
-    fsdp_sharding: str = "full"  # full | hybrid (shard inside a node, replicate across nodes)
-    fsdp_version: int = 2
-    zero_prefetch: int = 50_000_000  # DeepSpeed stage3_prefetch_bucket_size (elements)
-    zero_max_live: int = 1_000_000_000  # stage3_max_live_parameters
-    zero_persistence: int = 100_000  # stage3_param_persistence_threshold
-    reduce_bucket: int = 500_000_000  # reduce_bucket_size (elements)
-    offload_device: str = "cpu"  # cpu | nvme (ZeRO-Infinity)
-    pp_schedule: str = "1f1b"
-    cache: str = "dynamic"  # transformers generate(): dynamic | static (cache_implementation)
-    # vLLM (vllm/config: CacheConfig, SchedulerConfig, ModelConfig)
-    gpu_memory_utilization: float = 0.9
-    max_model_len: Optional[int] = None  # None: the model's max_position_embeddings
-    max_num_seqs: int = 256
-    max_num_batched_tokens: int = 8192
-    enforce_eager: bool = False
-    # llama.cpp (common/arg.cpp defaults): -ngl, -ctk/-ctv, -fa, -ub, -np; the context is --seq / --ctx-size
-    n_gpu_layers: Optional[int] = None  # None: every layer and the output
-    cache_type_k: Optional[str] = None  # None: --kv-dtype, else f16
-    cache_type_v: Optional[str] = None
-    flash_attn: bool = False
-    ubatch: int = 512
-    seq_default: bool = False  # --seq not given: the task's default (capped to the model's context when shorter)
-    #: the options make_workload was given (None: built by hand); plan rebuilds its suggestions from them
-    options: Optional[dict] = field(default=None, compare=False, repr=False)
+def workload_keywords() -> tuple[str, ...]:
+    """Every keyword :func:`make_workload` takes (the workload options of the Python API)."""
+    return workload_fields()
+
+
+def check_keywords(given: Any, known: Optional[tuple[str, ...]] = None, function: str = "vramscope.estimate") -> None:
+    """Refuse keywords that are not options, with the closest option named; ``known`` defaults to the workload's."""
+    _check_names(given, workload_fields() if known is None else known, function)
+
+
+class _WorkloadBase:
+    """What a workload derives from its fields."""
 
     @property
     def training(self) -> bool:
-        return self.task != "inference"
+        return self.task != "inference"  # type: ignore[attr-defined]
 
     @property
     def strategy(self) -> Strategy:
         """The data-parallel strategy (what it shards), read from ``parallelism``."""
-        return Strategy(self.parallelism)
+        return Strategy(self.parallelism)  # type: ignore[attr-defined]
 
     @property
     def profile(self) -> Framework:
         """The training framework's profile (its loop, modules and recipe defaults)."""
-        return PROFILES[self.framework]
+        return PROFILES[self.framework]  # type: ignore[attr-defined]
 
     @property
     def tp_degree(self) -> int:
         """Tensor-parallel ranks: --tp in training, --gpus under --parallelism tp."""
-        return self.num_gpus if self.strategy.is_tensor_parallel else self.tp
+        return self.num_gpus if self.strategy.is_tensor_parallel else self.tp  # type: ignore[attr-defined]
 
     @property
     def dp(self) -> int:
         """Data-parallel ranks: the world size over the model-parallel degrees."""
         if self.strategy.is_tensor_parallel:
             return 1
-        return max(1, self.num_gpus // (self.tp * self.pp * self.sp))
+        return max(1, self.num_gpus // (self.tp * self.pp * self.sp))  # type: ignore[attr-defined]
 
     @property
     def checkpointed_layers_every(self) -> int:
-        return self.checkpoint_every if self.grad_checkpointing else 0
+        return self.checkpoint_every if self.grad_checkpointing else 0  # type: ignore[attr-defined]
 
     def to_dict(self) -> dict[str, Any]:
         # field by field rather than dataclasses.asdict, which deep-copies the given options and every value on
         # fit's hot path (it was two thirds of a fit answer); the values are scalars, tuples and small dicts
         d = {f.name: copy.deepcopy(v) if isinstance(v := getattr(self, f.name), (dict, list)) else v
-             for f in fields(self) if f.name not in _NOT_IN_DICT}
-        d["lora_targets"] = list(self.lora_targets)
-        d["train_modules"] = list(self.train_modules)
+             for f in fields(self) if f.name not in _NOT_IN_DICT}  # type: ignore[arg-type]
+        d["lora_targets"] = list(self.lora_targets)  # type: ignore[attr-defined]
+        d["train_modules"] = list(self.train_modules)  # type: ignore[attr-defined]
         return d
 
 
-def make_workload(task: str = "inference", method: Optional[str] = None, estimator: str = "analytic",
-                  engine: str = "transformers", dtype: Optional[str] = None, quant: Optional[str] = None,
-                  batch: Any = 1, seq: Any = None, kv_dtype: Optional[str] = None, attn: str = "sdpa",
-                  precision: str = "auto", optimizer: Optional[str] = None, grad_checkpointing: Any = None,
-                  grad_accum: Any = 1, lora_rank: Any = None, lora_targets: Any = None, frozen_layers: Any = None,
-                  lora_dropout: Any = None, train_modules: Any = None,
-                  activations_per_sample: Any = None, num_gpus: Any = 1, parallelism: str = "auto",
-                  offload: str = "none", gpu_memory_utilization: Any = None, max_model_len: Any = None,
-                  max_num_seqs: Any = None, max_num_batched_tokens: Any = None, enforce_eager: bool = False,
-                  n_gpu_layers: Any = None, cache_type_k: Optional[str] = None, cache_type_v: Optional[str] = None,
-                  flash_attn: bool = False, ubatch: Any = None, cache: str = "dynamic", pp: Any = 1,
-                  pp_schedule: str = "1f1b", framework: str = "hf", lora_alpha: Any = None, dora: bool = False,
-                  checkpoint_mode: Optional[str] = None, checkpoint_every: Any = None,
-                  activation_offload: Optional[bool] = None, ce_chunks: Any = None, packing: bool = False,
-                  optimizer_in_backward: Optional[bool] = None, compile: bool = False, tp: Any = 1, sequence_parallel: bool = False, sp: Any = 1,
-                  sp_mode: str = "ring", ep: Any = 1, nodes: Any = 1, fsdp_sharding: str = "full",
-                  fsdp_version: Any = 2, zero_prefetch: Any = None, zero_max_live: Any = None,
-                  zero_persistence: Any = None, reduce_bucket: Any = None, offload_device: str = "cpu",
-                  **unknown: Any) -> Workload:
+def _workload_class() -> type:
+    """The Workload dataclass: a field per option row (its default the row's), then how it was asked for."""
+    spec: list[Any] = [(o.field, Any, dc_field(default=o.default)) for o in workload_rows()]
+    #: --seq not given: the task's default (capped to the model's context when shorter)
+    spec.append(("seq_default", bool, dc_field(default=False)))
+    #: the options make_workload was given (None: built by hand); plan rebuilds its suggestions from them
+    spec.append(("options", Optional[dict], dc_field(default=None, compare=False, repr=False)))
+    cls = make_dataclass("Workload", spec, bases=(_WorkloadBase,), frozen=True)
+    cls.__module__ = __name__  # (make_dataclass's module= is Python 3.12+)
+    return cls
+
+
+Workload = _workload_class()
+
+# ---------------------------------------------------------------- the constructor
+
+
+def make_workload(**given: Any) -> Workload:  # type: ignore[valid-type]
     """Validate user options into a :class:`Workload` (errors name the option and the allowed values).
 
-    None means "not given" for every option that defaults to None. Yes/no options are parsed strictly
-    (True/False, 1/0, "true"/"false", "yes"/"no", "on"/"off"); ``grad_checkpointing`` also takes a mode
-    ("full", "selective"). Options of another method, estimator or engine are refused, never ignored.
-    ``lora_targets`` and ``train_modules`` take "q_proj,v_proj" or a list; an empty list is an error (leave the
-    option out for the default, all-linear). An unknown keyword names the closest option.
+    The keywords are the option table's fields (``vramscope.options``; ``python -m vramscope.options`` lists
+    them); None means "not given". Yes/no options are parsed strictly (True/False, 1/0, "true"/"false",
+    "yes"/"no", "on"/"off"); ``grad_checkpointing`` also takes a mode ("full", "selective"). Options of another
+    method, estimator or engine are refused, never ignored. ``lora_targets`` and ``train_modules`` take
+    "q_proj,v_proj" or a list; an empty list is an error. An unknown keyword names the closest option.
     """
-    given = {k: v for k, v in locals().items() if k != "unknown" and v is not None}
-    check_keywords(unknown, function="vramscope.make_workload")
-    task = _choice(task, "--task", TASKS)
-    estimator = _choice(estimator, "--estimator", ESTIMATORS)
-    engine = _choice(engine_named(engine), "--engine", ENGINES)
-    runs = _ENGINES[engine]
-    framework = _choice(framework, "--framework", FRAMEWORKS)
-    profile = PROFILES[framework]  # its recipes' defaults fill what the user leaves out, before the checks below
-    if isinstance(grad_checkpointing, str) and grad_checkpointing.strip().lower() in CHECKPOINT_MODES:
-        mode_given = grad_checkpointing.strip().lower()  # grad_checkpointing="selective", as on the command line
-        if checkpoint_mode is not None and _choice(checkpoint_mode, "--grad-checkpointing",
-                                                   CHECKPOINT_MODES) != mode_given:
-            raise VramscopeError("conflict", field="--grad-checkpointing",
-                                 reason=f"'{mode_given}' and checkpoint_mode '{shown(checkpoint_mode)}' disagree")
-        grad_checkpointing, checkpoint_mode = True, mode_given
-    grad_checkpointing = _flag(grad_checkpointing, "--grad-checkpointing")
-    if grad_checkpointing is False and (checkpoint_mode is not None or checkpoint_every is not None):
-        raise VramscopeError("conflict", field="--no-grad-checkpointing",
-                             reason="turns checkpointing off, but --grad-checkpointing MODE or --checkpoint-every "
-                                    "turns it on: give one of them")
-    activation_offload = _flag(activation_offload, "--activation-offload")
-    optimizer_in_backward = _flag(optimizer_in_backward, "--optimizer-in-backward")
-    dora, packing, compile = (bool(_flag(dora, "--dora")), bool(_flag(packing, "--packing")),
-                              bool(_flag(compile, "--compile")))
-    sequence_parallel = bool(_flag(sequence_parallel, "--sequence-parallel"))
-    enforce_eager, flash_attn = bool(_flag(enforce_eager, "--enforce-eager")), bool(_flag(flash_attn, "--flash-attn"))
-    if activations_per_sample is not None and estimator != "seed":
-        raise VramscopeError("conflict", field="--activations-per-sample",
-                             reason="is the seed estimator's A: add --estimator seed")
+    check_keywords(given, function="vramscope.make_workload")
+    asked = {k: v for k, v in given.items() if v is not None}
+    rows = table()
+    v: dict[str, Any] = {k: rows[k].read(x) for k, x in asked.items() if k != "quant"}
+    runs = _ENGINES[v.get("engine", "transformers")]
+    out = _run(v, asked, runs)
+    out.update(_method(v, out["task"]))
+    out.update(_quant(asked.get("quant"), out, runs))
+    out.update(_engine_options(out["engine"], v))
+    out.update(_parallel(v, out, runs))
+    out.update(_training(v, out))
+    _refuse_ignored(v, out)
+    return Workload(**out, options=asked)
+
+
+def _run(v: dict[str, Any], asked: dict[str, Any], runs: Any) -> dict[str, Any]:
+    """Task, estimator, engine, framework, dtypes, batch and sequence: read, and checked against each other."""
+    task = v.get("task", "inference")
+    if "activations_per_sample" in v and v.get("estimator", "analytic") != "seed":
+        raise VramscopeError("conflict", field="activations_per_sample",
+                             reason=Text("r_seed_option", add=Opt("estimator", "seed")))
     if not runs.trains and task != "inference":
-        raise VramscopeError("conflict", field="--engine", reason=f"{engine} is an inference engine; training "
-                                                                  "estimates follow transformers / PyTorch")
-    engine_opts = _engine_options(engine, dict(
-        gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len, max_num_seqs=max_num_seqs,
-        max_num_batched_tokens=max_num_batched_tokens, enforce_eager=enforce_eager, n_gpu_layers=n_gpu_layers,
-        cache_type_k=cache_type_k, cache_type_v=cache_type_v, flash_attn=flash_attn, ubatch=ubatch))
+        raise VramscopeError("conflict", field="engine", reason=Text("r_inference_engine", engine=runs.name))
+    if "dtype" in v:
+        from .dtypes import DTYPES, normalize_dtype
+        from .options import text
+
+        v["dtype"] = normalize_dtype(text(v["dtype"], "dtype", ", ".join(DTYPES)), "dtype", DTYPES)
+    default_seq = 2048 if task != "inference" else 4096
+    return {"task": task, "estimator": v.get("estimator", "analytic"), "engine": runs.name,
+            "framework": v.get("framework", "hf"), "dtype": v.get("dtype"), "batch": v.get("batch", 1),
+            "seq": v.get("seq", default_seq), "seq_default": "seq" not in v, "kv_dtype": v.get("kv_dtype"),
+            "attn": v.get("attn", "sdpa"), "precision": v.get("precision", "auto"),
+            "grad_accum": v.get("grad_accum", 1), "activations_per_sample": v.get("activations_per_sample"),
+            "cache": v.get("cache", "dynamic"), "offload": v.get("offload", "none"),
+            "pp_schedule": v.get("pp_schedule", "1f1b"),
+            "lora_rank": v.get("lora_rank", 16), "lora_dropout": v.get("lora_dropout", 0.0),
+            "frozen_layers": v.get("frozen_layers", 0)}
+
+
+def _method(v: dict[str, Any], task: str) -> dict[str, Any]:
+    """The training method, and the options that belong to one method only."""
+    method = v.get("method")
     if method is not None:
-        method = _choice(method, "--method", METHODS)
         if task == "inference" and method != "full":
-            raise VramscopeError("conflict", field="--method",
-                                 reason=f"'{method}' is a training method but --task is inference; "
-                                        "use --task finetune (or drop --method)")
+            raise VramscopeError("conflict", field="method", reason=Text(
+                "r_training_method", method=method, task=Opt("task"), use=Opt("task", "finetune"), drop=Opt("method")))
         if task == "pretrain" and method in ("lora", "qlora", "freeze"):
-            raise VramscopeError("conflict", field="--method",
-                                 reason=f"'{method}' is a fine-tuning method; use --task finetune")
+            raise VramscopeError("conflict", field="method",
+                                 reason=Text("r_finetune_method", method=method, use=Opt("task", "finetune")))
     method = method or "full"
     lora = method in ("lora", "qlora")
-    for name, value in (("--lora-rank", lora_rank), ("--lora-targets", lora_targets),
-                        ("--lora-dropout", lora_dropout), ("--lora-alpha", lora_alpha)):
-        if value is not None and not lora:
-            raise VramscopeError("conflict", field=name, reason="is a LoRA option: add "
-                                 + ("--task finetune --method lora" if task == "inference" else "--method lora")
-                                 + " (or qlora)")
-    if frozen_layers is not None and method != "freeze":
-        raise VramscopeError("conflict", field="--freeze-layers", reason="is for --method freeze")
-    if frozen_layers is not None and train_modules is not None:
-        raise VramscopeError("conflict", field="--freeze-layers",
-                             reason="--method freeze trains either all but the first N layers or --train-modules: "
-                                    "give one of them")
-    if dtype is not None:
-        dtype = normalize_dtype(_text(dtype, "--dtype", ", ".join(DTYPES)), "--dtype", DTYPES)
-    q = "none" if quant is None else _text(quant, "--quant", "a quantization such as int8, nf4 or Q4_K_M").strip().lower()
+    for name in ("lora_rank", "lora_targets", "lora_dropout", "lora_alpha"):
+        if name in v and not lora:
+            reason = (Text("r_lora_option_inference", task=Opt("task", "finetune"), add=Opt("method", "lora"))
+                      if task == "inference" else Text("r_lora_option", add=Opt("method", "lora")))
+            raise VramscopeError("conflict", field=name, reason=reason)
+    if "frozen_layers" in v and method != "freeze":
+        raise VramscopeError("conflict", field="frozen_layers", reason=Text("r_for_method", method=Opt("method", "freeze")))
+    if "frozen_layers" in v and "train_modules" in v:
+        raise VramscopeError("conflict", field="frozen_layers",
+                             reason=Text("r_freeze_either", method=Opt("method", "freeze"), modules=Opt("train_modules")))
+    if "train_modules" in v and method != "freeze":
+        raise VramscopeError("conflict", field="train_modules", reason=Text("r_for_method", method=Opt("method", "freeze")))
+    return {"method": method, "train_modules": v.get("train_modules", ())}
+
+
+def _quant(quant: Any, out: dict[str, Any], runs: Any) -> dict[str, Any]:
+    """``quant``: a GGUF type for llama.cpp only, a 4-bit type for QLoRA (the profile's when not given), and no
+    quantized weights a training method would have to update."""
+    from .memory.gguf_mix import GGUF_FTYPES
+    from .memory.weights import QUANTS, valid_quant
+    from .options import text
+
+    task, method, profile = out["task"], out["method"], PROFILES[out["framework"]]
+    q = "none" if quant is None else text(quant, "quant", "a quantization such as int8, nf4 or Q4_K_M").strip().lower()
     if q.upper() in GGUF_FTYPES:
         if not runs.gguf_quants:
-            raise VramscopeError("conflict", field="--quant",
-                                 reason=f"'{quant}' is a GGUF type, run by llama.cpp: add --engine llama.cpp")
+            raise VramscopeError("conflict", field="quant",
+                                 reason=Text("r_gguf_type", quant=quant, add=Opt("engine", "llama.cpp")))
         q = q.upper()
     elif not valid_quant(q):
-        raise VramscopeError("bad_choice", field="--quant", value=shown(quant),
-                             allowed=", ".join(QUANTS) + " (GPTQ/AWQ with a group suffix: -g32, -g64, -g128, -g-1), "
-                                     "or with --engine llama.cpp a GGUF type (Q4_K_M, Q8_0, ...)")
+        raise VramscopeError("bad_choice", field="quant", value=shown(quant),
+                             allowed=Text("allowed_quants", quants=", ".join(QUANTS), engine=Opt("engine", "llama.cpp")))
     elif runs.gguf_quants and q != "none":
-        raise VramscopeError("conflict", field="--quant",
-                             reason=f"llama.cpp runs GGUF types (Q4_K_M, Q5_K_M, Q8_0, ...), not '{quant}'")
+        raise VramscopeError("conflict", field="quant", reason=Text("r_llamacpp_gguf_only", quant=quant))
     if method == "qlora":
         if q == "none":
             q = profile.qlora_quant
         elif q not in ("int4", "nf4", "fp4", "nf4-dq", "fp4-dq"):
-            raise VramscopeError("conflict", field="--quant",
-                                 reason=f"QLoRA quantizes the base to 4-bit (nf4, fp4, nf4-dq, fp4-dq), not '{quant}'")
+            raise VramscopeError("conflict", field="quant", reason=Text("r_qlora_4bit", quant=quant))
     elif task != "inference" and q != "none" and method != "lora":
-        raise VramscopeError("conflict", field="--quant",
-                             reason=f"{method} training cannot update '{q}' quantized weights; "
-                                    "use --method qlora or --method lora, or drop --quant")
-    if kv_dtype is not None:
-        kv_dtype = _choice(kv_dtype, "--kv-dtype", tuple(KV_DTYPE_BYTES))
-    targets = _names(lora_targets, "--lora-targets", "q_proj,v_proj or all-linear") or profile.lora_targets
-    n_gpus = parse_int(num_gpus, "--gpus", 1, 100_000)
-    par = _choice(parallelism, "--parallelism", PARALLELISMS)
+        raise VramscopeError("conflict", field="quant", reason=Text(
+            "r_cannot_update_quant", method=method, quant=q, qlora=Opt("method", "qlora"), lora=Opt("method", "lora"),
+            drop=Opt("quant")))
+    return {"quant": q}
+
+
+def _engine_options(engine: str, v: dict[str, Any]) -> dict[str, Any]:
+    """The engines' own options (``Engine.options``): another engine's, when given, is refused."""
+    for other in _ENGINES.values():
+        if other.name == engine:
+            continue
+        named = [o.field for o in other.options if o.given(v.get(o.field))]
+        if named:
+            raise VramscopeError("conflict", field=named[0],
+                                 reason=Text("r_engine_option", engine=other.name, add=Opt("engine", other.name)))
+    return {o.field: bool(v.get(o.field)) if o.switch else v.get(o.field, o.default)
+            for e in _ENGINES.values() for o in e.options}
+
+
+def _parallel(v: dict[str, Any], out: dict[str, Any], runs: Any) -> dict[str, Any]:
+    """--gpus and the parallel layout: the strategy, pipeline stages and their schedule, the cache and offload
+    that depend on the task."""
+    task = out["task"]
+    n_gpus = v.get("num_gpus", 1)
+    par = v.get("parallelism", "auto")
     if par == "auto":
         par = "none" if n_gpus == 1 else ("tp" if task == "inference" else "fsdp")
     if not runs.multi_gpu and n_gpus > 1:
-        raise VramscopeError("conflict", field="--gpus", reason="llama.cpp's multi-GPU layer split is not modelled "
-                                                                "yet; estimate one GPU with --n-gpu-layers")
-    model_parallel = parse_int(tp, "--tp", 1, 1024) * parse_int(pp, "--pp", 1, 1024) * parse_int(sp, "--sp", 1, 1024)
-    if par == "none" and n_gpus > 1 and (task == "inference" or n_gpus > model_parallel):
-        raise VramscopeError("conflict", field="--parallelism",
-                             reason=f"'none' cannot use {n_gpus} GPUs; choose tp (inference) or fsdp (training)")
+        raise VramscopeError("conflict", field="num_gpus", reason=Text("r_one_gpu_engine", engine=runs.name,
+                                                                        ngl=Opt("n_gpu_layers")))
+    pp_n = v.get("pp", 1)
+    if par == "none" and n_gpus > 1 and (task == "inference" or n_gpus > v.get("tp", 1) * pp_n * v.get("sp", 1)):
+        raise VramscopeError("conflict", field="parallelism", reason=Text("r_none_many_gpus", n=n_gpus))
     if par in TRAINING_PARALLEL and task == "inference":
-        raise VramscopeError("conflict", field="--parallelism",
-                             reason=f"'{par}' is not available for --task {task} yet; use "
-                                    f"{'tp' if task == 'inference' else 'fsdp'}")
-    fw = _choice(framework, "--framework", FRAMEWORKS)
-    # torchtune's full_finetune_single_device configs (llama3_1/8B, llama3_2/3B, llama2/7B_full_low_memory):
-    # bitsandbytes PagedAdamW8bit stepped inside backward (optimizer_in_bwd: True)
-    full_single = (profile.full_single_optimizer is not None and task != "inference" and (method or "full") == "full"
-                   and parse_int(num_gpus, "--gpus", 1, 100_000) == 1)
-    if full_single and optimizer_in_backward is None and parse_int(grad_accum, "--grad-accum", 1,
-                                                                              1_000_000) == 1:
-        optimizer_in_backward = True
-    training_opts = _training_options(task, method, fw, grad_checkpointing, checkpoint_mode, checkpoint_every,
-                                      activation_offload, ce_chunks, packing, bool(optimizer_in_backward), dora,
-                                      lora_alpha, grad_accum, lora_targets, bool(compile))
-    pp_n = parse_int(pp, "--pp", 1, 1024)
-    pp_sched = _choice(pp_schedule, "--pp-schedule", ("1f1b", "gpipe", "interleaved"))
-    if pp_sched == "interleaved" and parse_int(grad_accum, "--grad-accum", 1, 1_000_000) % max(1, parse_int(
-            pp, "--pp", 1, 1024)):
-        raise VramscopeError("conflict", field="--pp-schedule", reason="Megatron's interleaved schedule needs the "
-                                                                       "micro-batches (--grad-accum) to divide by --pp")
+        raise VramscopeError("conflict", field="parallelism",
+                             reason=Text("r_parallel_not_for_task", par=par, task=Opt("task", task), use="tp"))
+    if out["pp_schedule"] == "interleaved" and out["grad_accum"] % pp_n:
+        raise VramscopeError("conflict", field="pp_schedule",
+                             reason=Text("r_interleaved", accum=Opt("grad_accum"), pp=Opt("pp")))
     if pp_n > 1 and task == "inference" and not runs.pipeline_inference:
-        raise VramscopeError("conflict", field="--pp", reason="inference pipeline parallelism is modelled for vLLM "
-                                                              "(--engine vllm --pipeline-parallel-size N)")
-    par, n_gpus, dist = _distributed(task, par, n_gpus, pp_n, tp, sequence_parallel, sp, sp_mode, ep, nodes,
-                                     fsdp_sharding, fsdp_version, zero_prefetch, zero_max_live, zero_persistence,
-                                     reduce_bucket, offload_device, offload, attn)
-    cache = _choice(cache, "--cache", ("dynamic", "static"))
-    if cache == "static" and not runs.static_cache:
-        raise VramscopeError("conflict", field="--cache", reason="static caches are a transformers option")
-    off = _choice(offload, "--offload", OFFLOADS)
-    if off != "none" and task == "inference":
-        raise VramscopeError("conflict", field="--offload",
-                             reason="CPU offload of optimizer states and parameters is for training; use --task finetune")
-    _ignored(task, estimator, engine, optimizer, precision, grad_accum, fw, kv_dtype, cache, attn, n_gpus, off,
-             pp_n, dist, (zero_prefetch, zero_max_live, zero_persistence, reduce_bucket))
-    default_seq = 2048 if task != "inference" else 4096
-    apsa = None if activations_per_sample is None else parse_int(activations_per_sample,
-                                                                 "--activations-per-sample", 1, 10**13)
-    return Workload(
-        task=task, method=method, estimator=estimator, engine=engine, dtype=dtype, quant=q,
-        batch=parse_int(batch, "--batch", 1, MAX_BATCH),
-        seq=parse_int(default_seq if seq is None else seq, "--seq", 1, MAX_SEQ), seq_default=seq is None,
-        kv_dtype=kv_dtype, attn=_choice(attn, "--attn", ATTN_IMPLS),
-        precision=_choice(precision, "--precision", PRECISIONS),
-        optimizer=_choice(optimizer, "--optimizer", OPTIMIZERS) if optimizer is not None else (
-            profile.full_single_optimizer if full_single else profile.optimizer),
-
-        grad_accum=parse_int(grad_accum, "--grad-accum", 1, 1_000_000),
-        lora_rank=16 if lora_rank is None else parse_int(lora_rank, "--lora-rank", 1, 65536),
-        lora_targets=targets,
-        frozen_layers=0 if frozen_layers is None else parse_int(frozen_layers, "--freeze-layers", 0, 100_000),
-        lora_dropout=0.0 if lora_dropout is None else parse_float(lora_dropout, "--lora-dropout", 0.0, 0.99),
-        train_modules=_modules(train_modules, method),
-        activations_per_sample=apsa, num_gpus=n_gpus, parallelism=par if n_gpus > 1 or par in TRAINING_PARALLEL else "none", offload=off,
-        cache=cache, pp=pp_n, pp_schedule=pp_sched, framework=fw, **engine_opts, **training_opts, **dist,
-        options=given,
-    )
+        raise VramscopeError("conflict", field="pp", reason=Text(
+            "r_pp_inference", engine=Opt("engine", "vllm"), pp=Opt("pp", "N", flag="--pipeline-parallel-size")))
+    par, n_gpus, dist = _distributed(v, task, par, n_gpus, pp_n, out["attn"], out["offload"])
+    if out["cache"] == "static" and not runs.static_cache:
+        raise VramscopeError("conflict", field="cache", reason=Text("r_static_cache"))
+    if out["offload"] != "none" and task == "inference":
+        raise VramscopeError("conflict", field="offload", reason=Text("r_offload_training", use=Opt("task", "finetune")))
+    return {"num_gpus": n_gpus, "pp": pp_n,
+            "parallelism": par if n_gpus > 1 or par in TRAINING_PARALLEL else "none", **dist}
 
 
-def _ignored(task: str, estimator: str, engine: str, optimizer: Any, precision: Any, grad_accum: Any, fw: str,
-             kv_dtype: Optional[str], cache: str, attn: Any, n_gpus: int, offload: str, pp: int, dist: dict,
-             zero_knobs: tuple) -> None:
-    """Options the chosen task or estimator would ignore are refused: no option is silently dropped."""
-    if task == "inference":
-        for name, given in (("--optimizer", optimizer is not None),
-                            ("--precision", _choice(precision, "--precision", PRECISIONS) != "auto"),
-                            ("--grad-accum", parse_int(grad_accum, "--grad-accum", 1, 1_000_000) > 1),
-                            ("--framework", fw != "hf"),
-                            ("--zero-prefetch-bucket / --zero-max-live-params / --zero-param-persistence / "
-                             "--reduce-bucket", any(k is not None for k in zero_knobs))):
-            if given:
-                raise VramscopeError("conflict", field=name, reason="is a training option; add --task finetune")
-    elif kv_dtype is not None or cache != "dynamic":
-        raise VramscopeError("conflict", field="--kv-dtype" if kv_dtype is not None else "--cache",
-                             reason="is about the KV cache of inference; training keeps no KV cache")
-    if estimator == "seed":
-        seed_ignores = (("--engine", engine != "transformers"), ("--kv-dtype", kv_dtype is not None),
-                        ("--cache", cache != "dynamic"), ("--attn", str(attn).strip().lower() != "sdpa"),
-                        ("--gpus", n_gpus > 1), ("--offload", offload != "none"), ("--pp", pp > 1),
-                        ("--tp", dist["tp"] > 1), ("--sp", dist["sp"] > 1), ("--ep", dist["ep"] > 1))
-        for name, given in seed_ignores:
-            if given:
-                raise VramscopeError("conflict", field=name, reason="the seed rule of thumb does not model it; "
-                                                                    "use --estimator analytic")
-
-
-def _engine_options(engine: str, given: dict[str, Any]) -> dict[str, Any]:
-    """The engines' own options (``Engine.options``: field, flag, reader): another engine's, when given, is
-    refused; the workload's engine's are read, its switches always set."""
-    for other in _ENGINES.values():
-        named = [o.flag for o in other.options if o.given(given[o.field])] if other.name != engine else []
-        if named:
-            raise VramscopeError("conflict", field=named[0], reason=f"is a {other.name} option; add --engine "
-                                                                   f"{other.name}")
-    out: dict[str, Any] = {}
-    for e in _ENGINES.values():
-        for o in e.options:
-            if o.switch:
-                out[o.field] = bool(given[o.field])
-            elif given[o.field] is not None and o.read is not None:
-                out[o.field] = o.read(given[o.field], o.flag)
-    return out
-
-
-def _modules(value: Any, method: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if method != "freeze":
-        raise VramscopeError("conflict", field="--train-modules", reason="is for --method freeze")
-    return _names(value, "--train-modules", "o_proj,down_proj") or ()
-
-
-def _training_options(task: str, method: str, fw: str, grad_checkpointing: Any, checkpoint_mode: Optional[str],
-                      checkpoint_every: Any, activation_offload: Optional[bool], ce_chunks: Any, packing: bool,
-                      optimizer_in_backward: bool, dora: bool, lora_alpha: Any, grad_accum: Any,
-                      lora_targets: Any, compile: bool = False) -> dict[str, Any]:
-    """Training options, with the framework profile's defaults where the user gave none."""
-    training = task != "inference"
-    given = {"--grad-checkpointing": grad_checkpointing or checkpoint_mode, "--checkpoint-every": checkpoint_every,
-             "--activation-offload": activation_offload, "--chunked-ce": ce_chunks, "--packing": packing or None,
-             "--optimizer-in-backward": optimizer_in_backward or None, "--dora": dora or None,
-             "--compile": compile or None,
-             "--lora-alpha": lora_alpha}
-    if not training:
-        for name, value in given.items():
-            if value:
-                raise VramscopeError("conflict", field=name, reason="is a training option; add --task finetune")
-    profile = PROFILES[fw]
-    mode = None if checkpoint_mode is None else _choice(checkpoint_mode, "--grad-checkpointing", CHECKPOINT_MODES)
-    if grad_checkpointing is None and mode is None and checkpoint_every is None:
-        ckpt = profile.grad_checkpointing and training  # torchtune's recipes: enable_activation_checkpointing
-    else:
-        ckpt = bool(grad_checkpointing) or mode is not None or checkpoint_every is not None
-    every = 1 if checkpoint_every is None else parse_int(checkpoint_every, "--checkpoint-every", 1, 100_000)
-    chunks = (profile.ce_chunks if training else 1) if ce_chunks is None else \
-        parse_int(ce_chunks, "--chunked-ce", 1, 1_000_000)
-    if dora and method not in ("lora", "qlora"):
-        raise VramscopeError("conflict", field="--dora", reason="DoRA is a LoRA variant: add --method lora or qlora")
-    if optimizer_in_backward and parse_int(grad_accum, "--grad-accum", 1, 1_000_000) > 1:
-        raise VramscopeError("conflict", field="--optimizer-in-backward",
-                             reason="stepping inside backward frees each gradient at once, so gradients cannot "
-                                    "accumulate: use --grad-accum 1 (torchtune refuses the same)")
-    alpha = None
-    if lora_alpha is not None:
-        alpha = parse_float(lora_alpha, "--lora-alpha", 0.0, 1e9, "a positive finite number")
-        if not alpha > 0:
-            raise VramscopeError("bad_choice", field="--lora-alpha", value=shown(lora_alpha),
-                                 allowed="a positive finite number")
-    return {"grad_checkpointing": ckpt, "checkpoint_mode": mode or "full", "checkpoint_every": every, "compile": compile,
-            "activation_offload": bool(activation_offload), "ce_chunks": chunks, "packing": bool(packing),
-            "optimizer_in_backward": bool(optimizer_in_backward), "dora": bool(dora), "lora_alpha": alpha}
-
-
-def _distributed(task: str, par: str, n_gpus: int, pp: int, tp: Any, sequence_parallel: bool, sp: Any,
-                 sp_mode: str, ep: Any, nodes: Any, sharding: str, version: Any, prefetch: Any, max_live: Any,
-                 persistence: Any, bucket: Any, offload_device: str, offload: str, attn: str
-                 ) -> tuple[str, int, dict[str, Any]]:
+def _distributed(v: dict[str, Any], task: str, par: str, n_gpus: int, pp: int, attn: str,
+                 offload: str) -> tuple[str, int, dict[str, Any]]:
     """Multi-GPU degrees: --gpus is the world size; data parallel = gpus / (tp · pp · sp)."""
-    tp_n = parse_int(tp, "--tp", 1, 1024)
-    sp_n = parse_int(sp, "--sp", 1, 1024)
-    ep_n = parse_int(ep, "--ep", 1, 1024)
-    nodes_n = parse_int(nodes, "--nodes", 1, 100_000)
+    tp_n, sp_n, ep_n, nodes_n = v.get("tp", 1), v.get("sp", 1), v.get("ep", 1), v.get("nodes", 1)
+    sequence_parallel = bool(v.get("sequence_parallel"))
     training = task != "inference"
     if not training:
-        for name, v in (("--sp", sp_n > 1), ("--ep", ep_n > 1), ("--sequence-parallel", sequence_parallel)):
-            if v:
-                raise VramscopeError("conflict", field=name, reason="is modelled for training; vLLM inference "
-                                                                    "splits with --tensor-parallel-size")
+        for name, on in (("sp", sp_n > 1), ("ep", ep_n > 1), ("sequence_parallel", sequence_parallel)):
+            if on:
+                raise VramscopeError("conflict", field=name, reason=Text(
+                    "r_training_parallel", tp=Opt("tp", flag="--tensor-parallel-size")))
         if tp_n > 1:
             if n_gpus not in (1, tp_n):
-                raise VramscopeError("conflict", field="--tp", reason=f"inference splits the model across --gpus "
-                                                                      f"{n_gpus}; give one of them")
-            n_gpus, par = tp_n, "tp"
-            tp_n = 1
+                raise VramscopeError("conflict", field="tp", reason=Text("r_tp_or_gpus", gpus=Opt("num_gpus", n_gpus)))
+            n_gpus, par, tp_n = tp_n, "tp", 1
     elif par == "tp":  # --parallelism tp in training: every GPU is a tensor-parallel rank
         tp_n, par = n_gpus, "none"
     model_parallel = tp_n * pp * sp_n
     if training and n_gpus == 1 and model_parallel > 1:
         n_gpus = model_parallel  # --pp 4 alone means four GPUs
     if training and n_gpus % model_parallel:
-        raise VramscopeError("conflict", field="--gpus",
-                             reason=f"{n_gpus} GPUs do not divide into tp {tp_n} × pp {pp} × sp {sp_n} groups")
+        raise VramscopeError("conflict", field="num_gpus",
+                             reason=Text("r_gpus_divide", n=n_gpus, tp=tp_n, pp=pp, sp=sp_n))
     dp = n_gpus // model_parallel if training else 1
     if training and dp > 1 and par == "none":
         par = "fsdp"
     if training and dp == 1 and par == "ddp":
         par = "none"  # ZeRO and FSDP on one GPU still run (their CPU offload is the point); DDP does nothing
     if sequence_parallel and tp_n == 1:
-        raise VramscopeError("conflict", field="--sequence-parallel", reason="Megatron sequence parallelism "
-                                                                              "splits inside a TP group: add --tp N")
+        raise VramscopeError("conflict", field="sequence_parallel", reason=Text("r_sp_needs_tp", add=Opt("tp", "N")))
     if sp_n > 1 and attn == "eager":
-        raise VramscopeError("conflict", field="--sp", reason="context parallelism runs SDPA/flash attention "
-                                                              "chunk by chunk; eager attention cannot: use --attn sdpa")
+        raise VramscopeError("conflict", field="sp", reason=Text("r_cp_eager", use=Opt("attn", "sdpa")))
     if n_gpus % nodes_n:
-        raise VramscopeError("conflict", field="--nodes", reason=f"{n_gpus} GPUs do not split evenly over "
-                                                                f"{nodes_n} nodes")
-    shard = _choice(sharding, "--fsdp-sharding", FSDP_SHARDING)
+        raise VramscopeError("conflict", field="nodes", reason=Text("r_nodes_gpus", n=n_gpus, nodes=nodes_n))
+    shard = v.get("fsdp_sharding", "full")
     if shard == "hybrid" and (par != "fsdp" or nodes_n == 1):
-        raise VramscopeError("conflict", field="--fsdp-sharding",
-                             reason="hybrid sharding (FSDP HYBRID_SHARD) shards inside a node and replicates across "
-                                    "nodes: it needs --parallelism fsdp and --nodes > 1")
+        raise VramscopeError("conflict", field="fsdp_sharding",
+                             reason=Text("r_hybrid", par=Opt("parallelism", "fsdp"), nodes=Opt("nodes")))
     if shard == "hybrid" and dp % nodes_n:
-        raise VramscopeError("conflict", field="--nodes", reason=f"{dp} data-parallel ranks do not split evenly "
-                                                                f"over {nodes_n} nodes")
-    version_n = parse_int(version, "--fsdp-version", 1, 2)
-    dev = _choice(offload_device, "--offload-device", OFFLOAD_DEVICES)
+        raise VramscopeError("conflict", field="nodes", reason=Text("r_nodes_dp", dp=dp, nodes=nodes_n))
+    dev = v.get("offload_device", "cpu")
     if dev == "nvme" and (offload == "none" or not Strategy(par).is_zero):
-        raise VramscopeError("conflict", field="--offload-device",
-                             reason="NVMe offload is DeepSpeed ZeRO-Infinity: it needs --zero 1-3 and --offload")
-    knobs = {}
-    for key, value, name, default in (("zero_prefetch", prefetch, "--zero-prefetch-bucket", 50_000_000),
-                                      ("zero_max_live", max_live, "--zero-max-live-params", 1_000_000_000),
-                                      ("zero_persistence", persistence, "--zero-param-persistence", 100_000),
-                                      ("reduce_bucket", bucket, "--reduce-bucket", 500_000_000)):
-        knobs[key] = default if value is None else parse_int(value, name, 0, 10**13)
-    return par, n_gpus, {"tp": tp_n, "sequence_parallel": bool(sequence_parallel), "sp": sp_n,
-                         "sp_mode": _choice(sp_mode, "--sp-mode", SP_MODES), "ep": ep_n, "nodes": nodes_n,
-                         "fsdp_sharding": shard, "fsdp_version": version_n, "offload_device": dev, **knobs}
+        raise VramscopeError("conflict", field="offload_device",
+                             reason=Text("r_nvme", zero=Opt("zero", "1-3"), offload=Opt("offload")))
+    rows = table()
+    knobs = {k: v.get(k, rows[k].default) for k in ("zero_prefetch", "zero_max_live", "zero_persistence",
+                                                    "reduce_bucket")}
+    return par, n_gpus, {"tp": tp_n, "sequence_parallel": sequence_parallel, "sp": sp_n,
+                         "sp_mode": v.get("sp_mode", "ring"), "ep": ep_n, "nodes": nodes_n, "fsdp_sharding": shard,
+                         "fsdp_version": v.get("fsdp_version", 2), "offload_device": dev, **knobs}
+
+
+def _checkpointing(v: dict[str, Any], training: bool, profile: Framework) -> dict[str, Any]:
+    """``grad_checkpointing`` (yes/no, or a mode as the command line gives it), its mode and every-N-th layer,
+    the profile's default where the user gave none."""
+    ckpt, mode = v.get("grad_checkpointing"), v.get("checkpoint_mode")
+    if isinstance(ckpt, str):  # grad_checkpointing="selective", as on the command line
+        if mode is not None and mode != ckpt:
+            raise VramscopeError("conflict", field="grad_checkpointing",
+                                 reason=Text("r_ckpt_modes_disagree", mode=ckpt, other=shown(mode)))
+        ckpt, mode = True, ckpt
+    if ckpt is False and (mode is not None or "checkpoint_every" in v):
+        raise VramscopeError("conflict", field=Opt("grad_checkpointing", False), reason=Text(
+            "r_ckpt_off_on", on=Opt("grad_checkpointing", "MODE"), every=Opt("checkpoint_every")))
+    if ckpt is None and mode is None and "checkpoint_every" not in v:
+        on = profile.grad_checkpointing and training  # torchtune's recipes: enable_activation_checkpointing
+    else:
+        on = bool(ckpt) or mode is not None or "checkpoint_every" in v
+    return {"grad_checkpointing": on, "checkpoint_mode": mode or "full", "checkpoint_every": v.get("checkpoint_every", 1)}
+
+
+def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+    """Training options, with the framework profile's defaults (data) where the user gave none."""
+    task, method, profile = out["task"], out["method"], PROFILES[out["framework"]]
+    training = task != "inference"
+    if not training:
+        for name in ("grad_checkpointing", "checkpoint_mode", "checkpoint_every", "activation_offload", "ce_chunks",
+                     "packing", "optimizer_in_backward", "dora", "compile", "lora_alpha"):
+            if v.get(name) not in (None, False):
+                raise VramscopeError("conflict", field=name, reason=Text("r_training_option", add=Opt("task", "finetune")))
+    # torchtune's full_finetune_single_device configs (llama3_1/8B, llama3_2/3B, llama2/7B_full_low_memory):
+    # bitsandbytes PagedAdamW8bit stepped inside backward (optimizer_in_bwd: True)
+    full_single = (profile.full_single_optimizer is not None and training and method == "full"
+                   and v.get("num_gpus", 1) == 1)
+    in_bwd = v.get("optimizer_in_backward")
+    if full_single and in_bwd is None and out["grad_accum"] == 1:
+        in_bwd = True
+    if v.get("dora") and method not in ("lora", "qlora"):
+        raise VramscopeError("conflict", field="dora", reason=Text("r_dora", add=Opt("method", "lora")))
+    if in_bwd and out["grad_accum"] > 1:
+        raise VramscopeError("conflict", field="optimizer_in_backward",
+                             reason=Text("r_opt_bwd_accum", use=Opt("grad_accum", 1)))
+    alpha = v.get("lora_alpha")
+    if alpha is not None:
+        from .units import parse_float
+
+        allowed = Text("allowed_positive")
+        alpha = parse_float(alpha, "lora_alpha", 0.0, 1e9, allowed)
+        if not alpha > 0:
+            raise VramscopeError("bad_choice", field="lora_alpha", value=shown(v["lora_alpha"]), allowed=allowed)
+    return {**_checkpointing(v, training, profile), "compile": bool(v.get("compile")),
+            "activation_offload": bool(v.get("activation_offload")),
+            "ce_chunks": v.get("ce_chunks", profile.ce_chunks if training else 1), "packing": bool(v.get("packing")),
+            "optimizer_in_backward": bool(in_bwd), "dora": bool(v.get("dora")), "lora_alpha": alpha,
+            "optimizer": v.get("optimizer", profile.full_single_optimizer if full_single else profile.optimizer),
+            "lora_targets": v.get("lora_targets") or profile.lora_targets}
+
+
+def _refuse_ignored(v: dict[str, Any], out: dict[str, Any]) -> None:
+    """Options the chosen task or estimator would ignore are refused: no option is silently dropped."""
+    if out["task"] == "inference":
+        for name, on in (("optimizer", "optimizer" in v), ("precision", out["precision"] != "auto"),
+                         ("grad_accum", out["grad_accum"] > 1), ("framework", out["framework"] != "hf"),
+                         *((k, k in v) for k in ("zero_prefetch", "zero_max_live", "zero_persistence",
+                                                 "reduce_bucket"))):
+            if on:
+                raise VramscopeError("conflict", field=name, reason=Text("r_training_option", add=Opt("task", "finetune")))
+    elif out["kv_dtype"] is not None or out["cache"] != "dynamic":
+        raise VramscopeError("conflict", field="kv_dtype" if out["kv_dtype"] is not None else "cache",
+                             reason=Text("r_kv_inference"))
+    if out["estimator"] == "seed":
+        seed_ignores = (("engine", out["engine"] != "transformers"), ("kv_dtype", out["kv_dtype"] is not None),
+                        ("cache", out["cache"] != "dynamic"), ("attn", out["attn"] != "sdpa"),
+                        ("num_gpus", out["num_gpus"] > 1), ("offload", out["offload"] != "none"),
+                        ("pp", out["pp"] > 1), ("tp", out["tp"] > 1), ("sp", out["sp"] > 1), ("ep", out["ep"] > 1))
+        for name, on in seed_ignores:
+            if on:
+                raise VramscopeError("conflict", field=name, reason=Text("r_seed_ignores",
+                                                                         use=Opt("estimator", "analytic")))
+
+
+register({
+    "r_two_spellings": {"en": "and {other} give different values; give one",
+                        "zh": "与 {other} 给出的值不同；请只给一个"},
+    "r_seed_option": {"en": "is the seed estimator's A: add {add}", "zh": "是 seed 估算器的 A：请加上 {add}"},
+    "r_inference_engine": {"en": "{engine} is an inference engine; training estimates follow transformers / PyTorch",
+                           "zh": "{engine} 是推理引擎；训练估算按 transformers / PyTorch 计算"},
+    "r_engine_option": {"en": "is a {engine} option; add {add}", "zh": "是 {engine} 的选项；请加上 {add}"},
+    "r_training_method": {"en": "'{method}' is a training method but {task} is inference; use {use} (or drop {drop})",
+                          "zh": "'{method}' 是训练方法，但 {task} 是推理；请用 {use}（或去掉 {drop}）"},
+    "r_finetune_method": {"en": "'{method}' is a fine-tuning method; use {use}",
+                          "zh": "'{method}' 是微调方法；请用 {use}"},
+    "r_lora_option": {"en": "is a LoRA option: add {add} (or qlora)", "zh": "是 LoRA 选项：请加上 {add}（或 qlora）"},
+    "r_lora_option_inference": {"en": "is a LoRA option: add {task} {add} (or qlora)",
+                                "zh": "是 LoRA 选项：请加上 {task} {add}（或 qlora）"},
+    "r_for_method": {"en": "is for {method}", "zh": "只用于 {method}"},
+    "r_freeze_either": {"en": "{method} trains either all but the first N layers or {modules}: give one of them",
+                        "zh": "{method} 要么训练除前 N 层外的所有层，要么只训练 {modules}：请只给其中一个"},
+    "r_gguf_type": {"en": "'{quant}' is a GGUF type, run by llama.cpp: add {add}",
+                    "zh": "'{quant}' 是 GGUF 类型，由 llama.cpp 运行：请加上 {add}"},
+    "allowed_quants": {"en": "{quants} (GPTQ/AWQ with a group suffix: -g32, -g64, -g128, -g-1), or with {engine} a "
+                             "GGUF type (Q4_K_M, Q8_0, ...)",
+                       "zh": "{quants}（GPTQ/AWQ 可带分组后缀：-g32、-g64、-g128、-g-1），或配合 {engine} 使用 GGUF "
+                             "类型（Q4_K_M、Q8_0 等）"},
+    "r_llamacpp_gguf_only": {"en": "llama.cpp runs GGUF types (Q4_K_M, Q5_K_M, Q8_0, ...), not '{quant}'",
+                             "zh": "llama.cpp 运行 GGUF 类型（Q4_K_M、Q5_K_M、Q8_0 等），不支持 '{quant}'"},
+    "r_qlora_4bit": {"en": "QLoRA quantizes the base to 4-bit (nf4, fp4, nf4-dq, fp4-dq), not '{quant}'",
+                     "zh": "QLoRA 把基座量化为 4 位（nf4、fp4、nf4-dq、fp4-dq），不是 '{quant}'"},
+    "r_cannot_update_quant": {"en": "{method} training cannot update '{quant}' quantized weights; use {qlora} or "
+                                    "{lora}, or drop {drop}",
+                              "zh": "{method} 训练无法更新 '{quant}' 量化的权重；请用 {qlora} 或 {lora}，或去掉 {drop}"},
+    "r_one_gpu_engine": {"en": "{engine}'s multi-GPU layer split is not modelled yet; estimate one GPU with {ngl}",
+                         "zh": "尚未对 {engine} 的多 GPU 分层建模；请用 {ngl} 估算单个 GPU"},
+    "r_none_many_gpus": {"en": "'none' cannot use {n} GPUs; choose tp (inference) or fsdp (training)",
+                         "zh": "'none' 无法使用 {n} 个 GPU；请选择 tp（推理）或 fsdp（训练）"},
+    "r_parallel_not_for_task": {"en": "'{par}' is not available for {task} yet; use {use}",
+                                "zh": "'{par}' 暂不支持 {task}；请用 {use}"},
+    "r_interleaved": {"en": "Megatron's interleaved schedule needs the micro-batches ({accum}) to divide by {pp}",
+                      "zh": "Megatron 的交错调度要求微批数（{accum}）能被 {pp} 整除"},
+    "r_pp_inference": {"en": "inference pipeline parallelism is modelled for vLLM ({engine} {pp})",
+                       "zh": "推理的流水线并行只对 vLLM 建模（{engine} {pp}）"},
+    "r_static_cache": {"en": "static caches are a transformers option", "zh": "静态缓存是 transformers 的选项"},
+    "r_offload_training": {"en": "CPU offload of optimizer states and parameters is for training; use {use}",
+                           "zh": "优化器状态与参数的 CPU 卸载只用于训练；请用 {use}"},
+    "r_training_parallel": {"en": "is modelled for training; vLLM inference splits with {tp}",
+                            "zh": "只对训练建模；vLLM 推理用 {tp} 切分"},
+    "r_tp_or_gpus": {"en": "inference splits the model across {gpus}; give one of them",
+                     "zh": "推理已按 {gpus} 切分模型；请只给其中一个"},
+    "r_gpus_divide": {"en": "{n} GPUs do not divide into tp {tp} × pp {pp} × sp {sp} groups",
+                      "zh": "{n} 个 GPU 无法分成 tp {tp} × pp {pp} × sp {sp} 的组"},
+    "r_sp_needs_tp": {"en": "Megatron sequence parallelism splits inside a TP group: add {add}",
+                      "zh": "Megatron 序列并行在 TP 组内切分：请加上 {add}"},
+    "r_cp_eager": {"en": "context parallelism runs SDPA/flash attention chunk by chunk; eager attention cannot: use "
+                         "{use}",
+                   "zh": "上下文并行按块运行 SDPA/flash 注意力，eager 注意力做不到：请用 {use}"},
+    "r_nodes_gpus": {"en": "{n} GPUs do not split evenly over {nodes} nodes",
+                     "zh": "{n} 个 GPU 无法平均分到 {nodes} 个节点"},
+    "r_hybrid": {"en": "hybrid sharding (FSDP HYBRID_SHARD) shards inside a node and replicates across nodes: it needs "
+                       "{par} and {nodes} > 1",
+                 "zh": "混合分片（FSDP HYBRID_SHARD）在节点内分片、节点间复制：需要 {par} 且 {nodes} > 1"},
+    "r_nodes_dp": {"en": "{dp} data-parallel ranks do not split evenly over {nodes} nodes",
+                   "zh": "{dp} 个数据并行进程无法平均分到 {nodes} 个节点"},
+    "r_nvme": {"en": "NVMe offload is DeepSpeed ZeRO-Infinity: it needs {zero} and {offload}",
+               "zh": "NVMe 卸载是 DeepSpeed ZeRO-Infinity：需要 {zero} 和 {offload}"},
+    "r_ckpt_modes_disagree": {"en": "'{mode}' and checkpoint_mode '{other}' disagree",
+                              "zh": "'{mode}' 与 checkpoint_mode '{other}' 不一致"},
+    "r_ckpt_off_on": {"en": "turns checkpointing off, but {on} or {every} turns it on: give one of them",
+                      "zh": "关闭了检查点，但 {on} 或 {every} 又开启了它：请只给其中一个"},
+    "r_training_option": {"en": "is a training option; add {add}", "zh": "是训练选项；请加上 {add}"},
+    "r_dora": {"en": "DoRA is a LoRA variant: add {add} or qlora", "zh": "DoRA 是 LoRA 的变体：请加上 {add} 或 qlora"},
+    "r_opt_bwd_accum": {"en": "stepping inside backward frees each gradient at once, so gradients cannot accumulate: "
+                              "use {use} (torchtune refuses the same)",
+                        "zh": "在反向传播中更新会立即释放每个梯度，因此梯度无法累积：请用 {use}（torchtune 同样拒绝）"},
+    "allowed_positive": {"en": "a positive finite number", "zh": "一个有限的正数"},
+    "r_kv_inference": {"en": "is about the KV cache of inference; training keeps no KV cache",
+                       "zh": "针对推理的 KV 缓存；训练不保留 KV 缓存"},
+    "r_seed_ignores": {"en": "the seed rule of thumb does not model it; use {use}",
+                       "zh": "seed 经验公式不对它建模；请用 {use}"},
+})

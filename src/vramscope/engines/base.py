@@ -12,13 +12,13 @@ what ``fit`` searches and suggests (:meth:`Engine.fit_search`, :meth:`Engine.sug
 To add an engine:
 
 1. write ``engines/<name>.py``: a subclass of :class:`Engine` with its ``name``, ``aliases``, what it runs
-   (``trains``, ``multi_gpu``, ``gguf_quants``, ...), its option rows (``options``: :class:`EngineOption`,
-   field, flag and reader) and ``inference`` returning the phases and a report dataclass deriving from
+   (``trains``, ``multi_gpu``, ``gguf_quants``, ...), its option rows (``options``: :class:`~vramscope.options.Option`,
+   with ``owner`` and ``group`` the engine's name: they become ``Workload`` fields, flags, API keywords and web
+   parameters) and ``inference`` returning the phases and a report dataclass deriving from
    :class:`EngineReport`; override the hooks whose default does not hold for it; end with
    ``ENGINE = <Subclass>()``;
-2. name its module in ``_MODULES`` below. Its options' fields still need their ``Workload`` field and
-   ``make_workload`` keyword (and argparse flag) until the option table generates them; its sentences go to
-   ``i18n.py`` in both languages.
+2. name its module in ``_MODULES`` below (and, for its help group's title, a row in ``options.GROUPS``); its
+   sentences go to ``i18n.py`` in both languages.
 
 No caller compares engine names: the estimator, the API, ``fit``, the tables, ``validate`` and ``make_workload``
 ask the engine (``ENGINES[w.engine]``, :func:`engine_for`).
@@ -31,6 +31,7 @@ from dataclasses import dataclass, fields, is_dataclass, replace
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from ..options import Option
 from ..result import Assumption
 
 if TYPE_CHECKING:
@@ -43,19 +44,6 @@ if TYPE_CHECKING:
 
 Phases = dict[str, dict[str, int]]
 
-
-@dataclass(frozen=True)
-class EngineOption:
-    """One of an engine's own options: its Workload field, its command-line flag and how a given value is read
-    (``read(value, flag)``; a ``switch`` is a yes/no flag, off meaning not given, its field always set)."""
-
-    field: str
-    flag: str
-    read: Optional[Callable[[Any, str], Any]] = None
-    switch: bool = False
-
-    def given(self, value: Any) -> bool:
-        return bool(value) if self.switch else value is not None
 
 #: a change ``fit`` may suggest: (i18n key, message parameters, workload changes, cost)
 Candidate = tuple[str, dict[str, Any], dict[str, Any], str]
@@ -143,7 +131,7 @@ class Engine:
     #: other names ``--engine`` accepts for it
     aliases: tuple[str, ...] = ()
     #: the engine's own options (``make_workload`` refuses them with another engine)
-    options: tuple[EngineOption, ...] = ()
+    options: tuple[Option, ...] = ()
     #: what ``make_workload`` lets the engine run: training, GGUF file types as ``--quant`` (and only those),
     #: inference pipeline parallelism (``--pp``), a static KV cache (``--cache static``)
     trains: bool = False

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..memory.gguf_mix import gguf_tensors
 from ..memory.kv_cache import KV_DTYPE_BYTES
@@ -59,8 +59,14 @@ from ..gpus import Gpu
 from ..result import Estimate
 from ..sources.base import ResolvedModel
 from ..units import parse_int
-from ..workload import LLAMA_CACHE_TYPES, Workload, _choice
-from .base import Candidate, Engine, EngineOption, EngineReport, Phases, Record
+from ..options import Option
+from .base import Candidate, Engine, EngineReport, Phases, Record
+
+if TYPE_CHECKING:
+    from ..workload import Workload
+
+#: llama.cpp --cache-type-k/-v (common/arg.cpp kv_cache_types)
+LLAMA_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 
 @dataclass(frozen=True, kw_only=True)
 class Buffers(Record):
@@ -250,11 +256,19 @@ class LlamaCpp(Engine):
     aliases = ("llamacpp", "llama-cpp", "ollama")
     gguf_quants = True
     options = (
-        EngineOption("n_gpu_layers", "--n-gpu-layers", lambda v, flag: parse_int(v, flag, 0, 100_000)),
-        EngineOption("cache_type_k", "--cache-type-k", lambda v, flag: _choice(v, flag, LLAMA_CACHE_TYPES)),
-        EngineOption("cache_type_v", "--cache-type-v", lambda v, flag: _choice(v, flag, LLAMA_CACHE_TYPES)),
-        EngineOption("flash_attn", "--flash-attn", switch=True),
-        EngineOption("ubatch", "--ubatch-size", lambda v, flag: parse_int(v, flag, 1, 1_000_000)),
+        Option("n_gpu_layers", ("--n-gpu-layers", "-ngl"), "int", None, group="llama.cpp", owner="llama.cpp", lo=0,
+               hi=100_000, help_en="layers on the GPU (default: all, and the output layer)",
+               help_zh="放在 GPU 上的层数（默认：全部，以及输出层）"),
+        Option("cache_type_k", ("--cache-type-k", "-ctk"), "choice", None, group="llama.cpp", owner="llama.cpp",
+               choices=LLAMA_CACHE_TYPES,
+               help_en="f16 (default), q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, bf16, f32",
+               help_zh="f16（默认）、q8_0、q4_0、q4_1、q5_0、q5_1、iq4_nl、bf16、f32"),
+        Option("cache_type_v", ("--cache-type-v", "-ctv"), "choice", None, group="llama.cpp", owner="llama.cpp",
+               choices=LLAMA_CACHE_TYPES, help_en="like --cache-type-k", help_zh="同 --cache-type-k"),
+        Option("flash_attn", ("--flash-attn", "-fa"), "flag", False, group="llama.cpp", owner="llama.cpp",
+               help_en="flash attention", help_zh="flash attention（闪电注意力）"),
+        Option("ubatch", ("--ubatch-size", "-ub"), "int", 512, group="llama.cpp", owner="llama.cpp", lo=1,
+               hi=1_000_000, help_en="physical micro-batch (default 512)", help_zh="物理微批大小（默认 512）"),
     )
 
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],

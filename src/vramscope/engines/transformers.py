@@ -7,15 +7,18 @@ slice (``memory/parallel.py: tp_shard_spec``).
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from ..gpus import Gpu
 from ..memory.activations import inference_transient
 from ..memory.kv_cache import KV_DTYPE_BYTES, kv_cache_bytes
 from ..result import Assumption
 from ..sources.base import ResolvedModel
-from ..workload import Workload
 from .base import Candidate, Engine, EngineReport, Phases, rank_weights
+
+if TYPE_CHECKING:
+    from ..workload import Workload
+
 
 
 class Transformers(Engine):

@@ -26,7 +26,7 @@ size in tokens and the maximum concurrency at ``max_model_len``; it refuses to s
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..gpus import Gpu
 from ..memory.activations import inference_transient
@@ -35,8 +35,12 @@ from ..memory.kv_cache import KV_DTYPE_BYTES
 from ..result import Assumption, Estimate, GpuVerdict
 from ..sources.base import ResolvedModel
 from ..units import parse_float, parse_int
-from ..workload import MAX_SEQ, Workload
-from .base import Candidate, Engine, EngineOption, EngineReport, Phases, Record, rank_spec, rank_weights
+from ..options import MAX_SEQ, Option
+from .base import Candidate, Engine, EngineReport, Phases, Record, rank_spec, rank_weights
+
+if TYPE_CHECKING:
+    from ..workload import Workload
+
 
 GiB = 2**30
 NON_TORCH = int(0.3 * GiB)
@@ -200,13 +204,20 @@ class Vllm(Engine):
     sizes_by_gpu = True
     pipeline_inference = True
     options = (
-        EngineOption("gpu_memory_utilization", "--gpu-memory-utilization",
-                     lambda v, flag: parse_float(v, flag, 0.05, 1.0, "a fraction from 0.05 to 1.0")),
-        EngineOption("max_model_len", "--max-model-len", lambda v, flag: parse_int(v, flag, 1, MAX_SEQ)),
-        EngineOption("max_num_seqs", "--max-num-seqs", lambda v, flag: parse_int(v, flag, 1, 1_000_000)),
-        EngineOption("max_num_batched_tokens", "--max-num-batched-tokens",
-                     lambda v, flag: parse_int(v, flag, 1, MAX_SEQ)),
-        EngineOption("enforce_eager", "--enforce-eager", switch=True),
+        Option("gpu_memory_utilization", ("--gpu-memory-utilization",), "float", 0.9, group="vllm", owner="vllm",
+               lo=0.05, hi=1.0, expected="a fraction from 0.05 to 1.0",
+               help_en="fraction of GPU memory vLLM preallocates (default 0.9)",
+               help_zh="vLLM 预先占用的显存比例（默认 0.9）"),
+        Option("max_model_len", ("--max-model-len",), "int", None, group="vllm", owner="vllm", lo=1, hi=MAX_SEQ,
+               help_en="longest sequence (default: the model's max_position_embeddings)",
+               help_zh="最长序列（默认：模型的 max_position_embeddings）"),
+        Option("max_num_seqs", ("--max-num-seqs",), "int", 256, group="vllm", owner="vllm", lo=1, hi=1_000_000,
+               help_en="concurrent sequences in one batch (default 256)", help_zh="一个批次中的并发序列数（默认 256）"),
+        Option("max_num_batched_tokens", ("--max-num-batched-tokens",), "int", 8192, group="vllm", owner="vllm",
+               lo=1, hi=MAX_SEQ, help_en="tokens in one scheduler step / the profile run (default 8192)",
+               help_zh="一次调度步 / 显存探测运行中的 token 数（默认 8192）"),
+        Option("enforce_eager", ("--enforce-eager",), "flag", False, group="vllm", owner="vllm",
+               help_en="no CUDA graphs", help_zh="不使用 CUDA graph"),
     )
     overhead_note = "a_overhead_vllm"
 

@@ -1,0 +1,606 @@
+"""The option table: every option of an estimate, declared once.
+
+A row (:class:`Option`) holds an option's field (the ``Workload`` field, the Python API's keyword and the web
+query's name), its command-line flags (the first is the one messages and suggested commands print; the others
+are engine-native spellings such as llama.cpp's ``-c``/``-ngl`` or vLLM's ``-tp``), its kind and parser, its
+default, its help group and owner (``run``, ``training``, ``parallel``, ``seed``, or an engine's name), and its
+help text in English and Chinese. From the rows come:
+
+* the argparse groups of ``estimate``/``fit``/``trace``/``measure`` (:func:`add_arguments`), their help in the
+  user's language;
+* the ``Workload`` dataclass's fields and defaults (``workload.py``);
+* the Python API's keyword check (unknown name: "did you mean"), :func:`read` of every value;
+* the web form and the web API's parameters (``serve.py``: :func:`web_fields`);
+* the options section of ``docs/json.md`` (:func:`markdown`, checked by ``tests/test_options.py``);
+* the refusal of an option its owner does not run ("is a training option", "is a vllm option");
+* how an error names a field on each surface (:func:`spell`: ``--seq`` on the command line, ``seq`` in the
+  Python API and on the web).
+
+The core rows are :data:`CORE`; each engine declares its own rows (``Engine.options``, ``engines/*.py``), so an
+engine with its options is one file. :func:`table` is all of them, the engines imported on first use.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Optional
+
+from .errors import VramscopeError
+from .units import parse_bool, parse_float, parse_int, shown
+
+MAX_BATCH = 1_000_000
+MAX_SEQ = 100_000_000
+
+# ---------------------------------------------------------------- value readers (one per kind)
+
+
+def choice(value: Any, field: str, allowed: Iterable[str]) -> str:
+    """One of ``allowed`` (case and surrounding blanks ignored), else a clear error naming ``field``."""
+    allowed = tuple(allowed)
+    v = value.strip().lower() if isinstance(value, str) else None
+    if v not in allowed:
+        raise VramscopeError("bad_choice", field=field, value=shown(value), allowed=", ".join(allowed))
+    return v
+
+
+def text(value: Any, field: str, expected: str) -> str:
+    """A free-text option (a dtype or quantization name): a str of a sane length, else a clear error."""
+    if not isinstance(value, str) or len(value) > 64 or not value.isprintable():
+        raise VramscopeError("bad_choice", field=field, value=shown(value), allowed=expected)
+    return value
+
+
+def flag(value: Any, field: str) -> Optional[bool]:
+    """A yes/no option, parsed strictly (``"false"`` is False); None: not given."""
+    return None if value is None else parse_bool(value, field)
+
+
+_MODULE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+
+
+def names(value: Any, field: str, example: str) -> Optional[tuple[str, ...]]:
+    """Module names as ``"q_proj,v_proj"`` or a list of them; None: not given; an empty list is an error."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        items: Any = value.split(",")
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        items = value
+    else:
+        raise VramscopeError("bad_type", field=field, value=shown(value), kind=type(value).__name__,
+                             expected=f"comma-separated module names such as {example}")
+    out = tuple(dict.fromkeys(v.strip() for v in items if v.strip()))
+    if not out:
+        raise VramscopeError("empty_list", field=field, example=example)
+    for n in out:
+        if not _MODULE_NAME.match(n):
+            raise VramscopeError("bad_choice", field=field, value=shown(n),
+                                 allowed=f"module names (letters, digits, _ . -) such as {example}")
+    return out
+
+
+# ---------------------------------------------------------------- the row
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option. ``kind``: choice | int | float | flag | text | names | count | custom (``parse``)."""
+
+    field: str
+    flags: tuple[str, ...]
+    kind: str
+    default: Any = None
+    group: str = "run"
+    owner: str = "run"
+    help_en: str = ""
+    help_zh: str = ""
+    choices: tuple[str, ...] = ()
+    lo: Any = None
+    hi: Any = None
+    metavar: Optional[str] = None
+    #: ``nargs="?"``: the value of the bare flag (``--grad-checkpointing`` = full, ``--chunked-ce`` = 8)
+    const: Any = None
+    #: the flag that turns a yes/no option off (``--no-grad-checkpointing``)
+    negation: Optional[str] = None
+    #: custom reader ``parse(value, field)``; also the text shown as "allowed" by text options
+    parse: Optional[Callable[[Any, str], Any]] = None
+    expected: str = ""
+    #: a Workload field (False: the model, the output, a config file to import)
+    workload: bool = True
+    #: a parameter of the web form and the web API
+    web: bool = True
+    #: repeatable on the command line (``--gpu a --gpu b``)
+    append: bool = False
+    #: how the command line names an option that has no flag of its own (``checkpoint_mode``: the MODE of
+    #: ``--grad-checkpointing MODE``)
+    shown_as: str = ""
+    #: the default depends on other options (the task's sequence, a framework profile's optimizer...): a value
+    #: equal to ``default`` is still worth writing in a command
+    contextual: bool = False
+
+    @property
+    def flag(self) -> str:
+        """The command-line spelling messages and suggested commands print."""
+        return self.flags[0] if self.flags else self.shown_as or self.field
+
+    @property
+    def switch(self) -> bool:
+        return self.kind == "flag"
+
+    def help(self, lang: str) -> str:
+        return self.help_zh if lang == "zh" and self.help_zh else self.help_en
+
+    def read(self, value: Any) -> Any:
+        """The given value, checked and typed (errors name this option's field)."""
+        f = self.field
+        if self.parse is not None:
+            return self.parse(value, f)
+        if self.kind == "choice":
+            return choice(value, f, self.choices)
+        if self.kind == "int":
+            return parse_int(value, f, self.lo, self.hi)
+        if self.kind == "float":
+            return parse_float(value, f, self.lo, self.hi, self.expected)
+        if self.kind == "flag":
+            return flag(value, f)
+        if self.kind == "text":
+            return text(value, f, self.expected)
+        if self.kind == "names":
+            return names(value, f, self.expected)
+        return value
+
+    def given(self, value: Any) -> bool:
+        """Whether ``value`` (as a workload field) means the user gave it: a switch that is on, else not None."""
+        return bool(value) if self.switch else value is not None
+
+
+#: help groups, in the order ``--help`` lists them: (title in English, in Chinese)
+GROUPS = {
+    "model": ("model from numbers", "按数字指定模型"),
+    "run": ("workload: what runs", "工作负载：运行什么"),
+    "training": ("training", "训练"),
+    "parallel": ("GPUs and parallelism", "GPU 与并行"),
+    "vllm": ("vLLM (--engine vllm)", "vLLM（--engine vllm）"),
+    "llama.cpp": ("llama.cpp / Ollama (--engine llama.cpp)", "llama.cpp / Ollama（--engine llama.cpp）"),
+    "output": ("output", "输出"),
+}
+
+
+def _engine(value: Any, field: str) -> str:
+    from .engines.base import ENGINE_NAMES, engine_named
+
+    return choice(engine_named(value), field, ENGINE_NAMES)
+
+
+def _choices(module: str, name: str) -> tuple[str, ...]:
+    import importlib
+
+    return tuple(getattr(importlib.import_module(module, __package__), name))
+
+
+def _lazy_choice(module: str, name: str) -> Callable[[Any, str], str]:
+    """A choice among a tuple kept by the module that owns it (imported when a value is read)."""
+    return lambda value, field: choice(value, field, _choices(module, name))
+
+
+def _grad_checkpointing(value: Any, field: str) -> Any:
+    """True/False, or a mode (full, selective) as ``--grad-checkpointing MODE`` gives it."""
+    if isinstance(value, str) and value.strip().lower() in CHECKPOINT_MODES:
+        return value.strip().lower()
+    return flag(value, field)
+
+
+TASKS = ("inference", "finetune", "pretrain")
+METHODS = ("full", "freeze", "lora", "qlora")
+ESTIMATORS = ("analytic", "seed")
+PRECISIONS = ("auto", "pure", "mixed", "fp32", "deepspeed")
+#: full (every op of a checkpointed layer recomputed) or selective (Megatron-LM's --recompute-granularity
+#: selective: only the core attention — scores, softmax, attention·V — is recomputed)
+CHECKPOINT_MODES = ("full", "selective")
+FSDP_SHARDING = ("full", "hybrid")
+SP_MODES = ("ring", "ulysses")
+OFFLOAD_DEVICES = ("cpu", "nvme")
+OFFLOADS = ("none", "optimizer", "optimizer+params")
+PP_SCHEDULES = ("1f1b", "gpipe", "interleaved")
+CACHES = ("dynamic", "static")
+ATTN = ("sdpa", "flash", "eager")  # memory/activations.ATTN_IMPLS is this tuple
+
+
+def _parallelisms() -> tuple[str, ...]:
+    from .strategy import Strategy
+
+    return ("auto",) + tuple(s.value for s in Strategy)
+
+
+O = Option  # the rows below read as a table
+CORE: tuple[Option, ...] = (
+    # the workload's options, in the order of its fields (the order of the JSON's workload object); --help
+    # lists them by group
+    O("task", ("--task",), "choice", "inference", choices=TASKS,
+      help_en="inference | finetune | pretrain (default inference)",
+      help_zh="inference（推理）| finetune（微调）| pretrain（预训练），默认 inference"),
+    O("method", ("--method",), "choice", "full", owner="training", choices=METHODS,
+      help_en="full | freeze | lora | qlora (training; default full)",
+      help_zh="full | freeze | lora | qlora（训练；默认 full）"),
+    O("estimator", ("--estimator",), "choice", "analytic", choices=ESTIMATORS,
+      help_en="analytic (default) | seed (the article's rule of thumb)",
+      help_zh="analytic（默认）| seed（原文的经验公式）"),
+    O("engine", ("--engine",), "custom", "transformers", parse=_engine,
+      help_en="transformers (default) | vllm | llama.cpp", help_zh="transformers（默认）| vllm | llama.cpp"),
+    O("dtype", ("--dtype",), "custom", None,
+      help_en="fp32 | fp16 | bf16 (default: the checkpoint's dtype, else bf16)",
+      help_zh="fp32 | fp16 | bf16（默认：检查点自身的类型，否则 bf16）"),
+    O("quant", ("--quant",), "text", "none", contextual=True, expected="a quantization such as int8, nf4 or Q4_K_M",
+      help_en="none | int8 | int4 | nf4 | fp4 | nf4-dq | fp4-dq | fp8 | fp8-channel | fp8-block | gptq-4bit | "
+              "gptq-8bit | gptq-3bit | gptq-2bit | awq-4bit; with --engine llama.cpp a GGUF type: Q4_K_M, Q5_K_M, "
+              "Q8_0, Q4_0, IQ4_XS, ...",
+      help_zh="none | int8 | int4 | nf4 | fp4 | nf4-dq | fp4-dq | fp8 | fp8-channel | fp8-block | gptq-4bit | "
+              "gptq-8bit | gptq-3bit | gptq-2bit | awq-4bit；配合 --engine llama.cpp 时为 GGUF 类型：Q4_K_M、"
+              "Q5_K_M、Q8_0、Q4_0、IQ4_XS 等"),
+    O("batch", ("--batch", "--concurrency", "--micro-batch"), "int", 1, lo=1, hi=MAX_BATCH,
+      help_en="batch size / micro-batch / concurrent sequences (default 1)",
+      help_zh="批大小 / 微批大小 / 并发序列数（默认 1）"),
+    O("seq", ("--seq", "--ctx-size", "-c"), "int", 2048, contextual=True, lo=1, hi=MAX_SEQ,
+      help_en="tokens per sequence / llama.cpp context (default 4096 for inference, 2048 for training)",
+      help_zh="每条序列的 token 数 / llama.cpp 上下文（推理默认 4096，训练默认 2048）"),
+    O("kv_dtype", ("--kv-dtype",), "custom", None, parse=_lazy_choice(".memory.kv_cache", "KV_DTYPE_BYTES"),
+      help_en="KV cache dtype: fp16 | bf16 | fp8 | int8 | q8_0 | q4_0 ... (default: dtype)",
+      help_zh="KV 缓存类型：fp16 | bf16 | fp8 | int8 | q8_0 | q4_0 …（默认与 dtype 相同）"),
+    O("attn", ("--attn",), "choice", "sdpa", choices=ATTN,
+      help_en="sdpa (default) | flash | eager", help_zh="sdpa（默认）| flash | eager"),
+    O("precision", ("--precision",), "choice", "auto", group="training", owner="training", choices=PRECISIONS,
+      help_en="auto | pure | mixed | fp32 | deepspeed (training)",
+      help_zh="auto | pure | mixed | fp32 | deepspeed（训练）"),
+    O("optimizer", ("--optimizer",), "custom", "adamw", contextual=True, group="training", owner="training",
+      parse=_lazy_choice(".memory.optimizer_states", "OPTIMIZERS"),
+      help_en="adamw | adam | adamw-fused | adamw-8bit | paged-adamw | paged-adamw-8bit | sgd | sgd-momentum | lion "
+              "| adafactor (default adamw; torchtune full single-GPU: paged-adamw-8bit)",
+      help_zh="adamw | adam | adamw-fused | adamw-8bit | paged-adamw | paged-adamw-8bit | sgd | sgd-momentum | lion "
+              "| adafactor（默认 adamw；torchtune 单卡全量微调：paged-adamw-8bit）"),
+    O("grad_checkpointing", ("--grad-checkpointing",), "custom", False, contextual=True, group="training", owner="training",
+      parse=_grad_checkpointing, const="full", metavar="MODE", negation="--no-grad-checkpointing",
+      help_en="activation checkpointing: full (default when given; every layer recomputed) | selective (only core "
+              "attention recomputed, Megatron-LM); --no-grad-checkpointing turns a profile's off",
+      help_zh="激活检查点：full（给出时的默认；每层重算）| selective（只重算核心注意力，Megatron-LM）；"
+              "--no-grad-checkpointing 关闭框架默认开启的检查点"),
+    O("grad_accum", ("--grad-accum",), "int", 1, group="training", owner="training", lo=1, hi=1_000_000,
+      help_en="gradient accumulation steps (default 1)", help_zh="梯度累积步数（默认 1）"),
+    O("lora_rank", ("--lora-rank",), "int", 16, group="training", owner="training", lo=1, hi=65536,
+      help_en="LoRA rank (default 16)", help_zh="LoRA 秩（默认 16）"),
+    O("lora_dropout", ("--lora-dropout",), "float", 0.0, group="training", owner="training", lo=0.0, hi=0.99,
+      help_en="peft lora_dropout (default 0; > 0 keeps dropout masks)",
+      help_zh="peft 的 lora_dropout（默认 0；大于 0 时保留 dropout 掩码）"),
+    O("lora_targets", ("--lora-targets",), "names", ("all-linear",), contextual=True, group="training", owner="training",
+      expected="q_proj,v_proj or all-linear",
+      help_en="comma-separated module names of the model (q_proj,v_proj) or all-linear (default); an empty list "
+              "is an error",
+      help_zh="以逗号分隔的模型模块名（q_proj,v_proj）或 all-linear（默认）；空列表是错误"),
+    O("frozen_layers", ("--freeze-layers",), "int", 0, group="training", owner="training", lo=0, hi=100_000,
+      help_en="with --method freeze: freeze the first N layers", help_zh="配合 --method freeze：冻结前 N 层"),
+    O("train_modules", ("--train-modules",), "names", (), group="training", owner="training",
+      expected="o_proj,down_proj",
+      help_en="with --method freeze: train only these modules (e.g. o_proj,down_proj)",
+      help_zh="配合 --method freeze：只训练这些模块（如 o_proj,down_proj）"),
+    O("activations_per_sample", ("--activations-per-sample",), "int", None, group="training", owner="seed",
+      lo=1, hi=10**13,
+      help_en="seed estimator: activation floats per sample (A)", help_zh="seed 估算器：每个样本的激活浮点数（A）"),
+    O("num_gpus", ("--gpus",), "int", 1, group="parallel", lo=1, hi=100_000,
+      help_en="number of GPUs the model is split across (default 1)", help_zh="模型切分到的 GPU 数（默认 1）"),
+    O("parallelism", ("--parallelism",), "custom", "none", contextual=True, group="parallel",
+      parse=lambda value, field: choice(value, field, _parallelisms()),
+      help_en="auto | tp (tensor parallel, inference) | fsdp | ddp | zero1 | zero2 | zero3 (training)",
+      help_zh="auto | tp（张量并行，推理）| fsdp | ddp | zero1 | zero2 | zero3（训练）"),
+    O("offload", ("--offload",), "choice", "none", group="parallel", owner="training", choices=OFFLOADS,
+      help_en="none | optimizer | optimizer+params (training: ZeRO-Offload / FSDP CPU offload)",
+      help_zh="none | optimizer | optimizer+params（训练：ZeRO-Offload / FSDP CPU 卸载）"),
+    O("framework", ("--framework",), "custom", "hf", group="parallel", owner="training",
+      parse=lambda value, field: choice(value, field, _choices(".frameworks", "FRAMEWORKS")),
+      help_en="training loop: hf (Trainer / TRL, default) | pytorch (plain loop) | torchtune (its recipes' "
+              "defaults: checkpointing, chunked cross-entropy, bf16 adapters)",
+      help_zh="训练循环：hf（Trainer / TRL，默认）| pytorch（普通循环）| torchtune（其配方的默认值：检查点、"
+              "分块交叉熵、bf16 适配器）"),
+    O("pp", ("--pp", "--pipeline-parallel-size", "-pp"), "int", 1, group="parallel", lo=1, hi=1024,
+      help_en="pipeline-parallel stages (training: micro-batches = --grad-accum; vLLM: stages of "
+              "--tensor-parallel-size GPUs)",
+      help_zh="流水线并行的段数（训练：微批数 = --grad-accum；vLLM：每段 --tensor-parallel-size 个 GPU）"),
+    O("lora_alpha", ("--lora-alpha",), "custom", None, group="training", owner="training",
+      help_en="LoRA alpha (recorded; it does not change memory)", help_zh="LoRA alpha（仅记录；不影响显存）"),
+    O("dora", ("--dora",), "flag", False, group="training", owner="training",
+      help_en="DoRA adapters (peft use_dora) with --method lora/qlora",
+      help_zh="DoRA 适配器（peft 的 use_dora），配合 --method lora/qlora"),
+    O("checkpoint_mode", (), "choice", "full", group="training", owner="training", choices=CHECKPOINT_MODES,
+      shown_as="--grad-checkpointing",
+      help_en="the checkpointing mode (the command line's --grad-checkpointing MODE)",
+      help_zh="检查点模式（命令行的 --grad-checkpointing MODE）"),
+    O("checkpoint_every", ("--checkpoint-every",), "int", 1, group="training", owner="training", lo=1, hi=100_000,
+      metavar="N", help_en="checkpoint only every N-th layer (torchtune ac_option)",
+      help_zh="每 N 层只检查点一层（torchtune 的 ac_option）"),
+    O("activation_offload", ("--activation-offload",), "flag", False, group="training", owner="training",
+      help_en="saved activations to pinned CPU memory (torchtune / TRL activation offloading)",
+      help_zh="把保存的激活卸载到锁页 CPU 内存（torchtune / TRL 的激活卸载）"),
+    O("ce_chunks", ("--chunked-ce",), "int", 1, contextual=True, group="training", owner="training", lo=1, hi=1_000_000,
+      const="8", metavar="N",
+      help_en="output head and cross-entropy in N chunks (default 8, torchtune); 1 = off",
+      help_zh="输出层与交叉熵分 N 块计算（默认 8，torchtune）；1 = 关闭"),
+    O("compile", ("--compile",), "flag", False, group="training", owner="training",
+      help_en="torch.compile (modelled for the loss head; layers as in eager mode)",
+      help_zh="torch.compile（对损失头建模；各层按 eager 模式计）"),
+    O("packing", ("--packing",), "flag", False, group="training", owner="training",
+      help_en="sequences packed to --seq (every micro-batch full)",
+      help_zh="序列打包到 --seq 长度（每个微批都是满的）"),
+    O("optimizer_in_backward", ("--optimizer-in-backward",), "flag", False, contextual=True, group="training", owner="training",
+      help_en="step each parameter as its gradient lands (torchtune optimizer_in_bwd)",
+      help_zh="梯度一到就更新对应参数（torchtune 的 optimizer_in_bwd）"),
+    O("tp", ("--tp", "--tensor-parallel-size", "-tp"), "int", 1, group="parallel", lo=1, hi=1024, metavar="N",
+      help_en="tensor-parallel degree (training: the Megatron split; vLLM: --tensor-parallel-size, = --gpus)",
+      help_zh="张量并行度（训练：Megatron 切分；vLLM：--tensor-parallel-size，等于 --gpus）"),
+    O("sequence_parallel", ("--sequence-parallel",), "flag", False, group="parallel", owner="training",
+      help_en="Megatron sequence parallelism inside --tp", help_zh="--tp 组内的 Megatron 序列并行"),
+    O("sp", ("--sp", "--cp"), "int", 1, group="parallel", owner="training", lo=1, hi=1024, metavar="N",
+      help_en="context / sequence parallel degree (the sequence split over N GPUs)",
+      help_zh="上下文 / 序列并行度（序列切分到 N 个 GPU）"),
+    O("sp_mode", ("--sp-mode",), "choice", "ring", group="parallel", owner="training", choices=SP_MODES,
+      help_en="ring (ring attention, torch context_parallel; default) | ulysses (DeepSpeed-Ulysses all-to-all)",
+      help_zh="ring（环形注意力，torch context_parallel；默认）| ulysses（DeepSpeed-Ulysses all-to-all）"),
+    O("ep", ("--ep",), "int", 1, group="parallel", owner="training", lo=1, hi=1024, metavar="N",
+      help_en="expert-parallel degree (MoE experts split over N GPUs)", help_zh="专家并行度（MoE 专家切分到 N 个 GPU）"),
+    O("nodes", ("--nodes",), "int", 1, group="parallel", lo=1, hi=100_000,
+      help_en="nodes the --gpus are spread over (hybrid sharding, per-node CPU)",
+      help_zh="--gpus 分布的节点数（混合分片、每节点 CPU）"),
+    O("fsdp_sharding", ("--fsdp-sharding",), "choice", "full", group="parallel", owner="training",
+      choices=FSDP_SHARDING, help_en="full (default) | hybrid (shard in a node, replicate across nodes)",
+      help_zh="full（默认）| hybrid（节点内分片，节点间复制）"),
+    O("fsdp_version", ("--fsdp-version",), "int", 2, group="parallel", owner="training", lo=1, hi=2,
+      help_en="PyTorch FSDP 1 (flat parameters) or 2 (per-parameter, default)",
+      help_zh="PyTorch FSDP 1（扁平参数）或 2（逐参数，默认）"),
+    O("zero_prefetch", ("--zero-prefetch-bucket",), "int", 50_000_000, group="parallel", owner="training",
+      lo=0, hi=10**13, metavar="ELEMENTS", help_en="ZeRO-3 stage3_prefetch_bucket_size (5e7)",
+      help_zh="ZeRO-3 的 stage3_prefetch_bucket_size（5e7）"),
+    O("zero_max_live", ("--zero-max-live-params",), "int", 1_000_000_000, group="parallel", owner="training",
+      lo=0, hi=10**13, metavar="ELEMENTS", help_en="ZeRO-3 stage3_max_live_parameters (1e9)",
+      help_zh="ZeRO-3 的 stage3_max_live_parameters（1e9）"),
+    O("zero_persistence", ("--zero-param-persistence",), "int", 100_000, group="parallel", owner="training",
+      lo=0, hi=10**13, metavar="ELEMENTS", help_en="ZeRO-3 stage3_param_persistence_threshold (1e5)",
+      help_zh="ZeRO-3 的 stage3_param_persistence_threshold（1e5）"),
+    O("reduce_bucket", ("--reduce-bucket",), "int", 500_000_000, group="parallel", owner="training", lo=0,
+      hi=10**13, metavar="ELEMENTS", help_en="DeepSpeed reduce_bucket_size (5e8)",
+      help_zh="DeepSpeed 的 reduce_bucket_size（5e8）"),
+    O("offload_device", ("--offload-device",), "choice", "cpu", group="parallel", owner="training",
+      choices=OFFLOAD_DEVICES, help_en="cpu (default) | nvme (ZeRO-Infinity)",
+      help_zh="cpu（默认）| nvme（ZeRO-Infinity）"),
+    O("pp_schedule", ("--pp-schedule",), "choice", "1f1b", group="parallel", owner="training",
+      choices=PP_SCHEDULES, help_en="1f1b (default) | gpipe | interleaved (Megatron, 2 model chunks per GPU)",
+      help_zh="1f1b（默认）| gpipe | interleaved（Megatron，每 GPU 2 个模型块）"),
+    O("cache", ("--cache",), "choice", "dynamic", choices=CACHES,
+      help_en="transformers KV cache: dynamic (default) | static",
+      help_zh="transformers 的 KV 缓存：dynamic（默认）| static"),
+    # ---- not workload fields: the model, config files to import, the output
+    O("params", ("--params",), "custom", group="model", owner="model", workload=False,
+      help_en="parameter count instead of MODEL: 7B, 6.7e9, 70b, 1.5T",
+      help_zh="不给 MODEL 时的参数量：7B、6.7e9、70b、1.5T"),
+    *(O(f, (f"--{f.replace('_', '-')}",), "int", group="model", owner="model", workload=False, web=False,
+        help_en=f"shape override for --params ({f.replace('_', '-')})",
+        help_zh=f"--params 模型的形状覆盖（{f.replace('_', '-')}）")
+      for f in ("layers", "hidden", "heads", "kv_heads", "head_dim", "intermediate", "vocab")),
+    O("deepspeed", ("--deepspeed",), "custom", None, group="parallel", owner="training", workload=False, web=False,
+      metavar="DS_CONFIG.json", help_en="read ZeRO stage, offload, precision, batch from it",
+      help_zh="从中读取 ZeRO 阶段、卸载、精度、批大小"),
+    O("fsdp", ("--fsdp",), "custom", None, group="parallel", owner="training", workload=False, web=False,
+      metavar="ACCELERATE_CONFIG", help_en="read sharding strategy, offload, processes from it",
+      help_zh="从中读取分片策略、卸载、进程数"),
+    O("zero", ("--zero",), "choice", None, group="parallel", owner="training", workload=False, web=False,
+      choices=("0", "1", "2", "3"), help_en="DeepSpeed ZeRO stage (= --parallelism zeroN; 0 = ddp)",
+      help_zh="DeepSpeed ZeRO 阶段（等于 --parallelism zeroN；0 = ddp）"),
+    O("gpu", ("--gpu",), "custom", None, group="output", owner="output", workload=False, append=True,
+      metavar="NAME", help_en="GPU to check (repeatable): rtx-4090, a100, h100, 24GB, auto",
+      help_zh="要检查的 GPU（可重复）：rtx-4090、a100、h100、24GB、auto"),
+    O("gpu_memory", ("--gpu-memory",), "custom", None, group="output", owner="output", workload=False, web=False,
+      append=True, metavar="SIZE", help_en="a GPU of this much memory (repeatable): 24GB, 80GiB, 16G",
+      help_zh="这么大显存的 GPU（可重复）：24GB、80GiB、16G"),
+    O("units", ("--units",), "choice", "GiB", group="output", owner="output", workload=False, web=False,
+      choices=("GiB", "GB"), help_en="GiB (default) or GB", help_zh="GiB（默认）或 GB"),
+    O("lang", ("--lang",), "choice", None, group="output", owner="output", workload=False,
+      choices=("en", "zh"), help_en="en | zh (default from the locale)", help_zh="en | zh（默认取自系统区域设置）"),
+    O("json", ("--json",), "flag", False, group="output", owner="output", workload=False, web=False,
+      help_en="print JSON (schema vramscope.estimate/1)", help_zh="输出 JSON（模式 vramscope.estimate/1）"),
+    O("no_hub", ("--no-hub",), "flag", False, group="output", owner="output", workload=False, web=False,
+      help_en="never contact the Hugging Face Hub", help_zh="从不连接 Hugging Face Hub"),
+)
+del O
+
+# ---------------------------------------------------------------- the whole table
+
+_TABLE: Optional[dict[str, Option]] = None
+
+
+def table() -> dict[str, Option]:
+    """Every option by field: the core rows, then each engine's (``Engine.options``)."""
+    global _TABLE
+    if _TABLE is None:
+        from .engines.base import ENGINES
+
+        rows = {o.field: o for o in CORE}
+        for engine in ENGINES.values():
+            for o in engine.options:
+                if o.field in rows:
+                    raise AssertionError(f"option {o.field} declared twice")
+                rows[o.field] = o
+        _TABLE = rows
+    return _TABLE
+
+
+def workload_rows() -> list[Option]:
+    return [o for o in table().values() if o.workload]
+
+
+def workload_fields() -> tuple[str, ...]:
+    """The Python API's workload keywords (``vramscope.estimate(seq=...)``)."""
+    return tuple(o.field for o in workload_rows())
+
+
+def web_fields() -> tuple[str, ...]:
+    """The web form's and the web API's parameters beside ``model``, ``params``, ``gpu`` and ``lang``."""
+    return tuple(o.field for o in workload_rows() if o.web)
+
+
+def row(field: str) -> Optional[Option]:
+    return table().get(field)
+
+
+def read(field: str, value: Any) -> Any:
+    """``value`` of option ``field`` checked and typed by its row."""
+    return table()[field].read(value)
+
+
+def check_keywords(given: Iterable[str], known: Iterable[str], function: str = "vramscope.estimate") -> None:
+    """Refuse names that are not options, with the closest option named (``unknown option 'x'; did you mean
+    'y'?``): the one place the Python API and the web API check their parameter names."""
+    known = tuple(known)
+    for name in given:
+        if name not in known:
+            import difflib
+
+            close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
+            if close:
+                raise VramscopeError("unknown_option", name=shown(name), suggestion=close[0])
+            raise VramscopeError("unknown_option_nosuggest", name=shown(name), function=function)
+
+
+# ---------------------------------------------------------------- spelling a field on each surface
+
+SURFACES = ("api", "cli", "web")
+
+
+def spell(field: str, surface: str, value: Any = None) -> str:
+    """How ``field`` reads to a user of ``surface``: its flag on the command line (the negation when ``value``
+    is False), its keyword in the Python API and the web. A name that is not an option is left as it is."""
+    o = table().get(field) if isinstance(field, str) else None
+    if o is None:
+        return field
+    if surface == "cli":
+        return o.negation if value is False and o.negation else o.flag
+    return field
+
+
+def setting(field: str, value: Any, surface: str) -> str:
+    """An option with a value as the user of ``surface`` writes it: ``--method lora``, ``method='lora'``,
+    ``method=lora``."""
+    name = spell(field, surface, value)
+    if surface == "cli":
+        if value is True or value is None or (value is False and name.startswith("--no-")):
+            return name
+        return f"{name} {value}"
+    if surface == "api" and not (isinstance(value, str) and value.isupper()):  # a placeholder (N, MODE) bare
+        return f"{name}={value!r}"
+    return f"{name}={value}"
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def add_arguments(parser: Any, lang: str = "en", groups: Iterable[str] = tuple(GROUPS)) -> None:
+    """The argparse arguments of every option in ``groups``, each group under its title in ``lang``. Every
+    default is None ("not given"): defaults are applied once, by ``make_workload``."""
+    rows = [o for o in table().values() if o.flags]
+    for g in groups:
+        mine = [o for o in rows if o.group == g]
+        if not mine:
+            continue
+        title = GROUPS.get(g, (g, g))[1 if lang == "zh" else 0]
+        ag = parser.add_argument_group(title)
+        for o in mine:
+            # a workload option's default is None ("not given"): make_workload applies the default, once
+            default = None if o.workload else o.default
+            kwargs: dict[str, Any] = {"dest": o.field, "help": o.help(lang), "default": default}
+            if o.append:
+                kwargs.update(action="append", default=[])
+            elif o.switch:
+                kwargs.update(action="store_true", default=default)
+            elif o.const is not None:
+                kwargs.update(nargs="?", const=o.const, action=_Once)
+            elif o.choices and not o.workload:
+                kwargs["choices"] = o.choices
+            else:
+                kwargs["action"] = _Once
+            if o.metavar and not o.switch:
+                kwargs["metavar"] = o.metavar
+            ag.add_argument(*o.flags, **kwargs)
+            if o.negation:
+                ag.add_argument(o.negation, dest="no_" + o.field, action="store_true", default=None,
+                                help=(f"关闭 {o.flag}（包括框架默认开启的）" if lang == "zh" else
+                                      f"turn {o.flag} off (a framework profile's default too)"))
+
+
+def _once_action() -> type:
+    import argparse
+
+    class Once(argparse.Action):
+        """Stores the value; a second spelling with another value (``--tp 2 -tp 4``) is recorded as a conflict
+        (raised by :func:`from_namespace` as one clear line)."""
+
+        def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Optional[str] = None) -> None:
+            seen = namespace.__dict__.setdefault("_spellings", {})
+            prev = getattr(namespace, self.dest, None)
+            if prev is not None and str(prev).strip() != str(values).strip():
+                namespace.__dict__.setdefault("_conflicts", []).append((seen.get(self.dest), option_string))
+            seen.setdefault(self.dest, option_string)
+            setattr(namespace, self.dest, values)
+
+    return Once
+
+
+class _OnceProxy:
+    """argparse is imported by the CLI anyway, but not by ``import vramscope``: the action class is made on
+    first use."""
+
+    _cls: Optional[type] = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if _OnceProxy._cls is None:
+            _OnceProxy._cls = _once_action()
+        return _OnceProxy._cls(*args, **kwargs)
+
+
+_Once = _OnceProxy()
+
+
+def from_namespace(args: Any, fields: Iterable[str]) -> dict[str, Any]:
+    """The options the user gave on the command line (argparse ``args``), by field: what was not given is left
+    out, so that ``make_workload`` applies each default once."""
+    conflicts = args.__dict__.get("_conflicts")
+    if conflicts:
+        a, b = conflicts[0]
+        from .errors import Text
+
+        raise VramscopeError("conflict", field=a, reason=Text("r_two_spellings", other=b))
+    out: dict[str, Any] = {}
+    for f in fields:
+        value = getattr(args, f, None)
+        if value is not None:
+            out[f] = value
+        if getattr(args, "no_" + f, None):
+            if value is not None and not isinstance(value, bool):
+                out["checkpoint_mode" if f == "grad_checkpointing" else f] = value
+            out[f] = False
+    return out
+
+
+# ---------------------------------------------------------------- docs/json.md
+
+
+def markdown(lang: str = "en") -> str:
+    """The options as a Markdown table (``docs/json.md``): field, flags, default, owner, help."""
+    head = ("| field (API, web) | command line | default | owner | meaning |" if lang == "en" else
+            "| 字段（API、网页）| 命令行 | 默认 | 归属 | 含义 |")
+    lines = [head, "|---|---|---|---|---|"]
+    for o in workload_rows():
+        default = "" if o.default is None else (",".join(o.default) if isinstance(o.default, tuple) else
+                                                str(o.default))
+        flags = " ".join(f"`{f}`" for f in o.flags + ((o.negation,) if o.negation else ()))
+        lines.append(f"| `{o.field}` | {flags} | {default} | {o.owner} | {o.help(lang).replace('|', '/')} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m vramscope.options: print the table for docs/json.md
+    print(markdown())
