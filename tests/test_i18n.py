@@ -1,6 +1,10 @@
 import re
 import string
 
+import vramscope.api  # noqa: F401  (modules that keep their messages beside their code register them on import)
+import vramscope.cli  # noqa: F401
+import vramscope.serve  # noqa: F401
+import vramscope.workload  # noqa: F401
 from vramscope.i18n import MESSAGES, detect_lang, t
 
 
@@ -36,7 +40,7 @@ def test_used_keys_exist():
     used = set()
     for path in src.rglob("*.py"):
         text = path.read_text(encoding="utf-8")
-        used |= set(re.findall(r'(?:VramscopeError|Assumption)\(\s*"([a-z_0-9]+)"', text))
+        used |= set(re.findall(r'(?:VramscopeError|Assumption|Text)\(\s*"([a-z_0-9]+)"', text))
         used |= set(re.findall(r'\bt\(\s*"([a-z_0-9]+)"', text))
     missing = sorted(k for k in used if k not in MESSAGES)
     assert not missing, missing

@@ -602,5 +602,22 @@ def markdown(lang: str = "en") -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # python -m vramscope.options: print the table for docs/json.md
-    print(markdown())
+DOC_START, DOC_END = "<!-- options table: generated, do not edit -->\n", "\n<!-- end of options table -->"
+
+
+def write_docs(path: str) -> None:
+    """Put :func:`markdown` between the markers of ``path`` (docs/json.md)."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    head, rest = text.split(DOC_START, 1)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(head + DOC_START + markdown() + DOC_END + rest.split(DOC_END, 1)[1])
+
+
+if __name__ == "__main__":  # python -m vramscope.options [--write docs/json.md]
+    import sys
+
+    if sys.argv[1:2] == ["--write"]:
+        write_docs(sys.argv[2])
+    else:
+        print(markdown())

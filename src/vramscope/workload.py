@@ -329,10 +329,7 @@ def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
     task, method, profile = out["task"], out["method"], PROFILES[out["framework"]]
     training = task != "inference"
     if not training:
-        for name in ("grad_checkpointing", "checkpoint_mode", "checkpoint_every", "activation_offload", "ce_chunks",
-                     "packing", "optimizer_in_backward", "dora", "compile", "lora_alpha"):
-            if v.get(name) not in (None, False):
-                raise VramscopeError("conflict", field=name, reason=Text("r_training_option", add=Opt("task", "finetune")))
+        _refuse_training_options(v)
     # torchtune's full_finetune_single_device configs (llama3_1/8B, llama3_2/3B, llama2/7B_full_low_memory):
     # bitsandbytes PagedAdamW8bit stepped inside backward (optimizer_in_bwd: True)
     full_single = (profile.full_single_optimizer is not None and training and method == "full"
@@ -361,15 +358,21 @@ def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
             "lora_targets": v.get("lora_targets") or profile.lora_targets}
 
 
+def _refuse_training_options(v: dict[str, Any]) -> None:
+    """At inference, an option the table says training owns (``owner="training"``), given with another value
+    than its default (or at all, when its default depends on the training), is refused: inference would
+    ignore it. A switch given off is not given."""
+    rows = table()
+    for name, value in v.items():
+        o = rows[name]  # a contextual default (the optimizer: the framework's) is never "the default" here
+        if o.owner == "training" and value is not False and (o.contextual or value != o.default):
+            raise VramscopeError("conflict", field=name, reason=Text("r_training_option", add=Opt("task", "finetune")))
+
+
 def _refuse_ignored(v: dict[str, Any], out: dict[str, Any]) -> None:
     """Options the chosen task or estimator would ignore are refused: no option is silently dropped."""
     if out["task"] == "inference":
-        for name, on in (("optimizer", "optimizer" in v), ("precision", out["precision"] != "auto"),
-                         ("grad_accum", out["grad_accum"] > 1), ("framework", out["framework"] != "hf"),
-                         *((k, k in v) for k in ("zero_prefetch", "zero_max_live", "zero_persistence",
-                                                 "reduce_bucket"))):
-            if on:
-                raise VramscopeError("conflict", field=name, reason=Text("r_training_option", add=Opt("task", "finetune")))
+        _refuse_training_options(v)
     elif out["kv_dtype"] is not None or out["cache"] != "dynamic":
         raise VramscopeError("conflict", field="kv_dtype" if out["kv_dtype"] is not None else "cache",
                              reason=Text("r_kv_inference"))
