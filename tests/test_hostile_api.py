@@ -268,10 +268,10 @@ def test_shape_overrides_apply_to_params():
 
 
 def test_fit_refuses_the_seed_estimator_like_the_cli():
-    with pytest.raises(VramscopeError, match="--estimator: fit searches the analytic estimator only"):
+    with pytest.raises(VramscopeError, match="^estimator: fit searches the analytic estimator only"):
         fit("llama-3-8b", estimator="seed")
     rc, _, err = run_cli(["fit", "llama-3-8b", "--estimator", "seed", "--no-hub"])
-    assert rc == 2 and "analytic estimator only" in err
+    assert rc == 2 and "--estimator: fit searches the analytic estimator only" in err
 
 
 @pytest.mark.parametrize("gpus", [5, 1.5, [1], ["a100", None], {"a100": 1}, object(), ("a100", b"h100")])

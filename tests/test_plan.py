@@ -206,7 +206,7 @@ def test_pipeline_parallel_stages():
     assert all(r["micro_batches_in_flight"] == 8 for r in gpipe.engine["pipeline"]["ranks"])
     with pytest.raises(vramscope.VramscopeError, match="^pp: inference pipeline parallelism"):
         vramscope.estimate("llama-3-8b", pp=2)
-    with pytest.raises(vramscope.VramscopeError, match="--pp"):
+    with pytest.raises(vramscope.VramscopeError, match="^pp: 13 stages"):
         vramscope.estimate("gpt2", task="finetune", pp=13)
 
 

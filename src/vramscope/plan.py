@@ -13,9 +13,9 @@ from typing import Any, Callable, Optional
 
 from .api import estimate_resolved
 from .engines.base import Candidate, engine_for
-from .errors import VramscopeError
+from .errors import Text, VramscopeError
 from .gpus import Gpu
-from .i18n import t
+from .i18n import register, t
 from .result import Estimate
 from .sources import ResolvedModel
 from .workload import MAX_SEQ, Workload, make_workload
@@ -345,7 +345,7 @@ def fit(model: ResolvedModel, w: Workload, gpu: Gpu, suggestions: bool = True) -
     """The whole planning answer for one GPU (the analytic estimator's: the seed rule of thumb has no context or
     GPU count to search)."""
     if w.estimator != "analytic":
-        raise VramscopeError("conflict", field="--estimator", reason="fit searches the analytic estimator only")
+        raise VramscopeError("conflict", field="estimator", reason=Text("r_fit_analytic"))
     if w.options is not None and make_workload(**w.options) != w:
         w = replace(w, options=None)  # changed after make_workload (dataclasses.replace): its options are stale
     engine = engine_for(w)
@@ -361,3 +361,6 @@ def fit(model: ResolvedModel, w: Workload, gpu: Gpu, suggestions: bool = True) -
     return FitAnswer(gpu=gpu, estimate=est, fits=base <= usable, max_batch=max(0, max_batch),
                      max_seq=max(0, max_seq), seq_limit=seq_limit, min_gpus=n, min_gpus_parallelism=par,
                      suggestions=tuple(sugg), max_concurrency=max_concurrency, needed_bytes=base)
+
+
+register({"r_fit_analytic": {"en": "fit searches the analytic estimator only", "zh": "fit 只搜索解析估算器"}})

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..errors import VramscopeError
+from ..errors import Opt, Text, VramscopeError
+from ..i18n import register
 from ..memory.activations import (FULL_TRAINING, TrainFlags, TrainingActivations, checkpointed_layers, dora_forward_transient,
                                   merged_expert_bytes, training_activations)
 from ..memory.gradients import gradient_bytes
@@ -153,9 +154,8 @@ def _expert_share(spec: ModelSpec, w: Workload, notes: list[Assumption]) -> floa
     if w.ep <= 1:
         return 0.0
     if spec.moe is None or spec.moe.num_experts % w.ep:
-        raise VramscopeError("conflict", field="--ep", reason="expert parallelism needs an MoE model whose "
-                             f"experts divide by {w.ep}" if spec.moe is None else
-                             f"{spec.moe.num_experts} experts do not divide by {w.ep}")
+        raise VramscopeError("conflict", field="ep", reason=Text("r_ep_needs_moe", n=w.ep) if spec.moe is None else
+                             Text("r_ep_divide", experts=spec.moe.num_experts, n=w.ep))
     share = expert_fraction(spec)
     notes.append(Assumption("a_ep", {"n": w.ep, "experts": spec.moe.num_experts // w.ep}))
     return share
@@ -280,8 +280,7 @@ def transients(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, bu
         if w.method == "qlora" else 0
     dora_temp = dora_forward_transient(spec, flags.lora, not w.grad_checkpointing) if flags.dora else 0
     if flags.dora and spec.moe is not None and "experts" in flags.lora:
-        raise VramscopeError("conflict", field="--dora", reason="peft has no DoRA for fused MoE experts; "
-                                                                "target the attention modules (--lora-targets)")
+        raise VramscopeError("conflict", field="dora", reason=Text("r_dora_moe", targets=Opt("lora_targets")))
     return Transients(
         # under checkpointing a layer's forward still builds its merged expert weights, then drops them
         in_flight=merged if w.grad_checkpointing else 0,
@@ -476,7 +475,7 @@ def pipeline(spec: ModelSpec, w: Workload, phases: Phases, layer_acts: int,
              notes: list[Assumption]) -> tuple[Phases, dict]:
     """The phases of the busiest pipeline rank, and the per-rank report (``memory/pipeline.py``)."""
     if w.pp > spec.num_layers:
-        raise VramscopeError("conflict", field="--pp", reason=f"{w.pp} stages for {spec.num_layers} layers")
+        raise VramscopeError("conflict", field="pp", reason=Text("r_pp_layers", pp=w.pp, layers=spec.num_layers))
     phases, rows = pipeline_stages(spec, w.pp, w.grad_accum, w.pp_schedule, phases, layer_acts)
     busiest = max(rows, key=lambda r: r["peak_bytes"])
     notes.append(Assumption("a_pp", {"pp": w.pp, "schedule": w.pp_schedule, "m": w.grad_accum,
@@ -491,3 +490,13 @@ def paged_states(w: Workload, states: int, notes: list[Assumption]) -> int:
         return 0
     notes.append(Assumption("a_paged", {"states": f"{states / 2**30:.2f} GiB"}))
     return states
+
+
+register({
+    "r_ep_needs_moe": {"en": "expert parallelism needs an MoE model whose experts divide by {n}",
+                       "zh": "专家并行需要专家数能被 {n} 整除的 MoE 模型"},
+    "r_ep_divide": {"en": "{experts} experts do not divide by {n}", "zh": "{experts} 个专家无法被 {n} 整除"},
+    "r_dora_moe": {"en": "peft has no DoRA for fused MoE experts; target the attention modules ({targets})",
+                   "zh": "peft 没有针对融合 MoE 专家的 DoRA；请只对注意力模块使用（{targets}）"},
+    "r_pp_layers": {"en": "{pp} stages for {layers} layers", "zh": "{layers} 层无法分成 {pp} 段"},
+})

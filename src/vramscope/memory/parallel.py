@@ -24,7 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from ..errors import VramscopeError
+from ..errors import Text, VramscopeError
+from ..i18n import register
 from ..model.spec import ModelSpec
 from ..model.tensors import groups, largest_layer, largest_tensor
 
@@ -34,9 +35,7 @@ def tp_shard_spec(spec: ModelSpec, n: int) -> ModelSpec:
     if n == 1:
         return spec
     if spec.num_heads % n:
-        raise VramscopeError("conflict", field="--gpus",
-                             reason=f"tensor parallelism needs the {spec.num_heads} attention heads to divide "
-                                    f"evenly by {n} GPUs")
+        raise VramscopeError("conflict", field="num_gpus", reason=Text("r_tp_heads", heads=spec.num_heads, n=n))
     moe = spec.moe
     if moe is not None:
         moe = replace(moe, expert_intermediate_size=-(-moe.expert_intermediate_size // n),
@@ -192,3 +191,7 @@ def nvme_pinned_bytes(param_partition: int, optimizer_partition: int, params_on_
     if not params_on_nvme:
         return opt
     return opt + int(5 * 100_000_000 * param_bytes) + int(min(param_partition, 1_000_000_000) * param_bytes)
+
+
+register({"r_tp_heads": {"en": "tensor parallelism needs the {heads} attention heads to divide evenly by {n} GPUs",
+               "zh": "张量并行要求 {heads} 个注意力头能被 {n} 个 GPU 整除"}})

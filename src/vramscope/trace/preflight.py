@@ -28,7 +28,8 @@ import shlex
 from typing import Any, Optional
 
 from ..engines.base import engine_for
-from ..errors import Text, VramscopeError
+from ..errors import Opt, Text, VramscopeError
+from ..i18n import register
 from ..sources.base import ResolvedModel
 from ..units import format_count, parse_int, shown
 from ..workload import Workload
@@ -96,67 +97,56 @@ def _quote(value: Any) -> str:
     return shlex.quote(shown(value, 200))
 
 
-def _not_traced(field: str, reason: str, command: str) -> VramscopeError:
+def _not_traced(field: str, reason: Text, command: str) -> VramscopeError:
     return VramscopeError("trace_not_traced", field=field, reason=reason, command=command)
 
 
 def check_workload(w: Workload, command: str = "vramscope estimate") -> None:
     """The workloads the trace cannot run as asked; refused before anything is built."""
     if not engine_for(w).traceable:
-        raise _not_traced("--engine", f"the trace runs transformers' model code, not {w.engine}", command)
+        raise _not_traced("engine", Text("r_trace_engine", engine=w.engine), command)
     if w.estimator != "analytic":
-        raise VramscopeError("conflict", field="--estimator",
-                             reason=f"trace is an estimator of its own; drop --estimator {w.estimator}")
+        raise VramscopeError("conflict", field="estimator",
+                             reason=Text("r_trace_estimator", drop=Opt("estimator", w.estimator)))
     if w.profile.own_modules:
-        raise VramscopeError("trace_unsupported",
-                             reason="the trace runs transformers' model code, and torchtune's modules keep different "
-                                    "tensors (docs/accuracy.md; bench/torchtune_trace.py traces torchtune itself); "
-                                    "trace the transformers run with --framework hf")
+        raise VramscopeError("trace_unsupported", reason=Text("r_trace_torchtune", hf=Opt("framework", "hf")))
     if w.method == "qlora" or w.quant not in ("none",):
         raise VramscopeError("trace_unsupported",
-                             reason=f"'{w.quant}' weights need bitsandbytes/GPTQ CUDA kernels, which do not run on "
-                                    "fake CPU tensors; use the analytic estimator (or measure on a GPU)")
+                             reason=Text("r_trace_quant", quant=w.quant))
     if w.pp > 1 or w.tp_degree > 1 or w.sp > 1 or w.ep > 1:
-        raise VramscopeError("trace_unsupported", reason="model-parallel workloads are not traced; use --gpus 1")
+        raise VramscopeError("trace_unsupported", reason=Text("r_trace_model_parallel", use=Opt("num_gpus", 1)))
     if w.num_gpus > 1 and not (w.training and w.strategy.is_fsdp and w.fsdp_version == 2
                                and w.offload == "none" and w.fsdp_sharding == "full"):
-        raise VramscopeError("trace_unsupported", reason="of the multi-GPU setups only FSDP2 full sharding without "
-                                                         "offload is traced (on a fake process group); use "
-                                                         "--parallelism fsdp or --gpus 1")
+        raise VramscopeError("trace_unsupported", reason=Text("r_trace_multi_gpu", fsdp=Opt("parallelism", "fsdp"),
+                                                              one=Opt("num_gpus", 1)))
     if w.offload != "none":
-        raise _not_traced("--offload", "CPU offload of optimizer states and parameters is not traced", command)
+        raise _not_traced("offload", Text("r_trace_offload"), command)
     if w.training and w.precision == "deepspeed":
-        raise _not_traced("--precision", "DeepSpeed's fp32 master weights and states are not traced", command)
+        raise _not_traced("precision", Text("r_trace_deepspeed"), command)
     if w.optimizer in ("adamw-8bit", "lion", "paged-adamw", "paged-adamw-8bit"):
-        raise VramscopeError("trace_unsupported", reason=f"optimizer '{w.optimizer}' is not in torch")
+        raise VramscopeError("trace_unsupported", reason=Text("r_trace_optimizer", optimizer=w.optimizer))
     if w.kv_dtype not in (None, "fp16", "bf16", "fp32"):
-        raise VramscopeError("trace_unsupported", reason="quantized KV caches are not traced")
+        raise VramscopeError("trace_unsupported", reason=Text("r_trace_kv_quant"))
     if w.compile:
-        raise VramscopeError("trace_unsupported", reason="compiled graphs are not traced (the trace runs eager mode); "
-                                                         "drop --compile")
+        raise VramscopeError("trace_unsupported", reason=Text("r_trace_compile", drop=Opt("compile")))
     if w.cache != "dynamic":
-        raise _not_traced("--cache", "the trace runs transformers' dynamic cache", command)
+        raise _not_traced("cache", Text("r_trace_cache"), command)
 
 
 def check_model(model: ResolvedModel, w: Workload, command: str = "vramscope estimate") -> None:
     """Models the trace cannot build from a Hugging Face config."""
     fmt = (model.stored_format or "").strip().lower()
     if model.kind == "gguf" or fmt.startswith("gguf"):
-        raise _not_traced("MODEL", "a GGUF file has no transformers config to build the model from; trace the "
-                                   "original model's config.json or catalog name", command)
+        raise _not_traced("MODEL", Text("r_trace_gguf"), command)
     if model.hf_config is None and model.kind != "params":
-        raise _not_traced("MODEL", f"a {model.kind} source without config.json has no transformers config; pass "
-                                   "the model's folder with its config.json or a catalog name", command)
+        raise _not_traced("MODEL", Text("r_trace_no_config", kind=model.kind), command)
     if model.stored is not None and fmt not in _PLAIN_STORAGE:
-        raise _not_traced("MODEL", f"the checkpoint stores {model.stored_format} weights and the trace builds "
-                                   "unquantized ones from the config", command)
+        raise _not_traced("MODEL", Text("r_trace_stored_quant", storage=model.stored_format), command)
     if w.training and w.ce_chunks > 1 and model.spec.kind != "decoder":
-        raise _not_traced("--chunked-ce", "chunked cross-entropy runs a decoder-only model's final hidden states",
-                          command)
+        raise _not_traced("ce_chunks", Text("r_trace_chunked_ce"), command)
     if w.training and w.grad_checkpointing and w.checkpoint_mode == "selective" and \
             model.spec.layout in ("gpt2", "bert", "t5", "falcon"):
-        raise _not_traced("--grad-checkpointing", f"selective checkpointing wraps the attention function of "
-                                                  f"models with self_attn modules, not the {model.spec.layout} layout", command)
+        raise _not_traced("grad_checkpointing", Text("r_trace_selective", layout=model.spec.layout), command)
 
 
 def position_limit(model: ResolvedModel) -> int:
@@ -175,7 +165,7 @@ def position_limit(model: ResolvedModel) -> int:
 def check_positions(model: ResolvedModel, w: Workload) -> None:
     limit = position_limit(model)
     if limit and w.seq > limit:
-        raise VramscopeError("seq_beyond_positions", field="--seq", seq=f"{w.seq:,}", model=shown(model.spec.name), n=limit)
+        raise VramscopeError("seq_beyond_positions", field="seq", seq=f"{w.seq:,}", model=shown(model.spec.name), n=limit)
 
 
 def largest_tensor_bytes(model: ResolvedModel, w: Workload) -> int:
@@ -222,3 +212,48 @@ def check_traceable(model: ResolvedModel, w: Workload, command: str = "vramscope
     check_model(model, w, command)
     check_positions(model, w)
     check_cost(model, w, command)
+
+
+register({
+    "r_trace_engine": {"en": "the trace runs transformers' model code, not {engine}",
+                       "zh": "追踪运行的是 transformers 的模型代码，不是 {engine}"},
+    "r_trace_estimator": {"en": "trace is an estimator of its own; drop {drop}", "zh": "追踪本身就是一种估算器；请去掉 {drop}"},
+    "r_trace_torchtune": {"en": "the trace runs transformers' model code, and torchtune's modules keep different tensors "
+                                "(docs/accuracy.md; bench/torchtune_trace.py traces torchtune itself); trace the "
+                                "transformers run with {hf}",
+                          "zh": "追踪运行的是 transformers 的模型代码，而 torchtune 的模块保存的张量不同（见 docs/accuracy.md；"
+                                "bench/torchtune_trace.py 追踪 torchtune 本身）；请用 {hf} 追踪 transformers 的运行"},
+    "r_trace_quant": {"en": "'{quant}' weights need bitsandbytes/GPTQ CUDA kernels, which do not run on fake CPU "
+                            "tensors; use the analytic estimator (or measure on a GPU)",
+                      "zh": "'{quant}' 权重需要 bitsandbytes/GPTQ 的 CUDA 内核，无法在伪 CPU 张量上运行；请用解析估算器"
+                            "（或在 GPU 上实测）"},
+    "r_trace_model_parallel": {"en": "model-parallel workloads are not traced; use {use}",
+                               "zh": "不追踪模型并行的工作负载；请用 {use}"},
+    "r_trace_multi_gpu": {"en": "of the multi-GPU setups only FSDP2 full sharding without offload is traced (on a fake "
+                                "process group); use {fsdp} or {one}",
+                          "zh": "多 GPU 配置中只追踪不卸载的 FSDP2 完全分片（在伪进程组上）；请用 {fsdp} 或 {one}"},
+    "r_trace_offload": {"en": "CPU offload of optimizer states and parameters is not traced",
+                        "zh": "不追踪优化器状态与参数的 CPU 卸载"},
+    "r_trace_deepspeed": {"en": "DeepSpeed's fp32 master weights and states are not traced",
+                          "zh": "不追踪 DeepSpeed 的 fp32 主权重与状态"},
+    "r_trace_optimizer": {"en": "optimizer '{optimizer}' is not in torch", "zh": "torch 中没有优化器 '{optimizer}'"},
+    "r_trace_kv_quant": {"en": "quantized KV caches are not traced", "zh": "不追踪量化的 KV 缓存"},
+    "r_trace_compile": {"en": "compiled graphs are not traced (the trace runs eager mode); drop {drop}",
+                        "zh": "不追踪编译后的计算图（追踪以 eager 模式运行）；请去掉 {drop}"},
+    "r_trace_cache": {"en": "the trace runs transformers' dynamic cache", "zh": "追踪运行的是 transformers 的动态缓存"},
+    "r_trace_gguf": {"en": "a GGUF file has no transformers config to build the model from; trace the original model's "
+                           "config.json or catalog name",
+                     "zh": "GGUF 文件没有可用来构建模型的 transformers 配置；请追踪原模型的 config.json 或目录名称"},
+    "r_trace_no_config": {"en": "a {kind} source without config.json has no transformers config; pass the model's folder "
+                                "with its config.json or a catalog name",
+                          "zh": "没有 config.json 的 {kind} 来源没有 transformers 配置；请给出带 config.json 的模型文件夹"
+                                "或目录名称"},
+    "r_trace_stored_quant": {"en": "the checkpoint stores {storage} weights and the trace builds unquantized ones from "
+                                   "the config",
+                             "zh": "检查点存储的是 {storage} 权重，而追踪按配置构建未量化的权重"},
+    "r_trace_chunked_ce": {"en": "chunked cross-entropy runs a decoder-only model's final hidden states",
+                           "zh": "分块交叉熵作用于纯解码器模型的最终隐藏状态"},
+    "r_trace_selective": {"en": "selective checkpointing wraps the attention function of models with self_attn modules, "
+                                "not the {layout} layout",
+                          "zh": "选择性检查点包装的是带 self_attn 模块的模型的注意力函数，而不是 {layout} 布局"},
+})
