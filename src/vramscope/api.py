@@ -23,7 +23,7 @@ from .i18n import register
 from .result import Assumption, Estimate, ModelInfo
 from .sources import ResolvedModel, resolve, resolve_params
 from .units import parse_bool, parse_count, parse_int, shown
-from .workload import TORCHTUNE_LORA_TARGETS, Workload, check_keywords, make_workload, workload_keywords
+from .workload import Workload, check_keywords, make_workload, workload_keywords
 
 #: shape overrides of a bare ``params=`` model, and their ranges
 SHAPE_FIELDS = {"layers": (1, 10_000), "hidden": (1, 1_000_000), "heads": (1, 100_000), "kv_heads": (1, 100_000),
@@ -126,8 +126,8 @@ def check_workload_for_model(model: ResolvedModel, w: Workload) -> tuple[Workloa
         from .memory.trainable import lora_params
 
         available = _lora_layers(spec)
-        torchtune_default = w.framework == "torchtune" and w.lora_targets == TORCHTUNE_LORA_TARGETS
-        unknown = [] if torchtune_default else [t for t in w.lora_targets if t != "all-linear" and t not in available]
+        recipe_default = w.lora_targets == w.profile.lora_targets != ("all-linear",)  # a recipe's own list
+        unknown = [] if recipe_default else [t for t in w.lora_targets if t != "all-linear" and t not in available]
         if unknown or not lora_params(spec, 1, w.lora_targets):
             raise VramscopeError("lora_targets_unknown", names=shown(",".join(unknown or w.lora_targets), 120),
                                  model=shown(spec.name), available=_listed(available))

@@ -99,7 +99,7 @@ def rank_spec(model: "ResolvedModel", w: "Workload") -> "ModelSpec":
     """The model one GPU holds: its tensor-parallel slice under ``--parallelism tp``, else the whole model."""
     from ..memory.parallel import tp_shard_spec
 
-    return tp_shard_spec(model.spec, w.num_gpus) if w.parallelism == "tp" else model.spec
+    return tp_shard_spec(model.spec, w.num_gpus) if w.strategy.is_tensor_parallel else model.spec
 
 
 def rank_weights(model: "ResolvedModel", w: "Workload", dtype: str,
@@ -111,7 +111,7 @@ def rank_weights(model: "ResolvedModel", w: "Workload", dtype: str,
     a = dtype_bytes(dtype)
     spec = rank_spec(model, w)
     held = weights(model, w, a, notes, spec)
-    if w.parallelism == "tp":
+    if w.strategy.is_tensor_parallel:
         notes.append(Assumption("a_tp", {"n": w.num_gpus}))
     return a, spec, held
 
