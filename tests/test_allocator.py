@@ -221,3 +221,13 @@ def test_cublas_workspace_is_an_allocation():
     r = replay([], [], extra=[ws])
     # 8.125 MiB is between 1 and 10 MiB: a 20 MiB segment, whose 11.875 MiB rest stays free for other requests
     assert r.peak_allocated == ws and r.peak_reserved == 20 * MiB and r.inactive_split_bytes == 20 * MiB - ws
+
+
+def test_replay_from_a_loaded_state_skips_construction_temporaries():
+    sizes = [40 * MiB, 100 * MiB, 40 * MiB, 30 * MiB]
+    events = [1, 2, -2, 3, 4, -4]  # a 100 MiB construction temporary, then two weights, then a forward transient
+    whole = replay(sizes, events)
+    loaded = replay(sizes, events, start=3)  # tensors live after event 3: keys 0 and 2
+    # the temporary's 100 MiB segment stays reserved and takes the second weight and the transient (split)
+    assert whole.peak_reserved == 40 * MiB + 100 * MiB
+    assert loaded.peak_reserved == 40 * MiB + 40 * MiB + 30 * MiB

@@ -20,6 +20,8 @@ from .estimators.common import pick_peak
 from .estimators.seed import estimate_seed
 from .gpus import find_gpu
 from .i18n import register
+from .memory.device import DeviceMemory, allocator_cache, device_memory, engine_memory
+from .memory.overhead import CONTEXT_NOMINAL, NCCL
 from .result import Assumption, Estimate, ModelInfo
 from .sources import ResolvedModel, resolve, resolve_params
 from .units import parse_bool, parse_count, parse_int, shown
@@ -203,6 +205,35 @@ def check_estimate(e: Estimate) -> Estimate:
     return e
 
 
+def _with_device_terms(model: ResolvedModel, w: Workload, phases: dict, ov: Any, extra: dict
+                       ) -> tuple[dict, str, DeviceMemory]:
+    """Each phase's runtime overhead (CUDA context + cuBLAS workspace, + NCCL on several GPUs) and, for engines on
+    torch's caching allocator, the cache it keeps beyond the allocated peak; the peak and its three numbers."""
+    from .estimators.common import compute_dtype, dtype_bytes
+
+    engine = engine_for(w)
+    cache = 0
+    if engine.caching_allocator:
+        moe = model.active_params != model.params
+        cache = allocator_cache(phases, model.spec, w, dtype_bytes(compute_dtype(model, w)), moe)
+    multi = w.num_gpus > 1 and (w.training or w.tp_degree > 1 or w.pp > 1)
+    nccl = NCCL if multi and engine.caching_allocator else 0
+    for name, p in phases.items():
+        p["overhead"] = ov.nominal + nccl
+        if cache and name != "load":
+            p["allocator_cache"] = cache
+    for rank in extra.get("pipeline", {}).get("ranks", []):
+        rank["peak_bytes"] += ov.nominal + nccl + cache
+    peak = pick_peak(phases)
+    total = sum(phases[peak].values())
+    if engine.caching_allocator:
+        memory = device_memory(phases[peak], w, cublas_workspace=ov.nominal - CONTEXT_NOMINAL, cache=cache)
+    else:
+        own = phases[peak].get("engine_overhead", 0) + phases[peak].get("overhead", 0)
+        memory = engine_memory(total, total - own, total - ov.nominal + ov.low, total - ov.nominal + ov.high)
+    return phases, peak, memory
+
+
 def estimate_resolved(model: ResolvedModel, workload: Workload, gpus: Iterable[str] = ()) -> Estimate:
     """Estimate for an already resolved model and a validated workload."""
     extra: dict = {}
@@ -215,16 +246,13 @@ def estimate_resolved(model: ResolvedModel, workload: Workload, gpus: Iterable[s
         total = sum(phases[peak].values())
         low, high = total, total
         notes = (Assumption("a_seed_label"),) + notes
+        memory = engine_memory(total, total, low, high)
     else:
         phases, notes, trainable, transient, extra = estimate_analytic(model, workload, gpu_objs)
         ov = engine.runtime_overhead(transient, gpu_objs[0] if gpu_objs else None)
-        for p in phases.values():
-            p["overhead"] = ov.nominal
-        for rank in extra.get("pipeline", {}).get("ranks", []):
-            rank["peak_bytes"] += ov.nominal
-        peak = pick_peak(phases)
+        phases, peak, memory = _with_device_terms(model, workload, phases, ov, extra)
         total = sum(phases[peak].values())
-        low, high = total - ov.nominal + ov.low, total - ov.nominal + ov.high
+        low, high = memory.device_range
         notes = notes + (Assumption(engine.overhead_note),)
         if workload.grad_checkpointing and peak == "optimizer_step":
             notes = notes + (Assumption("a_ckpt_no_gain"),)
@@ -236,7 +264,8 @@ def estimate_resolved(model: ResolvedModel, workload: Workload, gpus: Iterable[s
     return check_estimate(Estimate(model=info, estimator=workload.estimator, task=workload.task, total_bytes=total,
                                    range_bytes=(low, high), components={k: v for k, v in phases[peak].items()},
                                    peak_phase=peak, phases=phases, workload=workload.to_dict(),
-                                   assumptions=checked + notes + source_notes, gpus=verdicts, engine=extra))
+                                   assumptions=checked + notes + source_notes, gpus=verdicts, engine=extra,
+                                   memory=memory))
 
 
 def estimate(model: Optional[str] = None, *, params: Union[str, int, float, None] = None,

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from .memory.device import DeviceMemory
 
 from .i18n import t
 
@@ -15,7 +18,7 @@ SCHEMA = "vramscope.estimate/1"
 
 #: component names, in display order (docs/json.md)
 COMPONENTS = ("weights", "master_weights", "kv_cache", "activations", "loss_head", "temporaries", "gradients",
-              "optimizer_states", "optimizer_temp", "engine_overhead", "overhead")
+              "optimizer_states", "optimizer_temp", "engine_overhead", "allocator_cache", "overhead")
 
 
 @dataclass(frozen=True)
@@ -84,9 +87,11 @@ class Estimate:
     assumptions: tuple[Assumption, ...] = ()
     gpus: tuple[GpuVerdict, ...] = ()
     engine: dict[str, Any] = field(default_factory=dict)
+    #: allocated / reserved / device and their ranges (``memory/device.py``); ``total_bytes`` is the device number
+    memory: Optional["DeviceMemory"] = None
 
     def to_dict(self, lang: str = "en") -> dict[str, Any]:
-        return {
+        out = {
             "schema": SCHEMA,
             "model": self.model.to_dict(),
             "estimator": self.estimator,
@@ -101,6 +106,9 @@ class Estimate:
             "engine": dict(self.engine),
             "assumptions": [a.render(lang) for a in self.assumptions],
         }
+        if self.memory is not None:
+            out["memory"] = self.memory.to_dict()
+        return out
 
     def to_json(self, lang: str = "en", indent: Optional[int] = 2) -> str:
         # allow_nan=False: Infinity and NaN are not JSON; check_estimate refuses them before this point

@@ -128,6 +128,9 @@ class Engine:
     overhead_note: str = "a_overhead"
     #: whether ``--estimator trace`` can run the workload (it runs transformers' model code)
     traceable: bool = False
+    #: whether the engine's tensors live in torch's caching allocator, whose cache beyond the allocated peak
+    #: (``memory/device.py``) the estimate adds; otherwise the engine's own accounting is the device number
+    caching_allocator: bool = False
     #: other names ``--engine`` accepts for it
     aliases: tuple[str, ...] = ()
     #: the engine's own options (``make_workload`` refuses them with another engine)

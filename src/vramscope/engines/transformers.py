@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 class Transformers(Engine):
     name = "transformers"
     traceable = True
+    caching_allocator = True
+    overhead_note = "a_overhead_torch"
     aliases = ("hf",)
     trains = True
     static_cache = True

@@ -32,6 +32,7 @@ from ..gpus import Gpu
 from ..memory.activations import inference_transient
 from ..memory import kv_cache
 from ..memory.kv_cache import KV_DTYPE_BYTES
+from ..memory.overhead import NCCL
 from ..result import Assumption, Estimate, GpuVerdict
 from ..sources.base import ResolvedModel
 from ..units import parse_float, parse_int
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
 GiB = 2**30
 NON_TORCH = int(0.3 * GiB)
 NON_TORCH_HIGH = int(1.8 * GiB)
-NCCL = int(0.5 * GiB)
 CUDA_GRAPHS = int(0.3 * GiB)
 BLOCK = 16
 

@@ -736,20 +736,37 @@ class Replay:
 
 def replay(sizes: list[int], events: list[int], config: AllocatorConfig = DEFAULT_CONFIG,
            capacity: Optional[int] = None, marks: Optional[dict[str, int]] = None,
-           extra: Iterable[int] = ()) -> Replay:
+           extra: Iterable[int] = (), start: Optional[int] = None) -> Replay:
     """Replay an allocation stream: ``events`` holds ``key+1`` for an allocation of ``sizes[key]`` bytes and
     ``-(key+1)`` for its free (the trace's :class:`~vramscope.trace.tracker.TraceLog`); ``extra`` are
-    allocations made first and kept (the cuBLAS workspace). ``marks`` (phase -> event index it starts after)
-    gives the peak reserved per phase. An OOM ends the replay (``num_ooms`` = 1)."""
+    allocations made first and kept (the cuBLAS workspace). ``start``: an event index; the tensors live after it
+    are allocated first, in the order they were made (a loaded model, without its construction's temporaries), and
+    the replay goes on from there. ``marks`` (phase -> event index it starts after) gives the peak reserved per
+    phase. An OOM ends the replay (``num_ooms`` = 1)."""
     alloc = CachingAllocator(config=config, capacity=capacity)
-    for n in extra:
-        alloc.malloc(n)
     live: dict[int, Block] = {}
+    first = 0
+    try:
+        for n in extra:
+            alloc.malloc(n)
+        if start is not None:
+            resident: set[int] = set()
+            for ev in events[: start + 1]:
+                if ev > 0:
+                    resident.add(ev - 1)
+                else:
+                    resident.discard(-ev - 1)
+            for key in sorted(resident):
+                live[key] = alloc.malloc(sizes[key])
+            first = start + 1
+    except OutOfMemory:
+        return _replayed(alloc, {})
     starts = sorted(((idx, name) for name, idx in (marks or {}).items()), key=lambda x: x[0])
     phase_reserved: dict[str, int] = {}
     current, si = "", 0
     try:
-        for i, ev in enumerate(events):
+        for i in range(first, len(events)):
+            ev = events[i]
             while si < len(starts) and starts[si][0] < i:
                 current = starts[si][1]
                 si += 1
@@ -763,6 +780,10 @@ def replay(sizes: list[int], events: list[int], config: AllocatorConfig = DEFAUL
                 phase_reserved[current] = max(phase_reserved.get(current, 0), alloc.stats.reserved)
     except OutOfMemory:
         pass
+    return _replayed(alloc, phase_reserved)
+
+
+def _replayed(alloc: CachingAllocator, phase_reserved: dict[str, int]) -> Replay:
     st = alloc.stats
     return Replay(peak_allocated=st.peak_allocated, peak_reserved=st.peak_reserved, phase_reserved=phase_reserved,
                   num_alloc_retries=st.num_alloc_retries, num_ooms=st.num_ooms, segments=st.segments,

@@ -1,8 +1,10 @@
 """Runtime overhead: memory a process holds on the GPU besides its tensors.
 
-* CUDA context and loaded kernel images: ~0.3–1.4 GiB depending on GPU, driver and libraries, visible only
-  to NVML/nvidia-smi (measured 911 MiB on an A100 by the asmirnov VRAM estimator; torch loads kernels
-  lazily since CUDA 11.7, ``CUDA_MODULE_LOADING=LAZY``). Nominal 512 MiB.
+* CUDA context and loaded kernel images, visible only to NVML/nvidia-smi: :data:`CONTEXT_MEASUREMENTS` lists the
+  published measurements this range comes from. torch sets ``CUDA_MODULE_LOADING=LAZY`` since 1.13
+  (pytorch/pytorch#86509) on CUDA >= 11.7, so kernels load when first used: 0.27–0.43 GiB at start-up, more as a
+  run loads cuBLAS/cuDNN/attention kernels; before that every kernel image loaded with the library (0.64–1.31 GiB).
+  Nominal 512 MiB (lazy loading after a training step's kernels), range 274 MiB – 1,400 MiB (eager loading).
 * cuBLAS workspace, by GPU generation (torch ``aten/src/ATen/cuda/CublasHandlePool.cpp``,
   ``parseChosenWorkspaceSize``): ``:4096:2:16:8`` = 8.125 MiB per handle and stream on GPUs before Hopper, 32 MiB
   on compute capability 9.x–12.x (Hopper, Blackwell); on ROCm 32 MiB, 128 MiB on gfx942/gfx950 (MI300, MI350).
@@ -19,10 +21,52 @@ from dataclasses import dataclass
 from typing import Optional
 
 MiB = 2**20
+GiB = 2**30
+
+
+@dataclass(frozen=True)
+class ContextMeasurement:
+    """One published measurement of the memory a process holds before (or beside) its tensors."""
+
+    bytes: int
+    gpu: str
+    software: str
+    loading: str  # lazy | eager | unknown (CUDA_MODULE_LOADING)
+    what: str
+    source: str
+
+
+#: Published CUDA-context measurements (what NVML counts that torch's allocator does not), smallest first.
+CONTEXT_MEASUREMENTS = (
+    ContextMeasurement(287_047_680, "not stated", "torch 1.13 (CUDA 11.7)", "lazy",
+                       "cudaMemGetInfo used after one 6.4 MB tensor", "https://github.com/pytorch/pytorch/pull/86509"),
+    ContextMeasurement(int(300e6), "not stated", "torch 2.0 (CUDA >= 11.7)", "lazy",
+                       "CUDA context with lazy module loading, ~300 MB (ptrblck)",
+                       "https://github.com/pytorch/pytorch/issues/107667"),
+    ContextMeasurement(int(400e6), "not stated", "torch 2.0 (CUDA >= 11.7)", "lazy",
+                       "first CUDA operation, ~400 MB (ptrblck)", "https://github.com/pytorch/pytorch/issues/109888"),
+    ContextMeasurement(426 * MiB, "RTX 6000 Ada", "torch 2.10+cu130", "lazy",
+                       "nvidia-smi after torch.cuda.mem_get_info (context only)",
+                       "https://github.com/unslothai/unsloth-zoo/pull/1053"),
+    ContextMeasurement(666_632_192, "not stated", "torch 1.13 (CUDA 11.7)", "eager",
+                       "cudaMemGetInfo used with CUDA_MODULE_LOADING=DEFAULT",
+                       "https://github.com/pytorch/pytorch/pull/86509"),
+    ContextMeasurement(911 * MiB, "A100", "not stated", "unknown", "asmirnov VRAM estimator's measured overhead",
+                       "https://asmirnov.xyz/vram"),
+    ContextMeasurement(1343 * MiB, "V100-SXM2 16GB", "torch ~1.12, transformers 4.21", "eager",
+                       "nvidia-smi after torch.ones((1, 1)).to('cuda')",
+                       "https://huggingface.co/docs/transformers/v4.21.0/perf_train_gpu_one"),
+)
 
 CONTEXT_NOMINAL = 512 * MiB
-CONTEXT_LOW = 300 * MiB
-CONTEXT_HIGH = 1400 * MiB
+CONTEXT_LOW = CONTEXT_MEASUREMENTS[0].bytes // MiB * MiB  # 274 MiB: the smallest published
+CONTEXT_HIGH = 1400 * MiB  # above the largest published (1,343 MiB, eager loading on a V100)
+#: NCCL communicator buffers per process under multi-GPU runs: 0.5 GiB nominal (vLLM's tensor-parallel logs show
+#: the non-torch memory grow by about that much from TP 1 to TP 2, vllm-project/vllm#10511); a communicator
+#: holds NCCL_BUFFSIZE (4 MiB) per channel and peer for each protocol, so the real size depends on the topology:
+#: 0–1 GiB is the range used.
+NCCL = int(0.5 * GiB)
+NCCL_HIGH = 1 * GiB
 CUBLAS_WORKSPACE = 4096 * 1024 * 2 + 16 * 1024 * 8  # :4096:2:16:8
 CUBLAS_WORKSPACE_LARGE = 32 * MiB  # Hopper / Blackwell, ROCm
 CUBLAS_WORKSPACE_MI300 = 128 * MiB

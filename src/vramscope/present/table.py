@@ -47,9 +47,7 @@ def render_estimate(e: Estimate, lang: str = "en", units: str = "GiB") -> str:
             rows.append([t(f"c_{name}", lang), format_bytes(value, units), f"{100 * value / total:.1f}%"])
     rows.append([t("total", lang), format_bytes(e.total_bytes, units), "100.0%"])
     out.append(render_table(rows, (False, True, True)))
-    low, high = e.range_bytes
-    if (low, high) != (e.total_bytes, e.total_bytes):
-        out.append(f"{t('range', lang)}: {format_bytes(low, units)} – {format_bytes(high, units)}")
+    out.extend(memory_lines(e, lang, units))
     if len(e.phases) > 1:
         phases = ", ".join(f"{t('phase_' + p, lang)} {format_bytes(sum(v.values()), units)}"
                            for p, v in e.phases.items())
@@ -77,6 +75,27 @@ def render_estimate(e: Estimate, lang: str = "en", units: str = "GiB") -> str:
         out.append(t("assumptions", lang) + ":")
         out.extend(f"  - {a.render(lang)}" for a in e.assumptions)
     return "\n".join(out)
+
+
+def memory_lines(e: Estimate, lang: str, units: str) -> list[str]:
+    """The three numbers per GPU and the device range with what widens it (or the plain range for an engine's
+    own accounting)."""
+    m = e.memory
+    low, high = e.range_bytes
+    if m is None or m.basis == "engine":
+        if (low, high) == (e.total_bytes, e.total_bytes):
+            return []
+        return [f"{t('range', lang)}: {format_bytes(low, units)} – {format_bytes(high, units)}"]
+    from ..memory.device import VERSION_SPREAD
+
+    why = ", " if lang == "en" else "、"
+    reasons = why.join(t(f"w_{k}", lang, pct=f"{100 * VERSION_SPREAD:g}") for k in m.widened_by)
+    lines = [t("mem_line", lang, allocated=format_bytes(m.allocated, units), reserved=format_bytes(m.reserved, units),
+               device=format_bytes(m.device, units)),
+             t("mem_range_line", lang, low=format_bytes(low, units), high=format_bytes(high, units), why=reasons)]
+    if m.basis == "simulated":
+        lines.append(t("mem_basis_simulated", lang))
+    return lines
 
 
 def render_fit(a: "FitAnswer", lang: str = "en", units: str = "GiB") -> str:

@@ -20,7 +20,9 @@ from typing import Any, Callable, Iterator, Optional
 from ..errors import VramscopeError
 from ..estimators.common import compute_dtype, pick_peak
 from ..memory.activations import effective_attn
-from ..memory.overhead import runtime_overhead
+from ..memory.allocator import replay
+from ..memory.device import alloc_config, device_memory
+from ..memory.overhead import CONTEXT_NOMINAL, NCCL, cublas_workspace, runtime_overhead
 from ..result import Assumption, Estimate, ModelInfo
 from ..sources.base import ResolvedModel
 from ..workload import Workload
@@ -374,22 +376,36 @@ def trace_estimate(model: ResolvedModel, w: Workload, gpus: tuple[str, ...] = ()
             phases[base] = b
     transient = max(p.get("activations", 0) + p.get("temporaries", 0) + p.get("optimizer_temp", 0)
                     for p in phases.values())
-    ov = runtime_overhead(transient)
-    for p in phases.values():
-        p["overhead"] = ov.nominal
+    ov = runtime_overhead(transient, cublas_workspace(devices[0].compute_capability, devices[0].gfx_target,
+                                                      devices[0].vendor) if devices else None)
+    ws = ov.nominal - CONTEXT_NOMINAL
+    # the allocation stream through the caching-allocator model, from the loaded model on (construction
+    # temporaries of from_config are not what from_pretrained allocates), after torch's cuBLAS workspace
+    sim = replay(log.sizes, log.events, config=alloc_config(getattr(w, "alloc_conf", "")), marks=log.marks,
+                 start=log.marks["ready"], extra=(ws,))
+    cache = max(0, sim.peak_reserved - sim.peak_allocated)
+    nccl = NCCL if w.num_gpus > 1 else 0
+    for name, p in phases.items():
+        p["overhead"] = ov.nominal + nccl
+        if cache and name != "load":
+            p["allocator_cache"] = cache
     peak = pick_peak(phases)
     total = sum(phases[peak].values())
+    memory = device_memory(phases[peak], w, cublas_workspace=ws, cache=cache, basis="simulated",
+                           allocator=sim.to_dict())
     notes = (Assumption("a_trace", {"seconds": f"{time.perf_counter() - t0:.1f}",
-                                    "dtype": compute_dtype(model, w)}), Assumption("a_overhead"))
+                                    "dtype": compute_dtype(model, w)}), Assumption("a_overhead_torch"),
+             Assumption("a_trace_allocator", {"reserved": f"{sim.peak_reserved / 2**30:.2f}",
+                                              "retries": sim.num_alloc_retries}))
     info = ModelInfo(name=model.spec.name, params=model.params, active_params=model.active_params,
                      trainable_params=trainable if w.training else 0, source=model.kind, origin=model.origin,
                      storage=model.stored_format, exact_shape=model.exact_shape)
-    high = total - ov.nominal + ov.high
+    low, high = memory.device_range
     engine: dict = {}
     if w.num_gpus > 1:  # rank 0 of FSDP2 on a fake process group
         engine["parallel"] = {"world": w.num_gpus, "dp": w.num_gpus, "tp": 1, "pp": 1, "sp": 1, "ep": 1,
                               "shard_group": w.num_gpus, "parallelism": w.parallelism}
     return Estimate(model=info, estimator="trace", task=w.task, total_bytes=total,
-                    range_bytes=(total - ov.nominal + ov.low, high), components=dict(phases[peak]),
+                    range_bytes=(low, high), components=dict(phases[peak]),
                     peak_phase=peak, phases=phases, workload=w.to_dict(), assumptions=notes,
-                    gpus=tuple(verdict(g, total, high) for g in devices), engine=engine)
+                    gpus=tuple(verdict(g, total, high) for g in devices), engine=engine, memory=memory)
