@@ -113,10 +113,13 @@ def test_validate_records(tmp_path, capsys):
     assert by["c"].component == "weights" and by["c"].analytic_bytes == 16_060_522_496
     assert by["d"].skipped
     import vramscope
-    from vramscope.memory.overhead import CONTEXT_NOMINAL
 
     e = vramscope.estimate("llama-3-8b", task="finetune", method="lora", seq=2048)
-    assert by["b"].analytic_bytes == e.total_bytes - CONTEXT_NOMINAL
+    # each record against the number it states: allocated for max_memory_allocated, device for NVML
+    assert by["b"].metric == "allocated" and by["b"].analytic_bytes == e.memory.allocated
+    assert by["b"].analytic_range == e.memory.allocated_range
+    assert by["a"].metric == "device"
+    assert by["a"].analytic_bytes == vramscope.estimate("llama-3-8b", task="inference", seq=4096).memory.device
     s = summary(rows)
     assert s["all"]["records"] == 3 and s["engine-log"]["analytic"]["median_abs_error"] == 0
     assert main(["validate", str(path)]) == 0

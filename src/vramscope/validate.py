@@ -4,12 +4,15 @@ Each record (``vramscope.record/1``, see ``validation/README.md``) names a model
 (``max_memory_allocated``, ``max_memory_reserved``, ``nvml_used``/``nvidia-smi``, an engine's log) and the value.
 The estimate is compared like for like:
 
-* ``max_memory_allocated`` / ``max_memory_reserved``: the estimate minus the CUDA context (torch's counters do
-  not see it; reserved adds allocator segments that are not modelled, so it reads as an underestimate);
-* ``nvml_used``, ``nvidia-smi``, ``unspecified``: the whole estimate, context included;
+* ``max_memory_allocated``: the estimate's ``allocated`` number (tensors + cuBLAS workspace; torchtune's
+  unspecified figures are its ``training.get_memory_stats`` peaks, read as this);
+* ``max_memory_reserved``: its ``reserved`` number (the caching allocator's segments);
+* ``nvml_used``, ``nvidia-smi``, ``unspecified``: its ``device`` number (CUDA context and NCCL included);
 * ``engine_log``: each printed component (``weights``, ``kv_cache``, ...) against the same component.
 
-Error = (estimate − measured) / measured. Medians and worst cases are reported per kind of workload.
+Never a total against an allocated figure. Error = (estimate − measured) / measured; each compared row also says
+whether the measured value lies in the estimate's likely range for that metric (``in_range``). Medians, worst
+cases and the range's coverage are reported per kind of workload.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from typing import Any, Optional
 
 from .engines.base import ENGINES, engine_for
 from .errors import VramscopeError
-from .memory.overhead import CONTEXT_NOMINAL
 from .sources.base import JsonProblem, decode_text, parse_json, read_limited, shown_path
 from .units import shown
 
@@ -47,6 +49,16 @@ class Row:
     source: str
     skipped: str = ""
     caveat: str = ""
+    metric: str = ""  # allocated | reserved | device | the engine component's name
+    analytic_range: Optional[tuple[int, int]] = None
+    trace_range: Optional[tuple[int, int]] = None
+
+    @property
+    def in_range(self) -> Optional[bool]:
+        """Whether the measured value lies in the analytic estimate's range for the row's metric."""
+        if self.analytic_range is None:
+            return None
+        return self.analytic_range[0] <= self.measured_bytes <= self.analytic_range[1]
 
     @staticmethod
     def err(est: Optional[int], meas: int) -> Optional[float]:
@@ -57,7 +69,10 @@ class Row:
                 "measured_bytes": self.measured_bytes, "analytic_bytes": self.analytic_bytes,
                 "analytic_error": self.err(self.analytic_bytes, self.measured_bytes),
                 "trace_bytes": self.trace_bytes, "trace_error": self.err(self.trace_bytes, self.measured_bytes),
-                "source": self.source, "skipped": self.skipped, "caveat": self.caveat}
+                "source": self.source, "skipped": self.skipped, "caveat": self.caveat, "metric": self.metric,
+                "analytic_range_bytes": None if self.analytic_range is None else list(self.analytic_range),
+                "trace_range_bytes": None if self.trace_range is None else list(self.trace_range),
+                "in_range": self.in_range}
 
 
 #: the workload keys the comparison reads, and what each must be (None is always allowed: "not stated")
@@ -318,13 +333,35 @@ def workload_from_record(rec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def metric_of(rec: dict[str, Any]) -> str:
+    """Which of the estimate's three numbers the record's figure is: ``allocated`` (torch's
+    ``max_memory_allocated``; torchtune's recipes log ``training.get_memory_stats``, whose peaks its unspecified
+    figures are read as), ``reserved`` (``max_memory_reserved``) or ``device`` (NVML / nvidia-smi, and any other
+    unspecified figure)."""
+    m = rec["measured"]
+    if m == "max_memory_allocated":
+        return "allocated"
+    if m == "max_memory_reserved":
+        return "reserved"
+    if m == "unspecified" and "torchtune" in str(rec.get("framework", "")).lower():
+        return "allocated"
+    return "device"
+
+
 def torch_counters(rec: dict[str, Any]) -> bool:
-    """Whether the record's figure comes from torch's allocator counters. torchtune's recipes log
-    ``training.get_memory_stats`` (torch.cuda peak active / allocated / reserved), so its unspecified figures
-    are read as those."""
-    if rec["measured"] in ("max_memory_allocated", "max_memory_reserved"):
-        return True
-    return rec["measured"] == "unspecified" and "torchtune" in str(rec.get("framework", "")).lower()
+    """Whether the record's figure comes from torch's allocator counters."""
+    return metric_of(rec) in ("allocated", "reserved")
+
+
+def compared_bytes(est: Any, metric: str) -> tuple[int, tuple[int, int]]:
+    """The estimate's number for ``metric`` and its range. torch's counters do not see bitsandbytes' paged
+    (managed) optimizer states."""
+    m = est.memory
+    if m is None:
+        return est.total_bytes, tuple(est.range_bytes)
+    unseen = est.engine.get("paged_bytes", 0) if metric != "device" else 0
+    low, high = m.range_of(metric)
+    return m.value_of(metric) - unseen, (low - unseen, high - unseen)
 
 
 def record_caveats(rec: dict[str, Any]) -> str:
@@ -372,14 +409,14 @@ def validate(records: list[dict[str, Any]], trace: bool = False) -> list[Row]:
             for name, value in comps.items():
                 if name in ours:
                     rows.append(Row(**base, component=name, measured_bytes=int(value),
-                                    analytic_bytes=ours[name], trace_bytes=None))
+                                    analytic_bytes=ours[name], trace_bytes=None, metric=name))
             continue
-        counters = torch_counters(rec)
-        # torch's allocator counters see neither the CUDA context nor bitsandbytes' paged (managed) states
-        unseen = (CONTEXT_NOMINAL + est.engine.get("paged_bytes", 0)) if counters else 0
-        rows.append(Row(**base, component="total", measured_bytes=int(rec["value_bytes"]),
-                        analytic_bytes=est.total_bytes - unseen,
-                        trace_bytes=(tr.total_bytes - unseen) if tr else None, caveat=record_caveats(rec)))
+        metric = metric_of(rec)
+        ours, span = compared_bytes(est, metric)
+        theirs = compared_bytes(tr, metric) if tr else None
+        rows.append(Row(**base, component="total", measured_bytes=int(rec["value_bytes"]), analytic_bytes=ours,
+                        trace_bytes=theirs[0] if theirs else None, caveat=record_caveats(rec), metric=metric,
+                        analytic_range=span, trace_range=theirs[1] if theirs else None))
     return rows
 
 
@@ -416,5 +453,9 @@ def summary(rows: list[Row]) -> dict[str, dict[str, Any]]:
             if errs:
                 entry[est] = {"n": len(errs), "median_abs_error": statistics.median(e for e, _ in errs),
                               "worst_abs_error": max(errs)[0], "worst_id": max(errs)[1]}
+        ranged = [r for r in sel if r.component == "total" and r.in_range is not None]
+        if ranged:
+            held = sum(bool(r.in_range) for r in ranged)
+            entry["range_coverage"] = {"n": len(ranged), "in_range": held, "share": held / len(ranged)}
         out[kind] = entry
     return out

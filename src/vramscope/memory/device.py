@@ -30,21 +30,22 @@ from .overhead import CONTEXT_HIGH, CONTEXT_LOW, CONTEXT_NOMINAL, NCCL, NCCL_HIG
 
 MiB = 2**20
 
-#: Calibrated on the simulator (``bench/allocator_matrix.py``, the 36 workloads of tests/test_trace_matrix.py):
+#: Calibrated on the simulator (``bench/allocator_matrix.py``: the 36 workloads of tests/test_trace_matrix.py and 8
+#: full-depth small models; ``--fit`` prints these constants):
 #: the cache the allocator keeps beyond the allocated peak is, per phase, this share of the phase's transient
 #: bytes (activations, temporaries, loss head) — more for MoE layers, whose routed token
 #: groups have data-dependent sizes — taken at the phase where it is largest;
-TRANSIENT_CACHE = 0.12
+TRANSIENT_CACHE = 0.06
 TRANSIENT_CACHE_MOE = 0.26
 #: the optimizer step's temporaries (foreach AdamW's per-parameter lists) rarely fit the blocks that activations
 #: freed: this share of them is cached anew;
-OPTIMIZER_CACHE = 0.0
-#: full fine-tuning with an unchunked loss: the logits / loss-gradient churn caches this share of the largest tensor
-#: (embedding or head, in the compute dtype);
-LOSS_CHURN = 0.33
+OPTIMIZER_CACHE = 0.3
+#: training: the logits and loss of the next step do not fit the blocks the optimizer step left, and this share of
+#: the loss head's bytes is cached anew;
+LOSS_CHURN = 0.36
 #: FSDP with untied embeddings: the all-gathered (unsharded) embedding and head units cache this many times the
 #: largest tensor's bytes.
-FSDP_GATHER = 1.5
+FSDP_GATHER = 1.71
 #: framework-version spread of the allocated bytes, calibrated on the published records (bench/range_coverage.py)
 VERSION_SPREAD = 0.10
 #: unpacked training data: batches padded to their longest sample may be this much shorter than ``--seq``
@@ -140,8 +141,8 @@ def allocator_cache(phases: Mapping[str, Mapping[str, int]], spec: Any, w: Any, 
                                                         "optimizer_states"))
         cache += rounding_share(spec, dtype_bytes) * persistent
     big = largest_tensor(spec) * dtype_bytes
-    if w.training and w.method == "full" and w.ce_chunks == 1:
-        cache += LOSS_CHURN * big
+    if w.training:
+        cache += LOSS_CHURN * max(c.get("loss_head", 0) for c in phases.values())
     if w.training and w.num_gpus > 1 and w.strategy.is_fsdp and not spec.tie_embeddings:
         cache += FSDP_GATHER * big
     return max(0, int(cache))
