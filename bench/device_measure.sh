@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Measure a small matrix of workloads on a real CUDA GPU and append the records to validation/measured.jsonl.
+# Each record holds the three numbers per phase (torch's max_memory_allocated and max_memory_reserved, NVML used)
+# and the allocator's segments at the end (torch.cuda.memory._snapshot()); two workloads run again under other
+# PYTORCH_CUDA_ALLOC_CONF settings, so the allocator model's settings are checked too.
 #
 # For sessions that are lent a GPU (the device tool runs this in the repository root): one short script, each
 # workload a separate `vramscope measure` process (peaks are per process), models built from their configs with
 # random weights (no Hub access needed). Afterwards, on the development machine:
 #     python bench/validation_report.py --trace --write docs/accuracy.md
-# compares analytic, trace and these measurements. Budget: about 2-4 minutes on an H100/H200.
+#     python bench/allocator_vs_device.py validation/measured.jsonl --json bench/results/allocator_vs_device.json
+# compare analytic, trace and these measurements, and the allocator model's replay with the real allocator
+# (reserved bytes and segment counts). Budget: about 2-4 minutes on an H100/H200.
 set -u
 OUT=${1:-validation/measured.jsonl}
 # The device machine reaches no network: run vramscope from the source tree with the device's own CUDA torch,
@@ -29,4 +34,7 @@ run llama-3-8b --seq 8192
 run llama-3-8b --task finetune --seq 2048 --method lora
 run llama-3-8b --task finetune --seq 2048 --method lora --grad-checkpointing --attn eager
 run qwen3-8b --task finetune --seq 1024 --method lora --grad-checkpointing
+# the allocator's settings: the model replays the same workloads with them
+PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run qwen2.5-0.5b --task finetune --seq 1024 --batch 2
+PYTORCH_CUDA_ALLOC_CONF=max_split_size_mb:128 run llama-3.2-1b --task finetune --seq 2048 --method lora --dora
 echo "records appended to $OUT" >&2

@@ -231,3 +231,19 @@ def test_replay_from_a_loaded_state_skips_construction_temporaries():
     # the temporary's 100 MiB segment stays reserved and takes the second weight and the transient (split)
     assert whole.peak_reserved == 40 * MiB + 100 * MiB
     assert loaded.peak_reserved == 40 * MiB + 40 * MiB + 30 * MiB
+
+
+def test_segment_summary_reads_the_snapshot_format():
+    # measure records torch.cuda.memory._snapshot()['segments']; the model's snapshot has the same fields
+    from vramscope.trace.measure import segment_summary
+
+    a = CachingAllocator()
+    keep = a.malloc(4 * MiB)
+    a.free(a.malloc(3 * MiB))
+    a.malloc(100)
+    s = segment_summary(a.snapshot())
+    assert s["segments"] == 2 and s["large_segments"] == 1 and s["small_segments"] == 1
+    assert s["reserved_bytes"] == a.stats.reserved == 22 * MiB
+    assert s["allocated_bytes"] == a.stats.allocated
+    large = next(x for x in s["by_segment"] if x["type"] == "large")
+    assert large["allocated_size"] == keep.size and large["free_blocks"] == [16 * MiB]

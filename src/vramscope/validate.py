@@ -35,6 +35,9 @@ MAX_FILE_BYTES = 32 * 1024 * 1024
 #: bytes one GPU can hold, with room (1 PiB): a larger "measurement" is a typo
 MAX_RECORD_BYTES = 2**50
 
+#: figures a record may carry beside its main one (``vramscope measure`` writes both), and their metric
+EXTRA_METRICS = (("max_memory_reserved", "reserved"), ("nvml_used", "device"))
+
 MEASURED = ("max_memory_allocated", "max_memory_reserved", "nvml_used", "nvidia-smi", "unspecified", "engine_log")
 
 @dataclass
@@ -124,6 +127,10 @@ def check_record(rec: Any, path: Any, line: int) -> None:
     for key in _TOP_STR:
         if rec.get(key) is not None and not isinstance(rec[key], str):
             raise bad(f"'{key}' must be a text, not {shown(rec[key])}")
+    for key, _ in EXTRA_METRICS:
+        v = rec.get(key)
+        if v is not None and not (_is_number(v) and 0 <= v <= MAX_RECORD_BYTES):
+            raise bad(f"'{key}' must be a number of bytes from 0 to 2^50, not {shown(v)}")
     n = rec.get("num_gpus")
     if n is not None and not (_is_int(n) and 1 <= n <= 10**6):
         raise bad(f"'num_gpus' must be a whole number from 1 to 1,000,000, not {shown(n)}")
@@ -411,12 +418,17 @@ def validate(records: list[dict[str, Any]], trace: bool = False) -> list[Row]:
                     rows.append(Row(**base, component=name, measured_bytes=int(value),
                                     analytic_bytes=ours[name], trace_bytes=None, metric=name))
             continue
-        metric = metric_of(rec)
-        ours, span = compared_bytes(est, metric)
-        theirs = compared_bytes(tr, metric) if tr else None
-        rows.append(Row(**base, component="total", measured_bytes=int(rec["value_bytes"]), analytic_bytes=ours,
-                        trace_bytes=theirs[0] if theirs else None, caveat=record_caveats(rec), metric=metric,
-                        analytic_range=span, trace_range=theirs[1] if theirs else None))
+        main_metric = metric_of(rec)
+        # vramscope measure's records carry all three numbers: each is compared with its own estimate
+        for metric, value, measured in ((main_metric, rec["value_bytes"], rec["measured"]),
+                                        *(((m, rec[k], k) for k, m in EXTRA_METRICS
+                                           if m != main_metric and rec.get(k)))):
+            ours, span = compared_bytes(est, metric)
+            theirs = compared_bytes(tr, metric) if tr else None
+            rows.append(Row(**dict(base, measured=measured), component="total", measured_bytes=int(value),
+                            analytic_bytes=ours, trace_bytes=theirs[0] if theirs else None,
+                            caveat=record_caveats(rec), metric=metric, analytic_range=span,
+                            trace_range=theirs[1] if theirs else None))
     return rows
 
 

@@ -54,11 +54,12 @@ ROUNDUP_INTERVALS = 16
 
 
 class AllocConfError(ValueError):
-    """A bad ``PYTORCH_CUDA_ALLOC_CONF``: ``key`` names the setting, ``reason`` says what is wrong."""
+    """A bad ``PYTORCH_CUDA_ALLOC_CONF``: ``key`` names the setting, ``reason`` (an i18n key, ``ac_*``) and
+    ``params`` say what is wrong."""
 
-    def __init__(self, key: str, reason: str) -> None:
-        self.key, self.reason = key, reason
-        super().__init__(f"{key}: {reason}")
+    def __init__(self, key: str, reason: str, **params: Any) -> None:
+        self.key, self.reason, self.params = key, reason, params
+        super().__init__(f"{key}: {reason} {params}")
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def _is_pow2(n: int) -> bool:
 
 def _int(tok: str, key: str) -> int:
     if not tok.isdigit() or len(tok) > 12:
-        raise AllocConfError(key, f"expected a whole number, not {tok!r}")
+        raise AllocConfError(key, "ac_int", value=tok)
     return int(tok)
 
 
@@ -131,7 +132,7 @@ def parse_alloc_conf(text: str) -> AllocatorConfig:
     """``PYTORCH_CUDA_ALLOC_CONF`` as torch 2.13 parses it (``AcceleratorAllocatorConfig::parseArgs`` and the
     CUDA keys), e.g. ``expandable_segments:True,max_split_size_mb:128``; raises :class:`AllocConfError`."""
     if not isinstance(text, str) or len(text) > 4096:
-        raise AllocConfError("PYTORCH_CUDA_ALLOC_CONF", "expected a text of at most 4096 characters")
+        raise AllocConfError("PYTORCH_CUDA_ALLOC_CONF", "ac_text")
     tok = _lex(text)
     vals: dict[str, Any] = {}
     div = [0] * ROUNDUP_INTERVALS
@@ -140,7 +141,7 @@ def parse_alloc_conf(text: str) -> AllocatorConfig:
     def value(key: str) -> str:
         nonlocal i
         if i + 1 >= len(tok) or tok[i + 1] != ":" or i + 2 >= len(tok) or tok[i + 2] in ",:[]":
-            raise AllocConfError(key, "expected 'key:value'")
+            raise AllocConfError(key, "ac_kv")
         i += 2
         return tok[i]
 
@@ -149,44 +150,44 @@ def parse_alloc_conf(text: str) -> AllocatorConfig:
         if key in ("max_split_size_mb", "max_non_split_rounding_mb"):
             mb = _int(value(key), key)
             if mb < K_LARGE_BUFFER // MiB:
-                raise AllocConfError(key, f"must be at least {K_LARGE_BUFFER // MiB} MB, not {mb}")
+                raise AllocConfError(key, "ac_min_mb", n=K_LARGE_BUFFER // MiB, value=mb)
             vals["max_split_size" if key == "max_split_size_mb" else "max_non_split_rounding_size"] = mb * MiB
         elif key == "large_segment_size_mb":
             mb = _int(value(key), key)
             if mb <= K_MIN_LARGE_ALLOC // MiB:
-                raise AllocConfError(key, f"must be more than {K_MIN_LARGE_ALLOC // MiB} MB, not {mb}")
+                raise AllocConfError(key, "ac_more_mb", n=K_MIN_LARGE_ALLOC // MiB, value=mb)
             vals["large_segment_size"] = mb * MiB
         elif key in ("garbage_collection_threshold", "per_process_memory_fraction"):
             raw = value(key)
             try:
                 f = float(raw)
             except ValueError:
-                raise AllocConfError(key, f"expected a number, not {raw!r}") from None
+                raise AllocConfError(key, "ac_number", value=raw) from None
             ok = 0 < f < 1 if key == "garbage_collection_threshold" else 0 <= f <= 1
             if not ok:
-                raise AllocConfError(key, "must be in (0.0, 1.0)" if key == "garbage_collection_threshold"
-                                     else "must be in [0.0, 1.0]")
+                raise AllocConfError(key, "ac_open_unit" if key == "garbage_collection_threshold"
+                                     else "ac_closed_unit")
             vals[key] = f
         elif key == "expandable_segments":
             raw = value(key)
             if raw not in ("True", "False", "true", "false"):
-                raise AllocConfError(key, f"expected True or False, not {raw!r}")
+                raise AllocConfError(key, "ac_bool", value=raw)
             vals[key] = raw in ("True", "true")
         elif key == "backend":
             raw = value(key)
             if raw not in ("native", "cudaMallocAsync"):
-                raise AllocConfError(key, f"expected native or cudaMallocAsync, not {raw!r}")
+                raise AllocConfError(key, "ac_backend", value=raw)
             vals[key] = raw
         elif key == "roundup_power2_divisions":
             i = _parse_divisions(tok, i, div)
         elif key in _NEUTRAL_KEYS:
             value(key)
         else:
-            raise AllocConfError(key, "unrecognized CachingAllocator option")
+            raise AllocConfError(key, "ac_unknown")
         i += 1
         if i < len(tok):
             if tok[i] != ",":
-                raise AllocConfError(key, f"expected ',' after the value, not {tok[i]!r}")
+                raise AllocConfError(key, "ac_comma", value=tok[i])
             i += 1
     return AllocatorConfig(roundup_power2_divisions=tuple(div), text=text, **vals)
 
@@ -197,12 +198,12 @@ def _parse_divisions(tok: list[str], i: int, div: list[int]) -> int:
     the last token consumed."""
     key = "roundup_power2_divisions"
     if i + 2 >= len(tok) or tok[i + 1] != ":":
-        raise AllocConfError(key, "expected 'roundup_power2_divisions:N' or ':[MB:N,...]'")
+        raise AllocConfError(key, "ac_div_form")
     i += 2
     if tok[i] != "[":
         n = _int(tok[i], key)
         if not _is_pow2(n):
-            raise AllocConfError(key, f"the divisions must be a power of 2, not {n}")
+            raise AllocConfError(key, "ac_pow2", value=n)
         div[:] = [n] * ROUNDUP_INTERVALS
         return i
     first, last = True, 0
@@ -210,17 +211,17 @@ def _parse_divisions(tok: list[str], i: int, div: list[int]) -> int:
     while i < len(tok) and tok[i] != "]":
         interval = tok[i]
         if i + 2 >= len(tok) or tok[i + 1] != ":":
-            raise AllocConfError(key, "expected 'MB:N' entries inside [...]")
+            raise AllocConfError(key, "ac_entries")
         n = _int(tok[i + 2], key)
         if n and not _is_pow2(n):
-            raise AllocConfError(key, f"the divisions must be a power of 2 or 0, not {n}")
+            raise AllocConfError(key, "ac_pow2_or0", value=n)
         i += 3
         if interval == ">":
             div[last + 1:] = [n] * (ROUNDUP_INTERVALS - last - 1)
         else:
             mb = _int(interval, key)
             if not _is_pow2(mb):
-                raise AllocConfError(key, f"the interval must be a power of 2 MB, not {mb}")
+                raise AllocConfError(key, "ac_interval", value=mb)
             index = min(mb.bit_length() - 1, ROUNDUP_INTERVALS - 1)
             if first:
                 div[:index] = [n] * index
@@ -230,7 +231,7 @@ def _parse_divisions(tok: list[str], i: int, div: list[int]) -> int:
         if i < len(tok) and tok[i] == ",":
             i += 1
     if i >= len(tok):
-        raise AllocConfError(key, "expected a closing ']'")
+        raise AllocConfError(key, "ac_bracket")
     return i
 
 

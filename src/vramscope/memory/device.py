@@ -46,8 +46,12 @@ LOSS_CHURN = 0.36
 #: FSDP with untied embeddings: the all-gathered (unsharded) embedding and head units cache this many times the
 #: largest tensor's bytes.
 FSDP_GATHER = 1.71
-#: framework-version spread of the allocated bytes, calibrated on the published records (bench/range_coverage.py)
+#: framework-version spread: of the persistent tensors (weights, gradients, optimizer states: exact per tensor, but
+#: kept in other dtypes or copies by some versions) and of the transient ones (activations, temporaries, loss head,
+#: optimizer temporaries: what versions, kernels and recipes change most), calibrated on the published records
+#: (bench/range_coverage.py)
 VERSION_SPREAD = 0.10
+VERSION_SPREAD_TRANSIENT = 0.40
 #: unpacked training data: batches padded to their longest sample may be this much shorter than ``--seq``
 UNPACKED_SHORTER = 0.5
 
@@ -91,7 +95,8 @@ class DeviceMemory:
 def alloc_config(text: Any) -> Any:
     """``PYTORCH_CUDA_ALLOC_CONF`` (a text, possibly empty) as the allocator model's settings; a bad value is one
     ``bad_alloc_conf`` error naming the setting."""
-    from ..errors import VramscopeError
+    from ..errors import Text, VramscopeError
+    from ..units import shown
     from .allocator import DEFAULT_CONFIG, AllocConfError, parse_alloc_conf
 
     if not text:
@@ -99,7 +104,8 @@ def alloc_config(text: Any) -> Any:
     try:
         return parse_alloc_conf(text)
     except AllocConfError as e:
-        raise VramscopeError("bad_alloc_conf", key=e.key, reason=e.reason) from None
+        params = {k: shown(v, 40) for k, v in e.params.items()}
+        raise VramscopeError("bad_alloc_conf", key=shown(e.key, 60), reason=Text(e.reason, **params)) from None
 
 
 def _transient(comps: Mapping[str, int]) -> int:
@@ -161,7 +167,8 @@ def device_memory(comps: Mapping[str, int], w: Any, *, cublas_workspace: int, ca
     device = reserved + context + nccl
     terms = {"cublas_workspace": cublas_workspace, "allocator_cache": cache, "cuda_context": context, "nccl": nccl}
     widened = ["context", "allocator", "version"]
-    spread = int(VERSION_SPREAD * allocated)
+    transient = _transient(comps) + comps.get("optimizer_temp", 0)
+    spread = int(VERSION_SPREAD * (tensors - transient) + VERSION_SPREAD_TRANSIENT * transient)
     low_a, high_a = allocated - spread, allocated + spread
     if w.training and not w.packing:
         low_a -= int(UNPACKED_SHORTER * comps.get("activations", 0))

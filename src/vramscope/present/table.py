@@ -108,6 +108,10 @@ def render_fit(a: "FitAnswer", lang: str = "en", units: str = "GiB") -> str:
              "  " + (t("fit_max_seq", lang, n=f"{a.max_seq:,}",
                         limit=t("fit_seq_limit", lang) if a.max_seq == a.seq_limit else "")
                       if a.max_seq else t("fit_max_seq_none", lang))]
+    if e.memory is not None and e.memory.basis != "engine":  # the device number is the one compared
+        m = e.memory
+        lines.insert(1, "  " + t("mem_line", lang, allocated=format_bytes(m.allocated, units),
+                                 reserved=format_bytes(m.reserved, units), device=format_bytes(m.device, units)))
     if not engine_for(e.workload).multi_gpu:
         lines.append("  " + t("fit_min_gpus_na", lang))
     elif a.min_gpus is not None:

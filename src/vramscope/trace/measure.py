@@ -1,9 +1,12 @@
 """``vramscope measure``: the same workload run for real on a CUDA GPU, with torch's and NVML's counters.
 
-Random weights (``from_config``), the same runner as the trace estimator, and per phase:
-``torch.cuda.max_memory_allocated`` (tensors, rounded by the caching allocator), ``max_memory_reserved``
-(segments the allocator holds) and NVML's used memory for the whole device (adds the CUDA context, kernel images
-and anything else on the GPU). Under ``torchrun`` each rank writes its own record (``RANK``/``LOCAL_RANK``).
+Random weights (``from_config``), the same runner as the trace estimator, and per phase the three numbers
+vramscope estimates: ``torch.cuda.max_memory_allocated`` (tensors, rounded by the caching allocator),
+``max_memory_reserved`` (segments the allocator holds) and NVML's used memory for the whole device (adds the CUDA
+context, kernel images and anything else on the GPU). At the end the allocator's segments
+(``torch.cuda.memory._snapshot()``: each segment's size, allocated bytes, pool and its free blocks) are recorded,
+so that ``memory/allocator.py``'s replay of the same workload can be compared segment by segment
+(``bench/device_measure.sh``). Under ``torchrun`` each rank writes its own record (``RANK``/``LOCAL_RANK``).
 """
 
 from __future__ import annotations
@@ -35,6 +38,28 @@ class Backend(Protocol):
     def nvml_used(self) -> Optional[int]: ...
     def gpu_name(self) -> str: ...
     def total_memory(self) -> int: ...
+
+
+#: at most this many segments are written into a record (a large model has a few hundred)
+MAX_SEGMENTS = 4096
+
+
+def segment_summary(segments: list[dict[str, Any]]) -> dict[str, Any]:
+    """``torch.cuda.memory._snapshot()['segments']`` in a record's size: per segment its pool, size, allocated
+    bytes and free blocks (sizes only), and the totals."""
+    out = []
+    for seg in segments[:MAX_SEGMENTS]:
+        free = sorted((b["size"] for b in seg.get("blocks", []) if b.get("state") == "inactive"), reverse=True)
+        out.append({"type": seg.get("segment_type", ""), "total_size": int(seg.get("total_size", 0)),
+                    "allocated_size": int(seg.get("allocated_size", 0)),
+                    "expandable": bool(seg.get("is_expandable", False)), "free_blocks": free[:64]})
+    total = sum(s["total_size"] for s in out)
+    allocated = sum(s["allocated_size"] for s in out)
+    split_free = sum(s["total_size"] - s["allocated_size"] for s in out if s["allocated_size"])
+    return {"segments": len(segments), "reserved_bytes": total, "allocated_bytes": allocated,
+            "free_in_used_segments_bytes": split_free,
+            "small_segments": sum(s["type"] == "small" for s in out), "large_segments": sum(s["type"] == "large" for s in out),
+            "by_segment": out}
 
 
 class CudaBackend:
@@ -94,6 +119,12 @@ class CudaBackend:
         import torch
 
         return int(torch.cuda.get_device_properties(self.local_rank).total_memory)
+
+    def segments(self) -> list[dict[str, Any]]:
+        import torch
+
+        torch.cuda.synchronize()
+        return list(torch.cuda.memory._snapshot()["segments"])
 
 
 class PhaseCounters:
@@ -186,6 +217,8 @@ def measure_record(model: ResolvedModel, w: Workload, backend: Optional[Backend]
     peak_alloc = max((v["max_memory_allocated"] or 0) for v in steady.values())
     peak_phase = max(steady, key=lambda k: steady[k]["max_memory_allocated"] or 0)
     analytic = estimate_resolved(model, w)
+    snap = getattr(backend, "segments", None)
+    mem = analytic.memory
     return {
         "schema": RECORD_SCHEMA,
         "id": f"measure-{model.spec.name}-{w.task}-{w.method}-b{w.batch}-s{w.seq}-r{rank}",
@@ -197,6 +230,8 @@ def measure_record(model: ResolvedModel, w: Workload, backend: Optional[Backend]
         "nvml_used": counters.nvml_max,
         "peak_phase": peak_phase,
         "phases": steady,
+        "allocator": segment_summary(snap()) if snap is not None else None,
+        "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF") or os.environ.get("PYTORCH_ALLOC_CONF") or "",
         "model": model.origin,
         "gpu": backend.gpu_name(),
         "gpu_memory_bytes": backend.total_memory(),
@@ -204,8 +239,11 @@ def measure_record(model: ResolvedModel, w: Workload, backend: Optional[Backend]
         "rank": rank,
         "trainable_params": trainable,
         "workload": {k: v for k, v in w.to_dict().items() if k not in ("estimator", "activations_per_sample")},
+        "options": {k: list(v) if isinstance(v, tuple) else v for k, v in (w.options or {}).items()},
         "estimates": {"analytic": {"total_bytes": analytic.total_bytes,
-                                   "allocated_bytes": analytic.total_bytes - analytic.components.get("overhead", 0),
+                                   "allocated_bytes": mem.allocated if mem else analytic.total_bytes,
+                                   "reserved_bytes": mem.reserved if mem else analytic.total_bytes,
+                                   "device_bytes": mem.device if mem else analytic.total_bytes,
                                    "peak_phase": analytic.peak_phase}},
         "environment": _environment(backend),
         "date": datetime.date.today().isoformat(),
