@@ -86,10 +86,11 @@ def memory_lines(e: Estimate, lang: str, units: str) -> list[str]:
         if (low, high) == (e.total_bytes, e.total_bytes):
             return []
         return [f"{t('range', lang)}: {format_bytes(low, units)} – {format_bytes(high, units)}"]
-    from ..memory.device import VERSION_SPREAD
+    from ..memory.device import VERSION_SPREAD, VERSION_SPREAD_TRANSIENT
 
     why = ", " if lang == "en" else "、"
-    reasons = why.join(t(f"w_{k}", lang, pct=f"{100 * VERSION_SPREAD:g}") for k in m.widened_by)
+    reasons = why.join(t(f"w_{k}", lang, pct=f"{100 * VERSION_SPREAD:g}", tpct=f"{100 * VERSION_SPREAD_TRANSIENT:g}")
+                       for k in m.widened_by)
     lines = [t("mem_line", lang, allocated=format_bytes(m.allocated, units), reserved=format_bytes(m.reserved, units),
                device=format_bytes(m.device, units)),
              t("mem_range_line", lang, low=format_bytes(low, units), high=format_bytes(high, units), why=reasons)]

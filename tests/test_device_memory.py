@@ -1,0 +1,129 @@
+"""Three numbers per GPU (allocated, reserved, device), their ranges, and what fit and validate compare."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+import vramscope
+from vramscope.errors import VramscopeError
+from vramscope.memory.device import alloc_config
+from vramscope.memory.overhead import CONTEXT_MEASUREMENTS, CONTEXT_NOMINAL, NCCL
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("kw", [
+    dict(task="inference", seq=4096),
+    dict(task="finetune", method="lora", seq=2048),
+    dict(task="finetune", seq=1024),
+    dict(task="finetune", seq=1024, num_gpus=8, parallelism="fsdp"),
+])
+def test_three_numbers_add_up(kw):
+    e = vramscope.estimate("llama-3-8b", **kw)
+    m = e.memory
+    assert e.total_bytes == m.device == sum(e.components.values())
+    assert m.reserved == m.allocated + m.terms["allocator_cache"] >= m.allocated
+    assert m.device == m.reserved + CONTEXT_NOMINAL + m.terms["nccl"]
+    assert m.allocated == sum(v for k, v in e.components.items() if k not in ("overhead", "allocator_cache")) \
+        + m.terms["cublas_workspace"]
+    for metric in ("allocated", "reserved", "device"):
+        low, high = m.range_of(metric)
+        assert low <= m.value_of(metric) <= high
+    assert tuple(e.range_bytes) == m.device_range
+    multi = kw.get("num_gpus", 1) > 1
+    assert (m.terms["nccl"] == NCCL) == multi and ("nccl" in m.widened_by) == multi
+    d = e.to_dict()["memory"]
+    assert d["device_bytes"] == e.total_bytes and d["basis"] == "calibrated"
+
+
+def test_the_allocator_cache_grows_with_the_transients():
+    short = vramscope.estimate("llama-3-8b", task="finetune", method="lora", seq=512).memory
+    long = vramscope.estimate("llama-3-8b", task="finetune", method="lora", seq=4096).memory
+    assert long.terms["allocator_cache"] > short.terms["allocator_cache"] > 0
+
+
+def test_engines_report_their_own_accounting():
+    e = vramscope.estimate("llama-3-8b", engine="llama.cpp", quant="Q4_K_M")
+    assert e.memory.basis == "engine" and e.memory.allocated == e.memory.reserved
+    assert e.memory.device == e.total_bytes and "allocator_cache" not in e.components
+    v = vramscope.estimate("llama-3-8b", engine="vllm", gpus=["h100-sxm"])
+    assert v.memory.basis == "engine" and v.memory.device == v.total_bytes
+
+
+def test_fit_compares_the_device_number():
+    e = vramscope.estimate("llama-3-8b", task="finetune", method="lora", seq=2048)
+    between = (e.memory.allocated + e.memory.device) // 2  # holds the tensors, not what nvidia-smi will show
+    a = vramscope.fit("llama-3-8b", task="finetune", method="lora", seq=2048, gpu=f"{between}B")
+    assert a.needed_bytes == e.memory.device and not a.fits
+
+
+def test_table_shows_the_three_numbers_and_what_widens_the_range():
+    from vramscope.present.table import render_estimate
+
+    e = vramscope.estimate("llama-3-8b", task="finetune", method="lora", seq=2048, num_gpus=2, parallelism="fsdp")
+    en, zh = render_estimate(e, "en"), render_estimate(e, "zh")
+    assert "allocated" in en and "reserved" in en and "nvidia-smi" in en and "NCCL" in en
+    assert "已分配" in zh and "已保留" in zh and "范围来自" in zh
+
+
+def test_context_table_is_sourced():
+    assert all(m.source.startswith("https://") and m.bytes > 0 for m in CONTEXT_MEASUREMENTS)
+    assert [m.bytes for m in CONTEXT_MEASUREMENTS] == sorted(m.bytes for m in CONTEXT_MEASUREMENTS)
+
+
+def test_alloc_conf_errors_are_one_line_in_both_languages():
+    with pytest.raises(VramscopeError) as e:
+        alloc_config("max_split_size_mb:10")
+    assert "max_split_size_mb" in e.value.render("en") and "20 MB" in e.value.render("en")
+    assert "至少" in e.value.render("zh")
+    assert alloc_config("expandable_segments:True").expandable_segments
+    assert alloc_config("").max_split_size == 2**64 - 1
+
+
+def test_analytic_cache_is_the_calibrated_formula():
+    """memory/device.py and bench/allocator_matrix.py (which fits the constants) compute the same cache."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import allocator_matrix as am
+
+    from vramscope.sources import resolve
+    from vramscope.workload import make_workload
+
+    for name, kw in [("llama-3-8b", dict(task="finetune", method="lora", seq=1024)),
+                     ("qwen2.5-0.5b", dict(task="finetune", seq=512)),
+                     ("mixtral-8x7b", dict(task="finetune", method="lora", seq=512)),
+                     ("llama-3-8b", dict(task="finetune", seq=512, num_gpus=4, parallelism="fsdp"))]:
+        model, w = resolve(name, hub=False), make_workload(**kw)
+        f = am.features(model, w)
+        assert f["analytic_cache"] == pytest.approx(am.predict(f, *am.current()), abs=1), (name, kw)
+
+
+def test_validate_compares_like_for_like():
+    from vramscope.validate import metric_of
+
+    assert metric_of({"measured": "max_memory_allocated"}) == "allocated"
+    assert metric_of({"measured": "max_memory_reserved"}) == "reserved"
+    assert metric_of({"measured": "nvml_used"}) == "device"
+    assert metric_of({"measured": "nvidia-smi"}) == "device"
+    assert metric_of({"measured": "unspecified", "framework": "torchtune 0.3"}) == "allocated"
+    assert metric_of({"measured": "unspecified", "framework": "transformers"}) == "device"
+
+
+def test_measure_records_are_compared_on_all_three_numbers(tmp_path):
+    import json
+
+    from vramscope.validate import read_records, validate
+
+    rec = {"id": "m", "kind": "training", "model": "llama-3-8b", "measured": "max_memory_allocated",
+           "value_bytes": 30 * 2**30, "max_memory_reserved": 32 * 2**30, "nvml_used": 33 * 2**30,
+           "workload": {"task": "finetune", "method": "lora", "seq": 2048, "grad_checkpointing": False}}
+    p = tmp_path / "r.jsonl"
+    p.write_text(json.dumps(rec) + "\n")
+    rows = validate(read_records(p))
+    assert [r.metric for r in rows] == ["allocated", "reserved", "device"]
+    e = vramscope.estimate("llama-3-8b", task="finetune", method="lora", seq=2048)
+    assert [r.analytic_bytes for r in rows] == [e.memory.allocated, e.memory.reserved, e.memory.device]
+    bad = dict(rec, max_memory_reserved="lots")
+    p.write_text(json.dumps(bad) + "\n")
+    with pytest.raises(VramscopeError, match="max_memory_reserved"):
+        read_records(p)
