@@ -247,3 +247,30 @@ def test_segment_summary_reads_the_snapshot_format():
     assert s["allocated_bytes"] == a.stats.allocated
     large = next(x for x in s["by_segment"] if x["type"] == "large")
     assert large["allocated_size"] == keep.size and large["free_blocks"] == [16 * MiB]
+
+
+PUBLISHED_INIT = [  # torchtune's "Memory stats after model init": (allocated, reserved), validation/published.jsonl
+    ("llama-3.2-3b", dict(lora_rank=64, lora_targets="q_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"),
+     6_667_936_727, 6_732_361_236),  # torchtune-e2e-llama3.2-3b-lora-init (6.21 / 6.27 GiB)
+    ("llama-2-7b", dict(lora_rank=8, lora_targets="q_proj,v_proj"),
+     13_960_000_000, 13_980_000_000),  # torchtune-qlora-tutorial-llama2-7b-lora-init (13.96 / 13.98 GB)
+]
+
+
+@pytest.mark.trace
+@pytest.mark.parametrize("name, kw, allocated, reserved", PUBLISHED_INIT, ids=[p[0] for p in PUBLISHED_INIT])
+def test_replayed_model_load_matches_published_allocated_and_reserved(name, kw, allocated, reserved):
+    """The loaded model's allocations (the trace's live set at 'ready', in the order they were made) through the
+    allocator model: the reserved/allocated ratio torch printed, within half a percentage point."""
+    pytest.importorskip("torch")
+    from vramscope.sources import resolve
+    from vramscope.trace.estimator import quiet_libraries, run_trace
+    from vramscope.workload import make_workload
+
+    model = resolve(name, hub=False)
+    with quiet_libraries():
+        log, _, _ = run_trace(model, make_workload(task="finetune", method="lora", seq=8, **kw))
+    ready = log.marks["ready"]
+    r = replay(log.sizes, log.events[: ready + 1], start=ready)
+    assert r.peak_reserved / r.peak_allocated - 1 == pytest.approx(reserved / allocated - 1, abs=0.005)
+    assert r.peak_allocated == pytest.approx(allocated, rel=0.1)

@@ -20,7 +20,7 @@ from .estimators.common import pick_peak
 from .estimators.seed import estimate_seed
 from .gpus import find_gpu
 from .i18n import register
-from .memory.device import DeviceMemory, allocator_cache, device_memory, engine_memory
+from .memory.device import DeviceMemory, alloc_config, allocator_cache, device_memory, engine_memory
 from .memory.overhead import CONTEXT_NOMINAL, NCCL
 from .result import Assumption, Estimate, ModelInfo
 from .sources import ResolvedModel, resolve, resolve_params
@@ -212,6 +212,10 @@ def _with_device_terms(model: ResolvedModel, w: Workload, phases: dict, ov: Any,
     from .estimators.common import compute_dtype, dtype_bytes
 
     engine = engine_for(w)
+    for phase, comps in phases.items():  # refused before anything is derived from an impossible component
+        for k, v in comps.items():
+            if not (_finite(v) and v >= 0):
+                _impossible(f"{phase}.{k}", v)
     cache = 0
     if engine.caching_allocator:
         moe = model.active_params != model.params
@@ -254,6 +258,10 @@ def estimate_resolved(model: ResolvedModel, workload: Workload, gpus: Iterable[s
         total = sum(phases[peak].values())
         low, high = memory.device_range
         notes = notes + (Assumption(engine.overhead_note),)
+        conf = getattr(workload, "alloc_conf", "")
+        if conf and engine.caching_allocator:
+            alloc_config(conf)  # refused here when malformed
+            notes = notes + (Assumption("a_alloc_conf_analytic", {"conf": conf}),)
         if workload.grad_checkpointing and peak == "optimizer_step":
             notes = notes + (Assumption("a_ckpt_no_gain"),)
     verdicts = engine.verdicts(gpu_objs, total, high, extra)

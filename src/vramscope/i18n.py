@@ -731,6 +731,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "ac_entries": {"en": "expects 'MB:N' entries inside [...]", "zh": "[...] 内应为 'MB:N' 形式的条目"},
     "ac_interval": {"en": "intervals must be a power of 2 MB, not {value}", "zh": "区间必须是 2 的幂 MB，而不是 {value}"},
     "ac_bracket": {"en": "misses its closing ']'", "zh": "缺少结尾的 ']'"},
+    "a_alloc_conf_analytic": {
+        "en": "PYTORCH_CUDA_ALLOC_CONF={conf}: the analytic allocator cache is calibrated for the default settings and the range covers others; `vramscope trace` replays the allocations under these settings",
+        "zh": "PYTORCH_CUDA_ALLOC_CONF={conf}：解析估算的分配器缓存按默认设置校准，其他设置由范围覆盖；`vramscope trace` 会按这些设置重放分配序列",
+    },
     "bad_alloc_conf": {"en": "--alloc-conf (PYTORCH_CUDA_ALLOC_CONF): '{key}' {reason}",
                        "zh": "--alloc-conf（PYTORCH_CUDA_ALLOC_CONF）：'{key}' {reason}"},
     "a_trace_allocator": {
