@@ -40,23 +40,28 @@ def main() -> None:
              f"Measured {datetime.date.today().isoformat()} by `python bench/validation_report.py"
              f"{' --trace' if args.trace else ''}` over {len(records)} records in `validation/` (each with its "
              f"source, see `validation/README.md`): {len(compared)} compared, {len(skipped)} not yet comparable. "
-             "The estimate is compared like for like: torch's allocator counters without the CUDA context, NVML / "
-             "nvidia-smi with it.", "",
-             "| kind | records | analytic median abs error | analytic worst | trace median | trace worst |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "Each record is compared with the number it states (`metric`): `max_memory_allocated` (and torchtune's "
+             "logs) with the estimate's allocated bytes, `max_memory_reserved` with its reserved bytes, NVML / "
+             "nvidia-smi with its device bytes; \"in range\" says whether the value lies in that number's likely "
+             "range.", "",
+             "| kind | records | analytic median abs error | analytic worst | trace median | trace worst | in range |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for kind, e in summ.items():
         a, t = e.get("analytic", {}), e.get("trace", {})
+        cov = e.get("range_coverage")
+        held = f"{cov['in_range']} of {cov['n']}" if cov else ""
         lines.append(f"| {kind} | {e['records']} | {pct(a.get('median_abs_error'))} | {pct(a.get('worst_abs_error'))} "
-                     f"| {pct(t.get('median_abs_error'))} | {pct(t.get('worst_abs_error'))} |")
-    lines += ["", "| record | measured | value | analytic | error | trace | error | source |",
-              "|---|---|---:|---:|---:|---:|---:|---|"]
+                     f"| {pct(t.get('median_abs_error'))} | {pct(t.get('worst_abs_error'))} | {held} |")
+    lines += ["", "| record | measured | metric | value | analytic | error | in range | trace | error | source |",
+              "|---|---|---|---:|---:|---:|---|---:|---:|---|"]
     explained = []
     for r in compared:
         d = r.to_dict()
         src = by_id[r.id]["source"]
+        held = "" if r.in_range is None else ("yes" if r.in_range else "no")
         lines.append(f"| {r.id}{'' if r.component == 'total' else ' [' + r.component + ']'} | {r.measured} | "
-                     f"{r.measured_bytes / 2**30:.2f} GiB | {(r.analytic_bytes or 0) / 2**30:.2f} GiB | "
-                     f"{pct(d['analytic_error'])} | "
+                     f"{r.metric} | {r.measured_bytes / 2**30:.2f} GiB | {(r.analytic_bytes or 0) / 2**30:.2f} GiB | "
+                     f"{pct(d['analytic_error'])} | {held if r.component == 'total' else ''} | "
                      f"{'' if r.trace_bytes is None else f'{r.trace_bytes / 2**30:.2f} GiB'} | {pct(d['trace_error'])} "
                      f"| [link]({src}) |")
         err = d["analytic_error"]
