@@ -2,17 +2,20 @@
 
 * CUDA context and loaded kernel images, visible only to NVML/nvidia-smi: :data:`CONTEXT_MEASUREMENTS` lists the
   published measurements this range comes from. torch sets ``CUDA_MODULE_LOADING=LAZY`` since 1.13
-  (pytorch/pytorch#86509) on CUDA >= 11.7, so kernels load when first used: 0.27–0.43 GiB at start-up, more as a
-  run loads cuBLAS/cuDNN/attention kernels; before that every kernel image loaded with the library (0.64–1.31 GiB).
+  (pytorch/pytorch#86509) on CUDA >= 11.7, so kernels load when first used: 0.27–0.42 GiB at start-up, more as a
+  run loads cuBLAS/cuDNN/attention kernels; before that every kernel image loaded with the library (0.62–1.31 GiB).
   Nominal 512 MiB (lazy loading after a training step's kernels), range 274 MiB – 1,400 MiB (eager loading).
 * cuBLAS workspace, by GPU generation (torch ``aten/src/ATen/cuda/CublasHandlePool.cpp``,
   ``parseChosenWorkspaceSize``): ``:4096:2:16:8`` = 8.125 MiB per handle and stream on GPUs before Hopper, 32 MiB
   on compute capability 9.x–12.x (Hopper, Blackwell); on ROCm 32 MiB, 128 MiB on gfx942/gfx950 (MI300, MI350).
   Without a named GPU the pre-Hopper size is nominal and the Hopper size the high end.
-* Allocator rounding and fragmentation (``c10/cuda/CUDACachingAllocator.cpp``): blocks round up to 512 B,
-  small blocks come from 2 MiB segments and large ones round to 2 MiB; reserved memory typically exceeds the
-  allocated peak by a few percent up to ~30%. This is the uncertain part: the high end of the range adds
-  15% of the allocated transient (activations and temporaries).
+* Allocator rounding and caching: for torch's caching allocator, ``memory/allocator.py`` models it and
+  ``memory/device.py`` estimates the cache (the reserved number); the engines that keep their own buffers
+  (llama.cpp) keep a 15% of their transient in the high end of the range (``FRAGMENTATION_HIGH``).
+* What else allocates: NCCL communicators on several GPUs (:data:`NCCL`); bitsandbytes' paged optimizer states live
+  in CUDA managed memory (``paged_bytes``: on the device, outside torch's counters); flash-attention and cuDNN's
+  attention take their outputs and workspaces from torch's allocator (they are tensors), so they are in the
+  allocated number; vLLM's CUDA-graph pool and non-torch memory are its own accounting (``engines/vllm.py``).
 """
 
 from __future__ import annotations
