@@ -37,7 +37,7 @@ def compare(rec: dict) -> dict:
     with quiet_libraries():
         log, _, _ = run_trace(model, w)
     sim = replay(log.sizes, log.events, config=alloc_config(rec.get("alloc_conf", "")), marks=log.marks,
-                 start=log.marks["ready"], extra=(CUBLAS_WORKSPACE,))
+                 start=log.marks["ready"], extra=(CUBLAS_WORKSPACE,), streams=log.streams)
     an = estimate_resolved(model, w).memory
     seg = rec.get("allocator") or {}
     return {"id": rec["id"], "gpu": rec.get("gpu"), "alloc_conf": rec.get("alloc_conf", ""),

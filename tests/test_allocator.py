@@ -274,3 +274,25 @@ def test_replayed_model_load_matches_published_allocated_and_reserved(name, kw, 
     r = replay(log.sizes, log.events[: ready + 1], start=ready)
     assert r.peak_reserved / r.peak_allocated - 1 == pytest.approx(reserved / allocated - 1, abs=0.005)
     assert r.peak_allocated == pytest.approx(allocated, rel=0.1)
+
+
+def test_replay_keeps_each_stream_in_its_own_pool():
+    sizes = [50 * MiB, 50 * MiB]
+    events = [1, -1, 2, -2]  # the second tensor could reuse the first's block, on the same stream
+    assert replay(sizes, events).peak_reserved == 50 * MiB
+    assert replay(sizes, events, streams=[1, 0]).peak_reserved == 100 * MiB  # an all-gather stream's block
+
+
+@pytest.mark.trace
+def test_tracker_records_the_stream_current_at_each_allocation():
+    torch = pytest.importorskip("torch")
+    from vramscope.trace.tracker import make_tracker
+
+    tracker = make_tracker()
+    side = torch.cpu.Stream()
+    with tracker:
+        a = torch.empty(1000)
+        with torch.cpu.stream(side):  # as FSDP2 selects its all-gather stream on a CPU device
+            b = torch.empty(2000)
+        c = torch.empty(3000)
+    assert tracker.log.streams == [0, 1, 0] and a.numel() + b.numel() + c.numel() == 6000

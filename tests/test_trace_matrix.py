@@ -2,7 +2,7 @@
 
 Real catalog configs cut to 2 layers (same layer shapes) at short sequences, so each trace takes seconds.
 Every phase's tensors (the allocator cache aside) must agree within 3% and each component holding at least 1% of
-the peak within 5%; the analytic reserved number (calibrated, ``memory/device.py``) must be within 15% of the one
+the peak within 5%; the analytic reserved number (calibrated, ``memory/device.py``) must be within 20% of the one
 the trace's replay through the allocator model gives (bench/allocator_matrix.py reports the agreement case by case).
 The full-depth matrix is bench/accuracy_matrix.py (results in docs/accuracy.md).
 """
@@ -89,7 +89,7 @@ def test_analytic_matches_trace(name, kw):
     assert an.peak_phase == tr.peak_phase or abs(a_total - t_total) <= 0.03 * t_total
     assert a_total == pytest.approx(t_total, rel=0.03)
     assert an.memory.allocated == pytest.approx(tr.memory.allocated, rel=0.03)
-    assert an.memory.reserved == pytest.approx(tr.memory.reserved, rel=0.15)
+    assert an.memory.reserved == pytest.approx(tr.memory.reserved, rel=0.20)
     assert tr.memory.basis == "simulated" and tr.memory.reserved >= tr.memory.allocated
     for phase, t_ph in tr.phases.items():
         a_ph = an.phases[phase]

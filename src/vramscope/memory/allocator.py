@@ -29,7 +29,9 @@ pytorch/pytorch's ``CUDACachingAllocator.cpp`` and ``AllocatorConfig.cpp``, whic
   the average (in ``get_free_block`` calls) are freed;
 * ``expandable_segments:True``: one segment per stream and pool that grows by pages (2 MiB small, 20 MiB large)
   and gives its completely free pages back on OOM;
-* blocks used on another stream (``record_stream``) are only reusable once that stream's event completes
+* every stream has its own blocks: a block freed by any stream goes back to the pool of the stream it was
+  allocated on (the pools order blocks by stream first), so FSDP2's all-gather and reduce-scatter streams keep
+  theirs; blocks used on another stream (``record_stream``) are only reusable once that stream's event completes
   (``insert_events`` / ``process_events``): here after ``event_lag`` further allocations, or at a cache flush.
 
 Not modelled: CUDA graph private pools, IPC, ``cudaMallocAsync``. Pure Python, no torch.
@@ -737,13 +739,15 @@ class Replay:
 
 def replay(sizes: list[int], events: list[int], config: AllocatorConfig = DEFAULT_CONFIG,
            capacity: Optional[int] = None, marks: Optional[dict[str, int]] = None,
-           extra: Iterable[int] = (), start: Optional[int] = None) -> Replay:
+           extra: Iterable[int] = (), start: Optional[int] = None,
+           streams: Optional[list[int]] = None) -> Replay:
     """Replay an allocation stream: ``events`` holds ``key+1`` for an allocation of ``sizes[key]`` bytes and
     ``-(key+1)`` for its free (the trace's :class:`~vramscope.trace.tracker.TraceLog`); ``extra`` are
     allocations made first and kept (the cuBLAS workspace). ``start``: an event index; the tensors live after it
     are allocated first, in the order they were made (a loaded model, without its construction's temporaries), and
     the replay goes on from there. ``marks`` (phase -> event index it starts after) gives the peak reserved per
-    phase. An OOM ends the replay (``num_ooms`` = 1)."""
+    phase. ``streams`` (key -> stream) allocates each block on its stream: a freed block returns to the pool of the
+    stream it was allocated on, which only that stream reuses. An OOM ends the replay (``num_ooms`` = 1)."""
     alloc = CachingAllocator(config=config, capacity=capacity)
     live: dict[int, Block] = {}
     first = 0
@@ -758,7 +762,7 @@ def replay(sizes: list[int], events: list[int], config: AllocatorConfig = DEFAUL
                 else:
                     resident.discard(-ev - 1)
             for key in sorted(resident):
-                live[key] = alloc.malloc(sizes[key])
+                live[key] = alloc.malloc(sizes[key], streams[key] if streams else 0)
             first = start + 1
     except OutOfMemory:
         return _replayed(alloc, {})
@@ -772,7 +776,7 @@ def replay(sizes: list[int], events: list[int], config: AllocatorConfig = DEFAUL
                 current = starts[si][1]
                 si += 1
             if ev > 0:
-                live[ev - 1] = alloc.malloc(sizes[ev - 1])
+                live[ev - 1] = alloc.malloc(sizes[ev - 1], streams[ev - 1] if streams else 0)
             else:
                 b = live.pop(-ev - 1, None)
                 if b is not None:

@@ -35,23 +35,25 @@ MiB = 2**20
 #: the cache the allocator keeps beyond the allocated peak is, per phase, this share of the phase's transient
 #: bytes (activations, temporaries, loss head) — more for MoE layers, whose routed token
 #: groups have data-dependent sizes — taken at the phase where it is largest;
-TRANSIENT_CACHE = 0.06
-TRANSIENT_CACHE_MOE = 0.26
+TRANSIENT_CACHE = 0.08
+TRANSIENT_CACHE_MOE = 0.34
 #: the optimizer step's temporaries (foreach AdamW's per-parameter lists) rarely fit the blocks that activations
 #: freed: this share of them is cached anew;
 OPTIMIZER_CACHE = 0.3
 #: training: the logits and loss of the next step do not fit the blocks the optimizer step left, and this share of
 #: the loss head's bytes is cached anew;
-LOSS_CHURN = 0.36
-#: FSDP with untied embeddings: the all-gathered (unsharded) embedding and head units cache this many times the
-#: largest tensor's bytes.
-FSDP_GATHER = 1.71
+LOSS_CHURN = 0.25
+#: FSDP2: the all-gather (copy-in) stream and the reduce-scatter stream keep their own blocks (per-stream pools), this
+#: many times the largest FSDP unit's unsharded bytes (a decoder layer, or the embedding / head) — the reduce-scatter
+#: term only when the base weights train.
+FSDP_GATHER = 1.4
+FSDP_REDUCE = 2.59
 #: framework-version spread: of the persistent tensors (weights, gradients, optimizer states: exact per tensor, but
 #: kept in other dtypes or copies by some versions) and of the transient ones (activations, temporaries, loss head,
 #: optimizer temporaries: what versions, kernels and recipes change most), calibrated on the published records
 #: (bench/range_coverage.py)
 VERSION_SPREAD = 0.10
-VERSION_SPREAD_TRANSIENT = 0.40
+VERSION_SPREAD_TRANSIENT = 0.30
 #: unpacked training data: batches padded to their longest sample may be this much shorter than ``--seq``
 UNPACKED_SHORTER = 0.5
 
@@ -133,7 +135,7 @@ def rounding_share(spec: Any, dtype_bytes: float) -> float:
 def allocator_cache(phases: Mapping[str, Mapping[str, int]], spec: Any, w: Any, dtype_bytes: float,
                     moe: bool) -> int:
     """The analytic estimate of ``reserved − allocated`` at the peak (calibrated on the allocator model)."""
-    from ..model.tensors import largest_tensor
+    from ..model.tensors import largest_layer, largest_tensor
 
     steps = {p: c for p, c in phases.items() if p != "load"} or dict(phases)
     share = TRANSIENT_CACHE_MOE if moe else TRANSIENT_CACHE
@@ -146,11 +148,11 @@ def allocator_cache(phases: Mapping[str, Mapping[str, int]], spec: Any, w: Any, 
         persistent = sum(peak_comps.get(k, 0) for k in ("weights", "master_weights", "gradients",
                                                         "optimizer_states"))
         cache += rounding_share(spec, dtype_bytes) * persistent
-    big = largest_tensor(spec) * dtype_bytes
     if w.training:
         cache += LOSS_CHURN * max(c.get("loss_head", 0) for c in phases.values())
-    if w.training and w.num_gpus > 1 and w.strategy.is_fsdp and not spec.tie_embeddings:
-        cache += FSDP_GATHER * big
+    if w.training and w.num_gpus > 1 and w.strategy.is_fsdp:
+        unit = max(largest_layer(spec), largest_tensor(spec)) * dtype_bytes
+        cache += (FSDP_GATHER + (FSDP_REDUCE if w.method in ("full", "freeze") else 0)) * unit
     return max(0, int(cache))
 
 

@@ -382,7 +382,7 @@ def trace_estimate(model: ResolvedModel, w: Workload, gpus: tuple[str, ...] = ()
     # the allocation stream through the caching-allocator model, from the loaded model on (construction
     # temporaries of from_config are not what from_pretrained allocates), after torch's cuBLAS workspace
     sim = replay(log.sizes, log.events, config=alloc_config(getattr(w, "alloc_conf", "")), marks=log.marks,
-                 start=log.marks["ready"], extra=(ws,))
+                 start=log.marks["ready"], extra=(ws,), streams=log.streams)
     cache = max(0, sim.peak_reserved - sim.peak_allocated)
     nccl = NCCL if w.num_gpus > 1 else 0
     for name, p in phases.items():

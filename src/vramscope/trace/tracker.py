@@ -6,8 +6,13 @@ allocation rounds up to a multiple of 512 bytes) and a weak reference subtracts 
 what ``torch.cuda.memory_allocated`` counts; segments, fragmentation and the CUDA context are not tensors and are
 added afterwards by the overhead model.
 
-The tracker keeps an event log (allocation / free, with the phase), so after the run the live set at any
-moment — in particular at each phase's peak — can be rebuilt and split into categories.
+The tracker keeps an event log (allocation / free, with the phase and the stream current at the allocation), so
+after the run the live set at any moment — in particular at each phase's peak — can be rebuilt and split into
+categories, and the stream can be replayed through the caching-allocator model (``memory/allocator.py``). Sizes
+are logged rounded to 512 bytes; the allocator's ``round_size`` gives the same block for the rounded size (its
+power-of-two division steps are multiples of 512 wherever they apply). Streams are the CPU stream objects that
+device-agnostic code selects (``torch.cpu.stream``, as FSDP2's all-gather and reduce-scatter streams do on a CPU
+device): 0 is the default stream, the others are numbered as they appear.
 
 Every op also compares the clock with the tracker's ``deadline`` (``time.monotonic()``) and sets ``timed_out``
 once it has passed; :meth:`check_deadline` raises :class:`TraceTimeout` from then on. The op itself never raises:
@@ -46,6 +51,7 @@ class TraceLog:
     alloc_phase: list[str] = field(default_factory=list)  # allocation key -> phase it was allocated in
     storage: list[int] = field(default_factory=list)  # allocation key -> storage id (a storage resized to 0
     # and back, as FSDP2 does with unsharded parameters, gets a new allocation key but keeps its id)
+    streams: list[int] = field(default_factory=list)  # allocation key -> stream current when it was allocated
     events: list[int] = field(default_factory=list)  # key+1: allocated, -(key+1): freed
     phases: dict[str, PhasePeak] = field(default_factory=dict)
     marks: dict[str, int] = field(default_factory=dict)  # phase -> event index when it started
@@ -87,6 +93,7 @@ class _StorageLedger:
         self._sids = 0
         self.muted = 0
         self.on_op: Optional[Callable[[Any, Any, Any], None]] = None
+        self.stream_of: Callable[[], int] = lambda: 0  # the current stream's number
         self.deadline: Optional[float] = None  # time.monotonic() after which every op raises
         self.timed_out = False
 
@@ -119,6 +126,7 @@ class _StorageLedger:
         self.log.sizes.append(nbytes)
         self.log.alloc_phase.append(self.phase)
         self.log.storage.append(cell.sid)
+        self.log.streams.append(self.stream_of())
         cell.key = key
         self.live += nbytes
         self.log.events.append(key + 1)
@@ -225,6 +233,12 @@ def make_tracker(progress: Optional[Callable[[str], None]] = None, fake_mode: An
         def __init__(self) -> None:
             super().__init__()
             self._init_ledger(WeakIdKeyDictionary(), progress)
+            streams = {torch.cpu.current_stream(): 0}  # the objects are kept, so their numbers stay theirs
+
+            def stream_of() -> int:
+                return streams.setdefault(torch.cpu.current_stream(), len(streams))
+
+            self.stream_of = stream_of
 
         def track(self, t: Any) -> Optional[_Cell]:
             if DTensor is not None and isinstance(t, DTensor):
