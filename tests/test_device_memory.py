@@ -127,3 +127,15 @@ def test_measure_records_are_compared_on_all_three_numbers(tmp_path):
     p.write_text(json.dumps(bad) + "\n")
     with pytest.raises(VramscopeError, match="max_memory_reserved"):
         read_records(p)
+
+
+def test_allocator_retry_between_the_tensors_and_the_device_number():
+    e = vramscope.estimate("llama-3-8b", task="finetune", method="lora", seq=4096)
+    m = e.memory
+    between = m.allocated + CONTEXT_NOMINAL + (m.device - m.allocated - CONTEXT_NOMINAL) // 2
+    g = vramscope.estimate("llama-3-8b", task="finetune", method="lora", seq=4096,
+                           gpus=[f"{between}B", f"{m.device + 2**30}B", f"{m.allocated}B"]).gpus
+    assert [v.allocator_retry for v in g] == [True, False, False]
+    assert [v.verdict for v in g][:1] == ["no"] and "allocator_retry" in g[0].to_dict()
+    assert vramscope.estimate("llama-3-8b", engine="llama.cpp", quant="Q4_K_M", gpus=["rtx-4090"]).gpus[0] \
+        .allocator_retry is None

@@ -20,7 +20,8 @@ from .estimators.common import pick_peak
 from .estimators.seed import estimate_seed
 from .gpus import find_gpu
 from .i18n import register
-from .memory.device import DeviceMemory, alloc_config, allocator_cache, device_memory, engine_memory
+from .memory.device import (DeviceMemory, alloc_config, allocator_cache, allocator_retry, device_memory,
+                            engine_memory)
 from .memory.overhead import CONTEXT_NOMINAL, NCCL
 from .result import Assumption, Estimate, ModelInfo
 from .sources import ResolvedModel, resolve, resolve_params
@@ -265,6 +266,8 @@ def estimate_resolved(model: ResolvedModel, workload: Workload, gpus: Iterable[s
         if workload.grad_checkpointing and peak == "optimizer_step":
             notes = notes + (Assumption("a_ckpt_no_gain"),)
     verdicts = engine.verdicts(gpu_objs, total, high, extra)
+    if memory is not None and memory.basis != "engine":
+        verdicts = tuple(replace(v, allocator_retry=allocator_retry(memory, v.usable_bytes)) for v in verdicts)
     info = ModelInfo(name=model.spec.name, params=model.params, active_params=model.active_params,
                      trainable_params=trainable, source=model.kind, origin=model.origin,
                      storage=model.stored_format, exact_shape=model.exact_shape)

@@ -696,6 +696,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{gpu} ({mem}): {verdict}, headroom {headroom} ({pct})",
         "zh": "{gpu}（{mem}）：{verdict}，余量 {headroom}（{pct}）",
     },
+    "gpu_retry_note": {"en": " — the tensors alone fit: torch's allocator would free its cache and retry, and may still run out (PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True reduces the cache)",
+                       "zh": " — 仅张量放得下：torch 分配器会释放缓存后重试，仍可能显存不足（PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True 可减少缓存）"},
     "task_inference": {"en": "Inference", "zh": "推理"},
     "task_finetune": {"en": "Fine-tuning", "zh": "微调"},
     "task_pretrain": {"en": "Pretraining", "zh": "预训练"},

@@ -39,6 +39,9 @@ class GpuVerdict:
     usable_bytes: int
     verdict: str  # fits | tight | no
     headroom_bytes: int
+    #: torch's caching allocator would have to free its cache and retry cudaMalloc on this GPU (the tensors fit,
+    #: the cache does not); None where not known (engines with their own buffers)
+    allocator_retry: Optional[bool] = None
 
     @property
     def fits(self) -> bool:
@@ -49,9 +52,12 @@ class GpuVerdict:
         return 100.0 * self.headroom_bytes / self.usable_bytes if self.usable_bytes else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "memory_bytes": self.memory_bytes, "usable_bytes": self.usable_bytes,
-                "fits": self.fits, "verdict": self.verdict, "headroom_bytes": self.headroom_bytes,
-                "headroom_pct": round(self.headroom_pct, 2)}
+        out = {"name": self.name, "memory_bytes": self.memory_bytes, "usable_bytes": self.usable_bytes,
+               "fits": self.fits, "verdict": self.verdict, "headroom_bytes": self.headroom_bytes,
+               "headroom_pct": round(self.headroom_pct, 2)}
+        if self.allocator_retry is not None:
+            out["allocator_retry"] = self.allocator_retry
+        return out
 
 
 @dataclass(frozen=True)

@@ -186,6 +186,16 @@ def device_memory(comps: Mapping[str, int], w: Any, *, cublas_workspace: int, ca
                         widened_by=tuple(widened), allocator=allocator)
 
 
+def allocator_retry(m: DeviceMemory, usable: int) -> Optional[bool]:
+    """Whether, on a GPU with ``usable`` bytes, torch's allocator would run out of device memory with its cache
+    held and free it to retry (``release_cached_blocks``: slower, and a sign of fragmentation) — the tensors and
+    the process's fixed terms fit, the cache does not. None for an engine's own accounting."""
+    if m.basis == "engine":
+        return None
+    fixed = m.terms.get("cuda_context", 0) + m.terms.get("nccl", 0)
+    return m.allocated + fixed <= usable < m.device
+
+
 def engine_memory(total: int, allocated: int, low: int, high: int) -> DeviceMemory:
     """An engine's own accounting (vLLM's budget, llama.cpp's buffers): allocated = reserved, device = total."""
     return DeviceMemory(allocated=allocated, reserved=allocated, device=total,

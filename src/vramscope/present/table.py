@@ -69,7 +69,8 @@ def render_estimate(e: Estimate, lang: str = "en", units: str = "GiB") -> str:
         for g in e.gpus:
             verdict = t({"fits": "gpu_fits", "tight": "gpu_tight", "no": "gpu_no"}[g.verdict], lang)
             out.append(t("gpu_line", lang, gpu=g.name, mem=format_bytes(g.usable_bytes, units), verdict=verdict,
-                         headroom=format_bytes(g.headroom_bytes, units), pct=f"{g.headroom_pct:+.1f}%"))
+                         headroom=format_bytes(g.headroom_bytes, units), pct=f"{g.headroom_pct:+.1f}%")
+                       + (t("gpu_retry_note", lang) if g.allocator_retry else ""))
     if e.assumptions:
         out.append("")
         out.append(t("assumptions", lang) + ":")

@@ -311,6 +311,15 @@ def breakdown(log: TraceLog, category: dict[int, str], index: int, phase: str) -
     return out
 
 
+def _retries(log: TraceLog, w: Workload, gpu: Any, ws: int, nccl: int) -> bool:
+    """Replayed on ``gpu`` (its usable memory less the CUDA context and NCCL): whether the allocator has to free
+    its cache and retry, and then succeeds."""
+    sim = replay(log.sizes, log.events, config=alloc_config(getattr(w, "alloc_conf", "")),
+                 capacity=max(0, gpu.usable_bytes - CONTEXT_NOMINAL - nccl), start=log.marks["ready"], extra=(ws,),
+                 streams=log.streams)
+    return sim.num_alloc_retries > 0 and sim.num_ooms == 0
+
+
 def _first_line(e: BaseException, limit: int = 160) -> str:
     from ..units import shown
 
@@ -408,4 +417,5 @@ def trace_estimate(model: ResolvedModel, w: Workload, gpus: tuple[str, ...] = ()
     return Estimate(model=info, estimator="trace", task=w.task, total_bytes=total,
                     range_bytes=(low, high), components=dict(phases[peak]),
                     peak_phase=peak, phases=phases, workload=w.to_dict(), assumptions=notes,
-                    gpus=tuple(verdict(g, total, high) for g in devices), engine=engine, memory=memory)
+                    gpus=tuple(replace(verdict(g, total, high), allocator_retry=_retries(log, w, g, ws, nccl))
+                               for g in devices), engine=engine, memory=memory)
