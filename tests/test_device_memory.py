@@ -139,3 +139,23 @@ def test_allocator_retry_between_the_tensors_and_the_device_number():
     assert [v.verdict for v in g][:1] == ["no"] and "allocator_retry" in g[0].to_dict()
     assert vramscope.estimate("llama-3-8b", engine="llama.cpp", quant="Q4_K_M", gpus=["rtx-4090"]).gpus[0] \
         .allocator_retry is None
+
+
+@pytest.mark.trace
+def test_trace_replays_under_the_given_allocator_settings():
+    pytest.importorskip("torch")
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_trace_matrix import two_layers
+
+    from vramscope.trace.estimator import trace_estimate
+    from vramscope.workload import make_workload
+
+    model = two_layers("llama-3-8b")
+    kw = dict(task="finetune", seq=256, num_gpus=4, parallelism="fsdp")
+    plain = trace_estimate(model, make_workload(**kw))
+    grown = trace_estimate(model, make_workload(alloc_conf="expandable_segments:True", **kw))
+    assert plain.memory.basis == grown.memory.basis == "simulated"
+    assert plain.memory.allocated == grown.memory.allocated
+    # FSDP2's per-stream blocks fragment fixed segments; expandable segments grow and give pages back
+    assert grown.memory.reserved < plain.memory.reserved
+    assert plain.to_dict()["memory"]["allocator"]["peak_reserved_bytes"] == plain.memory.reserved

@@ -737,8 +737,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "PYTORCH_CUDA_ALLOC_CONF={conf}: the analytic allocator cache is calibrated for the default settings and the range covers others; `vramscope trace` replays the allocations under these settings",
         "zh": "PYTORCH_CUDA_ALLOC_CONF={conf}：解析估算的分配器缓存按默认设置校准，其他设置由范围覆盖；`vramscope trace` 会按这些设置重放分配序列",
     },
-    "bad_alloc_conf": {"en": "--alloc-conf (PYTORCH_CUDA_ALLOC_CONF): '{key}' {reason}",
-                       "zh": "--alloc-conf（PYTORCH_CUDA_ALLOC_CONF）：'{key}' {reason}"},
+    "bad_alloc_conf": {"en": "{field} (PYTORCH_CUDA_ALLOC_CONF): '{key}' {reason}",
+                       "zh": "{field}（PYTORCH_CUDA_ALLOC_CONF）：'{key}' {reason}"},
     "a_trace_allocator": {
         "en": "reserved memory from replaying the trace's allocations through a model of torch's caching allocator: {reserved} GiB, {retries} cache flushes",
         "zh": "已保留显存来自将追踪的分配序列重放于 torch 缓存分配器模型：{reserved} GiB，缓存清空重试 {retries} 次",

@@ -14,6 +14,8 @@ from ..memory.activations import inference_transient
 from ..memory.kv_cache import KV_DTYPE_BYTES, kv_cache_bytes
 from ..result import Assumption
 from ..sources.base import ResolvedModel
+from ..memory.device import read_alloc_conf
+from ..options import Option
 from .base import Candidate, Engine, EngineReport, Phases, rank_weights
 
 if TYPE_CHECKING:
@@ -29,6 +31,16 @@ class Transformers(Engine):
     aliases = ("hf",)
     trains = True
     static_cache = True
+    options = (
+        Option("alloc_conf", ("--alloc-conf",), "custom", None, group="run", owner="transformers",
+               parse=read_alloc_conf, metavar="PYTORCH_CUDA_ALLOC_CONF",
+               help_en="torch's caching-allocator settings, as PYTORCH_CUDA_ALLOC_CONF: expandable_segments:True, "
+                       "max_split_size_mb:128, roundup_power2_divisions:4, garbage_collection_threshold:0.8, ... "
+                       "(vramscope trace replays the allocations under them; default: torch's defaults)",
+               help_zh="torch 缓存分配器设置，写法同 PYTORCH_CUDA_ALLOC_CONF：expandable_segments:True、"
+                       "max_split_size_mb:128、roundup_power2_divisions:4、garbage_collection_threshold:0.8 等"
+                       "（vramscope trace 会按这些设置重放分配序列；默认：torch 的默认设置）"),
+    )
 
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
                   gpus: tuple[Gpu, ...]) -> tuple[Phases, Optional[EngineReport]]:

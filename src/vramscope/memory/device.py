@@ -94,9 +94,9 @@ class DeviceMemory:
         return out
 
 
-def alloc_config(text: Any) -> Any:
-    """``PYTORCH_CUDA_ALLOC_CONF`` (a text, possibly empty) as the allocator model's settings; a bad value is one
-    ``bad_alloc_conf`` error naming the setting."""
+def alloc_config(text: Any, field: str = "alloc_conf") -> Any:
+    """``PYTORCH_CUDA_ALLOC_CONF`` (a text, possibly empty or None) as the allocator model's settings; a bad value
+    is one ``bad_alloc_conf`` error naming ``field`` and the setting."""
     from ..errors import Text, VramscopeError
     from ..units import shown
     from .allocator import DEFAULT_CONFIG, AllocConfError, parse_alloc_conf
@@ -107,7 +107,22 @@ def alloc_config(text: Any) -> Any:
         return parse_alloc_conf(text)
     except AllocConfError as e:
         params = {k: shown(v, 40) for k, v in e.params.items()}
-        raise VramscopeError("bad_alloc_conf", key=shown(e.key, 60), reason=Text(e.reason, **params)) from None
+        raise VramscopeError("bad_alloc_conf", field=field, key=shown(e.key, 60),
+                             reason=Text(e.reason, **params)) from None
+
+
+def read_alloc_conf(value: Any, field: str) -> Optional[str]:
+    """The ``alloc_conf`` option's reader: None (not given), or a ``PYTORCH_CUDA_ALLOC_CONF`` text that parses."""
+    from ..errors import VramscopeError
+    from ..units import shown
+
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise VramscopeError("bad_type", field=field, value=shown(value), kind=type(value).__name__,
+                             expected="a PYTORCH_CUDA_ALLOC_CONF text such as expandable_segments:True")
+    alloc_config(value.strip(), field)
+    return value.strip() or None
 
 
 def _transient(comps: Mapping[str, int]) -> int:

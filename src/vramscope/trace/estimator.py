@@ -392,13 +392,14 @@ def trace_estimate(model: ResolvedModel, w: Workload, gpus: tuple[str, ...] = ()
     # temporaries of from_config are not what from_pretrained allocates), after torch's cuBLAS workspace
     sim = replay(log.sizes, log.events, config=alloc_config(getattr(w, "alloc_conf", "")), marks=log.marks,
                  start=log.marks["ready"], extra=(ws,), streams=log.streams)
-    cache = max(0, sim.peak_reserved - sim.peak_allocated)
     nccl = NCCL if w.num_gpus > 1 else 0
+    peak = pick_peak(phases)
+    # reserved is the replay's peak; the cache is what it holds beyond the tensors at the peak and the workspace
+    cache = max(0, sim.peak_reserved - sum(phases[peak].values()) - ws)
     for name, p in phases.items():
         p["overhead"] = ov.nominal + nccl
         if cache and name != "load":
             p["allocator_cache"] = cache
-    peak = pick_peak(phases)
     total = sum(phases[peak].values())
     memory = device_memory(phases[peak], w, cublas_workspace=ws, cache=cache, basis="simulated",
                            allocator=sim.to_dict())
