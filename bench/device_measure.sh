@@ -35,6 +35,7 @@ run llama-3-8b --task finetune --seq 2048 --method lora
 run llama-3-8b --task finetune --seq 2048 --method lora --grad-checkpointing --attn eager
 run qwen3-8b --task finetune --seq 1024 --method lora --grad-checkpointing
 # the allocator's settings: the model replays the same workloads with them
-PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run qwen2.5-0.5b --task finetune --seq 1024 --batch 2
-PYTORCH_CUDA_ALLOC_CONF=max_split_size_mb:128 run llama-3.2-1b --task finetune --seq 2048 --method lora --dora
+run qwen2.5-0.5b --task finetune --seq 1024 --batch 2 --alloc-conf expandable_segments:True
+run llama-3.2-1b --task finetune --seq 2048 --method lora --dora --alloc-conf max_split_size_mb:128
+run llama-3.2-1b --task finetune --seq 1024 --alloc-conf roundup_power2_divisions:4
 echo "records appended to $OUT" >&2

@@ -120,6 +120,12 @@ class CudaBackend:
 
         return int(torch.cuda.get_device_properties(self.local_rank).total_memory)
 
+    def set_alloc_conf(self, conf: str) -> None:
+        """``--alloc-conf``: the caching allocator's settings, applied before the model allocates anything."""
+        import torch
+
+        torch.cuda.memory._set_allocator_settings(conf)
+
     def segments(self) -> list[dict[str, Any]]:
         import torch
 
@@ -210,6 +216,9 @@ def measure_record(model: ResolvedModel, w: Workload, backend: Optional[Backend]
     world = int(os.environ.get("WORLD_SIZE", "1"))
     backend = backend or CudaBackend(int(os.environ.get("LOCAL_RANK", "0")))
     backend.check()
+    conf = getattr(w, "alloc_conf", None)
+    if conf and hasattr(backend, "set_alloc_conf"):
+        backend.set_alloc_conf(conf)
     counters = PhaseCounters(backend)
     trainable = run_measure(model, w, backend, counters)
     counters.finish()
@@ -231,7 +240,7 @@ def measure_record(model: ResolvedModel, w: Workload, backend: Optional[Backend]
         "peak_phase": peak_phase,
         "phases": steady,
         "allocator": segment_summary(snap()) if snap is not None else None,
-        "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF") or os.environ.get("PYTORCH_ALLOC_CONF") or "",
+        "alloc_conf": conf or os.environ.get("PYTORCH_CUDA_ALLOC_CONF") or os.environ.get("PYTORCH_ALLOC_CONF") or "",
         "model": model.origin,
         "gpu": backend.gpu_name(),
         "gpu_memory_bytes": backend.total_memory(),
