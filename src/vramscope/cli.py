@@ -298,30 +298,33 @@ def _cmd_validate(args: argparse.Namespace, lang: str) -> int:
     def pct(x: object) -> str:
         return "" if x is None else f"{100 * float(x):+.1f}%"  # type: ignore[arg-type]
 
-    table = [["record", "measured", "value", "analytic", "error", "trace", "error"]]
+    table = [["record", "measured", "metric", "value", "analytic", "error", "in range", "trace", "error"]]
     for r in rows:
         d = r.to_dict()
         if r.skipped:
-            table.append([r.id, r.measured, format_bytes(r.measured_bytes, args.units), "skipped: " + r.skipped[:60],
-                          "", "", ""])
+            table.append([r.id, r.measured, "", format_bytes(r.measured_bytes, args.units),
+                          "skipped: " + r.skipped[:60], "", "", "", ""])
             continue
+        held = "" if r.in_range is None or r.component != "total" else ("yes" if r.in_range else "no")
         table.append([r.id + ("" if r.component == "total" else f" [{r.component}]") + (" *" if r.caveat else ""),
-                      r.measured, format_bytes(r.measured_bytes, args.units),
-                      format_bytes(r.analytic_bytes or 0, args.units), pct(d["analytic_error"]),
+                      r.measured, r.metric, format_bytes(r.measured_bytes, args.units),
+                      format_bytes(r.analytic_bytes or 0, args.units), pct(d["analytic_error"]), held,
                       "" if r.trace_bytes is None else format_bytes(r.trace_bytes, args.units), pct(d["trace_error"])])
-    print(render_table(table, (False, False, True, True, True, True, True)))
+    print(render_table(table, (False, False, False, True, True, True, False, True, True)))
     caveats = [(r.id, r.caveat) for r in rows if r.caveat and not r.skipped]
     if caveats:
         print()
         notes = dict.fromkeys(part for _, c in caveats for part in c.split("; "))
         print("* " + "; ".join(notes))
     print()
-    table = [["kind", "records", "analytic median", "analytic worst", "trace median", "trace worst"]]
+    table = [["kind", "records", "analytic median", "analytic worst", "trace median", "trace worst", "in range"]]
     for kind, e in summ.items():
         a, tr = e.get("analytic", {}), e.get("trace", {})
+        cov = e.get("range_coverage")
         table.append([kind, str(e["records"]), pct(a.get("median_abs_error")), pct(a.get("worst_abs_error")),
-                      pct(tr.get("median_abs_error")), pct(tr.get("worst_abs_error"))])
-    print(render_table(table, (False, True, True, True, True, True)))
+                      pct(tr.get("median_abs_error")), pct(tr.get("worst_abs_error")),
+                      f"{cov['in_range']} of {cov['n']}" if cov else ""])
+    print(render_table(table, (False, True, True, True, True, True, True)))
     return 0
 
 
