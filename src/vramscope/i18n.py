@@ -513,6 +513,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "tied embeddings: llama.cpp loads the token embedding a second time as the output layer, {size} more on the GPU (the input copy stays in host memory)",
         "zh": "共享词嵌入：llama.cpp 把词嵌入再加载一份作为输出层，GPU 上多占 {size}（输入用的那份留在主机内存）",
     },
+    "a_llamacpp_split": {
+        "en": "llama.cpp --split-mode {mode} over {n} device(s), tensor split {ts}: {layers} (repeating layers per device, llama_model::load_tensors); the verdict is the fullest device's",
+        "zh": "llama.cpp --split-mode {mode}，共 {n} 个设备，张量切分 {ts}：{layers}（每个设备上的重复层，llama_model::load_tensors）；判定按占用最多的设备",
+    },
+    "a_llamacpp_pipeline": {
+        "en": "llama.cpp pipeline parallelism (every layer offloaded, --split-mode layer, several devices): each device keeps {copies} copies of its graph inputs (KQ mask, incoming hidden state)",
+        "zh": "llama.cpp 流水线并行（全部层卸载、--split-mode layer、多个设备）：每个设备保留 {copies} 份计算图输入（KQ 掩码、传入的隐藏状态）",
+    },
+    "a_llamacpp_no_kv_offload": {
+        "en": "--no-kv-offload: llama.cpp keeps the whole KV cache in host memory and runs attention there",
+        "zh": "--no-kv-offload：llama.cpp 把整个 KV 缓存留在主机内存并在那里计算注意力",
+    },
     "a_llamacpp_no_mla": {
         "en": "this DeepSeek GGUF predates the *_mla keys (converted before April 2025): llama.cpp runs it without MLA and caches per-head keys and values ({k} + {v} per token and layer)",
         "zh": "此 DeepSeek GGUF 早于 *_mla 键（2025 年 4 月前转换）：llama.cpp 不用 MLA 运行它，按头缓存 K 和 V（每个 token 每层 {k} + {v}）",
@@ -679,6 +691,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "vllm_gpu_line": {"en": "{gpu}: KV cache pool {kv} = {tokens} tokens, {c}× sequences of {n} tokens at once",
                       "zh": "{gpu}：KV 缓存池 {kv} = {tokens} 个 token，可同时容纳 {c} 条 {n} token 的序列"},
+    "llamacpp_device_line": {"en": "CUDA{device}: {layers} layers{out}, model buffer {model}, KV buffer {kv}, compute buffer {compute}",
+                             "zh": "CUDA{device}：{layers} 层{out}，模型缓冲 {model}，KV 缓冲 {kv}，计算缓冲 {compute}"},
+    "llamacpp_output_layer": {"en": " + output layer", "zh": " + 输出层"},
     "llamacpp_host_line": {"en": "host (CPU) memory: model buffer {model}, KV buffer {kv}",
                            "zh": "主机（CPU）内存：模型缓冲 {model}，KV 缓冲 {kv}"},
     "host_line": {"en": "host (CPU) memory per GPU for offloaded states/activations: {host}",

@@ -100,7 +100,11 @@ def llamacpp() -> list[str]:
             "estimate llama-3-70b --engine llama.cpp --quant Q4_K_M -ngl 40 --gpu rtx-4090",
             "estimate llama-3-8b --engine ollama --quant Q4_K_M --gpu rtx-4090",
             "estimate llama-3-8b --engine llama.cpp --gpu rtx-4090",
-            "estimate llama-3-8b --engine llama.cpp --quant Q4_K_M --batch 4 --gpu rtx-4090"]
+            "estimate llama-3-8b --engine llama.cpp --quant Q4_K_M --batch 4 --gpu rtx-4090",
+            # several GPUs (issue #17): llama.cpp's layer split, per device
+            "estimate llama-3-8b --engine llama.cpp --gpus 2",
+            "estimate qwen2.5-72b --engine llama.cpp --quant Q4_K_M --gpus 2 --gpu rtx-4090",
+            "estimate llama-3-70b --engine llama.cpp --quant Q4_K_M --gpus 4 -ngl 60 --gpu rtx-4090"]
     return [c + " --json" for c in out]
 
 
@@ -258,7 +262,6 @@ REFUSALS = [
     "estimate llama-3-8b --task finetune --dora --json",
     "estimate llama-3-8b --max-model-len 4096 --json",
     "estimate llama-3-8b -ngl 10 --json",
-    "estimate llama-3-8b --engine llama.cpp --gpus 2 --json",
     "estimate llama-3-8b --task finetune --gpus 4 --sp 2 --attn eager --json",
     "estimate llama-3-8b --task finetune --fsdp-sharding hybrid --gpus 4 --json",
     "estimate llama-3-8b --estimator seed --gpus 2 --json",

@@ -92,6 +92,12 @@ class LlamacppReport(EngineReport):
     gpu: Buffers
     host: Buffers
     host_bytes: int
+    # several devices (issue #17): the split, each device's buffers (``gpu`` is then the fullest device's)
+    split_mode: Optional[str] = None
+    tensor_split: Optional[list[float]] = None
+    main_gpu: Optional[int] = None
+    pipeline_parallel: Optional[bool] = None
+    devices: Optional[list["DeviceBuffers"]] = None
 
 
 _BLK = re.compile(r"(?:^|\.)(?:blk|layers|h|layer|block)\.(\d+)\.")
@@ -250,9 +256,317 @@ def _bits(ftype: str) -> float:
     return info["bytes"] * 8 / info["block"]
 
 
+# ---- several devices: --split-mode, --tensor-split, --main-gpu, --no-kv-offload, -b (issue #17) ----------------
+#
+# Read in ggml-org/llama.cpp (src/llama-model.cpp ``llama_model::load_tensors`` and ``make_gpu_buft_list``,
+# src/llama.cpp ``llama_model_load_from_file_impl``, src/llama-context.cpp, ggml/src/ggml-cuda/ggml-cuda.cu
+# ``get_row_split``; the same code at commit 82bb48500 and at a5410f046):
+#
+# * ``--split-mode none`` keeps only the ``--main-gpu`` device (``main_gpu < 0``: none, all on the CPU);
+#   ``layer`` (default) and ``row`` keep every device.
+# * The split points are the normalized running sums of ``--tensor-split`` (float32), or, when it is not given or
+#   all zero, of each device's free memory. Layer ``il`` of the ``n_layer + 1`` (the output layer is number
+#   ``n_layer``) goes to the CPU when ``il < i_gpu_start = max(n_layer + 1 - ngl, 0)``, else to device
+#   ``upper_bound(splits, (il - i_gpu_start) / act_gpu_layers)`` with ``act_gpu_layers = min(ngl, n_layer + 1)``.
+#   A layer's tensors and its KV cells live on its device; the token embedding stays on the CPU.
+# * ``row``: every device's buffer list starts with the backend's split buffer type, which takes the 2-D matrix
+#   weights (``GGML_OP_MUL_MAT``; 3-D expert tensors and 1-D norms/biases are not supported by it and fall back to
+#   the layer's own device) and spreads their rows over all devices: device ``id`` holds rows
+#   ``[nrows·ts[id], nrows·ts[id+1])`` with ``ts`` the running sums *before* each device (all zero: the devices'
+#   total memory), both ends rounded down to ``get_row_rounding`` (the largest ``mmq_y`` of the devices with a
+#   share: 128 on NVIDIA Volta and newer, 64 before), the last device taking the rest.
+# * ``--no-kv-offload`` (``offload_kqv = false``): the KV cache of every layer stays in host memory.
+# * Pipeline parallelism (``llama_context``): more than one device, every layer and the output offloaded
+#   (``ngl > n_layer``), ``--split-mode layer`` and the KV cache offloaded. The scheduler then keeps
+#   ``GGML_SCHED_MAX_COPIES = 4`` copies of each graph input per backend (``n_copies``), so the inputs of one
+#   micro-batch on each device (the KQ mask, ``n_kv × n_ubatch``, and the hidden state crossing into it,
+#   ``n_embd × n_ubatch`` f32) are held four times.
+# * ``-b`` (``n_batch``): ``n_ubatch`` is clamped to it (``cparams.n_ubatch = min(n_batch, n_ubatch)``).
+# * Compute buffers: each device's graph allocator holds the largest set of intermediates of *its* part of the
+#   graph: attention and FFN when it holds a repeating layer, the logits when it holds the output layer.
+
+SPLIT_MODES = ("none", "layer", "row")
+#: ggml-backend.h GGML_SCHED_MAX_COPIES: input copies per backend under pipeline parallelism
+SCHED_MAX_COPIES = 4
+
+
+def _f32(x: float) -> float:
+    import struct
+
+    return struct.unpack("f", struct.pack("f", x))[0]
+
+
+def split_points(weights: "list[float]") -> list[float]:
+    """``load_tensors``' split points: the running sums of the weights, divided by their total, in float32."""
+    total, sums = 0.0, []
+    for x in weights:
+        total = _f32(total + _f32(x))
+        sums.append(total)
+    return [_f32(s / total) for s in sums]
+
+
+def layer_devices(n_layer: int, n_gpu_layers: Optional[int], splits: "list[float]") -> list[Optional[int]]:
+    """The device of each of the ``n_layer + 1`` layers (the last is the output layer); None: the CPU."""
+    import bisect
+
+    ngl = n_layer + 1 if n_gpu_layers is None or n_gpu_layers < 0 else n_gpu_layers
+    i_gpu_start = max(n_layer + 1 - ngl, 0)
+    act = min(ngl, n_layer + 1) if splits else 0
+    out: list[Optional[int]] = []
+    for il in range(n_layer + 1):
+        if il < i_gpu_start or il - i_gpu_start >= act:
+            out.append(None)
+        else:
+            out.append(bisect.bisect_right(splits, _f32(_f32(float(il - i_gpu_start)) / _f32(float(act)))))
+    return out
+
+
+def row_rounding(compute_capability: str) -> int:
+    """``get_mmq_y_host`` on NVIDIA: 128 rows from Volta (7.0) on, 64 before."""
+    try:
+        major = int(str(compute_capability).split(".")[0])
+    except ValueError:
+        major = 7
+    return 128 if major >= 7 else 64
+
+
+def row_split(nrows: int, shares: "list[float]", rounding: int) -> list[int]:
+    """Rows of one matrix on each device under ``--split-mode row`` (``get_row_split``)."""
+    n = len(shares)
+    total = sum(shares)
+    starts, run = [], 0.0
+    for s in shares:
+        starts.append(_f32(run / total))
+        run += s
+    out = []
+    for i in range(n):
+        low = 0 if i == 0 else int(nrows * starts[i])
+        low -= low % rounding
+        if i == n - 1:
+            high = nrows
+        else:
+            high = int(nrows * starts[i + 1])
+            high -= high % rounding
+        out.append(max(0, high - low))
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceBuffers(Record):
+    """llama.cpp's buffers on one GPU of several (``CUDA<i> model/KV/compute buffer size``)."""
+
+    device: int
+    layers: int  # repeating layers assigned to it
+    output_layer: bool
+    model_buffer_bytes: int
+    kv_buffer_bytes: int
+    compute_buffer_bytes: int
+
+    @property
+    def total(self) -> int:
+        return self.model_buffer_bytes + self.kv_buffer_bytes + self.compute_buffer_bytes
+
+
+def _is_matrix(name: str, shape: tuple[int, ...], count: int, stored: bool) -> bool:
+    """A weight the split buffer type takes: 2-D, a matrix product's weight (not a norm or bias)."""
+    if count > 1 or name.endswith(".bias") or "norm" in name:
+        return False
+    dims = [d for d in shape if d > 1]
+    return len(dims) == 2 and len(shape) == 2
+
+
+def _tensors_shaped(model: ResolvedModel, w: Workload) -> list[tuple[str, Optional[int], int, int, bool]]:
+    """(name, layer, bytes, rows, is a row-splittable matrix) of every tensor as llama.cpp holds it."""
+    if model.kind == "gguf" and model.stored is not None and w.quant == "none":
+        out = []
+        for t in model.stored:
+            rows = t.shape[1] if len(t.shape) >= 2 else 1
+            out.append((t.name, _layer_of(t.name), t.nbytes, rows, _is_matrix(t.name, t.shape, 1, True)))
+        return out
+    ftype = w.quant if w.quant != "none" else {"fp32": "F32", "bf16": "BF16"}.get(w.dtype or "", "F16")
+    return [(t.name, t.layer, t.nbytes, t.shape[0] if len(t.shape) == 2 else 1,
+             _is_matrix(t.name, t.shape, t.count, False)) for t in gguf_tensors(model.spec, ftype)]
+
+
+def llamacpp_devices(model: ResolvedModel, w: Workload, n_devices: int, *, split_mode: str = "layer",
+                     tensor_split: Optional["list[float]"] = None, main_gpu: int = 0, kv_offload: bool = True,
+                     n_batch: Optional[int] = None, free_bytes: Optional["list[int]"] = None,
+                     compute_capability: str = "") -> tuple[list[DeviceBuffers], Buffers, dict[str, Any]]:
+    """llama.cpp's buffers on each of ``n_devices`` GPUs and in host memory (rules above).
+
+    Returns (one :class:`DeviceBuffers` per device in use, the host buffers, facts: the devices used, whether
+    pipeline parallelism is on, the effective ``n_ubatch``). ``free_bytes``: each device's free memory, the default
+    split (equal when not given)."""
+    spec = model.spec
+    n_layer = spec.num_layers
+    if split_mode not in SPLIT_MODES:
+        raise ValueError(split_mode)
+    if split_mode == "none":
+        used = [] if main_gpu < 0 else [main_gpu]
+    else:
+        used = list(range(n_devices))
+    ts = list(tensor_split or [])[:n_devices]
+    ts += [0.0] * (n_devices - len(ts))
+    if split_mode == "none" or not any(ts):
+        shares = [float(b) for b in (free_bytes or [1] * n_devices)]
+    else:
+        shares = [float(x) for x in ts]
+    splits = split_points([shares[d] for d in used]) if used else []
+    placed = layer_devices(n_layer, w.n_gpu_layers, splits)
+    dev_of = [None if p is None else used[p] for p in placed]  # device index per layer (None: CPU)
+    output_dev = dev_of[n_layer]
+    ngl = n_layer + 1 if w.n_gpu_layers is None or w.n_gpu_layers < 0 else min(w.n_gpu_layers, n_layer + 1)
+    ub = min(w.ubatch, n_batch) if n_batch else w.ubatch
+    model_b = {d: 0 for d in used}
+    cpu_model = 0
+    devices_with_layers = sorted({d for d in dev_of[:n_layer] if d is not None})
+    any_cpu_layer = any(d is None for d in dev_of[:n_layer])
+    row = split_mode == "row" and len(used) > 1
+    rounding = row_rounding(compute_capability)
+    row_shares = shares if any(ts) else [float(b) for b in (free_bytes or [1] * n_devices)]
+    duplicated = output_dev is not None and duplicates_output(model)
+
+    def put(dev: Optional[int], nbytes: int, rows: int, matrix: bool) -> None:
+        nonlocal cpu_model
+        if dev is None:
+            cpu_model += nbytes
+        elif row and matrix and rows > 1:
+            for d, r in zip(used, row_split(rows, [row_shares[u] for u in used], rounding)):
+                model_b[d] += nbytes * r // rows
+        else:
+            model_b[dev] += nbytes
+
+    for name, layer, nbytes, rows, matrix in _tensors_shaped(model, w):
+        if _is_input(name):
+            cpu_model += nbytes
+            if duplicated and name in _TOKEN_EMBD:
+                put(output_dev, nbytes, rows, matrix)  # TENSOR_DUPLICATED output copy
+        elif layer is None and name in _PER_LAYER_DUPLICATED:
+            for d in devices_with_layers:
+                model_b[d] += nbytes
+            cpu_model += nbytes if any_cpu_layer else 0
+        elif layer is None:
+            put(output_dev, nbytes, rows, matrix)
+        else:
+            put(dev_of[min(layer, n_layer - 1)], nbytes, rows, matrix)
+    # KV cache, per layer on the layer's device (--no-kv-offload: host memory)
+    n_ctx = w.seq
+    kv_default = "f16" if (w.kv_dtype in (None, "fp16", "bf16")) else w.kv_dtype
+    ctk, ctv = w.cache_type_k or kv_default, w.cache_type_v or kv_default
+    bk, bv = KV_DTYPE_BYTES.get(ctk, 2.0), KV_DTYPE_BYTES.get(ctv, 2.0)
+    if spec.mla is not None and mla_absorbed(model):
+        k_dim, v_dim = spec.mla.kv_lora_rank + spec.mla.qk_rope_head_dim, 0
+    elif spec.mla is not None:
+        k_dim, v_dim = spec.num_kv_heads * spec.head_dim, spec.num_kv_heads * spec.mla.v_head_dim
+    else:
+        k_dim = v_dim = spec.num_kv_heads * spec.head_dim
+    kv_b = {d: 0 for d in used}
+    cpu_kv = 0
+    for layer in range(n_layer):
+        cells = n_ctx
+        if spec.sliding_window and spec.layer_type(layer) == SLIDING:
+            cells = min(n_ctx, spec.sliding_window + ub)
+        nbytes = int(cells * (k_dim * bk + v_dim * bv))
+        d = dev_of[layer]
+        if d is None or not kv_offload:
+            cpu_kv += nbytes
+        else:
+            kv_b[d] += nbytes
+    pipeline = (len(used) > 1 and ngl > n_layer and split_mode == "layer" and kv_offload)
+    copies = SCHED_MAX_COPIES if pipeline else 1
+    fa = w.flash_attn
+    n_kv = -(-n_ctx // 256) * 256 if fa else n_ctx
+    inputs = n_kv * ub * (2 if fa else 4) + spec.hidden_size * ub * 4  # KQ mask + the hidden state coming in
+    out = []
+    for d in used:
+        n_rep = sum(1 for x in dev_of[:n_layer] if x == d)
+        has_out = output_dev == d
+        if not n_rep and not has_out:
+            compute = 0
+        else:
+            full = compute_buffer(spec, n_ctx, ub, fa, has_out)
+            if not n_rep:  # the output layer alone: the logits
+                full = spec.vocab_size * ub * 4 + spec.hidden_size * ub * 4
+            elif not kv_offload:  # attention runs where the cache is: the GPU keeps the FFN and the logits
+                h = spec.hidden_size * ub * 4
+                ffn = compute_buffer(spec, 1, ub, True, False)
+                full = max(ffn, spec.vocab_size * ub * 4 + h if has_out else 0)
+            compute = full + (copies - 1) * inputs
+        out.append(DeviceBuffers(device=d, layers=n_rep, output_layer=has_out, model_buffer_bytes=model_b[d],
+                                 kv_buffer_bytes=kv_b[d], compute_buffer_bytes=int(compute)))
+    cpu_compute = int(ub * 4 * (spec.hidden_size * 2 + (0 if output_dev is not None else spec.vocab_size)))
+    if not kv_offload:
+        cpu_compute = max(cpu_compute, int(n_ctx * ub * (spec.num_heads + 1) * 4 + 4 * spec.hidden_size * ub * 4))
+    host = Buffers(model_buffer_bytes=cpu_model, kv_buffer_bytes=cpu_kv, compute_buffer_bytes=cpu_compute)
+    facts = {"used": used, "pipeline": pipeline, "n_ubatch": ub, "ctk": ctk, "ctv": ctv, "ngl": ngl,
+             "output_dev": output_dev}
+    return out, host, facts
+
+
+def split_options(w: Workload) -> dict[str, Any]:
+    """The multi-device options of a workload (plain values; their rows come with the option table)."""
+    return {"split_mode": getattr(w, "split_mode", None) or "layer",
+            "tensor_split": getattr(w, "tensor_split", None),
+            "main_gpu": getattr(w, "main_gpu", None),
+            "kv_offload": not getattr(w, "no_kv_offload", False),
+            "n_batch": getattr(w, "batch_size", None)}
+
+
+def multi_device(w: Workload) -> bool:
+    """Whether the estimate goes through :func:`llamacpp_devices` (several GPUs or a split option given)."""
+    o = split_options(w)
+    return (w.num_gpus > 1 or o["split_mode"] != "layer" or o["tensor_split"] is not None
+            or o["main_gpu"] is not None or not o["kv_offload"] or o["n_batch"] is not None)
+
+
+def llamacpp_multi_inference(model: ResolvedModel, w: Workload, notes: list[Assumption],
+                             gpus: tuple[Gpu, ...]) -> tuple[Phases, LlamacppReport]:
+    """Phases of the fullest device and the report with every device's buffers."""
+    o = split_options(w)
+    n = w.num_gpus
+    main = o["main_gpu"] if o["main_gpu"] is not None else 0
+    if o["split_mode"] == "none" and main >= n:
+        from ..errors import VramscopeError
+
+        raise VramscopeError("conflict", field="--main-gpu",
+                             reason=f"llama.cpp has {n} device(s) (0 to {n - 1}); main_gpu {main} is not one of them")
+    cc = gpus[0].compute_capability if gpus else ""
+    free = [g.usable_bytes for g in gpus[:1]] * n if gpus else None
+    devs, host, f = llamacpp_devices(model, w, n, split_mode=o["split_mode"], tensor_split=o["tensor_split"],
+                                     main_gpu=main, kv_offload=o["kv_offload"], n_batch=o["n_batch"],
+                                     free_bytes=free, compute_capability=cc)
+    top = max(devs, key=lambda d: d.total) if devs else None
+    gpu = Buffers(model_buffer_bytes=top.model_buffer_bytes if top else 0,
+                  kv_buffer_bytes=top.kv_buffer_bytes if top else 0,
+                  compute_buffer_bytes=top.compute_buffer_bytes if top else 0)
+    n_layer = model.spec.num_layers
+    on_gpu = sum(d.layers for d in devs)
+    notes.append(Assumption("a_llamacpp", {"ngl": on_gpu, "n_layer": n_layer, "ctx": w.seq, "ctk": f["ctk"],
+                                           "ctv": f["ctv"], "ub": f["n_ubatch"],
+                                           "fa": "on" if w.flash_attn else "off"}))
+    notes.append(Assumption("a_llamacpp_split", {
+        "mode": o["split_mode"], "n": len(devs),
+        "layers": ", ".join(f"CUDA{d.device} {d.layers}{'+out' if d.output_layer else ''}" for d in devs) or "-",
+        "ts": ",".join(f"{x:g}" for x in o["tensor_split"]) if o["tensor_split"] else "equal"}))
+    if f["pipeline"]:
+        notes.append(Assumption("a_llamacpp_pipeline", {"copies": SCHED_MAX_COPIES}))
+    if not o["kv_offload"]:
+        notes.append(Assumption("a_llamacpp_no_kv_offload", {}))
+    phases = {"load": {"weights": gpu.model_buffer_bytes},
+              "prefill": {"weights": gpu.model_buffer_bytes, "kv_cache": gpu.kv_buffer_bytes,
+                          "activations": gpu.compute_buffer_bytes}}
+    report = LlamacppReport(n_gpu_layers=on_gpu, output_on_gpu=f["output_dev"] is not None, n_ctx=w.seq,
+                            n_ubatch=f["n_ubatch"], cache_type_k=f["ctk"], cache_type_v=f["ctv"],
+                            flash_attn=w.flash_attn, gpu=gpu, host=host,
+                            host_bytes=host.model_buffer_bytes + host.kv_buffer_bytes + host.compute_buffer_bytes,
+                            split_mode=o["split_mode"], tensor_split=o["tensor_split"], main_gpu=main,
+                            pipeline_parallel=f["pipeline"], devices=devs)
+    return phases, report
+
+
 class LlamaCpp(Engine):
     name = "llama.cpp"
-    multi_gpu = False  # one GPU and host memory (-ngl); no split across GPUs modelled
+    multi_gpu = True  # --gpus N: llama.cpp's layer / row split (llamacpp_devices)
     aliases = ("llamacpp", "llama-cpp", "ollama")
     gguf_quants = True
     options = (
@@ -273,6 +587,8 @@ class LlamaCpp(Engine):
 
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
                   gpus: tuple[Gpu, ...]) -> tuple[Phases, Optional[EngineReport]]:
+        if multi_device(w):
+            return llamacpp_multi_inference(model, w, notes, gpus)
         return llamacpp_inference(model, w, notes)
 
     def max_gpu_layers(self, model: ResolvedModel, w: Workload, usable: int,
@@ -308,8 +624,13 @@ class LlamaCpp(Engine):
         from ..units import format_bytes
 
         host = e.engine["host"]
-        return [t("llamacpp_host_line", lang, model=format_bytes(host["model_buffer_bytes"], units),
-                  kv=format_bytes(host["kv_buffer_bytes"], units))]
+        lines = [t("llamacpp_device_line", lang, device=d["device"], layers=d["layers"],
+                   out=t("llamacpp_output_layer", lang) if d["output_layer"] else "",
+                   model=format_bytes(d["model_buffer_bytes"], units), kv=format_bytes(d["kv_buffer_bytes"], units),
+                   compute=format_bytes(d["compute_buffer_bytes"], units))
+                 for d in e.engine.get("devices") or ()]
+        return lines + [t("llamacpp_host_line", lang, model=format_bytes(host["model_buffer_bytes"], units),
+                          kv=format_bytes(host["kv_buffer_bytes"], units))]
 
     def record_options(self, src: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """llama.cpp's command-line arguments: the whole workload."""
