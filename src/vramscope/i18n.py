@@ -472,6 +472,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "--seq not given: {seq} tokens, {model}'s context length (shorter than the default {default})",
         "zh": "未给出 --seq：使用 {model} 的上下文长度 {seq} 个 token（短于默认值 {default}）",
     },
+    "a_overhead_ollama": {
+        "en": "Ollama's estimate is its own: the CUDA context and the like are its 457 MiB MinimumMemory per GPU; what the runner then allocates can differ",
+        "zh": "这是 Ollama 自己的估算：CUDA 上下文等即每张 GPU 457 MiB 的 MinimumMemory；runner 实际分配的可能不同",
+    },
     "a_overhead_vllm": {
         "en": "vLLM's non-torch memory (CUDA context, cuBLAS, NCCL) 0.3 GiB nominal, 0.16–1.8 GiB in vLLM's own logs; CUDA graphs 0.3 GiB nominal",
         "zh": "vLLM 的非 PyTorch 显存（CUDA 上下文、cuBLAS、NCCL）标称 0.3 GiB，vLLM 日志中为 0.16–1.8 GiB；CUDA Graph 标称 0.3 GiB",
@@ -524,6 +528,14 @@ MESSAGES: dict[str, dict[str, str]] = {
     "a_llamacpp_no_kv_offload": {
         "en": "--no-kv-offload: llama.cpp keeps the whole KV cache in host memory and runs attention there",
         "zh": "--no-kv-offload：llama.cpp 把整个 KV 缓存留在主机内存并在那里计算注意力",
+    },
+    "a_ollama": {
+        "en": "Ollama's scheduler estimate (llm/memory.go at v{version}): num_ctx {ctx}, OLLAMA_NUM_PARALLEL {parallel}, num_batch {batch}, flash attention {fa}, KV cache {kv}; each GPU reserves 457 MiB and one layer as a buffer",
+        "zh": "Ollama 调度器的估算（v{version} 的 llm/memory.go）：num_ctx {ctx}，OLLAMA_NUM_PARALLEL {parallel}，num_batch {batch}，flash attention {fa}，KV 缓存 {kv}；每张 GPU 预留 457 MiB 和一层作缓冲",
+    },
+    "a_ollama_split": {
+        "en": "Ollama on {n} × {gpu}: {layers}/{total} layers on the GPU (split {split}); ollama ps would show {size} {ps}",
+        "zh": "Ollama 在 {n} 张 {gpu} 上：{layers}/{total} 层在 GPU（切分 {split}）；ollama ps 将显示 {size} {ps}",
     },
     "a_llamacpp_no_mla": {
         "en": "this DeepSeek GGUF predates the *_mla keys (converted before April 2025): llama.cpp runs it without MLA and caches per-head keys and values ({k} + {v} per token and layer)",
@@ -694,6 +706,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "llamacpp_device_line": {"en": "CUDA{device}: {layers} layers{out}, model buffer {model}, KV buffer {kv}, compute buffer {compute}",
                              "zh": "CUDA{device}：{layers} 层{out}，模型缓冲 {model}，KV 缓冲 {kv}，计算缓冲 {compute}"},
     "llamacpp_output_layer": {"en": " + output layer", "zh": " + 输出层"},
+    "ollama_ps_line": {"en": "ollama ps on {gpu}: SIZE {size}, PROCESSOR {processor}, CONTEXT {ctx} ({layers}/{total} layers offloaded, split {split})",
+                       "zh": "{gpu} 上的 ollama ps：SIZE {size}，PROCESSOR {processor}，CONTEXT {ctx}（卸载 {layers}/{total} 层，切分 {split}）"},
+    "ollama_device_line": {"en": "GPU {device}: {layers} layers, {alloc} of {free} free",
+                           "zh": "GPU {device}：{layers} 层，占用 {alloc}，可用 {free}"},
     "llamacpp_host_line": {"en": "host (CPU) memory: model buffer {model}, KV buffer {kv}",
                            "zh": "主机（CPU）内存：模型缓冲 {model}，KV 缓冲 {kv}"},
     "host_line": {"en": "host (CPU) memory per GPU for offloaded states/activations: {host}",
@@ -782,7 +798,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "c_optimizer_temp": {"en": "optimizer step temporaries", "zh": "优化器步骤临时张量"},
     "c_loss_head": {"en": "logits and loss", "zh": "logits 与损失"},
     "c_temporaries": {"en": "temporaries", "zh": "临时张量"},
-    "c_engine_overhead": {"en": "non-torch memory and CUDA graphs", "zh": "非 PyTorch 显存与 CUDA Graph"},
+    "c_engine_overhead": {"en": "engine reserve (non-torch, CUDA graphs, buffers)",
+                          "zh": "引擎预留（非 PyTorch、CUDA Graph、缓冲）"},
     "phase_profile": {"en": "profile run", "zh": "预分析运行"},
     "phase_serving": {"en": "serving", "zh": "服务"},
     "phase_load": {"en": "load", "zh": "加载"},

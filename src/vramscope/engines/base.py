@@ -202,7 +202,7 @@ class Engine:
         return {}, False
 
 
-_MODULES = {"transformers": "transformers", "vllm": "vllm", "llama.cpp": "llamacpp"}
+_MODULES = {"transformers": "transformers", "vllm": "vllm", "llama.cpp": "llamacpp", "ollama": "ollama"}
 #: the engines' names, ``--engine``'s choices (known without importing the engines)
 ENGINE_NAMES = tuple(_MODULES)
 

@@ -567,7 +567,7 @@ def llamacpp_multi_inference(model: ResolvedModel, w: Workload, notes: list[Assu
 class LlamaCpp(Engine):
     name = "llama.cpp"
     multi_gpu = True  # --gpus N: llama.cpp's layer / row split (llamacpp_devices)
-    aliases = ("llamacpp", "llama-cpp", "ollama")
+    aliases = ("llamacpp", "llama-cpp")
     gguf_quants = True
     options = (
         Option("n_gpu_layers", ("--n-gpu-layers", "-ngl"), "int", None, group="llama.cpp", owner="llama.cpp", lo=0,

@@ -1,0 +1,614 @@
+"""Ollama: its scheduler's own memory estimate, the GPU/CPU layer split ``ollama ps`` shows, memory per GPU.
+
+Ollama decides how many layers go to each GPU before it starts its llama.cpp runner, from the GGUF metadata
+alone. vramscope ports that decision as Ollama wrote it, read in ollama/ollama at tag v0.12.10 (the last release
+whose scheduler predicts from the file for every model; from v0.12.11, commit f560bd077, the runner measures its
+allocations instead, i.e. the llama.cpp buffers ``engines/llamacpp.py`` models):
+
+* ``llm/memory.go`` ``estimateGPULayers``: each GPU must hold ``MinimumMemory`` (457 MiB on CUDA/ROCm, 512 MiB on
+  Metal) + ``OLLAMA_GPU_OVERHEAD`` + the graph + one layer as a buffer + at least one more layer, else it gets
+  none; layers are placed from the last (``blk.N-1``) down, layer ``i`` tried on GPU ``i % j`` of the ``j`` GPUs
+  still with room, a GPU that cannot take it dropped; a layer is its ``blk.i`` tensors plus its KV cache;
+  ``num_gpu`` stops after that many layers; the output layer (``output_norm`` + ``output``, or ``token_embd`` when
+  tied) goes last, if it fits; the graph (full offload when every layer and the output fit, partial otherwise;
+  several GPUs always use the partial one) is added to every GPU that got a layer.
+* ``pickBestFullFitByLibrary``: the GPUs sorted by free memory, the fewest that hold the whole model (all GPUs
+  with ``OLLAMA_SCHED_SPREAD``), else all of them (a partial fit).
+* ``fs/ggml/ggml.go`` ``GraphSize``: the KV cache per layer, ``num_ctx × num_parallel × (key_length +
+  value_length) × head_count_kv`` × bytes of ``OLLAMA_KV_CACHE_TYPE`` (f16 2, q8_0 1, q4_0 0.5; only with flash
+  attention), and the per-architecture graph formulas (ported one for one in :func:`graph_size`).
+* ``ollama ps``: SIZE is the estimate's total, PROCESSOR ``100% GPU``, ``100% CPU`` or ``48%/52% CPU/GPU`` from
+  the share of it in VRAM (``cmd/cmd.go``).
+
+Its defaults: ``num_ctx`` 2048 before v0.6.4... (see :func:`default_num_ctx`), ``num_batch`` 512,
+``num_gpu`` -1 (as many as fit), ``OLLAMA_NUM_PARALLEL`` 1, flash attention off unless the model family turns it
+on by default (gemma3, gpt-oss, qwen3, qwen3moe, qwen3vl) or ``OLLAMA_FLASH_ATTENTION`` says so.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+from ..result import Assumption, Estimate, GpuVerdict
+from .base import Engine, EngineReport, Phases, Record
+
+MiB = 2**20
+GiB = 2**30
+#: ml/device.go MinimumMemory
+MINIMUM_MEMORY = 457 * MiB
+MINIMUM_MEMORY_METAL = 512 * MiB
+#: fs/ggml/ggml.go kvCacheBytesPerElement
+KV_BYTES = {"q8_0": 1.0, "q4_0": 0.5, "f32": 4.0, "f16": 2.0}
+#: fs/ggml/ggml.go FlashAttention(): the families that turn flash attention on by default
+FA_DEFAULT_ARCHS = ("gemma3", "gptoss", "gpt-oss", "qwen3", "qwen3moe", "qwen3vl", "qwen3vlmoe")
+OLLAMA_VERSION = "0.12.10"
+
+
+# ---- defaults by version -------------------------------------------------------------------------------------
+
+def _version(text: str) -> tuple[int, ...]:
+    nums = re.findall(r"\d+", str(text))[:3]
+    return tuple(int(n) for n in nums) + (0,) * (3 - len(nums))
+
+
+def default_num_ctx(version: str, total_vram: int, gpu_overhead: int = 0) -> int:
+    """Ollama's ``num_ctx`` when neither the request, the Modelfile nor ``OLLAMA_CONTEXT_LENGTH`` sets one.
+
+    envconfig/config.go: 2048 until v0.6.x, 4096 from v0.7.0 (``ContextLength = Uint("OLLAMA_CONTEXT_LENGTH",
+    4096)``), and from v0.15.5 (commit 0334ffa62, server/routes.go ``Serve``) by the total VRAM of all GPUs less
+    ``OLLAMA_GPU_OVERHEAD`` each: at least 47 GiB 262144, at least 23 GiB 32768, else 4096."""
+    v = _version(version)
+    if v < (0, 7, 0):
+        return 2048
+    if v < (0, 15, 5):
+        return 4096
+    if total_vram >= 47 * GiB:
+        return 262144
+    if total_vram >= 23 * GiB:
+        return 32768
+    return 4096
+
+
+def flash_attention(arch: str, env: Optional[bool], all_gpus_support: bool = True,
+                    head_k: int = 1, head_v: int = 1, embedding_model: bool = False) -> bool:
+    """``useFlashAttention``: ``OLLAMA_FLASH_ATTENTION`` (unset: the family's default), the GPUs support it and
+    the model does (``SupportsFlashAttention``: not an embedding model, not gemma2, equal non-zero K/V head sizes)."""
+    wanted = arch in FA_DEFAULT_ARCHS if env is None else env
+    supports = not embedding_model and arch != "gemma2" and head_k != 0 and head_k == head_v
+    return bool(wanted and all_gpus_support and supports)
+
+
+def kv_cache_type(requested: Optional[str], flash: bool) -> str:
+    """``OLLAMA_KV_CACHE_TYPE`` applies with flash attention and only f16, q8_0 and q4_0; else f16."""
+    r = (requested or "").strip().lower()
+    return r if flash and r in ("f16", "q8_0", "q4_0") else "f16"
+
+
+# ---- GraphSize (fs/ggml/ggml.go) -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GgufFacts:
+    """What ``GraphSize`` and ``estimateGPULayers`` read from a GGUF file."""
+
+    arch: str
+    block_count: int
+    embedding: int
+    heads: int  # HeadCountMax
+    heads_min: int
+    heads_kv: int  # HeadCountKVMax
+    heads_kv_min: int
+    head_k: int  # EmbeddingHeadCountK
+    head_v: int
+    vocab: int
+    context_length: int
+    layer_sizes: tuple[int, ...]  # bytes of the blk.i tensors
+    output_size: int  # output_norm + output (or token_embd when there is no output tensor)
+    ffn_length: int = 0
+    ffn_gate_exps_size: int = 0  # blk.0.ffn_gate_exps.weight, bytes (Mixtral 8x22B branch)
+    sliding_window: int = 0
+    attention_layers: Optional[tuple[bool, ...]] = None  # per layer: has attention heads (else recurrent)
+
+    @property
+    def embedding_heads(self) -> int:
+        """EmbeddingHeadCountMax: embedding_length / HeadCountMin."""
+        return self.embedding // self.heads_min if self.heads_min > 0 else 0
+
+
+def graph_size(f: GgufFacts, context: int, batch: int, num_parallel: int, kv_type: str,
+               flash: bool) -> tuple[list[int], int, int]:
+    """``GGML.GraphSize``: (KV bytes per layer, partial-offload graph, full-offload graph). Integer arithmetic
+    as Go's uint64 (``//`` for ``/``); a formula the file has not is 0 and the caller's fallback applies."""
+    context *= num_parallel
+    emb, heads, heads_kv, vocab = f.embedding, f.heads, f.heads_kv, f.vocab
+    emb_heads, hk, hv = f.embedding_heads, f.head_k, f.head_v
+    bpe = KV_BYTES.get(kv_type, 2.0)
+    kv = []
+    for i in range(f.block_count):
+        if f.attention_layers is None or f.attention_layers[i]:
+            kv.append(int(float(context * (hk + hv) * heads_kv) * bpe))
+        else:
+            kv.append(0)  # a recurrent layer: its SSM state (not modelled for these families)
+    kv_total = sum(kv)
+    full = partial = 0
+    arch = f.arch
+    if arch in ("llama", "llama4"):
+        full = max(4 * batch * (1 + 4 * emb + context * (1 + heads)), 4 * batch * (emb + vocab))
+        partial = 4 * batch * emb
+        partial += max(4 * batch * (1 + emb + max(context, emb)) + emb * emb * 9 // 16
+                       + 4 * context * (batch * heads + emb_heads * heads_kv),
+                       4 * batch * (emb + vocab) + emb * vocab * 105 // 128)
+        if f.ffn_gate_exps_size:  # mixtral 8x22b (merged expert tensors)
+            ff = f.ffn_length
+            partial = max(3 * f.ffn_gate_exps_size + 4 * batch * (2 * ff + heads_kv + emb + context + emb_heads * heads_kv),
+                          4 * (context * batch * heads + context * emb_heads * heads_kv + batch * 1024
+                               + emb_heads * heads_kv * batch))
+    elif arch in ("gemma", "gemma2", "gemma3", "gemma3n"):
+        full = max(4 * batch * (emb + vocab),
+                   4 * batch * (2 + context + context * heads + 2 * emb + 2 * hk * heads))
+        partial = max(4 * emb * batch + emb * vocab * 105 // 128 + 4 * vocab * batch,
+                      4 * batch * (2 * emb + 1 + 2 * hk * heads + context + context * heads)
+                      + 4 * hk * context * 8 + emb * hk * heads * 9 // 16)
+        if arch == "gemma3n":
+            full *= 4
+            partial *= 4
+        if arch == "gemma3":  # every 6th layer global, the others keep num_parallel × sliding_window + batch
+            window = num_parallel * f.sliding_window + batch
+            for i in range(len(kv)):
+                if (i + 1) % 6 != 0:
+                    kv[i] = int(float(window * (hk + hv) * heads_kv) * bpe)
+    elif arch == "command-r":
+        full = max(4 * batch * (emb + vocab), 4 * batch * (2 + 4 * emb + context * (1 + heads)))
+        partial = max(4 * batch * (emb + vocab) + emb * vocab * 105 // 128,
+                      4 * batch * (1 + 2 * emb + context * (1 + heads)) + 4 * emb * context + emb * emb * 9 // 16)
+    elif arch == "qwen2":
+        full = max(4 * batch * (emb + vocab), 4 * batch * (1 + 2 * emb + context + context * heads))
+        partial = max(4 * batch * (emb + vocab) + emb * vocab * 105 // 128,
+                      4 * (batch * (1 + 2 * emb + context * (1 + heads)) + emb * (1 + context)))
+    elif arch == "phi2":
+        full = max(4 * batch * (emb + vocab), 4 * batch * (1 + 4 * emb + context + context * heads))
+        partial = max(4 * batch * (2 * emb + vocab) + emb * vocab * 105 // 128,
+                      4 * batch * (2 + 3 * emb + context + context * heads))
+    elif arch == "stablelm":
+        full = 4 * batch * (context * (1 + heads) + 3 * emb + 2)
+        partial = max(4 * batch * (vocab + 2 * emb), full)
+    elif arch == "deepseek2":
+        full = max(4 * batch * (3 * emb + vocab),
+                   4 * batch * (3 * emb + 2 + context * (1 + heads_kv) + 2 * hk * heads_kv))
+        partial = max(4 * batch * (3 * emb + vocab) + emb * vocab * 105 // 128,
+                      4 * batch * (2 * emb + 1 + 2 * hk * heads_kv + context + context * heads_kv)
+                      + 4 * hk * context * heads_kv + emb * hk * heads_kv * 9 // 16)
+    elif arch in ("gptoss", "gpt-oss"):
+        for i in range(len(kv)):
+            kv[i] = int(float((hk + hv) * heads_kv) * bpe)
+            kv[i] *= (num_parallel * 4096 + batch) if i % 2 == 0 else context
+        partial = 2 * f.heads // max(f.heads_kv_min, 1) * kv_total // 6
+        if flash:
+            partial = (4 * num_parallel + (context >> 10) + 110) * MiB
+    return kv, partial, full
+
+
+# ---- estimateGPULayers (llm/memory.go) -----------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class OllamaDevice(Record):
+    """One GPU's share as Ollama's estimate allocates it (``memory.required.allocations``)."""
+
+    device: int
+    free_bytes: int
+    layers: int  # layers.split entry (the output layer counts as one)
+    allocation_bytes: int
+    weights_bytes: int
+    kv_bytes: int
+    graph_bytes: int
+    reserve_bytes: int  # MinimumMemory + one layer kept as a buffer
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    layers: int
+    graph: int
+    vram_size: int
+    total_size: int
+    tensor_split: tuple[int, ...]
+    gpu_sizes: tuple[int, ...]
+    kv_total: int
+    graph_full: int
+    graph_partial: int
+    memory_weights: int
+    memory_layer_output: int
+    devices: tuple[OllamaDevice, ...] = ()
+
+
+def estimate_gpu_layers(f: GgufFacts, free: Sequence[int], num_ctx: int, num_batch: int, num_parallel: int,
+                        num_gpu: int = -1, kv_type: str = "f16", flash: bool = False, overhead: int = 0,
+                        metal: bool = False, projector_weights: int = 0) -> MemoryEstimate:
+    """Port of ``estimateGPULayers`` for GPUs of one library with ``free`` bytes each (module docstring)."""
+    minimum = MINIMUM_MEMORY_METAL if metal else MINIMUM_MEMORY
+    n = f.block_count
+    layer_size = f.layer_sizes[0] if f.layer_sizes else 0
+    kv, partial, full = graph_size(f, num_ctx, min(num_ctx, num_batch), num_parallel, kv_type, flash)
+    if kv:
+        layer_size += kv[0]
+    kv_total = sum(kv)
+    if partial == 0:
+        heads_kv = f.heads_kv_min or 1
+        partial = f.heads // heads_kv * kv_total // 6
+    if full == 0:
+        full = partial
+    if free and metal:
+        partial = full
+    elif len(free) > 1:
+        full = partial
+    output = f.output_size
+    gpu_zero_overhead = projector_weights
+    tensor_split = [0] * len(free)
+    alloc = [0] * len(free)
+    weights = [0] * len(free)
+    kvs = [0] * len(free)
+    reserve = [0] * len(free)
+    with_space: list[int] = []
+    overflow = 0
+    for i, fr in enumerate(free):
+        gzo = gpu_zero_overhead if not with_space else 0
+        if fr < overhead + gzo + max(partial, full) + minimum + 2 * layer_size:
+            continue
+        with_space.append(i)
+        alloc[i] += minimum + layer_size
+        reserve[i] = minimum + layer_size
+    if with_space:
+        alloc[with_space[0]] += gpu_zero_overhead
+    else:
+        overflow += gpu_zero_overhead
+    layer_count = 0
+    memory_weights = 0
+    for i in range(n - 1, -1, -1):
+        if i < len(f.layer_sizes):
+            layer_size = f.layer_sizes[i] + kv[i]
+            memory_weights += f.layer_sizes[i]
+        if num_gpu >= 0 and layer_count >= num_gpu:
+            overflow += layer_size
+            continue
+        j = len(with_space)
+        while j > 0:
+            g = with_space[i % j]
+            used = alloc[g] + max(partial, full)
+            if free[g] > overhead + used + layer_size:
+                alloc[g] += layer_size
+                weights[g] += f.layer_sizes[i] if i < len(f.layer_sizes) else 0
+                kvs[g] += kv[i]
+                tensor_split[g] += 1
+                layer_count += 1
+                break
+            del with_space[i % j]
+            j -= 1
+        if not with_space:
+            overflow += layer_size
+    fully = layer_count >= n
+    last = output
+    if last > 0:
+        if num_gpu < 0 or layer_count < num_gpu:
+            j = len(with_space)
+            while j > 0:
+                g = with_space[layer_count % j]
+                used = alloc[g] + max(partial, full)
+                if free[g] > overhead + used + last:
+                    alloc[g] += last
+                    weights[g] += last
+                    tensor_split[g] += 1
+                    layer_count += 1
+                    break
+                j -= 1  # (memory.go does not drop the GPU here)
+        if layer_count < n + 1:
+            fully = False
+            overflow += last
+    graph = full if fully else partial
+    for i in range(len(free)):
+        if tensor_split[i] > 0:
+            alloc[i] += graph
+    vram = sum(alloc)
+    total = vram + overflow
+    devices = tuple(OllamaDevice(device=i, free_bytes=free[i], layers=tensor_split[i], allocation_bytes=alloc[i],
+                                 weights_bytes=weights[i], kv_bytes=kvs[i],
+                                 graph_bytes=graph if tensor_split[i] > 0 else 0, reserve_bytes=reserve[i])
+                    for i in range(len(free)))
+    if not free or layer_count == 0:
+        return MemoryEstimate(0, 0, 0, total, (), (), kv_total, full, partial, memory_weights, output)
+    return MemoryEstimate(layer_count, graph, vram, total, tuple(tensor_split), tuple(alloc), kv_total, full,
+                          partial, memory_weights, output, devices)
+
+
+def fits_fully(f: GgufFacts, e: MemoryEstimate, num_gpu: int) -> bool:
+    """``predictServerFit``: every layer and the output (or the ``num_gpu`` asked for) on the GPUs."""
+    if num_gpu < 0:
+        return e.layers > 0 and e.layers >= f.block_count + 1
+    return e.layers > 0 and e.layers >= num_gpu
+
+
+def schedule(f: GgufFacts, free: Sequence[int], spread: bool = False,
+             **opts: Any) -> tuple[list[int], MemoryEstimate]:
+    """``pickBestFullFitByLibrary`` then ``estimateGPULayers`` on the GPUs picked: (their indices, the estimate).
+
+    The GPUs are tried by free memory, largest first: the fewest that hold everything (all of them with
+    ``OLLAMA_SCHED_SPREAD``); when none do, all of them (a partial offload)."""
+    order = sorted(range(len(free)), key=lambda i: -free[i])
+    num_gpu = opts.get("num_gpu", -1)
+    if spread:
+        counts = [len(order)]
+    else:
+        counts = list(range(1, len(order) + 1))
+    for k in counts:
+        subset = order[:k]
+        e = estimate_gpu_layers(f, [free[i] for i in subset], **opts)
+        if fits_fully(f, e, num_gpu):
+            return subset, e
+    return order, estimate_gpu_layers(f, [free[i] for i in order], **opts)
+
+
+def human_bytes(b: int) -> str:
+    """format.HumanBytes (``ollama ps`` SIZE): decimal units, no decimals from 10 on."""
+    for unit, size in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
+        if b >= size:
+            value = b / size
+            if value >= 10 or value == math.trunc(value):
+                return f"{int(value)} {unit}"
+            return f"{value:.1f} {unit}"
+    return f"{b} B"
+
+
+def human_bytes2(b: int) -> str:
+    """format.HumanBytes2 (the scheduler's log): binary units, one decimal."""
+    for unit, size in (("GiB", GiB), ("MiB", MiB), ("KiB", 1024)):
+        if b >= size:
+            return f"{b / size:.1f} {unit}"
+    return f"{b} B"
+
+
+def processor(size: int, size_vram: int) -> str:
+    """``ollama ps`` PROCESSOR (cmd/cmd.go): 100% GPU, 100% CPU or the CPU/GPU percentages."""
+    if size_vram == 0:
+        return "100% CPU"
+    if size_vram == size:
+        return "100% GPU"
+    if size_vram > size or size == 0:
+        return "Unknown"
+    cpu = math.floor((size - size_vram) / size * 100 + 0.5)  # Go math.Round: half away from zero
+    return f"{cpu}%/{100 - cpu}% CPU/GPU"
+
+
+# ---- from vramscope's model to what Ollama reads in the GGUF -------------------------------------------------
+
+#: Hugging Face model_type -> GGUF general.architecture (llama.cpp's convert_hf_to_gguf.py model classes)
+_ARCH = {"llama": "llama", "mistral": "llama", "mixtral": "llama", "qwen2": "qwen2", "qwen3": "qwen3",
+         "qwen3_moe": "qwen3moe", "qwen2_moe": "qwen2moe", "gemma": "gemma", "gemma2": "gemma2",
+         "gemma3": "gemma3", "gemma3_text": "gemma3", "phi": "phi2", "phi3": "phi3", "deepseek_v2": "deepseek2",
+         "deepseek_v3": "deepseek2", "cohere": "command-r", "stablelm": "stablelm", "chatglm": "chatglm",
+         "falcon": "falcon", "starcoder2": "starcoder2", "internlm2": "internlm2", "gpt_oss": "gptoss"}
+
+
+def gguf_arch(model: Any) -> str:
+    mt = model.spec.model_type
+    if mt.startswith("gguf:"):
+        return mt[5:]
+    if mt in _ARCH:
+        return _ARCH[mt]
+    archs = model.spec.family.gguf_archs
+    return archs[0] if archs else mt
+
+
+def facts(model: Any, w: Any) -> GgufFacts:
+    """The GGUF facts of a model as Ollama reads them, from the file or from llama.cpp's quantization mix."""
+    from .llamacpp import _PER_LAYER_DUPLICATED, _is_input, _tensor_bytes, mla_absorbed
+
+    spec = model.spec
+    n = spec.num_layers
+    layers = [0] * n
+    output = embd = 0
+    has_output = False
+    gate_exps = 0
+    for name, layer, nbytes in _tensor_bytes(model, w):
+        if _is_input(name):
+            embd += nbytes
+        elif layer is None:
+            if name in _PER_LAYER_DUPLICATED:
+                continue
+            output += nbytes
+            has_output = has_output or "norm" not in name
+        elif layer < n:
+            layers[layer] += nbytes
+            if layer == 0 and "gate" in name and ("exps" in name or "experts" in name):
+                gate_exps += nbytes
+    if not has_output:
+        output += embd  # memory.go: no "output" layer -> token_embd
+    arch = gguf_arch(model)
+    if spec.mla is not None and mla_absorbed(model):
+        hk, hv, kv_heads = spec.mla.kv_lora_rank + spec.mla.qk_rope_head_dim, spec.mla.kv_lora_rank, 1
+    elif spec.mla is not None:
+        hk, hv, kv_heads = spec.mla.qk_head_dim, spec.mla.v_head_dim, spec.num_kv_heads
+    else:
+        hk = hv = spec.head_dim
+        kv_heads = spec.num_kv_heads
+    ffn = spec.moe.expert_intermediate_size if spec.moe else spec.intermediate_size
+    return GgufFacts(arch=arch, block_count=n, embedding=spec.hidden_size, heads=spec.num_heads,
+                     heads_min=spec.num_heads, heads_kv=kv_heads, heads_kv_min=kv_heads, head_k=hk, head_v=hv,
+                     vocab=spec.vocab_size, context_length=spec.max_position_embeddings, layer_sizes=tuple(layers),
+                     output_size=output, ffn_length=ffn,
+                     ffn_gate_exps_size=gate_exps if spec.moe is not None and arch == "llama" else 0,
+                     sliding_window=spec.sliding_window or 0)
+
+
+# ---- the engine ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class OllamaGpu(Record):
+    """What Ollama's scheduler decides on a rig of ``num_gpus`` of one GPU model (``ollama ps`` included)."""
+
+    gpu: str
+    free_bytes: int  # per device
+    gpus_used: int
+    layers_offloaded: int  # layers.offload (of layers.model = block_count + 1)
+    layers_split: list[int]
+    size_bytes: int  # ollama ps SIZE (memory.required.full)
+    vram_bytes: int  # memory.required.partial
+    size: str  # as ollama ps prints it
+    processor: str  # as ollama ps prints it
+    devices: list[OllamaDevice]
+
+
+@dataclass(frozen=True, kw_only=True)
+class OllamaReport(EngineReport):
+    """Ollama's scheduler estimate (its ``msg=offload`` log line) and what ``ollama ps`` shows, per GPU model."""
+
+    name: str = "ollama"
+    version: str
+    num_ctx: int
+    num_batch: int
+    num_parallel: int
+    num_gpu: int
+    flash_attention: bool
+    kv_cache_type: str
+    layers_model: int
+    kv_bytes: int  # memory.required.kv
+    graph_full_bytes: int
+    graph_partial_bytes: int
+    weights_repeating_bytes: int
+    weights_nonrepeating_bytes: int
+    full_offload_bytes: int  # on one GPU with room for everything
+    per_gpu: list[OllamaGpu]
+
+
+def ollama_options(w: Any) -> dict[str, Any]:
+    """Ollama's settings of a workload (environment variables and request options), as plain values."""
+    return {"version": getattr(w, "ollama_version", None) or OLLAMA_VERSION,
+            "num_parallel": getattr(w, "num_parallel", None) or 1,
+            "num_gpu": -1 if getattr(w, "num_gpu", None) is None else w.num_gpu,
+            "num_batch": getattr(w, "num_batch", None) or 512,
+            "flash": getattr(w, "ollama_flash_attention", None),
+            "kv_type": getattr(w, "ollama_kv_cache_type", None),
+            "overhead": getattr(w, "gpu_overhead", None) or 0,
+            "spread": bool(getattr(w, "sched_spread", False))}
+
+
+def ollama_run(model: Any, w: Any, gpus: Sequence[Any]) -> tuple[OllamaReport, GgufFacts, dict[str, Any]]:
+    """The scheduler's decision for each GPU model named (a rig of ``w.num_gpus`` of it)."""
+    o = ollama_options(w)
+    f = facts(model, w)
+    total_vram = (gpus[0].memory_bytes - o["overhead"]) * w.num_gpus if gpus else 0
+    if w.seq_default:
+        num_ctx = default_num_ctx(o["version"], total_vram)
+    else:
+        num_ctx = w.seq
+    if f.context_length and num_ctx > f.context_length:  # NewLlamaServer: capped to the training context
+        num_ctx = f.context_length
+    num_ctx = max(num_ctx, 4)
+    num_batch = min(o["num_batch"], num_ctx)
+    metal = bool(gpus) and getattr(gpus[0], "vendor", "") == "apple"
+    flash = flash_attention(f.arch, o["flash"] if o["flash"] is not None else (True if w.flash_attn else None),
+                            head_k=f.head_k, head_v=f.head_v, embedding_model=model.spec.kind == "encoder")
+    kvt = kv_cache_type(o["kv_type"], flash)
+    opts = dict(num_ctx=num_ctx, num_batch=num_batch, num_parallel=o["num_parallel"], num_gpu=o["num_gpu"],
+                kv_type=kvt, flash=flash, overhead=o["overhead"], metal=metal)
+    alone = estimate_gpu_layers(f, [1 << 62], **opts)
+    per_gpu = []
+    first: Optional[MemoryEstimate] = None
+    for g in gpus:
+        free = [g.usable_bytes] * w.num_gpus
+        used, e = schedule(f, free, spread=o["spread"], **opts)
+        if o["num_gpu"] == 0:
+            e = estimate_gpu_layers(f, [], **opts)
+        first = first or e
+        per_gpu.append(OllamaGpu(gpu=g.name, free_bytes=g.usable_bytes, gpus_used=len(used) if e.layers else 0,
+                                 layers_offloaded=e.layers, layers_split=list(e.tensor_split),
+                                 size_bytes=e.total_size, vram_bytes=e.vram_size, size=human_bytes(e.total_size),
+                                 processor=processor(e.total_size, e.vram_size), devices=list(e.devices)))
+    ref = first or alone
+    report = OllamaReport(version=o["version"], num_ctx=num_ctx, num_batch=num_batch, num_parallel=o["num_parallel"],
+                          num_gpu=o["num_gpu"], flash_attention=flash, kv_cache_type=kvt,
+                          layers_model=f.block_count + 1, kv_bytes=ref.kv_total, graph_full_bytes=ref.graph_full,
+                          graph_partial_bytes=ref.graph_partial, weights_repeating_bytes=ref.memory_weights,
+                          weights_nonrepeating_bytes=ref.memory_layer_output, full_offload_bytes=alone.vram_size,
+                          per_gpu=per_gpu)
+    return report, f, {"alone": alone, "first": first}
+
+
+def _minimum(gpus: Sequence[Any]) -> int:
+    return MINIMUM_MEMORY_METAL if gpus and getattr(gpus[0], "vendor", "") == "apple" else MINIMUM_MEMORY
+
+
+class Ollama(Engine):
+    name = "ollama"
+    aliases = ("ollama",)
+    gguf_quants = True
+    sizes_by_gpu = True
+    overhead_note = "a_overhead_ollama"
+
+    def inference(self, model: Any, w: Any, dtype: str, notes: list[Assumption],
+                  gpus: tuple[Any, ...]) -> tuple[Phases, Optional[EngineReport]]:
+        report, f, ex = ollama_run(model, w, gpus)
+        e: MemoryEstimate = ex["first"] if ex["first"] is not None and ex["first"].devices else ex["alone"]
+        dev = max(e.devices, key=lambda d: d.allocation_bytes) if e.devices else None
+        if dev is None:
+            phases = {"load": {"weights": 0}, "prefill": {"weights": 0}}
+        else:
+            phases = {"load": {"weights": dev.weights_bytes},
+                      "prefill": {"weights": dev.weights_bytes, "kv_cache": dev.kv_bytes,
+                                  "activations": dev.graph_bytes,
+                                  "engine_overhead": dev.reserve_bytes - _minimum(gpus)}}
+        notes.append(Assumption("a_ollama", {"version": report.version, "ctx": report.num_ctx,
+                                             "parallel": report.num_parallel, "batch": report.num_batch,
+                                             "fa": "on" if report.flash_attention else "off",
+                                             "kv": report.kv_cache_type}))
+        for g in report.per_gpu:
+            notes.append(Assumption("a_ollama_split", {"gpu": g.gpu, "n": w.num_gpus, "layers": g.layers_offloaded,
+                                                       "total": report.layers_model,
+                                                       "split": ",".join(map(str, g.layers_split)) or "-",
+                                                       "ps": g.processor, "size": g.size}))
+        return phases, report
+
+    def runtime_overhead(self, transient: int, gpu: Optional[Any]) -> Any:
+        """Ollama's own reserve for the CUDA context and the like: its MinimumMemory on each GPU."""
+        from ..memory.overhead import Overhead
+
+        m = _minimum((gpu,) if gpu is not None else ())
+        return Overhead(m, m, m)
+
+    def verdicts(self, gpus: tuple[Any, ...], total: int, high: int,
+                 report: dict[str, Any]) -> tuple[GpuVerdict, ...]:
+        out = []
+        for g, r in zip(gpus, report["per_gpu"]):
+            if r["processor"] == "100% GPU":
+                v = "fits"
+                headroom = min(d["free_bytes"] - d["allocation_bytes"] for d in r["devices"] if d["layers"]) \
+                    if any(d["layers"] for d in r["devices"]) else g.usable_bytes
+            else:
+                v = "tight" if r["layers_offloaded"] else "no"
+                headroom = r["vram_bytes"] - r["size_bytes"]  # what runs from host memory instead
+            out.append(GpuVerdict(name=g.name, memory_bytes=g.memory_bytes, usable_bytes=g.usable_bytes, verdict=v,
+                                  headroom_bytes=headroom))
+        return tuple(out)
+
+    def needed_bytes(self, e: Estimate) -> int:
+        """The whole model on one GPU, as Ollama's estimate allocates it."""
+        return e.engine["full_offload_bytes"]
+
+    def table_lines(self, e: Estimate, lang: str, units: str) -> list[str]:
+        from ..i18n import t
+        from ..units import format_bytes
+
+        r = e.engine
+        lines = []
+        for g in r["per_gpu"]:
+            lines.append(t("ollama_ps_line", lang, gpu=g["gpu"], size=g["size"], processor=g["processor"],
+                           ctx=r["num_ctx"], layers=g["layers_offloaded"], total=r["layers_model"],
+                           split=",".join(map(str, g["layers_split"])) or "-"))
+            for d in g["devices"]:
+                if d["layers"]:
+                    lines.append("  " + t("ollama_device_line", lang, device=d["device"], layers=d["layers"],
+                                          alloc=format_bytes(d["allocation_bytes"], units),
+                                          free=format_bytes(d["free_bytes"], units)))
+        return lines
+
+
+ENGINE = Ollama()

@@ -1,0 +1,121 @@
+"""Ollama's scheduler (issue #17), checked against Ollama's own test of it and its own logs.
+
+``estimate_gpu_layers`` ports ``estimateGPULayers`` (ollama/ollama v0.12.10, llm/memory.go);
+``test_ollama_own_scenarios`` is its ``TestEstimateGPULayers`` (llm/memory_test.go at the same tag), case for case.
+"""
+
+import pytest
+
+import vramscope
+from vramscope.api import load_model, make_workload
+from vramscope.engines.ollama import (GgufFacts, MINIMUM_MEMORY, default_num_ctx, estimate_gpu_layers, facts,
+                                      flash_attention, graph_size, human_bytes, human_bytes2, kv_cache_type,
+                                      processor, schedule)
+
+MiB, GiB = 2**20, 2**30
+
+#: memory_test.go's dummy model: llama, 5 blocks of one F32 element (4 bytes), output.weight 4 bytes,
+#: embedding 4096, 32 heads, 32 KV heads, one token; OLLAMA_CONTEXT_LENGTH=2048, num_batch 512
+DUMMY = GgufFacts(arch="llama", block_count=5, embedding=4096, heads=32, heads_min=32, heads_kv=32, heads_kv_min=32,
+                  head_k=128, head_v=128, vocab=1, context_length=32, layer_sizes=(4,) * 5, output_size=4)
+
+
+def test_ollama_own_graph_numbers():
+    # memory_test.go: "derived from the dummy ggml file above"
+    kv, partial, full = graph_size(DUMMY, 2048, 512, 1, "f16", False)
+    assert partial == 202377216 and full == 171968512
+    assert 4 + kv[0] == 33554436  # layerSize
+
+
+@pytest.mark.parametrize("layer0, layer1, expect0, expect1", [
+    (1, 1, 1, 1), (2, 1, 2, 1), (2, 2, 2, 2), (1, 2, 1, 2), (3, 3, 3, 3), (4, 4, 3, 3), (6, 6, 3, 3), (0, 3, 0, 3),
+])
+def test_ollama_own_scenarios(layer0, layer1, expect0, expect1):
+    """Dual CUDA with asymmetry: each GPU has room for its minimum, the graph, one buffer layer and N layers."""
+    graph_partial, graph_full, layer_size, output = 202377216, 171968512, 33554436, 4
+    free = [0, 0]
+    if layer0 > 0:
+        free[0] += output
+    else:
+        free[1] += output
+    free[0] += MINIMUM_MEMORY + layer_size + layer0 * layer_size + 1 + max(graph_full, graph_partial)
+    free[1] += MINIMUM_MEMORY + layer_size + layer1 * layer_size + 1 + max(graph_full, graph_partial)
+    e = estimate_gpu_layers(DUMMY, free, num_ctx=2048, num_batch=512, num_parallel=1)
+    assert e.layers == expect0 + expect1
+    assert list(e.tensor_split) == [expect0, expect1]
+    if e.layers < 5 + 1:
+        assert e.vram_size < e.total_size and e.vram_size == sum(e.gpu_sizes)
+    else:
+        assert e.vram_size == e.total_size == sum(e.gpu_sizes)
+
+
+def test_ollama_cpu_only():
+    e = estimate_gpu_layers(DUMMY, [], num_ctx=2048, num_batch=512, num_parallel=1)
+    assert e.layers == 0 and e.graph == 0
+
+
+def test_graph_and_kv_match_ollama_log():
+    """ollama/ollama#9181 (2025-02-18): an 80-layer Llama-70B-shaped model at num_ctx 64000 on four 22 GiB GPUs
+    logged ``memory.required.kv="19.5 GiB"``, ``memory.graph.full="8.2 GiB" memory.graph.partial="8.2 GiB"``
+    (several GPUs: the partial graph for both)."""
+    m = load_model("llama-3.1-70b")
+    f = facts(m, make_workload(engine="ollama", quant="Q4_K_M", seq=64000))
+    kv, partial, full = graph_size(f, 64000, 512, 1, "f16", False)
+    assert human_bytes2(sum(kv)) == "19.5 GiB"
+    assert human_bytes2(partial) == "8.2 GiB"
+
+
+def test_ps_strings():
+    # cmd/cmd.go and format/bytes.go
+    assert processor(100, 0) == "100% CPU" and processor(100, 100) == "100% GPU"
+    assert processor(1000, 560) == "44%/56% CPU/GPU"
+    assert processor(1000, 555) == "45%/55% CPU/GPU"  # math.Round: half away from zero
+    assert human_bytes(45_300_000_000) == "45 GB" and human_bytes(5_500_000_000) == "5.5 GB"
+    assert human_bytes(5_000_000_000) == "5 GB" and human_bytes2(3 * GiB // 2) == "1.5 GiB"
+
+
+def test_defaults_by_version():
+    # envconfig/config.go: 2048 through v0.6.x, 4096 from v0.7.0; from v0.15.5 by total VRAM (47/23 GiB tiers)
+    assert default_num_ctx("0.6.8", 24 * GiB) == 2048
+    assert default_num_ctx("0.12.10", 80 * GiB) == 4096
+    assert default_num_ctx("0.15.5", 16 * GiB) == 4096
+    assert default_num_ctx("0.15.5", 24 * GiB) == 32768
+    assert default_num_ctx("0.20.0", 2 * 24 * GiB) == 262144
+    assert flash_attention("qwen3", None) and not flash_attention("llama", None)
+    assert flash_attention("llama", True) and not flash_attention("gemma2", True)
+    assert kv_cache_type("q8_0", True) == "q8_0" and kv_cache_type("q8_0", False) == "f16"
+    assert kv_cache_type("q5_1", True) == "f16"
+
+
+def test_fewest_gpus_first():
+    """pickBestFullFitByLibrary: an 8B model fits on one of two GPUs, so it takes one; a 70B takes both."""
+    m8 = load_model("llama-3-8b")
+    w = make_workload(engine="ollama", quant="Q4_K_M", seq=4096)
+    used, e = schedule(facts(m8, w), [24 * GiB, 24 * GiB], num_ctx=4096, num_batch=512, num_parallel=1)
+    assert len(used) == 1 and e.layers == 33
+    m70 = load_model("llama-3.1-70b")
+    used, e = schedule(facts(m70, w), [24 * GiB, 24 * GiB], num_ctx=4096, num_batch=512, num_parallel=1)
+    assert len(used) == 2 and e.layers == 81 and sum(e.tensor_split) == 81
+    spread, e2 = schedule(facts(m8, w), [24 * GiB, 24 * GiB], spread=True, num_ctx=4096, num_batch=512,
+                          num_parallel=1)
+    assert len(spread) == 2 and all(e2.tensor_split)
+
+
+def test_parallel_multiplies_the_cache():
+    m = load_model("llama-3-8b")
+    f = facts(m, make_workload(engine="ollama", quant="Q4_K_M"))
+    kv1, _, _ = graph_size(f, 4096, 512, 1, "f16", False)
+    kv4, _, _ = graph_size(f, 4096, 512, 4, "q8_0", True)
+    assert sum(kv4) == 2 * sum(kv1)  # 4 × the context at half the bytes
+
+
+def test_estimate_through_the_engine():
+    e = vramscope.estimate("llama-3.1-70b", engine="ollama", quant="Q4_K_M", gpus=["rtx-4090"])
+    g = e.engine["per_gpu"][0]
+    assert e.engine["num_ctx"] == 4096 and e.engine["layers_model"] == 81
+    assert 0 < g["layers_offloaded"] < 81 and g["processor"].endswith("CPU/GPU")
+    assert e.gpus[0].verdict == "tight"
+    d = g["devices"][0]
+    assert e.total_bytes == d["allocation_bytes"]  # the phases add up to Ollama's own allocation
+    small = vramscope.estimate("llama-3-8b", engine="ollama", quant="Q4_K_M", gpus=["rtx-4090"])
+    assert small.engine["per_gpu"][0]["processor"] == "100% GPU" and small.gpus[0].verdict == "fits"
