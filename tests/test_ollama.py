@@ -119,3 +119,76 @@ def test_estimate_through_the_engine():
     assert e.total_bytes == d["allocation_bytes"]  # the phases add up to Ollama's own allocation
     small = vramscope.estimate("llama-3-8b", engine="ollama", quant="Q4_K_M", gpus=["rtx-4090"])
     assert small.engine["per_gpu"][0]["processor"] == "100% GPU" and small.gpus[0].verdict == "fits"
+
+
+# ---- names and Modelfiles ----
+
+from vramscope.errors import VramscopeError  # noqa: E402
+from vramscope.sources.ollama import parse_modelfile, parse_ollama_name, read_modelfile  # noqa: E402
+
+
+@pytest.mark.parametrize("text, model, quant", [
+    ("llama3.1:70b-instruct-q4_K_M", "llama-3.1-70b", "Q4_K_M"),
+    ("llama3.1:70b", "llama-3.1-70b", "Q4_K_M"),
+    ("llama3.1", "llama-3.1-8b", "Q4_K_M"),
+    ("llama3.1:latest", "llama-3.1-8b", "Q4_K_M"),
+    ("qwen2.5:7b-instruct-fp16", "qwen2.5-7b", "F16"),
+    ("mixtral:8x22b-instruct-v0.1-q8_0", "mixtral-8x22b", "Q8_0"),
+    ("qwen3:30b", "qwen3-30b-a3b", "Q4_K_M"),
+    ("registry.ollama.ai/library/gemma2:27b-text-q5_K_S", "gemma-2-27b", "Q5_K_S"),
+])
+def test_ollama_names(text, model, quant):
+    n = parse_ollama_name(text)
+    assert (n.model, n.quant) == (model, quant)
+    assert vramscope.load_model(n.model).params > 0  # every mapped name is in the catalog
+
+
+def test_ollama_library_names_all_resolve():
+    from vramscope.sources.ollama import LIBRARY
+
+    for family, (sizes, latest) in LIBRARY.items():
+        assert latest in sizes
+        for model in sizes.values():
+            assert vramscope.load_model(model).params > 0, (family, model)
+
+
+def test_ollama_bad_names():
+    with pytest.raises(VramscopeError, match="not an Ollama library model"):
+        parse_ollama_name("notamodel:7b")
+    with pytest.raises(VramscopeError, match="size"):
+        parse_ollama_name("llama3.1:70b-Q4?K")
+
+
+def test_modelfile(tmp_path):
+    text = '''# a Modelfile
+FROM llama3.1:70b
+PARAMETER num_ctx 16384
+PARAMETER temperature 0.7
+parameter num_gpu 40
+TEMPLATE """{{ .System }}
+FROM inside the template is text
+{{ .Prompt }}"""
+SYSTEM You are terse.
+ADAPTER ./lora.gguf
+'''
+    mf = parse_modelfile(text)
+    assert mf.base == "llama3.1:70b" and mf.options == {"seq": 16384, "num_gpu": 40}
+    assert mf.adapters == ["./lora.gguf"]
+    assert "PARAMETER temperature" in mf.ignored and "TEMPLATE" in mf.ignored
+    p = tmp_path / "Modelfile"
+    p.write_text(text)
+    assert read_modelfile(p).options["seq"] == 16384
+    with pytest.raises(VramscopeError, match="line 2"):
+        parse_modelfile("FROM x\nPARAMETER num_ctx lots\n")
+    with pytest.raises(VramscopeError, match="no FROM"):
+        parse_modelfile("PARAMETER num_ctx 4\n")
+    with pytest.raises(VramscopeError, match="line 1"):
+        parse_modelfile("RUN rm -rf /\n")
+    big = tmp_path / "big"
+    big.write_bytes(b"#" * (2 << 20))
+    with pytest.raises(VramscopeError):
+        read_modelfile(big)
+    bad = tmp_path / "bin"
+    bad.write_bytes(b"FROM \xff\xfe\n")
+    with pytest.raises(VramscopeError, match="not a Modelfile"):
+        read_modelfile(bad)

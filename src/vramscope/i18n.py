@@ -74,6 +74,26 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{field}: {reason}",
         "zh": "{field}：{reason}",
     },
+    "ollama_unknown_name": {
+        "en": "'{name}' is not an Ollama library model vramscope knows; known families: {known} (or give a catalog name, a GGUF file or --params)",
+        "zh": "'{name}' 不是 vramscope 认识的 Ollama 库模型；已知系列：{known}（也可给出目录名、GGUF 文件或 --params）",
+    },
+    "ollama_bad_tag": {
+        "en": "'{name}': the tag is size[-variant][-quant] with a size of {sizes} and a quantization of {quants}",
+        "zh": "'{name}'：标签格式为 size[-variant][-quant]，size 为 {sizes}，量化为 {quants}",
+    },
+    "modelfile_bad_line": {
+        "en": "Modelfile line {line}: '{text}' cannot be read; expected {reason}",
+        "zh": "Modelfile 第 {line} 行：无法读取 '{text}'；应为 {reason}",
+    },
+    "modelfile_no_from": {
+        "en": "the Modelfile has no FROM line (the model it builds on)",
+        "zh": "Modelfile 没有 FROM 行（它所基于的模型）",
+    },
+    "modelfile_bad_text": {
+        "en": "{path}: not a Modelfile ({detail})",
+        "zh": "{path}：不是 Modelfile（{detail}）",
+    },
     "unknown_model": {
         "en": "model '{name}' is not in the catalog, not a local file or folder{hub}; did you mean: {suggestions}?",
         "zh": "模型 '{name}' 不在内置目录中，也不是本地文件或目录{hub}；您是否想找：{suggestions}？",
