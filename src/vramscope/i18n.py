@@ -94,6 +94,26 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{path}: not a Modelfile ({detail})",
         "zh": "{path}：不是 Modelfile（{detail}）",
     },
+    "cmd_empty": {
+        "en": "give the command you run after --, e.g. vramscope estimate -- vllm serve Qwen/Qwen2.5-7B -tp 2",
+        "zh": "请在 -- 之后给出您运行的命令，例如 vramscope estimate -- vllm serve Qwen/Qwen2.5-7B -tp 2",
+    },
+    "cmd_too_long": {
+        "en": "the command after -- is longer than {limit} words or has a word over 4096 characters",
+        "zh": "-- 之后的命令超过 {limit} 个词，或有超过 4096 个字符的词",
+    },
+    "cmd_unknown_program": {
+        "en": "'{program}' is not a command vramscope reads; it reads vllm serve, llama-server/llama-cli, ollama run/create, python -m sglang.launch_server, torchrun/accelerate launch/deepspeed/python with a training script",
+        "zh": "vramscope 不读取 '{program}'；可读取 vllm serve、llama-server/llama-cli、ollama run/create、python -m sglang.launch_server、带训练脚本的 torchrun/accelerate launch/deepspeed/python",
+    },
+    "cmd_needs_value": {
+        "en": "{flag} needs a value",
+        "zh": "{flag} 需要一个值",
+    },
+    "cmd_ollama_verb": {
+        "en": "read: ollama run MODEL, or ollama create NAME -f Modelfile",
+        "zh": "可读取：ollama run MODEL，或 ollama create NAME -f Modelfile",
+    },
     "unknown_model": {
         "en": "model '{name}' is not in the catalog, not a local file or folder{hub}; did you mean: {suggestions}?",
         "zh": "模型 '{name}' 不在内置目录中，也不是本地文件或目录{hub}；您是否想找：{suggestions}？",

@@ -142,7 +142,8 @@ def graph_size(f: GgufFacts, context: int, batch: int, num_parallel: int, kv_typ
                        4 * batch * (emb + vocab) + emb * vocab * 105 // 128)
         if f.ffn_gate_exps_size:  # mixtral 8x22b (merged expert tensors)
             ff = f.ffn_length
-            partial = max(3 * f.ffn_gate_exps_size + 4 * batch * (2 * ff + heads_kv + emb + context + emb_heads * heads_kv),
+            partial = max(3 * f.ffn_gate_exps_size
+                          + 4 * batch * (2 * ff + heads_kv + emb + context + emb_heads * heads_kv),
                           4 * (context * batch * heads + context * emb_heads * heads_kv + batch * 1024
                                + emb_heads * heads_kv * batch))
     elif arch in ("gemma", "gemma2", "gemma3", "gemma3n"):
