@@ -307,3 +307,430 @@ def from_accelerate_fsdp(path: str) -> dict[str, Any]:
     elif mp not in (None, "no"):
         raise _bad(path, "mixed_precision", mp, "no, fp16 or bf16")
     return out
+
+
+# ---- training recipes people already have: axolotl, LLaMA-Factory, TRL / TrainingArguments, torchtune ----------
+#
+# Each reader maps the fields that change memory to vramscope's options and lists every other top-level field as
+# ignored (``TrainingConfig.ignored``); fields that change memory in a way vramscope does not model are listed
+# apart (``unmodelled``). Field names and defaults were read in:
+#
+# * axolotl: ``src/axolotl/utils/schemas/config.py`` (AxolotlInputConfig) and its ``peft.py``/``training.py``:
+#   ``base_model``, ``adapter`` (lora/qlora), ``load_in_4bit``/``load_in_8bit``, ``lora_r``, ``lora_alpha``,
+#   ``lora_dropout``, ``lora_target_modules``/``lora_target_linear``, ``sequence_len``, ``sample_packing``,
+#   ``micro_batch_size``, ``gradient_accumulation_steps``, ``gradient_checkpointing`` (true, or "offload":
+#   activations to the CPU), ``optimizer``, ``bf16``/``fp16``, ``flash_attention``/``sdp_attention``,
+#   ``deepspeed``, ``fsdp``/``fsdp_config``, ``torch_compile``.
+# * LLaMA-Factory: ``src/llamafactory/hparams/model_args.py``, ``finetuning_args.py``, ``data_args.py``:
+#   ``finetuning_type`` (default lora), ``lora_rank`` (8), ``lora_target`` (all), ``quantization_bit``,
+#   ``cutoff_len`` (2048), ``packing``, ``disable_gradient_checkpointing`` (default False: checkpointing on),
+#   ``flash_attn``, ``pure_bf16``, ``use_dora``, and the TrainingArguments below.
+# * TRL ``SFTConfig`` (``trl/trainer/sft_config.py``): ``max_length`` (1024; ``max_seq_length`` before TRL 0.20),
+#   ``packing``, ``activation_offloading``, and defaults that differ from TrainingArguments: gradient checkpointing
+#   on, bf16 on unless fp16; TRL's ``ModelConfig``: ``model_name_or_path``, ``use_peft``, ``lora_r``,
+#   ``lora_target_modules``, ``load_in_4bit``. A file with none of the SFT fields is read as plain
+#   ``transformers.TrainingArguments`` (``per_device_train_batch_size`` 8, checkpointing off, fp32).
+# * torchtune recipe configs (``recipes/configs/*/*.yaml``): ``model._component_`` (``torchtune.models.<family>.
+#   [q]lora_<family>_<size>``) with ``lora_rank``/``lora_alpha``/``lora_attn_modules``/``apply_lora_to_mlp``,
+#   ``tokenizer.max_seq_len``, ``dataset.packed``, ``batch_size``, ``gradient_accumulation_steps``,
+#   ``enable_activation_checkpointing``, ``enable_activation_offloading``, ``optimizer._component_``,
+#   ``optimizer_in_bwd``, ``dtype``, ``compile``, ``loss._component_`` (CEWithChunkedOutputLoss: 8 chunks),
+#   ``fsdp_cpu_offload``.
+
+#: optimizer names of TrainingArguments.optim (transformers OptimizerNames), axolotl and LLaMA-Factory (``optim``)
+_HF_OPTIM = {"adamw_torch": "adamw", "adamw_hf": "adamw", "adamw": "adamw", "adamw_torch_fused": "adamw-fused",
+             "adamw_apex_fused": "adamw-fused", "adamw_bnb_8bit": "adamw-8bit", "adamw_8bit": "adamw-8bit",
+             "paged_adamw_8bit": "paged-adamw-8bit", "paged_adamw_32bit": "paged-adamw", "paged_adamw": "paged-adamw",
+             "sgd": "sgd", "adafactor": "adafactor", "lion_32bit": "lion", "lion_8bit": "lion", "adam": "adam"}
+_TORCHTUNE_OPTIM = {"torch.optim.AdamW": "adamw", "torch.optim.Adam": "adam", "torch.optim.SGD": "sgd",
+                    "bitsandbytes.optim.PagedAdamW8bit": "paged-adamw-8bit", "bitsandbytes.optim.AdamW8bit": "adamw-8bit",
+                    "bitsandbytes.optim.PagedAdamW": "paged-adamw", "torchao.optim.AdamW8bit": "adamw-8bit"}
+#: torchtune model builder families -> catalog names (``torchtune.models.llama3_1.lora_llama3_1_8b``)
+_TORCHTUNE_FAMILY = (("llama3_3", "llama-3.3"), ("llama3_2", "llama-3.2"), ("llama3_1", "llama-3.1"),
+                     ("llama3", "llama-3"), ("llama2", "llama-2"), ("qwen2_5", "qwen2.5"), ("qwen3", "qwen3"),
+                     ("qwen2", "qwen2"), ("gemma2", "gemma-2"), ("gemma", "gemma"), ("mistral", "mistral"),
+                     ("phi3", "phi-3"), ("phi4", "phi-4"))
+
+
+_TORCHTUNE_MODULES = {"output_proj": "o_proj", "w1": "gate_proj", "w2": "down_proj", "w3": "up_proj"}
+
+
+class TrainingConfig:
+    """A training recipe read into vramscope's terms."""
+
+    def __init__(self, fmt: str, path: str) -> None:
+        self.format = fmt
+        self.path = path
+        self.model: Optional[str] = None
+        self.options: dict[str, Any] = {}
+        self.ignored: list[str] = []
+        self.unmodelled: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"TrainingConfig({self.format!r}, model={self.model!r}, options={self.options!r})"
+
+
+def _text_field(path: str, key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 500:
+        raise _bad(path, key, value, "a name or path")
+    return value.strip()
+
+
+def _targets(path: str, key: str, value: Any) -> Any:
+    if isinstance(value, str):
+        return "all-linear" if value.strip().lower() in ("all", "all-linear", "all_linear") else value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value) and value:
+        return [v for v in value]
+    raise _bad(path, key, value, "module names (q_proj,v_proj) or all")
+
+
+def _optim(cfg: TrainingConfig, key: str, value: Any) -> None:
+    name = str(value).strip().lower()
+    if name in _HF_OPTIM:
+        cfg.options["optimizer"] = _HF_OPTIM[name]
+    else:
+        cfg.unmodelled.append(f"{key}: {shown(value)}")
+
+
+def _relative(path: str, other: str) -> str:
+    import os
+
+    if os.path.isabs(other):
+        return other
+    here = os.path.join(os.path.dirname(path), other)
+    return here if os.path.exists(here) else other
+
+
+def _merge_deepspeed(cfg: TrainingConfig, key: str, value: Any) -> None:
+    if isinstance(value, dict):
+        raise _bad(cfg.path, key, "{...}", "the path of a DeepSpeed JSON file")
+    ds = from_deepspeed(_relative(cfg.path, _text_field(cfg.path, key, value)))
+    for k, v in ds.items():
+        cfg.options.setdefault(k, v)
+
+
+def _precision(cfg: TrainingConfig, bf16: Any, fp16: Any, key_bf16: str = "bf16", key_fp16: str = "fp16") -> None:
+    b = _flag(cfg.path, key_bf16, bf16, auto=True) if bf16 is not None else None
+    f = _flag(cfg.path, key_fp16, fp16, auto=True) if fp16 is not None else None
+    if bf16 == "auto":
+        b = True  # axolotl: bf16 where the GPU has it (Ampere and newer)
+    if b and f:
+        raise _bad(cfg.path, key_fp16, fp16, "false when bf16 is true (one precision)")
+    if b:
+        cfg.options["dtype"] = "bf16"
+    elif f:
+        cfg.options["dtype"] = "fp16"
+
+
+def _apply(cfg: TrainingConfig, raw: dict[str, Any], table: dict[str, Any], unmodelled: tuple[str, ...] = ()) -> None:
+    """Every top-level key: a handler of ``table`` (an option name or a function), unmodelled, or ignored."""
+    for key, value in raw.items():
+        if key in table:
+            h = table[key]
+            if value is None:
+                continue
+            if callable(h):
+                h(cfg, key, value)
+            else:
+                opt, kind = h
+                if kind == "int":
+                    cfg.options[opt] = _whole(cfg.path, key, value, 1, MAX_COUNT, "a whole number")
+                elif kind == "bool":
+                    flag = _flag(cfg.path, key, value)
+                    if flag is not None:
+                        cfg.options[opt] = flag
+                elif kind == "float":
+                    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                        raise _bad(cfg.path, key, value, "a number")
+                    cfg.options[opt] = float(value)
+                else:
+                    cfg.options[opt] = value
+        elif key in unmodelled:
+            cfg.unmodelled.append(key)
+        else:
+            cfg.ignored.append(key)
+
+
+def _axolotl(cfg: TrainingConfig, raw: dict[str, Any]) -> None:
+    def base(c: TrainingConfig, k: str, v: Any) -> None:
+        c.model = _text_field(c.path, k, v)
+
+    def adapter(c: TrainingConfig, k: str, v: Any) -> None:
+        a = str(v).strip().lower()
+        if a not in ("lora", "qlora"):
+            raise _bad(c.path, k, v, "lora or qlora")
+        c.options["method"] = a
+
+    def gc(c: TrainingConfig, k: str, v: Any) -> None:
+        if isinstance(v, str) and v.strip().lower() in ("offload", "offload_disk", "unsloth"):
+            c.options.update(grad_checkpointing=True, activation_offload=v.strip().lower() != "unsloth")
+        else:
+            flag = _flag(c.path, k, v)
+            if flag is not None:
+                c.options["grad_checkpointing"] = flag
+
+    def attn(name: str) -> Any:
+        def h(c: TrainingConfig, k: str, v: Any) -> None:
+            if _flag(c.path, k, v):
+                c.options["attn"] = name
+        return h
+
+    def fsdp(c: TrainingConfig, k: str, v: Any) -> None:
+        if v:
+            c.options["parallelism"] = "fsdp"
+
+    def fsdp_config(c: TrainingConfig, k: str, v: Any) -> None:
+        if isinstance(v, dict):
+            if _flag(c.path, f"{k}.fsdp_offload_params", v.get("fsdp_offload_params", v.get("offload_params"))):
+                c.options["offload"] = "optimizer+params"
+            version = v.get("fsdp_version", v.get("version"))
+            if version in (1, 2):
+                c.options["fsdp_version"] = version
+            c.options.setdefault("parallelism", "fsdp")
+
+    table = {
+        "base_model": base, "adapter": adapter, "lora_r": ("lora_rank", "int"), "lora_alpha": ("lora_alpha", "float"),
+        "lora_dropout": ("lora_dropout", "float"),
+        "lora_target_modules": lambda c, k, v: c.options.__setitem__("lora_targets", _targets(c.path, k, v)),
+        "lora_target_linear": lambda c, k, v: _flag(c.path, k, v) and c.options.__setitem__("lora_targets",
+                                                                                             "all-linear"),
+        "sequence_len": ("seq", "int"), "sample_packing": ("packing", "bool"), "micro_batch_size": ("batch", "int"),
+        "gradient_accumulation_steps": ("grad_accum", "int"), "gradient_checkpointing": gc, "optimizer": _optim,
+        "flash_attention": attn("flash"), "sdp_attention": attn("sdpa"), "deepspeed": _merge_deepspeed,
+        "fsdp": fsdp, "fsdp_config": fsdp_config, "torch_compile": ("compile", "bool"),
+        "load_in_4bit": lambda c, k, v: None, "load_in_8bit": lambda c, k, v: None, "bf16": lambda c, k, v: None,
+        "fp16": lambda c, k, v: None, "peft_use_dora": ("dora", "bool"),
+    }
+    _apply(cfg, raw, table, unmodelled=("unfrozen_parameters", "lora_modules_to_save", "relora", "xformers_attention",
+                                        "gradient_checkpointing_kwargs", "sequence_parallel_degree", "chunked_cross_entropy",
+                                        "cut_cross_entropy", "liger_fused_linear_cross_entropy"))
+    _precision(cfg, raw.get("bf16"), raw.get("fp16"))
+    if _flag(cfg.path, "load_in_4bit", raw.get("load_in_4bit")):
+        cfg.options.setdefault("method", "qlora")
+    elif _flag(cfg.path, "load_in_8bit", raw.get("load_in_8bit")):
+        cfg.options["quant"] = "int8"
+    cfg.options.setdefault("method", "full")
+
+
+def _trainer_fields(cfg: TrainingConfig) -> dict[str, Any]:
+    """transformers TrainingArguments fields (shared by TRL and LLaMA-Factory)."""
+    return {
+        "per_device_train_batch_size": ("batch", "int"), "gradient_accumulation_steps": ("grad_accum", "int"),
+        "gradient_checkpointing": ("grad_checkpointing", "bool"), "optim": _optim, "deepspeed": _merge_deepspeed,
+        "bf16": lambda c, k, v: None, "fp16": lambda c, k, v: None,
+        "torch_compile": ("compile", "bool"),
+        "fsdp": lambda c, k, v: v and c.options.__setitem__("parallelism", "fsdp"),
+    }
+
+
+def _llamafactory(cfg: TrainingConfig, raw: dict[str, Any]) -> None:
+    def model(c: TrainingConfig, k: str, v: Any) -> None:
+        c.model = _text_field(c.path, k, v)
+
+    def ftype(c: TrainingConfig, k: str, v: Any) -> None:
+        t = str(v).strip().lower()
+        if t not in ("lora", "freeze", "full", "oft"):
+            raise _bad(c.path, k, v, "lora, freeze or full")
+        if t == "oft":
+            c.unmodelled.append(f"{k}: oft")
+        else:
+            c.options["method"] = t
+
+    def qbit(c: TrainingConfig, k: str, v: Any) -> None:
+        if v not in (4, 8, 2, 3, 5, 6):
+            raise _bad(c.path, k, v, "4 or 8")
+        c.options["_qbit"] = v
+
+    def stage(c: TrainingConfig, k: str, v: Any) -> None:
+        s = str(v).strip().lower()
+        if s not in ("sft", "pt"):
+            c.unmodelled.append(f"stage: {s} (its reference/reward models)")
+
+    def attn(c: TrainingConfig, k: str, v: Any) -> None:
+        a = str(v).strip().lower()
+        c.options["attn"] = {"fa2": "flash", "fa3": "flash", "sdpa": "sdpa", "disabled": "eager"}.get(a, "sdpa")
+
+    table = dict(_trainer_fields(cfg))
+    table.update({
+        "model_name_or_path": model, "finetuning_type": ftype, "lora_rank": ("lora_rank", "int"),
+        "lora_alpha": ("lora_alpha", "float"), "lora_dropout": ("lora_dropout", "float"),
+        "lora_target": lambda c, k, v: c.options.__setitem__(
+            "lora_targets", _targets(c.path, k, v.split(",") if isinstance(v, str) and "," in v else v)),
+        "quantization_bit": qbit, "cutoff_len": ("seq", "int"), "packing": ("packing", "bool"),
+        "disable_gradient_checkpointing": lambda c, k, v: c.options.__setitem__(
+            "grad_checkpointing", not _flag(c.path, k, v)),
+        "flash_attn": attn, "use_dora": ("dora", "bool"), "stage": stage,
+        "pure_bf16": lambda c, k, v: _flag(c.path, k, v) and c.options.update(dtype="bf16", precision="pure"),
+    })
+    _apply(cfg, raw, table, unmodelled=("use_unsloth", "use_unsloth_gc", "enable_liger_kernel", "freeze_trainable_layers",
+                                        "freeze_trainable_modules", "additional_target", "use_galore", "use_badam",
+                                        "use_apollo", "neftune_noise_alpha", "sequence_parallel_size"))
+    cfg.options.setdefault("method", "lora")  # finetuning_type's default
+    cfg.options.setdefault("grad_checkpointing", True)  # disable_gradient_checkpointing defaults to False
+    cfg.options.setdefault("seq", 2048)  # cutoff_len's default
+    qbit_value = cfg.options.pop("_qbit", None)
+    if qbit_value == 4:
+        if cfg.options["method"] == "lora":
+            cfg.options["method"] = "qlora"
+    elif qbit_value == 8:
+        cfg.options["quant"] = "int8"
+    elif qbit_value is not None:
+        cfg.unmodelled.append(f"quantization_bit: {qbit_value}")
+    if "precision" not in cfg.options:
+        _precision(cfg, raw.get("bf16"), raw.get("fp16"))
+    cfg.options.setdefault("batch", 8)  # TrainingArguments.per_device_train_batch_size
+
+
+_SFT_FIELDS = ("max_length", "max_seq_length", "packing", "dataset_text_field", "completion_only_loss",
+               "assistant_only_loss", "padding_free", "use_peft", "lora_r", "activation_offloading")
+
+
+def _trl(cfg: TrainingConfig, raw: dict[str, Any]) -> None:
+    sft = any(k in raw for k in _SFT_FIELDS)
+    cfg.format = "trl-sft" if sft else "training-arguments"
+
+    def model(c: TrainingConfig, k: str, v: Any) -> None:
+        c.model = _text_field(c.path, k, v)
+
+    table = dict(_trainer_fields(cfg))
+    table.update({
+        "model_name_or_path": model, "max_length": ("seq", "int"), "max_seq_length": ("seq", "int"),
+        "packing": ("packing", "bool"), "activation_offloading": ("activation_offload", "bool"),
+        "use_peft": lambda c, k, v: _flag(c.path, k, v) and c.options.setdefault("method", "lora"),
+        "lora_r": ("lora_rank", "int"), "lora_alpha": ("lora_alpha", "float"),
+        "lora_dropout": ("lora_dropout", "float"),
+        "lora_target_modules": lambda c, k, v: c.options.__setitem__("lora_targets", _targets(c.path, k, v)),
+        "load_in_4bit": lambda c, k, v: _flag(c.path, k, v) and c.options.__setitem__("method", "qlora"),
+        "load_in_8bit": lambda c, k, v: _flag(c.path, k, v) and c.options.__setitem__("quant", "int8"),
+        "use_dora": ("dora", "bool"),
+        "attn_implementation": lambda c, k, v: c.options.__setitem__(
+            "attn", {"flash_attention_2": "flash", "flash_attention_3": "flash", "sdpa": "sdpa",
+                     "eager": "eager"}.get(str(v), "sdpa")),
+    })
+    _apply(cfg, raw, table, unmodelled=("use_liger_kernel", "fsdp_config", "loss_type", "model_init_kwargs",
+                                        "torch_dtype", "dtype"))
+    if "load_in_4bit" in raw and cfg.options.get("method") == "qlora" and not raw.get("use_peft", True):
+        cfg.options["method"] = "qlora"
+    cfg.options.setdefault("batch", 8)  # TrainingArguments.per_device_train_batch_size
+    if sft:
+        cfg.options.setdefault("grad_checkpointing", True)  # SFTConfig overrides TrainingArguments' False
+        cfg.options.setdefault("seq", 1024)  # SFTConfig.max_length
+        fp16 = raw.get("fp16")
+        _precision(cfg, raw.get("bf16", None if _flag(cfg.path, "fp16", fp16) else True), fp16)
+    else:
+        _precision(cfg, raw.get("bf16"), raw.get("fp16"))
+    cfg.options.setdefault("method", "full")
+
+
+def _torchtune_model(cfg: TrainingConfig, component: str) -> None:
+    m = re.fullmatch(r"torchtune\.models\.(\w+)\.(?:(q?lora)_)?(\w+)", component)
+    if not m:
+        cfg.unmodelled.append(f"model._component_: {shown(component)}")
+        return
+    method, builder = m.group(2), m.group(3)
+    cfg.options["method"] = method or "full"
+    name = builder
+    for prefix, family in _TORCHTUNE_FAMILY:
+        if name.startswith(prefix + "_"):
+            size = name[len(prefix) + 1:].replace("_instruct", "").replace("_base", "").replace("_", ".")
+            name = f"{family}-{size}"
+            break
+    cfg.model = name
+
+
+def _torchtune(cfg: TrainingConfig, raw: dict[str, Any]) -> None:
+    cfg.options["framework"] = "torchtune"
+
+    def model(c: TrainingConfig, k: str, v: Any) -> None:
+        if not isinstance(v, dict):
+            raise _bad(c.path, k, v, "a mapping with _component_")
+        comp = v.get("_component_")
+        if isinstance(comp, str):
+            _torchtune_model(c, comp)
+        if v.get("lora_rank") is not None:
+            c.options["lora_rank"] = _whole(c.path, "model.lora_rank", v["lora_rank"], 1, MAX_COUNT, "a whole number")
+        if isinstance(v.get("lora_alpha"), (int, float)) and not isinstance(v.get("lora_alpha"), bool):
+            c.options["lora_alpha"] = float(v["lora_alpha"])
+        if isinstance(v.get("lora_dropout"), (int, float)) and not isinstance(v.get("lora_dropout"), bool):
+            c.options["lora_dropout"] = float(v["lora_dropout"])
+        mods = v.get("lora_attn_modules")
+        if isinstance(mods, list) and mods:  # torchtune's module names in transformers' (output_proj: o_proj)
+            names = [_TORCHTUNE_MODULES.get(str(x), str(x)) for x in mods]
+            if _flag(c.path, "model.apply_lora_to_mlp", v.get("apply_lora_to_mlp")):
+                names += ["gate_proj", "up_proj", "down_proj"]  # w1, w3, w2
+            if _flag(c.path, "model.apply_lora_to_output", v.get("apply_lora_to_output")):
+                names.append("lm_head")
+            c.options["lora_targets"] = names
+
+    def tokenizer(c: TrainingConfig, k: str, v: Any) -> None:
+        if isinstance(v, dict) and v.get("max_seq_len") is not None:
+            c.options["seq"] = _whole(c.path, "tokenizer.max_seq_len", v["max_seq_len"], 1, 100_000_000, "a length")
+
+    def dataset(c: TrainingConfig, k: str, v: Any) -> None:
+        items = v if isinstance(v, list) else [v]
+        if any(isinstance(d, dict) and _flag(c.path, "dataset.packed", d.get("packed")) for d in items):
+            c.options["packing"] = True
+
+    def optimizer(c: TrainingConfig, k: str, v: Any) -> None:
+        comp = v.get("_component_") if isinstance(v, dict) else None
+        if comp in _TORCHTUNE_OPTIM:
+            name = _TORCHTUNE_OPTIM[comp]
+            if name == "adamw" and isinstance(v, dict) and v.get("fused"):
+                name = "adamw-fused"
+            c.options["optimizer"] = name
+        elif comp is not None:
+            c.unmodelled.append(f"optimizer._component_: {shown(comp)}")
+
+    def loss(c: TrainingConfig, k: str, v: Any) -> None:
+        comp = v.get("_component_") if isinstance(v, dict) else None
+        if isinstance(comp, str) and comp.endswith("CEWithChunkedOutputLoss"):
+            c.options["ce_chunks"] = 8  # num_output_chunks' default
+        elif isinstance(comp, str) and comp.endswith("LinearCrossEntropyLoss"):
+            c.options["ce_chunks"] = 8
+            c.unmodelled.append(f"loss._component_: {comp} (its chunking)")
+
+    def dtype(c: TrainingConfig, k: str, v: Any) -> None:
+        d = str(v).strip().lower()
+        if d not in ("bf16", "fp32", "fp16"):
+            raise _bad(c.path, k, v, "bf16 or fp32")
+        c.options["dtype"] = d
+
+    table = {"model": model, "tokenizer": tokenizer, "dataset": dataset, "optimizer": optimizer, "loss": loss,
+             "dtype": dtype, "batch_size": ("batch", "int"), "gradient_accumulation_steps": ("grad_accum", "int"),
+             "enable_activation_checkpointing": ("grad_checkpointing", "bool"),
+             "enable_activation_offloading": ("activation_offload", "bool"),
+             "optimizer_in_bwd": ("optimizer_in_backward", "bool"), "compile": ("compile", "bool"),
+             "fsdp_cpu_offload": lambda c, k, v: _flag(c.path, k, v) and c.options.__setitem__(
+                 "offload", "optimizer+params")}
+    _apply(cfg, raw, table, unmodelled=("ac_mode", "ac_option", "quantizer", "custom_sharded_layers",
+                                        "tensor_parallel_dim", "data_parallel_shard_dim"))
+
+
+def detect_training_format(raw: dict[str, Any]) -> Optional[str]:
+    """Which tool wrote a training config, from the keys only that tool uses."""
+    def has_component(v: Any) -> bool:
+        return isinstance(v, dict) and "_component_" in v
+    if any(has_component(v) for v in raw.values()):
+        return "torchtune"
+    if "base_model" in raw or "micro_batch_size" in raw or "sequence_len" in raw:
+        return "axolotl"
+    if "finetuning_type" in raw or "cutoff_len" in raw or ("stage" in raw and "template" in raw):
+        return "llama-factory"
+    if "per_device_train_batch_size" in raw or any(k in raw for k in _SFT_FIELDS) or "model_name_or_path" in raw:
+        return "trl"
+    return None
+
+
+def from_training_config(path: str, fmt: Optional[str] = None) -> TrainingConfig:
+    """An axolotl, LLaMA-Factory, TRL/TrainingArguments (JSON or YAML) or torchtune config, read bounded (64 KiB
+    YAML through PyYAML's safe loader, imported only here; 1 MB JSON) into vramscope's options."""
+    raw = _read(path)
+    if not isinstance(raw, dict):
+        raise VramscopeError("config_not_object", origin=shown_path(path))
+    kind = fmt or detect_training_format(raw)
+    if kind is None:
+        raise VramscopeError("config_unknown_training", origin=shown_path(path))
+    cfg = TrainingConfig(kind, path)
+    {"torchtune": _torchtune, "axolotl": _axolotl, "llama-factory": _llamafactory, "trl": _trl}[kind](cfg, raw)
+    cfg.options.setdefault("task", "finetune")
+    return cfg

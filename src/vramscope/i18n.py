@@ -114,6 +114,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "read: ollama run MODEL, or ollama create NAME -f Modelfile",
         "zh": "可读取：ollama run MODEL，或 ollama create NAME -f Modelfile",
     },
+    "config_unknown_training": {
+        "en": "{origin}: not a training config vramscope recognizes (axolotl, LLaMA-Factory, TRL / TrainingArguments, torchtune, DeepSpeed, accelerate)",
+        "zh": "{origin}：不是 vramscope 识别的训练配置（axolotl、LLaMA-Factory、TRL / TrainingArguments、torchtune、DeepSpeed、accelerate）",
+    },
     "unknown_model": {
         "en": "model '{name}' is not in the catalog, not a local file or folder{hub}; did you mean: {suggestions}?",
         "zh": "模型 '{name}' 不在内置目录中，也不是本地文件或目录{hub}；您是否想找：{suggestions}？",
