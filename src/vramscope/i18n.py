@@ -520,6 +520,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Ollama's estimate is its own: the CUDA context and the like are its 457 MiB MinimumMemory per GPU; what the runner then allocates can differ",
         "zh": "这是 Ollama 自己的估算：CUDA 上下文等即每张 GPU 457 MiB 的 MinimumMemory；runner 实际分配的可能不同",
     },
+    "a_overhead_sglang": {
+        "en": "SGLang's fractions are of the memory free after the CUDA context (~0.5 GiB nominal, 0.3–1.4 GiB); the rest (1 − mem_fraction_static) is its reserve for activations and CUDA graphs",
+        "zh": "SGLang 的比例是 CUDA 上下文（标称约 0.5 GiB，0.3–1.4 GiB）之后的空闲显存的比例；其余 (1 − mem_fraction_static) 预留给激活值和 CUDA Graph",
+    },
     "a_overhead_vllm": {
         "en": "vLLM's non-torch memory (CUDA context, cuBLAS, NCCL) 0.3 GiB nominal, 0.16–1.8 GiB in vLLM's own logs; CUDA graphs 0.3 GiB nominal",
         "zh": "vLLM 的非 PyTorch 显存（CUDA 上下文、cuBLAS、NCCL）标称 0.3 GiB，vLLM 日志中为 0.16–1.8 GiB；CUDA Graph 标称 0.3 GiB",
@@ -580,6 +584,14 @@ MESSAGES: dict[str, dict[str, str]] = {
     "a_ollama_split": {
         "en": "Ollama on {n} × {gpu}: {layers}/{total} layers on the GPU (split {split}); ollama ps would show {size} {ps}",
         "zh": "Ollama 在 {n} 张 {gpu} 上：{layers}/{total} 层在 GPU（切分 {split}）；ollama ps 将显示 {size} {ps}",
+    },
+    "a_sglang": {
+        "en": "SGLang on {gpu}: mem_fraction_static {mfs} (chunked_prefill_size {cps}, cuda_graph_max_bs {bs}); the token pool holds {tokens} tokens, {c} requests of context_len {ctx}; max_running_requests {reqs}",
+        "zh": "SGLang 在 {gpu} 上：mem_fraction_static {mfs}（chunked_prefill_size {cps}，cuda_graph_max_bs {bs}）；token 池可容纳 {tokens} 个 token，即 {c} 个 context_len {ctx} 的请求；max_running_requests {reqs}",
+    },
+    "a_sglang_dp": {
+        "en": "--dp {dp}: independent replicas, each GPU holds the same as one replica's",
+        "zh": "--dp {dp}：相互独立的副本，每张 GPU 的占用与单个副本相同",
     },
     "a_llamacpp_no_mla": {
         "en": "this DeepSeek GGUF predates the *_mla keys (converted before April 2025): llama.cpp runs it without MLA and caches per-head keys and values ({k} + {v} per token and layer)",
@@ -754,6 +766,8 @@ MESSAGES: dict[str, dict[str, str]] = {
                        "zh": "{gpu} 上的 ollama ps：SIZE {size}，PROCESSOR {processor}，CONTEXT {ctx}（卸载 {layers}/{total} 层，切分 {split}）"},
     "ollama_device_line": {"en": "GPU {device}: {layers} layers, {alloc} of {free} free",
                            "zh": "GPU {device}：{layers} 层，占用 {alloc}，可用 {free}"},
+    "sglang_gpu_line": {"en": "{gpu}: mem_fraction_static {mfs}, token pool {kv} = {tokens} tokens, {c} × {n}-token requests",
+                        "zh": "{gpu}：mem_fraction_static {mfs}，token 池 {kv} = {tokens} 个 token，{c} 个 {n} token 的请求"},
     "llamacpp_host_line": {"en": "host (CPU) memory: model buffer {model}, KV buffer {kv}",
                            "zh": "主机（CPU）内存：模型缓冲 {model}，KV 缓冲 {kv}"},
     "host_line": {"en": "host (CPU) memory per GPU for offloaded states/activations: {host}",

@@ -202,7 +202,8 @@ class Engine:
         return {}, False
 
 
-_MODULES = {"transformers": "transformers", "vllm": "vllm", "llama.cpp": "llamacpp", "ollama": "ollama"}
+_MODULES = {"transformers": "transformers", "vllm": "vllm", "llama.cpp": "llamacpp", "ollama": "ollama",
+            "sglang": "sglang"}
 #: the engines' names, ``--engine``'s choices (known without importing the engines)
 ENGINE_NAMES = tuple(_MODULES)
 
