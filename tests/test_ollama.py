@@ -192,3 +192,18 @@ ADAPTER ./lora.gguf
     bad.write_bytes(b"FROM \xff\xfe\n")
     with pytest.raises(VramscopeError, match="not a Modelfile"):
         read_modelfile(bad)
+
+
+def test_fit_finds_the_fewest_gpus():
+    """With no GPU named, the need on --gpus N is the fullest GPU's share when Ollama takes every layer: the
+    least free memory per GPU at which its own scheduler puts the whole model on the N GPUs."""
+    from vramscope.engines.ollama import fits_fully, min_free_per_gpu
+
+    f = facts(load_model("llama-3.1-70b"), make_workload(engine="ollama", quant="Q4_K_M"))
+    opts = dict(num_ctx=4096, num_batch=512, num_parallel=1)
+    need1, one = min_free_per_gpu(f, 1, **opts)
+    need2, two = min_free_per_gpu(f, 2, **opts)
+    assert fits_fully(f, two, -1) and not fits_fully(f, estimate_gpu_layers(f, [need2 - 1] * 2, **opts), -1)
+    assert 0.45 * need1 < need2 < 0.6 * need1
+    a = vramscope.fit("llama-3.1-70b", engine="ollama", quant="Q4_K_M", gpu="rtx-4090")
+    assert not a.fits and a.min_gpus == 2

@@ -348,6 +348,24 @@ def schedule(f: GgufFacts, free: Sequence[int], spread: bool = False,
     return order, estimate_gpu_layers(f, [free[i] for i in order], **opts)
 
 
+def min_free_per_gpu(f: GgufFacts, n: int, **opts: Any) -> tuple[int, MemoryEstimate]:
+    """The least free memory per GPU with which ``n`` equal GPUs take every layer and the output (all ``n`` used,
+    as with OLLAMA_SCHED_SPREAD), and the estimate then; found by bisection on the scheduler itself."""
+    alone = estimate_gpu_layers(f, [1 << 62], **opts)
+    if n <= 1:
+        return alone.vram_size, alone
+    lo, hi = 1, max(alone.vram_size, 1)
+    best = estimate_gpu_layers(f, [hi] * n, **opts)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        e = estimate_gpu_layers(f, [mid] * n, **opts)
+        if fits_fully(f, e, opts.get("num_gpu", -1)):
+            hi, best = mid, e
+        else:
+            lo = mid + 1
+    return hi, best
+
+
 def human_bytes(b: int) -> str:
     """format.HumanBytes (``ollama ps`` SIZE): decimal units, no decimals from 10 on."""
     for unit, size in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
@@ -476,7 +494,7 @@ class OllamaReport(EngineReport):
     graph_partial_bytes: int
     weights_repeating_bytes: int
     weights_nonrepeating_bytes: int
-    full_offload_bytes: int  # on one GPU with room for everything
+    full_offload_bytes: int  # the fullest GPU's allocation with everything offloaded (over --gpus equal GPUs)
     per_gpu: list[OllamaGpu]
 
 
@@ -511,7 +529,8 @@ def ollama_run(model: Any, w: Any, gpus: Sequence[Any]) -> tuple[OllamaReport, G
     kvt = kv_cache_type(o["kv_type"], flash)
     opts = dict(num_ctx=num_ctx, num_batch=num_batch, num_parallel=o["num_parallel"], num_gpu=o["num_gpu"],
                 kv_type=kvt, flash=flash, overhead=o["overhead"], metal=metal)
-    alone = estimate_gpu_layers(f, [1 << 62], **opts)
+    _, spread_all = min_free_per_gpu(f, w.num_gpus, **opts)
+    alone = spread_all if w.num_gpus > 1 else estimate_gpu_layers(f, [1 << 62], **opts)
     per_gpu = []
     first: Optional[MemoryEstimate] = None
     for g in gpus:
@@ -529,7 +548,8 @@ def ollama_run(model: Any, w: Any, gpus: Sequence[Any]) -> tuple[OllamaReport, G
                           num_gpu=o["num_gpu"], flash_attention=flash, kv_cache_type=kvt,
                           layers_model=f.block_count + 1, kv_bytes=ref.kv_total, graph_full_bytes=ref.graph_full,
                           graph_partial_bytes=ref.graph_partial, weights_repeating_bytes=ref.memory_weights,
-                          weights_nonrepeating_bytes=ref.memory_layer_output, full_offload_bytes=alone.vram_size,
+                          weights_nonrepeating_bytes=ref.memory_layer_output,
+                          full_offload_bytes=max(alone.gpu_sizes) if alone.gpu_sizes else alone.vram_size,
                           per_gpu=per_gpu)
     return report, f, {"alone": alone, "first": first}
 
@@ -591,8 +611,16 @@ class Ollama(Engine):
         return tuple(out)
 
     def needed_bytes(self, e: Estimate) -> int:
-        """The whole model on one GPU, as Ollama's estimate allocates it."""
-        return e.engine["full_offload_bytes"]
+        """On the first GPU named (a rig of ``--gpus`` of it): the fullest device's allocation when Ollama puts
+        everything on the GPUs, else that GPU's memory plus what would run from host memory; with no GPU named,
+        the fullest GPU's share of the whole model over ``--gpus`` GPUs (:func:`min_free_per_gpu`)."""
+        per = e.engine["per_gpu"]
+        if not per:
+            return e.engine["full_offload_bytes"]
+        g = per[0]
+        if g["processor"] == "100% GPU":
+            return max(d["allocation_bytes"] for d in g["devices"])
+        return g["free_bytes"] + g["size_bytes"] - g["vram_bytes"]
 
     def table_lines(self, e: Estimate, lang: str, units: str) -> list[str]:
         from ..i18n import t

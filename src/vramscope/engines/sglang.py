@@ -189,6 +189,32 @@ class Sglang(Engine):
     def needed_bytes(self, e: Estimate) -> int:
         return e.engine["min_bytes"]
 
+    def record_options(self, src: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """SGLang's server arguments; the rest of the record (dtype, ...) is translated as for transformers."""
+        from ..validate import Skip
+
+        out: dict[str, Any] = {"engine": self.name}
+        for key in ("mem_fraction_static", "max_total_tokens", "chunked_prefill_size", "max_running_requests"):
+            if src.get(key) is not None:
+                out[key] = src[key]
+        if src.get("context_length") is not None:
+            out["max_model_len"] = src["context_length"]
+        tp = int(src.get("tensor_parallel_size") or src.get("tp_size") or 1)
+        if tp > 1:
+            out.update(num_gpus=tp, parallelism="tp")
+        quant = str(src.get("quantization") or "")
+        if quant.startswith("fp8"):
+            out["quant"] = "fp8"
+        elif quant:
+            raise Skip(f"SGLang with {quant} weights is not modelled")
+        return out, False
+
+    def printed_components(self, e: Estimate) -> dict[str, int]:
+        """``KV Cache is allocated. #tokens: N, K size: .. GB, V size: .. GB`` (MLA: one latent cache)."""
+        per = e.engine["per_gpu"][0] if e.engine["per_gpu"] else {"kv_pool_bytes": 0}
+        pool = per["kv_pool_bytes"]
+        return {"weights": e.engine["weights_bytes"], "kv_cache": pool, "k_cache": pool // 2, "v_cache": pool // 2}
+
     def table_lines(self, e: Estimate, lang: str, units: str) -> list[str]:
         from ..i18n import t
         from ..units import format_bytes
