@@ -110,14 +110,19 @@ def test_parallel_multiplies_the_cache():
 
 
 def test_estimate_through_the_engine():
+    """The default version (v0.24.0, Ollama's own layout): a 24 GB card gets num_ctx 32768 (VRAM tiers since
+    v0.15.5), capped by the model's training context."""
     e = vramscope.estimate("llama-3.1-70b", engine="ollama", quant="Q4_K_M", gpus=["rtx-4090"])
     g = e.engine["per_gpu"][0]
-    assert e.engine["num_ctx"] == 4096 and e.engine["layers_model"] == 81
+    assert e.engine["scheduler"] == "layout" and e.engine["num_ctx"] == 32768 and e.engine["layers_model"] == 81
     assert 0 < g["layers_offloaded"] < 81 and g["processor"].endswith("CPU/GPU")
     assert e.gpus[0].verdict == "tight"
     d = g["devices"][0]
-    assert e.total_bytes == d["allocation_bytes"]  # the phases add up to Ollama's own allocation
+    # the phases add up to what Ollama counts on the GPU and the MinimumMemory it keeps free there
+    assert e.total_bytes == d["allocation_bytes"] + MINIMUM_MEMORY
+    assert d["allocation_bytes"] + MINIMUM_MEMORY <= d["free_bytes"]
     small = vramscope.estimate("llama-3-8b", engine="ollama", quant="Q4_K_M", gpus=["rtx-4090"])
+    assert small.engine["num_ctx"] == 8192  # llama-3-8b's training context
     assert small.engine["per_gpu"][0]["processor"] == "100% GPU" and small.gpus[0].verdict == "fits"
 
 
@@ -207,3 +212,40 @@ def test_fit_finds_the_fewest_gpus():
     assert 0.45 * need1 < need2 < 0.6 * need1
     a = vramscope.fit("llama-3.1-70b", engine="ollama", quant="Q4_K_M", gpu="rtx-4090")
     assert not a.fits and a.min_gpus == 2
+
+
+# ---- Ollama's own layout (llm/server.go, v0.13.0 - v0.24.0): its TestLLMServerFitGPU, case for case ----
+
+from vramscope.engines.ollama import build_layout  # noqa: E402
+
+MB = 2**20
+
+
+@pytest.mark.parametrize("name, gpus, layers, num_gpu, expected", [
+    ("No GPU", [], [50, 50, 50], -1, []),
+    ("Full single GPU", [256], [50, 50, 50], -1, [(0, [0, 1, 2])]),
+    ("Partial single GPU", [256], [100, 100, 100, 100], -1, [(0, [1, 2])]),
+    ("Single GPU with numGPU 1", [256], [50, 50, 50], 1, [(0, [1])]),
+    ("Single GPU with numGPU 0", [256], [50, 50, 50], 0, []),
+    ("Single GPU with numGPU 999", [256], [100, 100, 100, 100], 999, [(0, [0, 1, 2, 3])]),
+    ("Multi GPU fits on one", [128, 256], [50, 50, 50], -1, [(1, [0, 1, 2])]),
+    ("Multi GPU split", [128, 256], [256, 50, 50], -1, [(1, [0]), (0, [1, 2])]),
+    ("Multi GPU partial", [128, 256], [256, 256, 50], -1, [(1, [1])]),
+    ("Multi GPU numGPU 1", [128, 256], [50, 50, 50], 1, [(1, [1])]),
+    ("Multi GPU numGPU 2", [128, 256], [256, 50, 50], 2, [(1, [0]), (0, [1])]),
+    ("Multi GPU numGPU 999", [128, 256], [256, 256, 50], 999, [(1, [0, 1]), (0, [2])]),
+])
+def test_ollama_own_layout_scenarios(name, gpus, layers, num_gpu, expected):
+    """Each GPU has its MiB figure free beyond the 457 MiB MinimumMemory; no graph (as the test sets it)."""
+    free = [g * MB + MINIMUM_MEMORY for g in gpus]
+    lay = build_layout([x * MB for x in layers], free, [0] * len(free), 0, 0, num_gpu=num_gpu)
+    assert lay.assignment == expected, name
+
+
+def test_layout_sizes():
+    free = [256 * MB + MINIMUM_MEMORY]
+    lay = build_layout([100 * MB] * 4, free, [20 * MB], 30 * MB, 5 * MB)
+    # 20 MiB graph: room for two 100 MiB layers, the last two before the output; the rest on the CPU
+    assert lay.assignment == [(0, [1, 2])] and lay.vram_size == 220 * MB
+    assert lay.total_size == 220 * MB + 30 * MB + 5 * MB + 200 * MB
+    assert processor(lay.total_size, lay.vram_size) == "52%/48% CPU/GPU"  # 235 of 455 MiB on the CPU

@@ -581,6 +581,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Ollama's scheduler estimate (llm/memory.go at v{version}): num_ctx {ctx}, OLLAMA_NUM_PARALLEL {parallel}, num_batch {batch}, flash attention {fa}, KV cache {kv}; each GPU reserves 457 MiB and one layer as a buffer",
         "zh": "Ollama 调度器的估算（v{version} 的 llm/memory.go）：num_ctx {ctx}，OLLAMA_NUM_PARALLEL {parallel}，num_batch {batch}，flash attention {fa}，KV 缓存 {kv}；每张 GPU 预留 457 MiB 和一层作缓冲",
     },
+    "a_ollama_layout": {
+        "en": "Ollama's own memory layout (llm/server.go, v{version}): num_ctx {ctx}, OLLAMA_NUM_PARALLEL {parallel}, num_batch {batch}, flash attention {fa}, KV cache {kv}; each GPU keeps 457 MiB free and its graph, layers packed onto the fewest GPUs",
+        "zh": "Ollama 自己的显存布局（v{version} 的 llm/server.go）：num_ctx {ctx}，OLLAMA_NUM_PARALLEL {parallel}，num_batch {batch}，flash attention {fa}，KV 缓存 {kv}；每张 GPU 留出 457 MiB 和其计算图，各层装入尽量少的 GPU",
+    },
+    "a_ollama_llama_server": {
+        "en": "Ollama v{version} hands the layer placement to llama-server --fit (since v0.30.0), which vramscope does not model: shown is Ollama's own layout of v0.24",
+        "zh": "Ollama v{version} 把分层放置交给 llama-server --fit（自 v0.30.0 起），vramscope 未建模：此处显示的是 Ollama v0.24 自己的布局",
+    },
     "a_ollama_split": {
         "en": "Ollama on {n} × {gpu}: {layers}/{total} layers on the GPU (split {split}); ollama ps would show {size} {ps}",
         "zh": "Ollama 在 {n} 张 {gpu} 上：{layers}/{total} 层在 GPU（切分 {split}）；ollama ps 将显示 {size} {ps}",

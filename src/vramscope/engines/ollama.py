@@ -1,9 +1,16 @@
-"""Ollama: its scheduler's own memory estimate, the GPU/CPU layer split ``ollama ps`` shows, memory per GPU.
+"""Ollama: its scheduler's own decision, the GPU/CPU layer split ``ollama ps`` shows, memory per GPU.
 
-Ollama decides how many layers go to each GPU before it starts its llama.cpp runner, from the GGUF metadata
-alone. vramscope ports that decision as Ollama wrote it, read in ollama/ollama at tag v0.12.10 (the last release
-whose scheduler predicts from the file for every model; from v0.12.11, commit f560bd077, the runner measures its
-allocations instead, i.e. the llama.cpp buffers ``engines/llamacpp.py`` models):
+Ollama decides how many layers go to each GPU itself. It has done so two ways, both ported as Ollama wrote them
+(ollama/ollama, read at the tags named), chosen by ``--ollama-version`` (default 0.24.0, the last release with
+its own scheduler; from v0.30.0, #16031, llama-server's ``--fit`` places the layers, which is not modelled):
+
+* to v0.12.10, for the models its llama.cpp runner serves: an estimate from the GGUF metadata alone
+  (``llm/memory.go``, below);
+* from v0.12.11 (commit f560bd077) for every model, and from v0.11.5 (d5a0d8d90) for those its own engine runs
+  (gemma3, qwen3, gpt-oss, ...): a layout over what the runner reports each layer and graph takes
+  (:func:`build_layout`; the sizes are the llama.cpp buffers ``engines/llamacpp.py`` computes).
+
+The estimate of v0.12.10:
 
 * ``llm/memory.go`` ``estimateGPULayers``: each GPU must hold ``MinimumMemory`` (457 MiB on CUDA/ROCm, 512 MiB on
   Metal) + ``OLLAMA_GPU_OVERHEAD`` + the graph + one layer as a buffer + at least one more layer, else it gets
@@ -44,7 +51,8 @@ MINIMUM_MEMORY_METAL = 512 * MiB
 KV_BYTES = {"q8_0": 1.0, "q4_0": 0.5, "f32": 4.0, "f16": 2.0}
 #: fs/ggml/ggml.go FlashAttention(): the families that turn flash attention on by default
 FA_DEFAULT_ARCHS = ("gemma3", "gptoss", "gpt-oss", "qwen3", "qwen3moe", "qwen3vl", "qwen3vlmoe")
-OLLAMA_VERSION = "0.12.10"
+#: the version modelled by default: the last with Ollama's own scheduler (from v0.30.0 llama-server places the layers)
+OLLAMA_VERSION = "0.24.0"
 
 
 # ---- defaults by version -------------------------------------------------------------------------------------
@@ -106,6 +114,7 @@ class GgufFacts:
     context_length: int
     layer_sizes: tuple[int, ...]  # bytes of the blk.i tensors
     output_size: int  # output_norm + output (or token_embd when there is no output tensor)
+    input_size: int = 0  # token_embd (kept on the CPU)
     ffn_length: int = 0
     ffn_gate_exps_size: int = 0  # blk.0.ffn_gate_exps.weight, bytes (Mixtral 8x22B branch)
     sliding_window: int = 0
@@ -348,17 +357,20 @@ def schedule(f: GgufFacts, free: Sequence[int], spread: bool = False,
     return order, estimate_gpu_layers(f, [free[i] for i in order], **opts)
 
 
-def min_free_per_gpu(f: GgufFacts, n: int, **opts: Any) -> tuple[int, MemoryEstimate]:
-    """The least free memory per GPU with which ``n`` equal GPUs take every layer and the output (all ``n`` used,
-    as with OLLAMA_SCHED_SPREAD), and the estimate then; found by bisection on the scheduler itself."""
-    alone = estimate_gpu_layers(f, [1 << 62], **opts)
+def min_free_per_gpu(f: GgufFacts, n: int, plan: Optional[Any] = None, **opts: Any) -> tuple[int, MemoryEstimate]:
+    """The least free memory per GPU with which ``n`` equal GPUs take every layer and the output, and the
+    estimate then; found by bisection on the scheduler itself (``plan(free)``: memory.go's by default)."""
+    if plan is None:
+        def plan(free: list[int]) -> MemoryEstimate:
+            return estimate_gpu_layers(f, free, **opts)
+    alone = plan([1 << 62])
     if n <= 1:
-        return alone.vram_size, alone
-    lo, hi = 1, max(alone.vram_size, 1)
-    best = estimate_gpu_layers(f, [hi] * n, **opts)
+        return (max(alone.gpu_sizes) if alone.gpu_sizes else alone.vram_size), alone
+    lo, hi = 1, max(alone.total_size, 1) + MINIMUM_MEMORY_METAL
+    best = plan([hi] * n)
     while lo < hi:
         mid = (lo + hi) // 2
-        e = estimate_gpu_layers(f, [mid] * n, **opts)
+        e = plan([mid] * n)
         if fits_fully(f, e, opts.get("num_gpu", -1)):
             hi, best = mid, e
         else:
@@ -453,7 +465,7 @@ def facts(model: Any, w: Any) -> GgufFacts:
     return GgufFacts(arch=arch, block_count=n, embedding=spec.hidden_size, heads=spec.num_heads,
                      heads_min=spec.num_heads, heads_kv=kv_heads, heads_kv_min=kv_heads, head_k=hk, head_v=hv,
                      vocab=spec.vocab_size, context_length=spec.max_position_embeddings, layer_sizes=tuple(layers),
-                     output_size=output, ffn_length=ffn,
+                     output_size=output, input_size=embd, ffn_length=ffn,
                      ffn_gate_exps_size=gate_exps if spec.moe is not None and arch == "llama" else 0,
                      sliding_window=spec.sliding_window or 0)
 
@@ -482,6 +494,7 @@ class OllamaReport(EngineReport):
 
     name: str = "ollama"
     version: str
+    scheduler: str  # memory.go (its estimate, to v0.12.10) or layout (its own memory management, v0.12.11 on)
     num_ctx: int
     num_batch: int
     num_parallel: int
@@ -510,6 +523,38 @@ def ollama_options(w: Any) -> dict[str, Any]:
             "spread": bool(getattr(w, "sched_spread", False))}
 
 
+def layout_estimate(spec: Any, f: GgufFacts, free: Sequence[int], *, num_ctx: int, num_batch: int,
+                    num_parallel: int, num_gpu: int = -1, kv_type: str = "f16", flash: bool = False,
+                    overhead: int = 0, metal: bool = False, spread: bool = False,
+                    minimum: int = MINIMUM_MEMORY) -> MemoryEstimate:
+    """Ollama's own layout (:func:`build_layout`) with the runner's sizes as vramscope computes them: each layer's
+    weights (the GGUF's or llama.cpp's quantization mix) and cache (``num_ctx × num_parallel`` cells, GraphSize's
+    per-layer cache), the output layer last, the token embedding on the CPU, and each GPU's graph the llama.cpp
+    compute buffer of one ``num_batch`` micro-batch with the logits (``llamacpp.compute_buffer``)."""
+    from .llamacpp import compute_buffer
+
+    batch = min(num_ctx, num_batch)
+    kv, _, _ = graph_size(f, num_ctx, batch, num_parallel, kv_type, flash)
+    n = f.block_count
+    layers = [f.layer_sizes[i] + kv[i] for i in range(n)] + [f.output_size]
+    graph = compute_buffer(spec, num_ctx * num_parallel, batch, flash, True)
+    cpu_graph = batch * 4 * 2 * f.embedding
+    lay = build_layout(layers, list(free), [graph] * len(free), f.input_size, cpu_graph, num_gpu=num_gpu,
+                       overhead=overhead, spread=spread, minimum=minimum)
+    devices = []
+    for g in range(len(free)):
+        mine = [i for gg, ls in lay.assignment if gg == g for i in ls]
+        weights = sum(f.layer_sizes[i] for i in mine if i < n) + (f.output_size if n in mine else 0)
+        kvs = sum(kv[i] for i in mine if i < n)
+        devices.append(OllamaDevice(device=g, free_bytes=free[g], layers=len(mine), allocation_bytes=lay.gpu_bytes[g],
+                                    weights_bytes=weights, kv_bytes=kvs, graph_bytes=graph if mine else 0,
+                                    reserve_bytes=minimum if mine else 0))
+    count = sum(lay.gpu_layers)
+    return MemoryEstimate(count, graph if count else 0, lay.vram_size, lay.total_size, tuple(lay.gpu_layers),
+                          tuple(lay.gpu_bytes), sum(kv), graph, graph, sum(f.layer_sizes), f.output_size,
+                          tuple(devices) if count else ())
+
+
 def ollama_run(model: Any, w: Any, gpus: Sequence[Any]) -> tuple[OllamaReport, GgufFacts, dict[str, Any]]:
     """The scheduler's decision for each GPU model named (a rig of ``w.num_gpus`` of it)."""
     o = ollama_options(w)
@@ -529,22 +574,31 @@ def ollama_run(model: Any, w: Any, gpus: Sequence[Any]) -> tuple[OllamaReport, G
     kvt = kv_cache_type(o["kv_type"], flash)
     opts = dict(num_ctx=num_ctx, num_batch=num_batch, num_parallel=o["num_parallel"], num_gpu=o["num_gpu"],
                 kv_type=kvt, flash=flash, overhead=o["overhead"], metal=metal)
-    _, spread_all = min_free_per_gpu(f, w.num_gpus, **opts)
-    alone = spread_all if w.num_gpus > 1 else estimate_gpu_layers(f, [1 << 62], **opts)
+    layout = uses_layout(o["version"], f.arch)
+
+    def plan(free: list[int], spread: bool = o["spread"]) -> tuple[list[int], MemoryEstimate]:
+        if o["num_gpu"] == 0:
+            free = []
+        if layout:
+            e = layout_estimate(model.spec, f, free, spread=spread, minimum=_minimum(gpus), **opts)
+            return [d.device for d in e.devices if d.layers], e
+        if not free:
+            return [], estimate_gpu_layers(f, [], **opts)
+        return schedule(f, free, spread=spread, **opts)
+
+    _, spread_all = min_free_per_gpu(f, w.num_gpus, lambda free: plan(free, True)[1], **opts)
+    alone = spread_all if w.num_gpus > 1 else plan([1 << 62])[1]
     per_gpu = []
     first: Optional[MemoryEstimate] = None
     for g in gpus:
-        free = [g.usable_bytes] * w.num_gpus
-        used, e = schedule(f, free, spread=o["spread"], **opts)
-        if o["num_gpu"] == 0:
-            e = estimate_gpu_layers(f, [], **opts)
+        used, e = plan([g.usable_bytes] * w.num_gpus)
         first = first or e
         per_gpu.append(OllamaGpu(gpu=g.name, free_bytes=g.usable_bytes, gpus_used=len(used) if e.layers else 0,
                                  layers_offloaded=e.layers, layers_split=list(e.tensor_split),
                                  size_bytes=e.total_size, vram_bytes=e.vram_size, size=human_bytes(e.total_size),
                                  processor=processor(e.total_size, e.vram_size), devices=list(e.devices)))
     ref = first or alone
-    report = OllamaReport(version=o["version"], num_ctx=num_ctx, num_batch=num_batch, num_parallel=o["num_parallel"],
+    report = OllamaReport(version=o["version"], scheduler="layout" if layout else "memory.go", num_ctx=num_ctx, num_batch=num_batch, num_parallel=o["num_parallel"],
                           num_gpu=o["num_gpu"], flash_attention=flash, kv_cache_type=kvt,
                           layers_model=f.block_count + 1, kv_bytes=ref.kv_total, graph_full_bytes=ref.graph_full,
                           graph_partial_bytes=ref.graph_partial, weights_repeating_bytes=ref.memory_weights,
@@ -577,10 +631,13 @@ class Ollama(Engine):
                       "prefill": {"weights": dev.weights_bytes, "kv_cache": dev.kv_bytes,
                                   "activations": dev.graph_bytes,
                                   "engine_overhead": dev.reserve_bytes - _minimum(gpus)}}
-        notes.append(Assumption("a_ollama", {"version": report.version, "ctx": report.num_ctx,
+        key = "a_ollama_layout" if report.scheduler == "layout" else "a_ollama"
+        notes.append(Assumption(key, {"version": report.version, "ctx": report.num_ctx,
                                              "parallel": report.num_parallel, "batch": report.num_batch,
                                              "fa": "on" if report.flash_attention else "off",
                                              "kv": report.kv_cache_type}))
+        if _version(report.version) >= LLAMA_SERVER_FROM:
+            notes.append(Assumption("a_ollama_llama_server", {"version": report.version}))
         for g in report.per_gpu:
             notes.append(Assumption("a_ollama_split", {"gpu": g.gpu, "n": w.num_gpus, "layers": g.layers_offloaded,
                                                        "total": report.layers_model,
@@ -641,3 +698,142 @@ class Ollama(Engine):
 
 
 ENGINE = Ollama()
+
+
+# ---- the layout of Ollama's own memory management (llm/server.go, v0.11.5 for its own engine; every model from
+# v0.12.11, commit f560bd077, to v0.24.x; from v0.30.0, #16031, llama-server's --fit places the layers) ----------
+#
+# The runner reports what each layer takes (its weights and cache: ``layers[i]``, the output layer last) and the
+# graph each device needs; ``buildLayout`` sorts the GPUs by free memory, reserves on each ``MinimumMemory`` +
+# ``OLLAMA_GPU_OVERHEAD`` + its graph, and ``assignLayers`` packs the layers from the last one down onto the
+# fewest GPUs that take them all (``findBestFit``: the smallest capacity factor, bisected, at which
+# ``greedyFit`` still places as many layers; several GPUs end balanced), dropping the output layer when not
+# everything fits. ``ollama ps`` then shows SIZE = input weights + every layer + the graphs, and its VRAM share
+# the GPUs' (all of it when no layer is left on the CPU). Ported from v0.24.0 (the same code since v0.13.0).
+
+LAYOUT_FROM = (0, 12, 11)  # every model: f560bd077 "Use Ollama engine memory layouts for both old and new engines"
+LAYOUT_OWN_ENGINE_FROM = (0, 11, 5)  # its own engine: d5a0d8d90 "llm: New memory management"
+LLAMA_SERVER_FROM = (0, 30, 0)  # #16031: llama-server places the layers itself (--fit)
+#: fs/ggml/ggml.go OllamaEngineRequired (v0.12.10): the families its own engine runs
+OLLAMA_ENGINE_ARCHS = ("gemma3", "gemma3n", "gptoss", "gpt-oss", "llama4", "mistral3", "mllama", "qwen25vl",
+                       "qwen3", "qwen3moe", "qwen3vl", "qwen3vlmoe")
+
+
+def uses_layout(version: str, arch: str) -> bool:
+    """Whether Ollama ``version`` places this architecture's layers with its own memory layout."""
+    v = _version(version)
+    return v >= LAYOUT_FROM or (v >= LAYOUT_OWN_ENGINE_FROM and arch in OLLAMA_ENGINE_ARCHS)
+
+
+def _f32(x: float) -> float:
+    import struct
+
+    return struct.unpack("f", struct.pack("f", x))[0]
+
+
+Assignment = list[tuple[int, list[int]]]  # (gpu index into the list given, its layers), in device order
+
+
+def _sum(a: Assignment) -> int:
+    return sum(len(layers) for _, layers in a)
+
+
+def greedy_fit(layers: Sequence[int], free: Sequence[int], gpus: Sequence[int], capacity: float,
+               requested: int) -> Assignment:
+    """``greedyFit``: from the last layer down, onto the last GPU of ``gpus`` until it is full, then the one
+    before; each GPU's room is ``uint64(float32(free) × capacity)``."""
+    device = len(gpus) - 1
+    out: Assignment = [(gpus[device], [])]
+    room = int(_f32(_f32(float(free[gpus[device]])) * capacity))
+    for i in range(len(layers) - 1, -1, -1):
+        if requested >= 0 and len(layers) - 1 - i >= requested:
+            break
+        while True:
+            if layers[i] <= room:
+                out[0][1].insert(0, i)
+                room -= layers[i]
+                break
+            device -= 1
+            if device < 0:
+                return out
+            out.insert(0, (gpus[device], []))
+            room = int(_f32(_f32(float(free[gpus[device]])) * capacity))
+    return out
+
+
+def find_best_fit(layers: Sequence[int], free: Sequence[int], gpus: Sequence[int], requested: int,
+                  force: bool) -> Assignment:
+    """``findBestFit``: the smallest capacity factor (float32 bisection to 1e-6) that places as many layers."""
+    high, low = _f32(1000.0 if requested >= 0 and force else 1.0), _f32(0.0)
+    best = greedy_fit(layers, free, gpus, high, requested)
+    most = _sum(best)
+    if most == 0:
+        return best
+    while _f32(high - low) > 1e-6:
+        mid = _f32(_f32(low + high) / 2)
+        a = greedy_fit(layers, free, gpus, mid, requested)
+        if _sum(a) == most:
+            high, best = mid, a
+        else:
+            low = mid
+    return best
+
+
+def assign_layers(layers: Sequence[int], free: Sequence[int], gpus: Sequence[int], require_full: bool,
+                  requested: int, last_used: int = 0, spread: bool = False) -> Assignment:
+    """``assignLayers``: the fewest GPUs (from ``last_used`` on) that take every layer, else as many as fit;
+    without room for all of them, once more without the output layer."""
+    layers = list(layers)
+    out: Assignment = []
+    for _ in range(2):
+        requested = min(len(layers), requested)
+        if not gpus:
+            out = []
+        elif not spread:
+            for i in range(last_used, len(gpus)):
+                force = i == len(gpus) - 1 and not require_full
+                out = find_best_fit(layers, free, list(gpus[:i + 1]), requested, force)
+                if _sum(out) == len(layers) or _sum(out) == requested:
+                    break
+        else:
+            out = find_best_fit(layers, free, list(gpus), requested, not require_full)
+        if _sum(out) == len(layers):
+            return out
+        layers = layers[:-1]
+    return out
+
+
+@dataclass(frozen=True)
+class Layout:
+    assignment: Assignment  # indices into the GPU list given
+    gpu_bytes: tuple[int, ...]  # per GPU: its layers and its graph
+    gpu_layers: tuple[int, ...]
+    vram_size: int
+    total_size: int
+
+
+def build_layout(layers: Sequence[int], free: Sequence[int], graphs: Sequence[int], input_weights: int,
+                 cpu_graph: int, num_gpu: int = -1, overhead: int = 0, spread: bool = False,
+                 minimum: int = MINIMUM_MEMORY, require_full: bool = False) -> Layout:
+    """``buildLayout`` + ``verifyLayout`` + ``VRAMSize``/``TotalSize`` for GPUs of one library, the runner's
+    per-layer sizes and per-GPU graphs given (the steady state of ``Load``'s fit/alloc iterations)."""
+    order = sorted(range(len(free)), key=lambda i: -free[i])
+    room = list(free)
+    for i in order:
+        reserved = minimum + overhead + graphs[i]
+        room[i] = room[i] - reserved if room[i] > reserved else 0
+    a = assign_layers(layers, room, order, require_full, num_gpu, 0, spread)
+    per = [0] * len(free)
+    count = [0] * len(free)
+    on_gpu: set[int] = set()
+    for g, ls in a:
+        if ls:
+            per[g] += graphs[g] + sum(layers[i] for i in ls)
+            count[g] += len(ls)
+            on_gpu.update(ls)
+    cpu = input_weights + cpu_graph + sum(layers[i] for i in range(len(layers)) if i not in on_gpu)
+    vram = sum(per)
+    if len(on_gpu) == len(layers):
+        vram += input_weights + cpu_graph  # nothing left on the CPU: the whole size counts as offloaded
+    return Layout(assignment=[(g, ls) for g, ls in a if ls], gpu_bytes=tuple(per), gpu_layers=tuple(count),
+                  vram_size=vram, total_size=sum(per) + cpu)
