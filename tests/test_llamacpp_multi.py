@@ -131,3 +131,22 @@ def test_estimate_answers_per_device():
     one = vramscope.estimate("qwen2.5-72b", engine="llama.cpp", quant="Q4_K_M")
     assert "devices" not in one.engine  # one GPU: the report is unchanged
     assert e.total_bytes < 0.6 * one.total_bytes
+
+
+@pytest.mark.parametrize("name, kw", [
+    ("llama-3-8b", dict(quant="Q4_K_M", seq=8192)), ("gemma-2-9b", dict(quant="Q4_K_M", n_gpu_layers=20)),
+    ("deepseek-v2-lite", dict(quant="Q4_K_M", flash_attn=True)), ("mixtral-8x7b", dict(quant="Q8_0", n_gpu_layers=0)),
+    ("qwen2.5-7b", dict(quant="Q4_K_M", n_gpu_layers=28, cache_type_k="q8_0", cache_type_v="q8_0", flash_attn=True)),
+])
+def test_one_device_is_the_single_gpu_model(name, kw):
+    """On one device the placement rule gives exactly the single-GPU buffers (checked against llama.cpp's logs in
+    test_engines.py): the two paths cannot drift apart."""
+    from vramscope.engines.llamacpp import llamacpp_inference
+
+    m = load_model(name)
+    w = make_workload(engine="llama.cpp", **kw)
+    _, r = llamacpp_inference(m, w, [])
+    (d,), host, _ = llamacpp_devices(m, w, 1)
+    assert (d.model_buffer_bytes, d.kv_buffer_bytes, d.compute_buffer_bytes) == \
+        (r.gpu.model_buffer_bytes, r.gpu.kv_buffer_bytes, r.gpu.compute_buffer_bytes)
+    assert host == r.host

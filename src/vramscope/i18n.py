@@ -601,6 +601,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "--dp {dp}: independent replicas, each GPU holds the same as one replica's",
         "zh": "--dp {dp}：相互独立的副本，每张 GPU 的占用与单个副本相同",
     },
+    "a_llamacpp_host_mmap": {
+        "en": "host model buffer {size}: memory-mapped from the GGUF file (llama.cpp's default): page cache the OS can reclaim and re-read",
+        "zh": "主机模型缓冲 {size}：从 GGUF 文件内存映射（llama.cpp 默认）：操作系统可回收、再读取的页缓存",
+    },
+    "a_llamacpp_host_allocated": {
+        "en": "host model buffer {size}: --no-mmap reads it into allocated RAM",
+        "zh": "主机模型缓冲 {size}：--no-mmap 会把它读入分配的内存",
+    },
+    "a_llamacpp_host_locked": {
+        "en": "host model buffer {size}: --mlock pins it in RAM (it cannot be swapped out)",
+        "zh": "主机模型缓冲 {size}：--mlock 把它锁定在内存中（不会被换出）",
+    },
     "a_llamacpp_no_mla": {
         "en": "this DeepSeek GGUF predates the *_mla keys (converted before April 2025): llama.cpp runs it without MLA and caches per-head keys and values ({k} + {v} per token and layer)",
         "zh": "此 DeepSeek GGUF 早于 *_mla 键（2025 年 4 月前转换）：llama.cpp 不用 MLA 运行它，按头缓存 K 和 V（每个 token 每层 {k} + {v}）",

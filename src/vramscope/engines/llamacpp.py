@@ -98,6 +98,7 @@ class LlamacppReport(EngineReport):
     main_gpu: Optional[int] = None
     pipeline_parallel: Optional[bool] = None
     devices: Optional[list["DeviceBuffers"]] = None
+    host_model_buffer: Optional[str] = None  # mmap (file-backed, the default), allocated (--no-mmap), locked (--mlock)
 
 
 _BLK = re.compile(r"(?:^|\.)(?:blk|layers|h|layer|block)\.(\d+)\.")
@@ -509,14 +510,16 @@ def split_options(w: Workload) -> dict[str, Any]:
             "tensor_split": getattr(w, "tensor_split", None),
             "main_gpu": getattr(w, "main_gpu", None),
             "kv_offload": not getattr(w, "no_kv_offload", False),
-            "n_batch": getattr(w, "batch_size", None)}
+            "n_batch": getattr(w, "batch_size", None),
+            "no_mmap": bool(getattr(w, "no_mmap", False)), "mlock": bool(getattr(w, "mlock", False))}
 
 
 def multi_device(w: Workload) -> bool:
     """Whether the estimate goes through :func:`llamacpp_devices` (several GPUs or a split option given)."""
     o = split_options(w)
     return (w.num_gpus > 1 or o["split_mode"] != "layer" or o["tensor_split"] is not None
-            or o["main_gpu"] is not None or not o["kv_offload"] or o["n_batch"] is not None)
+            or o["main_gpu"] is not None or not o["kv_offload"] or o["n_batch"] is not None or o["no_mmap"]
+            or o["mlock"])
 
 
 def llamacpp_multi_inference(model: ResolvedModel, w: Workload, notes: list[Assumption],
@@ -552,6 +555,12 @@ def llamacpp_multi_inference(model: ResolvedModel, w: Workload, notes: list[Assu
         notes.append(Assumption("a_llamacpp_pipeline", {"copies": SCHED_MAX_COPIES}))
     if not o["kv_offload"]:
         notes.append(Assumption("a_llamacpp_no_kv_offload", {}))
+    # llama_model_loader: mmap by default (the CPU_Mapped buffer is the file's page cache, reclaimable);
+    # --no-mmap reads the host tensors into an allocated buffer; --mlock pins the mapping in RAM
+    host_kind = "locked" if o["mlock"] else ("allocated" if o["no_mmap"] else "mmap")
+    if host.model_buffer_bytes:
+        notes.append(Assumption(f"a_llamacpp_host_{host_kind}",
+                                {"size": f"{host.model_buffer_bytes / 2**20:,.2f} MiB"}))
     phases = {"load": {"weights": gpu.model_buffer_bytes},
               "prefill": {"weights": gpu.model_buffer_bytes, "kv_cache": gpu.kv_buffer_bytes,
                           "activations": gpu.compute_buffer_bytes}}
@@ -560,7 +569,7 @@ def llamacpp_multi_inference(model: ResolvedModel, w: Workload, notes: list[Assu
                             flash_attn=w.flash_attn, gpu=gpu, host=host,
                             host_bytes=host.model_buffer_bytes + host.kv_buffer_bytes + host.compute_buffer_bytes,
                             split_mode=o["split_mode"], tensor_split=o["tensor_split"], main_gpu=main,
-                            pipeline_parallel=f["pipeline"], devices=devs)
+                            pipeline_parallel=f["pipeline"], devices=devs, host_model_buffer=host_kind)
     return phases, report
 
 
