@@ -629,3 +629,27 @@ def estimate_kwargs(p: ParsedCommand, model_context: Optional[int] = None) -> di
     if out.get("num_gpus", 1) > 1 and p.engine == "transformers" and "parallelism" not in out:
         out["parallelism"] = "ddp"  # torchrun / accelerate without a sharding config: data parallel replicas
     return out
+
+
+def command_notes(p: ParsedCommand) -> list[Any]:
+    """The estimate's assumptions about a pasted command: what was read and every flag not used."""
+    from .result import Assumption
+
+    notes = [Assumption("a_cmd_read", {"program": p.program, "engine": p.engine})]
+    for key, items in (("a_cmd_ignored", p.ignored), ("a_cmd_unmodelled", p.unmodelled),
+                       ("a_cmd_unknown", p.unknown)):
+        if items:
+            notes.append(Assumption(key, {"flags": ", ".join(shown(x) for x in items)}))
+    return notes
+
+
+def config_notes(c: Any) -> list[Any]:
+    """The estimate's assumptions about a training recipe read with ``--config``."""
+    from .result import Assumption
+
+    notes = [Assumption("a_config_read", {"format": c.format})]
+    if c.unmodelled:
+        notes.append(Assumption("a_cmd_unmodelled", {"flags": ", ".join(shown(x) for x in c.unmodelled)}))
+    if c.ignored:
+        notes.append(Assumption("a_config_ignored", {"fields": ", ".join(shown(x) for x in c.ignored)}))
+    return notes

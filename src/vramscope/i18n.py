@@ -613,6 +613,30 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "host model buffer {size}: --mlock pins it in RAM (it cannot be swapped out)",
         "zh": "主机模型缓冲 {size}：--mlock 把它锁定在内存中（不会被换出）",
     },
+    "a_cmd_read": {
+        "en": "read from the command line: {program} ({engine} engine)",
+        "zh": "从命令行读取：{program}（{engine} 引擎）",
+    },
+    "a_cmd_ignored": {
+        "en": "flags that do not change memory, ignored: {flags}",
+        "zh": "不影响显存、已忽略的参数：{flags}",
+    },
+    "a_cmd_unmodelled": {
+        "en": "change memory but are not modelled (the estimate leaves them out): {flags}",
+        "zh": "会影响显存但未建模（估算未计入）：{flags}",
+    },
+    "a_cmd_unknown": {
+        "en": "flags vramscope does not know (not used): {flags}",
+        "zh": "vramscope 不认识的参数（未使用）：{flags}",
+    },
+    "a_config_read": {
+        "en": "read from a {format} training config",
+        "zh": "从 {format} 训练配置读取",
+    },
+    "a_config_ignored": {
+        "en": "config fields that do not change memory, ignored: {fields}",
+        "zh": "不影响显存、已忽略的配置字段：{fields}",
+    },
     "a_llamacpp_no_mla": {
         "en": "this DeepSeek GGUF predates the *_mla keys (converted before April 2025): llama.cpp runs it without MLA and caches per-head keys and values ({k} + {v} per token and layer)",
         "zh": "此 DeepSeek GGUF 早于 *_mla 键（2025 年 4 月前转换）：llama.cpp 不用 MLA 运行它，按头缓存 K 和 V（每个 token 每层 {k} + {v}）",
