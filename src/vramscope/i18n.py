@@ -589,6 +589,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Ollama v{version} hands the layer placement to llama-server --fit (since v0.30.0), which vramscope does not model: shown is Ollama's own layout of v0.24",
         "zh": "Ollama v{version} 把分层放置交给 llama-server --fit（自 v0.30.0 起），vramscope 未建模：此处显示的是 Ollama v0.24 自己的布局",
     },
+    "a_ollama_no_projector": {
+        "en": "the vision projector Ollama loads beside the text model (its weights and image graph) is not included",
+        "zh": "未计入 Ollama 在文本模型旁加载的视觉投影器（其权重与图像计算图）",
+    },
     "a_ollama_split": {
         "en": "Ollama on {n} × {gpu}: {layers}/{total} layers on the GPU (split {split}); ollama ps would show {size} {ps}",
         "zh": "Ollama 在 {n} 张 {gpu} 上：{layers}/{total} 层在 GPU（切分 {split}）；ollama ps 将显示 {size} {ps}",

@@ -636,6 +636,8 @@ class Ollama(Engine):
                                              "parallel": report.num_parallel, "batch": report.num_batch,
                                              "fa": "on" if report.flash_attention else "off",
                                              "kv": report.kv_cache_type}))
+        if model.spec.vision is not None:
+            notes.append(Assumption("a_ollama_no_projector", {}))
         if _version(report.version) >= LLAMA_SERVER_FROM:
             notes.append(Assumption("a_ollama_llama_server", {"version": report.version}))
         for g in report.per_gpu:
