@@ -593,6 +593,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "the vision projector Ollama loads beside the text model (its weights and image graph) is not included",
         "zh": "未计入 Ollama 在文本模型旁加载的视觉投影器（其权重与图像计算图）",
     },
+    "a_ollama_default_quant": {
+        "en": "no --quant: the Ollama library's default blob, {quant} (give --quant F16 for the unquantized weights)",
+        "zh": "未给出 --quant：采用 Ollama 库的默认文件 {quant}（要用未量化权重请给出 --quant F16）",
+    },
     "a_ollama_split": {
         "en": "Ollama on {n} × {gpu}: {layers}/{total} layers on the GPU (split {split}); ollama ps would show {size} {ps}",
         "zh": "Ollama 在 {n} 张 {gpu} 上：{layers}/{total} 层在 GPU（切分 {split}）；ollama ps 将显示 {size} {ps}",

@@ -429,11 +429,24 @@ def gguf_arch(model: Any) -> str:
     return archs[0] if archs else mt
 
 
+#: what ``ollama pull name:size`` fetches without a quantization tag (the library's default blobs)
+DEFAULT_LIBRARY_QUANT = "Q4_K_M"
+
+
+def library_default_quant(model: Any, w: Any) -> bool:
+    """A model that is not a GGUF file, with no ``--quant``: Ollama would run the library's Q4_K_M blob."""
+    return w.quant == "none" and w.dtype is None and not (model.kind == "gguf" and model.stored is not None)
+
+
 def facts(model: Any, w: Any) -> GgufFacts:
     """The GGUF facts of a model as Ollama reads them, from the file or from llama.cpp's quantization mix."""
     from .llamacpp import _PER_LAYER_DUPLICATED, _is_input, _tensor_bytes, mla_absorbed
 
+    from dataclasses import replace
+
     spec = model.spec
+    if library_default_quant(model, w):
+        w = replace(w, quant=DEFAULT_LIBRARY_QUANT)
     n = spec.num_layers
     layers = [0] * n
     output = embd = 0
@@ -636,6 +649,8 @@ class Ollama(Engine):
                                              "parallel": report.num_parallel, "batch": report.num_batch,
                                              "fa": "on" if report.flash_attention else "off",
                                              "kv": report.kv_cache_type}))
+        if library_default_quant(model, w):
+            notes.append(Assumption("a_ollama_default_quant", {"quant": DEFAULT_LIBRARY_QUANT}))
         if model.spec.vision is not None:
             notes.append(Assumption("a_ollama_no_projector", {}))
         if _version(report.version) >= LLAMA_SERVER_FROM:
