@@ -64,7 +64,7 @@ def test_sglang():
                       "--mem-fraction-static 0.85 --context-length 8192 --max-running-requests 64 "
                       "--chunked-prefill-size 4096 --port 30000".split())
     assert (p.engine, p.model) == ("sglang", "meta-llama/Llama-3.1-8B-Instruct")
-    assert p.options == {"num_gpus": 2, "parallelism": "tp", "mem_fraction_static": 0.85, "max_model_len": 8192,
+    assert p.options == {"num_gpus": 2, "parallelism": "tp", "mem_fraction_static": 0.85, "context_length": 8192,
                          "max_running_requests": 64, "chunked_prefill_size": 4096}
     assert p.ignored == ["--port 30000"]
 

@@ -209,7 +209,7 @@ def _llama_fa(o: dict[str, Any], flag: str, value: Optional[str]) -> None:
 
 
 def _llama_cache(key: str) -> Callable[[dict, str, Optional[str]], None]:
-    from .workload import LLAMA_CACHE_TYPES
+    from .engines.llamacpp import LLAMA_CACHE_TYPES
 
     def apply(o: dict[str, Any], flag: str, value: Optional[str]) -> None:
         v = (value or "").strip().lower()
@@ -274,16 +274,15 @@ LLAMA_UNMODELLED = {"-ot": True, "--override-tensor": True, "-cmoe": False, "--c
 SGLANG_FLAGS = (
     Flag(("--model-path", "--model"), _set("_model")),
     Flag(("--tp-size", "--tp", "--tensor-parallel-size"), _vllm_tp),
-    Flag(("--dp-size", "--dp", "--data-parallel-size"), _set("dp", _int)),
+    Flag(("--dp-size", "--dp", "--data-parallel-size"), _set("dp_size", _int)),
     Flag(("--mem-fraction-static",), _set("mem_fraction_static", _float)),
-    Flag(("--context-length",), _set("max_model_len", _int)),
+    Flag(("--context-length",), _set("context_length", _int)),
     Flag(("--max-running-requests",), _set("max_running_requests", _int)),
     Flag(("--max-total-tokens",), _set("max_total_tokens", _int)),
     Flag(("--chunked-prefill-size",), _set("chunked_prefill_size", _int)),
     Flag(("--kv-cache-dtype",), _vllm_kv),
     Flag(("--dtype",), _dtype),
     Flag(("--quantization",), _vllm_quant),
-    Flag(("--disable-cuda-graph",), _true("enforce_eager"), takes_value=False),
     Flag(("--cuda-graph-max-bs",), _set("cuda_graph_max_bs", _int)),
 )
 SGLANG_IGNORED = {"--host": True, "--port": True, "--trust-remote-code": False, "--served-model-name": True,
@@ -291,7 +290,7 @@ SGLANG_IGNORED = {"--host": True, "--port": True, "--trust-remote-code": False, 
                   "--chat-template": True, "--disable-radix-cache": False, "--schedule-policy": True,
                   "--attention-backend": True, "--reasoning-parser": True, "--tool-call-parser": True,
                   "--revision": True, "--download-dir": True, "--enable-metrics": False}
-SGLANG_UNMODELLED = {"--max-prefill-tokens": True, "--enable-dp-attention": False, "--ep-size": True, "--ep": True,
+SGLANG_UNMODELLED = {"--disable-cuda-graph": False, "--max-prefill-tokens": True, "--enable-dp-attention": False, "--ep-size": True, "--ep": True,
                      "--speculative-algorithm": True, "--page-size": True, "--cpu-offload-gb": True,
                      "--lora-paths": True, "--enable-torch-compile": False}
 

@@ -162,7 +162,9 @@ GROUPS = {
     "training": ("training", "训练"),
     "parallel": ("GPUs and parallelism", "GPU 与并行"),
     "vllm": ("vLLM (--engine vllm)", "vLLM（--engine vllm）"),
-    "llama.cpp": ("llama.cpp / Ollama (--engine llama.cpp)", "llama.cpp / Ollama（--engine llama.cpp）"),
+    "llama.cpp": ("llama.cpp (--engine llama.cpp)", "llama.cpp（--engine llama.cpp）"),
+    "ollama": ("Ollama (--engine ollama)", "Ollama（--engine ollama）"),
+    "sglang": ("SGLang (--engine sglang)", "SGLang（--engine sglang）"),
     "output": ("output", "输出"),
 }
 
@@ -227,7 +229,8 @@ CORE: tuple[Option, ...] = (
       help_en="analytic (default) | seed (the article's rule of thumb)",
       help_zh="analytic（默认）| seed（原文的经验公式）"),
     O("engine", ("--engine",), "custom", "transformers", parse=_engine,
-      help_en="transformers (default) | vllm | llama.cpp", help_zh="transformers（默认）| vllm | llama.cpp"),
+      help_en="transformers (default) | vllm | llama.cpp | ollama | sglang",
+      help_zh="transformers（默认）| vllm | llama.cpp | ollama | sglang"),
     O("dtype", ("--dtype",), "custom", None,
       help_en="fp32 | fp16 | bf16 (default: the checkpoint's dtype, else bf16)",
       help_zh="fp32 | fp16 | bf16（默认：检查点自身的类型，否则 bf16）"),

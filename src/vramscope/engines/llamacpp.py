@@ -287,6 +287,32 @@ def _bits(ftype: str) -> float:
 #   graph: attention and FFN when it holds a repeating layer, the logits when it holds the output layer.
 
 SPLIT_MODES = ("none", "layer", "row")
+
+
+def _read_tensor_split(value: Any, field: str) -> tuple[float, ...]:
+    """``-ts 3,1`` (or ``3/1``, or a list): proportions of zero or more, at most 128 (GGML_CUDA_MAX_DEVICES)."""
+    from ..errors import VramscopeError
+    from ..units import shown
+
+    items = re.split(r"[,/]", value.strip()) if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not 1 <= len([x for x in items if str(x).strip()]) <= 128:
+        raise VramscopeError("bad_choice", field=field, value=shown(value), allowed="proportions such as 1,1 or 3,1")
+    out = []
+    for x in items:
+        if isinstance(x, str) and not x.strip():
+            continue
+        try:
+            f = float(x)
+        except (TypeError, ValueError):
+            raise VramscopeError("bad_choice", field=field, value=shown(value),
+                                 allowed="proportions such as 1,1 or 3,1") from None
+        if not 0 <= f < 1e12 or isinstance(x, bool):
+            raise VramscopeError("bad_choice", field=field, value=shown(value),
+                                 allowed="proportions of zero or more, such as 1,1 or 3,1")
+        out.append(f)
+    if not any(out):
+        raise VramscopeError("bad_choice", field=field, value=shown(value), allowed="at least one proportion above 0")
+    return tuple(out)
 #: ggml-backend.h GGML_SCHED_MAX_COPIES: input copies per backend under pipeline parallelism
 SCHED_MAX_COPIES = 4
 
@@ -506,8 +532,9 @@ def llamacpp_devices(model: ResolvedModel, w: Workload, n_devices: int, *, split
 
 def split_options(w: Workload) -> dict[str, Any]:
     """The multi-device options of a workload (plain values; their rows come with the option table)."""
+    ts = getattr(w, "tensor_split", None)
     return {"split_mode": getattr(w, "split_mode", None) or "layer",
-            "tensor_split": getattr(w, "tensor_split", None),
+            "tensor_split": list(ts) if ts else None,
             "main_gpu": getattr(w, "main_gpu", None),
             "kv_offload": not getattr(w, "no_kv_offload", False),
             "n_batch": getattr(w, "batch_size", None),
@@ -526,7 +553,8 @@ def llamacpp_multi_inference(model: ResolvedModel, w: Workload, notes: list[Assu
                              gpus: tuple[Gpu, ...]) -> tuple[Phases, LlamacppReport]:
     """Phases of the fullest device and the report with every device's buffers."""
     o = split_options(w)
-    n = w.num_gpus
+    # the devices: --gpus, or as many as --tensor-split names (llama.cpp reads one entry per device it has)
+    n = w.num_gpus if w.num_gpus > 1 or not o["tensor_split"] else len(o["tensor_split"])
     main = o["main_gpu"] if o["main_gpu"] is not None else 0
     if o["split_mode"] == "none" and main >= n:
         from ..errors import VramscopeError
@@ -592,6 +620,29 @@ class LlamaCpp(Engine):
                help_en="flash attention", help_zh="flash attention（闪电注意力）"),
         Option("ubatch", ("--ubatch-size", "-ub"), "int", 512, group="llama.cpp", owner="llama.cpp", lo=1,
                hi=1_000_000, help_en="physical micro-batch (default 512)", help_zh="物理微批大小（默认 512）"),
+        # several devices (issue #17): llamacpp_devices
+        Option("split_mode", ("--split-mode", "-sm"), "choice", None, group="llama.cpp", owner="llama.cpp",
+               choices=SPLIT_MODES,
+               help_en="how --gpus share the model: layer (default), row (matrix rows spread), none (--main-gpu only)",
+               help_zh="--gpus 如何分担模型：layer（默认）、row（矩阵按行分布）、none（仅 --main-gpu）"),
+        Option("tensor_split", ("--tensor-split", "-ts"), "custom", None, group="llama.cpp", owner="llama.cpp",
+               parse=_read_tensor_split, metavar="N0,N1,...",
+               help_en="proportions of the model per GPU, e.g. 3,1 (default: each GPU's free memory)",
+               help_zh="每张 GPU 分到的模型比例，例如 3,1（默认按各 GPU 的空闲显存）"),
+        Option("main_gpu", ("--main-gpu", "-mg"), "int", None, group="llama.cpp", owner="llama.cpp", lo=0,
+               hi=127, help_en="the GPU that holds the model with --split-mode none (default 0)",
+               help_zh="--split-mode none 时放模型的 GPU（默认 0）"),
+        Option("no_kv_offload", ("--no-kv-offload", "-nkvo"), "flag", False, group="llama.cpp", owner="llama.cpp",
+               help_en="keep the KV cache (and attention) in host memory",
+               help_zh="把 KV 缓存（及注意力计算）留在主机内存"),
+        Option("batch_size", ("--batch-size", "-b"), "int", None, group="llama.cpp", owner="llama.cpp", lo=1,
+               hi=1_000_000, help_en="logical batch (default 2048); n_ubatch is at most it",
+               help_zh="逻辑批大小（默认 2048）；n_ubatch 不超过它"),
+        Option("no_mmap", ("--no-mmap",), "flag", False, group="llama.cpp", owner="llama.cpp",
+               help_en="read host-side tensors into allocated RAM instead of mapping the file",
+               help_zh="把主机侧张量读入分配的内存，而不是映射文件"),
+        Option("mlock", ("--mlock",), "flag", False, group="llama.cpp", owner="llama.cpp",
+               help_en="pin the model in RAM", help_zh="把模型锁定在内存中"),
     )
 
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],

@@ -39,6 +39,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
+from ..options import Option
 from ..result import Assumption, Estimate, GpuVerdict
 from .base import Engine, EngineReport, Phases, Record
 
@@ -625,12 +626,63 @@ def _minimum(gpus: Sequence[Any]) -> int:
     return MINIMUM_MEMORY_METAL if gpus and getattr(gpus[0], "vendor", "") == "apple" else MINIMUM_MEMORY
 
 
+def _version_text(value: Any, field: str) -> str:
+    from ..errors import VramscopeError
+    from ..units import shown
+
+    v = str(value).strip().lstrip("v") if isinstance(value, (str, int, float)) else ""
+    if not re.fullmatch(r"\d{1,3}(\.\d{1,4}){0,2}", v):
+        raise VramscopeError("bad_choice", field=field, value=shown(value), allowed="a version such as 0.12.10")
+    return v
+
+
+def _size(value: Any, field: str) -> int:
+    from ..units import parse_bytes
+
+    return parse_bytes(value, field, minimum=0)
+
+
+def _tri(value: Any, field: str) -> Optional[bool]:
+    from ..units import parse_bool
+
+    return None if value is None else parse_bool(value, field)
+
+
 class Ollama(Engine):
     name = "ollama"
     aliases = ("ollama",)
     gguf_quants = True
     sizes_by_gpu = True
     overhead_note = "a_overhead_ollama"
+    options = (
+        Option("ollama_version", ("--ollama-version",), "custom", None, group="ollama", owner="ollama",
+               parse=_version_text, metavar="X.Y.Z",
+               help_en="the Ollama release whose defaults and scheduler apply (default 0.24.0; up to 0.12.10 its "
+                       "memory.go estimate)",
+               help_zh="采用其默认值和调度器的 Ollama 版本（默认 0.24.0；0.12.10 及以前为 memory.go 估算）"),
+        Option("num_parallel", ("--num-parallel",), "int", None, group="ollama", owner="ollama", lo=1, hi=1024,
+               help_en="OLLAMA_NUM_PARALLEL: requests at once; the cache holds num_ctx × this (default 1)",
+               help_zh="OLLAMA_NUM_PARALLEL：同时处理的请求数；缓存容量为 num_ctx × 该值（默认 1）"),
+        Option("num_gpu", ("--num-gpu",), "int", None, group="ollama", owner="ollama", lo=-1, hi=100_000,
+               help_en="Ollama's num_gpu: layers to offload (default -1: as many as fit)",
+               help_zh="Ollama 的 num_gpu：卸载的层数（默认 -1：尽可能多）"),
+        Option("num_batch", ("--num-batch",), "int", None, group="ollama", owner="ollama", lo=1, hi=1_000_000,
+               help_en="Ollama's num_batch (default 512)", help_zh="Ollama 的 num_batch（默认 512）"),
+        Option("ollama_flash_attention", ("--ollama-flash-attention",), "custom", None, group="ollama",
+               owner="ollama", parse=_tri, metavar="BOOL",
+               help_en="OLLAMA_FLASH_ATTENTION true/false (default: the model family's)",
+               help_zh="OLLAMA_FLASH_ATTENTION true/false（默认取模型系列的设置）"),
+        Option("ollama_kv_cache_type", ("--ollama-kv-cache-type",), "choice", None, group="ollama",
+               owner="ollama", choices=("f16", "q8_0", "q4_0"),
+               help_en="OLLAMA_KV_CACHE_TYPE: f16 (default) | q8_0 | q4_0 (with flash attention)",
+               help_zh="OLLAMA_KV_CACHE_TYPE：f16（默认）| q8_0 | q4_0（需 flash attention）"),
+        Option("gpu_overhead", ("--gpu-overhead",), "custom", None, group="ollama", owner="ollama", parse=_size,
+               metavar="SIZE", help_en="OLLAMA_GPU_OVERHEAD: memory kept free on each GPU (default 0)",
+               help_zh="OLLAMA_GPU_OVERHEAD：每张 GPU 预留的显存（默认 0）"),
+        Option("sched_spread", ("--sched-spread",), "flag", False, group="ollama", owner="ollama",
+               help_en="OLLAMA_SCHED_SPREAD: spread the model over every GPU",
+               help_zh="OLLAMA_SCHED_SPREAD：把模型分布到全部 GPU"),
+    )
 
     def inference(self, model: Any, w: Any, dtype: str, notes: list[Assumption],
                   gpus: tuple[Any, ...]) -> tuple[Phases, Optional[EngineReport]]:

@@ -24,16 +24,19 @@ v0.5 series):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..gpus import Gpu
 from ..memory import kv_cache
 from ..memory.kv_cache import KV_DTYPE_BYTES
 from ..memory.overhead import CONTEXT_NOMINAL
+from ..options import Option
 from ..result import Assumption, Estimate, GpuVerdict
 from ..sources.base import ResolvedModel
-from ..workload import Workload
 from .base import Engine, EngineReport, Phases, Record, rank_spec, rank_weights
+
+if TYPE_CHECKING:
+    from ..workload import Workload
 
 MB = 2**20
 GiB = 2**30
@@ -111,7 +114,7 @@ def sglang_options(w: Workload) -> dict[str, Any]:
             "chunked_prefill_size": getattr(w, "chunked_prefill_size", None),
             "cuda_graph_max_bs": getattr(w, "cuda_graph_max_bs", None),
             "max_running_requests": getattr(w, "max_running_requests", None),
-            "dp": getattr(w, "dp", None) or 1}
+            "dp": getattr(w, "dp_size", None) or 1}
 
 
 def sglang_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gpus: tuple[Gpu, ...],
@@ -121,7 +124,7 @@ def sglang_inference(model: ResolvedModel, w: Workload, weights: int, a: float, 
     spec = rank_spec(model, w)
     b = KV_DTYPE_BYTES[w.kv_dtype] if w.kv_dtype else a
     cell = kv_cache.kv_bytes_per_token(spec, b, latent_mla=True)
-    ctx = w.max_model_len or model.spec.max_position_embeddings or w.seq
+    ctx = getattr(w, "context_length", None) or model.spec.max_position_embeddings or w.seq
     per_gpu = []
     for g in gpus:
         mem_mb = g.memory_bytes / MB
@@ -163,6 +166,29 @@ class Sglang(Engine):
     sizes_by_gpu = True
     aliases = ("sgl",)
     overhead_note = "a_overhead_sglang"
+    options = (
+        Option("mem_fraction_static", ("--mem-fraction-static",), "float", None, group="sglang", owner="sglang",
+               lo=0.05, hi=1.0, expected="a fraction from 0.05 to 1.0",
+               help_en="share of the free memory for weights and the token pool (default: SGLang's, by GPU memory)",
+               help_zh="空闲显存中给权重和 token 池的比例（默认：SGLang 按显存给出的值）"),
+        Option("context_length", ("--context-length",), "int", None, group="sglang", owner="sglang", lo=1,
+               hi=100_000_000, help_en="SGLang's context length (default: the model's)",
+               help_zh="SGLang 的上下文长度（默认取模型的）"),
+        Option("max_total_tokens", ("--max-total-tokens",), "int", None, group="sglang", owner="sglang", lo=1,
+               hi=10**10, help_en="cap on the token pool", help_zh="token 池的上限"),
+        Option("chunked_prefill_size", ("--chunked-prefill-size",), "int", None, group="sglang", owner="sglang",
+               lo=-1, hi=10**7, help_en="prefill chunk in tokens (default by GPU memory; -1 off)",
+               help_zh="预填充分块的 token 数（默认按显存；-1 关闭）"),
+        Option("cuda_graph_max_bs", ("--cuda-graph-max-bs",), "int", None, group="sglang", owner="sglang", lo=1,
+               hi=100_000, help_en="largest CUDA-graph batch (default by GPU memory)",
+               help_zh="最大的 CUDA Graph 批大小（默认按显存）"),
+        Option("max_running_requests", ("--max-running-requests",), "int", None, group="sglang", owner="sglang",
+               lo=1, hi=10**7, help_en="requests running at once (default from the pool)",
+               help_zh="同时运行的请求数（默认由 token 池得出）"),
+        Option("dp_size", ("--dp-size", "--dp"), "int", None, group="sglang", owner="sglang", lo=1, hi=1024,
+               help_en="data-parallel replicas (each GPU holds one replica's share)",
+               help_zh="数据并行副本数（每张 GPU 的占用与单个副本相同）"),
+    )
 
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
                   gpus: tuple[Gpu, ...]) -> tuple[Phases, Optional[EngineReport]]:
@@ -198,7 +224,7 @@ class Sglang(Engine):
             if src.get(key) is not None:
                 out[key] = src[key]
         if src.get("context_length") is not None:
-            out["max_model_len"] = src["context_length"]
+            out["context_length"] = src["context_length"]
         tp = int(src.get("tensor_parallel_size") or src.get("tp_size") or 1)
         if tp > 1:
             out.update(num_gpus=tp, parallelism="tp")
