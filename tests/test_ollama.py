@@ -249,3 +249,21 @@ def test_layout_sizes():
     assert lay.assignment == [(0, [1, 2])] and lay.vram_size == 220 * MB
     assert lay.total_size == 220 * MB + 30 * MB + 5 * MB + 200 * MB
     assert processor(lay.total_size, lay.vram_size) == "52%/48% CPU/GPU"  # 235 of 455 MiB on the CPU
+
+
+def test_versions_through_the_engine():
+    """--ollama-version 0.12.10: memory.go and its 4096 default; 0.6.8: 2048; every allocation includes the
+    MinimumMemory and buffer layer there, so the phases add up to it."""
+    old = vramscope.estimate("llama-3.1-70b", engine="ollama", quant="Q4_K_M", ollama_version="0.12.10",
+                             gpus=["rtx-4090"])
+    assert old.engine["scheduler"] == "memory.go" and old.engine["num_ctx"] == 4096
+    d = old.engine["per_gpu"][0]["devices"][0]
+    assert old.total_bytes == d["allocation_bytes"]
+    assert vramscope.estimate("llama-3-8b", engine="ollama", ollama_version="0.6.8").engine["num_ctx"] == 2048
+    # its own engine's families use the layout from v0.11.5
+    qwen3 = vramscope.estimate("qwen3-8b", engine="ollama", ollama_version="0.12.0", gpus=["rtx-4090"])
+    assert qwen3.engine["scheduler"] == "layout" and qwen3.engine["flash_attention"]  # qwen3 defaults FA on
+    new = vramscope.estimate("llama-3-8b", engine="ollama", ollama_version="0.31.0", gpus=["rtx-4090"])
+    assert any("llama-server --fit" in a.render() for a in new.assumptions)
+    two = vramscope.estimate("llama-3.1-70b", engine="ollama", num_gpus=2, num_parallel=2, gpus=["rtx-4090"])
+    assert two.engine["num_parallel"] == 2 and two.engine["num_ctx"] == 131072  # 48 GiB of VRAM: the top tier

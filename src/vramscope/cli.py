@@ -96,7 +96,14 @@ def _load(args: argparse.Namespace) -> tuple:
     from .options import from_namespace, workload_fields
     from .workload import make_workload
 
-    model = load_model(args.model, args.params, hub=not args.no_hub, layers=args.layers, hidden=args.hidden,
+    pasted, recipe = _pasted(args), _recipe(args)
+    name = args.model
+    for source, found in (("command", pasted.model if pasted else None), ("config", recipe.model if recipe else None)):
+        if found and name and found != name and args.params is None:
+            raise VramscopeError("conflict", field="model", reason=Text("r_model_disagrees", theirs=found,
+                                                                        source=Opt(source)))
+        name = name or (found if args.params is None else None)
+    model = load_model(name, args.params, hub=not args.no_hub, layers=args.layers, hidden=args.hidden,
                        heads=args.heads, kv_heads=args.kv_heads, head_dim=args.head_dim,
                        intermediate=args.intermediate, vocab=args.vocab)
     given = from_namespace(args, workload_fields())
@@ -105,7 +112,45 @@ def _load(args: argparse.Namespace) -> tuple:
             raise VramscopeError("conflict", field="zero", reason=Text("r_zero_is_parallelism",
                                                                        par=Opt("parallelism", "zeroN")))
         given["parallelism"] = {"0": "ddp"}.get(args.zero, f"zero{args.zero}")
-    return model, make_workload(**combine(given, _imported(args)))
+    merged = combine(given, _imported(args))
+    if recipe is not None:
+        merged = combine(merged, ("config", recipe.options))
+    if pasted is not None:
+        from .commandline import estimate_kwargs
+
+        merged = combine(merged, ("command", estimate_kwargs(pasted, model.spec.max_position_embeddings or None)))
+    args.notes = _notes(pasted, recipe)
+    return model, make_workload(**merged)
+
+
+def _pasted(args: argparse.Namespace) -> Any:
+    """The engine command line given after ``--`` (``vramscope estimate -- vllm serve ...``), parsed."""
+    tail = getattr(args, "pasted", None)
+    if not tail:
+        return None
+    from .commandline import parse_command
+
+    return parse_command(tail)
+
+
+def _recipe(args: argparse.Namespace) -> Any:
+    """The training recipe of ``--config`` (axolotl, LLaMA-Factory, TRL, torchtune), read."""
+    if getattr(args, "config", None) is None:
+        return None
+    from .configs import from_training_config
+
+    return from_training_config(args.config)
+
+
+def _notes(pasted: Any, recipe: Any) -> tuple:
+    from .commandline import command_notes, config_notes
+
+    out: list = []
+    if recipe is not None:
+        out += config_notes(recipe)
+    if pasted is not None:
+        out += command_notes(pasted)
+    return tuple(out)
 
 
 def _imported(args: argparse.Namespace) -> tuple[str, dict]:
@@ -152,6 +197,10 @@ def _cmd_estimate(args: argparse.Namespace, lang: str) -> int:
 
     model, workload = _load(args)
     result = estimate_resolved(model, workload, _gpus(args) or DEFAULT_SHORTLIST)
+    if getattr(args, "notes", ()):
+        from dataclasses import replace
+
+        result = replace(result, assumptions=result.assumptions + args.notes)
     if args.json:
         print(result.to_json(lang))  # allow_nan=False: never Infinity/NaN, which is not JSON
     else:
@@ -359,10 +408,19 @@ def _lang_asked(argv: Sequence[str]) -> Optional[str]:
     return None
 
 
+#: the commands that take an engine's command line after ``--``
+PASTING = ("estimate", "fit", "trace", "measure")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    pasted: list[str] = []
+    if argv and argv[0] in PASTING and "--" in argv:  # vramscope estimate [options] -- <the command you run>
+        cut = argv.index("--")
+        argv, pasted = argv[:cut], argv[cut + 1:]
     parser = build_parser(detect_lang(_lang_asked(argv)))
     args = parser.parse_args(argv)
+    args.pasted = pasted
     if args.version:
         from . import __version__
 
@@ -396,6 +454,8 @@ register({
                    "zh": "目录中的名称（llama-3-8b）、Hub id（meta-llama/Meta-Llama-3-8B）、文件夹、config.json、"
                          ".safetensors、.safetensors.index.json 或 .gguf"},
     "r_zero_is_parallelism": {"en": "is {par}: give one of them", "zh": "等同于 {par}：请只给其中一个"},
+    "r_model_disagrees": {"en": "differs from the model of {source} ('{theirs}'); give one of them",
+                          "zh": "与 {source} 中的模型（'{theirs}'）不同；请只给一个"},
     "r_two_configs": {"en": "and {other} describe two different trainings; give one config",
                       "zh": "与 {other} 描述的是两个不同的训练；请只给一个配置"},
     "r_config_disagrees": {"en": "'{mine}' disagrees with {config} ('{theirs}'); give it in one place",

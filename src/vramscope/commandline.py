@@ -234,8 +234,11 @@ def _llama_devices(o: dict[str, Any], flag: str, value: Optional[str]) -> None:
 
 
 def _llama_hf(o: dict[str, Any], flag: str, value: Optional[str]) -> None:
+    """``-hf owner/Model-GGUF[:quant]``: the model the GGUF repository holds (its name without ``-GGUF``, which the
+    catalog knows: ``unsloth/Qwen3-8B-GGUF`` is qwen3-8b) and the file type."""
     repo, _, quant = (value or "").partition(":")
-    o["_model"] = repo
+    name = repo.rsplit("/", 1)[-1]
+    o["_model"] = re.sub(r"[-_.]gguf$", "", name, flags=re.IGNORECASE) or repo
     if quant:
         o["quant"] = quant.upper()
 

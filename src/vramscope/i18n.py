@@ -638,8 +638,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "vramscope 不认识的参数（未使用）：{flags}",
     },
     "a_config_read": {
-        "en": "read from a {format} training config",
-        "zh": "从 {format} 训练配置读取",
+        "en": "read from the training config ({format})",
+        "zh": "从训练配置读取（{format}）",
     },
     "a_config_ignored": {
         "en": "config fields that do not change memory, ignored: {fields}",

@@ -392,6 +392,10 @@ CORE: tuple[Option, ...] = (
     O("fsdp", ("--fsdp",), "custom", None, group="parallel", owner="training", workload=False, web=False,
       metavar="ACCELERATE_CONFIG", help_en="read sharding strategy, offload, processes from it",
       help_zh="从中读取分片策略、卸载、进程数"),
+    O("config", ("--config",), "custom", None, group="training", owner="training", workload=False, web=False,
+      metavar="RECIPE", help_en="read a training recipe: axolotl, LLaMA-Factory, TRL / TrainingArguments (YAML or "
+                                "JSON) or torchtune",
+      help_zh="读取训练配方：axolotl、LLaMA-Factory、TRL / TrainingArguments（YAML 或 JSON）或 torchtune"),
     O("zero", ("--zero",), "choice", None, group="parallel", owner="training", workload=False, web=False,
       choices=("0", "1", "2", "3"), help_en="DeepSpeed ZeRO stage (= --parallelism zeroN; 0 = ddp)",
       help_zh="DeepSpeed ZeRO 阶段（等于 --parallelism zeroN；0 = ddp）"),
