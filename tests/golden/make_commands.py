@@ -104,8 +104,38 @@ def llamacpp() -> list[str]:
             # several GPUs (issue #17): llama.cpp's layer split, per device
             "estimate llama-3-8b --engine llama.cpp --gpus 2",
             "estimate qwen2.5-72b --engine llama.cpp --quant Q4_K_M --gpus 2 --gpu rtx-4090",
-            "estimate llama-3-70b --engine llama.cpp --quant Q4_K_M --gpus 4 -ngl 60 --gpu rtx-4090"]
+            "estimate llama-3-70b --engine llama.cpp --quant Q4_K_M --gpus 4 -ngl 60 --gpu rtx-4090",
+            "estimate qwen2.5-72b --engine llama.cpp --quant Q4_K_M --gpus 2 -ts 3,1 -sm row -fa --gpu rtx-4090",
+            "estimate qwen2.5-72b --engine llama.cpp --quant Q4_K_M --gpus 2 -sm none -mg 1 --gpu a100-80gb",
+            "estimate llama-3-8b --engine llama.cpp --quant Q4_K_M --gpus 2 -nkvo -b 256 --no-mmap",
+            "fit qwen2.5-72b --engine llama.cpp --quant Q4_K_M --gpus 2 --gpu rtx-4090"]
     return [c + " --json" for c in out]
+
+
+def engines() -> list[str]:
+    """Ollama's scheduler and SGLang's token pool (issue #17), and pasted command lines."""
+    out = []
+    for m, g in itertools.product(["llama-3-8b", "llama-3.1-70b", "qwen2.5-7b", "gemma-3-12b", "mixtral-8x7b"],
+                                  ["rtx-4090", "a100-80gb"]):
+        out.append(f"estimate {m} --engine ollama --gpu {g}")
+    out += ["estimate llama-3.1-70b --engine ollama --ollama-version 0.12.10 --gpu rtx-4090",
+            "estimate llama-3.1-70b --engine ollama --gpus 2 --num-parallel 4 --ollama-flash-attention true "
+            "--ollama-kv-cache-type q8_0 --gpu rtx-4090",
+            "estimate qwen2.5-32b --engine ollama --quant Q8_0 --num-gpu 30 --seq 16384 --gpu rtx-4090",
+            "fit llama-3.1-70b --engine ollama --quant Q4_K_M --gpu rtx-4090"]
+    for m, g in itertools.product(["llama-3-8b", "qwen2.5-7b", "deepseek-v2-lite", "llama-3-70b"],
+                                  ["rtx-4090", "h100-sxm"]):
+        out.append(f"estimate {m} --engine sglang --gpu {g}")
+    out += ["estimate llama-3-70b --engine sglang --gpus 4 --mem-fraction-static 0.85 --context-length 32768 "
+            "--gpu h100-sxm",
+            "fit llama-3.1-8b --engine sglang --gpu rtx-4090",
+            "estimate --gpu rtx-4090 -- vllm serve Qwen/Qwen2.5-7B --max-model-len 32768 -tp 2",
+            "estimate --gpu rtx-4090 -- ollama run llama3.1:70b",
+            "estimate --gpu h100-sxm -- python -m sglang.launch_server --model-path meta-llama/Llama-3.1-8B-Instruct "
+            "--tp 2 --mem-fraction-static 0.85",
+            "estimate --gpu rtx-4090 -- llama-server -hf bartowski/Qwen2.5-72B-Instruct-GGUF:Q4_K_M -c 8192 "
+            "-ngl 99 -ts 1,1"]
+    return [c.replace(" -- ", " --json -- ", 1) if " -- " in c else c + " --json" for c in out]
 
 
 def training() -> list[str]:
@@ -265,6 +295,10 @@ REFUSALS = [
     "estimate llama-3-8b --task finetune --gpus 4 --sp 2 --attn eager --json",
     "estimate llama-3-8b --task finetune --fsdp-sharding hybrid --gpus 4 --json",
     "estimate llama-3-8b --estimator seed --gpus 2 --json",
+    "estimate qwen2.5-72b --engine llama.cpp --gpus 2 -sm none -mg 2 --json",
+    "estimate llama-3-8b --engine ollama --num-parallel 0 --json",
+    "estimate llama-3-8b --engine sglang --mem-fraction-static 2 --json",
+    "estimate --json -- vllm serve Qwen/Qwen2.5-7B --max-model-len lots",
     "estimate llama-3-8b --batch 0 --json",
     "estimate llama-3-8b --cache static --engine vllm --json",
     "fit llama-3-8b --estimator seed --json",
@@ -275,7 +309,8 @@ def main() -> int:
     sys.path.insert(0, str(HERE))
     from regen import run  # noqa: E402  (the same in-process runner the test uses)
 
-    candidates = list(dict.fromkeys(inference() + vllm() + llamacpp() + training() + parallel() + fits()))
+    candidates = list(dict.fromkeys(inference() + vllm() + llamacpp() + engines() + training() + parallel()
+                                    + fits()))
     kept = []
     for c in candidates:
         rc, _, err = run(c)
