@@ -28,7 +28,7 @@ def test_llama_server():
     assert p.options == {"seq": 8192, "n_gpu_layers": 99, "tensor_split": [1.0, 1.0], "num_gpus": 2}
     p = parse_command("./llama-cli -hf unsloth/Qwen3-8B-GGUF:Q4_K_M -fa on -ctk q8_0 -ctv q8_0 -sm row -mg 1 "
                       "-b 1024 -ub 256 -nkvo --mlock -t 8 -ot exps=CPU".split())
-    assert p.model == "unsloth/Qwen3-8B-GGUF" and p.options["quant"] == "Q4_K_M"
+    assert p.model == "Qwen3-8B" and p.options["quant"] == "Q4_K_M"  # the repo name without -GGUF
     assert p.options["flash_attn"] and p.options["split_mode"] == "row" and p.options["main_gpu"] == 1
     assert p.options["batch_size"] == 1024 and p.options["ubatch"] == 256 and p.options["no_kv_offload"]
     assert p.ignored == ["--mlock", "-t 8"] and p.unmodelled == ["-ot exps=CPU"]
