@@ -171,6 +171,8 @@ FLAGS = {
     "packing": dict(task="finetune"), "compile": dict(task="finetune"),
     "sequence_parallel": dict(task="finetune", tp=2, num_gpus=2), "enforce_eager": dict(engine="vllm"),
     "flash_attn": dict(engine="llama.cpp"),
+    "no_kv_offload": dict(engine="llama.cpp"), "no_mmap": dict(engine="llama.cpp"),
+    "mlock": dict(engine="llama.cpp"), "sched_spread": dict(engine="ollama"),
 }
 OFF = (False, 0, "false", "False", "no", "NO", "off", "0", " off ")
 ON = (True, 1, "true", "TRUE", "yes", "on", "1")
