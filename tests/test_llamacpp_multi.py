@@ -150,3 +150,18 @@ def test_one_device_is_the_single_gpu_model(name, kw):
     assert (d.model_buffer_bytes, d.kv_buffer_bytes, d.compute_buffer_bytes) == \
         (r.gpu.model_buffer_bytes, r.gpu.kv_buffer_bytes, r.gpu.compute_buffer_bytes)
     assert host == r.host
+
+
+def test_published_two_gpu_record_validates():
+    """validation/published.jsonl's koboldcpp#1882 record goes through validate (the llama.cpp record translation
+    with -ts): every printed buffer within 0.01%."""
+    from pathlib import Path
+
+    from vramscope.validate import validate
+
+    path = Path(__file__).resolve().parent.parent / "validation" / "published.jsonl"
+    recs = [json.loads(ln) for ln in path.read_text().splitlines() if "koboldcpp-issue1882" in ln]
+    rows = validate(recs)
+    assert {r.component for r in rows} == {"model_buffer_cuda0", "model_buffer_cuda1", "host_model_buffer"}
+    for r in rows:
+        assert not r.skipped and abs(r.analytic_bytes - r.measured_bytes) <= 1e-4 * r.measured_bytes

@@ -701,13 +701,26 @@ class LlamaCpp(Engine):
             out["quant"] = src["gguf_type"]
         if src.get("n_gpu_layers") is not None:
             out["n_gpu_layers"] = src["n_gpu_layers"]
+        # several devices: -ts names them, -sm / -mg / -b / -nkvo as given
+        for key, field in (("tensor_split", "tensor_split"), ("split_mode", "split_mode"), ("main_gpu", "main_gpu"),
+                           ("n_batch_logical", "batch_size"), ("no_kv_offload", "no_kv_offload")):
+            if src.get(key) is not None:
+                out[field] = src[key]
         return out, True
 
     def printed_components(self, e: Estimate) -> dict[str, int]:
-        """The GPU buffers of llama.cpp's load log."""
+        """The GPU buffers of llama.cpp's load log; on several devices also each ``CUDA<i>`` buffer and the host
+        model buffer (``CUDA_Host``/``CPU_Mapped``)."""
         g = e.engine["gpu"]
-        return {"weights": g["model_buffer_bytes"], "kv_cache": g["kv_buffer_bytes"],
-                "compute_buffer": g["compute_buffer_bytes"]}
+        out = {"weights": g["model_buffer_bytes"], "kv_cache": g["kv_buffer_bytes"],
+               "compute_buffer": g["compute_buffer_bytes"]}
+        for d in e.engine.get("devices") or ():
+            i = d["device"]
+            out.update({f"model_buffer_cuda{i}": d["model_buffer_bytes"], f"kv_buffer_cuda{i}": d["kv_buffer_bytes"],
+                        f"compute_buffer_cuda{i}": d["compute_buffer_bytes"]})
+        if e.engine.get("devices"):
+            out["host_model_buffer"] = e.engine["host"]["model_buffer_bytes"]
+        return out
 
 
 ENGINE = LlamaCpp()
