@@ -566,8 +566,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "共享词嵌入：llama.cpp 把词嵌入再加载一份作为输出层，GPU 上多占 {size}（输入用的那份留在主机内存）",
     },
     "a_llamacpp_split": {
-        "en": "llama.cpp --split-mode {mode} over {n} device(s), tensor split {ts}: {layers} (repeating layers per device, llama_model::load_tensors); the verdict is the fullest device's",
-        "zh": "llama.cpp --split-mode {mode}，共 {n} 个设备，张量切分 {ts}：{layers}（每个设备上的重复层，llama_model::load_tensors）；判定按占用最多的设备",
+        "en": "llama.cpp --split-mode {mode} over {n} device(s), tensor split {ts} (without -ts: each device's free memory, equal GPUs assumed): repeating layers {layers}, the output layer on {out} (llama_model::load_tensors); the verdict is the fullest device's",
+        "zh": "llama.cpp --split-mode {mode}，共 {n} 个设备，张量切分 {ts}（未给 -ts 时按各设备空闲显存，假定 GPU 相同）：重复层 {layers}，输出层在 {out}（llama_model::load_tensors）；判定按占用最多的设备",
     },
     "a_llamacpp_pipeline": {
         "en": "llama.cpp pipeline parallelism (every layer offloaded, --split-mode layer, several devices): each device keeps {copies} copies of its graph inputs (KQ mask, incoming hidden state)",

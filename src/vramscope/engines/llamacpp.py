@@ -575,10 +575,11 @@ def llamacpp_multi_inference(model: ResolvedModel, w: Workload, notes: list[Assu
     notes.append(Assumption("a_llamacpp", {"ngl": on_gpu, "n_layer": n_layer, "ctx": w.seq, "ctk": f["ctk"],
                                            "ctv": f["ctv"], "ub": f["n_ubatch"],
                                            "fa": "on" if w.flash_attn else "off"}))
+    out_dev = next((f"CUDA{d.device}" for d in devs if d.output_layer), "CPU")
     notes.append(Assumption("a_llamacpp_split", {
         "mode": o["split_mode"], "n": len(devs),
-        "layers": ", ".join(f"CUDA{d.device} {d.layers}{'+out' if d.output_layer else ''}" for d in devs) or "-",
-        "ts": ",".join(f"{x:g}" for x in o["tensor_split"]) if o["tensor_split"] else "equal"}))
+        "layers": ", ".join(f"CUDA{d.device} {d.layers}" for d in devs) or "-", "out": out_dev,
+        "ts": ",".join(f"{x:g}" for x in o["tensor_split"]) if o["tensor_split"] else ",".join("1" * n)}))
     if f["pipeline"]:
         notes.append(Assumption("a_llamacpp_pipeline", {"copies": SCHED_MAX_COPIES}))
     if not o["kv_offload"]:
