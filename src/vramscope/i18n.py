@@ -645,6 +645,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "config fields that do not change memory, ignored: {fields}",
         "zh": "不影响显存、已忽略的配置字段：{fields}",
     },
+    "r_main_gpu_range": {
+        "en": "llama.cpp has {n} device(s), 0 to {last}; {main} is not one of them (llama.cpp: invalid value for main_gpu)",
+        "zh": "llama.cpp 有 {n} 个设备（0 到 {last}）；{main} 不在其中（llama.cpp：main_gpu 的值无效）",
+    },
     "a_llamacpp_no_mla": {
         "en": "this DeepSeek GGUF predates the *_mla keys (converted before April 2025): llama.cpp runs it without MLA and caches per-head keys and values ({k} + {v} per token and layer)",
         "zh": "此 DeepSeek GGUF 早于 *_mla 键（2025 年 4 月前转换）：llama.cpp 不用 MLA 运行它，按头缓存 K 和 V（每个 token 每层 {k} + {v}）",

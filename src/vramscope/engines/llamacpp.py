@@ -557,10 +557,10 @@ def llamacpp_multi_inference(model: ResolvedModel, w: Workload, notes: list[Assu
     n = w.num_gpus if w.num_gpus > 1 or not o["tensor_split"] else len(o["tensor_split"])
     main = o["main_gpu"] if o["main_gpu"] is not None else 0
     if o["split_mode"] == "none" and main >= n:
-        from ..errors import VramscopeError
+        from ..errors import Text, VramscopeError
 
-        raise VramscopeError("conflict", field="--main-gpu",
-                             reason=f"llama.cpp has {n} device(s) (0 to {n - 1}); main_gpu {main} is not one of them")
+        raise VramscopeError("conflict", field="main_gpu", reason=Text("r_main_gpu_range", n=n, last=n - 1,
+                                                                       main=main))
     cc = gpus[0].compute_capability if gpus else ""
     free = [g.usable_bytes for g in gpus[:1]] * n if gpus else None
     devs, host, f = llamacpp_devices(model, w, n, split_mode=o["split_mode"], tensor_split=o["tensor_split"],
