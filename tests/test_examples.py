@@ -63,3 +63,14 @@ def test_modelfile_example(capsys):
                         str(EX / "Modelfile")], capsys)
     e = json.loads(out)
     assert rc == 0 and e["workload"]["engine"] == "ollama" and e["engine"]["num_ctx"] == 16384
+
+
+def test_ollama_name_as_the_model(capsys):
+    """``vramscope estimate llama3.1:70b-instruct-q8_0``: the catalog model, the tag's quantization, Ollama."""
+    rc, out, err = run(["estimate", "--json", "llama3.1:70b-instruct-q8_0", "--gpu", "a100-80gb"], capsys)
+    e = json.loads(out)
+    assert rc == 0 and e["model"]["name"] == "meta-llama/Llama-3.1-70B"
+    assert e["workload"]["engine"] == "ollama" and e["workload"]["quant"] == "Q8_0"
+    rc, out, err = run(["estimate", "--json", "qwen2.5:7b", "--engine", "llama.cpp"], capsys)
+    e = json.loads(out)
+    assert rc == 0 and e["workload"]["engine"] == "llama.cpp" and e["workload"]["quant"] == "Q4_K_M"

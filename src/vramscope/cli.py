@@ -103,6 +103,13 @@ def _load(args: argparse.Namespace) -> tuple:
             raise VramscopeError("conflict", field="model", reason=Text("r_model_disagrees", theirs=found,
                                                                         source=Opt(source)))
         name = name or (found if args.params is None else None)
+    ollama_quant = None
+    if name and ":" in name:  # an Ollama library name (llama3.1:70b-instruct-q4_K_M): its catalog model and quant
+        from .sources.ollama import looks_like_ollama_name, parse_ollama_name
+
+        if looks_like_ollama_name(name):
+            ollama = parse_ollama_name(name)
+            name, ollama_quant = ollama.model, ollama.quant
     model = load_model(name, args.params, hub=not args.no_hub, layers=args.layers, hidden=args.hidden,
                        heads=args.heads, kv_heads=args.kv_heads, head_dim=args.head_dim,
                        intermediate=args.intermediate, vocab=args.vocab)
@@ -112,6 +119,9 @@ def _load(args: argparse.Namespace) -> tuple:
             raise VramscopeError("conflict", field="zero", reason=Text("r_zero_is_parallelism",
                                                                        par=Opt("parallelism", "zeroN")))
         given["parallelism"] = {"0": "ddp"}.get(args.zero, f"zero{args.zero}")
+    if ollama_quant and given.get("engine") in (None, "ollama", "llama.cpp"):
+        given.setdefault("engine", "ollama")
+        given.setdefault("quant", ollama_quant)
     merged = combine(given, _imported(args))
     if recipe is not None:
         merged = combine(merged, ("config", recipe.options))
