@@ -18,11 +18,12 @@ def meta_param_count(cfg: dict[str, Any]) -> int:
     native, arch = equivalent_config(cfg)
     native = {k: v for k, v in native.items() if k not in ("auto_map", "quantization_config", "transformers_version")}
     config = transformers.AutoConfig.for_model(**native)
-    cls = getattr(transformers, arch, None)
+    cls = getattr(transformers, arch, None) if arch else None
     if cls is None:
-        cls = transformers.AutoModelForCausalLM
+        cls = transformers.AutoModelForSeq2SeqLM if config.is_encoder_decoder else transformers.AutoModelForCausalLM
+    make = cls._from_config if hasattr(cls, "_from_config") else cls.from_config  # an Auto class: from_config
     with torch.device("meta"):
-        model = cls._from_config(config)
+        model = make(config)
     count = sum(p.numel() for p in model.parameters())
     # transformers 5 always ties T5's lm_head to the shared embedding; T5 v1.1 / Flan-T5 checkpoints ship an
     # untied lm_head (tie_word_embeddings=false), which is what occupies memory when they are loaded.

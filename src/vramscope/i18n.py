@@ -221,8 +221,22 @@ MESSAGES: dict[str, dict[str, str]] = {
               "请给出更小的形状，或模型的 config.json",
     },
     "unsupported_model_type": {
-        "en": "{origin}: model_type '{model_type}' is not supported; supported: {allowed}",
-        "zh": "{origin}：不支持 model_type '{model_type}'；支持的类型：{allowed}",
+        "en": "{origin}: model_type '{model_type}' is not supported: not built in (built in: {allowed}), and {why}",
+        "zh": "{origin}：不支持 model_type '{model_type}'：没有内置（内置的类型：{allowed}），并且{why}",
+    },
+    "meta_no_trace": {
+        "en": "it cannot be built with transformers on the meta device: the trace extra (torch, transformers) "
+              "is not installed (pip install 'vramscope[trace]')",
+        "zh": "无法用 transformers 在 meta 设备上构建：未安装 trace 扩展（torch、transformers）"
+              "（pip install 'vramscope[trace]'）",
+    },
+    "meta_not_shipped": {
+        "en": "transformers {version} does not ship it (remote code is never run)",
+        "zh": "transformers {version} 没有自带该架构（从不运行远程代码）",
+    },
+    "meta_build_failed": {
+        "en": "transformers {version} could not build it on the meta device ({detail})",
+        "zh": "transformers {version} 无法在 meta 设备上构建它（{detail}）",
     },
     "file_not_found": {
         "en": "{path}: no such file or directory",

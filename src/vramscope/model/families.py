@@ -32,6 +32,12 @@ class Family:
     swa_pattern: int = 0  # every n-th layer is full attention, the others slide (0: no default pattern)
     sliding_gate: str = ""  # config flag without which sliding_window is ignored
     sliding_from: str = ""  # config key: layers from this index on slide
+    norm_free: bool = False  # OLMo: LayerNorms without parameters (elementwise_affine=False)
+    qk_norm_shape: str = "head"  # q/k norms: head (head_dim) | full (q/kv width) | per_head | per_head_list
+    # --- MLP / MoE module names (Llama layout) ---
+    mlp_names: tuple[str, ...] = ()  # (gate, up, down) where they are not gate_proj/up_proj/down_proj
+    moe_prefix: str = "mlp."  # module holding the router and the experts
+    router_name: str = "gate"
     # --- training ---
     all_linear_moe: Mapping[str, bool] = field(default_factory=dict)  # MoE parts peft's all-linear adapts
     # --- tensors, positions, llama.cpp, trace ---
@@ -75,8 +81,29 @@ FAMILIES: tuple[Family, ...] = (
     Family("gemma3", ("gemma3_text", "gemma3"), ("gemma3",),
            source="transformers modeling_gemma3.py; llama.cpp src/llama-model.cpp",
            norms_per_layer=4, offset_norm=True, swa_pattern=6),
-    # llama.cpp src/llama-model.cpp (LLM_ARCH_COHERE2: set_swa_pattern(4)); no Hugging Face reader here
-    Family("cohere2", (), ("cohere2",), source="llama.cpp src/llama-model.cpp", swa_pattern=4),
+    # transformers modeling_cohere.py / modeling_cohere2.py: one LayerNorm a layer (attention and MLP in
+    # parallel), q/k norms with one weight row per head; Cohere2: every 4th layer full (Cohere2Config
+    # sliding_window_pattern 4; llama.cpp LLM_ARCH_COHERE2 set_swa_pattern(4))
+    Family("cohere", ("cohere",), ("command-r",), source="transformers modeling_cohere.py", norms_per_layer=1,
+           qk_norm_shape="per_head"),
+    Family("cohere2", ("cohere2",), ("cohere2",), source="transformers modeling_cohere2.py; llama.cpp src/llama-model.cpp",
+           norms_per_layer=1, qk_norm_shape="per_head", swa_pattern=4),
+    # transformers modeling_stablelm.py: q/k LayerNorms as a list of one LayerNorm per head (qk_layernorm)
+    Family("stablelm", ("stablelm",), ("stablelm",), source="transformers modeling_stablelm.py",
+           qk_norm_shape="per_head_list"),
+    # transformers modeling_starcoder2.py: the plain MLP is c_fc / c_proj
+    Family("starcoder2", ("starcoder2",), ("starcoder2",), source="transformers modeling_starcoder2.py",
+           mlp_names=("", "c_fc", "c_proj")),
+    # transformers modeling_olmo.py OlmoLayerNorm: no parameters; modeling_olmo2.py: post-norms only and q/k
+    # RMSNorms over all heads at once (q_norm [heads·head_dim]); modeling_olmoe.py: the same q/k norms
+    Family("olmo", ("olmo",), ("olmo",), source="transformers modeling_olmo.py", norm_free=True),
+    Family("olmo2", ("olmo2",), ("olmo2",), source="transformers modeling_olmo2.py", qk_norm_shape="full",
+           norm_names=("post_attention_layernorm", "post_feedforward_layernorm")),
+    Family("olmoe", ("olmoe",), ("olmoe",), source="transformers modeling_olmoe.py; peft", qk_norm_shape="full",
+           all_linear_moe=_MOE_ALL),
+    # transformers modeling_granitemoe.py: router and experts under block_sparse_moe
+    Family("granitemoe", ("granitemoe",), ("granitemoe",), source="transformers modeling_granitemoe.py; peft",
+           moe_prefix="block_sparse_moe.", router_name="router", all_linear_moe=_MOE_ALL),
     # transformers modeling_deepseek_v2.py / _v3.py; llama.cpp writes both as "deepseek2"
     Family("deepseek", ("deepseek_v2", "deepseek_v3"), ("deepseek2",),
            source="transformers modeling_deepseek_v2.py, modeling_deepseek_v3.py; peft",

@@ -18,7 +18,8 @@ FULL = "full_attention"
 SLIDING = "sliding_attention"
 
 KINDS = ("decoder", "encoder", "encoder-decoder")
-LAYOUT_NAMES = ("llama", "phi", "falcon", "gpt2", "bert", "t5")
+LAYOUT_NAMES = ("llama", "phi", "falcon", "gpt2", "bert", "t5", "gpt_neox", "bloom", "opt", "gptj", "gpt_bigcode",
+                "mpt", "meta")
 NORMS = ("rmsnorm", "layernorm")
 
 #: the most parameters a spec may hold: 50× the largest real models (Switch-C 1.6T, Kimi K2 1.0T), as --params
@@ -123,7 +124,11 @@ class ModelSpec:
     num_decoder_layers: int = 0
     relative_attention_buckets: int = 0
     pooler: bool = False
+    embed_dim: int = 0  # OPT word_embed_proj_dim, where it differs from hidden_size (0: the same)
+    final_norm: bool = True  # the decoder's final norm holds parameters (OPT without do_layer_norm_before: none)
     mlm_head: bool = False
+    #: layout ``meta``: the tensor inventory transformers built on the meta device (``tensors.Inventory``)
+    inventory: Any = None
     dtype: str = ""
     quant_method: str = ""  # quantization_config.quant_method of a pre-quantized checkpoint
     source: str = ""
@@ -227,6 +232,7 @@ def validate_spec(s: ModelSpec) -> None:
         raise VramscopeError("shape_bad_choice", where=w, field="norm", value=shown(s.norm), allowed=", ".join(NORMS))
     if s.num_heads % s.num_kv_heads:
         raise VramscopeError("shape_kv_heads", where=w, field="num_kv_heads", kv=s.num_kv_heads, heads=s.num_heads)
+    check_int(w, "embed_dim", s.embed_dim, "hidden_size", minimum=0)
     if s.sliding_window is not None:
         check_int(w, "sliding_window", s.sliding_window, "sliding_window")
     if s.layer_types:

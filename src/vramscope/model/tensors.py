@@ -191,8 +191,21 @@ def _attention_llama(p: str, s: ModelSpec, i: int) -> Iterator[Tensor]:
         yield from _linear(p, "v_proj", s.kv_dim, h, "attention", i, s.qkv_bias)
     yield from _linear(p, "o_proj", h, s.q_dim, "attention", i, s.o_bias)
     if s.qk_norm:
-        yield from _norm(f"{p}q_norm", s.head_dim, False, i)
-        yield from _norm(f"{p}k_norm", s.head_dim, False, i)
+        shape = s.family.qk_norm_shape
+        if shape == "full":  # OLMo 2 / OLMoE: over all heads at once
+            yield from _norm(f"{p}q_norm", s.q_dim, False, i)
+            yield from _norm(f"{p}k_norm", s.kv_dim, False, i)
+        elif shape == "per_head":  # Cohere: one LayerNorm weight per head, [heads, head_dim]
+            yield Tensor(f"{p}q_norm.weight", (s.num_heads, s.head_dim), "norm", "", i)
+            yield Tensor(f"{p}k_norm.weight", (s.num_kv_heads, s.head_dim), "norm", "", i)
+        elif shape == "per_head_list":  # StableLM: a ModuleList of LayerNorms, one per head
+            for j in range(s.num_heads):
+                yield from _norm(f"{p}q_layernorm.norms.{j}", s.head_dim, False, i)
+            for j in range(s.num_kv_heads):
+                yield from _norm(f"{p}k_layernorm.norms.{j}", s.head_dim, False, i)
+        else:
+            yield from _norm(f"{p}q_norm", s.head_dim, False, i)
+            yield from _norm(f"{p}k_norm", s.head_dim, False, i)
 
 
 _NORM_NAMES = {
@@ -202,14 +215,18 @@ _NORM_NAMES = {
 }
 
 
+_MLP_NAMES = ("gate_proj", "up_proj", "down_proj")
+
+
 def _layer_llama(s: ModelSpec, root: str, i: int, moe_layer: bool) -> Iterator[Tensor]:
     p = f"{root}layers.{i}."
     yield from _attention_llama(p + "self_attn.", s, i)
-    mp = p + "mlp."
+    fam = s.family
+    mp = p + (fam.moe_prefix if moe_layer else "mlp.")
     if moe_layer:
         moe = s.moe
         assert moe is not None
-        yield from _linear(mp, "gate", moe.num_experts, s.hidden_size, "router", i, moe.router_bias)
+        yield from _linear(mp, fam.router_name, moe.num_experts, s.hidden_size, "router", i, moe.router_bias)
         yield from _mlp(mp + "experts.*.", s, moe.expert_intermediate_size, "expert", i, False,
                         count=moe.num_experts)
         if moe.shared_intermediate_size:
@@ -218,8 +235,10 @@ def _layer_llama(s: ModelSpec, root: str, i: int, moe_layer: bool) -> Iterator[T
         if moe.shared_expert_gate:
             yield from _linear(mp, "shared_expert_gate", 1, s.hidden_size, "router", i, False)
     else:
-        yield from _mlp(mp, s, s.intermediate_size, "mlp", i, s.mlp_bias)
-    names = s.family.norm_names or _NORM_NAMES[s.norms_per_layer]
+        yield from _mlp(mp, s, s.intermediate_size, "mlp", i, s.mlp_bias, names=fam.mlp_names or _MLP_NAMES)
+    if fam.norm_free:  # OLMo: LayerNorm without parameters
+        return
+    names = fam.norm_names or _NORM_NAMES[s.norms_per_layer]
     for n in names:
         yield from _norm(p + n, s.hidden_size, s.norm_bias, i)
 
@@ -237,7 +256,8 @@ def _tensors_llama(s: ModelSpec) -> Iterator[_Item]:
     root = "model.language_model." if s.vision else "model."
     yield Tensor(f"{root}embed_tokens.weight", (v, h), "embedding")
     yield _layers_llama(s, root)
-    yield from _norm(f"{root}norm", h, s.norm_bias, None)
+    if not s.family.norm_free:
+        yield from _norm(f"{root}norm", h, s.norm_bias, None)
     if not s.tie_embeddings:
         yield Tensor("lm_head.weight", (v, h), "lm_head", "lm_head", None, 1, True)
     if s.vision:
@@ -410,6 +430,181 @@ def _tensors_t5(s: ModelSpec) -> Iterator[_Item]:
         yield Tensor("lm_head.weight", (v, d), "lm_head", "lm_head", None, 1, True)
 
 
+def _lm_head(s: ModelSpec, width: int = 0) -> Iterator[Tensor]:
+    if not s.tie_embeddings:
+        yield Tensor("lm_head.weight", (s.vocab_size, width or s.hidden_size), "lm_head", "lm_head", None, 1, True)
+    if s.lm_head_bias:
+        yield Tensor("lm_head.bias", (s.vocab_size,), "lm_head", "lm_head")
+
+
+def _tensors_gpt_neox(s: ModelSpec) -> Iterator[_Item]:
+    """EleutherAI GPT-NeoX / Pythia (``modeling_gpt_neox.py``): fused query_key_value, two LayerNorms a layer
+    (``use_parallel_residual`` changes the order, not the tensors)."""
+    h, v = s.hidden_size, s.vocab_size
+    yield Tensor("gpt_neox.embed_in.weight", (v, h), "embedding")
+
+    def layer(i: int) -> Iterator[Tensor]:
+        p = f"gpt_neox.layers.{i}."
+        yield from _norm(p + "input_layernorm", h, True, i)
+        yield from _norm(p + "post_attention_layernorm", h, True, i)
+        yield from _linear(p + "attention.", "query_key_value", 3 * s.q_dim, h, "attention", i, s.qkv_bias)
+        yield from _linear(p + "attention.", "dense", h, s.q_dim, "attention", i, s.o_bias)
+        yield from _linear(p + "mlp.", "dense_h_to_4h", s.intermediate_size, h, "mlp", i, s.mlp_bias)
+        yield from _linear(p + "mlp.", "dense_4h_to_h", h, s.intermediate_size, "mlp", i, s.mlp_bias)
+
+    yield _Layers(layer, s.num_layers, _kinds(s.num_layers))
+    yield from _norm("gpt_neox.final_layer_norm", h, True, None)
+    yield from _lm_head(s)
+
+
+def _tensors_bloom(s: ModelSpec) -> Iterator[_Item]:
+    """BigScience BLOOM (``modeling_bloom.py``): ALiBi (no position parameters), a LayerNorm on the embeddings."""
+    h, v = s.hidden_size, s.vocab_size
+    yield Tensor("transformer.word_embeddings.weight", (v, h), "embedding")
+    yield from _norm("transformer.word_embeddings_layernorm", h, True, None)
+
+    def layer(i: int) -> Iterator[Tensor]:
+        p = f"transformer.h.{i}."
+        yield from _norm(p + "input_layernorm", h, True, i)
+        yield from _linear(p + "self_attention.", "query_key_value", 3 * h, h, "attention", i, True)
+        yield from _linear(p + "self_attention.", "dense", h, h, "attention", i, True)
+        yield from _norm(p + "post_attention_layernorm", h, True, i)
+        yield from _linear(p + "mlp.", "dense_h_to_4h", s.intermediate_size, h, "mlp", i, True)
+        yield from _linear(p + "mlp.", "dense_4h_to_h", h, s.intermediate_size, "mlp", i, True)
+
+    yield _Layers(layer, s.num_layers, _kinds(s.num_layers))
+    yield from _norm("transformer.ln_f", h, True, None)
+    yield from _lm_head(s)
+
+
+def _tensors_opt(s: ModelSpec) -> Iterator[_Item]:
+    """Meta OPT (``modeling_opt.py``): learned positions offset by 2, embeddings of ``word_embed_proj_dim``
+    projected in and out when it differs from the hidden size (OPT-350m), a final LayerNorm only with
+    ``do_layer_norm_before`` (``final_norm``)."""
+    h, v, e = s.hidden_size, s.vocab_size, s.embed_dim or s.hidden_size
+    p = "model.decoder."
+    yield Tensor(p + "embed_tokens.weight", (v, e), "embedding")
+    yield Tensor(p + "embed_positions.weight", (s.learned_positions + 2, h), "position_embedding")
+    if s.final_norm:
+        yield from _norm(p + "final_layer_norm", h, s.norm_bias, None)
+    if e != h:
+        yield from _linear(p, "project_out", e, h, "projector", None, False)
+        yield from _linear(p, "project_in", h, e, "projector", None, False)
+
+    def layer(i: int) -> Iterator[Tensor]:
+        lp = f"{p}layers.{i}."
+        for m in ("k_proj", "v_proj", "q_proj", "out_proj"):
+            yield from _linear(lp + "self_attn.", m, h, h, "attention", i, s.qkv_bias)
+        yield from _norm(lp + "self_attn_layer_norm", h, s.norm_bias, i)
+        yield from _linear(lp, "fc1", s.intermediate_size, h, "mlp", i, s.mlp_bias)
+        yield from _linear(lp, "fc2", h, s.intermediate_size, "mlp", i, s.mlp_bias)
+        yield from _norm(lp + "final_layer_norm", h, s.norm_bias, i)
+
+    yield _Layers(layer, s.num_layers, _kinds(s.num_layers))
+    yield from _lm_head(s, e)
+
+
+def _tensors_gptj(s: ModelSpec) -> Iterator[_Item]:
+    """EleutherAI GPT-J (``modeling_gptj.py``): one LayerNorm a layer, parallel attention and MLP, biased head."""
+    h, v = s.hidden_size, s.vocab_size
+    yield Tensor("transformer.wte.weight", (v, h), "embedding")
+
+    def layer(i: int) -> Iterator[Tensor]:
+        p = f"transformer.h.{i}."
+        yield from _norm(p + "ln_1", h, True, i)
+        for m in ("k_proj", "v_proj", "q_proj"):
+            yield from _linear(p + "attn.", m, s.q_dim, h, "attention", i, False)
+        yield from _linear(p + "attn.", "out_proj", h, s.q_dim, "attention", i, False)
+        yield from _linear(p + "mlp.", "fc_in", s.intermediate_size, h, "mlp", i, True)
+        yield from _linear(p + "mlp.", "fc_out", h, s.intermediate_size, "mlp", i, True)
+
+    yield _Layers(layer, s.num_layers, _kinds(s.num_layers))
+    yield from _norm("transformer.ln_f", h, True, None)
+    yield from _lm_head(s)
+
+
+def _tensors_gpt_bigcode(s: ModelSpec) -> Iterator[_Item]:
+    """BigCode GPTBigCode / StarCoder / SantaCoder (``modeling_gpt_bigcode.py``): GPT-2 with multi-query attention
+    (``c_attn`` = h + 2 head_dim) and nn.Linear layers."""
+    h, v = s.hidden_size, s.vocab_size
+    yield Tensor("transformer.wte.weight", (v, h), "embedding")
+    yield Tensor("transformer.wpe.weight", (s.learned_positions, h), "position_embedding")
+
+    def layer(i: int) -> Iterator[Tensor]:
+        p = f"transformer.h.{i}."
+        yield from _norm(p + "ln_1", h, True, i)
+        yield from _linear(p + "attn.", "c_attn", s.q_dim + 2 * s.kv_dim, h, "attention", i, True)
+        yield from _linear(p + "attn.", "c_proj", h, s.q_dim, "attention", i, True)
+        yield from _norm(p + "ln_2", h, True, i)
+        yield from _linear(p + "mlp.", "c_fc", s.intermediate_size, h, "mlp", i, True)
+        yield from _linear(p + "mlp.", "c_proj", h, s.intermediate_size, "mlp", i, True)
+
+    yield _Layers(layer, s.num_layers, _kinds(s.num_layers))
+    yield from _norm("transformer.ln_f", h, True, None)
+    yield from _lm_head(s)
+
+
+def _tensors_mpt(s: ModelSpec) -> Iterator[_Item]:
+    """MosaicML MPT (``modeling_mpt.py``): ALiBi, fused Wqkv, no biases with ``no_bias`` (norms included)."""
+    h, v = s.hidden_size, s.vocab_size
+    b = s.qkv_bias
+    yield Tensor("transformer.wte.weight", (v, h), "embedding")
+
+    def layer(i: int) -> Iterator[Tensor]:
+        p = f"transformer.blocks.{i}."
+        yield from _norm(p + "norm_1", h, s.norm_bias, i)
+        yield from _linear(p + "attn.", "Wqkv", 3 * h, h, "attention", i, b)
+        yield from _linear(p + "attn.", "out_proj", h, h, "attention", i, b)
+        yield from _norm(p + "norm_2", h, s.norm_bias, i)
+        yield from _linear(p + "ffn.", "up_proj", s.intermediate_size, h, "mlp", i, b)
+        yield from _linear(p + "ffn.", "down_proj", h, s.intermediate_size, "mlp", i, b)
+
+    yield _Layers(layer, s.num_layers, _kinds(s.num_layers))
+    yield from _norm("transformer.norm_f", h, s.norm_bias, None)
+    yield from _lm_head(s)
+
+
+class MetaStack(NamedTuple):
+    """A list of blocks of a model built on the meta device (``model.layers``, ``encoder.block``): each kind of
+    identical block once, as tensors named relative to the block (``self_attn.q_proj.weight``)."""
+
+    prefix: str  # "model.layers."
+    n: int
+    kinds: tuple[tuple[LayerSet, tuple[Tensor, ...]], ...]
+    numbered: bool = True  # its blocks count as decoder layers (Tensor.layer); False: a vision tower's
+
+
+class Inventory(NamedTuple):
+    """The exact tensors of a model transformers built on the meta device (``sources/meta_device.py``):
+    tensors outside the block lists, the block lists, and the names tied to a kept tensor (counted once)."""
+
+    loose: tuple[Tensor, ...]
+    stacks: tuple[MetaStack, ...]
+    tied: tuple[tuple[str, str], ...] = ()  # (tied name, the name it shares storage with)
+
+
+def _stack_layers(st: MetaStack) -> _Layers:
+    where = {}
+    for layers, template in st.kinds:
+        for r in layers.runs:
+            for i in r:
+                where[i] = template
+
+    def layer(i: int) -> Iterator[Tensor]:
+        for t in where[i]:
+            yield t._replace(name=f"{st.prefix}{i}.{t.name}", layer=i if st.numbered else None)
+
+    return _Layers(layer, st.n, tuple(k for k, _ in st.kinds))
+
+
+def _tensors_meta(s: ModelSpec) -> Iterator[_Item]:
+    """The inventory transformers itself built (layout ``meta``: architectures not built in)."""
+    inv = s.inventory
+    yield from inv.loose
+    for st in inv.stacks:
+        yield _stack_layers(st)
+
+
 _LAYOUTS = {
     "llama": _tensors_llama,
     "phi": _tensors_phi,
@@ -417,6 +612,13 @@ _LAYOUTS = {
     "gpt2": _tensors_gpt2,
     "bert": _tensors_bert,
     "t5": _tensors_t5,
+    "gpt_neox": _tensors_gpt_neox,
+    "bloom": _tensors_bloom,
+    "opt": _tensors_opt,
+    "gptj": _tensors_gptj,
+    "gpt_bigcode": _tensors_gpt_bigcode,
+    "mpt": _tensors_mpt,
+    "meta": _tensors_meta,
 }
 
 LAYOUTS = tuple(_LAYOUTS)

@@ -344,6 +344,33 @@ _DEFAULTS: dict[str, Config] = {
                     "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256,
                     "max_position_embeddings": 131072, "sliding_window": 4096,
                     "hidden_activation": "gelu_pytorch_tanh"},
+    # the configuration classes' defaults (transformers configuration_<family>.py) of the families read below
+    "gpt_neox": {"vocab_size": 50432, "hidden_size": 6144, "num_hidden_layers": 44, "num_attention_heads": 64,
+                 "intermediate_size": 24576, "max_position_embeddings": 2048},
+    "bloom": {"vocab_size": 250880, "hidden_size": 64, "n_layer": 2, "n_head": 8},
+    "opt": {"vocab_size": 50272, "hidden_size": 768, "num_hidden_layers": 12, "ffn_dim": 3072,
+            "num_attention_heads": 12, "max_position_embeddings": 2048},
+    "gptj": {"vocab_size": 50400, "n_positions": 2048, "n_embd": 4096, "n_layer": 28, "n_head": 16},
+    "gpt_bigcode": {"vocab_size": 50257, "n_positions": 1024, "n_embd": 768, "n_layer": 12, "n_head": 12},
+    "starcoder2": {"vocab_size": 49152, "hidden_size": 3072, "intermediate_size": 12288, "num_hidden_layers": 30,
+                   "num_attention_heads": 24, "num_key_value_heads": 2, "max_position_embeddings": 4096},
+    "olmo": {"vocab_size": 50304, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+             "num_attention_heads": 32, "max_position_embeddings": 2048},
+    "olmo2": {"vocab_size": 50304, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+              "num_attention_heads": 32, "max_position_embeddings": 2048},
+    "olmoe": {"vocab_size": 50304, "hidden_size": 2048, "intermediate_size": 2048, "num_hidden_layers": 16,
+              "num_attention_heads": 16, "max_position_embeddings": 4096},
+    "cohere": {"vocab_size": 256000, "hidden_size": 8192, "intermediate_size": 22528, "num_hidden_layers": 40,
+               "num_attention_heads": 64, "max_position_embeddings": 8192},
+    "cohere2": {"vocab_size": 256000, "hidden_size": 8192, "intermediate_size": 22528, "num_hidden_layers": 40,
+                "num_attention_heads": 64, "max_position_embeddings": 8192, "sliding_window": 4096},
+    "stablelm": {"vocab_size": 50304, "hidden_size": 2560, "intermediate_size": 6912, "num_hidden_layers": 32,
+                 "num_attention_heads": 32, "max_position_embeddings": 4096},
+    "granite": {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+                "num_attention_heads": 32, "max_position_embeddings": 2048},
+    "granitemoe": {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+                   "num_attention_heads": 32, "max_position_embeddings": 2048, "num_local_experts": 8,
+                   "num_experts_per_tok": 2},
     "siglip_vision_model": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
                             "num_attention_heads": 12, "num_channels": 3, "image_size": 224, "patch_size": 16},
 }
@@ -472,6 +499,128 @@ def _chatglm(r: _Reader, name: str, mt: str) -> ModelSpec:
     return spec
 
 
+def _gpt_neox(r: _Reader, name: str, mt: str) -> ModelSpec:
+    d = _common(r, name, mt)
+    bias = r.bool("attention_bias", True)
+    d.update(layout="gpt_neox", tie_embeddings=r.bool("tie_word_embeddings", False), mlp_gated=False,
+             norm="layernorm", norm_bias=True, qkv_bias=bias, o_bias=bias, mlp_bias=True, activation="gelu")
+    return ModelSpec(**d)
+
+
+def _bloom(r: _Reader, name: str, mt: str) -> ModelSpec:
+    # BloomConfig: a given n_embed wins over hidden_size (older checkpoints name it so)
+    hidden = r.int("n_embed", "hidden_size", limit="hidden_size")
+    d = _common(_Reader({**r.cfg, "hidden_size": hidden}, r.origin, r.prefix), name, mt)
+    heads = d["num_heads"]
+    d.update(layout="bloom", hidden_size=hidden, head_dim=_derived_head_dim(r, hidden, heads),
+             num_kv_heads=heads, intermediate_size=4 * hidden, tie_embeddings=r.bool("tie_word_embeddings", True),
+             mlp_gated=False, norm="layernorm", norm_bias=True, qkv_bias=True, o_bias=True, mlp_bias=True,
+             activation="gelu", max_position_embeddings=0)
+    return ModelSpec(**d)
+
+
+def _opt(r: _Reader, name: str, mt: str) -> ModelSpec:
+    d = _common(r, name, mt)
+    hidden = d["hidden_size"]
+    bias = r.bool("enable_bias", True)
+    affine = r.bool("layer_norm_elementwise_affine", True)
+    final = r.bool("do_layer_norm_before", True) and not r.bool("_remove_final_layer_norm", False)
+    proj = r.int("word_embed_proj_dim", limit="hidden_size", default=hidden)
+    d.update(layout="opt", intermediate_size=r.int("ffn_dim", limit="intermediate_size", default=3072),
+             embed_dim=proj if proj != hidden else 0, final_norm=final and affine,
+             learned_positions=r.int("max_position_embeddings", limit="learned_positions", default=2048, minimum=1),
+             tie_embeddings=r.bool("tie_word_embeddings", True), mlp_gated=False, norm="layernorm",
+             norm_bias=affine, qkv_bias=bias, o_bias=bias, mlp_bias=bias, activation=r.str("activation_function",
+                                                                                          default="relu"))
+    if not affine:
+        raise VramscopeError("shape_bad_choice", where=f"{r.origin} ", field=r.prefix + "layer_norm_elementwise_affine",
+                             value="false", allowed="true")
+    return ModelSpec(**d)
+
+
+def _gptj(r: _Reader, name: str, mt: str) -> ModelSpec:
+    d = _common(r, name, mt)
+    d.update(layout="gptj", intermediate_size=r.int("n_inner", limit="intermediate_size",
+                                                    default=4 * d["hidden_size"]),
+             tie_embeddings=r.bool("tie_word_embeddings", False), mlp_gated=False, norm="layernorm", norm_bias=True,
+             mlp_bias=True, lm_head_bias=True, activation=r.str("activation_function", default="gelu_new"))
+    return ModelSpec(**d)
+
+
+def _gpt_bigcode(r: _Reader, name: str, mt: str) -> ModelSpec:
+    d = _common(r, name, mt)
+    d.update(layout="gpt_bigcode", num_kv_heads=1 if r.bool("multi_query", True) else d["num_heads"],
+             intermediate_size=r.int("n_inner", limit="intermediate_size", default=4 * d["hidden_size"]),
+             learned_positions=r.int("n_positions", "max_position_embeddings", limit="learned_positions",
+                                     default=1024, minimum=1),
+             tie_embeddings=r.bool("tie_word_embeddings", True), mlp_gated=False, norm="layernorm", norm_bias=True,
+             qkv_bias=True, o_bias=True, mlp_bias=True,
+             activation=r.str("activation_function", default="gelu_pytorch_tanh"))
+    return ModelSpec(**d)
+
+
+def _mpt(r: _Reader, name: str, mt: str) -> ModelSpec:
+    hidden = r.int("d_model", limit="hidden_size", default=2048)
+    heads = r.int("n_heads", limit="num_heads", default=16)
+    d = _common(_Reader({**r.cfg, "hidden_size": hidden, "num_attention_heads": heads,
+                         "num_hidden_layers": r.int("n_layers", limit="num_layers", default=24),
+                         "vocab_size": r.int("vocab_size", limit="vocab_size", default=50368),
+                         "max_position_embeddings": r.int("max_seq_len", limit="max_position_embeddings",
+                                                          default=2048)}, r.origin, r.prefix), name, mt)
+    # transformers modeling_mpt.py builds every linear and LayerNorm without bias and the MLP 4 × d_model wide,
+    # whatever no_bias / expansion_ratio say (every published MPT has no_bias=true, expansion_ratio=4)
+    d.update(layout="mpt", num_kv_heads=heads, head_dim=_derived_head_dim(r, hidden, heads),
+             intermediate_size=4 * hidden, tie_embeddings=r.bool("tie_word_embeddings", True), mlp_gated=False,
+             norm="layernorm", norm_bias=False, qkv_bias=False, o_bias=False, mlp_bias=False, activation="gelu")
+    return ModelSpec(**d)
+
+
+def _starcoder2(r: _Reader, name: str, mt: str) -> ModelSpec:
+    bias = r.bool("use_bias", True)
+    return _llama_like(r, name, mt, tie=True, qkv_bias=bias, o_bias=bias, mlp_bias=bias, mlp_gated=False,
+                       norm="layernorm", norm_bias=True)
+
+
+def _cohere(r: _Reader, name: str, mt: str) -> ModelSpec:
+    fam = by_model_type(mt)
+    pattern = None
+    if mt == "cohere2":
+        pat = r.int("sliding_window_pattern", limit="num_layers", default=fam.swa_pattern)
+        pattern = lambda i: slides(pat, i)  # noqa: E731
+    return _llama_like(r, name, mt, tie=True, norms=1, qk_norm=r.bool("use_qk_norm", False), norm="layernorm",
+                       sliding="config" if mt == "cohere2" else None, pattern=pattern)
+
+
+def _stablelm(r: _Reader, name: str, mt: str) -> ModelSpec:
+    bias = r.bool("use_qkv_bias", False)
+    return _llama_like(r, name, mt, qkv_bias=bias, o_bias=False, norm="layernorm", norm_bias=True,
+                       norms=1 if r.bool("use_parallel_residual", False) else 2, qk_norm=r.bool("qk_layernorm", False),
+                       sliding=None)
+
+
+def _olmo(r: _Reader, name: str, mt: str) -> ModelSpec:
+    kw: dict[str, Any] = dict(norm="layernorm" if mt == "olmo" else "rmsnorm", sliding=None)
+    if mt == "olmoe":
+        experts = r.int("num_experts", limit="num_experts", default=64)
+        kw["moe"] = MoESpec(num_experts=experts, experts_per_token=r.int("num_experts_per_tok",
+                                                                         limit="experts_per_token", default=8),
+                            expert_intermediate_size=r.int("intermediate_size", limit="expert_intermediate_size",
+                                                           default=2048))
+        if kw["moe"].experts_per_token > experts:
+            _top_k(r, experts)
+    return _llama_like(r, name, mt, qk_norm=mt != "olmo", **kw)
+
+
+def _granite(r: _Reader, name: str, mt: str) -> ModelSpec:
+    if mt == "granitemoe":
+        experts = r.int("num_local_experts", limit="num_experts", default=8)
+        moe = MoESpec(num_experts=experts, experts_per_token=_top_k(r, experts),
+                      expert_intermediate_size=r.int("intermediate_size", limit="expert_intermediate_size",
+                                                     default=11008))
+        return _llama_like(r, name, mt, moe=moe, sliding=None)
+    return _llama_like(r, name, mt, sliding=None)
+
+
 _FAMILIES: dict[str, Callable[[_Reader, str, str], ModelSpec]] = {
     "llama": lambda r, n, mt: _llama_like(r, n, mt),
     "mistral": lambda r, n, mt: _llama_like(r, n, mt),
@@ -503,6 +652,21 @@ _FAMILIES: dict[str, Callable[[_Reader, str, str], ModelSpec]] = {
                                               o_bias=r.bool("bias", False)),
     "baichuan": _baichuan,
     "chatglm": _chatglm,
+    "gpt_neox": _gpt_neox,
+    "bloom": _bloom,
+    "opt": _opt,
+    "gptj": _gptj,
+    "gpt_bigcode": _gpt_bigcode,
+    "mpt": _mpt,
+    "starcoder2": _starcoder2,
+    "cohere": _cohere,
+    "cohere2": _cohere,
+    "stablelm": _stablelm,
+    "olmo": _olmo,
+    "olmo2": _olmo,
+    "olmoe": _olmo,
+    "granite": _granite,
+    "granitemoe": _granite,
 }
 
 SUPPORTED_MODEL_TYPES = tuple(sorted(_FAMILIES))
@@ -521,9 +685,10 @@ def spec_from_config(cfg: Config, name: str, origin: str = "config.json") -> Mod
     if not model_type:
         raise VramscopeError("config_missing", key="model_type", origin=origin)
     fam = _FAMILIES.get(model_type)
-    if fam is None:
-        raise VramscopeError("unsupported_model_type", model_type=shown(model_type), origin=origin,
-                             allowed=", ".join(SUPPORTED_MODEL_TYPES))
+    if fam is None:  # any architecture transformers ships: built on the meta device (the trace extra)
+        from .meta_device import spec_from_meta
+
+        return spec_from_meta(cfg, name, origin, model_type, ", ".join(SUPPORTED_MODEL_TYPES))
     r = _Reader({**_DEFAULTS.get(model_type, {}), **cfg}, origin)
     spec = fam(r, name, model_type)
     return spec.with_overrides(source=origin)

@@ -1,0 +1,339 @@
+"""Any architecture transformers ships natively: the model built on the meta device, its tensors taken as they are.
+
+For a ``model_type`` vramscope has no built-in reader for (:mod:`vramscope.sources.hf_config`), and only when the
+``trace`` extra (torch + transformers) is installed, the config is handed to transformers' own configuration
+class (``AutoConfig.for_model``; never ``trust_remote_code``: a model type transformers does not ship is refused)
+and the model class its ``architectures`` names (else the Auto class for the config) is built under
+``torch.device("meta")``: no memory, no weights, transformers' weight initialisation skipped. Its parameters
+(``named_parameters(remove_duplicate=False)``: tied names share one tensor, counted once) become a
+:class:`~vramscope.model.tensors.Inventory`, the spec's layout ``meta``:
+
+* the block lists (the ``nn.ModuleList`` s holding the repeated blocks: ``model.layers``, ``encoder.block``, a
+  vision tower's ``encoder.layers``) are grouped into kinds of identical blocks, so sums cost the same for 32
+  layers as for 1024; blocks of a vision/audio tower are not decoder layers;
+* routed experts, as a list of MLPs (``experts.0.w1``) or fused 3-D parameters (``experts.gate_up_proj``
+  ``[E, 2I, h]``), become one tensor with ``count = E``;
+* roles (embedding, lm_head, attention, mlp, expert, router, norm, vision, projector) and ``linear`` (an
+  ``nn.Linear`` / GPT-2 ``Conv1D`` weight, or a fused expert matrix) come from the modules that own them.
+
+The shape numbers the KV cache and activations read (layers, hidden size, heads, key/value heads, head size) come
+from the text config transformers built (``get_text_config()``), with its own attribute aliases. Torch is imported
+on this path only; built-in families never import it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from collections import defaultdict
+from typing import Any, Optional
+
+from ..errors import Text, VramscopeError
+from ..model.limits import LIMITS, shown
+from ..model.spec import ModelSpec, MoESpec, check_int
+from ..model.tensors import Inventory, LayerSet, MetaStack, Tensor
+
+#: config keys that are not the architecture (or would make transformers load more than a config)
+_DROPPED = ("auto_map", "quantization_config", "transformers_version", "_name_or_path", "_commit_hash")
+
+#: name parts of a tower that is not the language model
+_TOWER = ("vision", "visual", "image", "audio", "speech")
+_PROJECTOR = ("projector", "multi_modal", "mm_", "merger", "connector", "aligner")
+
+#: keys checked against LIMITS before anything is built (a hostile config must not make transformers build
+#: 10^6 layers); each is looked up in the config and in its nested text / vision / encoder configs
+_BOUNDED = {
+    "num_hidden_layers": "num_layers", "num_layers": "num_layers", "n_layer": "num_layers",
+    "encoder_layers": "num_layers", "decoder_layers": "num_layers", "num_decoder_layers": "num_layers",
+    "hidden_size": "hidden_size", "d_model": "hidden_size", "n_embd": "hidden_size",
+    "num_attention_heads": "num_heads", "n_head": "num_heads",
+    "intermediate_size": "intermediate_size", "ffn_dim": "intermediate_size", "d_ff": "intermediate_size",
+    "vocab_size": "vocab_size",
+    "num_local_experts": "num_experts", "num_experts": "num_experts", "n_routed_experts": "num_experts",
+    "moe_intermediate_size": "expert_intermediate_size",
+}
+_NESTED = ("text_config", "vision_config", "audio_config", "encoder", "decoder", "llm_config")
+
+_EXPERTS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts", "num_experts_per_layer")
+_TOP_K = ("num_experts_per_tok", "num_experts_per_token", "moe_top_k", "top_k", "moe_k")
+
+
+def available() -> bool:
+    """Whether the ``trace`` extra (torch and transformers) is importable."""
+    return all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers"))
+
+
+def _refuse(model_type: str, origin: str, built_in: str, why: Text) -> VramscopeError:
+    return VramscopeError("unsupported_model_type", model_type=shown(model_type), origin=origin, allowed=built_in,
+                          why=why)
+
+
+def _check_bounds(cfg: dict[str, Any], origin: str, prefix: str = "", depth: int = 0) -> None:
+    for key, limit in _BOUNDED.items():
+        value = cfg.get(key)
+        if value is not None and not isinstance(value, (dict, list)):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            lim = LIMITS[limit]
+            check_int(f"{origin} ", prefix + key, value, limit, minimum=min(lim.minimum, 0))
+    if depth < 2:
+        for sub in _NESTED:
+            if isinstance(cfg.get(sub), dict):
+                _check_bounds(cfg[sub], origin, f"{prefix}{sub}.", depth + 1)
+
+
+def spec_from_meta(cfg: dict[str, Any], name: str, origin: str, model_type: str, built_in: str) -> ModelSpec:
+    """The spec of a model transformers builds natively (module docstring), or the one refusal line naming
+    what was tried: the built-in readers (``built_in``), then transformers on the meta device."""
+    if not available():
+        raise _refuse(model_type, origin, built_in, Text("meta_no_trace"))
+    import transformers
+
+    version = transformers.__version__
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    if model_type not in CONFIG_MAPPING:
+        raise _refuse(model_type, origin, built_in, Text("meta_not_shipped", version=version))
+    _check_bounds(cfg, origin)
+    native = {k: v for k, v in cfg.items() if k not in _DROPPED}
+    try:
+        config = transformers.AutoConfig.for_model(**native)
+        model = _build(config, native)
+    except VramscopeError:
+        raise
+    except Exception as e:  # transformers validates configs its own way: any refusal is the config's
+        detail = shown(f"{type(e).__name__}: {e}", 160)
+        raise _refuse(model_type, origin, built_in, Text("meta_build_failed", version=version, detail=detail)) \
+            from None
+    return _spec(model, config, native, name, origin, model_type, version)
+
+
+def _build(config: Any, native: dict[str, Any]) -> Any:
+    import torch
+    from transformers.modeling_utils import PreTrainedModel
+
+    from ..trace.build import model_class
+
+    arch = (native.get("architectures") or [""])
+    cls = model_class(config, arch[0] if isinstance(arch, list) and arch else "")
+    make = cls._from_config if hasattr(cls, "_from_config") else cls.from_config
+    original = PreTrainedModel.__dict__.get("initialize_weights")
+    PreTrainedModel.initialize_weights = lambda self: None  # values are never read; tying still runs
+    try:
+        with torch.device("meta"):
+            try:
+                return make(config)
+            except ValueError:
+                if cls.__name__ != "AutoModelForCausalLM":
+                    raise
+                import transformers  # an encoder, or a model with no causal-LM head: its base model
+
+                return transformers.AutoModel.from_config(config)
+    finally:
+        if original is None:
+            del PreTrainedModel.initialize_weights
+        else:
+            PreTrainedModel.initialize_weights = original
+
+
+# ---- the inventory -----------------------------------------------------------------------------------------
+
+def _is_tower(name: str) -> bool:
+    low = name.lower()
+    return any(t in low for t in _TOWER)
+
+
+def _role(name: str, module: Any, param: Any, inputs: Any, outputs: Any) -> str:
+    import torch
+
+    low = name.lower()
+    if any(p in low for p in _PROJECTOR) and not re.search(r"\.(layers|layer|h|block|blocks)\.\d+\.", name):
+        return "projector"
+    if _is_tower(name):
+        return "vision"
+    if outputs is not None and param is outputs:
+        return "lm_head"
+    if isinstance(module, torch.nn.Embedding):
+        return "embedding" if inputs is not None and param is inputs else "position_embedding"
+    if re.search(r"(^|\.)experts?\.", low) and "shared" not in low:
+        return "expert"
+    if "shared_expert" in low:
+        return "shared_expert"
+    if re.search(r"(^|\.)(gate|router|w_gate)(\.|$)", low) and "proj" not in low.rsplit(".", 2)[-2]:
+        return "router"
+    if "norm" in type(module).__name__.lower() or re.search(r"(norm|ln_?\d?|layernorm)[^.]*\.(weight|bias)$", low):
+        return "norm"
+    if re.search(r"attn|attention|\.(q|k|v|o)_?proj|query|key|value", low):
+        return "attention"
+    return "mlp"
+
+
+def _is_linear(module: Any, leaf: str, role: str, ndim: int) -> bool:
+    import torch
+
+    if leaf != "weight" and role != "expert":
+        return False
+    if isinstance(module, torch.nn.Linear):
+        return leaf == "weight"
+    if type(module).__name__ == "Conv1D":  # GPT-2's transposed linear (transformers.pytorch_utils.Conv1D)
+        return leaf == "weight"
+    return role == "expert" and ndim == 3
+
+
+def _block_lists(model: Any) -> list[tuple[str, int]]:
+    """``(prefix, length)`` of each ``nn.ModuleList`` of blocks not inside another one."""
+    import torch
+
+    lists: list[tuple[str, int]] = []
+    for mname, mod in model.named_modules():
+        if not isinstance(mod, torch.nn.ModuleList) or len(mod) == 0:
+            continue
+        if any(mname.startswith(p) for p, _ in lists):
+            continue  # a list inside a block (experts as modules): part of that block
+        if not all(any(True for _ in m.parameters()) for m in mod):
+            continue
+        lists.append((mname + ".", len(mod)))
+    return lists
+
+
+_EXPERT_INDEX = re.compile(r"(^|\.)(experts)\.(\d+)\.")
+
+
+def inventory(model: Any) -> tuple[Inventory, bool]:
+    """The model's :class:`Inventory` and whether the output head is tied to the input embedding."""
+    modules = dict(model.named_modules())
+    try:
+        inputs = model.get_input_embeddings().weight
+    except (AttributeError, NotImplementedError):
+        inputs = None
+    try:
+        out = model.get_output_embeddings()
+        outputs = out.weight if out is not None else None
+    except (AttributeError, NotImplementedError):
+        outputs = None
+    first_name: dict[int, str] = {}
+    tied: list[tuple[str, str]] = []
+    kept: list[tuple[str, Any]] = []
+    for pname, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in first_name:
+            tied.append((pname, first_name[id(p)]))
+            continue
+        first_name[id(p)] = pname
+        kept.append((pname, p))
+    tie_embeddings = outputs is not None and inputs is not None and outputs is inputs
+    lists = _block_lists(model)
+    # tensors of each block, relative to it; experts folded into one tensor with a count
+    per_block: dict[tuple[int, int], list[Tensor]] = defaultdict(list)
+    loose: list[Tensor] = []
+    folded: dict[tuple[Optional[tuple[int, int]], str], list] = {}
+    for pname, p in kept:
+        owner, _, leaf = pname.rpartition(".")
+        module = modules.get(owner)
+        role = _role(pname, module, p, inputs, outputs if not tie_embeddings else None)
+        shape = tuple(int(d) for d in p.shape)
+        linear = _is_linear(module, leaf, role, len(shape))
+        count = 1
+        if role == "expert" and len(shape) == 3 and linear:
+            count, shape = shape[0], shape[1:]
+        block = None
+        rel = pname
+        for li, (prefix, _) in enumerate(lists):
+            if pname.startswith(prefix):
+                idx, _, rest = pname[len(prefix):].partition(".")
+                if idx.isdigit():
+                    block, rel = (li, int(idx)), rest
+                break
+        m = _EXPERT_INDEX.search(rel)
+        if m and role == "expert":  # experts as a ModuleList: one tensor, counted once per expert
+            key = (block, rel[: m.start(3)] + "*" + rel[m.end(3):])
+            if key in folded:
+                folded[key][0] += 1
+                continue
+            folded[key] = [1, len(per_block[block]) if block else len(loose)]
+            rel = key[1]
+        leafmod = owner.rpartition(".")[2] if linear else ""
+        t = Tensor(rel, shape, role, leafmod, None, count, linear)
+        (per_block[block] if block else loose).append(t)
+    for (block, _), (n, pos) in folded.items():
+        target = per_block[block] if block else loose
+        target[pos] = target[pos]._replace(count=n)
+    stacks = []
+    for li, (prefix, n) in enumerate(lists):
+        kinds: dict[tuple[Tensor, ...], list[int]] = defaultdict(list)
+        for i in range(n):
+            kinds[tuple(per_block.get((li, i), ()))].append(i)
+        numbered = not _is_tower(prefix) and not any(p in prefix.lower() for p in _PROJECTOR)
+        stacks.append(MetaStack(prefix, n, tuple((LayerSet.of(ix), tpl) for tpl, ix in kinds.items()), numbered))
+    return Inventory(tuple(loose), tuple(stacks), tuple(tied)), tie_embeddings
+
+
+# ---- the shape numbers -------------------------------------------------------------------------------------
+
+def _attr(cfg: Any, *names: str) -> Any:
+    for n in names:
+        v = getattr(cfg, n, None)
+        if isinstance(v, bool):
+            continue
+        if isinstance(v, int) and v > 0:
+            return v
+        if isinstance(v, list) and v and all(isinstance(x, int) for x in v):
+            return max(v)
+    return None
+
+
+def _spec(model: Any, config: Any, native: dict[str, Any], name: str, origin: str, model_type: str,
+          version: str) -> ModelSpec:
+    inv, tied_embed = inventory(model)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    dec = getattr(config, "decoder", None) if getattr(config, "is_encoder_decoder", False) else None
+    text = dec if dec is not None and hasattr(dec, "num_hidden_layers") else text
+    hidden = _attr(text, "hidden_size", "d_model", "n_embd", "dim", "embed_dim") or 1
+    heads = _attr(text, "num_attention_heads", "decoder_attention_heads", "n_head", "num_heads") or 1
+    kv = _attr(text, "num_key_value_heads", "num_kv_heads", "decoder_attention_heads") or heads
+    if heads % kv:
+        kv = heads
+    head_dim = _attr(text, "head_dim", "d_kv", "attention_head_dim") or max(1, hidden // heads)
+    numbered = [st for st in inv.stacks if st.numbered]
+    layers = _attr(text, "num_hidden_layers", "decoder_layers", "num_decoder_layers", "n_layer", "num_layers")
+    if not layers:
+        layers = max((st.n for st in numbered), default=1)
+    enc_dec = bool(getattr(config, "is_encoder_decoder", False))
+    kind = "encoder-decoder" if enc_dec else ("decoder" if _is_decoder(model, config) else "encoder")
+    enc_layers = _attr(config, "encoder_layers", "num_layers") if enc_dec else None
+    vocab = _attr(text, "vocab_size") or next((t.shape[0] for t in inv.loose if t.role == "embedding"), 1)
+    inter = _attr(text, "intermediate_size", "ffn_dim", "decoder_ffn_dim", "d_ff", "n_inner") or 4 * hidden
+    moe = None
+    experts = _attr(text, *_EXPERTS)
+    top_k = _attr(text, *_TOP_K)
+    has_experts = any(t.role == "expert" for st in inv.stacks for _, tpl in st.kinds for t in tpl)
+    if experts and top_k and has_experts and top_k <= experts:
+        moe = MoESpec(num_experts=experts, experts_per_token=top_k,
+                      expert_intermediate_size=_attr(text, "moe_intermediate_size", "expert_intermediate_size",
+                                                     "intermediate_size") or inter)
+    window = getattr(text, "sliding_window", None)
+    window = window if isinstance(window, int) and not isinstance(window, bool) and 0 < window < 10**9 else None
+    notes = [f"not built in: tensors from transformers {version} on the meta device "
+             f"({type(model).__name__})"]
+    if inv.tied:
+        notes.append("tied, counted once: " + ", ".join(f"{a} = {b}" for a, b in inv.tied[:4])
+                     + (f" (+{len(inv.tied) - 4} more)" if len(inv.tied) > 4 else ""))
+    dtype = native.get("torch_dtype") or native.get("dtype") or ""
+    quant = native.get("quantization_config") if isinstance(native.get("quantization_config"), dict) else {}
+    arch = native.get("architectures")
+    spec = ModelSpec(
+        name=name, model_type=model_type, architecture=arch[0] if isinstance(arch, list) and arch else "",
+        num_layers=enc_layers or layers if enc_dec else layers, hidden_size=hidden, num_heads=heads,
+        num_kv_heads=kv, head_dim=head_dim, intermediate_size=inter, vocab_size=vocab, kind=kind, layout="meta",
+        tie_embeddings=tied_embed, num_decoder_layers=layers if enc_dec else 0,
+        max_position_embeddings=min(_attr(text, "max_position_embeddings") or 0, LIMITS["max_position_embeddings"].maximum),
+        sliding_window=window, moe=moe, inventory=inv, dtype=dtype if isinstance(dtype, str) else "",
+        quant_method=str((quant or {}).get("quant_method", ""))[:200], source=origin, notes=tuple(notes),
+        activation=str(getattr(text, "hidden_act", "") or getattr(text, "activation_function", "") or "")[:200],
+    )
+    return spec
+
+
+def _is_decoder(model: Any, config: Any) -> bool:
+    from transformers import GenerationMixin
+
+    return isinstance(model, GenerationMixin) or bool(getattr(config, "is_decoder", False))
