@@ -271,7 +271,8 @@ def estimate_resolved(model: ResolvedModel, workload: Workload, gpus: Iterable[s
     info = ModelInfo(name=model.spec.name, params=model.params, active_params=model.active_params,
                      trainable_params=trainable, source=model.kind, origin=model.origin,
                      storage=model.stored_format, exact_shape=model.exact_shape)
-    source_notes = tuple(Assumption("a_note", {"text": n}) for n in model.notes)
+    source_notes = tuple(Assumption(n.key, n.params) if isinstance(n, Text) else Assumption("a_note", {"text": n})
+                         for n in model.notes)
     return check_estimate(Estimate(model=info, estimator=workload.estimator, task=workload.task, total_bytes=total,
                                    range_bytes=(low, high), components={k: v for k, v in phases[peak].items()},
                                    peak_phase=peak, phases=phases, workload=workload.to_dict(),

@@ -547,6 +547,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "梯度检查点不会降低此峰值：峰值出现在优化器更新步骤，而不是反向传播",
     },
     "a_note": {"en": "{text}", "zh": "{text}"},
+    "a_meta_built": {
+        "en": "not built in: tensors as transformers {version} builds {cls} on the meta device (exact names, "
+              "shapes and ties); KV cache and activations from its config's shape with the generic rules",
+        "zh": "非内置架构：张量取自 transformers {version} 在 meta 设备上构建的 {cls}（名称、形状与共享权重均精确）；"
+              "KV 缓存与激活按其配置的形状用通用规则估计",
+    },
+    "a_meta_tied": {
+        "en": "tied weights, counted once: {ties}",
+        "zh": "共享权重只计一次：{ties}",
+    },
     "a_trace": {
         "en": "traced: the real transformers/peft code run on fake tensors in {dtype} ({seconds} s), allocations rounded to 512 B as the CUDA caching allocator does; steady-state training step (step 2)",
         "zh": "追踪：在假张量上运行真实的 transformers/peft 代码（{dtype}，{seconds} 秒），每次分配按 CUDA 缓存分配器的规则向上取整到 512 字节；训练取稳定状态的第 2 步",

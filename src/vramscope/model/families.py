@@ -101,6 +101,10 @@ FAMILIES: tuple[Family, ...] = (
            norm_names=("post_attention_layernorm", "post_feedforward_layernorm")),
     Family("olmoe", ("olmoe",), ("olmoe",), source="transformers modeling_olmoe.py; peft", qk_norm_shape="full",
            all_linear_moe=_MOE_ALL),
+    # transformers modeling_bloom.py / modeling_mpt.py: no SDPA (ALiBi through eager attention only:
+    # "does not support an attention implementation through torch.nn.functional.scaled_dot_product_attention")
+    Family("bloom", ("bloom",), ("bloom",), source="transformers modeling_bloom.py", sdpa=False),
+    Family("mpt", ("mpt",), ("mpt",), source="transformers modeling_mpt.py", sdpa=False),
     # transformers modeling_granitemoe.py: router and experts under block_sparse_moe
     Family("granitemoe", ("granitemoe",), ("granitemoe",), source="transformers modeling_granitemoe.py; peft",
            moe_prefix="block_sparse_moe.", router_name="router", all_linear_moe=_MOE_ALL),

@@ -114,26 +114,44 @@ def _build(config: Any, native: dict[str, Any]) -> Any:
 
     from ..trace.build import model_class
 
-    arch = (native.get("architectures") or [""])
-    cls = model_class(config, arch[0] if isinstance(arch, list) and arch else "")
+    arch = native.get("architectures")
+    cls = model_class(config, arch[0] if isinstance(arch, list) and arch and isinstance(arch[0], str) else "")
+    if cls.__module__.startswith("transformers.models.auto"):  # architectures names no class: the task's
+        cls = _auto_class(config)
     make = cls._from_config if hasattr(cls, "_from_config") else cls.from_config
     original = PreTrainedModel.__dict__.get("initialize_weights")
     PreTrainedModel.initialize_weights = lambda self: None  # values are never read; tying still runs
     try:
         with torch.device("meta"):
-            try:
-                return make(config)
-            except ValueError:
-                if cls.__name__ != "AutoModelForCausalLM":
-                    raise
-                import transformers  # an encoder, or a model with no causal-LM head: its base model
-
-                return transformers.AutoModel.from_config(config)
+            return make(config)
     finally:
         if original is None:
             del PreTrainedModel.initialize_weights
         else:
             PreTrainedModel.initialize_weights = original
+
+
+#: the Auto classes tried, in order, for a config whose ``architectures`` names no transformers class: the first
+#: whose mapping lists the model type (a generating model before its bare base model; an encoder-decoder's
+#: sequence-to-sequence class before its decoder alone)
+_AUTO = (("MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "AutoModelForCausalLM"),
+         ("MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES", "AutoModelForImageTextToText"),
+         ("MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES", "AutoModelForSeq2SeqLM"),
+         ("MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES", "AutoModelForSpeechSeq2Seq"),
+         ("MODEL_MAPPING_NAMES", "AutoModel"))
+
+
+def _auto_class(config: Any) -> Any:
+    import transformers
+    from transformers.models.auto import modeling_auto
+
+    order = _AUTO
+    if getattr(config, "is_encoder_decoder", False):  # BART, Whisper: the whole model, not its decoder alone
+        order = _AUTO[2:4] + _AUTO[:2] + _AUTO[4:]
+    for mapping, auto in order:
+        if config.model_type in getattr(modeling_auto, mapping, {}):
+            return getattr(transformers, auto)
+    return transformers.AutoModel
 
 
 # ---- the inventory -----------------------------------------------------------------------------------------
@@ -312,11 +330,12 @@ def _spec(model: Any, config: Any, native: dict[str, Any], name: str, origin: st
                                                      "intermediate_size") or inter)
     window = getattr(text, "sliding_window", None)
     window = window if isinstance(window, int) and not isinstance(window, bool) and 0 < window < 10**9 else None
-    notes = [f"not built in: tensors from transformers {version} on the meta device "
-             f"({type(model).__name__})"]
+    notes: list[Any] = [Text("a_meta_built", version=version, cls=type(model).__name__)]
     if inv.tied:
-        notes.append("tied, counted once: " + ", ".join(f"{a} = {b}" for a, b in inv.tied[:4])
-                     + (f" (+{len(inv.tied) - 4} more)" if len(inv.tied) > 4 else ""))
+        shown_ties = ", ".join(f"{a} = {b}" for a, b in inv.tied[:4])
+        if len(inv.tied) > 4:
+            shown_ties += f", … (+{len(inv.tied) - 4})"
+        notes.append(Text("a_meta_tied", ties=shown_ties))
     dtype = native.get("torch_dtype") or native.get("dtype") or ""
     quant = native.get("quantization_config") if isinstance(native.get("quantization_config"), dict) else {}
     arch = native.get("architectures")
