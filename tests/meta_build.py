@@ -31,3 +31,25 @@ def meta_param_count(cfg: dict[str, Any]) -> int:
             and int(transformers.__version__.split(".")[0]) >= 5 and model.config.tie_word_embeddings:
         count += native["vocab_size"] * native["d_model"]
     return count
+
+
+def meta_model(cfg: dict[str, Any]) -> Any:
+    """The transformers model of ``cfg`` on the meta device (the class its ``architectures`` names, else the
+    task's Auto class), built the way ``meta_param_count`` builds it."""
+    import torch
+    import transformers
+
+    native = {k: v for k, v in cfg.items() if k not in ("auto_map", "quantization_config", "transformers_version")}
+    config = transformers.AutoConfig.for_model(**native)
+    arch = (native.get("architectures") or [""])[0]
+    cls = getattr(transformers, arch, None) if arch else None
+    if cls is None:
+        cls = transformers.AutoModelForSeq2SeqLM if config.is_encoder_decoder else transformers.AutoModelForCausalLM
+    make = cls._from_config if hasattr(cls, "_from_config") else cls.from_config
+    with torch.device("meta"):
+        return make(config)
+
+
+def meta_tied_embeddings(model: Any) -> bool:
+    out = model.get_output_embeddings()
+    return out is not None and out.weight is model.get_input_embeddings().weight

@@ -285,9 +285,26 @@ def inventory(model: Any) -> tuple[Inventory, bool]:
     return Inventory(tuple(loose), tuple(stacks), tuple(tied)), tie_embeddings
 
 
+def _fold_flat_experts(inv: Inventory, experts: int) -> Inventory:
+    """Experts stored as one 2-D parameter per projection, ``[E·I, h]`` (DBRX ``DbrxExpertGLU.w1``): one
+    ``[I, h]`` matrix with ``count = E``, as for the other layouts."""
+
+    def fold(t: Tensor) -> Tensor:
+        if t.role == "expert" and t.count == 1 and "*" not in t.name and len(t.shape) == 2 \
+                and t.shape[0] % experts == 0 and t.shape[0] > experts:
+            return t._replace(shape=(t.shape[0] // experts, t.shape[1]), count=experts, linear=True)
+        return t
+
+    stacks = tuple(st._replace(kinds=tuple((ls, tuple(fold(t) for t in tpl)) for ls, tpl in st.kinds))
+                   for st in inv.stacks)
+    return inv._replace(stacks=stacks)
+
+
 # ---- the shape numbers -------------------------------------------------------------------------------------
 
 def _attr(cfg: Any, *names: str) -> Any:
+    if cfg is None:
+        return None
     for n in names:
         v = getattr(cfg, n, None)
         if isinstance(v, bool):
@@ -321,13 +338,16 @@ def _spec(model: Any, config: Any, native: dict[str, Any], name: str, origin: st
     vocab = _attr(text, "vocab_size") or next((t.shape[0] for t in inv.loose if t.role == "embedding"), 1)
     inter = _attr(text, "intermediate_size", "ffn_dim", "decoder_ffn_dim", "d_ff", "n_inner") or 4 * hidden
     moe = None
-    experts = _attr(text, *_EXPERTS)
-    top_k = _attr(text, *_TOP_K)
+    experts = _attr(text, *_EXPERTS) or _attr(getattr(text, "ffn_config", None), *_EXPERTS)  # DBRX nests them
+    top_k = _attr(text, *_TOP_K) or _attr(getattr(text, "ffn_config", None), *_TOP_K)
     has_experts = any(t.role == "expert" for st in inv.stacks for _, tpl in st.kinds for t in tpl)
     if experts and top_k and has_experts and top_k <= experts:
         moe = MoESpec(num_experts=experts, experts_per_token=top_k,
                       expert_intermediate_size=_attr(text, "moe_intermediate_size", "expert_intermediate_size",
-                                                     "intermediate_size") or inter)
+                                                     "intermediate_size")
+                      or _attr(getattr(text, "ffn_config", None), "ffn_hidden_size") or inter)
+    if moe is not None:
+        inv = _fold_flat_experts(inv, moe.num_experts)
     window = getattr(text, "sliding_window", None)
     window = window if isinstance(window, int) and not isinstance(window, bool) and 0 < window < 10**9 else None
     notes: list[Any] = [Text("a_meta_built", version=version, cls=type(model).__name__)]
