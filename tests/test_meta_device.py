@@ -85,6 +85,12 @@ FAMILY_CASES = [
     ("granite", "GraniteForCausalLM", {}),
     ("granitemoe", "GraniteMoeForCausalLM", _SMALL),
     ("granitemoe", "GraniteMoeForCausalLM", {}),
+    ("gpt_oss", "GptOssForCausalLM", {**_SMALL, "head_dim": 16, "num_local_experts": 4, "num_experts_per_tok": 2}),
+    ("gpt_oss", "GptOssForCausalLM", {**_SMALL, "head_dim": 16, "num_local_experts": 4, "num_experts_per_tok": 2,
+                                      "attention_bias": False}),
+    ("gpt_oss", "GptOssForCausalLM", {}),
+    ("smollm3", "SmolLM3ForCausalLM", {**_SMALL, "pad_token_id": 1}),
+    ("smollm3", "SmolLM3ForCausalLM", {}),
 ]
 
 

@@ -34,6 +34,8 @@ class Family:
     sliding_from: str = ""  # config key: layers from this index on slide
     norm_free: bool = False  # OLMo: LayerNorms without parameters (elementwise_affine=False)
     qk_norm_shape: str = "head"  # q/k norms: head (head_dim) | full (q/kv width) | per_head | per_head_list
+    attn_sinks: bool = False  # gpt-oss: one learned attention-sink logit per head and layer (self_attn.sinks)
+    expert_bias: bool = False  # gpt-oss: the routed experts' projections carry biases
     # --- MLP / MoE module names (Llama layout) ---
     mlp_names: tuple[str, ...] = ()  # (gate, up, down) where they are not gate_proj/up_proj/down_proj
     moe_prefix: str = "mlp."  # module holding the router and the experts
@@ -101,6 +103,9 @@ FAMILIES: tuple[Family, ...] = (
            norm_names=("post_attention_layernorm", "post_feedforward_layernorm")),
     Family("olmoe", ("olmoe",), ("olmoe",), source="transformers modeling_olmoe.py; peft", qk_norm_shape="full",
            all_linear_moe=_MOE_ALL),
+    # transformers modeling_gpt_oss.py: attention sinks, biased experts under mlp.router / mlp.experts
+    Family("gpt_oss", ("gpt_oss",), ("gpt-oss",), source="transformers modeling_gpt_oss.py", attn_sinks=True,
+           expert_bias=True, router_name="router"),
     # transformers modeling_bloom.py / modeling_mpt.py: no SDPA (ALiBi through eager attention only:
     # "does not support an attention implementation through torch.nn.functional.scaled_dot_product_attention")
     Family("bloom", ("bloom",), ("bloom",), source="transformers modeling_bloom.py", sdpa=False),

@@ -190,6 +190,8 @@ def _attention_llama(p: str, s: ModelSpec, i: int) -> Iterator[Tensor]:
         yield from _linear(p, "k_proj", s.kv_dim, h, "attention", i, s.qkv_bias)
         yield from _linear(p, "v_proj", s.kv_dim, h, "attention", i, s.qkv_bias)
     yield from _linear(p, "o_proj", h, s.q_dim, "attention", i, s.o_bias)
+    if s.family.attn_sinks:
+        yield Tensor(f"{p}sinks", (s.num_heads,), "attention", "", i)
     if s.qk_norm:
         shape = s.family.qk_norm_shape
         if shape == "full":  # OLMo 2 / OLMoE: over all heads at once
@@ -227,7 +229,7 @@ def _layer_llama(s: ModelSpec, root: str, i: int, moe_layer: bool) -> Iterator[T
         moe = s.moe
         assert moe is not None
         yield from _linear(mp, fam.router_name, moe.num_experts, s.hidden_size, "router", i, moe.router_bias)
-        yield from _mlp(mp + "experts.*.", s, moe.expert_intermediate_size, "expert", i, False,
+        yield from _mlp(mp + "experts.*.", s, moe.expert_intermediate_size, "expert", i, fam.expert_bias,
                         count=moe.num_experts)
         if moe.shared_intermediate_size:
             shared = "shared_expert." if moe.shared_expert_gate else "shared_experts."

@@ -371,6 +371,11 @@ _DEFAULTS: dict[str, Config] = {
     "granitemoe": {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
                    "num_attention_heads": 32, "max_position_embeddings": 2048, "num_local_experts": 8,
                    "num_experts_per_tok": 2},
+    "gpt_oss": {"vocab_size": 201088, "hidden_size": 2880, "intermediate_size": 2880, "num_hidden_layers": 36,
+                "num_attention_heads": 64, "num_key_value_heads": 8, "head_dim": 64, "num_local_experts": 128,
+                "num_experts_per_tok": 4, "sliding_window": 128, "max_position_embeddings": 131072},
+    "smollm3": {"vocab_size": 128256, "hidden_size": 2048, "intermediate_size": 11008, "num_hidden_layers": 36,
+                "num_attention_heads": 16, "num_key_value_heads": 4, "max_position_embeddings": 32768},
     "siglip_vision_model": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
                             "num_attention_heads": 12, "num_channels": 3, "image_size": 224, "patch_size": 16},
 }
@@ -611,6 +616,16 @@ def _olmo(r: _Reader, name: str, mt: str) -> ModelSpec:
     return _llama_like(r, name, mt, qk_norm=mt != "olmo", **kw)
 
 
+def _gpt_oss(r: _Reader, name: str, mt: str) -> ModelSpec:
+    experts = r.int("num_local_experts", limit="num_experts", default=128)
+    moe = MoESpec(num_experts=experts, experts_per_token=_top_k(r, experts),
+                  expert_intermediate_size=r.int("intermediate_size", limit="expert_intermediate_size",
+                                                 default=2880), router_bias=True)
+    # GptOssConfig: without layer_types, even layers slide (sliding_attention if (i + 1) % 2 else full)
+    return _llama_like(r, name, mt, qkv_bias=r.bool("attention_bias", True), o_bias=r.bool("attention_bias", True),
+                       moe=moe, pattern=lambda i: i % 2 == 0)
+
+
 def _granite(r: _Reader, name: str, mt: str) -> ModelSpec:
     if mt == "granitemoe":
         experts = r.int("num_local_experts", limit="num_experts", default=8)
@@ -667,6 +682,9 @@ _FAMILIES: dict[str, Callable[[_Reader, str, str], ModelSpec]] = {
     "olmoe": _olmo,
     "granite": _granite,
     "granitemoe": _granite,
+    "gpt_oss": _gpt_oss,
+    # transformers modeling_smollm3.py: the Llama layer (NoPE layers change no tensor), embeddings tied by default
+    "smollm3": lambda r, n, mt: _llama_like(r, n, mt, tie=True),
 }
 
 SUPPORTED_MODEL_TYPES = tuple(sorted(_FAMILIES))
