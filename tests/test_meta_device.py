@@ -216,6 +216,18 @@ def test_meta_device_estimate_runs_end_to_end(tmp_path, capsys):
     assert "tied weights, counted once: proj_out.weight = model.decoder.embed_tokens.weight" in out["assumptions"]
 
 
+@requires_torch
+@pytest.mark.trace
+@pytest.mark.parametrize("mt, mixer", [("mamba", "MambaMixer"), ("jamba", "JambaMambaMixer"),
+                                       ("falcon_h1", "FalconH1Mixer"), ("qwen3_next", "Qwen3NextGatedDeltaNet")])
+def test_meta_device_states_that_recurrent_caches_are_not_modelled(mt, mixer):
+    spec = spec_from_config({"model_type": mt}, mt)
+    notes = [n for n in spec.notes if getattr(n, "key", "") == "a_meta_recurrent"]
+    assert notes and mixer in notes[0].params["mixers"]
+    assert not any(getattr(n, "key", "") == "a_meta_recurrent"
+                   for n in spec_from_config({"model_type": "whisper"}, "w").notes)
+
+
 def test_refusal_names_what_was_tried_without_the_trace_extra(monkeypatch):
     from vramscope.sources import meta_device
 

@@ -553,6 +553,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "非内置架构：张量取自 transformers {version} 在 meta 设备上构建的 {cls}（名称、形状与共享权重均精确）；"
               "KV 缓存与激活按其配置的形状用通用规则估计",
     },
+    "a_meta_recurrent": {
+        "en": "this model mixes tokens with recurrent / state-space layers ({mixers}): their conv and state caches "
+              "are not modelled, and the KV cache is counted as attention on every layer (an overestimate for those "
+              "layers)",
+        "zh": "该模型用循环/状态空间层混合词元（{mixers}）：其卷积与状态缓存未建模，KV 缓存按每层都是注意力计算"
+              "（对这些层偏高）",
+    },
     "a_meta_tied": {
         "en": "tied weights, counted once: {ties}",
         "zh": "共享权重只计一次：{ties}",

@@ -356,6 +356,9 @@ def _spec(model: Any, config: Any, native: dict[str, Any], name: str, origin: st
         if len(inv.tied) > 4:
             shown_ties += f", … (+{len(inv.tied) - 4})"
         notes.append(Text("a_meta_tied", ties=shown_ties))
+    mixers = _recurrent_mixers(model)
+    if mixers:
+        notes.append(Text("a_meta_recurrent", mixers=", ".join(mixers[:3])))
     dtype = native.get("torch_dtype") or native.get("dtype") or ""
     quant = native.get("quantization_config") if isinstance(native.get("quantization_config"), dict) else {}
     arch = native.get("architectures")
@@ -370,6 +373,23 @@ def _spec(model: Any, config: Any, native: dict[str, Any], name: str, origin: st
         activation=str(getattr(text, "hidden_act", "") or getattr(text, "activation_function", "") or "")[:200],
     )
     return spec
+
+
+#: module class names of recurrent / state-space token mixers (Mamba, Mamba2, Jamba, Falcon-H1, Zamba, Bamba,
+#: Qwen3-Next's gated delta net, LFM2's short convolution, RWKV): their caches are conv and state tensors of a
+#: fixed size, not keys and values per token
+_RECURRENT = ("mamba", "mixer", "ssm", "deltanet", "delta_net", "linearattention", "shortconv", "rwkv", "lightning")
+
+
+def _recurrent_mixers(model: Any) -> list[str]:
+    seen: list[str] = []
+    for mod in model.modules():
+        name = type(mod).__name__
+        low = name.lower()
+        if any(r in low for r in _RECURRENT) and "norm" not in low and "feedforward" not in low and name not in seen \
+                and not low.endswith(("model", "forcausallm", "forconditionalgeneration", "layer", "block")):
+            seen.append(name)
+    return seen
 
 
 def _is_decoder(model: Any, config: Any) -> bool:
