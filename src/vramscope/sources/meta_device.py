@@ -99,13 +99,13 @@ def spec_from_meta(cfg: dict[str, Any], name: str, origin: str, model_type: str,
     try:
         config = transformers.AutoConfig.for_model(**native)
         model = _build(config, native)
+        return _spec(model, config, native, name, origin, model_type, version)
     except VramscopeError:
         raise
     except Exception as e:  # transformers validates configs its own way: any refusal is the config's
         detail = shown(f"{type(e).__name__}: {e}", 160)
         raise _refuse(model_type, origin, built_in, Text("meta_build_failed", version=version, detail=detail)) \
             from None
-    return _spec(model, config, native, name, origin, model_type, version)
 
 
 def _build(config: Any, native: dict[str, Any]) -> Any:
@@ -306,7 +306,10 @@ def _attr(cfg: Any, *names: str) -> Any:
     if cfg is None:
         return None
     for n in names:
-        v = getattr(cfg, n, None)
+        try:
+            v = getattr(cfg, n, None)
+        except Exception:  # noqa: BLE001 - transformers refuses some global reads (per-layer attributes, Gemma 4)
+            continue
         if isinstance(v, bool):
             continue
         if isinstance(v, int) and v > 0:
