@@ -221,8 +221,10 @@ MESSAGES: dict[str, dict[str, str]] = {
               "请给出更小的形状，或模型的 config.json",
     },
     "unsupported_model_type": {
-        "en": "{origin}: model_type '{model_type}' is not supported: not built in (built in: {allowed}), and {why}",
-        "zh": "{origin}：不支持 model_type '{model_type}'：没有内置（内置的类型：{allowed}），并且{why}",
+        "en": "{origin}: model_type '{model_type}' is not supported: it is not one of the {count} model types built "
+              "in (docs/accuracy.md, Coverage), and {why}",
+        "zh": "{origin}：不支持 model_type '{model_type}'：它不在 {count} 种内置模型类型之中（见 docs/accuracy.md 的"
+              " Coverage 一节），并且{why}",
     },
     "meta_no_trace": {
         "en": "it cannot be built with transformers on the meta device: the trace extra (torch, transformers) "

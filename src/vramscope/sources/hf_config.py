@@ -706,7 +706,7 @@ def spec_from_config(cfg: Config, name: str, origin: str = "config.json") -> Mod
     if fam is None:  # any architecture transformers ships: built on the meta device (the trace extra)
         from .meta_device import spec_from_meta
 
-        return spec_from_meta(cfg, name, origin, model_type, ", ".join(SUPPORTED_MODEL_TYPES))
+        return spec_from_meta(cfg, name, origin, model_type, len(SUPPORTED_MODEL_TYPES))
     r = _Reader({**_DEFAULTS.get(model_type, {}), **cfg}, origin)
     spec = fam(r, name, model_type)
     return spec.with_overrides(source=origin)

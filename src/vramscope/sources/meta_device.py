@@ -63,8 +63,8 @@ def available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers"))
 
 
-def _refuse(model_type: str, origin: str, built_in: str, why: Text) -> VramscopeError:
-    return VramscopeError("unsupported_model_type", model_type=shown(model_type), origin=origin, allowed=built_in,
+def _refuse(model_type: str, origin: str, built_in: int, why: Text) -> VramscopeError:
+    return VramscopeError("unsupported_model_type", model_type=shown(model_type), origin=origin, count=built_in,
                           why=why)
 
 
@@ -82,9 +82,9 @@ def _check_bounds(cfg: dict[str, Any], origin: str, prefix: str = "", depth: int
                 _check_bounds(cfg[sub], origin, f"{prefix}{sub}.", depth + 1)
 
 
-def spec_from_meta(cfg: dict[str, Any], name: str, origin: str, model_type: str, built_in: str) -> ModelSpec:
+def spec_from_meta(cfg: dict[str, Any], name: str, origin: str, model_type: str, built_in: int) -> ModelSpec:
     """The spec of a model transformers builds natively (module docstring), or the one refusal line naming
-    what was tried: the built-in readers (``built_in``), then transformers on the meta device."""
+    what was tried: the ``built_in`` readers, then transformers on the meta device."""
     if not available():
         raise _refuse(model_type, origin, built_in, Text("meta_no_trace"))
     import transformers
