@@ -258,6 +258,10 @@ def test_meta_device_refuses_a_hostile_shape_before_building():
         spec_from_config({"model_type": "mamba", "num_hidden_layers": 10**6}, "m")
     with pytest.raises(VramscopeError, match="text_config.num_hidden_layers"):
         spec_from_config({"model_type": "llava", "text_config": {"num_hidden_layers": 10**7}}, "m")
+    with pytest.raises(VramscopeError, match="layers × experts: 1024 × 8192"):  # 8M expert modules: hours
+        spec_from_config({"model_type": "jamba", "num_hidden_layers": 1024, "num_experts": 8192}, "m")
+    with pytest.raises(VramscopeError, match="layers × experts: 512 × 1024"):
+        spec_from_config({"model_type": "dbrx", "n_layers": 512, "ffn_config": {"moe_num_experts": 1024}}, "m")
 
 
 def test_built_in_families_never_import_torch():

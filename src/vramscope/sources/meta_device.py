@@ -68,7 +68,37 @@ def _refuse(model_type: str, origin: str, built_in: int, why: Text) -> Vramscope
                           why=why)
 
 
+#: the most expert MLPs a model built on the meta device may hold (layers × experts): 5× the largest real ones
+#: (Qwen3-Next 48 × 512 = 24,576; Kimi K2 61 × 384 = 23,424). A list of expert modules costs about 0.4 ms each
+#: to build, so the bound keeps a hostile config to under a minute
+MAX_EXPERT_MLPS = 131072
+
+
+def _expert_mlps(cfg: dict[str, Any], origin: str, prefix: str = "", depth: int = 0) -> None:
+    """Refuse layers × experts above :data:`MAX_EXPERT_MLPS`, in the config and its nested configs."""
+    def first(keys: tuple[str, ...], sub: dict[str, Any]) -> int:
+        for k in keys:
+            v = sub.get(k)
+            if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+                return v
+        return 0
+
+    ffn = cfg.get("ffn_config") if isinstance(cfg.get("ffn_config"), dict) else {}
+    layers = first(("num_hidden_layers", "num_layers", "n_layers", "n_layer", "decoder_layers"), cfg)
+    experts = first(_EXPERTS, cfg) or first(_EXPERTS, ffn)
+    if layers * experts > MAX_EXPERT_MLPS:
+        raise VramscopeError("shape_too_large", where=f"{origin} ", field=f"{prefix}layers × experts",
+                             value=f"{layers} × {experts}", minimum=1, maximum=MAX_EXPERT_MLPS,
+                             real="48 × 512 (Qwen3-Next)")
+    if depth < 2:
+        for sub in _NESTED:
+            if isinstance(cfg.get(sub), dict):
+                _expert_mlps(cfg[sub], origin, f"{prefix}{sub}.", depth + 1)
+
+
 def _check_bounds(cfg: dict[str, Any], origin: str, prefix: str = "", depth: int = 0) -> None:
+    if depth == 0:
+        _expert_mlps(cfg, origin)
     for key, limit in _BOUNDED.items():
         value = cfg.get(key)
         if value is not None and not isinstance(value, (dict, list)):
