@@ -91,6 +91,21 @@ FAMILY_CASES = [
     ("gpt_oss", "GptOssForCausalLM", {}),
     ("smollm3", "SmolLM3ForCausalLM", {**_SMALL, "pad_token_id": 1}),
     ("smollm3", "SmolLM3ForCausalLM", {}),
+    ("llama4_text", "Llama4ForCausalLM", {**_SMALL, "head_dim": 16, "intermediate_size_mlp": 96,
+                                         "num_local_experts": 4, "num_experts_per_tok": 1}),
+    ("llama4_text", "Llama4ForCausalLM", {**_SMALL, "num_hidden_layers": 4, "head_dim": 16, "intermediate_size_mlp": 96,
+                                         "num_local_experts": 4, "interleave_moe_layer_step": 2}),
+    ("llama4_text", "Llama4ForCausalLM", {**_SMALL, "num_hidden_layers": 4, "head_dim": 16, "intermediate_size_mlp": 96,
+                                         "num_local_experts": 4, "moe_layers": [0, 3]}),
+    ("llama4_text", "Llama4ForCausalLM", {}),
+    ("llama4", "Llama4ForConditionalGeneration", {}),  # Scout's shapes: 16 experts on every layer
+    ("llama4", "Llama4ForConditionalGeneration", {"text_config": {"num_local_experts": 128,
+                                                                  "interleave_moe_layer_step": 2}}),  # Maverick's
+    ("llama4", "Llama4ForConditionalGeneration", {
+        "text_config": {**_SMALL, "head_dim": 16, "intermediate_size_mlp": 96, "num_local_experts": 4},
+        "vision_config": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+                          "intermediate_size": 48, "vision_output_dim": 40, "image_size": 56, "patch_size": 14,
+                          "projector_input_dim": 24, "projector_output_dim": 24}}),
 ]
 
 

@@ -38,8 +38,11 @@ class Family:
     expert_bias: bool = False  # gpt-oss: the routed experts' projections carry biases
     # --- MLP / MoE module names (Llama layout) ---
     mlp_names: tuple[str, ...] = ()  # (gate, up, down) where they are not gate_proj/up_proj/down_proj
+    mlp_prefix: str = "mlp."  # module holding a dense layer's MLP
     moe_prefix: str = "mlp."  # module holding the router and the experts
     router_name: str = "gate"
+    shared_name: str = ""  # the shared experts' module, where not shared_expert(s)
+    text_prefix: str = ""  # a multimodal model's language model is "<text_prefix>model." + "<text_prefix>lm_head"
     # --- training ---
     all_linear_moe: Mapping[str, bool] = field(default_factory=dict)  # MoE parts peft's all-linear adapts
     # --- tensors, positions, llama.cpp, trace ---
@@ -106,6 +109,11 @@ FAMILIES: tuple[Family, ...] = (
     # transformers modeling_gpt_oss.py: attention sinks, biased experts under mlp.router / mlp.experts
     Family("gpt_oss", ("gpt_oss",), ("gpt-oss",), source="transformers modeling_gpt_oss.py", attn_sinks=True,
            expert_bias=True, router_name="router"),
+    # transformers modeling_llama4.py: feed_forward holds the dense MLP or the MoE (router, fused experts and
+    # one shared_expert); the multimodal checkpoint nests the language model under language_model.
+    Family("llama4", ("llama4", "llama4_text"), ("llama4",), source="transformers modeling_llama4.py",
+           mlp_prefix="feed_forward.", moe_prefix="feed_forward.", router_name="router",
+           shared_name="shared_expert.", text_prefix="language_model."),
     # transformers modeling_bloom.py / modeling_mpt.py: no SDPA (ALiBi through eager attention only:
     # "does not support an attention implementation through torch.nn.functional.scaled_dot_product_attention")
     Family("bloom", ("bloom",), ("bloom",), source="transformers modeling_bloom.py", sdpa=False),

@@ -75,6 +75,10 @@ class VisionSpec:
     patch_size: int
     num_channels: int = 3
     text_hidden_size: int = 0
+    kind: str = "siglip"  # siglip (Gemma 3) | llama4 (Llama4VisionModel + pixel-shuffle adapter)
+    output_dim: int = 0  # llama4: vision_output_dim, the projector's input
+    projector_input_dim: int = 0  # llama4: the adapter's width
+    projector_output_dim: int = 0
 
 
 @dataclass(frozen=True)
@@ -273,6 +277,11 @@ def validate_spec(s: ModelSpec) -> None:
                             ("patch_size", "patch_size"), ("num_channels", "num_channels"),
                             ("text_hidden_size", "hidden_size")):
             check_int(w, f"vision.{name}", getattr(v, name), limit)
+        for name in ("output_dim", "projector_input_dim", "projector_output_dim"):
+            check_int(w, f"vision.{name}", getattr(v, name), "intermediate_size", minimum=0)
+        if v.kind not in ("siglip", "llama4"):
+            raise VramscopeError("shape_bad_choice", where=w, field="vision.kind", value=shown(v.kind),
+                                 allowed="siglip, llama4")
         if v.patch_size > v.image_size:
             raise VramscopeError("shape_patch", where=w, field="vision.patch_size", patch=v.patch_size,
                                  image=v.image_size)

@@ -224,7 +224,7 @@ def _layer_llama(s: ModelSpec, root: str, i: int, moe_layer: bool) -> Iterator[T
     p = f"{root}layers.{i}."
     yield from _attention_llama(p + "self_attn.", s, i)
     fam = s.family
-    mp = p + (fam.moe_prefix if moe_layer else "mlp.")
+    mp = p + (fam.moe_prefix if moe_layer else fam.mlp_prefix)
     if moe_layer:
         moe = s.moe
         assert moe is not None
@@ -232,7 +232,7 @@ def _layer_llama(s: ModelSpec, root: str, i: int, moe_layer: bool) -> Iterator[T
         yield from _mlp(mp + "experts.*.", s, moe.expert_intermediate_size, "expert", i, fam.expert_bias,
                         count=moe.num_experts)
         if moe.shared_intermediate_size:
-            shared = "shared_expert." if moe.shared_expert_gate else "shared_experts."
+            shared = fam.shared_name or ("shared_expert." if moe.shared_expert_gate else "shared_experts.")
             yield from _mlp(mp + shared, s, moe.shared_intermediate_size, "shared_expert", i, False)
         if moe.shared_expert_gate:
             yield from _linear(mp, "shared_expert_gate", 1, s.hidden_size, "router", i, False)
@@ -255,15 +255,47 @@ def _layers_llama(s: ModelSpec, root: str = "model.") -> _Layers:
 
 def _tensors_llama(s: ModelSpec) -> Iterator[_Item]:
     h, v = s.hidden_size, s.vocab_size
-    root = "model.language_model." if s.vision else "model."
+    text = s.family.text_prefix if s.vision else ""
+    root = f"{text}model." if text else ("model.language_model." if s.vision else "model.")
     yield Tensor(f"{root}embed_tokens.weight", (v, h), "embedding")
     yield _layers_llama(s, root)
     if not s.family.norm_free:
         yield from _norm(f"{root}norm", h, s.norm_bias, None)
     if not s.tie_embeddings:
-        yield Tensor("lm_head.weight", (v, h), "lm_head", "lm_head", None, 1, True)
+        yield Tensor(f"{text}lm_head.weight", (v, h), "lm_head", "lm_head", None, 1, True)
     if s.vision:
-        yield from _tensors_vision(s)
+        yield from (_tensors_vision_llama4(s) if s.vision.kind == "llama4" else _tensors_vision(s))
+
+
+def _tensors_vision_llama4(s: ModelSpec) -> Iterator[_Item]:
+    """Llama 4's vision tower, pixel-shuffle adapter and projector (transformers ``modeling_llama4.py``
+    ``Llama4VisionModel``, ``Llama4VisionMLP2``, ``Llama4MultiModalProjector``)."""
+    vs = s.vision
+    assert vs is not None
+    hv, p = vs.hidden_size, "vision_model."
+    yield Tensor(p + "class_embedding", (hv,), "vision")
+    yield Tensor(p + "positional_embedding_vlm", ((vs.image_size // vs.patch_size) ** 2 + 1, hv), "vision")
+    yield from _linear(p + "patch_embedding.", "linear", hv, vs.num_channels * vs.patch_size ** 2, "vision", None,
+                       False)
+    yield from _norm(p + "layernorm_pre", hv, True, None)
+    yield from _norm(p + "layernorm_post", hv, True, None)
+
+    def layer(i: int) -> Iterator[Tensor]:
+        lp = f"{p}model.layers.{i}."
+        for m in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            yield from _linear(lp + "self_attn.", m, hv, hv, "vision", None, True)
+        yield from _linear(lp + "mlp.", "fc1", vs.intermediate_size, hv, "vision", None, True)
+        yield from _linear(lp + "mlp.", "fc2", hv, vs.intermediate_size, "vision", None, True)
+        yield from _norm(lp + "input_layernorm", hv, True, None)
+        yield from _norm(lp + "post_attention_layernorm", hv, True, None)
+
+    yield _Layers(layer, vs.num_layers, _kinds(vs.num_layers))
+    yield from _linear(p + "vision_adapter.mlp.", "fc1", vs.projector_input_dim, vs.intermediate_size, "vision",
+                       None, False)
+    yield from _linear(p + "vision_adapter.mlp.", "fc2", vs.projector_output_dim, vs.projector_output_dim,
+                       "vision", None, False)
+    yield from _linear("multi_modal_projector.", "linear_1", vs.text_hidden_size, vs.output_dim, "projector",
+                       None, False)
 
 
 def _tensors_vision(s: ModelSpec) -> Iterator[_Item]:

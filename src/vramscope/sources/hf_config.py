@@ -376,6 +376,14 @@ _DEFAULTS: dict[str, Config] = {
                 "num_experts_per_tok": 4, "sliding_window": 128, "max_position_embeddings": 131072},
     "smollm3": {"vocab_size": 128256, "hidden_size": 2048, "intermediate_size": 11008, "num_hidden_layers": 36,
                 "num_attention_heads": 16, "num_key_value_heads": 4, "max_position_embeddings": 32768},
+    "llama4_text": {"vocab_size": 202048, "hidden_size": 5120, "intermediate_size": 8192,
+                    "intermediate_size_mlp": 16384, "num_hidden_layers": 48, "num_attention_heads": 40,
+                    "num_key_value_heads": 8, "head_dim": 128, "max_position_embeddings": 131072,
+                    "num_experts_per_tok": 1, "num_local_experts": 16},
+    "llama4_vision_model": {"hidden_size": 768, "num_hidden_layers": 34, "num_attention_heads": 16,
+                            "num_channels": 3, "intermediate_size": 5632, "vision_output_dim": 7680,
+                            "image_size": 448, "patch_size": 14, "projector_input_dim": 4096,
+                            "projector_output_dim": 4096},
     "siglip_vision_model": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
                             "num_attention_heads": 12, "num_channels": 3, "image_size": 224, "patch_size": 16},
 }
@@ -626,6 +634,37 @@ def _gpt_oss(r: _Reader, name: str, mt: str) -> ModelSpec:
                        moe=moe, pattern=lambda i: i % 2 == 0)
 
 
+def _llama4(r: _Reader, name: str, mt: str) -> ModelSpec:
+    """Llama 4 (``Llama4TextConfig``): MoE layers from ``moe_layers`` or every ``interleave_moe_layer_step``-th
+    layer, each with one shared expert as wide as a routed one; the dense layers' MLP is ``intermediate_size_mlp``
+    wide. The multimodal config nests it in ``text_config`` beside ``vision_config``."""
+    if mt == "llama4":
+        tr = r.nested("text_config", _DEFAULTS["llama4_text"], {"architectures": r.cfg.get("architectures")})
+        tspec = _llama4(tr, name, "llama4_text")
+        vr = r.nested("vision_config", _DEFAULTS["llama4_vision_model"], {})
+        patch = vr.int("patch_size", limit="patch_size")
+        vision = VisionSpec(hidden_size=vr.int("hidden_size", limit="hidden_size"),
+                            intermediate_size=vr.int("intermediate_size", limit="intermediate_size"),
+                            num_layers=vr.int("num_hidden_layers", limit="num_layers"),
+                            num_heads=vr.int("num_attention_heads", limit="num_heads"),
+                            image_size=vr.int("image_size", limit="image_size", minimum=patch), patch_size=patch,
+                            num_channels=vr.int("num_channels", limit="num_channels", default=3),
+                            text_hidden_size=tspec.hidden_size, kind="llama4",
+                            output_dim=vr.int("vision_output_dim", limit="intermediate_size"),
+                            projector_input_dim=vr.int("projector_input_dim", limit="intermediate_size"),
+                            projector_output_dim=vr.int("projector_output_dim", limit="intermediate_size"))
+        return tspec.with_overrides(model_type="llama4", vision=vision)
+    n = r.int("num_hidden_layers", limit="num_layers")
+    experts = r.int("num_local_experts", limit="num_experts")
+    step = r.int("interleave_moe_layer_step", limit="num_layers", default=1)
+    moe_layers = set(r.layer_list("moe_layers")) if r.present("moe_layers") else set(range(step - 1, n, step))
+    expert_i = r.int("intermediate_size", limit="expert_intermediate_size")
+    moe = MoESpec(num_experts=experts, experts_per_token=_top_k(r, experts), expert_intermediate_size=expert_i,
+                  shared_intermediate_size=expert_i, dense_layers=tuple(i for i in range(n) if i not in moe_layers))
+    return _llama_like(r, name, mt, moe=moe, sliding=None,
+                       intermediate_size=r.int("intermediate_size_mlp", limit="intermediate_size"))
+
+
 def _granite(r: _Reader, name: str, mt: str) -> ModelSpec:
     if mt == "granitemoe":
         experts = r.int("num_local_experts", limit="num_experts", default=8)
@@ -683,6 +722,8 @@ _FAMILIES: dict[str, Callable[[_Reader, str, str], ModelSpec]] = {
     "granite": _granite,
     "granitemoe": _granite,
     "gpt_oss": _gpt_oss,
+    "llama4": _llama4,
+    "llama4_text": _llama4,
     # transformers modeling_smollm3.py: the Llama layer (NoPE layers change no tensor), embeddings tied by default
     "smollm3": lambda r, n, mt: _llama_like(r, n, mt, tie=True),
 }
