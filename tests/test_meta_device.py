@@ -91,6 +91,14 @@ FAMILY_CASES = [
     ("gpt_oss", "GptOssForCausalLM", {}),
     ("smollm3", "SmolLM3ForCausalLM", {**_SMALL, "pad_token_id": 1}),
     ("smollm3", "SmolLM3ForCausalLM", {}),
+    ("dbrx", "DbrxForCausalLM", dict(d_model=64, n_heads=4, n_layers=2, vocab_size=100,
+                                     attn_config={"kv_n_heads": 2, "rope_theta": 5e5},
+                                     ffn_config={"ffn_hidden_size": 32, "moe_num_experts": 4, "moe_top_k": 2})),
+    ("dbrx", "DbrxForCausalLM", dict(attn_config={"rope_theta": 5e5})),  # the class's defaults otherwise
+    ("phimoe", "PhimoeForCausalLM", {**_SMALL, "num_local_experts": 4, "num_experts_per_tok": 2}),
+    ("phimoe", "PhimoeForCausalLM", {**_SMALL, "num_local_experts": 4, "num_experts_per_tok": 2,
+                                     "lm_head_bias": True}),
+    ("phimoe", "PhimoeForCausalLM", {}),
     ("llama4_text", "Llama4ForCausalLM", {**_SMALL, "head_dim": 16, "intermediate_size_mlp": 96,
                                          "num_local_experts": 4, "num_experts_per_tok": 1}),
     ("llama4_text", "Llama4ForCausalLM", {**_SMALL, "num_hidden_layers": 4, "head_dim": 16, "intermediate_size_mlp": 96,
@@ -171,9 +179,8 @@ META_CASES = [
     ("mllama", "MllamaForConditionalGeneration", {}),
     ("glm4v_moe", "Glm4vMoeForConditionalGeneration", {}),
     ("ministral3", "Ministral3ForCausalLM", {}),
-    ("dbrx", "DbrxForCausalLM", dict(d_model=256, n_heads=4, n_layers=2, vocab_size=1000,
-                                     attn_config={"kv_n_heads": 2, "rope_theta": 500000},
-                                     ffn_config={"ffn_hidden_size": 128, "moe_num_experts": 4, "moe_top_k": 2})),
+    ("phi4_multimodal", "Phi4MultimodalForCausalLM", {}),
+    ("qwen3_next", "Qwen3NextForCausalLM", {}),
 ]
 
 
@@ -206,14 +213,23 @@ def test_meta_device_fallback_takes_transformers_own_tensors(case):
 
 @requires_torch
 @pytest.mark.trace
-def test_meta_device_moe_counts_routed_experts_as_active():
-    cfg = {"model_type": "dbrx", "architectures": ["DbrxForCausalLM"], **META_CASES[-1][2]}
-    spec = spec_from_config(cfg, "dbrx")
+def test_meta_device_moe_counts_routed_experts_as_active(monkeypatch):
+    from vramscope.sources import hf_config, meta_device
+
+    # DBRX's flat [E·I, h] experts, as the meta device builds them (its built-in reader set aside)
+    cfg = {"model_type": "dbrx", "architectures": ["DbrxForCausalLM"], "d_model": 256, "n_heads": 4, "n_layers": 2,
+           "vocab_size": 1000, "attn_config": {"kv_n_heads": 2, "rope_theta": 500000},
+           "ffn_config": {"ffn_hidden_size": 128, "moe_num_experts": 4, "moe_top_k": 2}}
+    spec = meta_device.spec_from_meta(cfg, "dbrx", "config.json", "dbrx", 0)
+    assert spec.layout == "meta"
     experts = [t for t in tensors(spec) if t.role == "expert"]
     assert experts and all(t.count == 4 for t in experts)
     assert spec.moe is not None and spec.moe.experts_per_token == 2
     routed = sum(t.numel for t in experts)
     assert spec.params - spec.active_params == routed // 2  # 2 of 4 experts idle
+    built_in = hf_config.spec_from_config(cfg, "dbrx")
+    assert built_in.layout == "dbrx" and (built_in.params, built_in.active_params) == (spec.params,
+                                                                                        spec.active_params)
 
 
 @requires_torch
@@ -275,8 +291,9 @@ def test_meta_device_refuses_a_hostile_shape_before_building():
         spec_from_config({"model_type": "llava", "text_config": {"num_hidden_layers": 10**7}}, "m")
     with pytest.raises(VramscopeError, match="layers × experts: 1024 × 8192"):  # 8M expert modules: hours
         spec_from_config({"model_type": "jamba", "num_hidden_layers": 1024, "num_experts": 8192}, "m")
-    with pytest.raises(VramscopeError, match="layers × experts: 512 × 1024"):
-        spec_from_config({"model_type": "dbrx", "n_layers": 512, "ffn_config": {"moe_num_experts": 1024}}, "m")
+    with pytest.raises(VramscopeError, match="text_config.layers × experts: 512 × 1024"):
+        spec_from_config({"model_type": "llava", "text_config": {"model_type": "mixtral", "num_hidden_layers": 512,
+                                                                 "num_local_experts": 1024}}, "m")
 
 
 def test_built_in_families_never_import_torch():

@@ -114,6 +114,9 @@ FAMILIES: tuple[Family, ...] = (
     Family("llama4", ("llama4", "llama4_text"), ("llama4",), source="transformers modeling_llama4.py",
            mlp_prefix="feed_forward.", moe_prefix="feed_forward.", router_name="router",
            shared_name="shared_expert.", text_prefix="language_model."),
+    # transformers modeling_phimoe.py: LayerNorms with bias, the router under mlp.router
+    Family("phimoe", ("phimoe",), ("phimoe",), source="transformers modeling_phimoe.py; peft", router_name="router",
+           all_linear_moe=_MOE_ALL),
     # transformers modeling_bloom.py / modeling_mpt.py: no SDPA (ALiBi through eager attention only:
     # "does not support an attention implementation through torch.nn.functional.scaled_dot_product_attention")
     Family("bloom", ("bloom",), ("bloom",), source="transformers modeling_bloom.py", sdpa=False),

@@ -19,7 +19,7 @@ SLIDING = "sliding_attention"
 
 KINDS = ("decoder", "encoder", "encoder-decoder")
 LAYOUT_NAMES = ("llama", "phi", "falcon", "gpt2", "bert", "t5", "gpt_neox", "bloom", "opt", "gptj", "gpt_bigcode",
-                "mpt", "meta")
+                "mpt", "dbrx", "meta")
 NORMS = ("rmsnorm", "layernorm")
 
 #: the most parameters a spec may hold: 50× the largest real models (Switch-C 1.6T, Kimi K2 1.0T), as --params

@@ -263,6 +263,8 @@ def _tensors_llama(s: ModelSpec) -> Iterator[_Item]:
         yield from _norm(f"{root}norm", h, s.norm_bias, None)
     if not s.tie_embeddings:
         yield Tensor(f"{text}lm_head.weight", (v, h), "lm_head", "lm_head", None, 1, True)
+    if s.lm_head_bias:  # PhiMoE lm_head_bias
+        yield Tensor(f"{text}lm_head.bias", (v,), "lm_head", "lm_head")
     if s.vision:
         yield from (_tensors_vision_llama4(s) if s.vision.kind == "llama4" else _tensors_vision(s))
 
@@ -598,6 +600,30 @@ def _tensors_mpt(s: ModelSpec) -> Iterator[_Item]:
     yield from _lm_head(s)
 
 
+def _tensors_dbrx(s: ModelSpec) -> Iterator[_Item]:
+    """Databricks DBRX (``modeling_dbrx.py``): fused Wqkv, bias-free LayerNorms, a router and per-projection
+    expert matrices ``[E·I, h]`` (w1, v1, w2), listed as one ``[I, h]`` matrix with ``count = E``."""
+    h, v = s.hidden_size, s.vocab_size
+    moe = s.moe
+    assert moe is not None
+    yield Tensor("transformer.wte.weight", (v, h), "embedding")
+
+    def layer(i: int) -> Iterator[Tensor]:
+        p = f"transformer.blocks.{i}."
+        yield from _norm(p + "norm_attn_norm.norm_1", h, False, i)
+        yield from _linear(p + "norm_attn_norm.attn.", "Wqkv", s.q_dim + 2 * s.kv_dim, h, "attention", i, False)
+        yield from _linear(p + "norm_attn_norm.attn.", "out_proj", h, s.q_dim, "attention", i, False)
+        yield from _norm(p + "norm_attn_norm.norm_2", h, False, i)
+        yield from _linear(p + "ffn.router.", "layer", moe.num_experts, h, "router", i, False)
+        for m in ("w1", "v1", "w2"):
+            yield Tensor(f"{p}ffn.experts.mlp.{m}", (moe.expert_intermediate_size, h), "expert", m, i,
+                         moe.num_experts, True)
+
+    yield _Layers(layer, s.num_layers, _kinds(s.num_layers))
+    yield from _norm("transformer.norm_f", h, False, None)
+    yield from _lm_head(s)
+
+
 class MetaStack(NamedTuple):
     """A list of blocks of a model built on the meta device (``model.layers``, ``encoder.block``): each kind of
     identical block once, as tensors named relative to the block (``self_attn.q_proj.weight``)."""
@@ -652,6 +678,7 @@ _LAYOUTS = {
     "gptj": _tensors_gptj,
     "gpt_bigcode": _tensors_gpt_bigcode,
     "mpt": _tensors_mpt,
+    "dbrx": _tensors_dbrx,
     "meta": _tensors_meta,
 }
 

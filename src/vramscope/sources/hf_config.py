@@ -384,6 +384,9 @@ _DEFAULTS: dict[str, Config] = {
                             "num_channels": 3, "intermediate_size": 5632, "vision_output_dim": 7680,
                             "image_size": 448, "patch_size": 14, "projector_input_dim": 4096,
                             "projector_output_dim": 4096},
+    "phimoe": {"vocab_size": 32064, "hidden_size": 4096, "intermediate_size": 6400, "num_hidden_layers": 32,
+               "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 131072,
+               "num_local_experts": 16, "num_experts_per_tok": 2},
     "siglip_vision_model": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
                             "num_attention_heads": 12, "num_channels": 3, "image_size": 224, "patch_size": 16},
 }
@@ -665,6 +668,39 @@ def _llama4(r: _Reader, name: str, mt: str) -> ModelSpec:
                        intermediate_size=r.int("intermediate_size_mlp", limit="intermediate_size"))
 
 
+def _dbrx(r: _Reader, name: str, mt: str) -> ModelSpec:
+    """DBRX (``DbrxConfig``): the attention and MoE shapes sit in ``attn_config`` and ``ffn_config``."""
+    hidden = r.int("d_model", limit="hidden_size", default=2048)
+    heads = r.int("n_heads", limit="num_heads", default=16)
+    attn = r.nested("attn_config", {"kv_n_heads": 1}, {})
+    ffn = r.nested("ffn_config", {"ffn_hidden_size": 3584, "moe_num_experts": 4, "moe_top_k": 1}, {})
+    kv = attn.int("kv_n_heads", limit="num_kv_heads")
+    experts = ffn.int("moe_num_experts", limit="num_experts")
+    top_k = ffn.int("moe_top_k", limit="experts_per_token")
+    if top_k > experts:
+        raise VramscopeError("shape_top_k", where=f"{r.origin} ", field="ffn_config.moe_top_k", k=top_k, n=experts)
+    inter = ffn.int("ffn_hidden_size", limit="expert_intermediate_size")
+    d = _common(_Reader({**r.cfg, "hidden_size": hidden, "num_attention_heads": heads, "num_key_value_heads": kv,
+                         "num_hidden_layers": r.int("n_layers", limit="num_layers", default=24),
+                         "vocab_size": r.int("vocab_size", limit="vocab_size", default=32000),
+                         "intermediate_size": inter,
+                         "max_position_embeddings": r.int("max_seq_len", limit="max_position_embeddings",
+                                                          default=2048)}, r.origin, r.prefix), name, mt)
+    if heads % kv:
+        raise VramscopeError("shape_kv_heads", where=f"{r.origin} ", field="attn_config.kv_n_heads", kv=kv,
+                             heads=heads)
+    d.update(layout="dbrx", head_dim=_derived_head_dim(r, hidden, heads),
+             tie_embeddings=r.bool("tie_word_embeddings", False), norm="layernorm", norm_bias=False,
+             moe=MoESpec(num_experts=experts, experts_per_token=top_k, expert_intermediate_size=inter))
+    return ModelSpec(**d)
+
+
+def _phimoe_moe(r: _Reader) -> MoESpec:
+    experts = r.int("num_local_experts", limit="num_experts")
+    return MoESpec(num_experts=experts, experts_per_token=_top_k(r, experts),
+                   expert_intermediate_size=r.int("intermediate_size", limit="expert_intermediate_size"))
+
+
 def _granite(r: _Reader, name: str, mt: str) -> ModelSpec:
     if mt == "granitemoe":
         experts = r.int("num_local_experts", limit="num_experts", default=8)
@@ -723,6 +759,10 @@ _FAMILIES: dict[str, Callable[[_Reader, str, str], ModelSpec]] = {
     "granitemoe": _granite,
     "gpt_oss": _gpt_oss,
     "llama4": _llama4,
+    "dbrx": _dbrx,
+    "phimoe": lambda r, n, mt: _llama_like(
+        r, n, mt, norm="layernorm", norm_bias=True, lm_head_bias=r.bool("lm_head_bias", False),
+        moe=_phimoe_moe(r)),
     "llama4_text": _llama4,
     # transformers modeling_smollm3.py: the Llama layer (NoPE layers change no tensor), embeddings tied by default
     "smollm3": lambda r, n, mt: _llama_like(r, n, mt, tie=True),
