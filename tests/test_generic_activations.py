@@ -36,6 +36,13 @@ CONFIGS = {
     "cohere": dict(architectures=["CohereForCausalLM"], vocab_size=50000, **_W),
     "granite": dict(architectures=["GraniteForCausalLM"], vocab_size=49152, **_W),
     "ministral3": dict(architectures=["Ministral3ForCausalLM"], num_key_value_heads=4, vocab_size=32000, **_W),
+    "phimoe": dict(architectures=["PhimoeForCausalLM"], vocab_size=32064, num_local_experts=4, num_experts_per_tok=2,
+                   **{**_W, "intermediate_size": 2048, "num_key_value_heads": 4}),
+    "llama4_text": dict(architectures=["Llama4ForCausalLM"], vocab_size=32000, head_dim=64, intermediate_size_mlp=4096,
+                        num_local_experts=4, num_experts_per_tok=1, interleave_moe_layer_step=2,
+                        **{**_W, "intermediate_size": 2048, "num_key_value_heads": 4}),
+    "gpt_oss": dict(architectures=["GptOssForCausalLM"], vocab_size=32000, head_dim=64, num_local_experts=4,
+                    num_experts_per_tok=2, **{**_W, "intermediate_size": 2048, "num_key_value_heads": 4}),
 }
 
 #: (family, task, the activations' expected relative error bound): measured on these traces, rounded up
@@ -52,6 +59,9 @@ CASES = [
     ("cohere", "finetune", 0.06), ("cohere", "inference", 0.13),
     ("granite", "finetune", 0.01), ("granite", "inference", 0.01),
     ("ministral3", "finetune", 0.21), ("ministral3", "inference", 0.03),  # built on the meta device
+    ("phimoe", "finetune", 0.09), ("phimoe", "inference", 0.01),
+    ("llama4_text", "finetune", 0.18), ("llama4_text", "inference", 0.01),  # every expert runs on every token
+    ("gpt_oss", "finetune", 0.08), ("gpt_oss", "inference", 0.08),  # eager (sinks)
 ]
 
 _WORK = {"finetune": (dict(task="finetune", seq=256), "forward"),

@@ -174,7 +174,8 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
     k = 1
     inter = spec.intermediate_size
     if spec.moe is not None:
-        k = spec.moe.experts_per_token
+        # Llama4TextMoe repeats the hidden states once per expert: every expert runs on every token
+        k = spec.moe.num_experts if spec.family.moe_dense_dispatch else spec.moe.experts_per_token
         inter = spec.moe.expert_intermediate_size
         out += 6.0 * 4 * spec.moe.num_experts  # router logits, softmax, top-k
         out += k * 2 * a * h  # gathered input, expert output before the routing weight
@@ -323,7 +324,8 @@ def inference_transient(spec: ModelSpec, batch: int, seq: int, a: float, attn: s
         # transformers 5 runs routed experts as one grouped matmul over the k·tokens routed rows: gathered
         # input (h), fused gate/up output (2I), activation (I) and product (I) alive together
         moe = spec.moe
-        routed = tokens * moe.experts_per_token * a * (4 * moe.expert_intermediate_size + spec.hidden_size)
+        k = moe.num_experts if spec.family.moe_dense_dispatch else moe.experts_per_token
+        routed = tokens * k * a * (4 * moe.expert_intermediate_size + spec.hidden_size)
         shared = tokens * 3 * a * moe.shared_intermediate_size
         mlp = max(mlp if moe.dense_layers else 0, routed + (tokens * a * spec.hidden_size if shared else 0), shared)
     attention = tokens * a * (2 * spec.q_dim + 2 * spec.kv_dim)

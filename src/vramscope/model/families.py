@@ -36,6 +36,7 @@ class Family:
     qk_norm_shape: str = "head"  # q/k norms: head (head_dim) | full (q/kv width) | per_head | per_head_list
     attn_sinks: bool = False  # gpt-oss: one learned attention-sink logit per head and layer (self_attn.sinks)
     expert_bias: bool = False  # gpt-oss: the routed experts' projections carry biases
+    moe_dense_dispatch: bool = False  # Llama 4: every token runs through every routed expert (scores mask them)
     # --- MLP / MoE module names (Llama layout) ---
     mlp_names: tuple[str, ...] = ()  # (gate, up, down) where they are not gate_proj/up_proj/down_proj
     mlp_prefix: str = "mlp."  # module holding a dense layer's MLP
@@ -108,12 +109,12 @@ FAMILIES: tuple[Family, ...] = (
            all_linear_moe=_MOE_ALL),
     # transformers modeling_gpt_oss.py: attention sinks, biased experts under mlp.router / mlp.experts
     Family("gpt_oss", ("gpt_oss",), ("gpt-oss",), source="transformers modeling_gpt_oss.py", attn_sinks=True,
-           expert_bias=True, router_name="router"),
+           expert_bias=True, router_name="router", sdpa=False),  # sinks: eager attention only
     # transformers modeling_llama4.py: feed_forward holds the dense MLP or the MoE (router, fused experts and
     # one shared_expert); the multimodal checkpoint nests the language model under language_model.
     Family("llama4", ("llama4", "llama4_text"), ("llama4",), source="transformers modeling_llama4.py",
            mlp_prefix="feed_forward.", moe_prefix="feed_forward.", router_name="router",
-           shared_name="shared_expert.", text_prefix="language_model."),
+           shared_name="shared_expert.", text_prefix="language_model.", moe_dense_dispatch=True),
     # transformers modeling_phimoe.py: LayerNorms with bias, the router under mlp.router
     Family("phimoe", ("phimoe",), ("phimoe",), source="transformers modeling_phimoe.py; peft", router_name="router",
            all_linear_moe=_MOE_ALL),
