@@ -309,3 +309,18 @@ def test_every_new_family_is_read_by_a_built_in_reader():
     for mt, _, _ in FAMILY_CASES:
         assert mt in SUPPORTED_MODEL_TYPES
     assert re.fullmatch(r"[a-z0-9_, ]+", ", ".join(SUPPORTED_MODEL_TYPES))
+
+
+@requires_torch
+@pytest.mark.trace
+@pytest.mark.parametrize("model_type", ["whisper", "bart", "mamba", "jamba", "llava", "qwen2_5_vl", "falcon_h1"])
+def test_meta_device_models_answer_every_workload(model_type, tmp_path):
+    import vramscope
+    from test_smoke_catalog import WORKLOADS
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model_type": model_type}))
+    for kw in WORKLOADS:
+        e = vramscope.estimate(str(path), **kw)
+        assert e.total_bytes > 0 and e.total_bytes == sum(e.components.values()), kw
+    assert vramscope.fit(str(path), gpu="rtx-4090", task="finetune") is not None

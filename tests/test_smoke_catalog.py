@@ -21,3 +21,27 @@ def test_every_model_every_workload(entry):
         assert e.total_bytes > 0 and e.total_bytes == sum(e.components.values()), kw
     a = vramscope.fit(entry["id"], gpu="rtx-4090", task="finetune")
     assert a.fits or a.suggestions or a.min_gpus is None
+
+
+#: families built in without a catalog entry: their configuration class's defaults (as transformers 5.24 has
+#: them) under every workload; GPT-NeoX, BLOOM, OPT, GPT-J, GPTBigCode, MPT and DBRX have layouts of their own
+NEW_FAMILIES = {
+    "gpt_neox": {}, "bloom": {"n_layer": 24, "hidden_size": 1024, "n_head": 16}, "opt": {}, "gptj": {},
+    "gpt_bigcode": {}, "mpt": {}, "dbrx": {"attn_config": {"kv_n_heads": 8}},
+    "starcoder2": {}, "cohere": {"use_qk_norm": True}, "cohere2": {}, "stablelm": {"qk_layernorm": True},
+    "olmo": {}, "olmo2": {}, "olmoe": {}, "granite": {}, "granitemoe": {}, "phimoe": {}, "llama4_text": {},
+    "llama4": {},
+}
+
+
+@pytest.mark.parametrize("model_type", sorted(NEW_FAMILIES))
+def test_every_built_in_family_every_workload(model_type, tmp_path):
+    import json
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model_type": model_type, **NEW_FAMILIES[model_type]}))
+    for kw in WORKLOADS:
+        e = vramscope.estimate(str(path), **kw)
+        assert e.total_bytes > 0 and e.total_bytes == sum(e.components.values()), kw
+    a = vramscope.fit(str(path), gpu="rtx-4090", task="finetune")
+    assert a.fits or a.suggestions or a.min_gpus is None

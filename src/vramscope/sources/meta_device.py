@@ -24,8 +24,10 @@ on this path only; built-in families never import it.
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from collections import defaultdict
+from functools import lru_cache
 from typing import Any, Optional
 
 from ..errors import Text, VramscopeError
@@ -114,9 +116,25 @@ def _check_bounds(cfg: dict[str, Any], origin: str, prefix: str = "", depth: int
 
 def spec_from_meta(cfg: dict[str, Any], name: str, origin: str, model_type: str, built_in: int) -> ModelSpec:
     """The spec of a model transformers builds natively (module docstring), or the one refusal line naming
-    what was tried: the ``built_in`` readers, then transformers on the meta device."""
+    what was tried: the ``built_in`` readers, then transformers on the meta device. The last few specs are kept
+    (a fit or a web page asks for the same config many times; building takes seconds)."""
     if not available():
         raise _refuse(model_type, origin, built_in, Text("meta_no_trace"))
+    try:
+        key = json.dumps(cfg, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError):
+        key = None
+    if key is None:
+        return _spec_from_meta(cfg, name, origin, model_type, built_in)
+    return _cached(key, name, origin, model_type, built_in)
+
+
+@lru_cache(maxsize=8)
+def _cached(key: str, name: str, origin: str, model_type: str, built_in: int) -> ModelSpec:
+    return _spec_from_meta(json.loads(key), name, origin, model_type, built_in)
+
+
+def _spec_from_meta(cfg: dict[str, Any], name: str, origin: str, model_type: str, built_in: int) -> ModelSpec:
     import transformers
 
     version = transformers.__version__
