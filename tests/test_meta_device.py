@@ -324,3 +324,11 @@ def test_meta_device_models_answer_every_workload(model_type, tmp_path):
         e = vramscope.estimate(str(path), **kw)
         assert e.total_bytes > 0 and e.total_bytes == sum(e.components.values()), kw
     assert vramscope.fit(str(path), gpu="rtx-4090", task="finetune") is not None
+
+
+@requires_torch
+@pytest.mark.trace
+def test_meta_device_keeps_the_checkpoints_quantization_method():
+    cfg = {"model_type": "whisper", "quantization_config": {"quant_method": "gptq", "bits": 4}}
+    assert spec_from_config(cfg, "w").quant_method == "gptq"  # never handed to transformers' quantizers
+    assert spec_from_config({"model_type": "whisper"}, "w").quant_method == ""

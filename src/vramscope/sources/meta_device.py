@@ -147,7 +147,7 @@ def _spec_from_meta(cfg: dict[str, Any], name: str, origin: str, model_type: str
     try:
         config = transformers.AutoConfig.for_model(**native)
         model = _build(config, native)
-        return _spec(model, config, native, name, origin, model_type, version)
+        return _spec(model, config, native, name, origin, model_type, version, cfg.get("quantization_config"))
     except VramscopeError:
         raise
     except Exception as e:  # transformers validates configs its own way: any refusal is the config's
@@ -368,7 +368,7 @@ def _attr(cfg: Any, *names: str) -> Any:
 
 
 def _spec(model: Any, config: Any, native: dict[str, Any], name: str, origin: str, model_type: str,
-          version: str) -> ModelSpec:
+          version: str, quantization: Any = None) -> ModelSpec:
     inv, tied_embed = inventory(model)
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     dec = getattr(config, "decoder", None) if getattr(config, "is_encoder_decoder", False) else None
@@ -411,7 +411,9 @@ def _spec(model: Any, config: Any, native: dict[str, Any], name: str, origin: st
     if mixers:
         notes.append(Text("a_meta_recurrent", mixers=", ".join(mixers[:3])))
     dtype = native.get("torch_dtype") or native.get("dtype") or ""
-    quant = native.get("quantization_config") if isinstance(native.get("quantization_config"), dict) else {}
+    # the checkpoint's quantization_config was kept from transformers (its quantizers would load libraries);
+    # its method is the spec's, as for the built-in readers
+    quant = quantization if isinstance(quantization, dict) else {}
     arch = native.get("architectures")
     spec = ModelSpec(
         name=name, model_type=model_type, architecture=arch[0] if isinstance(arch, list) and arch else "",
