@@ -478,13 +478,45 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "transformers generate(): {batch} sequence(s) of {seq} tokens prefilled at once, KV cache in {kv_dtype}, {attn} attention, logits for the last token only",
         "zh": "transformers generate()：{batch} 条序列，每条 {seq} 个 token 一次性预填充，KV 缓存为 {kv_dtype}，{attn} 注意力，只计算最后一个 token 的 logits",
     },
+    "a_kv_transformers": {
+        "en": "KV cache as transformers {version} stores it ({cache} cache)",
+        "zh": "KV 缓存按 transformers {version} 的存储方式计算（{cache} 缓存）",
+    },
     "a_sliding": {
-        "en": "sliding-window layers ({window} tokens): transformers keeps the whole prompt through prefill and drops older tokens only while decoding",
-        "zh": "滑动窗口层（{window} 个 token）：transformers 在预填充时保留整个提示，只在解码时丢弃更早的 token",
+        "en": "sliding-window layers ({window} tokens): the prefill keeps the whole prompt; while decoding each sliding layer holds {window} tokens (its tensor shows the last {shown}, a view of that storage)",
+        "zh": "滑动窗口层（{window} 个 token）：预填充时保留整个提示；解码时每个滑动层占用 {window} 个 token 的存储（张量只显示最后 {shown} 个，是该存储的视图）",
+    },
+    "a_sliding_old": {
+        "en": "sliding-window layers ({window} tokens): this transformers keeps every token in them too (DynamicSlidingWindowLayer came in {since})",
+        "zh": "滑动窗口层（{window} 个 token）：此版本 transformers 在这些层也保留全部 token（DynamicSlidingWindowLayer 自 {since} 起才有）",
+    },
+    "a_sliding_static": {
+        "en": "static cache: sliding-window layers preallocate min(context, {window}) tokens, the others the whole context",
+        "zh": "静态缓存：滑动窗口层预分配 min(上下文, {window}) 个 token，其他层预分配整个上下文",
+    },
+    "a_kv_fp8_cache": {
+        "en": "fp8 KV cache: QuantizedCache(backend=\"fp8\") (transformers {since} and later) keeps every token in every layer (no sliding window), plus two fp32 scales per layer",
+        "zh": "fp8 KV 缓存：QuantizedCache(backend=\"fp8\")（transformers {since} 及以后）在每一层保留全部 token（不按滑动窗口裁剪），每层另有两个 fp32 缩放因子",
+    },
+    "a_kv_fp8_sliding": {
+        "en": "fp8 KV cache: transformers {version}'s QuantizedCache refuses models with sliding-window layers; counted as one byte per value in the dynamic cache's layout, which transformers itself does not build",
+        "zh": "fp8 KV 缓存：transformers {version} 的 QuantizedCache 不支持含滑动窗口层的模型；此处按动态缓存的布局、每个值一字节计算，transformers 本身并不会构建这样的缓存",
+    },
+    "a_kv_fp8_none": {
+        "en": "fp8 KV cache: transformers {version} has no fp8 cache (QuantizedCache's fp8 backend came in {since}); counted as one byte per value in the dynamic cache's layout",
+        "zh": "fp8 KV 缓存：transformers {version} 没有 fp8 缓存（QuantizedCache 的 fp8 后端自 {since} 起才有）；此处按动态缓存的布局、每个值一字节计算",
     },
     "a_mla_transformers": {
-        "en": "MLA: transformers caches decompressed per-head keys and values (vLLM, and llama.cpp with a GGUF that has the *_mla keys, cache the compressed latent)",
-        "zh": "MLA：transformers 缓存解压后的逐头 K/V（vLLM，以及带 *_mla 键的 GGUF 下的 llama.cpp，缓存压缩后的潜向量）",
+        "en": "MLA: this transformers caches decompressed per-head keys and values (the compressed latent only from {since} on; vLLM, and llama.cpp with a GGUF that has the *_mla keys, cache the latent)",
+        "zh": "MLA：此版本 transformers 缓存解压后的逐头 K/V（{since} 起才缓存压缩潜向量；vLLM，以及带 *_mla 键的 GGUF 下的 llama.cpp，缓存潜向量）",
+    },
+    "a_mla_transformers_latent": {
+        "en": "MLA: transformers caches the compressed latent (kv_lora_rank + qk_rope_head_dim per token and layer, since {since}) and expands it to per-head keys and values at every step",
+        "zh": "MLA：transformers 缓存压缩潜向量（每个 token 每层 kv_lora_rank + qk_rope_head_dim 个值，自 {since} 起），每步再展开为逐头 K/V",
+    },
+    "a_kv_broadcast": {
+        "en": "Falcon: transformers broadcasts the {kv} KV heads to all {heads} query heads before caching them (vLLM and llama.cpp cache {kv})",
+        "zh": "Falcon：transformers 在缓存前把 {kv} 个 KV 头广播到全部 {heads} 个查询头（vLLM 和 llama.cpp 只缓存 {kv} 个）",
     },
     "a_recipe_pure": {
         "en": "precision: pure {dtype} (parameters, gradients and optimizer states all {dtype}, as torch AdamW keeps them)",

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Optional
 
 from ..gpus import Gpu
 from ..memory.activations import inference_transient
-from ..memory.kv_cache import KV_DTYPE_BYTES, kv_cache_bytes
+from ..memory.kv_cache import (FP8_CACHE_SINCE, KV_DTYPE_BYTES, MLA_LATENT_SINCE, SLIDING_DYNAMIC_SINCE,
+                               kv_cache_bytes, parse_version, transformers_layout, transformers_version)
 from ..result import Assumption
 from ..sources.base import ResolvedModel
 from ..memory.device import read_alloc_conf
@@ -46,24 +47,16 @@ class Transformers(Engine):
                   gpus: tuple[Gpu, ...]) -> tuple[Phases, Optional[EngineReport]]:
         a, spec, held = rank_weights(model, w, dtype, notes)
         kv_dtype = w.kv_dtype or dtype
-        # transformers' DynamicCache keeps every prompt token through prefill, sliding-window layers included
-        # (DynamicSlidingWindowLayer crops only from the first decode step on; checked by trace). A static cache
-        # (cache_implementation="static") preallocates max_cache_len = the context, sliding layers only their
-        # window.
-        kv = kv_cache_bytes(spec, w.seq, w.batch, KV_DTYPE_BYTES[kv_dtype], encoder_tokens=w.seq,
-                            cap_sliding=w.cache == "static")
+        kv_prefill, kv_decode = transformers_kv(spec, w.seq, w.batch, kv_dtype, w.cache, notes,
+                                                getattr(w, "transformers_version", None))
         prefill = inference_transient(spec, w.batch, w.seq, a, w.attn, all_logits=spec.kind == "encoder")
         decode = inference_transient(spec, w.batch, 1, a, w.attn)
         notes.append(Assumption("a_inference_context", {"seq": w.seq, "batch": w.batch, "kv_dtype": kv_dtype,
                                                         "attn": w.attn}))
-        if spec.sliding_window and spec.kind != "encoder":
-            notes.append(Assumption("a_sliding", {"window": spec.sliding_window}))
-        if spec.mla is not None:
-            notes.append(Assumption("a_mla_transformers"))
         return {
             "load": {"weights": held},
-            "prefill": {"weights": held, "kv_cache": kv, "activations": prefill},
-            "decode": {"weights": held, "kv_cache": kv, "activations": decode},
+            "prefill": {"weights": held, "kv_cache": kv_prefill, "activations": prefill},
+            "decode": {"weights": held, "kv_cache": kv_decode, "activations": decode},
         }, None
 
     def suggestions(self, model: ResolvedModel, w: Workload, usable: int, needs) -> list[Candidate]:
@@ -74,6 +67,43 @@ class Transformers(Engine):
         if (w.kv_dtype or "") not in ("fp8", "int8", "q8_0", "q4_0"):
             cands.append(("s_kv_dtype", {"kv_dtype": "fp8"}, {"kv_dtype": "fp8"}, "quality"))
         return cands
+
+
+def transformers_kv(spec, seq: int, batch: int, kv_dtype: str, cache: str, notes: list[Assumption],
+                    named_version: Optional[str] = None) -> tuple[int, int]:
+    """The KV cache after the prefill and while decoding, as the transformers version modelled stores it
+    (``memory/kv_cache.py``: ``transformers_layout``), with the assumptions that say how."""
+    version = transformers_version(named_version)
+    v = parse_version(version)
+    b = KV_DTYPE_BYTES[kv_dtype]
+    layouts = {p: transformers_layout(spec, version, p, cache, kv_dtype) for p in ("prefill", "decode")}
+    kv = {p: kv_cache_bytes(spec, seq, batch, b, encoder_tokens=seq, layout=lay) for p, lay in layouts.items()}
+    if spec.kind == "encoder":
+        return kv["prefill"], kv["decode"]
+    notes.append(Assumption("a_kv_transformers", {"version": version, "cache": cache}))
+    since_fp8 = ".".join(map(str, FP8_CACHE_SINCE))
+    if layouts["decode"].all_full:
+        notes.append(Assumption("a_kv_fp8_cache", {"since": since_fp8}))
+    elif kv_dtype == "fp8" and cache == "dynamic":
+        notes.append(Assumption("a_kv_fp8_sliding" if spec.sliding_window and v >= FP8_CACHE_SINCE
+                                else "a_kv_fp8_none", {"version": version, "since": since_fp8}))
+    if not layouts["decode"].all_full and spec.sliding_window:
+        if cache == "static":
+            notes.append(Assumption("a_sliding_static", {"window": spec.sliding_window}))
+        elif v >= SLIDING_DYNAMIC_SINCE:
+            notes.append(Assumption("a_sliding", {"window": spec.sliding_window, "shown": spec.sliding_window - 1}))
+        else:
+            notes.append(Assumption("a_sliding_old", {"window": spec.sliding_window,
+                                                      "since": ".".join(map(str, SLIDING_DYNAMIC_SINCE))}))
+    if spec.mla is not None:
+        since = ".".join(map(str, MLA_LATENT_SINCE))
+        if layouts["decode"].latent_mla:
+            notes.append(Assumption("a_mla_transformers_latent", {"since": since}))
+        else:
+            notes.append(Assumption("a_mla_transformers", {"since": since}))
+    if layouts["decode"].broadcast_kv:
+        notes.append(Assumption("a_kv_broadcast", {"kv": spec.num_kv_heads, "heads": spec.num_heads}))
+    return kv["prefill"], kv["decode"]
 
 
 ENGINE = Transformers()

@@ -1,22 +1,51 @@
-"""KV cache: the keys and values kept for every past token, per layer.
+"""KV cache: the keys and values kept for every past token, per layer, as each engine stores them.
 
 For standard attention (MHA, GQA, MQA) each layer keeps ``2 × kv_heads × head_dim`` values per token, with
 ``head_dim`` taken from the config when it is explicit (Gemma, Qwen3, Mistral-Nemo) rather than
-``hidden / heads``. Sliding-window layers keep at most ``sliding_window`` tokens. Summed over layers:
+``hidden / heads``. Summed over layers:
 
-    kv_bytes = batch × Σ_layers min(tokens, window_l) × 2 × kv_heads × head_dim × bytes_per_value
+    kv_bytes = batch × Σ_layers tokens_l × values_l × bytes_per_value
 
-MLA (DeepSeek-V2/V3) depends on the engine: vLLM and llama.cpp cache the compressed latent
-(``kv_lora_rank + qk_rope_head_dim`` values per token and layer, arXiv 2405.04434 §2.1.2), while transformers
-decompresses and caches per-head keys (``qk_nope + qk_rope`` dims) and values (``v_head_dim``)
-(``modeling_deepseek_v3.py``). Encoder-decoder models add a cross-attention cache of the encoder length.
-Encoder-only models keep no cache.
+where ``tokens_l`` and ``values_l`` depend on the engine and its version (:class:`CacheLayout`):
 
-Sources: Llama-2-7B fp16 at 4,096 tokens is 32 × 4096 × 2 × 32 × 128 × 2 B = 2 GiB exactly; vLLM
-``vllm/v1/kv_cache_interface.py`` (``page_size_bytes``), transformers ``cache_utils.py`` (``DynamicCache``).
+* **transformers** (``cache_utils.py``; read at 4.55.0, 4.56.0, 5.14.1, 5.15.0, 5.20.0, 5.21.0 and 5.24.0):
+
+  - sliding-window layers of a dynamic cache are ``DynamicSlidingWindowLayer`` since 4.56.0. Its ``update``
+    concatenates the new states to the old and keeps ``full[:, :, -sliding_window + 1:]``: a *view*, so the
+    tensor shows ``sliding_window - 1`` tokens while its storage (what the GPU holds) is the whole
+    concatenation. After the prefill that is every prompt token; from the first decode step on it is
+    ``min(tokens, sliding_window)`` tokens. Before 4.56.0 a ``DynamicCache`` kept every token in every layer.
+    A static cache (``StaticSlidingWindowLayer``, and ``SlidingWindowLayer``/``HybridCache`` before it)
+    preallocates ``min(max_cache_len, sliding_window)`` tokens for sliding layers and ``max_cache_len`` for
+    the others;
+  - Falcon with ``new_decoder_architecture`` broadcasts its ``num_kv_heads`` keys and values to every query
+    head before caching (``modeling_falcon.py``: ``torch.broadcast_to(key, query.shape)``, cached with
+    ``num_heads`` heads), so it caches ``2 × num_heads × head_dim`` values per token (every version);
+  - DeepSeek-V2/V3 (MLA) cache the compressed latent since 5.15.0 (``modeling_deepseek_v3.py``: "Cache read /
+    write is performed while latent KV is still compressed": keys ``kv_lora_rank``, values
+    ``qk_rope_head_dim``, one head); before, the decompressed per-head keys (``qk_nope + qk_rope``) and values
+    (``v_head_dim``) of every head;
+  - ``--kv-dtype fp8`` is ``QuantizedCache(backend="fp8")`` (since 5.21.0): every layer a ``Fp8QuantizedLayer``,
+    one byte per value plus one fp32 scale for the keys and one for the values per layer. ``QuantizedCache``
+    refuses models with sliding-window layers ("only supported for models with only full attention layers");
+    for those, and before 5.21, an fp8 cache is one byte per value laid out as the dynamic cache;
+  - encoder-decoder models add a cross-attention cache of the encoder length (``EncoderDecoderCache``).
+
+* **vLLM** reserves a block slot per token in every layer (:func:`kv_bytes_per_token`); MLA layers keep the
+  latent (``kv_lora_rank + qk_rope_head_dim``, arXiv 2405.04434 §2.1.2) and Falcon its real KV heads.
+* **llama.cpp** sizes its own buffer (``engines/llamacpp.py``).
+
+Encoder-only models keep no cache. Checked against the cache objects transformers itself fills in a real
+prefill and decode on CPU (``tests/test_kv_real.py``). Llama-2-7B fp16 at 4,096 tokens is
+32 × 4096 × 2 × 32 × 128 × 2 B = 2 GiB exactly.
 """
 
 from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Optional
 
 from ..model.spec import SLIDING, ModelSpec
 
@@ -26,15 +55,73 @@ KV_DTYPE_BYTES = {
     "q8_0": 34 / 32, "q5_1": 24 / 32, "q5_0": 22 / 32, "q4_1": 20 / 32, "q4_0": 18 / 32, "iq4_nl": 18 / 32,
 }
 
+#: the newest transformers whose caches were read; what is modelled when none is installed or named
+TRANSFORMERS_MODELLED = "5.24.0"
+#: first versions with each behaviour (see the module docstring)
+SLIDING_DYNAMIC_SINCE = (4, 56, 0)
+MLA_LATENT_SINCE = (5, 15, 0)
+FP8_CACHE_SINCE = (5, 21, 0)
 
-def values_per_token(spec: ModelSpec, layer: int, latent_mla: bool) -> int:
+_VERSION = re.compile(r"^\s*v?(\d{1,3})\.(\d{1,4})(?:\.(\d{1,4}))?")
+
+
+def parse_version(text: str) -> Optional[tuple[int, int, int]]:
+    """``"5.24.0"`` (or ``"4.56"``, ``"5.0.0rc1"``) as a tuple; None when it is not a version."""
+    m = _VERSION.match(text) if isinstance(text, str) else None
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)) if m else None
+
+
+def transformers_version(named: Optional[str] = None) -> str:
+    """The transformers version whose caches are modelled: the one named, else ``VRAMSCOPE_TRANSFORMERS_VERSION``,
+    else the installed one (read from its package metadata: nothing is imported), else
+    :data:`TRANSFORMERS_MODELLED`."""
+    for text in (named, os.environ.get("VRAMSCOPE_TRANSFORMERS_VERSION")):
+        if text and parse_version(text):
+            return text.strip()
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        found = version("transformers")
+        if parse_version(found):
+            return found
+    except (ImportError, PackageNotFoundError, ValueError):
+        pass
+    return TRANSFORMERS_MODELLED
+
+
+@dataclass(frozen=True)
+class CacheLayout:
+    """How an engine stores one model's cache in one phase."""
+
+    latent_mla: bool = False  # MLA layers cache the compressed latent (else decompressed per-head K/V)
+    broadcast_kv: bool = False  # K/V heads broadcast to every query head before caching (transformers' Falcon)
+    cap_sliding: bool = True  # sliding-window layers hold at most ``sliding_window`` tokens
+    all_full: bool = False  # every layer a full layer (transformers' quantized cache knows no window)
+    scale_bytes_per_layer: int = 0  # per-layer scales beside the values (fp8 quantized cache: 2 fp32)
+
+
+def transformers_layout(spec: ModelSpec, version: str, phase: str, cache: str = "dynamic",
+                        kv_dtype: str = "") -> CacheLayout:
+    """transformers ``version``'s cache for ``phase`` (``prefill``: the cache right after the prompt;
+    ``decode``: while generating) with ``cache`` (``dynamic`` or ``static``); rules in the module docstring."""
+    v = parse_version(version) or parse_version(TRANSFORMERS_MODELLED)
+    latent = spec.mla is not None and v >= MLA_LATENT_SINCE
+    broadcast = spec.kv_broadcast
+    if kv_dtype == "fp8" and cache == "dynamic" and v >= FP8_CACHE_SINCE and not spec.sliding_window:
+        return CacheLayout(latent, broadcast, cap_sliding=False, all_full=True, scale_bytes_per_layer=8)
+    if cache == "static":
+        return CacheLayout(latent, broadcast, cap_sliding=True)
+    return CacheLayout(latent, broadcast, cap_sliding=phase == "decode" and v >= SLIDING_DYNAMIC_SINCE)
+
+
+def values_per_token(spec: ModelSpec, layer: int, latent_mla: bool, broadcast_kv: bool = False) -> int:
     """Cached values (keys + values) per token in one layer."""
     if spec.mla is not None:
         m = spec.mla
         if latent_mla:
             return m.kv_lora_rank + m.qk_rope_head_dim
         return spec.num_heads * (m.qk_head_dim + m.v_head_dim)
-    return 2 * spec.num_kv_heads * spec.head_dim
+    return 2 * (spec.num_heads if broadcast_kv else spec.num_kv_heads) * spec.head_dim
 
 
 def kv_bytes_per_token(spec: ModelSpec, bytes_per_value: float, layers: int | None = None, *,
@@ -45,18 +132,48 @@ def kv_bytes_per_token(spec: ModelSpec, bytes_per_value: float, layers: int | No
     return int(n * values_per_token(spec, 0, latent_mla) * bytes_per_value)
 
 
+def _decoder_layers(spec: ModelSpec) -> int:
+    return spec.num_decoder_layers if spec.kind == "encoder-decoder" else spec.num_layers
+
+
+def _sliding_layers(spec: ModelSpec, n_layers: int, layout: CacheLayout) -> int:
+    if not layout.cap_sliding or layout.all_full or not spec.sliding_window:
+        return 0
+    return spec.layer_types[:n_layers].count(SLIDING) if spec.layer_types else n_layers
+
+
+def layer_kv_bytes(spec: ModelSpec, tokens: int, batch: int, bytes_per_value: float, layout: CacheLayout,
+                   encoder_tokens: int = 0) -> list[int]:
+    """The cache bytes of each decoder layer (self-attention plus, for encoder-decoders, cross-attention)."""
+    if spec.kind == "encoder":
+        return []
+    n = _decoder_layers(spec)
+    per_value = values_per_token(spec, 0, layout.latent_mla, layout.broadcast_kv)
+    cap = layout.cap_sliding and not layout.all_full and spec.sliding_window
+    out = []
+    for i in range(n):
+        kept = min(tokens, spec.sliding_window) if cap and spec.layer_type(i) == SLIDING else tokens
+        values = kept * per_value
+        if spec.kind == "encoder-decoder":
+            values += encoder_tokens * 2 * spec.num_kv_heads * spec.head_dim
+        out.append(int(batch * values * bytes_per_value) + layout.scale_bytes_per_layer)
+    return out
+
+
 def kv_cache_bytes(spec: ModelSpec, tokens: int, batch: int, bytes_per_value: float, *,
-                   latent_mla: bool = False, cap_sliding: bool = True, encoder_tokens: int = 0) -> int:
-    """Exact KV cache bytes for ``batch`` sequences of ``tokens`` tokens (formula in the module docstring)."""
+                   latent_mla: bool = False, cap_sliding: bool = True, encoder_tokens: int = 0,
+                   layout: Optional[CacheLayout] = None) -> int:
+    """Exact KV cache bytes for ``batch`` sequences of ``tokens`` tokens: the sum of :func:`layer_kv_bytes`
+    (computed by layer counts, so 1,000 layers cost what 1 does). ``layout`` wins over ``latent_mla`` and
+    ``cap_sliding``."""
     if spec.kind == "encoder":
         return 0
-    n_layers = spec.num_decoder_layers if spec.kind == "encoder-decoder" else spec.num_layers
-    # every layer caches the same values per token; sliding-window layers keep at most the window
-    sliding = 0
-    if cap_sliding and spec.sliding_window:
-        sliding = spec.layer_types[:n_layers].count(SLIDING) if spec.layer_types else n_layers
+    if layout is None:
+        layout = CacheLayout(latent_mla=latent_mla, cap_sliding=cap_sliding)
+    n_layers = _decoder_layers(spec)
+    sliding = _sliding_layers(spec, n_layers, layout)
     kept = (n_layers - sliding) * tokens + sliding * min(tokens, spec.sliding_window or 0)
-    values = kept * values_per_token(spec, 0, latent_mla)
+    values = kept * values_per_token(spec, 0, layout.latent_mla, layout.broadcast_kv)
     if spec.kind == "encoder-decoder":
         values += n_layers * encoder_tokens * 2 * spec.num_kv_heads * spec.head_dim
-    return int(batch * values * bytes_per_value)
+    return int(batch * values * bytes_per_value) + n_layers * layout.scale_bytes_per_layer

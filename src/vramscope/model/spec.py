@@ -122,6 +122,9 @@ class ModelSpec:
     attn_softcap: bool = False  # Gemma 2: tanh soft-capping of attention scores
     logit_softcap: bool = False  # Gemma 2: tanh soft-capping of the final logits
     layer_types: tuple[str, ...] = ()
+    #: transformers broadcasts the K/V heads to every query head before caching them (Falcon's
+    #: ``new_decoder_architecture``); vLLM and llama.cpp cache ``num_kv_heads``
+    kv_broadcast: bool = False
     moe: Optional[MoESpec] = None
     mla: Optional[MLASpec] = None
     vision: Optional[VisionSpec] = None

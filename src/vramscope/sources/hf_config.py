@@ -315,7 +315,10 @@ def _qwen_moe(r: _Reader, name: str, mt: str) -> ModelSpec:
 
 def _deepseek(r: _Reader, name: str, mt: str) -> ModelSpec:
     n = r.int("num_hidden_layers", limit="num_layers")
-    mla = MLASpec(q_lora_rank=r.int("q_lora_rank", limit="q_lora_rank", default=None),
+    # an absent q_lora_rank is the configuration class's default (DeepseekV2Config / DeepseekV3Config: 1536);
+    # only an explicit null means "no query compression" (DeepSeek-V2-Lite)
+    q_rank = r.int("q_lora_rank", limit="q_lora_rank", default=None) if "q_lora_rank" in r.cfg else 1536
+    mla = MLASpec(q_lora_rank=q_rank,
                   kv_lora_rank=r.int("kv_lora_rank", limit="kv_lora_rank"),
                   qk_nope_head_dim=r.int("qk_nope_head_dim", limit="qk_nope_head_dim"),
                   qk_rope_head_dim=r.int("qk_rope_head_dim", limit="qk_rope_head_dim"),
@@ -453,7 +456,7 @@ def _falcon(r: _Reader, name: str, mt: str) -> ModelSpec:
              tie_embeddings=r.bool("tie_word_embeddings", True),
              mlp_gated=False, norm="layernorm", norm_bias=True, norms_per_layer=norms,
              qkv_bias=r.bool("bias", False), o_bias=r.bool("bias", False), mlp_bias=r.bool("bias", False),
-             activation="gelu")
+             activation="gelu", kv_broadcast=new_arch and kv < heads)
     if not r.present("ffn_hidden_size"):
         d["intermediate_size"] = 4 * d["hidden_size"]
     return ModelSpec(**d)

@@ -1,0 +1,298 @@
+"""vramscope's per-layer KV cache bytes equal what transformers' own cache objects hold after a real forward.
+
+For every catalog family transformers builds natively (remote-code families as the native architecture they are
+equivalent to, ``trace/build.py``), the catalog config is shrunk (tiny widths, two to six layers, windows of
+5 tokens) keeping what decides the cache: the layer-type pattern, the sliding window gating, the ratio of query
+to key/value heads, Falcon's decoder architecture, MLA's latent split, encoder-decoder cross-attention. The
+model is built with real CPU tensors, a prompt is prefilled and three tokens decoded through the cache object
+``generate()`` would create, and each layer's bytes are read from the storage of its tensors (a sliding layer's
+``keys`` is a view: its storage, not its shape, is what the device holds). The installed transformers is the
+version modelled (``memory/kv_cache.py: transformers_version``).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from conftest import requires_torch
+from vramscope.memory.kv_cache import layer_kv_bytes, transformers_layout
+from vramscope.sources import catalog
+from vramscope.sources.hf_config import spec_from_config
+
+pytestmark = [requires_torch, pytest.mark.trace]
+
+HEAD_DIM = 16
+WINDOW = 5
+PROMPT = 12  # longer than the window: the sliding layers drop tokens
+SHORT = 3  # shorter than the window
+STEPS = 3
+BATCH = 2
+
+
+def _signature(cfg: dict) -> tuple:
+    """What decides a config's cache layout; one catalog entry per distinct signature is run."""
+    text = cfg.get("text_config") or {}
+    return (cfg.get("model_type"), text.get("model_type"), cfg.get("sliding_window") is not None,
+            cfg.get("use_sliding_window"), cfg.get("new_decoder_architecture"), cfg.get("multi_query"),
+            "q_lora_rank" in cfg and cfg["q_lora_rank"] is None, cfg.get("multi_query_attention"),
+            cfg.get("num_key_value_heads", cfg.get("num_kv_heads")) == cfg.get("num_attention_heads"),
+            "layer_types" in cfg)
+
+
+def _entries() -> list[dict]:
+    seen, out = set(), []
+    for e in catalog.entries():
+        cfg = e["config"]
+        if cfg.get("model_type") in ("bert", "roberta"):  # encoder-only: no cache (test_kv_cache.py)
+            continue
+        sig = _signature(cfg)
+        if sig not in seen:
+            seen.add(sig)
+            out.append(e)
+    return out
+
+
+ENTRIES = _entries()
+
+
+def _set_first(cfg: dict, keys: tuple[str, ...], value) -> None:
+    for k in keys:
+        if k in cfg and cfg[k] is not None:
+            cfg[k] = value
+            return
+
+
+def shrink(cfg: dict) -> dict:
+    """A tiny config with the same cache layout (module docstring)."""
+    c = copy.deepcopy(cfg)
+    for k in ("quantization_config", "auto_map", "transformers_version", "_name_or_path"):
+        c.pop(k, None)
+    if isinstance(c.get("text_config"), dict):
+        from vramscope.sources.hf_config import _DEFAULTS  # the class defaults published configs leave out
+
+        c["text_config"] = shrink({**_DEFAULTS["gemma3_text"], "model_type": "gemma3_text", **c["text_config"]})
+        return c
+    mt = c.get("model_type")
+    heads = next(c[k] for k in ("num_attention_heads", "n_head", "num_heads") if c.get(k))
+    if mt == "falcon" and not c.get("new_decoder_architecture"):
+        kv = 1 if c.get("multi_query", True) else heads
+    elif mt == "chatglm":
+        kv = c["multi_query_group_num"] if c.get("multi_query_attention") else heads
+    else:
+        kv = next((c[k] for k in ("num_key_value_heads", "num_kv_heads") if c.get(k)), heads)
+    kv2 = min(kv, 2)
+    heads2 = kv2 * (heads // kv)
+    _set_first(c, ("num_attention_heads", "n_head", "num_heads"), heads2)
+    _set_first(c, ("num_key_value_heads", "num_kv_heads"), kv2)
+    if "multi_query_group_num" in c:
+        c["multi_query_group_num"] = kv2 if c.get("multi_query_attention") else c["multi_query_group_num"]
+    explicit_head_dim = any(c.get(k) for k in ("head_dim", "kv_channels", "d_kv"))
+    for k in ("head_dim", "kv_channels", "d_kv"):
+        if k in c:
+            c[k] = HEAD_DIM
+    hidden = 64 if explicit_head_dim and mt not in ("chatglm", "t5") else heads2 * HEAD_DIM
+    _set_first(c, ("hidden_size", "n_embd", "d_model"), hidden)
+    _set_first(c, ("intermediate_size", "ffn_hidden_size", "n_inner", "d_ff"), 32)
+    for k, v in (("moe_intermediate_size", 16), ("shared_expert_intermediate_size", 16)):
+        if k in c:
+            c[k] = v
+    for k in ("n_routed_experts", "num_local_experts", "num_experts"):
+        if c.get(k):
+            c[k] = 4
+    if c.get("num_experts_per_tok"):
+        c["num_experts_per_tok"] = min(c["num_experts_per_tok"], 2)
+    for k in ("n_group", "topk_group"):
+        if k in c:
+            c[k] = 1
+    if "kv_lora_rank" in c:  # MLA: its own split, and an explicit null q_lora_rank kept null
+        c.update(kv_lora_rank=16, qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=8)
+        if c.get("q_lora_rank") is not None:
+            c["q_lora_rank"] = 24
+        c["first_k_dense_replace"] = min(c.get("first_k_dense_replace", 0), 1)
+    _set_first(c, ("vocab_size", "padded_vocab_size"), 128)
+    for k in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"):
+        if k in c:
+            c[k] = 0
+    if c.get("sliding_window") is not None:
+        c["sliding_window"] = WINDOW
+    # enough layers for the real layer-type pattern: Gemma 3 slides 5 of every 6, Gemma 2 every other one
+    layers = 6 if mt in ("gemma3_text",) else 2
+    if "max_window_layers" in c:
+        c["max_window_layers"] = min(c["max_window_layers"], 1)
+    _set_first(c, ("num_hidden_layers", "n_layer", "num_layers"), layers)
+    if "num_decoder_layers" in c:
+        c["num_decoder_layers"] = layers
+    if isinstance(c.get("layer_types"), list):
+        c["layer_types"] = c["layer_types"][:layers]
+    return c
+
+
+def _build(cfg: dict):
+    import torch
+    import transformers
+
+    from vramscope.trace.build import equivalent_config
+
+    native, arch = equivalent_config(cfg)
+    if native.get("model_type") == "gemma3":  # the language model holds the cache
+        native, arch = native["text_config"], "Gemma3ForCausalLM"
+    native = {**native, "pad_token_id": 0}  # class defaults (GLM: 151329) lie outside the tiny vocabulary
+    config = transformers.AutoConfig.for_model(**native)
+    config._attn_implementation = "eager"
+    cls = getattr(transformers, arch)
+    torch.manual_seed(0)
+    return cls._from_config(config, dtype=torch.float32).eval()
+
+
+_PARTS = ("keys", "values", "_quantized_keys", "_quantized_values")
+
+
+def _storage_bytes(layer) -> int:
+    """Bytes of the distinct storages a cache layer's key/value tensors keep alive."""
+    import torch
+
+    seen, total = set(), 0
+    for name in _PARTS:
+        held = getattr(layer, name, None)
+        for t in held if isinstance(held, tuple) else (held,):
+            if isinstance(t, torch.Tensor):
+                s = t.untyped_storage()
+                if s.data_ptr() not in seen or s.nbytes() == 0:
+                    seen.add(s.data_ptr())
+                    total += s.nbytes()
+    return total
+
+
+def _measured(cache) -> list[int]:
+    if hasattr(cache, "self_attention_cache"):
+        own, cross = cache.self_attention_cache.layers, cache.cross_attention_cache.layers
+        return [_storage_bytes(a) + _storage_bytes(b) for a, b in zip(own, cross)]
+    return [_storage_bytes(layer) for layer in cache.layers]
+
+
+def _run(model, cache, prompt: int, encoder: int):
+    """Prefill ``prompt`` tokens then decode STEPS: the per-layer bytes after each."""
+    import torch
+
+    g = torch.Generator().manual_seed(1)
+    vocab = model.config.get_text_config().vocab_size
+    ids = torch.randint(1, vocab, (BATCH, prompt), generator=g)
+    kw = {}
+    if model.config.is_encoder_decoder:
+        kw["input_ids"] = torch.randint(1, vocab, (BATCH, encoder), generator=g)
+        first = {"decoder_input_ids": ids}
+        step = lambda nxt: {"decoder_input_ids": nxt}  # noqa: E731
+    else:
+        first = {"input_ids": ids}
+        step = lambda nxt: {"input_ids": nxt}  # noqa: E731
+    with torch.no_grad():
+        model(**kw, **first, past_key_values=cache, use_cache=True)
+        after_prefill = _measured(cache)
+        for _ in range(STEPS):
+            nxt = torch.randint(1, vocab, (BATCH, 1), generator=g)
+            model(**kw, **step(nxt), past_key_values=cache, use_cache=True)
+    return after_prefill, _measured(cache)
+
+
+def _dynamic(model):
+    from transformers import DynamicCache, EncoderDecoderCache
+
+    if model.config.is_encoder_decoder:  # what generate() builds (generation/utils.py)
+        return EncoderDecoderCache(DynamicCache(config=model.config), DynamicCache(config=model.config))
+    return DynamicCache(config=model.config)
+
+
+def _ours(cfg: dict, tokens: int, phase: str, cache: str, kv_dtype: str = "fp32", encoder: int = 0) -> list[int]:
+    import transformers
+
+    spec = spec_from_config(cfg, "tiny")
+    layout = transformers_layout(spec, transformers.__version__, phase, cache, kv_dtype)
+    b = 1.0 if kv_dtype == "fp8" else 4.0
+    return layer_kv_bytes(spec, tokens, BATCH, b, layout, encoder_tokens=encoder)
+
+
+@pytest.mark.parametrize("prompt", [PROMPT, SHORT])
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e["id"] for e in ENTRIES])
+def test_dynamic_cache_bytes_per_layer(entry, prompt):
+    cfg = shrink(entry["config"])
+    model = _build(cfg)
+    encoder = 7 if model.config.is_encoder_decoder else 0
+    prefill, decode = _run(model, _dynamic(model), prompt, encoder)
+    assert prefill == _ours(cfg, prompt, "prefill", "dynamic", encoder=encoder)
+    assert decode == _ours(cfg, prompt + STEPS, "decode", "dynamic", encoder=encoder)
+
+
+STATIC = [e for e in ENTRIES if e["config"].get("model_type") not in ("t5",)]
+
+
+@pytest.mark.parametrize("entry", STATIC, ids=[e["id"] for e in STATIC])
+def test_static_cache_bytes_per_layer(entry):
+    from transformers import StaticCache
+
+    cfg = shrink(entry["config"])
+    model = _build(cfg)
+    length = PROMPT + STEPS
+    cache = StaticCache(config=model.config, max_cache_len=length)
+    prefill, decode = _run(model, cache, PROMPT, 0)
+    assert prefill == _ours(cfg, length, "prefill", "static")
+    assert decode == _ours(cfg, length, "decode", "static")
+
+
+def _first(model_type: str, **keys) -> dict:
+    return next(e for e in ENTRIES if e["config"].get("model_type") == model_type
+                and all(e["config"].get(k) == v for k, v in keys.items()))
+
+
+FP8 = [_first("llama"), _first("deepseek_v2"), _first("falcon", new_decoder_architecture=True)]
+
+
+def _fp8_cache(model):
+    import transformers
+    from transformers import QuantizedCache
+
+    from vramscope.memory.kv_cache import FP8_CACHE_SINCE, parse_version
+
+    if parse_version(transformers.__version__) < FP8_CACHE_SINCE:
+        pytest.skip("transformers before 5.21 has no fp8 cache backend")
+    return QuantizedCache(backend="fp8", config=model.config.get_text_config(decoder=True))
+
+
+@pytest.mark.parametrize("entry", FP8, ids=[e["id"] for e in FP8])
+def test_fp8_quantized_cache_bytes_per_layer(entry):
+    cfg = shrink(entry["config"])
+    model = _build(cfg)
+    prefill, decode = _run(model, _fp8_cache(model), PROMPT, 0)
+    assert prefill == _ours(cfg, PROMPT, "prefill", "dynamic", "fp8")
+    assert decode == _ours(cfg, PROMPT + STEPS, "decode", "dynamic", "fp8")
+
+
+def test_fp8_quantized_cache_refuses_sliding_layers():
+    """transformers builds no fp8 cache for a model with sliding layers; vramscope then keeps the windows and says
+    so (engines/transformers.py: a_kv_fp8_sliding)."""
+    import transformers
+
+    cfg = shrink(_first("gemma3_text")["config"])
+    model = _build(cfg)
+    with pytest.raises(ValueError, match="only full attention"):
+        _fp8_cache(model)
+    spec = spec_from_config(cfg, "tiny")
+    assert not transformers_layout(spec, transformers.__version__, "decode", "dynamic", "fp8").all_full
+
+
+def test_every_catalog_family_is_run():
+    families = {e["config"].get("model_type") for e in catalog.entries()} - {"bert", "roberta"}
+    assert families == {e["config"].get("model_type") for e in ENTRIES}
+
+
+def test_sliding_layer_shows_window_minus_one_but_holds_window():
+    """The figure vramscope counts is the storage: DynamicSlidingWindowLayer keeps a view of the last
+    ``sliding_window - 1`` tokens of a ``sliding_window``-token concatenation."""
+    cfg = shrink(_first("mistral", sliding_window=4096)["config"])
+    model = _build(cfg)
+    cache = _dynamic(model)
+    _run(model, cache, PROMPT, 0)
+    layer = cache.layers[0]
+    assert layer.keys.shape[-2] == WINDOW - 1
+    assert layer.keys.untyped_storage().nbytes() == layer.keys[..., :1, :].numel() * 4 * WINDOW
