@@ -470,6 +470,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "weights: exact bytes from the checkpoint's headers ({format})",
         "zh": "权重：按权重文件头计算的精确字节数（{format}）",
     },
+    "a_weights_checkpoint": {
+        "en": "weights: the checkpoint's own storage, {format} (config.json quantization_config: {method}); the output head, MoE routers and {skipped} module pattern(s) it keeps stay in the compute dtype (--dtype or --quant overrides)",
+        "zh": "权重：按检查点自身的存储格式 {format} 计算（config.json 的 quantization_config：{method}）；输出头、MoE 路由器及其保留的 {skipped} 个模块模式保持计算精度（--dtype 或 --quant 可覆盖）",
+    },
+    "a_weights_checkpoint_unread": {
+        "en": "weights: the checkpoint is quantized ({method}), a method vramscope does not model; counted in the compute dtype",
+        "zh": "权重：该检查点已量化（{method}），vramscope 尚未建模此方法；按计算精度计算",
+    },
+    "a_weights_override": {
+        "en": "weights: as --dtype / --quant ask, not the checkpoint's own storage ({format}, {method})",
+        "zh": "权重：按 --dtype / --quant 的要求计算，而非检查点自身的存储格式（{format}，{method}）",
+    },
     "a_weights_quant": {
         "en": "weights: linear layers in {quant}; embeddings, norms, biases and the output head stay 16-bit",
         "zh": "权重：线性层为 {quant}；嵌入层、归一化层、偏置和输出头保持 16 位",

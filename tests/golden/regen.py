@@ -23,6 +23,8 @@ HERE = Path(__file__).resolve().parent
 COMMANDS = HERE / "commands.txt"
 REFUSALS = HERE / "refusals.txt"
 OUTPUTS = HERE / "outputs.jsonl.gz"
+#: the transformers version the stored outputs model (memory/kv_cache.py: transformers_version)
+TRANSFORMERS = "5.24.0"
 
 
 def run(line: str) -> tuple[int, str, str]:
@@ -30,8 +32,10 @@ def run(line: str) -> tuple[int, str, str]:
     from vramscope.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    saved = {k: os.environ.get(k) for k in ("VRAMSCOPE_LANG", "HF_HUB_OFFLINE")}
+    saved = {k: os.environ.get(k) for k in ("VRAMSCOPE_LANG", "HF_HUB_OFFLINE", "VRAMSCOPE_TRANSFORMERS_VERSION")}
     os.environ["VRAMSCOPE_LANG"], os.environ["HF_HUB_OFFLINE"] = "en", "1"
+    # the transformers whose caches are modelled is pinned: the stored outputs do not follow the installed one
+    os.environ["VRAMSCOPE_TRANSFORMERS_VERSION"] = TRANSFORMERS
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             rc = main(shlex.split(line))

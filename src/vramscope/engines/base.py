@@ -78,15 +78,30 @@ class EngineReport(Record):
 
 
 def weights(model: "ResolvedModel", w: "Workload", a: float, notes: list[Assumption],
-            rank_spec: Optional["ModelSpec"] = None) -> int:
-    """The weights on one GPU (``rank_spec``: its tensor-parallel slice), noting where the bytes come from."""
+            rank_spec: Optional["ModelSpec"] = None, fp32_modules: bool = True) -> int:
+    """The weights on one GPU (``rank_spec``: its tensor-parallel slice), noting where the bytes come from;
+    ``fp32_modules``: the engine keeps transformers' fp32 modules in fp32 (``memory/weights.py``)."""
     from ..memory.weights import spec_weight_bytes, weight_bytes
 
     use_stored = model.stored is not None and w.dtype is None and w.quant == "none"
-    wb = weight_bytes(model, a, w.quant, use_stored)
-    if rank_spec is not None and rank_spec is not model.spec:
-        full = spec_weight_bytes(model.spec, a, w.quant).total
-        part = spec_weight_bytes(rank_spec, a, w.quant).total
+    spec = model.spec
+    # a pre-quantized checkpoint read from its config alone: its own storage unless --dtype / --quant say otherwise
+    own = not use_stored and model.stored is None and model.exact_shape and spec.quant_method != ""
+    use_own = own and bool(spec.quant_format) and w.dtype is None and w.quant == "none"
+    quant, skip = (spec.quant_format, spec.quant_skip) if use_own else (w.quant, ())
+    wb = weight_bytes(model, a, quant, use_stored, skip, use_own, fp32_modules)
+    split = rank_spec is not None and rank_spec is not model.spec
+    if use_own:
+        notes.append(Assumption("a_weights_checkpoint", {"format": quant, "method": spec.quant_method,
+                                                         "skipped": len(skip)}))
+    elif own and w.dtype is None and w.quant == "none":
+        notes.append(Assumption("a_weights_checkpoint_unread", {"method": spec.quant_method}))
+    elif own:
+        notes.append(Assumption("a_weights_override", {"method": spec.quant_method,
+                                                       "format": spec.quant_format or spec.quant_method}))
+    if split:
+        full = spec_weight_bytes(model.spec, a, quant, skip, use_own, fp32_modules).total
+        part = spec_weight_bytes(rank_spec, a, quant, skip, use_own, fp32_modules).total
         return int(wb.total * part / full) if full else 0
     if wb.exact_from_files:
         notes.append(Assumption("a_weights_files", {"format": model.stored_format or "?"}))
@@ -102,15 +117,15 @@ def rank_spec(model: "ResolvedModel", w: "Workload") -> "ModelSpec":
     return tp_shard_spec(model.spec, w.num_gpus) if w.strategy.is_tensor_parallel else model.spec
 
 
-def rank_weights(model: "ResolvedModel", w: "Workload", dtype: str,
-                 notes: list[Assumption]) -> tuple[float, "ModelSpec", int]:
+def rank_weights(model: "ResolvedModel", w: "Workload", dtype: str, notes: list[Assumption],
+                 fp32_modules: bool = True) -> tuple[float, "ModelSpec", int]:
     """For inference: bytes per parameter of ``dtype``, the model one GPU holds (:func:`rank_spec`) and its
     weights, noting where the bytes come from and the tensor-parallel split."""
     from ..estimators.common import dtype_bytes
 
     a = dtype_bytes(dtype)
     spec = rank_spec(model, w)
-    held = weights(model, w, a, notes, spec)
+    held = weights(model, w, a, notes, spec, fp32_modules)
     if w.strategy.is_tensor_parallel:
         notes.append(Assumption("a_tp", {"n": w.num_gpus}))
     return a, spec, held

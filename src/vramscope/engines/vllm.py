@@ -223,7 +223,7 @@ class Vllm(Engine):
 
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
                   gpus: tuple[Gpu, ...]) -> tuple[Phases, Optional[EngineReport]]:
-        a, _, held = rank_weights(model, w, dtype, notes)
+        a, _, held = rank_weights(model, w, dtype, notes, fp32_modules=False)
         return vllm_inference(model, w, held, a, gpus, notes)
 
     def runtime_overhead(self, transient: int, gpu: Optional[Gpu]) -> Any:

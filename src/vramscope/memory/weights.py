@@ -11,13 +11,18 @@ Exact where the format is exact:
 * ``fp8`` (e4m3, per-tensor scale): 1 B per weight plus one fp32 scale per tensor; ``fp8-channel``: one fp32
   scale per output channel (compressed-tensors / llm-compressor "FP8 dynamic"); ``fp8-block``: one fp32
   ``weight_scale_inv`` per 128×128 block (DeepSeek-V3's published FP8 checkpoint);
+* ``mxfp4`` (gpt-oss, only from a checkpoint's ``quantization_config``): the routed experts only, two fp4
+  values per byte (``*_blocks``) plus one e8m0 byte per 32 values (``*_scales``);
 * ``gptq-4bit`` / ``awq-4bit`` (and 2, 3, 8 bits), group size 128 unless a suffix says otherwise
   (``gptq-4bit-g32``; ``-g-1`` for one group per column): packed int32 weights (bits/8 B per weight), one fp16
   scale and one packed zero per group per output column, plus GPTQ's int32 ``g_idx`` per input row.
 
 Only ``nn.Linear`` weights inside the decoder layers are quantized. Embeddings, norms, biases and the output
 head stay in the compute dtype: transformers' ``get_keys_to_not_convert`` keeps ``lm_head`` (and tied
-embeddings) unquantized for bitsandbytes, GPTQ and AWQ.
+embeddings) unquantized for bitsandbytes, GPTQ and AWQ. A checkpoint's own storage (``checkpoint=True``:
+``sources/quant_config.py``) follows transformers 5.24's quantizers: they swap ``nn.Linear`` modules, and MoE
+routers (``*TopKRouter``) are not ``nn.Linear``, so they stay in the compute dtype, as do the modules the
+checkpoint's ``modules_to_not_convert`` names.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ..model.spec import ModelSpec
-from ..model.tensors import Tensor, groups
+from ..model.tensors import Tensor, groups, tensors
 from ..sources.base import ResolvedModel
 
 QUANTS = ("none", "int8", "int4", "nf4", "fp4", "nf4-dq", "fp4-dq", "fp8", "fp8-channel", "fp8-block",
@@ -62,6 +67,8 @@ def quantized_linear_bytes(t: Tensor, quant: str) -> int:
         return c * (n + 4 * out_f)
     if quant == "fp8-block":  # DeepSeek-V3: one fp32 weight_scale_inv per 128×128 block
         return c * (n + 4 * -(-out_f // 128) * -(-in_f // 128))
+    if quant == "mxfp4":  # gpt-oss: *_blocks (two fp4 per byte) and *_scales (one e8m0 per 32 values)
+        return c * (n // 2 + -(-n // 32))
     if quant.startswith(("gptq-", "awq-")):
         parts = quant.split("-")
         bits = int(parts[1].rstrip("bit"))
@@ -75,12 +82,30 @@ def quantized_linear_bytes(t: Tensor, quant: str) -> int:
     raise AssertionError(quant)
 
 
-def is_quantized(t: Tensor) -> bool:
-    """Whether a tensor is quantized: linear weights except the output head (transformers keeps lm_head)."""
-    return t.linear and t.role not in ("lm_head", "vision", "projector")
+def is_quantized(t: Tensor, quant: str = "", skip: tuple[str, ...] = (), checkpoint: bool = False) -> bool:
+    """Whether a tensor is quantized: linear weights except the output head (transformers keeps lm_head); for a
+    checkpoint's own storage also not the routers nor the modules it keeps (module docstring); mxfp4 holds only
+    the routed experts."""
+    if not t.linear or t.role in ("lm_head", "vision", "projector"):
+        return False
+    if not checkpoint:
+        return True
+    if quant == "mxfp4":
+        return t.role == "expert"
+    if t.role == "router" and t.module == "gate":
+        return False
+    if skip:
+        from ..sources.quant_config import skipped
+
+        module = t.name[:-len(".weight")] if t.name.endswith(".weight") else t.name
+        if ".experts." in module:
+            module = module[:module.index(".experts.") + len(".experts")]
+        return not skipped(module, skip)
+    return True
 
 
-def weight_bytes(model: ResolvedModel, dtype_bytes: float, quant: str, use_stored: bool) -> WeightBytes:
+def weight_bytes(model: ResolvedModel, dtype_bytes: float, quant: str, use_stored: bool,
+                 skip: tuple[str, ...] = (), checkpoint: bool = False, fp32_modules: bool = True) -> WeightBytes:
     """Bytes of all weights; exact file bytes when the checkpoint's headers were read and nothing is cast."""
     if use_stored and model.stored is not None:
         return WeightBytes(model.stored_bytes or 0, 0, model.params, True)
@@ -88,22 +113,34 @@ def weight_bytes(model: ResolvedModel, dtype_bytes: float, quant: str, use_store
         quant_bytes = {"none": dtype_bytes, "int8": 1.0, "fp8": 1.0}.get(quant, 0.5)
         return WeightBytes(int(model.params * quant_bytes), model.params if quant != "none" else 0,
                            model.params if quant == "none" else 0, False)
-    return spec_weight_bytes(model.spec, dtype_bytes, quant)
+    return spec_weight_bytes(model.spec, dtype_bytes, quant, skip, checkpoint, fp32_modules)
+
+
+#: modules transformers keeps in fp32 whatever the dtype (``_keep_in_fp32_modules_strict``, transformers 5.24:
+#: ``modeling_deepseek_v2.py`` and ``modeling_deepseek_v3.py`` keep ``gate.weight``, the MoE router)
+FP32_STRICT = {"deepseek_v2": "gate", "deepseek_v3": "gate"}
+
+
+def _fp32_strict(spec: ModelSpec, t: Tensor) -> bool:
+    return t.role == "router" and t.module == FP32_STRICT.get(spec.model_type) and t.name.endswith(".weight")
 
 
 @lru_cache(maxsize=256)
-def spec_weight_bytes(spec: ModelSpec, dtype_bytes: float, quant: str) -> WeightBytes:
-    """Per-tensor sum for a spec (cached: planners call it many times with the same model)."""
+def spec_weight_bytes(spec: ModelSpec, dtype_bytes: float, quant: str, skip: tuple[str, ...] = (),
+                      checkpoint: bool = False, fp32_modules: bool = True) -> WeightBytes:
+    """Per-tensor sum for a spec (cached: planners call it many times with the same model); ``fp32_modules``:
+    the modules transformers keeps in fp32 (:data:`FP32_STRICT`) are fp32 (vLLM loads them in the dtype)."""
     total = 0.0
     q_params = kept = 0
-    for g in groups(spec):
-        t = g.tensor
-        if quant != "none" and is_quantized(t):
-            total += quantized_linear_bytes(t, quant) * g.repeat
-            q_params += g.numel
+    # skip patterns may name single layers: then every layer is looked at (else one of each kind, repeated)
+    items = ((t, 1, t.numel) for t in tensors(spec)) if skip else ((g.tensor, g.repeat, g.numel) for g in groups(spec))
+    for t, repeat, numel in items:
+        if quant != "none" and is_quantized(t, quant, skip, checkpoint):
+            total += quantized_linear_bytes(t, quant) * repeat
+            q_params += numel
         else:
-            total += g.numel * dtype_bytes
-            kept += g.numel
+            total += numel * (4.0 if fp32_modules and dtype_bytes < 4 and _fp32_strict(spec, t) else dtype_bytes)
+            kept += numel
     return WeightBytes(int(total), q_params, kept, False)
 
 

@@ -138,6 +138,10 @@ class ModelSpec:
     inventory: Any = None
     dtype: str = ""
     quant_method: str = ""  # quantization_config.quant_method of a pre-quantized checkpoint
+    #: the checkpoint's own weight storage (a memory/weights.py format; "" when not modelled) and the modules
+    #: its quantization keeps in the compute dtype (sources/quant_config.py)
+    quant_format: str = ""
+    quant_skip: tuple[str, ...] = ()
     source: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
 

@@ -1,0 +1,133 @@
+"""A checkpoint's own weight storage from its ``config.json`` ``quantization_config``.
+
+A pre-quantized checkpoint is loaded in the format it was saved in (transformers' ``HfQuantizer`` for
+``quant_method``), so that format, not the compute dtype, decides its weights unless the user overrides it with
+``--dtype`` or ``--quant``. Each method maps onto a storage format of ``memory/weights.py``, read from how
+transformers' quantizers create the modules they load into (transformers 5.24.0):
+
+* ``fp8`` (``FineGrainedFP8Config``, DeepSeek-V3/R1, Qwen3-*-FP8): ``integrations/finegrained_fp8.py``
+  ``replace_with_fp8_linear`` swaps every ``type(module) is nn.Linear`` and every ``*.experts`` module for
+  ``FP8Linear`` / ``FP8Experts``: e4m3 weights (1 B) and one fp32 ``weight_scale_inv`` per
+  ``weight_block_size`` block (``fp8-block``; 128 × 128 in every published checkpoint), or one per tensor
+  without a block size (``fp8``). Routers (``*TopkRouter``, not ``nn.Linear``) stay in the compute dtype;
+* ``compressed-tensors`` with 8-bit float weights: ``strategy`` ``tensor`` → ``fp8``, ``channel`` →
+  ``fp8-channel``, ``block`` → ``fp8-block``; its integer (packed) schemes are ``gptq-<bits>bit-g<group>``;
+* ``gptq``: ``gptq-<bits>bit-g<group_size>`` (packed int32 ``qweight``, ``qzeros``, fp16 ``scales``,
+  ``g_idx``); ``awq``: ``awq-<bits>bit-g<group_size>`` (or ``w_bit`` / ``q_group_size``);
+* ``bitsandbytes``: ``load_in_4bit`` → ``nf4`` / ``fp4`` (``-dq`` with ``bnb_4bit_use_double_quant``), else
+  ``int8``;
+* ``mxfp4`` (gpt-oss): ``integrations/mxfp4.py`` ``replace_with_mxfp4_linear`` converts only the experts:
+  ``*_blocks`` (two fp4 values per byte) and ``*_scales`` (one e8m0 byte per 32 values).
+
+``modules_to_not_convert`` (``llm_int8_skip_modules`` for bitsandbytes, ``ignore`` for compressed-tensors) stay
+in the compute dtype; transformers also always keeps the output head (``quantizers/base.py``:
+``get_keys_to_not_convert``). A pattern matches a module's full name from its start up to a module boundary
+or as a suffix (``quantizers_utils.py: should_convert_module``); patterns are matched literally, never run as
+regular expressions. HQQ, torchao and the other methods are not modelled: their checkpoints are counted in the
+compute dtype and the estimate says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+#: the most skip patterns read, and their longest length
+MAX_SKIP = 256
+MAX_PATTERN = 200
+
+
+@dataclass(frozen=True)
+class CheckpointQuant:
+    """How a pre-quantized checkpoint stores its weights."""
+
+    method: str  # quantization_config.quant_method, as written
+    format: str  # a memory/weights.py storage format; "" when the method is not modelled
+    skip: tuple[str, ...] = ()  # modules kept in the compute dtype
+
+
+def _int(value: Any, allowed: tuple[int, ...], default: int) -> int:
+    return value if type(value) is int and value in allowed else default
+
+
+def _group(value: Any) -> int:
+    return value if type(value) is int and value in (-1, 32, 64, 128, 256, 512, 1024) else 128
+
+
+def _skip(q: dict[str, Any], *keys: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for k in keys:
+        v = q.get(k)
+        if isinstance(v, list):
+            out += [p for p in v if isinstance(p, str) and 0 < len(p) <= MAX_PATTERN]
+    return tuple(dict.fromkeys(out))[:MAX_SKIP]
+
+
+def _packed(method: str, bits: int, group: int) -> str:
+    if method == "awq" and bits != 4:
+        return ""
+    return f"{method}-{bits}bit" + ("" if group == 128 else f"-g{group}")
+
+
+def _compressed_tensors(q: dict[str, Any]) -> str:
+    groups = q.get("config_groups")
+    if not isinstance(groups, dict):
+        return ""
+    for g in groups.values():
+        w = g.get("weights") if isinstance(g, dict) else None
+        if not isinstance(w, dict):
+            continue
+        bits, kind, strategy = w.get("num_bits"), w.get("type"), w.get("strategy")
+        if not isinstance(strategy, str) or type(bits) is not int:
+            return ""
+        if bits == 8 and kind == "float":
+            return {"tensor": "fp8", "channel": "fp8-channel", "block": "fp8-block"}.get(strategy, "")
+        if kind == "int" and bits in (4, 8) and strategy in ("group", "channel"):
+            return _packed("gptq", bits, _group(w.get("group_size")) if strategy == "group" else -1)
+        return ""
+    return ""
+
+
+def checkpoint_quant(q: Optional[dict[str, Any]]) -> Optional[CheckpointQuant]:
+    """The storage a ``quantization_config`` object describes (None when there is none)."""
+    if not isinstance(q, dict) or not q:
+        return None
+    method = q.get("quant_method")
+    method = method.strip().lower() if isinstance(method, str) else ""
+    fmt = ""
+    skip = _skip(q, "modules_to_not_convert")
+    if method == "fp8":
+        # FineGrainedFP8Config: weight_block_size defaults to (128, 128); an explicit null is one scale per tensor
+        # ("ignored_layers" is read as modules_to_not_convert when that is absent)
+        block = q.get("weight_block_size", [128, 128])
+        if block is None:
+            fmt = "fp8"
+        elif isinstance(block, list) and block == [128, 128]:
+            fmt = "fp8-block"
+        skip = skip or _skip(q, "ignored_layers")
+    elif method == "compressed-tensors":
+        fmt = _compressed_tensors(q)
+        skip = _skip(q, "ignore")
+    elif method in ("gptq", "awq"):
+        bits = _int(q.get("bits", q.get("w_bit")), (2, 3, 4, 8), 4)
+        fmt = _packed(method, bits, _group(q.get("group_size", q.get("q_group_size"))))
+    elif method == "bitsandbytes":
+        if q.get("load_in_4bit") is True or q.get("_load_in_4bit") is True:
+            kind = q.get("bnb_4bit_quant_type")
+            fmt = (kind if kind in ("nf4", "fp4") else "nf4") + ("-dq" if q.get("bnb_4bit_use_double_quant") is True
+                                                                  else "")
+        elif q.get("load_in_8bit") is True or q.get("_load_in_8bit") is True:
+            fmt = "int8"
+        skip = _skip(q, "llm_int8_skip_modules")
+    elif method == "mxfp4":
+        fmt = "mxfp4"
+    return CheckpointQuant(method or "?", fmt, skip)
+
+
+def skipped(module: str, patterns: tuple[str, ...]) -> bool:
+    """Whether the module ``module`` (its full name) matches one of ``patterns`` (module docstring)."""
+    for p in patterns:
+        if module == p or module.endswith(p) or (module.startswith(p) and (p.endswith(".")
+                                                                          or module[len(p)] == ".")):
+            return True
+    return False
