@@ -61,3 +61,73 @@ def test_mistral_window(name):
     spec = resolve(name).spec
     assert spec.sliding_window == 4096
     assert kv(name, 8192) == kv(name, 4096)
+
+
+# ---- transformers' layout per version (memory/kv_cache.py: transformers_layout; tests/test_kv_real.py runs the
+# installed version for real) -----------------------------------------------------------------------------------
+
+def _tf(name, version, phase, tokens=4096, cache="dynamic", kv_dtype=""):
+    from vramscope.memory.kv_cache import transformers_layout
+
+    spec = resolve(name).spec
+    layout = transformers_layout(spec, version, phase, cache, kv_dtype)
+    return kv_cache_bytes(spec, tokens, 1, KV_DTYPE_BYTES[kv_dtype or "bf16"], layout=layout)
+
+
+def test_sliding_layers_by_version():
+    # Gemma 3 1B: 22 of 26 layers slide over 512 tokens, 1 KV head of 256
+    per_token_layer = 2 * 1 * 256 * 2
+    assert _tf("gemma-3-1b", "5.24.0", "prefill") == 26 * 4096 * per_token_layer
+    assert _tf("gemma-3-1b", "5.24.0", "decode") == (4 * 4096 + 22 * 512) * per_token_layer
+    assert _tf("gemma-3-1b", "4.56.0", "decode") == (4 * 4096 + 22 * 512) * per_token_layer
+    assert _tf("gemma-3-1b", "4.55.4", "decode") == 26 * 4096 * per_token_layer  # no DynamicSlidingWindowLayer
+    assert _tf("gemma-3-1b", "5.24.0", "prefill", cache="static") == (4 * 4096 + 22 * 512) * per_token_layer
+
+
+def test_mla_latent_from_5_15():
+    latent = 27 * 4096 * (512 + 64) * 2
+    heads = 27 * 4096 * 16 * (192 + 128) * 2
+    assert _tf("deepseek-v2-lite", "5.15.0", "decode") == latent
+    assert _tf("deepseek-v2-lite", "5.14.1", "decode") == heads
+
+
+def test_falcon_new_architecture_broadcasts_kv_heads():
+    assert resolve("falcon-40b").spec.kv_broadcast and not resolve("falcon-7b").spec.kv_broadcast
+    assert _tf("falcon-40b", "5.24.0", "decode", 2048) == 60 * 2048 * 2 * 128 * 64 * 2
+    assert kv("falcon-40b", 2048) == 60 * 2048 * 2 * 8 * 64 * 2  # vLLM / llama.cpp: the real 8 KV heads
+
+
+def test_legacy_tuples_hold_the_previous_step():
+    one = 32 * 2 * 8 * 128 * 2
+    assert _tf("llama-3-8b", "4.41.2", "decode") == (4096 + 4095) * one
+    assert _tf("llama-3-8b", "4.41.2", "prefill") == 4096 * one
+    assert _tf("llama-3-8b", "4.42.0", "decode") == 4096 * one
+
+
+def test_fp8_quantized_cache_scales_and_windows():
+    one = 32 * 2 * 8 * 128
+    assert _tf("llama-3-8b", "5.21.0", "decode", kv_dtype="fp8") == 4096 * one + 32 * 8
+    assert _tf("llama-3-8b", "5.20.0", "decode", kv_dtype="fp8") == 4096 * one
+    # QuantizedCache refuses sliding layers: the dynamic layout stays
+    assert _tf("gemma-3-1b", "5.24.0", "decode", kv_dtype="fp8") == (4 * 4096 + 22 * 512) * 2 * 256
+
+
+def test_transformers_version_is_named_installed_or_modelled(monkeypatch):
+    from vramscope.memory import kv_cache
+
+    monkeypatch.delenv("VRAMSCOPE_TRANSFORMERS_VERSION", raising=False)
+    assert kv_cache.transformers_version("4.57.1") == "4.57.1"
+    monkeypatch.setenv("VRAMSCOPE_TRANSFORMERS_VERSION", "5.0.0")
+    assert kv_cache.transformers_version() == "5.0.0"
+    monkeypatch.setenv("VRAMSCOPE_TRANSFORMERS_VERSION", "not a version")
+    assert kv_cache.parse_version(kv_cache.transformers_version()) is not None
+    assert kv_cache.parse_version("5.0.0rc1") == (5, 0, 0) and kv_cache.parse_version("x") is None
+
+
+def test_q_lora_rank_absent_is_the_config_class_default():
+    from vramscope.sources.hf_config import spec_from_config
+
+    cfg = dict(resolve("deepseek-v2-lite").hf_config)
+    assert resolve("deepseek-v2-lite").spec.mla.q_lora_rank is None  # explicit null: no query compression
+    cfg.pop("q_lora_rank")
+    assert spec_from_config(cfg, "x").mla.q_lora_rank == 1536  # DeepseekV2Config's default

@@ -332,3 +332,15 @@ def test_meta_device_keeps_the_checkpoints_quantization_method():
     cfg = {"model_type": "whisper", "quantization_config": {"quant_method": "gptq", "bits": 4}}
     assert spec_from_config(cfg, "w").quant_method == "gptq"  # never handed to transformers' quantizers
     assert spec_from_config({"model_type": "whisper"}, "w").quant_method == ""
+
+
+@requires_torch
+@pytest.mark.trace
+def test_absent_q_lora_rank_is_transformers_default():
+    """A DeepSeek config without ``q_lora_rank`` builds q_a_proj/q_b_proj of rank 1536 (the config class's
+    default), not an uncompressed q_proj: the same parameters as vramscope reads."""
+    from meta_build import meta_param_count
+
+    cfg = {k: v for k, v in resolve_catalog("deepseek-v2-lite").hf_config.items() if k != "q_lora_rank"}
+    cfg["num_hidden_layers"] = 2
+    assert spec_from_config(cfg, "x").params == meta_param_count(cfg)

@@ -474,6 +474,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "weights: the checkpoint's own storage, {format} (config.json quantization_config: {method}); the output head, MoE routers and {skipped} module pattern(s) it keeps stay in the compute dtype (--dtype or --quant overrides)",
         "zh": "权重：按检查点自身的存储格式 {format} 计算（config.json 的 quantization_config：{method}）；输出头、MoE 路由器及其保留的 {skipped} 个模块模式保持计算精度（--dtype 或 --quant 可覆盖）",
     },
+    "a_weights_checkpoint_training": {
+        "en": "weights: the checkpoint's own storage ({format}, {method}) is counted in the training dtype (quantized weights do not train)",
+        "zh": "权重：检查点自身的存储格式（{format}，{method}）按训练精度计算（量化权重不参与训练）",
+    },
     "a_weights_checkpoint_unread": {
         "en": "weights: the checkpoint is quantized ({method}), a method vramscope does not model; counted in the compute dtype",
         "zh": "权重：该检查点已量化（{method}），vramscope 尚未建模此方法；按计算精度计算",
@@ -525,6 +529,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "a_mla_transformers_latent": {
         "en": "MLA: transformers caches the compressed latent (kv_lora_rank + qk_rope_head_dim per token and layer, since {since}) and expands it to per-head keys and values at every step",
         "zh": "MLA：transformers 缓存压缩潜向量（每个 token 每层 kv_lora_rank + qk_rope_head_dim 个值，自 {since} 起），每步再展开为逐头 K/V",
+    },
+    "a_kv_legacy_tuples": {
+        "en": "transformers {version} passes the cache between decode steps as tuples: each step holds the previous step's cache beside the new one (a DynamicCache is the default from 4.42.0 on)",
+        "zh": "transformers {version} 在解码步之间以元组传递缓存：每一步在新缓存之外还保留上一步的缓存（自 4.42.0 起默认使用 DynamicCache）",
     },
     "a_kv_broadcast": {
         "en": "Falcon: transformers broadcasts the {kv} KV heads to all {heads} query heads before caching them (vLLM and llama.cpp cache {kv})",

@@ -78,22 +78,27 @@ class EngineReport(Record):
 
 
 def weights(model: "ResolvedModel", w: "Workload", a: float, notes: list[Assumption],
-            rank_spec: Optional["ModelSpec"] = None, fp32_modules: bool = True) -> int:
+            rank_spec: Optional["ModelSpec"] = None, fp32_modules: bool = True, training: bool = False) -> int:
     """The weights on one GPU (``rank_spec``: its tensor-parallel slice), noting where the bytes come from;
-    ``fp32_modules``: the engine keeps transformers' fp32 modules in fp32 (``memory/weights.py``)."""
+    ``fp32_modules``: the engine keeps transformers' fp32 modules in fp32 (``memory/weights.py``);
+    ``training``: a pre-quantized checkpoint is counted in the dtype it trains in (quantized weights do not
+    train)."""
     from ..memory.weights import spec_weight_bytes, weight_bytes
 
     use_stored = model.stored is not None and w.dtype is None and w.quant == "none"
     spec = model.spec
     # a pre-quantized checkpoint read from its config alone: its own storage unless --dtype / --quant say otherwise
     own = not use_stored and model.stored is None and model.exact_shape and spec.quant_method != ""
-    use_own = own and bool(spec.quant_format) and w.dtype is None and w.quant == "none"
+    use_own = own and bool(spec.quant_format) and w.dtype is None and w.quant == "none" and not training
     quant, skip = (spec.quant_format, spec.quant_skip) if use_own else (w.quant, ())
     wb = weight_bytes(model, a, quant, use_stored, skip, use_own, fp32_modules)
     split = rank_spec is not None and rank_spec is not model.spec
     if use_own:
         notes.append(Assumption("a_weights_checkpoint", {"format": quant, "method": spec.quant_method,
                                                          "skipped": len(skip)}))
+    elif own and training:
+        notes.append(Assumption("a_weights_checkpoint_training", {"method": spec.quant_method,
+                                                                  "format": spec.quant_format or spec.quant_method}))
     elif own and w.dtype is None and w.quant == "none":
         notes.append(Assumption("a_weights_checkpoint_unread", {"method": spec.quant_method}))
     elif own:

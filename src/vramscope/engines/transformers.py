@@ -61,7 +61,7 @@ class Transformers(Engine):
 
     def suggestions(self, model: ResolvedModel, w: Workload, usable: int, needs) -> list[Candidate]:
         cands: list[Candidate] = []
-        if w.quant == "none":
+        if w.quant == "none" and not model.spec.quant_method:  # a pre-quantized checkpoint loads as it is stored
             cands += [("s_quant", {"quant": "int8"}, {"quant": "int8"}, "quality"),
                       ("s_quant", {"quant": "nf4"}, {"quant": "nf4"}, "quality")]
         if (w.kv_dtype or "") not in ("fp8", "int8", "q8_0", "q4_0"):
@@ -101,6 +101,8 @@ def transformers_kv(spec, seq: int, batch: int, kv_dtype: str, cache: str, notes
             notes.append(Assumption("a_mla_transformers_latent", {"since": since}))
         else:
             notes.append(Assumption("a_mla_transformers", {"since": since}))
+    if layouts["decode"].previous_step:
+        notes.append(Assumption("a_kv_legacy_tuples", {"version": version}))
     if layouts["decode"].broadcast_kv:
         notes.append(Assumption("a_kv_broadcast", {"kv": spec.num_kv_heads, "heads": spec.num_heads}))
     return kv["prefill"], kv["decode"]

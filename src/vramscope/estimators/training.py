@@ -93,11 +93,11 @@ def precision(model: ResolvedModel, w: Workload, dtype: str, t: Trainable, notes
     elif recipe == "deepspeed":
         # DeepSpeed / Megatron mixed precision (ZeRO paper §3: 2 + 2 + 12 bytes per parameter): 16-bit
         # parameters and gradients, fp32 master weights and fp32 Adam states held by the optimizer
-        weights = weights_on_rank(model, w, a, notes)
+        weights = weights_on_rank(model, w, a, notes, training=True)
         param_bytes = a
         master = int(t.params * 4)
     else:
-        weights = weights_on_rank(model, w, a, notes)
+        weights = weights_on_rank(model, w, a, notes, training=True)
         # peft keeps adapters in fp32 (autocast_adapter_dtype); torchtune builds them in the model dtype
         adapter_bytes = w.profile.adapter_bytes
         param_bytes = (a if adapter_bytes is None else adapter_bytes) if adapters else a

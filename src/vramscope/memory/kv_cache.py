@@ -29,6 +29,11 @@ where ``tokens_l`` and ``values_l`` depend on the engine and its version (:class
     one byte per value plus one fp32 scale for the keys and one for the values per layer. ``QuantizedCache``
     refuses models with sliding-window layers ("only supported for models with only full attention layers");
     for those, and before 5.21, an fp8 cache is one byte per value laid out as the dynamic cache;
+  - before 4.42.0 ``generate()`` passed the cache between steps as legacy tuples (``to_legacy_cache`` /
+    ``from_legacy_cache``; before 4.36.0 the models themselves built ``torch.cat([past_key_value[0], ...])``
+    tuples): the previous step's tuple stays referenced by ``model_kwargs`` while the forward builds the next
+    one, so a decode step holds the cache of ``tokens - 1`` tokens beside the new one (4.42.0 made a
+    ``DynamicCache`` the default "to save memory", ``generation/utils.py``);
   - encoder-decoder models add a cross-attention cache of the encoder length (``EncoderDecoderCache``).
 
 * **vLLM** reserves a block slot per token in every layer (:func:`kv_bytes_per_token`); MLA layers keep the
@@ -44,7 +49,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 from ..model.spec import SLIDING, ModelSpec
@@ -61,6 +66,7 @@ TRANSFORMERS_MODELLED = "5.24.0"
 SLIDING_DYNAMIC_SINCE = (4, 56, 0)
 MLA_LATENT_SINCE = (5, 15, 0)
 FP8_CACHE_SINCE = (5, 21, 0)
+DYNAMIC_BETWEEN_STEPS_SINCE = (4, 42, 0)
 
 _VERSION = re.compile(r"^\s*v?(\d{1,3})\.(\d{1,4})(?:\.(\d{1,4}))?")
 
@@ -98,6 +104,7 @@ class CacheLayout:
     cap_sliding: bool = True  # sliding-window layers hold at most ``sliding_window`` tokens
     all_full: bool = False  # every layer a full layer (transformers' quantized cache knows no window)
     scale_bytes_per_layer: int = 0  # per-layer scales beside the values (fp8 quantized cache: 2 fp32)
+    previous_step: bool = False  # the previous decode step's cache (one token fewer) is still held
 
 
 def transformers_layout(spec: ModelSpec, version: str, phase: str, cache: str = "dynamic",
@@ -111,7 +118,8 @@ def transformers_layout(spec: ModelSpec, version: str, phase: str, cache: str = 
         return CacheLayout(latent, broadcast, cap_sliding=False, all_full=True, scale_bytes_per_layer=8)
     if cache == "static":
         return CacheLayout(latent, broadcast, cap_sliding=True)
-    return CacheLayout(latent, broadcast, cap_sliding=phase == "decode" and v >= SLIDING_DYNAMIC_SINCE)
+    return CacheLayout(latent, broadcast, cap_sliding=phase == "decode" and v >= SLIDING_DYNAMIC_SINCE,
+                       previous_step=phase == "decode" and v < DYNAMIC_BETWEEN_STEPS_SINCE)
 
 
 def values_per_token(spec: ModelSpec, layer: int, latent_mla: bool, broadcast_kv: bool = False) -> int:
@@ -147,6 +155,11 @@ def layer_kv_bytes(spec: ModelSpec, tokens: int, batch: int, bytes_per_value: fl
     """The cache bytes of each decoder layer (self-attention plus, for encoder-decoders, cross-attention)."""
     if spec.kind == "encoder":
         return []
+    if layout.previous_step:
+        now = replace(layout, previous_step=False)
+        return [a + b for a, b in zip(layer_kv_bytes(spec, tokens, batch, bytes_per_value, now, encoder_tokens),
+                                      layer_kv_bytes(spec, max(tokens - 1, 0), batch, bytes_per_value, now,
+                                                     encoder_tokens))]
     n = _decoder_layers(spec)
     per_value = values_per_token(spec, 0, layout.latent_mla, layout.broadcast_kv)
     cap = layout.cap_sliding and not layout.all_full and spec.sliding_window
@@ -170,6 +183,11 @@ def kv_cache_bytes(spec: ModelSpec, tokens: int, batch: int, bytes_per_value: fl
         return 0
     if layout is None:
         layout = CacheLayout(latent_mla=latent_mla, cap_sliding=cap_sliding)
+    if layout.previous_step:
+        now = replace(layout, previous_step=False)
+        return (kv_cache_bytes(spec, tokens, batch, bytes_per_value, encoder_tokens=encoder_tokens, layout=now)
+                + kv_cache_bytes(spec, max(tokens - 1, 0), batch, bytes_per_value, encoder_tokens=encoder_tokens,
+                                 layout=now))
     n_layers = _decoder_layers(spec)
     sliding = _sliding_layers(spec, n_layers, layout)
     kept = (n_layers - sliding) * tokens + sliding * min(tokens, spec.sliding_window or 0)
