@@ -296,3 +296,11 @@ def test_sliding_layer_shows_window_minus_one_but_holds_window():
     layer = cache.layers[0]
     assert layer.keys.shape[-2] == WINDOW - 1
     assert layer.keys.untyped_storage().nbytes() == layer.keys[..., :1, :].numel() * 4 * WINDOW
+
+
+def test_installed_version_is_read_without_importing():
+    import transformers
+
+    from vramscope.memory.kv_cache import _installed
+
+    assert _installed() == transformers.__version__
