@@ -470,6 +470,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "weights: exact bytes from the checkpoint's headers ({format})",
         "zh": "权重：按权重文件头计算的精确字节数（{format}）",
     },
+    "a_weights_dtype_given": {
+        "en": "weights: {dtype}, as --dtype asks",
+        "zh": "权重：按 --dtype 的要求为 {dtype}",
+    },
+    "a_weights_dtype_config": {
+        "en": "weights: {dtype}, the checkpoint's own dtype (config.json torch_dtype {given})",
+        "zh": "权重：{dtype}，即检查点自身的精度（config.json 的 torch_dtype 为 {given}）",
+    },
+    "a_weights_dtype_default": {
+        "en": "weights: {dtype} (the model names no dtype; --dtype sets one)",
+        "zh": "权重：{dtype}（模型未指明精度；可用 --dtype 指定）",
+    },
     "a_weights_checkpoint": {
         "en": "weights: the checkpoint's own storage, {format} (config.json quantization_config: {method}); the output head, MoE routers and {skipped} module pattern(s) it keeps stay in the compute dtype (--dtype or --quant overrides)",
         "zh": "权重：按检查点自身的存储格式 {format} 计算（config.json 的 quantization_config：{method}）；输出头、MoE 路由器及其保留的 {skipped} 个模块模式保持计算精度（--dtype 或 --quant 可覆盖）",

@@ -131,6 +131,16 @@ def rank_weights(model: "ResolvedModel", w: "Workload", dtype: str, notes: list[
     a = dtype_bytes(dtype)
     spec = rank_spec(model, w)
     held = weights(model, w, a, notes, spec, fp32_modules)
+    # say where the dtype of unquantized weights came from (files and a checkpoint's own storage say it above)
+    as_stored = w.dtype is None and w.quant == "none" and (
+        model.stored is not None or (model.exact_shape and bool(model.spec.quant_format)))
+    if w.quant == "none" and not as_stored:
+        if w.dtype:
+            notes.append(Assumption("a_weights_dtype_given", {"dtype": dtype}))
+        elif model.spec.dtype:
+            notes.append(Assumption("a_weights_dtype_config", {"dtype": dtype, "given": model.spec.dtype}))
+        else:
+            notes.append(Assumption("a_weights_dtype_default", {"dtype": dtype}))
     if w.strategy.is_tensor_parallel:
         notes.append(Assumption("a_tp", {"n": w.num_gpus}))
     return a, spec, held
