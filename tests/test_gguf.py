@@ -322,8 +322,8 @@ def test_real_kv_cache(real, n_ctx):
     est = vramscope.estimate(str(path), seq=n_ctx)
     per_token = 0
     for i in range(e["num_layers"]):
-        if "mla" in e:  # transformers decompresses MLA: per-head keys (nope + rope) and values
-            per_token += e["num_heads"] * (e["head_dim"] + e["mla"]["v_head_dim"])
+        if "mla" in e:  # transformers (5.15+, the version the tests pin) caches MLA's latent
+            per_token += e["mla"]["kv_lora_rank"] + e["mla"]["qk_rope_head_dim"]
         else:
             per_token += 2 * e["num_kv_heads"] * e["head_dim"]
     assert est.components["kv_cache"] == n_ctx * per_token * 2  # bf16

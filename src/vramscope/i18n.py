@@ -66,6 +66,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{field}: '{value}' is not a memory size; use e.g. 24GB, 80GiB, 24G or a number of bytes",
         "zh": "{field}：'{value}' 不是有效的显存大小；请使用 24GB、80GiB、24G 或字节数",
     },
+    "bad_transformers_version": {
+        "en": "{field}: '{value}' is not a transformers version (4.0 or later, e.g. {example})",
+        "zh": "{field}：'{value}' 不是 transformers 版本号（4.0 或更高，例如 {example}）",
+    },
     "bad_choice": {
         "en": "{field}: '{value}' is not allowed; allowed: {allowed}",
         "zh": "{field}：不允许 '{value}'；允许：{allowed}",

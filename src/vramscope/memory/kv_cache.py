@@ -78,6 +78,20 @@ def parse_version(text: str) -> Optional[tuple[int, int, int]]:
     return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)) if m else None
 
 
+def read_transformers_version(value: object, flag: str = "--transformers-version") -> Optional[str]:
+    """An option's value as a transformers version (``4.56``, ``5.24.0``), refused with one line otherwise."""
+    if value is None:
+        return None
+    from ..errors import VramscopeError
+    from ..model.limits import shown
+
+    v = parse_version(value) if isinstance(value, str) and len(value) <= 40 else None
+    if v is None or v < (4, 0, 0):
+        raise VramscopeError("bad_transformers_version", field=flag, value=shown(value),
+                             example=TRANSFORMERS_MODELLED)
+    return value.strip()
+
+
 def transformers_version(named: Optional[str] = None) -> str:
     """The transformers version whose caches are modelled: the one named, else ``VRAMSCOPE_TRANSFORMERS_VERSION``,
     else the installed one (read from its package metadata: nothing is imported), else
