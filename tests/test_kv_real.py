@@ -143,7 +143,10 @@ def _build(cfg: dict):
     config._attn_implementation = "eager"
     cls = getattr(transformers, arch)
     torch.manual_seed(0)
-    return cls._from_config(config, dtype=torch.float32).eval()
+    try:
+        return cls._from_config(config, dtype=torch.float32).eval()
+    except TypeError:  # transformers before 4.56 names it torch_dtype
+        return cls._from_config(config, torch_dtype=torch.float32).eval()
 
 
 _PARTS = ("keys", "values", "_quantized_keys", "_quantized_values")
@@ -196,6 +199,22 @@ def _run(model, cache, prompt: int, encoder: int):
     return after_prefill, _measured(cache)
 
 
+def _run_or_known_bug(model, cache, prompt: int, encoder: int, cfg: dict):
+    """``_run``; an error transformers itself raises in versions where it is a known bug of theirs is a skip:
+    StaticCache could not hold MLA's keys and values of different head sizes (seen in 4.56.0) and DeepseekV2Moe
+    lacked ``num_experts`` (5.0.0); both run in 5.14.1 and later."""
+    import transformers
+
+    from vramscope.memory.kv_cache import parse_version
+
+    try:
+        return _run(model, cache, prompt, encoder)
+    except (RuntimeError, AttributeError) as e:
+        if "kv_lora_rank" in cfg and parse_version(transformers.__version__) < (5, 14, 1):
+            pytest.skip(f"transformers {transformers.__version__} fails on this model itself: {e}")
+        raise
+
+
 def _dynamic(model):
     from transformers import DynamicCache, EncoderDecoderCache
 
@@ -219,7 +238,7 @@ def test_dynamic_cache_bytes_per_layer(entry, prompt):
     cfg = shrink(entry["config"])
     model = _build(cfg)
     encoder = 7 if model.config.is_encoder_decoder else 0
-    prefill, decode = _run(model, _dynamic(model), prompt, encoder)
+    prefill, decode = _run_or_known_bug(model, _dynamic(model), prompt, encoder, cfg)
     assert prefill == _ours(cfg, prompt, "prefill", "dynamic", encoder=encoder)
     assert decode == _ours(cfg, prompt + STEPS, "decode", "dynamic", encoder=encoder)
 
@@ -235,7 +254,7 @@ def test_static_cache_bytes_per_layer(entry):
     model = _build(cfg)
     length = PROMPT + STEPS
     cache = StaticCache(config=model.config, max_cache_len=length)
-    prefill, decode = _run(model, cache, PROMPT, 0)
+    prefill, decode = _run_or_known_bug(model, cache, PROMPT, 0, cfg)
     assert prefill == _ours(cfg, length, "prefill", "static")
     assert decode == _ours(cfg, length, "decode", "static")
 
