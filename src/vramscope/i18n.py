@@ -530,6 +530,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "fp8 KV cache: QuantizedCache(backend=\"fp8\") (transformers {since} and later) keeps every token in every layer (no sliding window), plus two fp32 scales per layer",
         "zh": "fp8 KV 缓存：QuantizedCache(backend=\"fp8\")（transformers {since} 及以后）在每一层保留全部 token（不按滑动窗口裁剪），每层另有两个 fp32 缩放因子",
     },
+    "a_kv_dtype_foreign": {
+        "en": "{kv_dtype} KV cache: not a cache transformers builds (its quantized caches are fp8, and quanto / HQQ integers with a full-precision residual); counted as {bytes} B per value in the dynamic cache's layout",
+        "zh": "{kv_dtype} KV 缓存：transformers 不会构建这种缓存（其量化缓存为 fp8，以及带全精度残差的 quanto / HQQ 整数缓存）；此处按动态缓存的布局、每个值 {bytes} 字节计算",
+    },
     "a_kv_fp8_sliding": {
         "en": "fp8 KV cache: transformers {version}'s QuantizedCache refuses models with sliding-window layers; counted as one byte per value in the dynamic cache's layout, which transformers itself does not build",
         "zh": "fp8 KV 缓存：transformers {version} 的 QuantizedCache 不支持含滑动窗口层的模型；此处按动态缓存的布局、每个值一字节计算，transformers 本身并不会构建这样的缓存",

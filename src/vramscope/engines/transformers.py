@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Optional
 
 from ..gpus import Gpu
 from ..memory.activations import inference_transient
-from ..memory.kv_cache import (FP8_CACHE_SINCE, KV_DTYPE_BYTES, MLA_LATENT_SINCE, SLIDING_DYNAMIC_SINCE,
-                               kv_cache_bytes, parse_version, transformers_layout, transformers_version)
+from ..memory.kv_cache import (FP8_CACHE_DTYPES, FP8_CACHE_SINCE, KV_DTYPE_BYTES, MLA_LATENT_SINCE,
+                               SLIDING_DYNAMIC_SINCE, TRANSFORMERS_KV_DTYPES, kv_cache_bytes, parse_version,
+                               transformers_layout, transformers_version)
 from ..result import Assumption
 from ..sources.base import ResolvedModel
 from ..memory.device import read_alloc_conf
@@ -84,7 +85,9 @@ def transformers_kv(spec, seq: int, batch: int, kv_dtype: str, cache: str, notes
     since_fp8 = ".".join(map(str, FP8_CACHE_SINCE))
     if layouts["decode"].all_full:
         notes.append(Assumption("a_kv_fp8_cache", {"since": since_fp8}))
-    elif kv_dtype == "fp8" and cache == "dynamic":
+    elif kv_dtype not in TRANSFORMERS_KV_DTYPES:
+        notes.append(Assumption("a_kv_dtype_foreign", {"kv_dtype": kv_dtype, "bytes": f"{b:.4g}"}))
+    elif kv_dtype in FP8_CACHE_DTYPES and cache == "dynamic":
         notes.append(Assumption("a_kv_fp8_sliding" if spec.sliding_window and v >= FP8_CACHE_SINCE
                                 else "a_kv_fp8_none", {"version": version, "since": since_fp8}))
     if not layouts["decode"].all_full and spec.sliding_window:

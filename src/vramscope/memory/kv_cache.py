@@ -68,6 +68,9 @@ SLIDING_DYNAMIC_SINCE = (4, 56, 0)
 MLA_LATENT_SINCE = (5, 15, 0)
 FP8_CACHE_SINCE = (5, 21, 0)
 DYNAMIC_BETWEEN_STEPS_SINCE = (4, 42, 0)
+#: the --kv-dtype values transformers' own caches store (``Fp8QuantizedLayer.fp8_dtype`` is e4m3)
+TRANSFORMERS_KV_DTYPES = ("fp32", "fp16", "bf16", "fp8", "fp8_e4m3")
+FP8_CACHE_DTYPES = ("fp8", "fp8_e4m3")
 
 _VERSION = re.compile(r"^\s*v?(\d{1,3})\.(\d{1,4})(?:\.(\d{1,4}))?")
 
@@ -152,7 +155,7 @@ def transformers_layout(spec: ModelSpec, version: str, phase: str, cache: str = 
     v = parse_version(version) or parse_version(TRANSFORMERS_MODELLED)
     latent = spec.mla is not None and v >= MLA_LATENT_SINCE
     broadcast = spec.kv_broadcast
-    if kv_dtype == "fp8" and cache == "dynamic" and v >= FP8_CACHE_SINCE and not spec.sliding_window:
+    if kv_dtype in FP8_CACHE_DTYPES and cache == "dynamic" and v >= FP8_CACHE_SINCE and not spec.sliding_window:
         return CacheLayout(latent, broadcast, cap_sliding=False, all_full=True, scale_bytes_per_layer=8)
     if cache == "static":
         return CacheLayout(latent, broadcast, cap_sliding=True)
