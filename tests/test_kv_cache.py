@@ -131,3 +131,16 @@ def test_q_lora_rank_absent_is_the_config_class_default():
     assert resolve("deepseek-v2-lite").spec.mla.q_lora_rank is None  # explicit null: no query compression
     cfg.pop("q_lora_rank")
     assert spec_from_config(cfg, "x").mla.q_lora_rank == 1536  # DeepseekV2Config's default
+
+
+def test_transformers_version_option():
+    import vramscope
+    from vramscope.errors import VramscopeError
+
+    old = vramscope.estimate("deepseek-v2-lite", transformers_version="5.14.1")
+    new = vramscope.estimate("deepseek-v2-lite", transformers_version="5.15.0")
+    assert old.phases["decode"]["kv_cache"] == 27 * 4096 * 16 * (192 + 128) * 2
+    assert new.phases["decode"]["kv_cache"] == 27 * 4096 * (512 + 64) * 2
+    assert any("5.14.1" in str(a) for a in old.to_dict()["assumptions"])
+    with pytest.raises(VramscopeError, match="transformers version"):
+        vramscope.estimate("llama-3-8b", transformers_version="latest")

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Optional
 from ..gpus import Gpu
 from ..memory.activations import inference_transient
 from ..memory.kv_cache import (FP8_CACHE_DTYPES, FP8_CACHE_SINCE, KV_DTYPE_BYTES, MLA_LATENT_SINCE,
-                               SLIDING_DYNAMIC_SINCE, TRANSFORMERS_KV_DTYPES, kv_cache_bytes, parse_version,
-                               transformers_layout, transformers_version)
+                               SLIDING_DYNAMIC_SINCE, TRANSFORMERS_KV_DTYPES, TRANSFORMERS_MODELLED, kv_cache_bytes,
+                               parse_version, read_transformers_version, transformers_layout,
+                               transformers_version)
 from ..result import Assumption
 from ..sources.base import ResolvedModel
 from ..memory.device import read_alloc_conf
@@ -42,6 +43,12 @@ class Transformers(Engine):
                help_zh="torch 缓存分配器设置，写法同 PYTORCH_CUDA_ALLOC_CONF：expandable_segments:True、"
                        "max_split_size_mb:128、roundup_power2_divisions:4、garbage_collection_threshold:0.8 等"
                        "（vramscope trace 会按这些设置重放分配序列；默认：torch 的默认设置）"),
+        Option("transformers_version", ("--transformers-version",), "custom", None, group="run",
+               owner="transformers", parse=read_transformers_version, metavar="VERSION",
+               help_en="the transformers version whose KV cache layout is modelled (default: the installed one, "
+                       f"else {TRANSFORMERS_MODELLED})",
+               help_zh="按哪个 transformers 版本的 KV 缓存布局计算（默认：已安装的版本，否则 "
+                       f"{TRANSFORMERS_MODELLED}）"),
     )
 
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
@@ -49,7 +56,7 @@ class Transformers(Engine):
         a, spec, held = rank_weights(model, w, dtype, notes)
         kv_dtype = w.kv_dtype or dtype
         kv_prefill, kv_decode = transformers_kv(spec, w.seq, w.batch, kv_dtype, w.cache, notes,
-                                                getattr(w, "transformers_version", None))
+                                                w.transformers_version)
         prefill = inference_transient(spec, w.batch, w.seq, a, w.attn, all_logits=spec.kind == "encoder")
         decode = inference_transient(spec, w.batch, 1, a, w.attn)
         notes.append(Assumption("a_inference_context", {"seq": w.seq, "batch": w.batch, "kv_dtype": kv_dtype,
