@@ -79,6 +79,10 @@ def build_parser(lang: str = "en") -> argparse.ArgumentParser:
     sv.add_argument("--max-connections", default="2048", metavar="N",
                     help="open connections at most; more get 503 (default 2048)")
     sv.add_argument("--lang", choices=("en", "zh"), help="language when a request does not say (default: locale)")
+    pl = sub.add_parser("plot", help="draw memory against context length and batch size (SVG) for --gpu")
+    _estimate_options(pl, lang)
+    pl.add_argument("--axis", default="both", choices=("seq", "batch", "both"),
+                    help="which curve: seq (context length), batch, or both (default)")
     models = sub.add_parser("models", help="list the built-in model catalog")
     models.add_argument("query", nargs="?", default="")
     models.add_argument("--json", action="store_true")
@@ -217,6 +221,66 @@ def _cmd_estimate(args: argparse.Namespace, lang: str) -> int:
         from .present.table import render_estimate
 
         print(render_estimate(result, lang, args.units))
+    if args.plot:
+        from .present.svg import estimate_pictures
+
+        write_plot(args.plot, estimate_pictures(result, lang, args.units))
+    return 0
+
+
+def write_plot(path: str, parts: list, lang: str = "en") -> None:
+    """The pictures as one SVG file at ``path`` (or PNG, converted by rsvg-convert or cairosvg when one is
+    installed: neither is a dependency). A file that cannot be written is one clear error."""
+    import shutil
+    import subprocess
+
+    from .present.svg import document
+    from .units import shown
+
+    svg = document(parts)
+    target = os.fspath(path)
+    if not target.lower().endswith((".svg", ".png")):
+        raise VramscopeError("plot_suffix", field="plot", path=shown(target))
+    try:
+        if target.lower().endswith(".svg"):
+            with open(target, "w", encoding="utf-8") as f:
+                f.write(svg)
+            return
+        converter = shutil.which("rsvg-convert")
+        if converter:
+            done = subprocess.run([converter, "-f", "png", "-o", target], input=svg.encode("utf-8"),
+                                  capture_output=True, timeout=60)
+            if done.returncode != 0:
+                raise VramscopeError("plot_png_failed", field="plot", path=shown(target),
+                                     detail=shown(done.stderr.decode("utf-8", "replace").strip()[:200]))
+            return
+        try:
+            import cairosvg  # type: ignore[import-not-found]
+        except ImportError:
+            raise VramscopeError("plot_no_png", field="plot", path=shown(target)) from None
+        cairosvg.svg2png(bytestring=svg.encode("utf-8"), write_to=target)
+    except OSError as e:
+        raise VramscopeError("plot_unwritable", field="plot", path=shown(target),
+                             detail=shown(e.strerror or type(e).__name__)) from None
+
+
+def _cmd_plot(args: argparse.Namespace, lang: str) -> int:
+    from .curves import AXES, curves, first_gpus
+    from .present.svg import curve_chart
+
+    model, workload = _load(args)
+    if not args.plot:
+        raise VramscopeError("plot_needs_file", field="plot")
+    gpus = first_gpus(_gpus(args), ("rtx-4090",))
+    axes = AXES if args.axis == "both" else (args.axis,)
+    drawn = curves(model, workload, gpus, axes)
+    write_plot(args.plot, [curve_chart(c, lang, args.units) for c in drawn], lang)
+    if args.json:
+        import json
+
+        print(json.dumps([c.to_dict() for c in drawn], indent=2, ensure_ascii=False, allow_nan=False))
+    else:
+        print(t("plot_written", lang, path=args.plot))
     return 0
 
 
@@ -290,6 +354,10 @@ def _cmd_fit(args: argparse.Namespace, lang: str) -> int:
         print(json.dumps(data[0] if len(data) == 1 else data, indent=2, ensure_ascii=False, allow_nan=False))
     else:
         print("\n\n".join(render_fit(a, lang, args.units) for a in answers))
+    if args.plot:
+        from .present.svg import fit_pictures
+
+        write_plot(args.plot, fit_pictures(answers, lang, args.units))
     if args.check:
         return 0 if all(a.fits for a in answers) else 1
     return 0
@@ -398,7 +466,7 @@ def _cmd_serve(args: argparse.Namespace, lang: str) -> int:
     return 0
 
 
-COMMANDS = {"serve": _cmd_serve, "estimate": _cmd_estimate, "trace": _cmd_trace, "measure": _cmd_measure, "validate": _cmd_validate, "fit": _cmd_fit, "models": _cmd_models, "gpus": _cmd_gpus}
+COMMANDS = {"serve": _cmd_serve, "estimate": _cmd_estimate, "trace": _cmd_trace, "measure": _cmd_measure, "validate": _cmd_validate, "fit": _cmd_fit, "models": _cmd_models, "gpus": _cmd_gpus, "plot": _cmd_plot}
 
 
 def _one_line(text: str, limit: int = 2000) -> str:
@@ -463,6 +531,17 @@ register({
                          ".safetensors, .safetensors.index.json or .gguf",
                    "zh": "目录中的名称（llama-3-8b）、Hub id（meta-llama/Meta-Llama-3-8B）、文件夹、config.json、"
                          ".safetensors、.safetensors.index.json 或 .gguf"},
+    "plot_suffix": {"en": "{field}: '{path}' must end in .svg or .png", "zh": "{field}：'{path}' 必须以 .svg 或 .png 结尾"},
+    "plot_no_png": {"en": "{field}: '{path}': PNG needs rsvg-convert (Debian: librsvg2-bin) or the cairosvg package; "
+                          "neither is installed (write an .svg instead)",
+                    "zh": "{field}：'{path}'：PNG 需要 rsvg-convert（Debian：librsvg2-bin）或 cairosvg 包，两者都未安装"
+                          "（请改写为 .svg）"},
+    "plot_png_failed": {"en": "{field}: '{path}': rsvg-convert failed: {detail}",
+                        "zh": "{field}：'{path}'：rsvg-convert 失败：{detail}"},
+    "plot_unwritable": {"en": "{field}: cannot write '{path}': {detail}", "zh": "{field}：无法写入 '{path}'：{detail}"},
+    "plot_needs_file": {"en": "{field}: plot needs a file to draw into, such as --plot curves.svg",
+                        "zh": "{field}：plot 需要一个输出文件，例如 --plot curves.svg"},
+    "plot_written": {"en": "wrote {path}", "zh": "已写入 {path}"},
     "r_zero_is_parallelism": {"en": "is {par}: give one of them", "zh": "等同于 {par}：请只给其中一个"},
     "r_model_disagrees": {"en": "differs from the model of {source} ('{theirs}'); give one of them",
                           "zh": "与 {source} 中的模型（'{theirs}'）不同；请只给一个"},

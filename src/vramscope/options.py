@@ -409,6 +409,9 @@ CORE: tuple[Option, ...] = (
       choices=("GiB", "GB"), help_en="GiB (default) or GB", help_zh="GiB（默认）或 GB"),
     O("lang", ("--lang",), "choice", None, group="output", owner="output", workload=False,
       choices=("en", "zh"), help_en="en | zh (default from the locale)", help_zh="en | zh（默认取自系统区域设置）"),
+    O("plot", ("--plot",), "custom", None, group="output", owner="output", workload=False, web=False,
+      metavar="FILE.svg", help_en="also draw the estimate as a picture into FILE.svg (.png with rsvg-convert or "
+      "cairosvg installed)", help_zh="同时把估算结果画成图写入 FILE.svg（装有 rsvg-convert 或 cairosvg 时可写 .png）"),
     O("json", ("--json",), "flag", False, group="output", owner="output", workload=False, web=False,
       help_en="print JSON (schema vramscope.estimate/1)", help_zh="输出 JSON（模式 vramscope.estimate/1）"),
     O("no_hub", ("--no-hub",), "flag", False, group="output", owner="output", workload=False, web=False,

@@ -1,11 +1,16 @@
 """``vramscope serve``: a small web page and JSON API on top of the estimator — an ASGI app (Starlette) on uvicorn.
 
-* ``GET /`` — a form (model, task, method, sequence, batch, precision, GPU) and the result table, in English or
-  Chinese (``?lang=zh`` or the browser's ``Accept-Language``);
-* ``GET /api/estimate?model=llama-3-8b&task=finetune&method=lora&gpu=rtx-4090`` — ``vramscope.estimate/1`` JSON;
-* ``GET /api/fit?model=...&gpu=...`` — ``vramscope.fit/1`` JSON;
-* ``POST /api/estimate?task=...`` (or ``/api/fit``) with a ``config.json`` as the body (at most 1 MiB) — the same,
-  for a model that is not in the catalog.
+* ``GET /`` — the page (``web.py``): a form of every option of the option table, grouped, and the answer drawn
+  as SVG, in English or Chinese (``?lang=zh``, the switch on the page, or the browser's ``Accept-Language``);
+* ``GET /api/v1/estimate?model=llama-3-8b&task=finetune&method=lora&gpu=rtx-4090`` — ``vramscope.estimate/1``;
+* ``GET /api/v1/fit?model=...&gpu=...`` — ``vramscope.fit/1`` JSON;
+* ``GET /api/v1/report?...`` — the page's answer as HTML in JSON (what the page's script shows);
+* ``GET /api/v1/models?q=qwen``, ``/api/v1/gpus?q=4090`` — the catalogs, with parameter counts and memory;
+* ``GET /api/v1/openapi.json`` — the OpenAPI 3 schema, generated from the option table;
+* ``POST /api/v1/estimate?task=...`` (or ``fit``, ``report``) with a ``config.json`` as the body (at most 1 MiB)
+  — the same, for a model that is not in the catalog.
+
+The paths without ``/v1`` are the same endpoints (the first version's).
 
 What a client can make the server do is bounded:
 
@@ -28,7 +33,6 @@ Starlette and uvicorn are imported only here (the ``web`` extra): the rest of th
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import math
@@ -63,38 +67,9 @@ def _params() -> tuple[str, ...]:
 
 PARAMS = _params()
 
-PAGE = """<!doctype html>
-<html lang="{lang}"><head><meta charset="utf-8"><title>vramscope</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}}
-label{{display:inline-block;margin:.2rem .6rem .2rem 0}}pre{{background:#f4f4f4;padding:1rem;overflow:auto}}
-.err{{color:#a00}}</style></head><body>
-<h1>vramscope</h1><p>{tagline}</p>
-<form method="get" action="/">
-<label>{l_model} <input name="model" value="{model}" size="34"></label>
-<label>{l_task} <select name="task">{task_opts}</select></label>
-<label>{l_method} <select name="method">{method_opts}</select></label>
-<label>{l_seq} <input name="seq" value="{seq}" size="7"></label>
-<label>{l_batch} <input name="batch" value="{batch}" size="4"></label>
-<label>{l_quant} <input name="quant" value="{quant}" size="8"></label>
-<label>GPU <input name="gpu" value="{gpu}" size="14"></label>
-<input type="hidden" name="lang" value="{lang}">
-<button type="submit">{l_go}</button></form>
-{result}
-<p><small>JSON: <code>/api/estimate?model=llama-3-8b&amp;task=finetune&amp;method=lora&amp;gpu=rtx-4090</code>,
-<code>/api/fit?model=llama-3-8b&amp;gpu=rtx-4090</code></small></p></body></html>"""
-
-TEXT = {
-    "en": dict(tagline="How much GPU memory does this model need to run, fine-tune or train it?", l_model="model",
-               l_task="task", l_method="method", l_seq="sequence", l_batch="batch", l_quant="quantization",
-               l_go="Estimate"),
-    "zh": dict(tagline="运行、微调或训练这个模型需要多少显存？", l_model="模型", l_task="任务", l_method="方法",
-               l_seq="序列长度", l_batch="批大小", l_quant="量化", l_go="估算"),
-}
-
 HEADERS = {"x-content-type-options": "nosniff", "cache-control": "no-store", "referrer-policy": "no-referrer",
            "x-frame-options": "DENY"}
-PAGE_HEADERS = {**HEADERS, "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; "
-                                                      "form-action 'self'; frame-ancestors 'none'"}
+LIST_PARAMS = ("q", "lang")  # /api/v1/models, /api/v1/gpus
 STATUS = {"serve_body_too_large": 413, "serve_not_found": 404, "serve_method": 405, "serve_timeout": 503}
 log = logging.getLogger("vramscope.serve")
 
@@ -224,13 +199,20 @@ def _model(p: dict[str, str], upload: Optional[bytes], allow_hub: bool):
     return load_model(None, params=p["params"])
 
 
-def estimate_for(p: dict[str, str], upload: Optional[bytes] = None, allow_hub: bool = False):
-    from .api import estimate_resolved
+def question(p: dict[str, str], upload: Optional[bytes] = None, allow_hub: bool = False):
+    """The model and the workload a request asks about."""
     from .workload import make_workload
 
     model = _model(p, upload, allow_hub)
+    return model, make_workload(**_workload(p))
+
+
+def estimate_for(p: dict[str, str], upload: Optional[bytes] = None, allow_hub: bool = False):
+    from .api import estimate_resolved
+
+    model, w = question(p, upload, allow_hub)
     gpus = [g for g in p.get("gpu", "").split(",") if g.strip()]
-    return estimate_resolved(model, make_workload(**_workload(p)), gpus)
+    return estimate_resolved(model, w, gpus)
 
 
 def fit_for(p: dict[str, str], upload: Optional[bytes] = None, allow_hub: bool = False):
@@ -247,30 +229,44 @@ def _dumps(obj: Any) -> bytes:
 
 
 def api_answer(path: str, p: dict[str, str], upload: Optional[bytes], lang: str, allow_hub: bool) -> bytes:
+    """The JSON answer of ``/api/estimate``, ``/api/fit`` or ``/api/report`` (``/api/v1/...`` the same)."""
+    path = path.replace("/api/v1/", "/api/", 1)
+    if path == "/api/report":
+        return _dumps(report_answer(p, upload, lang, allow_hub))
     result = estimate_for(p, upload, allow_hub) if path == "/api/estimate" else fit_for(p, upload, allow_hub)
     return _dumps(result.to_dict(lang))
 
 
+def report_answer(p: dict[str, str], upload: Optional[bytes], lang: str, allow_hub: bool) -> dict[str, Any]:
+    """What the page's script shows: the answer as HTML (the same HTML the page has without the script)."""
+    from .web import report_html
+
+    model, w = question(p, upload, allow_hub)
+    return {"schema": "vramscope.report/1", "html": report_html(p, lang, model, w)}
+
+
 def page_answer(p: dict[str, str], error: str, lang: str, allow_hub: bool) -> bytes:
-    result = f'<p class="err">{html.escape(error)}</p>' if error else ""
+    """The page: the form for the question ``p`` and its answer (or the error, in the form's terms). With no
+    question at all, the form's example question is answered, so a first visit shows what the page does."""
+    from .web import DEFAULT_QUESTION, error_html, render_page, report_html
+
+    if not error and not (set(p) - {"lang"}):
+        p = {**DEFAULT_QUESTION, **p}
+    result = error_html(error, lang) if error else ""
     if not error and (p.get("model") or p.get("params")):
         try:
-            from .present.table import render_estimate
-
-            result = "<pre>" + html.escape(render_estimate(estimate_for(p, None, allow_hub), lang)) + "</pre>"
+            model, w = question(p, None, allow_hub)
+            result = report_html(p, lang, model, w)
         except VramscopeError as e:
-            result = '<p class="err">' + html.escape(e.render(lang, "web")) + '</p>'
+            result = error_html(e.render(lang, "web"), lang)
+    return render_page(p, result, lang).encode("utf-8")
 
-    def opts(values: tuple[str, ...], current: str) -> str:
-        return "".join(f'<option{" selected" if v == current else ""}>{v}</option>' for v in values)
 
-    page = PAGE.format(lang=lang, result=result, model=html.escape(p.get("model", "llama-3-8b")),
-                       seq=html.escape(p.get("seq", "")), batch=html.escape(p.get("batch", "1")),
-                       quant=html.escape(p.get("quant", "")), gpu=html.escape(p.get("gpu", "rtx-4090")),
-                       task_opts=opts(("inference", "finetune", "pretrain"), p.get("task", "inference")),
-                       method_opts=opts(("full", "lora", "qlora", "freeze"), p.get("method", "full")),
-                       **TEXT[lang])
-    return page.encode("utf-8")
+def list_answer(path: str, p: dict[str, str]) -> bytes:
+    from .web import gpus_answer, models_answer
+
+    q = p.get("q", "")
+    return _dumps(models_answer(q) if path.endswith("/models") else gpus_answer(q))
 
 
 def warm_up() -> None:
@@ -290,7 +286,8 @@ def warm_up() -> None:
               {"model": "no-such-model"}, {"model": "llama-3-8b", "batch": "0"}):
         cases += [(api_answer, ("/api/estimate", p, None, lang, False)) for lang in ("en", "zh")]
     cases += [(api_answer, ("/api/fit", {"model": "llama-3-8b"}, None, "en", False)),
-              (page_answer, ({"model": "qwen2.5-7b"}, "", "zh", False)),
+              (page_answer, ({"model": "qwen2.5-7b"}, "", "zh", False)), (page_answer, ({}, "", "en", False)),
+              (list_answer, ("/api/models", {})), (list_answer, ("/api/gpus", {})),
               (parse_upload, (b'{"model_type": "llama"}',))]
     for fn, args in cases:
         try:
@@ -367,6 +364,10 @@ class _Handlers:
         self.limiter = anyio.CapacityLimiter(options.threads) if options.threads > 0 else None
         self.uploads = anyio.Semaphore(MAX_UPLOADS)
         self.abandon = _abandon_on_timeout()
+        from .web import CSP, openapi
+
+        self.page_headers = {**HEADERS, "content-security-policy": CSP}
+        self.openapi = _dumps(openapi())
 
     async def run(self, fn: Callable[..., bytes], *args: Any) -> bytes:
         import anyio
@@ -407,6 +408,26 @@ class _Handlers:
 
         return await self.guarded(request, answer)
 
+    async def listing(self, request: Any) -> Any:
+        from starlette.responses import Response
+
+        async def answer(lang: str) -> Response:
+            path = request.scope["path"]
+            p = parse_query(request.scope.get("query_string", b""), LIST_PARAMS, path)
+            data = await self.run(list_answer, path, p)
+            return Response(data, 200, HEADERS, media_type="application/json; charset=utf-8")
+
+        return await self.guarded(request, answer)
+
+    async def schema(self, request: Any) -> Any:
+        from starlette.responses import Response
+
+        async def answer(lang: str) -> Response:
+            parse_query(request.scope.get("query_string", b""), ("lang",), request.scope["path"])
+            return Response(self.openapi, 200, HEADERS, media_type="application/json; charset=utf-8")
+
+        return await self.guarded(request, answer)
+
     async def page(self, request: Any) -> Any:
         from starlette.responses import Response
 
@@ -416,7 +437,7 @@ class _Handlers:
             except VramscopeError as e:
                 p, problem = {}, e.render(lang, "web")
             data = await self.run(page_answer, p, problem, lang, self.options.allow_hub)
-            return Response(data, 400 if problem else 200, PAGE_HEADERS, media_type="text/html; charset=utf-8")
+            return Response(data, 400 if problem else 200, self.page_headers, media_type="text/html; charset=utf-8")
 
         return await self.guarded(request, answer)
 
@@ -436,7 +457,8 @@ class _Handlers:
 
 
 def create_app(options: Options = Options()) -> Any:
-    """The Starlette app: ``/``, ``/api/estimate``, ``/api/fit``; everything else a JSON 404/405."""
+    """The Starlette app: ``/``, ``/api/v1/{estimate,fit,report,models,gpus}`` (and the same without ``v1``),
+    ``/api/v1/openapi.json``; everything else a JSON 404/405."""
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.middleware import Middleware
@@ -444,9 +466,11 @@ def create_app(options: Options = Options()) -> Any:
 
     warm_up()
     h = _Handlers(options)
-    app = Starlette(routes=[Route("/", h.page, methods=["GET"]),
-                            Route("/api/estimate", h.api, methods=["GET", "POST"]),
-                            Route("/api/fit", h.api, methods=["GET", "POST"])],
+    routes = [Route("/", h.page, methods=["GET"]), Route("/api/v1/openapi.json", h.schema, methods=["GET"])]
+    for prefix in ("/api", "/api/v1"):  # the unversioned paths are the first version's
+        routes += [Route(f"{prefix}/{name}", h.api, methods=["GET", "POST"]) for name in ("estimate", "fit", "report")]
+        routes += [Route(f"{prefix}/{name}", h.listing, methods=["GET"]) for name in ("models", "gpus")]
+    app = Starlette(routes=routes,
                     exception_handlers={HTTPException: h.http_error, Exception: h.internal},
                     middleware=[Middleware(_HeaderLimit, lang=options.lang)])
     app.router.redirect_slashes = False

@@ -1,0 +1,234 @@
+"""The page in a real browser: Playwright driving Debian's Chromium against the real server on 127.0.0.1.
+
+Skipped (with the reason) when the ``playwright`` package or a ``chromium`` binary is absent, so a bare checkout
+passes; ``.ci/run`` installs both, so they run in CI. Screenshots at desktop and phone widths are written under a
+temporary folder (``VRAMSCOPE_SCREENSHOTS`` names another) and their paths printed.
+
+Each number the page shows is checked against the JSON API's answer for the same question (the API is tested
+against the estimator elsewhere), and each control against its row of the option table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+CHROMIUM = os.environ.get("VRAMSCOPE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+if not CHROMIUM:
+    pytest.skip("no chromium binary (apt-get install -y chromium; .ci/run does)", allow_module_level=True)
+
+from vramscope.web import form_rows  # noqa: E402
+
+LLAMA_CONFIG = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+                "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 128256,
+                "torch_dtype": "bfloat16", "_name_or_path": "my-uploaded-llama"}
+TIMEOUT = 15_000  # ms: a hang guard, not a timed assertion
+
+
+@pytest.fixture(scope="module")
+def base():
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    p = subprocess.Popen([sys.executable, "-m", "vramscope", "serve", "--host", "127.0.0.1", "--port", "0"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = p.stdout.readline()
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert m, (line, p.stderr.read() if p.poll() is not None else "")
+        yield f"http://127.0.0.1:{m.group(1)}"
+    finally:
+        p.kill()
+        p.wait(10)
+        p.stdout.close()
+        p.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=["--disable-gpu", "--disable-dev-shm-usage"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    where = os.environ.get("VRAMSCOPE_SCREENSHOTS")
+    folder = Path(where) if where else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@contextlib.contextmanager
+def page_of(browser, **context):
+    ctx = browser.new_context(**{"viewport": {"width": 1280, "height": 900}, **context})
+    page = ctx.new_page()
+    page.set_default_timeout(TIMEOUT)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    # a 400 answer is the error case's own (the browser logs it); anything else is a fault of the page
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "status of 400" not in m.text
+            else None)
+    try:
+        yield page
+        assert errors == [], errors  # no script error, no CSP refusal
+    finally:
+        ctx.close()
+
+
+def api(base: str, path: str, query: dict) -> dict:
+    with urllib.request.urlopen(base + path + "?" + urllib.parse.urlencode(query), timeout=30) as r:
+        return json.loads(r.read())
+
+
+def wait_for_answer(page, text: str) -> None:
+    """Until the answer's heading shows ``text`` and no update is in flight."""
+    page.wait_for_function("t => { const r = document.getElementById('vs-result'); const h = r.querySelector('h2, "
+                           ".vs-err'); return h && h.textContent.includes(t) && !r.hasAttribute('aria-busy'); }",
+                           arg=text)
+
+
+def shot(page, shots: Path, name: str, full: bool = True) -> Path:
+    path = shots / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full)
+    print(f"screenshot: {path}")
+    return path
+
+
+def test_load_every_option_has_its_control(browser, base, shots):
+    with page_of(browser) as page:
+        page.goto(base + "/")
+        assert page.title().startswith("vramscope")
+        for o in form_rows():  # the form is the option table: one control per web row, labelled
+            control = page.locator(f"#f-{o.field}")
+            assert control.count() == 1, o.field
+            assert page.locator(f"label[for='f-{o.field}']").count() == 1, o.field
+            assert control.get_attribute("aria-describedby") == f"h-{o.field}", o.field
+        seq = page.locator("#f-seq")
+        assert seq.get_attribute("min") == "1" and seq.get_attribute("type") == "number"
+        assert page.locator("#f-task option").all_inner_texts()[1:] == ["Inference (inference)",
+                                                                        "Fine-tuning (finetune)", "Pretraining (pretrain)"]
+        # the first visit answers the example question: llama-3-8b on an RTX 4090
+        want = api(base, "/api/v1/estimate", {"model": "llama-3-8b", "gpu": "rtx-4090"})
+        assert int(page.locator("#vs-total").get_attribute("data-bytes")) == want["total_bytes"]
+        assert page.locator("#vs-bars svg rect").count() >= 2 and page.locator("#vs-gauges svg path").count() >= 2
+        shot(page, shots, "desktop-en")
+
+
+def test_choose_model_and_gpus_change_engine_and_context(browser, base, shots):
+    with page_of(browser) as page:
+        page.goto(base + "/")
+        page.fill("#f-model", "qwen2.5-7b")
+        page.fill("#f-gpu", "rtx-4090,a100-80gb")
+        wait_for_answer(page, "Qwen")
+        assert page.locator(".vs-verdict").count() == 2
+        assert "model=qwen2.5-7b" in page.url and "gpu=rtx-4090%2Ca100-80gb" in page.url  # the state is the URL
+        # the engine's own options appear with it; training options stay hidden for inference
+        assert page.locator("#f-gpu_memory_utilization").is_hidden()
+        page.select_option("#f-engine", "vllm")
+        page.locator("#f-gpu_memory_utilization").wait_for(state="visible")
+        assert page.locator("#f-lora_rank").is_hidden() and page.locator("#f-n_gpu_layers").is_hidden()
+        page.fill("#f-seq", "16384")
+        page.wait_for_function("() => location.search.includes('seq=16384') && "
+                               "!document.getElementById('vs-result').hasAttribute('aria-busy')")
+        page.wait_for_function("() => document.querySelector('#vs-result p') !== null")
+        query = {"model": "qwen2.5-7b", "gpu": "rtx-4090,a100-80gb", "engine": "vllm", "seq": "16384"}
+        want = api(base, "/api/v1/estimate", query)
+        page.wait_for_function("b => { const t = document.getElementById('vs-total'); return t && "
+                               "t.dataset.bytes === String(b); }", arg=want["total_bytes"])
+        # the chart marks the largest context that fits, the number `fit` gives
+        fit = api(base, "/api/v1/fit", {**query, "gpu": "rtx-4090"})
+        marks = page.locator("#vs-curve-seq").get_attribute("data-largest").split(",")
+        assert int(marks[0]) == fit["max_seq"]
+        assert page.locator("#vs-curve-seq svg polyline").count() == 1
+        assert page.locator("#vs-curve-batch svg circle").count() >= 3
+        # a reload of the URL gives the same page without the script having to run again
+        page.reload()
+        assert page.locator("#f-engine").input_value() == "vllm" and page.locator("#f-seq").input_value() == "16384"
+        shot(page, shots, "desktop-vllm")
+
+
+def test_fine_tune_that_does_not_fit_shows_suggestions(browser, base):
+    with page_of(browser) as page:
+        page.goto(base + "/?model=llama-3-8b&task=finetune&gpu=rtx-4090")
+        items = page.locator(".vs-sugg li")
+        want = api(base, "/api/v1/fit", {"model": "llama-3-8b", "task": "finetune", "gpu": "rtx-4090"})
+        assert items.count() == len(want["suggestions"]) > 0
+        assert want["suggestions"][0]["command"] in items.first.inner_text()
+        assert page.locator("#vs-suggestions svg rect").count() == len(want["suggestions"]) + 1
+        assert page.locator("#f-lora_rank").is_visible()  # training options shown for a training task
+
+
+def test_switch_language_is_remembered(browser, base, shots):
+    with page_of(browser) as page:
+        page.goto(base + "/?model=qwen2.5-7b&gpu=rtx-4090")
+        page.click("a[hreflang=zh]")
+        page.wait_for_function("() => document.documentElement.lang === 'zh'")
+        assert "模型" in page.locator("legend").first.inner_text()
+        assert page.locator("#f-task option").all_inner_texts()[1] == "推理 (inference)"
+        assert "合计（峰值）" in page.locator(".vs-table").inner_text()
+        assert "model=qwen2.5-7b" in page.url  # the question survives the switch
+        page.goto(base + "/")  # no lang= in the URL: the remembered choice wins
+        page.wait_for_function("() => document.documentElement.lang === 'zh'")
+        shot(page, shots, "desktop-zh")
+        page.click("a[hreflang=en]")
+        page.wait_for_function("() => document.documentElement.lang === 'en'")
+
+
+def test_phone_layout(browser, base, shots):
+    with page_of(browser, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                 device_scale_factor=2) as page:
+        page.goto(base + "/?model=llama-3-8b&task=finetune&method=lora&gpu=rtx-4090")
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= 390, width  # nothing wider than the phone: no sideways scrolling
+        form = page.locator("#vs-form").bounding_box()
+        result = page.locator("#vs-result").bounding_box()
+        assert result["y"] >= form["y"] + form["height"] - 1  # stacked, not side by side
+        assert page.locator("#f-model").bounding_box()["width"] > 300
+        shot(page, shots, "phone-en")
+        shot(page, shots, "phone-en-top", full=False)
+        page.locator("#vs-result h2").scroll_into_view_if_needed()
+        shot(page, shots, "phone-en-answer", full=False)
+
+
+def test_errors_in_the_forms_terms(browser, base):
+    with page_of(browser) as page:
+        page.goto(base + "/")
+        page.fill("#f-batch", "0")
+        alert = page.locator("#vs-result [role=alert]")
+        alert.wait_for()
+        assert "batch: 0 is out of range" in alert.inner_text()
+    with page_of(browser, java_script_enabled=False) as page:  # the page without its script: a GET form
+        page.goto(base + "/?model=llama-3-8b&engine=llama.cpp&method=lora")
+        assert "method" in page.locator("[role=alert]").inner_text()
+        assert "--" not in page.locator("[role=alert]").inner_text()  # no command-line flags on the web
+        page.fill("#f-model", "mixtral-8x7b")
+        page.fill("#f-gpu", "h100")
+        page.select_option("#f-engine", "")
+        page.select_option("#f-method", "")  # the person's correction: no LoRA for inference
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r"model=mixtral-8x7b"))
+        assert "Mixtral" in page.locator("#vs-result h2").inner_text()
+
+
+def test_paste_a_config(browser, base):
+    with page_of(browser) as page:
+        page.goto(base + "/?gpu=rtx-4090&task=finetune&method=lora")
+        page.click("summary:has-text('config.json')")
+        page.fill("#vs-config", json.dumps(LLAMA_CONFIG))
+        wait_for_answer(page, "my-uploaded-llama")
+        direct = api(base, "/api/v1/estimate", {"model": "llama-3-8b", "task": "finetune", "method": "lora",
+                                                "gpu": "rtx-4090"})
+        assert int(page.locator("#vs-total").get_attribute("data-bytes")) == direct["total_bytes"]
