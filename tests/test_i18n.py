@@ -7,6 +7,8 @@ import vramscope.trace.preflight  # noqa: F401  (modules that keep their message
 import vramscope.cli  # noqa: F401
 import vramscope.serve  # noqa: F401
 import vramscope.workload  # noqa: F401
+import vramscope.present.svg  # noqa: F401
+import vramscope.web  # noqa: F401
 from vramscope.i18n import MESSAGES, detect_lang, t
 
 

@@ -301,7 +301,7 @@ def report_html(p: dict[str, str], lang: str, model: Any, w: Any) -> str:
         out.append(f'<figure id="vs-gauges">{svg.gauges(e.gpus, lang).element()}</figure>')
     out.append(f'<figure id="vs-bars">{svg.phase_bars(e, lang).element()}</figure>')
     # the breakdown at the peak as a table (numbers a screen reader reads, aligned by the browser)
-    rows = [f'<caption>{_esc(t("web_breakdown", lang, phase=t("phase_" + e.peak_phase, lang)))}</caption>',
+    rows = [f'<caption>{_esc(t("web_breakdown", lang, phase=svg._phase(e.peak_phase, lang)))}</caption>',
             f'<tr><th scope="col">{_esc(t("hdr_component", lang))}</th><th scope="col">{_esc(t("hdr_memory", lang))}'
             f'</th><th scope="col">{_esc(t("hdr_share", lang))}</th></tr>']
     total = e.total_bytes or 1
