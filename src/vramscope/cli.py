@@ -384,6 +384,10 @@ def _cmd_trace(args: argparse.Namespace, lang: str) -> int:
 
     result = trace_estimate(model, workload, gpus, progress=not args.quiet, timeout=timeout, command=command)
     print(result.to_json(lang) if args.json else render_estimate(result, lang, args.units))
+    if args.plot:
+        from .present.svg import estimate_pictures
+
+        write_plot(args.plot, estimate_pictures(result, lang, args.units))
     return 0
 
 
@@ -392,6 +396,8 @@ def _cmd_measure(args: argparse.Namespace, lang: str) -> int:
 
     from .trace.build import require_torch
 
+    if args.plot:  # a record, not an estimate: nothing to draw (validate compares records with estimates)
+        raise VramscopeError("plot_not_here", field="plot", command="measure")
     require_torch()
     from .trace.measure import append_record, measure_record
 
@@ -541,6 +547,8 @@ register({
     "plot_unwritable": {"en": "{field}: cannot write '{path}': {detail}", "zh": "{field}：无法写入 '{path}'：{detail}"},
     "plot_needs_file": {"en": "{field}: plot needs a file to draw into, such as --plot curves.svg",
                         "zh": "{field}：plot 需要一个输出文件，例如 --plot curves.svg"},
+    "plot_not_here": {"en": "{field}: {command} writes a record, not an estimate; draw it with estimate or fit",
+                      "zh": "{field}：{command} 写出的是测量记录而不是估算；请用 estimate 或 fit 画图"},
     "plot_written": {"en": "wrote {path}", "zh": "已写入 {path}"},
     "r_zero_is_parallelism": {"en": "is {par}: give one of them", "zh": "等同于 {par}：请只给其中一个"},
     "r_model_disagrees": {"en": "differs from the model of {source} ('{theirs}'); give one of them",
