@@ -38,13 +38,27 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 from _docs import replace_section  # noqa: E402
 
-PATHS = [
-    "/api/estimate?model=llama-3-8b",
-    "/api/estimate?model=llama-3-8b&task=finetune&method=lora&gpu=rtx-4090",
-    "/api/estimate?model=qwen2.5-7b&engine=vllm&gpu=rtx-4090",
-    "/api/estimate?model=llama-3-8b&engine=llama.cpp&quant=Q4_K_M&gpu=rtx-4090",
-    "/api/estimate?model=mixtral-8x7b&seq=8192&batch=4",
-]
+MIXES = {
+    # the JSON API: five estimate queries
+    "api": [
+        "/api/estimate?model=llama-3-8b",
+        "/api/estimate?model=llama-3-8b&task=finetune&method=lora&gpu=rtx-4090",
+        "/api/estimate?model=qwen2.5-7b&engine=vllm&gpu=rtx-4090",
+        "/api/estimate?model=llama-3-8b&engine=llama.cpp&quant=Q4_K_M&gpu=rtx-4090",
+        "/api/estimate?model=mixtral-8x7b&seq=8192&batch=4",
+    ],
+    # the web page: whole pages and the script's /api/v1/report answers (estimate, fit with suggestions, both
+    # curves, all drawn as SVG), and the catalogs' type-ahead
+    "page": [
+        "/?model=llama-3-8b&gpu=rtx-4090",
+        "/api/v1/report?model=qwen2.5-7b&task=finetune&method=lora&gpu=rtx-4090",
+        "/api/v1/report?model=llama-3-70b&gpu=rtx-4090,h100-sxm",
+        "/?model=qwen2.5-7b&engine=vllm&seq=16384&gpu=rtx-4090&lang=zh",
+        "/api/v1/models?q=qwen",
+    ],
+}
+PATHS = MIXES["api"]
+SECTIONS = {"api": "## Server under load", "page": "## Web page under load"}
 
 
 def start_server(extra: list[str], threads: int | None) -> tuple[subprocess.Popen, int]:
@@ -101,7 +115,7 @@ async def client(port: int, n: int, offset: int, lat: list, errors: list, keep_a
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(request(PATHS[(offset + i) % len(PATHS)], close=not keep_alive))
             status, body, headers = await asyncio.wait_for(read_response(reader), 30)
-            if status != 200 or not body.startswith(b"{"):
+            if status != 200 or not body.startswith((b"{", b"<!doctype html>")):  # JSON, or the page
                 errors.append(f"HTTP {status}")
             if not keep_alive or headers.get("connection") == "close":
                 writer.close()
@@ -178,7 +192,7 @@ async def run(args: argparse.Namespace) -> dict:
             fresh.append(await level(port, 64, args.requests, keep_alive=False))
         rss = [rss_mib(proc.pid)]
         for _ in range(2):
-            await level(port, 32, 10_000)
+            await level(port, 32, args.rss_requests)
             rss.append(rss_mib(proc.pid))
         idle = [await idle_check(port, 500, args.idle_timeout + 2.5, after) for after in (False, True)]
         alive = proc.poll() is None
@@ -198,14 +212,18 @@ async def run(args: argparse.Namespace) -> dict:
 
 
 def table(res: dict, args: argparse.Namespace) -> str:
+    what = ("five estimate queries in rotation" if args.mix == "api" else
+            "two whole pages, two `/api/v1/report` answers (what the page's script fetches: estimate, fit with "
+            "suggestions and both curves, drawn as SVG) and a `/api/v1/models?q=` type-ahead, in rotation")
     lines = [
-        "## Server under load",
+        SECTIONS[args.mix],
         "",
-        f"Measured {datetime.date.today().isoformat()} by `python bench/load.py --repeats {args.repeats} --requests "
-        f"{args.requests}` on {platform.machine()} ({os.cpu_count()} cores), Python {platform.python_version()}: "
+        f"Measured {datetime.date.today().isoformat()} by `python bench/load.py --mix {args.mix} --repeats "
+        f"{args.repeats} --requests {args.requests} --rss-requests {args.rss_requests}` on {platform.machine()} "
+        f"({os.cpu_count()} cores), Python {platform.python_version()}: "
         "`vramscope serve` (Starlette on uvicorn, h11) on 127.0.0.1, driven by asyncio clients in another process "
         "on the same machine, each a keep-alive HTTP/1.1 connection sending its next request when the answer is in; "
-        f"five estimate queries in rotation. Medians of {args.repeats} runs; errors summed over all runs "
+        f"{what}. Medians of {args.repeats} runs; errors summed over all runs "
         "(an error is anything but a complete 200). The machine's 1-minute load average was "
         f"{res['loadavg_1min'][0]:.1f} before and {res['loadavg_1min'][1]:.1f} after (other work shares it).",
         "",
@@ -219,8 +237,9 @@ def table(res: dict, args: argparse.Namespace) -> str:
     lines.append(f"| 64, new connection per request | {f['rps']:.0f} | {f['p50_ms']:.1f} ms | {f['p99_ms']:.1f} ms | "
                  f"{f['errors']} / {f['requests']} | {f['server_cpu_ms_per_request']:.2f} ms |")
     rss = res["rss_mib"]
-    lines += ["", f"Server memory (RSS): {rss[0]:.1f} MiB after the runs above, {rss[1]:.1f} MiB after 10,000 more "
-                  f"requests, {rss[2]:.1f} MiB after another 10,000.", ""]
+    n = f"{args.rss_requests:,}"
+    lines += ["", f"Server memory (RSS): {rss[0]:.1f} MiB after the runs above, {rss[1]:.1f} MiB after {n} more "
+                  f"requests, {rss[2]:.1f} MiB after another {n}.", ""]
     lines += ["| 500 idle connections | closed by the server after "
               f"{args.idle_timeout:g} s + 2.5 s | meanwhile: 8 clients, p99 | errors | afterwards: errors |",
               "|---|---:|---:|---:|---:|"]
@@ -238,19 +257,24 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=3000, help="requests per concurrency level and run")
     ap.add_argument("--idle-timeout", type=float, default=5)
     ap.add_argument("--threads", type=int, help="compare thread pool sizes (0: inline); default: the CLI")
-    ap.add_argument("--write", help="markdown file whose 'Server under load' section is replaced")
+    ap.add_argument("--mix", choices=tuple(MIXES), default="api", help="the requests: the JSON API or the page")
+    ap.add_argument("--rss-requests", type=int, default=10_000, help="requests of each of the two memory runs")
+    ap.add_argument("--write", help="markdown file whose section (by --mix) is replaced")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "load"), help="results path without suffix")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    global PATHS
+    PATHS = MIXES[args.mix]
     res = asyncio.run(run(args))
     text = table(res, args)
     print(text)
     if args.threads is None:
-        Path(args.out + ".json").write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
-        Path(args.out + ".md").write_text(text, encoding="utf-8")
+        out = args.out + ("" if args.mix == "api" else "-" + args.mix)
+        Path(out + ".json").write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
+        Path(out + ".md").write_text(text, encoding="utf-8")
     if args.write:
-        replace_section(args.write, "## Server under load", text)
+        replace_section(args.write, SECTIONS[args.mix], text)
 
 
 if __name__ == "__main__":

@@ -126,7 +126,8 @@ def build_tree(tmp: Path) -> None:
 
 def urls_for(name: str) -> list[str]:
     q = urllib.parse.quote(name, safe="")
-    return [f"/api/estimate?model={q}", f"/api/fit?model={q}", f"/?model={q}",
+    return [f"/api/estimate?model={q}", f"/api/fit?model={q}", f"/?model={q}", f"/api/v1/report?model={q}",
+            f"/api/v1/models?q={q}",
             f"/api/estimate?model={urllib.parse.quote(q, safe='')}",  # double-encoded
             f"/api/estimate?model=llama-3-8b&gpu={q}", f"/api/estimate?model=llama-3-8b&quant={q}"]
 
@@ -211,7 +212,7 @@ VALUES = st.one_of(GOOD, GOOD, NUMBERS, st.text(max_size=40),
 PAIRS = st.tuples(st.dictionaries(st.sampled_from(PARAMS), VALUES, max_size=5),
                   st.lists(st.tuples(st.one_of(JUNK_KEYS, st.sampled_from(PARAMS)), VALUES), max_size=2)
                   | st.just([])).map(lambda t: list(t[0].items()) + t[1])
-PAGES = st.sampled_from(("/api/estimate", "/api/fit", "/"))
+PAGES = st.sampled_from(("/api/estimate", "/api/fit", "/", "/api/v1/report", "/api/v1/fit"))
 
 
 def check_response(page: str, r) -> None:
@@ -312,7 +313,7 @@ def test_raw_query_bytes_never_5xx(app, page, query):
                                    b"model=llama-3-8b&num_gpus=1000000&tp=1000000",
                                    b"params=1e400", b"params=-7B", b"params=nan"])
 def test_edge_queries(app, query):
-    for page in ("/api/estimate", "/api/fit", "/"):
+    for page in ("/api/estimate", "/api/fit", "/", "/api/v1/report"):
         status, body, _ = asyncio.run(_asgi_get(app, page, query))
         record("http raw query", outcome(status))
         assert status < 500, (page, query[:80], body[:300])

@@ -76,6 +76,18 @@ register({
     "web_api": {"en": "API and its schema:", "zh": "API 及其模式："},
     "web_error": {"en": "Error", "zh": "错误"},
     "web_loading": {"en": "updating…", "zh": "更新中…"},
+    # the words of some choices, shown beside the value in the selects (the value is what the URL and API take)
+    "method_full": {"en": "full fine-tuning", "zh": "全参数训练"},
+    "method_freeze": {"en": "freeze some layers", "zh": "冻结部分层"},
+    "method_lora": {"en": "LoRA adapters", "zh": "LoRA 适配器"},
+    "method_qlora": {"en": "QLoRA: 4-bit base + LoRA", "zh": "QLoRA：4 位基座 + LoRA"},
+    "estimator_analytic": {"en": "analytic", "zh": "解析估算"},
+    "estimator_seed": {"en": "rule of thumb", "zh": "经验公式"},
+    "cache_dynamic": {"en": "dynamic", "zh": "动态"},
+    "cache_static": {"en": "static", "zh": "静态"},
+    "offload_none": {"en": "no offload", "zh": "不卸载"},
+    "offload_optimizer": {"en": "optimizer states to CPU", "zh": "优化器状态卸载到 CPU"},
+    "offload_optimizer+params": {"en": "optimizer states and parameters to CPU", "zh": "优化器状态和参数卸载到 CPU"},
     "web_no_js_note": {"en": "Works without JavaScript: press Estimate; the link of the page is the question.",
                        "zh": "无需 JavaScript 也能使用：按“估算”即可；页面链接就是这个问题。"},
 })
