@@ -74,6 +74,7 @@ register({
     "web_command": {"en": "reproduce:", "zh": "复现："},
     "web_json": {"en": "The same as JSON:", "zh": "JSON 格式："},
     "web_api": {"en": "API and its schema:", "zh": "API 及其模式："},
+    "web_skip": {"en": "↓ to the answer", "zh": "↓ 跳到结果"},
     "web_error": {"en": "Error", "zh": "错误"},
     "web_loading": {"en": "updating…", "zh": "更新中…"},
     # the words of some choices, shown beside the value in the selects (the value is what the URL and API take)
@@ -108,6 +109,8 @@ SECTIONS: tuple[tuple[str, Callable[[Option], bool], bool], ...] = (
     ("parallel", lambda o: o.group == "parallel", False),
     ("other", lambda o: True, False),
 )
+#: fields shown first in their sections, in this order (the rest follow in the table's order)
+FIRST = ("task", "method", "gpu", "num_gpus", "seq", "batch", "engine", "quant", "dtype")
 NOT_IN_FORM = ("lang",)  # the language is the page's own switch
 
 
@@ -127,7 +130,8 @@ def sections() -> list[tuple[str, list[Option], bool]]:
     out = []
     rows = form_rows()
     for key, claims, is_open in SECTIONS:
-        mine = [o for o in rows if o.field not in placed and claims(o)]
+        mine = sorted((o for o in rows if o.field not in placed and claims(o)),
+                      key=lambda o: FIRST.index(o.field) if o.field in FIRST else len(FIRST))
         placed.update(o.field for o in mine)
         if mine or key == "model":
             out.append((key, mine, is_open))
@@ -407,6 +411,8 @@ code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85em;overflow-
 .vs-sugg li{margin:.35rem 0}.vs-assume li{margin:.2rem 0;overflow-wrap:anywhere}
 .vs-err{color:var(--bad);border:1px solid var(--bad);border-radius:.4rem;padding:.5rem .7rem;overflow-wrap:anywhere}
 .vs-s{color:var(--muted);font-size:.85rem}[aria-busy=true]{opacity:.6}
+.vs-skip{color:var(--acc);font-size:.9rem}
+@media (min-width:821px){.vs-skip{position:absolute;left:-999px}.vs-skip:focus{position:static}}
 @media (max-width:820px){.vs-layout{grid-template-columns:1fr}header h1{font-size:1.2rem}}
 """
 
@@ -494,7 +500,8 @@ def render_page(p: dict[str, str], result: str, lang: str) -> str:
 <html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark"><link rel="icon" href="data:,"><title>{_esc(t("web_title", lang))}</title>
 <style>{CSS}</style></head><body>
-<header><h1>vramscope</h1><p>{_esc(t("web_tagline", lang))}</p>{_lang_links(p, lang)}</header>
+<header><h1>vramscope</h1><p>{_esc(t("web_tagline", lang))}</p>{_lang_links(p, lang)}
+<a class="vs-skip" href="#vs-result">{_esc(t("web_skip", lang))}</a></header>
 <main class="vs-layout">
 <form id="vs-form" method="get" action="/" aria-label="{_esc(t("web_title", lang))}">
 {"".join(parts)}{upload}
