@@ -33,7 +33,12 @@ if TYPE_CHECKING:
 #: Paul Tol's muted scheme (https://personal.sron.nl/~pault/#sec:qualitative), by component
 COLOURS = {"weights": "#332288", "master_weights": "#88CCEE", "kv_cache": "#117733", "activations": "#DDCC77",
            "loss_head": "#999933", "temporaries": "#CC6677", "gradients": "#882255", "optimizer_states": "#44AA99",
-           "optimizer_temp": "#AA4499", "engine_overhead": "#6E6E6E", "overhead": "#BBBBBB"}
+           "optimizer_temp": "#AA4499", "engine_overhead": "#6E6E6E", "allocator_cache": "url(#vs-hatch)",
+           "overhead": "#BBBBBB"}
+#: torch's allocator cache: hatched, so it reads as "held but not in use" beside the tensors
+HATCH = ('<defs><pattern id="vs-hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
+         'patternTransform="rotate(45)"><rect width="6" height="6" fill="#DDDDDD"/>'
+         '<line x1="0" y1="0" x2="0" y2="6" stroke="#777777" stroke-width="2"/></pattern></defs>')
 SPARE = ("#CC6677", "#332288", "#DDCC77", "#117733", "#88CCEE", "#882255", "#44AA99", "#999933", "#AA4499")
 VERDICT_COLOUR = {"fits": "#117733", "tight": "#DDCC77", "no": "#CC6677"}
 DASHES = ("6 4", "2 3", "10 3 2 3", "1 2", "12 4")
@@ -179,11 +184,19 @@ def _unit_div(units: str) -> float:
 
 
 def markers(e: Estimate) -> dict[str, int]:
-    """Extra memory numbers an estimate carries at its top level (``*_bytes`` other than its total and range:
-    allocated, reserved, device, ...), to be marked on the peak bar."""
+    """Extra memory numbers an estimate carries (``*_bytes`` numbers at its top level or in its ``memory``
+    object, other than its total and ranges: allocated, reserved, device, ...), to be marked on the peak bar."""
     d = e.to_dict()
-    return {k: v for k, v in d.items() if k.endswith("_bytes") and k not in ("total_bytes", "range_bytes")
+    found = dict(d)
+    if isinstance(d.get("memory"), dict):
+        found.update(d["memory"])
+    return {k: v for k, v in found.items() if k.endswith("_bytes") and k not in ("total_bytes", "range_bytes")
             and isinstance(v, int) and not isinstance(v, bool) and v > 0}
+
+
+def _mark(name: str, lang: str) -> str:
+    key = f"svg_mark_{name}"
+    return t(key, lang) if key in MESSAGES else name.removesuffix("_bytes").replace("_", " ")
 
 
 def phase_bars(e: Estimate, lang: str = "en", units: str = "GiB", gpus: Sequence[Any] = ()) -> Svg:
@@ -203,7 +216,7 @@ def phase_bars(e: Estimate, lang: str = "en", units: str = "GiB", gpus: Sequence
     def xpos(b: float) -> float:
         return left + plot_w * b / scale_max
 
-    out = [_text(0, 18, t("svg_phases_title", lang), "vs-b")]
+    out = [HATCH, _text(0, 18, t("svg_phases_title", lang), "vs-b")]
     div = _unit_div(units)
     step = _nice_step(scale_max / div)
     bottom = top + row * len(phases)
@@ -239,10 +252,8 @@ def phase_bars(e: Estimate, lang: str = "en", units: str = "GiB", gpus: Sequence
                            f'<title>{esc(t("svg_range", lang, low=format_bytes(low, units), high=format_bytes(high, units)))}'
                            "</title></line>")
             for name, b in marks.items():
-                key = f"svg_mark_{name}"
-                mark = t(key, lang) if key in MESSAGES else name.removesuffix("_bytes")
                 mx = xpos(b)
-                out.append(f'<path d="M{mx:.1f},{y - 2} l-4,-6 h8 z" class="vs-t"><title>{esc(mark)}: '
+                out.append(f'<path d="M{mx:.1f},{y - 2} l-4,-6 h8 z" class="vs-t"><title>{esc(_mark(name, lang))}: '
                            f"{esc(format_bytes(b, units))}</title></path>")
     for i, g in enumerate(verdicts):  # the GPUs' lines, each labelled on its own row above the bars
         x = xpos(g.usable_bytes)
@@ -253,8 +264,12 @@ def phase_bars(e: Estimate, lang: str = "en", units: str = "GiB", gpus: Sequence
         s = t("svg_usable", lang, gpu=g.name, mem=format_bytes(g.usable_bytes, units))
         anchor = "end" if text_width(s) > WIDTH - x else "start"
         out.append(_text(x + (-4 if anchor == "end" else 4), ly, s, "vs-s", anchor))
-    # the legend: every component present, with its value at the peak
     ly = bottom + 44
+    if marks:  # the marked numbers in words too (the triangles above the peak bar)
+        s = "▼ " + " · ".join(f"{_mark(k, lang)} {format_bytes(v, units)}" for k, v in marks.items())
+        out.append(_text(0, ly, s, "vs-s"))
+        ly += 20
+    # the legend: every component present, with its value at the peak
     x = 0.0
     peak_comps = e.phases.get(e.peak_phase, e.components)
     for j, c in enumerate(names):
