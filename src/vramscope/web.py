@@ -388,6 +388,7 @@ header{display:flex;flex-wrap:wrap;align-items:baseline;gap:.4rem 1rem}
 header h1{margin:0;font-size:1.4rem}header p{margin:0;color:var(--muted);flex:1 1 20rem}
 nav a{margin-left:.5rem;color:var(--acc)}nav a[aria-current]{font-weight:700;color:var(--fg);text-decoration:none}
 .vs-layout{display:grid;grid-template-columns:minmax(18rem,26rem) 1fr;gap:1rem;align-items:start}
+.vs-layout>*{min-width:0}
 form fieldset,form details{border:1px solid var(--line);border-radius:.5rem;margin:0 0 .6rem;padding:.4rem .7rem;
 background:var(--card)}
 legend,summary{font-weight:600;padding:0 .2rem}summary{cursor:pointer;padding:.2rem}
@@ -401,7 +402,7 @@ button{font:inherit;font-weight:600;padding:.5rem 1.4rem;border-radius:.4rem;bor
 color:#fff;cursor:pointer;min-height:2.6rem}
 :focus-visible{outline:3px solid var(--acc);outline-offset:2px}
 .vs-answer h2{font-size:1.15rem;margin:.2rem 0}.vs-answer h3{margin:1.2rem 0 .3rem;font-size:1.05rem}
-figure{margin:.6rem 0}figure svg{max-width:100%;height:auto;display:block}
+figure{margin:.6rem 0;overflow-x:auto}figure svg{max-width:100%;height:auto;display:block}
 .vs-verdict{font-weight:600;margin:.3rem 0;padding:.35rem .6rem;border-left:5px solid var(--line)}
 .vs-fits{border-color:var(--good)}.vs-tight{border-color:var(--warn)}.vs-no{border-color:var(--bad)}
 .vs-table{border-collapse:collapse;min-width:min(100%,26rem)}.vs-table caption{text-align:left;font-weight:600}
@@ -413,7 +414,8 @@ code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85em;overflow-
 .vs-s{color:var(--muted);font-size:.85rem}[aria-busy=true]{opacity:.6}
 .vs-skip{color:var(--acc);font-size:.9rem}
 @media (min-width:821px){.vs-skip{position:absolute;left:-999px}.vs-skip:focus{position:static}}
-@media (max-width:820px){.vs-layout{grid-template-columns:1fr}header h1{font-size:1.2rem}}
+@media (max-width:820px){.vs-layout{grid-template-columns:1fr}header h1{font-size:1.2rem}
+figure svg{min-width:640px;max-width:none}}
 """
 
 SCRIPT = """(function(){"use strict";
