@@ -140,6 +140,11 @@ def test_choose_model_and_gpus_change_engine_and_context(browser, base, shots):
         page.select_option("#f-engine", "vllm")
         page.locator("#f-gpu_memory_utilization").wait_for(state="visible")
         assert page.locator("#f-lora_rank").is_hidden() and page.locator("#f-n_gpu_layers").is_hidden()
+        page.select_option("#f-engine", "llama.cpp")  # every engine's rows follow it (owner = the engine)
+        page.locator("#f-n_gpu_layers").wait_for(state="visible")
+        assert page.locator("#f-gpu_memory_utilization").is_hidden()
+        page.select_option("#f-engine", "vllm")
+        page.locator("#f-gpu_memory_utilization").wait_for(state="visible")
         page.fill("#f-seq", "16384")
         page.wait_for_function("() => location.search.includes('seq=16384') && "
                                "!document.getElementById('vs-result').hasAttribute('aria-busy')")

@@ -39,7 +39,9 @@ def test_schema_is_the_option_table(client):
             assert s["type"] == "integer" and s.get("minimum") == o.lo and s.get("maximum") == o.hi, o.field
         if o.choices:
             assert s["enum"] == list(o.choices), o.field
-    assert params["engine"]["schema"]["enum"] == ["transformers", "vllm", "llama.cpp"]
+    from vramscope.engines.base import ENGINE_NAMES
+
+    assert params["engine"]["schema"]["enum"] == list(ENGINE_NAMES) and "vllm" in ENGINE_NAMES
     assert "adamw-8bit" in params["optimizer"]["schema"]["enum"]  # a choice kept by the module that owns it
 
 
@@ -109,3 +111,15 @@ def test_fuzz_tally():
         pytest.skip("the fuzz test did not run (deselected)")
     assert all(code < 500 for code in CALLS), CALLS
     print("\nschemathesis statuses:", dict(sorted(CALLS.items())))
+
+
+def test_the_whole_form_fits_the_query_limits(client):
+    """The page without its script submits every control, blank or not: that query is within the limits."""
+    import urllib.parse
+
+    from vramscope.serve import MAX_FIELDS, MAX_QUERY
+
+    q = urllib.parse.urlencode({p: "" for p in PARAMS} | {"model": "llama-3-8b", "lang": "en"})
+    assert len(q.encode()) < MAX_QUERY and len(PARAMS) <= MAX_FIELDS
+    r = client.get("/?" + q)
+    assert r.status_code == 200 and 'id="vs-total"' in r.text

@@ -20,7 +20,7 @@ What a client can make the server do is bounded:
   default) and only for names shaped like ``owner/name``;
 * every request ends with an HTTP response: bad input is 400 with ``{"error": "<the one line the CLI prints>"}``
   in the request's language; an unknown parameter is 400 with "did you mean"; a bug is a JSON 500;
-* limits: query 4 KiB and 64 parameters, request line and headers 16 KiB, body 1 MiB (read with a cap, at most
+* limits: query 4 KiB and one of each known parameter (at least 64), request line and headers 16 KiB, body 1 MiB (read with a cap, at most
   8 bodies at a time), a per-request time limit (``--request-timeout``, 10 s), an idle timeout that closes a
   connection which sends no (complete) request (``--idle-timeout``, 5 s; a half-sent request gets 408), at most
   ``--max-connections`` (2048) open connections (beyond that: 503 and closed), a listen backlog of 2048;
@@ -47,7 +47,6 @@ from .errors import Opt, Text, VramscopeError
 from .i18n import detect_lang, t
 
 MAX_QUERY = 4096
-MAX_FIELDS = 64
 MAX_HEADERS = 16 * 1024  # request line + headers
 MAX_HEADER_COUNT = 100
 MAX_BODY = 1 << 20
@@ -66,6 +65,9 @@ def _params() -> tuple[str, ...]:
 
 
 PARAMS = _params()
+#: parameters in one query at most: one of each the server knows (the page's form without its script submits every
+#: control, blank or not); never fewer than 64. The query's 4 KiB bounds it too.
+MAX_FIELDS = max(64, len(PARAMS))
 
 HEADERS = {"x-content-type-options": "nosniff", "cache-control": "no-store", "referrer-policy": "no-referrer",
            "x-frame-options": "DENY"}

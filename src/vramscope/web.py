@@ -426,9 +426,10 @@ try{var saved=localStorage.getItem("vramscope.lang"),here=new URLSearchParams(lo
 if(!here.has("lang")&&(saved==="en"||saved==="zh")&&saved!==lang){here.set("lang",saved);
 location.replace("?"+here.toString());return;}localStorage.setItem("vramscope.lang",lang);}catch(e){}
 function val(n){var el=f.elements[n];return el&&!el.disabled?String(el.value||""):"";}
+var engines=(f.getAttribute("data-engines")||"").split(" "),engine0=f.getAttribute("data-engine-default")||"";
 function shown(owner){if(owner==="training")return val("task")!==""&&val("task")!=="inference";
 if(owner==="seed")return val("estimator")==="seed";
-if(owner==="vllm"||owner==="llama.cpp")return val("engine")===owner;return true;}
+if(engines.indexOf(owner)>=0)return (val("engine")||engine0)===owner;return true;}
 function layout(){document.querySelectorAll("[data-owner]").forEach(function(el){var on=shown(el.getAttribute("data-owner"));
 el.hidden=!on;el.querySelectorAll("input,select").forEach(function(i){i.disabled=!on;});});
 document.querySelectorAll("[data-section]").forEach(function(s){if(s.querySelector("[data-owner]"))
@@ -505,7 +506,8 @@ def render_page(p: dict[str, str], result: str, lang: str) -> str:
 <header><h1>vramscope</h1><p>{_esc(t("web_tagline", lang))}</p>{_lang_links(p, lang)}
 <a class="vs-skip" href="#vs-result">{_esc(t("web_skip", lang))}</a></header>
 <main class="vs-layout">
-<form id="vs-form" method="get" action="/" aria-label="{_esc(t("web_title", lang))}">
+<form id="vs-form" method="get" action="/" aria-label="{_esc(t("web_title", lang))}"
+ data-engines="{_esc(" ".join(_engine_names()))}" data-engine-default="{_esc(table()["engine"].default)}">
 {"".join(parts)}{upload}
 <input type="hidden" name="lang" value="{lang}">
 <button type="submit">{_esc(t("web_go", lang))}</button>
