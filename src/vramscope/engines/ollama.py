@@ -512,7 +512,7 @@ class OllamaReport(EngineReport):
     num_ctx: int
     num_batch: int
     num_parallel: int
-    num_gpu: int
+    num_gpu: Optional[int]  # None (left out of the JSON): Ollama's -1, as many layers as fit
     flash_attention: bool
     kv_cache_type: str
     layers_model: int
@@ -613,7 +613,7 @@ def ollama_run(model: Any, w: Any, gpus: Sequence[Any]) -> tuple[OllamaReport, G
                                  processor=processor(e.total_size, e.vram_size), devices=list(e.devices)))
     ref = first or alone
     report = OllamaReport(version=o["version"], scheduler="layout" if layout else "memory.go", num_ctx=num_ctx, num_batch=num_batch, num_parallel=o["num_parallel"],
-                          num_gpu=o["num_gpu"], flash_attention=flash, kv_cache_type=kvt,
+                          num_gpu=None if o["num_gpu"] < 0 else o["num_gpu"], flash_attention=flash, kv_cache_type=kvt,
                           layers_model=f.block_count + 1, kv_bytes=ref.kv_total, graph_full_bytes=ref.graph_full,
                           graph_partial_bytes=ref.graph_partial, weights_repeating_bytes=ref.memory_weights,
                           weights_nonrepeating_bytes=ref.memory_layer_output,
