@@ -201,6 +201,14 @@ def _gpus(args: argparse.Namespace) -> list[str]:
     return list(args.gpu) + list(args.gpu_memory)
 
 
+def _size_notes(gpus: Sequence[str], lang: str) -> list[str]:
+    """A line for each GPU given as a size, saying how the size was read."""
+    from .gpus import size_note
+
+    notes = [size_note(g) for g in dict.fromkeys(gpus)]
+    return [t(n[0], lang, **n[1]) for n in notes if n is not None]
+
+
 def _cmd_estimate(args: argparse.Namespace, lang: str) -> int:
     from .api import estimate_resolved
     from .plan import DEFAULT_SHORTLIST
@@ -216,7 +224,7 @@ def _cmd_estimate(args: argparse.Namespace, lang: str) -> int:
     else:
         from .present.table import render_estimate
 
-        print(render_estimate(result, lang, args.units))
+        print("\n".join([render_estimate(result, lang, args.units), *_size_notes(_gpus(args), lang)]))
     return 0
 
 
@@ -289,7 +297,8 @@ def _cmd_fit(args: argparse.Namespace, lang: str) -> int:
         data = [a.to_dict(lang) for a in answers]
         print(json.dumps(data[0] if len(data) == 1 else data, indent=2, ensure_ascii=False, allow_nan=False))
     else:
-        print("\n\n".join(render_fit(a, lang, args.units) for a in answers))
+        print("\n".join(["\n\n".join(render_fit(a, lang, args.units) for a in answers),
+                         *_size_notes(_gpus(args), lang)]))
     if args.check:
         return 0 if all(a.fits for a in answers) else 1
     return 0

@@ -1115,6 +1115,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     "models_header": {"en": "{n} models in the catalog", "zh": "内置目录共 {n} 个模型"},
     "models_none": {"en": "no catalog model matches '{query}'", "zh": "目录中没有匹配 '{query}' 的模型"},
     "gpus_header": {"en": "{n} GPUs in the catalog", "zh": "GPU 目录共 {n} 款"},
+    "gpu_size_note": {
+        "en": "note: the GPU size {text} is read as {gib} GiB ({bytes} bytes): GPU makers' GB are binary (a "
+              "\"24 GB\" card has 24 GiB), so GB, G and GiB mean the same; give plain bytes for any other size",
+        "zh": "注：GPU 容量 {text} 按 {gib} GiB（{bytes} 字节）计：显卡厂商的 GB 是二进制单位（标称 24 GB 的显卡有 "
+              "24 GiB），所以 GB、G 与 GiB 含义相同；其他容量请直接给出字节数",
+    },
 }
 
 
