@@ -169,7 +169,7 @@ def test_gpu_memory_option(capsys):
     import json
 
     d = json.loads(capsys.readouterr().out)
-    assert d["gpus"][0]["memory_bytes"] == 8 * 10**9
+    assert d["gpus"][0]["memory_bytes"] == 8 * 2**30  # an "8 GB" card has 8 GiB
     assert main(["estimate", "qwen2.5-0.5b", "--gpu-memory", "rtx-4090"]) == 2
 
 

@@ -289,7 +289,7 @@ def _cmd_fit(args: argparse.Namespace, lang: str) -> int:
 
     from .gpus import find_gpu
     from .plan import DEFAULT_SHORTLIST, fit
-    from .present.table import render_fit
+    from .present.table import render_assumed, render_fit
 
     model, workload = _load(args)
     answers = [fit(model, workload, find_gpu(g)) for g in (_gpus(args) or DEFAULT_SHORTLIST)]
@@ -297,7 +297,7 @@ def _cmd_fit(args: argparse.Namespace, lang: str) -> int:
         data = [a.to_dict(lang) for a in answers]
         print(json.dumps(data[0] if len(data) == 1 else data, indent=2, ensure_ascii=False, allow_nan=False))
     else:
-        print("\n".join(["\n\n".join(render_fit(a, lang, args.units) for a in answers),
+        print("\n".join([render_assumed(answers[0], lang), "\n\n".join(render_fit(a, lang, args.units) for a in answers),
                          *_size_notes(_gpus(args), lang)]))
     if args.check:
         return 0 if all(a.fits for a in answers) else 1

@@ -62,6 +62,18 @@ class FitAnswer:
     suggestions: tuple[Suggestion, ...] = field(default_factory=tuple)
     max_concurrency: Optional[int] = None  # vLLM: sequences of max_model_len the KV pool holds at once
     needed_bytes: int = 0  # what the workload needs (vLLM: its minimum, below its preallocation)
+    budget_bytes: int = 0  # what it may use on the GPU (vLLM: its gpu_memory_utilization share); 0: usable
+    #: what the answer assumed (fit's header): i18n keys and parameters
+    assumed: tuple[tuple[str, dict[str, Any]], ...] = ()
+
+    @property
+    def budget(self) -> int:
+        return self.budget_bytes or self.gpu.usable_bytes
+
+    @property
+    def headroom_bytes(self) -> int:
+        """The budget minus what the workload needs: the numbers fit's header shows, for every engine."""
+        return self.budget - (self.needed_bytes or self.estimate.total_bytes)
 
     def to_dict(self, lang: str = "en") -> dict[str, Any]:
         g = self.gpu
@@ -71,8 +83,9 @@ class FitAnswer:
             "fits": self.fits,
             "total_bytes": self.estimate.total_bytes,
             "needed_bytes": self.needed_bytes,
-            "headroom_bytes": g.usable_bytes - self.estimate.total_bytes if self.max_concurrency is None
-            else self.estimate.gpus[0].headroom_bytes if self.estimate.gpus else 0,
+            "budget_bytes": self.budget,
+            "headroom_bytes": self.headroom_bytes,
+            "assumed": [t(k, lang, **p) for k, p in self.assumed],
             "max_batch": self.max_batch,
             "max_concurrency": self.max_concurrency,
             "max_seq": self.max_seq,
@@ -360,7 +373,39 @@ def fit(model: ResolvedModel, w: Workload, gpu: Gpu, suggestions: bool = True) -
     sugg = _suggest(model, w, gpu, usable, base, max_seq, n, par) if suggestions and base > usable else []
     return FitAnswer(gpu=gpu, estimate=est, fits=base <= usable, max_batch=max(0, max_batch),
                      max_seq=max(0, max_seq), seq_limit=seq_limit, min_gpus=n, min_gpus_parallelism=par,
-                     suggestions=tuple(sugg), max_concurrency=max_concurrency, needed_bytes=base)
+                     suggestions=tuple(sugg), max_concurrency=max_concurrency, needed_bytes=base,
+                     budget_bytes=usable, assumed=assumed(model, w))
+
+
+def assumed(model: ResolvedModel, w: Workload) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """What a fit answer assumed, for its header: the task and method, sequence, batch, precision, optimizer,
+    checkpointing and engine (framework), each as the estimate resolves it (defaults included)."""
+    from .estimators.common import compute_dtype
+
+    dtype = compute_dtype(model, w)
+    quant = "" if w.quant == "none" else f" + {w.quant}"
+    out: list[tuple[str, dict[str, Any]]] = [("fa_task_" + w.task, {"method": w.method})]
+    if w.engine == "vllm":
+        out.append(("fa_vllm", {"seq": f"{w.max_model_len or model.spec.max_position_embeddings or w.seq:,}",
+                                "seqs": w.max_num_seqs, "util": w.gpu_memory_utilization}))
+    else:
+        out.append(("fa_seq_default" if w.seq_default else "fa_seq", {"seq": f"{w.seq:,}"}))
+        out.append(("fa_batch", {"batch": w.batch, "accum": w.grad_accum}) if w.training
+                   else ("fa_batch_inf", {"batch": w.batch}))
+    if w.training:
+        from .estimators.training import recipe_for
+
+        out.append(("fa_precision_" + recipe_for(w, dtype), {"dtype": dtype, "quant": quant}))
+        out.append(("fa_optimizer", {"optimizer": w.optimizer}))
+        out.append(("fa_ckpt_on" if w.grad_checkpointing else "fa_ckpt_off", {}))
+        out.append(("fa_framework_" + w.framework, {}))
+    else:
+        gguf = engine_for(w).gguf_quants
+        kv = (w.cache_type_k or w.kv_dtype or "f16") if gguf else (w.kv_dtype or dtype)
+        out.append(("fa_dtype", {"dtype": (w.quant if w.quant != "none" else "f16") if gguf else dtype + quant,
+                                 "kv": kv}))
+        out.append(("fa_engine", {"engine": w.engine}))
+    return tuple(out)
 
 
 register({"r_fit_analytic": {"en": "fit searches the analytic estimator only", "zh": "fit 只搜索解析估算器"}})

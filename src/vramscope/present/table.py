@@ -45,14 +45,15 @@ def render_estimate(e: Estimate, lang: str = "en", units: str = "GiB") -> str:
         value = e.components.get(name, 0)
         if value:
             rows.append([t(f"c_{name}", lang), format_bytes(value, units), f"{100 * value / total:.1f}%"])
-    rows.append([t("total", lang), format_bytes(e.total_bytes, units), "100.0%"])
+    engine = engine_for(e.workload)
+    rows.append([t(engine.total_key(e), lang), format_bytes(e.total_bytes, units), "100.0%"])
     out.append(render_table(rows, (False, True, True)))
     out.extend(memory_lines(e, lang, units))
     if len(e.phases) > 1:
         phases = ", ".join(f"{t('phase_' + p, lang)} {format_bytes(sum(v.values()), units)}"
                            for p, v in e.phases.items())
         out.append(f"{t('peak_phase', lang)}: {t('phase_' + e.peak_phase, lang)} ({phases})")
-    out.extend(engine_for(e.workload).table_lines(e, lang, units))
+    out.extend(engine.table_lines(e, lang, units))
     if e.engine.get("host_bytes"):
         out.append(t("host_line", lang, host=format_bytes(e.engine["host_bytes"], units)))
     if e.engine.get("host_bytes_per_node"):
@@ -66,11 +67,7 @@ def render_estimate(e: Estimate, lang: str = "en", units: str = "GiB") -> str:
                      sp=par["sp"], ep=par["ep"], shard=par["shard_group"]))
     if e.gpus:
         out.append("")
-        for g in e.gpus:
-            verdict = t({"fits": "gpu_fits", "tight": "gpu_tight", "no": "gpu_no"}[g.verdict], lang)
-            out.append(t("gpu_line", lang, gpu=g.name, mem=format_bytes(g.usable_bytes, units), verdict=verdict,
-                         headroom=format_bytes(g.headroom_bytes, units), pct=f"{g.headroom_pct:+.1f}%")
-                       + (t("gpu_retry_note", lang) if g.allocator_retry else ""))
+        out.extend(engine.gpu_line(e, g, lang, units) for g in e.gpus)
     if e.assumptions:
         out.append("")
         out.append(t("assumptions", lang) + ":")
@@ -100,11 +97,56 @@ def memory_lines(e: Estimate, lang: str, units: str) -> list[str]:
     return lines
 
 
+def render_assumed(a: "FitAnswer", lang: str = "en") -> str:
+    """fit's header: what the answers assumed (the same for every GPU), in one wrapped line."""
+    sep = t("list_sep", lang)
+    return wrap(t("fit_assumed", lang, what=sep.join(t(k, lang, **p) for k, p in a.assumed)), 100, "  ")
+
+
+def wrap(text: str, columns: int = 100, indent: str = "") -> str:
+    """``text`` wrapped at spaces (Chinese: anywhere) to ``columns`` display columns, continuation lines indented."""
+    lines: list[str] = []
+    line = ""
+    for unit in (" GiB", " GB", " MiB", " tokens", " token"):  # a number stays with its unit
+        text = text.replace(unit, "\u00a0" + unit[1:])
+    for part in _breakable(text):
+        if line and width(line + part) > columns:
+            lines.append(line.rstrip())
+            line = indent + part.lstrip()
+        else:
+            line += part
+    lines.append(line.rstrip())
+    return "\n".join(lines).replace("\u00a0", " ")
+
+
+def _breakable(text: str) -> list[str]:
+    """Pieces a line may break between: words with their leading space, and each double-width character."""
+    parts: list[str] = []
+    cur = ""
+    for c in text:
+        if c == " " or width(c) == 2:
+            if cur:
+                parts.append(cur)
+            cur = c
+            if width(c) == 2:
+                parts.append(cur)
+                cur = ""
+        else:
+            cur += c
+    if cur:
+        parts.append(cur)
+    return parts
+
+
 def render_fit(a: "FitAnswer", lang: str = "en", units: str = "GiB") -> str:
     e = a.estimate
     verdict = t("gpu_fits" if a.fits else "gpu_no", lang)
-    lines = [t("fit_header", lang, model=e.model.name, gpu=a.gpu.name, usable=format_bytes(a.gpu.usable_bytes, units),
-               verdict=verdict, total=format_bytes(a.needed_bytes or e.total_bytes, units)),
+    head = dict(model=e.model.name, gpu=a.gpu.name, usable=format_bytes(a.gpu.usable_bytes, units), verdict=verdict,
+                total=format_bytes(a.needed_bytes or e.total_bytes, units),
+                headroom=format_bytes(a.headroom_bytes, units))
+    lines = [wrap(t("fit_header", lang, **head) if a.budget == a.gpu.usable_bytes else
+                  t("fit_header_budget", lang, budget=format_bytes(a.budget, units),
+                    util=e.workload.get("gpu_memory_utilization"), **head), 100, "  "),
              "  " + (t("fit_max_batch", lang, n=a.max_batch or t("fit_none", lang)) if a.max_concurrency is None
                      else t("fit_max_concurrency", lang, n=e.engine.get("max_model_len"), c=a.max_concurrency)),
              "  " + (t("fit_max_seq", lang, n=f"{a.max_seq:,}",
