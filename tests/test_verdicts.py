@@ -61,3 +61,31 @@ def test_vllm_table_says_what_it_preallocates():
     refused = vramscope.estimate("qwen2.5-72b", engine="vllm", quant="awq-4bit", num_gpus=2, gpus=["rtx-4090"])
     out = render_estimate(refused)
     assert "total (needed)" in out and "does not fit" in out and "refuse" in out
+
+
+def test_llamacpp_ladder_walks_every_gguf_type():
+    """fit with llama.cpp walks every GGUF type: the 70B at 8,192 tokens fits a 4090 fully at IQ2_XXS (2.16 bits
+    per weight), Q4_K_M only with part of its layers; each rung agrees with a plain estimate of that type."""
+    from vramscope.memory.gguf_mix import GGUF_FTYPES
+    from vramscope.present.table import render_fit
+    from vramscope.workload import make_workload
+
+    model = vramscope.load_model("llama-3-70b")
+    gpu = find_gpu("rtx-4090")
+    a = fit(model, make_workload(engine="llama.cpp", seq=8192), gpu)
+    rungs = {r.quant: r for r in a.ladder}
+    assert set(rungs) == set(GGUF_FTYPES)
+    assert [r.bits_per_weight for r in a.ladder] == sorted((r.bits_per_weight for r in a.ladder), reverse=True)
+    assert rungs["IQ2_XXS"].fits and not rungs["Q4_K_M"].fits and 0 < rungs["Q4_K_M"].n_gpu_layers < 81
+    for q in ("IQ2_XXS", "Q2_K", "Q4_K_M"):
+        e = vramscope.estimate("llama-3-70b", engine="llama.cpp", quant=q, seq=8192)
+        assert rungs[q].total_bytes == e.total_bytes and rungs[q].fits == (e.total_bytes <= gpu.usable_bytes)
+    part = vramscope.estimate("llama-3-70b", engine="llama.cpp", quant="Q4_K_M", seq=8192,
+                              n_gpu_layers=rungs["Q4_K_M"].n_gpu_layers)
+    more = vramscope.estimate("llama-3-70b", engine="llama.cpp", quant="Q4_K_M", seq=8192,
+                              n_gpu_layers=rungs["Q4_K_M"].n_gpu_layers + 1)
+    assert part.total_bytes <= gpu.usable_bytes < more.total_bytes
+    assert any(s.changes.get("quant") == "IQ2_XS" and s.fits for s in a.suggestions)
+    out = render_fit(a)
+    assert "IQ2_XXS" in out and "--quant IQ2_XS" in out and "--quant Q4_K_M --n-gpu-layers" in out
+    assert max(len(line) for line in out.splitlines() if "vramscope fit" not in line and " - " not in line) <= 100

@@ -50,6 +50,27 @@ class Suggestion:
 
 
 @dataclass(frozen=True)
+class Rung:
+    """One GGUF file type of the quantization ladder (llama.cpp): its bits per weight for this model, whether it
+    fits with every layer on the GPU at the workload's context and the longest context it does so at, else the
+    most layers ``-ngl`` puts on the GPU; llama.cpp's quality note, and the command that reproduces it."""
+
+    quant: str
+    bits_per_weight: float
+    total_bytes: int  # every layer on the GPU, at the workload's context
+    fits: bool
+    max_seq: int  # longest context with every layer on the GPU (0: none)
+    n_gpu_layers: Optional[int]  # when it does not fit fully: the most -ngl that fits (None: not even -ngl 0)
+    note: tuple[str, dict[str, Any]]
+    command: Optional[str] = None
+
+    def to_dict(self, lang: str = "en") -> dict[str, Any]:
+        return {"quant": self.quant, "bits_per_weight": self.bits_per_weight, "total_bytes": self.total_bytes,
+                "fits": self.fits, "max_seq": self.max_seq, "n_gpu_layers": self.n_gpu_layers,
+                "quality": t(self.note[0], lang, **self.note[1]), "command": self.command}
+
+
+@dataclass(frozen=True)
 class FitAnswer:
     gpu: Gpu
     estimate: Estimate
@@ -65,6 +86,8 @@ class FitAnswer:
     budget_bytes: int = 0  # what it may use on the GPU (vLLM: its gpu_memory_utilization share); 0: usable
     #: what the answer assumed (fit's header): i18n keys and parameters
     assumed: tuple[tuple[str, dict[str, Any]], ...] = ()
+    #: llama.cpp: every GGUF file type, most bits first (empty for other engines)
+    ladder: tuple[Rung, ...] = ()
 
     @property
     def budget(self) -> int:
@@ -93,6 +116,7 @@ class FitAnswer:
             "min_gpus": self.min_gpus,
             "min_gpus_parallelism": self.min_gpus_parallelism,
             "suggestions": [s.to_dict(lang) for s in self.suggestions],
+            "quant_ladder": [r.to_dict(lang) for r in self.ladder],
             "estimate": self.estimate.to_dict(lang),
         }
 
@@ -273,11 +297,14 @@ def _training_candidates(w: Workload) -> list[Candidate]:
 
 
 def _suggest(model: ResolvedModel, w: Workload, gpu: Gpu, usable: int, base: int, max_seq: int,
-             gpus_needed: Optional[int], par: str) -> list[Suggestion]:
+             gpus_needed: Optional[int], par: str, ladder: tuple[Rung, ...] = ()) -> list[Suggestion]:
     engine = engine_for(w)
     cands: list[Candidate] = []
     if w.task == "inference":
         cands += engine.suggestions(model, w, usable, lambda new: _total(model, new))
+        best = next((r for r in ladder if r.fits), None)  # the most bits that fit with every layer on the GPU
+        if best is not None and not any(c[2].get("quant") == best.quant for c in cands):
+            cands.append(("s_quant", {"quant": best.quant}, {"quant": best.quant}, "quality"))
     else:
         cands += _training_candidates(w)
     if (w.dtype or "") == "fp32" and w.quant == "none" and not (w.training and w.method in ("lora", "qlora")):
@@ -370,11 +397,46 @@ def fit(model: ResolvedModel, w: Workload, gpu: Gpu, suggestions: bool = True) -
     max_batch, max_seq, max_concurrency = engine.fit_search(model, w, est, lambda new: _total(model, new) <= usable,
                                                             seq_limit)
     n, par = min_gpus(model, w, usable)
-    sugg = _suggest(model, w, gpu, usable, base, max_seq, n, par) if suggestions and base > usable else []
+    ladder = quant_ladder(model, w, gpu, usable, seq_limit) if suggestions and engine.gguf_quants else ()
+    sugg = _suggest(model, w, gpu, usable, base, max_seq, n, par, ladder) if suggestions and base > usable else []
     return FitAnswer(gpu=gpu, estimate=est, fits=base <= usable, max_batch=max(0, max_batch),
                      max_seq=max(0, max_seq), seq_limit=seq_limit, min_gpus=n, min_gpus_parallelism=par,
                      suggestions=tuple(sugg), max_concurrency=max_concurrency, needed_bytes=base,
-                     budget_bytes=usable, assumed=assumed(model, w))
+                     budget_bytes=usable, assumed=assumed(model, w), ladder=ladder)
+
+
+def quant_ladder(model: ResolvedModel, w: Workload, gpu: Gpu, usable: int, seq_limit: int) -> tuple[Rung, ...]:
+    """Every GGUF file type (``memory/gguf_mix.py``), most bits per weight first: which fits with every layer on
+    the GPU at the workload's context (and up to which context), which only with part of the layers (``-ngl``).
+    Each is re-estimated as the user would type it; a GGUF file's own type is the file's, so it has no ladder."""
+    from .memory.gguf_mix import GGUF_FTYPES, gguf_weight_bytes
+    from .memory.gguf_quality import quality_note
+
+    if model.kind == "gguf" or not model.params:
+        return ()
+    engine = engine_for(w)
+    rungs = []
+    for q in GGUF_FTYPES:
+        changes: dict[str, Any] = {"quant": q, "n_gpu_layers": None}
+        try:
+            new = rebuild(w, changes)
+            total = _total(model, new)
+        except VramscopeError:
+            continue
+        bpw = round(gguf_weight_bytes(model.spec, q) * 8 / model.params, 2)
+        fits_full = total <= usable
+        max_seq, ngl = 0, None
+        if fits_full:
+            max_seq = largest_fitting(lambda s_: _total(model, replace(new, seq=s_)) <= usable, new.seq,
+                                      max(seq_limit, new.seq))
+        else:
+            ngl = engine.max_gpu_layers(model, new, usable, lambda x: _total(model, x))  # type: ignore[attr-defined]
+            if ngl is not None:
+                changes["n_gpu_layers"] = ngl
+        command = None if w.options is None else command_line(model, merge_options(w.options, changes), gpu)
+        rungs.append(Rung(q, bpw, total, fits_full, max_seq, ngl, quality_note(q), command))
+    rungs.sort(key=lambda r: -r.bits_per_weight)
+    return tuple(rungs)
 
 
 def assumed(model: ResolvedModel, w: Workload) -> tuple[tuple[str, dict[str, Any]], ...]:

@@ -119,11 +119,20 @@ def wrap(text: str, columns: int = 100, indent: str = "") -> str:
     return "\n".join(lines).replace("\u00a0", " ")
 
 
+_NO_LINE_START = "，。；：、）》」！？"
+
+
 def _breakable(text: str) -> list[str]:
     """Pieces a line may break between: words with their leading space, and each double-width character."""
     parts: list[str] = []
     cur = ""
     for c in text:
+        if c in _NO_LINE_START and (cur or parts):  # Chinese punctuation never starts a line
+            if cur:
+                cur += c
+            else:
+                parts[-1] += c
+            continue
         if c == " " or width(c) == 2:
             if cur:
                 parts.append(cur)
@@ -136,6 +145,34 @@ def _breakable(text: str) -> list[str]:
     if cur:
         parts.append(cur)
     return parts
+
+
+def render_ladder(a: "FitAnswer", lang: str = "en", units: str = "GiB") -> list[str]:
+    """llama.cpp's quantization ladder: every GGUF type, its bits per weight, where it fits, llama.cpp's note;
+    then the commands of the best type that fits fully and the best that fits with part of the layers."""
+    seq = a.estimate.workload["seq"]
+    rows = [[t("lh_type", lang), t("lh_bpw", lang), t("lh_gpu", lang), t("lh_ctx", lang), t("lh_quality", lang)]]
+    for r in a.ladder:
+        if r.fits:
+            where = t("lr_full", lang, total=format_bytes(r.total_bytes, units))
+        elif r.n_gpu_layers:
+            where = t("lr_ngl", lang, n=r.n_gpu_layers)
+        else:
+            where = t("lr_cpu", lang)
+        rows.append([r.quant, f"{r.bits_per_weight:.2f}", where, f"{r.max_seq:,}" if r.fits else "-",
+                     t(r.note[0], lang, **r.note[1])])
+    out = ["  " + t("fit_ladder", lang, seq=f"{seq:,}")]
+    out += ["    " + line for line in render_table(rows, (False, True, False, True, False)).split("\n")]
+    full = next((r for r in a.ladder if r.fits), None)
+    # with part of the layers: Q4_K_M (llama.cpp's usual choice) when it runs so, else the most bits of the
+    # quantized types that do
+    partial = [r for r in a.ladder if not r.fits and r.n_gpu_layers and r.quant not in ("F32", "F16", "BF16")]
+    partial = next((r for r in partial if r.quant == "Q4_K_M"), partial[0] if partial else None)
+    for key, r in (("fit_ladder_full", full), ("fit_ladder_partial", partial)):
+        if r is not None and r.command:
+            out.append("    " + t(key, lang, quant=r.quant))
+            out.append("      " + r.command)
+    return out
 
 
 def render_fit(a: "FitAnswer", lang: str = "en", units: str = "GiB") -> str:
@@ -162,6 +199,8 @@ def render_fit(a: "FitAnswer", lang: str = "en", units: str = "GiB") -> str:
         lines.append("  " + t("fit_min_gpus", lang, n=a.min_gpus, parallelism=a.min_gpus_parallelism))
     else:
         lines.append("  " + t("fit_min_gpus_none", lang, parallelism=a.min_gpus_parallelism))
+    if a.ladder:
+        lines.extend(render_ladder(a, lang, units))
     if a.suggestions:
         lines.append("  " + t("fit_suggestions", lang))
         for s in a.suggestions:
