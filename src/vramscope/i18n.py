@@ -523,10 +523,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "运行时开销：CUDA 上下文约 512 MiB（0.3–1.4 GiB）+ 按 GPU 架构的 torch cuBLAS 工作区（8 MiB；Hopper/Blackwell 为 32 MiB）；范围上限另加临时张量 15% 的分配器碎片",
     },
     "a_beyond_context": {
-        "en": "{seq} tokens is beyond {model}'s trained context of {n} (max_position_embeddings): memory is estimated "
-              "as asked, but quality needs RoPE scaling (rope_scaling, YaRN) or a long-context variant",
-        "zh": "{seq} 个 token 超出 {model} 训练时的上下文长度 {n}（max_position_embeddings）：显存按所给长度估算，"
-              "但质量需要 RoPE 缩放（rope_scaling、YaRN）或长上下文版本",
+        "en": "{seq} tokens is beyond {model}'s trained context of {n} (max_position_embeddings): the model needs RoPE "
+              "scaling to read that far (rope_scaling linear, dynamic or YaRN, factor {factor} or more) or a "
+              "long-context variant; scaling changes positions, not memory, so this estimate holds either way",
+        "zh": "{seq} 个 token 超出 {model} 训练时的上下文长度 {n}（max_position_embeddings）：模型需要 RoPE 缩放才能读这么长"
+              "（rope_scaling 的 linear、dynamic 或 YaRN，factor 不小于 {factor}）或改用长上下文版本；缩放改变的是位置编码而不是"
+              "显存，因此本估算照样成立",
     },
     "a_seq_default_capped": {
         "en": "--seq not given: {seq} tokens, {model}'s context length (shorter than the default {default})",
@@ -837,6 +839,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "total_vllm_needed": {"en": "total (needed)", "zh": "合计（所需）"},
     "range": {"en": "likely range", "zh": "可能范围"},
     "assumptions": {"en": "Assumptions", "zh": "假设"},
+    "warning_line": {"en": "warning: {text}", "zh": "警告：{text}"},
     "peak_phase": {"en": "peak phase", "zh": "峰值阶段"},
     "model_line": {
         "en": "{name}: {params} parameters{active}{trainable}",

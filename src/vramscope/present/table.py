@@ -14,6 +14,14 @@ from ..result import COMPONENTS, Estimate
 from ..units import format_bytes, format_count
 
 
+#: assumptions that are warnings: printed as a "warning:" line of their own (the JSON keeps them in assumptions)
+WARNINGS = ("a_beyond_context",)
+
+
+def warnings(e: Estimate) -> list:
+    return [a for a in e.assumptions if a.key in WARNINGS]
+
+
 def width(s: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
 
@@ -65,13 +73,14 @@ def render_estimate(e: Estimate, lang: str = "en", units: str = "GiB") -> str:
     if par:
         out.append(t("parallel_line", lang, world=par["world"], dp=par["dp"], tp=par.get("tp", 1), pp=par["pp"],
                      sp=par["sp"], ep=par["ep"], shard=par["shard_group"]))
+    out.extend(wrap(t("warning_line", lang, text=a.render(lang)), 100, "  ") for a in warnings(e))
     if e.gpus:
         out.append("")
         out.extend(engine.gpu_line(e, g, lang, units) for g in e.gpus)
     if e.assumptions:
         out.append("")
         out.append(t("assumptions", lang) + ":")
-        out.extend(f"  - {a.render(lang)}" for a in e.assumptions)
+        out.extend(f"  - {a.render(lang)}" for a in e.assumptions if a.key not in WARNINGS)
     return "\n".join(out)
 
 
@@ -120,6 +129,7 @@ def wrap(text: str, columns: int = 100, indent: str = "") -> str:
 
 
 _NO_LINE_START = "，。；：、）》」！？"
+_NO_LINE_END = "（《「"
 
 
 def _breakable(text: str) -> list[str]:
@@ -133,7 +143,18 @@ def _breakable(text: str) -> list[str]:
             else:
                 parts[-1] += c
             continue
+        if parts and not cur and parts[-1][-1] in _NO_LINE_END:  # nor does an opening bracket end one
+            cur = parts.pop()
+            if c == " " or width(c) != 2:
+                cur += c
+                continue
         if c == " " or width(c) == 2:
+            if cur and cur[-1] in _NO_LINE_END:
+                cur += c
+                if width(c) == 2:
+                    parts.append(cur)
+                    cur = ""
+                continue
             if cur:
                 parts.append(cur)
             cur = c
@@ -193,6 +214,7 @@ def render_fit(a: "FitAnswer", lang: str = "en", units: str = "GiB") -> str:
         m = e.memory
         lines.insert(1, "  " + t("mem_line", lang, allocated=format_bytes(m.allocated, units),
                                  reserved=format_bytes(m.reserved, units), device=format_bytes(m.device, units)))
+    lines.extend("  " + wrap(t("warning_line", lang, text=w.render(lang)), 98, "    ") for w in warnings(e))
     if not engine_for(e.workload).multi_gpu:
         lines.append("  " + t("fit_min_gpus_na", lang))
     elif a.min_gpus is not None:
