@@ -250,11 +250,11 @@ def _cmd_models(args: argparse.Namespace, lang: str) -> int:
 
         print(t("models_none", lang, query=shown(args.query)))
         return 0
-    table = [["id", "alias", "type", "params"]]
+    table = [[t("lh_id", lang), t("lh_alias", lang), t("lh_model_type", lang), t("lh_params", lang)]]
     for r in rows:
         p = format_count(r["params"])
         if r["active_params"] != r["params"]:
-            p += f" ({format_count(r['active_params'])} active)"
+            p += t("models_active", lang, active=format_count(r["active_params"]))
         table.append([r["id"], (r["aliases"] or [""])[0], r["model_type"], p])
     print(t("models_header", lang, n=len(rows)))
     print(render_table(table, (False, False, False, True)))
@@ -274,7 +274,7 @@ def _cmd_gpus(args: argparse.Namespace, lang: str) -> int:
     if args.json:
         print(json.dumps(found, indent=2, ensure_ascii=False, allow_nan=False))
         return 0
-    table = [["id", "name", "memory", "usable"]]
+    table = [[t("lh_id", lang), t("lh_name", lang), t("lh_memory", lang), t("lh_usable", lang)]]
     for g in found:
         usable = int(g["memory_bytes"] * g.get("usable_fraction", 1.0))
         table.append([g["id"], g["name"], format_bytes(g["memory_bytes"], args.units),

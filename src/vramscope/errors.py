@@ -28,6 +28,15 @@ class Text:
     def __str__(self) -> str:
         return self.render("en")
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Text) and (self.key, self.params) == (other.key, other.params)
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __repr__(self) -> str:
+        return f"Text({self.key!r}, **{self.params!r})"
+
 
 class Opt:
     """An option named inside a sentence, spelled for the surface the sentence is shown on: ``Opt("method")`` is

@@ -8,6 +8,7 @@ then the locale (``LC_ALL``, ``LC_MESSAGES``, ``LANG``): ``zh*`` gives Chinese, 
 from __future__ import annotations
 
 import os
+import string
 
 LANGS = ("en", "zh")
 
@@ -19,6 +20,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     "kind_socket": {"en": "a socket", "zh": "套接字"},
     "kind_folder": {"en": "a folder", "zh": "目录"},
     "kind_other": {"en": "not a regular file", "zh": "非普通文件"},
+    "stage_first": {"en": "first stage", "zh": "第一个阶段"},
+    "stage_middle": {"en": "middle stage", "zh": "中间阶段"},
+    "stage_last": {"en": "last stage", "zh": "最后一个阶段"},
     "json_constant": {"en": "{name} is not a number JSON allows", "zh": "{name} 不是 JSON 允许的数字"},
     "json_long_number": {"en": "a number written with {n} characters (at most {limit})",
                          "zh": "一个写了 {n} 个字符的数字（最多 {limit} 个）"},
@@ -439,9 +443,14 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     # ---- assumptions ----
     "a_nominal_shape": {
-        "en": "shape is nominal ({layers} layers, hidden {hidden}, MHA, head_dim 128): KV cache and activations are rough",
-        "zh": "模型形状为推定值（{layers} 层，hidden {hidden}，MHA，head_dim 128）：KV 缓存和激活值仅为粗略估计",
+        "en": "shape is nominal ({layers} layers, hidden {hidden}, {heads} heads, {attn}, head_dim {head_dim}): KV cache "
+              "and activations are rough",
+        "zh": "模型形状为推定值（{layers} 层，hidden {hidden}，{heads} 个注意力头，{attn}，head_dim {head_dim}）：KV 缓存和"
+              "激活值仅为粗略估计",
     },
+    "attn_mha": {"en": "MHA", "zh": "MHA"},
+    "attn_mqa": {"en": "MQA (1 KV head)", "zh": "MQA（1 个 KV 头）"},
+    "attn_gqa": {"en": "GQA with {kv} KV heads", "zh": "GQA，{kv} 个 KV 头"},
     "a_seed_label": {
         "en": "rule of thumb (DataLearner 2023): no KV cache, runtime overhead or phases; use --estimator analytic for real numbers",
         "zh": "经验法则（DataLearner 2023）：不含 KV 缓存、运行时开销和阶段；准确数字请用 --estimator analytic",
@@ -475,7 +484,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "权重：线性层为 {quant}；嵌入层、归一化层、偏置和输出头保持 16 位",
     },
     "a_inference_context": {
-        "en": "transformers generate(): {batch} sequence(s) of {seq} tokens prefilled at once, KV cache in {kv_dtype}, {attn} attention, logits for the last token only",
+        "en": "transformers generate(): {batch:~sequence~sequences} of {seq} tokens prefilled at once, KV cache in {kv_dtype}, {attn} attention, logits for the last token only",
         "zh": "transformers generate()：{batch} 条序列，每条 {seq} 个 token 一次性预填充，KV 缓存为 {kv_dtype}，{attn} 注意力，只计算最后一个 token 的 logits",
     },
     "a_sliding": {
@@ -521,6 +530,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     "a_overhead": {
         "en": "runtime overhead: CUDA context ~512 MiB (0.3–1.4 GiB) + torch's cuBLAS workspace for the GPU generation (8 MiB; 32 MiB on Hopper/Blackwell); range adds up to 15% allocator fragmentation of transients",
         "zh": "运行时开销：CUDA 上下文约 512 MiB（0.3–1.4 GiB）+ 按 GPU 架构的 torch cuBLAS 工作区（8 MiB；Hopper/Blackwell 为 32 MiB）；范围上限另加临时张量 15% 的分配器碎片",
+    },
+    "a_overhead_llamacpp": {
+        "en": "runtime overhead: CUDA context ~512 MiB (0.3–1.4 GiB), ggml-cuda's cuBLAS handle included (llama.cpp runs "
+              "no torch, so no torch cuBLAS workspace); range adds up to 15% fragmentation of transients",
+        "zh": "运行时开销：CUDA 上下文约 512 MiB（0.3–1.4 GiB），已含 ggml-cuda 的 cuBLAS 句柄（llama.cpp 不运行 torch，"
+              "因此没有 torch 的 cuBLAS 工作区）；范围上限另加临时张量 15% 的碎片",
     },
     "a_beyond_context": {
         "en": "{seq} tokens is beyond {model}'s trained context of {n} (max_position_embeddings): the model needs RoPE "
@@ -593,7 +608,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "llama.cpp：{ngl}/{n_layer} 层在 GPU 上（词嵌入在主机内存），n_ctx {ctx}，缓存 {ctk}/{ctv}，n_ubatch {ub}，flash attention {fa}",
     },
     "a_llamacpp_output": {
-        "en": "llama.cpp -ngl {ngl} offloads the output layer first, then the last {n} layers (llama.cpp since December 2025, #18148)",
+        "en": "llama.cpp -ngl {ngl} offloads the output layer first, then the last {n:~layer~layers} (llama.cpp since December 2025, #18148)",
         "zh": "llama.cpp 的 -ngl {ngl} 先卸载输出层，再卸载最后 {n} 层（llama.cpp 自 2025 年 12 月起，#18148）",
     },
     "a_llamacpp_tied": {
@@ -713,7 +728,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "优化器步骤融合进反向传播：每个参数的梯度一算完就更新并释放（torchtune optimizer_in_bwd），梯度不会同时全部存在",
     },
     "a_ep": {
-        "en": "expert parallel: routed experts split over {n} GPUs ({experts} experts per GPU); tokens travel by all-to-all, activations per GPU unchanged",
+        "en": "expert parallel: routed experts split over {n} GPUs ({experts:~expert~experts} per GPU); tokens travel by all-to-all, activations per GPU unchanged",
         "zh": "专家并行：路由专家分布在 {n} 张 GPU 上（每卡 {experts} 个专家）；token 通过 all-to-all 传输，单卡激活值不变",
     },
     "a_sp": {
@@ -721,11 +736,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "上下文并行（{mode}）：序列切分到 {n} 张 GPU，每卡 {seq} 个 token；激活值按比例减少，注意力中交换 key/value 分块",
     },
     "a_fsdp_v": {
-        "en": "FSDP{v} full shard over {n} GPUs{hybrid}: parameters, gradients and optimizer states divided; unsharded layers in flight (two in forward; in backward also the layer's gradients and, for FSDP2, the reduce-scatter buffer); the output head stays gathered from forward into backward",
+        "en": "FSDP{v} full shard over {n:~GPU~GPUs}{hybrid}: parameters, gradients and optimizer states divided; unsharded layers in flight (two in forward; in backward also the layer's gradients and, for FSDP2, the reduce-scatter buffer); the output head stays gathered from forward into backward",
         "zh": "FSDP{v} 全分片（{n} 张 GPU{hybrid}）：参数、梯度和优化器状态按卡均分；另有正在传输的未分片层（前向两层；反向还有该层梯度，FSDP2 另加 reduce-scatter 缓冲）；输出头从前向到反向保持聚合",
     },
     "a_zero3": {
-        "en": "DeepSpeed ZeRO-3 over {n} GPUs: states divided; gathered: the largest module (twice while a coalesced gather copies out) plus the prefetch bucket ({prefetch} elements, at most {live} live), small parameters kept whole; backward adds the {bucket}-element reduce bucket and its copy",
+        "en": "DeepSpeed ZeRO-3 over {n:~GPU~GPUs}: states divided; gathered: the largest module (twice while a coalesced gather copies out) plus the prefetch bucket ({prefetch} elements, at most {live} live), small parameters kept whole; backward adds the {bucket}-element reduce bucket and its copy",
         "zh": "DeepSpeed ZeRO-3（{n} 张 GPU）：状态均分；聚合部分：最大的子模块（合并 all-gather 拷出时为两份）加预取桶（{prefetch} 个元素，最多 {live} 个常驻），小参数完整保留；反向另加 {bucket} 元素的归约桶及其拷贝",
     },
     "a_tp_train_sp": {
@@ -741,7 +756,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "序列打包：每个微批次正好 {seq} 个 token（不打包时峰值出现在按最长样本补齐的批次，即 --seq）",
     },
     "a_ckpt_every": {
-        "en": "selective layer checkpointing: {ckpt} of {layers} layers checkpointed (every {every}th), the others keep their activations",
+        "en": "selective layer checkpointing: {ckpt} of {layers} layers checkpointed (every {every:th}), the others keep their activations",
         "zh": "按层选择性检查点：{layers} 层中 {ckpt} 层做检查点（每 {every} 层一次），其余层保留激活值",
     },
     "a_ckpt_selective": {
@@ -765,7 +780,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "torch.compile：仅对损失建模（融合的交叉熵只保存 16 位 logits 和每行一个 log-sum-exp，而非 fp32 对数概率）；解码层按 eager 模式估算，开启激活检查点时接近，未开启时偏高",
     },
     "a_vllm_pp": {
-        "en": "vLLM pipeline parallel: {pp} stages of {tp} GPU(s); every stage gets the KV blocks of the tightest one; shown: stage {stage}, the fullest GPU",
+        "en": "vLLM pipeline parallel: {pp} stages of {tp:~GPU~GPUs}; every stage gets the KV blocks of the tightest one; shown: stage {stage}, the fullest GPU",
         "zh": "vLLM 流水线并行：{pp} 个阶段，每阶段 {tp} 张 GPU；各阶段按最紧的阶段分配 KV 块；显示的是阶段 {stage}（最满的 GPU）",
     },
     "a_framework_hf": {
@@ -777,8 +792,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "训练循环：普通 PyTorch（out = model(...); out.loss.backward() 在反向传播期间保留 out.logits）",
     },
     "a_pp": {
-        "en": "pipeline parallel: {pp} stages, {schedule} schedule, {m} micro-batches per step; the busiest rank is the {kind}",
-        "zh": "流水线并行：{pp} 个阶段，{schedule} 调度，每步 {m} 个微批次；显存最多的是 {kind}",
+        "en": "pipeline parallel: {pp} stages, {schedule} schedule, {m:~micro-batch~micro-batches} per step; the busiest rank is the {kind}",
+        "zh": "流水线并行：{pp} 个阶段，{schedule} 调度，每步 {m} 个微批次；显存最多的是{kind}",
     },
     "a_tp": {
         "en": "per GPU of {n}-way tensor parallelism (heads, MLP, experts and vocabulary split; norms replicated; NCCL buffers not counted)",
@@ -847,6 +862,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "active_part": {"en": ", {active} active per token", "zh": "，每个 token 激活 {active}"},
     "trainable_part": {"en": ", {trainable} trainable", "zh": "，可训练 {trainable}"},
+    "trainable_part_tp": {"en": ", {trainable} trainable per GPU (its shard of {tp}-way tensor parallelism)",
+                          "zh": "，每卡可训练 {trainable}（{tp} 路张量并行中的一份）"},
     "estimate_line": {
         "en": "{task} estimate by the {estimator} estimator",
         "zh": "{task}显存估算（{estimator} 估算器）",
@@ -872,10 +889,10 @@ MESSAGES: dict[str, dict[str, str]] = {
                            "zh": "主机（CPU）内存：模型缓冲 {model}，KV 缓冲 {kv}"},
     "host_line": {"en": "host (CPU) memory per GPU for offloaded states/activations: {host}",
                   "zh": "每卡卸载的状态/激活值占用的主机（CPU）内存：{host}"},
-    "host_node_line": {"en": "host (CPU) memory per node ({n} GPUs): {host}", "zh": "每个节点（{n} 张 GPU）的主机（CPU）内存：{host}"},
+    "host_node_line": {"en": "host (CPU) memory per node ({n:~GPU~GPUs}): {host}", "zh": "每个节点（{n} 张 GPU）的主机（CPU）内存：{host}"},
     "nvme_line": {"en": "NVMe per GPU for swapped states: {nvme}", "zh": "每卡交换到 NVMe 的状态：{nvme}"},
     "parallel_line": {"en": "per GPU of {world}: data parallel {dp} × tensor {tp} × pipeline {pp} × context {sp} "
-                            "(expert {ep}); states sharded over {shard} GPUs",
+                            "(expert {ep}); states sharded over {shard:~GPU~GPUs}",
                       "zh": "{world} 张 GPU 中的单卡：数据并行 {dp} × 张量 {tp} × 流水线 {pp} × 上下文 {sp}（专家 {ep}）；"
                             "状态在 {shard} 张 GPU 上分片"},
     "gpu_fits": {"en": "fits", "zh": "可以运行"},
@@ -983,9 +1000,9 @@ MESSAGES: dict[str, dict[str, str]] = {
                      "zh": "微批次改为 {batch}，梯度累积 {accum}（有效批次不变）"},
     "s_attn": {"en": "use {attn} attention instead of eager", "zh": "注意力实现改用 {attn}（替代 eager）"},
     "s_batch": {"en": "batch {batch}", "zh": "批大小改为 {batch}"},
-    "s_seq": {"en": "shorten the context to {seq} tokens", "zh": "上下文缩短到 {seq} 个 token"},
-    "s_offload": {"en": "offload the {what} states to CPU memory (ZeRO-Offload / FSDP CPU offload)",
-                  "zh": "将 {what} 状态卸载到 CPU 内存（ZeRO-Offload / FSDP CPU 卸载）"},
+    "s_seq": {"en": "shorten the context to {seq:~token~tokens}", "zh": "上下文缩短到 {seq} 个 token"},
+    "s_offload": {"en": "offload the optimizer states to CPU memory (ZeRO-Offload / FSDP CPU offload)",
+                  "zh": "将优化器状态卸载到 CPU 内存（ZeRO-Offload / FSDP CPU 卸载）"},
     "s_dtype": {"en": "compute in {dtype} instead of fp32", "zh": "改用 {dtype} 计算（替代 fp32）"},
     "s_flash": {"en": "turn on flash attention (-fa)", "zh": "开启 flash attention（-fa）"},
     "s_ngl": {"en": "put the output layer and {layers} of {total} layers on the GPU (-ngl {n}); the rest run from CPU memory",
@@ -1000,7 +1017,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "fit_max_concurrency": {"en": "concurrent sequences at max_model_len {n} (vLLM KV pool): {c}",
                             "zh": "max_model_len 为 {n} 时可同时服务的序列数（vLLM KV 池）：{c}"},
     "s_combo": {"en": "combine: {changes}", "zh": "组合调整：{changes}"},
-    "s_gpus": {"en": "use {n} GPUs ({parallelism})", "zh": "使用 {n} 张 GPU（{parallelism}）"},
+    "s_gpus": {"en": "use {n:~GPU~GPUs} ({parallelism})", "zh": "使用 {n} 张 GPU（{parallelism}）"},
     "cost_none": {"en": "no cost", "zh": "无代价"},
     "cost_speed": {"en": "slower", "zh": "更慢"},
     "cost_quality": {"en": "may change quality", "zh": "可能影响质量"},
@@ -1059,12 +1076,13 @@ MESSAGES: dict[str, dict[str, str]] = {
     "fa_dtype": {"en": "weights {dtype}, KV cache {kv}", "zh": "权重 {dtype}，KV 缓存 {kv}"},
     "fa_engine": {"en": "engine {engine}", "zh": "引擎 {engine}"},
     "fit_max_batch": {"en": "largest batch that fits: {n}", "zh": "可容纳的最大批大小：{n}"},
-    "fit_max_seq": {"en": "longest context that fits: {n} tokens{limit}", "zh": "可容纳的最长上下文：{n} 个 token{limit}"},
+    "fit_max_seq": {"en": "longest context that fits: {n:~token~tokens}{limit}", "zh": "可容纳的最长上下文：{n} 个 token{limit}"},
     "fit_max_seq_none": {"en": "longest context that fits: none", "zh": "可容纳的最长上下文：无"},
     "fit_seq_limit": {"en": " (the model's limit)", "zh": "（模型上限）"},
     "fit_none": {"en": "none", "zh": "无"},
     "fit_min_gpus": {"en": "fewest GPUs of this kind: {n} ({parallelism})",
                      "zh": "所需此型号 GPU 的最少数量：{n}（{parallelism}）"},
+    "fit_min_gpus_one": {"en": "fewest GPUs of this kind: 1", "zh": "所需此型号 GPU 的最少数量：1"},
     "fit_min_gpus_none": {"en": "no number of these GPUs fits with {parallelism}",
                           "zh": "使用 {parallelism} 时，任意数量的此型号 GPU 都放不下"},
     "fit_min_gpus_na": {"en": "fewest GPUs: llama.cpp's multi-GPU layer split is not modelled yet",
@@ -1174,9 +1192,17 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "vramscope：正在 http://{host}:{port}/ 上提供服务（按 Ctrl+C 停止）",
     },
     # ---- catalog listing ----
-    "models_header": {"en": "{n} models in the catalog", "zh": "内置目录共 {n} 个模型"},
+    "models_header": {"en": "{n:~model~models} in the catalog", "zh": "内置目录共 {n} 个模型"},
     "models_none": {"en": "no catalog model matches '{query}'", "zh": "目录中没有匹配 '{query}' 的模型"},
-    "gpus_header": {"en": "{n} GPUs in the catalog", "zh": "GPU 目录共 {n} 款"},
+    "lh_id": {"en": "id", "zh": "标识"},
+    "lh_alias": {"en": "alias", "zh": "别名"},
+    "lh_model_type": {"en": "type", "zh": "架构"},
+    "lh_params": {"en": "params", "zh": "参数量"},
+    "models_active": {"en": " ({active} active)", "zh": "（激活 {active}）"},
+    "lh_name": {"en": "name", "zh": "名称"},
+    "lh_memory": {"en": "memory", "zh": "显存"},
+    "lh_usable": {"en": "usable", "zh": "可用"},
+    "gpus_header": {"en": "{n:~GPU~GPUs} in the catalog", "zh": "GPU 目录共 {n} 款"},
     "gpu_size_note": {
         "en": "note: the GPU size {text} is read as {gib} GiB ({bytes} bytes): GPU makers' GB are binary (a "
               "\"24 GB\" card has 24 GiB), so GB, G and GiB mean the same; give plain bytes for any other size",
@@ -1204,10 +1230,44 @@ def detect_lang(explicit: str | None = None) -> str:
     return "en"
 
 
+def _number(value: object) -> float:
+    try:
+        return float(str(value).replace(",", ""))
+    except ValueError:
+        return float("nan")
+
+
+def ordinal(n: object) -> str:
+    """``2`` -> ``2nd``, ``11`` -> ``11th``, ``21`` -> ``21st`` (English ordinals)."""
+    v = int(_number(n)) if _number(n) == _number(n) else 0
+    suffix = "th" if v % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(v % 10, "th")
+    return f"{n}{suffix}"
+
+
+class _Formatter(string.Formatter):
+    """Two format specs for English words: ``{n:~sequence~sequences}`` gives "1 sequence" / "2 sequences" (the
+    number, then the noun it takes), ``{n:th}`` gives "2nd". Chinese needs neither: "{n} 条序列", "每 {n} 层"."""
+
+    def format_field(self, value: object, format_spec: str) -> str:
+        if format_spec.startswith("~"):
+            one, _, many = format_spec[1:].partition("~")
+            return f"{value} {one if _number(value) == 1 else many}"
+        if format_spec == "th":
+            return ordinal(value)
+        return super().format_field(value, format_spec)
+
+
+_FORMATTER = _Formatter()
+
+
 def t(key: str, lang: str = "en", /, **params: object) -> str:
     """The message ``key`` in ``lang`` (falling back to English), formatted with ``params``."""
     entry = MESSAGES.get(key)
     if entry is None:
         return key
     text = entry.get(lang) or entry["en"]
-    return text.format(**params) if params else text
+    if not params:
+        return text
+    if ":~" in text or ":th}" in text:
+        return _FORMATTER.vformat(text, (), params)
+    return text.format(**params)

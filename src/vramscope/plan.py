@@ -273,7 +273,7 @@ def _training_candidates(w: Workload) -> list[Candidate]:
     """The changes that may make a training workload fit, in order."""
     cands: list[Candidate] = []
     if w.offload == "none" and w.method in ("full", "freeze"):
-        cands.append(("s_offload", {"what": "optimizer"}, {"offload": "optimizer"}, "speed"))
+        cands.append(("s_offload", {}, {"offload": "optimizer"}, "speed"))
     if w.method in ("full", "freeze"):
         cands += [("s_method", {"method": "lora"}, {"method": "lora"}, "quality"),
                   ("s_method", {"method": "qlora"}, {"method": "qlora", "quant": None}, "quality")]

@@ -44,7 +44,10 @@ def render_table(rows: Sequence[Sequence[str]], right: Sequence[bool], header: b
 def render_estimate(e: Estimate, lang: str = "en", units: str = "GiB") -> str:
     m = e.model
     active = t("active_part", lang, active=format_count(m.active_params)) if m.active_params != m.params else ""
-    trainable = t("trainable_part", lang, trainable=format_count(m.trainable_params)) if m.trainable_params else ""
+    tp = int(e.workload.get("tp") or 1) if e.task != "inference" else 1
+    trainable = "" if not m.trainable_params else \
+        t("trainable_part", lang, trainable=format_count(m.trainable_params)) if tp == 1 else \
+        t("trainable_part_tp", lang, trainable=format_count(m.trainable_params), tp=tp)
     out = [t("model_line", lang, name=m.name, params=format_count(m.params), active=active, trainable=trainable),
            t("estimate_line", lang, task=t(f"task_{e.task}", lang), estimator=e.estimator), ""]
     rows = [[t("hdr_component", lang), t("hdr_memory", lang), t("hdr_share", lang)]]
@@ -217,6 +220,8 @@ def render_fit(a: "FitAnswer", lang: str = "en", units: str = "GiB") -> str:
     lines.extend("  " + wrap(t("warning_line", lang, text=w.render(lang)), 98, "    ") for w in warnings(e))
     if not engine_for(e.workload).multi_gpu:
         lines.append("  " + t("fit_min_gpus_na", lang))
+    elif a.min_gpus == 1:
+        lines.append("  " + t("fit_min_gpus_one", lang))
     elif a.min_gpus is not None:
         lines.append("  " + t("fit_min_gpus", lang, n=a.min_gpus, parallelism=a.min_gpus_parallelism))
     else:
