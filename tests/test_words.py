@@ -11,7 +11,8 @@ from vramscope.present.table import render_estimate, render_fit
 
 
 def cli(*args):
-    p = subprocess.run([sys.executable, "-m", "vramscope", *args, "--no-hub"], capture_output=True, text=True)
+    hub = ["--no-hub"] if args[0] in ("estimate", "fit") else []
+    p = subprocess.run([sys.executable, "-m", "vramscope", *args, *hub], capture_output=True, text=True)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -27,3 +28,81 @@ def test_seq_beyond_trained_context_is_a_warning_line():
     rc, out, err = cli("estimate", "bert-base-uncased", "--seq", "100000")
     assert rc == 2 and "512" in err and "Traceback" not in err
     assert "warning" not in render_estimate(vramscope.estimate("llama-3-8b", seq=8192))
+
+
+def test_index_without_config_is_named_by_its_folder(tmp_path, monkeypatch):
+    """``vramscope estimate model.safetensors.index.json`` from inside the folder: the model is named after the
+    folder, not '.'."""
+    from fixtures import write_model_dir
+
+    folder = write_model_dir(tmp_path / "my-llama", shards=2)
+    (folder / "config.json").unlink()
+    monkeypatch.chdir(folder)
+    for given in ("model.safetensors.index.json", ".", "./model.safetensors.index.json"):
+        assert vramscope.estimate(given, hub=False).model.name == "my-llama", given
+
+
+def test_plurals_and_ordinals():
+    from vramscope.i18n import ordinal, t
+
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111)] == \
+        ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th"]
+    assert t("fit_max_seq", "en", n="1", limit="") == "longest context that fits: 1 token"
+    assert t("fit_max_seq", "en", n="8,192", limit="") == "longest context that fits: 8,192 tokens"
+    out = render_estimate(vramscope.estimate("llama-3-8b", gpus=["h100"]))
+    assert "1 sequence of 4096 tokens" in out and "(s)" not in out
+    e = vramscope.estimate("llama-3-8b", task="finetune", checkpoint_every=2, pp=2, grad_accum=1)
+    out = render_estimate(e)
+    assert "every 2nd" in out and "1 micro-batch per step" in out and "2th" not in out
+    rc, out, _ = cli("fit", "llama-3-8b", "--gpu", "h100")
+    assert "fewest GPUs of this kind: 1\n" in out and "(none)" not in out
+
+
+def test_nominal_shape_names_the_given_kv_heads():
+    e = vramscope.estimate(params="7B", kv_heads=8)
+    text = " ".join(a.render() for a in e.assumptions)
+    assert "GQA with 8 KV heads" in text and "MHA" not in text
+    assert "MHA" in " ".join(a.render() for a in vramscope.estimate(params="7B").assumptions)
+
+
+def test_llamacpp_has_no_torch_workspace():
+    e = vramscope.estimate("llama-3-8b", engine="llama.cpp", quant="Q4_K_M", gpus=["rtx-4090"])
+    text = " ".join(a.render() for a in e.assumptions)
+    assert "torch's cuBLAS" not in text and "no torch cuBLAS workspace" in text
+    from vramscope.memory.overhead import CONTEXT_NOMINAL
+
+    assert e.components["overhead"] == CONTEXT_NOMINAL
+
+
+def test_trainable_under_tensor_parallelism_says_per_gpu():
+    out = render_estimate(vramscope.estimate("llama-3-70b", task="finetune", num_gpus=8, parallelism="tp"))
+    assert "8.82B trainable per GPU (its shard of 8-way tensor parallelism)" in out.splitlines()[0]
+
+
+def test_validate_table_fits_100_columns_and_signs_the_worst_error():
+    import json
+    import pathlib
+
+    records = pathlib.Path(__file__).resolve().parent.parent / "validation" / "published.jsonl"
+    for lang in ("en", "zh"):
+        rc, out, err = cli("validate", str(records), "--lang", lang)
+        assert rc == 0, err
+        from vramscope.present.table import width
+
+        assert max(width(line) for line in out.splitlines()) <= 100
+    rc, out, _ = cli("validate", str(records), "--json")
+    summ = json.loads(out)["summary"]["all"]["analytic"]
+    assert summ["worst_error"] == pytest.approx(-summ["worst_abs_error"]) or \
+        summ["worst_error"] == pytest.approx(summ["worst_abs_error"])
+    rc, text, _ = cli("validate", str(records))
+    worst = f"{100 * summ['worst_error']:+.1f}%"
+    assert worst in text.split("worst error")[1]
+
+
+def test_catalog_tables_in_chinese():
+    rc, out, _ = cli("models", "mixtral", "--lang", "zh")
+    assert "激活" in out and "active" not in out and "params" not in out
+    rc, out, _ = cli("gpus", "4090", "--lang", "zh")
+    assert "显存" in out and "usable" not in out
+    rc, out, _ = cli("models", "qwen2.5-0.5")
+    assert out.startswith("1 model in the catalog")

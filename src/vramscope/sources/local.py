@@ -40,8 +40,10 @@ def read_config(path: Path) -> dict[str, Any]:
 
 
 def _name_for(path: Path) -> str:
+    """The model's name: its folder's (``.`` and ``dir/..`` named by the folder they are, not as typed)."""
     folder = path if path.is_dir() else path.parent
-    return folder.name or str(path)
+    return folder.name if folder.name not in ("", ".", "..") else (os.path.abspath(folder).rstrip(os.sep).rsplit(
+        os.sep, 1)[-1] or str(path))
 
 
 def _listing(folder: Path) -> list[str]:
