@@ -853,7 +853,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "total_vllm": {"en": "total (preallocated)", "zh": "合计（预分配）"},
     "total_vllm_needed": {"en": "total (needed)", "zh": "合计（所需）"},
     "range": {"en": "likely range", "zh": "可能范围"},
+    "range_line": {"en": "likely range: {low} – {high}", "zh": "可能范围：{low} – {high}"},
+    "peak_line": {"en": "peak phase: {phase} ({phases})", "zh": "峰值阶段：{phase}（{phases}）"},
     "assumptions": {"en": "Assumptions", "zh": "假设"},
+    "assumptions_line": {"en": "Assumptions:", "zh": "假设："},
     "warning_line": {"en": "warning: {text}", "zh": "警告：{text}"},
     "peak_phase": {"en": "peak phase", "zh": "峰值阶段"},
     "model_line": {

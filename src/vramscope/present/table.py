@@ -61,9 +61,9 @@ def render_estimate(e: Estimate, lang: str = "en", units: str = "GiB") -> str:
     out.append(render_table(rows, (False, True, True)))
     out.extend(memory_lines(e, lang, units))
     if len(e.phases) > 1:
-        phases = ", ".join(f"{t('phase_' + p, lang)} {format_bytes(sum(v.values()), units)}"
-                           for p, v in e.phases.items())
-        out.append(f"{t('peak_phase', lang)}: {t('phase_' + e.peak_phase, lang)} ({phases})")
+        phases = t("list_sep", lang).join(f"{t('phase_' + p, lang)} {format_bytes(sum(v.values()), units)}"
+                                          for p, v in e.phases.items())
+        out.append(t("peak_line", lang, phase=t("phase_" + e.peak_phase, lang), phases=phases))
     out.extend(engine.table_lines(e, lang, units))
     if e.engine.get("host_bytes"):
         out.append(t("host_line", lang, host=format_bytes(e.engine["host_bytes"], units)))
@@ -82,7 +82,7 @@ def render_estimate(e: Estimate, lang: str = "en", units: str = "GiB") -> str:
         out.extend(engine.gpu_line(e, g, lang, units) for g in e.gpus)
     if e.assumptions:
         out.append("")
-        out.append(t("assumptions", lang) + ":")
+        out.append(t("assumptions_line", lang))
         out.extend(f"  - {a.render(lang)}" for a in e.assumptions if a.key not in WARNINGS)
     return "\n".join(out)
 
@@ -95,7 +95,7 @@ def memory_lines(e: Estimate, lang: str, units: str) -> list[str]:
     if m is None or m.basis == "engine":
         if (low, high) == (e.total_bytes, e.total_bytes):
             return []
-        return [f"{t('range', lang)}: {format_bytes(low, units)} – {format_bytes(high, units)}"]
+        return [t("range_line", lang, low=format_bytes(low, units), high=format_bytes(high, units))]
     from ..memory.device import VERSION_SPREAD, VERSION_SPREAD_TRANSIENT
 
     why = ", " if lang == "en" else "、"
