@@ -485,7 +485,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return COMMANDS[args.command](args, lang)
     except VramscopeError as e:
-        print("vramscope: error: " + _one_line(e.render(lang, "cli")), file=sys.stderr)
+        print(t("cli_error", lang, message=_one_line(e.render(lang, "cli"))), file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
         return 0
@@ -495,8 +495,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as e:  # an internal bug: one line unless debugging
         if os.environ.get("VRAMSCOPE_DEBUG"):
             raise
-        print(f"vramscope: internal error: {type(e).__name__}: {e} (set VRAMSCOPE_DEBUG=1 for the traceback "
-              "and please report it)", file=sys.stderr)
+        print(t("cli_internal_error", lang, kind=type(e).__name__, detail=_one_line(str(e), 300)), file=sys.stderr)
         return EXIT_INTERNAL
 
 

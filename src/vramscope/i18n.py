@@ -37,6 +37,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     "json_depth": {"en": "nested more than {limit} levels deep", "zh": "嵌套超过 {limit} 层"},
     "json_syntax": {"en": "{msg} at line {line} column {column}", "zh": "第 {line} 行第 {column} 列：{msg}"},
     # ---- errors: one line, naming the field, what was given and what is allowed ----
+    "cli_error": {"en": "vramscope: error: {message}", "zh": "vramscope：错误：{message}"},
+    "cli_internal_error": {
+        "en": "vramscope: internal error: {kind}: {detail} (set VRAMSCOPE_DEBUG=1 for the traceback and please report it)",
+        "zh": "vramscope：内部错误：{kind}：{detail}（设置 VRAMSCOPE_DEBUG=1 可查看调用栈，请报告此问题）",
+    },
+    # ---- reasons of conflicts and refusals (rendered inside the error line) ----
     "interrupted": {
         "en": "interrupted",
         "zh": "已中断",
@@ -1066,7 +1072,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "fa_precision_pure": {"en": "pure {dtype}{quant}", "zh": "纯 {dtype}{quant}"},
     "fa_precision_mixed": {"en": "mixed precision (fp32 master, {dtype} compute{quant})",
                            "zh": "混合精度（fp32 主权重，{dtype} 计算{quant}）"},
-    "fa_precision_fp32": {"en": "fp32{quant}", "zh": "fp32{quant}"},
+    "fa_precision_fp32": {"en": "fp32{quant}", "zh": "全 fp32{quant}"},
     "fa_precision_deepspeed": {"en": "DeepSpeed mixed precision ({dtype}{quant}, fp32 master)",
                                "zh": "DeepSpeed 混合精度（{dtype}{quant}，fp32 主权重）"},
     "fa_precision_lora": {"en": "frozen base {dtype}{quant}", "zh": "冻结基座 {dtype}{quant}"},

@@ -63,7 +63,7 @@ def render_estimate(e: Estimate, lang: str = "en", units: str = "GiB") -> str:
     if len(e.phases) > 1:
         phases = t("list_sep", lang).join(f"{t('phase_' + p, lang)} {format_bytes(sum(v.values()), units)}"
                                           for p, v in e.phases.items())
-        out.append(t("peak_line", lang, phase=t("phase_" + e.peak_phase, lang), phases=phases))
+        out.append(t("peak_line", lang, phase=t('phase_' + e.peak_phase, lang), phases=phases))
     out.extend(engine.table_lines(e, lang, units))
     if e.engine.get("host_bytes"):
         out.append(t("host_line", lang, host=format_bytes(e.engine["host_bytes"], units)))
