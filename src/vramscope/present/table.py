@@ -83,7 +83,7 @@ def render_estimate(e: Estimate, lang: str = "en", units: str = "GiB") -> str:
     if e.assumptions:
         out.append("")
         out.append(t("assumptions_line", lang))
-        out.extend(f"  - {a.render(lang)}" for a in e.assumptions if a.key not in WARNINGS)
+        out.extend(wrap(f"  - {a.render(lang)}", 100, "    ") for a in e.assumptions if a.key not in WARNINGS)
     return "\n".join(out)
 
 
@@ -231,10 +231,10 @@ def render_fit(a: "FitAnswer", lang: str = "en", units: str = "GiB") -> str:
     if a.suggestions:
         lines.append("  " + t("fit_suggestions", lang))
         for s in a.suggestions:
-            lines.append("    - " + t("fit_suggestion_line", lang, desc=s.render(lang),
-                                        total=format_bytes(s.total_bytes, units),
-                                        saves=format_bytes(s.saves_bytes, units), cost=t(f"cost_{s.cost}", lang),
-                                        fits=t("fit_fits_mark", lang) if s.fits else ""))
+            lines.append(wrap("    - " + t("fit_suggestion_line", lang, desc=s.render(lang),
+                                             total=format_bytes(s.total_bytes, units),
+                                             saves=format_bytes(s.saves_bytes, units), cost=t(f"cost_{s.cost}", lang),
+                                             fits=t("fit_fits_mark", lang) if s.fits else ""), 100, "      "))
             if s.command:
                 lines.append("      " + t("fit_suggestion_command", lang, command=s.command))
     return "\n".join(lines)
