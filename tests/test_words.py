@@ -106,3 +106,21 @@ def test_catalog_tables_in_chinese():
     assert "显存" in out and "usable" not in out
     rc, out, _ = cli("models", "qwen2.5-0.5")
     assert out.startswith("1 model in the catalog")
+
+
+def test_fit_says_what_it_assumed():
+    rc, out, _ = cli("fit", "llama-3-70b", "--task", "finetune", "--gpu", "h100")
+    head = " ".join(out.split("meta-llama/")[0].split())
+    for part in ("Assumed: fine-tuning (full)", "sequence 2,048 (default; --seq)", "micro-batch 1", "pure bf16",
+                 "optimizer adamw", "gradient checkpointing off", "Hugging Face Trainer / TRL"):
+        assert part in head, part
+    rc, out, _ = cli("fit", "llama-3-70b", "--task", "finetune", "--gpu", "h100", "--precision", "mixed",
+                     "--grad-checkpointing", "--seq", "4096", "--lang", "zh")
+    head = out.split("meta-llama/")[0]
+    assert "混合精度" in head and "梯度检查点开启" in head and "序列 4,096" in head and "Assumed" not in head
+    rc, out, _ = cli("fit", "llama-3-8b", "--engine", "vllm", "--gpu", "h100", "--json")
+    import json
+
+    d = json.loads(out)
+    assert any("max_model_len 8,192" in a for a in d["assumed"]) and d["headroom_bytes"] == \
+        d["budget_bytes"] - d["needed_bytes"]
