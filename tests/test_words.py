@@ -124,3 +124,37 @@ def test_fit_says_what_it_assumed():
     d = json.loads(out)
     assert any("max_model_len 8,192" in a for a in d["assumed"]) and d["headroom_bytes"] == \
         d["budget_bytes"] - d["needed_bytes"]
+
+
+ZH_COMMANDS = [
+    ["estimate", "llama-3-8b", "--gpu", "rtx-4090"],
+    ["estimate", "llama-3-8b", "--task", "finetune", "--method", "qlora", "--gpu", "rtx-4090"],
+    ["estimate", "llama-3-8b", "--task", "finetune", "--framework", "torchtune"],
+    ["estimate", "llama-3-8b", "--engine", "vllm", "--gpu", "h100"],
+    ["estimate", "mixtral-8x7b", "--task", "finetune", "--gpus", "8", "--zero", "2", "--ep", "8"],
+    ["estimate", "llama-3-70b", "--task", "finetune", "--gpus", "8", "--tp", "4", "--pp", "2", "--grad-accum", "8"],
+    ["estimate", "qwen2.5-7b", "--engine", "llama.cpp", "--quant", "Q4_K_M", "-ngl", "10", "--gpu", "rtx-4090"],
+    ["estimate", "--params", "7B", "--kv-heads", "8"],
+    ["estimate", "llama-3-8b", "--seq", "8193"],
+    ["fit", "llama-3-8b", "--task", "finetune", "--gpu", "rtx-4090"],
+    ["fit", "llama-3-70b", "--engine", "llama.cpp", "-c", "8192", "--gpu", "rtx-4090"],
+    ["models", "mixtral"], ["gpus", "a100"],
+    ["estimate", "llama-3-8b", "--gpus", "3"],  # an error
+    ["estimate", "mixtral-8x7b", "--task", "finetune", "--ep", "3"],  # an error
+]
+#: English words that never belong in a Chinese sentence ("GPU" and "token" do: they are used as they are)
+_ENGLISH = re.compile(r"\b(the|is|are|and|of|with|not|use|add|per|from|on|as|to|GPUs|layers?|tokens|parameters)\b")
+
+
+def _prose(text):
+    """The text a reader reads as sentences: commands, `code`, options, identifiers and file names removed."""
+    text = "\n".join(line for line in text.splitlines() if "vramscope fit " not in line)
+    text = re.sub(r"`[^`]*`|'[^']*'|--[\w-]+|-\w+\b|\S*[/_.=]\S*|\w+\(\)", " ", text)
+    return text
+
+
+@pytest.mark.parametrize("argv", ZH_COMMANDS, ids=" ".join)
+def test_chinese_output_has_no_english_sentences(argv):
+    rc, out, err = cli(*argv, "--lang", "zh")
+    words = _ENGLISH.findall(_prose(out + err))
+    assert not words, (words, out + err)

@@ -72,7 +72,7 @@ def resolve_params(params: int, *, layers: Optional[int] = None, hidden: Optiona
         raise VramscopeError("shape_kv_heads", where="", field="--kv-heads", kv=n_kv, heads=n_heads)
     given = any(v is not None for v in options.values())
     spec = ModelSpec(
-        name=f"{params / 1e9:g}B parameters", model_type="params", num_layers=n_layers, hidden_size=h,
+        name=f"{params / 1e9:g}B (--params)", model_type="params", num_layers=n_layers, hidden_size=h,
         num_heads=n_heads, num_kv_heads=n_kv, head_dim=hd,
         intermediate_size=intermediate or 4 * h, vocab_size=vocab or NOMINAL_VOCAB, mlp_gated=False,
         source="--params",
