@@ -209,7 +209,7 @@ def render_fit(a: "FitAnswer", lang: str = "en", units: str = "GiB") -> str:
                   t("fit_header_budget", lang, budget=format_bytes(a.budget, units),
                     util=e.workload.get("gpu_memory_utilization"), **head), 100, "  "),
              "  " + (t("fit_max_batch", lang, n=a.max_batch or t("fit_none", lang)) if a.max_concurrency is None
-                     else t("fit_max_concurrency", lang, n=e.engine.get("max_model_len"), c=a.max_concurrency)),
+                     else t("fit_max_concurrency", lang, n=f"{e.engine.get('max_model_len') or 0:,}", c=a.max_concurrency)),
              "  " + (t("fit_max_seq", lang, n=f"{a.max_seq:,}",
                         limit=t("fit_seq_limit", lang) if a.max_seq == a.seq_limit else "")
                       if a.max_seq else t("fit_max_seq_none", lang))]
