@@ -87,5 +87,6 @@ def test_llamacpp_ladder_walks_every_gguf_type():
     assert part.total_bytes <= gpu.usable_bytes < more.total_bytes
     assert any(s.changes.get("quant") == "IQ2_XS" and s.fits for s in a.suggestions)
     out = render_fit(a)
-    assert "IQ2_XXS" in out and "--quant IQ2_XS" in out and "--quant Q4_K_M --n-gpu-layers" in out
+    assert "IQ2_XXS" in out and "--quant IQ2_XS" in out
+    assert any("--quant Q4_K_M" in line and "--n-gpu-layers" in line for line in out.splitlines())
     assert max(len(line) for line in out.splitlines() if "vramscope fit" not in line and " - " not in line) <= 100

@@ -481,7 +481,7 @@ def pipeline(spec: ModelSpec, w: Workload, phases: Phases, layer_acts: int,
     from ..errors import Text
 
     notes.append(Assumption("a_pp", {"pp": w.pp, "schedule": w.pp_schedule, "m": w.grad_accum,
-                                     "kind": Text("stage_" + busiest["kind"].split()[0])}))
+                                     "kind": Text('stage_' + busiest["kind"].split()[0])}))
     return phases, {"stages": w.pp, "schedule": w.pp_schedule, "micro_batches": w.grad_accum, "ranks": rows}
 
 
