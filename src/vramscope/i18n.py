@@ -738,6 +738,38 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "activation offloading: saved activations ({host}) go to pinned CPU memory in forward and come back one autograd node at a time (torchtune / TRL OffloadActivations); the loss head stays on the GPU",
         "zh": "激活值卸载：前向保存的激活值（{host}）转存到锁页 CPU 内存，反向时按 autograd 节点逐个取回（torchtune / TRL OffloadActivations）；损失头留在 GPU",
     },
+    "a_hf_ckpt_adapters": {
+        "en": "gradient checkpointing on, as LoRA/QLoRA run with Hugging Face: TRL's SFTConfig sets "
+              "gradient_checkpointing=True and peft's prepare_model_for_kbit_training use_gradient_checkpointing=True; "
+              "non-reentrant, as transformers 5 sets it (use_reentrant=False); --no-grad-checkpointing turns it off",
+        "zh": "梯度检查点开启，与 Hugging Face 上运行 LoRA/QLoRA 时一致：TRL 的 SFTConfig 默认 gradient_checkpointing=True，"
+              "peft 的 prepare_model_for_kbit_training 默认 use_gradient_checkpointing=True；按 transformers 5 的设置为非重入式"
+              "（use_reentrant=False）；--no-grad-checkpointing 可关闭",
+    },
+    "a_hf_ckpt_off": {
+        "en": "gradient checkpointing off: the Trainer's default (gradient_checkpointing=False); TRL's SFTConfig turns "
+              "it on (--grad-checkpointing)",
+        "zh": "梯度检查点关闭：Trainer 的默认值（gradient_checkpointing=False）；TRL 的 SFTConfig 默认开启（--grad-checkpointing）",
+    },
+    "a_hf_optimizer": {
+        "en": "optimizer adamw-fused: the Trainer's default optim, adamw_torch_fused (transformers 5 with torch >= 2.8); "
+              "--optimizer adamw for torch's foreach AdamW",
+        "zh": "优化器 adamw-fused：Trainer 的默认 optim 为 adamw_torch_fused（transformers 5 配合 torch >= 2.8）；"
+              "--optimizer adamw 为 torch 的 foreach AdamW",
+    },
+    "a_hf_qlora_variants": {
+        "en": "QLoRA as peft loads it (fp32 adapters, the rest of the base 16-bit); TRL's SFTTrainer casts the adapters "
+              "to bf16 ({trl} less), peft's prepare_model_for_kbit_training casts the unquantized embeddings, norms "
+              "and head to fp32 ({kbit} more)",
+        "zh": "QLoRA 按 peft 的加载方式估算（适配器 fp32，基座其余部分 16 位）；TRL 的 SFTTrainer 把适配器转为 bf16（少 {trl}），"
+              "peft 的 prepare_model_for_kbit_training 把未量化的词嵌入、归一化层和输出头转为 fp32（多 {kbit}）",
+    },
+    "a_tt_opt_in_bwd_default": {
+        "en": "optimizer in backward: the default of torchtune's full single-device recipes (optimizer_in_bwd: True); "
+              "--no-optimizer-in-backward turns it off",
+        "zh": "优化器在反向传播中更新：torchtune 单卡全量微调配方的默认值（optimizer_in_bwd: True）；"
+              "--no-optimizer-in-backward 可关闭",
+    },
     "a_opt_in_bwd": {
         "en": "optimizer step fused into backward: each parameter is updated and its gradient freed as soon as the gradient is complete (torchtune optimizer_in_bwd), so gradients never all exist at once",
         "zh": "优化器步骤融合进反向传播：每个参数的梯度一算完就更新并释放（torchtune optimizer_in_bwd），梯度不会同时全部存在",
@@ -1087,6 +1119,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "fa_precision_lora": {"en": "frozen base {dtype}{quant}", "zh": "冻结基座 {dtype}{quant}"},
     "fa_optimizer": {"en": "optimizer {optimizer}", "zh": "优化器 {optimizer}"},
     "fa_ckpt_on": {"en": "gradient checkpointing on", "zh": "梯度检查点开启"},
+    "fa_ckpt_on_default": {"en": "gradient checkpointing on (the framework's default; --no-grad-checkpointing)",
+                           "zh": "梯度检查点开启（框架默认；--no-grad-checkpointing）"},
     "fa_ckpt_off": {"en": "gradient checkpointing off (--grad-checkpointing)", "zh": "梯度检查点关闭（--grad-checkpointing）"},
     "fa_framework_hf": {"en": "Hugging Face Trainer / TRL (--framework)", "zh": "Hugging Face Trainer / TRL（--framework）"},
     "fa_framework_pytorch": {"en": "a plain PyTorch loop (--framework)", "zh": "普通 PyTorch 训练循环（--framework）"},

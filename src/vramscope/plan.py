@@ -459,7 +459,10 @@ def assumed(model: ResolvedModel, w: Workload) -> tuple[tuple[str, dict[str, Any
 
         out.append(("fa_precision_" + recipe_for(w, dtype), {"dtype": dtype, "quant": quant}))
         out.append(("fa_optimizer", {"optimizer": w.optimizer}))
-        out.append(("fa_ckpt_on" if w.grad_checkpointing else "fa_ckpt_off", {}))
+        given = w.options is None or any(k in w.options for k in ("grad_checkpointing", "checkpoint_mode",
+                                                                  "checkpoint_every"))
+        out.append(("fa_ckpt_off" if not w.grad_checkpointing else "fa_ckpt_on" if given else "fa_ckpt_on_default",
+                    {}))
         out.append(("fa_framework_" + w.framework, {}))
     else:
         gguf = engine_for(w).gguf_quants
