@@ -359,7 +359,9 @@ def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
             "activation_offload": bool(v.get("activation_offload")),
             "ce_chunks": v.get("ce_chunks", profile.ce_chunks if training else 1), "packing": bool(v.get("packing")),
             "optimizer_in_backward": bool(in_bwd), "dora": bool(v.get("dora")), "lora_alpha": alpha,
-            "optimizer": v.get("optimizer", profile.full_single_optimizer if full_single else profile.optimizer),
+            # inference runs no optimizer: its field keeps the row's default, whatever the framework's
+            "optimizer": v.get("optimizer", (profile.full_single_optimizer if full_single else profile.optimizer)
+                               if training else table()["optimizer"].default),
             "lora_targets": v.get("lora_targets") or profile.lora_targets}
 
 
