@@ -752,10 +752,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "梯度检查点关闭：Trainer 的默认值（gradient_checkpointing=False）；TRL 的 SFTConfig 默认开启（--grad-checkpointing）",
     },
     "a_hf_optimizer": {
-        "en": "optimizer adamw-fused: the Trainer's default optim, adamw_torch_fused (transformers 5 with torch >= 2.8); "
-              "--optimizer adamw for torch's foreach AdamW",
-        "zh": "优化器 adamw-fused：Trainer 的默认 optim 为 adamw_torch_fused（transformers 5 配合 torch >= 2.8）；"
-              "--optimizer adamw 为 torch 的 foreach AdamW",
+        "en": "optimizer adamw: torch's foreach AdamW; the Trainer's own default optim is adamw_torch_fused "
+              "(transformers 5 with torch >= 2.8), not yet applied here: --optimizer adamw-fused",
+        "zh": "优化器 adamw：torch 的 foreach AdamW；Trainer 自身的默认 optim 为 adamw_torch_fused（transformers 5 配合 "
+              "torch >= 2.8），此处尚未采用：可用 --optimizer adamw-fused",
     },
     "a_hf_qlora_variants": {
         "en": "QLoRA as peft loads it (fp32 adapters, the rest of the base 16-bit); TRL's SFTTrainer casts the adapters "

@@ -258,11 +258,11 @@ CORE: tuple[Option, ...] = (
     O("optimizer", ("--optimizer",), "custom", "adamw", contextual=True, group="training", owner="training",
       parse=_lazy_choice(".memory.optimizer_states", "OPTIMIZERS"),
       help_en="adamw | adam | adamw-fused | adamw-8bit | paged-adamw | paged-adamw-8bit | sgd | sgd-momentum | lion "
-              "| adafactor (default: the framework's: hf adamw-fused, the Trainer's adamw_torch_fused; pytorch adamw; "
-              "torchtune adamw-fused, full single-GPU paged-adamw-8bit)",
+              "| adafactor (default: the framework's: hf and pytorch adamw; torchtune adamw-fused, full single-GPU "
+              "paged-adamw-8bit)",
       help_zh="adamw | adam | adamw-fused | adamw-8bit | paged-adamw | paged-adamw-8bit | sgd | sgd-momentum | lion "
-              "| adafactor（默认取框架的：hf 为 adamw-fused，即 Trainer 的 adamw_torch_fused；pytorch 为 adamw；"
-              "torchtune 为 adamw-fused，单卡全量微调为 paged-adamw-8bit）"),
+              "| adafactor（默认取框架的：hf 与 pytorch 为 adamw；torchtune 为 adamw-fused，单卡全量微调为 "
+              "paged-adamw-8bit）"),
     O("grad_checkpointing", ("--grad-checkpointing",), "custom", False, contextual=True, group="training", owner="training",
       parse=_grad_checkpointing, const="full", metavar="MODE", negation="--no-grad-checkpointing",
       help_en="activation checkpointing: full (default when given; every layer recomputed) | selective (only core "
@@ -301,10 +301,10 @@ CORE: tuple[Option, ...] = (
       help_zh="none | optimizer | optimizer+params（训练：ZeRO-Offload / FSDP CPU 卸载）"),
     O("framework", ("--framework",), "custom", "hf", group="parallel", owner="training",
       parse=lambda value, field: choice(value, field, _choices(".frameworks", "FRAMEWORKS")),
-      help_en="training loop: hf (Trainer / TRL, default; its defaults: fused AdamW, LoRA/QLoRA with checkpointing) "
+      help_en="training loop: hf (Trainer / TRL, default; its defaults: LoRA/QLoRA with checkpointing) "
               "| pytorch (plain loop) | torchtune (its recipes' defaults: checkpointing, chunked cross-entropy, bf16 "
               "adapters)",
-      help_zh="训练循环：hf（Trainer / TRL，默认；其默认值：融合 AdamW，LoRA/QLoRA 开启检查点）| pytorch（普通循环）| "
+      help_zh="训练循环：hf（Trainer / TRL，默认；其默认值：LoRA/QLoRA 开启检查点）| pytorch（普通循环）| "
               "torchtune（其配方的默认值：检查点、"
               "分块交叉熵、bf16 适配器）"),
     O("pp", ("--pp", "--pipeline-parallel-size", "-pp"), "int", 1, group="parallel", lo=1, hi=1024,
