@@ -430,7 +430,9 @@ def quant_ladder(model: ResolvedModel, w: Workload, gpu: Gpu, usable: int, seq_l
             max_seq = largest_fitting(lambda s_: _total(model, replace(new, seq=s_)) <= usable, new.seq,
                                       max(seq_limit, new.seq))
         else:
-            ngl = engine.max_gpu_layers(model, new, usable, lambda x: _total(model, x))  # type: ignore[attr-defined]
+            # llama.cpp's -ngl; an engine that places layers itself (Ollama) has no such search
+            layers = getattr(engine, "max_gpu_layers", None)
+            ngl = layers(model, new, usable, lambda x: _total(model, x)) if layers is not None else None
             if ngl is not None:
                 changes["n_gpu_layers"] = ngl
         command = None if w.options is None else command_line(model, merge_options(w.options, changes), gpu)

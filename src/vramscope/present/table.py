@@ -181,8 +181,10 @@ def render_ladder(a: "FitAnswer", lang: str = "en", units: str = "GiB") -> list[
             where = t("lr_full", lang, total=format_bytes(r.total_bytes, units))
         elif r.n_gpu_layers:
             where = t("lr_ngl", lang, n=r.n_gpu_layers)
-        else:
+        elif r.n_gpu_layers == 0:
             where = t("lr_cpu", lang)
+        else:  # not even with every layer in host memory (or an engine that places layers itself)
+            where = t("lr_no", lang)
         rows.append([r.quant, f"{r.bits_per_weight:.2f}", where, f"{r.max_seq:,}" if r.fits else "-",
                      t(r.note[0], lang, **r.note[1])])
     out = ["  " + t("fit_ladder", lang, seq=f"{seq:,}")]
