@@ -26,6 +26,8 @@ def files(tmp_path_factory):
     write_model_dir(d, shards=2)  # ./model.safetensors.index.json with its shards and config.json
     for name in ("examples", "validation"):
         (d / name).symlink_to(rs.ROOT / name)
+    # a pasted launch command names the user's own DeepSpeed config: the repository's example stands for it
+    (d / "ds.json").symlink_to(rs.ROOT / "examples" / "ds_zero3_offload.json")
     import gguf_real
 
     if gguf_real.sparse_files_work(d):  # the fixture's data section is a 4.9 GB hole

@@ -512,8 +512,6 @@ def pipeline(spec: ModelSpec, w: Workload, phases: Phases, layer_acts: int,
         raise VramscopeError("conflict", field="pp", reason=Text("r_pp_layers", pp=w.pp, layers=spec.num_layers))
     phases, rows = pipeline_stages(spec, w.pp, w.grad_accum, w.pp_schedule, phases, layer_acts)
     busiest = max(rows, key=lambda r: r["peak_bytes"])
-    from ..errors import Text
-
     notes.append(Assumption("a_pp", {"pp": w.pp, "schedule": w.pp_schedule, "m": w.grad_accum,
                                      "kind": Text('stage_' + busiest["kind"].split()[0])}))
     return phases, {"stages": w.pp, "schedule": w.pp_schedule, "micro_batches": w.grad_accum, "ranks": rows}
