@@ -43,7 +43,7 @@ def _caller_module() -> str:
 def outcome_of(rc: int, err: str) -> str:
     if rc in (0, 1):
         return "answer"
-    if rc == 2 and "Traceback" not in err and "internal error" not in err:
+    if rc == 2 and "Traceback" not in err and "internal error" not in err and "内部错误" not in err:
         return "clear error"
     return "internal error"
 
@@ -92,11 +92,11 @@ def assert_clean(rc: int, out: str, err: str, argv: Any = None) -> None:
     where = f" for {argv!r}" if argv is not None else ""
     assert rc in CLEAN_EXITS, f"exit {rc}{where}: {err.strip()[-500:]}"
     assert "Traceback" not in err and "Traceback" not in out, f"traceback{where}: {err[-800:]}"
-    assert "internal error" not in err, f"internal error{where}: {err.strip()}"
+    assert "internal error" not in err and "内部错误" not in err, f"internal error{where}: {err.strip()}"
     if rc == 2:
         lines = [ln for ln in err.splitlines() if ln.strip()]
         assert len(lines) == 1, f"error is not one line{where}: {err!r}"
-        assert "error" in lines[0], f"error line does not say so{where}: {lines[0]!r}"
+        assert "error" in lines[0] or "错误" in lines[0], f"error line does not say so{where}: {lines[0]!r}"
 
 
 def _numbers(obj: Any, path: str = ""):

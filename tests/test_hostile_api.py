@@ -403,7 +403,7 @@ def test_gpu_sizes_that_are_not_a_gpu(gpu):
 
 def test_small_but_real_gpu_sizes():
     assert estimate("qwen2.5-0.5b", gpus="256MiB").gpus[0].memory_bytes == 2**28
-    assert estimate("qwen2.5-0.5b", gpus="24GB").gpus[0].memory_bytes == 24 * 10**9
+    assert estimate("qwen2.5-0.5b", gpus="24GB").gpus[0].memory_bytes == 24 * 2**30  # a "24 GB" card has 24 GiB
 
 
 FLOAT_OPTIONS = {"lora_alpha": dict(task="finetune", method="lora"), "lora_dropout": dict(task="finetune",

@@ -35,7 +35,9 @@ CASES = [
     ("mixtral-8x7b", dict(task="inference", seq=256)),
     ("mixtral-8x7b", dict(task="finetune", seq=128, method="lora")),
     ("mixtral-8x7b", dict(task="finetune", seq=128, method="lora", grad_checkpointing=True)),
-    ("qwen3-30b-a3b", dict(task="finetune", seq=128, method="lora")),
+    # MoE LoRA as these cases were written, without checkpointing (hf now checkpoints LoRA by default; the MoE
+    # LoRA cases with checkpointing disagree with the trace and are not claimed yet)
+    ("qwen3-30b-a3b", dict(task="finetune", seq=128, method="lora", grad_checkpointing=False)),
     ("llama-3-8b", dict(task="finetune", seq=256, method="lora", framework="pytorch")),
     ("llama-3-8b", dict(task="finetune", seq=256, method="freeze", train_modules="o_proj,down_proj")),
     ("llama-3-8b", dict(task="inference", seq=1500, attn="eager")),
@@ -59,7 +61,8 @@ CASES = [
     ("llama-3-8b", dict(task="finetune", seq=256, num_gpus=4, parallelism="fsdp", grad_checkpointing=True)),
     ("qwen2.5-0.5b", dict(task="finetune", seq=256, num_gpus=4, parallelism="fsdp")),
     ("qwen3-8b", dict(task="finetune", seq=512, num_gpus=4, parallelism="fsdp", method="lora")),
-    ("mixtral-8x7b", dict(task="finetune", seq=512, num_gpus=8, parallelism="fsdp", method="lora")),
+    ("mixtral-8x7b", dict(task="finetune", seq=512, num_gpus=8, parallelism="fsdp", method="lora",
+                          grad_checkpointing=False)),
 ]
 
 

@@ -50,3 +50,14 @@ def test_parse_int_bounds():
 def test_format_count():
     assert format_count(8_030_261_248) == "8.03B"
     assert format_count(124_439_808) == "124.44M"
+
+
+@pytest.mark.parametrize("text", ["24GB", "24G", "24GiB", "24gb", "24 GB"])
+def test_gpu_size_is_binary(text):
+    """A "24 GB" card has 24 GiB (the RTX 4090's 24,564 MiB): GPU sizes are binary in every spelling."""
+    from vramscope.gpus import find_gpu, size_note
+
+    assert find_gpu(text).memory_bytes == 24 * 2**30
+    note = size_note(text)
+    assert (note is None) == text.lower().endswith("ib")
+    assert parse_bytes("24GB") == 24 * 10**9  # a plain size outside a GPU stays decimal

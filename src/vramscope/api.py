@@ -151,7 +151,8 @@ def check_workload_for_model(model: ResolvedModel, w: Workload) -> tuple[Workloa
         if ctx and length > ctx:
             if learned:
                 raise VramscopeError("seq_beyond_positions", field=field, seq=length, model=shown(spec.name), n=ctx)
-            notes += (Assumption("a_beyond_context", {"seq": f"{length:,}", "model": spec.name, "n": f"{ctx:,}"}),)
+            notes += (Assumption("a_beyond_context", {"seq": f"{length:,}", "model": spec.name, "n": f"{ctx:,}",
+                                                      "factor": f"{math.ceil(length / ctx * 100) / 100:g}"}),)
     return w, notes
 
 

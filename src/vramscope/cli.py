@@ -205,6 +205,14 @@ def _gpus(args: argparse.Namespace) -> list[str]:
     return list(args.gpu) + list(args.gpu_memory)
 
 
+def _size_notes(gpus: Sequence[str], lang: str) -> list[str]:
+    """A line for each GPU given as a size, saying how the size was read."""
+    from .gpus import size_note
+
+    notes = [size_note(g) for g in dict.fromkeys(gpus)]
+    return [t(n[0], lang, **n[1]) for n in notes if n is not None]
+
+
 def _cmd_estimate(args: argparse.Namespace, lang: str) -> int:
     from .api import estimate_resolved
     from .plan import DEFAULT_SHORTLIST
@@ -220,7 +228,7 @@ def _cmd_estimate(args: argparse.Namespace, lang: str) -> int:
     else:
         from .present.table import render_estimate
 
-        print(render_estimate(result, lang, args.units))
+        print("\n".join([render_estimate(result, lang, args.units), *_size_notes(_gpus(args), lang)]))
     if args.plot:
         from .present.svg import estimate_pictures
 
@@ -306,11 +314,11 @@ def _cmd_models(args: argparse.Namespace, lang: str) -> int:
 
         print(t("models_none", lang, query=shown(args.query)))
         return 0
-    table = [["id", "alias", "type", "params"]]
+    table = [[t("lh_id", lang), t("lh_alias", lang), t("lh_model_type", lang), t("lh_params", lang)]]
     for r in rows:
         p = format_count(r["params"])
         if r["active_params"] != r["params"]:
-            p += f" ({format_count(r['active_params'])} active)"
+            p += t("models_active", lang, active=format_count(r["active_params"]))
         table.append([r["id"], (r["aliases"] or [""])[0], r["model_type"], p])
     print(t("models_header", lang, n=len(rows)))
     print(render_table(table, (False, False, False, True)))
@@ -330,7 +338,7 @@ def _cmd_gpus(args: argparse.Namespace, lang: str) -> int:
     if args.json:
         print(json.dumps(found, indent=2, ensure_ascii=False, allow_nan=False))
         return 0
-    table = [["id", "name", "memory", "usable"]]
+    table = [[t("lh_id", lang), t("lh_name", lang), t("lh_memory", lang), t("lh_usable", lang)]]
     for g in found:
         usable = int(g["memory_bytes"] * g.get("usable_fraction", 1.0))
         table.append([g["id"], g["name"], format_bytes(g["memory_bytes"], args.units),
@@ -345,7 +353,7 @@ def _cmd_fit(args: argparse.Namespace, lang: str) -> int:
 
     from .gpus import find_gpu
     from .plan import DEFAULT_SHORTLIST, fit
-    from .present.table import render_fit
+    from .present.table import render_assumed, render_fit
 
     model, workload = _load(args)
     answers = [fit(model, workload, find_gpu(g)) for g in (_gpus(args) or DEFAULT_SHORTLIST)]
@@ -353,7 +361,8 @@ def _cmd_fit(args: argparse.Namespace, lang: str) -> int:
         data = [a.to_dict(lang) for a in answers]
         print(json.dumps(data[0] if len(data) == 1 else data, indent=2, ensure_ascii=False, allow_nan=False))
     else:
-        print("\n\n".join(render_fit(a, lang, args.units) for a in answers))
+        print("\n".join([render_assumed(answers[0], lang), "\n\n".join(render_fit(a, lang, args.units) for a in answers),
+                         *_size_notes(_gpus(args), lang)]))
     if args.plot:
         from .present.svg import fit_pictures
 
@@ -416,7 +425,7 @@ def _cmd_validate(args: argparse.Namespace, lang: str) -> int:
     import json
     from pathlib import Path
 
-    from .present.table import render_table
+    from .present.table import render_table, wrap
     from .units import format_bytes
     from .validate import read_records, summary, validate
 
@@ -428,37 +437,70 @@ def _cmd_validate(args: argparse.Namespace, lang: str) -> int:
                          allow_nan=False))
         return 0
 
-    def pct(x: object) -> str:
-        return "" if x is None else f"{100 * float(x):+.1f}%"  # type: ignore[arg-type]
+    def pct(x: object, sign: str = "+") -> str:
+        return "" if x is None else f"{100 * float(x):{sign}.1f}%"  # type: ignore[arg-type]
 
-    table = [["record", "measured", "metric", "value", "analytic", "error", "in range", "trace", "error"]]
+    traced = any(r.trace_bytes is not None for r in rows)
+    # the metric compared (allocated, reserved, device, an engine's component) stands for how it was measured,
+    # which the JSON keeps (rows[].measured)
+    head = [t("vh_record", lang), t("vh_metric", lang), t("vh_value", lang),
+            t("vh_analytic", lang), t("vh_error", lang), t("vh_in_range", lang)] + (
+        [t("vh_trace", lang), t("vh_error", lang)] if traced else [])
+    table, skipped = [head], []
     for r in rows:
         d = r.to_dict()
+        name = r.id + ("" if r.component == "total" else f" [{r.component}]") + (" *" if r.caveat else "")
         if r.skipped:
-            table.append([r.id, r.measured, "", format_bytes(r.measured_bytes, args.units),
-                          "skipped: " + r.skipped[:60], "", "", "", ""])
-            continue
-        held = "" if r.in_range is None or r.component != "total" else ("yes" if r.in_range else "no")
-        table.append([r.id + ("" if r.component == "total" else f" [{r.component}]") + (" *" if r.caveat else ""),
-                      r.measured, r.metric, format_bytes(r.measured_bytes, args.units),
-                      format_bytes(r.analytic_bytes or 0, args.units), pct(d["analytic_error"]), held,
-                      "" if r.trace_bytes is None else format_bytes(r.trace_bytes, args.units), pct(d["trace_error"])])
-    print(render_table(table, (False, False, False, True, True, True, False, True, True)))
+            skipped.append((r.id, r.skipped))
+            cells = [t("vh_skipped", lang, n=len(skipped)), "", ""] + (["", ""] if traced else [])
+        else:
+            held = "" if r.in_range is None or r.component != "total" else t("vh_yes" if r.in_range else "vh_no", lang)
+            cells = [format_bytes(r.analytic_bytes or 0, args.units), pct(d["analytic_error"]), held] + (
+                ["" if r.trace_bytes is None else format_bytes(r.trace_bytes, args.units), pct(d["trace_error"])]
+                if traced else [])
+        table.append([name, r.metric or r.measured, format_bytes(r.measured_bytes, args.units)] + cells)
+    # the table stays within 100 columns: long record ids wrap at their dashes, in what the other columns leave
+    from .present.table import width
+
+    others = sum(max(width(row[i]) for row in table) + 2 for i in range(1, len(head)))
+    idw = max(20, 100 - others)
+    wrapped = [table[0]]
+    for row in table[1:]:
+        parts = _wrap_id(row[0], idw)
+        wrapped.append([parts[0]] + row[1:])
+        wrapped += [[p] + [""] * (len(head) - 1) for p in parts[1:]]
+    print(render_table(wrapped, (False, False, True, True, True, False) + ((True, True) if traced else ())))
+    if skipped:
+        print()
+        for k, (rid, why) in enumerate(skipped, 1):
+            print(wrap(f"({k}) {rid}: {why}", 100, "    "))
     caveats = [(r.id, r.caveat) for r in rows if r.caveat and not r.skipped]
     if caveats:
         print()
         notes = dict.fromkeys(part for _, c in caveats for part in c.split("; "))
-        print("* " + "; ".join(notes))
+        print(wrap("* " + t("list_sep_semi", lang).join(notes), 100, "  "))
     print()
-    table = [["kind", "records", "analytic median", "analytic worst", "trace median", "trace worst", "in range"]]
+    table = [[t("vh_kind", lang), t("vh_records", lang), t("vh_median", lang), t("vh_worst", lang),
+              t("vh_in_range", lang)] + ([t("vh_trace_median", lang), t("vh_trace_worst", lang)] if traced else [])]
     for kind, e in summ.items():
         a, tr = e.get("analytic", {}), e.get("trace", {})
         cov = e.get("range_coverage")
-        table.append([kind, str(e["records"]), pct(a.get("median_abs_error")), pct(a.get("worst_abs_error")),
-                      pct(tr.get("median_abs_error")), pct(tr.get("worst_abs_error")),
-                      f"{cov['in_range']} of {cov['n']}" if cov else ""])
-    print(render_table(table, (False, True, True, True, True, True, True)))
+        table.append([kind, str(e["records"]), pct(a.get("median_abs_error"), ""), pct(a.get("worst_error")),
+                      t("vh_of", lang, k=cov["in_range"], n=cov["n"]) if cov else ""]
+                     + ([pct(tr.get("median_abs_error"), ""), pct(tr.get("worst_error"))] if traced else []))
+    print(render_table(table, (False, True, True, True, True) + ((True, True) if traced else ())))
+    print(t("validate_legend", lang))
     return 0
+
+
+def _wrap_id(name: str, width: int) -> list[str]:
+    """A record id in pieces of at most ``width`` characters, broken after a dash where it can be."""
+    parts: list[str] = []
+    while len(name) > width:
+        cut = name.rfind("-", 0, width) + 1 or width
+        parts.append(name[:cut])
+        name = "  " + name[cut:]
+    return parts + [name]
 
 
 def _cmd_serve(args: argparse.Namespace, lang: str) -> int:
@@ -517,7 +559,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return COMMANDS[args.command](args, lang)
     except VramscopeError as e:
-        print("vramscope: error: " + _one_line(e.render(lang, "cli")), file=sys.stderr)
+        print(t("cli_error", lang, message=_one_line(e.render(lang, "cli"))), file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
         return 0
@@ -527,8 +569,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as e:  # an internal bug: one line unless debugging
         if os.environ.get("VRAMSCOPE_DEBUG"):
             raise
-        print(f"vramscope: internal error: {type(e).__name__}: {e} (set VRAMSCOPE_DEBUG=1 for the traceback "
-              "and please report it)", file=sys.stderr)
+        print(t("cli_internal_error", lang, kind=type(e).__name__, detail=_one_line(str(e), 300)), file=sys.stderr)
         return EXIT_INTERNAL
 
 

@@ -28,6 +28,42 @@ class Text:
     def __str__(self) -> str:
         return self.render("en")
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Text) and (self.key, self.params) == (other.key, other.params)
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __repr__(self) -> str:
+        return f"Text({self.key!r}, **{self.params!r})"
+
+
+class Phrase(str):
+    """A sentence that is a plain English ``str`` where one is expected (a model's notes), and renders in either
+    language as its message key: ``Phrase("n_variant", name=..., base=...)``."""
+
+    key: str
+    params: dict
+
+    def __new__(cls, key: str, /, **params: object) -> "Phrase":
+        from .i18n import t
+
+        self = super().__new__(cls, t(key, "en", **params))
+        self.key, self.params = key, params
+        return self
+
+    def render(self, lang: str = "en", surface: str = "api") -> str:
+        from .i18n import t
+
+        return t(self.key, lang, **self.params)
+
+    def __reduce__(self) -> tuple:
+        return (_phrase, (self.key, self.params))
+
+
+def _phrase(key: str, params: dict) -> Phrase:
+    return Phrase(key, **params)
+
 
 class Opt:
     """An option named inside a sentence, spelled for the surface the sentence is shown on: ``Opt("method")`` is
@@ -53,11 +89,11 @@ class Opt:
 
 
 def rendered(params: dict, lang: str, surface: str = "api") -> dict:
-    """``params`` with every :class:`Text`, :class:`Opt` (or error) among them rendered in ``lang`` for
+    """``params`` with every :class:`Text`, :class:`Opt`, :class:`Phrase` (or error) among them rendered in ``lang`` for
     ``surface``, and a ``field`` that names an option spelled for it."""
     out = {}
     for k, v in params.items():
-        if isinstance(v, (Text, Opt, VramscopeError)):
+        if isinstance(v, (Text, Opt, Phrase, VramscopeError)):
             v = v.render(lang, surface)
         elif k == "field" and isinstance(v, str) and surface != "api" and not v.startswith("-"):
             from .options import spell

@@ -1,6 +1,7 @@
 """The GPU catalog (``data/gpus.json``, each entry with its source) and fit verdicts.
 
-A GPU is named by id or alias (``rtx-4090``, ``4090``, ``a100``), by a size (``24GB``, ``80GiB``), or as
+A GPU is named by id or alias (``rtx-4090``, ``4090``, ``a100``), by a size (``24GB``, ``80GiB``: binary in
+every spelling, as GPU makers count it, so ``24GB`` is 24 GiB; :func:`size_note` says so), or as
 ``auto`` (the local NVIDIA GPUs through NVML, from the ``gpu`` extra). Apple entries carry the fraction of
 unified memory Metal lets the GPU use by default (``recommendedMaxWorkingSetSize``), which is what counts.
 
@@ -14,7 +15,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from .errors import VramscopeError
 from .result import GpuVerdict
@@ -77,7 +78,7 @@ def find_gpu(name: str) -> Gpu:
                              allowed="a GPU name (rtx-4090, a100, h100), a memory size (24GB, 80GiB) or auto")
     text = name.strip()
     if looks_like_size(text):
-        size = parse_bytes(text, "--gpu", minimum=MIN_GPU_BYTES)
+        size = parse_bytes(text, "--gpu", minimum=MIN_GPU_BYTES, gpu=True)  # "24GB" is a 24 GiB card
         return Gpu(id=text, name=f"{text} GPU", memory_bytes=size)
     if text.lower() == "auto":
         detected = detect_gpus()
@@ -91,6 +92,15 @@ def find_gpu(name: str) -> Gpu:
         names = list(dict.fromkeys(_index()[k]["id"] for k in close)) or ["rtx-4090", "a100-80gb", "h100-sxm"]
         raise VramscopeError("unknown_gpu", name=text, suggestions=", ".join(names[:5]))
     return _gpu(e)
+
+
+def size_note(name: str) -> "Optional[tuple[str, dict[str, Any]]]":
+    """For a GPU given as a size in GB, G, MB... (not GiB): the i18n key and parameters of the line saying how it was read."""
+    text = name.strip() if isinstance(name, str) else ""
+    if not looks_like_size(text) or text.lower().endswith("ib"):
+        return None  # 24GiB says what it means
+    size = parse_bytes(text, "--gpu", minimum=MIN_GPU_BYTES, gpu=True)
+    return "gpu_size_note", {"text": text, "gib": f"{size / 2**30:,.2f}", "bytes": f"{size:,}"}
 
 
 def detect_gpus() -> list[Gpu]:

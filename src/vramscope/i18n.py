@@ -8,6 +8,7 @@ then the locale (``LC_ALL``, ``LC_MESSAGES``, ``LANG``): ``zh*`` gives Chinese, 
 from __future__ import annotations
 
 import os
+import string
 
 LANGS = ("en", "zh")
 
@@ -19,6 +20,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     "kind_socket": {"en": "a socket", "zh": "套接字"},
     "kind_folder": {"en": "a folder", "zh": "目录"},
     "kind_other": {"en": "not a regular file", "zh": "非普通文件"},
+    "stage_first": {"en": "first stage", "zh": "第一个阶段"},
+    "stage_middle": {"en": "middle stage", "zh": "中间阶段"},
+    "stage_last": {"en": "last stage", "zh": "最后一个阶段"},
     "json_constant": {"en": "{name} is not a number JSON allows", "zh": "{name} 不是 JSON 允许的数字"},
     "json_long_number": {"en": "a number written with {n} characters (at most {limit})",
                          "zh": "一个写了 {n} 个字符的数字（最多 {limit} 个）"},
@@ -33,6 +37,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     "json_depth": {"en": "nested more than {limit} levels deep", "zh": "嵌套超过 {limit} 层"},
     "json_syntax": {"en": "{msg} at line {line} column {column}", "zh": "第 {line} 行第 {column} 列：{msg}"},
     # ---- errors: one line, naming the field, what was given and what is allowed ----
+    "cli_error": {"en": "vramscope: error: {message}", "zh": "vramscope：错误：{message}"},
+    "cli_internal_error": {
+        "en": "vramscope: internal error: {kind}: {detail} (set VRAMSCOPE_DEBUG=1 for the traceback and please report it)",
+        "zh": "vramscope：内部错误：{kind}：{detail}（设置 VRAMSCOPE_DEBUG=1 可查看调用栈，请报告此问题）",
+    },
+    # ---- reasons of conflicts and refusals (rendered inside the error line) ----
     "interrupted": {
         "en": "interrupted",
         "zh": "已中断",
@@ -443,9 +453,14 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     # ---- assumptions ----
     "a_nominal_shape": {
-        "en": "shape is nominal ({layers} layers, hidden {hidden}, MHA, head_dim 128): KV cache and activations are rough",
-        "zh": "模型形状为推定值（{layers} 层，hidden {hidden}，MHA，head_dim 128）：KV 缓存和激活值仅为粗略估计",
+        "en": "shape is nominal ({layers} layers, hidden {hidden}, {heads} heads, {attn}, head_dim {head_dim}): KV cache "
+              "and activations are rough",
+        "zh": "模型形状为推定值（{layers} 层，hidden {hidden}，{heads} 个注意力头，{attn}，head_dim {head_dim}）：KV 缓存和"
+              "激活值仅为粗略估计",
     },
+    "attn_mha": {"en": "MHA", "zh": "MHA"},
+    "attn_mqa": {"en": "MQA (1 KV head)", "zh": "MQA（1 个 KV 头）"},
+    "attn_gqa": {"en": "GQA with {kv} KV heads", "zh": "GQA，{kv} 个 KV 头"},
     "a_seed_label": {
         "en": "rule of thumb (DataLearner 2023): no KV cache, runtime overhead or phases; use --estimator analytic for real numbers",
         "zh": "经验法则（DataLearner 2023）：不含 KV 缓存、运行时开销和阶段；准确数字请用 --estimator analytic",
@@ -507,7 +522,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "权重：线性层为 {quant}；嵌入层、归一化层、偏置和输出头保持 16 位",
     },
     "a_inference_context": {
-        "en": "transformers generate(): {batch} sequence(s) of {seq} tokens prefilled at once, KV cache in {kv_dtype}, {attn} attention, logits for the last token only",
+        "en": "transformers generate(): {batch:~sequence~sequences} of {seq} tokens prefilled at once, KV cache in {kv_dtype}, {attn} attention, logits for the last token only",
         "zh": "transformers generate()：{batch} 条序列，每条 {seq} 个 token 一次性预填充，KV 缓存为 {kv_dtype}，{attn} 注意力，只计算最后一个 token 的 logits",
     },
     "a_kv_transformers": {
@@ -594,11 +609,19 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "runtime overhead: CUDA context ~512 MiB (0.3–1.4 GiB) + torch's cuBLAS workspace for the GPU generation (8 MiB; 32 MiB on Hopper/Blackwell); range adds up to 15% allocator fragmentation of transients",
         "zh": "运行时开销：CUDA 上下文约 512 MiB（0.3–1.4 GiB）+ 按 GPU 架构的 torch cuBLAS 工作区（8 MiB；Hopper/Blackwell 为 32 MiB）；范围上限另加临时张量 15% 的分配器碎片",
     },
+    "a_overhead_llamacpp": {
+        "en": "runtime overhead: CUDA context ~512 MiB (0.3–1.4 GiB), ggml-cuda's cuBLAS handle included (llama.cpp runs "
+              "no torch, so no torch cuBLAS workspace); range adds up to 15% fragmentation of transients",
+        "zh": "运行时开销：CUDA 上下文约 512 MiB（0.3–1.4 GiB），已含 ggml-cuda 的 cuBLAS 句柄（llama.cpp 不运行 torch，"
+              "因此没有 torch 的 cuBLAS 工作区）；范围上限另加临时张量 15% 的碎片",
+    },
     "a_beyond_context": {
-        "en": "{seq} tokens is beyond {model}'s trained context of {n} (max_position_embeddings): memory is estimated "
-              "as asked, but quality needs RoPE scaling (rope_scaling, YaRN) or a long-context variant",
-        "zh": "{seq} 个 token 超出 {model} 训练时的上下文长度 {n}（max_position_embeddings）：显存按所给长度估算，"
-              "但质量需要 RoPE 缩放（rope_scaling、YaRN）或长上下文版本",
+        "en": "{seq} tokens is beyond {model}'s trained context of {n} (max_position_embeddings): the model needs RoPE "
+              "scaling to read that far (rope_scaling linear, dynamic or YaRN, factor {factor} or more) or a "
+              "long-context variant; scaling changes positions, not memory, so this estimate holds either way",
+        "zh": "{seq} 个 token 超出 {model} 训练时的上下文长度 {n}（max_position_embeddings）：模型需要 RoPE 缩放才能读这么长"
+              "（rope_scaling 的 linear、dynamic 或 YaRN，factor 不小于 {factor}）或改用长上下文版本；缩放改变的是位置编码而不是"
+              "显存，因此本估算照样成立",
     },
     "a_seq_default_capped": {
         "en": "--seq not given: {seq} tokens, {model}'s context length (shorter than the default {default})",
@@ -638,6 +661,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "tied weights, counted once: {ties}",
         "zh": "共享权重只计一次：{ties}",
     },
+    "n_variant": {"en": "{name}: a fine-tuned variant of {base}; same architecture, so its config is used", "zh": "{name}：{base} 的微调版本；架构相同，因此使用其配置"},
+    "n_mtp": {"en": "checkpoint also holds multi-token-prediction layers that transformers does not load", "zh": "检查点还包含 transformers 不会加载的多 token 预测（MTP）层"},
+    "n_remote_llama": {"en": "remote-code family: read as the Llama layout it is equivalent to ({packed} = q,k,v)", "zh": "远程代码模型家族：按与之等价的 Llama 结构读取（{packed} = q,k,v）"},
+    "n_remote_glm": {"en": "remote-code family: read as the GLM layout it is equivalent to", "zh": "远程代码模型家族：按与之等价的 GLM 结构读取"},
+    "n_no_config": {"en": "no config.json beside the weights: shape inferred from tensor names, head_dim assumed 128", "zh": "权重旁没有 config.json：形状按张量名称推断，head_dim 假定为 128"},
+    "n_tied_head": {"en": "{name} is stored although config.json ties it to the embeddings; counted once, as loaded", "zh": "虽然 config.json 把 {name} 与词嵌入绑定，检查点仍单独存储了它；按加载方式只计一次"},
+    "n_stored_mismatch": {"en": "warning: the weight files hold {stored} parameters but config.json describes {expected} ({pct}){why}; the estimate uses the stored tensors", "zh": "警告：权重文件含 {stored} 个参数，而 config.json 描述的是 {expected} 个（{pct}）{why}；估算使用实际存储的张量"},
+    "n_shape_partly": {"en": "shape partly given by options, the rest nominal", "zh": "形状部分由选项给出，其余为推定值"},
+    "n_shape_nominal": {"en": "shape nominal (from --params only)", "zh": "形状为推定值（仅来自 --params）"},
     "a_trace": {
         "en": "traced: the real transformers/peft code run on fake tensors in {dtype} ({seconds} s), allocations rounded to 512 B as the CUDA caching allocator does; steady-state training step (step 2)",
         "zh": "追踪：在假张量上运行真实的 transformers/peft 代码（{dtype}，{seconds} 秒），每次分配按 CUDA 缓存分配器的规则向上取整到 512 字节；训练取稳定状态的第 2 步",
@@ -663,7 +695,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "llama.cpp：{ngl}/{n_layer} 层在 GPU 上（词嵌入在主机内存），n_ctx {ctx}，缓存 {ctk}/{ctv}，n_ubatch {ub}，flash attention {fa}",
     },
     "a_llamacpp_output": {
-        "en": "llama.cpp -ngl {ngl} offloads the output layer first, then the last {n} layers (llama.cpp since December 2025, #18148)",
+        "en": "llama.cpp -ngl {ngl} offloads the output layer first, then the last {n:~layer~layers} (llama.cpp since December 2025, #18148)",
         "zh": "llama.cpp 的 -ngl {ngl} 先卸载输出层，再卸载最后 {n} 层（llama.cpp 自 2025 年 12 月起，#18148）",
     },
     "a_llamacpp_tied": {
@@ -778,12 +810,44 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "activation offloading: saved activations ({host}) go to pinned CPU memory in forward and come back one autograd node at a time (torchtune / TRL OffloadActivations); the loss head stays on the GPU",
         "zh": "激活值卸载：前向保存的激活值（{host}）转存到锁页 CPU 内存，反向时按 autograd 节点逐个取回（torchtune / TRL OffloadActivations）；损失头留在 GPU",
     },
+    "a_hf_ckpt_adapters": {
+        "en": "gradient checkpointing on, as LoRA/QLoRA run with Hugging Face: TRL's SFTConfig sets "
+              "gradient_checkpointing=True and peft's prepare_model_for_kbit_training use_gradient_checkpointing=True; "
+              "non-reentrant, as transformers 5 sets it (use_reentrant=False); --no-grad-checkpointing turns it off",
+        "zh": "梯度检查点开启，与 Hugging Face 上运行 LoRA/QLoRA 时一致：TRL 的 SFTConfig 默认 gradient_checkpointing=True，"
+              "peft 的 prepare_model_for_kbit_training 默认 use_gradient_checkpointing=True；按 transformers 5 的设置为非重入式"
+              "（use_reentrant=False）；--no-grad-checkpointing 可关闭",
+    },
+    "a_hf_ckpt_off": {
+        "en": "gradient checkpointing off: the Trainer's default (gradient_checkpointing=False); TRL's SFTConfig turns "
+              "it on (--grad-checkpointing)",
+        "zh": "梯度检查点关闭：Trainer 的默认值（gradient_checkpointing=False）；TRL 的 SFTConfig 默认开启（--grad-checkpointing）",
+    },
+    "a_hf_optimizer": {
+        "en": "optimizer adamw: torch's foreach AdamW; the Trainer's own default optim is adamw_torch_fused "
+              "(transformers 5 with torch >= 2.8), not yet applied here: --optimizer adamw-fused",
+        "zh": "优化器 adamw：torch 的 foreach AdamW；Trainer 自身的默认 optim 为 adamw_torch_fused（transformers 5 配合 "
+              "torch >= 2.8），此处尚未采用：可用 --optimizer adamw-fused",
+    },
+    "a_hf_qlora_variants": {
+        "en": "QLoRA as peft loads it (fp32 adapters, the rest of the base 16-bit); TRL's SFTTrainer casts the adapters "
+              "to bf16 ({trl} less), peft's prepare_model_for_kbit_training casts the unquantized embeddings, norms "
+              "and head to fp32 ({kbit} more)",
+        "zh": "QLoRA 按 peft 的加载方式估算（适配器 fp32，基座其余部分 16 位）；TRL 的 SFTTrainer 把适配器转为 bf16（少 {trl}），"
+              "peft 的 prepare_model_for_kbit_training 把未量化的词嵌入、归一化层和输出头转为 fp32（多 {kbit}）",
+    },
+    "a_tt_opt_in_bwd_default": {
+        "en": "optimizer in backward: the default of torchtune's full single-device recipes (optimizer_in_bwd: True); "
+              "--no-optimizer-in-backward turns it off",
+        "zh": "优化器在反向传播中更新：torchtune 单卡全量微调配方的默认值（optimizer_in_bwd: True）；"
+              "--no-optimizer-in-backward 可关闭",
+    },
     "a_opt_in_bwd": {
         "en": "optimizer step fused into backward: each parameter is updated and its gradient freed as soon as the gradient is complete (torchtune optimizer_in_bwd), so gradients never all exist at once",
         "zh": "优化器步骤融合进反向传播：每个参数的梯度一算完就更新并释放（torchtune optimizer_in_bwd），梯度不会同时全部存在",
     },
     "a_ep": {
-        "en": "expert parallel: routed experts split over {n} GPUs ({experts} experts per GPU); tokens travel by all-to-all, activations per GPU unchanged",
+        "en": "expert parallel: routed experts split over {n} GPUs ({experts:~expert~experts} per GPU); tokens travel by all-to-all, activations per GPU unchanged",
         "zh": "专家并行：路由专家分布在 {n} 张 GPU 上（每卡 {experts} 个专家）；token 通过 all-to-all 传输，单卡激活值不变",
     },
     "a_sp": {
@@ -791,11 +855,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "上下文并行（{mode}）：序列切分到 {n} 张 GPU，每卡 {seq} 个 token；激活值按比例减少，注意力中交换 key/value 分块",
     },
     "a_fsdp_v": {
-        "en": "FSDP{v} full shard over {n} GPUs{hybrid}: parameters, gradients and optimizer states divided; unsharded layers in flight (two in forward; in backward also the layer's gradients and, for FSDP2, the reduce-scatter buffer); the output head stays gathered from forward into backward",
+        "en": "FSDP{v} full shard over {n:~GPU~GPUs}{hybrid}: parameters, gradients and optimizer states divided; unsharded layers in flight (two in forward; in backward also the layer's gradients and, for FSDP2, the reduce-scatter buffer); the output head stays gathered from forward into backward",
         "zh": "FSDP{v} 全分片（{n} 张 GPU{hybrid}）：参数、梯度和优化器状态按卡均分；另有正在传输的未分片层（前向两层；反向还有该层梯度，FSDP2 另加 reduce-scatter 缓冲）；输出头从前向到反向保持聚合",
     },
     "a_zero3": {
-        "en": "DeepSpeed ZeRO-3 over {n} GPUs: states divided; gathered: the largest module (twice while a coalesced gather copies out) plus the prefetch bucket ({prefetch} elements, at most {live} live), small parameters kept whole; backward adds the {bucket}-element reduce bucket and its copy",
+        "en": "DeepSpeed ZeRO-3 over {n:~GPU~GPUs}: states divided; gathered: the largest module (twice while a coalesced gather copies out) plus the prefetch bucket ({prefetch} elements, at most {live} live), small parameters kept whole; backward adds the {bucket}-element reduce bucket and its copy",
         "zh": "DeepSpeed ZeRO-3（{n} 张 GPU）：状态均分；聚合部分：最大的子模块（合并 all-gather 拷出时为两份）加预取桶（{prefetch} 个元素，最多 {live} 个常驻），小参数完整保留；反向另加 {bucket} 元素的归约桶及其拷贝",
     },
     "a_tp_train_sp": {
@@ -811,7 +875,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "序列打包：每个微批次正好 {seq} 个 token（不打包时峰值出现在按最长样本补齐的批次，即 --seq）",
     },
     "a_ckpt_every": {
-        "en": "selective layer checkpointing: {ckpt} of {layers} layers checkpointed (every {every}th), the others keep their activations",
+        "en": "selective layer checkpointing: {ckpt} of {layers} layers checkpointed (every {every:th}), the others keep their activations",
         "zh": "按层选择性检查点：{layers} 层中 {ckpt} 层做检查点（每 {every} 层一次），其余层保留激活值",
     },
     "a_ckpt_selective": {
@@ -835,7 +899,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "torch.compile：仅对损失建模（融合的交叉熵只保存 16 位 logits 和每行一个 log-sum-exp，而非 fp32 对数概率）；解码层按 eager 模式估算，开启激活检查点时接近，未开启时偏高",
     },
     "a_vllm_pp": {
-        "en": "vLLM pipeline parallel: {pp} stages of {tp} GPU(s); every stage gets the KV blocks of the tightest one; shown: stage {stage}, the fullest GPU",
+        "en": "vLLM pipeline parallel: {pp} stages of {tp:~GPU~GPUs}; every stage gets the KV blocks of the tightest one; shown: stage {stage}, the fullest GPU",
         "zh": "vLLM 流水线并行：{pp} 个阶段，每阶段 {tp} 张 GPU；各阶段按最紧的阶段分配 KV 块；显示的是阶段 {stage}（最满的 GPU）",
     },
     "a_framework_hf": {
@@ -847,8 +911,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "训练循环：普通 PyTorch（out = model(...); out.loss.backward() 在反向传播期间保留 out.logits）",
     },
     "a_pp": {
-        "en": "pipeline parallel: {pp} stages, {schedule} schedule, {m} micro-batches per step; the busiest rank is the {kind}",
-        "zh": "流水线并行：{pp} 个阶段，{schedule} 调度，每步 {m} 个微批次；显存最多的是 {kind}",
+        "en": "pipeline parallel: {pp} stages, {schedule} schedule, {m:~micro-batch~micro-batches} per step; the busiest rank is the {kind}",
+        "zh": "流水线并行：{pp} 个阶段，{schedule} 调度，每步 {m} 个微批次；显存最多的是{kind}",
     },
     "a_tp": {
         "en": "per GPU of {n}-way tensor parallelism (heads, MLP, experts and vocabulary split; norms replicated; NCCL buffers not counted)",
@@ -905,8 +969,14 @@ MESSAGES: dict[str, dict[str, str]] = {
     "hdr_memory": {"en": "memory", "zh": "显存"},
     "hdr_share": {"en": "share", "zh": "占比"},
     "total": {"en": "total (peak)", "zh": "合计（峰值）"},
+    "total_vllm": {"en": "total (preallocated)", "zh": "合计（预分配）"},
+    "total_vllm_needed": {"en": "total (needed)", "zh": "合计（所需）"},
     "range": {"en": "likely range", "zh": "可能范围"},
+    "range_line": {"en": "likely range: {low} – {high}", "zh": "可能范围：{low} – {high}"},
+    "peak_line": {"en": "peak phase: {phase} ({phases})", "zh": "峰值阶段：{phase}（{phases}）"},
     "assumptions": {"en": "Assumptions", "zh": "假设"},
+    "assumptions_line": {"en": "Assumptions:", "zh": "假设："},
+    "warning_line": {"en": "warning: {text}", "zh": "警告：{text}"},
     "peak_phase": {"en": "peak phase", "zh": "峰值阶段"},
     "model_line": {
         "en": "{name}: {params} parameters{active}{trainable}",
@@ -914,12 +984,20 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "active_part": {"en": ", {active} active per token", "zh": "，每个 token 激活 {active}"},
     "trainable_part": {"en": ", {trainable} trainable", "zh": "，可训练 {trainable}"},
+    "trainable_part_tp": {"en": ", {trainable} trainable per GPU (its shard of {tp}-way tensor parallelism)",
+                          "zh": "，每卡可训练 {trainable}（{tp} 路张量并行中的一份）"},
     "estimate_line": {
         "en": "{task} estimate by the {estimator} estimator",
         "zh": "{task}显存估算（{estimator} 估算器）",
     },
-    "vllm_gpu_line": {"en": "{gpu}: KV cache pool {kv} = {tokens} tokens, {c}× sequences of {n} tokens at once",
-                      "zh": "{gpu}：KV 缓存池 {kv} = {tokens} 个 token，可同时容纳 {c} 条 {n} token 的序列"},
+    "vllm_gpu_line": {"en": "vLLM on {gpu} preallocates {budget} ({util} of it): KV cache pool {kv} = {tokens} "
+                            "tokens, {c} sequences of {n} tokens at once",
+                      "zh": "vLLM 在 {gpu} 上预分配 {budget}（显存的 {util}）：KV 缓存池 {kv} = {tokens} 个 token，"
+                            "可同时容纳 {c} 条 {n} token 的序列"},
+    "gpu_line_vllm": {
+        "en": "{gpu} ({mem}, vLLM's {util}: {budget}): {verdict}, needs {needed}, headroom {headroom} ({pct})",
+        "zh": "{gpu}（{mem}，vLLM 占 {util}：{budget}）：{verdict}，需要 {needed}，余量 {headroom}（{pct}）",
+    },
     "llamacpp_device_line": {"en": "CUDA{device}: {layers} layers{out}, model buffer {model}, KV buffer {kv}, compute buffer {compute}",
                              "zh": "CUDA{device}：{layers} 层{out}，模型缓冲 {model}，KV 缓冲 {kv}，计算缓冲 {compute}"},
     "llamacpp_output_layer": {"en": " + output layer", "zh": " + 输出层"},
@@ -933,10 +1011,10 @@ MESSAGES: dict[str, dict[str, str]] = {
                            "zh": "主机（CPU）内存：模型缓冲 {model}，KV 缓冲 {kv}"},
     "host_line": {"en": "host (CPU) memory per GPU for offloaded states/activations: {host}",
                   "zh": "每卡卸载的状态/激活值占用的主机（CPU）内存：{host}"},
-    "host_node_line": {"en": "host (CPU) memory per node ({n} GPUs): {host}", "zh": "每个节点（{n} 张 GPU）的主机（CPU）内存：{host}"},
+    "host_node_line": {"en": "host (CPU) memory per node ({n:~GPU~GPUs}): {host}", "zh": "每个节点（{n} 张 GPU）的主机（CPU）内存：{host}"},
     "nvme_line": {"en": "NVMe per GPU for swapped states: {nvme}", "zh": "每卡交换到 NVMe 的状态：{nvme}"},
     "parallel_line": {"en": "per GPU of {world}: data parallel {dp} × tensor {tp} × pipeline {pp} × context {sp} "
-                            "(expert {ep}); states sharded over {shard} GPUs",
+                            "(expert {ep}); states sharded over {shard:~GPU~GPUs}",
                       "zh": "{world} 张 GPU 中的单卡：数据并行 {dp} × 张量 {tp} × 流水线 {pp} × 上下文 {sp}（专家 {ep}）；"
                             "状态在 {shard} 张 GPU 上分片"},
     "gpu_fits": {"en": "fits", "zh": "可以运行"},
@@ -1044,9 +1122,9 @@ MESSAGES: dict[str, dict[str, str]] = {
                      "zh": "微批次改为 {batch}，梯度累积 {accum}（有效批次不变）"},
     "s_attn": {"en": "use {attn} attention instead of eager", "zh": "注意力实现改用 {attn}（替代 eager）"},
     "s_batch": {"en": "batch {batch}", "zh": "批大小改为 {batch}"},
-    "s_seq": {"en": "shorten the context to {seq} tokens", "zh": "上下文缩短到 {seq} 个 token"},
-    "s_offload": {"en": "offload the {what} states to CPU memory (ZeRO-Offload / FSDP CPU offload)",
-                  "zh": "将 {what} 状态卸载到 CPU 内存（ZeRO-Offload / FSDP CPU 卸载）"},
+    "s_seq": {"en": "shorten the context to {seq:~token~tokens}", "zh": "上下文缩短到 {seq} 个 token"},
+    "s_offload": {"en": "offload the optimizer states to CPU memory (ZeRO-Offload / FSDP CPU offload)",
+                  "zh": "将优化器状态卸载到 CPU 内存（ZeRO-Offload / FSDP CPU 卸载）"},
     "s_dtype": {"en": "compute in {dtype} instead of fp32", "zh": "改用 {dtype} 计算（替代 fp32）"},
     "s_flash": {"en": "turn on flash attention (-fa)", "zh": "开启 flash attention（-fa）"},
     "s_ngl": {"en": "put the output layer and {layers} of {total} layers on the GPU (-ngl {n}); the rest run from CPU memory",
@@ -1061,20 +1139,75 @@ MESSAGES: dict[str, dict[str, str]] = {
     "fit_max_concurrency": {"en": "concurrent sequences at max_model_len {n} (vLLM KV pool): {c}",
                             "zh": "max_model_len 为 {n} 时可同时服务的序列数（vLLM KV 池）：{c}"},
     "s_combo": {"en": "combine: {changes}", "zh": "组合调整：{changes}"},
-    "s_gpus": {"en": "use {n} GPUs ({parallelism})", "zh": "使用 {n} 张 GPU（{parallelism}）"},
+    "s_gpus": {"en": "use {n:~GPU~GPUs} ({parallelism})", "zh": "使用 {n} 张 GPU（{parallelism}）"},
     "cost_none": {"en": "no cost", "zh": "无代价"},
     "cost_speed": {"en": "slower", "zh": "更慢"},
     "cost_quality": {"en": "may change quality", "zh": "可能影响质量"},
     "cost_hardware": {"en": "more hardware", "zh": "需要更多硬件"},
-    "fit_header": {"en": "{model} on {gpu} ({usable} usable): {verdict}, needs {total}",
-                   "zh": "{model} 在 {gpu}（可用 {usable}）上：{verdict}，需要 {total}"},
+    "fit_header": {"en": "{model} on {gpu} ({usable} usable): {verdict}, needs {total}, headroom {headroom}",
+                   "zh": "{model} 在 {gpu}（可用 {usable}）上：{verdict}，需要 {total}，余量 {headroom}"},
+    "fit_header_budget": {
+        "en": "{model} on {gpu} ({usable} usable, vLLM's {util}: {budget}): {verdict}, needs {total}, headroom "
+              "{headroom}",
+        "zh": "{model} 在 {gpu}（可用 {usable}，vLLM 占 {util}：{budget}）上：{verdict}，需要 {total}，余量 {headroom}",
+    },
+    "list_sep": {"en": ", ", "zh": "，"},
+    "fit_ladder": {"en": "every GGUF quantization at context {seq} (llama.cpp):",
+                   "zh": "上下文 {seq} 下的全部 GGUF 量化类型（llama.cpp）："},
+    "fit_ladder_full": {"en": "most bits with every layer on the GPU ({quant}):",
+                        "zh": "全部层放在 GPU 上时位数最高的类型（{quant}）："},
+    "fit_ladder_partial": {"en": "more bits with part of the layers on the GPU ({quant}):",
+                           "zh": "部分层放在 GPU 上、位数更高的类型（{quant}）："},
+    "lh_type": {"en": "type", "zh": "类型"},
+    "lh_bpw": {"en": "bits/weight", "zh": "位/权重"},
+    "lh_gpu": {"en": "on the GPU", "zh": "GPU 上"},
+    "lh_ctx": {"en": "max ctx", "zh": "最长上下文"},
+    "lh_quality": {"en": "quality (llama-quantize)", "zh": "质量（llama-quantize）"},
+    "lr_full": {"en": "all, {total}", "zh": "全部层，{total}"},
+    "lr_ngl": {"en": "-ngl {n}", "zh": "-ngl {n}"},
+    "lr_cpu": {"en": "CPU only (-ngl 0)", "zh": "仅 CPU（-ngl 0）"},
+    "lr_no": {"en": "does not fit", "zh": "放不下"},
+    "lq_reference": {"en": "reference (32-bit)", "zh": "基准（32 位）"},
+    "lq_ternary": {"en": "ternary: for ternary-trained models", "zh": "三值：仅适用于三值训练的模型"},
+    "lq_ppl": {"en": "{ppl} ppl @ {model}", "zh": "困惑度 {ppl}（{model}）"},
+    "lq_ppl_imatrix": {"en": "{ppl} ppl @ {model}; needs imatrix", "zh": "困惑度 {ppl}（{model}）；需 imatrix"},
+    "lq_imatrix": {"en": "no ppl given; needs imatrix", "zh": "未给出困惑度；需 imatrix"},
+    "lq_unmeasured": {"en": "no ppl given", "zh": "未给出困惑度"},
+    "fit_assumed": {"en": "Assumed: {what}", "zh": "假设：{what}"},
+    "fa_task_inference": {"en": "inference", "zh": "推理"},
+    "fa_task_finetune": {"en": "fine-tuning ({method})", "zh": "微调（{method}）"},
+    "fa_task_pretrain": {"en": "pre-training", "zh": "预训练"},
+    "fa_vllm": {"en": "max_model_len {seq}, max_num_seqs {seqs}, gpu_memory_utilization {util}",
+                "zh": "max_model_len {seq}，max_num_seqs {seqs}，gpu_memory_utilization {util}"},
+    "fa_seq": {"en": "sequence {seq}", "zh": "序列 {seq}"},
+    "fa_seq_default": {"en": "sequence {seq} (default; --seq)", "zh": "序列 {seq}（默认；--seq）"},
+    "fa_batch": {"en": "micro-batch {batch} × accumulation {accum}", "zh": "微批 {batch} × 累积 {accum}"},
+    "fa_batch_inf": {"en": "batch {batch}", "zh": "批大小 {batch}"},
+    "fa_precision_pure": {"en": "pure {dtype}{quant}", "zh": "纯 {dtype}{quant}"},
+    "fa_precision_mixed": {"en": "mixed precision (fp32 master, {dtype} compute{quant})",
+                           "zh": "混合精度（fp32 主权重，{dtype} 计算{quant}）"},
+    "fa_precision_fp32": {"en": "fp32{quant}", "zh": "全 fp32{quant}"},
+    "fa_precision_deepspeed": {"en": "DeepSpeed mixed precision ({dtype}{quant}, fp32 master)",
+                               "zh": "DeepSpeed 混合精度（{dtype}{quant}，fp32 主权重）"},
+    "fa_precision_lora": {"en": "frozen base {dtype}{quant}", "zh": "冻结基座 {dtype}{quant}"},
+    "fa_optimizer": {"en": "optimizer {optimizer}", "zh": "优化器 {optimizer}"},
+    "fa_ckpt_on": {"en": "gradient checkpointing on", "zh": "梯度检查点开启"},
+    "fa_ckpt_on_default": {"en": "gradient checkpointing on (the framework's default; --no-grad-checkpointing)",
+                           "zh": "梯度检查点开启（框架默认；--no-grad-checkpointing）"},
+    "fa_ckpt_off": {"en": "gradient checkpointing off (--grad-checkpointing)", "zh": "梯度检查点关闭（--grad-checkpointing）"},
+    "fa_framework_hf": {"en": "Hugging Face Trainer / TRL (--framework)", "zh": "Hugging Face Trainer / TRL（--framework）"},
+    "fa_framework_pytorch": {"en": "a plain PyTorch loop (--framework)", "zh": "普通 PyTorch 训练循环（--framework）"},
+    "fa_framework_torchtune": {"en": "torchtune's recipes (--framework)", "zh": "torchtune 配方（--framework）"},
+    "fa_dtype": {"en": "weights {dtype}, KV cache {kv}", "zh": "权重 {dtype}，KV 缓存 {kv}"},
+    "fa_engine": {"en": "engine {engine}", "zh": "引擎 {engine}"},
     "fit_max_batch": {"en": "largest batch that fits: {n}", "zh": "可容纳的最大批大小：{n}"},
-    "fit_max_seq": {"en": "longest context that fits: {n} tokens{limit}", "zh": "可容纳的最长上下文：{n} 个 token{limit}"},
+    "fit_max_seq": {"en": "longest context that fits: {n:~token~tokens}{limit}", "zh": "可容纳的最长上下文：{n} 个 token{limit}"},
     "fit_max_seq_none": {"en": "longest context that fits: none", "zh": "可容纳的最长上下文：无"},
     "fit_seq_limit": {"en": " (the model's limit)", "zh": "（模型上限）"},
     "fit_none": {"en": "none", "zh": "无"},
     "fit_min_gpus": {"en": "fewest GPUs of this kind: {n} ({parallelism})",
                      "zh": "所需此型号 GPU 的最少数量：{n}（{parallelism}）"},
+    "fit_min_gpus_one": {"en": "fewest GPUs of this kind: 1", "zh": "所需此型号 GPU 的最少数量：1"},
     "fit_min_gpus_none": {"en": "no number of these GPUs fits with {parallelism}",
                           "zh": "使用 {parallelism} 时，任意数量的此型号 GPU 都放不下"},
     "fit_min_gpus_na": {"en": "fewest GPUs: llama.cpp's multi-GPU layer split is not modelled yet",
@@ -1184,9 +1317,43 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "vramscope：正在 http://{host}:{port}/ 上提供服务（按 Ctrl+C 停止）",
     },
     # ---- catalog listing ----
-    "models_header": {"en": "{n} models in the catalog", "zh": "内置目录共 {n} 个模型"},
+    "models_header": {"en": "{n:~model~models} in the catalog", "zh": "内置目录共 {n} 个模型"},
     "models_none": {"en": "no catalog model matches '{query}'", "zh": "目录中没有匹配 '{query}' 的模型"},
-    "gpus_header": {"en": "{n} GPUs in the catalog", "zh": "GPU 目录共 {n} 款"},
+    "vh_record": {"en": "record", "zh": "记录"},
+    "vh_value": {"en": "value", "zh": "实测值"},
+    "vh_analytic": {"en": "analytic", "zh": "解析估算"},
+    "vh_error": {"en": "error", "zh": "误差"},
+    "vh_trace": {"en": "trace", "zh": "trace 估算"},
+    "vh_skipped": {"en": "skipped ({n})", "zh": "已跳过（{n}）"},
+    "vh_metric": {"en": "metric", "zh": "指标"},
+    "vh_in_range": {"en": "in range", "zh": "在范围内"},
+    "vh_yes": {"en": "yes", "zh": "是"},
+    "vh_no": {"en": "no", "zh": "否"},
+    "vh_of": {"en": "{k} of {n}", "zh": "{n} 条中 {k} 条"},
+    "vh_kind": {"en": "kind", "zh": "类别"},
+    "vh_records": {"en": "records", "zh": "记录数"},
+    "vh_median": {"en": "median |error|", "zh": "误差绝对值中位数"},
+    "vh_worst": {"en": "worst error", "zh": "最大误差"},
+    "vh_trace_median": {"en": "trace median", "zh": "trace 中位数"},
+    "vh_trace_worst": {"en": "trace worst", "zh": "trace 最大误差"},
+    "validate_legend": {"en": "error = (estimate − measured) / measured: + overestimates, − underestimates",
+                        "zh": "误差 =（估算 − 实测）/ 实测：+ 为高估，− 为低估"},
+    "list_sep_semi": {"en": "; ", "zh": "；"},
+    "lh_id": {"en": "id", "zh": "标识"},
+    "lh_alias": {"en": "alias", "zh": "别名"},
+    "lh_model_type": {"en": "type", "zh": "架构"},
+    "lh_params": {"en": "params", "zh": "参数量"},
+    "models_active": {"en": " ({active} active)", "zh": "（激活 {active}）"},
+    "lh_name": {"en": "name", "zh": "名称"},
+    "lh_memory": {"en": "memory", "zh": "显存"},
+    "lh_usable": {"en": "usable", "zh": "可用"},
+    "gpus_header": {"en": "{n:~GPU~GPUs} in the catalog", "zh": "GPU 目录共 {n} 款"},
+    "gpu_size_note": {
+        "en": "note: the GPU size {text} is read as {gib} GiB ({bytes} bytes): GPU makers' GB are binary (a "
+              "\"24 GB\" card has 24 GiB), so GB, G and GiB mean the same; give plain bytes for any other size",
+        "zh": "注：GPU 容量 {text} 按 {gib} GiB（{bytes} 字节）计：显卡厂商的 GB 是二进制单位（标称 24 GB 的显卡有 "
+              "24 GiB），所以 GB、G 与 GiB 含义相同；其他容量请直接给出字节数",
+    },
 }
 
 
@@ -1208,10 +1375,44 @@ def detect_lang(explicit: str | None = None) -> str:
     return "en"
 
 
+def _number(value: object) -> float:
+    try:
+        return float(str(value).replace(",", ""))
+    except ValueError:
+        return float("nan")
+
+
+def ordinal(n: object) -> str:
+    """``2`` -> ``2nd``, ``11`` -> ``11th``, ``21`` -> ``21st`` (English ordinals)."""
+    v = int(_number(n)) if _number(n) == _number(n) else 0
+    suffix = "th" if v % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(v % 10, "th")
+    return f"{n}{suffix}"
+
+
+class _Formatter(string.Formatter):
+    """Two format specs for English words: ``{n:~sequence~sequences}`` gives "1 sequence" / "2 sequences" (the
+    number, then the noun it takes), ``{n:th}`` gives "2nd". Chinese needs neither: "{n} 条序列", "每 {n} 层"."""
+
+    def format_field(self, value: object, format_spec: str) -> str:
+        if format_spec.startswith("~"):
+            one, _, many = format_spec[1:].partition("~")
+            return f"{value} {one if _number(value) == 1 else many}"
+        if format_spec == "th":
+            return ordinal(value)
+        return super().format_field(value, format_spec)
+
+
+_FORMATTER = _Formatter()
+
+
 def t(key: str, lang: str = "en", /, **params: object) -> str:
     """The message ``key`` in ``lang`` (falling back to English), formatted with ``params``."""
     entry = MESSAGES.get(key)
     if entry is None:
         return key
     text = entry.get(lang) or entry["en"]
-    return text.format(**params) if params else text
+    if not params:
+        return text
+    if ":~" in text or ":th}" in text:
+        return _FORMATTER.vformat(text, (), params)
+    return text.format(**params)

@@ -258,9 +258,11 @@ CORE: tuple[Option, ...] = (
     O("optimizer", ("--optimizer",), "custom", "adamw", contextual=True, group="training", owner="training",
       parse=_lazy_choice(".memory.optimizer_states", "OPTIMIZERS"),
       help_en="adamw | adam | adamw-fused | adamw-8bit | paged-adamw | paged-adamw-8bit | sgd | sgd-momentum | lion "
-              "| adafactor (default adamw; torchtune full single-GPU: paged-adamw-8bit)",
+              "| adafactor (default: the framework's: hf and pytorch adamw; torchtune adamw-fused, full single-GPU "
+              "paged-adamw-8bit)",
       help_zh="adamw | adam | adamw-fused | adamw-8bit | paged-adamw | paged-adamw-8bit | sgd | sgd-momentum | lion "
-              "| adafactor（默认 adamw；torchtune 单卡全量微调：paged-adamw-8bit）"),
+              "| adafactor（默认取框架的：hf 与 pytorch 为 adamw；torchtune 为 adamw-fused，单卡全量微调为 "
+              "paged-adamw-8bit）"),
     O("grad_checkpointing", ("--grad-checkpointing",), "custom", False, contextual=True, group="training", owner="training",
       parse=_grad_checkpointing, const="full", metavar="MODE", negation="--no-grad-checkpointing",
       help_en="activation checkpointing: full (default when given; every layer recomputed) | selective (only core "
@@ -299,9 +301,11 @@ CORE: tuple[Option, ...] = (
       help_zh="none | optimizer | optimizer+params（训练：ZeRO-Offload / FSDP CPU 卸载）"),
     O("framework", ("--framework",), "custom", "hf", group="parallel", owner="training",
       parse=lambda value, field: choice(value, field, _choices(".frameworks", "FRAMEWORKS")),
-      help_en="training loop: hf (Trainer / TRL, default) | pytorch (plain loop) | torchtune (its recipes' "
-              "defaults: checkpointing, chunked cross-entropy, bf16 adapters)",
-      help_zh="训练循环：hf（Trainer / TRL，默认）| pytorch（普通循环）| torchtune（其配方的默认值：检查点、"
+      help_en="training loop: hf (Trainer / TRL, default; its defaults: LoRA/QLoRA with checkpointing) "
+              "| pytorch (plain loop) | torchtune (its recipes' defaults: checkpointing, chunked cross-entropy, bf16 "
+              "adapters)",
+      help_zh="训练循环：hf（Trainer / TRL，默认；其默认值：LoRA/QLoRA 开启检查点）| pytorch（普通循环）| "
+              "torchtune（其配方的默认值：检查点、"
               "分块交叉熵、bf16 适配器）"),
     O("pp", ("--pp", "--pipeline-parallel-size", "-pp"), "int", 1, group="parallel", lo=1, hi=1024,
       help_en="pipeline-parallel stages (training: micro-batches = --grad-accum; vLLM: stages of "
@@ -333,8 +337,11 @@ CORE: tuple[Option, ...] = (
       help_en="sequences packed to --seq (every micro-batch full)",
       help_zh="序列打包到 --seq 长度（每个微批都是满的）"),
     O("optimizer_in_backward", ("--optimizer-in-backward",), "flag", False, contextual=True, group="training", owner="training",
-      help_en="step each parameter as its gradient lands (torchtune optimizer_in_bwd)",
-      help_zh="梯度一到就更新对应参数（torchtune 的 optimizer_in_bwd）"),
+      negation="--no-optimizer-in-backward",
+      help_en="step each parameter as its gradient lands (torchtune optimizer_in_bwd; its full single-GPU recipes' "
+              "default: --no-optimizer-in-backward turns it off)",
+      help_zh="梯度一到就更新对应参数（torchtune 的 optimizer_in_bwd；其单卡全量微调配方默认开启："
+              "--no-optimizer-in-backward 可关闭）"),
     O("tp", ("--tp", "--tensor-parallel-size", "-tp"), "int", 1, group="parallel", lo=1, hi=1024, metavar="N",
       help_en="tensor-parallel degree (training: the Megatron split; vLLM: --tensor-parallel-size, = --gpus)",
       help_zh="张量并行度（训练：Megatron 切分；vLLM：--tensor-parallel-size，等于 --gpus）"),

@@ -50,6 +50,27 @@ class Suggestion:
 
 
 @dataclass(frozen=True)
+class Rung:
+    """One GGUF file type of the quantization ladder (llama.cpp): its bits per weight for this model, whether it
+    fits with every layer on the GPU at the workload's context and the longest context it does so at, else the
+    most layers ``-ngl`` puts on the GPU; llama.cpp's quality note, and the command that reproduces it."""
+
+    quant: str
+    bits_per_weight: float
+    total_bytes: int  # every layer on the GPU, at the workload's context
+    fits: bool
+    max_seq: int  # longest context with every layer on the GPU (0: none)
+    n_gpu_layers: Optional[int]  # when it does not fit fully: the most -ngl that fits (None: not even -ngl 0)
+    note: tuple[str, dict[str, Any]]
+    command: Optional[str] = None
+
+    def to_dict(self, lang: str = "en") -> dict[str, Any]:
+        return {"quant": self.quant, "bits_per_weight": self.bits_per_weight, "total_bytes": self.total_bytes,
+                "fits": self.fits, "max_seq": self.max_seq, "n_gpu_layers": self.n_gpu_layers,
+                "quality": t(self.note[0], lang, **self.note[1]), "command": self.command}
+
+
+@dataclass(frozen=True)
 class FitAnswer:
     gpu: Gpu
     estimate: Estimate
@@ -62,6 +83,20 @@ class FitAnswer:
     suggestions: tuple[Suggestion, ...] = field(default_factory=tuple)
     max_concurrency: Optional[int] = None  # vLLM: sequences of max_model_len the KV pool holds at once
     needed_bytes: int = 0  # what the workload needs (vLLM: its minimum, below its preallocation)
+    budget_bytes: int = 0  # what it may use on the GPU (vLLM: its gpu_memory_utilization share); 0: usable
+    #: what the answer assumed (fit's header): i18n keys and parameters
+    assumed: tuple[tuple[str, dict[str, Any]], ...] = ()
+    #: llama.cpp: every GGUF file type, most bits first (empty for other engines)
+    ladder: tuple[Rung, ...] = ()
+
+    @property
+    def budget(self) -> int:
+        return self.budget_bytes or self.gpu.usable_bytes
+
+    @property
+    def headroom_bytes(self) -> int:
+        """The budget minus what the workload needs: the numbers fit's header shows, for every engine."""
+        return self.budget - (self.needed_bytes or self.estimate.total_bytes)
 
     def to_dict(self, lang: str = "en") -> dict[str, Any]:
         g = self.gpu
@@ -71,8 +106,9 @@ class FitAnswer:
             "fits": self.fits,
             "total_bytes": self.estimate.total_bytes,
             "needed_bytes": self.needed_bytes,
-            "headroom_bytes": g.usable_bytes - self.estimate.total_bytes if self.max_concurrency is None
-            else self.estimate.gpus[0].headroom_bytes if self.estimate.gpus else 0,
+            "budget_bytes": self.budget,
+            "headroom_bytes": self.headroom_bytes,
+            "assumed": [t(k, lang, **p) for k, p in self.assumed],
             "max_batch": self.max_batch,
             "max_concurrency": self.max_concurrency,
             "max_seq": self.max_seq,
@@ -80,6 +116,7 @@ class FitAnswer:
             "min_gpus": self.min_gpus,
             "min_gpus_parallelism": self.min_gpus_parallelism,
             "suggestions": [s.to_dict(lang) for s in self.suggestions],
+            "quant_ladder": [r.to_dict(lang) for r in self.ladder],
             "estimate": self.estimate.to_dict(lang),
         }
 
@@ -236,7 +273,7 @@ def _training_candidates(w: Workload) -> list[Candidate]:
     """The changes that may make a training workload fit, in order."""
     cands: list[Candidate] = []
     if w.offload == "none" and w.method in ("full", "freeze"):
-        cands.append(("s_offload", {"what": "optimizer"}, {"offload": "optimizer"}, "speed"))
+        cands.append(("s_offload", {}, {"offload": "optimizer"}, "speed"))
     if w.method in ("full", "freeze"):
         cands += [("s_method", {"method": "lora"}, {"method": "lora"}, "quality"),
                   ("s_method", {"method": "qlora"}, {"method": "qlora", "quant": None}, "quality")]
@@ -260,11 +297,14 @@ def _training_candidates(w: Workload) -> list[Candidate]:
 
 
 def _suggest(model: ResolvedModel, w: Workload, gpu: Gpu, usable: int, base: int, max_seq: int,
-             gpus_needed: Optional[int], par: str) -> list[Suggestion]:
+             gpus_needed: Optional[int], par: str, ladder: tuple[Rung, ...] = ()) -> list[Suggestion]:
     engine = engine_for(w)
     cands: list[Candidate] = []
     if w.task == "inference":
         cands += engine.suggestions(model, w, usable, lambda new: _total(model, new))
+        best = next((r for r in ladder if r.fits), None)  # the most bits that fit with every layer on the GPU
+        if best is not None and not any(c[2].get("quant") == best.quant for c in cands):
+            cands.append(("s_quant", {"quant": best.quant}, {"quant": best.quant}, "quality"))
     else:
         cands += _training_candidates(w)
     if (w.dtype or "") == "fp32" and w.quant == "none" and not (w.training and w.method in ("lora", "qlora")):
@@ -357,10 +397,82 @@ def fit(model: ResolvedModel, w: Workload, gpu: Gpu, suggestions: bool = True) -
     max_batch, max_seq, max_concurrency = engine.fit_search(model, w, est, lambda new: _total(model, new) <= usable,
                                                             seq_limit)
     n, par = min_gpus(model, w, usable)
-    sugg = _suggest(model, w, gpu, usable, base, max_seq, n, par) if suggestions and base > usable else []
+    ladder = quant_ladder(model, w, gpu, usable, seq_limit) if suggestions and engine.gguf_quants else ()
+    sugg = _suggest(model, w, gpu, usable, base, max_seq, n, par, ladder) if suggestions and base > usable else []
     return FitAnswer(gpu=gpu, estimate=est, fits=base <= usable, max_batch=max(0, max_batch),
                      max_seq=max(0, max_seq), seq_limit=seq_limit, min_gpus=n, min_gpus_parallelism=par,
-                     suggestions=tuple(sugg), max_concurrency=max_concurrency, needed_bytes=base)
+                     suggestions=tuple(sugg), max_concurrency=max_concurrency, needed_bytes=base,
+                     budget_bytes=usable, assumed=assumed(model, w), ladder=ladder)
+
+
+def quant_ladder(model: ResolvedModel, w: Workload, gpu: Gpu, usable: int, seq_limit: int) -> tuple[Rung, ...]:
+    """Every GGUF file type (``memory/gguf_mix.py``), most bits per weight first: which fits with every layer on
+    the GPU at the workload's context (and up to which context), which only with part of the layers (``-ngl``).
+    Each is re-estimated as the user would type it; a GGUF file's own type is the file's, so it has no ladder."""
+    from .memory.gguf_mix import GGUF_FTYPES, gguf_weight_bytes
+    from .memory.gguf_quality import quality_note
+
+    if model.kind == "gguf" or not model.params:
+        return ()
+    engine = engine_for(w)
+    rungs = []
+    for q in GGUF_FTYPES:
+        changes: dict[str, Any] = {"quant": q, "n_gpu_layers": None}
+        try:
+            new = rebuild(w, changes)
+            total = _total(model, new)
+        except VramscopeError:
+            continue
+        bpw = round(gguf_weight_bytes(model.spec, q) * 8 / model.params, 2)
+        fits_full = total <= usable
+        max_seq, ngl = 0, None
+        if fits_full:
+            max_seq = largest_fitting(lambda s_: _total(model, replace(new, seq=s_)) <= usable, new.seq,
+                                      max(seq_limit, new.seq))
+        else:
+            # llama.cpp's -ngl; an engine that places layers itself (Ollama) has no such search
+            layers = getattr(engine, "max_gpu_layers", None)
+            ngl = layers(model, new, usable, lambda x: _total(model, x)) if layers is not None else None
+            if ngl is not None:
+                changes["n_gpu_layers"] = ngl
+        command = None if w.options is None else command_line(model, merge_options(w.options, changes), gpu)
+        rungs.append(Rung(q, bpw, total, fits_full, max_seq, ngl, quality_note(q), command))
+    rungs.sort(key=lambda r: -r.bits_per_weight)
+    return tuple(rungs)
+
+
+def assumed(model: ResolvedModel, w: Workload) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """What a fit answer assumed, for its header: the task and method, sequence, batch, precision, optimizer,
+    checkpointing and engine (framework), each as the estimate resolves it (defaults included)."""
+    from .estimators.common import compute_dtype
+
+    dtype = compute_dtype(model, w)
+    quant = "" if w.quant == "none" else f" + {w.quant}"
+    out: list[tuple[str, dict[str, Any]]] = [("fa_task_" + w.task, {"method": w.method})]
+    if w.engine == "vllm":
+        out.append(("fa_vllm", {"seq": f"{w.max_model_len or model.spec.max_position_embeddings or w.seq:,}",
+                                "seqs": w.max_num_seqs, "util": w.gpu_memory_utilization}))
+    else:
+        out.append(("fa_seq_default" if w.seq_default else "fa_seq", {"seq": f"{w.seq:,}"}))
+        out.append(("fa_batch", {"batch": w.batch, "accum": w.grad_accum}) if w.training
+                   else ("fa_batch_inf", {"batch": w.batch}))
+    if w.training:
+        from .estimators.training import recipe_for
+
+        out.append(("fa_precision_" + recipe_for(w, dtype), {"dtype": dtype, "quant": quant}))
+        out.append(("fa_optimizer", {"optimizer": w.optimizer}))
+        given = w.options is None or any(k in w.options for k in ("grad_checkpointing", "checkpoint_mode",
+                                                                  "checkpoint_every"))
+        out.append(("fa_ckpt_off" if not w.grad_checkpointing else "fa_ckpt_on" if given else "fa_ckpt_on_default",
+                    {}))
+        out.append(("fa_framework_" + w.framework, {}))
+    else:
+        gguf = engine_for(w).gguf_quants
+        kv = (w.cache_type_k or w.kv_dtype or "f16") if gguf else (w.kv_dtype or dtype)
+        out.append(("fa_dtype", {"dtype": (w.quant if w.quant != "none" else "f16") if gguf else dtype + quant,
+                                 "kv": kv}))
+        out.append(("fa_engine", {"engine": w.engine}))
+    return tuple(out)
 
 
 register({"r_fit_analytic": {"en": "fit searches the analytic estimator only", "zh": "fit 只搜索解析估算器"}})

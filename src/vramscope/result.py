@@ -29,7 +29,9 @@ class Assumption:
     params: dict[str, Any] = field(default_factory=dict)
 
     def render(self, lang: str = "en") -> str:
-        return t(self.key, lang, **self.params)
+        from .errors import rendered  # a parameter may be a sentence fragment (errors.Text) in both languages
+
+        return t(self.key, lang, **rendered(self.params, lang))
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 Parameter counts accept ``7B``, ``6.7e9``, ``70b``, ``1.5T``, ``350M``, ``125k`` or a plain integer.
 Memory sizes accept ``24GB`` (decimal, 10^9), ``24GiB`` (binary, 2^30), ``24G`` (binary, as GPU vendors
-mean it for GDDR parts) and plain bytes.
+mean it for GDDR parts) and plain bytes. A GPU's memory (``--gpu 24GB``, ``--gpu-memory``) is binary in every
+spelling: GPU makers' "24 GB" is 24 GiB (the RTX 4090's 24,564 MiB), so ``24GB``, ``24G`` and ``24GiB`` all
+mean 24 GiB; plain bytes give any other size.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ _SIZE_UNITS = {
     "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
     "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40,
 }
+#: a GPU's memory: GPU makers' GB, MB and TB are binary (a "24 GB" card has 24 GiB)
+_GPU_SIZE_UNITS = {**_SIZE_UNITS, "kb": 2**10, "mb": 2**20, "gb": 2**30, "tb": 2**40}
 _SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
 #: Largest memory size accepted (1 PiB): a bigger "GPU" is a typo.
 MAX_BYTES = 2**50
@@ -147,17 +151,19 @@ def parse_bool(value: object, field: str) -> bool:
     raise VramscopeError("bad_bool", field=field, value=shown(value))
 
 
-def parse_bytes(text: str | int | float, field: str = "--gpu-memory", minimum: int = 1) -> int:
-    """Parse a memory size such as ``24GB``, ``80GiB`` or ``24G``; returns bytes, at least ``minimum``."""
+def parse_bytes(text: str | int | float, field: str = "--gpu-memory", minimum: int = 1, gpu: bool = False) -> int:
+    """Parse a memory size such as ``24GB``, ``80GiB`` or ``24G``; returns bytes, at least ``minimum``
+    (``gpu``: a GPU's memory, where GB is binary as GPU makers count it)."""
+    units = _GPU_SIZE_UNITS if gpu else _SIZE_UNITS
     s = _number_text(text, field, "bad_size")
     value: float | int
     if isinstance(text, (int, float)):
         value = text
     else:
         m = _SIZE_RE.match(s)
-        if not m or m.group(2).lower() not in _SIZE_UNITS:
+        if not m or m.group(2).lower() not in units:
             raise VramscopeError("bad_size", field=field, value=shown(text))
-        value = float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+        value = float(m.group(1)) * units[m.group(2).lower()]
     _size(value, field, text, MAX_BYTES, "1 PiB")
     if value < minimum:
         raise VramscopeError("size_too_small", field=field, value=shown(text), bytes=f"{int(value):,}",

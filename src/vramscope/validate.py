@@ -453,18 +453,20 @@ def _engine_components(est: Any) -> dict[str, int]:
 
 
 def summary(rows: list[Row]) -> dict[str, dict[str, Any]]:
-    """Per kind (and overall): count, median and worst absolute error for each estimator."""
+    """Per kind (and overall): count, median absolute error and the worst error (its size, its sign: over- or
+    underestimate, and its record) for each estimator."""
     out: dict[str, dict[str, Any]] = {}
     kinds = sorted({r.kind for r in rows}) + ["all"]
     for kind in kinds:
         sel = [r for r in rows if (kind == "all" or r.kind == kind) and not r.skipped]
         entry: dict[str, Any] = {"records": len(sel)}
         for est in ("analytic", "trace"):
-            errs = [(abs(e), r.id) for r in sel
+            errs = [(abs(e), r.id, e) for r in sel
                     if (e := Row.err(getattr(r, f"{est}_bytes"), r.measured_bytes)) is not None]
             if errs:
-                entry[est] = {"n": len(errs), "median_abs_error": statistics.median(e for e, _ in errs),
-                              "worst_abs_error": max(errs)[0], "worst_id": max(errs)[1]}
+                worst = max(errs)
+                entry[est] = {"n": len(errs), "median_abs_error": statistics.median(e for e, _, _ in errs),
+                              "worst_abs_error": worst[0], "worst_error": worst[2], "worst_id": worst[1]}
         ranged = [r for r in sel if r.component == "total" and r.in_range is not None]
         if ranged:
             held = sum(bool(r.in_range) for r in ranged)

@@ -16,7 +16,8 @@ from typing import Any, Optional
 
 from .engines.base import ENGINE_NAMES, ENGINES as _ENGINES
 from .errors import Opt, Text, VramscopeError
-from .frameworks import PROFILES, TORCHTUNE_LORA_TARGETS, Framework  # noqa: F401 (TORCHTUNE_LORA_TARGETS: API)
+from .frameworks import (PROFILES, TORCHTUNE_LORA_TARGETS, Framework,  # noqa: F401 (TORCHTUNE_LORA_TARGETS: API)
+                         checkpointing_default)
 from .i18n import register
 from .options import (CHECKPOINT_MODES, MAX_BATCH, MAX_SEQ, METHODS, Option, choice, table,  # noqa: F401
                       workload_fields, workload_rows)
@@ -305,7 +306,7 @@ def _distributed(v: dict[str, Any], task: str, par: str, n_gpus: int, pp: int, a
                          "fsdp_version": v.get("fsdp_version", 2), "offload_device": dev, **knobs}
 
 
-def _checkpointing(v: dict[str, Any], training: bool, profile: Framework) -> dict[str, Any]:
+def _checkpointing(v: dict[str, Any], training: bool, profile: Framework, method: str) -> dict[str, Any]:
     """``grad_checkpointing`` (yes/no, or a mode as the command line gives it), its mode and every-N-th layer,
     the profile's default where the user gave none."""
     ckpt, mode = v.get("grad_checkpointing"), v.get("checkpoint_mode")
@@ -318,7 +319,8 @@ def _checkpointing(v: dict[str, Any], training: bool, profile: Framework) -> dic
         raise VramscopeError("conflict", field=Opt("grad_checkpointing", False), reason=Text(
             "r_ckpt_off_on", on=Opt("grad_checkpointing", "MODE"), every=Opt("checkpoint_every")))
     if ckpt is None and mode is None and "checkpoint_every" not in v:
-        on = profile.grad_checkpointing and training  # torchtune's recipes: enable_activation_checkpointing
+        # torchtune's recipes: enable_activation_checkpointing; hf: TRL's configs and peft's k-bit path for adapters
+        on = training and checkpointing_default(profile, method)
     else:
         on = bool(ckpt) or mode is not None or "checkpoint_every" in v
     return {"grad_checkpointing": on, "checkpoint_mode": mode or "full", "checkpoint_every": v.get("checkpoint_every", 1)}
@@ -350,11 +352,16 @@ def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
         alpha = parse_float(alpha, "lora_alpha", 0.0, 1e9, allowed)
         if not alpha > 0:
             raise VramscopeError("bad_choice", field="lora_alpha", value=shown(v["lora_alpha"]), allowed=allowed)
-    return {**_checkpointing(v, training, profile), "compile": bool(v.get("compile")),
+    if v.get("precision", "auto") != "auto" and method in ("lora", "qlora"):
+        raise VramscopeError("conflict", field="precision", reason=Text(
+            "r_precision_adapters", dtype=Opt("dtype"), quant=Opt("quant"), precision=Opt("precision")))
+    return {**_checkpointing(v, training, profile, method), "compile": bool(v.get("compile")),
             "activation_offload": bool(v.get("activation_offload")),
             "ce_chunks": v.get("ce_chunks", profile.ce_chunks if training else 1), "packing": bool(v.get("packing")),
             "optimizer_in_backward": bool(in_bwd), "dora": bool(v.get("dora")), "lora_alpha": alpha,
-            "optimizer": v.get("optimizer", profile.full_single_optimizer if full_single else profile.optimizer),
+            # inference runs no optimizer: its field keeps the row's default, whatever the framework's
+            "optimizer": v.get("optimizer", (profile.full_single_optimizer if full_single else profile.optimizer)
+                               if training else table()["optimizer"].default),
             "lora_targets": v.get("lora_targets") or profile.lora_targets}
 
 
@@ -388,6 +395,12 @@ def _refuse_ignored(v: dict[str, Any], out: dict[str, Any]) -> None:
 
 
 register({
+    "r_precision_adapters": {
+        "en": "LoRA and QLoRA train adapters on a frozen base, in no precision recipe: the base's dtype is {dtype} (or "
+              "{quant}), the adapters' the framework's (peft: fp32; torchtune: the model's); {precision} is for full "
+              "and freeze training",
+        "zh": "LoRA 和 QLoRA 在冻结的基座上训练适配器，不套用精度配方：基座的精度由 {dtype}（或 {quant}）决定，适配器的精度由"
+              "框架决定（peft：fp32；torchtune：模型精度）；{precision} 用于全参数和冻结训练"},
     "r_two_spellings": {"en": "and {other} give different values; give one",
                         "zh": "与 {other} 给出的值不同；请只给一个"},
     "r_seed_option": {"en": "is the seed estimator's A: add {add}", "zh": "是 seed 估算器的 A：请加上 {add}"},

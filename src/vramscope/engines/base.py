@@ -191,6 +191,20 @@ class Engine:
 
         return tuple(verdict(g, total, high) for g in gpus)
 
+    def total_key(self, e: "Estimate") -> str:
+        """The i18n key of the estimate table's total row."""
+        return "total"
+
+    def gpu_line(self, e: "Estimate", g: "GpuVerdict", lang: str, units: str) -> str:
+        """The estimate table's line for one GPU: its verdict and headroom (usable memory minus the total)."""
+        from ..i18n import t
+        from ..units import format_bytes
+
+        verdict = t({"fits": "gpu_fits", "tight": "gpu_tight", "no": "gpu_no"}[g.verdict], lang)
+        return t("gpu_line", lang, gpu=g.name, mem=format_bytes(g.usable_bytes, units), verdict=verdict,
+                 headroom=format_bytes(g.headroom_bytes, units), pct=f"{g.headroom_pct:+.1f}%") \
+            + (t("gpu_retry_note", lang) if getattr(g, "allocator_retry", False) else "")
+
     def needed_bytes(self, e: "Estimate") -> int:
         """What the workload needs on one GPU, the number ``fit`` compares with :meth:`budget`."""
         return e.total_bytes

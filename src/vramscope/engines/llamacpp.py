@@ -42,7 +42,7 @@ buffer in ``src/llama-context.cpp`` and ``ggml/src/ggml-alloc.c``.
   output layer is on the GPU; or the FFN (two ``n_ff × n_ubatch`` plus two activations). With ``-fa`` the
   scores are never materialized (an f16 mask ``n_kv × n_ubatch`` remains). Checked against llama.cpp's printed
   buffers for LLaMA-7B (164.00 MiB at n_ctx 2048, 70.50 MiB at 512; ``docs/accuracy.md``).
-* plus the CUDA context and cuBLAS workspace (``memory/overhead.py``).
+* plus the CUDA context (``memory/overhead.py``; no torch, so no torch cuBLAS workspace).
 """
 
 from __future__ import annotations
@@ -651,6 +651,15 @@ class LlamaCpp(Engine):
         if multi_device(w):
             return llamacpp_multi_inference(model, w, notes, gpus)
         return llamacpp_inference(model, w, notes)
+
+    overhead_note = "a_overhead_llamacpp"
+
+    def runtime_overhead(self, transient: int, gpu: Optional[Gpu]) -> Any:
+        """The CUDA context alone: llama.cpp runs no torch, so there is no torch cuBLAS workspace (ggml-cuda's
+        cuBLAS handle keeps its own, inside the context's range); its compute buffer is counted above."""
+        from ..memory.overhead import runtime_overhead
+
+        return runtime_overhead(transient, 0)
 
     def max_gpu_layers(self, model: ResolvedModel, w: Workload, usable: int,
                        needs: Callable[[Workload], int]) -> Optional[int]:

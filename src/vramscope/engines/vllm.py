@@ -139,8 +139,9 @@ def vllm_pipeline(model: ResolvedModel, w: Workload, weights: int, a: float, gpu
     top = max(stages, key=lambda st: st["weights_bytes"] + st["activation_peak_bytes"]
               + max_len * st["kv_bytes_per_token"])
     primary = per_gpu[0] if per_gpu else None
-    kv = primary.kv_pool_bytes if primary else max_len * top["kv_bytes_per_token"]
     st = stages[primary.busiest_stage or 0] if primary else top
+    kv = max(primary.kv_pool_bytes, max_len * st["kv_bytes_per_token"]) if primary \
+        else max_len * top["kv_bytes_per_token"]
     phases = {
         "load": {"weights": st["weights_bytes"]},
         "profile": {"weights": st["weights_bytes"], "activations": st["activation_peak_bytes"]},
@@ -180,7 +181,9 @@ def vllm_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gp
                                max_concurrency=round(tokens / max_len, 2) if max_len else 0.0,
                                fits_max_model_len=tokens >= max_len))
     primary = per_gpu[0] if per_gpu else None
-    kv = primary.kv_pool_bytes if primary else one_seq
+    # the pool vLLM takes; when it cannot hold one max_model_len sequence vLLM refuses to start, and what is shown
+    # is what it would need (one sequence's KV cache), the number its verdict compares
+    kv = max(primary.kv_pool_bytes, one_seq) if primary else one_seq
     phases = {
         "load": {"weights": weights},
         "profile": {"weights": weights, "activations": acts},
@@ -236,6 +239,28 @@ class Vllm(Engine):
                  report: dict[str, Any]) -> tuple[GpuVerdict, ...]:
         return tuple(verdict(g, v, report) for g, v in zip(gpus, report["per_gpu"]))
 
+    def total_key(self, e: Estimate) -> str:
+        """The total is the share vLLM preallocates, or, when that cannot hold one max_model_len sequence, what
+        it would need."""
+        per = e.engine["per_gpu"]
+        return "total_vllm" if not per or per[0]["fits_max_model_len"] else "total_vllm_needed"
+
+    def gpu_line(self, e: Estimate, g: GpuVerdict, lang: str, units: str) -> str:
+        """The verdict compares what vLLM needs (weights, activation peak, overhead, one max_model_len sequence)
+        with the share it takes; headroom is that share minus what it needs, which its KV cache pool fills."""
+        from ..i18n import t
+        from ..units import format_bytes
+
+        per = next((p for p in e.engine["per_gpu"] if p["gpu"] == g.name), None)
+        if per is None:
+            return super().gpu_line(e, g, lang, units)
+        budget = per["budget_bytes"]
+        verdict_text = t({"fits": "gpu_fits", "tight": "gpu_tight", "no": "gpu_no"}[g.verdict], lang)
+        return t("gpu_line_vllm", lang, gpu=g.name, mem=format_bytes(g.usable_bytes, units),
+                 util=e.engine["gpu_memory_utilization"], budget=format_bytes(budget, units), verdict=verdict_text,
+                 needed=format_bytes(e.engine["min_bytes"], units), headroom=format_bytes(g.headroom_bytes, units),
+                 pct=f"{100 * g.headroom_bytes / budget if budget else 0.0:+.1f}%")
+
     def needed_bytes(self, e: Estimate) -> int:
         """vLLM takes a fixed share of any GPU, so what it needs is its minimum: weights, activation peak,
         non-torch memory, CUDA graphs and the KV cache of one longest sequence."""
@@ -277,8 +302,9 @@ class Vllm(Engine):
         from ..i18n import t
         from ..units import format_bytes
 
-        return [t("vllm_gpu_line", lang, gpu=g["gpu"], kv=format_bytes(g["kv_pool_bytes"], units),
-                  tokens=f"{g['kv_tokens']:,}", c=g["max_concurrency"], n=e.engine["max_model_len"])
+        return [t("vllm_gpu_line", lang, gpu=g["gpu"], budget=format_bytes(g["budget_bytes"], units),
+                  util=e.engine["gpu_memory_utilization"], kv=format_bytes(g["kv_pool_bytes"], units),
+                  tokens=f"{g['kv_tokens']:,}", c=g["max_concurrency"], n=f"{e.engine['max_model_len']:,}")
                 for g in e.engine["per_gpu"]]
 
     def record_options(self, src: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -311,12 +337,12 @@ class Vllm(Engine):
 
 def verdict(gpu: Gpu, per_gpu: dict[str, Any], engine: dict[str, Any]) -> GpuVerdict:
     """vLLM fits when the KV pool left after weights, activations and overhead holds one ``max_model_len``
-    sequence; *tight* when it holds fewer than two. Headroom is the pool beyond that one sequence."""
-    one = engine["kv_bytes_per_token"] * engine["max_model_len"]
+    sequence, that is when what it needs (``min_bytes``) is within the share it takes; *tight* when the pool holds
+    fewer than two. Headroom is that share minus what it needs (the pool beyond the one sequence)."""
     tokens, max_len = per_gpu["kv_tokens"], engine["max_model_len"]
     v = "no" if tokens < max_len else ("tight" if tokens < 2 * max_len else "fits")
     return GpuVerdict(name=gpu.name, memory_bytes=gpu.memory_bytes, usable_bytes=gpu.usable_bytes, verdict=v,
-                      headroom_bytes=per_gpu["kv_pool_bytes"] - one)
+                      headroom_bytes=per_gpu["budget_bytes"] - engine["min_bytes"])
 
 
 ENGINE = Vllm()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..errors import Text
+
 from ..dtypes import DTYPE_BYTES, dtype_from_config
 from ..memory.trainable import Trainable, trainable
 from ..result import Assumption
@@ -37,4 +39,8 @@ def pick_peak(phases: dict[str, dict[str, int]]) -> str:
 def shape_note(model: ResolvedModel) -> tuple[Assumption, ...]:
     if model.exact_shape:
         return ()
-    return (Assumption("a_nominal_shape", {"layers": model.spec.num_layers, "hidden": model.spec.hidden_size}),)
+    s = model.spec
+    kv = s.num_kv_heads or s.num_heads
+    attn = Text("attn_mha") if kv == s.num_heads else Text("attn_mqa") if kv == 1 else Text("attn_gqa", kv=kv)
+    return (Assumption("a_nominal_shape", {"layers": s.num_layers, "hidden": s.hidden_size, "heads": s.num_heads,
+                                           "attn": attn, "head_dim": s.head_dim}),)

@@ -36,6 +36,7 @@ from ..memory.parallel import (NO_BUFFERS, FsdpBuffers, context_parallel_transie
 from ..memory.pipeline import pipeline_stages
 from ..memory.trainable import Trainable, dora_magnitude_params, lora_modules
 from ..memory.weights import spec_weight_bytes
+from ..units import format_bytes
 from ..model.spec import ModelSpec
 from ..model.tensors import groups, largest_layer_linear, largest_tensor
 from ..result import Assumption
@@ -410,6 +411,7 @@ def recipe_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes
     own = f"_{w.framework}" if p.recipe == "lora" and w.profile.own_modules else ""
     notes.append(Assumption(f"a_recipe_{p.recipe}{own}", {"dtype": p.dtype}))
     notes.append(Assumption(f"a_framework_{w.framework}", {"chunks": w.ce_chunks}))
+    notes.extend(default_notes(spec, w, t, p))
     if w.packing:
         notes.append(Assumption("a_packing", {"seq": w.seq}))
     if w.grad_checkpointing and w.checkpoint_mode == "selective":
@@ -431,6 +433,38 @@ def recipe_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes
     if w.method in ("lora", "qlora"):
         notes.append(Assumption("a_lora", {"rank": w.lora_rank, "targets": ",".join(w.lora_targets),
                                            "trainable": f"{t.params:,}"}))
+
+
+def _given(w: Workload, *fields: str) -> bool:
+    """Whether the user gave any of ``fields`` (a workload built by hand, with no options, gave everything)."""
+    return w.options is None or any(f in w.options for f in fields)
+
+
+def default_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision) -> list[Assumption]:
+    """The framework's defaults that set the number, each said as an assumption with the option that changes it:
+    hf's checkpointing (TRL and peft's k-bit path for adapters, the Trainer's off for full training), the
+    Trainer's fused AdamW, what TRL and peft's k-bit path would do differently with QLoRA's dtypes; torchtune's
+    optimizer stepped in backward."""
+    out: list[Assumption] = []
+    profile = w.profile
+    if w.framework == "hf" and not _given(w, "grad_checkpointing", "checkpoint_mode", "checkpoint_every"):
+        if w.grad_checkpointing:
+            out.append(Assumption("a_hf_ckpt_adapters"))
+        else:
+            out.append(Assumption("a_hf_ckpt_off"))
+    if profile.optimizer_note and not _given(w, "optimizer") and w.optimizer == profile.optimizer:
+        out.append(Assumption(profile.optimizer_note))
+    if w.framework == "hf" and w.method == "qlora" and t.adapter_params:
+        n = t.adapter_params
+        # TRL's SFTTrainer: a quantized model's trainable parameters to bf16 (their gradients and states follow);
+        # peft's prepare_model_for_kbit_training: every fp16/bf16 parameter that is not Params4bit to fp32
+        trl = n * (4 - 2) * 2 + optimizer_state_bytes(w.optimizer, n, 4.0) - optimizer_state_bytes(w.optimizer, n, 2.0)
+        kept = spec_weight_bytes(spec, p.a, w.quant).kept_params
+        out.append(Assumption("a_hf_qlora_variants", {"trl": format_bytes(trl, "GiB"),
+                                                      "kbit": format_bytes(int(kept * (4 - p.a)), "GiB")}))
+    if profile.full_single_optimizer and w.optimizer_in_backward and not _given(w, "optimizer_in_backward"):
+        out.append(Assumption("a_tt_opt_in_bwd_default"))
+    return out
 
 
 def train_flags(spec: ModelSpec, w: Workload) -> TrainFlags:
@@ -479,7 +513,7 @@ def pipeline(spec: ModelSpec, w: Workload, phases: Phases, layer_acts: int,
     phases, rows = pipeline_stages(spec, w.pp, w.grad_accum, w.pp_schedule, phases, layer_acts)
     busiest = max(rows, key=lambda r: r["peak_bytes"])
     notes.append(Assumption("a_pp", {"pp": w.pp, "schedule": w.pp_schedule, "m": w.grad_accum,
-                                     "kind": busiest["kind"]}))
+                                     "kind": Text('stage_' + busiest["kind"].split()[0])}))
     return phases, {"stages": w.pp, "schedule": w.pp_schedule, "micro_batches": w.grad_accum, "ranks": rows}
 
 

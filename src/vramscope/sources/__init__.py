@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from ..errors import VramscopeError
+from ..errors import Phrase, VramscopeError
 from . import catalog
 from .base import ResolvedModel, StoredTensor, path_exists
 from .hf_config import spec_from_config
@@ -27,7 +27,7 @@ def resolve_catalog(name: str) -> Optional[ResolvedModel]:
         if variant is None:
             return None
         entry, base = variant
-        notes = (f"{name}: a fine-tuned variant of {base}; same architecture, so its config is used",)
+        notes = (Phrase("n_variant", name=name, base=base),)
     spec = spec_from_config(entry["config"], name=shown, origin=entry.get("source", "catalog"))
     return ResolvedModel(spec=spec, kind="catalog", origin=shown if notes else entry["id"], params=spec.params,
                          active_params=spec.active_params, notes=notes + spec.notes, hf_config=entry["config"])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Optional, Union
 
-from ..errors import VramscopeError
+from ..errors import Phrase, VramscopeError
 from ..model.families import by_model_type, slides
 from ..model.limits import LIMITS, shown
 from ..model.spec import FULL, SLIDING, MLASpec, ModelSpec, MoESpec, VisionSpec, check_int
@@ -346,7 +346,7 @@ def _deepseek(r: _Reader, name: str, mt: str) -> ModelSpec:
     spec = _llama_like(r, name, mt, mla=mla, moe=moe, head_dim=mla.qk_head_dim)
     notes = ()
     if r.int("num_nextn_predict_layers", limit="num_layers", default=0, minimum=0):
-        notes = ("checkpoint also holds multi-token-prediction layers that transformers does not load",)
+        notes = (Phrase("n_mtp"),)
     return spec.with_overrides(notes=notes)
 
 
@@ -509,12 +509,12 @@ def _t5(r: _Reader, name: str, mt: str) -> ModelSpec:
 def _internlm2(r: _Reader, name: str, mt: str) -> ModelSpec:
     bias = r.bool("bias", False)
     return _llama_like(r, name, mt, qkv_bias=bias, o_bias=bias, fused_qkv=True,
-                       notes=("remote-code family: read as the Llama layout it is equivalent to (wqkv = q,k,v)",))
+                       notes=(Phrase("n_remote_llama", packed="wqkv"),))
 
 
 def _baichuan(r: _Reader, name: str, mt: str) -> ModelSpec:
     return _llama_like(r, name, mt, fused_qkv=True,
-                       notes=("remote-code family: read as the Llama layout it is equivalent to (W_pack = q,k,v)",))
+                       notes=(Phrase("n_remote_llama", packed="W_pack"),))
 
 
 def _chatglm(r: _Reader, name: str, mt: str) -> ModelSpec:
@@ -524,7 +524,7 @@ def _chatglm(r: _Reader, name: str, mt: str) -> ModelSpec:
     spec = _llama_like(r, name, mt, qkv_bias=bias, o_bias=r.bool("add_bias_linear", False), fused_qkv=True,
                        fused_gate_up=True, tie=False,
                        num_kv_heads=r.int("multi_query_group_num", limit="num_kv_heads") if mq else heads,
-                       notes=("remote-code family: read as the GLM layout it is equivalent to",))
+                       notes=(Phrase("n_remote_glm"),))
     return spec
 
 

@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 from typing import Any, Optional
 
-from ..errors import VramscopeError
+from ..errors import Phrase, VramscopeError
 from ..model.spec import ModelSpec
 from ..units import format_count, shown
 from . import gguf as gguf_source
@@ -40,8 +40,10 @@ def read_config(path: Path) -> dict[str, Any]:
 
 
 def _name_for(path: Path) -> str:
+    """The model's name: its folder's (``.`` and ``dir/..`` named by the folder they are, not as typed)."""
     folder = path if path.is_dir() else path.parent
-    return folder.name or str(path)
+    return folder.name if folder.name not in ("", ".", "..") else (os.path.abspath(folder).rstrip(os.sep).rsplit(
+        os.sep, 1)[-1] or str(path))
 
 
 def _listing(folder: Path) -> list[str]:
@@ -99,7 +101,7 @@ def _resolve_safetensors(files: list[Path], folder: Path, origin: str,
     else:
         stored = st.stored_tensors(st.header_entries(headers), quant)
         spec = infer_spec_from_names(stored, _name_for(folder), origin)
-        notes = ("no config.json beside the weights: shape inferred from tensor names, head_dim assumed 128",)
+        notes = (Phrase("n_no_config"),)
     if spec.tie_embeddings:
         stored, dropped = drop_tied_head(stored)
         notes += dropped
@@ -132,8 +134,7 @@ def drop_tied_head(stored: list[StoredTensor]) -> tuple[list[StoredTensor], tupl
     heads = [t for t in stored if t.name.endswith("lm_head.weight")]
     if len(heads) != 1 or not any(t.name.endswith(_EMBEDDINGS) and t.shape == heads[0].shape for t in stored):
         return stored, ()
-    return [t for t in stored if t is not heads[0]], (
-        f"{heads[0].name} is stored although config.json ties it to the embeddings; counted once, as loaded",)
+    return [t for t in stored if t is not heads[0]], (Phrase("n_tied_head", name=heads[0].name),)
 
 
 _PACKED_DTYPES = ("I16", "I32", "I64", "U8", "U16", "U32", "U64")
@@ -207,8 +208,7 @@ def check_stored(spec: ModelSpec, stored: list[StoredTensor], quant: Any, origin
     if decoded and (ratio < GROSS_LOW or ratio > GROSS_HIGH or (missing and ratio < 1) or (extra and ratio > 1)):
         raise VramscopeError("stored_mismatch", path=shown_path(origin), stored=format_count(got),
                              expected=format_count(expected), pct=pct, why=why)
-    return (f"warning: the weight files hold {format_count(got)} parameters but config.json describes "
-            f"{format_count(expected)} ({pct}){why}; the estimate uses the stored tensors",)
+    return (Phrase("n_stored_mismatch", stored=format_count(got), expected=format_count(expected), pct=pct, why=why),)
 
 
 _LAYER_RE = re.compile(r"layers\.(\d{1,6})\.")

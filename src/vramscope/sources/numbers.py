@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..errors import VramscopeError
+from ..errors import Phrase, VramscopeError
 from ..model.limits import MIN_PARAMS
 from ..model.spec import ModelSpec, check_int
 from .base import ResolvedModel
@@ -72,7 +72,7 @@ def resolve_params(params: int, *, layers: Optional[int] = None, hidden: Optiona
         raise VramscopeError("shape_kv_heads", where="", field="--kv-heads", kv=n_kv, heads=n_heads)
     given = any(v is not None for v in options.values())
     spec = ModelSpec(
-        name=f"{params / 1e9:g}B parameters", model_type="params", num_layers=n_layers, hidden_size=h,
+        name=f"{params / 1e9:g}B (--params)", model_type="params", num_layers=n_layers, hidden_size=h,
         num_heads=n_heads, num_kv_heads=n_kv, head_dim=hd,
         intermediate_size=intermediate or 4 * h, vocab_size=vocab or NOMINAL_VOCAB, mlp_gated=False,
         source="--params",
@@ -82,6 +82,6 @@ def resolve_params(params: int, *, layers: Optional[int] = None, hidden: Optiona
                  f"MLP {spec.intermediate_size}, vocabulary {spec.vocab_size}")
         raise VramscopeError("params_shape_too_big", field="--params", shape=shape, shape_params=f"{spec.params:,}",
                              params=f"{params:,}")
-    note = "shape partly given by options, the rest nominal" if given else "shape nominal (from --params only)"
+    note = Phrase("n_shape_partly") if given else Phrase("n_shape_nominal")
     return ResolvedModel(spec=spec, kind="params", origin="--params", params=params, active_params=params,
                          exact_shape=False, notes=(note,))
