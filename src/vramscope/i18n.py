@@ -494,6 +494,26 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "precision: mixed (fp32 parameters, gradients and states; autocast computes in 16-bit and caches 16-bit weight copies)",
         "zh": "精度：混合精度（fp32 参数、梯度和状态；autocast 以 16 位计算并缓存 16 位权重副本）",
     },
+    "a_recipe_fsdp_mixed": {
+        "en": "precision: FSDP mixed precision (fp32 sharded parameters are the optimizer's masters, with fp32 sharded gradients and states; each unit gathered and computed in {dtype}; no autocast weight cache)",
+        "zh": "精度：FSDP 混合精度（fp32 分片参数即优化器的主权重，梯度分片与优化器状态为 fp32；每个单元以 {dtype} 聚合并计算；没有 autocast 权重缓存）",
+    },
+    "a_recipe_megatron": {
+        "en": "precision: Megatron-LM --bf16 ({dtype} parameters, fp32 main gradients, fp32 main parameters and Adam states in the optimizer: 2 + 4 + 12 bytes per parameter)",
+        "zh": "精度：Megatron-LM --bf16（{dtype} 参数、fp32 主梯度，优化器中的 fp32 主参数与 Adam 状态：每参数 2 + 4 + 12 字节）",
+    },
+    "a_fsdp_policy": {
+        "en": "{framework}'s FSDP MixedPrecisionPolicy: param_dtype {param}, reduce_dtype {reduce} (unsharded parameters and their gradients in {param}, reduce-scatter inputs in {reduce})",
+        "zh": "{framework} 的 FSDP MixedPrecisionPolicy：param_dtype {param}，reduce_dtype {reduce}（未分片参数及其梯度为 {param}，reduce-scatter 输入为 {reduce}）",
+    },
+    "a_fsdp_autocast": {
+        "en": "fp32 FSDP parameters under torch.autocast (no MixedPrecisionPolicy): autocast caches the bf16 cast of every gathered linear weight until forward ends, {cache} per GPU — a whole 16-bit copy of the model that resharding does not free; a framework with an FSDP policy (--framework torchtitan, accelerate, hf) avoids it",
+        "zh": "torch.autocast 下的 fp32 FSDP 参数（没有 MixedPrecisionPolicy）：autocast 会缓存每个聚合后线性层权重的 bf16 副本直到前向结束，每卡 {cache}——整个模型的 16 位副本，重新分片也不会释放；使用带 FSDP 策略的框架（--framework torchtitan、accelerate、hf）可避免",
+    },
+    "a_megatron_dist_opt": {
+        "en": "Megatron-LM distributed optimizer over {n} ranks: fp32 main parameters and Adam states sharded; the fp32 main-gradient buffer whole on every rank (its reduce buckets are views of it)",
+        "zh": "{n} 个进程上的 Megatron-LM 分布式优化器：fp32 主参数与 Adam 状态分片；fp32 主梯度缓冲区每卡完整保存（其归约桶是它的视图）",
+    },
     "a_recipe_fp32": {
         "en": "precision: fp32 throughout",
         "zh": "精度：全程 fp32",
@@ -769,6 +789,18 @@ MESSAGES: dict[str, dict[str, str]] = {
     "a_framework_hf": {
         "en": "training loop: Hugging Face Trainer / TRL (only the loss is kept into backward)",
         "zh": "训练循环：Hugging Face Trainer / TRL（反向传播时只保留损失）",
+    },
+    "a_framework_accelerate": {
+        "en": "training loop: accelerate (outputs = model(**batch); accelerator.backward(outputs.loss) keeps the outputs' logits through backward); FSDP with its mixed_precision policy",
+        "zh": "训练循环：accelerate（outputs = model(**batch); accelerator.backward(outputs.loss) 在反向传播期间保留输出的 logits）；FSDP 使用其 mixed_precision 策略",
+    },
+    "a_framework_torchtitan": {
+        "en": "training loop: torchtitan (pred = model(inputs); loss = loss_fn(pred, labels); del pred; loss.backward()); FSDP2 units per block, the embedding and [norm, output], with its MixedPrecisionPolicy",
+        "zh": "训练循环：torchtitan（pred = model(inputs); loss = loss_fn(pred, labels); del pred; loss.backward()）；FSDP2 按块、嵌入层和 [norm, output] 分单元，使用其 MixedPrecisionPolicy",
+    },
+    "a_framework_megatron": {
+        "en": "training loop: Megatron-LM (its own DDP over a contiguous gradient buffer; --use-distributed-optimizer as ZeRO-1)",
+        "zh": "训练循环：Megatron-LM（在连续梯度缓冲区上的自有 DDP；--use-distributed-optimizer 相当于 ZeRO-1）",
     },
     "a_framework_pytorch": {
         "en": "training loop: plain PyTorch (out = model(...); out.loss.backward() keeps out.logits through backward)",

@@ -299,10 +299,13 @@ CORE: tuple[Option, ...] = (
       help_zh="none | optimizer | optimizer+params（训练：ZeRO-Offload / FSDP CPU 卸载）"),
     O("framework", ("--framework",), "custom", "hf", group="parallel", owner="training",
       parse=lambda value, field: choice(value, field, _choices(".frameworks", "FRAMEWORKS")),
-      help_en="training loop: hf (Trainer / TRL, default) | pytorch (plain loop) | torchtune (its recipes' "
-              "defaults: checkpointing, chunked cross-entropy, bf16 adapters)",
-      help_zh="训练循环：hf（Trainer / TRL，默认）| pytorch（普通循环）| torchtune（其配方的默认值：检查点、"
-              "分块交叉熵、bf16 适配器）"),
+      help_en="training loop: hf (Trainer / TRL, default) | pytorch (plain loop; --precision mixed: autocast on fp32 "
+              "FSDP parameters) | torchtune (its recipes' defaults: checkpointing, chunked cross-entropy, bf16 "
+              "adapters) | accelerate | torchtitan (their FSDP MixedPrecisionPolicy under --precision mixed) | "
+              "megatron (--bf16, distributed optimizer as zero1)",
+      help_zh="训练循环：hf（Trainer / TRL，默认）| pytorch（普通循环；--precision mixed 时对 fp32 FSDP 参数使用 "
+              "autocast）| torchtune（其配方的默认值：检查点、分块交叉熵、bf16 适配器）| accelerate | torchtitan"
+              "（--precision mixed 时使用其 FSDP MixedPrecisionPolicy）| megatron（--bf16，分布式优化器即 zero1）"),
     O("pp", ("--pp", "--pipeline-parallel-size", "-pp"), "int", 1, group="parallel", lo=1, hi=1024,
       help_en="pipeline-parallel stages (training: micro-batches = --grad-accum; vLLM: stages of "
               "--tensor-parallel-size GPUs)",

@@ -227,8 +227,11 @@ def _parallel(v: dict[str, Any], out: dict[str, Any], runs: Any) -> dict[str, An
     task = out["task"]
     n_gpus = v.get("num_gpus", 1)
     par = v.get("parallelism", "auto")
+    profile = PROFILES[out["framework"]]
+    # data parallelism by default: FSDP, or (Megatron-LM) its DDP with the gradient buffer
+    data_parallel = "fsdp" if profile.runs_fsdp else "ddp"
     if par == "auto":
-        par = "none" if n_gpus == 1 else ("tp" if task == "inference" else "fsdp")
+        par = "none" if n_gpus == 1 else ("tp" if task == "inference" else data_parallel)
     if not runs.multi_gpu and n_gpus > 1:
         raise VramscopeError("conflict", field="num_gpus", reason=Text("r_one_gpu_engine", engine=runs.name,
                                                                         ngl=Opt("n_gpu_layers")))
@@ -244,7 +247,15 @@ def _parallel(v: dict[str, Any], out: dict[str, Any], runs: Any) -> dict[str, An
     if pp_n > 1 and task == "inference" and not runs.pipeline_inference:
         raise VramscopeError("conflict", field="pp", reason=Text(
             "r_pp_inference", engine=Opt("engine", "vllm"), pp=Opt("pp", "N", flag="--pipeline-parallel-size")))
-    par, n_gpus, dist = _distributed(v, task, par, n_gpus, pp_n, out["attn"], out["offload"])
+    par, n_gpus, dist = _distributed(v, task, par, n_gpus, pp_n, out["attn"], out["offload"], data_parallel)
+    if par == "fsdp" and task != "inference":
+        if not profile.runs_fsdp:
+            raise VramscopeError("conflict", field="parallelism", reason=Text(
+                "r_framework_no_fsdp", framework=out["framework"], use=Opt("parallelism", "zero1")))
+        if dist["fsdp_version"] not in profile.fsdp_versions:
+            raise VramscopeError("conflict", field="fsdp_version", reason=Text(
+                "r_framework_fsdp_version", framework=out["framework"],
+                use=Opt("fsdp_version", profile.fsdp_versions[-1])))
     if out["cache"] == "static" and not runs.static_cache:
         raise VramscopeError("conflict", field="cache", reason=Text("r_static_cache"))
     if out["offload"] != "none" and task == "inference":
@@ -254,7 +265,7 @@ def _parallel(v: dict[str, Any], out: dict[str, Any], runs: Any) -> dict[str, An
 
 
 def _distributed(v: dict[str, Any], task: str, par: str, n_gpus: int, pp: int, attn: str,
-                 offload: str) -> tuple[str, int, dict[str, Any]]:
+                 offload: str, data_parallel: str = "fsdp") -> tuple[str, int, dict[str, Any]]:
     """Multi-GPU degrees: --gpus is the world size; data parallel = gpus / (tp · pp · sp)."""
     tp_n, sp_n, ep_n, nodes_n = v.get("tp", 1), v.get("sp", 1), v.get("ep", 1), v.get("nodes", 1)
     sequence_parallel = bool(v.get("sequence_parallel"))
@@ -278,7 +289,7 @@ def _distributed(v: dict[str, Any], task: str, par: str, n_gpus: int, pp: int, a
                              reason=Text("r_gpus_divide", n=n_gpus, tp=tp_n, pp=pp, sp=sp_n))
     dp = n_gpus // model_parallel if training else 1
     if training and dp > 1 and par == "none":
-        par = "fsdp"
+        par = data_parallel
     if training and dp == 1 and par == "ddp":
         par = "none"  # ZeRO and FSDP on one GPU still run (their CPU offload is the point); DDP does nothing
     if sequence_parallel and tp_n == 1:
@@ -388,6 +399,10 @@ def _refuse_ignored(v: dict[str, Any], out: dict[str, Any]) -> None:
 
 
 register({
+    "r_framework_no_fsdp": {"en": "{framework} shards with its distributed optimizer, not torch FSDP; use {use}",
+                            "zh": "{framework} 用自己的分布式优化器分片，而不是 torch FSDP；请用 {use}"},
+    "r_framework_fsdp_version": {"en": "{framework} runs FSDP2 (fully_shard) only; use {use}",
+                                 "zh": "{framework} 只使用 FSDP2（fully_shard）；请用 {use}"},
     "r_two_spellings": {"en": "and {other} give different values; give one",
                         "zh": "与 {other} 给出的值不同；请只给一个"},
     "r_seed_option": {"en": "is the seed estimator's A: add {add}", "zh": "是 seed 估算器的 A：请加上 {add}"},

@@ -56,25 +56,37 @@ class Precision:
     act_bytes: float  # saved activations
     param_bytes: float  # trainable parameters and their gradients
     gather_bytes: float  # parameters as FSDP gathers them
-    cast_cache: int
+    cast_cache: int  # autocast's 16-bit copies of the linear weights, alive from forward until autocast exits
     weights: int
     grads: int
     states: int
     temp: int
     layer_params: int
     largest: int
+    #: bytes per element of FSDP's unsharded gradients (the parameters' compute dtype) and of its reduce-scatter
+    #: input (MixedPrecisionPolicy.reduce_dtype); 0: the parameters' bytes
+    unsharded_grad_bytes: float = 0.0
+    reduce_bytes: float = 0.0
 
 
 def recipe_for(w: Workload, dtype: str) -> str:
     if w.method in ("lora", "qlora"):
         return "lora"
     if w.precision != "auto":
-        return w.precision
-    if dtype == "fp32":
+        recipe = w.precision
+    elif dtype == "fp32":
         return "fp32"
-    if w.strategy.is_zero:
+    elif w.strategy.is_zero and not w.profile.megatron_mixed:
         return "deepspeed"  # DeepSpeed keeps fp32 master weights and states for bf16/fp16 training
-    return "mixed" if w.task == "pretrain" else "pure"
+    else:
+        recipe = "mixed" if w.task == "pretrain" else "pure"
+    if recipe != "mixed":
+        return recipe
+    if w.strategy.is_fsdp and w.profile.fsdp_policy is not None:
+        return "fsdp_mixed"  # the framework's MixedPrecisionPolicy, not autocast
+    if w.profile.megatron_mixed:
+        return "megatron"
+    return recipe
 
 
 def precision(model: ResolvedModel, w: Workload, dtype: str, t: Trainable, notes: list[Assumption]) -> Precision:
@@ -85,11 +97,34 @@ def precision(model: ResolvedModel, w: Workload, dtype: str, t: Trainable, notes
         dtype = "fp32"
     a = dtype_bytes(dtype)
     master, cast_cache = 0, 0
-    if recipe == "mixed":
+    grad_bytes = reduce_bytes = 0.0
+    if recipe == "fsdp_mixed":
+        # FSDP with the framework's MixedPrecisionPolicy: fp32 sharded parameters are the optimizer's masters,
+        # with fp32 sharded gradients and states; each unit is all-gathered in param_dtype (the all-gather input
+        # cast per shard: torch _fsdp_param.py all_gather_inputs) and computes there, its unsharded gradients in
+        # param_dtype, copied into a reduce_dtype reduce-scatter input (_fsdp_collectives.py foreach_reduce); no
+        # autocast cache: the parameters are already 16-bit
+        gather, reduce_bytes = w.profile.fsdp_policy
+        a, grad_bytes = gather, gather
         weights = int(model.params * 4)
         param_bytes = 4.0
-        linear = sum(g.numel for g in groups(spec) if g.tensor.linear) if model.exact_shape else model.params
-        cast_cache = int(linear * 2)
+        notes.append(Assumption("a_fsdp_policy", {"framework": w.framework, "param": _dtype_name(gather, dtype),
+                                                  "reduce": _dtype_name(reduce_bytes, dtype)}))
+    elif recipe == "megatron":
+        # Megatron-LM --bf16 (docs/source/api-guide/dist_optimizer.md): bf16 model parameters, fp32 main
+        # gradients (accumulate_allreduce_grads_in_fp32), fp32 main parameters and Adam states in the optimizer:
+        # 2 + 4 + 12 bytes, the last sharded by the distributed optimizer
+        weights = weights_on_rank(model, w, a, notes)
+        param_bytes = 4.0
+        master = int(t.params * 4)
+    elif recipe == "mixed":
+        weights = int(model.params * 4)
+        param_bytes = 4.0
+        cast_cache = int(cast_params(model) * 2)
+        if w.strategy.is_fsdp:
+            # fp32 FSDP parameters under torch.autocast: every unsharded linear weight's bf16 cast stays in the
+            # cache until autocast exits, so a whole 16-bit copy of the model outlives the resharding
+            notes.append(Assumption("a_fsdp_autocast", {"cache": f"{cast_cache / 2**30:.1f} GiB"}))
     elif recipe == "deepspeed":
         # DeepSpeed / Megatron mixed precision (ZeRO paper §3: 2 + 2 + 12 bytes per parameter): 16-bit
         # parameters and gradients, fp32 master weights and fp32 Adam states held by the optimizer
@@ -108,9 +143,20 @@ def precision(model: ResolvedModel, w: Workload, dtype: str, t: Trainable, notes
         recipe=recipe, dtype=dtype, a=a, act_bytes=2.0 if recipe == "mixed" else a, param_bytes=param_bytes,
         gather_bytes=4.0 if recipe == "mixed" else a, cast_cache=cast_cache, weights=weights,
         grads=gradient_bytes(t.params, param_bytes),
-        states=optimizer_state_bytes(w.optimizer, t.params, 4.0 if recipe == "deepspeed" else param_bytes) + master,
+        states=optimizer_state_bytes(w.optimizer, t.params, 4.0 if recipe in ("deepspeed", "megatron")
+                                     else param_bytes) + master,
         temp=step_temporary_bytes(w.optimizer, t.params, param_bytes, largest),
-        layer_params=largest_layer_params(spec) if not adapters and not w.train_modules else 0, largest=largest)
+        layer_params=largest_layer_params(spec) if not adapters and not w.train_modules else 0, largest=largest,
+        unsharded_grad_bytes=grad_bytes, reduce_bytes=reduce_bytes)
+
+
+def cast_params(model: ResolvedModel) -> int:
+    """Parameters autocast casts to 16-bit (the linear weights; embeddings and norms run in fp32)."""
+    return sum(g.numel for g in groups(model.spec) if g.tensor.linear) if model.exact_shape else model.params
+
+
+def _dtype_name(nbytes: float, dtype: str) -> str:
+    return "fp32" if nbytes == 4 else dtype
 
 
 @dataclass(frozen=True)
@@ -178,8 +224,9 @@ def layout(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes: list
             if qb.quantized_params:
                 layer_bytes = (qb.total - qb.kept_params * p.a) / qb.quantized_params
         trains_layers = w.method not in ("lora", "qlora") and not w.train_modules
-        buf = fsdp_buffers(spec, w.fsdp_version, p.gather_bytes, p.param_bytes, trains_layers,
-                           w.method == "full", w.grad_checkpointing and w.method != "full", layer_bytes)
+        buf = fsdp_buffers(spec, w.fsdp_version, p.gather_bytes, p.unsharded_grad_bytes or p.param_bytes,
+                           trains_layers, w.method == "full", w.grad_checkpointing and w.method != "full", layer_bytes,
+                           reduce_bytes=p.reduce_bytes)
         notes.append(Assumption("a_fsdp_v", {"n": n, "v": w.fsdp_version,
                                              "hybrid": f" × {w.nodes} replicas" if w.fsdp_sharding == "hybrid" else ""}))
     elif s.is_zero and s.shards_params:
@@ -193,11 +240,17 @@ def layout(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes: list
         # ZeRO stage 1 shards optimizer states (and the step), stage 2 also gradients, which then pass through
         # one reduce bucket (DeepSpeed's reduce_bucket_size, 5e8 elements by default)
         weights, states, temp = split(p.weights, 1), split(p.states, n), split(p.temp, n)
-        grads = split(p.grads, n if s.shards_grads else 1) + zero_bucket(w.reduce_bucket, t.params, p.param_bytes)
-        notes.append(Assumption("a_zero", {"stage": str(s.stage), "n": n, "bucket": f"{w.reduce_bucket:.2g}"}))
+        grads = split(p.grads, n if s.shards_grads else 1)
+        if p.recipe == "megatron":
+            # Megatron's distributed optimizer: the fp32 main-gradient buffer stays whole (its buckets are
+            # views of it), the fp32 main parameters and Adam states are sharded
+            notes.append(Assumption("a_megatron_dist_opt", {"n": n}))
+        else:
+            grads += zero_bucket(w.reduce_bucket, t.params, p.param_bytes)
+            notes.append(Assumption("a_zero", {"stage": str(s.stage), "n": n, "bucket": f"{w.reduce_bucket:.2g}"}))
     else:
         weights, grads, states, temp = (split(x, 1) for x in (p.weights, p.grads, p.states, p.temp))
-        if s.is_ddp:
+        if s.is_ddp and p.recipe != "megatron":  # Megatron's DDP reduces views of its gradient buffer
             # DDP's reducer keeps flat communication buckets beside .grad (gradient_as_bucket_view=False)
             grads *= 2
             notes.append(Assumption("a_ddp", {"n": n}))
@@ -254,6 +307,8 @@ def kept_gradients(w: Workload, t: Trainable, p: Precision, grads: int) -> int:
     s = w.strategy
     if s.is_zero and s.shards_grads:
         kept = grads  # the gradient partition and the bucket are allocated once and stay (stage3.py 786-801)
+    elif s.is_zero and p.recipe == "megatron":
+        kept = grads  # the main-gradient buffer is allocated once
     elif s.is_zero:
         kept = max(kept, zero_bucket(w.reduce_bucket, t.params, p.param_bytes))
     return kept
@@ -472,11 +527,12 @@ def step_phases(w: Workload, lay: Layout, forward: dict, backward: dict, notes: 
 
 
 def pipeline(spec: ModelSpec, w: Workload, phases: Phases, layer_acts: int,
-             notes: list[Assumption]) -> tuple[Phases, dict]:
+             notes: list[Assumption], cast_cache: int = 0) -> tuple[Phases, dict]:
     """The phases of the busiest pipeline rank, and the per-rank report (``memory/pipeline.py``)."""
     if w.pp > spec.num_layers:
         raise VramscopeError("conflict", field="pp", reason=Text("r_pp_layers", pp=w.pp, layers=spec.num_layers))
-    phases, rows = pipeline_stages(spec, w.pp, w.grad_accum, w.pp_schedule, phases, layer_acts)
+    phases, rows = pipeline_stages(spec, w.pp, w.grad_accum, w.pp_schedule, phases, layer_acts,
+                                   cast_cache=cast_cache)
     busiest = max(rows, key=lambda r: r["peak_bytes"])
     notes.append(Assumption("a_pp", {"pp": w.pp, "schedule": w.pp_schedule, "m": w.grad_accum,
                                      "kind": busiest["kind"]}))

@@ -1,0 +1,100 @@
+"""Issue #14: pretraining at scale as the stacks run it — --precision mixed under FSDP follows the framework's
+MixedPrecisionPolicy (torchtitan, accelerate / hf), autocast on fp32 FSDP parameters stays for a plain loop,
+Megatron-LM's --bf16 with the distributed optimizer, and the autocast cache split by pipeline stage."""
+
+import pytest
+
+from vramscope.api import estimate
+from vramscope.errors import VramscopeError
+from vramscope.frameworks import PROFILES
+from vramscope.memory.parallel import fsdp_buffers, largest_layer_params
+from vramscope.memory.pipeline import stage_cast_fractions
+from vramscope.sources import catalog
+from vramscope.sources.hf_config import spec_from_config
+
+GiB = 2**30
+SEVENTY_B = dict(task="pretrain", num_gpus=64, parallelism="fsdp", fsdp_version=2, precision="mixed",
+                 grad_checkpointing=True, seq=2048)
+
+
+def _keys(e):
+    return {a.key for a in e.assumptions}
+
+
+@pytest.mark.parametrize("framework", ["torchtitan", "accelerate", "hf"])
+def test_70b_on_64_gpus_follows_the_fsdp_policy(framework):
+    e = estimate("llama-3-70b", framework=framework, **SEVENTY_B)
+    params = 70.55e9
+    # fp32 sharded masters, fp32 sharded gradients, fp32 Adam states over 64 ranks: 16 bytes / 64 per parameter
+    assert e.phases["optimizer_step"]["optimizer_states"] == pytest.approx(8 * params / 64, rel=0.01)
+    assert e.phases["load"]["weights"] == pytest.approx(4 * params / 64, rel=0.01)
+    assert e.total_bytes < 30 * GiB
+    assert all(ph.get("activations", 0) < 4 * GiB for ph in e.phases.values())  # no cast cache
+    assert "a_fsdp_policy" in _keys(e) and "a_recipe_fsdp_mixed" in _keys(e)
+
+
+def test_torchtitan_reduces_in_fp32_accelerate_in_bf16():
+    tt = estimate("llama-3-70b", framework="torchtitan", **SEVENTY_B)
+    acc = estimate("llama-3-70b", framework="accelerate", **SEVENTY_B)
+    spec = spec_from_config(catalog.find("llama-3-70b")["config"], name="llama-3-70b")
+    layer = largest_layer_params(spec)
+    # a layer's backward: its bf16 gradients beside the previous reduce-scatter input (fp32 vs bf16)
+    assert tt.total_bytes - acc.total_bytes == pytest.approx(2 * layer, rel=0.02)
+
+
+def test_fsdp_buffers_reduce_dtype():
+    spec = spec_from_config(catalog.find("llama-3-8b")["config"], name="llama-3-8b")
+    layer = largest_layer_params(spec)
+    same = fsdp_buffers(spec, 2, 2.0, 2.0, True, True)
+    fp32 = fsdp_buffers(spec, 2, 2.0, 2.0, True, True, reduce_bytes=4.0)
+    assert same.backward_layer[1] == int(4 * layer)
+    assert fp32.backward_layer[1] == int(6 * layer)
+    assert fp32.backward_layer[0] == same.backward_layer[0]
+
+
+def test_plain_loop_keeps_autocast_and_says_what_it_costs():
+    e = estimate("llama-3-70b", framework="pytorch", **SEVENTY_B)
+    assert "a_fsdp_autocast" in _keys(e) and "a_recipe_mixed" in _keys(e)
+    assert e.phases["forward"]["activations"] > 120 * GiB  # a bf16 copy of every linear weight
+
+
+def test_pipeline_stages_each_cache_their_own_casts():
+    kw = dict(task="pretrain", num_gpus=4, pp=4, grad_accum=8, precision="mixed", framework="pytorch")
+    e = estimate("llama-3-8b", **kw)
+    rows = e.engine["pipeline"]["ranks"]
+    # 1F1B: the first stage (4 micro-batches in flight) peaks, not the last one holding every stage's casts
+    assert max(rows, key=lambda r: r["peak_bytes"])["kind"] == "first stage"
+    spec = spec_from_config(catalog.find("llama-3-8b")["config"], name="llama-3-8b")
+    fr = stage_cast_fractions(spec, 4)
+    assert sum(fr) == pytest.approx(1.0)
+    assert fr[0] == pytest.approx(fr[1]) and fr[3] > fr[0]  # the output head's cast on the last stage
+
+
+def test_megatron_bf16_distributed_optimizer():
+    params = 8.03e9
+    e = estimate("llama-3-8b", task="pretrain", num_gpus=8, parallelism="zero1", framework="megatron")
+    step = e.phases["optimizer_step"]
+    # 6 + 12/d bytes per parameter (Megatron-LM docs/source/api-guide/dist_optimizer.md)
+    assert step["weights"] + step["gradients"] == pytest.approx(6 * params, rel=0.01)
+    assert step["optimizer_states"] == pytest.approx(12 * params / 8, rel=0.01)
+    assert "a_megatron_dist_opt" in _keys(e)
+    # Megatron's DDP by default: its gradient buffer, no reducer copies
+    d = estimate("llama-3-8b", task="pretrain", num_gpus=8, framework="megatron")
+    assert d.workload["parallelism"] == "ddp"
+    assert d.phases["optimizer_step"]["gradients"] == pytest.approx(4 * params, rel=0.01)
+
+
+@pytest.mark.parametrize("kw, field", [
+    (dict(framework="megatron", parallelism="fsdp"), "parallelism"),
+    (dict(framework="torchtitan", parallelism="fsdp", fsdp_version=1), "fsdp_version"),
+])
+def test_framework_refusals_name_the_field(kw, field):
+    with pytest.raises(VramscopeError) as err:
+        estimate("llama-3-8b", task="pretrain", num_gpus=8, **kw)
+    assert str(err.value).startswith(f"{field}:")
+
+
+def test_profiles_are_data():
+    assert PROFILES["torchtitan"].fsdp_policy == (2.0, 4.0)
+    assert PROFILES["accelerate"].fsdp_policy == PROFILES["hf"].fsdp_policy == (2.0, 2.0)
+    assert PROFILES["pytorch"].fsdp_policy is None
