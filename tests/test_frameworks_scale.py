@@ -98,3 +98,46 @@ def test_profiles_are_data():
     assert PROFILES["torchtitan"].fsdp_policy == (2.0, 4.0)
     assert PROFILES["accelerate"].fsdp_policy == PROFILES["hf"].fsdp_policy == (2.0, 2.0)
     assert PROFILES["pytorch"].fsdp_policy is None
+
+
+def test_op_sac_keeps_block_input_odd_matmuls_and_attention():
+    from vramscope.memory.activations import op_sac_bytes_per_token
+
+    spec = spec_from_config(catalog.find("llama-3-70b")["config"], name="llama-3-70b")
+    h, q, kv, inter = spec.hidden_size, spec.q_dim, spec.kv_dim, spec.intermediate_size
+    # input, q (1st mm), v (3rd), gate (5th), down (7th); SDPA output and its fp32 log-sum-exp
+    assert op_sac_bytes_per_token(spec, 2048, 2.0, "sdpa") == 2 * (h + q + kv + inter + h) + 2 * q + 4 * spec.num_heads
+    mixtral = spec_from_config(catalog.find("mixtral-8x7b")["config"], name="mixtral-8x7b")
+    assert op_sac_bytes_per_token(mixtral, 2048, 2.0, "sdpa") is None
+
+
+def test_torchtitan_selective_is_its_op_policy():
+    kw = dict(task="pretrain", num_gpus=64, parallelism="fsdp", precision="mixed", seq=2048)
+    full = estimate("llama-3-70b", framework="torchtitan", grad_checkpointing="full", **kw)
+    sel = estimate("llama-3-70b", framework="torchtitan", grad_checkpointing="selective", **kw)
+    op = estimate("llama-3-70b", framework="torchtitan", grad_checkpointing="op", **kw)
+    none = estimate("llama-3-70b", framework="torchtitan", **kw)
+    assert sel.workload["checkpoint_mode"] == "op" and sel.total_bytes == op.total_bytes
+    assert full.total_bytes < op.total_bytes < none.total_bytes
+    assert op.total_bytes < 40 * GiB
+    hf = estimate("llama-3-70b", grad_checkpointing="selective", **kw)  # Megatron's core attention elsewhere
+    assert hf.workload["checkpoint_mode"] == "selective"
+    with pytest.raises(VramscopeError):
+        estimate("mixtral-8x7b", task="pretrain", grad_checkpointing="op")
+
+
+def test_megatron_recompute_methods():
+    kw = dict(task="pretrain", seq=2048, batch=4)
+    spec = spec_from_config(catalog.find("llama-3-8b")["config"], name="llama-3-8b")
+    per_layer = estimate("llama-3-8b", grad_checkpointing=True, **kw)
+    none = estimate("llama-3-8b", **kw)
+    block_all = estimate("llama-3-8b", recompute_method="block", recompute_num_layers=spec.num_layers, **kw)
+    assert block_all.phases["forward"] == per_layer.phases["forward"]
+    block_half = estimate("llama-3-8b", recompute_method="block", recompute_num_layers=spec.num_layers // 2, **kw)
+    acts = lambda e: e.phases["forward"]["activations"]  # noqa: E731
+    assert acts(block_half) - acts(per_layer) == pytest.approx((acts(none) - acts(per_layer)) / 2, rel=0.02)
+    uni4 = estimate("llama-3-8b", recompute_method="uniform", recompute_num_layers=4, **kw)
+    h_bytes = 4 * 2048 * spec.hidden_size * 2  # one checkpoint input
+    assert acts(per_layer) - acts(uni4) == pytest.approx(h_bytes * (spec.num_layers - spec.num_layers // 4), rel=0.01)
+    with pytest.raises(VramscopeError):
+        estimate("llama-3-8b", recompute_num_layers=2, checkpoint_every=2, **kw)

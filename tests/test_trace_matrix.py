@@ -64,6 +64,12 @@ CASES = [
     # parameters, fp32 reduce-scatter; hf/accelerate: bf16 both, autocast around forward)
     ("llama-3-8b", dict(task="pretrain", seq=256, num_gpus=8, parallelism="fsdp", precision="mixed",
                         framework="torchtitan", grad_checkpointing=True)),
+    # torchtitan's per-op SelectiveAC (its "selective"), ported policy on transformers' layers
+    ("llama-3-8b", dict(task="finetune", seq=256, checkpoint_mode="op")),
+    ("qwen3-8b", dict(task="finetune", seq=256, checkpoint_mode="op")),
+    ("llama-3-8b", dict(task="finetune", seq=128, attn="eager", checkpoint_mode="op")),
+    ("llama-3-8b", dict(task="pretrain", seq=256, num_gpus=8, parallelism="fsdp", precision="mixed",
+                        framework="torchtitan", grad_checkpointing="selective")),
 ]
 
 #: the same without checkpointing: peak and every phase's total agree within 3%, but at the backward peak of a

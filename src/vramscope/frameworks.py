@@ -63,6 +63,9 @@ class Framework:
     megatron_mixed: bool = False
     #: FSDP is not how the stack shards (Megatron-LM: its distributed optimizer)
     runs_fsdp: bool = True
+    #: what the stack calls "selective" activation checkpointing: Megatron's core-attention recompute, or
+    #: (torchtitan) the per-op policy, vramscope's "op"
+    selective_mode: str = "selective"
 
     @property
     def adapter_bytes(self) -> Optional[float]:
@@ -95,7 +98,9 @@ PROFILES: dict[str, Framework] = {
     # through ``accelerator.backward(outputs.loss)``
     "accelerate": Framework("accelerate", keeps_logits=True, fsdp_policy=ACCELERATE_FSDP_POLICY,
                             autocast_with_fsdp_policy=True),
-    "torchtitan": Framework("torchtitan", fsdp_policy=TORCHTITAN_FSDP_POLICY, fsdp_versions=(2,)),
+    # activation_checkpoint.py: mode "selective" is SelectiveAC, the per-op policy
+    "torchtitan": Framework("torchtitan", fsdp_policy=TORCHTITAN_FSDP_POLICY, fsdp_versions=(2,),
+                            selective_mode="op"),
     "megatron": Framework("megatron", megatron_mixed=True, runs_fsdp=False),
 }
 FRAMEWORKS = tuple(PROFILES)

@@ -766,6 +766,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "selective recomputation (Megatron-LM): only core attention is recomputed in backward; its inputs stay saved",
         "zh": "选择性重计算（Megatron-LM）：反向时只重算核心注意力，其输入仍保存",
     },
+    "a_ckpt_op": {
+        "en": "per-op selective checkpointing (torchtitan SelectiveAC): each block keeps its input, the outputs of its odd matmuls (q, v, gate, down) and of attention; the rest is recomputed block by block in backward",
+        "zh": "逐算子选择性检查点（torchtitan SelectiveAC）：每个块保存其输入、奇数次矩阵乘（q、v、gate、down）和注意力的输出；其余在反向时逐块重算",
+    },
+    "a_recompute_uniform": {
+        "en": "Megatron-LM full recompute, uniform: each group of {n} layers keeps only its input; backward recomputes a whole group at once",
+        "zh": "Megatron-LM 完全重算（uniform）：每 {n} 层一组，只保存组的输入；反向时整组一起重算",
+    },
+    "a_recompute_block": {
+        "en": "Megatron-LM full recompute, block: the first {n} layers of each pipeline rank are checkpointed, the others keep all their activations",
+        "zh": "Megatron-LM 完全重算（block）：每个流水线段的前 {n} 层做检查点，其余层保留全部激活值",
+    },
     "a_chunked_ce": {
         "en": "chunked cross-entropy: output head and loss in {chunks} chunks (one chunk's fp32 logits at a time)",
         "zh": "分块交叉熵：输出头与损失分 {chunks} 块计算（每次只有一块 fp32 logits）",

@@ -197,9 +197,13 @@ TASKS = ("inference", "finetune", "pretrain")
 METHODS = ("full", "freeze", "lora", "qlora")
 ESTIMATORS = ("analytic", "seed")
 PRECISIONS = ("auto", "pure", "mixed", "fp32", "deepspeed")
-#: full (every op of a checkpointed layer recomputed) or selective (Megatron-LM's --recompute-granularity
-#: selective: only the core attention — scores, softmax, attention·V — is recomputed)
-CHECKPOINT_MODES = ("full", "selective")
+#: full (every op of a checkpointed layer recomputed), selective (Megatron-LM's --recompute-granularity
+#: selective: only the core attention — scores, softmax, attention·V — is recomputed) or op (torchtitan's per-op
+#: SelectiveAC: matmul outputs saved except every second one, attention outputs saved, the rest recomputed;
+#: torchtitan's own "selective")
+CHECKPOINT_MODES = ("full", "selective", "op")
+#: Megatron-LM --recompute-method (megatron/core/transformer/transformer_block.py _checkpointed_forward)
+RECOMPUTE_METHODS = ("uniform", "block")
 FSDP_SHARDING = ("full", "hybrid")
 SP_MODES = ("ring", "ulysses")
 OFFLOAD_DEVICES = ("cpu", "nvme")
@@ -264,8 +268,11 @@ CORE: tuple[Option, ...] = (
     O("grad_checkpointing", ("--grad-checkpointing",), "custom", False, contextual=True, group="training", owner="training",
       parse=_grad_checkpointing, const="full", metavar="MODE", negation="--no-grad-checkpointing",
       help_en="activation checkpointing: full (default when given; every layer recomputed) | selective (only core "
-              "attention recomputed, Megatron-LM); --no-grad-checkpointing turns a profile's off",
-      help_zh="激活检查点：full（给出时的默认；每层重算）| selective（只重算核心注意力，Megatron-LM）；"
+              "attention recomputed, Megatron-LM; torchtitan's selective is op) | op (torchtitan per-op policy: "
+              "matmul outputs except every second, attention outputs saved); --no-grad-checkpointing turns a "
+              "profile's off",
+      help_zh="激活检查点：full（给出时的默认；每层重算）| selective（只重算核心注意力，Megatron-LM；torchtitan 的 "
+              "selective 即 op）| op（torchtitan 逐算子策略：保存矩阵乘输出（每隔一个重算）和注意力输出）；"
               "--no-grad-checkpointing 关闭框架默认开启的检查点"),
     O("grad_accum", ("--grad-accum",), "int", 1, group="training", owner="training", lo=1, hi=1_000_000,
       help_en="gradient accumulation steps (default 1)", help_zh="梯度累积步数（默认 1）"),
@@ -322,6 +329,17 @@ CORE: tuple[Option, ...] = (
     O("checkpoint_every", ("--checkpoint-every",), "int", 1, group="training", owner="training", lo=1, hi=100_000,
       metavar="N", help_en="checkpoint only every N-th layer (torchtune ac_option)",
       help_zh="每 N 层只检查点一层（torchtune 的 ac_option）"),
+    O("recompute_method", ("--recompute-method",), "choice", "uniform", group="training", owner="training",
+      choices=RECOMPUTE_METHODS,
+      help_en="Megatron-LM full recompute: uniform (default: checkpoint the input of every group of "
+              "--recompute-num-layers layers) | block (checkpoint only the first --recompute-num-layers layers)",
+      help_zh="Megatron-LM 完全重算：uniform（默认：每 --recompute-num-layers 层为一组，只保存组的输入）| block"
+              "（只对前 --recompute-num-layers 层做检查点）"),
+    O("recompute_num_layers", ("--recompute-num-layers",), "int", 1, group="training", owner="training", lo=1,
+      hi=100_000, metavar="N",
+      help_en="Megatron-LM --recompute-num-layers: layers per checkpointed group (uniform) or checkpointed layers "
+              "(block); default 1",
+      help_zh="Megatron-LM 的 --recompute-num-layers：每个检查点组的层数（uniform）或做检查点的层数（block）；默认 1"),
     O("activation_offload", ("--activation-offload",), "flag", False, group="training", owner="training",
       help_en="saved activations to pinned CPU memory (torchtune / TRL activation offloading)",
       help_zh="把保存的激活卸载到锁页 CPU 内存（torchtune / TRL 的激活卸载）"),

@@ -332,7 +332,23 @@ def _checkpointing(v: dict[str, Any], training: bool, profile: Framework) -> dic
         on = profile.grad_checkpointing and training  # torchtune's recipes: enable_activation_checkpointing
     else:
         on = bool(ckpt) or mode is not None or "checkpoint_every" in v
-    return {"grad_checkpointing": on, "checkpoint_mode": mode or "full", "checkpoint_every": v.get("checkpoint_every", 1)}
+    if mode == "selective":
+        mode = profile.selective_mode  # torchtitan's "selective" is its per-op policy
+    if mode == "op" and "checkpoint_every" in v:
+        raise VramscopeError("conflict", field="checkpoint_every", reason=Text("r_op_sac_every"))
+    megatron = [k for k in ("recompute_method", "recompute_num_layers") if k in v]
+    if megatron:
+        # Megatron-LM's --recompute-granularity full: whole layers, grouped (uniform) or the first N (block)
+        if ckpt is False or (mode or "full") != "full":
+            raise VramscopeError("conflict", field=megatron[0], reason=Text(
+                "r_recompute_full", on=Opt("grad_checkpointing", "full")))
+        if "checkpoint_every" in v:
+            raise VramscopeError("conflict", field=megatron[0], reason=Text(
+                "r_recompute_every", every=Opt("checkpoint_every")))
+        on = True
+    return {"grad_checkpointing": on, "checkpoint_mode": mode or "full", "checkpoint_every": v.get("checkpoint_every", 1),
+            "recompute_method": v.get("recompute_method", "uniform"),
+            "recompute_num_layers": v.get("recompute_num_layers", 1)}
 
 
 def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
@@ -403,6 +419,12 @@ register({
                             "zh": "{framework} 用自己的分布式优化器分片，而不是 torch FSDP；请用 {use}"},
     "r_framework_fsdp_version": {"en": "{framework} runs FSDP2 (fully_shard) only; use {use}",
                                  "zh": "{framework} 只使用 FSDP2（fully_shard）；请用 {use}"},
+    "r_op_sac_every": {"en": "torchtitan's per-op policy wraps every block; give it or every N-th layer, not both",
+                       "zh": "torchtitan 的逐算子策略作用于每个块；请只给它或每 N 层检查点之一"},
+    "r_recompute_full": {"en": "is Megatron-LM's full recompute; it goes with {on}",
+                         "zh": "是 Megatron-LM 的完全重算；需配合 {on}"},
+    "r_recompute_every": {"en": "and {every} both choose which layers are checkpointed; give one",
+                          "zh": "与 {every} 都在选择哪些层做检查点；请只给一个"},
     "r_two_spellings": {"en": "and {other} give different values; give one",
                         "zh": "与 {other} 给出的值不同；请只给一个"},
     "r_seed_option": {"en": "is the seed estimator's A: add {add}", "zh": "是 seed 估算器的 A：请加上 {add}"},

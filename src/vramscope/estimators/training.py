@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from ..errors import Opt, Text, VramscopeError
 from ..i18n import register
 from ..memory.activations import (FULL_TRAINING, TrainFlags, TrainingActivations, checkpointed_layers, dora_forward_transient,
-                                  merged_expert_bytes, training_activations)
+                                  merged_expert_bytes, op_sac_bytes_per_token, training_activations)
 from ..memory.gradients import gradient_bytes
 from ..memory.optimizer_states import deepspeed_step_temporary, optimizer_state_bytes, step_temporary_bytes
 from ..memory.parallel import (NO_BUFFERS, FsdpBuffers, context_parallel_transient, expert_fraction, fsdp_buffers,
@@ -171,13 +171,31 @@ class Saved:
 def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, seq_shard: int,
                       notes: list[Assumption]) -> Saved:
     seq_local = -(-w.seq // w.sp)  # context parallelism: each rank holds seq / sp tokens
-    acts = training_activations(spec, w.batch, seq_local, p.act_bytes, w.attn, w.grad_checkpointing, flags,
-                                every=w.checkpoint_every, selective=w.checkpoint_mode == "selective",
-                                ce_chunks=w.ce_chunks, replicated_shard=seq_shard, compiled_loss=w.compile)
+    op_sac = w.grad_checkpointing and w.checkpoint_mode == "op"
+    if op_sac and (op_sac_bytes_per_token(spec, seq_local, p.act_bytes, w.attn) is None or w.method != "full"):
+        raise VramscopeError("conflict", field="checkpoint_mode", reason=Text("r_op_sac_layout"))
+    acts = training_activations(spec, w.batch, seq_local, p.act_bytes, w.attn, w.grad_checkpointing and not op_sac,
+                                flags, every=w.checkpoint_every, selective=w.checkpoint_mode == "selective",
+                                ce_chunks=w.ce_chunks, replicated_shard=seq_shard, compiled_loss=w.compile,
+                                op_sac=op_sac, megatron=megatron_recompute(spec, w))
     sp_temp = context_parallel_transient(spec, w.batch * seq_local, p.act_bytes, w.sp_mode) if w.sp > 1 else 0
     if w.sp > 1:
         notes.append(Assumption("a_sp", {"n": w.sp, "mode": w.sp_mode, "seq": seq_local}))
     return Saved(acts, flags, seq_local, sp_temp)
+
+
+def megatron_recompute(spec: ModelSpec, w: Workload) -> tuple[int, int, int] | None:
+    """Megatron-LM's --recompute-granularity full per pipeline rank (megatron/core/transformer/transformer_block.py
+    ``_checkpointed_forward``), over all ranks: (inputs kept, layers covered, layers recomputed together). None:
+    the default (uniform, one layer), which is plain per-layer checkpointing."""
+    if not w.grad_checkpointing or w.checkpoint_mode != "full" or (
+            w.recompute_method == "uniform" and w.recompute_num_layers == 1):
+        return None
+    n = w.recompute_num_layers
+    per_rank = [spec.num_layers // w.pp + (1 if s < spec.num_layers % w.pp else 0) for s in range(w.pp)]
+    if w.recompute_method == "uniform":
+        return sum(-(-layers // n) for layers in per_rank), spec.num_layers, min(n, max(per_rank))
+    return sum(min(n, layers) for layers in per_rank), sum(min(n, layers) for layers in per_rank), 1
 
 
 @dataclass(frozen=True)
@@ -469,6 +487,10 @@ def recipe_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes
         notes.append(Assumption("a_packing", {"seq": w.seq}))
     if w.grad_checkpointing and w.checkpoint_mode == "selective":
         notes.append(Assumption("a_ckpt_selective"))
+    elif w.grad_checkpointing and w.checkpoint_mode == "op":
+        notes.append(Assumption("a_ckpt_op"))
+    elif megatron_recompute(spec, w) is not None:
+        notes.append(Assumption(f"a_recompute_{w.recompute_method}", {"n": w.recompute_num_layers}))
     elif w.grad_checkpointing and w.checkpoint_every > 1:
         n_layers = spec.num_layers + spec.num_decoder_layers
         notes.append(Assumption("a_ckpt_every", {"ckpt": checkpointed_layers(n_layers, w.checkpoint_every),
@@ -554,5 +576,8 @@ register({
     "r_ep_divide": {"en": "{experts} experts do not divide by {n}", "zh": "{experts} 个专家无法被 {n} 整除"},
     "r_dora_moe": {"en": "peft has no DoRA for fused MoE experts; target the attention modules ({targets})",
                    "zh": "peft 没有针对融合 MoE 专家的 DoRA；请只对注意力模块使用（{targets}）"},
+    "r_op_sac_layout": {"en": "the per-op policy is modelled for full training of dense Llama-layout models (no MoE, "
+                               "MLA or adapters)",
+                        "zh": "逐算子检查点策略只对稠密 Llama 结构模型的全参数训练建模（不含 MoE、MLA 或适配器）"},
     "r_pp_layers": {"en": "{pp} stages for {layers} layers", "zh": "{layers} 层无法分成 {pp} 段"},
 })

@@ -27,7 +27,7 @@ from ..memory.overhead import CONTEXT_NOMINAL, NCCL, cublas_workspace, runtime_o
 from ..result import Assumption, Estimate, ModelInfo
 from ..sources.base import ResolvedModel
 from ..workload import Workload
-from .build import (apply_lora, build_model, checkpoint_layers, require_torch,
+from .build import (apply_lora, build_model, checkpoint_layers, op_selective_checkpointing, require_torch,
                     selective_attention_checkpointing)
 from .preflight import DEFAULT_TIMEOUT_S, check_traceable, estimate_command
 from .runner import make_optimizer, run_inference, run_training
@@ -294,6 +294,8 @@ def prepare_training(net: Any, w: Workload, mesh: Any = None, compute: str = "bf
                 p.requires_grad_(False)
     if w.grad_checkpointing and w.checkpoint_mode == "selective":
         selective_attention_checkpointing(net)
+    elif w.grad_checkpointing and w.checkpoint_mode == "op":
+        op_selective_checkpointing(net)
     elif w.grad_checkpointing:
         checkpoint_layers(net, w.checkpoint_every)
         if w.method == "lora":
