@@ -141,3 +141,31 @@ def test_megatron_recompute_methods():
     assert acts(per_layer) - acts(uni4) == pytest.approx(h_bytes * (spec.num_layers - spec.num_layers // 4), rel=0.01)
     with pytest.raises(VramscopeError):
         estimate("llama-3-8b", recompute_num_layers=2, checkpoint_every=2, **kw)
+
+
+def test_float8_saves_what_bf16_saves_and_gathers_in_one_byte():
+    from vramscope.estimators.training import float8_transient
+    from vramscope.workload import make_workload
+
+    kw = dict(task="pretrain", num_gpus=64, parallelism="fsdp", precision="mixed", framework="torchtitan", seq=2048)
+    base = estimate("llama-3-70b", **kw)
+    for recipe in ("tensorwise", "rowwise", "rowwise_with_gw_hp"):
+        e = estimate("llama-3-70b", float8=recipe, **kw)
+        # eager Float8Linear saves the high-precision input and weight (matmul_with_hp_or_float8_args)
+        assert e.phases["forward"]["activations"] == base.phases["forward"]["activations"]
+        assert "a_float8" in _keys(e)
+    ag = estimate("llama-3-70b", float8="tensorwise", fsdp_float8_all_gather=True, **kw)
+    spec = spec_from_config(catalog.find("llama-3-70b")["config"], name="llama-3-70b")
+    layer = largest_layer_params(spec)
+    # a layer's copy-out: 3 unsharded layers (the tail unit excepted), linears at 1 byte instead of 2
+    saved = base.phases["forward"]["weights"] - ag.phases["forward"]["weights"]
+    assert 0 < saved <= 3 * layer
+    # the largest cast set, tensorwise at 2048 tokens: gate/up's backward (out 28672, in 8192): the output
+    # gradient cast twice, the weight and the input once each
+    w = make_workload(float8="tensorwise", **kw)
+    out_f, in_f, tokens = 28672, 8192, 2048
+    assert float8_transient(spec, w, tokens) == 2 * tokens * out_f + out_f * in_f + tokens * in_f
+    with pytest.raises(VramscopeError):
+        estimate("llama-3-8b", task="pretrain", float8="rowwise", fsdp_float8_all_gather=True, num_gpus=8)
+    with pytest.raises(VramscopeError):
+        estimate("llama-3-8b", task="finetune", method="lora", float8="rowwise")

@@ -778,6 +778,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Megatron-LM full recompute, block: the first {n} layers of each pipeline rank are checkpointed, the others keep all their activations",
         "zh": "Megatron-LM 完全重算（block）：每个流水线段的前 {n} 层做检查点，其余层保留全部激活值",
     },
+    "a_float8": {
+        "en": "torchao float8 training ({recipe}{gather}): the layers' linears matmul in float8; they save the same high-precision inputs a bf16 linear saves (eager), and each cast lives only around its matmul; the output head stays high precision",
+        "zh": "torchao float8 训练（{recipe}{gather}）：各层线性层以 float8 做矩阵乘；保存的仍是与 bf16 线性层相同的高精度输入（eager 模式），每次转换只在其矩阵乘前后存在；输出头保持高精度",
+    },
     "a_chunked_ce": {
         "en": "chunked cross-entropy: output head and loss in {chunks} chunks (one chunk's fp32 logits at a time)",
         "zh": "分块交叉熵：输出头与损失分 {chunks} 块计算（每次只有一块 fp32 logits）",

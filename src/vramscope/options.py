@@ -202,6 +202,8 @@ PRECISIONS = ("auto", "pure", "mixed", "fp32", "deepspeed")
 #: SelectiveAC: matmul outputs saved except every second one, attention outputs saved, the rest recomputed;
 #: torchtitan's own "selective")
 CHECKPOINT_MODES = ("full", "selective", "op")
+#: torchao float8 training recipes (torchao/float8/config.py Float8LinearRecipeName)
+FLOAT8_RECIPES = ("none", "tensorwise", "rowwise", "rowwise_with_gw_hp")
 #: Megatron-LM --recompute-method (megatron/core/transformer/transformer_block.py _checkpointed_forward)
 RECOMPUTE_METHODS = ("uniform", "block")
 FSDP_SHARDING = ("full", "hybrid")
@@ -340,6 +342,14 @@ CORE: tuple[Option, ...] = (
       help_en="Megatron-LM --recompute-num-layers: layers per checkpointed group (uniform) or checkpointed layers "
               "(block); default 1",
       help_zh="Megatron-LM 的 --recompute-num-layers：每个检查点组的层数（uniform）或做检查点的层数（block）；默认 1"),
+    O("float8", ("--float8",), "choice", "none", group="training", owner="training", choices=FLOAT8_RECIPES,
+      help_en="torchao float8 training of the decoder layers' linears: none (default) | tensorwise | rowwise | "
+              "rowwise_with_gw_hp (Float8LinearRecipeName)",
+      help_zh="torchao 对解码层线性层做 float8 训练：none（默认）| tensorwise | rowwise | rowwise_with_gw_hp"
+              "（Float8LinearRecipeName）"),
+    O("fsdp_float8_all_gather", ("--fsdp-float8-all-gather",), "flag", False, group="parallel", owner="training",
+      help_en="FSDP2 all-gathers float8 weights (torchao enable_fsdp_float8_all_gather; tensorwise only)",
+      help_zh="FSDP2 以 float8 聚合权重（torchao 的 enable_fsdp_float8_all_gather；仅 tensorwise）"),
     O("activation_offload", ("--activation-offload",), "flag", False, group="training", owner="training",
       help_en="saved activations to pinned CPU memory (torchtune / TRL activation offloading)",
       help_zh="把保存的激活卸载到锁页 CPU 内存（torchtune / TRL 的激活卸载）"),

@@ -377,7 +377,17 @@ def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
         alpha = parse_float(alpha, "lora_alpha", 0.0, 1e9, allowed)
         if not alpha > 0:
             raise VramscopeError("bad_choice", field="lora_alpha", value=shown(v["lora_alpha"]), allowed=allowed)
-    return {**_checkpointing(v, training, profile), "compile": bool(v.get("compile")),
+    f8 = v.get("float8", "none")
+    if f8 != "none" and method != "full":
+        raise VramscopeError("conflict", field="float8", reason=Text("r_float8_full", use=Opt("method", "full")))
+    if v.get("fsdp_float8_all_gather") and f8 != "tensorwise":
+        raise VramscopeError("conflict", field="fsdp_float8_all_gather",
+                             reason=Text("r_float8_all_gather", use=Opt("float8", "tensorwise")))
+    if v.get("fsdp_float8_all_gather") and (out["parallelism"] != "fsdp" or out["fsdp_version"] != 2):
+        raise VramscopeError("conflict", field="fsdp_float8_all_gather",
+                             reason=Text("r_float8_fsdp2", use=Opt("parallelism", "fsdp")))
+    return {**_checkpointing(v, training, profile), "compile": bool(v.get("compile")), "float8": f8,
+            "fsdp_float8_all_gather": bool(v.get("fsdp_float8_all_gather")),
             "activation_offload": bool(v.get("activation_offload")),
             "ce_chunks": v.get("ce_chunks", profile.ce_chunks if training else 1), "packing": bool(v.get("packing")),
             "optimizer_in_backward": bool(in_bwd), "dora": bool(v.get("dora")), "lora_alpha": alpha,
@@ -425,6 +435,12 @@ register({
                          "zh": "是 Megatron-LM 的完全重算；需配合 {on}"},
     "r_recompute_every": {"en": "and {every} both choose which layers are checkpointed; give one",
                           "zh": "与 {every} 都在选择哪些层做检查点；请只给一个"},
+    "r_float8_full": {"en": "float8 training converts the trained linears; use {use}",
+                      "zh": "float8 训练转换的是要训练的线性层；请用 {use}"},
+    "r_float8_all_gather": {"en": "torchao all-gathers float8 weights with tensorwise scaling only; use {use}",
+                            "zh": "torchao 只在 tensorwise 缩放下以 float8 聚合权重；请用 {use}"},
+    "r_float8_fsdp2": {"en": "is FSDP2's float8 all-gather; add {use} with FSDP2",
+                       "zh": "是 FSDP2 的 float8 聚合；请加上 {use} 并使用 FSDP2"},
     "r_two_spellings": {"en": "and {other} give different values; give one",
                         "zh": "与 {other} 给出的值不同；请只给一个"},
     "r_seed_option": {"en": "is the seed estimator's A: add {add}", "zh": "是 seed 估算器的 A：请加上 {add}"},

@@ -241,6 +241,12 @@ def layout(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes: list
             qb = spec_weight_bytes(spec, p.a, w.quant)
             if qb.quantized_params:
                 layer_bytes = (qb.total - qb.kept_params * p.a) / qb.quantized_params
+        if w.fsdp_float8_all_gather:
+            # torchao WeightWithDynamicFloat8CastTensor: the layers' linear weights are cast to float8 per shard
+            # and all-gathered in 1 byte (fsdp_utils.py fsdp_pre_all_gather); their norms stay in param_dtype
+            layer = largest_layer_params(spec)
+            linear = sum(g.tensor.numel for g in groups(spec) if g.tensor.linear and g.tensor.layer == 0)
+            layer_bytes = (linear * 1.0 + (layer - linear) * p.gather_bytes) / layer if layer else 0.0
         trains_layers = w.method not in ("lora", "qlora") and not w.train_modules
         buf = fsdp_buffers(spec, w.fsdp_version, p.gather_bytes, p.unsharded_grad_bytes or p.param_bytes,
                            trains_layers, w.method == "full", w.grad_checkpointing and w.method != "full", layer_bytes,
@@ -342,6 +348,32 @@ class Transients:
     dora_recompute: int
 
 
+def float8_transient(spec: ModelSpec, w: Workload, tokens: int) -> int:
+    """Bytes alive beside one Float8Linear's matmul (torchao 36027d8, torchao/float8/float8_linear.py
+    ``matmul_with_hp_or_float8_args``): forward casts the input and the weight to float8 (1 byte each, plus an
+    fp32 scale per row under rowwise scaling) and saves only the high-precision input and weight, as a bf16
+    linear does; backward casts the output gradient and the weight for the input's gradient, then the output
+    gradient and the input again for the weight's (``rowwise_with_gw_hp``: the weight's gradient in high
+    precision, no casts). With FSDP float8 all-gather the weight arrives already cast. The largest linear of a
+    layer counts; the output head stays high precision (torchtitan's recipes filter ``output``)."""
+    if w.float8 == "none":
+        return 0
+    rowwise = w.float8 != "tensorwise"
+    worst = 0
+    for g in groups(spec):
+        t = g.tensor
+        if not t.linear or t.layer is None or len(t.shape) < 2:
+            continue
+        out_f, in_f = t.shape[-2], t.shape[-1]
+        weight = 0 if w.fsdp_float8_all_gather else out_f * in_f + (4 * out_f if rowwise else 0)
+        x = tokens * in_f + (4 * tokens if rowwise else 0)
+        go = tokens * out_f + (4 * tokens if rowwise else 0)
+        forward = x + weight
+        backward = go + out_f * in_f + (0 if w.float8 == "rowwise_with_gw_hp" else go + x)
+        worst = max(worst, forward, backward)
+    return worst
+
+
 def transients(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, buf: FsdpBuffers) -> Transients:
     merged = merged_expert_bytes(spec, p.act_bytes, flags)
     # 4-bit bases (QLoRA) dequantize each layer's weight to the compute dtype for its matmul, forward and
@@ -350,7 +382,7 @@ def transients(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, bu
     # mode, traced on real tensors; compiled layers fuse it to the bf16 weight only
     eager = w.profile.eager_dequant_bytes
     dequant = int(largest_layer_linear(spec) * (eager if eager is not None and not w.compile else p.a)) \
-        if w.method == "qlora" else 0
+        if w.method == "qlora" else float8_transient(spec, w, w.batch * -(-w.seq // w.sp))
     dora_temp = dora_forward_transient(spec, flags.lora, not w.grad_checkpointing) if flags.dora else 0
     if flags.dora and spec.moe is not None and "experts" in flags.lora:
         raise VramscopeError("conflict", field="dora", reason=Text("r_dora_moe", targets=Opt("lora_targets")))
@@ -499,6 +531,9 @@ def recipe_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes
         notes.append(Assumption("a_chunked_ce", {"chunks": w.ce_chunks}))
     if w.compile:
         notes.append(Assumption("a_compile"))
+    if w.float8 != "none":
+        notes.append(Assumption("a_float8", {"recipe": w.float8,
+                                             "gather": " with float8 all-gather" if w.fsdp_float8_all_gather else ""}))
     if w.dora:
         notes.append(Assumption("a_dora", {"magnitude": f"{dora_magnitude_params(spec, w.lora_targets):,}"}))
     notes.append(Assumption("a_training_shape", {"batch": w.batch, "seq": w.seq, "attn": w.attn,
