@@ -139,6 +139,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{origin}: key '{key}' has value '{value}'; expected {allowed}",
         "zh": "{origin}：键 '{key}' 的值为 '{value}'；应为 {allowed}",
     },
+    "config_needs_tomli": {
+        "en": "{origin}: reading a TOML config needs Python 3.11 (tomllib) or the tomli package (pip install tomli)",
+        "zh": "{origin}：读取 TOML 配置需要 Python 3.11（tomllib）或 tomli 包（pip install tomli）",
+    },
+    "config_bad_toml": {
+        "en": "{origin}: not valid TOML ({detail})",
+        "zh": "{origin}：不是有效的 TOML（{detail}）",
+    },
     "config_not_object": {
         "en": "{origin}: a config must be a JSON object",
         "zh": "{origin}：配置必须是 JSON 对象",

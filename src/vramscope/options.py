@@ -427,6 +427,16 @@ CORE: tuple[Option, ...] = (
       metavar="RECIPE", help_en="read a training recipe: axolotl, LLaMA-Factory, TRL / TrainingArguments (YAML or "
                                 "JSON) or torchtune",
       help_zh="读取训练配方：axolotl、LLaMA-Factory、TRL / TrainingArguments（YAML 或 JSON）或 torchtune"),
+    O("torchtitan", ("--torchtitan",), "custom", None, group="parallel", owner="training", workload=False, web=False,
+      metavar="TRAIN.toml", help_en="read a torchtitan TOML job config: batch, sequence, precision, parallel degrees, "
+                                    "activation checkpointing, compile, float8",
+      help_zh="读取 torchtitan 的 TOML 任务配置：批大小、序列长度、精度、并行度、激活检查点、compile、float8"),
+    O("megatron_args", ("--megatron-args",), "custom", None, group="parallel", owner="training", workload=False,
+      web=False, metavar="ARGS|FILE",
+      help_en="read Megatron-LM arguments (the text, as --megatron-args=\"--bf16 ...\", or a file): micro-batch, "
+              "sequence, parallel sizes, distributed optimizer, --bf16, recompute",
+      help_zh="读取 Megatron-LM 参数（文本，写作 --megatron-args=\"--bf16 ...\"，或文件）：微批、序列长度、并行规模、"
+              "分布式优化器、--bf16、重算"),
     O("zero", ("--zero",), "choice", None, group="parallel", owner="training", workload=False, web=False,
       choices=("0", "1", "2", "3"), help_en="DeepSpeed ZeRO stage (= --parallelism zeroN; 0 = ddp)",
       help_zh="DeepSpeed ZeRO 阶段（等于 --parallelism zeroN；0 = ddp）"),
