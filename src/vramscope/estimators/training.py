@@ -457,6 +457,14 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
                                                            "temporaries": acts.layer_backward_extra}))
         candidates.append(_at(buf.backward_layer, {**base, "gradients": grads - buf.layer_pending // n}))
         candidates.append(_at(buf.backward_reduce, {**base, "gradients": grads}))
+        if buf.head_reduce[1] and p.recipe == "fsdp_mixed":
+            # the output head's reduce-scatter under a MixedPrecisionPolicy (traced, FSDP2: fp32 sharded parameters
+            # make it the backward's peak): its unsharded gradient copied into the reduce-scatter input
+            # (reduce_dtype) and the sharded output allocated, the last layer gathered, nearly every saved tensor
+            # alive (the trace: all but part of the last layer's)
+            head_shard = int(spec.vocab_size * spec.hidden_size * p.param_bytes) // n
+            candidates.append(_at(buf.head_reduce, {**base, "gradients": kept + head_shard,
+                                                    "activations": acts.layers}))
     head_candidate = None
     if w.ce_chunks > 1 and w.method == "full":
         # a chunked output head runs lm_head once per chunk. Autograd runs every chunk's cross-entropy backward

@@ -91,6 +91,9 @@ class FsdpBuffers:
     layer_pending: int = 0  # the same at the first layer's backward (that layer's and the embedding's)
     backward_reduce: tuple[int, int] = (0, 0)  # the embedding's gradient reduce-scattered, all gradients there
     forward_held: int = 0  # while a layer computes after its copy-out (its parameters and retained gather buffer)
+    #: the output head's reduce-scatter copy-in (FSDP2, untied): the last layer gathered, the head's unsharded
+    #: gradient beside its reduce-scatter input
+    head_reduce: tuple[int, int] = (0, 0)
 
 
 def fsdp_buffers(spec: ModelSpec, version: int, param_bytes: float, grad_bytes: float, trains_layers: bool,
@@ -142,10 +145,12 @@ def fsdp_buffers(spec: ModelSpec, version: int, param_bytes: float, grad_bytes: 
                                backward_end=(int(root), int(tg + ur)), end_pending=int(tg),
                                layer_pending=int(ug + tg))
         end = (int(2 * e), int(ur)) if eg or input_grads else (0, 0)
+        tr = tg * reduce_bytes / grad_bytes if reduce_bytes and grad_bytes else tg
         return FsdpBuffers(forward_layer=int(max(3 * u, u + 2 * t)), forward_loss=int(t), backward_loss=int(t),
                            forward_held=int(2 * u),
                            backward_start=(int(t + u), int(tg)), backward_layer=(int(u + max(u, e)), int(ug + ur)),
                            backward_end=end, end_pending=int(eg), backward_reduce=(0, int(eg + er)),
+                           head_reduce=(int(u), int(tg + tr)),
                            layer_pending=int(ug + eg))
     root = e + t
     return FsdpBuffers(forward_layer=int(2 * u + root), forward_loss=int(root), backward_loss=int(root),
