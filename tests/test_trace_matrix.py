@@ -126,8 +126,12 @@ def test_fsdp_policy_phase_totals_match_trace(name, kw):
     model = two_layers(name)
     w = make_workload(**kw)
     tr, an = trace_estimate(model, w), estimate_resolved(model, w)
-    assert an.total_bytes == pytest.approx(tr.total_bytes, rel=0.03)
+
+    def tensors(comps):  # the allocator's cache is checked by test_analytic_matches_trace's cases
+        return sum(v for k, v in comps.items() if k != "allocator_cache")
+
+    assert an.memory.allocated == pytest.approx(tr.memory.allocated, rel=0.03)
     for phase, t_ph in tr.phases.items():
-        assert sum(an.phases[phase].values()) == pytest.approx(sum(t_ph.values()), rel=0.03), phase
+        assert tensors(an.phases[phase]) == pytest.approx(tensors(t_ph), rel=0.03), phase
     # no autocast cache under the policy: the forward's activations are the saved tensors only
     assert an.phases["forward"]["activations"] == pytest.approx(tr.phases["forward"]["activations"], rel=0.05)
