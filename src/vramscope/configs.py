@@ -776,6 +776,8 @@ def from_torchtitan(path: str) -> dict[str, Any]:
     layer; its default is selective every 2nd layer); ``compile.enable``; ``model.converters`` with "float8" and
     ``quantize.linear.float8`` (``recipe_name``, ``enable_fsdp_float8_all_gather``). Tensor parallelism comes
     with sequence parallelism, as torchtitan's TP plan always shards the norms. The loop is torchtitan's."""
+    if not isinstance(path, str) or not path.strip():
+        raise VramscopeError("path_empty")
     cfg = _toml(path, read_limited(path, MAX_BYTES))
     out: dict[str, Any] = {"framework": "torchtitan", "task": "pretrain"}
     training = _section(path, cfg, "training")
