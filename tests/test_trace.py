@@ -109,7 +109,15 @@ def test_trace_cli(tiny, capsys, tmp_path):
     assert d["estimator"] == "trace" and d["peak_phase"] in d["phases"]
 
 
-def _gloo_rank(rank, world, port, model_dir, out_path):
+FSDP2_RUNS = {
+    "accelerate-fp32": dict(task="finetune", seq=64, batch=2, parallelism="fsdp"),
+    # issue #14: torchtitan's MixedPrecisionPolicy (bf16 parameters, fp32 reduce-scatter), no autocast
+    "torchtitan-mixed": dict(task="pretrain", seq=64, batch=2, parallelism="fsdp", precision="mixed",
+                             framework="torchtitan"),
+}
+
+
+def _gloo_rank(rank, world, port, model_dir, out_path, kw=None):
     """One real rank: a gloo process group, real CPU tensors, the same step the fake trace runs."""
     import os
 
@@ -120,9 +128,8 @@ def _gloo_rank(rank, world, port, model_dir, out_path):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        log, _, trainable = run_trace(resolve(model_dir), make_workload(task="finetune", seq=64, batch=2,
-                                                                        num_gpus=world, parallelism="fsdp"),
-                                      fake=False)
+        kw = kw or FSDP2_RUNS["accelerate-fp32"]
+        log, _, trainable = run_trace(resolve(model_dir), make_workload(num_gpus=world, **kw), fake=False)
         if rank == 0:
             peaks = {name: p.bytes for name, p in log.phases.items()}
             with open(out_path, "w") as f:
@@ -131,7 +138,8 @@ def _gloo_rank(rank, world, port, model_dir, out_path):
         dist.destroy_process_group()
 
 
-def test_fsdp2_fake_process_group_equals_real_gloo_ranks(tiny, tmp_path):
+@pytest.mark.parametrize("run", sorted(FSDP2_RUNS))
+def test_fsdp2_fake_process_group_equals_real_gloo_ranks(tiny, tmp_path, run):
     """Rank 0 of FSDP2 on torch's fake process group (fake tensors) counts what rank 0 of a real two-process
     gloo run on real CPU tensors counts: the all-gather, copy-out and reduce-scatter buffers are real there."""
     import socket
@@ -145,10 +153,9 @@ def test_fsdp2_fake_process_group_equals_real_gloo_ranks(tiny, tmp_path):
         port = s.getsockname()[1]
     out = tmp_path / "rank0.json"
     model_dir = str(tiny.origin)
-    mp.spawn(_gloo_rank, args=(2, port, model_dir, str(out)), nprocs=2, join=True)
+    mp.spawn(_gloo_rank, args=(2, port, model_dir, str(out), FSDP2_RUNS[run]), nprocs=2, join=True)
     real = json.loads(out.read_text())
-    log, _, trainable = run_trace(tiny, make_workload(task="finetune", seq=64, batch=2, num_gpus=2,
-                                                      parallelism="fsdp"), fake=True)
+    log, _, trainable = run_trace(tiny, make_workload(num_gpus=2, **FSDP2_RUNS[run]), fake=True)
     assert trainable == real["trainable"]
     slack = 4 * 512  # torch.tensor() constants, as in the single-device comparison
     assert 0 <= log.peak_bytes - real["peak"] <= slack

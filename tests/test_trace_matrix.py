@@ -63,6 +63,25 @@ CASES = [
     ("qwen3-8b", dict(task="finetune", seq=512, num_gpus=4, parallelism="fsdp", method="lora")),
     ("mixtral-8x7b", dict(task="finetune", seq=512, num_gpus=8, parallelism="fsdp", method="lora",
                           grad_checkpointing=False)),
+    # issue #14: --precision mixed under FSDP2 follows the framework's MixedPrecisionPolicy (torchtitan: bf16
+    # parameters, fp32 reduce-scatter; hf/accelerate: bf16 both, autocast around forward)
+    ("llama-3-8b", dict(task="pretrain", seq=256, num_gpus=8, parallelism="fsdp", precision="mixed",
+                        framework="torchtitan", grad_checkpointing=True)),
+    # torchtitan's per-op SelectiveAC (its "selective"), ported policy on transformers' layers
+    ("llama-3-8b", dict(task="finetune", seq=256, checkpoint_mode="op")),
+    ("qwen3-8b", dict(task="finetune", seq=256, checkpoint_mode="op")),
+    ("llama-3-8b", dict(task="finetune", seq=128, attn="eager", checkpoint_mode="op")),
+    ("llama-3-8b", dict(task="pretrain", seq=256, num_gpus=8, parallelism="fsdp", precision="mixed",
+                        framework="torchtitan", grad_checkpointing="selective")),
+]
+
+#: the same without checkpointing: peak and every phase's total agree within 3%, but at the backward peak of a
+#: 2-layer model (the output head's backward) the trace files part of it under other components than the
+#: analytic moment does, so only the totals are checked here
+POLICY_TOTALS = [
+    ("llama-3-8b", dict(task="pretrain", seq=256, num_gpus=8, parallelism="fsdp", precision="mixed",
+                        framework="torchtitan")),
+    ("llama-3-8b", dict(task="pretrain", seq=256, num_gpus=8, parallelism="fsdp", precision="mixed")),
 ]
 
 
@@ -101,3 +120,21 @@ def test_analytic_matches_trace(name, kw):
         t, a = tr.components.get(comp, 0), an.components.get(comp, 0)
         if max(t, a) >= 0.01 * t_total:
             assert a == pytest.approx(t, rel=0.05), comp
+
+
+@pytest.mark.parametrize("name, kw", POLICY_TOTALS, ids=[f"{n}-{kw.get('framework', 'hf')}" for n, kw in POLICY_TOTALS])
+def test_fsdp_policy_phase_totals_match_trace(name, kw):
+    from vramscope.trace.estimator import trace_estimate
+
+    model = two_layers(name)
+    w = make_workload(**kw)
+    tr, an = trace_estimate(model, w), estimate_resolved(model, w)
+
+    def tensors(comps):  # the allocator's cache is checked by test_analytic_matches_trace's cases
+        return sum(v for k, v in comps.items() if k != "allocator_cache")
+
+    assert an.memory.allocated == pytest.approx(tr.memory.allocated, rel=0.03)
+    for phase, t_ph in tr.phases.items():
+        assert tensors(an.phases[phase]) == pytest.approx(tensors(t_ph), rel=0.03), phase
+    # no autocast cache under the policy: the forward's activations are the saved tensors only
+    assert an.phases["forward"]["activations"] == pytest.approx(tr.phases["forward"]["activations"], rel=0.05)

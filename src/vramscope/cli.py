@@ -168,9 +168,19 @@ def _notes(pasted: Any, recipe: Any) -> tuple:
 
 
 def _imported(args: argparse.Namespace) -> tuple[str, dict]:
-    """The options a config file given on the command line sets (``--deepspeed``, ``--fsdp``): (its flag, them)."""
-    if args.deepspeed is not None and args.fsdp is not None:
-        raise VramscopeError("conflict", field="deepspeed", reason=Text("r_two_configs", other=Opt("fsdp")))
+    """The options a config file given on the command line sets (``--deepspeed``, ``--fsdp``, ``--torchtitan``,
+    ``--megatron-args``): (its flag, them)."""
+    given = [k for k in ("deepspeed", "fsdp", "torchtitan", "megatron_args") if getattr(args, k, None) is not None]
+    if len(given) > 1:
+        raise VramscopeError("conflict", field=given[0], reason=Text("r_two_configs", other=Opt(given[1])))
+    if given == ["torchtitan"]:
+        from .configs import from_torchtitan
+
+        return "torchtitan", from_torchtitan(args.torchtitan)
+    if given == ["megatron_args"]:
+        from .configs import from_megatron_args
+
+        return "megatron_args", from_megatron_args(args.megatron_args)
     if args.deepspeed is not None:
         from .configs import from_deepspeed
 

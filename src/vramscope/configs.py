@@ -734,3 +734,202 @@ def from_training_config(path: str, fmt: Optional[str] = None) -> TrainingConfig
     {"torchtune": _torchtune, "axolotl": _axolotl, "llama-factory": _llamafactory, "trl": _trl}[kind](cfg, raw)
     cfg.options.setdefault("task", "finetune")
     return cfg
+
+
+# ---------------------------------------------------------------- torchtitan TOML job config
+
+#: torchtitan's pipeline schedules (torch.distributed.pipelining) vramscope models, by their names in the config
+_TT_SCHEDULES = {"1f1b": "1f1b", "gpipe": "gpipe", "interleaved1f1b": "interleaved"}
+
+
+def _toml(path: str, raw: bytes) -> dict[str, Any]:
+    """The TOML document: ``tomllib`` (Python 3.11+), else the ``tomli`` package, else a clear message."""
+    try:
+        import tomllib as toml_reader
+    except ImportError:  # Python 3.10
+        try:
+            import tomli as toml_reader  # type: ignore[no-redef]
+        except ImportError:
+            raise VramscopeError("config_needs_tomli", origin=shown_path(path)) from None
+    try:
+        return toml_reader.loads(decode_text(raw))
+    except (toml_reader.TOMLDecodeError, RecursionError) as e:
+        raise VramscopeError("config_bad_toml", origin=shown_path(path), detail=shown(str(e))) from None
+
+
+def _degree(path: str, section: dict[str, Any], key: str, allow_auto: bool = False) -> int:
+    value = section.get(key, 1)
+    if allow_auto and value == -1:
+        return -1
+    return _whole(path, f"parallelism.{key}", value, 1, MAX_COUNT, "a whole number" + (" (or -1)" if allow_auto else ""))
+
+
+def from_torchtitan(path: str) -> dict[str, Any]:
+    """Workload options from a torchtitan TOML job config, in the schema of torchtitan's ``JobConfig``
+    (``torchtitan/config/job_config.py`` at 238fa99, the last release of the TOML configs, e.g.
+    ``torchtitan/models/llama3/train_configs/llama3_70b.toml``): ``training.local_batch_size``, ``seq_len``,
+    ``dtype`` (float32 with ``mixed_precision_param = bfloat16``: FSDP mixed precision; bfloat16: pure bf16);
+    ``parallelism.*_degree`` (``data_parallel_shard_degree = -1``: the rest of the world, so ``--gpus`` says it),
+    ``data_parallel_replicate_degree`` > 1 with sharding (HSDP: hybrid sharding over that many replicas),
+    ``fsdp_reshard_after_forward = "never"``, ``pipeline_parallel_schedule`` (1F1B, GPipe, Interleaved1F1B);
+    ``activation_checkpoint.mode`` (none, full, selective with ``selective_ac_option`` "op" or every N-th
+    layer; its default is selective every 2nd layer); ``compile.enable``; ``model.converters`` with "float8" and
+    ``quantize.linear.float8`` (``recipe_name``, ``enable_fsdp_float8_all_gather``). Tensor parallelism comes
+    with sequence parallelism, as torchtitan's TP plan always shards the norms. The loop is torchtitan's."""
+    if not isinstance(path, str) or not path.strip():
+        raise VramscopeError("path_empty")
+    cfg = _toml(path, read_limited(path, MAX_BYTES))
+    out: dict[str, Any] = {"framework": "torchtitan", "task": "pretrain"}
+    training = _section(path, cfg, "training")
+    for key, opt in (("local_batch_size", "batch"), ("seq_len", "seq")):
+        if key in training:
+            out[opt] = _whole(path, f"training.{key}", training[key], 1, MAX_ELEMENTS, "a whole number")
+    dtype = training.get("dtype", "float32")
+    if dtype not in ("float32", "bfloat16"):
+        raise _bad(path, "training.dtype", dtype, "float32 or bfloat16")
+    param = training.get("mixed_precision_param", "bfloat16")
+    if param not in ("float32", "bfloat16"):
+        raise _bad(path, "training.mixed_precision_param", param, "float32 or bfloat16")
+    if dtype == "bfloat16":
+        out.update(dtype="bf16", precision="pure")
+    elif param == "bfloat16":
+        out.update(dtype="bf16", precision="mixed")
+    else:
+        out["precision"] = "fp32"
+    par = _section(path, cfg, "parallelism")
+    shard = _degree(path, par, "data_parallel_shard_degree", allow_auto=True) if "data_parallel_shard_degree" in par \
+        else -1
+    replicate = _degree(path, par, "data_parallel_replicate_degree")
+    tp, pp, cp, ep = (_degree(path, par, f"{k}_parallel_degree") for k in ("tensor", "pipeline", "context", "expert"))
+    for opt, n in (("tp", tp), ("pp", pp), ("sp", cp), ("ep", ep)):
+        if n > 1:
+            out[opt] = n
+    if tp > 1:  # torchtitan's TP plan shards the norms with SequenceParallel() (models/llama3/infra/parallelize.py)
+        out["sequence_parallel"] = True
+    if shard != 1:
+        out["parallelism"] = "fsdp"
+        if replicate > 1:
+            out.update(fsdp_sharding="hybrid", nodes=replicate)
+        reshard = par.get("fsdp_reshard_after_forward", "default")
+        if reshard not in ("default", "always", "never"):
+            raise _bad(path, "parallelism.fsdp_reshard_after_forward", reshard, "default, always or never")
+        if reshard == "never":
+            out["parallelism"] = "zero2"  # parameters stay gathered after forward: SHARD_GRAD_OP
+    elif replicate > 1:
+        out["parallelism"] = "ddp"
+    if shard > 0:
+        out["num_gpus"] = shard * replicate * tp * pp * cp
+    schedule = par.get("pipeline_parallel_schedule")
+    if schedule is not None and pp > 1:
+        key = str(schedule).strip().lower()
+        if key not in _TT_SCHEDULES:
+            raise _bad(path, "parallelism.pipeline_parallel_schedule", schedule, "1F1B, GPipe or Interleaved1F1B")
+        out["pp_schedule"] = _TT_SCHEDULES[key]
+    ac = _section(path, cfg, "activation_checkpoint")
+    mode = ac.get("mode", "selective")
+    if mode == "none":
+        out["grad_checkpointing"] = False
+    elif mode == "full":
+        out["grad_checkpointing"] = True
+    elif mode == "selective":
+        option = str(ac.get("selective_ac_option", "2")).strip()
+        if option == "op":
+            out["grad_checkpointing"] = "op"
+        else:
+            out["checkpoint_every"] = _whole(path, "activation_checkpoint.selective_ac_option",
+                                             int(option) if option.isdigit() else option, 1, MAX_COUNT,
+                                             '"op" or a whole number')
+    else:
+        raise _bad(path, "activation_checkpoint.mode", mode, "none, full or selective (memory_budget is the "
+                                                             "compiler's partitioner, not modelled)")
+    compile_ = _section(path, cfg, "compile")
+    if _flag(path, "compile.enable", compile_.get("enable")):
+        out["compile"] = True
+    converters = _section(path, cfg, "model").get("converters", [])
+    if isinstance(converters, str):
+        converters = [c.strip() for c in converters.split(",")]
+    if not isinstance(converters, list):
+        raise _bad(path, "model.converters", converters, "a list of converter names")
+    if any(c in ("float8", "quantize.linear.float8") for c in converters):
+        f8 = _section(path, _section(path, _section(path, cfg, "quantize"), "linear", "quantize."), "float8",
+                      "quantize.linear.")
+        recipe = f8.get("recipe_name") or "tensorwise"
+        if recipe not in ("tensorwise", "rowwise", "rowwise_with_gw_hp"):
+            raise _bad(path, "quantize.linear.float8.recipe_name", recipe, "tensorwise, rowwise or rowwise_with_gw_hp")
+        out["float8"] = recipe
+        if _flag(path, "quantize.linear.float8.enable_fsdp_float8_all_gather", f8.get("enable_fsdp_float8_all_gather")):
+            out["fsdp_float8_all_gather"] = True
+    return out
+
+
+# ---------------------------------------------------------------- Megatron-LM arguments
+
+#: Megatron-LM's integer arguments (megatron/training/arguments.py) that change memory, and their options
+_MEGATRON_INTS = {"--micro-batch-size": "batch", "--seq-length": "seq", "--tensor-model-parallel-size": "tp",
+                  "--pipeline-model-parallel-size": "pp", "--context-parallel-size": "sp",
+                  "--expert-model-parallel-size": "ep", "--recompute-num-layers": "recompute_num_layers"}
+#: Megatron-LM arguments whose value is a word
+_MEGATRON_WORDS = ("--recompute-granularity", "--recompute-method", "--num-layers-per-virtual-pipeline-stage",
+                   "--virtual-pipeline-model-parallel-size", "--fp8-format")
+MAX_ARGS_BYTES = 64 * 1024
+
+
+def from_megatron_args(value: str) -> dict[str, Any]:
+    """Workload options from a Megatron-LM argument list (``pretrain_gpt.py`` arguments: the text itself, or a
+    file holding it): ``--micro-batch-size``, ``--seq-length``, ``--tensor-/--pipeline-model-parallel-size``,
+    ``--context-parallel-size``, ``--expert-model-parallel-size``, ``--sequence-parallel``,
+    ``--use-distributed-optimizer`` (ZeRO-1 here; without it Megatron's DDP), ``--bf16``,
+    ``--recompute-granularity`` (full, selective), ``--recompute-method``, ``--recompute-num-layers``, a virtual
+    pipeline (interleaved 1F1B). The loop is Megatron-LM's; other arguments (the model's shape comes from MODEL)
+    are ignored. ``--fp16`` and ``--fp8-format`` are refused: not modelled yet."""
+    import os
+    import shlex
+
+    origin = "--megatron-args"
+    if not isinstance(value, str) or not value.strip():
+        raise VramscopeError("path_empty")
+    text = value
+    if os.path.isfile(value):
+        origin = value
+        text = decode_text(read_limited(value, MAX_ARGS_BYTES))
+    if len(text) > MAX_ARGS_BYTES:
+        raise _bad(origin, "arguments", f"{len(text)} characters", f"at most {MAX_ARGS_BYTES}")
+    try:
+        words = shlex.split(text.replace("\\\n", " "), comments=True)
+    except ValueError as e:
+        raise _bad(origin, "arguments", shown(text[:60]), f"shell words ({e})") from None
+    out: dict[str, Any] = {"framework": "megatron", "task": "pretrain", "parallelism": "ddp"}
+    i = 0
+    while i < len(words):
+        word = words[i]
+        flag_, eq, inline = word.partition("=")
+        takes = flag_ in _MEGATRON_INTS or flag_ in _MEGATRON_WORDS
+        arg = inline if eq else (words[i + 1] if takes and i + 1 < len(words) else None)
+        i += 1 if eq or not takes else 2
+        if takes and arg is None:
+            raise _bad(origin, flag_, "nothing", "a value")
+        if flag_ in _MEGATRON_INTS:
+            n = int(arg) if arg.isdigit() else arg
+            out[_MEGATRON_INTS[flag_]] = _whole(origin, flag_, n, 1, MAX_ELEMENTS, "a whole number")
+        elif flag_ == "--sequence-parallel":
+            out["sequence_parallel"] = True
+        elif flag_ == "--use-distributed-optimizer":
+            out["parallelism"] = "zero1"
+        elif flag_ == "--bf16":
+            out.update(dtype="bf16", precision="mixed")
+        elif flag_ in ("--fp16", "--fp8-format"):
+            raise _bad(origin, flag_, arg or "given", "--bf16 (Megatron's fp16 and FP8 recipes are not modelled yet)")
+        elif flag_ == "--recompute-granularity":
+            if arg not in ("full", "selective"):
+                raise _bad(origin, flag_, arg, "full or selective")
+            out["grad_checkpointing"] = arg
+        elif flag_ == "--recompute-method":
+            if arg not in ("uniform", "block"):
+                raise _bad(origin, flag_, arg, "uniform or block")
+            out["recompute_method"] = arg
+        elif flag_ in ("--num-layers-per-virtual-pipeline-stage", "--virtual-pipeline-model-parallel-size"):
+            out["pp_schedule"] = "interleaved"
+    if ("recompute_method" in out or "recompute_num_layers" in out) and out.get("grad_checkpointing") != "full":
+        raise _bad(origin, "--recompute-method", out.get("recompute_method", "given"),
+                   "with --recompute-granularity full")
+    return out

@@ -15,6 +15,21 @@ fill in where the user gave none (applied by ``make_workload`` before the cross-
   AdamW; the full_finetune_single_device configs: bitsandbytes PagedAdamW8bit stepped inside backward) and its
   own modules (adapters in the model dtype, torchao NF4 double-quantized bases whose eager dequantization builds
   int64 indices: 14.05 bytes per element, traced).
+* ``accelerate``: accelerate 1.10.1 with FSDP (``FullyShardedDataParallelPlugin.set_mixed_precision``, called by
+  ``AcceleratorState`` when ``mixed_precision`` is bf16/fp16): the model upcast to fp32 (``fsdp2_prepare_model``),
+  ``MixedPrecisionPolicy(param_dtype=bf16, reduce_dtype=bf16, output_dtype=bf16)`` (FSDP1: ``MixedPrecision`` of the
+  same dtypes); autocast still wraps forward, a no-op cast for parameters already bf16. The Hugging Face Trainer
+  (``hf``) prepares its model through accelerate, so ``hf`` shares the policy;
+* ``torchtitan`` (pytorch/torchtitan b5bcd76, 2026-08-21; ``torchtitan/distributed/fsdp.py apply_fsdp_to_decoder``,
+  ``config/configs.py``): ``training.dtype = float32`` sharded parameters, ``mixed_precision_param = bfloat16``,
+  ``mixed_precision_reduce = float32`` given to ``fully_shard`` as its ``MixedPrecisionPolicy``; every block, the
+  untied embedding, and [norm, output] with ``reshard_after_forward=False`` (the units accelerate builds); autocast
+  only without sharding (DDP or one device); FSDP2 only;
+* ``megatron``: Megatron-LM ``--bf16`` (docs/source/api-guide/dist_optimizer.md): bf16 model parameters, fp32
+  main gradients (``accumulate_allreduce_grads_in_fp32``, one contiguous buffer whose buckets are views), fp32
+  main parameters and Adam states in the optimizer — 18 bytes per parameter, 6 + 12/d with the distributed
+  optimizer (``--use-distributed-optimizer``: ``--parallelism zero1`` here). It shards with its own optimizer, not
+  torch FSDP.
 """
 
 from __future__ import annotations
@@ -43,6 +58,23 @@ class Framework:
     optimizer_note: str = ""
     #: full fine-tuning on one GPU: its optimizer, stepped inside backward unless gradients accumulate
     full_single_optimizer: Optional[str] = None
+    #: ``--precision mixed`` under FSDP: the MixedPrecisionPolicy it gives fully_shard, as (bytes of param_dtype,
+    #: bytes of reduce_dtype), fp32 sharded parameters kept as the masters; None: fp32 FSDP parameters under
+    #: torch.autocast (a plain loop), whose weight-cast cache holds a 16-bit copy of every linear weight
+    fsdp_policy: Optional[tuple[float, float]] = None
+    #: torch.autocast still wraps forward under that policy (accelerate's native_amp: a no-op cast for the
+    #: 16-bit parameters, fp32 for autocast's fp32 ops)
+    autocast_with_fsdp_policy: bool = False
+    #: the FSDP versions the stack runs
+    fsdp_versions: tuple[int, ...] = (1, 2)
+    #: ``--precision mixed`` is Megatron-LM's --bf16: bf16 parameters, fp32 main gradients, fp32 main parameters
+    #: and states in the (distributed) optimizer
+    megatron_mixed: bool = False
+    #: FSDP is not how the stack shards (Megatron-LM: its distributed optimizer)
+    runs_fsdp: bool = True
+    #: what the stack calls "selective" activation checkpointing: Megatron's core-attention recompute, or
+    #: (torchtitan) the per-op policy, vramscope's "op"
+    selective_mode: str = "selective"
 
     @property
     def adapter_bytes(self) -> Optional[float]:
@@ -57,11 +89,18 @@ TORCHTUNE_LORA_TARGETS = ("q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 TORCHTUNE_CE_CHUNKS = 8
 TORCHTUNE_FULL_SINGLE_OPTIMIZER = "paged-adamw-8bit"
 
+#: accelerate's FSDP policy for mixed_precision bf16: param_dtype and reduce_dtype bf16
+ACCELERATE_FSDP_POLICY = (2.0, 2.0)
+#: torchtitan's: mixed_precision_param bfloat16, mixed_precision_reduce float32
+TORCHTITAN_FSDP_POLICY = (2.0, 4.0)
+
 PROFILES: dict[str, Framework] = {
     # optimizer: torch's foreach AdamW, not the Trainer's adamw_torch_fused (transformers 5 with torch >= 2.8): the
     # analytic fused step (two of the largest tensor) disagrees with the trace in 16 cases of test_trace_matrix
-    # (it peaks at the step, the trace in backward); said as an assumption until that is reconciled
-    "hf": Framework("hf", grad_checkpointing=("lora", "qlora"), optimizer="adamw", optimizer_note="a_hf_optimizer"),
+    # (it peaks at the step, the trace in backward); said as an assumption until that is reconciled. Under FSDP the
+    # Trainer goes through accelerate: its mixed-precision policy
+    "hf": Framework("hf", grad_checkpointing=("lora", "qlora"), optimizer="adamw", optimizer_note="a_hf_optimizer",
+                    fsdp_policy=ACCELERATE_FSDP_POLICY, autocast_with_fsdp_policy=True),
     "pytorch": Framework("pytorch", keeps_logits=True),
     # torchao's NF4Tensor double-quantizes its scalers like bitsandbytes' nf4-dq; the other torchtune recipes
     # pass fused: True to torch.optim.AdamW (118 of its configs in 0.6.1)
@@ -70,6 +109,14 @@ PROFILES: dict[str, Framework] = {
                            grad_checkpointing=("full", "freeze", "lora", "qlora"),
                            ce_chunks=TORCHTUNE_CE_CHUNKS, optimizer="adamw-fused",
                            full_single_optimizer=TORCHTUNE_FULL_SINGLE_OPTIMIZER),
+    # accelerate's examples (examples/nlp_example.py) run ``outputs = model(**batch)`` and keep ``outputs``
+    # through ``accelerator.backward(outputs.loss)``
+    "accelerate": Framework("accelerate", keeps_logits=True, fsdp_policy=ACCELERATE_FSDP_POLICY,
+                            autocast_with_fsdp_policy=True),
+    # activation_checkpoint.py: mode "selective" is SelectiveAC, the per-op policy
+    "torchtitan": Framework("torchtitan", fsdp_policy=TORCHTITAN_FSDP_POLICY, fsdp_versions=(2,),
+                            selective_mode="op"),
+    "megatron": Framework("megatron", megatron_mixed=True, runs_fsdp=False),
 }
 FRAMEWORKS = tuple(PROFILES)
 

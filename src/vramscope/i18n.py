@@ -153,6 +153,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{origin}: key '{key}' has value '{value}'; expected {allowed}",
         "zh": "{origin}：键 '{key}' 的值为 '{value}'；应为 {allowed}",
     },
+    "config_needs_tomli": {
+        "en": "{origin}: reading a TOML config needs Python 3.11 (tomllib) or the tomli package (pip install tomli)",
+        "zh": "{origin}：读取 TOML 配置需要 Python 3.11（tomllib）或 tomli 包（pip install tomli）",
+    },
+    "config_bad_toml": {
+        "en": "{origin}: not valid TOML ({detail})",
+        "zh": "{origin}：不是有效的 TOML（{detail}）",
+    },
     "config_not_object": {
         "en": "{origin}: a config must be a JSON object",
         "zh": "{origin}：配置必须是 JSON 对象",
@@ -581,6 +589,26 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "precision: mixed (fp32 parameters, gradients and states; autocast computes in 16-bit and caches 16-bit weight copies)",
         "zh": "精度：混合精度（fp32 参数、梯度和状态；autocast 以 16 位计算并缓存 16 位权重副本）",
     },
+    "a_recipe_fsdp_mixed": {
+        "en": "precision: FSDP mixed precision (fp32 sharded parameters are the optimizer's masters, with fp32 sharded gradients and states; each unit gathered and computed in {dtype}; no autocast weight cache)",
+        "zh": "精度：FSDP 混合精度（fp32 分片参数即优化器的主权重，梯度分片与优化器状态为 fp32；每个单元以 {dtype} 聚合并计算；没有 autocast 权重缓存）",
+    },
+    "a_recipe_megatron": {
+        "en": "precision: Megatron-LM --bf16 ({dtype} parameters, fp32 main gradients, fp32 main parameters and Adam states in the optimizer: 2 + 4 + 12 bytes per parameter)",
+        "zh": "精度：Megatron-LM --bf16（{dtype} 参数、fp32 主梯度，优化器中的 fp32 主参数与 Adam 状态：每参数 2 + 4 + 12 字节）",
+    },
+    "a_fsdp_policy": {
+        "en": "{framework}'s FSDP MixedPrecisionPolicy: param_dtype {param}, reduce_dtype {reduce} (unsharded parameters and their gradients in {param}, reduce-scatter inputs in {reduce})",
+        "zh": "{framework} 的 FSDP MixedPrecisionPolicy：param_dtype {param}，reduce_dtype {reduce}（未分片参数及其梯度为 {param}，reduce-scatter 输入为 {reduce}）",
+    },
+    "a_fsdp_autocast": {
+        "en": "fp32 FSDP parameters under torch.autocast (no MixedPrecisionPolicy): autocast caches the bf16 cast of every gathered linear weight until forward ends, {cache} per GPU — a whole 16-bit copy of the model that resharding does not free; a framework with an FSDP policy (--framework torchtitan, accelerate, hf) avoids it",
+        "zh": "torch.autocast 下的 fp32 FSDP 参数（没有 MixedPrecisionPolicy）：autocast 会缓存每个聚合后线性层权重的 bf16 副本直到前向结束，每卡 {cache}——整个模型的 16 位副本，重新分片也不会释放；使用带 FSDP 策略的框架（--framework torchtitan、accelerate、hf）可避免",
+    },
+    "a_megatron_dist_opt": {
+        "en": "Megatron-LM distributed optimizer over {n} ranks: fp32 main parameters and Adam states sharded; the fp32 main-gradient buffer whole on every rank (its reduce buckets are views of it)",
+        "zh": "{n} 个进程上的 Megatron-LM 分布式优化器：fp32 主参数与 Adam 状态分片；fp32 主梯度缓冲区每卡完整保存（其归约桶是它的视图）",
+    },
     "a_recipe_fp32": {
         "en": "precision: fp32 throughout",
         "zh": "精度：全程 fp32",
@@ -882,6 +910,22 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "selective recomputation (Megatron-LM): only core attention is recomputed in backward; its inputs stay saved",
         "zh": "选择性重计算（Megatron-LM）：反向时只重算核心注意力，其输入仍保存",
     },
+    "a_ckpt_op": {
+        "en": "per-op selective checkpointing (torchtitan SelectiveAC): each block keeps its input, the outputs of its odd matmuls (q, v, gate, down) and of attention; the rest is recomputed block by block in backward",
+        "zh": "逐算子选择性检查点（torchtitan SelectiveAC）：每个块保存其输入、奇数次矩阵乘（q、v、gate、down）和注意力的输出；其余在反向时逐块重算",
+    },
+    "a_recompute_uniform": {
+        "en": "Megatron-LM full recompute, uniform: each group of {n} layers keeps only its input; backward recomputes a whole group at once",
+        "zh": "Megatron-LM 完全重算（uniform）：每 {n} 层一组，只保存组的输入；反向时整组一起重算",
+    },
+    "a_recompute_block": {
+        "en": "Megatron-LM full recompute, block: the first {n} layers of each pipeline rank are checkpointed, the others keep all their activations",
+        "zh": "Megatron-LM 完全重算（block）：每个流水线段的前 {n} 层做检查点，其余层保留全部激活值",
+    },
+    "a_float8": {
+        "en": "torchao float8 training ({recipe}{gather}): the layers' linears matmul in float8; they save the same high-precision inputs a bf16 linear saves (eager), and each cast lives only around its matmul; the output head stays high precision",
+        "zh": "torchao float8 训练（{recipe}{gather}）：各层线性层以 float8 做矩阵乘；保存的仍是与 bf16 线性层相同的高精度输入（eager 模式），每次转换只在其矩阵乘前后存在；输出头保持高精度",
+    },
     "a_chunked_ce": {
         "en": "chunked cross-entropy: output head and loss in {chunks} chunks (one chunk's fp32 logits at a time)",
         "zh": "分块交叉熵：输出头与损失分 {chunks} 块计算（每次只有一块 fp32 logits）",
@@ -905,6 +949,18 @@ MESSAGES: dict[str, dict[str, str]] = {
     "a_framework_hf": {
         "en": "training loop: Hugging Face Trainer / TRL (only the loss is kept into backward)",
         "zh": "训练循环：Hugging Face Trainer / TRL（反向传播时只保留损失）",
+    },
+    "a_framework_accelerate": {
+        "en": "training loop: accelerate (outputs = model(**batch); accelerator.backward(outputs.loss) keeps the outputs' logits through backward); FSDP with its mixed_precision policy",
+        "zh": "训练循环：accelerate（outputs = model(**batch); accelerator.backward(outputs.loss) 在反向传播期间保留输出的 logits）；FSDP 使用其 mixed_precision 策略",
+    },
+    "a_framework_torchtitan": {
+        "en": "training loop: torchtitan (pred = model(inputs); loss = loss_fn(pred, labels); del pred; loss.backward()); FSDP2 units per block, the embedding and [norm, output], with its MixedPrecisionPolicy",
+        "zh": "训练循环：torchtitan（pred = model(inputs); loss = loss_fn(pred, labels); del pred; loss.backward()）；FSDP2 按块、嵌入层和 [norm, output] 分单元，使用其 MixedPrecisionPolicy",
+    },
+    "a_framework_megatron": {
+        "en": "training loop: Megatron-LM (its own DDP over a contiguous gradient buffer; --use-distributed-optimizer as ZeRO-1)",
+        "zh": "训练循环：Megatron-LM（在连续梯度缓冲区上的自有 DDP；--use-distributed-optimizer 相当于 ZeRO-1）",
     },
     "a_framework_pytorch": {
         "en": "training loop: plain PyTorch (out = model(...); out.loss.backward() keeps out.logits through backward)",

@@ -197,9 +197,15 @@ TASKS = ("inference", "finetune", "pretrain")
 METHODS = ("full", "freeze", "lora", "qlora")
 ESTIMATORS = ("analytic", "seed")
 PRECISIONS = ("auto", "pure", "mixed", "fp32", "deepspeed")
-#: full (every op of a checkpointed layer recomputed) or selective (Megatron-LM's --recompute-granularity
-#: selective: only the core attention — scores, softmax, attention·V — is recomputed)
-CHECKPOINT_MODES = ("full", "selective")
+#: full (every op of a checkpointed layer recomputed), selective (Megatron-LM's --recompute-granularity
+#: selective: only the core attention — scores, softmax, attention·V — is recomputed) or op (torchtitan's per-op
+#: SelectiveAC: matmul outputs saved except every second one, attention outputs saved, the rest recomputed;
+#: torchtitan's own "selective")
+CHECKPOINT_MODES = ("full", "selective", "op")
+#: torchao float8 training recipes (torchao/float8/config.py Float8LinearRecipeName)
+FLOAT8_RECIPES = ("none", "tensorwise", "rowwise", "rowwise_with_gw_hp")
+#: Megatron-LM --recompute-method (megatron/core/transformer/transformer_block.py _checkpointed_forward)
+RECOMPUTE_METHODS = ("uniform", "block")
 FSDP_SHARDING = ("full", "hybrid")
 SP_MODES = ("ring", "ulysses")
 OFFLOAD_DEVICES = ("cpu", "nvme")
@@ -266,8 +272,11 @@ CORE: tuple[Option, ...] = (
     O("grad_checkpointing", ("--grad-checkpointing",), "custom", False, contextual=True, group="training", owner="training",
       parse=_grad_checkpointing, const="full", metavar="MODE", negation="--no-grad-checkpointing",
       help_en="activation checkpointing: full (default when given; every layer recomputed) | selective (only core "
-              "attention recomputed, Megatron-LM); --no-grad-checkpointing turns a profile's off",
-      help_zh="激活检查点：full（给出时的默认；每层重算）| selective（只重算核心注意力，Megatron-LM）；"
+              "attention recomputed, Megatron-LM; torchtitan's selective is op) | op (torchtitan per-op policy: "
+              "matmul outputs except every second, attention outputs saved); --no-grad-checkpointing turns a "
+              "profile's off",
+      help_zh="激活检查点：full（给出时的默认；每层重算）| selective（只重算核心注意力，Megatron-LM；torchtitan 的 "
+              "selective 即 op）| op（torchtitan 逐算子策略：保存矩阵乘输出（每隔一个重算）和注意力输出）；"
               "--no-grad-checkpointing 关闭框架默认开启的检查点"),
     O("grad_accum", ("--grad-accum",), "int", 1, group="training", owner="training", lo=1, hi=1_000_000,
       help_en="gradient accumulation steps (default 1)", help_zh="梯度累积步数（默认 1）"),
@@ -301,12 +310,14 @@ CORE: tuple[Option, ...] = (
       help_zh="none | optimizer | optimizer+params（训练：ZeRO-Offload / FSDP CPU 卸载）"),
     O("framework", ("--framework",), "custom", "hf", group="parallel", owner="training",
       parse=lambda value, field: choice(value, field, _choices(".frameworks", "FRAMEWORKS")),
-      help_en="training loop: hf (Trainer / TRL, default; its defaults: LoRA/QLoRA with checkpointing) "
-              "| pytorch (plain loop) | torchtune (its recipes' defaults: checkpointing, chunked cross-entropy, bf16 "
-              "adapters)",
-      help_zh="训练循环：hf（Trainer / TRL，默认；其默认值：LoRA/QLoRA 开启检查点）| pytorch（普通循环）| "
-              "torchtune（其配方的默认值：检查点、"
-              "分块交叉熵、bf16 适配器）"),
+      help_en="training loop: hf (Trainer / TRL, default; its defaults: LoRA/QLoRA with checkpointing) | pytorch "
+              "(plain loop; --precision mixed: autocast on fp32 FSDP parameters) | torchtune (its recipes' defaults: "
+              "checkpointing, chunked cross-entropy, bf16 adapters) | accelerate | torchtitan (their FSDP "
+              "MixedPrecisionPolicy under --precision mixed) | megatron (--bf16, distributed optimizer as zero1)",
+      help_zh="训练循环：hf（Trainer / TRL，默认；其默认值：LoRA/QLoRA 开启检查点）| pytorch（普通循环；"
+              "--precision mixed 时对 fp32 FSDP 参数使用 autocast）| torchtune（其配方的默认值：检查点、分块交叉熵、"
+              "bf16 适配器）| accelerate | torchtitan（--precision mixed 时使用其 FSDP MixedPrecisionPolicy）| "
+              "megatron（--bf16，分布式优化器即 zero1）"),
     O("pp", ("--pp", "--pipeline-parallel-size", "-pp"), "int", 1, group="parallel", lo=1, hi=1024,
       help_en="pipeline-parallel stages (training: micro-batches = --grad-accum; vLLM: stages of "
               "--tensor-parallel-size GPUs)",
@@ -323,6 +334,25 @@ CORE: tuple[Option, ...] = (
     O("checkpoint_every", ("--checkpoint-every",), "int", 1, group="training", owner="training", lo=1, hi=100_000,
       metavar="N", help_en="checkpoint only every N-th layer (torchtune ac_option)",
       help_zh="每 N 层只检查点一层（torchtune 的 ac_option）"),
+    O("recompute_method", ("--recompute-method",), "choice", "uniform", group="training", owner="training",
+      choices=RECOMPUTE_METHODS,
+      help_en="Megatron-LM full recompute: uniform (default: checkpoint the input of every group of "
+              "--recompute-num-layers layers) | block (checkpoint only the first --recompute-num-layers layers)",
+      help_zh="Megatron-LM 完全重算：uniform（默认：每 --recompute-num-layers 层为一组，只保存组的输入）| block"
+              "（只对前 --recompute-num-layers 层做检查点）"),
+    O("recompute_num_layers", ("--recompute-num-layers",), "int", 1, group="training", owner="training", lo=1,
+      hi=100_000, metavar="N",
+      help_en="Megatron-LM --recompute-num-layers: layers per checkpointed group (uniform) or checkpointed layers "
+              "(block); default 1",
+      help_zh="Megatron-LM 的 --recompute-num-layers：每个检查点组的层数（uniform）或做检查点的层数（block）；默认 1"),
+    O("float8", ("--float8",), "choice", "none", group="training", owner="training", choices=FLOAT8_RECIPES,
+      help_en="torchao float8 training of the decoder layers' linears: none (default) | tensorwise | rowwise | "
+              "rowwise_with_gw_hp (Float8LinearRecipeName)",
+      help_zh="torchao 对解码层线性层做 float8 训练：none（默认）| tensorwise | rowwise | rowwise_with_gw_hp"
+              "（Float8LinearRecipeName）"),
+    O("fsdp_float8_all_gather", ("--fsdp-float8-all-gather",), "flag", False, group="parallel", owner="training",
+      help_en="FSDP2 all-gathers float8 weights (torchao enable_fsdp_float8_all_gather; tensorwise only)",
+      help_zh="FSDP2 以 float8 聚合权重（torchao 的 enable_fsdp_float8_all_gather；仅 tensorwise）"),
     O("activation_offload", ("--activation-offload",), "flag", False, group="training", owner="training",
       help_en="saved activations to pinned CPU memory (torchtune / TRL activation offloading)",
       help_zh="把保存的激活卸载到锁页 CPU 内存（torchtune / TRL 的激活卸载）"),
@@ -403,6 +433,16 @@ CORE: tuple[Option, ...] = (
       metavar="RECIPE", help_en="read a training recipe: axolotl, LLaMA-Factory, TRL / TrainingArguments (YAML or "
                                 "JSON) or torchtune",
       help_zh="读取训练配方：axolotl、LLaMA-Factory、TRL / TrainingArguments（YAML 或 JSON）或 torchtune"),
+    O("torchtitan", ("--torchtitan",), "custom", None, group="parallel", owner="training", workload=False, web=False,
+      metavar="TRAIN.toml", help_en="read a torchtitan TOML job config: batch, sequence, precision, parallel degrees, "
+                                    "activation checkpointing, compile, float8",
+      help_zh="读取 torchtitan 的 TOML 任务配置：批大小、序列长度、精度、并行度、激活检查点、compile、float8"),
+    O("megatron_args", ("--megatron-args",), "custom", None, group="parallel", owner="training", workload=False,
+      web=False, metavar="ARGS|FILE",
+      help_en="read Megatron-LM arguments (the text, as --megatron-args=\"--bf16 ...\", or a file): micro-batch, "
+              "sequence, parallel sizes, distributed optimizer, --bf16, recompute",
+      help_zh="读取 Megatron-LM 参数（文本，写作 --megatron-args=\"--bf16 ...\"，或文件）：微批、序列长度、并行规模、"
+              "分布式优化器、--bf16、重算"),
     O("zero", ("--zero",), "choice", None, group="parallel", owner="training", workload=False, web=False,
       choices=("0", "1", "2", "3"), help_en="DeepSpeed ZeRO stage (= --parallelism zeroN; 0 = ddp)",
       help_zh="DeepSpeed ZeRO 阶段（等于 --parallelism zeroN；0 = ddp）"),

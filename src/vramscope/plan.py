@@ -16,6 +16,7 @@ from .engines.base import Candidate, engine_for
 from .errors import Text, VramscopeError
 from .gpus import Gpu
 from .i18n import register, t
+from .options import CHECKPOINT_MODES
 from .result import Estimate
 from .sources import ResolvedModel
 from .workload import MAX_SEQ, Workload, make_workload
@@ -206,7 +207,7 @@ def command_line(model: ResolvedModel, options: dict[str, Any], gpu: Gpu) -> str
             continue  # the default, which the command does not need to say
         if key == "grad_checkpointing":
             if "checkpoint_mode" not in options:
-                on = value if isinstance(value, str) and value in ("full", "selective") else parse_bool(value, key)
+                on = value if isinstance(value, str) and value in CHECKPOINT_MODES else parse_bool(value, key)
                 args.append(spell(key, "cli", on) if isinstance(on, bool) else f"{o.flag}={on}")
         elif key == "checkpoint_mode":
             args.append(f"--grad-checkpointing={value}")

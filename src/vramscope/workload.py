@@ -228,8 +228,11 @@ def _parallel(v: dict[str, Any], out: dict[str, Any], runs: Any) -> dict[str, An
     task = out["task"]
     n_gpus = v.get("num_gpus", 1)
     par = v.get("parallelism", "auto")
+    profile = PROFILES[out["framework"]]
+    # data parallelism by default: FSDP, or (Megatron-LM) its DDP with the gradient buffer
+    data_parallel = "fsdp" if profile.runs_fsdp else "ddp"
     if par == "auto":
-        par = "none" if n_gpus == 1 else ("tp" if task == "inference" else "fsdp")
+        par = "none" if n_gpus == 1 else ("tp" if task == "inference" else data_parallel)
     if not runs.multi_gpu and n_gpus > 1:
         raise VramscopeError("conflict", field="num_gpus", reason=Text("r_one_gpu_engine", engine=runs.name,
                                                                         ngl=Opt("n_gpu_layers")))
@@ -245,7 +248,15 @@ def _parallel(v: dict[str, Any], out: dict[str, Any], runs: Any) -> dict[str, An
     if pp_n > 1 and task == "inference" and not runs.pipeline_inference:
         raise VramscopeError("conflict", field="pp", reason=Text(
             "r_pp_inference", engine=Opt("engine", "vllm"), pp=Opt("pp", "N", flag="--pipeline-parallel-size")))
-    par, n_gpus, dist = _distributed(v, task, par, n_gpus, pp_n, out["attn"], out["offload"])
+    par, n_gpus, dist = _distributed(v, task, par, n_gpus, pp_n, out["attn"], out["offload"], data_parallel)
+    if par == "fsdp" and task != "inference":
+        if not profile.runs_fsdp:
+            raise VramscopeError("conflict", field="parallelism", reason=Text(
+                "r_framework_no_fsdp", framework=out["framework"], use=Opt("parallelism", "zero1")))
+        if dist["fsdp_version"] not in profile.fsdp_versions:
+            raise VramscopeError("conflict", field="fsdp_version", reason=Text(
+                "r_framework_fsdp_version", framework=out["framework"],
+                use=Opt("fsdp_version", profile.fsdp_versions[-1])))
     if out["cache"] == "static" and not runs.static_cache:
         raise VramscopeError("conflict", field="cache", reason=Text("r_static_cache"))
     if out["offload"] != "none" and task == "inference":
@@ -255,7 +266,7 @@ def _parallel(v: dict[str, Any], out: dict[str, Any], runs: Any) -> dict[str, An
 
 
 def _distributed(v: dict[str, Any], task: str, par: str, n_gpus: int, pp: int, attn: str,
-                 offload: str) -> tuple[str, int, dict[str, Any]]:
+                 offload: str, data_parallel: str = "fsdp") -> tuple[str, int, dict[str, Any]]:
     """Multi-GPU degrees: --gpus is the world size; data parallel = gpus / (tp · pp · sp)."""
     tp_n, sp_n, ep_n, nodes_n = v.get("tp", 1), v.get("sp", 1), v.get("ep", 1), v.get("nodes", 1)
     sequence_parallel = bool(v.get("sequence_parallel"))
@@ -279,7 +290,7 @@ def _distributed(v: dict[str, Any], task: str, par: str, n_gpus: int, pp: int, a
                              reason=Text("r_gpus_divide", n=n_gpus, tp=tp_n, pp=pp, sp=sp_n))
     dp = n_gpus // model_parallel if training else 1
     if training and dp > 1 and par == "none":
-        par = "fsdp"
+        par = data_parallel
     if training and dp == 1 and par == "ddp":
         par = "none"  # ZeRO and FSDP on one GPU still run (their CPU offload is the point); DDP does nothing
     if sequence_parallel and tp_n == 1:
@@ -323,7 +334,23 @@ def _checkpointing(v: dict[str, Any], training: bool, profile: Framework, method
         on = training and checkpointing_default(profile, method)
     else:
         on = bool(ckpt) or mode is not None or "checkpoint_every" in v
-    return {"grad_checkpointing": on, "checkpoint_mode": mode or "full", "checkpoint_every": v.get("checkpoint_every", 1)}
+    if mode == "selective":
+        mode = profile.selective_mode  # torchtitan's "selective" is its per-op policy
+    if mode == "op" and "checkpoint_every" in v:
+        raise VramscopeError("conflict", field="checkpoint_every", reason=Text("r_op_sac_every"))
+    megatron = [k for k in ("recompute_method", "recompute_num_layers") if k in v]
+    if megatron:
+        # Megatron-LM's --recompute-granularity full: whole layers, grouped (uniform) or the first N (block)
+        if ckpt is False or (mode or "full") != "full":
+            raise VramscopeError("conflict", field=megatron[0], reason=Text(
+                "r_recompute_full", on=Opt("grad_checkpointing", "full")))
+        if "checkpoint_every" in v:
+            raise VramscopeError("conflict", field=megatron[0], reason=Text(
+                "r_recompute_every", every=Opt("checkpoint_every")))
+        on = True
+    return {"grad_checkpointing": on, "checkpoint_mode": mode or "full", "checkpoint_every": v.get("checkpoint_every", 1),
+            "recompute_method": v.get("recompute_method", "uniform"),
+            "recompute_num_layers": v.get("recompute_num_layers", 1)}
 
 
 def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
@@ -355,7 +382,17 @@ def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
     if v.get("precision", "auto") != "auto" and method in ("lora", "qlora"):
         raise VramscopeError("conflict", field="precision", reason=Text(
             "r_precision_adapters", dtype=Opt("dtype"), quant=Opt("quant"), precision=Opt("precision")))
-    return {**_checkpointing(v, training, profile, method), "compile": bool(v.get("compile")),
+    f8 = v.get("float8", "none")
+    if f8 != "none" and method != "full":
+        raise VramscopeError("conflict", field="float8", reason=Text("r_float8_full", use=Opt("method", "full")))
+    if v.get("fsdp_float8_all_gather") and f8 != "tensorwise":
+        raise VramscopeError("conflict", field="fsdp_float8_all_gather",
+                             reason=Text("r_float8_all_gather", use=Opt("float8", "tensorwise")))
+    if v.get("fsdp_float8_all_gather") and (out["parallelism"] != "fsdp" or out["fsdp_version"] != 2):
+        raise VramscopeError("conflict", field="fsdp_float8_all_gather",
+                             reason=Text("r_float8_fsdp2", use=Opt("parallelism", "fsdp")))
+    return {**_checkpointing(v, training, profile, method), "compile": bool(v.get("compile")), "float8": f8,
+            "fsdp_float8_all_gather": bool(v.get("fsdp_float8_all_gather")),
             "activation_offload": bool(v.get("activation_offload")),
             "ce_chunks": v.get("ce_chunks", profile.ce_chunks if training else 1), "packing": bool(v.get("packing")),
             "optimizer_in_backward": bool(in_bwd), "dora": bool(v.get("dora")), "lora_alpha": alpha,
@@ -401,6 +438,22 @@ register({
               "and freeze training",
         "zh": "LoRA 和 QLoRA 在冻结的基座上训练适配器，不套用精度配方：基座的精度由 {dtype}（或 {quant}）决定，适配器的精度由"
               "框架决定（peft：fp32；torchtune：模型精度）；{precision} 用于全参数和冻结训练"},
+    "r_framework_no_fsdp": {"en": "{framework} shards with its distributed optimizer, not torch FSDP; use {use}",
+                            "zh": "{framework} 用自己的分布式优化器分片，而不是 torch FSDP；请用 {use}"},
+    "r_framework_fsdp_version": {"en": "{framework} runs FSDP2 (fully_shard) only; use {use}",
+                                 "zh": "{framework} 只使用 FSDP2（fully_shard）；请用 {use}"},
+    "r_op_sac_every": {"en": "torchtitan's per-op policy wraps every block; give it or every N-th layer, not both",
+                       "zh": "torchtitan 的逐算子策略作用于每个块；请只给它或每 N 层检查点之一"},
+    "r_recompute_full": {"en": "is Megatron-LM's full recompute; it goes with {on}",
+                         "zh": "是 Megatron-LM 的完全重算；需配合 {on}"},
+    "r_recompute_every": {"en": "and {every} both choose which layers are checkpointed; give one",
+                          "zh": "与 {every} 都在选择哪些层做检查点；请只给一个"},
+    "r_float8_full": {"en": "float8 training converts the trained linears; use {use}",
+                      "zh": "float8 训练转换的是要训练的线性层；请用 {use}"},
+    "r_float8_all_gather": {"en": "torchao all-gathers float8 weights with tensorwise scaling only; use {use}",
+                            "zh": "torchao 只在 tensorwise 缩放下以 float8 聚合权重；请用 {use}"},
+    "r_float8_fsdp2": {"en": "is FSDP2's float8 all-gather; add {use} with FSDP2",
+                       "zh": "是 FSDP2 的 float8 聚合；请加上 {use} 并使用 FSDP2"},
     "r_two_spellings": {"en": "and {other} give different values; give one",
                         "zh": "与 {other} 给出的值不同；请只给一个"},
     "r_seed_option": {"en": "is the seed estimator's A: add {add}", "zh": "是 seed 估算器的 A：请加上 {add}"},

@@ -98,7 +98,7 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     phases = training.step_phases(w, lay, training.forward_moment(saved, lay, tr, kept, p.cast_cache),
                                   training.backward_moment(spec, w, t, p, saved, lay, tr, kept), notes)
     if w.pp > 1:
-        phases, extra["pipeline"] = training.pipeline(spec, w, phases, saved.acts.layers, notes)
+        phases, extra["pipeline"] = training.pipeline(spec, w, phases, saved.acts.layers, notes, p.cast_cache)
     paged = training.paged_states(w, lay.states, notes)
     if paged:
         extra["paged_bytes"] = paged

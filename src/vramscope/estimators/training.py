@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from ..errors import Opt, Text, VramscopeError
 from ..i18n import register
 from ..memory.activations import (FULL_TRAINING, TrainFlags, TrainingActivations, checkpointed_layers, dora_forward_transient,
-                                  merged_expert_bytes, training_activations)
+                                  merged_expert_bytes, op_sac_bytes_per_token, training_activations)
 from ..memory.gradients import gradient_bytes
 from ..memory.optimizer_states import deepspeed_step_temporary, optimizer_state_bytes, step_temporary_bytes
 from ..memory.parallel import (NO_BUFFERS, FsdpBuffers, context_parallel_transient, expert_fraction, fsdp_buffers,
@@ -57,25 +57,37 @@ class Precision:
     act_bytes: float  # saved activations
     param_bytes: float  # trainable parameters and their gradients
     gather_bytes: float  # parameters as FSDP gathers them
-    cast_cache: int
+    cast_cache: int  # autocast's 16-bit copies of the linear weights, alive from forward until autocast exits
     weights: int
     grads: int
     states: int
     temp: int
     layer_params: int
     largest: int
+    #: bytes per element of FSDP's unsharded gradients (the parameters' compute dtype) and of its reduce-scatter
+    #: input (MixedPrecisionPolicy.reduce_dtype); 0: the parameters' bytes
+    unsharded_grad_bytes: float = 0.0
+    reduce_bytes: float = 0.0
 
 
 def recipe_for(w: Workload, dtype: str) -> str:
     if w.method in ("lora", "qlora"):
         return "lora"
     if w.precision != "auto":
-        return w.precision
-    if dtype == "fp32":
+        recipe = w.precision
+    elif dtype == "fp32":
         return "fp32"
-    if w.strategy.is_zero:
+    elif w.strategy.is_zero and not w.profile.megatron_mixed:
         return "deepspeed"  # DeepSpeed keeps fp32 master weights and states for bf16/fp16 training
-    return "mixed" if w.task == "pretrain" else "pure"
+    else:
+        recipe = "mixed" if w.task == "pretrain" else "pure"
+    if recipe != "mixed":
+        return recipe
+    if w.strategy.is_fsdp and w.profile.fsdp_policy is not None:
+        return "fsdp_mixed"  # the framework's MixedPrecisionPolicy, not autocast
+    if w.profile.megatron_mixed:
+        return "megatron"
+    return recipe
 
 
 def precision(model: ResolvedModel, w: Workload, dtype: str, t: Trainable, notes: list[Assumption]) -> Precision:
@@ -86,11 +98,34 @@ def precision(model: ResolvedModel, w: Workload, dtype: str, t: Trainable, notes
         dtype = "fp32"
     a = dtype_bytes(dtype)
     master, cast_cache = 0, 0
-    if recipe == "mixed":
+    grad_bytes = reduce_bytes = 0.0
+    if recipe == "fsdp_mixed":
+        # FSDP with the framework's MixedPrecisionPolicy: fp32 sharded parameters are the optimizer's masters,
+        # with fp32 sharded gradients and states; each unit is all-gathered in param_dtype (the all-gather input
+        # cast per shard: torch _fsdp_param.py all_gather_inputs) and computes there, its unsharded gradients in
+        # param_dtype, copied into a reduce_dtype reduce-scatter input (_fsdp_collectives.py foreach_reduce); no
+        # autocast cache: the parameters are already 16-bit
+        gather, reduce_bytes = w.profile.fsdp_policy
+        a, grad_bytes = gather, gather
         weights = int(model.params * 4)
         param_bytes = 4.0
-        linear = sum(g.numel for g in groups(spec) if g.tensor.linear) if model.exact_shape else model.params
-        cast_cache = int(linear * 2)
+        notes.append(Assumption("a_fsdp_policy", {"framework": w.framework, "param": _dtype_name(gather, dtype),
+                                                  "reduce": _dtype_name(reduce_bytes, dtype)}))
+    elif recipe == "megatron":
+        # Megatron-LM --bf16 (docs/source/api-guide/dist_optimizer.md): bf16 model parameters, fp32 main
+        # gradients (accumulate_allreduce_grads_in_fp32), fp32 main parameters and Adam states in the optimizer:
+        # 2 + 4 + 12 bytes, the last sharded by the distributed optimizer
+        weights = weights_on_rank(model, w, a, notes)
+        param_bytes = 4.0
+        master = int(t.params * 4)
+    elif recipe == "mixed":
+        weights = int(model.params * 4)
+        param_bytes = 4.0
+        cast_cache = int(cast_params(model) * 2)
+        if w.strategy.is_fsdp:
+            # fp32 FSDP parameters under torch.autocast: every unsharded linear weight's bf16 cast stays in the
+            # cache until autocast exits, so a whole 16-bit copy of the model outlives the resharding
+            notes.append(Assumption("a_fsdp_autocast", {"cache": f"{cast_cache / 2**30:.1f} GiB"}))
     elif recipe == "deepspeed":
         # DeepSpeed / Megatron mixed precision (ZeRO paper §3: 2 + 2 + 12 bytes per parameter): 16-bit
         # parameters and gradients, fp32 master weights and fp32 Adam states held by the optimizer
@@ -109,9 +144,20 @@ def precision(model: ResolvedModel, w: Workload, dtype: str, t: Trainable, notes
         recipe=recipe, dtype=dtype, a=a, act_bytes=2.0 if recipe == "mixed" else a, param_bytes=param_bytes,
         gather_bytes=4.0 if recipe == "mixed" else a, cast_cache=cast_cache, weights=weights,
         grads=gradient_bytes(t.params, param_bytes),
-        states=optimizer_state_bytes(w.optimizer, t.params, 4.0 if recipe == "deepspeed" else param_bytes) + master,
+        states=optimizer_state_bytes(w.optimizer, t.params, 4.0 if recipe in ("deepspeed", "megatron")
+                                     else param_bytes) + master,
         temp=step_temporary_bytes(w.optimizer, t.params, param_bytes, largest),
-        layer_params=largest_layer_params(spec) if not adapters and not w.train_modules else 0, largest=largest)
+        layer_params=largest_layer_params(spec) if not adapters and not w.train_modules else 0, largest=largest,
+        unsharded_grad_bytes=grad_bytes, reduce_bytes=reduce_bytes)
+
+
+def cast_params(model: ResolvedModel) -> int:
+    """Parameters autocast casts to 16-bit (the linear weights; embeddings and norms run in fp32)."""
+    return sum(g.numel for g in groups(model.spec) if g.tensor.linear) if model.exact_shape else model.params
+
+
+def _dtype_name(nbytes: float, dtype: str) -> str:
+    return "fp32" if nbytes == 4 else dtype
 
 
 @dataclass(frozen=True)
@@ -126,13 +172,31 @@ class Saved:
 def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, seq_shard: int,
                       notes: list[Assumption]) -> Saved:
     seq_local = -(-w.seq // w.sp)  # context parallelism: each rank holds seq / sp tokens
-    acts = training_activations(spec, w.batch, seq_local, p.act_bytes, w.attn, w.grad_checkpointing, flags,
-                                every=w.checkpoint_every, selective=w.checkpoint_mode == "selective",
-                                ce_chunks=w.ce_chunks, replicated_shard=seq_shard, compiled_loss=w.compile)
+    op_sac = w.grad_checkpointing and w.checkpoint_mode == "op"
+    if op_sac and (op_sac_bytes_per_token(spec, seq_local, p.act_bytes, w.attn) is None or w.method != "full"):
+        raise VramscopeError("conflict", field="checkpoint_mode", reason=Text("r_op_sac_layout"))
+    acts = training_activations(spec, w.batch, seq_local, p.act_bytes, w.attn, w.grad_checkpointing and not op_sac,
+                                flags, every=w.checkpoint_every, selective=w.checkpoint_mode == "selective",
+                                ce_chunks=w.ce_chunks, replicated_shard=seq_shard, compiled_loss=w.compile,
+                                op_sac=op_sac, megatron=megatron_recompute(spec, w))
     sp_temp = context_parallel_transient(spec, w.batch * seq_local, p.act_bytes, w.sp_mode) if w.sp > 1 else 0
     if w.sp > 1:
         notes.append(Assumption("a_sp", {"n": w.sp, "mode": w.sp_mode, "seq": seq_local}))
     return Saved(acts, flags, seq_local, sp_temp)
+
+
+def megatron_recompute(spec: ModelSpec, w: Workload) -> tuple[int, int, int] | None:
+    """Megatron-LM's --recompute-granularity full per pipeline rank (megatron/core/transformer/transformer_block.py
+    ``_checkpointed_forward``), over all ranks: (inputs kept, layers covered, layers recomputed together). None:
+    the default (uniform, one layer), which is plain per-layer checkpointing."""
+    if not w.grad_checkpointing or w.checkpoint_mode != "full" or (
+            w.recompute_method == "uniform" and w.recompute_num_layers == 1):
+        return None
+    n = w.recompute_num_layers
+    per_rank = [spec.num_layers // w.pp + (1 if s < spec.num_layers % w.pp else 0) for s in range(w.pp)]
+    if w.recompute_method == "uniform":
+        return sum(-(-layers // n) for layers in per_rank), spec.num_layers, min(n, max(per_rank))
+    return sum(min(n, layers) for layers in per_rank), sum(min(n, layers) for layers in per_rank), 1
 
 
 @dataclass(frozen=True)
@@ -178,9 +242,16 @@ def layout(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes: list
             qb = spec_weight_bytes(spec, p.a, w.quant)
             if qb.quantized_params:
                 layer_bytes = (qb.total - qb.kept_params * p.a) / qb.quantized_params
+        if w.fsdp_float8_all_gather:
+            # torchao WeightWithDynamicFloat8CastTensor: the layers' linear weights are cast to float8 per shard
+            # and all-gathered in 1 byte (fsdp_utils.py fsdp_pre_all_gather); their norms stay in param_dtype
+            layer = largest_layer_params(spec)
+            linear = sum(g.tensor.numel for g in groups(spec) if g.tensor.linear and g.tensor.layer == 0)
+            layer_bytes = (linear * 1.0 + (layer - linear) * p.gather_bytes) / layer if layer else 0.0
         trains_layers = w.method not in ("lora", "qlora") and not w.train_modules
-        buf = fsdp_buffers(spec, w.fsdp_version, p.gather_bytes, p.param_bytes, trains_layers,
-                           w.method == "full", w.grad_checkpointing and w.method != "full", layer_bytes)
+        buf = fsdp_buffers(spec, w.fsdp_version, p.gather_bytes, p.unsharded_grad_bytes or p.param_bytes,
+                           trains_layers, w.method == "full", w.grad_checkpointing and w.method != "full", layer_bytes,
+                           reduce_bytes=p.reduce_bytes)
         notes.append(Assumption("a_fsdp_v", {"n": n, "v": w.fsdp_version,
                                              "hybrid": f" × {w.nodes} replicas" if w.fsdp_sharding == "hybrid" else ""}))
     elif s.is_zero and s.shards_params:
@@ -194,11 +265,17 @@ def layout(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes: list
         # ZeRO stage 1 shards optimizer states (and the step), stage 2 also gradients, which then pass through
         # one reduce bucket (DeepSpeed's reduce_bucket_size, 5e8 elements by default)
         weights, states, temp = split(p.weights, 1), split(p.states, n), split(p.temp, n)
-        grads = split(p.grads, n if s.shards_grads else 1) + zero_bucket(w.reduce_bucket, t.params, p.param_bytes)
-        notes.append(Assumption("a_zero", {"stage": str(s.stage), "n": n, "bucket": f"{w.reduce_bucket:.2g}"}))
+        grads = split(p.grads, n if s.shards_grads else 1)
+        if p.recipe == "megatron":
+            # Megatron's distributed optimizer: the fp32 main-gradient buffer stays whole (its buckets are
+            # views of it), the fp32 main parameters and Adam states are sharded
+            notes.append(Assumption("a_megatron_dist_opt", {"n": n}))
+        else:
+            grads += zero_bucket(w.reduce_bucket, t.params, p.param_bytes)
+            notes.append(Assumption("a_zero", {"stage": str(s.stage), "n": n, "bucket": f"{w.reduce_bucket:.2g}"}))
     else:
         weights, grads, states, temp = (split(x, 1) for x in (p.weights, p.grads, p.states, p.temp))
-        if s.is_ddp:
+        if s.is_ddp and p.recipe != "megatron":  # Megatron's DDP reduces views of its gradient buffer
             # DDP's reducer keeps flat communication buckets beside .grad (gradient_as_bucket_view=False)
             grads *= 2
             notes.append(Assumption("a_ddp", {"n": n}))
@@ -255,6 +332,8 @@ def kept_gradients(w: Workload, t: Trainable, p: Precision, grads: int) -> int:
     s = w.strategy
     if s.is_zero and s.shards_grads:
         kept = grads  # the gradient partition and the bucket are allocated once and stay (stage3.py 786-801)
+    elif s.is_zero and p.recipe == "megatron":
+        kept = grads  # the main-gradient buffer is allocated once
     elif s.is_zero:
         kept = max(kept, zero_bucket(w.reduce_bucket, t.params, p.param_bytes))
     return kept
@@ -270,6 +349,32 @@ class Transients:
     dora_recompute: int
 
 
+def float8_transient(spec: ModelSpec, w: Workload, tokens: int) -> int:
+    """Bytes alive beside one Float8Linear's matmul (torchao 36027d8, torchao/float8/float8_linear.py
+    ``matmul_with_hp_or_float8_args``): forward casts the input and the weight to float8 (1 byte each, plus an
+    fp32 scale per row under rowwise scaling) and saves only the high-precision input and weight, as a bf16
+    linear does; backward casts the output gradient and the weight for the input's gradient, then the output
+    gradient and the input again for the weight's (``rowwise_with_gw_hp``: the weight's gradient in high
+    precision, no casts). With FSDP float8 all-gather the weight arrives already cast. The largest linear of a
+    layer counts; the output head stays high precision (torchtitan's recipes filter ``output``)."""
+    if w.float8 == "none":
+        return 0
+    rowwise = w.float8 != "tensorwise"
+    worst = 0
+    for g in groups(spec):
+        t = g.tensor
+        if not t.linear or t.layer is None or len(t.shape) < 2:
+            continue
+        out_f, in_f = t.shape[-2], t.shape[-1]
+        weight = 0 if w.fsdp_float8_all_gather else out_f * in_f + (4 * out_f if rowwise else 0)
+        x = tokens * in_f + (4 * tokens if rowwise else 0)
+        go = tokens * out_f + (4 * tokens if rowwise else 0)
+        forward = x + weight
+        backward = go + out_f * in_f + (0 if w.float8 == "rowwise_with_gw_hp" else go + x)
+        worst = max(worst, forward, backward)
+    return worst
+
+
 def transients(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, buf: FsdpBuffers) -> Transients:
     merged = merged_expert_bytes(spec, p.act_bytes, flags)
     # 4-bit bases (QLoRA) dequantize each layer's weight to the compute dtype for its matmul, forward and
@@ -278,7 +383,7 @@ def transients(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, bu
     # mode, traced on real tensors; compiled layers fuse it to the bf16 weight only
     eager = w.profile.eager_dequant_bytes
     dequant = int(largest_layer_linear(spec) * (eager if eager is not None and not w.compile else p.a)) \
-        if w.method == "qlora" else 0
+        if w.method == "qlora" else float8_transient(spec, w, w.batch * -(-w.seq // w.sp))
     dora_temp = dora_forward_transient(spec, flags.lora, not w.grad_checkpointing) if flags.dora else 0
     if flags.dora and spec.moe is not None and "experts" in flags.lora:
         raise VramscopeError("conflict", field="dora", reason=Text("r_dora_moe", targets=Opt("lora_targets")))
@@ -353,6 +458,14 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
                                                            "temporaries": acts.layer_backward_extra}))
         candidates.append(_at(buf.backward_layer, {**base, "gradients": grads - buf.layer_pending // n}))
         candidates.append(_at(buf.backward_reduce, {**base, "gradients": grads}))
+        if buf.head_reduce[1] and p.recipe == "fsdp_mixed":
+            # the output head's reduce-scatter under a MixedPrecisionPolicy (traced, FSDP2: fp32 sharded parameters
+            # make it the backward's peak): its unsharded gradient copied into the reduce-scatter input
+            # (reduce_dtype) and the sharded output allocated, the last layer gathered, nearly every saved tensor
+            # alive (the trace: all but part of the last layer's)
+            head_shard = int(spec.vocab_size * spec.hidden_size * p.param_bytes) // n
+            candidates.append(_at(buf.head_reduce, {**base, "gradients": kept + head_shard,
+                                                    "activations": acts.layers}))
     head_candidate = None
     if w.ce_chunks > 1 and w.method == "full":
         # a chunked output head runs lm_head once per chunk. Autograd runs every chunk's cross-entropy backward
@@ -416,6 +529,10 @@ def recipe_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes
         notes.append(Assumption("a_packing", {"seq": w.seq}))
     if w.grad_checkpointing and w.checkpoint_mode == "selective":
         notes.append(Assumption("a_ckpt_selective"))
+    elif w.grad_checkpointing and w.checkpoint_mode == "op":
+        notes.append(Assumption("a_ckpt_op"))
+    elif megatron_recompute(spec, w) is not None:
+        notes.append(Assumption(f"a_recompute_{w.recompute_method}", {"n": w.recompute_num_layers}))
     elif w.grad_checkpointing and w.checkpoint_every > 1:
         n_layers = spec.num_layers + spec.num_decoder_layers
         notes.append(Assumption("a_ckpt_every", {"ckpt": checkpointed_layers(n_layers, w.checkpoint_every),
@@ -424,6 +541,9 @@ def recipe_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes
         notes.append(Assumption("a_chunked_ce", {"chunks": w.ce_chunks}))
     if w.compile:
         notes.append(Assumption("a_compile"))
+    if w.float8 != "none":
+        notes.append(Assumption("a_float8", {"recipe": w.float8,
+                                             "gather": " with float8 all-gather" if w.fsdp_float8_all_gather else ""}))
     if w.dora:
         notes.append(Assumption("a_dora", {"magnitude": f"{dora_magnitude_params(spec, w.lora_targets):,}"}))
     notes.append(Assumption("a_training_shape", {"batch": w.batch, "seq": w.seq, "attn": w.attn,
@@ -506,11 +626,12 @@ def step_phases(w: Workload, lay: Layout, forward: dict, backward: dict, notes: 
 
 
 def pipeline(spec: ModelSpec, w: Workload, phases: Phases, layer_acts: int,
-             notes: list[Assumption]) -> tuple[Phases, dict]:
+             notes: list[Assumption], cast_cache: int = 0) -> tuple[Phases, dict]:
     """The phases of the busiest pipeline rank, and the per-rank report (``memory/pipeline.py``)."""
     if w.pp > spec.num_layers:
         raise VramscopeError("conflict", field="pp", reason=Text("r_pp_layers", pp=w.pp, layers=spec.num_layers))
-    phases, rows = pipeline_stages(spec, w.pp, w.grad_accum, w.pp_schedule, phases, layer_acts)
+    phases, rows = pipeline_stages(spec, w.pp, w.grad_accum, w.pp_schedule, phases, layer_acts,
+                                   cast_cache=cast_cache)
     busiest = max(rows, key=lambda r: r["peak_bytes"])
     notes.append(Assumption("a_pp", {"pp": w.pp, "schedule": w.pp_schedule, "m": w.grad_accum,
                                      "kind": Text('stage_' + busiest["kind"].split()[0])}))
@@ -532,5 +653,8 @@ register({
     "r_ep_divide": {"en": "{experts} experts do not divide by {n}", "zh": "{experts} 个专家无法被 {n} 整除"},
     "r_dora_moe": {"en": "peft has no DoRA for fused MoE experts; target the attention modules ({targets})",
                    "zh": "peft 没有针对融合 MoE 专家的 DoRA；请只对注意力模块使用（{targets}）"},
+    "r_op_sac_layout": {"en": "the per-op policy is modelled for full training of dense Llama-layout models (no MoE, "
+                               "MLA or adapters)",
+                        "zh": "逐算子检查点策略只对稠密 Llama 结构模型的全参数训练建模（不含 MoE、MLA 或适配器）"},
     "r_pp_layers": {"en": "{pp} stages for {layers} layers", "zh": "{layers} 层无法分成 {pp} 段"},
 })

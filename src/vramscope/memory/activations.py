@@ -238,6 +238,29 @@ def merged_expert_bytes(spec: ModelSpec, a: float, t: TrainFlags) -> int:
     return int(spec.moe.num_experts * 3 * spec.moe.expert_intermediate_size * spec.hidden_size * a)
 
 
+def op_sac_bytes_per_token(spec: ModelSpec, seq: int, a: float, attn: str) -> Optional[float]:
+    """Bytes per token one decoder layer keeps under torchtitan's per-op selective activation checkpointing
+    (pytorch/torchtitan b5bcd76 ``torchtitan/distributed/activation_checkpoint.py`` ``SelectiveAC``): the block's
+    input (the checkpoint's argument), the outputs of every odd matmul of the block in call order (``aten.mm``
+    is counted; every second one is recomputed), the outputs of the other compute-intensive ops
+    (``get_default_op_list().compute_intensive_ops``: SDPA flash/efficient — output and fp32 log-sum-exp —, and
+    eager attention's ``bmm`` scores and output), nothing else: norms, RoPE, activations and products are
+    recomputed in backward. None for layouts whose op order is not modelled (MoE, MLA, non-Llama)."""
+    if spec.layout != "llama" or spec.moe is not None or spec.mla is not None:
+        return None
+    h, q, kv = spec.hidden_size, spec.q_dim, spec.kv_dim
+    inter = spec.intermediate_size
+    attn_mms = [q + 2 * kv] if spec.fused_qkv else [q, kv, kv]
+    mlp_mms = ([2 * inter] if spec.fused_gate_up else [inter, inter]) if spec.mlp_gated else [inter]
+    mms = attn_mms + [h] + mlp_mms + [h]
+    out = a * h + sum(a * width for i, width in enumerate(mms) if i % 2 == 0)
+    if attn == "eager":
+        out += a * (spec.num_heads * seq + q)  # both bmm outputs (the scores and attention·V), saved
+    else:
+        out += a * q + 4.0 * spec.num_heads
+    return out
+
+
 def checkpointed_layers(n_layers: int, every: int) -> int:
     """Layers checkpointed when every ``every``-th one is (torchtune counts from 1: layers every, 2·every, ...)."""
     return n_layers // every if every else 0
@@ -246,10 +269,14 @@ def checkpointed_layers(n_layers: int, every: int) -> int:
 def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: str = "sdpa",
                          checkpointing: bool = False, trainable: TrainFlags = FULL_TRAINING, every: int = 1,
                          selective: bool = False, ce_chunks: int = 1, replicated_shard: int = 1,
-                         compiled_loss: bool = False) -> TrainingActivations:
+                         compiled_loss: bool = False, op_sac: bool = False,
+                         megatron: Optional[tuple[int, int, int]] = None) -> TrainingActivations:
     """What training keeps (module docstring). ``every``: with checkpointing, only every ``every``-th layer is
     checkpointed; ``selective``: Megatron's selective recomputation (only core attention recomputed) instead
-    of whole layers; ``ce_chunks``: the output head and cross-entropy run chunk by chunk along the sequence."""
+    of whole layers; ``ce_chunks``: the output head and cross-entropy run chunk by chunk along the sequence;
+    ``megatron``: Megatron-LM's full recompute as (checkpoint inputs kept, layers they cover, layers recomputed
+    together in backward) — uniform: one input per group of N layers covering all, N recomputed at once; block:
+    the first N layers each checkpointed, the others keeping everything."""
     tokens = batch * seq
     if checkpointing and selective:
         per_layer = layer_bytes_per_token(spec, seq, a, "selective", trainable)
@@ -271,10 +298,19 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
     if merged and spec.moe is not None:  # the layers not listed as dense
         moe_layers = spec.num_layers - sum(1 for i in set(spec.moe.dense_layers) if 0 <= i < spec.num_layers)
     one_layer = int(tokens * per_layer) + merged
-    if checkpointing:
+    if checkpointing and megatron is not None:
+        inputs, covered, group = megatron
+        covered = min(covered, live_layers)
+        layers = int(tokens * min(inputs, live_layers) * a * spec.hidden_size / replicated_shard)
+        layers += int(tokens * per_layer) * (live_layers - covered) + merged * round(moe_layers * (1 - covered / n_layers))
+        one_layer = (int(tokens * per_layer) + merged) * min(group, live_layers)
+    elif checkpointing:
         ckpt = min(checkpointed_layers(n_layers, every), live_layers)
         layers = int(tokens * ckpt * a * spec.hidden_size / replicated_shard)
         layers += int(tokens * per_layer) * (live_layers - ckpt) + merged * round(moe_layers * (1 - ckpt / n_layers))
+    elif op_sac:  # torchtitan's per-op policy on every block; backward recomputes one block at a time
+        sac = op_sac_bytes_per_token(spec, seq, a, attn)
+        layers = int(tokens * (per_layer if sac is None else sac)) * live_layers
     else:
         layers = int(tokens * per_layer) * live_layers + merged * moe_layers
     gemma = spec.family.offset_norm or trainable.torchtune

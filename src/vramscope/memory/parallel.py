@@ -91,10 +91,14 @@ class FsdpBuffers:
     layer_pending: int = 0  # the same at the first layer's backward (that layer's and the embedding's)
     backward_reduce: tuple[int, int] = (0, 0)  # the embedding's gradient reduce-scattered, all gradients there
     forward_held: int = 0  # while a layer computes after its copy-out (its parameters and retained gather buffer)
+    #: the output head's reduce-scatter copy-in (FSDP2, untied): the last layer gathered, the head's unsharded
+    #: gradient beside its reduce-scatter input
+    head_reduce: tuple[int, int] = (0, 0)
 
 
 def fsdp_buffers(spec: ModelSpec, version: int, param_bytes: float, grad_bytes: float, trains_layers: bool,
-                 trains_embeddings: bool, input_grads: bool = False, layer_bytes: float = 0.0) -> FsdpBuffers:
+                 trains_embeddings: bool, input_grads: bool = False, layer_bytes: float = 0.0,
+                 reduce_bytes: float = 0.0) -> FsdpBuffers:
     """What FSDP keeps unsharded per rank, units wrapped as accelerate wraps them (U: the largest decoder
     layer's parameters, E: the input embedding, T: final norm + output head; ``_g`` the same as gradients).
 
@@ -113,6 +117,10 @@ def fsdp_buffers(spec: ModelSpec, version: int, param_bytes: float, grad_bytes: 
     parameter and gradient; the rate limiter allows two all-gathers in flight (2U) and accelerate's default is
     no backward prefetch (U + U_g); the root unit (embedding, norm, head) is never resharded after forward, and
     its flat gradient (E_g + T_g) is reduced at the very end.
+    With a ``MixedPrecisionPolicy`` whose ``reduce_dtype`` differs from ``param_dtype`` (``reduce_bytes``; torchtitan:
+    bf16 parameters, fp32 reduction) the unsharded gradients stay in the parameters' dtype and each reduce-scatter
+    input is allocated in ``reduce_dtype`` (``_fsdp_collectives.py foreach_reduce``): a layer's backward holds its
+    gradients (U_g) beside the previous reduce-scatter input (U_r), the embedding's reduce E_g + E_r.
     Traced on a fake process group for FSDP2 (``vramscope trace --gpus N``; tests/test_trace_matrix.py).
     """
     layer = largest_layer_params(spec)
@@ -124,20 +132,25 @@ def fsdp_buffers(spec: ModelSpec, version: int, param_bytes: float, grad_bytes: 
     tg = v * h * grad_bytes if trains_layers else 0
     e = 0 if tied else v * h * param_bytes
     eg = v * h * grad_bytes if trains_embeddings and not tied else 0
+    # the reduce-scatter inputs, in reduce_dtype
+    ur = ug * reduce_bytes / grad_bytes if reduce_bytes and grad_bytes else ug
+    er = eg * reduce_bytes / grad_bytes if reduce_bytes and grad_bytes else eg
     if version == 2:
         if tied:  # no separate head unit: the shared embedding belongs to the root, gathered throughout
             root = v * h * param_bytes
             return FsdpBuffers(forward_layer=int(3 * u + root), forward_loss=int(root), backward_loss=int(root),
                                forward_held=int(2 * u + root),
                                backward_start=(int(root + u), int(tg)), backward_layer=(int(2 * u + root),
-                                                                                         int(2 * ug)),
-                               backward_end=(int(root), int(tg + ug)), end_pending=int(tg),
+                                                                                         int(ug + ur)),
+                               backward_end=(int(root), int(tg + ur)), end_pending=int(tg),
                                layer_pending=int(ug + tg))
-        end = (int(2 * e), int(ug)) if eg or input_grads else (0, 0)
+        end = (int(2 * e), int(ur)) if eg or input_grads else (0, 0)
+        tr = tg * reduce_bytes / grad_bytes if reduce_bytes and grad_bytes else tg
         return FsdpBuffers(forward_layer=int(max(3 * u, u + 2 * t)), forward_loss=int(t), backward_loss=int(t),
                            forward_held=int(2 * u),
-                           backward_start=(int(t + u), int(tg)), backward_layer=(int(u + max(u, e)), int(2 * ug)),
-                           backward_end=end, end_pending=int(eg), backward_reduce=(0, int(2 * eg)),
+                           backward_start=(int(t + u), int(tg)), backward_layer=(int(u + max(u, e)), int(ug + ur)),
+                           backward_end=end, end_pending=int(eg), backward_reduce=(0, int(eg + er)),
+                           head_reduce=(int(u), int(tg + tr)),
                            layer_pending=int(ug + eg))
     root = e + t
     return FsdpBuffers(forward_layer=int(2 * u + root), forward_loss=int(root), backward_loss=int(root),

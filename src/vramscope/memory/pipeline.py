@@ -55,6 +55,29 @@ def stage_param_fractions(spec: ModelSpec, pp: int) -> list[float]:
     return out
 
 
+def stage_cast_fractions(spec: ModelSpec, pp: int) -> list[float]:
+    """Each stage's share of the linear weights autocast casts (its layers' linears; the output head's on the last
+    stage, a tied head's being the embedding's weight): the weight-cast cache a stage holds is its own slice's."""
+    sizes = stage_layers(spec.num_layers, pp)
+    bounds, lo = [], 0
+    for n in sizes:
+        bounds.append((lo, lo + n))
+        lo += n
+    per = [0] * pp
+    head = 0
+    for g in groups(spec):
+        if not g.tensor.linear and not (spec.tie_embeddings and g.tensor.role == "embedding"):
+            continue
+        if g.layers.count:
+            for s, (a, b) in enumerate(bounds):
+                per[s] += g.tensor.numel * g.layers.between(a, b)
+        else:
+            head += g.numel
+    per[-1] += head
+    total = sum(per)
+    return [x / total if total else 1.0 / pp for x in per]
+
+
 def in_flight_layers(stage: int, pp: int, micro_batches: int, schedule: str, stage_layers_: int,
                      virtual: int = 2) -> float:
     """Layers' worth of one micro-batch's activations stage ``stage`` holds at its peak (module docstring)."""
@@ -67,15 +90,19 @@ def in_flight_layers(stage: int, pp: int, micro_batches: int, schedule: str, sta
 
 
 def pipeline_stages(spec: ModelSpec, pp: int, micro_batches: int, schedule: str,
-                    phases: dict[str, dict[str, int]], layer_activations: int, virtual: int = 2
-                    ) -> tuple[dict[str, dict[str, int]], list[dict[str, Any]]]:
+                    phases: dict[str, dict[str, int]], layer_activations: int, virtual: int = 2,
+                    cast_cache: int = 0) -> tuple[dict[str, dict[str, int]], list[dict[str, Any]]]:
     """Per-stage phases from the one-rank phases; returns the busiest stage's phases and a row per stage.
 
     ``layer_activations`` is what all layers save for one micro-batch. Activations beyond it (the loss head's)
-    stay on the last stage; a phase holding less than it (one recomputed layer) is kept as it is.
+    stay on the last stage; a phase holding less than it (one recomputed layer) is kept as it is. ``cast_cache``
+    (autocast's 16-bit weight copies, part of the forward phase's activations) splits by each stage's linear
+    weights (:func:`stage_cast_fractions`): every stage caches the casts of its own slice, once for all its
+    micro-batches.
     """
     sizes = stage_layers(spec.num_layers, pp)
     fracs = stage_param_fractions(spec, pp)
+    cast_fracs = stage_cast_fractions(spec, pp) if cast_cache else [0.0] * pp
     per_layer = layer_activations / max(1, spec.num_layers)
     states = ("weights", "gradients", "optimizer_states", "optimizer_temp")
     rows = []
@@ -93,7 +120,8 @@ def pipeline_stages(spec: ModelSpec, pp: int, micro_batches: int, schedule: str,
                 elif k == "activations" and v >= layer_activations:
                     # the stage's share of every in-flight micro-batch; whatever else (loss, casts) on the last
                     extra = v - layer_activations
-                    new[k] = int(per_layer * held) + (extra if last else 0)
+                    cast = min(cast_cache, extra) if name == "forward" else 0
+                    new[k] = int(per_layer * held) + (extra - cast if last else 0) + int(cast * cast_fracs[s])
                 elif k in ("loss_head", "temporaries"):
                     new[k] = v if last else 0
                 else:

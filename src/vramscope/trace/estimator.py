@@ -15,6 +15,7 @@ import sys
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
+from functools import partial
 from typing import Any, Callable, Iterator, Optional
 
 from ..errors import VramscopeError
@@ -26,7 +27,7 @@ from ..memory.overhead import CONTEXT_NOMINAL, NCCL, cublas_workspace, runtime_o
 from ..result import Assumption, Estimate, ModelInfo
 from ..sources.base import ResolvedModel
 from ..workload import Workload
-from .build import (apply_lora, build_model, checkpoint_layers, require_torch,
+from .build import (apply_lora, build_model, checkpoint_layers, op_selective_checkpointing, require_torch,
                     selective_attention_checkpointing)
 from .preflight import DEFAULT_TIMEOUT_S, check_traceable, estimate_command
 from .runner import make_optimizer, run_inference, run_training
@@ -104,6 +105,10 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
     dtype = compute_dtype(model, w)
     recipe_mixed = w.training and w.method in ("full", "freeze") and (
         w.precision == "mixed" or (w.precision == "auto" and w.task == "pretrain" and dtype != "fp32"))
+    if recipe_mixed and fsdp_policy(w, dtype) is not None and not w.profile.autocast_with_fsdp_policy:
+        recipe_mixed_amp = False  # the framework's MixedPrecisionPolicy computes in bf16 without autocast
+    else:
+        recipe_mixed_amp = recipe_mixed
     param_dtype = torch.float32 if recipe_mixed or dtype == "fp32" or w.precision == "fp32" else _torch_dtype(dtype)
     category: dict[int, str] = {}
     w = replace(w, attn=effective_attn(model.spec, w.attn))
@@ -155,7 +160,7 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
         deadline_hook = register_module_forward_pre_hook(check_deadline)
     try:
         with mode, tracker:
-            trainable = _run(model, w, tracker, mark, category, param_dtype, dtype, recipe_mixed,
+            trainable = _run(model, w, tracker, mark, category, param_dtype, dtype, recipe_mixed_amp,
                              mesh if sharded else None)
     finally:
         if deadline_hook is not None:
@@ -180,11 +185,32 @@ def fake_process_group(world: int) -> Any:
     return init_device_mesh("cpu", (world,))
 
 
-def shard_like_accelerate(net: Any, mesh: Any) -> None:
-    """FSDP2 units as accelerate's ``fsdp2_prepare_model`` builds them: every decoder layer, the input embedding
-    when untied, the final norm with the output head (``reshard_after_forward=False``), then the root."""
+def fsdp_policy(w: Workload, dtype: str) -> Any:
+    """The framework's ``MixedPrecisionPolicy`` when ``--precision mixed`` under FSDP follows it (torchtitan:
+    bf16 parameters, fp32 reduction; accelerate / hf: bf16 both), else None (fp32 parameters, autocast)."""
+    from ..estimators.training import recipe_for
+
+    if not (w.training and w.strategy.is_fsdp and w.method in ("full", "freeze")
+            and recipe_for(w, dtype) == "fsdp_mixed"):
+        return None
+    import torch
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+
+    width = {2.0: _torch_dtype(dtype if dtype != "fp32" else "bf16"), 4.0: torch.float32}
+    param, reduce = w.profile.fsdp_policy
+    return MixedPrecisionPolicy(param_dtype=width[param], reduce_dtype=width[reduce])
+
+
+def shard_like_accelerate(net: Any, mesh: Any, mp_policy: Any = None) -> None:
+    """FSDP2 units as accelerate's ``fsdp2_prepare_model`` builds them (and torchtitan's
+    ``apply_fsdp_to_decoder``): every decoder layer, the input embedding when untied, the final norm with the
+    output head (``reshard_after_forward=False``), then the root; ``mp_policy``: the framework's
+    ``MixedPrecisionPolicy``."""
     from torch.distributed.fsdp import fully_shard
     from transformers.modeling_layers import GradientCheckpointingLayer
+
+    if mp_policy is not None:
+        fully_shard = partial(fully_shard, mp_policy=mp_policy)
 
     base = net.get_base_model() if hasattr(net, "get_base_model") else net
     for m in base.modules():
@@ -208,7 +234,7 @@ def _run(model: ResolvedModel, w: Workload, tracker: Any, mark: Callable, catego
     net = build_model(model, param_dtype, w.attn, init_weights=False)
     trainable = 0
     if w.training:
-        net, params, opt, optimizers = prepare_training(net, w, mesh)
+        net, params, opt, optimizers = prepare_training(net, w, mesh, dtype)
         trainable = sum(_global_numel(p) for p in params)
         mark(net.parameters(), "weights")
 
@@ -227,7 +253,7 @@ def _run(model: ResolvedModel, w: Workload, tracker: Any, mark: Callable, catego
         tracker.set_phase("ready")
         run_training(net, opt, w.batch, w.seq, tracker.set_phase,
                      amp_dtype=_torch_dtype(dtype) if recipe_mixed else None, saved_hook=on_saved,
-                     on_grads=on_grads, on_logits=on_logits, keep_outputs=w.framework == "pytorch",
+                     on_grads=on_grads, on_logits=on_logits, keep_outputs=w.profile.keeps_logits,
                      ce_chunks=w.ce_chunks, offload=w.activation_offload,
                      step_in_backward=w.optimizer_in_backward, accumulate=w.grad_accum > 1)
         for o in optimizers:
@@ -251,7 +277,7 @@ def _run(model: ResolvedModel, w: Workload, tracker: Any, mark: Callable, catego
     return trainable
 
 
-def prepare_training(net: Any, w: Workload, mesh: Any = None) -> tuple[Any, list, Any, list]:
+def prepare_training(net: Any, w: Workload, mesh: Any = None, compute: str = "bf16") -> tuple[Any, list, Any, list]:
     """What trains and how, as the workload says: adapters (LoRA / DoRA) or frozen parts, checkpointing (full,
     selective, every N-th layer), FSDP2 units on ``mesh``, and the optimizer (one per parameter when it steps
     inside backward). Shared by the trace and ``vramscope measure``; returns (model, trainable parameters,
@@ -268,12 +294,14 @@ def prepare_training(net: Any, w: Workload, mesh: Any = None) -> tuple[Any, list
                 p.requires_grad_(False)
     if w.grad_checkpointing and w.checkpoint_mode == "selective":
         selective_attention_checkpointing(net)
+    elif w.grad_checkpointing and w.checkpoint_mode == "op":
+        op_selective_checkpointing(net)
     elif w.grad_checkpointing:
         checkpoint_layers(net, w.checkpoint_every)
         if w.method == "lora":
             net.enable_input_require_grads()
     if mesh is not None:
-        shard_like_accelerate(net, mesh)
+        shard_like_accelerate(net, mesh, fsdp_policy(w, compute))
     params = [p for p in net.parameters() if p.requires_grad]
     if w.optimizer_in_backward:
         per_param = {p: make_optimizer([p], w.optimizer) for p in params}

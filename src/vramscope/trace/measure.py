@@ -172,7 +172,7 @@ def run_measure(model: ResolvedModel, w: Workload, backend: Backend, counters: P
     import torch
 
     from .build import build_model
-    from .estimator import prepare_training
+    from .estimator import fsdp_policy, prepare_training
     from .runner import run_inference, run_training
 
     if w.method == "qlora" or w.quant != "none":
@@ -200,10 +200,12 @@ def run_measure(model: ResolvedModel, w: Workload, backend: Backend, counters: P
             if not dist.is_initialized():
                 dist.init_process_group("nccl")
             mesh = init_device_mesh("cuda", (dist.get_world_size(),))
-        net, params, opt, _ = prepare_training(net, w, mesh)
+        net, params, opt, _ = prepare_training(net, w, mesh, compute_dtype(model, w))
+        if mixed and fsdp_policy(w, compute_dtype(model, w)) is not None and not w.profile.autocast_with_fsdp_policy:
+            mixed = False  # the framework's MixedPrecisionPolicy computes in bf16 without autocast
         counters("ready")
         run_training(net, opt, w.batch, w.seq, counters, amp_dtype=dtype if mixed else None,
-                     device_type=backend.device().type, keep_outputs=w.framework == "pytorch",
+                     device_type=backend.device().type, keep_outputs=w.profile.keeps_logits,
                      ce_chunks=w.ce_chunks, offload=w.activation_offload, step_in_backward=w.optimizer_in_backward)
         return sum(p.numel() for p in params)
 

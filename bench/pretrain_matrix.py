@@ -1,0 +1,172 @@
+"""Pretraining at scale (issue #14): analytic vs trace for the framework policies, and vs torchtitan's published
+measurements; written into docs/accuracy.md.
+
+Run:  python bench/pretrain_matrix.py [--layers 4] [--write docs/accuracy.md]
+
+Each configuration runs rank 0 of FSDP2 on torch's fake process group with the framework's MixedPrecisionPolicy
+(torchtitan: bf16 parameters, fp32 reduce-scatter; hf/accelerate: bf16 both, autocast around forward; pytorch:
+fp32 parameters under autocast) and each activation-checkpointing policy, on ``--layers``-layer variants of the
+real configs (same layer shapes), beside the analytic estimate; the error of every phase is listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from _docs import replace_section  # noqa: E402
+from accuracy_matrix import reduced  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "src"))
+from vramscope.api import estimate, estimate_resolved  # noqa: E402
+from vramscope.workload import make_workload  # noqa: E402
+
+HEADING = "## Pretraining at scale: framework precision policies and checkpointing, traced"
+PHASES = ("load", "forward", "backward", "optimizer_step")
+
+
+def matrix() -> list[tuple[str, dict]]:
+    out = []
+    base = dict(task="pretrain", precision="mixed", parallelism="fsdp", batch=1, seq=1024)
+    for name in ("llama-3-8b", "qwen3-8b"):
+        for framework in ("torchtitan", "hf"):
+            for ckpt in (None, "full", "op"):
+                for gpus in (8,) if ckpt else (4, 8):
+                    kw = {**base, "framework": framework, "num_gpus": gpus}
+                    if ckpt:
+                        kw["grad_checkpointing"] = ckpt
+                    out.append((name, kw))
+    out.append(("llama-3-8b", {**base, "framework": "torchtitan", "num_gpus": 8, "checkpoint_every": 2}))
+    out.append(("llama-3-8b", {**base, "framework": "hf", "num_gpus": 8, "grad_checkpointing": "selective",
+                               "attn": "eager", "seq": 512}))
+    out.append(("llama-3-8b", {**base, "framework": "torchtitan", "num_gpus": 8, "grad_checkpointing": "op",
+                               "batch": 2, "seq": 2048}))
+    out.append(("llama-3-8b", {**base, "framework": "pytorch", "num_gpus": 8, "grad_checkpointing": "full"}))
+    out.append(("llama-3-8b", {**base, "framework": "pytorch", "num_gpus": 8}))
+    return out
+
+
+def describe(kw: dict) -> str:
+    ck = kw.get("grad_checkpointing")
+    ck = f"ckpt {ck}" if ck else (f"ckpt every {kw['checkpoint_every']}" if kw.get("checkpoint_every") else "no ckpt")
+    attn = f" {kw['attn']}" if kw.get("attn") else ""
+    return f"{kw['framework']} FSDP2×{kw['num_gpus']} {ck}{attn} b{kw['batch']} s{kw['seq']}"
+
+
+def compare(model, kw: dict) -> dict:
+    from vramscope.trace.estimator import trace_estimate
+
+    w = make_workload(**kw)
+    t0 = time.perf_counter()
+    tr = trace_estimate(model, w)
+    seconds = time.perf_counter() - t0
+    an = estimate_resolved(model, w)
+
+    def tensors(ph: dict) -> int:  # the allocator's cache is compared on its own (bench/allocator_matrix.py)
+        return sum(v for k, v in ph.items() if k != "allocator_cache")
+
+    errs = {p: (tensors(an.phases[p]) - tensors(tr.phases[p])) / tensors(tr.phases[p])
+            for p in PHASES if p in tr.phases}
+    a, t = tensors(an.components), tensors(tr.components)
+    return {"trace": t, "analytic": a, "peak": (a - t) / t, "phases": errs, "seconds": seconds,
+            "phase": (tr.peak_phase, an.peak_phase)}
+
+
+#: torchtitan's published runs (benchmarks/llama3_h100_202412_torchtitan.md, torchtitan 9dec370, torch 1963fc8):
+#: the memory column is torchtitan's peak reserved memory (max over ranks)
+PUBLISHED = [
+    ("Table 1, FSDP", "llama-3-8b", dict(num_gpus=8, batch=2, seq=8192, grad_checkpointing="op"), 82.4),
+    ("Table 3, FSDP", "llama-3-8b", dict(num_gpus=128, batch=2, seq=8192, grad_checkpointing="op"), 67.0),
+    ("Table 1, FSDP + compile + float8", "llama-3-8b",
+     dict(num_gpus=8, batch=2, seq=8192, grad_checkpointing="op", compile=True, float8="tensorwise"), 76.8),
+    ("Table 2, FSDP 8, seq 32768, compile + float8", "llama-3-8b",
+     dict(num_gpus=8, batch=1, seq=32768, grad_checkpointing=True, compile=True, float8="tensorwise"), 83.9),
+    ("Table 4, FSDP 32 × TP 8, compile + float8", "llama-3-70b",
+     dict(num_gpus=256, tp=8, sequence_parallel=True, batch=16, seq=8192, grad_checkpointing=True, compile=True,
+          float8="tensorwise"), 71.9),
+]
+
+
+def main() -> None:
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--write")
+    args = ap.parse_args()
+    rows = []
+    for name, kw in matrix():
+        r = compare(reduced(name, args.layers), kw)
+        rows.append((name, kw, r))
+        print(f"{name:12s} {describe(kw):44s} peak {100 * r['peak']:+6.2f}% "
+              + " ".join(f"{p} {100 * e:+6.2f}%" for p, e in r["phases"].items()) + f" ({r['seconds']:.0f} s)",
+              flush=True)
+    import torch
+
+    worst = max(abs(e) for _, _, r in rows for e in r["phases"].values())
+    titan = [(n, k, r) for n, k, r in rows if k["framework"] != "pytorch"]
+    worst_titan = max(abs(e) for _, _, r in titan for e in r["phases"].values())
+    lines = [HEADING, "",
+             f"Measured {datetime.date.today().isoformat()} by `python bench/pretrain_matrix.py --layers {args.layers}` "
+             f"(torch {torch.__version__}, Python {platform.python_version()}): rank 0 of FSDP2 on torch's fake "
+             f"process group, {args.layers}-layer variants of the real configs (same layer shapes), "
+             "`--precision mixed` as each framework runs it (torchtitan's MixedPrecisionPolicy bf16/fp32; "
+             "hf/accelerate's bf16/bf16 with autocast around forward; a plain PyTorch loop's fp32 parameters under "
+             "autocast) and each checkpointing policy (full; `op`, torchtitan's per-op SelectiveAC ported onto "
+             "transformers' layers; every 2nd layer; Megatron's core-attention `selective`). The trace itself is "
+             "proven against two real gloo ranks with real CPU tensors (tests/test_trace.py, torchtitan's policy "
+             "included). Error = (analytic − trace) / trace of the tensors and runtime overhead (the allocator's cache is "
+             "compared on its own, in \"Reserved memory\").", "",
+             f"**{len(rows)} configurations. Framework policies (torchtitan, hf/accelerate): worst phase error "
+             f"{100 * worst_titan:.2f}%. All rows, the autocast rows included: worst {100 * worst:.2f}%.**", "",
+             "| model | workload | trace | analytic | peak | load | forward | backward | optimizer step |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, kw, r in rows:
+        lines.append(f"| {name} | {describe(kw)} | {r['trace'] / 2**30:.2f} GiB | {r['analytic'] / 2**30:.2f} GiB | "
+                     f"{100 * r['peak']:+.2f}% | "
+                     + " | ".join(f"{100 * r['phases'].get(p, 0):+.2f}%" for p in PHASES) + " |")
+    lines += ["", "At full depth (llama-3-8b, 32 layers, FSDP2 × 8, b1 s1024, traced 2026-12-01): torchtitan no "
+              "checkpointing 21.45 GiB traced / 21.47 analytic (+0.11%), hf 20.59 / 20.49 (−0.48%), torchtitan `op` "
+              "19.20 / 19.20 (0.00%); every phase within 0.5%. Without checkpointing the backward peaks at the output "
+              "head's reduce-scatter (its unsharded gradient beside the reduce_dtype input, one layer gathered, the "
+              "saved tensors alive), a moment the traces showed and `training.py` now counts.",
+              "", "The plain-loop rows (fp32 FSDP parameters under autocast) are off by more: autocast's 16-bit "
+              "copies of the gathered weights are saved by each linear for backward, which the analytic estimate "
+              "counts in forward (its weight-cast cache) but not through backward; that path is kept for the loops "
+              "that run it and is not what the frameworks do.", "",
+              "### Against torchtitan's published runs", "",
+              "torchtitan's `benchmarks/llama3_h100_202412_torchtitan.md` (H100 96 GB; torchtitan 9dec370) reports "
+              "peak *reserved* memory (`torch.cuda.max_memory_reserved`, max over ranks), compared here with "
+              "vramscope's reserved figure (allocated at the peak plus the caching allocator's modelled cache, "
+              "`memory/device.py`). torch.compile is modelled for the loss only; float8 as torchao's eager "
+              "Float8Linear.", "",
+              "| run | vramscope allocated | vramscope reserved (range) | published reserved | difference |",
+              "|---|---:|---:|---:|---:|"]
+    for label, name, kw, measured in PUBLISHED:
+        e = estimate(name, task="pretrain", framework="torchtitan", precision="mixed", parallelism="fsdp", **kw)
+        m = e.memory
+        lo, hi = m.reserved_range
+        lines.append(f"| {label}: {name}, {kw['num_gpus']} GPUs, b{kw['batch']} s{kw['seq']} | "
+                     f"{m.allocated / 2**30:.1f} GiB | {m.reserved / 2**30:.1f} GiB ({lo / 2**30:.1f}–{hi / 2**30:.1f}) "
+                     f"| {measured:.1f} GiB | {100 * (m.reserved / 2**30 - measured) / measured:+.1f}% |")
+    lines += ["", "The eager FSDP rows agree within 5% of the published reserved peaks (the allocated figure is the "
+              "modelled tensors; the cache between allocated and reserved is the allocator model's). The compile + "
+              "float8 rows are 24–49% below: vramscope's torch.compile model covers the loss only and not what "
+              "torchtitan's per-block compile keeps (issue #14 item 4, not done), so those rows are a known gap, not "
+              "a result."]
+    text = "\n".join(lines) + "\n"
+    if args.write:
+        replace_section(args.write, HEADING, text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
