@@ -780,6 +780,13 @@ def from_torchtitan(path: str) -> dict[str, Any]:
         raise VramscopeError("path_empty")
     cfg = _toml(path, read_limited(path, MAX_BYTES))
     out: dict[str, Any] = {"framework": "torchtitan", "task": "pretrain"}
+    for section in (_tt_training, _tt_parallelism, _tt_checkpointing, _tt_converters):
+        section(path, cfg, out)
+    return out
+
+
+def _tt_training(path: str, cfg: dict, out: dict[str, Any]) -> None:
+    """torchtitan's ``[training]``: batch, sequence, dtype and the FSDP mixed-precision parameter dtype."""
     training = _section(path, cfg, "training")
     for key, opt in (("local_batch_size", "batch"), ("seq_len", "seq")):
         if key in training:
@@ -796,6 +803,10 @@ def from_torchtitan(path: str) -> dict[str, Any]:
         out.update(dtype="bf16", precision="mixed")
     else:
         out["precision"] = "fp32"
+
+
+def _tt_parallelism(path: str, cfg: dict, out: dict[str, Any]) -> None:
+    """torchtitan's ``[parallelism]``: the degrees, FSDP/HSDP/DDP, resharding and the pipeline schedule."""
     par = _section(path, cfg, "parallelism")
     shard = _degree(path, par, "data_parallel_shard_degree", allow_auto=True) if "data_parallel_shard_degree" in par \
         else -1
@@ -825,6 +836,10 @@ def from_torchtitan(path: str) -> dict[str, Any]:
         if key not in _TT_SCHEDULES:
             raise _bad(path, "parallelism.pipeline_parallel_schedule", schedule, "1F1B, GPipe or Interleaved1F1B")
         out["pp_schedule"] = _TT_SCHEDULES[key]
+
+
+def _tt_checkpointing(path: str, cfg: dict, out: dict[str, Any]) -> None:
+    """torchtitan's ``[activation_checkpoint]`` (its default: selective, every 2nd layer)."""
     ac = _section(path, cfg, "activation_checkpoint")
     mode = ac.get("mode", "selective")
     if mode == "none":
@@ -842,6 +857,10 @@ def from_torchtitan(path: str) -> dict[str, Any]:
     else:
         raise _bad(path, "activation_checkpoint.mode", mode, "none, full or selective (memory_budget is the "
                                                              "compiler's partitioner, not modelled)")
+
+
+def _tt_converters(path: str, cfg: dict, out: dict[str, Any]) -> None:
+    """torchtitan's ``[compile]`` and the float8 converter of ``[model]`` / ``[quantize.linear.float8]``."""
     compile_ = _section(path, cfg, "compile")
     if _flag(path, "compile.enable", compile_.get("enable")):
         out["compile"] = True
@@ -859,7 +878,6 @@ def from_torchtitan(path: str) -> dict[str, Any]:
         out["float8"] = recipe
         if _flag(path, "quantize.linear.float8.enable_fsdp_float8_all_gather", f8.get("enable_fsdp_float8_all_gather")):
             out["fsdp_float8_all_gather"] = True
-    return out
 
 
 # ---------------------------------------------------------------- Megatron-LM arguments

@@ -415,6 +415,56 @@ def _tensors_shaped(model: ResolvedModel, w: Workload) -> list[tuple[str, Option
              _is_matrix(t.name, t.shape, t.count, False)) for t in gguf_tensors(model.spec, ftype)]
 
 
+def _device_kv(model: ResolvedModel, w: Workload, dev_of: list, used: list, kv_offload: bool,
+               ub: int) -> tuple[dict, int, str, str]:
+    """The KV cache per layer on the layer's device (``--no-kv-offload``: host memory): (bytes per device, host
+    bytes, the K and V cache types)."""
+    spec, n_ctx = model.spec, w.seq
+    kv_default = "f16" if (w.kv_dtype in (None, "fp16", "bf16")) else w.kv_dtype
+    ctk, ctv = w.cache_type_k or kv_default, w.cache_type_v or kv_default
+    bk, bv = KV_DTYPE_BYTES.get(ctk, 2.0), KV_DTYPE_BYTES.get(ctv, 2.0)
+    if spec.mla is not None and mla_absorbed(model):
+        k_dim, v_dim = spec.mla.kv_lora_rank + spec.mla.qk_rope_head_dim, 0
+    elif spec.mla is not None:
+        k_dim, v_dim = spec.num_kv_heads * spec.head_dim, spec.num_kv_heads * spec.mla.v_head_dim
+    else:
+        k_dim = v_dim = spec.num_kv_heads * spec.head_dim
+    kv_b = {d: 0 for d in used}
+    cpu_kv = 0
+    for layer in range(spec.num_layers):
+        cells = n_ctx
+        if spec.sliding_window and spec.layer_type(layer) == SLIDING:
+            cells = min(n_ctx, spec.sliding_window + ub)
+        nbytes = int(cells * (k_dim * bk + v_dim * bv))
+        d = dev_of[layer]
+        if d is None or not kv_offload:
+            cpu_kv += nbytes
+        else:
+            kv_b[d] += nbytes
+    return kv_b, cpu_kv, ctk, ctv
+
+
+def _device_compute(spec: ModelSpec, w: Workload, dev_of: list, d: int, has_out: bool, pipeline: bool,
+                    kv_offload: bool, ub: int) -> int:
+    """Device ``d``'s compute buffer: its layers' graph (the logits too when it holds the output layer), and under
+    pipeline parallelism the extra copies of its graph inputs."""
+    n_layer, n_ctx, fa = spec.num_layers, w.seq, w.flash_attn
+    n_rep = sum(1 for x in dev_of[:n_layer] if x == d)
+    if not n_rep and not has_out:
+        return 0
+    copies = SCHED_MAX_COPIES if pipeline else 1
+    n_kv = -(-n_ctx // 256) * 256 if fa else n_ctx
+    inputs = n_kv * ub * (2 if fa else 4) + spec.hidden_size * ub * 4  # KQ mask + the hidden state coming in
+    full = compute_buffer(spec, n_ctx, ub, fa, has_out)
+    if not n_rep:  # the output layer alone: the logits
+        full = spec.vocab_size * ub * 4 + spec.hidden_size * ub * 4
+    elif not kv_offload:  # attention runs where the cache is: the GPU keeps the FFN and the logits
+        h = spec.hidden_size * ub * 4
+        ffn = compute_buffer(spec, 1, ub, True, False)
+        full = max(ffn, spec.vocab_size * ub * 4 + h if has_out else 0)
+    return int(full + (copies - 1) * inputs)
+
+
 def llamacpp_devices(model: ResolvedModel, w: Workload, n_devices: int, *, split_mode: str = "layer",
                      tensor_split: Optional["list[float]"] = None, main_gpu: int = 0, kv_offload: bool = True,
                      n_batch: Optional[int] = None, free_bytes: Optional["list[int]"] = None,
@@ -476,51 +526,14 @@ def llamacpp_devices(model: ResolvedModel, w: Workload, n_devices: int, *, split
             put(output_dev, nbytes, rows, matrix)
         else:
             put(dev_of[min(layer, n_layer - 1)], nbytes, rows, matrix)
-    # KV cache, per layer on the layer's device (--no-kv-offload: host memory)
     n_ctx = w.seq
-    kv_default = "f16" if (w.kv_dtype in (None, "fp16", "bf16")) else w.kv_dtype
-    ctk, ctv = w.cache_type_k or kv_default, w.cache_type_v or kv_default
-    bk, bv = KV_DTYPE_BYTES.get(ctk, 2.0), KV_DTYPE_BYTES.get(ctv, 2.0)
-    if spec.mla is not None and mla_absorbed(model):
-        k_dim, v_dim = spec.mla.kv_lora_rank + spec.mla.qk_rope_head_dim, 0
-    elif spec.mla is not None:
-        k_dim, v_dim = spec.num_kv_heads * spec.head_dim, spec.num_kv_heads * spec.mla.v_head_dim
-    else:
-        k_dim = v_dim = spec.num_kv_heads * spec.head_dim
-    kv_b = {d: 0 for d in used}
-    cpu_kv = 0
-    for layer in range(n_layer):
-        cells = n_ctx
-        if spec.sliding_window and spec.layer_type(layer) == SLIDING:
-            cells = min(n_ctx, spec.sliding_window + ub)
-        nbytes = int(cells * (k_dim * bk + v_dim * bv))
-        d = dev_of[layer]
-        if d is None or not kv_offload:
-            cpu_kv += nbytes
-        else:
-            kv_b[d] += nbytes
+    kv_b, cpu_kv, ctk, ctv = _device_kv(model, w, dev_of, used, kv_offload, ub)
     pipeline = (len(used) > 1 and ngl > n_layer and split_mode == "layer" and kv_offload)
-    copies = SCHED_MAX_COPIES if pipeline else 1
-    fa = w.flash_attn
-    n_kv = -(-n_ctx // 256) * 256 if fa else n_ctx
-    inputs = n_kv * ub * (2 if fa else 4) + spec.hidden_size * ub * 4  # KQ mask + the hidden state coming in
-    out = []
-    for d in used:
-        n_rep = sum(1 for x in dev_of[:n_layer] if x == d)
-        has_out = output_dev == d
-        if not n_rep and not has_out:
-            compute = 0
-        else:
-            full = compute_buffer(spec, n_ctx, ub, fa, has_out)
-            if not n_rep:  # the output layer alone: the logits
-                full = spec.vocab_size * ub * 4 + spec.hidden_size * ub * 4
-            elif not kv_offload:  # attention runs where the cache is: the GPU keeps the FFN and the logits
-                h = spec.hidden_size * ub * 4
-                ffn = compute_buffer(spec, 1, ub, True, False)
-                full = max(ffn, spec.vocab_size * ub * 4 + h if has_out else 0)
-            compute = full + (copies - 1) * inputs
-        out.append(DeviceBuffers(device=d, layers=n_rep, output_layer=has_out, model_buffer_bytes=model_b[d],
-                                 kv_buffer_bytes=kv_b[d], compute_buffer_bytes=int(compute)))
+    out = [DeviceBuffers(device=d, layers=sum(1 for x in dev_of[:n_layer] if x == d), output_layer=output_dev == d,
+                         model_buffer_bytes=model_b[d], kv_buffer_bytes=kv_b[d],
+                         compute_buffer_bytes=_device_compute(spec, w, dev_of, d, output_dev == d, pipeline,
+                                                              kv_offload, ub))
+           for d in used]
     cpu_compute = int(ub * 4 * (spec.hidden_size * 2 + (0 if output_dev is not None else spec.vocab_size)))
     if not kv_offload:
         cpu_compute = max(cpu_compute, int(n_ctx * ub * (spec.num_heads + 1) * 4 + 4 * spec.hidden_size * ub * 4))

@@ -18,7 +18,8 @@ from dataclasses import replace
 from functools import partial
 from typing import Any, Callable, Iterator, Optional
 
-from ..errors import VramscopeError
+from ..errors import Text, VramscopeError
+from ..i18n import register
 from ..estimators.common import compute_dtype, pick_peak
 from ..memory.activations import effective_attn
 from ..memory.allocator import replay
@@ -358,29 +359,15 @@ def _first_line(e: BaseException, limit: int = 160) -> str:
     return shown(text, limit)
 
 
-def trace_estimate(model: ResolvedModel, w: Workload, gpus: tuple[str, ...] = (),
-                   progress: bool = False, timeout: Optional[float] = DEFAULT_TIMEOUT_S,
-                   command: Optional[str] = None) -> Estimate:
-    """An :class:`Estimate` from a trace (``estimator: "trace"``).
-
-    Everything that can be refused is refused first, GPU names included, without importing torch; the trace
-    then runs under ``timeout`` seconds (None: no limit). Whatever the model code raises becomes one
-    :class:`VramscopeError` naming it, with ``command`` (default: ``vramscope estimate MODEL``) as the analytic
-    alternative; ``VRAMSCOPE_DEBUG=1`` lets the original exception through.
-    """
+def _run_guarded(model: ResolvedModel, w: Workload, progress: bool, timeout: Optional[float],
+                 command: str) -> tuple:
+    """The trace, with whatever the model code raises as one :class:`VramscopeError` naming it."""
     import os
 
-    from ..gpus import find_gpu, verdict
-
-    command = command or estimate_command(model=model)
-    check_traceable(model, w, command)
-    devices = [find_gpu(g) for g in gpus]
-    t0 = time.perf_counter()
     trackers: list = []
     try:
         with quiet_libraries():
-            log, category, trainable = run_trace(model, w, Progress(progress), timeout=timeout,
-                                                 on_tracker=trackers.append)
+            return run_trace(model, w, Progress(progress), timeout=timeout, on_tracker=trackers.append)
     except Exception as e:  # the model code's, or torch's under it
         if trackers and trackers[0].timed_out or isinstance(e, TraceTimeout):
             raise VramscopeError("trace_timeout", seconds=f"{timeout:g}", command=command) from None
@@ -390,12 +377,14 @@ def trace_estimate(model: ResolvedModel, w: Workload, gpus: tuple[str, ...] = ()
             raise
         name = type(e).__name__
         if name in _DATA_DEPENDENT:  # fake tensors cannot run data-dependent code (.item(), nonzero, ...)
-            raise VramscopeError("trace_unsupported",
-                                 reason=f"this model's code reads tensor values ({name}: {_first_line(e, 80)}), which "
-                                        "fake tensors do not have; use the analytic estimator or measure on a GPU"
-                                 ) from None
+            raise VramscopeError("trace_unsupported", reason=Text("r_trace_data_dependent", name=name,
+                                                                  error=_first_line(e, 80))) from None
         raise VramscopeError("trace_model_failed", error=f"{name}: {_first_line(e)}".rstrip(": "),
                              command=command) from None
+
+
+def _trace_phases(log: Any, category: Any, w: Workload) -> dict[str, dict[str, int]]:
+    """Each phase's live set at its peak (training: the second step, the steady one)."""
     steady = "#2" if w.training else ""
     phases: dict[str, dict[str, int]] = {}
     # load: what is resident once the model is built (initialisation temporaries of from_config are not
@@ -411,6 +400,27 @@ def trace_estimate(model: ResolvedModel, w: Workload, gpus: tuple[str, ...] = ()
         b = breakdown(log, category, peak.index, name)
         if base not in phases or sum(b.values()) > sum(phases[base].values()):
             phases[base] = b
+    return phases
+
+
+def trace_estimate(model: ResolvedModel, w: Workload, gpus: tuple[str, ...] = (),
+                   progress: bool = False, timeout: Optional[float] = DEFAULT_TIMEOUT_S,
+                   command: Optional[str] = None) -> Estimate:
+    """An :class:`Estimate` from a trace (``estimator: "trace"``).
+
+    Everything that can be refused is refused first, GPU names included, without importing torch; the trace
+    then runs under ``timeout`` seconds (None: no limit). Whatever the model code raises becomes one
+    :class:`VramscopeError` naming it, with ``command`` (default: ``vramscope estimate MODEL``) as the analytic
+    alternative; ``VRAMSCOPE_DEBUG=1`` lets the original exception through.
+    """
+    from ..gpus import find_gpu, verdict
+
+    command = command or estimate_command(model=model)
+    check_traceable(model, w, command)
+    devices = [find_gpu(g) for g in gpus]
+    t0 = time.perf_counter()
+    log, category, trainable = _run_guarded(model, w, progress, timeout, command)
+    phases = _trace_phases(log, category, w)
     transient = max(p.get("activations", 0) + p.get("temporaries", 0) + p.get("optimizer_temp", 0)
                     for p in phases.values())
     ov = runtime_overhead(transient, cublas_workspace(devices[0].compute_capability, devices[0].gfx_target,
@@ -448,3 +458,9 @@ def trace_estimate(model: ResolvedModel, w: Workload, gpus: tuple[str, ...] = ()
                     peak_phase=peak, phases=phases, workload=w.to_dict(), assumptions=notes,
                     gpus=tuple(replace(verdict(g, total, high), allocator_retry=_retries(log, w, g, ws, nccl))
                                for g in devices), engine=engine, memory=memory)
+
+
+register({"r_trace_data_dependent": {
+    "en": "this model's code reads tensor values ({name}: {error}), which fake tensors do not have; use the analytic "
+          "estimator or measure on a GPU",
+    "zh": "该模型的代码读取张量的值（{name}：{error}），而伪张量没有值；请用解析估算器或在 GPU 上实测"}})
