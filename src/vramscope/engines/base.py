@@ -246,6 +246,22 @@ class Engine:
         return {}, False
 
 
+def record_serving(src: dict[str, Any], out: dict[str, Any], engine: str, tp_keys: tuple[str, ...]) -> None:
+    """A serving engine's measurement record (``validate.py``): its tensor-parallel size (under any of
+    ``tp_keys``) as ``--gpus N --parallelism tp``, fp8 weights as ``--quant fp8``; other quantizations are
+    skipped as not modelled."""
+    from ..validate import Skip
+
+    tp = int(next((src[k] for k in tp_keys if src.get(k)), 1))
+    if tp > 1:
+        out.update(num_gpus=tp, parallelism="tp")
+    quant = str(src.get("quantization") or "")
+    if quant.startswith("fp8"):
+        out["quant"] = "fp8"
+    elif quant:
+        raise Skip(f"{engine} with {quant} weights is not modelled")
+
+
 _MODULES = {"transformers": "transformers", "vllm": "vllm", "llama.cpp": "llamacpp", "ollama": "ollama",
             "sglang": "sglang"}
 #: the engines' names, ``--engine``'s choices (known without importing the engines)

@@ -33,7 +33,7 @@ from ..memory.overhead import CONTEXT_NOMINAL
 from ..options import Option
 from ..result import Assumption, Estimate, GpuVerdict
 from ..sources.base import ResolvedModel
-from .base import Engine, EngineReport, Phases, Record, rank_spec, rank_weights
+from .base import Engine, EngineReport, Phases, Record, rank_spec, rank_weights, record_serving
 
 if TYPE_CHECKING:
     from ..workload import Workload
@@ -217,22 +217,13 @@ class Sglang(Engine):
 
     def record_options(self, src: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """SGLang's server arguments; the rest of the record (dtype, ...) is translated as for transformers."""
-        from ..validate import Skip
-
         out: dict[str, Any] = {"engine": self.name}
         for key in ("mem_fraction_static", "max_total_tokens", "chunked_prefill_size", "max_running_requests"):
             if src.get(key) is not None:
                 out[key] = src[key]
         if src.get("context_length") is not None:
             out["context_length"] = src["context_length"]
-        tp = int(src.get("tensor_parallel_size") or src.get("tp_size") or 1)
-        if tp > 1:
-            out.update(num_gpus=tp, parallelism="tp")
-        quant = str(src.get("quantization") or "")
-        if quant.startswith("fp8"):
-            out["quant"] = "fp8"
-        elif quant:
-            raise Skip(f"SGLang with {quant} weights is not modelled")
+        record_serving(src, out, "SGLang", ("tensor_parallel_size", "tp_size"))
         return out, False
 
     def printed_components(self, e: Estimate) -> dict[str, int]:

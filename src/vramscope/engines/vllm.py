@@ -37,7 +37,8 @@ from ..result import Assumption, Estimate, GpuVerdict
 from ..sources.base import ResolvedModel
 from ..units import parse_float, parse_int
 from ..options import MAX_SEQ, Option
-from .base import Candidate, Engine, EngineReport, Phases, Record, rank_spec, rank_weights
+from .base import (Candidate, Engine, EngineReport, Phases, Record, rank_spec, rank_weights,
+                   record_serving)
 
 if TYPE_CHECKING:
     from ..workload import Workload
@@ -309,20 +310,11 @@ class Vllm(Engine):
 
     def record_options(self, src: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """vLLM's engine arguments; the rest of the record (dtype, ...) is translated as for transformers."""
-        from ..validate import Skip
-
         out: dict[str, Any] = {}
         for key in ("gpu_memory_utilization", "max_model_len", "max_num_seqs", "enforce_eager"):
             if src.get(key) is not None:
                 out[key] = src[key]
-        tp = int(src.get("tensor_parallel_size") or 1)
-        if tp > 1:
-            out.update(num_gpus=tp, parallelism="tp")
-        quant = str(src.get("quantization") or "")
-        if quant.startswith("fp8"):
-            out["quant"] = "fp8"
-        elif quant:
-            raise Skip(f"vLLM with {quant} weights is not modelled")
+        record_serving(src, out, "vLLM", ("tensor_parallel_size",))
         out["engine"] = self.name
         return out, False
 

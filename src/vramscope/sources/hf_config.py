@@ -405,20 +405,26 @@ _DEFAULTS: dict[str, Config] = {
 }
 
 
+def _vision_spec(vr: _Reader, text_hidden_size: int, **extra: Any) -> VisionSpec:
+    """A ViT tower's shape from its ``vision_config`` (SigLIP for Gemma 3, Llama 4's own), ``extra`` its own
+    fields (Llama 4's output and projector widths)."""
+    patch = vr.int("patch_size", limit="patch_size")
+    return VisionSpec(hidden_size=vr.int("hidden_size", limit="hidden_size"),
+                      intermediate_size=vr.int("intermediate_size", limit="intermediate_size"),
+                      num_layers=vr.int("num_hidden_layers", limit="num_layers"),
+                      num_heads=vr.int("num_attention_heads", limit="num_heads"),
+                      image_size=vr.int("image_size", limit="image_size", minimum=patch), patch_size=patch,
+                      num_channels=vr.int("num_channels", limit="num_channels", default=3),
+                      text_hidden_size=text_hidden_size, **extra)
+
+
 def _gemma3(r: _Reader, name: str, mt: str) -> ModelSpec:
     text = r.dict("text_config") if mt == "gemma3" else None
     if text is not None:
         tr = r.nested("text_config", _DEFAULTS["gemma3_text"], {"architectures": r.cfg.get("architectures")})
         tspec = _gemma3(tr, name, "gemma3_text")
         vr = r.nested("vision_config", _DEFAULTS["siglip_vision_model"], {})
-        patch = vr.int("patch_size", limit="patch_size")
-        vision = VisionSpec(hidden_size=vr.int("hidden_size", limit="hidden_size"),
-                            intermediate_size=vr.int("intermediate_size", limit="intermediate_size"),
-                            num_layers=vr.int("num_hidden_layers", limit="num_layers"),
-                            num_heads=vr.int("num_attention_heads", limit="num_heads"),
-                            image_size=vr.int("image_size", limit="image_size", minimum=patch), patch_size=patch,
-                            num_channels=vr.int("num_channels", limit="num_channels", default=3),
-                            text_hidden_size=tspec.hidden_size)
+        vision = _vision_spec(vr, tspec.hidden_size)
         return tspec.with_overrides(model_type="gemma3", vision=vision)
     fam = by_model_type(mt)
     pat = r.int("sliding_window_pattern", limit="num_layers", default=fam.swa_pattern)
@@ -658,17 +664,10 @@ def _llama4(r: _Reader, name: str, mt: str) -> ModelSpec:
         tr = r.nested("text_config", _DEFAULTS["llama4_text"], {"architectures": r.cfg.get("architectures")})
         tspec = _llama4(tr, name, "llama4_text")
         vr = r.nested("vision_config", _DEFAULTS["llama4_vision_model"], {})
-        patch = vr.int("patch_size", limit="patch_size")
-        vision = VisionSpec(hidden_size=vr.int("hidden_size", limit="hidden_size"),
-                            intermediate_size=vr.int("intermediate_size", limit="intermediate_size"),
-                            num_layers=vr.int("num_hidden_layers", limit="num_layers"),
-                            num_heads=vr.int("num_attention_heads", limit="num_heads"),
-                            image_size=vr.int("image_size", limit="image_size", minimum=patch), patch_size=patch,
-                            num_channels=vr.int("num_channels", limit="num_channels", default=3),
-                            text_hidden_size=tspec.hidden_size, kind="llama4",
-                            output_dim=vr.int("vision_output_dim", limit="intermediate_size"),
-                            projector_input_dim=vr.int("projector_input_dim", limit="intermediate_size"),
-                            projector_output_dim=vr.int("projector_output_dim", limit="intermediate_size"))
+        vision = _vision_spec(vr, tspec.hidden_size, kind="llama4",
+                              output_dim=vr.int("vision_output_dim", limit="intermediate_size"),
+                              projector_input_dim=vr.int("projector_input_dim", limit="intermediate_size"),
+                              projector_output_dim=vr.int("projector_output_dim", limit="intermediate_size"))
         return tspec.with_overrides(model_type="llama4", vision=vision)
     n = r.int("num_hidden_layers", limit="num_layers")
     experts = r.int("num_local_experts", limit="num_experts")
