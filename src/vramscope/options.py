@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable, Iterable, Optional
 
 from .errors import VramscopeError
@@ -186,6 +187,13 @@ def _lazy_choice(module: str, name: str) -> Callable[[Any, str], str]:
     return lambda value, field: choice(value, field, _choices(module, name))
 
 
+def _dtype(value: Any, field: str) -> str:
+    """A compute dtype (fp32, fp16, bf16 and their spellings: ``dtypes.normalize_dtype``)."""
+    from .dtypes import DTYPES, normalize_dtype
+
+    return normalize_dtype(text(value, field, ", ".join(DTYPES)), field, DTYPES)
+
+
 def _grad_checkpointing(value: Any, field: str) -> Any:
     """True/False, or a mode (full, selective) as ``--grad-checkpointing MODE`` gives it."""
     if isinstance(value, str) and value.strip().lower() in CHECKPOINT_MODES:
@@ -237,7 +245,7 @@ CORE: tuple[Option, ...] = (
     O("engine", ("--engine",), "custom", "transformers", parse=_engine,
       help_en="transformers (default) | vllm | llama.cpp | ollama | sglang",
       help_zh="transformers（默认）| vllm | llama.cpp | ollama | sglang"),
-    O("dtype", ("--dtype",), "custom", None,
+    O("dtype", ("--dtype",), "custom", None, parse=_dtype,
       help_en="fp32 | fp16 | bf16 (default: the checkpoint's dtype, else bf16)",
       help_zh="fp32 | fp16 | bf16（默认：检查点自身的类型，否则 bf16）"),
     O("quant", ("--quant",), "text", "none", contextual=True, expected="a quantization such as int8, nf4 or Q4_K_M",
@@ -559,6 +567,7 @@ def setting(field: str, value: Any, surface: str) -> str:
 def add_arguments(parser: Any, lang: str = "en", groups: Iterable[str] = tuple(GROUPS)) -> None:
     """The argparse arguments of every option in ``groups``, each group under its title in ``lang``. Every
     default is None ("not given"): defaults are applied once, by ``make_workload``."""
+    once = _once_action()
     rows = [o for o in table().values() if o.flags]
     for g in groups:
         mine = [o for o in rows if o.group == g]
@@ -575,11 +584,11 @@ def add_arguments(parser: Any, lang: str = "en", groups: Iterable[str] = tuple(G
             elif o.switch:
                 kwargs.update(action="store_true", default=default)
             elif o.const is not None:
-                kwargs.update(nargs="?", const=o.const, action=_Once)
+                kwargs.update(nargs="?", const=o.const, action=once)
             elif o.choices and not o.workload:
                 kwargs["choices"] = o.choices
             else:
-                kwargs["action"] = _Once
+                kwargs["action"] = once
             if o.metavar and not o.switch:
                 kwargs["metavar"] = o.metavar
             ag.add_argument(*o.flags, **kwargs)
@@ -589,7 +598,9 @@ def add_arguments(parser: Any, lang: str = "en", groups: Iterable[str] = tuple(G
                                       f"turn {o.flag} off (a framework profile's default too)"))
 
 
+@lru_cache(maxsize=1)
 def _once_action() -> type:
+    """The argparse action of every valued option (made on first use: ``import vramscope`` needs no argparse)."""
     import argparse
 
     class Once(argparse.Action):
@@ -605,21 +616,6 @@ def _once_action() -> type:
             setattr(namespace, self.dest, values)
 
     return Once
-
-
-class _OnceProxy:
-    """argparse is imported by the CLI anyway, but not by ``import vramscope``: the action class is made on
-    first use."""
-
-    _cls: Optional[type] = None
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if _OnceProxy._cls is None:
-            _OnceProxy._cls = _once_action()
-        return _OnceProxy._cls(*args, **kwargs)
-
-
-_Once = _OnceProxy()
 
 
 def from_namespace(args: Any, fields: Iterable[str]) -> dict[str, Any]:

@@ -114,11 +114,11 @@ def make_workload(**given: Any) -> Workload:  # type: ignore[valid-type]
     check_keywords(given, function="vramscope.make_workload")
     asked = {k: v for k, v in given.items() if v is not None}
     rows = table()
-    v: dict[str, Any] = {k: rows[k].read(x) for k, x in asked.items() if k != "quant"}
+    v: dict[str, Any] = {k: rows[k].read(x) for k, x in asked.items()}
     runs = _ENGINES[v.get("engine", "transformers")]
     out = _run(v, asked, runs)
     out.update(_method(v, out["task"]))
-    out.update(_quant(asked.get("quant"), out, runs))
+    out.update(_quant(v.get("quant"), out, runs))
     out.update(_engine_options(out["engine"], v))
     out.update(_parallel(v, out, runs))
     out.update(_training(v, out))
@@ -134,11 +134,6 @@ def _run(v: dict[str, Any], asked: dict[str, Any], runs: Any) -> dict[str, Any]:
                              reason=Text("r_seed_option", add=Opt("estimator", "seed")))
     if not runs.trains and task != "inference":
         raise VramscopeError("conflict", field="engine", reason=Text("r_inference_engine", engine=runs.name))
-    if "dtype" in v:
-        from .dtypes import DTYPES, normalize_dtype
-        from .options import text
-
-        v["dtype"] = normalize_dtype(text(v["dtype"], "dtype", ", ".join(DTYPES)), "dtype", DTYPES)
     default_seq = 2048 if task != "inference" else 4096
     return {"task": task, "estimator": v.get("estimator", "analytic"), "engine": runs.name,
             "framework": v.get("framework", "hf"), "dtype": v.get("dtype"), "batch": v.get("batch", 1),
@@ -183,10 +178,9 @@ def _quant(quant: Any, out: dict[str, Any], runs: Any) -> dict[str, Any]:
     quantized weights a training method would have to update."""
     from .memory.gguf_mix import GGUF_FTYPES
     from .memory.weights import QUANTS, valid_quant
-    from .options import text
 
     task, method, profile = out["task"], out["method"], PROFILES[out["framework"]]
-    q = "none" if quant is None else text(quant, "quant", "a quantization such as int8, nf4 or Q4_K_M").strip().lower()
+    q = "none" if quant is None else quant.strip().lower()  # read by its row: a str of a sane length
     if q.upper() in GGUF_FTYPES:
         if not runs.gguf_quants:
             raise VramscopeError("conflict", field="quant",
