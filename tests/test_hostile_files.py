@@ -879,7 +879,15 @@ ACC_BAD = [
     ("fsdp_config: text\n", "fsdp_config"),
     ("mixed_precision: fp8\n", "mixed_precision"),
     ("mixed_precision: 5\n", "mixed_precision"),
-    ("distributed_type: DEEPSPEED\n", "distributed_type"),
+    ("distributed_type: MULTI_GPU\n", "distributed_type"),
+    ("distributed_type: DEEPSPEED\ndeepspeed_config:\n  zero_stage: 4\n", "deepspeed_config.zero_stage"),
+    ("distributed_type: DEEPSPEED\ndeepspeed_config:\n  offload_optimizer_device: disk\n",
+     "deepspeed_config.offload_optimizer_device"),
+    ("distributed_type: DEEPSPEED\ndeepspeed_config:\n  zero_stage: 2\n  offload_param_device: cpu\n",
+     "deepspeed_config.offload_param_device"),
+    ("distributed_type: DEEPSPEED\ndeepspeed_config:\n  deepspeed_config_file: ds.json\n",
+     "deepspeed_config.deepspeed_config_file"),
+    ("distributed_type: DEEPSPEED\ndeepspeed_config: 3\n", "deepspeed_config"),
 ]
 
 

@@ -31,7 +31,9 @@ def test_schema_is_the_option_table(client):
     doc = r.json()
     assert doc["openapi"].startswith("3.")
     params = {p["name"]: p for p in doc["paths"]["/api/v1/estimate"]["get"]["parameters"]}
-    assert set(params) == set(PARAMS) - {"model"} | {"model"}  # exactly what the server accepts
+    assert set(params) == set(PARAMS) - {"upload"}  # exactly what the server accepts without a body
+    post = {p["name"]: p for p in doc["paths"]["/api/v1/estimate"]["post"]["parameters"]}
+    assert set(post) == set(PARAMS) and post["upload"]["schema"]["enum"] == ["config", "gguf", "deepspeed", "accelerate"]
     for o in form_rows():
         s = params[o.field]["schema"]
         assert params[o.field]["description"].startswith(o.help("en")), o.field
@@ -117,9 +119,10 @@ def test_the_whole_form_fits_the_query_limits(client):
     """The page without its script submits every control, blank or not: that query is within the limits."""
     import urllib.parse
 
-    from vramscope.serve import MAX_FIELDS, MAX_QUERY
+    from vramscope.serve import MAX_FIELDS, MAX_QUERY, PAGE_PARAMS
 
-    q = urllib.parse.urlencode({p: "" for p in PARAMS} | {"model": "llama-3-8b", "lang": "en"})
+    q = urllib.parse.urlencode({p: "" for p in PAGE_PARAMS} | {"model": "llama-3-8b", "lang": "en"})
     assert len(q.encode()) < MAX_QUERY and len(PARAMS) <= MAX_FIELDS
     r = client.get("/?" + q)
     assert r.status_code == 200 and 'id="vs-total"' in r.text
+    assert client.get("/?upload=gguf").status_code == 400  # the page's form sends no body: upload= is refused

@@ -122,4 +122,4 @@ def test_docs_list_the_table():
 def test_web_parameters_are_the_rows():
     from vramscope import serve
 
-    assert set(serve.PARAMS) == {"model", "params", "gpu", "lang"} | {o.field for o in workload_rows() if o.web}
+    assert set(serve.PARAMS) == {"model", "params", "gpu", "lang", "upload"} | {o.field for o in workload_rows() if o.web}

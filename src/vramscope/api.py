@@ -132,7 +132,7 @@ def check_workload_for_model(model: ResolvedModel, w: Workload) -> tuple[Workloa
         recipe_default = w.lora_targets == w.profile.lora_targets != ("all-linear",)  # a recipe's own list
         unknown = [] if recipe_default else [t for t in w.lora_targets if t != "all-linear" and t not in available]
         if unknown or not lora_params(spec, 1, w.lora_targets):
-            raise VramscopeError("lora_targets_unknown", names=shown(",".join(unknown or w.lora_targets), 120),
+            raise VramscopeError("lora_targets_unknown", field="lora_targets", names=shown(",".join(unknown or w.lora_targets), 120),
                                  model=shown(spec.name), available=_listed(available))
     if w.training and w.method == "freeze" and w.train_modules:
         from .model.tensors import groups
@@ -140,7 +140,7 @@ def check_workload_for_model(model: ResolvedModel, w: Workload) -> tuple[Workloa
         modules = list(dict.fromkeys(g.tensor.module for g in groups(spec) if g.tensor.module))
         unknown = [m for m in w.train_modules if m not in modules]
         if unknown:
-            raise VramscopeError("train_modules_unknown", names=shown(",".join(unknown), 120),
+            raise VramscopeError("train_modules_unknown", field="train_modules", names=shown(",".join(unknown), 120),
                                  model=shown(spec.name), available=_listed(modules))
     learned = spec.learned_positions
     ctx = learned or (0 if spec.relative_attention_buckets else spec.max_position_embeddings)

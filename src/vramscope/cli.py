@@ -192,16 +192,17 @@ def _imported(args: argparse.Namespace) -> tuple[str, dict]:
     return "", {}
 
 
-def combine(given: dict, imported: tuple[str, dict]) -> dict:
+def combine(given: dict, imported: tuple[str, dict], label: Any = None) -> dict:
     """The command line's options and a config file's, merged: the one step every config import goes through. A
-    config and the command line must not disagree (neither wins silently)."""
+    config and the command line must not disagree (neither wins silently). ``label``: how a disagreement names
+    the config (its flag by default; the web page names an upload as the page does)."""
     config, values = imported
     out = dict(given)
     for key, value in values.items():
         mine = out.get(key)
         if mine is not None and str(mine).strip().lower() != str(value).strip().lower():
             raise VramscopeError("conflict", field=key, reason=Text("r_config_disagrees", mine=mine,
-                                                                    config=Opt(config), theirs=value))
+                                                                    config=label or Opt(config), theirs=value))
         out[key] = value
     return out
 

@@ -23,8 +23,8 @@ import re
 from typing import Any, Optional
 
 from .errors import VramscopeError
-from .sources.base import MAX_DEPTH, MAX_INT_DIGITS, JsonProblem, decode_text, parse_json, read_limited, \
-    shown_path
+from .sources.base import MAX_DEPTH, MAX_INT_DIGITS, JsonProblem, decode_text, format_limit, parse_json, \
+    read_limited, shown_path
 from .units import shown
 
 #: A DeepSpeed JSON config: real ones are 1-5 KB; 1 MB is generous, and the objects and values in it are bounded
@@ -43,12 +43,22 @@ _YAML_INT = re.compile(r"^[-+]?[0-9]{1,32}$")
 _YAML_FLOAT = re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$")
 
 
-def _read(path: str) -> Any:
-    """The parsed config: a regular file only, bounded before it is read, JSON or (``.yaml``/``.yml``) YAML."""
+def _read(path: str, data: Optional[bytes] = None, is_yaml: Optional[bool] = None) -> Any:
+    """The parsed config: a regular file only, bounded before it is read, JSON or (``.yaml``/``.yml``) YAML.
+
+    ``data``: the config's bytes as a client sent them (``vramscope serve``), with the same bounds and checks;
+    ``path`` is then only the name messages give it and nothing is opened."""
     if not isinstance(path, str) or not path.strip():
         raise VramscopeError("path_empty")
-    is_yaml = path.lower().endswith((".yaml", ".yml"))
-    raw = read_limited(path, MAX_YAML_BYTES if is_yaml else MAX_BYTES)
+    if is_yaml is None:
+        is_yaml = path.lower().endswith((".yaml", ".yml"))
+    limit = MAX_YAML_BYTES if is_yaml else MAX_BYTES
+    if data is None:
+        raw = read_limited(path, limit)
+    elif len(data) > limit:
+        raise VramscopeError("file_too_large", path=shown_path(path), limit=format_limit(limit))
+    else:
+        raw = data
     try:
         if is_yaml:
             return _yaml(decode_text(raw))
@@ -200,9 +210,60 @@ def _section(path: str, cfg: dict[str, Any], key: str, within: str = "") -> dict
     return value
 
 
+#: what the readers below use of a config (dotted keys; the web page lists the rest as ignored)
+DEEPSPEED_READ = ("zero_optimization.stage", "zero_optimization.offload_optimizer.device",
+                  "zero_optimization.offload_param.device", "zero_optimization.cpu_offload",
+                  "zero_optimization.cpu_offload_param", "zero_optimization.stage3_prefetch_bucket_size",
+                  "zero_optimization.stage3_max_live_parameters",
+                  "zero_optimization.stage3_param_persistence_threshold", "zero_optimization.reduce_bucket_size",
+                  "bf16.enabled", "fp16.enabled", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps")
+ACCELERATE_READ = ("distributed_type", "num_processes", "num_machines", "mixed_precision",
+                   "fsdp_config.fsdp_sharding_strategy", "fsdp_config.fsdp_version",
+                   "fsdp_config.fsdp_reshard_after_forward", "fsdp_config.fsdp_offload_params",
+                   "fsdp_config.fsdp_activation_checkpointing", "deepspeed_config.zero_stage",
+                   "deepspeed_config.offload_optimizer_device", "deepspeed_config.offload_param_device",
+                   "deepspeed_config.gradient_accumulation_steps", "deepspeed_config.deepspeed_config_file")
+
+
+def unread_keys(cfg: Any, read: tuple[str, ...], limit: int = 1000) -> list[str]:
+    """The keys of ``cfg`` (dotted, leaves and unknown sections) that a reader whose keys are ``read`` ignores."""
+    wanted = set(read)
+    prefixes = {k.rsplit(".", i)[0] for k in read for i in range(1, k.count(".") + 1)}
+    out: list[str] = []
+
+    def walk(node: Any, at: str) -> None:
+        for key, value in node.items():
+            if len(out) >= limit:
+                return
+            name = f"{at}{key}"
+            if name in wanted:
+                continue
+            if name in prefixes and isinstance(value, dict):
+                walk(value, name + ".")
+            else:
+                out.append(name)
+
+    if isinstance(cfg, dict):
+        walk(cfg, "")
+    return out
+
+
+def read_config(kind: str, data: bytes, origin: str) -> tuple[dict[str, Any], list[str]]:
+    """A config a client sent (``deepspeed`` JSON or an ``accelerate`` YAML/JSON): the options it sets, read by
+    the same code as ``--deepspeed`` / ``--fsdp``, and the keys it ignored."""
+    if kind == "deepspeed":
+        cfg = _read(origin, data, is_yaml=False)
+        return _deepspeed_options(origin, cfg), unread_keys(cfg, DEEPSPEED_READ)
+    cfg = _read(origin, data, is_yaml=True)  # YAML is a superset of the JSON accelerate also writes
+    return _accelerate_options(origin, cfg), unread_keys(cfg, ACCELERATE_READ)
+
+
 def from_deepspeed(path: str) -> dict[str, Any]:
     """Workload options from a DeepSpeed config (the values DeepSpeed's own config models accept)."""
-    cfg = _read(path)
+    return _deepspeed_options(path, _read(path))
+
+
+def _deepspeed_options(path: str, cfg: Any) -> dict[str, Any]:
     if not isinstance(cfg, dict):
         raise VramscopeError("config_not_object", origin=shown_path(path))
     out: dict[str, Any] = {}
@@ -259,13 +320,18 @@ _STRATEGIES = {"FULL_SHARD": "fsdp", "1": "fsdp", "SHARD_GRAD_OP": "zero2", "2":
 
 
 def from_accelerate_fsdp(path: str) -> dict[str, Any]:
-    """Workload options from an accelerate config with ``distributed_type: FSDP``."""
-    cfg = _read(path)
+    """Workload options from an accelerate config with ``distributed_type: FSDP`` (or ``DEEPSPEED``)."""
+    return _accelerate_options(path, _read(path))
+
+
+def _accelerate_options(path: str, cfg: Any) -> dict[str, Any]:
     if not isinstance(cfg, dict):
         raise VramscopeError("config_not_object", origin=shown_path(path))
     kind = cfg.get("distributed_type")
+    if kind is not None and str(kind).upper() == "DEEPSPEED":
+        return _accelerate_deepspeed(path, cfg)
     if kind is not None and str(kind).upper() != "FSDP":
-        raise _bad(path, "distributed_type", kind, "FSDP (give a DeepSpeed config with --deepspeed)")
+        raise _bad(path, "distributed_type", kind, "FSDP or DEEPSPEED")
     fsdp = cfg.get("fsdp_config", cfg)
     if fsdp is None:
         fsdp = {}
@@ -299,13 +365,57 @@ def from_accelerate_fsdp(path: str) -> dict[str, Any]:
         out["nodes"] = _whole(path, "num_machines", machines, 1, MAX_COUNT, "a whole number")
     if strategy in ("HYBRID_SHARD", "4"):
         out["fsdp_sharding"] = "hybrid"
+    mp = _mixed_precision(path, cfg)
+    if mp in ("bf16", "fp16"):
+        out.update(dtype=mp, precision="mixed")
+    return out
+
+
+def _mixed_precision(path: str, cfg: dict[str, Any]) -> Optional[str]:
     mp = cfg.get("mixed_precision")
     if mp is False:  # an unquoted `no` is YAML's false
         mp = "no"
-    if mp in ("bf16", "fp16"):
-        out.update(dtype=mp, precision="mixed")
-    elif mp not in (None, "no"):
+    if mp not in (None, "no", "bf16", "fp16"):
         raise _bad(path, "mixed_precision", mp, "no, fp16 or bf16")
+    return mp
+
+
+def _accelerate_deepspeed(path: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """An accelerate config with ``distributed_type: DEEPSPEED``: its ``deepspeed_config`` section as the
+    DeepSpeed config accelerate builds from it (accelerate 1.15 ``utils/dataclasses.py`` ``DeepSpeedPlugin``:
+    ``zero_stage`` 2 by default, ``offload_optimizer_device`` / ``offload_param_device`` "none" by default,
+    ``gradient_accumulation_steps``; ``set_mixed_precision`` turns ``mixed_precision`` into ``bf16.enabled`` /
+    ``fp16.enabled``), read by the DeepSpeed reader; ``num_processes`` and ``num_machines`` as for FSDP."""
+    ds = _section(path, cfg, "deepspeed_config")
+    if ds.get("deepspeed_config_file") not in (None, "none"):
+        raise _bad(path, "deepspeed_config.deepspeed_config_file", ds["deepspeed_config_file"],
+                   "the DeepSpeed config itself (read it with --deepspeed)")
+    zero: dict[str, Any] = {"stage": ds.get("zero_stage", 2)}
+    for key, section in (("offload_optimizer_device", "offload_optimizer"), ("offload_param_device", "offload_param")):
+        if ds.get(key) is not None:
+            zero[section] = {"device": ds[key]}
+    built: dict[str, Any] = {"zero_optimization": zero}
+    if ds.get("gradient_accumulation_steps") is not None:
+        built["gradient_accumulation_steps"] = ds["gradient_accumulation_steps"]
+    mp = _mixed_precision(path, cfg)
+    if mp in ("bf16", "fp16"):
+        built[mp] = {"enabled": True}
+    try:
+        out = _deepspeed_options(path, built)
+    except VramscopeError as e:  # name the key as the accelerate config spells it
+        if e.key == "config_bad_value":
+            spelled = {"zero_optimization.stage": "zero_stage",
+                       "zero_optimization.offload_optimizer.device": "offload_optimizer_device",
+                       "zero_optimization.offload_param.device": "offload_param_device",
+                       "zero_optimization.offload_param": "offload_param_device"}
+            key = e.params["key"]
+            e.params["key"] = "deepspeed_config." + spelled.get(key, key)
+            raise VramscopeError(e.key, **e.params) from None
+        raise
+    for key, opt in (("num_processes", "num_gpus"), ("num_machines", "nodes")):
+        n = cfg.get(key)
+        if _given(n):
+            out[opt] = _whole(path, key, n, 1, MAX_COUNT, "a whole number")
     return out
 
 

@@ -99,6 +99,10 @@ def rendered(params: dict, lang: str, surface: str = "api") -> dict:
             from .options import spell
 
             v = spell(v, surface)
+        elif k == "field" and isinstance(v, str) and surface == "web":  # a flag named by hand: the form's field
+            from .options import table
+
+            v = next((o.field for o in table().values() if v in o.flags), v)
         out[k] = v
     return out
 

@@ -90,7 +90,7 @@ def find_gpu(name: str) -> Gpu:
         keys = list(_index())
         close = [k for k in keys if _key(text) in k][:3] + difflib.get_close_matches(_key(text), keys, n=3, cutoff=0.6)
         names = list(dict.fromkeys(_index()[k]["id"] for k in close)) or ["rtx-4090", "a100-80gb", "h100-sxm"]
-        raise VramscopeError("unknown_gpu", name=text, suggestions=", ".join(names[:5]))
+        raise VramscopeError("unknown_gpu", field="gpu", name=text, suggestions=", ".join(names[:5]))
     return _gpu(e)
 
 

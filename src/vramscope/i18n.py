@@ -339,6 +339,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{path}: truncated GGUF file: {what} runs past the end of the file ({size} bytes)",
         "zh": "{path}：GGUF 文件被截断：{what} 超出了文件末尾（文件共 {size} 字节）",
     },
+    "gguf_header_past_prefix": {
+        "en": "{path}: the GGUF header is longer than the first {limit} of the file that are read ({what} goes "
+              "past them); estimate this file with the command line: vramscope estimate FILE.gguf",
+        "zh": "{path}：GGUF 文件头超过了读取的前 {limit}（{what} 超出了这一范围）；请用命令行估算这个文件："
+              "vramscope estimate FILE.gguf",
+    },
+    "gguf_upload_split": {
+        "en": "{path}: one shard of a model split in {count} files; the other shards are not here — estimate it "
+              "with the command line: vramscope estimate NAME-00001-of-{count:05d}.gguf",
+        "zh": "{path}：这是拆分为 {count} 个文件的模型中的一个分片，其余分片不在这里——请用命令行估算："
+              "vramscope estimate NAME-00001-of-{count:05d}.gguf",
+    },
     "gguf_key_missing": {
         "en": "{path}: GGUF metadata key '{key}' is missing",
         "zh": "{path}：缺少 GGUF 元数据键 '{key}'",
@@ -403,8 +415,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "'{name}'：Hugging Face Hub 上没有这个模型",
     },
     "unknown_gpu": {
-        "en": "--gpu: '{name}' is not a known GPU; did you mean: {suggestions}? (or give a size such as 24GB)",
-        "zh": "--gpu：未知的 GPU '{name}'；您是否想找：{suggestions}？（也可以直接给出容量，例如 24GB）",
+        "en": "{field}: '{name}' is not a known GPU; did you mean: {suggestions}? (or give a size such as 24GB)",
+        "zh": "{field}：未知的 GPU '{name}'；您是否想找：{suggestions}？（也可以直接给出容量，例如 24GB）",
     },
     "gpu_auto_unavailable": {
         "en": "--gpu auto: no NVIDIA GPU could be detected ({detail}); name a GPU (e.g. --gpu rtx-4090) or a size (--gpu 24GB)",
@@ -441,13 +453,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "{field}：列表为空；请给出以逗号分隔的模块名，例如 {example}",
     },
     "lora_targets_unknown": {
-        "en": "--lora-targets: {names} matches no linear layer of {model} that LoRA adapts; its layers: {available} "
+        "en": "{field}: {names} matches no linear layer of {model} that LoRA adapts; its layers: {available} "
               "(or all-linear)",
-        "zh": "--lora-targets：{names} 不对应 {model} 中任何可加 LoRA 的线性层；可用的层：{available}（或 all-linear）",
+        "zh": "{field}：{names} 不对应 {model} 中任何可加 LoRA 的线性层；可用的层：{available}（或 all-linear）",
     },
     "train_modules_unknown": {
-        "en": "--train-modules: {names} matches no module of {model}; its modules: {available}",
-        "zh": "--train-modules：{names} 不对应 {model} 中的任何模块；可用的模块：{available}",
+        "en": "{field}: {names} matches no module of {model}; its modules: {available}",
+        "zh": "{field}：{names} 不对应 {model} 中的任何模块；可用的模块：{available}",
     },
     "seq_beyond_positions": {
         "en": "{field}: {seq} tokens is more than {model} can take: it has {n} learned position embeddings, a hard "
@@ -1182,16 +1194,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     "s_offload": {"en": "offload the optimizer states to CPU memory (ZeRO-Offload / FSDP CPU offload)",
                   "zh": "将优化器状态卸载到 CPU 内存（ZeRO-Offload / FSDP CPU 卸载）"},
     "s_dtype": {"en": "compute in {dtype} instead of fp32", "zh": "改用 {dtype} 计算（替代 fp32）"},
-    "s_flash": {"en": "turn on flash attention (-fa)", "zh": "开启 flash attention（-fa）"},
-    "s_ngl": {"en": "put the output layer and {layers} of {total} layers on the GPU (-ngl {n}); the rest run from CPU memory",
-              "zh": "只把输出层和 {total} 层中的 {layers} 层放到 GPU（-ngl {n}），其余在 CPU 内存中运行"},
-    "s_ngl_cpu": {"en": "run every layer from CPU memory (-ngl 0)", "zh": "所有层都在 CPU 内存中运行（-ngl 0）"},
-    "s_util": {"en": "let vLLM take {util} of GPU memory (--gpu-memory-utilization)",
-               "zh": "让 vLLM 使用 {util} 的显存（--gpu-memory-utilization）"},
-    "s_eager": {"en": "skip CUDA graphs (--enforce-eager)", "zh": "不使用 CUDA Graph（--enforce-eager）"},
-    "s_seqs": {"en": "fewer sequences per step (--max-num-seqs {n}) and a smaller profile batch",
-               "zh": "减少每步并发序列（--max-num-seqs {n}）并缩小预分析批次"},
-    "s_max_len": {"en": "lower --max-model-len to {seq}", "zh": "将 --max-model-len 降到 {seq}"},
+    "s_flash": {"en": "turn on flash attention ({opt})", "zh": "开启 flash attention（{opt}）"},
+    "s_ngl": {"en": "put the output layer and {layers} of {total} layers on the GPU ({opt}); the rest run from CPU memory",
+              "zh": "只把输出层和 {total} 层中的 {layers} 层放到 GPU（{opt}），其余在 CPU 内存中运行"},
+    "s_ngl_cpu": {"en": "run every layer from CPU memory ({opt})", "zh": "所有层都在 CPU 内存中运行（{opt}）"},
+    "s_util": {"en": "let vLLM take {util} of GPU memory ({opt})",
+               "zh": "让 vLLM 使用 {util} 的显存（{opt}）"},
+    "s_eager": {"en": "skip CUDA graphs ({opt})", "zh": "不使用 CUDA Graph（{opt}）"},
+    "s_seqs": {"en": "fewer sequences per step ({opt}) and a smaller profile batch",
+               "zh": "减少每步并发序列（{opt}）并缩小预分析批次"},
+    "s_max_len": {"en": "lower {opt} to {seq}", "zh": "将 {opt} 降到 {seq}"},
     "fit_max_concurrency": {"en": "concurrent sequences at max_model_len {n} (vLLM KV pool): {c}",
                             "zh": "max_model_len 为 {n} 时可同时服务的序列数（vLLM KV 池）：{c}"},
     "s_combo": {"en": "combine: {changes}", "zh": "组合调整：{changes}"},
@@ -1307,9 +1319,21 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "查询：超过 {limit}；请减少参数或缩短参数值",
     },
     "serve_body_too_large": {
-        "en": "request body: larger than {limit}; upload a config.json only",
-        "zh": "请求体：超过 {limit}；只需上传 config.json",
+        "en": "request body: larger than {limit}, the most read of this kind of upload: {kind}",
+        "zh": "请求体：超过 {limit}，这类上传最多读取这么多：{kind}",
     },
+    "serve_upload_without_body": {
+        "en": "{field}: names what the request body is, but this request has none; send the file as the body "
+              "of a POST",
+        "zh": "{field}：说明的是请求体的类型，但这个请求没有请求体；请用 POST 把文件作为请求体发送",
+    },
+    "web_the_deepspeed": {"en": "the uploaded DeepSpeed config", "zh": "上传的 DeepSpeed 配置"},
+    "web_the_accelerate": {"en": "the uploaded accelerate config", "zh": "上传的 accelerate 配置"},
+    "web_kind_config": {"en": "config.json (a model not in the catalog)", "zh": "config.json（目录中没有的模型）"},
+    "web_kind_gguf": {"en": "GGUF file (its header is read)", "zh": "GGUF 文件（读取其文件头）"},
+    "web_kind_deepspeed": {"en": "DeepSpeed config (JSON)", "zh": "DeepSpeed 配置（JSON）"},
+    "web_kind_accelerate": {"en": "accelerate config (YAML: FSDP or DeepSpeed)",
+                            "zh": "accelerate 配置（YAML：FSDP 或 DeepSpeed）"},
     "serve_headers_too_large": {
         "en": "request line and headers: larger than {limit}, or more than {count} headers",
         "zh": "请求行与请求头：超过 {limit}，或请求头多于 {count} 个",
@@ -1319,8 +1343,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "查询：参数超过 {limit} 个",
     },
     "serve_both_model_and_body": {
-        "en": "model: give either model= or a config.json in the request body, not both",
-        "zh": "model：请给出 model= 或在请求体中上传 config.json，不能同时给出",
+        "en": "model: give either model= or a model file (config.json, GGUF) as the request body, not both",
+        "zh": "model：请给出 model= 或把模型文件（config.json、GGUF）作为请求体上传，不能同时给出",
     },
     "serve_not_found": {
         "en": "no such page: {path}; the pages are /, /api/estimate and /api/fit",

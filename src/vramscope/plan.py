@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 
 from .api import estimate_resolved
 from .engines.base import Candidate, engine_for
-from .errors import Text, VramscopeError
+from .errors import Opt, Text, VramscopeError, rendered
 from .gpus import Gpu
 from .i18n import register, t
 from .options import CHECKPOINT_MODES
@@ -38,16 +38,21 @@ class Suggestion:
     fits: bool
     cost: str  # none | speed | quality | hardware
     command: Optional[str] = None  # the command line that reproduces it (None: a Workload built by hand)
+    #: the options it changes, by field, as a user sets them (None: the option goes back to its default)
+    options: Optional[dict[str, Any]] = None
 
-    def render(self, lang: str = "en") -> str:
+    def render(self, lang: str = "en", surface: str = "cli") -> str:
+        """The change in a sentence; an option it names (``errors.Opt``) is spelled for ``surface``: a flag on
+        the command line, the form's field name on the web."""
         if self.key == "s_combo":
-            return t(self.key, lang, changes=self.params["changes_zh" if lang == "zh" else "changes"])
-        return t(self.key, lang, **self.params)
+            parts = [t(k, lang, **rendered(p, lang, surface)) for k, p in self.params["parts"]]
+            return t(self.key, lang, changes=" + ".join(parts))
+        return t(self.key, lang, **rendered(self.params, lang, surface))
 
-    def to_dict(self, lang: str = "en") -> dict[str, Any]:
-        return {"change": self.key.removeprefix("s_"), "description": self.render(lang), "workload": self.changes,
-                "total_bytes": self.total_bytes, "saves_bytes": self.saves_bytes, "fits": self.fits,
-                "cost": self.cost, "command": self.command}
+    def to_dict(self, lang: str = "en", surface: str = "cli") -> dict[str, Any]:
+        return {"change": self.key.removeprefix("s_"), "description": self.render(lang, surface),
+                "workload": self.changes, "total_bytes": self.total_bytes, "saves_bytes": self.saves_bytes,
+                "fits": self.fits, "cost": self.cost, "command": self.command}
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,8 @@ class FitAnswer:
         """The budget minus what the workload needs: the numbers fit's header shows, for every engine."""
         return self.budget - (self.needed_bytes or self.estimate.total_bytes)
 
-    def to_dict(self, lang: str = "en") -> dict[str, Any]:
+    def to_dict(self, lang: str = "en", surface: str = "cli") -> dict[str, Any]:
+        """``surface``: how the suggestions' descriptions name options (``cli``: flags; ``web``: fields)."""
         g = self.gpu
         return {
             "schema": SCHEMA,
@@ -116,7 +122,7 @@ class FitAnswer:
             "seq_limit": self.seq_limit,
             "min_gpus": self.min_gpus,
             "min_gpus_parallelism": self.min_gpus_parallelism,
-            "suggestions": [s.to_dict(lang) for s in self.suggestions],
+            "suggestions": [s.to_dict(lang, surface) for s in self.suggestions],
             "quant_ladder": [r.to_dict(lang) for r in self.ladder],
             "estimate": self.estimate.to_dict(lang),
         }
@@ -267,7 +273,7 @@ def _evaluate(model: ResolvedModel, w: Workload, gpu: Gpu, usable: int, base: in
     new = rebuild(w, changes)
     total = _total(model, new)
     command = None if w.options is None else command_line(model, merge_options(w.options, changes), gpu)
-    return Suggestion(key, params, _diff(w, new), total, base - total, total <= usable, cost, command)
+    return Suggestion(key, params, _diff(w, new), total, base - total, total <= usable, cost, command, dict(changes))
 
 
 def _training_candidates(w: Workload) -> list[Candidate]:
@@ -377,9 +383,8 @@ def _combine(model: ResolvedModel, w: Workload, gpu: Gpu, usable: int, base: int
     parts = [Suggestion(k, p, ch, 0, 0, False, cost) for k, p, ch, cost in combo]
     costs = {"none": 0, "speed": 1, "quality": 2}
     worst = max((p.cost for p in parts), key=lambda c: costs.get(c, 3))
-    return _evaluate(model, w, gpu, usable, base, "s_combo",
-                     {"changes": " + ".join(p.render("en") for p in parts),
-                      "changes_zh": " + ".join(p.render("zh") for p in parts)}, changes, worst)
+    return _evaluate(model, w, gpu, usable, base, "s_combo", {"parts": tuple((p.key, p.params) for p in parts)},
+                     changes, worst)
 
 
 def fit(model: ResolvedModel, w: Workload, gpu: Gpu, suggestions: bool = True) -> FitAnswer:

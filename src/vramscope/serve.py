@@ -7,8 +7,12 @@
 * ``GET /api/v1/report?...`` — the page's answer as HTML in JSON (what the page's script shows);
 * ``GET /api/v1/models?q=qwen``, ``/api/v1/gpus?q=4090`` — the catalogs, with parameter counts and memory;
 * ``GET /api/v1/openapi.json`` — the OpenAPI 3 schema, generated from the option table;
-* ``POST /api/v1/estimate?task=...`` (or ``fit``, ``report``) with a ``config.json`` as the body (at most 1 MiB)
-  — the same, for a model that is not in the catalog.
+* ``POST /api/v1/estimate?task=...`` (or ``fit``, ``report``) with a file as the body, its kind in ``upload=``:
+  ``config`` (the default: a ``config.json``, at most 1 MiB) or ``gguf`` (a GGUF file's first bytes, at most
+  32 MiB: the page sends ``File.slice(0, 32 MiB)``) for a model that is not in the catalog; ``deepspeed`` (a
+  DeepSpeed JSON config, at most 1 MB) or ``accelerate`` (an ``accelerate config`` YAML with its FSDP or DeepSpeed
+  section, at most 64 KiB) for the options they set, read by the same code as ``--deepspeed`` and ``--fsdp``
+  (``configs.read_config``) and combined with the query's as the command line combines them (they must agree).
 
 The paths without ``/v1`` are the same endpoints (the first version's).
 
@@ -20,8 +24,8 @@ What a client can make the server do is bounded:
   default) and only for names shaped like ``owner/name``;
 * every request ends with an HTTP response: bad input is 400 with ``{"error": "<the one line the CLI prints>"}``
   in the request's language; an unknown parameter is 400 with "did you mean"; a bug is a JSON 500;
-* limits: query 4 KiB and one of each known parameter (at least 64), request line and headers 16 KiB, body 1 MiB (read with a cap, at most
-  8 bodies at a time), a per-request time limit (``--request-timeout``, 10 s), an idle timeout that closes a
+* limits: query 4 KiB and one of each known parameter (at least 64), request line and headers 16 KiB, a body at
+  most its kind's limit (``UPLOADS``; read with a cap, at most 8 bodies at a time, 2 of them GGUF prefixes), a per-request time limit (``--request-timeout``, 10 s), an idle timeout that closes a
   connection which sends no (complete) request (``--idle-timeout``, 5 s; a half-sent request gets 408), at most
   ``--max-connections`` (2048) open connections (beyond that: 503 and closed), a listen backlog of 2048;
 * GET (and HEAD) only, plus POST for uploads; 405 otherwise.
@@ -49,8 +53,14 @@ from .i18n import detect_lang, t
 MAX_QUERY = 4096
 MAX_HEADERS = 16 * 1024  # request line + headers
 MAX_HEADER_COUNT = 100
-MAX_BODY = 1 << 20
+#: the largest body of each kind of upload (``upload=``): a config.json; a GGUF file's first bytes (its header:
+#: Llama 3's 128,256 tokens and 280,147 merges take 8.9 MB, Qwen2's 151,646 tokens 6.4 MB); the two configs as
+#: ``configs.py`` bounds their files (DeepSpeed JSON 1 MB, accelerate YAML 64 KiB)
+GGUF_PREFIX = 32 << 20
+UPLOADS = {"config": 1 << 20, "gguf": GGUF_PREFIX, "deepspeed": 1_000_000, "accelerate": 64 * 1024}
+MAX_BODY = max(UPLOADS.values())
 MAX_UPLOADS = 8  # bodies being read at the same time
+MAX_GGUF_UPLOADS = 2  # of them GGUF prefixes (at most 64 MiB held)
 MAX_NAME = 256  # longer model names are not looked up at all (no catalog name is near that long)
 BACKLOG = 2048
 THREADS = 4
@@ -61,10 +71,11 @@ def _params() -> tuple[str, ...]:
     option table (``options.web_fields``: the same names as the Python API's keywords)."""
     from .options import web_fields
 
-    return ("model", "params", "gpu", "lang") + web_fields()
+    return ("model", "params", "gpu", "lang", "upload") + web_fields()
 
 
 PARAMS = _params()
+PAGE_PARAMS = tuple(k for k in PARAMS if k != "upload")  # the page's own GET form sends no body
 #: parameters in one query at most: one of each the server knows (the page's form without its script submits every
 #: control, blank or not); never fewer than 64. The query's 4 KiB bounds it too.
 MAX_FIELDS = max(64, len(PARAMS))
@@ -155,13 +166,73 @@ def resolve_model(name: str, allow_hub: bool = False):
     raise VramscopeError("serve_unknown_model_nosuggest", name=_echo(name))
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A request's body and what it is (``upload=``: a key of ``UPLOADS``)."""
+
+    kind: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What an uploaded DeepSpeed or accelerate config set (the options, as ``--deepspeed`` / ``--fsdp`` set them)
+    and the keys it has that nothing reads."""
+
+    kind: str
+    options: dict
+    ignored: tuple
+
+
+def upload_kind(p: dict[str, str], post: bool) -> Optional[str]:
+    """The kind of the request's body (``upload=``, ``config`` when a POST does not say); None without one."""
+    kind = p.get("upload")
+    if not post:
+        if kind:
+            raise VramscopeError("serve_upload_without_body", field="upload")
+        return None
+    kind = kind or "config"
+    if kind not in UPLOADS:
+        raise VramscopeError("bad_choice", field="upload", value=_echo(kind, 40), allowed=", ".join(UPLOADS))
+    return kind
+
+
+def upload_origin(kind: str) -> str:
+    return {"config": "config.json (upload)", "gguf": "model.gguf (upload)", "deepspeed": "ds_config.json (upload)",
+            "accelerate": "accelerate_config.yaml (upload)"}[kind]
+
+
+def parse_gguf_upload(body: bytes):
+    """A GGUF file's first bytes (at most ``GGUF_PREFIX``) as a model: the bounded GGUF reader on the bytes in
+    memory, then the same steps as a ``.gguf`` on disk (``sources.local``)."""
+    from .sources import gguf as gguf_source
+    from .sources.base import with_stored
+
+    origin = upload_origin("gguf")
+    meta, tensors = gguf_source.read_gguf_upload(body, origin, GGUF_PREFIX)
+    from pathlib import Path
+
+    name = meta.get("general.name") or "uploaded GGUF"
+    spec = gguf_source.spec_from_gguf(meta, tensors, name=_echo(str(name), 100), path=Path(origin))
+    fmt = gguf_source.file_type_name(meta)
+    return with_stored(spec, "gguf", origin, tensors, f"gguf {fmt}".strip())
+
+
+def parse_config_upload(kind: str, body: bytes) -> Imported:
+    """A DeepSpeed or accelerate config sent as the body: the options ``configs.read_config`` reads from it."""
+    from .configs import read_config
+
+    options, ignored = read_config(kind, body, upload_origin(kind))
+    return Imported(kind, options, tuple(ignored))
+
+
 def parse_upload(body: bytes):
     """A config.json sent as the request body, read with the same checks as a file on disk."""
     from .sources import ResolvedModel
     from .sources.base import JsonProblem, parse_json
     from .sources.hf_config import spec_from_config
 
-    origin = "config.json (upload)"
+    origin = upload_origin("config")
     try:  # the bounded loader local config.json files go through (NaN, huge numbers, nesting, counts, UTF-8)
         raw = parse_json(body, max_containers=100_000, max_items=2_000_000)
     except JsonProblem as e:
@@ -178,20 +249,27 @@ def parse_upload(body: bytes):
 # ---------------------------------------------------------------- the work (runs in the thread pool)
 
 
-def _workload(p: dict[str, str]) -> dict[str, Any]:
-    """The workload options of a request, read by make_workload through their rows (yes/no strictly)."""
+def _workload(p: dict[str, str], imported: Optional[Imported] = None) -> dict[str, Any]:
+    """The workload options of a request, read by make_workload through their rows (yes/no strictly), and an
+    uploaded config's, combined as the command line combines ``--deepspeed`` / ``--fsdp`` with its flags."""
     from .options import web_fields
 
-    return {k: p[k] for k in web_fields() if k in p}
+    given = {k: p[k] for k in web_fields() if k in p}
+    if imported is None:
+        return given
+    from .cli import combine
+
+    return combine(given, ("deepspeed" if imported.kind == "deepspeed" else "fsdp", imported.options),
+                   Text(f"web_the_{imported.kind}"))
 
 
-def _model(p: dict[str, str], upload: Optional[bytes], allow_hub: bool):
+def _model(p: dict[str, str], upload: Optional[Upload], allow_hub: bool):
     from .api import load_model
 
-    if upload is not None:
+    if upload is not None and upload.kind in ("config", "gguf"):
         if p.get("model") or p.get("params"):
             raise VramscopeError("serve_both_model_and_body")
-        return parse_upload(upload)
+        return parse_upload(upload.body) if upload.kind == "config" else parse_gguf_upload(upload.body)
     if p.get("model"):
         if p.get("params"):
             raise VramscopeError("conflict", field="params", reason=Text("r_model_or_params", params=Opt("params")))
@@ -201,50 +279,58 @@ def _model(p: dict[str, str], upload: Optional[bytes], allow_hub: bool):
     return load_model(None, params=p["params"])
 
 
-def question(p: dict[str, str], upload: Optional[bytes] = None, allow_hub: bool = False):
-    """The model and the workload a request asks about."""
+def _imported(upload: Optional[Upload]) -> Optional[Imported]:
+    if upload is None or upload.kind not in ("deepspeed", "accelerate"):
+        return None
+    return parse_config_upload(upload.kind, upload.body)
+
+
+def question(p: dict[str, str], upload: Optional[Upload] = None, allow_hub: bool = False):
+    """The model and the workload a request asks about, and what an uploaded config set (or None)."""
     from .workload import make_workload
 
+    imported = _imported(upload)
     model = _model(p, upload, allow_hub)
-    return model, make_workload(**_workload(p))
+    return model, make_workload(**_workload(p, imported)), imported
 
 
-def estimate_for(p: dict[str, str], upload: Optional[bytes] = None, allow_hub: bool = False):
+def estimate_for(p: dict[str, str], upload: Optional[Upload] = None, allow_hub: bool = False):
     from .api import estimate_resolved
 
-    model, w = question(p, upload, allow_hub)
+    model, w, _ = question(p, upload, allow_hub)
     gpus = [g for g in p.get("gpu", "").split(",") if g.strip()]
     return estimate_resolved(model, w, gpus)
 
 
-def fit_for(p: dict[str, str], upload: Optional[bytes] = None, allow_hub: bool = False):
+def fit_for(p: dict[str, str], upload: Optional[Upload] = None, allow_hub: bool = False):
     from .gpus import find_gpu
     from .plan import fit as plan_fit
-    from .workload import make_workload
 
-    model = _model(p, upload, allow_hub)
-    return plan_fit(model, make_workload(**_workload(p)), find_gpu(p.get("gpu") or "rtx-4090"))
+    model, w, _ = question(p, upload, allow_hub)
+    return plan_fit(model, w, find_gpu(p.get("gpu") or "rtx-4090"))
 
 
 def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
-def api_answer(path: str, p: dict[str, str], upload: Optional[bytes], lang: str, allow_hub: bool) -> bytes:
+def api_answer(path: str, p: dict[str, str], upload: Optional[Upload], lang: str, allow_hub: bool) -> bytes:
     """The JSON answer of ``/api/estimate``, ``/api/fit`` or ``/api/report`` (``/api/v1/...`` the same)."""
     path = path.replace("/api/v1/", "/api/", 1)
     if path == "/api/report":
         return _dumps(report_answer(p, upload, lang, allow_hub))
-    result = estimate_for(p, upload, allow_hub) if path == "/api/estimate" else fit_for(p, upload, allow_hub)
-    return _dumps(result.to_dict(lang))
+    if path == "/api/estimate":
+        return _dumps(estimate_for(p, upload, allow_hub).to_dict(lang))
+    return _dumps(fit_for(p, upload, allow_hub).to_dict(lang, "web"))  # suggestions name fields as the API does
 
 
-def report_answer(p: dict[str, str], upload: Optional[bytes], lang: str, allow_hub: bool) -> dict[str, Any]:
+def report_answer(p: dict[str, str], upload: Optional[Upload], lang: str, allow_hub: bool) -> dict[str, Any]:
     """What the page's script shows: the answer as HTML (the same HTML the page has without the script)."""
     from .web import report_html
 
-    model, w = question(p, upload, allow_hub)
-    return {"schema": "vramscope.report/1", "html": report_html(p, lang, model, w)}
+    model, w, imported = question(p, upload, allow_hub)
+    query = {k: v for k, v in p.items() if k != "upload"}
+    return {"schema": "vramscope.report/1", "html": report_html(query, lang, model, w, imported, upload)}
 
 
 def page_answer(p: dict[str, str], error: str, lang: str, allow_hub: bool) -> bytes:
@@ -257,7 +343,7 @@ def page_answer(p: dict[str, str], error: str, lang: str, allow_hub: bool) -> by
     result = error_html(error, lang) if error else ""
     if not error and (p.get("model") or p.get("params")):
         try:
-            model, w = question(p, None, allow_hub)
+            model, w, _ = question(p, None, allow_hub)
             result = report_html(p, lang, model, w)
         except VramscopeError as e:
             result = error_html(e.render(lang, "web"), lang)
@@ -290,7 +376,8 @@ def warm_up() -> None:
     cases += [(api_answer, ("/api/fit", {"model": "llama-3-8b"}, None, "en", False)),
               (page_answer, ({"model": "qwen2.5-7b"}, "", "zh", False)), (page_answer, ({}, "", "en", False)),
               (list_answer, ("/api/models", {})), (list_answer, ("/api/gpus", {})),
-              (parse_upload, (b'{"model_type": "llama"}',))]
+              (parse_upload, (b'{"model_type": "llama"}',)), (parse_config_upload, ("deepspeed", b"{}")),
+              (parse_config_upload, ("accelerate", b"distributed_type: FSDP\n")), (parse_gguf_upload, (b"GGUF",))]
     for fn, args in cases:
         try:
             fn(*args)
@@ -320,17 +407,24 @@ def _abandon_on_timeout() -> dict:
     return {"abandon_on_cancel": True} if "abandon_on_cancel" in takes else {"cancellable": True}
 
 
-async def _read_body(request: Any, uploads: Any) -> bytes:
-    """The request body, at most ``MAX_BODY`` bytes, read while holding one of the ``uploads`` slots."""
+def _too_large(kind: str) -> VramscopeError:
+    from .sources.base import format_limit
+
+    return VramscopeError("serve_body_too_large", limit=format_limit(UPLOADS[kind]), kind=Text(f"web_kind_{kind}"))
+
+
+async def _read_body(request: Any, slots: Any, kind: str) -> bytes:
+    """The request body, at most its kind's limit (``UPLOADS``), read while holding one of the ``slots``."""
+    limit = UPLOADS[kind]
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.strip().isdigit() or int(declared) > MAX_BODY):
-        raise VramscopeError("serve_body_too_large", limit="1 MiB")
-    async with uploads:
+    if declared is not None and (not declared.strip().isdigit() or int(declared) > limit):
+        raise _too_large(kind)
+    async with slots:
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
-            if size > MAX_BODY:
-                raise VramscopeError("serve_body_too_large", limit="1 MiB")
+            if size > limit:
+                raise _too_large(kind)
             chunks.append(chunk)
     return b"".join(chunks)
 
@@ -365,6 +459,7 @@ class _Handlers:
         self.options = options
         self.limiter = anyio.CapacityLimiter(options.threads) if options.threads > 0 else None
         self.uploads = anyio.Semaphore(MAX_UPLOADS)
+        self.gguf_uploads = anyio.Semaphore(MAX_GGUF_UPLOADS)  # taken before one of ``uploads``
         self.abandon = _abandon_on_timeout()
         from .web import CSP, openapi
 
@@ -404,8 +499,15 @@ class _Handlers:
         async def answer(lang: str) -> Response:
             path = request.scope["path"]
             p = parse_query(request.scope.get("query_string", b""), PARAMS, path)
-            body = await _read_body(request, self.uploads) if request.method == "POST" else None
-            data = await self.run(api_answer, path, p, body, lang, self.options.allow_hub)
+            kind = upload_kind(p, request.method == "POST")
+            if kind == "gguf":  # a GGUF prefix is held (read and answered) under its own, smaller limit
+                async with self.gguf_uploads:
+                    upload = Upload(kind, await _read_body(request, self.uploads, kind))
+                    data = await self.run(api_answer, path, p, upload, lang, self.options.allow_hub)
+                    del upload
+            else:
+                upload = Upload(kind, await _read_body(request, self.uploads, kind)) if kind else None
+                data = await self.run(api_answer, path, p, upload, lang, self.options.allow_hub)
             return Response(data, 200, HEADERS, media_type="application/json; charset=utf-8")
 
         return await self.guarded(request, answer)
@@ -435,7 +537,7 @@ class _Handlers:
 
         async def answer(lang: str) -> Response:
             try:
-                p, problem = parse_query(request.scope.get("query_string", b""), PARAMS, "/"), ""
+                p, problem = parse_query(request.scope.get("query_string", b""), PAGE_PARAMS, "/"), ""
             except VramscopeError as e:
                 p, problem = {}, e.render(lang, "web")
             data = await self.run(page_answer, p, problem, lang, self.options.allow_hub)

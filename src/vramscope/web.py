@@ -29,6 +29,7 @@ from .i18n import MESSAGES, register, t
 from .options import Option, table
 
 MAX_PAGE_GPUS = 4  # GPUs drawn with curves and suggestions (every listed GPU still gets its gauge)
+MAX_IGNORED_SHOWN = 12  # an uploaded config's ignored keys listed by name (the rest counted)
 
 register({
     "web_title": {"en": "vramscope — GPU memory for LLMs", "zh": "vramscope —— 大模型显存估算"},
@@ -52,13 +53,33 @@ register({
     "web_gpu_help": {"en": "GPU kind (type to search: {n} GPUs), or a size such as 24GB; several separated by commas "
                            "to compare",
                      "zh": "GPU 型号（输入即可搜索：{n} 种），或显存大小如 24GB；用逗号分隔多个以便比较"},
-    "web_upload": {"en": "Paste or upload a config.json (a model not in the catalog)",
-                   "zh": "粘贴或上传 config.json（目录中没有的模型）"},
-    "web_upload_help": {"en": "sent as the request body (at most 1 MiB) with the options above; needs JavaScript. "
-                              "Leave empty to use the model name.",
-                        "zh": "连同上面的选项作为请求体发送（最多 1 MiB）；需要 JavaScript。留空则使用模型名称。"},
-    "web_upload_file": {"en": "config.json file", "zh": "config.json 文件"},
-    "web_upload_text": {"en": "config.json text", "zh": "config.json 文本"},
+    "web_upload": {"en": "Upload a file: config.json, GGUF, DeepSpeed or accelerate config",
+                   "zh": "上传文件：config.json、GGUF、DeepSpeed 或 accelerate 配置"},
+    "web_upload_help": {"en": "Sent with the options above as the request body (needs JavaScript): a config.json "
+                              "at most {config}; of a GGUF file only its first {gguf} (the header: the weights are "
+                              "not sent); a DeepSpeed JSON at most {deepspeed}; an accelerate YAML at most "
+                              "{accelerate}. A config.json or GGUF replaces the model name; a DeepSpeed or "
+                              "accelerate config sets options, which must agree with the form's.",
+                        "zh": "连同上面的选项作为请求体发送（需要 JavaScript）：config.json 最多 {config}；GGUF 文件只发送"
+                              "前 {gguf}（文件头，不发送权重）；DeepSpeed JSON 最多 {deepspeed}；accelerate YAML 最多 "
+                              "{accelerate}。config.json 或 GGUF 取代模型名称；DeepSpeed 或 accelerate 配置设置选项，"
+                              "这些选项须与表单一致。"},
+    "web_upload_kind": {"en": "what it is", "zh": "文件类型"},
+    "web_upload_file": {"en": "file", "zh": "文件"},
+    "web_upload_text": {"en": "or paste its text", "zh": "或粘贴其文本"},
+    "web_upload_clear": {"en": "Remove the upload", "zh": "移除上传"},
+    "web_upload_gguf_state": {"en": "GGUF: the first {sent} of {name} ({size}) are sent",
+                              "zh": "GGUF：发送 {name}（{size}）的前 {sent}"},
+    "web_upload_set": {"en": "The uploaded {kind} sets: {fields}.", "zh": "上传的 {kind} 设置了：{fields}。"},
+    "web_upload_none": {"en": "no option", "zh": "没有选项"},
+    "web_upload_ignored": {"en": "Ignored (they do not change the estimate, or vramscope does not model them): {keys}",
+                           "zh": "已忽略（不影响估算，或 vramscope 未建模）：{keys}"},
+    "web_and_more": {"en": " and {n} more", "zh": " 等另外 {n} 项"},
+    "web_gguf_read_prefix": {"en": "Read from the GGUF header in the file's first {size}: {tensors} tensors, type {fmt}.",
+                             "zh": "从文件前 {size} 中的 GGUF 文件头读取：{tensors} 个张量，类型 {fmt}。"},
+    "web_gguf_read_whole": {"en": "Read from the GGUF file ({size}): {tensors} tensors, type {fmt}.",
+                            "zh": "从 GGUF 文件（{size}）读取：{tensors} 个张量，类型 {fmt}。"},
+    "web_apply": {"en": "apply to the form", "zh": "应用到表单"},
     "web_language": {"en": "Language", "zh": "语言"},
     "web_verdict_fits": {"en": "Fits on {gpu}: needs {need} of {usable} usable.",
                          "zh": "{gpu} 放得下：需要 {need}，可用 {usable}。"},
@@ -288,10 +309,74 @@ def _gpu_names(p: dict[str, str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def report_html(p: dict[str, str], lang: str, model: Any, w: Any) -> str:
+def apply_link(p: dict[str, str], options: Optional[dict[str, Any]]) -> Optional[tuple[str, dict[str, str]]]:
+    """The page's URL with a suggestion's option changes applied to the question ``p`` (a field set back to its
+    default is left out), and the changes as the form's values; None when it changes an option the form lacks."""
+    from .options import web_fields
+
+    if not options:
+        return None
+    fields = set(web_fields())
+    if any(k not in fields for k in options):
+        return None
+    form: dict[str, str] = {}
+    for k, v in options.items():
+        if v is None:
+            form[k] = ""
+        elif isinstance(v, bool):
+            form[k] = "true" if v else "false"
+        elif isinstance(v, (list, tuple)):
+            form[k] = ",".join(map(str, v))
+        else:
+            form[k] = str(v)
+    new = {**{k: v for k, v in p.items() if k not in form}, **{k: v for k, v in form.items() if v}}
+    return "?" + urllib.parse.urlencode(new), form
+
+
+def _imported_html(imported: Any, lang: str) -> str:
+    """What an uploaded DeepSpeed / accelerate config set (as the form names the fields) and what it ignored."""
+    from .options import setting
+
+    set_ = ", ".join(setting(k, v, "web") for k, v in imported.options.items()) or t("web_upload_none", lang)
+    out = [f'<p class="vs-imported" data-kind="{_esc(imported.kind)}">'
+           f'{_esc(t("web_upload_set", lang, kind=t(f"web_kind_{imported.kind}", lang), fields=set_))}']
+    if imported.ignored:
+        shown = list(imported.ignored[:MAX_IGNORED_SHOWN])
+        more = len(imported.ignored) - len(shown)
+        keys = ", ".join(shown) + (t("web_and_more", lang, n=more) if more > 0 else "")
+        out.append(f'<br><span class="vs-s">{_esc(t("web_upload_ignored", lang, keys=keys))}</span>')
+    return "".join(out) + "</p>"
+
+
+def _gguf_html(model: Any, size: int, lang: str) -> str:
+    """What was read of an uploaded GGUF file: the first bytes (the page sends at most the limit) or all of it."""
+    from .sources.base import format_limit
+
+    key = "web_gguf_read_whole" if size < _gguf_limit() else "web_gguf_read_prefix"
+    fmt = model.stored_format.removeprefix("gguf").strip() or "?"
+    text = t(key, lang, tensors=len(model.stored), fmt=fmt, size=format_limit(size))
+    return f'<p class="vs-imported" data-kind="gguf">{_esc(text)}</p>'
+
+
+
+def _gguf_limit() -> int:
+    from .serve import GGUF_PREFIX
+
+    return GGUF_PREFIX
+
+
+def _text_limit() -> int:
+    """The most of a text file the page's script reads (one byte past it: the server then names the limit)."""
+    from .serve import UPLOADS
+
+    return max(v for k, v in UPLOADS.items() if k != "gguf")
+
+
+def report_html(p: dict[str, str], lang: str, model: Any, w: Any, imported: Any = None, upload: Any = None) -> str:
     """The answer to the question ``p`` (``model`` and workload ``w`` already read from it) as HTML: verdict,
-    gauges, bars, breakdown, curves, suggestions, assumptions. Raises :class:`VramscopeError` for a question
-    that cannot be answered."""
+    gauges, bars, breakdown, curves, suggestions, assumptions; what an uploaded config set (``imported``) or what
+    was read of an uploaded GGUF header (``upload``). Raises :class:`VramscopeError` for a question that cannot
+    be answered."""
     from .api import estimate_resolved
     from .curves import curves
     from .gpus import find_gpu
@@ -308,6 +393,10 @@ def report_html(p: dict[str, str], lang: str, model: Any, w: Any) -> str:
     trainable = t("trainable_part", lang, trainable=format_count(m.trainable_params)) if m.trainable_params else ""
     out.append(f'<h2>{_esc(t("model_line", lang, name=m.name, params=format_count(m.params), active=active, trainable=trainable))}</h2>')
     out.append(f'<p>{_esc(t("estimate_line", lang, task=t(f"task_{e.task}", lang), estimator=e.estimator))}</p>')
+    if imported is not None:
+        out.append(_imported_html(imported, lang))
+    if upload is not None and upload.kind == "gguf":
+        out.append(_gguf_html(model, len(upload.body), lang))
     for g in e.gpus:
         need = g.usable_bytes - g.headroom_bytes
         out.append(f'<p class="vs-verdict vs-{g.verdict}" data-verdict="{g.verdict}">'
@@ -345,17 +434,20 @@ def report_html(p: dict[str, str], lang: str, model: Any, w: Any) -> str:
         a = answers[0]
         if a.suggestions:
             out.append(f'<h3>{_esc(t("web_suggestions", lang, gpu=a.gpu.name))}</h3>')
-            chart = svg.suggestions_chart(a, lang)
+            chart = svg.suggestions_chart(a, lang, surface="web")
             if chart is not None:
                 out.append(f'<figure id="vs-suggestions">{chart.element()}</figure>')
             items = []
             for s in a.suggestions:
                 mark = t("fit_fits_mark", lang) if s.fits else ""
-                line = t("fit_suggestion_line", lang, desc=s.render(lang), total=format_bytes(s.total_bytes),
+                line = t("fit_suggestion_line", lang, desc=s.render(lang, "web"), total=format_bytes(s.total_bytes),
                          saves=format_bytes(s.saves_bytes), cost=t(f"cost_{s.cost}", lang), fits=mark)
+                link = apply_link({**p, "lang": lang}, s.options)
+                apply = (f' <a class="vs-apply" href="{_esc(link[0])}" data-apply="{_esc(json.dumps(link[1]))}">'
+                         f'{_esc(t("web_apply", lang))}</a>' if link else "")
                 cmd = (f'<br><span class="vs-s">{_esc(t("web_command", lang))}</span> <code>{_esc(s.command)}</code>'
                        if s.command else "")
-                items.append(f'<li data-fits="{str(s.fits).lower()}">{_esc(line)}{cmd}</li>')
+                items.append(f'<li data-fits="{str(s.fits).lower()}">{_esc(line)}{apply}{cmd}</li>')
             out.append(f'<ol class="vs-sugg">{"".join(items)}</ol>')
         elif a.fits:
             out.append(f'<p class="vs-fits-note">{_esc(t("web_fits_as_asked", lang, gpu=a.gpu.name, batch=a.max_batch, seq=f"{a.max_seq:,}"))}</p>')
@@ -413,6 +505,10 @@ code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85em;overflow-
 .vs-err{color:var(--bad);border:1px solid var(--bad);border-radius:.4rem;padding:.5rem .7rem;overflow-wrap:anywhere}
 .vs-s{color:var(--muted);font-size:.85rem}[aria-busy=true]{opacity:.6}
 .vs-skip{color:var(--acc);font-size:.9rem}
+.vs-apply{white-space:nowrap;margin-left:.3rem;color:var(--acc)}
+.vs-imported{border-left:5px solid var(--acc);padding:.3rem .6rem;overflow-wrap:anywhere}
+button.vs-secondary{background:transparent;color:var(--acc);border:1px solid var(--acc);padding:.3rem .8rem;
+min-height:2.2rem;font-weight:500}textarea:disabled{opacity:.5}
 @media (min-width:821px){.vs-skip{position:absolute;left:-999px}.vs-skip:focus{position:static}}
 @media (max-width:820px){.vs-layout{grid-template-columns:1fr}header h1{font-size:1.2rem}
 figure svg{min-width:640px;max-width:none}}
@@ -440,9 +536,21 @@ function links(q){document.querySelectorAll("a[hreflang]").forEach(function(a){v
 c.set("lang",a.getAttribute("hreflang"));a.href="?"+c.toString();});}
 function fail(msg){out.textContent="";var p=document.createElement("p");p.className="vs-err";p.setAttribute("role","alert");
 p.textContent=msg;out.appendChild(p);}
-function run(){var q=query(),n=++seq,box=document.getElementById("vs-config"),text=box?box.value.trim():"",opts={};
+var box=document.getElementById("vs-config"),kind=document.getElementById("vs-upload-kind"),
+state=document.getElementById("vs-upload-state"),gguf=null,GG=+f.getAttribute("data-gguf-limit")||0,
+TL=+f.getAttribute("data-text-limit")||0;
+function upload(){if(gguf)return{kind:"gguf",body:gguf,type:"application/octet-stream"};
+var text=box?box.value.trim():"";if(!text)return null;var k=kind?kind.value:"config";
+return{kind:k,body:text,type:k==="accelerate"?"application/yaml":"application/json"};}
+function guess(text,name){if(kind&&/\\.ya?ml$/i.test(name||""))kind.value="accelerate";
+else if(kind&&/"zero_optimization"|"train_micro_batch_size_per_gpu"/.test(text))kind.value="deepspeed";
+else if(kind&&/^\\s*distributed_type\\s*:/m.test(text))kind.value="accelerate";
+else if(kind&&/"model_type"|"architectures"/.test(text))kind.value="config";}
+function size(n){return n>=1048576?(n/1048576).toFixed(1)+" MiB":Math.max(1,Math.round(n/1024))+" KiB";}
+function run(){var q=query(),n=++seq,u=upload(),opts={};
 history.replaceState(null,"","?"+q.toString());links(q);
-if(text){q.delete("model");q.delete("params");opts={method:"POST",body:text,headers:{"content-type":"application/json"}};}
+if(u){if(u.kind==="config"||u.kind==="gguf"){q.delete("model");q.delete("params");}q.set("upload",u.kind);
+opts={method:"POST",body:u.body,headers:{"content-type":u.type}};}
 out.setAttribute("aria-busy","true");
 fetch("/api/v1/report?"+q.toString(),opts).then(function(r){return r.json();}).then(function(d){if(n!==seq)return;
 if(d.html){out.innerHTML=d.html;}else{fail(d.error||"error");}}).catch(function(e){if(n===seq)fail(String(e));})
@@ -451,9 +559,23 @@ function later(ms){clearTimeout(timer);timer=setTimeout(run,ms);}
 f.addEventListener("input",function(ev){layout();later(ev.target&&ev.target.tagName==="SELECT"?30:400);});
 f.addEventListener("change",function(){layout();later(30);});
 f.addEventListener("submit",function(ev){ev.preventDefault();clearTimeout(timer);run();});
-var file=document.getElementById("vs-file");if(file)file.addEventListener("change",function(){if(!file.files||!file.files[0])return;
-var r=new FileReader();r.onload=function(){document.getElementById("vs-config").value=String(r.result||"");later(0);};
-r.readAsText(file.files[0]);});
+var file=document.getElementById("vs-file");if(file&&box)file.addEventListener("change",function(){
+var fl=file.files&&file.files[0];if(!fl)return;
+if(/\\.gguf$/i.test(fl.name)){var sent=Math.min(fl.size,GG);gguf=fl.slice(0,sent);if(kind)kind.value="gguf";
+box.value="";box.disabled=true;state.textContent=(state.getAttribute("data-gguf")||"").replace("{sent}",size(sent))
+.replace("{name}",fl.name).replace("{size}",size(fl.size));later(0);return;}
+gguf=null;box.disabled=false;state.textContent="";var r=new FileReader();
+r.onload=function(){box.value=String(r.result||"");guess(box.value,fl.name);later(0);};
+r.readAsText(fl.slice(0,TL+1));});
+if(box)box.addEventListener("input",function(){guess(box.value,"");});
+var clear=document.getElementById("vs-upload-clear");if(clear&&box)clear.addEventListener("click",function(){
+gguf=null;box.value="";box.disabled=false;if(file)file.value="";state.textContent="";later(0);});
+out.addEventListener("click",function(ev){var a=ev.target&&ev.target.closest?ev.target.closest("a.vs-apply"):null;
+if(!a)return;var ch;try{ch=JSON.parse(a.getAttribute("data-apply")||"{}");}catch(e){return;}ev.preventDefault();
+Object.keys(ch).forEach(function(k){var el=f.elements[k];if(!el||!el.tagName)return;
+if(el.type==="checkbox"){el.checked=ch[k]==="true";return;}el.value=ch[k];
+if(el.tagName==="SELECT"&&el.value!==ch[k]){var o=document.createElement("option");o.value=o.textContent=ch[k];
+el.appendChild(o);el.value=ch[k];}});layout();clearTimeout(timer);run();});
 document.querySelectorAll("a[hreflang]").forEach(function(a){a.addEventListener("click",function(){
 try{localStorage.setItem("vramscope.lang",a.getAttribute("hreflang"));}catch(e){}});});
 document.documentElement.classList.add("js");layout();})();"""
@@ -472,6 +594,28 @@ def _lang_links(p: dict[str, str], lang: str) -> str:
         current = ' aria-current="true"' if code == lang else ""
         out.append(f'<a href="?{_esc(q)}" hreflang="{code}" lang="{code}"{current}>{name}</a>')
     return f'<nav aria-label="{_esc(t("web_language", lang))}">' + "".join(out) + "</nav>"
+
+
+def _upload_html(lang: str) -> str:
+    """The upload section: what the file is (a select with no name: not part of the URL), the file, its text."""
+    from .serve import UPLOADS
+    from .sources.base import format_limit
+
+    kinds = "".join(f'<option value="{k}">{_esc(t(f"web_kind_{k}", lang))}</option>' for k in UPLOADS)
+    limits = {k: format_limit(v) for k, v in UPLOADS.items()}
+    return (f'<details data-section="upload"><summary>{_esc(t("web_upload", lang))}</summary>'
+            f'<div class="vs-f"><label for="vs-file">{_esc(t("web_upload_file", lang))}</label>'
+            '<input type="file" id="vs-file" accept=".json,.yaml,.yml,.gguf,application/json" '
+            'aria-describedby="h-upload"></div>'
+            f'<div class="vs-f"><label for="vs-upload-kind">{_esc(t("web_upload_kind", lang))}</label>'
+            f'<select id="vs-upload-kind" aria-describedby="h-upload">{kinds}</select></div>'
+            f'<div class="vs-f"><label for="vs-config">{_esc(t("web_upload_text", lang))}</label>'
+            '<textarea id="vs-config" spellcheck="false" aria-describedby="h-upload"></textarea>'
+            f'<small id="h-upload">{_esc(t("web_upload_help", lang, **limits))}</small></div>'
+            f'<p id="vs-upload-state" class="vs-s" aria-live="polite" '
+            f'data-gguf="{_esc(t("web_upload_gguf_state", lang))}"></p>'
+            f'<button type="button" id="vs-upload-clear" class="vs-secondary">{_esc(t("web_upload_clear", lang))}'
+            "</button></details>")
 
 
 def render_page(p: dict[str, str], result: str, lang: str) -> str:
@@ -493,12 +637,7 @@ def render_page(p: dict[str, str], result: str, lang: str) -> str:
         else:
             parts.append(f'<details data-section="{key}"{" open" if given else ""}><summary>{title}</summary>'
                          f'{"".join(body)}</details>')
-    upload = (f'<details data-section="upload"><summary>{_esc(t("web_upload", lang))}</summary>'
-              f'<div class="vs-f"><label for="vs-file">{_esc(t("web_upload_file", lang))}</label>'
-              '<input type="file" id="vs-file" accept=".json,application/json" aria-describedby="h-upload"></div>'
-              f'<div class="vs-f"><label for="vs-config">{_esc(t("web_upload_text", lang))}</label>'
-              '<textarea id="vs-config" spellcheck="false" aria-describedby="h-upload"></textarea>'
-              f'<small id="h-upload">{_esc(t("web_upload_help", lang))}</small></div></details>')
+    upload = _upload_html(lang)
     return f"""<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark"><link rel="icon" href="data:,"><title>{_esc(t("web_title", lang))}</title>
@@ -507,7 +646,8 @@ def render_page(p: dict[str, str], result: str, lang: str) -> str:
 <a class="vs-skip" href="#vs-result">{_esc(t("web_skip", lang))}</a></header>
 <main class="vs-layout">
 <form id="vs-form" method="get" action="/" aria-label="{_esc(t("web_title", lang))}"
- data-engines="{_esc(" ".join(_engine_names()))}" data-engine-default="{_esc(table()["engine"].default)}">
+ data-engines="{_esc(" ".join(_engine_names()))}" data-engine-default="{_esc(table()["engine"].default)}"
+ data-gguf-limit="{_gguf_limit()}" data-text-limit="{_text_limit()}">
 {"".join(parts)}{upload}
 <input type="hidden" name="lang" value="{lang}">
 <button type="submit">{_esc(t("web_go", lang))}</button>
@@ -556,8 +696,22 @@ def openapi(version: str = "") -> dict[str, Any]:
                    "schema": {"type": "string", "enum": ["en", "zh"]}})
     error = {"description": "a question that cannot be answered: one line naming the field",
              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-    body = {"required": False, "description": "a config.json (at most 1 MiB) for a model not in the catalog",
-            "content": {"application/json": {"schema": {"type": "object"}}}}
+    from .serve import UPLOADS
+    from .sources.base import format_limit
+
+    limits = {k: format_limit(v) for k, v in UPLOADS.items()}
+    body = {"required": False,
+            "description": (f"the file upload= names: a config.json (at most {limits['config']}) or a GGUF file's "
+                            f"first bytes (at most {limits['gguf']}: its header) for a model not in the catalog; "
+                            f"a DeepSpeed JSON config (at most {limits['deepspeed']}) or an accelerate config YAML "
+                            f"(at most {limits['accelerate']}) for the options it sets, as --deepspeed and --fsdp "
+                            "read them"),
+            "content": {"application/json": {"schema": {"type": "object"}},
+                        "application/yaml": {"schema": {"type": "string"}},
+                        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+    upload = {"name": "upload", "in": "query", "required": False,
+              "description": "what the request body is: " + ", ".join(UPLOADS) + " (default config)",
+              "schema": {"type": "string", "enum": list(UPLOADS)}}
 
     def op(summary: str, schema: str, post: bool = True) -> dict[str, Any]:
         ok = {"description": summary, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
@@ -565,6 +719,7 @@ def openapi(version: str = "") -> dict[str, Any]:
         out: dict[str, Any] = {"get": {**get, "operationId": f"{schema.lower()}_get"}}
         if post:
             out["post"] = {**get, "operationId": f"{schema.lower()}_post", "requestBody": body,
+                           "parameters": params + [upload],
                            "responses": {**get["responses"], "413": error}}
         return out
 

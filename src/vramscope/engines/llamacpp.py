@@ -55,6 +55,7 @@ from ..memory.gguf_mix import gguf_tensors
 from ..memory.kv_cache import KV_DTYPE_BYTES
 from ..model.spec import SLIDING, ModelSpec
 from ..result import Assumption
+from ..errors import Opt
 from ..gpus import Gpu
 from ..result import Estimate
 from ..sources.base import ResolvedModel
@@ -694,12 +695,12 @@ class LlamaCpp(Engine):
             cands.append(("s_kv_dtype", {"kv_dtype": "q8_0"}, {"cache_type_k": "q8_0", "cache_type_v": "q8_0",
                                                               "flash_attn": True}, "quality"))
         if not w.flash_attn:
-            cands.append(("s_flash", {}, {"flash_attn": True}, "none"))
+            cands.append(("s_flash", {"opt": Opt("flash_attn", flag="-fa")}, {"flash_attn": True}, "none"))
         ngl = self.max_gpu_layers(model, w, usable, needs)
         if ngl is not None and ngl <= model.spec.num_layers:  # -ngl N: the output layer, then N - 1 layers
             key = "s_ngl" if ngl else "s_ngl_cpu"
-            cands.append((key, {"n": ngl, "layers": max(ngl - 1, 0), "total": model.spec.num_layers},
-                          {"n_gpu_layers": ngl}, "speed"))
+            cands.append((key, {"n": ngl, "layers": max(ngl - 1, 0), "total": model.spec.num_layers,
+                                "opt": Opt("n_gpu_layers", ngl, flag="-ngl")}, {"n_gpu_layers": ngl}, "speed"))
         return cands
 
     def table_lines(self, e: Estimate, lang: str, units: str) -> list[str]:

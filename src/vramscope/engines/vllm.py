@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from ..errors import Opt
 from ..gpus import Gpu
 from ..memory.activations import inference_transient
 from ..memory import kv_cache
@@ -287,16 +288,16 @@ class Vllm(Engine):
         if w.kv_dtype not in ("fp8",):
             cands.append(("s_kv_dtype", {"kv_dtype": "fp8"}, {"kv_dtype": "fp8"}, "quality"))
         if w.gpu_memory_utilization < 0.95:
-            cands.append(("s_util", {"util": 0.95}, {"gpu_memory_utilization": 0.95}, "none"))
+            cands.append(("s_util", {"util": 0.95, "opt": Opt("gpu_memory_utilization")}, {"gpu_memory_utilization": 0.95}, "none"))
         if not w.enforce_eager:
-            cands.append(("s_eager", {}, {"enforce_eager": True}, "speed"))
+            cands.append(("s_eager", {"opt": Opt("enforce_eager")}, {"enforce_eager": True}, "speed"))
         if w.max_num_seqs > 64:
-            cands.append(("s_seqs", {"n": 64}, {"max_num_seqs": 64, "max_num_batched_tokens": 2048}, "speed"))
+            cands.append(("s_seqs", {"n": 64, "opt": Opt("max_num_seqs", 64)}, {"max_num_seqs": 64, "max_num_batched_tokens": 2048}, "speed"))
         return cands
 
     def context_suggestions(self, model: ResolvedModel, w: Workload, max_seq: int) -> list[Candidate]:
         current_len = w.max_model_len or model.spec.max_position_embeddings or w.seq
-        return [("s_max_len", {"seq": max_seq}, {"max_model_len": max_seq}, "quality")] \
+        return [("s_max_len", {"seq": max_seq, "opt": Opt("max_model_len")}, {"max_model_len": max_seq}, "quality")] \
             if 0 < max_seq < current_len else []
 
     def table_lines(self, e: Estimate, lang: str, units: str) -> list[str]:

@@ -396,15 +396,16 @@ def _short(x: int) -> str:
 # ---------------------------------------------------------------- the suggestions
 
 
-def suggestions_chart(a: "FitAnswer", lang: str = "en", units: str = "GiB") -> Optional[Svg]:
-    """``fit``'s suggestions for ``a.gpu``: each one's total against the GPU's usable memory, its description and
-    the command that reproduces it. None when there are none (it fits as asked)."""
+def suggestions_chart(a: "FitAnswer", lang: str = "en", units: str = "GiB", surface: str = "cli") -> Optional[Svg]:
+    """``fit``'s suggestions for ``a.gpu``: each one's total against the GPU's usable memory, its description (the
+    options it names spelled for ``surface``: flags, or the web form's fields) and the command that reproduces
+    it. None when there are none (it fits as asked)."""
     if not a.suggestions:
         return None
     title = t("svg_suggestions_title", lang, gpu=a.gpu.name)
     usable = a.gpu.usable_bytes
     rows = [(t("svg_now", lang), a.needed_bytes or a.estimate.total_bytes, None, a.fits)]
-    rows += [(s.render(lang), s.total_bytes, s.command, s.fits) for s in a.suggestions]
+    rows += [(s.render(lang, surface), s.total_bytes, s.command, s.fits) for s in a.suggestions]
     scale = max([b for _, b, _, _ in rows] + [usable]) * 1.04
     left, right = 8, 180
     plot_w = WIDTH - left - right

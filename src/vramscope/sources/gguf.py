@@ -21,6 +21,7 @@ Split files (``name-00001-of-00003.gguf``) are read shard by shard and estimated
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -34,7 +35,7 @@ from ..errors import VramscopeError
 from ..model.families import by_gguf_arch, sliding_layers
 from ..model.limits import LIMITS
 from ..model.spec import FULL, SLIDING, MLASpec, ModelSpec, MoESpec
-from .base import StoredTensor, open_regular
+from .base import StoredTensor, format_limit, open_regular
 
 MAX_TENSORS = 1_000_000
 MAX_KV = 100_000
@@ -125,8 +126,9 @@ def _q(name: str) -> str:
 class _Reader:
     """Bounded little-endian reads from a file through a small window (fast over long string arrays)."""
 
-    def __init__(self, f: BinaryIO, path: Path, size: int) -> None:
+    def __init__(self, f: BinaryIO, path: Path, size: int, prefix: bool = False) -> None:
         self.f, self.path, self.size = f, path, size
+        self.prefix = prefix  # the bytes are the first ``size`` of a longer file (an upload's prefix)
         self.buf, self.pos, self.base = b"", 0, 0  # buf starts at file offset base
         self.what = "the header"
         self.kept = 0
@@ -135,6 +137,9 @@ class _Reader:
         return VramscopeError("gguf_bad", path=self.path, detail=detail)
 
     def truncated(self) -> VramscopeError:
+        if self.prefix:
+            return VramscopeError("gguf_header_past_prefix", path=self.path, what=self.what,
+                                  limit=format_limit(self.size))
         return VramscopeError("gguf_truncated", path=self.path, what=self.what, size=self.size)
 
     def tell(self) -> int:
@@ -243,12 +248,14 @@ def _open_regular(path: Path) -> tuple[BinaryIO, int]:
     return f, os.fstat(f.fileno()).st_size
 
 
-def _read_one(path: Path) -> tuple[dict[str, Any], list[StoredTensor]]:
-    """Metadata and tensors of one GGUF file (one shard of a split model)."""
+def _read_one(path: Path, data: Optional[bytes] = None,
+              prefix: bool = False) -> tuple[dict[str, Any], list[StoredTensor]]:
+    """Metadata and tensors of one GGUF file (one shard of a split model). ``data``: the file's bytes (or, with
+    ``prefix``, its first bytes: the tensors' data is then not there to check) instead of opening ``path``."""
     types = ggml_types()["types"]
-    f, size = _open_regular(path)
+    f, size = _open_regular(path) if data is None else (io.BytesIO(data), len(data))
     with f:
-        r = _Reader(f, path, size)
+        r = _Reader(f, path, size, prefix)
         r.need(4)
         if r.read(4) != b"GGUF":
             raise VramscopeError("gguf_not_gguf", path=path)
@@ -314,7 +321,7 @@ def _read_one(path: Path) -> tuple[dict[str, Any], list[StoredTensor]]:
                 f"tensor {_q(t.name)} has data offset {offset}; expected {expected} (each tensor follows the "
                 f"previous one, padded to {align} bytes)"))
         end = data_start + offset + t.nbytes
-        if end > size:
+        if end > size and not prefix:
             raise VramscopeError("gguf_truncated", path=path, what=f"the data of tensor {_q(t.name)}", size=size)
         expected += (t.nbytes + align - 1) // align * align
     name = meta.get("general.name")
@@ -370,6 +377,21 @@ def read_gguf(path: Path) -> tuple[dict[str, Any], list[StoredTensor]]:
     if total != len(tensors):
         raise VramscopeError("gguf_key_int", path=shard[0], key="split.tensors.count", value=total,
                              minimum=len(tensors), maximum=len(tensors))
+    if not tensors:
+        raise VramscopeError("gguf_bad", path=path, detail="the file holds no tensors (a vocabulary-only file?)")
+    return meta, tensors
+
+
+def read_gguf_upload(data: bytes, label: str, limit: int) -> tuple[dict[str, Any], list[StoredTensor]]:
+    """Metadata and tensors from a GGUF file's first bytes as a client sent them (at most ``limit``: the page
+    sends ``File.slice(0, limit)``); fewer than ``limit`` bytes are the whole file. The same bounded reader as
+    :func:`read_gguf`, on the bytes in memory: nothing is opened. A split model's shard is refused (the other
+    shards are not there)."""
+    path = Path(label)
+    meta, tensors = _read_one(path, data, prefix=len(data) >= limit)
+    count = _split_count(meta, path, "split.count", 1, 0, MAX_SHARDS)
+    if count > 1:
+        raise VramscopeError("gguf_upload_split", path=path, count=count)
     if not tensors:
         raise VramscopeError("gguf_bad", path=path, detail="the file holds no tensors (a vocabulary-only file?)")
     return meta, tensors
