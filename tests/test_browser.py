@@ -237,3 +237,145 @@ def test_paste_a_config(browser, base):
         direct = api(base, "/api/v1/estimate", {"model": "llama-3-8b", "task": "finetune", "method": "lora",
                                                 "gpu": "rtx-4090"})
         assert int(page.locator("#vs-total").get_attribute("data-bytes")) == direct["total_bytes"]
+
+
+# ---------------------------------------------------------------- uploads through the file input
+
+DS_ZERO3 = {"train_batch_size": "auto", "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 4,
+            "bf16": {"enabled": True}, "optimizer": {"type": "AdamW", "params": {"lr": "auto"}},
+            "zero_optimization": {"stage": 3, "offload_optimizer": {"device": "cpu", "pin_memory": True},
+                                  "overlap_comm": True, "stage3_gather_16bit_weights_on_model_save": True}}
+ACC_FSDP = ("compute_environment: LOCAL_MACHINE\ndistributed_type: FSDP\nfsdp_config:\n"
+            "  fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP\n  fsdp_sharding_strategy: FULL_SHARD\n"
+            "  fsdp_offload_params: false\n  fsdp_activation_checkpointing: true\n  fsdp_version: 2\n"
+            "machine_rank: 0\nmixed_precision: bf16\nnum_machines: 1\nnum_processes: 4\nuse_cpu: false\n")
+
+
+def cli_json(*argv: str) -> dict:
+    out = subprocess.run([sys.executable, "-m", "vramscope", *argv, "--json"], capture_output=True, text=True,
+                         timeout=120, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def open_upload(page) -> None:
+    page.click("details[data-section=upload] summary")
+
+
+def total_is(page, total: int) -> None:
+    page.wait_for_function("b => { const t = document.getElementById('vs-total'); const r = "
+                           "document.getElementById('vs-result'); return t && t.dataset.bytes === String(b) && "
+                           "!r.hasAttribute('aria-busy'); }", arg=total)
+
+
+def test_upload_a_deepspeed_zero3_config(browser, base, shots, tmp_path):
+    path = tmp_path / "ds_config_zero3.json"
+    path.write_text(json.dumps(DS_ZERO3, indent=2))
+    cli = cli_json("estimate", "llama-3-8b", "--task", "finetune", "--gpus", "8", "--gpu", "h100",
+                   "--deepspeed", str(path))
+    with page_of(browser) as page:
+        page.goto(base + "/?model=llama-3-8b&task=finetune&gpu=h100&num_gpus=8")
+        open_upload(page)
+        page.set_input_files("#vs-file", str(path))
+        page.locator(".vs-imported[data-kind=deepspeed]").wait_for()
+        total_is(page, cli["total_bytes"])  # the CLI's number for --deepspeed with the same file
+        assert page.locator("#vs-upload-kind").input_value() == "deepspeed"  # told apart from a config.json
+        line = page.locator(".vs-imported").inner_text()
+        assert "parallelism=zero3" in line and "offload=optimizer" in line and "zero_optimization.overlap_comm" in line
+        assert "model=llama-3-8b" in page.url and "upload" not in page.url  # the URL holds the form, not the file
+        shot(page, shots, "desktop-upload-deepspeed", full=False)
+        page.fill("#f-batch", "4")  # the form disagrees with the config: one line naming the field
+        alert = page.locator("#vs-result [role=alert]")
+        alert.wait_for()
+        assert alert.inner_text().startswith("batch:") and "DeepSpeed config" in alert.inner_text()
+        page.fill("#f-batch", "")
+        total_is(page, cli["total_bytes"])
+        page.click("#vs-upload-clear")  # without the config: the form's own question again
+        total_is(page, api(base, "/api/v1/estimate", {"model": "llama-3-8b", "task": "finetune", "gpu": "h100",
+                                                      "num_gpus": "8"})["total_bytes"])
+
+
+def test_upload_an_accelerate_fsdp_config_in_chinese(browser, base, shots, tmp_path):
+    path = tmp_path / "fsdp_config.yaml"
+    path.write_text(ACC_FSDP)
+    cli = cli_json("estimate", "llama-3-8b", "--task", "finetune", "--gpu", "a100-80gb", "--fsdp", str(path))
+    with page_of(browser) as page:
+        page.goto(base + "/?model=llama-3-8b&task=finetune&gpu=a100-80gb&lang=zh")
+        open_upload(page)
+        page.set_input_files("#vs-file", str(path))
+        page.locator(".vs-imported[data-kind=accelerate]").wait_for()
+        total_is(page, cli["total_bytes"])
+        assert page.locator("#vs-upload-kind").input_value() == "accelerate"
+        line = page.locator(".vs-imported").inner_text()
+        assert "上传的 accelerate 配置" in line and "num_gpus=4" in line and "fsdp_config.fsdp_auto_wrap_policy" in line
+        shot(page, shots, "desktop-upload-accelerate-zh", full=False)
+
+
+@pytest.fixture(scope="module")
+def llama3_gguf(tmp_path_factory):
+    gguf_real = pytest.importorskip("gguf_real")
+    d = tmp_path_factory.mktemp("gguf-browser")
+    if not gguf_real.sparse_files_work(d):
+        pytest.skip("this file system keeps no sparse files (the fixture's data section is a 1.3 GB hole)")
+    return gguf_real.write(gguf_real.llama3_8b(), d / "Meta-Llama-3-8B-Instruct-Q4_K_M.gguf")
+
+
+def test_upload_a_gguf_file_sends_only_its_header(browser, base, shots, llama3_gguf):
+    """A 1.3 GB GGUF picked in the file input: the page posts its first 32 MiB (File.slice) and the answer is the
+    CLI's for the whole file."""
+    from vramscope.serve import GGUF_PREFIX
+
+    cli = cli_json("estimate", str(llama3_gguf), "--engine", "llama.cpp", "--gpu", "rtx-4060")
+    with page_of(browser, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                 device_scale_factor=2) as page:
+        page.goto(base + "/?engine=llama.cpp&gpu=rtx-4060")
+        open_upload(page)
+        page.set_input_files("#vs-file", str(llama3_gguf))
+        page.locator(".vs-imported[data-kind=gguf]").wait_for()
+        total_is(page, cli["total_bytes"])
+        assert GGUF_PREFIX == 32 << 20 < llama3_gguf.stat().st_size
+        assert page.locator("#vs-upload-kind").input_value() == "gguf"
+        assert "the first 32.0 MiB of" in page.locator("#vs-upload-state").inner_text()
+        # the server says how many bytes came: the slice, not the 1.3 GB file
+        assert "file's first 32 MiB: 40 tensors, type Q4_K_M" in page.locator(".vs-imported").inner_text()
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= 390, width
+        page.locator("details[data-section=upload]").scroll_into_view_if_needed()
+        shot(page, shots, "phone-upload-gguf", full=False)
+        page.locator(".vs-imported").scroll_into_view_if_needed()
+        shot(page, shots, "phone-upload-gguf-answer", full=False)
+    with page_of(browser) as page:
+        page.goto(base + "/?engine=llama.cpp&gpu=rtx-4060")
+        open_upload(page)
+        page.set_input_files("#vs-file", str(llama3_gguf))
+        total_is(page, cli["total_bytes"])
+        shot(page, shots, "desktop-upload-gguf", full=False)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_apply_a_suggestion(browser, base, shots, lang):
+    query = {"model": "llama-3-8b", "engine": "llama.cpp", "quant": "Q8_0", "gpu": "rtx-4060", "seq": "16384"}
+    fit = api(base, "/api/v1/fit", {**query, "lang": lang})
+    with page_of(browser) as page:
+        page.goto(base + "/?" + urllib.parse.urlencode({**query, "lang": lang}))
+        items = page.locator(".vs-sugg li")
+        assert items.count() == len(fit["suggestions"])
+        texts = items.all_inner_texts()
+        for text, s in zip(texts, fit["suggestions"]):
+            assert text.startswith(s["description"]) and s["command"] in text
+            assert not re.search(r"(?<![\w-])--?[a-z]", text.split(s["command"])[0]), text  # fields, not flags
+        path = shots / f"desktop-suggestions-{lang}.png"
+        page.locator(".vs-sugg").screenshot(path=str(path))
+        print(f"screenshot: {path}")
+        ngl = next(i for i, s in enumerate(fit["suggestions"]) if s["change"] == "ngl")
+        assert "n_gpu_layers=" in texts[ngl]
+        page.locator(".vs-sugg li").nth(ngl).locator("a.vs-apply").click()
+        want = fit["suggestions"][ngl]
+        layers = re.search(r"--n-gpu-layers (\d+)", want["command"]).group(1)
+        page.wait_for_function("n => location.search.includes('n_gpu_layers=' + n) && "
+                               "!document.getElementById('vs-result').hasAttribute('aria-busy')", arg=layers)
+        assert page.locator("#f-n_gpu_layers").input_value() == layers
+        again = api(base, "/api/v1/fit", {**query, "n_gpu_layers": layers})
+        assert again["needed_bytes"] == want["total_bytes"] and again["fits"] == want["fits"]
+        if lang == "zh":
+            shot(page, shots, "desktop-suggestion-applied-zh")

@@ -590,3 +590,100 @@ def test_status_tally_is_sane():
     """Runs last in this module: the fuzz saw answers and errors, and never a 5xx."""
     assert STATUSES and all(code < 500 for code in STATUSES), STATUSES
     print("\nserve fuzz statuses:", dict(sorted(STATUSES.items())))
+
+
+# ---------------------------------------------------------------- uploads of configs and GGUF headers
+
+DS_OK = {"zero_optimization": {"stage": 3, "offload_optimizer": {"device": "nvme", "nvme_path": "/etc"},
+                               "offload_param": {"device": "cpu", "nvme_path": "~/secret.json"}},
+         "bf16": {"enabled": "auto"}, "train_micro_batch_size_per_gpu": 1}
+ACC_PATHS = (b"distributed_type: DEEPSPEED\ndeepspeed_config:\n  deepspeed_config_file: /etc/passwd\n",
+             b"distributed_type: FSDP\nfsdp_config:\n  fsdp_sharding_strategy: FULL_SHARD\n"
+             b"  fsdp_transformer_layer_cls_to_wrap: ../../secret.json\nnum_processes: 2\n")
+
+
+@pytest.fixture(scope="module")
+def gguf_header(tmp_path_factory):
+    """The first bytes (header and a little data) of a realistic Llama 2 GGUF: 32,000 tokens with scores."""
+    gguf_real = pytest.importorskip("gguf_real")
+    d = tmp_path_factory.mktemp("gguf-hostile")
+    if not gguf_real.sparse_files_work(d):
+        pytest.skip("no sparse files here")
+    path = gguf_real.write(gguf_real.llama2_7b(), d / "llama-2-7b.Q4_K_M.gguf")
+    with open(path, "rb") as f:
+        return f.read(1 << 20)
+
+
+def test_uploads_never_touch_the_file_system(client, gguf_header, monkeypatch, tmp_path):
+    """Paths inside an uploaded config (DeepSpeed's nvme_path, accelerate's deepspeed_config_file) are data: not
+    one file-system call while the uploads are answered."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "secret.json").write_text(json.dumps({"model_type": SECRET}))
+    q = "model=llama-3-8b&task=finetune&gpu=rtx-4090"
+    requests = [(f"/api/v1/estimate?{q}&upload=deepspeed", json.dumps(DS_OK).encode()),
+                *[(f"/api/v1/report?{q}&upload=accelerate", body) for body in ACC_PATHS],
+                ("/api/v1/estimate?upload=gguf&engine=llama.cpp", gguf_header),
+                ("/api/v1/report?upload=gguf&engine=llama.cpp&gpu=rtx-4090", gguf_header),
+                ("/api/v1/fit?upload=gguf&gpu=rtx-4090&engine=ollama", gguf_header[:300_000])]
+    for url, body in requests:
+        client.post(url, content=body)  # warm: a first use may import a module
+    with no_file_system(monkeypatch) as calls:
+        answers = [client.post(url, content=body) for url, body in requests]
+    assert calls == [], f"file-system calls during uploads: {calls[:10]}"
+    statuses = [r.status_code for r in answers]
+    assert statuses == [200, 400, 200, 200, 200, 400], [(r.status_code, r.text[:200]) for r in answers]
+    assert "deepspeed_config.deepspeed_config_file" in answers[1].json()["error"]
+    assert SECRET not in "".join(r.text for r in answers)
+
+
+DS_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.integers(0, 4)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8)
+    | st.sampled_from(("auto", "cpu", "nvme", "none", "true", "yes")),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(("stage", "device", "enabled", "x")),
+                                                                inner, max_size=3), max_leaves=6)
+DS_KEYS = ("zero_optimization", "bf16", "fp16", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps",
+           "optimizer", "zero_allow_untested_optimizer")
+ACC_LINES = st.lists(st.sampled_from((
+    "distributed_type: FSDP", "distributed_type: DEEPSPEED", "distributed_type: NO", "deepspeed_config:",
+    "fsdp_config:", "  zero_stage: 3", "  zero_stage: 7", "  zero_stage: auto", "  offload_optimizer_device: cpu",
+    "  offload_param_device: nvme", "  gradient_accumulation_steps: 0", "  fsdp_version: 2",
+    "  fsdp_sharding_strategy: HYBRID_SHARD", "  fsdp_reshard_after_forward: false", "  fsdp_offload_params: 1",
+    "mixed_precision: bf16", "mixed_precision: fp8", "num_processes: 8", "num_processes: -1", "num_machines: 3",
+    "a: &x [1]", "b: *x", "  - item", "key: [1, {a: b}]", "\t", ": :", "num_processes: 1e400", "'x': \"y\"")),
+    max_size=8).map(lambda lines: "\n".join(lines).encode())
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(page=st.sampled_from(("/api/v1/estimate", "/api/v1/fit", "/api/v1/report")),
+       kind=st.sampled_from(("deepspeed", "accelerate")),
+       ds=st.dictionaries(st.sampled_from(DS_KEYS), DS_VALUES, max_size=4), acc=ACC_LINES,
+       extra=st.sampled_from(("", "&batch=2", "&num_gpus=4", "&parallelism=fsdp", "&lang=zh")))
+def test_fuzzed_config_uploads_never_5xx(client, page, kind, ds, acc, extra):
+    body = json.dumps(ds).encode() if kind == "deepspeed" else acc
+    r = client.post(f"{page}?model=llama-3-8b&task=finetune&gpu=rtx-4090&upload={kind}{extra}", content=body)
+    STATUSES[r.status_code] += 1
+    record("http config upload", outcome(r.status_code))
+    assert r.status_code < 500, (kind, body[:300], r.text[:500])
+    if r.status_code >= 400:
+        assert r.json()["error"] and "\n" not in r.json()["error"]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(cut=st.integers(0, 1 << 20), flips=st.lists(st.tuples(st.integers(0, 4095), st.integers(0, 255)), max_size=4),
+       page=st.sampled_from(("/api/v1/estimate?engine=llama.cpp", "/api/v1/report?gpu=rtx-4090",
+                             "/api/v1/fit?engine=ollama&gpu=rtx-4090")))
+def test_fuzzed_gguf_headers_never_5xx(client, gguf_header, cut, flips, page):
+    """A realistic header cut anywhere and with bytes of its first 4 KiB (the counts, the first keys) changed."""
+    body = bytearray(gguf_header[:cut])
+    for at, value in flips:
+        if at < len(body):
+            body[at] = value
+    r = client.post(page + "&upload=gguf", content=bytes(body))
+    STATUSES[r.status_code] += 1
+    record("http gguf upload", outcome(r.status_code))
+    assert r.status_code < 500, (cut, flips, r.text[:500])
+    if r.status_code >= 400:
+        assert r.json()["error"] and "\n" not in r.json()["error"] and "Traceback" not in r.json()["error"]

@@ -341,7 +341,7 @@ def test_a_header_longer_than_the_prefix_names_the_limit(client):
     ({"upload": "zip"}, b"{}", 400, "upload: 'zip' is not allowed; allowed: config, gguf, deepspeed, accelerate"),
     ({"upload": "gguf", "model": "llama-3-8b"}, b"GGUF", 400, "model: give either model="),
     ({"upload": "gguf"}, b"GGML" + b"\0" * 60, 400, "model.gguf (upload)"),
-    ({"upload": "gguf"}, b"GGUF\x03\0\0\0", 400, "truncated GGUF"),
+    ({"upload": "gguf"}, b"GGUF\x03\0\0\0", 400, "the GGUF header is longer than the first 8 bytes"),
     ({"upload": "gguf"}, b"\0" * ((32 << 20) + 1), 413, "larger than 32 MiB"),
     ({"upload": "deepspeed", **QUESTION}, b"\0" * 1_000_001, 413, "larger than 1 MB"),
     ({"upload": "accelerate", **QUESTION}, b"a: b\n" * 13108, 413, "larger than 64 KiB"),

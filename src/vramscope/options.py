@@ -435,8 +435,9 @@ CORE: tuple[Option, ...] = (
       metavar="DS_CONFIG.json", help_en="read ZeRO stage, offload, precision, batch from it",
       help_zh="从中读取 ZeRO 阶段、卸载、精度、批大小"),
     O("fsdp", ("--fsdp",), "custom", None, group="parallel", owner="training", workload=False, web=False,
-      metavar="ACCELERATE_CONFIG", help_en="read sharding strategy, offload, processes from it",
-      help_zh="从中读取分片策略、卸载、进程数"),
+      metavar="ACCELERATE_CONFIG", help_en="read an accelerate config: its FSDP section (sharding strategy, offload, "
+                                            "checkpointing) or DeepSpeed section (ZeRO stage, offload), processes",
+      help_zh="读取 accelerate 配置：FSDP 部分（分片策略、卸载、检查点）或 DeepSpeed 部分（ZeRO 阶段、卸载）、进程数"),
     O("config", ("--config",), "custom", None, group="training", owner="training", workload=False, web=False,
       metavar="RECIPE", help_en="read a training recipe: axolotl, LLaMA-Factory, TRL / TrainingArguments (YAML or "
                                 "JSON) or torchtune",

@@ -209,7 +209,7 @@ def parse_gguf_upload(body: bytes):
     from .sources.base import with_stored
 
     origin = upload_origin("gguf")
-    meta, tensors = gguf_source.read_gguf_upload(body, origin, GGUF_PREFIX)
+    meta, tensors = gguf_source.read_gguf_upload(body, origin)
     from pathlib import Path
 
     name = meta.get("general.name") or "uploaded GGUF"

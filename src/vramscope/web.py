@@ -48,8 +48,9 @@ register({
     "web_sec_training": {"en": "Training recipe", "zh": "训练配置"},
     "web_sec_parallel": {"en": "Parallel layout", "zh": "并行布局"},
     "web_sec_other": {"en": "Other options", "zh": "其他选项"},
-    "web_model_help": {"en": "a catalog name (type to search: {n} models) — or paste a config.json below",
-                       "zh": "内置目录中的名称（输入即可搜索：{n} 个模型）——或在下方粘贴 config.json"},
+    "web_model_help": {"en": "a catalog name (type to search: {n} models) — or upload a config.json or a GGUF file "
+                             "below",
+                       "zh": "内置目录中的名称（输入即可搜索：{n} 个模型）——或在下方上传 config.json 或 GGUF 文件"},
     "web_gpu_help": {"en": "GPU kind (type to search: {n} GPUs), or a size such as 24GB; several separated by commas "
                            "to compare",
                      "zh": "GPU 型号（输入即可搜索：{n} 种），或显存大小如 24GB；用逗号分隔多个以便比较"},
@@ -75,10 +76,8 @@ register({
     "web_upload_ignored": {"en": "Ignored (they do not change the estimate, or vramscope does not model them): {keys}",
                            "zh": "已忽略（不影响估算，或 vramscope 未建模）：{keys}"},
     "web_and_more": {"en": " and {n} more", "zh": " 等另外 {n} 项"},
-    "web_gguf_read_prefix": {"en": "Read from the GGUF header in the file's first {size}: {tensors} tensors, type {fmt}.",
-                             "zh": "从文件前 {size} 中的 GGUF 文件头读取：{tensors} 个张量，类型 {fmt}。"},
-    "web_gguf_read_whole": {"en": "Read from the GGUF file ({size}): {tensors} tensors, type {fmt}.",
-                            "zh": "从 GGUF 文件（{size}）读取：{tensors} 个张量，类型 {fmt}。"},
+    "web_gguf_read": {"en": "Read from the GGUF header in the file's first {size}: {tensors} tensors, type {fmt}.",
+                      "zh": "从文件前 {size} 中的 GGUF 文件头读取：{tensors} 个张量，类型 {fmt}。"},
     "web_apply": {"en": "apply to the form", "zh": "应用到表单"},
     "web_language": {"en": "Language", "zh": "语言"},
     "web_verdict_fits": {"en": "Fits on {gpu}: needs {need} of {usable} usable.",
@@ -352,9 +351,8 @@ def _gguf_html(model: Any, size: int, lang: str) -> str:
     """What was read of an uploaded GGUF file: the first bytes (the page sends at most the limit) or all of it."""
     from .sources.base import format_limit
 
-    key = "web_gguf_read_whole" if size < _gguf_limit() else "web_gguf_read_prefix"
     fmt = model.stored_format.removeprefix("gguf").strip() or "?"
-    text = t(key, lang, tensors=len(model.stored), fmt=fmt, size=format_limit(size))
+    text = t("web_gguf_read", lang, tensors=len(model.stored), fmt=fmt, size=format_limit(size))
     return f'<p class="vs-imported" data-kind="gguf">{_esc(text)}</p>'
 
 
@@ -634,10 +632,11 @@ def render_page(p: dict[str, str], result: str, lang: str) -> str:
         given = any(p.get(o.field) for o in rows) or (key == "training" and p.get("task") in ("finetune", "pretrain"))
         if is_open:
             parts.append(f'<fieldset data-section="{key}"><legend>{title}</legend>{"".join(body)}</fieldset>')
+            if key == "model":  # a config.json or GGUF stands for the model; a config's options come with it
+                parts.append(_upload_html(lang))
         else:
             parts.append(f'<details data-section="{key}"{" open" if given else ""}><summary>{title}</summary>'
                          f'{"".join(body)}</details>')
-    upload = _upload_html(lang)
     return f"""<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark"><link rel="icon" href="data:,"><title>{_esc(t("web_title", lang))}</title>
@@ -648,7 +647,7 @@ def render_page(p: dict[str, str], result: str, lang: str) -> str:
 <form id="vs-form" method="get" action="/" aria-label="{_esc(t("web_title", lang))}"
  data-engines="{_esc(" ".join(_engine_names()))}" data-engine-default="{_esc(table()["engine"].default)}"
  data-gguf-limit="{_gguf_limit()}" data-text-limit="{_text_limit()}">
-{"".join(parts)}{upload}
+{"".join(parts)}
 <input type="hidden" name="lang" value="{lang}">
 <button type="submit">{_esc(t("web_go", lang))}</button>
 <p class="vs-s">{_esc(t("web_no_js_note", lang))}</p>

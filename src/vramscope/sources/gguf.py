@@ -382,13 +382,13 @@ def read_gguf(path: Path) -> tuple[dict[str, Any], list[StoredTensor]]:
     return meta, tensors
 
 
-def read_gguf_upload(data: bytes, label: str, limit: int) -> tuple[dict[str, Any], list[StoredTensor]]:
-    """Metadata and tensors from a GGUF file's first bytes as a client sent them (at most ``limit``: the page
-    sends ``File.slice(0, limit)``); fewer than ``limit`` bytes are the whole file. The same bounded reader as
-    :func:`read_gguf`, on the bytes in memory: nothing is opened. A split model's shard is refused (the other
-    shards are not there)."""
+def read_gguf_upload(data: bytes, label: str) -> tuple[dict[str, Any], list[StoredTensor]]:
+    """Metadata and tensors from a GGUF file's first bytes as a client sent them (the page sends
+    ``File.slice(0, limit)``): the same bounded reader as :func:`read_gguf`, on the bytes in memory, so nothing
+    is opened; the tensors' data is not there, so only its layout is checked, not that the file holds it. A header
+    that runs past the bytes is refused with their size; so is a split model's shard (the others are not here)."""
     path = Path(label)
-    meta, tensors = _read_one(path, data, prefix=len(data) >= limit)
+    meta, tensors = _read_one(path, data, prefix=True)
     count = _split_count(meta, path, "split.count", 1, 0, MAX_SHARDS)
     if count > 1:
         raise VramscopeError("gguf_upload_split", path=path, count=count)
