@@ -344,12 +344,17 @@ def test_upload_a_gguf_file_sends_only_its_header(browser, base, shots, llama3_g
         shot(page, shots, "phone-upload-gguf", full=False)
         page.locator(".vs-imported").scroll_into_view_if_needed()
         shot(page, shots, "phone-upload-gguf-answer", full=False)
-    with page_of(browser) as page:
-        page.goto(base + "/?engine=llama.cpp&gpu=rtx-4060")
+    with page_of(browser) as page:  # a model name in the form: the file stands for the model while it is there
+        page.goto(base + "/?model=llama-3-8b&engine=llama.cpp&gpu=rtx-4060")
         open_upload(page)
         page.set_input_files("#vs-file", str(llama3_gguf))
         total_is(page, cli["total_bytes"])
+        assert page.locator("#f-model").is_disabled() and "model=" not in page.url
         shot(page, shots, "desktop-upload-gguf", full=False)
+        page.click("#vs-upload-clear")
+        total_is(page, api(base, "/api/v1/estimate", {"model": "llama-3-8b", "engine": "llama.cpp",
+                                                      "gpu": "rtx-4060"})["total_bytes"])
+        assert page.locator("#f-model").is_enabled() and "model=llama-3-8b" in page.url
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])

@@ -506,7 +506,7 @@ code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85em;overflow-
 .vs-apply{white-space:nowrap;margin-left:.3rem;color:var(--acc)}
 .vs-imported{border-left:5px solid var(--acc);padding:.3rem .6rem;overflow-wrap:anywhere}
 button.vs-secondary{background:transparent;color:var(--acc);border:1px solid var(--acc);padding:.3rem .8rem;
-min-height:2.2rem;font-weight:500}textarea:disabled{opacity:.5}
+min-height:2.2rem;font-weight:500}input:disabled,textarea:disabled{opacity:.5;cursor:not-allowed}
 @media (min-width:821px){.vs-skip{position:absolute;left:-999px}.vs-skip:focus{position:static}}
 @media (max-width:820px){.vs-layout{grid-template-columns:1fr}header h1{font-size:1.2rem}
 figure svg{min-width:640px;max-width:none}}
@@ -527,7 +527,9 @@ if(engines.indexOf(owner)>=0)return (val("engine")||engine0)===owner;return true
 function layout(){document.querySelectorAll("[data-owner]").forEach(function(el){var on=shown(el.getAttribute("data-owner"));
 el.hidden=!on;el.querySelectorAll("input,select").forEach(function(i){i.disabled=!on;});});
 document.querySelectorAll("[data-section]").forEach(function(s){if(s.querySelector("[data-owner]"))
-s.hidden=!s.querySelector("[data-owner]:not([hidden])");});}
+s.hidden=!s.querySelector("[data-owner]:not([hidden])");});
+var byFile=modelFile();["model","params"].forEach(function(n){var el=f.elements[n];if(el)el.disabled=byFile;});}
+function modelFile(){return !!(gguf||(box&&box.value.trim()&&kind&&kind.value==="config"));}
 function query(){var q=new URLSearchParams();new FormData(f).forEach(function(v,k){if(typeof v==="string"&&v.trim()!=="")
 q.append(k,v.trim());});return q;}
 function links(q){document.querySelectorAll("a[hreflang]").forEach(function(a){var c=new URLSearchParams(q.toString());
@@ -545,7 +547,7 @@ else if(kind&&/"zero_optimization"|"train_micro_batch_size_per_gpu"/.test(text))
 else if(kind&&/^\\s*distributed_type\\s*:/m.test(text))kind.value="accelerate";
 else if(kind&&/"model_type"|"architectures"/.test(text))kind.value="config";}
 function size(n){return n>=1048576?(n/1048576).toFixed(1)+" MiB":Math.max(1,Math.round(n/1024))+" KiB";}
-function run(){var q=query(),n=++seq,u=upload(),opts={};
+function run(){var u=upload(),opts={};layout();var q=query(),n=++seq;
 history.replaceState(null,"","?"+q.toString());links(q);
 if(u){if(u.kind==="config"||u.kind==="gguf"){q.delete("model");q.delete("params");}q.set("upload",u.kind);
 opts={method:"POST",body:u.body,headers:{"content-type":u.type}};}
