@@ -4,6 +4,7 @@ import string
 import vramscope.api  # noqa: F401
 import vramscope.plan  # noqa: F401
 import vramscope.trace.preflight  # noqa: F401  (modules that keep their messages beside their code register them on import)
+import vramscope.trace.estimator  # noqa: F401
 import vramscope.cli  # noqa: F401
 import vramscope.serve  # noqa: F401
 import vramscope.workload  # noqa: F401
