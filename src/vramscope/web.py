@@ -452,9 +452,11 @@ def report_html(p: dict[str, str], lang: str, model: Any, w: Any, imported: Any 
     if e.assumptions:
         out.append(f'<h3>{_esc(t("assumptions", lang))}</h3><ul class="vs-assume">'
                    + "".join(f"<li>{_esc(x.render(lang))}</li>" for x in e.assumptions) + "</ul>")
-    q = urllib.parse.urlencode({k: v for k, v in p.items()})
-    out.append(f'<p class="vs-s">{_esc(t("web_json", lang))} <a href="/api/v1/estimate?{_esc(q)}">/api/v1/estimate</a>'
-               f' · <a href="/api/v1/fit?{_esc(q)}">/api/v1/fit</a></p></div>')
+    if upload is None:  # with an upload the same question is a POST with its body: no link asks it
+        q = urllib.parse.urlencode({k: v for k, v in p.items()})
+        out.append(f'<p class="vs-s">{_esc(t("web_json", lang))} <a href="/api/v1/estimate?{_esc(q)}">'
+                   f'/api/v1/estimate</a> · <a href="/api/v1/fit?{_esc(q)}">/api/v1/fit</a></p>')
+    out.append("</div>")
     return "".join(out)
 
 
