@@ -57,25 +57,31 @@ def test_hf_qlora_runs_with_checkpointing_and_says_so():
                              gpus=["rtx-4090"])
     assert e.workload["grad_checkpointing"] and e.total_bytes == on.total_bytes < off.total_bytes
     assert e.gpus[0].verdict == "fits" and off.gpus[0].verdict == "no"
-    assert "a_hf_ckpt_adapters" in keys(e) and "a_hf_qlora_variants" in keys(e)
+    assert "a_hf_ckpt_adapters" in keys(e) and "a_kbit_peft" in keys(e)
     assert "a_hf_ckpt_adapters" not in keys(on) and "a_hf_ckpt_off" not in keys(off)  # given: not a default
     text = " ".join(a.render("zh") for a in e.assumptions)
     assert "--no-grad-checkpointing" in text and "梯度检查点开启" in text
 
 
-def test_hf_qlora_variants_are_the_dtype_differences():
-    """The note's two figures: TRL's bf16 adapters (2 bytes less for the parameter and its gradient, the AdamW
-    states in bf16) and peft's k-bit fp32 upcast of what is not quantized (2 bytes more each)."""
+def test_hf_qlora_kbit_preps_are_the_dtype_differences():
+    """--kbit-prep: peft's fp32 upcast of what is not quantized (2 bytes more each) and TRL 1.x's bf16 adapters
+    (2 bytes less for the parameter and its gradient, the AdamW states in bf16), both in the weights and states."""
     from vramscope.memory.weights import spec_weight_bytes
     from vramscope.sources import resolve
 
-    e = vramscope.estimate("llama-3-8b", task="finetune", method="qlora")
-    note = next(a for a in e.assumptions if a.key == "a_hf_qlora_variants")
-    n = 41_943_040  # the adapters (the estimate's own LoRA note)
-    assert note.params["trl"] == f"{n * (2 + 2 + 4) / 2**30:.2f} GiB"
+    runs = {k: vramscope.estimate("llama-3-8b", task="finetune", method="qlora", kbit_prep=k)
+            for k in ("peft", "trl0", "trl", "none")}
     kept = spec_weight_bytes(resolve("llama-3-8b").spec, 2.0, "nf4").kept_params
     assert kept == 2 * 128256 * 4096 + (2 * 32 + 1) * 4096  # embeddings, head and norms stay 16-bit
-    assert note.params["kbit"] == f"{kept * 2 / 2**30:.2f} GiB"
+    w = {k: e.phases["load"]["weights"] for k, e in runs.items()}
+    assert w["peft"] - w["none"] == kept * 2
+    assert w["trl0"] - w["none"] == (2 * 32 + 1) * 4096 * 2  # only the norms stay fp32
+    n = 41_943_040  # the adapters (the estimate's own LoRA note)
+    assert w["none"] - w["trl"] == n * 2
+    states = {k: e.phases["optimizer_step"]["optimizer_states"] for k, e in runs.items()}
+    assert states["none"] - states["trl"] == n * 4
+    assert runs["peft"].total_bytes > runs["trl0"].total_bytes > runs["none"].total_bytes > runs["trl"].total_bytes
+    assert vramscope.estimate("llama-3-8b", task="finetune", method="qlora").total_bytes == runs["peft"].total_bytes
 
 
 def test_hf_full_training_keeps_the_trainer_defaults_and_says_so():

@@ -869,13 +869,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "优化器 adamw：torch 的 foreach AdamW；Trainer 自身的默认 optim 为 adamw_torch_fused（transformers 5 配合 "
               "torch >= 2.8），此处尚未采用：可用 --optimizer adamw-fused",
     },
-    "a_hf_qlora_variants": {
-        "en": "QLoRA as peft loads it (fp32 adapters, the rest of the base 16-bit); TRL's SFTTrainer casts the adapters "
-              "to bf16 ({trl} less), peft's prepare_model_for_kbit_training casts the unquantized embeddings, norms "
-              "and head to fp32 ({kbit} more)",
-        "zh": "QLoRA 按 peft 的加载方式估算（适配器 fp32，基座其余部分 16 位）；TRL 的 SFTTrainer 把适配器转为 bf16（少 {trl}），"
-              "peft 的 prepare_model_for_kbit_training 把未量化的词嵌入、归一化层和输出头转为 fp32（多 {kbit}）",
-    },
     "a_tt_opt_in_bwd_default": {
         "en": "optimizer in backward: the default of torchtune's full single-device recipes (optimizer_in_bwd: True); "
               "--no-optimizer-in-backward turns it off",

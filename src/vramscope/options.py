@@ -229,6 +229,25 @@ def _parallelisms() -> tuple[str, ...]:
     return ("auto",) + tuple(s.value for s in Strategy)
 
 
+#: how a k-bit base is prepared for adapter training (peft / TRL): see ``estimators/training.py`` ``kbit_casts``
+KBIT_PREPS = ("peft", "trl0", "trl", "none")
+_VERSION = re.compile(r"^(\d{1,3})\.(\d{1,3})(?:\.(\d{1,3}))?$")
+
+
+def bnb_version(value: Any, field: str) -> str:
+    """A bitsandbytes version, ``major.minor[.patch]`` (``0.43.1``), as given."""
+    v = value.strip() if isinstance(value, str) else None
+    if v is None or not _VERSION.match(v):
+        raise VramscopeError("bad_choice", field=field, value=shown(value),
+                             allowed="a bitsandbytes version such as 0.43.1 or 0.50")
+    return v
+
+
+def version_tuple(v: str) -> tuple[int, int, int]:
+    m = _VERSION.match(v)
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)) if m else (0, 0, 0)
+
+
 O = Option  # the rows below read as a table
 CORE: tuple[Option, ...] = (
     # the workload's options, in the order of its fields (the order of the JSON's workload object); --help
@@ -332,6 +351,18 @@ CORE: tuple[Option, ...] = (
       help_zh="流水线并行的段数（训练：微批数 = --grad-accum；vLLM：每段 --tensor-parallel-size 个 GPU）"),
     O("lora_alpha", ("--lora-alpha",), "custom", None, group="training", owner="training",
       help_en="LoRA alpha (recorded; it does not change memory)", help_zh="LoRA alpha（仅记录；不影响显存）"),
+    O("kbit_prep", ("--kbit-prep",), "choice", "peft", group="training", owner="training", choices=KBIT_PREPS,
+      help_en="QLoRA with hf: how the 4-bit base is prepared: peft (prepare_model_for_kbit_training: embeddings, "
+              "norms and head to fp32, default) | trl0 (TRL 0.7-0.2x SFTTrainer: that, then embeddings and head back "
+              "to bf16) | trl (TRL 1.x: no k-bit casts, adapters bf16) | none (get_peft_model only)",
+      help_zh="hf 的 QLoRA：4 位基座如何准备：peft（prepare_model_for_kbit_training：词嵌入、归一化层和输出头转 fp32，"
+              "默认）| trl0（TRL 0.7-0.2x 的 SFTTrainer：先如此，再把词嵌入和输出头转回 bf16）| trl（TRL 1.x：不做 k-bit "
+              "转换，适配器 bf16）| none（只用 get_peft_model）"),
+    O("bnb_version", ("--bnb-version",), "custom", "0.50", group="training", owner="training", parse=bnb_version,
+      expected="a bitsandbytes version such as 0.43.1 or 0.50",
+      help_en="bitsandbytes version of a QLoRA run (default 0.50): before 0.43.2 its 4-bit matmul also saves "
+              "each linear's input for backward",
+      help_zh="QLoRA 运行所用的 bitsandbytes 版本（默认 0.50）：0.43.2 之前其 4 位矩阵乘还会为反向保存每个线性层的输入"),
     O("dora", ("--dora",), "flag", False, group="training", owner="training",
       help_en="DoRA adapters (peft use_dora) with --method lora/qlora",
       help_zh="DoRA 适配器（peft 的 use_dora），配合 --method lora/qlora"),

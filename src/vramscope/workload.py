@@ -143,7 +143,8 @@ def _run(v: dict[str, Any], asked: dict[str, Any], runs: Any) -> dict[str, Any]:
             "cache": v.get("cache", "dynamic"), "offload": v.get("offload", "none"),
             "pp_schedule": v.get("pp_schedule", "1f1b"),
             "lora_rank": v.get("lora_rank", 16), "lora_dropout": v.get("lora_dropout", 0.0),
-            "frozen_layers": v.get("frozen_layers", 0)}
+            "frozen_layers": v.get("frozen_layers", 0), "kbit_prep": v.get("kbit_prep", "peft"),
+            "bnb_version": v.get("bnb_version", "0.50")}
 
 
 def _method(v: dict[str, Any], task: str) -> dict[str, Any]:
@@ -163,6 +164,9 @@ def _method(v: dict[str, Any], task: str) -> dict[str, Any]:
             reason = (Text("r_lora_option_inference", task=Opt("task", "finetune"), add=Opt("method", "lora"))
                       if task == "inference" else Text("r_lora_option", add=Opt("method", "lora")))
             raise VramscopeError("conflict", field=name, reason=reason)
+    for name in ("kbit_prep", "bnb_version"):  # bitsandbytes' 4-bit base under peft
+        if name in v and method != "qlora":
+            raise VramscopeError("conflict", field=name, reason=Text("r_for_method", method=Opt("method", "qlora")))
     if "frozen_layers" in v and method != "freeze":
         raise VramscopeError("conflict", field="frozen_layers", reason=Text("r_for_method", method=Opt("method", "freeze")))
     if "frozen_layers" in v and "train_modules" in v:

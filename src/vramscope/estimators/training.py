@@ -36,6 +36,7 @@ from ..memory.parallel import (NO_BUFFERS, FsdpBuffers, context_parallel_transie
 from ..memory.pipeline import pipeline_stages
 from ..memory.trainable import Trainable, dora_magnitude_params, lora_modules
 from ..memory.weights import spec_weight_bytes
+from ..options import version_tuple
 from ..units import format_bytes
 from ..model.spec import ModelSpec
 from ..model.tensors import groups, largest_layer_linear, largest_tensor
@@ -68,6 +69,8 @@ class Precision:
     #: input (MixedPrecisionPolicy.reduce_dtype); 0: the parameters' bytes
     unsharded_grad_bytes: float = 0.0
     reduce_bytes: float = 0.0
+    #: the k-bit preparation of a peft QLoRA base (:func:`kbit_casts`)
+    kbit: "KbitCasts | None" = None
 
 
 def recipe_for(w: Workload, dtype: str) -> str:
@@ -136,9 +139,15 @@ def precision(model: ResolvedModel, w: Workload, dtype: str, t: Trainable, notes
         weights = weights_on_rank(model, w, a, notes, training=True)
         # peft keeps adapters in fp32 (autocast_adapter_dtype); torchtune builds them in the model dtype
         adapter_bytes = w.profile.adapter_bytes
+        kbit = kbit_casts(model.spec, w, a)
+        if kbit is not None and kbit.adapters_bf16:
+            adapter_bytes = a
         param_bytes = (a if adapter_bytes is None else adapter_bytes) if adapters else a
     if adapters:
         weights += int(t.adapter_params * param_bytes)
+    kbit = kbit_casts(model.spec, w, a) if recipe == "lora" else None
+    if kbit is not None:
+        weights += kbit.fp32_params * int(4 - a)
     largest = largest_tensor(spec) if not adapters else 0
     return Precision(
         recipe=recipe, dtype=dtype, a=a, act_bytes=2.0 if recipe == "mixed" else a, param_bytes=param_bytes,
@@ -148,7 +157,55 @@ def precision(model: ResolvedModel, w: Workload, dtype: str, t: Trainable, notes
                                      else param_bytes) + master,
         temp=step_temporary_bytes(w.optimizer, t.params, param_bytes, largest),
         layer_params=largest_layer_params(spec) if not adapters and not w.train_modules else 0, largest=largest,
-        unsharded_grad_bytes=grad_bytes, reduce_bytes=reduce_bytes)
+        unsharded_grad_bytes=grad_bytes, reduce_bytes=reduce_bytes, kbit=kbit)
+
+
+@dataclass(frozen=True)
+class KbitCasts:
+    """What preparing a bitsandbytes 4-bit base for peft adapters changes (``--kbit-prep``), read at peft 0.21.2
+    (``peft/utils/other.py`` ``prepare_model_for_kbit_training``: every fp16/bf16 parameter that is not
+    ``Params4bit`` to fp32) and TRL (huggingface/trl v0.13.0 ``trl/trainer/sft_trainer.py``: that, then
+    ``peft_module_casting_to_bf16``: modules named ``norm`` to fp32, ``embed_tokens``/``lm_head`` back to bf16;
+    f2cd577 (1.x): no k-bit casts, trainable parameters to bf16).
+
+    An fp32 norm weight times its 16-bit input is fp32 (transformers' ``LlamaRMSNorm``: ``weight *
+    hidden_states.to(input_dtype)``), bitsandbytes' ``Linear4bit.forward`` returns ``.to(inp_dtype)`` (fp32 for an
+    fp32 input) and the residual adds keep fp32: from the first norm on the residual stream, every checkpointed
+    layer input and most of a layer's saved tensors are fp32 (traced on real bitsandbytes 0.50.2 CPU tensors:
+    tests/test_qlora_bnb.py). Under the Trainer's autocast the head still computes bf16 logits; an fp32 head weight
+    is cast to bf16 for it and that copy is saved for backward."""
+    fp32_params: int  # parameters cast to fp32 (beside the 4-bit linears)
+    layer_bytes: float  # bytes per element of the decoder layers' saved tensors (0: the compute dtype)
+    head_cast: int  # elements of the head weight's 16-bit cast autocast saves (an fp32 head)
+    adapters_bf16: bool  # TRL 1.x casts the trainable parameters to bf16
+
+
+def kbit_casts(spec: ModelSpec, w: Workload, a: float) -> KbitCasts | None:
+    """The ``--kbit-prep`` of a QLoRA run with peft's modules (None: not QLoRA with peft, or fp32 compute)."""
+    if w.method != "qlora" or w.profile.own_modules or a == 4:
+        return None
+    prep = w.kbit_prep
+    kept = spec_weight_bytes(spec, a, w.quant).kept_params
+    head = spec.vocab_size * spec.hidden_size * (1 if spec.tie_embeddings else 2)
+    if prep == "peft":
+        return KbitCasts(kept, 4.0, spec.vocab_size * spec.hidden_size, False)
+    if prep == "trl0":
+        return KbitCasts(max(0, kept - head), 4.0, 0, False)
+    return KbitCasts(0, 0.0, 0, prep == "trl")
+
+
+def bnb_saved_inputs(spec: ModelSpec, w: Workload, p: Precision) -> float:
+    """Bytes per token and layer bitsandbytes' ``MatMul4Bit`` saves beyond what the layer saves anyway: before
+    0.43.2 (bitsandbytes-foundation/bitsandbytes 0.43.1 ``autograd/_functions.py``: ``ctx.tensors = (A, B)``,
+    removed by 9e75374 "fix QLoRA mem bug: delete useless buffered activation (#1270)") each 4-bit linear keeps
+    its input ``A``, cast to the compute dtype; from 0.43.2 on (``ctx.tensors = (None, B)``, through 0.50.x) only
+    the packed weight. Under the k-bit casts the fp32 inputs become one compute-dtype copy per linear (q, k, v,
+    gate, up, down); without them q/k/v share one input, gate/up another. o_proj reads SDPA's saved output."""
+    if w.method != "qlora" or w.profile.own_modules or version_tuple(w.bnb_version) >= (0, 43, 2):
+        return 0.0
+    h, inter = spec.hidden_size, spec.intermediate_size if spec.moe is None else 0
+    fp32_in = p.kbit is not None and p.kbit.layer_bytes == 4.0
+    return p.a * ((5 * h if fp32_in else 2 * h) + inter)
 
 
 def cast_params(model: ResolvedModel) -> int:
@@ -175,10 +232,27 @@ def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFl
     op_sac = w.grad_checkpointing and w.checkpoint_mode == "op"
     if op_sac and (op_sac_bytes_per_token(spec, seq_local, p.act_bytes, w.attn) is None or w.method != "full"):
         raise VramscopeError("conflict", field="checkpoint_mode", reason=Text("r_op_sac_layout"))
-    acts = training_activations(spec, w.batch, seq_local, p.act_bytes, w.attn, w.grad_checkpointing and not op_sac,
-                                flags, every=w.checkpoint_every, selective=w.checkpoint_mode == "selective",
-                                ce_chunks=w.ce_chunks, replicated_shard=seq_shard, compiled_loss=w.compile,
-                                op_sac=op_sac, megatron=megatron_recompute(spec, w))
+    def acts_at(a: float) -> TrainingActivations:
+        return training_activations(spec, w.batch, seq_local, a, w.attn, w.grad_checkpointing and not op_sac,
+                                    flags, every=w.checkpoint_every, selective=w.checkpoint_mode == "selective",
+                                    ce_chunks=w.ce_chunks, replicated_shard=seq_shard, compiled_loss=w.compile,
+                                    op_sac=op_sac, megatron=megatron_recompute(spec, w))
+    acts = acts_at(p.act_bytes)
+    kbit = p.kbit
+    if kbit is not None and kbit.layer_bytes:
+        # the k-bit casts: fp32 layers, the loss head still on the compute dtype's logits (the Trainer's autocast)
+        fp32 = acts_at(kbit.layer_bytes)
+        acts = replace(fp32, loss_resident=acts.loss_resident + int(kbit.head_cast * p.a),
+                       loss_forward_extra=acts.loss_forward_extra, loss_backward_extra=acts.loss_backward_extra)
+    if kbit is not None:
+        notes.append(Assumption(f"a_kbit_{w.kbit_prep}", {"version": w.bnb_version,
+                                                          "saves": Text("a_bnb_saves_input" if version_tuple(
+                                                              w.bnb_version) < (0, 43, 2) else "a_bnb_saves_weight")}))
+    extra = int(w.batch * seq_local * bnb_saved_inputs(spec, w, p))
+    if extra:
+        layers = spec.num_layers + spec.num_decoder_layers
+        acts = replace(acts, one_layer=acts.one_layer + extra,
+                       layers=acts.layers + (0 if w.grad_checkpointing else extra * layers))
     sp_temp = context_parallel_transient(spec, w.batch * seq_local, p.act_bytes, w.sp_mode) if w.sp > 1 else 0
     if w.sp > 1:
         notes.append(Assumption("a_sp", {"n": w.sp, "mode": w.sp_mode, "seq": seq_local}))
@@ -574,14 +648,6 @@ def default_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision) -> l
             out.append(Assumption("a_hf_ckpt_off"))
     if profile.optimizer_note and not _given(w, "optimizer") and w.optimizer == profile.optimizer:
         out.append(Assumption(profile.optimizer_note))
-    if w.framework == "hf" and w.method == "qlora" and t.adapter_params:
-        n = t.adapter_params
-        # TRL's SFTTrainer: a quantized model's trainable parameters to bf16 (their gradients and states follow);
-        # peft's prepare_model_for_kbit_training: every fp16/bf16 parameter that is not Params4bit to fp32
-        trl = n * (4 - 2) * 2 + optimizer_state_bytes(w.optimizer, n, 4.0) - optimizer_state_bytes(w.optimizer, n, 2.0)
-        kept = spec_weight_bytes(spec, p.a, w.quant).kept_params
-        out.append(Assumption("a_hf_qlora_variants", {"trl": format_bytes(trl, "GiB"),
-                                                      "kbit": format_bytes(int(kept * (4 - p.a)), "GiB")}))
     if profile.full_single_optimizer and w.optimizer_in_backward and not _given(w, "optimizer_in_backward"):
         out.append(Assumption("a_tt_opt_in_bwd_default"))
     return out
@@ -648,6 +714,34 @@ def paged_states(w: Workload, states: int, notes: list[Assumption]) -> int:
 
 
 register({
+    "a_kbit_peft": {"en": "QLoRA base prepared by peft's prepare_model_for_kbit_training (--kbit-prep peft): "
+                          "embeddings, norms and head in fp32, so the residual stream and the layers' saved tensors "
+                          "are fp32; the head's logits bf16 under the Trainer's autocast, which saves a 16-bit copy "
+                          "of the fp32 head weight; bitsandbytes {version}: {saves}",
+                    "zh": "QLoRA 基座由 peft 的 prepare_model_for_kbit_training 准备（--kbit-prep peft）：词嵌入、归一化层和"
+                          "输出头为 fp32，因此残差流和各层保存的张量为 fp32；在 Trainer 的 autocast 下输出头的 logits 为 "
+                          "bf16，并为反向保存 fp32 输出头权重的 16 位副本；bitsandbytes {version}：{saves}"},
+    "a_kbit_trl0": {"en": "QLoRA base prepared as TRL 0.7-0.2x's SFTTrainer does (--kbit-prep trl0): "
+                          "prepare_model_for_kbit_training, then peft_module_casting_to_bf16 (norms fp32, embeddings "
+                          "and head back to bf16): the fp32 norms make the residual stream and the layers' saved "
+                          "tensors fp32; bitsandbytes {version}: {saves}",
+                    "zh": "QLoRA 基座按 TRL 0.7-0.2x 的 SFTTrainer 准备（--kbit-prep trl0）：prepare_model_for_kbit_training，"
+                          "再 peft_module_casting_to_bf16（归一化层 fp32，词嵌入和输出头转回 bf16）：fp32 的归一化层使残差流"
+                          "和各层保存的张量为 fp32；bitsandbytes {version}：{saves}"},
+    "a_kbit_trl": {"en": "QLoRA base as TRL 1.x's SFTTrainer leaves it (--kbit-prep trl): no k-bit casts, the "
+                         "adapters cast to bf16 (their gradients and optimizer states too); bitsandbytes {version}: "
+                         "{saves}",
+                   "zh": "QLoRA 基座按 TRL 1.x 的 SFTTrainer 的做法（--kbit-prep trl）：不做 k-bit 转换，适配器转为 bf16"
+                         "（其梯度和优化器状态随之）；bitsandbytes {version}：{saves}"},
+    "a_kbit_none": {"en": "QLoRA base as get_peft_model leaves it (--kbit-prep none): fp32 adapters, the rest of "
+                          "the base 16-bit; bitsandbytes {version}: {saves}",
+                    "zh": "QLoRA 基座按 get_peft_model 的结果（--kbit-prep none）：适配器 fp32，基座其余部分 16 位；"
+                          "bitsandbytes {version}：{saves}"},
+    "a_bnb_saves_weight": {"en": "its 4-bit matmul saves only the packed weight for backward (0.43.2 and later)",
+                           "zh": "其 4 位矩阵乘只为反向保存打包的权重（0.43.2 及以后）"},
+    "a_bnb_saves_input": {"en": "its 4-bit matmul also saves each linear's input for backward (before 0.43.2; "
+                                "--bnb-version 0.50 for current releases)",
+                          "zh": "其 4 位矩阵乘还为反向保存每个线性层的输入（0.43.2 之前；当前版本用 --bnb-version 0.50）"},
     "r_ep_needs_moe": {"en": "expert parallelism needs an MoE model whose experts divide by {n}",
                        "zh": "专家并行需要专家数能被 {n} 整除的 MoE 模型"},
     "r_ep_divide": {"en": "{experts} experts do not divide by {n}", "zh": "{experts} 个专家无法被 {n} 整除"},
