@@ -232,7 +232,7 @@ _TRANSLATED = frozenset({"engine", "task", "dtype", "optimizer", "quant", "attn"
                          "gguf_type", "n_gpu_layers", "gpu_memory_utilization", "tensor_parallel_size",
                          "max_model_len", "max_num_seqs", "enforce_eager", "quantization", "mem_fraction_static",
                          "packed", "chunked_ce", "optimizer_in_bwd", "activation_offloading", "zero_stage",
-                         "compile", "fsdp_version"})
+                         "compile", "fsdp_version", "lora_dropout", "kbit_prep", "bnb_version"})
 
 
 def _check_modelled(src: dict[str, Any]) -> None:
@@ -282,7 +282,7 @@ def _translate_training(src: dict[str, Any], out: dict[str, Any]) -> None:
     if targets:
         out["lora_targets"] = tuple(dict.fromkeys(targets))
     for key in ("method", "seq", "batch", "grad_accum", "grad_checkpointing", "lora_rank", "kv_dtype",
-                "precision"):
+                "precision", "lora_dropout", "kbit_prep", "bnb_version"):
         if src.get(key) is not None:
             out[key] = src[key]
     for key, opt in (("packed", "packing"), ("optimizer_in_bwd", "optimizer_in_backward"),
