@@ -10,7 +10,7 @@
 #     python bench/validation_report.py --trace --write docs/accuracy.md
 #     python bench/allocator_vs_device.py validation/measured.jsonl --json bench/results/allocator_vs_device.json
 # compare analytic, trace and these measurements, and the allocator model's replay with the real allocator
-# (reserved bytes and segment counts). Budget: about 2-4 minutes on an H100/H200.
+# (reserved bytes and segment counts). Budget: about 3-5 minutes on an H100/H200.
 set -u
 OUT=${1:-validation/measured.jsonl}
 # The device machine reaches no network: run vramscope from the source tree with the device's own CUDA torch,
@@ -34,6 +34,15 @@ run llama-3-8b --seq 8192
 run llama-3-8b --task finetune --seq 2048 --method lora
 run llama-3-8b --task finetune --seq 2048 --method lora --grad-checkpointing --attn eager
 run qwen3-8b --task finetune --seq 1024 --method lora --grad-checkpointing
+# QLoRA (peft + bitsandbytes): the config-built bf16 model quantized on the GPU (nf4 / nf4 double quant), prepared as
+# peft's prepare_model_for_kbit_training (default) and as TRL 0.x's SFTTrainer does, beside its bf16 LoRA run above
+if python -c "import bitsandbytes" 2>/dev/null; then
+  run llama-3-8b --task finetune --seq 2048 --method qlora
+  run llama-3-8b --task finetune --seq 2048 --method qlora --quant nf4-dq --kbit-prep trl0 --batch 2
+  run llama-3-8b --task finetune --seq 2048 --method qlora --kbit-prep none
+else
+  echo "   skipped QLoRA: bitsandbytes is not installed on the device" >&2
+fi
 # the allocator's settings: the model replays the same workloads with them
 run qwen2.5-0.5b --task finetune --seq 1024 --batch 2 --alloc-conf expandable_segments:True
 run llama-3.2-1b --task finetune --seq 2048 --method lora --dora --alloc-conf max_split_size_mb:128

@@ -150,6 +150,66 @@ def apply_lora(model: Any, rank: int, targets: tuple[str, ...], dropout: float =
         torch.nn.Module.to = original_to
 
 
+def quantize_bnb_4bit(model: Any, quant: str, compute: Any) -> int:
+    """Swap every ``nn.Linear`` of the decoder layers for bitsandbytes' ``Linear4bit`` holding the weight quantized
+    on its own device, as transformers' bitsandbytes quantizer does (``integrations/bitsandbytes.py``
+    ``replace_with_bnb_linear``: ``lm_head`` kept, ``Params4bit`` quantized when moved to its device): ``nf4``/``fp4``,
+    ``-dq`` double quantization (``compress_statistics``), ``compute`` the ``bnb_4bit_compute_dtype``. Real tensors
+    only: ``Params4bit`` cannot wrap a fake tensor (``_make_subclass``: "the raw Tensor object is already associated
+    to a python object of type FakeTensor"), which is why the trace refuses QLoRA. Returns the linears swapped."""
+    import bitsandbytes as bnb
+    import torch
+
+    quant_type = "fp4" if quant.startswith("fp4") else "nf4"
+    nested = quant.endswith("-dq")
+    swapped = 0
+    for name, module in list(model.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if not isinstance(child, torch.nn.Linear) or ".layers." not in f".{name}.{child_name}":
+                continue
+            device = child.weight.device
+            new = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=child.bias is not None,
+                                    compute_dtype=compute, compress_statistics=nested, quant_type=quant_type,
+                                    device="meta")
+            new.weight = bnb.nn.Params4bit(child.weight.data, requires_grad=False, compress_statistics=nested,
+                                           quant_type=quant_type).to(device)
+            if child.bias is not None:
+                new.bias = torch.nn.Parameter(child.bias.data, requires_grad=False)
+            setattr(module, child_name, new)
+            del child
+            swapped += 1
+    model.is_loaded_in_4bit = True  # what peft's prepare_model_for_kbit_training and TRL read
+    return swapped
+
+
+def kbit_prepare(model: Any, prep: str) -> Any:
+    """``--kbit-prep`` before the adapters: peft's ``prepare_model_for_kbit_training`` itself (``peft``, ``trl0``),
+    checkpointing left to :func:`checkpoint_layers`."""
+    import peft
+
+    if prep in ("peft", "trl0"):
+        model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    return model
+
+
+def kbit_after_adapters(model: Any, prep: str) -> None:
+    """``--kbit-prep`` after ``get_peft_model``: TRL 0.x's ``peft_module_casting_to_bf16`` (huggingface/trl
+    v0.13.0 ``trl/trainer/utils.py``), TRL 1.x's trainable parameters to bf16 (f2cd577 ``sft_trainer.py``)."""
+    import torch
+
+    if prep == "trl0":
+        for name, module in model.named_modules():
+            if isinstance(module, torch.nn.LayerNorm) or "norm" in name:
+                module.to(torch.float32)
+            elif any(x in name for x in ("lm_head", "embed_tokens", "wte", "wpe")):
+                if hasattr(module, "weight") and module.weight.dtype == torch.float32:
+                    module.to(torch.bfloat16)
+    elif prep == "trl":
+        for p in model.parameters():
+            if p.requires_grad:
+                p.data = p.data.to(torch.bfloat16)
+
+
 def checkpoint_layers(model: Any, every: int = 1) -> None:
     """Non-reentrant checkpointing of the decoder layers, as ``gradient_checkpointing_enable`` sets it up; with
     ``every > 1`` only every ``every``-th layer (torchtune's ``ac_mode: selective``, ``ac_option: every``: its

@@ -283,7 +283,12 @@ def prepare_training(net: Any, w: Workload, mesh: Any = None, compute: str = "bf
     selective, every N-th layer), FSDP2 units on ``mesh``, and the optimizer (one per parameter when it steps
     inside backward). Shared by the trace and ``vramscope measure``; returns (model, trainable parameters,
     the optimizer or the per-parameter dict, the optimizers)."""
-    if w.method == "lora":
+    if w.method == "qlora":  # a bitsandbytes 4-bit base (quantize_bnb_4bit), prepared as --kbit-prep says
+        from .build import kbit_after_adapters, kbit_prepare
+
+        net = apply_lora(kbit_prepare(net, w.kbit_prep), w.lora_rank, w.lora_targets, w.lora_dropout, w.dora)
+        kbit_after_adapters(net, w.kbit_prep)
+    elif w.method == "lora":
         net = apply_lora(net, w.lora_rank, w.lora_targets, w.lora_dropout, w.dora)
     elif w.method == "freeze" and w.train_modules:
         for name, p in net.named_parameters():
@@ -299,7 +304,7 @@ def prepare_training(net: Any, w: Workload, mesh: Any = None, compute: str = "bf
         op_selective_checkpointing(net)
     elif w.grad_checkpointing:
         checkpoint_layers(net, w.checkpoint_every)
-        if w.method == "lora":
+        if w.method in ("lora", "qlora"):
             net.enable_input_require_grads()
     if mesh is not None:
         shard_like_accelerate(net, mesh, fsdp_policy(w, compute))

@@ -167,6 +167,10 @@ class PhaseCounters:
         self.phases.pop("ready", None)
 
 
+#: bitsandbytes' 4-bit formats measure quantizes to (``--quant`` of ``--method qlora``)
+BNB_4BIT = ("nf4", "fp4", "nf4-dq", "fp4-dq", "int4")
+
+
 def run_measure(model: ResolvedModel, w: Workload, backend: Backend, counters: PhaseCounters) -> int:
     """Build and run the workload on the backend's device; returns the trainable parameter count."""
     import torch
@@ -175,9 +179,10 @@ def run_measure(model: ResolvedModel, w: Workload, backend: Backend, counters: P
     from .estimator import fsdp_policy, prepare_training
     from .runner import run_inference, run_training
 
-    if w.method == "qlora" or w.quant != "none":
-        raise VramscopeError("trace_unsupported", reason="measure builds unquantized models from their config; "
-                                                         "quantized loading needs the real checkpoint")
+    if (w.quant != "none" and w.method != "qlora") or (w.method == "qlora" and w.quant not in BNB_4BIT):
+        raise VramscopeError("trace_unsupported", reason="measure builds unquantized models from their config "
+                                                         "(QLoRA: bitsandbytes nf4/fp4 quantized on the device); "
+                                                         "other quantized loading needs the real checkpoint")
     if w.profile.own_modules or w.compile or w.pp > 1 or w.tp_degree > 1 or w.sp > 1 or w.ep > 1 or (
             w.num_gpus > 1 and not w.strategy.is_fsdp) or w.offload != "none":
         raise VramscopeError("trace_unsupported", reason="measure runs transformers training steps, FSDP2 under "
@@ -188,6 +193,12 @@ def run_measure(model: ResolvedModel, w: Workload, backend: Backend, counters: P
         w.precision == "mixed" or (w.precision == "auto" and w.task == "pretrain" and dtype != torch.float32))
     with backend.device():
         net = build_model(model, torch.float32 if mixed else dtype, w.attn)
+        if w.method == "qlora":
+            from .build import quantize_bnb_4bit
+
+            quantize_bnb_4bit(net, w.quant, dtype)
+            # the Trainer (bf16=True) runs forward under autocast: the k-bit casts' fp32 head needs it
+            mixed = w.kbit_prep in ("peft", "trl0")
         if not w.training:
             counters("ready")
             run_inference(net, w.batch, w.seq, counters)
