@@ -715,11 +715,11 @@ def paged_states(w: Workload, states: int, notes: list[Assumption]) -> int:
 
 register({
     "a_kbit_peft": {"en": "QLoRA base prepared by peft's prepare_model_for_kbit_training (--kbit-prep peft): "
-                          "embeddings, norms and head in fp32, so the residual stream and the layers' saved tensors "
+                          "after loading it casts the embeddings, norms and head to fp32, so the residual stream and the layers' saved tensors "
                           "are fp32; the head's logits bf16 under the Trainer's autocast, which saves a 16-bit copy "
                           "of the fp32 head weight; bitsandbytes {version}: {saves}",
-                    "zh": "QLoRA 基座由 peft 的 prepare_model_for_kbit_training 准备（--kbit-prep peft）：词嵌入、归一化层和"
-                          "输出头为 fp32，因此残差流和各层保存的张量为 fp32；在 Trainer 的 autocast 下输出头的 logits 为 "
+                    "zh": "QLoRA 基座由 peft 的 prepare_model_for_kbit_training 准备（--kbit-prep peft）：加载后把词嵌入、归一化层和"
+                          "输出头转为 fp32，因此残差流和各层保存的张量为 fp32；在 Trainer 的 autocast 下输出头的 logits 为 "
                           "bf16，并为反向保存 fp32 输出头权重的 16 位副本；bitsandbytes {version}：{saves}"},
     "a_kbit_trl0": {"en": "QLoRA base prepared as TRL 0.7-0.2x's SFTTrainer does (--kbit-prep trl0): "
                           "prepare_model_for_kbit_training, then peft_module_casting_to_bf16 (norms fp32, embeddings "
