@@ -351,13 +351,15 @@ CORE: tuple[Option, ...] = (
       help_zh="流水线并行的段数（训练：微批数 = --grad-accum；vLLM：每段 --tensor-parallel-size 个 GPU）"),
     O("lora_alpha", ("--lora-alpha",), "custom", None, group="training", owner="training",
       help_en="LoRA alpha (recorded; it does not change memory)", help_zh="LoRA alpha（仅记录；不影响显存）"),
-    O("kbit_prep", ("--kbit-prep",), "choice", "peft", group="training", owner="training", choices=KBIT_PREPS,
+    O("kbit_prep", ("--kbit-prep",), "choice", "peft", contextual=True, group="training", owner="training",
+      choices=KBIT_PREPS,
       help_en="QLoRA with hf: how the 4-bit base is prepared: peft (prepare_model_for_kbit_training: embeddings, "
               "norms and head to fp32, default) | trl0 (TRL 0.7-0.2x SFTTrainer: that, then embeddings and head back "
-              "to bf16) | trl (TRL 1.x: no k-bit casts, adapters bf16) | none (get_peft_model only)",
+              "to bf16) | trl (TRL 1.x, and sharded QLoRA under FSDP/ZeRO-3: no k-bit casts, adapters bf16) | none "
+              "(get_peft_model only)",
       help_zh="hf 的 QLoRA：4 位基座如何准备：peft（prepare_model_for_kbit_training：词嵌入、归一化层和输出头转 fp32，"
               "默认）| trl0（TRL 0.7-0.2x 的 SFTTrainer：先如此，再把词嵌入和输出头转回 bf16）| trl（TRL 1.x：不做 k-bit "
-              "转换，适配器 bf16）| none（只用 get_peft_model）"),
+              "转换，适配器 bf16；FSDP/ZeRO-3 下分片的 QLoRA 亦然）| none（只用 get_peft_model）"),
     O("bnb_version", ("--bnb-version",), "custom", "0.50", group="training", owner="training", parse=bnb_version,
       expected="a bitsandbytes version such as 0.43.1 or 0.50",
       help_en="bitsandbytes version of a QLoRA run (default 0.50): before 0.43.2 its 4-bit matmul also saves "

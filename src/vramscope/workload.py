@@ -122,6 +122,10 @@ def make_workload(**given: Any) -> Workload:  # type: ignore[valid-type]
     out.update(_engine_options(out["engine"], v))
     out.update(_parallel(v, out, runs))
     out.update(_training(v, out))
+    if out["method"] == "qlora" and "kbit_prep" not in v and Strategy(out["parallelism"]).shards_params:
+        # sharded QLoRA (FSDP / ZeRO-3): TRL skips prepare_model_for_kbit_training (is_sharded_qlora, v0.9.6 on)
+        # and builds bf16 adapters (get_peft_model(autocast_adapter_dtype=False)); 1.x never calls it
+        out["kbit_prep"] = "trl"
     _refuse_ignored(v, out)
     return Workload(**out, options=asked)
 

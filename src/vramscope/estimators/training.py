@@ -245,7 +245,8 @@ def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFl
         acts = replace(fp32, loss_resident=acts.loss_resident + int(kbit.head_cast * p.a),
                        loss_forward_extra=acts.loss_forward_extra, loss_backward_extra=acts.loss_backward_extra)
     if kbit is not None:
-        notes.append(Assumption(f"a_kbit_{w.kbit_prep}", {"version": w.bnb_version,
+        sharded = w.kbit_prep == "trl" and w.strategy.shards_params and not _given(w, "kbit_prep")
+        notes.append(Assumption("a_kbit_trl_sharded" if sharded else f"a_kbit_{w.kbit_prep}", {"version": w.bnb_version,
                                                           "saves": Text("a_bnb_saves_input" if version_tuple(
                                                               w.bnb_version) < (0, 43, 2) else "a_bnb_saves_weight")}))
     extra = int(w.batch * seq_local * bnb_saved_inputs(spec, w, p))
@@ -733,6 +734,13 @@ register({
                          "{saves}",
                    "zh": "QLoRA 基座按 TRL 1.x 的 SFTTrainer 的做法（--kbit-prep trl）：不做 k-bit 转换，适配器转为 bf16"
                          "（其梯度和优化器状态随之）；bitsandbytes {version}：{saves}"},
+    "a_kbit_trl_sharded": {"en": "sharded QLoRA (FSDP / ZeRO-3): TRL skips prepare_model_for_kbit_training "
+                                 "(is_sharded_qlora) and builds the adapters in bf16 (autocast_adapter_dtype=False): "
+                                 "no k-bit casts, bf16 adapter states (--kbit-prep trl; --kbit-prep peft for a script "
+                                 "that calls it); bitsandbytes {version}: {saves}",
+                           "zh": "分片的 QLoRA（FSDP / ZeRO-3）：TRL 跳过 prepare_model_for_kbit_training（is_sharded_qlora），"
+                                 "以 bf16 构建适配器（autocast_adapter_dtype=False）：不做 k-bit 转换，适配器状态为 bf16"
+                                 "（--kbit-prep trl；自行调用它的脚本用 --kbit-prep peft）；bitsandbytes {version}：{saves}"},
     "a_kbit_none": {"en": "QLoRA base as get_peft_model leaves it (--kbit-prep none): fp32 adapters, the rest of "
                           "the base 16-bit; bitsandbytes {version}: {saves}",
                     "zh": "QLoRA 基座按 get_peft_model 的结果（--kbit-prep none）：适配器 fp32，基座其余部分 16 位；"
