@@ -295,3 +295,18 @@ def test_longest_context_against_unsloths_hf_baseline(model, gpu, published):
         return
     assert abs(got / published - 1) <= 0.10, (got, published)
     assert vramscope.fit(model, kbit_prep="none", **kw).max_seq > 1.25 * published
+
+
+@pytest.mark.parametrize("prep,per_token", [("peft", 2 * (5 * 4096 + 14336)), ("none", 2 * (2 * 4096 + 14336))])
+def test_bnb_before_0_43_2_saves_each_linears_input(prep, per_token):
+    """--bnb-version 0.43.1: MatMul4Bit's ctx.tensors = (A, B) (bitsandbytes 0.43.1, removed by 9e75374): without
+    checkpointing every layer keeps a compute-dtype copy of each 4-bit linear's input: q, k, v, gate, up, down under
+    the fp32 casts (one cast each), the shared q/k/v and gate/up inputs and down's without them."""
+    import vramscope
+
+    kw = dict(task="finetune", method="qlora", kbit_prep=prep, batch=1, seq=512, grad_checkpointing=False)
+    old = vramscope.estimate("mistralai/Mistral-7B-v0.1", bnb_version="0.43.1", **kw)
+    new = vramscope.estimate("mistralai/Mistral-7B-v0.1", bnb_version="0.43.2", **kw)
+    saved = old.phases["forward"]["activations"] - new.phases["forward"]["activations"]
+    assert saved == 32 * 512 * per_token
+    assert new.total_bytes == vramscope.estimate("mistralai/Mistral-7B-v0.1", **kw).total_bytes
