@@ -104,7 +104,8 @@ def test_checkpointing_lowers_activations():
 
 
 def test_qlora_uses_4bit_base():
-    q = vramscope.estimate("llama-3-8b", task="finetune", method="qlora")
+    # the 4-bit base itself: without peft's k-bit casts (they add fp32 embeddings and head: test_defaults.py)
+    q = vramscope.estimate("llama-3-8b", task="finetune", method="qlora", kbit_prep="none")
     lora = vramscope.estimate("llama-3-8b", task="finetune", method="lora")
     assert q.workload["quant"] == "nf4"
     assert q.components["weights"] < lora.components["weights"] / 2.5
