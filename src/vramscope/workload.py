@@ -373,7 +373,11 @@ def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
         alpha = parse_float(alpha, "lora_alpha", 0.0, 1e9, allowed)
         if not alpha > 0:
             raise VramscopeError("bad_choice", field="lora_alpha", value=shown(v["lora_alpha"]), allowed=allowed)
-    if v.get("precision", "auto") != "auto" and method in ("lora", "qlora"):
+    # the one precision recipe adapters take: accelerate's mixed_precision over a base loaded in fp32 (peft's
+    # examples/sft/utils.py without 4-bit: torch_dtype float32), sharded by FSDP and gathered in its policy's dtype
+    fsdp_mixed_lora = (method == "lora" and v.get("precision") == "mixed" and out["parallelism"] == "fsdp"
+                       and profile.fsdp_policy is not None)
+    if v.get("precision", "auto") != "auto" and method in ("lora", "qlora") and not fsdp_mixed_lora:
         raise VramscopeError("conflict", field="precision", reason=Text(
             "r_precision_adapters", dtype=Opt("dtype"), quant=Opt("quant"), precision=Opt("precision")))
     f8 = v.get("float8", "none")
@@ -429,9 +433,9 @@ register({
     "r_precision_adapters": {
         "en": "LoRA and QLoRA train adapters on a frozen base, in no precision recipe: the base's dtype is {dtype} (or "
               "{quant}), the adapters' the framework's (peft: fp32; torchtune: the model's); {precision} is for full "
-              "and freeze training",
+              "and freeze training, and for LoRA sharded by FSDP (accelerate's mixed precision over an fp32 base)",
         "zh": "LoRA 和 QLoRA 在冻结的基座上训练适配器，不套用精度配方：基座的精度由 {dtype}（或 {quant}）决定，适配器的精度由"
-              "框架决定（peft：fp32；torchtune：模型精度）；{precision} 用于全参数和冻结训练"},
+              "框架决定（peft：fp32；torchtune：模型精度）；{precision} 用于全参数和冻结训练，以及由 FSDP 分片的 LoRA（accelerate 混合精度，fp32 基座）"},
     "r_framework_no_fsdp": {"en": "{framework} shards with its distributed optimizer, not torch FSDP; use {use}",
                             "zh": "{framework} 用自己的分布式优化器分片，而不是 torch FSDP；请用 {use}"},
     "r_framework_fsdp_version": {"en": "{framework} runs FSDP2 (fully_shard) only; use {use}",

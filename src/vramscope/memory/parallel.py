@@ -77,6 +77,29 @@ def persistent_params(spec: ModelSpec, threshold: int) -> int:
     return sum(g.numel for g in groups(spec) if g.tensor.numel // g.tensor.count <= threshold)
 
 
+#: bitsandbytes' 4-bit storage formats (``bnb.nn.Linear4bit``)
+BNB_4BIT = ("int4", "nf4", "fp4", "nf4-dq", "fp4-dq")
+
+
+@lru_cache(maxsize=64)
+def bnb_quant_state_bytes(spec: ModelSpec, quant: str) -> int:
+    """Bytes of bitsandbytes' 4-bit quant state (fp32 absmax per 64 values; double quantization: uint8 absmax and
+    one fp32 scale per 256 blocks), which FSDP and ZeRO-3 leave whole on every rank.
+
+    Only the packed data is a parameter (``Params4bit``, stored as ``bnb_4bit_quant_storage``: bf16 for
+    FSDP-QLoRA, so it can join a flat parameter); ``quant_state`` is a plain attribute that flattening drops and
+    ``Linear4bit`` restores from the copy it keeps on the module (bitsandbytes 0.50.2 ``nn/modules.py``
+    ``fix_4bit_weight_quant_state_from_module``: "the quant state got lost when the parameter got converted. This
+    happens for example for fsdp"). FSDP1 flattens parameters, FSDP2 shards parameters, ZeRO-3 partitions
+    parameters: none of them sees the module's quant state, which every rank loads whole."""
+    if quant not in BNB_4BIT:
+        return 0
+    from .weights import spec_weight_bytes
+
+    qb = spec_weight_bytes(spec, 2.0, quant, fp32_modules=False)
+    return max(0, qb.total - qb.kept_params * 2 - qb.quantized_params // 2)
+
+
 @dataclass(frozen=True)
 class FsdpBuffers:
     """Unsharded bytes per rank at the moments that can peak: (weights side, gradients side)."""
