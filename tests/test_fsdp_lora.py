@@ -258,3 +258,20 @@ def test_fsdp2_lora_fp32_base_analytic_matches_trace():
     for phase, t_ph in tr.phases.items():
         assert tensors(an.phases[phase]) == pytest.approx(tensors(t_ph), rel=0.01), phase
     assert "a_fsdp_lora_fp32" in [n.key for n in an.assumptions]
+
+
+def test_precision_mixed_for_lora_only_where_fsdp_gathers_an_fp32_base(tiny):
+    """--precision with adapters stays refused, naming the field, except LoRA sharded by FSDP under a framework
+    whose policy gathers in 16 bits (hf, accelerate): there the base is stored fp32 and costs 4 bytes per parameter."""
+    from vramscope.errors import VramscopeError
+
+    for bad in (dict(method="lora", precision="mixed"), dict(method="qlora", precision="mixed", num_gpus=2,
+                                                              parallelism="fsdp"),
+                dict(method="lora", precision="mixed", num_gpus=2, parallelism="fsdp", framework="pytorch")):
+        with pytest.raises(VramscopeError) as e:
+            make_workload(task="finetune", **bad)
+        assert e.value.params["field"] == "precision"
+    kw = dict(task="finetune", method="lora", num_gpus=2, parallelism="fsdp")
+    mixed, plain = (estimate_resolved(tiny, make_workload(**kw, **x)) for x in (dict(precision="mixed"), {}))
+    base = tiny.params
+    assert mixed.phases["load"]["weights"] - plain.phases["load"]["weights"] == pytest.approx(base * 2 / 2, rel=0.01)

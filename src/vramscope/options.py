@@ -267,8 +267,9 @@ CORE: tuple[Option, ...] = (
     O("attn", ("--attn",), "choice", "sdpa", choices=ATTN,
       help_en="sdpa (default) | flash | eager", help_zh="sdpa（默认）| flash | eager"),
     O("precision", ("--precision",), "choice", "auto", group="training", owner="training", choices=PRECISIONS,
-      help_en="auto | pure | mixed | fp32 | deepspeed (training)",
-      help_zh="auto | pure | mixed | fp32 | deepspeed（训练）"),
+      help_en="auto | pure | mixed | fp32 | deepspeed (training; with LoRA under FSDP, mixed is accelerate's mixed "
+              "precision over an fp32-loaded base)",
+      help_zh="auto | pure | mixed | fp32 | deepspeed（训练；FSDP 下的 LoRA 用 mixed 表示 accelerate 混合精度、基座以 fp32 加载）"),
     O("optimizer", ("--optimizer",), "custom", "adamw", contextual=True, group="training", owner="training",
       parse=_lazy_choice(".memory.optimizer_states", "OPTIMIZERS"),
       help_en="adamw | adam | adamw-fused | adamw-8bit | paged-adamw | paged-adamw-8bit | sgd | sgd-momentum | lion "
