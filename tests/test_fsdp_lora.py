@@ -71,10 +71,13 @@ def _fsdp1_rank(rank, world, port, folder, out_path, case):
         policy = fsdp_auto_wrap_policy(net) if case["policy"] == "peft" else functools.partial(
             transformer_auto_wrap_policy, transformer_layer_cls={LlamaDecoderLayer})
         bf16 = torch.bfloat16
-        # backward_prefetch=None: accelerate's default (FullyShardedDataParallelPlugin: 'NO_PREFETCH')
+        # backward_prefetch=None: accelerate's default (FullyShardedDataParallelPlugin: 'NO_PREFETCH'); BACKWARD_PRE:
+        # torch's own default, which peft's accelerate configs and Answer.AI's script run
+        from torch.distributed.fsdp import BackwardPrefetch
+
         fsdp = FSDP(net, auto_wrap_policy=policy, use_orig_params=case["orig"], device_id=torch.device("cpu"),
                     mixed_precision=MixedPrecision(param_dtype=bf16, reduce_dtype=bf16, buffer_dtype=bf16),
-                    backward_prefetch=None)
+                    backward_prefetch=BackwardPrefetch.BACKWARD_PRE if case.get("prefetch") else None)
         units = [(type(m.module).__name__, m._handle) for m in FSDP.fsdp_modules(fsdp) if m._handle is not None]
         for _, h in units:  # accelerate 1.15 prepare_model: "upcasting" flat parameters that require grad
             if h.flat_param.requires_grad and h.flat_param.dtype != torch.float32:
@@ -168,14 +171,16 @@ def _padding(units: int) -> int:
     return units * (WORLD - 1) * 4
 
 
-def test_fsdp1_lora_fp32_base_under_accelerate_mixed_precision(tiny, tmp_path):
+@pytest.mark.parametrize("prefetch", [False, True], ids=["no-prefetch", "backward-pre"])
+def test_fsdp1_lora_fp32_base_under_accelerate_mixed_precision(tiny, tmp_path, prefetch):
     """peft's SFT example without 4-bit loads the base in fp32; accelerate's mixed precision gathers it in bf16."""
-    ranks = _run_fsdp1(tmp_path, dict(dtype="float32", policy="peft", orig=False))
+    ranks = _run_fsdp1(tmp_path, dict(dtype="float32", policy="peft", orig=False, prefetch=prefetch))
     spec = tiny.spec
     w = make_workload(task="finetune", method="lora", lora_rank=8, num_gpus=WORLD, parallelism="fsdp",
-                      fsdp_version=1, precision="mixed", grad_checkpointing=False)
+                      fsdp_version=1, precision="mixed", grad_checkpointing=False,
+                      fsdp_backward_prefetch="pre" if prefetch else "none")
     est = estimate_resolved(tiny, w)
-    buf = fsdp_buffers(spec, 1, 2.0, 4.0, trains_layers=False, trains_embeddings=False)
+    buf = fsdp_buffers(spec, 1, 2.0, 4.0, trains_layers=False, trains_embeddings=False, backward_prefetch=prefetch)
     root, layer = buf.forward_loss, (buf.forward_layer - buf.forward_loss) // 2
     for r in ranks:
         # at rest: the fp32 shard of base and adapters (accelerate keeps the adapters fp32), nothing gathered
@@ -190,8 +195,8 @@ def test_fsdp1_lora_fp32_base_under_accelerate_mixed_precision(tiny, tmp_path):
         lora_units = r["unsharded"]["Linear"]
         assert r["unsharded"]["PeftModel"] + r["unsharded"]["LlamaDecoderLayer"] <= r["gathered"]["forward"] \
             <= r["unsharded"]["PeftModel"] + r["unsharded"]["LlamaDecoderLayer"] + 2 * lora_units
-        # backward: the layer gathered again beside the root (FSDP1 with accelerate's default: no backward
-        # prefetch) = the analytic backward moment's unsharded bytes
+        # backward: the layer gathered again beside the root (and, with BACKWARD_PRE, the next layer prefetched in
+        # its pre-backward hook) = the analytic backward moment's unsharded bytes
         assert r["gathered"]["backward"] - buf.backward_layer[0] <= 2 * lora_units + 2 * WORLD * 2
         assert r["gathered"]["backward"] >= buf.backward_layer[0] - 2 * WORLD * 2
         # gradients: none for the frozen layer units; the adapters' fp32 shards, as the optimizer step holds them
@@ -275,3 +280,24 @@ def test_precision_mixed_for_lora_only_where_fsdp_gathers_an_fp32_base(tiny):
     mixed, plain = (estimate_resolved(tiny, make_workload(**kw, **x)) for x in (dict(precision="mixed"), {}))
     base = tiny.params
     assert mixed.phases["load"]["weights"] - plain.phases["load"]["weights"] == pytest.approx(base * 2 / 2, rel=0.01)
+
+
+def test_peft_guide_accelerate_config_reads_as_its_run(tmp_path):
+    """peft's examples/sft/configs/fsdp_config.yaml (the guide's FSDP LoRA run): FSDP1 (no fsdp_version), BACKWARD_PRE,
+    mixed_precision bf16 — with LoRA now a workload (fp32 base under accelerate's mixed precision), not a refusal."""
+    from vramscope.configs import from_accelerate_fsdp
+
+    cfg = tmp_path / "fsdp_config.yaml"
+    cfg.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: FSDP\ndowncast_bf16: 'no'\nfsdp_config:\n"
+                   "  fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP\n  fsdp_backward_prefetch: BACKWARD_PRE\n"
+                   "  fsdp_cpu_ram_efficient_loading: true\n  fsdp_forward_prefetch: false\n"
+                   "  fsdp_offload_params: false\n  fsdp_sharding_strategy: FULL_SHARD\n"
+                   "  fsdp_state_dict_type: SHARDED_STATE_DICT\n  fsdp_sync_module_states: true\n"
+                   "  fsdp_use_orig_params: false\nmachine_rank: 0\nmixed_precision: bf16\nnum_machines: 1\n"
+                   "num_processes: 8\n")
+    opts = from_accelerate_fsdp(str(cfg))
+    assert opts["fsdp_version"] == 1 and opts["fsdp_backward_prefetch"] == "pre" and opts["precision"] == "mixed"
+    w = make_workload(task="finetune", method="lora", **opts)
+    assert w.num_gpus == 8 and w.fsdp_backward_prefetch == "pre"
+    est = estimate_resolved(resolve("llama-2-7b"), w)
+    assert "a_fsdp_lora_fp32" in [n.key for n in est.assumptions]

@@ -403,6 +403,12 @@ CORE: tuple[Option, ...] = (
     O("fsdp_version", ("--fsdp-version",), "int", 2, group="parallel", owner="training", lo=1, hi=2,
       help_en="PyTorch FSDP 1 (flat parameters) or 2 (per-parameter, default)",
       help_zh="PyTorch FSDP 1（扁平参数）或 2（逐参数，默认）"),
+    O("fsdp_backward_prefetch", ("--fsdp-backward-prefetch",), "choice", "none", group="parallel", owner="training",
+      choices=("none", "pre"),
+      help_en="FSDP1's backward prefetch: none (accelerate's default, NO_PREFETCH) | pre (BACKWARD_PRE, torch's own "
+              "default: the next unit gathered during a unit's backward)",
+      help_zh="FSDP1 的反向预取：none（accelerate 默认，NO_PREFETCH）| pre（BACKWARD_PRE，torch 自身的默认：在一个单元的反向"
+              "期间聚合下一个单元）"),
     O("zero_prefetch", ("--zero-prefetch-bucket",), "int", 50_000_000, group="parallel", owner="training",
       lo=0, hi=10**13, metavar="ELEMENTS", help_en="ZeRO-3 stage3_prefetch_bucket_size (5e7)",
       help_zh="ZeRO-3 的 stage3_prefetch_bucket_size（5e7）"),

@@ -272,7 +272,7 @@ def layout(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes: list
         trains_layers = w.method not in ("lora", "qlora") and not w.train_modules
         buf = fsdp_buffers(spec, w.fsdp_version, p.gather_bytes, p.unsharded_grad_bytes or p.param_bytes,
                            trains_layers, w.method == "full", w.grad_checkpointing and w.method != "full", layer_bytes,
-                           reduce_bytes=p.reduce_bytes)
+                           reduce_bytes=p.reduce_bytes, backward_prefetch=w.fsdp_backward_prefetch == "pre")
         notes.append(Assumption("a_fsdp_v", {"n": n, "v": w.fsdp_version,
                                              "hybrid": f" × {w.nodes} replicas" if w.fsdp_sharding == "hybrid" else ""}))
         if w.method in ("lora", "qlora") and w.fsdp_version == 1 and not w.profile.own_modules:

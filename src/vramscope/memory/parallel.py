@@ -121,7 +121,7 @@ class FsdpBuffers:
 
 def fsdp_buffers(spec: ModelSpec, version: int, param_bytes: float, grad_bytes: float, trains_layers: bool,
                  trains_embeddings: bool, input_grads: bool = False, layer_bytes: float = 0.0,
-                 reduce_bytes: float = 0.0) -> FsdpBuffers:
+                 reduce_bytes: float = 0.0, backward_prefetch: bool = False) -> FsdpBuffers:
     """What FSDP keeps unsharded per rank, units wrapped as accelerate wraps them (U: the largest decoder
     layer's parameters, E: the input embedding, T: final norm + output head; ``_g`` the same as gradients).
 
@@ -138,8 +138,10 @@ def fsdp_buffers(spec: ModelSpec, version: int, param_bytes: float, grad_bytes: 
     the retained U_g), then its gradient is reduce-scattered (2E_g).
     FSDP1 (``_flat_param.py``, ``_runtime_utils.py``): gathers and reduce-scatters work in place on the flat
     parameter and gradient; the rate limiter allows two all-gathers in flight (2U) and accelerate's default is
-    no backward prefetch (U + U_g); the root unit (embedding, norm, head) is never resharded after forward, and
-    its flat gradient (E_g + T_g) is reduced at the very end.
+    no backward prefetch (U + U_g; ``backward_prefetch``: BACKWARD_PRE, torch's own default, gathers the next unit
+    in a unit's pre-backward hook: 2U + U_g, measured on two gloo ranks in tests/test_fsdp_lora.py); the root unit
+    (embedding, norm, head) is never resharded after forward, and its flat gradient (E_g + T_g) is reduced at the
+    very end.
     With a ``MixedPrecisionPolicy`` whose ``reduce_dtype`` differs from ``param_dtype`` (``reduce_bytes``; torchtitan:
     bf16 parameters, fp32 reduction) the unsharded gradients stay in the parameters' dtype and each reduce-scatter
     input is allocated in ``reduce_dtype`` (``_fsdp_collectives.py foreach_reduce``): a layer's backward holds its
@@ -178,7 +180,8 @@ def fsdp_buffers(spec: ModelSpec, version: int, param_bytes: float, grad_bytes: 
     root = e + t
     return FsdpBuffers(forward_layer=int(2 * u + root), forward_loss=int(root), backward_loss=int(root),
                        forward_held=int(2 * u + root),
-                       backward_start=(int(root), int(tg)), backward_layer=(int(u + root), int(ug)),
+                       backward_start=(int(root), int(tg)),
+                       backward_layer=(int((2 if backward_prefetch else 1) * u + root), int(ug)),
                        backward_end=(int(root), int(eg + tg)))
 
 
