@@ -23,6 +23,7 @@ run() {  # every workload in its own process; a failure is reported and the matr
   echo "== $*" >&2
   timeout 240 $V measure "$@" --output "$OUT" --json > /dev/null || echo "   failed: $*" >&2
 }
+if [ -z "${FSDP_ONLY:-}" ]; then
 run qwen2.5-0.5b --seq 4096
 run qwen2.5-0.5b --task finetune --seq 1024 --batch 2
 run qwen2.5-0.5b --task finetune --seq 1024 --method lora
@@ -47,4 +48,22 @@ fi
 run qwen2.5-0.5b --task finetune --seq 1024 --batch 2 --alloc-conf expandable_segments:True
 run llama-3.2-1b --task finetune --seq 2048 --method lora --dora --alloc-conf max_split_size_mb:128
 run llama-3.2-1b --task finetune --seq 1024 --alloc-conf roundup_power2_divisions:4
+fi
+# FSDP-LoRA (issue #19): FSDP2 as accelerate wraps it (every decoder layer, the untied embedding, [norm, head], the
+# root), under torchrun: one process on a one-GPU machine (the all-gather / copy-out buffers are real there too),
+# two where the machine has two GPUs. bf16 base; then the fp32 base of peft's SFT example under accelerate's mixed
+# precision (fp32 shards, bf16 gathers). Each rank appends its own record.
+fsdp() {  # fsdp NPROC MODEL OPTIONS...
+  local n=$1; shift
+  echo "== torchrun x$n $*" >&2
+  timeout 300 torchrun --standalone --nproc_per_node "$n" -m vramscope measure "$@" --gpus "$n" --parallelism fsdp \
+    --fsdp-version 2 --output "$OUT" --json > /dev/null || echo "   failed: fsdp x$n $*" >&2
+}
+NGPU=$(python -c "import torch; print(torch.cuda.device_count())")
+fsdp 1 llama-3.2-1b --task finetune --seq 2048 --batch 2 --method lora
+fsdp 1 llama-3.2-1b --task finetune --seq 2048 --batch 2 --method lora --precision mixed
+if [ "$NGPU" -ge 2 ]; then
+  fsdp 2 llama-3.2-1b --task finetune --seq 2048 --batch 2 --method lora
+  fsdp 2 llama-3.2-1b --task finetune --seq 2048 --batch 2 --method lora --precision mixed
+fi
 echo "records appended to $OUT" >&2

@@ -42,7 +42,7 @@ def test_deepspeed_invalid(tmp_path, cfg, match):
 def test_accelerate_fsdp_example():
     w = from_accelerate_fsdp(str(EXAMPLES / "accelerate_fsdp.yaml"))
     assert w == {"parallelism": "fsdp", "num_gpus": 8, "dtype": "bf16", "precision": "mixed", "fsdp_version": 1,
-                 "nodes": 1}
+                 "nodes": 1, "fsdp_backward_prefetch": "pre"}  # the example's fsdp_backward_prefetch: BACKWARD_PRE
 
 
 def test_accelerate_invalid(tmp_path):

@@ -353,6 +353,9 @@ def _accelerate_options(path: str, cfg: Any) -> dict[str, Any]:
     reshard = _flag(path, "fsdp_reshard_after_forward", fsdp.get("fsdp_reshard_after_forward"))
     if int(version) == 2 and reshard is False:
         out["parallelism"] = "zero2"  # FSDP2 without resharding after forward keeps parameters gathered: SHARD_GRAD_OP
+    prefetch = fsdp.get("fsdp_backward_prefetch")  # accelerate: NO_PREFETCH (default), BACKWARD_PRE, BACKWARD_POST
+    if int(version) == 1 and str(prefetch).strip().upper() in ("BACKWARD_PRE", "1"):
+        out["fsdp_backward_prefetch"] = "pre"
     if _flag(path, "fsdp_offload_params", fsdp.get("fsdp_offload_params")):
         out["offload"] = "optimizer+params"
     if _flag(path, "fsdp_activation_checkpointing", fsdp.get("fsdp_activation_checkpointing")):

@@ -286,8 +286,9 @@ CORE: tuple[Option, ...] = (
     O("attn", ("--attn",), "choice", "sdpa", choices=ATTN,
       help_en="sdpa (default) | flash | eager", help_zh="sdpa（默认）| flash | eager"),
     O("precision", ("--precision",), "choice", "auto", group="training", owner="training", choices=PRECISIONS,
-      help_en="auto | pure | mixed | fp32 | deepspeed (training)",
-      help_zh="auto | pure | mixed | fp32 | deepspeed（训练）"),
+      help_en="auto | pure | mixed | fp32 | deepspeed (training; with LoRA under FSDP, mixed is accelerate's mixed "
+              "precision over an fp32-loaded base)",
+      help_zh="auto | pure | mixed | fp32 | deepspeed（训练；FSDP 下的 LoRA 用 mixed 表示 accelerate 混合精度、基座以 fp32 加载）"),
     O("optimizer", ("--optimizer",), "custom", "adamw", contextual=True, group="training", owner="training",
       parse=_lazy_choice(".memory.optimizer_states", "OPTIMIZERS"),
       help_en="adamw | adam | adamw-fused | adamw-8bit | paged-adamw | paged-adamw-8bit | sgd | sgd-momentum | lion "
@@ -435,6 +436,12 @@ CORE: tuple[Option, ...] = (
     O("fsdp_version", ("--fsdp-version",), "int", 2, group="parallel", owner="training", lo=1, hi=2,
       help_en="PyTorch FSDP 1 (flat parameters) or 2 (per-parameter, default)",
       help_zh="PyTorch FSDP 1（扁平参数）或 2（逐参数，默认）"),
+    O("fsdp_backward_prefetch", ("--fsdp-backward-prefetch",), "choice", "none", group="parallel", owner="training",
+      choices=("none", "pre"),
+      help_en="FSDP1's backward prefetch: none (accelerate's default, NO_PREFETCH) | pre (BACKWARD_PRE, torch's own "
+              "default: the next unit gathered during a unit's backward)",
+      help_zh="FSDP1 的反向预取：none（accelerate 默认，NO_PREFETCH）| pre（BACKWARD_PRE，torch 自身的默认：在一个单元的反向"
+              "期间聚合下一个单元）"),
     O("zero_prefetch", ("--zero-prefetch-bucket",), "int", 50_000_000, group="parallel", owner="training",
       lo=0, hi=10**13, metavar="ELEMENTS", help_en="ZeRO-3 stage3_prefetch_bucket_size (5e7)",
       help_zh="ZeRO-3 的 stage3_prefetch_bucket_size（5e7）"),

@@ -91,7 +91,7 @@ _WORKLOAD_BOOL = ("grad_checkpointing", "flash_attn", "enforce_eager", "packed",
                   "activation_offloading", "compile", "lora_mlp", "lora_output", "fsdp", "fsdp_offload_params")
 _WORKLOAD_STR = ("engine", "task", "dtype", "optimizer", "quant", "attn", "method", "kv_dtype", "precision",
                  "cache_type_k", "cache_type_v", "gguf_type", "quantization", "dataset", "cache_dtype",
-                 "load_format", "phase")
+                 "load_format", "phase", "framework", "fsdp_backward_prefetch")
 _TOP_STR = ("kind", "source", "framework", "gpu", "schema", "where", "quantity", "value_text", "notes")
 
 
@@ -232,7 +232,8 @@ _TRANSLATED = frozenset({"engine", "task", "dtype", "optimizer", "quant", "attn"
                          "gguf_type", "n_gpu_layers", "gpu_memory_utilization", "tensor_parallel_size",
                          "max_model_len", "max_num_seqs", "enforce_eager", "quantization", "mem_fraction_static",
                          "packed", "chunked_ce", "optimizer_in_bwd", "activation_offloading", "zero_stage",
-                         "compile", "fsdp_version", "lora_dropout", "kbit_prep", "bnb_version"})
+                         "compile", "fsdp_version", "lora_dropout", "kbit_prep", "bnb_version", "framework",
+                         "fsdp_backward_prefetch"})
 
 
 def _check_modelled(src: dict[str, Any]) -> None:
@@ -295,6 +296,8 @@ def _translate_training(src: dict[str, Any], out: dict[str, Any]) -> None:
         out["ce_chunks"] = 8 if src["chunked_ce"] else 1
     if src.get("fsdp_version") is not None:
         out["fsdp_version"] = int(src["fsdp_version"])
+    if src.get("fsdp_backward_prefetch") is not None:  # BACKWARD_PRE -> pre, NO_PREFETCH -> none
+        out["fsdp_backward_prefetch"] = "pre" if "PRE" in str(src["fsdp_backward_prefetch"]).upper() else "none"
     if src.get("zero_stage") is not None:
         out["parallelism"] = "ddp" if int(src["zero_stage"]) == 0 else f"zero{int(src['zero_stage'])}"
     if src.get("offload_optimizer") or src.get("fsdp_offload_params"):
@@ -309,7 +312,9 @@ def _check_training_record(rec: dict[str, Any], src: dict[str, Any], out: dict[s
     if src.get("packed") is False:  # a real dataset, unpacked: the peak batch length is not --seq
         raise Skip("unpacked batches are padded to their longest sample, whose length the source does not state")
     framework = str(rec.get("framework", "")).lower()
-    if "torchtune" in framework:
+    if src.get("framework") is not None:  # the vramscope profile whose loop the record's script runs
+        out["framework"] = str(src["framework"])
+    elif "torchtune" in framework:
         out["framework"] = "torchtune"  # its recipes' defaults fill what the record leaves out
     elif "grad_checkpointing" not in out:
         raise Skip("the source does not state whether activation checkpointing was on")

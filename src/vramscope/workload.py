@@ -307,6 +307,10 @@ def _distributed(v: dict[str, Any], task: str, par: str, n_gpus: int, pp: int, a
                              reason=Text("r_hybrid", par=Opt("parallelism", "fsdp"), nodes=Opt("nodes")))
     if shard == "hybrid" and dp % nodes_n:
         raise VramscopeError("conflict", field="nodes", reason=Text("r_nodes_dp", dp=dp, nodes=nodes_n))
+    prefetch = v.get("fsdp_backward_prefetch", "none")
+    if prefetch != "none" and (par != "fsdp" or v.get("fsdp_version", 2) != 1):
+        raise VramscopeError("conflict", field="fsdp_backward_prefetch",
+                             reason=Text("r_backward_prefetch_fsdp1", use=Opt("fsdp_version", 1)))
     dev = v.get("offload_device", "cpu")
     if dev == "nvme" and (offload == "none" or not Strategy(par).is_zero):
         raise VramscopeError("conflict", field="offload_device",
@@ -316,7 +320,8 @@ def _distributed(v: dict[str, Any], task: str, par: str, n_gpus: int, pp: int, a
                                                     "reduce_bucket")}
     return par, n_gpus, {"tp": tp_n, "sequence_parallel": sequence_parallel, "sp": sp_n,
                          "sp_mode": v.get("sp_mode", "ring"), "ep": ep_n, "nodes": nodes_n, "fsdp_sharding": shard,
-                         "fsdp_version": v.get("fsdp_version", 2), "offload_device": dev, **knobs}
+                         "fsdp_version": v.get("fsdp_version", 2), "fsdp_backward_prefetch": prefetch,
+                         "offload_device": dev, **knobs}
 
 
 def _checkpointing(v: dict[str, Any], training: bool, profile: Framework, method: str) -> dict[str, Any]:
@@ -381,7 +386,11 @@ def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
         alpha = parse_float(alpha, "lora_alpha", 0.0, 1e9, allowed)
         if not alpha > 0:
             raise VramscopeError("bad_choice", field="lora_alpha", value=shown(v["lora_alpha"]), allowed=allowed)
-    if v.get("precision", "auto") != "auto" and method in ("lora", "qlora"):
+    # the one precision recipe adapters take: accelerate's mixed_precision over a base loaded in fp32 (peft's
+    # examples/sft/utils.py without 4-bit: torch_dtype float32), sharded by FSDP and gathered in its policy's dtype
+    fsdp_mixed_lora = (method == "lora" and v.get("precision") == "mixed" and out["parallelism"] == "fsdp"
+                       and profile.fsdp_policy is not None)
+    if v.get("precision", "auto") != "auto" and method in ("lora", "qlora") and not fsdp_mixed_lora:
         raise VramscopeError("conflict", field="precision", reason=Text(
             "r_precision_adapters", dtype=Opt("dtype"), quant=Opt("quant"), precision=Opt("precision")))
     f8 = v.get("float8", "none")
@@ -437,11 +446,13 @@ register({
     "r_precision_adapters": {
         "en": "LoRA and QLoRA train adapters on a frozen base, in no precision recipe: the base's dtype is {dtype} (or "
               "{quant}), the adapters' the framework's (peft: fp32; torchtune: the model's); {precision} is for full "
-              "and freeze training",
+              "and freeze training, and for LoRA sharded by FSDP (accelerate's mixed precision over an fp32 base)",
         "zh": "LoRA 和 QLoRA 在冻结的基座上训练适配器，不套用精度配方：基座的精度由 {dtype}（或 {quant}）决定，适配器的精度由"
-              "框架决定（peft：fp32；torchtune：模型精度）；{precision} 用于全参数和冻结训练"},
+              "框架决定（peft：fp32；torchtune：模型精度）；{precision} 用于全参数和冻结训练，以及由 FSDP 分片的 LoRA（accelerate 混合精度，fp32 基座）"},
     "r_framework_no_fsdp": {"en": "{framework} shards with its distributed optimizer, not torch FSDP; use {use}",
                             "zh": "{framework} 用自己的分布式优化器分片，而不是 torch FSDP；请用 {use}"},
+    "r_backward_prefetch_fsdp1": {"en": "backward prefetch is FSDP1's setting (FSDP2 always prefetches one unit); use {use}",
+                                  "zh": "反向预取是 FSDP1 的设置（FSDP2 总是预取一个单元）；请用 {use}"},
     "r_framework_fsdp_version": {"en": "{framework} runs FSDP2 (fully_shard) only; use {use}",
                                  "zh": "{framework} 只使用 FSDP2（fully_shard）；请用 {use}"},
     "r_op_sac_every": {"en": "torchtitan's per-op policy wraps every block; give it or every N-th layer, not both",

@@ -30,8 +30,8 @@ from ..memory.activations import (FULL_TRAINING, TrainFlags, TrainingActivations
                                   merged_expert_bytes, op_sac_bytes_per_token, training_activations)
 from ..memory.gradients import gradient_bytes
 from ..memory.optimizer_states import deepspeed_step_temporary, optimizer_state_bytes, step_temporary_bytes
-from ..memory.parallel import (NO_BUFFERS, FsdpBuffers, context_parallel_transient, expert_fraction, fsdp_buffers,
-                               largest_layer_params, nvme_pinned_bytes, persistent_params, split_bytes,
+from ..memory.parallel import (NO_BUFFERS, FsdpBuffers, bnb_quant_state_bytes, context_parallel_transient,
+                               expert_fraction, fsdp_buffers, largest_layer_params, nvme_pinned_bytes, persistent_params, split_bytes,
                                zero3_buffers, zero_bucket)
 from ..memory.pipeline import pipeline_stages
 from ..memory.trainable import Trainable, dora_magnitude_params, lora_modules
@@ -135,6 +135,15 @@ def precision(model: ResolvedModel, w: Workload, dtype: str, t: Trainable, notes
         weights = weights_on_rank(model, w, a, notes, training=True)
         param_bytes = a
         master = int(t.params * 4)
+    elif adapters and w.precision == "mixed":
+        # LoRA sharded by FSDP under accelerate's mixed_precision, the base loaded in fp32 as peft's
+        # examples/sft/utils.py loads it without 4-bit (torch_dtype float32): fp32 flat parameters, every unit
+        # all-gathered in the policy's param_dtype (FSDP1 _flat_param.py _use_low_precision_shard casts the shard
+        # first; FSDP2 _fsdp_param.py all_gather_inputs) and computed there; the adapters stay fp32 (accelerate
+        # upcasts only what requires grad)
+        weights = int(model.params * 4)
+        param_bytes = 4.0
+        notes.append(Assumption("a_fsdp_lora_fp32", {"param": _dtype_name(w.profile.fsdp_policy[0], dtype)}))
     else:
         weights = weights_on_rank(model, w, a, notes, training=True)
         # peft keeps adapters in fp32 (autocast_adapter_dtype); torchtune builds them in the model dtype
@@ -283,6 +292,8 @@ class Layout:
     temp: int
     buf: FsdpBuffers
     n: int
+    #: weight bytes that stay on the GPU under parameter offload (bitsandbytes' quant state: no parameter)
+    resident: int = 0
 
 
 def shard_group(w: Workload) -> int:
@@ -310,10 +321,20 @@ def layout(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes: list
         return split_bytes(x, share, shard, w.ep)
 
     buf = NO_BUFFERS
+    # bitsandbytes' 4-bit quant state (absmax, nested absmax, code) is no parameter: whole on every rank
+    resident = bnb_quant_state_bytes(spec, w.quant) if (
+        w.method == "qlora" and not w.profile.own_modules and (s.is_fsdp or (s.is_zero and s.shards_params))) else 0
+    if resident:
+        notes.append(Assumption("a_bnb_quant_state", {"state": format_bytes(resident, "GiB")}))
     if s.is_fsdp:
         weights, grads, states, temp = (split(x, n) for x in (p.weights, p.grads, p.states, p.temp))
+        weights += resident - resident // n
         layer_bytes = 0.0
-        if w.quant != "none":  # quantized linears are gathered as stored; embeddings and head stay 16-bit
+        if resident:  # bitsandbytes: only the packed 4-bit data is a (flat) parameter, gathered as stored
+            layer = largest_layer_params(spec)
+            linear = sum(g.tensor.numel for g in groups(spec) if g.tensor.linear and g.tensor.layer == 0)
+            layer_bytes = (linear * 0.5 + (layer - linear) * p.a) / layer if layer else 0.0
+        elif w.quant != "none":  # quantized linears are gathered as stored; embeddings and head stay 16-bit
             qb = spec_weight_bytes(spec, p.a, w.quant)
             if qb.quantized_params:
                 layer_bytes = (qb.total - qb.kept_params * p.a) / qb.quantized_params
@@ -326,12 +347,14 @@ def layout(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes: list
         trains_layers = w.method not in ("lora", "qlora") and not w.train_modules
         buf = fsdp_buffers(spec, w.fsdp_version, p.gather_bytes, p.unsharded_grad_bytes or p.param_bytes,
                            trains_layers, w.method == "full", w.grad_checkpointing and w.method != "full", layer_bytes,
-                           reduce_bytes=p.reduce_bytes)
+                           reduce_bytes=p.reduce_bytes, backward_prefetch=w.fsdp_backward_prefetch == "pre")
         notes.append(Assumption("a_fsdp_v", {"n": n, "v": w.fsdp_version,
                                              "hybrid": f" × {w.nodes} replicas" if w.fsdp_sharding == "hybrid" else ""}))
+        if w.method in ("lora", "qlora") and w.fsdp_version == 1 and not w.profile.own_modules:
+            notes.append(Assumption("a_fsdp1_adapters"))
     elif s.is_zero and s.shards_params:
         weights, grads, states, temp = (split(x, n) for x in (p.weights, p.grads, p.states, p.temp))
-        weights += int(persistent_params(spec, w.zero_persistence) * p.a)
+        weights += int(persistent_params(spec, w.zero_persistence) * p.a) + resident - resident // n
         grads += zero_bucket(w.reduce_bucket, t.params, p.param_bytes)
         buf = zero3_buffers(spec, p.a, w.zero_prefetch, w.zero_max_live, w.reduce_bucket, t.params)
         notes.append(Assumption("a_zero3", {"n": n, "prefetch": f"{w.zero_prefetch:.2g}",
@@ -356,7 +379,7 @@ def layout(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes: list
             notes.append(Assumption("a_ddp", {"n": n}))
     if p.recipe == "deepspeed" and s.is_zero:
         temp = deepspeed_step_temporary(t.params, p.a, n, s.shards_params)
-    return Layout(weights, grads, states, temp, buf, n)
+    return Layout(weights, grads, states, temp, buf, n, resident)
 
 
 @dataclass(frozen=True)
@@ -378,8 +401,9 @@ def offload(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, lay: Layou
     grads = min(lay.grads, 2 * layer_grads)
     params_off = w.offload == "optimizer+params"
     if params_off:
-        host += weights
-        weights = 0
+        # FSDP's CPUOffload and ZeRO's offload_param move parameters only: the quant state stays
+        host += weights - lay.resident
+        weights = lay.resident
         if buf is NO_BUFFERS:
             buf = fsdp_buffers(spec, w.fsdp_version, p.a, p.param_bytes, not adapters, w.method == "full")
     nvme = None
@@ -388,7 +412,7 @@ def offload(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, lay: Layou
         nvme = host
         host = nvme_pinned_bytes(int(t.params // n), int(t.params // n), params_off, p.a)
     notes.append(Assumption("a_offload", {"what": w.offload, "host": f"{host / 2**30:.1f} GiB"}))
-    return Offloaded(Layout(weights, grads, 0, 0, buf, n), host, nvme)
+    return Offloaded(Layout(weights, grads, 0, 0, buf, n, lay.resident), host, nvme)
 
 
 def offload_activations(acts: TrainingActivations, notes: list[Assumption]) -> tuple[TrainingActivations, int]:
@@ -597,7 +621,8 @@ def backward_moment(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, sv
 def recipe_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes: list[Assumption]) -> None:
     """The closing assumptions: the recipe and framework, then the shape options in the order they print."""
     own = f"_{w.framework}" if p.recipe == "lora" and w.profile.own_modules else ""
-    notes.append(Assumption(f"a_recipe_{p.recipe}{own}", {"dtype": p.dtype}))
+    if not (p.recipe == "lora" and w.precision == "mixed"):  # a_fsdp_lora_fp32 says what the base is stored in
+        notes.append(Assumption(f"a_recipe_{p.recipe}{own}", {"dtype": p.dtype}))
     notes.append(Assumption(f"a_framework_{w.framework}", {"chunks": w.ce_chunks}))
     notes.extend(default_notes(spec, w, t, p))
     if w.packing:
@@ -750,6 +775,23 @@ register({
     "a_bnb_saves_input": {"en": "its 4-bit matmul also saves each linear's input for backward (before 0.43.2; "
                                 "--bnb-version 0.50 for current releases)",
                           "zh": "其 4 位矩阵乘还为反向保存每个线性层的输入（0.43.2 之前；当前版本用 --bnb-version 0.50）"},
+    "a_fsdp_lora_fp32": {
+        "en": "base loaded in fp32 (peft's SFT example without 4-bit) under accelerate's mixed precision: FSDP shards it "
+              "in fp32 and gathers each unit in {param}, which forward and backward compute in; adapters fp32",
+        "zh": "基座以 fp32 加载（peft 的 SFT 示例不用 4 位时如此），在 accelerate 混合精度下：FSDP 以 fp32 分片，每个单元以 "
+              "{param} 聚合并在其中计算前向和反向；适配器为 fp32"},
+    "a_bnb_quant_state": {
+        "en": "bitsandbytes' 4-bit quant state ({state}: absmax and its scales) is no parameter: FSDP / ZeRO-3 leave it "
+              "whole on every GPU; only the packed 4-bit data is sharded and gathered",
+        "zh": "bitsandbytes 的 4 位量化状态（{state}：absmax 及其缩放）不是参数：FSDP / ZeRO-3 在每张 GPU 上保留完整一份；"
+              "只有打包的 4 位数据被分片和聚合"},
+    "a_fsdp1_adapters": {
+        "en": "FSDP1 units as the Trainer wraps adapters (peft fsdp_auto_wrap_policy, use_orig_params=False): each decoder "
+              "layer a frozen unit with no gradient, each LoRA A/B linear its own unit; frozen and trainable in one unit "
+              "(use_orig_params=True) would give that unit's whole flat gradient",
+        "zh": "FSDP1 单元按 Trainer 包装适配器的方式（peft fsdp_auto_wrap_policy，use_orig_params=False）：每个解码层是一个无"
+              "梯度的冻结单元，每个 LoRA A/B 线性层单独成单元；若冻结与可训练参数同在一个单元（use_orig_params=True），该单元"
+              "会有完整的扁平梯度"},
     "r_ep_needs_moe": {"en": "expert parallelism needs an MoE model whose experts divide by {n}",
                        "zh": "专家并行需要专家数能被 {n} 整除的 MoE 模型"},
     "r_ep_divide": {"en": "{experts} experts do not divide by {n}", "zh": "{experts} 个专家无法被 {n} 整除"},

@@ -77,6 +77,29 @@ def persistent_params(spec: ModelSpec, threshold: int) -> int:
     return sum(g.numel for g in groups(spec) if g.tensor.numel // g.tensor.count <= threshold)
 
 
+#: bitsandbytes' 4-bit storage formats (``bnb.nn.Linear4bit``)
+BNB_4BIT = ("int4", "nf4", "fp4", "nf4-dq", "fp4-dq")
+
+
+@lru_cache(maxsize=64)
+def bnb_quant_state_bytes(spec: ModelSpec, quant: str) -> int:
+    """Bytes of bitsandbytes' 4-bit quant state (fp32 absmax per 64 values; double quantization: uint8 absmax and
+    one fp32 scale per 256 blocks), which FSDP and ZeRO-3 leave whole on every rank.
+
+    Only the packed data is a parameter (``Params4bit``, stored as ``bnb_4bit_quant_storage``: bf16 for
+    FSDP-QLoRA, so it can join a flat parameter); ``quant_state`` is a plain attribute that flattening drops and
+    ``Linear4bit`` restores from the copy it keeps on the module (bitsandbytes 0.50.2 ``nn/modules.py``
+    ``fix_4bit_weight_quant_state_from_module``: "the quant state got lost when the parameter got converted. This
+    happens for example for fsdp"). FSDP1 flattens parameters, FSDP2 shards parameters, ZeRO-3 partitions
+    parameters: none of them sees the module's quant state, which every rank loads whole."""
+    if quant not in BNB_4BIT:
+        return 0
+    from .weights import spec_weight_bytes
+
+    qb = spec_weight_bytes(spec, 2.0, quant, fp32_modules=False)
+    return max(0, qb.total - qb.kept_params * 2 - qb.quantized_params // 2)
+
+
 @dataclass(frozen=True)
 class FsdpBuffers:
     """Unsharded bytes per rank at the moments that can peak: (weights side, gradients side)."""
@@ -98,7 +121,7 @@ class FsdpBuffers:
 
 def fsdp_buffers(spec: ModelSpec, version: int, param_bytes: float, grad_bytes: float, trains_layers: bool,
                  trains_embeddings: bool, input_grads: bool = False, layer_bytes: float = 0.0,
-                 reduce_bytes: float = 0.0) -> FsdpBuffers:
+                 reduce_bytes: float = 0.0, backward_prefetch: bool = False) -> FsdpBuffers:
     """What FSDP keeps unsharded per rank, units wrapped as accelerate wraps them (U: the largest decoder
     layer's parameters, E: the input embedding, T: final norm + output head; ``_g`` the same as gradients).
 
@@ -115,8 +138,10 @@ def fsdp_buffers(spec: ModelSpec, version: int, param_bytes: float, grad_bytes: 
     the retained U_g), then its gradient is reduce-scattered (2E_g).
     FSDP1 (``_flat_param.py``, ``_runtime_utils.py``): gathers and reduce-scatters work in place on the flat
     parameter and gradient; the rate limiter allows two all-gathers in flight (2U) and accelerate's default is
-    no backward prefetch (U + U_g); the root unit (embedding, norm, head) is never resharded after forward, and
-    its flat gradient (E_g + T_g) is reduced at the very end.
+    no backward prefetch (U + U_g; ``backward_prefetch``: BACKWARD_PRE, torch's own default, gathers the next unit
+    in a unit's pre-backward hook: 2U + U_g, measured on two gloo ranks in tests/test_fsdp_lora.py); the root unit
+    (embedding, norm, head) is never resharded after forward, and its flat gradient (E_g + T_g) is reduced at the
+    very end.
     With a ``MixedPrecisionPolicy`` whose ``reduce_dtype`` differs from ``param_dtype`` (``reduce_bytes``; torchtitan:
     bf16 parameters, fp32 reduction) the unsharded gradients stay in the parameters' dtype and each reduce-scatter
     input is allocated in ``reduce_dtype`` (``_fsdp_collectives.py foreach_reduce``): a layer's backward holds its
@@ -155,7 +180,8 @@ def fsdp_buffers(spec: ModelSpec, version: int, param_bytes: float, grad_bytes: 
     root = e + t
     return FsdpBuffers(forward_layer=int(2 * u + root), forward_loss=int(root), backward_loss=int(root),
                        forward_held=int(2 * u + root),
-                       backward_start=(int(root), int(tg)), backward_layer=(int(u + root), int(ug)),
+                       backward_start=(int(root), int(tg)),
+                       backward_layer=(int((2 if backward_prefetch else 1) * u + root), int(ug)),
                        backward_end=(int(root), int(eg + tg)))
 
 

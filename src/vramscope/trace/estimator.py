@@ -110,7 +110,12 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
         recipe_mixed_amp = False  # the framework's MixedPrecisionPolicy computes in bf16 without autocast
     else:
         recipe_mixed_amp = recipe_mixed
-    param_dtype = torch.float32 if recipe_mixed or dtype == "fp32" or w.precision == "fp32" else _torch_dtype(dtype)
+    # LoRA under accelerate's mixed precision, sharded by FSDP: the base loaded in fp32 (peft's SFT example)
+    lora_mixed = fsdp_policy(w, dtype) is not None and w.method == "lora"
+    if lora_mixed:
+        recipe_mixed_amp = w.profile.autocast_with_fsdp_policy
+    param_dtype = torch.float32 if recipe_mixed or lora_mixed or dtype == "fp32" or w.precision == "fp32" \
+        else _torch_dtype(dtype)
     category: dict[int, str] = {}
     w = replace(w, attn=effective_attn(model.spec, w.attn))
 
@@ -191,8 +196,9 @@ def fsdp_policy(w: Workload, dtype: str) -> Any:
     bf16 parameters, fp32 reduction; accelerate / hf: bf16 both), else None (fp32 parameters, autocast)."""
     from ..estimators.training import recipe_for
 
-    if not (w.training and w.strategy.is_fsdp and w.method in ("full", "freeze")
-            and recipe_for(w, dtype) == "fsdp_mixed"):
+    lora_mixed = w.method == "lora" and w.precision == "mixed" and w.profile.fsdp_policy is not None
+    if not (w.training and w.strategy.is_fsdp and (lora_mixed or (w.method in ("full", "freeze")
+                                                                  and recipe_for(w, dtype) == "fsdp_mixed"))):
         return None
     import torch
     from torch.distributed.fsdp import MixedPrecisionPolicy

@@ -191,8 +191,11 @@ def run_measure(model: ResolvedModel, w: Workload, backend: Backend, counters: P
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[compute_dtype(model, w)]
     mixed = w.training and w.method in ("full", "freeze") and (
         w.precision == "mixed" or (w.precision == "auto" and w.task == "pretrain" and dtype != torch.float32))
+    # LoRA over an fp32 base under the framework's FSDP policy (accelerate's mixed precision), autocast around
+    # forward where the framework keeps it (hf, accelerate)
+    lora_mixed = w.training and w.method == "lora" and fsdp_policy(w, compute_dtype(model, w)) is not None
     with backend.device():
-        net = build_model(model, torch.float32 if mixed else dtype, w.attn)
+        net = build_model(model, torch.float32 if mixed or lora_mixed else dtype, w.attn)
         if w.method == "qlora":
             from .build import quantize_bnb_4bit
 
@@ -204,7 +207,8 @@ def run_measure(model: ResolvedModel, w: Workload, backend: Backend, counters: P
             run_inference(net, w.batch, w.seq, counters)
             return 0
         mesh = None
-        if w.num_gpus > 1 and w.strategy.is_fsdp:  # under torchrun: FSDP2 over the real process group
+        # under torchrun: FSDP2 over the real process group (one process too: FSDP's gathers on a single GPU)
+        if w.strategy.is_fsdp and (w.num_gpus > 1 or "WORLD_SIZE" in os.environ):
             import torch.distributed as dist
             from torch.distributed.device_mesh import init_device_mesh
 
@@ -214,6 +218,7 @@ def run_measure(model: ResolvedModel, w: Workload, backend: Backend, counters: P
         net, params, opt, _ = prepare_training(net, w, mesh, compute_dtype(model, w))
         if mixed and fsdp_policy(w, compute_dtype(model, w)) is not None and not w.profile.autocast_with_fsdp_policy:
             mixed = False  # the framework's MixedPrecisionPolicy computes in bf16 without autocast
+        mixed = mixed or (lora_mixed and w.profile.autocast_with_fsdp_policy)
         counters("ready")
         run_training(net, opt, w.batch, w.seq, counters, amp_dtype=dtype if mixed else None,
                      device_type=backend.device().type, keep_outputs=w.profile.keeps_logits,
