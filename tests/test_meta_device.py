@@ -257,6 +257,8 @@ def test_meta_device_reads_recurrent_state_caches(mt, mixer):
     spec = spec_from_config({"model_type": mt}, mt)
     assert spec.state is not None and spec.state.mixer == mixer
     assert not any(getattr(n, "key", "") == "a_meta_recurrent" for n in spec.notes)
+    # the other engines still count keys and values on every layer, and say so
+    assert any(getattr(n, "key", "") == "a_state_engines" and n.params["mixer"] == mixer for n in spec.notes)
 
 
 @requires_torch

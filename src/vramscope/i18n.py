@@ -706,6 +706,13 @@ MESSAGES: dict[str, dict[str, str]] = {
               "每条序列 {mib} MiB（{batch} 条共 {total_mib} MiB），与长度无关，按 transformers {version} 的存储方式；"
               "K/V 只在 {kv_layers} 个注意力层中",
     },
+    "a_state_engines": {
+        "en": "recurrent / state-space layers ({mixer}, {layers} layers): their conv and recurrent states are "
+              "modelled as transformers stores them; vLLM, SGLang, llama.cpp and Ollama are counted here with "
+              "keys and values on every layer and no state (an overestimate for those layers)",
+        "zh": "循环/状态空间层（{mixer}，{layers} 层）：其卷积与循环状态按 transformers 的存储方式建模；vLLM、SGLang、"
+              "llama.cpp 与 Ollama 在此按每层都有 K/V、没有状态计算（对这些层偏高）",
+    },
     "a_state_cache_old": {
         "en": "transformers {version} keeps these states in the model's own cache classes (MambaCache, Mamba2Cache, "
               "HybridMambaAttentionDynamicCache; read at 5.0.0), preallocated in the model's dtype (Qwen3-Next's "

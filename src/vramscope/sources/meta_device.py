@@ -412,6 +412,9 @@ def _spec(model: Any, config: Any, native: dict[str, Any], name: str, origin: st
     mixers = _recurrent_mixers(model)
     if mixers and state is None:
         notes.append(Text("a_meta_recurrent", mixers=", ".join(mixers[:3])))
+    elif state is not None:
+        notes.append(Text("a_state_engines", mixer=state.mixer,
+                          layers=sum(k in ("state", "hybrid", "hybrid_sliding") for k in state.kinds)))
     dtype = native.get("torch_dtype") or native.get("dtype") or ""
     # the checkpoint's quantization_config was kept from transformers (its quantizers would load libraries);
     # its method is the spec's, as for the built-in readers
