@@ -40,7 +40,7 @@ CONFIGS = {
     "bamba": dict(_ATTN, **_M2, num_hidden_layers=4, attn_layer_indices=[1, 3]),
     "falcon_h1": dict(_ATTN, **_M2, num_hidden_layers=3, mamba_d_ssm=128),
     "zamba": dict(_ATTN, num_hidden_layers=5, mamba_d_state=8, attn_layer_period=2, attn_layer_offset=1,
-                  n_mamba_heads=2),
+                  n_mamba_heads=2, use_mamba_kernels=False),
     "zamba2": dict(_ATTN, num_hidden_layers=6, mamba_d_state=8, mamba_ngroups=2, n_mamba_heads=8, mamba_headdim=16,
                    use_mem_rope=False, chunk_size=8,
                    layers_block_type=["mamba", "mamba", "hybrid", "mamba", "mamba", "hybrid"]),
@@ -96,8 +96,10 @@ def _run(model, cache, prompt: int) -> tuple[list[int], list[int]]:
 
     import torch
 
-    # Mamba, Falcon-Mamba and Mamba2 take the cache as ``cache`` (5.24), the others as ``past_key_values``
-    name = "past_key_values" if "past_key_values" in inspect.signature(model.forward).parameters else "cache"
+    # Mamba, Falcon-Mamba and Mamba2 take the cache as ``cache`` (5.24; ``cache_params`` before), the others as
+    # ``past_key_values``
+    params = inspect.signature(model.forward).parameters
+    name = next(n for n in ("past_key_values", "cache", "cache_params") if n in params)
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(3, 128, (BATCH, prompt), generator=g)
     with torch.no_grad():
