@@ -38,7 +38,13 @@ from vramscope.sources.quant_config import checkpoint_quant, skipped
      "fp8-channel", ("lm_head",)),
     ({"quant_method": "compressed-tensors",
       "config_groups": {"group_0": {"weights": {"num_bits": 4, "type": "int", "strategy": "group",
-                                                "group_size": 128}}}}, "gptq-4bit", ()),
+                                                "group_size": 128}}}}, "ct-4bit", ()),
+    ({"quant_method": "compressed-tensors", "format": "pack-quantized",
+      "config_groups": {"group_0": {"weights": {"num_bits": 4, "type": "int", "strategy": "group",
+                                                "group_size": 32, "symmetric": False}}}}, "ct-4bit-g32-asym", ()),
+    ({"quant_method": "compressed-tensors", "format": "marlin-24",
+      "config_groups": {"group_0": {"weights": {"num_bits": 4, "type": "int", "strategy": "group",
+                                                "group_size": 128}}}}, "", ()),
     # gpt-oss
     ({"quant_method": "mxfp4", "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router",
                                                           "model.embed_tokens", "lm_head"]},
@@ -121,6 +127,131 @@ def test_fp8_block_bytes_equal_transformers_quantizer(make):
     assert ours == _fp8_meta_bytes(cfg)
     # and it is not the bf16 count
     assert ours < spec_weight_bytes(spec, 2.0, "none").total
+
+
+def _ct_config(bits: int = 4, strategy: str = "group", group=128, symmetric: bool = True,
+               actorder=None) -> dict:
+    """A compressed-tensors quantization_config as llm-compressor writes it (W4A16 / W8A16 pack-quantized)."""
+    return {"quant_method": "compressed-tensors", "format": "pack-quantized", "quantization_status": "compressed",
+            "ignore": ["lm_head"], "config_groups": {"group_0": {
+                "targets": ["Linear"], "input_activations": None, "output_activations": None,
+                "weights": {"num_bits": bits, "type": "int", "symmetric": symmetric, "strategy": strategy,
+                            "group_size": group if strategy == "group" else None, "actorder": actorder,
+                            "dynamic": False, "observer": "minmax"}}}}
+
+
+def _ct_meta_bytes(cfg: dict) -> int:
+    """Bytes of the model transformers' CompressedTensorsHfQuantizer loads a checkpoint into (meta device):
+    ``apply_quantization_config`` then ``compress_model``, every tensor of its state dict."""
+    import torch
+    import transformers
+    from transformers.quantizers.auto import AutoHfQuantizer
+
+    native = {k: v for k, v in cfg.items() if k != "quantization_config"}
+    config = transformers.AutoConfig.for_model(**native)
+    q = AutoHfQuantizer.from_config(cfg["quantization_config"], pre_quantized=True)
+    q.validate_environment()
+    with torch.device("meta"):
+        model = getattr(transformers, cfg["architectures"][0])._from_config(config, dtype=torch.bfloat16)
+    q.preprocess_model(model, dtype=torch.bfloat16)
+    # parameters and persistent buffers (weight_shape); not the rotary inv_freq, which is no weight
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+
+@requires_torch
+@pytest.mark.trace
+@pytest.mark.parametrize("kw", [{}, {"group": 32}, {"group": 64}, {"strategy": "channel"}, {"bits": 8},
+                                {"actorder": "weight"}], ids=["w4-g128", "w4-g32", "w4-g64", "w4-channel", "w8-g128",
+                                                              "w4-actorder"])
+def test_compressed_tensors_bytes_equal_transformers_quantizer(kw):
+    pytest.importorskip("compressed_tensors")
+    cfg = {**_qwen3_tiny(None), "hidden_size": 256, "intermediate_size": 640,
+           "quantization_config": _ct_config(**kw)}
+    spec = spec_from_config(cfg, "tiny")
+    assert spec.quant_format.startswith("ct-")
+    assert spec_weight_bytes(spec, 2.0, spec.quant_format, spec.quant_skip, True).total == _ct_meta_bytes(cfg)
+
+
+@requires_torch
+@pytest.mark.trace
+def test_compressed_tensors_asymmetric_zero_points_as_the_checkpoint_holds_them():
+    """An asymmetric scheme's zero points are packed into int32 along the output dimension when compressed on real
+    tensors (what a checkpoint stores): compressed-tensors' own compressor on a CPU Linear."""
+    pytest.importorskip("compressed_tensors")
+    import torch
+    from compressed_tensors.compressors import ModelCompressor
+    from compressed_tensors.quantization import QuantizationConfig, apply_quantization_config
+
+    from vramscope.memory.weights import quantized_linear_bytes
+    from vramscope.model.tensors import Tensor
+
+    q = _ct_config(group=32, symmetric=False)
+    q["ignore"] = []
+    model = torch.nn.Sequential(torch.nn.Linear(256, 96, bias=False)).to(torch.bfloat16)
+    config = QuantizationConfig.model_validate({k: v for k, v in q.items() if k != "quant_method"})
+    apply_quantization_config(model, config)
+    ModelCompressor(quantization_config=config).compress_model(model)
+    held = {n: (tuple(t.shape), t.dtype) for n, t in model.state_dict().items()}
+    assert held["0.weight_zero_point"] == ((-(-96 * 4 // 32), 256 // 32), torch.int32)
+    total = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    fmt = checkpoint_quant(q).format
+    assert fmt == "ct-4bit-g32-asym"
+    assert quantized_linear_bytes(Tensor("w", (96, 256), "mlp", "down_proj", None, 1, True), fmt) == total
+
+
+#: the buffers gptqmodel's quant linears register (gptqmodel/nn_modules/qlinear/__init__.py at GPTQModel
+#: f4c327a17eb3: ``_register_gptq_buffers`` and ``AWQuantLinear.__init__``), the modules transformers 5.24 loads
+#: GPTQ and AWQ checkpoints into (quantizers/quantizer_gptq.py, integrations/awq.py), as (shape, bytes per item)
+def _gptq_buffers(in_f: int, out_f: int, bits: int, g: int) -> list:
+    g = in_f if g == -1 else g
+    return [((-(-in_f * bits // 32), out_f), 4), ((-(-in_f // g), -(-out_f * bits // 32)), 4),
+            ((-(-in_f // g), out_f), 2), ((in_f,), 4)]
+
+
+def _awq_buffers(in_f: int, out_f: int, bits: int, g: int) -> list:
+    return [((in_f, out_f // (32 // bits)), 4), ((in_f // g, out_f // (32 // bits)), 4), ((in_f // g, out_f), 2)]
+
+
+def _bytes(buffers: list) -> int:
+    import math
+
+    return sum(math.prod(shape) * size for shape, size in buffers)
+
+
+@pytest.mark.parametrize("in_f, out_f", [(4096, 4096), (4096, 1024), (11008, 4096), (4864, 896), (200, 96)])
+@pytest.mark.parametrize("bits, g", [(4, 128), (4, 32), (8, 128), (3, 128), (2, 64), (4, -1)])
+def test_gptq_bytes_equal_gptqmodel_buffers(in_f, out_f, bits, g):
+    from vramscope.memory.weights import quantized_linear_bytes
+    from vramscope.model.tensors import Tensor
+
+    fmt = checkpoint_quant({"quant_method": "gptq", "bits": bits, "group_size": g}).format
+    t = Tensor("w", (out_f, in_f), "mlp", "down_proj", None, 1, True)
+    assert quantized_linear_bytes(t, fmt) == _bytes(_gptq_buffers(in_f, out_f, bits, g))
+
+
+@pytest.mark.parametrize("in_f, out_f", [(4096, 4096), (4096, 1024), (11008, 4096), (4864, 896), (896, 128)])
+@pytest.mark.parametrize("g", [128, 64, 32])
+def test_awq_bytes_equal_gptqmodel_buffers(in_f, out_f, g):
+    from vramscope.memory.weights import quantized_linear_bytes
+    from vramscope.model.tensors import Tensor
+
+    fmt = checkpoint_quant({"quant_method": "awq", "bits": 4, "group_size": g}).format
+    t = Tensor("w", (out_f, in_f), "mlp", "down_proj", None, 1, True)
+    assert quantized_linear_bytes(t, fmt) == _bytes(_awq_buffers(in_f, out_f, 4, g))
+
+
+def test_awq_bytes_equal_a_published_checkpoint():
+    """The tensors of Intel/Qwen2-0.5B-Instruct-int4-sym-AutoRound (AWQ packing, g128; snapshot cb1835a2) as
+    loaded from its model.safetensors and printed beside the code that reads them (vLLM XPU debug script,
+    layer 0): q_proj qweight [896, 112] int32, scales [7, 896] fp16, qzeros [7, 112] int32; k_proj / v_proj
+    qweight [896, 16], scales [7, 128], qzeros [7, 16]."""
+    from vramscope.memory.weights import quantized_linear_bytes
+    from vramscope.model.tensors import Tensor
+
+    q = Tensor("q_proj.weight", (896, 896), "attention", "q_proj", None, 1, True)
+    k = Tensor("k_proj.weight", (128, 896), "attention", "k_proj", None, 1, True)
+    assert quantized_linear_bytes(q, "awq-4bit") == 896 * 112 * 4 + 7 * 896 * 2 + 7 * 112 * 4
+    assert quantized_linear_bytes(k, "awq-4bit") == 896 * 16 * 4 + 7 * 128 * 2 + 7 * 16 * 4
 
 
 def _estimate(*args):

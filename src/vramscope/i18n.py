@@ -691,11 +691,42 @@ MESSAGES: dict[str, dict[str, str]] = {
               "KV 缓存与激活按其配置的形状用通用规则估计",
     },
     "a_meta_recurrent": {
-        "en": "this model mixes tokens with recurrent / state-space layers ({mixers}): their conv and state caches "
-              "are not modelled, and the KV cache is counted as attention on every layer (an overestimate for those "
-              "layers)",
-        "zh": "该模型用循环/状态空间层混合词元（{mixers}）：其卷积与状态缓存未建模，KV 缓存按每层都是注意力计算"
+        "en": "this model mixes tokens with recurrent / state-space layers ({mixers}) whose caches are not read "
+              "here: their conv and state caches are not modelled, and the KV cache is counted as attention on every "
+              "layer (an overestimate for those layers)",
+        "zh": "该模型用循环/状态空间层混合词元（{mixers}），此处未读取其缓存：其卷积与状态缓存未建模，KV 缓存按每层都是注意力计算"
               "（对这些层偏高）",
+    },
+    "a_state_cache": {
+        "en": "recurrent / state-space layers ({mixer}): {layers} of {n} layers keep a conv state ({conv}) and a "
+              "recurrent state ({rec}) of fixed size, {mib} MiB per sequence ({total_mib} MiB for {batch}) "
+              "whatever the length, as transformers {version} stores them; keys and values only in the {kv_layers} "
+              "attention layers",
+        "zh": "循环/状态空间层（{mixer}）：{n} 层中有 {layers} 层保存固定大小的卷积状态（{conv}）和循环状态（{rec}），"
+              "每条序列 {mib} MiB（{batch} 条共 {total_mib} MiB），与长度无关，按 transformers {version} 的存储方式；"
+              "K/V 只在 {kv_layers} 个注意力层中",
+    },
+    "a_state_engines": {
+        "en": "recurrent / state-space layers ({mixer}, {layers} layers): their conv and recurrent states are "
+              "modelled as transformers stores them; vLLM, SGLang, llama.cpp and Ollama are counted here with "
+              "keys and values on every layer and no state (an overestimate for those layers)",
+        "zh": "循环/状态空间层（{mixer}，{layers} 层）：其卷积与循环状态按 transformers 的存储方式建模；vLLM、SGLang、"
+              "llama.cpp 与 Ollama 在此按每层都有 K/V、没有状态计算（对这些层偏高）",
+    },
+    "a_state_cache_old": {
+        "en": "transformers {version} keeps these states in the model's own cache classes (MambaCache, Mamba2Cache, "
+              "HybridMambaAttentionDynamicCache; read at 5.0.0), preallocated in the model's dtype (Qwen3-Next's "
+              "kept the float32 state of its scan); from {since} on every recurrent state is float32",
+        "zh": "transformers {version} 用模型自带的缓存类（MambaCache、Mamba2Cache、HybridMambaAttentionDynamicCache；"
+              "按 5.0.0 阅读）保存这些状态，按模型的数据类型预分配（Qwen3-Next 保留其扫描得到的 float32 状态）；"
+              "自 {since} 起所有循环状态均为 float32",
+    },
+    "a_kv_fp8_state": {
+        "en": "fp8 KV cache: transformers {version}'s QuantizedCache refuses models with recurrent layers (only "
+              "full_attention layers); counted as one byte per key/value in the dynamic cache's layout, the states "
+              "unquantized, which transformers itself does not build",
+        "zh": "fp8 KV 缓存：transformers {version} 的 QuantizedCache 不支持含循环层的模型（只接受 full_attention 层）；"
+              "此处按动态缓存布局、每个 K/V 值一字节计算，状态不量化，transformers 本身并不会构建这样的缓存",
     },
     "a_meta_tied": {
         "en": "tied weights, counted once: {ties}",

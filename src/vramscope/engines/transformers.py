@@ -56,7 +56,7 @@ class Transformers(Engine):
         a, spec, held = rank_weights(model, w, dtype, notes)
         kv_dtype = w.kv_dtype or dtype
         kv_prefill, kv_decode = transformers_kv(spec, w.seq, w.batch, kv_dtype, w.cache, notes,
-                                                w.transformers_version)
+                                                w.transformers_version, compute_dtype=dtype)
         prefill = inference_transient(spec, w.batch, w.seq, a, w.attn, all_logits=spec.kind == "encoder")
         decode = inference_transient(spec, w.batch, 1, a, w.attn)
         notes.append(Assumption("a_inference_context", {"seq": w.seq, "batch": w.batch, "kv_dtype": kv_dtype,
@@ -78,13 +78,14 @@ class Transformers(Engine):
 
 
 def transformers_kv(spec, seq: int, batch: int, kv_dtype: str, cache: str, notes: list[Assumption],
-                    named_version: Optional[str] = None) -> tuple[int, int]:
+                    named_version: Optional[str] = None, compute_dtype: str = "") -> tuple[int, int]:
     """The KV cache after the prefill and while decoding, as the transformers version modelled stores it
     (``memory/kv_cache.py``: ``transformers_layout``), with the assumptions that say how."""
     version = transformers_version(named_version)
     v = parse_version(version)
     b = KV_DTYPE_BYTES[kv_dtype]
-    layouts = {p: transformers_layout(spec, version, p, cache, kv_dtype) for p in ("prefill", "decode")}
+    layouts = {p: transformers_layout(spec, version, p, cache, kv_dtype, compute_dtype or kv_dtype)
+               for p in ("prefill", "decode")}
     kv = {p: kv_cache_bytes(spec, seq, batch, b, encoder_tokens=seq, layout=lay) for p, lay in layouts.items()}
     if spec.kind == "encoder":
         return kv["prefill"], kv["decode"]
@@ -113,9 +114,32 @@ def transformers_kv(spec, seq: int, batch: int, kv_dtype: str, cache: str, notes
             notes.append(Assumption("a_mla_transformers", {"since": since}))
     if layouts["decode"].previous_step:
         notes.append(Assumption("a_kv_legacy_tuples", {"version": version}))
+    if spec.state is not None:
+        _state_notes(spec, batch, layouts["decode"], b, version, v, notes)
+        if kv_dtype in FP8_CACHE_DTYPES and cache == "dynamic" and v >= FP8_CACHE_SINCE:
+            notes.append(Assumption("a_kv_fp8_state", {"version": version}))
     if layouts["decode"].broadcast_kv:
         notes.append(Assumption("a_kv_broadcast", {"kv": spec.num_kv_heads, "heads": spec.num_heads}))
     return kv["prefill"], kv["decode"]
+
+
+def _state_notes(spec, batch: int, layout, b: float, version: str, v, notes: list[Assumption]) -> None:
+    """What a recurrent / hybrid model's cache holds: the fixed states per sequence and the attention layers."""
+    from ..memory.kv_cache import STATE_LAYERS_SINCE, state_layer_bytes
+
+    st = spec.state
+    n = len(st.kinds)
+    per_seq = sum(state_layer_bytes(spec, i, 1, layout, b) for i in range(n))
+    dtype_name = {4.0: "fp32", 2.0: "16-bit", 1.0: "8-bit"}
+    notes.append(Assumption("a_state_cache", {
+        "mixer": st.mixer or "?", "layers": sum(k in ("state", "hybrid", "hybrid_sliding") for k in st.kinds),
+        "n": n, "mib": f"{per_seq / 2**20:.2f}", "batch": batch, "total_mib": f"{batch * per_seq / 2**20:.2f}",
+        "kv_layers": sum(st.has_kv(i) for i in range(n)), "version": version,
+        "conv": dtype_name.get(layout.conv_state_bytes, f"{layout.conv_state_bytes:g}-byte"),
+        "rec": dtype_name.get(layout.recurrent_state_bytes, f"{layout.recurrent_state_bytes:g}-byte")}))
+    if v < STATE_LAYERS_SINCE:
+        notes.append(Assumption("a_state_cache_old", {"version": version,
+                                                      "since": ".".join(map(str, STATE_LAYERS_SINCE))}))
 
 
 ENGINE = Transformers()

@@ -34,7 +34,14 @@ where ``tokens_l`` and ``values_l`` depend on the engine and its version (:class
     tuples): the previous step's tuple stays referenced by ``model_kwargs`` while the forward builds the next
     one, so a decode step holds the cache of ``tokens - 1`` tokens beside the new one (4.42.0 made a
     ``DynamicCache`` the default "to save memory", ``generation/utils.py``);
-  - encoder-decoder models add a cross-attention cache of the encoder length (``EncoderDecoderCache``).
+  - encoder-decoder models add a cross-attention cache of the encoder length (``EncoderDecoderCache``);
+  - state-space and hybrid models (``ModelSpec.state``: Mamba, Mamba2, Jamba, Bamba, Falcon-H1, Zamba, Zamba2,
+    GraniteMoeHybrid, Nemotron-H, Qwen3-Next / Qwen3.5, OLMo-Hybrid, LFM2) keep keys and values only in their
+    attention (and hybrid) layers, and in each recurrent layer a ``LinearAttentionLayer`` (since 5.12.0) of fixed
+    size per sequence: the conv state ``(channels, conv_kernel_size)`` in the model's dtype and the recurrent state
+    (``zeros_like`` the scan's final state: float32). Before, ``MambaCache`` / ``Mamba2Cache`` /
+    ``HybridMambaAttentionDynamicCache`` (read at 5.0.0) preallocated both in the model's dtype
+    (``Qwen3NextDynamicCache`` kept the float32 state it was given).
 
 * **vLLM** reserves a block slot per token in every layer (:func:`kv_bytes_per_token`); MLA layers keep the
   latent (``kv_lora_rank + qk_rope_head_dim``, arXiv 2405.04434 §2.1.2) and Falcon its real KV heads.
@@ -136,6 +143,13 @@ def _installed() -> str:
     return TRANSFORMERS_MODELLED
 
 
+#: transformers keeps every recurrent / hybrid model's state in ``LinearAttentionLayer`` (cache_utils.py: conv
+#: states in the hidden states' dtype, recurrent states ``zeros_like`` the final state the scan returns, float32)
+#: since this version (read at 5.12.0 and 5.24.0; 5.0.0 still had MambaCache, Mamba2Cache and
+#: HybridMambaAttentionDynamicCache allocating both states in the model's dtype)
+STATE_LAYERS_SINCE = (5, 12, 0)
+
+
 @dataclass(frozen=True)
 class CacheLayout:
     """How an engine stores one model's cache in one phase."""
@@ -146,21 +160,45 @@ class CacheLayout:
     all_full: bool = False  # every layer a full layer (transformers' quantized cache knows no window)
     scale_bytes_per_layer: int = 0  # per-layer scales beside the values (fp8 quantized cache: 2 fp32)
     previous_step: bool = False  # the previous decode step's cache (one token fewer) is still held
+    #: bytes per conv-state and per recurrent-state value of a recurrent / hybrid model (``ModelSpec.state``);
+    #: 0: the cache's own value size (``bytes_per_value``)
+    conv_state_bytes: float = 0.0
+    recurrent_state_bytes: float = 0.0
 
 
 def transformers_layout(spec: ModelSpec, version: str, phase: str, cache: str = "dynamic",
-                        kv_dtype: str = "") -> CacheLayout:
+                        kv_dtype: str = "", compute_dtype: str = "") -> CacheLayout:
     """transformers ``version``'s cache for ``phase`` (``prefill``: the cache right after the prompt;
-    ``decode``: while generating) with ``cache`` (``dynamic`` or ``static``); rules in the module docstring."""
+    ``decode``: while generating) with ``cache`` (``dynamic`` or ``static``); rules in the module docstring.
+    ``compute_dtype`` (the model's) is the dtype of a recurrent model's conv states."""
     v = parse_version(version) or parse_version(TRANSFORMERS_MODELLED)
     latent = spec.mla is not None and v >= MLA_LATENT_SINCE
     broadcast = spec.kv_broadcast
-    if kv_dtype in FP8_CACHE_DTYPES and cache == "dynamic" and v >= FP8_CACHE_SINCE and not spec.sliding_window:
+    state = {}
+    if spec.state is not None:
+        conv = KV_DTYPE_BYTES.get(compute_dtype) or KV_DTYPE_BYTES.get(kv_dtype) or 2.0
+        # before the unified layers the model's own caches preallocated the recurrent state in the model's dtype
+        # (the kernel path copies into it), except Qwen3NextDynamicCache, which kept the scan's float32 state
+        fp32 = v >= STATE_LAYERS_SINCE or "DeltaNet" in spec.state.mixer
+        state = {"conv_state_bytes": conv, "recurrent_state_bytes": 4.0 if fp32 else conv}
+    if kv_dtype in FP8_CACHE_DTYPES and cache == "dynamic" and v >= FP8_CACHE_SINCE and not spec.sliding_window \
+            and spec.state is None:  # QuantizedCache refuses every layer type but full_attention
         return CacheLayout(latent, broadcast, cap_sliding=False, all_full=True, scale_bytes_per_layer=8)
     if cache == "static":
-        return CacheLayout(latent, broadcast, cap_sliding=True)
+        return CacheLayout(latent, broadcast, cap_sliding=True, **state)
     return CacheLayout(latent, broadcast, cap_sliding=phase == "decode" and v >= SLIDING_DYNAMIC_SINCE,
-                       previous_step=phase == "decode" and v < DYNAMIC_BETWEEN_STEPS_SINCE)
+                       previous_step=phase == "decode" and v < DYNAMIC_BETWEEN_STEPS_SINCE, **state)
+
+
+def state_layer_bytes(spec: ModelSpec, layer: int, batch: int, layout: CacheLayout, bytes_per_value: float) -> int:
+    """The conv + recurrent state bytes of one layer of a recurrent / hybrid model for ``batch`` sequences:
+    independent of the number of tokens (``ModelSpec.state``)."""
+    st = spec.state
+    if st is None:
+        return 0
+    conv = layout.conv_state_bytes or bytes_per_value
+    rec = layout.recurrent_state_bytes or bytes_per_value
+    return int(batch * (st.conv_values[layer] * conv + st.recurrent_values[layer] * rec))
 
 
 def values_per_token(spec: ModelSpec, layer: int, latent_mla: bool, broadcast_kv: bool = False) -> int:
@@ -204,6 +242,11 @@ def layer_kv_bytes(spec: ModelSpec, tokens: int, batch: int, bytes_per_value: fl
     n = _decoder_layers(spec)
     per_value = values_per_token(spec, 0, layout.latent_mla, layout.broadcast_kv)
     cap = layout.cap_sliding and not layout.all_full and spec.sliding_window
+    if spec.state is not None:
+        st = spec.state
+        return [(int(batch * (min(tokens, spec.sliding_window) if cap and st.slides(i) else tokens) * per_value
+                     * bytes_per_value) if st.has_kv(i) else 0)
+                + state_layer_bytes(spec, i, batch, layout, bytes_per_value) for i in range(n)]
     out = []
     for i in range(n):
         kept = min(tokens, spec.sliding_window) if cap and spec.layer_type(i) == SLIDING else tokens
@@ -229,6 +272,8 @@ def kv_cache_bytes(spec: ModelSpec, tokens: int, batch: int, bytes_per_value: fl
         return (kv_cache_bytes(spec, tokens, batch, bytes_per_value, encoder_tokens=encoder_tokens, layout=now)
                 + kv_cache_bytes(spec, max(tokens - 1, 0), batch, bytes_per_value, encoder_tokens=encoder_tokens,
                                  layout=now))
+    if spec.state is not None:  # per layer: attention KV where a layer has it, the fixed states beside it
+        return sum(layer_kv_bytes(spec, tokens, batch, bytes_per_value, layout, encoder_tokens))
     n_layers = _decoder_layers(spec)
     sliding = _sliding_layers(spec, n_layers, layout)
     kept = (n_layers - sliding) * tokens + sliding * min(tokens, spec.sliding_window or 0)

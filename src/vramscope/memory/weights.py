@@ -14,8 +14,17 @@ Exact where the format is exact:
 * ``mxfp4`` (gpt-oss, only from a checkpoint's ``quantization_config``): the routed experts only, two fp4
   values per byte (``*_blocks``) plus one e8m0 byte per 32 values (``*_scales``);
 * ``gptq-4bit`` / ``awq-4bit`` (and 2, 3, 8 bits), group size 128 unless a suffix says otherwise
-  (``gptq-4bit-g32``; ``-g-1`` for one group per column): packed int32 weights (bits/8 B per weight), one fp16
-  scale and one packed zero per group per output column, plus GPTQ's int32 ``g_idx`` per input row.
+  (``gptq-4bit-g32``; ``-g-1`` for one group per column), as the modules transformers 5.24 loads them into
+  (gptqmodel's, ``integrations/awq.py`` / ``quantizers/quantizer_gptq.py``; read at GPTQModel f4c327a):
+  GPTQ ``qweight`` int32 ``[ceil(in·bits/32), out]``, ``qzeros`` int32 ``[ceil(in/g), ceil(out·bits/32)]``,
+  ``scales`` fp16 ``[ceil(in/g), out]``, ``g_idx`` int32 ``[in]``; AWQ (``AWQuantLinear``) ``qweight``
+  ``[in, out/(32/bits)]``, ``qzeros`` ``[in//g, out/(32/bits)]``, ``scales`` fp16 ``[in//g, out]``, no ``g_idx``;
+* ``ct-<bits>bit[-g<group>][-asym]`` (only from a checkpoint's ``quantization_config``): compressed-tensors
+  ``pack-quantized`` (llm-compressor's W4A16 / W8A16), as ``compress_model`` lays a module out for transformers'
+  ``CompressedTensorsHfQuantizer``: ``weight_packed`` int32 ``[out, ceil(in·bits/32)]``, ``weight_scale``
+  ``[out, groups]`` in the 16-bit model dtype, ``weight_shape`` int64 ``[2]``, and only for asymmetric schemes a
+  packed int32 ``weight_zero_point`` ``[ceil(out·bits/32), groups]``; no ``g_idx`` (``actorder`` ``weight``
+  reorders before packing, and compressed-tensors 0.20 refuses ``group``).
 
 Only ``nn.Linear`` weights inside the decoder layers are quantized. Embeddings, norms, biases and the output
 head stay in the compute dtype: transformers' ``get_keys_to_not_convert`` keeps ``lm_head`` (and tied
@@ -49,6 +58,15 @@ class WeightBytes:
     exact_from_files: bool
 
 
+_PACKED = __import__("re").compile(r"^[a-z]+-(\d+)bit(?:-g(-1|\d+))?")
+
+
+def _bits_group(quant: str) -> tuple[int, int]:
+    """Bits and group size of a packed format (``gptq-4bit-g32``, ``ct-8bit-g-1-asym``; group 128 unnamed)."""
+    m = _PACKED.match(quant)
+    return int(m.group(1)), int(m.group(2)) if m.group(2) else 128
+
+
 def quantized_linear_bytes(t: Tensor, quant: str) -> int:
     """Bytes of one linear weight of shape (out, in) stored as ``quant`` (formulas in the module docstring)."""
     out_f, in_f = t.shape[0], t.shape[-1]
@@ -69,16 +87,23 @@ def quantized_linear_bytes(t: Tensor, quant: str) -> int:
         return c * (n + 4 * -(-out_f // 128) * -(-in_f // 128))
     if quant == "mxfp4":  # gpt-oss: *_blocks (two fp4 per byte) and *_scales (one e8m0 per 32 values)
         return c * (n // 2 + -(-n // 32))
-    if quant.startswith(("gptq-", "awq-")):
-        parts = quant.split("-")
-        bits = int(parts[1].rstrip("bit"))
-        group = int(parts[2][1:]) if len(parts) > 2 else 128
+    if quant.startswith("ct-"):  # compressed-tensors pack-quantized (module docstring)
+        bits, group = _bits_group(quant)
         groups = -(-in_f // group) if group > 0 else 1
-        packed = -(-n * bits // 32) * 4
-        scales = 2 * groups * out_f
-        zeros = -(-groups * out_f * bits // 32) * 4
-        g_idx = 4 * in_f if quant.startswith("gptq") else 0
-        return c * (packed + scales + zeros + g_idx)
+        packed = out_f * -(-in_f * bits // 32) * 4
+        zeros = -(-out_f * bits // 32) * groups * 4 if quant.endswith("-asym") else 0
+        return c * (packed + 2 * out_f * groups + zeros + 16)
+    if quant.startswith(("gptq-", "awq-")):
+        bits, group = _bits_group(quant)
+        if quant.startswith("gptq"):  # gptqmodel _register_gptq_buffers: ceil on both packed dimensions
+            groups = -(-in_f // group) if group > 0 else 1
+            packed = -(-in_f * bits // 32) * out_f * 4
+            zeros = groups * -(-out_f * bits // 32) * 4
+            return c * (packed + 2 * groups * out_f + zeros + 4 * in_f)
+        groups = in_f // group if group > 0 else 1  # AWQuantLinear: floor divisions
+        packed = in_f * (out_f // (32 // bits)) * 4
+        zeros = groups * (out_f // (32 // bits)) * 4
+        return c * (packed + 2 * groups * out_f + zeros)
     raise AssertionError(quant)
 
 

@@ -74,6 +74,8 @@ LIMITS: dict[str, Limit] = {
     "patch_size": Limit(1, 65536, "16 (SigLIP)"),
     "num_channels": Limit(1, 64, "3 (RGB)"),
     "norms_per_layer": Limit(1, 4, "4 (Gemma 2)"),
+    # one layer's conv or recurrent state values for one sequence (model/spec.py StateSpec)
+    "state_values": Limit(0, 2**31, "2097152 (Bamba: 128 heads × 64 × 256)"),
 }
 
 #: the smallest parameter count of a real language model (module docstring)

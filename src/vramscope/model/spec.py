@@ -63,6 +63,32 @@ class MLASpec:
         return self.qk_nope_head_dim + self.qk_rope_head_dim
 
 
+#: what one decoder layer of a recurrent / hybrid model caches (:class:`StateSpec`): attention keys and values
+#: (``full`` / ``sliding``), a fixed-size conv + recurrent state (``state``), both (``hybrid`` / ``hybrid_sliding``:
+#: Falcon-H1, Zamba), or nothing (``none``: an MLP / MoE-only block, Nemotron-H)
+STATE_KINDS = ("full", "sliding", "state", "hybrid", "hybrid_sliding", "none")
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    """The fixed-size caches of a state-space / linear-attention model (Mamba, Mamba2, Jamba, Bamba, Falcon-H1,
+    Zamba, GraniteMoeHybrid, Nemotron-H, Qwen3-Next's gated delta net, LFM2's short convolution), per decoder
+    layer: the kind of layer (:data:`STATE_KINDS`), the values of its causal-conv state (channels × kernel) and of
+    its recurrent state (Mamba: channels × state size; Mamba2: heads × head size × state size; gated delta net:
+    value heads × key size × value size) for one sequence. Independent of the sequence length."""
+
+    kinds: tuple[str, ...]
+    conv_values: tuple[int, ...]
+    recurrent_values: tuple[int, ...]
+    mixer: str = ""  # the token mixer's class, as transformers names it (MambaMixer, Qwen3NextGatedDeltaNet)
+
+    def has_kv(self, layer: int) -> bool:
+        return self.kinds[layer] in ("full", "sliding", "hybrid", "hybrid_sliding")
+
+    def slides(self, layer: int) -> bool:
+        return self.kinds[layer] in ("sliding", "hybrid_sliding")
+
+
 @dataclass(frozen=True)
 class VisionSpec:
     """A SigLIP-style vision tower and its projector (Gemma 3 multimodal checkpoints)."""
@@ -128,6 +154,7 @@ class ModelSpec:
     moe: Optional[MoESpec] = None
     mla: Optional[MLASpec] = None
     vision: Optional[VisionSpec] = None
+    state: Optional[StateSpec] = None  # conv / recurrent state caches of SSM and hybrid layers
     num_decoder_layers: int = 0
     relative_attention_buckets: int = 0
     pooler: bool = False
@@ -226,6 +253,10 @@ def check_int(where: str, name: str, value: Any, limit: str, minimum: Optional[i
     return value
 
 
+def _decoder_count(s: ModelSpec) -> int:
+    return s.num_decoder_layers if s.kind == "encoder-decoder" else s.num_layers
+
+
 def validate_spec(s: ModelSpec) -> None:
     """Refuse a spec that cannot be a real model: every size a whole number inside :data:`LIMITS`, and
     consistent (key/value heads dividing the heads, top-k at most the experts, one layer type per layer)."""
@@ -277,6 +308,16 @@ def validate_spec(s: ModelSpec) -> None:
             check_int(w, "q_lora_rank", a.q_lora_rank, "q_lora_rank")
         for name in ("kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"):
             check_int(w, name, getattr(a, name), name)
+    if s.state is not None:
+        st = s.state
+        n = _decoder_count(s)
+        if (not all(isinstance(x, tuple) and len(x) == n for x in (st.kinds, st.conv_values, st.recurrent_values))
+                or any(k not in STATE_KINDS for k in st.kinds)):
+            raise VramscopeError("shape_layer_types", where=w, field="state.kinds", value=shown(st.kinds),
+                                 layers=n, allowed=", ".join(STATE_KINDS))
+        for name in ("conv_values", "recurrent_values"):
+            for x in getattr(st, name):
+                check_int(w, f"state.{name}", x, "state_values")
     if s.vision is not None:
         v = s.vision
         for name, limit in (("hidden_size", "hidden_size"), ("intermediate_size", "intermediate_size"),

@@ -32,7 +32,7 @@ from typing import Any, Optional
 
 from ..errors import Text, VramscopeError
 from ..model.limits import LIMITS, shown
-from ..model.spec import ModelSpec, MoESpec, check_int
+from ..model.spec import ModelSpec, MoESpec, StateSpec, check_int
 from ..model.tensors import Inventory, LayerSet, MetaStack, Tensor
 
 #: config keys that are not the architecture (or would make transformers load more than a config)
@@ -407,9 +407,14 @@ def _spec(model: Any, config: Any, native: dict[str, Any], name: str, origin: st
         if len(inv.tied) > 4:
             shown_ties += f", … (+{len(inv.tied) - 4})"
         notes.append(Text("a_meta_tied", ties=shown_ties))
+    n_dec = layers
+    state = _state_spec(model, text, inv, n_dec)
     mixers = _recurrent_mixers(model)
-    if mixers:
+    if mixers and state is None:
         notes.append(Text("a_meta_recurrent", mixers=", ".join(mixers[:3])))
+    elif state is not None:
+        notes.append(Text("a_state_engines", mixer=state.mixer,
+                          layers=sum(k in ("state", "hybrid", "hybrid_sliding") for k in state.kinds)))
     dtype = native.get("torch_dtype") or native.get("dtype") or ""
     # the checkpoint's quantization_config was kept from transformers (its quantizers would load libraries);
     # its method is the spec's, as for the built-in readers
@@ -421,12 +426,102 @@ def _spec(model: Any, config: Any, native: dict[str, Any], name: str, origin: st
         num_kv_heads=kv, head_dim=head_dim, intermediate_size=inter, vocab_size=vocab, kind=kind, layout="meta",
         tie_embeddings=tied_embed, num_decoder_layers=layers if enc_dec else 0,
         max_position_embeddings=min(_attr(text, "max_position_embeddings") or 0, LIMITS["max_position_embeddings"].maximum),
-        sliding_window=window, moe=moe, inventory=inv, dtype=dtype if isinstance(dtype, str) else "",
+        sliding_window=window, moe=moe, state=state, inventory=inv, dtype=dtype if isinstance(dtype, str) else "",
         quant_method=str((quant or {}).get("quant_method", ""))[:200], **_checkpoint_storage(quant),
         source=origin, notes=tuple(notes),
         activation=str(getattr(text, "hidden_act", "") or getattr(text, "activation_function", "") or "")[:200],
     )
     return spec
+
+
+#: transformers' cache layer types (cache_utils.py ``DYNAMIC_LAYER_TYPE_MAPPING``, 5.12+) as StateSpec kinds:
+#: ``linear_attention`` / ``conv`` are ``LinearAttentionLayer`` (conv + recurrent state), ``hybrid`` /
+#: ``hybrid_sliding`` add a dynamic (sliding) attention layer, ``moe`` / ``mlp`` / ``dummy`` are ``DummyLayer``
+_STATE_KIND = {"linear_attention": "state", "conv": "state", "hybrid": "hybrid", "hybrid_sliding": "hybrid_sliding",
+               "full_attention": "full", "sliding_attention": "sliding", "chunked_attention": "sliding",
+               "moe": "none", "mlp": "none", "dummy": "none"}
+
+
+def _mixer_state(mod: Any) -> Optional[tuple[int, int]]:
+    """(conv values, recurrent values) one sequence's cache holds for a token mixer, from the attributes its
+    class sets in transformers (5.24 ``modeling_*.py``), else None for a module that is not a recurrent mixer:
+
+    * conv: the depthwise causal ``nn.Conv1d`` (``conv1d``; LFM2 ``conv``): ``LinearAttentionLayer`` keeps
+      ``(batch, channels, conv_kernel_size)``;
+    * recurrent: the gated delta net's ``(value heads, key head size, value head size)`` (Qwen3-Next); Mamba2's
+      ``(heads, head_dim, ssm_state_size)`` (Mamba2, Bamba, Falcon-H1, Zamba2, GraniteMoeHybrid, Nemotron-H);
+      Mamba's ``(intermediate_size, ssm_state_size)`` (Mamba, Falcon-Mamba, Jamba; Zamba's per-head split of the
+      same ``intermediate_size``); none for a short convolution (LFM2)."""
+    import torch
+
+    kernel = getattr(mod, "conv_kernel_size", None)
+    conv = getattr(mod, "conv1d", None)
+    if conv is None:
+        conv = getattr(mod, "conv", None)
+    if not isinstance(kernel, int) or isinstance(kernel, bool) or not isinstance(conv, torch.nn.Conv1d):
+        return None
+    if conv.groups != conv.in_channels:  # not a depthwise causal conv
+        return None
+    channels = int(conv.weight.shape[0])
+
+    def ints(*names: str) -> Optional[list[int]]:
+        vals = [getattr(mod, n, None) for n in names]
+        return vals if all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in vals) else None
+
+    delta = ints("num_v_heads", "head_k_dim", "head_v_dim")
+    mamba2 = ints("num_heads", "head_dim", "ssm_state_size")
+    mamba = ints("intermediate_size", "ssm_state_size")
+    if delta:
+        recurrent = delta[0] * delta[1] * delta[2]
+    elif mamba2:
+        recurrent = mamba2[0] * mamba2[1] * mamba2[2]
+    elif mamba:
+        recurrent = mamba[0] * mamba[1]
+    else:
+        recurrent = -1  # none read: only a ``conv`` layer (a short convolution, LFM2) may have none
+    return channels * kernel, recurrent
+
+
+def _state_spec(model: Any, text: Any, inv: Inventory, n_layers: int) -> Optional[StateSpec]:
+    """The conv and recurrent state of each decoder layer of a recurrent / hybrid model, or None for a model
+    whose config names no recurrent layer type (``layer_types`` in transformers' cache vocabulary, 5.12+) or whose
+    mixers are not read here (the ``a_meta_recurrent`` note then says so)."""
+    try:
+        types = getattr(text, "layer_types", None)
+    except Exception:  # noqa: BLE001 - a config property that refuses
+        types = None
+    if not isinstance(types, (list, tuple)) or len(types) != n_layers \
+            or not any(t in ("linear_attention", "conv", "hybrid", "hybrid_sliding") for t in types) \
+            or any(t not in _STATE_KIND for t in types):
+        return None
+    decoder = next((st for st in inv.stacks if st.numbered and st.n == n_layers), None)
+    if decoder is None:
+        return None
+    at = re.compile(re.escape(decoder.prefix) + r"(\d+)\.")
+    per_layer: dict[int, tuple[int, int]] = {}
+    mixer = ""
+    for mname, mod in model.named_modules():
+        m = at.match(mname + ".")
+        if not m:
+            continue
+        found = _mixer_state(mod)
+        if found is not None:
+            i = int(m.group(1))
+            per_layer.setdefault(i, found)
+            mixer = mixer or type(mod).__name__
+    kinds = tuple(_STATE_KIND[t] for t in types)
+    conv, rec = [], []
+    for i, k in enumerate(kinds):
+        if k in ("state", "hybrid", "hybrid_sliding"):
+            c, r = per_layer.get(i, (0, -1))
+            if i not in per_layer or (r < 0 and types[i] != "conv") or (r > 0 and types[i] == "conv"):
+                return None  # a recurrent layer whose mixer is not read: not modelled (stated)
+            conv.append(c)
+            rec.append(max(r, 0))
+        else:
+            conv.append(0)
+            rec.append(0)
+    return StateSpec(kinds=kinds, conv_values=tuple(conv), recurrent_values=tuple(rec), mixer=mixer)
 
 
 def _checkpoint_storage(quant: dict[str, Any]) -> dict[str, Any]:
@@ -438,9 +533,10 @@ def _checkpoint_storage(quant: dict[str, Any]) -> dict[str, Any]:
 
 
 #: module class names of recurrent / state-space token mixers (Mamba, Mamba2, Jamba, Falcon-H1, Zamba, Bamba,
-#: Qwen3-Next's gated delta net, LFM2's short convolution, RWKV): their caches are conv and state tensors of a
+#: Qwen3-Next's gated delta net, LFM2's short convolution, RWKV, RecurrentGemma's RG-LRU, xLSTM): their caches are conv and state tensors of a
 #: fixed size, not keys and values per token
-_RECURRENT = ("mamba", "mixer", "ssm", "deltanet", "delta_net", "linearattention", "shortconv", "rwkv", "lightning")
+_RECURRENT = ("mamba", "mixer", "ssm", "deltanet", "delta_net", "linearattention", "shortconv", "rwkv", "lightning",
+              "rglru", "recurrentblock", "lstm", "deltaattention")
 
 
 def _recurrent_mixers(model: Any) -> list[str]:

@@ -11,7 +11,8 @@ transformers' quantizers create the modules they load into (transformers 5.24.0)
   ``weight_block_size`` block (``fp8-block``; 128 × 128 in every published checkpoint), or one per tensor
   without a block size (``fp8``). Routers (``*TopkRouter``, not ``nn.Linear``) stay in the compute dtype;
 * ``compressed-tensors`` with 8-bit float weights: ``strategy`` ``tensor`` → ``fp8``, ``channel`` →
-  ``fp8-channel``, ``block`` → ``fp8-block``; its integer (packed) schemes are ``gptq-<bits>bit-g<group>``;
+  ``fp8-channel``, ``block`` → ``fp8-block``; its ``pack-quantized`` integer schemes are ``ct-<bits>bit-g<group>``
+  (``-asym`` with zero points; ``memory/weights.py``);
 * ``gptq``: ``gptq-<bits>bit-g<group_size>`` (packed int32 ``qweight``, ``qzeros``, fp16 ``scales``,
   ``g_idx``); ``awq``: ``awq-<bits>bit-g<group_size>`` (or ``w_bit`` / ``q_group_size``);
 * ``bitsandbytes``: ``load_in_4bit`` → ``nf4`` / ``fp4`` (``-dq`` with ``bnb_4bit_use_double_quant``), else
@@ -83,7 +84,12 @@ def _compressed_tensors(q: dict[str, Any]) -> str:
         if bits == 8 and kind == "float":
             return {"tensor": "fp8", "channel": "fp8-channel", "block": "fp8-block"}.get(strategy, "")
         if kind == "int" and bits in (4, 8) and strategy in ("group", "channel"):
-            return _packed("gptq", bits, _group(w.get("group_size")) if strategy == "group" else -1)
+            group = _group(w.get("group_size")) if strategy == "group" else -1
+            fmt = q.get("format")
+            if isinstance(fmt, str) and fmt not in ("pack-quantized", "mixed-precision"):
+                return ""  # int-quantized / naive / marlin-24 layouts are not modelled
+            return f"ct-{bits}bit" + ("" if group == 128 else f"-g{group}") \
+                + ("-asym" if w.get("symmetric") is False else "")
         return ""
     return ""
 

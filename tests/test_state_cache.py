@@ -1,0 +1,167 @@
+"""vramscope's per-layer cache bytes of state-space and hybrid models equal what transformers' own cache holds.
+
+For every family the installed transformers ships with a fixed-size (conv / recurrent) cache: Mamba, Falcon-Mamba,
+Mamba2, Jamba, Bamba, Falcon-H1, Zamba, Zamba2, GraniteMoeHybrid, Nemotron-H, Qwen3-Next and Qwen3.5 (gated delta
+net), OLMo-Hybrid and LFM2 (short convolution), a tiny config with the family's own layer mix (recurrent, attention,
+hybrid and MLP-only layers) is read by vramscope (the model is built on the meta device: ``sources/meta_device.py``
+reads each mixer's state shapes) and then built with real bf16 CPU tensors; a prompt is prefilled and three tokens
+decoded through the cache ``generate()`` creates, and each layer's bytes are read from the storages of its conv
+states, recurrent states, keys and values. bf16 tells the two state dtypes apart: transformers keeps conv states in
+the model's dtype and recurrent states in float32 (``zeros_like`` the scan's final state).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import requires_torch
+from vramscope.memory.kv_cache import layer_kv_bytes, transformers_layout
+from vramscope.sources.hf_config import spec_from_config
+
+pytestmark = [requires_torch, pytest.mark.trace]
+
+PROMPT = 12
+SHORT = 2  # shorter than the conv kernel: transformers pads the conv state to the kernel
+STEPS = 3
+BATCH = 2
+
+_ATTN = dict(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2, vocab_size=128)
+_M2 = dict(mamba_n_heads=8, mamba_d_head=16, mamba_n_groups=2, mamba_d_state=8, mamba_chunk_size=8)
+
+#: tiny configs keeping what decides each family's cache: its mixer, its layer mix, the head/group/state split
+CONFIGS = {
+    "mamba": dict(hidden_size=64, state_size=8, num_hidden_layers=2, vocab_size=128, conv_kernel=4, expand=2),
+    "falcon_mamba": dict(hidden_size=64, state_size=8, num_hidden_layers=2, vocab_size=128, conv_kernel=3),
+    "mamba2": dict(hidden_size=64, state_size=8, num_hidden_layers=2, vocab_size=128, num_heads=8, head_dim=16,
+                   n_groups=2, expand=2, chunk_size=8),
+    "jamba": dict(_ATTN, num_hidden_layers=4, mamba_d_state=8, mamba_d_conv=4, attn_layer_period=2,
+                  attn_layer_offset=1, expert_layer_period=2, expert_layer_offset=1, num_experts=4,
+                  num_experts_per_tok=2),
+    "bamba": dict(_ATTN, **_M2, num_hidden_layers=4, attn_layer_indices=[1, 3]),
+    "falcon_h1": dict(_ATTN, **_M2, num_hidden_layers=3, mamba_d_ssm=128),
+    "zamba": dict(_ATTN, num_hidden_layers=5, mamba_d_state=8, attn_layer_period=2, attn_layer_offset=1,
+                  n_mamba_heads=2, use_mamba_kernels=False),
+    "zamba2": dict(_ATTN, num_hidden_layers=6, mamba_d_state=8, mamba_ngroups=2, n_mamba_heads=8, mamba_headdim=16,
+                   use_mem_rope=False, chunk_size=8,
+                   layers_block_type=["mamba", "mamba", "hybrid", "mamba", "mamba", "hybrid"]),
+    "granitemoehybrid": dict(_ATTN, **_M2, num_hidden_layers=4, num_local_experts=4, num_experts_per_tok=2,
+                             layer_types=["linear_attention", "full_attention", "linear_attention", "full_attention"]),
+    "nemotron_h": dict(_ATTN, num_hidden_layers=4, mamba_num_heads=8, mamba_head_dim=16, n_groups=2, ssm_state_size=8,
+                       head_dim=16, chunk_size=8, layers_block_type=["mamba", "attention", "mlp", "mamba"]),
+    "qwen3_next": dict(_ATTN, num_hidden_layers=4, head_dim=16, linear_num_value_heads=4, linear_num_key_heads=2,
+                       linear_key_head_dim=16, linear_value_head_dim=8, full_attention_interval=2, num_experts=4,
+                       num_experts_per_tok=2, moe_intermediate_size=32, shared_expert_intermediate_size=32),
+    "qwen3_5_text": dict(_ATTN, num_hidden_layers=4, head_dim=16, linear_num_value_heads=4, linear_num_key_heads=2,
+                         linear_key_head_dim=16, linear_value_head_dim=8, full_attention_interval=2),
+    "olmo_hybrid": dict(_ATTN, num_hidden_layers=4,
+                        layer_types=["linear_attention", "linear_attention", "linear_attention", "full_attention"]),
+    "lfm2": dict(_ATTN, num_hidden_layers=4, block_ff_dim=128, conv_L_cache=3,
+                 layer_types=["conv", "full_attention", "conv", "full_attention"]),
+}
+
+
+def _cfg(model_type: str) -> dict:
+    return {"model_type": model_type, **CONFIGS[model_type], "pad_token_id": 0, "bos_token_id": 1,
+            "eos_token_id": 2, "torch_dtype": "bfloat16"}
+
+
+def _build(cfg: dict):
+    import torch
+    import transformers
+
+    config = transformers.AutoConfig.for_model(**{k: v for k, v in cfg.items() if k != "torch_dtype"})
+    torch.manual_seed(0)
+    return transformers.AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).eval()
+
+
+def _layer_bytes(layer) -> int:
+    """Bytes of the distinct storages a cache layer keeps alive: conv and recurrent states, keys and values."""
+    import torch
+
+    held = [getattr(layer, "keys", None), getattr(layer, "values", None)]
+    for name in ("conv_states", "recurrent_states"):
+        held += list((getattr(layer, name, None) or {}).values())
+    seen, total = set(), 0
+    for t in held:
+        if isinstance(t, torch.Tensor):
+            s = t.untyped_storage()
+            if s.data_ptr() not in seen or s.nbytes() == 0:
+                seen.add(s.data_ptr())
+                total += s.nbytes()
+    return total
+
+
+def _run(model, cache, prompt: int) -> tuple[list[int], list[int]]:
+    import inspect
+
+    import torch
+
+    # Mamba, Falcon-Mamba and Mamba2 take the cache as ``cache`` (5.24; ``cache_params`` before), the others as
+    # ``past_key_values``
+    params = inspect.signature(model.forward).parameters
+    name = next(n for n in ("past_key_values", "cache", "cache_params") if n in params)
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(3, 128, (BATCH, prompt), generator=g)
+    with torch.no_grad():
+        model(input_ids=ids, use_cache=True, **{name: cache})
+        after_prefill = [_layer_bytes(layer) for layer in cache.layers]
+        for _ in range(STEPS):
+            model(input_ids=torch.randint(3, 128, (BATCH, 1), generator=g), use_cache=True, **{name: cache})
+    return after_prefill, [_layer_bytes(layer) for layer in cache.layers]
+
+
+def _ours(spec, tokens: int, phase: str, cache: str = "dynamic") -> list[int]:
+    import transformers
+
+    layout = transformers_layout(spec, transformers.__version__, phase, cache, "bf16", "bf16")
+    return layer_kv_bytes(spec, tokens, BATCH, 2.0, layout)
+
+
+@pytest.mark.parametrize("prompt", [PROMPT, SHORT])
+@pytest.mark.parametrize("model_type", list(CONFIGS))
+def test_state_cache_bytes_per_layer(model_type, prompt):
+    from transformers import DynamicCache
+
+    cfg = _cfg(model_type)
+    spec = spec_from_config(cfg, "tiny")
+    assert spec.state is not None and any(k != "full" for k in spec.state.kinds)
+    model = _build(cfg)
+    assert list(spec.state.kinds) == [
+        {"linear_attention": "state", "conv": "state", "moe": "none", "mlp": "none"}.get(t, t.replace("_attention", ""))
+        for t in model.config.get_text_config().layer_types]
+    prefill, decode = _run(model, DynamicCache(config=model.config), prompt)
+    assert prefill == _ours(spec, prompt, "prefill")
+    assert decode == _ours(spec, prompt + STEPS, "decode")
+
+
+@pytest.mark.parametrize("model_type", ["jamba", "falcon_h1", "qwen3_next"])
+def test_state_cache_in_a_static_cache(model_type):
+    """StaticCache keeps the same LinearAttentionLayer states beside its preallocated attention layers
+    (``LinearAttentionAndStaticFullAttentionLayer`` for Falcon-H1's hybrid layers)."""
+    from transformers import StaticCache
+
+    cfg = _cfg(model_type)
+    spec = spec_from_config(cfg, "tiny")
+    model = _build(cfg)
+    length = PROMPT + STEPS
+    prefill, decode = _run(model, StaticCache(config=model.config, max_cache_len=length), PROMPT)
+    assert prefill == _ours(spec, length, "prefill", "static")
+    assert decode == _ours(spec, length, "decode", "static")
+
+
+def test_state_does_not_grow_with_the_sequence():
+    spec = spec_from_config({"model_type": "mamba2"}, "mamba2")  # every layer recurrent, no attention
+    layout = transformers_layout(spec, "5.24.0", "decode", "dynamic", "bf16", "bf16")
+    assert layer_kv_bytes(spec, 10, 1, 2.0, layout) == layer_kv_bytes(spec, 100_000, 1, 2.0, layout)
+
+
+def test_states_before_the_unified_cache_layers_are_in_the_model_dtype():
+    """transformers 5.0.0's MambaCache / Mamba2Cache allocate both states with the model's dtype (measured with
+    this test's Mamba2 config under 5.0.0: conv (2, 2, 160, 4) and ssm (2, 2, 8, 16, 8) bf16, 5,120 + 8,192
+    bytes for the two layers); 5.12.0 on keeps the recurrent state in float32."""
+    cfg = _cfg("mamba2")
+    spec = spec_from_config(cfg, "tiny")
+    old = transformers_layout(spec, "5.0.0", "decode", "dynamic", "bf16", "bf16")
+    assert sum(layer_kv_bytes(spec, 15, BATCH, 2.0, old)) == 5120 + 8192
+    new = transformers_layout(spec, "5.12.0", "decode", "dynamic", "bf16", "bf16")
+    assert sum(layer_kv_bytes(spec, 15, BATCH, 2.0, new)) == 5120 + 2 * 8192
