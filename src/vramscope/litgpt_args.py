@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from .errors import Text, VramscopeError
-from .i18n import register
 from .units import shown
 
 #: ``litgpt finetune METHOD``: the methods vramscope models (adapter / adapter_v2 are LLaMA-Adapter prefixes)
@@ -184,15 +183,3 @@ def _finish(options: dict[str, Any], switches: dict[str, bool], method: str) -> 
     return options
 
 
-register({
-    "allowed_lg_int": {"en": "a whole number {lo}-{hi}", "zh": "{lo} 到 {hi} 之间的整数"},
-    "allowed_lg_prob": {"en": "a probability 0 <= p < 1", "zh": "概率 0 <= p < 1"},
-    "cmd_litgpt_method": {
-        "en": "litgpt finetune {method}: vramscope models LitGPT's {methods} recipes (adapter and adapter_v2 are not "
-              "modelled)",
-        "zh": "litgpt finetune {method}：vramscope 只对 LitGPT 的 {methods} 配方建模（adapter 和 adapter_v2 未建模）"},
-    "cmd_litgpt_quant_devices": {
-        "en": "litgpt finetune lora --quantize runs on one device only (LitGPT raises NotImplementedError for "
-              "several): use --devices 1",
-        "zh": "litgpt finetune lora --quantize 只能单卡运行（多卡时 LitGPT 抛出 NotImplementedError）：请用 --devices 1"},
-})

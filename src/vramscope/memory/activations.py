@@ -338,17 +338,17 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
         # 16-bit logits) in the compute dtype
         resident = int(tokens * ((4 if ce_upcast else a) + softcap) * v)
         fwd_extra, bwd_extra = int(tokens * (a + upcast) * v), int(tokens * 8 * v)
-        if trainable.torchtune and ce_chunks == 1:
+        if not ce_upcast:
+            fwd_extra, bwd_extra = lowp_chunked_ce(batch, seq, a, v, ce_chunks)
+        elif trainable.torchtune and ce_chunks == 1:
             # torchtune's model returns output(h).float(): only the fp32 logits outlive the model call
             fwd_extra = int(tokens * (upcast or a) * v)
-        if ce_chunks > 1:
+        elif ce_chunks > 1:
             # all chunks' logits stay alive while the loss runs, but only one chunk's fp32 copy at a time;
             # backward's fp32 gradients (and the chunk's logits gradient) exist one chunk at a time
             chunk = -(-seq // ce_chunks) * batch
             fwd_extra = int(tokens * a * v + chunk * upcast * v)
-            # two fp32 chunk gradients (traced: torchtune 4V + 1.0V); LitGPT's 16-bit loss: the log-probabilities'
-            # and the logits' gradients of a chunk in the compute dtype, three chunks' worth at its peak (traced)
-            bwd_extra = int(chunk * (8 if ce_upcast else 3 * a) * v)
+            bwd_extra = int(chunk * 8 * v)  # two fp32 chunk gradients (traced: torchtune 4V + 1.0V)
         if compiled_loss:
             # torch.compile fuses upcast, log-softmax and NLL: the graph saves the logits it was given and one
             # fp32 log-sum-exp per row (bench/compile_loss.py); its backward writes the logits' gradient one chunk
@@ -364,6 +364,29 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
     return TrainingActivations(layers=layers + final_norm, loss_resident=resident, loss_forward_extra=fwd_extra,
                                loss_backward_extra=bwd_extra, one_layer=one_layer, layer_backward_extra=layer_bwd,
                                head_inputs=final_norm)
+
+
+#: LitGPT's chunked_cross_entropy(chunk_size=128) on unchunked logits: rows (tokens) per cross-entropy call
+LOWP_CE_ROWS = 128
+
+
+def lowp_chunked_ce(batch: int, seq: int, a: float, v: int, ce_chunks: int) -> tuple[int, int]:
+    """(forward, backward) transients of LitGPT's loss (``litgpt/utils.py chunked_cross_entropy``): cross-entropy
+    on each 16-bit chunk of the logits, no fp32 copy. Forward: every chunk's logits alive, and with more than one
+    sequence the shifted last chunk (``[..., :-1, :]``, not contiguous) copied by ``reshape(-1, V)`` (full
+    fine-tuning: the whole shifted logits). Backward: a chunk's log-probability and logits gradients, three
+    chunks' worth at its peak while one chunk's saved log-probabilities are already freed (traced: two chunks
+    net). Unchunked logits (full.py) are split into 128-row calls."""
+    tokens = batch * seq
+    fwd = int(tokens * a * v)
+    if ce_chunks > 1:
+        per_chunk = -(-seq // ce_chunks)
+        rows, last = per_chunk * batch, seq - (ce_chunks - 1) * per_chunk
+    else:
+        rows, last = min(tokens, LOWP_CE_ROWS), seq
+    if batch > 1:
+        fwd += int(batch * max(last - 1, 0) * a * v)
+    return fwd, int(rows * 2 * a * v)
 
 
 def inference_transient(spec: ModelSpec, batch: int, seq: int, a: float, attn: str = "sdpa",

@@ -24,7 +24,6 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Optional
 
 from ..errors import Text, VramscopeError
-from ..i18n import register
 from ..sources.base import ResolvedModel
 
 #: the Hugging Face configs LitGPT's Llama-layout Config can stand for (model_type → attention bias key)
@@ -239,19 +238,3 @@ def _null() -> Iterator[None]:
     yield
 
 
-register({
-    "r_trace_litgpt_scope": {
-        "en": "the LitGPT trace runs its single-device recipes: --task finetune, --method full or lora, one GPU, "
-              "no checkpointing, offloading, DoRA, packing or stepping in backward",
-        "zh": "LitGPT 追踪只运行其单卡配方：--task finetune、--method full 或 lora、单卡，不含检查点、卸载、DoRA、"
-              "打包或在反向中更新"},
-    "r_trace_litgpt_model": {
-        "en": "LitGPT has no Config for {model}: the trace builds a catalog model LitGPT names, or a Llama-layout "
-              "(llama, mistral, qwen2) config",
-        "zh": "LitGPT 没有 {model} 的 Config：追踪只能构建 LitGPT 有名称的目录模型，或 Llama 结构（llama、mistral、"
-              "qwen2）的配置"},
-    "r_trace_litgpt_targets": {
-        "en": "LitGPT's LoRA switches (--lora_query/key/value/projection/mlp/head) cannot express the targets "
-              "{targets}: the MLP is switched as a whole",
-        "zh": "LitGPT 的 LoRA 开关（--lora_query/key/value/projection/mlp/head）无法表达目标 {targets}：MLP 只能整体开关"},
-})
