@@ -159,7 +159,18 @@ def litgpt_model(name: str) -> Optional[str]:
     for prefix in ("checkpoints/", "./checkpoints/"):
         text = text[len(prefix):] if text.startswith(prefix) else text
     lowered = {k.lower(): v for k, v in LITGPT_MODELS.items()}
-    return lowered.get(text.lower()) or (text if "/" in text else None)
+    if text.lower() in lowered:
+        return lowered[text.lower()]
+    if "/" not in text:
+        return None
+    from .sources import catalog
+
+    # a Hub id the catalog knows by another name (meta-llama/Meta-Llama-3.1-8B: the catalog's Llama-3.1-8B)
+    if catalog.find(text) is None:
+        entry = catalog.find(text.rsplit("/", 1)[1])
+        if entry is not None:
+            return entry["id"]
+    return text
 
 
 def litgpt_name_for(model_id: str) -> Optional[str]:

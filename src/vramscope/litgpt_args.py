@@ -148,7 +148,9 @@ def read(method: str, args: dict[str, Any]) -> tuple[Optional[str], dict[str, An
             unmodelled.append(f"--{key} {value}")
         else:
             unknown.append(f"--{key}" + ("" if value is None else f" {shown(value)}"))
-    return checkpoint, _finish(options, switches, method), ignored, unmodelled, unknown
+    options = _finish(options, switches, method)
+    unmodelled += options.pop("_unmodelled", [])
+    return checkpoint, options, ignored, unmodelled, unknown
 
 
 def _finish(options: dict[str, Any], switches: dict[str, bool], method: str) -> dict[str, Any]:
@@ -175,7 +177,12 @@ def _finish(options: dict[str, Any], switches: dict[str, bool], method: str) -> 
         if options.get("optimizer", "adamw") == "adamw":
             options["optimizer"] = "paged-adamw"
     if method != "full":
-        targets = tuple(t for k, on in switches.items() if on for t in SWITCHES[k])
+        if switches.get("lora_head"):  # vramscope's LoRA adapts the decoder layers' linears, not the head
+            options["_unmodelled"] = ["--lora_head true"]
+        on = {k for k, v in switches.items() if v and k != "lora_head"}
+        # every linear of the blocks: vramscope's all-linear, whatever the architecture names them
+        everything = {"lora_query", "lora_key", "lora_value", "lora_projection", "lora_mlp"}
+        targets = ("all-linear",) if on == everything else tuple(t for k in SWITCHES if k in on for t in SWITCHES[k])
         if not targets:
             raise VramscopeError("bad_choice", field="lora_targets", value="(none)",
                                  allowed="--lora_query/key/value/projection/mlp/head true")
