@@ -155,11 +155,26 @@ def test_cli_full_on_several_devices():
     (["litgpt", "finetune", "lora", "x/y", "--precision", "bf17"], "bad_choice"),
     (["litgpt", "finetune", "lora", "x/y", "--lora_query", "false", "--lora_value", "false"], "bad_choice"),
     (["litgpt", "chat", "x/y"], "cmd_unknown_program"),
+    (["litgpt", "finetune", "lora", "x/y", "--train.micro_batch_size"], "cmd_needs_value"),
 ])
 def test_cli_refusals(argv, key):
     with pytest.raises(VramscopeError) as e:
         parse_command(argv)
     assert e.value.key == key
+
+
+def test_cli_every_linear_and_the_head():
+    p = parse_command(["litgpt", "finetune", "lora", "microsoft/phi-2", "--lora_key", "true", "--lora_projection",
+                       "true", "--lora_mlp", "true", "--lora_head", "true"])
+    assert p.options["lora_targets"] == ("all-linear",) and p.unmodelled == ["--lora_head true"]
+
+
+def test_cli_refusal_is_one_line(capsys):
+    from vramscope.cli import main
+
+    rc = main(["estimate", "--", "litgpt", "finetune", "lora", "x/y", "--lora_r", "zero"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "lora_r" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_config_hub_yaml():

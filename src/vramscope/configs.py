@@ -823,7 +823,8 @@ def _litgpt(cfg: TrainingConfig, raw: dict[str, Any]) -> None:
     from .frameworks import litgpt_model
 
     method = "lora" if any(k.startswith("lora_") for k in raw) else "full"
-    checkpoint, options, ignored, unmodelled, unknown = litgpt_args.read(method, litgpt_args.flatten(raw))
+    given = {k: v for k, v in litgpt_args.flatten(raw).items() if v is not None}  # `quantize:` empty is unset
+    checkpoint, options, ignored, unmodelled, unknown = litgpt_args.read(method, given)
     cfg.options.update(options)
     cfg.ignored += [x.lstrip("-") for x in ignored] + [x.lstrip("-") for x in unknown]
     cfg.unmodelled += unmodelled

@@ -101,6 +101,9 @@ def read(method: str, args: dict[str, Any]) -> tuple[Optional[str], dict[str, An
     unknown: list[str] = []
     switches = dict(DEFAULT_SWITCHES)
     checkpoint = args.get("checkpoint_dir")
+    for key, value in args.items():
+        if value is None and key not in SWITCHES and key not in IGNORED:
+            raise VramscopeError("cmd_needs_value", flag=shown(f"--{key}"))
     given = {k: v for k, v in args.items() if v is not None or k in SWITCHES}
     for key, value in given.items():
         if key == "checkpoint_dir":
