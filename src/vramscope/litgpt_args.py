@@ -151,6 +151,13 @@ def read(method: str, args: dict[str, Any]) -> tuple[Optional[str], dict[str, An
             unmodelled.append(f"--{key} {value}")
         else:
             unknown.append(f"--{key}" + ("" if value is None else f" {shown(value)}"))
+    if "precision" not in given:
+        # setup(): precision or get_default_supported_precision(training=True), "bf16-mixed" on a bf16 GPU: fp32
+        # weights under autocast. Full fine-tuning models it (--precision mixed); LoRA is estimated as bf16-true
+        if method == "full":
+            options["dtype"], options["precision"] = PRECISION["bf16-mixed"]
+        else:
+            unmodelled.append("--precision bf16-mixed (LitGPT's default when not given)")
     options = _finish(options, switches, method)
     unmodelled += options.pop("_unmodelled", [])
     return checkpoint, options, ignored, unmodelled, unknown
