@@ -21,6 +21,7 @@ The flag tables were read from the programs' sources:
   (``--num_processes``, ``--num_machines``, ``--config_file``), ``deepspeed`` (``--num_gpus``, ``--num_nodes``),
   then the script's Hugging Face ``TrainingArguments`` / TRL flags (``--deepspeed ds.json``,
   ``--per_device_train_batch_size``, ...).
+* LitGPT 0.5.13: ``litgpt finetune lora | full CHECKPOINT`` with its jsonargparse flags (``litgpt_args.py``).
 """
 
 from __future__ import annotations
@@ -564,6 +565,51 @@ def _training(program: str, args: list[str], env: dict[str, str]) -> ParsedComma
     return out
 
 
+def _litgpt(args: list[str], env: dict[str, str]) -> ParsedCommand:
+    """``litgpt finetune METHOD CHECKPOINT [--name value | --name=value ...]`` (jsonargparse; ``litgpt_args``), and
+    the older ``litgpt finetune_lora``; ``--config recipe.yaml`` is read like ``vramscope --config``."""
+    from . import litgpt_args
+    from .frameworks import litgpt_model
+
+    out = ParsedCommand(program="litgpt", engine="transformers")
+    if args and args[0] in ("finetune_lora", "finetune_full"):
+        method, rest = args[0], args[1:]
+    elif len(args) >= 2 and args[0] == "finetune":
+        method, rest = args[1], args[2:]
+    elif args and args[0] == "finetune":
+        method, rest = "lora", args[1:]  # litgpt finetune = finetune lora (litgpt/__main__.py)
+    else:
+        raise VramscopeError("cmd_unknown_program", program=shown(" ".join(["litgpt"] + args[:1])))
+    values: dict[str, Any] = {}
+    i = 0
+    while i < len(rest):
+        tok = rest[i]
+        i += 1
+        if not tok.startswith("--"):
+            if "checkpoint_dir" in values:
+                out.unknown.append(tok)
+            else:
+                values["checkpoint_dir"] = tok
+            continue
+        name, eq, inline = tok[2:].partition("=")
+        if eq:
+            values[name] = inline
+        elif i < len(rest) and not rest[i].startswith("--"):
+            values[name] = rest[i]
+            i += 1
+        else:
+            values[name] = None
+    if "config" in values and values["config"]:
+        out.config_files["litgpt"] = values.pop("config")
+    checkpoint, options, out.ignored, out.unmodelled, unknown = litgpt_args.read(method, values)
+    out.unknown = unknown + out.unknown
+    out.options.update(options)
+    if checkpoint:
+        out.model = litgpt_model(checkpoint) or checkpoint
+    _gpus_from_env(env, out)
+    return out
+
+
 def parse_command(argv: list[str]) -> ParsedCommand:
     """An engine's command line (the tokens after ``--``) in vramscope's terms; see the module docstring."""
     if not isinstance(argv, (list, tuple)) or not argv:
@@ -609,6 +655,8 @@ def parse_command(argv: list[str]) -> ParsedCommand:
         return _sglang(rest[1:], env)
     if prog in ("torchrun", "accelerate", "deepspeed"):
         return _training(prog, rest, env)
+    if prog == "litgpt":
+        return _litgpt(rest, env)
     raise VramscopeError("cmd_unknown_program", program=shown(args[0]))
 
 
@@ -624,6 +672,10 @@ def estimate_kwargs(p: ParsedCommand, model_context: Optional[int] = None) -> di
         out.update(from_deepspeed(p.config_files["deepspeed"]))
     if "accelerate" in p.config_files:
         out.update(from_accelerate_fsdp(p.config_files["accelerate"]))
+    if "litgpt" in p.config_files:
+        from .configs import from_training_config
+
+        out.update(from_training_config(p.config_files["litgpt"], "litgpt").options)
     out.update({k: v for k, v in p.options.items() if not k.startswith("_")})
     out["engine"] = p.engine
     if p.options.get("_ctx_from_model") and "seq" not in out and model_context:

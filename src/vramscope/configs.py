@@ -819,12 +819,30 @@ def _torchtune(cfg: TrainingConfig, raw: dict[str, Any]) -> None:
                                         "tensor_parallel_dim", "data_parallel_shard_dim"))
 
 
+def _litgpt(cfg: TrainingConfig, raw: dict[str, Any]) -> None:
+    """A LitGPT ``litgpt finetune`` YAML (config_hub/finetune/*/*.yaml): ``setup()``'s arguments (``litgpt_args``);
+    the method from ``quantize`` and the LoRA fields (a config without ``lora_r`` is full fine-tuning's)."""
+    from . import litgpt_args
+    from .frameworks import litgpt_model
+
+    method = "lora" if any(k.startswith("lora_") for k in raw) else "full"
+    given = {k: v for k, v in litgpt_args.flatten(raw).items() if v is not None}  # `quantize:` empty is unset
+    checkpoint, options, ignored, unmodelled, unknown = litgpt_args.read(method, given)
+    cfg.options.update(options)
+    cfg.ignored += [x.lstrip("-") for x in ignored] + [x.lstrip("-") for x in unknown]
+    cfg.unmodelled += unmodelled
+    if checkpoint:
+        cfg.model = litgpt_model(str(checkpoint)) or str(checkpoint)
+
+
 def detect_training_format(raw: dict[str, Any]) -> Optional[str]:
     """Which tool wrote a training config, from the keys only that tool uses."""
     def has_component(v: Any) -> bool:
         return isinstance(v, dict) and "_component_" in v
     if any(has_component(v) for v in raw.values()):
         return "torchtune"
+    if "checkpoint_dir" in raw and isinstance(raw.get("train"), dict):
+        return "litgpt"
     if "base_model" in raw or "micro_batch_size" in raw or "sequence_len" in raw:
         return "axolotl"
     if "finetuning_type" in raw or "cutoff_len" in raw or ("stage" in raw and "template" in raw):
@@ -844,7 +862,8 @@ def from_training_config(path: str, fmt: Optional[str] = None) -> TrainingConfig
     if kind is None:
         raise VramscopeError("config_unknown_training", origin=shown_path(path))
     cfg = TrainingConfig(kind, path)
-    {"torchtune": _torchtune, "axolotl": _axolotl, "llama-factory": _llamafactory, "trl": _trl}[kind](cfg, raw)
+    {"torchtune": _torchtune, "axolotl": _axolotl, "llama-factory": _llamafactory, "trl": _trl,
+     "litgpt": _litgpt}[kind](cfg, raw)
     cfg.options.setdefault("task", "finetune")
     return cfg
 

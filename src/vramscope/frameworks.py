@@ -30,6 +30,20 @@ fill in where the user gave none (applied by ``make_workload`` before the cross-
   main parameters and Adam states in the optimizer — 18 bytes per parameter, 6 + 12/d with the distributed
   optimizer (``--use-distributed-optimizer``: ``--parallelism zero1`` here). It shards with its own optimizer, not
   torch FSDP.
+* ``litgpt``: LitGPT 0.5.13 (Lightning-AI/litgpt 26857050) ``litgpt finetune lora | full``: its own model code
+  (``litgpt/model.py``: fused qkv, k/v ``repeat_interleave``-d to every head before SDPA, RMSNorm in fp32; LoRA of
+  ``litgpt/lora.py``, adapters built in the training dtype by ``fabric.init_module``) and its recipes' defaults
+  (``litgpt/finetune/lora.py setup``: ``lora_r=8``, ``lora_alpha=16``, ``lora_dropout=0.05``, LoRA on query and
+  value only; ``optimizer="AdamW"``, torch's; ``--precision bf16-true``, the config hub's choice: weights,
+  gradients and AdamW states all bf16, no fp32 masters — vramscope's ``--precision pure``). Its loop
+  (``fit``): ``logits = model(input_ids, lm_head_chunk_size=128)`` (the head in chunks of 128 tokens, every chunk
+  kept by ``logits`` through backward) and ``chunked_cross_entropy`` (``litgpt/utils.py``: ``F.cross_entropy`` on
+  each 16-bit chunk, no fp32 upcast); full fine-tuning: one unchunked head and the same per-128-token loss. On one
+  device no activation checkpointing; on several, ``lora.py`` shards with FSDP2 (``ModelParallelStrategy``,
+  ``parallelize_fn(activation_checkpointing=True)``) and ``full.py`` with FSDP1 (``FSDPStrategy``,
+  ``activation_checkpointing_policy={Block}``), both checkpointing every Block. ``--quantize bnb.nf4`` (QLoRA):
+  Lightning's ``BitsandbytesPrecision("nf4")`` (no double quantization) and bitsandbytes' 32-bit ``PagedAdamW``
+  (``instantiate_bnb_optimizer``).
 """
 
 from __future__ import annotations
@@ -75,6 +89,25 @@ class Framework:
     #: what the stack calls "selective" activation checkpointing: Megatron's core-attention recompute, or
     #: (torchtitan) the per-op policy, vramscope's "op"
     selective_mode: str = "selective"
+    #: the recipes' LoRA rank and dropout where the user gave none
+    lora_rank: int = 16
+    lora_dropout: float = 0.0
+    #: the loss upcasts the logits to fp32 (transformers' ForCausalLMLoss, torchtune); False: cross-entropy on the
+    #: 16-bit logits (LitGPT's chunked_cross_entropy)
+    ce_upcast: bool = True
+    #: the output head and loss in chunks of this many tokens (LitGPT's lm_head_chunk_size=128): --chunked-ce's
+    #: default is ceil(seq / it); 0: ``ce_chunks``
+    ce_chunk_tokens: int = 0
+    #: the methods its recipes checkpoint only when sharded over several GPUs (LitGPT's FSDP strategies)
+    grad_checkpointing_sharded: tuple[str, ...] = ()
+    #: QLoRA's optimizer where the user gave none (None: ``optimizer``)
+    qlora_optimizer: Optional[str] = None
+    #: the loop's logits stay alive through the optimizer step (a local replaced by the next forward's)
+    logits_outlive_step: bool = False
+    #: a tied output head is a separate parameter in its model (LitGPT's GPT.lm_head)
+    unties_embeddings: bool = False
+    #: the model code the trace runs: transformers', or the stack's own (``litgpt``: litgpt.model.GPT)
+    trace_model: str = "transformers"
 
     @property
     def adapter_bytes(self) -> Optional[float]:
@@ -88,6 +121,63 @@ TORCHTUNE_LORA_TARGETS = ("q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 #: torchtune's CEWithChunkedOutputLoss default number of chunks (torchtune/modules/loss/ce_chunked_output_loss.py)
 TORCHTUNE_CE_CHUNKS = 8
 TORCHTUNE_FULL_SINGLE_OPTIMIZER = "paged-adamw-8bit"
+
+#: LitGPT's finetune/lora.py defaults lora_query=True, lora_value=True (key, projection, mlp, head False)
+LITGPT_LORA_TARGETS = ("q_proj", "v_proj")
+#: LitGPT's lm_head_chunk_size in its finetune loops and chunked_cross_entropy's chunk_size
+LITGPT_CHUNK_TOKENS = 128
+
+#: LitGPT 0.5.13 ``Config.from_name`` names of catalog models: each config's ``hf_config`` org/name is the catalog
+#: id (litgpt/config.py; tests/test_litgpt.py checks every row against the installed litgpt)
+LITGPT_MODELS = {
+    "falcon-7b": "tiiuae/falcon-7b", "falcon-40b": "tiiuae/falcon-40b", "falcon-180B": "tiiuae/falcon-180B",
+    "Falcon3-7B-Base": "tiiuae/Falcon3-7B-Base", "Llama-2-7b-hf": "meta-llama/Llama-2-7b-hf",
+    "Llama-2-13b-hf": "meta-llama/Llama-2-13b-hf", "Llama-2-70b-hf": "meta-llama/Llama-2-70b-hf",
+    "Llama-3-8B": "meta-llama/Meta-Llama-3-8B", "Llama-3-70B": "meta-llama/Meta-Llama-3-70B",
+    "Llama-3.2-1B": "meta-llama/Llama-3.2-1B", "Llama-3.2-3B": "meta-llama/Llama-3.2-3B",
+    "Llama-3.3-70B-Instruct": "meta-llama/Llama-3.3-70B-Instruct", "Gemma-2b": "google/gemma-2b",
+    "Gemma-7b": "google/gemma-7b", "Gemma-2-2b": "google/gemma-2-2b", "Gemma-2-9b": "google/gemma-2-9b",
+    "Gemma-2-27b": "google/gemma-2-27b", "phi-2": "microsoft/phi-2",
+    "Phi-3-mini-4k-instruct": "microsoft/Phi-3-mini-4k-instruct",
+    "Phi-3.5-mini-instruct": "microsoft/Phi-3.5-mini-instruct", "phi-4": "microsoft/phi-4",
+    "Mistral-7B-v0.1": "mistralai/Mistral-7B-v0.1", "Mistral-7B-v0.3": "mistralai/Mistral-7B-v0.3",
+    "Mixtral-8x7B-v0.1": "mistralai/Mixtral-8x7B-v0.1", "Mixtral-8x22B-v0.1": "mistralai/Mixtral-8x22B-v0.1",
+    "Qwen2.5-0.5B": "Qwen/Qwen2.5-0.5B", "Qwen2.5-1.5B": "Qwen/Qwen2.5-1.5B", "Qwen2.5-3B": "Qwen/Qwen2.5-3B",
+    "Qwen2.5-7B": "Qwen/Qwen2.5-7B", "Qwen2.5-14B": "Qwen/Qwen2.5-14B", "Qwen2.5-32B": "Qwen/Qwen2.5-32B",
+    "Qwen2.5-72B": "Qwen/Qwen2.5-72B", "Qwen2.5-Coder-7B": "Qwen/Qwen2.5-Coder-7B", "Qwen3-0.6B": "Qwen/Qwen3-0.6B",
+    "Qwen3-1.7B": "Qwen/Qwen3-1.7B", "Qwen3-4B": "Qwen/Qwen3-4B", "Qwen3-8B": "Qwen/Qwen3-8B",
+    "Qwen3-14B": "Qwen/Qwen3-14B", "Qwen3-32B": "Qwen/Qwen3-32B", "Qwen3-30B-A3B": "Qwen/Qwen3-30B-A3B",
+    "Qwen3-235B-A22B": "Qwen/Qwen3-235B-A22B", "R1-Distill-Llama-8B": "deepseek-ai/DeepSeek-R1-Distill-Llama-8B",
+    "R1-Distill-Llama-70B": "deepseek-ai/DeepSeek-R1-Distill-Llama-70B",
+}
+
+
+def litgpt_model(name: str) -> Optional[str]:
+    """The catalog id a LitGPT model name stands for: a ``Config.from_name`` name (any case), or a checkpoint
+    directory as LitGPT's recipes take it (``checkpoints/meta-llama/Meta-Llama-3-8B`` → the Hub id)."""
+    text = name.strip().rstrip("/")
+    for prefix in ("checkpoints/", "./checkpoints/"):
+        text = text[len(prefix):] if text.startswith(prefix) else text
+    lowered = {k.lower(): v for k, v in LITGPT_MODELS.items()}
+    if text.lower() in lowered:
+        return lowered[text.lower()]
+    if "/" not in text:
+        return None
+    from .sources import catalog
+
+    # a Hub id the catalog knows by another name (meta-llama/Meta-Llama-3.1-8B: the catalog's Llama-3.1-8B)
+    if catalog.find(text) is None:
+        entry = catalog.find(text.rsplit("/", 1)[1])
+        if entry is not None:
+            return entry["id"]
+    return text
+
+
+def litgpt_name_for(model_id: str) -> Optional[str]:
+    """The LitGPT name of a catalog id (the reverse of :data:`LITGPT_MODELS`)."""
+    low = model_id.strip().lower()
+    return next((k for k, v in LITGPT_MODELS.items() if v.lower() == low or k.lower() == low), None)
+
 
 #: accelerate's FSDP policy for mixed_precision bf16: param_dtype and reduce_dtype bf16
 ACCELERATE_FSDP_POLICY = (2.0, 2.0)
@@ -117,10 +207,18 @@ PROFILES: dict[str, Framework] = {
     "torchtitan": Framework("torchtitan", fsdp_policy=TORCHTITAN_FSDP_POLICY, fsdp_versions=(2,),
                             selective_mode="op"),
     "megatron": Framework("megatron", megatron_mixed=True, runs_fsdp=False),
+    # LitGPT 0.5.13: finetune/lora.py setup's defaults (lora_query, lora_value; r 8, dropout 0.05); the loop keeps
+    # ``logits`` (the list of head chunks) through fabric.backward; the head and loss in 128-token chunks;
+    # --quantize bnb.nf4 with bitsandbytes.optim.PagedAdamW (utils.instantiate_bnb_optimizer)
+    "litgpt": Framework("litgpt", keeps_logits=True, own_modules=True, lora_targets=LITGPT_LORA_TARGETS,
+                        qlora_quant="nf4", lora_rank=8, lora_dropout=0.05, ce_upcast=False, ce_chunk_tokens=LITGPT_CHUNK_TOKENS,
+                        grad_checkpointing_sharded=("full", "freeze", "lora", "qlora"),
+                        qlora_optimizer="paged-adamw", unties_embeddings=True, logits_outlive_step=True,
+                        trace_model="litgpt"),
 }
 FRAMEWORKS = tuple(PROFILES)
 
 
-def checkpointing_default(profile: Framework, method: str) -> bool:
-    """Whether the framework's recipe for ``method`` runs with activation checkpointing."""
-    return method in profile.grad_checkpointing
+def checkpointing_default(profile: Framework, method: str, num_gpus: int = 1) -> bool:
+    """Whether the framework's recipe for ``method`` on ``num_gpus`` GPUs runs with activation checkpointing."""
+    return method in profile.grad_checkpointing or (num_gpus > 1 and method in profile.grad_checkpointing_sharded)

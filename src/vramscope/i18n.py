@@ -998,6 +998,46 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "training loop: Megatron-LM (its own DDP over a contiguous gradient buffer; --use-distributed-optimizer as ZeRO-1)",
         "zh": "训练循环：Megatron-LM（在连续梯度缓冲区上的自有 DDP；--use-distributed-optimizer 相当于 ZeRO-1）",
     },
+    "allowed_lg_int": {"en": "a whole number {lo}-{hi}", "zh": "{lo} 到 {hi} 之间的整数"},
+    "allowed_lg_prob": {"en": "a probability 0 <= p < 1", "zh": "概率 0 <= p < 1"},
+    "cmd_litgpt_method": {
+        "en": "litgpt finetune {method}: vramscope models LitGPT's {methods} recipes (adapter and adapter_v2 are not "
+              "modelled)",
+        "zh": "litgpt finetune {method}：vramscope 只对 LitGPT 的 {methods} 配方建模（adapter 和 adapter_v2 未建模）"},
+    "cmd_litgpt_quant_devices": {
+        "en": "litgpt finetune lora --quantize runs on one device only (LitGPT raises NotImplementedError for "
+              "several): use --devices 1",
+        "zh": "litgpt finetune lora --quantize 只能单卡运行（多卡时 LitGPT 抛出 NotImplementedError）：请用 --devices 1"},
+    "r_trace_litgpt_scope": {
+        "en": "the LitGPT trace runs its single-device recipes: --task finetune, --method full or lora, one GPU, "
+              "no checkpointing, offloading, DoRA, packing or stepping in backward",
+        "zh": "LitGPT 追踪只运行其单卡配方：--task finetune、--method full 或 lora、单卡，不含检查点、卸载、DoRA、"
+              "打包或在反向中更新"},
+    "r_trace_litgpt_model": {
+        "en": "LitGPT has no Config for {model}: the trace builds a catalog model LitGPT names, or a Llama-layout "
+              "(llama, mistral, qwen2) config",
+        "zh": "LitGPT 没有 {model} 的 Config：追踪只能构建 LitGPT 有名称的目录模型，或 Llama 结构（llama、mistral、"
+              "qwen2）的配置"},
+    "r_trace_litgpt_targets": {
+        "en": "LitGPT's LoRA switches (--lora_query/key/value/projection/mlp/head) cannot express the targets "
+              "{targets}: the MLP is switched as a whole",
+        "zh": "LitGPT 的 LoRA 开关（--lora_query/key/value/projection/mlp/head）无法表达目标 {targets}：MLP 只能整体开关"},
+    "a_framework_litgpt": {
+        "en": "training loop: LitGPT 0.5.13 — its own model code (traced: litgpt.model.GPT, RMSNorm in fp32, k/v repeated to every head, adapters in the training dtype, an untied lm_head) and its recipes' defaults (LoRA r 8 on query and value, dropout 0.05; --precision bf16-true: weights, gradients and AdamW states in the dtype; no activation checkpointing on one device, every Block on several; the head and a 16-bit cross-entropy in 128-token chunks, the logits kept through backward and the optimizer step; --quantize: bitsandbytes PagedAdamW), each overridable",
+        "zh": "训练循环：LitGPT 0.5.13——其自己的模型代码（已跟踪：litgpt.model.GPT、fp32 的 RMSNorm、k/v 复制到每个注意力头、适配器为训练精度、不共享权重的 lm_head）和配方默认值（LoRA 秩 8 作用于 query 和 value、dropout 0.05；--precision bf16-true：权重、梯度和 AdamW 状态均为该精度；单卡不做激活检查点，多卡对每个 Block 做；输出头与 16 位交叉熵按 128 个 token 分块，logits 保留到反向传播和优化器步骤结束；--quantize 时用 bitsandbytes PagedAdamW），均可覆盖",
+    },
+    "a_recipe_lora_litgpt": {
+        "en": "frozen base in {dtype}; adapters, their gradients and optimizer states in {dtype} too (LitGPT builds the model, adapters included, under fabric.init_module in the training dtype)",
+        "zh": "冻结的基座为 {dtype}；适配器及其梯度和优化器状态也为 {dtype}（LitGPT 在 fabric.init_module 下以训练精度构建整个模型，包括适配器）",
+    },
+    "a_chunked_ce_lowp": {
+        "en": "chunked cross-entropy: output head and loss in {chunks} chunks, on the 16-bit logits (no fp32 copy)",
+        "zh": "分块交叉熵：输出头与损失分 {chunks} 块计算，直接作用于 16 位 logits（无 fp32 副本）",
+    },
+    "a_untied_head": {
+        "en": "{framework} keeps the tied output head as its own parameter: + {params} parameters",
+        "zh": "{framework} 把共享权重的输出头保存为独立参数：另加 {params} 个参数",
+    },
     "a_framework_pytorch": {
         "en": "training loop: plain PyTorch (out = model(...); out.loss.backward() keeps out.logits through backward)",
         "zh": "训练循环：普通 PyTorch（out = model(...); out.loss.backward() 在反向传播期间保留 out.logits）",
@@ -1290,6 +1330,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "fa_framework_hf": {"en": "Hugging Face Trainer / TRL (--framework)", "zh": "Hugging Face Trainer / TRL（--framework）"},
     "fa_framework_pytorch": {"en": "a plain PyTorch loop (--framework)", "zh": "普通 PyTorch 训练循环（--framework）"},
     "fa_framework_torchtune": {"en": "torchtune's recipes (--framework)", "zh": "torchtune 配方（--framework）"},
+    "fa_framework_litgpt": {"en": "LitGPT's recipes (--framework)", "zh": "LitGPT 配方（--framework）"},
     "fa_dtype": {"en": "weights {dtype}, KV cache {kv}", "zh": "权重 {dtype}，KV 缓存 {kv}"},
     "fa_engine": {"en": "engine {engine}", "zh": "引擎 {engine}"},
     "fit_max_batch": {"en": "largest batch that fits: {n}", "zh": "可容纳的最大批大小：{n}"},

@@ -293,10 +293,10 @@ CORE: tuple[Option, ...] = (
       parse=_lazy_choice(".memory.optimizer_states", "OPTIMIZERS"),
       help_en="adamw | adam | adamw-fused | adamw-8bit | paged-adamw | paged-adamw-8bit | sgd | sgd-momentum | lion "
               "| adafactor (default: the framework's: hf and pytorch adamw; torchtune adamw-fused, full single-GPU "
-              "paged-adamw-8bit)",
+              "paged-adamw-8bit; litgpt adamw, QLoRA paged-adamw)",
       help_zh="adamw | adam | adamw-fused | adamw-8bit | paged-adamw | paged-adamw-8bit | sgd | sgd-momentum | lion "
               "| adafactor（默认取框架的：hf 与 pytorch 为 adamw；torchtune 为 adamw-fused，单卡全量微调为 "
-              "paged-adamw-8bit）"),
+              "paged-adamw-8bit；litgpt 为 adamw，QLoRA 为 paged-adamw）"),
     O("grad_checkpointing", ("--grad-checkpointing",), "custom", False, contextual=True, group="training", owner="training",
       parse=_grad_checkpointing, const="full", metavar="MODE", negation="--no-grad-checkpointing",
       help_en="activation checkpointing: full (default when given; every layer recomputed) | selective (only core "
@@ -309,10 +309,10 @@ CORE: tuple[Option, ...] = (
     O("grad_accum", ("--grad-accum",), "int", 1, group="training", owner="training", lo=1, hi=1_000_000,
       help_en="gradient accumulation steps (default 1)", help_zh="梯度累积步数（默认 1）"),
     O("lora_rank", ("--lora-rank",), "int", 16, group="training", owner="training", lo=1, hi=65536,
-      help_en="LoRA rank (default 16)", help_zh="LoRA 秩（默认 16）"),
+      help_en="LoRA rank (default 16; litgpt 8)", help_zh="LoRA 秩（默认 16；litgpt 为 8）"),
     O("lora_dropout", ("--lora-dropout",), "float", 0.0, group="training", owner="training", lo=0.0, hi=0.99,
-      help_en="peft lora_dropout (default 0; > 0 keeps dropout masks)",
-      help_zh="peft 的 lora_dropout（默认 0；大于 0 时保留 dropout 掩码）"),
+      help_en="peft lora_dropout (default 0, litgpt 0.05; > 0 keeps dropout masks)",
+      help_zh="peft 的 lora_dropout（默认 0，litgpt 为 0.05；大于 0 时保留 dropout 掩码）"),
     O("lora_targets", ("--lora-targets",), "names", ("all-linear",), contextual=True, group="training", owner="training",
       expected="q_proj,v_proj or all-linear",
       help_en="comma-separated module names of the model (q_proj,v_proj) or all-linear (default); an empty list "
@@ -341,11 +341,13 @@ CORE: tuple[Option, ...] = (
       help_en="training loop: hf (Trainer / TRL, default; its defaults: LoRA/QLoRA with checkpointing) | pytorch "
               "(plain loop; --precision mixed: autocast on fp32 FSDP parameters) | torchtune (its recipes' defaults: "
               "checkpointing, chunked cross-entropy, bf16 adapters) | accelerate | torchtitan (their FSDP "
-              "MixedPrecisionPolicy under --precision mixed) | megatron (--bf16, distributed optimizer as zero1)",
+              "MixedPrecisionPolicy under --precision mixed) | megatron (--bf16, distributed optimizer as zero1) | litgpt "
+              "(LitGPT 0.5.13's own model and finetune recipes: bf16-true, 128-token chunked 16-bit loss)",
       help_zh="训练循环：hf（Trainer / TRL，默认；其默认值：LoRA/QLoRA 开启检查点）| pytorch（普通循环；"
               "--precision mixed 时对 fp32 FSDP 参数使用 autocast）| torchtune（其配方的默认值：检查点、分块交叉熵、"
               "bf16 适配器）| accelerate | torchtitan（--precision mixed 时使用其 FSDP MixedPrecisionPolicy）| "
-              "megatron（--bf16，分布式优化器即 zero1）"),
+              "megatron（--bf16，分布式优化器即 zero1）| litgpt（LitGPT 0.5.13 自己的模型与 finetune 配方：bf16-true、"
+              "按 128 个 token 分块的 16 位损失）"),
     O("pp", ("--pp", "--pipeline-parallel-size", "-pp"), "int", 1, group="parallel", lo=1, hi=1024,
       help_en="pipeline-parallel stages (training: micro-batches = --grad-accum; vLLM: stages of "
               "--tensor-parallel-size GPUs)",
@@ -400,8 +402,8 @@ CORE: tuple[Option, ...] = (
       help_zh="把保存的激活卸载到锁页 CPU 内存（torchtune / TRL 的激活卸载）"),
     O("ce_chunks", ("--chunked-ce",), "int", 1, contextual=True, group="training", owner="training", lo=1, hi=1_000_000,
       const="8", metavar="N",
-      help_en="output head and cross-entropy in N chunks (default 8, torchtune); 1 = off",
-      help_zh="输出层与交叉熵分 N 块计算（默认 8，torchtune）；1 = 关闭"),
+      help_en="output head and cross-entropy in N chunks (default 8, torchtune; litgpt: 128-token chunks); 1 = off",
+      help_zh="输出层与交叉熵分 N 块计算（默认 8，torchtune；litgpt：每块 128 个 token）；1 = 关闭"),
     O("compile", ("--compile",), "flag", False, group="training", owner="training",
       help_en="torch.compile (modelled for the loss head; layers as in eager mode)",
       help_zh="torch.compile（对损失头建模；各层按 eager 模式计）"),

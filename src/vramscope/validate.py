@@ -86,7 +86,7 @@ _WORKLOAD_INT = {  # key: (minimum, maximum)
     "max_num_seqs": (1, 10**6), "zero_stage": (0, 3), "fsdp_version": (1, 2), "kv_cache_tokens": (0, 10**12),
     "max_new_tokens": (0, 10**9),
 }
-_WORKLOAD_FRACTION = ("gpu_memory_utilization", "mem_fraction_static")
+_WORKLOAD_FRACTION = ("gpu_memory_utilization", "mem_fraction_static", "lora_dropout")
 _WORKLOAD_BOOL = ("grad_checkpointing", "flash_attn", "enforce_eager", "packed", "chunked_ce", "optimizer_in_bwd",
                   "activation_offloading", "compile", "lora_mlp", "lora_output", "fsdp", "fsdp_offload_params")
 _WORKLOAD_STR = ("engine", "task", "dtype", "optimizer", "quant", "attn", "method", "kv_dtype", "precision",
@@ -314,6 +314,8 @@ def _check_training_record(rec: dict[str, Any], src: dict[str, Any], out: dict[s
     framework = str(rec.get("framework", "")).lower()
     if src.get("framework") is not None:  # the vramscope profile whose loop the record's script runs
         out["framework"] = str(src["framework"])
+    elif "litgpt" in framework:
+        out["framework"] = "litgpt"  # its own model code and loop (the record states its recipe's settings)
     elif "torchtune" in framework:
         out["framework"] = "torchtune"  # its recipes' defaults fill what the record leaves out
     elif "grad_checkpointing" not in out:

@@ -146,7 +146,8 @@ def _run(v: dict[str, Any], asked: dict[str, Any], runs: Any) -> dict[str, Any]:
             "grad_accum": v.get("grad_accum", 1), "activations_per_sample": v.get("activations_per_sample"),
             "cache": v.get("cache", "dynamic"), "offload": v.get("offload", "none"),
             "pp_schedule": v.get("pp_schedule", "1f1b"),
-            "lora_rank": v.get("lora_rank", 16), "lora_dropout": v.get("lora_dropout", 0.0),
+            "lora_rank": v.get("lora_rank", PROFILES[v.get("framework", "hf")].lora_rank),
+            "lora_dropout": v.get("lora_dropout", PROFILES[v.get("framework", "hf")].lora_dropout),
             "frozen_layers": v.get("frozen_layers", 0), "kbit_prep": v.get("kbit_prep", "peft"),
             "bnb_version": v.get("bnb_version", "0.50")}
 
@@ -338,7 +339,7 @@ def _checkpointing(v: dict[str, Any], training: bool, profile: Framework, method
             "r_ckpt_off_on", on=Opt("grad_checkpointing", "MODE"), every=Opt("checkpoint_every")))
     if ckpt is None and mode is None and "checkpoint_every" not in v:
         # torchtune's recipes: enable_activation_checkpointing; hf: TRL's configs and peft's k-bit path for adapters
-        on = training and checkpointing_default(profile, method)
+        on = training and checkpointing_default(profile, method, v.get("num_gpus", 1))
     else:
         on = bool(ckpt) or mode is not None or "checkpoint_every" in v
     if mode == "selective":
@@ -405,12 +406,29 @@ def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
     return {**_checkpointing(v, training, profile, method), "compile": bool(v.get("compile")), "float8": f8,
             "fsdp_float8_all_gather": bool(v.get("fsdp_float8_all_gather")),
             "activation_offload": bool(v.get("activation_offload")),
-            "ce_chunks": v.get("ce_chunks", profile.ce_chunks if training else 1), "packing": bool(v.get("packing")),
+            "ce_chunks": v.get("ce_chunks", _ce_chunks(profile, out) if training else 1),
+            "packing": bool(v.get("packing")),
             "optimizer_in_backward": bool(in_bwd), "dora": bool(v.get("dora")), "lora_alpha": alpha,
             # inference runs no optimizer: its field keeps the row's default, whatever the framework's
-            "optimizer": v.get("optimizer", (profile.full_single_optimizer if full_single else profile.optimizer)
+            "optimizer": v.get("optimizer", _default_optimizer(profile, method, full_single)
                                if training else table()["optimizer"].default),
             "lora_targets": v.get("lora_targets") or profile.lora_targets}
+
+
+def _ce_chunks(profile: Framework, out: dict[str, Any]) -> int:
+    """The framework's chunks of the output head and loss: LitGPT's are 128 tokens long (lm_head_chunk_size) for
+    its adapter recipes; its full fine-tuning runs the head whole (``model(input_ids)``)."""
+    if profile.ce_chunk_tokens and out["method"] != "full":
+        return max(1, -(-out["seq"] // profile.ce_chunk_tokens))
+    return profile.ce_chunks
+
+
+def _default_optimizer(profile: Framework, method: str, full_single: bool) -> str:
+    if full_single:
+        return profile.full_single_optimizer or profile.optimizer
+    if method == "qlora" and profile.qlora_optimizer:
+        return profile.qlora_optimizer
+    return profile.optimizer
 
 
 def _refuse_training_options(v: dict[str, Any]) -> None:

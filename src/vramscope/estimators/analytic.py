@@ -96,7 +96,8 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     kept = training.kept_gradients(w, t, p, lay.grads)
     tr = training.transients(spec, w, p, saved.flags, lay.buf)
     phases = training.step_phases(w, lay, training.forward_moment(saved, lay, tr, kept, p.cast_cache),
-                                  training.backward_moment(spec, w, t, p, saved, lay, tr, kept), notes)
+                                  training.backward_moment(spec, w, t, p, saved, lay, tr, kept), notes,
+                                  logits=int(w.batch * saved.seq_local * spec.vocab_size * p.act_bytes))
     if w.pp > 1:
         phases, extra["pipeline"] = training.pipeline(spec, w, phases, saved.acts.layers, notes, p.cast_cache)
     paged = training.paged_states(w, lay.states, notes)
@@ -104,6 +105,18 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         extra["paged_bytes"] = paged
     training.recipe_notes(spec, w, t, p, notes)
     return phases, t.params
+
+
+def untied(model: ResolvedModel, w: Workload, notes: list[Assumption]) -> ResolvedModel:
+    """A tied output head as a framework that unties it trains it: LitGPT's GPT has its own ``lm_head``, and its
+    checkpoint conversion copies the embedding into it (``Framework.unties_embeddings``)."""
+    spec = model.spec
+    if not (w.profile.unties_embeddings and spec.tie_embeddings):
+        return model
+    extra = spec.vocab_size * spec.hidden_size
+    notes.append(Assumption("a_untied_head", {"framework": w.framework, "params": f"{extra:,}"}))
+    return replace(model, spec=replace(spec, tie_embeddings=False), params=model.params + extra,
+                   active_params=model.active_params + extra, stored=None)
 
 
 def estimate_analytic(model: ResolvedModel, w: Workload, gpus: tuple = ()
@@ -122,6 +135,7 @@ def estimate_analytic(model: ResolvedModel, w: Workload, gpus: tuple = ()
         trainable = 0
         transient = max(p.get("activations", 0) for p in phases.values())
     else:
+        model = untied(model, w, notes)
         phases, trainable = _training(model, w, dtype, notes, extra)
         transient = max(p.get("activations", 0) + p.get("optimizer_temp", 0) for p in phases.values())
     return phases, tuple(notes) + shape_note(model), trainable, transient, extra

@@ -245,7 +245,8 @@ def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFl
         return training_activations(spec, w.batch, seq_local, a, w.attn, w.grad_checkpointing and not op_sac,
                                     flags, every=w.checkpoint_every, selective=w.checkpoint_mode == "selective",
                                     ce_chunks=w.ce_chunks, replicated_shard=seq_shard, compiled_loss=w.compile,
-                                    op_sac=op_sac, megatron=megatron_recompute(spec, w))
+                                    op_sac=op_sac, megatron=megatron_recompute(spec, w),
+                                    ce_upcast=w.profile.ce_upcast)
     acts = acts_at(p.act_bytes)
     kbit = p.kbit
     if kbit is not None and kbit.layer_bytes:
@@ -638,7 +639,8 @@ def recipe_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes
         notes.append(Assumption("a_ckpt_every", {"ckpt": checkpointed_layers(n_layers, w.checkpoint_every),
                                                  "layers": n_layers, "every": w.checkpoint_every}))
     if w.ce_chunks > 1:
-        notes.append(Assumption("a_chunked_ce", {"chunks": w.ce_chunks}))
+        notes.append(Assumption("a_chunked_ce" if w.profile.ce_upcast else "a_chunked_ce_lowp",
+                                {"chunks": w.ce_chunks}))
     if w.compile:
         notes.append(Assumption("a_compile"))
     if w.float8 != "none":
@@ -684,7 +686,8 @@ def train_flags(spec: ModelSpec, w: Workload) -> TrainFlags:
     own = w.profile.own_modules
     if w.method in ("lora", "qlora"):
         return TrainFlags(base=False, embeddings=False, lora=lora_modules(spec, w.lora_targets),
-                          lora_rank=w.lora_rank, lora_dropout=w.lora_dropout > 0, dora=w.dora, torchtune=own)
+                          lora_rank=w.lora_rank, lora_dropout=w.lora_dropout > 0, dora=w.dora, torchtune=own,
+                          litgpt=w.profile.trace_model == "litgpt")
     if w.method == "freeze" and w.train_modules:
         return TrainFlags(base=False, embeddings=False, modules=frozenset(w.train_modules), torchtune=own)
     if w.method == "freeze":
@@ -703,7 +706,8 @@ def report_parallel(w: Workload, n: int, extra: dict) -> None:
                              "parallelism": w.parallelism}
 
 
-def step_phases(w: Workload, lay: Layout, forward: dict, backward: dict, notes: list[Assumption]) -> Phases:
+def step_phases(w: Workload, lay: Layout, forward: dict, backward: dict, notes: list[Assumption],
+                logits: int = 0) -> Phases:
     phases: Phases = {
         "load": {"weights": lay.weights},
         "forward": forward,
@@ -711,6 +715,9 @@ def step_phases(w: Workload, lay: Layout, forward: dict, backward: dict, notes: 
         "optimizer_step": {"weights": lay.weights, "gradients": lay.grads, "optimizer_states": lay.states,
                            "optimizer_temp": lay.temp},
     }
+    if w.profile.logits_outlive_step and logits:
+        # the loop's ``logits`` local (LitGPT's fit) is replaced only by the next forward's: alive through the step
+        phases["optimizer_step"]["loss_head"] = logits
     if w.optimizer_in_backward:
         del phases["optimizer_step"]
         notes.append(Assumption("a_opt_in_bwd"))

@@ -79,6 +79,9 @@ class TrainFlags:
     modules: Optional[frozenset] = None  # --method freeze --train-modules: only these linear modules train
     dora: bool = False  # peft use_dora=True: each adapter also keeps the base output and its own output
     torchtune: bool = False  # torchtune's modules: adapters in the model dtype, k/v expanded to every head
+    #: LitGPT's LoRA modules (litgpt/lora.py, with ``torchtune``'s traits): each LoRALinear drops out its own input
+    #: (the copy and a bool mask kept per adapted module); q, k and v share one LoRAQKVLinear (one copy)
+    litgpt: bool = False
 
     def trains(self, module: str) -> bool:
         return self.base if self.modules is None else module in self.modules
@@ -136,6 +139,11 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
         n = adapted(*names)
         if not n:
             return 0.0
+        if t.litgpt and t.lora_dropout:
+            # LitGPT's LoRALinear: lora_A reads lora_dropout(x), a copy in the model dtype and its bool mask, per
+            # module; the fused qkv's LoRAQKVLinear drops out once for all of q, k and v
+            modules = 1 if names == qkv_names else n
+            return modules * (a + 1.0) * width + n * a * t.lora_rank
         if t.torchtune:
             # torchtune's LoRALinear: lora_a reads the (shared) input itself, in the model dtype
             return (0.0 if t.base else a * width) + n * a * t.lora_rank
@@ -149,6 +157,7 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
     out += _norm(h, a, t.norms_train, gemma) * spec.norms_per_layer
     # attention inputs: q/k/v share the normed input
     qkv = ("qkv_proj",) if spec.fused_qkv else _ATTN_MODULES
+    qkv_names = qkv
     if any(t.trains(m) for m in qkv):
         out += a * h
     out += lora_inputs(h, *qkv)
@@ -164,7 +173,8 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
         # torchtune's MultiHeadAttention expands k and v to every head before SDPA (a copy SDPA then saves)
         out += a * (2 * q_dim + 2 * (q_dim if t.torchtune else kv_dim)) + 4.0 * spec.num_heads
     # torchtune's output_proj adapter reads the attention output SDPA already keeps (no copy)
-    out += (a * t.lora_rank if "o_proj" in lora else 0.0) if t.torchtune else lora_inputs(q_dim, "o_proj")
+    out += (a * t.lora_rank if "o_proj" in lora else 0.0) if t.torchtune and not (t.litgpt and t.lora_dropout) \
+        else lora_inputs(q_dim, "o_proj")
     if spec.qk_norm:
         out += (4.0 + (a if t.norms_train else 0.0)) * (q_dim + kv_dim) + 4.0 * (spec.num_heads + spec.num_kv_heads)
     # MLP input (normed) is shared by gate and up (and the router)
@@ -270,7 +280,8 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
                          checkpointing: bool = False, trainable: TrainFlags = FULL_TRAINING, every: int = 1,
                          selective: bool = False, ce_chunks: int = 1, replicated_shard: int = 1,
                          compiled_loss: bool = False, op_sac: bool = False,
-                         megatron: Optional[tuple[int, int, int]] = None) -> TrainingActivations:
+                         megatron: Optional[tuple[int, int, int]] = None,
+                         ce_upcast: bool = True) -> TrainingActivations:
     """What training keeps (module docstring). ``every``: with checkpointing, only every ``every``-th layer is
     checkpointed; ``selective``: Megatron's selective recomputation (only core attention recomputed) instead
     of whole layers; ``ce_chunks``: the output head and cross-entropy run chunk by chunk along the sequence;
@@ -321,14 +332,18 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
         resident = fwd_extra = bwd_extra = 0
     else:
         v = spec.vocab_size
-        upcast = 4.0 if a != 4.0 else 0.0  # logits.float() copies only below fp32
+        upcast = 4.0 if a != 4.0 and ce_upcast else 0.0  # logits.float() copies only below fp32
         softcap = a if spec.logit_softcap else 0.0  # tanh output kept for backward
-        resident = int(tokens * (4 + softcap) * v)
+        # log_softmax keeps its output: fp32 after the upcast; without it (LitGPT's chunked_cross_entropy on the
+        # 16-bit logits) in the compute dtype
+        resident = int(tokens * ((4 if ce_upcast else a) + softcap) * v)
         fwd_extra, bwd_extra = int(tokens * (a + upcast) * v), int(tokens * 8 * v)
-        if trainable.torchtune and ce_chunks == 1:
+        if not ce_upcast:
+            fwd_extra, bwd_extra = lowp_chunked_ce(batch, seq, a, v, ce_chunks)
+        elif trainable.torchtune and ce_chunks == 1:
             # torchtune's model returns output(h).float(): only the fp32 logits outlive the model call
             fwd_extra = int(tokens * (upcast or a) * v)
-        if ce_chunks > 1:
+        elif ce_chunks > 1:
             # all chunks' logits stay alive while the loss runs, but only one chunk's fp32 copy at a time;
             # backward's fp32 gradients (and the chunk's logits gradient) exist one chunk at a time
             chunk = -(-seq // ce_chunks) * batch
@@ -349,6 +364,29 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
     return TrainingActivations(layers=layers + final_norm, loss_resident=resident, loss_forward_extra=fwd_extra,
                                loss_backward_extra=bwd_extra, one_layer=one_layer, layer_backward_extra=layer_bwd,
                                head_inputs=final_norm)
+
+
+#: LitGPT's chunked_cross_entropy(chunk_size=128) on unchunked logits: rows (tokens) per cross-entropy call
+LOWP_CE_ROWS = 128
+
+
+def lowp_chunked_ce(batch: int, seq: int, a: float, v: int, ce_chunks: int) -> tuple[int, int]:
+    """(forward, backward) transients of LitGPT's loss (``litgpt/utils.py chunked_cross_entropy``): cross-entropy
+    on each 16-bit chunk of the logits, no fp32 copy. Forward: every chunk's logits alive, and with more than one
+    sequence the shifted last chunk (``[..., :-1, :]``, not contiguous) copied by ``reshape(-1, V)`` (full
+    fine-tuning: the whole shifted logits). Backward: a chunk's log-probability and logits gradients, three
+    chunks' worth at its peak while one chunk's saved log-probabilities are already freed (traced: two chunks
+    net). Unchunked logits (full.py) are split into 128-row calls."""
+    tokens = batch * seq
+    fwd = int(tokens * a * v)
+    if ce_chunks > 1:
+        per_chunk = -(-seq // ce_chunks)
+        rows, last = per_chunk * batch, seq - (ce_chunks - 1) * per_chunk
+    else:
+        rows, last = min(tokens, LOWP_CE_ROWS), seq
+    if batch > 1:
+        fwd += int(batch * max(last - 1, 0) * a * v)
+    return fwd, int(rows * 2 * a * v)
 
 
 def inference_transient(spec: ModelSpec, batch: int, seq: int, a: float, attn: str = "sdpa",

@@ -238,6 +238,10 @@ def _run(model: ResolvedModel, w: Workload, tracker: Any, mark: Callable, catego
          dtype: str, recipe_mixed: bool, mesh: Any) -> int:
     import torch
 
+    if w.profile.trace_model == "litgpt":
+        from .litgpt import run_litgpt
+
+        return run_litgpt(model, w, tracker, mark, category, param_dtype)
     net = build_model(model, param_dtype, w.attn, init_weights=False)
     trainable = 0
     if w.training:

@@ -108,7 +108,7 @@ def check_workload(w: Workload, command: str = "vramscope estimate") -> None:
     if w.estimator != "analytic":
         raise VramscopeError("conflict", field="estimator",
                              reason=Text("r_trace_estimator", drop=Opt("estimator", w.estimator)))
-    if w.profile.own_modules:
+    if w.profile.own_modules and w.profile.trace_model == "transformers":
         raise VramscopeError("trace_unsupported", reason=Text("r_trace_torchtune", hf=Opt("framework", "hf")))
     if w.method == "qlora" or w.quant not in ("none",):
         raise VramscopeError("trace_unsupported",

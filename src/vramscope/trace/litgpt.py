@@ -1,0 +1,240 @@
+"""LitGPT's own model code and training loop under the tracker (``--framework litgpt``).
+
+LitGPT 0.5.13 (Lightning-AI/litgpt 26857050) runs ``litgpt.model.GPT`` (``litgpt.lora.GPT`` for LoRA), never
+transformers' modules. The trace builds that model from a :class:`litgpt.config.Config` — ``Config.from_name``
+of the LitGPT name a catalog model has (:data:`vramscope.frameworks.LITGPT_MODELS`), else one read from the
+Hugging Face config of a Llama-layout model — in the training dtype, as ``fabric.init_module()`` under
+``--precision bf16-true`` does (torch's default dtype set to bf16 while the modules are built; the RoPE cache
+converted with the module by ``HalfPrecision.convert_module``), and runs the step of ``litgpt/finetune/lora.py``
+(``fit``) and ``full.py``::
+
+    logits = model(input_ids, lm_head_chunk_size=128)     # full.py: model(input_ids)
+    logits[-1] = logits[-1][..., :-1, :]                  # full.py: logits[..., :-1, :] in the loss call
+    loss = chunked_cross_entropy(logits, targets[..., 1:])
+    fabric.backward(loss / accumulation_iters)
+    optimizer.step(); optimizer.zero_grad()
+
+``logits`` and ``loss`` are locals of the loop: they outlive backward and the optimizer step and are replaced
+only when the next forward returns, so the second step's forward runs with the first step's logits alive.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Optional
+
+from ..errors import Text, VramscopeError
+from ..sources.base import ResolvedModel
+
+#: the Hugging Face configs LitGPT's Llama-layout Config can stand for (model_type → attention bias key)
+LLAMA_LAYOUT = {"llama": None, "mistral": None, "qwen2": "qkv"}
+
+
+def require_litgpt() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("litgpt") is None:
+        raise VramscopeError("trace_missing", module="litgpt")
+
+
+def litgpt_name(model: ResolvedModel) -> Optional[str]:
+    """The LitGPT ``Config.from_name`` name of a catalog model, if LitGPT has one."""
+    from ..frameworks import litgpt_name_for
+
+    return litgpt_name_for(model.origin) or litgpt_name_for(model.spec.name)
+
+
+def litgpt_config(model: ResolvedModel, seq: int = 0, cls: Any = None, **extra: Any) -> Any:
+    """The LitGPT Config (``cls``: ``litgpt.config.Config`` or ``litgpt.lora.Config`` with ``extra`` fields) for
+    ``model``: its own ``Config.from_name`` (layers as the spec has them), or one read from a Llama-layout
+    Hugging Face config (llama, mistral, qwen2)."""
+    from litgpt.config import Config
+
+    Config = cls or Config  # noqa: N806
+    spec = model.spec
+    name = litgpt_name(model)
+    if name is not None:
+        return Config.from_name(name, n_layer=spec.num_layers, **extra)
+    cfg = model.hf_config or {}
+    mt = cfg.get("model_type")
+    if mt not in LLAMA_LAYOUT or spec.moe is not None:
+        raise VramscopeError("trace_unsupported", reason=Text("r_trace_litgpt_model", model=model.spec.name))
+    heads = cfg["num_attention_heads"]
+    head_size = cfg.get("head_dim") or cfg["hidden_size"] // heads
+    return Config(name=spec.name, block_size=max(seq, cfg.get("max_position_embeddings", 4096)),
+                  vocab_size=cfg["vocab_size"], padded_vocab_size=cfg["vocab_size"], n_layer=cfg["num_hidden_layers"],
+                  n_head=heads, n_embd=cfg["hidden_size"], head_size=head_size,
+                  n_query_groups=cfg.get("num_key_value_heads") or heads, rotary_percentage=1.0,
+                  parallel_residual=False, bias=False, attn_bias=LLAMA_LAYOUT[mt] == "qkv",
+                  norm_class_name="RMSNorm", norm_eps=cfg.get("rms_norm_eps", 1e-5), mlp_class_name="LLaMAMLP",
+                  intermediate_size=cfg["intermediate_size"], rope_base=int(cfg.get("rope_theta", 10000)), **extra)
+
+
+#: vramscope's LoRA target names (transformers') → LitGPT's Config switches
+LORA_FLAGS = {"q_proj": "lora_query", "k_proj": "lora_key", "v_proj": "lora_value", "o_proj": "lora_projection",
+              "gate_proj": "lora_mlp", "up_proj": "lora_mlp", "down_proj": "lora_mlp", "lm_head": "lora_head"}
+
+
+def lora_switches(targets: tuple[str, ...]) -> dict[str, bool]:
+    """``--lora_query/key/value/projection/mlp/head`` for vramscope's target names; LitGPT switches the whole MLP
+    at once, so a partial MLP is refused."""
+    if "all-linear" in targets:
+        targets = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    unknown = [t for t in targets if t not in LORA_FLAGS]
+    mlp = {"gate_proj", "up_proj", "down_proj"}
+    if unknown or (mlp & set(targets) and not mlp <= set(targets)):
+        raise VramscopeError("trace_unsupported", reason=Text("r_trace_litgpt_targets",
+                                                              targets=",".join(targets)))
+    out = {flag: False for flag in LORA_FLAGS.values()}
+    for t in targets:
+        out[LORA_FLAGS[t]] = True
+    return out
+
+
+@contextmanager
+def default_dtype(dtype: Any) -> Iterator[None]:
+    """Lightning's ``_DtypeContextManager``: torch's default dtype while ``init_module`` / forward runs."""
+    import torch
+
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
+
+
+def build_litgpt(model: ResolvedModel, w: Any, dtype: Any) -> Any:
+    """``GPT(config)`` under ``fabric.init_module()`` in ``dtype``, LoRA's ``mark_only_lora_as_trainable``, and
+    ``model.max_seq_length = seq`` as ``fit`` sets it (the RoPE cache for ``seq`` positions)."""
+    if w.method == "lora":
+        import litgpt.lora as lora
+
+        config = litgpt_config(model, w.seq, lora.Config, lora_r=w.lora_rank,
+                               lora_alpha=int(w.lora_alpha or 2 * w.lora_rank), lora_dropout=w.lora_dropout,
+                               **lora_switches(w.lora_targets))
+        with default_dtype(dtype):
+            net = lora.GPT(config)
+        lora.mark_only_lora_as_trainable(net)
+    else:
+        from litgpt.model import GPT
+
+        with default_dtype(dtype):
+            net = GPT(litgpt_config(model, w.seq))
+    cuda_dropout(net)
+    net.max_seq_length = w.seq
+    net.cos, net.sin = net.cos.to(dtype), net.sin.to(dtype)  # HalfPrecision.convert_module: module.to(dtype)
+    return net
+
+
+def cuda_dropout(net: Any) -> None:
+    """Every ``nn.Dropout`` as CUDA runs it: ``at::dropout`` takes the fused kernel on CUDA
+    (``is_fused_kernel_acceptable``: ``native_dropout``, whose backward keeps a bool mask), while on the CPU it
+    multiplies by a mask in the input's dtype (kept for backward: 2 bytes per element in bf16, not 1)."""
+    import torch
+
+    def forward(self: Any, x: Any) -> Any:
+        return torch.native_dropout(x, self.p, self.training)[0]
+
+    for m in net.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.forward = forward.__get__(m)
+
+
+def run_litgpt_training(net: Any, optimizer: Any, batch: int, seq: int, phase: Callable[[str], None],
+                        dtype: Any, chunked_head: bool, steps: int = 2,
+                        saved_hook: Optional[Callable[[Any], None]] = None,
+                        on_grads: Optional[Callable[[], None]] = None,
+                        on_logits: Optional[Callable[[Any], None]] = None, accumulate: bool = False) -> None:
+    """Two iterations of LitGPT's ``fit`` (module docstring), under ``bf16-true``'s forward context."""
+    import torch
+    from litgpt.utils import chunked_cross_entropy
+
+    from .runner import _pack
+
+    vocab = net.config.padded_vocab_size
+    device = next(net.parameters()).device
+    net.train()
+    logits = loss = None  # the loop's locals, alive until reassigned
+    hooks = (lambda: torch.autograd.graph.saved_tensors_hooks(_pack(saved_hook), lambda t: t)) \
+        if saved_hook is not None else None
+    for step in range(1, steps + 1):
+        input_ids = torch.randint(0, vocab, (batch, seq), device=device)
+        targets = torch.randint(0, vocab, (batch, seq), device=device)
+        phase(f"forward#{step}")
+        with default_dtype(dtype), (hooks() if hooks else _null()):
+            logits = net(input_ids, lm_head_chunk_size=128) if chunked_head else net(input_ids)
+            if on_logits is not None:
+                for t in (logits if isinstance(logits, list) else [logits]):
+                    on_logits(t)
+            phase(f"loss#{step}")
+            if chunked_head:
+                logits[-1] = logits[-1][..., :-1, :]
+                loss = chunked_cross_entropy(logits, targets[..., 1:])
+            else:
+                loss = chunked_cross_entropy(logits[..., :-1, :], targets[..., 1:])
+        del input_ids, targets
+        phase(f"backward#{step}")
+        (loss / (2 if accumulate else 1)).backward()
+        if on_grads is not None:
+            on_grads()
+        # with accumulation the first micro-batch's gradients stay for the second (stepped too, so that it runs
+        # with the optimizer states allocated: every micro-batch after a window's first)
+        phase(f"optimizer_step#{step}")
+        optimizer.step()
+        if not accumulate or step == steps:
+            optimizer.zero_grad()
+        phase(f"idle#{step}")
+    del logits, loss
+
+
+def check_litgpt_workload(w: Any) -> None:
+    """What the LitGPT trace runs: ``finetune full | lora`` on one device, as its single-device recipes do (no
+    activation checkpointing, offloading or stepping in backward)."""
+    ok = (w.training and w.method in ("full", "lora") and w.num_gpus == 1 and not w.grad_checkpointing
+          and not w.activation_offload and not w.optimizer_in_backward and not w.dora and not w.packing)
+    if not ok:
+        raise VramscopeError("trace_unsupported", reason=Text("r_trace_litgpt_scope"))
+
+
+def run_litgpt(model: ResolvedModel, w: Any, tracker: Any, mark: Callable, category: dict, dtype: Any) -> int:
+    """The trace estimator's run (``estimator._run``) with LitGPT's model and loop; returns the trainable
+    parameters."""
+    import torch
+
+    from .runner import make_optimizer
+
+    require_litgpt()
+    check_litgpt_workload(w)
+    net = build_litgpt(model, w, dtype)
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = make_optimizer(params, w.optimizer)  # LitGPT passes model.parameters(): frozen ones get no state
+    mark(net.parameters(), "weights")
+    mark(net.buffers(), "weights")
+
+    def on_saved(t: Any) -> None:
+        if isinstance(t, torch.Tensor):
+            k = tracker.key_of(t)
+            if k is not None:
+                category.setdefault(k, "activations")
+
+    def on_grads() -> None:
+        mark([p.grad for p in params if p.grad is not None], "gradients")
+
+    tracker.set_phase("ready")
+    run_litgpt_training(net, opt, w.batch, w.seq, tracker.set_phase, dtype, chunked_head=w.method != "full",
+                        saved_hook=on_saved, on_grads=on_grads, on_logits=lambda t: mark([t], "loss_head"),
+                        accumulate=w.grad_accum > 1)
+    for state in opt.state.values():
+        mark([v for v in state.values() if isinstance(v, torch.Tensor)], "optimizer_states")
+    mark(net.parameters(), "weights")
+    mark(net.buffers(), "weights")
+    tracker.set_phase("end")
+    return sum(p.numel() for p in params)
+
+
+@contextmanager
+def _null() -> Iterator[None]:
+    yield
+
+

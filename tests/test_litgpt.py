@@ -1,0 +1,304 @@
+"""--framework litgpt (issue #19): LitGPT 0.5.13's recipe defaults, its CLI and config-hub YAML, and its own model
+code traced (litgpt.model.GPT / litgpt.lora.GPT on fake tensors, and on real CPU tensors for a tiny config)
+against the analytic estimate.
+
+The tests that run LitGPT need it installed (CI: the README's test command installs ``litgpt==0.5.13`` with
+``--no-deps``: its huggingface-hub<1.4 pin conflicts with transformers); without it they skip, saying so."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+import vramscope
+from vramscope.commandline import estimate_kwargs, parse_command
+from vramscope.configs import from_training_config
+from vramscope.errors import VramscopeError
+from vramscope.frameworks import LITGPT_MODELS, PROFILES, litgpt_model, litgpt_name_for
+from vramscope.workload import make_workload
+
+HAVE_LITGPT = importlib.util.find_spec("litgpt") is not None and importlib.util.find_spec("torch") is not None
+#: .ci/run sets it: there a missing litgpt is a failure, not a skip
+REQUIRED = os.environ.get("VRAMSCOPE_REQUIRE_LITGPT") == "1"
+needs_litgpt = pytest.mark.skipif(not HAVE_LITGPT and not REQUIRED,
+                                  reason="litgpt is not installed: pip install --no-deps litgpt==0.5.13 (the "
+                                         "README's test command does)")
+ROOT = Path(__file__).resolve().parent.parent
+EX = ROOT / "examples"
+TEST_COMMAND = "pip install -e '.[test]' && pip install --no-deps litgpt==0.5.13 && python -m pytest"
+MIB = 2**20
+
+
+def _est(model="llama-3-8b", **kw):
+    return vramscope.estimate(model, task="finetune", framework="litgpt", **kw).to_dict()
+
+
+# ---- CI runs these tests -----------------------------------------------------------------------------------
+
+def test_readmes_and_ci_install_litgpt():
+    """Both READMEs' test command installs litgpt (--no-deps), and .ci/run runs that command exactly."""
+    for name in ("README.md", "README.zh-CN.md"):
+        assert TEST_COMMAND in (ROOT / name).read_text(encoding="utf-8").splitlines(), name
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert TEST_COMMAND in ci and "export VRAMSCOPE_REQUIRE_LITGPT=1" in ci
+
+
+def test_litgpt_present_where_required():
+    if REQUIRED:
+        assert HAVE_LITGPT, "VRAMSCOPE_REQUIRE_LITGPT=1 (.ci/run) but litgpt is not importable"
+        import litgpt.lora  # noqa: F401  (its import-time dependencies come from the test extra)
+
+
+# ---- the profile's defaults ------------------------------------------------------------------------------
+
+def test_lora_defaults_are_litgpt_setup_defaults():
+    w = make_workload(task="finetune", method="lora", framework="litgpt", seq=512)
+    # litgpt/finetune/lora.py setup(): lora_r=8, lora_dropout=0.05, lora_query=True, lora_value=True
+    assert (w.lora_rank, w.lora_dropout, w.lora_targets) == (8, 0.05, ("q_proj", "v_proj"))
+    assert w.ce_chunks == 4 and w.optimizer == "adamw" and not w.grad_checkpointing
+    w = make_workload(task="finetune", method="lora", framework="litgpt", seq=513)
+    assert w.ce_chunks == 5  # lm_head_chunk_size=128: ceil(513 / 128)
+    full = make_workload(task="finetune", framework="litgpt", seq=512)
+    assert full.ce_chunks == 1 and full.precision == "auto"  # full.py runs the head whole
+
+
+def test_defaults_are_overridable_and_said():
+    w = make_workload(task="finetune", method="lora", framework="litgpt", lora_rank=32, lora_dropout=0.0,
+                      lora_targets=("q_proj", "k_proj", "v_proj"), ce_chunks=1, optimizer="sgd",
+                      grad_checkpointing=True)
+    assert (w.lora_rank, w.lora_dropout, w.ce_chunks, w.optimizer, w.grad_checkpointing) == (32, 0.0, 1, "sgd", True)
+    e = _est(method="lora", seq=512)
+    text = " ".join(e["assumptions"])
+    assert "LitGPT 0.5.13" in text and "16-bit logits" in text and "rank 8 on q_proj,v_proj" in text
+
+
+def test_qlora_and_sharded_defaults():
+    q = make_workload(task="finetune", method="qlora", framework="litgpt")
+    assert q.quant == "nf4" and q.optimizer == "paged-adamw"  # bnb.nf4; instantiate_bnb_optimizer
+    sharded = make_workload(task="finetune", method="lora", framework="litgpt", num_gpus=2, parallelism="fsdp")
+    assert sharded.grad_checkpointing  # parallelize_fn(activation_checkpointing=True) / FSDPStrategy policy
+    assert not make_workload(task="finetune", framework="litgpt").grad_checkpointing
+
+
+def test_bf16_true_means_16_bit_gradients_and_states():
+    e = _est(seq=512)
+    n = e["model"]["trainable_params"]
+    step = e["phases"]["optimizer_step"]
+    assert step["gradients"] == pytest.approx(2 * n, rel=1e-3)
+    assert step["optimizer_states"] == pytest.approx(4 * n, rel=1e-3)  # AdamW's two bf16 states
+
+
+def test_untied_head():
+    tied = vramscope.estimate("llama-3.2-1b", task="finetune", seq=512).to_dict()
+    lit = _est("llama-3.2-1b", seq=512)
+    head = 128256 * 2048 * 2
+    assert lit["phases"]["load"]["weights"] - tied["phases"]["load"]["weights"] == pytest.approx(head, rel=1e-3)
+    assert any("own parameter" in a for a in lit["assumptions"])
+
+
+def test_litgpt_names_map_to_catalog():
+    assert litgpt_model("Llama-3-8B") == "meta-llama/Meta-Llama-3-8B"
+    assert litgpt_model("checkpoints/meta-llama/Meta-Llama-3-8B") == "meta-llama/Meta-Llama-3-8B"
+    assert litgpt_model("phi-2") == "microsoft/phi-2" and litgpt_name_for("mistralai/Mistral-7B-v0.1") == \
+        "Mistral-7B-v0.1"
+    for name, hub in LITGPT_MODELS.items():
+        assert vramscope.estimate(hub).model.params > 0, name
+
+
+@needs_litgpt
+def test_name_table_matches_installed_litgpt():
+    import importlib.metadata
+
+    from litgpt.config import Config
+
+    assert importlib.metadata.version("litgpt") == "0.5.13"  # what the profile was read from
+
+    for name, hub in LITGPT_MODELS.items():
+        hf = Config.from_name(name).hf_config
+        assert f"{hf['org']}/{hf['name']}" == hub
+
+
+# ---- LitGPT's command line and YAML ------------------------------------------------------------------------
+
+def test_cli_flags():
+    p = parse_command(["litgpt", "finetune", "lora", "checkpoints/meta-llama/Meta-Llama-3-8B", "--precision",
+                       "bf16-true", "--quantize", "bnb.nf4-dq", "--lora_r=32", "--lora_mlp", "true",
+                       "--train.micro_batch_size", "2", "--train.global_batch_size", "16",
+                       "--train.max_seq_length", "1024", "--out_dir", "out/x", "--bogus", "1"])
+    o = estimate_kwargs(p)
+    assert p.model == "meta-llama/Meta-Llama-3-8B"
+    assert o["framework"] == "litgpt" and o["method"] == "qlora" and o["quant"] == "nf4-dq"
+    assert (o["lora_rank"], o["batch"], o["grad_accum"], o["seq"], o["dtype"]) == (32, 2, 8, 1024, "bf16")
+    assert o["lora_targets"] == ("q_proj", "v_proj", "gate_proj", "up_proj", "down_proj")
+    assert o["optimizer"] == "paged-adamw"
+    assert p.ignored == ["--out_dir"] and p.unknown == ["--bogus 1"]
+
+
+def test_cli_full_on_several_devices():
+    o = estimate_kwargs(parse_command(["litgpt", "finetune", "full", "microsoft/phi-2", "--devices", "4",
+                                       "--train.micro_batch_size", "4", "--train.global_batch_size", "64",
+                                       "--precision", "bf16-mixed"]))
+    # full.py: FSDPStrategy (FSDP1); global 64 / 4 devices / micro 4 = 4 iterations
+    assert (o["num_gpus"], o["parallelism"], o["fsdp_version"], o["grad_accum"]) == (4, "fsdp", 1, 4)
+    assert o["precision"] == "mixed" and o["method"] == "full"
+
+
+@pytest.mark.parametrize("argv,key", [
+    (["litgpt", "finetune", "adapter", "x/y"], "cmd_litgpt_method"),
+    (["litgpt", "finetune", "lora", "x/y", "--quantize", "bnb.nf4", "--devices", "2"], "cmd_litgpt_quant_devices"),
+    (["litgpt", "finetune", "lora", "x/y", "--lora_r", "zero"], "bad_choice"),
+    (["litgpt", "finetune", "lora", "x/y", "--precision", "bf17"], "bad_choice"),
+    (["litgpt", "finetune", "lora", "x/y", "--lora_query", "false", "--lora_value", "false"], "bad_choice"),
+    (["litgpt", "chat", "x/y"], "cmd_unknown_program"),
+    (["litgpt", "finetune", "lora", "x/y", "--train.micro_batch_size"], "cmd_needs_value"),
+])
+def test_cli_refusals(argv, key):
+    with pytest.raises(VramscopeError) as e:
+        parse_command(argv)
+    assert e.value.key == key
+
+
+def test_cli_precision_default_is_litgpts():
+    full = parse_command(["litgpt", "finetune", "full", "x/y"])
+    assert full.options["precision"] == "mixed" and full.options["dtype"] == "bf16"  # bf16-mixed
+    lora = parse_command(["litgpt", "finetune", "lora", "x/y"])
+    assert "precision" not in lora.options and any("bf16-mixed" in u for u in lora.unmodelled)
+
+
+def test_cli_every_linear_and_the_head():
+    p = parse_command(["litgpt", "finetune", "lora", "microsoft/phi-2", "--lora_key", "true", "--lora_projection",
+                       "true", "--lora_mlp", "true", "--lora_head", "true"])
+    assert p.options["lora_targets"] == ("all-linear",) and "--lora_head true" in p.unmodelled
+
+
+def test_cli_refusal_is_one_line(capsys):
+    from vramscope.cli import main
+
+    rc = main(["estimate", "--", "litgpt", "finetune", "lora", "x/y", "--lora_r", "zero"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "lora_r" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_config_hub_yaml():
+    c = from_training_config(str(EX / "litgpt_llama-3-8b_lora.yaml"))
+    assert c.format == "litgpt" and c.model == "meta-llama/Meta-Llama-3-8B"
+    o = c.options
+    assert (o["method"], o["lora_rank"], o["batch"], o["grad_accum"], o["seq"]) == ("lora", 32, 1, 8, 512)
+    assert o["lora_targets"] == ("q_proj", "v_proj") and o["optimizer"] == "adamw"
+
+
+def test_cli_end_to_end(capsys):
+    from vramscope.cli import main
+
+    rc = main(["estimate", "--json", "--config", str(EX / "litgpt_llama-3-8b_lora.yaml")])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    e = json.loads(out.out)
+    assert e["workload"]["framework"] == "litgpt" and e["workload"]["lora_rank"] == 32
+
+
+# ---- LitGPT's own model code, traced -----------------------------------------------------------------------
+
+def _config_file(tmp_path, layers, **over):
+    from vramscope.sources import catalog
+
+    cfg = dict(catalog.find("llama-3.2-1b")["config"], num_hidden_layers=layers, **over)
+    path = tmp_path / f"cfg{layers}.json"
+    path.write_text(json.dumps(cfg))
+    return str(path)
+
+
+def _totals(e):
+    return {ph: sum(v for k, v in parts.items() if k not in ("overhead", "allocator_cache"))
+            for ph, parts in e.phases.items()}
+
+
+#: the analytic --framework litgpt estimate against the trace of LitGPT's code, per phase (tolerance: 3%;
+#: measured at Llama-3.2-1B shapes, 16 layers, seq 512: within 1.4%, docs/accuracy.md)
+TRACE_RUNS = {
+    "lora-default": dict(method="lora"),
+    "lora-all-linear-b2": dict(method="lora", batch=2, lora_targets=("all-linear",), lora_rank=16),
+    "full": dict(method="full"),
+}
+
+
+@needs_litgpt
+@pytest.mark.parametrize("run", sorted(TRACE_RUNS))
+def test_trace_of_litgpt_code_agrees_with_analytic(tmp_path, run):
+    from vramscope.sources import resolve
+    from vramscope.trace.estimator import trace_estimate
+
+    path = _config_file(tmp_path, 4)
+    w = make_workload(task="finetune", framework="litgpt", seq=256, **TRACE_RUNS[run])
+    traced = _totals(trace_estimate(resolve(path), w))
+    analytic = _totals(vramscope.estimate(path, task="finetune", framework="litgpt", seq=256, **TRACE_RUNS[run]))
+    for phase in ("load", "forward", "backward", "optimizer_step"):
+        assert analytic[phase] == pytest.approx(traced[phase], rel=0.03), (phase, analytic, traced)
+
+
+@needs_litgpt
+def test_trace_builds_litgpt_model_with_its_parameters(tmp_path):
+    """The trace builds LitGPT's own GPT: its parameter count is LitGPT's (the untied head included), and the
+    Llama-layout Config read from a Hugging Face config equals LitGPT's own Config.from_name."""
+    import torch
+    from litgpt.config import Config
+    from litgpt.model import GPT
+
+    from vramscope.sources import resolve
+    from vramscope.trace.litgpt import litgpt_config
+
+    mine = litgpt_config(resolve(_config_file(tmp_path, 16)))
+    theirs = Config.from_name("Llama-3.2-1B")
+    with torch.device("meta"):
+        a, b = GPT(mine), GPT(theirs)
+    assert sum(p.numel() for p in a.parameters()) == sum(p.numel() for p in b.parameters())
+    e = vramscope.estimate("llama-3.2-1b", task="finetune", framework="litgpt", seq=128).to_dict()
+    assert e["phases"]["load"]["weights"] == pytest.approx(2 * sum(p.numel() for p in b.parameters()), rel=1e-3)
+
+
+@needs_litgpt
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_trace_on_real_cpu_tensors_counts_what_fake_ones_do(tmp_path, method):
+    """A real forward + backward + step of LitGPT's code on small CPU tensors: the tracker counts the same bytes
+    as on fake tensors (phase by phase)."""
+    from vramscope.sources import resolve
+    from vramscope.trace.estimator import run_trace
+
+    model = resolve(_config_file(tmp_path, 2, hidden_size=128, intermediate_size=512, num_attention_heads=4,
+                                 num_key_value_heads=2, head_dim=32, vocab_size=1024, tie_word_embeddings=False))
+    w = make_workload(task="finetune", framework="litgpt", method=method, seq=64, batch=2)
+    fake_log, _, fake_trainable = run_trace(model, w, fake=True)
+    real_log, _, real_trainable = run_trace(model, w, fake=False)
+    assert fake_trainable == real_trainable > 0
+    assert fake_log.phases.keys() == real_log.phases.keys()
+    slack = 4 * 512
+    for name, peak in fake_log.phases.items():
+        assert abs(peak.bytes - real_log.phases[name].bytes) <= slack, name
+
+
+@needs_litgpt
+def test_trace_refuses_what_it_does_not_run(tmp_path):
+    from vramscope.sources import resolve
+    from vramscope.trace.estimator import trace_estimate
+
+    model = resolve(_config_file(tmp_path, 2))
+    w = make_workload(task="finetune", framework="litgpt", method="lora", grad_checkpointing=True)
+    with pytest.raises(VramscopeError) as e:
+        trace_estimate(model, w)
+    assert "single-device recipes" in str(e.value)
+
+
+def test_chunk_count_follows_seq():
+    for seq in (1, 127, 128, 129, 4096):
+        w = make_workload(task="finetune", method="lora", framework="litgpt", seq=seq)
+        assert w.ce_chunks == math.ceil(seq / 128)
+
+
+def test_profile_is_data():
+    p = PROFILES["litgpt"]
+    assert p.own_modules and not p.ce_upcast and p.ce_chunk_tokens == 128 and p.unties_embeddings
