@@ -74,6 +74,9 @@ GRAPHS_PROFILED_SINCE = (0, 21, 0)
 #: "GPU KV cache size" printed as int(max_concurrency × max_model_len) (v0.21.0; v0.20.0 and before:
 #: num_blocks // groups × block_size)
 CAPACITY_PRINT_SINCE = (0, 21, 0)
+#: the memory check counts the groups' blocks (padding included), not each layer's own spec (seen at v0.15.0,
+#: not at v0.11.0)
+GROUP_CHECK_SINCE = (0, 15, 0)
 #: a hybrid model's group size is the larger kind's count when under 1.5 × the smaller (seen at v0.20.0, not at
 #: v0.15.0)
 GROUP_MAX_SINCE = (0, 20, 0)
@@ -163,8 +166,9 @@ class KvGroups:
     block: int  # tokens per block
     group_size: int  # layers per group: the pool is group_size tensors of num_blocks pages
     groups: tuple[tuple[str, int], ...]  # (kind, blocks one max_model_len request takes) per group
-    layers_blocks: int  # blocks over every layer one request needs (check_enough_kv_cache_memory)
+    layers_blocks: int  # blocks over every layer one request needs (v0.11.0's check_enough_kv_cache_memory)
     hybrid: bool
+    version: tuple[int, int, int] = (0, 33, 0)
 
     def num_blocks(self, pool: int) -> int:
         return max(0, pool // (self.page_bytes * self.group_size)) if self.page_bytes else 0
@@ -173,7 +177,14 @@ class KvGroups:
         return sum(b for _, b in self.groups)
 
     def needed_bytes(self) -> int:
-        return self.layers_blocks * self.page_bytes
+        """The KV memory vLLM requires before it starts (one max_model_len request): v0.11.0 sums every layer's
+        own spec (``max_memory_usage_bytes`` over the layers, before the hybrid specs are unified); from v0.15.0
+        the groups' blocks over the pool's tensors (``_max_memory_usage_bytes_from_groups``: padding counted),
+        and v0.33.0 keeps the null block out of the memory it checks."""
+        if self.version < GROUP_CHECK_SINCE:
+            return self.layers_blocks * self.page_bytes
+        pool_block = self.page_bytes * self.group_size
+        return pool_block * self.per_request_blocks() + (pool_block if self.version >= LATE_SINCE else 0)
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -203,17 +214,18 @@ def kv_groups(model: ResolvedModel, w: Workload, dtype_bytes: float, max_len: in
     sliding = kinds.count(SLIDING) if window else 0
     full = n - sliding
     full_blocks = _cdiv(max_len, block)
-    if not sliding or getattr(w, "disable_hybrid_kv_cache_manager", False):
-        return KvGroups(page, block, n, (("full", full_blocks),), n * full_blocks, False)
     in_flight = w.max_num_batched_tokens * (2 if version >= LATE_SINCE else 1)
-    sw_blocks = _cdiv(min(window - 1 + in_flight, max_len), block) + 1
+    sw_blocks = _cdiv(min(window - 1 + in_flight, max_len), block) + 1 if sliding else 0
+    raw = full * full_blocks + sliding * sw_blocks  # each layer's own spec (v0.11.0 checks these)
+    if not sliding or getattr(w, "disable_hybrid_kv_cache_manager", False):
+        return KvGroups(page, block, n, (("full", full_blocks),), raw, False, version)
     if not full:  # every layer a sliding window (Mistral-7B-v0.1): one group
-        return KvGroups(page, block, n, (("sliding", sw_blocks),), n * sw_blocks, False)
+        return KvGroups(page, block, n, (("sliding", sw_blocks),), raw, False, version)
     size = min(full, sliding)
     if version >= GROUP_MAX_SINCE and max(full, sliding) < 1.5 * size:
         size = max(full, sliding)
     groups = (("full", full_blocks),) * _cdiv(full, size) + (("sliding", sw_blocks),) * _cdiv(sliding, size)
-    return KvGroups(page, block, size, groups, full * full_blocks + sliding * sw_blocks, True)
+    return KvGroups(page, block, size, groups, raw, True, version)
 
 
 def kv_capacity(g: KvGroups, pool: int, max_len: int, version: tuple[int, int, int]) -> tuple[int, int, float]:
