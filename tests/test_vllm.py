@@ -132,3 +132,25 @@ def test_block_size_and_bad_version():
     assert a.engine["block_size"] == 32 and a.engine["per_gpu"][0]["kv_tokens"] % 32 == 0
     with pytest.raises(VramscopeError, match="vllm_version"):
         vramscope.estimate("llama-3.1-8b", engine="vllm", vllm_version="latest")
+
+
+@pytest.mark.parametrize("rid,tokens,conc,tol", [
+    # (record, logged "GPU KV cache size" / blocks × 16, logged concurrency, the error docs/accuracy.md states)
+    ("vllm-issue10517-llama3.1-8b-instruct-3090-ctx20k", 31232, 1.56, 0.12),
+    ("vllm-issue10517-llama3.1-8b-instruct-3090-ctx29k", 23648, 0.82, 0.19),
+    ("vllm-pr17122-llama3.1-8b-instruct-l40s", 158656, 4.84, 0.28),
+])
+def test_published_logs_tokens_and_concurrency(rid, tokens, conc, tol):
+    """vLLM's own logged token capacity and concurrency (validation/published.jsonl) against the estimate of the
+    same run, within the error docs/accuracy.md reports for it (the profile peak and the unexplained L40S terms)."""
+    from vramscope.api import estimate_resolved
+    from vramscope.validate import _record_gpu, read_records, workload_from_record
+
+    path = Path(__file__).resolve().parent.parent / "validation" / "published.jsonl"
+    rec = next(r for r in read_records(path) if r["id"] == rid)
+    assert rec["engine_stats"]["kv_cache_tokens"] == tokens and rec["engine_stats"]["max_concurrency"] == conc
+    w = make_workload(**workload_from_record(rec))
+    per = estimate_resolved(resolve(rec["model"], hub=False), w, _record_gpu(rec, w)).engine["per_gpu"][0]
+    assert abs(per["kv_tokens"] / tokens - 1) < tol
+    assert abs(per["max_concurrency"] / conc - 1) < tol
+    assert per["fits_max_model_len"] == (conc >= 1)

@@ -232,7 +232,7 @@ _TRANSLATED = frozenset({"engine", "task", "dtype", "optimizer", "quant", "attn"
                          "gguf_type", "n_gpu_layers", "gpu_memory_utilization", "tensor_parallel_size",
                          "max_model_len", "max_num_seqs", "enforce_eager", "quantization", "mem_fraction_static",
                          "packed", "chunked_ce", "optimizer_in_bwd", "activation_offloading", "zero_stage",
-                         "compile", "fsdp_version"})
+                         "compile", "fsdp_version", "vllm_version", "max_num_batched_tokens"})
 
 
 def _check_modelled(src: dict[str, Any]) -> None:

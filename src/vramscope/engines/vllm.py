@@ -71,6 +71,10 @@ VLLM_MODELLED = "0.33.0"
 #: CUDA graph memory profiled and taken from the pool before it is sized (gpu_worker.py at v0.33.0: "CUDA graph
 #: memory profiling is enabled (default since v0.21.0)")
 GRAPHS_PROFILED_SINCE = (0, 21, 0)
+#: the V1 engine is the default (v0.8.0); before, V0's defaults (vllm/config.py, arg_utils.py at v0.6.5):
+#: max_num_seqs 256, max_num_batched_tokens = max(max_model_len, 2048), or 2048 where chunked prefill is turned on
+#: for max_model_len > 32768 (no sliding window, no LoRA), and no hybrid KV cache manager
+V1_SINCE = (0, 8, 0)
 #: "GPU KV cache size" printed as int(max_concurrency × max_model_len) (v0.21.0; v0.20.0 and before:
 #: num_blocks // groups × block_size)
 CAPACITY_PRINT_SINCE = (0, 21, 0)
@@ -217,7 +221,7 @@ def kv_groups(model: ResolvedModel, w: Workload, dtype_bytes: float, max_len: in
     in_flight = w.max_num_batched_tokens * (2 if version >= LATE_SINCE else 1)
     sw_blocks = _cdiv(min(window - 1 + in_flight, max_len), block) + 1 if sliding else 0
     raw = full * full_blocks + sliding * sw_blocks  # each layer's own spec (v0.11.0 checks these)
-    if not sliding or getattr(w, "disable_hybrid_kv_cache_manager", False):
+    if not sliding or getattr(w, "disable_hybrid_kv_cache_manager", False) or version < V1_SINCE:
         return KvGroups(page, block, n, (("full", full_blocks),), raw, False, version)
     if not full:  # every layer a sliding window (Mistral-7B-v0.1): one group
         return KvGroups(page, block, n, (("sliding", sw_blocks),), raw, False, version)
@@ -462,11 +466,19 @@ def vllm_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gp
     return phases, report
 
 
-def resolved(w: Workload, gpu: Optional[Gpu]) -> Workload:
+def resolved(w: Workload, gpu: Optional[Gpu], model: Optional[ResolvedModel] = None) -> Workload:
     """The workload with vLLM's own defaults filled in: ``max_num_batched_tokens`` and ``max_num_seqs`` by version,
     GPU and entry point (:func:`batch_defaults`), then, as ``_set_default_max_num_seqs_and_batched_tokens_args``
-    does when the batch is not given, at most ``max_num_seqs × max_model_len`` tokens."""
-    tokens, seqs = batch_defaults(vllm_version(w), gpu, getattr(w, "vllm_entrypoint", None) or "serve")
+    does when the batch is not given, at most ``max_num_seqs × max_model_len`` tokens. Before v0.8.0 (V0):
+    256 sequences and ``max(max_model_len, 2048)`` tokens, 2048 with chunked prefill (max_model_len > 32768)."""
+    version = vllm_version(w)
+    if version < V1_SINCE:
+        spec = model.spec if model is not None else None
+        max_len = w.max_model_len or (spec.max_position_embeddings if spec else None) or w.seq
+        chunked = max_len > 32768 and not (spec and spec.sliding_window) and not getattr(w, "enable_lora", False)
+        return replace(w, max_num_seqs=w.max_num_seqs or 256,
+                       max_num_batched_tokens=w.max_num_batched_tokens or (2048 if chunked else max(max_len, 2048)))
+    tokens, seqs = batch_defaults(version, gpu, getattr(w, "vllm_entrypoint", None) or "serve")
     seqs = w.max_num_seqs or seqs
     if w.max_num_batched_tokens is None and w.max_model_len:
         tokens = min(tokens, seqs * w.max_model_len)
@@ -529,7 +541,7 @@ class Vllm(Engine):
 
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
                   gpus: tuple[Gpu, ...]) -> tuple[Phases, Optional[EngineReport]]:
-        w = resolved(w, gpus[0] if gpus else None)
+        w = resolved(w, gpus[0] if gpus else None, model)
         a, _, held = rank_weights(model, w, dtype, notes, fp32_modules=False)
         held = expert_parallel_weights(model, w, held)
         return vllm_inference(model, w, held, a, gpus, notes)
@@ -615,7 +627,8 @@ class Vllm(Engine):
     def record_options(self, src: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """vLLM's engine arguments; the rest of the record (dtype, ...) is translated as for transformers."""
         out: dict[str, Any] = {}
-        for key in ("gpu_memory_utilization", "max_model_len", "max_num_seqs", "enforce_eager"):
+        for key in ("gpu_memory_utilization", "max_model_len", "max_num_seqs", "enforce_eager", "vllm_version",
+                    "max_num_batched_tokens"):
             if src.get(key) is not None:
                 out[key] = src[key]
         record_serving(src, out, "vLLM", ("tensor_parallel_size",))
