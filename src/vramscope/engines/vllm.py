@@ -345,7 +345,9 @@ def vllm_pipeline(model: ResolvedModel, w: Workload, weights: int, a: float, gpu
     and reports its free blocks; the engine allocates the smallest count on every worker
     (``vllm/v1/core/kv_cache_utils.py``: ``get_kv_cache_config`` takes the minimum over workers), so the stage
     with the least room for its layers decides the token capacity, and each GPU holds that many tokens of its own
-    layers. Only the last stage computes logits."""
+    layers. Only the last stage computes logits. Every layer of a stage is planned as full attention (the hybrid
+    manager's groups are not split by stage here), and CUDA graphs are taken from the pool from v0.21.0 as
+    without pipeline parallelism."""
     from ..memory.pipeline import stage_layers, stage_param_fractions
 
     spec = rank_spec(model, w)
@@ -355,7 +357,7 @@ def vllm_pipeline(model: ResolvedModel, w: Workload, weights: int, a: float, gpu
     seqs = max(1, min(w.max_num_seqs, w.max_num_batched_tokens))
     logits = seqs * model.spec.vocab_size * 4 * 3
     non_torch = NON_TORCH + NCCL
-    graphs = 0 if w.enforce_eager else CUDA_GRAPHS
+    graphs = 0 if w.enforce_eager or vllm_version(w) < GRAPHS_PROFILED_SINCE else CUDA_GRAPHS
     stages = []
     for s_, (n_layers, frac) in enumerate(zip(sizes, fracs)):
         stages.append({"stage": s_, "layers": n_layers, "weights_bytes": int(weights * frac),
