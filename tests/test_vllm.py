@@ -154,3 +154,16 @@ def test_published_logs_tokens_and_concurrency(rid, tokens, conc, tol):
     assert abs(per["kv_tokens"] / tokens - 1) < tol
     assert abs(per["max_concurrency"] / conc - 1) < tol
     assert per["fits_max_model_len"] == (conc >= 1)
+
+
+def test_auto_dtype_downcasts_float32_checkpoints():
+    """vLLM's --dtype auto (``_resolve_auto_dtype``, v0.33.0): a float32 config runs in bfloat16 on sm80+; on a
+    V100 in float16, except the model types vLLM refuses in float16 (Gemma 2 stays float32)."""
+    g4090 = vramscope.estimate("google/gemma-2-9b", engine="vllm", gpus=["rtx-4090"], max_model_len=4096)
+    v100 = vramscope.estimate("google/gemma-2-9b", engine="vllm", gpus=["v100"], max_model_len=4096)
+    assert v100.engine["weights_bytes"] == 2 * g4090.engine["weights_bytes"]
+    assert any(n.key == "a_vllm_dtype_auto" for n in g4090.assumptions)
+    assert not any(n.key == "a_vllm_dtype_auto" for n in v100.assumptions)
+    given = vramscope.estimate("google/gemma-2-9b", engine="vllm", gpus=["rtx-4090"], max_model_len=4096,
+                               dtype="fp32")
+    assert given.engine["weights_bytes"] == v100.engine["weights_bytes"]

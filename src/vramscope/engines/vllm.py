@@ -91,10 +91,19 @@ LATE_SINCE = (0, 22, 0)
 
 i18n.register({
     "a_vllm_version": {
-        "en": "vLLM {version} ('vllm {entry}' defaults); CUDA graph memory taken before the KV cache is sized: {graphs} "
-              "(from v0.21.0; before, the graphs are captured in the 1 − gpu_memory_utilization margin)",
-        "zh": "vLLM {version}（'vllm {entry}' 的默认值）；确定 KV 缓存大小前先扣除 CUDA Graph 显存：{graphs}"
-              "（自 v0.21.0 起；此前 CUDA Graph 在 1 − gpu_memory_utilization 的余量中捕获）",
+        "en": "vLLM {version} ('vllm {entry}' defaults); CUDA graph memory is taken from the budget before the KV "
+              "cache is sized (since v0.21.0)",
+        "zh": "vLLM {version}（'vllm {entry}' 的默认值）；确定 KV 缓存大小前先从预算中扣除 CUDA Graph 显存（自 v0.21.0 起）",
+    },
+    "a_vllm_version_old": {
+        "en": "vLLM {version} ('vllm {entry}' defaults); CUDA graphs are captured after the KV cache is allocated, in "
+              "the 1 − gpu_memory_utilization margin (before v0.21.0)",
+        "zh": "vLLM {version}（'vllm {entry}' 的默认值）；CUDA Graph 在分配 KV 缓存之后、于 1 − gpu_memory_utilization "
+              "的余量中捕获（v0.21.0 之前）",
+    },
+    "a_vllm_dtype_auto": {
+        "en": "weights: {dtype}: vLLM's --dtype auto runs a float32 checkpoint in the GPU's first supported dtype",
+        "zh": "权重：{dtype}：vLLM 的 --dtype auto 会把 float32 检查点按 GPU 支持的首选精度运行",
     },
     "a_vllm_prefix_caching": {
         "en": "prefix caching (on by default in vLLM V1) reuses blocks inside the KV cache pool: it does not change "
@@ -118,8 +127,15 @@ i18n.register({
         "zh": "LoRA：在每个注意力与稠密 MLP 投影中预分配 {loras} 个秩为 {rank} 的适配器槽位（未计专家与词表 LoRA）",
     },
     "a_vllm_dp": {
-        "en": "data parallel {dp} × tensor parallel {tp} = {gpus} GPUs; each GPU as shown (expert parallel: {ep})",
-        "zh": "数据并行 {dp} × 张量并行 {tp} = {gpus} 张 GPU；每张 GPU 如上所示（专家并行：{ep}）",
+        "en": "data parallel {dp} × tensor parallel {tp} = {gpus} GPUs, each replica holding the whole model; each "
+              "GPU as shown",
+        "zh": "数据并行 {dp} × 张量并行 {tp} = {gpus} 张 GPU，每个副本持有完整模型；每张 GPU 如上所示",
+    },
+    "a_vllm_dp_ep": {
+        "en": "data parallel {dp} × tensor parallel {tp} = {gpus} GPUs with expert parallelism: the routed experts "
+              "spread over all {gpus}; each GPU as shown",
+        "zh": "数据并行 {dp} × 张量并行 {tp} = {gpus} 张 GPU，启用专家并行：路由专家分布在全部 {gpus} 张 GPU 上；"
+              "每张 GPU 如上所示",
     },
 })
 
@@ -437,9 +453,9 @@ def vllm_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gp
     notes.append(Assumption("a_vllm", {"util": w.gpu_memory_utilization, "max_len": max_len,
                                        "seqs": w.max_num_seqs, "tokens": w.max_num_batched_tokens,
                                        "tp": w.num_gpus}))
-    notes.append(Assumption("a_vllm_version", {"version": ".".join(map(str, version)),
-                                               "entry": getattr(w, "vllm_entrypoint", None) or "serve",
-                                               "graphs": "yes" if graphs_in_pool else "no"}))
+    notes.append(Assumption("a_vllm_version" if version >= GRAPHS_PROFILED_SINCE else "a_vllm_version_old",
+                            {"version": ".".join(map(str, version)),
+                             "entry": getattr(w, "vllm_entrypoint", None) or "serve"}))
     notes.append(Assumption("a_vllm_prefix_caching", {}))
     if groups.hybrid:
         notes.append(Assumption("a_vllm_hybrid", {"groups": len(groups.groups), "size": groups.group_size,
@@ -450,8 +466,9 @@ def vllm_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gp
     if lora:
         notes.append(Assumption("a_vllm_lora", {"loras": w.max_loras, "rank": w.max_lora_rank}))
     if dp > 1:
-        notes.append(Assumption("a_vllm_dp", {"dp": dp, "tp": w.num_gpus, "gpus": dp * w.num_gpus,
-                                              "ep": "yes" if getattr(w, "enable_expert_parallel", False) else "no"}))
+        ep = getattr(w, "enable_expert_parallel", False) and model.spec.moe is not None
+        notes.append(Assumption("a_vllm_dp_ep" if ep else "a_vllm_dp",
+                                {"dp": dp, "tp": w.num_gpus, "gpus": dp * w.num_gpus}))
     if primary is not None and not primary.fits_max_model_len:
         notes.append(Assumption("a_vllm_too_long", {"max_len": max_len, "tokens": primary.kv_tokens}))
     report = VllmReport(gpu_memory_utilization=w.gpu_memory_utilization, max_model_len=max_len,
@@ -466,6 +483,22 @@ def vllm_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gp
                         cuda_graphs_in_pool=bool(graphs_in_pool), lora_bytes=lora or None,
                         data_parallel_size=dp if dp > 1 else None)
     return phases, report
+
+
+#: model types vLLM refuses to run in float16 (vllm/config/model.py ``_FLOAT16_NOT_SUPPORTED_MODELS``, v0.33.0)
+NO_FP16 = ("gemma2", "gemma3", "gemma3_text", "glm4")
+
+
+def auto_dtype(model: ResolvedModel, w: Workload, dtype: str, gpu: Optional[Gpu]) -> str:
+    """``--dtype auto`` (vllm/config/model.py ``_resolve_auto_dtype``, v0.33.0): a float32 checkpoint runs in the
+    platform's first supported dtype, bfloat16 from compute capability 8.0 (float16 on older GPUs, float32 for
+    the model types that refuse float16)."""
+    if w.dtype is not None or w.quant != "none" or dtype != "fp32" or model.stored is not None:
+        return dtype
+    cc = parse_version(gpu.compute_capability) if gpu is not None and gpu.compute_capability else None
+    if cc is None or cc >= (8, 0, 0):
+        return "bf16"
+    return "fp32" if model.spec.model_type in NO_FP16 else "fp16"
 
 
 def resolved(w: Workload, gpu: Optional[Gpu], model: Optional[ResolvedModel] = None) -> Workload:
@@ -544,7 +577,11 @@ class Vllm(Engine):
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
                   gpus: tuple[Gpu, ...]) -> tuple[Phases, Optional[EngineReport]]:
         w = resolved(w, gpus[0] if gpus else None, model)
-        a, _, held = rank_weights(model, w, dtype, notes, fp32_modules=False)
+        auto = auto_dtype(model, w, dtype, gpus[0] if gpus else None)
+        a, _, held = rank_weights(model, w, auto, notes, fp32_modules=False)
+        if auto != dtype:  # the downcast replaces the "checkpoint's own dtype" note
+            notes[:] = [n for n in notes if n.key != "a_weights_dtype_config"]
+            notes.append(Assumption("a_vllm_dtype_auto", {"dtype": auto}))
         held = expert_parallel_weights(model, w, held)
         return vllm_inference(model, w, held, a, gpus, notes)
 
