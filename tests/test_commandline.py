@@ -16,9 +16,9 @@ def test_vllm_serve():
                       "--gpu-memory-utilization=0.8 --max-model-len 32k --kv-cache-dtype fp8_e4m3 --enforce-eager "
                       "--port 8000 --enable-lora --frobnicate 3".split())
     assert p.model == "meta-llama/Llama-3.1-8B"
-    assert p.options == {"gpu_memory_utilization": 0.8, "max_model_len": 32000, "kv_dtype": "fp8",
-                         "enforce_eager": True}
-    assert p.ignored == ["--port 8000"] and p.unmodelled == ["--enable-lora"] and p.unknown == ["--frobnicate 3"]
+    assert p.options == {"gpu_memory_utilization": 0.8, "max_model_len": 32000, "kv_dtype": "fp8_e4m3",
+                         "enforce_eager": True, "enable_lora": True}
+    assert p.ignored == ["--port 8000"] and p.unmodelled == [] and p.unknown == ["--frobnicate 3"]
     assert parse_command(["vllm", "serve", "m", "--max-model-len", "32K"]).options["max_model_len"] == 32768
 
 

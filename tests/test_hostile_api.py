@@ -170,6 +170,8 @@ FLAGS = {
     "optimizer_in_backward": dict(task="finetune"), "dora": dict(task="finetune", method="lora"),
     "packing": dict(task="finetune"), "compile": dict(task="finetune"),
     "sequence_parallel": dict(task="finetune", tp=2, num_gpus=2), "enforce_eager": dict(engine="vllm"),
+    "disable_hybrid_kv_cache_manager": dict(engine="vllm"), "enable_lora": dict(engine="vllm"),
+    "enable_expert_parallel": dict(engine="vllm"),
     "flash_attn": dict(engine="llama.cpp"),
     "no_kv_offload": dict(engine="llama.cpp"), "no_mmap": dict(engine="llama.cpp"),
     "mlock": dict(engine="llama.cpp"), "sched_spread": dict(engine="ollama"),

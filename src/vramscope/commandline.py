@@ -125,8 +125,12 @@ def _vllm_tp(o: dict[str, Any], flag: str, value: Optional[str]) -> None:
 
 
 def _vllm_kv(o: dict[str, Any], flag: str, value: Optional[str]) -> None:
+    """``--kv-cache-dtype`` (vllm/config/cache.py ``CacheDType`` at v0.11.0: auto, fp8, fp8_e4m3, fp8_e5m2,
+    fp8_inc, fp8_ds_mla; one byte per value for every fp8 kind)."""
     v = (value or "").strip().lower()
-    if v.startswith("fp8"):
+    if v in ("fp8", "fp8_e4m3", "fp8_e5m2"):
+        o["kv_dtype"] = v
+    elif v.startswith("fp8"):
         o["kv_dtype"] = "fp8"
     elif v not in ("auto", "bfloat16", "float16", "half"):
         raise _bad(flag, value, "auto, fp8, fp8_e4m3, fp8_e5m2")
@@ -167,19 +171,27 @@ VLLM_FLAGS = (
     Flag(("--kv-cache-dtype",), _vllm_kv),
     Flag(("--dtype",), _dtype),
     Flag(("-q", "--quantization"), _vllm_quant),
+    Flag(("--block-size",), _set("block_size", _int)),
+    Flag(("--disable-hybrid-kv-cache-manager",), _true("disable_hybrid_kv_cache_manager"), takes_value=False),
+    Flag(("--enable-lora",), _true("enable_lora"), takes_value=False),
+    Flag(("--max-loras",), _set("max_loras", _int)),
+    Flag(("--max-lora-rank",), _set("max_lora_rank", _int)),
+    Flag(("-dp", "--data-parallel-size"), _set("data_parallel_size", _int)),
+    Flag(("--enable-expert-parallel", "-ep"), _true("enable_expert_parallel"), takes_value=False),
 )
 VLLM_IGNORED = {"--host": True, "--port": True, "--served-model-name": True, "--api-key": True,
                 "--trust-remote-code": False, "--download-dir": True, "--tokenizer": True, "--revision": True,
                 "--seed": True, "--disable-log-requests": False, "--disable-log-stats": False,
                 "--uvicorn-log-level": True, "--chat-template": True, "--enable-auto-tool-choice": False,
                 "--tool-call-parser": True, "--generation-config": True, "--load-format": True,
-                "--tokenizer-mode": True, "--enable-prefix-caching": False, "--no-enable-prefix-caching": False,
+                "--tokenizer-mode": True, "--enable-prefix-caching": False, "--max-cpu-loras": True,
+                "--lora-modules": True, "--no-enable-prefix-caching": False,
                 "--enable-chunked-prefill": False, "--no-enable-chunked-prefill": False,
                 "--reasoning-parser": True, "--root-path": True, "--config": True}
-VLLM_UNMODELLED = {"-dp": True, "--data-parallel-size": True, "--swap-space": True, "--cpu-offload-gb": True,
-                   "--enable-lora": False, "--max-loras": True, "--max-lora-rank": True, "--block-size": True,
-                   "--enable-expert-parallel": False, "--kv-cache-memory-bytes": True, "--speculative-config": True,
-                   "--limit-mm-per-prompt": True, "--max-num-partial-prefills": True}
+VLLM_UNMODELLED = {"--swap-space": True, "--cpu-offload-gb": True, "--kv-cache-memory-bytes": True,
+                   "--speculative-config": True, "--limit-mm-per-prompt": True, "--max-num-partial-prefills": True,
+                   "--lora-extra-vocab-size": True, "--fully-sharded-loras": False, "-cc": True,
+                   "--compilation-config": True, "--cuda-graph-sizes": True}
 
 
 def _llama_ngl(o: dict[str, Any], flag: str, value: Optional[str]) -> None:

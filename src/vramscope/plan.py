@@ -457,7 +457,7 @@ def assumed(model: ResolvedModel, w: Workload) -> tuple[tuple[str, dict[str, Any
     out: list[tuple[str, dict[str, Any]]] = [("fa_task_" + w.task, {"method": w.method})]
     if w.engine == "vllm":
         out.append(("fa_vllm", {"seq": f"{w.max_model_len or model.spec.max_position_embeddings or w.seq:,}",
-                                "seqs": w.max_num_seqs, "util": w.gpu_memory_utilization}))
+                                "seqs": w.max_num_seqs or "auto", "util": w.gpu_memory_utilization}))
     else:
         out.append(("fa_seq_default" if w.seq_default else "fa_seq", {"seq": f"{w.seq:,}"}))
         out.append(("fa_batch", {"batch": w.batch, "accum": w.grad_accum}) if w.training

@@ -233,7 +233,7 @@ _TRANSLATED = frozenset({"engine", "task", "dtype", "optimizer", "quant", "attn"
                          "max_model_len", "max_num_seqs", "enforce_eager", "quantization", "mem_fraction_static",
                          "packed", "chunked_ce", "optimizer_in_bwd", "activation_offloading", "zero_stage",
                          "compile", "fsdp_version", "lora_dropout", "kbit_prep", "bnb_version", "framework",
-                         "fsdp_backward_prefetch"})
+                         "fsdp_backward_prefetch", "vllm_version", "max_num_batched_tokens"})
 
 
 def _check_modelled(src: dict[str, Any]) -> None:

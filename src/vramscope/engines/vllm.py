@@ -1,26 +1,39 @@
 """vLLM: the engine preallocates ``gpu_memory_utilization`` × GPU memory and gives what is left to the KV cache.
 
-vLLM (``vllm/v1/worker/gpu_worker.py: determine_available_memory``, ``vllm/v1/core/kv_cache_utils.py``)
-loads the weights, runs one profile forward pass with ``max_num_batched_tokens`` tokens spread over up to
+vLLM's V1 engine (``vllm/v1/worker/gpu_worker.py: determine_available_memory``, ``vllm/v1/core/kv_cache_utils.py``;
+read at the tags v0.11.0, v0.15.0 and v0.33.0, chosen by ``--vllm-version``, default :data:`VLLM_MODELLED`) loads
+the weights, runs one profile forward pass with ``max_num_batched_tokens`` tokens spread over up to
 ``max_num_seqs`` sequences, measures the PyTorch activation peak and the memory used outside PyTorch (CUDA
-context, cuBLAS, NCCL), captures CUDA graphs, and sizes the KV cache as
+context, cuBLAS, NCCL), and sizes the KV cache as
 
-    kv_pool = gpu_memory_utilization × total_memory − weights − activation_peak − non_torch − cuda_graphs
+    kv_pool = gpu_memory_utilization × total_memory − weights − activation_peak − non_torch [− cuda_graphs]
 
-in blocks of 16 tokens. Its log prints each term ("model weights take 14.96GiB; non_torch_memory 0.26GiB;
-PyTorch activation peak memory 1.26GiB; the rest of the memory reserved for KV Cache is ..."), the KV cache
-size in tokens and the maximum concurrency at ``max_model_len``; it refuses to start when one sequence of
-``max_model_len`` tokens does not fit. vramscope computes each term:
+(``cuda_graphs`` is subtracted since v0.21.0, when ``VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS`` became the
+default; before, the graphs were captured after the pool was allocated, in the ``1 − gpu_memory_utilization``
+margin). Its log prints each term, the KV cache size in tokens and the maximum concurrency at ``max_model_len``;
+it refuses to start when one sequence of ``max_model_len`` tokens does not fit. vramscope computes each term:
 
+* defaults by version, GPU and entry point (``EngineArgs.get_batch_defaults`` / ``_set_default_args``):
+  ``vllm serve`` takes ``max_num_batched_tokens`` 2048 and ``max_num_seqs`` 256 on GPUs under 70 GiB and on
+  A100s, 8192 / 1024 on larger GPUs (H100, H200), and since a release after v0.21.0 (read at v0.33.0) 16384 / 1024
+  on GPUs of 160 GiB or more (B200); the ``LLM`` class 8192 / 256, 16384 / 1024 and 16384 / 1024;
 * weights: per tensor, per tensor-parallel rank (heads, MLP and vocabulary split), in the checkpoint's format;
+  ``--enable-expert-parallel`` puts E / (TP × DP) whole experts on each GPU instead of sharding every expert
+  over TP; ``--data-parallel-size`` runs full replicas (each TP group holds the same as with DP 1);
 * activation peak: the prefill transient of ``max_num_batched_tokens`` tokens (no s² term: FlashAttention),
-  plus fp32 logits for ``max_num_seqs`` rows and two sampler copies of them, not divided by tensor
-  parallelism (vLLM logs the same peak at TP 1 and 2);
-* non-torch memory: CUDA context and workspaces, 0.3 GiB nominal (0.16–1.8 GiB seen in vLLM's own logs,
-  depending on version and GPU), plus NCCL buffers under tensor parallelism;
-* CUDA graphs: 0.3 GiB nominal unless ``--enforce-eager`` (0.27 GiB in a published log);
-* KV bytes per token: full-attention layers keep every token, MLA layers keep the latent
-  (``kv_lora_rank + qk_rope_head_dim``, replicated on every rank); ``--kv-cache-dtype fp8`` halves it.
+  plus fp32 logits for ``max_num_seqs`` rows and two sampler copies of them, not divided by tensor parallelism;
+* non-torch memory: CUDA context and workspaces, 0.3 GiB nominal, plus NCCL buffers under tensor parallelism;
+* CUDA graphs: 0.3 GiB nominal unless ``--enforce-eager`` (0.27 GiB in a published log); the capture sizes are
+  ``[1, 2, 4] + range(8, 256, 8) + range(256, max + 1, 16)`` with ``max = min(2 × max_num_seqs, 512)``;
+* LoRA (``--enable-lora``): every linear layer vLLM wraps holds ``max_loras`` adapters of ``max_lora_rank``
+  preallocated (``vllm/lora/layers/base_linear.py: create_lora_weights``: ``lora_a_stacked`` and
+  ``lora_b_stacked`` per slice, column-parallel layers split B's output, row-parallel layers A's input);
+* the KV cache in blocks of ``--block-size`` (16) tokens, grouped by the hybrid KV cache manager
+  (:func:`kv_groups`): full-attention layers keep every token, sliding-window layers
+  ``sliding_window − 1 + max_num_batched_tokens`` tokens plus a block per request (twice the batch at v0.33.0,
+  where asynchronous scheduling keeps two batches in flight), MLA layers the latent; ``--kv-cache-dtype fp8``
+  stores one byte per value. Prefix caching (on by default in V1) reuses blocks inside the pool: it does not
+  change the pool's size.
 """
 
 from __future__ import annotations
@@ -28,11 +41,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from .. import i18n
 from ..errors import Opt
 from ..gpus import Gpu
 from ..memory.activations import inference_transient
 from ..memory import kv_cache
-from ..memory.kv_cache import KV_DTYPE_BYTES
+from ..memory.kv_cache import KV_DTYPE_BYTES, parse_version
+from ..model.spec import SLIDING
 from ..memory.overhead import NCCL
 from ..result import Assumption, Estimate, GpuVerdict
 from ..sources.base import ResolvedModel
@@ -51,6 +66,231 @@ NON_TORCH_HIGH = int(1.8 * GiB)
 CUDA_GRAPHS = int(0.3 * GiB)
 BLOCK = 16
 
+#: the newest vLLM read; what is modelled unless --vllm-version names another
+VLLM_MODELLED = "0.33.0"
+#: CUDA graph memory profiled and taken from the pool before it is sized (gpu_worker.py at v0.33.0: "CUDA graph
+#: memory profiling is enabled (default since v0.21.0)")
+GRAPHS_PROFILED_SINCE = (0, 21, 0)
+#: the V1 engine is the default (v0.8.0); before, V0's defaults (vllm/config.py, arg_utils.py at v0.6.5):
+#: max_num_seqs 256, max_num_batched_tokens = max(max_model_len, 2048), or 2048 where chunked prefill is turned on
+#: for max_model_len > 32768 (no sliding window, no LoRA), and no hybrid KV cache manager
+V1_SINCE = (0, 8, 0)
+#: "GPU KV cache size" printed as int(max_concurrency × max_model_len) (v0.21.0; v0.20.0 and before:
+#: num_blocks // groups × block_size)
+CAPACITY_PRINT_SINCE = (0, 21, 0)
+#: the memory check counts the groups' blocks (padding included), not each layer's own spec (seen at v0.15.0,
+#: not at v0.11.0)
+GROUP_CHECK_SINCE = (0, 15, 0)
+#: a hybrid model's group size is the larger kind's count when under 1.5 × the smaller (seen at v0.20.0, not at
+#: v0.15.0)
+GROUP_MAX_SINCE = (0, 20, 0)
+#: the >= 160 GiB default tier and sliding windows sized for ``max_in_flight_tokens`` (two batches with
+#: asynchronous scheduling): at v0.33.0, not at v0.21.0; the first release between them is not known, so 0.22.0
+LATE_SINCE = (0, 22, 0)
+
+
+i18n.register({
+    "a_vllm_version": {
+        "en": "vLLM {version} ('vllm {entry}' defaults); CUDA graph memory is taken from the budget before the KV "
+              "cache is sized (since v0.21.0)",
+        "zh": "vLLM {version}（'vllm {entry}' 的默认值）；确定 KV 缓存大小前先从预算中扣除 CUDA Graph 显存（自 v0.21.0 起）",
+    },
+    "a_vllm_version_old": {
+        "en": "vLLM {version} ('vllm {entry}' defaults); CUDA graphs are captured after the KV cache is allocated, in "
+              "the 1 − gpu_memory_utilization margin (before v0.21.0)",
+        "zh": "vLLM {version}（'vllm {entry}' 的默认值）；CUDA Graph 在分配 KV 缓存之后、于 1 − gpu_memory_utilization "
+              "的余量中捕获（v0.21.0 之前）",
+    },
+    "a_vllm_dtype_auto": {
+        "en": "weights: {dtype}: vLLM's --dtype auto runs a float32 checkpoint in the GPU's first supported dtype",
+        "zh": "权重：{dtype}：vLLM 的 --dtype auto 会把 float32 检查点按 GPU 支持的首选精度运行",
+    },
+    "a_vllm_prefix_caching": {
+        "en": "prefix caching (on by default in vLLM V1) reuses blocks inside the KV cache pool: it does not change "
+              "the pool's size",
+        "zh": "前缀缓存（vLLM V1 默认开启）复用 KV 缓存池中的块：不改变缓存池的大小",
+    },
+    "a_vllm_hybrid": {
+        "en": "hybrid KV cache manager: layers in {groups} groups of {size}, sliding-window layers keep "
+              "{window} − 1 tokens plus the scheduled batch and a block per request; concurrency counts each "
+              "group's blocks",
+        "zh": "混合 KV 缓存管理器：各层分为 {groups} 组，每组 {size} 层；滑动窗口层每个请求只保留 {window} − 1 个 token"
+              "加上调度批次与一个块；并发数按每组的块数计算",
+    },
+    "a_vllm_hybrid_off": {
+        "en": "--disable-hybrid-kv-cache-manager: sliding-window layers keep every token",
+        "zh": "--disable-hybrid-kv-cache-manager：滑动窗口层保留全部 token",
+    },
+    "a_vllm_lora": {
+        "en": "LoRA: {loras} adapter slot(s) of rank {rank} preallocated in every attention and dense MLP projection "
+              "(expert and vocabulary LoRA not counted)",
+        "zh": "LoRA：在每个注意力与稠密 MLP 投影中预分配 {loras} 个秩为 {rank} 的适配器槽位（未计专家与词表 LoRA）",
+    },
+    "a_vllm_dp": {
+        "en": "data parallel {dp} × tensor parallel {tp} = {gpus} GPUs, each replica holding the whole model; each "
+              "GPU as shown",
+        "zh": "数据并行 {dp} × 张量并行 {tp} = {gpus} 张 GPU，每个副本持有完整模型；每张 GPU 如上所示",
+    },
+    "a_vllm_dp_ep": {
+        "en": "data parallel {dp} × tensor parallel {tp} = {gpus} GPUs with expert parallelism: the routed experts "
+              "spread over all {gpus}; each GPU as shown",
+        "zh": "数据并行 {dp} × 张量并行 {tp} = {gpus} 张 GPU，启用专家并行：路由专家分布在全部 {gpus} 张 GPU 上；"
+              "每张 GPU 如上所示",
+    },
+})
+
+
+def vllm_version(w: Workload) -> tuple[int, int, int]:
+    return parse_version(getattr(w, "vllm_version", None) or VLLM_MODELLED) or (0, 33, 0)
+
+
+def _read_version(value: Any, field: str) -> Optional[str]:
+    if value is None:
+        return None
+    from ..errors import VramscopeError
+    from ..units import shown
+
+    v = parse_version(value) if isinstance(value, str) and len(value) <= 40 else None
+    if v is None or v < (0, 6, 0):
+        raise VramscopeError("bad_choice", field=field, value=shown(value), allowed="a vLLM version such as 0.11.0")
+    return value.strip()
+
+
+def batch_defaults(version: tuple[int, int, int], gpu: Optional[Gpu], entrypoint: str) -> tuple[int, int]:
+    """(max_num_batched_tokens, max_num_seqs) when not given: ``EngineArgs.get_batch_defaults`` (v0.33.0) /
+    ``_set_default_args`` (v0.11.0) for the GPU's total memory and name and the entry point (``serve``:
+    UsageContext.OPENAI_API_SERVER, ``llm``: UsageContext.LLM_CLASS)."""
+    mem = gpu.memory_bytes if gpu is not None else 0
+    name = gpu.name.lower() if gpu is not None else ""
+    serve = entrypoint != "llm"
+    if mem >= 160 * GiB and version >= LATE_SINCE:
+        return 16384, 1024
+    if mem >= 70 * GiB and "a100" not in name:
+        return (8192 if serve else 16384), 1024
+    return (2048 if serve else 8192), 256
+
+
+def capture_sizes(max_num_seqs: int, max_num_tokens: int) -> list[int]:
+    """The default ``cudagraph_capture_sizes`` (vllm/config/vllm.py, v0.11.0 and v0.33.0 alike): up to
+    ``min(2 × max_num_seqs, 512)`` and never above ``max_num_batched_tokens``."""
+    top = min(max_num_seqs * 2, 512, max_num_tokens)
+    sizes = [1, 2, 4] + list(range(8, 256, 8)) + list(range(256, top + 1, 16))
+    return [x for x in sizes if x <= top]
+
+
+@dataclass(frozen=True)
+class KvGroups:
+    """vLLM's KV cache groups for one GPU's layers (``get_kv_cache_groups``)."""
+
+    page_bytes: int  # one block of one layer (all layers of a hybrid model share it)
+    block: int  # tokens per block
+    group_size: int  # layers per group: the pool is group_size tensors of num_blocks pages
+    groups: tuple[tuple[str, int], ...]  # (kind, blocks one max_model_len request takes) per group
+    layers_blocks: int  # blocks over every layer one request needs (v0.11.0's check_enough_kv_cache_memory)
+    hybrid: bool
+    version: tuple[int, int, int] = (0, 33, 0)
+
+    def num_blocks(self, pool: int) -> int:
+        return max(0, pool // (self.page_bytes * self.group_size)) if self.page_bytes else 0
+
+    def per_request_blocks(self) -> int:
+        return sum(b for _, b in self.groups)
+
+    def needed_bytes(self) -> int:
+        """The KV memory vLLM requires before it starts (one max_model_len request): v0.11.0 sums every layer's
+        own spec (``max_memory_usage_bytes`` over the layers, before the hybrid specs are unified); from v0.15.0
+        the groups' blocks over the pool's tensors (``_max_memory_usage_bytes_from_groups``: padding counted),
+        and v0.33.0 keeps the null block out of the memory it checks."""
+        if self.version < GROUP_CHECK_SINCE:
+            return self.layers_blocks * self.page_bytes
+        pool_block = self.page_bytes * self.group_size
+        return pool_block * self.per_request_blocks() + (pool_block if self.version >= LATE_SINCE else 0)
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def kv_groups(model: ResolvedModel, w: Workload, dtype_bytes: float, max_len: int, layers: Optional[int] = None,
+              version: tuple[int, int, int] = (0, 33, 0)) -> KvGroups:
+    """The KV cache groups vLLM builds for the layers one GPU holds (read at v0.11.0, v0.15.0 and v0.33.0:
+    ``kv_cache_utils.get_kv_cache_groups``, ``_get_kv_cache_groups_uniform_page_size``; ``kv_cache_interface``'s
+    specs). Every layer's page is ``2 × kv_heads × head_dim × bytes × block_size`` (MLA: the latent). Full-attention
+    layers (``FullAttentionSpec``) need ``cdiv(max_model_len, block)`` blocks per request; sliding-window layers
+    (``SlidingWindowSpec``) ``cdiv(min(sliding_window − 1 + in_flight, max_model_len), block) + 1``, ``in_flight``
+    being ``max_num_batched_tokens`` (× 2 at v0.33.0: ``max_in_flight_tokens`` with asynchronous scheduling).
+    With both kinds the layers are split into groups of ``group_size`` = the smaller kind's count (padding the
+    last group of a kind; from v0.20.0 the larger count when it is under 1.5 × the smaller), each group its own
+    block table, the pool ``group_size`` tensors shared by one layer of every group. ``--disable-hybrid-kv-cache-
+    manager`` (or a model with one kind) makes one group (``unify_hybrid_kv_cache_specs``: sliding layers
+    become full ones for the allocator)."""
+    spec = rank_spec(model, w)
+    b = KV_DTYPE_BYTES[w.kv_dtype] if w.kv_dtype else dtype_bytes
+    block = getattr(w, "block_size", None) or BLOCK
+    n = spec.num_layers if layers is None else layers
+    page = int(kv_cache.values_per_token(spec, 0, True) * b * block)
+    window = spec.sliding_window if spec.mla is None else None
+    kinds = [spec.layer_type(i) for i in range(min(n, spec.num_layers))] if window else []
+    sliding = kinds.count(SLIDING) if window else 0
+    full = n - sliding
+    full_blocks = _cdiv(max_len, block)
+    in_flight = w.max_num_batched_tokens * (2 if version >= LATE_SINCE else 1)
+    sw_blocks = _cdiv(min(window - 1 + in_flight, max_len), block) + 1 if sliding else 0
+    raw = full * full_blocks + sliding * sw_blocks  # each layer's own spec (v0.11.0 checks these)
+    if not sliding or getattr(w, "disable_hybrid_kv_cache_manager", False) or version < V1_SINCE:
+        return KvGroups(page, block, n, (("full", full_blocks),), raw, False, version)
+    if not full:  # every layer a sliding window (Mistral-7B-v0.1): one group
+        return KvGroups(page, block, n, (("sliding", sw_blocks),), raw, False, version)
+    size = min(full, sliding)
+    if version >= GROUP_MAX_SINCE and max(full, sliding) < 1.5 * size:
+        size = max(full, sliding)
+    groups = (("full", full_blocks),) * _cdiv(full, size) + (("sliding", sw_blocks),) * _cdiv(sliding, size)
+    return KvGroups(page, block, size, groups, raw, True, version)
+
+
+def kv_capacity(g: KvGroups, pool: int, max_len: int, version: tuple[int, int, int]) -> tuple[int, int, float]:
+    """(num_blocks, the "GPU KV cache size" tokens vLLM prints, its "Maximum concurrency")."""
+    blocks = g.num_blocks(pool)
+    per_req = g.per_request_blocks()
+    conc = blocks / per_req if per_req else 0.0
+    if version >= CAPACITY_PRINT_SINCE:
+        tokens = int(conc * max_len)
+    else:
+        tokens = blocks // len(g.groups) * g.block
+    return blocks, tokens, conc
+
+
+def lora_buffer_bytes(model: ResolvedModel, w: Workload, a: float) -> int:
+    """``--enable-lora``: the adapter slots vLLM preallocates on one GPU (``create_lora_weights`` of every wrapped
+    linear layer: ``lora_a_stacked`` (max_loras, 1, rank, input) and ``lora_b_stacked`` (max_loras, 1, output,
+    rank) per slice, in the model's dtype; q/k/v and gate/up are slices of one merged layer). Column-parallel
+    layers (qkv, gate_up) hold the full input and their output shard, row-parallel ones (o, down) their input
+    shard and the full output. Attention and dense MLP projections are counted; expert and vocabulary LoRA are
+    not."""
+    if not getattr(w, "enable_lora", False):
+        return 0
+    spec = rank_spec(model, w)
+    h = spec.hidden_size
+    q, kv = spec.num_heads * spec.head_dim, spec.num_kv_heads * spec.head_dim
+    per_layer_attn = 3 * h + (q + 2 * kv) + q + h  # qkv: A 3 slices of h, B q+k+v; o: A q, B h
+    inter = spec.intermediate_size or 0
+    dense_layers = sum(1 for i in range(spec.num_layers) if not spec.is_moe_layer(i))
+    mlp = 2 * h + 2 * inter + inter + h  # gate_up: A 2 × h, B 2 × inter; down: A inter, B h
+    values = spec.num_layers * per_layer_attn + dense_layers * mlp
+    return int(values * w.max_loras * w.max_lora_rank * a)
+
+
+def expert_parallel_weights(model: ResolvedModel, w: Workload, held: int) -> int:
+    """``--enable-expert-parallel`` with ``--data-parallel-size``: the routed experts of a TP shard are spread over
+    the DP ranks too (E / (TP × DP) experts per GPU), the rest stays TP-sharded."""
+    from ..memory.parallel import expert_fraction
+
+    dp = getattr(w, "data_parallel_size", None) or 1
+    if not getattr(w, "enable_expert_parallel", False) or model.spec.moe is None or dp <= 1:
+        return held
+    share = expert_fraction(rank_spec(model, w))
+    return int(held * (1 - share) + held * share / dp)
+
 
 @dataclass(frozen=True, kw_only=True)
 class VllmGpu(Record):
@@ -62,6 +302,7 @@ class VllmGpu(Record):
     kv_tokens: int
     max_concurrency: float
     fits_max_model_len: bool
+    num_gpu_blocks: Optional[int] = None
     busiest_stage: Optional[int] = None  # pipeline parallel: the stage whose layers fill the pool first
 
 
@@ -84,6 +325,15 @@ class VllmReport(EngineReport):
     min_bytes: int  # weights, activation peak, overhead and one max_model_len sequence: what it needs
     per_gpu: list[VllmGpu]
     stages: Optional[list[dict[str, int]]] = None
+    version: Optional[str] = None
+    block_size: Optional[int] = None
+    kv_cache_groups: Optional[list[str]] = None  # each group's kind (full / sliding), as vLLM groups the layers
+    kv_group_size: Optional[int] = None  # layers per group
+    kv_blocks_per_request: Optional[int] = None  # blocks one max_model_len request takes over all groups
+    cudagraph_capture_sizes: Optional[int] = None  # how many batch sizes are captured
+    cuda_graphs_in_pool: Optional[bool] = None  # whether the graphs are taken before the pool is sized (>= 0.21)
+    lora_bytes: Optional[int] = None
+    data_parallel_size: Optional[int] = None
 
 
 def kv_bytes_per_token(model: ResolvedModel, w: Workload, dtype_bytes: float, layers: Optional[int] = None) -> int:
@@ -111,7 +361,9 @@ def vllm_pipeline(model: ResolvedModel, w: Workload, weights: int, a: float, gpu
     and reports its free blocks; the engine allocates the smallest count on every worker
     (``vllm/v1/core/kv_cache_utils.py``: ``get_kv_cache_config`` takes the minimum over workers), so the stage
     with the least room for its layers decides the token capacity, and each GPU holds that many tokens of its own
-    layers. Only the last stage computes logits."""
+    layers. Only the last stage computes logits. Every layer of a stage is planned as full attention (the hybrid
+    manager's groups are not split by stage here), and CUDA graphs are taken from the pool from v0.21.0 as
+    without pipeline parallelism."""
     from ..memory.pipeline import stage_layers, stage_param_fractions
 
     spec = rank_spec(model, w)
@@ -121,7 +373,7 @@ def vllm_pipeline(model: ResolvedModel, w: Workload, weights: int, a: float, gpu
     seqs = max(1, min(w.max_num_seqs, w.max_num_batched_tokens))
     logits = seqs * model.spec.vocab_size * 4 * 3
     non_torch = NON_TORCH + NCCL
-    graphs = 0 if w.enforce_eager else CUDA_GRAPHS
+    graphs = 0 if w.enforce_eager or vllm_version(w) < GRAPHS_PROFILED_SINCE else CUDA_GRAPHS
     stages = []
     for s_, (n_layers, frac) in enumerate(zip(sizes, fracs)):
         stages.append({"stage": s_, "layers": n_layers, "weights_bytes": int(weights * frac),
@@ -166,42 +418,106 @@ def vllm_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gp
                    notes: list[Assumption]) -> tuple[Phases, VllmReport]:
     if w.pp > 1:
         return vllm_pipeline(model, w, weights, a, gpus, notes)
+    version = vllm_version(w)
     max_len = w.max_model_len or model.spec.max_position_embeddings or w.seq
     per_token = kv_bytes_per_token(model, w, a)
-    one_seq = per_token * max_len
+    groups = kv_groups(model, w, a, max_len, version=version)
+    one_seq = groups.needed_bytes()
     acts = activation_peak(model, w, a)
+    lora = lora_buffer_bytes(model, w, a)
     non_torch = NON_TORCH + (NCCL if w.num_gpus > 1 else 0)
     graphs = 0 if w.enforce_eager else CUDA_GRAPHS
-    needed = weights + acts + non_torch + graphs + one_seq
+    graphs_in_pool = graphs if version >= GRAPHS_PROFILED_SINCE else 0  # before v0.21: captured after the pool
+    needed = weights + lora + acts + non_torch + graphs_in_pool + one_seq
     per_gpu = []
     for g in gpus:
         budget = int(w.gpu_memory_utilization * g.usable_bytes)
-        pool = budget - weights - acts - non_torch - graphs
-        blocks = max(0, pool // (per_token * BLOCK)) if per_token else 0
-        tokens = blocks * BLOCK
+        pool = budget - weights - lora - acts - non_torch - graphs_in_pool
+        blocks, tokens, conc = kv_capacity(groups, max(0, pool), max_len, version)
         per_gpu.append(VllmGpu(gpu=g.name, budget_bytes=budget, kv_pool_bytes=max(0, pool), kv_tokens=tokens,
-                               max_concurrency=round(tokens / max_len, 2) if max_len else 0.0,
-                               fits_max_model_len=tokens >= max_len))
+                               max_concurrency=round(conc, 2), fits_max_model_len=max(0, pool) >= one_seq,
+                               num_gpu_blocks=blocks))
     primary = per_gpu[0] if per_gpu else None
     # the pool vLLM takes; when it cannot hold one max_model_len sequence vLLM refuses to start, and what is shown
     # is what it would need (one sequence's KV cache), the number its verdict compares
     kv = max(primary.kv_pool_bytes, one_seq) if primary else one_seq
+    serving = {"weights": weights, "kv_cache": kv, "activations": acts, "engine_overhead": non_torch + graphs}
+    if lora:
+        serving["lora_adapters"] = lora
     phases = {
         "load": {"weights": weights},
         "profile": {"weights": weights, "activations": acts},
-        "serving": {"weights": weights, "kv_cache": kv, "activations": acts, "engine_overhead": non_torch + graphs},
+        "serving": serving,
     }
+    dp = getattr(w, "data_parallel_size", None) or 1
     notes.append(Assumption("a_vllm", {"util": w.gpu_memory_utilization, "max_len": max_len,
                                        "seqs": w.max_num_seqs, "tokens": w.max_num_batched_tokens,
                                        "tp": w.num_gpus}))
+    notes.append(Assumption("a_vllm_version" if version >= GRAPHS_PROFILED_SINCE else "a_vllm_version_old",
+                            {"version": ".".join(map(str, version)),
+                             "entry": getattr(w, "vllm_entrypoint", None) or "serve"}))
+    notes.append(Assumption("a_vllm_prefix_caching", {}))
+    if groups.hybrid:
+        notes.append(Assumption("a_vllm_hybrid", {"groups": len(groups.groups), "size": groups.group_size,
+                                                  "window": model.spec.sliding_window}))
+    elif model.spec.sliding_window and model.spec.mla is None and getattr(w, "disable_hybrid_kv_cache_manager",
+                                                                           False):
+        notes.append(Assumption("a_vllm_hybrid_off", {}))
+    if lora:
+        notes.append(Assumption("a_vllm_lora", {"loras": w.max_loras, "rank": w.max_lora_rank}))
+    if dp > 1:
+        ep = getattr(w, "enable_expert_parallel", False) and model.spec.moe is not None
+        notes.append(Assumption("a_vllm_dp_ep" if ep else "a_vllm_dp",
+                                {"dp": dp, "tp": w.num_gpus, "gpus": dp * w.num_gpus}))
     if primary is not None and not primary.fits_max_model_len:
         notes.append(Assumption("a_vllm_too_long", {"max_len": max_len, "tokens": primary.kv_tokens}))
     report = VllmReport(gpu_memory_utilization=w.gpu_memory_utilization, max_model_len=max_len,
                         max_num_seqs=w.max_num_seqs, max_num_batched_tokens=w.max_num_batched_tokens,
                         tensor_parallel_size=w.num_gpus, kv_bytes_per_token=per_token, weights_bytes=weights,
                         activation_peak_bytes=acts, non_torch_bytes=non_torch, cuda_graph_bytes=graphs,
-                        min_bytes=needed, per_gpu=per_gpu)
+                        min_bytes=needed, per_gpu=per_gpu, version=".".join(map(str, version)),
+                        block_size=groups.block, kv_cache_groups=[k for k, _ in groups.groups],
+                        kv_group_size=groups.group_size, kv_blocks_per_request=groups.per_request_blocks(),
+                        cudagraph_capture_sizes=0 if w.enforce_eager else
+                        len(capture_sizes(w.max_num_seqs, w.max_num_batched_tokens)),
+                        cuda_graphs_in_pool=bool(graphs_in_pool), lora_bytes=lora or None,
+                        data_parallel_size=dp if dp > 1 else None)
     return phases, report
+
+
+#: model types vLLM refuses to run in float16 (vllm/config/model.py ``_FLOAT16_NOT_SUPPORTED_MODELS``, v0.33.0)
+NO_FP16 = ("gemma2", "gemma3", "gemma3_text", "glm4")
+
+
+def auto_dtype(model: ResolvedModel, w: Workload, dtype: str, gpu: Optional[Gpu]) -> str:
+    """``--dtype auto`` (vllm/config/model.py ``_resolve_auto_dtype``, v0.33.0): a float32 checkpoint runs in the
+    platform's first supported dtype, bfloat16 from compute capability 8.0 (float16 on older GPUs, float32 for
+    the model types that refuse float16)."""
+    if w.dtype is not None or w.quant != "none" or dtype != "fp32" or model.stored is not None:
+        return dtype
+    cc = parse_version(gpu.compute_capability) if gpu is not None and gpu.compute_capability else None
+    if cc is None or cc >= (8, 0, 0):
+        return "bf16"
+    return "fp32" if model.spec.model_type in NO_FP16 else "fp16"
+
+
+def resolved(w: Workload, gpu: Optional[Gpu], model: Optional[ResolvedModel] = None) -> Workload:
+    """The workload with vLLM's own defaults filled in: ``max_num_batched_tokens`` and ``max_num_seqs`` by version,
+    GPU and entry point (:func:`batch_defaults`), then, as ``_set_default_max_num_seqs_and_batched_tokens_args``
+    does when the batch is not given, at most ``max_num_seqs × max_model_len`` tokens. Before v0.8.0 (V0):
+    256 sequences and ``max(max_model_len, 2048)`` tokens, 2048 with chunked prefill (max_model_len > 32768)."""
+    version = vllm_version(w)
+    if version < V1_SINCE:
+        spec = model.spec if model is not None else None
+        max_len = w.max_model_len or (spec.max_position_embeddings if spec else None) or w.seq
+        chunked = max_len > 32768 and not (spec and spec.sliding_window) and not getattr(w, "enable_lora", False)
+        return replace(w, max_num_seqs=w.max_num_seqs or 256,
+                       max_num_batched_tokens=w.max_num_batched_tokens or (2048 if chunked else max(max_len, 2048)))
+    tokens, seqs = batch_defaults(version, gpu, getattr(w, "vllm_entrypoint", None) or "serve")
+    seqs = w.max_num_seqs or seqs
+    if w.max_num_batched_tokens is None and w.max_model_len:
+        tokens = min(tokens, seqs * w.max_model_len)
+    return replace(w, max_num_seqs=seqs, max_num_batched_tokens=w.max_num_batched_tokens or tokens)
 
 
 class Vllm(Engine):
@@ -216,19 +532,57 @@ class Vllm(Engine):
         Option("max_model_len", ("--max-model-len",), "int", None, group="vllm", owner="vllm", lo=1, hi=MAX_SEQ,
                help_en="longest sequence (default: the model's max_position_embeddings)",
                help_zh="最长序列（默认：模型的 max_position_embeddings）"),
-        Option("max_num_seqs", ("--max-num-seqs",), "int", 256, group="vllm", owner="vllm", lo=1, hi=1_000_000,
-               help_en="concurrent sequences in one batch (default 256)", help_zh="一个批次中的并发序列数（默认 256）"),
-        Option("max_num_batched_tokens", ("--max-num-batched-tokens",), "int", 8192, group="vllm", owner="vllm",
-               lo=1, hi=MAX_SEQ, help_en="tokens in one scheduler step / the profile run (default 8192)",
-               help_zh="一次调度步 / 显存探测运行中的 token 数（默认 8192）"),
+        Option("max_num_seqs", ("--max-num-seqs",), "int", None, group="vllm", owner="vllm", lo=1, hi=1_000_000,
+               help_en="concurrent sequences in one batch (default: vLLM's for the GPU and entry point, 256 or 1024)",
+               help_zh="一个批次中的并发序列数（默认：vLLM 按 GPU 与入口选择，256 或 1024）"),
+        Option("max_num_batched_tokens", ("--max-num-batched-tokens",), "int", None, group="vllm", owner="vllm",
+               lo=1, hi=MAX_SEQ,
+               help_en="tokens in one scheduler step (chunked prefill) and in the profile run (default: vLLM's for "
+                       "the GPU and entry point, 2048 to 16384)",
+               help_zh="一次调度步（分块预填充）和显存探测运行中的 token 数（默认：vLLM 按 GPU 与入口选择，2048 到 16384）"),
         Option("enforce_eager", ("--enforce-eager",), "flag", False, group="vllm", owner="vllm",
                help_en="no CUDA graphs", help_zh="不使用 CUDA graph"),
+        Option("vllm_version", ("--vllm-version",), "custom", None, group="vllm", owner="vllm", parse=_read_version,
+               metavar="X.Y.Z",
+               help_en=f"the vLLM release whose defaults and KV cache manager are modelled (default {VLLM_MODELLED})",
+               help_zh=f"按哪个 vLLM 版本的默认值与 KV 缓存管理器建模（默认 {VLLM_MODELLED}）"),
+        Option("vllm_entrypoint", ("--vllm-entrypoint",), "choice", "serve", group="vllm", owner="vllm",
+               choices=("serve", "llm"),
+               help_en="how vLLM is started: 'vllm serve' or the Python LLM class (their batch defaults differ)",
+               help_zh="vLLM 的启动方式：'vllm serve' 或 Python 的 LLM 类（两者的批次默认值不同）"),
+        Option("block_size", ("--block-size",), "int", None, group="vllm", owner="vllm", lo=1, hi=4096,
+               help_en="tokens per KV cache block (default 16)", help_zh="每个 KV 缓存块的 token 数（默认 16）"),
+        Option("disable_hybrid_kv_cache_manager", ("--disable-hybrid-kv-cache-manager",), "flag", False,
+               group="vllm", owner="vllm",
+               help_en="sliding-window layers keep every token, as full-attention layers do",
+               help_zh="滑动窗口层像全注意力层一样保留全部 token"),
+        Option("enable_lora", ("--enable-lora",), "flag", False, group="vllm", owner="vllm",
+               help_en="serve LoRA adapters: vLLM preallocates their slots in every linear layer",
+               help_zh="服务 LoRA 适配器：vLLM 在每个线性层中预分配其槽位"),
+        Option("max_loras", ("--max-loras",), "int", 1, group="vllm", owner="vllm", lo=1, hi=4096,
+               help_en="LoRA adapters held on the GPU at once (default 1)",
+               help_zh="GPU 上同时保存的 LoRA 适配器数（默认 1）"),
+        Option("max_lora_rank", ("--max-lora-rank",), "int", 16, group="vllm", owner="vllm", lo=1, hi=4096,
+               help_en="largest LoRA rank served (default 16)", help_zh="可服务的最大 LoRA 秩（默认 16）"),
+        Option("data_parallel_size", ("--data-parallel-size", "-dp"), "int", None, group="vllm", owner="vllm",
+               lo=1, hi=4096,
+               help_en="data-parallel replicas, each on its own tensor-parallel group of GPUs (default 1)",
+               help_zh="数据并行副本数，每个副本占用自己的一组张量并行 GPU（默认 1）"),
+        Option("enable_expert_parallel", ("--enable-expert-parallel",), "flag", False, group="vllm", owner="vllm",
+               help_en="MoE experts split whole across the TP × DP GPUs instead of sharded over TP",
+               help_zh="MoE 专家整体分布在 TP × DP 张 GPU 上，而不是在 TP 内切分"),
     )
     overhead_note = "a_overhead_vllm"
 
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
                   gpus: tuple[Gpu, ...]) -> tuple[Phases, Optional[EngineReport]]:
-        a, _, held = rank_weights(model, w, dtype, notes, fp32_modules=False)
+        w = resolved(w, gpus[0] if gpus else None, model)
+        auto = auto_dtype(model, w, dtype, gpus[0] if gpus else None)
+        a, _, held = rank_weights(model, w, auto, notes, fp32_modules=False)
+        if auto != dtype:  # the downcast replaces the "checkpoint's own dtype" note
+            notes[:] = [n for n in notes if n.key != "a_weights_dtype_config"]
+            notes.append(Assumption("a_vllm_dtype_auto", {"dtype": auto}))
+        held = expert_parallel_weights(model, w, held)
         return vllm_inference(model, w, held, a, gpus, notes)
 
     def runtime_overhead(self, transient: int, gpu: Optional[Gpu]) -> Any:
@@ -291,7 +645,7 @@ class Vllm(Engine):
             cands.append(("s_util", {"util": 0.95, "opt": Opt("gpu_memory_utilization")}, {"gpu_memory_utilization": 0.95}, "none"))
         if not w.enforce_eager:
             cands.append(("s_eager", {"opt": Opt("enforce_eager")}, {"enforce_eager": True}, "speed"))
-        if w.max_num_seqs > 64:
+        if (w.max_num_seqs or 256) > 64:
             cands.append(("s_seqs", {"n": 64, "opt": Opt("max_num_seqs", 64)}, {"max_num_seqs": 64, "max_num_batched_tokens": 2048}, "speed"))
         return cands
 
@@ -312,7 +666,8 @@ class Vllm(Engine):
     def record_options(self, src: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """vLLM's engine arguments; the rest of the record (dtype, ...) is translated as for transformers."""
         out: dict[str, Any] = {}
-        for key in ("gpu_memory_utilization", "max_model_len", "max_num_seqs", "enforce_eager"):
+        for key in ("gpu_memory_utilization", "max_model_len", "max_num_seqs", "enforce_eager", "vllm_version",
+                    "max_num_batched_tokens"):
             if src.get(key) is not None:
                 out[key] = src[key]
         record_serving(src, out, "vLLM", ("tensor_parallel_size",))

@@ -1,0 +1,193 @@
+"""vLLM's own KV cache configuration (its real ``vllm/v1/core/kv_cache_utils.py``) for the catalog's hybrid
+and full-attention models, written to ``validation/reference/vllm_kv_cache_config.jsonl``.
+
+Run with a vLLM source tree (a release's wheel unpacked, no GPU needed: only the pure-Python KV cache planner
+runs) and its Python dependencies on the path::
+
+    PYTHONPATH=/path/to/vllm-0.11.0:/path/to/deps python bench/vllm_kv_reference.py --vllm-version 0.11.0 \
+        [--write validation/reference/vllm_kv_cache_config.jsonl]
+
+For each case the layers' ``FullAttentionSpec`` / ``SlidingWindowSpec`` (block 16, bf16 or fp8) are built from
+the model's config as vLLM's attention layers build them (``Attention.get_kv_cache_spec``: the layer's sliding
+window, if any, gives a ``SlidingWindowSpec``), the available memory is given, and vLLM's
+``get_kv_cache_configs`` (which logs "GPU KV cache size" and "Maximum concurrency") and
+``check_enough_kv_cache_memory``'s needed bytes (``max_memory_usage_bytes`` over the layers) are recorded. The
+config object handed to them is a plain namespace carrying the four numbers they read (max_model_len,
+max_num_batched_tokens, the hybrid switch, the override of the block count); the planning code is vLLM's.
+``tests/test_vllm.py`` compares vramscope's groups, block counts, printed tokens and concurrency with these.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from vramscope.sources import resolve  # noqa: E402
+
+GiB = 2**30
+#: (model, max_model_len, max_num_batched_tokens, available KV bytes, kv dtype, disable hybrid)
+CASES = (
+    ("google/gemma-2-9b", 8192, 2048, 20 * GiB, "bf16", False),
+    ("google/gemma-2-9b", 8192, 2048, 20 * GiB, "bf16", True),
+    ("google/gemma-3-27b-pt", 131072, 2048, 30 * GiB, "bf16", False),
+    ("google/gemma-3-27b-pt", 131072, 8192, 30 * GiB, "bf16", False),
+    ("google/gemma-3-12b-pt", 32768, 2048, 10 * GiB, "fp8", False),
+    ("openai/gpt-oss-20b", 131072, 2048, 40 * GiB, "bf16", False),
+    ("openai/gpt-oss-20b", 131072, 8192, 40 * GiB, "bf16", False),
+    ("openai/gpt-oss-20b", 131072, 8192, 40 * GiB, "bf16", True),
+    ("mistralai/Mistral-7B-v0.1", 32768, 2048, 20 * GiB, "bf16", False),
+    ("meta-llama/Llama-3.1-8B", 32768, 2048, 20 * GiB, "bf16", False),
+    ("openai/gpt-oss-20b", 131072, 2048, 2 * GiB, "bf16", False),
+)
+
+
+class Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def run(model: str, max_len: int, mnbt: int, avail: int, kv: str, disable: bool, version: str) -> dict:
+    import torch
+    from vllm.v1 import kv_cache_interface as ki
+    from vllm.v1.core import kv_cache_utils as ku
+
+    spec = resolve(model, hub=False).spec
+    dtype = {"bf16": torch.bfloat16, "fp8": torch.uint8}[kv]  # vLLM stores an fp8 cache as uint8 (1 byte)
+    specs = {}
+    for i in range(spec.num_layers):
+        kw = dict(block_size=16, num_kv_heads=spec.num_kv_heads, head_size=spec.head_dim, dtype=dtype)
+        if spec.sliding_window and spec.layer_type(i) == "sliding_attention":
+            specs[f"model.layers.{i}.self_attn.attn"] = ki.SlidingWindowSpec(sliding_window=spec.sliding_window,
+                                                                           **kw)
+        else:
+            specs[f"model.layers.{i}.self_attn.attn"] = ki.FullAttentionSpec(**kw)
+    cfg = SimpleNamespace(
+        model_config=SimpleNamespace(max_model_len=max_len),
+        scheduler_config=SimpleNamespace(max_num_batched_tokens=mnbt, disable_hybrid_kv_cache_manager=disable),
+        parallel_config=SimpleNamespace(decode_context_parallel_size=1),
+        cache_config=SimpleNamespace(num_gpu_blocks_override=None),
+    )
+    needed = ku.max_memory_usage_bytes(cfg, specs.values())
+    cap = Capture()
+    logging.getLogger("vllm").addHandler(cap)
+    try:
+        configs = ku.get_kv_cache_configs(cfg, [dict(specs)], [avail])
+        error = None
+    except ValueError as e:
+        configs, error = None, str(e)
+    finally:
+        logging.getLogger("vllm").removeHandler(cap)
+    out = {"vllm_version": version, "model": model, "layers": spec.num_layers, "kv_heads": spec.num_kv_heads,
+           "head_dim": spec.head_dim, "sliding_window": spec.sliding_window,
+           "sliding_layers": sum(1 for i in range(spec.num_layers) if spec.sliding_window
+                                 and spec.layer_type(i) == "sliding_attention"),
+           "max_model_len": max_len, "max_num_batched_tokens": mnbt, "available_bytes": avail, "kv_dtype": kv,
+           "disable_hybrid_kv_cache_manager": disable, "needed_bytes": needed}
+    if configs is None:
+        out["error"] = error
+        return out
+    c = configs[0]
+    text = " ".join(cap.lines)
+    tokens = re.search(r"GPU KV cache size: ([\d,]+) tokens", text)
+    conc = re.search(r"Maximum concurrency for [\d,]+ tokens per request: ([\d.]+)x", text)
+    out.update(num_blocks=c.num_blocks, groups=[type(g.kv_cache_spec).__name__ for g in c.kv_cache_groups],
+               group_layers=[len(g.layer_names) for g in c.kv_cache_groups],
+               tensor_bytes=sum(t.size for t in c.kv_cache_tensors),
+               printed_tokens=int(tokens.group(1).replace(",", "")) if tokens else None,
+               printed_concurrency=float(conc.group(1)) if conc else None,
+               concurrency=ku.get_max_concurrency_for_kv_cache_config(cfg, c))
+    return out
+
+
+def run_v33(model: str, max_len: int, mnbt: int, avail: int, kv: str, disable: bool, version: str) -> dict:
+    """The same with vLLM >= 0.21's planner (``kv_cache_planning.py``: ``get_kv_cache_groups``,
+    ``get_kv_cache_config_from_groups``; ``kv_cache_utils.get_kv_cache_capacity``, whose tokens are the
+    "GPU KV cache size" it logs). ``max_in_flight_tokens`` is ``VllmConfig.max_in_flight_tokens`` with
+    asynchronous scheduling (its default): 2 × max_num_batched_tokens; the layout is FlashAttention's ``NHD``."""
+    import torch
+    from vllm.config.cache import _layout_from_name
+    from vllm.v1 import kv_cache_interface as ki
+    from vllm.v1.core import kv_cache_planning as kp
+    from vllm.v1.core import kv_cache_utils as ku
+
+    spec = resolve(model, hub=False).spec
+    dtype = {"bf16": torch.bfloat16, "fp8": torch.uint8}[kv]
+    specs = {}
+    for i in range(spec.num_layers):
+        kw = dict(block_size=16, num_kv_heads=spec.num_kv_heads, head_size=spec.head_dim, dtype=dtype)
+        if spec.sliding_window and spec.layer_type(i) == "sliding_attention":
+            specs[f"model.layers.{i}.self_attn.attn"] = ki.SlidingWindowSpec(sliding_window=spec.sliding_window,
+                                                                           **kw)
+        else:
+            specs[f"model.layers.{i}.self_attn.attn"] = ki.FullAttentionSpec(**kw)
+    layout = _layout_from_name("NHD")
+    cfg = SimpleNamespace(
+        model_config=SimpleNamespace(max_model_len=max_len),
+        scheduler_config=SimpleNamespace(max_num_batched_tokens=mnbt, disable_hybrid_kv_cache_manager=disable),
+        parallel_config=SimpleNamespace(decode_context_parallel_size=1, tensor_parallel_size=1),
+        cache_config=SimpleNamespace(num_gpu_blocks_override=None, prefix_cache_retention_interval=None,
+                                     enable_prefix_caching=True, get_resolved_kv_cache_layout=lambda: layout),
+        attention_config=SimpleNamespace(hisparse_config=None),
+        speculative_config=None, max_in_flight_tokens=2 * mnbt, num_prefill_lookahead_tokens=0,
+    )
+    groups = kp.get_kv_cache_groups(cfg, dict(specs))
+    builder = kp.DefaultKVCacheConfigBuilder()
+    # get_kv_cache_configs' check: the groups' usage against the memory less the null block's pool block
+    needed = kp._max_memory_usage_bytes_from_groups(builder, cfg, groups) \
+        + kp._pool_bytes_per_block_from_builder(builder, cfg, groups)
+    out = {"vllm_version": version, "model": model, "layers": spec.num_layers, "kv_heads": spec.num_kv_heads,
+           "head_dim": spec.head_dim, "sliding_window": spec.sliding_window,
+           "sliding_layers": sum(1 for i in range(spec.num_layers) if spec.sliding_window
+                                 and spec.layer_type(i) == "sliding_attention"),
+           "max_model_len": max_len, "max_num_batched_tokens": mnbt, "available_bytes": avail, "kv_dtype": kv,
+           "disable_hybrid_kv_cache_manager": disable, "needed_bytes": needed}
+    c = kp.get_kv_cache_config_from_groups(cfg, groups, avail)
+    tokens, conc = ku.get_kv_cache_capacity(cfg, c)
+    out.update(num_blocks=c.num_blocks, groups=[type(g.kv_cache_spec).__name__ for g in c.kv_cache_groups],
+               group_layers=[len(g.layer_names) for g in c.kv_cache_groups],
+               printed_tokens=tokens, printed_concurrency=round(conc, 2), concurrency=conc)
+    if needed > avail:
+        out["error"] = "needed > available"
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--vllm-version", required=True)
+    ap.add_argument("--write", type=Path)
+    args = ap.parse_args()
+    fn = run_v33 if tuple(int(x) for x in args.vllm_version.split(".")[:2]) >= (0, 21) else run
+    rows = [fn(*case, version=args.vllm_version) for case in CASES]
+    lines = [json.dumps(r) for r in rows]
+    if args.write:
+        funcs = ("kv_cache_planning.py: get_kv_cache_groups, get_kv_cache_config_from_groups, "
+                 "_max_memory_usage_bytes_from_groups + _pool_bytes_per_block_from_builder; kv_cache_utils.py: "
+                 "get_kv_cache_capacity" if fn is run_v33 else
+                 "kv_cache_utils.py: get_kv_cache_configs (its logged 'GPU KV cache size' and 'Maximum "
+                 "concurrency'), get_max_concurrency_for_kv_cache_config, max_memory_usage_bytes")
+        head = [f"# vLLM {args.vllm_version}'s own KV cache planner (vllm/v1/core/{funcs}), run on CPU by "
+                "bench/vllm_kv_reference.py; layer specs as vLLM's attention layers build them"]
+        old = [ln for ln in args.write.read_text().splitlines() if ln and not ln.startswith("#")
+               and json.loads(ln)["vllm_version"] != args.vllm_version] if args.write.exists() else []
+        prev_head = [ln for ln in args.write.read_text().splitlines() if ln.startswith("#")] \
+            if args.write.exists() else []
+        heads = [h for h in prev_head if args.vllm_version not in h] + head
+        args.write.write_text("\n".join(heads + old + lines) + "\n")
+    else:
+        print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
