@@ -497,6 +497,9 @@ def forward_moment(sv: Saved, lay: Layout, tr: Transients, kept: int, cast_cache
     if tr.dora_forward:
         candidates.append(_at((buf.forward_layer, 0), {**base, "activations": acts.layers + cast_cache
                                                        + tr.dora_forward}))
+    if acts.layer_forward_extra:  # eager attention's scores inside the last layer's forward
+        candidates.append(_at((buf.forward_layer, 0), {**base, "activations": acts.layers + cast_cache,
+                                                       "temporaries": sp_temp + acts.layer_forward_extra}))
     if tr.merged_last:  # building them: only the layer and its retained gather buffer are unsharded
         candidates.append(_at((buf.forward_held, 0), {**base, "activations": acts.layers + cast_cache,
                                                       "temporaries": sp_temp}))

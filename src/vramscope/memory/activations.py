@@ -40,6 +40,15 @@ layouts (GPT-2, BERT, T5, Falcon, Phi-2) use Korthikanti et al. 2022 (arXiv 2205
 Gradient checkpointing (non-reentrant, per decoder layer): only each layer's input stays (``a·h`` per token and
 layer); backward recomputes one layer at a time, so one layer's activations come back on top.
 
+Eager attention's score-sized transients (transformers 5.24 ``eager_attention_forward``: ``matmul(q, kᵀ)·scale +
+mask``, ``softmax(dtype=float32).to(q.dtype)``, ``matmul(probs, v)``; ``S = b·heads·s²`` elements), beside what the
+layer saves: forward peaks inside the softmax with the masked 16-bit scores, their fp32 upcast and the fp32 output
+(``(a + 4 + 4)·S``; of which the fp32 output and its cast copy stay when the layer saves, a checkpointed layer's
+forward saving nothing); backward peaks in the softmax's backward with the saved fp32 output, the fp32 gradient
+cast from the 16-bit one and softmax's fp32 input gradient (``12·S``, the cast copy already freed by the
+``matmul`` backward before it). The 4-D float mask (``b·s²·a``) lives through forward and backward. Measured on a
+real CPU forward and backward (tests/test_stacks.py); SDPA and flash keep no score matrix.
+
 Inference (no autograd): only transients live
 ---------------------------------------------
 The peak inside one layer during prefill is the MLP: activation and up outputs alive while the product is
@@ -99,6 +108,8 @@ class TrainingActivations:
     loss_backward_extra: int  # cross-entropy backward's two fp32 gradients
     one_layer: int  # one layer's full activations (recomputed under checkpointing)
     layer_backward_extra: int = 0  # transient while one layer runs backward (merged expert weight gradients)
+    #: transient while one layer runs forward, beyond what it saves (eager attention's score-sized tensors)
+    layer_forward_extra: int = 0
     head_inputs: int = 0  # of ``layers``: the final norm's saved tensors and the output head's input
 
     @property
@@ -261,6 +272,19 @@ def op_sac_bytes_per_token(spec: ModelSpec, seq: int, a: float, attn: str) -> Op
     return out
 
 
+def eager_attention_transients(spec: ModelSpec, batch: int, seq: int, a: float, checkpointed: bool) -> tuple[int, int]:
+    """(forward, backward) bytes eager attention holds beside what one layer saves (module docstring): forward
+    ``(a + upcast + 4)·S`` inside a checkpointed layer (it saves nothing) or ``upcast + a − cast`` over the saved
+    fp32 probabilities and their cast copy; backward ``12·S`` less the saved ``(4 + cast)·S``; the mask both times."""
+    scores = batch * spec.num_heads * seq * seq
+    upcast = 4.0 if a != 4.0 else 0.0  # softmax(dtype=float32) copies a 16-bit input; .to(q.dtype) casts back
+    cast = a if a != 4.0 else 0.0
+    saved = 4.0 + cast
+    mask = batch * seq * seq * a
+    forward = (a + upcast + 4.0) - (0.0 if checkpointed else saved)
+    return int(scores * forward + mask), int(scores * (12.0 - saved) + mask)
+
+
 def checkpointed_layers(n_layers: int, every: int) -> int:
     """Layers checkpointed when every ``every``-th one is (torchtune counts from 1: layers every, 2·every, ...)."""
     return n_layers // every if every else 0
@@ -345,10 +369,13 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
             fwd_extra = 0
             bwd_extra = int(chunk * (given + (a if given != a else 0)) * v)
     # backward through a merged expert weight materializes its full gradient (the down projection's first)
-    layer_bwd = merged // 3
+    layer_bwd, layer_fwd = merged // 3, 0
+    if attn == "eager" and spec.layout == "llama" and not op_sac:
+        layer_fwd, attn_bwd = eager_attention_transients(spec, batch, seq, a, checkpointing)
+        layer_bwd = max(layer_bwd, attn_bwd)
     return TrainingActivations(layers=layers + final_norm, loss_resident=resident, loss_forward_extra=fwd_extra,
                                loss_backward_extra=bwd_extra, one_layer=one_layer, layer_backward_extra=layer_bwd,
-                               head_inputs=final_norm)
+                               head_inputs=final_norm, layer_forward_extra=layer_fwd)
 
 
 def inference_transient(spec: ModelSpec, batch: int, seq: int, a: float, attn: str = "sdpa",
