@@ -30,6 +30,33 @@ fill in where the user gave none (applied by ``make_workload`` before the cross-
   main parameters and Adam states in the optimizer — 18 bytes per parameter, 6 + 12/d with the distributed
   optimizer (``--use-distributed-optimizer``: ``--parallelism zero1`` here). It shards with its own optimizer, not
   torch FSDP.
+* ``unsloth`` (unslothai/unsloth 015bdef, 2026-08-22, and unsloth-zoo ce232d6 = 2026.8.13): ``get_peft_model``
+  defaults (``r=16`` on q/k/v/o/gate/up/down, ``lora_dropout=0``, ``use_gradient_checkpointing="unsloth"``);
+  unsloth_zoo ``training_utils.prepare_model_for_training`` upcasts the LoRA weights to fp32 and leaves the frozen
+  embeddings and head in the model dtype; ``FastLlamaModel.from_pretrained(load_in_4bit=True)``: nf4 with double
+  quantization (``bnb_4bit_use_double_quant=True``). Its offloaded checkpointing
+  (``unsloth_zoo/gradient_checkpointing.py UnslothCheckpointFunction``) copies each checkpointed layer's input
+  hidden state into a pinned CPU buffer (``non_blocking``) and keeps one GPU buffer of that size for the
+  recomputation; the last layer's input stays on the GPU (``LAST_GC_INDEX``). Its fused LoRA kernels
+  (``unsloth/kernels/fast_lora.py``) save: ``LoRA_QKV`` the normed input, ``LoRA_MLP`` the input and the gate and
+  up outputs (``X, e, g``; SwiGLU recomputed in backward), ``LoRA_W`` (o_proj) its input; fast RMSNorm its input
+  and an fp32 rstd per row. Its loss (``unsloth_zoo/fused_losses/cross_entropy_loss.py unsloth_fused_ce_loss``,
+  used by its ``LlamaForCausalLM`` forward unless ``UNSLOTH_RETURN_LOGITS=1``) runs the head and cross-entropy in forward, chunk by
+  chunk, writing the hidden states' gradient (saved for backward), no full logits; chunks sized so one chunk's fp32
+  logits stay under ``min(free/2, 4 GiB)`` (4 GiB assumed).
+* ``llamafactory`` (hiyouga/LLaMA-Factory ff6d4d1, 2026-08-18; ``hparams/model_args.py``, ``finetuning_args.py``,
+  ``data_args.py``, ``model/model_utils/checkpointing.py``, ``model/adapter.py``): ``finetuning_type: lora``,
+  ``lora_rank: 8``, ``lora_target: all``, ``lora_dropout: 0``; checkpointing for every method
+  (``disable_gradient_checkpointing: False``; reentrant, ``use_reentrant_gc: True``); ``flash_attn: auto`` leaves
+  transformers' own choice (sdpa); ``enable_liger_kernel: False``, ``upcast_layernorm: False``, packing off
+  (``packing: None`` is off for SFT), ``cutoff_len: 2048``; trainable parameters upcast to fp32
+  (``cast_trainable_params_to_fp32``); 4-bit: nf4 with ``double_quantization: True``; its Trainer is the
+  Hugging Face Seq2SeqTrainer (the loss only into backward).
+* ``axolotl`` (axolotl-ai-cloud/axolotl 067b021, 2026-07-24; ``src/axolotl/utils/schemas/config.py``,
+  ``training.py``, ``peft.py``, ``integrations/liger/args.py``): ``gradient_checkpointing: False``,
+  ``sample_packing`` off, ``sequence_len: 512``, ``micro_batch_size: 1``, ``optimizer: adamw_torch_fused``,
+  ``attn_implementation`` unset (transformers' sdpa), the ``liger_*`` plugin switches unset (off);
+  ``lora_target_linear`` (all linear layers) as its example configs set it.
 """
 
 from __future__ import annotations
@@ -75,6 +102,17 @@ class Framework:
     #: what the stack calls "selective" activation checkpointing: Megatron's core-attention recompute, or
     #: (torchtitan) the per-op policy, vramscope's "op"
     selective_mode: str = "selective"
+    #: the recipes' LoRA rank and training sequence where they differ from vramscope's (16, 2048)
+    lora_rank: int = 16
+    seq: Optional[int] = None
+    #: the methods whose recipes checkpoint: Unsloth's offloaded checkpointing (layer inputs in pinned host memory)
+    offload_checkpoint: bool = False
+    #: Unsloth's fused LoRA kernels (LoRA_QKV, LoRA_MLP, LoRA_W) and fast RMSNorm save their own tensors
+    fused_lora: bool = False
+    #: the loss: "" (transformers' ForCausalLMLoss), "unsloth" (unsloth_fused_ce_loss)
+    fused_ce: str = ""
+    #: Liger kernels the recipes turn on (none of them by default)
+    liger: tuple[str, ...] = ()
 
     @property
     def adapter_bytes(self) -> Optional[float]:
@@ -88,6 +126,10 @@ TORCHTUNE_LORA_TARGETS = ("q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 #: torchtune's CEWithChunkedOutputLoss default number of chunks (torchtune/modules/loss/ce_chunked_output_loss.py)
 TORCHTUNE_CE_CHUNKS = 8
 TORCHTUNE_FULL_SINGLE_OPTIMIZER = "paged-adamw-8bit"
+#: Unsloth's get_peft_model target_modules default
+UNSLOTH_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+#: Liger's kernels (linkedin/Liger-Kernel 0.8.2, ead96b6): fused linear cross-entropy, RMSNorm, SwiGLU, RoPE
+LIGER_KERNELS = ("flce", "rms-norm", "swiglu", "rope")
 
 #: accelerate's FSDP policy for mixed_precision bf16: param_dtype and reduce_dtype bf16
 ACCELERATE_FSDP_POLICY = (2.0, 2.0)
@@ -117,6 +159,16 @@ PROFILES: dict[str, Framework] = {
     "torchtitan": Framework("torchtitan", fsdp_policy=TORCHTITAN_FSDP_POLICY, fsdp_versions=(2,),
                             selective_mode="op"),
     "megatron": Framework("megatron", megatron_mixed=True, runs_fsdp=False),
+    # Unsloth trains adapters (its full fine-tuning path is transformers' own): the Trainer's optimizer default
+    "unsloth": Framework("unsloth", grad_checkpointing=("lora", "qlora"), qlora_quant="nf4-dq",
+                         lora_targets=UNSLOTH_LORA_TARGETS, optimizer="adamw", optimizer_note="a_hf_optimizer",
+                         offload_checkpoint=True, fused_lora=True, fused_ce="unsloth",
+                         fsdp_policy=ACCELERATE_FSDP_POLICY, autocast_with_fsdp_policy=True),
+    "llamafactory": Framework("llamafactory", grad_checkpointing=("full", "freeze", "lora", "qlora"),
+                              qlora_quant="nf4-dq", lora_rank=8, optimizer="adamw", optimizer_note="a_hf_optimizer",
+                              fsdp_policy=ACCELERATE_FSDP_POLICY, autocast_with_fsdp_policy=True),
+    "axolotl": Framework("axolotl", qlora_quant="nf4-dq", optimizer="adamw-fused", seq=512,
+                         fsdp_policy=ACCELERATE_FSDP_POLICY, autocast_with_fsdp_policy=True),
 }
 FRAMEWORKS = tuple(PROFILES)
 

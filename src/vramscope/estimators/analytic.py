@@ -89,6 +89,11 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
             extra["nvme_bytes"] = off.nvme
         extra.update(offload=w.offload, host_bytes=off.host)
     training.report_parallel(w, lay.n, extra)
+    if w.profile.offload_checkpoint and w.grad_checkpointing and w.checkpoint_mode == "full" \
+            and not w.activation_offload and w.checkpoint_every == 1:
+        acts, host_acts = training.unsloth_offload(spec, w, saved.acts, p.act_bytes, notes)
+        saved = replace(saved, acts=acts)
+        extra["host_bytes"] = extra.get("host_bytes", 0) + host_acts
     if w.activation_offload:
         acts, host_acts = training.offload_activations(saved.acts, notes)
         saved = replace(saved, acts=acts)

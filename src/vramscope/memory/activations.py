@@ -88,6 +88,11 @@ class TrainFlags:
     modules: Optional[frozenset] = None  # --method freeze --train-modules: only these linear modules train
     dora: bool = False  # peft use_dora=True: each adapter also keeps the base output and its own output
     torchtune: bool = False  # torchtune's modules: adapters in the model dtype, k/v expanded to every head
+    #: Liger kernels patched in ("rms-norm": its RMSNorm saves the input and an fp32 rstd; "swiglu": the gate and
+    #: up outputs only, SiLU·up recomputed in backward)
+    liger: frozenset = frozenset()
+    #: Unsloth's fused LoRA kernels and fast RMSNorm (frameworks.py: what each saves)
+    unsloth: bool = False
 
     def trains(self, module: str) -> bool:
         return self.base if self.modules is None else module in self.modules
@@ -155,9 +160,15 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
         copies = n if a != 4.0 else (0 if t.base else 1)
         return copies * 4.0 * width + n * r4
 
+    if t.unsloth and lora and not t.base and spec.moe is None and spec.mla is None and not spec.fused_qkv \
+            and not spec.fused_gate_up and spec.mlp_gated and attn != "eager":
+        return _unsloth_layer_bytes(spec, a, q_dim, kv_dim)
     # norms before attention and MLP (Gemma 2/3 also normalize the block outputs: no linear reads those)
     out = 0.0
-    out += _norm(h, a, t.norms_train, gemma) * spec.norms_per_layer
+    if "rms-norm" in t.liger:  # LigerRMSNormFunction saves X (and W) and an fp32 rstd per row
+        out += (a * h + 4.0) * spec.norms_per_layer
+    else:
+        out += _norm(h, a, t.norms_train, gemma) * spec.norms_per_layer
     # attention inputs: q/k/v share the normed input
     qkv = ("qkv_proj",) if spec.fused_qkv else _ATTN_MODULES
     if any(t.trains(m) for m in qkv):
@@ -196,7 +207,8 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
         trains = t.base or "experts" in lora
         mlp = 3 * a * inter + (a * inter if trains else 0.0)
     else:
-        mlp = (3 * a * inter + (a * inter if t.trains("down_proj") else 0.0)) if spec.mlp_gated else 2 * a * inter
+        gated = 2 * a * inter if "swiglu" in t.liger else 3 * a * inter  # LigerSiLUMulFunction saves a, b
+        mlp = (gated + (a * inter if t.trains("down_proj") else 0.0)) if spec.mlp_gated else 2 * a * inter
         mlp += lora_inputs(h, *gate_up) + lora_inputs(inter, "down_proj")
     out += k * mlp
     if t.dora:
@@ -205,6 +217,31 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
         si = spec.moe.shared_intermediate_size
         out += 3 * a * si + (a * si if t.base else 0.0)
     return out
+
+
+def _unsloth_layer_bytes(spec: ModelSpec, a: float, q_dim: int, kv_dim: int) -> float:
+    """Per token, one Llama-layout layer under Unsloth's fused LoRA kernels (unslothai/unsloth 015bdef
+    ``unsloth/kernels/fast_lora.py``, ``rms_layernorm.py``): each fast RMSNorm its input and an fp32 rstd;
+    ``LoRA_QKV`` the normed input ``X``; attention (flash, xformers or SDPA) q, k, v, its output and the
+    log-sum-exp, the output being what ``LoRA_W`` (o_proj) saves; ``LoRA_MLP`` ``X``, ``e`` (gate) and ``g`` (up)."""
+    h = spec.hidden_size
+    norms = (a * h + 4.0) * spec.norms_per_layer
+    attention = a * h + a * (2 * q_dim + 2 * kv_dim) + 4.0 * spec.num_heads
+    return norms + attention + a * h + 2 * a * spec.intermediate_size
+
+
+def fused_ce_chunk(tokens: int, spec: ModelSpec, kind: str) -> int:
+    """Tokens per chunk of a fused head and loss. Liger 0.8.2 ``fused_linear_cross_entropy_forward``:
+    ``next_power_of_2(ceil(BT / ceil(V / H)))``; Unsloth (unsloth-zoo 2026.8.13 ``get_chunk_size``): chunks a
+    multiple of 4 that keep one chunk's fp32 logits under the target (``min(free / 2, 4 GiB)``: 4 GiB here)."""
+    v, h = spec.vocab_size, spec.hidden_size
+    if kind == "liger":
+        inc = -(-v // h)
+        per = -(-tokens // inc)
+        return min(tokens, 1 << max(0, (per - 1).bit_length()))
+    exact = tokens * v * 4 / 2**30 / 4.0
+    chunks = 1 if exact <= 1.0 + 1e-9 else int(-(-exact // 4) * 4)
+    return -(-tokens // chunks)
 
 
 def dora_modules(spec: ModelSpec, lora: frozenset) -> list[tuple[str, int, int]]:
@@ -294,7 +331,7 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
                          checkpointing: bool = False, trainable: TrainFlags = FULL_TRAINING, every: int = 1,
                          selective: bool = False, ce_chunks: int = 1, replicated_shard: int = 1,
                          compiled_loss: bool = False, op_sac: bool = False,
-                         megatron: Optional[tuple[int, int, int]] = None) -> TrainingActivations:
+                         megatron: Optional[tuple[int, int, int]] = None, fused_ce: str = "") -> TrainingActivations:
     """What training keeps (module docstring). ``every``: with checkpointing, only every ``every``-th layer is
     checkpointed; ``selective``: Megatron's selective recomputation (only core attention recomputed) instead
     of whole layers; ``ce_chunks``: the output head and cross-entropy run chunk by chunk along the sequence;
@@ -368,6 +405,17 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
             resident = int(tokens * (given * v + 4))
             fwd_extra = 0
             bwd_extra = int(chunk * (given + (a if given != a else 0)) * v)
+        if fused_ce and not compiled_loss:
+            # the head and the loss run chunk by chunk inside forward, which writes the hidden states' gradient
+            # (b·s·h in the compute dtype, saved for backward; no logits survive). Liger: one chunk's logits in the
+            # compute dtype, overwritten in place by their gradient, and an fp32 loss per row; Unsloth: one
+            # chunk's logits, their fp32 copy and its fp32 gradient (grad_and_value of the chunk's loss). Backward
+            # scales the saved gradient (nothing V-wide)
+            chunk = fused_ce_chunk(tokens, spec, fused_ce)
+            resident = int(tokens * a * spec.hidden_size)
+            per_chunk = a if fused_ce == "liger" else a + 8.0
+            fwd_extra = int(chunk * per_chunk * v + tokens * 4)
+            bwd_extra = 0
     # backward through a merged expert weight materializes its full gradient (the down projection's first)
     layer_bwd, layer_fwd = merged // 3, 0
     if attn == "eager" and spec.layout == "llama" and not op_sac:
