@@ -43,7 +43,8 @@ fill in where the user gave none (applied by ``make_workload`` before the cross-
   and an fp32 rstd per row. Its loss (``unsloth_zoo/fused_losses/cross_entropy_loss.py unsloth_fused_ce_loss``,
   used by its ``LlamaForCausalLM`` forward unless ``UNSLOTH_RETURN_LOGITS=1``) runs the head and cross-entropy in forward, chunk by
   chunk, writing the hidden states' gradient (saved for backward), no full logits; chunks sized so one chunk's fp32
-  logits stay under ``min(free/2, 4 GiB)`` (4 GiB assumed).
+  logits stay under ``min(free/2, 4 GiB)`` (4 GiB assumed); each chunk a torch.compile'd ``grad_and_value`` that
+  holds the chunk's logits in the compute dtype (measured on CPU inductor).
 * ``llamafactory`` (hiyouga/LLaMA-Factory ff6d4d1, 2026-08-18; ``hparams/model_args.py``, ``finetuning_args.py``,
   ``data_args.py``, ``model/model_utils/checkpointing.py``, ``model/adapter.py``): ``finetuning_type: lora``,
   ``lora_rank: 8``, ``lora_target: all``, ``lora_dropout: 0``; checkpointing for every method

@@ -408,13 +408,13 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
         if fused_ce and not compiled_loss:
             # the head and the loss run chunk by chunk inside forward, which writes the hidden states' gradient
             # (b·s·h in the compute dtype, saved for backward; no logits survive). Liger: one chunk's logits in the
-            # compute dtype, overwritten in place by their gradient, and an fp32 loss per row; Unsloth: one
-            # chunk's logits, their fp32 copy and its fp32 gradient (grad_and_value of the chunk's loss). Backward
-            # scales the saved gradient (nothing V-wide)
+            # compute dtype, overwritten in place by their gradient, and an fp32 loss per row; Unsloth: its
+            # torch.compile'd grad_and_value of the chunk's loss, whose fused graph holds one chunk's logits in the
+            # compute dtype (measured on CPU inductor: tests/test_stacks.py; eager, the fallback, holds a + 12 bytes
+            # per logit). Backward scales the saved gradient (nothing V-wide)
             chunk = fused_ce_chunk(tokens, spec, fused_ce)
             resident = int(tokens * a * spec.hidden_size)
-            per_chunk = a if fused_ce == "liger" else a + 8.0
-            fwd_extra = int(chunk * per_chunk * v + tokens * 4)
+            fwd_extra = int(chunk * a * v + tokens * 4)
             bwd_extra = 0
     # backward through a merged expert weight materializes its full gradient (the down projection's first)
     layer_bwd, layer_fwd = merged // 3, 0
