@@ -311,7 +311,9 @@ def _check_training_record(rec: dict[str, Any], src: dict[str, Any], out: dict[s
     framework = str(rec.get("framework", "")).lower()
     if "torchtune" in framework:
         out["framework"] = "torchtune"  # its recipes' defaults fill what the record leaves out
-    elif "grad_checkpointing" not in out:
+    elif "unsloth" in framework:
+        out["framework"] = "unsloth"  # its kernels, loss and offloaded checkpointing
+    if "torchtune" not in framework and "grad_checkpointing" not in out:
         raise Skip("the source does not state whether activation checkpointing was on")
 
 

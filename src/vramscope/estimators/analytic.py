@@ -100,6 +100,10 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         extra["host_bytes"] = extra.get("host_bytes", 0) + host_acts
     kept = training.kept_gradients(w, t, p, lay.grads)
     tr = training.transients(spec, w, p, saved.flags, lay.buf)
+    if saved.acts.layer_forward_extra:
+        # the loss head passes through forward where eager attention's scores are its peak moment: its churn of
+        # the allocator's cache is still counted (api._with_device_terms takes it out of extra)
+        extra["_loss_head"] = saved.acts.loss_forward_extra
     phases = training.step_phases(w, lay, training.forward_moment(saved, lay, tr, kept, p.cast_cache),
                                   training.backward_moment(spec, w, t, p, saved, lay, tr, kept), notes)
     if w.pp > 1:

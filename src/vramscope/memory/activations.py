@@ -160,8 +160,7 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
         copies = n if a != 4.0 else (0 if t.base else 1)
         return copies * 4.0 * width + n * r4
 
-    if t.unsloth and lora and not t.base and spec.moe is None and spec.mla is None and not spec.fused_qkv \
-            and not spec.fused_gate_up and spec.mlp_gated and attn != "eager":
+    if _unsloth_layers(spec, attn, t):
         return _unsloth_layer_bytes(spec, a, q_dim, kv_dim)
     # norms before attention and MLP (Gemma 2/3 also normalize the block outputs: no linear reads those)
     out = 0.0
@@ -217,6 +216,13 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
         si = spec.moe.shared_intermediate_size
         out += 3 * a * si + (a * si if t.base else 0.0)
     return out
+
+
+def _unsloth_layers(spec: ModelSpec, attn: str, t: TrainFlags) -> bool:
+    """Whether Unsloth's fused LoRA kernels run the layers (dense Llama layouts with separate q/k/v, gate/up)."""
+    return (t.unsloth and bool(t.lora) and not t.base and spec.layout == "llama" and spec.moe is None
+            and spec.mla is None and not spec.fused_qkv and not spec.fused_gate_up and spec.mlp_gated
+            and attn != "eager")
 
 
 def _unsloth_layer_bytes(spec: ModelSpec, a: float, q_dim: int, kv_dim: int) -> float:
@@ -418,6 +424,10 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
             bwd_extra = 0
     # backward through a merged expert weight materializes its full gradient (the down projection's first)
     layer_bwd, layer_fwd = merged // 3, 0
+    if _unsloth_layers(spec, attn, trainable):
+        # LoRA_MLP.backward: DW = dY·Wdownᵀ (b·s·I, the compute dtype) is new; h, df, de overwrite DW, e, g in
+        # place and dX is written into X (inplace=True)
+        layer_bwd = int(tokens * a * spec.intermediate_size)
     if attn == "eager" and spec.layout == "llama" and not op_sac:
         layer_fwd, attn_bwd = eager_attention_transients(spec, batch, seq, a, checkpointing)
         layer_bwd = max(layer_bwd, attn_bwd)
