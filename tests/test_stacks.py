@@ -290,7 +290,7 @@ def test_unsloth_fused_ce_chunk_compiled_and_eager():
 
     def per_logit(mode: str) -> float:
         out = subprocess.run([sys.executable, "-c", _UNSLOTH_CHUNK, mode], capture_output=True, text=True,
-                             timeout=600)
+                             timeout=850)  # under the pytest hang guard (900 s): compiling is slow on a loaded CPU
         assert out.returncode == 0, out.stderr[-2000:]
         return float(out.stdout.strip().splitlines()[-1])
 

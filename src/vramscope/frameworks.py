@@ -160,7 +160,8 @@ PROFILES: dict[str, Framework] = {
     "torchtitan": Framework("torchtitan", fsdp_policy=TORCHTITAN_FSDP_POLICY, fsdp_versions=(2,),
                             selective_mode="op"),
     "megatron": Framework("megatron", megatron_mixed=True, runs_fsdp=False),
-    # Unsloth trains adapters (its full fine-tuning path is transformers' own): the Trainer's optimizer default
+    # Unsloth's kernels, loss and offloaded checkpointing are modelled for adapters (LoRA/QLoRA); its full
+    # fine-tuning is estimated with transformers' modules and loss. The Trainer's optimizer default
     "unsloth": Framework("unsloth", grad_checkpointing=("lora", "qlora"), qlora_quant="nf4-dq",
                          lora_targets=UNSLOTH_LORA_TARGETS, optimizer="adamw", optimizer_note="a_hf_optimizer",
                          offload_checkpoint=True, fused_lora=True, fused_ce="unsloth",
