@@ -114,6 +114,10 @@ class Framework:
     fused_ce: str = ""
     #: Liger kernels the recipes turn on (none of them by default)
     liger: tuple[str, ...] = ()
+    #: how its QLoRA prepares the 4-bit base (``--kbit-prep``): Unsloth (unsloth_zoo prepare_model_for_training) and
+    #: LLaMA-Factory (model_utils/checkpointing.py, upcast_layernorm False) do not call peft's
+    #: prepare_model_for_kbit_training: their frozen embeddings and head stay 16-bit; axolotl does (loaders/model.py)
+    kbit_prep: str = "peft"
 
     @property
     def adapter_bytes(self) -> Optional[float]:
@@ -164,10 +168,11 @@ PROFILES: dict[str, Framework] = {
     # fine-tuning is estimated with transformers' modules and loss. The Trainer's optimizer default
     "unsloth": Framework("unsloth", grad_checkpointing=("lora", "qlora"), qlora_quant="nf4-dq",
                          lora_targets=UNSLOTH_LORA_TARGETS, optimizer="adamw", optimizer_note="a_hf_optimizer",
-                         offload_checkpoint=True, fused_lora=True, fused_ce="unsloth",
+                         offload_checkpoint=True, fused_lora=True, fused_ce="unsloth", kbit_prep="none",
                          fsdp_policy=ACCELERATE_FSDP_POLICY, autocast_with_fsdp_policy=True),
     "llamafactory": Framework("llamafactory", grad_checkpointing=("full", "freeze", "lora", "qlora"),
                               qlora_quant="nf4-dq", lora_rank=8, optimizer="adamw", optimizer_note="a_hf_optimizer",
+                              kbit_prep="none",
                               fsdp_policy=ACCELERATE_FSDP_POLICY, autocast_with_fsdp_policy=True),
     "axolotl": Framework("axolotl", qlora_quant="nf4-dq", optimizer="adamw-fused", seq=512,
                          fsdp_policy=ACCELERATE_FSDP_POLICY, autocast_with_fsdp_policy=True),

@@ -148,7 +148,7 @@ def _run(v: dict[str, Any], asked: dict[str, Any], runs: Any) -> dict[str, Any]:
             "cache": v.get("cache", "dynamic"), "offload": v.get("offload", "none"),
             "pp_schedule": v.get("pp_schedule", "1f1b"),
             "lora_rank": v.get("lora_rank", profile.lora_rank), "lora_dropout": v.get("lora_dropout", 0.0),
-            "frozen_layers": v.get("frozen_layers", 0), "kbit_prep": v.get("kbit_prep", "peft"),
+            "frozen_layers": v.get("frozen_layers", 0), "kbit_prep": v.get("kbit_prep", profile.kbit_prep),
             "bnb_version": v.get("bnb_version", "0.50")}
 
 
