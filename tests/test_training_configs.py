@@ -21,7 +21,7 @@ def test_axolotl():
     assert c.options == {"method": "qlora", "lora_rank": 32, "lora_alpha": 16.0, "lora_dropout": 0.05,
                          "lora_targets": "all-linear", "seq": 4096, "packing": True, "batch": 2, "grad_accum": 4,
                          "grad_checkpointing": True, "optimizer": "paged-adamw-8bit", "attn": "flash",
-                         "dtype": "bf16", "task": "finetune"}
+                         "dtype": "bf16", "task": "finetune", "framework": "axolotl"}
     assert set(c.ignored) == {"datasets", "num_epochs", "learning_rate", "output_dir"}
 
 
@@ -30,6 +30,7 @@ def test_llamafactory_defaults():
     assert (c.format, c.model) == ("llama-factory", "meta-llama/Meta-Llama-3-8B")
     # LLaMA-Factory checkpoints by default (disable_gradient_checkpointing: False)
     assert c.options["grad_checkpointing"] is True and c.options["method"] == "lora"
+    assert c.options["framework"] == "llamafactory"  # the importer selects the stack's profile
     assert c.options["lora_rank"] == 8 and c.options["lora_targets"] == "all-linear" and c.options["seq"] == 2048
     assert c.options["batch"] == 1 and c.options["grad_accum"] == 8 and c.options["dtype"] == "bf16"
     assert "template" in c.ignored and "learning_rate" in c.ignored

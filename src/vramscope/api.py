@@ -221,7 +221,9 @@ def _with_device_terms(model: ResolvedModel, w: Workload, phases: dict, ov: Any,
     cache = 0
     if engine.caching_allocator:
         moe = model.active_params != model.params
-        cache = allocator_cache(phases, model.spec, w, dtype_bytes(compute_dtype(model, w)), moe)
+        cache = allocator_cache(phases, model.spec, w, dtype_bytes(compute_dtype(model, w)), moe,
+                                loss_head=extra.get("_loss_head", 0))
+    extra.pop("_loss_head", None)
     multi = w.num_gpus > 1 and (w.training or w.tp_degree > 1 or w.pp > 1)
     nccl = NCCL if multi and engine.caching_allocator else 0
     for name, p in phases.items():

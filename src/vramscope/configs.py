@@ -614,9 +614,15 @@ def _axolotl(cfg: TrainingConfig, raw: dict[str, Any]) -> None:
         "load_in_4bit": lambda c, k, v: None, "load_in_8bit": lambda c, k, v: None, "bf16": lambda c, k, v: None,
         "fp16": lambda c, k, v: None, "peft_use_dora": ("dora", "bool"),
     }
+    # axolotl's Liger plugin switches (integrations/liger/args.py) -> vramscope's kernels
+    for key, kernel in (("liger_fused_linear_cross_entropy", "flce"), ("liger_rms_norm", "rms-norm"),
+                        ("liger_glu_activation", "swiglu"), ("liger_swiglu", "swiglu"), ("liger_rope", "rope")):
+        table[key] = (lambda kern: lambda c, k, v: _flag(c.path, k, v) and c.options.__setitem__(
+            "liger", tuple(dict.fromkeys(c.options.get("liger", ()) + (kern,)))))(kernel)
     _apply(cfg, raw, table, unmodelled=("unfrozen_parameters", "lora_modules_to_save", "relora", "xformers_attention",
                                         "gradient_checkpointing_kwargs", "sequence_parallel_degree", "chunked_cross_entropy",
-                                        "cut_cross_entropy", "liger_fused_linear_cross_entropy"))
+                                        "cut_cross_entropy"))
+    cfg.options.setdefault("framework", "axolotl")
     _precision(cfg, raw.get("bf16"), raw.get("fp16"))
     if _flag(cfg.path, "load_in_4bit", raw.get("load_in_4bit")):
         cfg.options.setdefault("method", "qlora")
@@ -675,9 +681,14 @@ def _llamafactory(cfg: TrainingConfig, raw: dict[str, Any]) -> None:
         "flash_attn": attn, "use_dora": ("dora", "bool"), "stage": stage,
         "pure_bf16": lambda c, k, v: _flag(c.path, k, v) and c.options.update(dtype="bf16", precision="pure"),
     })
-    _apply(cfg, raw, table, unmodelled=("use_unsloth", "use_unsloth_gc", "enable_liger_kernel", "freeze_trainable_layers",
+    # enable_liger_kernel: apply_liger_kernel_to_<model>() with Liger's defaults (rope, rms_norm, swiglu, fused
+    # linear cross-entropy) when the logits are not needed (model/model_utils/liger_kernel.py)
+    table["enable_liger_kernel"] = lambda c, k, v: _flag(c.path, k, v) and c.options.__setitem__(
+        "liger", ("flce", "rms-norm", "swiglu", "rope"))
+    _apply(cfg, raw, table, unmodelled=("use_unsloth", "use_unsloth_gc", "freeze_trainable_layers",
                                         "freeze_trainable_modules", "additional_target", "use_galore", "use_badam",
                                         "use_apollo", "neftune_noise_alpha", "sequence_parallel_size"))
+    cfg.options.setdefault("framework", "llamafactory")
     cfg.options.setdefault("method", "lora")  # finetuning_type's default
     cfg.options.setdefault("grad_checkpointing", True)  # disable_gradient_checkpointing defaults to False
     cfg.options.setdefault("seq", 2048)  # cutoff_len's default

@@ -44,6 +44,34 @@ fill in where the user gave none (applied by ``make_workload`` before the cross-
   ``activation_checkpointing_policy={Block}``), both checkpointing every Block. ``--quantize bnb.nf4`` (QLoRA):
   Lightning's ``BitsandbytesPrecision("nf4")`` (no double quantization) and bitsandbytes' 32-bit ``PagedAdamW``
   (``instantiate_bnb_optimizer``).
+* ``unsloth`` (unslothai/unsloth 015bdef, 2026-08-22, and unsloth-zoo ce232d6 = 2026.8.13): ``get_peft_model``
+  defaults (``r=16`` on q/k/v/o/gate/up/down, ``lora_dropout=0``, ``use_gradient_checkpointing="unsloth"``);
+  unsloth_zoo ``training_utils.prepare_model_for_training`` upcasts the LoRA weights to fp32 and leaves the frozen
+  embeddings and head in the model dtype; ``FastLlamaModel.from_pretrained(load_in_4bit=True)``: nf4 with double
+  quantization (``bnb_4bit_use_double_quant=True``). Its offloaded checkpointing
+  (``unsloth_zoo/gradient_checkpointing.py UnslothCheckpointFunction``) copies each checkpointed layer's input
+  hidden state into a pinned CPU buffer (``non_blocking``) and keeps one GPU buffer of that size for the
+  recomputation; the last layer's input stays on the GPU (``LAST_GC_INDEX``). Its fused LoRA kernels
+  (``unsloth/kernels/fast_lora.py``) save: ``LoRA_QKV`` the normed input, ``LoRA_MLP`` the input and the gate and
+  up outputs (``X, e, g``; SwiGLU recomputed in backward), ``LoRA_W`` (o_proj) its input; fast RMSNorm its input
+  and an fp32 rstd per row. Its loss (``unsloth_zoo/fused_losses/cross_entropy_loss.py unsloth_fused_ce_loss``,
+  used by its ``LlamaForCausalLM`` forward unless ``UNSLOTH_RETURN_LOGITS=1``) runs the head and cross-entropy in forward, chunk by
+  chunk, writing the hidden states' gradient (saved for backward), no full logits; chunks sized so one chunk's fp32
+  logits stay under ``min(free/2, 4 GiB)`` (4 GiB assumed); each chunk a torch.compile'd ``grad_and_value`` that
+  holds the chunk's logits in the compute dtype (measured on CPU inductor).
+* ``llamafactory`` (hiyouga/LLaMA-Factory ff6d4d1, 2026-08-18; ``hparams/model_args.py``, ``finetuning_args.py``,
+  ``data_args.py``, ``model/model_utils/checkpointing.py``, ``model/adapter.py``): ``finetuning_type: lora``,
+  ``lora_rank: 8``, ``lora_target: all``, ``lora_dropout: 0``; checkpointing for every method
+  (``disable_gradient_checkpointing: False``; reentrant, ``use_reentrant_gc: True``); ``flash_attn: auto`` leaves
+  transformers' own choice (sdpa); ``enable_liger_kernel: False``, ``upcast_layernorm: False``, packing off
+  (``packing: None`` is off for SFT), ``cutoff_len: 2048``; trainable parameters upcast to fp32
+  (``cast_trainable_params_to_fp32``); 4-bit: nf4 with ``double_quantization: True``; its Trainer is the
+  Hugging Face Seq2SeqTrainer (the loss only into backward).
+* ``axolotl`` (axolotl-ai-cloud/axolotl 067b021, 2026-07-24; ``src/axolotl/utils/schemas/config.py``,
+  ``training.py``, ``peft.py``, ``integrations/liger/args.py``): ``gradient_checkpointing: False``,
+  ``sample_packing`` off, ``sequence_len: 512``, ``micro_batch_size: 1``, ``optimizer: adamw_torch_fused``,
+  ``attn_implementation`` unset (transformers' sdpa), the ``liger_*`` plugin switches unset (off);
+  ``lora_target_linear`` (all linear layers) as its example configs set it.
 """
 
 from __future__ import annotations
@@ -108,6 +136,20 @@ class Framework:
     unties_embeddings: bool = False
     #: the model code the trace runs: transformers', or the stack's own (``litgpt``: litgpt.model.GPT)
     trace_model: str = "transformers"
+    #: the recipes' training sequence where it differs from vramscope's 2048 (axolotl's sequence_len 512)
+    seq: Optional[int] = None
+    #: the methods whose recipes checkpoint: Unsloth's offloaded checkpointing (layer inputs in pinned host memory)
+    offload_checkpoint: bool = False
+    #: Unsloth's fused LoRA kernels (LoRA_QKV, LoRA_MLP, LoRA_W) and fast RMSNorm save their own tensors
+    fused_lora: bool = False
+    #: the loss: "" (transformers' ForCausalLMLoss), "unsloth" (unsloth_fused_ce_loss)
+    fused_ce: str = ""
+    #: Liger kernels the recipes turn on (none of them by default)
+    liger: tuple[str, ...] = ()
+    #: how its QLoRA prepares the 4-bit base (``--kbit-prep``): Unsloth (unsloth_zoo prepare_model_for_training) and
+    #: LLaMA-Factory (model_utils/checkpointing.py, upcast_layernorm False) do not call peft's
+    #: prepare_model_for_kbit_training: their frozen embeddings and head stay 16-bit; axolotl does (loaders/model.py)
+    kbit_prep: str = "peft"
 
     @property
     def adapter_bytes(self) -> Optional[float]:
@@ -121,6 +163,10 @@ TORCHTUNE_LORA_TARGETS = ("q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 #: torchtune's CEWithChunkedOutputLoss default number of chunks (torchtune/modules/loss/ce_chunked_output_loss.py)
 TORCHTUNE_CE_CHUNKS = 8
 TORCHTUNE_FULL_SINGLE_OPTIMIZER = "paged-adamw-8bit"
+#: Unsloth's get_peft_model target_modules default
+UNSLOTH_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+#: Liger's kernels (linkedin/Liger-Kernel 0.8.2, ead96b6): fused linear cross-entropy, RMSNorm, SwiGLU, RoPE
+LIGER_KERNELS = ("flce", "rms-norm", "swiglu", "rope")
 
 #: LitGPT's finetune/lora.py defaults lora_query=True, lora_value=True (key, projection, mlp, head False)
 LITGPT_LORA_TARGETS = ("q_proj", "v_proj")
@@ -215,6 +261,18 @@ PROFILES: dict[str, Framework] = {
                         grad_checkpointing_sharded=("full", "freeze", "lora", "qlora"),
                         qlora_optimizer="paged-adamw", unties_embeddings=True, logits_outlive_step=True,
                         trace_model="litgpt"),
+    # Unsloth's kernels, loss and offloaded checkpointing are modelled for adapters (LoRA/QLoRA); its full
+    # fine-tuning is estimated with transformers' modules and loss. The Trainer's optimizer default
+    "unsloth": Framework("unsloth", grad_checkpointing=("lora", "qlora"), qlora_quant="nf4-dq",
+                         lora_targets=UNSLOTH_LORA_TARGETS, optimizer="adamw", optimizer_note="a_hf_optimizer",
+                         offload_checkpoint=True, fused_lora=True, fused_ce="unsloth", kbit_prep="none",
+                         fsdp_policy=ACCELERATE_FSDP_POLICY, autocast_with_fsdp_policy=True),
+    "llamafactory": Framework("llamafactory", grad_checkpointing=("full", "freeze", "lora", "qlora"),
+                              qlora_quant="nf4-dq", lora_rank=8, optimizer="adamw", optimizer_note="a_hf_optimizer",
+                              kbit_prep="none",
+                              fsdp_policy=ACCELERATE_FSDP_POLICY, autocast_with_fsdp_policy=True),
+    "axolotl": Framework("axolotl", qlora_quant="nf4-dq", optimizer="adamw-fused", seq=512,
+                         fsdp_policy=ACCELERATE_FSDP_POLICY, autocast_with_fsdp_policy=True),
 }
 FRAMEWORKS = tuple(PROFILES)
 

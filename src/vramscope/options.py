@@ -194,6 +194,23 @@ def _dtype(value: Any, field: str) -> str:
     return normalize_dtype(text(value, field, ", ".join(DTYPES)), field, DTYPES)
 
 
+def _liger(value: Any, field: str) -> tuple[str, ...]:
+    """Liger kernels: ``all``, ``none`` or a comma-separated subset of ``frameworks.LIGER_KERNELS``."""
+    from .frameworks import LIGER_KERNELS
+
+    allowed = "all, none or " + ",".join(LIGER_KERNELS)
+    if isinstance(value, (list, tuple)):
+        items = [str(v) for v in value]
+    else:
+        items = text(value, field, allowed).split(",")
+    items = [i.strip().lower() for i in items if i.strip()]
+    if items in (["all"], ["none"]):
+        return LIGER_KERNELS if items == ["all"] else ()
+    for i in items:
+        choice(i, field, LIGER_KERNELS)
+    return tuple(k for k in LIGER_KERNELS if k in items)
+
+
 def _grad_checkpointing(value: Any, field: str) -> Any:
     """True/False, or a mode (full, selective) as ``--grad-checkpointing MODE`` gives it."""
     if isinstance(value, str) and value.strip().lower() in CHECKPOINT_MODES:
@@ -342,12 +359,15 @@ CORE: tuple[Option, ...] = (
               "(plain loop; --precision mixed: autocast on fp32 FSDP parameters) | torchtune (its recipes' defaults: "
               "checkpointing, chunked cross-entropy, bf16 adapters) | accelerate | torchtitan (their FSDP "
               "MixedPrecisionPolicy under --precision mixed) | megatron (--bf16, distributed optimizer as zero1) | litgpt "
-              "(LitGPT 0.5.13's own model and finetune recipes: bf16-true, 128-token chunked 16-bit loss)",
+              "(LitGPT 0.5.13's own model and finetune recipes: bf16-true, 128-token chunked 16-bit loss) | unsloth "
+              "(its fused LoRA kernels and loss, offloaded checkpointing) | llamafactory | axolotl (their config "
+              "defaults)",
       help_zh="训练循环：hf（Trainer / TRL，默认；其默认值：LoRA/QLoRA 开启检查点）| pytorch（普通循环；"
               "--precision mixed 时对 fp32 FSDP 参数使用 autocast）| torchtune（其配方的默认值：检查点、分块交叉熵、"
               "bf16 适配器）| accelerate | torchtitan（--precision mixed 时使用其 FSDP MixedPrecisionPolicy）| "
               "megatron（--bf16，分布式优化器即 zero1）| litgpt（LitGPT 0.5.13 自己的模型与 finetune 配方：bf16-true、"
-              "按 128 个 token 分块的 16 位损失）"),
+              "按 128 个 token 分块的 16 位损失）| unsloth（其融合 LoRA 内核与损失、卸载式检查点）| "
+              "llamafactory | axolotl（其配置默认值）"),
     O("pp", ("--pp", "--pipeline-parallel-size", "-pp"), "int", 1, group="parallel", lo=1, hi=1024,
       help_en="pipeline-parallel stages (training: micro-batches = --grad-accum; vLLM: stages of "
               "--tensor-parallel-size GPUs)",
@@ -404,6 +424,12 @@ CORE: tuple[Option, ...] = (
       const="8", metavar="N",
       help_en="output head and cross-entropy in N chunks (default 8, torchtune; litgpt: 128-token chunks); 1 = off",
       help_zh="输出层与交叉熵分 N 块计算（默认 8，torchtune；litgpt：每块 128 个 token）；1 = 关闭"),
+    O("liger", ("--liger",), "custom", (), contextual=True, group="training", owner="training",
+      parse=lambda value, field: _liger(value, field), metavar="KERNELS",
+      help_en="Liger kernels patched into the model: all, none, or a comma-separated set of flce (fused linear "
+              "cross-entropy), rms-norm, swiglu, rope (default: the framework's: none)",
+      help_zh="打入模型的 Liger 内核：all、none，或以逗号分隔的 flce（融合线性交叉熵）、rms-norm、swiglu、rope"
+              "（默认：框架的设置：不使用）"),
     O("compile", ("--compile",), "flag", False, group="training", owner="training",
       help_en="torch.compile (modelled for the loss head; layers as in eager mode)",
       help_zh="torch.compile（对损失头建模；各层按 eager 模式计）"),

@@ -318,7 +318,9 @@ def _check_training_record(rec: dict[str, Any], src: dict[str, Any], out: dict[s
         out["framework"] = "litgpt"  # its own model code and loop (the record states its recipe's settings)
     elif "torchtune" in framework:
         out["framework"] = "torchtune"  # its recipes' defaults fill what the record leaves out
-    elif "grad_checkpointing" not in out:
+    elif "unsloth" in framework:
+        out["framework"] = "unsloth"  # its kernels, loss and offloaded checkpointing
+    if "torchtune" not in framework and "grad_checkpointing" not in out:
         raise Skip("the source does not state whether activation checkpointing was on")
 
 

@@ -138,7 +138,8 @@ def _run(v: dict[str, Any], asked: dict[str, Any], runs: Any) -> dict[str, Any]:
                              reason=Text("r_seed_option", add=Opt("estimator", "seed")))
     if not runs.trains and task != "inference":
         raise VramscopeError("conflict", field="engine", reason=Text("r_inference_engine", engine=runs.name))
-    default_seq = 2048 if task != "inference" else 4096
+    profile = PROFILES[v.get("framework", "hf")]
+    default_seq = (profile.seq or 2048) if task != "inference" else 4096
     return {"task": task, "estimator": v.get("estimator", "analytic"), "engine": runs.name,
             "framework": v.get("framework", "hf"), "dtype": v.get("dtype"), "batch": v.get("batch", 1),
             "seq": v.get("seq", default_seq), "seq_default": "seq" not in v, "kv_dtype": v.get("kv_dtype"),
@@ -146,9 +147,9 @@ def _run(v: dict[str, Any], asked: dict[str, Any], runs: Any) -> dict[str, Any]:
             "grad_accum": v.get("grad_accum", 1), "activations_per_sample": v.get("activations_per_sample"),
             "cache": v.get("cache", "dynamic"), "offload": v.get("offload", "none"),
             "pp_schedule": v.get("pp_schedule", "1f1b"),
-            "lora_rank": v.get("lora_rank", PROFILES[v.get("framework", "hf")].lora_rank),
-            "lora_dropout": v.get("lora_dropout", PROFILES[v.get("framework", "hf")].lora_dropout),
-            "frozen_layers": v.get("frozen_layers", 0), "kbit_prep": v.get("kbit_prep", "peft"),
+            "lora_rank": v.get("lora_rank", profile.lora_rank),
+            "lora_dropout": v.get("lora_dropout", profile.lora_dropout),
+            "frozen_layers": v.get("frozen_layers", 0), "kbit_prep": v.get("kbit_prep", profile.kbit_prep),
             "bnb_version": v.get("bnb_version", "0.50")}
 
 
@@ -412,7 +413,8 @@ def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
             # inference runs no optimizer: its field keeps the row's default, whatever the framework's
             "optimizer": v.get("optimizer", _default_optimizer(profile, method, full_single)
                                if training else table()["optimizer"].default),
-            "lora_targets": v.get("lora_targets") or profile.lora_targets}
+            "lora_targets": v.get("lora_targets") or profile.lora_targets,
+            "liger": v.get("liger", profile.liger) if training else ()}
 
 
 def _ce_chunks(profile: Framework, out: dict[str, Any]) -> int:

@@ -175,6 +175,15 @@ def training() -> list[str]:
     for fw, method in itertools.product(["hf", "pytorch", "torchtune"], ["full", "lora", "qlora"]):
         out.append(f"estimate llama-3-8b --task finetune --method {method} --framework {fw} {g}")
     out.append(f"estimate qwen2.5-7b --task finetune --method lora --framework torchtune --batch 4 {g}")
+    # the fine-tuning stacks (issue #19): Unsloth, LLaMA-Factory, axolotl profiles; Liger; eager attention's scores
+    for fw, method in itertools.product(["unsloth", "llamafactory", "axolotl"], ["lora", "qlora"]):
+        out.append(f"estimate llama-3-8b --task finetune --method {method} --framework {fw} {g}")
+    out += [f"estimate llama-3-8b --task finetune --method full --framework llamafactory {g}",
+            f"estimate llama-3-8b --task finetune --method qlora --framework unsloth --seq 16384 {g}",
+            f"estimate llama-3-8b --task finetune --method lora --liger all {g}",
+            f"estimate llama-3-8b --task finetune --method full --liger rms-norm,swiglu --no-grad-checkpointing {g}",
+            f"estimate llama-3-8b --task finetune --method lora --attn eager --seq 4096 {g}",
+            f"estimate llama-3-8b --task finetune --method full --attn eager --seq 1024 --no-grad-checkpointing {g}"]
     out.append("estimate llama-3-8b --task finetune --method lora --lang zh --gpu rtx-4090")
     out.append("estimate llama-3-8b --task finetune --method qlora --gpu rtx-4090 --gpu rtx-4060-ti-16gb "
                "--gpu rtx-3060-12gb")

@@ -89,12 +89,21 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
             extra["nvme_bytes"] = off.nvme
         extra.update(offload=w.offload, host_bytes=off.host)
     training.report_parallel(w, lay.n, extra)
+    if w.profile.offload_checkpoint and w.grad_checkpointing and w.checkpoint_mode == "full" \
+            and not w.activation_offload and w.checkpoint_every == 1:
+        acts, host_acts = training.unsloth_offload(spec, w, saved.acts, p.act_bytes, notes)
+        saved = replace(saved, acts=acts)
+        extra["host_bytes"] = extra.get("host_bytes", 0) + host_acts
     if w.activation_offload:
         acts, host_acts = training.offload_activations(saved.acts, notes)
         saved = replace(saved, acts=acts)
         extra["host_bytes"] = extra.get("host_bytes", 0) + host_acts
     kept = training.kept_gradients(w, t, p, lay.grads)
     tr = training.transients(spec, w, p, saved.flags, lay.buf)
+    if saved.acts.layer_forward_extra:
+        # the loss head passes through forward where eager attention's scores are its peak moment: its churn of
+        # the allocator's cache is still counted (api._with_device_terms takes it out of extra)
+        extra["_loss_head"] = saved.acts.loss_forward_extra
     phases = training.step_phases(w, lay, training.forward_moment(saved, lay, tr, kept, p.cast_cache),
                                   training.backward_moment(spec, w, t, p, saved, lay, tr, kept), notes,
                                   logits=int(w.batch * saved.seq_local * spec.vocab_size * p.act_bytes))

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from ..errors import Opt, Text, VramscopeError
 from ..i18n import register
 from ..memory.activations import (FULL_TRAINING, TrainFlags, TrainingActivations, checkpointed_layers, dora_forward_transient,
+                                  fused_ce_chunk,
                                   merged_expert_bytes, op_sac_bytes_per_token, training_activations)
 from ..memory.gradients import gradient_bytes
 from ..memory.optimizer_states import deepspeed_step_temporary, optimizer_state_bytes, step_temporary_bytes
@@ -246,7 +247,7 @@ def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFl
                                     flags, every=w.checkpoint_every, selective=w.checkpoint_mode == "selective",
                                     ce_chunks=w.ce_chunks, replicated_shard=seq_shard, compiled_loss=w.compile,
                                     op_sac=op_sac, megatron=megatron_recompute(spec, w),
-                                    ce_upcast=w.profile.ce_upcast)
+                                    ce_upcast=w.profile.ce_upcast, fused_ce=fused_loss(w))
     acts = acts_at(p.act_bytes)
     kbit = p.kbit
     if kbit is not None and kbit.layer_bytes:
@@ -268,6 +269,28 @@ def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFl
     if w.sp > 1:
         notes.append(Assumption("a_sp", {"n": w.sp, "mode": w.sp_mode, "seq": seq_local}))
     return Saved(acts, flags, seq_local, sp_temp)
+
+
+def fused_loss(w: Workload) -> str:
+    """The fused head and loss the run uses: Liger's fused linear cross-entropy, Unsloth's, or none."""
+    if "flce" in w.liger:
+        return "liger"
+    return w.profile.fused_ce if w.method in ("lora", "qlora") else ""
+
+
+def unsloth_offload(spec: ModelSpec, w: Workload, acts: TrainingActivations, a: float,
+                    notes: list[Assumption]) -> tuple[TrainingActivations, int]:
+    """Unsloth's offloaded checkpointing (unsloth-zoo 2026.8.13 ``UnslothCheckpointFunction``): every checkpointed
+    layer's input hidden state larger than 2 MiB goes to a pinned CPU buffer, except the last layer's; the GPU
+    keeps one buffer of that size the recomputation copies it back into. Host: those inputs and the 200 pinned
+    buffers of 128K elements it allocates first (``initialize_unsloth_gradient_checkpointing``)."""
+    n_layers = spec.num_layers + spec.num_decoder_layers
+    one = int(w.batch * w.seq * spec.hidden_size * a)
+    if one <= 2 * 2**20 or n_layers < 2:
+        return acts, 0
+    host = (n_layers - 1) * one
+    notes.append(Assumption("a_unsloth_offload", {"host": format_bytes(host, "GiB"), "layers": n_layers - 1}))
+    return replace(acts, layers=acts.layers - host + one), host + int(200 * 128 * 1024 * a)
 
 
 def megatron_recompute(spec: ModelSpec, w: Workload) -> tuple[int, int, int] | None:
@@ -522,6 +545,9 @@ def forward_moment(sv: Saved, lay: Layout, tr: Transients, kept: int, cast_cache
     if tr.dora_forward:
         candidates.append(_at((buf.forward_layer, 0), {**base, "activations": acts.layers + cast_cache
                                                        + tr.dora_forward}))
+    if acts.layer_forward_extra:  # eager attention's scores inside the last layer's forward
+        candidates.append(_at((buf.forward_layer, 0), {**base, "activations": acts.layers + cast_cache,
+                                                       "temporaries": sp_temp + acts.layer_forward_extra}))
     if tr.merged_last:  # building them: only the layer and its retained gather buffer are unsharded
         candidates.append(_at((buf.forward_held, 0), {**base, "activations": acts.layers + cast_cache,
                                                       "temporaries": sp_temp}))
@@ -641,6 +667,9 @@ def recipe_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes
     if w.ce_chunks > 1:
         notes.append(Assumption("a_chunked_ce" if w.profile.ce_upcast else "a_chunked_ce_lowp",
                                 {"chunks": w.ce_chunks}))
+    if w.liger:
+        chunk = fused_ce_chunk(w.batch * w.seq, spec, "liger")
+        notes.append(Assumption("a_liger", {"kernels": ",".join(w.liger), "chunk": chunk}))
     if w.compile:
         notes.append(Assumption("a_compile"))
     if w.float8 != "none":
@@ -684,10 +713,14 @@ def default_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision) -> l
 def train_flags(spec: ModelSpec, w: Workload) -> TrainFlags:
     """What trains (the method's modules) and whose modules run it (the framework's)."""
     own = w.profile.own_modules
+    liger = frozenset(w.liger)
     if w.method in ("lora", "qlora"):
         return TrainFlags(base=False, embeddings=False, lora=lora_modules(spec, w.lora_targets),
                           lora_rank=w.lora_rank, lora_dropout=w.lora_dropout > 0, dora=w.dora, torchtune=own,
-                          litgpt=w.profile.trace_model == "litgpt")
+                          litgpt=w.profile.trace_model == "litgpt", liger=liger,
+                          unsloth=w.profile.fused_lora and not w.dora and w.lora_dropout == 0)
+    if liger:
+        return replace(train_flags(spec, replace(w, liger=())), liger=liger)
     if w.method == "freeze" and w.train_modules:
         return TrainFlags(base=False, embeddings=False, modules=frozenset(w.train_modules), torchtune=own)
     if w.method == "freeze":
@@ -808,4 +841,30 @@ register({
                                "MLA or adapters)",
                         "zh": "逐算子检查点策略只对稠密 Llama 结构模型的全参数训练建模（不含 MoE、MLA 或适配器）"},
     "r_pp_layers": {"en": "{pp} stages for {layers} layers", "zh": "{layers} 层无法分成 {pp} 段"},
+})
+
+register({
+    "a_framework_unsloth": {
+        "en": "training loop: Unsloth (unsloth 015bdef / unsloth-zoo 2026.8.13) — its fused LoRA kernels (LoRA_QKV, LoRA_MLP, LoRA_W: the inputs and the gate and up outputs saved), fast RMSNorm, its fused cross-entropy (head and loss chunked inside forward, no full logits; chunks sized to a 4 GiB target) and get_peft_model's defaults (r=16 on q/k/v/o/gate/up/down, fp32 adapters, use_gradient_checkpointing=\"unsloth\"); 4-bit as nf4 with double quantization; each overridable",
+        "zh": "训练循环：Unsloth（unsloth 015bdef / unsloth-zoo 2026.8.13）——其融合 LoRA 内核（LoRA_QKV、LoRA_MLP、LoRA_W：保存输入及 gate、up 输出）、快速 RMSNorm、融合交叉熵（输出头与损失在前向中分块计算，不生成完整 logits；分块按 4 GiB 目标划分）以及 get_peft_model 的默认值（r=16，作用于 q/k/v/o/gate/up/down，fp32 适配器，use_gradient_checkpointing=\"unsloth\"）；4 位为带双重量化的 nf4；均可覆盖",
+    },
+    "a_framework_llamafactory": {
+        "en": "training loop: LLaMA-Factory (ff6d4d1) — the Hugging Face Seq2SeqTrainer with its defaults: gradient checkpointing for every method (disable_gradient_checkpointing: false), lora_rank 8 on all linear layers, fp32 trainable parameters, flash_attn: auto (transformers' sdpa), enable_liger_kernel: false, cutoff_len 2048, 4-bit as nf4 with double_quantization; each overridable",
+        "zh": "训练循环：LLaMA-Factory（ff6d4d1）——Hugging Face Seq2SeqTrainer 及其默认值：所有方法都开启梯度检查点（disable_gradient_checkpointing: false）、lora_rank 8 作用于全部线性层、fp32 可训练参数、flash_attn: auto（transformers 的 sdpa）、enable_liger_kernel: false、cutoff_len 2048、4 位为带 double_quantization 的 nf4；均可覆盖",
+    },
+    "a_framework_axolotl": {
+        "en": "training loop: axolotl (067b021) — the Hugging Face Trainer with its config defaults: gradient_checkpointing: false, sample_packing off, sequence_len 512, micro_batch_size 1, optimizer adamw_torch_fused, liger plugins off, lora_target_linear (all linear layers) as its examples set it, 4-bit as nf4 with double quantization; each overridable",
+        "zh": "训练循环：axolotl（067b021）——Hugging Face Trainer 及其配置默认值：gradient_checkpointing: false、sample_packing 关闭、sequence_len 512、micro_batch_size 1、优化器 adamw_torch_fused、liger 插件关闭、按其示例配置使用 lora_target_linear（全部线性层）、4 位为带双重量化的 nf4；均可覆盖",
+    },
+    "a_unsloth_offload": {
+        "en": "Unsloth's offloaded gradient checkpointing: the inputs of {layers} checkpointed layers ({host}) wait in pinned host memory (non_blocking copies); the GPU keeps the last layer's input and one buffer the recomputed layer's input is copied back into",
+        "zh": "Unsloth 的卸载式梯度检查点：{layers} 个检查点层的输入（{host}）存放在锁页主机内存中（non_blocking 拷贝）；GPU 只保留最后一层的输入和一个用于拷回被重算层输入的缓冲区",
+    },
+    "a_liger": {
+        "en": "Liger kernels (Liger-Kernel 0.8.2): {kernels}; fused linear cross-entropy runs the head and loss in chunks of {chunk} tokens inside forward and saves only the hidden states' gradient; RMSNorm saves its input and an fp32 rstd; SwiGLU the gate and up outputs; RoPE changes nothing vramscope counts (cos/sin only, as transformers')",
+        "zh": "Liger 内核（Liger-Kernel 0.8.2）：{kernels}；融合线性交叉熵在前向中以每块 {chunk} 个 token 计算输出头与损失，只保存隐藏状态的梯度；RMSNorm 保存其输入和 fp32 rstd；SwiGLU 保存 gate 与 up 输出；RoPE 不改变 vramscope 计入的内容（与 transformers 一样只有 cos/sin）",
+    },
+    "fa_framework_unsloth": {"en": "Unsloth (--framework)", "zh": "Unsloth（--framework）"},
+    "fa_framework_llamafactory": {"en": "LLaMA-Factory's defaults (--framework)", "zh": "LLaMA-Factory 默认值（--framework）"},
+    "fa_framework_axolotl": {"en": "axolotl's defaults (--framework)", "zh": "axolotl 默认值（--framework）"},
 })

@@ -40,6 +40,15 @@ layouts (GPT-2, BERT, T5, Falcon, Phi-2) use Korthikanti et al. 2022 (arXiv 2205
 Gradient checkpointing (non-reentrant, per decoder layer): only each layer's input stays (``a·h`` per token and
 layer); backward recomputes one layer at a time, so one layer's activations come back on top.
 
+Eager attention's score-sized transients (transformers 5.24 ``eager_attention_forward``: ``matmul(q, kᵀ)·scale +
+mask``, ``softmax(dtype=float32).to(q.dtype)``, ``matmul(probs, v)``; ``S = b·heads·s²`` elements), beside what the
+layer saves: forward peaks inside the softmax with the masked 16-bit scores, their fp32 upcast and the fp32 output
+(``(a + 4 + 4)·S``; of which the fp32 output and its cast copy stay when the layer saves, a checkpointed layer's
+forward saving nothing); backward peaks in the softmax's backward with the saved fp32 output, the fp32 gradient
+cast from the 16-bit one and softmax's fp32 input gradient (``12·S``, the cast copy already freed by the
+``matmul`` backward before it). The 4-D float mask (``b·s²·a``) lives through forward and backward. Measured on a
+real CPU forward and backward (tests/test_stacks.py); SDPA and flash keep no score matrix.
+
 Inference (no autograd): only transients live
 ---------------------------------------------
 The peak inside one layer during prefill is the MLP: activation and up outputs alive while the product is
@@ -82,6 +91,11 @@ class TrainFlags:
     #: LitGPT's LoRA modules (litgpt/lora.py, with ``torchtune``'s traits): each LoRALinear drops out its own input
     #: (the copy and a bool mask kept per adapted module); q, k and v share one LoRAQKVLinear (one copy)
     litgpt: bool = False
+    #: Liger kernels patched in ("rms-norm": its RMSNorm saves the input and an fp32 rstd; "swiglu": the gate and
+    #: up outputs only, SiLU·up recomputed in backward)
+    liger: frozenset = frozenset()
+    #: Unsloth's fused LoRA kernels and fast RMSNorm (frameworks.py: what each saves)
+    unsloth: bool = False
 
     def trains(self, module: str) -> bool:
         return self.base if self.modules is None else module in self.modules
@@ -102,6 +116,8 @@ class TrainingActivations:
     loss_backward_extra: int  # cross-entropy backward's two fp32 gradients
     one_layer: int  # one layer's full activations (recomputed under checkpointing)
     layer_backward_extra: int = 0  # transient while one layer runs backward (merged expert weight gradients)
+    #: transient while one layer runs forward, beyond what it saves (eager attention's score-sized tensors)
+    layer_forward_extra: int = 0
     head_inputs: int = 0  # of ``layers``: the final norm's saved tensors and the output head's input
 
     @property
@@ -152,9 +168,14 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
         copies = n if a != 4.0 else (0 if t.base else 1)
         return copies * 4.0 * width + n * r4
 
+    if _unsloth_layers(spec, attn, t):
+        return _unsloth_layer_bytes(spec, a, q_dim, kv_dim)
     # norms before attention and MLP (Gemma 2/3 also normalize the block outputs: no linear reads those)
     out = 0.0
-    out += _norm(h, a, t.norms_train, gemma) * spec.norms_per_layer
+    if "rms-norm" in t.liger:  # LigerRMSNormFunction saves X (and W) and an fp32 rstd per row
+        out += (a * h + 4.0) * spec.norms_per_layer
+    else:
+        out += _norm(h, a, t.norms_train, gemma) * spec.norms_per_layer
     # attention inputs: q/k/v share the normed input
     qkv = ("qkv_proj",) if spec.fused_qkv else _ATTN_MODULES
     qkv_names = qkv
@@ -195,7 +216,8 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
         trains = t.base or "experts" in lora
         mlp = 3 * a * inter + (a * inter if trains else 0.0)
     else:
-        mlp = (3 * a * inter + (a * inter if t.trains("down_proj") else 0.0)) if spec.mlp_gated else 2 * a * inter
+        gated = 2 * a * inter if "swiglu" in t.liger else 3 * a * inter  # LigerSiLUMulFunction saves a, b
+        mlp = (gated + (a * inter if t.trains("down_proj") else 0.0)) if spec.mlp_gated else 2 * a * inter
         mlp += lora_inputs(h, *gate_up) + lora_inputs(inter, "down_proj")
     out += k * mlp
     if t.dora:
@@ -204,6 +226,38 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
         si = spec.moe.shared_intermediate_size
         out += 3 * a * si + (a * si if t.base else 0.0)
     return out
+
+
+def _unsloth_layers(spec: ModelSpec, attn: str, t: TrainFlags) -> bool:
+    """Whether Unsloth's fused LoRA kernels run the layers (dense Llama layouts with separate q/k/v, gate/up)."""
+    return (t.unsloth and bool(t.lora) and not t.base and spec.layout == "llama" and spec.moe is None
+            and spec.mla is None and not spec.fused_qkv and not spec.fused_gate_up and spec.mlp_gated
+            and attn != "eager")
+
+
+def _unsloth_layer_bytes(spec: ModelSpec, a: float, q_dim: int, kv_dim: int) -> float:
+    """Per token, one Llama-layout layer under Unsloth's fused LoRA kernels (unslothai/unsloth 015bdef
+    ``unsloth/kernels/fast_lora.py``, ``rms_layernorm.py``): each fast RMSNorm its input and an fp32 rstd;
+    ``LoRA_QKV`` the normed input ``X``; attention (flash, xformers or SDPA) q, k, v, its output and the
+    log-sum-exp, the output being what ``LoRA_W`` (o_proj) saves; ``LoRA_MLP`` ``X``, ``e`` (gate) and ``g`` (up)."""
+    h = spec.hidden_size
+    norms = (a * h + 4.0) * spec.norms_per_layer
+    attention = a * h + a * (2 * q_dim + 2 * kv_dim) + 4.0 * spec.num_heads
+    return norms + attention + a * h + 2 * a * spec.intermediate_size
+
+
+def fused_ce_chunk(tokens: int, spec: ModelSpec, kind: str) -> int:
+    """Tokens per chunk of a fused head and loss. Liger 0.8.2 ``fused_linear_cross_entropy_forward``:
+    ``next_power_of_2(ceil(BT / ceil(V / H)))``; Unsloth (unsloth-zoo 2026.8.13 ``get_chunk_size``): chunks a
+    multiple of 4 that keep one chunk's fp32 logits under the target (``min(free / 2, 4 GiB)``: 4 GiB here)."""
+    v, h = spec.vocab_size, spec.hidden_size
+    if kind == "liger":
+        inc = -(-v // h)
+        per = -(-tokens // inc)
+        return min(tokens, 1 << max(0, (per - 1).bit_length()))
+    exact = tokens * v * 4 / 2**30 / 4.0
+    chunks = 1 if exact <= 1.0 + 1e-9 else int(-(-exact // 4) * 4)
+    return -(-tokens // chunks)
 
 
 def dora_modules(spec: ModelSpec, lora: frozenset) -> list[tuple[str, int, int]]:
@@ -271,6 +325,19 @@ def op_sac_bytes_per_token(spec: ModelSpec, seq: int, a: float, attn: str) -> Op
     return out
 
 
+def eager_attention_transients(spec: ModelSpec, batch: int, seq: int, a: float, checkpointed: bool) -> tuple[int, int]:
+    """(forward, backward) bytes eager attention holds beside what one layer saves (module docstring): forward
+    ``(a + upcast + 4)·S`` inside a checkpointed layer (it saves nothing) or ``upcast + a − cast`` over the saved
+    fp32 probabilities and their cast copy; backward ``12·S`` less the saved ``(4 + cast)·S``; the mask both times."""
+    scores = batch * spec.num_heads * seq * seq
+    upcast = 4.0 if a != 4.0 else 0.0  # softmax(dtype=float32) copies a 16-bit input; .to(q.dtype) casts back
+    cast = a if a != 4.0 else 0.0
+    saved = 4.0 + cast
+    mask = batch * seq * seq * a
+    forward = (a + upcast + 4.0) - (0.0 if checkpointed else saved)
+    return int(scores * forward + mask), int(scores * (12.0 - saved) + mask)
+
+
 def checkpointed_layers(n_layers: int, every: int) -> int:
     """Layers checkpointed when every ``every``-th one is (torchtune counts from 1: layers every, 2·every, ...)."""
     return n_layers // every if every else 0
@@ -281,7 +348,7 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
                          selective: bool = False, ce_chunks: int = 1, replicated_shard: int = 1,
                          compiled_loss: bool = False, op_sac: bool = False,
                          megatron: Optional[tuple[int, int, int]] = None,
-                         ce_upcast: bool = True) -> TrainingActivations:
+                         ce_upcast: bool = True, fused_ce: str = "") -> TrainingActivations:
     """What training keeps (module docstring). ``every``: with checkpointing, only every ``every``-th layer is
     checkpointed; ``selective``: Megatron's selective recomputation (only core attention recomputed) instead
     of whole layers; ``ce_chunks``: the output head and cross-entropy run chunk by chunk along the sequence;
@@ -359,11 +426,29 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
             resident = int(tokens * (given * v + 4))
             fwd_extra = 0
             bwd_extra = int(chunk * (given + (a if given != a else 0)) * v)
+        if fused_ce and not compiled_loss:
+            # the head and the loss run chunk by chunk inside forward, which writes the hidden states' gradient
+            # (b·s·h in the compute dtype, saved for backward; no logits survive). Liger: one chunk's logits in the
+            # compute dtype, overwritten in place by their gradient, and an fp32 loss per row; Unsloth: its
+            # torch.compile'd grad_and_value of the chunk's loss, whose fused graph holds one chunk's logits in the
+            # compute dtype (measured on CPU inductor: tests/test_stacks.py; eager, the fallback, holds a + 12 bytes
+            # per logit). Backward scales the saved gradient (nothing V-wide)
+            chunk = fused_ce_chunk(tokens, spec, fused_ce)
+            resident = int(tokens * a * spec.hidden_size)
+            fwd_extra = int(chunk * a * v + tokens * 4)
+            bwd_extra = 0
     # backward through a merged expert weight materializes its full gradient (the down projection's first)
-    layer_bwd = merged // 3
+    layer_bwd, layer_fwd = merged // 3, 0
+    if _unsloth_layers(spec, attn, trainable):
+        # LoRA_MLP.backward: DW = dY·Wdownᵀ (b·s·I, the compute dtype) is new; h, df, de overwrite DW, e, g in
+        # place and dX is written into X (inplace=True)
+        layer_bwd = int(tokens * a * spec.intermediate_size)
+    if attn == "eager" and spec.layout == "llama" and not op_sac:
+        layer_fwd, attn_bwd = eager_attention_transients(spec, batch, seq, a, checkpointing)
+        layer_bwd = max(layer_bwd, attn_bwd)
     return TrainingActivations(layers=layers + final_norm, loss_resident=resident, loss_forward_extra=fwd_extra,
                                loss_backward_extra=bwd_extra, one_layer=one_layer, layer_backward_extra=layer_bwd,
-                               head_inputs=final_norm)
+                               head_inputs=final_norm, layer_forward_extra=layer_fwd)
 
 
 #: LitGPT's chunked_cross_entropy(chunk_size=128) on unchunked logits: rows (tokens) per cross-entropy call

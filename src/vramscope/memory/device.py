@@ -148,8 +148,9 @@ def rounding_share(spec: Any, dtype_bytes: float) -> float:
 
 
 def allocator_cache(phases: Mapping[str, Mapping[str, int]], spec: Any, w: Any, dtype_bytes: float,
-                    moe: bool) -> int:
-    """The analytic estimate of ``reserved − allocated`` at the peak (calibrated on the allocator model)."""
+                    moe: bool, loss_head: int = 0) -> int:
+    """The analytic estimate of ``reserved − allocated`` at the peak (calibrated on the allocator model);
+    ``loss_head``: the loss head's forward bytes where no phase's peak moment shows them."""
     from ..model.tensors import largest_layer, largest_tensor
 
     steps = {p: c for p, c in phases.items() if p != "load"} or dict(phases)
@@ -164,7 +165,7 @@ def allocator_cache(phases: Mapping[str, Mapping[str, int]], spec: Any, w: Any, 
                                                         "optimizer_states"))
         cache += rounding_share(spec, dtype_bytes) * persistent
     if w.training:
-        cache += LOSS_CHURN * max(c.get("loss_head", 0) for c in phases.values())
+        cache += LOSS_CHURN * max([c.get("loss_head", 0) for c in phases.values()] + [loss_head])
     if w.training and w.num_gpus > 1 and w.strategy.is_fsdp:
         unit = max(largest_layer(spec), largest_tensor(spec)) * dtype_bytes
         cache += (FSDP_GATHER + (FSDP_REDUCE if w.method in ("full", "freeze") else 0)) * unit
