@@ -195,7 +195,9 @@ def vllm_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gp
                                        "seqs": w.max_num_seqs, "tokens": w.max_num_batched_tokens,
                                        "tp": w.num_gpus}))
     if primary is not None and not primary.fits_max_model_len:
-        notes.append(Assumption("a_vllm_too_long", {"max_len": max_len, "tokens": primary.kv_tokens}))
+        notes.append(Assumption("a_vllm_too_long", {"max_len": max_len, "tokens": primary.kv_tokens,
+                                                 "o_max_len": Opt("max_model_len"),
+                                                 "o_util": Opt("gpu_memory_utilization")}))
     report = VllmReport(gpu_memory_utilization=w.gpu_memory_utilization, max_model_len=max_len,
                         max_num_seqs=w.max_num_seqs, max_num_batched_tokens=w.max_num_batched_tokens,
                         tensor_parallel_size=w.num_gpus, kv_bytes_per_token=per_token, weights_bytes=weights,

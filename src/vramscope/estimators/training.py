@@ -128,7 +128,8 @@ def precision(model: ResolvedModel, w: Workload, dtype: str, t: Trainable, notes
         if w.strategy.is_fsdp:
             # fp32 FSDP parameters under torch.autocast: every unsharded linear weight's bf16 cast stays in the
             # cache until autocast exits, so a whole 16-bit copy of the model outlives the resharding
-            notes.append(Assumption("a_fsdp_autocast", {"cache": f"{cast_cache / 2**30:.1f} GiB"}))
+            notes.append(Assumption("a_fsdp_autocast", {"cache": f"{cast_cache / 2**30:.1f} GiB",
+                                                            "o_framework": Opt("framework")}))
     elif recipe == "deepspeed":
         # DeepSpeed / Megatron mixed precision (ZeRO paper §3: 2 + 2 + 12 bytes per parameter): 16-bit
         # parameters and gradients, fp32 master weights and fp32 Adam states held by the optimizer
@@ -601,7 +602,7 @@ def recipe_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes
     notes.append(Assumption(f"a_framework_{w.framework}", {"chunks": w.ce_chunks}))
     notes.extend(default_notes(spec, w, t, p))
     if w.packing:
-        notes.append(Assumption("a_packing", {"seq": w.seq}))
+        notes.append(Assumption("a_packing", {"seq": w.seq, "o_seq": Opt("seq")}))
     if w.grad_checkpointing and w.checkpoint_mode == "selective":
         notes.append(Assumption("a_ckpt_selective"))
     elif w.grad_checkpointing and w.checkpoint_mode == "op":
@@ -644,13 +645,14 @@ def default_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision) -> l
     profile = w.profile
     if w.framework == "hf" and not _given(w, "grad_checkpointing", "checkpoint_mode", "checkpoint_every"):
         if w.grad_checkpointing:
-            out.append(Assumption("a_hf_ckpt_adapters"))
+            out.append(Assumption("a_hf_ckpt_adapters", {"o_off": Opt("grad_checkpointing", False)}))
         else:
-            out.append(Assumption("a_hf_ckpt_off"))
+            out.append(Assumption("a_hf_ckpt_off", {"o_on": Opt("grad_checkpointing")}))
     if profile.optimizer_note and not _given(w, "optimizer") and w.optimizer == profile.optimizer:
-        out.append(Assumption(profile.optimizer_note))
+        # the setting the note suggests (hf: the Trainer's own default, adamw_torch_fused)
+        out.append(Assumption(profile.optimizer_note, {"fused": Opt("optimizer", "adamw-fused")}))
     if profile.full_single_optimizer and w.optimizer_in_backward and not _given(w, "optimizer_in_backward"):
-        out.append(Assumption("a_tt_opt_in_bwd_default"))
+        out.append(Assumption("a_tt_opt_in_bwd_default", {"o_off": Opt("optimizer_in_backward", False)}))
     return out
 
 
