@@ -192,6 +192,30 @@ def test_switch_language_is_remembered(browser, base, shots):
         page.wait_for_function("() => document.documentElement.lang === 'en'")
 
 
+FLAG = re.compile(r"(?<![\w\-.=/])--?[a-z][\w-]*")
+
+
+def test_chinese_page_names_fields_not_flags(browser, base):
+    """On the Chinese page the assumptions and every control's help name options as the form does
+    (``method=freeze``, ``optimizer=adamw-fused``), before and after the script redraws the answer."""
+    from vramscope.options import table
+
+    flags = {f for o in table().values() for f in (*o.flags, o.negation, o.shown_as) if f}
+    with page_of(browser) as page:
+        page.goto(base + "/?model=llama-3-8b&task=finetune&method=lora&gpu=rtx-4090&lang=zh")
+        helps = page.locator("#vs-form small").all_text_contents()  # the hidden sections' too
+        assert len(helps) >= 60 and "配合 method=freeze：冻结前 N 层" in helps
+        notes = page.locator(".vs-assume li").all_inner_texts()
+        assert any("optimizer=adamw-fused" in n for n in notes)  # the Trainer's fused AdamW, in the form's terms
+        page.fill("#f-lora_rank", "64")  # the script redraws the answer (/api/report)
+        page.wait_for_function("() => location.search.includes('lora_rank=64') && "
+                               "!document.getElementById('vs-result').hasAttribute('aria-busy')")
+        page.wait_for_function("() => [...document.querySelectorAll('.vs-assume li')].some("
+                               "li => li.textContent.includes('64'))")
+        notes += page.locator(".vs-assume li").all_inner_texts()
+        assert [x for x in helps + notes if set(FLAG.findall(x)) & flags] == []
+
+
 def test_phone_layout(browser, base, shots):
     with page_of(browser, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
                  device_scale_factor=2) as page:

@@ -36,7 +36,7 @@ def test_schema_is_the_option_table(client):
     assert set(post) == set(PARAMS) and post["upload"]["schema"]["enum"] == ["config", "gguf", "deepspeed", "accelerate"]
     for o in form_rows():
         s = params[o.field]["schema"]
-        assert params[o.field]["description"].startswith(o.help("en")), o.field
+        assert params[o.field]["description"].startswith(o.help("en", "web")), o.field
         if o.kind == "int":
             assert s["type"] == "integer" and s.get("minimum") == o.lo and s.get("maximum") == o.hi, o.field
         if o.choices:

@@ -145,7 +145,8 @@ def check_workload_for_model(model: ResolvedModel, w: Workload) -> tuple[Workloa
     learned = spec.learned_positions
     ctx = learned or (0 if spec.relative_attention_buckets else spec.max_position_embeddings)
     if ctx and w.seq > ctx and w.seq_default:
-        notes += (Assumption("a_seq_default_capped", {"seq": ctx, "model": spec.name, "default": w.seq}),)
+        notes += (Assumption("a_seq_default_capped", {"seq": ctx, "model": spec.name, "default": w.seq,
+                                                      "o_seq": Opt("seq")}),)
         w = replace(w, seq=ctx)
     for field, length in (("--seq", w.seq), ("--max-model-len", w.max_model_len or 0)):
         if ctx and length > ctx:
@@ -253,7 +254,7 @@ def estimate_resolved(model: ResolvedModel, workload: Workload, gpus: Iterable[s
         peak = "steady"
         total = sum(phases[peak].values())
         low, high = total, total
-        notes = (Assumption("a_seed_label"),) + notes
+        notes = (Assumption("a_seed_label", {"o_analytic": Opt("estimator", "analytic")}),) + notes
         memory = engine_memory(total, total, low, high)
     else:
         phases, notes, trainable, transient, extra = estimate_analytic(model, workload, gpu_objs)

@@ -48,14 +48,14 @@ class Phrase(str):
     def __new__(cls, key: str, /, **params: object) -> "Phrase":
         from .i18n import t
 
-        self = super().__new__(cls, t(key, "en", **params))
+        self = super().__new__(cls, t(key, "en", **rendered(params, "en", "cli")))
         self.key, self.params = key, params
         return self
 
     def render(self, lang: str = "en", surface: str = "api") -> str:
         from .i18n import t
 
-        return t(self.key, lang, **self.params)
+        return t(self.key, lang, **rendered(self.params, lang, surface))
 
     def __reduce__(self) -> tuple:
         return (_phrase, (self.key, self.params))

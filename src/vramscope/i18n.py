@@ -482,8 +482,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "attn_mqa": {"en": "MQA (1 KV head)", "zh": "MQA（1 个 KV 头）"},
     "attn_gqa": {"en": "GQA with {kv} KV heads", "zh": "GQA，{kv} 个 KV 头"},
     "a_seed_label": {
-        "en": "rule of thumb (DataLearner 2023): no KV cache, runtime overhead or phases; use --estimator analytic for real numbers",
-        "zh": "经验法则（DataLearner 2023）：不含 KV 缓存、运行时开销和阶段；准确数字请用 --estimator analytic",
+        "en": "rule of thumb (DataLearner 2023): no KV cache, runtime overhead or phases; use {o_analytic} for real numbers",
+        "zh": "经验法则（DataLearner 2023）：不含 KV 缓存、运行时开销和阶段；准确数字请用 {o_analytic}",
     },
     "a_seed_rule": {
         "en": "seed rules: inference = P × bytes/param; training = (P + B·A + P + 2P) × 4 bytes",
@@ -510,20 +510,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "权重：按权重文件头计算的精确字节数（{format}）",
     },
     "a_weights_dtype_given": {
-        "en": "weights: {dtype}, as --dtype asks",
-        "zh": "权重：按 --dtype 的要求为 {dtype}",
+        "en": "weights: {dtype}, as {o_dtype} asks",
+        "zh": "权重：按 {o_dtype} 的要求为 {dtype}",
     },
     "a_weights_dtype_config": {
         "en": "weights: {dtype}, the checkpoint's own dtype (config.json torch_dtype {given})",
         "zh": "权重：{dtype}，即检查点自身的精度（config.json 的 torch_dtype 为 {given}）",
     },
     "a_weights_dtype_default": {
-        "en": "weights: {dtype} (the model names no dtype; --dtype sets one)",
-        "zh": "权重：{dtype}（模型未指明精度；可用 --dtype 指定）",
+        "en": "weights: {dtype} (the model names no dtype; {o_dtype} sets one)",
+        "zh": "权重：{dtype}（模型未指明精度；可用 {o_dtype} 指定）",
     },
     "a_weights_checkpoint": {
-        "en": "weights: the checkpoint's own storage, {format} (config.json quantization_config: {method}); the output head, MoE routers and {skipped} module pattern(s) it keeps stay in the compute dtype (--dtype or --quant overrides)",
-        "zh": "权重：按检查点自身的存储格式 {format} 计算（config.json 的 quantization_config：{method}）；输出头、MoE 路由器及其保留的 {skipped} 个模块模式保持计算精度（--dtype 或 --quant 可覆盖）",
+        "en": "weights: the checkpoint's own storage, {format} (config.json quantization_config: {method}); the output head, MoE routers and {skipped} module pattern(s) it keeps stay in the compute dtype ({o_dtype} or {o_quant} overrides)",
+        "zh": "权重：按检查点自身的存储格式 {format} 计算（config.json 的 quantization_config：{method}）；输出头、MoE 路由器及其保留的 {skipped} 个模块模式保持计算精度（{o_dtype} 或 {o_quant} 可覆盖）",
     },
     "a_weights_checkpoint_training": {
         "en": "weights: the checkpoint's own storage ({format}, {method}) is counted in the training dtype (quantized weights do not train)",
@@ -534,8 +534,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "权重：该检查点已量化（{method}），vramscope 尚未建模此方法；按计算精度计算",
     },
     "a_weights_override": {
-        "en": "weights: as --dtype / --quant ask, not the checkpoint's own storage ({format}, {method})",
-        "zh": "权重：按 --dtype / --quant 的要求计算，而非检查点自身的存储格式（{format}，{method}）",
+        "en": "weights: as {o_dtype} / {o_quant} ask, not the checkpoint's own storage ({format}, {method})",
+        "zh": "权重：按 {o_dtype} / {o_quant} 的要求计算，而非检查点自身的存储格式（{format}，{method}）",
     },
     "a_weights_quant": {
         "en": "weights: linear layers in {quant}; embeddings, norms, biases and the output head stay 16-bit",
@@ -614,8 +614,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "{framework} 的 FSDP MixedPrecisionPolicy：param_dtype {param}，reduce_dtype {reduce}（未分片参数及其梯度为 {param}，reduce-scatter 输入为 {reduce}）",
     },
     "a_fsdp_autocast": {
-        "en": "fp32 FSDP parameters under torch.autocast (no MixedPrecisionPolicy): autocast caches the bf16 cast of every gathered linear weight until forward ends, {cache} per GPU — a whole 16-bit copy of the model that resharding does not free; a framework with an FSDP policy (--framework torchtitan, accelerate, hf) avoids it",
-        "zh": "torch.autocast 下的 fp32 FSDP 参数（没有 MixedPrecisionPolicy）：autocast 会缓存每个聚合后线性层权重的 bf16 副本直到前向结束，每卡 {cache}——整个模型的 16 位副本，重新分片也不会释放；使用带 FSDP 策略的框架（--framework torchtitan、accelerate、hf）可避免",
+        "en": "fp32 FSDP parameters under torch.autocast (no MixedPrecisionPolicy): autocast caches the bf16 cast of every gathered linear weight until forward ends, {cache} per GPU — a whole 16-bit copy of the model that resharding does not free; a framework with an FSDP policy ({o_framework} torchtitan, accelerate, hf) avoids it",
+        "zh": "torch.autocast 下的 fp32 FSDP 参数（没有 MixedPrecisionPolicy）：autocast 会缓存每个聚合后线性层权重的 bf16 副本直到前向结束，每卡 {cache}——整个模型的 16 位副本，重新分片也不会释放；使用带 FSDP 策略的框架（{o_framework} torchtitan、accelerate、hf）可避免",
     },
     "a_megatron_dist_opt": {
         "en": "Megatron-LM distributed optimizer over {n} ranks: fp32 main parameters and Adam states sharded; the fp32 main-gradient buffer whole on every rank (its reduce buckets are views of it)",
@@ -664,8 +664,8 @@ MESSAGES: dict[str, dict[str, str]] = {
               "显存，因此本估算照样成立",
     },
     "a_seq_default_capped": {
-        "en": "--seq not given: {seq} tokens, {model}'s context length (shorter than the default {default})",
-        "zh": "未给出 --seq：使用 {model} 的上下文长度 {seq} 个 token（短于默认值 {default}）",
+        "en": "{o_seq} not given: {seq} tokens, {model}'s context length (shorter than the default {default})",
+        "zh": "未给出 {o_seq}：使用 {model} 的上下文长度 {seq} 个 token（短于默认值 {default}）",
     },
     "a_overhead_ollama": {
         "en": "Ollama's estimate is its own: the CUDA context and the like are its 457 MiB MinimumMemory per GPU; what the runner then allocates can differ",
@@ -740,7 +740,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "n_tied_head": {"en": "{name} is stored although config.json ties it to the embeddings; counted once, as loaded", "zh": "虽然 config.json 把 {name} 与词嵌入绑定，检查点仍单独存储了它；按加载方式只计一次"},
     "n_stored_mismatch": {"en": "warning: the weight files hold {stored} parameters but config.json describes {expected} ({pct}){why}; the estimate uses the stored tensors", "zh": "警告：权重文件含 {stored} 个参数，而 config.json 描述的是 {expected} 个（{pct}）{why}；估算使用实际存储的张量"},
     "n_shape_partly": {"en": "shape partly given by options, the rest nominal", "zh": "形状部分由选项给出，其余为推定值"},
-    "n_shape_nominal": {"en": "shape nominal (from --params only)", "zh": "形状为推定值（仅来自 --params）"},
+    "n_shape_nominal": {"en": "shape nominal (from {o_params} only)", "zh": "形状为推定值（仅来自 {o_params}）"},
     "a_trace": {
         "en": "traced: the real transformers/peft code run on fake tensors in {dtype} ({seconds} s), allocations rounded to 512 B as the CUDA caching allocator does; steady-state training step (step 2)",
         "zh": "追踪：在假张量上运行真实的 transformers/peft 代码（{dtype}，{seconds} 秒），每次分配按 CUDA 缓存分配器的规则向上取整到 512 字节；训练取稳定状态的第 2 步",
@@ -758,32 +758,32 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "vLLM：预分配 {util} 的显存；max_model_len {max_len}，max_num_seqs {seqs}，预分析运行 {tokens} 个 token，张量并行 {tp}；剩余显存全部用作 KV 缓存",
     },
     "a_vllm_too_long": {
-        "en": "vLLM will refuse to start: max_model_len {max_len} is longer than the {tokens} tokens the KV cache can hold; lower --max-model-len or raise --gpu-memory-utilization",
-        "zh": "vLLM 将无法启动：max_model_len {max_len} 超过 KV 缓存可容纳的 {tokens} 个 token；请降低 --max-model-len 或提高 --gpu-memory-utilization",
+        "en": "vLLM will refuse to start: max_model_len {max_len} is longer than the {tokens} tokens the KV cache can hold; lower {o_max_len} or raise {o_util}",
+        "zh": "vLLM 将无法启动：max_model_len {max_len} 超过 KV 缓存可容纳的 {tokens} 个 token；请降低 {o_max_len} 或提高 {o_util}",
     },
     "a_llamacpp": {
         "en": "llama.cpp: {ngl}/{n_layer} layers on the GPU (token embedding in host memory), n_ctx {ctx}, cache {ctk}/{ctv}, n_ubatch {ub}, flash attention {fa}",
         "zh": "llama.cpp：{ngl}/{n_layer} 层在 GPU 上（词嵌入在主机内存），n_ctx {ctx}，缓存 {ctk}/{ctv}，n_ubatch {ub}，flash attention {fa}",
     },
     "a_llamacpp_output": {
-        "en": "llama.cpp -ngl {ngl} offloads the output layer first, then the last {n:~layer~layers} (llama.cpp since December 2025, #18148)",
-        "zh": "llama.cpp 的 -ngl {ngl} 先卸载输出层，再卸载最后 {n} 层（llama.cpp 自 2025 年 12 月起，#18148）",
+        "en": "llama.cpp {ngl} offloads the output layer first, then the last {n:~layer~layers} (llama.cpp since December 2025, #18148)",
+        "zh": "llama.cpp 的 {ngl} 先卸载输出层，再卸载最后 {n} 层（llama.cpp 自 2025 年 12 月起，#18148）",
     },
     "a_llamacpp_tied": {
         "en": "tied embeddings: llama.cpp loads the token embedding a second time as the output layer, {size} more on the GPU (the input copy stays in host memory)",
         "zh": "共享词嵌入：llama.cpp 把词嵌入再加载一份作为输出层，GPU 上多占 {size}（输入用的那份留在主机内存）",
     },
     "a_llamacpp_split": {
-        "en": "llama.cpp --split-mode {mode} over {n} device(s), tensor split {ts} (without -ts: each device's free memory, equal GPUs assumed): repeating layers {layers}, the output layer on {out} (llama_model::load_tensors); the verdict is the fullest device's",
-        "zh": "llama.cpp --split-mode {mode}，共 {n} 个设备，张量切分 {ts}（未给 -ts 时按各设备空闲显存，假定 GPU 相同）：重复层 {layers}，输出层在 {out}（llama_model::load_tensors）；判定按占用最多的设备",
+        "en": "llama.cpp {mode} over {n} device(s), tensor split {ts} (without {o_ts}: each device's free memory, equal GPUs assumed): repeating layers {layers}, the output layer on {out} (llama_model::load_tensors); the verdict is the fullest device's",
+        "zh": "llama.cpp {mode}，共 {n} 个设备，张量切分 {ts}（未给 {o_ts} 时按各设备空闲显存，假定 GPU 相同）：重复层 {layers}，输出层在 {out}（llama_model::load_tensors）；判定按占用最多的设备",
     },
     "a_llamacpp_pipeline": {
-        "en": "llama.cpp pipeline parallelism (every layer offloaded, --split-mode layer, several devices): each device keeps {copies} copies of its graph inputs (KQ mask, incoming hidden state)",
-        "zh": "llama.cpp 流水线并行（全部层卸载、--split-mode layer、多个设备）：每个设备保留 {copies} 份计算图输入（KQ 掩码、传入的隐藏状态）",
+        "en": "llama.cpp pipeline parallelism (every layer offloaded, {o_layer}, several devices): each device keeps {copies} copies of its graph inputs (KQ mask, incoming hidden state)",
+        "zh": "llama.cpp 流水线并行（全部层卸载、{o_layer}、多个设备）：每个设备保留 {copies} 份计算图输入（KQ 掩码、传入的隐藏状态）",
     },
     "a_llamacpp_no_kv_offload": {
-        "en": "--no-kv-offload: llama.cpp keeps the whole KV cache in host memory and runs attention there",
-        "zh": "--no-kv-offload：llama.cpp 把整个 KV 缓存留在主机内存并在那里计算注意力",
+        "en": "{o_nkvo}: llama.cpp keeps the whole KV cache in host memory and runs attention there",
+        "zh": "{o_nkvo}：llama.cpp 把整个 KV 缓存留在主机内存并在那里计算注意力",
     },
     "a_ollama": {
         "en": "Ollama's scheduler estimate (llm/memory.go at v{version}): num_ctx {ctx}, OLLAMA_NUM_PARALLEL {parallel}, num_batch {batch}, flash attention {fa}, KV cache {kv}; each GPU reserves 457 MiB and one layer as a buffer",
@@ -802,8 +802,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "未计入 Ollama 在文本模型旁加载的视觉投影器（其权重与图像计算图）",
     },
     "a_ollama_default_quant": {
-        "en": "no --quant: the Ollama library's default blob, {quant} (give --quant F16 for the unquantized weights)",
-        "zh": "未给出 --quant：采用 Ollama 库的默认文件 {quant}（要用未量化权重请给出 --quant F16）",
+        "en": "no {o_quant}: the Ollama library's default blob, {quant} (give {o_f16} for the unquantized weights)",
+        "zh": "未给出 {o_quant}：采用 Ollama 库的默认文件 {quant}（要用未量化权重请给出 {o_f16}）",
     },
     "a_ollama_split": {
         "en": "Ollama on {n} × {gpu}: {layers}/{total} layers on the GPU (split {split}); ollama ps would show {size} {ps}",
@@ -814,20 +814,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "SGLang 在 {gpu} 上：mem_fraction_static {mfs}（chunked_prefill_size {cps}，cuda_graph_max_bs {bs}）；token 池可容纳 {tokens} 个 token，即 {c} 个 context_len {ctx} 的请求；max_running_requests {reqs}",
     },
     "a_sglang_dp": {
-        "en": "--dp {dp}: independent replicas, each GPU holds the same as one replica's",
-        "zh": "--dp {dp}：相互独立的副本，每张 GPU 的占用与单个副本相同",
+        "en": "{dp}: independent replicas, each GPU holds the same as one replica's",
+        "zh": "{dp}：相互独立的副本，每张 GPU 的占用与单个副本相同",
     },
     "a_llamacpp_host_mmap": {
         "en": "host model buffer {size}: memory-mapped from the GGUF file (llama.cpp's default): page cache the OS can reclaim and re-read",
         "zh": "主机模型缓冲 {size}：从 GGUF 文件内存映射（llama.cpp 默认）：操作系统可回收、再读取的页缓存",
     },
     "a_llamacpp_host_allocated": {
-        "en": "host model buffer {size}: --no-mmap reads it into allocated RAM",
-        "zh": "主机模型缓冲 {size}：--no-mmap 会把它读入分配的内存",
+        "en": "host model buffer {size}: {o_no_mmap} reads it into allocated RAM",
+        "zh": "主机模型缓冲 {size}：{o_no_mmap} 会把它读入分配的内存",
     },
     "a_llamacpp_host_locked": {
-        "en": "host model buffer {size}: --mlock pins it in RAM (it cannot be swapped out)",
-        "zh": "主机模型缓冲 {size}：--mlock 把它锁定在内存中（不会被换出）",
+        "en": "host model buffer {size}: {o_mlock} pins it in RAM (it cannot be swapped out)",
+        "zh": "主机模型缓冲 {size}：{o_mlock} 把它锁定在内存中（不会被换出）",
     },
     "a_cmd_read": {
         "en": "read from the command line: {program} ({engine} engine)",
@@ -884,27 +884,27 @@ MESSAGES: dict[str, dict[str, str]] = {
     "a_hf_ckpt_adapters": {
         "en": "gradient checkpointing on, as LoRA/QLoRA run with Hugging Face: TRL's SFTConfig sets "
               "gradient_checkpointing=True and peft's prepare_model_for_kbit_training use_gradient_checkpointing=True; "
-              "non-reentrant, as transformers 5 sets it (use_reentrant=False); --no-grad-checkpointing turns it off",
+              "non-reentrant, as transformers 5 sets it (use_reentrant=False); {o_off} turns it off",
         "zh": "梯度检查点开启，与 Hugging Face 上运行 LoRA/QLoRA 时一致：TRL 的 SFTConfig 默认 gradient_checkpointing=True，"
               "peft 的 prepare_model_for_kbit_training 默认 use_gradient_checkpointing=True；按 transformers 5 的设置为非重入式"
-              "（use_reentrant=False）；--no-grad-checkpointing 可关闭",
+              "（use_reentrant=False）；{o_off} 可关闭",
     },
     "a_hf_ckpt_off": {
         "en": "gradient checkpointing off: the Trainer's default (gradient_checkpointing=False); TRL's SFTConfig turns "
-              "it on (--grad-checkpointing)",
-        "zh": "梯度检查点关闭：Trainer 的默认值（gradient_checkpointing=False）；TRL 的 SFTConfig 默认开启（--grad-checkpointing）",
+              "it on ({o_on})",
+        "zh": "梯度检查点关闭：Trainer 的默认值（gradient_checkpointing=False）；TRL 的 SFTConfig 默认开启（{o_on}）",
     },
     "a_hf_optimizer": {
         "en": "optimizer adamw: torch's foreach AdamW; the Trainer's own default optim is adamw_torch_fused "
-              "(transformers 5 with torch >= 2.8), not yet applied here: --optimizer adamw-fused",
+              "(transformers 5 with torch >= 2.8), not yet applied here: {fused}",
         "zh": "优化器 adamw：torch 的 foreach AdamW；Trainer 自身的默认 optim 为 adamw_torch_fused（transformers 5 配合 "
-              "torch >= 2.8），此处尚未采用：可用 --optimizer adamw-fused",
+              "torch >= 2.8），此处尚未采用：可用 {fused}",
     },
     "a_tt_opt_in_bwd_default": {
         "en": "optimizer in backward: the default of torchtune's full single-device recipes (optimizer_in_bwd: True); "
-              "--no-optimizer-in-backward turns it off",
+              "{o_off} turns it off",
         "zh": "优化器在反向传播中更新：torchtune 单卡全量微调配方的默认值（optimizer_in_bwd: True）；"
-              "--no-optimizer-in-backward 可关闭",
+              "{o_off} 可关闭",
     },
     "a_opt_in_bwd": {
         "en": "optimizer step fused into backward: each parameter is updated and its gradient freed as soon as the gradient is complete (torchtune optimizer_in_bwd), so gradients never all exist at once",
@@ -935,8 +935,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "训练循环：torchtune——其自己的模型代码（已跟踪：RMSNorm 保存 fp32 归一化值、k/v 扩展到每个注意力头、bf16 适配器直接读共享输入）和配方默认值（激活检查点、{chunks} 块分块交叉熵、LoRA 作用于 q/v/输出投影和 MLP、融合 AdamW；单卡全参数微调：分页 8 位 AdamW 并在反向传播中执行），均可覆盖",
     },
     "a_packing": {
-        "en": "packed sequences: every micro-batch holds exactly {seq} tokens (without packing the peak is the batch padded to its longest sample, which --seq stands for)",
-        "zh": "序列打包：每个微批次正好 {seq} 个 token（不打包时峰值出现在按最长样本补齐的批次，即 --seq）",
+        "en": "packed sequences: every micro-batch holds exactly {seq} tokens (without packing the peak is the batch padded to its longest sample, which {o_seq} stands for)",
+        "zh": "序列打包：每个微批次正好 {seq} 个 token（不打包时峰值出现在按最长样本补齐的批次，即 {o_seq}）",
     },
     "a_ckpt_every": {
         "en": "selective layer checkpointing: {ckpt} of {layers} layers checkpointed (every {every:th}), the others keep their activations",
@@ -1023,8 +1023,8 @@ MESSAGES: dict[str, dict[str, str]] = {
               "{targets}: the MLP is switched as a whole",
         "zh": "LitGPT 的 LoRA 开关（--lora_query/key/value/projection/mlp/head）无法表达目标 {targets}：MLP 只能整体开关"},
     "a_framework_litgpt": {
-        "en": "training loop: LitGPT 0.5.13 — its own model code (traced: litgpt.model.GPT, RMSNorm in fp32, k/v repeated to every head, adapters in the training dtype, an untied lm_head) and its recipes' defaults (LoRA r 8 on query and value, dropout 0.05; --precision bf16-true: weights, gradients and AdamW states in the dtype; no activation checkpointing on one device, every Block on several; the head and a 16-bit cross-entropy in 128-token chunks, the logits kept through backward and the optimizer step; --quantize: bitsandbytes PagedAdamW), each overridable",
-        "zh": "训练循环：LitGPT 0.5.13——其自己的模型代码（已跟踪：litgpt.model.GPT、fp32 的 RMSNorm、k/v 复制到每个注意力头、适配器为训练精度、不共享权重的 lm_head）和配方默认值（LoRA 秩 8 作用于 query 和 value、dropout 0.05；--precision bf16-true：权重、梯度和 AdamW 状态均为该精度；单卡不做激活检查点，多卡对每个 Block 做；输出头与 16 位交叉熵按 128 个 token 分块，logits 保留到反向传播和优化器步骤结束；--quantize 时用 bitsandbytes PagedAdamW），均可覆盖",
+        "en": "training loop: LitGPT 0.5.13 — its own model code (traced: litgpt.model.GPT, RMSNorm in fp32, k/v repeated to every head, adapters in the training dtype, an untied lm_head) and its recipes' defaults (LoRA r 8 on query and value, dropout 0.05; LitGPT's precision bf16-true: weights, gradients and AdamW states in the dtype; no activation checkpointing on one device, every Block on several; the head and a 16-bit cross-entropy in 128-token chunks, the logits kept through backward and the optimizer step; with LitGPT's quantize: bitsandbytes PagedAdamW), each overridable",
+        "zh": "训练循环：LitGPT 0.5.13——其自己的模型代码（已跟踪：litgpt.model.GPT、fp32 的 RMSNorm、k/v 复制到每个注意力头、适配器为训练精度、不共享权重的 lm_head）和配方默认值（LoRA 秩 8 作用于 query 和 value、dropout 0.05；LitGPT 的精度 bf16-true：权重、梯度和 AdamW 状态均为该精度；单卡不做激活检查点，多卡对每个 Block 做；输出头与 16 位交叉熵按 128 个 token 分块，logits 保留到反向传播和优化器步骤结束；LitGPT 的 quantize 时用 bitsandbytes PagedAdamW），均可覆盖",
     },
     "a_recipe_lora_litgpt": {
         "en": "frozen base in {dtype}; adapters, their gradients and optimizer states in {dtype} too (LitGPT builds the model, adapters included, under fabric.init_module in the training dtype)",
@@ -1312,7 +1312,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "fa_vllm": {"en": "max_model_len {seq}, max_num_seqs {seqs}, gpu_memory_utilization {util}",
                 "zh": "max_model_len {seq}，max_num_seqs {seqs}，gpu_memory_utilization {util}"},
     "fa_seq": {"en": "sequence {seq}", "zh": "序列 {seq}"},
-    "fa_seq_default": {"en": "sequence {seq} (default; --seq)", "zh": "序列 {seq}（默认；--seq）"},
+    "fa_seq_default": {"en": "sequence {seq} (default; {o_seq})", "zh": "序列 {seq}（默认；{o_seq}）"},
     "fa_batch": {"en": "micro-batch {batch} × accumulation {accum}", "zh": "微批 {batch} × 累积 {accum}"},
     "fa_batch_inf": {"en": "batch {batch}", "zh": "批大小 {batch}"},
     "fa_precision_pure": {"en": "pure {dtype}{quant}", "zh": "纯 {dtype}{quant}"},
@@ -1324,13 +1324,13 @@ MESSAGES: dict[str, dict[str, str]] = {
     "fa_precision_lora": {"en": "frozen base {dtype}{quant}", "zh": "冻结基座 {dtype}{quant}"},
     "fa_optimizer": {"en": "optimizer {optimizer}", "zh": "优化器 {optimizer}"},
     "fa_ckpt_on": {"en": "gradient checkpointing on", "zh": "梯度检查点开启"},
-    "fa_ckpt_on_default": {"en": "gradient checkpointing on (the framework's default; --no-grad-checkpointing)",
-                           "zh": "梯度检查点开启（框架默认；--no-grad-checkpointing）"},
-    "fa_ckpt_off": {"en": "gradient checkpointing off (--grad-checkpointing)", "zh": "梯度检查点关闭（--grad-checkpointing）"},
-    "fa_framework_hf": {"en": "Hugging Face Trainer / TRL (--framework)", "zh": "Hugging Face Trainer / TRL（--framework）"},
-    "fa_framework_pytorch": {"en": "a plain PyTorch loop (--framework)", "zh": "普通 PyTorch 训练循环（--framework）"},
-    "fa_framework_torchtune": {"en": "torchtune's recipes (--framework)", "zh": "torchtune 配方（--framework）"},
-    "fa_framework_litgpt": {"en": "LitGPT's recipes (--framework)", "zh": "LitGPT 配方（--framework）"},
+    "fa_ckpt_on_default": {"en": "gradient checkpointing on (the framework's default; {o_off})",
+                           "zh": "梯度检查点开启（框架默认；{o_off}）"},
+    "fa_ckpt_off": {"en": "gradient checkpointing off ({o_on})", "zh": "梯度检查点关闭（{o_on}）"},
+    "fa_framework_hf": {"en": "Hugging Face Trainer / TRL ({o_framework})", "zh": "Hugging Face Trainer / TRL（{o_framework}）"},
+    "fa_framework_pytorch": {"en": "a plain PyTorch loop ({o_framework})", "zh": "普通 PyTorch 训练循环（{o_framework}）"},
+    "fa_framework_torchtune": {"en": "torchtune's recipes ({o_framework})", "zh": "torchtune 配方（{o_framework}）"},
+    "fa_framework_litgpt": {"en": "LitGPT's recipes ({o_framework})", "zh": "LitGPT 配方（{o_framework}）"},
     "fa_dtype": {"en": "weights {dtype}, KV cache {kv}", "zh": "权重 {dtype}，KV 缓存 {kv}"},
     "fa_engine": {"en": "engine {engine}", "zh": "引擎 {engine}"},
     "fit_max_batch": {"en": "largest batch that fits: {n}", "zh": "可容纳的最大批大小：{n}"},

@@ -22,12 +22,13 @@ engine with its options is one file. :func:`table` is all of them, the engines i
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Optional
 
-from .errors import VramscopeError
+from .errors import Opt, VramscopeError
 from .units import parse_bool, parse_float, parse_int, shown
 
 MAX_BATCH = 1_000_000
@@ -119,6 +120,9 @@ class Option:
     #: the default depends on other options (the task's sequence, a framework profile's optimizer...): a value
     #: equal to ``default`` is still worth writing in a command
     contextual: bool = False
+    #: the options the help text names, as ``{name}`` placeholders in both languages (``{"freeze": Opt("method",
+    #: "freeze")}``): spelled for the surface the help is shown on (``--method freeze``, the web's ``method=freeze``)
+    help_opts: dict = dataclasses.field(default_factory=dict, hash=False, compare=False)
 
     @property
     def flag(self) -> str:
@@ -129,8 +133,15 @@ class Option:
     def switch(self) -> bool:
         return self.kind == "flag"
 
-    def help(self, lang: str) -> str:
-        return self.help_zh if lang == "zh" and self.help_zh else self.help_en
+    def help(self, lang: str, surface: str = "cli") -> str:
+        """The help text in ``lang``, the options it names spelled for ``surface`` (``cli``: ``--help`` and
+        docs/json.md; ``web``: the form and the OpenAPI schema)."""
+        text = self.help_zh if lang == "zh" and self.help_zh else self.help_en
+        if not self.help_opts:
+            return text
+        from .errors import rendered
+
+        return text.format(**rendered(self.help_opts, lang, surface))
 
     def read(self, value: Any) -> Any:
         """The given value, checked and typed (errors name this option's field)."""
@@ -286,11 +297,11 @@ CORE: tuple[Option, ...] = (
       help_zh="fp32 | fp16 | bf16（默认：检查点自身的类型，否则 bf16）"),
     O("quant", ("--quant",), "text", "none", contextual=True, expected="a quantization such as int8, nf4 or Q4_K_M",
       help_en="none | int8 | int4 | nf4 | fp4 | nf4-dq | fp4-dq | fp8 | fp8-channel | fp8-block | gptq-4bit | "
-              "gptq-8bit | gptq-3bit | gptq-2bit | awq-4bit; with --engine llama.cpp a GGUF type: Q4_K_M, Q5_K_M, "
+              "gptq-8bit | gptq-3bit | gptq-2bit | awq-4bit; with {llama} a GGUF type: Q4_K_M, Q5_K_M, "
               "Q8_0, Q4_0, IQ4_XS, ...",
       help_zh="none | int8 | int4 | nf4 | fp4 | nf4-dq | fp4-dq | fp8 | fp8-channel | fp8-block | gptq-4bit | "
-              "gptq-8bit | gptq-3bit | gptq-2bit | awq-4bit；配合 --engine llama.cpp 时为 GGUF 类型：Q4_K_M、"
-              "Q5_K_M、Q8_0、Q4_0、IQ4_XS 等"),
+              "gptq-8bit | gptq-3bit | gptq-2bit | awq-4bit；配合 {llama} 时为 GGUF 类型：Q4_K_M、"
+              "Q5_K_M、Q8_0、Q4_0、IQ4_XS 等", help_opts={"llama": Opt("engine", "llama.cpp")}),
     O("batch", ("--batch", "--concurrency", "--micro-batch"), "int", 1, lo=1, hi=MAX_BATCH,
       help_en="batch size / micro-batch / concurrent sequences (default 1)",
       help_zh="批大小 / 微批大小 / 并发序列数（默认 1）"),
@@ -318,11 +329,11 @@ CORE: tuple[Option, ...] = (
       parse=_grad_checkpointing, const="full", metavar="MODE", negation="--no-grad-checkpointing",
       help_en="activation checkpointing: full (default when given; every layer recomputed) | selective (only core "
               "attention recomputed, Megatron-LM; torchtitan's selective is op) | op (torchtitan per-op policy: "
-              "matmul outputs except every second, attention outputs saved); --no-grad-checkpointing turns a "
+              "matmul outputs except every second, attention outputs saved); {off} turns a "
               "profile's off",
       help_zh="激活检查点：full（给出时的默认；每层重算）| selective（只重算核心注意力，Megatron-LM；torchtitan 的 "
               "selective 即 op）| op（torchtitan 逐算子策略：保存矩阵乘输出（每隔一个重算）和注意力输出）；"
-              "--no-grad-checkpointing 关闭框架默认开启的检查点"),
+              "{off} 关闭框架默认开启的检查点", help_opts={"off": Opt("grad_checkpointing", False)}),
     O("grad_accum", ("--grad-accum",), "int", 1, group="training", owner="training", lo=1, hi=1_000_000,
       help_en="gradient accumulation steps (default 1)", help_zh="梯度累积步数（默认 1）"),
     O("lora_rank", ("--lora-rank",), "int", 16, group="training", owner="training", lo=1, hi=65536,
@@ -336,11 +347,12 @@ CORE: tuple[Option, ...] = (
               "is an error",
       help_zh="以逗号分隔的模型模块名（q_proj,v_proj）或 all-linear（默认）；空列表是错误"),
     O("frozen_layers", ("--freeze-layers",), "int", 0, group="training", owner="training", lo=0, hi=100_000,
-      help_en="with --method freeze: freeze the first N layers", help_zh="配合 --method freeze：冻结前 N 层"),
+      help_en="with {freeze}: freeze the first N layers", help_zh="配合 {freeze}：冻结前 N 层",
+      help_opts={"freeze": Opt("method", "freeze")}),
     O("train_modules", ("--train-modules",), "names", (), group="training", owner="training",
       expected="o_proj,down_proj",
-      help_en="with --method freeze: train only these modules (e.g. o_proj,down_proj)",
-      help_zh="配合 --method freeze：只训练这些模块（如 o_proj,down_proj）"),
+      help_en="with {freeze}: train only these modules (e.g. o_proj,down_proj)",
+      help_zh="配合 {freeze}：只训练这些模块（如 o_proj,down_proj）", help_opts={"freeze": Opt("method", "freeze")}),
     O("activations_per_sample", ("--activations-per-sample",), "int", None, group="training", owner="seed",
       lo=1, hi=10**13,
       help_en="seed estimator: activation floats per sample (A)", help_zh="seed 估算器：每个样本的激活浮点数（A）"),
@@ -356,22 +368,22 @@ CORE: tuple[Option, ...] = (
     O("framework", ("--framework",), "custom", "hf", group="parallel", owner="training",
       parse=lambda value, field: choice(value, field, _choices(".frameworks", "FRAMEWORKS")),
       help_en="training loop: hf (Trainer / TRL, default; its defaults: LoRA/QLoRA with checkpointing) | pytorch "
-              "(plain loop; --precision mixed: autocast on fp32 FSDP parameters) | torchtune (its recipes' defaults: "
+              "(plain loop; {mixed}: autocast on fp32 FSDP parameters) | torchtune (its recipes' defaults: "
               "checkpointing, chunked cross-entropy, bf16 adapters) | accelerate | torchtitan (their FSDP "
-              "MixedPrecisionPolicy under --precision mixed) | megatron (--bf16, distributed optimizer as zero1) | litgpt "
+              "MixedPrecisionPolicy under {mixed}) | megatron (--bf16, distributed optimizer as zero1) | litgpt "
               "(LitGPT 0.5.13's own model and finetune recipes: bf16-true, 128-token chunked 16-bit loss) | unsloth "
               "(its fused LoRA kernels and loss, offloaded checkpointing) | llamafactory | axolotl (their config "
               "defaults)",
       help_zh="训练循环：hf（Trainer / TRL，默认；其默认值：LoRA/QLoRA 开启检查点）| pytorch（普通循环；"
-              "--precision mixed 时对 fp32 FSDP 参数使用 autocast）| torchtune（其配方的默认值：检查点、分块交叉熵、"
-              "bf16 适配器）| accelerate | torchtitan（--precision mixed 时使用其 FSDP MixedPrecisionPolicy）| "
+              "{mixed} 时对 fp32 FSDP 参数使用 autocast）| torchtune（其配方的默认值：检查点、分块交叉熵、"
+              "bf16 适配器）| accelerate | torchtitan（{mixed} 时使用其 FSDP MixedPrecisionPolicy）| "
               "megatron（--bf16，分布式优化器即 zero1）| litgpt（LitGPT 0.5.13 自己的模型与 finetune 配方：bf16-true、"
               "按 128 个 token 分块的 16 位损失）| unsloth（其融合 LoRA 内核与损失、卸载式检查点）| "
-              "llamafactory | axolotl（其配置默认值）"),
+              "llamafactory | axolotl（其配置默认值）", help_opts={"mixed": Opt("precision", "mixed")}),
     O("pp", ("--pp", "--pipeline-parallel-size", "-pp"), "int", 1, group="parallel", lo=1, hi=1024,
-      help_en="pipeline-parallel stages (training: micro-batches = --grad-accum; vLLM: stages of "
-              "--tensor-parallel-size GPUs)",
-      help_zh="流水线并行的段数（训练：微批数 = --grad-accum；vLLM：每段 --tensor-parallel-size 个 GPU）"),
+      help_en="pipeline-parallel stages (training: micro-batches = {accum}; vLLM: stages of {tp} GPUs)",
+      help_zh="流水线并行的段数（训练：微批数 = {accum}；vLLM：每段 {tp} 个 GPU）",
+      help_opts={"accum": Opt("grad_accum"), "tp": Opt("tp", flag="--tensor-parallel-size")}),
     O("lora_alpha", ("--lora-alpha",), "custom", None, group="training", owner="training",
       help_en="LoRA alpha (recorded; it does not change memory)", help_zh="LoRA alpha（仅记录；不影响显存）"),
     O("kbit_prep", ("--kbit-prep",), "choice", "peft", contextual=True, group="training", owner="training",
@@ -389,26 +401,26 @@ CORE: tuple[Option, ...] = (
               "each linear's input for backward",
       help_zh="QLoRA 运行所用的 bitsandbytes 版本（默认 0.50）：0.43.2 之前其 4 位矩阵乘还会为反向保存每个线性层的输入"),
     O("dora", ("--dora",), "flag", False, group="training", owner="training",
-      help_en="DoRA adapters (peft use_dora) with --method lora/qlora",
-      help_zh="DoRA 适配器（peft 的 use_dora），配合 --method lora/qlora"),
+      help_en="DoRA adapters (peft use_dora) with {lora}/qlora",
+      help_zh="DoRA 适配器（peft 的 use_dora），配合 {lora}/qlora", help_opts={"lora": Opt("method", "lora")}),
     O("checkpoint_mode", (), "choice", "full", group="training", owner="training", choices=CHECKPOINT_MODES,
       shown_as="--grad-checkpointing",
-      help_en="the checkpointing mode (the command line's --grad-checkpointing MODE)",
-      help_zh="检查点模式（命令行的 --grad-checkpointing MODE）"),
+      help_en="the checkpointing mode (also given as {mode}); giving it turns checkpointing on",
+      help_zh="检查点模式（也可写作 {mode}）；给出即开启检查点", help_opts={"mode": Opt("grad_checkpointing", "MODE")}),
     O("checkpoint_every", ("--checkpoint-every",), "int", 1, group="training", owner="training", lo=1, hi=100_000,
       metavar="N", help_en="checkpoint only every N-th layer (torchtune ac_option)",
       help_zh="每 N 层只检查点一层（torchtune 的 ac_option）"),
     O("recompute_method", ("--recompute-method",), "choice", "uniform", group="training", owner="training",
       choices=RECOMPUTE_METHODS,
       help_en="Megatron-LM full recompute: uniform (default: checkpoint the input of every group of "
-              "--recompute-num-layers layers) | block (checkpoint only the first --recompute-num-layers layers)",
-      help_zh="Megatron-LM 完全重算：uniform（默认：每 --recompute-num-layers 层为一组，只保存组的输入）| block"
-              "（只对前 --recompute-num-layers 层做检查点）"),
+              "{n} layers) | block (checkpoint only the first {n} layers)",
+      help_zh="Megatron-LM 完全重算：uniform（默认：每 {n} 层为一组，只保存组的输入）| block"
+              "（只对前 {n} 层做检查点）", help_opts={"n": Opt("recompute_num_layers")}),
     O("recompute_num_layers", ("--recompute-num-layers",), "int", 1, group="training", owner="training", lo=1,
       hi=100_000, metavar="N",
-      help_en="Megatron-LM --recompute-num-layers: layers per checkpointed group (uniform) or checkpointed layers "
-              "(block); default 1",
-      help_zh="Megatron-LM 的 --recompute-num-layers：每个检查点组的层数（uniform）或做检查点的层数（block）；默认 1"),
+      help_en="Megatron-LM {n}: layers per checkpointed group (uniform) or checkpointed layers (block); default 1",
+      help_zh="Megatron-LM 的 {n}：每个检查点组的层数（uniform）或做检查点的层数（block）；默认 1",
+      help_opts={"n": Opt("recompute_num_layers")}),
     O("float8", ("--float8",), "choice", "none", group="training", owner="training", choices=FLOAT8_RECIPES,
       help_en="torchao float8 training of the decoder layers' linears: none (default) | tensorwise | rowwise | "
               "rowwise_with_gw_hp (Float8LinearRecipeName)",
@@ -434,19 +446,21 @@ CORE: tuple[Option, ...] = (
       help_en="torch.compile (modelled for the loss head; layers as in eager mode)",
       help_zh="torch.compile（对损失头建模；各层按 eager 模式计）"),
     O("packing", ("--packing",), "flag", False, group="training", owner="training",
-      help_en="sequences packed to --seq (every micro-batch full)",
-      help_zh="序列打包到 --seq 长度（每个微批都是满的）"),
+      help_en="sequences packed to {seq} (every micro-batch full)",
+      help_zh="序列打包到 {seq} 长度（每个微批都是满的）", help_opts={"seq": Opt("seq")}),
     O("optimizer_in_backward", ("--optimizer-in-backward",), "flag", False, contextual=True, group="training", owner="training",
       negation="--no-optimizer-in-backward",
       help_en="step each parameter as its gradient lands (torchtune optimizer_in_bwd; its full single-GPU recipes' "
-              "default: --no-optimizer-in-backward turns it off)",
+              "default: {off} turns it off)",
       help_zh="梯度一到就更新对应参数（torchtune 的 optimizer_in_bwd；其单卡全量微调配方默认开启："
-              "--no-optimizer-in-backward 可关闭）"),
+              "{off} 可关闭）", help_opts={"off": Opt("optimizer_in_backward", False)}),
     O("tp", ("--tp", "--tensor-parallel-size", "-tp"), "int", 1, group="parallel", lo=1, hi=1024, metavar="N",
-      help_en="tensor-parallel degree (training: the Megatron split; vLLM: --tensor-parallel-size, = --gpus)",
-      help_zh="张量并行度（训练：Megatron 切分；vLLM：--tensor-parallel-size，等于 --gpus）"),
+      help_en="tensor-parallel degree (training: the Megatron split; vLLM: {tps}, = {gpus})",
+      help_zh="张量并行度（训练：Megatron 切分；vLLM：{tps}，等于 {gpus}）",
+      help_opts={"tps": Opt("tp", flag="--tensor-parallel-size"), "gpus": Opt("num_gpus")}),
     O("sequence_parallel", ("--sequence-parallel",), "flag", False, group="parallel", owner="training",
-      help_en="Megatron sequence parallelism inside --tp", help_zh="--tp 组内的 Megatron 序列并行"),
+      help_en="Megatron sequence parallelism inside {tp}", help_zh="{tp} 组内的 Megatron 序列并行",
+      help_opts={"tp": Opt("tp")}),
     O("sp", ("--sp", "--cp"), "int", 1, group="parallel", owner="training", lo=1, hi=1024, metavar="N",
       help_en="context / sequence parallel degree (the sequence split over N GPUs)",
       help_zh="上下文 / 序列并行度（序列切分到 N 个 GPU）"),
@@ -456,8 +470,8 @@ CORE: tuple[Option, ...] = (
     O("ep", ("--ep",), "int", 1, group="parallel", owner="training", lo=1, hi=1024, metavar="N",
       help_en="expert-parallel degree (MoE experts split over N GPUs)", help_zh="专家并行度（MoE 专家切分到 N 个 GPU）"),
     O("nodes", ("--nodes",), "int", 1, group="parallel", lo=1, hi=100_000,
-      help_en="nodes the --gpus are spread over (hybrid sharding, per-node CPU)",
-      help_zh="--gpus 分布的节点数（混合分片、每节点 CPU）"),
+      help_en="nodes the {gpus} are spread over (hybrid sharding, per-node CPU)",
+      help_zh="{gpus} 分布的节点数（混合分片、每节点 CPU）", help_opts={"gpus": Opt("num_gpus")}),
     O("fsdp_sharding", ("--fsdp-sharding",), "choice", "full", group="parallel", owner="training",
       choices=FSDP_SHARDING, help_en="full (default) | hybrid (shard in a node, replicate across nodes)",
       help_zh="full（默认）| hybrid（节点内分片，节点间复制）"),

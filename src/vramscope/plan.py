@@ -104,8 +104,13 @@ class FitAnswer:
         """The budget minus what the workload needs: the numbers fit's header shows, for every engine."""
         return self.budget - (self.needed_bytes or self.estimate.total_bytes)
 
+    def assumed_lines(self, lang: str = "en", surface: str = "cli") -> list[str]:
+        """What the answer assumed, one phrase each, naming options as ``surface`` spells them."""
+        return [t(k, lang, **rendered(p, lang, surface)) for k, p in self.assumed]
+
     def to_dict(self, lang: str = "en", surface: str = "cli") -> dict[str, Any]:
-        """``surface``: how the suggestions' descriptions name options (``cli``: flags; ``web``: fields)."""
+        """``surface``: how the suggestions' descriptions, the assumed phrases and the estimate's assumptions name
+        options (``cli``: flags; ``web``: fields)."""
         g = self.gpu
         return {
             "schema": SCHEMA,
@@ -115,7 +120,7 @@ class FitAnswer:
             "needed_bytes": self.needed_bytes,
             "budget_bytes": self.budget,
             "headroom_bytes": self.headroom_bytes,
-            "assumed": [t(k, lang, **p) for k, p in self.assumed],
+            "assumed": self.assumed_lines(lang, surface),
             "max_batch": self.max_batch,
             "max_concurrency": self.max_concurrency,
             "max_seq": self.max_seq,
@@ -124,7 +129,7 @@ class FitAnswer:
             "min_gpus_parallelism": self.min_gpus_parallelism,
             "suggestions": [s.to_dict(lang, surface) for s in self.suggestions],
             "quant_ladder": [r.to_dict(lang) for r in self.ladder],
-            "estimate": self.estimate.to_dict(lang),
+            "estimate": self.estimate.to_dict(lang, surface),
         }
 
 
@@ -459,7 +464,7 @@ def assumed(model: ResolvedModel, w: Workload) -> tuple[tuple[str, dict[str, Any
         out.append(("fa_vllm", {"seq": f"{w.max_model_len or model.spec.max_position_embeddings or w.seq:,}",
                                 "seqs": w.max_num_seqs or "auto", "util": w.gpu_memory_utilization}))
     else:
-        out.append(("fa_seq_default" if w.seq_default else "fa_seq", {"seq": f"{w.seq:,}"}))
+        out.append(("fa_seq_default" if w.seq_default else "fa_seq", {"seq": f"{w.seq:,}", "o_seq": Opt("seq")}))
         out.append(("fa_batch", {"batch": w.batch, "accum": w.grad_accum}) if w.training
                    else ("fa_batch_inf", {"batch": w.batch}))
     if w.training:
@@ -470,8 +475,8 @@ def assumed(model: ResolvedModel, w: Workload) -> tuple[tuple[str, dict[str, Any
         given = w.options is None or any(k in w.options for k in ("grad_checkpointing", "checkpoint_mode",
                                                                   "checkpoint_every"))
         out.append(("fa_ckpt_off" if not w.grad_checkpointing else "fa_ckpt_on" if given else "fa_ckpt_on_default",
-                    {}))
-        out.append(("fa_framework_" + w.framework, {}))
+                    {"o_on": Opt("grad_checkpointing"), "o_off": Opt("grad_checkpointing", False)}))
+        out.append(("fa_framework_" + w.framework, {"o_framework": Opt("framework")}))
     else:
         gguf = engine_for(w).gguf_quants
         kv = (w.cache_type_k or w.kv_dtype or "f16") if gguf else (w.kv_dtype or dtype)

@@ -28,10 +28,12 @@ class Assumption:
     key: str
     params: dict[str, Any] = field(default_factory=dict)
 
-    def render(self, lang: str = "en") -> str:
+    def render(self, lang: str = "en", surface: str = "cli") -> str:
+        """The sentence in ``lang``, the options it names (:class:`vramscope.errors.Opt`) spelled for ``surface``:
+        flags on the command line (the default: the text table and ``--json``), the form's fields on the web."""
         from .errors import rendered  # a parameter may be a sentence fragment (errors.Text) in both languages
 
-        return t(self.key, lang, **rendered(self.params, lang))
+        return t(self.key, lang, **rendered(self.params, lang, surface))
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,9 @@ class Estimate:
     #: allocated / reserved / device and their ranges (``memory/device.py``); ``total_bytes`` is the device number
     memory: Optional["DeviceMemory"] = None
 
-    def to_dict(self, lang: str = "en") -> dict[str, Any]:
+    def to_dict(self, lang: str = "en", surface: str = "cli") -> dict[str, Any]:
+        """The ``vramscope.estimate/1`` JSON; the assumptions name options as ``surface`` spells them (``cli``: the
+        command line's ``--json``; the web API passes ``web``, the Python API may pass ``api``)."""
         out = {
             "schema": SCHEMA,
             "model": self.model.to_dict(),
@@ -112,12 +116,12 @@ class Estimate:
             "gpus": [g.to_dict() for g in self.gpus],
             "workload": dict(self.workload),
             "engine": dict(self.engine),
-            "assumptions": [a.render(lang) for a in self.assumptions],
+            "assumptions": [a.render(lang, surface) for a in self.assumptions],
         }
         if self.memory is not None:
             out["memory"] = self.memory.to_dict()
         return out
 
-    def to_json(self, lang: str = "en", indent: Optional[int] = 2) -> str:
+    def to_json(self, lang: str = "en", indent: Optional[int] = 2, surface: str = "cli") -> str:
         # allow_nan=False: Infinity and NaN are not JSON; check_estimate refuses them before this point
-        return json.dumps(self.to_dict(lang), indent=indent, ensure_ascii=False, allow_nan=False)
+        return json.dumps(self.to_dict(lang, surface), indent=indent, ensure_ascii=False, allow_nan=False)

@@ -320,7 +320,7 @@ def api_answer(path: str, p: dict[str, str], upload: Optional[Upload], lang: str
     if path == "/api/report":
         return _dumps(report_answer(p, upload, lang, allow_hub))
     if path == "/api/estimate":
-        return _dumps(estimate_for(p, upload, allow_hub).to_dict(lang))
+        return _dumps(estimate_for(p, upload, allow_hub).to_dict(lang, "web"))  # assumptions name the parameters
     return _dumps(fit_for(p, upload, allow_hub).to_dict(lang, "web"))  # suggestions name fields as the API does
 
 

@@ -208,7 +208,7 @@ def control(o: Option, value: str, lang: str) -> str:
     """One option's control, its label and help (linked for screen readers)."""
     f = o.field
     cid, hid = f"f-{f}", f"h-{f}"
-    help_text = o.help(lang)
+    help_text = o.help(lang, "web")
     if f == "gpu":
         help_text = t("web_gpu_help", lang, n=len(gpu_list()))
     described = f'aria-describedby="{hid}"'
@@ -451,7 +451,7 @@ def report_html(p: dict[str, str], lang: str, model: Any, w: Any, imported: Any 
             out.append(f'<p class="vs-fits-note">{_esc(t("web_fits_as_asked", lang, gpu=a.gpu.name, batch=a.max_batch, seq=f"{a.max_seq:,}"))}</p>')
     if e.assumptions:
         out.append(f'<h3>{_esc(t("assumptions", lang))}</h3><ul class="vs-assume">'
-                   + "".join(f"<li>{_esc(x.render(lang))}</li>" for x in e.assumptions) + "</ul>")
+                   + "".join(f"<li>{_esc(x.render(lang, 'web'))}</li>" for x in e.assumptions) + "</ul>")
     if upload is None:  # with an upload the same question is a POST with its body: no link asks it
         q = urllib.parse.urlencode({k: v for k, v in p.items()})
         out.append(f'<p class="vs-s">{_esc(t("web_json", lang))} <a href="/api/v1/estimate?{_esc(q)}">'
@@ -691,7 +691,7 @@ def openapi(version: str = "") -> dict[str, Any]:
                "description": "a catalog name (GET /api/v1/models); not with params or a body",
                "schema": {"type": "string", "maxLength": 256}}]
     for o in form_rows():
-        d = o.help("en")
+        d = o.help("en", "web")
         if o.default not in (None, (), ""):
             d += f" (default {_default_text(o)})"
         params.append({"name": o.field, "in": "query", "required": False, "description": d, "schema": _schema_of(o)})

@@ -31,6 +31,7 @@ from dataclasses import dataclass, fields, is_dataclass, replace
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from ..errors import Opt
 from ..options import Option
 from ..result import Assumption
 
@@ -95,7 +96,8 @@ def weights(model: "ResolvedModel", w: "Workload", a: float, notes: list[Assumpt
     split = rank_spec is not None and rank_spec is not model.spec
     if use_own:
         notes.append(Assumption("a_weights_checkpoint", {"format": quant, "method": spec.quant_method,
-                                                         "skipped": len(skip)}))
+                                                         "skipped": len(skip), "o_dtype": Opt("dtype"),
+                                                         "o_quant": Opt("quant")}))
     elif own and training:
         notes.append(Assumption("a_weights_checkpoint_training", {"method": spec.quant_method,
                                                                   "format": spec.quant_format or spec.quant_method}))
@@ -103,7 +105,8 @@ def weights(model: "ResolvedModel", w: "Workload", a: float, notes: list[Assumpt
         notes.append(Assumption("a_weights_checkpoint_unread", {"method": spec.quant_method}))
     elif own:
         notes.append(Assumption("a_weights_override", {"method": spec.quant_method,
-                                                       "format": spec.quant_format or spec.quant_method}))
+                                                       "format": spec.quant_format or spec.quant_method,
+                                                       "o_dtype": Opt("dtype"), "o_quant": Opt("quant")}))
     if split:
         full = spec_weight_bytes(model.spec, a, quant, skip, use_own, fp32_modules).total
         part = spec_weight_bytes(rank_spec, a, quant, skip, use_own, fp32_modules).total
@@ -136,11 +139,11 @@ def rank_weights(model: "ResolvedModel", w: "Workload", dtype: str, notes: list[
         model.stored is not None or (model.exact_shape and bool(model.spec.quant_format)))
     if w.quant == "none" and not as_stored:
         if w.dtype:
-            notes.append(Assumption("a_weights_dtype_given", {"dtype": dtype}))
+            notes.append(Assumption("a_weights_dtype_given", {"dtype": dtype, "o_dtype": Opt("dtype")}))
         elif model.spec.dtype:
             notes.append(Assumption("a_weights_dtype_config", {"dtype": dtype, "given": model.spec.dtype}))
         else:
-            notes.append(Assumption("a_weights_dtype_default", {"dtype": dtype}))
+            notes.append(Assumption("a_weights_dtype_default", {"dtype": dtype, "o_dtype": Opt("dtype")}))
     if w.strategy.is_tensor_parallel:
         notes.append(Assumption("a_tp", {"n": w.num_gpus}))
     return a, spec, held

@@ -214,7 +214,7 @@ def llamacpp_inference(model: ResolvedModel, w: Workload, notes: list[Assumption
                                            "ctk": ctk, "ctv": ctv, "ub": w.ubatch,
                                            "fa": "on" if w.flash_attn else "off"}))
     if 0 < ngl <= n_layer:
-        notes.append(Assumption("a_llamacpp_output", {"ngl": ngl, "n": n_repeating}))
+        notes.append(Assumption("a_llamacpp_output", {"ngl": Opt("n_gpu_layers", ngl, flag="-ngl"), "n": n_repeating}))
     if embd_copy:
         notes.append(Assumption("a_llamacpp_tied", {"size": f"{embd_copy / 2**20:,.2f} MiB"}))
     if spec.mla is not None and not mla_absorbed(model):
@@ -591,19 +591,21 @@ def llamacpp_multi_inference(model: ResolvedModel, w: Workload, notes: list[Assu
                                            "fa": "on" if w.flash_attn else "off"}))
     out_dev = next((f"CUDA{d.device}" for d in devs if d.output_layer), "CPU")
     notes.append(Assumption("a_llamacpp_split", {
-        "mode": o["split_mode"], "n": len(devs),
+        "mode": Opt("split_mode", o["split_mode"]), "o_ts": Opt("tensor_split", flag="-ts"), "n": len(devs),
         "layers": ", ".join(f"CUDA{d.device} {d.layers}" for d in devs) or "-", "out": out_dev,
         "ts": ",".join(f"{x:g}" for x in o["tensor_split"]) if o["tensor_split"] else ",".join("1" * n)}))
     if f["pipeline"]:
-        notes.append(Assumption("a_llamacpp_pipeline", {"copies": SCHED_MAX_COPIES}))
+        notes.append(Assumption("a_llamacpp_pipeline", {"copies": SCHED_MAX_COPIES,
+                                                    "o_layer": Opt("split_mode", "layer")}))
     if not o["kv_offload"]:
-        notes.append(Assumption("a_llamacpp_no_kv_offload", {}))
+        notes.append(Assumption("a_llamacpp_no_kv_offload", {"o_nkvo": Opt("no_kv_offload")}))
     # llama_model_loader: mmap by default (the CPU_Mapped buffer is the file's page cache, reclaimable);
     # --no-mmap reads the host tensors into an allocated buffer; --mlock pins the mapping in RAM
     host_kind = "locked" if o["mlock"] else ("allocated" if o["no_mmap"] else "mmap")
     if host.model_buffer_bytes:
         notes.append(Assumption(f"a_llamacpp_host_{host_kind}",
-                                {"size": f"{host.model_buffer_bytes / 2**20:,.2f} MiB"}))
+                                {"size": f"{host.model_buffer_bytes / 2**20:,.2f} MiB",
+                                 "o_no_mmap": Opt("no_mmap"), "o_mlock": Opt("mlock")}))
     phases = {"load": {"weights": gpu.model_buffer_bytes},
               "prefill": {"weights": gpu.model_buffer_bytes, "kv_cache": gpu.kv_buffer_bytes,
                           "activations": gpu.compute_buffer_bytes}}
@@ -630,7 +632,7 @@ class LlamaCpp(Engine):
                help_en="f16 (default), q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, bf16, f32",
                help_zh="f16（默认）、q8_0、q4_0、q4_1、q5_0、q5_1、iq4_nl、bf16、f32"),
         Option("cache_type_v", ("--cache-type-v", "-ctv"), "choice", None, group="llama.cpp", owner="llama.cpp",
-               choices=LLAMA_CACHE_TYPES, help_en="like --cache-type-k", help_zh="同 --cache-type-k"),
+               choices=LLAMA_CACHE_TYPES, help_en="like {k}", help_zh="同 {k}", help_opts={"k": Opt("cache_type_k")}),
         Option("flash_attn", ("--flash-attn", "-fa"), "flag", False, group="llama.cpp", owner="llama.cpp",
                help_en="flash attention", help_zh="flash attention（闪电注意力）"),
         Option("ubatch", ("--ubatch-size", "-ub"), "int", 512, group="llama.cpp", owner="llama.cpp", lo=1,
@@ -638,15 +640,16 @@ class LlamaCpp(Engine):
         # several devices (issue #17): llamacpp_devices
         Option("split_mode", ("--split-mode", "-sm"), "choice", None, group="llama.cpp", owner="llama.cpp",
                choices=SPLIT_MODES,
-               help_en="how --gpus share the model: layer (default), row (matrix rows spread), none (--main-gpu only)",
-               help_zh="--gpus 如何分担模型：layer（默认）、row（矩阵按行分布）、none（仅 --main-gpu）"),
+               help_en="how {gpus} share the model: layer (default), row (matrix rows spread), none ({main} only)",
+               help_zh="{gpus} 如何分担模型：layer（默认）、row（矩阵按行分布）、none（仅 {main}）",
+               help_opts={"gpus": Opt("num_gpus"), "main": Opt("main_gpu")}),
         Option("tensor_split", ("--tensor-split", "-ts"), "custom", None, group="llama.cpp", owner="llama.cpp",
                parse=_read_tensor_split, metavar="N0,N1,...",
                help_en="proportions of the model per GPU, e.g. 3,1 (default: each GPU's free memory)",
                help_zh="每张 GPU 分到的模型比例，例如 3,1（默认按各 GPU 的空闲显存）"),
         Option("main_gpu", ("--main-gpu", "-mg"), "int", None, group="llama.cpp", owner="llama.cpp", lo=0,
-               hi=127, help_en="the GPU that holds the model with --split-mode none (default 0)",
-               help_zh="--split-mode none 时放模型的 GPU（默认 0）"),
+               hi=127, help_en="the GPU that holds the model with {none} (default 0)",
+               help_zh="{none} 时放模型的 GPU（默认 0）", help_opts={"none": Opt("split_mode", "none")}),
         Option("no_kv_offload", ("--no-kv-offload", "-nkvo"), "flag", False, group="llama.cpp", owner="llama.cpp",
                help_en="keep the KV cache (and attention) in host memory",
                help_zh="把 KV 缓存（及注意力计算）留在主机内存"),

@@ -39,6 +39,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
+from ..errors import Opt
 from ..options import Option
 from ..result import Assumption, Estimate, GpuVerdict
 from .base import Engine, EngineReport, Phases, Record
@@ -702,7 +703,8 @@ class Ollama(Engine):
                                              "fa": "on" if report.flash_attention else "off",
                                              "kv": report.kv_cache_type}))
         if library_default_quant(model, w):
-            notes.append(Assumption("a_ollama_default_quant", {"quant": DEFAULT_LIBRARY_QUANT}))
+            notes.append(Assumption("a_ollama_default_quant", {"quant": DEFAULT_LIBRARY_QUANT, "o_quant": Opt("quant"),
+                                                            "o_f16": Opt("quant", "F16")}))
         if model.spec.vision is not None:
             notes.append(Assumption("a_ollama_no_projector", {}))
         if _version(report.version) >= LLAMA_SERVER_FROM:

@@ -30,6 +30,7 @@ from ..gpus import Gpu
 from ..memory import kv_cache
 from ..memory.kv_cache import KV_DTYPE_BYTES
 from ..memory.overhead import CONTEXT_NOMINAL
+from ..errors import Opt
 from ..options import Option
 from ..result import Assumption, Estimate, GpuVerdict
 from ..sources.base import ResolvedModel
@@ -155,7 +156,7 @@ def sglang_inference(model: ResolvedModel, w: Workload, weights: int, a: float, 
                                              "ctx": ctx, "cps": g.chunked_prefill_size, "bs": g.cuda_graph_max_bs,
                                              "reqs": g.max_running_requests}))
     if o["dp"] > 1:
-        notes.append(Assumption("a_sglang_dp", {"dp": o["dp"]}))
+        notes.append(Assumption("a_sglang_dp", {"dp": Opt("dp_size", o["dp"], flag="--dp")}))
     report = SglangReport(tp_size=tp, dp_size=o["dp"], context_length=ctx, cell_size=cell, weights_bytes=weights,
                           min_bytes=weights + cell * ctx + reserved, per_gpu=per_gpu)
     return phases, report

@@ -102,8 +102,8 @@ i18n.register({
               "的余量中捕获（v0.21.0 之前）",
     },
     "a_vllm_dtype_auto": {
-        "en": "weights: {dtype}: vLLM's --dtype auto runs a float32 checkpoint in the GPU's first supported dtype",
-        "zh": "权重：{dtype}：vLLM 的 --dtype auto 会把 float32 检查点按 GPU 支持的首选精度运行",
+        "en": "weights: {dtype}: vLLM's dtype 'auto' runs a float32 checkpoint in the GPU's first supported dtype",
+        "zh": "权重：{dtype}：vLLM 的 dtype 'auto' 会把 float32 检查点按 GPU 支持的首选精度运行",
     },
     "a_vllm_prefix_caching": {
         "en": "prefix caching (on by default in vLLM V1) reuses blocks inside the KV cache pool: it does not change "
@@ -118,8 +118,8 @@ i18n.register({
               "加上调度批次与一个块；并发数按每组的块数计算",
     },
     "a_vllm_hybrid_off": {
-        "en": "--disable-hybrid-kv-cache-manager: sliding-window layers keep every token",
-        "zh": "--disable-hybrid-kv-cache-manager：滑动窗口层保留全部 token",
+        "en": "{o}: sliding-window layers keep every token",
+        "zh": "{o}：滑动窗口层保留全部 token",
     },
     "a_vllm_lora": {
         "en": "LoRA: {loras} adapter slot(s) of rank {rank} preallocated in every attention and dense MLP projection "
@@ -462,7 +462,7 @@ def vllm_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gp
                                                   "window": model.spec.sliding_window}))
     elif model.spec.sliding_window and model.spec.mla is None and getattr(w, "disable_hybrid_kv_cache_manager",
                                                                            False):
-        notes.append(Assumption("a_vllm_hybrid_off", {}))
+        notes.append(Assumption("a_vllm_hybrid_off", {"o": Opt("disable_hybrid_kv_cache_manager")}))
     if lora:
         notes.append(Assumption("a_vllm_lora", {"loras": w.max_loras, "rank": w.max_lora_rank}))
     if dp > 1:
@@ -470,7 +470,9 @@ def vllm_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gp
         notes.append(Assumption("a_vllm_dp_ep" if ep else "a_vllm_dp",
                                 {"dp": dp, "tp": w.num_gpus, "gpus": dp * w.num_gpus}))
     if primary is not None and not primary.fits_max_model_len:
-        notes.append(Assumption("a_vllm_too_long", {"max_len": max_len, "tokens": primary.kv_tokens}))
+        notes.append(Assumption("a_vllm_too_long", {"max_len": max_len, "tokens": primary.kv_tokens,
+                                                 "o_max_len": Opt("max_model_len"),
+                                                 "o_util": Opt("gpu_memory_utilization")}))
     report = VllmReport(gpu_memory_utilization=w.gpu_memory_utilization, max_model_len=max_len,
                         max_num_seqs=w.max_num_seqs, max_num_batched_tokens=w.max_num_batched_tokens,
                         tensor_parallel_size=w.num_gpus, kv_bytes_per_token=per_token, weights_bytes=weights,

@@ -129,7 +129,8 @@ def precision(model: ResolvedModel, w: Workload, dtype: str, t: Trainable, notes
         if w.strategy.is_fsdp:
             # fp32 FSDP parameters under torch.autocast: every unsharded linear weight's bf16 cast stays in the
             # cache until autocast exits, so a whole 16-bit copy of the model outlives the resharding
-            notes.append(Assumption("a_fsdp_autocast", {"cache": f"{cast_cache / 2**30:.1f} GiB"}))
+            notes.append(Assumption("a_fsdp_autocast", {"cache": f"{cast_cache / 2**30:.1f} GiB",
+                                                            "o_framework": Opt("framework")}))
     elif recipe == "deepspeed":
         # DeepSpeed / Megatron mixed precision (ZeRO paper §3: 2 + 2 + 12 bytes per parameter): 16-bit
         # parameters and gradients, fp32 master weights and fp32 Adam states held by the optimizer
@@ -257,9 +258,11 @@ def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFl
                        loss_forward_extra=acts.loss_forward_extra, loss_backward_extra=acts.loss_backward_extra)
     if kbit is not None:
         sharded = w.kbit_prep == "trl" and w.strategy.shards_params and not _given(w, "kbit_prep")
-        notes.append(Assumption("a_kbit_trl_sharded" if sharded else f"a_kbit_{w.kbit_prep}", {"version": w.bnb_version,
-                                                          "saves": Text("a_bnb_saves_input" if version_tuple(
-                                                              w.bnb_version) < (0, 43, 2) else "a_bnb_saves_weight")}))
+        saves = (Text("a_bnb_saves_input", o_bnb=Opt("bnb_version", "0.50"))
+                 if version_tuple(w.bnb_version) < (0, 43, 2) else Text("a_bnb_saves_weight"))
+        notes.append(Assumption("a_kbit_trl_sharded" if sharded else f"a_kbit_{w.kbit_prep}", {
+            "version": w.bnb_version, "saves": saves, "prep": Opt("kbit_prep", w.kbit_prep),
+            "peft": Opt("kbit_prep", "peft")}))
     extra = int(w.batch * seq_local * bnb_saved_inputs(spec, w, p))
     if extra:
         layers = spec.num_layers + spec.num_decoder_layers
@@ -653,7 +656,7 @@ def recipe_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes
     notes.append(Assumption(f"a_framework_{w.framework}", {"chunks": w.ce_chunks}))
     notes.extend(default_notes(spec, w, t, p))
     if w.packing:
-        notes.append(Assumption("a_packing", {"seq": w.seq}))
+        notes.append(Assumption("a_packing", {"seq": w.seq, "o_seq": Opt("seq")}))
     if w.grad_checkpointing and w.checkpoint_mode == "selective":
         notes.append(Assumption("a_ckpt_selective"))
     elif w.grad_checkpointing and w.checkpoint_mode == "op":
@@ -700,13 +703,14 @@ def default_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision) -> l
     profile = w.profile
     if w.framework == "hf" and not _given(w, "grad_checkpointing", "checkpoint_mode", "checkpoint_every"):
         if w.grad_checkpointing:
-            out.append(Assumption("a_hf_ckpt_adapters"))
+            out.append(Assumption("a_hf_ckpt_adapters", {"o_off": Opt("grad_checkpointing", False)}))
         else:
-            out.append(Assumption("a_hf_ckpt_off"))
+            out.append(Assumption("a_hf_ckpt_off", {"o_on": Opt("grad_checkpointing")}))
     if profile.optimizer_note and not _given(w, "optimizer") and w.optimizer == profile.optimizer:
-        out.append(Assumption(profile.optimizer_note))
+        # the setting the note suggests (hf: the Trainer's own default, adamw_torch_fused)
+        out.append(Assumption(profile.optimizer_note, {"fused": Opt("optimizer", "adamw-fused")}))
     if profile.full_single_optimizer and w.optimizer_in_backward and not _given(w, "optimizer_in_backward"):
-        out.append(Assumption("a_tt_opt_in_bwd_default"))
+        out.append(Assumption("a_tt_opt_in_bwd_default", {"o_off": Opt("optimizer_in_backward", False)}))
     return out
 
 
@@ -780,41 +784,41 @@ def paged_states(w: Workload, states: int, notes: list[Assumption]) -> int:
 
 
 register({
-    "a_kbit_peft": {"en": "QLoRA base prepared by peft's prepare_model_for_kbit_training (--kbit-prep peft): "
+    "a_kbit_peft": {"en": "QLoRA base prepared by peft's prepare_model_for_kbit_training ({prep}): "
                           "after loading it casts the embeddings, norms and head to fp32, so the residual stream and the layers' saved tensors "
                           "are fp32; the head's logits bf16 under the Trainer's autocast, which saves a 16-bit copy "
                           "of the fp32 head weight; bitsandbytes {version}: {saves}",
-                    "zh": "QLoRA 基座由 peft 的 prepare_model_for_kbit_training 准备（--kbit-prep peft）：加载后把词嵌入、归一化层和"
+                    "zh": "QLoRA 基座由 peft 的 prepare_model_for_kbit_training 准备（{prep}）：加载后把词嵌入、归一化层和"
                           "输出头转为 fp32，因此残差流和各层保存的张量为 fp32；在 Trainer 的 autocast 下输出头的 logits 为 "
                           "bf16，并为反向保存 fp32 输出头权重的 16 位副本；bitsandbytes {version}：{saves}"},
-    "a_kbit_trl0": {"en": "QLoRA base prepared as TRL 0.7-0.2x's SFTTrainer does (--kbit-prep trl0): "
+    "a_kbit_trl0": {"en": "QLoRA base prepared as TRL 0.7-0.2x's SFTTrainer does ({prep}): "
                           "prepare_model_for_kbit_training, then peft_module_casting_to_bf16 (norms fp32, embeddings "
                           "and head back to bf16): the fp32 norms make the residual stream and the layers' saved "
                           "tensors fp32; bitsandbytes {version}: {saves}",
-                    "zh": "QLoRA 基座按 TRL 0.7-0.2x 的 SFTTrainer 准备（--kbit-prep trl0）：prepare_model_for_kbit_training，"
+                    "zh": "QLoRA 基座按 TRL 0.7-0.2x 的 SFTTrainer 准备（{prep}）：prepare_model_for_kbit_training，"
                           "再 peft_module_casting_to_bf16（归一化层 fp32，词嵌入和输出头转回 bf16）：fp32 的归一化层使残差流"
                           "和各层保存的张量为 fp32；bitsandbytes {version}：{saves}"},
-    "a_kbit_trl": {"en": "QLoRA base as TRL 1.x's SFTTrainer leaves it (--kbit-prep trl): no k-bit casts, the "
+    "a_kbit_trl": {"en": "QLoRA base as TRL 1.x's SFTTrainer leaves it ({prep}): no k-bit casts, the "
                          "adapters cast to bf16 (their gradients and optimizer states too); bitsandbytes {version}: "
                          "{saves}",
-                   "zh": "QLoRA 基座按 TRL 1.x 的 SFTTrainer 的做法（--kbit-prep trl）：不做 k-bit 转换，适配器转为 bf16"
+                   "zh": "QLoRA 基座按 TRL 1.x 的 SFTTrainer 的做法（{prep}）：不做 k-bit 转换，适配器转为 bf16"
                          "（其梯度和优化器状态随之）；bitsandbytes {version}：{saves}"},
     "a_kbit_trl_sharded": {"en": "sharded QLoRA (FSDP / ZeRO-3): TRL skips prepare_model_for_kbit_training "
                                  "(is_sharded_qlora) and builds the adapters in bf16 (autocast_adapter_dtype=False): "
-                                 "no k-bit casts, bf16 adapter states (--kbit-prep trl; --kbit-prep peft for a script "
+                                 "no k-bit casts, bf16 adapter states ({prep}; {peft} for a script "
                                  "that calls it); bitsandbytes {version}: {saves}",
                            "zh": "分片的 QLoRA（FSDP / ZeRO-3）：TRL 跳过 prepare_model_for_kbit_training（is_sharded_qlora），"
                                  "以 bf16 构建适配器（autocast_adapter_dtype=False）：不做 k-bit 转换，适配器状态为 bf16"
-                                 "（--kbit-prep trl；自行调用它的脚本用 --kbit-prep peft）；bitsandbytes {version}：{saves}"},
-    "a_kbit_none": {"en": "QLoRA base as get_peft_model leaves it (--kbit-prep none): fp32 adapters, the rest of "
+                                 "（{prep}；自行调用它的脚本用 {peft}）；bitsandbytes {version}：{saves}"},
+    "a_kbit_none": {"en": "QLoRA base as get_peft_model leaves it ({prep}): fp32 adapters, the rest of "
                           "the base 16-bit; bitsandbytes {version}: {saves}",
-                    "zh": "QLoRA 基座按 get_peft_model 的结果（--kbit-prep none）：适配器 fp32，基座其余部分 16 位；"
+                    "zh": "QLoRA 基座按 get_peft_model 的结果（{prep}）：适配器 fp32，基座其余部分 16 位；"
                           "bitsandbytes {version}：{saves}"},
     "a_bnb_saves_weight": {"en": "its 4-bit matmul saves only the packed weight for backward (0.43.2 and later)",
                            "zh": "其 4 位矩阵乘只为反向保存打包的权重（0.43.2 及以后）"},
     "a_bnb_saves_input": {"en": "its 4-bit matmul also saves each linear's input for backward (before 0.43.2; "
-                                "--bnb-version 0.50 for current releases)",
-                          "zh": "其 4 位矩阵乘还为反向保存每个线性层的输入（0.43.2 之前；当前版本用 --bnb-version 0.50）"},
+                                "{o_bnb} for current releases)",
+                          "zh": "其 4 位矩阵乘还为反向保存每个线性层的输入（0.43.2 之前；当前版本用 {o_bnb}）"},
     "a_fsdp_lora_fp32": {
         "en": "base loaded in fp32 (peft's SFT example without 4-bit) under accelerate's mixed precision: FSDP shards it "
               "in fp32 and gathers each unit in {param}, which forward and backward compute in; adapters fp32",
@@ -864,7 +868,7 @@ register({
         "en": "Liger kernels (Liger-Kernel 0.8.2): {kernels}; fused linear cross-entropy runs the head and loss in chunks of {chunk} tokens inside forward and saves only the hidden states' gradient; RMSNorm saves its input and an fp32 rstd; SwiGLU the gate and up outputs; RoPE changes nothing vramscope counts (cos/sin only, as transformers')",
         "zh": "Liger 内核（Liger-Kernel 0.8.2）：{kernels}；融合线性交叉熵在前向中以每块 {chunk} 个 token 计算输出头与损失，只保存隐藏状态的梯度；RMSNorm 保存其输入和 fp32 rstd；SwiGLU 保存 gate 与 up 输出；RoPE 不改变 vramscope 计入的内容（与 transformers 一样只有 cos/sin）",
     },
-    "fa_framework_unsloth": {"en": "Unsloth (--framework)", "zh": "Unsloth（--framework）"},
-    "fa_framework_llamafactory": {"en": "LLaMA-Factory's defaults (--framework)", "zh": "LLaMA-Factory 默认值（--framework）"},
-    "fa_framework_axolotl": {"en": "axolotl's defaults (--framework)", "zh": "axolotl 默认值（--framework）"},
+    "fa_framework_unsloth": {"en": "Unsloth ({o_framework})", "zh": "Unsloth（{o_framework}）"},
+    "fa_framework_llamafactory": {"en": "LLaMA-Factory's defaults ({o_framework})", "zh": "LLaMA-Factory 默认值（{o_framework}）"},
+    "fa_framework_axolotl": {"en": "axolotl's defaults ({o_framework})", "zh": "axolotl 默认值（{o_framework}）"},
 })

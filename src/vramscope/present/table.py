@@ -112,7 +112,7 @@ def memory_lines(e: Estimate, lang: str, units: str) -> list[str]:
 def render_assumed(a: "FitAnswer", lang: str = "en") -> str:
     """fit's header: what the answers assumed (the same for every GPU), in one wrapped line."""
     sep = t("list_sep", lang)
-    return wrap(t("fit_assumed", lang, what=sep.join(t(k, lang, **p) for k, p in a.assumed)), 100, "  ")
+    return wrap(t("fit_assumed", lang, what=sep.join(a.assumed_lines(lang))), 100, "  ")
 
 
 def wrap(text: str, columns: int = 100, indent: str = "") -> str:

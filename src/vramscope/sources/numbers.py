@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..errors import Phrase, VramscopeError
+from ..errors import Opt, Phrase, VramscopeError
 from ..model.limits import MIN_PARAMS
 from ..model.spec import ModelSpec, check_int
 from .base import ResolvedModel
@@ -82,6 +82,6 @@ def resolve_params(params: int, *, layers: Optional[int] = None, hidden: Optiona
                  f"MLP {spec.intermediate_size}, vocabulary {spec.vocab_size}")
         raise VramscopeError("params_shape_too_big", field="--params", shape=shape, shape_params=f"{spec.params:,}",
                              params=f"{params:,}")
-    note = Phrase("n_shape_partly") if given else Phrase("n_shape_nominal")
+    note = Phrase("n_shape_partly") if given else Phrase("n_shape_nominal", o_params=Opt("params"))
     return ResolvedModel(spec=spec, kind="params", origin="--params", params=params, active_params=params,
                          exact_shape=False, notes=(note,))
