@@ -395,48 +395,8 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
     final_norm = int(tokens * _norm(spec.hidden_size, a, trainable.norms_train, gemma) / replicated_shard)
     if trainable.trains("lm_head"):
         final_norm += int(tokens * a * spec.hidden_size)  # lm_head's input, when lm_head trains
-    if spec.kind == "encoder" and not spec.mlm_head:
-        resident = fwd_extra = bwd_extra = 0
-    else:
-        v = spec.vocab_size
-        upcast = 4.0 if a != 4.0 and ce_upcast else 0.0  # logits.float() copies only below fp32
-        softcap = a if spec.logit_softcap else 0.0  # tanh output kept for backward
-        # log_softmax keeps its output: fp32 after the upcast; without it (LitGPT's chunked_cross_entropy on the
-        # 16-bit logits) in the compute dtype
-        resident = int(tokens * ((4 if ce_upcast else a) + softcap) * v)
-        fwd_extra, bwd_extra = int(tokens * (a + upcast) * v), int(tokens * 8 * v)
-        if not ce_upcast:
-            fwd_extra, bwd_extra = lowp_chunked_ce(batch, seq, a, v, ce_chunks)
-        elif trainable.torchtune and ce_chunks == 1:
-            # torchtune's model returns output(h).float(): only the fp32 logits outlive the model call
-            fwd_extra = int(tokens * (upcast or a) * v)
-        elif ce_chunks > 1:
-            # all chunks' logits stay alive while the loss runs, but only one chunk's fp32 copy at a time;
-            # backward's fp32 gradients (and the chunk's logits gradient) exist one chunk at a time
-            chunk = -(-seq // ce_chunks) * batch
-            fwd_extra = int(tokens * a * v + chunk * upcast * v)
-            bwd_extra = int(chunk * 8 * v)  # two fp32 chunk gradients (traced: torchtune 4V + 1.0V)
-        if compiled_loss:
-            # torch.compile fuses upcast, log-softmax and NLL: the graph saves the logits it was given and one
-            # fp32 log-sum-exp per row (bench/compile_loss.py); its backward writes the logits' gradient one chunk
-            # (or the whole) at a time. torchtune's unchunked model upcasts inside the model (output(h).float()),
-            # so the compiled loss keeps fp32 logits and backward also casts their gradient back
-            chunk = -(-seq // ce_chunks) * batch
-            given = (upcast or a) if (trainable.torchtune and ce_chunks == 1) else a
-            resident = int(tokens * (given * v + 4))
-            fwd_extra = 0
-            bwd_extra = int(chunk * (given + (a if given != a else 0)) * v)
-        if fused_ce and not compiled_loss:
-            # the head and the loss run chunk by chunk inside forward, which writes the hidden states' gradient
-            # (b·s·h in the compute dtype, saved for backward; no logits survive). Liger: one chunk's logits in the
-            # compute dtype, overwritten in place by their gradient, and an fp32 loss per row; Unsloth: its
-            # torch.compile'd grad_and_value of the chunk's loss, whose fused graph holds one chunk's logits in the
-            # compute dtype (measured on CPU inductor: tests/test_stacks.py; eager, the fallback, holds a + 12 bytes
-            # per logit). Backward scales the saved gradient (nothing V-wide)
-            chunk = fused_ce_chunk(tokens, spec, fused_ce)
-            resident = int(tokens * a * spec.hidden_size)
-            fwd_extra = int(chunk * a * v + tokens * 4)
-            bwd_extra = 0
+    resident, fwd_extra, bwd_extra = loss_terms(spec, batch, seq, a, trainable, ce_chunks, compiled_loss, ce_upcast,
+                                                fused_ce)
     # backward through a merged expert weight materializes its full gradient (the down projection's first)
     layer_bwd, layer_fwd = merged // 3, 0
     if _unsloth_layers(spec, attn, trainable):
@@ -449,6 +409,55 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
     return TrainingActivations(layers=layers + final_norm, loss_resident=resident, loss_forward_extra=fwd_extra,
                                loss_backward_extra=bwd_extra, one_layer=one_layer, layer_backward_extra=layer_bwd,
                                head_inputs=final_norm, layer_forward_extra=layer_fwd)
+
+
+def loss_terms(spec: ModelSpec, batch: int, seq: int, a: float, trainable: TrainFlags, ce_chunks: int,
+               compiled_loss: bool, ce_upcast: bool, fused_ce: str) -> tuple[int, int, int]:
+    """The output head and loss: (what stays for backward, forward's transient, backward's transient) in bytes,
+    by how the loss runs (transformers' upcast, torchtune's chunks, LitGPT's 16-bit chunks, compiled, fused)."""
+    tokens = batch * seq
+    if spec.kind == "encoder" and not spec.mlm_head:
+        return 0, 0, 0
+    v = spec.vocab_size
+    upcast = 4.0 if a != 4.0 and ce_upcast else 0.0  # logits.float() copies only below fp32
+    softcap = a if spec.logit_softcap else 0.0  # tanh output kept for backward
+    # log_softmax keeps its output: fp32 after the upcast; without it (LitGPT's chunked_cross_entropy on the
+    # 16-bit logits) in the compute dtype
+    resident = int(tokens * ((4 if ce_upcast else a) + softcap) * v)
+    fwd_extra, bwd_extra = int(tokens * (a + upcast) * v), int(tokens * 8 * v)
+    if not ce_upcast:
+        fwd_extra, bwd_extra = lowp_chunked_ce(batch, seq, a, v, ce_chunks)
+    elif trainable.torchtune and ce_chunks == 1:
+        # torchtune's model returns output(h).float(): only the fp32 logits outlive the model call
+        fwd_extra = int(tokens * (upcast or a) * v)
+    elif ce_chunks > 1:
+        # all chunks' logits stay alive while the loss runs, but only one chunk's fp32 copy at a time;
+        # backward's fp32 gradients (and the chunk's logits gradient) exist one chunk at a time
+        chunk = -(-seq // ce_chunks) * batch
+        fwd_extra = int(tokens * a * v + chunk * upcast * v)
+        bwd_extra = int(chunk * 8 * v)  # two fp32 chunk gradients (traced: torchtune 4V + 1.0V)
+    if compiled_loss:
+        # torch.compile fuses upcast, log-softmax and NLL: the graph saves the logits it was given and one
+        # fp32 log-sum-exp per row (bench/compile_loss.py); its backward writes the logits' gradient one chunk
+        # (or the whole) at a time. torchtune's unchunked model upcasts inside the model (output(h).float()),
+        # so the compiled loss keeps fp32 logits and backward also casts their gradient back
+        chunk = -(-seq // ce_chunks) * batch
+        given = (upcast or a) if (trainable.torchtune and ce_chunks == 1) else a
+        resident = int(tokens * (given * v + 4))
+        fwd_extra = 0
+        bwd_extra = int(chunk * (given + (a if given != a else 0)) * v)
+    if fused_ce and not compiled_loss:
+        # the head and the loss run chunk by chunk inside forward, which writes the hidden states' gradient
+        # (b·s·h in the compute dtype, saved for backward; no logits survive). Liger: one chunk's logits in the
+        # compute dtype, overwritten in place by their gradient, and an fp32 loss per row; Unsloth: its
+        # torch.compile'd grad_and_value of the chunk's loss, whose fused graph holds one chunk's logits in the
+        # compute dtype (measured on CPU inductor: tests/test_stacks.py; eager, the fallback, holds a + 12 bytes
+        # per logit). Backward scales the saved gradient (nothing V-wide)
+        chunk = fused_ce_chunk(tokens, spec, fused_ce)
+        resident = int(tokens * a * spec.hidden_size)
+        fwd_extra = int(chunk * a * v + tokens * 4)
+        bwd_extra = 0
+    return resident, fwd_extra, bwd_extra
 
 
 #: LitGPT's chunked_cross_entropy(chunk_size=128) on unchunked logits: rows (tokens) per cross-entropy call
