@@ -127,6 +127,29 @@ def test_validate_records(tmp_path, capsys):
     assert "median" in out and "skipped" in out
 
 
+def test_validate_skip_reasons_in_the_readers_language(tmp_path, capsys):
+    """Why a record is not compared reads in the user's language (a record's own skip and a catalog miss alike);
+    the JSON's ``skipped`` stays the English reason."""
+    recs = [
+        {"id": "s1", "kind": "training", "model": "llama-3-8b", "measured": "max_memory_allocated", "value_bytes": 1,
+         "workload": {"task": "finetune", "method": "lora", "grad_checkpointing": False}},
+        {"id": "s2", "kind": "training", "model": "no-such-model", "measured": "nvml_used", "value_bytes": 1},
+        {"id": "s3", "kind": "training", "model": "llama-3-8b", "measured": "nvml_used", "value_bytes": 1,
+         "workload": {"task": "finetune", "seq": 512, "mystery_key": 1}},
+    ]
+    path = tmp_path / "r.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    assert main(["validate", str(path), "--lang", "zh"]) == 0
+    out = capsys.readouterr().out
+    assert "来源未说明序列长度" in out and "未知的 workload 键：mystery_key" in out
+    assert "does not state" not in out and "unknown workload keys" not in out
+    assert "not in the catalog" not in out  # the catalog miss is the Chinese error too
+    assert main(["validate", str(path), "--json"]) == 0
+    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert rows["s1"]["skipped"] == "the source does not state the sequence length"
+    assert rows["s3"]["skipped"] == "unknown workload keys: mystery_key"
+
+
 @pytest.mark.parametrize("text, match", [
     ("{nope", "not JSON"),
     ('{"id": "x"}', "missing 'model'"),

@@ -462,7 +462,7 @@ def _cmd_validate(args: argparse.Namespace, lang: str) -> int:
         d = r.to_dict()
         name = r.id + ("" if r.component == "total" else f" [{r.component}]") + (" *" if r.caveat else "")
         if r.skipped:
-            skipped.append((r.id, r.skipped))
+            skipped.append((r.id, r.skip_text(lang)))
             cells = [t("vh_skipped", lang, n=len(skipped)), "", ""] + (["", ""] if traced else [])
         else:
             held = "" if r.in_range is None or r.component != "total" else t("vh_yes" if r.in_range else "vh_no", lang)

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from .engines.base import ENGINES, engine_for
-from .errors import VramscopeError
+from .errors import Text, VramscopeError
+from .i18n import register
 from .sources.base import JsonProblem, decode_text, parse_json, read_limited, shown_path
 from .units import shown
 
@@ -50,11 +51,17 @@ class Row:
     analytic_bytes: Optional[int]
     trace_bytes: Optional[int]
     source: str
-    skipped: str = ""
+    skipped: str = ""  # why the record is not compared, in English (the JSON's "skipped")
     caveat: str = ""
     metric: str = ""  # allocated | reserved | device | the engine component's name
     analytic_range: Optional[tuple[int, int]] = None
     trace_range: Optional[tuple[int, int]] = None
+    #: that reason as a keyed sentence (a Text or a VramscopeError), rendered in the reader's language
+    skip_reason: Any = None
+
+    def skip_text(self, lang: str = "en") -> str:
+        """Why the record is not compared, in ``lang`` (the CLI's spelling of any option it names)."""
+        return self.skipped if self.skip_reason is None else self.skip_reason.render(lang, "cli")
 
     @property
     def in_range(self) -> Optional[bool]:
@@ -208,9 +215,7 @@ def read_records(path: Any) -> list[dict[str, Any]]:
 
 
 #: record keys that describe something vramscope does not model yet: such records are skipped, with the reason
-UNMODELLED = {
-    "mem_fraction_static": "SGLang's allocator", "kv_cache_tokens": "a static KV cache of fixed size",
-}
+UNMODELLED = {"mem_fraction_static": "s_what_sglang", "kv_cache_tokens": "s_what_static_kv"}
 #: record keys that are estimated but not modelled exactly: the row is compared and carries the caveat
 CAVEATS = {
     "compile": "torch.compile modelled for the loss head only; decoder layers estimated as in eager mode",
@@ -222,7 +227,31 @@ _TORCHTUNE_NAMES = {"output_proj": "o_proj"}
 
 
 class Skip(Exception):
-    pass
+    """A record vramscope cannot compare yet: an i18n key and its parameters (``str()`` is the English reason)."""
+
+    def __init__(self, key: str, **params: Any) -> None:
+        self.text = Text(key, **params)
+        super().__init__(self.text.render("en"))
+
+
+register({
+    "s_uses": {"en": "uses {what}", "zh": "用到了{what}"},
+    "s_what_sglang": {"en": "SGLang's allocator", "zh": "SGLang 的分配器"},
+    "s_what_static_kv": {"en": "a static KV cache of fixed size", "zh": "固定大小的静态 KV 缓存"},
+    "s_engine": {"en": "the {engine} engine is not modelled", "zh": "未对 {engine} 引擎建模"},
+    "s_task": {"en": "task '{task}' is not an estimate vramscope makes", "zh": "任务 '{task}' 不是 vramscope 所做的估算"},
+    "s_no_seq": {"en": "the source does not state the sequence length", "zh": "来源未说明序列长度"},
+    "s_unpacked": {"en": "unpacked batches are padded to their longest sample, whose length the source does not state",
+                   "zh": "未打包的批次会填充到其最长样本，而来源未说明该长度"},
+    "s_no_ckpt": {"en": "the source does not state whether activation checkpointing was on",
+                  "zh": "来源未说明是否开启了激活检查点"},
+    "s_multi_gpu_inference": {"en": "multi-GPU inference records need the engine profiles",
+                              "zh": "多 GPU 推理记录需要引擎的配置"},
+    "s_unknown_keys": {"en": "unknown workload keys: {keys}", "zh": "未知的 workload 键：{keys}"},
+    "s_vllm_gpu": {"en": "vLLM's KV pool depends on the GPU, which the source does not state",
+                   "zh": "vLLM 的 KV 池取决于 GPU，而来源未说明 GPU"},
+    "s_engine_quant": {"en": "{engine} with {quant} weights is not modelled", "zh": "未对使用 {quant} 权重的 {engine} 建模"},
+})
 
 
 #: workload keys that :func:`workload_from_record` (or an engine's ``record_options``) translates
@@ -241,17 +270,17 @@ def _check_modelled(src: dict[str, Any]) -> None:
         if key == "engine":
             continue
         if key in UNMODELLED and value not in (False, None, "transformers"):
-            raise Skip(f"uses {UNMODELLED[key]}")
+            raise Skip("s_uses", what=Text(UNMODELLED[key]))
     engine = src.get("engine")
     if engine is not None and engine not in ENGINES:
-        raise Skip(f"the {engine} engine is not modelled")
+        raise Skip("s_engine", engine=engine)
 
 
 def _task(src: dict[str, Any]) -> str:
     task = src.get("task", "inference")
     out = {"generate": "inference"}.get(task, task)
     if out not in ("inference", "finetune", "pretrain"):
-        raise Skip(f"task '{task}' is not an estimate vramscope makes")
+        raise Skip("s_task", task=task)
     return out
 
 
@@ -308,9 +337,9 @@ def _translate_training(src: dict[str, Any], out: dict[str, Any]) -> None:
 def _check_training_record(rec: dict[str, Any], src: dict[str, Any], out: dict[str, Any]) -> None:
     """A training record must state what the estimate needs (or name a framework whose defaults do)."""
     if "seq" not in out:
-        raise Skip("the source does not state the sequence length")
+        raise Skip("s_no_seq")
     if src.get("packed") is False:  # a real dataset, unpacked: the peak batch length is not --seq
-        raise Skip("unpacked batches are padded to their longest sample, whose length the source does not state")
+        raise Skip("s_unpacked")
     framework = str(rec.get("framework", "")).lower()
     if src.get("framework") is not None:  # the vramscope profile whose loop the record's script runs
         out["framework"] = str(src["framework"])
@@ -321,7 +350,7 @@ def _check_training_record(rec: dict[str, Any], src: dict[str, Any], out: dict[s
     elif "unsloth" in framework:
         out["framework"] = "unsloth"  # its kernels, loss and offloaded checkpointing
     if "torchtune" not in framework and "grad_checkpointing" not in out:
-        raise Skip("the source does not state whether activation checkpointing was on")
+        raise Skip("s_no_ckpt")
 
 
 def workload_from_record(rec: dict[str, Any]) -> dict[str, Any]:
@@ -338,12 +367,12 @@ def workload_from_record(rec: dict[str, Any]) -> dict[str, Any]:
     n = int(rec.get("num_gpus") or 1)
     if n > 1 and not own:  # an engine's own options (vLLM's tensor_parallel_size) say how it uses the GPUs
         if out["task"] == "inference":
-            raise Skip("multi-GPU inference records need the engine profiles")
+            raise Skip("s_multi_gpu_inference")
         out.update(num_gpus=n)
         out.setdefault("parallelism", "fsdp")
     unknown = set(src) - set(UNMODELLED) - INFORMATIONAL - _TRANSLATED
     if unknown:
-        raise Skip(f"unknown workload keys: {', '.join(sorted(unknown))}")
+        raise Skip("s_unknown_keys", keys=", ".join(sorted(unknown)))
     if out["task"] != "inference":
         _check_training_record(rec, src, out)
     return out
@@ -406,9 +435,9 @@ def validate(records: list[dict[str, Any]], trace: bool = False) -> list[Row]:
             w = make_workload(**workload_from_record(rec))
             est = estimate_resolved(model, w, _record_gpu(rec, w))
         except (VramscopeError, Skip) as e:
-            reason = e.render() if isinstance(e, VramscopeError) else str(e)
+            why = e if isinstance(e, VramscopeError) else e.text
             rows.append(Row(**base, component="total", measured_bytes=int(rec["value_bytes"]),
-                            analytic_bytes=None, trace_bytes=None, skipped=reason))
+                            analytic_bytes=None, trace_bytes=None, skipped=why.render("en"), skip_reason=why))
             continue
         tr = None
         if trace:
@@ -453,7 +482,7 @@ def _record_gpu(rec: dict[str, Any], w: Any) -> tuple[str, ...]:
     try:
         return (find_gpu(str(rec.get("gpu", "")).rstrip("?")).id,)
     except VramscopeError:
-        raise Skip("vLLM's KV pool depends on the GPU, which the source does not state") from None
+        raise Skip("s_vllm_gpu") from None
 
 
 def _engine_components(est: Any) -> dict[str, int]:

@@ -262,7 +262,7 @@ def record_serving(src: dict[str, Any], out: dict[str, Any], engine: str, tp_key
     if quant.startswith("fp8"):
         out["quant"] = "fp8"
     elif quant:
-        raise Skip(f"{engine} with {quant} weights is not modelled")
+        raise Skip("s_engine_quant", engine=engine, quant=quant)
 
 
 _MODULES = {"transformers": "transformers", "vllm": "vllm", "llama.cpp": "llamacpp", "ollama": "ollama",
