@@ -39,3 +39,19 @@ def pytest_sessionfinish(session, exitstatus):
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # this pytest process's own peak (Linux: KiB)
     with open(out, "w", encoding="utf-8") as f:
         json.dump({"rows": rows, "max_rss_kib": peak_kib}, f, indent=1)
+
+
+def distinct_storage_bytes(tensors) -> int:
+    """Bytes of the distinct storages the given tensors keep alive (non-tensors skipped; a view of a storage
+    already counted adds nothing; empty storages, which may share a null pointer, each count their 0 bytes)."""
+    import torch
+
+    seen, total = set(), 0
+    for t in tensors:
+        if isinstance(t, torch.Tensor):
+            s = t.untyped_storage()
+            if s.data_ptr() not in seen or s.nbytes() == 0:
+                seen.add(s.data_ptr())
+                total += s.nbytes()
+    return total
+

@@ -16,7 +16,7 @@ import copy
 
 import pytest
 
-from conftest import requires_torch
+from conftest import distinct_storage_bytes, requires_torch
 from vramscope.memory.kv_cache import layer_kv_bytes, transformers_layout
 from vramscope.sources import catalog
 from vramscope.sources.hf_config import spec_from_config
@@ -154,18 +154,8 @@ _PARTS = ("keys", "values", "_quantized_keys", "_quantized_values")
 
 def _storage_bytes(layer) -> int:
     """Bytes of the distinct storages a cache layer's key/value tensors keep alive."""
-    import torch
-
-    seen, total = set(), 0
-    for name in _PARTS:
-        held = getattr(layer, name, None)
-        for t in held if isinstance(held, tuple) else (held,):
-            if isinstance(t, torch.Tensor):
-                s = t.untyped_storage()
-                if s.data_ptr() not in seen or s.nbytes() == 0:
-                    seen.add(s.data_ptr())
-                    total += s.nbytes()
-    return total
+    held = [getattr(layer, name, None) for name in _PARTS]
+    return distinct_storage_bytes(t for h in held for t in (h if isinstance(h, tuple) else (h,)))
 
 
 def _measured(cache) -> list[int]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import requires_torch
+from conftest import distinct_storage_bytes, requires_torch
 from vramscope.memory.kv_cache import layer_kv_bytes, transformers_layout
 from vramscope.sources.hf_config import spec_from_config
 
@@ -76,19 +76,10 @@ def _build(cfg: dict):
 
 def _layer_bytes(layer) -> int:
     """Bytes of the distinct storages a cache layer keeps alive: conv and recurrent states, keys and values."""
-    import torch
-
     held = [getattr(layer, "keys", None), getattr(layer, "values", None)]
     for name in ("conv_states", "recurrent_states"):
         held += list((getattr(layer, name, None) or {}).values())
-    seen, total = set(), 0
-    for t in held:
-        if isinstance(t, torch.Tensor):
-            s = t.untyped_storage()
-            if s.data_ptr() not in seen or s.nbytes() == 0:
-                seen.add(s.data_ptr())
-                total += s.nbytes()
-    return total
+    return distinct_storage_bytes(held)
 
 
 def _run(model, cache, prompt: int) -> tuple[list[int], list[int]]:
