@@ -125,6 +125,16 @@ def _common(w: gguf.GGUFWriter, m: "Model", ctx: int, hidden: int, ff: int, head
     w.add_layer_norm_rms_eps(eps)
 
 
+def write_sparse(m: "Model", path: Path) -> Path:
+    """:func:`write` for a test: the file's data section is a sparse hole, and the test is skipped where the file
+    system keeps no sparse files."""
+    import pytest
+
+    if not sparse_files_work(path.parent):
+        pytest.skip("this file system keeps no sparse files (the fixture's data section is a hole of gigabytes)")
+    return write(m, path)
+
+
 def llama2_7b() -> Model:
     m = Model("llama2-7b", "llama", "Llama-2-7B", 32, 4, 32000, "llama", 0, gguf.LlamaFileType.MOSTLY_Q4_K_M,
               lambda w: _common(w, m, 4096, 4096, 11008, 32, 32, 128, 10000.0, 1e-5))

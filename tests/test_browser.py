@@ -338,10 +338,8 @@ def test_upload_an_accelerate_fsdp_config_in_chinese(browser, base, shots, tmp_p
 @pytest.fixture(scope="module")
 def llama3_gguf(tmp_path_factory):
     gguf_real = pytest.importorskip("gguf_real")
-    d = tmp_path_factory.mktemp("gguf-browser")
-    if not gguf_real.sparse_files_work(d):
-        pytest.skip("this file system keeps no sparse files (the fixture's data section is a 1.3 GB hole)")
-    return gguf_real.write(gguf_real.llama3_8b(), d / "Meta-Llama-3-8B-Instruct-Q4_K_M.gguf")
+    return gguf_real.write_sparse(gguf_real.llama3_8b(),
+                                 tmp_path_factory.mktemp("gguf-browser") / "Meta-Llama-3-8B-Instruct-Q4_K_M.gguf")
 
 
 def test_upload_a_gguf_file_sends_only_its_header(browser, base, shots, llama3_gguf):

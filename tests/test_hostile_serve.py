@@ -606,10 +606,8 @@ ACC_PATHS = (b"distributed_type: DEEPSPEED\ndeepspeed_config:\n  deepspeed_confi
 def gguf_header(tmp_path_factory):
     """The first bytes (header and a little data) of a realistic Llama 2 GGUF: 32,000 tokens with scores."""
     gguf_real = pytest.importorskip("gguf_real")
-    d = tmp_path_factory.mktemp("gguf-hostile")
-    if not gguf_real.sparse_files_work(d):
-        pytest.skip("no sparse files here")
-    path = gguf_real.write(gguf_real.llama2_7b(), d / "llama-2-7b.Q4_K_M.gguf")
+    path = gguf_real.write_sparse(gguf_real.llama2_7b(),
+                                  tmp_path_factory.mktemp("gguf-hostile") / "llama-2-7b.Q4_K_M.gguf")
     with open(path, "rb") as f:
         return f.read(1 << 20)
 

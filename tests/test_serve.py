@@ -287,10 +287,8 @@ def test_an_upload_and_the_form_must_agree(client):
 @pytest.fixture(scope="module")
 def llama3_gguf(tmp_path_factory):
     gguf_real = pytest.importorskip("gguf_real")
-    d = tmp_path_factory.mktemp("gguf-upload")
-    if not gguf_real.sparse_files_work(d):
-        pytest.skip("this file system keeps no sparse files (the fixture's data section is a 1.3 GB hole)")
-    return gguf_real.write(gguf_real.llama3_8b(), d / "Meta-Llama-3-8B-Q4_K_M.gguf")
+    return gguf_real.write_sparse(gguf_real.llama3_8b(),
+                                 tmp_path_factory.mktemp("gguf-upload") / "Meta-Llama-3-8B-Q4_K_M.gguf")
 
 
 def test_a_gguf_header_prefix_gives_the_clis_numbers(client, llama3_gguf):
