@@ -58,12 +58,11 @@ class Capture(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-def run(model: str, max_len: int, mnbt: int, avail: int, kv: str, disable: bool, version: str) -> dict:
+def layer_specs(ki, spec, kv: str) -> dict:
+    """The KV cache spec vLLM's attention layers build for each decoder layer (``ki``: vLLM's
+    ``v1.kv_cache_interface``): a sliding-window spec for sliding layers, full attention for the others."""
     import torch
-    from vllm.v1 import kv_cache_interface as ki
-    from vllm.v1.core import kv_cache_utils as ku
 
-    spec = resolve(model, hub=False).spec
     dtype = {"bf16": torch.bfloat16, "fp8": torch.uint8}[kv]  # vLLM stores an fp8 cache as uint8 (1 byte)
     specs = {}
     for i in range(spec.num_layers):
@@ -73,6 +72,26 @@ def run(model: str, max_len: int, mnbt: int, avail: int, kv: str, disable: bool,
                                                                            **kw)
         else:
             specs[f"model.layers.{i}.self_attn.attn"] = ki.FullAttentionSpec(**kw)
+    return specs
+
+
+def case_record(version: str, model: str, spec, max_len: int, mnbt: int, avail: int, kv: str, disable: bool,
+                needed: int) -> dict:
+    """The case and the model's shape, as each record of the reference file starts."""
+    return {"vllm_version": version, "model": model, "layers": spec.num_layers, "kv_heads": spec.num_kv_heads,
+            "head_dim": spec.head_dim, "sliding_window": spec.sliding_window,
+            "sliding_layers": sum(1 for i in range(spec.num_layers) if spec.sliding_window
+                                  and spec.layer_type(i) == "sliding_attention"),
+            "max_model_len": max_len, "max_num_batched_tokens": mnbt, "available_bytes": avail, "kv_dtype": kv,
+            "disable_hybrid_kv_cache_manager": disable, "needed_bytes": needed}
+
+
+def run(model: str, max_len: int, mnbt: int, avail: int, kv: str, disable: bool, version: str) -> dict:
+    from vllm.v1 import kv_cache_interface as ki
+    from vllm.v1.core import kv_cache_utils as ku
+
+    spec = resolve(model, hub=False).spec
+    specs = layer_specs(ki, spec, kv)
     cfg = SimpleNamespace(
         model_config=SimpleNamespace(max_model_len=max_len),
         scheduler_config=SimpleNamespace(max_num_batched_tokens=mnbt, disable_hybrid_kv_cache_manager=disable),
@@ -89,12 +108,7 @@ def run(model: str, max_len: int, mnbt: int, avail: int, kv: str, disable: bool,
         configs, error = None, str(e)
     finally:
         logging.getLogger("vllm").removeHandler(cap)
-    out = {"vllm_version": version, "model": model, "layers": spec.num_layers, "kv_heads": spec.num_kv_heads,
-           "head_dim": spec.head_dim, "sliding_window": spec.sliding_window,
-           "sliding_layers": sum(1 for i in range(spec.num_layers) if spec.sliding_window
-                                 and spec.layer_type(i) == "sliding_attention"),
-           "max_model_len": max_len, "max_num_batched_tokens": mnbt, "available_bytes": avail, "kv_dtype": kv,
-           "disable_hybrid_kv_cache_manager": disable, "needed_bytes": needed}
+    out = case_record(version, model, spec, max_len, mnbt, avail, kv, disable, needed)
     if configs is None:
         out["error"] = error
         return out
@@ -116,22 +130,13 @@ def run_v33(model: str, max_len: int, mnbt: int, avail: int, kv: str, disable: b
     ``get_kv_cache_config_from_groups``; ``kv_cache_utils.get_kv_cache_capacity``, whose tokens are the
     "GPU KV cache size" it logs). ``max_in_flight_tokens`` is ``VllmConfig.max_in_flight_tokens`` with
     asynchronous scheduling (its default): 2 × max_num_batched_tokens; the layout is FlashAttention's ``NHD``."""
-    import torch
     from vllm.config.cache import _layout_from_name
     from vllm.v1 import kv_cache_interface as ki
     from vllm.v1.core import kv_cache_planning as kp
     from vllm.v1.core import kv_cache_utils as ku
 
     spec = resolve(model, hub=False).spec
-    dtype = {"bf16": torch.bfloat16, "fp8": torch.uint8}[kv]
-    specs = {}
-    for i in range(spec.num_layers):
-        kw = dict(block_size=16, num_kv_heads=spec.num_kv_heads, head_size=spec.head_dim, dtype=dtype)
-        if spec.sliding_window and spec.layer_type(i) == "sliding_attention":
-            specs[f"model.layers.{i}.self_attn.attn"] = ki.SlidingWindowSpec(sliding_window=spec.sliding_window,
-                                                                           **kw)
-        else:
-            specs[f"model.layers.{i}.self_attn.attn"] = ki.FullAttentionSpec(**kw)
+    specs = layer_specs(ki, spec, kv)
     layout = _layout_from_name("NHD")
     cfg = SimpleNamespace(
         model_config=SimpleNamespace(max_model_len=max_len),
@@ -147,12 +152,7 @@ def run_v33(model: str, max_len: int, mnbt: int, avail: int, kv: str, disable: b
     # get_kv_cache_configs' check: the groups' usage against the memory less the null block's pool block
     needed = kp._max_memory_usage_bytes_from_groups(builder, cfg, groups) \
         + kp._pool_bytes_per_block_from_builder(builder, cfg, groups)
-    out = {"vllm_version": version, "model": model, "layers": spec.num_layers, "kv_heads": spec.num_kv_heads,
-           "head_dim": spec.head_dim, "sliding_window": spec.sliding_window,
-           "sliding_layers": sum(1 for i in range(spec.num_layers) if spec.sliding_window
-                                 and spec.layer_type(i) == "sliding_attention"),
-           "max_model_len": max_len, "max_num_batched_tokens": mnbt, "available_bytes": avail, "kv_dtype": kv,
-           "disable_hybrid_kv_cache_manager": disable, "needed_bytes": needed}
+    out = case_record(version, model, spec, max_len, mnbt, avail, kv, disable, needed)
     c = kp.get_kv_cache_config_from_groups(cfg, groups, avail)
     tokens, conc = ku.get_kv_cache_capacity(cfg, c)
     out.update(num_blocks=c.num_blocks, groups=[type(g.kv_cache_spec).__name__ for g in c.kv_cache_groups],
