@@ -138,3 +138,47 @@ def test_subprocess_entry_point_does_not_import_torch():
     assert p.returncode == 0, p.stderr
     assert "HEAVY []" in p.stderr
     assert json.loads(p.stdout)["schema"] == "vramscope.estimate/1"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["estimate", "--help"], ["models", "--help"], ["serve", "--help"],
+                                  ["validate", "--help"]])
+def test_help_in_chinese_has_no_english_frame(capsys, argv):
+    """argparse's own words ("usage:", "options") and every sub-command's help follow --lang zh."""
+    import argparse
+
+    words = argparse._
+    with pytest.raises(SystemExit) as e:
+        main(argv + ["--lang", "zh"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0
+    assert out.startswith("用法：") and "选项:" in out and "显示此帮助信息并退出" in out
+    for english in ("usage:", "options:", "positional arguments", "show this help message"):
+        assert english not in out
+    assert argparse._ is words  # gettext is put back: nothing else in the process speaks Chinese
+    with pytest.raises(SystemExit):
+        main(argv + ["--lang", "en"])
+    out = capsys.readouterr().out
+    assert out.startswith("usage: ") and "options:" in out and "用法" not in out
+
+
+def test_sub_command_help_in_both_languages(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help", "--lang", "zh"])
+    zh = capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--help", "--lang", "en"])
+    en = capsys.readouterr().out
+    assert "估算模型在给定工作负载下所需的显存" in zh and "estimate GPU memory for a model and workload" in en
+    assert "列出 GPU 目录" in zh and "list the GPU catalog" in en
+
+
+def test_argparse_errors_in_chinese(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["estimate", "llama-3-8b", "--bogus", "--lang", "zh"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("vramscope：错误：无法识别的参数：--bogus") and "--help" in err
+    with pytest.raises(SystemExit) as e:
+        main(["estimate", "llama-3-8b", "--seq", "--lang", "en"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "error: argument --seq/--ctx-size/-c: expected one argument" in err

@@ -27,7 +27,59 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     def error(self, message: str) -> None:  # one line, not usage + line
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {_one_line(message, 300)} (see '{self.prog} --help')\n")
+        lang = _ARGPARSE_LANG[0]
+        self.exit(EXIT_USAGE, t("cli_usage_error", lang, prog=self.prog, message=_one_line(message, 300)) + "\n")
+
+
+#: argparse's own words (its gettext message ids, Python 3.11–3.13) in Chinese. argparse looks its words up
+#: through the module-level ``argparse._`` when it formats help and errors, so :func:`_argparse_words` points
+#: that name at this table while the command line is parsed, and puts gettext back afterwards. Message ids not
+#: listed (argparse's internal programming errors) stay English.
+_ARGPARSE_ZH = {
+    "usage: ": "用法：",
+    "positional arguments": "位置参数",
+    "options": "选项",
+    "optional arguments": "选项",
+    "show this help message and exit": "显示此帮助信息并退出",
+    "the following arguments are required: %s": "缺少必需的参数：%s",
+    "unrecognized arguments: %s": "无法识别的参数：%s",
+    "invalid choice: %(value)r (choose from %(choices)s)": "无效的选择：%(value)r（可选：%(choices)s）",
+    "expected one argument": "需要一个值",
+    "expected at most one argument": "最多需要一个值",
+    "expected at least one argument": "至少需要一个值",
+    "argument %(argument_name)s: %(message)s": "参数 %(argument_name)s：%(message)s",
+    "ambiguous option: %(option)s could match %(matches)s": "有歧义的选项：%(option)s 可匹配 %(matches)s",
+    "not allowed with argument %s": "不能与参数 %s 同时使用",
+    "one of the arguments %s is required": "需要以下参数之一：%s",
+    "invalid %(type)s value: %(value)r": "无效的 %(type)s 值：%(value)r",
+    "ignored explicit argument %r": "忽略了显式参数 %r",
+    "unexpected option string: %s": "意外的选项字符串：%s",
+    "unknown parser %(parser_name)r (choices: %(choices)s)": "未知的子命令 %(parser_name)r（可选：%(choices)s）",
+    "can't open '%(filename)s': %(error)s": "无法打开 '%(filename)s'：%(error)s",
+}
+_ARGPARSE_ZH_PLURAL = {"expected %s argument": "需要 %s 个值", "expected %s arguments": "需要 %s 个值"}
+
+#: the language argparse speaks while :func:`_argparse_words` is active (read by ``_Parser.error``)
+_ARGPARSE_LANG = ["en"]
+
+
+class _argparse_words:
+    """``with _argparse_words(lang):`` argparse's own words ("usage:", "options", its errors) in ``lang``."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+
+    def __enter__(self) -> None:
+        self.saved = (argparse._, argparse.ngettext, _ARGPARSE_LANG[0])  # type: ignore[attr-defined]
+        _ARGPARSE_LANG[0] = self.lang
+        if self.lang == "zh":
+            gettext, ngettext = self.saved[0], self.saved[1]
+            argparse._ = lambda m: _ARGPARSE_ZH.get(m) or gettext(m)  # type: ignore[attr-defined]
+            argparse.ngettext = lambda s, p, n: (  # type: ignore[attr-defined]
+                _ARGPARSE_ZH_PLURAL.get(s if n == 1 else p) or ngettext(s, p, n))
+
+    def __exit__(self, *exc: object) -> None:
+        argparse._, argparse.ngettext, _ARGPARSE_LANG[0] = self.saved  # type: ignore[attr-defined]
 
 
 def _estimate_options(p: argparse.ArgumentParser, lang: str = "en") -> None:
@@ -40,58 +92,54 @@ def _estimate_options(p: argparse.ArgumentParser, lang: str = "en") -> None:
 
 
 def build_parser(lang: str = "en") -> argparse.ArgumentParser:
-    """The command line; the options' help in ``lang``."""
+    """The command line; every help text in ``lang`` (argparse's own words too, under :func:`_argparse_words`)."""
+
+    def h(key: str) -> str:  # the help text cli_h_<key>
+        return t(f"cli_h_{key}", lang)
+
     parser = _Parser(prog="vramscope",
                      description="How much GPU memory does this model need to run, fine-tune or train? "
                                  "/ 运行、微调或训练这个模型需要多少显存？")
-    parser.add_argument("--version", action="store_true", help="print the version")
+    parser.add_argument("--version", action="store_true", help=h("version"))
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-    est = sub.add_parser("estimate", help="estimate GPU memory for a model and workload")
+    est = sub.add_parser("estimate", help=h("estimate"))
     _estimate_options(est, lang)
-    fit = sub.add_parser("fit", help="does it fit: largest batch and context, fewest GPUs, what to change")
+    fit = sub.add_parser("fit", help=h("fit"))
     _estimate_options(fit, lang)
-    fit.add_argument("--check", action="store_true",
-                     help="exit 0 when it fits on every --gpu, 1 when it does not (for scripts and CI)")
-    tr = sub.add_parser("trace", help="run the real model code on fake tensors (needs the trace extra)")
+    fit.add_argument("--check", action="store_true", help=h("check"))
+    tr = sub.add_parser("trace", help=h("trace"))
     _estimate_options(tr, lang)
-    tr.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    tr.add_argument("--timeout", metavar="SECONDS",
-                    help="stop the trace after this long (default 300; 200 layers of a training step take ~30 s)")
-    me = sub.add_parser("measure", help="run the workload for real on a CUDA GPU and record the peaks")
+    tr.add_argument("--quiet", action="store_true", help=h("quiet"))
+    tr.add_argument("--timeout", metavar="SECONDS", help=h("timeout"))
+    me = sub.add_parser("measure", help=h("measure"))
     _estimate_options(me, lang)
-    me.add_argument("--output", help="append the record (JSON Lines) to this file")
-    va = sub.add_parser("validate", help="compare estimates with measured records (JSON Lines)")
-    va.add_argument("records", nargs="+", help="*.jsonl files of vramscope.record/1")
-    va.add_argument("--trace", action="store_true", help="also re-estimate with the trace estimator (slow)")
-    va.add_argument("--json", action="store_true")
-    va.add_argument("--lang", choices=("en", "zh"))
-    va.add_argument("--units", default="GiB", choices=("GiB", "GB"))
-    sv = sub.add_parser("serve", help="a web page and JSON API on this machine (needs the 'web' extra)")
-    sv.add_argument("--host", default="127.0.0.1",
-                    help="address to listen on (default 127.0.0.1; anything else is reachable from other machines)")
-    sv.add_argument("--port", default="8765", help="port (default 8765; 0 picks a free one)")
-    sv.add_argument("--allow-hub", action="store_true",
-                    help="also look up owner/name ids on the Hugging Face Hub (default: catalog names only)")
-    sv.add_argument("--idle-timeout", default="5", metavar="SECONDS",
-                    help="close a connection that sends no complete request for this long (default 5)")
-    sv.add_argument("--request-timeout", default="10", metavar="SECONDS",
-                    help="answer 503 to a request that takes longer (default 10)")
-    sv.add_argument("--max-connections", default="2048", metavar="N",
-                    help="open connections at most; more get 503 (default 2048)")
-    sv.add_argument("--lang", choices=("en", "zh"), help="language when a request does not say (default: locale)")
-    pl = sub.add_parser("plot", help="draw memory against context length and batch size (SVG) for --gpu")
+    me.add_argument("--output", help=h("output"))
+    va = sub.add_parser("validate", help=h("validate"))
+    va.add_argument("records", nargs="+", help=h("records"))
+    va.add_argument("--trace", action="store_true", help=h("validate_trace"))
+    va.add_argument("--json", action="store_true", help=h("json"))
+    va.add_argument("--lang", choices=("en", "zh"), help=h("lang"))
+    va.add_argument("--units", default="GiB", choices=("GiB", "GB"), help=h("units"))
+    sv = sub.add_parser("serve", help=h("serve"))
+    sv.add_argument("--host", default="127.0.0.1", help=h("host"))
+    sv.add_argument("--port", default="8765", help=h("port"))
+    sv.add_argument("--allow-hub", action="store_true", help=h("allow_hub"))
+    sv.add_argument("--idle-timeout", default="5", metavar="SECONDS", help=h("idle_timeout"))
+    sv.add_argument("--request-timeout", default="10", metavar="SECONDS", help=h("request_timeout"))
+    sv.add_argument("--max-connections", default="2048", metavar="N", help=h("max_connections"))
+    sv.add_argument("--lang", choices=("en", "zh"), help=h("serve_lang"))
+    pl = sub.add_parser("plot", help=h("plot"))
     _estimate_options(pl, lang)
-    pl.add_argument("--axis", default="both", choices=("seq", "batch", "both"),
-                    help="which curve: seq (context length), batch, or both (default)")
-    models = sub.add_parser("models", help="list the built-in model catalog")
-    models.add_argument("query", nargs="?", default="")
-    models.add_argument("--json", action="store_true")
-    models.add_argument("--lang", choices=("en", "zh"))
-    gpus = sub.add_parser("gpus", help="list the GPU catalog")
-    gpus.add_argument("query", nargs="?", default="")
-    gpus.add_argument("--json", action="store_true")
-    gpus.add_argument("--lang", choices=("en", "zh"))
-    gpus.add_argument("--units", default="GiB", choices=("GiB", "GB"))
+    pl.add_argument("--axis", default="both", choices=("seq", "batch", "both"), help=h("axis"))
+    models = sub.add_parser("models", help=h("models"))
+    models.add_argument("query", nargs="?", default="", help=h("query_models"))
+    models.add_argument("--json", action="store_true", help=h("json"))
+    models.add_argument("--lang", choices=("en", "zh"), help=h("lang"))
+    gpus = sub.add_parser("gpus", help=h("gpus"))
+    gpus.add_argument("query", nargs="?", default="", help=h("query_gpus"))
+    gpus.add_argument("--json", action="store_true", help=h("json"))
+    gpus.add_argument("--lang", choices=("en", "zh"), help=h("lang"))
+    gpus.add_argument("--units", default="GiB", choices=("GiB", "GB"), help=h("units"))
     return parser
 
 
@@ -555,8 +603,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if argv and argv[0] in PASTING and "--" in argv:  # vramscope estimate [options] -- <the command you run>
         cut = argv.index("--")
         argv, pasted = argv[:cut], argv[cut + 1:]
-    parser = build_parser(detect_lang(_lang_asked(argv)))
-    args = parser.parse_args(argv)
+    help_lang = detect_lang(_lang_asked(argv))
+    with _argparse_words(help_lang):
+        parser = build_parser(help_lang)
+        args = parser.parse_args(argv)
     args.pasted = pasted
     if args.version:
         from . import __version__
@@ -564,7 +614,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(__version__)
         return 0
     if not args.command:
-        parser.print_help()
+        with _argparse_words(help_lang):
+            parser.print_help()
         return 0
     lang = detect_lang(getattr(args, "lang", None))
     try:
@@ -582,6 +633,59 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         print(t("cli_internal_error", lang, kind=type(e).__name__, detail=_one_line(str(e), 300)), file=sys.stderr)
         return EXIT_INTERNAL
+
+
+register({
+    "cli_usage_error": {"en": "{prog}: error: {message} (see '{prog} --help')",
+                        "zh": "{prog}：错误：{message}（见 '{prog} --help'）"},
+    "cli_h_version": {"en": "print the version", "zh": "显示版本号"},
+    "cli_h_estimate": {"en": "estimate GPU memory for a model and workload", "zh": "估算模型在给定工作负载下所需的显存"},
+    "cli_h_fit": {"en": "does it fit: largest batch and context, fewest GPUs, what to change",
+                  "zh": "能否装下：最大批量与上下文、最少 GPU 数、该改什么"},
+    "cli_h_check": {"en": "exit 0 when it fits on every --gpu, 1 when it does not (for scripts and CI)",
+                    "zh": "在每个 --gpu 上都装得下时退出码为 0，否则为 1（供脚本和 CI 使用）"},
+    "cli_h_trace": {"en": "run the real model code on fake tensors (needs the trace extra)",
+                    "zh": "在伪张量上运行真实的模型代码（需要 trace 附加依赖）"},
+    "cli_h_quiet": {"en": "no progress lines on stderr", "zh": "不在 stderr 上输出进度"},
+    "cli_h_timeout": {"en": "stop the trace after this long (default 300; 200 layers of a training step take ~30 s)",
+                      "zh": "超过这么久就停止追踪（默认 300 秒；一个 200 层的训练步约需 30 秒）"},
+    "cli_h_measure": {"en": "run the workload for real on a CUDA GPU and record the peaks",
+                      "zh": "在 CUDA GPU 上真实运行该工作负载并记录峰值"},
+    "cli_h_output": {"en": "append the record (JSON Lines) to this file", "zh": "把记录（JSON Lines）追加到这个文件"},
+    "cli_h_validate": {"en": "compare estimates with measured records (JSON Lines)",
+                       "zh": "把估算与实测记录（JSON Lines）对比"},
+    "cli_h_records": {"en": "*.jsonl files of vramscope.record/1", "zh": "vramscope.record/1 格式的 *.jsonl 文件"},
+    "cli_h_validate_trace": {"en": "also re-estimate with the trace estimator (slow)",
+                             "zh": "同时用 trace 估算器重新估算（较慢）"},
+    "cli_h_json": {"en": "print JSON instead of a table", "zh": "输出 JSON 而不是表格"},
+    "cli_h_lang": {"en": "language of the output: en or zh (default: the locale)",
+                   "zh": "输出语言：en 或 zh（默认：按系统区域设置）"},
+    "cli_h_units": {"en": "GiB (1024³ bytes, as torch and nvidia-smi count) or GB (10⁹ bytes)",
+                    "zh": "GiB（1024³ 字节，与 torch 和 nvidia-smi 一致）或 GB（10⁹ 字节）"},
+    "cli_h_serve": {"en": "a web page and JSON API on this machine (needs the 'web' extra)",
+                    "zh": "在本机提供网页和 JSON API（需要 web 附加依赖）"},
+    "cli_h_host": {"en": "address to listen on (default 127.0.0.1; anything else is reachable from other machines)",
+                   "zh": "监听地址（默认 127.0.0.1；其他地址可被别的机器访问）"},
+    "cli_h_port": {"en": "port (default 8765; 0 picks a free one)", "zh": "端口（默认 8765；0 表示自动选一个空闲端口）"},
+    "cli_h_allow_hub": {"en": "also look up owner/name ids on the Hugging Face Hub (default: catalog names only)",
+                        "zh": "也在 Hugging Face Hub 上查找 owner/name 形式的 id（默认只用内置目录中的名称）"},
+    "cli_h_idle_timeout": {"en": "close a connection that sends no complete request for this long (default 5)",
+                           "zh": "连接在这么久内没有发来完整请求就关闭（默认 5 秒）"},
+    "cli_h_request_timeout": {"en": "answer 503 to a request that takes longer (default 10)",
+                              "zh": "请求处理超过这么久就回答 503（默认 10 秒）"},
+    "cli_h_max_connections": {"en": "open connections at most; more get 503 (default 2048)",
+                              "zh": "最多同时打开的连接数；超出的回答 503（默认 2048）"},
+    "cli_h_serve_lang": {"en": "language when a request does not say (default: locale)",
+                         "zh": "请求未指明语言时使用的语言（默认：按系统区域设置）"},
+    "cli_h_plot": {"en": "draw memory against context length and batch size (SVG) for --gpu",
+                   "zh": "针对 --gpu 画出显存随上下文长度和批量大小的变化（SVG）"},
+    "cli_h_axis": {"en": "which curve: seq (context length), batch, or both (default)",
+                   "zh": "画哪条曲线：seq（上下文长度）、batch，或 both（默认）"},
+    "cli_h_models": {"en": "list the built-in model catalog", "zh": "列出内置模型目录"},
+    "cli_h_query_models": {"en": "only models whose name contains this", "zh": "只列出名称包含此字符串的模型"},
+    "cli_h_gpus": {"en": "list the GPU catalog", "zh": "列出 GPU 目录"},
+    "cli_h_query_gpus": {"en": "only GPUs whose name contains this", "zh": "只列出名称包含此字符串的 GPU"},
+})
 
 
 register({
