@@ -1007,6 +1007,13 @@ def _tt_converters(path: str, cfg: dict, out: dict[str, Any]) -> None:
     compile_ = _section(path, cfg, "compile")
     if _flag(path, "compile.enable", compile_.get("enable")):
         out["compile"] = True
+    parts = compile_.get("components")
+    if parts is not None:
+        if isinstance(parts, str):
+            parts = [c.strip() for c in parts.split(",")]
+        if not isinstance(parts, list) or not parts or any(c not in ("model", "loss") for c in parts):
+            raise _bad(path, "compile.components", parts, '"model", "loss" or both')
+        out["compile_components"] = ",".join(c for c in ("model", "loss") if c in parts)
     converters = _section(path, cfg, "model").get("converters", [])
     if isinstance(converters, str):
         converters = [c.strip() for c in converters.split(",")]

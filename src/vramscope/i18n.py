@@ -975,8 +975,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "分页优化器：其状态（{states}）位于 CUDA 统一内存（cudaMallocManaged），这里按 GPU 计入；显存不足时由驱动换页到主机内存，torch 的显存计数不包含它们",
     },
     "a_compile": {
-        "en": "torch.compile: modelled for the loss (the fused cross-entropy keeps the 16-bit logits and a log-sum-exp per row, not fp32 log-probabilities); decoder layers are estimated as in eager mode, which with activation checkpointing is close and without it an overestimate",
-        "zh": "torch.compile：仅对损失建模（融合的交叉熵只保存 16 位 logits 和每行一个 log-sum-exp，而非 fp32 对数概率）；解码层按 eager 模式估算，开启激活检查点时接近，未开启时偏高",
+        "en": "torch.compile (torch 2.13 inductor), each decoder block compiled on its own as torchtitan does: a block saves what AOTAutograd's min-cut partitioner keeps for backward (matmul outputs, the attention output and log-sum-exp, the normed inputs and one rsqrt per row; norms, RoPE, SiLU and residual sums recomputed; read off the partitioned graph of the real transformers block), about 30% less than eager mode without checkpointing",
+        "zh": "torch.compile（torch 2.13 inductor），按 torchtitan 的做法逐个编译解码块：每块保存 AOTAutograd 最小割分区器为反向保留的张量（矩阵乘输出、注意力输出与 log-sum-exp、归一化后的输入及每行一个 rsqrt；归一化、RoPE、SiLU 与残差加法在反向中重算；取自真实 transformers 解码块分区后的图），不开激活检查点时比 eager 模式少约 30%",
+    },
+    "a_compile_eager_layers": {
+        "en": "torch.compile (torch 2.13): what a compiled block saves is modelled for full training of Llama-layout dense and grouped-matmul MoE blocks (not under Megatron's selective recompute), so these decoder layers are estimated as in eager mode, which with activation checkpointing is close and without it an overestimate",
+        "zh": "torch.compile（torch 2.13）：编译后解码块保存的张量仅对 Llama 布局的稠密块与分组矩阵乘 MoE 块的全参训练建模（Megatron 的选择性重算除外），因此这些解码层按 eager 模式估算，开启激活检查点时接近，未开启时偏高",
+    },
+    "a_compile_loss": {
+        "en": "compiled loss: the fused cross-entropy keeps the 16-bit logits and a log-sum-exp per row, not fp32 log-probabilities",
+        "zh": "编译后的损失：融合的交叉熵只保存 16 位 logits 和每行一个 log-sum-exp，而非 fp32 对数概率",
+    },
+    "a_compile_loss_eager": {
+        "en": "the loss is not compiled ({o_model}): eager cross-entropy on fp32 logits, as torchtitan ran it before its loss compile (9dec370, Dec 2024: commented out)",
+        "zh": "损失未编译（{o_model}）：eager 交叉熵作用于 fp32 logits，与 torchtitan 编译损失之前的做法相同（9dec370，2024 年 12 月：该行被注释掉）",
     },
     "a_vllm_pp": {
         "en": "vLLM pipeline parallel: {pp} stages of {tp:~GPU~GPUs}; every stage gets the KV blocks of the tightest one; shown: stage {stage}, the fullest GPU",

@@ -404,7 +404,8 @@ def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
     if v.get("fsdp_float8_all_gather") and (out["parallelism"] != "fsdp" or out["fsdp_version"] != 2):
         raise VramscopeError("conflict", field="fsdp_float8_all_gather",
                              reason=Text("r_float8_fsdp2", use=Opt("parallelism", "fsdp")))
-    return {**_checkpointing(v, training, profile, method), "compile": bool(v.get("compile")), "float8": f8,
+    return {**_checkpointing(v, training, profile, method), "compile": bool(v.get("compile")),
+            "compile_components": v.get("compile_components", "model,loss"), "float8": f8,
             "fsdp_float8_all_gather": bool(v.get("fsdp_float8_all_gather")),
             "activation_offload": bool(v.get("activation_offload")),
             "ce_chunks": v.get("ce_chunks", _ce_chunks(profile, out) if training else 1),

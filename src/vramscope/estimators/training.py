@@ -28,7 +28,8 @@ from ..errors import Opt, Text, VramscopeError
 from ..i18n import register
 from ..memory.activations import (FULL_TRAINING, TrainFlags, TrainingActivations, checkpointed_layers, dora_forward_transient,
                                   fused_ce_chunk,
-                                  merged_expert_bytes, op_sac_bytes_per_token, training_activations)
+                                  merged_expert_bytes, op_sac_bytes_per_token, training_activations,
+                                  compiled_layers_modelled, compiled_op_sac_bytes_per_token)
 from ..memory.gradients import gradient_bytes
 from ..memory.optimizer_states import deepspeed_step_temporary, optimizer_state_bytes, step_temporary_bytes
 from ..memory.parallel import (NO_BUFFERS, FsdpBuffers, bnb_quant_state_bytes, context_parallel_transient,
@@ -237,6 +238,11 @@ class Saved:
     sp_temp: int
 
 
+def compiles(w: Workload, part: str) -> bool:
+    """Whether ``--compile`` compiles ``part`` ("model": the decoder blocks, "loss"; ``--compile-components``)."""
+    return bool(w.compile) and part in w.compile_components.split(",")
+
+
 def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, seq_shard: int,
                       notes: list[Assumption]) -> Saved:
     seq_local = -(-w.seq // w.sp)  # context parallelism: each rank holds seq / sp tokens
@@ -246,9 +252,9 @@ def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFl
     def acts_at(a: float) -> TrainingActivations:
         return training_activations(spec, w.batch, seq_local, a, w.attn, w.grad_checkpointing and not op_sac,
                                     flags, every=w.checkpoint_every, selective=w.checkpoint_mode == "selective",
-                                    ce_chunks=w.ce_chunks, replicated_shard=seq_shard, compiled_loss=w.compile,
+                                    ce_chunks=w.ce_chunks, replicated_shard=seq_shard, compiled_loss=compiles(w, "loss"),
                                     op_sac=op_sac, megatron=megatron_recompute(spec, w),
-                                    ce_upcast=w.profile.ce_upcast, fused_ce=fused_loss(w))
+                                    ce_upcast=w.profile.ce_upcast, fused_ce=fused_loss(w), compiled_layers=compiles(w, "model"))
     acts = acts_at(p.act_bytes)
     kbit = p.kbit
     if kbit is not None and kbit.layer_bytes:
@@ -508,7 +514,7 @@ def transients(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, bu
     # NF4Tensor.get_original_weight (torchtune) builds int64 indices on the way: 14.05 bytes per element in eager
     # mode, traced on real tensors; compiled layers fuse it to the bf16 weight only
     eager = w.profile.eager_dequant_bytes
-    dequant = int(largest_layer_linear(spec) * (eager if eager is not None and not w.compile else p.a)) \
+    dequant = int(largest_layer_linear(spec) * (eager if eager is not None and not compiles(w, "model") else p.a)) \
         if w.method == "qlora" else float8_transient(spec, w, w.batch * -(-w.seq // w.sp))
     dora_temp = dora_forward_transient(spec, flags.lora, not w.grad_checkpointing) if flags.dora else 0
     if flags.dora and spec.moe is not None and "experts" in flags.lora:
@@ -673,8 +679,15 @@ def recipe_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes
     if w.liger:
         chunk = fused_ce_chunk(w.batch * w.seq, spec, "liger")
         notes.append(Assumption("a_liger", {"kernels": ",".join(w.liger), "chunk": chunk}))
+    if compiles(w, "model"):
+        op = w.grad_checkpointing and w.checkpoint_mode == "op"
+        layers = compiled_layers_modelled(spec, w.seq, p.act_bytes, w.attn, train_flags(spec, w)) and not (
+            w.grad_checkpointing and w.checkpoint_mode == "selective") and not (
+            op and compiled_op_sac_bytes_per_token(spec, w.seq, p.act_bytes, w.attn) is None)
+        notes.append(Assumption("a_compile" if layers else "a_compile_eager_layers"))
     if w.compile:
-        notes.append(Assumption("a_compile"))
+        notes.append(Assumption("a_compile_loss" if compiles(w, "loss") else "a_compile_loss_eager",
+                                {"o_model": Opt("compile_components", "model")}))
     if w.float8 != "none":
         notes.append(Assumption("a_float8", {"recipe": w.float8,
                                              "gather": " with float8 all-gather" if w.fsdp_float8_all_gather else ""}))

@@ -325,6 +325,87 @@ def op_sac_bytes_per_token(spec: ModelSpec, seq: int, a: float, attn: str) -> Op
     return out
 
 
+def compiled_layer_bytes_per_token(spec: ModelSpec, seq: int, a: float, attn: str) -> Optional[float]:
+    """Bytes per token one torch.compile'd decoder block saves for backward (torch 2.13 inductor: AOTAutograd's
+    ``min_cut_rematerialization_partition``, full training; read off the partitioned graph of the real
+    transformers block, ``trace/compiled.py``, ``bench/compile_blocks.py``). The partitioner saves matmul outputs
+    and recomputes the cheap elementwise work (norm multiplies, RoPE's inputs, SiLU, residual sums) from them:
+
+    * the block's input (``a·h``: the residual stream, re-added in backward) and ``o_proj``'s output (``a·h``: the
+      second residual sum, recomputed for the MLP norm); per pre-norm its normed output, which the next matmul
+      reads, and the fp32 ``rsqrt`` per row (``a·h + 4``); sandwich norms (Gemma 2/3: four per layer) add the
+      post-attention norm's ``rsqrt`` (4) and the post-MLP norm's input and ``rsqrt`` (``a·h + 4``);
+    * SDPA / flash: rotated q and k, v, the output and the fp32 log-sum-exp (``a·(2q + 2kv) + 4·heads``); eager
+      attention: q and k, v repeated to every head and the output (``4·a·q``), the raw scores and the
+      probabilities (``2·a·heads·s``), softmax's fp32 max and sum (``8·heads``); soft-capping is recomputed;
+    * q/k norms (Qwen3, Gemma 3): the un-normed q and k projections and an ``rsqrt`` per head
+      (``a·(q + kv) + 4·(heads + kv_heads)``);
+    * gated MLP: gate, up and their product (``3·a·I``; fused gate/up the same);
+    * MoE (transformers 5's grouped-matmul experts): the router logits (``a·E``), per routed row the top-k
+      weight (fp32) and four int64 index tensors (``36·k``), the gathered input, the expert output before the
+      routing weight and the expert MLP (``k·a·(2h + 3·I_e)``).
+
+    None where not modelled (non-Llama layouts, MLA, shared experts, dense-dispatch MoE, ungated MLPs, per-head
+    or full-width q/k norms, attention sinks): those layers are estimated as in eager mode."""
+    fam = spec.family
+    moe = spec.moe
+    if (spec.layout != "llama" or spec.mla is not None or not spec.mlp_gated or fam.attn_sinks or fam.expert_bias
+            or spec.norms_per_layer not in (2, 4) or (spec.qk_norm and fam.qk_norm_shape != "head")
+            or (moe is not None and (moe.shared_intermediate_size or fam.moe_dense_dispatch))):
+        return None
+    h, q, kv, heads = spec.hidden_size, spec.q_dim, spec.kv_dim, spec.num_heads
+    out = a * h + a * h + 2 * (a * h + 4.0)  # input, o_proj output, two pre-norms
+    if spec.norms_per_layer == 4:
+        out += 4.0 + a * h + 4.0
+    if spec.qk_norm:
+        out += a * (q + kv) + 4.0 * (heads + spec.num_kv_heads)
+    if attn == "eager":
+        out += 4 * a * q + 2 * a * heads * seq + 8.0 * heads
+    else:
+        out += a * (2 * q + 2 * kv) + 4.0 * heads
+    if moe is None:
+        out += 3 * a * spec.intermediate_size
+    else:
+        k = moe.experts_per_token
+        out += a * moe.num_experts + 36.0 * k + k * a * (2 * h + 3 * moe.expert_intermediate_size)
+    return out
+
+
+def compiled_layers_modelled(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainFlags = FULL_TRAINING) -> bool:
+    """Whether a compiled block of this model under this training is modelled (full training of the base weights
+    with transformers' own modules; adapters, torchtune's or LitGPT's modules and patched kernels change the
+    graph the partitioner sees, and are estimated as in eager mode)."""
+    plain = (t.base and t.modules is None and not t.lora and not t.dora and not t.torchtune and not t.litgpt
+             and not t.liger and not t.unsloth)
+    return plain and compiled_layer_bytes_per_token(spec, seq, a, attn) is not None
+
+
+def compiled_op_sac_bytes_per_token(spec: ModelSpec, seq: int, a: float, attn: str) -> Optional[float]:
+    """torchtitan's per-op SAC (``trace/build.py sac_policy``) inside a compiled block (torch 2.13): the
+    partitioner keeps the policy's MUST_SAVE outputs that backward reads and recomputes the rest. The policy
+    counts ``aten.mm`` in call order (q, k, v or the fused qkv, o, gate and up or the fused gate_up, down) and
+    recomputes every second one; a projection with a bias runs as ``aten.addmm``, saved always and not counted
+    (Qwen2's q/k/v). Saved: the block's input, the saved projections' outputs, SDPA's output and log-sum-exp —
+    less ``down_proj``'s output, which nothing in backward reads unless a post-MLP norm does (Gemma 2/3).
+    Eager attention and MoE blocks are not modelled under this policy (None)."""
+    if attn == "eager" or spec.moe is not None or compiled_layer_bytes_per_token(spec, seq, a, attn) is None:
+        return None
+    h, q, kv, inter = spec.hidden_size, spec.q_dim, spec.kv_dim, spec.intermediate_size
+    attn_mms = [(q + 2 * kv, spec.qkv_bias)] if spec.fused_qkv else [(q, spec.qkv_bias), (kv, spec.qkv_bias),
+                                                                       (kv, spec.qkv_bias)]
+    gate_up = [(2 * inter, spec.mlp_bias)] if spec.fused_gate_up else [(inter, spec.mlp_bias), (inter, spec.mlp_bias)]
+    mms = attn_mms + [(h, spec.o_bias)] + gate_up + [(h, spec.mlp_bias)]
+    out, count = a * h + a * q + 4.0 * spec.num_heads, 0
+    for i, (width, bias) in enumerate(mms):
+        if not bias:
+            count += 1
+        saved = bias or count % 2 == 1
+        if i == len(mms) - 1 and spec.norms_per_layer != 4:
+            saved = False  # down_proj's output: read by nothing in backward
+        out += a * width if saved else 0.0
+    return out
+
+
 def eager_attention_transients(spec: ModelSpec, batch: int, seq: int, a: float, checkpointed: bool) -> tuple[int, int]:
     """(forward, backward) bytes eager attention holds beside what one layer saves (module docstring): forward
     ``(a + upcast + 4)·S`` inside a checkpointed layer (it saves nothing) or ``upcast + a − cast`` over the saved
@@ -348,26 +429,35 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
                          selective: bool = False, ce_chunks: int = 1, replicated_shard: int = 1,
                          compiled_loss: bool = False, op_sac: bool = False,
                          megatron: Optional[tuple[int, int, int]] = None,
-                         ce_upcast: bool = True, fused_ce: str = "") -> TrainingActivations:
+                         ce_upcast: bool = True, fused_ce: str = "", compiled_layers: bool = False) -> TrainingActivations:
     """What training keeps (module docstring). ``every``: with checkpointing, only every ``every``-th layer is
     checkpointed; ``selective``: Megatron's selective recomputation (only core attention recomputed) instead
     of whole layers; ``ce_chunks``: the output head and cross-entropy run chunk by chunk along the sequence;
     ``megatron``: Megatron-LM's full recompute as (checkpoint inputs kept, layers they cover, layers recomputed
     together in backward) — uniform: one input per group of N layers covering all, N recomputed at once; block:
-    the first N layers each checkpointed, the others keeping everything."""
+    the first N layers each checkpointed, the others keeping everything. ``compiled_layers``: each block is
+    torch.compile'd (``compiled_layers_modelled``: what its partitioned graph saves, and recomputes in backward)."""
     tokens = batch * seq
+    compiled = compiled_layers and not (checkpointing and selective) and compiled_layers_modelled(spec, seq, a, attn,
+                                                                                                  trainable)
+
+    def per_token(s: ModelSpec, impl: str) -> float:
+        if compiled:
+            return compiled_layer_bytes_per_token(s, seq, a, impl) or 0.0
+        return layer_bytes_per_token(s, seq, a, impl, trainable)
+
     if checkpointing and selective:
         per_layer = layer_bytes_per_token(spec, seq, a, "selective", trainable)
         checkpointing = False
     else:
-        per_layer = layer_bytes_per_token(spec, seq, a, attn, trainable)
+        per_layer = per_token(spec, attn)
     if replicated_shard > 1:
         # Megatron sequence parallelism: what tensor parallelism replicates (hidden-size-wide tensors) is split
         # along the sequence inside the TP group; the head- and MLP-sharded part is unchanged
         narrow = spec.derived(head_dim=0, intermediate_size=0, mla=None, qk_norm=False,
                               moe=None if spec.moe is None else replace(spec.moe, expert_intermediate_size=0,
                                                                         shared_intermediate_size=0))
-        wide = layer_bytes_per_token(narrow, seq, a, "sdpa", trainable)
+        wide = per_token(narrow, "sdpa")
         per_layer -= wide * (1 - 1 / replicated_shard)
     n_layers = spec.num_layers + spec.num_decoder_layers
     live_layers = n_layers - min(trainable.frozen_layers, n_layers) if not trainable.embeddings else n_layers
@@ -387,7 +477,9 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
         layers = int(tokens * ckpt * a * spec.hidden_size / replicated_shard)
         layers += int(tokens * per_layer) * (live_layers - ckpt) + merged * round(moe_layers * (1 - ckpt / n_layers))
     elif op_sac:  # torchtitan's per-op policy on every block; backward recomputes one block at a time
-        sac = op_sac_bytes_per_token(spec, seq, a, attn)
+        sac = compiled_op_sac_bytes_per_token(spec, seq, a, attn) if compiled else None
+        if sac is None:
+            sac = op_sac_bytes_per_token(spec, seq, a, attn)
         layers = int(tokens * (per_layer if sac is None else sac)) * live_layers
     else:
         layers = int(tokens * per_layer) * live_layers + merged * moe_layers

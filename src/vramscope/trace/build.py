@@ -224,16 +224,16 @@ def checkpoint_layers(model: Any, every: int = 1) -> None:
         layer.gradient_checkpointing = count % every == 0
 
 
-def op_selective_checkpointing(model: Any) -> None:
-    """torchtitan's per-op ``SelectiveAC`` (pytorch/torchtitan b5bcd76, ``torchtitan/distributed/
-    activation_checkpoint.py``) on every decoder layer: a non-reentrant checkpoint whose policy saves the outputs
-    of the compute-intensive ops (``get_default_op_list().compute_intensive_ops`` and SDPA's variants) except every
-    second ``aten.mm`` of the block, and recomputes the rest. The count restarts at each block's forward (and
-    recompute), as its ``context_fn`` builds a fresh policy per call. On the CPU, SDPA runs
+def sac_policy() -> Any:
+    """torchtitan's per-op ``SelectiveAC`` policy (pytorch/torchtitan b5bcd76, ``torchtitan/distributed/
+    activation_checkpoint.py``; the same at v0.3.0): save the outputs of the compute-intensive ops
+    (``get_default_op_list().compute_intensive_ops`` and SDPA's variants) except every second ``aten.mm`` of the
+    block, recompute the rest. A fresh policy per call: the count restarts at each block's forward (and
+    recompute), as its ``context_fn`` builds one per call. On the CPU, SDPA runs
     ``_scaled_dot_product_flash_attention_for_cpu``, saved here as the CUDA flash op it stands for."""
     import torch
     from torch._functorch.partitioners import get_default_op_list
-    from torch.utils.checkpoint import CheckpointPolicy, create_selective_checkpoint_contexts
+    from torch.utils.checkpoint import CheckpointPolicy
 
     save_ops = {op.default for op in get_default_op_list().compute_intensive_ops}
     for name in ("_scaled_dot_product_cudnn_attention", "_scaled_dot_product_attention_math",
@@ -243,24 +243,28 @@ def op_selective_checkpointing(model: Any) -> None:
         if op is not None:
             save_ops.add(op.default)
     mm_ops = (torch.ops.aten.mm.default, torch.ops.aten.linear.default)
+    meta = {"forward": 0, "recompute": 0}
 
-    def policy() -> Any:
-        meta = {"forward": 0, "recompute": 0}
+    def wrapped(ctx: Any, func: Any, *args: Any, **kwargs: Any) -> Any:
+        mode = "recompute" if ctx.is_recompute else "forward"
+        if func in mm_ops:
+            meta[mode] += 1
+        if func in save_ops:
+            if func in mm_ops and meta[mode] % 2 == 0:
+                return CheckpointPolicy.PREFER_RECOMPUTE
+            return CheckpointPolicy.MUST_SAVE
+        return CheckpointPolicy.PREFER_RECOMPUTE
 
-        def wrapped(ctx: Any, func: Any, *args: Any, **kwargs: Any) -> Any:
-            mode = "recompute" if ctx.is_recompute else "forward"
-            if func in mm_ops:
-                meta[mode] += 1
-            if func in save_ops:
-                if func in mm_ops and meta[mode] % 2 == 0:
-                    return CheckpointPolicy.PREFER_RECOMPUTE
-                return CheckpointPolicy.MUST_SAVE
-            return CheckpointPolicy.PREFER_RECOMPUTE
+    return wrapped
 
-        return wrapped
+
+def op_selective_checkpointing(model: Any) -> None:
+    """torchtitan's per-op ``SelectiveAC`` (``sac_policy``) on every decoder layer: a non-reentrant checkpoint
+    whose policy saves the compute-intensive ops' outputs except every second ``aten.mm``."""
+    from torch.utils.checkpoint import create_selective_checkpoint_contexts
 
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={
-        "use_reentrant": False, "context_fn": lambda: create_selective_checkpoint_contexts(policy())})
+        "use_reentrant": False, "context_fn": lambda: create_selective_checkpoint_contexts(sac_policy())})
 
 
 SELECTIVE = "vramscope_selective"
