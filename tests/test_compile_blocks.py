@@ -80,3 +80,33 @@ def test_partition_is_what_backward_holds():
     with torch.autograd.graph.saved_tensors_hooks(pack_outside, lambda t: t):
         model(input_ids=torch.randint(0, 128, (2, 64)), use_cache=False).logits.float().sum()
     assert sum(seen.values()) - sum(outside.values()) == pytest.approx(block, rel=0.02)
+
+
+def test_estimate_counts_the_partitioned_blocks(tmp_path):
+    """``--compile`` through the estimator: the layers' activations of a 2-layer reduced Llama move from the eager
+    model to the partitioner's saved bytes (per token and layer), the loss head unchanged by the blocks; with
+    ``--compile-components loss`` the layers stay eager and only the loss is fused."""
+    import json
+
+    import compile_blocks as cb
+    from vramscope.api import estimate
+
+    cfg = {**cb.reduced(cb.FAMILIES["llama-3-8b"]), "num_hidden_layers": 2, "vocab_size": 128,
+           "tie_word_embeddings": False}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    kw = dict(task="pretrain", batch=2, seq=64, precision="pure")
+
+    def acts(**extra):
+        e = estimate(str(path), hub=False, **kw, **extra)
+        return e.phases["forward"]["activations"], [a.key for a in e.assumptions]
+
+    eager, _ = acts()
+    blocks, keys = acts(compile=True, compile_components="model")
+    loss_only, keys_loss = acts(compile=True, compile_components="loss")
+    assert "a_compile" in keys and "a_compile_loss_eager" in keys
+    assert "a_compile" not in keys_loss and "a_compile_loss" in keys_loss
+    (part,) = [cb.case("llama-3-8b", cb.reduced(cb.FAMILIES["llama-3-8b"]), "sdpa", "none", 2, 64, run=False)]
+    eager_layer = cb.eager(cb.reduced(cb.FAMILIES["llama-3-8b"]), "sdpa", "none", 64)
+    assert (eager - blocks) == pytest.approx(2 * 2 * 64 * (eager_layer - part["partitioned"]), rel=1e-3)
+    assert loss_only < eager and loss_only != blocks

@@ -65,6 +65,8 @@ def test_torchtitan_preset(tmp_path):
     ('[parallelism]\ndata_parallel_shard_degree = 8\nfsdp_reshard_after_forward = "never"\n',
      {"parallelism": "zero2", "num_gpus": 8}),
     ('[training]\ndtype = "bfloat16"\n', {"precision": "pure"}),
+    ('[compile]\nenable = true\ncomponents = ["model"]\n', {"compile": True, "compile_components": "model"}),
+    ('[compile]\nenable = true\ncomponents = ["loss", "model"]\n', {"compile": True, "compile_components": "model,loss"}),
 ])
 def test_torchtitan_fields(tmp_path, extra, expect):
     out = from_torchtitan(_write(tmp_path, extra))
@@ -78,6 +80,7 @@ def test_torchtitan_fields(tmp_path, extra, expect):
     ('[parallelism]\npipeline_parallel_degree = 2\npipeline_parallel_schedule = "ZBVZeroBubble"\n',
      "parallelism.pipeline_parallel_schedule"),
     ('[training]\nseq_len = "long"\n', "training.seq_len"),
+    ('[compile]\nenable = true\ncomponents = ["model", "optimizer"]\n', "compile.components"),
 ])
 def test_torchtitan_bad_values_are_named(tmp_path, text, key):
     rc, out, err = run_cli(["estimate", "llama-3-8b", "--torchtitan", _write(tmp_path, text), "--no-hub"])

@@ -916,8 +916,8 @@ def from_torchtitan(path: str) -> dict[str, Any]:
     ``data_parallel_replicate_degree`` > 1 with sharding (HSDP: hybrid sharding over that many replicas),
     ``fsdp_reshard_after_forward = "never"``, ``pipeline_parallel_schedule`` (1F1B, GPipe, Interleaved1F1B);
     ``activation_checkpoint.mode`` (none, full, selective with ``selective_ac_option`` "op" or every N-th
-    layer; its default is selective every 2nd layer); ``compile.enable``; ``model.converters`` with "float8" and
-    ``quantize.linear.float8`` (``recipe_name``, ``enable_fsdp_float8_all_gather``). Tensor parallelism comes
+    layer; its default is selective every 2nd layer); ``compile.enable`` and ``compile.components``;
+    ``model.converters`` with "float8" and ``quantize.linear.float8`` (``recipe_name``, ``enable_fsdp_float8_all_gather``). Tensor parallelism comes
     with sequence parallelism, as torchtitan's TP plan always shards the norms. The loop is torchtitan's."""
     if not isinstance(path, str) or not path.strip():
         raise VramscopeError("path_empty")
@@ -1005,10 +1005,11 @@ def _tt_checkpointing(path: str, cfg: dict, out: dict[str, Any]) -> None:
 def _tt_converters(path: str, cfg: dict, out: dict[str, Any]) -> None:
     """torchtitan's ``[compile]`` and the float8 converter of ``[model]`` / ``[quantize.linear.float8]``."""
     compile_ = _section(path, cfg, "compile")
-    if _flag(path, "compile.enable", compile_.get("enable")):
+    enabled = _flag(path, "compile.enable", compile_.get("enable"))
+    if enabled:
         out["compile"] = True
     parts = compile_.get("components")
-    if parts is not None:
+    if parts is not None and enabled:  # what torch.compile covers (its default: ["model", "loss"])
         if isinstance(parts, str):
             parts = [c.strip() for c in parts.split(",")]
         if not isinstance(parts, list) or not parts or any(c not in ("model", "loss") for c in parts):

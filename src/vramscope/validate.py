@@ -218,8 +218,9 @@ def read_records(path: Any) -> list[dict[str, Any]]:
 UNMODELLED = {"mem_fraction_static": "s_what_sglang", "kv_cache_tokens": "s_what_static_kv"}
 #: record keys that are estimated but not modelled exactly: the row is compared and carries the caveat
 CAVEATS = {
-    "compile": "torch.compile per block as torch 2.13's partitioner saves (Llama-layout full training; other "
-               "layers as in eager mode) and the loss head; other torch versions may partition differently",
+    "compile": "torch.compile: blocks as torch 2.13's partitioner saves for full training of transformers' "
+               "Llama-layout blocks (torchtune's and LitGPT's own modules, adapters and other layouts as in eager "
+               "mode), the loss head fused; other torch versions may partition differently",
 }
 #: record keys that are context only
 INFORMATIONAL = {"dataset", "lora_alpha", "lora_output", "max_new_tokens", "cache_dtype", "load_format", "phase",

@@ -238,8 +238,10 @@ register({
                           "zh": "不追踪 DeepSpeed 的 fp32 主权重与状态"},
     "r_trace_optimizer": {"en": "optimizer '{optimizer}' is not in torch", "zh": "torch 中没有优化器 '{optimizer}'"},
     "r_trace_kv_quant": {"en": "quantized KV caches are not traced", "zh": "不追踪量化的 KV 缓存"},
-    "r_trace_compile": {"en": "compiled graphs are not traced (the trace runs eager mode); drop {drop}",
-                        "zh": "不追踪编译后的计算图（追踪以 eager 模式运行）；请去掉 {drop}"},
+    "r_trace_compile": {"en": "compiled graphs are not traced (the trace runs eager mode; what a compiled block saves "
+                                  "is proven against torch 2.13's partitioner by bench/compile_blocks.py); drop {drop}",
+                        "zh": "不追踪编译后的计算图（追踪以 eager 模式运行；编译块保存的张量已由 bench/compile_blocks.py "
+                              "对照 torch 2.13 的分区器验证）；请去掉 {drop}"},
     "r_trace_cache": {"en": "the trace runs transformers' dynamic cache", "zh": "追踪运行的是 transformers 的动态缓存"},
     "r_trace_gguf": {"en": "a GGUF file has no transformers config to build the model from; trace the original model's "
                            "config.json or catalog name",
