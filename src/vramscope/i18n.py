@@ -987,8 +987,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "编译后的损失：融合的交叉熵只保存 16 位 logits 和每行一个 log-sum-exp，而非 fp32 对数概率",
     },
     "a_compile_loss_eager": {
-        "en": "the loss is not compiled ({o_model}): eager cross-entropy on fp32 logits, as torchtitan ran it before its loss compile (9dec370, Dec 2024: commented out)",
-        "zh": "损失未编译（{o_model}）：eager 交叉熵作用于 fp32 logits，与 torchtitan 编译损失之前的做法相同（9dec370，2024 年 12 月：该行被注释掉）",
+        "en": "the loss is not compiled ({o_model}): it runs in eager mode, as torchtitan ran it before it compiled its loss (9dec370, Dec 2024: torch.compile(loss_fn) commented out)",
+        "zh": "损失未编译（{o_model}）：以 eager 模式运行，与 torchtitan 开始编译损失之前的做法相同（9dec370，2024 年 12 月：torch.compile(loss_fn) 被注释掉）",
     },
     "a_vllm_pp": {
         "en": "vLLM pipeline parallel: {pp} stages of {tp:~GPU~GPUs}; every stage gets the KV blocks of the tightest one; shown: stage {stage}, the fullest GPU",
