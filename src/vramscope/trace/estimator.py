@@ -66,7 +66,7 @@ def quiet_libraries() -> Iterator[None]:
     import warnings
 
     loggers = [logging.getLogger(n) for n in ("torch._subclasses.fake_tensor", "torch.distributed", "transformers",
-                                             "peft", "torch")]
+                                             "peft", "torch", "torch.utils._pytree", "torchao")]
     levels = [lg.level for lg in loggers]
     try:
         from transformers.utils import logging as hf_logging
