@@ -150,6 +150,8 @@ class Framework:
     #: LLaMA-Factory (model_utils/checkpointing.py, upcast_layernorm False) do not call peft's
     #: prepare_model_for_kbit_training: their frozen embeddings and head stay 16-bit; axolotl does (loaders/model.py)
     kbit_prep: str = "peft"
+    #: its activation checkpointing is reentrant (``use_reentrant=True``: forward under no_grad, no graph kept)
+    reentrant_checkpointing: bool = False
     #: the bitsandbytes release its QLoRA runs where the user gave none (``--bnb-version``)
     bnb_version: str = "0.50"
     #: how its 4-bit layers are made: "transformers" (``BitsAndBytesConfig``: ``lm_head`` kept 16-bit, the weights
@@ -274,12 +276,13 @@ PROFILES: dict[str, Framework] = {
     "unsloth": Framework("unsloth", grad_checkpointing=("lora", "qlora"), qlora_quant="nf4-dq",
                          lora_targets=UNSLOTH_LORA_TARGETS, optimizer="adamw", optimizer_note="a_hf_optimizer",
                          offload_checkpoint=True, fused_lora=True, fused_ce="unsloth", kbit_prep="none",
+                         reentrant_checkpointing=True,
                          fsdp_policy=ACCELERATE_FSDP_POLICY, autocast_with_fsdp_policy=True),
     "llamafactory": Framework("llamafactory", grad_checkpointing=("full", "freeze", "lora", "qlora"),
                               qlora_quant="nf4-dq", lora_rank=8, optimizer="adamw", optimizer_note="a_hf_optimizer",
-                              kbit_prep="none",
+                              kbit_prep="none", reentrant_checkpointing=True,
                               fsdp_policy=ACCELERATE_FSDP_POLICY, autocast_with_fsdp_policy=True),
-    "axolotl": Framework("axolotl", qlora_quant="nf4-dq", optimizer="adamw-fused", seq=512,
+    "axolotl": Framework("axolotl", qlora_quant="nf4-dq", optimizer="adamw-fused", seq=512, reentrant_checkpointing=True,
                          fsdp_policy=ACCELERATE_FSDP_POLICY, autocast_with_fsdp_policy=True),
 }
 FRAMEWORKS = tuple(PROFILES)

@@ -416,6 +416,15 @@ CORE: tuple[Option, ...] = (
       shown_as="--grad-checkpointing",
       help_en="the checkpointing mode (also given as {mode}); giving it turns checkpointing on",
       help_zh="检查点模式（也可写作 {mode}）；给出即开启检查点", help_opts={"mode": Opt("grad_checkpointing", "MODE")}),
+    O("checkpoint_reentrant", ("--checkpoint-reentrant",), "flag", None, contextual=True, group="training",
+      owner="training", negation="--no-checkpoint-reentrant",
+      help_en="checkpointing with torch.utils.checkpoint(use_reentrant=True) (transformers 4.x's default; "
+              "LLaMA-Factory, axolotl and Unsloth use it; transformers 5: non-reentrant): forward runs the checkpointed "
+              "layers without building their graph, so what bitsandbytes' matmuls keep on ctx (LLM.int8, 4-bit before "
+              "0.43.2) is not kept for every layer",
+      help_zh="以 torch.utils.checkpoint(use_reentrant=True) 做检查点（transformers 4.x 的默认；LLaMA-Factory、axolotl 和 "
+              "Unsloth 使用它；transformers 5 为非重入）：前向计算检查点层时不建立其计算图，因此 bitsandbytes 矩阵乘保存在 ctx 上的"
+              "张量（LLM.int8、0.43.2 之前的 4 位）不会在每一层都保留"),
     O("checkpoint_every", ("--checkpoint-every",), "int", 1, group="training", owner="training", lo=1, hi=100_000,
       metavar="N", help_en="checkpoint only every N-th layer (torchtune ac_option)",
       help_zh="每 N 层只检查点一层（torchtune 的 ac_option）"),

@@ -213,9 +213,16 @@ def bnb_saved_inputs(spec: ModelSpec, w: Workload, p: Precision) -> float:
     its input ``A``, cast to the compute dtype; from 0.43.2 on (``ctx.tensors = (None, B)``, through 0.50.x) only
     the packed weight. Under the k-bit casts the fp32 inputs become one compute-dtype copy per linear (q, k, v,
     gate, up, down); without them q/k/v share one input, gate/up another. o_proj reads SDPA's saved output."""
+    h, inter = spec.hidden_size, spec.intermediate_size if spec.moe is None else 0
+    if w.method == "qlora" and w.quant == "int8" and not w.profile.own_modules:
+        # LLM.int8 (bitsandbytes 0.42.0 through 0.50.2 ``MatMul8bitLt.forward``: ``ctx.tensors = (CAt, subA, A)``
+        # whenever an input needs a gradient, ``A`` the input itself, reshaped to 2-D, in its own dtype; CAt is None
+        # for a frozen weight, subA the outlier columns, data-dependent and not counted): shared as the layer
+        # shares its inputs (q/k/v one, gate/up one), fp32 under the k-bit casts
+        layer_in = 4.0 if p.kbit is not None and p.kbit.layer_bytes == 4.0 else p.a
+        return layer_in * (2 * h + inter)
     if w.method != "qlora" or w.profile.own_modules or version_tuple(w.bnb_version) >= (0, 43, 2):
         return 0.0
-    h, inter = spec.hidden_size, spec.intermediate_size if spec.moe is None else 0
     # Linear4bit.forward casts its input to the compute dtype (``x.to(self.compute_dtype)``: a copy per linear
     # unless the input already has it)
     compute = bnb_dtypes(w, p.dtype)[1]
@@ -352,8 +359,10 @@ def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFl
     extra = int(w.batch * seq_local * bnb_saved_inputs(spec, w, p))
     layers = spec.num_layers + spec.num_decoder_layers
     if extra:
+        # ctx attributes, not saved tensors: non-reentrant checkpointing builds each layer's graph in forward and
+        # keeps them for every layer; reentrant checkpointing runs forward under no_grad (needs_input_grad False)
         acts = replace(acts, one_layer=acts.one_layer + extra,
-                       layers=acts.layers + (0 if w.grad_checkpointing else extra * layers))
+                       layers=acts.layers + (0 if w.grad_checkpointing and w.checkpoint_reentrant else extra * layers))
     kept_inputs = 0
     per_layer, head_in = litgpt_bnb_inputs(spec, w, p.a)
     if per_layer or head_in:
@@ -619,6 +628,14 @@ def transients(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, bu
     bnb = w.method == "qlora" and eager is None and not (w.profile.own_modules and w.profile.bnb_convert != "lightning")
     forward_element = bnb_dequant_bytes(w, p.dtype, forward=True) if bnb else per_element
     forward_dequant = int(largest_layer_linear(spec) * forward_element) if w.method == "qlora" else dequant
+    if w.method == "qlora" and w.quant == "int8":
+        # MatMul8bitLt: forward quantizes the input (A.to(fp16), then int8 CA and fp32 row scales) and multiplies
+        # in int8, no weight materialized; backward dequantizes the weight in the input's dtype
+        # (``state.CB.to(ctx.dtype_A, copy=True).mul_(SCB / 127)``)
+        kbit = p.kbit is not None and p.kbit.layer_bytes == 4.0
+        dequant = int(largest_layer_linear(spec) * (4.0 if kbit else p.a))
+        widest = max(spec.hidden_size, spec.intermediate_size)
+        forward_dequant = int(w.batch * -(-w.seq // w.sp) * (widest * 3 + 4))
     head = head_tensor(spec) if quantized_head_saving(spec, w, p.a) else None
     logits = int(w.batch * -(-w.seq // w.sp) * spec.vocab_size * p.act_bytes)
     head_beside = logits * (w.ce_chunks - 1) // w.ce_chunks + (logits if w.profile.logits_outlive_step else 0)
