@@ -262,12 +262,11 @@ KBIT_PREPS = ("peft", "trl0", "trl", "none")
 _VERSION = re.compile(r"^(\d{1,3})\.(\d{1,3})(?:\.(\d{1,3}))?$")
 
 
-def bnb_version(value: Any, field: str) -> str:
-    """A bitsandbytes version, ``major.minor[.patch]`` (``0.43.1``), as given."""
+def bnb_version(value: Any, field: str, allowed: str = "a bitsandbytes version such as 0.43.1 or 0.50") -> str:
+    """A version, ``major.minor[.patch]`` (``0.43.1``), as given."""
     v = value.strip() if isinstance(value, str) else None
     if v is None or not _VERSION.match(v):
-        raise VramscopeError("bad_choice", field=field, value=shown(value),
-                             allowed="a bitsandbytes version such as 0.43.1 or 0.50")
+        raise VramscopeError("bad_choice", field=field, value=shown(value), allowed=allowed)
     return v
 
 
@@ -403,6 +402,13 @@ CORE: tuple[Option, ...] = (
       help_zh="QLoRA 运行所用的 bitsandbytes 版本（默认 0.50；{litgpt}：0.49.2，其版本约束允许的最新版）：0.43.2 之前其 4 位"
               "矩阵乘还会为反向保留每个线性层的输入；0.50 之前它先按量化时的类型反量化权重，再转换为计算类型",
       help_opts={"litgpt": Opt("framework", "litgpt")}),
+    O("litgpt_version", ("--litgpt-version",), "custom", "0.5.13", group="training", owner="training",
+      parse=lambda value, field: bnb_version(value, field, "a LitGPT version such as 0.4.13 or 0.5.13"),
+      expected="a LitGPT version such as 0.4.13 or 0.5.13",
+      help_en="LitGPT release of a {litgpt} QLoRA run (default 0.5.13): from 0.5.0 its --quantize swaps the "
+              "embedding for bitsandbytes' StableEmbedding, whose gradient no optimizer steps or zeroes",
+      help_zh="{litgpt} QLoRA 运行所用的 LitGPT 版本（默认 0.5.13）：从 0.5.0 起其 --quantize 把词嵌入换成 bitsandbytes 的 "
+              "StableEmbedding，其梯度不被任何优化器更新或清零", help_opts={"litgpt": Opt("framework", "litgpt")}),
     O("bnb_compute_dtype", ("--bnb-compute-dtype",), "custom", None, group="training", owner="training",
       parse=_dtype, help_en="QLoRA: bitsandbytes' compute dtype (bnb_4bit_compute_dtype: fp16 | bf16 | fp32; default: "
                             "the model's dtype, as the recipes set it; transformers' own default is fp32): each 4-bit "

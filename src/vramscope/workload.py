@@ -150,7 +150,8 @@ def _run(v: dict[str, Any], asked: dict[str, Any], runs: Any) -> dict[str, Any]:
             "lora_rank": v.get("lora_rank", profile.lora_rank),
             "lora_dropout": v.get("lora_dropout", profile.lora_dropout),
             "frozen_layers": v.get("frozen_layers", 0), "kbit_prep": v.get("kbit_prep", profile.kbit_prep),
-            "bnb_version": v.get("bnb_version", profile.bnb_version), "bnb_compute_dtype": v.get("bnb_compute_dtype")}
+            "bnb_version": v.get("bnb_version", profile.bnb_version), "bnb_compute_dtype": v.get("bnb_compute_dtype"),
+            "litgpt_version": v.get("litgpt_version", "0.5.13")}
 
 
 def _method(v: dict[str, Any], task: str) -> dict[str, Any]:
@@ -170,6 +171,9 @@ def _method(v: dict[str, Any], task: str) -> dict[str, Any]:
             reason = (Text("r_lora_option_inference", task=Opt("task", "finetune"), add=Opt("method", "lora"))
                       if task == "inference" else Text("r_lora_option", add=Opt("method", "lora")))
             raise VramscopeError("conflict", field=name, reason=reason)
+    if "litgpt_version" in v and (v.get("framework") != "litgpt" or method != "qlora"):
+        raise VramscopeError("conflict", field="litgpt_version",
+                             reason=Text("r_for_method", method=Opt("framework", "litgpt")))
     for name in ("kbit_prep", "bnb_version", "bnb_compute_dtype"):  # bitsandbytes' 4-bit base
         if name in v and method != "qlora":
             raise VramscopeError("conflict", field=name, reason=Text("r_for_method", method=Opt("method", "qlora")))

@@ -98,7 +98,10 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         acts, host_acts = training.offload_activations(saved.acts, notes)
         saved = replace(saved, acts=acts)
         extra["host_bytes"] = extra.get("host_bytes", 0) + host_acts
-    kept = training.kept_gradients(w, t, p, lay.grads)
+    stuck = training.stable_embedding_grad(spec, w, p.a)  # LitGPT's StableEmbedding: a gradient nothing clears
+    kept = training.kept_gradients(w, t, p, lay.grads) + stuck
+    if stuck:
+        lay = replace(lay, grads=lay.grads + stuck)
     tr = training.transients(spec, w, p, saved.flags, lay.buf)
     if saved.acts.layer_forward_extra:
         # the loss head passes through forward where eager attention's scores are its peak moment: its churn of

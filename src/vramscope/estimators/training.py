@@ -241,6 +241,17 @@ def quantized_head_saving(spec: ModelSpec, w: Workload, a: float) -> int:
     return int(head.numel * a) - quantized_linear_bytes(head, w.quant) if head is not None else 0
 
 
+def stable_embedding_grad(spec: ModelSpec, w: Workload, a: float) -> int:
+    """LitGPT from 0.5.0 under ``--quantize`` (``finetune/lora.py main``, ae798aba): the embedding becomes a new
+    bitsandbytes ``StableEmbedding`` after ``mark_only_lora_as_trainable`` and after the optimizer took
+    ``model.parameters()``, so its weight requires a gradient no optimizer steps or zeroes: from the first
+    backward on, a gradient of the whole embedding in the training dtype stays (checked on LitGPT's code:
+    tests/test_litgpt_qlora.py)."""
+    if w.method != "qlora" or w.profile.bnb_convert != "lightning" or version_tuple(w.litgpt_version) < (0, 5, 0):
+        return 0
+    return int(spec.vocab_size * spec.hidden_size * a)
+
+
 def head_tensor(spec: ModelSpec):  # -> Tensor | None
     return next((g.tensor for g in groups(spec) if g.tensor.role == "lm_head" and g.tensor.linear), None)
 
@@ -363,6 +374,15 @@ def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFl
         # keeps them for every layer; reentrant checkpointing runs forward under no_grad (needs_input_grad False)
         acts = replace(acts, one_layer=acts.one_layer + extra,
                        layers=acts.layers + (0 if w.grad_checkpointing and w.checkpoint_reentrant else extra * layers))
+    if stable_embedding_grad(spec, w, p.a):
+        # StableEmbedding's LayerNorm (in the training dtype under bf16-true's default dtype) saves its input, the
+        # embedding's output, and an fp32 mean and rstd per token; the first block's input now needs a gradient, so
+        # its first norm saves its input too (LitGPT's RMSNorm: x.float(), 4 bytes; a LayerNorm: the dtype's)
+        first = 4.0 if spec.norm == "rmsnorm" else p.a
+        norm = int(w.batch * seq_local * (spec.hidden_size * (p.a + first) + 8))
+        acts = replace(acts, layers=acts.layers + norm)
+        notes.append(Assumption("a_litgpt_stable_embedding", {
+            "version": w.litgpt_version, "grad": format_bytes(stable_embedding_grad(spec, w, p.a), "GiB")}))
     kept_inputs = 0
     per_layer, head_in = litgpt_bnb_inputs(spec, w, p.a)
     if per_layer or head_in:
@@ -937,6 +957,12 @@ register({
               "next step's forward, where two steps' inputs are alive",
         "zh": "bitsandbytes {version}：MatMul4Bit 把每个 4 位线性层（包括输出头）的输入保留在 ctx.tensors 中（0.43.2 之前）："
               "每步 {inputs}，由 LitGPT 循环通过 `loss` 保留的计算图持有，直到下一步的前向，那时两步的输入同时存在"},
+    "a_litgpt_stable_embedding": {
+        "en": "LitGPT {version} swaps the embedding for bitsandbytes' StableEmbedding under --quantize, after the "
+              "optimizer took the parameters: its gradient ({grad}) is never stepped or zeroed and stays from the first "
+              "backward on",
+        "zh": "LitGPT {version} 在 --quantize 下、优化器取得参数之后，把词嵌入换成 bitsandbytes 的 StableEmbedding：其梯度"
+              "（{grad}）从不被更新或清零，从第一次反向起一直保留"},
     "a_bnb_lightning": {
         "en": "4-bit layers as Lightning's BitsandbytesPrecision makes them (LitGPT's --quantize): every nn.Linear, "
               "the output head included ({head} saved), quantized from an fp16 copy; bitsandbytes {version} "

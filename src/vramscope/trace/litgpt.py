@@ -170,6 +170,28 @@ def quantize_lightning(net: Any) -> int:
     return n
 
 
+def stable_embedding(w: Any) -> bool:
+    """LitGPT from 0.5.0 (ae798aba, "Add bnb.nn.StableEmbedding for quantized training") swaps the embedding for
+    bitsandbytes' ``StableEmbedding`` under ``--quantize`` (``finetune/lora.py main``)."""
+    from ..options import version_tuple
+
+    return w.method == "qlora" and version_tuple(w.litgpt_version) >= (0, 5, 0)
+
+
+def swap_stable_embedding(net: Any) -> None:
+    """``finetune/lora.py main`` (LitGPT 0.5.13) after ``instantiate_bnb_optimizer(optimizer, model.parameters())``:
+    a new ``StableEmbedding`` (its weight and LayerNorm created requiring gradients, after
+    ``mark_only_lora_as_trainable`` and after the optimizer took its parameters) with the old weight copied in."""
+    import torch
+    from bitsandbytes.nn import StableEmbedding
+
+    old = net.transformer.wte
+    net.transformer.wte = StableEmbedding(old.num_embeddings, old.embedding_dim)
+    with torch.no_grad():
+        net.transformer.wte.weight.copy_(old.weight)
+    net.transformer.wte = net.transformer.wte.to(device=old.weight.device, dtype=old.weight.dtype)
+
+
 def torch_uint8() -> Any:
     import torch
 
@@ -258,6 +280,8 @@ def run_litgpt(model: ResolvedModel, w: Any, tracker: Any, mark: Callable, categ
     net = build_litgpt(model, w, dtype)
     params = [p for p in net.parameters() if p.requires_grad]
     opt = make_optimizer(params, w.optimizer)  # LitGPT passes model.parameters(): frozen ones get no state
+    if stable_embedding(w):
+        swap_stable_embedding(net)
     mark(net.parameters(), "weights")
     mark(net.buffers(), "weights")
 
@@ -268,7 +292,7 @@ def run_litgpt(model: ResolvedModel, w: Any, tracker: Any, mark: Callable, categ
                 category.setdefault(k, "activations")
 
     def on_grads() -> None:
-        mark([p.grad for p in params if p.grad is not None], "gradients")
+        mark([p.grad for p in net.parameters() if p.grad is not None], "gradients")
 
     tracker.set_phase("ready")
     run_litgpt_training(net, opt, w.batch, w.seq, tracker.set_phase, dtype, chunked_head=w.method != "full",
