@@ -150,6 +150,14 @@ class Framework:
     #: LLaMA-Factory (model_utils/checkpointing.py, upcast_layernorm False) do not call peft's
     #: prepare_model_for_kbit_training: their frozen embeddings and head stay 16-bit; axolotl does (loaders/model.py)
     kbit_prep: str = "peft"
+    #: its activation checkpointing is reentrant (``use_reentrant=True``: forward under no_grad, no graph kept)
+    reentrant_checkpointing: bool = False
+    #: the bitsandbytes release its QLoRA runs where the user gave none (``--bnb-version``)
+    bnb_version: str = "0.50"
+    #: how its 4-bit layers are made: "transformers" (``BitsAndBytesConfig``: ``lm_head`` kept 16-bit, the weights
+    #: quantized from the dtype they were loaded in) or "lightning" (Lightning's ``BitsandbytesPrecision``:
+    #: every ``nn.Linear``, ``lm_head`` included, quantized from an fp16 copy)
+    bnb_convert: str = "transformers"
 
     @property
     def adapter_bytes(self) -> Optional[float]:
@@ -172,6 +180,8 @@ LIGER_KERNELS = ("flce", "rms-norm", "swiglu", "rope")
 LITGPT_LORA_TARGETS = ("q_proj", "v_proj")
 #: LitGPT's lm_head_chunk_size in its finetune loops and chunked_cross_entropy's chunk_size
 LITGPT_CHUNK_TOKENS = 128
+#: the newest bitsandbytes LitGPT 0.5.13 installs on Linux (pyproject.toml at 26857050: ``bitsandbytes>=0.45.2,<0.50``)
+LITGPT_BNB_VERSION = "0.49.2"
 
 #: LitGPT 0.5.13 ``Config.from_name`` names of catalog models: each config's ``hf_config`` org/name is the catalog
 #: id (litgpt/config.py; tests/test_litgpt.py checks every row against the installed litgpt)
@@ -260,18 +270,19 @@ PROFILES: dict[str, Framework] = {
                         qlora_quant="nf4", lora_rank=8, lora_dropout=0.05, ce_upcast=False, ce_chunk_tokens=LITGPT_CHUNK_TOKENS,
                         grad_checkpointing_sharded=("full", "freeze", "lora", "qlora"),
                         qlora_optimizer="paged-adamw", unties_embeddings=True, logits_outlive_step=True,
-                        trace_model="litgpt"),
+                        trace_model="litgpt", bnb_version=LITGPT_BNB_VERSION, bnb_convert="lightning"),
     # Unsloth's kernels, loss and offloaded checkpointing are modelled for adapters (LoRA/QLoRA); its full
     # fine-tuning is estimated with transformers' modules and loss. The Trainer's optimizer default
     "unsloth": Framework("unsloth", grad_checkpointing=("lora", "qlora"), qlora_quant="nf4-dq",
                          lora_targets=UNSLOTH_LORA_TARGETS, optimizer="adamw", optimizer_note="a_hf_optimizer",
                          offload_checkpoint=True, fused_lora=True, fused_ce="unsloth", kbit_prep="none",
+                         reentrant_checkpointing=True,
                          fsdp_policy=ACCELERATE_FSDP_POLICY, autocast_with_fsdp_policy=True),
     "llamafactory": Framework("llamafactory", grad_checkpointing=("full", "freeze", "lora", "qlora"),
                               qlora_quant="nf4-dq", lora_rank=8, optimizer="adamw", optimizer_note="a_hf_optimizer",
-                              kbit_prep="none",
+                              kbit_prep="none", reentrant_checkpointing=True,
                               fsdp_policy=ACCELERATE_FSDP_POLICY, autocast_with_fsdp_policy=True),
-    "axolotl": Framework("axolotl", qlora_quant="nf4-dq", optimizer="adamw-fused", seq=512,
+    "axolotl": Framework("axolotl", qlora_quant="nf4-dq", optimizer="adamw-fused", seq=512, reentrant_checkpointing=True,
                          fsdp_policy=ACCELERATE_FSDP_POLICY, autocast_with_fsdp_policy=True),
 }
 FRAMEWORKS = tuple(PROFILES)

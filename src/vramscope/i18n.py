@@ -1021,9 +1021,9 @@ MESSAGES: dict[str, dict[str, str]] = {
               "several): use --devices 1",
         "zh": "litgpt finetune lora --quantize 只能单卡运行（多卡时 LitGPT 抛出 NotImplementedError）：请用 --devices 1"},
     "r_trace_litgpt_scope": {
-        "en": "the LitGPT trace runs its single-device recipes: --task finetune, --method full or lora, one GPU, "
+        "en": "the LitGPT trace runs its single-device recipes: --task finetune, --method full, lora or qlora, one GPU, "
               "no checkpointing, offloading, DoRA, packing or stepping in backward",
-        "zh": "LitGPT 追踪只运行其单卡配方：--task finetune、--method full 或 lora、单卡，不含检查点、卸载、DoRA、"
+        "zh": "LitGPT 追踪只运行其单卡配方：--task finetune、--method full、lora 或 qlora、单卡，不含检查点、卸载、DoRA、"
               "打包或在反向中更新"},
     "r_trace_litgpt_model": {
         "en": "LitGPT has no Config for {model}: the trace builds a catalog model LitGPT names, or a Llama-layout "

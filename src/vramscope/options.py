@@ -262,12 +262,11 @@ KBIT_PREPS = ("peft", "trl0", "trl", "none")
 _VERSION = re.compile(r"^(\d{1,3})\.(\d{1,3})(?:\.(\d{1,3}))?$")
 
 
-def bnb_version(value: Any, field: str) -> str:
-    """A bitsandbytes version, ``major.minor[.patch]`` (``0.43.1``), as given."""
+def bnb_version(value: Any, field: str, allowed: str = "a bitsandbytes version such as 0.43.1 or 0.50") -> str:
+    """A version, ``major.minor[.patch]`` (``0.43.1``), as given."""
     v = value.strip() if isinstance(value, str) else None
     if v is None or not _VERSION.match(v):
-        raise VramscopeError("bad_choice", field=field, value=shown(value),
-                             allowed="a bitsandbytes version such as 0.43.1 or 0.50")
+        raise VramscopeError("bad_choice", field=field, value=shown(value), allowed=allowed)
     return v
 
 
@@ -395,11 +394,27 @@ CORE: tuple[Option, ...] = (
       help_zh="hf 的 QLoRA：4 位基座如何准备：peft（prepare_model_for_kbit_training：词嵌入、归一化层和输出头转 fp32，"
               "默认）| trl0（TRL 0.7-0.2x 的 SFTTrainer：先如此，再把词嵌入和输出头转回 bf16）| trl（TRL 1.x：不做 k-bit "
               "转换，适配器 bf16；FSDP/ZeRO-3 下分片的 QLoRA 亦然）| none（只用 get_peft_model）"),
-    O("bnb_version", ("--bnb-version",), "custom", "0.50", group="training", owner="training", parse=bnb_version,
-      expected="a bitsandbytes version such as 0.43.1 or 0.50",
-      help_en="bitsandbytes version of a QLoRA run (default 0.50): before 0.43.2 its 4-bit matmul also saves "
-              "each linear's input for backward",
-      help_zh="QLoRA 运行所用的 bitsandbytes 版本（默认 0.50）：0.43.2 之前其 4 位矩阵乘还会为反向保存每个线性层的输入"),
+    O("bnb_version", ("--bnb-version",), "custom", "0.50", contextual=True, group="training", owner="training",
+      parse=bnb_version, expected="a bitsandbytes version such as 0.43.1 or 0.50",
+      help_en="bitsandbytes version of a QLoRA run (default 0.50; {litgpt}: 0.49.2, the newest its pin allows): "
+              "before 0.43.2 its 4-bit matmul also keeps each linear's input for backward; before 0.50 it "
+              "dequantizes a weight in the dtype it was quantized from, then casts it to the compute dtype",
+      help_zh="QLoRA 运行所用的 bitsandbytes 版本（默认 0.50；{litgpt}：0.49.2，其版本约束允许的最新版）：0.43.2 之前其 4 位"
+              "矩阵乘还会为反向保留每个线性层的输入；0.50 之前它先按量化时的类型反量化权重，再转换为计算类型",
+      help_opts={"litgpt": Opt("framework", "litgpt")}),
+    O("litgpt_version", ("--litgpt-version",), "custom", "0.5.13", group="training", owner="training",
+      parse=lambda value, field: bnb_version(value, field, "a LitGPT version such as 0.4.13 or 0.5.13"),
+      expected="a LitGPT version such as 0.4.13 or 0.5.13",
+      help_en="LitGPT release of a {litgpt} QLoRA run (default 0.5.13): from 0.5.0 its --quantize swaps the "
+              "embedding for bitsandbytes' StableEmbedding, whose gradient no optimizer steps or zeroes",
+      help_zh="{litgpt} QLoRA 运行所用的 LitGPT 版本（默认 0.5.13）：从 0.5.0 起其 --quantize 把词嵌入换成 bitsandbytes 的 "
+              "StableEmbedding，其梯度不被任何优化器更新或清零", help_opts={"litgpt": Opt("framework", "litgpt")}),
+    O("bnb_compute_dtype", ("--bnb-compute-dtype",), "custom", None, group="training", owner="training",
+      parse=_dtype, help_en="QLoRA: bitsandbytes' compute dtype (bnb_4bit_compute_dtype: fp16 | bf16 | fp32; default: "
+                            "the model's dtype, as the recipes set it; transformers' own default is fp32): each 4-bit "
+                            "linear casts its input to it and dequantizes its weight to it",
+      help_zh="QLoRA：bitsandbytes 的计算类型（bnb_4bit_compute_dtype：fp16 | bf16 | fp32；默认与模型类型相同，与常见配方一致；"
+              "transformers 自身的默认是 fp32）：每个 4 位线性层把输入转换为该类型，并把权重反量化为该类型"),
     O("dora", ("--dora",), "flag", False, group="training", owner="training",
       help_en="DoRA adapters (peft use_dora) with {lora}/qlora",
       help_zh="DoRA 适配器（peft 的 use_dora），配合 {lora}/qlora", help_opts={"lora": Opt("method", "lora")}),
@@ -407,6 +422,15 @@ CORE: tuple[Option, ...] = (
       shown_as="--grad-checkpointing",
       help_en="the checkpointing mode (also given as {mode}); giving it turns checkpointing on",
       help_zh="检查点模式（也可写作 {mode}）；给出即开启检查点", help_opts={"mode": Opt("grad_checkpointing", "MODE")}),
+    O("checkpoint_reentrant", ("--checkpoint-reentrant",), "flag", None, contextual=True, group="training",
+      owner="training", negation="--no-checkpoint-reentrant",
+      help_en="checkpointing with torch.utils.checkpoint(use_reentrant=True) (transformers 4.x's default; "
+              "LLaMA-Factory, axolotl and Unsloth use it; transformers 5: non-reentrant): forward runs the checkpointed "
+              "layers without building their graph, so what bitsandbytes' matmuls keep on ctx (LLM.int8, 4-bit before "
+              "0.43.2) is not kept for every layer",
+      help_zh="以 torch.utils.checkpoint(use_reentrant=True) 做检查点（transformers 4.x 的默认；LLaMA-Factory、axolotl 和 "
+              "Unsloth 使用它；transformers 5 为非重入）：前向计算检查点层时不建立其计算图，因此 bitsandbytes 矩阵乘保存在 ctx 上的"
+              "张量（LLM.int8、0.43.2 之前的 4 位）不会在每一层都保留"),
     O("checkpoint_every", ("--checkpoint-every",), "int", 1, group="training", owner="training", lo=1, hi=100_000,
       metavar="N", help_en="checkpoint only every N-th layer (torchtune ac_option)",
       help_zh="每 N 层只检查点一层（torchtune 的 ac_option）"),

@@ -150,7 +150,8 @@ def _run(v: dict[str, Any], asked: dict[str, Any], runs: Any) -> dict[str, Any]:
             "lora_rank": v.get("lora_rank", profile.lora_rank),
             "lora_dropout": v.get("lora_dropout", profile.lora_dropout),
             "frozen_layers": v.get("frozen_layers", 0), "kbit_prep": v.get("kbit_prep", profile.kbit_prep),
-            "bnb_version": v.get("bnb_version", "0.50")}
+            "bnb_version": v.get("bnb_version", profile.bnb_version), "bnb_compute_dtype": v.get("bnb_compute_dtype"),
+            "litgpt_version": v.get("litgpt_version", "0.5.13")}
 
 
 def _method(v: dict[str, Any], task: str) -> dict[str, Any]:
@@ -170,7 +171,10 @@ def _method(v: dict[str, Any], task: str) -> dict[str, Any]:
             reason = (Text("r_lora_option_inference", task=Opt("task", "finetune"), add=Opt("method", "lora"))
                       if task == "inference" else Text("r_lora_option", add=Opt("method", "lora")))
             raise VramscopeError("conflict", field=name, reason=reason)
-    for name in ("kbit_prep", "bnb_version"):  # bitsandbytes' 4-bit base under peft
+    if "litgpt_version" in v and (v.get("framework") != "litgpt" or method != "qlora"):
+        raise VramscopeError("conflict", field="litgpt_version",
+                             reason=Text("r_for_method", method=Opt("framework", "litgpt")))
+    for name in ("kbit_prep", "bnb_version", "bnb_compute_dtype"):  # bitsandbytes' 4-bit base
         if name in v and method != "qlora":
             raise VramscopeError("conflict", field=name, reason=Text("r_for_method", method=Opt("method", "qlora")))
     if "frozen_layers" in v and method != "freeze":
@@ -204,8 +208,11 @@ def _quant(quant: Any, out: dict[str, Any], runs: Any) -> dict[str, Any]:
     if method == "qlora":
         if q == "none":
             q = profile.qlora_quant
-        elif q not in ("int4", "nf4", "fp4", "nf4-dq", "fp4-dq"):
+        elif q not in ("int4", "nf4", "fp4", "nf4-dq", "fp4-dq", "int8"):
             raise VramscopeError("conflict", field="quant", reason=Text("r_qlora_4bit", quant=quant))
+        elif q == "int8" and (profile.own_modules or profile.bnb_convert != "transformers"):
+            # LitGPT's bnb.int8-training (fp16 only), torchtune's NF4 modules: not modelled
+            raise VramscopeError("conflict", field="quant", reason=Text("r_qlora_int8_hf", framework=out["framework"]))
     elif task != "inference" and q != "none" and method != "lora":
         raise VramscopeError("conflict", field="quant", reason=Text(
             "r_cannot_update_quant", method=method, quant=q, qlora=Opt("method", "qlora"), lora=Opt("method", "lora"),
@@ -404,7 +411,14 @@ def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
     if v.get("fsdp_float8_all_gather") and (out["parallelism"] != "fsdp" or out["fsdp_version"] != 2):
         raise VramscopeError("conflict", field="fsdp_float8_all_gather",
                              reason=Text("r_float8_fsdp2", use=Opt("parallelism", "fsdp")))
-    return {**_checkpointing(v, training, profile, method), "compile": bool(v.get("compile")),
+    ckpt = _checkpointing(v, training, profile, method)
+    if v.get("checkpoint_reentrant") and not ckpt["grad_checkpointing"]:
+        raise VramscopeError("conflict", field="checkpoint_reentrant",
+                             reason=Text("r_reentrant_ckpt", on=Opt("grad_checkpointing")))
+    reentrant = v["checkpoint_reentrant"] if v.get("checkpoint_reentrant") is not None else (
+        profile.reentrant_checkpointing and ckpt["grad_checkpointing"])
+    return {**ckpt, "checkpoint_reentrant": bool(reentrant),
+            "compile": bool(v.get("compile")),
             "compile_components": v.get("compile_components", "model,loss"), "float8": f8,
             "fsdp_float8_all_gather": bool(v.get("fsdp_float8_all_gather")),
             "activation_offload": bool(v.get("activation_offload")),
@@ -512,8 +526,13 @@ register({
                              "类型（Q4_K_M、Q8_0 等）"},
     "r_llamacpp_gguf_only": {"en": "llama.cpp runs GGUF types (Q4_K_M, Q5_K_M, Q8_0, ...), not '{quant}'",
                              "zh": "llama.cpp 运行 GGUF 类型（Q4_K_M、Q5_K_M、Q8_0 等），不支持 '{quant}'"},
-    "r_qlora_4bit": {"en": "QLoRA quantizes the base to 4-bit (nf4, fp4, nf4-dq, fp4-dq), not '{quant}'",
-                     "zh": "QLoRA 把基座量化为 4 位（nf4、fp4、nf4-dq、fp4-dq），不是 '{quant}'"},
+    "r_qlora_4bit": {"en": "QLoRA quantizes the base with bitsandbytes: 4-bit (nf4, fp4, nf4-dq, fp4-dq) or LLM.int8 "
+                           "(int8), not '{quant}'",
+                     "zh": "QLoRA 用 bitsandbytes 量化基座：4 位（nf4、fp4、nf4-dq、fp4-dq）或 LLM.int8（int8），不是 '{quant}'"},
+    "r_qlora_int8_hf": {"en": "8-bit adapter training (bitsandbytes LLM.int8, load_in_8bit) is modelled with the Hugging "
+                              "Face stack's modules, not {framework}'s",
+                        "zh": "8 位适配器训练（bitsandbytes LLM.int8，load_in_8bit）只按 Hugging Face 技术栈的模块建模，不支持 "
+                              "{framework}"},
     "r_cannot_update_quant": {"en": "{method} training cannot update '{quant}' quantized weights; use {qlora} or "
                                     "{lora}, or drop {drop}",
                               "zh": "{method} 训练无法更新 '{quant}' 量化的权重；请用 {qlora} 或 {lora}，或去掉 {drop}"},
@@ -555,6 +574,7 @@ register({
     "r_ckpt_off_on": {"en": "turns checkpointing off, but {on} or {every} turns it on: give one of them",
                       "zh": "关闭了检查点，但 {on} 或 {every} 又开启了它：请只给其中一个"},
     "r_training_option": {"en": "is a training option; add {add}", "zh": "是训练选项；请加上 {add}"},
+    "r_reentrant_ckpt": {"en": "is how checkpointing runs; it goes with {on}", "zh": "说明检查点如何运行；需配合 {on}"},
     "r_dora": {"en": "DoRA is a LoRA variant: add {add} or qlora", "zh": "DoRA 是 LoRA 的变体：请加上 {add} 或 qlora"},
     "r_opt_bwd_accum": {"en": "stepping inside backward frees each gradient at once, so gradients cannot accumulate: "
                               "use {use} (torchtune refuses the same)",

@@ -282,7 +282,11 @@ def fits() -> list[str]:
         out.append(f"fit {m} --engine llama.cpp --quant {q} --gpu {g}")
     out += ["fit llama-3-8b --engine llama.cpp --gpu rtx-3060-12gb",
             "fit llama-3-8b --engine llama.cpp --quant Q4_K_M -c 131072 -fa --gpu rtx-3060-12gb",
-            "fit qwen2.5-7b --engine llama.cpp --quant Q4_K_M -ngl 10 --gpu rtx-4060-ti-16gb"]
+            "fit qwen2.5-7b --engine llama.cpp --quant Q4_K_M -ngl 10 --gpu rtx-4060-ti-16gb",
+            # 8-bit LoRA (LLM.int8) and LitGPT's QLoRA on bitsandbytes 0.42.0 and its default
+            "fit llama-3-8b --task finetune --method qlora --quant int8 --gpu rtx-4090",
+            "fit llama-3-8b --task finetune --method qlora --framework litgpt --bnb-version 0.42.0 --gpu rtx-4090",
+            "fit llama-3-8b --task finetune --method qlora --framework litgpt --bnb-compute-dtype fp32 --gpu rtx-4090"]
     return [c + " --json" for c in out]
 
 
@@ -295,7 +299,7 @@ REFUSALS = [
     "estimate llama-3-8b --task finetune --kv-dtype fp8 --json",
     "estimate llama-3-8b --task pretrain --method lora --json",
     "estimate llama-3-8b --task finetune --method full --quant nf4 --json",
-    "estimate llama-3-8b --task finetune --method qlora --quant int8 --json",
+    "estimate llama-3-8b --task finetune --method qlora --quant fp8 --json",
     "estimate llama-3-8b --task finetune --gpus 3 --tp 2 --json",
     "estimate llama-3-8b --task finetune --optimizer-in-backward --grad-accum 4 --json",
     "estimate llama-3-8b --task finetune --dora --json",

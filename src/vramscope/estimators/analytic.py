@@ -98,7 +98,10 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         acts, host_acts = training.offload_activations(saved.acts, notes)
         saved = replace(saved, acts=acts)
         extra["host_bytes"] = extra.get("host_bytes", 0) + host_acts
-    kept = training.kept_gradients(w, t, p, lay.grads)
+    stuck = training.stable_embedding_grad(spec, w, p.a)  # LitGPT's StableEmbedding: a gradient nothing clears
+    kept = training.kept_gradients(w, t, p, lay.grads) + stuck
+    if stuck:
+        lay = replace(lay, grads=lay.grads + stuck)
     tr = training.transients(spec, w, p, saved.flags, lay.buf)
     if saved.acts.layer_forward_extra:
         # the loss head passes through forward where eager attention's scores are its peak moment: its churn of
@@ -106,7 +109,8 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         extra["_loss_head"] = saved.acts.loss_forward_extra
     phases = training.step_phases(w, lay, training.forward_moment(saved, lay, tr, kept, p.cast_cache),
                                   training.backward_moment(spec, w, t, p, saved, lay, tr, kept), notes,
-                                  logits=int(w.batch * saved.seq_local * spec.vocab_size * p.act_bytes))
+                                  logits=int(w.batch * saved.seq_local * spec.vocab_size * p.act_bytes),
+                                  kept_inputs=saved.kept_inputs)
     if w.pp > 1:
         phases, extra["pipeline"] = training.pipeline(spec, w, phases, saved.acts.layers, notes, p.cast_cache)
     paged = training.paged_states(w, lay.states, notes)

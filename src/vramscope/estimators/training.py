@@ -37,7 +37,7 @@ from ..memory.parallel import (NO_BUFFERS, FsdpBuffers, bnb_quant_state_bytes, c
                                zero3_buffers, zero_bucket)
 from ..memory.pipeline import pipeline_stages
 from ..memory.trainable import Trainable, dora_magnitude_params, lora_modules
-from ..memory.weights import spec_weight_bytes
+from ..memory.weights import quantized_linear_bytes, spec_weight_bytes
 from ..options import version_tuple
 from ..units import format_bytes
 from ..model.spec import ModelSpec
@@ -160,6 +160,7 @@ def precision(model: ResolvedModel, w: Workload, dtype: str, t: Trainable, notes
     kbit = kbit_casts(model.spec, w, a) if recipe == "lora" else None
     if kbit is not None:
         weights += kbit.fp32_params * int(4 - a)
+    weights -= quantized_head_saving(spec, w, a)
     largest = largest_tensor(spec) if not adapters else 0
     return Precision(
         recipe=recipe, dtype=dtype, a=a, act_bytes=2.0 if recipe == "mixed" else a, param_bytes=param_bytes,
@@ -213,11 +214,103 @@ def bnb_saved_inputs(spec: ModelSpec, w: Workload, p: Precision) -> float:
     its input ``A``, cast to the compute dtype; from 0.43.2 on (``ctx.tensors = (None, B)``, through 0.50.x) only
     the packed weight. Under the k-bit casts the fp32 inputs become one compute-dtype copy per linear (q, k, v,
     gate, up, down); without them q/k/v share one input, gate/up another. o_proj reads SDPA's saved output."""
+    h, inter = spec.hidden_size, spec.intermediate_size if spec.moe is None else 0
+    if w.method == "qlora" and w.quant == "int8" and not w.profile.own_modules:
+        # LLM.int8 (bitsandbytes 0.42.0 through 0.50.2 ``MatMul8bitLt.forward``: ``ctx.tensors = (CAt, subA, A)``
+        # whenever an input needs a gradient, ``A`` the input itself, reshaped to 2-D, in its own dtype; CAt is None
+        # for a frozen weight, subA the outlier columns, data-dependent and not counted): shared as the layer
+        # shares its inputs (q/k/v one, gate/up one), fp32 under the k-bit casts
+        layer_in = 4.0 if p.kbit is not None and p.kbit.layer_bytes == 4.0 else p.a
+        return layer_in * (2 * h + inter)
     if w.method != "qlora" or w.profile.own_modules or version_tuple(w.bnb_version) >= (0, 43, 2):
         return 0.0
-    h, inter = spec.hidden_size, spec.intermediate_size if spec.moe is None else 0
-    fp32_in = p.kbit is not None and p.kbit.layer_bytes == 4.0
-    return p.a * ((5 * h if fp32_in else 2 * h) + inter)
+    # Linear4bit.forward casts its input to the compute dtype (``x.to(self.compute_dtype)``: a copy per linear
+    # unless the input already has it)
+    compute = bnb_dtypes(w, p.dtype)[1]
+    layer_in = "fp32" if p.kbit is not None and p.kbit.layer_bytes == 4.0 else p.dtype
+    return dtype_bytes(compute) * ((2 * h if layer_in == compute else 5 * h) + inter)
+
+
+def quantized_head_saving(spec: ModelSpec, w: Workload, a: float) -> int:
+    """Bytes a 4-bit output head saves: Lightning's ``BitsandbytesPrecision`` (lightning 2.6.6
+    ``fabric/plugins/precision/bitsandbytes.py``: ``module_init_context`` replaces ``torch.nn.Linear`` while LitGPT
+    builds its model, and ``_convert_layers`` converts every ``nn.Linear`` not under ``ignore_modules``, which
+    LitGPT's ``finetune/*.py`` never pass) quantizes ``lm_head`` like the blocks' linears; transformers keeps it."""
+    if w.method != "qlora" or w.profile.bnb_convert != "lightning":
+        return 0
+    head = head_tensor(spec)
+    return int(head.numel * a) - quantized_linear_bytes(head, w.quant) if head is not None else 0
+
+
+def stable_embedding_grad(spec: ModelSpec, w: Workload, a: float) -> int:
+    """LitGPT from 0.5.0 under ``--quantize`` (``finetune/lora.py main``, ae798aba): the embedding becomes a new
+    bitsandbytes ``StableEmbedding`` after ``mark_only_lora_as_trainable`` and after the optimizer took
+    ``model.parameters()``, so its weight requires a gradient no optimizer steps or zeroes: from the first
+    backward on, a gradient of the whole embedding in the training dtype stays (checked on LitGPT's code:
+    tests/test_litgpt_qlora.py)."""
+    if w.method != "qlora" or w.profile.bnb_convert != "lightning" or version_tuple(w.litgpt_version) < (0, 5, 0):
+        return 0
+    return int(spec.vocab_size * spec.hidden_size * a)
+
+
+def head_tensor(spec: ModelSpec):  # -> Tensor | None
+    return next((g.tensor for g in groups(spec) if g.tensor.role == "lm_head" and g.tensor.linear), None)
+
+
+def bnb_dtypes(w: Workload, dtype: str) -> tuple[str, str]:
+    """(the dtype bitsandbytes' quant state records — the weight's dtype when it was quantized —, the compute
+    dtype). transformers quantizes the weights as loaded (``--dtype``); Lightning's ``_Linear4bit.quantize`` casts
+    each weight to fp16 first (``weight.contiguous().to(device=device, dtype=torch.half)``). The compute dtype is
+    ``bnb_4bit_compute_dtype`` (``--bnb-compute-dtype``), by default the model's (Lightning: its precision's)."""
+    stored = "fp16" if w.profile.bnb_convert == "lightning" else dtype
+    return stored, w.bnb_compute_dtype or dtype
+
+
+def bnb_dequant_bytes(w: Workload, dtype: str, forward: bool = False) -> float:
+    """Bytes per element alive while a 4-bit weight is dequantized for its matmul. Backward, every release through
+    0.50.2 (``MatMul4Bit.backward``: ``F.dequantize_4bit(B, ctx.state).to(grad_output.dtype)``): the weight first
+    in the quant state's dtype, then cast to the gradient's (the compute dtype), both alive during the cast when
+    they differ. Forward, the same before 0.50 (0.42.0-0.49.x ``MatMul4Bit.forward``:
+    ``F.dequantize_4bit(B, quant_state).to(A.dtype)``); from 0.50 ``gemm_4bit`` dequantizes straight to the
+    compute dtype (``backends/cuda/ops.py`` ``_dequant_linear_fallback``; for a few hundred tokens or fewer its
+    fused kernel materializes nothing, not modelled)."""
+    stored, compute = bnb_dtypes(w, dtype)
+    if stored == compute or (forward and version_tuple(w.bnb_version) >= (0, 50, 0)):
+        return dtype_bytes(compute)
+    return dtype_bytes(stored) + dtype_bytes(compute)
+
+
+#: the transformers module names of LitGPT's attn.qkv, attn.proj, mlp.fc_1/fc_2 (fc) and mlp.proj
+_QKV = ("q_proj", "k_proj", "v_proj", "qkv_proj", "query_key_value", "Wqkv", "c_attn")
+_ATTN_OUT = ("o_proj", "dense", "out_proj", "c_proj")
+_MLP_IN = ("gate_proj", "up_proj", "gate_up_proj", "fc1", "dense_h_to_4h", "c_fc")
+_MLP_OUT = ("down_proj", "fc2", "dense_4h_to_h")
+
+
+def litgpt_bnb_inputs(spec: ModelSpec, w: Workload, a: float) -> tuple[float, float]:
+    """bitsandbytes before 0.43.2 under LitGPT's modules (``litgpt/model.py``, ``litgpt/lora.py``): bytes per token
+    of one layer's, and of the output head's, 4-bit linear inputs that ``MatMul4Bit`` keeps as ``ctx.tensors = (A,
+    B)`` and nothing else saves: the qkv input (norm_1's output), ``proj``'s (the attention output reshaped to
+    ``(B, T, n_head · head_size)``, a copy), the MLP's (norm_2's; with a shared attention norm, norm_1's, counted
+    once) and the MLP projection's (``silu(fc_1) · fc_2`` or the activation's output); the head's adds nothing
+    (tests/test_litgpt_qlora.py). A module with LoRA and no dropout saves its input for the adapter anyway (``lora_dropout`` is the
+    identity for p = 0); with dropout the adapter saves the dropped copy instead."""
+    if w.method != "qlora" or w.profile.bnb_convert != "lightning" or version_tuple(w.bnb_version) >= (0, 43, 2):
+        return 0.0, 0.0
+    h = spec.hidden_size
+    inter = spec.intermediate_size if spec.moe is None else 0
+    targets = set(lora_modules(spec, w.lora_targets))
+    kept = w.lora_dropout == 0  # the adapter keeps the same input
+
+    def extra(width: int, *modules: str) -> int:
+        return 0 if kept and targets & set(modules) else width
+
+    shared_norm = spec.layout in ("phi", "falcon", "gptj")
+    per_layer = (extra(h, *_QKV) + extra(spec.num_heads * spec.head_dim, *_ATTN_OUT)
+                 + (0 if shared_norm else extra(h, *_MLP_IN)) + extra(inter, *_MLP_OUT))
+    # the head's input (the final norm's output, whose 128-token views each chunk's MatMul4Bit keeps) is already
+    # among the saved tensors the layer model counts (``head_inputs``): traced, nothing more
+    return a * per_layer, 0.0
 
 
 def cast_params(model: ResolvedModel) -> int:
@@ -236,6 +329,9 @@ class Saved:
     flags: TrainFlags
     seq_local: int
     sp_temp: int
+    #: bitsandbytes < 0.43.2 under LitGPT: the 4-bit linears' inputs the previous step's graph still holds (its
+    #: ``loss``) while the next forward runs, and through the optimizer step
+    kept_inputs: int = 0
 
 
 def compiles(w: Workload, part: str) -> bool:
@@ -269,15 +365,44 @@ def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFl
         notes.append(Assumption("a_kbit_trl_sharded" if sharded else f"a_kbit_{w.kbit_prep}", {
             "version": w.bnb_version, "saves": saves, "prep": Opt("kbit_prep", w.kbit_prep),
             "peft": Opt("kbit_prep", "peft")}))
+    if w.method == "qlora" and w.profile.bnb_convert == "lightning":
+        head, dq = head_tensor(spec), bnb_dequant_bytes(w, p.dtype)
+        notes.append(Assumption("a_bnb_lightning", {
+            "version": w.bnb_version, "dequant": f"{dq:g}", "head": format_bytes(quantized_head_saving(spec, w, p.a), "GiB"),
+            "head_dq": format_bytes(int(head.numel * dq) if head is not None else 0, "GiB")}))
+    if w.method == "qlora" and w.bnb_compute_dtype:
+        notes.append(Assumption("a_bnb_compute", {"compute": w.bnb_compute_dtype,
+                                                  "dequant": f"{bnb_dequant_bytes(w, p.dtype):g}"}))
     extra = int(w.batch * seq_local * bnb_saved_inputs(spec, w, p))
+    layers = spec.num_layers + spec.num_decoder_layers
     if extra:
-        layers = spec.num_layers + spec.num_decoder_layers
+        # ctx attributes, not saved tensors: non-reentrant checkpointing builds each layer's graph in forward and
+        # keeps them for every layer; reentrant checkpointing runs forward under no_grad (needs_input_grad False)
         acts = replace(acts, one_layer=acts.one_layer + extra,
-                       layers=acts.layers + (0 if w.grad_checkpointing else extra * layers))
+                       layers=acts.layers + (0 if w.grad_checkpointing and w.checkpoint_reentrant else extra * layers))
+    if stable_embedding_grad(spec, w, p.a):
+        # StableEmbedding's LayerNorm (in the training dtype under bf16-true's default dtype) saves its input, the
+        # embedding's output, and an fp32 mean and rstd per token; the first block's input now needs a gradient, so
+        # its first norm saves its input too (LitGPT's RMSNorm: x.float(), 4 bytes; a LayerNorm: the dtype's)
+        first = 4.0 if spec.norm == "rmsnorm" else p.a
+        norm = int(w.batch * seq_local * (spec.hidden_size * (p.a + first) + 8))
+        acts = replace(acts, layers=acts.layers + norm)
+        notes.append(Assumption("a_litgpt_stable_embedding", {
+            "version": w.litgpt_version, "grad": format_bytes(stable_embedding_grad(spec, w, p.a), "GiB")}))
+    kept_inputs = 0
+    per_layer, head_in = litgpt_bnb_inputs(spec, w, p.a)
+    if per_layer or head_in:
+        # a ctx attribute, not a saved tensor: backward leaves it, and it lives as long as the graph, which LitGPT's
+        # loop keeps through ``loss`` until the next step's loss replaces it (the next forward runs beside it)
+        one, head_bytes = int(w.batch * seq_local * per_layer), int(w.batch * seq_local * head_in)
+        kept_inputs = one * layers + head_bytes
+        acts = replace(acts, one_layer=acts.one_layer + one, layers=acts.layers + kept_inputs)
+        notes.append(Assumption("a_bnb_litgpt_inputs", {"version": w.bnb_version,
+                                                        "inputs": format_bytes(kept_inputs, "GiB")}))
     sp_temp = context_parallel_transient(spec, w.batch * seq_local, p.act_bytes, w.sp_mode) if w.sp > 1 else 0
     if w.sp > 1:
         notes.append(Assumption("a_sp", {"n": w.sp, "mode": w.sp_mode, "seq": seq_local}))
-    return Saved(acts, flags, seq_local, sp_temp)
+    return Saved(acts, flags, seq_local, sp_temp, kept_inputs)
 
 
 def fused_loss(w: Workload) -> str:
@@ -479,6 +604,14 @@ class Transients:
     dequant: int
     dora_forward: int
     dora_recompute: int
+    #: a 4-bit output head (Lightning's) dequantized whole for each chunk's matmul, forward and backward
+    head_dequant: int = 0
+    #: the logits alive when the last chunk's head dequantizes: the chunks before it, and (a loop that keeps them,
+    #: LitGPT's) the previous step's, replaced only when forward returns
+    head_beside: int = 0
+    #: the same in forward (bitsandbytes 0.50 dequantizes there straight to the compute dtype)
+    forward_dequant: int = 0
+    head_forward_dequant: int = 0
 
 
 def float8_transient(spec: ModelSpec, w: Workload, tokens: int) -> int:
@@ -514,8 +647,24 @@ def transients(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, bu
     # NF4Tensor.get_original_weight (torchtune) builds int64 indices on the way: 14.05 bytes per element in eager
     # mode, traced on real tensors; compiled layers fuse it to the bf16 weight only
     eager = w.profile.eager_dequant_bytes
-    dequant = int(largest_layer_linear(spec) * (eager if eager is not None and not compiles(w, "model") else p.a)) \
+    per_element = eager if eager is not None and not compiles(w, "model") else (
+        p.a if w.profile.own_modules and w.profile.bnb_convert != "lightning" else bnb_dequant_bytes(w, p.dtype))
+    dequant = int(largest_layer_linear(spec) * per_element) \
         if w.method == "qlora" else float8_transient(spec, w, w.batch * -(-w.seq // w.sp))
+    bnb = w.method == "qlora" and eager is None and not (w.profile.own_modules and w.profile.bnb_convert != "lightning")
+    forward_element = bnb_dequant_bytes(w, p.dtype, forward=True) if bnb else per_element
+    forward_dequant = int(largest_layer_linear(spec) * forward_element) if w.method == "qlora" else dequant
+    if w.method == "qlora" and w.quant == "int8":
+        # MatMul8bitLt: forward quantizes the input (A.to(fp16), then int8 CA and fp32 row scales) and multiplies
+        # in int8, no weight materialized; backward dequantizes the weight in the input's dtype
+        # (``state.CB.to(ctx.dtype_A, copy=True).mul_(SCB / 127)``)
+        kbit = p.kbit is not None and p.kbit.layer_bytes == 4.0
+        dequant = int(largest_layer_linear(spec) * (4.0 if kbit else p.a))
+        widest = max(spec.hidden_size, spec.intermediate_size)
+        forward_dequant = int(w.batch * -(-w.seq // w.sp) * (widest * 3 + 4))
+    head = head_tensor(spec) if quantized_head_saving(spec, w, p.a) else None
+    logits = int(w.batch * -(-w.seq // w.sp) * spec.vocab_size * p.act_bytes)
+    head_beside = logits * (w.ce_chunks - 1) // w.ce_chunks + (logits if w.profile.logits_outlive_step else 0)
     dora_temp = dora_forward_transient(spec, flags.lora, not w.grad_checkpointing) if flags.dora else 0
     if flags.dora and spec.moe is not None and "experts" in flags.lora:
         raise VramscopeError("conflict", field="dora", reason=Text("r_dora_moe", targets=Opt("lora_targets")))
@@ -526,7 +675,10 @@ def transients(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, bu
         merged_last=merged if buf is not NO_BUFFERS and not w.grad_checkpointing else 0,
         dequant=dequant, dora_forward=dora_temp,
         # a recomputed DoRA layer rebuilds its weights with autograd recording
-        dora_recompute=dora_forward_transient(spec, flags.lora) if flags.dora and w.grad_checkpointing else 0)
+        dora_recompute=dora_forward_transient(spec, flags.lora) if flags.dora and w.grad_checkpointing else 0,
+        head_dequant=int(head.numel * per_element) if head is not None else 0,
+        head_beside=head_beside if head is not None else 0, forward_dequant=forward_dequant,
+        head_forward_dequant=int(head.numel * forward_element) if head is not None else 0)
 
 
 def _at(moment: tuple[int, int], phase: dict) -> dict:
@@ -544,16 +696,22 @@ def forward_moment(sv: Saved, lay: Layout, tr: Transients, kept: int, cast_cache
     # adapted weights, nearly everything saved being alive
     acts, buf, sp_temp = sv.acts, lay.buf, sv.sp_temp
     base = {"weights": lay.weights, "optimizer_states": lay.states, "gradients": kept}
+    if sv.kept_inputs:  # the previous step's 4-bit inputs (bitsandbytes < 0.43.2 under LitGPT's loop)
+        acts = replace(acts, layers=acts.layers + sv.kept_inputs)
     candidates = [
         _at((buf.forward_loss, 0), {**base, "loss_head": acts.loss_forward_extra,
                                     "activations": acts.layers + cast_cache + acts.loss_resident + tr.in_flight,
                                     "temporaries": sp_temp}),
-        _at((buf.forward_layer, 0), {**base, "temporaries": sp_temp + tr.dequant,
+        _at((buf.forward_layer, 0), {**base, "temporaries": sp_temp + tr.forward_dequant,
                                      "activations": acts.layers + cast_cache + tr.in_flight - tr.merged_last}),
     ]
     if tr.dora_forward:
         candidates.append(_at((buf.forward_layer, 0), {**base, "activations": acts.layers + cast_cache
                                                        + tr.dora_forward}))
+    if tr.head_forward_dequant:  # the last head chunk's matmul: the 4-bit head dequantized beside the logits
+        candidates.append(_at((buf.forward_loss, 0), {**base, "temporaries": sp_temp + tr.head_forward_dequant,
+                                                      "loss_head": tr.head_beside,
+                                                      "activations": acts.layers + cast_cache}))
     if acts.layer_forward_extra:  # eager attention's scores inside the last layer's forward
         candidates.append(_at((buf.forward_layer, 0), {**base, "activations": acts.layers + cast_cache,
                                                        "temporaries": sp_temp + acts.layer_forward_extra}))
@@ -584,6 +742,13 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
                                      "loss_head": logits if w.profile.keeps_logits else 0}),
         _at(buf.backward_end, {**base, "gradients": grads - buf.end_pending // n, "temporaries": tied_extra}),
     ]
+    if tr.head_dequant:
+        # a chunk's head backward (grad_A = grad_output · dequantized head): the head whole in the compute dtype
+        # beside the layers' saved tensors and every chunk's logits gradient (the cross-entropy backwards run
+        # first, their own saved tensors freed)
+        candidates.append(_at((buf.backward_loss, 0), {
+            **base, "gradients": kept, "activations": acts.layers, "loss_head": logits if w.profile.keeps_logits else 0,
+            "temporaries": logits + tr.head_dequant + sp_temp}))
     if buf is not NO_BUFFERS:
         # the output head's backward (its unsharded gradient, the loss's tensors gone) and the first layers'
         # backward (nearly all gradients and a layer in flight)
@@ -757,7 +922,7 @@ def report_parallel(w: Workload, n: int, extra: dict) -> None:
 
 
 def step_phases(w: Workload, lay: Layout, forward: dict, backward: dict, notes: list[Assumption],
-                logits: int = 0) -> Phases:
+                logits: int = 0, kept_inputs: int = 0) -> Phases:
     phases: Phases = {
         "load": {"weights": lay.weights},
         "forward": forward,
@@ -768,6 +933,8 @@ def step_phases(w: Workload, lay: Layout, forward: dict, backward: dict, notes: 
     if w.profile.logits_outlive_step and logits:
         # the loop's ``logits`` local (LitGPT's fit) is replaced only by the next forward's: alive through the step
         phases["optimizer_step"]["loss_head"] = logits
+    if kept_inputs:  # bitsandbytes < 0.43.2: the graph ``loss`` keeps holds its 4-bit linears' inputs
+        phases["optimizer_step"]["activations"] = kept_inputs
     if w.optimizer_in_backward:
         del phases["optimizer_step"]
         notes.append(Assumption("a_opt_in_bwd"))
@@ -797,6 +964,31 @@ def paged_states(w: Workload, states: int, notes: list[Assumption]) -> int:
 
 
 register({
+    "a_bnb_litgpt_inputs": {
+        "en": "bitsandbytes {version}: MatMul4Bit keeps each 4-bit linear's input as ctx.tensors (before 0.43.2), "
+              "the output head's too: {inputs} per step, held by the graph LitGPT's loop keeps through `loss` into the "
+              "next step's forward, where two steps' inputs are alive",
+        "zh": "bitsandbytes {version}：MatMul4Bit 把每个 4 位线性层（包括输出头）的输入保留在 ctx.tensors 中（0.43.2 之前）："
+              "每步 {inputs}，由 LitGPT 循环通过 `loss` 保留的计算图持有，直到下一步的前向，那时两步的输入同时存在"},
+    "a_litgpt_stable_embedding": {
+        "en": "LitGPT {version} swaps the embedding for bitsandbytes' StableEmbedding under --quantize, after the "
+              "optimizer took the parameters: its gradient ({grad}) is never stepped or zeroed and stays from the first "
+              "backward on",
+        "zh": "LitGPT {version} 在 --quantize 下、优化器取得参数之后，把词嵌入换成 bitsandbytes 的 StableEmbedding：其梯度"
+              "（{grad}）从不被更新或清零，从第一次反向起一直保留"},
+    "a_bnb_lightning": {
+        "en": "4-bit layers as Lightning's BitsandbytesPrecision makes them (LitGPT's --quantize): every nn.Linear, "
+              "the output head included ({head} saved), quantized from an fp16 copy; bitsandbytes {version} "
+              "dequantizes a weight to {dequant} bytes per element for each matmul (the head whole, per 128-token "
+              "chunk, {head_dq})",
+        "zh": "4 位层按 Lightning 的 BitsandbytesPrecision 构建（LitGPT 的 --quantize）：每个 nn.Linear（包括输出头，节省 "
+              "{head}）都从 fp16 副本量化；bitsandbytes {version} 每次矩阵乘把权重反量化为每元素 {dequant} 字节（输出头每个 "
+              "128 token 分块整体反量化一次，{head_dq}）"},
+    "a_bnb_compute": {
+        "en": "bitsandbytes compute dtype {compute} (bnb_4bit_compute_dtype): each 4-bit linear casts its input to "
+              "it and dequantizes its weight to {dequant} bytes per element",
+        "zh": "bitsandbytes 计算类型 {compute}（bnb_4bit_compute_dtype）：每个 4 位线性层把输入转换为该类型，并把权重反量化"
+              "为每元素 {dequant} 字节"},
     "a_kbit_peft": {"en": "QLoRA base prepared by peft's prepare_model_for_kbit_training ({prep}): "
                           "after loading it casts the embeddings, norms and head to fp32, so the residual stream and the layers' saved tensors "
                           "are fp32; the head's logits bf16 under the Trainer's autocast, which saves a 16-bit copy "

@@ -107,14 +107,19 @@ def default_dtype(dtype: Any) -> Iterator[None]:
 def build_litgpt(model: ResolvedModel, w: Any, dtype: Any) -> Any:
     """``GPT(config)`` under ``fabric.init_module()`` in ``dtype``, LoRA's ``mark_only_lora_as_trainable``, and
     ``model.max_seq_length = seq`` as ``fit`` sets it (the RoPE cache for ``seq`` positions)."""
-    if w.method == "lora":
+    if w.method in ("lora", "qlora"):
         import litgpt.lora as lora
 
         config = litgpt_config(model, w.seq, lora.Config, lora_r=w.lora_rank,
                                lora_alpha=int(w.lora_alpha or 2 * w.lora_rank), lora_dropout=w.lora_dropout,
                                **lora_switches(w.lora_targets))
-        with default_dtype(dtype):
-            net = lora.GPT(config)
+        if w.method == "qlora":
+            with bnb_init_context(w.quant, dtype):
+                net = lora.GPT(config)
+            quantize_lightning(net)
+        else:
+            with default_dtype(dtype):
+                net = lora.GPT(config)
         lora.mark_only_lora_as_trainable(net)
     else:
         from litgpt.model import GPT
@@ -125,6 +130,72 @@ def build_litgpt(model: ResolvedModel, w: Any, dtype: Any) -> Any:
     net.max_seq_length = w.seq
     net.cos, net.sin = net.cos.to(dtype), net.sin.to(dtype)  # HalfPrecision.convert_module: module.to(dtype)
     return net
+
+
+#: LitGPT's --quantize values (``finetune/lora.py``: ``BitsandbytesPrecision(quantize[4:], dtype)``) by vramscope's
+BNB_MODES = {"nf4": "nf4", "nf4-dq": "nf4-dq", "fp4": "fp4", "fp4-dq": "fp4-dq"}
+
+
+def bnb_init_context(quant: str, dtype: Any) -> Any:
+    """Lightning 2.6.6's ``BitsandbytesPrecision(mode, dtype).module_init_context()``, what ``fabric.init_module()``
+    enters under LitGPT's ``--quantize bnb.<mode>``: torch's default dtype set to ``dtype`` and ``torch.nn.Linear``
+    replaced by its ``_NF4Linear`` (...) class while the model is built, so every linear, ``lm_head`` included,
+    is a ``bnb.nn.Linear4bit`` (no ``ignore_modules``: LitGPT passes none)."""
+    from lightning.fabric.plugins import BitsandbytesPrecision
+
+    return BitsandbytesPrecision(BNB_MODES[quant], dtype).module_init_context()
+
+
+def quantize_lightning(net: Any) -> int:
+    """Each ``Linear4bit`` quantized as Lightning's ``_Linear4bit.quantize`` does when the module reaches the GPU
+    (``weight.contiguous().to(dtype=torch.half)``, then ``bnb.functional.quantize_4bit`` with the layer's block
+    size, nested statistics, type and storage), here on the device the weight is on (bitsandbytes' CPU backend;
+    Lightning itself refuses any device but CUDA). Returns the number of linears quantized."""
+    import bitsandbytes as bnb
+    from lightning.fabric.plugins.precision.bitsandbytes import _replace_param
+
+    n = 0
+    for m in net.modules():
+        if isinstance(m, bnb.nn.Linear4bit) and m.weight.dtype != torch_uint8():
+            p = m.weight
+            w_4bit, state = bnb.functional.quantize_4bit(
+                p.data.contiguous().half(), blocksize=p.blocksize, compress_statistics=p.compress_statistics,
+                quant_type=p.quant_type, quant_storage=p.quant_storage)
+            m.weight = _replace_param(p, w_4bit, state)
+            m.weight.bnb_quantized = True
+            n += 1
+    import gc
+
+    gc.collect()  # the 16-bit weights linger in reference cycles of the replaced parameters until collected
+    return n
+
+
+def stable_embedding(w: Any) -> bool:
+    """LitGPT from 0.5.0 (ae798aba, "Add bnb.nn.StableEmbedding for quantized training") swaps the embedding for
+    bitsandbytes' ``StableEmbedding`` under ``--quantize`` (``finetune/lora.py main``)."""
+    from ..options import version_tuple
+
+    return w.method == "qlora" and version_tuple(w.litgpt_version) >= (0, 5, 0)
+
+
+def swap_stable_embedding(net: Any) -> None:
+    """``finetune/lora.py main`` (LitGPT 0.5.13) after ``instantiate_bnb_optimizer(optimizer, model.parameters())``:
+    a new ``StableEmbedding`` (its weight and LayerNorm created requiring gradients, after
+    ``mark_only_lora_as_trainable`` and after the optimizer took its parameters) with the old weight copied in."""
+    import torch
+    from bitsandbytes.nn import StableEmbedding
+
+    old = net.transformer.wte
+    net.transformer.wte = StableEmbedding(old.num_embeddings, old.embedding_dim)
+    with torch.no_grad():
+        net.transformer.wte.weight.copy_(old.weight)
+    net.transformer.wte = net.transformer.wte.to(device=old.weight.device, dtype=old.weight.dtype)
+
+
+def torch_uint8() -> Any:
+    import torch
+
+    return torch.uint8
 
 
 def cuda_dropout(net: Any) -> None:
@@ -191,7 +262,7 @@ def run_litgpt_training(net: Any, optimizer: Any, batch: int, seq: int, phase: C
 def check_litgpt_workload(w: Any) -> None:
     """What the LitGPT trace runs: ``finetune full | lora`` on one device, as its single-device recipes do (no
     activation checkpointing, offloading or stepping in backward)."""
-    ok = (w.training and w.method in ("full", "lora") and w.num_gpus == 1 and not w.grad_checkpointing
+    ok = (w.training and w.method in ("full", "lora", "qlora") and w.num_gpus == 1 and not w.grad_checkpointing
           and not w.activation_offload and not w.optimizer_in_backward and not w.dora and not w.packing)
     if not ok:
         raise VramscopeError("trace_unsupported", reason=Text("r_trace_litgpt_scope"))
@@ -209,6 +280,8 @@ def run_litgpt(model: ResolvedModel, w: Any, tracker: Any, mark: Callable, categ
     net = build_litgpt(model, w, dtype)
     params = [p for p in net.parameters() if p.requires_grad]
     opt = make_optimizer(params, w.optimizer)  # LitGPT passes model.parameters(): frozen ones get no state
+    if stable_embedding(w):
+        swap_stable_embedding(net)
     mark(net.parameters(), "weights")
     mark(net.buffers(), "weights")
 
@@ -219,7 +292,7 @@ def run_litgpt(model: ResolvedModel, w: Any, tracker: Any, mark: Callable, categ
                 category.setdefault(k, "activations")
 
     def on_grads() -> None:
-        mark([p.grad for p in params if p.grad is not None], "gradients")
+        mark([p.grad for p in net.parameters() if p.grad is not None], "gradients")
 
     tracker.set_phase("ready")
     run_litgpt_training(net, opt, w.batch, w.seq, tracker.set_phase, dtype, chunked_head=w.method != "full",
