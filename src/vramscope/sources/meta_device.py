@@ -442,8 +442,8 @@ _STATE_KIND = {"linear_attention": "state", "conv": "state", "hybrid": "hybrid",
                "moe": "none", "mlp": "none", "dummy": "none"}
 
 
-def _mixer_state(mod: Any) -> Optional[tuple[int, int]]:
-    """(conv values, recurrent values) one sequence's cache holds for a token mixer, from the attributes its
+def _mixer_state(mod: Any) -> Optional[tuple[int, int, int]]:
+    """(conv values, recurrent values, conv kernel) one sequence's cache holds for a token mixer, from the attributes its
     class sets in transformers (5.24 ``modeling_*.py``), else None for a module that is not a recurrent mixer:
 
     * conv: the depthwise causal ``nn.Conv1d`` (``conv1d``; LFM2 ``conv``): ``LinearAttentionLayer`` keeps
@@ -479,7 +479,7 @@ def _mixer_state(mod: Any) -> Optional[tuple[int, int]]:
         recurrent = mamba[0] * mamba[1]
     else:
         recurrent = -1  # none read: only a ``conv`` layer (a short convolution, LFM2) may have none
-    return channels * kernel, recurrent
+    return channels * kernel, recurrent, kernel
 
 
 def _state_spec(model: Any, text: Any, inv: Inventory, n_layers: int) -> Optional[StateSpec]:
@@ -498,7 +498,7 @@ def _state_spec(model: Any, text: Any, inv: Inventory, n_layers: int) -> Optiona
     if decoder is None:
         return None
     at = re.compile(re.escape(decoder.prefix) + r"(\d+)\.")
-    per_layer: dict[int, tuple[int, int]] = {}
+    per_layer: dict[int, tuple[int, int, int]] = {}
     mixer = ""
     for mname, mod in model.named_modules():
         m = at.match(mname + ".")
@@ -510,18 +510,21 @@ def _state_spec(model: Any, text: Any, inv: Inventory, n_layers: int) -> Optiona
             per_layer.setdefault(i, found)
             mixer = mixer or type(mod).__name__
     kinds = tuple(_STATE_KIND[t] for t in types)
-    conv, rec = [], []
+    conv, rec, kernels = [], [], []
     for i, k in enumerate(kinds):
         if k in ("state", "hybrid", "hybrid_sliding"):
-            c, r = per_layer.get(i, (0, -1))
+            c, r, kern = per_layer.get(i, (0, -1, 0))
             if i not in per_layer or (r < 0 and types[i] != "conv") or (r > 0 and types[i] == "conv"):
                 return None  # a recurrent layer whose mixer is not read: not modelled (stated)
             conv.append(c)
             rec.append(max(r, 0))
+            kernels.append(kern)
         else:
             conv.append(0)
             rec.append(0)
-    return StateSpec(kinds=kinds, conv_values=tuple(conv), recurrent_values=tuple(rec), mixer=mixer)
+            kernels.append(0)
+    return StateSpec(kinds=kinds, conv_values=tuple(conv), recurrent_values=tuple(rec), mixer=mixer,
+                     conv_kernels=tuple(kernels))
 
 
 def _checkpoint_storage(quant: dict[str, Any]) -> dict[str, Any]:
