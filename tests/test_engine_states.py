@@ -20,7 +20,6 @@ from conftest import requires_torch
 from vramscope.engines.llamacpp import RS_BYTES, layer_cache_bytes
 from vramscope.sources.hf_config import spec_from_config
 
-pytestmark = [requires_torch, pytest.mark.trace]
 
 MiB = 2**20
 QWEN35_9B_STATES = {"model_type": "qwen3_5_text", "num_hidden_layers": 32, "full_attention_interval": 4,
@@ -35,6 +34,8 @@ def qwen35():
     return spec_from_config(QWEN35_9B_STATES, "qwen3.5-9b-states")
 
 
+@requires_torch
+@pytest.mark.trace
 def test_llamacpp_rs_buffer_equals_the_published_log(qwen35):
     st = qwen35.state
     rec = [i for i, k in enumerate(st.kinds) if k == "state"]
@@ -52,6 +53,8 @@ def test_llamacpp_rs_buffer_equals_the_published_log(qwen35):
     assert [kv for kv, _ in four] == [kv for kv, _ in per]
 
 
+@requires_torch
+@pytest.mark.trace
 def test_llamacpp_and_ollama_estimates_count_the_states(qwen35, tmp_path):
     import json
 
@@ -69,3 +72,60 @@ def test_llamacpp_and_ollama_estimates_count_the_states(qwen35, tmp_path):
     assert any(n.key == "a_ollama_recurrent" for n in o.assumptions)
     old = vramscope.estimate(str(cfg), engine="ollama", gpus=["rtx-4090"], seq=4096, ollama_version="0.11.10")
     assert old.engine["kv_bytes"] == 32 * 4096 * 2 * 64 * 2  # before #12186: every layer counted as attention
+
+
+def _write_qwen35_gguf(path, n_layers=32, nextn=0, interval=None):
+    """A GGUF with the metadata of the published Qwen3.5-9B log's SSM (``qwen35.ssm.*``), its block count and
+    small attention sizes; one norm tensor per layer (the states come from the keys alone)."""
+    import gguf
+    import numpy as np
+
+    w = gguf.GGUFWriter(str(path), "qwen35")
+    w.add_block_count(n_layers)
+    w.add_embedding_length(256)
+    w.add_feed_forward_length(512)
+    w.add_head_count(4)
+    w.add_head_count_kv(1)
+    w.add_key_length(64)
+    w.add_value_length(64)
+    w.add_context_length(262144)
+    w.add_uint32("qwen35.ssm.conv_kernel", 4)
+    w.add_uint32("qwen35.ssm.inner_size", 4096)
+    w.add_uint32("qwen35.ssm.state_size", 128)
+    w.add_uint32("qwen35.ssm.time_step_rank", 32)
+    w.add_uint32("qwen35.ssm.group_count", 16)
+    if nextn:
+        w.add_uint32("qwen35.nextn_predict_layers", nextn)
+    if interval:
+        w.add_uint32("qwen35.full_attention_interval", interval)
+    w.add_token_list([f"t{i}".encode() for i in range(512)])
+    w.add_tensor("token_embd.weight", np.zeros((512, 256), dtype=np.float32))
+    for i in range(n_layers):
+        w.add_tensor(f"blk.{i}.attn_norm.weight", np.zeros((256,), dtype=np.float32))
+    w.add_tensor("output_norm.weight", np.zeros((256,), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def test_gguf_hybrid_states_from_the_ssm_keys(tmp_path):
+    """llama.cpp's qwen35 loader (models/qwen35.cpp): every layer but each 4th is recurrent; the file's ssm.* keys
+    give n_embd_r = 3 × (4096 + 2 × 16 × 128) and n_embd_s = 128 × 4096: the log's R 2.25 MiB and S 48.00 MiB for
+    one sequence, the 8 attention layers keeping keys and values."""
+    import vramscope
+    from vramscope.sources import resolve
+
+    r = resolve(str(_write_qwen35_gguf(tmp_path / "q35.gguf")))
+    st = r.spec.state
+    assert [i for i, k in enumerate(st.kinds) if k == "full"] == [3, 7, 11, 15, 19, 23, 27, 31]
+    rec = [i for i, k in enumerate(st.kinds) if k == "state"]
+    assert sum(st.engine_conv_values(i) for i in rec) * RS_BYTES == 2.25 * MiB
+    assert sum(st.recurrent_values[i] for i in rec) * RS_BYTES == 48 * MiB
+    e = vramscope.estimate(str(tmp_path / "q35.gguf"), engine="llama.cpp", gpus=["rtx-4090"], seq=4096)
+    assert e.engine["gpu"]["rs_buffer_bytes"] == 50.25 * MiB
+    assert e.engine["gpu"]["kv_buffer_bytes"] == 50.25 * MiB + 8 * 4096 * 2 * 64 * 2
+    # a NextN (MTP) layer appended beyond the stack is attention-only (the 65-layer Qwen3.5-27B logs skip it)
+    mtp = resolve(str(_write_qwen35_gguf(tmp_path / "mtp.gguf", n_layers=9, nextn=1, interval=2))).spec.state
+    assert mtp.kinds == ("state", "full", "state", "full", "state", "full", "state", "full", "full")
