@@ -33,7 +33,9 @@ it refuses to start when one sequence of ``max_model_len`` tokens does not fit. 
   ``sliding_window − 1 + max_num_batched_tokens`` tokens plus a block per request (twice the batch at v0.33.0,
   where asynchronous scheduling keeps two batches in flight), MLA layers the latent; ``--kv-cache-dtype fp8``
   stores one byte per value. Prefix caching (on by default in V1) reuses blocks inside the pool: it does not
-  change the pool's size.
+  change the pool's size;
+* a recurrent / hybrid model's mamba layers (:func:`state_groups`, read at v0.11.0 and checked against its code
+  run on CPU): one ``MambaSpec`` page per request, the attention block size raised so that a page holds it.
 """
 
 from __future__ import annotations
@@ -296,6 +298,8 @@ def mamba_state_bytes(spec: ModelSpec, w: Workload, model_bytes: float,
     conv_b = MAMBA_DTYPE_BYTES.get(getattr(w, "mamba_cache_dtype", None) or "", model_bytes)
     ssm_name = getattr(w, "mamba_ssm_cache_dtype", None)
     if not ssm_name and spec.model_type in SSM_FP32_TYPES and version >= LATE_SINCE:
+        ssm_name = "float32"
+    if not ssm_name and "KimiLinearDelta" in st.mixer:  # v0.33.0 kda_state_dtype: 'auto' is float32 (no KDA in v0.11)
         ssm_name = "float32"
     ssm_b = MAMBA_DTYPE_BYTES.get(ssm_name or "", conv_b)
     page = max((int(_cdiv(st.engine_conv_values(i), tp) * conv_b + _cdiv(st.recurrent_values[i], tp) * ssm_b)
