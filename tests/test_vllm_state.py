@@ -56,3 +56,24 @@ def test_state_planner_equals_vllms_own(row):
     assert conc == pytest.approx(row["concurrency"], rel=1e-12)
     assert len(g.groups) == len(row["groups"]) and g.group_size == max(row["group_layers"])
     assert [k for k, _ in g.groups] == ["full" if n == "FullAttentionSpec" else "state" for n in row["groups"]]
+
+
+def test_nemotron_nano_9b_v2_block_size_is_the_published_672():
+    """vllm-project/vllm#24280 (2025-09-04, vLLM of the v0.10/v0.11 series): the hybrid manager's alignment "might
+    cause large attention page sizes (672 tokens for nvidia/NVIDIA-Nemotron-Nano-9B-v2)". Its shape (as the model's
+    config.json gives it, quoted alike by several public repositories: 56 layers, 4 attention, 128 Mamba2 heads of
+    80, 8 groups, state 128, conv 4, 8 KV heads of 128): conv (3, 12,288) + SSM (128, 80, 128) in bf16 is a
+    2,695,168-byte page, an attention token 4,096 bytes, so 16 × cdiv(2,695,168, 65,536) = 672."""
+    cfg = {"model_type": "nemotron_h", "architectures": ["NemotronHForCausalLM"], "num_hidden_layers": 56,
+           "hidden_size": 4480, "intermediate_size": 15680, "num_attention_heads": 40, "num_key_value_heads": 8,
+           "head_dim": 128, "vocab_size": 131072, "mamba_num_heads": 128, "mamba_head_dim": 80, "n_groups": 8,
+           "ssm_state_size": 128, "conv_kernel": 4, "torch_dtype": "bfloat16",
+           "hybrid_override_pattern": "M-M-M-MM-M-M-M*-M-M-M*-M-M-M-M*-M-M-M-M*-M-MM-M-M-M-M-M-"}
+    model = ResolvedModel(spec=spec_from_config(cfg, "nemotron-nano-9b-v2"), kind="config", origin="test",
+                          params=1, active_params=1)
+    st = model.spec.state
+    assert (st.kinds.count("full"), st.kinds.count("state")) == (4, 27)
+    w = make_workload(engine="vllm", max_model_len=131072, vllm_version="0.11.0")
+    assert mamba_state_bytes(model.spec, w, 2.0, (0, 11, 0))[0] == 3 * 12288 * 2 + 128 * 80 * 128 * 2 == 2_695_168
+    g = kv_groups(model, w, 2.0, 131072, version=(0, 11, 0))
+    assert g.block == 672 and g.page_bytes == 672 * 2 * 8 * 128 * 2
