@@ -143,6 +143,11 @@ i18n.register({
         "zh": "vLLM {version}：mamba 状态的前缀缓存（'align' 模式，较新版本中对混合模型默认开启）每个请求保留两到三个状态块，"
               "并按一个块能容纳的状态数分组；此处未建模：状态页按 v0.11.0 的规划计算（每个请求一页），为下限",
     },
+    "a_vllm_pp_state": {
+        "en": "pipeline parallel with a recurrent / hybrid model: each stage's layers are counted as attention "
+              "layers, their mamba states and the raised block size are not modelled here",
+        "zh": "循环/混合模型的流水线并行：每个阶段的层都按注意力层计算，此处未建模其 mamba 状态和调高的块大小",
+    },
     "a_vllm_hybrid_off": {
         "en": "{o}: sliding-window layers keep every token",
         "zh": "{o}：滑动窗口层保留全部 token",
@@ -495,6 +500,8 @@ def vllm_pipeline(model: ResolvedModel, w: Workload, weights: int, a: float, gpu
                     "engine_overhead": non_torch + graphs},
     }
     notes.append(Assumption("a_vllm_pp", {"pp": w.pp, "tp": w.num_gpus, "stage": st["stage"]}))
+    if model.spec.state is not None:
+        notes.append(Assumption("a_vllm_pp_state", {}))
     needed = max(x["weights_bytes"] + x["activation_peak_bytes"] + max_len * x["kv_bytes_per_token"]
                  for x in stages) + non_torch + graphs
     report = VllmReport(gpu_memory_utilization=w.gpu_memory_utilization, max_model_len=max_len,
