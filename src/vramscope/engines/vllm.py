@@ -284,8 +284,9 @@ def kv_groups(model: ResolvedModel, w: Workload, dtype_bytes: float, max_len: in
 #: ``--mamba-cache-dtype`` / ``--mamba-ssm-cache-dtype`` (vllm/config/cache.py ``MambaDType``): bytes per value
 MAMBA_DTYPE_BYTES = {"float32": 4.0, "float16": 2.0, "bfloat16": 2.0}
 #: model types whose SSM state vLLM keeps in float32 unless told otherwise (``NemotronHForCausalLMConfig``:
-#: ``DEFAULT_MAMBA_SSM_CACHE_DTYPE = "float32"``, or the config's own ``mamba_ssm_cache_dtype``; at v0.33.0, not at
-#: v0.11.0)
+#: ``DEFAULT_MAMBA_SSM_CACHE_DTYPE = "float32"`` unless the config names its own ``mamba_ssm_cache_dtype``, which is
+#: not read here; at v0.33.0, not at
+#: v0.11.0; applied from :data:`LATE_SINCE`, the first release being unknown)
 SSM_FP32_TYPES = ("nemotron_h",)
 
 
@@ -684,8 +685,9 @@ class Vllm(Engine):
         Option("mamba_ssm_cache_dtype", ("--mamba-ssm-cache-dtype",), "choice", "auto", group="vllm",
                owner="vllm", choices=("auto", "float32", "float16", "bfloat16"),
                help_en="dtype of a recurrent / hybrid model's SSM states ('auto': as the conv states; Nemotron-H "
-                       "float32 since v0.33)",
-               help_zh="循环/混合模型 SSM 状态的数据类型（'auto'：与卷积状态相同；Nemotron-H 自 v0.33 起为 float32）"),
+                       "float32 as read at v0.33.0, modelled from 0.22)",
+               help_zh="循环/混合模型 SSM 状态的数据类型（'auto'：与卷积状态相同；Nemotron-H 按 v0.33.0 为 float32，"
+                       "自 0.22 起按此建模）"),
         Option("enable_lora", ("--enable-lora",), "flag", False, group="vllm", owner="vllm",
                help_en="serve LoRA adapters: vLLM preallocates their slots in every linear layer",
                help_zh="服务 LoRA 适配器：vLLM 在每个线性层中预分配其槽位"),
