@@ -2,7 +2,7 @@
 
 For every family the installed transformers ships with a fixed-size (conv / recurrent) cache: Mamba, Falcon-Mamba,
 Mamba2, Jamba, Bamba, Falcon-H1, Zamba, Zamba2, GraniteMoeHybrid, Nemotron-H, Qwen3-Next and Qwen3.5 (gated delta
-net), OLMo-Hybrid and LFM2 (short convolution), a tiny config with the family's own layer mix (recurrent, attention,
+net), OLMo-Hybrid and LFM2 (short convolution), Kimi-Linear (KDA beside MLA) and MiniMax (lightning attention), a tiny config with the family's own layer mix (recurrent, attention,
 hybrid and MLP-only layers) is read by vramscope (the model is built on the meta device: ``sources/meta_device.py``
 reads each mixer's state shapes) and then built with real bf16 CPU tensors; a prompt is prefilled and three tokens
 decoded through the cache ``generate()`` creates, and each layer's bytes are read from the storages of its conv
@@ -57,6 +57,14 @@ CONFIGS = {
                         layer_types=["linear_attention", "linear_attention", "linear_attention", "full_attention"]),
     "lfm2": dict(_ATTN, num_hidden_layers=4, block_ff_dim=128, conv_L_cache=3,
                  layer_types=["conv", "full_attention", "conv", "full_attention"]),
+    # Kimi Delta Attention (per-channel decay, (heads, head_dim, head_dim) state) beside MLA attention layers,
+    # whose cache holds the latent
+    "kimi_linear": dict({**_ATTN, "num_key_value_heads": 4}, num_hidden_layers=4, linear_num_heads=4, linear_head_dim=16, linear_conv_kernel_dim=4,
+                        kv_lora_rank=16, qk_rope_head_dim=8, qk_nope_head_dim=16, v_head_dim=16, q_lora_rank=None,
+                        layer_types=["linear_attention", "linear_attention", "full_attention", "linear_attention"]),
+    # MiniMax's lightning attention (its own MiniMaxCache: K^T V per layer, no conv state)
+    "minimax": dict(_ATTN, num_hidden_layers=4, head_dim=16, block_size=8, num_local_experts=4, num_experts_per_tok=2,
+                    layer_types=["linear_attention", "full_attention", "linear_attention", "full_attention"]),
 }
 
 
@@ -74,11 +82,29 @@ def _build(cfg: dict):
     return transformers.AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).eval()
 
 
-def _layer_bytes(layer) -> int:
-    """Bytes of the distinct storages a cache layer keeps alive: conv and recurrent states, keys and values."""
+def _new_cache(model, static_len: int = 0):
+    """The cache ``generate()`` creates: MiniMax's own ``MiniMaxCache``, else a dynamic (or static) cache."""
+    from transformers import DynamicCache, StaticCache
+
+    if model.config.model_type == "minimax":
+        from transformers.models.minimax.modeling_minimax import MiniMaxCache
+
+        return MiniMaxCache()
+    if static_len:
+        return StaticCache(config=model.config, max_cache_len=static_len)
+    return DynamicCache(config=model.config)
+
+
+def _layer_bytes(cache, i: int) -> int:
+    """Bytes of the distinct storages layer ``i`` of a cache keeps alive: conv and recurrent states, keys and values
+    (MiniMaxCache: its ``linear_cache`` beside the dynamic layers)."""
+    layer = cache.layers[i] if i < len(cache.layers) else None
     held = [getattr(layer, "keys", None), getattr(layer, "values", None)]
     for name in ("conv_states", "recurrent_states"):
         held += list((getattr(layer, name, None) or {}).values())
+    linear = getattr(cache, "linear_cache", None)
+    if linear is not None and i < len(linear) and not isinstance(linear[i], list):
+        held.append(linear[i])
     return distinct_storage_bytes(held)
 
 
@@ -93,12 +119,13 @@ def _run(model, cache, prompt: int) -> tuple[list[int], list[int]]:
     name = next(n for n in ("past_key_values", "cache", "cache_params") if n in params)
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(3, 128, (BATCH, prompt), generator=g)
+    n = model.config.get_text_config().num_hidden_layers
     with torch.no_grad():
         model(input_ids=ids, use_cache=True, **{name: cache})
-        after_prefill = [_layer_bytes(layer) for layer in cache.layers]
+        after_prefill = [_layer_bytes(cache, i) for i in range(n)]
         for _ in range(STEPS):
             model(input_ids=torch.randint(3, 128, (BATCH, 1), generator=g), use_cache=True, **{name: cache})
-    return after_prefill, [_layer_bytes(layer) for layer in cache.layers]
+    return after_prefill, [_layer_bytes(cache, i) for i in range(n)]
 
 
 def _ours(spec, tokens: int, phase: str, cache: str = "dynamic") -> list[int]:
@@ -111,8 +138,6 @@ def _ours(spec, tokens: int, phase: str, cache: str = "dynamic") -> list[int]:
 @pytest.mark.parametrize("prompt", [PROMPT, SHORT])
 @pytest.mark.parametrize("model_type", list(CONFIGS))
 def test_state_cache_bytes_per_layer(model_type, prompt):
-    from transformers import DynamicCache
-
     cfg = _cfg(model_type)
     spec = spec_from_config(cfg, "tiny")
     assert spec.state is not None and any(k != "full" for k in spec.state.kinds)
@@ -120,7 +145,7 @@ def test_state_cache_bytes_per_layer(model_type, prompt):
     assert list(spec.state.kinds) == [
         {"linear_attention": "state", "conv": "state", "moe": "none", "mlp": "none"}.get(t, t.replace("_attention", ""))
         for t in model.config.get_text_config().layer_types]
-    prefill, decode = _run(model, DynamicCache(config=model.config), prompt)
+    prefill, decode = _run(model, _new_cache(model), prompt)
     assert prefill == _ours(spec, prompt, "prefill")
     assert decode == _ours(spec, prompt + STEPS, "decode")
 
@@ -129,13 +154,11 @@ def test_state_cache_bytes_per_layer(model_type, prompt):
 def test_state_cache_in_a_static_cache(model_type):
     """StaticCache keeps the same LinearAttentionLayer states beside its preallocated attention layers
     (``LinearAttentionAndStaticFullAttentionLayer`` for Falcon-H1's hybrid layers)."""
-    from transformers import StaticCache
-
     cfg = _cfg(model_type)
     spec = spec_from_config(cfg, "tiny")
     model = _build(cfg)
     length = PROMPT + STEPS
-    prefill, decode = _run(model, StaticCache(config=model.config, max_cache_len=length), PROMPT)
+    prefill, decode = _run(model, _new_cache(model, length), PROMPT)
     assert prefill == _ours(spec, length, "prefill", "static")
     assert decode == _ours(spec, length, "decode", "static")
 
@@ -156,3 +179,27 @@ def test_states_before_the_unified_cache_layers_are_in_the_model_dtype():
     assert sum(layer_kv_bytes(spec, 15, BATCH, 2.0, old)) == 5120 + 8192
     new = transformers_layout(spec, "5.12.0", "decode", "dynamic", "bf16", "bf16")
     assert sum(layer_kv_bytes(spec, 15, BATCH, 2.0, new)) == 5120 + 2 * 8192
+
+
+def test_rwkv_state_list():
+    """RWKV keeps no Cache object: ``RwkvModel`` returns its five ``(batch, hidden, layers)`` states (two in the
+    model's dtype, three float32) and takes them back for the next step; their bytes are the layers' sum."""
+    import torch
+
+    cfg = {"model_type": "rwkv", "hidden_size": 64, "num_hidden_layers": 3, "vocab_size": 128,
+           "attention_hidden_size": 64, "intermediate_size": 128, "torch_dtype": "bfloat16"}
+    spec = spec_from_config(cfg, "tiny")
+    assert spec.state is not None and spec.state.kinds == ("state",) * 3
+    model = _build(cfg)
+    ids = torch.randint(3, 128, (BATCH, PROMPT), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = model(input_ids=ids, use_cache=True)
+        prefill = distinct_storage_bytes(out.state)
+        for _ in range(STEPS):
+            out = model(input_ids=ids[:, :1], state=out.state, use_cache=True)
+    assert [s.dtype for s in out.state] == [torch.bfloat16] * 2 + [torch.float32] * 3
+    assert prefill == distinct_storage_bytes(out.state) == sum(_ours(spec, PROMPT, "prefill")) \
+        == sum(_ours(spec, PROMPT + STEPS, "decode"))
+    # every version: the WKV state is float32 (the 5.0 rule of the model's dtype does not apply)
+    old = transformers_layout(spec, "5.0.0", "decode", "dynamic", "bf16", "bf16")
+    assert sum(layer_kv_bytes(spec, 15, BATCH, 2.0, old)) == prefill

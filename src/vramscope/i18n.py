@@ -708,10 +708,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "a_state_engines": {
         "en": "recurrent / state-space layers ({mixer}, {layers} layers): their conv and recurrent states are "
-              "modelled as transformers stores them; vLLM, SGLang, llama.cpp and Ollama are counted here with "
-              "keys and values on every layer and no state (an overestimate for those layers)",
-        "zh": "循环/状态空间层（{mixer}，{layers} 层）：其卷积与循环状态按 transformers 的存储方式建模；vLLM、SGLang、"
-              "llama.cpp 与 Ollama 在此按每层都有 K/V、没有状态计算（对这些层偏高）",
+              "modelled as each engine stores them (transformers, vLLM, llama.cpp, Ollama's estimate); SGLang is "
+              "counted here with keys and values on every layer and no state (an overestimate for those layers)",
+        "zh": "循环/状态空间层（{mixer}，{layers} 层）：其卷积与循环状态按各引擎的存储方式建模（transformers、vLLM、"
+              "llama.cpp、Ollama 的估算）；SGLang 在此按每层都有 K/V、没有状态计算（对这些层偏高）",
     },
     "a_state_cache_old": {
         "en": "transformers {version} keeps these states in the model's own cache classes (MambaCache, Mamba2Cache, "
@@ -856,6 +856,20 @@ MESSAGES: dict[str, dict[str, str]] = {
     "r_main_gpu_range": {
         "en": "llama.cpp has {n} device(s), 0 to {last}; {main} is not one of them (llama.cpp: invalid value for main_gpu)",
         "zh": "llama.cpp 有 {n} 个设备（0 到 {last}）；{main} 不在其中（llama.cpp：main_gpu 的值无效）",
+    },
+    "a_llamacpp_recurrent": {
+        "en": "recurrent / hybrid model: keys and values only in the {attn} attention layers of {n}; the {layers} "
+              "recurrent layers keep llama_memory_recurrent's f32 conv states ({r}) and SSM states ({s}) for "
+              "{seqs} sequence(s) ({o_np}), whatever the length, in the KV buffer's total",
+        "zh": "循环/混合模型：{n} 层中只有 {attn} 个注意力层保存 K/V；{layers} 个循环层按 llama_memory_recurrent 保存 f32 "
+              "卷积状态（{r}）与 SSM 状态（{s}），共 {seqs} 条序列（{o_np}），与长度无关，计入 KV 缓冲区总量",
+    },
+    "a_ollama_recurrent": {
+        "en": "recurrent / hybrid model (Ollama's GraphSize, since v0.11.11): keys and values in the {attn} layers "
+              "of {n} that have heads; every other layer one sequence's f32 conv + SSM state ({state}), not "
+              "multiplied by OLLAMA_NUM_PARALLEL",
+        "zh": "循环/混合模型（Ollama 的 GraphSize，自 v0.11.11 起）：{n} 层中有注意力头的 {attn} 层保存 K/V；其余每层保存"
+              "一条序列的 f32 卷积 + SSM 状态（{state}），不乘以 OLLAMA_NUM_PARALLEL",
     },
     "a_llamacpp_no_mla": {
         "en": "this DeepSeek GGUF predates the *_mla keys (converted before April 2025): llama.cpp runs it without MLA and caches per-head keys and values ({k} + {v} per token and layer)",

@@ -76,6 +76,8 @@ class Buffers(Record):
     model_buffer_bytes: int
     kv_buffer_bytes: int
     compute_buffer_bytes: int
+    #: a recurrent / hybrid model's ``RS buffer`` (``llama_memory_recurrent``), included in ``kv_buffer_bytes``
+    rs_buffer_bytes: Optional[int] = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,6 +162,32 @@ def mla_absorbed(model: ResolvedModel) -> bool:
     return True  # no file: today's converter writes the *_mla keys
 
 
+#: ``llama_memory_recurrent``'s ``r_l`` / ``s_l`` types (``llama_model::create_memory``: ``GGML_TYPE_F32`` both)
+RS_BYTES = 4
+_STATE_LAYERS = ("state", "hybrid", "hybrid_sliding")
+
+
+def layer_cache_bytes(spec: ModelSpec, layer: int, n_ctx: int, ub: int, k_dim: int, v_dim: int, bk: float,
+                      bv: float, n_seq: int) -> tuple[int, int]:
+    """(KV bytes, RS bytes) of one layer. The KV cache keeps ``n_ctx`` cells (sliding layers ``n_swa + n_ubatch``);
+    a recurrent / hybrid model (``llm_arch_is_recurrent`` / ``llm_arch_is_hybrid``) keeps keys and values only in
+    its attention layers (``llama_memory_hybrid``'s ``filter_attn``: ``!hparams.is_recr(il)``; Falcon-H1 every
+    layer, Nemotron-H none in its MLP layers) and in each recurrent layer ``llama_memory_recurrent``'s ``r_l``
+    (``n_embd_r() = (ssm_d_conv − 1) × (ssm_d_inner + 2 × ssm_n_group × ssm_d_state)``; LFM2
+    ``n_embd × (L_cache − 1)``) and ``s_l`` (``n_embd_s() = ssm_d_state × ssm_d_inner``), f32, for
+    ``mem_size = max(1, n_seq_max)`` sequences (``n_rs_seq`` 0: no rollback rows). Read at ggml-org/llama.cpp
+    d32676d (2026-08-18): src/llama-memory-recurrent.cpp, src/llama-hparams.cpp, src/llama-model.cpp."""
+    st = spec.state
+    kv = rs = 0
+    if st is None or st.has_kv(layer):
+        sliding = st.slides(layer) if st is not None else spec.layer_type(layer) == SLIDING
+        cells = min(n_ctx, spec.sliding_window + ub) if spec.sliding_window and sliding else n_ctx
+        kv = int(cells * (k_dim * bk + v_dim * bv))
+    if st is not None and st.kinds[layer] in _STATE_LAYERS:
+        rs = (st.engine_conv_values(layer) + st.recurrent_values[layer]) * RS_BYTES * max(1, n_seq)
+    return kv, rs
+
+
 def llamacpp_inference(model: ResolvedModel, w: Workload, notes: list[Assumption]) -> tuple[Phases, LlamacppReport]:
     """Phases (``load``, ``prefill``) and the engine fields (buffers per device)."""
     spec = model.spec
@@ -197,16 +225,16 @@ def llamacpp_inference(model: ResolvedModel, w: Workload, notes: list[Assumption
         k_dim, v_dim = spec.num_kv_heads * spec.head_dim, spec.num_kv_heads * spec.mla.v_head_dim
     else:
         k_dim = v_dim = spec.num_kv_heads * spec.head_dim
-    gpu_kv = cpu_kv = 0
+    gpu_kv = cpu_kv = gpu_rs = cpu_rs = 0
+    n_seq = getattr(w, "n_parallel", None) or 1
     for layer in range(n_layer):
-        cells = n_ctx
-        if spec.sliding_window and spec.layer_type(layer) == SLIDING:
-            cells = min(n_ctx, spec.sliding_window + w.ubatch)
-        nbytes = int(cells * (k_dim * bk + v_dim * bv))
+        kv, rs = layer_cache_bytes(spec, layer, n_ctx, w.ubatch, k_dim, v_dim, bk, bv, n_seq)
         if layer >= first_gpu:
-            gpu_kv += nbytes
+            gpu_kv += kv + rs
+            gpu_rs += rs
         else:
-            cpu_kv += nbytes
+            cpu_kv += kv + rs
+            cpu_rs += rs
     gpu_compute = compute_buffer(spec, n_ctx, w.ubatch, w.flash_attn, output_on_gpu) if ngl > 0 else 0
     cpu_compute = int(w.ubatch * 4 * (spec.hidden_size * 2 + (0 if output_on_gpu else spec.vocab_size)))
     n_repeating = n_layer - min(first_gpu, n_layer)  # repeating layers on the GPU
@@ -219,16 +247,31 @@ def llamacpp_inference(model: ResolvedModel, w: Workload, notes: list[Assumption
         notes.append(Assumption("a_llamacpp_tied", {"size": f"{embd_copy / 2**20:,.2f} MiB"}))
     if spec.mla is not None and not mla_absorbed(model):
         notes.append(Assumption("a_llamacpp_no_mla", {"k": k_dim, "v": v_dim}))
+    if spec.state is not None:
+        state_note(spec, n_seq, notes)
     phases = {"load": {"weights": gpu_model},
               "prefill": {"weights": gpu_model, "kv_cache": gpu_kv, "activations": gpu_compute}}
     report = LlamacppReport(n_gpu_layers=n_repeating, output_on_gpu=output_on_gpu, n_ctx=n_ctx, n_ubatch=w.ubatch,
                             cache_type_k=ctk, cache_type_v=ctv, flash_attn=w.flash_attn,
                             gpu=Buffers(model_buffer_bytes=gpu_model, kv_buffer_bytes=gpu_kv,
-                                        compute_buffer_bytes=gpu_compute),
+                                        compute_buffer_bytes=gpu_compute,
+                                        rs_buffer_bytes=gpu_rs if spec.state is not None else None),
                             host=Buffers(model_buffer_bytes=cpu_model, kv_buffer_bytes=cpu_kv,
-                                         compute_buffer_bytes=cpu_compute),
+                                         compute_buffer_bytes=cpu_compute,
+                                         rs_buffer_bytes=cpu_rs if spec.state is not None else None),
                             host_bytes=cpu_model + cpu_kv + cpu_compute)
     return phases, report
+
+
+def state_note(spec: ModelSpec, n_seq: int, notes: list[Assumption]) -> None:
+    st = spec.state
+    rec = [i for i, k in enumerate(st.kinds) if k in _STATE_LAYERS]
+    r = sum(st.engine_conv_values(i) for i in rec) * RS_BYTES * max(1, n_seq)
+    s_ = sum(st.recurrent_values[i] for i in rec) * RS_BYTES * max(1, n_seq)
+    notes.append(Assumption("a_llamacpp_recurrent", {
+        "layers": len(rec), "attn": sum(1 for i in range(len(st.kinds)) if st.has_kv(i)), "n": len(st.kinds),
+        "r": f"{r / 2**20:,.2f} MiB", "s": f"{s_ / 2**20:,.2f} MiB", "seqs": max(1, n_seq),
+        "o_np": Opt("n_parallel")}))
 
 
 def compute_buffer(spec: ModelSpec, n_ctx: int, n_ubatch: int, flash_attn: bool, output_on_gpu: bool) -> int:
@@ -432,11 +475,9 @@ def _device_kv(model: ResolvedModel, w: Workload, dev_of: list, used: list, kv_o
         k_dim = v_dim = spec.num_kv_heads * spec.head_dim
     kv_b = {d: 0 for d in used}
     cpu_kv = 0
+    n_seq = getattr(w, "n_parallel", None) or 1
     for layer in range(spec.num_layers):
-        cells = n_ctx
-        if spec.sliding_window and spec.layer_type(layer) == SLIDING:
-            cells = min(n_ctx, spec.sliding_window + ub)
-        nbytes = int(cells * (k_dim * bk + v_dim * bv))
+        nbytes = sum(layer_cache_bytes(spec, layer, n_ctx, ub, k_dim, v_dim, bk, bv, n_seq))
         d = dev_of[layer]
         if d is None or not kv_offload:
             cpu_kv += nbytes
@@ -656,6 +697,12 @@ class LlamaCpp(Engine):
         Option("batch_size", ("--batch-size", "-b"), "int", None, group="llama.cpp", owner="llama.cpp", lo=1,
                hi=1_000_000, help_en="logical batch (default 2048); n_ubatch is at most it",
                help_zh="逻辑批大小（默认 2048）；n_ubatch 不超过它"),
+        Option("n_parallel", ("--parallel", "-np"), "int", None, group="llama.cpp", owner="llama.cpp", lo=1,
+               hi=4096,
+               help_en="parallel sequences (n_seq_max, default 1; llama-server's auto is 4): a recurrent / hybrid "
+                       "model keeps one conv and one SSM state per sequence",
+               help_zh="并行序列数（n_seq_max，默认 1；llama-server 的 auto 为 4）：循环/混合模型每条序列保留一份卷积状态和"
+                       "一份 SSM 状态"),
         Option("no_mmap", ("--no-mmap",), "flag", False, group="llama.cpp", owner="llama.cpp",
                help_en="read host-side tensors into allocated RAM instead of mapping the file",
                help_zh="把主机侧张量读入分配的内存，而不是映射文件"),

@@ -121,6 +121,9 @@ class GgufFacts:
     ffn_gate_exps_size: int = 0  # blk.0.ffn_gate_exps.weight, bytes (Mixtral 8x22B branch)
     sliding_window: int = 0
     attention_layers: Optional[tuple[bool, ...]] = None  # per layer: has attention heads (else recurrent)
+    #: ``n_embd_r + n_embd_s`` of a recurrent layer, from the file's ``ssm.conv_kernel``, ``ssm.inner_size``,
+    #: ``ssm.state_size`` and ``ssm.group_count`` (one value for every layer without heads)
+    recurrent_values: int = 0
 
     @property
     def embedding_heads(self) -> int:
@@ -141,7 +144,9 @@ def graph_size(f: GgufFacts, context: int, batch: int, num_parallel: int, kv_typ
         if f.attention_layers is None or f.attention_layers[i]:
             kv.append(int(float(context * (hk + hv) * heads_kv) * bpe))
         else:
-            kv.append(0)  # a recurrent layer: its SSM state (not modelled for these families)
+            # a recurrent layer (GraphSize since v0.11.11, #12186): llama.cpp's r and s states of one sequence,
+            # f32 ("recurrent always uses F32 in llama.cpp backend"), not multiplied by num_parallel
+            kv.append(f.recurrent_values * 4)
     kv_total = sum(kv)
     full = partial = 0
     arch = f.arch
@@ -477,12 +482,21 @@ def facts(model: Any, w: Any) -> GgufFacts:
         hk = hv = spec.head_dim
         kv_heads = spec.num_kv_heads
     ffn = spec.moe.expert_intermediate_size if spec.moe else spec.intermediate_size
+    recurrent: dict[str, Any] = {}
+    st = spec.state
+    if st is not None and _version(getattr(w, "ollama_version", None) or OLLAMA_VERSION) >= RECURRENT_FROM:
+        # GraphSize: a layer with heads and KV heads is attention (Falcon-H1's hybrid layers too: their state is
+        # not counted), every other layer recurrent (Nemotron-H's MLP blocks too: "will need a special case")
+        per_layer = [st.engine_conv_values(i) + st.recurrent_values[i] for i in range(len(st.kinds))
+                     if st.kinds[i] in ("state", "hybrid", "hybrid_sliding")]
+        recurrent = {"attention_layers": tuple(st.has_kv(i) for i in range(len(st.kinds))),
+                     "recurrent_values": max(per_layer, default=0)}
     return GgufFacts(arch=arch, block_count=n, embedding=spec.hidden_size, heads=spec.num_heads,
                      heads_min=spec.num_heads, heads_kv=kv_heads, heads_kv_min=kv_heads, head_k=hk, head_v=hv,
                      vocab=spec.vocab_size, context_length=spec.max_position_embeddings, layer_sizes=tuple(layers),
                      output_size=output, input_size=embd, ffn_length=ffn,
                      ffn_gate_exps_size=gate_exps if spec.moe is not None and arch == "llama" else 0,
-                     sliding_window=spec.sliding_window or 0)
+                     sliding_window=spec.sliding_window or 0, **recurrent)
 
 
 # ---- the engine ----------------------------------------------------------------------------------------------
@@ -707,6 +721,10 @@ class Ollama(Engine):
                                                             "o_f16": Opt("quant", "F16")}))
         if model.spec.vision is not None:
             notes.append(Assumption("a_ollama_no_projector", {}))
+        if f.attention_layers is not None:
+            notes.append(Assumption("a_ollama_recurrent", {
+                "attn": sum(f.attention_layers), "n": f.block_count,
+                "state": f"{f.recurrent_values * 4 / 2**20:,.2f} MiB"}))
         if _version(report.version) >= LLAMA_SERVER_FROM:
             notes.append(Assumption("a_ollama_llama_server", {"version": report.version}))
         for g in report.per_gpu:
@@ -785,6 +803,7 @@ ENGINE = Ollama()
 LAYOUT_FROM = (0, 12, 11)  # every model: f560bd077 "Use Ollama engine memory layouts for both old and new engines"
 LAYOUT_OWN_ENGINE_FROM = (0, 11, 5)  # its own engine: d5a0d8d90 "llm: New memory management"
 LLAMA_SERVER_FROM = (0, 30, 0)  # #16031: llama-server places the layers itself (--fit)
+RECURRENT_FROM = (0, 11, 11)  # 7b91c9ce5 (#12186) "Hybrid and recurrent memory estimates": GraphSize's SSM states
 #: fs/ggml/ggml.go OllamaEngineRequired (v0.12.10): the families its own engine runs
 OLLAMA_ENGINE_ARCHS = ("gemma3", "gemma3n", "gptoss", "gpt-oss", "llama4", "mistral3", "mllama", "qwen25vl",
                        "qwen3", "qwen3moe", "qwen3vl", "qwen3vlmoe")

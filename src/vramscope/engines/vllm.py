@@ -33,7 +33,9 @@ it refuses to start when one sequence of ``max_model_len`` tokens does not fit. 
   ``sliding_window − 1 + max_num_batched_tokens`` tokens plus a block per request (twice the batch at v0.33.0,
   where asynchronous scheduling keeps two batches in flight), MLA layers the latent; ``--kv-cache-dtype fp8``
   stores one byte per value. Prefix caching (on by default in V1) reuses blocks inside the pool: it does not
-  change the pool's size.
+  change the pool's size;
+* a recurrent / hybrid model's mamba layers (:func:`state_groups`, read at v0.11.0 and checked against its code
+  run on CPU): one ``MambaSpec`` page per request, the attention block size raised so that a page holds it.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from ..gpus import Gpu
 from ..memory.activations import inference_transient
 from ..memory import kv_cache
 from ..memory.kv_cache import KV_DTYPE_BYTES, parse_version
-from ..model.spec import SLIDING
+from ..model.spec import SLIDING, ModelSpec
 from ..memory.overhead import NCCL
 from ..result import Assumption, Estimate, GpuVerdict
 from ..sources.base import ResolvedModel
@@ -116,6 +118,35 @@ i18n.register({
               "group's blocks",
         "zh": "混合 KV 缓存管理器：各层分为 {groups} 组，每组 {size} 层；滑动窗口层每个请求只保留 {window} − 1 个 token"
               "加上调度批次与一个块；并发数按每组的块数计算",
+    },
+    "a_vllm_state": {
+        "en": "recurrent / hybrid model: {mamba} mamba layers keep one state page per request ({state} of conv "
+              "({conv}) and SSM ({ssm}) states, padded to {page}), {attn} attention layers their keys and values in "
+              "blocks of {block} tokens (raised so that an attention page holds a mamba page); layers in {groups} "
+              "groups of {size} (vLLM's MambaSpec and HybridAttentionMambaModelConfig, read at v0.11.0)",
+        "zh": "循环/混合模型：{mamba} 个 mamba 层每个请求保留一页状态（卷积状态（{conv}）与 SSM 状态（{ssm}）共 {state}，"
+              "填充到 {page}），{attn} 个注意力层以每块 {block} 个 token 保存 K/V（块大小被调高，使一个注意力页能容纳一个 "
+              "mamba 页）；各层分为 {groups} 组，每组 {size} 层（vLLM 的 MambaSpec 与 HybridAttentionMambaModelConfig，"
+              "按 v0.11.0 阅读）",
+    },
+    "a_vllm_state_free": {
+        "en": "attention-free recurrent model: {mamba} mamba layers keep one state page of {state} per request (conv "
+              "{conv}, SSM {ssm}), whatever the length; concurrency is the pages the pool holds (vLLM's MambaSpec, "
+              "read at v0.11.0)",
+        "zh": "无注意力的循环模型：{mamba} 个 mamba 层每个请求保留一页 {state} 的状态（卷积 {conv}，SSM {ssm}），与长度无关；"
+              "并发数即缓存池能容纳的页数（vLLM 的 MambaSpec，按 v0.11.0 阅读）",
+    },
+    "a_vllm_state_late": {
+        "en": "vLLM {version}: prefix caching of mamba states ('align' mode, on by default for hybrid models in later "
+              "releases) keeps two or three state blocks per request and groups the states by what a block holds; "
+              "not modelled: the state pages are counted as v0.11.0 plans them (one per request), a lower bound",
+        "zh": "vLLM {version}：mamba 状态的前缀缓存（'align' 模式，较新版本中对混合模型默认开启）每个请求保留两到三个状态块，"
+              "并按一个块能容纳的状态数分组；此处未建模：状态页按 v0.11.0 的规划计算（每个请求一页），为下限",
+    },
+    "a_vllm_pp_state": {
+        "en": "pipeline parallel with a recurrent / hybrid model: each stage's layers are counted as attention "
+              "layers, their mamba states and the raised block size are not modelled here",
+        "zh": "循环/混合模型的流水线并行：每个阶段的层都按注意力层计算，此处未建模其 mamba 状态和调高的块大小",
     },
     "a_vllm_hybrid_off": {
         "en": "{o}: sliding-window layers keep every token",
@@ -227,6 +258,8 @@ def kv_groups(model: ResolvedModel, w: Workload, dtype_bytes: float, max_len: in
     spec = rank_spec(model, w)
     b = KV_DTYPE_BYTES[w.kv_dtype] if w.kv_dtype else dtype_bytes
     block = getattr(w, "block_size", None) or BLOCK
+    if spec.state is not None:
+        return state_groups(spec, w, b, dtype_bytes, block, max_len, version)
     n = spec.num_layers if layers is None else layers
     page = int(kv_cache.values_per_token(spec, 0, True) * b * block)
     window = spec.sliding_window if spec.mla is None else None
@@ -245,6 +278,69 @@ def kv_groups(model: ResolvedModel, w: Workload, dtype_bytes: float, max_len: in
     if version >= GROUP_MAX_SINCE and max(full, sliding) < 1.5 * size:
         size = max(full, sliding)
     groups = (("full", full_blocks),) * _cdiv(full, size) + (("sliding", sw_blocks),) * _cdiv(sliding, size)
+    return KvGroups(page, block, size, groups, raw, True, version)
+
+
+#: ``--mamba-cache-dtype`` / ``--mamba-ssm-cache-dtype`` (vllm/config/cache.py ``MambaDType``): bytes per value
+MAMBA_DTYPE_BYTES = {"float32": 4.0, "float16": 2.0, "bfloat16": 2.0}
+#: model types whose SSM state vLLM keeps in float32 unless told otherwise (``NemotronHForCausalLMConfig``:
+#: ``DEFAULT_MAMBA_SSM_CACHE_DTYPE = "float32"`` unless the config names its own ``mamba_ssm_cache_dtype``, which is
+#: not read here; at v0.33.0, not at
+#: v0.11.0; applied from :data:`LATE_SINCE`, the first release being unknown)
+SSM_FP32_TYPES = ("nemotron_h",)
+
+
+def mamba_state_bytes(spec: ModelSpec, w: Workload, model_bytes: float,
+                      version: tuple[int, int, int] = (0, 33, 0)) -> tuple[int, float, float]:
+    """One mamba layer's state page on one GPU (``MambaSpec.page_size_bytes`` before padding) and the bytes per conv
+    and per SSM value. vLLM's ``MambaStateShapeCalculator`` (read at v0.11.0 and v0.33.0) keeps the conv state as
+    ``(conv_kernel − 1, conv_dim / TP)`` and the SSM state as Mamba's ``(intermediate / TP, d_state)``, Mamba2's
+    ``(heads / TP, head_dim, d_state)`` or the gated delta net's ``(v_heads / TP, v_dim, k_dim)``;
+    ``MambaStateDtypeCalculator``: the conv state in ``--mamba-cache-dtype`` ('auto': the model's dtype, not the
+    KV cache's), the SSM state in ``--mamba-ssm-cache-dtype`` ('auto': the conv state's). Every mamba layer has
+    the same spec; the largest is taken."""
+    st = spec.state
+    tp = w.num_gpus if w.strategy.is_tensor_parallel else 1
+    conv_b = MAMBA_DTYPE_BYTES.get(getattr(w, "mamba_cache_dtype", None) or "", model_bytes)
+    ssm_name = getattr(w, "mamba_ssm_cache_dtype", None)
+    if not ssm_name and spec.model_type in SSM_FP32_TYPES and version >= LATE_SINCE:
+        ssm_name = "float32"
+    if not ssm_name and "KimiLinearDelta" in st.mixer:  # v0.33.0 kda_state_dtype: 'auto' is float32 (no KDA in v0.11)
+        ssm_name = "float32"
+    ssm_b = MAMBA_DTYPE_BYTES.get(ssm_name or "", conv_b)
+    page = max((int(_cdiv(st.engine_conv_values(i), tp) * conv_b + _cdiv(st.recurrent_values[i], tp) * ssm_b)
+                for i, k in enumerate(st.kinds) if k in _STATE_LAYERS), default=0)
+    return page, conv_b, ssm_b
+
+
+_STATE_LAYERS = ("state", "hybrid", "hybrid_sliding")
+
+
+def state_groups(spec: ModelSpec, w: Workload, b: float, model_bytes: float, block: int, max_len: int,
+                 version: tuple[int, int, int]) -> KvGroups:
+    """vLLM's groups for a recurrent / hybrid model (read at v0.11.0: ``HybridAttentionMambaModelConfig.
+    verify_and_update_config``, ``GPUModelRunner.get_kv_cache_spec``, ``MambaSpec``; checked against that code
+    run on CPU, ``bench/vllm_state_reference.py``). Every attention layer is a ``FullAttentionSpec``, every mamba
+    layer a ``MambaSpec`` (a hybrid layer is both). With attention layers the block size is raised to
+    ``16 × cdiv(mamba_page, 16 × attention_page_of_one_token)`` when that is larger, and the mamba page padded to
+    the attention page (``block × attention page of one token``), so all pages are equal; a mamba layer takes one
+    block per request (its spec's block size is ``max_model_len``). The layers are grouped as for sliding
+    windows (groups of the smaller kind's count), each group's block table apart."""
+    st = spec.state
+    attn = sum(1 for i in range(len(st.kinds)) if st.has_kv(i))
+    mamba = sum(1 for k in st.kinds if k in _STATE_LAYERS)
+    mamba_page = mamba_state_bytes(spec, w, model_bytes, version)[0]
+    if not attn:  # attention-free (Mamba, Mamba2): the state page as it is, one group, one block per request
+        return KvGroups(mamba_page, max_len, mamba, (("state", 1),), mamba, False, version)
+    one_token = int(kv_cache.values_per_token(spec, 0, True) * b)
+    block = max(block, 16 * _cdiv(mamba_page, 16 * one_token))
+    page = block * one_token
+    full_blocks = _cdiv(max_len, block)
+    raw = attn * full_blocks + mamba
+    size = min(attn, mamba)
+    if version >= GROUP_MAX_SINCE and max(attn, mamba) < 1.5 * size:
+        size = max(attn, mamba)
+    groups = (("full", full_blocks),) * _cdiv(attn, size) + (("state", 1),) * _cdiv(mamba, size)
     return KvGroups(page, block, size, groups, raw, True, version)
 
 
@@ -340,6 +436,8 @@ def kv_bytes_per_token(model: ResolvedModel, w: Workload, dtype_bytes: float, la
     """KV bytes per token on one GPU (its tensor-parallel slice; ``layers``: a pipeline stage's layers)."""
     spec = rank_spec(model, w)
     b = KV_DTYPE_BYTES[w.kv_dtype] if w.kv_dtype else dtype_bytes
+    if spec.state is not None and layers is None:  # keys and values only in the attention layers
+        layers = sum(1 for i in range(len(spec.state.kinds)) if spec.state.has_kv(i))
     return kv_cache.kv_bytes_per_token(spec, b, layers, latent_mla=True)  # vLLM caches MLA's latent
 
 
@@ -403,6 +501,8 @@ def vllm_pipeline(model: ResolvedModel, w: Workload, weights: int, a: float, gpu
                     "engine_overhead": non_torch + graphs},
     }
     notes.append(Assumption("a_vllm_pp", {"pp": w.pp, "tp": w.num_gpus, "stage": st["stage"]}))
+    if model.spec.state is not None:
+        notes.append(Assumption("a_vllm_pp_state", {}))
     needed = max(x["weights_bytes"] + x["activation_peak_bytes"] + max_len * x["kv_bytes_per_token"]
                  for x in stages) + non_torch + graphs
     report = VllmReport(gpu_memory_utilization=w.gpu_memory_utilization, max_model_len=max_len,
@@ -457,7 +557,23 @@ def vllm_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gp
                             {"version": ".".join(map(str, version)),
                              "entry": getattr(w, "vllm_entrypoint", None) or "serve"}))
     notes.append(Assumption("a_vllm_prefix_caching", {}))
-    if groups.hybrid:
+    if model.spec.state is not None:
+        page, conv_b, ssm_b = mamba_state_bytes(rank_spec(model, w), w, a, version)
+        dt = {4.0: "float32", 2.0: "16-bit", 1.0: "8-bit"}
+        kinds = [k for k, _ in groups.groups]
+        args = {"mamba": sum(1 for k in model.spec.state.kinds if k in _STATE_LAYERS), "state": _mib(page),
+                "conv": dt.get(conv_b, f"{conv_b:g}-byte"), "ssm": dt.get(ssm_b, f"{ssm_b:g}-byte")}
+        if "full" in kinds:
+            notes.append(Assumption("a_vllm_state", {**args, "page": _mib(groups.page_bytes),
+                                                     "attn": sum(1 for i in range(len(model.spec.state.kinds))
+                                                                 if model.spec.state.has_kv(i)),
+                                                     "block": groups.block, "groups": len(groups.groups),
+                                                     "size": groups.group_size}))
+        else:
+            notes.append(Assumption("a_vllm_state_free", args))
+        if version > (0, 11, 0):
+            notes.append(Assumption("a_vllm_state_late", {"version": ".".join(map(str, version))}))
+    elif groups.hybrid:
         notes.append(Assumption("a_vllm_hybrid", {"groups": len(groups.groups), "size": groups.group_size,
                                                   "window": model.spec.sliding_window}))
     elif model.spec.sliding_window and model.spec.mla is None and getattr(w, "disable_hybrid_kv_cache_manager",
@@ -485,6 +601,10 @@ def vllm_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gp
                         cuda_graphs_in_pool=bool(graphs_in_pool), lora_bytes=lora or None,
                         data_parallel_size=dp if dp > 1 else None)
     return phases, report
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.2f} MiB"
 
 
 #: model types vLLM refuses to run in float16 (vllm/config/model.py ``_FLOAT16_NOT_SUPPORTED_MODELS``, v0.33.0)
@@ -558,6 +678,16 @@ class Vllm(Engine):
                group="vllm", owner="vllm",
                help_en="sliding-window layers keep every token, as full-attention layers do",
                help_zh="滑动窗口层像全注意力层一样保留全部 token"),
+        Option("mamba_cache_dtype", ("--mamba-cache-dtype",), "choice", "auto", group="vllm", owner="vllm",
+               choices=("auto", "float32", "float16", "bfloat16"),
+               help_en="dtype of a recurrent / hybrid model's conv states ('auto': the model's dtype)",
+               help_zh="循环/混合模型卷积状态的数据类型（'auto'：模型的数据类型）"),
+        Option("mamba_ssm_cache_dtype", ("--mamba-ssm-cache-dtype",), "choice", "auto", group="vllm",
+               owner="vllm", choices=("auto", "float32", "float16", "bfloat16"),
+               help_en="dtype of a recurrent / hybrid model's SSM states ('auto': as the conv states; Nemotron-H "
+                       "float32 as read at v0.33.0, modelled from 0.22)",
+               help_zh="循环/混合模型 SSM 状态的数据类型（'auto'：与卷积状态相同；Nemotron-H 按 v0.33.0 为 float32，"
+                       "自 0.22 起按此建模）"),
         Option("enable_lora", ("--enable-lora",), "flag", False, group="vllm", owner="vllm",
                help_en="serve LoRA adapters: vLLM preallocates their slots in every linear layer",
                help_zh="服务 LoRA 适配器：vLLM 在每个线性层中预分配其槽位"),

@@ -36,7 +36,9 @@ where ``tokens_l`` and ``values_l`` depend on the engine and its version (:class
     ``DynamicCache`` the default "to save memory", ``generation/utils.py``);
   - encoder-decoder models add a cross-attention cache of the encoder length (``EncoderDecoderCache``);
   - state-space and hybrid models (``ModelSpec.state``: Mamba, Mamba2, Jamba, Bamba, Falcon-H1, Zamba, Zamba2,
-    GraniteMoeHybrid, Nemotron-H, Qwen3-Next / Qwen3.5, OLMo-Hybrid, LFM2) keep keys and values only in their
+    GraniteMoeHybrid, Nemotron-H, Qwen3-Next / Qwen3.5, OLMo-Hybrid, LFM2, Kimi-Linear's KDA with MLA latents in
+    its attention layers; MiniMax's lightning attention in ``MiniMaxCache``, its K^T V ``(heads, head_dim,
+    head_dim)`` in the model's dtype and no conv state) keep keys and values only in their
     attention (and hybrid) layers, and in each recurrent layer a ``LinearAttentionLayer`` (since 5.12.0) of fixed
     size per sequence: the conv state ``(channels, conv_kernel_size)`` in the model's dtype and the recurrent state
     (``zeros_like`` the scan's final state: float32). Before, ``MambaCache`` / ``Mamba2Cache`` /
@@ -44,8 +46,11 @@ where ``tokens_l`` and ``values_l`` depend on the engine and its version (:class
     (``Qwen3NextDynamicCache`` kept the float32 state it was given).
 
 * **vLLM** reserves a block slot per token in every layer (:func:`kv_bytes_per_token`); MLA layers keep the
-  latent (``kv_lora_rank + qk_rope_head_dim``, arXiv 2405.04434 §2.1.2) and Falcon its real KV heads.
-* **llama.cpp** sizes its own buffer (``engines/llamacpp.py``).
+  latent (``kv_lora_rank + qk_rope_head_dim``, arXiv 2405.04434 §2.1.2) and Falcon its real KV heads; a
+  recurrent / hybrid model's mamba layers one state page per request (``engines/vllm.py: state_groups``).
+* **llama.cpp** sizes its own buffer (``engines/llamacpp.py``), a recurrent model's ``r_l`` / ``s_l`` f32 states
+  per sequence beside it (``layer_cache_bytes``). Both keep ``kernel − 1`` conv columns
+  (``StateSpec.engine_conv_values``).
 
 Encoder-only models keep no cache. Checked against the cache objects transformers itself fills in a real
 prefill and decode on CPU (``tests/test_kv_real.py``). Llama-2-7B fp16 at 4,096 tokens is
@@ -179,7 +184,11 @@ def transformers_layout(spec: ModelSpec, version: str, phase: str, cache: str = 
         conv = KV_DTYPE_BYTES.get(compute_dtype) or KV_DTYPE_BYTES.get(kv_dtype) or 2.0
         # before the unified layers the model's own caches preallocated the recurrent state in the model's dtype
         # (the kernel path copies into it), except Qwen3NextDynamicCache, which kept the scan's float32 state
-        fp32 = v >= STATE_LAYERS_SINCE or "DeltaNet" in spec.state.mixer
+        # MiniMaxCache (its own class, every version) keeps the lightning attention's K^T V as computed: the
+        # model's dtype
+        # RWKV's own state list keeps its WKV state in float32 in every version
+        fp32 = (v >= STATE_LAYERS_SINCE or "DeltaNet" in spec.state.mixer or "Rwkv" in spec.state.mixer) \
+            and "Lightning" not in spec.state.mixer
         state = {"conv_state_bytes": conv, "recurrent_state_bytes": 4.0 if fp32 else conv}
     if kv_dtype in FP8_CACHE_DTYPES and cache == "dynamic" and v >= FP8_CACHE_SINCE and not spec.sliding_window \
             and spec.state is None:  # QuantizedCache refuses every layer type but full_attention

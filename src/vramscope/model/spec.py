@@ -81,6 +81,17 @@ class StateSpec:
     conv_values: tuple[int, ...]
     recurrent_values: tuple[int, ...]
     mixer: str = ""  # the token mixer's class, as transformers names it (MambaMixer, Qwen3NextGatedDeltaNet)
+    #: per layer: the causal conv's kernel (``conv_values`` is channels × kernel; 0 where a layer has no state).
+    #: transformers keeps the whole kernel window, the serving engines ``kernel − 1`` columns
+    #: (:func:`vramscope.memory.kv_cache.engine_state_values`)
+    conv_kernels: tuple[int, ...] = ()
+
+    def engine_conv_values(self, layer: int) -> int:
+        """The conv state values one sequence keeps in an engine that drops the column the next token shifts out
+        (vLLM ``MambaStateShapeCalculator``: ``(conv_kernel − 1, conv_dim)``; llama.cpp ``n_embd_r()``:
+        ``(ssm_d_conv − 1) × (d_inner + 2 × n_group × d_state)``)."""
+        k = self.conv_kernels[layer] if layer < len(self.conv_kernels) else 0
+        return self.conv_values[layer] // k * (k - 1) if k > 0 else self.conv_values[layer]
 
     def has_kv(self, layer: int) -> bool:
         return self.kinds[layer] in ("full", "sliding", "hybrid", "hybrid_sliding")
@@ -318,6 +329,11 @@ def validate_spec(s: ModelSpec) -> None:
         for name in ("conv_values", "recurrent_values"):
             for x in getattr(st, name):
                 check_int(w, f"state.{name}", x, "state_values")
+        if st.conv_kernels and (not isinstance(st.conv_kernels, tuple) or len(st.conv_kernels) != n):
+            raise VramscopeError("shape_layer_types", where=w, field="state.conv_kernels",
+                                 value=shown(st.conv_kernels), layers=n, allowed=", ".join(STATE_KINDS))
+        for x in st.conv_kernels:
+            check_int(w, "state.conv_kernels", x, "state_values")
     if s.vision is not None:
         v = s.vision
         for name, limit in (("hidden_size", "hidden_size"), ("intermediate_size", "intermediate_size"),

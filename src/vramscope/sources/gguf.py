@@ -34,7 +34,7 @@ from typing import Any, BinaryIO, NamedTuple, Optional
 from ..errors import VramscopeError
 from ..model.families import by_gguf_arch, sliding_layers
 from ..model.limits import LIMITS
-from ..model.spec import FULL, SLIDING, MLASpec, ModelSpec, MoESpec
+from ..model.spec import FULL, SLIDING, MLASpec, ModelSpec, MoESpec, StateSpec
 from .base import StoredTensor, format_limit, open_regular
 
 MAX_TENSORS = 1_000_000
@@ -678,6 +678,55 @@ def _sliding_window(m: _Meta) -> tuple[Optional[int], tuple[str, ...]]:
     return window, layer_types
 
 
+#: llama.cpp's hybrid architectures (``llm_arch_is_hybrid``, src/llama-arch.cpp at d32676d) with a Mamba / gated
+#: delta net state read from the ``ssm.*`` keys, and how each marks its recurrent layers (``is_recr_impl``):
+#: ``kv0`` a layer without KV heads (models/jamba.cpp, granite-hybrid.cpp, plamo2.cpp), ``kv0_ff0`` without KV
+#: heads nor FFN (nemotron-h.cpp: the others are MLP blocks), ``all`` every layer beside its attention
+#: (falcon-h1.cpp), ``interval`` ``attention.recurrent_layers`` or else every layer but each
+#: ``full_attention_interval``-th (default 4) below the NextN layers (qwen3next.cpp, qwen35.cpp, qwen35moe.cpp)
+_HYBRID_ARCHS = {"jamba": ("kv0", "Mamba"), "granitehybrid": ("kv0", "Mamba2"), "plamo2": ("kv0", "Mamba"),
+                 "nemotron_h": ("kv0_ff0", "Mamba2"), "nemotron_h_moe": ("kv0_ff0", "Mamba2"),
+                 "falcon-h1": ("all", "Mamba2"), "qwen3next": ("interval", "GatedDeltaNet"),
+                 "qwen35": ("interval", "GatedDeltaNet"), "qwen35moe": ("interval", "GatedDeltaNet")}
+
+
+def _state(m: _Meta, arch: str, n_layers: int, h: "_Heads", ffn_l: list[int]) -> Optional[StateSpec]:
+    """The conv and SSM states of a hybrid GGUF, per layer, from ``ssm.conv_kernel`` (d_conv), ``ssm.inner_size``
+    (d_inner), ``ssm.state_size`` (d_state) and ``ssm.group_count`` (n_group): the conv state has
+    ``d_inner + 2 × n_group × d_state`` channels (kept here as channels × d_conv, as transformers keeps it; the
+    engines keep ``d_conv − 1`` columns: ``llama_hparams::n_embd_r``) and the SSM state ``d_state × d_inner`` values
+    (``n_embd_s``)."""
+    rule = _HYBRID_ARCHS.get(arch)
+    if rule is None or not m.has("ssm.conv_kernel"):
+        return None
+    d_conv = m.int("ssm.conv_kernel", hi=MAX_WIDTH)
+    d_inner = m.int("ssm.inner_size", hi=MAX_WIDTH)
+    d_state = m.int("ssm.state_size", hi=MAX_WIDTH)
+    n_group = m.int("ssm.group_count", 0, lo=0, hi=MAX_WIDTH)
+    kv = h.kv_per_layer
+    how, mixer = rule
+    if how == "interval":
+        given = m.meta.get(m.key("attention.recurrent_layers"))
+        if isinstance(given, list) and len(given) == n_layers and all(isinstance(x, (bool, int)) for x in given):
+            rec = [bool(x) for x in given]
+        else:
+            every = m.int("full_attention_interval", 4, hi=MAX_LAYERS)
+            nextn = m.int("nextn_predict_layers", 0, lo=0, hi=n_layers - 1)
+            rec = [i < n_layers - nextn and (i + 1) % every != 0 for i in range(n_layers)]
+        kinds = ["state" if r else "full" for r in rec]
+    elif how == "all":
+        kinds = ["hybrid"] * n_layers
+    elif how == "kv0_ff0":
+        kinds = ["state" if kv[i] == 0 and ffn_l[i] == 0 else ("full" if kv[i] else "none") for i in range(n_layers)]
+    else:
+        kinds = ["state" if kv[i] == 0 else "full" for i in range(n_layers)]
+    has_state = [k in ("state", "hybrid") for k in kinds]
+    channels = d_inner + 2 * n_group * d_state
+    return StateSpec(kinds=tuple(kinds), conv_values=tuple(channels * d_conv if s else 0 for s in has_state),
+                     recurrent_values=tuple(d_state * d_inner if s else 0 for s in has_state),
+                     mixer=f"{mixer} (GGUF {arch})", conv_kernels=tuple(d_conv if s else 0 for s in has_state))
+
+
 def spec_from_gguf(meta: dict[str, Any], tensors: list[StoredTensor], name: str, path: Path) -> ModelSpec:
     """A spec from GGUF metadata (``<arch>.block_count``, ``<arch>.attention.head_count``, ...).
 
@@ -718,4 +767,5 @@ def spec_from_gguf(meta: dict[str, Any], tensors: list[StoredTensor], name: str,
         qkv_bias=any(layer_of(t.name) is not None and t.name.endswith(".attn_q.bias") for t in tensors),
         sliding_window=window, attn_softcap=attn_cap > 0, logit_softcap=final_cap > 0, layer_types=layer_types,
         moe=moe, mla=mla, norms_per_layer=family.norms_per_layer, source=str(path),
+        state=_state(m, arch, n_layers, h, ffn_l),
     )

@@ -32,7 +32,7 @@ from typing import Any, Optional
 
 from ..errors import Text, VramscopeError
 from ..model.limits import LIMITS, shown
-from ..model.spec import ModelSpec, MoESpec, StateSpec, check_int
+from ..model.spec import MLASpec, ModelSpec, MoESpec, StateSpec, check_int
 from ..model.tensors import Inventory, LayerSet, MetaStack, Tensor
 
 #: config keys that are not the architecture (or would make transformers load more than a config)
@@ -409,6 +409,7 @@ def _spec(model: Any, config: Any, native: dict[str, Any], name: str, origin: st
         notes.append(Text("a_meta_tied", ties=shown_ties))
     n_dec = layers
     state = _state_spec(model, text, inv, n_dec)
+    mla = _mla_spec(model, text)
     mixers = _recurrent_mixers(model)
     if mixers and state is None:
         notes.append(Text("a_meta_recurrent", mixers=", ".join(mixers[:3])))
@@ -426,7 +427,7 @@ def _spec(model: Any, config: Any, native: dict[str, Any], name: str, origin: st
         num_kv_heads=kv, head_dim=head_dim, intermediate_size=inter, vocab_size=vocab, kind=kind, layout="meta",
         tie_embeddings=tied_embed, num_decoder_layers=layers if enc_dec else 0,
         max_position_embeddings=min(_attr(text, "max_position_embeddings") or 0, LIMITS["max_position_embeddings"].maximum),
-        sliding_window=window, moe=moe, state=state, inventory=inv, dtype=dtype if isinstance(dtype, str) else "",
+        sliding_window=window, moe=moe, state=state, mla=mla, inventory=inv, dtype=dtype if isinstance(dtype, str) else "",
         quant_method=str((quant or {}).get("quant_method", ""))[:200], **_checkpoint_storage(quant),
         source=origin, notes=tuple(notes),
         activation=str(getattr(text, "hidden_act", "") or getattr(text, "activation_function", "") or "")[:200],
@@ -442,8 +443,8 @@ _STATE_KIND = {"linear_attention": "state", "conv": "state", "hybrid": "hybrid",
                "moe": "none", "mlp": "none", "dummy": "none"}
 
 
-def _mixer_state(mod: Any) -> Optional[tuple[int, int]]:
-    """(conv values, recurrent values) one sequence's cache holds for a token mixer, from the attributes its
+def _mixer_state(mod: Any) -> Optional[tuple[int, int, int]]:
+    """(conv values, recurrent values, conv kernel) one sequence's cache holds for a token mixer, from the attributes its
     class sets in transformers (5.24 ``modeling_*.py``), else None for a module that is not a recurrent mixer:
 
     * conv: the depthwise causal ``nn.Conv1d`` (``conv1d``; LFM2 ``conv``): ``LinearAttentionLayer`` keeps
@@ -454,6 +455,11 @@ def _mixer_state(mod: Any) -> Optional[tuple[int, int]]:
       same ``intermediate_size``); none for a short convolution (LFM2)."""
     import torch
 
+    # MiniMax's lightning attention keeps no conv state, only K^T V: (num_attention_heads, head_dim, head_dim)
+    if hasattr(mod, "slope_rate") and hasattr(mod, "qkv_proj") and hasattr(mod, "block_size"):
+        heads, dim = getattr(mod, "num_attention_heads", None), getattr(mod, "head_dim", None)
+        if all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (heads, dim)):
+            return 0, heads * dim * dim, 0
     kernel = getattr(mod, "conv_kernel_size", None)
     conv = getattr(mod, "conv1d", None)
     if conv is None:
@@ -469,23 +475,29 @@ def _mixer_state(mod: Any) -> Optional[tuple[int, int]]:
         return vals if all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in vals) else None
 
     delta = ints("num_v_heads", "head_k_dim", "head_v_dim")
+    # Kimi Delta Attention (KimiLinearDeltaAttention): per-channel decay, a (num_heads, head_dim, head_dim) state
+    kda = ints("num_heads", "head_dim") if hasattr(mod, "forget_gate") and getattr(mod, "qkv_dim", None) else None
     mamba2 = ints("num_heads", "head_dim", "ssm_state_size")
     mamba = ints("intermediate_size", "ssm_state_size")
     if delta:
         recurrent = delta[0] * delta[1] * delta[2]
+    elif kda:
+        recurrent = kda[0] * kda[1] * kda[1]
     elif mamba2:
         recurrent = mamba2[0] * mamba2[1] * mamba2[2]
     elif mamba:
         recurrent = mamba[0] * mamba[1]
     else:
         recurrent = -1  # none read: only a ``conv`` layer (a short convolution, LFM2) may have none
-    return channels * kernel, recurrent
+    return channels * kernel, recurrent, kernel
 
 
 def _state_spec(model: Any, text: Any, inv: Inventory, n_layers: int) -> Optional[StateSpec]:
     """The conv and recurrent state of each decoder layer of a recurrent / hybrid model, or None for a model
     whose config names no recurrent layer type (``layer_types`` in transformers' cache vocabulary, 5.12+) or whose
     mixers are not read here (the ``a_meta_recurrent`` note then says so)."""
+    if type(model).__name__ in ("RwkvForCausalLM", "RwkvModel"):
+        return _rwkv_state(text, n_layers)
     try:
         types = getattr(text, "layer_types", None)
     except Exception:  # noqa: BLE001 - a config property that refuses
@@ -498,7 +510,7 @@ def _state_spec(model: Any, text: Any, inv: Inventory, n_layers: int) -> Optiona
     if decoder is None:
         return None
     at = re.compile(re.escape(decoder.prefix) + r"(\d+)\.")
-    per_layer: dict[int, tuple[int, int]] = {}
+    per_layer: dict[int, tuple[int, int, int]] = {}
     mixer = ""
     for mname, mod in model.named_modules():
         m = at.match(mname + ".")
@@ -510,18 +522,48 @@ def _state_spec(model: Any, text: Any, inv: Inventory, n_layers: int) -> Optiona
             per_layer.setdefault(i, found)
             mixer = mixer or type(mod).__name__
     kinds = tuple(_STATE_KIND[t] for t in types)
-    conv, rec = [], []
+    conv, rec, kernels = [], [], []
     for i, k in enumerate(kinds):
         if k in ("state", "hybrid", "hybrid_sliding"):
-            c, r = per_layer.get(i, (0, -1))
-            if i not in per_layer or (r < 0 and types[i] != "conv") or (r > 0 and types[i] == "conv"):
+            c, r, kern = per_layer.get(i, (0, -1, 0))
+            if i not in per_layer or (r < 0 and types[i] != "conv") or (r > 0 and types[i] == "conv") \
+                    or (c == 0 and r <= 0):
                 return None  # a recurrent layer whose mixer is not read: not modelled (stated)
             conv.append(c)
             rec.append(max(r, 0))
+            kernels.append(kern)
         else:
             conv.append(0)
             rec.append(0)
-    return StateSpec(kinds=kinds, conv_values=tuple(conv), recurrent_values=tuple(rec), mixer=mixer)
+            kernels.append(0)
+    return StateSpec(kinds=kinds, conv_values=tuple(conv), recurrent_values=tuple(rec), mixer=mixer,
+                     conv_kernels=tuple(kernels))
+
+
+def _mla_spec(model: Any, text: Any) -> Optional[MLASpec]:
+    """Multi-head latent attention in a model transformers builds (Kimi-Linear's ``KimiLinearAttention``, any
+    attention with DeepSeek's ``kv_a_proj_with_mqa``): its config's ranks, so that the cache holds the latent
+    (``kv_lora_rank + qk_rope_head_dim`` per token and layer, as ``cache.update(kv_nope, k_rot)`` stores it)."""
+    if not any(hasattr(mod, "kv_a_proj_with_mqa") for mod in model.modules()):
+        return None
+    vals = {n: getattr(text, n, None) for n in ("kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")}
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in vals.values()):
+        return None
+    q = getattr(text, "q_lora_rank", None)
+    return MLASpec(q_lora_rank=q if isinstance(q, int) and not isinstance(q, bool) and q > 0 else None, **vals)
+
+
+def _rwkv_state(text: Any, n_layers: int) -> Optional[StateSpec]:
+    """RWKV (v4, ``modeling_rwkv.py``): ``RwkvModel.forward`` allocates five ``(batch, hidden_size, layers)`` states
+    when ``use_cache``: the attention's and the feed-forward's shifted token in the model's dtype (``i <= 1``) and
+    the WKV numerator, denominator and maximum in float32, every version. Kept as 2 × hidden "conv" (token
+    shift, model dtype) and 3 × hidden "recurrent" (float32) values per layer."""
+    hidden = getattr(text, "hidden_size", None)
+    if not isinstance(hidden, int) or isinstance(hidden, bool) or hidden <= 0:
+        return None
+    return StateSpec(kinds=("state",) * n_layers, conv_values=(2 * hidden,) * n_layers,
+                     recurrent_values=(3 * hidden,) * n_layers, mixer="RwkvSelfAttention",
+                     conv_kernels=(0,) * n_layers)
 
 
 def _checkpoint_storage(quant: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,79 @@
+"""vLLM's state caches of recurrent / hybrid models (issue #13): vramscope's MambaSpec pages, raised block size,
+groups, blocks, logged tokens, concurrency and needed memory equal what vLLM 0.11.0's own code computes for the
+same transformers config (run on CPU by bench/vllm_state_reference.py: the model classes' state shapes and
+dtypes, HybridAttentionMambaModelConfig's block alignment, get_kv_cache_configs)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import requires_torch
+from vramscope.engines.vllm import kv_capacity, kv_groups, mamba_state_bytes
+from vramscope.memory.kv_cache import parse_version
+from vramscope.sources.base import ResolvedModel
+from vramscope.sources.hf_config import spec_from_config
+from vramscope.workload import make_workload
+
+pytestmark = [requires_torch, pytest.mark.trace]
+
+REFERENCE = Path(__file__).resolve().parent.parent / "validation" / "reference" / "vllm_state_cache.jsonl"
+ROWS = [json.loads(line) for line in REFERENCE.read_text().splitlines() if line and not line.startswith("#")]
+
+
+def _model(row):
+    cfg = {"model_type": row["model_type"], **row["overrides"], "torch_dtype": row["dtype"]}
+    spec = spec_from_config(cfg, row["model_type"])
+    return ResolvedModel(spec=spec, kind="config", origin="test", params=1, active_params=1)
+
+
+def _workload(row):
+    tp = row["tensor_parallel_size"]
+    kw = dict(parallelism="tp", num_gpus=tp) if tp > 1 else {}
+    return make_workload(engine="vllm", max_model_len=row["max_model_len"], vllm_version=row["vllm_version"],
+                         mamba_ssm_cache_dtype=row["mamba_ssm_cache_dtype"], **kw)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: f"{r['model_type']}-{r['max_model_len']}-"
+                                                    f"{r['mamba_ssm_cache_dtype']}-tp{r['tensor_parallel_size']}")
+def test_state_planner_equals_vllms_own(row):
+    model = _model(row)
+    st = model.spec.state
+    assert st is not None
+    assert sum(st.has_kv(i) for i in range(len(st.kinds))) == row["attention_layers"]
+    assert sum(k in ("state", "hybrid", "hybrid_sliding") for k in st.kinds) == row["mamba_layers"]
+    w = _workload(row)
+    v = parse_version(row["vllm_version"])
+    assert mamba_state_bytes(model.spec, w, 2.0, v)[0] == row["mamba_state_bytes"]
+    g = kv_groups(model, w, 2.0, row["max_model_len"], version=v)
+    if row["attention_layers"]:
+        assert g.block == row["block_size"] == (row["logged_block_size"] or 16)
+    assert g.page_bytes == row["mamba_page_bytes"]
+    assert g.needed_bytes() == row["needed_bytes"]
+    blocks, tokens, conc = kv_capacity(g, row["available_bytes"], row["max_model_len"], v)
+    assert blocks == row["num_blocks"]
+    assert tokens == row["printed_tokens"]
+    assert conc == pytest.approx(row["concurrency"], rel=1e-12)
+    assert len(g.groups) == len(row["groups"]) and g.group_size == max(row["group_layers"])
+    assert [k for k, _ in g.groups] == ["full" if n == "FullAttentionSpec" else "state" for n in row["groups"]]
+
+
+def test_nemotron_nano_9b_v2_block_size_is_the_published_672():
+    """vllm-project/vllm#24280 (2025-09-04, vLLM of the v0.10/v0.11 series): the hybrid manager's alignment "might
+    cause large attention page sizes (672 tokens for nvidia/NVIDIA-Nemotron-Nano-9B-v2)". Its shape (as the model's
+    config.json gives it, quoted alike by several public repositories: 56 layers, 4 attention, 128 Mamba2 heads of
+    80, 8 groups, state 128, conv 4, 8 KV heads of 128): conv (3, 12,288) + SSM (128, 80, 128) in bf16 is a
+    2,695,168-byte page, an attention token 4,096 bytes, so 16 × cdiv(2,695,168, 65,536) = 672."""
+    cfg = {"model_type": "nemotron_h", "architectures": ["NemotronHForCausalLM"], "num_hidden_layers": 56,
+           "hidden_size": 4480, "intermediate_size": 15680, "num_attention_heads": 40, "num_key_value_heads": 8,
+           "head_dim": 128, "vocab_size": 131072, "mamba_num_heads": 128, "mamba_head_dim": 80, "n_groups": 8,
+           "ssm_state_size": 128, "conv_kernel": 4, "torch_dtype": "bfloat16",
+           "hybrid_override_pattern": "M-M-M-MM-M-M-M*-M-M-M*-M-M-M-M*-M-M-M-M*-M-MM-M-M-M-M-M-"}
+    model = ResolvedModel(spec=spec_from_config(cfg, "nemotron-nano-9b-v2"), kind="config", origin="test",
+                          params=1, active_params=1)
+    st = model.spec.state
+    assert (st.kinds.count("full"), st.kinds.count("state")) == (4, 27)
+    w = make_workload(engine="vllm", max_model_len=131072, vllm_version="0.11.0")
+    assert mamba_state_bytes(model.spec, w, 2.0, (0, 11, 0))[0] == 3 * 12288 * 2 + 128 * 80 * 128 * 2 == 2_695_168
+    g = kv_groups(model, w, 2.0, 131072, version=(0, 11, 0))
+    assert g.block == 672 and g.page_bytes == 672 * 2 * 8 * 128 * 2
