@@ -50,7 +50,7 @@ def _gloo_rank(rank, world, port, model_dir, out_path, kw):
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("run", sorted(RUNS))
+@pytest.mark.parametrize("run", ["tp-sp"])  # the other plan's redistributions are a subset of these
 def test_fsdp2_tp_fake_process_group_equals_real_gloo_ranks(tiny, tmp_path, run):
     """dp 2 × tp 2 on four real gloo ranks: DTensor's redistributions, loss_parallel and FSDP2's buffers are
     real there; rank 0 of the fake group on fake tensors counts the same bytes."""
