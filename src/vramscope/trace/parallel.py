@@ -21,7 +21,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import Text, VramscopeError
-from ..i18n import register
 
 #: transformers' Llama-layout module names the plan needs in every decoder layer
 LAYER_MODULES = ("input_layernorm", "post_attention_layernorm", "self_attn.q_proj", "self_attn.k_proj",
@@ -91,11 +90,3 @@ def apply_tensor_parallel(net: Any, tp_mesh: Any, sequence_parallel: bool) -> No
                 "mlp": PrepareModuleInput(input_layouts=(Shard(1),), desired_input_layouts=(Replicate(),))})
         parallelize_module(layer, tp_mesh, plan)
 
-
-register({
-    "r_trace_tp_layout": {"en": "tensor parallelism is traced on Llama-layout decoders (q/k/v/o and gate/up/down "
-                                "projections, RMSNorms) only",
-                          "zh": "张量并行只在 Llama 结构的解码器（q/k/v/o 与 gate/up/down 投影、RMSNorm）上追踪"},
-    "r_trace_tp_tied": {"en": "tensor parallelism is traced for untied output heads only (torchtitan's models are untied)",
-                        "zh": "张量并行只追踪不共享权重的输出头（torchtitan 的模型均不共享）"},
-})

@@ -231,6 +231,11 @@ register({
                             "tensors; use the analytic estimator (or measure on a GPU)",
                       "zh": "'{quant}' 权重需要 bitsandbytes/GPTQ 的 CUDA 内核，无法在伪 CPU 张量上运行；请用解析估算器"
                             "（或在 GPU 上实测）"},
+    "r_trace_tp_layout": {"en": "tensor parallelism is traced on Llama-layout decoders (q/k/v/o and gate/up/down "
+                                "projections, RMSNorms) only",
+                          "zh": "张量并行只在 Llama 结构的解码器（q/k/v/o 与 gate/up/down 投影、RMSNorm）上追踪"},
+    "r_trace_tp_tied": {"en": "tensor parallelism is traced for untied output heads only (torchtitan's models are untied)",
+                        "zh": "张量并行只追踪不共享权重的输出头（torchtitan 的模型均不共享）"},
     "r_trace_sp_ckpt": {"en": "sequence parallelism with checkpointing is not traced: transformers builds the causal mask "
                               "of a recomputed layer from the sequence-sharded hidden states",
                         "zh": "不追踪带检查点的序列并行：transformers 依据按序列切分的隐藏状态为重算的层构建因果掩码"},
