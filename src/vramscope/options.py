@@ -246,7 +246,7 @@ FSDP_SHARDING = ("full", "hybrid")
 SP_MODES = ("ring", "ulysses")
 OFFLOAD_DEVICES = ("cpu", "nvme")
 OFFLOADS = ("none", "optimizer", "optimizer+params")
-PP_SCHEDULES = ("1f1b", "gpipe", "interleaved")
+PP_SCHEDULES = ("1f1b", "gpipe", "interleaved", "interleaved-zb", "zbv")
 CACHES = ("dynamic", "static")
 ATTN = ("sdpa", "flash", "eager")  # memory/activations.ATTN_IMPLS is this tuple
 
@@ -529,8 +529,14 @@ CORE: tuple[Option, ...] = (
       choices=OFFLOAD_DEVICES, help_en="cpu (default) | nvme (ZeRO-Infinity)",
       help_zh="cpu（默认）| nvme（ZeRO-Infinity）"),
     O("pp_schedule", ("--pp-schedule",), "choice", "1f1b", group="parallel", owner="training",
-      choices=PP_SCHEDULES, help_en="1f1b (default) | gpipe | interleaved (Megatron, 2 model chunks per GPU)",
-      help_zh="1f1b（默认）| gpipe | interleaved（Megatron，每 GPU 2 个模型块）"),
+      choices=PP_SCHEDULES, help_en="1f1b (default) | gpipe | interleaved (interleaved 1F1B, {v} model chunks per "
+      "GPU) | interleaved-zb (torch's interleaved zero bubble) | zbv (zero bubble V: 2 chunks, the head on the first "
+      "GPU)", help_zh="1f1b（默认）| gpipe | interleaved（交错 1F1B，每 GPU {v} 个模型块）| interleaved-zb（torch 的交错零气泡）"
+      "| zbv（零气泡 V 形：2 个模型块，输出头在第一个 GPU）", help_opts={"v": Opt("pp_virtual")}),
+    O("pp_virtual", ("--pp-virtual",), "int", 2, group="parallel", owner="training", lo=2, hi=64, metavar="V",
+      help_en="model chunks (virtual stages) per GPU of the interleaved schedules (Megatron-LM "
+              "--num-virtual-stages-per-pipeline-rank; default 2)",
+      help_zh="交错调度中每 GPU 的模型块（虚拟阶段）数（Megatron-LM --num-virtual-stages-per-pipeline-rank；默认 2）"),
     O("cache", ("--cache",), "choice", "dynamic", choices=CACHES,
       help_en="transformers KV cache: dynamic (default) | static",
       help_zh="transformers 的 KV 缓存：dynamic（默认）| static"),

@@ -146,7 +146,7 @@ def _run(v: dict[str, Any], asked: dict[str, Any], runs: Any) -> dict[str, Any]:
             "attn": v.get("attn", "sdpa"), "precision": v.get("precision", "auto"),
             "grad_accum": v.get("grad_accum", 1), "activations_per_sample": v.get("activations_per_sample"),
             "cache": v.get("cache", "dynamic"), "offload": v.get("offload", "none"),
-            "pp_schedule": v.get("pp_schedule", "1f1b"),
+            "pp_schedule": v.get("pp_schedule", "1f1b"), "pp_virtual": v.get("pp_virtual", 2),
             "lora_rank": v.get("lora_rank", profile.lora_rank),
             "lora_dropout": v.get("lora_dropout", profile.lora_dropout),
             "frozen_layers": v.get("frozen_layers", 0), "kbit_prep": v.get("kbit_prep", profile.kbit_prep),
@@ -253,6 +253,9 @@ def _parallel(v: dict[str, Any], out: dict[str, Any], runs: Any) -> dict[str, An
     if par in TRAINING_PARALLEL and task == "inference":
         raise VramscopeError("conflict", field="parallelism",
                              reason=Text("r_parallel_not_for_task", par=par, task=Opt("task", task), use="tp"))
+    if "pp_virtual" in v and not out["pp_schedule"].startswith("interleaved"):
+        raise VramscopeError("conflict", field="pp_virtual", reason=Text(
+            "r_pp_virtual", schedule=Opt("pp_schedule", "interleaved")))
     if out["pp_schedule"] == "interleaved" and out["grad_accum"] % pp_n:
         raise VramscopeError("conflict", field="pp_schedule",
                              reason=Text("r_interleaved", accum=Opt("grad_accum"), pp=Opt("pp")))
@@ -542,6 +545,8 @@ register({
                          "zh": "'none' 无法使用 {n} 个 GPU；请选择 tp（推理）或 fsdp（训练）"},
     "r_parallel_not_for_task": {"en": "'{par}' is not available for {task} yet; use {use}",
                                 "zh": "'{par}' 暂不支持 {task}；请用 {use}"},
+    "r_pp_virtual": {"en": "model chunks per GPU are set for the interleaved schedules ({schedule}); zbv has two",
+                     "zh": "每 GPU 的模型块数只用于交错调度（{schedule}）；zbv 固定为两个"},
     "r_interleaved": {"en": "Megatron's interleaved schedule needs the micro-batches ({accum}) to divide by {pp}",
                       "zh": "Megatron 的交错调度要求微批数（{accum}）能被 {pp} 整除"},
     "r_pp_inference": {"en": "inference pipeline parallelism is modelled for vLLM ({engine} {pp})",

@@ -65,7 +65,7 @@ def _tensor_parallel(model: ResolvedModel, w: Workload, dtype: str, notes: list[
     whole = w.strategy.is_tensor_parallel  # --parallelism tp: every GPU a tensor-parallel rank
     sub = replace(w, parallelism=Strategy.NONE.value if whole else w.parallelism, tp=1,
                   num_gpus=1 if whole else max(1, w.num_gpus // tp))
-    result = _training(rank_model, sub, dtype, notes, extra, tp if w.sequence_parallel else 1)
+    result = _training(rank_model, sub, dtype, notes, extra, tp if w.sequence_parallel else 1, tp=tp)
     extra.setdefault("parallel", {"dp": sub.dp, "pp": w.pp, "sp": w.sp, "ep": w.ep, "shard_group": 1,
                                   "parallelism": sub.parallelism})
     extra["parallel"].update(world=w.num_gpus, tp=tp)
@@ -73,14 +73,14 @@ def _tensor_parallel(model: ResolvedModel, w: Workload, dtype: str, notes: list[
 
 
 def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
-              extra: dict, seq_shard: int = 1) -> tuple[Phases, int]:
+              extra: dict, seq_shard: int = 1, tp: int = 1) -> tuple[Phases, int]:
     """One optimizer step as named steps (``training.py``): precision → saved activations → sharding →
     offload → the per-phase moments → pipeline stages."""
     if w.tp_degree > 1:
         return _tensor_parallel(model, w, dtype, notes, extra)
     spec, t = model.spec, trainable_for(model, w)
     p = training.precision(model, w, dtype, t, notes)
-    saved = training.saved_activations(spec, w, p, training.train_flags(spec, w), seq_shard, notes)
+    saved = training.saved_activations(spec, w, p, training.train_flags(spec, w), seq_shard, notes, tp=tp)
     lay = training.layout(spec, w, t, p, notes)
     if w.offload != "none":
         off = training.offload(spec, w, t, p, lay, notes)

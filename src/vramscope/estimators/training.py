@@ -332,6 +332,8 @@ class Saved:
     #: bitsandbytes < 0.43.2 under LitGPT: the 4-bit linears' inputs the previous step's graph still holds (its
     #: ``loss``) while the next forward runs, and through the optimizer step
     kept_inputs: int = 0
+    #: tensor-parallel ranks the per-rank spec was cut for (1: none)
+    tp: int = 1
 
 
 def compiles(w: Workload, part: str) -> bool:
@@ -340,7 +342,7 @@ def compiles(w: Workload, part: str) -> bool:
 
 
 def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, seq_shard: int,
-                      notes: list[Assumption]) -> Saved:
+                      notes: list[Assumption], tp: int = 1) -> Saved:
     seq_local = -(-w.seq // w.sp)  # context parallelism: each rank holds seq / sp tokens
     op_sac = w.grad_checkpointing and w.checkpoint_mode == "op"
     if op_sac and (op_sac_bytes_per_token(spec, seq_local, p.act_bytes, w.attn) is None or w.method != "full"):
@@ -350,7 +352,8 @@ def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFl
                                     flags, every=w.checkpoint_every, selective=w.checkpoint_mode == "selective",
                                     ce_chunks=w.ce_chunks, replicated_shard=seq_shard, compiled_loss=compiles(w, "loss"),
                                     op_sac=op_sac, megatron=megatron_recompute(spec, w),
-                                    ce_upcast=w.profile.ce_upcast, fused_ce=fused_loss(w), compiled_layers=compiles(w, "model"))
+                                    ce_upcast=w.profile.ce_upcast, fused_ce=fused_loss(w), compiled_layers=compiles(w, "model"),
+                                    gathered_inputs=w.framework != "megatron")
     acts = acts_at(p.act_bytes)
     kbit = p.kbit
     if kbit is not None and kbit.layer_bytes:
@@ -399,10 +402,24 @@ def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFl
         acts = replace(acts, one_layer=acts.one_layer + one, layers=acts.layers + kept_inputs)
         notes.append(Assumption("a_bnb_litgpt_inputs", {"version": w.bnb_version,
                                                         "inputs": format_bytes(kept_inputs, "GiB")}))
+    if tp > 1 and acts.loss_resident and w.profile.ce_upcast and w.ce_chunks == 1 and not compiles(w, "loss") \
+            and not fused_loss(w):
+        acts = loss_parallel(acts, w.batch * seq_local * spec.vocab_size)
     sp_temp = context_parallel_transient(spec, w.batch * seq_local, p.act_bytes, w.sp_mode) if w.sp > 1 else 0
     if w.sp > 1:
         notes.append(Assumption("a_sp", {"n": w.sp, "mode": w.sp_mode, "seq": seq_local}))
-    return Saved(acts, flags, seq_local, sp_temp, kept_inputs)
+    return Saved(acts, flags, seq_local, sp_temp, kept_inputs=kept_inputs, tp=tp)
+
+
+def loss_parallel(acts: TrainingActivations, logits: int) -> TrainingActivations:
+    """torch's ``loss_parallel`` (torch 2.13 ``distributed/tensor/parallel/loss.py``) on vocabulary-sharded logits
+    (``logits``: this rank's elements), as torchtitan runs the loss under tensor parallelism: ``_log_softmax``
+    keeps the fp32 input, ``shifted = x - max`` and ``exp(shifted)`` (or the result) at once, one fp32 tensor
+    more than aten's fused log-softmax; its backward (``_nll_loss_and_log_softmax_backward``) builds
+    ``grad_input = zeros_like(x)``, ``exp(x)``, their sum and the product with the output gradient: three fp32
+    tensors beside the saved one, where aten's needs two."""
+    return replace(acts, loss_forward_extra=acts.loss_forward_extra + 4 * logits,
+                   loss_backward_extra=acts.loss_backward_extra + 4 * logits)
 
 
 def fused_loss(w: Workload) -> str:
@@ -766,6 +783,19 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
             head_shard = int(spec.vocab_size * spec.hidden_size * p.param_bytes) // n
             candidates.append(_at(buf.head_reduce, {**base, "gradients": kept + head_shard,
                                                     "activations": acts.layers}))
+        if sv.tp > 1 and buf.head_reduce[1] and w.method == "full":
+            # under tensor parallelism (torch 2.13's parallel styles, the embedding row-wise) the embedding's
+            # backward runs DTensor's replicated strategy: aten.embedding_dense_backward writes a gradient of the
+            # whole vocabulary, then split and cloned into this rank's rows; meanwhile the output head's unit is
+            # still gathered (its all-gather output kept until the root's post-backward callback) and the first
+            # layer's reduce-scatter input retained, every other gradient sharded (traced on the fake process group)
+            gb = p.unsharded_grad_bytes or p.param_bytes
+            local = spec.vocab_size * spec.hidden_size
+            shard = int(local * p.param_bytes) // n
+            t = int((local + spec.hidden_size) * p.gather_bytes)
+            ur = buf.backward_layer[1] - int(p.layer_params * gb)
+            candidates.append(_at((t, int(local * sv.tp * gb + local * gb) + max(0, ur)),
+                                  {**base, "gradients": grads - shard}))
     head_candidate = None
     if w.ce_chunks > 1 and w.method == "full":
         # a chunked output head runs lm_head once per chunk. Autograd runs every chunk's cross-entropy backward
@@ -946,8 +976,13 @@ def pipeline(spec: ModelSpec, w: Workload, phases: Phases, layer_acts: int,
     """The phases of the busiest pipeline rank, and the per-rank report (``memory/pipeline.py``)."""
     if w.pp > spec.num_layers:
         raise VramscopeError("conflict", field="pp", reason=Text("r_pp_layers", pp=w.pp, layers=spec.num_layers))
+    if w.pp_schedule == "zbv" and spec.num_layers < 2 * w.pp:
+        raise VramscopeError("conflict", field="pp", reason=Text("r_pp_layers", pp=2 * w.pp, layers=spec.num_layers))
+    if w.pp_schedule.startswith("interleaved") and spec.num_layers < w.pp * w.pp_virtual:
+        raise VramscopeError("conflict", field="pp_virtual",
+                             reason=Text("r_pp_layers", pp=w.pp * w.pp_virtual, layers=spec.num_layers))
     phases, rows = pipeline_stages(spec, w.pp, w.grad_accum, w.pp_schedule, phases, layer_acts,
-                                   cast_cache=cast_cache)
+                                   virtual=w.pp_virtual, cast_cache=cast_cache)
     busiest = max(rows, key=lambda r: r["peak_bytes"])
     notes.append(Assumption("a_pp", {"pp": w.pp, "schedule": w.pp_schedule, "m": w.grad_accum,
                                      "kind": Text('stage_' + busiest["kind"].split()[0])}))

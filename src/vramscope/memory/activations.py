@@ -434,7 +434,8 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
                          selective: bool = False, ce_chunks: int = 1, replicated_shard: int = 1,
                          compiled_loss: bool = False, op_sac: bool = False,
                          megatron: Optional[tuple[int, int, int]] = None,
-                         ce_upcast: bool = True, fused_ce: str = "", compiled_layers: bool = False) -> TrainingActivations:
+                         ce_upcast: bool = True, fused_ce: str = "", compiled_layers: bool = False,
+                         gathered_inputs: bool = False) -> TrainingActivations:
     """What training keeps (module docstring). ``every``: with checkpointing, only every ``every``-th layer is
     checkpointed; ``selective``: Megatron's selective recomputation (only core attention recomputed) instead
     of whole layers; ``ce_chunks``: the output head and cross-entropy run chunk by chunk along the sequence;
@@ -464,6 +465,11 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
                                                                         shared_intermediate_size=0))
         wide = per_token(narrow, "sdpa")
         per_layer -= wide * (1 - 1 / replicated_shard)
+        if gathered_inputs:
+            # torch's sequence parallelism (PrepareModuleInput Shard(1) -> Replicate before the column-wise
+            # linears, torchtitan's plan): the all-gathered attention and MLP inputs are what q/k/v and gate/up
+            # save for backward, whole; Megatron saves the local shard and all-gathers again in backward
+            per_layer += 2 * a * spec.hidden_size * (1 - 1 / replicated_shard)
     n_layers = spec.num_layers + spec.num_decoder_layers
     live_layers = n_layers - min(trainable.frozen_layers, n_layers) if not trainable.embeddings else n_layers
     merged = merged_expert_bytes(spec, a, trainable)

@@ -13,6 +13,16 @@ interleaving``) gives each GPU ``v`` model chunks of ``n_layer / (pp·v)`` layer
 ``2·(pp − s − 1) + (v − 1)·pp`` chunk forwards, so ``2·(pp − s − 1) + (v − 1)·pp + 1`` chunks' activations are in
 flight (at most ``m·v``): on the first stage ``n_layer/pp · pp · (1 + (pp − 1)/(pp·v))`` layers' worth, the
 factor of Korthikanti et al. 2022 §4.2.3.
+
+Zero-bubble schedules (Qi et al. 2023, arXiv 2401.10241; torch ``distributed/pipelining/schedules.py``
+``ScheduleZBVZeroBubble``, ``ScheduleInterleavedZeroBubble``, as torchtitan runs them) split each backward into the
+input gradient (I) and the weight gradient (W); a micro-batch's chunk keeps what its W step needs (the linears'
+inputs, most of what a layer saves) until W, so it is counted in flight from F to W. ZBV gives each rank two chunks
+in a V: rank ``r`` holds stages ``r`` and ``2·pp − 1 − r``, so rank 0 holds the embedding *and* the output head and
+loss; its order keeps ``min(2·pp, m + r + 1, 2·m)`` chunks in flight on rank ``r``. The interleaved zero-bubble
+schedule (``v`` chunks per rank, stages ``r, r + pp, …``) keeps ``min(v·pp, v·m)``. Both counts, and the 1F1B,
+GPipe and interleaved ones above, are what torch 2.13's own ``pipeline_order`` of each schedule gives per rank
+(tests/test_pipeline_schedules.py builds the schedules on a fake process group and counts).
 """
 
 from __future__ import annotations
@@ -22,19 +32,38 @@ from typing import Any
 from ..model.spec import ModelSpec
 from ..model.tensors import groups, params_in_layers
 
-SCHEDULES = ("1f1b", "gpipe", "interleaved")
+SCHEDULES = ("1f1b", "gpipe", "interleaved", "interleaved-zb", "zbv")
 
 
 def stage_layers(n_layer: int, pp: int) -> list[int]:
     return [n_layer // pp + (1 if s < n_layer % pp else 0) for s in range(pp)]
 
 
-def stage_param_fractions(spec: ModelSpec, pp: int) -> list[float]:
-    """Each stage's share of the parameters (embedding on the first, head and final norm on the last)."""
-    sizes = stage_layers(spec.num_layers, pp)
-    first_layer = [0] * pp
-    for s in range(1, pp):
-        first_layer[s] = first_layer[s - 1] + sizes[s - 1]
+def rank_layer_ranges(n_layer: int, pp: int, schedule: str = "1f1b") -> list[list[tuple[int, int]]]:
+    """The decoder layers each rank holds, as ranges: consecutive ones (one stage per rank), or under ZBV its two
+    stages of the ``2·pp`` (``r`` and ``2·pp − 1 − r``)."""
+    if schedule != "zbv":
+        sizes, lo, out = stage_layers(n_layer, pp), 0, []
+        for n in sizes:
+            out.append([(lo, lo + n)])
+            lo += n
+        return out
+    sizes, bounds, lo = stage_layers(n_layer, 2 * pp), [], 0
+    for n in sizes:
+        bounds.append((lo, lo + n))
+        lo += n
+    return [[bounds[r], bounds[2 * pp - 1 - r]] for r in range(pp)]
+
+
+def head_rank(pp: int, schedule: str) -> int:
+    """The rank holding the final norm, the output head and the loss (ZBV: rank 0, the V's turn)."""
+    return 0 if schedule == "zbv" else pp - 1
+
+
+def stage_param_fractions(spec: ModelSpec, pp: int, schedule: str = "1f1b") -> list[float]:
+    """Each stage's share of the parameters (embedding on the first, head and final norm on the last; ZBV: both
+    on rank 0)."""
+    ranges = rank_layer_ranges(spec.num_layers, pp, schedule)
     layers = emb = head = 0
     for g in groups(spec):
         if g.tensor.layer is not None:
@@ -48,32 +77,28 @@ def stage_param_fractions(spec: ModelSpec, pp: int) -> list[float]:
     total = layers + emb + head
     out = []
     for s in range(pp):
-        p = params_in_layers(spec, first_layer[s], first_layer[s] + sizes[s])
+        p = sum(params_in_layers(spec, a, b) for a, b in ranges[s])
         p += emb if s == 0 else 0
-        p += head if s == pp - 1 else 0
+        p += head if s == head_rank(pp, schedule) else 0
         out.append(p / total if total else 0.0)
     return out
 
 
-def stage_cast_fractions(spec: ModelSpec, pp: int) -> list[float]:
+def stage_cast_fractions(spec: ModelSpec, pp: int, schedule: str = "1f1b") -> list[float]:
     """Each stage's share of the linear weights autocast casts (its layers' linears; the output head's on the last
     stage, a tied head's being the embedding's weight): the weight-cast cache a stage holds is its own slice's."""
-    sizes = stage_layers(spec.num_layers, pp)
-    bounds, lo = [], 0
-    for n in sizes:
-        bounds.append((lo, lo + n))
-        lo += n
+    ranges = rank_layer_ranges(spec.num_layers, pp, schedule)
     per = [0] * pp
     head = 0
     for g in groups(spec):
         if not g.tensor.linear and not (spec.tie_embeddings and g.tensor.role == "embedding"):
             continue
         if g.layers.count:
-            for s, (a, b) in enumerate(bounds):
-                per[s] += g.tensor.numel * g.layers.between(a, b)
+            for s, held in enumerate(ranges):
+                per[s] += sum(g.tensor.numel * g.layers.between(a, b) for a, b in held)
         else:
             head += g.numel
-    per[-1] += head
+    per[head_rank(pp, schedule)] += head
     total = sum(per)
     return [x / total if total else 1.0 / pp for x in per]
 
@@ -83,6 +108,10 @@ def in_flight_layers(stage: int, pp: int, micro_batches: int, schedule: str, sta
     """Layers' worth of one micro-batch's activations stage ``stage`` holds at its peak (module docstring)."""
     if schedule == "gpipe":
         return stage_layers_ * micro_batches
+    if schedule == "zbv":
+        return min(2 * pp, micro_batches + stage + 1, 2 * micro_batches) * stage_layers_ / 2
+    if schedule == "interleaved-zb":
+        return min(virtual * pp, virtual * micro_batches) * stage_layers_ / virtual
     if schedule == "interleaved":
         chunks = min(2 * (pp - stage - 1) + (virtual - 1) * pp + 1, micro_batches * virtual)
         return chunks * stage_layers_ / virtual
@@ -100,9 +129,9 @@ def pipeline_stages(spec: ModelSpec, pp: int, micro_batches: int, schedule: str,
     weights (:func:`stage_cast_fractions`): every stage caches the casts of its own slice, once for all its
     micro-batches.
     """
-    sizes = stage_layers(spec.num_layers, pp)
-    fracs = stage_param_fractions(spec, pp)
-    cast_fracs = stage_cast_fractions(spec, pp) if cast_cache else [0.0] * pp
+    sizes = [sum(b - a for a, b in held) for held in rank_layer_ranges(spec.num_layers, pp, schedule)]
+    fracs = stage_param_fractions(spec, pp, schedule)
+    cast_fracs = stage_cast_fractions(spec, pp, schedule) if cast_cache else [0.0] * pp
     per_layer = layer_activations / max(1, spec.num_layers)
     states = ("weights", "gradients", "optimizer_states", "optimizer_temp")
     rows = []
@@ -110,7 +139,7 @@ def pipeline_stages(spec: ModelSpec, pp: int, micro_batches: int, schedule: str,
     for s in range(pp):
         held = in_flight_layers(s, pp, micro_batches, schedule, sizes[s], virtual)
         in_flight = round(held / sizes[s], 2) if sizes[s] else 0
-        last = s == pp - 1
+        last = s == head_rank(pp, schedule)
         stage_phases: dict[str, dict[str, int]] = {}
         for name, comp in phases.items():
             new = {}
@@ -128,7 +157,7 @@ def pipeline_stages(spec: ModelSpec, pp: int, micro_batches: int, schedule: str,
                     new[k] = v
             stage_phases[name] = new
         peak = max(sum(p.values()) for p in stage_phases.values())
-        kind = "first stage" if s == 0 else ("last stage" if last else "middle stage")
+        kind = "first stage" if s == 0 else ("last stage" if s == pp - 1 else "middle stage")
         rows.append({"stage": s, "kind": kind, "layers": sizes[s], "micro_batches_in_flight": in_flight,
                      "peak_bytes": peak})
         if peak > best[0]:

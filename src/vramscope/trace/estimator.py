@@ -134,6 +134,7 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
         on_tracker(tracker)
     sharded = w.training and w.num_gpus > 1
     own_group = False
+    undo_mesh = None
     if sharded:
         import torch.distributed as dist
 
@@ -141,10 +142,15 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
             # a real process group set up by the caller (tests: gloo ranks on real CPU tensors)
             from torch.distributed.device_mesh import init_device_mesh
 
-            mesh = init_device_mesh("cpu", (w.num_gpus,))
+            mesh = init_device_mesh("cpu", (w.num_gpus,)) if w.tp_degree == 1 else None
         else:
-            mesh = fake_process_group(w.num_gpus)
+            mesh = fake_process_group(w.num_gpus) if w.tp_degree == 1 else fake_process_group(w.num_gpus, mesh=False)
             own_group = True
+        if w.tp_degree > 1:  # a (dp, tp) mesh: tensor parallelism inside, FSDP2 across (torchtitan's layout)
+            from .parallel import device_mesh, fake_safe_mesh_concatenate
+
+            mesh = device_mesh(w.num_gpus, w.tp_degree)
+            undo_mesh = fake_safe_mesh_concatenate() if fake else None
 
         def on_op(func: Any, args: Any, kwargs: Any) -> None:
             # FSDP2's all-gather output and the unsharded parameters copied out of it count as weights
@@ -171,6 +177,8 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
     finally:
         if deadline_hook is not None:
             deadline_hook.remove()
+        if undo_mesh is not None:
+            undo_mesh()
         if own_group:
             import torch.distributed as dist
 
@@ -178,9 +186,9 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
     return tracker.log, category, trainable
 
 
-def fake_process_group(world: int) -> Any:
+def fake_process_group(world: int, mesh: bool = True) -> Any:
     """Rank 0 of a ``world``-rank fake process group (torch's ``FakeProcessGroup``: collectives return without
-    communicating, with the right output shapes) and a CPU device mesh over it."""
+    communicating, with the right output shapes) and a 1-D CPU device mesh over it (``mesh=False``: none)."""
     import torch.distributed as dist
     import torch.testing._internal.distributed.fake_pg as fake_pg  # registers the "fake" backend
     from torch.distributed.device_mesh import init_device_mesh
@@ -188,7 +196,7 @@ def fake_process_group(world: int) -> Any:
     if dist.is_initialized():
         dist.destroy_process_group()
     dist.init_process_group("fake", store=fake_pg.FakeStore(), rank=0, world_size=world)
-    return init_device_mesh("cpu", (world,))
+    return init_device_mesh("cpu", (world,)) if mesh else None
 
 
 def fsdp_policy(w: Workload, dtype: str) -> Any:
@@ -266,7 +274,8 @@ def _run(model: ResolvedModel, w: Workload, tracker: Any, mark: Callable, catego
                      amp_dtype=_torch_dtype(dtype) if recipe_mixed else None, saved_hook=on_saved,
                      on_grads=on_grads, on_logits=on_logits, keep_outputs=w.profile.keeps_logits,
                      ce_chunks=w.ce_chunks, offload=w.activation_offload,
-                     step_in_backward=w.optimizer_in_backward, accumulate=w.grad_accum > 1)
+                     step_in_backward=w.optimizer_in_backward, accumulate=w.grad_accum > 1,
+                     loss_parallel=w.tp_degree > 1)
         for o in optimizers:
             for state in o.state.values():
                 mark([v for v in state.values() if isinstance(v, torch.Tensor)], "optimizer_states")
@@ -316,7 +325,13 @@ def prepare_training(net: Any, w: Workload, mesh: Any = None, compute: str = "bf
         checkpoint_layers(net, w.checkpoint_every)
         if w.method in ("lora", "qlora"):
             net.enable_input_require_grads()
-    if mesh is not None:
+    if mesh is not None and w.tp_degree > 1:
+        from .parallel import apply_tensor_parallel
+
+        apply_tensor_parallel(net, mesh["tp"], w.sequence_parallel)
+        if mesh["dp"].size() > 1 and w.strategy.is_fsdp:
+            shard_like_accelerate(net, mesh["dp"], fsdp_policy(w, compute))
+    elif mesh is not None:
         shard_like_accelerate(net, mesh, fsdp_policy(w, compute))
     params = [p for p in net.parameters() if p.requires_grad]
     if w.optimizer_in_backward:
@@ -466,8 +481,9 @@ def trace_estimate(model: ResolvedModel, w: Workload, gpus: tuple[str, ...] = ()
     low, high = memory.device_range
     engine: dict = {}
     if w.num_gpus > 1:  # rank 0 of FSDP2 on a fake process group
-        engine["parallel"] = {"world": w.num_gpus, "dp": w.num_gpus, "tp": 1, "pp": 1, "sp": 1, "ep": 1,
-                              "shard_group": w.num_gpus, "parallelism": w.parallelism}
+        dp = w.num_gpus // w.tp_degree
+        engine["parallel"] = {"world": w.num_gpus, "dp": dp, "tp": w.tp_degree, "pp": 1, "sp": 1, "ep": 1,
+                              "shard_group": dp if w.strategy.is_fsdp else 1, "parallelism": w.parallelism}
     return Estimate(model=info, estimator="trace", task=w.task, total_bytes=total,
                     range_bytes=(low, high), components=dict(phases[peak]),
                     peak_phase=peak, phases=phases, workload=w.to_dict(), assumptions=notes,

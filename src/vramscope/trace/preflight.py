@@ -113,10 +113,14 @@ def check_workload(w: Workload, command: str = "vramscope estimate") -> None:
     if w.method == "qlora" or w.quant not in ("none",):
         raise VramscopeError("trace_unsupported",
                              reason=Text("r_trace_quant", quant=w.quant))
-    if w.pp > 1 or w.tp_degree > 1 or w.sp > 1 or w.ep > 1:
+    if w.pp > 1 or (w.tp_degree > 1 and not w.training) or w.sp > 1 or w.ep > 1:
         raise VramscopeError("trace_unsupported", reason=Text("r_trace_model_parallel", use=Opt("num_gpus", 1)))
-    if w.num_gpus > 1 and not (w.training and w.strategy.is_fsdp and w.fsdp_version == 2
-                               and w.offload == "none" and w.fsdp_sharding == "full"):
+    if w.tp_degree > 1 and w.sequence_parallel and w.grad_checkpointing:
+        # transformers builds its causal mask from the embedding's output, which sequence parallelism shards
+        raise _not_traced("grad_checkpointing", Text("r_trace_sp_ckpt"), command)
+    tp_only = w.training and w.tp_degree == w.num_gpus > 1  # every GPU a tensor-parallel rank
+    if w.num_gpus > 1 and not tp_only and not (w.training and w.strategy.is_fsdp and w.fsdp_version == 2
+                                               and w.offload == "none" and w.fsdp_sharding == "full"):
         raise VramscopeError("trace_unsupported", reason=Text("r_trace_multi_gpu", fsdp=Opt("parallelism", "fsdp"),
                                                               one=Opt("num_gpus", 1)))
     if w.offload != "none":
@@ -227,6 +231,14 @@ register({
                             "tensors; use the analytic estimator (or measure on a GPU)",
                       "zh": "'{quant}' 权重需要 bitsandbytes/GPTQ 的 CUDA 内核，无法在伪 CPU 张量上运行；请用解析估算器"
                             "（或在 GPU 上实测）"},
+    "r_trace_tp_layout": {"en": "tensor parallelism is traced on Llama-layout decoders (q/k/v/o and gate/up/down "
+                                "projections, RMSNorms) only",
+                          "zh": "张量并行只在 Llama 结构的解码器（q/k/v/o 与 gate/up/down 投影、RMSNorm）上追踪"},
+    "r_trace_tp_tied": {"en": "tensor parallelism is traced for untied output heads only (torchtitan's models are untied)",
+                        "zh": "张量并行只追踪不共享权重的输出头（torchtitan 的模型均不共享）"},
+    "r_trace_sp_ckpt": {"en": "sequence parallelism with checkpointing is not traced: transformers builds the causal mask "
+                              "of a recomputed layer from the sequence-sharded hidden states",
+                        "zh": "不追踪带检查点的序列并行：transformers 依据按序列切分的隐藏状态为重算的层构建因果掩码"},
     "r_trace_model_parallel": {"en": "model-parallel workloads are not traced; use {use}",
                                "zh": "不追踪模型并行的工作负载；请用 {use}"},
     "r_trace_multi_gpu": {"en": "of the multi-GPU setups only FSDP2 full sharding without offload is traced (on a fake "

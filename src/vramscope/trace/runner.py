@@ -120,12 +120,19 @@ def run_training(model: Any, optimizer: Any, batch: int, seq: int, phase: Phase,
                  amp_dtype: Any = None, saved_hook: Optional[Callable[[Any], None]] = None,
                  on_grads: Optional[Callable[[], None]] = None, on_logits: Optional[Callable[[Any], None]] = None,
                  device_type: str = "cpu", keep_outputs: bool = False, ce_chunks: int = 1,
-                 offload: bool = False, step_in_backward: bool = False, accumulate: bool = False) -> None:
+                 offload: bool = False, step_in_backward: bool = False, accumulate: bool = False,
+                 loss_parallel: bool = False) -> None:
     """One training step per ``steps``; ``ce_chunks > 1`` computes the output head and the loss chunk by chunk
     (torchtune's ``CEWithChunkedOutputLoss``), ``offload`` moves saved activations out as torchtune's
     ``OffloadActivations`` does, ``step_in_backward`` steps each parameter from its gradient hook (torchtune's
-    ``optimizer_in_bwd``; ``optimizer`` is then a dict parameter → optimizer)."""
+    ``optimizer_in_bwd``; ``optimizer`` is then a dict parameter → optimizer). ``loss_parallel``: tensor-parallel
+    logits sharded on the vocabulary, the loss and its backward inside torch's ``loss_parallel()`` (torchtitan's
+    train context); the positions are passed, as a sequence-parallel embedding's local output no longer has
+    the whole sequence (torchtitan's model takes them from its RoPE cache)."""
     import torch
+
+    if loss_parallel:
+        from torch.distributed.tensor.parallel import loss_parallel as loss_parallel_ctx
 
     config = model.config.get_text_config()
     vocab = config.vocab_size
@@ -155,6 +162,10 @@ def run_training(model: Any, optimizer: Any, batch: int, seq: int, phase: Phase,
                     out = model(input_ids=ids, labels=labels)
                     logits, loss = out.logits, out.loss
                     del out, labels
+                elif loss_parallel:
+                    out = model(input_ids=ids, position_ids=torch.arange(seq, device=device)[None])
+                    logits = out.logits
+                    del out
                 else:
                     out = model(input_ids=ids)
                     logits = out.logits
@@ -163,7 +174,8 @@ def run_training(model: Any, optimizer: Any, batch: int, seq: int, phase: Phase,
                 _each(on_logits, logits)
             phase(f"loss#{step}")
             with (torch.autograd.graph.saved_tensors_hooks(_pack(saved_hook), lambda t: t)
-                  if saved_hook is not None else nullcontext()):
+                  if saved_hook is not None else nullcontext()), \
+                    (loss_parallel_ctx() if loss_parallel else nullcontext()):
                 if ce_chunks > 1:
                     loss = _chunked_ce(logits, ids, vocab)
                 elif not seq2seq:
@@ -172,7 +184,8 @@ def run_training(model: Any, optimizer: Any, batch: int, seq: int, phase: Phase,
             del logits
         del ids
         phase(f"backward#{step}")
-        loss.backward()
+        with loss_parallel_ctx() if loss_parallel else nullcontext():
+            loss.backward()
         del loss
         logits = None
         if on_grads is not None:

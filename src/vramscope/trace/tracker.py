@@ -224,15 +224,20 @@ def make_tracker(progress: Optional[Callable[[str], None]] = None, fake_mode: An
 
     try:
         from torch._guards import active_fake_mode
+        from torch.distributed._functional_collectives import AsyncCollectiveTensor
         from torch.distributed.tensor import DTensor
-    except ImportError:  # a torch built without distributed
-        DTensor = None  # noqa: N806
+
+        wait_tensor = torch.ops._c10d_functional.wait_tensor.default
+    except (ImportError, AttributeError):  # a torch built without distributed
+        DTensor = AsyncCollectiveTensor = wait_tensor = None  # noqa: N806
         active_fake_mode = None
 
     class LiveBytes(TorchDispatchMode, _StorageLedger):
         def __init__(self) -> None:
             super().__init__()
             self._init_ledger(WeakIdKeyDictionary(), progress)
+            # output storage -> the input it aliases (functional collectives' wait under fake tensors)
+            self.aliases = WeakIdKeyDictionary()
             streams = {torch.cpu.current_stream(): 0}  # the objects are kept, so their numbers stay theirs
 
             def stream_of() -> int:
@@ -243,10 +248,16 @@ def make_tracker(progress: Optional[Callable[[str], None]] = None, fake_mode: An
         def track(self, t: Any) -> Optional[_Cell]:
             if DTensor is not None and isinstance(t, DTensor):
                 t = t._local_tensor
+            # a functional collective's wrapper (eager tensor parallelism) owns no memory: its result does
+            while AsyncCollectiveTensor is not None and isinstance(t, AsyncCollectiveTensor):
+                t = t.elem
             try:
                 st = t.untyped_storage()
             except (RuntimeError, NotImplementedError):
                 return None
+            alias = self.aliases.get(st)
+            if alias is not None:
+                return self.track(alias)
             return self.see_storage(st)
 
         def __enter__(self) -> Any:
@@ -270,6 +281,14 @@ def make_tracker(progress: Optional[Callable[[str], None]] = None, fake_mode: An
             if self.muted or (fake_mode is not None and active_fake_mode is not None
                               and active_fake_mode() is not fake_mode):
                 return out
+            if func is wait_tensor and isinstance(out, torch.Tensor) and isinstance(args[0], torch.Tensor):
+                # ``_c10d_functional.wait_tensor`` returns its input (the collective wrote it); its fake kernel
+                # returns a fresh tensor instead: the output is the input's storage, alive while either is
+                st_out, st_in = out.untyped_storage(), args[0].untyped_storage()
+                if st_out is not st_in:
+                    self.aliases[st_out] = args[0]
+                    self.track(args[0])
+                    return out
             for t in tree_leaves(out):
                 if isinstance(t, torch.Tensor):
                     self.track(t)
