@@ -29,9 +29,10 @@ def stage_layers(n_layer: int, pp: int) -> list[int]:
     return [n_layer // pp + (1 if s < n_layer % pp else 0) for s in range(pp)]
 
 
-def stage_param_fractions(spec: ModelSpec, pp: int) -> list[float]:
-    """Each stage's share of the parameters (embedding on the first, head and final norm on the last)."""
-    sizes = stage_layers(spec.num_layers, pp)
+def stage_param_fractions(spec: ModelSpec, pp: int, sizes: list[int] | None = None) -> list[float]:
+    """Each stage's share of the parameters (embedding on the first, head and final norm on the last); ``sizes``:
+    each stage's layer count (default :func:`stage_layers`)."""
+    sizes = sizes or stage_layers(spec.num_layers, pp)
     first_layer = [0] * pp
     for s in range(1, pp):
         first_layer[s] = first_layer[s - 1] + sizes[s - 1]
