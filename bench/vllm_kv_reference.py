@@ -47,6 +47,18 @@ CASES = (
     ("meta-llama/Llama-3.1-8B", 32768, 2048, 20 * GiB, "bf16", False),
     ("openai/gpt-oss-20b", 131072, 2048, 2 * GiB, "bf16", False),
 )
+#: pipeline parallel: (model, max_model_len, max_num_batched_tokens, available KV bytes per stage, kv dtype,
+#: disable hybrid): each stage's layers as ``vllm.distributed.utils.get_pp_indices`` assigns them
+PP_CASES = (
+    ("google/gemma-2-9b", 8192, 2048, (10 * GiB, 9 * GiB), "bf16", False),
+    ("google/gemma-3-27b-pt", 131072, 2048, (12 * GiB, 14 * GiB), "bf16", False),
+    ("google/gemma-3-27b-pt", 131072, 2048, (6 * GiB, 7 * GiB, 7 * GiB, 5 * GiB), "bf16", False),
+    ("google/gemma-3-12b-pt", 32768, 2048, (4 * GiB, 4 * GiB, 4 * GiB), "fp8", False),
+    ("openai/gpt-oss-20b", 131072, 8192, (20 * GiB, 18 * GiB), "bf16", False),
+    ("openai/gpt-oss-20b", 131072, 8192, (20 * GiB, 18 * GiB), "bf16", True),
+    ("meta-llama/Llama-3.1-8B", 32768, 2048, (8 * GiB, 9 * GiB, 7 * GiB), "bf16", False),
+    ("openai/gpt-oss-20b", 131072, 2048, (3 * GiB, 1 * GiB), "bf16", False),
+)
 
 
 class Capture(logging.Handler):
@@ -58,14 +70,15 @@ class Capture(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-def layer_specs(ki, spec, kv: str) -> dict:
+def layer_specs(ki, spec, kv: str, lo: int = 0, hi: int | None = None) -> dict:
     """The KV cache spec vLLM's attention layers build for each decoder layer (``ki``: vLLM's
-    ``v1.kv_cache_interface``): a sliding-window spec for sliding layers, full attention for the others."""
+    ``v1.kv_cache_interface``): a sliding-window spec for sliding layers, full attention for the others; ``lo`` to
+    ``hi``: one pipeline stage's layers."""
     import torch
 
     dtype = {"bf16": torch.bfloat16, "fp8": torch.uint8}[kv]  # vLLM stores an fp8 cache as uint8 (1 byte)
     specs = {}
-    for i in range(spec.num_layers):
+    for i in range(lo, spec.num_layers if hi is None else hi):
         kw = dict(block_size=16, num_kv_heads=spec.num_kv_heads, head_size=spec.head_dim, dtype=dtype)
         if spec.sliding_window and spec.layer_type(i) == "sliding_attention":
             specs[f"model.layers.{i}.self_attn.attn"] = ki.SlidingWindowSpec(sliding_window=spec.sliding_window,
@@ -163,6 +176,107 @@ def run_v33(model: str, max_len: int, mnbt: int, avail: int, kv: str, disable: b
     return out
 
 
+def stage_specs(ki, spec, kv: str, pp: int) -> list[dict]:
+    """Each pipeline stage's layer specs, the stage's layers being vLLM's own ``get_pp_indices``."""
+    from vllm.distributed.utils import get_pp_indices
+
+    return [layer_specs(ki, spec, kv, *get_pp_indices(spec.num_layers, r, pp)) for r in range(pp)]
+
+
+def pp_record(version: str, model: str, spec, max_len: int, mnbt: int, avail: tuple, kv: str, disable: bool,
+              workers: list[dict], configs, needed: list[int], tokens, conc: float, alloc: list[int]) -> dict:
+    """``tokens``: the "GPU KV cache size" logged (vLLM 0.11: one line per worker, each its own count before the
+    minimum; 0.33: once, at the minimum); ``alloc``: the KV cache bytes each worker allocates."""
+    out = case_record(version, model, spec, max_len, mnbt, list(avail), kv, disable, needed)
+    out.update(pp=len(avail), stage_layers=[len(w) for w in workers])
+    if configs is None:
+        return out
+    c = configs[0]
+    out.update(num_blocks=c.num_blocks, groups=[type(g.kv_cache_spec).__name__ for g in c.kv_cache_groups],
+               stage_group_layers=[[len(g.layer_names) for g in k.kv_cache_groups] for k in configs],
+               stage_kv_bytes=alloc, printed_tokens=tokens, printed_concurrency=round(conc, 2),
+               concurrency=conc)
+    return out
+
+
+def run_pp(model: str, max_len: int, mnbt: int, avail: tuple, kv: str, disable: bool, version: str) -> dict:
+    """Pipeline parallel with vLLM 0.11's ``get_kv_cache_configs``: the groups of the whole model, each worker's
+    projected on its layers, its own block count, then the smallest on every worker (the tensors keep their
+    size). What is logged per worker before the minimum is not kept: the capacity recorded is the minimum's."""
+    from vllm.v1 import kv_cache_interface as ki
+    from vllm.v1.core import kv_cache_utils as ku
+
+    spec = resolve(model, hub=False).spec
+    workers = stage_specs(ki, spec, kv, len(avail))
+    cfg = SimpleNamespace(
+        model_config=SimpleNamespace(max_model_len=max_len),
+        scheduler_config=SimpleNamespace(max_num_batched_tokens=mnbt, disable_hybrid_kv_cache_manager=disable),
+        parallel_config=SimpleNamespace(decode_context_parallel_size=1),
+        cache_config=SimpleNamespace(num_gpu_blocks_override=None),
+    )
+    needed = [ku.max_memory_usage_bytes(cfg, w.values()) for w in workers]
+    cap = Capture()
+    logging.getLogger("vllm").addHandler(cap)
+    try:
+        configs = ku.get_kv_cache_configs(cfg, [dict(w) for w in workers], list(avail))
+    except ValueError:
+        configs = None
+    finally:
+        logging.getLogger("vllm").removeHandler(cap)
+    if configs is None:
+        out = pp_record(version, model, spec, max_len, mnbt, avail, kv, disable, workers, None, needed, 0, 0.0, [])
+        out["error"] = "not enough KV cache memory on a stage"
+        return out
+    conc = ku.get_max_concurrency_for_kv_cache_config(cfg, configs[0])
+    tokens = [int(m.replace(",", "")) for m in re.findall(r"GPU KV cache size: ([\d,]+) tokens", " ".join(cap.lines))]
+    alloc = [sum(t.size for t in c.kv_cache_tensors) for c in configs]  # the tensors keep their pre-minimum size
+    return pp_record(version, model, spec, max_len, mnbt, avail, kv, disable, workers, configs, needed, tokens,
+                     conc, alloc)
+
+
+def run_pp_v33(model: str, max_len: int, mnbt: int, avail: tuple, kv: str, disable: bool, version: str) -> dict:
+    """Pipeline parallel with vLLM 0.33's ``get_global_kv_cache_groups`` and ``get_kv_cache_configs`` (each
+    worker's groups projected on its layers, checked, sized, and re-planned at the smallest block count, which
+    shrinks the other workers' tensors)."""
+    from vllm.config.cache import _layout_from_name
+    from vllm.v1 import kv_cache_interface as ki
+    from vllm.v1.core import kv_cache_planning as kp
+    from vllm.v1.core import kv_cache_utils as ku
+
+    spec = resolve(model, hub=False).spec
+    workers = stage_specs(ki, spec, kv, len(avail))
+    layout = _layout_from_name("NHD")
+    cfg = SimpleNamespace(
+        model_config=SimpleNamespace(max_model_len=max_len, original_max_model_len=max_len,
+                                     supports_kv_cache_grouping=False),
+        scheduler_config=SimpleNamespace(max_num_batched_tokens=mnbt, disable_hybrid_kv_cache_manager=disable),
+        parallel_config=SimpleNamespace(decode_context_parallel_size=1, tensor_parallel_size=1),
+        cache_config=SimpleNamespace(num_gpu_blocks_override=None, prefix_cache_retention_interval=None,
+                                     enable_prefix_caching=True, get_resolved_kv_cache_layout=lambda: layout),
+        attention_config=SimpleNamespace(hisparse_config=None),
+        speculative_config=None, max_in_flight_tokens=2 * mnbt, num_prefill_lookahead_tokens=0,
+        kv_transfer_config=None,
+    )
+    groups = kp.get_global_kv_cache_groups(cfg, [dict(w) for w in workers])
+    builder = kp.DefaultKVCacheConfigBuilder()
+    projected = [kp._project_kv_cache_groups_to_worker(groups, w) for w in workers]
+    needed = [kp._max_memory_usage_bytes_from_groups(builder, cfg, g)
+              + kp._pool_bytes_per_block_from_builder(builder, cfg, g) for g in projected]
+    try:
+        configs = kp.get_kv_cache_configs(cfg, [dict(w) for w in workers], list(avail), groups)
+    except ValueError:
+        configs = None
+    if configs is None:
+        out = pp_record(version, model, spec, max_len, mnbt, avail, kv, disable, workers, None, needed, 0, 0.0, [])
+        out["error"] = "not enough KV cache memory on a stage"
+        return out
+    tokens, conc = ku.get_kv_cache_capacity(cfg, configs[0])
+    # re-planned at the smallest count: each worker's pool is that many of its own pool blocks
+    alloc = [c.num_blocks * kp._pool_bytes_per_block_from_builder(builder, cfg, g) for c, g in zip(configs, projected)]
+    return pp_record(version, model, spec, max_len, mnbt, avail, kv, disable, workers, configs, needed, tokens,
+                     conc, alloc)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--vllm-version", required=True)
@@ -170,6 +284,8 @@ def main() -> None:
     args = ap.parse_args()
     fn = run_v33 if tuple(int(x) for x in args.vllm_version.split(".")[:2]) >= (0, 21) else run
     rows = [fn(*case, version=args.vllm_version) for case in CASES]
+    pp_fn = run_pp_v33 if fn is run_v33 else run_pp
+    rows += [pp_fn(*case, version=args.vllm_version) for case in PP_CASES]
     lines = [json.dumps(r) for r in rows]
     if args.write:
         funcs = ("kv_cache_planning.py: get_kv_cache_groups, get_kv_cache_config_from_groups, "

@@ -4,6 +4,7 @@ Checked against llama.cpp's own load logs with two devices (the buffers it print
 placement rule of ``llama_model::load_tensors`` (src/llama-model.cpp)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -165,3 +166,32 @@ def test_published_two_gpu_record_validates():
     assert {r.component for r in rows} == {"model_buffer_cuda0", "model_buffer_cuda1", "host_model_buffer"}
     for r in rows:
         assert not r.skipped and abs(r.analytic_bytes - r.measured_bytes) <= 1e-4 * r.measured_bytes
+
+
+def test_row_split_compute_and_kv_buffers_per_device_against_a_log():
+    """ggml-org/llama.cpp#13661 (4 × K80, -sm row, Qwen3-30B-A3B Q8_0, n_ctx 30016, no flash attention): every
+    device's compute buffer within 0.5% (1958.63 MiB each), CUDA2's and CUDA3's KV buffers (12 and 11 whole
+    layers) and the CUDA_Host compute buffer (the graph inputs: KQ mask and embeddings) exact to the printed
+    hundredth of a MiB."""
+    path = Path(__file__).resolve().parent.parent / "validation" / "published.jsonl"
+    recs = [json.loads(ln) for ln in path.read_text().splitlines() if "issue13661" in ln]
+    from vramscope.validate import validate
+
+    rows = {r.component: r for r in validate(recs)}
+    assert set(rows) == {"compute_buffer_cuda0", "compute_buffer_cuda1", "compute_buffer_cuda2",
+                         "compute_buffer_cuda3", "kv_buffer_cuda2", "kv_buffer_cuda3", "host_compute_buffer"}
+    for name, r in rows.items():
+        tol = 0.005 if name.startswith("compute") else 0.01 * 2**20 / r.measured_bytes
+        assert not r.skipped and abs(r.analytic_bytes / r.measured_bytes - 1) <= tol, name
+
+
+def test_host_compute_buffer_is_the_graph_inputs():
+    """fedora-copr/logdetective#106: a 4096-wide, 32-head 7B (the log's KV 4096 MiB at 32768: 32 layers of 8 KV
+    heads; the two compute buffers depend only on the width, the heads and the context, Mistral-7B's here) at -c 2048 and 32768, n_ubatch 512, no flash attention: 'CUDA0 compute buffer size'
+    164.00 / 2144.00 MiB and 'CUDA_Host compute buffer size' 12.01 / 72.01 MiB (the KQ mask n_ctx × 512 f32 and
+    the 4096 × 512 f32 embeddings)."""
+    MiB = 2**20
+    for ctx, gpu, host in ((2048, 164.00, 12.01), (32768, 2144.00, 72.01)):
+        e = vramscope.estimate("mistral-7b", engine="llama.cpp", quant="Q4_K_M", seq=ctx, flash_attn=False)
+        assert e.engine["gpu"]["compute_buffer_bytes"] == gpu * MiB
+        assert abs(e.engine["host"]["compute_buffer_bytes"] / MiB - host) < 0.015

@@ -16,7 +16,9 @@ from vramscope.sources import resolve
 from vramscope.workload import make_workload
 
 REFERENCE = Path(__file__).resolve().parent.parent / "validation" / "reference" / "vllm_kv_cache_config.jsonl"
-ROWS = [json.loads(line) for line in REFERENCE.read_text().splitlines() if line and not line.startswith("#")]
+ALL_ROWS = [json.loads(line) for line in REFERENCE.read_text().splitlines() if line and not line.startswith("#")]
+ROWS = [r for r in ALL_ROWS if "pp" not in r]
+PP_ROWS = [r for r in ALL_ROWS if "pp" in r]
 
 
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: f"{r['vllm_version']}-{r['model'].split('/')[-1]}-"
@@ -46,6 +48,58 @@ def test_kv_planner_equals_vllms_own(row):
         assert conc == pytest.approx(row["concurrency"], rel=1e-12)
         assert len(g.groups) == len(row["groups"]) and g.group_size == max(row["group_layers"])
     assert (g.needed_bytes() > row["available_bytes"]) == bool(row.get("error"))
+
+
+@pytest.mark.parametrize("row", PP_ROWS, ids=lambda r: f"{r['vllm_version']}-{r['model'].split('/')[-1]}-pp{r['pp']}-"
+                                                       f"{'nohybrid' if r['disable_hybrid_kv_cache_manager'] else 'hybrid'}"
+                                                       f"-{r['kv_dtype']}")
+def test_pipeline_stages_equal_vllms_own_planner(row):
+    """Pipeline parallel: vLLM 0.11.0's and 0.33.0's own ``get_kv_cache_configs`` over the stages' layer specs
+    (``get_pp_indices``'s split), each with its own free memory, against vramscope's per-stage groups: the layers
+    per stage, each stage's pool block (its fullest group), the memory each checks, the common block count, the
+    logged capacity and concurrency, and the KV bytes each stage allocates (shrunk to the minimum at 0.33)."""
+    from vramscope.engines.vllm import pp_kv_plan, pp_partition
+
+    model = resolve(row["model"], hub=False)
+    w = make_workload(engine="vllm", max_model_len=row["max_model_len"],
+                      max_num_batched_tokens=row["max_num_batched_tokens"],
+                      kv_dtype=None if row["kv_dtype"] == "bf16" else "fp8",
+                      disable_hybrid_kv_cache_manager=row["disable_hybrid_kv_cache_manager"],
+                      vllm_version=row["vllm_version"])
+    v = parse_version(row["vllm_version"])
+    sizes = pp_partition(model.spec.num_layers, row["pp"])
+    assert sizes == row["stage_layers"]
+    bounds = [(sum(sizes[:i]), sum(sizes[:i + 1])) for i in range(len(sizes))]
+    plans = [kv_groups(model, w, 2.0, row["max_model_len"], version=v, stage=b) for b in bounds]
+    plan = pp_kv_plan(plans, row["available_bytes"], row["max_model_len"], v)
+    assert list(plan.needed_bytes) == row["needed_bytes"]
+    if row.get("error"):
+        assert any(n > f for n, f in zip(plan.needed_bytes, row["available_bytes"]))
+        return
+    assert [g.group_size for g in plans] == [max(x) for x in row["stage_group_layers"]]
+    assert len(plans[0].groups) == len(row["groups"])
+    assert plan.num_blocks == row["num_blocks"]
+    assert plan.concurrency == pytest.approx(row["concurrency"], rel=1e-12)
+    assert list(plan.pool_bytes) == row["stage_kv_bytes"]
+    # v0.11.0 logs each worker's own count before the minimum; the capacity is the smallest of those lines
+    assert plan.tokens == (min(row["printed_tokens"]) if isinstance(row["printed_tokens"], list)
+                           else row["printed_tokens"])
+
+
+def test_pipeline_names_the_limiting_stage_and_splits_hybrid_groups():
+    """gemma-3-27b over 2 stages: the hybrid manager's groups per stage (5 of each group's 10 layers), not every
+    layer as full attention; the stage with the output head's logits has the least room and is named."""
+    kw = dict(engine="vllm", pp=2, max_model_len=32768, gpus=["h100"])
+    e = vramscope.estimate("gemma-3-27b-pt", **kw)
+    st = e.engine["stages"]
+    assert [s["layers"] for s in st] == [31, 31] and [s["kv_group_size"] for s in st] == [5, 5]
+    per = e.engine["per_gpu"][0]
+    assert per["busiest_stage"] == 1 and per["num_gpu_blocks"] == st[1]["num_gpu_blocks"] < st[0]["num_gpu_blocks"]
+    off = vramscope.estimate("gemma-3-27b-pt", disable_hybrid_kv_cache_manager=True, **kw)
+    assert off.engine["stages"][0]["kv_group_size"] == 31
+    # (2048 × 31) / ((2048 + 6 × 1089) × 5) = 1.48: six sliding groups of 1,089 blocks (window 1,024 + 2 × 8,192)
+    assert per["max_concurrency"] > 1.4 * off.engine["per_gpu"][0]["max_concurrency"]
+    assert any(a.key == "a_vllm_pp" and a.params["layers"] == "31, 31" for a in e.assumptions)
 
 
 def test_hybrid_manager_gives_sliding_models_more_room():

@@ -1005,8 +1005,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "损失未编译（{o_model}）：以 eager 模式运行，与 torchtitan 开始编译损失之前的做法相同（9dec370，2024 年 12 月：torch.compile(loss_fn) 被注释掉）",
     },
     "a_vllm_pp": {
-        "en": "vLLM pipeline parallel: {pp} stages of {tp:~GPU~GPUs}; every stage gets the KV blocks of the tightest one; shown: stage {stage}, the fullest GPU",
-        "zh": "vLLM 流水线并行：{pp} 个阶段，每阶段 {tp} 张 GPU；各阶段按最紧的阶段分配 KV 块；显示的是阶段 {stage}（最满的 GPU）",
+        "en": "vLLM pipeline parallel: {pp} stages of {tp:~GPU~GPUs} holding {layers} layers; every stage gets the KV blocks of the stage with the fewest for its memory; shown: stage {stage}, the fullest GPU",
+        "zh": "vLLM 流水线并行：{pp} 个阶段，每阶段 {tp} 张 GPU，各持有 {layers} 层；各阶段都按显存可得块数最少的阶段分配 KV 块；显示的是阶段 {stage}（最满的 GPU）",
     },
     "a_framework_hf": {
         "en": "training loop: Hugging Face Trainer / TRL (only the loss is kept into backward)",

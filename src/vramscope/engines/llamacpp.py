@@ -236,7 +236,7 @@ def llamacpp_inference(model: ResolvedModel, w: Workload, notes: list[Assumption
             cpu_kv += kv + rs
             cpu_rs += rs
     gpu_compute = compute_buffer(spec, n_ctx, w.ubatch, w.flash_attn, output_on_gpu) if ngl > 0 else 0
-    cpu_compute = int(w.ubatch * 4 * (spec.hidden_size * 2 + (0 if output_on_gpu else spec.vocab_size)))
+    cpu_compute = host_compute(spec, n_ctx, w.ubatch, w.flash_attn, output_on_gpu, ngl > 0)
     n_repeating = n_layer - min(first_gpu, n_layer)  # repeating layers on the GPU
     notes.append(Assumption("a_llamacpp", {"ngl": n_repeating, "n_layer": n_layer, "ctx": n_ctx,
                                            "ctk": ctk, "ctv": ctv, "ub": w.ubatch,
@@ -290,6 +290,23 @@ def compute_buffer(spec: ModelSpec, n_ctx: int, n_ubatch: int, flash_attn: bool,
     ffn = (2 * ffn_width) * ub * 4 + 2 * act
     logits = (spec.vocab_size * ub * 4 + act) if output_on_gpu else 0
     return int(max(attention, ffn, logits))
+
+
+def host_compute(spec: ModelSpec, n_ctx: int, n_ubatch: int, flash_attn: bool, output_on_gpu: bool,
+                 gpu_graph: bool = True) -> int:
+    """The host (``CUDA_Host``) compute buffer when the GPU runs the graph: the graph's inputs, which the scheduler
+    places in host memory, the KQ mask (``n_kv × n_ubatch``, f32, f16 under flash attention, whose ``n_kv`` is
+    padded to 256) and the input embeddings (``n_embd × n_ubatch`` f32), plus the logits when the output layer
+    stays on the CPU. Published logs: 62.63 MiB for Qwen3-30B-A3B at n_ctx 30016 under ``-sm row``
+    (ggml-org/llama.cpp#13661: 30016 × 512 × 4 + 2048 × 512 × 4 bytes = 62.625 MiB), 12.01 and 72.01 MiB for a
+    4096-wide 7B at n_ctx 2048 and 32768 (fedora-copr/logdetective#106). Without a GPU graph (``-ngl 0``) the
+    inputs and logits only (the CPU graph's own buffer is not modelled)."""
+    h, ub = spec.hidden_size, n_ubatch
+    logits = 0 if output_on_gpu else spec.vocab_size * ub * 4
+    if not gpu_graph:
+        return int(ub * 4 * h * 2 + logits)
+    n_kv = -(-n_ctx // 256) * 256 if flash_attn else n_ctx
+    return int(n_kv * ub * (2 if flash_attn else 4) + h * ub * 4 + logits)
 
 
 def _bits(ftype: str) -> float:
@@ -576,7 +593,7 @@ def llamacpp_devices(model: ResolvedModel, w: Workload, n_devices: int, *, split
                          compute_buffer_bytes=_device_compute(spec, w, dev_of, d, output_dev == d, pipeline,
                                                               kv_offload, ub))
            for d in used]
-    cpu_compute = int(ub * 4 * (spec.hidden_size * 2 + (0 if output_dev is not None else spec.vocab_size)))
+    cpu_compute = host_compute(spec, n_ctx, ub, w.flash_attn, output_dev is not None, bool(used))
     if not kv_offload:
         cpu_compute = max(cpu_compute, int(n_ctx * ub * (spec.num_heads + 1) * 4 + 4 * spec.hidden_size * ub * 4))
     host = Buffers(model_buffer_bytes=cpu_model, kv_buffer_bytes=cpu_kv, compute_buffer_bytes=cpu_compute)
@@ -775,8 +792,9 @@ class LlamaCpp(Engine):
             out["quant"] = src["gguf_type"]
         if src.get("n_gpu_layers") is not None:
             out["n_gpu_layers"] = src["n_gpu_layers"]
-        # several devices: -ts names them, -sm / -mg / -b / -nkvo as given
-        for key, field in (("tensor_split", "tensor_split"), ("split_mode", "split_mode"), ("main_gpu", "main_gpu"),
+        # several devices: -ts names them (else the devices the log lists), -sm / -mg / -b / -nkvo as given
+        for key, field in (("num_gpus", "num_gpus"), ("tensor_split", "tensor_split"), ("split_mode", "split_mode"),
+                           ("main_gpu", "main_gpu"),
                            ("n_batch_logical", "batch_size"), ("no_kv_offload", "no_kv_offload")):
             if src.get(key) is not None:
                 out[field] = src[key]
@@ -794,6 +812,7 @@ class LlamaCpp(Engine):
                         f"compute_buffer_cuda{i}": d["compute_buffer_bytes"]})
         if e.engine.get("devices"):
             out["host_model_buffer"] = e.engine["host"]["model_buffer_bytes"]
+        out["host_compute_buffer"] = e.engine["host"]["compute_buffer_bytes"]
         return out
 
 

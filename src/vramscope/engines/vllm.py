@@ -242,8 +242,33 @@ def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def _layer_groups(model: ResolvedModel, w: Workload, n: int, version: tuple[int, int, int]
+                  ) -> tuple[list[tuple[str, list[int]]], bool]:
+    """The layers of the whole model in vLLM's KV cache groups, as (kind, layer indices) per group, and whether
+    the hybrid manager groups them (``_get_kv_cache_groups_uniform_page_size``, v0.11.0 and v0.33.0 alike): the
+    layers of each kind in order, ``cdiv(count, group_size)`` groups of a kind, the ``i``-th taking
+    ``layers[i::groups]`` (strided, so that each pipeline stage holds about as many layers of every group)."""
+    spec = rank_spec(model, w)
+    window = spec.sliding_window if spec.mla is None else None
+    kinds = [spec.layer_type(i) for i in range(min(n, spec.num_layers))] if window else []
+    slid = [i for i, k in enumerate(kinds) if k == SLIDING]
+    full = [i for i, k in enumerate(kinds) if k != SLIDING] + list(range(len(kinds), n))
+    if not slid or getattr(w, "disable_hybrid_kv_cache_manager", False) or version < V1_SINCE:
+        return [("full", list(range(n)))], False
+    if not full:  # every layer a sliding window (Mistral-7B-v0.1): one group
+        return [("sliding", slid)], False
+    size = min(len(full), len(slid))
+    if version >= GROUP_MAX_SINCE and max(len(full), len(slid)) < 1.5 * size:
+        size = max(len(full), len(slid))
+    out: list[tuple[str, list[int]]] = []
+    for kind, layers in (("full", full), ("sliding", slid)):
+        count = _cdiv(len(layers), size)
+        out += [(kind, layers[i::count]) for i in range(count)]
+    return out, True
+
+
 def kv_groups(model: ResolvedModel, w: Workload, dtype_bytes: float, max_len: int, layers: Optional[int] = None,
-              version: tuple[int, int, int] = (0, 33, 0)) -> KvGroups:
+              version: tuple[int, int, int] = (0, 33, 0), stage: Optional[tuple[int, int]] = None) -> KvGroups:
     """The KV cache groups vLLM builds for the layers one GPU holds (read at v0.11.0, v0.15.0 and v0.33.0:
     ``kv_cache_utils.get_kv_cache_groups``, ``_get_kv_cache_groups_uniform_page_size``; ``kv_cache_interface``'s
     specs). Every layer's page is ``2 × kv_heads × head_dim × bytes × block_size`` (MLA: the latent). Full-attention
@@ -254,7 +279,11 @@ def kv_groups(model: ResolvedModel, w: Workload, dtype_bytes: float, max_len: in
     last group of a kind; from v0.20.0 the larger count when it is under 1.5 × the smaller), each group its own
     block table, the pool ``group_size`` tensors shared by one layer of every group. ``--disable-hybrid-kv-cache-
     manager`` (or a model with one kind) makes one group (``unify_hybrid_kv_cache_specs``: sliding layers
-    become full ones for the allocator)."""
+    become full ones for the allocator).
+
+    ``stage``: a pipeline stage's layers ``[lo, hi)``. The groups are the whole model's, projected on the stage
+    (``get_kv_cache_configs``: ``_project_kv_cache_groups_to_worker`` at v0.33.0): a request still takes blocks in
+    every group, and the stage's pool is as many tensors as its fullest group has layers."""
     spec = rank_spec(model, w)
     b = KV_DTYPE_BYTES[w.kv_dtype] if w.kv_dtype else dtype_bytes
     block = getattr(w, "block_size", None) or BLOCK
@@ -262,23 +291,19 @@ def kv_groups(model: ResolvedModel, w: Workload, dtype_bytes: float, max_len: in
         return state_groups(spec, w, b, dtype_bytes, block, max_len, version)
     n = spec.num_layers if layers is None else layers
     page = int(kv_cache.values_per_token(spec, 0, True) * b * block)
-    window = spec.sliding_window if spec.mla is None else None
-    kinds = [spec.layer_type(i) for i in range(min(n, spec.num_layers))] if window else []
-    sliding = kinds.count(SLIDING) if window else 0
-    full = n - sliding
+    lo, hi = stage if stage is not None else (0, n)
+    groups, hybrid = _layer_groups(model, w, n, version)
     full_blocks = _cdiv(max_len, block)
     in_flight = w.max_num_batched_tokens * (2 if version >= LATE_SINCE else 1)
-    sw_blocks = _cdiv(min(window - 1 + in_flight, max_len), block) + 1 if sliding else 0
-    raw = full * full_blocks + sliding * sw_blocks  # each layer's own spec (v0.11.0 checks these)
-    if not sliding or getattr(w, "disable_hybrid_kv_cache_manager", False) or version < V1_SINCE:
-        return KvGroups(page, block, n, (("full", full_blocks),), raw, False, version)
-    if not full:  # every layer a sliding window (Mistral-7B-v0.1): one group
-        return KvGroups(page, block, n, (("sliding", sw_blocks),), raw, False, version)
-    size = min(full, sliding)
-    if version >= GROUP_MAX_SINCE and max(full, sliding) < 1.5 * size:
-        size = max(full, sliding)
-    groups = (("full", full_blocks),) * _cdiv(full, size) + (("sliding", sw_blocks),) * _cdiv(sliding, size)
-    return KvGroups(page, block, size, groups, raw, True, version)
+    window = spec.sliding_window or 0
+    sw_blocks = _cdiv(min(window - 1 + in_flight, max_len), block) + 1
+    blocks = {"full": full_blocks, "sliding": sw_blocks}
+    here = [[i for i in g if lo <= i < hi] for _, g in groups]
+    size = max(len(g) for g in here)
+    # each layer's own spec, before the hybrid specs are unified (v0.11.0 checks these)
+    sliding = sum(1 for i in range(lo, hi) if spec.mla is None and window and spec.layer_type(i) == SLIDING)
+    raw = (hi - lo - sliding) * full_blocks + sliding * sw_blocks
+    return KvGroups(page, block, size, tuple((kind, blocks[kind]) for kind, _ in groups), raw, hybrid, version)
 
 
 #: ``--mamba-cache-dtype`` / ``--mamba-ssm-cache-dtype`` (vllm/config/cache.py ``MambaDType``): bytes per value
@@ -452,65 +477,130 @@ def activation_peak(model: ResolvedModel, w: Workload, a: float) -> int:
     return int(body + logits)
 
 
+def pp_partition(n_layers: int, pp: int) -> list[int]:
+    """Each pipeline stage's decoder layers (``vllm/distributed/utils.py: get_pp_indices``, v0.11.0 and v0.33.0
+    alike, no ``VLLM_PP_LAYER_PARTITION``): ``n // pp`` each, the remainder one each to the stages before the
+    last, from the second-to-last backwards."""
+    sizes = [n_layers // pp] * pp
+    for i in range(2, n_layers % pp + 2):
+        sizes[-i] += 1
+    return sizes
+
+
+#: pipeline workers' KV tensors shrunk to the smallest block count, and the capacity logged once after it (seen at
+#: v0.15.0 and v0.33.0; v0.11.0 keeps each worker's tensors at its own count and logs each before the minimum)
+PP_SHRINK_SINCE = GROUP_CHECK_SINCE
+
+
+@dataclass(frozen=True)
+class PpPlan:
+    """vLLM's KV cache over pipeline workers (``get_kv_cache_configs``)."""
+
+    own_blocks: tuple[int, ...]  # each worker's blocks from its own free memory
+    num_blocks: int  # the smallest, given to every worker
+    limiting: int  # the stage that has it
+    tokens: int  # the "GPU KV cache size" logged (v0.11.0: the limiting worker's line)
+    concurrency: float
+    pool_bytes: tuple[int, ...]  # the KV cache each worker allocates
+    needed_bytes: tuple[int, ...]  # what each worker checks for one max_model_len request
+
+
+def pp_kv_plan(plans: list[KvGroups], free: list[int], max_len: int, version: tuple[int, int, int]) -> PpPlan:
+    """Each worker's own block count (its free memory over its pool block), the minimum for all, the capacity and
+    concurrency of the whole model's groups at that count, and the pools: shrunk to the minimum from v0.15.0,
+    each worker's own before."""
+    own = tuple(g.num_blocks(max(0, f)) for g, f in zip(plans, free))
+    blocks = min(own)
+    first = plans[0]
+    per_req = first.per_request_blocks()
+    conc = blocks / per_req if per_req else 0.0
+    tokens = int(conc * max_len) if version >= CAPACITY_PRINT_SINCE else blocks // len(first.groups) * first.block
+    pools = tuple((blocks if version >= PP_SHRINK_SINCE else b) * g.page_bytes * g.group_size
+                  for g, b in zip(plans, own))
+    return PpPlan(own, blocks, own.index(blocks), tokens, conc, pools, tuple(g.needed_bytes() for g in plans))
+
+
 def vllm_pipeline(model: ResolvedModel, w: Workload, weights: int, a: float, gpus: tuple[Gpu, ...],
                   notes: list[Assumption]) -> tuple[Phases, VllmReport]:
-    """``--pipeline-parallel-size``: stage ``s`` holds its layers' share of the weights (the first the embedding,
-    the last the final norm and output head; ``memory/pipeline.py``) and their KV cache. Every worker profiles
-    and reports its free blocks; the engine allocates the smallest count on every worker
-    (``vllm/v1/core/kv_cache_utils.py``: ``get_kv_cache_config`` takes the minimum over workers), so the stage
-    with the least room for its layers decides the token capacity, and each GPU holds that many tokens of its own
-    layers. Only the last stage computes logits. Every layer of a stage is planned as full attention (the hybrid
-    manager's groups are not split by stage here), and CUDA graphs are taken from the pool from v0.21.0 as
-    without pipeline parallelism."""
-    from ..memory.pipeline import stage_layers, stage_param_fractions
+    """``--pipeline-parallel-size``: stage ``s`` holds vLLM's own share of the layers (:func:`pp_partition`), their
+    weights (the first stage the embedding, the last the final norm and output head; ``memory/pipeline.py``) and
+    their KV cache. vLLM groups the whole model's layers (:func:`kv_groups`), projects the groups on each stage,
+    sizes each worker's blocks from its own free memory (its pool block is its fullest group's layers × the page),
+    and gives every worker the smallest count (``vllm/v1/core/kv_cache_utils.py`` / ``kv_cache_planning.py``:
+    ``get_kv_cache_configs``). So the stage with the fewest blocks for its memory decides the capacity (the rank
+    named as ``busiest_stage``); from v0.15.0 the other stages shrink their tensors to that count, at v0.11.0
+    they keep the pool they sized. Each stage checks one ``max_model_len`` request against its own free memory.
+    Only the last stage computes logits; CUDA graphs are taken from the pool from v0.21.0 as without pipeline
+    parallelism."""
+    from ..memory.pipeline import stage_param_fractions
 
+    version = vllm_version(w)
     spec = rank_spec(model, w)
     max_len = w.max_model_len or model.spec.max_position_embeddings or w.seq
-    sizes, fracs = stage_layers(spec.num_layers, w.pp), stage_param_fractions(spec, w.pp)
+    sizes = pp_partition(spec.num_layers, w.pp)
+    fracs = stage_param_fractions(spec, w.pp, sizes=sizes)
     body = inference_transient(model.spec, 1, w.max_num_batched_tokens, a, "flash")
     seqs = max(1, min(w.max_num_seqs, w.max_num_batched_tokens))
     logits = seqs * model.spec.vocab_size * 4 * 3
     non_torch = NON_TORCH + NCCL
-    graphs = 0 if w.enforce_eager or vllm_version(w) < GRAPHS_PROFILED_SINCE else CUDA_GRAPHS
-    stages = []
+    graphs = 0 if w.enforce_eager or version < GRAPHS_PROFILED_SINCE else CUDA_GRAPHS
+    stages, plans, lo = [], [], 0
     for s_, (n_layers, frac) in enumerate(zip(sizes, fracs)):
+        g = kv_groups(model, w, a, max_len, version=version, stage=(lo, lo + n_layers))
+        lo += n_layers
+        plans.append(g)
         stages.append({"stage": s_, "layers": n_layers, "weights_bytes": int(weights * frac),
                        "activation_peak_bytes": body + (logits if s_ == w.pp - 1 else 0),
-                       "kv_bytes_per_token": kv_bytes_per_token(model, w, a, n_layers)})
+                       "kv_bytes_per_token": kv_bytes_per_token(model, w, a, n_layers),
+                       "kv_group_size": g.group_size, "kv_needed_bytes": g.needed_bytes()})
+    first = plans[0]
     per_gpu = []
-    for g in gpus:
-        budget = int(w.gpu_memory_utilization * g.usable_bytes)
-        blocks = min(max(0, (budget - st["weights_bytes"] - st["activation_peak_bytes"] - non_torch - graphs)
-                         // (st["kv_bytes_per_token"] * BLOCK)) for st in stages)
-        tokens = blocks * BLOCK
-        busiest = max(stages, key=lambda st: st["weights_bytes"] + st["activation_peak_bytes"]
-                      + tokens * st["kv_bytes_per_token"])
-        per_gpu.append(VllmGpu(gpu=g.name, budget_bytes=budget, kv_pool_bytes=tokens * busiest["kv_bytes_per_token"],
-                               kv_tokens=tokens, max_concurrency=round(tokens / max_len, 2) if max_len else 0.0,
-                               fits_max_model_len=tokens >= max_len, busiest_stage=busiest["stage"]))
-    top = max(stages, key=lambda st: st["weights_bytes"] + st["activation_peak_bytes"]
-              + max_len * st["kv_bytes_per_token"])
+    for gi, gpu in enumerate(gpus):
+        budget = int(w.gpu_memory_utilization * gpu.usable_bytes)
+        free = [budget - st["weights_bytes"] - st["activation_peak_bytes"] - non_torch - graphs for st in stages]
+        plan = pp_kv_plan(plans, free, max_len, version)
+        if gi == 0:
+            for st, b, pool in zip(stages, plan.own_blocks, plan.pool_bytes):
+                st.update(num_gpu_blocks=b, kv_pool_bytes=pool)
+        fits = all(f >= n for f, n in zip(free, plan.needed_bytes))
+        per_gpu.append(VllmGpu(gpu=gpu.name, budget_bytes=budget, kv_pool_bytes=plan.pool_bytes[plan.limiting],
+                               kv_tokens=plan.tokens, max_concurrency=round(plan.concurrency, 2),
+                               fits_max_model_len=fits, num_gpu_blocks=plan.num_blocks,
+                               busiest_stage=plan.limiting))
     primary = per_gpu[0] if per_gpu else None
-    st = stages[primary.busiest_stage or 0] if primary else top
-    kv = max(primary.kv_pool_bytes, max_len * st["kv_bytes_per_token"]) if primary \
-        else max_len * top["kv_bytes_per_token"]
+    need = [st["weights_bytes"] + st["activation_peak_bytes"] + st["kv_needed_bytes"] for st in stages]
+    top = need.index(max(need))
+    st = stages[primary.busiest_stage or 0] if primary else stages[top]
+    kv = max(primary.kv_pool_bytes, st["kv_needed_bytes"]) if primary else stages[top]["kv_needed_bytes"]
     phases = {
         "load": {"weights": st["weights_bytes"]},
         "profile": {"weights": st["weights_bytes"], "activations": st["activation_peak_bytes"]},
         "serving": {"weights": st["weights_bytes"], "kv_cache": kv, "activations": st["activation_peak_bytes"],
                     "engine_overhead": non_torch + graphs},
     }
-    notes.append(Assumption("a_vllm_pp", {"pp": w.pp, "tp": w.num_gpus, "stage": st["stage"]}))
+    notes.append(Assumption("a_vllm_pp", {"pp": w.pp, "tp": w.num_gpus, "stage": st["stage"],
+                                          "layers": ", ".join(map(str, sizes))}))
     if model.spec.state is not None:
         notes.append(Assumption("a_vllm_pp_state", {}))
-    needed = max(x["weights_bytes"] + x["activation_peak_bytes"] + max_len * x["kv_bytes_per_token"]
-                 for x in stages) + non_torch + graphs
+    notes.append(Assumption("a_vllm_version" if version >= GRAPHS_PROFILED_SINCE else "a_vllm_version_old",
+                            {"version": ".".join(map(str, version)),
+                             "entry": getattr(w, "vllm_entrypoint", None) or "serve"}))
+    if first.hybrid:
+        notes.append(Assumption("a_vllm_hybrid", {"groups": len(first.groups),
+                                                  "size": max(g.group_size for g in plans),
+                                                  "window": model.spec.sliding_window}))
     report = VllmReport(gpu_memory_utilization=w.gpu_memory_utilization, max_model_len=max_len,
                         max_num_seqs=w.max_num_seqs, max_num_batched_tokens=w.max_num_batched_tokens,
                         tensor_parallel_size=w.num_gpus, pipeline_parallel_size=w.pp,
                         kv_bytes_per_token=st["kv_bytes_per_token"], weights_bytes=st["weights_bytes"],
                         activation_peak_bytes=st["activation_peak_bytes"], non_torch_bytes=non_torch,
-                        cuda_graph_bytes=graphs, min_bytes=needed, per_gpu=per_gpu, stages=stages)
+                        cuda_graph_bytes=graphs, min_bytes=max(need) + non_torch + graphs, per_gpu=per_gpu,
+                        stages=stages, version=".".join(map(str, version)), block_size=first.block,
+                        kv_cache_groups=[k for k, _ in first.groups], kv_group_size=plans[st["stage"]].group_size,
+                        kv_blocks_per_request=first.per_request_blocks(),
+                        cudagraph_capture_sizes=0 if w.enforce_eager else
+                        len(capture_sizes(w.max_num_seqs, w.max_num_batched_tokens)),
+                        cuda_graphs_in_pool=bool(graphs))
     return phases, report
 
 

@@ -39,11 +39,13 @@ def stage_layers(n_layer: int, pp: int) -> list[int]:
     return [n_layer // pp + (1 if s < n_layer % pp else 0) for s in range(pp)]
 
 
-def rank_layer_ranges(n_layer: int, pp: int, schedule: str = "1f1b") -> list[list[tuple[int, int]]]:
-    """The decoder layers each rank holds, as ranges: consecutive ones (one stage per rank), or under ZBV its two
-    stages of the ``2·pp`` (``r`` and ``2·pp − 1 − r``)."""
+def rank_layer_ranges(n_layer: int, pp: int, schedule: str = "1f1b",
+                      sizes: list[int] | None = None) -> list[list[tuple[int, int]]]:
+    """The decoder layers each rank holds, as ranges: consecutive ones (one stage per rank; ``sizes``: each
+    stage's layer count, default :func:`stage_layers`), or under ZBV its two stages of the ``2·pp`` (``r`` and
+    ``2·pp − 1 − r``)."""
     if schedule != "zbv":
-        sizes, lo, out = stage_layers(n_layer, pp), 0, []
+        sizes, lo, out = sizes or stage_layers(n_layer, pp), 0, []
         for n in sizes:
             out.append([(lo, lo + n)])
             lo += n
@@ -60,10 +62,11 @@ def head_rank(pp: int, schedule: str) -> int:
     return 0 if schedule == "zbv" else pp - 1
 
 
-def stage_param_fractions(spec: ModelSpec, pp: int, schedule: str = "1f1b") -> list[float]:
+def stage_param_fractions(spec: ModelSpec, pp: int, schedule: str = "1f1b",
+                          sizes: list[int] | None = None) -> list[float]:
     """Each stage's share of the parameters (embedding on the first, head and final norm on the last; ZBV: both
-    on rank 0)."""
-    ranges = rank_layer_ranges(spec.num_layers, pp, schedule)
+    on rank 0); ``sizes``: each stage's layer count (default :func:`stage_layers`; vLLM splits its own way)."""
+    ranges = rank_layer_ranges(spec.num_layers, pp, schedule, sizes)
     layers = emb = head = 0
     for g in groups(spec):
         if g.tensor.layer is not None:
