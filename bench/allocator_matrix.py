@@ -7,10 +7,9 @@ Every workload of tests/test_trace_matrix.py (real catalog configs cut to 2 laye
 models is traced (the real transformers/peft code on fake tensors); the trace's allocation stream is replayed
 through ``memory/allocator.py`` from the loaded model on, after torch's cuBLAS workspace, which gives the
 simulated ``max_memory_reserved``. The analytic estimator's reserved number (``memory/device.py``:
-``allocator_cache``) is compared with it. ``--fit`` searches the calibration constants of ``allocator_cache``
-again (grid over the transient shares, least squares for the loss-churn and FSDP terms, keeping the grid point
-with the most workloads within 3% plus within 10%) and prints them with the agreement they give; the constants in
-``memory/device.py`` are the ones this search printed.
+``allocator_cache``) is compared with it. ``--fit`` fits the shares of ``device.cache_features`` again on two
+thirds of the rows (``held_out``: every third is kept out) and prints them with the agreement they give on the
+fitted and the held-out rows; ``CACHE_SHARES`` in ``memory/device.py`` are the ones this fit printed.
 """
 
 from __future__ import annotations
@@ -47,10 +46,45 @@ FULL_DEPTH = [
 ]
 
 
+#: where tests/test_trace_matrix.py is thin (2-layer cuts): FSDP2 at more sizes, MoE, long context (32k-128k),
+#: LoRA, inference. FSDP1, FSDP2 without resharding (parallelism zero2) and QLoRA are not traceable
+#: (trace/preflight.py), so they cannot enter a matrix whose reference is the trace's replay.
+EXTRA = [
+    ("llama-3.1-8b", dict(task="finetune", seq=256, num_gpus=8, parallelism="fsdp", method="lora",
+                          grad_checkpointing=True)),
+    ("qwen3-8b", dict(task="finetune", seq=512, num_gpus=2, parallelism="fsdp")),
+    ("mistral-7b-v0.1", dict(task="finetune", seq=1024, num_gpus=4, parallelism="fsdp", method="lora")),
+    ("qwen3-30b-a3b", dict(task="finetune", seq=256, num_gpus=8, parallelism="fsdp", method="lora",
+                           grad_checkpointing=False)),
+    ("gemma-2-2b", dict(task="finetune", seq=256, num_gpus=4, parallelism="fsdp", attn="eager")),
+    ("llama-3-8b", dict(task="finetune", seq=2048, num_gpus=8, parallelism="fsdp", grad_checkpointing=True)),
+    ("qwen3-30b-a3b", dict(task="inference", seq=1024)),
+    ("qwen1.5-moe-a2.7b", dict(task="finetune", seq=256, method="lora", grad_checkpointing=False)),
+    ("qwen1.5-moe-a2.7b", dict(task="inference", seq=512, batch=2)),
+    ("mixtral-8x7b", dict(task="inference", seq=2048, batch=2)),
+    ("llama-3.1-8b", dict(task="inference", seq=32768)),
+    ("llama-3.1-8b", dict(task="inference", seq=131072)),
+    ("qwen3-8b", dict(task="inference", seq=65536)),
+    ("qwen2.5-7b", dict(task="finetune", seq=32768, method="lora", grad_checkpointing=True)),
+    ("llama-3.1-8b", dict(task="finetune", seq=65536, method="lora", grad_checkpointing=True)),
+    ("llama-3.1-8b", dict(task="finetune", seq=32768, grad_checkpointing=True)),
+    ("phi-3-mini-4k-instruct", dict(task="finetune", seq=512, method="lora")),
+    ("qwen2.5-1.5b", dict(task="finetune", seq=1024, batch=4, method="lora")),
+    ("llama-3.2-3b", dict(task="inference", seq=4096, batch=4)),
+    ("qwen2.5-7b", dict(task="inference", seq=8192)),
+]
+
+FULL_DEPTH += [
+    ("qwen3-0.6b", dict(task="finetune", seq=2048, method="lora")),
+    ("qwen2.5-0.5b", dict(task="finetune", seq=1024, num_gpus=2, parallelism="fsdp", grad_checkpointing=True)),
+]
+
+
 def cases() -> list[tuple[str, dict, bool]]:
     from test_trace_matrix import CASES
 
-    return [(n, kw, False) for n, kw in CASES] + [(n, kw, True) for n, kw in FULL_DEPTH]
+    return ([(n, kw, False) for n, kw in CASES] + [(n, kw, False) for n, kw in EXTRA]
+            + [(n, kw, True) for n, kw in FULL_DEPTH])
 
 
 def resolved(name: str, full: bool):
@@ -69,27 +103,27 @@ def resolved(name: str, full: bool):
 
 
 def features(model, w) -> dict:
-    """What ``allocator_cache`` reads from the analytic estimate, kept so that ``--fit`` needs no re-estimate."""
+    """What ``allocator_cache`` weighs (``device.cache_features``), kept so that ``--fit`` needs no re-estimate."""
     from vramscope.api import estimate_resolved
     from vramscope.estimators.common import compute_dtype, dtype_bytes
-    from vramscope.memory.device import rounding_share
-    from vramscope.model.tensors import largest_layer, largest_tensor
+    from vramscope.memory.device import cache_features
 
     an = estimate_resolved(model, w)
-    db = dtype_bytes(compute_dtype(model, w))
-    phases = {}
-    for p, c in an.phases.items():
-        phases[p] = {k: v for k, v in c.items() if k not in ("overhead", "allocator_cache")}
-    persistent = sum(an.components.get(k, 0) for k in ("weights", "master_weights", "gradients", "optimizer_states"))
-    return {"phases": phases, "moe": model.active_params != model.params,
-            "rounding": rounding_share(model.spec, db) * persistent if w.quant == "none" and w.method != "qlora"
-            else 0.0, "big": largest_tensor(model.spec) * db,
-            "training": bool(w.training),
-            "fsdp_unit": float(max(largest_layer(model.spec), largest_tensor(model.spec)) * db
-                               if w.training and w.num_gpus > 1 and w.strategy.is_fsdp else 0),
-            "full": bool(w.method in ("full", "freeze")),
-            "analytic_cache": an.memory.terms["allocator_cache"], "analytic_allocated": an.memory.allocated,
-            "analytic_reserved": an.memory.reserved}
+    phases = {p: {k: v for k, v in c.items() if k not in ("overhead", "allocator_cache")}
+              for p, c in an.phases.items()}
+    loss_head = max(c.get("loss_head", 0) for c in phases.values())
+    f = cache_features(phases, model.spec, w, dtype_bytes(compute_dtype(model, w)),
+                       model.active_params != model.params, loss_head)
+    return {"features": f, "analytic_cache": an.memory.terms["allocator_cache"],
+            "analytic_allocated": an.memory.allocated, "analytic_reserved": an.memory.reserved}
+
+
+def refeature(rows: list[dict]) -> None:
+    """Recompute every row's analytic features (no tracing: the analytic estimate only)."""
+    from vramscope.workload import make_workload
+
+    for r in rows:
+        r.update(features(resolved(r["model"], r["full_depth"]), make_workload(**r["workload"])))
 
 
 def run_one(name: str, kw: dict, full: bool) -> dict:
@@ -107,158 +141,225 @@ def run_one(name: str, kw: dict, full: bool) -> dict:
     row = {"model": name, "workload": kw, "full_depth": full, "trace_s": round(time.perf_counter() - t0, 1),
            "sim_allocated": sim.peak_allocated, "sim_reserved": sim.peak_reserved,
            "sim_cache": sim.peak_reserved - sim.peak_allocated, "sim_phase_reserved": sim.phase_reserved,
-           "retries": sim.num_alloc_retries, "streams": len(set(log.streams))}
+           "retries": sim.num_alloc_retries, "streams": len(set(log.streams)),
+           "at_peak": at_peak(log)}
     row.update(features(model, w))
     return row
 
 
-def _tensors(c: dict) -> int:
-    return sum(c.values())
+def at_peak(log) -> dict:
+    """Where the simulated cache sits when reserved memory last grows to its peak: the free bytes of the small
+    pool, of the large pool on the default stream and on side streams, and the allocated bytes then (the
+    replay of ``memory/allocator.replay``, stopped at that event)."""
+    from vramscope.memory.allocator import CachingAllocator
+    from vramscope.memory.overhead import CUBLAS_WORKSPACE
 
+    def run(stop):
+        a = CachingAllocator()
+        a.malloc(CUBLAS_WORKSPACE)
+        live = {}
+        start = log.marks["ready"]
+        for key in sorted(log.live_at(start)):
+            live[key] = a.malloc(log.sizes[key], log.streams[key])
+        best = (a.stats.reserved, start)
+        for i in range(start + 1, len(log.events) if stop is None else stop + 1):
+            ev = log.events[i]
+            if ev > 0:
+                live[ev - 1] = a.malloc(log.sizes[ev - 1], log.streams[ev - 1])
+            elif (b := live.pop(-ev - 1, None)) is not None:
+                a.free(b)
+            if a.stats.reserved > best[0]:
+                best = (a.stats.reserved, i)
+        return a, best
 
-def _transient(c: dict) -> int:
-    return sum(c.get(k, 0) for k in ("activations", "temporaries", "loss_head"))
-
-
-def predict(r: dict, b: float, bm: float, bo: float, loss: float, gather: float, reduce: float) -> float:
-    steps = {p: c for p, c in r["phases"].items() if p != "load"}
-    share = bm if r["moe"] else b
-    peak = max(_tensors(c) for c in steps.values())
-    held = max(_tensors(c) + share * _transient(c) + bo * c.get("optimizer_temp", 0) for c in steps.values())
-    return (held - peak + r["rounding"] + loss * _loss(r) + gather * r["fsdp_unit"]
-            + reduce * r["fsdp_unit"] * r["full"])
-
-
-def _loss(r: dict) -> float:
-    """The loss head's bytes (logits and loss) when training: their churn between steps."""
-    return r["training"] * max(c.get("loss_head", 0) for c in r["phases"].values())
-
-
-def errors(rows: list[dict], consts: tuple) -> list[float]:
-    """(analytic reserved − simulated reserved) / simulated reserved, the analytic allocated taken as the trace's."""
-    return [(r["sim_allocated"] + predict(r, *consts) - r["sim_reserved"]) / r["sim_reserved"] for r in rows]
-
-
-def _lstsq(xs: list[list[float]], ys: list[float]) -> list[float]:
-    """Least squares by the normal equations (3 unknowns, Gaussian elimination; no numpy needed)."""
-    n = len(xs[0])
-    a = [[sum(x[i] * x[j] for x in xs) for j in range(n)] + [sum(x[i] * y for x, y in zip(xs, ys))]
-         for i in range(n)]
-    for i in range(n):
-        piv = max(range(i, n), key=lambda k: abs(a[k][i]))
-        a[i], a[piv] = a[piv], a[i]
-        if abs(a[i][i]) < 1e-9:
-            continue
-        for k in range(n):
-            if k != i:
-                f = a[k][i] / a[i][i]
-                a[k] = [u - f * v for u, v in zip(a[k], a[i])]
-    return [a[i][n] / a[i][i] if abs(a[i][i]) >= 1e-9 else 0.0 for i in range(n)]
-
-
-def fit(rows: list[dict]) -> tuple:
-    best = None
-    grid = [i / 50 for i in range(0, 26)]
-    for b in grid:
-        for bm in grid:
-            for bo in [i / 10 for i in range(0, 21)]:
-                base = [predict(r, b, bm, bo, 0, 0, 0) for r in rows]
-                # least squares for the three linear terms, clipped at zero
-                xs = [[_loss(r), r["fsdp_unit"], r["fsdp_unit"] * r["full"]] for r in rows]
-                ys = [r["sim_cache"] - p for r, p in zip(rows, base)]
-                coef = [max(0.0, c) for c in _lstsq(xs, ys)]
-                consts = (b, bm, bo) + tuple(round(c, 2) for c in coef)
-                err = [abs(e) for e in errors(rows, consts)]
-                score = (sum(e <= 0.03 for e in err) + sum(e <= 0.10 for e in err), -statistics.median(err))
-                if best is None or score > best[0]:
-                    best = (score, consts)
-    return best[1]
-
-
-def current() -> tuple:
-    from vramscope.memory import device
-
-    return (device.TRANSIENT_CACHE, device.TRANSIENT_CACHE_MOE, device.OPTIMIZER_CACHE, device.LOSS_CHURN,
-            device.FSDP_GATHER, device.FSDP_REDUCE)
-
-
-def summary(rows: list[dict], consts: tuple) -> dict:
-    err = errors(rows, consts)
-    flat = [(r["sim_allocated"] * 1.15 - r["sim_reserved"]) / r["sim_reserved"] for r in rows]
-    none = [(r["sim_allocated"] - r["sim_reserved"]) / r["sim_reserved"] for r in rows]
-    out = {}
-    for name, e in (("calibrated", err), ("flat_15pct", flat), ("allocated_only", none)):
-        a = [abs(x) for x in e]
-        out[name] = {"within_3pct": sum(x <= 0.03 for x in a), "within_10pct": sum(x <= 0.10 for x in a),
-                     "median": statistics.median(a), "worst": max(a), "n": len(a)}
+    _, (_, idx) = run(None)
+    a, _ = run(idx)
+    out = {"small_free": 0, "large_free_main": 0, "large_free_side": 0, "allocated": a.stats.allocated,
+           "phase": max((p for p, m in log.marks.items() if m < idx), key=lambda p: log.marks[p], default="")}
+    for seg in a.snapshot():
+        free = sum(b["size"] for b in seg["blocks"] if b["state"] != "active_allocated")
+        k = "small_free" if seg["segment_type"] == "small" else (
+            "large_free_main" if seg["stream"] == 0 else "large_free_side")
+        out[k] += free
     return out
 
 
-def markdown(rows: list[dict], consts: tuple, meta: dict) -> str:
-    s = summary(rows, consts)
-    c, f, z = s["calibrated"], s["flat_15pct"], s["allocated_only"]
+def held_out(i: int) -> bool:
+    """Every third workload of the matrix is kept out of the fit."""
+    return i % 3 == 2
+
+
+def predict(r: dict, shares: dict) -> float:
+    return sum(shares[k] * v for k, v in r["features"].items())
+
+
+def errors(rows: list[dict], shares: dict) -> list[float]:
+    """(analytic reserved − simulated reserved) / simulated reserved, the analytic allocated taken as the trace's."""
+    return [(r["sim_allocated"] + predict(r, shares) - r["sim_reserved"]) / r["sim_reserved"] for r in rows]
+
+
+FIXED = {"rounding": 1.0, "optimizer_big": 1.0, "qlora_transient": 0.08, "qlora_loss_head": 0.25}
+
+
+def fit(rows: list[dict]) -> dict:
+    """Non-negative least absolute deviations of the relative reserved error over the fitted rows (numpy; the
+    estimator itself needs none): the shares minimising sum(|(sim_allocated + sum share*feature) - sim_reserved|
+    / sim_reserved), by reweighted least squares, each solve an active set that drops the most negative share
+    until none is."""
+    import numpy as np
+
+    keys = [k for k in rows[0]["features"] if k not in FIXED]
+    x = np.array([[r["features"][k] / r["sim_reserved"] for k in keys] for r in rows])
+    y = np.array([(r["sim_cache"] - sum(v * r["features"][k] for k, v in FIXED.items())) / r["sim_reserved"]
+                  for r in rows])
+    # least absolute error (more workloads close, a few far) by iteratively reweighted least squares
+    wts = np.ones(len(y))
+    for _ in range(30):
+        xw, yw = x * wts[:, None], y * wts
+        active = [i for i in range(len(keys)) if x[:, i].any()]
+        while True:
+            coef = np.linalg.lstsq(xw[:, active], yw, rcond=None)[0] if active else np.array([])
+            if not len(coef) or coef.min() >= 0:
+                break
+            active.pop(int(coef.argmin()))
+        res = x[:, active] @ coef - y if active else -y
+        wts = 1 / np.sqrt(np.maximum(np.abs(res), 0.005))
+    out = dict(FIXED)
+    out.update({k: 0.0 for k in keys})
+    for i, c in zip(active, coef):
+        out[keys[i]] = round(float(c), 3)
+    return out
+
+
+def current() -> dict:
+    from vramscope.memory import device
+
+    return dict(device.CACHE_SHARES)
+
+
+def _stats(e: list[float]) -> dict:
+    a = [abs(x) for x in e]
+    return {"within_3pct": sum(x <= 0.03 for x in a), "within_10pct": sum(x <= 0.10 for x in a),
+            "median": statistics.median(a), "worst": max(a), "n": len(a)}
+
+
+def summary(rows: list[dict], shares: dict) -> dict:
+    err = errors(rows, shares)
+    flat = [(r["sim_allocated"] * 1.15 - r["sim_reserved"]) / r["sim_reserved"] for r in rows]
+    none = [(r["sim_allocated"] - r["sim_reserved"]) / r["sim_reserved"] for r in rows]
+    return {"calibrated": _stats(err),
+            "fitted_rows": _stats([e for i, e in enumerate(err) if not held_out(i)]),
+            "held_out_rows": _stats([e for i, e in enumerate(err) if held_out(i)]),
+            "flat_15pct": _stats(flat), "allocated_only": _stats(none)}
+
+
+def _klass(r: dict) -> str:
+    w = r["workload"]
+    if w.get("parallelism") == "fsdp":
+        return "FSDP2"
+    if w["task"] == "inference":
+        return "inference (long context)" if w.get("seq", 0) * w.get("batch", 1) >= 16384 else "inference"
+    if w.get("seq", 0) >= 16384:
+        return "training, long context"
+    return "training, " + ("LoRA/DoRA" if w.get("method") == "lora" else "full/freeze")
+
+
+def markdown(rows: list[dict], shares: dict, meta: dict) -> str:
+    s = summary(rows, shares)
+    c, tr, ho, f, z = (s["calibrated"], s["fitted_rows"], s["held_out_rows"], s["flat_15pct"],
+                       s["allocated_only"])
+    err = errors(rows, shares)
     lines = [
         "## Reserved memory: the caching-allocator model and the analytic estimate",
         "",
         f"`bench/allocator_matrix.py` ({meta['date']}, torch {meta['torch']}, transformers {meta['transformers']}) "
-        "traces every workload of `tests/test_trace_matrix.py` (2-layer cuts) and "
-        f"{sum(r['full_depth'] for r in rows)} full-depth small models, replays each trace's allocation stream "
-        "through `memory/allocator.py` (a model of torch's `CUDACachingAllocator`, default settings) from the "
-        "loaded model on, and compares the analytic estimator's reserved number (`memory/device.py`) with the "
-        "simulated `max_memory_reserved`.",
+        "traces every workload of `tests/test_trace_matrix.py` and the bench's own (FSDP2, MoE, long context "
+        f"32k–128k, LoRA, inference; 2-layer cuts) and {sum(r['full_depth'] for r in rows)} full-depth small "
+        "models, replays each trace's allocation stream through `memory/allocator.py` (a model of torch's "
+        "`CUDACachingAllocator`, default settings) from the loaded model on, and compares the analytic "
+        "estimator's reserved number (the trace's allocated peak plus `memory/device.py`'s `allocator_cache`) "
+        "with the simulated `max_memory_reserved`. FSDP1, FSDP2 without resharding and QLoRA are not in the "
+        "matrix: the trace does not run them (`trace/preflight.py`), so there is no replay to compare with.",
         "",
         f"Analytic reserved vs simulated, {c['n']} workloads: within 3% for {c['within_3pct']}, within 10% for "
-        f"{c['within_10pct']}; median error {100 * c['median']:.1f}%, worst {100 * c['worst']:.1f}%. "
+        f"{c['within_10pct']}; median error {100 * c['median']:.1f}%, worst {100 * c['worst']:.1f}%. The shares "
+        f"were fitted on {tr['n']} of them (within 3%: {tr['within_3pct']}, worst {100 * tr['worst']:.1f}%); on "
+        f"the {ho['n']} held out (every third row) within 3% for {ho['within_3pct']}, within 10% for "
+        f"{ho['within_10pct']}, median {100 * ho['median']:.1f}%, worst {100 * ho['worst']:.1f}%. "
         f"For comparison, allocated + a flat 15%: within 3% for {f['within_3pct']}, median {100 * f['median']:.1f}%, "
         f"worst {100 * f['worst']:.1f}%; allocated alone (no cache): within 3% for {z['within_3pct']}, median "
         f"{100 * z['median']:.1f}%, worst {100 * z['worst']:.1f}%.",
         "",
-        f"Constants (share of the transient {consts[0]}, MoE {consts[1]}, optimizer-step temporaries {consts[2]}, "
-        f"loss churn {consts[3]} × the loss head, FSDP's all-gather stream {consts[4]} and reduce-scatter stream "
-        f"{consts[5]} × the largest unit's unsharded bytes). The issue's "
-        "goal was 3% everywhere; the misses are listed below with the simulated cache.",
+        "By class (within 3% / workloads, worst):",
         "",
-        "| model | depth | workload | allocated | simulated reserved | cache (sim) | cache (analytic) | error |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
-    for r, e in zip(rows, errors(rows, consts)):
+    classes: dict[str, list[float]] = {}
+    for r, e in zip(rows, err):
+        classes.setdefault(_klass(r), []).append(abs(e))
+    for k, v in classes.items():
+        lines.append(f"- {k}: {sum(x <= 0.03 for x in v)} / {len(v)}, worst {100 * max(v):.1f}%")
+    lines += [
+        "",
+        "Shares (`memory/device.py` `CACHE_SHARES`, × the bytes `cache_features` names): "
+        + ", ".join(f"{k} {v}" for k, v in shares.items()) + ". `rounding` and `optimizer_big` are not fitted: the "
+        "2 MiB rounding of the persistent tensors is exact, and the optimizer step's embedding-sized temporary "
+        "needs a new block in the second step exactly when the next forward's largest request (fp32 logits of "
+        "a cross-entropy chunk, or an MLP intermediate) is larger than every layer weight's cached temporary "
+        "block, so that best fit splits the embedding-sized one (a free fit of its share gave 0.98). The "
+        "issue's goal was 3% everywhere; it is not met. What is left is order, not bytes: in prefill the cache "
+        "is what the attention part freed minus what the later layers' KV cache takes back out of it; under "
+        "FSDP2 how the side streams' blocks interleave with the default stream's differs with the world size "
+        "(llama-3-8b: 4.1 GiB cached at 2 GPUs, 4.4 at 8); a byte-weighted model does not see the order.",
+        "",
+        "| model | depth | workload | allocated | simulated reserved | cache (sim) | cache (analytic) | error | fit |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for i, (r, e) in enumerate(zip(rows, err)):
         wl = ", ".join(f"{k}={v}" for k, v in r["workload"].items())
         lines.append(f"| {r['model']} | {'full' if r['full_depth'] else '2 layers'} | {wl} | "
                      f"{r['sim_allocated'] / GiB:.2f} GiB | {r['sim_reserved'] / GiB:.2f} GiB | "
-                     f"{r['sim_cache'] / MiB:.0f} MiB | {predict(r, *consts) / MiB:.0f} MiB | {100 * e:+.1f}% |")
+                     f"{r['sim_cache'] / MiB:.0f} MiB | {predict(r, shares) / MiB:.0f} MiB | {100 * e:+.1f}% | "
+                     f"{'held out' if held_out(i) else 'fitted'} |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--fit", action="store_true", help="search the calibration constants again")
+    ap.add_argument("--fit", action="store_true", help="fit the shares again (on the rows not held out)")
     ap.add_argument("--write", help="replace the section in this markdown file")
     ap.add_argument("--json", help="write the raw rows here")
     ap.add_argument("--from-json", help="read rows instead of tracing")
+    ap.add_argument("--update", help="read rows from this JSON and trace only the cases it lacks")
     args = ap.parse_args()
     if args.from_json:
         data = json.loads(Path(args.from_json).read_text())
         rows, meta = data["rows"], data["meta"]
+        refeature(rows)
     else:
         import torch
         import transformers
 
         meta = {"date": datetime.date.today().isoformat(), "torch": torch.__version__,
                 "transformers": transformers.__version__, "python": platform.python_version()}
+        old = {}
+        if args.update and Path(args.update).exists():
+            old = {(r["model"], json.dumps(r["workload"], sort_keys=True), r["full_depth"]): r
+                   for r in json.loads(Path(args.update).read_text())["rows"]}
         rows = []
         for name, kw, full in cases():
-            rows.append(run_one(name, kw, full))
+            k = (name, json.dumps(kw, sort_keys=True), full)
+            rows.append(old[k] if k in old else run_one(name, kw, full))
             r = rows[-1]
             print(f"{name:14s} {'full' if full else '2L  '} {str(kw)[:60]:60s} alloc {r['sim_allocated'] / MiB:8.0f} "
                   f"reserved {r['sim_reserved'] / MiB:8.0f} cache {r['sim_cache'] / MiB:6.0f} "
                   f"(analytic {r['analytic_cache'] / MiB:6.0f}) {r['trace_s']}s", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    consts = fit(rows) if args.fit else current()
-    print("constants:", consts)
-    print(json.dumps(summary(rows, consts), indent=1))
+    shares = fit([r for i, r in enumerate(rows) if not held_out(i)]) if args.fit else current()
+    print("shares:", shares)
+    print(json.dumps(summary(rows, shares), indent=1))
     if args.write:
-        replace_section(args.write, "## Reserved memory: the caching-allocator model", markdown(rows, consts, meta))
+        replace_section(args.write, "## Reserved memory: the caching-allocator model", markdown(rows, shares, meta))
     return 0
 
 

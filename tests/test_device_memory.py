@@ -95,7 +95,34 @@ def test_analytic_cache_is_the_calibrated_formula():
                      ("llama-3-8b", dict(task="finetune", seq=512, num_gpus=4, parallelism="fsdp"))]:
         model, w = resolve(name, hub=False), make_workload(**kw)
         f = am.features(model, w)
-        assert f["analytic_cache"] == pytest.approx(am.predict(f, *am.current()), abs=1), (name, kw)
+        assert f["analytic_cache"] == pytest.approx(am.predict(f, am.current()), abs=1), (name, kw)
+
+
+def test_fsdp_cache_features_are_the_two_largest_units():
+    """FSDP2's all-gather stream holds two units gathered at once: untied, the embedding and the head (each
+    vocab × hidden); tied, the root's embedding and a decoder layer; the reduce-scatter stream the largest unit's
+    gradients in the reduce dtype (torchtitan: fp32)."""
+    from vramscope.estimators.common import compute_dtype, dtype_bytes
+    from vramscope.memory.device import cache_features
+    from vramscope.model.tensors import largest_layer
+    from vramscope.sources import resolve
+    from vramscope.workload import make_workload
+
+    def feats(name, **kw):
+        model, w = resolve(name, hub=False), make_workload(task="finetune", seq=256, num_gpus=8,
+                                                            parallelism="fsdp", **kw)
+        e = vramscope.estimate(name, task="finetune", seq=256, num_gpus=8, parallelism="fsdp", **kw)
+        db = dtype_bytes(compute_dtype(model, w))
+        return model.spec, db, cache_features(e.phases, model.spec, w, db, False)
+
+    spec, db, f = feats("llama-3-8b")
+    embed = spec.vocab_size * spec.hidden_size * db
+    assert not spec.tie_embeddings and f["fsdp_gather"] == 2 * embed and f["fsdp_reduce"] == embed
+    spec, db, f = feats("qwen2.5-0.5b", method="lora")
+    assert spec.tie_embeddings and f["fsdp_gather"] == 0 and f["fsdp_reduce"] == 0
+    assert f["fsdp_gather_adapters"] == spec.vocab_size * spec.hidden_size * db + largest_layer(spec) * db
+    spec, db, f = feats("llama-3-8b", precision="mixed", framework="torchtitan")
+    assert f["fsdp_reduce"] == pytest.approx(spec.vocab_size * spec.hidden_size * 4)
 
 
 def test_validate_compares_like_for_like():
