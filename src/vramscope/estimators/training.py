@@ -601,7 +601,7 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
     # backward; the output head's is released once its input gradient is computed. The head's weight gradient
     # comes out of its 16-bit matmul and the cast's backward (``_to_copy``) makes the fp32 one: both alive.
     # Traced (fake FSDP2 ranks, bench/pretrain_matrix.py): the moments below are the trace's
-    autocast = p.recipe == "mixed" and w.method == "full" and buf is not NO_BUFFERS
+    autocast = p.recipe == "mixed" and w.method == "full" and w.strategy.is_fsdp and w.pp == 1
     casts = p.cast_cache if autocast and not (w.grad_checkpointing or w.activation_offload) else 0
     head_cast = int(spec.vocab_size * spec.hidden_size * p.act_bytes) if autocast and not spec.tie_embeddings else 0
     candidates = [
