@@ -1,5 +1,6 @@
 """The trace estimator: the tracker is exact on real tensors, fake runs equal real runs, and it refuses clearly."""
 
+import importlib.util
 import json
 
 import pytest
@@ -11,6 +12,7 @@ from vramscope.sources import resolve
 from vramscope.workload import make_workload
 
 pytestmark = [requires_torch, pytest.mark.trace]
+requires_torchao = pytest.mark.skipif(importlib.util.find_spec("torchao") is None, reason="needs torchao")
 
 
 @pytest.fixture
@@ -44,6 +46,9 @@ def test_tracker_counts_rounded_storages_views_once():
     dict(task="finetune", method="lora", seq=64, grad_checkpointing=False),  # hf runs LoRA checkpointed unless told
     dict(task="finetune", method="full", seq=32, attn="eager", grad_checkpointing=True),
     dict(task="inference", seq=96, batch=2),
+    # torchao's Float8Linear on torch._scaled_mm: its meta kernel on fake tensors, the CPU float8 GEMM on real ones
+    pytest.param(dict(task="pretrain", precision="mixed", framework="torchtitan", float8="rowwise", seq=64, batch=2),
+                 marks=requires_torchao, id="float8-rowwise"),
 ])
 def test_fake_trace_equals_real_cpu_run(tiny, kw):
     """The same step on fake tensors and on real CPU tensors, tracked the same way, gives the same bytes.
@@ -114,6 +119,9 @@ FSDP2_RUNS = {
     # issue #14: torchtitan's MixedPrecisionPolicy (bf16 parameters, fp32 reduce-scatter), no autocast
     "torchtitan-mixed": dict(task="pretrain", seq=64, batch=2, parallelism="fsdp", precision="mixed",
                              framework="torchtitan"),
+    # torchao float8 with FSDP2 float8 all-gather and the scales precomputed after each step (torchao 0.18.0)
+    "torchtitan-float8-all-gather": dict(task="pretrain", seq=64, batch=2, parallelism="fsdp", precision="mixed",
+                                         framework="torchtitan", float8="tensorwise", fsdp_float8_all_gather=True),
 }
 
 
@@ -147,6 +155,9 @@ def test_fsdp2_fake_process_group_equals_real_gloo_ranks(tiny, tmp_path, run):
     import torch.multiprocessing as mp
 
     from vramscope.trace.estimator import run_trace
+
+    if FSDP2_RUNS[run].get("float8") and importlib.util.find_spec("torchao") is None:
+        pytest.skip("needs torchao")
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -614,8 +614,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "{framework} 的 FSDP MixedPrecisionPolicy：param_dtype {param}，reduce_dtype {reduce}（未分片参数及其梯度为 {param}，reduce-scatter 输入为 {reduce}）",
     },
     "a_fsdp_autocast": {
-        "en": "fp32 FSDP parameters under torch.autocast (no MixedPrecisionPolicy): autocast caches the bf16 cast of every gathered linear weight until forward ends, {cache} per GPU — a whole 16-bit copy of the model that resharding does not free; a framework with an FSDP policy ({o_framework} torchtitan, accelerate, hf) avoids it",
-        "zh": "torch.autocast 下的 fp32 FSDP 参数（没有 MixedPrecisionPolicy）：autocast 会缓存每个聚合后线性层权重的 bf16 副本直到前向结束，每卡 {cache}——整个模型的 16 位副本，重新分片也不会释放；使用带 FSDP 策略的框架（{o_framework} torchtitan、accelerate、hf）可避免",
+        "en": "fp32 FSDP parameters under torch.autocast (no MixedPrecisionPolicy): autocast caches the bf16 cast of every gathered linear weight until forward ends, {cache} per GPU — a whole 16-bit copy of the model that resharding does not free; the linears save those casts for backward, so without checkpointing they stay until each layer's backward; a framework with an FSDP policy ({o_framework} torchtitan, accelerate, hf) avoids it",
+        "zh": "torch.autocast 下的 fp32 FSDP 参数（没有 MixedPrecisionPolicy）：autocast 会缓存每个聚合后线性层权重的 bf16 副本直到前向结束，每卡 {cache}——整个模型的 16 位副本，重新分片也不会释放；线性层为反向保存这些副本，因此不做检查点时它们一直留到各层的反向；使用带 FSDP 策略的框架（{o_framework} torchtitan、accelerate、hf）可避免",
     },
     "a_megatron_dist_opt": {
         "en": "Megatron-LM distributed optimizer over {n} ranks: fp32 main parameters and Adam states sharded; the fp32 main-gradient buffer whole on every rank (its reduce buckets are views of it)",
@@ -973,8 +973,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "Megatron-LM 完全重算（block）：每个流水线段的前 {n} 层做检查点，其余层保留全部激活值",
     },
     "a_float8": {
-        "en": "torchao float8 training ({recipe}{gather}): the layers' linears matmul in float8; they save the same high-precision inputs a bf16 linear saves (eager), and each cast lives only around its matmul; the output head stays high precision",
-        "zh": "torchao float8 训练（{recipe}{gather}）：各层线性层以 float8 做矩阵乘；保存的仍是与 bf16 线性层相同的高精度输入（eager 模式），每次转换只在其矩阵乘前后存在；输出头保持高精度",
+        "en": "torchao 0.18 float8 training ({recipe}{gather}): the layers' linears matmul in float8; they save the same high-precision inputs a bf16 linear saves (eager), and each cast (fp32 scaling, 9 bytes per element at its peak) lives only around its matmul; the output head stays high precision",
+        "zh": "torchao 0.18 float8 训练（{recipe}{gather}）：各层线性层以 float8 做矩阵乘；保存的仍是与 bf16 线性层相同的高精度输入（eager 模式），每次转换（经 fp32 缩放，峰值每元素 9 字节）只在其矩阵乘前后存在；输出头保持高精度",
     },
     "a_chunked_ce": {
         "en": "chunked cross-entropy: output head and loss in {chunks} chunks (one chunk's fp32 logits at a time)",

@@ -126,7 +126,7 @@ def precision(model: ResolvedModel, w: Workload, dtype: str, t: Trainable, notes
     elif recipe == "mixed":
         weights = int(model.params * 4)
         param_bytes = 4.0
-        cast_cache = int(cast_params(model) * 2)
+        cast_cache = int(cast_params(model, float8=w.float8 != "none") * 2)
         if w.strategy.is_fsdp:
             # fp32 FSDP parameters under torch.autocast: every unsharded linear weight's bf16 cast stays in the
             # cache until autocast exits, so a whole 16-bit copy of the model outlives the resharding
@@ -313,9 +313,14 @@ def litgpt_bnb_inputs(spec: ModelSpec, w: Workload, a: float) -> tuple[float, fl
     return a * per_layer, 0.0
 
 
-def cast_params(model: ResolvedModel) -> int:
-    """Parameters autocast casts to 16-bit (the linear weights; embeddings and norms run in fp32)."""
-    return sum(g.numel for g in groups(model.spec) if g.tensor.linear) if model.exact_shape else model.params
+def cast_params(model: ResolvedModel, float8: bool = False) -> int:
+    """Parameters autocast casts to 16-bit (the linear weights; embeddings and norms run in fp32). ``float8``: the
+    layers' linears are torchao Float8Linears, whose forward casts only the input to autocast's dtype and the fp32
+    weight straight to float8 (torchao 0.18.0 float8_linear.py ``Float8Linear.forward``: no ``F.linear``, so no
+    autocast cache); the output head, left high precision, is still cast by autocast."""
+    if not model.exact_shape:
+        return model.params
+    return sum(g.numel for g in groups(model.spec) if g.tensor.linear and not (float8 and g.tensor.layer is not None))
 
 
 def _dtype_name(nbytes: float, dtype: str) -> str:
@@ -629,16 +634,27 @@ class Transients:
     #: the same in forward (bitsandbytes 0.50 dequantizes there straight to the compute dtype)
     forward_dequant: int = 0
     head_forward_dequant: int = 0
+    #: beside one Float8Linear's matmuls (:func:`float8_transient`), while its layer computes
+    float8: int = 0
+
+
+#: bytes per element while torchao casts a high-precision tensor to float8 in eager mode (torchao 0.18.0
+#: float8/float8_training_tensor.py ``_ToFloat8ConstrFunc.forward``: ``tensor.to(torch.float32) * scale`` (fp32),
+#: float8_utils.py ``to_fp8_saturated``: ``x.clamp(...)`` (fp32, the scaled tensor still referenced), ``.to(float8)``
+FLOAT8_CAST = 4 + 4 + 1
 
 
 def float8_transient(spec: ModelSpec, w: Workload, tokens: int) -> int:
-    """Bytes alive beside one Float8Linear's matmul (torchao 36027d8, torchao/float8/float8_linear.py
-    ``matmul_with_hp_or_float8_args``): forward casts the input and the weight to float8 (1 byte each, plus an
-    fp32 scale per row under rowwise scaling) and saves only the high-precision input and weight, as a bf16
-    linear does; backward casts the output gradient and the weight for the input's gradient, then the output
-    gradient and the input again for the weight's (``rowwise_with_gw_hp``: the weight's gradient in high
-    precision, no casts). With FSDP float8 all-gather the weight arrives already cast. The largest linear of a
-    layer counts; the output head stays high precision (torchtitan's recipes filter ``output``)."""
+    """Bytes alive beside one Float8Linear's matmuls (torchao 0.18.0, torchao/float8/float8_linear.py
+    ``matmul_with_hp_or_float8_args``; recipes from config.py ``Float8LinearConfig.from_recipe_name``). Forward
+    saves only the high-precision input and weight, as a bf16 linear does, and casts the input, then the weight,
+    to float8 for ``torch._scaled_mm``; each cast holds :data:`FLOAT8_CAST` bytes per element at its peak (the
+    already cast operand, 1 byte per element plus its fp32 scales, beside it: one per row under rowwise scaling,
+    one per tensor under tensorwise). Backward casts the output gradient and the weight for the input's gradient,
+    then the output gradient and the input again for the weight's (``rowwise_with_gw_hp``: the weight's gradient
+    in high precision, no casts). With FSDP float8 all-gather the weight arrives already cast (fsdp_utils.py
+    ``WeightWithDynamicFloat8CastTensor``). The largest linear of a layer counts; the output head stays high
+    precision (torchtitan's converter filters ``output``)."""
     if w.float8 == "none":
         return 0
     rowwise = w.float8 != "tensorwise"
@@ -648,12 +664,17 @@ def float8_transient(spec: ModelSpec, w: Workload, tokens: int) -> int:
         if not t.linear or t.layer is None or len(t.shape) < 2:
             continue
         out_f, in_f = t.shape[-2], t.shape[-1]
-        weight = 0 if w.fsdp_float8_all_gather else out_f * in_f + (4 * out_f if rowwise else 0)
-        x = tokens * in_f + (4 * tokens if rowwise else 0)
+        x = tokens * in_f + (4 * tokens if rowwise else 0)  # cast input, bytes
         go = tokens * out_f + (4 * tokens if rowwise else 0)
-        forward = x + weight
-        backward = go + out_f * in_f + (0 if w.float8 == "rowwise_with_gw_hp" else go + x)
-        worst = max(worst, forward, backward)
+        wt = out_f * in_f + (4 * out_f if rowwise else 0)
+        cast_w = 0 if w.fsdp_float8_all_gather else FLOAT8_CAST * out_f * in_f
+        forward = max(FLOAT8_CAST * tokens * in_f, x + cast_w)
+        grad_input = max(FLOAT8_CAST * tokens * out_f, go + cast_w)
+        if w.float8 == "rowwise_with_gw_hp":
+            grad_weight = 0
+        else:
+            grad_weight = max(FLOAT8_CAST * tokens * out_f, go + FLOAT8_CAST * tokens * in_f)
+        worst = max(worst, forward, grad_input, grad_weight, go + wt if not w.fsdp_float8_all_gather else go)
     return worst
 
 
@@ -667,7 +688,7 @@ def transients(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, bu
     per_element = eager if eager is not None and not compiles(w, "model") else (
         p.a if w.profile.own_modules and w.profile.bnb_convert != "lightning" else bnb_dequant_bytes(w, p.dtype))
     dequant = int(largest_layer_linear(spec) * per_element) \
-        if w.method == "qlora" else float8_transient(spec, w, w.batch * -(-w.seq // w.sp))
+        if w.method == "qlora" else 0
     bnb = w.method == "qlora" and eager is None and not (w.profile.own_modules and w.profile.bnb_convert != "lightning")
     forward_element = bnb_dequant_bytes(w, p.dtype, forward=True) if bnb else per_element
     forward_dequant = int(largest_layer_linear(spec) * forward_element) if w.method == "qlora" else dequant
@@ -690,7 +711,7 @@ def transients(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, bu
         in_flight=merged if w.grad_checkpointing else 0,
         # under FSDP the last layer's merged expert weights appear after its copy-out (below)
         merged_last=merged if buf is not NO_BUFFERS and not w.grad_checkpointing else 0,
-        dequant=dequant, dora_forward=dora_temp,
+        dequant=dequant, dora_forward=dora_temp, float8=float8_transient(spec, w, w.batch * -(-w.seq // w.sp)),
         # a recomputed DoRA layer rebuilds its weights with autograd recording
         dora_recompute=dora_forward_transient(spec, flags.lora) if flags.dora and w.grad_checkpointing else 0,
         head_dequant=int(head.numel * per_element) if head is not None else 0,
@@ -722,6 +743,9 @@ def forward_moment(sv: Saved, lay: Layout, tr: Transients, kept: int, cast_cache
         _at((buf.forward_layer, 0), {**base, "temporaries": sp_temp + tr.forward_dequant,
                                      "activations": acts.layers + cast_cache + tr.in_flight - tr.merged_last}),
     ]
+    if tr.float8:  # a layer computing: its parameters and the retained gather buffer (or the prefetched layer)
+        candidates.append(_at((buf.forward_held, 0), {**base, "temporaries": sp_temp + tr.float8,
+                                                      "activations": acts.layers + cast_cache}))
     if tr.dora_forward:
         candidates.append(_at((buf.forward_layer, 0), {**base, "activations": acts.layers + cast_cache
                                                        + tr.dora_forward}))
@@ -752,8 +776,17 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
     base = {"weights": lay.weights, "optimizer_states": lay.states}
     embed_grad, tied_extra = _head_grads(spec, w, p)
     logits = int(w.batch * sv.seq_local * spec.vocab_size * p.act_bytes)
+    # fp32 FSDP parameters under torch.autocast (torch 2.13 aten/src/ATen/autocast_mode.cpp cached_cast): each
+    # linear's 16-bit weight cast, of the unsharded parameter, is what its matmul saved for backward, so without
+    # checkpointing every cast outlives autocast's exit (which only empties the cache) until its own matmul's
+    # backward; the output head's is released once its input gradient is computed. The head's weight gradient
+    # comes out of its 16-bit matmul and the cast's backward (``_to_copy``) makes the fp32 one: both alive.
+    # Traced (fake FSDP2 ranks, bench/pretrain_matrix.py): the moments below are the trace's
+    autocast = p.recipe == "mixed" and w.method == "full" and w.strategy.is_fsdp and w.pp == 1
+    casts = p.cast_cache if autocast and not (w.grad_checkpointing or w.activation_offload) else 0
+    head_cast = int(spec.vocab_size * spec.hidden_size * p.act_bytes) if autocast and not spec.tie_embeddings else 0
     candidates = [
-        _at((buf.backward_loss, 0), {**base, "gradients": kept, "activations": acts.saved,
+        _at((buf.backward_loss, 0), {**base, "gradients": kept, "activations": acts.saved + casts,
                                      "temporaries": max(acts.loss_backward_extra, acts.layer_backward_extra) + sp_temp,
                                      # a plain PyTorch loop still holds out.logits (compute dtype) as backward starts
                                      "loss_head": logits if w.profile.keeps_logits else 0}),
@@ -769,9 +802,12 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
     if buf is not NO_BUFFERS:
         # the output head's backward (its unsharded gradient, the loss's tensors gone) and the first layers'
         # backward (nearly all gradients and a layer in flight)
-        candidates.append(_at(buf.backward_start, {**base, "gradients": kept, "activations": acts.layers}))
+        candidates.append(_at(buf.backward_start, {**base, "gradients": kept,
+                                                   "activations": acts.layers + max(0, casts - head_cast),
+                                                   "temporaries": head_cast}))
         # the last layer's backward: its parameters and the prefetched next layer beside nearly everything saved
-        candidates.append(_at((buf.backward_layer[0], 0), {**base, "gradients": kept, "activations": acts.layers,
+        candidates.append(_at((buf.backward_layer[0], 0), {**base, "gradients": kept, "activations": acts.layers
+                                                           + max(0, casts - head_cast),
                                                            "temporaries": acts.layer_backward_extra}))
         candidates.append(_at(buf.backward_layer, {**base, "gradients": grads - buf.layer_pending // n}))
         candidates.append(_at(buf.backward_reduce, {**base, "gradients": grads}))
@@ -811,9 +847,14 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
         # recomputed tensors are re-created inside backward: temporaries, as a trace sees them
         candidates.append(_at(buf.backward_layer, {
             **base, "gradients": max(kept, grads - layer_grads - embed_grad),
-            "temporaries": sp_temp + acts.one_layer + max(acts.layer_backward_extra, tr.dora_recompute, tr.dequant)}))
+            "temporaries": sp_temp + acts.one_layer + max(acts.layer_backward_extra, tr.dora_recompute, tr.dequant,
+                                                          tr.float8)}))
     elif tr.dequant:
         candidates.append({**base, "gradients": kept, "activations": acts.layers, "temporaries": tr.dequant})
+    if tr.float8 and not (w.grad_checkpointing or w.activation_offload):
+        # the last layer's backward casting its output gradient, weight and input, nearly everything saved
+        candidates.append(_at((buf.backward_layer[0], 0), {**base, "gradients": kept, "activations": acts.layers,
+                                                           "temporaries": tr.float8}))
     return candidates, head_candidate
 
 

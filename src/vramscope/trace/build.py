@@ -9,10 +9,10 @@ from ..model.families import by_model_type
 from ..sources.base import ResolvedModel
 
 
-def require_torch() -> None:
+def require_torch(extra: tuple[str, ...] = ()) -> None:
     import importlib.util
 
-    for mod in ("torch", "transformers"):
+    for mod in ("torch", "transformers", *extra):
         if importlib.util.find_spec(mod) is None:
             raise VramscopeError("trace_missing", module=mod)
 
@@ -301,3 +301,24 @@ def selective_attention_checkpointing(model: Any) -> None:
     ALL_MASK_ATTENTION_FUNCTIONS.register(SELECTIVE, ALL_MASK_ATTENTION_FUNCTIONS[impl])
     for cfg in (model.config, config):
         cfg._attn_implementation_internal = SELECTIVE
+
+
+def convert_float8(model: Any, recipe: str, all_gather: bool = False) -> int:
+    """torchao 0.18.0's ``convert_to_float8_training`` on the decoder's linears, as torchtitan's
+    ``Float8LinearConverter`` applies it (torchtitan 0.3.0 ``components/quantization/float8.py``): ``tensorwise``
+    is ``Float8LinearConfig(enable_fsdp_float8_all_gather=all_gather)``, ``rowwise`` and ``rowwise_with_gw_hp`` are
+    ``Float8LinearConfig.from_recipe_name``; the output head is filtered out (torchtitan's ``filter_fqns``
+    ``["output"]``, ``lm_head`` in transformers). torchao's real ``torch._scaled_mm`` path runs, never its
+    ``emulate`` one: on fake tensors its meta kernel gives the shapes, and torch 2.13's CPU build has a float8
+    ``_scaled_mm`` (tensorwise and rowwise scales) for runs on real CPU tensors. Returns the linears converted."""
+    from torchao.float8 import Float8LinearConfig, convert_to_float8_training
+    from torchao.float8.float8_linear import Float8Linear
+
+    if recipe == "tensorwise":
+        config = Float8LinearConfig(enable_fsdp_float8_all_gather=all_gather)
+    else:
+        config = Float8LinearConfig.from_recipe_name(recipe)
+    base_model = model.get_base_model() if hasattr(model, "get_base_model") else model
+    head = base_model.get_output_embeddings()
+    convert_to_float8_training(base_model, config=config, module_filter_fn=lambda mod, fqn: mod is not head)
+    return sum(isinstance(m, Float8Linear) for m in base_model.modules())

@@ -99,7 +99,7 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
     ``on_tracker`` sees the tracker before the run starts.
     """
     check_traceable(model, w)
-    require_torch()
+    require_torch(("torchao",) if w.float8 != "none" else ())
     import torch
     from torch._subclasses.fake_tensor import FakeTensorMode
 
@@ -275,7 +275,8 @@ def _run(model: ResolvedModel, w: Workload, tracker: Any, mark: Callable, catego
                      on_grads=on_grads, on_logits=on_logits, keep_outputs=w.profile.keeps_logits,
                      ce_chunks=w.ce_chunks, offload=w.activation_offload,
                      step_in_backward=w.optimizer_in_backward, accumulate=w.grad_accum > 1,
-                     loss_parallel=w.tp_degree > 1)
+                     loss_parallel=w.tp_degree > 1,
+                     after_step=_float8_scales(net) if w.fsdp_float8_all_gather else None)
         for o in optimizers:
             for state in o.state.values():
                 mark([v for v in state.values() if isinstance(v, torch.Tensor)], "optimizer_states")
@@ -325,6 +326,10 @@ def prepare_training(net: Any, w: Workload, mesh: Any = None, compute: str = "bf
         checkpoint_layers(net, w.checkpoint_every)
         if w.method in ("lora", "qlora"):
             net.enable_input_require_grads()
+    if w.float8 != "none":  # before sharding, as torchtitan converts the model before parallelize
+        from .build import convert_float8
+
+        convert_float8(net, w.float8, w.fsdp_float8_all_gather)
     if mesh is not None and w.tp_degree > 1:
         from .parallel import apply_tensor_parallel
 
@@ -339,6 +344,15 @@ def prepare_training(net: Any, w: Workload, mesh: Any = None, compute: str = "bf
         return net, params, per_param, list(per_param.values())
     opt = make_optimizer(params, w.optimizer)
     return net, params, opt, [opt]
+
+
+def _float8_scales(net: Any) -> Callable[[], None]:
+    """torchao's ``precompute_float8_dynamic_scale_for_fsdp`` after each optimizer step, as torchtitan's
+    ``Float8LinearConverter.post_optimizer_hook`` runs it with float8 all-gather (one all-reduce of every float8
+    weight's amax; the scales ride on the weights until the next step)."""
+    from torchao.float8 import precompute_float8_dynamic_scale_for_fsdp
+
+    return lambda: precompute_float8_dynamic_scale_for_fsdp(net)
 
 
 def _global_numel(p: Any) -> int:

@@ -121,14 +121,15 @@ def run_training(model: Any, optimizer: Any, batch: int, seq: int, phase: Phase,
                  on_grads: Optional[Callable[[], None]] = None, on_logits: Optional[Callable[[Any], None]] = None,
                  device_type: str = "cpu", keep_outputs: bool = False, ce_chunks: int = 1,
                  offload: bool = False, step_in_backward: bool = False, accumulate: bool = False,
-                 loss_parallel: bool = False) -> None:
+                 loss_parallel: bool = False, after_step: Optional[Callable[[], None]] = None) -> None:
     """One training step per ``steps``; ``ce_chunks > 1`` computes the output head and the loss chunk by chunk
     (torchtune's ``CEWithChunkedOutputLoss``), ``offload`` moves saved activations out as torchtune's
     ``OffloadActivations`` does, ``step_in_backward`` steps each parameter from its gradient hook (torchtune's
     ``optimizer_in_bwd``; ``optimizer`` is then a dict parameter → optimizer). ``loss_parallel``: tensor-parallel
     logits sharded on the vocabulary, the loss and its backward inside torch's ``loss_parallel()`` (torchtitan's
     train context); the positions are passed, as a sequence-parallel embedding's local output no longer has
-    the whole sequence (torchtitan's model takes them from its RoPE cache)."""
+    the whole sequence (torchtitan's model takes them from its RoPE cache). ``after_step`` runs after each
+    optimizer step, in its phase (torchtitan's post-optimizer hooks: float8 scale precomputation)."""
     import torch
 
     if loss_parallel:
@@ -193,6 +194,8 @@ def run_training(model: Any, optimizer: Any, batch: int, seq: int, phase: Phase,
         if not step_in_backward:
             phase(f"optimizer_step#{step}")
             optimizer.step()
+            if after_step is not None:
+                after_step()
             if not accumulate or step == steps:
                 optimizer.zero_grad(set_to_none=True)
         phase(f"idle#{step}")

@@ -215,10 +215,11 @@ def make_tracker(progress: Optional[Callable[[str], None]] = None, fake_mode: An
     (``_fsdp_param.py`` ``free_storage`` / ``alloc_storage``). DTensor ops are let through (``NotImplemented``) so
     their local ops come back here, and what DTensor's sharding propagation runs on global-shape fake arguments
     (``_sharding_prop.py`` ``_propagate_tensor_meta_non_cached``, in a fake mode of its own) is not counted: it
-    allocates nothing on the rank. ``fake_mode``: the fake mode the workload runs in.
+    allocates nothing on the rank. A traceable wrapper subclass (``__tensor_flatten__``: torchao's float8 tensors)
+    is followed through its inner tensors, as its own storage is an unallocated placeholder. ``fake_mode``: the fake mode the workload runs in.
     """
     import torch
-    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._python_dispatch import TorchDispatchMode, is_traceable_wrapper_subclass
     from torch.utils._pytree import tree_leaves
     from torch.utils.weak import WeakIdKeyDictionary
 
@@ -251,6 +252,14 @@ def make_tracker(progress: Optional[Callable[[str], None]] = None, fake_mode: An
             # a functional collective's wrapper (eager tensor parallelism) owns no memory: its result does
             while AsyncCollectiveTensor is not None and isinstance(t, AsyncCollectiveTensor):
                 t = t.elem
+            if is_traceable_wrapper_subclass(t):
+                # a wrapper subclass (torchao's WeightWithDynamicFloat8CastTensor, Float8TrainingTensor) owns no
+                # memory: its storage is a placeholder of its logical size; the inner tensors hold the bytes. They
+                # are read from its attributes: torchao 0.18's WeightWithDynamicFloat8CastTensor.__tensor_flatten__
+                # tests ``if self._precomputed_scale`` (a tensor's truth value: data-dependent on fake tensors)
+                inner = [v for v in vars(t).values() if isinstance(v, torch.Tensor)]
+                cells = [self.track(v) for v in inner]
+                return next((c for c in cells if c is not None), None)
             try:
                 st = t.untyped_storage()
             except (RuntimeError, NotImplementedError):
