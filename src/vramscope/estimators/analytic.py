@@ -98,14 +98,15 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         acts, host_acts = training.offload_activations(saved.acts, notes)
         saved = replace(saved, acts=acts)
         extra["host_bytes"] = extra.get("host_bytes", 0) + host_acts
-    kept = training.kept_gradients(w, t, p, lay.grads)
+    kept = training.kept_gradients(w, t, p, lay.grads, lay.backward_only)
+    kept_bwd = training.kept_gradients(w, t, p, lay.grads, lay.backward_only, backward=True)
     tr = training.transients(spec, w, p, saved.flags, lay.buf)
     if saved.acts.layer_forward_extra:
         # the loss head passes through forward where eager attention's scores are its peak moment: its churn of
         # the allocator's cache is still counted (api._with_device_terms takes it out of extra)
         extra["_loss_head"] = saved.acts.loss_forward_extra
     phases = training.step_phases(w, lay, training.forward_moment(saved, lay, tr, kept, p.cast_cache),
-                                  training.backward_moment(spec, w, t, p, saved, lay, tr, kept), notes,
+                                  training.backward_moment(spec, w, t, p, saved, lay, tr, kept_bwd), notes,
                                   logits=int(w.batch * saved.seq_local * spec.vocab_size * p.act_bytes))
     if w.pp > 1:
         phases, extra["pipeline"] = training.pipeline(spec, w, phases, saved.acts.layers, notes, p.cast_cache)
