@@ -396,8 +396,11 @@ def layout(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes: list
         bucket, prefetch, persistence = zero_sizes(spec, w.zero_auto, w.reduce_bucket, w.zero_prefetch,
                                                    w.zero_persistence)
         weights, grads, states, temp = (split(x, n) for x in (p.weights, p.grads, p.states, p.temp))
-        # parameters at or under the persistence threshold stay whole on every rank beside their partition
-        weights += int(persistent_params(spec, persistence) * p.a) + resident - resident // n
+        # parameters at or under the persistence threshold stay whole on every rank beside their partition, on the
+        # GPU even under offload_param (what parameter offload leaves there: resident)
+        persistent = int(persistent_params(spec, persistence) * p.a)
+        weights += persistent + resident - resident // n
+        resident += persistent
         grads += zero_bucket(bucket, p.param_bytes)
         buf = zero3_buffers(spec, p.a, prefetch, w.zero_max_live, bucket, t.params, persistence)
         _zero_auto_note(spec, w, notes)
