@@ -129,3 +129,21 @@ def test_deepspeed_auto_sizes_as_the_trainer_fills_them(tmp_path, tiny):
     # the bucket: h² elements in bf16 instead of DeepSpeed's own default 5e8
     assert plain.phases["optimizer_step"]["gradients"] - est.phases["optimizer_step"]["gradients"] == \
         zero_bucket(500_000_000, 2.0) - zero_bucket(h * h, 2.0)
+
+
+def test_fsdp1_cpu_offload_keeps_the_sharded_gradients_on_the_gpu_until_backward_ends():
+    """torch 2.13 FSDP1 CPUOffload(offload_params=True) (read from source: the CPU-only build cannot pin memory, which
+    its offload needs): every reduce-scattered gradient waits on the GPU as _saved_grad_shard until the post-backward
+    callback hands the pinned host copy to the optimizer; FSDP2 moves each one to the host at once."""
+    model = resolve("llama-3-8b")  # model states well above one short sequence's activations
+    kw = dict(task="finetune", method="full", dtype="bf16", num_gpus=2, parallelism="fsdp", offload="optimizer+params",
+              batch=1, seq=16)
+    v1 = estimate_resolved(model, make_workload(fsdp_version=1, **kw))
+    v2 = estimate_resolved(model, make_workload(fsdp_version=2, **kw))
+    sharded = model.params * 2 // 2
+    assert "a_fsdp1_offload" in [a.key for a in v1.assumptions]
+    assert "a_fsdp1_offload" not in [a.key for a in v2.assumptions]
+    assert v1.phases["backward"]["gradients"] >= sharded
+    for est in (v1, v2):  # the optimizer steps on the host copies
+        assert est.phases["optimizer_step"].get("gradients", 0) == 0
+    assert v1.phases["backward"]["gradients"] > v2.phases["backward"]["gradients"]

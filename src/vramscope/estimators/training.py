@@ -462,6 +462,10 @@ def offload(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, lay: Layou
         if buf is NO_BUFFERS:
             buf = fsdp_buffers(spec, w.fsdp_version, p.a, p.param_bytes, not adapters, w.method == "full")
     backward_only = lay.backward_only
+    if params_off and w.strategy.is_fsdp:
+        # the optimizer steps on the host's gradients: on the GPU they exist inside backward only (FSDP2:
+        # _fsdp_collectives.py foreach_reduce moves each reduce-scattered gradient to the host at once)
+        backward_only = grads
     if params_off and w.strategy.is_fsdp and w.fsdp_version == 1:
         # torch 2.13 FSDP1 CPUOffload(offload_params=True): each unshard first copies the pinned host shard to the
         # GPU (_flat_param.py pre_unshard: flat_param_to(device), or the _mp_shard under a MixedPrecision policy),
