@@ -517,10 +517,10 @@ CORE: tuple[Option, ...] = (
     O("zero_auto", ("--zero-auto",), "custom", (), group="parallel", owner="training",
       parse=lambda value, field: _zero_auto(value, field), metavar="SIZES",
       help_en="DeepSpeed sizes left \"auto\", as the HF Trainer fills them from the model's hidden size h: a "
-              "comma-separated set of reduce_bucket (h²), zero_prefetch (0.9·h²), zero_persistence (10·h); "
-              "--deepspeed sets it",
+              "comma-separated set of reduce_bucket (h²), zero_prefetch (0.9·h²), zero_persistence (10·h), as a DeepSpeed "
+              "config that leaves them \"auto\" is read",
       help_zh="DeepSpeed 配置中留作 \"auto\" 的大小，按 HF Trainer 的做法由模型的 hidden size h 填入：以逗号分隔的 "
-              "reduce_bucket（h²）、zero_prefetch（0.9·h²）、zero_persistence（10·h）；--deepspeed 会设置它"),
+              "reduce_bucket（h²）、zero_prefetch（0.9·h²）、zero_persistence（10·h）；读入把它们留作 \"auto\" 的 DeepSpeed 配置时即按此设置"),
     O("offload_device", ("--offload-device",), "choice", "cpu", group="parallel", owner="training",
       choices=OFFLOAD_DEVICES, help_en="cpu (default) | nvme (ZeRO-Infinity)",
       help_zh="cpu（默认）| nvme（ZeRO-Infinity）"),
