@@ -14,7 +14,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 def test_deepspeed_example_from_the_docs():
     w = from_deepspeed(str(EXAMPLES / "ds_zero3_offload.json"))
-    assert w == {"parallelism": "zero3", "offload": "optimizer+params", "zero_max_live": 1_000_000_000}
+    # the three sizes left "auto" are the HF Trainer's to fill from the model's hidden size
+    assert w == {"parallelism": "zero3", "offload": "optimizer+params", "zero_max_live": 1_000_000_000,
+                 "zero_auto": ("reduce_bucket", "zero_persistence", "zero_prefetch")}
 
 
 def test_deepspeed_fields(tmp_path):

@@ -25,6 +25,7 @@ from typing import Any, Optional
 from .errors import VramscopeError
 from .sources.base import MAX_DEPTH, MAX_INT_DIGITS, JsonProblem, decode_text, format_limit, parse_json, \
     read_limited, shown_path
+from .options import ZERO_AUTO
 from .units import shown
 
 #: A DeepSpeed JSON config: real ones are 1-5 KB; 1 MB is generous, and the objects and values in it are bounded
@@ -306,12 +307,17 @@ def _deepspeed_options(path: str, cfg: Any) -> dict[str, Any]:
             out[opt] = _whole(path, key, value, 1, MAX_COUNT, 'a whole number (or "auto")')
     if "nvme" in devices.values():
         out["offload_device"] = "nvme"
+    auto = []
     for key, opt in (("stage3_prefetch_bucket_size", "zero_prefetch"), ("stage3_max_live_parameters", "zero_max_live"),
                      ("stage3_param_persistence_threshold", "zero_persistence"), ("reduce_bucket_size", "reduce_bucket")):
         value = zero.get(key)
         if _given(value):
             out[opt] = _whole(path, f"zero_optimization.{key}", value, 0, MAX_ELEMENTS,
                               'a number of elements (or "auto")')
+        elif value == "auto" and opt in ZERO_AUTO:
+            auto.append(opt)  # the HF Trainer fills it from the model's hidden size (estimators.training.zero_sizes)
+    if auto:
+        out["zero_auto"] = tuple(sorted(auto))
     return out
 
 

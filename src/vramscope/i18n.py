@@ -876,8 +876,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "此 DeepSeek GGUF 早于 *_mla 键（2025 年 4 月前转换）：llama.cpp 不用 MLA 运行它，按头缓存 K 和 V（每个 token 每层 {k} + {v}）",
     },
     "a_zero": {
-        "en": "per GPU of {n}-way DeepSpeed ZeRO stage {stage}: fp32 master weights and optimizer states sharded (stage 2: gradients too), a resident {bucket}-element gradient bucket, the step upcasting the gradient partition to fp32; activations per rank",
-        "zh": "{n} 卡 DeepSpeed ZeRO 第 {stage} 阶段的单卡显存：fp32 主权重与优化器状态切分（第 2 阶段梯度也切分），常驻 {bucket} 元素的梯度桶，优化器步骤把梯度分片升为 fp32；激活值按每卡计",
+        "en": "per GPU of {n}-way DeepSpeed ZeRO stage {stage} (DeepSpeed 0.19.8): fp32 master weights and optimizer states sharded (stage 2: gradients too), a {bucket}-element gradient bucket allocated whole in backward, the step upcasting the gradient partition to fp32; activations per rank",
+        "zh": "{n} 卡 DeepSpeed ZeRO 第 {stage} 阶段的单卡显存（DeepSpeed 0.19.8）：fp32 主权重与优化器状态切分（第 2 阶段梯度也切分），反向时整块分配 {bucket} 元素的梯度桶，优化器步骤把梯度分片升为 fp32；激活值按每卡计",
     },
     "a_ddp": {
         "en": "per GPU of {n}-way DDP: a full replica each, plus DDP's flat gradient buckets beside .grad",
@@ -936,9 +936,21 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "FSDP{v} full shard over {n:~GPU~GPUs}{hybrid}: parameters, gradients and optimizer states divided; unsharded layers in flight (two in forward; in backward also the layer's gradients and, for FSDP2, the reduce-scatter buffer); the output head stays gathered from forward into backward",
         "zh": "FSDP{v} 全分片（{n} 张 GPU{hybrid}）：参数、梯度和优化器状态按卡均分；另有正在传输的未分片层（前向两层；反向还有该层梯度，FSDP2 另加 reduce-scatter 缓冲）；输出头从前向到反向保持聚合",
     },
+    "a_zero_auto": {
+        "en": "DeepSpeed sizes left \"auto\" filled as the HF Trainer fills them from hidden size {h} (transformers 5.24 trainer_config_finalize): {sizes}",
+        "zh": "DeepSpeed 配置中留作 \"auto\" 的大小按 HF Trainer 的做法由 hidden size {h} 填入（transformers 5.24 trainer_config_finalize）：{sizes}",
+    },
+    "a_fsdp1_offload": {
+        "en": "FSDP1 parameter CPU offload (torch 2.13): each unshard stages the host shard on the GPU first ({staged} with two unshards in flight), and every unit's reduce-scattered gradient ({grads} in all) waits on the GPU beside its pinned host copy until backward ends",
+        "zh": "FSDP1 参数 CPU 卸载（torch 2.13）：每次反分片先把主机上的分片暂存到 GPU（两次反分片同时进行时共 {staged}），每个单元 reduce-scatter 后的梯度（共 {grads}）在反向结束前与其锁页主机副本一同留在 GPU 上",
+    },
+    "a_zero_lora": {
+        "en": "LoRA under DeepSpeed ZeRO (0.19.8): the engine casts peft's fp32 adapters to {dtype} with the base, their gradients and bucket in {dtype}, and its optimizer keeps the fp32 master partition",
+        "zh": "DeepSpeed ZeRO（0.19.8）下的 LoRA：引擎把 peft 的 fp32 适配器随基座一起转为 {dtype}，梯度与梯度桶为 {dtype}，优化器保留 fp32 主权重分片",
+    },
     "a_zero3": {
-        "en": "DeepSpeed ZeRO-3 over {n:~GPU~GPUs}: states divided; gathered: the largest module (twice while a coalesced gather copies out) plus the prefetch bucket ({prefetch} elements, at most {live} live), small parameters kept whole; backward adds the {bucket}-element reduce bucket and its copy",
-        "zh": "DeepSpeed ZeRO-3（{n} 张 GPU）：状态均分；聚合部分：最大的子模块（合并 all-gather 拷出时为两份）加预取桶（{prefetch} 个元素，最多 {live} 个常驻），小参数完整保留；反向另加 {bucket} 元素的归约桶及其拷贝",
+        "en": "DeepSpeed ZeRO-3 (DeepSpeed 0.19.8) over {n:~GPU~GPUs}: states divided; gathered: the largest module (twice while a coalesced gather copies out) plus the prefetch bucket ({prefetch} elements, at most {live} live), small parameters kept whole beside their partitions; the {bucket}-element reduce bucket allocated whole at start-up, and in backward its copy",
+        "zh": "DeepSpeed ZeRO-3（DeepSpeed 0.19.8，{n} 张 GPU）：状态均分；聚合部分：最大的子模块（合并 all-gather 拷出时为两份）加预取桶（{prefetch} 个元素，最多 {live} 个常驻），小参数在其分片之外完整保留；{bucket} 元素的归约桶在启动时整块分配，反向时另有其拷贝",
     },
     "a_tp_train_sp": {
         "en": "per GPU of {n}-way Megatron tensor parallelism with sequence parallelism: heads, MLP and vocabulary split; norm and residual activations split along the sequence",

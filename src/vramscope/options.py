@@ -222,6 +222,24 @@ def _liger(value: Any, field: str) -> tuple[str, ...]:
     return tuple(k for k in LIGER_KERNELS if k in items)
 
 
+#: DeepSpeed ZeRO sizes the HF Trainer fills from the model's hidden size when a config leaves them "auto"
+ZERO_AUTO = ("reduce_bucket", "zero_persistence", "zero_prefetch")
+
+
+def _zero_auto(value: Any, field: str) -> tuple[str, ...]:
+    """A comma-separated subset of :data:`ZERO_AUTO` (none: empty)."""
+    if isinstance(value, (list, tuple)):
+        items = [str(v) for v in value]
+    else:
+        items = text(value, field, "none or " + ",".join(ZERO_AUTO)).split(",")
+    items = [i.strip().lower().replace("-", "_") for i in items if i.strip()]
+    if items == ["none"]:
+        return ()
+    for i in items:
+        choice(i, field, ZERO_AUTO)
+    return tuple(k for k in ZERO_AUTO if k in items)
+
+
 def _grad_checkpointing(value: Any, field: str) -> Any:
     """True/False, or a mode (full, selective) as ``--grad-checkpointing MODE`` gives it."""
     if isinstance(value, str) and value.strip().lower() in CHECKPOINT_MODES:
@@ -525,6 +543,13 @@ CORE: tuple[Option, ...] = (
     O("reduce_bucket", ("--reduce-bucket",), "int", 500_000_000, group="parallel", owner="training", lo=0,
       hi=10**13, metavar="ELEMENTS", help_en="DeepSpeed reduce_bucket_size (5e8)",
       help_zh="DeepSpeed 的 reduce_bucket_size（5e8）"),
+    O("zero_auto", ("--zero-auto",), "custom", (), group="parallel", owner="training",
+      parse=lambda value, field: _zero_auto(value, field), metavar="SIZES",
+      help_en="DeepSpeed sizes left \"auto\", as the HF Trainer fills them from the model's hidden size h: a "
+              "comma-separated set of reduce_bucket (h²), zero_prefetch (0.9·h²), zero_persistence (10·h), as a DeepSpeed "
+              "config that leaves them \"auto\" is read",
+      help_zh="DeepSpeed 配置中留作 \"auto\" 的大小，按 HF Trainer 的做法由模型的 hidden size h 填入：以逗号分隔的 "
+              "reduce_bucket（h²）、zero_prefetch（0.9·h²）、zero_persistence（10·h）；读入把它们留作 \"auto\" 的 DeepSpeed 配置时即按此设置"),
     O("offload_device", ("--offload-device",), "choice", "cpu", group="parallel", owner="training",
       choices=OFFLOAD_DEVICES, help_en="cpu (default) | nvme (ZeRO-Infinity)",
       help_zh="cpu（默认）| nvme（ZeRO-Infinity）"),

@@ -329,7 +329,9 @@ def _distributed(v: dict[str, Any], task: str, par: str, n_gpus: int, pp: int, a
                              reason=Text("r_nvme", zero=Opt("zero", "1-3"), offload=Opt("offload")))
     rows = table()
     knobs = {k: v.get(k, rows[k].default) for k in ("zero_prefetch", "zero_max_live", "zero_persistence",
-                                                    "reduce_bucket")}
+                                                    "reduce_bucket", "zero_auto")}
+    # a size both given and left "auto" is the given one
+    knobs["zero_auto"] = tuple(k for k in knobs["zero_auto"] or () if k not in v)
     return par, n_gpus, {"tp": tp_n, "sequence_parallel": sequence_parallel, "sp": sp_n,
                          "sp_mode": v.get("sp_mode", "ring"), "ep": ep_n, "nodes": nodes_n, "fsdp_sharding": shard,
                          "fsdp_version": v.get("fsdp_version", 2), "fsdp_backward_prefetch": prefetch,

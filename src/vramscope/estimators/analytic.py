@@ -99,7 +99,8 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         saved = replace(saved, acts=acts)
         extra["host_bytes"] = extra.get("host_bytes", 0) + host_acts
     stuck = training.stable_embedding_grad(spec, w, p.a)  # LitGPT's StableEmbedding: a gradient nothing clears
-    kept = training.kept_gradients(w, t, p, lay.grads) + stuck
+    kept = training.kept_gradients(w, t, p, lay.grads, lay.backward_only) + stuck
+    kept_bwd = training.kept_gradients(w, t, p, lay.grads, lay.backward_only, backward=True) + stuck
     if stuck:
         lay = replace(lay, grads=lay.grads + stuck)
     tr = training.transients(spec, w, p, saved.flags, lay.buf)
@@ -108,7 +109,7 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         # the allocator's cache is still counted (api._with_device_terms takes it out of extra)
         extra["_loss_head"] = saved.acts.loss_forward_extra
     phases = training.step_phases(w, lay, training.forward_moment(saved, lay, tr, kept, p.cast_cache),
-                                  training.backward_moment(spec, w, t, p, saved, lay, tr, kept), notes,
+                                  training.backward_moment(spec, w, t, p, saved, lay, tr, kept_bwd), notes,
                                   logits=int(w.batch * saved.seq_local * spec.vocab_size * p.act_bytes),
                                   kept_inputs=saved.kept_inputs)
     if w.pp > 1:

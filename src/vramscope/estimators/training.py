@@ -34,7 +34,7 @@ from ..memory.gradients import gradient_bytes
 from ..memory.optimizer_states import deepspeed_step_temporary, optimizer_state_bytes, step_temporary_bytes
 from ..memory.parallel import (NO_BUFFERS, FsdpBuffers, bnb_quant_state_bytes, context_parallel_transient,
                                expert_fraction, fsdp_buffers, largest_layer_params, nvme_pinned_bytes, persistent_params, split_bytes,
-                               zero3_buffers, zero_bucket)
+                               zero3_buffers, zero_bucket, zero_sizes)
 from ..memory.pipeline import pipeline_stages
 from ..memory.trainable import Trainable, dora_magnitude_params, lora_modules
 from ..memory.weights import quantized_linear_bytes, spec_weight_bytes
@@ -155,6 +155,15 @@ def precision(model: ResolvedModel, w: Workload, dtype: str, t: Trainable, notes
         if kbit is not None and kbit.adapters_bf16:
             adapter_bytes = a
         param_bytes = (a if adapter_bytes is None else adapter_bytes) if adapters else a
+        if w.method == "lora" and w.strategy.is_zero and not w.profile.own_modules and a < 4 \
+                and recipe == "lora":
+            # DeepSpeed 0.19.8's engine casts every floating parameter to its bf16/fp16 dtype
+            # (engine.py _cast_module_mixed_precision, the model not built under zero.Init): peft's fp32 adapters
+            # become 16-bit, with 16-bit gradients and bucket, and the ZeRO optimizer keeps their fp32 master
+            # partition (measured on two gloo ranks: tests/test_deepspeed_real.py)
+            param_bytes = a
+            master = int(t.params * 4)
+            notes.append(Assumption("a_zero_lora", {"dtype": dtype}))
     if adapters:
         weights += int(t.adapter_params * param_bytes)
     kbit = kbit_casts(model.spec, w, a) if recipe == "lora" else None
@@ -166,7 +175,7 @@ def precision(model: ResolvedModel, w: Workload, dtype: str, t: Trainable, notes
         recipe=recipe, dtype=dtype, a=a, act_bytes=2.0 if recipe == "mixed" else a, param_bytes=param_bytes,
         gather_bytes=4.0 if recipe == "mixed" else a, cast_cache=cast_cache, weights=weights,
         grads=gradient_bytes(t.params, param_bytes),
-        states=optimizer_state_bytes(w.optimizer, t.params, 4.0 if recipe in ("deepspeed", "megatron")
+        states=optimizer_state_bytes(w.optimizer, t.params, 4.0 if recipe in ("deepspeed", "megatron") or master
                                      else param_bytes) + master,
         temp=step_temporary_bytes(w.optimizer, t.params, param_bytes, largest),
         layer_params=largest_layer_params(spec) if not adapters and not w.train_modules else 0, largest=largest,
@@ -474,6 +483,9 @@ class Layout:
     n: int
     #: weight bytes that stay on the GPU under parameter offload (bitsandbytes' quant state: no parameter)
     resident: int = 0
+    #: gradient bytes that exist only inside backward (DeepSpeed ZeRO-1/2's reduce bucket: ``setup_buckets`` at
+    #: the first gradient hook, ``_release_ipg_buffers`` when the reduction ends)
+    backward_only: int = 0
 
 
 def shard_group(w: Workload) -> int:
@@ -501,6 +513,7 @@ def layout(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes: list
         return split_bytes(x, share, shard, w.ep)
 
     buf = NO_BUFFERS
+    backward_only = 0
     # bitsandbytes' 4-bit quant state (absmax, nested absmax, code) is no parameter: whole on every rank
     resident = bnb_quant_state_bytes(spec, w.quant) if (
         w.method == "qlora" and not w.profile.own_modules and (s.is_fsdp or (s.is_zero and s.shards_params))) else 0
@@ -533,15 +546,22 @@ def layout(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes: list
         if w.method in ("lora", "qlora") and w.fsdp_version == 1 and not w.profile.own_modules:
             notes.append(Assumption("a_fsdp1_adapters"))
     elif s.is_zero and s.shards_params:
+        bucket, prefetch, persistence = zero_sizes(spec, w.zero_auto, w.reduce_bucket, w.zero_prefetch,
+                                                   w.zero_persistence)
         weights, grads, states, temp = (split(x, n) for x in (p.weights, p.grads, p.states, p.temp))
-        weights += int(persistent_params(spec, w.zero_persistence) * p.a) + resident - resident // n
-        grads += zero_bucket(w.reduce_bucket, t.params, p.param_bytes)
-        buf = zero3_buffers(spec, p.a, w.zero_prefetch, w.zero_max_live, w.reduce_bucket, t.params)
-        notes.append(Assumption("a_zero3", {"n": n, "prefetch": f"{w.zero_prefetch:.2g}",
-                                            "live": f"{w.zero_max_live:.2g}", "bucket": f"{w.reduce_bucket:.2g}"}))
+        # parameters at or under the persistence threshold stay whole on every rank beside their partition, on the
+        # GPU even under offload_param (what parameter offload leaves there: resident)
+        persistent = int(persistent_params(spec, persistence) * p.a)
+        weights += persistent + resident - resident // n
+        resident += persistent
+        grads += zero_bucket(bucket, p.param_bytes)
+        buf = zero3_buffers(spec, p.a, prefetch, w.zero_max_live, bucket, t.params, persistence)
+        _zero_auto_note(spec, w, notes)
+        notes.append(Assumption("a_zero3", {"n": n, "prefetch": f"{prefetch:.2g}",
+                                            "live": f"{w.zero_max_live:.2g}", "bucket": f"{bucket:.2g}"}))
     elif s.is_zero:
         # ZeRO stage 1 shards optimizer states (and the step), stage 2 also gradients, which then pass through
-        # one reduce bucket (DeepSpeed's reduce_bucket_size, 5e8 elements by default)
+        # one reduce bucket (DeepSpeed's reduce_bucket_size, 5e8 elements by default), allocated in backward
         weights, states, temp = split(p.weights, 1), split(p.states, n), split(p.temp, n)
         grads = split(p.grads, n if s.shards_grads else 1)
         if p.recipe == "megatron":
@@ -549,8 +569,11 @@ def layout(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes: list
             # views of it), the fp32 main parameters and Adam states are sharded
             notes.append(Assumption("a_megatron_dist_opt", {"n": n}))
         else:
-            grads += zero_bucket(w.reduce_bucket, t.params, p.param_bytes)
-            notes.append(Assumption("a_zero", {"stage": str(s.stage), "n": n, "bucket": f"{w.reduce_bucket:.2g}"}))
+            bucket = zero_sizes(spec, w.zero_auto, w.reduce_bucket, 0, 0)[0]
+            backward_only = zero_bucket(bucket, p.param_bytes)
+            grads += backward_only
+            _zero_auto_note(spec, w, notes)
+            notes.append(Assumption("a_zero", {"stage": str(s.stage), "n": n, "bucket": f"{bucket:.2g}"}))
     else:
         weights, grads, states, temp = (split(x, 1) for x in (p.weights, p.grads, p.states, p.temp))
         if s.is_ddp and p.recipe != "megatron":  # Megatron's DDP reduces views of its gradient buffer
@@ -559,7 +582,7 @@ def layout(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes: list
             notes.append(Assumption("a_ddp", {"n": n}))
     if p.recipe == "deepspeed" and s.is_zero:
         temp = deepspeed_step_temporary(t.params, p.a, n, s.shards_params)
-    return Layout(weights, grads, states, temp, buf, n, resident)
+    return Layout(weights, grads, states, temp, buf, n, resident, backward_only)
 
 
 @dataclass(frozen=True)
@@ -579,6 +602,11 @@ def offload(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, lay: Layou
     layer_grads = int(p.layer_params * p.param_bytes) if not adapters else lay.grads
     host = int(t.params * (4 + 4 + 8)) // (n if w.strategy.shards_optimizer else 1)
     grads = min(lay.grads, 2 * layer_grads)
+    if w.strategy.is_zero and p.recipe != "megatron":
+        # DeepSpeed puts the gradient partition on the offload device (stage3.py: grad_partitions_flat_buffer on
+        # self.device, cpu; stage_1_and_2.py: the fp32 partition's .grad pinned on the host); the GPU keeps the
+        # reduce bucket, allocated whole
+        grads = zero_bucket(zero_sizes(spec, w.zero_auto, w.reduce_bucket, 0, 0)[0], p.param_bytes)
     params_off = w.offload == "optimizer+params"
     if params_off:
         # FSDP's CPUOffload and ZeRO's offload_param move parameters only: the quant state stays
@@ -586,13 +614,34 @@ def offload(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, lay: Layou
         weights = lay.resident
         if buf is NO_BUFFERS:
             buf = fsdp_buffers(spec, w.fsdp_version, p.a, p.param_bytes, not adapters, w.method == "full")
+    backward_only = lay.backward_only
+    if params_off and w.strategy.is_fsdp:
+        # the optimizer steps on the host's gradients: on the GPU they exist inside backward only (FSDP2:
+        # _fsdp_collectives.py foreach_reduce moves each reduce-scattered gradient to the host at once)
+        backward_only = grads
+    if params_off and w.strategy.is_fsdp and w.fsdp_version == 1:
+        # torch 2.13 FSDP1 CPUOffload(offload_params=True): each unshard first copies the pinned host shard to the
+        # GPU (_flat_param.py pre_unshard: flat_param_to(device), or the _mp_shard under a MixedPrecision policy),
+        # freed once the all-gather has filled the unsharded parameter (two unshards in flight: the rate limiter);
+        # each reduce-scattered gradient is kept on the GPU as _saved_grad_shard beside its pinned host copy
+        # (_runtime_utils.py _accumulate_sharded_grad, _offload_grad) until the post-backward callback hands the
+        # host copy to the optimizer (_flat_param.py prepare_gradient_for_optim): every trainable unit's sharded
+        # gradient is on the GPU at the end of backward, none at the step
+        layer = max(0, buf.forward_layer - buf.forward_loss) // 2
+        staged = 2 * (-(-layer // n))
+        buf = replace(buf, forward_layer=buf.forward_layer + staged,
+                      backward_layer=(buf.backward_layer[0] + staged // 2, buf.backward_layer[1]))
+        grads = lay.grads
+        backward_only = lay.grads
+        notes.append(Assumption("a_fsdp1_offload", {"staged": format_bytes(staged, "GiB"),
+                                                     "grads": format_bytes(grads, "GiB")}))
     nvme = None
     if w.offload_device == "nvme":
         # ZeRO-Infinity: states (and parameters) on NVMe; the host keeps pinned swap buffers only
         nvme = host
         host = nvme_pinned_bytes(int(t.params // n), int(t.params // n), params_off, p.a)
     notes.append(Assumption("a_offload", {"what": w.offload, "host": f"{host / 2**30:.1f} GiB"}))
-    return Offloaded(Layout(weights, grads, 0, 0, buf, n, lay.resident), host, nvme)
+    return Offloaded(Layout(weights, grads, 0, 0, buf, n, lay.resident, backward_only), host, nvme)
 
 
 def offload_activations(acts: TrainingActivations, notes: list[Assumption]) -> tuple[TrainingActivations, int]:
@@ -605,17 +654,36 @@ def offload_activations(acts: TrainingActivations, notes: list[Assumption]) -> t
     return replace(acts, layers=acts.head_inputs), host_acts
 
 
-def kept_gradients(w: Workload, t: Trainable, p: Precision, grads: int) -> int:
-    """Gradients alive through forward and backward: kept across micro-batches, or ZeRO's partition/bucket."""
+def kept_gradients(w: Workload, t: Trainable, p: Precision, grads: int, backward_only: int = 0,
+                   backward: bool = False) -> int:
+    """Gradients alive through forward (or, ``backward``, from backward's start): kept across micro-batches, or
+    ZeRO's partition/bucket."""
     kept = grads if w.grad_accum > 1 else 0
     s = w.strategy
-    if s.is_zero and s.shards_grads:
-        kept = grads  # the gradient partition and the bucket are allocated once and stay (stage3.py 786-801)
+    if s.is_zero and s.shards_params:
+        kept = grads  # the gradient partition and the bucket are allocated once and stay (stage3.py 780-801)
+    elif s.is_zero and p.recipe != "megatron":
+        # ZeRO-1/2 (measured on two gloo ranks: tests/test_deepspeed_real.py): nothing in forward but what
+        # accumulation keeps; the reduce bucket comes at backward's first gradient hook (setup_buckets), and ZeRO-2's
+        # gradient partition (grads_in_partition) with the first reduction, both while the activations are alive
+        kept = grads - backward_only if w.grad_accum > 1 else 0
+        if backward:
+            kept = grads if s.shards_grads else kept + backward_only
     elif s.is_zero and p.recipe == "megatron":
         kept = grads  # the main-gradient buffer is allocated once
-    elif s.is_zero:
-        kept = max(kept, zero_bucket(w.reduce_bucket, t.params, p.param_bytes))
     return kept
+
+
+def _zero_auto_note(spec: ModelSpec, w: Workload, notes: list[Assumption]) -> None:
+    if not w.zero_auto:
+        return
+    bucket, prefetch, persistence = zero_sizes(spec, w.zero_auto, w.reduce_bucket, w.zero_prefetch,
+                                               w.zero_persistence)
+    shown = {"reduce_bucket": f"reduce_bucket_size = {bucket:,}", "zero_prefetch":
+             f"stage3_prefetch_bucket_size = {prefetch:,}", "zero_persistence":
+             f"stage3_param_persistence_threshold = {persistence:,}"}
+    notes.append(Assumption("a_zero_auto", {"h": spec.hidden_size,
+                                            "sizes": ", ".join(shown[k] for k in w.zero_auto)}))
 
 
 @dataclass(frozen=True)
@@ -998,7 +1066,8 @@ def step_phases(w: Workload, lay: Layout, forward: dict, backward: dict, notes: 
         "load": {"weights": lay.weights},
         "forward": forward,
         "backward": backward,
-        "optimizer_step": {"weights": lay.weights, "gradients": lay.grads, "optimizer_states": lay.states,
+        "optimizer_step": {"weights": lay.weights, "gradients": lay.grads - lay.backward_only,
+                           "optimizer_states": lay.states,
                            "optimizer_temp": lay.temp},
     }
     if w.profile.logits_outlive_step and logits:

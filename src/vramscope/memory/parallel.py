@@ -186,15 +186,23 @@ def fsdp_buffers(spec: ModelSpec, version: int, param_bytes: float, grad_bytes: 
 
 
 def zero3_buffers(spec: ModelSpec, param_bytes: float, prefetch: int, max_live: int, reduce_bucket: int,
-                  trainable: int) -> FsdpBuffers:
-    """DeepSpeed ZeRO-3 per rank (``deepspeed/runtime/zero``): parameters are gathered per submodule (the largest
-    one: the embedding or output head); the coordinator prefetches up to ``stage3_prefetch_bucket_size`` elements
-    ahead, bounded by ``stage3_max_live_parameters`` (``partitioned_param_coordinator.py``); a coalesced gather
-    copies out of its buffer (2× the module briefly). Backward adds the ``torch.cat`` copy of the gradient bucket
-    made for the reduce-scatter (``reduce_scatter_coalesced``; the bucket itself is resident: :func:`zero_bucket`)."""
+                  trainable: int, persistence: int = 0) -> FsdpBuffers:
+    """DeepSpeed ZeRO-3 per rank (DeepSpeed 0.19.8 ``deepspeed/runtime/zero``): parameters are gathered per
+    submodule (the largest one: the embedding or output head); the coordinator prefetches up to
+    ``stage3_prefetch_bucket_size`` elements ahead, bounded by ``stage3_max_live_parameters``
+    (``partitioned_param_coordinator.py`` 452-454) and by the partitioned parameters there are; a coalesced gather
+    copies out of its flat buffer (``partition_parameters.py`` ``AllGatherCoalescedHandle.wait``: ``torch.cat``,
+    2× the module briefly). Backward adds the ``torch.cat`` copy of the gradient bucket made for the reduce-scatter
+    (``reduce_scatter_coalesced``: the gradients it holds; the bucket itself is resident: :func:`zero_bucket`).
+    Measured on two gloo ranks
+    in tests/test_deepspeed_real.py."""
     module = largest_tensor(spec)
-    gathered = int((2 * module + min(prefetch, max(0, max_live - module))) * param_bytes)
-    bucket = zero_bucket(reduce_bucket, trainable, param_bytes)
+    partitioned = sum(g.numel for g in groups(spec)) - persistent_params(spec, persistence)
+    ahead = max(0, min(prefetch, max_live - module, partitioned - module))
+    gathered = int((2 * module + ahead) * param_bytes)
+    # the reduce-scatter's torch.cat copy covers the gradients in the bucket (coalesced_collectives.py
+    # reduce_scatter_coalesced), never more than the trainable parameters
+    bucket = int(min(reduce_bucket, trainable) * param_bytes)
     return FsdpBuffers(forward_layer=gathered, forward_loss=gathered, backward_loss=gathered, forward_held=gathered,
                        backward_start=(gathered, bucket),
                        backward_layer=(gathered, bucket), backward_end=(gathered, bucket))
@@ -203,11 +211,25 @@ def zero3_buffers(spec: ModelSpec, param_bytes: float, prefetch: int, max_live: 
 NO_BUFFERS = FsdpBuffers(0, 0, 0, (0, 0), (0, 0), (0, 0))
 
 
-def zero_bucket(reduce_bucket: int, trainable: int, grad_bytes: float) -> int:
-    """DeepSpeed's resident gradient bucket: ``reduce_bucket_size`` elements in the 16-bit gradient dtype
-    (ZeRO-3 ``__ipg_bucket_flat_buffer``, ZeRO-1/2 ``setup_buckets`` with ``contiguous_gradients``, the default),
-    never larger than the gradients themselves."""
-    return int(min(reduce_bucket, trainable) * grad_bytes)
+def zero_bucket(reduce_bucket: int, grad_bytes: float) -> int:
+    """DeepSpeed 0.19.8's gradient bucket: ``reduce_bucket_size`` elements in the 16-bit gradient dtype, allocated
+    whole whatever the trainable parameters (ZeRO-3 ``stage3.py`` 780-784: ``torch.empty(self.reduce_bucket_size)``
+    at the optimizer's set-up, resident; ZeRO-1/2 ``stage_1_and_2.py setup_buckets`` 3256-3279: at the first
+    gradient hook of each backward, released by ``_release_ipg_buffers`` when the backward's reduction ends). With
+    LoRA and the default 5e8 elements it is 1 GB in bf16 beside a few MB of adapter gradients (measured on two gloo
+    ranks: tests/test_deepspeed_real.py)."""
+    return int(reduce_bucket * grad_bytes)
+
+
+def zero_sizes(spec: ModelSpec, auto: tuple[str, ...], reduce_bucket: int, prefetch: int,
+               persistence: int) -> tuple[int, int, int]:
+    """(reduce_bucket_size, stage3_prefetch_bucket_size, stage3_param_persistence_threshold) with the sizes a
+    DeepSpeed config leaves ``"auto"`` filled as the HF Trainer fills them from the model's hidden size h
+    (transformers 5.24 ``integrations/deepspeed.py`` ``trainer_config_finalize``: h², 0.9·h², 10·h)."""
+    h = spec.hidden_size
+    return (h * h if "reduce_bucket" in auto else reduce_bucket,
+            int(0.9 * h * h) if "zero_prefetch" in auto else prefetch,
+            10 * h if "zero_persistence" in auto else persistence)
 
 
 def context_parallel_transient(spec: ModelSpec, tokens_local: int, a: float, mode: str) -> int:
