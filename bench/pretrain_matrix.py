@@ -171,6 +171,17 @@ def against(model, kw: dict, tr: dict) -> dict:
             "phase": (tr["peak_phase"], an.peak_phase)}
 
 
+def phase_table(rows: list) -> list[str]:
+    """The markdown table of (model, workload keywords, :func:`against` result) rows: peak and per-phase errors."""
+    lines = ["| model | workload | trace | analytic | peak | load | forward | backward | optimizer step |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, kw, r in rows:
+        lines.append(f"| {name} | {describe(kw)} | {r['trace'] / 2**30:.2f} GiB | {r['analytic'] / 2**30:.2f} GiB | "
+                     f"{100 * r['peak']:+.2f}% | "
+                     + " | ".join(f"{100 * r['phases'].get(p, 0):+.2f}%" for p in PHASES) + " |")
+    return lines
+
+
 def compare(model, kw: dict) -> dict:
     return against(model, kw, traced(model, kw))
 
@@ -424,12 +435,7 @@ def main() -> None:
              "compared on its own, in \"Reserved memory\").", "",
              f"**{len(rows)} configurations. Framework policies (torchtitan, hf/accelerate): worst phase error "
              f"{100 * worst_titan:.2f}%. All rows, the autocast rows included: worst {100 * worst:.2f}%.**", "",
-             "| model | workload | trace | analytic | peak | load | forward | backward | optimizer step |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, kw, r in rows:
-        lines.append(f"| {name} | {describe(kw)} | {r['trace'] / 2**30:.2f} GiB | {r['analytic'] / 2**30:.2f} GiB | "
-                     f"{100 * r['peak']:+.2f}% | "
-                     + " | ".join(f"{100 * r['phases'].get(p, 0):+.2f}%" for p in PHASES) + " |")
+             ] + phase_table(rows)
     lines += ["", "At full depth (llama-3-8b, 32 layers, FSDP2 × 8, b1 s1024, traced 2026-12-01): torchtitan no "
               "checkpointing 21.45 GiB traced / 21.47 analytic (+0.11%), hf 20.59 / 20.49 (−0.48%), torchtitan `op` "
               "19.20 / 19.20 (0.00%); every phase within 0.5%. Without checkpointing the backward peaks at the output "
@@ -473,12 +479,7 @@ def tp_main(args: argparse.Namespace) -> None:
              "torchtitan's MixedPrecisionPolicy (hf: bf16/bf16). The fake trace is proven against four real gloo "
              "ranks (dp 2 × tp 2) on real CPU tensors in tests/test_trace_tp.py.", "",
              f"**{len(rows)} configurations, worst phase error {100 * worst:.2f}%.**", "",
-             "| model | workload | trace | analytic | peak | load | forward | backward | optimizer step |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, kw, r in rows:
-        lines.append(f"| {name} | {describe(kw)} | {r['trace'] / 2**30:.2f} GiB | {r['analytic'] / 2**30:.2f} GiB | "
-                     f"{100 * r['peak']:+.2f}% | "
-                     + " | ".join(f"{100 * r['phases'].get(p, 0):+.2f}%" for p in PHASES) + " |")
+             ] + phase_table(rows)
     lines += ["", "What the traces showed and the analytic model now counts (`estimators/training.py`): the loss under "
               "`loss_parallel` holds one fp32 vocabulary-shard tensor more in forward (`shifted` beside the result) "
               "and in backward (`grad_input`, `exp(x)` and their sum); torch's sequence parallelism saves the "

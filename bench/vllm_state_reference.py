@@ -57,13 +57,7 @@ CASES = (
 )
 
 
-class Capture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
+from vllm_kv_reference import Capture  # noqa: E402  (vLLM's log lines, as the KV reference reads them)
 
 
 def hf_config(model_type: str, overrides: dict):
