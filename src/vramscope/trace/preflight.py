@@ -113,13 +113,15 @@ def check_workload(w: Workload, command: str = "vramscope estimate") -> None:
     if w.method == "qlora" or w.quant not in ("none",):
         raise VramscopeError("trace_unsupported",
                              reason=Text("r_trace_quant", quant=w.quant))
-    if w.pp > 1 or (w.tp_degree > 1 and not w.training) or w.sp > 1 or w.ep > 1:
+    # tensor parallelism is traced under FSDP2 over a data-parallel dimension (torchtitan's 2-D layout): alone,
+    # the parameters it leaves plain (norms without sequence parallelism) meet DTensors in the optimizer's foreach
+    two_d = w.training and w.strategy.is_fsdp and w.num_gpus > w.tp_degree
+    if w.pp > 1 or (w.tp_degree > 1 and not two_d) or w.sp > 1 or w.ep > 1:
         raise VramscopeError("trace_unsupported", reason=Text("r_trace_model_parallel", use=Opt("num_gpus", 1)))
     if w.tp_degree > 1 and w.sequence_parallel and w.grad_checkpointing:
         # transformers builds its causal mask from the embedding's output, which sequence parallelism shards
         raise _not_traced("grad_checkpointing", Text("r_trace_sp_ckpt"), command)
-    tp_only = w.training and w.tp_degree == w.num_gpus > 1  # every GPU a tensor-parallel rank
-    if w.num_gpus > 1 and not tp_only and not (w.training and w.strategy.is_fsdp and w.fsdp_version == 2
+    if w.num_gpus > 1 and not (w.training and w.strategy.is_fsdp and w.fsdp_version == 2
                                                and w.offload == "none" and w.fsdp_sharding == "full"):
         raise VramscopeError("trace_unsupported", reason=Text("r_trace_multi_gpu", fsdp=Opt("parallelism", "fsdp"),
                                                               one=Opt("num_gpus", 1)))
