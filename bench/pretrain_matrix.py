@@ -186,6 +186,18 @@ def compare(model, kw: dict) -> dict:
     return against(model, kw, traced(model, kw))
 
 
+def compare_rows(configs: list[tuple[str, dict]], layers: int, width: int) -> list[tuple[str, dict, dict]]:
+    """:func:`compare` for each (model, keywords) at ``layers`` layers, each printed as it finishes."""
+    rows = []
+    for name, kw in configs:
+        r = compare(reduced(name, layers), kw)
+        rows.append((name, kw, r))
+        print(f"{name:12s} {describe(kw):{width}s} peak {100 * r['peak']:+6.2f}% "
+              + " ".join(f"{p} {100 * e:+6.2f}%" for p, e in r["phases"].items()) + f" ({r['seconds']:.0f} s)",
+              flush=True)
+    return rows
+
+
 #: torchtitan's published runs (benchmarks/llama3_h100_202412_torchtitan.md, torchtitan 9dec370, torch 1963fc8):
 #: the memory column is torchtitan's peak reserved memory (max over ranks). At 9dec370 ``training.compile``
 #: compiled each TransformerBlock (``parallelize_llama.py apply_compile``) but not the loss (``train.py``:
@@ -410,13 +422,7 @@ def main() -> None:
             doc.write_text(old[:start] + text + (old[end:] if end >= 0 else ""), encoding="utf-8")
         print(text)
         return
-    rows = []
-    for name, kw in matrix():
-        r = compare(reduced(name, args.layers), kw)
-        rows.append((name, kw, r))
-        print(f"{name:12s} {describe(kw):44s} peak {100 * r['peak']:+6.2f}% "
-              + " ".join(f"{p} {100 * e:+6.2f}%" for p, e in r["phases"].items()) + f" ({r['seconds']:.0f} s)",
-              flush=True)
+    rows = compare_rows(matrix(), args.layers, 44)
     import torch
 
     worst = max(abs(e) for _, _, r in rows for e in r["phases"].values())
@@ -461,13 +467,7 @@ def tp_main(args: argparse.Namespace) -> None:
     """The FSDP2 × TP rows (:func:`tp_matrix`), their own section of docs/accuracy.md."""
     import torch
 
-    rows = []
-    for name, kw in tp_matrix():
-        r = compare(reduced(name, args.layers), kw)
-        rows.append((name, kw, r))
-        print(f"{name:12s} {describe(kw):52s} peak {100 * r['peak']:+6.2f}% "
-              + " ".join(f"{p} {100 * e:+6.2f}%" for p, e in r["phases"].items()) + f" ({r['seconds']:.0f} s)",
-              flush=True)
+    rows = compare_rows(tp_matrix(), args.layers, 52)
     worst = max(abs(e) for _, _, r in rows for e in r["phases"].values())
     lines = [HEADING_TP, "",
              f"Measured {datetime.date.today().isoformat()} by `python bench/pretrain_matrix.py --tp --layers "

@@ -138,28 +138,35 @@ def run(model: str, max_len: int, mnbt: int, avail: int, kv: str, disable: bool,
     return out
 
 
-def run_v33(model: str, max_len: int, mnbt: int, avail: int, kv: str, disable: bool, version: str) -> dict:
-    """The same with vLLM >= 0.21's planner (``kv_cache_planning.py``: ``get_kv_cache_groups``,
-    ``get_kv_cache_config_from_groups``; ``kv_cache_utils.get_kv_cache_capacity``, whose tokens are the
-    "GPU KV cache size" it logs). ``max_in_flight_tokens`` is ``VllmConfig.max_in_flight_tokens`` with
-    asynchronous scheduling (its default): 2 × max_num_batched_tokens; the layout is FlashAttention's ``NHD``."""
+def v33_config(max_len: int, mnbt: int, disable: bool, **extra: object) -> SimpleNamespace:
+    """The parts of vLLM 0.33's VllmConfig its KV cache planners read (NHD layout, prefix caching on, no
+    context parallelism); ``extra``: further top-level fields (the pipeline planner's ``kv_transfer_config``)."""
     from vllm.config.cache import _layout_from_name
-    from vllm.v1 import kv_cache_interface as ki
-    from vllm.v1.core import kv_cache_planning as kp
-    from vllm.v1.core import kv_cache_utils as ku
 
-    spec = resolve(model, hub=False).spec
-    specs = layer_specs(ki, spec, kv)
     layout = _layout_from_name("NHD")
-    cfg = SimpleNamespace(
+    return SimpleNamespace(
         model_config=SimpleNamespace(max_model_len=max_len),
         scheduler_config=SimpleNamespace(max_num_batched_tokens=mnbt, disable_hybrid_kv_cache_manager=disable),
         parallel_config=SimpleNamespace(decode_context_parallel_size=1, tensor_parallel_size=1),
         cache_config=SimpleNamespace(num_gpu_blocks_override=None, prefix_cache_retention_interval=None,
                                      enable_prefix_caching=True, get_resolved_kv_cache_layout=lambda: layout),
         attention_config=SimpleNamespace(hisparse_config=None),
-        speculative_config=None, max_in_flight_tokens=2 * mnbt, num_prefill_lookahead_tokens=0,
+        speculative_config=None, max_in_flight_tokens=2 * mnbt, num_prefill_lookahead_tokens=0, **extra,
     )
+
+
+def run_v33(model: str, max_len: int, mnbt: int, avail: int, kv: str, disable: bool, version: str) -> dict:
+    """The same with vLLM >= 0.21's planner (``kv_cache_planning.py``: ``get_kv_cache_groups``,
+    ``get_kv_cache_config_from_groups``; ``kv_cache_utils.get_kv_cache_capacity``, whose tokens are the
+    "GPU KV cache size" it logs). ``max_in_flight_tokens`` is ``VllmConfig.max_in_flight_tokens`` with
+    asynchronous scheduling (its default): 2 × max_num_batched_tokens; the layout is FlashAttention's ``NHD``."""
+    from vllm.v1 import kv_cache_interface as ki
+    from vllm.v1.core import kv_cache_planning as kp
+    from vllm.v1.core import kv_cache_utils as ku
+
+    spec = resolve(model, hub=False).spec
+    specs = layer_specs(ki, spec, kv)
+    cfg = v33_config(max_len, mnbt, disable)
     groups = kp.get_kv_cache_groups(cfg, dict(specs))
     builder = kp.DefaultKVCacheConfigBuilder()
     # get_kv_cache_configs' check: the groups' usage against the memory less the null block's pool block
@@ -238,25 +245,14 @@ def run_pp_v33(model: str, max_len: int, mnbt: int, avail: tuple, kv: str, disab
     """Pipeline parallel with vLLM 0.33's ``get_global_kv_cache_groups`` and ``get_kv_cache_configs`` (each
     worker's groups projected on its layers, checked, sized, and re-planned at the smallest block count, which
     shrinks the other workers' tensors)."""
-    from vllm.config.cache import _layout_from_name
     from vllm.v1 import kv_cache_interface as ki
     from vllm.v1.core import kv_cache_planning as kp
     from vllm.v1.core import kv_cache_utils as ku
 
     spec = resolve(model, hub=False).spec
     workers = stage_specs(ki, spec, kv, len(avail))
-    layout = _layout_from_name("NHD")
-    cfg = SimpleNamespace(
-        model_config=SimpleNamespace(max_model_len=max_len, original_max_model_len=max_len,
-                                     supports_kv_cache_grouping=False),
-        scheduler_config=SimpleNamespace(max_num_batched_tokens=mnbt, disable_hybrid_kv_cache_manager=disable),
-        parallel_config=SimpleNamespace(decode_context_parallel_size=1, tensor_parallel_size=1),
-        cache_config=SimpleNamespace(num_gpu_blocks_override=None, prefix_cache_retention_interval=None,
-                                     enable_prefix_caching=True, get_resolved_kv_cache_layout=lambda: layout),
-        attention_config=SimpleNamespace(hisparse_config=None),
-        speculative_config=None, max_in_flight_tokens=2 * mnbt, num_prefill_lookahead_tokens=0,
-        kv_transfer_config=None,
-    )
+    cfg = v33_config(max_len, mnbt, disable, kv_transfer_config=None)
+    cfg.model_config.original_max_model_len, cfg.model_config.supports_kv_cache_grouping = max_len, False
     groups = kp.get_global_kv_cache_groups(cfg, [dict(w) for w in workers])
     builder = kp.DefaultKVCacheConfigBuilder()
     projected = [kp._project_kv_cache_groups_to_worker(groups, w) for w in workers]

@@ -21,6 +21,15 @@ ROWS = [r for r in ALL_ROWS if "pp" not in r]
 PP_ROWS = [r for r in ALL_ROWS if "pp" in r]
 
 
+def _reference_workload(row: dict):
+    """The vLLM workload of a vllm_kv_cache_config.jsonl reference row."""
+    return make_workload(engine="vllm", max_model_len=row["max_model_len"],
+                         max_num_batched_tokens=row["max_num_batched_tokens"],
+                         kv_dtype=None if row["kv_dtype"] == "bf16" else "fp8",
+                         disable_hybrid_kv_cache_manager=row["disable_hybrid_kv_cache_manager"],
+                         vllm_version=row["vllm_version"])
+
+
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: f"{r['vllm_version']}-{r['model'].split('/')[-1]}-"
                                                     f"{r['max_num_batched_tokens']}-{r['kv_dtype']}-"
                                                     f"{'nohybrid' if r['disable_hybrid_kv_cache_manager'] else 'hybrid'}"
@@ -33,11 +42,7 @@ def test_kv_planner_equals_vllms_own(row):
     s = model.spec
     assert (s.num_layers, s.num_kv_heads, s.head_dim, s.sliding_window) == \
         (row["layers"], row["kv_heads"], row["head_dim"], row["sliding_window"])
-    w = make_workload(engine="vllm", max_model_len=row["max_model_len"],
-                      max_num_batched_tokens=row["max_num_batched_tokens"],
-                      kv_dtype=None if row["kv_dtype"] == "bf16" else "fp8",
-                      disable_hybrid_kv_cache_manager=row["disable_hybrid_kv_cache_manager"],
-                      vllm_version=row["vllm_version"])
+    w = _reference_workload(row)
     v = parse_version(row["vllm_version"])
     g = kv_groups(model, w, 2.0, row["max_model_len"], version=v)
     assert g.needed_bytes() == row["needed_bytes"]
@@ -61,11 +66,7 @@ def test_pipeline_stages_equal_vllms_own_planner(row):
     from vramscope.engines.vllm import pp_kv_plan, pp_partition
 
     model = resolve(row["model"], hub=False)
-    w = make_workload(engine="vllm", max_model_len=row["max_model_len"],
-                      max_num_batched_tokens=row["max_num_batched_tokens"],
-                      kv_dtype=None if row["kv_dtype"] == "bf16" else "fp8",
-                      disable_hybrid_kv_cache_manager=row["disable_hybrid_kv_cache_manager"],
-                      vllm_version=row["vllm_version"])
+    w = _reference_workload(row)
     v = parse_version(row["vllm_version"])
     sizes = pp_partition(model.spec.num_layers, row["pp"])
     assert sizes == row["stage_layers"]
