@@ -23,11 +23,14 @@ ENTRIES = catalog.entries()
 @pytest.mark.trace
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e["id"] for e in ENTRIES])
 def test_meta_device_parameter_count(entry):
-    from meta_build import meta_param_count
+    """Parameters and tied weights of every catalog entry equal transformers' model on the meta device."""
+    from meta_build import meta_count_and_tied
 
     ours = resolve_catalog(entry["id"])
     assert ours is not None
-    assert ours.params == meta_param_count(entry["config"])
+    count, tied = meta_count_and_tied(entry["config"])
+    assert ours.params == count
+    assert ours.spec.tie_embeddings == tied
 
 
 _SMALL = dict(num_hidden_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4,
