@@ -1,6 +1,7 @@
 """The built-in catalog: coverage, lookups, suggestions, and exact parameter counts from the spec."""
 
 import json
+import re
 from collections import Counter
 
 import pytest
@@ -40,7 +41,8 @@ def test_catalog_size_and_families():
     for needle in ("llama-2", "llama-3-", "llama-3.1", "llama-3.2", "llama-3.3", "mistral-7b", "mixtral",
                    "qwen2-", "qwen2.5", "qwen3", "qwen3-30b-a3b", "deepseek-v2", "deepseek-v3", "r1-distill",
                    "gemma-7b", "gemma-2-", "gemma-3-", "phi-3", "phi-4", "yi-", "glm-4", "internlm", "baichuan",
-                   "falcon", "gpt2", "bert", "t5"):
+                   "falcon", "gpt2", "bert", "t5", "gpt-oss-120b", "qwen3-235b-a22b-fp8", "qwen3-coder-480b", "glm-4.5",
+                   "glm-5", "command-r", "olmo-3", "exaone-4", "deepseek-v3.2", "devstral-2"):
         assert any(needle in i for i in ids), needle
 
 
@@ -111,3 +113,35 @@ def test_encoder_and_encoder_decoder():
     assert resolve("bert-base-uncased").spec.kind == "encoder"
     t5 = resolve("t5-base").spec
     assert t5.kind == "encoder-decoder" and t5.num_decoder_layers == 12
+
+
+def test_every_verbatim_copy_names_the_commit_it_was_copied_from():
+    """An entry whose note says it is a verbatim copy names the public file it was copied from at a full commit,
+    and its note names that commit; the others say they are reconstructed."""
+    verbatim = 0
+    for e in catalog.entries():
+        note = e.get("note", "")
+        if "verbatim copy of" in note and "not a verbatim copy" not in note:
+            verbatim += 1
+            m = re.fullmatch(r"https://github\.com/[^/]+/[^/]+/blob/([0-9a-f]{40})/.+", e.get("copied_from", ""))
+            assert m is not None, e["id"]
+            assert m.group(1)[:12] in note, e["id"]
+            assert e["source"].startswith("https://huggingface.co/") and e["source"].endswith("/config.json"), e["id"]
+        elif note:
+            assert "not a verbatim copy" in note, e["id"]
+    assert verbatim >= 40
+
+
+def test_quantized_checkpoints_are_estimated_in_their_own_format():
+    """quantization_config in a catalog config decides the weights' storage by default (FP8 block, MXFP4)."""
+    for e in catalog.entries():
+        method = (e["config"].get("quantization_config") or {}).get("quant_method")
+        if method:
+            assert resolve(e["id"]).spec.quant_method == method, e["id"]
+    fp8 = resolve("Qwen/Qwen3-235B-A22B-FP8")
+    bf16 = resolve("Qwen/Qwen3-235B-A22B")
+    assert fp8.params == bf16.params and fp8.spec.quant_method == "fp8" and bf16.spec.quant_method == ""
+    import vramscope
+
+    w8, w16 = (vramscope.estimate(m).components["weights"] for m in ("Qwen/Qwen3-235B-A22B-FP8", "Qwen/Qwen3-235B-A22B"))
+    assert 0.45 * w16 < w8 < 0.55 * w16  # one byte a weight (plus block scales) against two
