@@ -25,7 +25,8 @@ def test_vllm_serve():
 def test_llama_server():
     p = parse_command("llama-server -m model.gguf -c 8192 -ngl 99 -ts 1,1".split())
     assert (p.engine, p.model) == ("llama.cpp", "model.gguf")
-    assert p.options == {"seq": 8192, "n_gpu_layers": 99, "tensor_split": [1.0, 1.0], "num_gpus": 2}
+    # --fit is on by default (common.h fit_params = true); -ngl given, so it will leave the layers alone
+    assert p.options == {"seq": 8192, "n_gpu_layers": 99, "tensor_split": [1.0, 1.0], "num_gpus": 2, "fit": "on"}
     p = parse_command("./llama-cli -hf unsloth/Qwen3-8B-GGUF:Q4_K_M -fa on -ctk q8_0 -ctv q8_0 -sm row -mg 1 "
                       "-b 1024 -ub 256 -nkvo --mlock -t 8 -ot exps=CPU".split())
     assert p.model == "Qwen3-8B" and p.options["quant"] == "Q4_K_M"  # the repo name without -GGUF
@@ -34,9 +35,14 @@ def test_llama_server():
     assert p.ignored == ["--mlock", "-t 8"] and p.unmodelled == ["-ot exps=CPU"]
     # -c absent (0): the model's training context
     assert estimate_kwargs(parse_command(["llama-server", "-m", "x.gguf"]), model_context=131072)["seq"] == 131072
-    # -fa alone (older builds) is on; -ngl all/auto leave every layer on the GPU
+    # -fa alone (older builds) is on; -ngl auto leaves every layer on the GPU (and to --fit), -ngl all too, but
+    # set by the user (-2, not the default -1), so --fit keeps its hands off ("n_gpu_layers already set by user")
     p = parse_command("llama-server -m x.gguf -fa -ngl all".split())
-    assert p.options["flash_attn"] and "n_gpu_layers" not in p.options
+    assert p.options["flash_attn"] and p.options["n_gpu_layers"] == 100_000
+    assert "n_gpu_layers" not in parse_command("llama-server -m x.gguf -ngl auto".split()).options
+    p = parse_command("llama-server -m x.gguf --fit off -fitt 512,2048 -fitc 8192".split())
+    assert p.options["fit"] == "off" and p.options["fit_target"] == (512, 2048) and p.options["fit_ctx"] == 8192
+    assert parse_command("llama-server -m x.gguf".split()).options["fit_auto_ctx"]  # -c 0: fit may lower it
     assert parse_command("CUDA_VISIBLE_DEVICES=0,1,2 llama-server -m x.gguf".split()).options["num_gpus"] == 3
 
 

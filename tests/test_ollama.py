@@ -110,9 +110,10 @@ def test_parallel_multiplies_the_cache():
 
 
 def test_estimate_through_the_engine():
-    """The default version (v0.24.0, Ollama's own layout): a 24 GB card gets num_ctx 32768 (VRAM tiers since
-    v0.15.5), capped by the model's training context."""
-    e = vramscope.estimate("llama-3.1-70b", engine="ollama", quant="Q4_K_M", gpus=["rtx-4090"])
+    """v0.24.0, Ollama's own layout: a 24 GB card gets num_ctx 32768 (VRAM tiers since v0.15.5), capped by the
+    model's training context."""
+    e = vramscope.estimate("llama-3.1-70b", engine="ollama", quant="Q4_K_M", gpus=["rtx-4090"],
+                           ollama_version="0.24.0")
     g = e.engine["per_gpu"][0]
     assert e.engine["scheduler"] == "layout" and e.engine["num_ctx"] == 32768 and e.engine["layers_model"] == 81
     assert 0 < g["layers_offloaded"] < 81 and g["processor"].endswith("CPU/GPU")
@@ -121,7 +122,8 @@ def test_estimate_through_the_engine():
     # the phases add up to what Ollama counts on the GPU and the MinimumMemory it keeps free there
     assert e.total_bytes == d["allocation_bytes"] + MINIMUM_MEMORY
     assert d["allocation_bytes"] + MINIMUM_MEMORY <= d["free_bytes"]
-    small = vramscope.estimate("llama-3-8b", engine="ollama", quant="Q4_K_M", gpus=["rtx-4090"])
+    small = vramscope.estimate("llama-3-8b", engine="ollama", quant="Q4_K_M", gpus=["rtx-4090"],
+                               ollama_version="0.24.0")
     assert small.engine["num_ctx"] == 8192  # llama-3-8b's training context
     assert small.engine["per_gpu"][0]["processor"] == "100% GPU" and small.gpus[0].verdict == "fits"
 
@@ -264,6 +266,7 @@ def test_versions_through_the_engine():
     qwen3 = vramscope.estimate("qwen3-8b", engine="ollama", ollama_version="0.12.0", gpus=["rtx-4090"])
     assert qwen3.engine["scheduler"] == "layout" and qwen3.engine["flash_attention"]  # qwen3 defaults FA on
     new = vramscope.estimate("llama-3-8b", engine="ollama", ollama_version="0.31.0", gpus=["rtx-4090"])
-    assert any("llama-server --fit" in a.render() for a in new.assumptions)
+    assert new.engine["scheduler"] == "llama-server"
+    assert any("llama-server's --fit" in a.render() for a in new.assumptions)
     two = vramscope.estimate("llama-3.1-70b", engine="ollama", num_gpus=2, num_parallel=2, gpus=["rtx-4090"])
     assert two.engine["num_parallel"] == 2 and two.engine["num_ctx"] == 131072  # 48 GiB of VRAM: the top tier

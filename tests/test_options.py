@@ -72,7 +72,7 @@ SAMPLE = {"optimizer": "sgd", "grad_checkpointing": True, "lora_alpha": 16, "fra
           "zero_auto": "reduce_bucket",
           # engine options read by a custom parser (issue #17)
           "tensor_split": "3,1", "ollama_version": "0.12.10", "ollama_flash_attention": "true",
-          "gpu_overhead": "1GB", "vllm_version": "0.11.0"}
+          "gpu_overhead": "1GB", "vllm_version": "0.11.0", "fit_target": "512"}
 
 
 def _other_value(o):

@@ -196,11 +196,13 @@ VLLM_UNMODELLED = {"--swap-space": True, "--cpu-offload-gb": True, "--kv-cache-m
 
 def _llama_ngl(o: dict[str, Any], flag: str, value: Optional[str]) -> None:
     v = (value or "").strip().lower()
-    if v in ("auto", "all", "-1"):
+    if v in ("auto", "-1"):
         return  # every layer (auto: llama.cpp's --fit may lower it to fit the free memory)
-    n = _int(flag, v)
+    n = -2 if v == "all" else _int(flag, v)
     if n <= -2:
-        return  # <= -2: all
+        # all (-2): every layer, and set by the user, so --fit leaves the layers alone ("already set by user")
+        o["n_gpu_layers"] = 100_000
+        return
     o["n_gpu_layers"] = n
 
 
@@ -256,8 +258,27 @@ def _llama_hf(o: dict[str, Any], flag: str, value: Optional[str]) -> None:
         o["quant"] = quant.upper()
 
 
+def _llama_fit(o: dict[str, Any], flag: str, value: Optional[str]) -> None:
+    v = (value or "").strip().lower()
+    if v in ("on", "1", "true", "enabled"):
+        o["fit"] = "on"
+    elif v in ("off", "0", "false", "disabled"):
+        o["fit"] = "off"
+    else:
+        raise _bad(flag, value, "on or off")
+
+
+def _llama_fit_target(o: dict[str, Any], flag: str, value: Optional[str]) -> None:
+    from .engines.llamacpp import _read_fit_target
+
+    o["fit_target"] = _read_fit_target(value or "", flag)
+
+
 LLAMA_FLAGS = (
     Flag(("-m", "--model"), _set("_model")),
+    Flag(("-fit", "--fit"), _llama_fit),
+    Flag(("-fitt", "--fit-target"), _llama_fit_target),
+    Flag(("-fitc", "--fit-ctx"), _set("fit_ctx", _int)),
     Flag(("-hf", "-hfr", "--hf-repo"), _llama_hf),
     Flag(("-c", "--ctx-size"), _llama_ctx),
     Flag(("-ngl", "--gpu-layers", "--n-gpu-layers"), _llama_ngl),
@@ -280,8 +301,8 @@ LLAMA_IGNORED = {"--host": True, "--port": True, "-t": True, "--threads": True, 
                  "-p": True, "--prompt": True, "-cnv": False, "--conversation": False, "--prio": True,
                  "--mlock": False, "--no-mmap": False, "--mmap": False,
                  "--cont-batching": False, "-cb": False, "--top-k": True, "--top-p": True, "--min-p": True,
-                 "--repeat-penalty": True, "--no-context-shift": False, "--context-shift": False, "-fit": True,
-                 "--fit": True, "--embedding": False, "--embeddings": False, "-sys": True, "--system-prompt": True,
+                 "--repeat-penalty": True, "--no-context-shift": False, "--context-shift": False,
+                 "--embedding": False, "--embeddings": False, "-sys": True, "--system-prompt": True,
                  "--no-warmup": False, "--reasoning-format": True, "--reasoning-budget": True, "--timeout": True}
 LLAMA_UNMODELLED = {"-ot": True, "--override-tensor": True, "-cmoe": False, "--cpu-moe": False, "-ncmoe": True,
                     "--n-cpu-moe": True, "-md": True, "--model-draft": True, "--mmproj": True, "--lora": True,
@@ -437,6 +458,12 @@ def _llamacpp(program: str, args: list[str], env: dict[str, str]) -> ParsedComma
     out.options.pop("_ctx_from_model", None)
     if "seq" not in out.options:
         out.options["_ctx_from_model"] = True  # -c 0 (the default): the model's training context
+    if not program.startswith("llama-run"):
+        # common.h fit_params = true (every common_params tool: llama-server, llama-cli): fits -ngl / -ts (and a
+        # -c left at 0) to the GPUs named
+        out.options.setdefault("fit", "on")
+    if out.options.get("fit") == "on" and out.options.get("_ctx_from_model"):
+        out.options["fit_auto_ctx"] = True
     return out
 
 

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..memory.gguf_mix import gguf_tensors
@@ -102,6 +103,22 @@ class LlamacppReport(EngineReport):
     pipeline_parallel: Optional[bool] = None
     devices: Optional[list["DeviceBuffers"]] = None
     host_model_buffer: Optional[str] = None  # mmap (file-backed, the default), allocated (--no-mmap), locked (--mlock)
+    fit: Optional["FitReport"] = None  # --fit on: what common_fit_params decided
+
+
+@dataclass(frozen=True, kw_only=True)
+class FitReport(Record):
+    """llama.cpp's ``--fit`` (``common/fit.cpp``): its decision and what it prints."""
+
+    status: str  # unchanged (fits as given) | fitted | failed (the parameters as given)
+    target_mib: list[int]  # --fit-target per device
+    free_bytes: list[int]  # free memory per device it fitted to
+    n_gpu_layers: Optional[int] = None  # -ngl it set (None: unchanged)
+    tensor_split: Optional[list[int]] = None  # layers per device it set
+    overflowing: int = 0  # partial layers (their FFN tensors in host memory or the next device)
+    n_ctx: Optional[int] = None  # the context it set (with -c 0)
+    reason: Optional[str] = None
+    trace: list[str]
 
 
 _BLK = re.compile(r"(?:^|\.)(?:blk|layers|h|layer|block)\.(\d+)\.")
@@ -117,7 +134,13 @@ def _tensor_bytes(model: ResolvedModel, w: Workload) -> list[tuple[str, Optional
     if model.kind == "gguf" and model.stored is not None and w.quant == "none":
         return [(t.name, _layer_of(t.name), t.nbytes) for t in model.stored]
     ftype = w.quant if w.quant != "none" else {"fp32": "F32", "bf16": "BF16"}.get(w.dtype or "", "F16")
-    return [(t.name, t.layer, t.nbytes) for t in gguf_tensors(model.spec, ftype)]
+    return [(t.name, t.layer, t.nbytes) for t in _mix(model.spec, ftype)]
+
+
+@lru_cache(maxsize=32)
+def _mix(spec: ModelSpec, ftype: str) -> tuple:
+    """llama.cpp's quantization mix of a model without a file (the same for every trial of ``--fit``)."""
+    return tuple(gguf_tensors(spec, ftype))
 
 
 _TOKEN_EMBD = ("token_embd.weight", "model.embed_tokens.weight", "transformer.wte.weight",
@@ -374,6 +397,23 @@ def _read_tensor_split(value: Any, field: str) -> tuple[float, ...]:
     if not any(out):
         raise VramscopeError("bad_choice", field=field, value=shown(value), allowed="at least one proportion above 0")
     return tuple(out)
+def _read_fit_target(value: Any, field: str) -> tuple[int, ...]:
+    """``--fit-target 1024`` or ``1024,2048`` (MiB per device, common/arg.cpp)."""
+    from ..errors import VramscopeError
+    from ..units import shown
+
+    items = re.split(r"[,/]", value.strip()) if isinstance(value, str) else value
+    if isinstance(items, int) and not isinstance(items, bool):
+        items = [items]
+    try:
+        out = tuple(int(str(x).strip()) for x in items if str(x).strip())
+    except (TypeError, ValueError):
+        out = ()
+    if not out or len(out) > 128 or any(x < 0 or x > 10**7 for x in out):
+        raise VramscopeError("bad_choice", field=field, value=shown(value), allowed="MiB such as 1024 or 1024,2048")
+    return out
+
+
 #: ggml-backend.h GGML_SCHED_MAX_COPIES: input copies per backend under pipeline parallelism
 SCHED_MAX_COPIES = 4
 
@@ -473,7 +513,7 @@ def _tensors_shaped(model: ResolvedModel, w: Workload) -> list[tuple[str, Option
         return out
     ftype = w.quant if w.quant != "none" else {"fp32": "F32", "bf16": "BF16"}.get(w.dtype or "", "F16")
     return [(t.name, t.layer, t.nbytes, t.shape[0] if len(t.shape) == 2 else 1,
-             _is_matrix(t.name, t.shape, t.count, False)) for t in gguf_tensors(model.spec, ftype)]
+             _is_matrix(t.name, t.shape, t.count, False)) for t in _mix(model.spec, ftype)]
 
 
 def _device_kv(model: ResolvedModel, w: Workload, dev_of: list, used: list, kv_offload: bool,
@@ -524,15 +564,64 @@ def _device_compute(spec: ModelSpec, w: Workload, dev_of: list, d: int, has_out:
     return int(full + (copies - 1) * inputs)
 
 
+#: ``common/fit.cpp`` ``common_layer_fraction_t``: which FFN tensors of a layer a tensor override moves
+#: (``get_overflow_pattern``): ATTN every ``ffn_(gate|up|gate_up|down)`` tensor (the router ``ffn_gate_inp`` and
+#: shared experts too: the pattern is searched, ``ffn_gate.*``), UP those but ``ffn_up*``, GATE ``ffn_down*``
+#: only, MOE the expert tensors ``ffn_(up|down|gate_up|gate)_(ch|)exps``
+LAYER_FRACTION_ATTN, LAYER_FRACTION_UP, LAYER_FRACTION_GATE, LAYER_FRACTION_MOE = 1, 2, 3, 4
+_HF_FFN = {"gate_proj": "gate", "up_proj": "up", "down_proj": "down", "gate_up_proj": "gate_up", "w1": "gate",
+           "w3": "up", "w2": "down", "fc1": "up", "fc2": "down", "dense_h_to_4h": "up", "dense_4h_to_h": "down",
+           "c_fc": "up", "gate": "gate", "shared_expert_gate": "gate"}
+_GGUF_FFN = re.compile(r"\.ffn_(gate_up|gate|up|down)(_(?:ch|)exps)?")
+
+
+def ffn_part(name: str) -> Optional[tuple[str, bool]]:
+    """(``gate`` | ``up`` | ``down`` | ``gate_up``, whether an expert tensor) of an FFN weight, GGUF or Hugging Face
+    named; None for any other tensor."""
+    m = _GGUF_FFN.search(name)
+    if m:
+        return m.group(1), m.group(2) is not None
+    parts = name.split(".")
+    if len(parts) >= 2 and parts[-1] in ("weight", "bias") and parts[-2] in _HF_FFN:
+        within_ffn = any(p in ("mlp", "feed_forward", "block_sparse_moe", "ffn", "moe") for p in parts)
+        if within_ffn or parts[-2] not in ("gate", "w1", "w2", "w3"):
+            expert = ".experts." in name and "shared" not in name
+            return _HF_FFN[parts[-2]], expert
+    return None
+
+
+def fraction_moves(fraction: int, name: str) -> bool:
+    """Whether ``fit``'s override pattern for ``fraction`` matches this tensor."""
+    part = ffn_part(name)
+    if part is None:
+        return False
+    kind, expert = part
+    if fraction == LAYER_FRACTION_MOE:
+        return expert
+    if fraction == LAYER_FRACTION_ATTN:
+        return True
+    if fraction == LAYER_FRACTION_UP:
+        return kind != "up"
+    if fraction == LAYER_FRACTION_GATE:
+        return kind == "down"
+    return False
+
+
 def llamacpp_devices(model: ResolvedModel, w: Workload, n_devices: int, *, split_mode: str = "layer",
                      tensor_split: Optional["list[float]"] = None, main_gpu: int = 0, kv_offload: bool = True,
                      n_batch: Optional[int] = None, free_bytes: Optional["list[int]"] = None,
-                     compute_capability: str = "") -> tuple[list[DeviceBuffers], Buffers, dict[str, Any]]:
+                     compute_capability: str = "",
+                     overrides: Optional[dict[int, tuple[int, Optional[int]]]] = None,
+                     tensors: Optional[list] = None,
+                     ) -> tuple[list[DeviceBuffers], Buffers, dict[str, Any]]:
     """llama.cpp's buffers on each of ``n_devices`` GPUs and in host memory (rules above).
 
     Returns (one :class:`DeviceBuffers` per device in use, the host buffers, facts: the devices used, whether
     pipeline parallelism is on, the effective ``n_ubatch``). ``free_bytes``: each device's free memory, the default
-    split (equal when not given)."""
+    split (equal when not given). ``overrides``: ``-ot``-style tensor buffer overrides as ``fit`` writes them,
+    layer -> (a ``LAYER_FRACTION_*``, the device its matching FFN tensors go to, None: host memory); the layer's
+    other tensors and its KV cache stay on its own device. ``tensors``: :func:`_tensors_shaped` of the model, when
+    the caller measures many trials of one model."""
     spec = model.spec
     n_layer = spec.num_layers
     if split_mode not in SPLIT_MODES:
@@ -572,7 +661,7 @@ def llamacpp_devices(model: ResolvedModel, w: Workload, n_devices: int, *, split
         else:
             model_b[dev] += nbytes
 
-    for name, layer, nbytes, rows, matrix in _tensors_shaped(model, w):
+    for name, layer, nbytes, rows, matrix in (tensors if tensors is not None else _tensors_shaped(model, w)):
         if _is_input(name):
             cpu_model += nbytes
             if duplicated and name in _TOKEN_EMBD:
@@ -584,7 +673,11 @@ def llamacpp_devices(model: ResolvedModel, w: Workload, n_devices: int, *, split
         elif layer is None:
             put(output_dev, nbytes, rows, matrix)
         else:
-            put(dev_of[min(layer, n_layer - 1)], nbytes, rows, matrix)
+            il = min(layer, n_layer - 1)
+            dev = dev_of[il]
+            if overrides and il in overrides and fraction_moves(overrides[il][0], name):
+                dev = overrides[il][1]
+            put(dev, nbytes, rows, matrix)
     n_ctx = w.seq
     kv_b, cpu_kv, ctk, ctv = _device_kv(model, w, dev_of, used, kv_offload, ub)
     pipeline = (len(used) > 1 and ngl > n_layer and split_mode == "layer" and kv_offload)
@@ -622,8 +715,10 @@ def multi_device(w: Workload) -> bool:
 
 
 def llamacpp_multi_inference(model: ResolvedModel, w: Workload, notes: list[Assumption],
-                             gpus: tuple[Gpu, ...]) -> tuple[Phases, LlamacppReport]:
-    """Phases of the fullest device and the report with every device's buffers."""
+                             gpus: tuple[Gpu, ...], overrides: Optional[dict] = None,
+                             fit: Optional["FitReport"] = None) -> tuple[Phases, LlamacppReport]:
+    """Phases of the fullest device and the report with every device's buffers (``overrides``, ``fit``: what
+    ``--fit`` decided, :func:`llamacpp_fit_inference`)."""
     o = split_options(w)
     # the devices: --gpus, or as many as --tensor-split names (llama.cpp reads one entry per device it has)
     n = w.num_gpus if w.num_gpus > 1 or not o["tensor_split"] else len(o["tensor_split"])
@@ -637,7 +732,7 @@ def llamacpp_multi_inference(model: ResolvedModel, w: Workload, notes: list[Assu
     free = [g.usable_bytes for g in gpus[:1]] * n if gpus else None
     devs, host, f = llamacpp_devices(model, w, n, split_mode=o["split_mode"], tensor_split=o["tensor_split"],
                                      main_gpu=main, kv_offload=o["kv_offload"], n_batch=o["n_batch"],
-                                     free_bytes=free, compute_capability=cc)
+                                     free_bytes=free, compute_capability=cc, overrides=overrides)
     top = max(devs, key=lambda d: d.total) if devs else None
     gpu = Buffers(model_buffer_bytes=top.model_buffer_bytes if top else 0,
                   kv_buffer_bytes=top.kv_buffer_bytes if top else 0,
@@ -672,7 +767,74 @@ def llamacpp_multi_inference(model: ResolvedModel, w: Workload, notes: list[Assu
                             flash_attn=w.flash_attn, gpu=gpu, host=host,
                             host_bytes=host.model_buffer_bytes + host.kv_buffer_bytes + host.compute_buffer_bytes,
                             split_mode=o["split_mode"], tensor_split=o["tensor_split"], main_gpu=main,
-                            pipeline_parallel=f["pipeline"], devices=devs, host_model_buffer=host_kind)
+                            pipeline_parallel=f["pipeline"], devices=devs, host_model_buffer=host_kind, fit=fit)
+    return phases, report
+
+
+def fit_free_bytes(gpu: Gpu) -> int:
+    """What llama.cpp reads as a device's free memory (``cudaMemGetInfo``, after it created its CUDA context): the
+    GPU's usable memory less the context vramscope counts (``memory/overhead.py`` ``CONTEXT_NOMINAL``)."""
+    from ..memory.overhead import CONTEXT_NOMINAL
+
+    return max(gpu.usable_bytes - CONTEXT_NOMINAL, 0)
+
+
+def run_fit(model: ResolvedModel, w: Workload, gpus: tuple[Gpu, ...], *, n_devices: int,
+            targets_mib: Optional["list[int]"] = None, auto_ctx: bool = False, n_ctx_min: int = 4096,
+            user_ngl: Optional[int] = None) -> tuple[Workload, Optional[dict], FitReport]:
+    """``common_fit_params`` on ``n_devices`` of the first GPU named: (the workload with what it set, the tensor
+    overrides, the report)."""
+    from .llamacpp_fit import FIT_TARGET, fit_params, llamacpp_measure, overrides as fit_overrides
+
+    o = split_options(w)
+    main = o["main_gpu"] if o["main_gpu"] is not None else 0
+    used = [main] if o["split_mode"] == "none" else list(range(n_devices))
+    free = [fit_free_bytes(gpus[0])] * n_devices
+    cc = gpus[0].compute_capability
+    spec = model.spec
+    n_ctx_train = spec.max_position_embeddings or w.seq
+    measure = llamacpp_measure(model, w, n_devices, n_ctx_train=n_ctx_train, split_mode=o["split_mode"],
+                               tensor_split=o["tensor_split"], main_gpu=main, kv_offload=o["kv_offload"],
+                               n_batch=o["n_batch"], free_bytes=free, compute_capability=cc)
+    margins = [t * 2**20 for t in targets_mib] if targets_mib else [FIT_TARGET]
+    margins = (margins + [margins[-1]] * len(used))[:len(used)]
+    n_expert = spec.moe.num_experts if spec.moe is not None else 0
+    r = fit_params(measure, free=[free[d] for d in used], names=[f"CUDA{d} ({gpus[0].name})" for d in used],
+                   hp_ngl=spec.num_layers, n_ctx_train=n_ctx_train, n_expert=n_expert,
+                   n_ctx=0 if auto_ctx else w.seq, margins=margins, n_ctx_min=n_ctx_min, n_gpu_layers=user_ngl,
+                   user_tensor_split=o["tensor_split"] is not None, split_row=o["split_mode"] == "row",
+                   total_mem=[gpus[0].usable_bytes] * len(used))
+    new = w
+    ovr = None
+    if r.n_ctx:
+        new = replace(new, seq=r.n_ctx)
+    elif auto_ctx:
+        new = replace(new, seq=n_ctx_train)
+    if r.ngl is not None:
+        new = replace(new, n_gpu_layers=r.n_gpu_layers,
+                      tensor_split=tuple(float(x) for x in r.tensor_split) if r.tensor_split else None)
+        ovr = fit_overrides(r.ngl, r.overflow, spec.num_layers) or None
+    report = FitReport(status=r.status, target_mib=[m // 2**20 for m in margins], free_bytes=[free[d] for d in used],
+                       n_gpu_layers=r.n_gpu_layers, tensor_split=r.tensor_split, overflowing=r.overflowing,
+                       n_ctx=r.n_ctx or None, reason=r.reason or None, trace=r.trace)
+    return new, ovr, report
+
+
+def llamacpp_fit_inference(model: ResolvedModel, w: Workload, notes: list[Assumption],
+                           gpus: tuple[Gpu, ...]) -> tuple[Phases, LlamacppReport]:
+    """``llama-server --fit on``: fit on the first GPU named, then the buffers of what it decided."""
+    o = split_options(w)
+    n = w.num_gpus if w.num_gpus > 1 or not o["tensor_split"] else len(o["tensor_split"])
+    targets = list(getattr(w, "fit_target", None) or ()) or None
+    new, ovr, fit = run_fit(model, w, gpus, n_devices=n, targets_mib=targets,
+                            auto_ctx=bool(getattr(w, "fit_auto_ctx", False)),
+                            n_ctx_min=getattr(w, "fit_ctx", None) or 4096, user_ngl=w.n_gpu_layers)
+    phases, report = llamacpp_multi_inference(model, new, notes, gpus, overrides=ovr, fit=fit)
+    notes.append(Assumption("a_llamacpp_fit_" + fit.status, {
+        "gpu": gpus[0].name, "free": f"{fit.free_bytes[0] / 2**20:,.0f} MiB", "target": fit.target_mib[0],
+        "ngl": report.n_gpu_layers + (1 if report.output_on_gpu else 0), "n": model.spec.num_layers + 1,
+        "ts": ",".join(map(str, fit.tensor_split)) if fit.tensor_split else "-", "part": fit.overflowing,
+        "ctx": new.seq, "reason": fit.reason or ""}))
     return phases, report
 
 
@@ -725,10 +887,28 @@ class LlamaCpp(Engine):
                help_zh="把主机侧张量读入分配的内存，而不是映射文件"),
         Option("mlock", ("--mlock",), "flag", False, group="llama.cpp", owner="llama.cpp",
                help_en="pin the model in RAM", help_zh="把模型锁定在内存中"),
+        # --fit (common/fit.cpp; llama-server's default is on, vramscope's off: every layer, as given)
+        Option("fit", ("--fit",), "choice", None, group="llama.cpp", owner="llama.cpp", choices=("on", "off"),
+               help_en="on: llama.cpp's --fit lowers -ngl / sets -ts (and -c when left to the model) so that each "
+                       "GPU named keeps --fit-target free (default off here; llama-server's default is on)",
+               help_zh="on：llama.cpp 的 --fit 降低 -ngl、设置 -ts（上下文交给模型时也降低 -c），使每张所选 GPU 保留 "
+                       "--fit-target 的空闲显存（此处默认 off；llama-server 默认 on）"),
+        Option("fit_target", ("--fit-target",), "custom", None, group="llama.cpp", owner="llama.cpp",
+               parse=_read_fit_target, metavar="MiB[,MiB...]",
+               help_en="with --fit on: MiB to leave free on each device (default 1024; one value for all)",
+               help_zh="配合 --fit on：每个设备保留的空闲 MiB（默认 1024；一个值表示全部设备）"),
+        Option("fit_ctx", ("--fit-ctx",), "int", None, group="llama.cpp", owner="llama.cpp", lo=1, hi=10_000_000,
+               help_en="with --fit on: the smallest context it may set (default 4096)",
+               help_zh="配合 --fit on：可设置的最小上下文（默认 4096）"),
+        Option("fit_auto_ctx", ("--fit-auto-ctx",), "flag", False, group="llama.cpp", owner="llama.cpp",
+               help_en="with --fit on: the context was left to the model (-c 0), so fit may lower it",
+               help_zh="配合 --fit on：上下文交给模型决定（-c 0），fit 可以降低它"),
     )
 
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
                   gpus: tuple[Gpu, ...]) -> tuple[Phases, Optional[EngineReport]]:
+        if getattr(w, "fit", None) == "on" and gpus:
+            return llamacpp_fit_inference(model, w, notes, gpus)
         if multi_device(w):
             return llamacpp_multi_inference(model, w, notes, gpus)
         return llamacpp_inference(model, w, notes)
@@ -780,6 +960,11 @@ class LlamaCpp(Engine):
                    model=format_bytes(d["model_buffer_bytes"], units), kv=format_bytes(d["kv_buffer_bytes"], units),
                    compute=format_bytes(d["compute_buffer_bytes"], units))
                  for d in e.engine.get("devices") or ()]
+        fit = e.engine.get("fit")
+        if fit:
+            lines.insert(0, t("llamacpp_fit_line", lang, status=fit["status"],
+                              ngl=fit.get("n_gpu_layers", "-"), ts=",".join(map(str, fit.get("tensor_split") or [])) or "-",
+                              part=fit.get("overflowing", 0), ctx=e.engine["n_ctx"]))
         return lines + [t("llamacpp_host_line", lang, model=format_bytes(host["model_buffer_bytes"], units),
                           kv=format_bytes(host["kv_buffer_bytes"], units))]
 

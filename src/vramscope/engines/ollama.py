@@ -53,8 +53,9 @@ MINIMUM_MEMORY_METAL = 512 * MiB
 KV_BYTES = {"q8_0": 1.0, "q4_0": 0.5, "f32": 4.0, "f16": 2.0}
 #: fs/ggml/ggml.go FlashAttention(): the families that turn flash attention on by default
 FA_DEFAULT_ARCHS = ("gemma3", "gptoss", "gpt-oss", "qwen3", "qwen3moe", "qwen3vl", "qwen3vlmoe")
-#: the version modelled by default: the last with Ollama's own scheduler (from v0.30.0 llama-server places the layers)
-OLLAMA_VERSION = "0.24.0"
+#: the version modelled by default: the newest release read (v0.32.15, 2026-08-19; from v0.30.0 llama-server's
+#: --fit places the layers, :func:`llama_server_run`)
+OLLAMA_VERSION = "0.32.15"
 
 
 # ---- defaults by version -------------------------------------------------------------------------------------
@@ -538,6 +539,10 @@ class OllamaReport(EngineReport):
     weights_nonrepeating_bytes: int
     full_offload_bytes: int  # the fullest GPU's allocation with everything offloaded (over --gpus equal GPUs)
     per_gpu: list[OllamaGpu]
+    # from v0.30.0 (scheduler llama-server): how Ollama starts it on the first GPU named, what --fit decided there
+    llama_server_args: Optional[str] = None
+    fit: Optional[Any] = None
+    predicted_bytes: Optional[int] = None  # PredictServerVRAM
 
 
 def ollama_options(w: Any) -> dict[str, Any]:
@@ -546,7 +551,8 @@ def ollama_options(w: Any) -> dict[str, Any]:
             "num_parallel": getattr(w, "num_parallel", None) or 1,
             "num_gpu": -1 if getattr(w, "num_gpu", None) is None else w.num_gpu,
             "num_batch": getattr(w, "num_batch", None) or 512,
-            "flash": getattr(w, "ollama_flash_attention", None),
+            "flash": (getattr(w, "ollama_flash_attention", None) if getattr(w, "ollama_flash_attention", None)
+                      is not None else (True if getattr(w, "flash_attn", False) else None)),
             "kv_type": getattr(w, "ollama_kv_cache_type", None),
             "overhead": getattr(w, "gpu_overhead", None) or 0,
             "spread": bool(getattr(w, "sched_spread", False))}
@@ -587,6 +593,8 @@ def layout_estimate(spec: Any, f: GgufFacts, free: Sequence[int], *, num_ctx: in
 def ollama_run(model: Any, w: Any, gpus: Sequence[Any]) -> tuple[OllamaReport, GgufFacts, dict[str, Any]]:
     """The scheduler's decision for each GPU model named (a rig of ``w.num_gpus`` of it)."""
     o = ollama_options(w)
+    if _version(o["version"]) >= LLAMA_SERVER_FROM:
+        return llama_server_run(model, w, gpus)
     f = facts(model, w)
     total_vram = (gpus[0].memory_bytes - o["overhead"]) * w.num_gpus if gpus else 0
     if w.seq_default:
@@ -598,7 +606,7 @@ def ollama_run(model: Any, w: Any, gpus: Sequence[Any]) -> tuple[OllamaReport, G
     num_ctx = max(num_ctx, 4)
     num_batch = min(o["num_batch"], num_ctx)
     metal = bool(gpus) and getattr(gpus[0], "vendor", "") == "apple"
-    flash = flash_attention(f.arch, o["flash"] if o["flash"] is not None else (True if w.flash_attn else None),
+    flash = flash_attention(f.arch, o["flash"],
                             head_k=f.head_k, head_v=f.head_v, embedding_model=model.spec.kind == "encoder")
     kvt = kv_cache_type(o["kv_type"], flash)
     opts = dict(num_ctx=num_ctx, num_batch=num_batch, num_parallel=o["num_parallel"], num_gpu=o["num_gpu"],
@@ -672,9 +680,10 @@ class Ollama(Engine):
     options = (
         Option("ollama_version", ("--ollama-version",), "custom", None, group="ollama", owner="ollama",
                parse=_version_text, metavar="X.Y.Z",
-               help_en="the Ollama release whose defaults and scheduler apply (default 0.24.0; up to 0.12.10 its "
-                       "memory.go estimate)",
-               help_zh="采用其默认值和调度器的 Ollama 版本（默认 0.24.0；0.12.10 及以前为 memory.go 估算）"),
+               help_en="the Ollama release whose defaults and scheduler apply (default 0.32.15; from 0.30.0 "
+                       "llama-server's --fit, 0.12.11-0.24.x its own layout, up to 0.12.10 its memory.go estimate)",
+               help_zh="采用其默认值和调度器的 Ollama 版本（默认 0.32.15；0.30.0 起为 llama-server 的 --fit，"
+                       "0.12.11-0.24.x 为其自身布局，0.12.10 及以前为 memory.go 估算）"),
         Option("num_parallel", ("--num-parallel",), "int", None, group="ollama", owner="ollama", lo=1, hi=1024,
                help_en="OLLAMA_NUM_PARALLEL: requests at once; the cache holds num_ctx × this (default 1)",
                help_zh="OLLAMA_NUM_PARALLEL：同时处理的请求数；缓存容量为 num_ctx × 该值（默认 1）"),
@@ -711,11 +720,19 @@ class Ollama(Engine):
                       "prefill": {"weights": dev.weights_bytes, "kv_cache": dev.kv_bytes,
                                   "activations": dev.graph_bytes,
                                   "engine_overhead": dev.reserve_bytes - _minimum(gpus)}}
-        key = "a_ollama_layout" if report.scheduler == "layout" else "a_ollama"
+        key = {"layout": "a_ollama_layout", "llama-server": "a_ollama_llama_server"}.get(report.scheduler, "a_ollama")
         notes.append(Assumption(key, {"version": report.version, "ctx": report.num_ctx,
                                              "parallel": report.num_parallel, "batch": report.num_batch,
                                              "fa": "on" if report.flash_attention else "off",
-                                             "kv": report.kv_cache_type}))
+                                             "kv": report.kv_cache_type, "args": report.llama_server_args or ""}))
+        if report.fit is not None and gpus:
+            fr = report.fit
+            notes.append(Assumption("a_llamacpp_fit_" + fr.status, {
+                "gpu": gpus[0].name, "free": f"{fr.free_bytes[0] / 2**20:,.0f} MiB", "target": fr.target_mib[0],
+                "ngl": fr.n_gpu_layers if fr.n_gpu_layers is not None else report.layers_model,
+                "n": report.layers_model,
+                "ts": ",".join(map(str, fr.tensor_split)) if fr.tensor_split else "-", "part": fr.overflowing,
+                "ctx": report.num_ctx * report.num_parallel, "reason": fr.reason or ""}))
         if library_default_quant(model, w):
             notes.append(Assumption("a_ollama_default_quant", {"quant": DEFAULT_LIBRARY_QUANT, "o_quant": Opt("quant"),
                                                             "o_f16": Opt("quant", "F16")}))
@@ -725,8 +742,6 @@ class Ollama(Engine):
             notes.append(Assumption("a_ollama_recurrent", {
                 "attn": sum(f.attention_layers), "n": f.block_count,
                 "state": f"{f.recurrent_values * 4 / 2**20:,.2f} MiB"}))
-        if _version(report.version) >= LLAMA_SERVER_FROM:
-            notes.append(Assumption("a_ollama_llama_server", {"version": report.version}))
         for g in report.per_gpu:
             notes.append(Assumption("a_ollama_split", {"gpu": g.gpu, "n": w.num_gpus, "layers": g.layers_offloaded,
                                                        "total": report.layers_model,
@@ -927,3 +942,230 @@ def build_layout(layers: Sequence[int], free: Sequence[int], graphs: Sequence[in
         vram += input_weights + cpu_graph  # nothing left on the CPU: the whole size counts as offloaded
     return Layout(assignment=[(g, ls) for g, ls in a if ls], gpu_bytes=tuple(per), gpu_layers=tuple(count),
                   vram_size=vram, total_size=sum(per) + cpu)
+
+
+# ---- from v0.30.0 (#16031, 9db4bdbad): llama-server places the layers itself (--fit) ---------------------------
+#
+# Read at ollama/ollama v0.32.15 (the newest release; the same code from v0.30.0): server/sched.go ``load``,
+# llm/llama_server.go ``startLlamaServer`` / ``MemorySize`` / ``memoryParsingWriter``, server/routes.go,
+# envconfig/config.go; llama.cpp b10488 (``LLAMA_CPP_VERSION``).
+#
+# * ``num_ctx``: the request / Modelfile / ``OLLAMA_CONTEXT_LENGTH``, else by total VRAM (4096, 32768 from 23 GiB,
+#   262144 from 47 GiB), at least 2048 for vision models, capped to the training context (``NewLlamaServer``).
+# * ``OLLAMA_NUM_PARALLEL`` (default 1); embedding models and the families of ``load``'s list run one sequence.
+# * ``PredictServerVRAM``: the file's size + ``2 × block_count × head_count_kv(min) × (embedding / heads) ×
+#   num_ctx × num_parallel × 2`` bytes; ``selectLlamaServerPlacement``: on several GPUs, without
+#   ``OLLAMA_SCHED_SPREAD``, the one GPU with the most free memory when the prediction is at most 80% of it
+#   (``--split-mode none --main-gpu 0``), else all of them.
+# * ``num_batch`` when not set (``automaticGenerationBatch``): flash attention off on CUDA: 512 (256 when the
+#   context is over 4096 on a GPU of at most 8 GiB); else 512, 1024 over 4096 tokens, 2048 over 32768, lowered
+#   while the prediction exceeds 80% of the free memory, or 60% (2048) / 75% (1024) of it, or the surcharge (2 GiB /
+#   768 MiB) does not fit in what the 80% leaves.
+# * llama-server: ``-c num_ctx×num_parallel -np num_parallel -b B -ub B --flash-attn on|off|auto`` (auto unless
+#   ``OLLAMA_FLASH_ATTENTION`` is set or a GPU lacks it), ``--cache-type-k/-v OLLAMA_KV_CACHE_TYPE`` when set,
+#   ``-ngl num_gpu`` only when set (0: CPU), no ``-ts``: llama-server's ``--fit`` (on, 1024 MiB per device,
+#   ``OLLAMA_GPU_OVERHEAD`` is not passed) sets ``-ngl`` and ``--tensor-split``.
+# * ``ollama ps``: SIZE is the sum of every buffer llama-server prints (model, KV, RS, compute, on every device and
+#   the host; from v0.30.11, #16709, the mmap overlap trimmed to the file), VRAM the GPU buffers'; SIZE is VRAM when
+#   "offloaded N/N layers" and no layer overflows (``MemorySize``).
+
+#: server/sched.go load: "Some architectures are not safe with num_parallel > 1"
+SINGLE_PARALLEL_ARCHS = ("mllama", "qwen3vl", "qwen3vlmoe", "qwen35", "qwen35moe", "qwen3next", "lfm2", "lfm2moe",
+                         "nemotron_h", "nemotron_h_moe", "nemotron_h_omni")
+
+
+def predict_server_vram(file_bytes: int, f: GgufFacts, num_ctx: int) -> int:
+    """``llm.PredictServerVRAM``: the file plus an f16 cache of ``num_ctx`` cells with K and V heads of
+    ``embedding / heads``."""
+    head_dim = f.embedding // f.heads if f.heads else 0
+    return file_bytes + 2 * f.block_count * (f.heads_kv_min or 1) * head_dim * num_ctx * 2
+
+
+def automatic_batch(ctx: int, predicted: int, available: int, flash: str, cuda: bool, gpu_memory: int) -> int:
+    """``automaticGenerationBatch`` (server/sched.go)."""
+    if flash == "off" and cuda:
+        return 256 if ctx > 4096 and 0 < gpu_memory <= 8 * GiB else 512
+    batch = 2048 if ctx > 32768 else 1024 if ctx > 4096 else 512
+
+    def fits(b: int) -> bool:
+        if predicted == 0 or available == 0:
+            return True
+        threshold = available * 80 // 100
+        if predicted > threshold:
+            return False
+        if b >= 2048 and predicted > available * 60 // 100:
+            return False
+        if 1024 <= b < 2048 and predicted > available * 75 // 100:
+            return False
+        surcharge = 2 * GiB if b >= 2048 else 768 * MiB if b >= 1024 else 0
+        return surcharge <= threshold - predicted
+
+    while batch > 512 and not fits(batch):
+        batch = 1024 if batch > 1024 else 512
+    return batch
+
+
+def fa_supported(gpu: Any) -> bool:
+    """``ml.FlashAttentionSupported``: CUDA from compute capability 6.0 (not 7.2), Metal, ROCm, Vulkan."""
+    vendor = (getattr(gpu, "vendor", "") or "").lower()
+    if vendor in ("apple", "amd", "intel"):
+        return True
+    cc = str(getattr(gpu, "compute_capability", "") or "")
+    try:
+        major, minor = (int(x) for x in (cc.split(".") + ["0"])[:2])
+    except ValueError:
+        return True
+    return major >= 6 and (major, minor) != (7, 2)
+
+
+def _server_plan(model: Any, w: Any, f: GgufFacts, gpu: Any, n: int, o: dict[str, Any], num_ctx: int,
+                 num_parallel: int, fit: bool = True, force_all: bool = False) -> dict[str, Any]:
+    """What Ollama starts llama-server with on ``n`` of ``gpu`` and what ``--fit`` and ``ollama ps`` make of it."""
+    from dataclasses import replace
+
+    from .llamacpp import fit_free_bytes, llamacpp_devices, run_fit
+
+    from .llamacpp import _tensor_bytes
+
+    wq = replace(w, quant=DEFAULT_LIBRARY_QUANT) if library_default_quant(model, w) else w
+    file_bytes = sum(nbytes for _, _, nbytes in _tensor_bytes(model, wq))  # the file's tensors (its size, less metadata)
+    ctx_total = num_ctx * num_parallel
+    predicted = predict_server_vram(file_bytes, f, ctx_total)
+    free = fit_free_bytes(gpu)
+    nd = n
+    single = False
+    if n > 1 and o["num_gpu"] != 0 and not o["spread"] and predicted <= free * 80 // 100 and not force_all:
+        nd, single = 1, True  # selectLlamaServerPlacement: one GPU, --split-mode none --main-gpu 0
+    if o["flash"] is not None:
+        fa = "on" if o["flash"] else "off"
+    else:
+        fa = "auto" if fa_supported(gpu) else "off"
+    flash = fa != "off"  # llama.cpp resolves auto to on where the device runs the FA kernels
+    available = free * nd
+    cuda = (getattr(gpu, "vendor", "") or "nvidia").lower() in ("nvidia", "")
+    batch = o["num_batch_set"] or automatic_batch(ctx_total, predicted, available, fa, cuda, gpu.memory_bytes)
+    kv = (o["kv_type"] or "").lower() or None
+    ngl = o["num_gpu"] if o["num_gpu"] >= 0 else None
+    args = ["-c", str(ctx_total), "-np", str(num_parallel)]
+    if kv:
+        args += ["--cache-type-k", kv, "--cache-type-v", kv]
+    args += ["--flash-attn", fa, "-b", str(batch), "-ub", str(batch)]
+    if ngl is not None:
+        args += ["-ngl", str(ngl)]
+    if single:
+        args += ["--split-mode", "none", "--main-gpu", "0"]
+    lw = replace(wq, seq=ctx_total, ubatch=batch, batch_size=batch, flash_attn=flash, cache_type_k=kv,
+                 cache_type_v=kv, n_gpu_layers=ngl, n_parallel=num_parallel, num_gpus=nd, tensor_split=None,
+                 split_mode="none" if single else "layer", main_gpu=0, no_kv_offload=False)
+    if fit:
+        fitted, ovr, fit_report = run_fit(model, lw, (gpu,), n_devices=nd, user_ngl=ngl)
+    else:
+        fitted, ovr, fit_report = lw, None, None
+    devs, host, facts = llamacpp_devices(model, fitted, nd, split_mode=fitted.split_mode, main_gpu=0,
+                                         tensor_split=list(fitted.tensor_split) if fitted.tensor_split else None,
+                                         n_batch=batch, free_bytes=[free] * nd,
+                                         compute_capability=gpu.compute_capability, overrides=ovr)
+    n_layer = f.block_count
+    ngl_eff = n_layer + 1 if fitted.n_gpu_layers is None or fitted.n_gpu_layers < 0 else min(fitted.n_gpu_layers,
+                                                                                             n_layer + 1)
+    offloaded = min(ngl_eff, n_layer + 1) if devs else 0
+    vram = sum(d.total for d in devs)
+    host_total = host.model_buffer_bytes + host.kv_buffer_bytes + host.compute_buffer_bytes
+    total = vram + host_total
+    if offloaded >= n_layer + 1 and (fit_report is None or fit_report.overflowing == 0) and devs:
+        total = vram  # MemorySize: every layer offloaded, none overflowing: 100% GPU
+    devices = [OllamaDevice(device=d.device, free_bytes=free, layers=d.layers + (1 if d.output_layer else 0),
+                            allocation_bytes=d.total, weights_bytes=d.model_buffer_bytes, kv_bytes=d.kv_buffer_bytes,
+                            graph_bytes=d.compute_buffer_bytes, reserve_bytes=MINIMUM_MEMORY)
+               for d in devs if d.total]
+    e = MemoryEstimate(offloaded if vram else 0, max((d.compute_buffer_bytes for d in devs), default=0), vram, total,
+                       tuple(d.layers + (1 if d.output_layer else 0) for d in devs) if len(devs) > 1 else (),
+                       tuple(d.total for d in devs), sum(d.kv_buffer_bytes for d in devs) + host.kv_buffer_bytes,
+                       max((d.compute_buffer_bytes for d in devs), default=0),
+                       max((d.compute_buffer_bytes for d in devs), default=0), sum(f.layer_sizes), f.output_size,
+                       tuple(devices) if vram else ())
+    return {"estimate": e, "fit": fit_report, "args": args, "batch": batch, "fa": fa, "kv": kv or "f16",
+            "predicted": predicted, "single": single, "host": host}
+
+
+def _min_usable(model: Any, w: Any, f: GgufFacts, n: int, o: dict[str, Any], num_ctx: int, num_parallel: int
+                ) -> int:
+    """The least usable memory per GPU at which ``n`` equal GPUs hold every layer with ``--fit`` changing nothing:
+    every device's buffers plus the 1024 MiB margin within its free memory, under the placement Ollama picks at
+    that size (one GPU once the prediction is at most 80% of its free memory) and the batch it picks there.
+    (``--fit`` could rebalance the split across several GPUs to fit a little below this; that search is not run.)"""
+    from ..gpus import Gpu
+    from ..memory.overhead import CONTEXT_NOMINAL
+    from .llamacpp_fit import FIT_TARGET
+
+    def plan(usable: int, count: int) -> dict[str, Any]:
+        g = Gpu(id="any", name="GPU", memory_bytes=usable, compute_capability="8.9")
+        return _server_plan(model, w, f, g, count, o, num_ctx, num_parallel, fit=False)
+
+    def need(p: dict[str, Any]) -> int:
+        return max(p["estimate"].gpu_sizes, default=0) + FIT_TARGET + CONTEXT_NOMINAL
+
+    big = 1 << 50
+    single = plan(big, 1)
+    predicted = single["predicted"]
+    out = need(single)
+    for _ in range(3):  # the batch Ollama picks depends on the size: settle it
+        # several GPUs: one of them only once the prediction is at most 80% of its free memory
+        u_single = max(out, -(-predicted * 100 // 80) + CONTEXT_NOMINAL) if n > 1 else out
+        cands = [u_single]
+        if n > 1 and o["num_gpu"] != 0:
+            spread = plan(big, n) if o["spread"] else None
+            pn = spread or _server_plan(model, w, f, Gpu(id="any", name="GPU", memory_bytes=out,
+                                                         compute_capability="8.9"), n, o, num_ctx, num_parallel,
+                                        fit=False, force_all=True)
+            u_n = need(pn)
+            if o["spread"] or (u_n - CONTEXT_NOMINAL) * 80 // 100 < predicted:
+                cands.append(u_n)
+        new = min(cands)
+        again = plan(new, n)
+        if need(again) <= new or again["single"] is False and n == 1:
+            return new
+        out = need(again)
+    return out
+
+
+def llama_server_run(model: Any, w: Any, gpus: Sequence[Any]) -> tuple[OllamaReport, GgufFacts, dict[str, Any]]:
+    """Ollama from v0.30.0: what it starts llama-server with, what ``--fit`` places, what ``ollama ps`` shows."""
+    from ..gpus import Gpu
+
+    o = ollama_options(w)
+    o["num_batch_set"] = getattr(w, "num_batch", None)
+    f = facts(model, w)
+    total_vram = (gpus[0].memory_bytes - o["overhead"]) * w.num_gpus if gpus else 0
+    num_ctx = default_num_ctx(o["version"], total_vram) if w.seq_default else w.seq
+    if model.spec.vision is not None:
+        num_ctx = max(num_ctx, 2048)
+    num_ctx = max(num_ctx, 4)
+    if f.context_length and num_ctx > f.context_length:
+        num_ctx = f.context_length
+    num_parallel = o["num_parallel"]
+    if model.spec.kind == "encoder" or f.arch in SINGLE_PARALLEL_ARCHS:
+        num_parallel = 1
+    big = Gpu(id="any", name="GPU", memory_bytes=1 << 50, compute_capability="8.9")
+    alone = _server_plan(model, w, f, big, w.num_gpus, o, num_ctx, num_parallel, fit=False, force_all=True)
+    need = _min_usable(model, w, f, w.num_gpus, o, num_ctx, num_parallel)
+    per_gpu, plans = [], []
+    for g in gpus:
+        p = _server_plan(model, w, f, g, w.num_gpus, o, num_ctx, num_parallel)
+        plans.append(p)
+        e = p["estimate"]
+        per_gpu.append(OllamaGpu(gpu=g.name, free_bytes=g.usable_bytes, gpus_used=len(e.devices),
+                                 layers_offloaded=e.layers, layers_split=list(e.tensor_split),
+                                 size_bytes=e.total_size, vram_bytes=e.vram_size, size=human_bytes(e.total_size),
+                                 processor=processor(e.total_size, e.vram_size), devices=list(e.devices)))
+    ref = plans[0] if plans else alone
+    e = ref["estimate"]
+    report = OllamaReport(version=o["version"], scheduler="llama-server", num_ctx=num_ctx, num_batch=ref["batch"],
+                          num_parallel=num_parallel, num_gpu=None if o["num_gpu"] < 0 else o["num_gpu"],
+                          flash_attention=ref["fa"] != "off", kv_cache_type=ref["kv"], layers_model=f.block_count + 1,
+                          kv_bytes=e.kv_total, graph_full_bytes=e.graph_full, graph_partial_bytes=e.graph_partial,
+                          weights_repeating_bytes=e.memory_weights, weights_nonrepeating_bytes=e.memory_layer_output,
+                          full_offload_bytes=need, per_gpu=per_gpu, llama_server_args=" ".join(ref["args"]), fit=ref["fit"] if plans else None,
+                          predicted_bytes=ref["predicted"])
+    return report, f, {"alone": alone["estimate"], "first": plans[0]["estimate"] if plans else None,
+                       "plan": ref}

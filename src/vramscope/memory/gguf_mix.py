@@ -17,6 +17,7 @@ second time as the output layer (``TENSOR_DUPLICATED``), on the GPU whenever ``-
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterator, Optional
 
 from ..model.spec import ModelSpec
@@ -62,6 +63,7 @@ class GgufTensor:
         return self.numel // info["block"] * info["bytes"]
 
 
+@lru_cache(maxsize=None)
 def _type_info(name: str) -> dict:
     from ..sources.gguf import ggml_types
 
