@@ -771,6 +771,10 @@ def llamacpp_multi_inference(model: ResolvedModel, w: Workload, notes: list[Assu
     return phases, report
 
 
+#: the assumption naming what --fit did
+FIT_NOTE = {"unchanged": "a_llamacpp_fit_unchanged", "fitted": "a_llamacpp_fit_fitted", "failed": "a_llamacpp_fit_failed"}
+
+
 def fit_free_bytes(gpu: Gpu) -> int:
     """What llama.cpp reads as a device's free memory (``cudaMemGetInfo``, after it created its CUDA context): the
     GPU's usable memory less the context vramscope counts (``memory/overhead.py`` ``CONTEXT_NOMINAL``)."""
@@ -830,7 +834,7 @@ def llamacpp_fit_inference(model: ResolvedModel, w: Workload, notes: list[Assump
                             auto_ctx=bool(getattr(w, "fit_auto_ctx", False)),
                             n_ctx_min=getattr(w, "fit_ctx", None) or 4096, user_ngl=w.n_gpu_layers)
     phases, report = llamacpp_multi_inference(model, new, notes, gpus, overrides=ovr, fit=fit)
-    notes.append(Assumption("a_llamacpp_fit_" + fit.status, {
+    notes.append(Assumption(FIT_NOTE[fit.status], {
         "gpu": gpus[0].name, "free": f"{fit.free_bytes[0] / 2**20:,.0f} MiB", "target": fit.target_mib[0],
         "ngl": report.n_gpu_layers + (1 if report.output_on_gpu else 0), "n": model.spec.num_layers + 1,
         "ts": ",".join(map(str, fit.tensor_split)) if fit.tensor_split else "-", "part": fit.overflowing,

@@ -727,7 +727,9 @@ class Ollama(Engine):
                                              "kv": report.kv_cache_type, "args": report.llama_server_args or ""}))
         if report.fit is not None and gpus:
             fr = report.fit
-            notes.append(Assumption("a_llamacpp_fit_" + fr.status, {
+            from .llamacpp import FIT_NOTE
+
+            notes.append(Assumption(FIT_NOTE[fr.status], {
                 "gpu": gpus[0].name, "free": f"{fr.free_bytes[0] / 2**20:,.0f} MiB", "target": fr.target_mib[0],
                 "ngl": fr.n_gpu_layers if fr.n_gpu_layers is not None else report.layers_model,
                 "n": report.layers_model,
@@ -1005,6 +1007,24 @@ def automatic_batch(ctx: int, predicted: int, available: int, flash: str, cuda: 
     return batch
 
 
+def select_placement(free: Sequence[int], predicted: int, spread: bool, num_gpu: int = -1) -> list[int]:
+    """``selectLlamaServerPlacement`` for discrete GPUs of one backend: with ``num_gpu`` 0 or one GPU, all of them;
+    without ``OLLAMA_SCHED_SPREAD``, the GPU with the most free memory when the prediction is at most 80% of it
+    (``bestSingleGPUFit``; llama-server then gets ``--split-mode none --main-gpu 0``); else all of them."""
+    if len(free) <= 1 or num_gpu == 0:
+        return list(range(len(free)))
+    if not spread and predicted > 0:
+        best = None
+        for i, fr in enumerate(free):
+            if predicted > fr * 80 // 100:
+                continue
+            if best is None or fr > free[best]:
+                best = i
+        if best is not None:
+            return [best]
+    return list(range(len(free)))
+
+
 def fa_supported(gpu: Any) -> bool:
     """``ml.FlashAttentionSupported``: CUDA from compute capability 6.0 (not 7.2), Metal, ROCm, Vulkan."""
     vendor = (getattr(gpu, "vendor", "") or "").lower()
@@ -1032,10 +1052,8 @@ def _server_plan(model: Any, w: Any, f: GgufFacts, gpu: Any, n: int, o: dict[str
     ctx_total = num_ctx * num_parallel
     predicted = predict_server_vram(file_bytes, f, ctx_total)
     free = fit_free_bytes(gpu)
-    nd = n
-    single = False
-    if n > 1 and o["num_gpu"] != 0 and not o["spread"] and predicted <= free * 80 // 100 and not force_all:
-        nd, single = 1, True  # selectLlamaServerPlacement: one GPU, --split-mode none --main-gpu 0
+    chosen = [0] if n == 1 else select_placement([free] * n, predicted, o["spread"] or force_all, o["num_gpu"])
+    nd, single = len(chosen), n > 1 and len(chosen) == 1
     if o["flash"] is not None:
         fa = "on" if o["flash"] else "off"
     else:
@@ -1043,7 +1061,8 @@ def _server_plan(model: Any, w: Any, f: GgufFacts, gpu: Any, n: int, o: dict[str
     flash = fa != "off"  # llama.cpp resolves auto to on where the device runs the FA kernels
     available = free * nd
     cuda = (getattr(gpu, "vendor", "") or "nvidia").lower() in ("nvidia", "")
-    batch = o["num_batch_set"] or automatic_batch(ctx_total, predicted, available, fa, cuda, gpu.memory_bytes)
+    batch = o["num_batch_set"] or automatic_batch(ctx_total, predicted, available, fa, cuda,
+                                                  min(free, gpu.memory_bytes))
     kv = (o["kv_type"] or "").lower() or None
     ngl = o["num_gpu"] if o["num_gpu"] >= 0 else None
     args = ["-c", str(ctx_total), "-np", str(num_parallel)]
@@ -1069,11 +1088,12 @@ def _server_plan(model: Any, w: Any, f: GgufFacts, gpu: Any, n: int, o: dict[str
     ngl_eff = n_layer + 1 if fitted.n_gpu_layers is None or fitted.n_gpu_layers < 0 else min(fitted.n_gpu_layers,
                                                                                              n_layer + 1)
     offloaded = min(ngl_eff, n_layer + 1) if devs else 0
-    vram = sum(d.total for d in devs)
-    host_total = host.model_buffer_bytes + host.kv_buffer_bytes + host.compute_buffer_bytes
-    total = vram + host_total
-    if offloaded >= n_layer + 1 and (fit_report is None or fit_report.overflowing == 0) and devs:
-        total = vram  # MemorySize: every layer offloaded, none overflowing: 100% GPU
+    # ollama ps: Ollama's own reading of the buffers llama-server prints (memoryParsingWriter, MemorySize)
+    lines = buffer_lines(devs, host, offloaded, n_layer + 1, fit_report.trace if fit_report else ())
+    mem = ServerMemory(total_layers=n_layer + 1)
+    for line in lines:
+        mem.write(line + "\n")
+    total, vram = mem.memory_size(file_bytes)
     devices = [OllamaDevice(device=d.device, free_bytes=free, layers=d.layers + (1 if d.output_layer else 0),
                             allocation_bytes=d.total, weights_bytes=d.model_buffer_bytes, kv_bytes=d.kv_buffer_bytes,
                             graph_bytes=d.compute_buffer_bytes, reserve_bytes=MINIMUM_MEMORY)
@@ -1169,3 +1189,98 @@ def llama_server_run(model: Any, w: Any, gpus: Sequence[Any]) -> tuple[OllamaRep
                           predicted_bytes=ref["predicted"])
     return report, f, {"alone": alone["estimate"], "first": plans[0]["estimate"] if plans else None,
                        "plan": ref}
+
+
+# ---- ollama ps from llama-server's log (llm/llama_server.go memoryParsingWriter / MemorySize, v0.32.15) --------
+
+_DEVICE_FREE = re.compile(r"using device (\S+)\s+\(.*\)\s+-\s+(\d+)\s+MiB free")
+_BUFFER = re.compile(r"(?m)(?:^|\n)[^\n:]*?([A-Za-z_][A-Za-z0-9_]*):\s+(\S+)\s+(model|KV|compute|output|RS)\s+"
+                     r"buffer size\s*=\s*([\d.]+)\s*MiB")
+_OFFLOADED = re.compile(r"offloaded\s+(\d+)/(\d+)\s+layers to GPU")
+_FIT_OVERFLOW = re.compile(r"common_params_fit_impl:\s+-\s+.+:\s+\d+\s+layers\s+\(\s*(\d+)\s+overflowing\)")
+
+
+def is_gpu_buffer(name: str) -> bool:
+    """``isGPUBuffer``: not CPU, BLAS, ``CPU_*`` or a ``*_Host`` buffer."""
+    return not (name in ("CPU", "BLAS") or name.startswith("CPU_") or name.endswith("_Host"))
+
+
+def device_name(backend: str) -> str:
+    for suffix in ("_Mapped", "_REPACK", "_Private"):
+        if backend.endswith(suffix):
+            return backend[:-len(suffix)]
+    return backend
+
+
+class ServerMemory:
+    """What Ollama reads from llama-server's output (``memoryParsingWriter``) and reports (``MemorySize``)."""
+
+    def __init__(self, total_layers: int = 0, mem_total: int = 0, mem_gpu: int = 0) -> None:
+        self.buffers: dict[tuple[str, str, str], int] = {}
+        self.mem_total, self.mem_gpu = mem_total, mem_gpu
+        self.file_backed = self.cpu_mapped = 0
+        self.gpu_layers, self.total_layers, self.overflow = 0, total_layers, 0
+        self.by_device: dict[str, int] = {}
+        self.free_at_load: dict[str, int] = {}
+
+    def write(self, text: str) -> None:
+        m = _DEVICE_FREE.search(text)
+        if m:
+            self.free_at_load[m.group(1)] = int(m.group(2)) * MiB
+        for m in _OFFLOADED.finditer(text):
+            self.gpu_layers, self.total_layers = int(m.group(1)), int(m.group(2))
+        for m in _FIT_OVERFLOW.finditer(text):
+            if int(m.group(1)) > 0:
+                self.overflow += int(m.group(1))
+        for m in _BUFFER.finditer(text):
+            self.buffers[(m.group(1), m.group(2), m.group(3))] = int(float(m.group(4)) * 1024 * 1024)
+            self._update()
+
+    def _update(self) -> None:
+        total = gpu = backed = mapped = 0
+        by: dict[str, int] = {}
+        for (_, backend, kind), b in self.buffers.items():
+            total += b
+            if kind == "model":
+                on_gpu, mmap = is_gpu_buffer(backend), backend.endswith("_Mapped")
+                if on_gpu or mmap:
+                    backed += b
+                if not on_gpu and mmap:
+                    mapped += b
+            if is_gpu_buffer(backend):
+                gpu += b
+                by[device_name(backend)] = by.get(device_name(backend), 0) + b
+        self.mem_total, self.mem_gpu, self.file_backed, self.cpu_mapped, self.by_device = total, gpu, backed, mapped, by
+
+    def memory_size(self, file_size: int = 0) -> tuple[int, int]:
+        """``MemorySize``: (SIZE, the part in VRAM); from v0.30.11 (#16709) the mmap overlap beyond the file
+        trimmed; SIZE is VRAM when every layer is offloaded and none overflows."""
+        if self.mem_total > 0:
+            total, vram = self.mem_total, self.mem_gpu
+            if self.cpu_mapped > 0 and file_size and self.file_backed > file_size:
+                total -= min(self.cpu_mapped, self.file_backed - file_size)
+            if self.total_layers > 0 and self.gpu_layers >= self.total_layers and self.overflow == 0:
+                total = vram
+            return total, vram
+        return file_size, file_size
+
+
+def buffer_lines(devs: Sequence[Any], host: Any, offloaded: int, total_layers: int,
+                 fit_trace: Sequence[str] = ()) -> list[str]:
+    """The lines llama-server prints for vramscope's buffers (llama.cpp's wording: ``load_tensors``,
+    ``llama_kv_cache``, ``sched_reserve``; the host model buffer memory-mapped, ``CPU_Mapped``)."""
+    out = [f"common_params_fit_impl: {line}" for line in fit_trace]
+    out.append(f"load_tensors: offloaded {offloaded}/{total_layers} layers to GPU")
+    for d in devs:
+        out.append(f"load_tensors:        CUDA{d.device} model buffer size = {d.model_buffer_bytes / MiB:8.2f} MiB")
+    if host.model_buffer_bytes:
+        out.append(f"load_tensors:   CPU_Mapped model buffer size = {host.model_buffer_bytes / MiB:8.2f} MiB")
+    for d in devs:
+        out.append(f"llama_kv_cache:      CUDA{d.device} KV buffer size = {d.kv_buffer_bytes / MiB:8.2f} MiB")
+    if host.kv_buffer_bytes:
+        out.append(f"llama_kv_cache:        CPU KV buffer size = {host.kv_buffer_bytes / MiB:8.2f} MiB")
+    for d in devs:
+        out.append(f"sched_reserve:      CUDA{d.device} compute buffer size = {d.compute_buffer_bytes / MiB:8.2f} MiB")
+    if host.compute_buffer_bytes:
+        out.append(f"sched_reserve:  CUDA_Host compute buffer size = {host.compute_buffer_bytes / MiB:8.2f} MiB")
+    return out
