@@ -123,7 +123,7 @@ def fit_params(measure: Measure, *, free: Sequence[int], names: Sequence[str], h
                n_expert: int, n_ctx: int = 0, margins: Optional[Sequence[int]] = None,
                n_ctx_min: int = FIT_MIN_CTX, n_gpu_layers: Optional[int] = None, user_tensor_split: bool = False,
                user_overrides: bool = False, split_row: bool = False,
-               total_mem: Optional[Sequence[int]] = None) -> FitResult:
+               total_mem: Optional[Sequence[int]] = None, trace: Optional[list[str]] = None) -> FitResult:
     """``common_params_fit_impl`` over ``measure`` (module docstring). ``free``: each device's free memory
     (``total_mem``: its size, for the printout); ``hp_ngl``: the repeating layers (``n_layer``); ``n_ctx`` 0: left
     to the model; ``n_gpu_layers``: ``-ngl`` when the user set it."""
@@ -133,7 +133,7 @@ def fit_params(measure: Measure, *, free: Sequence[int], names: Sequence[str], h
     margins = list(margins) if margins is not None else [FIT_TARGET] * max(nd, 1)
     if len(margins) < nd:
         margins += [margins[-1]] * (nd - len(margins))
-    trace: list[str] = []
+    trace = [] if trace is None else trace  # the caller's list: what was printed even if ``measure`` raises
     width = max((len(x) for x in names), default=0)
     names = [x.ljust(width) for x in names]
     res = FitResult(status="unchanged", n_ctx=n_ctx, trace=trace)

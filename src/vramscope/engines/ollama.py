@@ -1094,7 +1094,7 @@ def _server_plan(model: Any, w: Any, f: GgufFacts, gpu: Any, n: int, o: dict[str
     for line in lines:
         mem.write(line + "\n")
     total, vram = mem.memory_size(file_bytes)
-    devices = [OllamaDevice(device=d.device, free_bytes=free, layers=d.layers + (1 if d.output_layer else 0),
+    devices = [OllamaDevice(device=d.device, free_bytes=gpu.usable_bytes, layers=d.layers + (1 if d.output_layer else 0),
                             allocation_bytes=d.total, weights_bytes=d.model_buffer_bytes, kv_bytes=d.kv_buffer_bytes,
                             graph_bytes=d.compute_buffer_bytes, reserve_bytes=MINIMUM_MEMORY)
                for d in devs if d.total]
