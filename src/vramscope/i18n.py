@@ -797,6 +797,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "llama.cpp --fit (common/fit.cpp) on {gpu} could not fit ({reason}): the parameters stay as given",
         "zh": "llama.cpp --fit（common/fit.cpp）在 {gpu} 上无法适配（{reason}）：参数保持原样",
     },
+    "fit_status_unchanged": {"en": "unchanged (fits as given)", "zh": "未改动（按原参数即可容纳）"},
+    "fit_status_fitted": {"en": "fitted", "zh": "已适配"},
+    "fit_status_failed": {"en": "gave up (parameters as given)", "zh": "放弃（参数保持原样）"},
     "llamacpp_fit_line": {
         "en": "--fit {status}: -ngl {ngl}, tensor split {ts}, {part} overflowing, n_ctx {ctx}",
         "zh": "--fit {status}：-ngl {ngl}，张量切分 {ts}，{part} 层溢出，n_ctx {ctx}",

@@ -773,6 +773,7 @@ def llamacpp_multi_inference(model: ResolvedModel, w: Workload, notes: list[Assu
 
 #: the assumption naming what --fit did
 FIT_NOTE = {"unchanged": "a_llamacpp_fit_unchanged", "fitted": "a_llamacpp_fit_fitted", "failed": "a_llamacpp_fit_failed"}
+FIT_STATUS = {"unchanged": "fit_status_unchanged", "fitted": "fit_status_fitted", "failed": "fit_status_failed"}
 
 
 def fit_free_bytes(gpu: Gpu) -> int:
@@ -966,7 +967,7 @@ class LlamaCpp(Engine):
                  for d in e.engine.get("devices") or ()]
         fit = e.engine.get("fit")
         if fit:
-            lines.insert(0, t("llamacpp_fit_line", lang, status=fit["status"],
+            lines.insert(0, t("llamacpp_fit_line", lang, status=t(FIT_STATUS[fit["status"]], lang),
                               ngl=fit.get("n_gpu_layers", "-"), ts=",".join(map(str, fit.get("tensor_split") or [])) or "-",
                               part=fit.get("overflowing", 0), ctx=e.engine["n_ctx"]))
         return lines + [t("llamacpp_host_line", lang, model=format_bytes(host["model_buffer_bytes"], units),

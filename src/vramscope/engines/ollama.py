@@ -1,8 +1,10 @@
 """Ollama: its scheduler's own decision, the GPU/CPU layer split ``ollama ps`` shows, memory per GPU.
 
-Ollama decides how many layers go to each GPU itself. It has done so two ways, both ported as Ollama wrote them
-(ollama/ollama, read at the tags named), chosen by ``--ollama-version`` (default 0.24.0, the last release with
-its own scheduler; from v0.30.0, #16031, llama-server's ``--fit`` places the layers, which is not modelled):
+Ollama has placed the layers three ways, all ported as Ollama wrote them (ollama/ollama, read at the tags named),
+chosen by ``--ollama-version`` (default 0.32.15, the newest release read):
+
+* from v0.30.0 (#16031, 9db4bdbad): Ollama starts llama-server and its ``--fit`` places the layers
+  (:func:`llama_server_run`, the section at the end; ``engines/llamacpp_fit.py``);
 
 * to v0.12.10, for the models its llama.cpp runner serves: an estimate from the GGUF metadata alone
   (``llm/memory.go``, below);
