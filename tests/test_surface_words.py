@@ -37,7 +37,8 @@ import regen  # noqa: E402
 #: a token that reads as a command-line flag: ``--seq``, ``-ngl`` (not ``8-way``, ``fp8-block``, ``e-5``)
 TOKEN = re.compile(r"(?<![\w\-.=/])(--?[A-Za-z][\w-]*)")
 #: assumptions whose parameters quote a command the user pasted: its flags are the command's, named as written
-COMMAND_PARAMS = {"a_cmd_ignored": "flags", "a_cmd_unmodelled": "flags", "a_cmd_unknown": "flags"}
+COMMAND_PARAMS = {"a_cmd_ignored": "flags", "a_cmd_unmodelled": "flags", "a_cmd_unknown": "flags",
+                  "a_ollama_llama_server": "args"}  # the llama-server command line Ollama starts, quoted
 
 
 def vramscope_flags() -> set[str]:

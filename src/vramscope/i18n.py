@@ -786,16 +786,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "{o_nkvo}：llama.cpp 把整个 KV 缓存留在主机内存并在那里计算注意力",
     },
     "a_llamacpp_fit_unchanged": {
-        "en": "llama.cpp --fit (common/fit.cpp) on {gpu} ({free} free each after the CUDA context): every device keeps at least {target} MiB free as given, no changes",
-        "zh": "llama.cpp --fit（common/fit.cpp）在 {gpu} 上（扣除 CUDA 上下文后每张空闲 {free}）：按原参数每个设备都能保留至少 {target} MiB 空闲，不作改动",
+        "en": "llama.cpp's fit (common/fit.cpp) on {gpu} ({free} free each after the CUDA context): every device keeps at least {target} MiB free as given, no changes",
+        "zh": "llama.cpp 的 fit（common/fit.cpp）在 {gpu} 上（扣除 CUDA 上下文后每张空闲 {free}）：按原参数每个设备都能保留至少 {target} MiB 空闲，不作改动",
     },
     "a_llamacpp_fit_fitted": {
-        "en": "llama.cpp --fit (common/fit.cpp) on {gpu} ({free} free each after the CUDA context, {target} MiB kept free): -ngl {ngl} of {n}, tensor split {ts}, {part:~layer~layers} with FFN tensors in host memory, n_ctx {ctx}",
-        "zh": "llama.cpp --fit（common/fit.cpp）在 {gpu} 上（扣除 CUDA 上下文后每张空闲 {free}，保留 {target} MiB）：-ngl {ngl}/{n}，张量切分 {ts}，{part} 层的 FFN 张量在主机内存，n_ctx {ctx}",
+        "en": "llama.cpp's fit (common/fit.cpp) on {gpu} ({free} free each after the CUDA context, {target} MiB kept free): {o_ngl} of {n}, tensor split {ts}, {part:~layer~layers} with FFN tensors in host memory, n_ctx {ctx}",
+        "zh": "llama.cpp 的 fit（common/fit.cpp）在 {gpu} 上（扣除 CUDA 上下文后每张空闲 {free}，保留 {target} MiB）：{o_ngl}/{n}，张量切分 {ts}，{part} 层的 FFN 张量在主机内存，n_ctx {ctx}",
     },
     "a_llamacpp_fit_failed": {
-        "en": "llama.cpp --fit (common/fit.cpp) on {gpu} could not fit ({reason}): the parameters stay as given",
-        "zh": "llama.cpp --fit（common/fit.cpp）在 {gpu} 上无法适配（{reason}）：参数保持原样",
+        "en": "llama.cpp's fit (common/fit.cpp) on {gpu} could not fit ({reason}): the parameters stay as given",
+        "zh": "llama.cpp 的 fit（common/fit.cpp）在 {gpu} 上无法适配（{reason}）：参数保持原样",
     },
     "fit_status_unchanged": {"en": "unchanged (fits as given)", "zh": "未改动（按原参数即可容纳）"},
     "fit_status_fitted": {"en": "fitted", "zh": "已适配"},
@@ -813,8 +813,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "Ollama 自己的显存布局（v{version} 的 llm/server.go）：num_ctx {ctx}，OLLAMA_NUM_PARALLEL {parallel}，num_batch {batch}，flash attention {fa}，KV 缓存 {kv}；每张 GPU 留出 457 MiB 和其计算图，各层装入尽量少的 GPU",
     },
     "a_ollama_llama_server": {
-        "en": "Ollama v{version} starts llama-server (since v0.30.0, #16031; llm/llama_server.go, server/sched.go): {args}; num_ctx {ctx} × OLLAMA_NUM_PARALLEL {parallel}, flash attention {fa}, KV cache {kv}; llama-server's --fit places the layers (1024 MiB kept free per GPU; OLLAMA_GPU_OVERHEAD is not passed); ollama ps sums every buffer it prints",
-        "zh": "Ollama v{version} 启动 llama-server（自 v0.30.0 起，#16031；llm/llama_server.go、server/sched.go）：{args}；num_ctx {ctx} × OLLAMA_NUM_PARALLEL {parallel}，flash attention {fa}，KV 缓存 {kv}；由 llama-server 的 --fit 放置各层（每张 GPU 保留 1024 MiB 空闲；不传 OLLAMA_GPU_OVERHEAD）；ollama ps 汇总其打印的全部缓冲",
+        "en": "Ollama v{version} starts llama-server (since v0.30.0, #16031; llm/llama_server.go, server/sched.go): {args}; num_ctx {ctx} × OLLAMA_NUM_PARALLEL {parallel}, flash attention {fa}, KV cache {kv}; llama-server's fit places the layers (1024 MiB kept free per GPU; OLLAMA_GPU_OVERHEAD is not passed); ollama ps sums every buffer it prints",
+        "zh": "Ollama v{version} 启动 llama-server（自 v0.30.0 起，#16031；llm/llama_server.go、server/sched.go）：{args}；num_ctx {ctx} × OLLAMA_NUM_PARALLEL {parallel}，flash attention {fa}，KV 缓存 {kv}；由 llama-server 的 fit 放置各层（每张 GPU 保留 1024 MiB 空闲；不传 OLLAMA_GPU_OVERHEAD）；ollama ps 汇总其打印的全部缓冲",
     },
     "a_ollama_no_projector": {
         "en": "the vision projector Ollama loads beside the text model (its weights and image graph) is not included",

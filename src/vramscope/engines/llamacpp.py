@@ -837,7 +837,8 @@ def llamacpp_fit_inference(model: ResolvedModel, w: Workload, notes: list[Assump
     phases, report = llamacpp_multi_inference(model, new, notes, gpus, overrides=ovr, fit=fit)
     notes.append(Assumption(FIT_NOTE[fit.status], {
         "gpu": gpus[0].name, "free": f"{fit.free_bytes[0] / 2**20:,.0f} MiB", "target": fit.target_mib[0],
-        "ngl": report.n_gpu_layers + (1 if report.output_on_gpu else 0), "n": model.spec.num_layers + 1,
+        "o_ngl": Opt("n_gpu_layers", report.n_gpu_layers + (1 if report.output_on_gpu else 0), flag="-ngl"),
+        "n": model.spec.num_layers + 1,
         "ts": ",".join(map(str, fit.tensor_split)) if fit.tensor_split else "-", "part": fit.overflowing,
         "ctx": new.seq, "reason": fit.reason or ""}))
     return phases, report
@@ -894,20 +895,25 @@ class LlamaCpp(Engine):
                help_en="pin the model in RAM", help_zh="把模型锁定在内存中"),
         # --fit (common/fit.cpp; llama-server's default is on, vramscope's off: every layer, as given)
         Option("fit", ("--fit",), "choice", None, group="llama.cpp", owner="llama.cpp", choices=("on", "off"),
-               help_en="on: llama.cpp's --fit lowers -ngl / sets -ts (and -c when left to the model) so that each "
-                       "GPU named keeps --fit-target free (default off here; llama-server's default is on)",
-               help_zh="on：llama.cpp 的 --fit 降低 -ngl、设置 -ts（上下文交给模型时也降低 -c），使每张所选 GPU 保留 "
-                       "--fit-target 的空闲显存（此处默认 off；llama-server 默认 on）"),
+               help_en="on: llama.cpp's fit lowers {ngl} and sets {ts} (and the context when left to the model) so "
+                       "that each GPU named keeps {target} free (default off here; llama-server's default is on)",
+               help_zh="on：llama.cpp 的 fit 降低 {ngl} 并设置 {ts}（上下文交给模型时也降低上下文），使每张所选 GPU 保留 "
+                       "{target} 的空闲显存（此处默认 off；llama-server 默认 on）",
+               help_opts={"ngl": Opt("n_gpu_layers", flag="-ngl"), "ts": Opt("tensor_split", flag="-ts"),
+                          "target": Opt("fit_target")}),
         Option("fit_target", ("--fit-target",), "custom", None, group="llama.cpp", owner="llama.cpp",
                parse=_read_fit_target, metavar="MiB[,MiB...]",
-               help_en="with --fit on: MiB to leave free on each device (default 1024; one value for all)",
-               help_zh="配合 --fit on：每个设备保留的空闲 MiB（默认 1024；一个值表示全部设备）"),
+               help_en="with {fit}: MiB to leave free on each device (default 1024; one value for all)",
+               help_zh="配合 {fit}：每个设备保留的空闲 MiB（默认 1024；一个值表示全部设备）",
+               help_opts={"fit": Opt("fit", "on")}),
         Option("fit_ctx", ("--fit-ctx",), "int", None, group="llama.cpp", owner="llama.cpp", lo=1, hi=10_000_000,
-               help_en="with --fit on: the smallest context it may set (default 4096)",
-               help_zh="配合 --fit on：可设置的最小上下文（默认 4096）"),
+               help_en="with {fit}: the smallest context it may set (default 4096)",
+               help_zh="配合 {fit}：可设置的最小上下文（默认 4096）", help_opts={"fit": Opt("fit", "on")}),
         Option("fit_auto_ctx", ("--fit-auto-ctx",), "flag", False, group="llama.cpp", owner="llama.cpp",
-               help_en="with --fit on: the context was left to the model (-c 0), so fit may lower it",
-               help_zh="配合 --fit on：上下文交给模型决定（-c 0），fit 可以降低它"),
+               help_en="with {fit}: the context was left to the model (llama.cpp's context size 0), so fit may "
+                       "lower it",
+               help_zh="配合 {fit}：上下文交给模型决定（llama.cpp 的上下文大小为 0），fit 可以降低它",
+               help_opts={"fit": Opt("fit", "on")}),
     )
 
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],

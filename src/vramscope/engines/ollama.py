@@ -683,8 +683,8 @@ class Ollama(Engine):
         Option("ollama_version", ("--ollama-version",), "custom", None, group="ollama", owner="ollama",
                parse=_version_text, metavar="X.Y.Z",
                help_en="the Ollama release whose defaults and scheduler apply (default 0.32.15; from 0.30.0 "
-                       "llama-server's --fit, 0.12.11-0.24.x its own layout, up to 0.12.10 its memory.go estimate)",
-               help_zh="采用其默认值和调度器的 Ollama 版本（默认 0.32.15；0.30.0 起为 llama-server 的 --fit，"
+                       "llama-server's fit, 0.12.11-0.24.x its own layout, up to 0.12.10 its memory.go estimate)",
+               help_zh="采用其默认值和调度器的 Ollama 版本（默认 0.32.15；0.30.0 起为 llama-server 的 fit，"
                        "0.12.11-0.24.x 为其自身布局，0.12.10 及以前为 memory.go 估算）"),
         Option("num_parallel", ("--num-parallel",), "int", None, group="ollama", owner="ollama", lo=1, hi=1024,
                help_en="OLLAMA_NUM_PARALLEL: requests at once; the cache holds num_ctx × this (default 1)",
@@ -733,7 +733,8 @@ class Ollama(Engine):
 
             notes.append(Assumption(FIT_NOTE[fr.status], {
                 "gpu": gpus[0].name, "free": f"{fr.free_bytes[0] / 2**20:,.0f} MiB", "target": fr.target_mib[0],
-                "ngl": fr.n_gpu_layers if fr.n_gpu_layers is not None else report.layers_model,
+                "o_ngl": Opt("n_gpu_layers", fr.n_gpu_layers if fr.n_gpu_layers is not None else report.layers_model,
+                             flag="-ngl"),
                 "n": report.layers_model,
                 "ts": ",".join(map(str, fr.tensor_split)) if fr.tensor_split else "-", "part": fr.overflowing,
                 "ctx": report.num_ctx * report.num_parallel, "reason": fr.reason or ""}))
