@@ -1064,8 +1064,12 @@ def _server_plan(model: Any, w: Any, f: GgufFacts, gpu: Any, n: int, o: dict[str
     flash = fa != "off"  # llama.cpp resolves auto to on where the device runs the FA kernels
     available = free * nd
     cuda = (getattr(gpu, "vendor", "") or "nvidia").lower() in ("nvidia", "")
-    batch = o["num_batch_set"] or automatic_batch(ctx_total, predicted, available, fa, cuda,
-                                                  min(free, gpu.memory_bytes))
+    if model.spec.kind == "encoder":
+        # an embedding model: DefaultEmbeddingNumBatch 2048 (capped to num_ctx), then embeddingBatchSize
+        batch = min(o["num_batch_set"] or min(2048, num_ctx), ctx_total)
+    else:
+        batch = o["num_batch_set"] or automatic_batch(ctx_total, predicted, available, fa, cuda,
+                                                      min(free, gpu.memory_bytes))
     kv = (o["kv_type"] or "").lower() or None
     ngl = o["num_gpu"] if o["num_gpu"] >= 0 else None
     args = ["-c", str(ctx_total), "-np", str(num_parallel)]
