@@ -267,6 +267,6 @@ def test_versions_through_the_engine():
     assert qwen3.engine["scheduler"] == "layout" and qwen3.engine["flash_attention"]  # qwen3 defaults FA on
     new = vramscope.estimate("llama-3-8b", engine="ollama", ollama_version="0.31.0", gpus=["rtx-4090"])
     assert new.engine["scheduler"] == "llama-server"
-    assert any("llama-server's --fit" in a.render() for a in new.assumptions)
+    assert any("llama-server's fit places the layers" in a.render() for a in new.assumptions)
     two = vramscope.estimate("llama-3.1-70b", engine="ollama", num_gpus=2, num_parallel=2, gpus=["rtx-4090"])
     assert two.engine["num_parallel"] == 2 and two.engine["num_ctx"] == 131072  # 48 GiB of VRAM: the top tier
