@@ -793,6 +793,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "llama.cpp's fit (common/fit.cpp) on {gpu} ({free} free each after the CUDA context, {target} MiB kept free): {o_ngl} of {n}, tensor split {ts}, {part:~layer~layers} with FFN tensors in host memory, n_ctx {ctx}",
         "zh": "llama.cpp 的 fit（common/fit.cpp）在 {gpu} 上（扣除 CUDA 上下文后每张空闲 {free}，保留 {target} MiB）：{o_ngl}/{n}，张量切分 {ts}，{part} 层的 FFN 张量在主机内存，n_ctx {ctx}",
     },
+    "a_llamacpp_fit_no_gpu": {
+        "en": "llama.cpp's fit needs the free memory of a GPU: name one ({o_gpu}); shown are the parameters as given",
+        "zh": "llama.cpp 的 fit 需要知道 GPU 的空闲显存：请指定一张（{o_gpu}）；此处显示的是原参数",
+    },
     "a_llamacpp_fit_failed": {
         "en": "llama.cpp's fit (common/fit.cpp) on {gpu} could not fit ({reason}): the parameters stay as given",
         "zh": "llama.cpp 的 fit（common/fit.cpp）在 {gpu} 上无法适配（{reason}）：参数保持原样",

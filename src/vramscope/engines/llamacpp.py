@@ -920,6 +920,8 @@ class LlamaCpp(Engine):
                   gpus: tuple[Gpu, ...]) -> tuple[Phases, Optional[EngineReport]]:
         if getattr(w, "fit", None) == "on" and gpus:
             return llamacpp_fit_inference(model, w, notes, gpus)
+        if getattr(w, "fit", None) == "on":
+            notes.append(Assumption("a_llamacpp_fit_no_gpu", {"o_gpu": Opt("gpu")}))
         if multi_device(w):
             return llamacpp_multi_inference(model, w, notes, gpus)
         return llamacpp_inference(model, w, notes)
