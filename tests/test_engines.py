@@ -143,8 +143,11 @@ def test_fit_with_engines():
 
 
 def test_instruct_variants_resolve_to_their_base():
-    m = resolve("meta-llama/Llama-3.1-8B-Instruct")
-    assert m.params == 8_030_261_248 and any("variant" in n for n in m.notes)
+    # an Instruct id the catalog does not hold itself (Llama-3.1-8B-Instruct now has its own published config)
+    m = resolve("meta-llama/Llama-3.1-405B-Instruct")
+    assert m.params == resolve("meta-llama/Llama-3.1-405B").params and any("variant" in n for n in m.notes)
+    own = resolve("meta-llama/Llama-3.1-8B-Instruct")
+    assert own.params == 8_030_261_248 and not any("variant" in n for n in own.notes)
 
 
 def test_transformers_static_cache_caps_sliding_layers():
