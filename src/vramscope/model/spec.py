@@ -137,6 +137,10 @@ class VisionSpec:
     global_layers: int = 0  # mllama num_global_layers
     max_tiles: int = 0  # mllama max_num_tiles
     aspect_ratios: int = 0  # mllama len(supported_aspect_ratios)
+    # what decides the tokens per image (memory/image_tokens.py)
+    select_strategy: str = "default"  # llava vision_feature_select_strategy: default drops the CLS token, full not
+    grid_pinpoints: tuple[tuple[int, int], ...] = ()  # llava_next image_grid_pinpoints, (height, width) each
+    image_tokens: int = 0  # gemma3 mm_tokens_per_image, internvl image_seq_length: tokens per image (tile)
 
 
 @dataclass(frozen=True)

@@ -431,6 +431,10 @@ _DEFAULTS: dict[str, Config] = {
     # LlamaConfig's defaults, which a LLaVA text_config that names only a few keys (llava-1.5) builds on
     "llava_text": {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
                    "num_attention_heads": 32, "max_position_embeddings": 2048},
+    # MistralConfig's defaults, under a LLaVA-NeXT text_config that names a few keys (llava-v1.6-mistral)
+    "llava_mistral_text": {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 14336,
+                           "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+                           "max_position_embeddings": 131072, "sliding_window": 4096},
     # Qwen2Config's defaults, InternVLConfig's default language model
     "internvl_qwen2_text": {"vocab_size": 151936, "hidden_size": 4096, "intermediate_size": 22016,
                             "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,
@@ -468,7 +472,8 @@ def _gemma3(r: _Reader, name: str, mt: str) -> ModelSpec:
         tr = r.nested("text_config", _DEFAULTS["gemma3_text"], {"architectures": r.cfg.get("architectures")})
         tspec = _gemma3(tr, name, "gemma3_text")
         vr = r.nested("vision_config", _DEFAULTS["siglip_vision_model"], {})
-        vision = _vision_spec(vr, tspec.hidden_size)
+        vision = _vision_spec(vr, tspec.hidden_size,
+                              image_tokens=r.int("mm_tokens_per_image", limit="intermediate_size", default=256))
         return tspec.with_overrides(model_type="gemma3", vision=vision)
     fam = by_model_type(mt)
     pat = r.int("sliding_window_pattern", limit="num_layers", default=fam.swa_pattern)

@@ -17,8 +17,16 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from .. import i18n
 from ..model.spec import ModelSpec, VisionSpec
 from .hf_config import _DEFAULTS, _Reader
+
+i18n.register({
+    "shape_pinpoints": {
+        "en": "{where}{field}: '{value}' is not a list of [height, width] pairs of whole numbers from 1 to {maximum}",
+        "zh": "{where}{field}：'{value}' 不是由 1 到 {maximum} 的整数组成的 [高, 宽] 对列表",
+    },
+})
 
 _QWEN_TEXT = {"qwen2_vl": "qwen2_vl_text", "qwen2_5_vl": "qwen2_5_vl_text", "qwen3_vl": "qwen3_vl_text"}
 
@@ -36,6 +44,15 @@ def _text_reader(r: _Reader, text_type: str, flat: bool = False) -> _Reader:
         top = {k: v for k, v in r.cfg.items() if k not in ("vision_config", "model_type")}
         return _Reader({**_DEFAULTS.get(text_type, {}), **top, **arch}, r.origin, r.prefix)
     return r.nested("text_config", _DEFAULTS.get(text_type, {}), arch)
+
+
+#: the language models' configuration-class defaults a composite text_config builds on (llava-1.5's and
+#: llava-v1.6-mistral's name a few keys only; transformers fills the rest from LlamaConfig / MistralConfig)
+_TEXT_DEFAULTS = {"llama": "llava_text", "mistral": "llava_mistral_text", "qwen2": "internvl_qwen2_text"}
+
+
+def _text_defaults(text_type: str) -> dict[str, Any]:
+    return {**_DEFAULTS.get(text_type, {}), **_DEFAULTS.get(_TEXT_DEFAULTS.get(text_type, ""), {})}
 
 
 def _meta(r: _Reader, name: str, mt: str) -> ModelSpec:
@@ -88,18 +105,43 @@ def _llava(r: _Reader, name: str, mt: str) -> ModelSpec:
     if (vis_cfg.get("model_type") or "clip_vision_model") != "clip_vision_model" or text_type not in fam \
             or text_type in READERS:
         return _meta(r, name, mt)
-    defaults = _DEFAULTS.get(text_type, {})
-    if text_type == "llama":  # LlamaConfig's defaults under what text_config names (llava-1.5 names a few keys)
-        defaults = {**defaults, **_DEFAULTS["llava_text"]}
-    tr = r.nested("text_config", defaults, {"architectures": r.cfg.get("architectures")})
+    tr = r.nested("text_config", _text_defaults(text_type), {"architectures": r.cfg.get("architectures")})
     text = fam[text_type](tr, name, text_type)
     tie = r.bool("tie_word_embeddings", False) or tr.bool("tie_word_embeddings", False)
     vr = r.nested("vision_config", _DEFAULTS["llava_clip" if not r.present("vision_config") else
                                              "clip_vision_model"], {})
     layers = r.cfg.get("vision_feature_layer", -2)
+    strategy = r.str("vision_feature_select_strategy", default="default")
+    if strategy not in ("default", "full"):
+        from ..errors import VramscopeError
+        from ..model.limits import shown
+
+        raise VramscopeError("shape_bad_choice", where=f"{r.origin} ", field="vision_feature_select_strategy",
+                             value=shown(strategy), allowed="default, full")
     vision = _vit(vr, text.hidden_size, kind="clip", feature_layers=len(layers) if isinstance(layers, list) else 1,
-                  projector_bias=r.bool("multimodal_projector_bias", True), newline=mt == "llava_next")
+                  projector_bias=r.bool("multimodal_projector_bias", True), newline=mt == "llava_next",
+                  select_strategy=strategy, grid_pinpoints=_pinpoints(r) if mt == "llava_next" else ())
     return text.with_overrides(model_type=mt, vision=vision, tie_embeddings=tie)
+
+
+#: LlavaNextConfig's default image_grid_pinpoints
+_PINPOINTS = ((336, 672), (672, 336), (672, 672), (1008, 336), (336, 1008))
+
+
+def _pinpoints(r: _Reader) -> tuple[tuple[int, int], ...]:
+    """``image_grid_pinpoints``: (height, width) pairs of whole numbers (the class default when absent)."""
+    value = r.cfg.get("image_grid_pinpoints")
+    if value is None:
+        return _PINPOINTS
+    if (not isinstance(value, list) or not 0 < len(value) <= 1024
+            or any(not isinstance(p, list) or len(p) != 2 or any(isinstance(x, bool) or not isinstance(x, int)
+                                                                 or not 0 < x <= 65536 for x in p) for p in value)):
+        from ..errors import VramscopeError
+        from ..model.limits import shown
+
+        raise VramscopeError("shape_pinpoints", where=f"{r.origin} ", field="image_grid_pinpoints",
+                             value=shown(value), maximum=65536)
+    return tuple((p[0], p[1]) for p in value)
 
 
 def _vit(vr: _Reader, text_hidden: int, **extra: Any) -> VisionSpec:
@@ -129,14 +171,14 @@ def _internvl(r: _Reader, name: str, mt: str) -> ModelSpec:
     size, patch = _square(vis.get("image_size")), _square(vis.get("patch_size"))
     if text_type not in fam or text_type in READERS or size is None or patch is None:
         return _meta(r, name, mt)
-    defaults = {**_DEFAULTS.get(text_type, {}), **(_DEFAULTS["internvl_qwen2_text"] if text_type == "qwen2" else {})}
-    tr = r.nested("text_config", defaults, {"architectures": r.cfg.get("architectures")})
+    tr = r.nested("text_config", _text_defaults(text_type), {"architectures": r.cfg.get("architectures")})
     text = fam[text_type](tr, name, text_type)
     vr = r.nested("vision_config", _DEFAULTS["internvl_vision"], {"image_size": size, "patch_size": patch})
     ratio = r.float("downsample_ratio", 0.001, 1.0, default=0.5)
     positions = (size // patch) ** 2 + 1 if vr.bool("use_absolute_position_embeddings", True) else 0
     norm = vr.str("norm_type", default="layer_norm")
     vision = _vit(vr, text.hidden_size, kind="internvl", merge_size=int(1 / ratio), num_positions=positions,
+                  image_tokens=r.int("image_seq_length", limit="intermediate_size", default=256),
                   qkv_bias=vr.bool("attention_bias", False), qk_norm=vr.bool("use_qk_norm", False),
                   norm="rmsnorm" if norm == "rms_norm" else "layernorm",
                   mean_pooling=vr.bool("use_mean_pooling", True), mask_token=vr.bool("use_mask_token", False))
