@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from ..errors import VramscopeError
-from ..memory.image_tokens import encoder_patches, max_tokens_per_item
+from ..memory.image_tokens import encoder_patches, max_tokens_per_item, tower_transient
 from ..model.tensors import tensors
 
 if TYPE_CHECKING:
@@ -171,14 +171,6 @@ def max_items(tokens: int, budget: int, limit: int, max_model_len: int, max_num_
     return per_prompt, max(1, min(budget // tokens, max_num_seqs * per_prompt))
 
 
-def _tower_transient(model: ResolvedModel, patches: int, a: float, tp: int) -> int:
-    """One tower layer's forward peak over ``patches`` positions on one rank (module docstring)."""
-    vs = model.spec.vision
-    h, inter = vs.hidden_size, vs.intermediate_size
-    gated = vs.kind == "qwen2_5_vl"
-    mlp = (3 if gated else 2) * -(-inter // tp)
-    attn = 4 * -(-h // tp)
-    return int(patches * a * (2 * h + max(mlp, attn)))
 
 
 def profile(model: ResolvedModel, w: Workload, a: float, max_len: int) -> Optional[MmProfile]:
@@ -206,7 +198,7 @@ def profile(model: ResolvedModel, w: Workload, a: float, max_len: int) -> Option
     patches = here * encoder_patches(spec, item_tokens, modality)
     pixel = vs.num_channels * max(vs.temporal_patch_size, 1) * vs.patch_size ** 2
     inputs = patches * pixel * 4
-    tower = _tower_transient(model, patches, a, 1 if data else tp) + int(here * item_tokens * width * a)
+    tower = tower_transient(spec, patches, a, 1 if data else tp) + int(here * item_tokens * width * a)
     return MmProfile(per_item, modality, compute, cache, per_prompt, items, outputs, inputs, tower,
                      not getattr(w, "skip_mm_profiling", False))
 

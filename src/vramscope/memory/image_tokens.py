@@ -201,6 +201,8 @@ def image_tokens(spec: ModelSpec, width: int, height: int,
         return vs.image_tokens or 256
     if vs.kind == "internvl":
         return vs.image_tokens * internvl_tiles(height, width, vs.image_size)
+    if vs.kind == "llama4":
+        return 0
     if vs.kind == "mllama":
         return 1
     return 0
@@ -247,3 +249,51 @@ def encoder_patches(spec: ModelSpec, tokens: int, modality: str = "image") -> in
     if vs.kind == "siglip":
         return (vs.image_size // vs.patch_size) ** 2
     return tokens
+
+
+def tower_transient(spec: ModelSpec, patches: int, a: float, tp: int = 1) -> int:
+    """One tower layer's forward peak over ``patches`` positions (on one of ``tp`` ranks sharding its heads and
+    MLP): the residual stream and its normed copy, and the larger of the attention projections (fused qkv and
+    its output: 4 widths) and the MLP (Qwen2.5-VL's gated: gate, up and their product; else fc1 and its
+    activation); attention itself FlashAttention's / SDPA's (no score matrix). An estimate (±30 %)."""
+    vs = spec.vision
+    if vs is None or patches <= 0:
+        return 0
+    h, inter = vs.hidden_size, vs.intermediate_size
+    mlp = (3 if vs.kind == "qwen2_5_vl" else 2) * -(-inter // tp)
+    attn = 4 * -(-h // tp)
+    return int(patches * a * (2 * h + max(mlp, attn)))
+
+
+def read_image_size(value: object, field: str = "image_size") -> Optional[tuple[int, int]]:
+    """``--image-size WxH`` (pixels, 1 to 65536 each)."""
+    if value is None:
+        return None
+    from ..errors import VramscopeError
+    from ..units import shown
+
+    text = value.strip().lower() if isinstance(value, str) and len(value) <= 40 else ""
+    parts = text.replace("×", "x").split("x")
+    if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
+        w, h = (int(p) for p in parts)
+        if 1 <= w <= 65536 and 1 <= h <= 65536 and max(w, h) / min(w, h) <= 200:
+            return w, h
+    raise VramscopeError("bad_choice", field=field, value=shown(value),
+                         allowed="WIDTHxHEIGHT in pixels, e.g. 1280x720 (aspect at most 200)")
+
+
+def largest_image(spec: ModelSpec) -> tuple[int, int]:
+    """(width, height) of the image with the most tokens the processor allows (vLLM's
+    ``get_image_size_with_most_features``): Qwen's pixel bound, LLaVA-NeXT's largest pinpoint, else the native
+    size."""
+    vs = spec.vision
+    if vs is None:
+        return (0, 0)
+    if vs.kind in QWEN_PIXELS:
+        return _most_features(vs, QWEN_PIXELS[vs.kind][0][1])
+    if vs.kind == "clip" and vs.newline:
+        h, w = max(vs.grid_pinpoints, key=lambda p: _llava_next(vs, p[0], p[1]))
+        return w, h
+    if vs.kind == "internvl":
+        return vs.image_size * INTERNVL_TILES[1], vs.image_size
+    return vs.image_size, vs.image_size
