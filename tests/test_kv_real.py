@@ -69,10 +69,19 @@ def shrink(cfg: dict) -> dict:
     c = copy.deepcopy(cfg)
     for k in ("quantization_config", "auto_map", "transformers_version", "_name_or_path"):
         c.pop(k, None)
+    if isinstance(c.get("vision_config"), dict):
+        c["vision_config"] = _shrink_vision(c["vision_config"])
     if isinstance(c.get("text_config"), dict):
         from vramscope.sources.hf_config import _DEFAULTS  # the class defaults published configs leave out
+        from vramscope.sources.vision_config import _QWEN_TEXT, _text_defaults
 
-        c["text_config"] = shrink({**_DEFAULTS["gemma3_text"], "model_type": "gemma3_text", **c["text_config"]})
+        text_type = c["text_config"].get("model_type") or {"gemma3": "gemma3_text", "mllama": "mllama_text_model",
+                                                           "llava": "llama", "llava_next": "llama"}.get(
+            c.get("model_type"), _QWEN_TEXT.get(c.get("model_type"), "gemma3_text"))
+        defaults = _DEFAULTS.get(text_type) or _text_defaults(text_type)
+        c["text_config"] = shrink({**defaults, "model_type": text_type, **c["text_config"]})
+        if c["text_config"].get("cross_attention_layers"):  # Llama-3.2-Vision: one of the two layers cross-attends
+            c["text_config"]["cross_attention_layers"] = [1]
         return c
     mt = c.get("model_type")
     heads = next(c[k] for k in ("num_attention_heads", "n_head", "num_heads") if c.get(k))
@@ -126,7 +135,32 @@ def shrink(cfg: dict) -> dict:
         c["num_decoder_layers"] = layers
     if isinstance(c.get("layer_types"), list):
         c["layer_types"] = c["layer_types"][:layers]
+    rope = c.get("rope_scaling")
+    if isinstance(rope, dict) and rope.get("mrope_section"):  # Qwen-VL: the sections split half the head size
+        half = HEAD_DIM // 2
+        c["rope_scaling"] = {**rope, "mrope_section": [half - 2 * (half // 4), half // 4, half // 4]}
     return c
+
+
+def _shrink_vision(v: dict) -> dict:
+    """A vision tower of one small layer (it is built, never run: the prompts are text)."""
+    v = dict(v)
+    for k in ("depth", "num_hidden_layers", "num_global_layers"):
+        if k in v:
+            v[k] = 1
+    for k in ("num_heads", "num_attention_heads", "attention_heads"):
+        if k in v:
+            v[k] = 2
+    for k, value in (("hidden_size", 32), ("embed_dim", 32), ("intermediate_size", 32), ("out_hidden_size", 32),
+                     ("num_position_embeddings", 16), ("image_size", 56)):
+        if k in v:
+            v[k] = value
+    for k in ("fullatt_block_indexes", "deepstack_visual_indexes", "intermediate_layers_indices"):
+        if k in v:
+            v[k] = [0]
+    if "vision_output_dim" in v:  # Mllama: the last layer and the intermediate ones, concatenated
+        v["vision_output_dim"] = v["hidden_size"] * 2
+    return v
 
 
 def _build(cfg: dict):

@@ -177,10 +177,10 @@ META_CASES = [
     ("mt5", "MT5ForConditionalGeneration", {}),
     ("vit", "ViTForImageClassification", {}),
     ("clip", "CLIPModel", {}),
-    ("llava", "LlavaForConditionalGeneration", {}),
-    ("qwen2_5_vl", "Qwen2_5_VLForConditionalGeneration", {}),
-    ("mllama", "MllamaForConditionalGeneration", {}),
     ("glm4v_moe", "Glm4vMoeForConditionalGeneration", {}),
+    # llava, qwen2_5_vl and mllama are built in now (sources/vision_config.py, tests/test_vision.py); a LLaVA
+    # with a SigLIP tower is still taken from transformers
+    ("llava", "LlavaForConditionalGeneration", {"vision_config": {"model_type": "siglip_vision_model"}}),
     ("ministral3", "Ministral3ForCausalLM", {}),
     ("phi4_multimodal", "Phi4MultimodalForCausalLM", {}),
     ("qwen3_next", "Qwen3NextForCausalLM", {}),
@@ -189,12 +189,12 @@ META_CASES = [
 
 @requires_torch
 @pytest.mark.trace
-@pytest.mark.parametrize("case", META_CASES, ids=[c[0] for c in META_CASES])
+@pytest.mark.parametrize("case", META_CASES, ids=[c[0] + ("-siglip" if c[2] else "") for c in META_CASES])
 def test_meta_device_fallback_takes_transformers_own_tensors(case):
     from meta_build import meta_model, meta_param_count, meta_tied_embeddings
 
     mt, arch, cfg = case
-    assert mt not in SUPPORTED_MODEL_TYPES
+    assert mt not in SUPPORTED_MODEL_TYPES or mt == "llava"  # a LLaVA with a SigLIP tower is not built in
     cfg = {"model_type": mt, "architectures": [arch], **cfg}
     spec = spec_from_config(cfg, mt)
     assert spec.layout == "meta"
@@ -310,8 +310,10 @@ def test_meta_device_refuses_a_hostile_shape_before_building():
     with pytest.raises(VramscopeError, match="layers × experts: 1024 × 8192"):  # 8M expert modules: hours
         spec_from_config({"model_type": "jamba", "num_hidden_layers": 1024, "num_experts": 8192}, "m")
     with pytest.raises(VramscopeError, match="text_config.layers × experts: 512 × 1024"):
-        spec_from_config({"model_type": "llava", "text_config": {"model_type": "mixtral", "num_hidden_layers": 512,
-                                                                 "num_local_experts": 1024}}, "m")
+        # a LLaVA with a SigLIP tower is built on the meta device (a CLIP one is built in: tests/test_vision.py)
+        spec_from_config({"model_type": "llava", "vision_config": {"model_type": "siglip_vision_model"},
+                          "text_config": {"model_type": "mixtral", "num_hidden_layers": 512,
+                                          "num_local_experts": 1024}}, "m")
 
 
 def test_built_in_families_never_import_torch():

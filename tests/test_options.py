@@ -72,7 +72,10 @@ SAMPLE = {"optimizer": "sgd", "grad_checkpointing": True, "lora_alpha": 16, "fra
           "zero_auto": "reduce_bucket",
           # engine options read by a custom parser (issue #17)
           "tensor_split": "3,1", "ollama_version": "0.12.10", "ollama_flash_attention": "true",
-          "gpu_overhead": "1GB", "vllm_version": "0.11.0", "fit_target": "512"}
+          "gpu_overhead": "1GB", "vllm_version": "0.11.0", "fit_target": "512",
+          # vision-language options (vLLM's multimodal flags, transformers' images)
+          "limit_mm_per_prompt": '{"image": 1}', "mm_processor_kwargs": '{"max_pixels": 1003520}',
+          "image_size": "640x480"}
 
 
 def _other_value(o):

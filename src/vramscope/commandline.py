@@ -178,7 +178,29 @@ VLLM_FLAGS = (
     Flag(("--max-lora-rank",), _set("max_lora_rank", _int)),
     Flag(("-dp", "--data-parallel-size"), _set("data_parallel_size", _int)),
     Flag(("--enable-expert-parallel", "-ep"), _true("enable_expert_parallel"), takes_value=False),
+    # multimodal (engines/vllm_mm.py); --language-model-only sets every modality's limit to 0
+    Flag(("--limit-mm-per-prompt",), _set("limit_mm_per_prompt", lambda f, v: _mm().read_limits(v, f))),
+    Flag(("--mm-processor-kwargs",), _set("mm_processor_kwargs", lambda f, v: _mm().read_processor_kwargs(v, f))),
+    Flag(("--mm-encoder-tp-mode",), _set("mm_encoder_tp_mode", lambda f, v: _choice(f, v, ("weights", "data")))),
+    Flag(("--mm-processor-cache-gb",), _set("mm_processor_cache_gb", _float)),
+    Flag(("--skip-mm-profiling",), _true("skip_mm_profiling"), takes_value=False),
+    Flag(("--language-model-only",), _true("limit_mm_per_prompt", {"image": 0, "video": 0, "audio": 0}),
+         takes_value=False),
 )
+
+
+def _mm() -> Any:
+    from .engines import vllm_mm
+
+    return vllm_mm
+
+
+def _choice(flag: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise _bad(flag, value, ", ".join(allowed))
+    return value
+
+
 VLLM_IGNORED = {"--host": True, "--port": True, "--served-model-name": True, "--api-key": True,
                 "--trust-remote-code": False, "--download-dir": True, "--tokenizer": True, "--revision": True,
                 "--seed": True, "--disable-log-requests": False, "--disable-log-stats": False,
@@ -189,7 +211,7 @@ VLLM_IGNORED = {"--host": True, "--port": True, "--served-model-name": True, "--
                 "--enable-chunked-prefill": False, "--no-enable-chunked-prefill": False,
                 "--reasoning-parser": True, "--root-path": True, "--config": True}
 VLLM_UNMODELLED = {"--swap-space": True, "--cpu-offload-gb": True, "--kv-cache-memory-bytes": True,
-                   "--speculative-config": True, "--limit-mm-per-prompt": True, "--max-num-partial-prefills": True,
+                   "--speculative-config": True, "--max-num-partial-prefills": True,
                    "--lora-extra-vocab-size": True, "--fully-sharded-loras": False, "-cc": True,
                    "--compilation-config": True, "--cuda-graph-sizes": True}
 

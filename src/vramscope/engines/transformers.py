@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
+from .. import i18n
 from ..gpus import Gpu
 from ..memory.activations import inference_transient
 from ..memory.kv_cache import (FP8_CACHE_DTYPES, FP8_CACHE_SINCE, KV_DTYPE_BYTES, MLA_LATENT_SINCE,
@@ -24,6 +25,23 @@ from .base import Candidate, Engine, EngineReport, Phases, rank_weights
 if TYPE_CHECKING:
     from ..workload import Workload
 
+
+
+def _image_size(value, field):
+    from ..memory.image_tokens import read_image_size
+
+    return read_image_size(value, field)
+
+
+i18n.register({
+    "a_images": {
+        "en": "{n} image(s) of {w}x{h} pixels per sequence, {per} tokens each by the processor's rules: the context "
+              "is {text} text + image tokens = {seq}; cross-attention image states {states}; the vision tower's "
+              "forward over them peaks at {tower} (an estimate, ±30 %)",
+        "zh": "每个序列 {n} 张 {w}x{h} 像素的图像，按处理器规则每张 {per} 个 token：上下文为 {text} 个文本 token 加图像 token，"
+              "共 {seq}；交叉注意力图像状态 {states}；视觉塔对其前向的峰值为 {tower}（估计值，±30%）",
+    },
+})
 
 
 class Transformers(Engine):
@@ -49,17 +67,27 @@ class Transformers(Engine):
                        f"else {TRANSFORMERS_MODELLED})",
                help_zh="按哪个 transformers 版本的 KV 缓存布局计算（默认：已安装的版本，否则 "
                        f"{TRANSFORMERS_MODELLED}）"),
+        Option("images", ("--images",), "int", 0, group="run", owner="transformers", lo=0, hi=10000,
+               help_en="images in each sequence of a vision-language model: their tokens join the context (Llama-"
+                       "3.2-Vision: its cross-attention layers cache their states); default 0, text only",
+               help_zh="视觉语言模型每个序列中的图像数：其 token 计入上下文（Llama-3.2-Vision：交叉注意力层缓存其状态）；"
+                       "默认 0，仅文本"),
+        Option("image_size", ("--image-size",), "custom", None, group="run", owner="transformers",
+               parse=lambda v, f: _image_size(v, f), metavar="WxH",
+               help_en="pixels of each image, e.g. 1280x720 (default: the largest the model's processor allows)",
+               help_zh="每张图像的像素，例如 1280x720（默认：模型处理器允许的最大尺寸）"),
     )
 
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
                   gpus: tuple[Gpu, ...]) -> tuple[Phases, Optional[EngineReport]]:
         a, spec, held = rank_weights(model, w, dtype, notes)
         kv_dtype = w.kv_dtype or dtype
-        kv_prefill, kv_decode = transformers_kv(spec, w.seq, w.batch, kv_dtype, w.cache, notes,
-                                                w.transformers_version, compute_dtype=dtype)
-        prefill = inference_transient(spec, w.batch, w.seq, a, w.attn, all_logits=spec.kind == "encoder")
+        seq, states, tower = images_in_context(spec, w, a, notes)
+        kv_prefill, kv_decode = transformers_kv(spec, seq, w.batch, kv_dtype, w.cache, notes,
+                                                w.transformers_version, compute_dtype=dtype, image_states=states)
+        prefill = max(inference_transient(spec, w.batch, seq, a, w.attn, all_logits=spec.kind == "encoder"), tower)
         decode = inference_transient(spec, w.batch, 1, a, w.attn)
-        notes.append(Assumption("a_inference_context", {"seq": w.seq, "batch": w.batch, "kv_dtype": kv_dtype,
+        notes.append(Assumption("a_inference_context", {"seq": seq, "batch": w.batch, "kv_dtype": kv_dtype,
                                                         "attn": w.attn}))
         return {
             "load": {"weights": held},
@@ -77,8 +105,34 @@ class Transformers(Engine):
         return cands
 
 
+def images_in_context(spec, w: Workload, a: float, notes: list[Assumption]) -> tuple[int, int, int]:
+    """``--images N`` (``--image-size WxH``, default the largest the processor allows) for a vision-language
+    model: the context (the text plus each image's tokens, :func:`vramscope.memory.image_tokens.image_tokens`),
+    the image states Llama-3.2-Vision's cross-attention layers cache, and the tower's forward peak over the
+    images of the batch."""
+    from ..memory.image_tokens import cross_attention_states, encoder_patches, image_tokens, largest_image, \
+        tower_transient
+
+    n = getattr(w, "images", None) or 0
+    if spec.vision is None or n <= 0:
+        return w.seq, 0, 0
+    width, height = getattr(w, "image_size", None) or largest_image(spec)
+    per = image_tokens(spec, width, height)
+    states = n * cross_attention_states(spec)
+    if spec.vision.kind == "mllama":
+        patches = states
+    else:
+        patches = n * encoder_patches(spec, per)
+    tower = tower_transient(spec, w.batch * patches, a)
+    notes.append(Assumption("a_images", {"n": n, "w": width, "h": height, "per": f"{per:,}",
+                                         "text": f"{w.seq:,}", "seq": f"{w.seq + n * per:,}",
+                                         "states": f"{states:,}", "tower": f"{tower / 2**20:,.1f} MiB"}))
+    return w.seq + n * per, states, tower
+
+
 def transformers_kv(spec, seq: int, batch: int, kv_dtype: str, cache: str, notes: list[Assumption],
-                    named_version: Optional[str] = None, compute_dtype: str = "") -> tuple[int, int]:
+                    named_version: Optional[str] = None, compute_dtype: str = "",
+                    image_states: int = 0) -> tuple[int, int]:
     """The KV cache after the prefill and while decoding, as the transformers version modelled stores it
     (``memory/kv_cache.py``: ``transformers_layout``), with the assumptions that say how."""
     version = transformers_version(named_version)
@@ -86,7 +140,8 @@ def transformers_kv(spec, seq: int, batch: int, kv_dtype: str, cache: str, notes
     b = KV_DTYPE_BYTES[kv_dtype]
     layouts = {p: transformers_layout(spec, version, p, cache, kv_dtype, compute_dtype or kv_dtype)
                for p in ("prefill", "decode")}
-    kv = {p: kv_cache_bytes(spec, seq, batch, b, encoder_tokens=seq, layout=lay) for p, lay in layouts.items()}
+    enc = image_states if spec.cross_layers else seq  # encoder-decoders: the encoder's length
+    kv = {p: kv_cache_bytes(spec, seq, batch, b, encoder_tokens=enc, layout=lay) for p, lay in layouts.items()}
     if spec.kind == "encoder":
         return kv["prefill"], kv["decode"]
     notes.append(Assumption("a_kv_transformers", {"version": version, "cache": cache}))

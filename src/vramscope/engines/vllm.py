@@ -55,6 +55,7 @@ from ..result import Assumption, Estimate, GpuVerdict
 from ..sources.base import ResolvedModel
 from ..units import parse_float, parse_int
 from ..options import MAX_SEQ, Option
+from . import vllm_mm
 from .base import (Candidate, Engine, EngineReport, Phases, Record, rank_spec, rank_weights,
                    record_serving)
 
@@ -89,6 +90,9 @@ GROUP_MAX_SINCE = (0, 20, 0)
 #: the >= 160 GiB default tier and sliding windows sized for ``max_in_flight_tokens`` (two batches with
 #: asynchronous scheduling): at v0.33.0, not at v0.21.0; the first release between them is not known, so 0.22.0
 LATE_SINCE = (0, 22, 0)
+#: vllm/model_executor/models/registry.py at v0.33.0: "MllamaForConditionalGeneration": "0.10.2" among the
+#: removed architectures (encoder-decoder models went with the V0 engine)
+MLLAMA_REMOVED = (0, 10, 2)
 
 
 i18n.register({
@@ -161,6 +165,38 @@ i18n.register({
         "en": "data parallel {dp} × tensor parallel {tp} = {gpus} GPUs, each replica holding the whole model; each "
               "GPU as shown",
         "zh": "数据并行 {dp} × 张量并行 {tp} = {gpus} 张 GPU，每个副本持有完整模型；每张 GPU 如上所示",
+    },
+    "a_vllm_mm": {
+        "en": "multimodal: the largest item is {per} tokens; encoder budget {budget} tokens; the profile run encodes "
+              "{items} dummy {modality} item(s) of that size and keeps their outputs ({out}) and pixel inputs "
+              "({inputs}) while the language model's dummy batch runs, the tower's forward peaking at {tower}: "
+              "the larger is taken from the KV cache (vLLM 0.33 MultiModalBudget / profile_run; the tower's "
+              "forward is an estimate, ±30 %)",
+        "zh": "多模态：最大的单项为 {per} 个 token；编码器预算 {budget} 个 token；显存探测运行编码 {items} 个该尺寸的 {modality} "
+              "虚拟输入，并在语言模型虚拟批次运行时保留其输出（{out}）与像素输入（{inputs}），视觉塔前向峰值为 {tower}："
+              "取较大者从 KV 缓存中扣除（vLLM 0.33 的 MultiModalBudget / profile_run；视觉塔前向为估计值，±30%）",
+    },
+    "a_vllm_mm_skip": {
+        "en": "multimodal: the largest item is {per} tokens, encoder budget {budget} tokens; {o}: the encoder and its "
+              "cache are not profiled, their memory comes out of the KV cache margin at run time",
+        "zh": "多模态：最大的单项为 {per} 个 token，编码器预算 {budget} 个 token；{o}：编码器及其缓存不参与显存探测，"
+              "运行时从 KV 缓存余量中占用显存",
+    },
+    "a_vllm_mm_off": {
+        "en": "multimodal: {o} is 0 for every modality: vLLM does not build the vision tower (its weights are not "
+              "loaded) and profiles the language model alone",
+        "zh": "多模态：所有模态的 {o} 均为 0：vLLM 不构建视觉塔（不加载其权重），只对语言模型做显存探测",
+    },
+    "a_vllm_mm_unmodelled": {
+        "en": "multimodal: vLLM's encoder budget and dummy-image profile for '{model_type}' are not modelled; the "
+              "activation peak is the language model's alone (a lower bound)",
+        "zh": "多模态：未对 '{model_type}' 建模 vLLM 的编码器预算与虚拟图像显存探测；激活峰值只计语言模型（为下限）",
+    },
+    "r_vllm_mllama": {
+        "en": "vLLM {version} does not run Llama-3.2-Vision (MllamaForConditionalGeneration was removed in 0.10.2 "
+              "with the V0 engine); use --engine transformers, or an earlier --vllm-version",
+        "zh": "vLLM {version} 不支持 Llama-3.2-Vision（MllamaForConditionalGeneration 已随 V0 引擎在 0.10.2 中移除）；"
+              "请使用 --engine transformers，或更早的 --vllm-version",
     },
     "a_vllm_dp_ep": {
         "en": "data parallel {dp} × tensor parallel {tp} = {gpus} GPUs with expert parallelism: the routed experts "
@@ -455,6 +491,18 @@ class VllmReport(EngineReport):
     cuda_graphs_in_pool: Optional[bool] = None  # whether the graphs are taken before the pool is sized (>= 0.21)
     lora_bytes: Optional[int] = None
     data_parallel_size: Optional[int] = None
+    # multimodal (engines/vllm_mm.py): the encoder budget and the dummy profile, and the host processor cache
+    mm_max_tokens_per_item: Optional[dict[str, int]] = None
+    mm_profile_modality: Optional[str] = None
+    mm_encoder_budget: Optional[int] = None
+    mm_encoder_cache_size: Optional[int] = None
+    mm_items_per_prompt: Optional[int] = None
+    mm_profile_items: Optional[int] = None
+    mm_encoder_output_bytes: Optional[int] = None
+    mm_encoder_input_bytes: Optional[int] = None
+    mm_tower_peak_bytes: Optional[int] = None
+    mm_profiled: Optional[bool] = None
+    mm_processor_cache_host_bytes: Optional[int] = None
 
 
 def kv_bytes_per_token(model: ResolvedModel, w: Workload, dtype_bytes: float, layers: Optional[int] = None) -> int:
@@ -614,6 +662,11 @@ def vllm_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gp
     groups = kv_groups(model, w, a, max_len, version=version)
     one_seq = groups.needed_bytes()
     acts = activation_peak(model, w, a)
+    mm = multimodal(model, w, a, max_len, version, notes) if model.spec.vision is not None else None
+    if mm is not None:
+        weights -= vllm_mm.weights_adjustment(model, w, a)
+        if mm.profile is not None:
+            acts = mm.profile.peak(acts)
     lora = lora_buffer_bytes(model, w, a)
     non_torch = NON_TORCH + (NCCL if w.num_gpus > 1 else 0)
     graphs = 0 if w.enforce_eager else CUDA_GRAPHS
@@ -689,8 +742,45 @@ def vllm_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gp
                         cudagraph_capture_sizes=0 if w.enforce_eager else
                         len(capture_sizes(w.max_num_seqs, w.max_num_batched_tokens)),
                         cuda_graphs_in_pool=bool(graphs_in_pool), lora_bytes=lora or None,
-                        data_parallel_size=dp if dp > 1 else None)
+                        data_parallel_size=dp if dp > 1 else None,
+                        **(mm.fields if mm is not None else {}))
     return phases, report
+
+
+@dataclass(frozen=True)
+class _Mm:
+    profile: Optional[vllm_mm.MmProfile]
+    fields: dict[str, Any]
+
+
+def multimodal(model: ResolvedModel, w: Workload, a: float, max_len: int, version: tuple[int, int, int],
+               notes: list[Assumption]) -> _Mm:
+    """A vision-language model under vLLM (engines/vllm_mm.py): the encoder budget, the dummy profile's share of
+    the activation peak, the tower's weights as vLLM holds them, and the notes saying so."""
+    from ..errors import Text, VramscopeError
+
+    spec = model.spec
+    if spec.model_type == "mllama" and version >= MLLAMA_REMOVED:
+        raise VramscopeError("conflict", field="engine", reason=Text("r_vllm_mllama",
+                                                                    version=".".join(map(str, version))))
+    fields: dict[str, Any] = {"mm_processor_cache_host_bytes": vllm_mm.processor_cache_bytes(w)}
+    if not vllm_mm.tower_loaded(model, w):
+        notes.append(Assumption("a_vllm_mm_off", {"o": Opt("limit_mm_per_prompt")}))
+        return _Mm(None, fields)
+    p = vllm_mm.profile(model, w, a, max_len)
+    if p is None:
+        notes.append(Assumption("a_vllm_mm_unmodelled", {"model_type": spec.model_type}))
+        return _Mm(None, fields)
+    fields.update(vllm_mm.summary(p))
+    per = ", ".join(f"{m} {t:,}" for m, t in sorted(p.max_tokens_per_item.items()))
+    if p.profiled:
+        notes.append(Assumption("a_vllm_mm", {"per": per, "budget": f"{p.budget:,}", "items": p.items_per_batch,
+                                              "modality": p.modality, "out": _mib(p.output_bytes),
+                                              "tower": _mib(p.tower_peak_bytes), "inputs": _mib(p.input_bytes)}))
+    else:
+        notes.append(Assumption("a_vllm_mm_skip", {"per": per, "budget": f"{p.budget:,}",
+                                                   "o": Opt("skip_mm_profiling")}))
+    return _Mm(p, fields)
 
 
 def _mib(n: int) -> str:
@@ -790,6 +880,28 @@ class Vllm(Engine):
                lo=1, hi=4096,
                help_en="data-parallel replicas, each on its own tensor-parallel group of GPUs (default 1)",
                help_zh="数据并行副本数，每个副本占用自己的一组张量并行 GPU（默认 1）"),
+        Option("limit_mm_per_prompt", ("--limit-mm-per-prompt",), "custom", None, group="vllm", owner="vllm",
+               parse=vllm_mm.read_limits, metavar="JSON",
+               help_en='items per prompt of each modality, e.g. \'{"image": 2, "video": 0}\' (default 999 each; 0 for '
+                       'every modality: the vision tower is not loaded)',
+               help_zh='每个提示中各模态的条目数，例如 \'{"image": 2, "video": 0}\'（默认各 999；所有模态为 0 时不加载视觉塔）'),
+        Option("mm_processor_kwargs", ("--mm-processor-kwargs",), "custom", None, group="vllm", owner="vllm",
+               parse=vllm_mm.read_processor_kwargs, metavar="JSON",
+               help_en="overrides of the multimodal processor (read: min_pixels, max_pixels, size), which size the "
+                       "largest image",
+               help_zh="多模态处理器的覆盖参数（读取 min_pixels、max_pixels、size），决定最大图像的尺寸"),
+        Option("mm_encoder_tp_mode", ("--mm-encoder-tp-mode",), "choice", "weights", group="vllm", owner="vllm",
+               choices=("weights", "data"),
+               help_en="tensor parallelism of the vision encoder: split its weights (default) or its batch (the "
+                       "whole tower on every GPU; Qwen-VL models)",
+               help_zh="视觉编码器的张量并行方式：切分权重（默认）或切分批次（每张 GPU 保存完整视觉塔；Qwen-VL 系列）"),
+        Option("mm_processor_cache_gb", ("--mm-processor-cache-gb",), "float", 4.0, group="vllm", owner="vllm",
+               lo=0.0, hi=1024.0, expected="GiB from 0 to 1024",
+               help_en="host memory of the multimodal processor cache per API and engine process (default 4)",
+               help_zh="每个 API 与引擎进程中多模态处理器缓存占用的主机内存（默认 4 GiB）"),
+        Option("skip_mm_profiling", ("--skip-mm-profiling",), "flag", False, group="vllm", owner="vllm",
+               help_en="profile the language model only (the encoder and its cache are not taken from the KV cache)",
+               help_zh="只对语言模型做显存探测（编码器及其缓存不从 KV 缓存中扣除）"),
         Option("enable_expert_parallel", ("--enable-expert-parallel",), "flag", False, group="vllm", owner="vllm",
                help_en="MoE experts split whole across the TP × DP GPUs instead of sharded over TP",
                help_zh="MoE 专家整体分布在 TP × DP 张 GPU 上，而不是在 TP 内切分"),

@@ -257,8 +257,11 @@ def layer_kv_bytes(spec: ModelSpec, tokens: int, batch: int, bytes_per_value: fl
                      * bytes_per_value) if st.has_kv(i) else 0)
                 + state_layer_bytes(spec, i, batch, layout, bytes_per_value) for i in range(n)]
     out = []
+    cross = frozenset(spec.cross_layers)
     for i in range(n):
         kept = min(tokens, spec.sliding_window) if cap and spec.layer_type(i) == SLIDING else tokens
+        if i in cross:  # Llama-3.2-Vision: the image states (encoder_tokens), never the text
+            kept = encoder_tokens
         values = kept * per_value
         if spec.kind == "encoder-decoder":
             values += encoder_tokens * 2 * spec.num_kv_heads * spec.head_dim
@@ -285,7 +288,10 @@ def kv_cache_bytes(spec: ModelSpec, tokens: int, batch: int, bytes_per_value: fl
         return sum(layer_kv_bytes(spec, tokens, batch, bytes_per_value, layout, encoder_tokens))
     n_layers = _decoder_layers(spec)
     sliding = _sliding_layers(spec, n_layers, layout)
-    kept = (n_layers - sliding) * tokens + sliding * min(tokens, spec.sliding_window or 0)
+    cross = sum(1 for i in spec.cross_layers if i < n_layers)
+    # Llama-3.2-Vision's cross-attention layers cache the image states (encoder_tokens), not the text
+    kept = (n_layers - sliding - cross) * tokens + sliding * min(tokens, spec.sliding_window or 0) \
+        + cross * encoder_tokens
     values = kept * values_per_token(spec, 0, layout.latent_mla, layout.broadcast_kv)
     if spec.kind == "encoder-decoder":
         values += n_layers * encoder_tokens * 2 * spec.num_kv_heads * spec.head_dim

@@ -24,6 +24,7 @@ experts_per_token              ≤ experts   10 (Qwen3-Next), 8 (DeepSeek-V3, Ki
 MLA ranks (q / kv LoRA rank)   131072      1536 / 512 (DeepSeek-V3)
 MLA head dims (nope/rope/v)    8192        128 / 64 / 128 (DeepSeek-V2/V3)
 vision image_size              65536       896 (Gemma 3 SigLIP); patch_size 14–16, 3 channels
+vision counts                  4096        tiles 4, aspect ratios 8, global layers 8 (Llama-3.2-Vision); merge 2
 token_types                    1024        2 (BERT), 1 (RoBERTa)
 relative_attention_buckets     65536       32 (T5, Flan-T5)
 =============================  ==========  =====================================================================
@@ -73,6 +74,8 @@ LIMITS: dict[str, Limit] = {
     "image_size": Limit(1, 65536, "896 (Gemma 3)"),
     "patch_size": Limit(1, 65536, "16 (SigLIP)"),
     "num_channels": Limit(1, 64, "3 (RGB)"),
+    # a vision config's small counts: temporal patch, merge size, deepstack mergers, feature layers, tiles
+    "vision_count": Limit(0, 4096, "8 (Llama-3.2-Vision global layers, aspect ratios)"),
     "norms_per_layer": Limit(1, 4, "4 (Gemma 2)"),
     # one layer's conv or recurrent state values for one sequence (model/spec.py StateSpec)
     "state_values": Limit(0, 2**31, "2097152 (Bamba: 128 heads × 64 × 256)"),

@@ -14,6 +14,9 @@ from ..errors import VramscopeError
 from .families import Family, family_of
 from .limits import LIMITS, shown
 
+#: the tower kinds of :mod:`vramscope.model.vision`
+VISION_KINDS = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "clip", "internvl", "mllama")
+
 FULL = "full_attention"
 SLIDING = "sliding_attention"
 
@@ -102,7 +105,10 @@ class StateSpec:
 
 @dataclass(frozen=True)
 class VisionSpec:
-    """A SigLIP-style vision tower and its projector (Gemma 3 multimodal checkpoints)."""
+    """A vision tower and its projector: SigLIP (Gemma 3), Llama 4's, and the kinds of
+    :mod:`vramscope.model.vision` (Qwen2-VL / Qwen2.5-VL / Qwen3-VL, CLIP for LLaVA / LLaVA-NeXT, InternVL,
+    Llama-3.2-Vision). ``image_size`` is 0 for the Qwen towers, which take any size (their processor's pixel
+    bounds decide the tokens, :mod:`vramscope.memory.image_tokens`)."""
 
     hidden_size: int
     intermediate_size: int
@@ -116,6 +122,25 @@ class VisionSpec:
     output_dim: int = 0  # llama4: vision_output_dim, the projector's input
     projector_input_dim: int = 0  # llama4: the adapter's width
     projector_output_dim: int = 0
+    temporal_patch_size: int = 0  # qwen: frames per Conv3d patch
+    merge_size: int = 0  # qwen: spatial_merge_size; internvl: 1 / downsample_ratio (pixel shuffle)
+    num_positions: int = 0  # qwen3_vl num_position_embeddings; internvl patches + 1 (0: no absolute positions)
+    deepstack: int = 0  # qwen3_vl: deepstack mergers (len(deepstack_visual_indexes))
+    feature_layers: int = 1  # llava: vision layers concatenated into the projector (a list vision_feature_layer)
+    projector_bias: bool = True  # llava multimodal_projector_bias
+    newline: bool = False  # llava_next image_newline
+    qkv_bias: bool = False  # internvl attention_bias
+    qk_norm: bool = False  # internvl use_qk_norm
+    norm: str = "layernorm"  # internvl norm_type: layernorm | rmsnorm
+    mean_pooling: bool = True  # internvl use_mean_pooling (False: a final LayerNorm)
+    mask_token: bool = False  # internvl use_mask_token
+    global_layers: int = 0  # mllama num_global_layers
+    max_tiles: int = 0  # mllama max_num_tiles
+    aspect_ratios: int = 0  # mllama len(supported_aspect_ratios)
+    # what decides the tokens per image (memory/image_tokens.py)
+    select_strategy: str = "default"  # llava vision_feature_select_strategy: default drops the CLS token, full not
+    grid_pinpoints: tuple[tuple[int, int], ...] = ()  # llava_next image_grid_pinpoints, (height, width) each
+    image_tokens: int = 0  # gemma3 mm_tokens_per_image, internvl image_seq_length: tokens per image (tile)
 
 
 @dataclass(frozen=True)
@@ -165,6 +190,8 @@ class ModelSpec:
     moe: Optional[MoESpec] = None
     mla: Optional[MLASpec] = None
     vision: Optional[VisionSpec] = None
+    #: Llama-3.2-Vision: decoder layers whose attention is cross-attention to the image states (no self-attention)
+    cross_layers: tuple[int, ...] = ()
     state: Optional[StateSpec] = None  # conv / recurrent state caches of SSM and hybrid layers
     num_decoder_layers: int = 0
     relative_attention_buckets: int = 0
@@ -336,17 +363,23 @@ def validate_spec(s: ModelSpec) -> None:
             check_int(w, "state.conv_kernels", x, "state_values")
     if s.vision is not None:
         v = s.vision
+        any_size = v.kind in ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
         for name, limit in (("hidden_size", "hidden_size"), ("intermediate_size", "intermediate_size"),
-                            ("num_layers", "num_layers"), ("num_heads", "num_heads"), ("image_size", "image_size"),
+                            ("num_layers", "num_layers"), ("num_heads", "num_heads"),
                             ("patch_size", "patch_size"), ("num_channels", "num_channels"),
                             ("text_hidden_size", "hidden_size")):
             check_int(w, f"vision.{name}", getattr(v, name), limit)
-        for name in ("output_dim", "projector_input_dim", "projector_output_dim"):
+        check_int(w, "vision.image_size", v.image_size, "image_size", minimum=0 if any_size else None)
+        for name in ("output_dim", "projector_input_dim", "projector_output_dim", "num_positions"):
             check_int(w, f"vision.{name}", getattr(v, name), "intermediate_size", minimum=0)
-        if v.kind not in ("siglip", "llama4"):
+        for name in ("temporal_patch_size", "merge_size", "deepstack", "feature_layers", "global_layers",
+                     "max_tiles", "aspect_ratios"):
+            check_int(w, f"vision.{name}", getattr(v, name), "vision_count", minimum=0)
+        kinds = ("siglip", "llama4") + VISION_KINDS
+        if v.kind not in kinds:
             raise VramscopeError("shape_bad_choice", where=w, field="vision.kind", value=shown(v.kind),
-                                 allowed="siglip, llama4")
-        if v.patch_size > v.image_size:
+                                 allowed=", ".join(kinds))
+        if not any_size and v.patch_size > v.image_size:
             raise VramscopeError("shape_patch", where=w, field="vision.patch_size", patch=v.patch_size,
                                  image=v.image_size)
     from .tensors import count_params

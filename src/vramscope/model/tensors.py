@@ -222,7 +222,12 @@ _MLP_NAMES = ("gate_proj", "up_proj", "down_proj")
 
 def _layer_llama(s: ModelSpec, root: str, i: int, moe_layer: bool) -> Iterator[Tensor]:
     p = f"{root}layers.{i}."
-    yield from _attention_llama(p + "self_attn.", s, i)
+    if i in s.cross_layers:  # MllamaCrossAttentionDecoderLayer: gated cross-attention instead of self-attention
+        yield Tensor(p + "cross_attn_attn_gate", (1,), "attention", "", i)
+        yield Tensor(p + "cross_attn_mlp_gate", (1,), "attention", "", i)
+        yield from _attention_llama(p + "cross_attn.", s.derived(qk_norm=True, cross_layers=()), i)
+    else:
+        yield from _attention_llama(p + "self_attn.", s, i)
     fam = s.family
     mp = p + (fam.moe_prefix if moe_layer else fam.mlp_prefix)
     if moe_layer:
@@ -249,15 +254,18 @@ def _layers_llama(s: ModelSpec, root: str = "model.") -> _Layers:
     """The decoder layers: MoE layers and dense ones (``moe.dense_layers``) are the two kinds."""
     dense = frozenset(s.moe.dense_layers) if s.moe is not None else frozenset()
     moe = s.moe is not None
+    special = dense if moe else frozenset(s.cross_layers)
     return _Layers(lambda i: _layer_llama(s, root, i, moe and i not in dense), s.num_layers,
-                   _kinds(s.num_layers, dense if moe else ()))
+                   _kinds(s.num_layers, special))
 
 
 def _tensors_llama(s: ModelSpec) -> Iterator[_Item]:
     h, v = s.hidden_size, s.vocab_size
     text = s.family.text_prefix if s.vision else ""
     root = f"{text}model." if text else ("model.language_model." if s.vision else "model.")
-    yield Tensor(f"{root}embed_tokens.weight", (v, h), "embedding")
+    # MllamaTextModel: nn.Embedding(vocab_size + 8, hidden): eight rows beyond the vocabulary (the lm_head has not)
+    rows = v + (8 if s.vision is not None and s.vision.kind == "mllama" else 0)
+    yield Tensor(f"{root}embed_tokens.weight", (rows, h), "embedding")
     yield _layers_llama(s, root)
     if not s.family.norm_free:
         yield from _norm(f"{root}norm", h, s.norm_bias, None)
@@ -266,7 +274,12 @@ def _tensors_llama(s: ModelSpec) -> Iterator[_Item]:
     if s.lm_head_bias:  # PhiMoE lm_head_bias
         yield Tensor(f"{text}lm_head.bias", (v,), "lm_head", "lm_head")
     if s.vision:
-        yield from (_tensors_vision_llama4(s) if s.vision.kind == "llama4" else _tensors_vision(s))
+        from . import vision
+
+        if s.vision.kind in vision.KINDS:
+            yield from vision.tensors(s)
+        else:
+            yield from (_tensors_vision_llama4(s) if s.vision.kind == "llama4" else _tensors_vision(s))
 
 
 def _tensors_vision_llama4(s: ModelSpec) -> Iterator[_Item]:

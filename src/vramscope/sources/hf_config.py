@@ -402,6 +402,54 @@ _DEFAULTS: dict[str, Config] = {
                "num_local_experts": 16, "num_experts_per_tok": 2},
     "siglip_vision_model": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
                             "num_attention_heads": 12, "num_channels": 3, "image_size": 224, "patch_size": 16},
+    # the vision-language models' configuration classes (transformers 5.24 configuration_<family>.py), their
+    # text configs and their vision configs; read by sources/vision_config.py
+    "qwen2_vl_text": {"vocab_size": 152064, "hidden_size": 8192, "intermediate_size": 29568,
+                      "num_hidden_layers": 80, "num_attention_heads": 64, "num_key_value_heads": 8,
+                      "max_position_embeddings": 32768, "max_window_layers": 80},
+    "qwen2_5_vl_text": {"vocab_size": 152064, "hidden_size": 8192, "intermediate_size": 29568,
+                        "num_hidden_layers": 80, "num_attention_heads": 64, "num_key_value_heads": 8,
+                        "max_position_embeddings": 32768, "max_window_layers": 80},
+    "qwen3_vl_text": {"vocab_size": 151936, "hidden_size": 4096, "intermediate_size": 22016, "num_hidden_layers": 32,
+                      "num_attention_heads": 32, "num_key_value_heads": 32, "head_dim": 128,
+                      "max_position_embeddings": 128000},
+    "mllama_text_model": {"vocab_size": 128256, "hidden_size": 4096, "num_hidden_layers": 40,
+                          "num_attention_heads": 32, "num_key_value_heads": 8, "intermediate_size": 14336,
+                          "max_position_embeddings": 131072,
+                          "cross_attention_layers": [3, 8, 13, 18, 23, 28, 33, 38]},
+    "qwen2_vl_vision": {"depth": 32, "embed_dim": 1280, "hidden_size": 3584, "mlp_ratio": 4, "num_heads": 16,
+                        "in_channels": 3, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2},
+    "qwen2_5_vl_vision": {"depth": 32, "hidden_size": 3584, "intermediate_size": 3420, "num_heads": 16,
+                          "in_channels": 3, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2,
+                          "out_hidden_size": 3584},
+    "qwen3_vl_vision": {"depth": 27, "hidden_size": 1152, "intermediate_size": 4304, "num_heads": 16,
+                        "in_channels": 3, "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2,
+                        "out_hidden_size": 3584, "num_position_embeddings": 2304,
+                        "deepstack_visual_indexes": [8, 16, 24]},
+    "clip_vision_model": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
+                          "num_attention_heads": 12, "num_channels": 3, "image_size": 224, "patch_size": 32},
+    # LlamaConfig's defaults, which a LLaVA text_config that names only a few keys (llava-1.5) builds on
+    "llava_text": {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+                   "num_attention_heads": 32, "max_position_embeddings": 2048},
+    # MistralConfig's defaults, under a LLaVA-NeXT text_config that names a few keys (llava-v1.6-mistral)
+    "llava_mistral_text": {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 14336,
+                           "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+                           "max_position_embeddings": 131072, "sliding_window": 4096},
+    # Qwen2Config's defaults, InternVLConfig's default language model
+    "internvl_qwen2_text": {"vocab_size": 151936, "hidden_size": 4096, "intermediate_size": 22016,
+                            "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,
+                            "max_position_embeddings": 32768, "max_window_layers": 28},
+    # LlavaConfig / LlavaNextConfig build a CLIP-L/14-336 tower when vision_config is absent
+    "llava_clip": {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24,
+                   "num_attention_heads": 16, "num_channels": 3, "image_size": 336, "patch_size": 14},
+    "internvl_vision": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
+                        "intermediate_size": 4096, "image_size": [448, 448], "patch_size": [14, 14],
+                        "num_channels": 3},
+    "mllama_vision_model": {"hidden_size": 1280, "num_hidden_layers": 32, "num_global_layers": 8,
+                            "attention_heads": 16, "num_channels": 3, "intermediate_size": 5120,
+                            "vision_output_dim": 7680, "image_size": 448, "patch_size": 14, "max_num_tiles": 4,
+                            "supported_aspect_ratios": [[1, 1], [1, 2], [1, 3], [1, 4], [2, 1], [2, 2], [3, 1],
+                                                        [4, 1]]},
 }
 
 
@@ -424,7 +472,8 @@ def _gemma3(r: _Reader, name: str, mt: str) -> ModelSpec:
         tr = r.nested("text_config", _DEFAULTS["gemma3_text"], {"architectures": r.cfg.get("architectures")})
         tspec = _gemma3(tr, name, "gemma3_text")
         vr = r.nested("vision_config", _DEFAULTS["siglip_vision_model"], {})
-        vision = _vision_spec(vr, tspec.hidden_size)
+        vision = _vision_spec(vr, tspec.hidden_size,
+                              image_tokens=r.int("mm_tokens_per_image", limit="intermediate_size", default=256))
         return tspec.with_overrides(model_type="gemma3", vision=vision)
     fam = by_model_type(mt)
     pat = r.int("sliding_window_pattern", limit="num_layers", default=fam.swa_pattern)
@@ -723,6 +772,12 @@ def _granite(r: _Reader, name: str, mt: str) -> ModelSpec:
     return _llama_like(r, name, mt, sliding=None)
 
 
+def _vision_families() -> dict[str, Callable[[_Reader, str, str], ModelSpec]]:
+    from .vision_config import READERS
+
+    return READERS
+
+
 _FAMILIES: dict[str, Callable[[_Reader, str, str], ModelSpec]] = {
     "llama": lambda r, n, mt: _llama_like(r, n, mt),
     "mistral": lambda r, n, mt: _llama_like(r, n, mt),
@@ -776,6 +831,7 @@ _FAMILIES: dict[str, Callable[[_Reader, str, str], ModelSpec]] = {
         r, n, mt, norm="layernorm", norm_bias=True, lm_head_bias=r.bool("lm_head_bias", False),
         moe=_phimoe_moe(r)),
     "llama4_text": _llama4,
+    **_vision_families(),
     # transformers modeling_smollm3.py: the Llama layer (NoPE layers change no tensor), embeddings tied by default
     "smollm3": lambda r, n, mt: _llama_like(r, n, mt, tie=True),
 }

@@ -1,0 +1,104 @@
+"""vLLM's multimodal encoder budget (issue #17 item 4, #13's image tokens): vramscope's largest item per modality,
+encoder budget and profiled items against vLLM 0.33.0's own functions run on CPU (bench/vllm_mm_reference.py),
+the profile's share of the activation peak, the tower's weights as vLLM holds them, the flags, and the pasted
+command line."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+import vramscope
+from vramscope.commandline import parse_command
+from vramscope.engines import vllm_mm
+from vramscope.errors import VramscopeError
+from vramscope.sources import resolve
+
+REFERENCE = Path(__file__).resolve().parent.parent / "validation" / "reference" / "vllm_mm_budget.jsonl"
+ROWS = [json.loads(line) for line in REFERENCE.read_text().splitlines() if line.strip()]
+
+
+def _estimate(row, **kw):
+    kw = {"limit_mm_per_prompt": row["limit_mm_per_prompt"] or None,
+          "mm_processor_kwargs": row["mm_processor_kwargs"] or None, **kw}
+    return vramscope.estimate(row["model"], engine="vllm", gpus=["h100"], max_model_len=row["max_model_len"],
+                              max_num_batched_tokens=row["max_num_batched_tokens"], max_num_seqs=row["max_num_seqs"],
+                              **kw)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: f"{r['model'].split('/')[-1]}-{r['max_model_len']}-"
+                                                    f"{r['max_num_batched_tokens']}-{len(str(r))}")
+def test_encoder_budget_equals_vllms_own(row):
+    """vLLM 0.33.0's get_mm_max_tokens_per_item, compute_mm_encoder_budget and MultiModalBudget._get_max_items
+    against the engine's report for the same model, lengths and flags: every number exact."""
+    e = _estimate(row).engine
+    assert e["mm_max_tokens_per_item"] == row["max_tokens_per_item"]
+    assert e["mm_encoder_budget"] == min(row["encoder_compute_budget"], row["encoder_cache_size"])
+    assert e["mm_encoder_cache_size"] == row["encoder_cache_size"]
+    assert e["mm_profile_modality"] == row["profile_modality"]
+    assert (e["mm_items_per_prompt"], e["mm_profile_items"]) == (row["items_per_prompt"], row["items_per_batch"])
+
+
+def test_profile_raises_the_activation_peak_and_shrinks_the_kv_cache():
+    row = ROWS[0]
+    on = _estimate(row).engine
+    off = _estimate(row, skip_mm_profiling=True).engine
+    text = _estimate(row, limit_mm_per_prompt={"image": 0, "video": 0}).engine
+    assert on["activation_peak_bytes"] > off["activation_peak_bytes"] == text["activation_peak_bytes"]
+    # what the profile adds is at least the encoder cache it fills (items × tokens × 3584 × 2 bytes)
+    assert on["activation_peak_bytes"] - off["activation_peak_bytes"] >= 1 * 32768 * 3584 * 2
+    assert on["per_gpu"][0]["kv_pool_bytes"] < off["per_gpu"][0]["kv_pool_bytes"]
+    # every modality at 0: the tower is not built, its weights not loaded
+    tower = vllm_mm.vision_params(resolve(row["model"], hub=False)) * 2
+    assert off["weights_bytes"] - text["weights_bytes"] == tower
+    assert "mm_profile_items" not in {k for k, v in text.items() if v is not None}
+
+
+def test_encoder_tp_mode_weights_shards_the_tower_data_keeps_it():
+    row = ROWS[0]
+    model = resolve(row["model"], hub=False)
+    tower = vllm_mm.vision_params(model) * 2
+    sharded = _estimate(row, num_gpus=2, parallelism="tp").engine
+    whole = _estimate(row, num_gpus=2, parallelism="tp", mm_encoder_tp_mode="data").engine
+    assert whole["weights_bytes"] - sharded["weights_bytes"] == tower - tower // 2
+    llava = vramscope.estimate("llava-hf/llava-1.5-7b-hf", engine="vllm", gpus=["h100"], num_gpus=2,
+                               parallelism="tp", mm_encoder_tp_mode="data").engine
+    plain = vramscope.estimate("llava-hf/llava-1.5-7b-hf", engine="vllm", gpus=["h100"], num_gpus=2,
+                               parallelism="tp").engine
+    assert llava["weights_bytes"] == plain["weights_bytes"]  # LLaVA has no data-parallel tower in vLLM: weights
+
+
+def test_pasted_vllm_serve_command_reads_the_multimodal_flags():
+    cmd = ("vllm serve Qwen/Qwen2.5-VL-7B-Instruct --max-model-len 32768 --limit-mm-per-prompt "
+           "'{\"image\": 2, \"video\": 0}' --mm-processor-kwargs '{\"max_pixels\": 1003520}' "
+           "--mm-encoder-tp-mode data --mm-processor-cache-gb 8")
+    import shlex
+
+    parsed = parse_command(shlex.split(cmd))
+    assert parsed.options["limit_mm_per_prompt"] == {"image": 2, "video": 0}
+    assert parsed.options["mm_processor_kwargs"] == {"max_pixels": 1003520}
+    assert parsed.options["mm_encoder_tp_mode"] == "data" and parsed.options["mm_processor_cache_gb"] == 8.0
+    assert not getattr(parsed, "unknown", None)
+    row = next(r for r in ROWS if r["mm_processor_kwargs"] == {"max_pixels": 1003520})
+    e = vramscope.estimate(parsed.model, engine="vllm", gpus=["h100"], max_num_batched_tokens=8192,
+                           **{k: v for k, v in parsed.options.items() if k != "engine"}).engine
+    assert e["mm_max_tokens_per_item"] == row["max_tokens_per_item"] and e["mm_profile_items"] == \
+        row["items_per_batch"]
+    assert e["mm_processor_cache_host_bytes"] == 8 * 2**30 * 2
+
+
+@pytest.mark.parametrize("bad", ['{"image": -1}', "image=two", "[1, 2]", '{"image": true}'])
+def test_limit_mm_per_prompt_refuses_what_vllm_refuses(bad):
+    with pytest.raises(VramscopeError) as err:
+        vllm_mm.read_limits(bad)
+    assert "limit_mm_per_prompt" in str(err.value)
+    assert vllm_mm.read_limits("image=2,video=0") == {"image": 2, "video": 0}
+    assert vllm_mm.read_limits('{"video": {"count": 1, "num_frames": 32}}') == {"video": 1}
+
+
+def test_mllama_is_refused_by_vllm_033_and_estimated_by_transformers():
+    with pytest.raises(VramscopeError) as err:
+        vramscope.estimate("meta-llama/Llama-3.2-11B-Vision", engine="vllm", gpus=["h100"])
+    assert "0.10.2" in str(err.value)
+    e = vramscope.estimate("meta-llama/Llama-3.2-11B-Vision", engine="transformers", seq=1024)
+    assert e.total_bytes > 20 * 2**30
