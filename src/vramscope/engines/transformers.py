@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Optional
 
 from ..gpus import Gpu
 from ..memory.activations import inference_transient
-from ..memory.kv_cache import (FP8_CACHE_DTYPES, FP8_CACHE_SINCE, KV_DTYPE_BYTES, MLA_LATENT_SINCE,
-                               SLIDING_DYNAMIC_SINCE, TRANSFORMERS_KV_DTYPES, TRANSFORMERS_MODELLED, kv_cache_bytes,
-                               parse_version, read_transformers_version, transformers_layout,
-                               transformers_version)
+from ..memory.kv_cache import (FP8_CACHE_DTYPES, FP8_CACHE_SINCE, KV_DTYPE_BYTES, KV_QUANT_AXES, KV_QUANT_BITS,
+                               MLA_LATENT_SINCE, SLIDING_DYNAMIC_SINCE, TRANSFORMERS_KV_DTYPES, TRANSFORMERS_MODELLED,
+                               KvQuant, kv_cache_bytes, parse_version, quantized_cache_applies,
+                               read_transformers_version, transformers_layout, transformers_version)
 from ..result import Assumption
 from ..sources.base import ResolvedModel
 from ..memory.device import read_alloc_conf
@@ -49,6 +49,26 @@ class Transformers(Engine):
                        f"else {TRANSFORMERS_MODELLED})",
                help_zh="按哪个 transformers 版本的 KV 缓存布局计算（默认：已安装的版本，否则 "
                        f"{TRANSFORMERS_MODELLED}）"),
+        Option("kv_backend", ("--kv-backend",), "choice", "quanto", group="run", owner="transformers",
+               choices=("quanto", "hqq"),
+               help_en="--cache quantized: QuantizedCache's backend, quanto (optimum-quanto, default) | hqq",
+               help_zh="--cache quantized：QuantizedCache 的后端，quanto（optimum-quanto，默认）| hqq"),
+        Option("kv_nbits", ("--kv-nbits",), "int", 4, group="run", owner="transformers", lo=1, hi=8,
+               help_en="--cache quantized: bits per value (quanto 2 or 4; hqq 1, 2, 3, 4 or 8; default 4)",
+               help_zh="--cache quantized：每个值的位数（quanto 2 或 4；hqq 1、2、3、4 或 8；默认 4）"),
+        Option("kv_group_size", ("--kv-group-size",), "int", 64, group="run", owner="transformers", lo=1,
+               hi=1 << 20, help_en="--cache quantized: q_group_size, values per scale (default 64)",
+               help_zh="--cache quantized：q_group_size，每个缩放因子对应的值数（默认 64）"),
+        Option("kv_residual_length", ("--kv-residual-length",), "int", 128, group="run", owner="transformers",
+               lo=1, hi=1 << 24, help_en="--cache quantized: residual_length, recent tokens kept unquantized "
+                                         "(default 128)",
+               help_zh="--cache quantized：residual_length，保持未量化的最近 token 数（默认 128）"),
+        Option("kv_axis_key", ("--kv-axis-key",), "int", 0, group="run", owner="transformers", lo=-1, hi=1,
+               help_en="--cache quantized: axis_key (quanto 0 or -1; hqq 0 or 1; default 0)",
+               help_zh="--cache quantized：axis_key（quanto 0 或 -1；hqq 0 或 1；默认 0）"),
+        Option("kv_axis_value", ("--kv-axis-value",), "int", 0, group="run", owner="transformers", lo=-1, hi=1,
+               help_en="--cache quantized: axis_value (quanto 0 or -1; hqq 0 or 1; default 0)",
+               help_zh="--cache quantized：axis_value（quanto 0 或 -1；hqq 0 或 1；默认 0）"),
     )
 
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
@@ -56,7 +76,7 @@ class Transformers(Engine):
         a, spec, held = rank_weights(model, w, dtype, notes)
         kv_dtype = w.kv_dtype or dtype
         kv_prefill, kv_decode = transformers_kv(spec, w.seq, w.batch, kv_dtype, w.cache, notes,
-                                                w.transformers_version, compute_dtype=dtype)
+                                                w.transformers_version, compute_dtype=dtype, quant=kv_quant(w))
         prefill = inference_transient(spec, w.batch, w.seq, a, w.attn, all_logits=spec.kind == "encoder")
         decode = inference_transient(spec, w.batch, 1, a, w.attn)
         notes.append(Assumption("a_inference_context", {"seq": w.seq, "batch": w.batch, "kv_dtype": kv_dtype,
@@ -77,19 +97,52 @@ class Transformers(Engine):
         return cands
 
 
+def kv_quant(w: Workload) -> Optional[KvQuant]:
+    """``--cache quantized``'s settings, checked as ``QuantoQuantizedLayer`` / ``HQQQuantizedLayer`` check them."""
+    from ..errors import VramscopeError
+
+    if getattr(w, "cache", "dynamic") != "quantized":
+        return None
+    q = KvQuant(backend=getattr(w, "kv_backend", None) or "quanto", nbits=getattr(w, "kv_nbits", None) or 4,
+                q_group_size=getattr(w, "kv_group_size", None) or 64,
+                residual_length=getattr(w, "kv_residual_length", None) or 128,
+                axis_key=getattr(w, "kv_axis_key", None) or 0, axis_value=getattr(w, "kv_axis_value", None) or 0)
+    if q.nbits not in KV_QUANT_BITS[q.backend]:
+        raise VramscopeError("bad_choice", field="kv_nbits", value=q.nbits,
+                             allowed=f"{', '.join(map(str, KV_QUANT_BITS[q.backend]))} ({q.backend})")
+    for field, axis in (("kv_axis_key", q.axis_key), ("kv_axis_value", q.axis_value)):
+        if axis not in KV_QUANT_AXES[q.backend]:
+            raise VramscopeError("bad_choice", field=field, value=axis,
+                                 allowed=f"{', '.join(map(str, KV_QUANT_AXES[q.backend]))} ({q.backend})")
+        if q.backend == "hqq" and q.nbits == 3 and axis == 1:  # HQQ 0.2.8's dequantize slices 3-bit rows to 0
+            raise VramscopeError("bad_choice", field=field, value=axis, allowed="0 (hqq, 3 bits)")
+    return q
+
+
 def transformers_kv(spec, seq: int, batch: int, kv_dtype: str, cache: str, notes: list[Assumption],
-                    named_version: Optional[str] = None, compute_dtype: str = "") -> tuple[int, int]:
+                    named_version: Optional[str] = None, compute_dtype: str = "",
+                    quant: Optional[KvQuant] = None) -> tuple[int, int]:
     """The KV cache after the prefill and while decoding, as the transformers version modelled stores it
     (``memory/kv_cache.py``: ``transformers_layout``), with the assumptions that say how."""
     version = transformers_version(named_version)
     v = parse_version(version)
     b = KV_DTYPE_BYTES[kv_dtype]
-    layouts = {p: transformers_layout(spec, version, p, cache, kv_dtype, compute_dtype or kv_dtype)
+    layouts = {p: transformers_layout(spec, version, p, cache, kv_dtype, compute_dtype or kv_dtype, quant)
                for p in ("prefill", "decode")}
     kv = {p: kv_cache_bytes(spec, seq, batch, b, encoder_tokens=seq, layout=lay) for p, lay in layouts.items()}
     if spec.kind == "encoder":
         return kv["prefill"], kv["decode"]
     notes.append(Assumption("a_kv_transformers", {"version": version, "cache": cache}))
+    if quant is not None:
+        if layouts["decode"].quant is None:
+            notes.append(Assumption("a_kv_quantized_refused", {}))
+        else:
+            one_layer = int(batch * seq * (spec.num_heads if layouts["decode"].broadcast_kv else spec.num_kv_heads)
+                            * spec.head_dim * 2 * b)
+            notes.append(Assumption("a_kv_quantized", {
+                "backend": quant.backend, "nbits": quant.nbits, "g": quant.q_group_size, "r": quant.residual_length,
+                "ak": quant.axis_key, "av": quant.axis_value, "r1": max(quant.residual_length - 1, 0),
+                "deq": f"{one_layer / 2**20:,.1f}"}))
     since_fp8 = ".".join(map(str, FP8_CACHE_SINCE))
     if layouts["decode"].all_full:
         notes.append(Assumption("a_kv_fp8_cache", {"since": since_fp8}))
