@@ -254,7 +254,8 @@ def transformers_layout(spec: ModelSpec, version: str, phase: str, cache: str = 
         # MiniMaxCache (its own class, every version) keeps the lightning attention's K^T V as computed: the
         # model's dtype
         # RWKV's own state list keeps its WKV state in float32 in every version
-        fp32 = (v >= STATE_LAYERS_SINCE or "DeltaNet" in spec.state.mixer or "Rwkv" in spec.state.mixer) \
+        # RecurrentGemma's RG-LRU state is float32 in every version ("always computed in full precision")
+        fp32 = (v >= STATE_LAYERS_SINCE or any(m in spec.state.mixer for m in ("DeltaNet", "Rwkv", "Rglru"))) \
             and "Lightning" not in spec.state.mixer
         state = {"conv_state_bytes": conv, "recurrent_state_bytes": 4.0 if fp32 else conv}
     if cache == "quantized" and quant is not None and quantized_cache_applies(spec):
