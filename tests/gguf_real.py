@@ -329,6 +329,76 @@ MODELS: dict[str, Callable[[], Model]] = {f().name: f for f in (
     llama2_7b, llama3_8b, qwen2_7b, gemma2_9b, mixtral_8x7b, deepseek_v2, deepseek_v2_lite_legacy)}
 
 
+def _ssm_keys(w: gguf.GGUFWriter, m: "Model", hidden: int, d_conv: int, d_inner: int, d_state: int, dt_rank: int,
+              groups: int = 0) -> None:
+    """The keys convert_hf_to_gguf.py's MambaModel / Mamba2Model write: no attention (head_count 0, a
+    feed_forward_length of 0), context_length 2**20, the ssm.* sizes."""
+    w.add_name(m.based_on)
+    w.add_file_type(m.file_type)
+    w.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    w.add_context_length(2**20)
+    w.add_embedding_length(hidden)
+    w.add_feed_forward_length(0)
+    w.add_head_count(0)
+    w.add_block_count(m.layers)
+    w.add_ssm_conv_kernel(d_conv)
+    w.add_ssm_inner_size(d_inner)
+    w.add_ssm_state_size(d_state)
+    w.add_ssm_time_step_rank(dt_rank)
+    if groups:
+        w.add_ssm_group_count(groups)
+    w.add_layer_norm_rms_eps(1e-5)
+
+
+def mamba_130m() -> Model:
+    """state-spaces/mamba-130m-hf: 24 layers of d_model 768, d_inner 1,536, d_state 16, d_conv 4, dt_rank 48; the
+    GPT-NeoX vocabulary padded to a multiple of 8 (50,280); tied output (no output.weight); F16 with the
+    converter's F32 conv, x, dt, A and D. All 24 blocks (the data section is a hole: the header is what counts)."""
+    m = Model("mamba-130m", "mamba", "Mamba-130M", 24, 24, 50280, "gpt2", 50009, gguf.LlamaFileType.MOSTLY_F16,
+              lambda w: _ssm_keys(w, m, 768, 4, 1536, 16, 48))
+    t = _Tensors()
+    t.add("token_embd.weight", (50280, 768), F16)
+    for i in range(m.layers):
+        t.add(f"blk.{i}.attn_norm.weight", (768,), F32)
+        t.add(f"blk.{i}.ssm_in.weight", (2 * 1536, 768), F16)
+        t.add(f"blk.{i}.ssm_conv1d.weight", (1536, 4), F32)
+        t.add(f"blk.{i}.ssm_conv1d.bias", (1536,), F32)
+        t.add(f"blk.{i}.ssm_x.weight", (48 + 2 * 16, 1536), F32)
+        t.add(f"blk.{i}.ssm_dt.weight", (1536, 48), F32)
+        t.add(f"blk.{i}.ssm_dt.bias", (1536,), F32)
+        t.add(f"blk.{i}.ssm_a", (1536, 16), F32)
+        t.add(f"blk.{i}.ssm_d", (1536,), F32)
+        t.add(f"blk.{i}.ssm_out.weight", (768, 1536), F16)
+    t.add("output_norm.weight", (768,), F32)
+    m.tensors = t
+    return m
+
+
+def mamba_codestral_7b() -> Model:
+    """mistralai/Mamba-Codestral-7B-v0.1: 64 Mamba2 layers of d_model 4,096, d_inner 8,192 (128 heads of 64),
+    8 groups, d_state 128, d_conv 4; vocabulary 32,768 (SentencePiece); its own output matrix; Q8_0 with F32
+    conv, dt, A, D and norms. All 64 blocks."""
+    m = Model("mamba-codestral-7b", "mamba2", "Mamba-Codestral-7B", 64, 64, 32768, "llama", 0,
+              gguf.LlamaFileType.MOSTLY_Q8_0, lambda w: _ssm_keys(w, m, 4096, 4, 8192, 128, 128, 8))
+    t = _Tensors()
+    conv = 8192 + 2 * 8 * 128
+    t.add("token_embd.weight", (32768, 4096), Q8_0)
+    for i in range(m.layers):
+        t.add(f"blk.{i}.attn_norm.weight", (4096,), F32)
+        t.add(f"blk.{i}.ssm_in.weight", (2 * 8192 + 2 * 8 * 128 + 128, 4096), Q8_0)
+        t.add(f"blk.{i}.ssm_conv1d.weight", (conv, 4), F32)
+        t.add(f"blk.{i}.ssm_conv1d.bias", (conv,), F32)
+        t.add(f"blk.{i}.ssm_dt.bias", (128,), F32)
+        t.add(f"blk.{i}.ssm_a", (128, 1), F32)
+        t.add(f"blk.{i}.ssm_d", (128, 1), F32)
+        t.add(f"blk.{i}.ssm_norm.weight", (8, 1024), F32)
+        t.add(f"blk.{i}.ssm_out.weight", (4096, 8192), Q8_0)
+    t.add("output_norm.weight", (4096,), F32)
+    t.add("output.weight", (32768, 4096), Q8_0)
+    m.tensors = t
+    return m
+
+
 def _vocab(w: gguf.GGUFWriter, m: Model) -> None:
     n = m.vocab
     if m.tokenizer == "llama":  # SentencePiece: <unk> <s> </s>, 256 byte tokens, then pieces with scores

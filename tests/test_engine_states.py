@@ -129,3 +129,35 @@ def test_gguf_hybrid_states_from_the_ssm_keys(tmp_path):
     # a NextN (MTP) layer appended beyond the stack is attention-only (the 65-layer Qwen3.5-27B logs skip it)
     mtp = resolve(str(_write_qwen35_gguf(tmp_path / "mtp.gguf", n_layers=9, nextn=1, interval=2))).spec.state
     assert mtp.kinds == ("state", "full", "state", "full", "state", "full", "state", "full", "full")
+
+
+@pytest.mark.parametrize("fixture, per_seq_mib", [("mamba_codestral_7b", 263.5), ("mamba_130m", None)])
+def test_pure_ssm_gguf_recurrent_memory(tmp_path, fixture, per_seq_mib):
+    """Pure Mamba / Mamba2 GGUFs (llama.cpp's ``mamba`` / ``mamba2`` architectures, ``llm_arch_is_recurrent``: no
+    attention, ``attention.head_count`` 0 as convert_hf_to_gguf.py writes it) keep only ``llama_memory_recurrent``:
+    per layer ``r_l`` = (d_conv − 1) × (d_inner + 2 × n_group × d_state) and ``s_l`` = d_state × d_inner f32 values
+    per sequence, for ``max(1, n_seq_max)`` sequences, and no KV cache. ggml-org/llama.cpp#9126 (compilade,
+    2024-08-21): "Mamba-Codestral-7B-v0.1 takes 263.5 MiB (in F32) per sequence (e.g. with -np 1)"; the files have
+    the real tensor names, shapes and vocabularies (tests/gguf_real.py), all their blocks."""
+    import gguf_real
+    import vramscope
+    from vramscope.sources import resolve
+
+    m = getattr(gguf_real, fixture)()
+    path = gguf_real.write_sparse(m, tmp_path / f"{m.name}.gguf")
+    r = resolve(str(path))
+    st = r.spec.state
+    assert st is not None and set(st.kinds) == {"state"} and len(st.kinds) == m.real_layers
+    assert sorted(t.name for t in r.stored) == sorted(n for n, _, _ in m.tensors)
+    known = gguf_real.llama_cpp_names(m.arch, m.layers)
+    assert {t.name for t in r.stored} <= known | {n.rsplit(".", 1)[0] for n in known}  # ssm_a / ssm_d: no suffix
+    per_seq = sum(st.engine_conv_values(i) + st.recurrent_values[i] for i in range(len(st.kinds))) * RS_BYTES
+    if per_seq_mib is not None:
+        assert per_seq == per_seq_mib * MiB
+    else:  # mamba-130m: 24 × (3 × 1,536 + 16 × 1,536) values
+        assert per_seq == 24 * (3 * 1536 + 16 * 1536) * 4
+    for n_seq in (1, 4):
+        e = vramscope.estimate(str(path), engine="llama.cpp", gpus=["rtx-4090"], seq=8192, n_parallel=n_seq)
+        assert e.engine["gpu"]["rs_buffer_bytes"] == per_seq * n_seq
+        assert e.engine["gpu"]["kv_buffer_bytes"] == per_seq * n_seq  # no keys and values at any length
+    assert r.spec.vocab_size == m.vocab and r.spec.tie_embeddings == (fixture == "mamba_130m")

@@ -177,6 +177,8 @@ FLAGS = {
     "no_kv_offload": dict(engine="llama.cpp"), "no_mmap": dict(engine="llama.cpp"),
     "mlock": dict(engine="llama.cpp"), "sched_spread": dict(engine="ollama"),
     "fit_auto_ctx": dict(engine="llama.cpp", fit="on"),
+    "disable_radix_cache": dict(engine="sglang"),
+    "skip_mm_profiling": dict(engine="vllm"),
     "fsdp_float8_all_gather": dict(task="pretrain", float8="tensorwise", num_gpus=2, parallelism="fsdp"),
 }
 OFF = (False, 0, "false", "False", "no", "NO", "off", "0", " off ")

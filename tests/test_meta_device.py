@@ -255,20 +255,21 @@ def test_meta_device_estimate_runs_end_to_end(tmp_path, capsys):
 @pytest.mark.parametrize("mt, mixer", [("mamba", "MambaMixer"), ("jamba", "JambaMambaMixer"),
                                        ("falcon_h1", "FalconH1Mixer"), ("qwen3_next", "Qwen3NextGatedDeltaNet"),
                                        ("kimi_linear", "KimiLinearDeltaAttention"),
-                                       ("minimax", "MiniMaxLightningAttention"), ("rwkv", "RwkvSelfAttention")])
+                                       ("minimax", "MiniMaxLightningAttention"), ("rwkv", "RwkvSelfAttention"),
+                                       ("recurrent_gemma", "RecurrentGemmaRglru")])
 def test_meta_device_reads_recurrent_state_caches(mt, mixer):
     """The mixers' conv and recurrent states are read (tests/test_state_cache.py checks their bytes against
     transformers' cache objects); no 'not modelled' note then."""
     spec = spec_from_config({"model_type": mt}, mt)
     assert spec.state is not None and spec.state.mixer == mixer
     assert not any(getattr(n, "key", "") == "a_meta_recurrent" for n in spec.notes)
-    # which engines model them is said (SGLang still counts keys and values on every layer)
+    # which engines model them is said
     assert any(getattr(n, "key", "") == "a_state_engines" and n.params["mixer"] == mixer for n in spec.notes)
 
 
 @requires_torch
 @pytest.mark.trace
-@pytest.mark.parametrize("mt, mixer", [("recurrent_gemma", "RecurrentGemmaRglru"), ("xlstm", "xLSTM")])
+@pytest.mark.parametrize("mt, mixer", [("xlstm", "xLSTM")])
 def test_meta_device_states_that_unread_recurrent_caches_are_not_modelled(mt, mixer):
     spec = spec_from_config({"model_type": mt}, mt)
     notes = [n for n in spec.notes if getattr(n, "key", "") == "a_meta_recurrent"]

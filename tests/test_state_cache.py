@@ -203,3 +203,35 @@ def test_rwkv_state_list():
     # every version: the WKV state is float32 (the 5.0 rule of the model's dtype does not apply)
     old = transformers_layout(spec, "5.0.0", "decode", "dynamic", "bf16", "bf16")
     assert sum(layer_kv_bytes(spec, 15, BATCH, 2.0, old)) == prefill
+
+
+def test_recurrent_gemma_module_states():
+    """RecurrentGemma (Griffin) keeps its recurrent blocks' states in the modules (``rg_lru.recurrent_states`` float32,
+    ``conv1d_state`` in the model's dtype, set up by ``_setup_cache``) and its attention blocks' keys and values in
+    the ``DynamicCache`` ``generate()`` passes (sliding-window layers of ``attention_window_size``): their bytes
+    after ``generate()`` (12-token prompt, 3 new tokens) equal vramscope's per layer."""
+    import torch
+
+    cfg = {"model_type": "recurrent_gemma", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 3,
+           "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 16, "lru_width": 96,
+           "attention_window_size": 5, "vocab_size": 128, "conv1d_width": 4, "pad_token_id": 0, "bos_token_id": 1,
+           "eos_token_id": 2, "torch_dtype": "bfloat16"}
+    spec = spec_from_config(cfg, "tiny")
+    assert spec.state is not None and spec.state.kinds == ("state", "state", "sliding")
+    model = _build(cfg)
+    ids = torch.randint(3, 128, (BATCH, PROMPT), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = model.generate(ids, max_new_tokens=STEPS, min_new_tokens=STEPS, do_sample=False,
+                             return_dict_in_generate=True)
+    measured = []
+    for i, layer in enumerate(model.model.layers):
+        block = layer.temporal_block
+        if hasattr(block, "rg_lru"):
+            assert block.rg_lru.recurrent_states.dtype == torch.float32
+            measured.append(distinct_storage_bytes([block.rg_lru.recurrent_states, block.conv1d_state]))
+        else:
+            measured.append(_layer_bytes(out.past_key_values, i))
+    # the decode state after 3 steps: 14 tokens cached (the last new token is not fed back); the conv state is a
+    # view of the conv1d_width-column concatenation (its storage: 96 × 4 bf16 values per sequence)
+    assert measured == _ours(spec, PROMPT + STEPS - 1, "decode")
+    assert measured[0] == BATCH * (96 * 4 + 96 * 4 * 2)

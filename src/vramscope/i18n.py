@@ -708,10 +708,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "a_state_engines": {
         "en": "recurrent / state-space layers ({mixer}, {layers} layers): their conv and recurrent states are "
-              "modelled as each engine stores them (transformers, vLLM, llama.cpp, Ollama's estimate); SGLang is "
-              "counted here with keys and values on every layer and no state (an overestimate for those layers)",
+              "modelled as each engine stores them (transformers, vLLM, llama.cpp, Ollama's estimate, SGLang's mamba "
+              "pool for the architectures it has one for)",
         "zh": "循环/状态空间层（{mixer}，{layers} 层）：其卷积与循环状态按各引擎的存储方式建模（transformers、vLLM、"
-              "llama.cpp、Ollama 的估算）；SGLang 在此按每层都有 K/V、没有状态计算（对这些层偏高）",
+              "llama.cpp、Ollama 的估算，以及 SGLang 为其支持的架构提供的 mamba 池）",
     },
     "a_state_cache_old": {
         "en": "transformers {version} keeps these states in the model's own cache classes (MambaCache, Mamba2Cache, "
@@ -835,6 +835,22 @@ MESSAGES: dict[str, dict[str, str]] = {
     "a_sglang": {
         "en": "SGLang on {gpu}: mem_fraction_static {mfs} (chunked_prefill_size {cps}, cuda_graph_max_bs {bs}); the token pool holds {tokens} tokens, {c} requests of context_len {ctx}; max_running_requests {reqs}",
         "zh": "SGLang 在 {gpu} 上：mem_fraction_static {mfs}（chunked_prefill_size {cps}，cuda_graph_max_bs {bs}）；token 池可容纳 {tokens} 个 token，即 {c} 个 context_len {ctx} 的请求；max_running_requests {reqs}",
+    },
+    "a_kv_quantized": {
+        "en": "QuantizedCache({backend}, nbits {nbits}, q_group_size {g}, axis_key {ak}, axis_value {av}; read at transformers 5.24.0, optimum-quanto 0.2.7, HQQ 0.2.8): the prompt is quantized whole, then up to {r1} decoded tokens wait in full precision (residual_length {r}) before everything is quantized again; one scale and one zero point per {g} values; each decode step dequantizes one layer's whole cache at a time ({deq} MiB, transient, not counted)",
+        "zh": "QuantizedCache（{backend}，nbits {nbits}，q_group_size {g}，axis_key {ak}，axis_value {av}；按 transformers 5.24.0、optimum-quanto 0.2.7、HQQ 0.2.8 阅读）：提示词整体量化，之后最多 {r1} 个解码出的 token 以全精度等待（residual_length {r}），再全部重新量化；每 {g} 个值一个缩放因子和一个零点；每步解码会逐层把整层缓存反量化一次（{deq} MiB，临时，未计入）",
+    },
+    "a_kv_quantized_refused": {
+        "en": "transformers' QuantizedCache takes only models whose layers are all full attention (it refuses sliding-window and recurrent layers; MLA latents and encoder-decoders are not modelled with it): the dynamic cache is counted instead",
+        "zh": "transformers 的 QuantizedCache 只接受所有层都是全注意力的模型（拒绝滑动窗口层和循环层；MLA 潜变量与编码器-解码器不按它建模）：此处按动态缓存计算",
+    },
+    "a_sglang_mamba": {
+        "en": "SGLang on {gpu}: the mamba pool keeps {slots} request states of {per_req} MiB (conv bfloat16, SSM {ssm}), {pool} GiB taken from the KV pool's budget by {ratio}; {per} states per running request cap max_running_requests at {reqs} (as read at SGLang 0.5.23)",
+        "zh": "SGLang 在 {gpu} 上：mamba 池保存 {slots} 个请求状态，每个 {per_req} MiB（卷积 bfloat16，SSM {ssm}），按 {ratio} 从 KV 池预算中取出 {pool} GiB；每个运行中的请求占 {per} 个状态，max_running_requests 因此不超过 {reqs}（按 SGLang 0.5.23 阅读）",
+    },
+    "a_sglang_no_mamba": {
+        "en": "SGLang has no mamba pool for model type {type} (as read at 0.5.23: no SGLang model of its own); keys and values are counted on every layer and no state",
+        "zh": "SGLang 没有为模型类型 {type} 提供 mamba 池（按 0.5.23 阅读：SGLang 没有它自己的模型）；此处按每层都有 K/V、没有状态计算",
     },
     "a_sglang_dp": {
         "en": "{dp}: independent replicas, each GPU holds the same as one replica's",

@@ -265,7 +265,7 @@ SP_MODES = ("ring", "ulysses")
 OFFLOAD_DEVICES = ("cpu", "nvme")
 OFFLOADS = ("none", "optimizer", "optimizer+params")
 PP_SCHEDULES = ("1f1b", "gpipe", "interleaved", "interleaved-zb", "zbv")
-CACHES = ("dynamic", "static")
+CACHES = ("dynamic", "static", "quantized")
 ATTN = ("sdpa", "flash", "eager")  # memory/activations.ATTN_IMPLS is this tuple
 
 
@@ -563,8 +563,10 @@ CORE: tuple[Option, ...] = (
               "--num-virtual-stages-per-pipeline-rank; default 2)",
       help_zh="交错调度中每 GPU 的模型块（虚拟阶段）数（Megatron-LM --num-virtual-stages-per-pipeline-rank；默认 2）"),
     O("cache", ("--cache",), "choice", "dynamic", choices=CACHES,
-      help_en="transformers KV cache: dynamic (default) | static",
-      help_zh="transformers 的 KV 缓存：dynamic（默认）| static"),
+      help_en="transformers KV cache: dynamic (default) | static | quantized (QuantizedCache: quanto / HQQ, "
+              "see {b})",
+      help_zh="transformers 的 KV 缓存：dynamic（默认）| static | quantized（QuantizedCache：quanto / HQQ，"
+              "见 {b}）", help_opts={"b": Opt("kv_backend")}),
     # ---- not workload fields: the model, config files to import, the output
     O("params", ("--params",), "custom", group="model", owner="model", workload=False,
       help_en="parameter count instead of MODEL: 7B, 6.7e9, 70b, 1.5T",

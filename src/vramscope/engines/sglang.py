@@ -19,6 +19,24 @@ v0.5 series):
 * ``max_running_requests`` when not given: ``min(max(max_total_num_tokens / context_len × 512, 2048), 4096)``
   (``init_memory_pool``'s ``max_num_reqs``).
 * ``--dp`` runs independent replicas: each GPU of a replica holds the same as with ``--dp 1``.
+
+Recurrent / linear-attention hybrids and pure SSMs (read at SGLang 0.5.23, its wheel: ``configs/hybrid_arch.py``
+``mambaish_config``, ``configs/mamba_utils.py``, ``mem_cache/kv_cache_configurator.py``, ``mem_cache/memory_pool.py``
+``MambaPool``; checked against that code run on CPU, ``bench/sglang_state_reference.py``):
+
+* the architectures with a mamba pool (:data:`STATE_TYPES`) keep one ``MambaPool`` slot per cached request state:
+  per mamba layer a conv state ``(conv_dim / attn_tp, kernel − 1)`` in bfloat16 (``SGLANG_MAMBA_CONV_DTYPE``) and
+  the SSM state ``(heads / attn_tp, head_dim, state)`` in float32 unless the config's ``mamba_ssm_dtype`` or
+  ``--mamba-ssm-dtype`` says otherwise (``mamba2_state_dtype``); groups tensor parallelism does not divide are
+  replicated (``extra_groups_for_head_shards``); the model's own dtype plays no part;
+* ``_handle_max_mamba_cache`` takes the pool out of the token pool's budget first: ``max_mamba_cache_size`` =
+  ``(rest × r / (1 + r) − per_req) // per_req`` with ``r = --mamba-full-memory-ratio`` (0.9), or
+  ``--max-mamba-cache-size``, or (without the radix cache) ``--max-running-requests``; the pool holds one padding
+  slot more; the KV pool of the attention layers (only they have a cell size) gets the rest; a model without
+  attention layers gets ``--max-total-tokens`` or the context length;
+* ``resolve_max_num_reqs`` caps the running requests at ``max_mamba_cache_size // ratio`` (3 state slots per request
+  with the radix cache, 5 with its ping-pong extra buffer, which the architectures of :data:`EXTRA_BUFFER_TYPES`
+  take by default, 1 with ``--disable-radix-cache``) and at half the token pool.
 """
 
 from __future__ import annotations
@@ -79,8 +97,132 @@ def token_pool(total_free: int, weights: int, mem_fraction_static: float, cell_s
     return max(0, tokens * cell_size), max(0, tokens)
 
 
+#: model types SGLang 0.5.23 gives a mamba pool (``hybrid_arch.py``: ``mamba2_config`` — Falcon-H1, Nemotron-H, LFM2,
+#: Mamba2, Mamba, Falcon-Mamba, GraniteMoeHybrid with mamba layers —, ``hybrid_gdn_config`` — Qwen3-Next, Qwen3.5 —
+#: and ``kimi_linear_config``); Jamba, Bamba, Zamba and the rest have no SGLang model of their own
+STATE_TYPES = ("falcon_h1", "nemotron_h", "lfm2", "lfm2_moe", "mamba2", "mamba", "falcon_mamba", "granitemoehybrid",
+               "qwen3_next", "qwen3_5", "qwen3_5_text", "qwen3_5_moe", "qwen3_5_moe_text", "kimi_linear")
+#: their radix cache keeps the extra state buffer by default (``overrides.py`` ``_MAMBA_EXTRA_BUFFER_ARCHS`` with the
+#: overlap scheduler and the triton linear-attention backend, both defaults): 2 more slots per request
+EXTRA_BUFFER_TYPES = ("falcon_h1", "nemotron_h", "granitemoehybrid", "qwen3_next", "qwen3_5", "qwen3_5_text",
+                      "qwen3_5_moe", "qwen3_5_moe_text", "kimi_linear")
+#: (group count, state size) config keys of the Mamba2-style mixers whose conv state carries ``2 × groups × state``
+#: channels (``Mamba2StateShape.create``'s callers in ``configs/<family>.py``)
+GROUP_KEYS = {"falcon_h1": ("mamba_n_groups", "mamba_d_state"), "granitemoehybrid": ("mamba_n_groups", "mamba_d_state"),
+              "nemotron_h": ("n_groups", "ssm_state_size"), "mamba2": ("n_groups", "state_size"),
+              "qwen3_next": ("linear_num_key_heads", "linear_key_head_dim")}
+SSM_DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+MAMBA_SLOTS_PER_REQUEST = 3  # MAMBA_CACHE_SIZE_MAX_RUNNING_REQUESTS_RATIO
+EXTRA_BUFFER_SLOTS = 2  # get_mamba_tracking_slots(extra_buffer=True, overlap=True)
+
+
+def has_mamba_pool(model: ResolvedModel) -> bool:
+    st = model.spec.state
+    return (st is not None and model.spec.model_type in STATE_TYPES
+            and any(k in ("state", "hybrid", "hybrid_sliding") for k in st.kinds))
+
+
+def _config_value(model: ResolvedModel, key: str) -> Any:
+    cfg = model.hf_config or {}
+    text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else {}
+    return text.get(key, cfg.get(key))
+
+
+def ssm_dtype(model: ResolvedModel, w: Workload) -> str:
+    """``mamba2_state_dtype``: ``--mamba-ssm-dtype``, else the config's ``mamba_ssm_dtype``, else float32."""
+    given = getattr(w, "mamba_ssm_dtype", None)
+    own = _config_value(model, "mamba_ssm_dtype")
+    return given or (own if own in SSM_DTYPE_BYTES else "float32")
+
+
+def mamba_cache_per_req(model: ResolvedModel, w: Workload, tp: int) -> int:
+    """``BaseLinearStateParams.mamba_cache_per_req``: one request's conv (bfloat16) and SSM states over every
+    mamba layer on one attention-TP rank, groups that ``tp`` does not divide replicated."""
+    st = model.spec.state
+    assert st is not None
+    ssm_b = SSM_DTYPE_BYTES[ssm_dtype(model, w)]
+    extra = 0
+    keys = GROUP_KEYS.get(model.spec.model_type)
+    if keys and tp > 1:
+        groups, state = (_config_value(model, k) for k in keys)
+        if isinstance(groups, int) and isinstance(state, int) and groups % tp:
+            extra = 2 * (tp - groups) * state  # extra_groups_for_head_shards
+    total = 0
+    for i, k in enumerate(st.kinds):
+        if k not in ("state", "hybrid", "hybrid_sliding"):
+            continue
+        kernel = st.conv_kernels[i] if i < len(st.conv_kernels) else 0
+        conv = st.engine_conv_values(i) + extra * max(kernel - 1, 0)
+        total += conv // tp * 2 + st.recurrent_values[i] // tp * ssm_b
+    return total
+
+
+def mamba_ratio(model: ResolvedModel, w: Workload) -> int:
+    """``_calculate_mamba_ratio``: the state slots one running request may hold."""
+    if getattr(w, "disable_radix_cache", False):
+        return 1
+    extra = EXTRA_BUFFER_SLOTS if model.spec.model_type in EXTRA_BUFFER_TYPES else 0
+    return MAMBA_SLOTS_PER_REQUEST + extra
+
+
+def mamba_split(rest_bytes: float, per_req: int, ratio_r: float, max_mamba_cache_size: Optional[int] = None,
+                max_running: Optional[int] = None, disable_radix_cache: bool = False) -> tuple[int, float]:
+    """``_handle_max_mamba_cache`` (no speculative decoding): (max_mamba_cache_size, what is left for the KV pool),
+    in SGLang's own units (GB floats of 2**30 bytes) so that the rounding is its own."""
+    rest = rest_bytes / GiB
+    if max_mamba_cache_size is not None:
+        size = max_mamba_cache_size
+    elif disable_radix_cache and max_running is not None:
+        size = max(1, max_running)
+    else:
+        budget = rest * ratio_r / (1 + ratio_r) * (1 << 30)
+        size = int((budget - per_req) // per_req)
+    return size, rest - (size + 1) * per_req / (1 << 30)
+
+
 def max_running_requests(max_total_tokens: int, context_len: int) -> int:
     return min(max(int(max_total_tokens / context_len * 512), 2048), 4096) if context_len else 2048
+
+
+@dataclass(frozen=True)
+class StatePool:
+    """One GPU's SGLang pools for a model with a mamba pool (:func:`state_pools`)."""
+
+    per_req: int
+    max_mamba_cache_size: int
+    pool_bytes: int  # (max_mamba_cache_size + 1) × per_req
+    kv_budget_bytes: int
+    tokens: int
+    max_running_requests: int
+    ratio: int
+
+
+def state_pools(model: ResolvedModel, w: Workload, total_free: int, weights: int, mfs: float, cell: int,
+                tp: int, ctx: int, o: dict[str, Any]) -> StatePool:
+    """SGLang 0.5.23's sizing of a hybrid / SSM model's pools on one GPU: ``_profile_available_bytes`` (with
+    ``_handle_max_mamba_cache``), ``DefaultPoolConfigurator.calculate_pool_sizes`` (page size 1) and
+    ``resolve_max_num_reqs``, in its own order and units."""
+    per_req = mamba_cache_per_req(model, w, tp)
+    available = (total_free - weights) / GiB
+    rest_gb = available - total_free / GiB * (1 - mfs)
+    ratio_r = getattr(w, "mamba_full_memory_ratio", None) or 0.9
+    no_radix = bool(getattr(w, "disable_radix_cache", False))
+    size, rest_gb = mamba_split(rest_gb * GiB, per_req, ratio_r, getattr(w, "max_mamba_cache_size", None),
+                                o["max_running_requests"], no_radix)
+    budget = int(rest_gb * (1 << 30)) if size > 0 and rest_gb > 0 else 0
+    if cell:
+        tokens = budget // cell
+    else:  # no attention layer: the token pool is only the request bookkeeping
+        tokens = o["max_total_tokens"] or ctx
+    if o["max_total_tokens"] is not None:
+        tokens = min(tokens, o["max_total_tokens"])
+    ratio = mamba_ratio(model, w)
+    estimated = max(min(int(tokens / ctx * 512), 4096), 2048) if ctx else 2048
+    reqs = min(o["max_running_requests"] or estimated, tokens // 2)
+    reqs = max(0, min(reqs, size // ratio)) if budget else 0
+    return StatePool(per_req=per_req, max_mamba_cache_size=max(0, size), pool_bytes=max(0, size + 1) * per_req
+                     if budget else 0, kv_budget_bytes=budget, tokens=max(0, tokens) if budget else 0,
+                     max_running_requests=reqs, ratio=ratio)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,6 +237,9 @@ class SglangGpu(Record):
     max_running_requests: int
     max_concurrency: float
     reserved_bytes: int  # (1 − mem_fraction_static) × total: activations, CUDA graphs
+    #: hybrid / SSM models (:func:`state_pools`): the mamba pool's request slots and bytes (0 for the others)
+    max_mamba_cache_size: int = 0
+    mamba_pool_bytes: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,7 +248,9 @@ class SglangReport(EngineReport):
     tp_size: int
     dp_size: int
     context_length: int
-    cell_size: int  # KV bytes per token on one GPU
+    cell_size: int  # KV bytes per token on one GPU (the attention layers only, for a model with a mamba pool)
+    mamba_cache_per_req: int  # one request's conv + SSM states on one GPU (0: no mamba pool)
+    mamba_ssm_dtype: str
     weights_bytes: int
     min_bytes: int
     per_gpu: list[SglangGpu]
@@ -115,6 +262,7 @@ def sglang_options(w: Workload) -> dict[str, Any]:
             "chunked_prefill_size": getattr(w, "chunked_prefill_size", None),
             "cuda_graph_max_bs": getattr(w, "cuda_graph_max_bs", None),
             "max_running_requests": getattr(w, "max_running_requests", None),
+            "max_mamba_cache_size": getattr(w, "max_mamba_cache_size", None),
             "dp": getattr(w, "dp_size", None) or 1}
 
 
@@ -124,8 +272,12 @@ def sglang_inference(model: ResolvedModel, w: Workload, weights: int, a: float, 
     tp = w.num_gpus if w.parallelism == "tp" else 1
     spec = rank_spec(model, w)
     b = KV_DTYPE_BYTES[w.kv_dtype] if w.kv_dtype else a
-    cell = kv_cache.kv_bytes_per_token(spec, b, latent_mla=True)
+    state = has_mamba_pool(model)
+    st = model.spec.state
+    attn = sum(st.has_kv(i) for i in range(len(st.kinds))) if state and st is not None else None
+    cell = kv_cache.kv_bytes_per_token(spec, b, attn, latent_mla=True)
     ctx = getattr(w, "context_length", None) or model.spec.max_position_embeddings or w.seq
+    per_req = mamba_cache_per_req(model, w, tp) if state else 0
     per_gpu = []
     for g in gpus:
         mem_mb = g.memory_bytes / MB
@@ -134,31 +286,49 @@ def sglang_inference(model: ResolvedModel, w: Workload, weights: int, a: float, 
         cgbs = o["cuda_graph_max_bs"] or cgbs
         mfs = o["mem_fraction_static"] or default_mem_fraction(mem_mb, cps, cgbs, tp, w.pp)
         total = max(0, g.usable_bytes - CONTEXT_NOMINAL)
-        pool, tokens = token_pool(total, weights, mfs, cell, o["max_total_tokens"])
-        mrr = o["max_running_requests"] or max_running_requests(tokens, ctx)
+        size = mamba = 0
+        if state:
+            sp = state_pools(model, w, total, weights, mfs, cell, tp, ctx, o)
+            tokens, mrr, size, mamba = sp.tokens, sp.max_running_requests, sp.max_mamba_cache_size, sp.pool_bytes
+            pool = tokens * cell
+        else:
+            pool, tokens = token_pool(total, weights, mfs, cell, o["max_total_tokens"])
+            mrr = o["max_running_requests"] or max_running_requests(tokens, ctx)
         per_gpu.append(SglangGpu(gpu=g.name, mem_fraction_static=mfs, chunked_prefill_size=cps,
                                  cuda_graph_max_bs=cgbs, total_free_bytes=total, kv_pool_bytes=pool,
                                  max_total_num_tokens=tokens, max_running_requests=mrr,
                                  max_concurrency=round(tokens / ctx, 2) if ctx else 0.0,
-                                 reserved_bytes=int(total * (1 - mfs))))
+                                 reserved_bytes=int(total * (1 - mfs)), max_mamba_cache_size=size,
+                                 mamba_pool_bytes=mamba))
     first = per_gpu[0] if per_gpu else None
     if first is not None:
-        kv, reserved = first.kv_pool_bytes, first.reserved_bytes
-    else:  # no GPU: one context of tokens and the reserve of an 80 GB GPU
+        kv, reserved, states = first.kv_pool_bytes, first.reserved_bytes, first.mamba_pool_bytes
+    else:  # no GPU: one context of tokens, one request's states and the reserve of an 80 GB GPU
         cps, cgbs = gpu_defaults(80 * 1024, tp)
-        kv = cell * ctx
+        kv, states = cell * ctx, per_req * mamba_ratio(model, w) if state else 0
         reserved = int((1 - default_mem_fraction(80 * 1024, cps, cgbs, tp)) * 80 * 1024 * MB)
-    phases = {"load": {"weights": weights},
-              "serving": {"weights": weights, "kv_cache": kv, "engine_overhead": reserved}}
+    serving = {"weights": weights, "kv_cache": kv + states, "engine_overhead": reserved}
+    phases = {"load": {"weights": weights}, "serving": serving}
     for g in per_gpu:
         notes.append(Assumption("a_sglang", {"gpu": g.gpu, "mfs": g.mem_fraction_static,
                                              "tokens": f"{g.max_total_num_tokens:,}", "c": g.max_concurrency,
                                              "ctx": ctx, "cps": g.chunked_prefill_size, "bs": g.cuda_graph_max_bs,
                                              "reqs": g.max_running_requests}))
+    if state:
+        for g in per_gpu:
+            notes.append(Assumption("a_sglang_mamba", {
+                "gpu": g.gpu, "per_req": f"{per_req / MB:,.2f}", "ssm": ssm_dtype(model, w),
+                "slots": f"{g.max_mamba_cache_size:,}", "pool": f"{g.mamba_pool_bytes / GiB:,.2f}",
+                "ratio": Opt("mamba_full_memory_ratio", getattr(w, "mamba_full_memory_ratio", None) or 0.9),
+                "per": mamba_ratio(model, w), "reqs": g.max_running_requests}))
+    elif model.spec.state is not None:
+        notes.append(Assumption("a_sglang_no_mamba", {"type": model.spec.model_type}))
     if o["dp"] > 1:
         notes.append(Assumption("a_sglang_dp", {"dp": Opt("dp_size", o["dp"], flag="--dp")}))
+    need_states = per_req * (mamba_ratio(model, w) + 1) if state else 0
     report = SglangReport(tp_size=tp, dp_size=o["dp"], context_length=ctx, cell_size=cell, weights_bytes=weights,
-                          min_bytes=weights + cell * ctx + reserved, per_gpu=per_gpu)
+                          min_bytes=weights + cell * ctx + need_states + reserved, per_gpu=per_gpu,
+                          mamba_cache_per_req=per_req, mamba_ssm_dtype=ssm_dtype(model, w) if state else "")
     return phases, report
 
 
@@ -189,6 +359,20 @@ class Sglang(Engine):
         Option("dp_size", ("--dp-size", "--dp"), "int", None, group="sglang", owner="sglang", lo=1, hi=1024,
                help_en="data-parallel replicas (each GPU holds one replica's share)",
                help_zh="数据并行副本数（每张 GPU 的占用与单个副本相同）"),
+        Option("mamba_full_memory_ratio", ("--mamba-full-memory-ratio",), "float", None, group="sglang",
+               owner="sglang", lo=0.01, hi=100.0, expected="a ratio from 0.01 to 100",
+               help_en="hybrid / SSM models: mamba state pool to KV pool memory ratio (default 0.9)",
+               help_zh="混合/SSM 模型：mamba 状态池与 KV 池的显存比（默认 0.9）"),
+        Option("max_mamba_cache_size", ("--max-mamba-cache-size",), "int", None, group="sglang", owner="sglang",
+               lo=1, hi=10**7, help_en="hybrid / SSM models: request states in the mamba pool (default from the ratio)",
+               help_zh="混合/SSM 模型：mamba 池中的请求状态数（默认由比例得出）"),
+        Option("mamba_ssm_dtype", ("--mamba-ssm-dtype",), "choice", None, group="sglang", owner="sglang",
+               choices=("float32", "bfloat16", "float16"),
+               help_en="hybrid / SSM models: dtype of SGLang's SSM states (default: the config's, else float32)",
+               help_zh="混合/SSM 模型：SGLang SSM 状态的数据类型（默认取配置的，否则 float32）"),
+        Option("disable_radix_cache", ("--disable-radix-cache",), "flag", False, group="sglang", owner="sglang",
+               help_en="no prefix cache: a hybrid model's request holds one mamba state instead of 3 (or 5)",
+               help_zh="关闭前缀缓存：混合模型每个请求只占一个 mamba 状态，而不是 3（或 5）个"),
     )
 
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
@@ -208,7 +392,8 @@ class Sglang(Engine):
         ctx = report["context_length"]
         for g, r in zip(gpus, report["per_gpu"]):
             tokens = r["max_total_num_tokens"]
-            v = "no" if tokens <= 0 else ("tight" if tokens < ctx else "fits")
+            no_state = report.get("mamba_cache_per_req") and r["max_running_requests"] <= 0
+            v = "no" if tokens <= 0 or no_state else ("tight" if tokens < ctx else "fits")
             out.append(GpuVerdict(name=g.name, memory_bytes=g.memory_bytes, usable_bytes=g.usable_bytes, verdict=v,
                                   headroom_bytes=r["kv_pool_bytes"] - report["cell_size"] * ctx))
         return tuple(out)
@@ -219,7 +404,8 @@ class Sglang(Engine):
     def record_options(self, src: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """SGLang's server arguments; the rest of the record (dtype, ...) is translated as for transformers."""
         out: dict[str, Any] = {"engine": self.name}
-        for key in ("mem_fraction_static", "max_total_tokens", "chunked_prefill_size", "max_running_requests"):
+        for key in ("mem_fraction_static", "max_total_tokens", "chunked_prefill_size", "max_running_requests",
+                    "mamba_full_memory_ratio", "max_mamba_cache_size", "mamba_ssm_dtype"):
             if src.get(key) is not None:
                 out[key] = src[key]
         if src.get("context_length") is not None:
@@ -230,7 +416,7 @@ class Sglang(Engine):
     def printed_components(self, e: Estimate) -> dict[str, int]:
         """``KV Cache is allocated. #tokens: N, K size: .. GB, V size: .. GB`` (MLA: one latent cache)."""
         per = e.engine["per_gpu"][0] if e.engine["per_gpu"] else {"kv_pool_bytes": 0}
-        pool = per["kv_pool_bytes"]
+        pool = per["kv_pool_bytes"]  # the KV pool alone (a hybrid model's mamba pool is logged apart)
         return {"weights": e.engine["weights_bytes"], "kv_cache": pool, "k_cache": pool // 2, "v_cache": pool // 2}
 
     def table_lines(self, e: Estimate, lang: str, units: str) -> list[str]:

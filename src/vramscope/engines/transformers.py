@@ -12,19 +12,24 @@ from typing import TYPE_CHECKING, Optional
 from .. import i18n
 from ..gpus import Gpu
 from ..memory.activations import inference_transient
-from ..memory.kv_cache import (FP8_CACHE_DTYPES, FP8_CACHE_SINCE, KV_DTYPE_BYTES, MLA_LATENT_SINCE,
-                               SLIDING_DYNAMIC_SINCE, TRANSFORMERS_KV_DTYPES, TRANSFORMERS_MODELLED, kv_cache_bytes,
-                               parse_version, read_transformers_version, transformers_layout,
-                               transformers_version)
+from ..memory.kv_cache import (FP8_CACHE_DTYPES, FP8_CACHE_SINCE, KV_DTYPE_BYTES, KV_QUANT_AXES, KV_QUANT_BITS,
+                               MLA_LATENT_SINCE, SLIDING_DYNAMIC_SINCE, TRANSFORMERS_KV_DTYPES, TRANSFORMERS_MODELLED,
+                               KvQuant, kv_cache_bytes, parse_version, quantized_cache_applies,
+                               read_transformers_version, transformers_layout, transformers_version)
 from ..result import Assumption
 from ..sources.base import ResolvedModel
 from ..memory.device import read_alloc_conf
+from ..errors import Opt
 from ..options import Option
 from .base import Candidate, Engine, EngineReport, Phases, rank_weights
 
 if TYPE_CHECKING:
     from ..workload import Workload
 
+
+
+#: help texts of the quantized-cache options name the cache choice they apply to
+_Q = {"q": Opt("cache", "quantized")}
 
 
 def _image_size(value, field):
@@ -76,6 +81,26 @@ class Transformers(Engine):
                parse=lambda v, f: _image_size(v, f), metavar="WxH",
                help_en="pixels of each image, e.g. 1280x720 (default: the largest the model's processor allows)",
                help_zh="每张图像的像素，例如 1280x720（默认：模型处理器允许的最大尺寸）"),
+        Option("kv_backend", ("--kv-backend",), "choice", "quanto", group="run", owner="transformers",
+               choices=("quanto", "hqq"),
+               help_en="{q}: QuantizedCache's backend, quanto (optimum-quanto, default) | hqq",
+               help_zh="{q}：QuantizedCache 的后端，quanto（optimum-quanto，默认）| hqq", help_opts=_Q),
+        Option("kv_nbits", ("--kv-nbits",), "int", 4, group="run", owner="transformers", lo=1, hi=8,
+               help_en="{q}: bits per value (quanto 2 or 4; hqq 1, 2, 3, 4 or 8; default 4)",
+               help_zh="{q}：每个值的位数（quanto 2 或 4；hqq 1、2、3、4 或 8；默认 4）", help_opts=_Q),
+        Option("kv_group_size", ("--kv-group-size",), "int", 64, group="run", owner="transformers", lo=1,
+               hi=1 << 20, help_en="{q}: q_group_size, values per scale (default 64)",
+               help_zh="{q}：q_group_size，每个缩放因子对应的值数（默认 64）", help_opts=_Q),
+        Option("kv_residual_length", ("--kv-residual-length",), "int", 128, group="run", owner="transformers",
+               lo=1, hi=1 << 24, help_en="{q}: residual_length, recent tokens kept unquantized "
+                                         "(default 128)",
+               help_zh="{q}：residual_length，保持未量化的最近 token 数（默认 128）", help_opts=_Q),
+        Option("kv_axis_key", ("--kv-axis-key",), "int", 0, group="run", owner="transformers", lo=-1, hi=1,
+               help_en="{q}: axis_key (quanto 0 or -1; hqq 0 or 1; default 0)",
+               help_zh="{q}：axis_key（quanto 0 或 -1；hqq 0 或 1；默认 0）", help_opts=_Q),
+        Option("kv_axis_value", ("--kv-axis-value",), "int", 0, group="run", owner="transformers", lo=-1, hi=1,
+               help_en="{q}: axis_value (quanto 0 or -1; hqq 0 or 1; default 0)",
+               help_zh="{q}：axis_value（quanto 0 或 -1；hqq 0 或 1；默认 0）", help_opts=_Q),
     )
 
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
@@ -84,7 +109,8 @@ class Transformers(Engine):
         kv_dtype = w.kv_dtype or dtype
         seq, states, tower = images_in_context(spec, w, a, notes)
         kv_prefill, kv_decode = transformers_kv(spec, seq, w.batch, kv_dtype, w.cache, notes,
-                                                w.transformers_version, compute_dtype=dtype, image_states=states)
+                                                w.transformers_version, compute_dtype=dtype, image_states=states,
+                                                quant=kv_quant(w))
         prefill = max(inference_transient(spec, w.batch, seq, a, w.attn, all_logits=spec.kind == "encoder"), tower)
         decode = inference_transient(spec, w.batch, 1, a, w.attn)
         notes.append(Assumption("a_inference_context", {"seq": seq, "batch": w.batch, "kv_dtype": kv_dtype,
@@ -130,21 +156,53 @@ def images_in_context(spec, w: Workload, a: float, notes: list[Assumption]) -> t
     return w.seq + n * per, states, tower
 
 
+def kv_quant(w: Workload) -> Optional[KvQuant]:
+    """``--cache quantized``'s settings, checked as ``QuantoQuantizedLayer`` / ``HQQQuantizedLayer`` check them."""
+    from ..errors import VramscopeError
+
+    if getattr(w, "cache", "dynamic") != "quantized":
+        return None
+    q = KvQuant(backend=getattr(w, "kv_backend", None) or "quanto", nbits=getattr(w, "kv_nbits", None) or 4,
+                q_group_size=getattr(w, "kv_group_size", None) or 64,
+                residual_length=getattr(w, "kv_residual_length", None) or 128,
+                axis_key=getattr(w, "kv_axis_key", None) or 0, axis_value=getattr(w, "kv_axis_value", None) or 0)
+    if q.nbits not in KV_QUANT_BITS[q.backend]:
+        raise VramscopeError("bad_choice", field="kv_nbits", value=q.nbits,
+                             allowed=f"{', '.join(map(str, KV_QUANT_BITS[q.backend]))} ({q.backend})")
+    for field, axis in (("kv_axis_key", q.axis_key), ("kv_axis_value", q.axis_value)):
+        if axis not in KV_QUANT_AXES[q.backend]:
+            raise VramscopeError("bad_choice", field=field, value=axis,
+                                 allowed=f"{', '.join(map(str, KV_QUANT_AXES[q.backend]))} ({q.backend})")
+        if q.backend == "hqq" and q.nbits == 3 and axis == 1:  # HQQ 0.2.8's dequantize slices 3-bit rows to 0
+            raise VramscopeError("bad_choice", field=field, value=axis, allowed="0 (hqq, 3 bits)")
+    return q
+
+
 def transformers_kv(spec, seq: int, batch: int, kv_dtype: str, cache: str, notes: list[Assumption],
                     named_version: Optional[str] = None, compute_dtype: str = "",
-                    image_states: int = 0) -> tuple[int, int]:
+                    image_states: int = 0, quant: Optional[KvQuant] = None) -> tuple[int, int]:
     """The KV cache after the prefill and while decoding, as the transformers version modelled stores it
     (``memory/kv_cache.py``: ``transformers_layout``), with the assumptions that say how."""
     version = transformers_version(named_version)
     v = parse_version(version)
     b = KV_DTYPE_BYTES[kv_dtype]
-    layouts = {p: transformers_layout(spec, version, p, cache, kv_dtype, compute_dtype or kv_dtype)
+    layouts = {p: transformers_layout(spec, version, p, cache, kv_dtype, compute_dtype or kv_dtype, quant)
                for p in ("prefill", "decode")}
     enc = image_states if spec.cross_layers else seq  # encoder-decoders: the encoder's length
     kv = {p: kv_cache_bytes(spec, seq, batch, b, encoder_tokens=enc, layout=lay) for p, lay in layouts.items()}
     if spec.kind == "encoder":
         return kv["prefill"], kv["decode"]
     notes.append(Assumption("a_kv_transformers", {"version": version, "cache": cache}))
+    if quant is not None:
+        if layouts["decode"].quant is None:
+            notes.append(Assumption("a_kv_quantized_refused", {}))
+        else:
+            one_layer = int(batch * seq * (spec.num_heads if layouts["decode"].broadcast_kv else spec.num_kv_heads)
+                            * spec.head_dim * 2 * b)
+            notes.append(Assumption("a_kv_quantized", {
+                "backend": quant.backend, "nbits": quant.nbits, "g": quant.q_group_size, "r": quant.residual_length,
+                "ak": quant.axis_key, "av": quant.axis_value, "r1": max(quant.residual_length - 1, 0),
+                "deq": f"{one_layer / 2**20:,.1f}"}))
     since_fp8 = ".".join(map(str, FP8_CACHE_SINCE))
     if layouts["decode"].all_full:
         notes.append(Assumption("a_kv_fp8_cache", {"since": since_fp8}))

@@ -882,9 +882,10 @@ class Vllm(Engine):
                help_zh="数据并行副本数，每个副本占用自己的一组张量并行 GPU（默认 1）"),
         Option("limit_mm_per_prompt", ("--limit-mm-per-prompt",), "custom", None, group="vllm", owner="vllm",
                parse=vllm_mm.read_limits, metavar="JSON",
-               help_en='items per prompt of each modality, e.g. \'{"image": 2, "video": 0}\' (default 999 each; 0 for '
-                       'every modality: the vision tower is not loaded)',
-               help_zh='每个提示中各模态的条目数，例如 \'{"image": 2, "video": 0}\'（默认各 999；所有模态为 0 时不加载视觉塔）'),
+               help_en='items per prompt of each modality, a JSON object of modality: count, e.g. "image": 2, "video": 0 '
+                       '(default 999 each; 0 for every modality: the vision tower is not loaded)',
+               help_zh='每个提示中各模态的条目数，JSON 对象（模态: 数量），例如 "image": 2, "video": 0（默认各 999；所有模态为 0 '
+                       '时不加载视觉塔）'),
         Option("mm_processor_kwargs", ("--mm-processor-kwargs",), "custom", None, group="vllm", owner="vllm",
                parse=vllm_mm.read_processor_kwargs, metavar="JSON",
                help_en="overrides of the multimodal processor (read: min_pixels, max_pixels, size), which size the "

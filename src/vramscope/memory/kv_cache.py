@@ -155,6 +155,64 @@ def _installed() -> str:
 STATE_LAYERS_SINCE = (5, 12, 0)
 
 
+#: ``QuantizedCache(backend="quanto" | "hqq")``'s layers (``QuantizedLayer``, read at 5.24.0): the bits each backend
+#: accepts (``QuantoQuantizedLayer``: 2 and 4; ``HQQQuantizedLayer``: 1, 2, 3, 4 and 8) and the axes
+KV_QUANT_BITS = {"quanto": (2, 4), "hqq": (1, 2, 3, 4, 8)}
+KV_QUANT_AXES = {"quanto": (0, -1), "hqq": (0, 1)}
+
+
+@dataclass(frozen=True)
+class KvQuant:
+    """transformers' group-wise quantized KV cache (``cache_implementation="quantized"``): the backend and
+    ``nbits``, ``q_group_size``, ``residual_length``, ``axis_key``, ``axis_value`` (the layer's defaults: 4, 64,
+    128, 0, 0)."""
+
+    backend: str = "quanto"
+    nbits: int = 4
+    q_group_size: int = 64
+    residual_length: int = 128
+    axis_key: int = 0
+    axis_value: int = 0
+
+
+def quantized_tensor_bytes(values: int, q: KvQuant, axis: int, dtype_bytes: float) -> int:
+    """The storage one quantized key (or value) tensor of ``values`` values keeps, as the backend packs it.
+
+    * quanto 0.2.7 (``quantize_weight`` with ``MaxOptimizer``: a ``WeightQBitsTensor``): the tensor grouped as
+      ``(values / G, G)`` for axis 0 or ``(G, values / G)`` for axis −1 (``tensor/grouped.py``: ``group``), its
+      rows packed ``8 / nbits`` to a uint8 (``PackedTensor.pack``: ``ceil(rows / (8 / nbits))`` rows), one scale
+      and one shift per group in the states' dtype;
+    * HQQ 0.2.8 (``Quantizer.quantize``): the tensor reshaped ``(G, values / G)`` for axis 0 or ``(values / G,
+      G)`` for axis 1, rows packed by ``core/bitpack.py`` (8 bits: a byte each; 4: ``rows // 2`` uint8 rows; 2:
+      ``rows // 4``; 1: ``rows // 8``; 3: ``ceil(rows / 10)`` int32 rows), one scale and one zero per group in
+      the compute dtype (``HQQQuantizedLayer``: the states' dtype)."""
+    g = q.q_group_size
+    groups = values // g
+    if q.backend == "quanto":
+        rows, cols = (groups, g) if axis == 0 else (g, groups)
+        packed = -(-rows // (8 // q.nbits)) * cols
+    else:
+        rows, cols = (g, groups) if axis == 0 else (groups, g)
+        packed = {8: rows, 4: rows // 2, 2: rows // 4, 1: rows // 8}.get(q.nbits, -(-rows // 10) * 4) * cols
+    return int(packed + 2 * groups * dtype_bytes)
+
+
+def quantized_layer_bytes(spec: ModelSpec, tokens: int, batch: int, dtype_bytes: float, q: KvQuant,
+                          phase: str, broadcast: bool = False) -> int:
+    """One layer of ``QuantizedCache``: ``QuantizedLayer.update`` quantizes the whole prompt at the first update
+    (nothing in full precision), then appends decoded tokens to a full-precision residual until it would reach
+    ``residual_length``, when everything is dequantized, concatenated and quantized again and the residual
+    emptied. After the prefill: every token quantized; while decoding, at most ``residual_length − 1`` tokens in
+    the residual (the largest the layer gets, a residual token costing more than a quantized one)."""
+    residual = 0 if phase == "prefill" else min(max(q.residual_length - 1, 0), max(tokens - 1, 0))
+    per_token = values_per_token(spec, 0, False, broadcast) // 2  # keys; values alike
+    out = 0
+    for axis in (q.axis_key, q.axis_value):
+        out += quantized_tensor_bytes(batch * (tokens - residual) * per_token, q, axis, dtype_bytes)
+        out += int(batch * residual * per_token * dtype_bytes)
+    return out
+
+
 @dataclass(frozen=True)
 class CacheLayout:
     """How an engine stores one model's cache in one phase."""
@@ -169,10 +227,19 @@ class CacheLayout:
     #: 0: the cache's own value size (``bytes_per_value``)
     conv_state_bytes: float = 0.0
     recurrent_state_bytes: float = 0.0
+    #: transformers' quanto / HQQ quantized cache (:func:`quantized_layer_bytes`) and the phase it is in
+    quant: Optional[KvQuant] = None
+    phase: str = "decode"
+
+
+def quantized_cache_applies(spec: ModelSpec) -> bool:
+    """``QuantizedCache`` takes models whose layers are all ``full_attention`` (it raises for the others); MLA
+    latents and encoder-decoders are not modelled with it."""
+    return spec.state is None and not spec.sliding_window and spec.mla is None and spec.kind == "decoder"
 
 
 def transformers_layout(spec: ModelSpec, version: str, phase: str, cache: str = "dynamic",
-                        kv_dtype: str = "", compute_dtype: str = "") -> CacheLayout:
+                        kv_dtype: str = "", compute_dtype: str = "", quant: Optional[KvQuant] = None) -> CacheLayout:
     """transformers ``version``'s cache for ``phase`` (``prefill``: the cache right after the prompt;
     ``decode``: while generating) with ``cache`` (``dynamic`` or ``static``); rules in the module docstring.
     ``compute_dtype`` (the model's) is the dtype of a recurrent model's conv states."""
@@ -187,9 +254,12 @@ def transformers_layout(spec: ModelSpec, version: str, phase: str, cache: str = 
         # MiniMaxCache (its own class, every version) keeps the lightning attention's K^T V as computed: the
         # model's dtype
         # RWKV's own state list keeps its WKV state in float32 in every version
-        fp32 = (v >= STATE_LAYERS_SINCE or "DeltaNet" in spec.state.mixer or "Rwkv" in spec.state.mixer) \
+        # RecurrentGemma's RG-LRU state is float32 in every version ("always computed in full precision")
+        fp32 = (v >= STATE_LAYERS_SINCE or any(m in spec.state.mixer for m in ("DeltaNet", "Rwkv", "Rglru"))) \
             and "Lightning" not in spec.state.mixer
         state = {"conv_state_bytes": conv, "recurrent_state_bytes": 4.0 if fp32 else conv}
+    if cache == "quantized" and quant is not None and quantized_cache_applies(spec):
+        return CacheLayout(False, broadcast, cap_sliding=False, all_full=True, quant=quant, phase=phase)
     if kv_dtype in FP8_CACHE_DTYPES and cache == "dynamic" and v >= FP8_CACHE_SINCE and not spec.sliding_window \
             and spec.state is None:  # QuantizedCache refuses every layer type but full_attention
         return CacheLayout(latent, broadcast, cap_sliding=False, all_full=True, scale_bytes_per_layer=8)
@@ -249,6 +319,9 @@ def layer_kv_bytes(spec: ModelSpec, tokens: int, batch: int, bytes_per_value: fl
                                       layer_kv_bytes(spec, max(tokens - 1, 0), batch, bytes_per_value, now,
                                                      encoder_tokens))]
     n = _decoder_layers(spec)
+    if layout.quant is not None:
+        return [quantized_layer_bytes(spec, tokens, batch, bytes_per_value, layout.quant, layout.phase,
+                                      layout.broadcast_kv)] * n
     per_value = values_per_token(spec, 0, layout.latent_mla, layout.broadcast_kv)
     cap = layout.cap_sliding and not layout.all_full and spec.sliding_window
     if spec.state is not None:
@@ -284,7 +357,7 @@ def kv_cache_bytes(spec: ModelSpec, tokens: int, batch: int, bytes_per_value: fl
         return (kv_cache_bytes(spec, tokens, batch, bytes_per_value, encoder_tokens=encoder_tokens, layout=now)
                 + kv_cache_bytes(spec, max(tokens - 1, 0), batch, bytes_per_value, encoder_tokens=encoder_tokens,
                                  layout=now))
-    if spec.state is not None:  # per layer: attention KV where a layer has it, the fixed states beside it
+    if spec.state is not None or layout.quant is not None:  # per layer (states; quantized layers)
         return sum(layer_kv_bytes(spec, tokens, batch, bytes_per_value, layout, encoder_tokens))
     n_layers = _decoder_layers(spec)
     sliding = _sliding_layers(spec, n_layers, layout)

@@ -683,11 +683,18 @@ def _sliding_window(m: _Meta) -> tuple[Optional[int], tuple[str, ...]]:
 #: ``kv0`` a layer without KV heads (models/jamba.cpp, granite-hybrid.cpp, plamo2.cpp), ``kv0_ff0`` without KV
 #: heads nor FFN (nemotron-h.cpp: the others are MLP blocks), ``all`` every layer beside its attention
 #: (falcon-h1.cpp), ``interval`` ``attention.recurrent_layers`` or else every layer but each
-#: ``full_attention_interval``-th (default 4) below the NextN layers (qwen3next.cpp, qwen35.cpp, qwen35moe.cpp)
-_HYBRID_ARCHS = {"jamba": ("kv0", "Mamba"), "granitehybrid": ("kv0", "Mamba2"), "plamo2": ("kv0", "Mamba"),
+#: ``full_attention_interval``-th (default 4) below the NextN layers (qwen3next.cpp, qwen35.cpp, qwen35moe.cpp).
+#: The pure SSMs (``llm_arch_is_recurrent``: mamba, mamba2; models/mamba.cpp, graph-context-mamba.cpp) have no
+#: attention at all: the converter writes ``attention.head_count`` 0 and ``feed_forward_length`` 0
+#: (convert_hf_to_gguf.py ``MambaModel`` / ``Mamba2Model``), and llama.cpp keeps only ``llama_memory_recurrent``
+#: (``llama_model::create_memory``), every layer recurrent
+_HYBRID_ARCHS = {"mamba": ("kv0", "Mamba"), "mamba2": ("kv0", "Mamba2"), "jamba": ("kv0", "Mamba"), "granitehybrid": ("kv0", "Mamba2"), "plamo2": ("kv0", "Mamba"),
                  "nemotron_h": ("kv0_ff0", "Mamba2"), "nemotron_h_moe": ("kv0_ff0", "Mamba2"),
                  "falcon-h1": ("all", "Mamba2"), "qwen3next": ("interval", "GatedDeltaNet"),
                  "qwen35": ("interval", "GatedDeltaNet"), "qwen35moe": ("interval", "GatedDeltaNet")}
+
+
+_PURE_SSM = ("mamba", "mamba2")
 
 
 def _state(m: _Meta, arch: str, n_layers: int, h: "_Heads", ffn_l: list[int]) -> Optional[StateSpec]:
@@ -739,14 +746,19 @@ def spec_from_gguf(meta: dict[str, Any], tensors: list[StoredTensor], name: str,
     n_layers = _block_count(m, seen_layers)
     emb = by_name.get("token_embd.weight")
     hidden = _hidden_size(m, emb)
-    h = _heads(m, hidden)
+    pure_ssm = arch in _PURE_SSM and not m.int("attention.head_count", 0, lo=0, hi=MAX_HEADS)
+    # a pure SSM: no heads (one nominal head of the model's width, none caching keys and values), no FFN
+    h = _Heads([1] * n_layers, [0] * n_layers, hidden, hidden, hidden) if pure_ssm else _heads(m, hidden)
     vocab = _vocab_size(m, emb)
     up = next((t for t in tensors if t.name.endswith(".ffn_up.weight") and len(t.shape) == 2), None)
-    ffn_l = m.layers("feed_forward_length", up.shape[1] if up is not None else 4 * hidden, lo=1, hi=MAX_FFN)
+    if pure_ssm:
+        ffn_l = [m.int("ssm.inner_size", hi=MAX_WIDTH)] * n_layers  # the mixer's width, as transformers' config
+    else:
+        ffn_l = m.layers("feed_forward_length", up.shape[1] if up is not None else 4 * hidden, lo=1, hi=MAX_FFN)
     context = m.int("context_length", 0, lo=1, hi=MAX_CONTEXT)
 
     # attention: MLA (DeepSeek-V2/V3 family) or standard; K/V projection rows must match the heads
-    mla, head_dim, kv_heads = None, h.key_len, max(h.kv_per_layer)
+    mla, head_dim, kv_heads = None, h.key_len, max(1, max(h.kv_per_layer))
     kv_lora = m.int("attention.kv_lora_rank", 0, lo=0, hi=MAX_RANK)
     if kv_lora:
         mla, head_dim, mqa_heads = _mla(m, h, kv_lora, by_name, seen_layers)

@@ -498,6 +498,8 @@ def _state_spec(model: Any, text: Any, inv: Inventory, n_layers: int) -> Optiona
     mixers are not read here (the ``a_meta_recurrent`` note then says so)."""
     if type(model).__name__ in ("RwkvForCausalLM", "RwkvModel"):
         return _rwkv_state(text, n_layers)
+    if type(model).__name__ in ("RecurrentGemmaForCausalLM", "RecurrentGemmaModel"):
+        return _recurrent_gemma_state(text, n_layers)
     try:
         types = getattr(text, "layer_types", None)
     except Exception:  # noqa: BLE001 - a config property that refuses
@@ -564,6 +566,27 @@ def _rwkv_state(text: Any, n_layers: int) -> Optional[StateSpec]:
     return StateSpec(kinds=("state",) * n_layers, conv_values=(2 * hidden,) * n_layers,
                      recurrent_values=(3 * hidden,) * n_layers, mixer="RwkvSelfAttention",
                      conv_kernels=(0,) * n_layers)
+
+
+def _recurrent_gemma_state(text: Any, n_layers: int) -> Optional[StateSpec]:
+    """RecurrentGemma (Griffin, ``modeling_recurrent_gemma.py``, read at 5.24.0): its recurrent blocks keep their
+    states in the modules, not in the cache (``RecurrentGemmaRecurrentBlock._setup_cache``): the RG-LRU's
+    ``(batch, lru_width)`` state in float32 ("always computed in full precision") and the conv's ``(batch,
+    lru_width, conv1d_width − 1)`` in the model's dtype; its attention blocks are sliding-window layers of the
+    ``DynamicCache`` (``attention_window_size``). A decode step keeps ``torch.cat((conv1d_state, x), -1)[:, :, 1:]``:
+    a view of ``conv1d_width`` columns, whose storage stays allocated (the prefill's ``pad`` leaves ``conv1d_width −
+    1``): kept as ``lru_width × conv1d_width`` conv values, the decode state, and ``lru_width`` recurrent values."""
+    types = getattr(text, "layer_types", None)
+    width, conv = getattr(text, "lru_width", None), getattr(text, "conv1d_width", None)
+    if not isinstance(types, (list, tuple)) or len(types) != n_layers \
+            or any(t not in ("linear_attention", "sliding_attention") for t in types) \
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (width, conv)):
+        return None
+    rec = [t == "linear_attention" for t in types]
+    return StateSpec(kinds=tuple("state" if r else "sliding" for r in rec),
+                     conv_values=tuple(width * conv if r else 0 for r in rec),
+                     recurrent_values=tuple(width if r else 0 for r in rec), mixer="RecurrentGemmaRglru",
+                     conv_kernels=tuple(conv if r else 0 for r in rec))
 
 
 def _checkpoint_storage(quant: dict[str, Any]) -> dict[str, Any]:
