@@ -198,7 +198,7 @@ def errors(rows: list[dict], shares: dict) -> list[float]:
     return [(r["sim_allocated"] + predict(r, shares) - r["sim_reserved"]) / r["sim_reserved"] for r in rows]
 
 
-FIXED = {"rounding": 1.0, "optimizer_big": 1.0, "qlora_transient": 0.08, "qlora_loss_head": 0.25}
+FIXED = {"rounding": 1.0, "optimizer_big": 1.0, "replayed": 1.0, "qlora_transient": 0.08, "qlora_loss_head": 0.25}
 
 
 def fit(rows: list[dict]) -> dict:

@@ -1,0 +1,203 @@
+"""An order-aware analytic allocator cache: the allocation stream a workload's code makes, written from what the
+analytic model knows, replayed through the caching-allocator model (``memory/allocator.py``).
+
+A byte-weighted share of the transients (``device.CACHE_SHARES``) cannot see in which order blocks are freed and
+asked for again, which is what decides the cache the allocator keeps at its peak. Where the op order of the real
+code is written down here, the estimator replays it instead and takes the replay's ``max_memory_reserved −
+max_memory_allocated``.
+
+Written so far: inference prefill of the Llama layout (Llama, Mistral, Qwen2/2.5, Qwen3 with its q/k norms; dense
+gated MLP; SDPA), as transformers 5.24 runs it (``modeling_llama.py``: ``LlamaRMSNorm.forward``,
+``apply_rotary_pos_emb`` / ``rotate_half``, ``LlamaRotaryEmbedding.forward``, ``sdpa_attention_forward`` with its
+``repeat_kv`` when a mask is passed, ``DynamicLayer.update``'s first call, ``LlamaDecoderLayer.forward``;
+``masking_utils.sdpa_mask``, which skips the mask — ``is_causal`` — unless a sliding window is shorter than the
+sequence), and the trace runner's ``model(input_ids, logits_to_keep=1)`` with its fp32 logits.
+The order was read off the fake-tensor trace of that code (``vramscope trace``'s allocation log, the same stream
+``bench/allocator_matrix.py`` replays) and each free placed where Python drops the last reference. Tensors are
+allocated with the sizes the real code asks for (the allocator rounds them), the model's weights first, in the
+order the model builds them (``model/tensors.py``: ``tensors``), after torch's cuBLAS workspace.
+
+Pure Python: a stream of ~120 events per layer (a few milliseconds for 80 layers, ``bench/startup.py``).
+Workloads it does not cover return None and keep the shares.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Optional
+
+from .allocator import DEFAULT_CONFIG, AllocatorConfig, CachingAllocator, OutOfMemory
+
+
+class Stream:
+    """A replay in progress: ``new`` allocates ``n`` bytes and returns a handle, ``free`` releases it; ``log``
+    (when a list) records ``+n`` / ``-n`` per event, ``start`` the log's length where the workload begins."""
+
+    def __init__(self, extra: tuple[int, ...] = (), config: AllocatorConfig = DEFAULT_CONFIG,
+                 log: Optional[list[int]] = None) -> None:
+        self.alloc = CachingAllocator(config=config)
+        self.log = log
+        self.start = 0
+        for n in extra:
+            self.alloc.malloc(n)
+
+    def new(self, n: int) -> Any:
+        n = max(1, int(n))
+        if self.log is not None:
+            self.log.append(n)
+        return self.alloc.malloc(n)
+
+    def free(self, *blocks: Any) -> None:
+        for b in blocks:
+            if b is not None:
+                if self.log is not None:
+                    self.log.append(-b.requested)
+                self.alloc.free(b)
+
+
+def _rmsnorm(st: Stream, rows: int, width: int, a: int) -> Any:
+    """``LlamaRMSNorm.forward`` on ``rows`` × ``width``: fp32 upcast, ``pow(2)``, ``mean``, ``+ eps``, ``rsqrt``,
+    the product, the cast back and the weight's product; returns the output (the input is the caller's)."""
+    up = st.new(4 * rows * width)
+    sq = st.new(4 * rows * width)
+    var = st.new(4 * rows)
+    st.free(sq)
+    eps = st.new(4 * rows)
+    rs = st.new(4 * rows)
+    st.free(eps)
+    prod = st.new(4 * rows * width)
+    st.free(rs, up)
+    cast = st.new(a * rows * width)
+    out = st.new(a * rows * width)
+    st.free(cast, prod, var)
+    return out
+
+
+def _rotary(st: Stream, tokens: int, width: int, a: int) -> Any:
+    """``apply_rotary_pos_emb`` for one of q / k (``x * cos + rotate_half(x) * sin``); returns the result."""
+    xc = st.new(a * tokens * width)
+    neg = st.new(a * tokens * width // 2)
+    cat = st.new(a * tokens * width)
+    st.free(neg)
+    xs = st.new(a * tokens * width)
+    st.free(cat)
+    out = st.new(a * tokens * width)
+    st.free(xc, xs)
+    return out
+
+
+def covered(spec: Any, w: Any) -> bool:
+    """Whether the prefill stream of this module is written for this model and workload."""
+    return (not w.training and spec.kind == "decoder" and spec.layout == "llama" and spec.moe is None
+            and spec.mla is None and spec.vision is None and spec.state is None and spec.norm == "rmsnorm"
+            and spec.mlp_gated and not spec.fused_qkv and not spec.fused_gate_up and spec.norms_per_layer == 2
+            and not spec.attn_softcap and not spec.logit_softcap and not spec.kv_broadcast
+            and spec.family.sdpa and w.attn in ("sdpa", "flash") and w.quant == "none"
+            and getattr(w, "tp_degree", 1) == 1 and getattr(w, "pp", 1) == 1
+            and spec.model_type in PREFILL_TYPES)
+
+
+#: model types whose decoder layer is ``LlamaDecoderLayer``'s op for op in transformers 5.24 (Qwen3 adds its
+#: per-head q/k RMSNorm, handled below)
+PREFILL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
+
+
+def prefill_cache(spec: Any, w: Any, a: float, extra: tuple[int, ...],
+                  config: AllocatorConfig = DEFAULT_CONFIG) -> Optional[int]:
+    """The cache (``max_memory_reserved − max_memory_allocated``) of an inference prefill replayed through the
+    allocator model under ``config``, after the allocations ``extra`` (the cuBLAS workspace); None when
+    :func:`covered` is false."""
+    if not covered(spec, w) or a != int(a):
+        return None
+    return _prefill_cache(spec, w.batch, w.seq, int(a), extra, config)
+
+
+@lru_cache(maxsize=128)
+def _prefill_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
+                   config: AllocatorConfig) -> Optional[int]:
+    from ..model.tensors import tensors
+
+    st = Stream(extra, config)
+    h, q, kv, inter, d = spec.hidden_size, spec.q_dim, spec.kv_dim, spec.intermediate_size, spec.head_dim
+    heads, kvh, t = spec.num_heads, spec.num_kv_heads, b * s
+    try:
+        for x in tensors(spec):  # the loaded model, in the order it was built
+            st.new(x.numel * a)
+        st.new(d // 2 * 4)  # the rotary inv_freq buffer
+        st.start = len(st.log) if st.log is not None else 0
+        ids = st.new(8 * t)  # input_ids (int64)
+        emb = st.new(a * t * h)  # inputs_embeds (the model's forward keeps it to the end)
+        window = spec.sliding_window
+        masked = bool(window) and window < s
+        mask = None
+        if masked:  # sdpa_mask: the causal and sliding-window boolean masks, one kept
+            m1 = st.new(b * s * s)
+            m2 = st.new(b * s * s)
+            st.free(m1)
+            m3 = st.new(b * s * s)
+            mask = st.new(b * s * s)
+            st.free(m3, m2)
+        # LlamaRotaryEmbedding: freqs, cat, cos/sin (× attention_scaling) in fp32, then cast (positions: 1 × s)
+        freqs = st.new(s * d // 2 * 4)
+        embf = st.new(s * d * 4)
+        c0 = st.new(s * d * 4)
+        c1 = st.new(s * d * 4)
+        st.free(c0)
+        s0 = st.new(s * d * 4)
+        s1 = st.new(s * d * 4)
+        st.free(s0)
+        cos, sin = st.new(s * d * a), st.new(s * d * a)
+        st.free(freqs, embf, c1, s1)
+        x = emb
+        for _ in range(spec.num_layers):
+            normed = _rmsnorm(st, t, h, a)
+            if spec.qk_norm:  # Qwen3: q_norm(q_proj(x)) then k_norm(k_proj(x)), per head
+                qp = st.new(a * t * q)
+                qs = _rmsnorm(st, t * heads, d, a)
+                st.free(qp)
+                kp = st.new(a * t * kv)
+                ks = _rmsnorm(st, t * kvh, d, a)
+                st.free(kp)
+                vs = st.new(a * t * kv)
+            else:
+                qs, ks, vs = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
+            qe = _rotary(st, t, q, a)
+            ke = _rotary(st, t, kv, a)
+            st.free(qs, ks)
+            ck, cv = st.new(a * t * kv), st.new(a * t * kv)  # the cache's keys and values (kept)
+            st.free(ke, vs)
+            reps = fmask = None
+            if masked:  # repeat_kv (GQA with a mask), and the boolean mask as the query dtype
+                reps = (st.new(a * t * q), st.new(a * t * q)) if kvh != heads else None
+                fmask = st.new(a * b * s * s)
+            out = st.new(a * t * q)
+            lse = st.new(4 * heads * t)
+            st.free(lse, fmask, *(reps or ()))
+            o = st.new(a * t * h)
+            st.free(out, qe, normed)
+            mid = st.new(a * t * h)  # residual + attention
+            st.free(o)
+            normed = _rmsnorm(st, t, h, a)
+            gate = st.new(a * t * inter)
+            act = st.new(a * t * inter)
+            st.free(gate)
+            up = st.new(a * t * inter)
+            prod = st.new(a * t * inter)
+            st.free(act, up)
+            down = st.new(a * t * h)
+            st.free(prod, normed)
+            nxt = st.new(a * t * h)  # residual + MLP
+            st.free(down, mid)
+            if x is not emb:
+                st.free(x)
+            x = nxt
+        final = _rmsnorm(st, t, h, a)
+        st.free(x if x is not emb else None, emb, mask, cos, sin)
+        logits = st.new(a * b * spec.vocab_size)  # logits_to_keep=1
+        st.free(final)
+        up32 = st.new(4 * b * spec.vocab_size)  # ForCausalLM's fp32 logits
+        st.free(logits, up32, ids)
+    except OutOfMemory:  # unlimited capacity: not reached
+        return None
+    stats = st.alloc.stats
+    return stats.peak_reserved - stats.peak_allocated
