@@ -3,7 +3,8 @@ replayed through the allocator model, against the replay of the real code's trac
 
 The traced cases (2-layer cuts of real catalog configs, the real transformers code on fake tensors) cover what the
 stream branches on: no mask (``is_causal``), a sliding-window mask with ``repeat_kv`` (Mistral, s > window),
-batch > 1, Qwen3's q/k norms, a long context; the synthetic stream's peak allocated and reserved must match the
+batch > 1, Qwen3's q/k norms, a long context, eager attention (its float mask, score-sized tensors and the
+attention weights the layer holds to its end); the synthetic stream's peak allocated and reserved must match the
 trace's replay to 0.5% (its cache to 2% or 2 MiB), which a misplaced free or a wrong tensor size breaks.
 """
 
@@ -24,6 +25,8 @@ TRACED = [
     ("mistral-7b-v0.1", dict(task="inference", seq=4500)),
     ("qwen3-8b", dict(task="inference", seq=2048)),
     ("qwen2.5-7b", dict(task="inference", seq=8192)),
+    ("llama-3-8b", dict(task="inference", seq=1500, attn="eager")),
+    ("mistral-7b-v0.1", dict(task="inference", seq=4500, attn="eager")),
 ]
 
 
@@ -47,19 +50,21 @@ def _synthetic(model, w, config=DEFAULT_CONFIG, log=None):
 
 @requires_torch
 @pytest.mark.trace
-@pytest.mark.parametrize("name, kw", TRACED, ids=[f"{n}-{kw['seq']}x{kw.get('batch', 1)}" for n, kw in TRACED])
+@pytest.mark.parametrize("name, kw", TRACED,
+                         ids=[f"{n}-{kw['seq']}x{kw.get('batch', 1)}-{kw.get('attn', 'sdpa')}" for n, kw in TRACED])
 def test_prefill_stream_matches_the_traced_replay(name, kw):
     from vramscope.trace.estimator import quiet_libraries, run_trace
 
     model, w = two_layers(name), make_workload(**kw)
-    assert synthetic.covered(model.spec, w)
+    assert synthetic.covered(model.spec, w, 2)
     with quiet_libraries():
         log, _, _ = run_trace(model, w)
     sim = replay(log.sizes, log.events, marks=log.marks, start=log.marks["ready"], extra=(CUBLAS_WORKSPACE,),
                  streams=log.streams)
     ours: list[int] = []
     alloc, reserved = _synthetic(model, w, log=ours)
-    # the same large requests and frees (at least 1 MiB: the large pool's; in 512-byte units), in the same order, as the real code's
+    # the same large requests and frees as the real code's, in the same order (at least 1 MiB: the large pool's;
+    # in 512-byte units)
     theirs = [(log.sizes[abs(ev) - 1] if ev > 0 else -log.sizes[-ev - 1])
               for ev in log.events[log.marks["prefill"] + 1:log.marks["decode"] + 1]]
     def big(xs):  # in the allocator's 512-byte units (the tracker's sizes of a bool mask are rounded up)
@@ -76,13 +81,17 @@ def test_prefill_stream_matches_the_traced_replay(name, kw):
 
 def test_covered_only_where_the_stream_is_written():
     llama = two_layers("llama-3-8b")
-    assert synthetic.covered(llama.spec, make_workload(task="inference", seq=512))
-    assert not synthetic.covered(llama.spec, make_workload(task="inference", seq=512, attn="eager"))
-    assert not synthetic.covered(llama.spec, make_workload(task="finetune", seq=512))
-    assert not synthetic.covered(two_layers("mixtral-8x7b").spec, make_workload(task="inference", seq=512))
-    assert not synthetic.covered(two_layers("gemma-2-2b").spec, make_workload(task="inference", seq=512))
+    inf = make_workload(task="inference", seq=512)
+    assert synthetic.covered(llama.spec, inf, 2)
+    assert not synthetic.covered(llama.spec, inf, 4)  # fp32: no upcast copies
+    assert synthetic.covered(llama.spec, make_workload(task="inference", seq=512, attn="eager"), 2)
+    assert not synthetic.covered(llama.spec, make_workload(task="inference", seq=512, attn="flash"), 2)
+    assert not synthetic.covered(llama.spec, make_workload(task="inference", seq=512, kv_dtype="fp8"), 2)
+    assert not synthetic.covered(llama.spec, make_workload(task="finetune", seq=512), 2)
+    assert not synthetic.covered(two_layers("mixtral-8x7b").spec, inf, 2)
+    assert not synthetic.covered(two_layers("gemma-2-2b").spec, inf, 2)
     # not covered: the fitted shares stand (prefill_attention)
-    w = make_workload(task="inference", seq=512, attn="eager")
+    w = make_workload(task="inference", seq=512, attn="flash")
     assert estimate_resolved(llama, w).memory.terms["allocator_cache"] > 0
 
 

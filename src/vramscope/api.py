@@ -268,7 +268,10 @@ def estimate_resolved(model: ResolvedModel, workload: Workload, gpus: Iterable[s
             alloc_config(conf)  # refused here when malformed
             from .memory.synthetic import covered
 
-            key = "a_alloc_conf_replayed" if covered(model.spec, workload) else "a_alloc_conf_analytic"
+            from .estimators.common import compute_dtype, dtype_bytes
+
+            a = dtype_bytes(compute_dtype(model, workload))
+            key = "a_alloc_conf_replayed" if covered(model.spec, workload, a) else "a_alloc_conf_analytic"
             notes = notes + (Assumption(key, {"conf": conf}),)
         if workload.grad_checkpointing and peak == "optimizer_step":
             notes = notes + (Assumption("a_ckpt_no_gain"),)

@@ -7,11 +7,12 @@ code is written down here, the estimator replays it instead and takes the replay
 max_memory_allocated``.
 
 Written so far: inference prefill of the Llama layout (Llama, Mistral, Qwen2/2.5, Qwen3 with its q/k norms; dense
-gated MLP; SDPA), as transformers 5.24 runs it (``modeling_llama.py``: ``LlamaRMSNorm.forward``,
-``apply_rotary_pos_emb`` / ``rotate_half``, ``LlamaRotaryEmbedding.forward``, ``sdpa_attention_forward`` with its
-``repeat_kv`` when a mask is passed, ``DynamicLayer.update``'s first call, ``LlamaDecoderLayer.forward``;
+gated MLP; SDPA or eager attention; 16-bit weights, the dynamic cache in their dtype), as transformers 5.24 runs
+it (``modeling_llama.py``: ``LlamaRMSNorm.forward``, ``apply_rotary_pos_emb`` / ``rotate_half``,
+``LlamaRotaryEmbedding.forward``, ``eager_attention_forward``, ``sdpa_attention_forward`` with its ``repeat_kv``
+when a mask is passed, ``DynamicLayer.update``'s first call, ``LlamaDecoderLayer.forward``;
 ``masking_utils.sdpa_mask``, which skips the mask — ``is_causal`` — unless a sliding window is shorter than the
-sequence), and the trace runner's ``model(input_ids, logits_to_keep=1)`` with its fp32 logits.
+sequence, and ``eager_mask``), and the trace runner's ``model(input_ids, logits_to_keep=1)`` with its fp32 logits.
 The order was read off the fake-tensor trace of that code (``vramscope trace``'s allocation log, the same stream
 ``bench/allocator_matrix.py`` replays) and each free placed where Python drops the last reference. Tensors are
 allocated with the sizes the real code asks for (the allocator rounds them), the model's weights first, in the
@@ -86,13 +87,15 @@ def _rotary(st: Stream, tokens: int, width: int, a: int) -> Any:
     return out
 
 
-def covered(spec: Any, w: Any) -> bool:
-    """Whether the prefill stream of this module is written for this model and workload."""
-    return (not w.training and spec.kind == "decoder" and spec.layout == "llama" and spec.moe is None
+def covered(spec: Any, w: Any, a: float) -> bool:
+    """Whether the prefill stream of this module is written for this model and workload in ``a``-byte weights
+    (16-bit only: in fp32 the upcasts and casts back are no copies)."""
+    return (a == 2 and not w.training and spec.kind == "decoder" and spec.layout == "llama" and spec.moe is None
             and spec.mla is None and spec.vision is None and spec.state is None and spec.norm == "rmsnorm"
             and spec.mlp_gated and not spec.fused_qkv and not spec.fused_gate_up and spec.norms_per_layer == 2
             and not spec.attn_softcap and not spec.logit_softcap and not spec.kv_broadcast
-            and spec.family.sdpa and w.attn in ("sdpa", "flash") and w.quant == "none"
+            and spec.family.sdpa and w.attn in ("sdpa", "eager") and w.quant == "none" and w.kv_dtype is None
+            and getattr(w, "cache", "dynamic") == "dynamic"
             and getattr(w, "tp_degree", 1) == 1 and getattr(w, "pp", 1) == 1
             and spec.model_type in PREFILL_TYPES)
 
@@ -107,14 +110,14 @@ def prefill_cache(spec: Any, w: Any, a: float, extra: tuple[int, ...],
     """The cache (``max_memory_reserved − max_memory_allocated``) of an inference prefill replayed through the
     allocator model under ``config``, after the allocations ``extra`` (the cuBLAS workspace); None when
     :func:`covered` is false."""
-    if not covered(spec, w) or a != int(a):
+    if not covered(spec, w, a):
         return None
-    return _prefill_cache(spec, w.batch, w.seq, int(a), extra, config)
+    return _prefill_cache(spec, w.batch, w.seq, int(a), extra, config, w.attn == "eager")
 
 
 @lru_cache(maxsize=128)
 def _prefill_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
-                   config: AllocatorConfig) -> Optional[int]:
+                   config: AllocatorConfig, eager: bool = False) -> Optional[int]:
     from ..model.tensors import tensors
 
     st = Stream(extra, config)
@@ -128,15 +131,22 @@ def _prefill_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
         ids = st.new(8 * t)  # input_ids (int64)
         emb = st.new(a * t * h)  # inputs_embeds (the model's forward keeps it to the end)
         window = spec.sliding_window
-        masked = bool(window) and window < s
+        sliding = bool(window) and window < s
+        masked = sliding or eager  # sdpa_mask skips the mask (is_causal) unless the window is shorter
         mask = None
-        if masked:  # sdpa_mask: the causal and sliding-window boolean masks, one kept
+        if sliding:  # sdpa_mask: the causal and sliding-window boolean masks, one kept
             m1 = st.new(b * s * s)
             m2 = st.new(b * s * s)
             st.free(m1)
             m3 = st.new(b * s * s)
             mask = st.new(b * s * s)
             st.free(m3, m2)
+        elif eager:
+            mask = st.new(b * s * s)
+        if eager:  # eager_mask: the boolean mask as a float one in the compute dtype (0 / the dtype's minimum)
+            fm = st.new(a * b * s * s)
+            st.free(mask)
+            mask = fm
         # LlamaRotaryEmbedding: freqs, cat, cos/sin (× attention_scaling) in fp32, then cast (positions: 1 × s)
         freqs = st.new(s * d // 2 * 4)
         embf = st.new(s * d * 4)
@@ -166,13 +176,28 @@ def _prefill_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
             st.free(qs, ks)
             ck, cv = st.new(a * t * kv), st.new(a * t * kv)  # the cache's keys and values (kept)
             st.free(ke, vs)
-            reps = fmask = None
-            if masked:  # repeat_kv (GQA with a mask), and the boolean mask as the query dtype
-                reps = (st.new(a * t * q), st.new(a * t * q)) if kvh != heads else None
-                fmask = st.new(a * b * s * s)
-            out = st.new(a * t * q)
-            lse = st.new(4 * heads * t)
-            st.free(lse, fmask, *(reps or ()))
+            reps = (st.new(a * t * q), st.new(a * t * q)) if masked and kvh != heads else ()  # repeat_kv
+            probs = None
+            if eager:  # eager_attention_forward: q·kᵀ, × scaling, + mask, fp32 softmax, cast back, · v
+                score = a * b * heads * s * s
+                s1 = st.new(score)
+                s2 = st.new(score)
+                st.free(s1)
+                s3 = st.new(score)
+                st.free(s2)
+                f1 = st.new(4 * b * heads * s * s)
+                f2 = st.new(4 * b * heads * s * s)
+                st.free(f1)
+                probs = st.new(score)  # returned as attn_weights: the layer holds it to its end
+                st.free(f2, s3)
+                pv = st.new(a * t * q)
+                out = st.new(a * t * q)  # transpose(1, 2).contiguous()
+                st.free(pv, *reps)
+            else:  # sdpa_attention_forward (with a mask: the boolean one as the query dtype)
+                fmask = st.new(a * b * s * s) if masked else None
+                out = st.new(a * t * q)
+                lse = st.new(4 * heads * t)
+                st.free(lse, fmask, *reps)
             o = st.new(a * t * h)
             st.free(out, qe, normed)
             mid = st.new(a * t * h)  # residual + attention
@@ -187,12 +212,12 @@ def _prefill_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
             down = st.new(a * t * h)
             st.free(prod, normed)
             nxt = st.new(a * t * h)  # residual + MLP
-            st.free(down, mid)
+            st.free(down, mid, probs)
             if x is not emb:
                 st.free(x)
             x = nxt
         final = _rmsnorm(st, t, h, a)
-        st.free(x if x is not emb else None, emb, mask, cos, sin)
+        st.free(x if x is not emb else None, emb, mask, sin, cos)
         logits = st.new(a * b * spec.vocab_size)  # logits_to_keep=1
         st.free(final)
         up32 = st.new(4 * b * spec.vocab_size)  # ForCausalLM's fp32 logits
