@@ -3,9 +3,11 @@ replayed through the allocator model, against the replay of the real code's trac
 
 The traced cases (2-layer cuts of real catalog configs, the real transformers code on fake tensors) cover what the
 stream branches on: no mask (``is_causal``), a sliding-window mask with ``repeat_kv`` (Mistral, s > window),
-batch > 1, Qwen3's q/k norms, a long context, eager attention (its float mask, score-sized tensors and the
-attention weights the layer holds to its end); the synthetic stream's peak allocated and reserved must match the
-trace's replay to 0.5% (its cache to 2% or 2 MiB), which a misplaced free or a wrong tensor size breaks.
+batch > 1, Qwen3's q/k norms, fp32 (no upcast copies), eager attention (its float mask, score-sized tensors,
+matmul's copy of the transposed keys for a batch, the attention weights the layer holds to its end), Gemma 2
+(four norms, soft-capping, a full and a sliding mask). The synthetic stream's large requests and frees must be the
+trace's, in order, and its peak allocated and reserved match the trace's replay to 0.5% (its cache to 2% or
+2 MiB): a misplaced free or a wrong tensor size breaks it.
 """
 
 import pytest
@@ -21,13 +23,21 @@ from vramscope.workload import make_workload
 MiB = 2**20
 
 TRACED = [
-    ("llama-3.2-3b", dict(task="inference", seq=4096, batch=4)),
-    ("mistral-7b-v0.1", dict(task="inference", seq=4500)),
-    ("qwen3-8b", dict(task="inference", seq=2048)),
-    ("qwen2.5-7b", dict(task="inference", seq=8192)),
-    ("llama-3-8b", dict(task="inference", seq=1500, attn="eager")),
+    ("llama-3.2-3b", dict(task="inference", seq=4096, batch=4)),  # no mask (is_causal), a batch
+    ("mistral-7b-v0.1", dict(task="inference", seq=4500)),  # window < prompt: the sliding mask, repeat_kv
+    ("qwen3-8b", dict(task="inference", seq=2048)),  # per-head q/k norms
+    ("llama-3-8b", dict(task="inference", seq=768, batch=3, dtype="fp32")),  # fp32: no upcast copies
+    ("llama-3-8b", dict(task="inference", seq=768, batch=3, attn="eager")),  # eager, matmul's kᵀ copy
     ("mistral-7b-v0.1", dict(task="inference", seq=4500, attn="eager")),
+    ("gemma-2-2b", dict(task="inference", seq=4500)),  # Gemma 2: fp32, four norms, soft-capping, two masks
+    ("gemma-2-2b", dict(task="inference", seq=768, batch=3)),
 ]
+
+
+def _bytes(model, w):
+    from vramscope.estimators.common import compute_dtype, dtype_bytes
+
+    return int(dtype_bytes(compute_dtype(model, w)))
 
 
 def _synthetic(model, w, config=DEFAULT_CONFIG, log=None):
@@ -38,7 +48,7 @@ def _synthetic(model, w, config=DEFAULT_CONFIG, log=None):
     orig = synthetic.Stream
     synthetic.Stream = lambda *a: st  # the stream prefill_cache builds is this one
     try:
-        cache = synthetic.prefill_cache(model.spec, w, 2, (CUBLAS_WORKSPACE,), config)
+        cache = synthetic.prefill_cache(model.spec, w, _bytes(model, w), (CUBLAS_WORKSPACE,), config)
     finally:
         synthetic.Stream = orig
         synthetic._prefill_cache.cache_clear()
@@ -51,12 +61,13 @@ def _synthetic(model, w, config=DEFAULT_CONFIG, log=None):
 @requires_torch
 @pytest.mark.trace
 @pytest.mark.parametrize("name, kw", TRACED,
-                         ids=[f"{n}-{kw['seq']}x{kw.get('batch', 1)}-{kw.get('attn', 'sdpa')}" for n, kw in TRACED])
+                         ids=[f"{n}-{kw['seq']}x{kw.get('batch', 1)}-{kw.get('attn', 'sdpa')}-{kw.get('dtype', '')}"
+                              for n, kw in TRACED])
 def test_prefill_stream_matches_the_traced_replay(name, kw):
     from vramscope.trace.estimator import quiet_libraries, run_trace
 
     model, w = two_layers(name), make_workload(**kw)
-    assert synthetic.covered(model.spec, w, 2)
+    assert synthetic.covered(model.spec, w, _bytes(model, w))
     with quiet_libraries():
         log, _, _ = run_trace(model, w)
     sim = replay(log.sizes, log.events, marks=log.marks, start=log.marks["ready"], extra=(CUBLAS_WORKSPACE,),
@@ -83,13 +94,16 @@ def test_covered_only_where_the_stream_is_written():
     llama = two_layers("llama-3-8b")
     inf = make_workload(task="inference", seq=512)
     assert synthetic.covered(llama.spec, inf, 2)
-    assert not synthetic.covered(llama.spec, inf, 4)  # fp32: no upcast copies
+    assert synthetic.covered(llama.spec, inf, 4)
+    assert not synthetic.covered(llama.spec, inf, 1)  # 8-bit weights: not written
     assert synthetic.covered(llama.spec, make_workload(task="inference", seq=512, attn="eager"), 2)
     assert not synthetic.covered(llama.spec, make_workload(task="inference", seq=512, attn="flash"), 2)
     assert not synthetic.covered(llama.spec, make_workload(task="inference", seq=512, kv_dtype="fp8"), 2)
     assert not synthetic.covered(llama.spec, make_workload(task="finetune", seq=512), 2)
     assert not synthetic.covered(two_layers("mixtral-8x7b").spec, inf, 2)
-    assert not synthetic.covered(two_layers("gemma-2-2b").spec, inf, 2)
+    assert synthetic.covered(two_layers("gemma-2-2b").spec, inf, 4)
+    assert not synthetic.covered(two_layers("gemma-2-2b").spec, inf, 2)  # Gemma 2 in 16 bits: not checked
+    assert not synthetic.covered(two_layers("phi-3-mini-4k-instruct").spec, inf, 2)  # fused qkv / gate_up
     # not covered: the fitted shares stand (prefill_attention)
     w = make_workload(task="inference", seq=512, attn="flash")
     assert estimate_resolved(llama, w).memory.terms["allocator_cache"] > 0
