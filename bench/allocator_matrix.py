@@ -198,7 +198,12 @@ def errors(rows: list[dict], shares: dict) -> list[float]:
     return [(r["sim_allocated"] + predict(r, shares) - r["sim_reserved"]) / r["sim_reserved"] for r in rows]
 
 
-FIXED = {"rounding": 1.0, "optimizer_big": 1.0, "qlora_transient": 0.08, "qlora_loss_head": 0.25}
+#: within 3% per class with the fitted shares alone (commit b2ecfc2, the 71 rows of this matrix): the figures the
+#: replayed prefill (memory/synthetic.py) started from
+BEFORE = {"training, full/freeze": 13, "training, LoRA/DoRA": 17, "inference": 8, "FSDP2": 9,
+          "inference (long context)": 3, "training, long context": 0}
+
+FIXED = {"rounding": 1.0, "optimizer_big": 1.0, "replayed": 1.0, "qlora_transient": 0.08, "qlora_loss_head": 0.25}
 
 
 def fit(rows: list[dict]) -> dict:
@@ -290,14 +295,16 @@ def markdown(rows: list[dict], shares: dict, meta: dict) -> str:
         f"worst {100 * f['worst']:.1f}%; allocated alone (no cache): within 3% for {z['within_3pct']}, median "
         f"{100 * z['median']:.1f}%, worst {100 * z['worst']:.1f}%.",
         "",
-        "By class (within 3% / workloads, worst):",
+        "By class (within 3% / workloads, worst; in brackets the shares alone, commit b2ecfc2, before the "
+        "replayed prefill):",
         "",
     ]
     classes: dict[str, list[float]] = {}
     for r, e in zip(rows, err):
         classes.setdefault(_klass(r), []).append(abs(e))
     for k, v in classes.items():
-        lines.append(f"- {k}: {sum(x <= 0.03 for x in v)} / {len(v)}, worst {100 * max(v):.1f}%")
+        lines.append(f"- {k}: {sum(x <= 0.03 for x in v)} / {len(v)}, worst {100 * max(v):.1f}%"
+                     + (f" ({BEFORE[k]} / {len(v)})" if k in BEFORE else ""))
     lines += [
         "",
         "Shares (`memory/device.py` `CACHE_SHARES`, × the bytes `cache_features` names): "
@@ -305,20 +312,43 @@ def markdown(rows: list[dict], shares: dict, meta: dict) -> str:
         "2 MiB rounding of the persistent tensors is exact, and the optimizer step's embedding-sized temporary "
         "needs a new block in the second step exactly when the next forward's largest request (fp32 logits of "
         "a cross-entropy chunk, or an MLP intermediate) is larger than every layer weight's cached temporary "
-        "block, so that best fit splits the embedding-sized one (a free fit of its share gave 0.98). The "
-        "issue's goal was 3% everywhere; it is not met. What is left is order, not bytes: in prefill the cache "
-        "is what the attention part freed minus what the later layers' KV cache takes back out of it; under "
-        "FSDP2 how the side streams' blocks interleave with the default stream's differs with the world size "
-        "(llama-3-8b: 4.1 GiB cached at 2 GPUs, 4.4 at 8); a byte-weighted model does not see the order.",
+        "block, so that best fit splits the embedding-sized one (a free fit of its share gave 0.98).",
         "",
-        "| model | depth | workload | allocated | simulated reserved | cache (sim) | cache (analytic) | error | fit |",
-        "|---|---|---|---:|---:|---:|---:|---:|---|",
+        "What the shares leave is order, not bytes: in prefill the cache is what the attention part freed minus "
+        "what the later layers' KV cache takes back out of it; under FSDP2 how the side streams' blocks "
+        "interleave with the default stream's differs with the world size (llama-3-8b: 4.1 GiB cached at 2 GPUs, "
+        "4.4 at 8); a byte-weighted model does not see the order. Where the order is written down, the "
+        "estimator replays it instead (`memory/synthetic.py`, the `replayed` term, share 1, nothing fitted): "
+        "inference prefill of the Llama layout (Llama, Mistral, Qwen2/2.5, Qwen3; SDPA or eager attention; "
+        "16-bit or fp32) and of Gemma 2 (fp32, eager), the allocation stream transformers 5.24 makes (the "
+        "RMSNorm upcasts, rotary copies, the sliding-window mask and `repeat_kv` where Mistral's window is "
+        "shorter than the prompt, eager attention's float mask, score-sized tensors, matmul's copy of the "
+        "transposed keys for a batch and the attention weights each layer holds to its end, Gemma 2's four "
+        "norms, soft-capping and two masks, the cache's keys and values, SDPA's output and log-sum-exp, the "
+        "MLP) written from the model's shapes "
+        "and replayed through the allocator model after the weights (about 1 ms for these 2-layer cuts; an "
+        "in-process estimate of llama-3-8b takes 36 ms with it, llama-3-70b 86 ms, against 1 ms without, "
+        "measured at a load average of 10 on this 2-core machine; `fit`'s searches replay once per "
+        "candidate). Its large requests and frees are the "
+        "trace's, in the same order (`tests/test_allocator_synthetic.py`), and its cache is the simulated "
+        f"one to the MiB on the {sum(1 for r in rows if r['features'].get('replayed'))} rows it covers "
+        "(column `cache`: "
+        "`replayed`). The shares were not fitted again: without those rows, `prefill_attention` would be "
+        "fitted on the 4 MoE prefill rows left (all within 3% as they are), and a free refit gives no more "
+        "rows within 3% (54). Training, FSDP2 and the other prefill layouts keep the shares; writing their streams "
+        "(autograd's backward order, the optimizer's foreach temporaries, FSDP2's all-gather and "
+        "reduce-scatter streams) is what is left of the issue's 3% goal, which is not met.",
+        "",
+        "| model | depth | workload | allocated | simulated reserved | cache (sim) | cache (analytic) | error "
+        "| cache | fit |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for i, (r, e) in enumerate(zip(rows, err)):
         wl = ", ".join(f"{k}={v}" for k, v in r["workload"].items())
         lines.append(f"| {r['model']} | {'full' if r['full_depth'] else '2 layers'} | {wl} | "
                      f"{r['sim_allocated'] / GiB:.2f} GiB | {r['sim_reserved'] / GiB:.2f} GiB | "
                      f"{r['sim_cache'] / MiB:.0f} MiB | {predict(r, shares) / MiB:.0f} MiB | {100 * e:+.1f}% | "
+                     f"{'replayed' if r['features'].get('replayed') else 'shares'} | "
                      f"{'held out' if held_out(i) else 'fitted'} |")
     return "\n".join(lines) + "\n"
 

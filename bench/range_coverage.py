@@ -91,10 +91,15 @@ def main() -> None:
     if grid:
         ok = [g for g in grid if g[2] >= 0.8 * g[3]]
         best = min(ok, key=lambda g: g[4]) if ok else None
+        used = (device.VERSION_SPREAD, device.VERSION_SPREAD_TRANSIENT)
+        stale = best is not None and (best[0], best[1]) != used
         lines += ["", "Coverage for other spreads (persistent, transient) and the ranges' mean width relative to the "
-                  "estimate; the constants are the narrowest pair holding at least 80%:", "",
+                  "estimate; the constants are the narrowest pair holding at least 80%"
+                  + (f" when they were set; on today's records that rule picks ±{100 * best[0]:g}% / "
+                     f"±{100 * best[1]:g}% (marked), not yet adopted" if stale else "") + ":", "",
                   "| persistent | transient | in range | mean width |", "|---:|---:|---:|---:|"]
-        lines += [f"| ±{100 * a:g}% | ±{100 * b:g}% | {h} of {k}{' (chosen)' if g is best else ''} | "
+        lines += [f"| ±{100 * a:g}% | ±{100 * b:g}% | {h} of {k}"
+                  f"{' (in use)' if (a, b) == used else ''}{' (narrowest ≥ 80%)' if stale and g is best else ''} | "
                   f"{100 * wd:.0f}% |" for g in grid for a, b, h, k, wd in [g]]
     text = "\n".join(lines) + "\n"
     print(text)

@@ -223,7 +223,7 @@ def _with_device_terms(model: ResolvedModel, w: Workload, phases: dict, ov: Any,
     if engine.caching_allocator:
         moe = model.active_params != model.params
         cache = allocator_cache(phases, model.spec, w, dtype_bytes(compute_dtype(model, w)), moe,
-                                loss_head=extra.get("_loss_head", 0))
+                                loss_head=extra.get("_loss_head", 0), workspace=ov.nominal - CONTEXT_NOMINAL)
     extra.pop("_loss_head", None)
     multi = w.num_gpus > 1 and (w.training or w.tp_degree > 1 or w.pp > 1)
     nccl = NCCL if multi and engine.caching_allocator else 0
@@ -266,7 +266,13 @@ def estimate_resolved(model: ResolvedModel, workload: Workload, gpus: Iterable[s
         conf = getattr(workload, "alloc_conf", "")
         if conf and engine.caching_allocator:
             alloc_config(conf)  # refused here when malformed
-            notes = notes + (Assumption("a_alloc_conf_analytic", {"conf": conf}),)
+            from .memory.synthetic import covered
+
+            from .estimators.common import compute_dtype, dtype_bytes
+
+            a = dtype_bytes(compute_dtype(model, workload))
+            key = "a_alloc_conf_replayed" if covered(model.spec, workload, a) else "a_alloc_conf_analytic"
+            notes = notes + (Assumption(key, {"conf": conf}),)
         if workload.grad_checkpointing and peak == "optimizer_step":
             notes = notes + (Assumption("a_ckpt_no_gain"),)
     verdicts = engine.verdicts(gpu_objs, total, high, extra)

@@ -1274,6 +1274,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "PYTORCH_CUDA_ALLOC_CONF={conf}: the analytic allocator cache is calibrated for the default settings and the range covers others; `vramscope trace` replays the allocations under these settings",
         "zh": "PYTORCH_CUDA_ALLOC_CONF={conf}：解析估算的分配器缓存按默认设置校准，其他设置由范围覆盖；`vramscope trace` 会按这些设置重放分配序列",
     },
+    "a_alloc_conf_replayed": {
+        "en": "PYTORCH_CUDA_ALLOC_CONF={conf}: the allocator cache is the analytic prefill's allocation stream replayed through the allocator model under these settings",
+        "zh": "PYTORCH_CUDA_ALLOC_CONF={conf}：分配器缓存由解析估算的预填充分配序列按这些设置在分配器模型中重放得到",
+    },
     "bad_alloc_conf": {"en": "{field} (PYTORCH_CUDA_ALLOC_CONF): '{key}' {reason}",
                        "zh": "{field}（PYTORCH_CUDA_ALLOC_CONF）：'{key}' {reason}"},
     "a_trace_allocator": {

@@ -368,12 +368,17 @@ class CachingAllocator:
         total = self.total_memory if self.total_memory is not None else self.capacity
         self.set_fraction = bool(frac) and total is not None
         self.allowed = int(frac * total) if self.set_fraction and total is not None else None
+        self._plain_rounding = not any(self.config.roundup_power2_divisions)  # round_size: 512-byte units only
 
     # -- public API ------------------------------------------------------------------------------------
     def malloc(self, orig_size: int, stream: int = 0) -> Block:
         self._mallocs += 1
-        self._process_events()
-        size = round_size(orig_size, self.config)
+        if self._pending:
+            self._process_events()
+        if self._plain_rounding:  # round_size without power-of-two divisions (the default), inlined: the hot path
+            size = K_MIN_BLOCK if orig_size < K_MIN_BLOCK else K_MIN_BLOCK * (-(-orig_size // K_MIN_BLOCK))
+        else:
+            size = round_size(orig_size, self.config)
         pool = self.small if size <= K_SMALL_SIZE else self.large
         alloc = allocation_size(size, self.config)
         block = self._get_free_block(pool, stream, size)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Mapping, Optional
 
-from .overhead import CONTEXT_HIGH, CONTEXT_LOW, CONTEXT_NOMINAL, NCCL, NCCL_HIGH
+from .overhead import CONTEXT_HIGH, CONTEXT_LOW, CONTEXT_NOMINAL, CUBLAS_WORKSPACE, NCCL, NCCL_HIGH
 
 MiB = 2**20
 
@@ -40,6 +40,9 @@ CACHE_SHARES: dict[str, float] = {
     "rounding": 1.0, "optimizer_big": 1.0, "activations": 0.156, "temporaries": 0.079, "transient_moe": 0.663,
     "prefill_attention": 3.083, "optimizer_temp": 0.013, "loss_head": 0.296, "fsdp_gather": 1.11,
     "fsdp_gather_adapters": 1.024, "fsdp_reduce": 1.347,
+    # the cache of the workload's own allocation stream replayed through the allocator model (memory/synthetic.py),
+    # where that stream is written: the whole of it, nothing fitted
+    "replayed": 1.0,
     # QLoRA (bitsandbytes 4-bit) is not traceable, so not in the matrix: the shares it had before (transient 0.08,
     # loss churn 0.25), which tests/test_qlora_bnb.py holds within 10% of Unsloth's published HF+FA2 lengths
     "qlora_transient": 0.08, "qlora_loss_head": 0.25,
@@ -145,7 +148,7 @@ def rounding_share(spec: Any, dtype_bytes: float) -> float:
 
 
 def cache_features(phases: Mapping[str, Mapping[str, int]], spec: Any, w: Any, dtype_bytes: float,
-                   moe: bool, loss_head: int = 0) -> dict[str, float]:
+                   moe: bool, loss_head: int = 0, workspace: int = CUBLAS_WORKSPACE) -> dict[str, float]:
     """The bytes :func:`allocator_cache` weighs (:data:`CACHE_SHARES`), each one a set of blocks the caching
     allocator keeps free at the reserved peak for a reason of its rules (``memory/allocator.py``):
 
@@ -154,6 +157,9 @@ def cache_features(phases: Mapping[str, Mapping[str, int]], spec: Any, w: Any, d
       activations; temporaries with the loss head) freed in an order and at sizes the next requests do not fit
       (best fit, no split under 1 MiB left); MoE's routed groups have data-dependent sizes (not under FSDP2, where
       the unsharded layer's freed blocks take them);
+    * ``replayed``: where ``memory/synthetic.py`` writes the workload's allocation stream (inference prefill of
+      the Llama layout), the cache of its replay through the allocator model (after the cuBLAS ``workspace``,
+      under the workload's ``alloc_conf``), which takes the place of every other transient term;
     * ``prefill_attention``: inference reaches its peak in a layer's MLP, while the blocks the attention part
       (q, k, v, their rotary copies, the attention output, the fp32 norm upcasts) freed are cached, too small for
       the MLP's requests — in proportion to the q/k/v bytes;
@@ -197,6 +203,13 @@ def cache_features(phases: Mapping[str, Mapping[str, int]], spec: Any, w: Any, d
         f["qlora_loss_head" if w.method == "qlora" else "loss_head"] = float(
             max([c.get("loss_head", 0) for c in phases.values()] + [loss_head]))
     else:
+        from .synthetic import prefill_cache
+
+        replayed = prefill_cache(spec, w, dtype_bytes, (workspace,), alloc_config(getattr(w, "alloc_conf", None)))
+        if replayed is not None:  # the replay allocates the weights too: their rounding is in it
+            f["rounding"] = 0.0
+            f["replayed"] = float(replayed)
+            return f
         tokens = w.batch * w.seq
         f["prefill_attention"] = float(tokens * dtype_bytes * (2 * spec.q_dim + 2 * spec.kv_dim))
     if fsdp:
@@ -250,10 +263,11 @@ def largest_request(spec: Any, w: Any, dtype_bytes: float) -> float:
 
 
 def allocator_cache(phases: Mapping[str, Mapping[str, int]], spec: Any, w: Any, dtype_bytes: float,
-                    moe: bool, loss_head: int = 0) -> int:
+                    moe: bool, loss_head: int = 0, workspace: int = CUBLAS_WORKSPACE) -> int:
     """The analytic estimate of ``reserved − allocated`` at the peak: :func:`cache_features` weighed by
-    :data:`CACHE_SHARES`; ``loss_head``: the loss head's forward bytes where no phase's peak moment shows them."""
-    f = cache_features(phases, spec, w, dtype_bytes, moe, loss_head)
+    :data:`CACHE_SHARES`; ``loss_head``: the loss head's forward bytes where no phase's peak moment shows them;
+    ``workspace``: torch's cuBLAS workspace, the first allocation of a replayed stream."""
+    f = cache_features(phases, spec, w, dtype_bytes, moe, loss_head, workspace)
     return max(0, int(sum(CACHE_SHARES[k] * v for k, v in f.items())))
 
 

@@ -1,0 +1,137 @@
+"""The order-aware analytic cache (``memory/synthetic.py``): the prefill stream written from the analytic model,
+replayed through the allocator model, against the replay of the real code's trace.
+
+The traced cases (2-layer cuts of real catalog configs, the real transformers code on fake tensors) cover what the
+stream branches on: no mask (``is_causal``), a sliding-window mask with ``repeat_kv`` (Mistral, s > window),
+batch > 1, Qwen3's q/k norms, fp32 (no upcast copies), eager attention (its float mask, score-sized tensors,
+matmul's copy of the transposed keys for a batch, the attention weights the layer holds to its end), Gemma 2
+(four norms, soft-capping, a full and a sliding mask). The synthetic stream's large requests and frees must be the
+trace's, in order, and its peak allocated and reserved match the trace's replay to 0.5% (its cache to 2% or
+2 MiB): a misplaced free or a wrong tensor size breaks it.
+"""
+
+import pytest
+
+from conftest import requires_torch
+from test_trace_matrix import two_layers
+from vramscope.api import estimate_resolved
+from vramscope.memory import synthetic
+from vramscope.memory.allocator import DEFAULT_CONFIG, parse_alloc_conf, replay
+from vramscope.memory.overhead import CUBLAS_WORKSPACE
+from vramscope.workload import make_workload
+
+MiB = 2**20
+
+TRACED = [
+    ("llama-3.2-3b", dict(task="inference", seq=4096, batch=4)),  # no mask (is_causal), a batch
+    ("mistral-7b-v0.1", dict(task="inference", seq=4500)),  # window < prompt: the sliding mask, repeat_kv
+    ("qwen3-8b", dict(task="inference", seq=2048)),  # per-head q/k norms
+    ("llama-3-8b", dict(task="inference", seq=768, batch=3, dtype="fp32")),  # fp32: no upcast copies
+    ("llama-3-8b", dict(task="inference", seq=768, batch=3, attn="eager")),  # eager, matmul's kᵀ copy
+    ("mistral-7b-v0.1", dict(task="inference", seq=4500, attn="eager")),
+    ("gemma-2-2b", dict(task="inference", seq=4500)),  # Gemma 2: fp32, four norms, soft-capping, two masks
+    ("gemma-2-2b", dict(task="inference", seq=768, batch=3)),
+]
+
+
+def _bytes(model, w):
+    from vramscope.estimators.common import compute_dtype, dtype_bytes
+
+    return int(dtype_bytes(compute_dtype(model, w)))
+
+
+def _synthetic(model, w, config=DEFAULT_CONFIG, log=None):
+    """The synthetic replay's (peak allocated, peak reserved); ``log`` (a list) gets its events from the
+    workload's first allocation on (``+bytes`` / ``-bytes``)."""
+    synthetic._prefill_cache.cache_clear()
+    st = synthetic.Stream((CUBLAS_WORKSPACE,), config, [])
+    orig = synthetic.Stream
+    synthetic.Stream = lambda *a: st  # the stream prefill_cache builds is this one
+    try:
+        cache = synthetic.prefill_cache(model.spec, w, _bytes(model, w), (CUBLAS_WORKSPACE,), config)
+    finally:
+        synthetic.Stream = orig
+        synthetic._prefill_cache.cache_clear()
+    assert cache == st.alloc.stats.peak_reserved - st.alloc.stats.peak_allocated
+    if log is not None:
+        log.extend(st.log[st.start:])
+    return st.alloc.stats.peak_allocated, st.alloc.stats.peak_reserved
+
+
+@requires_torch
+@pytest.mark.trace
+@pytest.mark.parametrize("name, kw", TRACED,
+                         ids=[f"{n}-{kw['seq']}x{kw.get('batch', 1)}-{kw.get('attn', 'sdpa')}-{kw.get('dtype', '')}"
+                              for n, kw in TRACED])
+def test_prefill_stream_matches_the_traced_replay(name, kw):
+    from vramscope.trace.estimator import quiet_libraries, run_trace
+
+    model, w = two_layers(name), make_workload(**kw)
+    assert synthetic.covered(model.spec, w, _bytes(model, w))
+    with quiet_libraries():
+        log, _, _ = run_trace(model, w)
+    sim = replay(log.sizes, log.events, marks=log.marks, start=log.marks["ready"], extra=(CUBLAS_WORKSPACE,),
+                 streams=log.streams)
+    ours: list[int] = []
+    alloc, reserved = _synthetic(model, w, log=ours)
+    # the same large requests and frees as the real code's, in the same order (at least 1 MiB: the large pool's;
+    # in 512-byte units)
+    theirs = [(log.sizes[abs(ev) - 1] if ev > 0 else -log.sizes[-ev - 1])
+              for ev in log.events[log.marks["prefill"] + 1:log.marks["decode"] + 1]]
+    def big(xs):  # in the allocator's 512-byte units (the tracker's sizes of a bool mask are rounded up)
+        return [(1 if x > 0 else -1) * -(-abs(x) // 512) for x in xs if abs(x) >= MiB]
+
+    assert big(ours) == big(theirs)
+    assert alloc == pytest.approx(sim.peak_allocated, rel=0.005)
+    assert reserved == pytest.approx(sim.peak_reserved, rel=0.005)
+    assert abs((reserved - alloc) - (sim.peak_reserved - sim.peak_allocated)) <= max(
+        2 * MiB, 0.02 * (sim.peak_reserved - sim.peak_allocated))
+    # and the estimate's cache term is that replay's
+    assert estimate_resolved(model, w).memory.terms["allocator_cache"] == reserved - alloc
+
+
+def test_covered_only_where_the_stream_is_written():
+    llama = two_layers("llama-3-8b")
+    inf = make_workload(task="inference", seq=512)
+    assert synthetic.covered(llama.spec, inf, 2)
+    assert synthetic.covered(llama.spec, inf, 4)
+    assert not synthetic.covered(llama.spec, inf, 1)  # 8-bit weights: not written
+    assert synthetic.covered(llama.spec, make_workload(task="inference", seq=512, attn="eager"), 2)
+    assert not synthetic.covered(llama.spec, make_workload(task="inference", seq=512, attn="flash"), 2)
+    assert not synthetic.covered(llama.spec, make_workload(task="inference", seq=512, kv_dtype="fp8"), 2)
+    assert not synthetic.covered(llama.spec, make_workload(task="finetune", seq=512), 2)
+    assert not synthetic.covered(two_layers("mixtral-8x7b").spec, inf, 2)
+    assert synthetic.covered(two_layers("gemma-2-2b").spec, inf, 4)
+    assert not synthetic.covered(two_layers("gemma-2-2b").spec, inf, 2)  # Gemma 2 in 16 bits: not checked
+    assert not synthetic.covered(two_layers("phi-3-mini-4k-instruct").spec, inf, 2)  # fused qkv / gate_up
+    # not covered: the fitted shares stand (prefill_attention)
+    w = make_workload(task="inference", seq=512, attn="flash")
+    assert estimate_resolved(llama, w).memory.terms["allocator_cache"] > 0
+
+
+def test_alloc_conf_is_replayed():
+    """``expandable_segments:True`` maps pages instead of splitting cached segments: the replayed prefill keeps
+    less cache than under the default settings; ``max_split_size_mb`` keeps large blocks whole."""
+    model = two_layers("llama-3.2-3b")
+    w = make_workload(task="inference", seq=4096, batch=4)
+    a0, r0 = _synthetic(model, w)
+    a1, r1 = _synthetic(model, w, parse_alloc_conf("expandable_segments:True"))
+    assert a1 == pytest.approx(a0, rel=1e-3)  # a whole block is the request there, not a remainder > 1 MiB
+    assert r1 - a1 < (r0 - a0) / 2
+    w2 = make_workload(task="inference", seq=4096, batch=4, alloc_conf="expandable_segments:True")
+    assert estimate_resolved(model, w2).memory.terms["allocator_cache"] == r1 - a1
+
+
+def test_replay_is_fast_at_full_depth():
+    """An estimate stays under 0.3 s: the prefill of an 80-layer model is replayed in a fraction of it."""
+    import time
+
+    from vramscope.sources import catalog
+    from vramscope.sources.hf_config import spec_from_config
+
+    spec = spec_from_config(catalog.find("llama-3-70b")["config"], name="llama-3-70b")
+    w = make_workload(task="inference", seq=8192)
+    synthetic._prefill_cache.cache_clear()
+    t = time.perf_counter()
+    assert synthetic.prefill_cache(spec, w, 2, (CUBLAS_WORKSPACE,)) > 0
+    assert time.perf_counter() - t < 0.25  # ~20 ms on an idle core; CI shares 2 cores
