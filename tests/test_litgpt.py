@@ -149,7 +149,7 @@ def test_cli_full_on_several_devices():
 
 
 @pytest.mark.parametrize("argv,key", [
-    (["litgpt", "finetune", "adapter", "x/y"], "cmd_litgpt_method"),
+    (["litgpt", "finetune", "dpo", "x/y"], "cmd_litgpt_method"),
     (["litgpt", "finetune", "lora", "x/y", "--quantize", "bnb.nf4", "--devices", "2"], "cmd_litgpt_quant_devices"),
     (["litgpt", "finetune", "lora", "x/y", "--lora_r", "zero"], "bad_choice"),
     (["litgpt", "finetune", "lora", "x/y", "--precision", "bf17"], "bad_choice"),

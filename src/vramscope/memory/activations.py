@@ -101,13 +101,15 @@ class TrainFlags:
     liger: frozenset = frozenset()
     #: Unsloth's fused LoRA kernels and fast RMSNorm (frameworks.py: what each saves)
     unsloth: bool = False
+    #: LitGPT's LLaMA-Adapter (1: ``litgpt/adapter.py``, 2: ``adapter_v2.py``; :func:`litgpt_adapter_bytes`)
+    adapter: int = 0
 
     def trains(self, module: str) -> bool:
         return self.base if self.modules is None else module in self.modules
 
     @property
     def norms_train(self) -> bool:
-        return self.base and self.modules is None
+        return (self.base and self.modules is None) or self.adapter == 2
 
 
 FULL_TRAINING = TrainFlags()
@@ -494,8 +496,14 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
         layers = int(tokens * (per_layer if sac is None else sac)) * live_layers
     else:
         layers = int(tokens * per_layer) * live_layers + merged * moe_layers
+    if trainable.adapter:
+        layers += int(tokens * litgpt_adapter_bytes(spec, a, attn, trainable, n_layers))
     gemma = spec.family.offset_norm or trainable.torchtune
     final_norm = int(tokens * _norm(spec.hidden_size, a, trainable.norms_train, gemma) / replicated_shard)
+    if trainable.adapter == 2:
+        # lm_head is an AdapterV2Linear too: every 128-token chunk's ``linear(x) + adapter_bias`` is kept for
+        # adapter_scale's gradient, beside the scaled chunk (the logits the loop keeps)
+        final_norm += int(tokens * a * spec.vocab_size)
     if trainable.trains("lm_head"):
         final_norm += int(tokens * a * spec.hidden_size)  # lm_head's input, when lm_head trains
     resident, fwd_extra, bwd_extra = loss_terms(spec, batch, seq, a, trainable, ce_chunks, compiled_loss, ce_upcast,
@@ -512,6 +520,36 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
     return TrainingActivations(layers=layers + final_norm, loss_resident=resident, loss_forward_extra=fwd_extra,
                                loss_backward_extra=bwd_extra, one_layer=one_layer, layer_backward_extra=layer_bwd,
                                head_inputs=final_norm, layer_forward_extra=layer_fwd)
+
+
+def litgpt_adapter_bytes(spec: ModelSpec, a: float, attn: str, t: TrainFlags, n_layers: int) -> float:
+    """Bytes per token LitGPT 0.5.13's LLaMA-Adapter keeps beyond its frozen base layers (``litgpt/adapter.py``,
+    ``adapter_v2.py``; traced on LitGPT's code with real CPU tensors: tests/test_litgpt_adapter.py).
+
+    From ``adapter_start_layer`` (2) on, each layer attends to the prefix keys and values cached at the validation
+    before training (batch 1, no graph) with an all-true mask: SDPA's fused kernels want equal batch sizes and no
+    mask, so the math path runs it, upcast to fp32 (torch's default ``allow_fp16_bf16_reduction_math_sdp`` off),
+    and keeps its fp32 softmax (heads × prefix per token); ``y + gating_factor * ay`` keeps ``ay`` for the gate's
+    gradient. v1 builds no graph below the first adapted layer (nothing there requires a gradient: the caller
+    counts ``n_layers - start`` layers), and that layer's attention inputs do not require one either: its norm and
+    SDPA keep nothing. v2 (every linear an ``AdapterV2Linear``: ``adapter_scale * (linear(x) + adapter_bias)``)
+    keeps each linear's unscaled output for ``adapter_scale``'s gradient, in every layer."""
+    from .trainable import LITGPT_ADAPTER_PROMPT, LITGPT_ADAPTER_START
+
+    h, q_dim, kv_dim = spec.hidden_size, spec.q_dim, spec.kv_dim
+    adapted = max(0, n_layers - LITGPT_ADAPTER_START)
+    out = adapted * (a * q_dim + 4.0 * spec.num_heads * LITGPT_ADAPTER_PROMPT)
+    if t.adapter == 1 and adapted:
+        # the first adapted layer: its norm_1 (fp32 input and rstd) and main SDPA (q, k and v expanded to every
+        # head, the output and the log-sum-exp) keep nothing, nor does the prefix attention's softmax
+        gemma = spec.family.offset_norm or t.torchtune
+        sdpa = a * 4 * q_dim + 4.0 * spec.num_heads if attn != "eager" else 0.0
+        out -= _norm(h, a, False, gemma) + sdpa + 4.0 * spec.num_heads * LITGPT_ADAPTER_PROMPT
+    if t.adapter == 2:
+        inter = spec.intermediate_size
+        widths = (q_dim + 2 * kv_dim) + h + (2 * inter if spec.mlp_gated else inter) + h
+        out += n_layers * a * widths
+    return out
 
 
 def loss_terms(spec: ModelSpec, batch: int, seq: int, a: float, trainable: TrainFlags, ce_chunks: int,
