@@ -189,6 +189,8 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
     if any(t.trains(m) for m in qkv):
         out += a * h
     out += lora_inputs(h, *qkv)
+    if t.litgpt and t.lora:
+        out += litgpt_qkv_pad_bytes(spec, a, lora)
     if attn == "selective":
         # core attention under a checkpoint: its inputs (rotated q and k, v) stay, and o_proj's input
         out += a * (2 * q_dim + 2 * kv_dim)
@@ -297,7 +299,47 @@ def _korthikanti_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str) -> 
 def layer_bytes_per_token(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainFlags = FULL_TRAINING) -> float:
     if spec.layout == "llama":
         return _llama_layer_bytes(spec, seq, a, attn, t)
+    if spec.layout == "phi" and t.litgpt and t.lora and not t.base and attn != "eager":
+        return _litgpt_phi_lora_layer_bytes(spec, a, t)
     return _korthikanti_layer_bytes(spec, seq, a, attn)
+
+
+def litgpt_qkv_pad_bytes(spec: ModelSpec, a: float, lora: frozenset) -> float:
+    """LitGPT's fused ``LoRAQKVLinear`` adapting some but not all of q, k and v (its default: q and v):
+    ``zero_pad`` scatters the adapter's output into a zero qkv-wide tensor with ``index_copy_``, whose backward
+    formula (``grad.index_select(dim, index).expand_as(source)``) keeps the source, the enabled widths' output,
+    in the compute dtype (counted on LitGPT's code: tests/test_litgpt.py). Adapting all three skips the padding."""
+    widths = {"q_proj": spec.q_dim, "k_proj": spec.kv_dim, "v_proj": spec.kv_dim}
+    on = [n for n in widths if n in lora]
+    return a * sum(widths[n] for n in on) if 0 < len(on) < 3 else 0.0
+
+
+def _litgpt_phi_lora_layer_bytes(spec: ModelSpec, a: float, t: TrainFlags) -> float:
+    """Bytes per token one LitGPT 0.5.13 block of phi-2's layout saves under LoRA (``litgpt/model.py`` with
+    ``parallel_residual`` and ``shared_attention_norm``: one LayerNorm feeds attention and MLP; ``GptNeoxMLP``: fc,
+    tanh-GELU, proj; ``litgpt/lora.py`` LoRA modules on a frozen base; counted on LitGPT's code with real CPU
+    tensors, each storage once: tests/test_litgpt.py). The frozen linears save nothing; the LayerNorm keeps its
+    input and fp32 mean and rstd; the fused qkv output's storage stays whole (``v`` is a view of it that SDPA
+    keeps, while the partly rotated ``q`` and ``k`` are new tensors from ``torch.cat``); SDPA keeps q, k, its
+    output and the log-sum-exp; GELU keeps its input (fc's output). Each LoRALinear with ``lora_dropout > 0``
+    keeps its dropped-out input and the bool mask (one for the fused qkv) and ``lora_A``'s output; without dropout
+    ``lora_A`` keeps the input itself: the shared norm output (qkv, fc), the attention output's reshaped copy
+    (proj), GELU's output (the MLP's proj)."""
+    h, q, kv, inter, r = spec.hidden_size, spec.q_dim, spec.kv_dim, spec.intermediate_size, t.lora_rank
+    lora = t.lora
+    qkv = any(n in lora for n in ("q_proj", "k_proj", "v_proj", "qkv_proj"))
+    proj, fc, down = "dense" in lora or "o_proj" in lora, "fc1" in lora, "fc2" in lora
+    out = a * h + 8.0  # the LayerNorm's input, fp32 mean and rstd
+    out += a * (q + 2 * kv) + a * (q + kv + q) + 4.0 * spec.num_heads  # qkv storage; q, k, output; lse
+    out += a * inter  # GELU's input
+    out += litgpt_qkv_pad_bytes(spec, a, lora)
+    adapted = [(qkv, h), (proj, q), (fc, h), (down, inter)]
+    out += sum(a * r for on, _ in adapted if on)
+    if t.lora_dropout:
+        out += sum((a + 1.0) * width for on, width in adapted if on)
+    else:
+        out += (a * h if qkv or fc else 0.0) + (a * q if proj else 0.0) + (a * inter if down else 0.0)
+    return out
 
 
 def merged_expert_bytes(spec: ModelSpec, a: float, t: TrainFlags) -> int:
