@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _docs import replace_section  # noqa: E402
 
 CASES = [{"stage": 1}, {"stage": 2}, {"stage": 3}, {"stage": 3, "method": "lora"},
+         {"stage": 3, "method": "lora", "zero_init": True},
          {"stage": 2, "offload_optimizer": True}, {"stage": 3, "offload_optimizer": True},
          {"stage": 3, "offload_optimizer": True, "offload_param": True},
          {"stage": 3, "method": "lora", "offload_optimizer": True, "offload_param": True}]
@@ -34,7 +35,8 @@ HEADING = "## DeepSpeed ZeRO run for real (two gloo ranks)"
 def _name(c: dict) -> str:
     off = " + offload " + ("optimizer+params" if c.get("offload_param") else "optimizer") \
         if c.get("offload_optimizer") else ""
-    return f"ZeRO-{c['stage']} {c.get('method', 'full')}{off}"
+    init = " (zero.Init)" if c.get("zero_init") else ""
+    return f"ZeRO-{c['stage']} {c.get('method', 'full')}{init}{off}"
 
 
 def measured(r: dict) -> tuple[dict, dict]:

@@ -115,8 +115,17 @@ def _model(case):
 
     cfg = {k: v for k, v in TINY_LLAMA.items() if k not in ("architectures", "model_type", "torch_dtype")}
     torch.manual_seed(0)
-    net = LlamaForCausalLM(LlamaConfig(**cfg))
-    if case.get("dtype", "bf16") == "bf16":
+    if case.get("zero_init"):
+        # the HF Trainer's ZeRO-3 path (transformers' is_deepspeed_zero3_enabled: from_pretrained builds the model
+        # inside deepspeed.zero.Init with the run's config): every parameter partitioned at construction, in the
+        # config's dtype whatever the script asked for (here fp32, as peft's examples/sft loads without 4-bit)
+        import deepspeed
+
+        with deepspeed.zero.Init(config_dict_or_path=ds_config(case)):
+            net = LlamaForCausalLM(LlamaConfig(**cfg))
+    else:
+        net = LlamaForCausalLM(LlamaConfig(**cfg))
+    if case.get("dtype", "bf16") == "bf16" and not case.get("zero_init"):
         net = net.to(torch.bfloat16)
     if case.get("method") == "lora":
         import peft
@@ -182,6 +191,10 @@ def run_case(case: dict) -> dict:
         res[f"step{step}_live"] = sum(v for k, v in _live().items() if k not in before)
         res[f"start{step}_live"] = sum(v for k, v in live0.items() if k not in before)
     res["seen"] = seen
+    res["trainable_dtypes"] = sorted({str(p.ds_tensor.dtype if hasattr(p, "ds_tensor") and p.ds_tensor is not None
+                                          else p.dtype) for p in eng.module.parameters() if p.requires_grad})
+    res["frozen_dtypes"] = sorted({str(p.ds_tensor.dtype if hasattr(p, "ds_tensor") and p.ds_tensor is not None
+                                       else p.dtype) for p in eng.module.parameters() if not p.requires_grad})
     res["trainable"] = sum(p.ds_numel if hasattr(p, "ds_numel") else p.numel()
                            for p in eng.module.parameters() if p.requires_grad)
     res["params"] = sum(p.ds_numel if hasattr(p, "ds_numel") else p.numel() for p in eng.module.parameters())

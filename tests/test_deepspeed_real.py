@@ -1,7 +1,8 @@
 """DeepSpeed ZeRO run for real (DeepSpeed 0.19.8 on its CPU accelerator, two gloo ranks; tests/ds_zero_real.py):
 what each rank holds, read from DeepSpeed's own objects, against the analytic model's per-rank components.
 
-One spawn runs ZeRO-3 full fine-tuning, ZeRO-3 with peft's LoRA and ZeRO-2 full fine-tuning on the tiny Llama
+One spawn runs ZeRO-3 full fine-tuning, ZeRO-3 with peft's LoRA (the model built inside ``zero.Init``, as the HF
+Trainer builds it under ZeRO-3) and ZeRO-2 full fine-tuning on the tiny Llama
 (bf16, one optimizer step each), with small buckets so that each is visible: ``reduce_bucket_size`` 20000
 elements, ``stage3_prefetch_bucket_size`` 30000, ``stage3_param_persistence_threshold`` 100 (the norms, 64
 elements, stay whole). The sweep with offload and ZeRO-1 is bench/deepspeed_real.py.
@@ -26,7 +27,8 @@ from vramscope.model.tensors import largest_tensor  # noqa: E402
 from vramscope.sources import resolve  # noqa: E402
 from vramscope.workload import make_workload  # noqa: E402
 
-CASES = [{"stage": 3}, {"stage": 3, "method": "lora"}, {"stage": 2}]
+#: the LoRA case as the HF Trainer runs ZeRO-3: the model built inside zero.Init (tests/ds_zero_real.py _model)
+CASES = [{"stage": 3}, {"stage": 3, "method": "lora", "zero_init": True}, {"stage": 2}]
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +87,11 @@ def test_zero3_model_states_per_rank(runs, tiny, i):
         assert largest_tensor(tiny.spec) * 2 <= gathered <= est.phases["forward"]["weights"] - step["weights"]
     if case.get("method") == "lora":
         assert est.model.trainable_params < ds.ZERO["reduce_bucket_size"]  # the case the old min() got wrong
+        for rank in runs:
+            # zero.Init partitions the base in the config's bf16 though it was built in fp32, and the engine casts
+            # nothing for a zero-init model: peft's adapters stay fp32 partitions (the estimate's adapter bytes)
+            assert rank[i]["frozen_dtypes"] == ["torch.bfloat16"] and rank[i]["trainable_dtypes"] == ["torch.float32"]
+        assert "a_zero3_init_lora" in [a.key for a in est.assumptions]
 
 
 def test_zero2_model_states_and_backward_bucket(runs, tiny):

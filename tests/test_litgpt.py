@@ -149,7 +149,7 @@ def test_cli_full_on_several_devices():
 
 
 @pytest.mark.parametrize("argv,key", [
-    (["litgpt", "finetune", "adapter", "x/y"], "cmd_litgpt_method"),
+    (["litgpt", "finetune", "dpo", "x/y"], "cmd_litgpt_method"),
     (["litgpt", "finetune", "lora", "x/y", "--quantize", "bnb.nf4", "--devices", "2"], "cmd_litgpt_quant_devices"),
     (["litgpt", "finetune", "lora", "x/y", "--lora_r", "zero"], "bad_choice"),
     (["litgpt", "finetune", "lora", "x/y", "--precision", "bf17"], "bad_choice"),
@@ -302,3 +302,54 @@ def test_chunk_count_follows_seq():
 def test_profile_is_data():
     p = PROFILES["litgpt"]
     assert p.own_modules and not p.ce_upcast and p.ce_chunk_tokens == 128 and p.unties_embeddings
+
+
+def _phi_saved_bytes(layers, dropout, targets):
+    """Bytes LitGPT's own ``lora.GPT`` (phi-2's Config, ``layers`` blocks, bf16) saves for backward in one forward
+    on real CPU tensors (saved-tensor hooks, each storage once; dropout as CUDA runs it)."""
+    import torch
+    import litgpt.lora as lora
+
+    from vramscope.trace.litgpt import cuda_dropout, lora_switches
+
+    # phi-2's blocks; a small vocabulary (embedding and head are not the blocks' business, and build slowly)
+    cfg = lora.Config.from_name("phi-2", n_layer=layers, vocab_size=512, padded_vocab_size=512, lora_r=8,
+                                lora_alpha=16, lora_dropout=dropout, **lora_switches(targets))
+    torch.manual_seed(0)
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        net = lora.GPT(cfg)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    lora.mark_only_lora_as_trainable(net)
+    cuda_dropout(net)
+    net.max_seq_length = 128
+    net.cos, net.sin = net.cos.bfloat16(), net.sin.bfloat16()
+    params = {p.untyped_storage().data_ptr() for p in net.parameters()} | {
+        b.untyped_storage().data_ptr() for b in net.buffers()}
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        seen.setdefault(t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+        return t
+
+    x = torch.randint(0, cfg.padded_vocab_size, (2, 128))
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        net(x, lm_head_chunk_size=128)
+    return sum(n for k, n in seen.items() if k not in params)
+
+
+@needs_litgpt
+@pytest.mark.parametrize("dropout,targets", [(0.05, ("all-linear",)), (0.0, ("q_proj", "v_proj"))])
+def test_phi_layout_layer_is_what_litgpt_saves(dropout, targets):
+    """phi-2's layout under LitGPT's LoRA (parallel residual, one shared LayerNorm, GELU MLP, partial rotary): a block
+    saves what the analytic layer model counts (a block whose input requires a gradient: the second one), q and v
+    alone included (LoRAQKVLinear's zero_pad keeps the adapters' output)."""
+    from vramscope.estimators.training import train_flags
+    from vramscope.memory.activations import layer_bytes_per_token
+
+    per_layer = (_phi_saved_bytes(2, dropout, targets) - _phi_saved_bytes(1, dropout, targets)) / (2 * 128)
+    spec = vramscope.load_model("microsoft/phi-2").spec
+    w = make_workload(task="finetune", framework="litgpt", method="lora", seq=128, batch=2, lora_rank=8,
+                      lora_dropout=dropout, lora_targets=targets)
+    assert layer_bytes_per_token(spec, 128, 2.0, "sdpa", train_flags(spec, w)) == pytest.approx(per_layer, rel=0.01)

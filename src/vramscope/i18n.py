@@ -983,6 +983,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "FSDP1 parameter CPU offload (torch 2.13): each unshard stages the host shard on the GPU first ({staged} with two unshards in flight), and every unit's reduce-scattered gradient ({grads} in all) waits on the GPU beside its pinned host copy until backward ends",
         "zh": "FSDP1 参数 CPU 卸载（torch 2.13）：每次反分片先把主机上的分片暂存到 GPU（两次反分片同时进行时共 {staged}），每个单元 reduce-scatter 后的梯度（共 {grads}）在反向结束前与其锁页主机副本一同留在 GPU 上",
     },
+    "a_zero3_init_lora": {
+        "en": "LoRA under DeepSpeed ZeRO-3 (0.19.8) as the HF Trainer runs it: the model built inside zero.Init is partitioned in {dtype} at construction and the engine casts nothing, so peft's adapters stay fp32 partitions; their gradients and bucket are in {dtype}, and the optimizer keeps an fp32 master partition",
+        "zh": "HF Trainer 方式下 DeepSpeed ZeRO-3（0.19.8）的 LoRA：在 zero.Init 中构建的模型在构造时即按 {dtype} 分片，引擎不再转换类型，因此 peft 的适配器保持 fp32 分片；其梯度与梯度桶为 {dtype}，优化器另存 fp32 主权重分片",
+    },
     "a_zero_lora": {
         "en": "LoRA under DeepSpeed ZeRO (0.19.8): the engine casts peft's fp32 adapters to {dtype} with the base, their gradients and bucket in {dtype}, and its optimizer keeps the fp32 master partition",
         "zh": "DeepSpeed ZeRO（0.19.8）下的 LoRA：引擎把 peft 的 fp32 适配器随基座一起转为 {dtype}，梯度与梯度桶为 {dtype}，优化器保留 fp32 主权重分片",
@@ -1078,17 +1082,17 @@ MESSAGES: dict[str, dict[str, str]] = {
     "allowed_lg_int": {"en": "a whole number {lo}-{hi}", "zh": "{lo} 到 {hi} 之间的整数"},
     "allowed_lg_prob": {"en": "a probability 0 <= p < 1", "zh": "概率 0 <= p < 1"},
     "cmd_litgpt_method": {
-        "en": "litgpt finetune {method}: vramscope models LitGPT's {methods} recipes (adapter and adapter_v2 are not "
-              "modelled)",
-        "zh": "litgpt finetune {method}：vramscope 只对 LitGPT 的 {methods} 配方建模（adapter 和 adapter_v2 未建模）"},
+        "en": "litgpt finetune {method}: vramscope models LitGPT's {methods} recipes",
+        "zh": "litgpt finetune {method}：vramscope 只对 LitGPT 的 {methods} 配方建模"},
     "cmd_litgpt_quant_devices": {
         "en": "litgpt finetune lora --quantize runs on one device only (LitGPT raises NotImplementedError for "
               "several): use --devices 1",
         "zh": "litgpt finetune lora --quantize 只能单卡运行（多卡时 LitGPT 抛出 NotImplementedError）：请用 --devices 1"},
     "r_trace_litgpt_scope": {
-        "en": "the LitGPT trace runs its single-device recipes: --task finetune, --method full, lora or qlora, one GPU, "
+        "en": "the LitGPT trace runs its single-device recipes: --task finetune, --method full, lora, qlora, adapter or "
+              "adapter-v2, one GPU, "
               "no checkpointing, offloading, DoRA, packing or stepping in backward",
-        "zh": "LitGPT 追踪只运行其单卡配方：--task finetune、--method full、lora 或 qlora、单卡，不含检查点、卸载、DoRA、"
+        "zh": "LitGPT 追踪只运行其单卡配方：--task finetune、--method full、lora、qlora、adapter 或 adapter-v2、单卡，不含检查点、卸载、DoRA、"
               "打包或在反向中更新"},
     "r_trace_litgpt_model": {
         "en": "LitGPT has no Config for {model}: the trace builds a catalog model LitGPT names, or a Llama-layout "

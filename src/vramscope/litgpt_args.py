@@ -17,8 +17,9 @@ from typing import Any, Optional
 from .errors import Text, VramscopeError
 from .units import shown
 
-#: ``litgpt finetune METHOD``: the methods vramscope models (adapter / adapter_v2 are LLaMA-Adapter prefixes)
-METHODS = {"lora": "lora", "full": "full", "finetune_lora": "lora", "finetune_full": "full"}
+#: ``litgpt finetune METHOD``: the methods vramscope models (adapter / adapter_v2: LLaMA-Adapter, its own modules)
+METHODS = {"lora": "lora", "full": "full", "finetune_lora": "lora", "finetune_full": "full", "adapter": "adapter",
+           "adapter_v2": "adapter-v2", "finetune_adapter": "adapter", "finetune_adapter_v2": "adapter-v2"}
 #: setup()'s ``lora_*`` switches → vramscope's target names (transformers')
 SWITCHES = {"lora_query": ("q_proj",), "lora_key": ("k_proj",), "lora_value": ("v_proj",),
             "lora_projection": ("o_proj",), "lora_mlp": ("gate_proj", "up_proj", "down_proj"),
@@ -93,7 +94,7 @@ def read(method: str, args: dict[str, Any]) -> tuple[Optional[str], dict[str, An
     """(checkpoint_dir, vramscope options, ignored, unmodelled, unknown) of ``litgpt finetune METHOD`` with the
     arguments ``args`` (dotted names without dashes → values; None = given without a value)."""
     if method not in METHODS:
-        raise VramscopeError("cmd_litgpt_method", method=shown(method), methods="lora, full")
+        raise VramscopeError("cmd_litgpt_method", method=shown(method), methods="lora, full, adapter, adapter_v2")
     method = METHODS[method]
     options: dict[str, Any] = {"task": "finetune", "framework": "litgpt", "method": method}
     ignored: list[str] = []
@@ -109,7 +110,7 @@ def read(method: str, args: dict[str, Any]) -> tuple[Optional[str], dict[str, An
         if key == "checkpoint_dir":
             continue
         if key in SWITCHES:
-            if method != "full":
+            if method == "lora":
                 switches[key] = True if value is None else _bool(key, value)
             continue
         if key == "precision":
@@ -127,15 +128,17 @@ def read(method: str, args: dict[str, Any]) -> tuple[Optional[str], dict[str, An
             q = str(value).strip()
             if q in QUANTIZE and method == "lora":
                 options["method"], options["quant"] = "qlora", QUANTIZE[q]
+            elif q in QUANTIZE:  # adapter.py / adapter_v2.py take --quantize too: not modelled for them
+                unmodelled.append(f"--quantize {q}")
             elif q not in ("", "None", "null"):
                 unmodelled.append(f"--quantize {q}")
         elif key in ("devices", "num_nodes"):
             options[key] = _int(key, value, 1, 100_000)
-        elif key == "lora_r" and method != "full":
+        elif key == "lora_r" and method == "lora":
             options["lora_rank"] = _int(key, value, 1, 65536)
-        elif key == "lora_alpha" and method != "full":
+        elif key == "lora_alpha" and method == "lora":
             options["lora_alpha"] = str(value)
-        elif key == "lora_dropout" and method != "full":
+        elif key == "lora_dropout" and method == "lora":
             options["lora_dropout"] = _float(key, value)
         elif key in ("train.micro_batch_size", "train.global_batch_size", "train.max_seq_length"):
             options[key] = _int(key, value)
@@ -186,7 +189,7 @@ def _finish(options: dict[str, Any], switches: dict[str, bool], method: str) -> 
         # instantiate_bnb_optimizer: an AdamW name or class_path becomes bitsandbytes' PagedAdamW
         if options.get("optimizer", "adamw") == "adamw":
             options["optimizer"] = "paged-adamw"
-    if method != "full":
+    if method == "lora":
         if switches.get("lora_head"):  # vramscope's LoRA adapts the decoder layers' linears, not the head
             options["_unmodelled"] = ["--lora_head true"]
         on = {k for k, v in switches.items() if v and k != "lora_head"}

@@ -248,7 +248,9 @@ def _grad_checkpointing(value: Any, field: str) -> Any:
 
 
 TASKS = ("inference", "finetune", "pretrain")
-METHODS = ("full", "freeze", "lora", "qlora")
+METHODS = ("full", "freeze", "lora", "qlora", "adapter", "adapter-v2")
+#: LitGPT's LLaMA-Adapter recipes (``litgpt finetune adapter | adapter_v2``), with ``--framework litgpt`` only
+ADAPTER_METHODS = ("adapter", "adapter-v2")
 ESTIMATORS = ("analytic", "seed")
 PRECISIONS = ("auto", "pure", "mixed", "fp32", "deepspeed")
 #: full (every op of a checkpointed layer recomputed), selective (Megatron-LM's --recompute-granularity
@@ -301,8 +303,10 @@ CORE: tuple[Option, ...] = (
       help_en="inference | finetune | pretrain (default inference)",
       help_zh="inference（推理）| finetune（微调）| pretrain（预训练），默认 inference"),
     O("method", ("--method",), "choice", "full", owner="training", choices=METHODS,
-      help_en="full | freeze | lora | qlora (training; default full)",
-      help_zh="full | freeze | lora | qlora（训练；默认 full）"),
+      help_en="full | freeze | lora | qlora | adapter | adapter-v2 (training; default full; adapter and "
+              "adapter-v2: LitGPT's LLaMA-Adapter recipes, with {litgpt})",
+      help_zh="full | freeze | lora | qlora | adapter | adapter-v2（训练；默认 full；adapter 与 adapter-v2："
+              "LitGPT 的 LLaMA-Adapter 配方，配合 {litgpt}）", help_opts={"litgpt": Opt("framework", "litgpt")}),
     O("estimator", ("--estimator",), "choice", "analytic", choices=ESTIMATORS,
       help_en="analytic (default) | seed (the article's rule of thumb)",
       help_zh="analytic（默认）| seed（原文的经验公式）"),

@@ -19,7 +19,7 @@ from .errors import Opt, Text, VramscopeError
 from .frameworks import (PROFILES, TORCHTUNE_LORA_TARGETS, Framework,  # noqa: F401 (TORCHTUNE_LORA_TARGETS: API)
                          checkpointing_default)
 from .i18n import register
-from .options import (CHECKPOINT_MODES, MAX_BATCH, MAX_SEQ, METHODS, Option, choice, table,  # noqa: F401
+from .options import (ADAPTER_METHODS, CHECKPOINT_MODES, MAX_BATCH, MAX_SEQ, METHODS, Option, choice, table,  # noqa: F401
                       workload_fields, workload_rows)
 from .options import check_keywords as _check_names
 from .strategy import TRAINING_STRATEGIES, Strategy
@@ -165,6 +165,18 @@ def _method(v: dict[str, Any], task: str) -> dict[str, Any]:
             raise VramscopeError("conflict", field="method",
                                  reason=Text("r_finetune_method", method=method, use=Opt("task", "finetune")))
     method = method or "full"
+    if method in ADAPTER_METHODS:
+        # LitGPT's litgpt/finetune/adapter.py and adapter_v2.py (its own adapter modules): one device, no
+        # activation checkpointing (neither recipe has the option)
+        if v.get("framework") != "litgpt":
+            raise VramscopeError("conflict", field="method",
+                                 reason=Text("r_for_method", method=Opt("framework", "litgpt")))
+        if task == "pretrain":
+            raise VramscopeError("conflict", field="method",
+                                 reason=Text("r_finetune_method", method=method, use=Opt("task", "finetune")))
+        for name, bad in (("num_gpus", v.get("num_gpus", 1) > 1), ("grad_checkpointing", bool(v.get("grad_checkpointing")))):
+            if bad:
+                raise VramscopeError("conflict", field=name, reason=Text("r_litgpt_adapter_scope", method=method))
     lora = method in ("lora", "qlora")
     for name in ("lora_rank", "lora_targets", "lora_dropout", "lora_alpha"):
         if name in v and not lora:
@@ -521,6 +533,10 @@ register({
     "r_lora_option_inference": {"en": "is a LoRA option: add {task} {add} (or qlora)",
                                 "zh": "是 LoRA 选项：请加上 {task} {add}（或 qlora）"},
     "r_for_method": {"en": "is for {method}", "zh": "只用于 {method}"},
+    "r_litgpt_adapter_scope": {
+        "en": "LitGPT's {method} recipe (litgpt/finetune/adapter*.py) is modelled on one device without activation "
+              "checkpointing",
+        "zh": "LitGPT 的 {method} 配方（litgpt/finetune/adapter*.py）只按单卡、不含激活检查点建模"},
     "r_freeze_either": {"en": "{method} trains either all but the first N layers or {modules}: give one of them",
                         "zh": "{method} 要么训练除前 N 层外的所有层，要么只训练 {modules}：请只给其中一个"},
     "r_gguf_type": {"en": "'{quant}' is a GGUF type, run by llama.cpp: add {add}",

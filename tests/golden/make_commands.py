@@ -286,7 +286,11 @@ def fits() -> list[str]:
             # 8-bit LoRA (LLM.int8) and LitGPT's QLoRA on bitsandbytes 0.42.0 and its default
             "fit llama-3-8b --task finetune --method qlora --quant int8 --gpu rtx-4090",
             "fit llama-3-8b --task finetune --method qlora --framework litgpt --bnb-version 0.42.0 --gpu rtx-4090",
-            "fit llama-3-8b --task finetune --method qlora --framework litgpt --bnb-compute-dtype fp32 --gpu rtx-4090"]
+            "fit llama-3-8b --task finetune --method qlora --framework litgpt --bnb-compute-dtype fp32 --gpu rtx-4090",
+            # LitGPT's LLaMA-Adapter recipes; LoRA under ZeRO-3 as the HF Trainer builds it (zero.Init)
+            "estimate llama-3.2-1b --task finetune --framework litgpt --method adapter --seq 512 --batch 2 --gpu a10g",
+            "estimate llama-3.2-1b --task finetune --framework litgpt --method adapter-v2 --seq 512 --batch 2 --gpu a10g",
+            "estimate llama-3-70b --task finetune --method lora --gpus 8 --parallelism zero3 --gpu h100-sxm"]
     return [c + " --json" for c in out]
 
 
@@ -298,6 +302,8 @@ REFUSALS = [
     "estimate llama-3-8b --optimizer adamw --json",
     "estimate llama-3-8b --task finetune --kv-dtype fp8 --json",
     "estimate llama-3-8b --task pretrain --method lora --json",
+    "estimate llama-3-8b --task finetune --method adapter --json",
+    "estimate llama-3-8b --task finetune --framework litgpt --method adapter-v2 --gpus 2 --json",
     "estimate llama-3-8b --task finetune --method full --quant nf4 --json",
     "estimate llama-3-8b --task finetune --method qlora --quant fp8 --json",
     "estimate llama-3-8b --task finetune --gpus 3 --tp 2 --json",

@@ -36,7 +36,8 @@ from ..memory.parallel import (NO_BUFFERS, FsdpBuffers, bnb_quant_state_bytes, c
                                expert_fraction, fsdp_buffers, largest_layer_params, nvme_pinned_bytes, persistent_params, split_bytes,
                                zero3_buffers, zero_bucket, zero_sizes)
 from ..memory.pipeline import pipeline_stages
-from ..memory.trainable import Trainable, dora_magnitude_params, lora_modules
+from ..memory.trainable import (LITGPT_ADAPTER_PROMPT, LITGPT_ADAPTER_START, Trainable, dora_magnitude_params,
+                                lora_modules)
 from ..memory.weights import quantized_linear_bytes, spec_weight_bytes
 from ..options import version_tuple
 from ..units import format_bytes
@@ -76,7 +77,7 @@ class Precision:
 
 
 def recipe_for(w: Workload, dtype: str) -> str:
-    if w.method in ("lora", "qlora"):
+    if w.method in ("lora", "qlora", "adapter", "adapter-v2"):
         return "lora"
     if w.precision != "auto":
         recipe = w.precision
@@ -97,13 +98,14 @@ def recipe_for(w: Workload, dtype: str) -> str:
 
 def precision(model: ResolvedModel, w: Workload, dtype: str, t: Trainable, notes: list[Assumption]) -> Precision:
     spec = model.spec
-    adapters = w.method in ("lora", "qlora")
+    adapters = w.method in ("lora", "qlora", "adapter", "adapter-v2")
     recipe = recipe_for(w, dtype)
     if recipe == "fp32":
         dtype = "fp32"
     a = dtype_bytes(dtype)
     master, cast_cache = 0, 0
     grad_bytes = reduce_bytes = 0.0
+    adapter_weight_bytes = 0.0  # the adapters' stored bytes when not param_bytes (ZeRO-3 under zero.Init)
     if recipe == "fsdp_mixed":
         # FSDP with the framework's MixedPrecisionPolicy: fp32 sharded parameters are the optimizer's masters,
         # with fp32 sharded gradients and states; each unit is all-gathered in param_dtype (the all-gather input
@@ -163,9 +165,19 @@ def precision(model: ResolvedModel, w: Workload, dtype: str, t: Trainable, notes
             # partition (measured on two gloo ranks: tests/test_deepspeed_real.py)
             param_bytes = a
             master = int(t.params * 4)
-            notes.append(Assumption("a_zero_lora", {"dtype": dtype}))
+            if w.strategy.stage == 3:
+                # ZeRO-3 under the HF Trainer (and accelerate's zero3_init_flag): from_pretrained builds the model
+                # inside zero.Init (transformers is_deepspeed_zero3_enabled), so the engine sees a zero-init model
+                # and casts nothing (engine.py _configure_distributed_model: is_zero_init_model): the base is
+                # partitioned in the config's dtype at construction, peft's fp32 adapters become fp32 partitions
+                # (convert_to_zero_parameters keeps their dtype); gradients, bucket and master are as without
+                # zero.Init (two gloo ranks: bench/deepspeed_real.py, "ZeRO-3 lora (zero.Init)")
+                adapter_weight_bytes = 4.0
+                notes.append(Assumption("a_zero3_init_lora", {"dtype": dtype}))
+            else:
+                notes.append(Assumption("a_zero_lora", {"dtype": dtype}))
     if adapters:
-        weights += int(t.adapter_params * param_bytes)
+        weights += int(t.adapter_params * (adapter_weight_bytes or param_bytes))
     kbit = kbit_casts(model.spec, w, a) if recipe == "lora" else None
     if kbit is not None:
         weights += kbit.fp32_params * int(4 - a)
@@ -597,7 +609,7 @@ def offload(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, lay: Layou
             notes: list[Assumption]) -> Offloaded:
     # ZeRO-Offload (arXiv 2101.06840) / FSDP CPUOffload: fp32 master weights, Adam states, fp32 gradients
     # and the optimizer step live in pinned host memory; the GPU keeps gradient buckets (two layers' worth)
-    adapters = w.method in ("lora", "qlora")
+    adapters = w.method in ("lora", "qlora", "adapter", "adapter-v2")
     n, buf, weights = lay.n, lay.buf, lay.weights
     layer_grads = int(p.layer_params * p.param_bytes) if not adapters else lay.grads
     host = int(t.params * (4 + 4 + 8)) // (n if w.strategy.shards_optimizer else 1)
@@ -1001,6 +1013,9 @@ def recipe_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes
                                                  "optimizer": w.optimizer, "accum": w.grad_accum}))
     if spec.layout != "llama":
         notes.append(Assumption("a_activations_korthikanti"))
+    if w.method in ("adapter", "adapter-v2"):
+        notes.append(Assumption("a_litgpt_adapter", {"method": w.method, "start": LITGPT_ADAPTER_START,
+                                                     "prompt": LITGPT_ADAPTER_PROMPT, "trainable": f"{t.params:,}"}))
     if w.method in ("lora", "qlora"):
         notes.append(Assumption("a_lora", {"rank": w.lora_rank, "targets": ",".join(w.lora_targets),
                                            "trainable": f"{t.params:,}"}))
@@ -1035,6 +1050,12 @@ def train_flags(spec: ModelSpec, w: Workload) -> TrainFlags:
     """What trains (the method's modules) and whose modules run it (the framework's)."""
     own = w.profile.own_modules
     liger = frozenset(w.liger)
+    if w.method in ("adapter", "adapter-v2"):
+        # LitGPT's LLaMA-Adapter (litgpt/adapter.py, adapter_v2.py): frozen base modules; v1 builds no graph below
+        # the first adapted layer, v2 trains the norms and scales every linear's output
+        v2 = w.method == "adapter-v2"
+        return TrainFlags(base=False, embeddings=False, torchtune=True, litgpt=True, adapter=2 if v2 else 1,
+                          frozen_layers=0 if v2 else LITGPT_ADAPTER_START)
     if w.method in ("lora", "qlora"):
         return TrainFlags(base=False, embeddings=False, lora=lora_modules(spec, w.lora_targets),
                           lora_rank=w.lora_rank, lora_dropout=w.lora_dropout > 0, dora=w.dora, torchtune=own,
@@ -1115,6 +1136,12 @@ register({
               "next step's forward, where two steps' inputs are alive",
         "zh": "bitsandbytes {version}：MatMul4Bit 把每个 4 位线性层（包括输出头）的输入保留在 ctx.tensors 中（0.43.2 之前）："
               "每步 {inputs}，由 LitGPT 循环通过 `loss` 保留的计算图持有，直到下一步的前向，那时两步的输入同时存在"},
+    "a_litgpt_adapter": {
+        "en": "LitGPT's {method} (litgpt 0.5.13): adapters from layer {start} on, a {prompt}-token prefix; {trainable} "
+              "parameters get gradients (the prefix embeddings never do: the validation before training caches each "
+              "layer's prefix keys and values without a graph, and every step reuses them)",
+        "zh": "LitGPT 的 {method}（litgpt 0.5.13）：从第 {start} 层起加适配器，前缀 {prompt} 个词元；{trainable} 个参数有梯度"
+              "（前缀嵌入永远没有：训练前的验证在无计算图下缓存了每层前缀的键和值，之后每步都复用它们）"},
     "a_litgpt_stable_embedding": {
         "en": "LitGPT {version} swaps the embedding for bitsandbytes' StableEmbedding under --quantize, after the "
               "optimizer took the parameters: its gradient ({grad}) is never stepped or zeroed and stays from the first "

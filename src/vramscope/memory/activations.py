@@ -101,13 +101,15 @@ class TrainFlags:
     liger: frozenset = frozenset()
     #: Unsloth's fused LoRA kernels and fast RMSNorm (frameworks.py: what each saves)
     unsloth: bool = False
+    #: LitGPT's LLaMA-Adapter (1: ``litgpt/adapter.py``, 2: ``adapter_v2.py``; :func:`litgpt_adapter_bytes`)
+    adapter: int = 0
 
     def trains(self, module: str) -> bool:
         return self.base if self.modules is None else module in self.modules
 
     @property
     def norms_train(self) -> bool:
-        return self.base and self.modules is None
+        return (self.base and self.modules is None) or self.adapter == 2
 
 
 FULL_TRAINING = TrainFlags()
@@ -187,6 +189,8 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
     if any(t.trains(m) for m in qkv):
         out += a * h
     out += lora_inputs(h, *qkv)
+    if t.litgpt and t.lora:
+        out += litgpt_qkv_pad_bytes(spec, a, lora)
     if attn == "selective":
         # core attention under a checkpoint: its inputs (rotated q and k, v) stay, and o_proj's input
         out += a * (2 * q_dim + 2 * kv_dim)
@@ -295,7 +299,47 @@ def _korthikanti_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str) -> 
 def layer_bytes_per_token(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainFlags = FULL_TRAINING) -> float:
     if spec.layout == "llama":
         return _llama_layer_bytes(spec, seq, a, attn, t)
+    if spec.layout == "phi" and t.litgpt and t.lora and not t.base and attn != "eager":
+        return _litgpt_phi_lora_layer_bytes(spec, a, t)
     return _korthikanti_layer_bytes(spec, seq, a, attn)
+
+
+def litgpt_qkv_pad_bytes(spec: ModelSpec, a: float, lora: frozenset) -> float:
+    """LitGPT's fused ``LoRAQKVLinear`` adapting some but not all of q, k and v (its default: q and v):
+    ``zero_pad`` scatters the adapter's output into a zero qkv-wide tensor with ``index_copy_``, whose backward
+    formula (``grad.index_select(dim, index).expand_as(source)``) keeps the source, the enabled widths' output,
+    in the compute dtype (counted on LitGPT's code: tests/test_litgpt.py). Adapting all three skips the padding."""
+    widths = {"q_proj": spec.q_dim, "k_proj": spec.kv_dim, "v_proj": spec.kv_dim}
+    on = [n for n in widths if n in lora]
+    return a * sum(widths[n] for n in on) if 0 < len(on) < 3 else 0.0
+
+
+def _litgpt_phi_lora_layer_bytes(spec: ModelSpec, a: float, t: TrainFlags) -> float:
+    """Bytes per token one LitGPT 0.5.13 block of phi-2's layout saves under LoRA (``litgpt/model.py`` with
+    ``parallel_residual`` and ``shared_attention_norm``: one LayerNorm feeds attention and MLP; ``GptNeoxMLP``: fc,
+    tanh-GELU, proj; ``litgpt/lora.py`` LoRA modules on a frozen base; counted on LitGPT's code with real CPU
+    tensors, each storage once: tests/test_litgpt.py). The frozen linears save nothing; the LayerNorm keeps its
+    input and fp32 mean and rstd; the fused qkv output's storage stays whole (``v`` is a view of it that SDPA
+    keeps, while the partly rotated ``q`` and ``k`` are new tensors from ``torch.cat``); SDPA keeps q, k, its
+    output and the log-sum-exp; GELU keeps its input (fc's output). Each LoRALinear with ``lora_dropout > 0``
+    keeps its dropped-out input and the bool mask (one for the fused qkv) and ``lora_A``'s output; without dropout
+    ``lora_A`` keeps the input itself: the shared norm output (qkv, fc), the attention output's reshaped copy
+    (proj), GELU's output (the MLP's proj)."""
+    h, q, kv, inter, r = spec.hidden_size, spec.q_dim, spec.kv_dim, spec.intermediate_size, t.lora_rank
+    lora = t.lora
+    qkv = any(n in lora for n in ("q_proj", "k_proj", "v_proj", "qkv_proj"))
+    proj, fc, down = "dense" in lora or "o_proj" in lora, "fc1" in lora, "fc2" in lora
+    out = a * h + 8.0  # the LayerNorm's input, fp32 mean and rstd
+    out += a * (q + 2 * kv) + a * (q + kv + q) + 4.0 * spec.num_heads  # qkv storage; q, k, output; lse
+    out += a * inter  # GELU's input
+    out += litgpt_qkv_pad_bytes(spec, a, lora)
+    adapted = [(qkv, h), (proj, q), (fc, h), (down, inter)]
+    out += sum(a * r for on, _ in adapted if on)
+    if t.lora_dropout:
+        out += sum((a + 1.0) * width for on, width in adapted if on)
+    else:
+        out += (a * h if qkv or fc else 0.0) + (a * q if proj else 0.0) + (a * inter if down else 0.0)
+    return out
 
 
 def merged_expert_bytes(spec: ModelSpec, a: float, t: TrainFlags) -> int:
@@ -494,8 +538,14 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
         layers = int(tokens * (per_layer if sac is None else sac)) * live_layers
     else:
         layers = int(tokens * per_layer) * live_layers + merged * moe_layers
+    if trainable.adapter:
+        layers += int(tokens * litgpt_adapter_bytes(spec, a, attn, trainable, n_layers))
     gemma = spec.family.offset_norm or trainable.torchtune
     final_norm = int(tokens * _norm(spec.hidden_size, a, trainable.norms_train, gemma) / replicated_shard)
+    if trainable.adapter == 2:
+        # lm_head is an AdapterV2Linear too: every 128-token chunk's ``linear(x) + adapter_bias`` is kept for
+        # adapter_scale's gradient, beside the scaled chunk (the logits the loop keeps)
+        final_norm += int(tokens * a * spec.vocab_size)
     if trainable.trains("lm_head"):
         final_norm += int(tokens * a * spec.hidden_size)  # lm_head's input, when lm_head trains
     resident, fwd_extra, bwd_extra = loss_terms(spec, batch, seq, a, trainable, ce_chunks, compiled_loss, ce_upcast,
@@ -512,6 +562,36 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
     return TrainingActivations(layers=layers + final_norm, loss_resident=resident, loss_forward_extra=fwd_extra,
                                loss_backward_extra=bwd_extra, one_layer=one_layer, layer_backward_extra=layer_bwd,
                                head_inputs=final_norm, layer_forward_extra=layer_fwd)
+
+
+def litgpt_adapter_bytes(spec: ModelSpec, a: float, attn: str, t: TrainFlags, n_layers: int) -> float:
+    """Bytes per token LitGPT 0.5.13's LLaMA-Adapter keeps beyond its frozen base layers (``litgpt/adapter.py``,
+    ``adapter_v2.py``; traced on LitGPT's code with real CPU tensors: tests/test_litgpt_adapter.py).
+
+    From ``adapter_start_layer`` (2) on, each layer attends to the prefix keys and values cached at the validation
+    before training (batch 1, no graph) with an all-true mask: SDPA's fused kernels want equal batch sizes and no
+    mask, so the math path runs it, upcast to fp32 (torch's default ``allow_fp16_bf16_reduction_math_sdp`` off),
+    and keeps its fp32 softmax (heads × prefix per token); ``y + gating_factor * ay`` keeps ``ay`` for the gate's
+    gradient. v1 builds no graph below the first adapted layer (nothing there requires a gradient: the caller
+    counts ``n_layers - start`` layers), and that layer's attention inputs do not require one either: its norm and
+    SDPA keep nothing. v2 (every linear an ``AdapterV2Linear``: ``adapter_scale * (linear(x) + adapter_bias)``)
+    keeps each linear's unscaled output for ``adapter_scale``'s gradient, in every layer."""
+    from .trainable import LITGPT_ADAPTER_PROMPT, LITGPT_ADAPTER_START
+
+    h, q_dim, kv_dim = spec.hidden_size, spec.q_dim, spec.kv_dim
+    adapted = max(0, n_layers - LITGPT_ADAPTER_START)
+    out = adapted * (a * q_dim + 4.0 * spec.num_heads * LITGPT_ADAPTER_PROMPT)
+    if t.adapter == 1 and adapted:
+        # the first adapted layer: its norm_1 (fp32 input and rstd) and main SDPA (q, k and v expanded to every
+        # head, the output and the log-sum-exp) keep nothing, nor does the prefix attention's softmax
+        gemma = spec.family.offset_norm or t.torchtune
+        sdpa = a * 4 * q_dim + 4.0 * spec.num_heads if attn != "eager" else 0.0
+        out -= _norm(h, a, False, gemma) + sdpa + 4.0 * spec.num_heads * LITGPT_ADAPTER_PROMPT
+    if t.adapter == 2:
+        inter = spec.intermediate_size
+        widths = (q_dim + 2 * kv_dim) + h + (2 * inter if spec.mlp_gated else inter) + h
+        out += n_layers * a * widths
+    return out
 
 
 def loss_terms(spec: ModelSpec, batch: int, seq: int, a: float, trainable: TrainFlags, ce_chunks: int,

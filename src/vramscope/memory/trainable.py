@@ -68,9 +68,42 @@ def dora_magnitude_params(spec: ModelSpec, targets: tuple[str, ...] = DEFAULT_LO
                if g.tensor.linear and g.tensor.role not in ("lm_head", "expert") and g.tensor.module in wanted)
 
 
+#: LitGPT 0.5.13 ``litgpt/adapter.py Config``: the prefix length and the first layer with an adapter
+LITGPT_ADAPTER_PROMPT = 10
+LITGPT_ADAPTER_START = 2
+
+
+def litgpt_adapter_params(spec: ModelSpec, method: str) -> tuple[int, int]:
+    """(parameters that get gradients, parameters the adapter adds) of LitGPT 0.5.13's LLaMA-Adapter
+    (``litgpt/adapter.py``: each layer from ``adapter_start_layer`` on gets ``adapter_wte`` (prompt × h) and a
+    ``gating_factor`` per head) and Adapter v2 (``adapter_v2.py``: every linear, ``lm_head`` included, an
+    ``AdapterV2Linear`` with ``adapter_bias`` and ``adapter_scale`` of its output width; ``adapter_filter`` also
+    trains ``norm_1``, ``norm_2`` and ``ln_f``). ``adapter_wte`` never gets a gradient in LitGPT's recipe: ``fit``
+    validates first under ``torch.no_grad()``, which fills each layer's ``adapter_kv_cache`` from the prefix, and the
+    cache is reused by every training step (checked on LitGPT's code: tests/test_litgpt_adapter.py)."""
+    h, layers = spec.hidden_size, spec.num_layers
+    adapted = max(0, layers - LITGPT_ADAPTER_START)
+    gating = spec.num_heads * adapted
+    added, trained = gating + LITGPT_ADAPTER_PROMPT * h * adapted, gating
+    if method == "adapter-v2":
+        inter = spec.intermediate_size
+        widths = (spec.q_dim + 2 * spec.kv_dim) + h + (2 * inter if spec.mlp_gated else inter) + h
+        bias_scale = 2 * (widths * layers + spec.vocab_size)
+        # norm_1 and norm_2 of each block (Gemma 2's post-attention / post-MLP norms do not match the filter) and
+        # ln_f; a LayerNorm trains its bias too
+        biased = any(g.tensor.role == "norm" and g.tensor.name.endswith(".bias") for g in groups(spec))
+        norms = (2 * layers + 1) * h * (2 if biased else 1)
+        added += bias_scale
+        trained += bias_scale + norms
+    return trained, added
+
+
 def trainable(spec: ModelSpec, total_params: int, method: str, lora_rank: int = 16,
               lora_targets: tuple[str, ...] = DEFAULT_LORA_TARGETS, frozen_layers: int = 0,
               train_modules: tuple[str, ...] = (), dora: bool = False) -> Trainable:
+    if method in ("adapter", "adapter-v2"):
+        trained, added = litgpt_adapter_params(spec, method)
+        return Trainable(trained, added, total_params)
     if method in ("lora", "qlora"):
         adapters = lora_params(spec, lora_rank, lora_targets)
         if dora:

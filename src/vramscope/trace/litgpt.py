@@ -121,6 +121,17 @@ def build_litgpt(model: ResolvedModel, w: Any, dtype: Any) -> Any:
             with default_dtype(dtype):
                 net = lora.GPT(config)
         lora.mark_only_lora_as_trainable(net)
+    elif w.method in ("adapter", "adapter-v2"):
+        import litgpt.adapter as adapter
+        import litgpt.adapter_v2 as adapter_v2
+
+        mod = adapter if w.method == "adapter" else adapter_v2
+        with default_dtype(dtype):
+            net = mod.GPT(litgpt_config(model, w.seq, mod.Config))
+        if w.method == "adapter":
+            adapter.mark_only_adapter_as_trainable(net)
+        else:
+            adapter_v2.mark_only_adapter_v2_as_trainable(net)
     else:
         from litgpt.model import GPT
 
@@ -259,10 +270,24 @@ def run_litgpt_training(net: Any, optimizer: Any, batch: int, seq: int, phase: C
     del logits, loss
 
 
+def validate_first(net: Any, dtype: Any) -> None:
+    """``fit``'s validation before the first step (``finetune/adapter.py``: ``validate(..., max_iters=2)``, under
+    ``@torch.no_grad()``): for the LLaMA-Adapter models it fills each adapted layer's ``adapter_kv_cache`` from the
+    prefix without a graph, and every training step reuses that cache (nothing resets it), so ``adapter_wte`` gets
+    no gradient. One token is enough to fill the cache; the validation's own (no-grad) peak is not traced."""
+    import torch
+
+    device = next(net.parameters()).device
+    net.eval()
+    with torch.no_grad(), default_dtype(dtype):
+        net(torch.zeros((1, 1), dtype=torch.long, device=device))
+    net.train()
+
+
 def check_litgpt_workload(w: Any) -> None:
-    """What the LitGPT trace runs: ``finetune full | lora`` on one device, as its single-device recipes do (no
-    activation checkpointing, offloading or stepping in backward)."""
-    ok = (w.training and w.method in ("full", "lora", "qlora") and w.num_gpus == 1 and not w.grad_checkpointing
+    """What the LitGPT trace runs: ``finetune full | lora | adapter | adapter_v2`` on one device, as its
+    single-device recipes do (no activation checkpointing, offloading or stepping in backward)."""
+    ok = (w.training and w.method in ("full", "lora", "qlora", "adapter", "adapter-v2") and w.num_gpus == 1 and not w.grad_checkpointing
           and not w.activation_offload and not w.optimizer_in_backward and not w.dora and not w.packing)
     if not ok:
         raise VramscopeError("trace_unsupported", reason=Text("r_trace_litgpt_scope"))
@@ -282,6 +307,8 @@ def run_litgpt(model: ResolvedModel, w: Any, tracker: Any, mark: Callable, categ
     opt = make_optimizer(params, w.optimizer)  # LitGPT passes model.parameters(): frozen ones get no state
     if stable_embedding(w):
         swap_stable_embedding(net)
+    if w.method in ("adapter", "adapter-v2"):
+        validate_first(net, dtype)
     mark(net.parameters(), "weights")
     mark(net.buffers(), "weights")
 
