@@ -86,12 +86,19 @@ def context_parallel(cp_mesh: Any, rotate: str = "allgather") -> Iterator[Callab
                                                        load_balancer=balancer)
         return local_ids, local_pos
 
+    from transformers import masking_utils
+
+    packed = masking_utils.find_packed_sequence_indices
     options.rotate_method = _rotate_method(rotate)
     _enable_context_parallel_dispatcher()
     F.scaled_dot_product_attention = sdpa
+    # the balanced positions are not monotonic, so transformers (without a cache: under checkpointing) would take
+    # them for packed sequences and build a mask; torchtitan's models attend with is_causal, positions only rotate
+    masking_utils.find_packed_sequence_indices = lambda position_ids: None
     try:
         yield shard
     finally:
+        masking_utils.find_packed_sequence_indices = packed
         F.scaled_dot_product_attention = original
         _disable_context_parallel_dispatcher()
         options.enable_load_balance, options.rotate_method, cp_attention._dispatch_mode = saved

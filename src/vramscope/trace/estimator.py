@@ -37,6 +37,8 @@ from .tracker import TraceLog, TraceTimeout, make_tracker
 #: torch's ring-attention rotate method for context parallelism (``allgather``: torch's default, which torchtitan
 #: 0.3.0 keeps; ``alltoall``); a one-item list so bench/ can trace the other
 CP_ROTATE = ["allgather"]
+#: the rank traced on the fake process group (0; bench/ traces others: context parallelism's ring differs by rank)
+FAKE_RANK = [0]
 #: exceptions of fake tensors meeting code that reads tensor values
 _DATA_DEPENDENT = ("DataDependentOutputException", "DynamicOutputShapeException", "UnsupportedOperatorException",
                    "UnsupportedFakeTensorException")
@@ -205,7 +207,7 @@ def fake_process_group(world: int, mesh: bool = True) -> Any:
 
     if dist.is_initialized():
         dist.destroy_process_group()
-    dist.init_process_group("fake", store=fake_pg.FakeStore(), rank=0, world_size=world)
+    dist.init_process_group("fake", store=fake_pg.FakeStore(), rank=FAKE_RANK[0], world_size=world)
     return init_device_mesh("cpu", (world,)) if mesh else None
 
 
