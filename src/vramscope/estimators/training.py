@@ -1089,7 +1089,7 @@ def step_phases(w: Workload, lay: Layout, forward: dict, backward: dict, notes: 
 
 
 def pipeline(spec: ModelSpec, w: Workload, phases: Phases, layer_acts: int,
-             notes: list[Assumption], cast_cache: int = 0) -> tuple[Phases, dict]:
+             notes: list[Assumption], cast_cache: int = 0, act_bytes: float = 2.0) -> tuple[Phases, dict]:
     """The phases of the busiest pipeline rank, and the per-rank report (``memory/pipeline.py``)."""
     if w.pp > spec.num_layers:
         raise VramscopeError("conflict", field="pp", reason=Text("r_pp_layers", pp=w.pp, layers=spec.num_layers))
@@ -1098,8 +1098,16 @@ def pipeline(spec: ModelSpec, w: Workload, phases: Phases, layer_acts: int,
     if w.pp_schedule.startswith("interleaved") and spec.num_layers < w.pp * w.pp_virtual:
         raise VramscopeError("conflict", field="pp_virtual",
                              reason=Text("r_pp_layers", pp=w.pp * w.pp_virtual, layers=spec.num_layers))
+    # a stage boundary's hidden states, one micro-batch: the residual stream in the compute dtype (fp32 params
+    # under autocast keep it in fp32), sequence-sharded under tensor parallelism with sequence parallelism
+    # (torch.distributed.pipelining's receive buffers; Megatron-LM allocates each received tensor per step)
+    width = 4 if cast_cache else act_bytes
+    boundary = int(w.batch * -(-w.seq // w.sp) * spec.hidden_size * width) // (w.tp if w.sequence_parallel else 1)
+    if w.framework == "megatron":
+        boundary = 0
     phases, rows = pipeline_stages(spec, w.pp, w.grad_accum, w.pp_schedule, phases, layer_acts,
-                                   virtual=w.pp_virtual, cast_cache=cast_cache)
+                                   virtual=w.pp_virtual, cast_cache=cast_cache, boundary=boundary,
+                                   boundary_saved=width == 4)
     busiest = max(rows, key=lambda r: r["peak_bytes"])
     notes.append(Assumption("a_pp", {"pp": w.pp, "schedule": w.pp_schedule, "m": w.grad_accum,
                                      "kind": Text('stage_' + busiest["kind"].split()[0])}))
