@@ -33,7 +33,6 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from ..errors import Text, VramscopeError
-from ..i18n import register
 
 
 def cp_device_mesh(world: int, cp: int, tp: int) -> Any:
@@ -103,8 +102,3 @@ def context_parallel(cp_mesh: Any, rotate: str = "allgather") -> Iterator[Callab
         _disable_context_parallel_dispatcher()
         options.enable_load_balance, options.rotate_method, cp_attention._dispatch_mode = saved
 
-
-register({"r_trace_cp_mask": {
-    "en": "context parallelism is traced for causal attention without a mask (torch's ring handlers take is_causal, "
-          "not masks) and head dimensions that are multiples of 8",
-    "zh": "上下文并行只追踪无掩码的因果注意力（torch 的环形注意力只接受 is_causal，不接受掩码），且头维度须为 8 的倍数"}})

@@ -258,6 +258,10 @@ register({
     "r_trace_cp_seq": {"en": "torch's head-tail load balancer splits the sequence into 2 chunks per context-parallel "
                              "rank: the tokens must divide by {n}",
                        "zh": "torch 的首尾负载均衡器把序列切成每个上下文并行 rank 2 块：token 数须能被 {n} 整除"},
+    "r_trace_cp_mask": {
+        "en": "context parallelism is traced for causal attention without a mask (torch's ring handlers take "
+              "is_causal, not masks) and head dimensions that are multiples of 8",
+        "zh": "上下文并行只追踪无掩码的因果注意力（torch 的环形注意力只接受 is_causal，不接受掩码），且头维度须为 8 的倍数"},
     "r_trace_cp_combo": {"en": "context parallelism is traced without chunked cross-entropy, activation offload and "
                                "sequence parallelism",
                          "zh": "上下文并行的追踪不含分块交叉熵、激活卸载与序列并行"},
