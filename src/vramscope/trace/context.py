@@ -101,4 +101,3 @@ def context_parallel(cp_mesh: Any, rotate: str = "allgather") -> Iterator[Callab
         F.scaled_dot_product_attention = original
         _disable_context_parallel_dispatcher()
         options.enable_load_balance, options.rotate_method, cp_attention._dispatch_mode = saved
-
