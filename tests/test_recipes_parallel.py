@@ -98,7 +98,14 @@ def test_context_parallel_divides_activations_and_joins_the_shard_group():
     assert a4 == pytest.approx(a1 / 4, rel=0.01)
     assert four.engine["parallel"]["shard_group"] == 8 and four.engine["parallel"]["dp"] == 2
     ulysses = est(seq=32768, grad_checkpointing=True, num_gpus=8, sp=4, sp_mode="ulysses")
-    assert ulysses.total_bytes != four.total_bytes
+    # the peak is the loss head's backward, where neither exchange runs (it runs inside attention: traced,
+    # tests/test_cp_analytic.py); the exchanges themselves differ
+    assert ulysses.total_bytes == four.total_bytes
+    from vramscope.memory.parallel import context_parallel_transient
+    from vramscope.sources import resolve
+
+    spec = resolve("llama-3-8b").spec
+    assert context_parallel_transient(spec, 8192, 2, "ulysses", 4) != context_parallel_transient(spec, 8192, 2, "ring", 4)
 
 
 def test_megatron_sequence_parallel_shards_replicated_activations():

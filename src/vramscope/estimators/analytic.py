@@ -113,7 +113,8 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
                                   logits=int(w.batch * saved.seq_local * spec.vocab_size * p.act_bytes),
                                   kept_inputs=saved.kept_inputs)
     if w.pp > 1:
-        phases, extra["pipeline"] = training.pipeline(spec, w, phases, saved.acts.layers, notes, p.cast_cache)
+        phases, extra["pipeline"] = training.pipeline(spec, w, phases, saved.acts.layers, notes, p.cast_cache,
+                                                      p.act_bytes)
     paged = training.paged_states(w, lay.states, notes)
     if paged:
         extra["paged_bytes"] = paged

@@ -32,7 +32,7 @@ from ..memory.activations import (FULL_TRAINING, TrainFlags, TrainingActivations
                                   compiled_layers_modelled, compiled_op_sac_bytes_per_token)
 from ..memory.gradients import gradient_bytes
 from ..memory.optimizer_states import deepspeed_step_temporary, optimizer_state_bytes, step_temporary_bytes
-from ..memory.parallel import (NO_BUFFERS, FsdpBuffers, bnb_quant_state_bytes, context_parallel_transient,
+from ..memory.parallel import (NO_BUFFERS, FsdpBuffers, bnb_quant_state_bytes, context_parallel_transient, ring_merged_output,
                                expert_fraction, fsdp_buffers, largest_layer_params, nvme_pinned_bytes, persistent_params, split_bytes,
                                zero3_buffers, zero_bucket, zero_sizes)
 from ..memory.pipeline import pipeline_stages
@@ -360,6 +360,8 @@ class Saved:
     kept_inputs: int = 0
     #: tensor-parallel ranks the per-rank spec was cut for (1: none)
     tp: int = 1
+    #: the context-parallel exchange inside one attention backward (``sp_temp``: forward's)
+    sp_back: int = 0
 
 
 def compiles(w: Workload, part: str) -> bool:
@@ -431,10 +433,15 @@ def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFl
     if tp > 1 and acts.loss_resident and w.profile.ce_upcast and w.ce_chunks == 1 and not compiles(w, "loss") \
             and not fused_loss(w):
         acts = loss_parallel(acts, w.batch * seq_local * spec.vocab_size)
-    sp_temp = context_parallel_transient(spec, w.batch * seq_local, p.act_bytes, w.sp_mode) if w.sp > 1 else 0
+    sp_temp, sp_back = context_parallel_transient(spec, w.batch * seq_local, p.act_bytes, w.sp_mode, w.sp) \
+        if w.sp > 1 else (0, 0)
     if w.sp > 1:
         notes.append(Assumption("a_sp", {"n": w.sp, "mode": w.sp_mode, "seq": seq_local}))
-    return Saved(acts, flags, seq_local, sp_temp, kept_inputs=kept_inputs, tp=tp)
+    if w.sp > 1 and w.sp_mode == "ring":
+        merged = ring_merged_output(spec, w.batch * seq_local, p.act_bytes)
+        full = 0 if w.grad_checkpointing else spec.num_layers + spec.num_decoder_layers
+        acts = replace(acts, layers=acts.layers + merged * full, one_layer=acts.one_layer + merged)
+    return Saved(acts, flags, seq_local, sp_temp, kept_inputs=kept_inputs, tp=tp, sp_back=sp_back)
 
 
 def loss_parallel(acts: TrainingActivations, logits: int) -> TrainingActivations:
@@ -818,8 +825,7 @@ def forward_moment(sv: Saved, lay: Layout, tr: Transients, kept: int, cast_cache
         acts = replace(acts, layers=acts.layers + sv.kept_inputs)
     candidates = [
         _at((buf.forward_loss, 0), {**base, "loss_head": acts.loss_forward_extra,
-                                    "activations": acts.layers + cast_cache + acts.loss_resident + tr.in_flight,
-                                    "temporaries": sp_temp}),
+                                    "activations": acts.layers + cast_cache + acts.loss_resident + tr.in_flight}),
         _at((buf.forward_layer, 0), {**base, "temporaries": sp_temp + tr.forward_dequant,
                                      "activations": acts.layers + cast_cache + tr.in_flight - tr.merged_last}),
     ]
@@ -830,7 +836,7 @@ def forward_moment(sv: Saved, lay: Layout, tr: Transients, kept: int, cast_cache
         candidates.append(_at((buf.forward_layer, 0), {**base, "activations": acts.layers + cast_cache
                                                        + tr.dora_forward}))
     if tr.head_forward_dequant:  # the last head chunk's matmul: the 4-bit head dequantized beside the logits
-        candidates.append(_at((buf.forward_loss, 0), {**base, "temporaries": sp_temp + tr.head_forward_dequant,
+        candidates.append(_at((buf.forward_loss, 0), {**base, "temporaries": tr.head_forward_dequant,
                                                       "loss_head": tr.head_beside,
                                                       "activations": acts.layers + cast_cache}))
     if acts.layer_forward_extra:  # eager attention's scores inside the last layer's forward
@@ -852,7 +858,8 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
                          kept: int) -> tuple[list[dict], dict | None]:
     """Backward's moments: its start (cross-entropy backward on top of everything forward saved), its end (all
     gradients), the sharded layers' gathers and reduces, a chunked head, the last recomputed layer."""
-    acts, buf, n, grads, sp_temp = sv.acts, lay.buf, lay.n, lay.grads, sv.sp_temp
+    # the context-parallel exchange runs inside attention's backward, not the loss's (traced: trace/context.py)
+    acts, buf, n, grads, sp_temp = sv.acts, lay.buf, lay.n, lay.grads, sv.sp_back
     base = {"weights": lay.weights, "optimizer_states": lay.states}
     embed_grad, tied_extra = _head_grads(spec, w, p)
     logits = int(w.batch * sv.seq_local * spec.vocab_size * p.act_bytes)
@@ -867,7 +874,7 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
     head_cast = int(spec.vocab_size * spec.hidden_size * p.act_bytes) if autocast and not spec.tie_embeddings else 0
     candidates = [
         _at((buf.backward_loss, 0), {**base, "gradients": kept, "activations": acts.saved + casts,
-                                     "temporaries": max(acts.loss_backward_extra, acts.layer_backward_extra) + sp_temp,
+                                     "temporaries": max(acts.loss_backward_extra, acts.layer_backward_extra),
                                      # a plain PyTorch loop still holds out.logits (compute dtype) as backward starts
                                      "loss_head": logits if w.profile.keeps_logits else 0}),
         _at(buf.backward_end, {**base, "gradients": grads - buf.end_pending // n, "temporaries": tied_extra}),
@@ -878,7 +885,7 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
         # first, their own saved tensors freed)
         candidates.append(_at((buf.backward_loss, 0), {
             **base, "gradients": kept, "activations": acts.layers, "loss_head": logits if w.profile.keeps_logits else 0,
-            "temporaries": logits + tr.head_dequant + sp_temp}))
+            "temporaries": logits + tr.head_dequant}))
     if buf is not NO_BUFFERS:
         # the output head's backward (its unsharded gradient, the loss's tensors gone) and the first layers'
         # backward (nearly all gradients and a layer in flight)
@@ -888,7 +895,7 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
         # the last layer's backward: its parameters and the prefetched next layer beside nearly everything saved
         candidates.append(_at((buf.backward_layer[0], 0), {**base, "gradients": kept, "activations": acts.layers
                                                            + max(0, casts - head_cast),
-                                                           "temporaries": acts.layer_backward_extra}))
+                                                           "temporaries": acts.layer_backward_extra + sp_temp}))
         candidates.append(_at(buf.backward_layer, {**base, "gradients": grads - buf.layer_pending // n}))
         candidates.append(_at(buf.backward_reduce, {**base, "gradients": grads}))
         if buf.head_reduce[1] and p.recipe == "fsdp_mixed":
@@ -1103,7 +1110,7 @@ def step_phases(w: Workload, lay: Layout, forward: dict, backward: dict, notes: 
 
 
 def pipeline(spec: ModelSpec, w: Workload, phases: Phases, layer_acts: int,
-             notes: list[Assumption], cast_cache: int = 0) -> tuple[Phases, dict]:
+             notes: list[Assumption], cast_cache: int = 0, act_bytes: float = 2.0) -> tuple[Phases, dict]:
     """The phases of the busiest pipeline rank, and the per-rank report (``memory/pipeline.py``)."""
     if w.pp > spec.num_layers:
         raise VramscopeError("conflict", field="pp", reason=Text("r_pp_layers", pp=w.pp, layers=spec.num_layers))
@@ -1112,8 +1119,16 @@ def pipeline(spec: ModelSpec, w: Workload, phases: Phases, layer_acts: int,
     if w.pp_schedule.startswith("interleaved") and spec.num_layers < w.pp * w.pp_virtual:
         raise VramscopeError("conflict", field="pp_virtual",
                              reason=Text("r_pp_layers", pp=w.pp * w.pp_virtual, layers=spec.num_layers))
+    # a stage boundary's hidden states, one micro-batch: the residual stream in the compute dtype (fp32 params
+    # under autocast keep it in fp32), sequence-sharded under tensor parallelism with sequence parallelism
+    # (torch.distributed.pipelining's receive buffers; Megatron-LM allocates each received tensor per step)
+    width = 4 if cast_cache else act_bytes
+    boundary = int(w.batch * -(-w.seq // w.sp) * spec.hidden_size * width) // (w.tp if w.sequence_parallel else 1)
+    if w.framework == "megatron":
+        boundary = 0
     phases, rows = pipeline_stages(spec, w.pp, w.grad_accum, w.pp_schedule, phases, layer_acts,
-                                   virtual=w.pp_virtual, cast_cache=cast_cache)
+                                   virtual=w.pp_virtual, cast_cache=cast_cache, boundary=boundary,
+                                   boundary_saved=width == 4)
     busiest = max(rows, key=lambda r: r["peak_bytes"])
     notes.append(Assumption("a_pp", {"pp": w.pp, "schedule": w.pp_schedule, "m": w.grad_accum,
                                      "kind": Text('stage_' + busiest["kind"].split()[0])}))

@@ -121,16 +121,42 @@ def in_flight_layers(stage: int, pp: int, micro_batches: int, schedule: str, sta
     return stage_layers_ * min(pp - stage, micro_batches)
 
 
+def recv_buffers(rank: int, pp: int, micro_batches: int, schedule: str, boundary: int, virtual: int = 2,
+                 saved_in_flight: float = 0.0) -> int:
+    """The receive buffers torch 2.13's ``PipelineStage`` preallocates, one per micro-batch, and keeps for the
+    stage's life (``torch/distributed/pipelining/stage.py``: ``_prepare_forward_infra`` builds
+    ``args_recv_info[chunk]`` for every chunk with ``_make_tensor_from_meta``, ``_setup_backward_recv_info`` a
+    ``grad_recv_info[chunk]`` buffer each): every stage but the first receives its input activations, every stage
+    but the last its output gradients, ``boundary`` bytes each (one micro-batch's hidden states). A rank's
+    stages: one (1F1B, GPipe) or ``virtual`` of ``pp·virtual`` (interleaved, ``r + k·pp``). Traced by running
+    the schedules on torch's fake process group (bench/pipeline_trace.py). The zero-bubble schedules (ZBV,
+    interleaved zero bubble) hold other counts (traced there, not modelled: 0).
+
+    ``saved_in_flight``: micro-batches whose input buffer is itself a saved activation (already counted as
+    one): with an fp32 residual stream the first norm's ``x.float()`` is the buffer, so the in-flight ones
+    overlap; a 16-bit stream is saved as its fp32 copy and the residual add saves nothing (0)."""
+    if schedule in ("zbv", "interleaved-zb") or pp < 2:
+        return 0
+    n = pp * virtual if schedule == "interleaved" else pp
+    stages = [rank + k * pp for k in range(virtual)] if schedule == "interleaved" else [rank]
+    acts = sum(s > 0 for s in stages) * max(0.0, micro_batches - saved_in_flight)
+    grads = sum(s < n - 1 for s in stages) * micro_batches
+    return int((acts + grads) * boundary)
+
+
 def pipeline_stages(spec: ModelSpec, pp: int, micro_batches: int, schedule: str,
                     phases: dict[str, dict[str, int]], layer_activations: int, virtual: int = 2,
-                    cast_cache: int = 0) -> tuple[dict[str, dict[str, int]], list[dict[str, Any]]]:
+                    cast_cache: int = 0, boundary: int = 0,
+                    boundary_saved: bool = False) -> tuple[dict[str, dict[str, int]], list[dict[str, Any]]]:
     """Per-stage phases from the one-rank phases; returns the busiest stage's phases and a row per stage.
 
     ``layer_activations`` is what all layers save for one micro-batch. Activations beyond it (the loss head's)
     stay on the last stage; a phase holding less than it (one recomputed layer) is kept as it is. ``cast_cache``
     (autocast's 16-bit weight copies, part of the forward phase's activations) splits by each stage's linear
     weights (:func:`stage_cast_fractions`): every stage caches the casts of its own slice, once for all its
-    micro-batches.
+    micro-batches. ``boundary``: one micro-batch's hidden states at a stage boundary, for torch's receive
+    buffers (:func:`recv_buffers`), alive from the first step on (every phase but load); ``boundary_saved``: the
+    received input is itself saved by the stage's first layer (an fp32 residual stream).
     """
     sizes = [sum(b - a for a, b in held) for held in rank_layer_ranges(spec.num_layers, pp, schedule)]
     fracs = stage_param_fractions(spec, pp, schedule)
@@ -158,6 +184,10 @@ def pipeline_stages(spec: ModelSpec, pp: int, micro_batches: int, schedule: str,
                     new[k] = v if last else 0
                 else:
                     new[k] = v
+            recv = recv_buffers(s, pp, micro_batches, schedule, boundary, virtual,
+                                in_flight if boundary_saved else 0.0) if name != "load" else 0
+            if recv:
+                new["activations"] = new.get("activations", 0) + recv
             stage_phases[name] = new
         peak = max(sum(p.values()) for p in stage_phases.values())
         kind = "first stage" if s == 0 else ("last stage" if s == pp - 1 else "middle stage")

@@ -34,6 +34,11 @@ from .preflight import DEFAULT_TIMEOUT_S, check_traceable, estimate_command
 from .runner import make_optimizer, run_inference, run_training
 from .tracker import TraceLog, TraceTimeout, make_tracker
 
+#: torch's ring-attention rotate method for context parallelism (``allgather``: torch's default, which torchtitan
+#: 0.3.0 keeps; ``alltoall``); a one-item list so bench/ can trace the other
+CP_ROTATE = ["allgather"]
+#: the rank traced on the fake process group (0; bench/ traces others: context parallelism's ring differs by rank)
+FAKE_RANK = [0]
 #: exceptions of fake tensors meeting code that reads tensor values
 _DATA_DEPENDENT = ("DataDependentOutputException", "DynamicOutputShapeException", "UnsupportedOperatorException",
                    "UnsupportedFakeTensorException")
@@ -144,9 +149,16 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
 
             mesh = init_device_mesh("cpu", (w.num_gpus,)) if w.tp_degree == 1 else None
         else:
-            mesh = fake_process_group(w.num_gpus) if w.tp_degree == 1 else fake_process_group(w.num_gpus, mesh=False)
+            plain = w.tp_degree == 1 and w.sp == 1
+            mesh = fake_process_group(w.num_gpus) if plain else fake_process_group(w.num_gpus, mesh=False)
             own_group = True
-        if w.tp_degree > 1:  # a (dp, tp) mesh: tensor parallelism inside, FSDP2 across (torchtitan's layout)
+        if w.sp > 1:  # (dp, cp, tp): ring attention on cp, FSDP2 on dp × cp (torchtitan's layout)
+            from .context import cp_device_mesh
+            from .parallel import fake_safe_mesh_concatenate
+
+            mesh = cp_device_mesh(w.num_gpus, w.sp, w.tp_degree)
+            undo_mesh = fake_safe_mesh_concatenate() if fake else None
+        elif w.tp_degree > 1:  # a (dp, tp) mesh: tensor parallelism inside, FSDP2 across (torchtitan's layout)
             from .parallel import device_mesh, fake_safe_mesh_concatenate
 
             mesh = device_mesh(w.num_gpus, w.tp_degree)
@@ -195,7 +207,7 @@ def fake_process_group(world: int, mesh: bool = True) -> Any:
 
     if dist.is_initialized():
         dist.destroy_process_group()
-    dist.init_process_group("fake", store=fake_pg.FakeStore(), rank=0, world_size=world)
+    dist.init_process_group("fake", store=fake_pg.FakeStore(), rank=FAKE_RANK[0], world_size=world)
     return init_device_mesh("cpu", (world,)) if mesh else None
 
 
@@ -270,13 +282,20 @@ def _run(model: ResolvedModel, w: Workload, tracker: Any, mark: Callable, catego
             mark([t], "loss_head")
 
         tracker.set_phase("ready")
-        run_training(net, opt, w.batch, w.seq, tracker.set_phase,
-                     amp_dtype=_torch_dtype(dtype) if recipe_mixed else None, saved_hook=on_saved,
-                     on_grads=on_grads, on_logits=on_logits, keep_outputs=w.profile.keeps_logits,
-                     ce_chunks=w.ce_chunks, offload=w.activation_offload,
-                     step_in_backward=w.optimizer_in_backward, accumulate=w.grad_accum > 1,
-                     loss_parallel=w.tp_degree > 1,
-                     after_step=_float8_scales(net) if w.fsdp_float8_all_gather else None)
+        if w.sp > 1:
+            from .context import context_parallel
+
+            cp_ctx = context_parallel(mesh["cp"], CP_ROTATE[0])
+        else:
+            cp_ctx = nullcontext()
+        with cp_ctx as shard_inputs:
+            run_training(net, opt, w.batch, w.seq, tracker.set_phase,
+                         amp_dtype=_torch_dtype(dtype) if recipe_mixed else None, saved_hook=on_saved,
+                         on_grads=on_grads, on_logits=on_logits, keep_outputs=w.profile.keeps_logits,
+                         ce_chunks=w.ce_chunks, offload=w.activation_offload,
+                         step_in_backward=w.optimizer_in_backward, accumulate=w.grad_accum > 1,
+                         loss_parallel=w.tp_degree > 1, shard_inputs=shard_inputs,
+                         after_step=_float8_scales(net) if w.fsdp_float8_all_gather else None)
         for o in optimizers:
             for state in o.state.values():
                 mark([v for v in state.values() if isinstance(v, torch.Tensor)], "optimizer_states")
@@ -330,7 +349,13 @@ def prepare_training(net: Any, w: Workload, mesh: Any = None, compute: str = "bf
         from .build import convert_float8
 
         convert_float8(net, w.float8, w.fsdp_float8_all_gather)
-    if mesh is not None and w.tp_degree > 1:
+    if mesh is not None and w.sp > 1:  # torchtitan: TP first, FSDP2 on dp_shard × cp
+        if w.tp_degree > 1:
+            from .parallel import apply_tensor_parallel
+
+            apply_tensor_parallel(net, mesh["tp"], w.sequence_parallel)
+        shard_like_accelerate(net, mesh["dp_cp"], fsdp_policy(w, compute))
+    elif mesh is not None and w.tp_degree > 1:
         from .parallel import apply_tensor_parallel
 
         apply_tensor_parallel(net, mesh["tp"], w.sequence_parallel)
@@ -495,9 +520,9 @@ def trace_estimate(model: ResolvedModel, w: Workload, gpus: tuple[str, ...] = ()
     low, high = memory.device_range
     engine: dict = {}
     if w.num_gpus > 1:  # rank 0 of FSDP2 on a fake process group
-        dp = w.num_gpus // w.tp_degree
-        engine["parallel"] = {"world": w.num_gpus, "dp": dp, "tp": w.tp_degree, "pp": 1, "sp": 1, "ep": 1,
-                              "shard_group": dp if w.strategy.is_fsdp else 1, "parallelism": w.parallelism}
+        dp = w.num_gpus // (w.tp_degree * w.sp)
+        engine["parallel"] = {"world": w.num_gpus, "dp": dp, "tp": w.tp_degree, "pp": 1, "sp": w.sp, "ep": 1,
+                              "shard_group": dp * w.sp if w.strategy.is_fsdp else 1, "parallelism": w.parallelism}
     return Estimate(model=info, estimator="trace", task=w.task, total_bytes=total,
                     range_bytes=(low, high), components=dict(phases[peak]),
                     peak_phase=peak, phases=phases, workload=w.to_dict(), assumptions=notes,

@@ -116,8 +116,18 @@ def check_workload(w: Workload, command: str = "vramscope estimate") -> None:
     # tensor parallelism is traced under FSDP2 over a data-parallel dimension (torchtitan's 2-D layout): alone,
     # the parameters it leaves plain (norms without sequence parallelism) meet DTensors in the optimizer's foreach
     two_d = w.training and w.strategy.is_fsdp and w.num_gpus > w.tp_degree
-    if w.pp > 1 or (w.tp_degree > 1 and not two_d) or w.sp > 1 or w.ep > 1:
+    if w.pp > 1 or (w.tp_degree > 1 and not two_d) or w.ep > 1:
         raise VramscopeError("trace_unsupported", reason=Text("r_trace_model_parallel", use=Opt("num_gpus", 1)))
+    if w.sp > 1:
+        # context parallelism: torch's ring attention (trace/context.py) under FSDP2, as torchtitan runs it
+        if not (w.training and w.strategy.is_fsdp):
+            raise VramscopeError("trace_unsupported", reason=Text("r_trace_model_parallel", use=Opt("num_gpus", 1)))
+        if w.sp_mode != "ring":
+            raise _not_traced("sp_mode", Text("r_trace_ulysses", ring=Opt("sp_mode", "ring")), command)
+        if w.seq % (2 * w.sp):
+            raise _not_traced("seq", Text("r_trace_cp_seq", n=2 * w.sp), command)
+        if w.ce_chunks > 1 or w.activation_offload or w.sequence_parallel:
+            raise _not_traced("sp", Text("r_trace_cp_combo"), command)
     if w.tp_degree > 1 and w.sequence_parallel and w.grad_checkpointing:
         # transformers builds its causal mask from the embedding's output, which sequence parallelism shards
         raise _not_traced("grad_checkpointing", Text("r_trace_sp_ckpt"), command)
@@ -243,6 +253,18 @@ register({
                         "zh": "不追踪带检查点的序列并行：transformers 依据按序列切分的隐藏状态为重算的层构建因果掩码"},
     "r_trace_model_parallel": {"en": "model-parallel workloads are not traced; use {use}",
                                "zh": "不追踪模型并行的工作负载；请用 {use}"},
+    "r_trace_ulysses": {"en": "DeepSpeed-Ulysses is not traced (the trace runs torch's ring attention); use {ring}",
+                        "zh": "不追踪 DeepSpeed-Ulysses（追踪运行的是 torch 的环形注意力）；请用 {ring}"},
+    "r_trace_cp_seq": {"en": "torch's head-tail load balancer splits the sequence into 2 chunks per context-parallel "
+                             "rank: the tokens must divide by {n}",
+                       "zh": "torch 的首尾负载均衡器把序列切成每个上下文并行 rank 2 块：token 数须能被 {n} 整除"},
+    "r_trace_cp_mask": {
+        "en": "context parallelism is traced for causal attention without a mask (torch's ring handlers take "
+              "is_causal, not masks) and head dimensions that are multiples of 8",
+        "zh": "上下文并行只追踪无掩码的因果注意力（torch 的环形注意力只接受 is_causal，不接受掩码），且头维度须为 8 的倍数"},
+    "r_trace_cp_combo": {"en": "context parallelism is traced without chunked cross-entropy, activation offload and "
+                               "sequence parallelism",
+                         "zh": "上下文并行的追踪不含分块交叉熵、激活卸载与序列并行"},
     "r_trace_multi_gpu": {"en": "of the multi-GPU setups only FSDP2 full sharding without offload is traced (on a fake "
                                 "process group); use {fsdp} or {one}",
                           "zh": "多 GPU 配置中只追踪不卸载的 FSDP2 完全分片（在伪进程组上）；请用 {fsdp} 或 {one}"},

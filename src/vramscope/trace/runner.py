@@ -121,7 +121,8 @@ def run_training(model: Any, optimizer: Any, batch: int, seq: int, phase: Phase,
                  on_grads: Optional[Callable[[], None]] = None, on_logits: Optional[Callable[[Any], None]] = None,
                  device_type: str = "cpu", keep_outputs: bool = False, ce_chunks: int = 1,
                  offload: bool = False, step_in_backward: bool = False, accumulate: bool = False,
-                 loss_parallel: bool = False, after_step: Optional[Callable[[], None]] = None) -> None:
+                 loss_parallel: bool = False, after_step: Optional[Callable[[], None]] = None,
+                 shard_inputs: Optional[Callable[[Any], tuple]] = None) -> None:
     """One training step per ``steps``; ``ce_chunks > 1`` computes the output head and the loss chunk by chunk
     (torchtune's ``CEWithChunkedOutputLoss``), ``offload`` moves saved activations out as torchtune's
     ``OffloadActivations`` does, ``step_in_backward`` steps each parameter from its gradient hook (torchtune's
@@ -129,7 +130,10 @@ def run_training(model: Any, optimizer: Any, batch: int, seq: int, phase: Phase,
     logits sharded on the vocabulary, the loss and its backward inside torch's ``loss_parallel()`` (torchtitan's
     train context); the positions are passed, as a sequence-parallel embedding's local output no longer has
     the whole sequence (torchtitan's model takes them from its RoPE cache). ``after_step`` runs after each
-    optimizer step, in its phase (torchtitan's post-optimizer hooks: float8 scale precomputation)."""
+    optimizer step, in its phase (torchtitan's post-optimizer hooks: float8 scale precomputation).
+    ``shard_inputs``: context parallelism, ``ids → (local ids, local positions)`` (torchtitan's
+    ``prepare_context_parallel_input``); the forward and the loss then run on this rank's share of the
+    sequence, the labels being the local ids."""
     import torch
 
     if loss_parallel:
@@ -146,6 +150,9 @@ def run_training(model: Any, optimizer: Any, batch: int, seq: int, phase: Phase,
             p.register_post_accumulate_grad_hook(_step_hook(opt))
     for step in range(1, steps + 1):
         ids = torch.randint(0, vocab, (batch, seq), device=device)
+        positions = None
+        if shard_inputs is not None:
+            ids, positions = shard_inputs(ids)
         phase(f"forward#{step}")
         amp = torch.autocast(device_type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
         if offloader is not None:
@@ -163,6 +170,10 @@ def run_training(model: Any, optimizer: Any, batch: int, seq: int, phase: Phase,
                     out = model(input_ids=ids, labels=labels)
                     logits, loss = out.logits, out.loss
                     del out, labels
+                elif positions is not None:
+                    out = model(input_ids=ids, position_ids=positions)
+                    logits = out.logits
+                    del out
                 elif loss_parallel:
                     out = model(input_ids=ids, position_ids=torch.arange(seq, device=device)[None])
                     logits = out.logits
@@ -183,7 +194,7 @@ def run_training(model: Any, optimizer: Any, batch: int, seq: int, phase: Phase,
                     loss = model.loss_function(logits=logits, labels=ids, vocab_size=vocab)
         if not keep_outputs:  # the HF Trainer returns only the loss; a plain loop still holds out.logits
             del logits
-        del ids
+        del ids, positions
         phase(f"backward#{step}")
         with loss_parallel_ctx() if loss_parallel else nullcontext():
             loss.backward()
