@@ -358,6 +358,11 @@ def compiles(w: Workload, part: str) -> bool:
 def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, seq_shard: int,
                       notes: list[Assumption], tp: int = 1) -> Saved:
     seq_local = -(-w.seq // w.sp)  # context parallelism: each rank holds seq / sp tokens
+    if p.recipe == "mixed":
+        # fp32 parameters under torch.autocast: the residual stream is fp32 and each linear reading it saves its
+        # own 16-bit cast (TrainFlags.autocast_fp32; traced: 10·h bytes per token and Llama layer more than bf16
+        # parameters, the plain-loop FSDP2 row's whole gap)
+        flags = replace(flags, autocast_fp32=True)
     op_sac = w.grad_checkpointing and w.checkpoint_mode == "op"
     if op_sac and (op_sac_bytes_per_token(spec, seq_local, p.act_bytes, w.attn) is None or w.method != "full"):
         raise VramscopeError("conflict", field="checkpoint_mode", reason=Text("r_op_sac_layout"))
@@ -877,7 +882,10 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
         candidates.append(_at((buf.backward_layer[0], 0), {**base, "gradients": kept, "activations": acts.layers
                                                            + max(0, casts - head_cast),
                                                            "temporaries": acts.layer_backward_extra}))
-        candidates.append(_at(buf.backward_layer, {**base, "gradients": grads - buf.layer_pending // n}))
+        # the moment's layer (buf.layer_moment_layers): the second from the input when a layer outweighs the
+        # embedding, whose own sharded gradient is not there yet either
+        ahead = int(p.layer_params * p.param_bytes) // n * (buf.layer_moment_layers - 1)
+        candidates.append(_at(buf.backward_layer, {**base, "gradients": grads - buf.layer_pending // n - ahead}))
         candidates.append(_at(buf.backward_reduce, {**base, "gradients": grads}))
         if buf.head_reduce[1] and p.recipe == "fsdp_mixed":
             # the output head's reduce-scatter under a MixedPrecisionPolicy (traced, FSDP2: fp32 sharded parameters
@@ -911,10 +919,15 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
                           "temporaries": 2 * head + logits * (w.ce_chunks - 2) // w.ce_chunks}
         candidates.append(head_candidate)
     if w.grad_checkpointing or w.activation_offload:
-        layer_grads = int(p.layer_params * p.param_bytes) // (n if w.strategy.shards_params else 1)
+        layer_grads = int(p.layer_params * p.param_bytes) // (n if w.strategy.shards_params else 1) \
+            * (buf.layer_moment_layers if buf is not NO_BUFFERS else 1)
         # recomputed tensors are re-created inside backward: temporaries, as a trace sees them
+        # at the second layer's moment (a layer outweighs the embedding: MoE) the embedding's sharded gradient is
+        # what is not there yet (traced, Qwen3-30B-A3B, 4 layers: gradients exact); at the first layer's, the dense
+        # case, the whole unsharded size is taken off as before (the dense full-depth rows' trace agrees)
+        embed_share = embed_grad // n if buf is not NO_BUFFERS and buf.layer_moment_layers == 2 else embed_grad
         candidates.append(_at(buf.backward_layer, {
-            **base, "gradients": max(kept, grads - layer_grads - embed_grad),
+            **base, "gradients": max(kept, grads - layer_grads - embed_share),
             "temporaries": sp_temp + acts.one_layer + max(acts.layer_backward_extra, tr.dora_recompute, tr.dequant,
                                                           tr.float8)}))
     elif tr.dequant:

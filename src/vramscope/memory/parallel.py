@@ -117,6 +117,11 @@ class FsdpBuffers:
     #: the output head's reduce-scatter copy-in (FSDP2, untied): the last layer gathered, the head's unsharded
     #: gradient beside its reduce-scatter input
     head_reduce: tuple[int, int] = (0, 0)
+    #: layers (from the input side) whose gradients are not yet sharded at ``backward_layer``'s moment, beside the
+    #: embedding's: 1 at the first layer's backward (the embedding prefetched), 2 at the second's when a layer is
+    #: larger than the untied embedding (FSDP2: the first layer's prefetch, 2U, is then the larger moment; MoE
+    #: layers, traced on Qwen3-30B-A3B)
+    layer_moment_layers: int = 1
 
 
 def fsdp_buffers(spec: ModelSpec, version: int, param_bytes: float, grad_bytes: float, trains_layers: bool,
@@ -176,7 +181,8 @@ def fsdp_buffers(spec: ModelSpec, version: int, param_bytes: float, grad_bytes: 
                            backward_start=(int(t + u), int(tg)), backward_layer=(int(u + max(u, e)), int(ug + ur)),
                            backward_end=end, end_pending=int(eg), backward_reduce=(0, int(eg + er)),
                            head_reduce=(int(u), int(tg + tr)),
-                           layer_pending=int(ug + eg))
+                           layer_pending=int(ug + eg),
+                           layer_moment_layers=2 if u > e and spec.num_layers + spec.num_decoder_layers > 1 else 1)
     root = e + t
     return FsdpBuffers(forward_layer=int(2 * u + root), forward_loss=int(root), backward_loss=int(root),
                        forward_held=int(2 * u + root),
