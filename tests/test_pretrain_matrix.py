@@ -110,6 +110,25 @@ def test_fp32_fsdp_autocast_backward_matches_trace(ckpt):
     assert abs(r["phases"]["backward"]) <= 0.03, r["phases"]
 
 
+#: FSDP2 × tensor parallelism as bench/pretrain_matrix.py's TP section traces it (torchtitan's plan in torch's
+#: parallel styles, rank 0 of a (dp, tp) mesh), 2 layers at s256: ± sequence parallelism, checkpointing, hf's policy
+TP_SUBSET = [
+    dict(TITAN, num_gpus=4, tp=2),
+    dict(TITAN, num_gpus=4, tp=2, sequence_parallel=True),
+    dict(TITAN, num_gpus=4, tp=2, grad_checkpointing="full"),
+    dict(TITAN, num_gpus=8, tp=4, sequence_parallel=True, framework="hf"),
+]
+
+
+@requires_torch
+@pytest.mark.trace
+@pytest.mark.parametrize("kw", TP_SUBSET, ids=pretrain_matrix.describe)
+def test_tensor_parallel_subset_matches_trace(kw):
+    model = _two_layers("llama-3-8b")
+    r = pretrain_matrix.against(model, kw, pretrain_matrix.traced(model, kw))
+    assert all(abs(e) <= 0.03 for e in r["phases"].values()), r["phases"]
+
+
 @requires_torch
 @requires_torchao
 def test_tracker_counts_float8_wrappers_by_their_inner_tensors():

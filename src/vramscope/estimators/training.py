@@ -878,14 +878,33 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
         candidates.append(_at(buf.backward_start, {**base, "gradients": kept,
                                                    "activations": acts.layers + max(0, casts - head_cast),
                                                    "temporaries": head_cast}))
-        # the last layer's backward: its parameters and the prefetched next layer beside nearly everything saved
-        candidates.append(_at((buf.backward_layer[0], 0), {**base, "gradients": kept, "activations": acts.layers
-                                                           + max(0, casts - head_cast),
-                                                           "temporaries": acts.layer_backward_extra}))
+        # the last layer's backward: its parameters and the prefetched next layer beside nearly everything saved,
+        # and (FSDP2, untied) the output head's reduce-scatter input, retained until the next reduce-scatter is
+        # issued (traced: llama-3-70b with every 2nd layer checkpointed peaks here, the head's fp32 input 4 GiB)
+        head_shard = int(spec.vocab_size * spec.hidden_size * p.param_bytes) // n if buf.head_reduce_input else 0
+        candidates.append(_at((buf.backward_layer[0], 0), {**base, "gradients": kept + head_shard,
+                                                           "activations": acts.layers + max(0, casts - head_cast),
+                                                           "temporaries": acts.layer_backward_extra
+                                                           + buf.head_reduce_input}))
         # the moment's layer (buf.layer_moment_layers): the second from the input when a layer outweighs the
         # embedding, whose own sharded gradient is not there yet either
         ahead = int(p.layer_params * p.param_bytes) // n * (buf.layer_moment_layers - 1)
         candidates.append(_at(buf.backward_layer, {**base, "gradients": grads - buf.layer_pending // n - ahead}))
+        n_layers = spec.num_layers + spec.num_decoder_layers
+        if (buf.head_reduce_input and w.grad_checkpointing and w.checkpoint_mode in ("full", "op") and n_layers > 1
+                and n_layers % max(1, w.checkpoint_every) == 0 and not w.activation_offload):
+            # the last layer, checkpointed, recomputed in backward: it and the prefetched next layer gathered (2U),
+            # the output head's reduce-scatter input still retained, the layer's weight gradients arriving beside
+            # its recomputed tensors (torchtitan's per-op policy: what it does not save), every other saved tensor
+            # alive (traced: llama-3-70b, every 2nd layer checkpointed or the per-op policy, peaks inside the last
+            # layer's MLP backward with two of its three MLP weight gradients written; this moment, taking the
+            # layer's gradients whole, is the upper side: +2.7% of the 4-layer trace)
+            recomputed = acts.one_layer
+            if w.checkpoint_mode == "op":
+                recomputed = max(0, acts.one_layer - (acts.layers - acts.head_inputs) // n_layers)
+            candidates.append(_at((buf.forward_held, 0), {
+                **base, "gradients": kept + head_shard, "activations": acts.layers,
+                "temporaries": buf.head_reduce_input + buf.layer_grad + recomputed + sp_temp}))
         candidates.append(_at(buf.backward_reduce, {**base, "gradients": grads}))
         if buf.head_reduce[1] and p.recipe == "fsdp_mixed":
             # the output head's reduce-scatter under a MixedPrecisionPolicy (traced, FSDP2: fp32 sharded parameters

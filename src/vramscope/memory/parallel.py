@@ -122,6 +122,10 @@ class FsdpBuffers:
     #: larger than the untied embedding (FSDP2: the first layer's prefetch, 2U, is then the larger moment; MoE
     #: layers, traced on Qwen3-30B-A3B)
     layer_moment_layers: int = 1
+    #: the output head's reduce-scatter input (reduce_dtype; FSDP2, untied), retained until the next reduce-scatter
+    #: is issued, i.e. through the last layer's backward (``foreach_reduce``: one input buffer kept)
+    head_reduce_input: int = 0
+    layer_grad: int = 0  # a decoder layer's unsharded gradients (U_g)
 
 
 def fsdp_buffers(spec: ModelSpec, version: int, param_bytes: float, grad_bytes: float, trains_layers: bool,
@@ -182,6 +186,7 @@ def fsdp_buffers(spec: ModelSpec, version: int, param_bytes: float, grad_bytes: 
                            backward_end=end, end_pending=int(eg), backward_reduce=(0, int(eg + er)),
                            head_reduce=(int(u), int(tg + tr)),
                            layer_pending=int(ug + eg),
+                           head_reduce_input=int(tr), layer_grad=int(ug),
                            layer_moment_layers=2 if u > e and spec.num_layers + spec.num_decoder_layers > 1 else 1)
     root = e + t
     return FsdpBuffers(forward_layer=int(2 * u + root), forward_loss=int(root), backward_loss=int(root),
