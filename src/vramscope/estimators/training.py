@@ -881,11 +881,15 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
         # the last layer's backward: its parameters and the prefetched next layer beside nearly everything saved,
         # and (FSDP2, untied) the output head's reduce-scatter input, retained until the next reduce-scatter is
         # issued (traced: llama-3-70b with every 2nd layer checkpointed peaks here, the head's fp32 input 4 GiB)
+        candidates.append(_at((buf.backward_layer[0], 0), {**base, "gradients": kept, "activations": acts.layers
+                                                           + max(0, casts - head_cast),
+                                                           "temporaries": acts.layer_backward_extra}))
         head_shard = int(spec.vocab_size * spec.hidden_size * p.param_bytes) // n if buf.head_reduce_input else 0
-        candidates.append(_at((buf.backward_layer[0], 0), {**base, "gradients": kept + head_shard,
-                                                           "activations": acts.layers + max(0, casts - head_cast),
-                                                           "temporaries": acts.layer_backward_extra
-                                                           + buf.head_reduce_input}))
+        if buf.head_reduce_input:  # it and the prefetched layer before it (2U), not the embedding
+            candidates.append(_at((buf.forward_held, 0), {**base, "gradients": kept + head_shard,
+                                                          "activations": acts.layers + max(0, casts - head_cast),
+                                                          "temporaries": acts.layer_backward_extra
+                                                          + buf.head_reduce_input}))
         # the moment's layer (buf.layer_moment_layers): the second from the input when a layer outweighs the
         # embedding, whose own sharded gradient is not there yet either
         ahead = int(p.layer_params * p.param_bytes) // n * (buf.layer_moment_layers - 1)
