@@ -127,8 +127,16 @@ def test_monotonic_in_batch_and_seq(batch, seq, task, method):
     base = vramscope.estimate("qwen2.5-0.5b", task=task, method=m, batch=batch, seq=seq)
     more_batch = vramscope.estimate("qwen2.5-0.5b", task=task, method=m, batch=batch + 1, seq=seq)
     more_seq = vramscope.estimate("qwen2.5-0.5b", task=task, method=m, batch=batch, seq=seq + 1)
-    assert more_batch.total_bytes >= base.total_bytes
-    assert more_seq.total_bytes >= base.total_bytes
+    # the tensors (allocated) never shrink as the batch or the prompt grows. The caching allocator's cache (and so
+    # reserved and the device number) is not monotonic in the request sizes: memory/synthetic.py replays the prefill
+    # and the cache follows a sawtooth (qwen2.5-0.5b, batch 3: 675 MiB cached at 14,771 tokens, 264 MiB at 14,772,
+    # where a request starts to fit a block an earlier one freed); it is never negative
+    def allocated(e):
+        return e.total_bytes - e.components.get("allocator_cache", 0)
+
+    for more in (more_batch, more_seq):
+        assert allocated(more) >= allocated(base)
+        assert more.components.get("allocator_cache", 0) >= 0
 
 
 def test_gpu_verdicts():

@@ -119,7 +119,9 @@ def test_torchtitan_selective_is_its_op_policy():
     none = estimate("llama-3-70b", framework="torchtitan", **kw)
     assert sel.workload["checkpoint_mode"] == "op" and sel.total_bytes == op.total_bytes
     assert full.memory.allocated < op.memory.allocated < none.memory.allocated
-    assert op.memory.allocated < 40 * GiB
+    # full checkpointing well under 40 GiB per GPU (the bar); the per-op policy at s2048 traces at 41.4 GiB
+    # (bench/results/pretrain_full.json, 80 layers on the fake process group), which the estimate follows
+    assert full.memory.allocated < 40 * GiB and op.memory.allocated < 42 * GiB
     hf = estimate("llama-3-70b", grad_checkpointing="selective", **kw)  # Megatron's core attention elsewhere
     assert hf.workload["checkpoint_mode"] == "selective"
     with pytest.raises(VramscopeError):
@@ -137,7 +139,9 @@ def test_megatron_recompute_methods():
     acts = lambda e: e.phases["forward"]["activations"]  # noqa: E731
     assert acts(block_half) - acts(per_layer) == pytest.approx((acts(none) - acts(per_layer)) / 2, rel=0.02)
     uni4 = estimate("llama-3-8b", recompute_method="uniform", recompute_num_layers=4, **kw)
-    h_bytes = 4 * 2048 * spec.hidden_size * 2  # one checkpoint input
+    # one checkpoint input: the residual stream, fp32 under autocast over fp32 parameters (pretrain's default
+    # recipe; traced, docs/accuracy.md's full-depth matrix)
+    h_bytes = 4 * 2048 * spec.hidden_size * 4
     assert acts(per_layer) - acts(uni4) == pytest.approx(h_bytes * (spec.num_layers - spec.num_layers // 4), rel=0.01)
     with pytest.raises(VramscopeError):
         estimate("llama-3-8b", recompute_num_layers=2, checkpoint_every=2, **kw)

@@ -372,6 +372,11 @@ def compiles(w: Workload, part: str) -> bool:
 def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, seq_shard: int,
                       notes: list[Assumption], tp: int = 1) -> Saved:
     seq_local = -(-w.seq // w.sp)  # context parallelism: each rank holds seq / sp tokens
+    if p.recipe == "mixed":
+        # fp32 parameters under torch.autocast: the residual stream is fp32 and each linear reading it saves its
+        # own 16-bit cast (TrainFlags.autocast_fp32; traced: 10·h bytes per token and Llama layer more than bf16
+        # parameters, the plain-loop FSDP2 row's whole gap)
+        flags = replace(flags, autocast_fp32=True)
     op_sac = w.grad_checkpointing and w.checkpoint_mode == "op"
     if op_sac and (op_sac_bytes_per_token(spec, seq_local, p.act_bytes, w.attn) is None or w.method != "full"):
         raise VramscopeError("conflict", field="checkpoint_mode", reason=Text("r_op_sac_layout"))
@@ -892,11 +897,37 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
         candidates.append(_at(buf.backward_start, {**base, "gradients": kept,
                                                    "activations": acts.layers + max(0, casts - head_cast),
                                                    "temporaries": head_cast}))
-        # the last layer's backward: its parameters and the prefetched next layer beside nearly everything saved
+        # the last layer's backward: its parameters and the prefetched next layer beside nearly everything saved,
+        # and (FSDP2, untied) the output head's reduce-scatter input, retained until the next reduce-scatter is
+        # issued (traced: llama-3-70b with every 2nd layer checkpointed peaks here, the head's fp32 input 4 GiB)
         candidates.append(_at((buf.backward_layer[0], 0), {**base, "gradients": kept, "activations": acts.layers
                                                            + max(0, casts - head_cast),
                                                            "temporaries": acts.layer_backward_extra + sp_temp}))
-        candidates.append(_at(buf.backward_layer, {**base, "gradients": grads - buf.layer_pending // n}))
+        head_shard = int(spec.vocab_size * spec.hidden_size * p.param_bytes) // n if buf.head_reduce_input else 0
+        if buf.head_reduce_input:  # it and the prefetched layer before it (2U), not the embedding
+            candidates.append(_at((buf.forward_held, 0), {**base, "gradients": kept + head_shard,
+                                                          "activations": acts.layers + max(0, casts - head_cast),
+                                                          "temporaries": acts.layer_backward_extra
+                                                          + buf.head_reduce_input + sp_temp}))
+        # the moment's layer (buf.layer_moment_layers): the second from the input when a layer outweighs the
+        # embedding, whose own sharded gradient is not there yet either
+        ahead = int(p.layer_params * p.param_bytes) // n * (buf.layer_moment_layers - 1)
+        candidates.append(_at(buf.backward_layer, {**base, "gradients": grads - buf.layer_pending // n - ahead}))
+        n_layers = spec.num_layers + spec.num_decoder_layers
+        if (buf.head_reduce_input and w.grad_checkpointing and w.checkpoint_mode in ("full", "op") and n_layers > 1
+                and n_layers % max(1, w.checkpoint_every) == 0 and not w.activation_offload):
+            # the last layer, checkpointed, recomputed in backward: it and the prefetched next layer gathered (2U),
+            # the output head's reduce-scatter input still retained, the layer's weight gradients arriving beside
+            # its recomputed tensors (torchtitan's per-op policy: what it does not save), every other saved tensor
+            # alive (traced: llama-3-70b, every 2nd layer checkpointed or the per-op policy, peaks inside the last
+            # layer's MLP backward with two of its three MLP weight gradients written; this moment, taking the
+            # layer's gradients whole, is the upper side: +2.7% of the 4-layer trace)
+            recomputed = acts.one_layer
+            if w.checkpoint_mode == "op":
+                recomputed = max(0, acts.one_layer - (acts.layers - acts.head_inputs) // n_layers)
+            candidates.append(_at((buf.forward_held, 0), {
+                **base, "gradients": kept + head_shard, "activations": acts.layers,
+                "temporaries": buf.head_reduce_input + buf.layer_grad + recomputed + sp_temp}))
         candidates.append(_at(buf.backward_reduce, {**base, "gradients": grads}))
         if buf.head_reduce[1] and p.recipe == "fsdp_mixed":
             # the output head's reduce-scatter under a MixedPrecisionPolicy (traced, FSDP2: fp32 sharded parameters
@@ -930,10 +961,15 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
                           "temporaries": 2 * head + logits * (w.ce_chunks - 2) // w.ce_chunks}
         candidates.append(head_candidate)
     if w.grad_checkpointing or w.activation_offload:
-        layer_grads = int(p.layer_params * p.param_bytes) // (n if w.strategy.shards_params else 1)
+        layer_grads = int(p.layer_params * p.param_bytes) // (n if w.strategy.shards_params else 1) \
+            * (buf.layer_moment_layers if buf is not NO_BUFFERS else 1)
         # recomputed tensors are re-created inside backward: temporaries, as a trace sees them
+        # at the second layer's moment (a layer outweighs the embedding: MoE) the embedding's sharded gradient is
+        # what is not there yet (traced, Qwen3-30B-A3B, 4 layers: gradients exact); at the first layer's, the dense
+        # case, the whole unsharded size is taken off as before (the dense full-depth rows' trace agrees)
+        embed_share = embed_grad // n if buf is not NO_BUFFERS and buf.layer_moment_layers == 2 else embed_grad
         candidates.append(_at(buf.backward_layer, {
-            **base, "gradients": max(kept, grads - layer_grads - embed_grad),
+            **base, "gradients": max(kept, grads - layer_grads - embed_share),
             "temporaries": sp_temp + acts.one_layer + max(acts.layer_backward_extra, tr.dora_recompute, tr.dequant,
                                                           tr.float8)}))
     elif tr.dequant:

@@ -24,6 +24,12 @@ bytes, ``q``/``kv`` the query and key/value widths, ``I`` the MLP width:
   expert output before the routing weight (``2·a·h``); the router's softmax and top-k are a few floats per
   expert; shared experts run on every token.
 
+* autocast over fp32 parameters (``--precision mixed`` without a framework's FSDP policy): the fp32 embedding
+  output makes the residual stream fp32, so each norm keeps its fp32 normalized value (``4h``) and each linear
+  reading the stream saves its own 16-bit cast of it (autocast caches weight casts only): three copies for q, k
+  and v, two for gate and up, ``10·h`` bytes per token and layer more than 16-bit parameters for Llama-3-8B;
+  a checkpointed layer keeps its fp32 input (``4h``). Traced at 32 layers under FSDP2 (backward within 2 MiB).
+
 These reproduce fake-tensor traces of the real transformers code per layer: 49.03·h bytes per token for
 Llama-3-8B full fine-tuning with SDPA, 64.0·h with eager at s=256, 72.14·h with LoRA on all linear layers,
 52.57·h for Qwen3-8B, 85.06·h for Mixtral-8x7B (``docs/accuracy.md``). Layers frozen by ``--method freeze``
@@ -103,6 +109,12 @@ class TrainFlags:
     unsloth: bool = False
     #: LitGPT's LLaMA-Adapter (1: ``litgpt/adapter.py``, 2: ``adapter_v2.py``; :func:`litgpt_adapter_bytes`)
     adapter: int = 0
+    #: fp32 parameters under ``torch.autocast`` (the ``mixed`` recipe: a plain loop, the HF Trainer's amp): the
+    #: fp32 embedding output makes the residual stream fp32 (:func:`stream_bytes`), so each RMSNorm keeps its fp32
+    #: normalized value and every linear reading the stream casts its own 16-bit copy of it (autocast caches only
+    #: casts of leaf tensors that require grad: the weights; torch 2.13 aten/src/ATen/autocast_mode.cpp
+    #: ``cached_cast``), which its ``mm`` saves: q, k and v three copies, gate and up two
+    autocast_fp32: bool = False
 
     def trains(self, module: str) -> bool:
         return self.base if self.modules is None else module in self.modules
@@ -135,6 +147,12 @@ class TrainingActivations:
 _ATTN_MODULES = ("q_proj", "k_proj", "v_proj")
 
 
+def stream_bytes(a: float, t: TrainFlags) -> float:
+    """Bytes per element of the residual stream: fp32 under autocast over fp32 parameters (the embedding runs in
+    fp32 and each residual add promotes the 16-bit linear output to fp32), else the compute dtype's."""
+    return 4.0 if t.autocast_fp32 else a
+
+
 def _norm(width: int, a: float, trains: bool, gemma: bool) -> float:
     kept = (4.0 if gemma else a) * width if trains else 0.0
     return 4.0 * width + 4.0 + kept
@@ -149,7 +167,7 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
         kv_dim = spec.num_heads * (spec.mla.qk_head_dim + spec.mla.v_head_dim) // 2
     # Gemma's (1 + weight) norm keeps its fp32 normalized value; so does torchtune's RMSNorm, whose fp32 input
     # meets a bf16 weight and falls off the fused path (traced: 4h per norm more than transformers')
-    gemma = spec.family.offset_norm or t.torchtune
+    gemma = spec.family.offset_norm or t.torchtune or t.autocast_fp32
     lora = t.lora
     r4 = 4.0 * t.lora_rank
 
@@ -187,7 +205,7 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
     qkv = ("qkv_proj",) if spec.fused_qkv else _ATTN_MODULES
     qkv_names = qkv
     if any(t.trains(m) for m in qkv):
-        out += a * h
+        out += a * h * (sum(1 for m in qkv if t.trains(m)) if t.autocast_fp32 else 1)
     out += lora_inputs(h, *qkv)
     if t.litgpt and t.lora:
         out += litgpt_qkv_pad_bytes(spec, a, lora)
@@ -209,8 +227,9 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
         out += (4.0 + (a if t.norms_train else 0.0)) * (q_dim + kv_dim) + 4.0 * (spec.num_heads + spec.num_kv_heads)
     # MLP input (normed) is shared by gate and up (and the router)
     gate_up = ("gate_up_proj",) if spec.fused_gate_up else ("gate_proj", "up_proj")
+    readers = gate_up + ("gate",) if spec.moe is not None else gate_up  # the router reads it too
     if any(t.trains(m) for m in gate_up + ("gate",)):
-        out += a * h
+        out += a * h * (sum(1 for m in readers if t.trains(m)) if t.autocast_fp32 else 1)
     k = 1
     inter = spec.intermediate_size
     if spec.moe is not None:
@@ -515,6 +534,7 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
             # save for backward, whole; Megatron saves the local shard and all-gathers again in backward
             per_layer += 2 * a * spec.hidden_size * (1 - 1 / replicated_shard)
     n_layers = spec.num_layers + spec.num_decoder_layers
+    stream = stream_bytes(a, trainable)  # a checkpointed layer keeps its input: the residual stream
     live_layers = n_layers - min(trainable.frozen_layers, n_layers) if not trainable.embeddings else n_layers
     merged = merged_expert_bytes(spec, a, trainable)
     moe_layers = 0
@@ -524,12 +544,12 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
     if checkpointing and megatron is not None:
         inputs, covered, group = megatron
         covered = min(covered, live_layers)
-        layers = int(tokens * min(inputs, live_layers) * a * spec.hidden_size / replicated_shard)
+        layers = int(tokens * min(inputs, live_layers) * stream * spec.hidden_size / replicated_shard)
         layers += int(tokens * per_layer) * (live_layers - covered) + merged * round(moe_layers * (1 - covered / n_layers))
         one_layer = (int(tokens * per_layer) + merged) * min(group, live_layers)
     elif checkpointing:
         ckpt = min(checkpointed_layers(n_layers, every), live_layers)
-        layers = int(tokens * ckpt * a * spec.hidden_size / replicated_shard)
+        layers = int(tokens * ckpt * stream * spec.hidden_size / replicated_shard)
         layers += int(tokens * per_layer) * (live_layers - ckpt) + merged * round(moe_layers * (1 - ckpt / n_layers))
     elif op_sac:  # torchtitan's per-op policy on every block; backward recomputes one block at a time
         sac = compiled_op_sac_bytes_per_token(spec, seq, a, attn) if compiled else None
@@ -540,7 +560,7 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
         layers = int(tokens * per_layer) * live_layers + merged * moe_layers
     if trainable.adapter:
         layers += int(tokens * litgpt_adapter_bytes(spec, a, attn, trainable, n_layers))
-    gemma = spec.family.offset_norm or trainable.torchtune
+    gemma = spec.family.offset_norm or trainable.torchtune or trainable.autocast_fp32
     final_norm = int(tokens * _norm(spec.hidden_size, a, trainable.norms_train, gemma) / replicated_shard)
     if trainable.adapter == 2:
         # lm_head is an AdapterV2Linear too: every 128-token chunk's ``linear(x) + adapter_bias`` is kept for

@@ -117,6 +117,15 @@ class FsdpBuffers:
     #: the output head's reduce-scatter copy-in (FSDP2, untied): the last layer gathered, the head's unsharded
     #: gradient beside its reduce-scatter input
     head_reduce: tuple[int, int] = (0, 0)
+    #: layers (from the input side) whose gradients are not yet sharded at ``backward_layer``'s moment, beside the
+    #: embedding's: 1 at the first layer's backward (the embedding prefetched), 2 at the second's when a layer is
+    #: larger than the untied embedding (FSDP2: the first layer's prefetch, 2U, is then the larger moment; MoE
+    #: layers, traced on Qwen3-30B-A3B)
+    layer_moment_layers: int = 1
+    #: the output head's reduce-scatter input (reduce_dtype; FSDP2, untied), retained until the next reduce-scatter
+    #: is issued, i.e. through the last layer's backward (``foreach_reduce``: one input buffer kept)
+    head_reduce_input: int = 0
+    layer_grad: int = 0  # a decoder layer's unsharded gradients (U_g)
 
 
 def fsdp_buffers(spec: ModelSpec, version: int, param_bytes: float, grad_bytes: float, trains_layers: bool,
@@ -176,7 +185,9 @@ def fsdp_buffers(spec: ModelSpec, version: int, param_bytes: float, grad_bytes: 
                            backward_start=(int(t + u), int(tg)), backward_layer=(int(u + max(u, e)), int(ug + ur)),
                            backward_end=end, end_pending=int(eg), backward_reduce=(0, int(eg + er)),
                            head_reduce=(int(u), int(tg + tr)),
-                           layer_pending=int(ug + eg))
+                           layer_pending=int(ug + eg),
+                           head_reduce_input=int(tr), layer_grad=int(ug),
+                           layer_moment_layers=2 if u > e and spec.num_layers + spec.num_decoder_layers > 1 else 1)
     root = e + t
     return FsdpBuffers(forward_layer=int(2 * u + root), forward_loss=int(root), backward_loss=int(root),
                        forward_held=int(2 * u + root),
