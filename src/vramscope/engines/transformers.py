@@ -139,10 +139,10 @@ def images_in_context(spec, w: Workload, a: float, notes: list[Assumption]) -> t
     from ..memory.image_tokens import cross_attention_states, encoder_patches, image_tokens, largest_image, \
         tower_transient
 
-    n = getattr(w, "images", None) or 0
+    n = w.images
     if spec.vision is None or n <= 0:
         return w.seq, 0, 0
-    width, height = getattr(w, "image_size", None) or largest_image(spec)
+    width, height = w.image_size or largest_image(spec)
     per = image_tokens(spec, width, height)
     states = n * cross_attention_states(spec)
     if spec.vision.kind == "mllama":
@@ -160,12 +160,10 @@ def kv_quant(w: Workload) -> Optional[KvQuant]:
     """``--cache quantized``'s settings, checked as ``QuantoQuantizedLayer`` / ``HQQQuantizedLayer`` check them."""
     from ..errors import VramscopeError
 
-    if getattr(w, "cache", "dynamic") != "quantized":
+    if w.cache != "quantized":
         return None
-    q = KvQuant(backend=getattr(w, "kv_backend", None) or "quanto", nbits=getattr(w, "kv_nbits", None) or 4,
-                q_group_size=getattr(w, "kv_group_size", None) or 64,
-                residual_length=getattr(w, "kv_residual_length", None) or 128,
-                axis_key=getattr(w, "kv_axis_key", None) or 0, axis_value=getattr(w, "kv_axis_value", None) or 0)
+    q = KvQuant(backend=w.kv_backend, nbits=w.kv_nbits, q_group_size=w.kv_group_size,
+                residual_length=w.kv_residual_length, axis_key=w.kv_axis_key, axis_value=w.kv_axis_value)
     if q.nbits not in KV_QUANT_BITS[q.backend]:
         raise VramscopeError("bad_choice", field="kv_nbits", value=q.nbits,
                              allowed=f"{', '.join(map(str, KV_QUANT_BITS[q.backend]))} ({q.backend})")
