@@ -328,3 +328,29 @@ def test_ollama_llama_server_path():
     # the old scheduler stays for old versions
     assert vramscope.estimate("llama-3.1-70b", engine="ollama", gpus=["rtx-4090"],
                               ollama_version="0.24.0").engine["scheduler"] == "layout"
+
+
+def test_partial_layer_trials_follow_fit_cpp_order():
+    """common/fit.cpp's extra partial MoE layer: LAYER_FRACTION_UP is tried first; where it fits, GATE is tried
+    next; where it does not, ATTN; nothing after either (the trials as the fit trace logs them). The workloads
+    below reach both branches."""
+    import re
+
+    step = re.compile(r"trying to fit one extra layer with overflow_type=LAYER_FRACTION_(\w+)$"
+                      r"|set ngl_per_device\[\d+\]\.\(n_layer, n_part, overflow_type\)=\(\d+, \d+, (\w+)\)")
+    branches = set()
+    for model in ("qwen3-30b-a3b", "mixtral-8x7b", "deepseek-ai/DeepSeek-V2-Lite", "gpt-oss-20b"):
+        for gpus in (["rtx-4090"], ["rtx-4060-ti-16gb"], ["8GB"], ["12GB", "8GB"]):
+            e = vramscope.estimate(model, engine="llama.cpp", quant="Q4_K_M", gpus=gpus, fit="on")
+            steps = [("try", m[1]) if m[1] else ("set", m[2])
+                     for m in map(step.search, e.engine["fit"]["trace"]) if m]
+            i = 0
+            while i < len(steps):
+                assert steps[i] == ("try", "UP"), steps
+                up_fits = steps[i + 1:i + 2] == [("set", "UP")]
+                then = "GATE" if up_fits else "ATTN"
+                i += 2 if up_fits else 1
+                assert steps[i] == ("try", then), steps
+                i += 1 + (steps[i + 1:i + 2] == [("set", then)])
+                branches.add(then)
+    assert branches == {"GATE", "ATTN"}, branches

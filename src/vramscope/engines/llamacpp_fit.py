@@ -38,6 +38,10 @@ MiB = 2**20
 FIT_TARGET = 1024 * MiB
 FIT_MIN_CTX = 4096
 LAYER_FRACTION_ATTN, LAYER_FRACTION_UP, LAYER_FRACTION_GATE, LAYER_FRACTION_MOE = 1, 2, 3, 4
+#: the partial layer's overflow types as common/fit.cpp logs them
+FRACTION_NAMES = {LAYER_FRACTION_ATTN: "ATTN", LAYER_FRACTION_UP: "UP", LAYER_FRACTION_GATE: "GATE"}
+#: the partial layer's next overflow type after a trial, by (this type, whether it fitted); none after the last
+FRACTION_NEXT = {(LAYER_FRACTION_UP, True): LAYER_FRACTION_GATE, (LAYER_FRACTION_UP, False): LAYER_FRACTION_ATTN}
 _U32 = 2**32
 
 
@@ -333,35 +337,21 @@ def fit_params(measure: Measure, *, free: Sequence[int], names: Sequence[str], h
                 test[d] = replace(test[d], n_layer=test[d].n_layer + 1, n_part=test[d].n_part + 1)
                 if test[start_test].n_part == 0:
                     start_test += 1
-                test[d] = replace(test[d], overflow_type=LAYER_FRACTION_UP)
                 ovf_test = list(overflow)
                 if d < nd - 1:
                     ovf_test[d] = d + 1
-
-                def fits(m: list[int]) -> bool:
-                    return m[d] < targets[d] and (d + 1 == nd or m[d + 1] < targets[d + 1])
-
-                log("trying to fit one extra layer with overflow_type=LAYER_FRACTION_UP")
-                mem_test = for_layers(test, ovf_test)
-                if fits(mem_test):
-                    ngl, overflow, mem, start = list(test), ovf_test, mem_test, start_test
-                    log(f"set ngl_per_device[{d}].(n_layer, n_part, overflow_type)=({ngl[d].n_layer}, "
-                        f"{ngl[d].n_part}, UP), id_dense_start={start}")
-                    test[d] = replace(test[d], overflow_type=LAYER_FRACTION_GATE)
-                    log("trying to fit one extra layer with overflow_type=LAYER_FRACTION_GATE")
+                # LAYER_FRACTION_UP first; then GATE where it fitted, ATTN where it did not
+                kind = LAYER_FRACTION_UP
+                while kind is not None:
+                    test[d] = replace(test[d], overflow_type=kind)
+                    log(f"trying to fit one extra layer with overflow_type=LAYER_FRACTION_{FRACTION_NAMES[kind]}")
                     mem_test = for_layers(test, ovf_test)
-                    if fits(mem_test):
+                    fitted = mem_test[d] < targets[d] and (d + 1 == nd or mem_test[d + 1] < targets[d + 1])
+                    if fitted:
                         ngl, overflow, mem, start = list(test), ovf_test, mem_test, start_test
                         log(f"set ngl_per_device[{d}].(n_layer, n_part, overflow_type)=({ngl[d].n_layer}, "
-                            f"{ngl[d].n_part}, GATE), id_dense_start={start}")
-                else:
-                    test[d] = replace(test[d], overflow_type=LAYER_FRACTION_ATTN)
-                    log("trying to fit one extra layer with overflow_type=LAYER_FRACTION_ATTN")
-                    mem_test = for_layers(test, ovf_test)
-                    if fits(mem_test):
-                        ngl, overflow, mem, start = list(test), ovf_test, mem_test, start_test
-                        log(f"set ngl_per_device[{d}].(n_layer, n_part, overflow_type)=({ngl[d].n_layer}, "
-                            f"{ngl[d].n_part}, ATTN), id_dense_start={start}")
+                            f"{ngl[d].n_part}, {FRACTION_NAMES[kind]}), id_dense_start={start}")
+                    kind = FRACTION_NEXT.get((kind, fitted))
             log(f"  - {names[d]}: {ngl[d].n_layer:2d} layers ({ngl[d].n_part:2d} overflowing), "
                 f"{_mib(mem[d]):6d} MiB used, {_mib(free[d] - mem[d]):6d} MiB free")
             d += 1
