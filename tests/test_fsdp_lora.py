@@ -12,11 +12,11 @@ the next layer's all-gather be issued while this one computes (two in flight), w
 """
 
 import json
-import socket
 
 import pytest
 
 from conftest import requires_torch
+import gloo
 from fixtures import TINY_LLAMA
 from vramscope.api import estimate_resolved
 from vramscope.memory.parallel import bnb_quant_state_bytes, fsdp_buffers, largest_layer_params
@@ -26,12 +26,6 @@ from vramscope.workload import make_workload
 pytestmark = [requires_torch, pytest.mark.trace]
 
 WORLD = 2
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _model(case, folder):
@@ -156,7 +150,7 @@ def _run_fsdp1(tmp_path, case):
         torch.manual_seed(0)
         LlamaForCausalLM(LlamaConfig(**cfg)).to(torch.bfloat16).save_pretrained(folder)
     out = tmp_path / "rank"
-    mp.spawn(_fsdp1_rank, args=(WORLD, _port(), str(folder), str(out), case), nprocs=WORLD, join=True)
+    mp.spawn(_fsdp1_rank, args=(WORLD, gloo.free_port(), str(folder), str(out), case), nprocs=WORLD, join=True)
     return [json.loads((tmp_path / f"rank.{r}").read_text()) for r in range(WORLD)]
 
 

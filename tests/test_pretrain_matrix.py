@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from conftest import requires_torch
-from vramscope.api import estimate_resolved
 from vramscope.sources import catalog, resolve
 from vramscope.sources.base import ResolvedModel
 from vramscope.sources.hf_config import spec_from_config
@@ -81,6 +80,12 @@ def _two_layers(name):
                          active_params=spec.active_params, hf_config=cfg)
 
 
+def _two_layer_llama_against_trace(kw: dict) -> dict:
+    """bench/pretrain_matrix.py's comparison of the analytic estimate with the trace, for 2-layer Llama-3-8B."""
+    model = _two_layers("llama-3-8b")
+    return pretrain_matrix.against(model, kw, pretrain_matrix.traced(model, kw))
+
+
 TITAN = dict(task="pretrain", precision="mixed", parallelism="fsdp", framework="torchtitan", num_gpus=8, batch=1,
              seq=256)
 SUBSET = [
@@ -96,8 +101,7 @@ SUBSET = [
 @pytest.mark.trace
 @pytest.mark.parametrize("kw", SUBSET, ids=pretrain_matrix.describe)
 def test_float8_subset_matches_trace(kw):
-    model = _two_layers("llama-3-8b")
-    r = pretrain_matrix.against(model, kw, pretrain_matrix.traced(model, kw))
+    r = _two_layer_llama_against_trace(kw)
     assert all(abs(e) <= 0.03 for e in r["phases"].values()), r["phases"]
 
 
@@ -108,8 +112,7 @@ def test_fp32_fsdp_autocast_backward_matches_trace(ckpt):
     """fp32 FSDP2 parameters under torch.autocast (``--framework pytorch``): the 16-bit weight casts saved by the
     linears and the output head's 16-bit weight gradient are in backward (it was 25% under before)."""
     kw = dict(TITAN, framework="pytorch", **({"grad_checkpointing": ckpt} if ckpt else {}))
-    model = _two_layers("llama-3-8b")
-    r = pretrain_matrix.against(model, kw, pretrain_matrix.traced(model, kw))
+    r = _two_layer_llama_against_trace(kw)
     assert abs(r["phases"]["backward"]) <= 0.03, r["phases"]
 
 
@@ -127,8 +130,7 @@ TP_SUBSET = [
 @pytest.mark.trace
 @pytest.mark.parametrize("kw", TP_SUBSET, ids=pretrain_matrix.describe)
 def test_tensor_parallel_subset_matches_trace(kw):
-    model = _two_layers("llama-3-8b")
-    r = pretrain_matrix.against(model, kw, pretrain_matrix.traced(model, kw))
+    r = _two_layer_llama_against_trace(kw)
     assert all(abs(e) <= 0.03 for e in r["phases"].values()), r["phases"]
 
 

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from conftest import requires_torch
+import gloo
 from fixtures import TINY_LLAMA
 from vramscope.errors import VramscopeError
 from vramscope.sources import resolve
@@ -125,47 +126,16 @@ FSDP2_RUNS = {
 }
 
 
-def _gloo_rank(rank, world, port, model_dir, out_path, kw=None):
-    """One real rank: a gloo process group, real CPU tensors, the same step the fake trace runs."""
-    import os
-
-    import torch.distributed as dist
-
-    from vramscope.trace.estimator import run_trace
-
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        kw = kw or FSDP2_RUNS["accelerate-fp32"]
-        log, _, trainable = run_trace(resolve(model_dir), make_workload(num_gpus=world, **kw), fake=False)
-        if rank == 0:
-            peaks = {name: p.bytes for name, p in log.phases.items()}
-            with open(out_path, "w") as f:
-                json.dump({"peak": log.peak_bytes, "phases": peaks, "trainable": trainable}, f)
-    finally:
-        dist.destroy_process_group()
-
-
 @pytest.mark.parametrize("run", sorted(FSDP2_RUNS))
 def test_fsdp2_fake_process_group_equals_real_gloo_ranks(tiny, tmp_path, run):
     """Rank 0 of FSDP2 on torch's fake process group (fake tensors) counts what rank 0 of a real two-process
     gloo run on real CPU tensors counts: the all-gather, copy-out and reduce-scatter buffers are real there."""
-    import socket
-
-    import torch.multiprocessing as mp
-
     from vramscope.trace.estimator import run_trace
 
     if FSDP2_RUNS[run].get("float8") and importlib.util.find_spec("torchao") is None:
         pytest.skip("needs torchao")
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    out = tmp_path / "rank0.json"
-    model_dir = str(tiny.origin)
-    mp.spawn(_gloo_rank, args=(2, port, model_dir, str(out), FSDP2_RUNS[run]), nprocs=2, join=True)
-    real = json.loads(out.read_text())
+    real = gloo.rank0(2, str(tiny.origin), FSDP2_RUNS[run], tmp_path)
     log, _, trainable = run_trace(tiny, make_workload(num_gpus=2, **FSDP2_RUNS[run]), fake=True)
     assert trainable == real["trainable"]
     slack = 4 * 512  # torch.tensor() constants, as in the single-device comparison

@@ -12,6 +12,7 @@ import json
 import pytest
 
 from conftest import requires_torch
+import gloo
 from fixtures import TINY_LLAMA
 from vramscope.errors import VramscopeError
 from vramscope.sources import resolve
@@ -78,48 +79,26 @@ def _muted(fn, trackers):
     return call
 
 
-def _gloo_rank(rank, world, port, model_dir, out_path, kw):
-    import os
-
+def _cp_rank_setup():
+    """Each real rank: CPU kernels for the flash op the ring handlers catch, and FSDP2's gloo collectives muted
+    (:func:`_muted`); returns the tracker hook and the kernels' library, kept alive for the step."""
     import torch.distributed as dist
 
-    from vramscope.trace.estimator import run_trace
-
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
     lib = _cpu_flash_kernels()
     trackers = []
     for name in ("all_gather_single", "reduce_scatter_single"):
         setattr(dist, name, _muted(getattr(dist, name), trackers))
-    try:
-        log, _, trainable = run_trace(resolve(model_dir), make_workload(num_gpus=world, **kw), fake=False,
-                                      on_tracker=trackers.append)
-        if rank == 0:
-            with open(out_path, "w") as f:
-                json.dump({"peak": log.peak_bytes, "phases": {n: p.bytes for n, p in log.phases.items()},
-                           "trainable": trainable}, f)
-    finally:
-        dist.destroy_process_group()
-        del lib
+    return trackers.append, lib
 
 
 def test_cp_fake_process_group_equals_real_gloo_ranks(tiny, tmp_path):
     """cp 2 (FSDP2 over the same 2 ranks) on real gloo ranks: the ring's all-gathered keys/values, the fp32
     merger and accumulators and the dK/dV all-to-all are real tensors there; rank 0 of the fake group on fake
     tensors counts the same bytes at every phase of the steady step."""
-    import socket
-
-    import torch.multiprocessing as mp
-
     from vramscope.trace.estimator import run_trace
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    out = tmp_path / "rank0.json"
     kw = {**BASE, "sp": 2}
-    mp.spawn(_gloo_rank, args=(2, port, str(tiny.origin), str(out), kw), nprocs=2, join=True)
-    real = json.loads(out.read_text())
+    real = gloo.rank0(2, str(tiny.origin), kw, tmp_path, setup=_cp_rank_setup)
     log, _, trainable = run_trace(tiny, make_workload(num_gpus=2, **kw), fake=True)
     assert trainable == real["trainable"]
     assert log.phases.keys() == real["phases"].keys()

@@ -10,6 +10,7 @@ import json
 import pytest
 
 from conftest import requires_torch
+import gloo
 from fixtures import TINY_LLAMA
 from vramscope.errors import VramscopeError
 from vramscope.sources import resolve
@@ -31,41 +32,13 @@ def tiny(tmp_path):
     return resolve(str(tmp_path))
 
 
-def _gloo_rank(rank, world, port, model_dir, out_path, kw):
-    import os
-
-    import torch.distributed as dist
-
-    from vramscope.trace.estimator import run_trace
-
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        log, _, trainable = run_trace(resolve(model_dir), make_workload(num_gpus=world, **kw), fake=False)
-        if rank == 0:
-            with open(out_path, "w") as f:
-                json.dump({"peak": log.peak_bytes, "phases": {n: p.bytes for n, p in log.phases.items()},
-                           "trainable": trainable}, f)
-    finally:
-        dist.destroy_process_group()
-
-
 @pytest.mark.parametrize("run", ["tp-sp"])  # the other plan's redistributions are a subset of these
 def test_fsdp2_tp_fake_process_group_equals_real_gloo_ranks(tiny, tmp_path, run):
     """dp 2 × tp 2 on four real gloo ranks: DTensor's redistributions, loss_parallel and FSDP2's buffers are
     real there; rank 0 of the fake group on fake tensors counts the same bytes."""
-    import socket
-
-    import torch.multiprocessing as mp
-
     from vramscope.trace.estimator import run_trace
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    out = tmp_path / "rank0.json"
-    mp.spawn(_gloo_rank, args=(4, port, str(tiny.origin), str(out), RUNS[run]), nprocs=4, join=True)
-    real = json.loads(out.read_text())
+    real = gloo.rank0(4, str(tiny.origin), RUNS[run], tmp_path)
     log, _, trainable = run_trace(tiny, make_workload(num_gpus=4, **RUNS[run]), fake=True)
     assert trainable == real["trainable"]
     # torch.tensor() constants reach the tracker only under fake tensors (test_trace.py); the real ranks may hold
