@@ -296,3 +296,87 @@ def test_tracker_records_the_stream_current_at_each_allocation():
             b = torch.empty(2000)
         c = torch.empty(3000)
     assert tracker.log.streams == [0, 1, 0] and a.numel() + b.numel() + c.numel() == 6000
+
+
+def _random_stream(seed, n=3000, streams=1, lag=0, persistent=0):
+    """A reproducible stream of requests (small, mid-size and large, with ties) and frees in random order;
+    ``persistent`` first requests never freed (a loaded model); ``streams`` > 1 allocates on side streams too
+    and records some blocks on another stream (their frees wait ``lag`` mallocs)."""
+    import random
+
+    rnd = random.Random(seed)
+    sizes = [1, 511, 4096, 70_000, 1 * MiB, 1 * MiB + 1, 3 * MiB, 8 * MiB + 512, 10 * MiB, 24 * MiB + 7, 130 * MiB]
+    ops, live, k = [], [], 0
+    for i in range(n):
+        if i < persistent:
+            ops.append(("new", k, rnd.choice(sizes) + rnd.randrange(0, 3) * 512, 0, None))
+            k += 1
+        elif live and rnd.random() < 0.48:
+            ops.append(("free", live.pop(rnd.randrange(len(live))), 0, 0, None))
+        else:
+            s = rnd.randrange(streams)
+            rec = (s + 1) % streams if streams > 1 and rnd.random() < 0.2 else None
+            ops.append(("new", k, rnd.choice(sizes) + rnd.randrange(0, 3) * 512, s, rec))
+            live.append(k)
+            k += 1
+    return ops
+
+
+def _run(a, ops, live=None):
+    live = {} if live is None else live
+    trail = []
+    for op, key, size, stream, rec in ops:
+        if op == "new":
+            live[key] = a.malloc(size, stream)
+            if rec is not None:
+                a.record_stream(live[key], rec)
+        else:
+            a.free(live.pop(key))
+        st = a.stats
+        trail.append((st.allocated, st.reserved, st.peak_allocated, st.peak_reserved, st.segments))
+    return trail
+
+
+@pytest.mark.parametrize("conf", ["", "roundup_power2_divisions:4", "max_split_size_mb:64",
+                                  "expandable_segments:True", "garbage_collection_threshold:0.6"])
+@pytest.mark.parametrize("streams, lag", [(1, 0), (3, 5)])
+def test_fast_path_is_the_general_path(conf, streams, lag):
+    """``malloc`` / ``free``'s inlined path (a cached block found, every block mapped: ``_fast``) makes the same
+    decisions as the general one: the same counters after every event and the same segments at the end, on
+    random streams (ties of size, splits, merges, side streams and their delayed frees)."""
+    ops = _random_stream(streams * 7 + lag, streams=streams, lag=lag)
+    cfg = parse_alloc_conf(conf)
+    frac = {"per_process_memory_fraction": 0.9} if "garbage" in conf else {}
+    runs = []
+    for fast in (True, False):
+        a = CachingAllocator(config=cfg, event_lag=lag, total_memory=64 * 2**30 if frac else None)
+        if frac:
+            a.set_fraction, a.allowed = True, int(0.9 * 64 * 2**30)
+            a._fast = a._fast and not a.config.garbage_collection_threshold
+        a._fast = a._fast and fast
+        runs.append((_run(a, ops), a.snapshot()))
+    assert runs[0] == runs[1]
+    assert CachingAllocator(config=cfg)._fast == (not conf or conf.startswith("garbage"))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_frozen_state_answers_as_the_allocator(seed):
+    """:meth:`CachingAllocator.freeze` after a loaded model (blocks never freed) and :meth:`thaw`: the thawed
+    allocator answers a random stream of later requests and frees with the same counters as the original after
+    every event, and keeps the same free blocks (segments with nothing free are left out of it)."""
+    ops = _random_stream(100 + seed, n=2500, persistent=300)
+    load, rest = ops[:300], ops[300:]
+    a = CachingAllocator()
+    _run(a, load)
+    frozen = a.freeze()
+    assert frozen is not None and len(frozen.segments) < a.stats.segments
+    b = CachingAllocator.thaw(frozen)
+    assert _run(b, rest) == _run(a, rest)
+
+    def free_blocks(x):
+        return sorted((s["segment_type"], blk["size"]) for s in x.snapshot() for blk in s["blocks"]
+                      if blk["state"] == "inactive")
+
+    assert free_blocks(a) == free_blocks(b)
+    assert CachingAllocator(config=parse_alloc_conf("expandable_segments:True")).freeze() is None
+    assert CachingAllocator(capacity=2**30).freeze() is None

@@ -135,3 +135,48 @@ def test_replay_is_fast_at_full_depth():
     t = time.perf_counter()
     assert synthetic.prefill_cache(spec, w, 2, (CUBLAS_WORKSPACE,)) > 0
     assert time.perf_counter() - t < 0.25  # ~20 ms on an idle core; CI shares 2 cores
+
+
+def test_loaded_model_once_same_cache():
+    """The replay starts from the loaded model's frozen allocator (``_loaded``, once per model, dtype and
+    settings) and takes the allocator's inlined path: the same cache as replaying the weights each time through
+    the general path, on the shapes fit's searches probe (contexts 1 … 8192, batches, eager, fp32, Mistral's
+    window, Gemma 2) and under settings that keep the general path."""
+    from vramscope.memory import allocator
+
+    cases = [("llama-3-8b", 1, s, 2, False) for s in (1, 2, 64, 1000, 4096, 8192)]
+    cases += [("llama-3-8b", 3, 1500, 2, True), ("llama-3-8b", 2, 777, 4, False), ("mistral-7b-v0.1", 1, 4500, 2, False),
+              ("qwen3-8b", 4, 513, 2, False), ("gemma-2-2b", 1, 4500, 4, True)]
+    confs = [DEFAULT_CONFIG, parse_alloc_conf("max_split_size_mb:64"), parse_alloc_conf("expandable_segments:True")]
+    post = allocator.CachingAllocator.__post_init__
+
+    def general(self):
+        post(self)
+        self._fast = False
+
+    cases += [("llama-3.2-1b:full", 1, s, 2, False) for s in (1, 4096)]
+    for name, b, s, a, eager in cases:
+        if name.endswith(":full"):
+            from vramscope.sources import catalog
+            from vramscope.sources.hf_config import spec_from_config
+
+            spec = spec_from_config(catalog.find(name[:-5])["config"], name=name[:-5])
+        else:
+            spec = two_layers(name).spec
+        for conf in confs:
+            synthetic._prefill_cache.cache_clear()
+            synthetic._loaded.cache_clear()
+            args = (spec, b, s, a, (CUBLAS_WORKSPACE,), conf, eager, spec.model_type == "gemma2")
+            now = synthetic._prefill_cache(*args)
+            assert synthetic._loaded.cache_info().currsize == (1 if conf is DEFAULT_CONFIG else 0)
+            synthetic._prefill_cache.cache_clear()
+            synthetic._loaded.cache_clear()
+            allocator.CachingAllocator.__post_init__ = general
+            try:
+                assert synthetic._loaded(spec, a, (CUBLAS_WORKSPACE,), conf) is None  # the general path: not frozen
+                synthetic._loaded.cache_clear()
+                assert synthetic._prefill_cache(*args) == now, (name, b, s, conf.text)
+            finally:
+                allocator.CachingAllocator.__post_init__ = post
+                synthetic._prefill_cache.cache_clear()
+                synthetic._loaded.cache_clear()

@@ -369,12 +369,21 @@ class CachingAllocator:
         self.set_fraction = bool(frac) and total is not None
         self.allowed = int(frac * total) if self.set_fraction and total is not None else None
         self._plain_rounding = not any(self.config.roundup_power2_divisions)  # round_size: 512-byte units only
+        # the rules a replay meets on almost every call, inlined (``_malloc_found``, ``_free_fast``): fixed-size
+        # segments (no expandable ones), no garbage collection, no max_split_size, 512-byte rounding
+        self._fast = (self._plain_rounding and not self.config.expandable_segments
+                      and not (self.set_fraction and self.config.garbage_collection_threshold > 0)
+                      and self.config.max_split_size == UNLIMITED)
 
     # -- public API ------------------------------------------------------------------------------------
     def malloc(self, orig_size: int, stream: int = 0) -> Block:
         self._mallocs += 1
         if self._pending:
             self._process_events()
+        if self._fast:
+            found = self._malloc_found(orig_size, stream)
+            if found is not None:
+                return found
         if self._plain_rounding:  # round_size without power-of-two divisions (the default), inlined: the hot path
             size = K_MIN_BLOCK if orig_size < K_MIN_BLOCK else K_MIN_BLOCK * (-(-orig_size // K_MIN_BLOCK))
         else:
@@ -398,7 +407,9 @@ class CachingAllocator:
         st = self.stats
         st.allocated -= block.size
         st.requested -= block.requested
-        if block.stream_uses:
+        if self._fast and not block.stream_uses:
+            self._free_fast(block)
+        elif block.stream_uses:
             block.events = len(block.stream_uses)
             block.stream_uses = set()
             self._pending.append((self._mallocs + self.event_lag, block))
@@ -441,7 +452,131 @@ class CachingAllocator:
                         "blocks": blocks})
         return out
 
+    @property
+    def freezable(self) -> bool:
+        """Whether :meth:`freeze` can keep this allocator's state (its settings and limits allow it)."""
+        return self._fast and self.capacity is None and self.allowed is None
+
+    def freeze(self) -> Optional["Frozen"]:
+        """This allocator's state for :meth:`thaw`, on the understanding that every block allocated now stays
+        allocated (a loaded model): only the segments that hold a free block are kept, each run of allocated
+        blocks in them as one block (never freed, it only stops merges), with the counters. None unless the rules
+        of ``_fast`` hold with nothing pending and no capacity or memory fraction."""
+        if not self.freezable or self._pending:
+            return None
+        heads: dict[int, Block] = {}
+        for b in (*self.small.blocks.values(), *self.large.blocks.values()):
+            while b.prev is not None:
+                b = b.prev
+            heads[id(b)] = b
+        segs = []
+        for head in sorted(heads.values(), key=lambda x: x.ptr):
+            runs: list[list[Any]] = []
+            b: Optional[Block] = head
+            while b is not None:
+                if b.allocated and runs and runs[-1][1]:
+                    runs[-1][0] += b.size
+                else:
+                    runs.append([b.size, b.allocated])
+                b = b.next
+            segs.append((head.ptr, head.small, head.stream, tuple((n, al) for n, al in runs)))
+        st = self.stats
+        return Frozen(config=self.config, segments=tuple(segs), next_ptr=self._next_ptr, mallocs=self._mallocs,
+                      stats=(st.allocated, st.reserved, st.requested, st.peak_allocated, st.peak_reserved,
+                             st.num_alloc_retries, st.num_ooms, st.num_device_alloc, st.num_device_free,
+                             st.segments))
+
+    @classmethod
+    def thaw(cls, f: "Frozen") -> "CachingAllocator":
+        """A new allocator in the state :meth:`freeze` kept: it answers every later request and free (of blocks
+        it hands out from now on) as the frozen one would, with the same counters."""
+        a = cls(config=f.config, stats=Stats(*f.stats))
+        a._next_ptr, a._mallocs = f.next_ptr, f.mallocs
+        for ptr, small, stream, runs in f.segments:
+            pool = a.small if small else a.large
+            prev: Optional[Block] = None
+            for size, allocated in runs:
+                b = Block(stream, size, ptr, small)
+                b.prev = prev
+                if prev is not None:
+                    prev.next = b
+                if allocated:
+                    b.allocated, b.requested = True, size
+                    a.active.add(b)
+                else:
+                    pool.insert(b)
+                ptr += size
+                prev = b
+        return a
+
     # -- internals -------------------------------------------------------------------------------------
+    def _malloc_found(self, orig_size: int, stream: int) -> Optional[Block]:
+        """``malloc`` when a cached block fits, under the rules of ``_fast``: ``round_size``, ``get_free_block``,
+        ``should_split`` and ``alloc_found_block`` in one frame (the same steps as the general path, which
+        ``tests/test_allocator.py`` holds equal); None (nothing changed) when no cached block fits."""
+        size = K_MIN_BLOCK if orig_size < K_MIN_BLOCK else K_MIN_BLOCK * (-(-orig_size // K_MIN_BLOCK))
+        small = size <= K_SMALL_SIZE
+        pool = self.small if small else self.large
+        keys = pool.keys
+        i = bisect.bisect_left(keys, (stream, size, -1))
+        if i == len(keys):
+            return None
+        k = keys[i]
+        if k[0] != stream:
+            return None
+        del keys[i]
+        b = pool.blocks.pop(k)
+        remaining = b.size - size
+        if (remaining >= K_MIN_BLOCK) if small else (remaining > K_SMALL_SIZE):
+            rest = b
+            b = Block(stream, size, rest.ptr, small)
+            prev = rest.prev
+            b.prev = prev
+            if prev is not None:
+                prev.next = b
+            b.next = rest
+            rest.prev = b
+            rest.ptr += size
+            rest.size = remaining
+            rest.gc_base = pool.free_calls
+            rk = (stream, remaining, rest.ptr)
+            bisect.insort(keys, rk)
+            pool.blocks[rk] = rest
+        b.allocated = True
+        b.requested = orig_size
+        self.active.add(b)
+        st = self.stats
+        st.allocated += b.size
+        st.requested += orig_size
+        if st.allocated > st.peak_allocated:
+            st.peak_allocated = st.allocated
+        return b
+
+    def _free_fast(self, b: Block) -> None:
+        """``free_block`` with ``try_merge_blocks`` under the rules of ``_fast`` (every block mapped)."""
+        pool = self.small if b.small else self.large
+        keys, blocks = pool.keys, pool.blocks
+        src = b.prev
+        if src is not None and not src.allocated and not src.events and not src.stream_uses:
+            pool.remove(src)
+            b.ptr = src.ptr
+            b.prev = src.prev
+            if b.prev is not None:
+                b.prev.next = b
+            b.size += src.size
+        src = b.next
+        if src is not None and not src.allocated and not src.events and not src.stream_uses:
+            pool.remove(src)
+            b.next = src.next
+            if b.next is not None:
+                b.next.prev = b
+            b.size += src.size
+        self.active.discard(b)
+        b.gc_base = pool.free_calls
+        k = (b.stream, b.size, b.ptr)
+        bisect.insort(keys, k)
+        blocks[k] = b
+
     def _all_blocks(self) -> Iterable[Block]:
         seen: set[int] = set()
         for b in list(self.active) + list(self.small.blocks.values()) + list(self.large.blocks.values()) + \
@@ -717,6 +852,19 @@ class CachingAllocator:
         self.stats.num_device_free += 1
         for other in (b.prev, b.next):
             self._try_merge(b, other, pool)
+
+
+@dataclass(frozen=True)
+class Frozen:
+    """An allocator's state kept by :meth:`CachingAllocator.freeze`: per segment that holds a free block
+    (address, small pool, stream, its blocks' (size, allocated) in address order), the next segment's address,
+    the malloc count and the :class:`Stats` fields in order."""
+
+    config: AllocatorConfig
+    segments: tuple[tuple[int, bool, int, tuple[tuple[int, bool], ...]], ...]
+    next_ptr: int
+    mallocs: int
+    stats: tuple[int, ...]
 
 
 @dataclass(frozen=True)

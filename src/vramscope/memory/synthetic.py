@@ -30,7 +30,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Optional
 
-from .allocator import DEFAULT_CONFIG, AllocatorConfig, CachingAllocator, OutOfMemory
+from .allocator import DEFAULT_CONFIG, AllocatorConfig, CachingAllocator, Frozen, OutOfMemory
 
 
 class Stream:
@@ -132,18 +132,36 @@ def prefill_cache(spec: Any, w: Any, a: float, extra: tuple[int, ...],
     return _prefill_cache(spec, w.batch, w.seq, int(a), extra, config, gemma or w.attn == "eager", gemma)
 
 
+def _load(st: Stream, spec: Any, a: int) -> None:
+    """The loaded model: its weights in the order it was built (``model/tensors.py``), the rotary buffer."""
+    from ..model.tensors import tensors
+
+    for x in tensors(spec):
+        st.new(x.numel * a)
+    st.new(spec.head_dim // 2 * 4)  # the rotary inv_freq buffer
+
+
+@lru_cache(maxsize=32)
+def _loaded(spec: Any, a: int, extra: tuple[int, ...], config: AllocatorConfig) -> Optional[Frozen]:
+    """The allocator's state once the model is loaded (:meth:`CachingAllocator.freeze`: the weights are never
+    freed), replayed once per model, dtype and settings; None where it cannot be frozen."""
+    st = Stream(extra, config)
+    _load(st, spec, a)
+    return st.alloc.freeze()
+
+
 @lru_cache(maxsize=128)
 def _prefill_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
                    config: AllocatorConfig, eager: bool = False, gemma: bool = False) -> Optional[int]:
-    from ..model.tensors import tensors
-
     st = Stream(extra, config)
     h, q, kv, inter, d = spec.hidden_size, spec.q_dim, spec.kv_dim, spec.intermediate_size, spec.head_dim
     heads, kvh, t = spec.num_heads, spec.num_kv_heads, b * s
     try:
-        for x in tensors(spec):  # the loaded model, in the order it was built
-            st.new(x.numel * a)
-        st.new(d // 2 * 4)  # the rotary inv_freq buffer
+        frozen = _loaded(spec, a, extra, config) if st.log is None and st.alloc.freezable else None
+        if frozen is not None:  # the same loaded model for every batch and context (fit's searches)
+            st.alloc = CachingAllocator.thaw(frozen)
+        else:
+            _load(st, spec, a)
         st.start = len(st.log) if st.log is not None else 0
         ids = st.new(8 * t)  # input_ids (int64)
         emb = st.new(a * t * h)  # inputs_embeds (the model's forward keeps it to the end)
