@@ -472,13 +472,13 @@ class CachingAllocator:
         segs = []
         for head in sorted(heads.values(), key=lambda x: x.ptr):
             runs: list[list[Any]] = []
-            b: Optional[Block] = head
-            while b is not None:
-                if b.allocated and runs and runs[-1][1]:
-                    runs[-1][0] += b.size
+            x: Optional[Block] = head
+            while x is not None:
+                if x.allocated and runs and runs[-1][1]:
+                    runs[-1][0] += x.size
                 else:
-                    runs.append([b.size, b.allocated])
-                b = b.next
+                    runs.append([x.size, x.allocated])
+                x = x.next
             segs.append((head.ptr, head.small, head.stream, tuple((n, al) for n, al in runs)))
         st = self.stats
         return Frozen(config=self.config, segments=tuple(segs), next_ptr=self._next_ptr, mallocs=self._mallocs,
