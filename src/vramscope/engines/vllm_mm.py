@@ -19,11 +19,12 @@ from the KV cache) is
     peak = pixel inputs + max(tower forward + its outputs, outputs + the language model's peak)
 
 The outputs are ``items × tokens × width`` in the model dtype (the text width; Qwen3-VL's deepstack mergers add
-one width each). The tower's forward is modelled per layer over its patches (the sequence before merging): the
-residual stream, its normed copy and the larger of the attention projections (fused qkv and its output, 4 widths)
-and the MLP (gated: gate, up and their product; else fc1 and its activation), attention itself being
-FlashAttention's (no score matrix): an estimate, expected within ±30 % of what the tower allocates, not checked
-against a GPU here. The dummy inputs are the processor's float32 pixel values (patches × channels × temporal
+one width each). The tower's forward is its deepest layer's peak over its patches (the sequence before merging)
+as vLLM's own tower modules allocate it (:func:`vramscope.memory.image_tokens.tower_layer_bytes`: read from
+``qwen2_vl.py`` / ``qwen2_5_vl.py`` / ``qwen3_vl.py`` / ``clip.py`` / ``siglip.py`` / ``intern_vit.py`` at v0.33.0,
+attention FlashAttention-varlen's, the backend ``get_vit_attn_backend`` picks on sm80+: no score matrix), with
+Qwen3-VL's deepstack features held until the last layer; the same per-layer accounting for transformers' towers
+agrees with their trace on fake tensors (``vramscope.trace.vision``) within 0.2 %. The dummy inputs are the processor's float32 pixel values (patches × channels × temporal
 patch × patch²).
 
 ``--limit-mm-per-prompt`` 0 for every modality of a tower skips building it (``SupportsMultiModal.
@@ -198,7 +199,9 @@ def profile(model: ResolvedModel, w: Workload, a: float, max_len: int) -> Option
     patches = here * encoder_patches(spec, item_tokens, modality)
     pixel = vs.num_channels * max(vs.temporal_patch_size, 1) * vs.patch_size ** 2
     inputs = patches * pixel * 4
-    tower = tower_transient(spec, patches, a, 1 if data else tp) + int(here * item_tokens * width * a)
+    # the deepest layer's peak (vLLM's own modules, tower_layer_bytes) beside the deepstack features already merged
+    tower = tower_transient(spec, patches, a, 1 if data else tp) + int(here * item_tokens * vs.text_hidden_size
+                                                                      * vs.deepstack * a)
     return MmProfile(per_item, modality, compute, cache, per_prompt, items, outputs, inputs, tower,
                      not getattr(w, "skip_mm_profiling", False))
 

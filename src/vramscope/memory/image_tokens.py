@@ -251,18 +251,72 @@ def encoder_patches(spec: ModelSpec, tokens: int, modality: str = "image") -> in
     return tokens
 
 
-def tower_transient(spec: ModelSpec, patches: int, a: float, tp: int = 1) -> int:
-    """One tower layer's forward peak over ``patches`` positions (on one of ``tp`` ranks sharding its heads and
-    MLP): the residual stream and its normed copy, and the larger of the attention projections (fused qkv and
-    its output: 4 widths) and the MLP (Qwen2.5-VL's gated: gate, up and their product; else fc1 and its
-    activation); attention itself FlashAttention's / SDPA's (no score matrix). An estimate (±30 %)."""
+#: the vision towers whose forward is modelled per layer (:func:`tower_layer_bytes`)
+TOWER_KINDS = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "clip", "siglip", "internvl")
+
+
+def tower_layer_bytes(vs: VisionSpec, a: float, tp: int = 1, impl: str = "vllm") -> float:
+    """Bytes per patch (position before merging) one tower layer's forward holds at its peak, on one of ``tp``
+    ranks sharding heads and MLP (``impl="vllm"`` only). ``h``: width, ``i``: MLP width, ``nh``: heads.
+
+    ``impl="transformers"``: transformers 5.24's modules with SDPA (``vramscope.trace.vision`` traces them; the
+    peaks below are the live tensors at the traced peak, equal to the trace within 0.2 %):
+
+    * Qwen2-VL / Qwen2.5-VL, in attention: the layer input and its normed copy (2 ``h``), the fused qkv (3 ``h``),
+      ``apply_rotary_pos_emb_vision``'s fp32 work (q and k upcast, ``q·cos``, ``rotate_half``, its product with
+      ``sin`` and the sum: 6 ``h`` in fp32) and the fp32 cos / sin of the positions (2 head widths): ``5h·a + 24h
+      + 8h/nh``; Qwen3-VL also keeps the interpolated position embeddings' fp32 sum (``fast_pos_embed_interpolate``,
+      4 ``h``);
+    * CLIP (LLaVA), in the MLP: 4 widths (the embeddings' pre-norm output, the layer input, the residual, the
+      normed copy) and ``fc1``, ``sigmoid`` and the product of ``quick_gelu`` (3 ``i``);
+    * SigLIP (Gemma 3): 4 widths and ``fc1`` and its tanh GELU (2 ``i``); InternViT: 5 widths (its layer scale
+      ``lambda_1`` adds one) and 2 ``i``.
+
+    ``impl="vllm"``: vLLM 0.33.0's own tower modules (``qwen2_vl.py``, ``qwen2_5_vl.py``, ``qwen3_vl.py``,
+    ``clip.py``, ``siglip.py``, ``intern_vit.py``), eager (``compile_mm_encoder`` off by default), the larger of
+
+    * attention: the layer input (held by the encoder loop's call) and its normed copy, then on the rank's heads
+      the fused ``QKVParallelLinear`` output (3 ``h``), for the Qwen towers ``qk.contiguous()`` and
+      ``ApplyRotaryEmb``'s bf16 output (vllm_flash_attn ``apply_rotary_emb``, not in place, fp32 compute off: 2
+      ``h`` each) and the ``rearrange(...).contiguous()`` before ``proj`` (1 ``h``); FlashAttention-varlen's output
+      (1 ``h``) and its fp32 log-sum-exp (``4·nh`` bytes); CLIP / SigLIP / InternViT the ``out_proj`` output (1
+      ``h``, full width after its all-reduce) instead of the rearranged copy;
+    * the MLP: three widths (the layer input, the residual, the normed copy; Qwen2.5-VL's ``fused_add_rms_norm``
+      writes both in place, and ``down_proj``'s output is the third) and on the rank's share, ``fc1`` and its
+      activation (2 ``i``; the activation is one kernel, ``QuickGELU`` / ``GELU`` / ``SiluAndMul``), Qwen2.5-VL's
+      merged ``gate_up`` (2 ``i``) and ``SiluAndMul`` (1 ``i``) held together while ``down_proj`` runs.
+
+    Read from the source, not traced (vLLM's modules need its distributed state and CUDA kernels).
+    """
+    h, inter, nh = vs.hidden_size, vs.intermediate_size, max(vs.num_heads, 1)
+    kind = vs.kind
+    if impl == "transformers":
+        if kind in ("qwen2_vl", "qwen2_5_vl", "qwen3_vl"):
+            return 5 * h * a + 24 * h + 8 * h / nh + (4 * h if kind == "qwen3_vl" else 0)
+        if kind == "clip":
+            return 4 * h * a + 3 * inter * a
+        if kind == "siglip":
+            return 4 * h * a + 2 * inter * a
+        if kind == "internvl":
+            return 5 * h * a + 2 * inter * a
+        return 2 * h * a + max(2 * inter, 4 * h) * a
+    hs, isr, nhs = h / tp, inter / tp, nh / tp
+    lse = 4 * nhs
+    if kind in ("qwen2_vl", "qwen2_5_vl", "qwen3_vl"):
+        attn = 2 * h * a + 9 * hs * a + lse
+    else:
+        attn = 2 * h * a + 4 * hs * a + h * a + lse
+    mlp = 3 * h * a + (3 if kind == "qwen2_5_vl" else 2) * isr * a
+    return max(attn, mlp)
+
+
+def tower_transient(spec: ModelSpec, patches: int, a: float, tp: int = 1, impl: str = "vllm") -> int:
+    """The tower's forward peak over ``patches`` positions (:func:`tower_layer_bytes`: every layer frees its
+    work before the next, so the deepest layer's peak is the tower's, outputs not included)."""
     vs = spec.vision
     if vs is None or patches <= 0:
         return 0
-    h, inter = vs.hidden_size, vs.intermediate_size
-    mlp = (3 if vs.kind == "qwen2_5_vl" else 2) * -(-inter // tp)
-    attn = 4 * -(-h // tp)
-    return int(patches * a * (2 * h + max(mlp, attn)))
+    return int(patches * tower_layer_bytes(vs, a, tp, impl))
 
 
 def read_image_size(value: object, field: str = "image_size") -> Optional[tuple[int, int]]:
