@@ -102,3 +102,22 @@ def test_mllama_is_refused_by_vllm_033_and_estimated_by_transformers():
     assert "0.10.2" in str(err.value)
     e = vramscope.estimate("meta-llama/Llama-3.2-11B-Vision", engine="transformers", seq=1024)
     assert e.total_bytes > 20 * 2**30
+
+
+def test_pipeline_parallel_puts_the_tower_and_its_profile_on_the_first_stage():
+    """vLLM 0.33's Model Runner V2 (its default) builds the tower on the first stage only (_mark_tower_model) and
+    profiles the encoder there (model_runner.py profile_run: is_first_pp_rank); the V1 runner of older releases on
+    every stage."""
+    row = ROWS[0]
+    model = resolve(row["model"], hub=False)
+    tower = vllm_mm.vision_params(model) * 2
+    new = _estimate(row, pp=2).engine["stages"]
+    old = _estimate(row, pp=2, vllm_version="0.11.0").engine["stages"]
+    assert new[0]["weights_bytes"] - old[0]["weights_bytes"] == 0
+    assert old[1]["weights_bytes"] - new[1]["weights_bytes"] == tower
+    # the encoder profile raises the first stage's peak, not the second's (which is the text model's alone)
+    assert new[1]["activation_peak_bytes"] < new[0]["activation_peak_bytes"]
+    assert old[1]["activation_peak_bytes"] > new[1]["activation_peak_bytes"]
+    text = _estimate(row, pp=2, limit_mm_per_prompt={"image": 0, "video": 0}).engine["stages"]
+    assert text[0]["weights_bytes"] == new[0]["weights_bytes"] - tower
+    assert text[1] == {**new[1], **{k: text[1][k] for k in ("num_gpu_blocks", "kv_pool_bytes")}}
