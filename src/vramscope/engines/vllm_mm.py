@@ -50,7 +50,8 @@ if TYPE_CHECKING:
     from ..workload import Workload
 
 #: ``get_supported_mm_limits`` of the modelled processors
-MODALITIES = {"qwen2_vl": ("image", "video"), "qwen2_5_vl": ("image", "video"), "qwen3_vl": ("image", "video")}
+MODALITIES = {"qwen2_vl": ("image", "video"), "qwen2_5_vl": ("image", "video"), "qwen3_vl": ("image", "video"),
+              "internvl": ("image", "video")}
 #: models whose tower runs data-parallel under ``--mm-encoder-tp-mode data``
 TP_DATA = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 #: MultiModalConfig.get_limit_per_prompt: an unspecified modality
@@ -93,7 +94,9 @@ def read_limits(value: Any, field: str = "limit_mm_per_prompt") -> Optional[dict
 
 
 def read_processor_kwargs(value: Any, field: str = "mm_processor_kwargs") -> Optional[dict[str, Any]]:
-    """``--mm-processor-kwargs``: a JSON object (the keys read: ``min_pixels``, ``max_pixels``, ``size``)."""
+    """``--mm-processor-kwargs``: a JSON object (the keys read: ``min_pixels``, ``max_pixels``, ``size`` (Qwen);
+    ``do_pan_and_scan`` and its ``pan_and_scan_*`` bounds (Gemma 3); ``min_patches``, ``max_patches``,
+    ``crop_to_patches`` (InternVL))."""
     if value is None:
         return None
     from ..units import shown
@@ -112,6 +115,22 @@ def read_processor_kwargs(value: Any, field: str = "mm_processor_kwargs") -> Opt
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 2**40):
             raise VramscopeError("bad_choice", field=f"{field}.{key}", value=shown(v),
                                  allowed="a whole number of pixels from 1 to 2^40")
+    for key in ("do_pan_and_scan", "crop_to_patches"):
+        v = raw.get(key)
+        if v is not None and not isinstance(v, bool):
+            raise VramscopeError("bad_choice", field=f"{field}.{key}", value=shown(v), allowed="true or false")
+    for key in ("pan_and_scan_max_num_crops", "pan_and_scan_min_crop_size", "min_patches", "max_patches"):
+        v = raw.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 4096):
+            raise VramscopeError("bad_choice", field=f"{field}.{key}", value=shown(v),
+                                 allowed="a whole number from 1 to 4096")
+    v = raw.get("pan_and_scan_min_ratio_to_activate")
+    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1000):
+        raise VramscopeError("bad_choice", field=f"{field}.pan_and_scan_min_ratio_to_activate", value=shown(v),
+                             allowed="a number above 0, at most 1000")
+    if (raw.get("min_patches") or 1) > (raw.get("max_patches") or 4096):
+        raise VramscopeError("bad_choice", field=f"{field}.min_patches", value=shown(raw.get("min_patches")),
+                             allowed="at most max_patches")
     size = raw.get("size")
     if size is not None and (not isinstance(size, dict) or any(
             isinstance(size.get(k), bool) or not isinstance(size.get(k, 1), int) or not 1 <= size.get(k, 1) <= 2**40
@@ -181,8 +200,9 @@ def profile(model: ResolvedModel, w: Workload, a: float, max_len: int) -> Option
     if spec.vision is None or not tower_loaded(model, w):
         return None
     allowed = limits(model, w)
-    per_item = {m: t for m, t in max_tokens_per_item(spec, max_len, getattr(w, "mm_processor_kwargs", None)).items()
-                if allowed.get(m, 0) > 0}
+    active = {m: 1 for m, n in allowed.items() if n > 0}
+    per_item = {m: t for m, t in max_tokens_per_item(spec, max_len, getattr(w, "mm_processor_kwargs", None),
+                                                     active).items() if allowed.get(m, 0) > 0}
     if not per_item:
         return None
     top = max(per_item.values())

@@ -16,7 +16,9 @@ Two questions, both pure arithmetic on the config (no torch, no image):
   (``ProcessingInfo.get_mm_max_tokens_per_item``): Qwen's ``get_image_size_with_most_features`` (the most
   patches ``max_pixels`` allows, as a factor pair of aspect at most 200) and its video of as many frames as fit in
   ``max_model_len`` (at most 14; Qwen3-VL two frames at the video processor's own pixel bound); LLaVA the native
-  size; LLaVA-NeXT the grid pinpoint with the most features; Gemma 3 ``(crops + 1) × 256`` with pan-and-scan off.
+  size; LLaVA-NeXT the grid pinpoint with the most features; Gemma 3 ``(crops + 1) × 256`` (``get_num_crops``:
+  0 with pan-and-scan off, its default; 4 with ``do_pan_and_scan``); InternVL (``InternS1ProcessingInfo``) 13
+  tiles × 256 (12 and the thumbnail) and a video of what ``max_model_len`` leaves, one tile a frame.
 
 The processors' pixel bounds are not in ``config.json``; the defaults are the published ``preprocessor_config.json``
 values (:data:`QWEN_PIXELS`), overridden by vLLM's ``--mm-processor-kwargs`` (``min_pixels`` / ``max_pixels``).
@@ -217,10 +219,11 @@ def cross_attention_states(spec: ModelSpec) -> int:
     return vs.max_tiles * ((vs.image_size // vs.patch_size) ** 2 + 1)
 
 
-def max_tokens_per_item(spec: ModelSpec, seq_len: int,
-                        processor_kwargs: Optional[Mapping[str, object]] = None) -> dict[str, int]:
+def max_tokens_per_item(spec: ModelSpec, seq_len: int, processor_kwargs: Optional[Mapping[str, object]] = None,
+                        counts: Optional[Mapping[str, int]] = None) -> dict[str, int]:
     """vLLM 0.33.0's largest item per modality (``get_mm_max_tokens_per_item`` / the dummy inputs' embeds), empty
-    for a model vLLM does not run as multimodal here."""
+    for a model vLLM does not run as multimodal here; ``counts``: the active modalities (1 each, those whose limit
+    is not 0; InternVL's dummy video takes what its image leaves)."""
     vs = spec.vision
     if vs is None:
         return {}
@@ -231,8 +234,75 @@ def max_tokens_per_item(spec: ModelSpec, seq_len: int,
     if vs.kind == "clip":  # CLIP's num_image_tokens (patches + CLS) through get_num_selected_vision_tokens
         return {"image": (vs.image_size // vs.patch_size) ** 2 + (1 if vs.select_strategy == "full" else 0)}
     if vs.kind == "siglip" and spec.model_type == "gemma3":
-        return {"image": vs.image_tokens or 256}
+        return {"image": (gemma3_max_crops(vs, processor_kwargs) + 1) * (vs.image_tokens or 256)}
+    if vs.kind == "internvl":
+        return _internvl_max(vs, seq_len, processor_kwargs, counts)
     return {}
+
+
+#: Gemma3ProcessorKwargs._defaults (transformers 5.24 processing_gemma3.py): pan-and-scan off, and its bounds
+GEMMA3_PAN_AND_SCAN = {"do_pan_and_scan": False, "pan_and_scan_min_crop_size": 256, "pan_and_scan_max_num_crops": 4,
+                       "pan_and_scan_min_ratio_to_activate": 1.2}
+
+
+def gemma3_crops(width: int, height: int, kwargs: Optional[Mapping[str, object]] = None) -> int:
+    """vLLM 0.33.0 ``Gemma3ProcessingInfo.get_num_crops`` (after ``Gemma3ImageProcessor.pan_and_scan``): the crops
+    pan-and-scan adds to an image (0 when off, the image too square, or a crop under the minimum size)."""
+    kw = {**GEMMA3_PAN_AND_SCAN, **{k: v for k, v in (kwargs or {}).items() if k in GEMMA3_PAN_AND_SCAN}}
+    if not kw["do_pan_and_scan"]:
+        return 0
+    low, most, ratio = kw["pan_and_scan_min_crop_size"], kw["pan_and_scan_max_num_crops"], \
+        kw["pan_and_scan_min_ratio_to_activate"]
+    if width >= height:
+        if width / height < ratio:
+            return 0
+        cw, ch = min(most, max(2, min(int(math.floor(width / low)), int(math.floor(width / height + 0.5))))), 1
+    else:
+        if height / width < ratio:
+            return 0
+        cw, ch = 1, min(most, max(2, min(int(math.floor(height / low)), int(math.floor(height / width + 0.5)))))
+    if min(int(math.ceil(width / cw)), int(math.ceil(height / ch))) < low:
+        return 0
+    return cw * ch
+
+
+def gemma3_max_crops(vs: VisionSpec, kwargs: Optional[Mapping[str, object]] = None) -> int:
+    """The crops of vLLM's ``get_image_size_with_most_features``: the native width, ``max_num_crops`` heights."""
+    most = (kwargs or {}).get("pan_and_scan_max_num_crops", GEMMA3_PAN_AND_SCAN["pan_and_scan_max_num_crops"])
+    return gemma3_crops(vs.image_size, vs.image_size * int(most), kwargs)  # type: ignore[call-overload]
+
+
+def internvl_patches(vs: VisionSpec, height: int, width: int, kwargs: Optional[Mapping[str, object]] = None) -> int:
+    """transformers 5.24 ``GotOcr2ImageProcessor.get_number_of_image_patches`` with vLLM's merged
+    ``--mm-processor-kwargs`` (``min_patches``, ``max_patches``, ``crop_to_patches``; tiling on, as
+    InternVLProcessor's own default)."""
+    kw = kwargs or {}
+    lo, hi = int(kw.get("min_patches", INTERNVL_TILES[0])), int(kw.get("max_patches", INTERNVL_TILES[1]))
+    if not kw.get("crop_to_patches", True) or hi <= 1:
+        return 1
+    return internvl_tiles(height, width, vs.image_size, lo, hi)
+
+
+def _internvl_max(vs: VisionSpec, seq_len: int, kwargs: Optional[Mapping[str, object]],
+                  counts: Optional[Mapping[str, int]]) -> dict[str, int]:
+    """vLLM 0.33.0 ``InternS1ProcessingInfo`` (the HF-format ``InternVLForConditionalGeneration``):
+    ``get_max_image_tokens`` is the most tokens over the grids of ``resolve_target_ratios`` (the image processor's
+    own ``max_patches``, one more for the thumbnail), and the dummy video (``get_mm_max_toks_per_item`` processes
+    it) has ``get_num_frames_with_most_features`` frames of one tile each: what ``max_model_len`` leaves beside one
+    image of the most tokens, at least one."""
+    counts = counts if counts is not None else {"image": 1, "video": 1}
+    per_tile = vs.image_tokens
+    top = INTERNVL_TILES[1] + (1 if (kwargs or {}).get("crop_to_patches", True) else 0)
+    grids = {(wr, hr) for n in range(1, top + 1) for wr in range(1, n + 1) for hr in range(1, n + 1)
+             if 1 <= wr * hr <= top}
+    image = max(per_tile * internvl_patches(vs, vs.image_size * hr, vs.image_size * wr, kwargs) for wr, hr in grids)
+    out = {}
+    if counts.get("image", 0) > 0:
+        out["image"] = image
+    if counts.get("video", 0) > 0:
+        frames = (seq_len - image * (1 if counts.get("image", 0) > 0 else 0)) // per_tile
+        out["video"] = max(frames, 1) * per_tile
+    return out
 
 
 def encoder_patches(spec: ModelSpec, tokens: int, modality: str = "image") -> int:
@@ -246,8 +316,10 @@ def encoder_patches(spec: ModelSpec, tokens: int, modality: str = "image") -> in
         side = vs.image_size // vs.patch_size
         tiles = 1 if not vs.newline else max(1, -(-tokens // (side * side)))
         return tiles * (side * side + 1)
-    if vs.kind == "siglip":
-        return (vs.image_size // vs.patch_size) ** 2
+    if vs.kind == "siglip":  # Gemma 3: the image and its pan-and-scan crops, 896² each
+        return max(1, tokens // (vs.image_tokens or 256)) * (vs.image_size // vs.patch_size) ** 2
+    if vs.kind == "internvl":  # InternViT over each tile (and the thumbnail), its CLS position included
+        return max(1, tokens // max(vs.image_tokens, 1)) * ((vs.image_size // vs.patch_size) ** 2 + 1)
     return tokens
 
 
