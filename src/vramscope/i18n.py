@@ -1059,6 +1059,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "the loss is not compiled ({o_model}): it runs in eager mode, as torchtitan ran it before it compiled its loss (9dec370, Dec 2024: torch.compile(loss_fn) commented out)",
         "zh": "损失未编译（{o_model}）：以 eager 模式运行，与 torchtitan 开始编译损失之前的做法相同（9dec370，2024 年 12 月：torch.compile(loss_fn) 被注释掉）",
     },
+    "a_vllm_mm_pp_first": {
+        "en": "vLLM pipeline parallel with a vision tower: the tower's weights and the encoder's dummy profile are on the first of the {pp} stages only (Model Runner V2, the default from 0.33)",
+        "zh": "vLLM 流水线并行且带视觉编码器：编码器权重与其虚拟输入的显存分析只在 {pp} 个阶段中的第一个（0.33 起默认的 Model Runner V2）",
+    },
+    "a_vllm_mm_pp_every": {
+        "en": "vLLM pipeline parallel with a vision tower: each of the {pp} stages builds the tower and runs the encoder's dummy profile (the V1 model runner, before 0.33)",
+        "zh": "vLLM 流水线并行且带视觉编码器：{pp} 个阶段都构建视觉编码器并运行其虚拟输入的显存分析（0.33 之前的 V1 模型运行器）",
+    },
     "a_vllm_pp": {
         "en": "vLLM pipeline parallel: {pp} stages of {tp:~GPU~GPUs} holding {layers} layers; every stage gets the KV blocks of the stage with the fewest for its memory; shown: stage {stage}, the fullest GPU",
         "zh": "vLLM 流水线并行：{pp} 个阶段，每阶段 {tp} 张 GPU，各持有 {layers} 层；各阶段都按显存可得块数最少的阶段分配 KV 块；显示的是阶段 {stage}（最满的 GPU）",

@@ -149,7 +149,7 @@ def images_in_context(spec, w: Workload, a: float, notes: list[Assumption]) -> t
         patches = states
     else:
         patches = n * encoder_patches(spec, per)
-    tower = tower_transient(spec, w.batch * patches, a)
+    tower = tower_transient(spec, w.batch * patches, a, impl="transformers")
     notes.append(Assumption("a_images", {"n": n, "w": width, "h": height, "per": f"{per:,}",
                                          "text": f"{w.seq:,}", "seq": f"{w.seq + n * per:,}",
                                          "states": f"{states:,}", "tower": f"{tower / 2**20:,.1f} MiB"}))

@@ -93,6 +93,8 @@ LATE_SINCE = (0, 22, 0)
 #: vllm/model_executor/models/registry.py at v0.33.0: "MllamaForConditionalGeneration": "0.10.2" among the
 #: removed architectures (encoder-decoder models went with the V0 engine)
 MLLAMA_REMOVED = (0, 10, 2)
+#: Model Runner V2 (the default at v0.33.0) builds and profiles vision towers on the first pipeline stage only
+MM_FIRST_STAGE_SINCE = (0, 33, 0)
 
 
 i18n.register({
@@ -586,7 +588,23 @@ def vllm_pipeline(model: ResolvedModel, w: Workload, weights: int, a: float, gpu
     spec = rank_spec(model, w)
     max_len = w.max_model_len or model.spec.max_position_embeddings or w.seq
     sizes = pp_partition(spec.num_layers, w.pp)
-    fracs = stage_param_fractions(spec, w.pp, sizes=sizes)
+    # a vision-language model (engines/vllm_mm.py): the tower's weights and the encoder's dummy profile on the
+    # first stage only from v0.33.0 (Model Runner V2, the default there: SupportsMultiModal._mark_tower_model
+    # skips the tower on later stages, model_runner.py profile_run encodes on is_first_pp_rank only); the V1
+    # runner builds and profiles it on every stage (gpu_model_runner.py profile_run, no rank check)
+    mm = multimodal(model, w, a, max_len, version, notes) if model.spec.vision is not None else None
+    tower = 0
+    if model.spec.vision is not None:
+        held = int(vllm_mm.vision_params(model) * a)
+        tower = held - vllm_mm.weights_adjustment(model, w, a)
+        weights -= held
+        fracs = stage_param_fractions(replace(spec, vision=None), w.pp, sizes=sizes)
+    else:
+        fracs = stage_param_fractions(spec, w.pp, sizes=sizes)
+    first_only = version >= MM_FIRST_STAGE_SINCE
+    profile = mm.profile if mm is not None else None
+    if profile is not None or tower:
+        notes.append(Assumption("a_vllm_mm_pp_first" if first_only else "a_vllm_mm_pp_every", {"pp": w.pp}))
     body = inference_transient(model.spec, 1, w.max_num_batched_tokens, a, "flash")
     seqs = max(1, min(w.max_num_seqs, w.max_num_batched_tokens))
     logits = seqs * model.spec.vocab_size * 4 * 3
@@ -597,8 +615,11 @@ def vllm_pipeline(model: ResolvedModel, w: Workload, weights: int, a: float, gpu
         g = kv_groups(model, w, a, max_len, version=version, stage=(lo, lo + n_layers))
         lo += n_layers
         plans.append(g)
-        stages.append({"stage": s_, "layers": n_layers, "weights_bytes": int(weights * frac),
-                       "activation_peak_bytes": body + (logits if s_ == w.pp - 1 else 0),
+        encoder = s_ == 0 or not first_only
+        lang = body + (logits if s_ == w.pp - 1 else 0)
+        stages.append({"stage": s_, "layers": n_layers,
+                       "weights_bytes": int(weights * frac) + (tower if encoder else 0),
+                       "activation_peak_bytes": profile.peak(lang) if profile is not None and encoder else lang,
                        "kv_bytes_per_token": kv_bytes_per_token(model, w, a, n_layers),
                        "kv_group_size": g.group_size, "kv_needed_bytes": g.needed_bytes()})
     first = plans[0]
@@ -648,7 +669,7 @@ def vllm_pipeline(model: ResolvedModel, w: Workload, weights: int, a: float, gpu
                         kv_blocks_per_request=first.per_request_blocks(),
                         cudagraph_capture_sizes=0 if w.enforce_eager else
                         len(capture_sizes(w.max_num_seqs, w.max_num_batched_tokens)),
-                        cuda_graphs_in_pool=bool(graphs))
+                        cuda_graphs_in_pool=bool(graphs), **(mm.fields if mm is not None else {}))
     return phases, report
 
 

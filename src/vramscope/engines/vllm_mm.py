@@ -19,11 +19,12 @@ from the KV cache) is
     peak = pixel inputs + max(tower forward + its outputs, outputs + the language model's peak)
 
 The outputs are ``items × tokens × width`` in the model dtype (the text width; Qwen3-VL's deepstack mergers add
-one width each). The tower's forward is modelled per layer over its patches (the sequence before merging): the
-residual stream, its normed copy and the larger of the attention projections (fused qkv and its output, 4 widths)
-and the MLP (gated: gate, up and their product; else fc1 and its activation), attention itself being
-FlashAttention's (no score matrix): an estimate, expected within ±30 % of what the tower allocates, not checked
-against a GPU here. The dummy inputs are the processor's float32 pixel values (patches × channels × temporal
+one width each). The tower's forward is its deepest layer's peak over its patches (the sequence before merging)
+as vLLM's own tower modules allocate it (:func:`vramscope.memory.image_tokens.tower_layer_bytes`: read from
+``qwen2_vl.py`` / ``qwen2_5_vl.py`` / ``qwen3_vl.py`` / ``clip.py`` / ``siglip.py`` / ``intern_vit.py`` at v0.33.0,
+attention FlashAttention-varlen's, the backend ``get_vit_attn_backend`` picks on sm80+: no score matrix), with
+Qwen3-VL's deepstack features held until the last layer; the same per-layer accounting for transformers' towers
+agrees with their trace on fake tensors (``vramscope.trace.vision``) within 0.2 %. The dummy inputs are the processor's float32 pixel values (patches × channels × temporal
 patch × patch²).
 
 ``--limit-mm-per-prompt`` 0 for every modality of a tower skips building it (``SupportsMultiModal.
@@ -49,7 +50,8 @@ if TYPE_CHECKING:
     from ..workload import Workload
 
 #: ``get_supported_mm_limits`` of the modelled processors
-MODALITIES = {"qwen2_vl": ("image", "video"), "qwen2_5_vl": ("image", "video"), "qwen3_vl": ("image", "video")}
+MODALITIES = {"qwen2_vl": ("image", "video"), "qwen2_5_vl": ("image", "video"), "qwen3_vl": ("image", "video"),
+              "internvl": ("image", "video")}
 #: models whose tower runs data-parallel under ``--mm-encoder-tp-mode data``
 TP_DATA = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 #: MultiModalConfig.get_limit_per_prompt: an unspecified modality
@@ -92,7 +94,9 @@ def read_limits(value: Any, field: str = "limit_mm_per_prompt") -> Optional[dict
 
 
 def read_processor_kwargs(value: Any, field: str = "mm_processor_kwargs") -> Optional[dict[str, Any]]:
-    """``--mm-processor-kwargs``: a JSON object (the keys read: ``min_pixels``, ``max_pixels``, ``size``)."""
+    """``--mm-processor-kwargs``: a JSON object (the keys read: ``min_pixels``, ``max_pixels``, ``size`` (Qwen);
+    ``do_pan_and_scan`` and its ``pan_and_scan_*`` bounds (Gemma 3); ``min_patches``, ``max_patches``,
+    ``crop_to_patches`` (InternVL))."""
     if value is None:
         return None
     from ..units import shown
@@ -111,6 +115,22 @@ def read_processor_kwargs(value: Any, field: str = "mm_processor_kwargs") -> Opt
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 2**40):
             raise VramscopeError("bad_choice", field=f"{field}.{key}", value=shown(v),
                                  allowed="a whole number of pixels from 1 to 2^40")
+    for key in ("do_pan_and_scan", "crop_to_patches"):
+        v = raw.get(key)
+        if v is not None and not isinstance(v, bool):
+            raise VramscopeError("bad_choice", field=f"{field}.{key}", value=shown(v), allowed="true or false")
+    for key in ("pan_and_scan_max_num_crops", "pan_and_scan_min_crop_size", "min_patches", "max_patches"):
+        v = raw.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 4096):
+            raise VramscopeError("bad_choice", field=f"{field}.{key}", value=shown(v),
+                                 allowed="a whole number from 1 to 4096")
+    v = raw.get("pan_and_scan_min_ratio_to_activate")
+    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1000):
+        raise VramscopeError("bad_choice", field=f"{field}.pan_and_scan_min_ratio_to_activate", value=shown(v),
+                             allowed="a number above 0, at most 1000")
+    if (raw.get("min_patches") or 1) > (raw.get("max_patches") or 4096):
+        raise VramscopeError("bad_choice", field=f"{field}.min_patches", value=shown(raw.get("min_patches")),
+                             allowed="at most max_patches")
     size = raw.get("size")
     if size is not None and (not isinstance(size, dict) or any(
             isinstance(size.get(k), bool) or not isinstance(size.get(k, 1), int) or not 1 <= size.get(k, 1) <= 2**40
@@ -180,8 +200,9 @@ def profile(model: ResolvedModel, w: Workload, a: float, max_len: int) -> Option
     if spec.vision is None or not tower_loaded(model, w):
         return None
     allowed = limits(model, w)
-    per_item = {m: t for m, t in max_tokens_per_item(spec, max_len, getattr(w, "mm_processor_kwargs", None)).items()
-                if allowed.get(m, 0) > 0}
+    active = {m: 1 for m, n in allowed.items() if n > 0}
+    per_item = {m: t for m, t in max_tokens_per_item(spec, max_len, getattr(w, "mm_processor_kwargs", None),
+                                                     active).items() if allowed.get(m, 0) > 0}
     if not per_item:
         return None
     top = max(per_item.values())
@@ -198,7 +219,9 @@ def profile(model: ResolvedModel, w: Workload, a: float, max_len: int) -> Option
     patches = here * encoder_patches(spec, item_tokens, modality)
     pixel = vs.num_channels * max(vs.temporal_patch_size, 1) * vs.patch_size ** 2
     inputs = patches * pixel * 4
-    tower = tower_transient(spec, patches, a, 1 if data else tp) + int(here * item_tokens * width * a)
+    # the deepest layer's peak (vLLM's own modules, tower_layer_bytes) beside the deepstack features already merged
+    tower = tower_transient(spec, patches, a, 1 if data else tp) + int(here * item_tokens * vs.text_hidden_size
+                                                                      * vs.deepstack * a)
     return MmProfile(per_item, modality, compute, cache, per_prompt, items, outputs, inputs, tower,
                      not getattr(w, "skip_mm_profiling", False))
 

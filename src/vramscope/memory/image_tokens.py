@@ -16,7 +16,9 @@ Two questions, both pure arithmetic on the config (no torch, no image):
   (``ProcessingInfo.get_mm_max_tokens_per_item``): Qwen's ``get_image_size_with_most_features`` (the most
   patches ``max_pixels`` allows, as a factor pair of aspect at most 200) and its video of as many frames as fit in
   ``max_model_len`` (at most 14; Qwen3-VL two frames at the video processor's own pixel bound); LLaVA the native
-  size; LLaVA-NeXT the grid pinpoint with the most features; Gemma 3 ``(crops + 1) × 256`` with pan-and-scan off.
+  size; LLaVA-NeXT the grid pinpoint with the most features; Gemma 3 ``(crops + 1) × 256`` (``get_num_crops``:
+  0 with pan-and-scan off, its default; 4 with ``do_pan_and_scan``); InternVL (``InternS1ProcessingInfo``) 13
+  tiles × 256 (12 and the thumbnail) and a video of what ``max_model_len`` leaves, one tile a frame.
 
 The processors' pixel bounds are not in ``config.json``; the defaults are the published ``preprocessor_config.json``
 values (:data:`QWEN_PIXELS`), overridden by vLLM's ``--mm-processor-kwargs`` (``min_pixels`` / ``max_pixels``).
@@ -217,10 +219,11 @@ def cross_attention_states(spec: ModelSpec) -> int:
     return vs.max_tiles * ((vs.image_size // vs.patch_size) ** 2 + 1)
 
 
-def max_tokens_per_item(spec: ModelSpec, seq_len: int,
-                        processor_kwargs: Optional[Mapping[str, object]] = None) -> dict[str, int]:
+def max_tokens_per_item(spec: ModelSpec, seq_len: int, processor_kwargs: Optional[Mapping[str, object]] = None,
+                        counts: Optional[Mapping[str, int]] = None) -> dict[str, int]:
     """vLLM 0.33.0's largest item per modality (``get_mm_max_tokens_per_item`` / the dummy inputs' embeds), empty
-    for a model vLLM does not run as multimodal here."""
+    for a model vLLM does not run as multimodal here; ``counts``: the active modalities (1 each, those whose limit
+    is not 0; InternVL's dummy video takes what its image leaves)."""
     vs = spec.vision
     if vs is None:
         return {}
@@ -231,8 +234,75 @@ def max_tokens_per_item(spec: ModelSpec, seq_len: int,
     if vs.kind == "clip":  # CLIP's num_image_tokens (patches + CLS) through get_num_selected_vision_tokens
         return {"image": (vs.image_size // vs.patch_size) ** 2 + (1 if vs.select_strategy == "full" else 0)}
     if vs.kind == "siglip" and spec.model_type == "gemma3":
-        return {"image": vs.image_tokens or 256}
+        return {"image": (gemma3_max_crops(vs, processor_kwargs) + 1) * (vs.image_tokens or 256)}
+    if vs.kind == "internvl":
+        return _internvl_max(vs, seq_len, processor_kwargs, counts)
     return {}
+
+
+#: Gemma3ProcessorKwargs._defaults (transformers 5.24 processing_gemma3.py): pan-and-scan off, and its bounds
+GEMMA3_PAN_AND_SCAN = {"do_pan_and_scan": False, "pan_and_scan_min_crop_size": 256, "pan_and_scan_max_num_crops": 4,
+                       "pan_and_scan_min_ratio_to_activate": 1.2}
+
+
+def gemma3_crops(width: int, height: int, kwargs: Optional[Mapping[str, object]] = None) -> int:
+    """vLLM 0.33.0 ``Gemma3ProcessingInfo.get_num_crops`` (after ``Gemma3ImageProcessor.pan_and_scan``): the crops
+    pan-and-scan adds to an image (0 when off, the image too square, or a crop under the minimum size)."""
+    kw = {**GEMMA3_PAN_AND_SCAN, **{k: v for k, v in (kwargs or {}).items() if k in GEMMA3_PAN_AND_SCAN}}
+    if not kw["do_pan_and_scan"]:
+        return 0
+    low, most, ratio = kw["pan_and_scan_min_crop_size"], kw["pan_and_scan_max_num_crops"], \
+        kw["pan_and_scan_min_ratio_to_activate"]
+    if width >= height:
+        if width / height < ratio:
+            return 0
+        cw, ch = min(most, max(2, min(int(math.floor(width / low)), int(math.floor(width / height + 0.5))))), 1
+    else:
+        if height / width < ratio:
+            return 0
+        cw, ch = 1, min(most, max(2, min(int(math.floor(height / low)), int(math.floor(height / width + 0.5)))))
+    if min(int(math.ceil(width / cw)), int(math.ceil(height / ch))) < low:
+        return 0
+    return cw * ch
+
+
+def gemma3_max_crops(vs: VisionSpec, kwargs: Optional[Mapping[str, object]] = None) -> int:
+    """The crops of vLLM's ``get_image_size_with_most_features``: the native width, ``max_num_crops`` heights."""
+    most = (kwargs or {}).get("pan_and_scan_max_num_crops", GEMMA3_PAN_AND_SCAN["pan_and_scan_max_num_crops"])
+    return gemma3_crops(vs.image_size, vs.image_size * int(most), kwargs)  # type: ignore[call-overload]
+
+
+def internvl_patches(vs: VisionSpec, height: int, width: int, kwargs: Optional[Mapping[str, object]] = None) -> int:
+    """transformers 5.24 ``GotOcr2ImageProcessor.get_number_of_image_patches`` with vLLM's merged
+    ``--mm-processor-kwargs`` (``min_patches``, ``max_patches``, ``crop_to_patches``; tiling on, as
+    InternVLProcessor's own default)."""
+    kw = kwargs or {}
+    lo, hi = int(kw.get("min_patches", INTERNVL_TILES[0])), int(kw.get("max_patches", INTERNVL_TILES[1]))
+    if not kw.get("crop_to_patches", True) or hi <= 1:
+        return 1
+    return internvl_tiles(height, width, vs.image_size, lo, hi)
+
+
+def _internvl_max(vs: VisionSpec, seq_len: int, kwargs: Optional[Mapping[str, object]],
+                  counts: Optional[Mapping[str, int]]) -> dict[str, int]:
+    """vLLM 0.33.0 ``InternS1ProcessingInfo`` (the HF-format ``InternVLForConditionalGeneration``):
+    ``get_max_image_tokens`` is the most tokens over the grids of ``resolve_target_ratios`` (the image processor's
+    own ``max_patches``, one more for the thumbnail), and the dummy video (``get_mm_max_toks_per_item`` processes
+    it) has ``get_num_frames_with_most_features`` frames of one tile each: what ``max_model_len`` leaves beside one
+    image of the most tokens, at least one."""
+    counts = counts if counts is not None else {"image": 1, "video": 1}
+    per_tile = vs.image_tokens
+    top = INTERNVL_TILES[1] + (1 if (kwargs or {}).get("crop_to_patches", True) else 0)
+    grids = {(wr, hr) for n in range(1, top + 1) for wr in range(1, n + 1) for hr in range(1, n + 1)
+             if 1 <= wr * hr <= top}
+    image = max(per_tile * internvl_patches(vs, vs.image_size * hr, vs.image_size * wr, kwargs) for wr, hr in grids)
+    out = {}
+    if counts.get("image", 0) > 0:
+        out["image"] = image
+    if counts.get("video", 0) > 0:
+        frames = (seq_len - image * (1 if counts.get("image", 0) > 0 else 0)) // per_tile
+        out["video"] = max(frames, 1) * per_tile
+    return out
 
 
 def encoder_patches(spec: ModelSpec, tokens: int, modality: str = "image") -> int:
@@ -246,23 +316,79 @@ def encoder_patches(spec: ModelSpec, tokens: int, modality: str = "image") -> in
         side = vs.image_size // vs.patch_size
         tiles = 1 if not vs.newline else max(1, -(-tokens // (side * side)))
         return tiles * (side * side + 1)
-    if vs.kind == "siglip":
-        return (vs.image_size // vs.patch_size) ** 2
+    if vs.kind == "siglip":  # Gemma 3: the image and its pan-and-scan crops, 896² each
+        return max(1, tokens // (vs.image_tokens or 256)) * (vs.image_size // vs.patch_size) ** 2
+    if vs.kind == "internvl":  # InternViT over each tile (and the thumbnail), its CLS position included
+        return max(1, tokens // max(vs.image_tokens, 1)) * ((vs.image_size // vs.patch_size) ** 2 + 1)
     return tokens
 
 
-def tower_transient(spec: ModelSpec, patches: int, a: float, tp: int = 1) -> int:
-    """One tower layer's forward peak over ``patches`` positions (on one of ``tp`` ranks sharding its heads and
-    MLP): the residual stream and its normed copy, and the larger of the attention projections (fused qkv and
-    its output: 4 widths) and the MLP (Qwen2.5-VL's gated: gate, up and their product; else fc1 and its
-    activation); attention itself FlashAttention's / SDPA's (no score matrix). An estimate (±30 %)."""
+#: the vision towers whose forward is modelled per layer (:func:`tower_layer_bytes`)
+TOWER_KINDS = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "clip", "siglip", "internvl")
+
+
+def tower_layer_bytes(vs: VisionSpec, a: float, tp: int = 1, impl: str = "vllm") -> float:
+    """Bytes per patch (position before merging) one tower layer's forward holds at its peak, on one of ``tp``
+    ranks sharding heads and MLP (``impl="vllm"`` only). ``h``: width, ``i``: MLP width, ``nh``: heads.
+
+    ``impl="transformers"``: transformers 5.24's modules with SDPA (``vramscope.trace.vision`` traces them; the
+    peaks below are the live tensors at the traced peak, equal to the trace within 0.2 %):
+
+    * Qwen2-VL / Qwen2.5-VL, in attention: the layer input and its normed copy (2 ``h``), the fused qkv (3 ``h``),
+      ``apply_rotary_pos_emb_vision``'s fp32 work (q and k upcast, ``q·cos``, ``rotate_half``, its product with
+      ``sin`` and the sum: 6 ``h`` in fp32) and the fp32 cos / sin of the positions (2 head widths): ``5h·a + 24h
+      + 8h/nh``; Qwen3-VL also keeps the interpolated position embeddings' fp32 sum (``fast_pos_embed_interpolate``,
+      4 ``h``);
+    * CLIP (LLaVA), in the MLP: 4 widths (the embeddings' pre-norm output, the layer input, the residual, the
+      normed copy) and ``fc1``, ``sigmoid`` and the product of ``quick_gelu`` (3 ``i``);
+    * SigLIP (Gemma 3): 4 widths and ``fc1`` and its tanh GELU (2 ``i``); InternViT: 5 widths (its layer scale
+      ``lambda_1`` adds one) and 2 ``i``.
+
+    ``impl="vllm"``: vLLM 0.33.0's own tower modules (``qwen2_vl.py``, ``qwen2_5_vl.py``, ``qwen3_vl.py``,
+    ``clip.py``, ``siglip.py``, ``intern_vit.py``), eager (``compile_mm_encoder`` off by default), the larger of
+
+    * attention: the layer input (held by the encoder loop's call) and its normed copy, then on the rank's heads
+      the fused ``QKVParallelLinear`` output (3 ``h``), for the Qwen towers ``qk.contiguous()`` and
+      ``ApplyRotaryEmb``'s bf16 output (vllm_flash_attn ``apply_rotary_emb``, not in place, fp32 compute off: 2
+      ``h`` each) and the ``rearrange(...).contiguous()`` before ``proj`` (1 ``h``); FlashAttention-varlen's output
+      (1 ``h``) and its fp32 log-sum-exp (``4·nh`` bytes); CLIP / SigLIP / InternViT the ``out_proj`` output (1
+      ``h``, full width after its all-reduce) instead of the rearranged copy;
+    * the MLP: three widths (the layer input, the residual, the normed copy; Qwen2.5-VL's ``fused_add_rms_norm``
+      writes both in place, and ``down_proj``'s output is the third) and on the rank's share, ``fc1`` and its
+      activation (2 ``i``; the activation is one kernel, ``QuickGELU`` / ``GELU`` / ``SiluAndMul``), Qwen2.5-VL's
+      merged ``gate_up`` (2 ``i``) and ``SiluAndMul`` (1 ``i``) held together while ``down_proj`` runs.
+
+    Read from the source, not traced (vLLM's modules need its distributed state and CUDA kernels).
+    """
+    h, inter, nh = vs.hidden_size, vs.intermediate_size, max(vs.num_heads, 1)
+    kind = vs.kind
+    if impl == "transformers":
+        if kind in ("qwen2_vl", "qwen2_5_vl", "qwen3_vl"):
+            return 5 * h * a + 24 * h + 8 * h / nh + (4 * h if kind == "qwen3_vl" else 0)
+        if kind == "clip":
+            return 4 * h * a + 3 * inter * a
+        if kind == "siglip":
+            return 4 * h * a + 2 * inter * a
+        if kind == "internvl":
+            return 5 * h * a + 2 * inter * a
+        return 2 * h * a + max(2 * inter, 4 * h) * a
+    hs, isr, nhs = h / tp, inter / tp, nh / tp
+    lse = 4 * nhs
+    if kind in ("qwen2_vl", "qwen2_5_vl", "qwen3_vl"):
+        attn = 2 * h * a + 9 * hs * a + lse
+    else:
+        attn = 2 * h * a + 4 * hs * a + h * a + lse
+    mlp = 3 * h * a + (3 if kind == "qwen2_5_vl" else 2) * isr * a
+    return max(attn, mlp)
+
+
+def tower_transient(spec: ModelSpec, patches: int, a: float, tp: int = 1, impl: str = "vllm") -> int:
+    """The tower's forward peak over ``patches`` positions (:func:`tower_layer_bytes`: every layer frees its
+    work before the next, so the deepest layer's peak is the tower's, outputs not included)."""
     vs = spec.vision
     if vs is None or patches <= 0:
         return 0
-    h, inter = vs.hidden_size, vs.intermediate_size
-    mlp = (3 if vs.kind == "qwen2_5_vl" else 2) * -(-inter // tp)
-    attn = 4 * -(-h // tp)
-    return int(patches * a * (2 * h + max(mlp, attn)))
+    return int(patches * tower_layer_bytes(vs, a, tp, impl))
 
 
 def read_image_size(value: object, field: str = "image_size") -> Optional[tuple[int, int]]:
