@@ -176,11 +176,18 @@ CASES_V33 = (
       "num_hidden_layers": 40}, 131072, (6 * GiB, 7 * GiB), "bfloat16", "auto", 1, False),
     ("mamba2", "Mamba2ForCausalLM", {}, 8192, (1 * GiB, 1 * GiB), "bfloat16", "auto", 1, None),
     ("jamba", "JambaForCausalLM", {}, 262144, (1 * GiB, 2 * GiB), "bfloat16", "auto", 1, None),
+    # gated delta net: the GDN prefill kernel vLLM resolves here (Triton: not Hopper / Blackwell), so no
+    # checkpoint block and no 64-token alignment (FlashInfer's, on those GPUs)
+    ("qwen3_next", "Qwen3NextForCausalLM", {}, 65536, (12 * GiB,), "bfloat16", "auto", 1, None),
+    ("qwen3_next", "Qwen3NextForCausalLM", {}, 65536, (12 * GiB,), "bfloat16", "auto", 1, False),
+    ("qwen3_next", "Qwen3NextForCausalLM", {}, 65536, (6 * GiB, 6 * GiB), "bfloat16", "auto", 1, None),
 )
 
 #: the mamba layer class vLLM 0.33's model file builds for each architecture (jamba.py, mamba.py: MambaMixer;
-#: mamba2.py, falcon_h1.py, nemotron_h.py, granitemoehybrid.py, zamba2.py: MambaMixer2)
-MIXER_V33 = {"JambaForCausalLM": "MambaMixer", "MambaForCausalLM": "MambaMixer"}
+#: mamba2.py, falcon_h1.py, nemotron_h.py, granitemoehybrid.py, zamba2.py: MambaMixer2; qwen3_next.py:
+#: QwenGatedDeltaNetAttention)
+MIXER_V33 = {"JambaForCausalLM": "MambaMixer", "MambaForCausalLM": "MambaMixer",
+             "Qwen3NextForCausalLM": "QwenGatedDeltaNetAttention"}
 
 
 def run_v33(model_type: str, arch: str, overrides: dict, max_len: int, avail: tuple, dtype: str, ssm_dtype: str,
@@ -197,6 +204,7 @@ def run_v33(model_type: str, arch: str, overrides: dict, max_len: int, avail: tu
     layers from ``get_pp_indices``, ``kv_cache_utils.get_kv_cache_capacity``)."""
     import torch
     import vllm.model_executor.layers.mamba.mamba_mixer as mm1
+    import vllm.model_executor.layers.mamba.gdn.qwen_gdn_linear_attn as gdn
     import vllm.model_executor.layers.mamba.mamba_mixer2 as mm2
     from vllm.config.vllm import set_current_vllm_config
     from vllm.distributed.utils import get_pp_indices
@@ -241,6 +249,7 @@ def run_v33(model_type: str, arch: str, overrides: dict, max_len: int, avail: tu
     vc.scheduler_config.enable_chunked_prefill = True
     vc.compilation_config = NS(static_forward_context={}, cudagraph_mode=None)
     vc.num_speculative_tokens = 0
+    vc.additional_config = {}
     cls, _ = ModelRegistry.resolve_model_cls(arch, model_config=vc.model_config)
     hook = MODELS_CONFIG_MAP.get(arch)
     if hook is not None:
@@ -251,8 +260,8 @@ def run_v33(model_type: str, arch: str, overrides: dict, max_len: int, avail: tu
         MambaModelConfig.verify_and_update_config(vc)
     shapes = tuple(cls.get_mamba_state_shape_from_config(vc))
     dtypes = tuple(cls.get_mamba_state_dtype_from_config(vc))
-    mixer_cls = getattr(mm1 if MIXER_V33.get(arch) == "MambaMixer" else mm2,
-                        MIXER_V33.get(arch, "MambaMixer2"))
+    name = MIXER_V33.get(arch, "MambaMixer2")
+    mixer_cls = getattr({"MambaMixer": mm1, "QwenGatedDeltaNetAttention": gdn}.get(name, mm2), name)
 
     class Attn(AttentionLayerBase):  # an attention layer as the platform finds it: its backend
         def get_attn_backend(self):
@@ -266,6 +275,11 @@ def run_v33(model_type: str, arch: str, overrides: dict, max_len: int, avail: tu
         torch.nn.Module.__init__(layer)
         layer.get_state_shape = lambda: shapes
         layer.get_state_dtype = lambda: dtypes
+        if name == "QwenGatedDeltaNetAttention":  # what its __init__ keeps: the prefill kernel resolved here
+            _, backend = gdn._resolve_gdn_prefill_backend(vc)
+            layer.vllm_config = vc
+            layer._checkpoint_alignment = (gdn.FLASHINFER_GDN_CHECKPOINT_ALIGNMENT if backend == "flashinfer"
+                                           and vc.cache_config.mamba_cache_mode == "align" else None)
         return layer
 
     ctx = vc.compilation_config.static_forward_context

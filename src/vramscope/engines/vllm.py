@@ -150,12 +150,19 @@ i18n.register({
         "en": ", and MambaMixer2's prefill checkpoint",
         "zh": "，以及 MambaMixer2 的预填充检查点",
     },
+    "a_vllm_state_gdn": {
+        "en": "gated delta net: counted with the Triton GDN prefill kernel (no checkpoint block, as vLLM 0.33.0 "
+              "plans it before Hopper); on Hopper, or Blackwell with key heads of 128 and CUDA 13, vLLM's FlashInfer "
+              "kernel adds a checkpoint block per request and aligns the block size to 64 tokens: not modelled",
+        "zh": "门控 delta 网络：按 Triton GDN 预填充内核计算（无检查点块，即 vLLM 0.33.0 在 Hopper 之前的 GPU 上的规划）；"
+              "在 Hopper 上，或在键头维度为 128 且 CUDA 13 的 Blackwell 上，vLLM 的 FlashInfer 内核每个请求多一个检查点块，"
+              "并把块大小对齐到 64 个 token：此处未建模",
+    },
     "a_vllm_state_other_mixer": {
-        "en": "the '{model_type}' state layers are not vLLM's MambaMixer / MambaMixer2: counted with two state blocks "
-              "per request and no checkpoint block (a gated delta net's checkpoint block and block alignment depend on "
-              "the prefill kernel the GPU selects), not checked against vLLM's code",
-        "zh": "'{model_type}' 的状态层不是 vLLM 的 MambaMixer / MambaMixer2：按每个请求两个状态块、无检查点块计算"
-              "（门控 delta 网络的检查点块和块对齐取决于 GPU 选用的预填充内核），未与 vLLM 的代码核对",
+        "en": "the '{model_type}' state layers are not vLLM's MambaMixer / MambaMixer2 / gated delta net: counted "
+              "with two state blocks per request and no checkpoint block, not checked against vLLM's code",
+        "zh": "'{model_type}' 的状态层不是 vLLM 的 MambaMixer / MambaMixer2 / 门控 delta 网络：按每个请求两个状态块、"
+              "无检查点块计算，未与 vLLM 的代码核对",
     },
     "a_vllm_state_late": {
         "en": "vLLM {version}: prefix caching of mamba states turned on (its 'all' mode for the Mamba families before "
@@ -403,10 +410,14 @@ MAMBA_ALIGN_SINCE = LATE_SINCE
 #: mode a request holds three state blocks (``MambaSpec.max_memory_usage_bytes``: 2 + speculative + checkpoint
 #: blocks); ``MambaMixer`` (Jamba, Mamba) two
 MAMBA2_MIXER_TYPES = ("mamba2", "falcon_h1", "nemotron_h", "granitemoehybrid", "zamba2")
-#: model types whose layers vLLM 0.33.0 builds as ``MambaMixer`` / ``MambaMixer2`` (the only ones checked against
-#: its code run on CPU); others (gated delta nets: their checkpoint block and block alignment depend on the GDN
-#: prefill kernel the GPU selects; short convolutions, KDA) are counted with two blocks and no checkpoint block
-MAMBA_MIXER_TYPES = MAMBA2_MIXER_TYPES + ("jamba", "mamba", "falcon_mamba")
+#: gated delta nets (qwen3_next.py: ``QwenGatedDeltaNetAttention``, v0.33.0): no checkpoint block with the Triton
+#: GDN prefill kernel (checked against its code run on CPU); with FlashInfer's (``_resolve_gdn_prefill_backend``:
+#: Hopper, or Blackwell with key heads of 128 and CUDA 13) a checkpoint block and a 64-token block alignment, not
+#: modelled (said in the output)
+GDN_TYPES = ("qwen3_next",)
+#: model types checked against vLLM 0.33.0's code run on CPU (``MambaMixer``, ``MambaMixer2``, the gated delta
+#: net); others (short convolutions, KDA, lightning attention) are counted with two blocks and no checkpoint block
+MAMBA_MIXER_TYPES = MAMBA2_MIXER_TYPES + ("jamba", "mamba", "falcon_mamba") + GDN_TYPES
 
 
 def mamba_cache_mode(spec: ModelSpec, w: Workload, version: tuple[int, int, int]) -> str:
@@ -758,7 +769,9 @@ def state_notes(model: ResolvedModel, w: Workload, a: float, groups: KvGroups, v
             "version": shown_version, "pages": pages, "o_off": Opt("enable_prefix_caching", False),
             "o_on": Opt("enable_prefix_caching"),
             "ckpt": Text("a_vllm_state_ckpt") if spec.model_type in MAMBA2_MIXER_TYPES else ""}))
-        if spec.model_type not in MAMBA_MIXER_TYPES:
+        if spec.model_type in GDN_TYPES:
+            notes.append(Assumption("a_vllm_state_gdn", {}))
+        elif spec.model_type not in MAMBA_MIXER_TYPES:
             notes.append(Assumption("a_vllm_state_other_mixer", {"model_type": spec.model_type}))
     elif mode == "unmodelled":
         notes.append(Assumption("a_vllm_state_late", {"version": shown_version}))
