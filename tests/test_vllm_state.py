@@ -133,3 +133,23 @@ def test_nemotron_nano_9b_v2_block_size_is_the_published_672():
     assert mamba_state_bytes(model.spec, w, 2.0, (0, 11, 0))[0] == 3 * 12288 * 2 + 128 * 80 * 128 * 2 == 2_695_168
     g = kv_groups(model, w, 2.0, 131072, version=(0, 11, 0))
     assert g.block == 672 and g.page_bytes == 672 * 2 * 8 * 128 * 2
+
+
+@pytest.mark.parametrize("model_type, mixer", [("xlstm", "xLSTMLayer"), ("rwkv", "RwkvSelfAttention"),
+                                               ("recurrent_gemma", "RecurrentGemmaRglru")])
+def test_vllm_refuses_recurrent_architectures_its_registry_lacks(model_type, mixer, tmp_path, capsys):
+    """vLLM 0.33.0's registry has no xLSTM, RWKV or RecurrentGemma architecture: one clear line, exit 2, both
+    languages, instead of counting their states as mamba pages."""
+    from vramscope.cli import main
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model_type": model_type}))
+    spec = spec_from_config({"model_type": model_type}, model_type)
+    assert spec.state is not None and spec.state.mixer == mixer
+    for lang, words in (("en", "does not run"), ("zh", "不支持")):
+        assert main(["estimate", str(path), "--engine", "vllm", "--gpu", "h100", "--no-hub", "--lang", lang]) == 2
+        err = capsys.readouterr().err
+        line = err.strip().splitlines()[-1]  # torch may warn on stderr once, while the config is built
+        assert line.startswith("vramscope") and words in line and mixer in line and "Traceback" not in err
+    assert main(["estimate", str(path), "--engine", "transformers", "--gpu", "h100", "--no-hub"]) == 0
+    capsys.readouterr()

@@ -211,6 +211,13 @@ i18n.register({
               "activation peak is the language model's alone (a lower bound)",
         "zh": "多模态：未对 '{model_type}' 建模 vLLM 的编码器预算与虚拟图像显存探测；激活峰值只计语言模型（为下限）",
     },
+    "r_vllm_no_arch": {
+        "en": "vLLM {version} does not run '{model_type}' ({mixer} layers): its model registry "
+              "(vllm/model_executor/models/registry.py, read at v0.33.0) has no such architecture; use --engine "
+              "transformers",
+        "zh": "vLLM {version} 不支持 '{model_type}'（{mixer} 层）：其模型注册表（vllm/model_executor/models/registry.py，"
+              "按 v0.33.0 阅读）中没有该架构；请使用 --engine transformers",
+    },
     "r_vllm_mllama": {
         "en": "vLLM {version} does not run Llama-3.2-Vision (MllamaForConditionalGeneration was removed in 0.10.2 "
               "with the V0 engine); use --engine transformers, or an earlier --vllm-version",
@@ -777,8 +784,19 @@ def state_notes(model: ResolvedModel, w: Workload, a: float, groups: KvGroups, v
         notes.append(Assumption("a_vllm_state_late", {"version": shown_version}))
 
 
+#: recurrent mixers transformers builds that vLLM's registry (read at v0.33.0) has no architecture for
+NOT_IN_VLLM = ("xLSTMLayer", "RwkvSelfAttention", "RecurrentGemmaRglru")
+
+
 def vllm_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gpus: tuple[Gpu, ...],
                    notes: list[Assumption]) -> tuple[Phases, VllmReport]:
+    st = model.spec.state
+    if st is not None and st.mixer in NOT_IN_VLLM:
+        from ..errors import VramscopeError
+
+        raise VramscopeError("conflict", field="engine", reason=Text(
+            "r_vllm_no_arch", version=".".join(map(str, vllm_version(w))), model_type=model.spec.model_type,
+            mixer=st.mixer))
     if w.pp > 1:
         return vllm_pipeline(model, w, weights, a, gpus, notes)
     version = vllm_version(w)
