@@ -172,7 +172,7 @@ FLAGS = {
     "checkpoint_reentrant": dict(task="finetune", grad_checkpointing=True),
     "sequence_parallel": dict(task="finetune", tp=2, num_gpus=2), "enforce_eager": dict(engine="vllm"),
     "disable_hybrid_kv_cache_manager": dict(engine="vllm"), "enable_lora": dict(engine="vllm"),
-    "enable_expert_parallel": dict(engine="vllm"),
+    "enable_expert_parallel": dict(engine="vllm"), "enable_prefix_caching": dict(engine="vllm"),
     "flash_attn": dict(engine="llama.cpp"),
     "no_kv_offload": dict(engine="llama.cpp"), "no_mmap": dict(engine="llama.cpp"),
     "mlock": dict(engine="llama.cpp"), "sched_spread": dict(engine="ollama"),
@@ -194,7 +194,8 @@ def test_every_bool_parameter_of_make_workload_is_listed():
     switches = {o.field for o in workload_rows() if o.switch} | {"grad_checkpointing"}
     assert switches == set(FLAGS), switches ^ set(FLAGS)
     bools = {f.name for f in __import__("dataclasses").fields(Workload) if isinstance(f.default, bool)}
-    tri_state = {"checkpoint_reentrant"}  # None: the framework's own default (a switch, but not a bool field)
+    # None: the framework's or engine's own default (a switch, but not a bool field)
+    tri_state = {"checkpoint_reentrant", "enable_prefix_caching"}
     assert bools - {"seq_default"} == set(FLAGS) - tri_state, bools ^ set(FLAGS)
 
 

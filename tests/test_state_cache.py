@@ -235,3 +235,37 @@ def test_recurrent_gemma_module_states():
     # view of the conv1d_width-column concatenation (its storage: 96 × 4 bf16 values per sequence)
     assert measured == _ours(spec, PROMPT + STEPS - 1, "decode")
     assert measured[0] == BATCH * (96 * 4 + 96 * 4 * 2)
+
+
+def test_xlstm_cache():
+    """xLSTM keeps its own ``xLSTMCache``: per layer the mLSTM matrix memory ``(batch, heads, qk_head_dim,
+    v_head_dim)``, normaliser ``(batch, heads, qk_head_dim)`` and stabiliser ``(batch, heads, 1)``, allocated in the
+    model's dtype by ``xLSTMModel.forward`` and updated in place. A real bf16 CPU forward (prefill, then three
+    decode steps through the returned cache, then ``generate()``) holds what vramscope counts per layer. The config
+    keeps ``hidden × qk_dim_factor`` and ``hidden × v_dim_factor`` multiples of 64: the cache sizes its heads from
+    the config's dims rounded up to 64, the layers from the unrounded ones, and transformers' own step kernel
+    refuses the cache when they differ (``matC_old has wrong shape``: the smaller configs tried before)."""
+    import torch
+
+    cfg = {"model_type": "xlstm", "vocab_size": 128, "hidden_size": 256, "num_heads": 2, "num_blocks": 3,
+           "num_hidden_layers": 3, "chunk_size": 16, "qk_dim_factor": 0.5, "v_dim_factor": 1.0, "pad_token_id": 0,
+           "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": "bfloat16"}
+    spec = spec_from_config(cfg, "tiny")
+    assert spec.state is not None and spec.state.kinds == ("state",) * 3
+    model = _build(cfg)
+    ids = torch.randint(3, 128, (BATCH, PROMPT), generator=torch.Generator().manual_seed(1))
+
+    def held(cache):
+        return [distinct_storage_bytes(list(cache.rnn_state[i])) for i in range(3)]
+
+    with torch.no_grad():
+        out = model(input_ids=ids, use_cache=True)
+        prefill = held(out.cache)
+        for _ in range(STEPS):
+            out = model(input_ids=ids[:, :1], cache=out.cache, use_cache=True)
+        gen = model.generate(ids, max_new_tokens=STEPS, min_new_tokens=STEPS, do_sample=False,
+                             return_dict_in_generate=True)
+    assert {t.dtype for s in out.cache.rnn_state.values() for t in s} == {torch.bfloat16}
+    assert prefill == _ours(spec, PROMPT, "prefill")
+    assert held(out.cache) == held(gen.cache) == _ours(spec, PROMPT + STEPS, "decode")
+    assert prefill[0] == BATCH * 2 * (64 * 128 + 64 + 1) * 2

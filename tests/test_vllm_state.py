@@ -1,7 +1,9 @@
 """vLLM's state caches of recurrent / hybrid models (issue #13): vramscope's MambaSpec pages, raised block size,
-groups, blocks, logged tokens, concurrency and needed memory equal what vLLM 0.11.0's own code computes for the
-same transformers config (run on CPU by bench/vllm_state_reference.py: the model classes' state shapes and
-dtypes, HybridAttentionMambaModelConfig's block alignment, get_kv_cache_configs)."""
+groups, blocks, logged tokens, concurrency and needed memory equal what vLLM's own code computes for the same
+transformers config (run on CPU by bench/vllm_state_reference.py: the model classes' state shapes and dtypes; at
+0.11.0 HybridAttentionMambaModelConfig's block alignment and get_kv_cache_configs; at 0.33.0 the prefix-caching
+'align' mode, Platform.update_block_size_for_backend, the mamba layers' own get_kv_cache_spec and the planner over
+pipeline stages)."""
 
 import json
 from pathlib import Path
@@ -9,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import requires_torch
-from vramscope.engines.vllm import kv_capacity, kv_groups, mamba_state_bytes
+from vramscope.engines.vllm import (kv_capacity, kv_groups, mamba_blocks_per_request, mamba_cache_mode,
+                                    mamba_state_bytes, pp_kv_plan, pp_partition)
 from vramscope.memory.kv_cache import parse_version
 from vramscope.sources.base import ResolvedModel
 from vramscope.sources.hf_config import spec_from_config
@@ -18,7 +21,9 @@ from vramscope.workload import make_workload
 pytestmark = [requires_torch, pytest.mark.trace]
 
 REFERENCE = Path(__file__).resolve().parent.parent / "validation" / "reference" / "vllm_state_cache.jsonl"
-ROWS = [json.loads(line) for line in REFERENCE.read_text().splitlines() if line and not line.startswith("#")]
+ALL = [json.loads(line) for line in REFERENCE.read_text().splitlines() if line and not line.startswith("#")]
+ROWS = [r for r in ALL if r["vllm_version"] == "0.11.0"]
+ROWS_V33 = [r for r in ALL if r["vllm_version"] == "0.33.0"]
 
 
 def _model(row):
@@ -58,6 +63,57 @@ def test_state_planner_equals_vllms_own(row):
     assert [k for k, _ in g.groups] == ["full" if n == "FullAttentionSpec" else "state" for n in row["groups"]]
 
 
+def test_reference_covers_prefix_caching_and_pipeline_stages():
+    assert len(ROWS) >= 10 and len(ROWS_V33) >= 20
+    assert {r["mamba_cache_mode"] for r in ROWS_V33} == {"none", "align"}
+    assert {r["mamba_blocks_per_request"] for r in ROWS_V33} == {1, 2, 3}
+    assert {r["pipeline_parallel_size"] for r in ROWS_V33} >= {1, 2, 3}
+    assert any("error" in r for r in ROWS_V33)
+
+
+@pytest.mark.parametrize("row", ROWS_V33, ids=lambda r: f"{r['model_type']}-{r['max_model_len']}-"
+                                                        f"pc{r['enable_prefix_caching']}-tp{r['tensor_parallel_size']}-"
+                                                        f"pp{r['pipeline_parallel_size']}")
+def test_v33_state_planner_equals_vllms_own(row):
+    """vLLM 0.33.0: prefix caching (on by default for hybrid models) keeps mamba states in 'align' mode, two state
+    blocks per request for MambaMixer, three for MambaMixer2 (its prefill checkpoint block); pipeline stages hold
+    ``get_pp_indices``' layers of the whole model's groups, every stage at the smallest block count."""
+    model = _model(row)
+    w = make_workload(engine="vllm", max_model_len=row["max_model_len"], vllm_version=row["vllm_version"],
+                      mamba_ssm_cache_dtype=row["mamba_ssm_cache_dtype"],
+                      enable_prefix_caching=row["enable_prefix_caching"],
+                      **(dict(parallelism="tp", num_gpus=row["tensor_parallel_size"])
+                         if row["tensor_parallel_size"] > 1 else {}))
+    v = parse_version(row["vllm_version"])
+    spec = model.spec
+    mode = mamba_cache_mode(spec, w, v)
+    assert mode == row["mamba_cache_mode"]
+    assert mamba_blocks_per_request(spec, mode) == row["mamba_blocks_per_request"]
+    assert mamba_state_bytes(spec, w, 2.0, v)[0] == row["mamba_state_bytes"]
+    n, pp, max_len = len(spec.state.kinds), row["pipeline_parallel_size"], row["max_model_len"]
+    assert n == row["layers"]
+    plans, lo = [], 0
+    for size in pp_partition(n, pp):
+        plans.append(kv_groups(model, w, 2.0, max_len, version=v, stage=(lo, lo + size)))
+        lo += size
+    g = plans[0]
+    if row["attention_layers"]:
+        assert g.block == row["block_size"]
+    assert g.page_bytes == row["mamba_page_bytes"]
+    assert [p.needed_bytes() for p in plans] == row["needed_bytes"]
+    if "error" in row:  # vLLM refuses to start: a stage cannot hold one max_model_len request
+        assert any(need > avail for need, avail in zip(row["needed_bytes"], row["available_bytes"]))
+        return
+    plan = pp_kv_plan(plans, row["available_bytes"], max_len, v)
+    assert plan.num_blocks == row["num_blocks"]
+    assert plan.tokens == row["printed_tokens"]
+    assert plan.concurrency == pytest.approx(row["concurrency"], rel=1e-12)
+    assert [p.group_size for p in plans] == [max(x) for x in row["stage_group_layers"]]
+    assert list(plan.pool_bytes) == row["stage_kv_bytes"]
+    assert sorted(k for k, _ in g.groups) == sorted("full" if n == "FullAttentionSpec" else "state"
+                                                    for n in row["groups"])
+
+
 def test_nemotron_nano_9b_v2_block_size_is_the_published_672():
     """vllm-project/vllm#24280 (2025-09-04, vLLM of the v0.10/v0.11 series): the hybrid manager's alignment "might
     cause large attention page sizes (672 tokens for nvidia/NVIDIA-Nemotron-Nano-9B-v2)". Its shape (as the model's
@@ -77,3 +133,23 @@ def test_nemotron_nano_9b_v2_block_size_is_the_published_672():
     assert mamba_state_bytes(model.spec, w, 2.0, (0, 11, 0))[0] == 3 * 12288 * 2 + 128 * 80 * 128 * 2 == 2_695_168
     g = kv_groups(model, w, 2.0, 131072, version=(0, 11, 0))
     assert g.block == 672 and g.page_bytes == 672 * 2 * 8 * 128 * 2
+
+
+@pytest.mark.parametrize("model_type, mixer", [("xlstm", "xLSTMLayer"), ("rwkv", "RwkvSelfAttention"),
+                                               ("recurrent_gemma", "RecurrentGemmaRglru")])
+def test_vllm_refuses_recurrent_architectures_its_registry_lacks(model_type, mixer, tmp_path, capsys):
+    """vLLM 0.33.0's registry has no xLSTM, RWKV or RecurrentGemma architecture: one clear line, exit 2, both
+    languages, instead of counting their states as mamba pages."""
+    from vramscope.cli import main
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model_type": model_type}))
+    spec = spec_from_config({"model_type": model_type}, model_type)
+    assert spec.state is not None and spec.state.mixer == mixer
+    for lang, words in (("en", "does not run"), ("zh", "不支持")):
+        assert main(["estimate", str(path), "--engine", "vllm", "--gpu", "h100", "--no-hub", "--lang", lang]) == 2
+        err = capsys.readouterr().err
+        line = err.strip().splitlines()[-1]  # torch may warn on stderr once, while the config is built
+        assert line.startswith("vramscope") and words in line and mixer in line and "Traceback" not in err
+    assert main(["estimate", str(path), "--engine", "transformers", "--gpu", "h100", "--no-hub"]) == 0
+    capsys.readouterr()

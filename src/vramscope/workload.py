@@ -241,8 +241,9 @@ def _engine_options(engine: str, v: dict[str, Any]) -> dict[str, Any]:
         if named:
             raise VramscopeError("conflict", field=named[0],
                                  reason=Text("r_engine_option", engine=other.name, add=Opt("engine", other.name)))
-    return {o.field: bool(v.get(o.field)) if o.switch else v.get(o.field, o.default)
-            for e in _ENGINES.values() for o in e.options}
+    # a switch whose default is None (vLLM's --enable-prefix-caching: the engine's own default) stays None unset
+    return {o.field: bool(v.get(o.field)) if o.switch and (o.default is not None or v.get(o.field) is not None)
+            else v.get(o.field, o.default) for e in _ENGINES.values() for o in e.options}
 
 
 def _parallel(v: dict[str, Any], out: dict[str, Any], runs: Any) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .. import i18n
-from ..errors import Opt
+from ..errors import Opt, Text
 from ..gpus import Gpu
 from ..memory.activations import inference_transient
 from ..memory import kv_cache
@@ -126,33 +126,52 @@ i18n.register({
               "加上调度批次与一个块；并发数按每组的块数计算",
     },
     "a_vllm_state": {
-        "en": "recurrent / hybrid model: {mamba} mamba layers keep one state page per request ({state} of conv "
+        "en": "recurrent / hybrid model: {mamba} mamba layers keep {pages} state page(s) per request ({state} of conv "
               "({conv}) and SSM ({ssm}) states, padded to {page}), {attn} attention layers their keys and values in "
               "blocks of {block} tokens (raised so that an attention page holds a mamba page); layers in {groups} "
-              "groups of {size} (vLLM's MambaSpec and HybridAttentionMambaModelConfig, read at v0.11.0)",
-        "zh": "循环/混合模型：{mamba} 个 mamba 层每个请求保留一页状态（卷积状态（{conv}）与 SSM 状态（{ssm}）共 {state}，"
+              "groups of {size} (vLLM's MambaSpec and its block-size alignment, read at v0.11.0 and v0.33.0)",
+        "zh": "循环/混合模型：{mamba} 个 mamba 层每个请求保留 {pages} 页状态（卷积状态（{conv}）与 SSM 状态（{ssm}）共 {state}，"
               "填充到 {page}），{attn} 个注意力层以每块 {block} 个 token 保存 K/V（块大小被调高，使一个注意力页能容纳一个 "
-              "mamba 页）；各层分为 {groups} 组，每组 {size} 层（vLLM 的 MambaSpec 与 HybridAttentionMambaModelConfig，"
-              "按 v0.11.0 阅读）",
+              "mamba 页）；各层分为 {groups} 组，每组 {size} 层（vLLM 的 MambaSpec 及其块大小对齐，按 v0.11.0 与 v0.33.0 阅读）",
     },
     "a_vllm_state_free": {
-        "en": "attention-free recurrent model: {mamba} mamba layers keep one state page of {state} per request (conv "
-              "{conv}, SSM {ssm}), whatever the length; concurrency is the pages the pool holds (vLLM's MambaSpec, "
-              "read at v0.11.0)",
-        "zh": "无注意力的循环模型：{mamba} 个 mamba 层每个请求保留一页 {state} 的状态（卷积 {conv}，SSM {ssm}），与长度无关；"
-              "并发数即缓存池能容纳的页数（vLLM 的 MambaSpec，按 v0.11.0 阅读）",
+        "en": "attention-free recurrent model: {mamba} mamba layers keep {pages} state page(s) of {state} per request "
+              "(conv {conv}, SSM {ssm}), whatever the length; concurrency is the pages the pool holds over that "
+              "(vLLM's MambaSpec, read at v0.11.0 and v0.33.0)",
+        "zh": "无注意力的循环模型：{mamba} 个 mamba 层每个请求保留 {pages} 页 {state} 的状态（卷积 {conv}，SSM {ssm}），"
+              "与长度无关；并发数即缓存池能容纳的页数除以该数（vLLM 的 MambaSpec，按 v0.11.0 与 v0.33.0 阅读）",
+    },
+    "a_vllm_state_align": {
+        "en": "vLLM {version}: prefix caching of mamba states ('align' mode; on by default for hybrid models, "
+              "{o_off} turns it off, {o_on} turns it on for attention-free ones) keeps {pages} state blocks per "
+              "request in each mamba group: the running state, the last one cached at a block boundary{ckpt}",
+        "zh": "vLLM {version}：mamba 状态的前缀缓存（'align' 模式；混合模型默认开启，{o_off} 关闭，{o_on} 为无注意力模型开启）"
+              "在每个 mamba 组中每个请求保留 {pages} 个状态块：当前状态、最近一次在块边界缓存的状态{ckpt}",
+    },
+    "a_vllm_state_ckpt": {
+        "en": ", and MambaMixer2's prefill checkpoint",
+        "zh": "，以及 MambaMixer2 的预填充检查点",
+    },
+    "a_vllm_state_gdn": {
+        "en": "gated delta net: counted with the Triton GDN prefill kernel (no checkpoint block, as vLLM 0.33.0 "
+              "plans it before Hopper); on Hopper, or Blackwell with key heads of 128 and CUDA 13, vLLM's FlashInfer "
+              "kernel adds a checkpoint block per request and aligns the block size to 64 tokens: not modelled",
+        "zh": "门控 delta 网络：按 Triton GDN 预填充内核计算（无检查点块，即 vLLM 0.33.0 在 Hopper 之前的 GPU 上的规划）；"
+              "在 Hopper 上，或在键头维度为 128 且 CUDA 13 的 Blackwell 上，vLLM 的 FlashInfer 内核每个请求多一个检查点块，"
+              "并把块大小对齐到 64 个 token：此处未建模",
+    },
+    "a_vllm_state_other_mixer": {
+        "en": "the '{model_type}' state layers are not vLLM's MambaMixer / MambaMixer2 / gated delta net: counted "
+              "with two state blocks per request and no checkpoint block, not checked against vLLM's code",
+        "zh": "'{model_type}' 的状态层不是 vLLM 的 MambaMixer / MambaMixer2 / 门控 delta 网络：按每个请求两个状态块、"
+              "无检查点块计算，未与 vLLM 的代码核对",
     },
     "a_vllm_state_late": {
-        "en": "vLLM {version}: prefix caching of mamba states ('align' mode, on by default for hybrid models in later "
-              "releases) keeps two or three state blocks per request and groups the states by what a block holds; "
-              "not modelled: the state pages are counted as v0.11.0 plans them (one per request), a lower bound",
-        "zh": "vLLM {version}：mamba 状态的前缀缓存（'align' 模式，较新版本中对混合模型默认开启）每个请求保留两到三个状态块，"
-              "并按一个块能容纳的状态数分组；此处未建模：状态页按 v0.11.0 的规划计算（每个请求一页），为下限",
-    },
-    "a_vllm_pp_state": {
-        "en": "pipeline parallel with a recurrent / hybrid model: each stage's layers are counted as attention "
-              "layers, their mamba states and the raised block size are not modelled here",
-        "zh": "循环/混合模型的流水线并行：每个阶段的层都按注意力层计算，此处未建模其 mamba 状态和调高的块大小",
+        "en": "vLLM {version}: prefix caching of mamba states turned on (its 'all' mode for the Mamba families before "
+              "0.22, a state per block of the context) is not modelled: one state page per request is counted, a "
+              "lower bound",
+        "zh": "vLLM {version}：开启的 mamba 状态前缀缓存（0.22 之前 Mamba 系列使用 'all' 模式，上下文每个块保存一个状态）"
+              "此处未建模：按每个请求一页状态计算，为下限",
     },
     "a_vllm_hybrid_off": {
         "en": "{o}: sliding-window layers keep every token",
@@ -193,6 +212,13 @@ i18n.register({
         "en": "multimodal: vLLM's encoder budget and dummy-image profile for '{model_type}' are not modelled; the "
               "activation peak is the language model's alone (a lower bound)",
         "zh": "多模态：未对 '{model_type}' 建模 vLLM 的编码器预算与虚拟图像显存探测；激活峰值只计语言模型（为下限）",
+    },
+    "r_vllm_no_arch": {
+        "en": "vLLM {version} does not run '{model_type}' ({mixer} layers): its model registry "
+              "(vllm/model_executor/models/registry.py, read at v0.33.0) has no such architecture; use --engine "
+              "transformers",
+        "zh": "vLLM {version} 不支持 '{model_type}'（{mixer} 层）：其模型注册表（vllm/model_executor/models/registry.py，"
+              "按 v0.33.0 阅读）中没有该架构；请使用 --engine transformers",
     },
     "r_vllm_mllama": {
         "en": "vLLM {version} does not run Llama-3.2-Vision (MllamaForConditionalGeneration was removed in 0.10.2 "
@@ -326,7 +352,7 @@ def kv_groups(model: ResolvedModel, w: Workload, dtype_bytes: float, max_len: in
     b = KV_DTYPE_BYTES[w.kv_dtype] if w.kv_dtype else dtype_bytes
     block = getattr(w, "block_size", None) or BLOCK
     if spec.state is not None:
-        return state_groups(spec, w, b, dtype_bytes, block, max_len, version)
+        return state_groups(spec, w, b, dtype_bytes, block, max_len, version, stage)
     n = spec.num_layers if layers is None else layers
     page = int(kv_cache.values_per_token(spec, 0, True) * b * block)
     lo, hi = stage if stage is not None else (0, n)
@@ -366,6 +392,8 @@ def mamba_state_bytes(spec: ModelSpec, w: Workload, model_bytes: float,
     tp = w.num_gpus if w.strategy.is_tensor_parallel else 1
     conv_b = MAMBA_DTYPE_BYTES.get(getattr(w, "mamba_cache_dtype", None) or "", model_bytes)
     ssm_name = getattr(w, "mamba_ssm_cache_dtype", None)
+    if ssm_name == "auto":  # the option's default: vLLM's own choice below
+        ssm_name = None
     if not ssm_name and spec.model_type in SSM_FP32_TYPES and version >= LATE_SINCE:
         ssm_name = "float32"
     if not ssm_name and "KimiLinearDelta" in st.mixer:  # v0.33.0 kda_state_dtype: 'auto' is float32 (no KDA in v0.11)
@@ -379,32 +407,102 @@ def mamba_state_bytes(spec: ModelSpec, w: Workload, model_bytes: float,
 _STATE_LAYERS = ("state", "hybrid", "hybrid_sliding")
 
 
-def state_groups(spec: ModelSpec, w: Workload, b: float, model_bytes: float, block: int, max_len: int,
-                 version: tuple[int, int, int]) -> KvGroups:
-    """vLLM's groups for a recurrent / hybrid model (read at v0.11.0: ``HybridAttentionMambaModelConfig.
-    verify_and_update_config``, ``GPUModelRunner.get_kv_cache_spec``, ``MambaSpec``; checked against that code
-    run on CPU, ``bench/vllm_state_reference.py``). Every attention layer is a ``FullAttentionSpec``, every mamba
-    layer a ``MambaSpec`` (a hybrid layer is both). With attention layers the block size is raised to
-    ``16 × cdiv(mamba_page, 16 × attention_page_of_one_token)`` when that is larger, and the mamba page padded to
-    the attention page (``block × attention page of one token``), so all pages are equal; a mamba layer takes one
-    block per request (its spec's block size is ``max_model_len``). The layers are grouped as for sliding
-    windows (groups of the smaller kind's count), each group's block table apart."""
+#: prefix caching on by default for hybrid (attention + mamba) models, and mamba states cached in 'align' mode
+#: whenever it is on (v0.33.0: ``ModelConfig.is_prefix_caching_supported``: "Generative hybrid models support prefix
+#: caching", ``MambaModelConfig.verify_and_update_config``: 'align', ``--mamba-cache-mode`` deprecated with "no
+#: effect"; v0.15.0 and v0.21.0: off by default, "Hybrid models do not support prefix caching since the feature is
+#: still experimental", and when turned on 'all' mode for the Mamba families). The first release between is not
+#: known, so :data:`LATE_SINCE`
+MAMBA_ALIGN_SINCE = LATE_SINCE
+#: model types whose mamba layers are vLLM's ``MambaMixer2`` (v0.33.0: mamba2.py, falcon_h1.py, nemotron_h.py,
+#: granitemoehybrid.py, zamba2.py), whose ``get_kv_cache_spec`` sets ``num_prefill_checkpoint_blocks=1``: in 'align'
+#: mode a request holds three state blocks (``MambaSpec.max_memory_usage_bytes``: 2 + speculative + checkpoint
+#: blocks); ``MambaMixer`` (Jamba, Mamba) two
+MAMBA2_MIXER_TYPES = ("mamba2", "falcon_h1", "nemotron_h", "granitemoehybrid", "zamba2")
+#: gated delta nets (qwen3_next.py: ``QwenGatedDeltaNetAttention``, v0.33.0): no checkpoint block with the Triton
+#: GDN prefill kernel (checked against its code run on CPU); with FlashInfer's (``_resolve_gdn_prefill_backend``:
+#: Hopper, or Blackwell with key heads of 128 and CUDA 13) a checkpoint block and a 64-token block alignment, not
+#: modelled (said in the output)
+GDN_TYPES = ("qwen3_next",)
+#: model types checked against vLLM 0.33.0's code run on CPU (``MambaMixer``, ``MambaMixer2``, the gated delta
+#: net); others (short convolutions, KDA, lightning attention) are counted with two blocks and no checkpoint block
+MAMBA_MIXER_TYPES = MAMBA2_MIXER_TYPES + ("jamba", "mamba", "falcon_mamba") + GDN_TYPES
+
+
+def mamba_cache_mode(spec: ModelSpec, w: Workload, version: tuple[int, int, int]) -> str:
+    """vLLM's ``mamba_cache_mode`` for a recurrent / hybrid model: 'none' without prefix caching, 'align' with it
+    (from :data:`MAMBA_ALIGN_SINCE`), 'unmodelled' for prefix caching turned on in a release before (its 'all'
+    mode, which keeps a state per block of the context, is not modelled). ``--enable-prefix-caching`` /
+    ``--no-enable-prefix-caching`` decide; unset, vLLM's default (on for hybrid models from
+    :data:`MAMBA_ALIGN_SINCE`, off for attention-free ones)."""
     st = spec.state
-    attn = sum(1 for i in range(len(st.kinds)) if st.has_kv(i))
-    mamba = sum(1 for k in st.kinds if k in _STATE_LAYERS)
+    hybrid = any(st.has_kv(i) for i in range(len(st.kinds)))
+    on = getattr(w, "enable_prefix_caching", None)
+    if on is None:
+        on = hybrid and version >= MAMBA_ALIGN_SINCE
+    if not on:
+        return "none"
+    return "align" if version >= MAMBA_ALIGN_SINCE else "unmodelled"
+
+
+def mamba_blocks_per_request(spec: ModelSpec, mode: str) -> int:
+    """The state blocks one request holds in a mamba group (``MambaSpec.max_memory_usage_bytes`` over its page,
+    v0.33.0, no speculative decoding): one without prefix caching; in 'align' mode the running state and the last
+    cached one, plus ``MambaMixer2``'s prefill checkpoint block."""
+    if mode != "align":
+        return 1
+    return 3 if spec.model_type in MAMBA2_MIXER_TYPES else 2
+
+
+def _strided(kinds: list[tuple[str, list[int]]], version: tuple[int, int, int]) -> list[tuple[str, list[int]]]:
+    """``_get_kv_cache_groups_uniform_page_size`` (v0.11.0 and v0.33.0 alike) on layers of uniform page: groups of
+    the smaller kind's count (from :data:`GROUP_MAX_SINCE` the larger's when under 1.5 × the smaller),
+    ``cdiv(count, size)`` groups of a kind, the ``i``-th taking ``layers[i::groups]``."""
+    counts = [len(layers) for _, layers in kinds if layers]
+    size = min(counts)
+    if version >= GROUP_MAX_SINCE and max(counts) < 1.5 * size:
+        size = max(counts)
+    out: list[tuple[str, list[int]]] = []
+    for kind, layers in kinds:
+        count = _cdiv(len(layers), size)
+        out += [(kind, layers[i::count]) for i in range(count)]
+    return out
+
+
+def state_groups(spec: ModelSpec, w: Workload, b: float, model_bytes: float, block: int, max_len: int,
+                 version: tuple[int, int, int], stage: Optional[tuple[int, int]] = None) -> KvGroups:
+    """vLLM's groups for a recurrent / hybrid model (read at v0.11.0: ``HybridAttentionMambaModelConfig.
+    verify_and_update_config``; at v0.33.0: ``Platform._align_hybrid_block_size``, ``MambaMixer(2).
+    get_kv_cache_spec``, ``MambaSpec``; both checked against that code run on CPU, ``bench/vllm_state_reference.py``).
+    Every attention layer is a ``FullAttentionSpec``, every mamba layer a ``MambaSpec`` (a hybrid layer is both).
+    With attention layers the block size is raised to ``16 × cdiv(mamba_page, 16 × attention_page_of_one_token)``
+    when that is larger, and the mamba page padded to the attention page (``block × attention page of one
+    token``), so all pages are equal. A mamba layer takes :func:`mamba_blocks_per_request` blocks per request
+    (without prefix caching its spec's block size is ``max_model_len``; in 'align' mode the attention block
+    size). The layers are grouped as for sliding windows (:func:`_strided`), each group's block table apart.
+
+    ``stage``: a pipeline stage's layers ``[lo, hi)`` (``get_pp_indices`` over the decoder layers): the groups are
+    the whole model's, the stage's pool as many tensors as its fullest group has layers on it
+    (``_project_kv_cache_groups_to_worker``)."""
+    st = spec.state
+    n = len(st.kinds)
+    attn = [i for i in range(n) if st.has_kv(i)]
+    mamba = [i for i, k in enumerate(st.kinds) if k in _STATE_LAYERS]
     mamba_page = mamba_state_bytes(spec, w, model_bytes, version)[0]
-    if not attn:  # attention-free (Mamba, Mamba2): the state page as it is, one group, one block per request
-        return KvGroups(mamba_page, max_len, mamba, (("state", 1),), mamba, False, version)
+    per_state = mamba_blocks_per_request(spec, mamba_cache_mode(spec, w, version))
+    lo, hi = stage if stage is not None else (0, n)
+    if not attn:  # attention-free (Mamba, Mamba2): the state page as it is, one group
+        here = sum(1 for i in mamba if lo <= i < hi)
+        return KvGroups(mamba_page, max_len, here, (("state", per_state),), here * per_state, False, version)
     one_token = int(kv_cache.values_per_token(spec, 0, True) * b)
     block = max(block, 16 * _cdiv(mamba_page, 16 * one_token))
     page = block * one_token
     full_blocks = _cdiv(max_len, block)
-    raw = attn * full_blocks + mamba
-    size = min(attn, mamba)
-    if version >= GROUP_MAX_SINCE and max(attn, mamba) < 1.5 * size:
-        size = max(attn, mamba)
-    groups = (("full", full_blocks),) * _cdiv(attn, size) + (("state", 1),) * _cdiv(mamba, size)
-    return KvGroups(page, block, size, groups, raw, True, version)
+    groups = _strided([("full", attn), ("state", mamba)], version)
+    size = max(sum(1 for i in g if lo <= i < hi) for _, g in groups)
+    raw = (sum(1 for i in attn if lo <= i < hi) * full_blocks + sum(1 for i in mamba if lo <= i < hi) * per_state)
+    blocks = {"full": full_blocks, "state": per_state}
+    return KvGroups(page, block, size, tuple((k, blocks[k]) for k, _ in groups), raw, True, version)
 
 
 def kv_capacity(g: KvGroups, pool: int, max_len: int, version: tuple[int, int, int]) -> tuple[int, int, float]:
@@ -650,7 +748,7 @@ def vllm_pipeline(model: ResolvedModel, w: Workload, weights: int, a: float, gpu
     notes.append(Assumption("a_vllm_pp", {"pp": w.pp, "tp": w.num_gpus, "stage": st["stage"],
                                           "layers": ", ".join(map(str, sizes))}))
     if model.spec.state is not None:
-        notes.append(Assumption("a_vllm_pp_state", {}))
+        state_notes(model, w, a, plans[0], version, notes, size=max(g.group_size for g in plans))
     notes.append(Assumption("a_vllm_version" if version >= GRAPHS_PROFILED_SINCE else "a_vllm_version_old",
                             {"version": ".".join(map(str, version)),
                              "entry": getattr(w, "vllm_entrypoint", None) or "serve"}))
@@ -673,8 +771,53 @@ def vllm_pipeline(model: ResolvedModel, w: Workload, weights: int, a: float, gpu
     return phases, report
 
 
+def state_notes(model: ResolvedModel, w: Workload, a: float, groups: KvGroups, version: tuple[int, int, int],
+                notes: list[Assumption], size: Optional[int] = None) -> None:
+    """What a recurrent / hybrid model's state groups are (:func:`state_groups`), said once for both the single-GPU
+    and the pipeline paths (``size``: the fullest stage's group size)."""
+    spec = model.spec
+    page, conv_b, ssm_b = mamba_state_bytes(rank_spec(model, w), w, a, version)
+    mode = mamba_cache_mode(spec, w, version)
+    pages = mamba_blocks_per_request(spec, mode)
+    dt = {4.0: "float32", 2.0: "16-bit", 1.0: "8-bit"}
+    kinds = [k for k, _ in groups.groups]
+    args = {"mamba": sum(1 for k in spec.state.kinds if k in _STATE_LAYERS), "state": _mib(page), "pages": pages,
+            "conv": dt.get(conv_b, f"{conv_b:g}-byte"), "ssm": dt.get(ssm_b, f"{ssm_b:g}-byte")}
+    if "full" in kinds:
+        notes.append(Assumption("a_vllm_state", {**args, "page": _mib(groups.page_bytes),
+                                                 "attn": sum(1 for i in range(len(spec.state.kinds))
+                                                             if spec.state.has_kv(i)),
+                                                 "block": groups.block, "groups": len(groups.groups),
+                                                 "size": size or groups.group_size}))
+    else:
+        notes.append(Assumption("a_vllm_state_free", args))
+    shown_version = ".".join(map(str, version))
+    if mode == "align":
+        notes.append(Assumption("a_vllm_state_align", {
+            "version": shown_version, "pages": pages, "o_off": Opt("enable_prefix_caching", False),
+            "o_on": Opt("enable_prefix_caching"),
+            "ckpt": Text("a_vllm_state_ckpt") if spec.model_type in MAMBA2_MIXER_TYPES else ""}))
+        if spec.model_type in GDN_TYPES:
+            notes.append(Assumption("a_vllm_state_gdn", {}))
+        elif spec.model_type not in MAMBA_MIXER_TYPES:
+            notes.append(Assumption("a_vllm_state_other_mixer", {"model_type": spec.model_type}))
+    elif mode == "unmodelled":
+        notes.append(Assumption("a_vllm_state_late", {"version": shown_version}))
+
+
+#: recurrent mixers transformers builds that vLLM's registry (read at v0.33.0) has no architecture for
+NOT_IN_VLLM = ("xLSTMLayer", "RwkvSelfAttention", "RecurrentGemmaRglru")
+
+
 def vllm_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gpus: tuple[Gpu, ...],
                    notes: list[Assumption]) -> tuple[Phases, VllmReport]:
+    st = model.spec.state
+    if st is not None and st.mixer in NOT_IN_VLLM:
+        from ..errors import VramscopeError
+
+        raise VramscopeError("conflict", field="engine", reason=Text(
+            "r_vllm_no_arch", version=".".join(map(str, vllm_version(w))), model_type=model.spec.model_type,
+            mixer=st.mixer))
     if w.pp > 1:
         return vllm_pipeline(model, w, weights, a, gpus, notes)
     version = vllm_version(w)
@@ -722,21 +865,7 @@ def vllm_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gp
                              "entry": getattr(w, "vllm_entrypoint", None) or "serve"}))
     notes.append(Assumption("a_vllm_prefix_caching", {}))
     if model.spec.state is not None:
-        page, conv_b, ssm_b = mamba_state_bytes(rank_spec(model, w), w, a, version)
-        dt = {4.0: "float32", 2.0: "16-bit", 1.0: "8-bit"}
-        kinds = [k for k, _ in groups.groups]
-        args = {"mamba": sum(1 for k in model.spec.state.kinds if k in _STATE_LAYERS), "state": _mib(page),
-                "conv": dt.get(conv_b, f"{conv_b:g}-byte"), "ssm": dt.get(ssm_b, f"{ssm_b:g}-byte")}
-        if "full" in kinds:
-            notes.append(Assumption("a_vllm_state", {**args, "page": _mib(groups.page_bytes),
-                                                     "attn": sum(1 for i in range(len(model.spec.state.kinds))
-                                                                 if model.spec.state.has_kv(i)),
-                                                     "block": groups.block, "groups": len(groups.groups),
-                                                     "size": groups.group_size}))
-        else:
-            notes.append(Assumption("a_vllm_state_free", args))
-        if version > (0, 11, 0):
-            notes.append(Assumption("a_vllm_state_late", {"version": ".".join(map(str, version))}))
+        state_notes(model, w, a, groups, version, notes)
     elif groups.hybrid:
         notes.append(Assumption("a_vllm_hybrid", {"groups": len(groups.groups), "size": groups.group_size,
                                                   "window": model.spec.sliding_window}))
@@ -879,6 +1008,13 @@ class Vllm(Engine):
                group="vllm", owner="vllm",
                help_en="sliding-window layers keep every token, as full-attention layers do",
                help_zh="滑动窗口层像全注意力层一样保留全部 token"),
+        Option("enable_prefix_caching", ("--enable-prefix-caching",), "flag", None, contextual=True, group="vllm",
+               owner="vllm", negation="--no-enable-prefix-caching",
+               help_en="prefix caching (vLLM's default: on, for hybrid attention / mamba models from 0.22, off for "
+                       "attention-free recurrent ones): blocks are reused inside the pool, and mamba states are kept "
+                       "in 'align' mode, two or three state blocks per request",
+               help_zh="前缀缓存（vLLM 默认开启，注意力/mamba 混合模型自 0.22 起开启，无注意力的循环模型关闭）：在缓存池内复用块，"
+                       "并以 'align' 模式保存 mamba 状态，每个请求两到三个状态块"),
         Option("mamba_cache_dtype", ("--mamba-cache-dtype",), "choice", "auto", group="vllm", owner="vllm",
                choices=("auto", "float32", "float16", "bfloat16"),
                help_en="dtype of a recurrent / hybrid model's conv states ('auto': the model's dtype)",

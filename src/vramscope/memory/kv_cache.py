@@ -255,8 +255,9 @@ def transformers_layout(spec: ModelSpec, version: str, phase: str, cache: str = 
         # model's dtype
         # RWKV's own state list keeps its WKV state in float32 in every version
         # RecurrentGemma's RG-LRU state is float32 in every version ("always computed in full precision")
+        # xLSTMCache (its own class, read at 5.24.0) allocates its states in the model's dtype and copies into them
         fp32 = (v >= STATE_LAYERS_SINCE or any(m in spec.state.mixer for m in ("DeltaNet", "Rwkv", "Rglru"))) \
-            and "Lightning" not in spec.state.mixer
+            and not any(m in spec.state.mixer for m in ("Lightning", "xLSTM"))
         state = {"conv_state_bytes": conv, "recurrent_state_bytes": 4.0 if fp32 else conv}
     if cache == "quantized" and quant is not None and quantized_cache_applies(spec):
         return CacheLayout(False, broadcast, cap_sliding=False, all_full=True, quant=quant, phase=phase)

@@ -500,6 +500,8 @@ def _state_spec(model: Any, text: Any, inv: Inventory, n_layers: int) -> Optiona
         return _rwkv_state(text, n_layers)
     if type(model).__name__ in ("RecurrentGemmaForCausalLM", "RecurrentGemmaModel"):
         return _recurrent_gemma_state(text, n_layers)
+    if type(model).__name__ in ("xLSTMForCausalLM", "xLSTMModel"):
+        return _xlstm_state(text, n_layers)
     try:
         types = getattr(text, "layer_types", None)
     except Exception:  # noqa: BLE001 - a config property that refuses
@@ -587,6 +589,23 @@ def _recurrent_gemma_state(text: Any, n_layers: int) -> Optional[StateSpec]:
                      conv_values=tuple(width * conv if r else 0 for r in rec),
                      recurrent_values=tuple(width if r else 0 for r in rec), mixer="RecurrentGemmaRglru",
                      conv_kernels=tuple(conv if r else 0 for r in rec))
+
+
+def _xlstm_state(text: Any, n_layers: int) -> Optional[StateSpec]:
+    """xLSTM (mLSTM blocks, ``modeling_xlstm.py``, read at 5.24.0): ``xLSTMCache`` allocates per layer the matrix
+    memory ``(batch, num_heads, qk_head_dim, v_head_dim)``, the normaliser ``(batch, num_heads, qk_head_dim)`` and
+    the stabiliser ``(batch, num_heads, 1)``, in the dtype ``xLSTMModel.forward`` gives it (the input embeddings':
+    the model's), the steps copying into them; no conv state. The head dims are the config's (``qk_dim`` /
+    ``v_dim`` rounded up to a multiple of 64, over the heads), as the cache sizes them."""
+    try:
+        heads, qk, v = text.num_heads, text.qk_head_dim, text.v_head_dim
+    except Exception:  # noqa: BLE001 - a config missing what its properties read
+        return None
+    if not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in (heads, qk, v)):
+        return None
+    per_layer = heads * (qk * v + qk + 1)
+    return StateSpec(kinds=("state",) * n_layers, conv_values=(0,) * n_layers,
+                     recurrent_values=(per_layer,) * n_layers, mixer="xLSTMLayer", conv_kernels=(0,) * n_layers)
 
 
 def _checkpoint_storage(quant: dict[str, Any]) -> dict[str, Any]:
