@@ -109,3 +109,12 @@ def test_refusals():
         parse_command([])
     with pytest.raises(VramscopeError):
         parse_command(["vllm"] * 3000)
+
+
+def test_llama_op_offload_switch():
+    """common/arg.cpp: ``{"--op-offload"}, {"--no-op-offload"}`` (bool, default on): the negative sets
+    no_op_offload, the positive (the default) clears it, and neither is left as unknown."""
+    p = parse_command("llama-server -m x.gguf -ngl 0 --no-op-offload".split())
+    assert p.options["no_op_offload"] is True and p.unknown == []
+    p = parse_command("llama-server -m x.gguf -ngl 0 --no-op-offload --op-offload".split())
+    assert p.options["no_op_offload"] is False and p.unknown == []

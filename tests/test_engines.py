@@ -168,3 +168,25 @@ def test_cublas_workspace_by_generation():
     m = vramscope.estimate("qwen2.5-0.5b", gpus=["mi300x"]).components["overhead"]
     assert h - a == CUBLAS_WORKSPACE_LARGE - CUBLAS_WORKSPACE == 32 * 2**20 - 8_519_680
     assert m - a == CUBLAS_WORKSPACE_MI300 - CUBLAS_WORKSPACE
+
+
+def test_llama_cpp_ngl0_says_the_gpu_still_runs_prompt_batches():
+    """Issue #17: at -ngl 0 llama.cpp's scheduler still runs prompt batches of >= 32 tokens on the GPU (op offload,
+    ggml_backend_cuda_device_offload_op's min_batch_size), copying each host weight into a GPU compute buffer that
+    vramscope does not size; the estimate says so instead of implying the GPU is idle. Below 32 tokens it is idle."""
+    from vramscope.engines.llamacpp import OP_OFFLOAD_MIN_BATCH
+
+    def note_ids(**kw):
+        e = vramscope.estimate("llama-3-8b", engine="llama.cpp", quant="Q4_K_M", **kw)
+        return e, {a.key for a in e.assumptions}
+
+    e, ids = note_ids(n_gpu_layers=0)
+    assert "a_llamacpp_op_offload" in ids and e.engine["gpu"]["compute_buffer_bytes"] == 0
+    assert OP_OFFLOAD_MIN_BATCH == 32
+    _, ids = note_ids(n_gpu_layers=0, ubatch=16)
+    assert "a_llamacpp_op_offload" not in ids
+    _, ids = note_ids(n_gpu_layers=1)
+    assert "a_llamacpp_op_offload" not in ids
+    # llama.cpp's --no-op-offload keeps those ops on the CPU: the GPU then computes nothing at -ngl 0
+    off, ids = note_ids(n_gpu_layers=0, no_op_offload=True)
+    assert "a_llamacpp_op_offload" not in ids and off.engine["gpu"]["compute_buffer_bytes"] == 0

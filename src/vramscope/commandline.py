@@ -313,6 +313,8 @@ LLAMA_FLAGS = (
     Flag(("-ctk", "--cache-type-k"), _llama_cache("cache_type_k")),
     Flag(("-ctv", "--cache-type-v"), _llama_cache("cache_type_v")),
     Flag(("-nkvo", "--no-kv-offload"), _true("no_kv_offload"), takes_value=False),
+    Flag(("--no-op-offload",), _true("no_op_offload"), takes_value=False),
+    Flag(("--op-offload",), _true("no_op_offload", False), takes_value=False),
     Flag(("-np", "--parallel"), _set("n_parallel", _int)),
     Flag(("-dev", "--device"), _llama_devices),
 )

@@ -769,6 +769,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "llama.cpp {ngl} offloads the output layer first, then the last {n:~layer~layers} (llama.cpp since December 2025, #18148)",
         "zh": "llama.cpp 的 {ngl} 先卸载输出层，再卸载最后 {n} 层（llama.cpp 自 2025 年 12 月起，#18148）",
     },
+    "a_llamacpp_op_offload": {
+        "en": "llama.cpp {ngl}: no layer on the GPU, yet with op offload on (its default) a prompt batch of {n} tokens or more still runs there, each host weight copied into a GPU compute buffer in turn with the batch's activations and logits; vramscope does not size that buffer (counted as 0 here), so leave room for it",
+        "zh": "llama.cpp {ngl}：没有层在 GPU 上，但算子卸载开启时（默认），{n} 个 token 及以上的提示批次仍在 GPU 上计算，主机内存中的权重逐个复制到 GPU 计算缓冲区，连同该批次的激活和 logits；vramscope 未估算该缓冲区（此处计为 0），请为其留出余量",
+    },
     "a_llamacpp_tied": {
         "en": "tied embeddings: llama.cpp loads the token embedding a second time as the output layer, {size} more on the GPU (the input copy stays in host memory)",
         "zh": "共享词嵌入：llama.cpp 把词嵌入再加载一份作为输出层，GPU 上多占 {size}（输入用的那份留在主机内存）",

@@ -41,7 +41,10 @@ buffer in ``src/llama-context.cpp`` and ``ggml/src/ggml-alloc.c``.
   ``n_embd × n_ubatch`` activations; or the logits (``n_vocab × n_ubatch``) plus one activation when the
   output layer is on the GPU; or the FFN (two ``n_ff × n_ubatch`` plus two activations). With ``-fa`` the
   scores are never materialized (an f16 mask ``n_kv × n_ubatch`` remains). Checked against llama.cpp's printed
-  buffers for LLaMA-7B (164.00 MiB at n_ctx 2048, 70.50 MiB at 512; ``docs/accuracy.md``).
+  buffers for LLaMA-7B (164.00 MiB at n_ctx 2048, 70.50 MiB at 512; ``docs/accuracy.md``). With ``-ngl 0``
+  the GPU still computes prompt batches of 32 tokens or more through a compute buffer of its own (op offload,
+  ``OP_OFFLOAD_MIN_BATCH`` below); vramscope counts 0 there and says so (``a_llamacpp_op_offload``), since no log
+  of a decoder was found to check a formula against; ``--no-op-offload`` keeps those ops on the CPU.
 * plus the CUDA context (``memory/overhead.py``; no torch, so no torch cuBLAS workspace).
 """
 
@@ -66,6 +69,16 @@ from .base import Candidate, Engine, EngineReport, Phases, Record
 
 if TYPE_CHECKING:
     from ..workload import Workload
+
+#: ``ggml_backend_cuda_device_offload_op``'s ``min_batch_size`` (ggml-cuda.cu; Vulkan, Metal and the others use
+#: 32 as well): with op offload on (llama.cpp's default) an op whose weight sits in host memory runs on the GPU once
+#: its batch has this many tokens, ``ggml_backend_sched`` copying the weight into the GPU compute buffer for its
+#: split (a new split per host weight, ``need_new_split``, so the copies' memory is reused), unless the GPU can read
+#: that host buffer in place (``ggml_backend_sched_buffer_supported``: unified-memory devices). So ``-ngl 0`` still
+#: reserves a GPU compute buffer for prompt batches. vramscope does not size it yet (issue #17): no public CUDA log
+#: of a decoder at ``-ngl 0`` was found to check a formula against; the two it has (BERT-family embedders in
+#: llama.cpp's CI, build 3851: bge-small 16.28 MiB, jina-reranker-v1-tiny 223.28 MiB) are ``docs/accuracy.md``'s.
+OP_OFFLOAD_MIN_BATCH = 32
 
 #: llama.cpp --cache-type-k/-v (common/arg.cpp kv_cache_types)
 LLAMA_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
@@ -266,6 +279,9 @@ def llamacpp_inference(model: ResolvedModel, w: Workload, notes: list[Assumption
                                            "fa": "on" if w.flash_attn else "off"}))
     if 0 < ngl <= n_layer:
         notes.append(Assumption("a_llamacpp_output", {"ngl": Opt("n_gpu_layers", ngl, flag="-ngl"), "n": n_repeating}))
+    if ngl == 0 and min(w.ubatch, n_ctx) >= OP_OFFLOAD_MIN_BATCH and not getattr(w, "no_op_offload", False):
+        notes.append(Assumption("a_llamacpp_op_offload", {"ngl": Opt("n_gpu_layers", 0, flag="-ngl"),
+                                                          "n": OP_OFFLOAD_MIN_BATCH}))
     if embd_copy:
         notes.append(Assumption("a_llamacpp_tied", {"size": f"{embd_copy / 2**20:,.2f} MiB"}))
     if spec.mla is not None and not mla_absorbed(model):
@@ -879,6 +895,11 @@ class LlamaCpp(Engine):
         Option("no_kv_offload", ("--no-kv-offload", "-nkvo"), "flag", False, group="llama.cpp", owner="llama.cpp",
                help_en="keep the KV cache (and attention) in host memory",
                help_zh="把 KV 缓存（及注意力计算）留在主机内存"),
+        Option("no_op_offload", ("--no-op-offload",), "flag", False, group="llama.cpp", owner="llama.cpp",
+               help_en="keep ops whose weights sit in host memory on the CPU (llama.cpp's default runs them on the "
+                       "GPU for prompt batches of 32 tokens or more, through a GPU compute buffer)",
+               help_zh="权重在主机内存的算子留在 CPU 上计算（llama.cpp 默认在 32 个 token 及以上的提示批次时把它们放到 GPU 上，"
+                       "经由 GPU 计算缓冲区）"),
         Option("batch_size", ("--batch-size", "-b"), "int", None, group="llama.cpp", owner="llama.cpp", lo=1,
                hi=1_000_000, help_en="logical batch (default 2048); n_ubatch is at most it",
                help_zh="逻辑批大小（默认 2048）；n_ubatch 不超过它"),
@@ -993,7 +1014,8 @@ class LlamaCpp(Engine):
         # several devices: -ts names them (else the devices the log lists), -sm / -mg / -b / -nkvo as given
         for key, field in (("num_gpus", "num_gpus"), ("tensor_split", "tensor_split"), ("split_mode", "split_mode"),
                            ("main_gpu", "main_gpu"),
-                           ("n_batch_logical", "batch_size"), ("no_kv_offload", "no_kv_offload")):
+                           ("n_batch_logical", "batch_size"), ("no_kv_offload", "no_kv_offload"),
+                           ("no_op_offload", "no_op_offload")):
             if src.get(key) is not None:
                 out[field] = src[key]
         return out, True
