@@ -171,6 +171,7 @@ FLAGS = {
     "packing": dict(task="finetune"), "compile": dict(task="finetune"),
     "checkpoint_reentrant": dict(task="finetune", grad_checkpointing=True),
     "sequence_parallel": dict(task="finetune", tp=2, num_gpus=2), "enforce_eager": dict(engine="vllm"),
+    "async_tp": dict(task="finetune", tp=2, num_gpus=2, sequence_parallel=True, compile=True),
     "disable_hybrid_kv_cache_manager": dict(engine="vllm"), "enable_lora": dict(engine="vllm"),
     "enable_expert_parallel": dict(engine="vllm"),
     "flash_attn": dict(engine="llama.cpp"),

@@ -428,6 +428,16 @@ def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
     if v.get("fsdp_float8_all_gather") and (out["parallelism"] != "fsdp" or out["fsdp_version"] != 2):
         raise VramscopeError("conflict", field="fsdp_float8_all_gather",
                              reason=Text("r_float8_fsdp2", use=Opt("parallelism", "fsdp")))
+    async_tp = bool(v.get("async_tp"))
+    if async_tp:
+        # torchtitan 0.3.0 maybe_enable_async_tp refuses it without compiled blocks; inductor's micro-pipeline pass
+        # fuses only the all-gathers / reduce-scatters that sequence parallelism puts around the TP matmuls
+        compiled = bool(v.get("compile")) and "model" in v.get("compile_components", "model,loss").split(",")
+        for missing, add in ((out.get("tp", 1) < 2, Opt("tp", "N")),
+                             (not out.get("sequence_parallel"), Opt("sequence_parallel")),
+                             (not compiled, Opt("compile"))):
+            if missing:
+                raise VramscopeError("conflict", field="async_tp", reason=Text("r_async_tp_needs", add=add))
     ckpt = _checkpointing(v, training, profile, method)
     if v.get("checkpoint_reentrant") and not ckpt["grad_checkpointing"]:
         raise VramscopeError("conflict", field="checkpoint_reentrant",
@@ -438,6 +448,7 @@ def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
             "compile": bool(v.get("compile")),
             "compile_components": v.get("compile_components", "model,loss"), "float8": f8,
             "fsdp_float8_all_gather": bool(v.get("fsdp_float8_all_gather")),
+            "async_tp": async_tp,
             "activation_offload": bool(v.get("activation_offload")),
             "ce_chunks": v.get("ce_chunks", _ce_chunks(profile, out) if training else 1),
             "packing": bool(v.get("packing")),
@@ -578,6 +589,11 @@ register({
                      "zh": "推理已按 {gpus} 切分模型；请只给其中一个"},
     "r_gpus_divide": {"en": "{n} GPUs do not divide into tp {tp} × pp {pp} × sp {sp} groups",
                       "zh": "{n} 个 GPU 无法分成 tp {tp} × pp {pp} × sp {sp} 的组"},
+    "r_async_tp_needs": {"en": "async tensor parallelism fuses the all-gathers and reduce-scatters that sequence "
+                                "parallelism puts around the tensor-parallel matmuls of compiled blocks (torchtitan "
+                                "0.3.0 maybe_enable_async_tp): add {add}",
+                         "zh": "异步张量并行融合的是序列并行在编译块的张量并行矩阵乘前后插入的 all-gather 与 "
+                               "reduce-scatter（torchtitan 0.3.0 的 maybe_enable_async_tp）：请加上 {add}"},
     "r_sp_needs_tp": {"en": "Megatron sequence parallelism splits inside a TP group: add {add}",
                       "zh": "Megatron 序列并行在 TP 组内切分：请加上 {add}"},
     "r_cp_eager": {"en": "context parallelism runs SDPA/flash attention chunk by chunk; eager attention cannot: use "
