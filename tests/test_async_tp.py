@@ -80,10 +80,13 @@ def test_async_tp_needs_tp_sp_and_compiled_blocks(drop, named):
     assert rc == 2 and "--compile" in err
 
 
-def test_torchtitan_toml_turns_it_on(tmp_path):
+@pytest.mark.parametrize("where", ["parallelism", "compile"])  # the TOML release's section, 0.3.0's CompileConfig
+def test_torchtitan_toml_turns_it_on(tmp_path, where):
     p = tmp_path / "train.toml"
-    p.write_text("[parallelism]\ntensor_parallel_degree = 8\nenable_async_tensor_parallel = true\n"
-                 "[compile]\nenable = true\ncomponents = [\"model\", \"loss\"]\n", encoding="utf-8")
+    switch = "enable_async_tensor_parallel = true\n"
+    p.write_text("[parallelism]\ntensor_parallel_degree = 8\n" + (switch if where == "parallelism" else "") +
+                 "[compile]\nenable = true\ncomponents = [\"model\", \"loss\"]\n" +
+                 (switch if where == "compile" else ""), encoding="utf-8")
     out = from_torchtitan(str(p))
     assert out["async_tp"] is True and out["sequence_parallel"] is True
     rc, text, err = run_cli(["estimate", "llama-3-8b", "--torchtitan", str(p), "--gpus", "16", "--json", "--no-hub"])

@@ -923,7 +923,7 @@ def from_torchtitan(path: str) -> dict[str, Any]:
     ``fsdp_reshard_after_forward = "never"``, ``pipeline_parallel_schedule`` (1F1B, GPipe, Interleaved1F1B);
     ``activation_checkpoint.mode`` (none, full, selective with ``selective_ac_option`` "op" or every N-th
     layer; its default is selective every 2nd layer); ``compile.enable`` and ``compile.components``;
-    ``model.converters`` with "float8" and ``quantize.linear.float8`` (``recipe_name``, ``enable_fsdp_float8_all_gather``); ``parallelism.enable_async_tensor_parallel``. Tensor parallelism comes
+    ``model.converters`` with "float8" and ``quantize.linear.float8`` (``recipe_name``, ``enable_fsdp_float8_all_gather``); ``parallelism.enable_async_tensor_parallel`` (``compile.`` in 0.3.0). Tensor parallelism comes
     with sequence parallelism, as torchtitan's TP plan always shards the norms. The loop is torchtitan's."""
     if not isinstance(path, str) or not path.strip():
         raise VramscopeError("path_empty")
@@ -966,7 +966,8 @@ def _tt_parallelism(path: str, cfg: dict, out: dict[str, Any]) -> None:
             out[opt] = n
     if tp > 1:  # torchtitan's TP plan shards the norms with SequenceParallel() (models/llama3/infra/parallelize.py)
         out["sequence_parallel"] = True
-        # maybe_enable_async_tp (torchtitan 0.3.0 distributed/tensor_parallel.py): the micro-pipeline TP pass
+        # the TOML release's switch (v0.2.2 distributed/tensor_parallel.py maybe_enable_async_tp); 0.3.0 moved it
+        # to [compile] (_tt_converters)
         if _flag(path, "parallelism.enable_async_tensor_parallel", par.get("enable_async_tensor_parallel")):
             out["async_tp"] = True
     if shard != 1:
@@ -1024,6 +1025,9 @@ def _tt_converters(path: str, cfg: dict, out: dict[str, Any]) -> None:
         if not isinstance(parts, list) or not parts or any(c not in ("model", "loss") for c in parts):
             raise _bad(path, "compile.components", parts, '"model", "loss" or both')
         out["compile_components"] = ",".join(c for c in ("model", "loss") if c in parts)
+    # torchtitan 0.3.0 CompileConfig.enable_async_tensor_parallel (distributed/compile.py _maybe_enable_async_tp)
+    if _flag(path, "compile.enable_async_tensor_parallel", compile_.get("enable_async_tensor_parallel")):
+        out["async_tp"] = True
     converters = _section(path, cfg, "model").get("converters", [])
     if isinstance(converters, str):
         converters = [c.strip() for c in converters.split(",")]

@@ -513,10 +513,10 @@ CORE: tuple[Option, ...] = (
       help_en="Megatron sequence parallelism inside {tp}", help_zh="{tp} 组内的 Megatron 序列并行",
       help_opts={"tp": Opt("tp")}),
     O("async_tp", ("--async-tp",), "flag", False, group="parallel", owner="training",
-      help_en="async tensor parallelism (torchtitan enable_async_tensor_parallel: inductor's micro-pipeline TP "
+      help_en="async tensor parallelism (torchtitan compile.enable_async_tensor_parallel: inductor's micro-pipeline TP "
               "fuses each all-gather / reduce-scatter with its matmul over a symmetric-memory workspace; needs "
               "{tp}, {sp} and {compile})",
-      help_zh="异步张量并行（torchtitan 的 enable_async_tensor_parallel：inductor 的 micro-pipeline TP 把每个 "
+      help_zh="异步张量并行（torchtitan 的 compile.enable_async_tensor_parallel：inductor 的 micro-pipeline TP 把每个 "
               "all-gather / reduce-scatter 与其矩阵乘在对称内存工作区上融合；需要 {tp}、{sp} 和 {compile}）",
       help_opts={"tp": Opt("tp", "N"), "sp": Opt("sequence_parallel"), "compile": Opt("compile")}),
     O("sp", ("--sp", "--cp"), "int", 1, group="parallel", owner="training", lo=1, hi=1024, metavar="N",

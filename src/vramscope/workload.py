@@ -430,7 +430,7 @@ def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
                              reason=Text("r_float8_fsdp2", use=Opt("parallelism", "fsdp")))
     async_tp = bool(v.get("async_tp"))
     if async_tp:
-        # torchtitan 0.3.0 maybe_enable_async_tp refuses it without compiled blocks; inductor's micro-pipeline pass
+        # torchtitan 0.3.0 CompileConfig.__post_init__ refuses it without compiled blocks; inductor's micro-pipeline pass
         # fuses only the all-gathers / reduce-scatters that sequence parallelism puts around the TP matmuls
         compiled = bool(v.get("compile")) and "model" in v.get("compile_components", "model,loss").split(",")
         for missing, add in ((out.get("tp", 1) < 2, Opt("tp", "N")),
@@ -591,9 +591,9 @@ register({
                       "zh": "{n} 个 GPU 无法分成 tp {tp} × pp {pp} × sp {sp} 的组"},
     "r_async_tp_needs": {"en": "async tensor parallelism fuses the all-gathers and reduce-scatters that sequence "
                                 "parallelism puts around the tensor-parallel matmuls of compiled blocks (torchtitan "
-                                "0.3.0 maybe_enable_async_tp): add {add}",
+                                "0.3.0 CompileConfig): add {add}",
                          "zh": "异步张量并行融合的是序列并行在编译块的张量并行矩阵乘前后插入的 all-gather 与 "
-                               "reduce-scatter（torchtitan 0.3.0 的 maybe_enable_async_tp）：请加上 {add}"},
+                               "reduce-scatter（torchtitan 0.3.0 的 CompileConfig）：请加上 {add}"},
     "r_sp_needs_tp": {"en": "Megatron sequence parallelism splits inside a TP group: add {add}",
                       "zh": "Megatron 序列并行在 TP 组内切分：请加上 {add}"},
     "r_cp_eager": {"en": "context parallelism runs SDPA/flash attention chunk by chunk; eager attention cannot: use "

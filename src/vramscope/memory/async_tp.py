@@ -1,7 +1,9 @@
-"""What async tensor parallelism adds on each rank (torchtitan 0.3.0 ``enable_async_tensor_parallel``, torch 2.13).
+"""What async tensor parallelism adds on each rank (torchtitan 0.3.0 ``compile.enable_async_tensor_parallel``,
+torch 2.13).
 
-torchtitan's ``maybe_enable_async_tp`` (``torchtitan/distributed/tensor_parallel.py``) sets
-``torch._inductor.config._micro_pipeline_tp``; inductor's post-grad pass (``_inductor/fx_passes/micro_pipeline_tp.py``
+torchtitan 0.3.0's ``_maybe_enable_async_tp`` (``torchtitan/distributed/compile.py``; ``CompileConfig`` refuses it
+without ``model`` compiled; its ``llama3_405b`` preset turns it on) registers the TP group's symmetric memory
+(``enable_symm_mem_for_group``) and sets ``torch._inductor.config._micro_pipeline_tp``; inductor's post-grad pass (``_inductor/fx_passes/micro_pipeline_tp.py``
 ``micro_pipeline_tp_pass``) then replaces, in each compiled block's forward and backward graphs,
 
 * ``all_gather(A_shard) @ B_0, @ B_1, ...`` (sequence parallelism's gather before the column-parallel wq/wk/wv,
