@@ -181,7 +181,10 @@ FLAGS = {
     "disable_radix_cache": dict(engine="sglang"),
     "skip_mm_profiling": dict(engine="vllm"),
     "fsdp_float8_all_gather": dict(task="pretrain", float8="tensorwise", num_gpus=2, parallelism="fsdp"),
+    "moe_pad_to_capacity": dict(task="pretrain", framework="megatron", moe_capacity_factor=1.0),
 }
+#: the switches that need a model of another kind than the default's (an expert capacity needs experts)
+FLAG_MODEL = {"moe_pad_to_capacity": "qwen3-30b-a3b"}
 OFF = (False, 0, "false", "False", "no", "NO", "off", "0", " off ")
 ON = (True, 1, "true", "TRUE", "yes", "on", "1")
 
@@ -201,10 +204,10 @@ def test_every_bool_parameter_of_make_workload_is_listed():
 
 @pytest.mark.parametrize("flag", sorted(FLAGS))
 def test_flag_off_spellings_are_off(flag):
-    ctx = FLAGS[flag]
-    base = estimate("qwen2.5-0.5b", hub=False, **ctx)
+    ctx, model = FLAGS[flag], FLAG_MODEL.get(flag, "qwen2.5-0.5b")
+    base = estimate(model, hub=False, **ctx)
     for v in OFF:
-        e = estimate("qwen2.5-0.5b", hub=False, **ctx, **{flag: v})
+        e = estimate(model, hub=False, **ctx, **{flag: v})
         assert e.workload[flag] is False, (flag, v)
         assert e.total_bytes == base.total_bytes, (flag, v)
 
@@ -213,7 +216,7 @@ def test_flag_off_spellings_are_off(flag):
 def test_flag_on_spellings_are_on(flag):
     ctx = FLAGS[flag]
     for v in ON:
-        e = estimate("qwen2.5-0.5b", hub=False, **ctx, **{flag: v})
+        e = estimate(FLAG_MODEL.get(flag, "qwen2.5-0.5b"), hub=False, **ctx, **{flag: v})
         assert e.workload[flag] is True, (flag, v)
 
 
@@ -222,7 +225,8 @@ def test_flag_on_spellings_are_on(flag):
 def test_flag_bad_values_name_the_option(flag, bad):
     ctx = FLAGS.get(flag, {})
     with pytest.raises(VramscopeError) as e:
-        estimate("qwen2.5-0.5b", **({"hub": False} if flag != "hub" else {}), **ctx, **{flag: bad})
+        estimate(FLAG_MODEL.get(flag, "qwen2.5-0.5b"), **({"hub": False} if flag != "hub" else {}), **ctx,
+                 **{flag: bad})
     assert flag.replace("_", "-") in str(e.value) or flag in str(e.value)
     check_error(e.value)
 

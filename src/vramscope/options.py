@@ -527,6 +527,17 @@ CORE: tuple[Option, ...] = (
       help_zh="ring（环形注意力，torch context_parallel；默认）| ulysses（DeepSpeed-Ulysses all-to-all）"),
     O("ep", ("--ep",), "int", 1, group="parallel", owner="training", lo=1, hi=1024, metavar="N",
       help_en="expert-parallel degree (MoE experts split over N GPUs)", help_zh="专家并行度（MoE 专家切分到 N 个 GPU）"),
+    O("moe_capacity_factor", ("--moe-expert-capacity-factor",), "float", None, group="parallel", owner="training",
+      lo=0.01, hi=1000.0, metavar="F",
+      help_en="Megatron-LM MoE expert capacity factor: each expert takes at most ceil(tokens·k/experts·F) rows "
+              "(get_capacity); default: dropless; with {fw} only",
+      help_zh="Megatron-LM MoE 专家容量因子：每个专家最多接收 ceil(词元数·k/专家数·F) 行（get_capacity）；"
+              "默认：不丢弃；仅用于 {fw}", help_opts={"fw": Opt("framework", "megatron")}),
+    O("moe_pad_to_capacity", ("--moe-pad-expert-input-to-capacity",), "flag", False, group="parallel",
+      owner="training",
+      help_en="Megatron-LM drop-and-pad: every expert's input padded to its capacity (needs {cf})",
+      help_zh="Megatron-LM 丢弃并填充：每个专家的输入都填充到其容量（需要 {cf}）",
+      help_opts={"cf": Opt("moe_capacity_factor", "F")}),
     O("nodes", ("--nodes",), "int", 1, group="parallel", lo=1, hi=100_000,
       help_en="nodes the {gpus} are spread over (hybrid sharding, per-node CPU)",
       help_zh="{gpus} 分布的节点数（混合分片、每节点 CPU）", help_opts={"gpus": Opt("num_gpus")}),

@@ -438,6 +438,13 @@ def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
                              (not compiled, Opt("compile"))):
             if missing:
                 raise VramscopeError("conflict", field="async_tp", reason=Text("r_async_tp_needs", add=add))
+    cf = v.get("moe_capacity_factor")
+    if cf is not None and out["framework"] != "megatron":
+        raise VramscopeError("conflict", field="moe_capacity_factor",
+                             reason=Text("r_megatron_moe", use=Opt("framework", "megatron")))
+    if v.get("moe_pad_to_capacity") and cf is None:
+        raise VramscopeError("conflict", field="moe_pad_to_capacity",
+                             reason=Text("r_moe_pad_needs_cf", add=Opt("moe_capacity_factor", "F")))
     ckpt = _checkpointing(v, training, profile, method)
     if v.get("checkpoint_reentrant") and not ckpt["grad_checkpointing"]:
         raise VramscopeError("conflict", field="checkpoint_reentrant",
@@ -449,6 +456,7 @@ def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
             "compile_components": v.get("compile_components", "model,loss"), "float8": f8,
             "fsdp_float8_all_gather": bool(v.get("fsdp_float8_all_gather")),
             "async_tp": async_tp,
+            "moe_capacity_factor": cf, "moe_pad_to_capacity": bool(v.get("moe_pad_to_capacity")),
             "activation_offload": bool(v.get("activation_offload")),
             "ce_chunks": v.get("ce_chunks", _ce_chunks(profile, out) if training else 1),
             "packing": bool(v.get("packing")),
@@ -589,6 +597,10 @@ register({
                      "zh": "推理已按 {gpus} 切分模型；请只给其中一个"},
     "r_gpus_divide": {"en": "{n} GPUs do not divide into tp {tp} × pp {pp} × sp {sp} groups",
                       "zh": "{n} 个 GPU 无法分成 tp {tp} × pp {pp} × sp {sp} 的组"},
+    "r_megatron_moe": {"en": "the expert capacity is Megatron-LM's alltoall dispatcher's: use {use}",
+                       "zh": "专家容量属于 Megatron-LM 的 alltoall 分发器：请使用 {use}"},
+    "r_moe_pad_needs_cf": {"en": "drop-and-pad pads each expert to its capacity: add {add}",
+                           "zh": "丢弃并填充会把每个专家填充到其容量：请加上 {add}"},
     "r_async_tp_needs": {"en": "async tensor parallelism fuses the all-gathers and reduce-scatters that sequence "
                                 "parallelism puts around the tensor-parallel matmuls of compiled blocks (torchtitan "
                                 "0.3.0 CompileConfig): add {add}",

@@ -31,6 +31,7 @@ from ..memory.activations import (FULL_TRAINING, TrainFlags, TrainingActivations
                                   merged_expert_bytes, op_sac_bytes_per_token, training_activations,
                                   compiled_layers_modelled, compiled_op_sac_bytes_per_token)
 from ..memory.gradients import gradient_bytes
+from ..memory.moe_dispatch import dispatcher_saved, routed_rows
 from ..memory.optimizer_states import deepspeed_step_temporary, optimizer_state_bytes, step_temporary_bytes
 from ..memory.parallel import (NO_BUFFERS, FsdpBuffers, bnb_quant_state_bytes, context_parallel_transient, ring_merged_output,
                                expert_fraction, fsdp_buffers, largest_layer_params, nvme_pinned_bytes, persistent_params, split_bytes,
@@ -377,6 +378,13 @@ def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFl
         # own 16-bit cast (TrainFlags.autocast_fp32; traced: 10·h bytes per token and Llama layer more than bf16
         # parameters, the plain-loop FSDP2 row's whole gap)
         flags = replace(flags, autocast_fp32=True)
+    if flags.moe_alltoall is not None:
+        rows, indices = flags.moe_alltoall
+        cf = w.moe_capacity_factor
+        notes.append(Assumption("a_megatron_moe", {
+            "rows": f"{rows:.3f}", "indices": f"{indices:.0f}",
+            "policy": Text("moe_dropless") if cf is None else Text(
+                "moe_pad" if w.moe_pad_to_capacity else "moe_drop", cf=f"{cf:g}")}))
     op_sac = w.grad_checkpointing and w.checkpoint_mode == "op"
     if op_sac and (op_sac_bytes_per_token(spec, seq_local, p.act_bytes, w.attn) is None or w.method != "full"):
         raise VramscopeError("conflict", field="checkpoint_mode", reason=Text("r_op_sac_layout"))
@@ -1091,6 +1099,19 @@ def default_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision) -> l
 
 def train_flags(spec: ModelSpec, w: Workload) -> TrainFlags:
     """What trains (the method's modules) and whose modules run it (the framework's)."""
+    if w.framework == "megatron" and spec.moe is not None and w.method == "full":
+        # Megatron-LM's MoE layers route through its alltoall dispatcher (memory/moe_dispatch.py)
+        tokens, m = w.batch * -(-w.seq // w.sp), spec.moe
+        k, e = m.experts_per_token, m.num_experts
+        rows = routed_rows(tokens, e, k, w.moe_capacity_factor, w.moe_pad_to_capacity)
+        disp = dispatcher_saved(tokens, e, k, w.moe_capacity_factor, w.moe_pad_to_capacity)
+        return replace(_train_flags(spec, w), moe_alltoall=(rows / (tokens * k), disp / tokens))
+    if w.moe_capacity_factor is not None:
+        raise VramscopeError("conflict", field="moe_capacity_factor", reason=Text("r_moe_cf_model"))
+    return _train_flags(spec, w)
+
+
+def _train_flags(spec: ModelSpec, w: Workload) -> TrainFlags:
     own = w.profile.own_modules
     liger = frozenset(w.liger)
     if w.method in ("adapter", "adapter-v2"):
@@ -1105,7 +1126,7 @@ def train_flags(spec: ModelSpec, w: Workload) -> TrainFlags:
                           litgpt=w.profile.trace_model == "litgpt", liger=liger,
                           unsloth=w.profile.fused_lora and not w.dora and w.lora_dropout == 0)
     if liger:
-        return replace(train_flags(spec, replace(w, liger=())), liger=liger)
+        return replace(_train_flags(spec, replace(w, liger=())), liger=liger)
     if w.method == "freeze" and w.train_modules:
         return TrainFlags(base=False, embeddings=False, modules=frozenset(w.train_modules), torchtune=own)
     if w.method == "freeze":
@@ -1264,6 +1285,19 @@ register({
         "zh": "FSDP1 单元按 Trainer 包装适配器的方式（peft fsdp_auto_wrap_policy，use_orig_params=False）：每个解码层是一个无"
               "梯度的冻结单元，每个 LoRA A/B 线性层单独成单元；若冻结与可训练参数同在一个单元（use_orig_params=True），该单元"
               "会有完整的扁平梯度"},
+    "a_megatron_moe": {
+        "en": "Megatron-LM core_v0.19.0 alltoall dispatcher ({policy}), unfused permutation: each MoE layer keeps its "
+              "permutation indices ({indices} bytes per token) and, per routed row ({rows} per routed token on a "
+              "balanced rank), the grouped fc1's input, its prob, fc1's output and the fc2 input (the probs are "
+              "applied inside the experts: no expert output is kept before them)",
+        "zh": "Megatron-LM core_v0.19.0 的 alltoall 分发器（{policy}），未融合的置换：每个 MoE 层保留置换索引（每词元 "
+              "{indices} 字节），以及每个路由行（负载均衡时每个路由词元 {rows} 行）的分组 fc1 输入、其概率、fc1 输出和 fc2 "
+              "输入（概率在专家内部施加：不保留加权前的专家输出）"},
+    "moe_dropless": {"en": "dropless", "zh": "不丢弃"},
+    "moe_drop": {"en": "capacity factor {cf}, overflow dropped", "zh": "容量因子 {cf}，超出的丢弃"},
+    "moe_pad": {"en": "capacity factor {cf}, padded to capacity", "zh": "容量因子 {cf}，填充到容量"},
+    "r_moe_cf_model": {"en": "an expert capacity needs an MoE model trained in full (Megatron-LM's alltoall dispatcher)",
+                       "zh": "专家容量需要全量训练的 MoE 模型（Megatron-LM 的 alltoall 分发器）"},
     "r_ep_needs_moe": {"en": "expert parallelism needs an MoE model whose experts divide by {n}",
                        "zh": "专家并行需要专家数能被 {n} 整除的 MoE 模型"},
     "r_ep_divide": {"en": "{experts} experts do not divide by {n}", "zh": "{experts} 个专家无法被 {n} 整除"},

@@ -1,0 +1,87 @@
+"""Issue #14: Megatron-LM's alltoall MoE dispatcher per rank (--framework megatron with MoE; capacity factor and
+drop-and-pad). The permutation's saved bytes are Megatron core_v0.19.0's own (bench/megatron_moe_dispatch.py runs
+its moe_utils functions on the CPU; validation/reference/megatron_moe_dispatch.json is their output)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.hostile_util import run_cli
+from vramscope import estimate
+from vramscope.memory.moe_dispatch import capacity, dispatcher_saved, routed_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORD = ROOT / "validation" / "reference" / "megatron_moe_dispatch.json"
+MIRROR = Path("/work/.mirror/NVIDIA+Megatron-LM/repo")
+
+
+def _cases():
+    return json.loads(RECORD.read_text(encoding="utf-8"))["cases"]
+
+
+@pytest.mark.parametrize("case", _cases(), ids=lambda c: f"E{c['experts']}k{c['k']}cf{c['capacity_factor']}")
+def test_dispatcher_saved_is_megatrons(case):
+    args = case["tokens"], case["experts"], case["k"], case["capacity_factor"], case["drop_and_pad"]
+    assert dispatcher_saved(*args) == case["saved_bytes"]
+    assert routed_rows(*args) == case["routed_rows"]
+
+
+def test_record_covers_both_paths():
+    cases = _cases()
+    assert {c["drop_and_pad"] for c in cases} == {True, False}
+    # dropless: the whole E·T int64 argsort outlives forward (the probs are gathered with a slice of it)
+    free = next(c for c in cases if not c["drop_and_pad"])
+    assert free["saved_bytes"] > 8 * free["tokens"] * free["experts"]
+
+
+@pytest.mark.skipif(not MIRROR.exists(), reason="no Megatron-LM clone")
+def test_megatron_code_live():
+    pytest.importorskip("torch")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mmd", ROOT / "bench" / "megatron_moe_dispatch.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    fn = mod.megatron_functions(str(MIRROR), "core_v0.19.0")
+    r = mod.run_case(fn, 256, 32, 4, 64, 4, 1.5, True)
+    assert r["saved_bytes"] == dispatcher_saved(256, 32, 4, 1.5, True) == 16 * 32 * capacity(256, 32, 4, 1.5)
+
+
+BASE = dict(task="pretrain", framework="megatron", num_gpus=8, ep=8, seq=4096, precision="pure", hub=False)
+
+
+def _acts(**kw):
+    return estimate("qwen3-30b-a3b", **BASE, **kw).phases["forward"]["activations"]
+
+
+def test_capacity_factor_moves_the_expert_rows():
+    e = estimate("qwen3-30b-a3b", **BASE)
+    assert any(a.key == "a_megatron_moe" for a in e.assumptions)
+    # qwen3-30b-a3b: 128 experts, top-8, h 2048, expert I 768, 48 MoE layers; 4096 tokens on the rank
+    t, k, h, i, layers = 4096, 8, 2048, 768, 48
+    per_row = 2 * h + 2 + 3 * 2 * i
+    base, pad = _acts(), _acts(moe_capacity_factor=1.25, moe_pad_to_capacity=True)
+    rows = 128 * capacity(t, 128, k, 1.25)
+    expect = layers * ((rows - t * k) * per_row + dispatcher_saved(t, 128, k, 1.25, True)
+                       - dispatcher_saved(t, 128, k, None, False))
+    assert pad - base == expect
+    # a capacity that drops nothing on a balanced rank changes only the indices (no padding)
+    assert _acts(moe_capacity_factor=2.0) == base
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--moe-expert-capacity-factor", "1.0"], "--moe-expert-capacity-factor"),               # not megatron
+    (["--framework", "megatron", "--moe-pad-expert-input-to-capacity"], "--moe-pad-expert-input-to-capacity"),
+    (["--framework", "megatron", "--moe-expert-capacity-factor", "0"], "--moe-expert-capacity-factor"),
+    (["--framework", "megatron", "--moe-expert-capacity-factor", "lots"], "--moe-expert-capacity-factor"),
+])
+def test_bad_values_one_line(args, named):
+    rc, out, err = run_cli(["estimate", "qwen3-30b-a3b", "--task", "pretrain", "--no-hub"] + args)
+    assert rc == 2 and named in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_dense_model_refuses_a_capacity():
+    rc, out, err = run_cli(["estimate", "llama-3-8b", "--task", "pretrain", "--framework", "megatron",
+                            "--moe-expert-capacity-factor", "1.0", "--no-hub"])
+    assert rc == 2 and "--moe-expert-capacity-factor" in err and len(err.strip().splitlines()) == 1
