@@ -4,7 +4,7 @@ Megatron Core needs Python 3.12 from 0.17 on (this venv is 3.11) and Transformer
 imported; its permutation functions are plain torch, though. This script takes ``get_capacity``, ``permute``,
 ``unpermute`` and ``sort_chunks_by_idxs`` verbatim from ``megatron/core/transformer/moe/moe_utils.py`` at a named
 release (``git show <tag>:...`` in a Megatron-LM clone; default: the fetch tool's mirror at core_v0.19.0) and
-runs the dispatch → combine path of ``MoEAlltoAllTokenDispatcher`` (core_v0.19.0 ``token_dispatcher.py``:
+runs the dispatch → combine paths of ``MoEAlltoAllTokenDispatcher`` and ``MoEAllGatherTokenDispatcher`` (core_v0.19.0 ``token_dispatcher.py``:
 ``dispatch_preprocess`` permutes tokens and probs, ``dispatch_postprocess`` sorts the chunks by local expert,
 ``combine_preprocess`` sorts them back, ``combine_postprocess`` unpermutes without probs: they were applied inside
 the experts) on one rank (the all-to-all is the identity for a balanced routing), unfused (``moe_permute_fusion``
@@ -35,6 +35,8 @@ CASES = [(512, 64, 8, 256, 8, None, False),     # DeepSeek-V3-like routing, drop
          (512, 64, 8, 256, 8, 1.0, True),       # capacity 1.0, padded to capacity
          (384, 128, 8, 128, 16, 1.25, True),    # Qwen3-MoE-like, capacity 1.25
          (1024, 8, 2, 256, 2, None, False)]     # Mixtral-like, dropless
+#: (tokens per rank, experts, top-k, hidden, EP ranks) for the allgather dispatcher
+ALLGATHER = [(256, 64, 8, 128, 8), (512, 8, 2, 128, 4)]
 
 
 def megatron_functions(repo: str, tag: str) -> dict[str, Any]:
@@ -57,6 +59,44 @@ def megatron_functions(repo: str, tag: str) -> dict[str, Any]:
         d.decorator_list = []
     exec(compile(module, f"megatron@{tag}/moe_utils.py", "exec"), ns)
     return ns
+
+
+def run_allgather(fn: dict[str, Any], tokens: int, experts: int, k: int, hidden: int, ep: int) -> dict[str, Any]:
+    """``MoEAllGatherTokenDispatcher`` (core_v0.19.0) on one rank of ``ep``: the group's ``ep·tokens`` gathered
+    (here given whole), this rank's ``experts/ep`` local experts permuted without probs, their probs taken with
+    ``masked_select``, unpermuted. A balanced routing (token t to experts t·k … t·k+k−1 mod E), so that the rank's
+    rows are ``tokens·k``."""
+    import torch
+
+    g = ep * tokens
+    x = torch.randn(g, hidden, dtype=torch.bfloat16, requires_grad=True)
+    idx = (torch.arange(g).unsqueeze(1) * k + torch.arange(k)) % experts
+    probs = torch.zeros(g, experts).scatter(1, idx, torch.rand(g, k)).requires_grad_()
+    routing_map = torch.zeros(g, experts, dtype=torch.bool).scatter(1, idx, True)
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        seen.setdefault(s.data_ptr(), s.nbytes())
+        return t
+
+    local = experts // ep
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        local_map = routing_map[:, :local].contiguous()
+        local_probs = probs[:, :local].contiguous()
+        tokens_per_expert = local_map.sum(dim=0).long()
+        permuted, _, mapping, _, _ = fn["permute"](x, local_map, num_out_tokens=int(tokens_per_expert.sum()),
+                                                   fused=False)
+        local_probs = local_probs.T.contiguous().masked_select(local_map.T.contiguous())
+        expert_out = permuted * local_probs.unsqueeze(-1)  # stands for the experts
+        out = fn["unpermute"](expert_out, mapping, restore_shape=x.shape, routing_map=local_map, fused=False)
+    # the stand-in's own saves (permuted, probs) are not the dispatcher's
+    drop = {permuted.untyped_storage().data_ptr(), local_probs.untyped_storage().data_ptr()}
+    out.float().sum().backward()
+    return {"dispatcher": "allgather", "tokens": tokens, "experts": experts, "k": k, "hidden": hidden, "ep": ep,
+            "capacity_factor": None, "drop_and_pad": False, "probs_bytes": probs.element_size(),
+            "routed_rows": int(tokens_per_expert.sum()),
+            "saved_bytes": sum(v for p, v in seen.items() if p not in drop)}
 
 
 def run_case(fn: dict[str, Any], tokens: int, experts: int, k: int, hidden: int, local: int,
@@ -109,7 +149,7 @@ def run_case(fn: dict[str, Any], tokens: int, experts: int, k: int, hidden: int,
         out = fn["unpermute"](back, sorted_indices, restore_shape=x.shape, routing_map=routing_map, fused=False,
                               drop_and_pad=pad)
     out.float().sum().backward()
-    return {"tokens": tokens, "experts": experts, "k": k, "hidden": hidden, "local_experts": local,
+    return {"dispatcher": "alltoall", "tokens": tokens, "experts": experts, "k": k, "hidden": hidden, "local_experts": local,
             "capacity_factor": cf, "drop_and_pad": pad, "routed_rows": int(num_out),
             "saved_bytes": sum(seen.values())}
 
@@ -124,9 +164,9 @@ def main() -> None:
     from vramscope.memory.moe_dispatch import dispatcher_saved
 
     rows = []
-    for case in CASES:
-        r = run_case(fn, *case)
-        ours = dispatcher_saved(r["tokens"], r["experts"], r["k"], r["capacity_factor"], r["drop_and_pad"])
+    for r in [run_case(fn, *case) for case in CASES] + [run_allgather(fn, *case) for case in ALLGATHER]:
+        ours = dispatcher_saved(r["tokens"], r["experts"], r["k"], r["capacity_factor"], r["drop_and_pad"],
+                                r["dispatcher"], r.get("probs_bytes", 4))
         rows.append(r)  # the record holds Megatron's figures only
         print(json.dumps({**r, "vramscope_bytes": ours}))
     if args.write:

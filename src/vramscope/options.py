@@ -527,6 +527,12 @@ CORE: tuple[Option, ...] = (
       help_zh="ring（环形注意力，torch context_parallel；默认）| ulysses（DeepSpeed-Ulysses all-to-all）"),
     O("ep", ("--ep",), "int", 1, group="parallel", owner="training", lo=1, hi=1024, metavar="N",
       help_en="expert-parallel degree (MoE experts split over N GPUs)", help_zh="专家并行度（MoE 专家切分到 N 个 GPU）"),
+    O("moe_dispatcher", ("--moe-token-dispatcher-type",), "choice", "allgather", group="parallel", owner="training",
+      choices=("allgather", "alltoall"),
+      help_en="Megatron-LM's MoE token dispatcher: allgather (its default: the TP × EP group's tokens gathered into "
+              "one global buffer) | alltoall (tokens sent to their experts' ranks); with {fw} only",
+      help_zh="Megatron-LM 的 MoE 词元分发器：allgather（其默认：TP × EP 组的词元聚合到一个全局缓冲区）| alltoall"
+              "（词元发送到其专家所在的进程）；仅用于 {fw}", help_opts={"fw": Opt("framework", "megatron")}),
     O("moe_capacity_factor", ("--moe-expert-capacity-factor",), "float", None, group="parallel", owner="training",
       lo=0.01, hi=1000.0, metavar="F",
       help_en="Megatron-LM MoE expert capacity factor: each expert takes at most ceil(tokens·k/experts·F) rows "

@@ -439,6 +439,9 @@ def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
             if missing:
                 raise VramscopeError("conflict", field="async_tp", reason=Text("r_async_tp_needs", add=add))
     cf = v.get("moe_capacity_factor")
+    if "moe_dispatcher" in v and out["framework"] != "megatron":
+        raise VramscopeError("conflict", field="moe_dispatcher",
+                             reason=Text("r_megatron_moe", use=Opt("framework", "megatron")))
     if cf is not None and out["framework"] != "megatron":
         raise VramscopeError("conflict", field="moe_capacity_factor",
                              reason=Text("r_megatron_moe", use=Opt("framework", "megatron")))
@@ -457,6 +460,7 @@ def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
             "fsdp_float8_all_gather": bool(v.get("fsdp_float8_all_gather")),
             "async_tp": async_tp,
             "moe_capacity_factor": cf, "moe_pad_to_capacity": bool(v.get("moe_pad_to_capacity")),
+            "moe_dispatcher": v.get("moe_dispatcher", "allgather"),
             "activation_offload": bool(v.get("activation_offload")),
             "ce_chunks": v.get("ce_chunks", _ce_chunks(profile, out) if training else 1),
             "packing": bool(v.get("packing")),
@@ -597,8 +601,8 @@ register({
                      "zh": "推理已按 {gpus} 切分模型；请只给其中一个"},
     "r_gpus_divide": {"en": "{n} GPUs do not divide into tp {tp} × pp {pp} × sp {sp} groups",
                       "zh": "{n} 个 GPU 无法分成 tp {tp} × pp {pp} × sp {sp} 的组"},
-    "r_megatron_moe": {"en": "the expert capacity is Megatron-LM's alltoall dispatcher's: use {use}",
-                       "zh": "专家容量属于 Megatron-LM 的 alltoall 分发器：请使用 {use}"},
+    "r_megatron_moe": {"en": "this is Megatron-LM's MoE token dispatcher's: use {use}",
+                       "zh": "这属于 Megatron-LM 的 MoE 词元分发器：请使用 {use}"},
     "r_moe_pad_needs_cf": {"en": "drop-and-pad pads each expert to its capacity: add {add}",
                            "zh": "丢弃并填充会把每个专家填充到其容量：请加上 {add}"},
     "r_async_tp_needs": {"en": "async tensor parallelism fuses the all-gathers and reduce-scatters that sequence "

@@ -31,7 +31,7 @@ from ..memory.activations import (FULL_TRAINING, TrainFlags, TrainingActivations
                                   merged_expert_bytes, op_sac_bytes_per_token, training_activations,
                                   compiled_layers_modelled, compiled_op_sac_bytes_per_token)
 from ..memory.gradients import gradient_bytes
-from ..memory.moe_dispatch import dispatcher_saved, routed_rows
+from ..memory.moe_dispatch import dispatcher_saved, gather_buffer, routed_rows
 from ..memory.optimizer_states import deepspeed_step_temporary, optimizer_state_bytes, step_temporary_bytes
 from ..memory.parallel import (NO_BUFFERS, FsdpBuffers, bnb_quant_state_bytes, context_parallel_transient, ring_merged_output,
                                expert_fraction, fsdp_buffers, largest_layer_params, nvme_pinned_bytes, persistent_params, split_bytes,
@@ -378,11 +378,12 @@ def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFl
         # own 16-bit cast (TrainFlags.autocast_fp32; traced: 10·h bytes per token and Llama layer more than bf16
         # parameters, the plain-loop FSDP2 row's whole gap)
         flags = replace(flags, autocast_fp32=True)
+    flags = megatron_dispatch(spec, w, flags, p.act_bytes)
     if flags.moe_alltoall is not None:
         rows, indices = flags.moe_alltoall
         cf = w.moe_capacity_factor
         notes.append(Assumption("a_megatron_moe", {
-            "rows": f"{rows:.3f}", "indices": f"{indices:.0f}",
+            "rows": f"{rows:.3f}", "indices": f"{indices:.0f}", "dispatcher": w.moe_dispatcher,
             "policy": Text("moe_dropless") if cf is None else Text(
                 "moe_pad" if w.moe_pad_to_capacity else "moe_drop", cf=f"{cf:g}")}))
     op_sac = w.grad_checkpointing and w.checkpoint_mode == "op"
@@ -424,6 +425,11 @@ def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFl
         # keeps them for every layer; reentrant checkpointing runs forward under no_grad (needs_input_grad False)
         acts = replace(acts, one_layer=acts.one_layer + extra,
                        layers=acts.layers + (0 if w.grad_checkpointing and w.checkpoint_reentrant else extra * layers))
+    if flags.moe_alltoall is not None and w.moe_dispatcher == "allgather":
+        # Megatron's allgather dispatcher: one global buffer of the group's gathered hidden states, reused by every
+        # MoE layer and alive from the first one on (memory/moe_dispatch.py)
+        gathered = gather_buffer(w.batch * seq_local, spec.hidden_size, w.ep, tp, p.act_bytes)
+        acts = replace(acts, layers=acts.layers + gathered)
     if stable_embedding_grad(spec, w, p.a):
         # StableEmbedding's LayerNorm (in the training dtype under bf16-true's default dtype) saves its input, the
         # embedding's output, and an fp32 mean and rstd per token; the first block's input now needs a gradient, so
@@ -1097,16 +1103,26 @@ def default_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision) -> l
     return out
 
 
+def megatron_moe(spec: ModelSpec, w: Workload) -> bool:
+    """Whether Megatron-LM's token dispatchers route the MoE layers (memory/moe_dispatch.py)."""
+    return w.framework == "megatron" and spec.moe is not None and w.method == "full"
+
+
+def megatron_dispatch(spec: ModelSpec, w: Workload, flags: TrainFlags, a: float) -> TrainFlags:
+    """``flags`` with Megatron's dispatcher (rows per routed token, permutation bytes per token), the router's probs
+    in the compute dtype ``a`` (Megatron's default ``moe_router_dtype``: the logits' own)."""
+    if not megatron_moe(spec, w):
+        return flags
+    tokens, m = w.batch * -(-w.seq // w.sp), spec.moe
+    k, e = m.experts_per_token, m.num_experts
+    rows = routed_rows(tokens, e, k, w.moe_capacity_factor, w.moe_pad_to_capacity)
+    disp = dispatcher_saved(tokens, e, k, w.moe_capacity_factor, w.moe_pad_to_capacity, w.moe_dispatcher, a)
+    return replace(flags, moe_alltoall=(rows / (tokens * k), disp / tokens))
+
+
 def train_flags(spec: ModelSpec, w: Workload) -> TrainFlags:
     """What trains (the method's modules) and whose modules run it (the framework's)."""
-    if w.framework == "megatron" and spec.moe is not None and w.method == "full":
-        # Megatron-LM's MoE layers route through its alltoall dispatcher (memory/moe_dispatch.py)
-        tokens, m = w.batch * -(-w.seq // w.sp), spec.moe
-        k, e = m.experts_per_token, m.num_experts
-        rows = routed_rows(tokens, e, k, w.moe_capacity_factor, w.moe_pad_to_capacity)
-        disp = dispatcher_saved(tokens, e, k, w.moe_capacity_factor, w.moe_pad_to_capacity)
-        return replace(_train_flags(spec, w), moe_alltoall=(rows / (tokens * k), disp / tokens))
-    if w.moe_capacity_factor is not None:
+    if w.moe_capacity_factor is not None and not megatron_moe(spec, w):
         raise VramscopeError("conflict", field="moe_capacity_factor", reason=Text("r_moe_cf_model"))
     return _train_flags(spec, w)
 
@@ -1286,11 +1302,11 @@ register({
               "梯度的冻结单元，每个 LoRA A/B 线性层单独成单元；若冻结与可训练参数同在一个单元（use_orig_params=True），该单元"
               "会有完整的扁平梯度"},
     "a_megatron_moe": {
-        "en": "Megatron-LM core_v0.19.0 alltoall dispatcher ({policy}), unfused permutation: each MoE layer keeps its "
+        "en": "Megatron-LM core_v0.19.0 {dispatcher} dispatcher ({policy}), unfused permutation: each MoE layer keeps its "
               "permutation indices ({indices} bytes per token) and, per routed row ({rows} per routed token on a "
               "balanced rank), the grouped fc1's input, its prob, fc1's output and the fc2 input (the probs are "
               "applied inside the experts: no expert output is kept before them)",
-        "zh": "Megatron-LM core_v0.19.0 的 alltoall 分发器（{policy}），未融合的置换：每个 MoE 层保留置换索引（每词元 "
+        "zh": "Megatron-LM core_v0.19.0 的 {dispatcher} 分发器（{policy}），未融合的置换：每个 MoE 层保留置换索引（每词元 "
               "{indices} 字节），以及每个路由行（负载均衡时每个路由词元 {rows} 行）的分组 fc1 输入、其概率、fc1 输出和 fc2 "
               "输入（概率在专家内部施加：不保留加权前的专家输出）"},
     "moe_dropless": {"en": "dropless", "zh": "不丢弃"},

@@ -1,4 +1,4 @@
-"""Megatron-LM's alltoall token dispatcher for MoE layers (``--moe-token-dispatcher-type alltoall``), per rank.
+"""Megatron-LM's token dispatchers for MoE layers (``--moe-token-dispatcher-type allgather | alltoall``), per rank.
 
 Read in Megatron-LM core_v0.19.0 (``megatron/core/transformer/moe/token_dispatcher.py``
 ``MoEAlltoAllTokenDispatcher``, ``moe_utils.py`` ``permute``/``unpermute``/``sort_chunks_by_idxs``/``get_capacity``,
@@ -16,6 +16,13 @@ experts, top-``k`` routing:
 * the experts keep what a routed row needs: the grouped fc1's input (``h``), its output (``2·I``, read by the fused
   weighted SwiGLU with the row's prob), the fc2 input (``I``) — the received rows, ``T·k`` on a balanced rank
   (dropless), ``E·capacity`` padded.
+
+``MoEAllGatherTokenDispatcher`` (Megatron's default type): the routing map, probs and hidden states are all-gathered
+over the TP × EP group (the hidden states into the global memory buffer, ``use_global_buffer=True``: one
+``ep·T × h`` tensor reused by every layer, alive for the run), each rank permutes the rows of its local experts
+(``permute`` without probs: only ``sorted_indices``, ``rows`` int64, is kept) and takes their probs with
+``masked_select``, which keeps its mask (``local_map.T``, ``E/ep × ep·T`` bool: ``T·E`` bytes) and its input
+(the local probs transposed: ``T·E`` probs).
 
 What transformers' grouped-matmul experts keep besides (the expert output before the routing weight, ``a·h`` per
 routed row) Megatron does not.
@@ -41,8 +48,21 @@ def routed_rows(tokens: int, experts: int, k: int, capacity_factor: Optional[flo
     return experts * c if pad else min(tokens * k, experts * c)
 
 
-def dispatcher_saved(tokens: int, experts: int, k: int, capacity_factor: Optional[float], pad: bool) -> int:
-    """Bytes the dispatcher's own permutation keeps for backward, per MoE layer (the indices; see the module)."""
+def dispatcher_saved(tokens: int, experts: int, k: int, capacity_factor: Optional[float], pad: bool,
+                     dispatcher: str = "alltoall", probs_bytes: float = 2.0) -> int:
+    """Bytes the dispatcher's own permutation keeps for backward, per MoE layer (the indices; see the module);
+    ``probs_bytes``: the router's probs (the logits' dtype: bf16, or fp32 with ``moe_router_dtype``)."""
+    if dispatcher == "allgather":
+        # the local experts' rows of the gathered tokens (a balanced rank computes T·k), and masked_select's mask
+        # and its input (the local probs transposed), both E/ep × ep·T
+        return int(8 * routed_rows(tokens, experts, k, capacity_factor, pad) + tokens * experts * (1 + probs_bytes))
     if pad and capacity_factor is not None:
         return 2 * 8 * experts * capacity(tokens, experts, k, capacity_factor)
     return 8 * tokens * experts + 8 * routed_rows(tokens, experts, k, capacity_factor, False)
+
+
+def gather_buffer(tokens: int, hidden: int, ep: int, tp: int, act_bytes: float) -> int:
+    """The allgather dispatcher's global buffer: the hidden states of the TP × EP group's tokens (``tokens`` being
+    the TP group's, which Megatron's sequence parallelism splits ``tp`` ways: ``ep·tokens`` gathered), in the compute
+    dtype; none when the group is one rank (``token_dispatch`` gathers only for ``tp_size > 1 or ep_size > 1``)."""
+    return int(ep * tokens * hidden * act_bytes) if ep * tp > 1 else 0
