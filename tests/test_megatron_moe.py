@@ -104,3 +104,15 @@ def test_dense_model_refuses_a_capacity():
     rc, out, err = run_cli(["estimate", "llama-3-8b", "--task", "pretrain", "--framework", "megatron",
                             "--moe-expert-capacity-factor", "1.0", "--no-hub"])
     assert rc == 2 and "--moe-expert-capacity-factor" in err and len(err.strip().splitlines()) == 1
+
+
+def test_megatron_args_import_the_dispatcher():
+    from vramscope.configs import from_megatron_args
+
+    out = from_megatron_args("--bf16 --expert-model-parallel-size 8 --moe-token-dispatcher-type alltoall "
+                             "--moe-expert-capacity-factor 1.25 --moe-pad-expert-input-to-capacity")
+    assert (out["ep"], out["moe_dispatcher"], out["moe_capacity_factor"], out["moe_pad_to_capacity"]) == \
+           (8, "alltoall", 1.25, True)
+    for bad in ("--moe-token-dispatcher-type flex", "--moe-expert-capacity-factor many"):
+        rc, _, err = run_cli(["estimate", "qwen3-30b-a3b", "--megatron-args", bad, "--no-hub"])
+        assert rc == 2 and bad.split()[0] in err and len(err.strip().splitlines()) == 1

@@ -1052,7 +1052,8 @@ _MEGATRON_INTS = {"--micro-batch-size": "batch", "--seq-length": "seq", "--tenso
                   "--expert-model-parallel-size": "ep", "--recompute-num-layers": "recompute_num_layers"}
 #: Megatron-LM arguments whose value is a word
 _MEGATRON_WORDS = ("--recompute-granularity", "--recompute-method", "--num-layers-per-virtual-pipeline-stage",
-                   "--virtual-pipeline-model-parallel-size", "--fp8-format")
+                   "--virtual-pipeline-model-parallel-size", "--fp8-format", "--moe-token-dispatcher-type",
+                   "--moe-expert-capacity-factor")
 MAX_ARGS_BYTES = 64 * 1024
 
 
@@ -1062,7 +1063,8 @@ def from_megatron_args(value: str) -> dict[str, Any]:
     ``--context-parallel-size``, ``--expert-model-parallel-size``, ``--sequence-parallel``,
     ``--use-distributed-optimizer`` (ZeRO-1 here; without it Megatron's DDP), ``--bf16``,
     ``--recompute-granularity`` (full, selective), ``--recompute-method``, ``--recompute-num-layers``, a virtual
-    pipeline (interleaved 1F1B). The loop is Megatron-LM's; other arguments (the model's shape comes from MODEL)
+    pipeline (interleaved 1F1B), ``--moe-token-dispatcher-type`` (allgather, alltoall),
+    ``--moe-expert-capacity-factor``, ``--moe-pad-expert-input-to-capacity``. The loop is Megatron-LM's; other arguments (the model's shape comes from MODEL)
     are ignored. ``--fp16`` and ``--fp8-format`` are refused: not modelled yet."""
     import os
     import shlex
@@ -1111,6 +1113,20 @@ def from_megatron_args(value: str) -> dict[str, Any]:
             out["recompute_method"] = arg
         elif flag_ in ("--num-layers-per-virtual-pipeline-stage", "--virtual-pipeline-model-parallel-size"):
             out["pp_schedule"] = "interleaved"
+        elif flag_ == "--moe-token-dispatcher-type":  # core_v0.19.0 memory/moe_dispatch.py
+            if arg not in ("allgather", "alltoall"):
+                raise _bad(origin, flag_, arg, "allgather or alltoall (flex is not modelled)")
+            out["moe_dispatcher"] = arg
+        elif flag_ == "--moe-expert-capacity-factor":
+            try:
+                cf = float(arg)
+            except ValueError:
+                cf = -1.0
+            if not 0.01 <= cf <= 1000:
+                raise _bad(origin, flag_, arg, "a number from 0.01 to 1000")
+            out["moe_capacity_factor"] = cf
+        elif flag_ == "--moe-pad-expert-input-to-capacity":
+            out["moe_pad_to_capacity"] = True
     if ("recompute_method" in out or "recompute_num_layers" in out) and out.get("grad_checkpointing") != "full":
         raise _bad(origin, "--recompute-method", out.get("recompute_method", "given"),
                    "with --recompute-granularity full")
