@@ -258,8 +258,9 @@ PRECISIONS = ("auto", "pure", "mixed", "fp32", "deepspeed")
 #: SelectiveAC: matmul outputs saved except every second one, attention outputs saved, the rest recomputed;
 #: torchtitan's own "selective")
 CHECKPOINT_MODES = ("full", "selective", "op")
-#: torchao float8 training recipes (torchao/float8/config.py Float8LinearRecipeName)
-FLOAT8_RECIPES = ("none", "tensorwise", "rowwise", "rowwise_with_gw_hp")
+#: torchao float8 training recipes (torchao/float8/config.py Float8LinearRecipeName), then torchao 0.18's MXFP8
+#: ones (prototype/moe_training/config.py MXFP8TrainingRecipe mxfp8_rceil, mxfp8_rceil_wgrad_with_hp)
+FLOAT8_RECIPES = ("none", "tensorwise", "rowwise", "rowwise_with_gw_hp", "mxfp8", "mxfp8_wgrad_with_hp")
 #: Megatron-LM --recompute-method (megatron/core/transformer/transformer_block.py _checkpointed_forward)
 RECOMPUTE_METHODS = ("uniform", "block")
 FSDP_SHARDING = ("full", "hybrid")
@@ -469,9 +470,11 @@ CORE: tuple[Option, ...] = (
       help_opts={"n": Opt("recompute_num_layers")}),
     O("float8", ("--float8",), "choice", "none", group="training", owner="training", choices=FLOAT8_RECIPES,
       help_en="torchao float8 training of the decoder layers' linears: none (default) | tensorwise | rowwise | "
-              "rowwise_with_gw_hp (Float8LinearRecipeName)",
+              "rowwise_with_gw_hp (Float8LinearRecipeName) | mxfp8 | mxfp8_wgrad_with_hp (torchtitan's "
+              "MXFP8LinearConverter: torchao's MXFP8Linear on every linear, the output head too; Blackwell GPUs)",
       help_zh="torchao 对解码层线性层做 float8 训练：none（默认）| tensorwise | rowwise | rowwise_with_gw_hp"
-              "（Float8LinearRecipeName）"),
+              "（Float8LinearRecipeName）| mxfp8 | mxfp8_wgrad_with_hp（torchtitan 的 MXFP8LinearConverter："
+              "torchao 的 MXFP8Linear 用于所有线性层，包括输出头；Blackwell GPU）"),
     O("fsdp_float8_all_gather", ("--fsdp-float8-all-gather",), "flag", False, group="parallel", owner="training",
       help_en="FSDP2 all-gathers float8 weights (torchao enable_fsdp_float8_all_gather; tensorwise only)",
       help_zh="FSDP2 以 float8 聚合权重（torchao 的 enable_fsdp_float8_all_gather；仅 tensorwise）"),

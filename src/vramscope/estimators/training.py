@@ -742,6 +742,9 @@ class Transients:
     head_forward_dequant: int = 0
     #: beside one Float8Linear's matmuls (:func:`float8_transient`), while its layer computes
     float8: int = 0
+    #: MXFP8 on the output head (:func:`mxfp8_head`): its casts in forward and in backward (beside the logits' grad)
+    head_mx_forward: int = 0
+    head_mx_backward: int = 0
 
 
 #: bytes per element while torchao casts a high-precision tensor to float8 in eager mode (torchao 0.18.0
@@ -763,6 +766,8 @@ def float8_transient(spec: ModelSpec, w: Workload, tokens: int) -> int:
     precision (torchtitan's converter filters ``output``)."""
     if w.float8 == "none":
         return 0
+    if w.float8.startswith("mxfp8"):
+        return mxfp8_transient(spec, w, tokens)
     rowwise = w.float8 != "tensorwise"
     worst = 0
     for g in groups(spec):
@@ -782,6 +787,40 @@ def float8_transient(spec: ModelSpec, w: Workload, tokens: int) -> int:
             grad_weight = max(FLOAT8_CAST * tokens * out_f, go + FLOAT8_CAST * tokens * in_f)
         worst = max(worst, forward, grad_input, grad_weight, go + wt if not w.fsdp_float8_all_gather else go)
     return worst
+
+
+#: bytes per element of an MXFP8 operand: the float8 data and one e8m0 scale per 32-element block (torchao 0.18
+#: mx_formats MXTensor, block_size 32)
+MXFP8_BYTES = 1 + 1 / 32
+
+
+def mxfp8_transient(spec: ModelSpec, w: Workload, tokens: int) -> int:
+    """Bytes alive beside one MXFP8Linear's matmul (torchao 0.18 prototype/moe_training/mxfp8_linear.py ``mx_mm``,
+    as torchtitan 0.3.0's ``MXFP8LinearConverter`` puts it on every linear, the output head included). Forward saves
+    the high-precision input and weight (as a bf16 linear does: traced on the CPU, tests/test_mxfp8.py) and casts
+    both along dim 0; backward casts the output gradient (dim 0) and the weight (dim 1) for the input's gradient,
+    then the output gradient and the input along dim 1 for the weight's (``wgrad_with_hp``: in high precision, no
+    casts). Each operand is :data:`MXFP8_BYTES` per element as the CUDA/Triton cast kernels write it; what the cast
+    kernels hold inside is not modelled. The largest layer linear counts (the head: :func:`mxfp8_head`)."""
+    worst = 0
+    for g in groups(spec):
+        t = g.tensor
+        if t.linear and len(t.shape) >= 2 and t.layer is not None:
+            worst = max(worst, *_mx_casts(w, tokens, t.shape[-2], t.shape[-1]))
+    return worst
+
+
+def _mx_casts(w: Workload, tokens: int, out_f: int, in_f: int) -> tuple[int, int]:
+    """(forward's casts, backward's largest pair of casts) of one MXFP8Linear."""
+    x, go, wt = (MXFP8_BYTES * n for n in (tokens * in_f, tokens * out_f, out_f * in_f))
+    grad_weight = 0.0 if w.float8 == "mxfp8_wgrad_with_hp" else go + x
+    return int(x + wt), int(max(go + wt, grad_weight))
+
+
+def mxfp8_head(spec: ModelSpec, w: Workload, tokens: int) -> tuple[int, int]:
+    """The output head's MXFP8 casts (torchtitan's converter takes every linear): forward, backward."""
+    head = head_tensor(spec) if w.float8.startswith("mxfp8") else None
+    return _mx_casts(w, tokens, head.shape[-2], head.shape[-1]) if head is not None else (0, 0)
 
 
 def transients(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, buf: FsdpBuffers) -> Transients:
@@ -810,6 +849,7 @@ def transients(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, bu
     logits = int(w.batch * -(-w.seq // w.sp) * spec.vocab_size * p.act_bytes)
     head_beside = logits * (w.ce_chunks - 1) // w.ce_chunks + (logits if w.profile.logits_outlive_step else 0)
     dora_temp = dora_forward_transient(spec, flags.lora, not w.grad_checkpointing) if flags.dora else 0
+    head_mx = mxfp8_head(spec, w, w.batch * -(-w.seq // w.sp))
     if flags.dora and spec.moe is not None and "experts" in flags.lora:
         raise VramscopeError("conflict", field="dora", reason=Text("r_dora_moe", targets=Opt("lora_targets")))
     return Transients(
@@ -818,6 +858,7 @@ def transients(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, bu
         # under FSDP the last layer's merged expert weights appear after its copy-out (below)
         merged_last=merged if buf is not NO_BUFFERS and not w.grad_checkpointing else 0,
         dequant=dequant, dora_forward=dora_temp, float8=float8_transient(spec, w, w.batch * -(-w.seq // w.sp)),
+        head_mx_forward=head_mx[0], head_mx_backward=head_mx[1],
         # a recomputed DoRA layer rebuilds its weights with autograd recording
         dora_recompute=dora_forward_transient(spec, flags.lora) if flags.dora and w.grad_checkpointing else 0,
         head_dequant=int(head.numel * per_element) if head is not None else 0,
@@ -850,6 +891,9 @@ def forward_moment(sv: Saved, lay: Layout, tr: Transients, kept: int, cast_cache
     ]
     if tr.float8:  # a layer computing: its parameters and the retained gather buffer (or the prefetched layer)
         candidates.append(_at((buf.forward_held, 0), {**base, "temporaries": sp_temp + tr.float8,
+                                                      "activations": acts.layers + cast_cache}))
+    if tr.head_mx_forward:  # the MXFP8 head's forward casts, the layers' saved tensors complete
+        candidates.append(_at((buf.forward_loss, 0), {**base, "temporaries": tr.head_mx_forward,
                                                       "activations": acts.layers + cast_cache}))
     if tr.dora_forward:
         candidates.append(_at((buf.forward_layer, 0), {**base, "activations": acts.layers + cast_cache
@@ -898,6 +942,11 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
                                      "loss_head": logits if w.profile.keeps_logits else 0}),
         _at(buf.backward_end, {**base, "gradients": grads - buf.end_pending // n, "temporaries": tied_extra}),
     ]
+    if tr.head_mx_backward:
+        # the MXFP8 head's backward: its casts beside the layers' saved tensors and the logits' gradient
+        candidates.append(_at((buf.backward_loss, 0), {
+            **base, "gradients": kept, "activations": acts.layers, "loss_head": logits if w.profile.keeps_logits else 0,
+            "temporaries": logits + tr.head_mx_backward}))
     if tr.head_dequant:
         # a chunk's head backward (grad_A = grad_output · dequantized head): the head whole in the compute dtype
         # beside the layers' saved tensors and every chunk's logits gradient (the cross-entropy backwards run
@@ -1061,7 +1110,9 @@ def recipe_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes
     if w.compile:
         notes.append(Assumption("a_compile_loss" if compiles(w, "loss") else "a_compile_loss_eager",
                                 {"o_model": Opt("compile_components", "model")}))
-    if w.float8 != "none":
+    if w.float8.startswith("mxfp8"):
+        notes.append(Assumption("a_mxfp8", {"recipe": w.float8}))
+    elif w.float8 != "none":
         notes.append(Assumption("a_float8", {"recipe": w.float8,
                                              "gather": " with float8 all-gather" if w.fsdp_float8_all_gather else ""}))
     if w.dora:
@@ -1312,6 +1363,12 @@ register({
     "moe_dropless": {"en": "dropless", "zh": "不丢弃"},
     "moe_drop": {"en": "capacity factor {cf}, overflow dropped", "zh": "容量因子 {cf}，超出的丢弃"},
     "moe_pad": {"en": "capacity factor {cf}, padded to capacity", "zh": "容量因子 {cf}，填充到容量"},
+    "a_mxfp8": {
+        "en": "torchao 0.18 MXFP8 training ({recipe}; torchtitan 0.3.0 MXFP8LinearConverter, every linear with the "
+              "output head): each matmul's operands cast to float8 with one e8m0 scale per 32 elements, alive only "
+              "around it; the saved tensors are the high-precision ones a bf16 linear keeps",
+        "zh": "torchao 0.18 MXFP8 训练（{recipe}；torchtitan 0.3.0 的 MXFP8LinearConverter，所有线性层包括输出头）：每次矩阵乘"
+              "的操作数转换为 float8，每 32 个元素一个 e8m0 缩放因子，只在其前后存在；保存的张量与 bf16 线性层相同，为高精度张量"},
     "r_moe_cf_model": {"en": "an expert capacity needs an MoE model trained in full (Megatron-LM's alltoall dispatcher)",
                        "zh": "专家容量需要全量训练的 MoE 模型（Megatron-LM 的 alltoall 分发器）"},
     "r_ep_needs_moe": {"en": "expert parallelism needs an MoE model whose experts divide by {n}",
