@@ -171,6 +171,7 @@ FLAGS = {
     "packing": dict(task="finetune"), "compile": dict(task="finetune"),
     "checkpoint_reentrant": dict(task="finetune", grad_checkpointing=True),
     "sequence_parallel": dict(task="finetune", tp=2, num_gpus=2), "enforce_eager": dict(engine="vllm"),
+    "async_tp": dict(task="finetune", tp=2, num_gpus=2, sequence_parallel=True, compile=True),
     "disable_hybrid_kv_cache_manager": dict(engine="vllm"), "enable_lora": dict(engine="vllm"),
     "enable_expert_parallel": dict(engine="vllm"), "enable_prefix_caching": dict(engine="vllm"),
     "flash_attn": dict(engine="llama.cpp"),
@@ -181,7 +182,10 @@ FLAGS = {
     "disable_radix_cache": dict(engine="sglang"),
     "skip_mm_profiling": dict(engine="vllm"),
     "fsdp_float8_all_gather": dict(task="pretrain", float8="tensorwise", num_gpus=2, parallelism="fsdp"),
+    "moe_pad_to_capacity": dict(task="pretrain", framework="megatron", moe_capacity_factor=1.0),
 }
+#: the switches that need a model of another kind than the default's (an expert capacity needs experts)
+FLAG_MODEL = {"moe_pad_to_capacity": "qwen3-30b-a3b"}
 OFF = (False, 0, "false", "False", "no", "NO", "off", "0", " off ")
 ON = (True, 1, "true", "TRUE", "yes", "on", "1")
 
@@ -202,10 +206,10 @@ def test_every_bool_parameter_of_make_workload_is_listed():
 
 @pytest.mark.parametrize("flag", sorted(FLAGS))
 def test_flag_off_spellings_are_off(flag):
-    ctx = FLAGS[flag]
-    base = estimate("qwen2.5-0.5b", hub=False, **ctx)
+    ctx, model = FLAGS[flag], FLAG_MODEL.get(flag, "qwen2.5-0.5b")
+    base = estimate(model, hub=False, **ctx)
     for v in OFF:
-        e = estimate("qwen2.5-0.5b", hub=False, **ctx, **{flag: v})
+        e = estimate(model, hub=False, **ctx, **{flag: v})
         assert e.workload[flag] is False, (flag, v)
         assert e.total_bytes == base.total_bytes, (flag, v)
 
@@ -214,7 +218,7 @@ def test_flag_off_spellings_are_off(flag):
 def test_flag_on_spellings_are_on(flag):
     ctx = FLAGS[flag]
     for v in ON:
-        e = estimate("qwen2.5-0.5b", hub=False, **ctx, **{flag: v})
+        e = estimate(FLAG_MODEL.get(flag, "qwen2.5-0.5b"), hub=False, **ctx, **{flag: v})
         assert e.workload[flag] is True, (flag, v)
 
 
@@ -223,7 +227,8 @@ def test_flag_on_spellings_are_on(flag):
 def test_flag_bad_values_name_the_option(flag, bad):
     ctx = FLAGS.get(flag, {})
     with pytest.raises(VramscopeError) as e:
-        estimate("qwen2.5-0.5b", **({"hub": False} if flag != "hub" else {}), **ctx, **{flag: bad})
+        estimate(FLAG_MODEL.get(flag, "qwen2.5-0.5b"), **({"hub": False} if flag != "hub" else {}), **ctx,
+                 **{flag: bad})
     assert flag.replace("_", "-") in str(e.value) or flag in str(e.value)
     check_error(e.value)
 

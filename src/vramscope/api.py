@@ -227,16 +227,21 @@ def _with_device_terms(model: ResolvedModel, w: Workload, phases: dict, ov: Any,
     extra.pop("_loss_head", None)
     multi = w.num_gpus > 1 and (w.training or w.tp_degree > 1 or w.pp > 1)
     nccl = NCCL if multi and engine.caching_allocator else 0
+    # async TP (memory/async_tp.py): the symmetric-memory workspace, mapped from the first forward on, and the
+    # side stream's cuBLAS workspace
+    symm = extra.pop("_symm_mem", 0)
+    side = ov.nominal - CONTEXT_NOMINAL if symm else 0
     for name, p in phases.items():
-        p["overhead"] = ov.nominal + nccl
+        p["overhead"] = ov.nominal + nccl + (symm + side if name != "load" else 0)
         if cache and name != "load":
             p["allocator_cache"] = cache
     for rank in extra.get("pipeline", {}).get("ranks", []):
-        rank["peak_bytes"] += ov.nominal + nccl + cache
+        rank["peak_bytes"] += ov.nominal + nccl + cache + symm + side
     peak = pick_peak(phases)
     total = sum(phases[peak].values())
     if engine.caching_allocator:
-        memory = device_memory(phases[peak], w, cublas_workspace=ov.nominal - CONTEXT_NOMINAL, cache=cache)
+        memory = device_memory(phases[peak], w, cublas_workspace=ov.nominal - CONTEXT_NOMINAL + side, cache=cache,
+                               symm_mem=symm if peak != "load" else 0)
     else:
         own = phases[peak].get("engine_overhead", 0) + phases[peak].get("overhead", 0)
         memory = engine_memory(total, total - own, total - ov.nominal + ov.low, total - ov.nominal + ov.high)

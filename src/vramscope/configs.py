@@ -923,7 +923,7 @@ def from_torchtitan(path: str) -> dict[str, Any]:
     ``fsdp_reshard_after_forward = "never"``, ``pipeline_parallel_schedule`` (1F1B, GPipe, Interleaved1F1B);
     ``activation_checkpoint.mode`` (none, full, selective with ``selective_ac_option`` "op" or every N-th
     layer; its default is selective every 2nd layer); ``compile.enable`` and ``compile.components``;
-    ``model.converters`` with "float8" and ``quantize.linear.float8`` (``recipe_name``, ``enable_fsdp_float8_all_gather``). Tensor parallelism comes
+    ``model.converters`` with "float8" and ``quantize.linear.float8`` (``recipe_name``, ``enable_fsdp_float8_all_gather``); ``parallelism.enable_async_tensor_parallel`` (``compile.`` in 0.3.0). Tensor parallelism comes
     with sequence parallelism, as torchtitan's TP plan always shards the norms. The loop is torchtitan's."""
     if not isinstance(path, str) or not path.strip():
         raise VramscopeError("path_empty")
@@ -966,6 +966,10 @@ def _tt_parallelism(path: str, cfg: dict, out: dict[str, Any]) -> None:
             out[opt] = n
     if tp > 1:  # torchtitan's TP plan shards the norms with SequenceParallel() (models/llama3/infra/parallelize.py)
         out["sequence_parallel"] = True
+        # the TOML release's switch (v0.2.2 distributed/tensor_parallel.py maybe_enable_async_tp); 0.3.0 moved it
+        # to [compile] (_tt_converters)
+        if _flag(path, "parallelism.enable_async_tensor_parallel", par.get("enable_async_tensor_parallel")):
+            out["async_tp"] = True
     if shard != 1:
         out["parallelism"] = "fsdp"
         if replicate > 1:
@@ -1021,6 +1025,9 @@ def _tt_converters(path: str, cfg: dict, out: dict[str, Any]) -> None:
         if not isinstance(parts, list) or not parts or any(c not in ("model", "loss") for c in parts):
             raise _bad(path, "compile.components", parts, '"model", "loss" or both')
         out["compile_components"] = ",".join(c for c in ("model", "loss") if c in parts)
+    # torchtitan 0.3.0 CompileConfig.enable_async_tensor_parallel (distributed/compile.py _maybe_enable_async_tp)
+    if _flag(path, "compile.enable_async_tensor_parallel", compile_.get("enable_async_tensor_parallel")):
+        out["async_tp"] = True
     converters = _section(path, cfg, "model").get("converters", [])
     if isinstance(converters, str):
         converters = [c.strip() for c in converters.split(",")]
@@ -1045,7 +1052,8 @@ _MEGATRON_INTS = {"--micro-batch-size": "batch", "--seq-length": "seq", "--tenso
                   "--expert-model-parallel-size": "ep", "--recompute-num-layers": "recompute_num_layers"}
 #: Megatron-LM arguments whose value is a word
 _MEGATRON_WORDS = ("--recompute-granularity", "--recompute-method", "--num-layers-per-virtual-pipeline-stage",
-                   "--virtual-pipeline-model-parallel-size", "--fp8-format")
+                   "--virtual-pipeline-model-parallel-size", "--fp8-format", "--moe-token-dispatcher-type",
+                   "--moe-expert-capacity-factor")
 MAX_ARGS_BYTES = 64 * 1024
 
 
@@ -1055,7 +1063,8 @@ def from_megatron_args(value: str) -> dict[str, Any]:
     ``--context-parallel-size``, ``--expert-model-parallel-size``, ``--sequence-parallel``,
     ``--use-distributed-optimizer`` (ZeRO-1 here; without it Megatron's DDP), ``--bf16``,
     ``--recompute-granularity`` (full, selective), ``--recompute-method``, ``--recompute-num-layers``, a virtual
-    pipeline (interleaved 1F1B). The loop is Megatron-LM's; other arguments (the model's shape comes from MODEL)
+    pipeline (interleaved 1F1B), ``--moe-token-dispatcher-type`` (allgather, alltoall),
+    ``--moe-expert-capacity-factor``, ``--moe-pad-expert-input-to-capacity``. The loop is Megatron-LM's; other arguments (the model's shape comes from MODEL)
     are ignored. ``--fp16`` and ``--fp8-format`` are refused: not modelled yet."""
     import os
     import shlex
@@ -1104,6 +1113,20 @@ def from_megatron_args(value: str) -> dict[str, Any]:
             out["recompute_method"] = arg
         elif flag_ in ("--num-layers-per-virtual-pipeline-stage", "--virtual-pipeline-model-parallel-size"):
             out["pp_schedule"] = "interleaved"
+        elif flag_ == "--moe-token-dispatcher-type":  # core_v0.19.0 memory/moe_dispatch.py
+            if arg not in ("allgather", "alltoall"):
+                raise _bad(origin, flag_, arg, "allgather or alltoall (flex is not modelled)")
+            out["moe_dispatcher"] = arg
+        elif flag_ == "--moe-expert-capacity-factor":
+            try:
+                cf = float(arg)
+            except ValueError:
+                cf = -1.0
+            if not 0.01 <= cf <= 1000:
+                raise _bad(origin, flag_, arg, "a number from 0.01 to 1000")
+            out["moe_capacity_factor"] = cf
+        elif flag_ == "--moe-pad-expert-input-to-capacity":
+            out["moe_pad_to_capacity"] = True
     if ("recompute_method" in out or "recompute_num_layers" in out) and out.get("grad_checkpointing") != "full":
         raise _bad(origin, "--recompute-method", out.get("recompute_method", "given"),
                    "with --recompute-granularity full")

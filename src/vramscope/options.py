@@ -258,8 +258,9 @@ PRECISIONS = ("auto", "pure", "mixed", "fp32", "deepspeed")
 #: SelectiveAC: matmul outputs saved except every second one, attention outputs saved, the rest recomputed;
 #: torchtitan's own "selective")
 CHECKPOINT_MODES = ("full", "selective", "op")
-#: torchao float8 training recipes (torchao/float8/config.py Float8LinearRecipeName)
-FLOAT8_RECIPES = ("none", "tensorwise", "rowwise", "rowwise_with_gw_hp")
+#: torchao float8 training recipes (torchao/float8/config.py Float8LinearRecipeName), then torchao 0.18's MXFP8
+#: ones (prototype/moe_training/config.py MXFP8TrainingRecipe mxfp8_rceil, mxfp8_rceil_wgrad_with_hp)
+FLOAT8_RECIPES = ("none", "tensorwise", "rowwise", "rowwise_with_gw_hp", "mxfp8", "mxfp8_wgrad_with_hp")
 #: Megatron-LM --recompute-method (megatron/core/transformer/transformer_block.py _checkpointed_forward)
 RECOMPUTE_METHODS = ("uniform", "block")
 FSDP_SHARDING = ("full", "hybrid")
@@ -469,9 +470,11 @@ CORE: tuple[Option, ...] = (
       help_opts={"n": Opt("recompute_num_layers")}),
     O("float8", ("--float8",), "choice", "none", group="training", owner="training", choices=FLOAT8_RECIPES,
       help_en="torchao float8 training of the decoder layers' linears: none (default) | tensorwise | rowwise | "
-              "rowwise_with_gw_hp (Float8LinearRecipeName)",
+              "rowwise_with_gw_hp (Float8LinearRecipeName) | mxfp8 | mxfp8_wgrad_with_hp (torchtitan's "
+              "MXFP8LinearConverter: torchao's MXFP8Linear on every linear, the output head too; Blackwell GPUs)",
       help_zh="torchao 对解码层线性层做 float8 训练：none（默认）| tensorwise | rowwise | rowwise_with_gw_hp"
-              "（Float8LinearRecipeName）"),
+              "（Float8LinearRecipeName）| mxfp8 | mxfp8_wgrad_with_hp（torchtitan 的 MXFP8LinearConverter："
+              "torchao 的 MXFP8Linear 用于所有线性层，包括输出头；Blackwell GPU）"),
     O("fsdp_float8_all_gather", ("--fsdp-float8-all-gather",), "flag", False, group="parallel", owner="training",
       help_en="FSDP2 all-gathers float8 weights (torchao enable_fsdp_float8_all_gather; tensorwise only)",
       help_zh="FSDP2 以 float8 聚合权重（torchao 的 enable_fsdp_float8_all_gather；仅 tensorwise）"),
@@ -512,6 +515,13 @@ CORE: tuple[Option, ...] = (
     O("sequence_parallel", ("--sequence-parallel",), "flag", False, group="parallel", owner="training",
       help_en="Megatron sequence parallelism inside {tp}", help_zh="{tp} 组内的 Megatron 序列并行",
       help_opts={"tp": Opt("tp")}),
+    O("async_tp", ("--async-tp",), "flag", False, group="parallel", owner="training",
+      help_en="async tensor parallelism (torchtitan compile.enable_async_tensor_parallel: inductor's micro-pipeline TP "
+              "fuses each all-gather / reduce-scatter with its matmul over a symmetric-memory workspace; needs "
+              "{tp}, {sp} and {compile})",
+      help_zh="异步张量并行（torchtitan 的 compile.enable_async_tensor_parallel：inductor 的 micro-pipeline TP 把每个 "
+              "all-gather / reduce-scatter 与其矩阵乘在对称内存工作区上融合；需要 {tp}、{sp} 和 {compile}）",
+      help_opts={"tp": Opt("tp", "N"), "sp": Opt("sequence_parallel"), "compile": Opt("compile")}),
     O("sp", ("--sp", "--cp"), "int", 1, group="parallel", owner="training", lo=1, hi=1024, metavar="N",
       help_en="context / sequence parallel degree (the sequence split over N GPUs)",
       help_zh="上下文 / 序列并行度（序列切分到 N 个 GPU）"),
@@ -520,6 +530,23 @@ CORE: tuple[Option, ...] = (
       help_zh="ring（环形注意力，torch context_parallel；默认）| ulysses（DeepSpeed-Ulysses all-to-all）"),
     O("ep", ("--ep",), "int", 1, group="parallel", owner="training", lo=1, hi=1024, metavar="N",
       help_en="expert-parallel degree (MoE experts split over N GPUs)", help_zh="专家并行度（MoE 专家切分到 N 个 GPU）"),
+    O("moe_dispatcher", ("--moe-token-dispatcher-type",), "choice", "allgather", group="parallel", owner="training",
+      choices=("allgather", "alltoall"),
+      help_en="Megatron-LM's MoE token dispatcher: allgather (its default: the TP × EP group's tokens gathered into "
+              "one global buffer) | alltoall (tokens sent to their experts' ranks); with {fw} only",
+      help_zh="Megatron-LM 的 MoE 词元分发器：allgather（其默认：TP × EP 组的词元聚合到一个全局缓冲区）| alltoall"
+              "（词元发送到其专家所在的进程）；仅用于 {fw}", help_opts={"fw": Opt("framework", "megatron")}),
+    O("moe_capacity_factor", ("--moe-expert-capacity-factor",), "float", None, group="parallel", owner="training",
+      lo=0.01, hi=1000.0, metavar="F",
+      help_en="Megatron-LM MoE expert capacity factor: each expert takes at most ceil(tokens·k/experts·F) rows "
+              "(get_capacity); default: dropless; with {fw} only",
+      help_zh="Megatron-LM MoE 专家容量因子：每个专家最多接收 ceil(词元数·k/专家数·F) 行（get_capacity）；"
+              "默认：不丢弃；仅用于 {fw}", help_opts={"fw": Opt("framework", "megatron")}),
+    O("moe_pad_to_capacity", ("--moe-pad-expert-input-to-capacity",), "flag", False, group="parallel",
+      owner="training",
+      help_en="Megatron-LM drop-and-pad: every expert's input padded to its capacity (needs {cf})",
+      help_zh="Megatron-LM 丢弃并填充：每个专家的输入都填充到其容量（需要 {cf}）",
+      help_opts={"cf": Opt("moe_capacity_factor", "F")}),
     O("nodes", ("--nodes",), "int", 1, group="parallel", lo=1, hi=100_000,
       help_en="nodes the {gpus} are spread over (hybrid sharding, per-node CPU)",
       help_zh="{gpus} 分布的节点数（混合分片、每节点 CPU）", help_opts={"gpus": Opt("num_gpus")}),

@@ -429,6 +429,26 @@ def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
     if v.get("fsdp_float8_all_gather") and (out["parallelism"] != "fsdp" or out["fsdp_version"] != 2):
         raise VramscopeError("conflict", field="fsdp_float8_all_gather",
                              reason=Text("r_float8_fsdp2", use=Opt("parallelism", "fsdp")))
+    async_tp = bool(v.get("async_tp"))
+    if async_tp:
+        # torchtitan 0.3.0 CompileConfig.__post_init__ refuses it without compiled blocks; inductor's micro-pipeline pass
+        # fuses only the all-gathers / reduce-scatters that sequence parallelism puts around the TP matmuls
+        compiled = bool(v.get("compile")) and "model" in v.get("compile_components", "model,loss").split(",")
+        for missing, add in ((out.get("tp", 1) < 2, Opt("tp", "N")),
+                             (not out.get("sequence_parallel"), Opt("sequence_parallel")),
+                             (not compiled, Opt("compile"))):
+            if missing:
+                raise VramscopeError("conflict", field="async_tp", reason=Text("r_async_tp_needs", add=add))
+    cf = v.get("moe_capacity_factor")
+    if "moe_dispatcher" in v and out["framework"] != "megatron":
+        raise VramscopeError("conflict", field="moe_dispatcher",
+                             reason=Text("r_megatron_moe", use=Opt("framework", "megatron")))
+    if cf is not None and out["framework"] != "megatron":
+        raise VramscopeError("conflict", field="moe_capacity_factor",
+                             reason=Text("r_megatron_moe", use=Opt("framework", "megatron")))
+    if v.get("moe_pad_to_capacity") and cf is None:
+        raise VramscopeError("conflict", field="moe_pad_to_capacity",
+                             reason=Text("r_moe_pad_needs_cf", add=Opt("moe_capacity_factor", "F")))
     ckpt = _checkpointing(v, training, profile, method)
     if v.get("checkpoint_reentrant") and not ckpt["grad_checkpointing"]:
         raise VramscopeError("conflict", field="checkpoint_reentrant",
@@ -439,6 +459,9 @@ def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
             "compile": bool(v.get("compile")),
             "compile_components": v.get("compile_components", "model,loss"), "float8": f8,
             "fsdp_float8_all_gather": bool(v.get("fsdp_float8_all_gather")),
+            "async_tp": async_tp,
+            "moe_capacity_factor": cf, "moe_pad_to_capacity": bool(v.get("moe_pad_to_capacity")),
+            "moe_dispatcher": v.get("moe_dispatcher", "allgather"),
             "activation_offload": bool(v.get("activation_offload")),
             "ce_chunks": v.get("ce_chunks", _ce_chunks(profile, out) if training else 1),
             "packing": bool(v.get("packing")),
@@ -579,6 +602,15 @@ register({
                      "zh": "推理已按 {gpus} 切分模型；请只给其中一个"},
     "r_gpus_divide": {"en": "{n} GPUs do not divide into tp {tp} × pp {pp} × sp {sp} groups",
                       "zh": "{n} 个 GPU 无法分成 tp {tp} × pp {pp} × sp {sp} 的组"},
+    "r_megatron_moe": {"en": "this is Megatron-LM's MoE token dispatcher's: use {use}",
+                       "zh": "这属于 Megatron-LM 的 MoE 词元分发器：请使用 {use}"},
+    "r_moe_pad_needs_cf": {"en": "drop-and-pad pads each expert to its capacity: add {add}",
+                           "zh": "丢弃并填充会把每个专家填充到其容量：请加上 {add}"},
+    "r_async_tp_needs": {"en": "async tensor parallelism fuses the all-gathers and reduce-scatters that sequence "
+                                "parallelism puts around the tensor-parallel matmuls of compiled blocks (torchtitan "
+                                "0.3.0 CompileConfig): add {add}",
+                         "zh": "异步张量并行融合的是序列并行在编译块的张量并行矩阵乘前后插入的 all-gather 与 "
+                               "reduce-scatter（torchtitan 0.3.0 的 CompileConfig）：请加上 {add}"},
     "r_sp_needs_tp": {"en": "Megatron sequence parallelism splits inside a TP group: add {add}",
                       "zh": "Megatron 序列并行在 TP 组内切分：请加上 {add}"},
     "r_cp_eager": {"en": "context parallelism runs SDPA/flash attention chunk by chunk; eager attention cannot: use "

@@ -31,10 +31,12 @@ from dataclasses import replace
 
 from ..engines.base import ENGINES
 from ..memory.activations import effective_attn
+from ..memory.async_tp import symm_workspace
 from ..memory.parallel import tp_shard_spec
 from ..result import Assumption
 from ..sources.base import ResolvedModel
 from ..strategy import Strategy
+from ..units import format_bytes
 from ..workload import Workload
 from . import training
 from .common import compute_dtype, shape_note, trainable_for
@@ -81,6 +83,11 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
     spec, t = model.spec, trainable_for(model, w)
     p = training.precision(model, w, dtype, t, notes)
     saved = training.saved_activations(spec, w, p, training.train_flags(spec, w), seq_shard, notes, tp=tp)
+    if w.async_tp and tp > 1:
+        # the TP group's symmetric-memory workspace (outside torch's allocator) and the side stream's cuBLAS
+        # workspace (memory/async_tp.py; api._with_device_terms puts both on the device)
+        extra["_symm_mem"] = symm_workspace(spec.hidden_size, w.batch, saved.seq_local, tp, p.act_bytes)
+        notes.append(Assumption("a_async_tp", {"n": tp, "workspace": format_bytes(extra["_symm_mem"], "MiB")}))
     lay = training.layout(spec, w, t, p, notes)
     if w.offload != "none":
         off = training.offload(spec, w, t, p, lay, notes)

@@ -31,6 +31,7 @@ from ..memory.activations import (FULL_TRAINING, TrainFlags, TrainingActivations
                                   merged_expert_bytes, op_sac_bytes_per_token, training_activations,
                                   compiled_layers_modelled, compiled_op_sac_bytes_per_token)
 from ..memory.gradients import gradient_bytes
+from ..memory.moe_dispatch import dispatcher_saved, gather_buffer, routed_rows
 from ..memory.optimizer_states import deepspeed_step_temporary, optimizer_state_bytes, step_temporary_bytes
 from ..memory.parallel import (NO_BUFFERS, FsdpBuffers, bnb_quant_state_bytes, context_parallel_transient, ring_merged_output,
                                expert_fraction, fsdp_buffers, largest_layer_params, nvme_pinned_bytes, persistent_params, split_bytes,
@@ -377,6 +378,14 @@ def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFl
         # own 16-bit cast (TrainFlags.autocast_fp32; traced: 10·h bytes per token and Llama layer more than bf16
         # parameters, the plain-loop FSDP2 row's whole gap)
         flags = replace(flags, autocast_fp32=True)
+    flags = megatron_dispatch(spec, w, flags, p.act_bytes)
+    if flags.moe_alltoall is not None:
+        rows, indices = flags.moe_alltoall
+        cf = w.moe_capacity_factor
+        notes.append(Assumption("a_megatron_moe", {
+            "rows": f"{rows:.3f}", "indices": f"{indices:.0f}", "dispatcher": w.moe_dispatcher,
+            "policy": Text("moe_dropless") if cf is None else Text(
+                "moe_pad" if w.moe_pad_to_capacity else "moe_drop", cf=f"{cf:g}")}))
     op_sac = w.grad_checkpointing and w.checkpoint_mode == "op"
     if op_sac and (op_sac_bytes_per_token(spec, seq_local, p.act_bytes, w.attn) is None or w.method != "full"):
         raise VramscopeError("conflict", field="checkpoint_mode", reason=Text("r_op_sac_layout"))
@@ -416,6 +425,11 @@ def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFl
         # keeps them for every layer; reentrant checkpointing runs forward under no_grad (needs_input_grad False)
         acts = replace(acts, one_layer=acts.one_layer + extra,
                        layers=acts.layers + (0 if w.grad_checkpointing and w.checkpoint_reentrant else extra * layers))
+    if flags.moe_alltoall is not None and w.moe_dispatcher == "allgather":
+        # Megatron's allgather dispatcher: one global buffer of the group's gathered hidden states, reused by every
+        # MoE layer and alive from the first one on (memory/moe_dispatch.py)
+        gathered = gather_buffer(w.batch * seq_local, spec.hidden_size, w.ep, tp, p.act_bytes)
+        acts = replace(acts, layers=acts.layers + gathered)
     if stable_embedding_grad(spec, w, p.a):
         # StableEmbedding's LayerNorm (in the training dtype under bf16-true's default dtype) saves its input, the
         # embedding's output, and an fp32 mean and rstd per token; the first block's input now needs a gradient, so
@@ -728,6 +742,9 @@ class Transients:
     head_forward_dequant: int = 0
     #: beside one Float8Linear's matmuls (:func:`float8_transient`), while its layer computes
     float8: int = 0
+    #: MXFP8 on the output head (:func:`mxfp8_head`): its casts in forward and in backward (beside the logits' grad)
+    head_mx_forward: int = 0
+    head_mx_backward: int = 0
 
 
 #: bytes per element while torchao casts a high-precision tensor to float8 in eager mode (torchao 0.18.0
@@ -749,6 +766,8 @@ def float8_transient(spec: ModelSpec, w: Workload, tokens: int) -> int:
     precision (torchtitan's converter filters ``output``)."""
     if w.float8 == "none":
         return 0
+    if w.float8.startswith("mxfp8"):
+        return mxfp8_transient(spec, w, tokens)
     rowwise = w.float8 != "tensorwise"
     worst = 0
     for g in groups(spec):
@@ -768,6 +787,40 @@ def float8_transient(spec: ModelSpec, w: Workload, tokens: int) -> int:
             grad_weight = max(FLOAT8_CAST * tokens * out_f, go + FLOAT8_CAST * tokens * in_f)
         worst = max(worst, forward, grad_input, grad_weight, go + wt if not w.fsdp_float8_all_gather else go)
     return worst
+
+
+#: bytes per element of an MXFP8 operand: the float8 data and one e8m0 scale per 32-element block (torchao 0.18
+#: mx_formats MXTensor, block_size 32)
+MXFP8_BYTES = 1 + 1 / 32
+
+
+def mxfp8_transient(spec: ModelSpec, w: Workload, tokens: int) -> int:
+    """Bytes alive beside one MXFP8Linear's matmul (torchao 0.18 prototype/moe_training/mxfp8_linear.py ``mx_mm``,
+    as torchtitan 0.3.0's ``MXFP8LinearConverter`` puts it on every linear, the output head included). Forward saves
+    the high-precision input and weight (as a bf16 linear does: traced on the CPU, tests/test_mxfp8.py) and casts
+    both along dim 0; backward casts the output gradient (dim 0) and the weight (dim 1) for the input's gradient,
+    then the output gradient and the input along dim 1 for the weight's (``wgrad_with_hp``: in high precision, no
+    casts). Each operand is :data:`MXFP8_BYTES` per element as the CUDA/Triton cast kernels write it; what the cast
+    kernels hold inside is not modelled. The largest layer linear counts (the head: :func:`mxfp8_head`)."""
+    worst = 0
+    for g in groups(spec):
+        t = g.tensor
+        if t.linear and len(t.shape) >= 2 and t.layer is not None:
+            worst = max(worst, *_mx_casts(w, tokens, t.shape[-2], t.shape[-1]))
+    return worst
+
+
+def _mx_casts(w: Workload, tokens: int, out_f: int, in_f: int) -> tuple[int, int]:
+    """(forward's casts, backward's largest pair of casts) of one MXFP8Linear."""
+    x, go, wt = (MXFP8_BYTES * n for n in (tokens * in_f, tokens * out_f, out_f * in_f))
+    grad_weight = 0.0 if w.float8 == "mxfp8_wgrad_with_hp" else go + x
+    return int(x + wt), int(max(go + wt, grad_weight))
+
+
+def mxfp8_head(spec: ModelSpec, w: Workload, tokens: int) -> tuple[int, int]:
+    """The output head's MXFP8 casts (torchtitan's converter takes every linear): forward, backward."""
+    head = head_tensor(spec) if w.float8.startswith("mxfp8") else None
+    return _mx_casts(w, tokens, head.shape[-2], head.shape[-1]) if head is not None else (0, 0)
 
 
 def transients(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, buf: FsdpBuffers) -> Transients:
@@ -796,6 +849,7 @@ def transients(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, bu
     logits = int(w.batch * -(-w.seq // w.sp) * spec.vocab_size * p.act_bytes)
     head_beside = logits * (w.ce_chunks - 1) // w.ce_chunks + (logits if w.profile.logits_outlive_step else 0)
     dora_temp = dora_forward_transient(spec, flags.lora, not w.grad_checkpointing) if flags.dora else 0
+    head_mx = mxfp8_head(spec, w, w.batch * -(-w.seq // w.sp))
     if flags.dora and spec.moe is not None and "experts" in flags.lora:
         raise VramscopeError("conflict", field="dora", reason=Text("r_dora_moe", targets=Opt("lora_targets")))
     return Transients(
@@ -804,6 +858,7 @@ def transients(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, bu
         # under FSDP the last layer's merged expert weights appear after its copy-out (below)
         merged_last=merged if buf is not NO_BUFFERS and not w.grad_checkpointing else 0,
         dequant=dequant, dora_forward=dora_temp, float8=float8_transient(spec, w, w.batch * -(-w.seq // w.sp)),
+        head_mx_forward=head_mx[0], head_mx_backward=head_mx[1],
         # a recomputed DoRA layer rebuilds its weights with autograd recording
         dora_recompute=dora_forward_transient(spec, flags.lora) if flags.dora and w.grad_checkpointing else 0,
         head_dequant=int(head.numel * per_element) if head is not None else 0,
@@ -836,6 +891,9 @@ def forward_moment(sv: Saved, lay: Layout, tr: Transients, kept: int, cast_cache
     ]
     if tr.float8:  # a layer computing: its parameters and the retained gather buffer (or the prefetched layer)
         candidates.append(_at((buf.forward_held, 0), {**base, "temporaries": sp_temp + tr.float8,
+                                                      "activations": acts.layers + cast_cache}))
+    if tr.head_mx_forward:  # the MXFP8 head's forward casts, the layers' saved tensors complete
+        candidates.append(_at((buf.forward_loss, 0), {**base, "temporaries": tr.head_mx_forward,
                                                       "activations": acts.layers + cast_cache}))
     if tr.dora_forward:
         candidates.append(_at((buf.forward_layer, 0), {**base, "activations": acts.layers + cast_cache
@@ -884,6 +942,11 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
                                      "loss_head": logits if w.profile.keeps_logits else 0}),
         _at(buf.backward_end, {**base, "gradients": grads - buf.end_pending // n, "temporaries": tied_extra}),
     ]
+    if tr.head_mx_backward:
+        # the MXFP8 head's backward: its casts beside the layers' saved tensors and the logits' gradient
+        candidates.append(_at((buf.backward_loss, 0), {
+            **base, "gradients": kept, "activations": acts.layers, "loss_head": logits if w.profile.keeps_logits else 0,
+            "temporaries": logits + tr.head_mx_backward}))
     if tr.head_dequant:
         # a chunk's head backward (grad_A = grad_output · dequantized head): the head whole in the compute dtype
         # beside the layers' saved tensors and every chunk's logits gradient (the cross-entropy backwards run
@@ -1047,7 +1110,9 @@ def recipe_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes
     if w.compile:
         notes.append(Assumption("a_compile_loss" if compiles(w, "loss") else "a_compile_loss_eager",
                                 {"o_model": Opt("compile_components", "model")}))
-    if w.float8 != "none":
+    if w.float8.startswith("mxfp8"):
+        notes.append(Assumption("a_mxfp8", {"recipe": w.float8}))
+    elif w.float8 != "none":
         notes.append(Assumption("a_float8", {"recipe": w.float8,
                                              "gather": " with float8 all-gather" if w.fsdp_float8_all_gather else ""}))
     if w.dora:
@@ -1089,8 +1154,31 @@ def default_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision) -> l
     return out
 
 
+def megatron_moe(spec: ModelSpec, w: Workload) -> bool:
+    """Whether Megatron-LM's token dispatchers route the MoE layers (memory/moe_dispatch.py)."""
+    return w.framework == "megatron" and spec.moe is not None and w.method == "full"
+
+
+def megatron_dispatch(spec: ModelSpec, w: Workload, flags: TrainFlags, a: float) -> TrainFlags:
+    """``flags`` with Megatron's dispatcher (rows per routed token, permutation bytes per token), the router's probs
+    in the compute dtype ``a`` (Megatron's default ``moe_router_dtype``: the logits' own)."""
+    if not megatron_moe(spec, w):
+        return flags
+    tokens, m = w.batch * -(-w.seq // w.sp), spec.moe
+    k, e = m.experts_per_token, m.num_experts
+    rows = routed_rows(tokens, e, k, w.moe_capacity_factor, w.moe_pad_to_capacity)
+    disp = dispatcher_saved(tokens, e, k, w.moe_capacity_factor, w.moe_pad_to_capacity, w.moe_dispatcher, a)
+    return replace(flags, moe_alltoall=(rows / (tokens * k), disp / tokens))
+
+
 def train_flags(spec: ModelSpec, w: Workload) -> TrainFlags:
     """What trains (the method's modules) and whose modules run it (the framework's)."""
+    if w.moe_capacity_factor is not None and not megatron_moe(spec, w):
+        raise VramscopeError("conflict", field="moe_capacity_factor", reason=Text("r_moe_cf_model"))
+    return _train_flags(spec, w)
+
+
+def _train_flags(spec: ModelSpec, w: Workload) -> TrainFlags:
     own = w.profile.own_modules
     liger = frozenset(w.liger)
     if w.method in ("adapter", "adapter-v2"):
@@ -1105,7 +1193,7 @@ def train_flags(spec: ModelSpec, w: Workload) -> TrainFlags:
                           litgpt=w.profile.trace_model == "litgpt", liger=liger,
                           unsloth=w.profile.fused_lora and not w.dora and w.lora_dropout == 0)
     if liger:
-        return replace(train_flags(spec, replace(w, liger=())), liger=liger)
+        return replace(_train_flags(spec, replace(w, liger=())), liger=liger)
     if w.method == "freeze" and w.train_modules:
         return TrainFlags(base=False, embeddings=False, modules=frozenset(w.train_modules), torchtune=own)
     if w.method == "freeze":
@@ -1264,6 +1352,25 @@ register({
         "zh": "FSDP1 单元按 Trainer 包装适配器的方式（peft fsdp_auto_wrap_policy，use_orig_params=False）：每个解码层是一个无"
               "梯度的冻结单元，每个 LoRA A/B 线性层单独成单元；若冻结与可训练参数同在一个单元（use_orig_params=True），该单元"
               "会有完整的扁平梯度"},
+    "a_megatron_moe": {
+        "en": "Megatron-LM core_v0.19.0 {dispatcher} dispatcher ({policy}), unfused permutation: each MoE layer keeps its "
+              "permutation indices ({indices} bytes per token) and, per routed row ({rows} per routed token on a "
+              "balanced rank), the grouped fc1's input, its prob, fc1's output and the fc2 input (the probs are "
+              "applied inside the experts: no expert output is kept before them)",
+        "zh": "Megatron-LM core_v0.19.0 的 {dispatcher} 分发器（{policy}），未融合的置换：每个 MoE 层保留置换索引（每词元 "
+              "{indices} 字节），以及每个路由行（负载均衡时每个路由词元 {rows} 行）的分组 fc1 输入、其概率、fc1 输出和 fc2 "
+              "输入（概率在专家内部施加：不保留加权前的专家输出）"},
+    "moe_dropless": {"en": "dropless", "zh": "不丢弃"},
+    "moe_drop": {"en": "capacity factor {cf}, overflow dropped", "zh": "容量因子 {cf}，超出的丢弃"},
+    "moe_pad": {"en": "capacity factor {cf}, padded to capacity", "zh": "容量因子 {cf}，填充到容量"},
+    "a_mxfp8": {
+        "en": "torchao 0.18 MXFP8 training ({recipe}; torchtitan 0.3.0 MXFP8LinearConverter, every linear with the "
+              "output head): each matmul's operands cast to float8 with one e8m0 scale per 32 elements, alive only "
+              "around it; the saved tensors are the high-precision ones a bf16 linear keeps",
+        "zh": "torchao 0.18 MXFP8 训练（{recipe}；torchtitan 0.3.0 的 MXFP8LinearConverter，所有线性层包括输出头）：每次矩阵乘"
+              "的操作数转换为 float8，每 32 个元素一个 e8m0 缩放因子，只在其前后存在；保存的张量与 bf16 线性层相同，为高精度张量"},
+    "r_moe_cf_model": {"en": "an expert capacity needs an MoE model trained in full (Megatron-LM's alltoall dispatcher)",
+                       "zh": "专家容量需要全量训练的 MoE 模型（Megatron-LM 的 alltoall 分发器）"},
     "r_ep_needs_moe": {"en": "expert parallelism needs an MoE model whose experts divide by {n}",
                        "zh": "专家并行需要专家数能被 {n} 整除的 MoE 模型"},
     "r_ep_divide": {"en": "{experts} experts do not divide by {n}", "zh": "{experts} 个专家无法被 {n} 整除"},

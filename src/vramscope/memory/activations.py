@@ -115,6 +115,9 @@ class TrainFlags:
     #: casts of leaf tensors that require grad: the weights; torch 2.13 aten/src/ATen/autocast_mode.cpp
     #: ``cached_cast``), which its ``mm`` saves: q, k and v three copies, gate and up two
     autocast_fp32: bool = False
+    #: Megatron-LM's alltoall dispatcher (memory/moe_dispatch.py): (rows the experts compute per routed token —
+    #: 1 dropless, the padding or dropping of a capacity factor —, bytes per token its permutation keeps)
+    moe_alltoall: Optional[tuple[float, float]] = None
 
     def trains(self, module: str) -> bool:
         return self.base if self.modules is None else module in self.modules
@@ -237,8 +240,18 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
         k = spec.moe.num_experts if spec.family.moe_dense_dispatch else spec.moe.experts_per_token
         inter = spec.moe.expert_intermediate_size
         out += 6.0 * 4 * spec.moe.num_experts  # router logits, softmax, top-k
-        out += k * 2 * a * h  # gathered input, expert output before the routing weight
-    if spec.moe is not None:
+        if t.moe_alltoall is not None:
+            # Megatron-LM: the permutation's indices, then per computed row the grouped fc1's input and its prob
+            # (applied inside the experts, so no expert output is kept before it); fc1's output and the fc2 input
+            # below (the fused weighted SwiGLU keeps no separate activation)
+            rows, indices = t.moe_alltoall
+            k *= rows
+            out += indices + k * (a * h + a)
+        else:
+            out += k * 2 * a * h  # gathered input, expert output before the routing weight
+    if spec.moe is not None and t.moe_alltoall is not None:
+        mlp = 3 * a * inter
+    elif spec.moe is not None:
         # routed experts: fused 3-D weights; LoRA on them merges the weights (merged_expert_bytes), so the
         # grouped matmuls keep their inputs as they would for trained weights
         trains = t.base or "experts" in lora

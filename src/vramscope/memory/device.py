@@ -7,7 +7,7 @@
   trace estimator replays its allocation stream through the allocator model; the analytic estimator uses
   :func:`allocator_cache`, calibrated on those replays over the trace matrix (``bench/allocator_matrix.py``);
 * ``device``: what NVML / ``nvidia-smi`` count for the process — reserved plus the CUDA context and, on several
-  GPUs, NCCL's buffers (``memory/overhead.py``). This is the number compared with a GPU's capacity.
+  GPUs, NCCL's buffers (``memory/overhead.py``) and async TP's symmetric-memory workspace (``memory/async_tp.py``). This is the number compared with a GPU's capacity.
 
 Engines that do not use torch's allocator for their buffers (llama.cpp) report their buffers as allocated and
 reserved; vLLM sizes its pool from the GPU, so its device number is its own accounting.
@@ -273,7 +273,7 @@ def allocator_cache(phases: Mapping[str, Mapping[str, int]], spec: Any, w: Any, 
 
 def device_memory(comps: Mapping[str, int], w: Any, *, cublas_workspace: int, cache: int,
                   context: int = CONTEXT_NOMINAL, torch_allocator: bool = True, basis: str = "calibrated",
-                  allocator: Optional[dict[str, Any]] = None) -> DeviceMemory:
+                  allocator: Optional[dict[str, Any]] = None, symm_mem: int = 0) -> DeviceMemory:
     """The three numbers for the peak phase's components ``comps`` (which hold ``overhead`` = context + cuBLAS
     workspace + NCCL, and ``allocator_cache`` = ``cache``)."""
     tensors = _tensors(comps)
@@ -281,8 +281,10 @@ def device_memory(comps: Mapping[str, int], w: Any, *, cublas_workspace: int, ca
     nccl = NCCL if multi else 0
     allocated = tensors + cublas_workspace if torch_allocator else tensors
     reserved = allocated + cache
-    device = reserved + context + nccl
+    device = reserved + context + nccl + symm_mem
     terms = {"cublas_workspace": cublas_workspace, "allocator_cache": cache, "cuda_context": context, "nccl": nccl}
+    if symm_mem:  # async TP's symmetric-memory workspace: mapped outside torch's allocator (memory/async_tp.py)
+        terms["symm_mem"] = symm_mem
     widened = ["context", "allocator", "version"]
     transient = _transient(comps) + comps.get("optimizer_temp", 0)
     spread = int(VERSION_SPREAD * (tensors - transient) + VERSION_SPREAD_TRANSIENT * transient)
@@ -291,8 +293,8 @@ def device_memory(comps: Mapping[str, int], w: Any, *, cublas_workspace: int, ca
         low_a -= int(UNPACKED_SHORTER * comps.get("activations", 0))
         widened.append("unpacked")
     low_r, high_r = low_a, high_a + 2 * cache
-    low_d = low_r + CONTEXT_LOW
-    high_d = high_r + CONTEXT_HIGH + (NCCL_HIGH if multi else 0)
+    low_d = low_r + CONTEXT_LOW + symm_mem
+    high_d = high_r + CONTEXT_HIGH + (NCCL_HIGH if multi else 0) + symm_mem
     if multi:
         widened.insert(2, "nccl")
     return DeviceMemory(allocated=allocated, reserved=reserved, device=device,

@@ -145,6 +145,8 @@ def check_workload(w: Workload, command: str = "vramscope estimate") -> None:
         raise VramscopeError("trace_unsupported", reason=Text("r_trace_kv_quant"))
     if w.compile:
         raise VramscopeError("trace_unsupported", reason=Text("r_trace_compile", drop=Opt("compile")))
+    if w.float8.startswith("mxfp8"):
+        raise VramscopeError("trace_unsupported", reason=Text("r_trace_mxfp8", use=Opt("float8", "rowwise")))
     if w.cache != "dynamic":
         raise _not_traced("cache", Text("r_trace_cache"), command)
 
@@ -274,6 +276,11 @@ register({
                           "zh": "不追踪 DeepSpeed 的 fp32 主权重与状态"},
     "r_trace_optimizer": {"en": "optimizer '{optimizer}' is not in torch", "zh": "torch 中没有优化器 '{optimizer}'"},
     "r_trace_kv_quant": {"en": "quantized KV caches are not traced", "zh": "不追踪量化的 KV 缓存"},
+    "r_trace_mxfp8": {"en": "MXFP8 is not traced: a CPU runs torchao's emulated kernels, which dequantize and keep "
+                            "temporaries the Blackwell kernels do not (what MXFP8Linear saves is proven by "
+                            "tests/test_mxfp8.py); the analytic estimate models it, or trace {use}",
+                      "zh": "不追踪 MXFP8：CPU 上运行的是 torchao 的模拟内核，它会反量化并保留 Blackwell 内核没有的临时张量"
+                            "（MXFP8Linear 保存的张量已由 tests/test_mxfp8.py 证明）；分析估计会对其建模，或者追踪 {use}"},
     "r_trace_compile": {"en": "compiled graphs are not traced (the trace runs eager mode; what a compiled block saves "
                                   "is proven against torch 2.13's partitioner by bench/compile_blocks.py); drop {drop}",
                         "zh": "不追踪编译后的计算图（追踪以 eager 模式运行；编译块保存的张量已由 bench/compile_blocks.py "
