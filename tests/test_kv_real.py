@@ -133,8 +133,9 @@ def shrink(cfg: dict) -> dict:
     _set_first(c, ("num_hidden_layers", "n_layer", "num_layers"), layers)
     if "num_decoder_layers" in c:
         c["num_decoder_layers"] = layers
-    if isinstance(c.get("layer_types"), list):
-        c["layer_types"] = c["layer_types"][:layers]
+    for key in ("layer_types", "mlp_layer_types"):  # GLM-5.2 names each layer's MLP (dense or sparse) too
+        if isinstance(c.get(key), list):
+            c[key] = c[key][:layers]
     rope = c.get("rope_scaling")
     if isinstance(rope, dict) and rope.get("mrope_section"):  # Qwen-VL: the sections split half the head size
         half = HEAD_DIM // 2
@@ -172,6 +173,8 @@ def _build(cfg: dict):
     native, arch = equivalent_config(cfg)
     if native.get("model_type") == "gemma3":  # the language model holds the cache
         native, arch = native["text_config"], "Gemma3ForCausalLM"
+    if native.get("model_type") == "llama4":  # likewise (a text-only forward of the whole model fails in 5.24)
+        native, arch = native["text_config"], "Llama4ForCausalLM"
     native = {**native, "pad_token_id": 0}  # class defaults (GLM: 151329) lie outside the tiny vocabulary
     config = transformers.AutoConfig.for_model(**native)
     config._attn_implementation = "eager"
