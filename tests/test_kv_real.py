@@ -128,6 +128,11 @@ def shrink(cfg: dict) -> dict:
         c["sliding_window"] = WINDOW
     # enough layers for the real layer-type pattern: Gemma 3 slides 5 of every 6, Gemma 2 every other one
     layers = 6 if mt in ("gemma3_text",) else 2
+    # and at least one attention layer where the pattern opens with others (LFM2: conv, conv, full_attention)
+    kinds = c.get("layer_types") if isinstance(c.get("layer_types"), list) else []
+    first_attn = next((i for i, t in enumerate(kinds) if "attention" in str(t) and "linear" not in str(t)), None)
+    if first_attn is not None and first_attn >= layers:
+        layers = first_attn + 1
     if "max_window_layers" in c:
         c["max_window_layers"] = min(c["max_window_layers"], 1)
     _set_first(c, ("num_hidden_layers", "n_layer", "num_layers"), layers)
@@ -190,8 +195,10 @@ _PARTS = ("keys", "values", "_quantized_keys", "_quantized_values")
 
 
 def _storage_bytes(layer) -> int:
-    """Bytes of the distinct storages a cache layer's key/value tensors keep alive."""
+    """Bytes of the distinct storages a cache layer's key/value (and conv/recurrent state) tensors keep alive."""
     held = [getattr(layer, name, None) for name in _PARTS]
+    for name in ("conv_states", "recurrent_states"):  # a hybrid's state layers (LFM2's short convolutions)
+        held += list((getattr(layer, name, None) or {}).values())
     return distinct_storage_bytes(t for h in held for t in (h if isinstance(h, tuple) else (h,)))
 
 
