@@ -371,3 +371,33 @@ def test_absent_q_lora_rank_is_transformers_default():
     cfg = {k: v for k, v in resolve_catalog("deepseek-v2-lite").hf_config.items() if k != "q_lora_rank"}
     cfg["num_hidden_layers"] = 2
     assert spec_from_config(cfg, "x").params == meta_param_count(cfg)
+
+
+@requires_torch
+@pytest.mark.trace
+@pytest.mark.parametrize("q_lora_rank", [24, None])
+def test_kimi_k2_is_read_and_built_as_deepseek_v3(q_lora_rank):
+    """Kimi K2's ``model_type: kimi_k2`` is DeepSeek-V3's own remote code (architectures DeepseekV3ForCausalLM):
+    the built-in reader's count and tied embeddings equal transformers' DeepseekV3ForCausalLM built from the same
+    config (``trace/build.py: equivalent_config``), tensor by tensor where there is no MoE, and equal the count of
+    the config read as deepseek_v3; llama.cpp's deepseek2 stays DeepSeek's row."""
+    from meta_build import meta_count_and_tied
+
+    from vramscope.model.families import by_gguf_arch
+    from vramscope.trace.build import equivalent_config
+
+    mla = dict(kv_lora_rank=16, q_lora_rank=q_lora_rank, qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=8)
+    for moe in ({}, dict(n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=16, n_shared_experts=1,
+                         first_k_dense_replace=1, n_group=1, topk_group=1)):
+        cfg = {"model_type": "kimi_k2", "architectures": ["DeepseekV3ForCausalLM"], **_SMALL, **mla, **moe}
+        spec = spec_from_config(cfg, "kimi")
+        assert spec.layout != "meta" and spec.mla is not None
+        assert (spec.params, spec.tie_embeddings) == meta_count_and_tied(cfg)
+        assert spec.params == spec_from_config({**cfg, "model_type": "deepseek_v3"}, "v3").params
+        native, arch = equivalent_config(cfg)
+        assert native["model_type"] == "deepseek_v3" and arch == "DeepseekV3ForCausalLM"
+        if not moe:
+            from meta_build import _build_native
+
+            assert _expanded(spec) == _names(_build_native(cfg)[0])
+    assert by_gguf_arch("deepseek2").name == "deepseek"

@@ -425,7 +425,8 @@ def processor(size: int, size_vram: int) -> str:
 _ARCH = {"llama": "llama", "mistral": "llama", "mixtral": "llama", "qwen2": "qwen2", "qwen3": "qwen3",
          "qwen3_moe": "qwen3moe", "qwen2_moe": "qwen2moe", "gemma": "gemma", "gemma2": "gemma2",
          "gemma3": "gemma3", "gemma3_text": "gemma3", "phi": "phi2", "phi3": "phi3", "deepseek_v2": "deepseek2",
-         "deepseek_v3": "deepseek2", "cohere": "command-r", "stablelm": "stablelm", "chatglm": "chatglm",
+         "deepseek_v3": "deepseek2", "kimi_k2": "deepseek2", "cohere": "command-r", "stablelm": "stablelm",
+         "chatglm": "chatglm",
          "falcon": "falcon", "starcoder2": "starcoder2", "internlm2": "internlm2", "gpt_oss": "gptoss"}
 
 

@@ -145,6 +145,13 @@ FAMILIES: tuple[Family, ...] = (
            source="InternLM modeling_internlm2.py / modeling_internlm3.py (remote code)", trace_as="internlm"),
     Family("chatglm", ("chatglm",), ("chatglm",), source="THUDM modeling_chatglm.py (remote code)",
            trace_as="chatglm"),
+    # Kimi K2 (model_type kimi_k2): its remote code is DeepSeek-V3's own (auto_map: configuration_deepseek
+    # .DeepseekV3Config, modeling_deepseek.DeepseekV3ForCausalLM; architectures DeepseekV3ForCausalLM), so the
+    # trace builds transformers' DeepseekV3ForCausalLM; the remote code keeps no module in fp32 (weights.py)
+    # (no GGUF row of its own: llama.cpp writes it as deepseek2, which stays DeepSeek's row)
+    Family("kimi_k2", ("kimi_k2",), (), source="Moonshot modeling_deepseek.py (remote code: DeepSeek-V3's)",
+           trace_as="deepseek_v3",
+           all_linear_moe={"gate": True, "expert": True, "shared_expert": False, "mlp": False}),
 )
 
 _BY_MODEL_TYPE = {mt: f for f in FAMILIES for mt in f.model_types}

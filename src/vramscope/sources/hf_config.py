@@ -794,6 +794,7 @@ _FAMILIES: dict[str, Callable[[_Reader, str, str], ModelSpec]] = {
     "qwen3_moe": _qwen_moe,
     "deepseek_v2": _deepseek,
     "deepseek_v3": _deepseek,
+    "kimi_k2": _deepseek,  # remote code: DeepSeek-V3's configuration_deepseek.py / modeling_deepseek.py
     "phi3": _phi3,
     "phi": _phi,
     "falcon": _falcon,

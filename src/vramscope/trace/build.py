@@ -21,8 +21,8 @@ def equivalent_config(cfg: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """(config, architecture) that transformers builds natively with the same tensors.
 
     Remote-code families are never run: Baichuan (W_pack = fused q,k,v; ALiBi has no parameters) and
-    InternLM2/3 (wqkv, w1/w3/w2) are built as Llama, ChatGLM (query_key_value, dense_h_to_4h = gate_up) as GLM
-    (``Family.trace_as`` names the conversion).
+    InternLM2/3 (wqkv, w1/w3/w2) are built as Llama, ChatGLM (query_key_value, dense_h_to_4h = gate_up) as GLM,
+    Kimi K2 (DeepSeek-V3's own remote code) as DeepSeek-V3 (``Family.trace_as`` names the conversion).
     """
     mt = cfg.get("model_type")
     how = by_model_type(mt).trace_as if isinstance(mt, str) else ""
@@ -45,6 +45,8 @@ def equivalent_config(cfg: dict[str, Any]) -> tuple[dict[str, Any], str]:
                 "head_dim": cfg.get("kv_channels", cfg["hidden_size"] // cfg["num_attention_heads"]),
                 "vocab_size": cfg["padded_vocab_size"], "attention_bias": cfg.get("add_qkv_bias", False),
                 "tie_word_embeddings": False}, "GlmForCausalLM"
+    if how == "deepseek_v3":  # Kimi K2: DeepSeek-V3's remote code under a model_type of its own
+        return {**cfg, "model_type": "deepseek_v3"}, "DeepseekV3ForCausalLM"
     return cfg, (cfg.get("architectures") or [""])[0]
 
 
