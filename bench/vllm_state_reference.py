@@ -70,14 +70,9 @@ def hf_config(model_type: str, overrides: dict):
     return transformers.AutoConfig.for_model(model_type, **overrides)
 
 
-def run(model_type: str, arch: str, overrides: dict, max_len: int, avail: int, dtype: str, ssm_dtype: str,
-        tp: int) -> dict:
-    import torch
-    from vllm.model_executor.models import ModelRegistry
-    from vllm.model_executor.models.config import HybridAttentionMambaModelConfig
-    from vllm.v1 import kv_cache_interface as ki
-    from vllm.v1.core import kv_cache_utils as ku
-
+def layer_shapes(model_type: str, overrides: dict):
+    """The config, its text config, layer kinds, attention and mamba layer indices, KV heads and head size, as
+    both vLLM versions' runs read them."""
     cfg = hf_config(model_type, overrides)
     text = cfg.get_text_config()
     kinds = list(text.layer_types)
@@ -89,6 +84,18 @@ def run(model_type: str, arch: str, overrides: dict, max_len: int, avail: int, d
             or text.hidden_size // heads) if attn else 0
     if model_type == "zamba2":  # Zamba2's shared attention runs on the doubled hidden state (vLLM zamba2.py)
         head = getattr(text, "attention_head_dim", None) or 2 * text.hidden_size // text.num_attention_heads
+    return cfg, text, kinds, attn, mamba, kv_heads, head
+
+
+def run(model_type: str, arch: str, overrides: dict, max_len: int, avail: int, dtype: str, ssm_dtype: str,
+        tp: int) -> dict:
+    import torch
+    from vllm.model_executor.models import ModelRegistry
+    from vllm.model_executor.models.config import HybridAttentionMambaModelConfig
+    from vllm.v1 import kv_cache_interface as ki
+    from vllm.v1.core import kv_cache_utils as ku
+
+    cfg, text, kinds, attn, mamba, kv_heads, head = layer_shapes(model_type, overrides)
     torch_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
     parallel = NS(tensor_parallel_size=tp, decode_context_parallel_size=1)
     model_config = NS(
@@ -220,17 +227,7 @@ def run_v33(model_type: str, arch: str, overrides: dict, max_len: int, avail: tu
 
     from vllm_kv_reference import v33_config
 
-    cfg = hf_config(model_type, overrides)
-    text = cfg.get_text_config()
-    kinds = list(text.layer_types)
-    attn = [i for i, t in enumerate(kinds) if t in ("full_attention", "hybrid", "attention")]
-    mamba = [i for i, t in enumerate(kinds) if t in ("linear_attention", "hybrid", "mamba")]
-    heads = getattr(text, "num_attention_heads", 0) if attn else 0
-    kv_heads = (getattr(text, "num_key_value_heads", None) or heads) if attn else 0
-    head = (getattr(text, "head_dim", None) or getattr(text, "attention_head_dim", None)
-            or text.hidden_size // heads) if attn else 0
-    if model_type == "zamba2":  # Zamba2's shared attention runs on the doubled hidden state (vLLM zamba2.py)
-        head = getattr(text, "attention_head_dim", None) or 2 * text.hidden_size // text.num_attention_heads
+    cfg, text, kinds, attn, mamba, kv_heads, head = layer_shapes(model_type, overrides)
     torch_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
     mnbt = 2048
     vc = v33_config(max_len, mnbt, False, kv_transfer_config=None)
