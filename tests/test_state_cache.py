@@ -269,3 +269,45 @@ def test_xlstm_cache():
     assert prefill == _ours(spec, PROMPT, "prefill")
     assert held(out.cache) == held(gen.cache) == _ours(spec, PROMPT + STEPS, "decode")
     assert prefill[0] == BATCH * 2 * (64 * 128 + 64 + 1) * 2
+
+
+def test_xlstm_note_names_no_conv_state(tmp_path):
+    """xLSTM's mLSTM layers keep only a recurrent state: the transformers note says so instead of naming a conv
+    state that the cache does not hold (in both languages)."""
+    import contextlib
+    import io
+    import json
+
+    from vramscope.cli import main
+
+    cfg = {"model_type": "xlstm", "vocab_size": 50304, "hidden_size": 4096, "num_heads": 8, "num_blocks": 32,
+           "num_hidden_layers": 32, "qk_dim_factor": 0.5, "v_dim_factor": 1.0, "torch_dtype": "bfloat16"}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    for lang, head in (("en", "recurrent layers (xLSTMLayer)"), ("zh", "循环层（xLSTMLayer）")):
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            assert main(["estimate", str(tmp_path), "--json", "--lang", lang]) == 0
+        notes = [a for a in json.loads(buf.getvalue())["assumptions"] if a.startswith(head)]
+        assert len(notes) == 1, notes
+        assert ("no conv state" if lang == "en" else "没有卷积状态") in notes[0]
+        assert "keep a conv state" not in notes[0] and "保存固定大小的卷积状态" not in notes[0]
+
+
+@requires_torch
+def test_meta_device_estimate_writes_nothing_on_stderr(tmp_path):
+    """A config built on the meta device (xLSTM is not built in) prints its estimate and nothing on stderr: the
+    torchao that transformers' quantizer table imports (the trace extra pins it) logs its CUDA kernels failing
+    to load on a CPU, and torch's pytree logs deprecations; neither belongs in a memory estimate. A fresh
+    process, since an earlier import in this one would hide the lines."""
+    import json
+    import subprocess
+    import sys
+
+    cfg = {"model_type": "xlstm", "vocab_size": 50304, "hidden_size": 4096, "num_heads": 8, "num_blocks": 32,
+           "num_hidden_layers": 32, "qk_dim_factor": 0.5, "v_dim_factor": 1.0, "torch_dtype": "bfloat16"}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    run = subprocess.run([sys.executable, "-m", "vramscope", "estimate", str(tmp_path)], capture_output=True,
+                         text=True, timeout=300, env={**__import__("os").environ, "VRAMSCOPE_LANG": "en"})
+    assert run.returncode == 0, run.stderr
+    assert "6.87B parameters" in run.stdout
+    assert run.stderr == ""

@@ -706,6 +706,14 @@ MESSAGES: dict[str, dict[str, str]] = {
               "每条序列 {mib} MiB（{batch} 条共 {total_mib} MiB），与长度无关，按 transformers {version} 的存储方式；"
               "K/V 只在 {kv_layers} 个注意力层中",
     },
+    "a_state_cache_noconv": {
+        "en": "recurrent layers ({mixer}): {layers} of {n} layers keep a recurrent state ({rec}) of fixed size and no "
+              "conv state, {mib} MiB per sequence ({total_mib} MiB for {batch}) whatever the length, as "
+              "transformers {version} stores them; keys and values only in the {kv_layers} attention layers",
+        "zh": "循环层（{mixer}）：{n} 层中有 {layers} 层保存固定大小的循环状态（{rec}），没有卷积状态，"
+              "每条序列 {mib} MiB（{batch} 条共 {total_mib} MiB），与长度无关，按 transformers {version} 的存储方式；"
+              "K/V 只在 {kv_layers} 个注意力层中",
+    },
     "a_state_engines": {
         "en": "recurrent / state-space layers ({mixer}, {layers} layers): their conv and recurrent states are "
               "modelled as each engine stores them (transformers, vLLM, llama.cpp, Ollama's estimate, SGLang's mamba "

@@ -242,7 +242,9 @@ def _state_notes(spec, batch: int, layout, b: float, version: str, v, notes: lis
     n = len(st.kinds)
     per_seq = sum(state_layer_bytes(spec, i, 1, layout, b) for i in range(n))
     dtype_name = {4.0: "fp32", 2.0: "16-bit", 1.0: "8-bit"}
-    notes.append(Assumption("a_state_cache", {
+    # a mixer with no convolution (xLSTM's mLSTM) keeps only its recurrent state: the note must not name a conv state
+    key = "a_state_cache" if any(st.conv_values) else "a_state_cache_noconv"
+    notes.append(Assumption(key, {
         "mixer": st.mixer or "?", "layers": sum(k in ("state", "hybrid", "hybrid_sliding") for k in st.kinds),
         "n": n, "mib": f"{per_seq / 2**20:.2f}", "batch": batch, "total_mib": f"{batch * per_seq / 2**20:.2f}",
         "kv_layers": sum(st.has_kv(i) for i in range(n)), "version": version,

@@ -135,6 +135,15 @@ def _cached(key: str, name: str, origin: str, model_type: str, built_in: int) ->
 
 
 def _spec_from_meta(cfg: dict[str, Any], name: str, origin: str, model_type: str, built_in: int) -> ModelSpec:
+    from ..trace.build import quiet_libraries
+
+    # transformers' quantizer table imports torchao where it is installed (the trace extra pins it), whose CUDA
+    # kernels fail to load on a CPU and log it: nothing a memory estimate needs on stderr
+    with quiet_libraries():
+        return _spec_from_meta_quiet(cfg, name, origin, model_type, built_in)
+
+
+def _spec_from_meta_quiet(cfg: dict[str, Any], name: str, origin: str, model_type: str, built_in: int) -> ModelSpec:
     import transformers
 
     version = transformers.__version__

@@ -2,11 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
 
 from ..errors import VramscopeError
 from ..model.families import by_model_type
 from ..sources.base import ResolvedModel
+
+
+@contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """No warnings or log lines from torch and transformers while the model code runs: deprecation notices,
+    config fix-ups and fake tensors' logged failures (the failure itself is reported in one line)."""
+    import logging
+    import warnings
+
+    loggers = [logging.getLogger(n) for n in ("torch._subclasses.fake_tensor", "torch.distributed", "transformers",
+                                             "peft", "torch", "torch.utils._pytree", "torchao")]
+    levels = [lg.level for lg in loggers]
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_level: Optional[int] = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+    except ImportError:
+        hf_level = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
+            if hf_level is not None:
+                hf_logging.set_verbosity(hf_level)
+
 
 
 def require_torch(extra: tuple[str, ...] = ()) -> None:

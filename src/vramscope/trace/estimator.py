@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import sys
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import replace
 from functools import partial
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 from ..errors import Text, VramscopeError
 from ..i18n import register
@@ -28,7 +28,7 @@ from ..memory.overhead import CONTEXT_NOMINAL, NCCL, cublas_workspace, runtime_o
 from ..result import Assumption, Estimate, ModelInfo
 from ..sources.base import ResolvedModel
 from ..workload import Workload
-from .build import (apply_lora, build_model, checkpoint_layers, op_selective_checkpointing, require_torch,
+from .build import (apply_lora, quiet_libraries, build_model, checkpoint_layers, op_selective_checkpointing, require_torch,
                     selective_attention_checkpointing)
 from .preflight import DEFAULT_TIMEOUT_S, check_traceable, estimate_command
 from .runner import make_optimizer, run_inference, run_training
@@ -61,36 +61,6 @@ def _torch_dtype(name: str) -> Any:
     import torch
 
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
-
-
-@contextmanager
-def quiet_libraries() -> Iterator[None]:
-    """No warnings or log lines from torch and transformers while the model code runs: deprecation notices,
-    config fix-ups and fake tensors' logged failures (the failure itself is reported in one line)."""
-    import logging
-    import warnings
-
-    loggers = [logging.getLogger(n) for n in ("torch._subclasses.fake_tensor", "torch.distributed", "transformers",
-                                             "peft", "torch", "torch.utils._pytree", "torchao")]
-    levels = [lg.level for lg in loggers]
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_level: Optional[int] = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()
-    except ImportError:
-        hf_level = None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for lg in loggers:
-            lg.setLevel(logging.CRITICAL)
-        try:
-            yield
-        finally:
-            for lg, level in zip(loggers, levels):
-                lg.setLevel(level)
-            if hf_level is not None:
-                hf_logging.set_verbosity(hf_level)
 
 
 def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[str], None]] = None,
