@@ -97,14 +97,18 @@ def shrink(cfg: dict) -> dict:
     _set_first(c, ("num_key_value_heads", "num_kv_heads"), kv2)
     if "multi_query_group_num" in c:
         c["multi_query_group_num"] = kv2 if c.get("multi_query_attention") else c["multi_query_group_num"]
-    explicit_head_dim = any(c.get(k) for k in ("head_dim", "kv_channels", "d_kv"))
-    for k in ("head_dim", "kv_channels", "d_kv"):
+    explicit_head_dim = any(c.get(k) for k in ("head_dim", "kv_channels", "d_kv", "attention_head_dim"))
+    old_head_dim = next((c[k] for k in ("head_dim", "kv_channels", "d_kv") if c.get(k)), None)
+    for k in ("head_dim", "kv_channels", "d_kv", "attention_head_dim"):
         if k in c:
             c[k] = HEAD_DIM
+    if c.get("rotary_dim") and old_head_dim:  # MiniMax-M2: partial RoPE as a width (64 of 128), kept in ratio
+        c["rotary_dim"] = HEAD_DIM * c["rotary_dim"] // old_head_dim
     hidden = 64 if explicit_head_dim and mt not in ("chatglm", "t5") else heads2 * HEAD_DIM
     _set_first(c, ("hidden_size", "n_embd", "d_model"), hidden)
     _set_first(c, ("intermediate_size", "ffn_hidden_size", "n_inner", "d_ff"), 32)
-    for k, v in (("moe_intermediate_size", 16), ("shared_expert_intermediate_size", 16)):
+    for k, v in (("moe_intermediate_size", 16), ("shared_expert_intermediate_size", 16),
+                 ("moe_shared_expert_intermediate_size", 16), ("moe_latent_size", 16)):
         if k in c:
             c[k] = v
     for k in ("n_routed_experts", "num_local_experts", "num_experts"):
@@ -126,8 +130,21 @@ def shrink(cfg: dict) -> dict:
             c[k] = 0
     if c.get("sliding_window") is not None:
         c["sliding_window"] = WINDOW
+    if c.get("sliding_window_size") is not None:  # MiMo-V2-Flash: transformers' window is this + 1
+        c["sliding_window_size"] = WINDOW - 1
+    if c.get("v_head_dim") and "kv_lora_rank" not in c:  # values narrower than keys (MiMo-V2-Flash: 128 of 192)
+        c["v_head_dim"] = HEAD_DIM // 2
     # enough layers for the real layer-type pattern: Gemma 3 slides 5 of every 6, Gemma 2 every other one
     layers = 6 if mt in ("gemma3_text",) else 2
+    _shrink_states(c)
+    # hybrids: up to the first attention layer, past the recurrent / MLP / MoE layers before it (Nemotron-H's
+    # pattern string or block-type list; Qwen3-Next's every full_attention_interval-th layer)
+    if c.get("full_attention_interval"):
+        layers = c["full_attention_interval"]
+    for key, attention in (("hybrid_override_pattern", "*"), ("layers_block_type", "attention")):
+        if isinstance(c.get(key), (str, list)) and attention in c[key]:
+            layers = list(c[key]).index(attention) + 1
+            c[key] = c[key][:layers]
     if "max_window_layers" in c:
         c["max_window_layers"] = min(c["max_window_layers"], 1)
     _set_first(c, ("num_hidden_layers", "n_layer", "num_layers"), layers)
@@ -140,6 +157,20 @@ def shrink(cfg: dict) -> dict:
         half = HEAD_DIM // 2
         c["rope_scaling"] = {**rope, "mrope_section": [half - 2 * (half // 4), half // 4, half // 4]}
     return c
+
+
+def _shrink_states(c: dict) -> None:
+    """A recurrent mixer's heads, head sizes, groups and state size made tiny, keeping the ratio of value to key
+    heads (the gated delta net) and the conv kernel."""
+    if c.get("linear_num_key_heads") and c.get("linear_num_value_heads"):
+        c["linear_num_value_heads"] = 2 * (c["linear_num_value_heads"] // c["linear_num_key_heads"])
+        c["linear_num_key_heads"] = 2
+    for k, v in (("linear_key_head_dim", 16), ("linear_value_head_dim", 8), ("mamba_num_heads", 8),
+                 ("mamba_head_dim", 16), ("ssm_state_size", 8), ("chunk_size", 8)):
+        if c.get(k):
+            c[k] = v
+    if c.get("n_groups"):
+        c["n_groups"] = min(c["n_groups"], 2)
 
 
 def _shrink_vision(v: dict) -> dict:
@@ -187,8 +218,11 @@ _PARTS = ("keys", "values", "_quantized_keys", "_quantized_values")
 
 
 def _storage_bytes(layer) -> int:
-    """Bytes of the distinct storages a cache layer's key/value tensors keep alive."""
+    """Bytes of the distinct storages a cache layer's key/value tensors keep alive (and a recurrent layer's conv
+    and recurrent states: ``LinearAttentionLayer``)."""
     held = [getattr(layer, name, None) for name in _PARTS]
+    for name in ("conv_states", "recurrent_states"):
+        held += list((getattr(layer, name, None) or {}).values())
     return distinct_storage_bytes(t for h in held for t in (h if isinstance(h, tuple) else (h,)))
 
 

@@ -287,6 +287,8 @@ def values_per_token(spec: ModelSpec, layer: int, latent_mla: bool, broadcast_kv
         if latent_mla:
             return m.kv_lora_rank + m.qk_rope_head_dim
         return spec.num_heads * (m.qk_head_dim + m.v_head_dim)
+    if spec.kv_values_per_layer and not broadcast_kv and layer < len(spec.kv_values_per_layer):
+        return spec.kv_values_per_layer[layer]
     return 2 * (spec.num_heads if broadcast_kv else spec.num_kv_heads) * spec.head_dim
 
 
@@ -295,6 +297,8 @@ def kv_bytes_per_token(spec: ModelSpec, bytes_per_value: float, layers: int | No
     """Cached bytes per token over ``layers`` layers (all of them by default), no sliding-window cap: what a
     paged engine (vLLM) reserves a token's block slot for."""
     n = spec.num_layers if layers is None else layers
+    if spec.kv_values_per_layer and spec.mla is None:  # layers of different widths (MiMo-V2-Flash)
+        return int(sum(values_per_token(spec, i, False) for i in range(min(n, spec.num_layers))) * bytes_per_value)
     return int(n * values_per_token(spec, 0, latent_mla) * bytes_per_value)
 
 
@@ -322,11 +326,12 @@ def layer_kv_bytes(spec: ModelSpec, tokens: int, batch: int, bytes_per_value: fl
     if layout.quant is not None:
         return [quantized_layer_bytes(spec, tokens, batch, bytes_per_value, layout.quant, layout.phase,
                                       layout.broadcast_kv)] * n
-    per_value = values_per_token(spec, 0, layout.latent_mla, layout.broadcast_kv)
+    per_value = [values_per_token(spec, i, layout.latent_mla, layout.broadcast_kv) for i in range(n)] \
+        if spec.kv_values_per_layer else [values_per_token(spec, 0, layout.latent_mla, layout.broadcast_kv)] * n
     cap = layout.cap_sliding and not layout.all_full and spec.sliding_window
     if spec.state is not None:
         st = spec.state
-        return [(int(batch * (min(tokens, spec.sliding_window) if cap and st.slides(i) else tokens) * per_value
+        return [(int(batch * (min(tokens, spec.sliding_window) if cap and st.slides(i) else tokens) * per_value[i]
                      * bytes_per_value) if st.has_kv(i) else 0)
                 + state_layer_bytes(spec, i, batch, layout, bytes_per_value) for i in range(n)]
     out = []
@@ -335,7 +340,7 @@ def layer_kv_bytes(spec: ModelSpec, tokens: int, batch: int, bytes_per_value: fl
         kept = min(tokens, spec.sliding_window) if cap and spec.layer_type(i) == SLIDING else tokens
         if i in cross:  # Llama-3.2-Vision: the image states (encoder_tokens), never the text
             kept = encoder_tokens
-        values = kept * per_value
+        values = kept * per_value[i]
         if spec.kind == "encoder-decoder":
             values += encoder_tokens * 2 * spec.num_kv_heads * spec.head_dim
         out.append(int(batch * values * bytes_per_value) + layout.scale_bytes_per_layer)
@@ -357,7 +362,8 @@ def kv_cache_bytes(spec: ModelSpec, tokens: int, batch: int, bytes_per_value: fl
         return (kv_cache_bytes(spec, tokens, batch, bytes_per_value, encoder_tokens=encoder_tokens, layout=now)
                 + kv_cache_bytes(spec, max(tokens - 1, 0), batch, bytes_per_value, encoder_tokens=encoder_tokens,
                                  layout=now))
-    if spec.state is not None or layout.quant is not None:  # per layer (states; quantized layers)
+    if spec.state is not None or layout.quant is not None or spec.kv_values_per_layer:
+        # per layer (states; quantized layers; layers of different widths)
         return sum(layer_kv_bytes(spec, tokens, batch, bytes_per_value, layout, encoder_tokens))
     n_layers = _decoder_layers(spec)
     sliding = _sliding_layers(spec, n_layers, layout)

@@ -184,6 +184,11 @@ class ModelSpec:
     attn_softcap: bool = False  # Gemma 2: tanh soft-capping of attention scores
     logit_softcap: bool = False  # Gemma 2: tanh soft-capping of the final logits
     layer_types: tuple[str, ...] = ()
+    #: cached values (keys + values) per token of each decoder layer, where they are not ``2 × num_kv_heads ×
+    #: head_dim`` in every layer: read from each layer's ``k_proj`` / ``v_proj`` widths on the meta device
+    #: (MiMo-V2-Flash, transformers 5.24 ``MiMoV2FlashAttention``: keys of ``head_dim`` 192 and values of
+    #: ``v_head_dim`` 128, twice the KV heads on its sliding layers); empty: uniform
+    kv_values_per_layer: tuple[int, ...] = ()
     #: transformers broadcasts the K/V heads to every query head before caching them (Falcon's
     #: ``new_decoder_architecture``); vLLM and llama.cpp cache ``num_kv_heads``
     kv_broadcast: bool = False
