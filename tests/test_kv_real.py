@@ -119,6 +119,10 @@ def shrink(cfg: dict) -> dict:
     for k in ("n_group", "topk_group"):
         if k in c:
             c[k] = 1
+    if "compress_ratios" in c:  # DeepSeek-V4: tiny compressors and indexer, an HCA rate the prompt reaches
+        c.update(q_lora_rank=24, o_lora_rank=16, o_groups=2, index_n_heads=2, index_head_dim=8, index_topk=4,
+                 compress_rate_hca=8,
+                 qk_rope_head_dim=max(2, HEAD_DIM * c.get("qk_rope_head_dim", 0) // (old_head_dim or HEAD_DIM)))
     if "kv_lora_rank" in c:  # MLA: its own split, and an explicit null q_lora_rank kept null
         c.update(kv_lora_rank=16, qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=8)
         if c.get("q_lora_rank") is not None:
@@ -141,6 +145,10 @@ def shrink(cfg: dict) -> dict:
     # pattern string or block-type list; Qwen3-Next's every full_attention_interval-th layer)
     if c.get("full_attention_interval"):
         layers = c["full_attention_interval"]
+    if isinstance(c.get("compress_ratios"), list):  # DeepSeek-V4: up to the first CSA and HCA layers
+        ratios = c["compress_ratios"]
+        layers = max(ratios.index(r) for r in set(ratios)) + 1
+        c["compress_ratios"] = ratios[:layers]
     for key, attention in (("hybrid_override_pattern", "*"), ("layers_block_type", "attention")):
         if isinstance(c.get(key), (str, list)) and attention in c[key]:
             layers = list(c[key]).index(attention) + 1
@@ -194,7 +202,7 @@ def _shrink_vision(v: dict) -> dict:
     return v
 
 
-def _build(cfg: dict):
+def _build(cfg: dict, dtype: str = "float32"):
     import torch
     import transformers
 
@@ -209,9 +217,9 @@ def _build(cfg: dict):
     cls = getattr(transformers, arch)
     torch.manual_seed(0)
     try:
-        return cls._from_config(config, dtype=torch.float32).eval()
+        return cls._from_config(config, dtype=getattr(torch, dtype)).eval()
     except TypeError:  # transformers before 4.56 names it torch_dtype
-        return cls._from_config(config, torch_dtype=torch.float32).eval()
+        return cls._from_config(config, torch_dtype=getattr(torch, dtype)).eval()
 
 
 _PARTS = ("keys", "values", "_quantized_keys", "_quantized_values")
@@ -219,9 +227,10 @@ _PARTS = ("keys", "values", "_quantized_keys", "_quantized_values")
 
 def _storage_bytes(layer) -> int:
     """Bytes of the distinct storages a cache layer's key/value tensors keep alive (and a recurrent layer's conv
-    and recurrent states: ``LinearAttentionLayer``)."""
+    and recurrent states: ``LinearAttentionLayer``; DeepSeek-V4's compressor buffers, entries and overlap)."""
     held = [getattr(layer, name, None) for name in _PARTS]
-    for name in ("conv_states", "recurrent_states"):
+    for name in ("conv_states", "recurrent_states", "buffer_kv", "buffer_gate", "compressed_kv", "overlap_kv",
+                 "overlap_gate"):
         held += list((getattr(layer, name, None) or {}).values())
     return distinct_storage_bytes(t for h in held for t in (h if isinstance(h, tuple) else (h,)))
 
@@ -233,7 +242,7 @@ def _measured(cache) -> list[int]:
     return [_storage_bytes(layer) for layer in cache.layers]
 
 
-def _run(model, cache, prompt: int, encoder: int):
+def _run(model, cache, prompt: int, encoder: int, steps: int = STEPS):
     """Prefill ``prompt`` tokens then decode STEPS: the per-layer bytes after each."""
     import torch
 
@@ -251,7 +260,7 @@ def _run(model, cache, prompt: int, encoder: int):
     with torch.no_grad():
         model(**kw, **first, past_key_values=cache, use_cache=True)
         after_prefill = _measured(cache)
-        for _ in range(STEPS):
+        for _ in range(steps):
             nxt = torch.randint(1, vocab, (BATCH, 1), generator=g)
             model(**kw, **step(nxt), past_key_values=cache, use_cache=True)
     return after_prefill, _measured(cache)
@@ -285,8 +294,8 @@ def _ours(cfg: dict, tokens: int, phase: str, cache: str, kv_dtype: str = "fp32"
     import transformers
 
     spec = spec_from_config(cfg, "tiny")
-    layout = transformers_layout(spec, transformers.__version__, phase, cache, kv_dtype)
-    b = 1.0 if kv_dtype == "fp8" else 4.0
+    layout = transformers_layout(spec, transformers.__version__, phase, cache, kv_dtype, kv_dtype)
+    b = {"fp8": 1.0, "bf16": 2.0}.get(kv_dtype, 4.0)
     return layer_kv_bytes(spec, tokens, BATCH, b, layout, encoder_tokens=encoder)
 
 
@@ -301,7 +310,9 @@ def test_dynamic_cache_bytes_per_layer(entry, prompt):
     assert decode == _ours(cfg, prompt + STEPS, "decode", "dynamic", encoder=encoder)
 
 
-STATIC = [e for e in ENTRIES if e["config"].get("model_type") not in ("t5",)]
+# DeepSeek-V4's compressor state lives on its own dynamic cache layers: transformers 5.24 says they are "not
+# compatible with StaticCache" (DeepseekV4PreTrainedModel), so generate() never builds one for it
+STATIC = [e for e in ENTRIES if e["config"].get("model_type") not in ("t5", "deepseek_v4")]
 
 
 @pytest.mark.parametrize("entry", STATIC, ids=[e["id"] for e in STATIC])
@@ -356,6 +367,20 @@ def test_fp8_quantized_cache_refuses_sliding_layers():
         _fp8_cache(model)
     spec = spec_from_config(cfg, "tiny")
     assert not transformers_layout(spec, transformers.__version__, "decode", "dynamic", "fp8").all_full
+
+
+@pytest.mark.parametrize("prompt", [3, 8, 12, 16])
+def test_deepseek_v4_compressed_caches_in_bf16(prompt):
+    """DeepSeek-V4's CSA / HCA layers in bf16, at prompts shorter than the CSA rate, equal to either rate and
+    between them, then five decode steps (a window closes on the way): the buffers' storage, the compressed
+    entries and the overlap state (its gate float32 while the rest is bf16) equal vramscope's per layer."""
+    cfg = shrink(_first("deepseek_v4")["config"])
+    model = _build(cfg, "bfloat16")
+    assert sorted(set(model.config.layer_types)) == ["compressed_sparse_attention", "heavily_compressed_attention",
+                                                     "sliding_attention"]
+    prefill, decode = _run(model, _dynamic(model), prompt, 0, steps=5)
+    assert prefill == _ours(cfg, prompt, "prefill", "dynamic", "bf16")
+    assert decode == _ours(cfg, prompt + 5, "decode", "dynamic", "bf16")
 
 
 def test_every_catalog_family_is_run():

@@ -690,6 +690,22 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "非内置架构：张量取自 transformers {version} 在 meta 设备上构建的 {cls}（名称、形状与共享权重均精确）；"
               "KV 缓存与激活按其配置的形状用通用规则估计",
     },
+    "a_meta_kv_widths": {
+        "en": "the layers cache different widths (values per token: {values}): read from transformers {version}'s "
+              "k_proj / v_proj and checked against its real cache objects; vLLM's and llama.cpp's own layouts of "
+              "this model are not read, so their figures assume the standard layout and are not exact",
+        "zh": "各层缓存宽度不同（每词元数值：{values}）：从 transformers {version} 的 k_proj / v_proj 读取，并与其真实"
+              "缓存对象核对；未读取 vLLM 与 llama.cpp 对该模型的布局，它们的数字按标准布局计算，并不精确",
+    },
+    "a_meta_kv_compressed": {
+        "en": "compressed attention layers ({layers}): the sliding window, the compressors' pending tokens, their "
+              "compressed entries and overlap state as transformers {version} keeps them, checked against its real "
+              "cache objects; vLLM's and llama.cpp's own layouts of this model are not read, so their figures "
+              "assume the standard layout and are not exact",
+        "zh": "压缩注意力层（{layers} 层）：滑动窗口、压缩器待压缩的词元、压缩条目与重叠状态按 transformers {version} 的"
+              "保存方式建模，并与其真实缓存对象核对；未读取 vLLM 与 llama.cpp 对该模型的布局，它们的数字按标准布局计算，"
+              "并不精确",
+    },
     "a_meta_recurrent": {
         "en": "this model mixes tokens with recurrent / state-space layers ({mixers}) whose caches are not read "
               "here: their conv and state caches are not modelled, and the KV cache is counted as attention on every "

@@ -264,9 +264,9 @@ def transformers_layout(spec: ModelSpec, version: str, phase: str, cache: str = 
             and spec.state is None:  # QuantizedCache refuses every layer type but full_attention
         return CacheLayout(latent, broadcast, cap_sliding=False, all_full=True, scale_bytes_per_layer=8)
     if cache == "static":
-        return CacheLayout(latent, broadcast, cap_sliding=True, **state)
+        return CacheLayout(latent, broadcast, cap_sliding=True, phase=phase, **state)
     return CacheLayout(latent, broadcast, cap_sliding=phase == "decode" and v >= SLIDING_DYNAMIC_SINCE,
-                       previous_step=phase == "decode" and v < DYNAMIC_BETWEEN_STEPS_SINCE, **state)
+                       previous_step=phase == "decode" and v < DYNAMIC_BETWEEN_STEPS_SINCE, phase=phase, **state)
 
 
 def state_layer_bytes(spec: ModelSpec, layer: int, batch: int, layout: CacheLayout, bytes_per_value: float) -> int:
@@ -278,6 +278,25 @@ def state_layer_bytes(spec: ModelSpec, layer: int, batch: int, layout: CacheLayo
     conv = layout.conv_state_bytes or bytes_per_value
     rec = layout.recurrent_state_bytes or bytes_per_value
     return int(batch * (st.conv_values[layer] * conv + st.recurrent_values[layer] * rec))
+
+
+def compressed_layer_bytes(spec: ModelSpec, layer: int, tokens: int, batch: int, bytes_per_value: float,
+                           layout: CacheLayout) -> int:
+    """One CSA / HCA layer of DeepSeek-V4 (``ModelSpec.compressed``; transformers 5.24, checked on real caches by
+    ``tests/test_kv_real.py``): the sliding window once (K = V), and per compressor the not-yet-compressed
+    ``kv`` and ``gate`` (after the prefill the storage of the whole prompt's projections, of which they are a
+    view; while decoding ``(tokens − 1) mod rate + 1`` tokens, the last concatenation), ``tokens // rate``
+    compressed entries, and for an overlapping (CSA) compressor that has closed a window its last window's
+    ``overlap_kv`` and float32 ``overlap_gate``."""
+    window = min(tokens, spec.sliding_window) if layout.cap_sliding and spec.sliding_window else tokens
+    values = window * spec.num_kv_heads * spec.head_dim * bytes_per_value
+    for rate, entry, width in spec.compressed.compressors[layer]:
+        buffered = tokens if layout.phase == "prefill" else (tokens - 1) % rate + 1
+        entries = tokens // rate
+        values += 2 * buffered * width * bytes_per_value + entries * entry * bytes_per_value
+        if width == 2 * entry and entries:
+            values += rate * entry * (bytes_per_value + 4)
+    return int(batch * values)
 
 
 def values_per_token(spec: ModelSpec, layer: int, latent_mla: bool, broadcast_kv: bool = False) -> int:
@@ -329,6 +348,10 @@ def layer_kv_bytes(spec: ModelSpec, tokens: int, batch: int, bytes_per_value: fl
     per_value = [values_per_token(spec, i, layout.latent_mla, layout.broadcast_kv) for i in range(n)] \
         if spec.kv_values_per_layer else [values_per_token(spec, 0, layout.latent_mla, layout.broadcast_kv)] * n
     cap = layout.cap_sliding and not layout.all_full and spec.sliding_window
+    if spec.compressed is not None:
+        return [compressed_layer_bytes(spec, i, tokens, batch, bytes_per_value, layout) if spec.compressed.has(i)
+                else int(batch * (min(tokens, spec.sliding_window) if cap and spec.layer_type(i) == SLIDING
+                                  else tokens) * per_value[i] * bytes_per_value) for i in range(n)]
     if spec.state is not None:
         st = spec.state
         return [(int(batch * (min(tokens, spec.sliding_window) if cap and st.slides(i) else tokens) * per_value[i]
@@ -362,7 +385,7 @@ def kv_cache_bytes(spec: ModelSpec, tokens: int, batch: int, bytes_per_value: fl
         return (kv_cache_bytes(spec, tokens, batch, bytes_per_value, encoder_tokens=encoder_tokens, layout=now)
                 + kv_cache_bytes(spec, max(tokens - 1, 0), batch, bytes_per_value, encoder_tokens=encoder_tokens,
                                  layout=now))
-    if spec.state is not None or layout.quant is not None or spec.kv_values_per_layer:
+    if spec.state is not None or layout.quant is not None or spec.kv_values_per_layer or spec.compressed:
         # per layer (states; quantized layers; layers of different widths)
         return sum(layer_kv_bytes(spec, tokens, batch, bytes_per_value, layout, encoder_tokens))
     n_layers = _decoder_layers(spec)
