@@ -383,6 +383,24 @@ def test_deepseek_v4_compressed_caches_in_bf16(prompt):
     assert decode == _ours(cfg, prompt + 5, "decode", "dynamic", "bf16")
 
 
+def test_deepseek_v4_static_cache_is_its_dynamic_cache():
+    """transformers gives DeepSeek-V4 no static cache (its compressor state lives on its own dynamic layers; the
+    static layer table has no compressed attention: ``StaticCache(config=...)`` raises), so ``--cache static``
+    counts the dynamic cache."""
+    import transformers
+    from transformers import StaticCache
+
+    cfg = shrink(_first("deepseek_v4")["config"])
+    model = _build(cfg)
+    with pytest.raises(KeyError, match="compressed_sparse_attention"):
+        StaticCache(config=model.config, max_cache_len=PROMPT + STEPS)
+    spec = spec_from_config(cfg, "tiny")
+    for phase, tokens in (("prefill", PROMPT), ("decode", PROMPT + STEPS)):
+        static = transformers_layout(spec, transformers.__version__, phase, "static", "fp32")
+        dynamic = transformers_layout(spec, transformers.__version__, phase, "dynamic", "fp32")
+        assert layer_kv_bytes(spec, tokens, BATCH, 4.0, static) == layer_kv_bytes(spec, tokens, BATCH, 4.0, dynamic)
+
+
 def test_every_catalog_family_is_run():
     families = {e["config"].get("model_type") for e in catalog.entries()} - {"bert", "roberta"}
     assert families == {e["config"].get("model_type") for e in ENTRIES}

@@ -557,6 +557,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "sliding-window layers ({window} tokens): this transformers keeps every token in them too (DynamicSlidingWindowLayer came in {since})",
         "zh": "滑动窗口层（{window} 个 token）：此版本 transformers 在这些层也保留全部 token（DynamicSlidingWindowLayer 自 {since} 起才有）",
     },
+    "a_kv_static_compressed": {
+        "en": "static cache: transformers {version} builds none for this model (its compressors' state lives on its own "
+              "dynamic cache layers), so the dynamic cache it runs with is counted",
+        "zh": "静态缓存：transformers {version} 不为该模型构建静态缓存（其压缩器状态保存在它自己的动态缓存层中），因此按其实际使用的"
+              "动态缓存计算",
+    },
     "a_sliding_static": {
         "en": "static cache: sliding-window layers preallocate min(context, {window}) tokens, the others the whole context",
         "zh": "静态缓存：滑动窗口层预分配 min(上下文, {window}) 个 token，其他层预分配整个上下文",

@@ -263,7 +263,10 @@ def transformers_layout(spec: ModelSpec, version: str, phase: str, cache: str = 
     if kv_dtype in FP8_CACHE_DTYPES and cache == "dynamic" and v >= FP8_CACHE_SINCE and not spec.sliding_window \
             and spec.state is None:  # QuantizedCache refuses every layer type but full_attention
         return CacheLayout(latent, broadcast, cap_sliding=False, all_full=True, scale_bytes_per_layer=8)
-    if cache == "static":
+    # DeepSeek-V4's compressor state lives on its own dynamic cache layers: transformers builds it no static cache
+    # ("isn't compatible with StaticCache", DeepseekV4PreTrainedModel, 5.24: StaticCache(config=...) raises a
+    # KeyError for its compressed layer types), so its dynamic cache is what runs
+    if cache == "static" and spec.compressed is None:
         return CacheLayout(latent, broadcast, cap_sliding=True, phase=phase, **state)
     return CacheLayout(latent, broadcast, cap_sliding=phase == "decode" and v >= SLIDING_DYNAMIC_SINCE,
                        previous_step=phase == "decode" and v < DYNAMIC_BETWEEN_STEPS_SINCE, phase=phase, **state)
