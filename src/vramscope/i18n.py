@@ -557,6 +557,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "sliding-window layers ({window} tokens): this transformers keeps every token in them too (DynamicSlidingWindowLayer came in {since})",
         "zh": "滑动窗口层（{window} 个 token）：此版本 transformers 在这些层也保留全部 token（DynamicSlidingWindowLayer 自 {since} 起才有）",
     },
+    "a_kv_static_compressed": {
+        "en": "static cache: transformers {version} builds none for this model (its compressors' state lives on its own "
+              "dynamic cache layers), so the dynamic cache it runs with is counted",
+        "zh": "静态缓存：transformers {version} 不为该模型构建静态缓存（其压缩器状态保存在它自己的动态缓存层中），因此按其实际使用的"
+              "动态缓存计算",
+    },
     "a_sliding_static": {
         "en": "static cache: sliding-window layers preallocate min(context, {window}) tokens, the others the whole context",
         "zh": "静态缓存：滑动窗口层预分配 min(上下文, {window}) 个 token，其他层预分配整个上下文",
@@ -689,6 +695,22 @@ MESSAGES: dict[str, dict[str, str]] = {
               "shapes and ties); KV cache and activations from its config's shape with the generic rules",
         "zh": "非内置架构：张量取自 transformers {version} 在 meta 设备上构建的 {cls}（名称、形状与共享权重均精确）；"
               "KV 缓存与激活按其配置的形状用通用规则估计",
+    },
+    "a_meta_kv_widths": {
+        "en": "the layers cache different widths (values per token: {values}): read from transformers {version}'s "
+              "k_proj / v_proj and checked against its real cache objects; vLLM's and llama.cpp's own layouts of "
+              "this model are not read, so their figures assume the standard layout and are not exact",
+        "zh": "各层缓存宽度不同（每词元数值：{values}）：从 transformers {version} 的 k_proj / v_proj 读取，并与其真实"
+              "缓存对象核对；未读取 vLLM 与 llama.cpp 对该模型的布局，它们的数字按标准布局计算，并不精确",
+    },
+    "a_meta_kv_compressed": {
+        "en": "compressed attention layers ({layers}): the sliding window, the compressors' pending tokens, their "
+              "compressed entries and overlap state as transformers {version} keeps them, checked against its real "
+              "cache objects; vLLM's and llama.cpp's own layouts of this model are not read, so their figures "
+              "assume the standard layout and are not exact",
+        "zh": "压缩注意力层（{layers} 层）：滑动窗口、压缩器待压缩的词元、压缩条目与重叠状态按 transformers {version} 的"
+              "保存方式建模，并与其真实缓存对象核对；未读取 vLLM 与 llama.cpp 对该模型的布局，它们的数字按标准布局计算，"
+              "并不精确",
     },
     "a_meta_recurrent": {
         "en": "this model mixes tokens with recurrent / state-space layers ({mixers}) whose caches are not read "

@@ -209,8 +209,10 @@ def transformers_kv(spec, seq: int, batch: int, kv_dtype: str, cache: str, notes
     elif kv_dtype in FP8_CACHE_DTYPES and cache == "dynamic":
         notes.append(Assumption("a_kv_fp8_sliding" if spec.sliding_window and v >= FP8_CACHE_SINCE
                                 else "a_kv_fp8_none", {"version": version, "since": since_fp8}))
+    if cache == "static" and spec.compressed is not None:
+        notes.append(Assumption("a_kv_static_compressed", {"version": version}))
     if not layouts["decode"].all_full and spec.sliding_window:
-        if cache == "static":
+        if cache == "static" and spec.compressed is None:
             notes.append(Assumption("a_sliding_static", {"window": spec.sliding_window}))
         elif v >= SLIDING_DYNAMIC_SINCE:
             notes.append(Assumption("a_sliding", {"window": spec.sliding_window, "shown": spec.sliding_window - 1}))

@@ -264,10 +264,13 @@ def transformers_layout(spec: ModelSpec, version: str, phase: str, cache: str = 
     if kv_dtype in FP8_CACHE_DTYPES and cache == "dynamic" and v >= FP8_CACHE_SINCE and not spec.sliding_window \
             and spec.state is None:  # QuantizedCache refuses every layer type but full_attention
         return CacheLayout(latent, broadcast, cap_sliding=False, all_full=True, scale_bytes_per_layer=8)
-    if cache == "static":
-        return CacheLayout(latent, broadcast, cap_sliding=True, **state)
+    # DeepSeek-V4's compressor state lives on its own dynamic cache layers: transformers builds it no static cache
+    # ("isn't compatible with StaticCache", DeepseekV4PreTrainedModel, 5.24: StaticCache(config=...) raises a
+    # KeyError for its compressed layer types), so its dynamic cache is what runs
+    if cache == "static" and spec.compressed is None:
+        return CacheLayout(latent, broadcast, cap_sliding=True, phase=phase, **state)
     return CacheLayout(latent, broadcast, cap_sliding=phase == "decode" and v >= SLIDING_DYNAMIC_SINCE,
-                       previous_step=phase == "decode" and v < DYNAMIC_BETWEEN_STEPS_SINCE, **state)
+                       previous_step=phase == "decode" and v < DYNAMIC_BETWEEN_STEPS_SINCE, phase=phase, **state)
 
 
 def state_layer_bytes(spec: ModelSpec, layer: int, batch: int, layout: CacheLayout, bytes_per_value: float) -> int:
@@ -281,6 +284,25 @@ def state_layer_bytes(spec: ModelSpec, layer: int, batch: int, layout: CacheLayo
     return int(batch * (st.conv_values[layer] * conv + st.recurrent_values[layer] * rec))
 
 
+def compressed_layer_bytes(spec: ModelSpec, layer: int, tokens: int, batch: int, bytes_per_value: float,
+                           layout: CacheLayout) -> int:
+    """One CSA / HCA layer of DeepSeek-V4 (``ModelSpec.compressed``; transformers 5.24, checked on real caches by
+    ``tests/test_kv_real.py``): the sliding window once (K = V), and per compressor the not-yet-compressed
+    ``kv`` and ``gate`` (after the prefill the storage of the whole prompt's projections, of which they are a
+    view; while decoding ``(tokens − 1) mod rate + 1`` tokens, the last concatenation), ``tokens // rate``
+    compressed entries, and for an overlapping (CSA) compressor that has closed a window its last window's
+    ``overlap_kv`` and float32 ``overlap_gate``."""
+    window = min(tokens, spec.sliding_window) if layout.cap_sliding and spec.sliding_window else tokens
+    values = window * spec.num_kv_heads * spec.head_dim * bytes_per_value
+    for rate, entry, width in spec.compressed.compressors[layer]:
+        buffered = tokens if layout.phase == "prefill" else (tokens - 1) % rate + 1
+        entries = tokens // rate
+        values += 2 * buffered * width * bytes_per_value + entries * entry * bytes_per_value
+        if width == 2 * entry and entries:
+            values += rate * entry * (bytes_per_value + 4)
+    return int(batch * values)
+
+
 def values_per_token(spec: ModelSpec, layer: int, latent_mla: bool, broadcast_kv: bool = False) -> int:
     """Cached values (keys + values) per token in one layer."""
     if spec.mla is not None:
@@ -288,6 +310,8 @@ def values_per_token(spec: ModelSpec, layer: int, latent_mla: bool, broadcast_kv
         if latent_mla:
             return m.kv_lora_rank + m.qk_rope_head_dim
         return spec.num_heads * (m.qk_head_dim + m.v_head_dim)
+    if spec.kv_values_per_layer and not broadcast_kv and layer < len(spec.kv_values_per_layer):
+        return spec.kv_values_per_layer[layer]
     return 2 * (spec.num_heads if broadcast_kv else spec.num_kv_heads) * spec.head_dim
 
 
@@ -296,6 +320,8 @@ def kv_bytes_per_token(spec: ModelSpec, bytes_per_value: float, layers: int | No
     """Cached bytes per token over ``layers`` layers (all of them by default), no sliding-window cap: what a
     paged engine (vLLM) reserves a token's block slot for."""
     n = spec.num_layers if layers is None else layers
+    if spec.kv_values_per_layer and spec.mla is None:  # layers of different widths (MiMo-V2-Flash)
+        return int(sum(values_per_token(spec, i, False) for i in range(min(n, spec.num_layers))) * bytes_per_value)
     return int(n * values_per_token(spec, 0, latent_mla) * bytes_per_value)
 
 
@@ -323,11 +349,16 @@ def layer_kv_bytes(spec: ModelSpec, tokens: int, batch: int, bytes_per_value: fl
     if layout.quant is not None:
         return [quantized_layer_bytes(spec, tokens, batch, bytes_per_value, layout.quant, layout.phase,
                                       layout.broadcast_kv)] * n
-    per_value = values_per_token(spec, 0, layout.latent_mla, layout.broadcast_kv)
+    per_value = [values_per_token(spec, i, layout.latent_mla, layout.broadcast_kv) for i in range(n)] \
+        if spec.kv_values_per_layer else [values_per_token(spec, 0, layout.latent_mla, layout.broadcast_kv)] * n
     cap = layout.cap_sliding and not layout.all_full and spec.sliding_window
+    if spec.compressed is not None:
+        return [compressed_layer_bytes(spec, i, tokens, batch, bytes_per_value, layout) if spec.compressed.has(i)
+                else int(batch * (min(tokens, spec.sliding_window) if cap and spec.layer_type(i) == SLIDING
+                                  else tokens) * per_value[i] * bytes_per_value) for i in range(n)]
     if spec.state is not None:
         st = spec.state
-        return [(int(batch * (min(tokens, spec.sliding_window) if cap and st.slides(i) else tokens) * per_value
+        return [(int(batch * (min(tokens, spec.sliding_window) if cap and st.slides(i) else tokens) * per_value[i]
                      * bytes_per_value) if st.has_kv(i) else 0)
                 + state_layer_bytes(spec, i, batch, layout, bytes_per_value) for i in range(n)]
     out = []
@@ -336,7 +367,7 @@ def layer_kv_bytes(spec: ModelSpec, tokens: int, batch: int, bytes_per_value: fl
         kept = min(tokens, spec.sliding_window) if cap and spec.layer_type(i) == SLIDING else tokens
         if i in cross:  # Llama-3.2-Vision: the image states (encoder_tokens), never the text
             kept = encoder_tokens
-        values = kept * per_value
+        values = kept * per_value[i]
         if spec.kind == "encoder-decoder":
             values += encoder_tokens * 2 * spec.num_kv_heads * spec.head_dim
         out.append(int(batch * values * bytes_per_value) + layout.scale_bytes_per_layer)
@@ -358,7 +389,8 @@ def kv_cache_bytes(spec: ModelSpec, tokens: int, batch: int, bytes_per_value: fl
         return (kv_cache_bytes(spec, tokens, batch, bytes_per_value, encoder_tokens=encoder_tokens, layout=now)
                 + kv_cache_bytes(spec, max(tokens - 1, 0), batch, bytes_per_value, encoder_tokens=encoder_tokens,
                                  layout=now))
-    if spec.state is not None or layout.quant is not None:  # per layer (states; quantized layers)
+    if spec.state is not None or layout.quant is not None or spec.kv_values_per_layer or spec.compressed:
+        # per layer (states; quantized layers; layers of different widths)
         return sum(layer_kv_bytes(spec, tokens, batch, bytes_per_value, layout, encoder_tokens))
     n_layers = _decoder_layers(spec)
     sliding = _sliding_layers(spec, n_layers, layout)

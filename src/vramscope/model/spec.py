@@ -104,6 +104,24 @@ class StateSpec:
 
 
 @dataclass(frozen=True)
+class CompressedKVSpec:
+    """DeepSeek-V4's compressed attention, per decoder layer (transformers 5.24 ``modeling_deepseek_v4.py``): a
+    layer without a compressor is a plain sliding layer (``DynamicSlidingWindowLayer``: separate keys and
+    values); a CSA / HCA layer (``DeepseekV4CSACache`` / ``DeepseekV4HCACache``) keeps its sliding window once
+    (keys and values are one tensor, ``self.values = self.keys``) and, for each of its compressors (the
+    compressor, and the CSA layer's lightning indexer), ``(compress_rate, entry width, projection width)``: the
+    projected ``kv`` and ``gate`` not yet compressed (``buffer_kv`` / ``buffer_gate``, views of the last
+    concatenation), one compressed entry per ``compress_rate`` tokens (``compressed_kv``), and where the
+    projection is twice the entry (CSA's overlapping windows) the last window's ``overlap_kv`` (the model's
+    dtype) and ``overlap_gate`` (float32: the gate plus the float32 ``position_bias``)."""
+
+    compressors: tuple[tuple[tuple[int, int, int], ...], ...]
+
+    def has(self, layer: int) -> bool:
+        return layer < len(self.compressors) and bool(self.compressors[layer])
+
+
+@dataclass(frozen=True)
 class VisionSpec:
     """A vision tower and its projector: SigLIP (Gemma 3), Llama 4's, and the kinds of
     :mod:`vramscope.model.vision` (Qwen2-VL / Qwen2.5-VL / Qwen3-VL, CLIP for LLaVA / LLaVA-NeXT, InternVL,
@@ -184,6 +202,11 @@ class ModelSpec:
     attn_softcap: bool = False  # Gemma 2: tanh soft-capping of attention scores
     logit_softcap: bool = False  # Gemma 2: tanh soft-capping of the final logits
     layer_types: tuple[str, ...] = ()
+    #: cached values (keys + values) per token of each decoder layer, where they are not ``2 × num_kv_heads ×
+    #: head_dim`` in every layer: read from each layer's ``k_proj`` / ``v_proj`` widths on the meta device
+    #: (MiMo-V2-Flash, transformers 5.24 ``MiMoV2FlashAttention``: keys of ``head_dim`` 192 and values of
+    #: ``v_head_dim`` 128, twice the KV heads on its sliding layers); empty: uniform
+    kv_values_per_layer: tuple[int, ...] = ()
     #: transformers broadcasts the K/V heads to every query head before caching them (Falcon's
     #: ``new_decoder_architecture``); vLLM and llama.cpp cache ``num_kv_heads``
     kv_broadcast: bool = False
@@ -193,6 +216,7 @@ class ModelSpec:
     #: Llama-3.2-Vision: decoder layers whose attention is cross-attention to the image states (no self-attention)
     cross_layers: tuple[int, ...] = ()
     state: Optional[StateSpec] = None  # conv / recurrent state caches of SSM and hybrid layers
+    compressed: Optional[CompressedKVSpec] = None  # DeepSeek-V4's compressed attention caches
     num_decoder_layers: int = 0
     relative_attention_buckets: int = 0
     pooler: bool = False

@@ -32,7 +32,7 @@ from typing import Any, Optional
 
 from ..errors import Text, VramscopeError
 from ..model.limits import LIMITS, shown
-from ..model.spec import MLASpec, ModelSpec, MoESpec, StateSpec, check_int
+from ..model.spec import CompressedKVSpec, MLASpec, ModelSpec, MoESpec, StateSpec, check_int
 from ..model.tensors import Inventory, LayerSet, MetaStack, Tensor
 
 #: config keys that are not the architecture (or would make transformers load more than a config)
@@ -425,6 +425,15 @@ def _spec(model: Any, config: Any, native: dict[str, Any], name: str, origin: st
     elif state is not None:
         notes.append(Text("a_state_engines", mixer=state.mixer,
                           layers=sum(k in ("state", "hybrid", "hybrid_sliding") for k in state.kinds)))
+    layer_types, kv_values = _attention_layers(model, text, inv, n_dec, window, 2 * kv * head_dim) \
+        if state is None and mla is None and not enc_dec else ((), ())
+    compressed = _compressed_spec(model, inv, n_dec) if mla is None else None
+    if compressed is not None:
+        notes.append(Text("a_meta_kv_compressed", version=version,
+                          layers=sum(bool(c) for c in compressed.compressors)))
+    elif kv_values:
+        notes.append(Text("a_meta_kv_widths", version=version,
+                          values=", ".join(str(v) for v in sorted(set(kv_values)))))
     dtype = native.get("torch_dtype") or native.get("dtype") or ""
     # the checkpoint's quantization_config was kept from transformers (its quantizers would load libraries);
     # its method is the spec's, as for the built-in readers
@@ -436,12 +445,69 @@ def _spec(model: Any, config: Any, native: dict[str, Any], name: str, origin: st
         num_kv_heads=kv, head_dim=head_dim, intermediate_size=inter, vocab_size=vocab, kind=kind, layout="meta",
         tie_embeddings=tied_embed, num_decoder_layers=layers if enc_dec else 0,
         max_position_embeddings=min(_attr(text, "max_position_embeddings") or 0, LIMITS["max_position_embeddings"].maximum),
-        sliding_window=window, moe=moe, state=state, mla=mla, inventory=inv, dtype=dtype if isinstance(dtype, str) else "",
+        sliding_window=window, compressed=compressed,
+        layer_types=layer_types, kv_values_per_layer=kv_values, moe=moe, state=state, mla=mla, inventory=inv, dtype=dtype if isinstance(dtype, str) else "",
         quant_method=str((quant or {}).get("quant_method", ""))[:200], **_checkpoint_storage(quant),
         source=origin, notes=tuple(notes),
         activation=str(getattr(text, "hidden_act", "") or getattr(text, "activation_function", "") or "")[:200],
     )
     return spec
+
+
+def _attention_layers(model: Any, text: Any, inv: Inventory, n_layers: int, window: Optional[int],
+                      uniform: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The config's ``layer_types`` (full / sliding / chunked attention, what ``DynamicCache(config=...)`` makes a
+    ``DynamicLayer`` or a ``DynamicSlidingWindowLayer`` of) where the model has a sliding window, and the values
+    each layer caches per token where they are not ``uniform`` in every layer: its attention's ``k_proj`` plus
+    ``v_proj`` output widths, the keys and values ``cache.update`` receives (MiMo-V2-Flash). ``((), ())`` where
+    neither applies or a layer's projections are not found (the uniform layout then stands)."""
+    import torch
+
+    types: tuple[str, ...] = ()
+    try:
+        raw = getattr(text, "layer_types", None)
+    except Exception:  # noqa: BLE001 - a config property that refuses
+        raw = None
+    if window and isinstance(raw, (list, tuple)) and len(raw) == n_layers \
+            and all(x in ("full_attention", "sliding_attention", "chunked_attention") for x in raw):
+        types = tuple("sliding_attention" if x == "chunked_attention" else x for x in raw)
+    decoder = next((st for st in inv.stacks if st.numbered and st.n == n_layers), None)
+    if decoder is None:
+        return types, ()
+    at = re.compile(re.escape(decoder.prefix) + r"(\d+)\.(?:self_attn|attention|attn)\.(k_proj|v_proj)$")
+    widths: dict[int, dict[str, int]] = {}
+    for mname, mod in model.named_modules():
+        m = at.match(mname)
+        if m and isinstance(mod, torch.nn.Linear):
+            widths.setdefault(int(m.group(1)), {})[m.group(2)] = int(mod.out_features)
+    if len(widths) != n_layers or any(len(w) != 2 for w in widths.values()):
+        return types, ()
+    values = tuple(widths[i]["k_proj"] + widths[i]["v_proj"] for i in range(n_layers))
+    return types, (values if any(v != uniform for v in values) else ())
+
+
+def _compressed_spec(model: Any, inv: Inventory, n_layers: int) -> Optional[CompressedKVSpec]:
+    """DeepSeek-V4's compressors (``DeepseekV4CSACompressor`` / ``HCACompressor`` and the CSA layer's
+    ``DeepseekV4Indexer``: modules with ``compress_rate``, ``head_dim``, ``kv_proj``, ``gate_proj`` and
+    ``position_bias``) per decoder layer, in module order; None for a model that has none."""
+    import torch
+
+    decoder = next((st for st in inv.stacks if st.numbered and st.n == n_layers), None)
+    if decoder is None:
+        return None
+    at = re.compile(re.escape(decoder.prefix) + r"(\d+)\.")
+    per_layer: dict[int, list[tuple[int, int, int]]] = {}
+    for mname, mod in model.named_modules():
+        m = at.match(mname + ".")
+        rate, dim, proj = (getattr(mod, n, None) for n in ("compress_rate", "head_dim", "kv_proj"))
+        if not m or not isinstance(proj, torch.nn.Linear) or not hasattr(mod, "gate_proj") \
+                or not hasattr(mod, "position_bias") or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                                and v > 0 for v in (rate, dim)):
+            continue
+        per_layer.setdefault(int(m.group(1)), []).append((rate, dim, int(proj.out_features)))
+    if not per_layer:
+        return None
+    return CompressedKVSpec(compressors=tuple(tuple(per_layer.get(i, ())) for i in range(n_layers)))
 
 
 #: transformers' cache layer types (cache_utils.py ``DYNAMIC_LAYER_TYPE_MAPPING``, 5.12+) as StateSpec kinds:
