@@ -355,10 +355,12 @@ def markdown(rows: list[dict], shares: dict, meta: dict) -> str:
         "temporaries, the rotary backward's slices, `mm`'s weight gradient before the input's and `addmm`'s "
         "after it with the bias's sum, the saved tensors freed where autograd drops them, a tied head's gradient "
         "accumulated out of place onto the embedding's) and torch 2.13's foreach AdamW (the state on step 1, "
-        "`_foreach_sqrt`'s temporaries freed in reverse, `zero_grad(set_to_none=True)`); every request and "
+        "`_foreach_sqrt`'s temporaries freed in reverse, `zero_grad(set_to_none=True)`; or, with torchtune's "
+        "`optimizer_in_bwd`, each parameter stepped from its gradient's hook inside the backward, after the "
+        "producing node and the add of its input gradient); every request and "
         "free of it, the small pool's too, is the trace's in order on the traced cases "
         "(`tests/test_allocator_synthetic.py`: llama-3-8b untied, qwen2.5-0.5b tied with q/k/v biases, "
-        "llama-3.2-1b tied with a batch). LoRA, freezing, gradient checkpointing, FSDP2, MoE and the other "
+        "llama-3.2-1b tied with a batch, llama-3-8b with the step in the backward). LoRA, freezing, gradient checkpointing, FSDP2, MoE and the other "
         "layouts keep the shares; writing their streams (peft's adapters, the recomputed forward, FSDP2's "
         "all-gather and reduce-scatter streams) is what is left of the issue's 3% goal, which is not met.",
         "",

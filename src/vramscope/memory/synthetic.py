@@ -31,7 +31,8 @@ before the input's, ``addmm``'s after it with the bias's sum; the RMSNorm backwa
 backward's slices; every saved tensor freed where autograd drops it; a tied head's gradient accumulated out of
 place onto the embedding's), then ``torch.optim.AdamW``'s foreach step (``_multi_tensor_adam``: step,
 ``exp_avg``, ``exp_avg_sq`` per parameter on step 1; ``_foreach_sqrt``'s list freed in reverse) and
-``zero_grad(set_to_none=True)`` in the parameters' order. Every request and free, in 512-byte units, is the
+``zero_grad(set_to_none=True)`` in the parameters' order — or, with torchtune's ``optimizer_in_bwd``, each
+parameter's AdamW stepped from its gradient's post-accumulate hook inside the backward. Every request and free, in 512-byte units, is the
 trace's on the traced cases (tests/test_allocator_synthetic.py).
 
 Pure Python: a stream of ~120 events per layer for prefill, ~660 per layer for the two training steps (about
@@ -335,8 +336,8 @@ TRAIN_TYPES = frozenset({"llama", "qwen2"})
 def covered_training(spec: Any, w: Any, a: float) -> bool:
     """Whether the training stream of this module is written for this model and workload: full training of the
     Llama layout (Llama, Qwen2/2.5 with its q/k/v biases; tied or untied embeddings) in 16-bit weights with SDPA, no mask, AdamW (torch's foreach implementation), on one
-    GPU, without gradient checkpointing, chunked loss, offloading, accumulation or a step in the backward — the
-    workloads whose traced stream it was checked against (tests/test_allocator_synthetic.py)."""
+    GPU, without gradient checkpointing, chunked loss, offloading or accumulation (a step in the backward: Llama,
+    untied) — the workloads whose traced stream it was checked against (tests/test_allocator_synthetic.py)."""
     return (a == 2 and w.training and w.method == "full" and spec.kind == "decoder" and spec.layout == "llama"
             and spec.model_type in TRAIN_TYPES and spec.moe is None and spec.mla is None
             and spec.vision is None and spec.state is None and spec.norm == "rmsnorm" and spec.mlp_gated
@@ -349,7 +350,9 @@ def covered_training(spec: Any, w: Any, a: float) -> bool:
             and w.framework == "hf" and not w.profile.keeps_logits and w.profile.ce_upcast and not w.compile
             and not w.liger and w.float8 == "none" and w.offload == "none" and not w.packing
             and not w.grad_checkpointing and w.ce_chunks == 1 and not w.activation_offload
-            and not w.optimizer_in_backward and w.grad_accum == 1 and w.kv_dtype is None)
+            and w.grad_accum == 1 and w.kv_dtype is None
+            # a step in the backward (torchtune's optimizer_in_bwd) traced on an untied model without biases
+            and not (w.optimizer_in_backward and (spec.tie_embeddings or spec.model_type != "llama")))
 
 
 def train_cache(spec: Any, w: Any, a: float, extra: tuple[int, ...],
@@ -359,18 +362,22 @@ def train_cache(spec: Any, w: Any, a: float, extra: tuple[int, ...],
     is false."""
     if not covered_training(spec, w, a):
         return None
-    return _train_cache(spec, w.batch, w.seq, int(a), extra, config)
+    return _train_cache(spec, w.batch, w.seq, int(a), extra, config, w.optimizer_in_backward)
 
 
-def _rms_backward(st: Stream, g: Any, saved: list, rows: int, width: int, a: int) -> tuple[Any, Any]:
+def _rms_backward(st: Stream, g: Any, saved: list, rows: int, width: int, a: int,
+                  hook: Any = None) -> tuple[Any, Any]:
     """``LlamaRMSNorm.forward``'s autograd backward (the norm's output already freed by its consumer's
     backward): the weight's gradient (kept, ``.grad``) and the input's, freeing the saved upcast, ``rsqrt`` and
-    cast back where autograd drops them; returns (input gradient, weight gradient)."""
+    cast back where autograd drops them; returns (input gradient, weight gradient). ``hook`` (the weight's
+    gradient): what runs when it is accumulated, after the product's backward (a step in the backward)."""
     up, rs, cast = saved
     m1 = st.new(a * rows * width)  # grad · weight
     m2 = st.new(a * rows * width)  # grad · cast (for the weight's gradient)
     wg = st.new(a * width)  # its sum over the rows: the weight's .grad
     st.free(m2, g, cast)
+    if hook is not None:
+        hook([wg])
     f = st.new(4 * rows * width)  # to fp32
     st.free(m1)
     n1 = st.new(4 * rows * width)
@@ -438,7 +445,7 @@ def _rotary_backward(st: Stream, g: Any, t: int, width: int, a: int, last: Optio
 
 @lru_cache(maxsize=64)
 def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
-                 config: AllocatorConfig = DEFAULT_CONFIG) -> Optional[int]:
+                 config: AllocatorConfig = DEFAULT_CONFIG, in_backward: bool = False) -> Optional[int]:
     from ..model.tensors import tensors
 
     st = Stream(extra, config)
@@ -457,6 +464,26 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
         states: list = []
         for step in (1, 2):
             grads: dict = {}  # parameter name -> its .grad
+
+            def adam(blocks: list) -> None:
+                """torchtune's optimizer_in_bwd: each parameter's own AdamW stepped from its gradient's
+                post-accumulate hook (as the accumulation runs, right after the node producing it), then its
+                gradient freed (``_step_hook``)."""
+                for blk in blocks:
+                    if step == 1:
+                        states.append((st.new(4), st.new(blk.requested), st.new(blk.requested)))
+                    sc = st.new(4)
+                    st.free(sc)
+                    st.free(st.new(blk.requested))
+                    st.free(blk)
+
+            def put(key: str, blocks: list) -> None:
+                if in_backward:
+                    adam(blocks)
+                else:
+                    grads[key] = blocks if len(blocks) > 1 else blocks[0]
+
+            hook = adam if in_backward else None
             ids = st.new(8 * t)
             emb = st.new(a * t * h)
             p0 = st.new(8 * s)  # cache_position (arange), position_ids (+ past length)
@@ -529,50 +556,50 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
             gl = st.new(a * t * vocab)  # back to the logits' dtype
             st.free(g2)
             g, gr = _linear_backward(st, gl, final, h, vocab, t, a)
-            grads["lm_head"] = gr[0]
-            g, grads["norm"] = _rms_backward(st, g, svf, t, h, a)
+            put("lm_head", gr)
+            g, grads["norm"] = _rms_backward(st, g, svf, t, h, a, hook)
             for i in reversed(range(spec.num_layers)):
                 sv1, normed, qe, ck, cv, out, lse, sv2, normed2, gate, act, up, prod = layers[i]
                 pre = f"l{i}."
                 # MLP: down_proj, the product, up_proj, silu, gate_proj
                 gp, gr = _linear_backward(st, g, prod, inter, h, t, a, free_grad=False)
-                grads[pre + "down"] = gr[0]
+                put(pre + "down", gr)
                 ga = st.new(a * t * inter)
                 gb = st.new(a * t * inter)
                 st.free(gp, up, act)
                 gn1, gr = _linear_backward(st, ga, None, h, inter, t, a)
-                grads[pre + "up"] = gr[0]
+                put(pre + "up", gr)
                 gs = st.new(a * t * inter)  # silu_backward
                 st.free(gb, gate)
                 gn2, gr = _linear_backward(st, gs, normed2, h, inter, t, a)
-                grads[pre + "gate"] = gr[0]
-                gsum = st.new(a * t * h)
+                gsum = st.new(a * t * h)  # the input's gradient added into the buffer before the weight's hook
                 st.free(gn1, gn2)
-                gi, grads[pre + "post_norm"] = _rms_backward(st, gsum, sv2, t, h, a)
+                put(pre + "gate", gr)
+                gi, grads[pre + "post_norm"] = _rms_backward(st, gsum, sv2, t, h, a, hook)
                 r = st.new(a * t * h)  # the residual's gradient
                 st.free(g, gi)
                 # attention: o_proj, sdpa, the rotary of k then q, v/k/q projections
                 go, gr = _linear_backward(st, r, None, q, h, t, a, free_grad=False)
-                grads[pre + "o"] = gr[0]
+                put(pre + "o", gr)
                 gq, gk, gv = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
                 st.free(go, ck, qe, cv, lse, out)  # sdpa's saved tensors, then o_proj's input
                 rk = _rotary_backward(st, gk, t, kv, a)
                 rq = _rotary_backward(st, gq, t, q, a, (cos, sin) if i == 0 else None)
                 gxv, gr = _linear_backward(st, gv, None, h, kv, t, a, bias)
-                grads[pre + "v"] = gr
+                put(pre + "v", gr)
                 ck2 = st.new(a * t * kv)  # contiguous copy of the transposed gradient
                 st.free(rk)
                 gxk, gr = _linear_backward(st, ck2, None, h, kv, t, a, bias)
-                grads[pre + "k"] = gr
                 sk = st.new(a * t * h)
                 st.free(gxv, gxk)
+                put(pre + "k", gr)
                 cq = st.new(a * t * q)
                 st.free(rq)
                 gxq, gr = _linear_backward(st, cq, normed, h, q, t, a, bias)
-                grads[pre + "q"] = gr
                 sq = st.new(a * t * h)
                 st.free(sk, gxq)
-                gi, grads[pre + "in_norm"] = _rms_backward(st, sq, sv1, t, h, a)
+                put(pre + "q", gr)
+                gi, grads[pre + "in_norm"] = _rms_backward(st, sq, sv1, t, h, a, hook)
                 nr = st.new(a * t * h)
                 st.free(r, gi)
                 g = nr
@@ -582,6 +609,10 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
                 acc = st.new(a * vocab * h)
                 st.free(grads.pop("lm_head"), ge)
                 ge = acc
+            if in_backward:
+                adam([ge])
+                st.free(ones, loss)
+                continue
             grads["embed"] = ge
             st.free(ones, loss)
             # AdamW, torch's _multi_tensor_adam: the state on the first step (step, exp_avg, exp_avg_sq per
