@@ -360,7 +360,11 @@ def markdown(rows: list[dict], shares: dict, meta: dict) -> str:
         "producing node and the add of its input gradient); every request and "
         "free of it, the small pool's too, is the trace's in order on the traced cases "
         "(`tests/test_allocator_synthetic.py`: llama-3-8b untied, qwen2.5-0.5b tied with q/k/v biases, "
-        "llama-3.2-1b tied with a batch, llama-3-8b with the step in the backward). LoRA, freezing, gradient checkpointing, FSDP2, MoE and the other "
+        "llama-3.2-1b tied with a batch, llama-3-8b with the step in the backward). Freezing the first layers "
+        "with the tied embedding (`--frozen-layers`) is written too: those layers run as in inference, the "
+        "next one's input needs no gradient (its norm keeps only the cast back, the backward stops at its "
+        "weight), the head and the embedding have no backward (qwen2.5-0.5b, traced). LoRA, the other "
+        "freezes, gradient checkpointing, FSDP2, MoE and the other "
         "layouts keep the shares; writing their streams (peft's adapters, the recomputed forward, FSDP2's "
         "all-gather and reduce-scatter streams) is what is left of the issue's 3% goal, which is not met.",
         "",

@@ -158,8 +158,9 @@ def cache_features(phases: Mapping[str, Mapping[str, int]], spec: Any, w: Any, d
       (best fit, no split under 1 MiB left); MoE's routed groups have data-dependent sizes (not under FSDP2, where
       the unsharded layer's freed blocks take them);
     * ``replayed``: where ``memory/synthetic.py`` writes the workload's allocation stream (inference prefill of
-      the Llama layout; two full training steps of Llama / Qwen2 on one GPU), the cache of its replay through the allocator model (after the cuBLAS ``workspace``,
-      under the workload's ``alloc_conf``), which takes the place of every other transient term;
+      the Llama layout; two training steps of Llama / Qwen2 on one GPU), the cache of its replay through the
+      allocator model (after the cuBLAS ``workspace``, under the workload's ``alloc_conf``), which takes the place
+      of every other transient term;
     * ``prefill_attention``: inference reaches its peak in a layer's MLP, while the blocks the attention part
       (q, k, v, their rotary copies, the attention output, the fp32 norm upcasts) freed are cached, too small for
       the MLP's requests — in proportion to the q/k/v bytes;

@@ -32,7 +32,8 @@ backward's slices; every saved tensor freed where autograd drops it; a tied head
 place onto the embedding's), then ``torch.optim.AdamW``'s foreach step (``_multi_tensor_adam``: step,
 ``exp_avg``, ``exp_avg_sq`` per parameter on step 1; ``_foreach_sqrt``'s list freed in reverse) and
 ``zero_grad(set_to_none=True)`` in the parameters' order — or, with torchtune's ``optimizer_in_bwd``, each
-parameter's AdamW stepped from its gradient's post-accumulate hook inside the backward. Every request and free, in 512-byte units, is the
+parameter's AdamW stepped from its gradient's post-accumulate hook inside the backward; or freezing the first
+layers with the (tied) embedding (``--frozen-layers``). Every request and free, in 512-byte units, is the
 trace's on the traced cases (tests/test_allocator_synthetic.py).
 
 Pure Python: a stream of ~120 events per layer for prefill, ~660 per layer for the two training steps (about
@@ -74,12 +75,13 @@ class Stream:
 
 
 def _rmsnorm(st: Stream, rows: int, width: int, a: int, gemma: bool = False,
-             saved: Optional[list] = None) -> Any:
+             saved: Optional[list] = None, input_grad: bool = True) -> Any:
     """``LlamaRMSNorm.forward`` on ``rows`` × ``width``: fp32 upcast, ``pow(2)``, ``mean``, ``+ eps``, ``rsqrt``,
     the product, the cast back and the weight's product; returns the output (the input is the caller's). In fp32
     the upcast and the cast back are the tensor itself. ``gemma``: ``Gemma2RMSNorm`` (the mean freed before the
     ``rsqrt``, then ``× (1 + weight)`` in fp32; fp32 only). ``saved`` (training; a list): autograd keeps the
-    upcast, the ``rsqrt`` and the cast back alive for the backward; they are appended to it instead of freed."""
+    upcast, the ``rsqrt`` and the cast back alive for the backward; they are appended to it instead of freed
+    (``input_grad`` false — the input needs no gradient, only the weight does: the cast back alone)."""
     up = st.new(4 * rows * width) if a != 4 else None
     sq = st.new(4 * rows * width)
     var = st.new(4 * rows)
@@ -90,7 +92,7 @@ def _rmsnorm(st: Stream, rows: int, width: int, a: int, gemma: bool = False,
     rs = st.new(4 * rows)
     st.free(eps)
     prod = st.new(4 * rows * width)
-    if saved is None:
+    if saved is None or not input_grad:
         st.free(rs, up)
     if gemma:
         one = st.new(4 * width)  # 1 + weight
@@ -103,7 +105,7 @@ def _rmsnorm(st: Stream, rows: int, width: int, a: int, gemma: bool = False,
         st.free(cast, prod, var)
     else:
         st.free(prod, var)
-        saved.extend((up, rs, cast))
+        saved.extend((up, rs, cast) if input_grad else (None, None, cast))
     return out
 
 
@@ -335,10 +337,15 @@ TRAIN_TYPES = frozenset({"llama", "qwen2"})
 
 def covered_training(spec: Any, w: Any, a: float) -> bool:
     """Whether the training stream of this module is written for this model and workload: full training of the
-    Llama layout (Llama, Qwen2/2.5 with its q/k/v biases; tied or untied embeddings) in 16-bit weights with SDPA, no mask, AdamW (torch's foreach implementation), on one
-    GPU, without gradient checkpointing, chunked loss, offloading or accumulation (a step in the backward: Llama,
-    untied) — the workloads whose traced stream it was checked against (tests/test_allocator_synthetic.py)."""
-    return (a == 2 and w.training and w.method == "full" and spec.kind == "decoder" and spec.layout == "llama"
+    Llama layout (Llama, Qwen2/2.5 with its q/k/v biases; tied or untied embeddings) in 16-bit weights with SDPA,
+    no mask, AdamW (torch's foreach implementation), on one GPU, without gradient checkpointing, chunked loss,
+    offloading or accumulation (a step in the backward: Llama, untied; freezing: the first layers of a tied
+    model) — the workloads whose traced stream it was checked against (tests/test_allocator_synthetic.py)."""
+    # freezing: --frozen-layers (the embedding frozen with them) of a tied model, as traced
+    freeze = (w.method == "freeze" and not w.train_modules and spec.tie_embeddings
+              and 1 <= w.frozen_layers < spec.num_layers and not w.optimizer_in_backward)
+    return (a == 2 and w.training and (w.method == "full" or freeze) and spec.kind == "decoder"
+            and spec.layout == "llama"
             and spec.model_type in TRAIN_TYPES and spec.moe is None and spec.mla is None
             and spec.vision is None and spec.state is None and spec.norm == "rmsnorm" and spec.mlp_gated
             and not spec.fused_qkv and not spec.fused_gate_up and not spec.kv_broadcast and not spec.qk_norm
@@ -362,7 +369,8 @@ def train_cache(spec: Any, w: Any, a: float, extra: tuple[int, ...],
     is false."""
     if not covered_training(spec, w, a):
         return None
-    return _train_cache(spec, w.batch, w.seq, int(a), extra, config, w.optimizer_in_backward)
+    frozen = w.frozen_layers if w.method == "freeze" else None
+    return _train_cache(spec, w.batch, w.seq, int(a), extra, config, w.optimizer_in_backward, frozen)
 
 
 def _rms_backward(st: Stream, g: Any, saved: list, rows: int, width: int, a: int,
@@ -445,7 +453,12 @@ def _rotary_backward(st: Stream, g: Any, t: int, width: int, a: int, last: Optio
 
 @lru_cache(maxsize=64)
 def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
-                 config: AllocatorConfig = DEFAULT_CONFIG, in_backward: bool = False) -> Optional[int]:
+                 config: AllocatorConfig = DEFAULT_CONFIG, in_backward: bool = False,
+                 frozen: Optional[int] = None) -> Optional[int]:
+    """``frozen`` (freezing, ``--frozen-layers``): the embedding (with the tied head) and the layers below it
+    are frozen; they run as in inference (no tensor saved, their cache kept until the output is dropped), the
+    first trained layer's input needs no gradient (its input norm keeps only the cast back, its backward stops
+    at that norm's weight), and no embedding backward runs."""
     from ..model.tensors import tensors
 
     st = Stream(extra, config)
@@ -455,9 +468,9 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
     bias = any(x.name.endswith("q_proj.bias") for x in params)
     tied = spec.tie_embeddings
     try:
-        frozen = _loaded(spec, a, extra, config) if st.log is None and st.alloc.freezable else None
-        if frozen is not None:
-            st.alloc = CachingAllocator.thaw(frozen)
+        snap = _loaded(spec, a, extra, config) if st.log is None and st.alloc.freezable else None
+        if snap is not None:
+            st.alloc = CachingAllocator.thaw(snap)
         else:
             _load(st, spec, a)
         st.start = len(st.log) if st.log is not None else 0
@@ -503,10 +516,42 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
             cos, sin = st.new(s * d * a), st.new(s * d * a)
             st.free(freqs, embf, c1, s1)
             x = emb
-            layers = []
-            for _ in range(spec.num_layers):
+            layers: list = []
+            first = frozen or 0  # the first layer whose input needs a gradient (or the embedding's)
+            kept = []  # the frozen layers' cache keys and values (nothing saves them)
+            for i in range(spec.num_layers):
+                if i < first:  # a frozen layer under a frozen embedding: the inference prefill's stream
+                    normed = _rmsnorm(st, t, h, a)
+                    qs, ks, vs = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
+                    qe = _rotary(st, t, q, a)
+                    ke = _rotary(st, t, kv, a)
+                    st.free(qs, ks)
+                    kept += [st.new(a * t * kv), st.new(a * t * kv)]
+                    st.free(ke, vs)
+                    out = st.new(a * t * q)
+                    st.free(st.new(4 * heads * t))
+                    o = st.new(a * t * h)
+                    st.free(out, qe, normed)
+                    mid = st.new(a * t * h)
+                    st.free(o)
+                    normed2 = _rmsnorm(st, t, h, a)
+                    gate = st.new(a * t * inter)
+                    act = st.new(a * t * inter)
+                    st.free(gate)
+                    up = st.new(a * t * inter)
+                    prod = st.new(a * t * inter)
+                    st.free(act, up)
+                    down = st.new(a * t * h)
+                    st.free(prod, normed2)
+                    nxt = st.new(a * t * h)
+                    st.free(down, mid)
+                    if x is not emb:
+                        st.free(x)
+                    x = nxt
+                    layers.append(None)
+                    continue
                 sv1: list = []
-                normed = _rmsnorm(st, t, h, a, saved=sv1)
+                normed = _rmsnorm(st, t, h, a, saved=sv1, input_grad=frozen is None or i > first)
                 qs, ks, vs = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
                 qe = _rotary(st, t, q, a)
                 ke = _rotary(st, t, kv, a)
@@ -537,6 +582,8 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
             # the positions, the embeddings; Qwen2Model: the hidden states, the embeddings, the positions)
             st.free(x, *((emb, pos) if spec.model_type == "qwen2" else (pos, emb)))
             logits = st.new(a * t * vocab)
+            if frozen is not None:  # the tied head frozen: its mm keeps the weight, not the normed input
+                st.free(final, *kept)
             # ForCausalLMLoss: logits.float(), the labels padded by one, log_softmax, nll_loss (mean)
             f32 = st.new(4 * t * vocab)
             labels = pad = st.new(8 * b * (s + 1))
@@ -548,6 +595,8 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
             if b > 1:
                 st.free(pad)
             st.free(logits)  # the runner's del logits (its _to_copy backward keeps nothing)
+            if frozen is not None:  # nothing saves the input ids under a frozen embedding: the runner's del
+                st.free(ids)
             ones = st.new(4)
             g1 = st.new(4 * t * vocab)  # nll_loss_backward
             st.free(labels, tw)
@@ -555,10 +604,14 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
             st.free(g1, ls)
             gl = st.new(a * t * vocab)  # back to the logits' dtype
             st.free(g2)
-            g, gr = _linear_backward(st, gl, final, h, vocab, t, a)
-            put("lm_head", gr)
+            if frozen is not None:  # the frozen head: the input's gradient only
+                g = st.new(a * t * h)
+                st.free(gl)
+            else:
+                g, gr = _linear_backward(st, gl, final, h, vocab, t, a)
+                put("lm_head", gr)
             g, grads["norm"] = _rms_backward(st, g, svf, t, h, a, hook)
-            for i in reversed(range(spec.num_layers)):
+            for i in reversed(range(first, spec.num_layers)):
                 sv1, normed, qe, ck, cv, out, lse, sv2, normed2, gate, act, up, prod = layers[i]
                 pre = f"l{i}."
                 # MLP: down_proj, the product, up_proj, silu, gate_proj
@@ -579,12 +632,13 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
                 r = st.new(a * t * h)  # the residual's gradient
                 st.free(g, gi)
                 # attention: o_proj, sdpa, the rotary of k then q, v/k/q projections
-                go, gr = _linear_backward(st, r, None, q, h, t, a, free_grad=False)
+                top = frozen is not None and i == first  # the residual's input needs no gradient: r ends here
+                go, gr = _linear_backward(st, r, None, q, h, t, a, free_grad=top)
                 put(pre + "o", gr)
                 gq, gk, gv = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
                 st.free(go, ck, qe, cv, lse, out)  # sdpa's saved tensors, then o_proj's input
                 rk = _rotary_backward(st, gk, t, kv, a)
-                rq = _rotary_backward(st, gq, t, q, a, (cos, sin) if i == 0 else None)
+                rq = _rotary_backward(st, gq, t, q, a, (cos, sin) if i == first else None)
                 gxv, gr = _linear_backward(st, gv, None, h, kv, t, a, bias)
                 put(pre + "v", gr)
                 ck2 = st.new(a * t * kv)  # contiguous copy of the transposed gradient
@@ -599,21 +653,27 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
                 sq = st.new(a * t * h)
                 st.free(sk, gxq)
                 put(pre + "q", gr)
+                if top:  # the norm's weight gradient only: grad · cast back, summed
+                    m2 = st.new(a * t * h)
+                    grads[pre + "in_norm"] = st.new(a * h)
+                    st.free(m2, sq, sv1[2])
+                    break
                 gi, grads[pre + "in_norm"] = _rms_backward(st, sq, sv1, t, h, a, hook)
                 nr = st.new(a * t * h)
                 st.free(r, gi)
                 g = nr
-            ge = st.new(a * vocab * h)  # embedding_dense_backward
-            st.free(g, ids)
-            if tied:  # AccumulateGrad onto lm_head's gradient: out of place
-                acc = st.new(a * vocab * h)
-                st.free(grads.pop("lm_head"), ge)
-                ge = acc
-            if in_backward:
-                adam([ge])
-                st.free(ones, loss)
-                continue
-            grads["embed"] = ge
+            if frozen is None:  # the embedding's backward
+                ge = st.new(a * vocab * h)  # embedding_dense_backward
+                st.free(g, ids)
+                if tied:  # AccumulateGrad onto lm_head's gradient: out of place
+                    acc = st.new(a * vocab * h)
+                    st.free(grads.pop("lm_head"), ge)
+                    ge = acc
+                if in_backward:
+                    adam([ge])
+                    st.free(ones, loss)
+                    continue
+                grads["embed"] = ge
             st.free(ones, loss)
             # AdamW, torch's _multi_tensor_adam: the state on the first step (step, exp_avg, exp_avg_sq per
             # parameter, in the parameters' order), then exp_avg_sq's square roots for all, freed in reverse
@@ -653,6 +713,8 @@ def _param_grads(spec: Any, grads: dict, tied: bool, bias: bool) -> list:
                      "post_attention_layernorm": "post_norm"}[mod]
             key = f"l{i}.{short}"
             j = 1 if parts[-1] == "bias" else 0
+        if key not in grads:  # frozen
+            continue
         gb = grads[key]
         if isinstance(gb, list):
             gb = gb[j]
