@@ -96,6 +96,7 @@ TRACED_TRAIN = [
     ("llama-3-8b", dict(task="finetune", seq=256)),
     ("qwen2.5-0.5b", dict(task="finetune", seq=512)),
     ("llama-3.2-1b", dict(task="finetune", seq=384, batch=2)),
+    ("llama-3.2-1b", dict(task="finetune", seq=200, dtype="fp16")),  # fp16 weights, a context off the 512 grid
     # torchtune's optimizer_in_bwd: each parameter stepped from its gradient's hook, inside the backward
     ("llama-3-8b", dict(task="finetune", seq=256, optimizer_in_backward=True)),
     # freezing the first layer with the (tied) embedding: that layer runs as in inference, the next one's input
@@ -123,7 +124,8 @@ def _train_synthetic(model, w, config=DEFAULT_CONFIG, log=None):
 
 
 def _train_id(n, kw):
-    extra = "-in-bwd" * kw.get("optimizer_in_backward", False) + "-frozen" * ("frozen_layers" in kw)
+    extra = ("-in-bwd" * kw.get("optimizer_in_backward", False) + "-frozen" * ("frozen_layers" in kw)
+             + (f"-{kw['dtype']}" if "dtype" in kw else ""))
     return f"{n}-{kw['seq']}x{kw.get('batch', 1)}{extra}"
 
 
