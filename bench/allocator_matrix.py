@@ -360,7 +360,7 @@ def markdown(rows: list[dict], shares: dict, meta: dict) -> str:
         "producing node and the add of its input gradient); every request and "
         "free of it, the small pool's too, is the trace's in order on the traced cases "
         "(`tests/test_allocator_synthetic.py`: llama-3-8b untied, qwen2.5-0.5b tied with q/k/v biases, "
-        "llama-3.2-1b tied with a batch, llama-3-8b with the step in the backward). Freezing the first layers "
+        "llama-3.2-1b tied with a batch and in fp16, llama-3-8b with the step in the backward). Freezing the first layers "
         "with the tied embedding (`--frozen-layers`) is written too: those layers run as in inference, the "
         "next one's input needs no gradient (its norm keeps only the cast back, the backward stops at its "
         "weight), the head and the embedding have no backward (qwen2.5-0.5b, traced). LoRA, the other "
