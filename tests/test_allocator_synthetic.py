@@ -90,6 +90,128 @@ def test_prefill_stream_matches_the_traced_replay(name, kw):
     assert estimate_resolved(model, w).memory.terms["allocator_cache"] == reserved - alloc
 
 
+#: the training step's traced cases: Llama 3 (untied head), Qwen2.5 (tied embeddings: the head's gradient
+#: accumulated onto the embedding's out of place; q/k/v biases: addmm's backward order), Llama 3.2 (tied, a batch)
+TRACED_TRAIN = [
+    ("llama-3-8b", dict(task="finetune", seq=256)),
+    ("qwen2.5-0.5b", dict(task="finetune", seq=512)),
+    ("llama-3.2-1b", dict(task="finetune", seq=384, batch=2)),
+    ("llama-3.2-1b", dict(task="finetune", seq=200, dtype="fp16")),  # fp16 weights, a context off the 512 grid
+    # torchtune's optimizer_in_bwd: each parameter stepped from its gradient's hook, inside the backward
+    ("llama-3-8b", dict(task="finetune", seq=256, optimizer_in_backward=True)),
+    # freezing the first layer with the (tied) embedding: that layer runs as in inference, the next one's input
+    # needs no gradient, the head has no weight gradient, no embedding backward
+    ("qwen2.5-0.5b", dict(task="finetune", seq=256, method="freeze", frozen_layers=1)),
+]
+
+
+def _train_synthetic(model, w, config=DEFAULT_CONFIG, log=None):
+    """The synthetic training replay's (peak allocated, peak reserved), its events (from the workload's first
+    allocation on) appended to ``log``."""
+    synthetic._train_cache.cache_clear()
+    st = synthetic.Stream((CUBLAS_WORKSPACE,), config, [])
+    orig = synthetic.Stream
+    synthetic.Stream = lambda *a: st
+    try:
+        cache = synthetic.train_cache(model.spec, w, _bytes(model, w), (CUBLAS_WORKSPACE,), config)
+    finally:
+        synthetic.Stream = orig
+        synthetic._train_cache.cache_clear()
+    assert cache == st.alloc.stats.peak_reserved - st.alloc.stats.peak_allocated
+    if log is not None:
+        log.extend(st.log[st.start:])
+    return st.alloc.stats.peak_allocated, st.alloc.stats.peak_reserved
+
+
+def _train_id(n, kw):
+    extra = ("-in-bwd" * kw.get("optimizer_in_backward", False) + "-frozen" * ("frozen_layers" in kw)
+             + (f"-{kw['dtype']}" if "dtype" in kw else ""))
+    return f"{n}-{kw['seq']}x{kw.get('batch', 1)}{extra}"
+
+
+@requires_torch
+@pytest.mark.trace
+@pytest.mark.parametrize("name, kw", TRACED_TRAIN, ids=[_train_id(n, kw) for n, kw in TRACED_TRAIN])
+def test_training_stream_matches_the_traced_replay(name, kw):
+    """Two full training steps (forward with its saved tensors, the loss head, autograd's backward, AdamW's
+    foreach step with its state on step 1, zero_grad): every request and free of the trace (in 512-byte units)
+    from the first step's input ids to the last gradient freed, in order — the large ones and the small pool's."""
+    from vramscope.trace.estimator import quiet_libraries, run_trace
+
+    model, w = two_layers(name), make_workload(**kw)
+    assert synthetic.covered_training(model.spec, w, _bytes(model, w))
+    with quiet_libraries():
+        log, _, _ = run_trace(model, w)
+    sim = replay(log.sizes, log.events, marks=log.marks, start=log.marks["ready"], extra=(CUBLAS_WORKSPACE,),
+                 streams=log.streams)
+    ours: list[int] = []
+    alloc, reserved = _train_synthetic(model, w, log=ours)
+    theirs = [(log.sizes[abs(ev) - 1] if ev > 0 else -log.sizes[-ev - 1])
+              for ev in log.events[log.marks["ready"] + 1:log.marks["end"] + 1]]
+
+    def units(xs, least=0):
+        return [(1 if x > 0 else -1) * -(-abs(x) // 512) for x in xs if abs(x) >= least]
+
+    assert len(units(ours, MiB)) > 100  # the large-pool events of both steps (the frozen case: 122)
+    assert units(ours, MiB) == units(theirs, MiB)
+    assert units(ours) == units(theirs)
+    assert alloc == pytest.approx(sim.peak_allocated, rel=0.005)
+    assert reserved == pytest.approx(sim.peak_reserved, rel=0.005)
+    assert abs((reserved - alloc) - (sim.peak_reserved - sim.peak_allocated)) <= max(
+        2 * MiB, 0.02 * (sim.peak_reserved - sim.peak_allocated))
+    assert estimate_resolved(model, w).memory.terms["allocator_cache"] == reserved - alloc
+
+
+def test_training_covered_only_where_the_stream_is_written():
+    llama, qwen = two_layers("llama-3-8b"), two_layers("qwen2.5-0.5b")
+    full = make_workload(task="finetune", seq=256)
+    assert synthetic.covered_training(llama.spec, full, 2)
+    assert synthetic.covered_training(qwen.spec, full, 2)
+    assert not synthetic.covered_training(llama.spec, full, 4)  # fp32 weights: not traced
+    assert not synthetic.covered_training(llama.spec, make_workload(task="inference", seq=256), 2)
+    for kw in (dict(method="lora"), dict(method="freeze"), dict(grad_checkpointing=True), dict(ce_chunks=8),
+               dict(attn="eager"), dict(activation_offload=True),
+               dict(num_gpus=2, parallelism="fsdp"), dict(grad_accum=2), dict(optimizer="sgd"),
+               dict(checkpoint_mode="op")):
+        assert not synthetic.covered_training(llama.spec, make_workload(task="finetune", seq=256, **kw), 2), kw
+    assert not synthetic.covered_training(llama.spec, make_workload(task="pretrain", seq=256), 2)  # mixed
+    in_bwd = make_workload(task="finetune", seq=256, optimizer_in_backward=True)
+    assert synthetic.covered_training(llama.spec, in_bwd, 2)
+    assert not synthetic.covered_training(qwen.spec, in_bwd, 2)  # tied, biases: the hooks' order not traced
+    frozen = make_workload(task="finetune", seq=256, method="freeze", frozen_layers=1)
+    assert synthetic.covered_training(qwen.spec, frozen, 2)
+    assert not synthetic.covered_training(llama.spec, frozen, 2)  # untied: a trained head under it, not traced
+    for kw in (dict(frozen_layers=0), dict(frozen_layers=2), dict(train_modules="o_proj,down_proj")):
+        assert not synthetic.covered_training(qwen.spec, make_workload(task="finetune", seq=256, method="freeze",
+                                                                       **kw), 2), kw
+    for other in ("mistral-7b-v0.1", "qwen3-8b", "gemma-2-2b", "mixtral-8x7b", "phi-3-mini-4k-instruct"):
+        assert not synthetic.covered_training(two_layers(other).spec, full, 2), other
+    # not covered: the fitted shares stand
+    assert "replayed" not in {k for k, v in _features(llama, make_workload(task="finetune", seq=256,
+                                                                           method="lora")).items() if v}
+    assert _features(llama, full)["replayed"] > 0
+
+
+def _features(model, w):
+    from vramscope.estimators.common import compute_dtype, dtype_bytes
+    from vramscope.memory.device import cache_features
+
+    return cache_features({"forward": {"activations": 1}}, model.spec, w,
+                          dtype_bytes(compute_dtype(model, w)), False)
+
+
+def test_training_alloc_conf_is_replayed():
+    """``expandable_segments:True`` and ``max_split_size_mb`` reach the training replay, and the estimate takes it."""
+    model = two_layers("llama-3-8b")
+    w = make_workload(task="finetune", seq=256)
+    a0, r0 = _train_synthetic(model, w)
+    for conf in ("expandable_segments:True", "max_split_size_mb:64"):
+        a1, r1 = _train_synthetic(model, w, parse_alloc_conf(conf))
+        assert r1 - a1 != r0 - a0, conf
+        w2 = make_workload(task="finetune", seq=256, alloc_conf=conf)
+        assert estimate_resolved(model, w2).memory.terms["allocator_cache"] == r1 - a1
+
+
 def test_covered_only_where_the_stream_is_written():
     llama = two_layers("llama-3-8b")
     inf = make_workload(task="inference", seq=512)
@@ -135,6 +257,22 @@ def test_replay_is_fast_at_full_depth():
     t = time.perf_counter()
     assert synthetic.prefill_cache(spec, w, 2, (CUBLAS_WORKSPACE,)) > 0
     assert time.perf_counter() - t < 0.25  # ~20 ms on an idle core; CI shares 2 cores
+
+
+def test_training_replay_at_full_depth_is_bounded():
+    """Two training steps of an 80-layer model replay in well under a second (~0.2 s on an idle core)."""
+    import time
+
+    from vramscope.sources import catalog
+    from vramscope.sources.hf_config import spec_from_config
+
+    spec = spec_from_config(catalog.find("llama-3-70b")["config"], name="llama-3-70b")
+    w = make_workload(task="finetune", seq=4096)
+    synthetic._train_cache.cache_clear()
+    t = time.perf_counter()
+    assert synthetic.train_cache(spec, w, 2, (CUBLAS_WORKSPACE,)) > 0
+    assert time.perf_counter() - t < 0.8
+    synthetic._train_cache.cache_clear()
 
 
 def test_loaded_model_once_same_cache():

@@ -271,12 +271,13 @@ def estimate_resolved(model: ResolvedModel, workload: Workload, gpus: Iterable[s
         conf = getattr(workload, "alloc_conf", "")
         if conf and engine.caching_allocator:
             alloc_config(conf)  # refused here when malformed
-            from .memory.synthetic import covered
+            from .memory.synthetic import covered, covered_training
 
             from .estimators.common import compute_dtype, dtype_bytes
 
             a = dtype_bytes(compute_dtype(model, workload))
-            key = "a_alloc_conf_replayed" if covered(model.spec, workload, a) else "a_alloc_conf_analytic"
+            key = ("a_alloc_conf_replayed" if covered(model.spec, workload, a) else "a_alloc_conf_replayed_train"
+                   if covered_training(model.spec, workload, a) else "a_alloc_conf_analytic")
             notes = notes + (Assumption(key, {"conf": conf}),)
         if workload.grad_checkpointing and peak == "optimizer_step":
             notes = notes + (Assumption("a_ckpt_no_gain"),)

@@ -1324,6 +1324,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "PYTORCH_CUDA_ALLOC_CONF={conf}: the allocator cache is the analytic prefill's allocation stream replayed through the allocator model under these settings",
         "zh": "PYTORCH_CUDA_ALLOC_CONF={conf}：分配器缓存由解析估算的预填充分配序列按这些设置在分配器模型中重放得到",
     },
+    "a_alloc_conf_replayed_train": {
+        "en": "PYTORCH_CUDA_ALLOC_CONF={conf}: the allocator cache is the analytic training steps' allocation stream (forward, loss, backward, AdamW) replayed through the allocator model under these settings",
+        "zh": "PYTORCH_CUDA_ALLOC_CONF={conf}：分配器缓存由解析估算的训练步分配序列（前向、损失、反向、AdamW）按这些设置在分配器模型中重放得到",
+    },
     "bad_alloc_conf": {"en": "{field} (PYTORCH_CUDA_ALLOC_CONF): '{key}' {reason}",
                        "zh": "{field}（PYTORCH_CUDA_ALLOC_CONF）：'{key}' {reason}"},
     "a_trace_allocator": {

@@ -158,8 +158,9 @@ def cache_features(phases: Mapping[str, Mapping[str, int]], spec: Any, w: Any, d
       (best fit, no split under 1 MiB left); MoE's routed groups have data-dependent sizes (not under FSDP2, where
       the unsharded layer's freed blocks take them);
     * ``replayed``: where ``memory/synthetic.py`` writes the workload's allocation stream (inference prefill of
-      the Llama layout), the cache of its replay through the allocator model (after the cuBLAS ``workspace``,
-      under the workload's ``alloc_conf``), which takes the place of every other transient term;
+      the Llama layout; two training steps of Llama / Qwen2 on one GPU), the cache of its replay through the
+      allocator model (after the cuBLAS ``workspace``, under the workload's ``alloc_conf``), which takes the place
+      of every other transient term;
     * ``prefill_attention``: inference reaches its peak in a layer's MLP, while the blocks the attention part
       (q, k, v, their rotary copies, the attention output, the fp32 norm upcasts) freed are cached, too small for
       the MLP's requests — in proportion to the q/k/v bytes;
@@ -185,6 +186,14 @@ def cache_features(phases: Mapping[str, Mapping[str, int]], spec: Any, w: Any, d
         persistent = sum(peak.get(k, 0) for k in ("weights", "master_weights", "gradients", "optimizer_states"))
         f["rounding"] = rounding_share(spec, dtype_bytes) * persistent
     fsdp = w.training and w.num_gpus > 1 and w.strategy.is_fsdp
+    if w.training and not fsdp:
+        from .synthetic import train_cache
+
+        replayed = train_cache(spec, w, dtype_bytes, (workspace,), alloc_config(getattr(w, "alloc_conf", None)))
+        if replayed is not None:  # two training steps replayed, the weights in them: their rounding too
+            f["rounding"] = 0.0
+            f["replayed"] = float(replayed)
+            return f
     if w.training:
         if moe:
             if not fsdp:  # under FSDP2 the unsharded MoE layer's freed blocks hold its routed groups

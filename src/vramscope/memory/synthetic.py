@@ -21,8 +21,23 @@ The order was read off the fake-tensor trace of that code (``vramscope trace``'s
 allocated with the sizes the real code asks for (the allocator rounds them), the model's weights first, in the
 order the model builds them (``model/tensors.py``: ``tensors``), after torch's cuBLAS workspace.
 
-Pure Python: a stream of ~120 events per layer (a few milliseconds for 80 layers, ``bench/startup.py``).
-Workloads it does not cover return None and keep the shares.
+Training (:func:`train_cache`): two plain full training steps on one GPU of Llama and Qwen2/2.5 (16-bit, SDPA,
+tied or untied embeddings, Qwen2's q/k/v biases), as transformers 5.24 and torch 2.13 run them: the forward above
+with the tensors autograd saves kept alive (``_rmsnorm``'s ``saved``: the fp32 upcast, ``rsqrt``, cast back and
+output; SDPA's query, cache keys/values, output and log-sum-exp; the MLP's gate, activation, up and product; the
+rotary cos/sin), ``ForCausalLMLoss`` (the full bf16 logits, their fp32 upcast, the padded labels — copied for a
+batch — log-softmax, NLL), autograd's backward in the order the traced stream shows (``mm``'s weight gradient
+before the input's, ``addmm``'s after it with the bias's sum; the RMSNorm backward's fp32 temporaries; the rotary
+backward's slices; every saved tensor freed where autograd drops it; a tied head's gradient accumulated out of
+place onto the embedding's), then ``torch.optim.AdamW``'s foreach step (``_multi_tensor_adam``: step,
+``exp_avg``, ``exp_avg_sq`` per parameter on step 1; ``_foreach_sqrt``'s list freed in reverse) and
+``zero_grad(set_to_none=True)`` in the parameters' order — or, with torchtune's ``optimizer_in_bwd``, each
+parameter's AdamW stepped from its gradient's post-accumulate hook inside the backward; or freezing the first
+layers with the (tied) embedding (``--frozen-layers``). Every request and free, in 512-byte units, is the
+trace's on the traced cases (tests/test_allocator_synthetic.py).
+
+Pure Python: a stream of ~120 events per layer for prefill, ~660 per layer for the two training steps (about
+0.2 s for llama-3-70b's 80 layers). Workloads it does not cover return None and keep the shares.
 """
 
 from __future__ import annotations
@@ -59,11 +74,14 @@ class Stream:
                 self.alloc.free(b)
 
 
-def _rmsnorm(st: Stream, rows: int, width: int, a: int, gemma: bool = False) -> Any:
+def _rmsnorm(st: Stream, rows: int, width: int, a: int, gemma: bool = False,
+             saved: Optional[list] = None, input_grad: bool = True) -> Any:
     """``LlamaRMSNorm.forward`` on ``rows`` × ``width``: fp32 upcast, ``pow(2)``, ``mean``, ``+ eps``, ``rsqrt``,
     the product, the cast back and the weight's product; returns the output (the input is the caller's). In fp32
     the upcast and the cast back are the tensor itself. ``gemma``: ``Gemma2RMSNorm`` (the mean freed before the
-    ``rsqrt``, then ``× (1 + weight)`` in fp32; fp32 only)."""
+    ``rsqrt``, then ``× (1 + weight)`` in fp32; fp32 only). ``saved`` (training; a list): autograd keeps the
+    upcast, the ``rsqrt`` and the cast back alive for the backward; they are appended to it instead of freed
+    (``input_grad`` false — the input needs no gradient, only the weight does: the cast back alone)."""
     up = st.new(4 * rows * width) if a != 4 else None
     sq = st.new(4 * rows * width)
     var = st.new(4 * rows)
@@ -74,7 +92,8 @@ def _rmsnorm(st: Stream, rows: int, width: int, a: int, gemma: bool = False) -> 
     rs = st.new(4 * rows)
     st.free(eps)
     prod = st.new(4 * rows * width)
-    st.free(rs, up)
+    if saved is None or not input_grad:
+        st.free(rs, up)
     if gemma:
         one = st.new(4 * width)  # 1 + weight
         out = st.new(4 * rows * width)
@@ -82,7 +101,11 @@ def _rmsnorm(st: Stream, rows: int, width: int, a: int, gemma: bool = False) -> 
         return out
     cast = st.new(a * rows * width) if a != 4 else None
     out = st.new(a * rows * width)
-    st.free(cast, prod, var)
+    if saved is None:
+        st.free(cast, prod, var)
+    else:
+        st.free(prod, var)
+        saved.extend((up, rs, cast) if input_grad else (None, None, cast))
     return out
 
 
@@ -304,3 +327,396 @@ def _prefill_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
         return None
     stats = st.alloc.stats
     return stats.peak_reserved - stats.peak_allocated
+
+
+# -- training: one plain (single-GPU, non-FSDP) full training step, twice ------------------------------------------
+
+#: model types whose training step is written here (traced: Llama 3 untied, Llama 3.2 and Qwen2.5 tied)
+TRAIN_TYPES = frozenset({"llama", "qwen2"})
+
+
+def covered_training(spec: Any, w: Any, a: float) -> bool:
+    """Whether the training stream of this module is written for this model and workload: full training of the
+    Llama layout (Llama, Qwen2/2.5 with its q/k/v biases; tied or untied embeddings) in 16-bit weights with SDPA,
+    no mask, AdamW (torch's foreach implementation), on one GPU, without gradient checkpointing, chunked loss,
+    offloading or accumulation (a step in the backward: Llama, untied; freezing: the first layers of a tied
+    model) — the workloads whose traced stream it was checked against (tests/test_allocator_synthetic.py)."""
+    # freezing: --frozen-layers (the embedding frozen with them) of a tied model, as traced
+    freeze = (w.method == "freeze" and not w.train_modules and spec.tie_embeddings
+              and 1 <= w.frozen_layers < spec.num_layers and not w.optimizer_in_backward)
+    return (a == 2 and w.training and (w.method == "full" or freeze) and spec.kind == "decoder"
+            and spec.layout == "llama"
+            and spec.model_type in TRAIN_TYPES and spec.moe is None and spec.mla is None
+            and spec.vision is None and spec.state is None and spec.norm == "rmsnorm" and spec.mlp_gated
+            and not spec.fused_qkv and not spec.fused_gate_up and not spec.kv_broadcast and not spec.qk_norm
+            and spec.norms_per_layer == 2 and not spec.attn_softcap and not spec.logit_softcap
+            and spec.family.sdpa and w.attn == "sdpa" and not spec.sliding_window
+            and w.quant == "none" and w.optimizer == "adamw" and w.num_gpus == 1 and w.parallelism == "none"
+            and w.tp_degree == 1 and w.pp == 1 and w.sp == 1 and w.precision in ("auto", "bf16")
+            and not (w.precision == "auto" and w.task == "pretrain")  # auto pretraining: mixed, fp32 masters
+            and w.framework == "hf" and not w.profile.keeps_logits and w.profile.ce_upcast and not w.compile
+            and not w.liger and w.float8 == "none" and w.offload == "none" and not w.packing
+            and not w.grad_checkpointing and w.ce_chunks == 1 and not w.activation_offload
+            and w.grad_accum == 1 and w.kv_dtype is None
+            # a step in the backward (torchtune's optimizer_in_bwd) traced on an untied model without biases
+            and not (w.optimizer_in_backward and (spec.tie_embeddings or spec.model_type != "llama")))
+
+
+def train_cache(spec: Any, w: Any, a: float, extra: tuple[int, ...],
+                config: AllocatorConfig = DEFAULT_CONFIG) -> Optional[int]:
+    """The cache (``max_memory_reserved − max_memory_allocated``) of two training steps replayed through the
+    allocator model under ``config``, after ``extra`` (the cuBLAS workspace); None when :func:`covered_training`
+    is false."""
+    if not covered_training(spec, w, a):
+        return None
+    frozen = w.frozen_layers if w.method == "freeze" else None
+    return _train_cache(spec, w.batch, w.seq, int(a), extra, config, w.optimizer_in_backward, frozen)
+
+
+def _rms_backward(st: Stream, g: Any, saved: list, rows: int, width: int, a: int,
+                  hook: Any = None) -> tuple[Any, Any]:
+    """``LlamaRMSNorm.forward``'s autograd backward (the norm's output already freed by its consumer's
+    backward): the weight's gradient (kept, ``.grad``) and the input's, freeing the saved upcast, ``rsqrt`` and
+    cast back where autograd drops them; returns (input gradient, weight gradient). ``hook`` (the weight's
+    gradient): what runs when it is accumulated, after the product's backward (a step in the backward)."""
+    up, rs, cast = saved
+    m1 = st.new(a * rows * width)  # grad · weight
+    m2 = st.new(a * rows * width)  # grad · cast (for the weight's gradient)
+    wg = st.new(a * width)  # its sum over the rows: the weight's .grad
+    st.free(m2, g, cast)
+    if hook is not None:
+        hook([wg])
+    f = st.new(4 * rows * width)  # to fp32
+    st.free(m1)
+    n1 = st.new(4 * rows * width)
+    n2 = st.new(4 * rows * width)
+    r = st.new(4 * rows)
+    st.free(n1, f)
+    p1 = st.new(4 * rows)
+    p2 = st.new(4 * rows)
+    p3 = st.new(4 * rows)
+    st.free(p2, p1, r, rs)
+    d = st.new(4 * rows * width)
+    st.free(p3)
+    e1 = st.new(4 * rows * width)
+    e2 = st.new(4 * rows * width)
+    e3 = st.new(4 * rows * width)
+    st.free(e2, e1, d, up)
+    sm = st.new(4 * rows * width)
+    st.free(n2, e3)
+    out = st.new(a * rows * width)  # back to the input's dtype
+    st.free(sm)
+    return out, wg
+
+
+def _linear_backward(st: Stream, g: Any, x: Any, n_in: int, n_out: int, rows: int, a: int,
+                     bias: bool = False, free_grad: bool = True) -> tuple[Any, list]:
+    """A linear layer's backward on ``rows`` × ``n_out`` gradient ``g``: ``mm``'s (the weight's gradient, then
+    the input's) or, with a bias, ``addmm``'s (the input's, the weight's, the bias's sum); frees ``g``
+    (``free_grad``) and the saved input ``x`` where autograd drops them; returns (input gradient, new .grads)."""
+    if bias:
+        gi = st.new(a * rows * n_in)
+        wg = st.new(a * n_in * n_out)
+        bg = st.new(a * n_out)
+        grads = [wg, bg]
+    else:
+        wg = st.new(a * n_in * n_out)
+        gi = st.new(a * rows * n_in)
+        grads = [wg]
+    if free_grad:
+        st.free(g)
+    st.free(x)
+    return gi, grads
+
+
+def _rotary_backward(st: Stream, g: Any, t: int, width: int, a: int, last: Optional[tuple] = None) -> Any:
+    """``apply_rotary_pos_emb``'s backward for q or k (``rotate_half``'s slices and negation); ``last``: the
+    (cos, sin) its last user frees (layer 0's q)."""
+    m = st.new(a * t * width)  # grad · sin
+    if last:
+        st.free(last[1])
+    n = st.new(a * t * width // 2)
+    s1 = st.new(a * t * width)
+    st.free(n)
+    s2 = st.new(a * t * width)
+    st.free(m)
+    ad = st.new(a * t * width)
+    st.free(s1, s2)
+    m2 = st.new(a * t * width)  # grad · cos
+    st.free(g)
+    if last:
+        st.free(last[0])
+    out = st.new(a * t * width)
+    st.free(ad, m2)
+    return out
+
+
+@lru_cache(maxsize=64)
+def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
+                 config: AllocatorConfig = DEFAULT_CONFIG, in_backward: bool = False,
+                 frozen: Optional[int] = None) -> Optional[int]:
+    """``frozen`` (freezing, ``--frozen-layers``): the embedding (with the tied head) and the layers below it
+    are frozen; they run as in inference (no tensor saved, their cache kept until the output is dropped), the
+    first trained layer's input needs no gradient (its input norm keeps only the cast back, its backward stops
+    at that norm's weight), and no embedding backward runs."""
+    from ..model.tensors import tensors
+
+    st = Stream(extra, config)
+    h, q, kv, inter, d = spec.hidden_size, spec.q_dim, spec.kv_dim, spec.intermediate_size, spec.head_dim
+    heads, t, vocab = spec.num_heads, b * s, spec.vocab_size
+    params = tensors(spec)
+    bias = any(x.name.endswith("q_proj.bias") for x in params)
+    tied = spec.tie_embeddings
+    try:
+        snap = _loaded(spec, a, extra, config) if st.log is None and st.alloc.freezable else None
+        if snap is not None:
+            st.alloc = CachingAllocator.thaw(snap)
+        else:
+            _load(st, spec, a)
+        st.start = len(st.log) if st.log is not None else 0
+        states: list = []
+        for step in (1, 2):
+            grads: dict = {}  # parameter name -> its .grad
+
+            def adam(blocks: list) -> None:
+                """torchtune's optimizer_in_bwd: each parameter's own AdamW stepped from its gradient's
+                post-accumulate hook (as the accumulation runs, right after the node producing it), then its
+                gradient freed (``_step_hook``)."""
+                for blk in blocks:
+                    if step == 1:
+                        states.append((st.new(4), st.new(blk.requested), st.new(blk.requested)))
+                    sc = st.new(4)
+                    st.free(sc)
+                    st.free(st.new(blk.requested))
+                    st.free(blk)
+
+            def put(key: str, blocks: list) -> None:
+                if in_backward:
+                    adam(blocks)
+                else:
+                    grads[key] = blocks if len(blocks) > 1 else blocks[0]
+
+            hook = adam if in_backward else None
+            ids = st.new(8 * t)
+            emb = st.new(a * t * h)
+            p0 = st.new(8 * s)  # cache_position (arange), position_ids (+ past length)
+            pos = st.new(8 * s)
+            st.free(p0)
+            # LlamaRotaryEmbedding in fp32, cast to the dtype (kept: the rotary backward's)
+            pf = st.new(4 * s)
+            freqs = st.new(s * d // 2 * 4)
+            st.free(pf)
+            embf = st.new(s * d * 4)
+            c0 = st.new(s * d * 4)
+            c1 = st.new(s * d * 4)
+            st.free(c0)
+            s0 = st.new(s * d * 4)
+            s1 = st.new(s * d * 4)
+            st.free(s0)
+            cos, sin = st.new(s * d * a), st.new(s * d * a)
+            st.free(freqs, embf, c1, s1)
+            x = emb
+            layers: list = []
+            first = frozen or 0  # the first layer whose input needs a gradient (or the embedding's)
+            kept = []  # the frozen layers' cache keys and values (nothing saves them)
+            for i in range(spec.num_layers):
+                if i < first:  # a frozen layer under a frozen embedding: the inference prefill's stream
+                    normed = _rmsnorm(st, t, h, a)
+                    qs, ks, vs = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
+                    qe = _rotary(st, t, q, a)
+                    ke = _rotary(st, t, kv, a)
+                    st.free(qs, ks)
+                    kept += [st.new(a * t * kv), st.new(a * t * kv)]
+                    st.free(ke, vs)
+                    out = st.new(a * t * q)
+                    st.free(st.new(4 * heads * t))
+                    o = st.new(a * t * h)
+                    st.free(out, qe, normed)
+                    mid = st.new(a * t * h)
+                    st.free(o)
+                    normed2 = _rmsnorm(st, t, h, a)
+                    gate = st.new(a * t * inter)
+                    act = st.new(a * t * inter)
+                    st.free(gate)
+                    up = st.new(a * t * inter)
+                    prod = st.new(a * t * inter)
+                    st.free(act, up)
+                    down = st.new(a * t * h)
+                    st.free(prod, normed2)
+                    nxt = st.new(a * t * h)
+                    st.free(down, mid)
+                    if x is not emb:
+                        st.free(x)
+                    x = nxt
+                    layers.append(None)
+                    continue
+                sv1: list = []
+                normed = _rmsnorm(st, t, h, a, saved=sv1, input_grad=frozen is None or i > first)
+                qs, ks, vs = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
+                qe = _rotary(st, t, q, a)
+                ke = _rotary(st, t, kv, a)
+                st.free(qs, ks)
+                ck, cv = st.new(a * t * kv), st.new(a * t * kv)  # DynamicLayer.update: the cache (sdpa's k, v)
+                st.free(ke, vs)
+                out = st.new(a * t * q)
+                lse = st.new(4 * heads * t)
+                o = st.new(a * t * h)
+                mid = st.new(a * t * h)
+                st.free(o)
+                sv2: list = []
+                normed2 = _rmsnorm(st, t, h, a, saved=sv2)
+                gate = st.new(a * t * inter)
+                act = st.new(a * t * inter)
+                up = st.new(a * t * inter)
+                prod = st.new(a * t * inter)
+                down = st.new(a * t * h)
+                nxt = st.new(a * t * h)
+                st.free(down, mid)
+                if x is not emb:
+                    st.free(x)
+                x = nxt
+                layers.append((sv1, normed, qe, ck, cv, out, lse, sv2, normed2, gate, act, up, prod))
+            svf: list = []
+            final = _rmsnorm(st, t, h, a, saved=svf)
+            # the model's forward returns: its locals dropped in its own order (LlamaModel: the hidden states,
+            # the positions, the embeddings; Qwen2Model: the hidden states, the embeddings, the positions)
+            st.free(x, *((emb, pos) if spec.model_type == "qwen2" else (pos, emb)))
+            logits = st.new(a * t * vocab)
+            if frozen is not None:  # the tied head frozen: its mm keeps the weight, not the normed input
+                st.free(final, *kept)
+            # ForCausalLMLoss: logits.float(), the labels padded by one, log_softmax, nll_loss (mean)
+            f32 = st.new(4 * t * vocab)
+            labels = pad = st.new(8 * b * (s + 1))
+            if b > 1:  # the shifted labels of a batch are not contiguous: view(-1) copies them (nll_loss keeps it)
+                labels = st.new(8 * t)
+            ls = st.new(4 * t * vocab)
+            loss, tw = st.new(4), st.new(4)
+            st.free(f32)
+            if b > 1:
+                st.free(pad)
+            st.free(logits)  # the runner's del logits (its _to_copy backward keeps nothing)
+            if frozen is not None:  # nothing saves the input ids under a frozen embedding: the runner's del
+                st.free(ids)
+            ones = st.new(4)
+            g1 = st.new(4 * t * vocab)  # nll_loss_backward
+            st.free(labels, tw)
+            g2 = st.new(4 * t * vocab)  # _log_softmax_backward_data
+            st.free(g1, ls)
+            gl = st.new(a * t * vocab)  # back to the logits' dtype
+            st.free(g2)
+            if frozen is not None:  # the frozen head: the input's gradient only
+                g = st.new(a * t * h)
+                st.free(gl)
+            else:
+                g, gr = _linear_backward(st, gl, final, h, vocab, t, a)
+                put("lm_head", gr)
+            g, grads["norm"] = _rms_backward(st, g, svf, t, h, a, hook)
+            for i in reversed(range(first, spec.num_layers)):
+                sv1, normed, qe, ck, cv, out, lse, sv2, normed2, gate, act, up, prod = layers[i]
+                pre = f"l{i}."
+                # MLP: down_proj, the product, up_proj, silu, gate_proj
+                gp, gr = _linear_backward(st, g, prod, inter, h, t, a, free_grad=False)
+                put(pre + "down", gr)
+                ga = st.new(a * t * inter)
+                gb = st.new(a * t * inter)
+                st.free(gp, up, act)
+                gn1, gr = _linear_backward(st, ga, None, h, inter, t, a)
+                put(pre + "up", gr)
+                gs = st.new(a * t * inter)  # silu_backward
+                st.free(gb, gate)
+                gn2, gr = _linear_backward(st, gs, normed2, h, inter, t, a)
+                gsum = st.new(a * t * h)  # the input's gradient added into the buffer before the weight's hook
+                st.free(gn1, gn2)
+                put(pre + "gate", gr)
+                gi, grads[pre + "post_norm"] = _rms_backward(st, gsum, sv2, t, h, a, hook)
+                r = st.new(a * t * h)  # the residual's gradient
+                st.free(g, gi)
+                # attention: o_proj, sdpa, the rotary of k then q, v/k/q projections
+                top = frozen is not None and i == first  # the residual's input needs no gradient: r ends here
+                go, gr = _linear_backward(st, r, None, q, h, t, a, free_grad=top)
+                put(pre + "o", gr)
+                gq, gk, gv = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
+                st.free(go, ck, qe, cv, lse, out)  # sdpa's saved tensors, then o_proj's input
+                rk = _rotary_backward(st, gk, t, kv, a)
+                rq = _rotary_backward(st, gq, t, q, a, (cos, sin) if i == first else None)
+                gxv, gr = _linear_backward(st, gv, None, h, kv, t, a, bias)
+                put(pre + "v", gr)
+                ck2 = st.new(a * t * kv)  # contiguous copy of the transposed gradient
+                st.free(rk)
+                gxk, gr = _linear_backward(st, ck2, None, h, kv, t, a, bias)
+                sk = st.new(a * t * h)
+                st.free(gxv, gxk)
+                put(pre + "k", gr)
+                cq = st.new(a * t * q)
+                st.free(rq)
+                gxq, gr = _linear_backward(st, cq, normed, h, q, t, a, bias)
+                sq = st.new(a * t * h)
+                st.free(sk, gxq)
+                put(pre + "q", gr)
+                if top:  # the norm's weight gradient only: grad · cast back, summed
+                    m2 = st.new(a * t * h)
+                    grads[pre + "in_norm"] = st.new(a * h)
+                    st.free(m2, sq, sv1[2])
+                    break
+                gi, grads[pre + "in_norm"] = _rms_backward(st, sq, sv1, t, h, a, hook)
+                nr = st.new(a * t * h)
+                st.free(r, gi)
+                g = nr
+            if frozen is None:  # the embedding's backward
+                ge = st.new(a * vocab * h)  # embedding_dense_backward
+                st.free(g, ids)
+                if tied:  # AccumulateGrad onto lm_head's gradient: out of place
+                    acc = st.new(a * vocab * h)
+                    st.free(grads.pop("lm_head"), ge)
+                    ge = acc
+                if in_backward:
+                    adam([ge])
+                    st.free(ones, loss)
+                    continue
+                grads["embed"] = ge
+            st.free(ones, loss)
+            # AdamW, torch's _multi_tensor_adam: the state on the first step (step, exp_avg, exp_avg_sq per
+            # parameter, in the parameters' order), then exp_avg_sq's square roots for all, freed in reverse
+            order = _param_grads(spec, grads, tied, bias)
+            if step == 1:
+                for n in order:
+                    states.append((st.new(4), st.new(a * n[0]), st.new(a * n[0])))
+            sc = st.new(4)
+            st.free(sc)
+            roots = [st.new(a * n[0]) for n in order]
+            st.free(*reversed(roots))
+            st.free(*[n[1] for n in order])  # zero_grad(set_to_none=True), in the parameters' order
+    except OutOfMemory:
+        return None
+    stats = st.alloc.stats
+    return stats.peak_reserved - stats.peak_allocated
+
+
+def _param_grads(spec: Any, grads: dict, tied: bool, bias: bool) -> list:
+    """(elements, .grad block) per parameter in ``model.parameters()`` order."""
+    from ..model.tensors import tensors
+
+    out = []
+    for x in tensors(spec):
+        name = x.name
+        if name == "model.embed_tokens.weight":
+            key, j = "embed", 0
+        elif name == "lm_head.weight":
+            key, j = "lm_head", 0
+        elif name == "model.norm.weight":
+            key, j = "norm", None
+        else:
+            parts = name.split(".")
+            i, mod = int(parts[2]), parts[-2]
+            short = {"q_proj": "q", "k_proj": "k", "v_proj": "v", "o_proj": "o", "gate_proj": "gate",
+                     "up_proj": "up", "down_proj": "down", "input_layernorm": "in_norm",
+                     "post_attention_layernorm": "post_norm"}[mod]
+            key = f"l{i}.{short}"
+            j = 1 if parts[-1] == "bias" else 0
+        if key not in grads:  # frozen
+            continue
+        gb = grads[key]
+        if isinstance(gb, list):
+            gb = gb[j]
+        out.append((x.numel, gb))
+    return out
