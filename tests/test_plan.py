@@ -89,6 +89,37 @@ def test_suggestions_are_re_estimated_and_ranked():
     assert combo and combo[0].fits and len(combo[0].changes) >= 2
 
 
+def test_suggestion_savings_compare_one_cache_model():
+    """Plain full training of Llama replays its allocator cache (memory/synthetic.py), chunked cross-entropy does
+    not: the saving of that change compares both workloads with the fitted shares, or it would be the two cache
+    models' difference (2.30 GiB for llama-3-8b on an RTX 4090, where the chunked loss frees 0.25 GiB); where both
+    sides are replayed (torchtune's optimizer_in_bwd) the saving is the two totals' difference. The line says which,
+    in both languages."""
+    from vramscope.memory.synthetic import without_replay
+
+    m, g = resolve("llama-3-8b"), find_gpu("rtx-4090")
+    w = make_workload(task="finetune", method="full")
+    a = fit(m, w, g)
+    base = total(m, w)
+    with without_replay():
+        base_fitted = total(m, w)
+    assert base_fitted != base  # the baseline is replayed
+    by_key = {s.key: s for s in a.suggestions}
+    ce, inbwd = by_key["s_chunked_ce"], by_key["s_opt_in_bwd"]
+    with without_replay():
+        ce_fitted = total(m, replace(w, **ce.changes))
+    assert ce.total_bytes == total(m, replace(w, **ce.changes)) == ce_fitted  # chunked CE: not replayed
+    assert not ce.saves_alike and ce.saves_bytes == base_fitted - ce_fitted < 2**30
+    assert ce.to_dict()["saves_compared"] == "fitted_cache"
+    assert inbwd.saves_alike and inbwd.saves_bytes == base - inbwd.total_bytes
+    assert inbwd.to_dict()["saves_compared"] == "own"
+    from vramscope.i18n import t
+
+    for lang in ("en", "zh"):
+        assert t(ce.line_key, lang, desc="d", total="t", saves="s", cost="c", fits="") != \
+            t(inbwd.line_key, lang, desc="d", total="t", saves="s", cost="c", fits="")
+
+
 def test_no_suggestions_when_it_fits():
     a = vramscope.fit("qwen2.5-0.5b", gpu="rtx-4090")
     assert a.fits and not a.suggestions

@@ -1479,6 +1479,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     "fit_suggestions": {"en": "What to change (re-estimated):", "zh": "可以这样调整（均已重新估算）："},
     "fit_suggestion_line": {"en": "{desc}: {total} ({saves} less, {cost}){fits}",
                             "zh": "{desc}：{total}（减少 {saves}，{cost}）{fits}"},
+    "fit_suggestion_line_fitted": {
+        "en": "{desc}: {total} ({saves} less with one cache model for both, {cost}){fits}",
+        "zh": "{desc}：{total}（两者按同一缓存模型计算，减少 {saves}，{cost}）{fits}"},
     "fit_fits_mark": {"en": " → fits", "zh": " → 可以运行"},
     "fit_suggestion_command": {"en": "to check: {command}", "zh": "验证命令：{command}"},
     # ---- vramscope serve ----

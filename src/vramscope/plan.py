@@ -40,6 +40,9 @@ class Suggestion:
     command: Optional[str] = None  # the command line that reproduces it (None: a Workload built by hand)
     #: the options it changes, by field, as a user sets them (None: the option goes back to its default)
     options: Optional[dict[str, Any]] = None
+    #: False where the baseline's allocator cache is replayed and the change's fitted (or the other way round):
+    #: ``saves_bytes`` is then the difference with both caches from the fitted shares
+    saves_alike: bool = True
 
     def render(self, lang: str = "en", surface: str = "cli") -> str:
         """The change in a sentence; an option it names (``errors.Opt``) is spelled for ``surface``: a flag on
@@ -49,9 +52,15 @@ class Suggestion:
             return t(self.key, lang, changes=" + ".join(parts))
         return t(self.key, lang, **rendered(self.params, lang, surface))
 
+    @property
+    def line_key(self) -> str:
+        """The i18n key of the suggestion's line: it says when the saving compares the fitted caches."""
+        return "fit_suggestion_line" if self.saves_alike else "fit_suggestion_line_fitted"
+
     def to_dict(self, lang: str = "en", surface: str = "cli") -> dict[str, Any]:
         return {"change": self.key.removeprefix("s_"), "description": self.render(lang, surface),
                 "workload": self.changes, "total_bytes": self.total_bytes, "saves_bytes": self.saves_bytes,
+                "saves_compared": "own" if self.saves_alike else "fitted_cache",
                 "fits": self.fits, "cost": self.cost, "command": self.command}
 
 
@@ -278,7 +287,22 @@ def _evaluate(model: ResolvedModel, w: Workload, gpu: Gpu, usable: int, base: in
     new = rebuild(w, changes)
     total = _total(model, new)
     command = None if w.options is None else command_line(model, merge_options(w.options, changes), gpu)
-    return Suggestion(key, params, _diff(w, new), total, base - total, total <= usable, cost, command, dict(changes))
+    saves, alike = base - total, True
+    base_fitted, new_fitted = _fitted_total(model, w), _fitted_total(model, new)
+    if (base_fitted != base) != (new_fitted != total):
+        # one side's allocator cache is its replayed stream (memory/synthetic.py), the other's the fitted shares:
+        # the difference of the two totals would be the two cache models' difference, not the change's
+        saves, alike = base_fitted - new_fitted, False
+    return Suggestion(key, params, _diff(w, new), total, saves, total <= usable, cost, command, dict(changes),
+                      alike)
+
+
+def _fitted_total(model: ResolvedModel, w: Workload) -> int:
+    """:func:`_total` with the allocator cache from the fitted shares, where a replay would give it."""
+    from .memory.synthetic import without_replay
+
+    with without_replay():
+        return _total(model, w)
 
 
 def _training_candidates(w: Workload) -> list[Candidate]:

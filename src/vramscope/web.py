@@ -438,7 +438,7 @@ def report_html(p: dict[str, str], lang: str, model: Any, w: Any, imported: Any 
             items = []
             for s in a.suggestions:
                 mark = t("fit_fits_mark", lang) if s.fits else ""
-                line = t("fit_suggestion_line", lang, desc=s.render(lang, "web"), total=format_bytes(s.total_bytes),
+                line = t(s.line_key, lang, desc=s.render(lang, "web"), total=format_bytes(s.total_bytes),
                          saves=format_bytes(s.saves_bytes), cost=t(f"cost_{s.cost}", lang), fits=mark)
                 link = apply_link({**p, "lang": lang}, s.options)
                 apply = (f' <a class="vs-apply" href="{_esc(link[0])}" data-apply="{_esc(json.dumps(link[1]))}">'

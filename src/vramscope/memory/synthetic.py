@@ -42,8 +42,10 @@ Pure Python: a stream of ~120 events per layer for prefill, ~660 per layer for t
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from .allocator import DEFAULT_CONFIG, AllocatorConfig, CachingAllocator, Frozen, OutOfMemory
 
@@ -144,12 +146,27 @@ def covered(spec: Any, w: Any, a: float) -> bool:
 PREFILL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
 
 
+#: False inside :func:`without_replay`: every workload keeps the byte-weighted shares (``device.CACHE_SHARES``)
+_REPLAY: ContextVar[bool] = ContextVar("vramscope_replay", default=True)
+
+
+@contextmanager
+def without_replay() -> Iterator[None]:
+    """Estimates made inside take the fitted shares even where a stream is written: ``plan`` compares a change
+    the replay covers with one it does not on the same model of the cache."""
+    token = _REPLAY.set(False)
+    try:
+        yield
+    finally:
+        _REPLAY.reset(token)
+
+
 def prefill_cache(spec: Any, w: Any, a: float, extra: tuple[int, ...],
                   config: AllocatorConfig = DEFAULT_CONFIG) -> Optional[int]:
     """The cache (``max_memory_reserved − max_memory_allocated``) of an inference prefill replayed through the
     allocator model under ``config``, after the allocations ``extra`` (the cuBLAS workspace); None when
     :func:`covered` is false."""
-    if not covered(spec, w, a):
+    if not _REPLAY.get() or not covered(spec, w, a):
         return None
     gemma = spec.model_type == "gemma2"
     return _prefill_cache(spec, w.batch, w.seq, int(a), extra, config, gemma or w.attn == "eager", gemma)
@@ -367,7 +384,7 @@ def train_cache(spec: Any, w: Any, a: float, extra: tuple[int, ...],
     """The cache (``max_memory_reserved − max_memory_allocated``) of two training steps replayed through the
     allocator model under ``config``, after ``extra`` (the cuBLAS workspace); None when :func:`covered_training`
     is false."""
-    if not covered_training(spec, w, a):
+    if not _REPLAY.get() or not covered_training(spec, w, a):
         return None
     frozen = w.frozen_layers if w.method == "freeze" else None
     return _train_cache(spec, w.batch, w.seq, int(a), extra, config, w.optimizer_in_backward, frozen)

@@ -233,7 +233,7 @@ def render_fit(a: "FitAnswer", lang: str = "en", units: str = "GiB") -> str:
     if a.suggestions:
         lines.append("  " + t("fit_suggestions", lang))
         for s in a.suggestions:
-            lines.append(wrap("    - " + t("fit_suggestion_line", lang, desc=s.render(lang),
+            lines.append(wrap("    - " + t(s.line_key, lang, desc=s.render(lang),
                                              total=format_bytes(s.total_bytes, units),
                                              saves=format_bytes(s.saves_bytes, units), cost=t(f"cost_{s.cost}", lang),
                                              fits=t("fit_fits_mark", lang) if s.fits else ""), 100, "      "))
