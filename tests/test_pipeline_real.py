@@ -68,6 +68,7 @@ def test_torchtitan_stage_keeps_its_units_gathered():
 
 
 @requires_torch
+@pytest.mark.trace
 @pytest.mark.parametrize("layers, kw", [
     (4, dict(num_gpus=4, pp=2, grad_accum=4)),
     (8, dict(num_gpus=8, pp=4, grad_accum=8)),
