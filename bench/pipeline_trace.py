@@ -13,6 +13,8 @@ what the schedule keeps: the per-micro-batch receive buffers (``memory/pipeline.
 step is called as torchtitan calls it (``return_outputs=False``, ``trainer.py``).
 
 Run:  python bench/pipeline_trace.py   (prints each schedule, rank, the persistent buffers traced and modelled)
+      python bench/pipeline_trace.py --real [--write docs/accuracy.md]   (a real decoder split as torchtitan
+      splits it, FSDP2 inside each stage, every pipeline rank traced beside the analytic stage: ``real_matrix``)
 """
 
 from __future__ import annotations
@@ -112,5 +114,170 @@ def main() -> None:
                       flush=True)
 
 
+
+# ---------------------------------------------------------------------------------------------------------------
+# A real decoder split as torchtitan splits it (src/vramscope/trace/pipeline.py), traced per pipeline rank.
+# ---------------------------------------------------------------------------------------------------------------
+
+HEADING_REAL = "## Pipeline stages of a real decoder, split as torchtitan splits it, traced per rank"
+#: the phases compared: before the first step, the schedule's forwards and backwards (one phase: a rank runs both
+#: interleaved), the optimizer step
+REAL_PHASES = ("load", "step", "optimizer_step")
+
+
+def real_matrix() -> list[tuple[str, int, dict]]:
+    """(catalog model, reduced depth, workload keywords): torchtitan's layout (FSDP2 over dp inside each stage)."""
+    base = dict(task="pretrain", precision="mixed", parallelism="fsdp", framework="torchtitan", batch=1, seq=1024)
+    rows = []
+    for schedule in ("1f1b", "gpipe", "interleaved"):  # ZBV: see the docs (its FSDP2 gradients never sharded)
+        rows.append(("llama-3-8b", 8, {**base, "num_gpus": 8, "pp": 4, "grad_accum": 8, "pp_schedule": schedule}))
+    rows.append(("llama-3-8b", 8, {**base, "num_gpus": 8, "pp": 4, "grad_accum": 8, "grad_checkpointing": "full"}))
+    rows.append(("llama-3-8b", 6, {**base, "num_gpus": 4, "pp": 2, "grad_accum": 4}))
+    rows.append(("qwen3-8b", 8, {**base, "num_gpus": 8, "pp": 4, "grad_accum": 8}))
+    return rows
+
+
+def analytic_stages(model, kw: dict) -> list[dict[str, int]]:
+    """The analytic estimate's phases of every pipeline rank (``memory/pipeline.py pipeline_stages``), in bytes
+    of tensors (runtime overhead and the allocator's cache left out: the trace counts tensors only)."""
+    from vramscope.api import estimate_resolved
+    from vramscope.estimators import training
+    from vramscope.workload import make_workload
+
+    collected: list = []
+    orig = training.pipeline_stages
+    training.pipeline_stages = lambda *a, **k: orig(*a, **k, collect=collected)
+    try:
+        estimate_resolved(model, make_workload(**kw))
+    finally:
+        training.pipeline_stages = orig
+
+    def tensors(ph: dict) -> int:
+        return sum(v for k, v in ph.items() if k not in ("allocator_cache", "overhead"))
+
+    out = []
+    for st in collected:
+        out.append({"load": tensors(st["load"]), "step": max(tensors(st["forward"]), tensors(st["backward"])),
+                    "optimizer_step": tensors(st["optimizer_step"])})
+    return out
+
+
+def real_rows(rows: list | None = None) -> list[dict]:
+    """Every pipeline rank of every configuration: traced (``trace/pipeline.py``) beside the analytic stage."""
+    import logging
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from accuracy_matrix import reduced
+
+    from vramscope.trace.pipeline import trace_pipeline_rank
+    from vramscope.workload import make_workload
+
+    logging.disable(logging.WARNING)
+    warnings.filterwarnings("ignore")
+    out = []
+    for name, layers, kw in rows or real_matrix():
+        model = reduced(name, layers)
+        an = analytic_stages(model, kw)
+        for rank in range(kw["pp"]):
+            tr = trace_pipeline_rank(model, make_workload(**kw), rank)
+            err = {p: (an[rank][p] - tr[p]) / tr[p] for p in REAL_PHASES}
+            out.append({"model": name, "layers": layers, "kw": kw, "rank": rank, "stages": tr["stages"],
+                        "stage_layers": tr["layers"], "trace": tr, "analytic": an[rank], "error": err})
+            print(f"{name} L{layers} {kw['pp_schedule'] if 'pp_schedule' in kw else '1f1b'} pp{kw['pp']} "
+                  f"m{kw['grad_accum']} ck={kw.get('grad_checkpointing')} rank {rank} stages {tr['stages']} "
+                  f"layers {tr['layers']}: " + " ".join(
+                      f"{p} {tr[p] / 2**30:.3f}/{an[rank][p] / 2**30:.3f} ({100 * err[p]:+.2f}%)" for p in REAL_PHASES),
+                  flush=True)
+    return out
+
+
+def real_main(write: str | None = None) -> None:
+    """The real-decoder rows (:func:`real_rows`) as docs/accuracy.md's section (``--write PATH``)."""
+    import datetime
+    import platform
+
+    import torch
+    import transformers
+
+    rows = real_rows()
+    worst = max(abs(e) for r in rows for e in r["error"].values())
+    busiest = {}
+    for r in rows:
+        key = (r["model"], r["layers"], repr(sorted(r["kw"].items())))
+        if key not in busiest or r["trace"]["step"] > busiest[key]["trace"]["step"]:
+            busiest[key] = r
+    worst_busiest = max(abs(r["error"]["step"]) for r in busiest.values())
+    lines = [HEADING_REAL, "",
+             f"Measured {datetime.date.today().isoformat()} by `python bench/pipeline_trace.py --real --write "
+             f"docs/accuracy.md` (torch {torch.__version__}, transformers {transformers.__version__}, Python "
+             f"{platform.python_version()}): the catalog model at a reduced depth (same layer shapes) split into stages "
+             "as torchtitan splits a decoder (pytorch/torchtitan b5bcd76, `distributed/pipeline_parallel.py`: the "
+             "embedding and the norm + output head each take one layer's place, `_generate_llm_fqn_per_model_part`; "
+             "rank r holds stages r, r + pp, … or the ZBV pair), each stage transformers' own modules in a module "
+             "that runs what the split left (`trace/pipeline.py`), FSDP2 over the data-parallel ranks inside each "
+             "stage with torchtitan's MixedPrecisionPolicy and its PP default `reshard_after_forward=False`, run "
+             "through torch's own `PipelineStage` and schedule (two steps, `return_outputs=False`, then AdamW) as "
+             "pipeline rank r (data-parallel index 0) of torch's fake process group on fake tensors. Compared per "
+             "rank with the analytic estimator's stage (`--framework torchtitan --pp N --pp-schedule S`, "
+             "`memory/pipeline.py pipeline_stages`), tensors only (runtime overhead and the allocator's cache left "
+             "out). The schedule interleaves forwards and backwards, so the traced phases are: before the first "
+             "step (load), the steady step's forwards and backwards (analytic: the larger of its forward and "
+             "backward), the optimizer step. Error = (analytic − trace) / trace.", "",
+             f"**{len(rows)} pipeline ranks in {len(busiest)} configurations: worst phase error {100 * worst:.2f}%; "
+             f"on each configuration's busiest rank (the per-GPU answer) worst {100 * worst_busiest:.2f}%.**", "",
+             "| model | layout | schedule | rank (stages: layers) | load traced / analytic | step traced / analytic "
+             "| optimizer step traced / analytic |", "|---|---|---|---|---:|---:|---:|"]
+    for r in rows:
+        kw, tr, an, err = r["kw"], r["trace"], r["analytic"], r["error"]
+        layout = (f"{r['layers']} layers, dp{kw['num_gpus'] // kw['pp']} × pp{kw['pp']}, m{kw['grad_accum']}, "
+                  f"b{kw['batch']} s{kw['seq']}" + (f", ckpt {kw['grad_checkpointing']}"
+                                                     if kw.get("grad_checkpointing") else ""))
+        held = ", ".join(f"{s}: {n}" for s, n in zip(r["stages"], r["stage_layers"]))
+        mark = " **(busiest)**" if any(b is r for b in busiest.values()) else ""
+        lines.append(f"| {r['model']} | {layout} | {kw.get('pp_schedule', '1f1b')} | {r['rank']} ({held}){mark} | "
+                     + " | ".join(f"{tr[p] / 2**30:.3f} / {an[p] / 2**30:.3f} GiB ({100 * err[p]:+.2f}%)"
+                                  for p in REAL_PHASES) + " |")
+    lines += ["", REAL_NOTES]
+    text = "\n".join(lines) + "\n"
+    if write:
+        sys.path.insert(0, str(ROOT / "bench"))
+        from _docs import replace_section
+
+        replace_section(write, HEADING_REAL, text)
+    print(text)
+
+
+REAL_NOTES = (
+    "What the real split showed and the analytic model now counts (`memory/pipeline.py`, `estimators/training.py "
+    "pipeline`, for `--framework torchtitan`): (1) torchtitan's split is not an even one: with the embedding and "
+    "the head counted as a layer each, 8 layers on 4 stages are 2, 3, 2, 1 (Llama-3-8B's 32: 8, 9, 8, 7), so the "
+    "second stage, not the first, holds the most layers and the last the fewest; the analytic split was 2, 2, 2, 2 "
+    "(load and optimizer step −33% on rank 1, +29% on rank 3; now exact). (2) Under PP torchtitan turns FSDP2's "
+    "`reshard_after_forward` off for every unit and torch's `PipelineStage` runs every micro-batch's backward but "
+    "the last without gradient sync and without resharding: a stage stays gathered in bf16 from its first "
+    "forward to the step's last backward, and its gradients accumulate unsharded in fp32 (`_fsdp_param.py "
+    "to_accumulated_grad_if_needed`) until the last micro-batch's reduce-scatter. The analytic stage had two "
+    "units in flight and sharded gradients: the step was 15–48% under (rank 0 of 1F1B −26.0%, its busiest rank). "
+    "(3) The step's peak moment differs by stage: the first stage peaks at the embedding's backward (its bf16 "
+    "gradient of the whole vocabulary beside the fp32 accumulation), the last at the loss's backward (under GPipe "
+    "with every micro-batch's logits and log-softmax output waiting) or, at shorter sequences, the output head's "
+    "backward (its bf16 weight gradient before it is added to the fp32 one), the middle ones inside a layer's "
+    "backward (likewise); the last micro-batch's reduce-scatters run unit by unit in the stage module's order, "
+    "the units before sharded. Remaining differences: the middle stages are within +3% under 1F1B and up to +7% "
+    "under GPipe (its in-flight activations counted whole at the first backward, where the trace holds fewer); "
+    "GPipe's last stage +5% (the waiting micro-batches' loss tensors counted as 6 bytes × vocabulary per token, "
+    "the trace holds 7 of the 8 micro-batches' bf16 logits at that moment); interleaved 1F1B's last rank −4.4% "
+    "(its two chunks, one of them only the norm and head, not resolved). ZBV (`ScheduleZBVZeroBubble`) with FSDP2 is not in the table: on the fake process group its "
+    "split backward (`stage_backward_weight`) leaves the sharded parameters without gradients after the step "
+    "(the optimizer step creates no states: 1.06 GiB traced on rank 2 where its shards and states are 2.4 GiB), "
+    "while torch's own composability test runs FSDP under zero bubble with gradients (pytorch/pytorch#134052 "
+    "calls FSDP's post-backward after the W steps), so this is most likely the trace's own gap, not found yet; "
+    "the analytic ZBV stage keeps its schedule-order count. Not traced: "
+    "tensor or context parallelism inside the stages, `pipeline_parallel_layers_per_stage`, DualPipeV.")
+
+
 if __name__ == "__main__":
-    main()
+    if "--real" in sys.argv:
+        real_main(sys.argv[sys.argv.index("--write") + 1] if "--write" in sys.argv else None)
+    else:
+        main()

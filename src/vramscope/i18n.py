@@ -1169,6 +1169,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "pipeline parallel: {pp} stages, {schedule} schedule, {m:~micro-batch~micro-batches} per step; the busiest rank is the {kind}",
         "zh": "流水线并行：{pp} 个阶段，{schedule} 调度，每步 {m} 个微批次；显存最多的是{kind}",
     },
+    "a_pp_fsdp_gathered": {
+        "en": "torchtitan under pipeline parallelism: its layers split with the embedding and the output head counting as a layer each; FSDP2 does not reshard after forward, so each stage stays gathered in the parameter dtype from its first forward to the step's last backward, its gradients accumulating unsharded in the reduction dtype across micro-batches",
+        "zh": "torchtitan 流水线并行：层按嵌入层和输出头各算一层切分；FSDP2 前向后不重新分片，每个阶段从第一次前向到本步最后一次反向都以参数精度保持完整聚合，梯度跨微批次以规约精度未分片累积",
+    },
     "a_tp": {
         "en": "per GPU of {n}-way tensor parallelism (heads, MLP, experts and vocabulary split; norms replicated; NCCL buffers not counted)",
         "zh": "{n} 路张量并行下的单卡显存（注意力头、MLP、专家和词表切分；归一化层复制；未计 NCCL 缓冲）",

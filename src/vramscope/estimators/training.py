@@ -23,6 +23,7 @@ modules keep adapters in the model dtype or in fp32, its 4-bit bases dequantize 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Optional
 
 from ..errors import Opt, Text, VramscopeError
 from ..i18n import register
@@ -1234,8 +1235,12 @@ def step_phases(w: Workload, lay: Layout, forward: dict, backward: dict, notes: 
 
 
 def pipeline(spec: ModelSpec, w: Workload, phases: Phases, layer_acts: int,
-             notes: list[Assumption], cast_cache: int = 0, act_bytes: float = 2.0) -> tuple[Phases, dict]:
-    """The phases of the busiest pipeline rank, and the per-rank report (``memory/pipeline.py``)."""
+             notes: list[Assumption], cast_cache: int = 0, act_bytes: float = 2.0,
+             p: Optional[Precision] = None, loss_backward: int = 0,
+             loss_held: int = 0) -> tuple[Phases, dict]:
+    """The phases of the busiest pipeline rank, and the per-rank report (``memory/pipeline.py``). torchtitan
+    splits the layers its own way (``memory/pipeline.py torchtitan_stage_layers``) and keeps every FSDP2 unit of a
+    stage gathered under PP (``pipeline_stages``' ``unsharded``: with ``p``, its FSDP mixed-precision policy)."""
     if w.pp > spec.num_layers:
         raise VramscopeError("conflict", field="pp", reason=Text("r_pp_layers", pp=w.pp, layers=spec.num_layers))
     if w.pp_schedule == "zbv" and spec.num_layers < 2 * w.pp:
@@ -1250,9 +1255,16 @@ def pipeline(spec: ModelSpec, w: Workload, phases: Phases, layer_acts: int,
     boundary = int(w.batch * -(-w.seq // w.sp) * spec.hidden_size * width) // (w.tp if w.sequence_parallel else 1)
     if w.framework == "megatron":
         boundary = 0
+    titan = w.framework == "torchtitan"
+    split = "torchtitan" if titan else "even"
+    unsharded = None
+    if titan and p is not None and p.recipe == "fsdp_mixed" and w.strategy.is_fsdp and shard_group(w) > 1:
+        unsharded = (p.gather_bytes, p.reduce_bytes, shard_group(w))
+        notes.append(Assumption("a_pp_fsdp_gathered"))
     phases, rows = pipeline_stages(spec, w.pp, w.grad_accum, w.pp_schedule, phases, layer_acts,
                                    virtual=w.pp_virtual, cast_cache=cast_cache, boundary=boundary,
-                                   boundary_saved=width == 4)
+                                   boundary_saved=width == 4, split=split, unsharded=unsharded,
+                                   loss_backward=loss_backward, loss_held=loss_held)
     busiest = max(rows, key=lambda r: r["peak_bytes"])
     notes.append(Assumption("a_pp", {"pp": w.pp, "schedule": w.pp_schedule, "m": w.grad_accum,
                                      "kind": Text('stage_' + busiest["kind"].split()[0])}))

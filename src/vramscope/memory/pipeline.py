@@ -39,11 +39,53 @@ def stage_layers(n_layer: int, pp: int) -> list[int]:
     return [n_layer // pp + (1 if s < n_layer % pp else 0) for s in range(pp)]
 
 
+def torchtitan_stage_layers(num_layers: int, num_stages: int, input_weight: int = 1,
+                            output_weight: int = 1) -> list[int]:
+    """Each stage's decoder-layer count as torchtitan splits a decoder (pytorch/torchtitan b5bcd76, the same at
+    v0.3.0: ``torchtitan/distributed/pipeline_parallel.py _generate_llm_fqn_per_model_part``): the layers and
+    the embedding and output modules spread as ``L + input_weight + output_weight`` "effective layers"
+    (``pipeline_parallel_first_stage_less_layers`` / ``..._last_stage_less_layers``, 1 each by default,
+    ``config/configs.py``), ``(L + 2) // S`` per stage and one more on the first ``(L + 2) % S``; the first stage's
+    embedding and the last stage's norm + head take one layer's place each. Raises ``ValueError`` where torchtitan
+    refuses the split (an empty stage, a weight above a stage's share)."""
+    if num_stages == 1:
+        return [num_layers]
+    effective = num_layers + input_weight + output_weight
+    per, extra = divmod(effective, num_stages)
+    if per == 0 or input_weight > per or output_weight > per:
+        raise ValueError(f"{num_stages} stages for {num_layers} layers")
+    out, left = [], num_layers
+    for s in range(num_stages):
+        n = per + (1 if s < extra else 0)
+        n -= input_weight if s == 0 else (output_weight if s == num_stages - 1 else 0)
+        n = min(n, left)
+        out.append(n)
+        left -= n
+    return out
+
+
+def total_stages(pp: int, schedule: str, virtual: int = 2) -> int:
+    """Pipeline stages over all ranks: one per rank, two under ZBV, ``virtual`` under the interleaved ones."""
+    return 2 * pp if schedule == "zbv" else (pp * virtual if schedule.startswith("interleaved") else pp)
+
+
 def rank_layer_ranges(n_layer: int, pp: int, schedule: str = "1f1b",
-                      sizes: list[int] | None = None) -> list[list[tuple[int, int]]]:
+                      sizes: list[int] | None = None, split: str = "even",
+                      virtual: int = 2) -> list[list[tuple[int, int]]]:
     """The decoder layers each rank holds, as ranges: consecutive ones (one stage per rank; ``sizes``: each
     stage's layer count, default :func:`stage_layers`), or under ZBV its two stages of the ``2·pp`` (``r`` and
-    ``2·pp − 1 − r``)."""
+    ``2·pp − 1 − r``). ``split="torchtitan"``: the stages as torchtitan cuts them (:func:`torchtitan_stage_layers`
+    over :func:`total_stages`), rank ``r`` holding stages ``r, r + pp, …`` or the V pair under ZBV
+    (``_get_pp_rank_to_stage_indices_mapping``)."""
+    if split == "torchtitan" and sizes is None:
+        n_stages = total_stages(pp, schedule, virtual)
+        bounds, lo = [], 0
+        for n in torchtitan_stage_layers(n_layer, n_stages):
+            bounds.append((lo, lo + n))
+            lo += n
+        if schedule == "zbv":
+            return [[bounds[r], bounds[2 * pp - 1 - r]] for r in range(pp)]
+        return [[bounds[r + k * pp] for k in range(n_stages // pp)] for r in range(pp)]
     if schedule != "zbv":
         sizes, lo, out = sizes or stage_layers(n_layer, pp), 0, []
         for n in sizes:
@@ -63,10 +105,19 @@ def head_rank(pp: int, schedule: str) -> int:
 
 
 def stage_param_fractions(spec: ModelSpec, pp: int, schedule: str = "1f1b",
-                          sizes: list[int] | None = None) -> list[float]:
+                          sizes: list[int] | None = None, split: str = "even", virtual: int = 2) -> list[float]:
     """Each stage's share of the parameters (embedding on the first, head and final norm on the last; ZBV: both
-    on rank 0); ``sizes``: each stage's layer count (default :func:`stage_layers`; vLLM splits its own way)."""
-    ranges = rank_layer_ranges(spec.num_layers, pp, schedule, sizes)
+    on rank 0); ``sizes``: each stage's layer count (default :func:`stage_layers`; vLLM splits its own way);
+    ``split``, ``virtual``: as :func:`rank_layer_ranges`."""
+    counts = stage_params(spec, pp, schedule, sizes, split, virtual)
+    total = stage_params(spec, 1)[0]
+    return [c / total if total else 0.0 for c in counts]
+
+
+def stage_params(spec: ModelSpec, pp: int, schedule: str = "1f1b", sizes: list[int] | None = None,
+                 split: str = "even", virtual: int = 2) -> list[int]:
+    """Each rank's parameter count (:func:`stage_param_fractions`; a tied head's copy counted on its stage)."""
+    ranges = rank_layer_ranges(spec.num_layers, pp, schedule, sizes, split, virtual)
     layers = emb = head = 0
     for g in groups(spec):
         if g.tensor.layer is not None:
@@ -77,20 +128,20 @@ def stage_param_fractions(spec: ModelSpec, pp: int, schedule: str = "1f1b",
             head += g.numel
     if spec.tie_embeddings:
         head += sum(g.numel for g in groups(spec) if g.tensor.role == "embedding")  # the last stage keeps a copy
-    total = layers + emb + head
     out = []
     for s in range(pp):
         p = sum(params_in_layers(spec, a, b) for a, b in ranges[s])
         p += emb if s == 0 else 0
         p += head if s == head_rank(pp, schedule) else 0
-        out.append(p / total if total else 0.0)
+        out.append(p)
     return out
 
 
-def stage_cast_fractions(spec: ModelSpec, pp: int, schedule: str = "1f1b") -> list[float]:
+def stage_cast_fractions(spec: ModelSpec, pp: int, schedule: str = "1f1b", split: str = "even",
+                         virtual: int = 2) -> list[float]:
     """Each stage's share of the linear weights autocast casts (its layers' linears; the output head's on the last
     stage, a tied head's being the embedding's weight): the weight-cast cache a stage holds is its own slice's."""
-    ranges = rank_layer_ranges(spec.num_layers, pp, schedule)
+    ranges = rank_layer_ranges(spec.num_layers, pp, schedule, None, split, virtual)
     per = [0] * pp
     head = 0
     for g in groups(spec):
@@ -144,10 +195,30 @@ def recv_buffers(rank: int, pp: int, micro_batches: int, schedule: str, boundary
     return int((acts + grads) * boundary)
 
 
+def _stage_units(spec: ModelSpec, pp: int, schedule: str, ranges: list[list[tuple[int, int]]]) -> list[list[int]]:
+    """Each rank's FSDP2 units' parameter counts as torchtitan wraps them, in the order FSDP2 reduces them at the
+    step's end (the stage module's order: the embedding, the layers, [norm, head])."""
+    emb = sum(g.numel for g in groups(spec) if g.tensor.layer is None and g.tensor.role in ("embedding",
+                                                                                           "position_embedding"))
+    head = sum(g.numel for g in groups(spec) if g.tensor.layer is None and g.tensor.role not in (
+        "embedding", "position_embedding"))
+    if spec.tie_embeddings:
+        head += emb
+    out = []
+    for s in range(pp):
+        units = [emb] if s == 0 else []
+        units += [params_in_layers(spec, i, i + 1) for a, b in ranges[s] for i in range(a, b)]
+        out.append(units + ([head] if s == head_rank(pp, schedule) else []))
+    return out
+
+
 def pipeline_stages(spec: ModelSpec, pp: int, micro_batches: int, schedule: str,
                     phases: dict[str, dict[str, int]], layer_activations: int, virtual: int = 2,
                     cast_cache: int = 0, boundary: int = 0,
-                    boundary_saved: bool = False) -> tuple[dict[str, dict[str, int]], list[dict[str, Any]]]:
+                    boundary_saved: bool = False, collect: list | None = None, split: str = "even",
+                    unsharded: tuple[float, float, int] | None = None, loss_backward: int = 0,
+                    loss_held: int = 0,
+                    ) -> tuple[dict[str, dict[str, int]], list[dict[str, Any]]]:
     """Per-stage phases from the one-rank phases; returns the busiest stage's phases and a row per stage.
 
     ``layer_activations`` is what all layers save for one micro-batch. Activations beyond it (the loss head's)
@@ -156,11 +227,36 @@ def pipeline_stages(spec: ModelSpec, pp: int, micro_batches: int, schedule: str,
     weights (:func:`stage_cast_fractions`): every stage caches the casts of its own slice, once for all its
     micro-batches. ``boundary``: one micro-batch's hidden states at a stage boundary, for torch's receive
     buffers (:func:`recv_buffers`), alive from the first step on (every phase but load); ``boundary_saved``: the
-    received input is itself saved by the stage's first layer (an fp32 residual stream).
+    received input is itself saved by the stage's first layer (an fp32 residual stream). ``collect``: a list
+    that receives every stage's phases (the trace comparison, bench/pipeline_trace.py). ``split``: the layers'
+    split over the stages (:func:`rank_layer_ranges`).
+
+    ``unsharded`` (param bytes, reduce bytes, FSDP2 ranks): FSDP2 inside each stage as torchtitan applies it under pipeline
+    parallelism (``distributed/fsdp.py get_fsdp_reshard_after_forward_policy``: ``reshard_after_forward`` is off
+    for every unit when PP is on), run by torch 2.13's ``PipelineStage`` (``stage.py
+    backward_maybe_with_nosync``: every micro-batch's backward but the last with ``set_requires_gradient_sync
+    (False)`` and ``set_reshard_after_backward(False)``): once a unit is gathered it stays gathered to the step's
+    last backward, so through forward and backward the rank holds its whole stage unsharded in param_dtype beside
+    its fp32 shards, and the gradients accumulate unsharded in reduce_dtype (``_fsdp_param.py
+    to_accumulated_grad_if_needed`` / ``accumulate_unsharded_grad_if_needed``) until the last micro-batch's
+    reduce-scatter; the sharded gradients of the step before were set to None by ``zero_grad``. Traced on the real
+    decoder (bench/pipeline_trace.py ``--real``). The backward phase is then the largest of its moments on the
+    stage (each beside the shards, the gathered stage, the states and the accumulated gradients): a unit's
+    backward (a layer, or the output head) with every in-flight micro-batch's activations, its param_dtype
+    gradient not yet accumulated; on the first stage the embedding's backward, its
+    param_dtype gradient of the whole vocabulary with one micro-batch's activations gone; on the last the loss's
+    backward (``loss_backward``: the logits the schedule keeps, what the loss saved and its two fp32 gradients;
+    under GPipe every micro-batch's forward runs first, each keeping its logits and what its loss saved,
+    ``loss_held``, until its backward: traced, 8 micro-batches);
+    and the last micro-batch's reduce-scatters (``PipelineStage.perform_reduce_grad``, unit by unit in the
+    stage module's order), each unit's reduce_dtype input beside what is still accumulated, the activations gone.
     """
-    sizes = [sum(b - a for a, b in held) for held in rank_layer_ranges(spec.num_layers, pp, schedule)]
-    fracs = stage_param_fractions(spec, pp, schedule)
-    cast_fracs = stage_cast_fractions(spec, pp, schedule) if cast_cache else [0.0] * pp
+    ranges = rank_layer_ranges(spec.num_layers, pp, schedule, None, split, virtual)
+    sizes = [sum(b - a for a, b in held) for held in ranges]
+    fracs = stage_param_fractions(spec, pp, schedule, None, split, virtual)
+    counts = stage_params(spec, pp, schedule, None, split, virtual)
+    units = _stage_units(spec, pp, schedule, ranges)
+    cast_fracs = stage_cast_fractions(spec, pp, schedule, split, virtual) if cast_cache else [0.0] * pp
     per_layer = layer_activations / max(1, spec.num_layers)
     states = ("weights", "gradients", "optimizer_states", "optimizer_temp")
     rows = []
@@ -188,7 +284,33 @@ def pipeline_stages(spec: ModelSpec, pp: int, micro_batches: int, schedule: str,
                                 in_flight if boundary_saved else 0.0) if name != "load" else 0
             if recv:
                 new["activations"] = new.get("activations", 0) + recv
+            if unsharded is not None and name in ("forward", "backward"):
+                new["weights"] = int(phases["load"].get("weights", 0) * fracs[s]) + int(counts[s] * unsharded[0])
+                new["gradients"] = int(counts[s] * unsharded[1])
+                acts = int(per_layer * held) + recv
+                new["activations"] = acts
+                new["temporaries"] = 0
+                if name == "backward":
+                    gather, reduce, dp = unsharded
+                    # a unit's backward in the oldest micro-batch: its param_dtype gradient written beside the
+                    # accumulated ones before it is added in (a layer's, or the output head's on the last stage)
+                    own = [u for u in units[s][1:]] if s == 0 else units[s]
+                    moments = [acts + int(max(own, default=0) * gather)]
+                    if s == 0:  # the embedding's backward, one micro-batch's activations gone
+                        moments.append(acts - int(per_layer * sizes[s]) + int(units[s][0] * gather))
+                    if last:
+                        waiting = micro_batches - 1 if schedule == "gpipe" else 0
+                        moments.append(acts + loss_backward + waiting * loss_held)
+                    # the last reduce-scatters, unit by unit in the stage's order, the activations gone: each
+                    # unit's reduce_dtype input beside what is still accumulated (the units before it sharded)
+                    done = 0
+                    for u in units[s]:
+                        moments.append(int(u * reduce) - done)
+                        done += int(u * reduce * (1 - 1 / dp))
+                    new["temporaries"] = max(moments) - acts
             stage_phases[name] = new
+        if collect is not None:
+            collect.append(stage_phases)
         peak = max(sum(p.values()) for p in stage_phases.values())
         kind = "first stage" if s == 0 else ("last stage" if s == pp - 1 else "middle stage")
         rows.append({"stage": s, "kind": kind, "layers": sizes[s], "micro_batches_in_flight": in_flight,

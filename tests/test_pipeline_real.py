@@ -1,0 +1,89 @@
+"""Pipeline parallelism on a real decoder (issue #14 items 5 and 7): torchtitan's stage split
+(``memory/pipeline.py torchtitan_stage_layers``, a port of torchtitan b5bcd76's
+``_generate_llm_fqn_per_model_part``), the analytic stage that uses it, and a fast subset of
+bench/pipeline_trace.py ``--real``: transformers' Llama split into stages, run through torch's own 1F1B schedule
+per pipeline rank on fake tensors with FSDP2 inside each stage (``trace/pipeline.py``), against the analytic
+estimator's stage."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import requires_torch
+from vramscope.api import estimate
+from vramscope.memory.pipeline import rank_layer_ranges, torchtitan_stage_layers
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("layers, stages, weights, expected", [
+    # worked by hand from torchtitan's rule: (L + in + out) effective layers, // S each, the first (… % S) one more,
+    # the first stage's embedding and the last stage's head taking `in` / `out` of them
+    (32, 4, (1, 1), [8, 9, 8, 7]), (8, 4, (1, 1), [2, 3, 2, 1]), (80, 8, (1, 1), [10, 11, 10, 10, 10, 10, 10, 9]),
+    (3, 2, (2, 2), [2, 1]),  # torchtitan's own docstring example (input_weight=2, output_weight=2)
+    (8, 8, (1, 1), [1, 2, 1, 1, 1, 1, 1, 0]), (6, 1, (1, 1), [6]),
+])
+def test_torchtitan_split(layers, stages, weights, expected):
+    assert torchtitan_stage_layers(layers, stages, *weights) == expected
+    assert sum(expected) == layers
+
+
+def test_torchtitan_split_refuses_what_torchtitan_refuses():
+    with pytest.raises(ValueError):
+        torchtitan_stage_layers(2, 8)  # empty stages
+    with pytest.raises(ValueError):
+        torchtitan_stage_layers(4, 3, 3, 1)  # the embedding's weight above a stage's share
+
+
+def test_rank_ranges_torchtitan_loop_and_v():
+    # interleaved: rank r holds stages r and r + pp; ZBV the V pair (r, 2·pp − 1 − r)
+    ranges = rank_layer_ranges(8, 4, "interleaved", split="torchtitan")
+    sizes = torchtitan_stage_layers(8, 8)
+    bounds = [(sum(sizes[:s]), sum(sizes[:s + 1])) for s in range(8)]
+    assert ranges == [[bounds[r], bounds[r + 4]] for r in range(4)]
+    v = rank_layer_ranges(8, 4, "zbv", split="torchtitan")
+    assert v == [[bounds[r], bounds[7 - r]] for r in range(4)]
+
+
+def _stage_layers(framework):
+    e = estimate("llama-3-8b", task="pretrain", framework=framework, precision="mixed", parallelism="fsdp",
+                 num_gpus=8, pp=4, grad_accum=8, seq=2048)
+    return [r["layers"] for r in e.engine["pipeline"]["ranks"]]
+
+
+def test_analytic_stage_split_follows_the_framework():
+    assert _stage_layers("torchtitan") == [8, 9, 8, 7]
+    assert _stage_layers("hf") == [8, 8, 8, 8]
+
+
+def test_torchtitan_stage_keeps_its_units_gathered():
+    # FSDP2 under PP in torchtitan: reshard_after_forward off, gradients accumulated unsharded in fp32; the
+    # stage's step holds its whole bf16 copy and its fp32 gradients, so it grows with the stage, not with 2 units
+    kw = dict(task="pretrain", precision="mixed", parallelism="fsdp", num_gpus=16, pp=4, grad_accum=8, seq=2048)
+    titan = estimate("llama-3-8b", framework="torchtitan", **kw)
+    assert any(a.key == "a_pp_fsdp_gathered" for a in titan.assumptions)
+    hf = estimate("llama-3-8b", framework="hf", **kw)
+    assert not any(a.key == "a_pp_fsdp_gathered" for a in hf.assumptions)
+
+
+@requires_torch
+@pytest.mark.trace
+@pytest.mark.parametrize("layers, kw", [
+    (4, dict(num_gpus=4, pp=2, grad_accum=4)),
+    (8, dict(num_gpus=8, pp=4, grad_accum=8)),
+])
+def test_real_decoder_stages_trace_vs_analytic(layers, kw):
+    """Every pipeline rank traced (torch's Schedule1F1B, FSDP2 over dp 2 in each stage) against the analytic stage:
+    load and the optimizer step exact to 0.1%, the step within 3% (docs/accuracy.md, the full table)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import pipeline_trace
+
+    base = dict(task="pretrain", precision="mixed", parallelism="fsdp", framework="torchtitan", batch=1, seq=512)
+    rows = pipeline_trace.real_rows([("llama-3-8b", layers, {**base, **kw})])
+    assert len(rows) == kw["pp"]
+    for r in rows:
+        assert abs(r["error"]["load"]) < 0.001 and abs(r["error"]["optimizer_step"]) < 0.001, r
+        assert abs(r["error"]["step"]) < 0.03, r
+    # torchtitan's split on the ranks the trace built
+    assert [n for r in rows for n in r["stage_layers"]] == torchtitan_stage_layers(layers, kw["pp"])
