@@ -183,3 +183,26 @@ def test_bad_values_are_one_line_exit_2(tmp_path, q, side, field):
     rc, out, err = _main("estimate", str(_write(tmp_path / "m", cfg, side)))
     assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1 and field in err, err
     assert "Traceback" not in err
+
+
+def test_catalog_deepseek_r1_fp4_follows_its_exclude_list():
+    """nvidia/DeepSeek-R1-FP4's hf_quant_config.json (modelopt 0.23.0): attention projections but o_proj / q_a_proj,
+    the routers, norms, embeddings, the head and the MTP layer are excluded; the experts, dense MLPs, o_proj and
+    q_a_proj are NVFP4."""
+    from vramscope.memory.weights import is_quantized
+    from vramscope.model.tensors import tensors
+    from vramscope.sources.catalog import find
+
+    e = find("deepseek-r1-fp4")
+    spec = spec_from_config(e["config"], e["id"])
+    assert spec.quant_format == "nvfp4" and len(spec.quant_skip) == 489 and spec.kv_quant == ""
+    got = {t.name: is_quantized(t, "nvfp4", spec.quant_skip, True) for t in tensors(spec) if t.linear}
+    for name, q in [("model.layers.5.self_attn.o_proj.weight", True), ("model.layers.5.self_attn.q_a_proj.weight", True),
+                    ("model.layers.5.self_attn.kv_a_proj_with_mqa.weight", False),
+                    ("model.layers.5.self_attn.kv_b_proj.weight", False), ("model.layers.1.mlp.down_proj.weight", True),
+                    ("lm_head.weight", False)]:
+        assert got[name] is q, name
+    assert any(q for n, q in got.items() if ".experts." in n)
+    fp8 = spec_from_config(find("deepseek-r1")["config"], "r1")
+    nvfp4 = spec_weight_bytes(spec, 2.0, "nvfp4", spec.quant_skip, True).total
+    assert nvfp4 < 0.6 * spec_weight_bytes(fp8, 2.0, "fp8-block", fp8.quant_skip, True).total

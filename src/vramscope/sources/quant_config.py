@@ -42,6 +42,7 @@ compute dtype and the estimate says so.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Optional
 
 #: the most skip patterns read, and their longest length
@@ -67,6 +68,8 @@ def _group(value: Any) -> int:
     return value if type(value) is int and value in (-1, 32, 64, 128, 256, 512, 1024) else 128
 
 
+#: ModelOpt exports list every excluded module (nvidia/DeepSeek-R1-FP4: about 500): a longer bound for them
+MAX_MODELOPT_SKIP = 10_000
 #: ModelOpt exclude patterns are marked with this prefix: :func:`skipped` matches them as vLLM does
 GLOB = "modelopt:"
 #: vLLM c9a59901113c ``modelopt.py`` ``QUANT_ALGOS`` → storage formats of ``memory/weights.py``
@@ -95,9 +98,9 @@ def _modelopt(q: dict[str, Any], origin: str) -> tuple[str, tuple[str, ...], str
     if not isinstance(algo, str) or not algo.strip():
         raise _bad(origin, prefix + "quant_algo", algo, "a string such as " + " / ".join(MODELOPT_ALGOS))
     excl = src.get(excl_key, [])  # vLLM reads only this key of each form
-    if not isinstance(excl, list) or len(excl) > MAX_SKIP \
+    if not isinstance(excl, list) or len(excl) > MAX_MODELOPT_SKIP \
             or any(not isinstance(p, str) or not 0 < len(p) <= MAX_PATTERN for p in excl):
-        raise _bad(origin, prefix + excl_key, excl, f"a list of at most {MAX_SKIP} module patterns "
+        raise _bad(origin, prefix + excl_key, excl, f"a list of at most {MAX_MODELOPT_SKIP} module patterns "
                                                    f"(strings of 1 to {MAX_PATTERN} characters)")
     group = src.get("group_size")
     if group is not None and (type(group) is not int or group < 1):
@@ -190,15 +193,30 @@ def checkpoint_quant(q: Optional[dict[str, Any]], origin: str = "config.json") -
     return CheckpointQuant(method or "?", fmt, skip, kv)
 
 
+@lru_cache(maxsize=64)
+def _modelopt_matcher(patterns: tuple[str, ...]) -> tuple[Any, tuple[str, ...]]:
+    """The ModelOpt patterns of ``patterns`` as one search over their escaped literals (each matched as a
+    substring, never as a regular expression) and the wildcard ones for ``fnmatch``."""
+    import re
+
+    mo = [p[len(GLOB):] for p in patterns if p.startswith(GLOB)]
+    wild = tuple(p for p in mo if "*" in p or "?" in p or "[" in p)
+    literal = sorted({p for p in mo if p not in wild}, key=len, reverse=True)
+    return (re.compile("|".join(map(re.escape, literal))) if literal else None), wild
+
+
 def skipped(module: str, patterns: tuple[str, ...]) -> bool:
     """Whether the module ``module`` (its full name) matches one of ``patterns`` (module docstring)."""
-    for p in patterns:
-        if p.startswith(GLOB):  # vLLM's ModelOpt rule: a substring of the name, or an fnmatch wildcard
-            from fnmatch import fnmatchcase
+    literal, wild = _modelopt_matcher(patterns)
+    if literal is not None and literal.search(module):
+        return True
+    if wild:  # vLLM's ModelOpt rule: a substring of the name, or an fnmatch wildcard
+        from fnmatch import fnmatchcase
 
-            p = p[len(GLOB):]
-            if p in module or fnmatchcase(module, p):
-                return True
+        if any(p in module or fnmatchcase(module, p) for p in wild):
+            return True
+    for p in patterns:
+        if p.startswith(GLOB):
             continue
         if module == p or module.endswith(p) or (module.startswith(p) and (p.endswith(".")
                                                                           or module[len(p)] == ".")):
