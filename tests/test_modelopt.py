@@ -206,3 +206,22 @@ def test_catalog_deepseek_r1_fp4_follows_its_exclude_list():
     fp8 = spec_from_config(find("deepseek-r1")["config"], "r1")
     nvfp4 = spec_weight_bytes(spec, 2.0, "nvfp4", spec.quant_skip, True).total
     assert nvfp4 < 0.6 * spec_weight_bytes(fp8, 2.0, "fp8-block", fp8.quant_skip, True).total
+
+
+@pytest.mark.parametrize("sidecar", [False, True])
+def test_safetensors_folder_agrees_with_config_alone(tmp_path, sidecar):
+    """A folder of ModelOpt NVFP4 safetensors: the headers' bytes are the weights, the packed uint8 weights decode
+    to the config's parameter count (no mismatch warning), and the config-only estimate gives the same bytes."""
+    cfg = dict(TINY_LLAMA, hidden_size=256, intermediate_size=512, num_attention_heads=2, num_key_value_heads=1)
+    q = {"quant_method": "modelopt", "quant_algo": "NVFP4", "group_size": 16, "ignore": ["lm_head"]}
+    side = {"producer": {"name": "modelopt"}, "quantization": {"quant_algo": "NVFP4", "group_size": 16,
+                                                               "kv_cache_quant_algo": None,
+                                                               "exclude_modules": ["lm_head"]}}
+    folder = _write(tmp_path / "m", cfg if sidecar else dict(cfg, quantization_config=q), side if sidecar else None)
+    st = _checkpoint(folder, cfg, "NVFP4", ("lm_head",))
+    rc, out, _ = _main("estimate", str(folder), "--engine", "vllm", "--json")
+    files = json.loads(out)
+    alone = json.loads(_main("estimate", str(folder / "config.json"), "--engine", "vllm", "--json")[1])
+    assert rc == 0 and files["engine"]["weights_bytes"] == _header_bytes(st) == alone["engine"]["weights_bytes"]
+    assert files["model"]["params"] == alone["model"]["params"]
+    assert "warning" not in json.dumps(files["assumptions"])

@@ -111,7 +111,7 @@ def _resolve_safetensors(files: list[Path], folder: Path, origin: str,
     if index is not None:
         st.check_index(index, headers)
     cfg_path = folder / "config.json"
-    cfg = read_config(cfg_path) if os.path.lexists(cfg_path) else None
+    cfg = with_sidecar_quant(read_config(cfg_path), cfg_path) if os.path.lexists(cfg_path) else None
     notes: tuple[str, ...] = ()
     quant = None
     if cfg is not None:
@@ -140,7 +140,8 @@ def _resolve_safetensors(files: list[Path], folder: Path, origin: str,
 _BUFFER_SUFFIXES = (".inv_freq", ".position_ids", ".masked_bias", "._float_tensor")
 _LAYER_NUM = re.compile(r"(?:^|\.)(?:layers|h|blocks|block)\.(\d{1,6})\.")
 #: quantization methods whose packed tensors vramscope decodes into parameter counts (others only warn)
-_DECODED = ("", "gptq", "awq", "bitsandbytes", "fp8", "fbgemm_fp8", "compressed-tensors", "mxfp4")
+_DECODED = ("", "gptq", "awq", "bitsandbytes", "fp8", "fbgemm_fp8", "compressed-tensors", "mxfp4", "modelopt",
+            "modelopt_fp4")
 #: beyond these fractions of what the config implies, the files cannot be this model's weights
 GROSS_LOW, GROSS_HIGH = 0.5, 2.0
 #: differences up to this fraction are what checkpoints legitimately add or leave out (norm variants, biases
