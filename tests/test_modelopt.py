@@ -225,3 +225,10 @@ def test_safetensors_folder_agrees_with_config_alone(tmp_path, sidecar):
     assert rc == 0 and files["engine"]["weights_bytes"] == _header_bytes(st) == alone["engine"]["weights_bytes"]
     assert files["model"]["params"] == alone["model"]["params"]
     assert "warning" not in json.dumps(files["assumptions"])
+
+
+def test_a_sidecar_that_is_not_a_file_is_one_line_exit_2(tmp_path):
+    folder = _write(tmp_path / "m", dict(TINY_LLAMA))
+    (folder / "hf_quant_config.json").mkdir()
+    rc, out, err = _main("estimate", str(folder / "config.json"))
+    assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1 and "hf_quant_config.json" in err
