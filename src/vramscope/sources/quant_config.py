@@ -194,30 +194,25 @@ def checkpoint_quant(q: Optional[dict[str, Any]], origin: str = "config.json") -
 
 
 @lru_cache(maxsize=64)
-def _modelopt_matcher(patterns: tuple[str, ...]) -> tuple[Any, tuple[str, ...]]:
-    """The ModelOpt patterns of ``patterns`` as one search over their escaped literals (each matched as a
-    substring, never as a regular expression) and the wildcard ones for ``fnmatch``."""
-    import re
-
+def _split(patterns: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """``patterns`` as (ModelOpt literals, ModelOpt wildcards, the other methods' literal patterns)."""
     mo = [p[len(GLOB):] for p in patterns if p.startswith(GLOB)]
     wild = tuple(p for p in mo if "*" in p or "?" in p or "[" in p)
-    literal = sorted({p for p in mo if p not in wild}, key=len, reverse=True)
-    return (re.compile("|".join(map(re.escape, literal))) if literal else None), wild
+    return tuple(p for p in mo if p not in wild), wild, tuple(p for p in patterns if not p.startswith(GLOB))
 
 
 def skipped(module: str, patterns: tuple[str, ...]) -> bool:
     """Whether the module ``module`` (its full name) matches one of ``patterns`` (module docstring)."""
-    literal, wild = _modelopt_matcher(patterns)
-    if literal is not None and literal.search(module):
+    literal, wild, plain = _split(patterns)
+    # vLLM's ModelOpt rule: a pattern that occurs in the name (matched as text), or an fnmatch wildcard
+    if any(p in module for p in literal):
         return True
-    if wild:  # vLLM's ModelOpt rule: a substring of the name, or an fnmatch wildcard
+    if wild:
         from fnmatch import fnmatchcase
 
         if any(p in module or fnmatchcase(module, p) for p in wild):
             return True
-    for p in patterns:
-        if p.startswith(GLOB):
-            continue
+    for p in plain:
         if module == p or module.endswith(p) or (module.startswith(p) and (p.endswith(".")
                                                                           or module[len(p)] == ".")):
             return True
