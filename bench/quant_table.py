@@ -57,6 +57,15 @@ def main() -> None:
     for q in ("int8", "nf4", "fp4", "nf4-dq", "fp8", "fp8-channel", "fp8-block", "gptq-8bit", "gptq-4bit",
               "gptq-3bit", "gptq-2bit", "awq-4bit"):
         lines.append(f"| {q} | {8 * quantized_linear_bytes(t, q) / 4096 / 4096:.4f} |")
+    lines += ["", "## A checkpoint's own formats (only from its quantization_config / hf_quant_config.json)", "",
+              "| format | bits per weight of a 4096×4096 linear layer |", "|---|---:|"]
+    for q in ("mxfp4", "nvfp4", "modelopt-fp8"):
+        lines.append(f"| {q} | {8 * quantized_linear_bytes(t, q) / 4096 / 4096:.4f} |")
+    lines += ["", "`nvfp4` / `modelopt-fp8` are NVIDIA ModelOpt's NVFP4 and FP8 (`quant_method: modelopt`) as vLLM "
+              "creates their tensors (vllm-project/vllm c9a59901113c `modelopt.py`): NVFP4 two e2m1 values a byte, "
+              "one e4m3 scale per 16 values, fp32 `weight_scale_2` and `input_scale` per linear; FP8 one e4m3 byte a "
+              "value plus fp32 `weight_scale` and `input_scale`. ModelOpt's `FP8_PER_CHANNEL_PER_TOKEN` is "
+              "`fp8-channel`, `FP8_PB_WO` is `fp8-block`."]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:

@@ -525,6 +525,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "weights: the checkpoint's own storage, {format} (config.json quantization_config: {method}); the output head, MoE routers and {skipped} module pattern(s) it keeps stay in the compute dtype ({o_dtype} or {o_quant} overrides)",
         "zh": "权重：按检查点自身的存储格式 {format} 计算（config.json 的 quantization_config：{method}）；输出头、MoE 路由器及其保留的 {skipped} 个模块模式保持计算精度（{o_dtype} 或 {o_quant} 可覆盖）",
     },
+    "a_weights_modelopt": {
+        "en": "weights: NVIDIA ModelOpt {format} as vLLM creates its tensors (vllm-project/vllm c9a59901113c modelopt.py: NVFP4 packs two 4-bit values per byte with one fp8 scale per 16 values and two fp32 scalars per linear; FP8 is one byte per value and two fp32 scalars); the checkpoint's exclude patterns and vision towers stay in the compute dtype. transformers 5.24 has no ModelOpt quantizer (it skips this quantization_config), so only vLLM-style engines load it in this form",
+        "zh": "权重：NVIDIA ModelOpt {format}，按 vLLM 创建张量的方式计算（vllm-project/vllm c9a59901113c 的 modelopt.py：NVFP4 每字节存两个 4 位值，每 16 个值一个 fp8 缩放，每个线性层两个 fp32 标量；FP8 每值一字节加两个 fp32 标量）；检查点排除的模块与视觉塔保持计算精度。transformers 5.24 没有 ModelOpt 量化器（会跳过该 quantization_config），只有 vLLM 类引擎按此格式加载",
+    },
     "a_weights_checkpoint_training": {
         "en": "weights: the checkpoint's own storage ({format}, {method}) is counted in the training dtype (quantized weights do not train)",
         "zh": "权重：检查点自身的存储格式（{format}，{method}）按训练精度计算（量化权重不参与训练）",

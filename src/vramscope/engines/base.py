@@ -98,6 +98,8 @@ def weights(model: "ResolvedModel", w: "Workload", a: float, notes: list[Assumpt
         notes.append(Assumption("a_weights_checkpoint", {"format": quant, "method": spec.quant_method,
                                                          "skipped": len(skip), "o_dtype": Opt("dtype"),
                                                          "o_quant": Opt("quant")}))
+        if spec.quant_method in ("modelopt", "modelopt_fp4"):
+            notes.append(Assumption("a_weights_modelopt", {"format": quant}))
     elif own and training:
         notes.append(Assumption("a_weights_checkpoint_training", {"method": spec.quant_method,
                                                                   "format": spec.quant_format or spec.quant_method}))

@@ -109,6 +109,10 @@ i18n.register({
         "zh": "vLLM {version}（'vllm {entry}' 的默认值）；CUDA Graph 在分配 KV 缓存之后、于 1 − gpu_memory_utilization "
               "的余量中捕获（v0.21.0 之前）",
     },
+    "a_vllm_kv_checkpoint": {
+        "en": "KV cache: fp8 (1 byte per value), because the checkpoint's ModelOpt kv_cache_quant_algo is FP8 and vLLM's kv_cache_dtype 'auto' follows it (vllm/utils/torch_utils.py at 0024350b5da3); {o_kv} overrides",
+        "zh": "KV 缓存：fp8（每值 1 字节），因为检查点的 ModelOpt kv_cache_quant_algo 为 FP8，vLLM 的 kv_cache_dtype 'auto' 会跟随它（vllm/utils/torch_utils.py，0024350b5da3）；{o_kv} 可覆盖",
+    },
     "a_vllm_dtype_auto": {
         "en": "weights: {dtype}: vLLM's dtype 'auto' runs a float32 checkpoint in the GPU's first supported dtype",
         "zh": "权重：{dtype}：vLLM 的 dtype 'auto' 会把 float32 检查点按 GPU 支持的首选精度运行",
@@ -1069,6 +1073,12 @@ class Vllm(Engine):
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
                   gpus: tuple[Gpu, ...]) -> tuple[Phases, Optional[EngineReport]]:
         w = resolved(w, gpus[0] if gpus else None, model)
+        if not w.kv_dtype and model.spec.kv_quant == "fp8":
+            # kv_cache_dtype "auto" follows the checkpoint's ModelOpt kv_cache_quant_algo
+            # (resolve_kv_cache_dtype_string / get_kv_cache_quant_algo_string, vllm/utils/torch_utils.py at
+            # 0024350b5da3): FP8 → fp8_e4m3, one byte per value
+            w = replace(w, kv_dtype="fp8")
+            notes.append(Assumption("a_vllm_kv_checkpoint", {"o_kv": Opt("kv_dtype")}))
         auto = auto_dtype(model, w, dtype, gpus[0] if gpus else None)
         a, _, held = rank_weights(model, w, auto, notes, fp32_modules=False)
         if auto != dtype:  # the downcast replaces the "checkpoint's own dtype" note

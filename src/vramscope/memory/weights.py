@@ -13,6 +13,14 @@ Exact where the format is exact:
   ``weight_scale_inv`` per 128×128 block (DeepSeek-V3's published FP8 checkpoint);
 * ``mxfp4`` (gpt-oss, only from a checkpoint's ``quantization_config``): the routed experts only, two fp4
   values per byte (``*_blocks``) plus one e8m0 byte per 32 values (``*_scales``);
+* ``nvfp4`` / ``modelopt-fp8`` (only from a NVIDIA ModelOpt checkpoint's ``quantization_config`` or
+  ``hf_quant_config.json``), the tensors each quantized linear holds as vLLM creates them
+  (``ModelOptNvFp4LinearMethod`` / ``ModelOptFp8LinearMethod.create_weights``, vllm-project/vllm c9a59901113c):
+  NVFP4 ``weight`` uint8 ``[out, in/2]`` (two e2m1 values per byte), ``weight_scale`` e4m3 ``[out, in/16]``
+  (one per 16 values), fp32 scalars ``weight_scale_2`` and ``input_scale``: ``out·in/2 + out·in/16 + 8`` bytes;
+  FP8 ``weight`` e4m3 ``[out, in]`` plus fp32 scalars ``weight_scale`` and ``input_scale``: ``out·in + 8``.
+  (ModelOpt's ``FP8_PER_CHANNEL_PER_TOKEN`` is ``fp8-channel``, its ``FP8_PB_WO`` ``fp8-block``.) Per expert the
+  checkpoint holds the same four tensors for each of its projections;
 * ``gptq-4bit`` / ``awq-4bit`` (and 2, 3, 8 bits), group size 128 unless a suffix says otherwise
   (``gptq-4bit-g32``; ``-g-1`` for one group per column), as the modules transformers 5.24 loads them into
   (gptqmodel's, ``integrations/awq.py`` / ``quantizers/quantizer_gptq.py``; read at GPTQModel f4c327a):
@@ -85,6 +93,10 @@ def quantized_linear_bytes(t: Tensor, quant: str) -> int:
         return c * (n + 4 * out_f)
     if quant == "fp8-block":  # DeepSeek-V3: one fp32 weight_scale_inv per 128×128 block
         return c * (n + 4 * -(-out_f // 128) * -(-in_f // 128))
+    if quant == "nvfp4":  # ModelOpt NVFP4: packed e2m1, e4m3 scale per 16 values, fp32 weight_scale_2 + input_scale
+        return c * (out_f * (in_f // 2) + out_f * (in_f // 16) + 8)
+    if quant == "modelopt-fp8":  # ModelOpt FP8: e4m3 weight, fp32 weight_scale + input_scale
+        return c * (n + 8)
     if quant == "mxfp4":  # gpt-oss: *_blocks (two fp4 per byte) and *_scales (one e8m0 per 32 values)
         return c * (n // 2 + -(-n // 32))
     if quant.startswith("ct-"):  # compressed-tensors pack-quantized (module docstring)

@@ -231,6 +231,9 @@ class ModelSpec:
     #: its quantization keeps in the compute dtype (sources/quant_config.py)
     quant_format: str = ""
     quant_skip: tuple[str, ...] = ()
+    #: the KV cache dtype the checkpoint asks for ("fp8": a ModelOpt kv_cache_quant_algo FP8), which vLLM's
+    #: kv_cache_dtype "auto" follows (engines/vllm.py); "" when it asks for none
+    kv_quant: str = ""
     source: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
 

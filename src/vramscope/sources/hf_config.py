@@ -223,20 +223,20 @@ def _common(r: _Reader, name: str, model_type: str, **kw: Any) -> dict[str, Any]
                                       limit="max_position_embeddings", default=0),
         dtype=r.str("torch_dtype", "dtype"),
         quant_method=get_str(quant, "quant_method", origin=r.origin, prefix=f"{r.prefix}quantization_config."),
-        **_checkpoint_storage(quant),
+        **_checkpoint_storage(quant, r.origin),
         activation=r.str("hidden_act", "hidden_activation", "activation_function", default="silu"),
     )
     d.update(kw)
     return d
 
 
-def _checkpoint_storage(quant: Config) -> dict[str, Any]:
+def _checkpoint_storage(quant: Config, origin: str = "config.json") -> dict[str, Any]:
     """``quant_format`` / ``quant_skip``: how a pre-quantized checkpoint stores its weights
     (``sources/quant_config.py``)."""
     from .quant_config import checkpoint_quant
 
-    cq = checkpoint_quant(quant)
-    return {} if cq is None else {"quant_format": cq.format, "quant_skip": cq.skip}
+    cq = checkpoint_quant(quant, origin)
+    return {} if cq is None else {"quant_format": cq.format, "quant_skip": cq.skip, "kv_quant": cq.kv}
 
 
 def _derived_head_dim(r: _Reader, hidden: int, heads: int) -> int:

@@ -39,6 +39,29 @@ def read_config(path: Path) -> dict[str, Any]:
     return cfg
 
 
+#: ``hf_quant_config.json``: NVIDIA ModelOpt's sidecar (a few hundred bytes to a few KB with long exclude lists)
+MAX_SIDECAR_BYTES = 1000 * 1000
+SIDECAR = "hf_quant_config.json"
+
+
+def with_sidecar_quant(raw: dict[str, Any], cfg_path: Path) -> dict[str, Any]:
+    """``raw`` with the ``hf_quant_config.json`` beside ``cfg_path`` as its ``quantization_config`` when config.json
+    has none, as vLLM reads it (``transformers_utils/config.py``: "ModelOpt 0.29.0 and before saves the
+    quantization config in a separate hf_quant_config.json"; a file with a ``quantization`` object is ModelOpt's,
+    ``sources/quant_config.py``). Read bounded, like config.json."""
+    if raw.get("quantization_config") is not None:
+        return raw
+    side = cfg_path.parent / SIDECAR
+    if not os.path.lexists(side):
+        return raw
+    q = load_json(side, MAX_SIDECAR_BYTES, max_containers=10_000, max_items=100_000)
+    if not isinstance(q, dict) or not isinstance(q.get("quantization"), dict):
+        raise VramscopeError("config_bad_value", origin=shown_path(side), key="quantization",
+                             value=shown(q.get("quantization") if isinstance(q, dict) else q),
+                             allowed="an object with quant_algo (NVIDIA ModelOpt's hf_quant_config.json)")
+    return {**raw, "quantization_config": {"quant_method": "modelopt", **q}}
+
+
 def _name_for(path: Path) -> str:
     """The model's name: its folder's (``.`` and ``dir/..`` named by the folder they are, not as typed)."""
     folder = path if path.is_dir() else path.parent
@@ -88,7 +111,7 @@ def _resolve_safetensors(files: list[Path], folder: Path, origin: str,
     if index is not None:
         st.check_index(index, headers)
     cfg_path = folder / "config.json"
-    cfg = read_config(cfg_path) if os.path.lexists(cfg_path) else None
+    cfg = with_sidecar_quant(read_config(cfg_path), cfg_path) if os.path.lexists(cfg_path) else None
     notes: tuple[str, ...] = ()
     quant = None
     if cfg is not None:
@@ -117,7 +140,8 @@ def _resolve_safetensors(files: list[Path], folder: Path, origin: str,
 _BUFFER_SUFFIXES = (".inv_freq", ".position_ids", ".masked_bias", "._float_tensor")
 _LAYER_NUM = re.compile(r"(?:^|\.)(?:layers|h|blocks|block)\.(\d{1,6})\.")
 #: quantization methods whose packed tensors vramscope decodes into parameter counts (others only warn)
-_DECODED = ("", "gptq", "awq", "bitsandbytes", "fp8", "fbgemm_fp8", "compressed-tensors", "mxfp4")
+_DECODED = ("", "gptq", "awq", "bitsandbytes", "fp8", "fbgemm_fp8", "compressed-tensors", "mxfp4", "modelopt",
+            "modelopt_fp4")
 #: beyond these fractions of what the config implies, the files cannot be this model's weights
 GROSS_LOW, GROSS_HIGH = 0.5, 2.0
 #: differences up to this fraction are what checkpoints legitimately add or leave out (norm variants, biases
@@ -274,7 +298,7 @@ def resolve_path(path: Path) -> Optional[ResolvedModel]:
     if name.endswith(".safetensors"):
         return _resolve_safetensors([path], path.parent, str(path))
     if name.endswith(".json"):
-        raw = read_config(path)
+        raw = with_sidecar_quant(read_config(path), path)
         return _from_spec(spec_from_config(raw, name=_name_for(path), origin=str(path)), "config", str(path), raw)
     raise VramscopeError("bad_choice", field="MODEL", value=shown_path(path),
                          allowed="a folder, config.json, *.safetensors, *.safetensors.index.json or *.gguf")
@@ -295,7 +319,7 @@ def _resolve_folder(path: Path) -> ResolvedModel:
         return _resolve_gguf(path / ggufs[0])
     if "config.json" in names:
         cfg = path / "config.json"
-        raw = read_config(cfg)
+        raw = with_sidecar_quant(read_config(cfg), cfg)
         return _from_spec(spec_from_config(raw, name=path.name, origin=str(cfg)), "config", str(cfg), raw)
     if any(n.lower().endswith(PICKLE_SUFFIXES) for n in names):
         raise VramscopeError("pickle_refused", path=shown_path(path))

@@ -447,7 +447,7 @@ def _spec(model: Any, config: Any, native: dict[str, Any], name: str, origin: st
         max_position_embeddings=min(_attr(text, "max_position_embeddings") or 0, LIMITS["max_position_embeddings"].maximum),
         sliding_window=window, compressed=compressed,
         layer_types=layer_types, kv_values_per_layer=kv_values, moe=moe, state=state, mla=mla, inventory=inv, dtype=dtype if isinstance(dtype, str) else "",
-        quant_method=str((quant or {}).get("quant_method", ""))[:200], **_checkpoint_storage(quant),
+        quant_method=str((quant or {}).get("quant_method", ""))[:200], **_checkpoint_storage(quant, origin),
         source=origin, notes=tuple(notes),
         activation=str(getattr(text, "hidden_act", "") or getattr(text, "activation_function", "") or "")[:200],
     )
@@ -683,12 +683,12 @@ def _xlstm_state(text: Any, n_layers: int) -> Optional[StateSpec]:
                      recurrent_values=(per_layer,) * n_layers, mixer="xLSTMLayer", conv_kernels=(0,) * n_layers)
 
 
-def _checkpoint_storage(quant: dict[str, Any]) -> dict[str, Any]:
+def _checkpoint_storage(quant: dict[str, Any], origin: str = "config.json") -> dict[str, Any]:
     """``quant_format`` / ``quant_skip`` of a pre-quantized checkpoint, as the built-in readers set them."""
     from .quant_config import checkpoint_quant
 
-    cq = checkpoint_quant(quant)
-    return {} if cq is None else {"quant_format": cq.format, "quant_skip": cq.skip}
+    cq = checkpoint_quant(quant, origin)
+    return {} if cq is None else {"quant_format": cq.format, "quant_skip": cq.skip, "kv_quant": cq.kv}
 
 
 #: module class names of recurrent / state-space token mixers (Mamba, Mamba2, Jamba, Falcon-H1, Zamba, Bamba,

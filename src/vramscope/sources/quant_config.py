@@ -18,7 +18,18 @@ transformers' quantizers create the modules they load into (transformers 5.24.0)
 * ``bitsandbytes``: ``load_in_4bit`` → ``nf4`` / ``fp4`` (``-dq`` with ``bnb_4bit_use_double_quant``), else
   ``int8``;
 * ``mxfp4`` (gpt-oss): ``integrations/mxfp4.py`` ``replace_with_mxfp4_linear`` converts only the experts:
-  ``*_blocks`` (two fp4 values per byte) and ``*_scales`` (one e8m0 byte per 32 values).
+  ``*_blocks`` (two fp4 values per byte) and ``*_scales`` (one e8m0 byte per 32 values);
+* ``modelopt`` (NVIDIA TensorRT Model Optimizer exports: ``nvidia/*-FP8``, ``nvidia/*-FP4`` / ``-NVFP4``):
+  transformers 5.24 has no quantizer for it (``quantizers/auto.py`` warns "Unknown quantization type" and skips
+  the config), so the layout is vLLM's (``model_executor/layers/quantization/modelopt.py`` at vllm-project/vllm
+  c9a59901113c, ``ModelOptQuantConfigBase.from_config``): either ``config.json``'s flat form (``quant_algo``,
+  ``ignore``, ``group_size``, ``kv_cache_quant_algo``) or ``hf_quant_config.json``'s nested
+  ``{"quantization": {"quant_algo", "exclude_modules", "group_size", "kv_cache_quant_algo"}}`` (read beside a
+  local config.json: ``sources/local.py``). ``quant_algo`` ``NVFP4`` → ``nvfp4`` (group size 16, vLLM's
+  default), ``FP8`` → ``modelopt-fp8``, ``FP8_PER_CHANNEL_PER_TOKEN`` → ``fp8-channel``, ``FP8_PB_WO`` →
+  ``fp8-block`` (``memory/weights.py``); the other algorithms (``MIXED_PRECISION``, ``W4A16_NVFP4``, ...) are
+  not in that vLLM's ``QUANT_ALGOS`` and are not modelled. Its exclude patterns are matched as vLLM does
+  (``is_layer_excluded``): a pattern that occurs in the module name, or an ``fnmatch`` wildcard.
 
 ``modules_to_not_convert`` (``llm_int8_skip_modules`` for bitsandbytes, ``ignore`` for compressed-tensors) stay
 in the compute dtype; transformers also always keeps the output head (``quantizers/base.py``:
@@ -31,6 +42,7 @@ compute dtype and the estimate says so.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Optional
 
 #: the most skip patterns read, and their longest length
@@ -45,6 +57,7 @@ class CheckpointQuant:
     method: str  # quantization_config.quant_method, as written
     format: str  # a memory/weights.py storage format; "" when the method is not modelled
     skip: tuple[str, ...] = ()  # modules kept in the compute dtype
+    kv: str = ""  # the KV cache dtype the checkpoint asks for ("fp8": ModelOpt's kv_cache_quant_algo FP8)
 
 
 def _int(value: Any, allowed: tuple[int, ...], default: int) -> int:
@@ -53,6 +66,53 @@ def _int(value: Any, allowed: tuple[int, ...], default: int) -> int:
 
 def _group(value: Any) -> int:
     return value if type(value) is int and value in (-1, 32, 64, 128, 256, 512, 1024) else 128
+
+
+#: ModelOpt exports list every excluded module (nvidia/DeepSeek-R1-FP4: about 500): a longer bound for them
+MAX_MODELOPT_SKIP = 10_000
+#: ModelOpt exclude patterns are marked with this prefix: :func:`skipped` matches them as vLLM does
+GLOB = "modelopt:"
+#: vLLM c9a59901113c ``modelopt.py`` ``QUANT_ALGOS`` → storage formats of ``memory/weights.py``
+MODELOPT_ALGOS = {"NVFP4": "nvfp4", "FP8": "modelopt-fp8", "FP8_PER_CHANNEL_PER_TOKEN": "fp8-channel",
+                  "FP8_PB_WO": "fp8-block"}
+
+
+def _bad(origin: str, key: str, value: Any, allowed: str) -> Exception:
+    from ..errors import VramscopeError
+    from ..units import shown
+
+    return VramscopeError("config_bad_value", origin=origin, key=key, value=shown(value), allowed=allowed)
+
+
+def _modelopt(q: dict[str, Any], origin: str) -> tuple[str, tuple[str, ...], str]:
+    """The storage format and exclude patterns of a ModelOpt ``quantization_config`` (flat config.json form, or
+    the nested ``quantization`` object of ``hf_quant_config.json``); bad values are refused as vLLM refuses
+    them (``ModelOptQuantConfigBase.from_config``)."""
+    inner = q.get("quantization")
+    nested = "quantization" in q
+    if nested and not isinstance(inner, dict):
+        raise _bad(origin, "quantization_config.quantization", inner, "an object")
+    src, prefix = (inner, "quantization_config.quantization.") if nested else (q, "quantization_config.")
+    excl_key = "exclude_modules" if nested else "ignore"
+    algo = src.get("quant_algo")
+    if not isinstance(algo, str) or not algo.strip():
+        raise _bad(origin, prefix + "quant_algo", algo, "a string such as " + " / ".join(MODELOPT_ALGOS))
+    excl = src.get(excl_key, [])  # vLLM reads only this key of each form
+    if not isinstance(excl, list) or len(excl) > MAX_MODELOPT_SKIP \
+            or any(not isinstance(p, str) or not 0 < len(p) <= MAX_PATTERN for p in excl):
+        raise _bad(origin, prefix + excl_key, excl, f"a list of at most {MAX_MODELOPT_SKIP} module patterns "
+                                                   f"(strings of 1 to {MAX_PATTERN} characters)")
+    group = src.get("group_size")
+    if group is not None and (type(group) is not int or group < 1):
+        raise _bad(origin, prefix + "group_size", group, "a positive integer (16 for NVFP4)")
+    kv = src.get("kv_cache_quant_algo")
+    if kv is not None and not isinstance(kv, str):
+        raise _bad(origin, prefix + "kv_cache_quant_algo", kv, "a string (FP8) or null")
+    fmt = MODELOPT_ALGOS.get(algo.strip().upper(), "")
+    if fmt == "nvfp4" and group not in (None, 16):
+        fmt = ""  # NVFP4 is defined with 16-value blocks; another group size is not a layout vLLM ships
+    # vLLM (vllm/utils/torch_utils.py get_kv_cache_quant_algo_string, read at 0024350b5da3): "fp8" → fp8_e4m3
+    return fmt, tuple(dict.fromkeys(GLOB + p for p in excl)), "fp8" if (kv or "").strip().lower() == "fp8" else ""
 
 
 def _skip(q: dict[str, Any], *keys: str) -> tuple[str, ...]:
@@ -94,13 +154,14 @@ def _compressed_tensors(q: dict[str, Any]) -> str:
     return ""
 
 
-def checkpoint_quant(q: Optional[dict[str, Any]]) -> Optional[CheckpointQuant]:
-    """The storage a ``quantization_config`` object describes (None when there is none)."""
+def checkpoint_quant(q: Optional[dict[str, Any]], origin: str = "config.json") -> Optional[CheckpointQuant]:
+    """The storage a ``quantization_config`` object describes (None when there is none); ``origin`` names the
+    file in a refusal."""
     if not isinstance(q, dict) or not q:
         return None
     method = q.get("quant_method")
     method = method.strip().lower() if isinstance(method, str) else ""
-    fmt = ""
+    fmt, kv = "", ""
     skip = _skip(q, "modules_to_not_convert")
     if method == "fp8":
         # FineGrainedFP8Config: weight_block_size defaults to (128, 128); an explicit null is one scale per tensor
@@ -127,12 +188,31 @@ def checkpoint_quant(q: Optional[dict[str, Any]]) -> Optional[CheckpointQuant]:
         skip = _skip(q, "llm_int8_skip_modules")
     elif method == "mxfp4":
         fmt = "mxfp4"
-    return CheckpointQuant(method or "?", fmt, skip)
+    elif method in ("modelopt", "modelopt_fp4"):  # vLLM's two names for it
+        fmt, skip, kv = _modelopt(q, origin)
+    return CheckpointQuant(method or "?", fmt, skip, kv)
+
+
+@lru_cache(maxsize=64)
+def _split(patterns: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """``patterns`` as (ModelOpt literals, ModelOpt wildcards, the other methods' literal patterns)."""
+    mo = [p[len(GLOB):] for p in patterns if p.startswith(GLOB)]
+    wild = tuple(p for p in mo if "*" in p or "?" in p or "[" in p)
+    return tuple(p for p in mo if p not in wild), wild, tuple(p for p in patterns if not p.startswith(GLOB))
 
 
 def skipped(module: str, patterns: tuple[str, ...]) -> bool:
     """Whether the module ``module`` (its full name) matches one of ``patterns`` (module docstring)."""
-    for p in patterns:
+    literal, wild, plain = _split(patterns)
+    # vLLM's ModelOpt rule: a pattern that occurs in the name (matched as text), or an fnmatch wildcard
+    if any(p in module for p in literal):
+        return True
+    if wild:
+        from fnmatch import fnmatchcase
+
+        if any(p in module or fnmatchcase(module, p) for p in wild):
+            return True
+    for p in plain:
         if module == p or module.endswith(p) or (module.startswith(p) and (p.endswith(".")
                                                                           or module[len(p)] == ".")):
             return True

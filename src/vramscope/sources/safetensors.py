@@ -190,6 +190,11 @@ def _encoded_params(name: str, dtype: str, numel: int, names: set[str], bits: in
         return numel * (32 // bits)
     if name.endswith(".weight_packed") and dtype == "U8":  # compressed-tensors 4-bit (nvfp4) packs two per byte
         return numel * 2
+    if method in ("modelopt", "modelopt_fp4"):  # NVFP4: weight U8 holds two e2m1 values a byte (vLLM modelopt.py)
+        if name.endswith(".weight_scale_2"):
+            return 0
+        if dtype == "U8" and name.endswith(".weight"):
+            return numel * 2
     if method == "mxfp4" and dtype == "U8":  # gpt-oss: *_blocks hold two fp4 values per byte, *_scales one exponent
         if name.endswith("_scales"):
             return 0
