@@ -728,6 +728,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "fp8 KV 缓存：transformers {version} 的 QuantizedCache 不支持含循环层的模型（只接受 full_attention 层）；"
               "此处按动态缓存布局、每个 K/V 值一字节计算，状态不量化，transformers 本身并不会构建这样的缓存",
     },
+    "a_layer_kv": {
+        "en": "KV cache per layer as the config gives each layer (per_layer_config, kv_sharing_modes): key/value "
+              "heads × head size {shapes}; a layer shown as — reads another layer's keys and values and stores "
+              "none; a layer whose keys are its values still stores both. vLLM and llama.cpp are assumed to store "
+              "the same per-layer shapes (their code for this architecture is not verified here)",
+        "zh": "KV 缓存按配置给出的每层形状计算（per_layer_config、kv_sharing_modes）：K/V 头数 × 头维度 {shapes}；"
+              "标为 — 的层读取其他层的键值，自身不存储；键即值的层仍存两份张量。vLLM 与 llama.cpp 假定按相同的每层形状"
+              "存储（此处未核对它们对该架构的代码）",
+    },
     "a_meta_tied": {
         "en": "tied weights, counted once: {ties}",
         "zh": "共享权重只计一次：{ties}",

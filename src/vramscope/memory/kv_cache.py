@@ -283,6 +283,9 @@ def state_layer_bytes(spec: ModelSpec, layer: int, batch: int, layout: CacheLayo
 
 def values_per_token(spec: ModelSpec, layer: int, latent_mla: bool, broadcast_kv: bool = False) -> int:
     """Cached values (keys + values) per token in one layer."""
+    if spec.layer_kv and layer < len(spec.layer_kv):  # per-layer shapes (Gemma 4); a K=V layer still stores both
+        heads, dim = spec.layer_kv[layer]
+        return 2 * heads * dim
     if spec.mla is not None:
         m = spec.mla
         if latent_mla:
@@ -296,6 +299,9 @@ def kv_bytes_per_token(spec: ModelSpec, bytes_per_value: float, layers: int | No
     """Cached bytes per token over ``layers`` layers (all of them by default), no sliding-window cap: what a
     paged engine (vLLM) reserves a token's block slot for."""
     n = spec.num_layers if layers is None else layers
+    if spec.layer_kv:
+        return int(sum(values_per_token(spec, i, latent_mla) for i in range(min(n, len(spec.layer_kv))))
+                   * bytes_per_value)
     return int(n * values_per_token(spec, 0, latent_mla) * bytes_per_value)
 
 
@@ -336,7 +342,8 @@ def layer_kv_bytes(spec: ModelSpec, tokens: int, batch: int, bytes_per_value: fl
         kept = min(tokens, spec.sliding_window) if cap and spec.layer_type(i) == SLIDING else tokens
         if i in cross:  # Llama-3.2-Vision: the image states (encoder_tokens), never the text
             kept = encoder_tokens
-        values = kept * per_value
+        values = kept * (values_per_token(spec, i, layout.latent_mla, layout.broadcast_kv) if spec.layer_kv
+                         else per_value)
         if spec.kind == "encoder-decoder":
             values += encoder_tokens * 2 * spec.num_kv_heads * spec.head_dim
         out.append(int(batch * values * bytes_per_value) + layout.scale_bytes_per_layer)
@@ -358,7 +365,8 @@ def kv_cache_bytes(spec: ModelSpec, tokens: int, batch: int, bytes_per_value: fl
         return (kv_cache_bytes(spec, tokens, batch, bytes_per_value, encoder_tokens=encoder_tokens, layout=now)
                 + kv_cache_bytes(spec, max(tokens - 1, 0), batch, bytes_per_value, encoder_tokens=encoder_tokens,
                                  layout=now))
-    if spec.state is not None or layout.quant is not None:  # per layer (states; quantized layers)
+    if spec.state is not None or layout.quant is not None or spec.layer_kv:  # per layer (states; quantized
+        # layers; layers of different shapes)
         return sum(layer_kv_bytes(spec, tokens, batch, bytes_per_value, layout, encoder_tokens))
     n_layers = _decoder_layers(spec)
     sliding = _sliding_layers(spec, n_layers, layout)
