@@ -351,6 +351,27 @@ def test_every_catalog_family_is_run():
     assert families == {e["config"].get("model_type") for e in ENTRIES}
 
 
+#: Gemma 4's cache quirks on the gemma-4-31B-it catalog config: KV-shared layers (num_kv_shared_layers, which
+#: transformers 5.24 runs only with per-layer inputs: gemma-4-E2B's hidden_size_per_layer_input and
+#: use_double_wide_mlp) store nothing; full-attention layers have their own heads x head size with K=V on or off
+GEMMA4_VARIANTS = [(2, True), (3, False), (0, False)]
+
+
+@pytest.mark.parametrize("shared,k_eq_v", GEMMA4_VARIANTS, ids=[f"shared{s}-keqv{k}" for s, k in GEMMA4_VARIANTS])
+def test_gemma4_shared_and_global_layers(shared, k_eq_v):
+    cfg = shrink(_first("gemma4")["config"])
+    cfg["text_config"].update(num_hidden_layers=6, layer_types=["sliding_attention", "full_attention"] * 3,
+                              num_kv_shared_layers=shared, attention_k_eq_v=k_eq_v,
+                              hidden_size_per_layer_input=8 if shared else 0, use_double_wide_mlp=bool(shared),
+                              vocab_size_per_layer_input=128)
+    model = _build(cfg)
+    prefill, decode = _run(model, _dynamic(model), PROMPT, 0)
+    assert prefill == _ours(cfg, PROMPT, "prefill", "dynamic")
+    assert decode == _ours(cfg, PROMPT + STEPS, "decode", "dynamic")
+    assert prefill.count(0) == shared  # the shared layers' DummyLayer holds nothing
+    assert prefill[1] != prefill[0]  # the global layer's own shape
+
+
 def test_sliding_layer_shows_window_minus_one_but_holds_window():
     """The figure vramscope counts is the storage: DynamicSlidingWindowLayer keeps a view of the last
     ``sliding_window - 1`` tokens of a ``sliding_window``-token concatenation."""
