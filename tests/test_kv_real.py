@@ -372,6 +372,20 @@ def test_gemma4_shared_and_global_layers(shared, k_eq_v):
     assert prefill[1] != prefill[0]  # the global layer's own shape
 
 
+def test_gemma4_layer_shapes_reach_the_engines_and_tensor_parallel():
+    """The per-layer shapes the real cache matched are what llama.cpp's per-layer bytes and a tensor-parallel
+    rank's slice use (an assumption for those engines, stated in the output), not the scalar head fields."""
+    from vramscope.engines.llamacpp import layer_cache_bytes
+    from vramscope.memory.parallel import tp_shard_spec
+
+    spec = spec_from_config(_first("gemma4")["config"], "gemma-4-31B-it")
+    assert spec.layer_kv[:6] == ((16, 256),) * 5 + ((4, 512),)
+    kv_sliding, _ = layer_cache_bytes(spec, 0, 100, 1, 1, 1, 2.0, 2.0, 1)
+    kv_full, _ = layer_cache_bytes(spec, 5, 100, 1, 1, 1, 2.0, 2.0, 1)
+    assert (kv_sliding, kv_full) == (100 * 2 * 16 * 256 * 2, 100 * 2 * 4 * 512 * 2)
+    assert tp_shard_spec(spec, 2).layer_kv[:6] == ((8, 256),) * 5 + ((2, 512),)
+
+
 def test_sliding_layer_shows_window_minus_one_but_holds_window():
     """The figure vramscope counts is the storage: DynamicSlidingWindowLayer keeps a view of the last
     ``sliding_window - 1`` tokens of a ``sliding_window``-token concatenation."""
