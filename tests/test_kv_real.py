@@ -39,7 +39,7 @@ def _signature(cfg: dict) -> tuple:
             cfg.get("use_sliding_window"), cfg.get("new_decoder_architecture"), cfg.get("multi_query"),
             "q_lora_rank" in cfg and cfg["q_lora_rank"] is None, cfg.get("multi_query_attention"),
             cfg.get("num_key_value_heads", cfg.get("num_kv_heads")) == cfg.get("num_attention_heads"),
-            "layer_types" in cfg)
+            "layer_types" in cfg, bool(text.get("num_kv_shared_layers")))
 
 
 def _entries() -> list[dict]:
@@ -72,6 +72,9 @@ def shrink(cfg: dict) -> dict:
         c.pop(k, None)
     if isinstance(c.get("vision_config"), dict):
         c["vision_config"] = _shrink_vision(c["vision_config"])
+    if isinstance(c.get("audio_config"), dict):  # Gemma 4's conformer: one small layer (built, never run)
+        c["audio_config"] = {**c["audio_config"], "hidden_size": 32, "num_attention_heads": 2, "num_hidden_layers": 1,
+                             "output_proj_dims": 32, "subsampling_conv_channels": [8, 4]}
     if isinstance(c.get("text_config"), dict):
         from vramscope.sources.hf_config import _DEFAULTS  # the class defaults published configs leave out
         from vramscope.sources.vision_config import _QWEN_TEXT, _text_defaults
@@ -142,6 +145,13 @@ def shrink(cfg: dict) -> dict:
     first_attn = next((i for i, t in enumerate(kinds) if "attention" in str(t) and "linear" not in str(t)), None)
     if first_attn is not None and first_attn >= layers:
         layers = first_attn + 1
+    if c.get("num_kv_shared_layers"):  # Gemma 4: two shared layers after an unshared one of each type
+        first_full = kinds.index("full_attention") if "full_attention" in kinds else 0
+        layers = max(layers, first_full + 3)
+        c["num_kv_shared_layers"] = 2
+    for k, v in (("hidden_size_per_layer_input", 8), ("vocab_size_per_layer_input", 128)):  # Gemma 4's PLE
+        if c.get(k):
+            c[k] = v
     if "max_window_layers" in c:
         c["max_window_layers"] = min(c["max_window_layers"], 1)
     _set_first(c, ("num_hidden_layers", "n_layer", "num_layers"), layers)
