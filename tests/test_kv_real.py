@@ -39,7 +39,7 @@ def _signature(cfg: dict) -> tuple:
             cfg.get("use_sliding_window"), cfg.get("new_decoder_architecture"), cfg.get("multi_query"),
             "q_lora_rank" in cfg and cfg["q_lora_rank"] is None, cfg.get("multi_query_attention"),
             cfg.get("num_key_value_heads", cfg.get("num_kv_heads")) == cfg.get("num_attention_heads"),
-            "layer_types" in cfg)
+            "layer_types" in cfg, bool(text.get("num_kv_shared_layers")))
 
 
 def _entries() -> list[dict]:
@@ -72,6 +72,9 @@ def shrink(cfg: dict) -> dict:
         c.pop(k, None)
     if isinstance(c.get("vision_config"), dict):
         c["vision_config"] = _shrink_vision(c["vision_config"])
+    if isinstance(c.get("audio_config"), dict):  # Gemma 4's conformer: one small layer (built, never run)
+        c["audio_config"] = {**c["audio_config"], "hidden_size": 32, "num_attention_heads": 2, "num_hidden_layers": 1,
+                             "output_proj_dims": 32, "subsampling_conv_channels": [8, 4]}
     if isinstance(c.get("text_config"), dict):
         from vramscope.sources.hf_config import _DEFAULTS  # the class defaults published configs leave out
         from vramscope.sources.vision_config import _QWEN_TEXT, _text_defaults
@@ -167,6 +170,13 @@ def shrink(cfg: dict) -> dict:
         if isinstance(c.get(key), (str, list)) and attention in c[key]:
             layers = list(c[key]).index(attention) + 1
             c[key] = c[key][:layers]
+    if c.get("num_kv_shared_layers"):  # Gemma 4: two shared layers after an unshared one of each type
+        first_full = kinds.index("full_attention") if "full_attention" in kinds else 0
+        layers = max(layers, first_full + 3)
+        c["num_kv_shared_layers"] = 2
+    for k, v in (("hidden_size_per_layer_input", 8), ("vocab_size_per_layer_input", 128)):  # Gemma 4's PLE
+        if c.get(k):
+            c[k] = v
     if "max_window_layers" in c:
         c["max_window_layers"] = min(c["max_window_layers"], 1)
     _set_first(c, ("num_hidden_layers", "n_layer", "num_layers"), layers)
@@ -425,6 +435,41 @@ def test_deepseek_v4_static_cache_is_its_dynamic_cache():
 def test_every_catalog_family_is_run():
     families = {e["config"].get("model_type") for e in catalog.entries()} - {"bert", "roberta"}
     assert families == {e["config"].get("model_type") for e in ENTRIES}
+
+
+#: Gemma 4's cache quirks on the gemma-4-31B-it catalog config: KV-shared layers (num_kv_shared_layers, which
+#: transformers 5.24 runs only with per-layer inputs: gemma-4-E2B's hidden_size_per_layer_input and
+#: use_double_wide_mlp) store nothing; full-attention layers have their own heads x head size with K=V on or off
+GEMMA4_VARIANTS = [(2, True), (3, False), (0, False)]
+
+
+@pytest.mark.parametrize("shared,k_eq_v", GEMMA4_VARIANTS, ids=[f"shared{s}-keqv{k}" for s, k in GEMMA4_VARIANTS])
+def test_gemma4_shared_and_global_layers(shared, k_eq_v):
+    cfg = shrink(_first("gemma4")["config"])
+    cfg["text_config"].update(num_hidden_layers=6, layer_types=["sliding_attention", "full_attention"] * 3,
+                              num_kv_shared_layers=shared, attention_k_eq_v=k_eq_v,
+                              hidden_size_per_layer_input=8 if shared else 0, use_double_wide_mlp=bool(shared),
+                              vocab_size_per_layer_input=128)
+    model = _build(cfg)
+    prefill, decode = _run(model, _dynamic(model), PROMPT, 0)
+    assert prefill == _ours(cfg, PROMPT, "prefill", "dynamic")
+    assert decode == _ours(cfg, PROMPT + STEPS, "decode", "dynamic")
+    assert prefill.count(0) == shared  # the shared layers' DummyLayer holds nothing
+    assert prefill[1] != prefill[0]  # the global layer's own shape
+
+
+def test_gemma4_layer_shapes_reach_the_engines_and_tensor_parallel():
+    """The per-layer shapes the real cache matched are what llama.cpp's per-layer bytes and a tensor-parallel
+    rank's slice use (an assumption for those engines, stated in the output), not the scalar head fields."""
+    from vramscope.engines.llamacpp import layer_cache_bytes
+    from vramscope.memory.parallel import tp_shard_spec
+
+    spec = spec_from_config(_first("gemma4")["config"], "gemma-4-31B-it")
+    assert spec.layer_kv[:6] == ((16, 256),) * 5 + ((4, 512),)
+    kv_sliding, _ = layer_cache_bytes(spec, 0, 100, 1, 1, 1, 2.0, 2.0, 1)
+    kv_full, _ = layer_cache_bytes(spec, 5, 100, 1, 1, 1, 2.0, 2.0, 1)
+    assert (kv_sliding, kv_full) == (100 * 2 * 16 * 256 * 2, 100 * 2 * 4 * 512 * 2)
+    assert tp_shard_spec(spec, 2).layer_kv[:6] == ((8, 256),) * 5 + ((2, 512),)
 
 
 def test_sliding_layer_shows_window_minus_one_but_holds_window():

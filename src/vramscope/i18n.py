@@ -762,6 +762,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "fp8 KV 缓存：transformers {version} 的 QuantizedCache 不支持含循环层的模型（只接受 full_attention 层）；"
               "此处按动态缓存布局、每个 K/V 值一字节计算，状态不量化，transformers 本身并不会构建这样的缓存",
     },
+    "a_layer_kv": {
+        "en": "KV cache per layer as the config gives each layer (per_layer_config, kv_sharing_modes): key/value "
+              "heads × head size {shapes}; a layer shown as — reads another layer's keys and values and stores "
+              "none; a layer whose keys are its values still stores both. vLLM: the same shapes and shared layers as "
+              "its gemma4.py builds them (read at main 001cabc1be16, not at the modelled release; how its pages "
+              "group layers of different sizes is not modelled); llama.cpp: assumed the same, its code for this "
+              "architecture not verified",
+        "zh": "KV 缓存按配置给出的每层形状计算（per_layer_config、kv_sharing_modes）：K/V 头数 × 头维度 {shapes}；"
+              "标为 — 的层读取其他层的键值，自身不存储；键即值的层仍存两份张量。vLLM：形状与共享层同其 gemma4.py 的构建"
+              "（读自 main 001cabc1be16，而非所建模的版本；其分页如何组合不同大小的层未建模）；llama.cpp：假定相同，"
+              "未核对其对该架构的代码",
+    },
     "a_meta_tied": {
         "en": "tied weights, counted once: {ties}",
         "zh": "共享权重只计一次：{ties}",

@@ -215,6 +215,9 @@ def layer_cache_bytes(spec: ModelSpec, layer: int, n_ctx: int, ub: int, k_dim: i
     d32676d (2026-08-18): src/llama-memory-recurrent.cpp, src/llama-hparams.cpp, src/llama-model.cpp."""
     st = spec.state
     kv = rs = 0
+    if spec.layer_kv and layer < len(spec.layer_kv):  # per-layer shapes (Gemma 4): assumed, not read in llama.cpp
+        heads, dim = spec.layer_kv[layer]
+        k_dim = v_dim = heads * dim
     if st is None or st.has_kv(layer):
         sliding = st.slides(layer) if st is not None else spec.layer_type(layer) == SLIDING
         cells = min(n_ctx, spec.sliding_window + ub) if spec.sliding_window and sliding else n_ctx

@@ -305,6 +305,9 @@ def compressed_layer_bytes(spec: ModelSpec, layer: int, tokens: int, batch: int,
 
 def values_per_token(spec: ModelSpec, layer: int, latent_mla: bool, broadcast_kv: bool = False) -> int:
     """Cached values (keys + values) per token in one layer."""
+    if spec.layer_kv and layer < len(spec.layer_kv):  # per-layer shapes (Gemma 4); a K=V layer still stores both
+        heads, dim = spec.layer_kv[layer]
+        return 2 * heads * dim
     if spec.mla is not None:
         m = spec.mla
         if latent_mla:
@@ -320,8 +323,10 @@ def kv_bytes_per_token(spec: ModelSpec, bytes_per_value: float, layers: int | No
     """Cached bytes per token over ``layers`` layers (all of them by default), no sliding-window cap: what a
     paged engine (vLLM) reserves a token's block slot for."""
     n = spec.num_layers if layers is None else layers
-    if spec.kv_values_per_layer and spec.mla is None:  # layers of different widths (MiMo-V2-Flash)
-        return int(sum(values_per_token(spec, i, False) for i in range(min(n, spec.num_layers))) * bytes_per_value)
+    if (spec.kv_values_per_layer or spec.layer_kv) and spec.mla is None:
+        # layers of different widths (MiMo-V2-Flash) or shapes (Gemma 4, its shared layers storing nothing)
+        return int(sum(values_per_token(spec, i, latent_mla) for i in range(min(n, spec.num_layers)))
+                   * bytes_per_value)
     return int(n * values_per_token(spec, 0, latent_mla) * bytes_per_value)
 
 
@@ -350,7 +355,7 @@ def layer_kv_bytes(spec: ModelSpec, tokens: int, batch: int, bytes_per_value: fl
         return [quantized_layer_bytes(spec, tokens, batch, bytes_per_value, layout.quant, layout.phase,
                                       layout.broadcast_kv)] * n
     per_value = [values_per_token(spec, i, layout.latent_mla, layout.broadcast_kv) for i in range(n)] \
-        if spec.kv_values_per_layer else [values_per_token(spec, 0, layout.latent_mla, layout.broadcast_kv)] * n
+        if spec.kv_values_per_layer or spec.layer_kv else [values_per_token(spec, 0, layout.latent_mla, layout.broadcast_kv)] * n
     cap = layout.cap_sliding and not layout.all_full and spec.sliding_window
     if spec.compressed is not None:
         return [compressed_layer_bytes(spec, i, tokens, batch, bytes_per_value, layout) if spec.compressed.has(i)
@@ -389,8 +394,9 @@ def kv_cache_bytes(spec: ModelSpec, tokens: int, batch: int, bytes_per_value: fl
         return (kv_cache_bytes(spec, tokens, batch, bytes_per_value, encoder_tokens=encoder_tokens, layout=now)
                 + kv_cache_bytes(spec, max(tokens - 1, 0), batch, bytes_per_value, encoder_tokens=encoder_tokens,
                                  layout=now))
-    if spec.state is not None or layout.quant is not None or spec.kv_values_per_layer or spec.compressed:
-        # per layer (states; quantized layers; layers of different widths)
+    if spec.state is not None or layout.quant is not None or spec.kv_values_per_layer or spec.layer_kv \
+            or spec.compressed:
+        # per layer (states; quantized layers; layers of different widths or shapes)
         return sum(layer_kv_bytes(spec, tokens, batch, bytes_per_value, layout, encoder_tokens))
     n_layers = _decoder_layers(spec)
     sliding = _sliding_layers(spec, n_layers, layout)

@@ -42,9 +42,11 @@ def tp_shard_spec(spec: ModelSpec, n: int) -> ModelSpec:
                       shared_intermediate_size=-(-moe.shared_intermediate_size // n))
     mla = spec.mla
     # a rank's slice is derived from a valid spec, not read from a source (vLLM's own rules apply, not ours)
+    # per-layer cache shapes (Gemma 4) split their heads as the scalar ones do (a replicated head below n)
+    layer_kv = tuple((max(1, h // n) if h else 0, d) for h, d in spec.layer_kv)
     return spec.derived(num_heads=spec.num_heads // n, num_kv_heads=max(1, spec.num_kv_heads // n),
                         intermediate_size=-(-spec.intermediate_size // n), vocab_size=-(-spec.vocab_size // n),
-                        moe=moe, mla=mla)
+                        moe=moe, mla=mla, layer_kv=layer_kv)
 
 
 def largest_layer_params(spec: ModelSpec) -> int:

@@ -210,6 +210,12 @@ class ModelSpec:
     #: transformers broadcasts the K/V heads to every query head before caching them (Falcon's
     #: ``new_decoder_architecture``); vLLM and llama.cpp cache ``num_kv_heads``
     kv_broadcast: bool = False
+    #: per decoder layer, (key/value heads, head size) of what the cache stores where layers differ (transformers'
+    #: heterogeneous ``per_layer_config``: Gemma 4's full-attention layers have ``num_global_key_value_heads`` ×
+    #: ``global_head_dim``), and (0, 0) for a layer that stores nothing (its cache is a ``DummyLayer``: Gemma 4's
+    #: KV-shared layers, which read the last unshared layer of their type); () when every layer has
+    #: ``num_kv_heads`` × ``head_dim`` (:func:`vramscope.sources.meta_device.layer_kv_dims`)
+    layer_kv: tuple[tuple[int, int], ...] = ()
     moe: Optional[MoESpec] = None
     mla: Optional[MLASpec] = None
     vision: Optional[VisionSpec] = None

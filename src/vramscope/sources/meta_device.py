@@ -425,8 +425,13 @@ def _spec(model: Any, config: Any, native: dict[str, Any], name: str, origin: st
     elif state is not None:
         notes.append(Text("a_state_engines", mixer=state.mixer,
                           layers=sum(k in ("state", "hybrid", "hybrid_sliding") for k in state.kinds)))
+    _, layer_kv = ((), ()) if state is not None or mla is not None or enc_dec \
+        else layer_kv_dims(text, layers, heads, kv, head_dim)
     layer_types, kv_values = _attention_layers(model, text, inv, n_dec, window, 2 * kv * head_dim) \
         if state is None and mla is None and not enc_dec else ((), ())
+    if layer_kv:  # per-layer shapes from the config (Gemma 4's global layers, shared layers storing nothing)
+        kv_values = ()  # the shapes say more than the projections' widths: a shared layer stores nothing
+        notes.append(Text("a_layer_kv", shapes=_shapes_text(layer_kv)))
     compressed = _compressed_spec(model, inv, n_dec) if mla is None else None
     if compressed is not None:
         notes.append(Text("a_meta_kv_compressed", version=version,
@@ -446,7 +451,7 @@ def _spec(model: Any, config: Any, native: dict[str, Any], name: str, origin: st
         tie_embeddings=tied_embed, num_decoder_layers=layers if enc_dec else 0,
         max_position_embeddings=min(_attr(text, "max_position_embeddings") or 0, LIMITS["max_position_embeddings"].maximum),
         sliding_window=window, compressed=compressed,
-        layer_types=layer_types, kv_values_per_layer=kv_values, moe=moe, state=state, mla=mla, inventory=inv, dtype=dtype if isinstance(dtype, str) else "",
+        layer_types=layer_types, kv_values_per_layer=kv_values, layer_kv=layer_kv, moe=moe, state=state, mla=mla, inventory=inv, dtype=dtype if isinstance(dtype, str) else "",
         quant_method=str((quant or {}).get("quant_method", ""))[:200], **_checkpoint_storage(quant, origin),
         source=origin, notes=tuple(notes),
         activation=str(getattr(text, "hidden_act", "") or getattr(text, "activation_function", "") or "")[:200],
@@ -508,6 +513,62 @@ def _compressed_spec(model: Any, inv: Inventory, n_layers: int) -> Optional[Comp
     if not per_layer:
         return None
     return CompressedKVSpec(compressors=tuple(tuple(per_layer.get(i, ())) for i in range(n_layers)))
+
+
+def _shapes_text(layer_kv: tuple[tuple[int, int], ...]) -> str:
+    """``16×256 (50 layers), 4×512 (10)``, ``none (20)``: the distinct per-layer cache shapes and their counts."""
+    counts: dict[tuple[int, int], int] = {}
+    for x in layer_kv:
+        counts[x] = counts.get(x, 0) + 1
+    return ", ".join(("—" if h == 0 else f"{h}×{d}") + f" ({n})" for (h, d), n in counts.items())
+
+
+def layer_kv_dims(text: Any, n_layers: int, heads: int, kv: int, head_dim: int
+                  ) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]:
+    """The attention layer types of the decoder and, where its layers' caches differ in shape, (key/value heads,
+    head size) per layer as transformers' ``DynamicCache`` stores them (``ModelSpec.layer_kv``), read from the
+    config transformers built, never from the model's name:
+
+    * the layer types: ``layer_types`` when every entry is ``full_attention`` / ``sliding_attention``;
+    * the shapes: ``per_layer_config[i].num_key_value_heads`` × ``.head_dim`` (transformers 5.24's heterogeneous
+      configs; Gemma 4 gives its full-attention layers ``num_global_key_value_heads`` × ``global_head_dim``, the
+      heads only when ``attention_k_eq_v``: configuration_gemma4.py ``__post_init__``);
+    * a layer whose cache is a ``DummyLayer`` stores nothing: ``cache_utils.get_layer_types_and_kwargs`` names
+      ``dummy`` the layers ``kv_sharing_modes`` marks ``reuse`` (Gemma 4's ``num_kv_shared_layers``, which read the
+      keys and values of the last unshared layer of their type, modeling_gemma4.py ``Gemma4TextAttention``).
+
+    A layer with ``attention_k_eq_v`` (Gemma 4's full-attention layers: no ``v_proj``) still stores two tensors:
+    ``value_states`` is ``v_norm`` of the key projection, a tensor of its own, and ``cache.update`` keeps both.
+    Shapes () when every layer stores ``kv`` × ``head_dim`` (the scalar fields hold)."""
+    try:
+        types = getattr(text, "layer_types", None)
+    except Exception:  # noqa: BLE001 - a config property that refuses
+        types = None
+    kinds: tuple[str, ...] = ()
+    if isinstance(types, (list, tuple)) and len(types) == n_layers \
+            and all(t in ("full_attention", "sliding_attention") for t in types):
+        kinds = tuple(types)
+    try:
+        from transformers.cache_utils import get_layer_types_and_kwargs
+
+        cache_types, _ = get_layer_types_and_kwargs(text)
+        per_layer = text.per_layer_config
+        dims = []
+        for i in range(n_layers):
+            if cache_types[i] == "dummy":
+                dims.append((0, 0))
+                continue
+            lc = per_layer[i]
+            h, d = getattr(lc, "num_key_value_heads", None), getattr(lc, "head_dim", None)
+            if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (h, d)) \
+                    or heads % h:  # type: ignore[operator]
+                return kinds, ()
+            dims.append((int(h), int(d)))  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - older transformers (no per_layer_config), a config without per-layer fields
+        return kinds, ()
+    if len(dims) != n_layers or all(x == (kv, head_dim) for x in dims):
+        return kinds, ()
+    return kinds, tuple(dims)
 
 
 #: transformers' cache layer types (cache_utils.py ``DYNAMIC_LAYER_TYPE_MAPPING``, 5.12+) as StateSpec kinds:
