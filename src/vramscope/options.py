@@ -392,14 +392,14 @@ CORE: tuple[Option, ...] = (
               "(plain loop; {mixed}: autocast on fp32 FSDP parameters) | torchtune (its recipes' defaults: "
               "checkpointing, chunked cross-entropy, bf16 adapters) | accelerate | torchtitan (their FSDP "
               "MixedPrecisionPolicy under {mixed}) | megatron (--bf16, distributed optimizer as zero1) | litgpt "
-              "(LitGPT 0.5.13's own model and finetune recipes: bf16-true, 128-token chunked 16-bit loss) | unsloth "
+              "(LitGPT 0.5.13's own model and finetune recipes: bf16-true, 128-token head chunks cast to fp32 for the loss) | unsloth "
               "(its fused LoRA kernels and loss, offloaded checkpointing) | llamafactory | axolotl (their config "
               "defaults)",
       help_zh="训练循环：hf（Trainer / TRL，默认；其默认值：LoRA/QLoRA 开启检查点）| pytorch（普通循环；"
               "{mixed} 时对 fp32 FSDP 参数使用 autocast）| torchtune（其配方的默认值：检查点、分块交叉熵、"
               "bf16 适配器）| accelerate | torchtitan（{mixed} 时使用其 FSDP MixedPrecisionPolicy）| "
               "megatron（--bf16，分布式优化器即 zero1）| litgpt（LitGPT 0.5.13 自己的模型与 finetune 配方：bf16-true、"
-              "按 128 个 token 分块的 16 位损失）| unsloth（其融合 LoRA 内核与损失、卸载式检查点）| "
+              "按 128 个 token 分块的输出头，损失前转为 fp32）| unsloth（其融合 LoRA 内核与损失、卸载式检查点）| "
               "llamafactory | axolotl（其配置默认值）", help_opts={"mixed": Opt("precision", "mixed")}),
     O("pp", ("--pp", "--pipeline-parallel-size", "-pp"), "int", 1, group="parallel", lo=1, hi=1024,
       help_en="pipeline-parallel stages (training: micro-batches = {accum}; vLLM: stages of {tp} GPUs)",

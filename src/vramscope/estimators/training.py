@@ -386,14 +386,16 @@ def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFl
                                     ce_chunks=w.ce_chunks, replicated_shard=seq_shard, compiled_loss=compiles(w, "loss"),
                                     op_sac=op_sac, megatron=megatron_recompute(spec, w),
                                     ce_upcast=w.profile.ce_upcast, fused_ce=fused_loss(w), compiled_layers=compiles(w, "model"),
-                                    gathered_inputs=w.framework != "megatron")
+                                    gathered_inputs=w.framework != "megatron",
+                                    logits_fp32=w.profile.logits_fp32 and p.act_bytes != 4.0)
     acts = acts_at(p.act_bytes)
     kbit = p.kbit
     if kbit is not None and kbit.layer_bytes:
         # the k-bit casts: fp32 layers, the loss head still on the compute dtype's logits (the Trainer's autocast)
         fp32 = acts_at(kbit.layer_bytes)
         acts = replace(fp32, loss_resident=acts.loss_resident + int(kbit.head_cast * p.a),
-                       loss_forward_extra=acts.loss_forward_extra, loss_backward_extra=acts.loss_backward_extra)
+                       loss_forward_extra=acts.loss_forward_extra, loss_backward_extra=acts.loss_backward_extra,
+                       loss_convert=acts.loss_convert)
     if kbit is not None:
         sharded = w.kbit_prep == "trl" and w.strategy.shards_params and not _given(w, "kbit_prep")
         saves = (Text("a_bnb_saves_input", o_bnb=Opt("bnb_version", "0.50"))
@@ -723,6 +725,8 @@ class Transients:
     #: the logits alive when the last chunk's head dequantizes: the chunks before it, and (a loop that keeps them,
     #: LitGPT's) the previous step's, replaced only when forward returns
     head_beside: int = 0
+    #: the previous step's logits while the next forward runs (a loop that keeps them: LitGPT's ``fit``)
+    prev_logits: int = 0
     #: the same in forward (bitsandbytes 0.50 dequantizes there straight to the compute dtype)
     forward_dequant: int = 0
     head_forward_dequant: int = 0
@@ -794,7 +798,8 @@ def transients(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, bu
         forward_dequant = int(w.batch * -(-w.seq // w.sp) * (widest * 3 + 4))
     head = head_tensor(spec) if quantized_head_saving(spec, w, p.a) else None
     logits = int(w.batch * -(-w.seq // w.sp) * spec.vocab_size * p.act_bytes)
-    head_beside = logits * (w.ce_chunks - 1) // w.ce_chunks + (logits if w.profile.logits_outlive_step else 0)
+    prev = kept_logits(spec, w, p, -(-w.seq // w.sp)) if w.profile.logits_outlive_step else 0
+    head_beside = logits * (w.ce_chunks - 1) // w.ce_chunks + prev
     dora_temp = dora_forward_transient(spec, flags.lora, not w.grad_checkpointing) if flags.dora else 0
     if flags.dora and spec.moe is not None and "experts" in flags.lora:
         raise VramscopeError("conflict", field="dora", reason=Text("r_dora_moe", targets=Opt("lora_targets")))
@@ -807,8 +812,19 @@ def transients(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, bu
         # a recomputed DoRA layer rebuilds its weights with autograd recording
         dora_recompute=dora_forward_transient(spec, flags.lora) if flags.dora and w.grad_checkpointing else 0,
         head_dequant=int(head.numel * per_element) if head is not None else 0,
-        head_beside=head_beside if head is not None else 0, forward_dequant=forward_dequant,
+        head_beside=head_beside if head is not None else 0, prev_logits=prev, forward_dequant=forward_dequant,
         head_forward_dequant=int(head.numel * forward_element) if head is not None else 0)
+
+
+def logit_bytes(w: Workload, p: Precision) -> float:
+    """Bytes per element of the logits the training loop holds: fp32 where the loop receives the model's output
+    in fp32 (``Framework.logits_fp32``: LitGPT under Lightning Fabric), else the compute dtype."""
+    return 4.0 if w.profile.logits_fp32 else p.act_bytes
+
+
+def kept_logits(spec: ModelSpec, w: Workload, p: Precision, seq_local: int) -> int:
+    """The logits a loop that keeps them (``Framework.keeps_logits``) holds, as it holds them."""
+    return int(w.batch * seq_local * spec.vocab_size * logit_bytes(w, p))
 
 
 def _at(moment: tuple[int, int], phase: dict) -> dict:
@@ -836,6 +852,11 @@ def forward_moment(sv: Saved, lay: Layout, tr: Transients, kept: int, cast_cache
     ]
     if tr.float8:  # a layer computing: its parameters and the retained gather buffer (or the prefetched layer)
         candidates.append(_at((buf.forward_held, 0), {**base, "temporaries": sp_temp + tr.float8,
+                                                      "activations": acts.layers + cast_cache}))
+    if acts.loss_convert:
+        # the model has returned: its 16-bit logits and their fp32 copy (Fabric's convert_output) beside what
+        # the layers saved, the previous step's logits not yet replaced
+        candidates.append(_at((buf.forward_loss, 0), {**base, "loss_head": acts.loss_convert + tr.prev_logits,
                                                       "activations": acts.layers + cast_cache}))
     if tr.dora_forward:
         candidates.append(_at((buf.forward_layer, 0), {**base, "activations": acts.layers + cast_cache
@@ -867,7 +888,7 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
     acts, buf, n, grads, sp_temp = sv.acts, lay.buf, lay.n, lay.grads, sv.sp_back
     base = {"weights": lay.weights, "optimizer_states": lay.states}
     embed_grad, tied_extra = _head_grads(spec, w, p)
-    logits = int(w.batch * sv.seq_local * spec.vocab_size * p.act_bytes)
+    logits = kept_logits(spec, w, p, sv.seq_local)
     # fp32 FSDP parameters under torch.autocast (torch 2.13 aten/src/ATen/autocast_mode.cpp cached_cast): each
     # linear's 16-bit weight cast, of the unsharded parameter, is what its matmul saved for backward, so without
     # checkpointing every cast outlives autocast's exit (which only empties the cache) until its own matmul's
@@ -882,7 +903,9 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
                                      "temporaries": max(acts.loss_backward_extra, acts.layer_backward_extra),
                                      # a plain PyTorch loop still holds out.logits (compute dtype) as backward starts
                                      "loss_head": logits if w.profile.keeps_logits else 0}),
-        _at(buf.backward_end, {**base, "gradients": grads - buf.end_pending // n, "temporaries": tied_extra}),
+        # backward's end: every gradient; a loop whose logits outlive the step (LitGPT's) still holds them
+        _at(buf.backward_end, {**base, "gradients": grads - buf.end_pending // n, "temporaries": tied_extra,
+                               **({"loss_head": logits} if w.profile.logits_outlive_step else {})}),
     ]
     if tr.head_dequant:
         # a chunk's head backward (grad_A = grad_output · dequantized head): the head whole in the compute dtype
