@@ -62,7 +62,11 @@ fill in where the user gave none (applied by ``make_workload`` before the cross-
   used by its ``LlamaForCausalLM`` forward unless ``UNSLOTH_RETURN_LOGITS=1``) runs the head and cross-entropy in forward, chunk by
   chunk, writing the hidden states' gradient (saved for backward), no full logits; chunks sized so one chunk's fp32
   logits stay under ``min(free/2, 4 GiB)`` (4 GiB assumed); each chunk a torch.compile'd ``grad_and_value`` that
-  holds the chunk's logits in the compute dtype (measured on CPU inductor).
+  holds the chunk's logits in the compute dtype (measured on CPU inductor). A layer recomputed in backward also
+  holds its output gradient and its recomputed output (``UnslothCheckpointFunction.backward`` runs
+  ``torch.autograd.backward(outputs, dY)``). ``--unsloth-version`` before 2025.3 (unslothai/unsloth 4f166026,
+  2025-03-01): ``matmul_lora`` adds the adapter's product out of place (``out += (X @ A) @ (s * B)``, read at
+  2024.12.3, 0e0d8fc322), a second ``DW``-sized tensor in ``LoRA_MLP.backward``.
 * ``llamafactory`` (hiyouga/LLaMA-Factory ff6d4d1, 2026-08-18; ``hparams/model_args.py``, ``finetuning_args.py``,
   ``data_args.py``, ``model/model_utils/checkpointing.py``, ``model/adapter.py``): ``finetuning_type: lora``,
   ``lora_rank: 8``, ``lora_target: all``, ``lora_dropout: 0``; checkpointing for every method

@@ -462,6 +462,12 @@ def loss_parallel(acts: TrainingActivations, logits: int) -> TrainingActivations
                    loss_backward_extra=acts.loss_backward_extra + 4 * logits)
 
 
+#: the first Unsloth release whose matmul_lora adds the adapter's product in place (unslothai/unsloth 4f166026,
+#: 2025-03-01, "LoRA": ``out.addmm_(XA, B, alpha = s)``; the 2025.2.14 tag still has ``out += (X @ A) @ (s * B)``,
+#: the 2025.3.11 tag has addmm_)
+UNSLOTH_ADDMM = (2025, 3, 0)
+
+
 def fused_loss(w: Workload) -> str:
     """The fused head and loss the run uses: Liger's fused linear cross-entropy, Unsloth's, or none."""
     if "flce" in w.liger:
@@ -1042,6 +1048,9 @@ def recipe_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes
     if not (p.recipe == "lora" and w.precision == "mixed"):  # a_fsdp_lora_fp32 says what the base is stored in
         notes.append(Assumption(f"a_recipe_{p.recipe}{own}", {"dtype": p.dtype}))
     notes.append(Assumption(f"a_framework_{w.framework}", {"chunks": w.ce_chunks}))
+    if w.grad_checkpointing and train_flags(spec, w).unsloth:
+        notes.append(Assumption("a_unsloth_recompute_old" if version_tuple(w.unsloth_version) < UNSLOTH_ADDMM
+                                else "a_unsloth_recompute", {"version": w.unsloth_version}))
     notes.extend(default_notes(spec, w, t, p))
     if w.packing:
         notes.append(Assumption("a_packing", {"seq": w.seq, "o_seq": Opt("seq")}))
@@ -1126,7 +1135,8 @@ def train_flags(spec: ModelSpec, w: Workload) -> TrainFlags:
         return TrainFlags(base=False, embeddings=False, lora=lora_modules(spec, w.lora_targets),
                           lora_rank=w.lora_rank, lora_dropout=w.lora_dropout > 0, dora=w.dora, torchtune=own,
                           litgpt=w.profile.trace_model == "litgpt", liger=liger,
-                          unsloth=w.profile.fused_lora and not w.dora and w.lora_dropout == 0)
+                          unsloth=w.profile.fused_lora and not w.dora and w.lora_dropout == 0,
+                          unsloth_lora_temp=version_tuple(w.unsloth_version) < UNSLOTH_ADDMM)
     if liger:
         return replace(train_flags(spec, replace(w, liger=())), liger=liger)
     if w.method == "freeze" and w.train_modules:
@@ -1310,6 +1320,14 @@ register({
     "a_framework_axolotl": {
         "en": "training loop: axolotl (067b021) — the Hugging Face Trainer with its config defaults: gradient_checkpointing: false, sample_packing off, sequence_len 512, micro_batch_size 1, optimizer adamw_torch_fused, liger plugins off, lora_target_linear (all linear layers) as its examples set it, 4-bit as nf4 with double quantization; each overridable",
         "zh": "训练循环：axolotl（067b021）——Hugging Face Trainer 及其配置默认值：gradient_checkpointing: false、sample_packing 关闭、sequence_len 512、micro_batch_size 1、优化器 adamw_torch_fused、liger 插件关闭、按其示例配置使用 lora_target_linear（全部线性层）、4 位为带双重量化的 nf4；均可覆盖",
+    },
+    "a_unsloth_recompute": {
+        "en": "Unsloth {version}: a layer recomputed in backward holds, beside what its kernels save, its output gradient and its recomputed output (UnslothCheckpointFunction.backward), and LoRA_MLP.backward's DW",
+        "zh": "Unsloth {version}：反向中被重算的层除其内核保存的张量外，还持有其输出梯度和重算出的输出（UnslothCheckpointFunction.backward），以及 LoRA_MLP.backward 的 DW",
+    },
+    "a_unsloth_recompute_old": {
+        "en": "Unsloth {version} (before 2025.3): a layer recomputed in backward holds, beside what its kernels save, its output gradient and its recomputed output, LoRA_MLP.backward's DW and, while matmul_lora adds the adapter's product out of place (out += (X @ A) @ (s * B)), a second tensor of DW's size",
+        "zh": "Unsloth {version}（2025.3 之前）：反向中被重算的层除其内核保存的张量外，还持有其输出梯度和重算出的输出、LoRA_MLP.backward 的 DW，以及 matmul_lora 以非原地方式加上适配器乘积时（out += (X @ A) @ (s * B)）与 DW 同样大小的第二个张量",
     },
     "a_unsloth_offload": {
         "en": "Unsloth's offloaded gradient checkpointing: the inputs of {layers} checkpointed layers ({host}) wait in pinned host memory (non_blocking copies); the GPU keeps the last layer's input and one buffer the recomputed layer's input is copied back into",

@@ -107,6 +107,9 @@ class TrainFlags:
     liger: frozenset = frozenset()
     #: Unsloth's fused LoRA kernels and fast RMSNorm (frameworks.py: what each saves)
     unsloth: bool = False
+    #: Unsloth before 2025.3: ``matmul_lora`` adds the adapter's product out of place (a temporary of the output's
+    #: width), in particular beside ``LoRA_MLP.backward``'s ``DW``
+    unsloth_lora_temp: bool = False
     #: LitGPT's LLaMA-Adapter (1: ``litgpt/adapter.py``, 2: ``adapter_v2.py``; :func:`litgpt_adapter_bytes`)
     adapter: int = 0
     #: fp32 parameters under ``torch.autocast`` (the ``mixed`` recipe: a plain loop, the HF Trainer's amp): the
@@ -579,8 +582,15 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
     layer_bwd, layer_fwd = merged // 3, 0
     if _unsloth_layers(spec, attn, trainable):
         # LoRA_MLP.backward: DW = dY·Wdownᵀ (b·s·I, the compute dtype) is new; h, df, de overwrite DW, e, g in
-        # place and dX is written into X (inplace=True)
-        layer_bwd = int(tokens * a * spec.intermediate_size)
+        # place and dX is written into X (inplace=True). Before 2025.3 (unsloth 2024.12.3 kernels/utils.py
+        # matmul_lora: ``out += (X @ A.to(dtype)) @ (s * B.to(dtype))``) the adapter's product is a second
+        # b·s·I tensor beside DW while it is added
+        layer_bwd = int(tokens * a * spec.intermediate_size) * (2 if trainable.unsloth_lora_temp else 1)
+        # the checkpoint's backward (unsloth-zoo 2026.8.13 UnslothCheckpointFunction.backward, and 2024.12's
+        # Unsloth_Offloaded_Gradient_Checkpointer.backward alike) holds the layer's output gradient (its
+        # argument) and the recomputed layer's output through torch.autograd.backward(outputs, dY): two
+        # hidden-wide tensors beside what the recomputed layer saves
+        one_layer += int(tokens * 2 * a * spec.hidden_size)
     if attn == "eager" and spec.layout == "llama" and not op_sac:
         layer_fwd, attn_bwd = eager_attention_transients(spec, batch, seq, a, checkpointing)
         layer_bwd = max(layer_bwd, attn_bwd)
