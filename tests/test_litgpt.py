@@ -74,7 +74,7 @@ def test_defaults_are_overridable_and_said():
     assert (w.lora_rank, w.lora_dropout, w.ce_chunks, w.optimizer, w.grad_checkpointing) == (32, 0.0, 1, "sgd", True)
     e = _est(method="lora", seq=512)
     text = " ".join(e["assumptions"])
-    assert "LitGPT 0.5.13" in text and "16-bit logits" in text and "rank 8 on q_proj,v_proj" in text
+    assert "LitGPT 0.5.13" in text and "convert_output" in text and "rank 8 on q_proj,v_proj" in text
 
 
 def test_qlora_and_sharded_defaults():
@@ -239,6 +239,39 @@ def test_trace_of_litgpt_code_agrees_with_analytic(tmp_path, run):
     analytic = _totals(vramscope.estimate(path, task="finetune", framework="litgpt", seq=256, **TRACE_RUNS[run]))
     for phase in ("load", "forward", "backward", "optimizer_step"):
         assert analytic[phase] == pytest.approx(traced[phase], rel=0.03), (phase, analytic, traced)
+
+
+@needs_litgpt
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_loop_gets_fp32_logits_from_fabric(tmp_path, method):
+    """LitGPT's fit() calls the model through Fabric's _FabricModule, whose forward passes the output to the
+    precision plugin's convert_output (Lightning's own HalfPrecision here): the logits the loop holds are fp32, and
+    the analytic estimate keeps as many bytes of them through the optimizer step as the trace does."""
+    import torch
+
+    from vramscope.sources import resolve
+    from vramscope.trace.litgpt import fabric_precision
+
+    from lightning.fabric.plugins.precision import HalfPrecision
+
+    plugin = fabric_precision(make_workload(task="finetune", framework="litgpt", method=method), torch.bfloat16)
+    assert isinstance(plugin, HalfPrecision)
+    out = plugin.convert_output([torch.zeros(2, 3, dtype=torch.bfloat16)])
+    assert out[0].dtype == torch.float32
+    path = _config_file(tmp_path, 2)
+    kw = dict(task="finetune", framework="litgpt", method=method, seq=256, batch=2)
+    vocab = resolve(path).spec.vocab_size
+    e = vramscope.estimate(path, **kw)
+    kept = e.phases["optimizer_step"]["loss_head"]
+    assert kept == 2 * 256 * vocab * 4  # the fp32 logits (full.py: [..., :-1, :] is a view of them)
+    assert kept == pytest.approx(
+        trace_estimate_phase(resolve(path), kw, "optimizer_step", "loss_head"), rel=0.01)
+
+
+def trace_estimate_phase(model, kw, phase, part):
+    from vramscope.trace.estimator import trace_estimate
+
+    return trace_estimate(model, make_workload(**kw)).phases[phase][part]
 
 
 @needs_litgpt

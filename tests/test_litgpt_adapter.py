@@ -159,6 +159,10 @@ def test_estimate_says_what_trains():
     v1 = e["phases"]["backward"]
     v2 = vramscope.estimate("llama-3.2-1b", task="finetune", framework="litgpt", method="adapter-v2",
                             seq=512).to_dict()["phases"]["backward"]
-    # v2 keeps every linear's unscaled output and the head's unscaled logits: far more activations than v1
-    assert v2["activations"] > 2 * v1["activations"]
+    # v2 keeps every linear's unscaled output and the head's unscaled logits: far more activations than v1 beside
+    # what both keep for the loss, the fp32 log-probabilities of the fp32 logits Fabric's convert_output returns
+    from vramscope.sources import resolve
+
+    logprobs = 512 * resolve("llama-3.2-1b").spec.vocab_size * 4
+    assert v2["activations"] - logprobs > 2 * (v1["activations"] - logprobs)
     json.dumps(e)

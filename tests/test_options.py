@@ -68,7 +68,7 @@ def test_a_field_is_spelled_for_each_surface():
 
 
 SAMPLE = {"optimizer": "sgd", "grad_checkpointing": True, "lora_alpha": 16, "framework": "torchtune",
-          "lora_targets": "q_proj", "train_modules": "o_proj", "method": "lora", "bnb_version": "0.43.1", "liger": "all", "bnb_compute_dtype": "fp32", "litgpt_version": "0.4.13",
+          "lora_targets": "q_proj", "train_modules": "o_proj", "method": "lora", "bnb_version": "0.43.1", "liger": "all", "bnb_compute_dtype": "fp32", "litgpt_version": "0.4.13", "unsloth_version": "2024.12.3",
           "zero_auto": "reduce_bucket",
           # engine options read by a custom parser (issue #17)
           "tensor_split": "3,1", "ollama_version": "0.12.10", "ollama_flash_attention": "true",

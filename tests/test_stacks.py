@@ -367,6 +367,46 @@ def test_unsloth_fused_lora_layer_bytes():
     assert fused / h == pytest.approx(27.03, abs=0.01) and peft / h == pytest.approx(72.14, abs=0.01)
 
 
+def test_unsloth_recompute_holds_output_grad_and_output_and_old_lora_product():
+    """The recomputed layer's backward peak: its kernels' saved tensors, LoRA_MLP.backward's DW, the output gradient
+    and recomputed output the checkpoint's backward holds (2·a·h per token, every release), and before Unsloth 2025.3
+    matmul_lora's out-of-place LoRA product (another b·s·I beside DW). At a context long enough for that moment to be
+    the peak, the releases differ by exactly the product, and both say which applies."""
+    from vramscope.api import load_model
+    from vramscope.memory.activations import TrainFlags, training_activations
+    from vramscope.memory.trainable import lora_modules
+
+    spec = load_model("llama-3-8b").spec
+    lora = lora_modules(spec, ("all-linear",))
+    tokens, h, i = 32768, 4096, 14336
+    flags = TrainFlags(base=False, embeddings=False, lora=lora, lora_rank=16, unsloth=True)
+    new = training_activations(spec, 1, tokens, 2.0, "sdpa", True, flags)
+    old = training_activations(spec, 1, tokens, 2.0, "sdpa", True, TrainFlags(
+        base=False, embeddings=False, lora=lora, lora_rank=16, unsloth=True, unsloth_lora_temp=True))
+    saved = tokens * (2 * (2 * h + 4) + 2 * h + 2 * (2 * 4096 + 2 * 1024) + 4 * 32 + 2 * h + 2 * 2 * i)
+    assert new.one_layer == old.one_layer == saved + tokens * 2 * 2 * h
+    assert (new.layer_backward_extra, old.layer_backward_extra) == (tokens * 2 * i, 2 * tokens * 2 * i)
+    kw = dict(method="qlora", framework="unsloth", seq=tokens)
+    a, b = _estimate(**kw), _estimate(unsloth_version="2024.12.3", **kw)
+    assert b.phases["backward"]["temporaries"] - a.phases["backward"]["temporaries"] == tokens * 2 * i
+    assert any(x.key == "a_unsloth_recompute" for x in a.assumptions)
+    assert any(x.key == "a_unsloth_recompute_old" for x in b.assumptions)
+    assert _estimate(unsloth_version="2025.3.11", **kw).phases == a.phases
+
+
+@pytest.mark.parametrize("kw, field", [
+    (dict(method="qlora", framework="hf", unsloth_version="2024.12.3"), "unsloth_version"),
+    (dict(method="full", framework="unsloth", unsloth_version="2024.12.3"), "unsloth_version"),
+    (dict(method="qlora", framework="unsloth", unsloth_version="0.5.13"), "unsloth_version"),
+])
+def test_unsloth_version_refusals(kw, field):
+    from vramscope.errors import VramscopeError
+
+    with pytest.raises(VramscopeError) as e:
+        _estimate(**kw)
+    assert e.value.params["field"] == field
+
+
 @pytest.mark.parametrize("framework, expect", [
     ("unsloth", {"lora_rank": 16, "quant": "nf4-dq", "grad_checkpointing": True, "optimizer": "adamw", "seq": 2048,
                  "lora_targets": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")}),

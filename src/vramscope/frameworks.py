@@ -38,7 +38,11 @@ fill in where the user gave none (applied by ``make_workload`` before the cross-
   gradients and AdamW states all bf16, no fp32 masters — vramscope's ``--precision pure``). Its loop
   (``fit``): ``logits = model(input_ids, lm_head_chunk_size=128)`` (the head in chunks of 128 tokens, every chunk
   kept by ``logits`` through backward) and ``chunked_cross_entropy`` (``litgpt/utils.py``: ``F.cross_entropy`` on
-  each 16-bit chunk, no fp32 upcast); full fine-tuning: one unchunked head and the same per-128-token loss. On one
+  each chunk, no upcast of its own); full fine-tuning: one unchunked head and the same per-128-token loss. The
+  loop calls the model through Fabric's ``_FabricModule`` (Lightning 2.6.6 ``fabric/wrappers.py``), whose
+  ``forward`` hands the output to the precision plugin's ``convert_output``: the 16-bit logits come back as fp32
+  copies (torch's default dtype), so the loss, its log-probabilities and the logits the loop keeps are fp32
+  (``Framework.logits_fp32``; the gemma-2b config-hub row was 10.9% under without it). On one
   device no activation checkpointing; on several, ``lora.py`` shards with FSDP2 (``ModelParallelStrategy``,
   ``parallelize_fn(activation_checkpointing=True)``) and ``full.py`` with FSDP1 (``FSDPStrategy``,
   ``activation_checkpointing_policy={Block}``), both checkpointing every Block. ``--quantize bnb.nf4`` (QLoRA):
@@ -58,7 +62,11 @@ fill in where the user gave none (applied by ``make_workload`` before the cross-
   used by its ``LlamaForCausalLM`` forward unless ``UNSLOTH_RETURN_LOGITS=1``) runs the head and cross-entropy in forward, chunk by
   chunk, writing the hidden states' gradient (saved for backward), no full logits; chunks sized so one chunk's fp32
   logits stay under ``min(free/2, 4 GiB)`` (4 GiB assumed); each chunk a torch.compile'd ``grad_and_value`` that
-  holds the chunk's logits in the compute dtype (measured on CPU inductor).
+  holds the chunk's logits in the compute dtype (measured on CPU inductor). A layer recomputed in backward also
+  holds its output gradient and its recomputed output (``UnslothCheckpointFunction.backward`` runs
+  ``torch.autograd.backward(outputs, dY)``). ``--unsloth-version`` before 2025.3 (unslothai/unsloth 4f166026,
+  2025-03-01): ``matmul_lora`` adds the adapter's product out of place (``out += (X @ A) @ (s * B)``, read at
+  2024.12.3, 0e0d8fc322), a second ``DW``-sized tensor in ``LoRA_MLP.backward``.
 * ``llamafactory`` (hiyouga/LLaMA-Factory ff6d4d1, 2026-08-18; ``hparams/model_args.py``, ``finetuning_args.py``,
   ``data_args.py``, ``model/model_utils/checkpointing.py``, ``model/adapter.py``): ``finetuning_type: lora``,
   ``lora_rank: 8``, ``lora_target: all``, ``lora_dropout: 0``; checkpointing for every method
@@ -132,6 +140,9 @@ class Framework:
     qlora_optimizer: Optional[str] = None
     #: the loop's logits stay alive through the optimizer step (a local replaced by the next forward's)
     logits_outlive_step: bool = False
+    #: the loop receives the model's output in fp32 (LitGPT: Lightning Fabric's ``_FabricModule.forward`` passes
+    #: it to the precision plugin's ``convert_output``, which casts floating outputs to torch's default dtype)
+    logits_fp32: bool = False
     #: a tied output head is a separate parameter in its model (LitGPT's GPT.lm_head)
     unties_embeddings: bool = False
     #: the model code the trace runs: transformers', or the stack's own (``litgpt``: litgpt.model.GPT)
@@ -270,6 +281,7 @@ PROFILES: dict[str, Framework] = {
                         qlora_quant="nf4", lora_rank=8, lora_dropout=0.05, ce_upcast=False, ce_chunk_tokens=LITGPT_CHUNK_TOKENS,
                         grad_checkpointing_sharded=("full", "freeze", "lora", "qlora"),
                         qlora_optimizer="paged-adamw", unties_embeddings=True, logits_outlive_step=True,
+                        logits_fp32=True,
                         trace_model="litgpt", bnb_version=LITGPT_BNB_VERSION, bnb_convert="lightning"),
     # Unsloth's kernels, loss and offloaded checkpointing are modelled for adapters (LoRA/QLoRA); its full
     # fine-tuning is estimated with transformers' modules and loss. The Trainer's optimizer default

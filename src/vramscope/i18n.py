@@ -1162,16 +1162,16 @@ MESSAGES: dict[str, dict[str, str]] = {
               "{targets}: the MLP is switched as a whole",
         "zh": "LitGPT 的 LoRA 开关（--lora_query/key/value/projection/mlp/head）无法表达目标 {targets}：MLP 只能整体开关"},
     "a_framework_litgpt": {
-        "en": "training loop: LitGPT 0.5.13 — its own model code (traced: litgpt.model.GPT, RMSNorm in fp32, k/v repeated to every head, adapters in the training dtype, an untied lm_head) and its recipes' defaults (LoRA r 8 on query and value, dropout 0.05; LitGPT's precision bf16-true: weights, gradients and AdamW states in the dtype; no activation checkpointing on one device, every Block on several; the head and a 16-bit cross-entropy in 128-token chunks, the logits kept through backward and the optimizer step; with LitGPT's quantize: bitsandbytes PagedAdamW), each overridable",
-        "zh": "训练循环：LitGPT 0.5.13——其自己的模型代码（已跟踪：litgpt.model.GPT、fp32 的 RMSNorm、k/v 复制到每个注意力头、适配器为训练精度、不共享权重的 lm_head）和配方默认值（LoRA 秩 8 作用于 query 和 value、dropout 0.05；LitGPT 的精度 bf16-true：权重、梯度和 AdamW 状态均为该精度；单卡不做激活检查点，多卡对每个 Block 做；输出头与 16 位交叉熵按 128 个 token 分块，logits 保留到反向传播和优化器步骤结束；LitGPT 的 quantize 时用 bitsandbytes PagedAdamW），均可覆盖",
+        "en": "training loop: LitGPT 0.5.13 — its own model code (traced: litgpt.model.GPT, RMSNorm in fp32, k/v repeated to every head, adapters in the training dtype, an untied lm_head) and its recipes' defaults (LoRA r 8 on query and value, dropout 0.05; LitGPT's precision bf16-true: weights, gradients and AdamW states in the dtype; no activation checkpointing on one device, every Block on several; the head in 128-token chunks, each cast to fp32 by Lightning Fabric's precision plugin (convert_output) before the cross-entropy, the fp32 logits kept through backward and the optimizer step; with LitGPT's quantize: bitsandbytes PagedAdamW), each overridable",
+        "zh": "训练循环：LitGPT 0.5.13——其自己的模型代码（已跟踪：litgpt.model.GPT、fp32 的 RMSNorm、k/v 复制到每个注意力头、适配器为训练精度、不共享权重的 lm_head）和配方默认值（LoRA 秩 8 作用于 query 和 value、dropout 0.05；LitGPT 的精度 bf16-true：权重、梯度和 AdamW 状态均为该精度；单卡不做激活检查点，多卡对每个 Block 做；输出头按 128 个 token 分块，每块在交叉熵前由 Lightning Fabric 的精度插件（convert_output）转为 fp32，fp32 logits 保留到反向传播和优化器步骤结束；LitGPT 的 quantize 时用 bitsandbytes PagedAdamW），均可覆盖",
     },
     "a_recipe_lora_litgpt": {
         "en": "frozen base in {dtype}; adapters, their gradients and optimizer states in {dtype} too (LitGPT builds the model, adapters included, under fabric.init_module in the training dtype)",
         "zh": "冻结的基座为 {dtype}；适配器及其梯度和优化器状态也为 {dtype}（LitGPT 在 fabric.init_module 下以训练精度构建整个模型，包括适配器）",
     },
     "a_chunked_ce_lowp": {
-        "en": "chunked cross-entropy: output head and loss in {chunks} chunks, on the 16-bit logits (no fp32 copy)",
-        "zh": "分块交叉熵：输出头与损失分 {chunks} 块计算，直接作用于 16 位 logits（无 fp32 副本）",
+        "en": "chunked cross-entropy: output head and loss in {chunks} chunks; the model's 16-bit logits reach the loop as fp32 copies (Lightning 2.6.6 _FabricModule.forward → the precision plugin's convert_output, to torch's default dtype), so the log-probabilities and their gradients are fp32 too",
+        "zh": "分块交叉熵：输出头与损失分 {chunks} 块计算；模型的 16 位 logits 以 fp32 副本交给训练循环（Lightning 2.6.6 的 _FabricModule.forward → 精度插件的 convert_output，转为 torch 的默认类型），因此对数概率及其梯度也是 fp32",
     },
     "a_untied_head": {
         "en": "{framework} keeps the tied output head as its own parameter: + {params} parameters",

@@ -292,8 +292,20 @@ def bnb_version(value: Any, field: str, allowed: str = "a bitsandbytes version s
 
 
 def version_tuple(v: str) -> tuple[int, int, int]:
-    m = _VERSION.match(v)
+    m = _VERSION.match(v) or _CALVER.match(v)
     return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)) if m else (0, 0, 0)
+
+
+#: a calendar version, ``year.month[.release]`` (Unsloth's ``2024.12.3``)
+_CALVER = re.compile(r"^(\d{4})\.(\d{1,2})(?:\.(\d{1,3}))?$")
+
+
+def calendar_version(value: Any, field: str, allowed: str) -> str:
+    """A calendar version (``2024.12.3``), as given."""
+    v = value.strip() if isinstance(value, str) else None
+    if v is None or not _CALVER.match(v):
+        raise VramscopeError("bad_choice", field=field, value=shown(value), allowed=allowed)
+    return v
 
 
 O = Option  # the rows below read as a table
@@ -393,14 +405,14 @@ CORE: tuple[Option, ...] = (
               "(plain loop; {mixed}: autocast on fp32 FSDP parameters) | torchtune (its recipes' defaults: "
               "checkpointing, chunked cross-entropy, bf16 adapters) | accelerate | torchtitan (their FSDP "
               "MixedPrecisionPolicy under {mixed}) | megatron (--bf16, distributed optimizer as zero1) | litgpt "
-              "(LitGPT 0.5.13's own model and finetune recipes: bf16-true, 128-token chunked 16-bit loss) | unsloth "
+              "(LitGPT 0.5.13's own model and finetune recipes: bf16-true, 128-token head chunks cast to fp32 for the loss) | unsloth "
               "(its fused LoRA kernels and loss, offloaded checkpointing) | llamafactory | axolotl (their config "
               "defaults)",
       help_zh="训练循环：hf（Trainer / TRL，默认；其默认值：LoRA/QLoRA 开启检查点）| pytorch（普通循环；"
               "{mixed} 时对 fp32 FSDP 参数使用 autocast）| torchtune（其配方的默认值：检查点、分块交叉熵、"
               "bf16 适配器）| accelerate | torchtitan（{mixed} 时使用其 FSDP MixedPrecisionPolicy）| "
               "megatron（--bf16，分布式优化器即 zero1）| litgpt（LitGPT 0.5.13 自己的模型与 finetune 配方：bf16-true、"
-              "按 128 个 token 分块的 16 位损失）| unsloth（其融合 LoRA 内核与损失、卸载式检查点）| "
+              "按 128 个 token 分块的输出头，损失前转为 fp32）| unsloth（其融合 LoRA 内核与损失、卸载式检查点）| "
               "llamafactory | axolotl（其配置默认值）", help_opts={"mixed": Opt("precision", "mixed")}),
     O("pp", ("--pp", "--pipeline-parallel-size", "-pp"), "int", 1, group="parallel", lo=1, hi=1024,
       help_en="pipeline-parallel stages (training: micro-batches = {accum}; vLLM: stages of {tp} GPUs)",
@@ -432,6 +444,15 @@ CORE: tuple[Option, ...] = (
               "embedding for bitsandbytes' StableEmbedding, whose gradient no optimizer steps or zeroes",
       help_zh="{litgpt} QLoRA 运行所用的 LitGPT 版本（默认 0.5.13）：从 0.5.0 起其 --quantize 把词嵌入换成 bitsandbytes 的 "
               "StableEmbedding，其梯度不被任何优化器更新或清零", help_opts={"litgpt": Opt("framework", "litgpt")}),
+    O("unsloth_version", ("--unsloth-version",), "custom", "2026.8.13", group="training", owner="training",
+      parse=lambda value, field: calendar_version(value, field, "an Unsloth release such as 2024.12.3 or 2026.8.13"),
+      expected="an Unsloth release such as 2024.12.3 or 2026.8.13",
+      help_en="Unsloth release of a {unsloth} LoRA or QLoRA run (default 2026.8.13): before 2025.3 its LoRA "
+              "matmul adds the adapter's product out of place, so the recomputed MLP's backward holds one more "
+              "gate/up-wide tensor per token",
+      help_zh="{unsloth} LoRA 或 QLoRA 运行所用的 Unsloth 版本（默认 2026.8.13）：2025.3 之前其 LoRA 矩阵乘以非原地方式加上"
+              "适配器的乘积，因此重算的 MLP 反向每个 token 多持有一个 gate/up 宽度的张量",
+      help_opts={"unsloth": Opt("framework", "unsloth")}),
     O("bnb_compute_dtype", ("--bnb-compute-dtype",), "custom", None, group="training", owner="training",
       parse=_dtype, help_en="QLoRA: bitsandbytes' compute dtype (bnb_4bit_compute_dtype: fp16 | bf16 | fp32; default: "
                             "the model's dtype, as the recipes set it; transformers' own default is fp32): each 4-bit "

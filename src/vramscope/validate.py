@@ -264,7 +264,7 @@ _TRANSLATED = frozenset({"engine", "task", "dtype", "optimizer", "quant", "attn"
                          "max_model_len", "max_num_seqs", "enforce_eager", "quantization", "mem_fraction_static",
                          "packed", "chunked_ce", "optimizer_in_bwd", "activation_offloading", "zero_stage",
                          "compile", "fsdp_version", "lora_dropout", "kbit_prep", "bnb_version", "framework", "checkpoint_reentrant", "litgpt_version",
-                         "fsdp_backward_prefetch", "vllm_version", "max_num_batched_tokens"})
+                         "unsloth_version", "fsdp_backward_prefetch", "vllm_version", "max_num_batched_tokens"})
 
 
 def _check_modelled(src: dict[str, Any]) -> None:
@@ -314,7 +314,8 @@ def _translate_training(src: dict[str, Any], out: dict[str, Any]) -> None:
     if targets:
         out["lora_targets"] = tuple(dict.fromkeys(targets))
     for key in ("method", "seq", "batch", "grad_accum", "grad_checkpointing", "lora_rank", "kv_dtype",
-                "precision", "lora_dropout", "kbit_prep", "bnb_version", "checkpoint_reentrant", "litgpt_version"):
+                "precision", "lora_dropout", "kbit_prep", "bnb_version", "checkpoint_reentrant", "litgpt_version",
+                "unsloth_version"):
         if src.get(key) is not None:
             out[key] = src[key]
     for key, opt in (("packed", "packing"), ("optimizer_in_bwd", "optimizer_in_backward"),

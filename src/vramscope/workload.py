@@ -151,7 +151,8 @@ def _run(v: dict[str, Any], asked: dict[str, Any], runs: Any) -> dict[str, Any]:
             "lora_dropout": v.get("lora_dropout", profile.lora_dropout),
             "frozen_layers": v.get("frozen_layers", 0), "kbit_prep": v.get("kbit_prep", profile.kbit_prep),
             "bnb_version": v.get("bnb_version", profile.bnb_version), "bnb_compute_dtype": v.get("bnb_compute_dtype"),
-            "litgpt_version": v.get("litgpt_version", "0.5.13")}
+            "litgpt_version": v.get("litgpt_version", "0.5.13"),
+            "unsloth_version": v.get("unsloth_version", "2026.8.13")}
 
 
 def _method(v: dict[str, Any], task: str) -> dict[str, Any]:
@@ -186,6 +187,9 @@ def _method(v: dict[str, Any], task: str) -> dict[str, Any]:
     if "litgpt_version" in v and (v.get("framework") != "litgpt" or method != "qlora"):
         raise VramscopeError("conflict", field="litgpt_version",
                              reason=Text("r_for_method", method=Opt("framework", "litgpt")))
+    if "unsloth_version" in v and (v.get("framework") != "unsloth" or not lora):
+        raise VramscopeError("conflict", field="unsloth_version",
+                             reason=Text("r_for_method", method=Opt("framework", "unsloth")))
     for name in ("kbit_prep", "bnb_version", "bnb_compute_dtype"):  # bitsandbytes' 4-bit base
         if name in v and method != "qlora":
             raise VramscopeError("conflict", field=name, reason=Text("r_for_method", method=Opt("method", "qlora")))

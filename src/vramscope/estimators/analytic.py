@@ -117,7 +117,7 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
         extra["_loss_head"] = saved.acts.loss_forward_extra
     phases = training.step_phases(w, lay, training.forward_moment(saved, lay, tr, kept, p.cast_cache),
                                   training.backward_moment(spec, w, t, p, saved, lay, tr, kept_bwd), notes,
-                                  logits=int(w.batch * saved.seq_local * spec.vocab_size * p.act_bytes),
+                                  logits=training.kept_logits(spec, w, p, saved.seq_local),
                                   kept_inputs=saved.kept_inputs)
     if w.pp > 1:
         # a micro-batch's loss head kept until its backward: the logits the schedule holds and what the loss saved

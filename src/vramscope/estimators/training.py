@@ -396,14 +396,16 @@ def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFl
                                     ce_chunks=w.ce_chunks, replicated_shard=seq_shard, compiled_loss=compiles(w, "loss"),
                                     op_sac=op_sac, megatron=megatron_recompute(spec, w),
                                     ce_upcast=w.profile.ce_upcast, fused_ce=fused_loss(w), compiled_layers=compiles(w, "model"),
-                                    gathered_inputs=w.framework != "megatron")
+                                    gathered_inputs=w.framework != "megatron",
+                                    logits_fp32=w.profile.logits_fp32 and p.act_bytes != 4.0)
     acts = acts_at(p.act_bytes)
     kbit = p.kbit
     if kbit is not None and kbit.layer_bytes:
         # the k-bit casts: fp32 layers, the loss head still on the compute dtype's logits (the Trainer's autocast)
         fp32 = acts_at(kbit.layer_bytes)
         acts = replace(fp32, loss_resident=acts.loss_resident + int(kbit.head_cast * p.a),
-                       loss_forward_extra=acts.loss_forward_extra, loss_backward_extra=acts.loss_backward_extra)
+                       loss_forward_extra=acts.loss_forward_extra, loss_backward_extra=acts.loss_backward_extra,
+                       loss_convert=acts.loss_convert)
     if kbit is not None:
         sharded = w.kbit_prep == "trl" and w.strategy.shards_params and not _given(w, "kbit_prep")
         saves = (Text("a_bnb_saves_input", o_bnb=Opt("bnb_version", "0.50"))
@@ -473,6 +475,12 @@ def loss_parallel(acts: TrainingActivations, logits: int) -> TrainingActivations
     tensors beside the saved one, where aten's needs two."""
     return replace(acts, loss_forward_extra=acts.loss_forward_extra + 4 * logits,
                    loss_backward_extra=acts.loss_backward_extra + 4 * logits)
+
+
+#: the first Unsloth release whose matmul_lora adds the adapter's product in place (unslothai/unsloth 4f166026,
+#: 2025-03-01, "LoRA": ``out.addmm_(XA, B, alpha = s)``; the 2025.2.14 tag still has ``out += (X @ A) @ (s * B)``,
+#: the 2025.3.11 tag has addmm_)
+UNSLOTH_ADDMM = (2025, 3, 0)
 
 
 def fused_loss(w: Workload) -> str:
@@ -738,6 +746,8 @@ class Transients:
     #: the logits alive when the last chunk's head dequantizes: the chunks before it, and (a loop that keeps them,
     #: LitGPT's) the previous step's, replaced only when forward returns
     head_beside: int = 0
+    #: the previous step's logits while the next forward runs (a loop that keeps them: LitGPT's ``fit``)
+    prev_logits: int = 0
     #: the same in forward (bitsandbytes 0.50 dequantizes there straight to the compute dtype)
     forward_dequant: int = 0
     head_forward_dequant: int = 0
@@ -848,7 +858,8 @@ def transients(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, bu
         forward_dequant = int(w.batch * -(-w.seq // w.sp) * (widest * 3 + 4))
     head = head_tensor(spec) if quantized_head_saving(spec, w, p.a) else None
     logits = int(w.batch * -(-w.seq // w.sp) * spec.vocab_size * p.act_bytes)
-    head_beside = logits * (w.ce_chunks - 1) // w.ce_chunks + (logits if w.profile.logits_outlive_step else 0)
+    prev = kept_logits(spec, w, p, -(-w.seq // w.sp)) if w.profile.logits_outlive_step else 0
+    head_beside = logits * (w.ce_chunks - 1) // w.ce_chunks + prev
     dora_temp = dora_forward_transient(spec, flags.lora, not w.grad_checkpointing) if flags.dora else 0
     head_mx = mxfp8_head(spec, w, w.batch * -(-w.seq // w.sp))
     if flags.dora and spec.moe is not None and "experts" in flags.lora:
@@ -863,8 +874,19 @@ def transients(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFlags, bu
         # a recomputed DoRA layer rebuilds its weights with autograd recording
         dora_recompute=dora_forward_transient(spec, flags.lora) if flags.dora and w.grad_checkpointing else 0,
         head_dequant=int(head.numel * per_element) if head is not None else 0,
-        head_beside=head_beside if head is not None else 0, forward_dequant=forward_dequant,
+        head_beside=head_beside if head is not None else 0, prev_logits=prev, forward_dequant=forward_dequant,
         head_forward_dequant=int(head.numel * forward_element) if head is not None else 0)
+
+
+def logit_bytes(w: Workload, p: Precision) -> float:
+    """Bytes per element of the logits the training loop holds: fp32 where the loop receives the model's output
+    in fp32 (``Framework.logits_fp32``: LitGPT under Lightning Fabric), else the compute dtype."""
+    return 4.0 if w.profile.logits_fp32 else p.act_bytes
+
+
+def kept_logits(spec: ModelSpec, w: Workload, p: Precision, seq_local: int) -> int:
+    """The logits a loop that keeps them (``Framework.keeps_logits``) holds, as it holds them."""
+    return int(w.batch * seq_local * spec.vocab_size * logit_bytes(w, p))
 
 
 def _at(moment: tuple[int, int], phase: dict) -> dict:
@@ -896,6 +918,11 @@ def forward_moment(sv: Saved, lay: Layout, tr: Transients, kept: int, cast_cache
     if tr.head_mx_forward:  # the MXFP8 head's forward casts, the layers' saved tensors complete
         candidates.append(_at((buf.forward_loss, 0), {**base, "temporaries": tr.head_mx_forward,
                                                       "activations": acts.layers + cast_cache}))
+    if acts.loss_convert:
+        # the model has returned: its 16-bit logits and their fp32 copy (Fabric's convert_output) beside what
+        # the layers saved, the previous step's logits not yet replaced
+        candidates.append(_at((buf.forward_loss, 0), {**base, "loss_head": acts.loss_convert + tr.prev_logits,
+                                                      "activations": acts.layers + cast_cache}))
     if tr.dora_forward:
         candidates.append(_at((buf.forward_layer, 0), {**base, "activations": acts.layers + cast_cache
                                                        + tr.dora_forward}))
@@ -926,7 +953,7 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
     acts, buf, n, grads, sp_temp = sv.acts, lay.buf, lay.n, lay.grads, sv.sp_back
     base = {"weights": lay.weights, "optimizer_states": lay.states}
     embed_grad, tied_extra = _head_grads(spec, w, p)
-    logits = int(w.batch * sv.seq_local * spec.vocab_size * p.act_bytes)
+    logits = kept_logits(spec, w, p, sv.seq_local)
     # fp32 FSDP parameters under torch.autocast (torch 2.13 aten/src/ATen/autocast_mode.cpp cached_cast): each
     # linear's 16-bit weight cast, of the unsharded parameter, is what its matmul saved for backward, so without
     # checkpointing every cast outlives autocast's exit (which only empties the cache) until its own matmul's
@@ -941,7 +968,9 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
                                      "temporaries": max(acts.loss_backward_extra, acts.layer_backward_extra),
                                      # a plain PyTorch loop still holds out.logits (compute dtype) as backward starts
                                      "loss_head": logits if w.profile.keeps_logits else 0}),
-        _at(buf.backward_end, {**base, "gradients": grads - buf.end_pending // n, "temporaries": tied_extra}),
+        # backward's end: every gradient; a loop whose logits outlive the step (LitGPT's) still holds them
+        _at(buf.backward_end, {**base, "gradients": grads - buf.end_pending // n, "temporaries": tied_extra,
+                               **({"loss_head": logits} if w.profile.logits_outlive_step else {})}),
     ]
     if tr.head_mx_backward:
         # the MXFP8 head's backward: its casts beside the layers' saved tensors and the logits' gradient
@@ -1083,6 +1112,9 @@ def recipe_notes(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, notes
     if not (p.recipe == "lora" and w.precision == "mixed"):  # a_fsdp_lora_fp32 says what the base is stored in
         notes.append(Assumption(f"a_recipe_{p.recipe}{own}", {"dtype": p.dtype}))
     notes.append(Assumption(f"a_framework_{w.framework}", {"chunks": w.ce_chunks}))
+    if w.grad_checkpointing and train_flags(spec, w).unsloth:
+        notes.append(Assumption("a_unsloth_recompute_old" if version_tuple(w.unsloth_version) < UNSLOTH_ADDMM
+                                else "a_unsloth_recompute", {"version": w.unsloth_version}))
     notes.extend(default_notes(spec, w, t, p))
     if w.packing:
         notes.append(Assumption("a_packing", {"seq": w.seq, "o_seq": Opt("seq")}))
@@ -1192,7 +1224,8 @@ def _train_flags(spec: ModelSpec, w: Workload) -> TrainFlags:
         return TrainFlags(base=False, embeddings=False, lora=lora_modules(spec, w.lora_targets),
                           lora_rank=w.lora_rank, lora_dropout=w.lora_dropout > 0, dora=w.dora, torchtune=own,
                           litgpt=w.profile.trace_model == "litgpt", liger=liger,
-                          unsloth=w.profile.fused_lora and not w.dora and w.lora_dropout == 0)
+                          unsloth=w.profile.fused_lora and not w.dora and w.lora_dropout == 0,
+                          unsloth_lora_temp=version_tuple(w.unsloth_version) < UNSLOTH_ADDMM)
     if liger:
         return replace(_train_flags(spec, replace(w, liger=())), liger=liger)
     if w.method == "freeze" and w.train_modules:
@@ -1406,6 +1439,14 @@ register({
     "a_framework_axolotl": {
         "en": "training loop: axolotl (067b021) — the Hugging Face Trainer with its config defaults: gradient_checkpointing: false, sample_packing off, sequence_len 512, micro_batch_size 1, optimizer adamw_torch_fused, liger plugins off, lora_target_linear (all linear layers) as its examples set it, 4-bit as nf4 with double quantization; each overridable",
         "zh": "训练循环：axolotl（067b021）——Hugging Face Trainer 及其配置默认值：gradient_checkpointing: false、sample_packing 关闭、sequence_len 512、micro_batch_size 1、优化器 adamw_torch_fused、liger 插件关闭、按其示例配置使用 lora_target_linear（全部线性层）、4 位为带双重量化的 nf4；均可覆盖",
+    },
+    "a_unsloth_recompute": {
+        "en": "Unsloth {version}: a layer recomputed in backward holds, beside what its kernels save, its output gradient and its recomputed output (UnslothCheckpointFunction.backward), and LoRA_MLP.backward's DW",
+        "zh": "Unsloth {version}：反向中被重算的层除其内核保存的张量外，还持有其输出梯度和重算出的输出（UnslothCheckpointFunction.backward），以及 LoRA_MLP.backward 的 DW",
+    },
+    "a_unsloth_recompute_old": {
+        "en": "Unsloth {version} (before 2025.3): a layer recomputed in backward holds, beside what its kernels save, its output gradient and its recomputed output, LoRA_MLP.backward's DW and, while matmul_lora adds the adapter's product out of place (out += (X @ A) @ (s * B)), a second tensor of DW's size",
+        "zh": "Unsloth {version}（2025.3 之前）：反向中被重算的层除其内核保存的张量外，还持有其输出梯度和重算出的输出、LoRA_MLP.backward 的 DW，以及 matmul_lora 以非原地方式加上适配器乘积时（out += (X @ A) @ (s * B)）与 DW 同样大小的第二个张量",
     },
     "a_unsloth_offload": {
         "en": "Unsloth's offloaded gradient checkpointing: the inputs of {layers} checkpointed layers ({host}) wait in pinned host memory (non_blocking copies); the GPU keeps the last layer's input and one buffer the recomputed layer's input is copied back into",

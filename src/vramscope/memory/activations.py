@@ -107,6 +107,9 @@ class TrainFlags:
     liger: frozenset = frozenset()
     #: Unsloth's fused LoRA kernels and fast RMSNorm (frameworks.py: what each saves)
     unsloth: bool = False
+    #: Unsloth before 2025.3: ``matmul_lora`` adds the adapter's product out of place (a temporary of the output's
+    #: width), in particular beside ``LoRA_MLP.backward``'s ``DW``
+    unsloth_lora_temp: bool = False
     #: LitGPT's LLaMA-Adapter (1: ``litgpt/adapter.py``, 2: ``adapter_v2.py``; :func:`litgpt_adapter_bytes`)
     adapter: int = 0
     #: fp32 parameters under ``torch.autocast`` (the ``mixed`` recipe: a plain loop, the HF Trainer's amp): the
@@ -141,6 +144,9 @@ class TrainingActivations:
     #: transient while one layer runs forward, beyond what it saves (eager attention's score-sized tensors)
     layer_forward_extra: int = 0
     head_inputs: int = 0  # of ``layers``: the final norm's saved tensors and the output head's input
+    #: alive when the model's 16-bit output has just been copied to fp32 (Lightning Fabric's convert_output):
+    #: both, beside ``layers``, before the loss runs
+    loss_convert: int = 0
 
     @property
     def saved(self) -> int:
@@ -511,7 +517,7 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
                          compiled_loss: bool = False, op_sac: bool = False,
                          megatron: Optional[tuple[int, int, int]] = None,
                          ce_upcast: bool = True, fused_ce: str = "", compiled_layers: bool = False,
-                         gathered_inputs: bool = False) -> TrainingActivations:
+                         gathered_inputs: bool = False, logits_fp32: bool = False) -> TrainingActivations:
     """What training keeps (module docstring). ``every``: with checkpointing, only every ``every``-th layer is
     checkpointed; ``selective``: Megatron's selective recomputation (only core attention recomputed) instead
     of whole layers; ``ce_chunks``: the output head and cross-entropy run chunk by chunk along the sequence;
@@ -582,19 +588,28 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
     if trainable.trains("lm_head"):
         final_norm += int(tokens * a * spec.hidden_size)  # lm_head's input, when lm_head trains
     resident, fwd_extra, bwd_extra = loss_terms(spec, batch, seq, a, trainable, ce_chunks, compiled_loss, ce_upcast,
-                                                fused_ce)
+                                                fused_ce, logits_fp32)
+    la = 4.0 if logits_fp32 and not ce_upcast and not fused_ce and not compiled_loss else a
+    convert = int(batch * seq * (a + la) * spec.vocab_size) if la != a else 0
     # backward through a merged expert weight materializes its full gradient (the down projection's first)
     layer_bwd, layer_fwd = merged // 3, 0
     if _unsloth_layers(spec, attn, trainable):
         # LoRA_MLP.backward: DW = dY·Wdownᵀ (b·s·I, the compute dtype) is new; h, df, de overwrite DW, e, g in
-        # place and dX is written into X (inplace=True)
-        layer_bwd = int(tokens * a * spec.intermediate_size)
+        # place and dX is written into X (inplace=True). Before 2025.3 (unsloth 2024.12.3 kernels/utils.py
+        # matmul_lora: ``out += (X @ A.to(dtype)) @ (s * B.to(dtype))``) the adapter's product is a second
+        # b·s·I tensor beside DW while it is added
+        layer_bwd = int(tokens * a * spec.intermediate_size) * (2 if trainable.unsloth_lora_temp else 1)
+        # the checkpoint's backward (unsloth-zoo 2026.8.13 UnslothCheckpointFunction.backward, and 2024.12's
+        # Unsloth_Offloaded_Gradient_Checkpointer.backward alike) holds the layer's output gradient (its
+        # argument) and the recomputed layer's output through torch.autograd.backward(outputs, dY): two
+        # hidden-wide tensors beside what the recomputed layer saves
+        one_layer += int(tokens * 2 * a * spec.hidden_size)
     if attn == "eager" and spec.layout == "llama" and not op_sac:
         layer_fwd, attn_bwd = eager_attention_transients(spec, batch, seq, a, checkpointing)
         layer_bwd = max(layer_bwd, attn_bwd)
     return TrainingActivations(layers=layers + final_norm, loss_resident=resident, loss_forward_extra=fwd_extra,
                                loss_backward_extra=bwd_extra, one_layer=one_layer, layer_backward_extra=layer_bwd,
-                               head_inputs=final_norm, layer_forward_extra=layer_fwd)
+                               head_inputs=final_norm, layer_forward_extra=layer_fwd, loss_convert=convert)
 
 
 def litgpt_adapter_bytes(spec: ModelSpec, a: float, attn: str, t: TrainFlags, n_layers: int) -> float:
@@ -628,9 +643,14 @@ def litgpt_adapter_bytes(spec: ModelSpec, a: float, attn: str, t: TrainFlags, n_
 
 
 def loss_terms(spec: ModelSpec, batch: int, seq: int, a: float, trainable: TrainFlags, ce_chunks: int,
-               compiled_loss: bool, ce_upcast: bool, fused_ce: str) -> tuple[int, int, int]:
+               compiled_loss: bool, ce_upcast: bool, fused_ce: str,
+               logits_fp32: bool = False) -> tuple[int, int, int]:
     """The output head and loss: (what stays for backward, forward's transient, backward's transient) in bytes,
-    by how the loss runs (transformers' upcast, torchtune's chunks, LitGPT's 16-bit chunks, compiled, fused)."""
+    by how the loss runs (transformers' upcast, torchtune's chunks, LitGPT's chunks, compiled, fused).
+    ``logits_fp32``: the loop gets the model's output in fp32 (LitGPT: Lightning Fabric's ``_FabricModule.forward``
+    hands it to the precision plugin's ``convert_output``, which casts it to torch's default dtype), so LitGPT's
+    cross-entropy runs on fp32 chunks: its log-probabilities, the shifted chunk's copy and backward's gradients
+    are fp32."""
     tokens = batch * seq
     if spec.kind == "encoder" and not spec.mlm_head:
         return 0, 0, 0
@@ -639,10 +659,11 @@ def loss_terms(spec: ModelSpec, batch: int, seq: int, a: float, trainable: Train
     softcap = a if spec.logit_softcap else 0.0  # tanh output kept for backward
     # log_softmax keeps its output: fp32 after the upcast; without it (LitGPT's chunked_cross_entropy on the
     # 16-bit logits) in the compute dtype
-    resident = int(tokens * ((4 if ce_upcast else a) + softcap) * v)
+    la = 4.0 if logits_fp32 else a  # the loss's input: the model's output as the loop receives it
+    resident = int(tokens * ((4 if ce_upcast else la) + softcap) * v)
     fwd_extra, bwd_extra = int(tokens * (a + upcast) * v), int(tokens * 8 * v)
     if not ce_upcast:
-        fwd_extra, bwd_extra = lowp_chunked_ce(batch, seq, a, v, ce_chunks)
+        fwd_extra, bwd_extra = lowp_chunked_ce(batch, seq, la, v, ce_chunks)
     elif trainable.torchtune and ce_chunks == 1:
         # torchtune's model returns output(h).float(): only the fp32 logits outlive the model call
         fwd_extra = int(tokens * (upcast or a) * v)

@@ -51,7 +51,7 @@ CACHE_SHARES: dict[str, float] = {
 #: kept in other dtypes or copies by some versions) and of the transient ones (activations, temporaries, loss head,
 #: optimizer temporaries: what versions, kernels and recipes change most), calibrated on the published records
 #: (bench/range_coverage.py)
-VERSION_SPREAD = 0.05
+VERSION_SPREAD = 0.0
 VERSION_SPREAD_TRANSIENT = 0.20
 #: unpacked training data: batches padded to their longest sample may be this much shorter than ``--seq``
 UNPACKED_SHORTER = 0.5

@@ -16,6 +16,11 @@ converted with the module by ``HalfPrecision.convert_module``), and runs the ste
 
 ``logits`` and ``loss`` are locals of the loop: they outlive backward and the optimizer step and are replaced
 only when the next forward returns, so the second step's forward runs with the first step's logits alive.
+``model`` is the ``_FabricModule`` ``fabric.setup`` returns (Lightning 2.6.6 ``fabric/wrappers.py``): its
+``forward`` runs the model under the precision plugin's ``forward_context`` and hands the output to the plugin's
+``convert_output``, which (``HalfPrecision``, ``BitsandbytesPrecision``, ``MixedPrecision`` alike) casts every
+floating tensor to ``torch.get_default_dtype()``, fp32 outside that context: each 16-bit logits chunk becomes an
+fp32 copy, and the loss runs on those.
 """
 
 from __future__ import annotations
@@ -223,12 +228,30 @@ def cuda_dropout(net: Any) -> None:
             m.forward = forward.__get__(m)
 
 
+def fabric_precision(w: Any, dtype: Any) -> Any:
+    """The Lightning 2.6.6 precision plugin ``L.Fabric`` gets from LitGPT's ``setup`` (``finetune/lora.py``,
+    ``full.py``): ``BitsandbytesPrecision(quantize[4:], dtype)`` under ``--quantize``, else ``HalfPrecision`` for
+    the 16-bit ``-true`` precisions, else the base ``Precision`` (32-true)."""
+    import torch
+    from lightning.fabric.plugins.precision import HalfPrecision, Precision
+
+    if w.method == "qlora":
+        from lightning.fabric.plugins import BitsandbytesPrecision
+
+        return BitsandbytesPrecision(BNB_MODES[w.quant], dtype)
+    if dtype in (torch.bfloat16, torch.float16):
+        return HalfPrecision("bf16-true" if dtype == torch.bfloat16 else "16-true")
+    return Precision()
+
+
 def run_litgpt_training(net: Any, optimizer: Any, batch: int, seq: int, phase: Callable[[str], None],
                         dtype: Any, chunked_head: bool, steps: int = 2,
                         saved_hook: Optional[Callable[[Any], None]] = None,
                         on_grads: Optional[Callable[[], None]] = None,
-                        on_logits: Optional[Callable[[Any], None]] = None, accumulate: bool = False) -> None:
-    """Two iterations of LitGPT's ``fit`` (module docstring), under ``bf16-true``'s forward context."""
+                        on_logits: Optional[Callable[[Any], None]] = None, accumulate: bool = False,
+                        precision: Any = None) -> None:
+    """Two iterations of LitGPT's ``fit`` (module docstring), under ``bf16-true``'s forward context; ``precision``:
+    the Fabric plugin whose ``convert_output`` the model's output goes through (``_FabricModule.forward``)."""
     import torch
     from litgpt.utils import chunked_cross_entropy
 
@@ -240,12 +263,19 @@ def run_litgpt_training(net: Any, optimizer: Any, batch: int, seq: int, phase: C
     logits = loss = None  # the loop's locals, alive until reassigned
     hooks = (lambda: torch.autograd.graph.saved_tensors_hooks(_pack(saved_hook), lambda t: t)) \
         if saved_hook is not None else None
+    def fabric_forward(input_ids: Any) -> Any:
+        # _FabricModule.forward: the model under the plugin's forward_context, then its convert_output (outside
+        # that context: torch's default dtype, fp32) while the 16-bit output is still referenced
+        with default_dtype(dtype):
+            output = net(input_ids, lm_head_chunk_size=128) if chunked_head else net(input_ids)
+        return precision.convert_output(output) if precision is not None else output
+
     for step in range(1, steps + 1):
         input_ids = torch.randint(0, vocab, (batch, seq), device=device)
         targets = torch.randint(0, vocab, (batch, seq), device=device)
         phase(f"forward#{step}")
-        with default_dtype(dtype), (hooks() if hooks else _null()):
-            logits = net(input_ids, lm_head_chunk_size=128) if chunked_head else net(input_ids)
+        with (hooks() if hooks else _null()):
+            logits = fabric_forward(input_ids)  # the previous step's logits are released only now
             if on_logits is not None:
                 for t in (logits if isinstance(logits, list) else [logits]):
                     on_logits(t)
@@ -324,7 +354,7 @@ def run_litgpt(model: ResolvedModel, w: Any, tracker: Any, mark: Callable, categ
     tracker.set_phase("ready")
     run_litgpt_training(net, opt, w.batch, w.seq, tracker.set_phase, dtype, chunked_head=w.method != "full",
                         saved_hook=on_saved, on_grads=on_grads, on_logits=lambda t: mark([t], "loss_head"),
-                        accumulate=w.grad_accum > 1)
+                        accumulate=w.grad_accum > 1, precision=fabric_precision(w, dtype))
     for state in opt.state.values():
         mark([v for v in state.values() if isinstance(v, torch.Tensor)], "optimizer_states")
     mark(net.parameters(), "weights")
