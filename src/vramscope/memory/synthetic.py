@@ -146,6 +146,21 @@ def covered(spec: Any, w: Any, a: float) -> bool:
 PREFILL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
 
 
+def _mlp_no_grad(st: Stream, t: int, h: int, inter: int, a: int, normed: Any) -> Any:
+    """The gated MLP without autograd (inference; a frozen layer before the first trained one) on the normed
+    input ``normed``: gate, its activation, up, their product, down; every intermediate and the input freed where
+    Python drops them. Returns the output block."""
+    gate = st.new(a * t * inter)
+    act = st.new(a * t * inter)
+    st.free(gate)
+    up = st.new(a * t * inter)
+    prod = st.new(a * t * inter)
+    st.free(act, up)
+    down = st.new(a * t * h)
+    st.free(prod, normed)
+    return down
+
+
 #: False inside :func:`without_replay`: every workload keeps the byte-weighted shares (``device.CACHE_SHARES``)
 _REPLAY: ContextVar[bool] = ContextVar("vramscope_replay", default=True)
 
@@ -308,15 +323,7 @@ def _prefill_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
                 o = po
             mid = st.new(a * t * h)  # residual + attention
             st.free(o)
-            normed = _rmsnorm(st, t, h, a, gemma)
-            gate = st.new(a * t * inter)
-            act = st.new(a * t * inter)
-            st.free(gate)
-            up = st.new(a * t * inter)
-            prod = st.new(a * t * inter)
-            st.free(act, up)
-            down = st.new(a * t * h)
-            st.free(prod, normed)
+            down = _mlp_no_grad(st, t, h, inter, a, _rmsnorm(st, t, h, a, gemma))
             if gemma:  # post_feedforward_layernorm before the residual
                 pd = _rmsnorm(st, t, h, a, gemma)
                 st.free(down)
@@ -551,15 +558,7 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
                     st.free(out, qe, normed)
                     mid = st.new(a * t * h)
                     st.free(o)
-                    normed2 = _rmsnorm(st, t, h, a)
-                    gate = st.new(a * t * inter)
-                    act = st.new(a * t * inter)
-                    st.free(gate)
-                    up = st.new(a * t * inter)
-                    prod = st.new(a * t * inter)
-                    st.free(act, up)
-                    down = st.new(a * t * h)
-                    st.free(prod, normed2)
+                    down = _mlp_no_grad(st, t, h, inter, a, _rmsnorm(st, t, h, a))
                     nxt = st.new(a * t * h)
                     st.free(down, mid)
                     if x is not emb:
