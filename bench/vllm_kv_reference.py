@@ -46,7 +46,18 @@ CASES = (
     ("mistralai/Mistral-7B-v0.1", 32768, 2048, 20 * GiB, "bf16", False),
     ("meta-llama/Llama-3.1-8B", 32768, 2048, 20 * GiB, "bf16", False),
     ("openai/gpt-oss-20b", 131072, 2048, 2 * GiB, "bf16", False),
+    # layers of different page sizes (vLLM 0.33.0 only): K/V widths 192/128 and 8 vs 4 kv heads (MiMo-V2),
+    # per-layer shapes and KV-shared layers (Gemma 4)
+    ("XiaomiMiMo/MiMo-V2-Flash", 32768, 2048, 20 * GiB, "bf16", False),
+    ("XiaomiMiMo/MiMo-V2-Flash", 262144, 8192, 60 * GiB, "fp8", False),
+    ("google/gemma-4-31B-it", 32768, 2048, 20 * GiB, "bf16", False),
+    ("google/gemma-4-31B-it", 262144, 8192, 40 * GiB, "bf16", False),
+    ("google/gemma-4-E2B-it", 32768, 2048, 4 * GiB, "bf16", False),
+    ("google/gemma-4-E2B-it", 131072, 2048, 3 * GiB // 2, "fp8", False),
+    ("google/gemma-4-31B-it", 262144, 2048, 2 * GiB, "bf16", False),
 )
+#: cases vLLM 0.11.0's planner is not run on (its page unification is not modelled)
+V33_ONLY = ("XiaomiMiMo/MiMo-V2-Flash", "google/gemma-4-31B-it", "google/gemma-4-E2B-it")
 #: pipeline parallel: (model, max_model_len, max_num_batched_tokens, available KV bytes per stage, kv dtype,
 #: disable hybrid): each stage's layers as ``vllm.distributed.utils.get_pp_indices`` assigns them
 PP_CASES = (
@@ -70,19 +81,48 @@ class Capture(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-def layer_specs(ki, spec, kv: str, lo: int = 0, hi: int | None = None) -> dict:
+def layer_shape(spec, hf: dict, i: int) -> tuple[int, int, int] | None:
+    """(kv heads, key head size, value head size) of decoder layer ``i`` as vLLM 0.33.0's model builds its
+    ``Attention``, None for a layer sharing another's cache. MiMo-V2 (mimo_v2.py ``MiMoV2DecoderLayer``):
+    ``hybrid_layer_pattern[i] == 1`` is a sliding layer with ``swa_num_key_value_heads``, ``swa_head_dim``,
+    ``swa_v_head_dim``, the others ``num_key_value_heads``, ``head_dim``, ``v_head_dim`` (``head_size_v``).
+    Gemma 4 (gemma4.py ``Gemma4DecoderLayer``): ``per_layer_config[i]``'s heads and head size (as transformers'
+    Gemma4 config builds it, here through ``ModelSpec.layer_kv``), and the last ``num_kv_shared_layers`` layers
+    given ``kv_sharing_target_layer_name`` (no spec). Others: the config's uniform shape."""
+    if "hybrid_layer_pattern" in hf:
+        if hf["hybrid_layer_pattern"][i] == 1:
+            return (hf["swa_num_key_value_heads"], hf["swa_head_dim"],
+                    hf.get("swa_v_head_dim") or hf["swa_head_dim"])
+        return hf["num_key_value_heads"], hf["head_dim"], hf.get("v_head_dim") or hf["head_dim"]
+    if spec.layer_kv:
+        if i >= spec.num_layers - hf.get("num_kv_shared_layers", 0):
+            return None
+        heads, dim = spec.layer_kv[i]
+        return heads, dim, dim
+    return spec.num_kv_heads, spec.head_dim, spec.head_dim
+
+
+def layer_specs(ki, spec, kv: str, lo: int = 0, hi: int | None = None, hf: dict | None = None) -> dict:
     """The KV cache spec vLLM's attention layers build for each decoder layer (``ki``: vLLM's
     ``v1.kv_cache_interface``): a sliding-window spec for sliding layers, full attention for the others; ``lo`` to
     ``hi``: one pipeline stage's layers."""
     import torch
 
+    hf = hf or {}
     dtype = {"bf16": torch.bfloat16, "fp8": torch.uint8}[kv]  # vLLM stores an fp8 cache as uint8 (1 byte)
     specs = {}
     for i in range(lo, spec.num_layers if hi is None else hi):
-        kw = dict(block_size=16, num_kv_heads=spec.num_kv_heads, head_size=spec.head_dim, dtype=dtype)
-        if spec.sliding_window and spec.layer_type(i) == "sliding_attention":
-            specs[f"model.layers.{i}.self_attn.attn"] = ki.SlidingWindowSpec(sliding_window=spec.sliding_window,
-                                                                           **kw)
+        shape = layer_shape(spec, hf, i)
+        if shape is None:  # reads another layer's keys and values: no spec of its own
+            continue
+        heads, k_size, v_size = shape
+        kw = dict(block_size=16, num_kv_heads=heads, head_size=k_size, head_size_v=v_size, dtype=dtype)
+        if "hybrid_layer_pattern" in hf:  # MiMo-V2: its own pattern and window (mimo_v2.py)
+            sliding, window = hf["hybrid_layer_pattern"][i] == 1, hf["sliding_window_size"]
+        else:
+            sliding, window = spec.sliding_window and spec.layer_type(i) == "sliding_attention", spec.sliding_window
+        if sliding:
+            specs[f"model.layers.{i}.self_attn.attn"] = ki.SlidingWindowSpec(sliding_window=window, **kw)
         else:
             specs[f"model.layers.{i}.self_attn.attn"] = ki.FullAttentionSpec(**kw)
     return specs
@@ -164,8 +204,9 @@ def run_v33(model: str, max_len: int, mnbt: int, avail: int, kv: str, disable: b
     from vllm.v1.core import kv_cache_planning as kp
     from vllm.v1.core import kv_cache_utils as ku
 
-    spec = resolve(model, hub=False).spec
-    specs = layer_specs(ki, spec, kv)
+    resolved = resolve(model, hub=False)
+    spec, hf = resolved.spec, resolved.hf_config or {}
+    specs = layer_specs(ki, spec, kv, hf=hf.get("text_config", hf))
     cfg = v33_config(max_len, mnbt, disable)
     groups = kp.get_kv_cache_groups(cfg, dict(specs))
     builder = kp.DefaultKVCacheConfigBuilder()
@@ -279,7 +320,7 @@ def main() -> None:
     ap.add_argument("--write", type=Path)
     args = ap.parse_args()
     fn = run_v33 if tuple(int(x) for x in args.vllm_version.split(".")[:2]) >= (0, 21) else run
-    rows = [fn(*case, version=args.vllm_version) for case in CASES]
+    rows = [fn(*case, version=args.vllm_version) for case in CASES if fn is run_v33 or case[0] not in V33_ONLY]
     pp_fn = run_pp_v33 if fn is run_v33 else run_pp
     rows += [pp_fn(*case, version=args.vllm_version) for case in PP_CASES]
     lines = [json.dumps(r) for r in rows]
