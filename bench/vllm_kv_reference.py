@@ -56,6 +56,13 @@ CASES = (
     ("google/gemma-4-E2B-it", 131072, 2048, 3 * GiB // 2, "fp8", False),
     ("google/gemma-4-31B-it", 262144, 2048, 2 * GiB, "bf16", False),
 )
+#: one tensor-parallel rank's layers (vLLM 0.33.0 only): (model, max_model_len, max_num_batched_tokens, available KV
+#: bytes, kv dtype, disable hybrid, tp)
+TP_CASES = (
+    ("XiaomiMiMo/MiMo-V2-Flash", 65536, 2048, 40 * GiB, "bf16", False, 4),
+    ("XiaomiMiMo/MiMo-V2-Flash", 65536, 2048, 40 * GiB, "bf16", False, 8),
+    ("google/gemma-4-31B-it", 65536, 2048, 20 * GiB, "bf16", False, 8),
+)
 #: cases vLLM 0.11.0's planner is not run on (its page unification is not modelled)
 V33_ONLY = ("XiaomiMiMo/MiMo-V2-Flash", "google/gemma-4-31B-it", "google/gemma-4-E2B-it")
 #: pipeline parallel: (model, max_model_len, max_num_batched_tokens, available KV bytes per stage, kv dtype,
@@ -102,7 +109,8 @@ def layer_shape(spec, hf: dict, i: int) -> tuple[int, int, int] | None:
     return spec.num_kv_heads, spec.head_dim, spec.head_dim
 
 
-def layer_specs(ki, spec, kv: str, lo: int = 0, hi: int | None = None, hf: dict | None = None) -> dict:
+def layer_specs(ki, spec, kv: str, lo: int = 0, hi: int | None = None, hf: dict | None = None, tp: int = 1
+                ) -> dict:
     """The KV cache spec vLLM's attention layers build for each decoder layer (``ki``: vLLM's
     ``v1.kv_cache_interface``): a sliding-window spec for sliding layers, full attention for the others; ``lo`` to
     ``hi``: one pipeline stage's layers."""
@@ -116,6 +124,7 @@ def layer_specs(ki, spec, kv: str, lo: int = 0, hi: int | None = None, hf: dict 
         if shape is None:  # reads another layer's keys and values: no spec of its own
             continue
         heads, k_size, v_size = shape
+        heads = max(1, heads // tp)  # one tensor-parallel rank's heads (QKVParallelLinear replicates below tp)
         kw = dict(block_size=16, num_kv_heads=heads, head_size=k_size, head_size_v=v_size, dtype=dtype)
         if "hybrid_layer_pattern" in hf:  # MiMo-V2: its own pattern and window (mimo_v2.py)
             sliding, window = hf["hybrid_layer_pattern"][i] == 1, hf["sliding_window_size"]
@@ -195,7 +204,8 @@ def v33_config(max_len: int, mnbt: int, disable: bool, **extra: object) -> Simpl
     )
 
 
-def run_v33(model: str, max_len: int, mnbt: int, avail: int, kv: str, disable: bool, version: str) -> dict:
+def run_v33(model: str, max_len: int, mnbt: int, avail: int, kv: str, disable: bool, version: str,
+            tp: int = 1) -> dict:
     """The same with vLLM >= 0.21's planner (``kv_cache_planning.py``: ``get_kv_cache_groups``,
     ``get_kv_cache_config_from_groups``; ``kv_cache_utils.get_kv_cache_capacity``, whose tokens are the
     "GPU KV cache size" it logs). ``max_in_flight_tokens`` is ``VllmConfig.max_in_flight_tokens`` with
@@ -206,7 +216,7 @@ def run_v33(model: str, max_len: int, mnbt: int, avail: int, kv: str, disable: b
 
     resolved = resolve(model, hub=False)
     spec, hf = resolved.spec, resolved.hf_config or {}
-    specs = layer_specs(ki, spec, kv, hf=hf.get("text_config", hf))
+    specs = layer_specs(ki, spec, kv, hf=hf.get("text_config", hf), tp=tp)
     cfg = v33_config(max_len, mnbt, disable)
     groups = kp.get_kv_cache_groups(cfg, dict(specs))
     builder = kp.DefaultKVCacheConfigBuilder()
@@ -214,6 +224,8 @@ def run_v33(model: str, max_len: int, mnbt: int, avail: int, kv: str, disable: b
     needed = kp._max_memory_usage_bytes_from_groups(builder, cfg, groups) \
         + kp._pool_bytes_per_block_from_builder(builder, cfg, groups)
     out = case_record(version, model, spec, max_len, mnbt, avail, kv, disable, needed)
+    if tp > 1:
+        out["tp"] = tp
     c = kp.get_kv_cache_config_from_groups(cfg, groups, avail)
     tokens, conc = ku.get_kv_cache_capacity(cfg, c)
     out.update(num_blocks=c.num_blocks, groups=[type(g.kv_cache_spec).__name__ for g in c.kv_cache_groups],
@@ -321,6 +333,8 @@ def main() -> None:
     args = ap.parse_args()
     fn = run_v33 if tuple(int(x) for x in args.vllm_version.split(".")[:2]) >= (0, 21) else run
     rows = [fn(*case, version=args.vllm_version) for case in CASES if fn is run_v33 or case[0] not in V33_ONLY]
+    if fn is run_v33:
+        rows += [run_v33(*case[:6], version=args.vllm_version, tp=case[6]) for case in TP_CASES]
     pp_fn = run_pp_v33 if fn is run_v33 else run_pp
     rows += [pp_fn(*case, version=args.vllm_version) for case in PP_CASES]
     lines = [json.dumps(r) for r in rows]
