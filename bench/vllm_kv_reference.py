@@ -55,6 +55,9 @@ CASES = (
     ("google/gemma-4-E2B-it", 32768, 2048, 4 * GiB, "bf16", False),
     ("google/gemma-4-E2B-it", 131072, 2048, 3 * GiB // 2, "fp8", False),
     ("google/gemma-4-31B-it", 262144, 2048, 2 * GiB, "bf16", False),
+    ("XiaomiMiMo/MiMo-V2-Flash", 32768, 2048, 20 * GiB, "bf16", True),
+    ("google/gemma-4-31B-it", 32768, 2048, 20 * GiB, "bf16", True),
+    ("google/gemma-4-E2B-it", 32768, 2048, 4 * GiB, "bf16", True),
 )
 #: one tensor-parallel rank's layers (vLLM 0.33.0 only): (model, max_model_len, max_num_batched_tokens, available KV
 #: bytes, kv dtype, disable hybrid, tp)
@@ -76,6 +79,9 @@ PP_CASES = (
     ("openai/gpt-oss-20b", 131072, 8192, (20 * GiB, 18 * GiB), "bf16", True),
     ("meta-llama/Llama-3.1-8B", 32768, 2048, (8 * GiB, 9 * GiB, 7 * GiB), "bf16", False),
     ("openai/gpt-oss-20b", 131072, 2048, (3 * GiB, 1 * GiB), "bf16", False),
+    # layers of different page sizes (vLLM 0.33.0 only)
+    ("XiaomiMiMo/MiMo-V2-Flash", 65536, 2048, (20 * GiB, 18 * GiB), "bf16", False),
+    ("google/gemma-4-31B-it", 65536, 2048, (10 * GiB, 12 * GiB, 11 * GiB), "bf16", False),
 )
 
 
@@ -236,11 +242,11 @@ def run_v33(model: str, max_len: int, mnbt: int, avail: int, kv: str, disable: b
     return out
 
 
-def stage_specs(ki, spec, kv: str, pp: int) -> list[dict]:
+def stage_specs(ki, spec, kv: str, pp: int, hf: dict | None = None) -> list[dict]:
     """Each pipeline stage's layer specs, the stage's layers being vLLM's own ``get_pp_indices``."""
     from vllm.distributed.utils import get_pp_indices
 
-    return [layer_specs(ki, spec, kv, *get_pp_indices(spec.num_layers, r, pp)) for r in range(pp)]
+    return [layer_specs(ki, spec, kv, *get_pp_indices(spec.num_layers, r, pp), hf=hf) for r in range(pp)]
 
 
 def pp_record(version: str, model: str, spec, max_len: int, mnbt: int, avail: tuple, kv: str, disable: bool,
@@ -303,7 +309,8 @@ def run_pp_v33(model: str, max_len: int, mnbt: int, avail: tuple, kv: str, disab
     from vllm.v1.core import kv_cache_utils as ku
 
     spec = resolve(model, hub=False).spec
-    workers = stage_specs(ki, spec, kv, len(avail))
+    hf = resolve(model, hub=False).hf_config or {}
+    workers = stage_specs(ki, spec, kv, len(avail), hf.get("text_config", hf))
     cfg = v33_config(max_len, mnbt, disable, kv_transfer_config=None)
     cfg.model_config.original_max_model_len, cfg.model_config.supports_kv_cache_grouping = max_len, False
     groups = kp.get_global_kv_cache_groups(cfg, [dict(w) for w in workers])
@@ -336,7 +343,8 @@ def main() -> None:
     if fn is run_v33:
         rows += [run_v33(*case[:6], version=args.vllm_version, tp=case[6]) for case in TP_CASES]
     pp_fn = run_pp_v33 if fn is run_v33 else run_pp
-    rows += [pp_fn(*case, version=args.vllm_version) for case in PP_CASES]
+    rows += [pp_fn(*case, version=args.vllm_version) for case in PP_CASES
+             if pp_fn is run_pp_v33 or case[0] not in V33_ONLY]
     lines = [json.dumps(r) for r in rows]
     if args.write:
         funcs = ("kv_cache_planning.py: get_kv_cache_groups, get_kv_cache_config_from_groups, "

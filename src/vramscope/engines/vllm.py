@@ -288,9 +288,16 @@ class KvGroups:
     layers_blocks: int  # blocks over every layer one request needs (v0.11.0's check_enough_kv_cache_memory)
     hybrid: bool
     version: tuple[int, int, int] = (0, 33, 0)
+    #: one block over the pool's tensors where its layers' pages differ (vLLM 0.33.0's ``UniformTypeKVCacheSpecs``:
+    #: one group, each layer its own page); None: ``page_bytes × group_size``
+    layered_block: Optional[int] = None
+
+    @property
+    def pool_block(self) -> int:
+        return self.layered_block if self.layered_block is not None else self.page_bytes * self.group_size
 
     def num_blocks(self, pool: int) -> int:
-        return max(0, pool // (self.page_bytes * self.group_size)) if self.page_bytes else 0
+        return max(0, pool // self.pool_block) if self.pool_block else 0
 
     def per_request_blocks(self) -> int:
         return sum(b for _, b in self.groups)
@@ -302,7 +309,7 @@ class KvGroups:
         and v0.33.0 keeps the null block out of the memory it checks."""
         if self.version < GROUP_CHECK_SINCE:
             return self.layers_blocks * self.page_bytes
-        pool_block = self.page_bytes * self.group_size
+        pool_block = self.pool_block
         return pool_block * self.per_request_blocks() + (pool_block if self.version >= LATE_SINCE else 0)
 
 
@@ -321,9 +328,10 @@ def _layer_groups(model: ResolvedModel, w: Workload, n: int, version: tuple[int,
     kinds = [spec.layer_type(i) for i in range(min(n, spec.num_layers))] if window else []
     stored = set(stored_layers(spec, n))  # a layer reading another's keys and values has no spec (Gemma 4)
     slid = [i for i, k in enumerate(kinds) if k == SLIDING and i in stored]
-    full = [i for i, k in enumerate(kinds) if k != SLIDING and i in stored] + list(range(len(kinds), n))
+    full = [i for i, k in enumerate(kinds) if k != SLIDING and i in stored] \
+        + [i for i in range(len(kinds), n) if i in stored]
     if not slid or getattr(w, "disable_hybrid_kv_cache_manager", False) or version < V1_SINCE:
-        return [("full", list(range(n)))], False
+        return [("full", sorted(stored))], False
     if not full:  # every layer a sliding window (Mistral-7B-v0.1): one group
         return [("sliding", slid)], False
     size = min(len(full), len(slid))
@@ -404,7 +412,15 @@ def kv_groups(model: ResolvedModel, w: Workload, dtype_bytes: float, max_len: in
     # each layer's own spec, before the hybrid specs are unified (v0.11.0 checks these)
     sliding = sum(1 for i in range(lo, hi) if spec.mla is None and window and spec.layer_type(i) == SLIDING)
     raw = (hi - lo - sliding) * full_blocks + sliding * sw_blocks
-    return KvGroups(page, block, size, tuple((kind, blocks[kind]) for kind, _ in groups), raw, hybrid, version)
+    layered = None
+    if version >= LATE_SINCE and len(groups) == 1:
+        # one group of layers whose pages differ (the hybrid manager off, or one kind only):
+        # UniformTypeKVCacheSpecs.from_specs keeps each layer's own page, a block being their sum
+        pages = [int(kv_cache.values_per_token(spec, i, True) * b) * block for i in here[0]]
+        if len(set(pages)) > 1:
+            layered = sum(pages)
+    return KvGroups(page, block, size, tuple((kind, blocks[kind]) for kind, _ in groups), raw, hybrid, version,
+                    layered)
 
 
 #: ``--mamba-cache-dtype`` / ``--mamba-ssm-cache-dtype`` (vllm/config/cache.py ``MambaDType``): bytes per value
@@ -700,7 +716,7 @@ def pp_kv_plan(plans: list[KvGroups], free: list[int], max_len: int, version: tu
     per_req = first.per_request_blocks()
     conc = blocks / per_req if per_req else 0.0
     tokens = int(conc * max_len) if version >= CAPACITY_PRINT_SINCE else blocks // len(first.groups) * first.block
-    pools = tuple((blocks if version >= PP_SHRINK_SINCE else b) * g.page_bytes * g.group_size
+    pools = tuple((blocks if version >= PP_SHRINK_SINCE else b) * g.pool_block
                   for g, b in zip(plans, own))
     return PpPlan(own, blocks, own.index(blocks), tokens, conc, pools, tuple(g.needed_bytes() for g in plans))
 
