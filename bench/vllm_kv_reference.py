@@ -9,7 +9,8 @@ runs) and its Python dependencies on the path::
 
 For each case the layers' ``FullAttentionSpec`` / ``SlidingWindowSpec`` (block 16, bf16 or fp8) are built from
 the model's config as vLLM's attention layers build them (``Attention.get_kv_cache_spec``: the layer's sliding
-window, if any, gives a ``SlidingWindowSpec``), the available memory is given, and vLLM's
+window, if any, gives a ``SlidingWindowSpec``; per-layer shapes and KV-shared layers as :func:`layer_shape` says,
+``TP_CASES`` one tensor-parallel rank's heads), the available memory is given, and vLLM's
 ``get_kv_cache_configs`` (which logs "GPU KV cache size" and "Maximum concurrency") and
 ``check_enough_kv_cache_memory``'s needed bytes (``max_memory_usage_bytes`` over the layers) are recorded. The
 config object handed to them is a plain namespace carrying the four numbers they read (max_model_len,
