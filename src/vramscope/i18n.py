@@ -772,12 +772,12 @@ MESSAGES: dict[str, dict[str, str]] = {
               "heads × head size {shapes}; a layer shown as — reads another layer's keys and values and stores "
               "none; a layer whose keys are its values still stores both. vLLM 0.33.0: the same shapes as its "
               "gemma4.py builds them, the shared layers without a cache of their own, its pages of different sizes "
-              "made one as its KV cache planner does (checked against that planner run on CPU; vLLM before 0.22 "
-              "not modelled); llama.cpp: assumed the same, its code for this architecture not verified",
+              "made one as its KV cache planner does (checked against that planner run on CPU, with 16-token kernel "
+              "blocks; the 64-token and FA4 head-256 pages some GPUs use, and vLLM before 0.22, not modelled); llama.cpp: assumed the same, its code for this architecture not verified",
         "zh": "KV 缓存按配置给出的每层形状计算（per_layer_config、kv_sharing_modes）：K/V 头数 × 头维度 {shapes}；"
               "标为 — 的层读取其他层的键值，自身不存储；键即值的层仍存两份张量。vLLM 0.33.0：形状同其 gemma4.py 的构建，"
-              "共享层没有自己的缓存，不同大小的页按其 KV 缓存规划器的方式统一（与在 CPU 上运行的该规划器核对；0.22 之前的 "
-              "vLLM 未建模）；llama.cpp：假定相同，未核对其对该架构的代码",
+              "共享层没有自己的缓存，不同大小的页按其 KV 缓存规划器的方式统一（与在 CPU 上运行的该规划器核对，内核块为 16 词元；部分 GPU 使用的 64 词元页与 FA4 头维 256 页，以及 0.22 之前的 "
+              "vLLM，均未建模）；llama.cpp：假定相同，未核对其对该架构的代码",
     },
     "a_meta_tied": {
         "en": "tied weights, counted once: {ties}",
