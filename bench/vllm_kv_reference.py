@@ -9,7 +9,8 @@ runs) and its Python dependencies on the path::
 
 For each case the layers' ``FullAttentionSpec`` / ``SlidingWindowSpec`` (block 16, bf16 or fp8) are built from
 the model's config as vLLM's attention layers build them (``Attention.get_kv_cache_spec``: the layer's sliding
-window, if any, gives a ``SlidingWindowSpec``), the available memory is given, and vLLM's
+window, if any, gives a ``SlidingWindowSpec``; per-layer shapes and KV-shared layers as :func:`layer_shape` says,
+``TP_CASES`` one tensor-parallel rank's heads), the available memory is given, and vLLM's
 ``get_kv_cache_configs`` (which logs "GPU KV cache size" and "Maximum concurrency") and
 ``check_enough_kv_cache_memory``'s needed bytes (``max_memory_usage_bytes`` over the layers) are recorded. The
 config object handed to them is a plain namespace carrying the four numbers they read (max_model_len,
@@ -46,7 +47,28 @@ CASES = (
     ("mistralai/Mistral-7B-v0.1", 32768, 2048, 20 * GiB, "bf16", False),
     ("meta-llama/Llama-3.1-8B", 32768, 2048, 20 * GiB, "bf16", False),
     ("openai/gpt-oss-20b", 131072, 2048, 2 * GiB, "bf16", False),
+    # layers of different page sizes (vLLM 0.33.0 only): K/V widths 192/128 and 8 vs 4 kv heads (MiMo-V2),
+    # per-layer shapes and KV-shared layers (Gemma 4)
+    ("XiaomiMiMo/MiMo-V2-Flash", 32768, 2048, 20 * GiB, "bf16", False),
+    ("XiaomiMiMo/MiMo-V2-Flash", 262144, 8192, 60 * GiB, "fp8", False),
+    ("google/gemma-4-31B-it", 32768, 2048, 20 * GiB, "bf16", False),
+    ("google/gemma-4-31B-it", 262144, 8192, 40 * GiB, "bf16", False),
+    ("google/gemma-4-E2B-it", 32768, 2048, 4 * GiB, "bf16", False),
+    ("google/gemma-4-E2B-it", 131072, 2048, 3 * GiB // 2, "fp8", False),
+    ("google/gemma-4-31B-it", 262144, 2048, 2 * GiB, "bf16", False),
+    ("XiaomiMiMo/MiMo-V2-Flash", 32768, 2048, 20 * GiB, "bf16", True),
+    ("google/gemma-4-31B-it", 32768, 2048, 20 * GiB, "bf16", True),
+    ("google/gemma-4-E2B-it", 32768, 2048, 4 * GiB, "bf16", True),
 )
+#: one tensor-parallel rank's layers (vLLM 0.33.0 only): (model, max_model_len, max_num_batched_tokens, available KV
+#: bytes, kv dtype, disable hybrid, tp)
+TP_CASES = (
+    ("XiaomiMiMo/MiMo-V2-Flash", 65536, 2048, 40 * GiB, "bf16", False, 4),
+    ("XiaomiMiMo/MiMo-V2-Flash", 65536, 2048, 40 * GiB, "bf16", False, 8),
+    ("google/gemma-4-31B-it", 65536, 2048, 20 * GiB, "bf16", False, 8),
+)
+#: cases vLLM 0.11.0's planner is not run on (its page unification is not modelled)
+V33_ONLY = ("XiaomiMiMo/MiMo-V2-Flash", "google/gemma-4-31B-it", "google/gemma-4-E2B-it")
 #: pipeline parallel: (model, max_model_len, max_num_batched_tokens, available KV bytes per stage, kv dtype,
 #: disable hybrid): each stage's layers as ``vllm.distributed.utils.get_pp_indices`` assigns them
 PP_CASES = (
@@ -58,6 +80,9 @@ PP_CASES = (
     ("openai/gpt-oss-20b", 131072, 8192, (20 * GiB, 18 * GiB), "bf16", True),
     ("meta-llama/Llama-3.1-8B", 32768, 2048, (8 * GiB, 9 * GiB, 7 * GiB), "bf16", False),
     ("openai/gpt-oss-20b", 131072, 2048, (3 * GiB, 1 * GiB), "bf16", False),
+    # layers of different page sizes (vLLM 0.33.0 only)
+    ("XiaomiMiMo/MiMo-V2-Flash", 65536, 2048, (20 * GiB, 18 * GiB), "bf16", False),
+    ("google/gemma-4-31B-it", 65536, 2048, (10 * GiB, 12 * GiB, 11 * GiB), "bf16", False),
 )
 
 
@@ -70,19 +95,50 @@ class Capture(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-def layer_specs(ki, spec, kv: str, lo: int = 0, hi: int | None = None) -> dict:
+def layer_shape(spec, hf: dict, i: int) -> tuple[int, int, int] | None:
+    """(kv heads, key head size, value head size) of decoder layer ``i`` as vLLM 0.33.0's model builds its
+    ``Attention``, None for a layer sharing another's cache. MiMo-V2 (mimo_v2.py ``MiMoV2DecoderLayer``):
+    ``hybrid_layer_pattern[i] == 1`` is a sliding layer with ``swa_num_key_value_heads``, ``swa_head_dim``,
+    ``swa_v_head_dim``, the others ``num_key_value_heads``, ``head_dim``, ``v_head_dim`` (``head_size_v``).
+    Gemma 4 (gemma4.py ``Gemma4DecoderLayer``): ``per_layer_config[i]``'s heads and head size (as transformers'
+    Gemma4 config builds it, here through ``ModelSpec.layer_kv``), and the last ``num_kv_shared_layers`` layers
+    given ``kv_sharing_target_layer_name`` (no spec). Others: the config's uniform shape."""
+    if "hybrid_layer_pattern" in hf:
+        if hf["hybrid_layer_pattern"][i] == 1:
+            return (hf["swa_num_key_value_heads"], hf["swa_head_dim"],
+                    hf.get("swa_v_head_dim") or hf["swa_head_dim"])
+        return hf["num_key_value_heads"], hf["head_dim"], hf.get("v_head_dim") or hf["head_dim"]
+    if spec.layer_kv:
+        if i >= spec.num_layers - hf.get("num_kv_shared_layers", 0):
+            return None
+        heads, dim = spec.layer_kv[i]
+        return heads, dim, dim
+    return spec.num_kv_heads, spec.head_dim, spec.head_dim
+
+
+def layer_specs(ki, spec, kv: str, lo: int = 0, hi: int | None = None, hf: dict | None = None, tp: int = 1
+                ) -> dict:
     """The KV cache spec vLLM's attention layers build for each decoder layer (``ki``: vLLM's
     ``v1.kv_cache_interface``): a sliding-window spec for sliding layers, full attention for the others; ``lo`` to
     ``hi``: one pipeline stage's layers."""
     import torch
 
+    hf = hf or {}
     dtype = {"bf16": torch.bfloat16, "fp8": torch.uint8}[kv]  # vLLM stores an fp8 cache as uint8 (1 byte)
     specs = {}
     for i in range(lo, spec.num_layers if hi is None else hi):
-        kw = dict(block_size=16, num_kv_heads=spec.num_kv_heads, head_size=spec.head_dim, dtype=dtype)
-        if spec.sliding_window and spec.layer_type(i) == "sliding_attention":
-            specs[f"model.layers.{i}.self_attn.attn"] = ki.SlidingWindowSpec(sliding_window=spec.sliding_window,
-                                                                           **kw)
+        shape = layer_shape(spec, hf, i)
+        if shape is None:  # reads another layer's keys and values: no spec of its own
+            continue
+        heads, k_size, v_size = shape
+        heads = max(1, heads // tp)  # one tensor-parallel rank's heads (QKVParallelLinear replicates below tp)
+        kw = dict(block_size=16, num_kv_heads=heads, head_size=k_size, head_size_v=v_size, dtype=dtype)
+        if "hybrid_layer_pattern" in hf:  # MiMo-V2: its own pattern and window (mimo_v2.py)
+            sliding, window = hf["hybrid_layer_pattern"][i] == 1, hf["sliding_window_size"]
+        else:
+            sliding, window = spec.sliding_window and spec.layer_type(i) == "sliding_attention", spec.sliding_window
+        if sliding:
+            specs[f"model.layers.{i}.self_attn.attn"] = ki.SlidingWindowSpec(sliding_window=window, **kw)
         else:
             specs[f"model.layers.{i}.self_attn.attn"] = ki.FullAttentionSpec(**kw)
     return specs
@@ -155,7 +211,8 @@ def v33_config(max_len: int, mnbt: int, disable: bool, **extra: object) -> Simpl
     )
 
 
-def run_v33(model: str, max_len: int, mnbt: int, avail: int, kv: str, disable: bool, version: str) -> dict:
+def run_v33(model: str, max_len: int, mnbt: int, avail: int, kv: str, disable: bool, version: str,
+            tp: int = 1) -> dict:
     """The same with vLLM >= 0.21's planner (``kv_cache_planning.py``: ``get_kv_cache_groups``,
     ``get_kv_cache_config_from_groups``; ``kv_cache_utils.get_kv_cache_capacity``, whose tokens are the
     "GPU KV cache size" it logs). ``max_in_flight_tokens`` is ``VllmConfig.max_in_flight_tokens`` with
@@ -164,8 +221,9 @@ def run_v33(model: str, max_len: int, mnbt: int, avail: int, kv: str, disable: b
     from vllm.v1.core import kv_cache_planning as kp
     from vllm.v1.core import kv_cache_utils as ku
 
-    spec = resolve(model, hub=False).spec
-    specs = layer_specs(ki, spec, kv)
+    resolved = resolve(model, hub=False)
+    spec, hf = resolved.spec, resolved.hf_config or {}
+    specs = layer_specs(ki, spec, kv, hf=hf.get("text_config", hf), tp=tp)
     cfg = v33_config(max_len, mnbt, disable)
     groups = kp.get_kv_cache_groups(cfg, dict(specs))
     builder = kp.DefaultKVCacheConfigBuilder()
@@ -173,6 +231,8 @@ def run_v33(model: str, max_len: int, mnbt: int, avail: int, kv: str, disable: b
     needed = kp._max_memory_usage_bytes_from_groups(builder, cfg, groups) \
         + kp._pool_bytes_per_block_from_builder(builder, cfg, groups)
     out = case_record(version, model, spec, max_len, mnbt, avail, kv, disable, needed)
+    if tp > 1:
+        out["tp"] = tp
     c = kp.get_kv_cache_config_from_groups(cfg, groups, avail)
     tokens, conc = ku.get_kv_cache_capacity(cfg, c)
     out.update(num_blocks=c.num_blocks, groups=[type(g.kv_cache_spec).__name__ for g in c.kv_cache_groups],
@@ -183,11 +243,11 @@ def run_v33(model: str, max_len: int, mnbt: int, avail: int, kv: str, disable: b
     return out
 
 
-def stage_specs(ki, spec, kv: str, pp: int) -> list[dict]:
+def stage_specs(ki, spec, kv: str, pp: int, hf: dict | None = None) -> list[dict]:
     """Each pipeline stage's layer specs, the stage's layers being vLLM's own ``get_pp_indices``."""
     from vllm.distributed.utils import get_pp_indices
 
-    return [layer_specs(ki, spec, kv, *get_pp_indices(spec.num_layers, r, pp)) for r in range(pp)]
+    return [layer_specs(ki, spec, kv, *get_pp_indices(spec.num_layers, r, pp), hf=hf) for r in range(pp)]
 
 
 def pp_record(version: str, model: str, spec, max_len: int, mnbt: int, avail: tuple, kv: str, disable: bool,
@@ -250,7 +310,8 @@ def run_pp_v33(model: str, max_len: int, mnbt: int, avail: tuple, kv: str, disab
     from vllm.v1.core import kv_cache_utils as ku
 
     spec = resolve(model, hub=False).spec
-    workers = stage_specs(ki, spec, kv, len(avail))
+    hf = resolve(model, hub=False).hf_config or {}
+    workers = stage_specs(ki, spec, kv, len(avail), hf.get("text_config", hf))
     cfg = v33_config(max_len, mnbt, disable, kv_transfer_config=None)
     cfg.model_config.original_max_model_len, cfg.model_config.supports_kv_cache_grouping = max_len, False
     groups = kp.get_global_kv_cache_groups(cfg, [dict(w) for w in workers])
@@ -279,9 +340,12 @@ def main() -> None:
     ap.add_argument("--write", type=Path)
     args = ap.parse_args()
     fn = run_v33 if tuple(int(x) for x in args.vllm_version.split(".")[:2]) >= (0, 21) else run
-    rows = [fn(*case, version=args.vllm_version) for case in CASES]
+    rows = [fn(*case, version=args.vllm_version) for case in CASES if fn is run_v33 or case[0] not in V33_ONLY]
+    if fn is run_v33:
+        rows += [run_v33(*case[:6], version=args.vllm_version, tp=case[6]) for case in TP_CASES]
     pp_fn = run_pp_v33 if fn is run_v33 else run_pp
-    rows += [pp_fn(*case, version=args.vllm_version) for case in PP_CASES]
+    rows += [pp_fn(*case, version=args.vllm_version) for case in PP_CASES
+             if pp_fn is run_pp_v33 or case[0] not in V33_ONLY]
     lines = [json.dumps(r) for r in rows]
     if args.write:
         funcs = ("kv_cache_planning.py: get_kv_cache_groups, get_kv_cache_config_from_groups, "

@@ -27,13 +27,13 @@ def _reference_workload(row: dict):
                          max_num_batched_tokens=row["max_num_batched_tokens"],
                          kv_dtype=None if row["kv_dtype"] == "bf16" else "fp8",
                          disable_hybrid_kv_cache_manager=row["disable_hybrid_kv_cache_manager"],
-                         vllm_version=row["vllm_version"])
+                         vllm_version=row["vllm_version"], num_gpus=row.get("tp", 1))
 
 
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: f"{r['vllm_version']}-{r['model'].split('/')[-1]}-"
                                                     f"{r['max_num_batched_tokens']}-{r['kv_dtype']}-"
                                                     f"{'nohybrid' if r['disable_hybrid_kv_cache_manager'] else 'hybrid'}"
-                                                    f"-{r['available_bytes'] // GiB}G")
+                                                    f"-{r['available_bytes'] // GiB}G-tp{r.get('tp', 1)}")
 def test_kv_planner_equals_vllms_own(row):
     """vLLM 0.11.0's and 0.33.0's own planners (their code run on CPU: bench/vllm_kv_reference.py) against
     vramscope's groups for the same model, batch and memory: the blocks, the tokens and concurrency vLLM logs, the

@@ -288,9 +288,16 @@ class KvGroups:
     layers_blocks: int  # blocks over every layer one request needs (v0.11.0's check_enough_kv_cache_memory)
     hybrid: bool
     version: tuple[int, int, int] = (0, 33, 0)
+    #: one block over the pool's tensors where its layers' pages differ (vLLM 0.33.0's ``UniformTypeKVCacheSpecs``:
+    #: one group, each layer its own page); None: ``page_bytes × group_size``
+    layered_block: Optional[int] = None
+
+    @property
+    def pool_block(self) -> int:
+        return self.layered_block if self.layered_block is not None else self.page_bytes * self.group_size
 
     def num_blocks(self, pool: int) -> int:
-        return max(0, pool // (self.page_bytes * self.group_size)) if self.page_bytes else 0
+        return max(0, pool // self.pool_block) if self.pool_block else 0
 
     def per_request_blocks(self) -> int:
         return sum(b for _, b in self.groups)
@@ -302,7 +309,7 @@ class KvGroups:
         and v0.33.0 keeps the null block out of the memory it checks."""
         if self.version < GROUP_CHECK_SINCE:
             return self.layers_blocks * self.page_bytes
-        pool_block = self.page_bytes * self.group_size
+        pool_block = self.pool_block
         return pool_block * self.per_request_blocks() + (pool_block if self.version >= LATE_SINCE else 0)
 
 
@@ -319,10 +326,12 @@ def _layer_groups(model: ResolvedModel, w: Workload, n: int, version: tuple[int,
     spec = rank_spec(model, w)
     window = spec.sliding_window if spec.mla is None else None
     kinds = [spec.layer_type(i) for i in range(min(n, spec.num_layers))] if window else []
-    slid = [i for i, k in enumerate(kinds) if k == SLIDING]
-    full = [i for i, k in enumerate(kinds) if k != SLIDING] + list(range(len(kinds), n))
+    stored = set(stored_layers(spec, n))  # a layer reading another's keys and values has no spec (Gemma 4)
+    slid = [i for i, k in enumerate(kinds) if k == SLIDING and i in stored]
+    full = [i for i, k in enumerate(kinds) if k != SLIDING and i in stored] \
+        + [i for i in range(len(kinds), n) if i in stored]
     if not slid or getattr(w, "disable_hybrid_kv_cache_manager", False) or version < V1_SINCE:
-        return [("full", list(range(n)))], False
+        return [("full", sorted(stored))], False
     if not full:  # every layer a sliding window (Mistral-7B-v0.1): one group
         return [("sliding", slid)], False
     size = min(len(full), len(slid))
@@ -333,6 +342,34 @@ def _layer_groups(model: ResolvedModel, w: Workload, n: int, version: tuple[int,
         count = _cdiv(len(layers), size)
         out += [(kind, layers[i::count]) for i in range(count)]
     return out, True
+
+
+def stored_layers(spec: ModelSpec, n: int) -> list[int]:
+    """The layers with a KV cache spec: all but those whose per-layer shape stores nothing (Gemma 4's shared
+    layers: vLLM 0.33.0's gemma4.py gives them ``kv_sharing_target_layer_name``, and its model runner leaves such
+    layers out of the KV cache spec)."""
+    return [i for i in range(n) if not (spec.layer_kv and i < len(spec.layer_kv) and not spec.layer_kv[i][0])]
+
+
+def kind_pages(spec: ModelSpec, b: float, block: int, groups: list[tuple[str, list[int]]]
+               ) -> Optional[tuple[int, dict[str, int]]]:
+    """Layers of different page sizes (MiMo-V2-Flash's K/V widths, Gemma 4's per-layer shapes), as vLLM 0.33.0's
+    ``unify_kv_cache_spec_page_size`` (kv_cache_planning.py) makes them one page: the largest page of one block
+    (``AttentionSpec.page_size_bytes``: block × (head size + value head size) × kv heads × bytes) stays; a layer
+    whose page divides it gets its block size raised by the ratio, another is padded to it (its block size
+    kept). Returns (the common page, tokens per block of each kind), or None where every layer's page is the same
+    (nothing to unify) or the layers of one kind differ among themselves (not modelled)."""
+    per_kind: dict[str, set[int]] = {}
+    for kind, layers in groups:
+        per_kind.setdefault(kind, set()).update(int(kv_cache.values_per_token(spec, i, True) * b) for i in layers)
+    if any(len(v) != 1 for v in per_kind.values()):
+        return None
+    token_bytes = {k: next(iter(v)) for k, v in per_kind.items()}
+    pages = {k: t * block for k, t in token_bytes.items()}
+    top = max(pages.values())
+    if len(set(pages.values())) <= 1:
+        return None
+    return top, {k: block * top // p if top % p == 0 else block for k, p in pages.items()}
 
 
 def kv_groups(model: ResolvedModel, w: Workload, dtype_bytes: float, max_len: int, layers: Optional[int] = None,
@@ -361,17 +398,29 @@ def kv_groups(model: ResolvedModel, w: Workload, dtype_bytes: float, max_len: in
     page = int(kv_cache.values_per_token(spec, 0, True) * b * block)
     lo, hi = stage if stage is not None else (0, n)
     groups, hybrid = _layer_groups(model, w, n, version)
-    full_blocks = _cdiv(max_len, block)
+    unified = kind_pages(spec, b, block, groups) if version >= LATE_SINCE else None
+    blocks_of = {"full": block, "sliding": block}
+    if unified is not None:  # layers of different pages: one common page, each kind its own block size
+        page, blocks_of = unified[0], {**blocks_of, **unified[1]}
+    full_blocks = _cdiv(max_len, blocks_of["full"])
     in_flight = w.max_num_batched_tokens * (2 if version >= LATE_SINCE else 1)
     window = spec.sliding_window or 0
-    sw_blocks = _cdiv(min(window - 1 + in_flight, max_len), block) + 1
+    sw_blocks = _cdiv(min(window - 1 + in_flight, max_len), blocks_of["sliding"]) + 1
     blocks = {"full": full_blocks, "sliding": sw_blocks}
     here = [[i for i in g if lo <= i < hi] for _, g in groups]
     size = max(len(g) for g in here)
     # each layer's own spec, before the hybrid specs are unified (v0.11.0 checks these)
     sliding = sum(1 for i in range(lo, hi) if spec.mla is None and window and spec.layer_type(i) == SLIDING)
     raw = (hi - lo - sliding) * full_blocks + sliding * sw_blocks
-    return KvGroups(page, block, size, tuple((kind, blocks[kind]) for kind, _ in groups), raw, hybrid, version)
+    layered = None
+    if version >= LATE_SINCE and len(groups) == 1:
+        # one group of layers whose pages differ (the hybrid manager off, or one kind only):
+        # UniformTypeKVCacheSpecs.from_specs keeps each layer's own page, a block being their sum
+        pages = [int(kv_cache.values_per_token(spec, i, True) * b) * block for i in here[0]]
+        if len(set(pages)) > 1:
+            layered = sum(pages)
+    return KvGroups(page, block, size, tuple((kind, blocks[kind]) for kind, _ in groups), raw, hybrid, version,
+                    layered)
 
 
 #: ``--mamba-cache-dtype`` / ``--mamba-ssm-cache-dtype`` (vllm/config/cache.py ``MambaDType``): bytes per value
@@ -667,7 +716,7 @@ def pp_kv_plan(plans: list[KvGroups], free: list[int], max_len: int, version: tu
     per_req = first.per_request_blocks()
     conc = blocks / per_req if per_req else 0.0
     tokens = int(conc * max_len) if version >= CAPACITY_PRINT_SINCE else blocks // len(first.groups) * first.block
-    pools = tuple((blocks if version >= PP_SHRINK_SINCE else b) * g.page_bytes * g.group_size
+    pools = tuple((blocks if version >= PP_SHRINK_SINCE else b) * g.pool_block
                   for g, b in zip(plans, own))
     return PpPlan(own, blocks, own.index(blocks), tokens, conc, pools, tuple(g.needed_bytes() for g in plans))
 

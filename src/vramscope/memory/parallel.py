@@ -46,7 +46,23 @@ def tp_shard_spec(spec: ModelSpec, n: int) -> ModelSpec:
     layer_kv = tuple((max(1, h // n) if h else 0, d) for h, d in spec.layer_kv)
     return spec.derived(num_heads=spec.num_heads // n, num_kv_heads=max(1, spec.num_kv_heads // n),
                         intermediate_size=-(-spec.intermediate_size // n), vocab_size=-(-spec.vocab_size // n),
-                        moe=moe, mla=mla, layer_kv=layer_kv)
+                        moe=moe, mla=mla, layer_kv=layer_kv, kv_values_per_layer=_rank_widths(spec, n))
+
+
+def _rank_widths(spec: ModelSpec, n: int) -> tuple[int, ...]:
+    """Per-layer K/V widths (MiMo-V2-Flash: ``k_proj`` + ``v_proj`` output features) on one of ``n`` ranks. A
+    layer's width is its kv heads × one head's key + value size; that size is taken as the narrowest layer's
+    width over the config's ``num_key_value_heads`` (MiMo-V2-Flash: its full-attention layers, 1280 / 4 = 320 =
+    192 + 128), and each layer keeps ``max(1, heads // n)`` heads as the scalar case does (vLLM's
+    ``QKVParallelLinear`` replicates a kv head below ``n``). Widths that do not divide into such heads are
+    split as they are (``cdiv(width, n)``)."""
+    widths = spec.kv_values_per_layer
+    if not widths:
+        return widths
+    head = min(widths) // spec.num_kv_heads if spec.num_kv_heads else 0
+    if not head or any(x % head for x in widths):
+        return tuple(-(-x // n) for x in widths)
+    return tuple(max(1, (x // head) // n) * head for x in widths)
 
 
 def largest_layer_params(spec: ModelSpec) -> int:
