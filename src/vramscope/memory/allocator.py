@@ -558,7 +558,9 @@ class CachingAllocator:
         keys, blocks = pool.keys, pool.blocks
         src = b.prev
         if src is not None and not src.allocated and not src.events and not src.stream_uses:
-            pool.remove(src)
+            k = (src.stream, src.size, src.ptr)  # pool.remove, inlined (a free block is always in its pool)
+            del keys[bisect.bisect_left(keys, k)]
+            del blocks[k]
             b.ptr = src.ptr
             b.prev = src.prev
             if b.prev is not None:
@@ -566,7 +568,9 @@ class CachingAllocator:
             b.size += src.size
         src = b.next
         if src is not None and not src.allocated and not src.events and not src.stream_uses:
-            pool.remove(src)
+            k = (src.stream, src.size, src.ptr)
+            del keys[bisect.bisect_left(keys, k)]
+            del blocks[k]
             b.next = src.next
             if b.next is not None:
                 b.next.prev = b
