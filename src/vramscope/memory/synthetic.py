@@ -63,7 +63,9 @@ class Stream:
             self.alloc.malloc(n)
 
     def new(self, n: int) -> Any:
-        n = max(1, int(n))
+        n = int(n)
+        if n < 1:
+            n = 1
         if self.log is not None:
             self.log.append(n)
         a = self.alloc
@@ -76,11 +78,15 @@ class Stream:
         return a.malloc(n)
 
     def free(self, *blocks: Any) -> None:
+        a = self.alloc
         for b in blocks:
             if b is not None:
                 if self.log is not None:
                     self.log.append(-b.requested)
-                self.alloc.free(b)
+                if a._fast and not b.stream_uses:  # free's own first step, without its frame
+                    a._free_fast(b)
+                else:
+                    a.free(b)
 
 
 def _rmsnorm(st: Stream, rows: int, width: int, a: int, gemma: bool = False,
