@@ -337,8 +337,8 @@ def main() -> int:
     lines += [f"| {label} | {b * 1000:.1f} ms | {a * 1000:.1f} ms | {c * 1000:.2f} ms |" for label, b, a, c in est]
     lines += ["", "Training (issue #15): a full training workload of Llama / Qwen2 on one GPU replays two training "
               "steps' stream (`synthetic.train_cache`, ~660 events per layer) once per probe. Before: the code "
-              "before #15's change (every probe replayed; `Stream.new` / `free` through the allocator's `malloc` / "
-              "`free` frames); after: `fit`'s batch and context searches first estimate a probe with the replayed "
+              "before issue #15's fix (every probe replayed; `Stream.new` / `free` through the allocator's "
+              "`malloc` / `free` frames, `_free_fast` through `pool.remove`), patched in by the benchmark; after: `fit`'s batch and context searches first estimate a probe with the replayed "
               "cache taken as 0 (`synthetic.cache_floor`: the cache is never negative and the total, its largest "
               "phase's sum, never falls as it grows, so that total is a lower bound) and skip the replay when that "
               "is already over the budget, and the stream calls the allocator's inlined paths directly. Replays: "
