@@ -171,6 +171,22 @@ def _total(model: ResolvedModel, w: Workload) -> int:
     return engine_for(w).needed_bytes(estimate_resolved(model, w))
 
 
+def _fits(model: ResolvedModel, w: Workload, usable: int) -> bool:
+    """``_total(model, w) <= usable``, answered without the allocator replay (``memory/synthetic.py``) where the
+    total with the replayed cache taken as 0 (:func:`~vramscope.memory.synthetic.cache_floor`, a lower bound:
+    the cache is never negative and the total grows with it) is already over the budget."""
+    from .memory.synthetic import cache_floor
+
+    try:
+        with cache_floor() as skipped:
+            floor = _total(model, w)
+    except Exception:  # whatever the floor's estimate meets, the real one answers (and raises) as before
+        return _total(model, w) <= usable
+    if not skipped:  # no replay was skipped: this is the total itself
+        return floor <= usable
+    return False if floor > usable else _total(model, w) <= usable
+
+
 def merge_options(options: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """The user's options with a suggestion's changes on top (None removes an option), as the user would type
     them: an option the change makes meaningless is dropped with it."""
@@ -429,7 +445,7 @@ def fit(model: ResolvedModel, w: Workload, gpu: Gpu, suggestions: bool = True) -
     base = _total(model, w)
     ctx = model.spec.max_position_embeddings
     seq_limit = ctx if ctx and model.exact_shape else MAX_SEQ
-    max_batch, max_seq, max_concurrency = engine.fit_search(model, w, est, lambda new: _total(model, new) <= usable,
+    max_batch, max_seq, max_concurrency = engine.fit_search(model, w, est, lambda new: _fits(model, new, usable),
                                                             seq_limit)
     n, par = min_gpus(model, w, usable)
     ladder = quant_ladder(model, w, gpu, usable, seq_limit) if suggestions and engine.gguf_quants else ()

@@ -403,13 +403,14 @@ class CachingAllocator:
         return self._alloc_found(pool, block, size, orig_size)
 
     def free(self, block: Block) -> None:
+        if self._fast and not block.stream_uses:
+            self._free_fast(block)
+            return
         block.allocated = False
         st = self.stats
         st.allocated -= block.size
         st.requested -= block.requested
-        if self._fast and not block.stream_uses:
-            self._free_fast(block)
-        elif block.stream_uses:
+        if block.stream_uses:
             block.events = len(block.stream_uses)
             block.stream_uses = set()
             self._pending.append((self._mallocs + self.event_lag, block))
@@ -553,12 +554,19 @@ class CachingAllocator:
         return b
 
     def _free_fast(self, b: Block) -> None:
-        """``free_block`` with ``try_merge_blocks`` under the rules of ``_fast`` (every block mapped)."""
+        """``free`` of a block no other stream used: ``free_block`` with ``try_merge_blocks`` under the rules of
+        ``_fast`` (every block mapped)."""
+        b.allocated = False
+        st = self.stats
+        st.allocated -= b.size
+        st.requested -= b.requested
         pool = self.small if b.small else self.large
         keys, blocks = pool.keys, pool.blocks
         src = b.prev
         if src is not None and not src.allocated and not src.events and not src.stream_uses:
-            pool.remove(src)
+            k = (src.stream, src.size, src.ptr)  # pool.remove, inlined (a free block is always in its pool)
+            del keys[bisect.bisect_left(keys, k)]
+            del blocks[k]
             b.ptr = src.ptr
             b.prev = src.prev
             if b.prev is not None:
@@ -566,7 +574,9 @@ class CachingAllocator:
             b.size += src.size
         src = b.next
         if src is not None and not src.allocated and not src.events and not src.stream_uses:
-            pool.remove(src)
+            k = (src.stream, src.size, src.ptr)
+            del keys[bisect.bisect_left(keys, k)]
+            del blocks[k]
             b.next = src.next
             if b.next is not None:
                 b.next.prev = b

@@ -63,17 +63,30 @@ class Stream:
             self.alloc.malloc(n)
 
     def new(self, n: int) -> Any:
-        n = max(1, int(n))
+        n = int(n)
+        if n < 1:
+            n = 1
         if self.log is not None:
             self.log.append(n)
-        return self.alloc.malloc(n)
+        a = self.alloc
+        if a._fast and not a._pending:  # a cached block that fits: malloc's first step without its frame
+            a._mallocs += 1
+            b = a._malloc_found(n, 0)
+            if b is not None:
+                return b
+            a._mallocs -= 1  # nothing changed: malloc counts it and takes its general path
+        return a.malloc(n)
 
     def free(self, *blocks: Any) -> None:
+        a = self.alloc
         for b in blocks:
             if b is not None:
                 if self.log is not None:
                     self.log.append(-b.requested)
-                self.alloc.free(b)
+                if a._fast and not b.stream_uses:  # free's own first step, without its frame
+                    a._free_fast(b)
+                else:
+                    a.free(b)
 
 
 def _rmsnorm(st: Stream, rows: int, width: int, a: int, gemma: bool = False,
@@ -176,6 +189,33 @@ def without_replay() -> Iterator[None]:
         _REPLAY.reset(token)
 
 
+#: a list inside :func:`cache_floor`: a covered workload's replay is skipped (its cache taken as 0) and noted here
+_FLOOR: ContextVar[Optional[list]] = ContextVar("vramscope_cache_floor", default=None)
+
+
+@contextmanager
+def cache_floor() -> Iterator[list]:
+    """Estimates made inside take 0 for a replayed cache instead of replaying the stream (each skipped replay is
+    appended to the list yielded). The replayed cache (``max_memory_reserved − max_memory_allocated``) is never
+    negative and the estimate's total (its largest phase's sum, the cache in every phase but ``load``) never
+    falls as the cache grows, so a total inside is a lower bound of the replayed one: ``plan.fit``'s searches
+    answer "does not fit" from it without the replay (and replay where it is within the budget)."""
+    skipped: list = []
+    token = _FLOOR.set(skipped)
+    try:
+        yield skipped
+    finally:
+        _FLOOR.reset(token)
+
+
+def _floored() -> bool:
+    skipped = _FLOOR.get()
+    if skipped is None:
+        return False
+    skipped.append(True)
+    return True
+
+
 def prefill_cache(spec: Any, w: Any, a: float, extra: tuple[int, ...],
                   config: AllocatorConfig = DEFAULT_CONFIG) -> Optional[int]:
     """The cache (``max_memory_reserved − max_memory_allocated``) of an inference prefill replayed through the
@@ -183,6 +223,8 @@ def prefill_cache(spec: Any, w: Any, a: float, extra: tuple[int, ...],
     :func:`covered` is false."""
     if not _REPLAY.get() or not covered(spec, w, a):
         return None
+    if _floored():
+        return 0
     gemma = spec.model_type == "gemma2"
     return _prefill_cache(spec, w.batch, w.seq, int(a), extra, config, gemma or w.attn == "eager", gemma)
 
@@ -393,6 +435,8 @@ def train_cache(spec: Any, w: Any, a: float, extra: tuple[int, ...],
     is false."""
     if not _REPLAY.get() or not covered_training(spec, w, a):
         return None
+    if _floored():
+        return 0
     frozen = w.frozen_layers if w.method == "freeze" else None
     return _train_cache(spec, w.batch, w.seq, int(a), extra, config, w.optimizer_in_backward, frozen)
 
