@@ -27,6 +27,28 @@ def test_largest_fitting_none():
     assert largest_fitting(lambda x: False, 1, 100) == 0
 
 
+@given(st.integers(1, 10_000), st.integers(1, 10_000), st.integers(1, 10_000))
+def test_largest_fitting_from_a_known_fit(limit, hi, start):
+    """Monotone: the start changes nothing. A sawtooth (fits below ``limit`` and in a window above it): a
+    fitting start is a floor of the answer and the answer fits."""
+    assert largest_fitting(lambda x: x <= limit, 1, hi, start=start) == min(limit, hi)
+    saw = lambda x: x <= limit // 2 or limit <= x <= limit + 50  # noqa: E731
+    got = largest_fitting(saw, 1, hi, start=start)
+    if start <= hi and saw(start):
+        assert got >= start
+    assert got == 0 or saw(got)
+
+
+def test_longest_context_is_not_below_a_fitting_context():
+    """llama-3-8b full training on an H100: the replayed cache makes 1,024 tokens need 80.67 GiB and 2,048 only
+    78.95 (79.65 usable); the verdict at 2,048 is "fits", so the longest context that fits is not 853."""
+    m, g = resolve("llama-3-8b"), find_gpu("h100")
+    w = make_workload(task="finetune", method="full", seq=2048)
+    a = fit(m, w, g)
+    assert a.fits and a.max_seq >= 2048 and a.max_batch >= 1
+    assert total(m, replace(w, seq=a.max_seq)) <= g.usable_bytes
+
+
 @pytest.mark.parametrize("name, task, method, gpu", [
     ("llama-3-8b", "inference", None, "rtx-4090"),
     ("qwen2.5-7b", "finetune", "lora", "a100-80gb"),

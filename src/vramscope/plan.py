@@ -142,11 +142,20 @@ class FitAnswer:
         }
 
 
-def largest_fitting(fits: Callable[[int], bool], lo: int, hi: int) -> int:
-    """Largest x in [lo, hi] with ``fits(x)`` for a monotone predicate; ``lo - 1`` when none fits."""
-    if not fits(lo):
+def largest_fitting(fits: Callable[[int], bool], lo: int, hi: int, start: Optional[int] = None) -> int:
+    """Largest x in [lo, hi] with ``fits(x)`` for a monotone predicate; ``lo - 1`` when none fits.
+
+    The device number is not monotone everywhere: the replayed allocator cache (``memory/synthetic.py``) is a
+    sawtooth in the sequence (llama-3-8b full training on an H100 needs 80.67 GiB at 1,024 tokens and 78.95 at
+    2,048). ``start``, where given and fitting (the workload's own value), is then a floor of the answer: the
+    search gallops up from it, so "longest context that fits" is never below a context the verdict says fits."""
+    if start is not None and lo <= start <= hi and fits(start):
+        good = start
+    elif not fits(lo):
         return lo - 1
-    good, step = lo, 1
+    else:
+        good = lo
+    step = 1
     while True:  # gallop up until a failure or the bound
         probe = min(hi, good + step)
         if probe == good:

@@ -224,8 +224,8 @@ class Engine:
         from ..plan import largest_fitting
         from ..workload import MAX_BATCH
 
-        max_batch = largest_fitting(lambda b: fits(replace(w, batch=b)), 1, MAX_BATCH)
-        max_seq = largest_fitting(lambda s: fits(replace(w, seq=s)), 1, max(seq_limit, 1))
+        max_batch = largest_fitting(lambda b: fits(replace(w, batch=b)), 1, MAX_BATCH, start=w.batch)
+        max_seq = largest_fitting(lambda s: fits(replace(w, seq=s)), 1, max(seq_limit, 1), start=w.seq)
         return max_batch, max_seq, None
 
     def suggestions(self, model: "ResolvedModel", w: "Workload", usable: int,
