@@ -244,14 +244,19 @@ def test_alloc_conf_is_replayed():
     assert estimate_resolved(model, w2).memory.terms["allocator_cache"] == r1 - a1
 
 
+def _llama_3_70b():
+    """The catalog's Llama-3-70B as the estimator reads it: 80 layers, for the full-depth cost bounds."""
+    from vramscope.sources import catalog
+    from vramscope.sources.hf_config import spec_from_config
+
+    return spec_from_config(catalog.find("llama-3-70b")["config"], name="llama-3-70b")
+
+
 def test_replay_is_fast_at_full_depth():
     """An estimate stays under 0.3 s: the prefill of an 80-layer model is replayed in a fraction of it."""
     import time
 
-    from vramscope.sources import catalog
-    from vramscope.sources.hf_config import spec_from_config
-
-    spec = spec_from_config(catalog.find("llama-3-70b")["config"], name="llama-3-70b")
+    spec = _llama_3_70b()
     w = make_workload(task="inference", seq=8192)
     synthetic._prefill_cache.cache_clear()
     t = time.perf_counter()
@@ -263,10 +268,7 @@ def test_training_replay_at_full_depth_is_bounded():
     """Two training steps of an 80-layer model replay in well under a second (~0.2 s on an idle core)."""
     import time
 
-    from vramscope.sources import catalog
-    from vramscope.sources.hf_config import spec_from_config
-
-    spec = spec_from_config(catalog.find("llama-3-70b")["config"], name="llama-3-70b")
+    spec = _llama_3_70b()
     w = make_workload(task="finetune", seq=4096)
     synthetic._train_cache.cache_clear()
     t = time.perf_counter()

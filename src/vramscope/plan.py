@@ -306,14 +306,15 @@ def _diff(w: Workload, new: Workload) -> dict[str, Any]:
     return {k: v for k, v in now.items() if old.get(k) != v}
 
 
-def _evaluate(model: ResolvedModel, w: Workload, gpu: Gpu, usable: int, base: int, key: str,
+def _evaluate(model: ResolvedModel, w: Workload, gpu: Gpu, usable: int, base: int, base_fitted: int, key: str,
               params: dict[str, Any], changes: dict[str, Any], cost: str) -> Suggestion:
-    """A change re-estimated as the user would type it (raises VramscopeError when the change is refused)."""
+    """A change re-estimated as the user would type it (raises VramscopeError when the change is refused);
+    ``base_fitted``: the workload's own total with the fitted cache shares (:func:`_fitted_total`)."""
     new = rebuild(w, changes)
     total = _total(model, new)
     command = None if w.options is None else command_line(model, merge_options(w.options, changes), gpu)
     saves, alike = base - total, True
-    base_fitted, new_fitted = _fitted_total(model, w), _fitted_total(model, new)
+    new_fitted = _fitted_total(model, new)
     if (base_fitted != base) != (new_fitted != total):
         # one side's allocator cache is its replayed stream (memory/synthetic.py), the other's the fitted shares:
         # the difference of the two totals would be the two cache models' difference, not the change's
@@ -379,15 +380,16 @@ def _suggest(model: ResolvedModel, w: Workload, gpu: Gpu, usable: int, base: int
         cands.append(("s_gpus", {"n": gpus_needed, "parallelism": par},
                       {"num_gpus": gpus_needed, "parallelism": par}, "hardware"))
     out = []
+    base_fitted = _fitted_total(model, w)  # once: every change's saving may be compared with it
     for key, params, changes, cost in cands:
         try:
-            out.append(_evaluate(model, w, gpu, usable, base, key, params, changes, cost))
+            out.append(_evaluate(model, w, gpu, usable, base, base_fitted, key, params, changes, cost))
         except VramscopeError:
             continue
     cost_rank = {"none": 0, "speed": 1, "quality": 2, "hardware": 3}
     out = [s for s in out if s.saves_bytes > 0]
     if not any(s.fits and s.cost != "hardware" for s in out):
-        combo = _combine(model, w, gpu, usable, base, [c for c in cands if c[3] != "hardware"])
+        combo = _combine(model, w, gpu, usable, base, base_fitted, [c for c in cands if c[3] != "hardware"])
         if combo is not None:
             out.append(combo)
     out.sort(key=lambda s: (not s.fits, cost_rank[s.cost] if s.fits else 0, -s.saves_bytes))
@@ -405,7 +407,7 @@ def _severity(key: str, params: dict[str, Any]) -> int:
     return _SEVERITY.get(key, 1)
 
 
-def _combine(model: ResolvedModel, w: Workload, gpu: Gpu, usable: int, base: int,
+def _combine(model: ResolvedModel, w: Workload, gpu: Gpu, usable: int, base: int, base_fitted: int,
              cands: list[tuple[str, dict[str, Any], dict[str, Any], str]]) -> Optional[Suggestion]:
     """When no single change fits: the gentlest pair or triple of changes that fits (each re-estimated),
     gentlest meaning fewest changes, then least quality/speed cost, then most headroom."""
@@ -437,8 +439,8 @@ def _combine(model: ResolvedModel, w: Workload, gpu: Gpu, usable: int, base: int
     parts = [Suggestion(k, p, ch, 0, 0, False, cost) for k, p, ch, cost in combo]
     costs = {"none": 0, "speed": 1, "quality": 2}
     worst = max((p.cost for p in parts), key=lambda c: costs.get(c, 3))
-    return _evaluate(model, w, gpu, usable, base, "s_combo", {"parts": tuple((p.key, p.params) for p in parts)},
-                     changes, worst)
+    return _evaluate(model, w, gpu, usable, base, base_fitted, "s_combo",
+                     {"parts": tuple((p.key, p.params) for p in parts)}, changes, worst)
 
 
 def fit(model: ResolvedModel, w: Workload, gpu: Gpu, suggestions: bool = True) -> FitAnswer:
