@@ -188,20 +188,25 @@ def _train_answer(model, w, gpu, old: bool) -> tuple[dict, float, int]:
     return a.to_dict(), dt, synthetic._train_cache.cache_info().misses
 
 
-def train_rows(runs: int) -> list[tuple[str, float, int, float, int]]:
+def timed_rows(cases, answer, runs: int, same_replays: bool = False) -> list[tuple[str, float, int, float, int]]:
+    """Each case's ``fit`` answered by ``answer`` with the old code and the new, alternating, ``runs`` times:
+    (label, median before, replays before, median after, replays after); the answers must be identical (and, with
+    ``same_replays``, the replay counts too)."""
     rows = []
-    for label, name, kw, gpu in TRAIN_CASES:
+    for label, name, kw, gpu in cases:
         model, w, g = resolve(name), make_workload(**kw), find_gpu(gpu)
         times: dict[bool, list[float]] = {True: [], False: []}
         reps = {}
         for _ in range(runs):
             for old in (True, False):
-                ans, dt, n = _train_answer(model, w, g, old)
+                ans, dt, n = answer(model, w, g, old)
                 times[old].append(dt)
                 reps[old] = n
                 if old:
                     before = ans
             assert json.dumps(before, sort_keys=True) == json.dumps(ans, sort_keys=True), label
+        if same_replays:
+            assert reps[True] == reps[False], label
         rows.append((label, statistics.median(times[True]), reps[True], statistics.median(times[False]),
                      reps[False]))
         print(rows[-1], flush=True)
@@ -287,28 +292,12 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--write")
     args = ap.parse_args()
-    rows = []
-    for label, name, kw, gpu in CASES:
-        model, w, g = resolve(name), make_workload(**kw), find_gpu(gpu)
-        times = {True: [], False: []}
-        reps = {}
-        for _ in range(args.runs):
-            for old in (True, False):
-                ans, dt, n = _answer(model, w, g, old)
-                times[old].append(dt)
-                reps[old] = n
-                if old:
-                    before = ans
-            assert json.dumps(before, sort_keys=True) == json.dumps(ans, sort_keys=True), label
-        assert reps[True] == reps[False], label
-        rows.append((label, statistics.median(times[True]), reps[True], statistics.median(times[False]),
-                     reps[False]))
-        print(rows[-1], flush=True)
+    rows = timed_rows(CASES, _answer, args.runs, same_replays=True)
     same, total, differ = sweep()
     print("sweep:", same, "of", total, "identical", differ)
     est = single(args.runs)
     print(est)
-    trows = train_rows(args.runs)
+    trows = timed_rows(TRAIN_CASES, _train_answer, args.runs)
     tsame, ttotal, tdiffer = train_sweep()
     print("train sweep:", tsame, "of", ttotal, "identical", tdiffer)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
