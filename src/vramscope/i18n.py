@@ -788,6 +788,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "n_remote_llama": {"en": "remote-code family: read as the Llama layout it is equivalent to ({packed} = q,k,v)", "zh": "远程代码模型家族：按与之等价的 Llama 结构读取（{packed} = q,k,v）"},
     "n_remote_glm": {"en": "remote-code family: read as the GLM layout it is equivalent to", "zh": "远程代码模型家族：按与之等价的 GLM 结构读取"},
     "n_no_config": {"en": "no config.json beside the weights: shape inferred from tensor names, head_dim assumed 128", "zh": "权重旁没有 config.json：形状按张量名称推断，head_dim 假定为 128"},
+    "n_processor_config": {"en": "image processor settings read from {files}: {settings} (the tokens an image becomes follow them; {o_mm} still overrides them)", "zh": "图像处理器设置读自 {files}：{settings}（每张图像占用的词元数按此计算；{o_mm} 仍可覆盖）"},
     "n_tied_head": {"en": "{name} is stored although config.json ties it to the embeddings; counted once, as loaded", "zh": "虽然 config.json 把 {name} 与词嵌入绑定，检查点仍单独存储了它；按加载方式只计一次"},
     "n_stored_mismatch": {"en": "warning: the weight files hold {stored} parameters but config.json describes {expected} ({pct}){why}; the estimate uses the stored tensors", "zh": "警告：权重文件含 {stored} 个参数，而 config.json 描述的是 {expected} 个（{pct}）{why}；估算使用实际存储的张量"},
     "n_shape_partly": {"en": "shape partly given by options, the rest nominal", "zh": "形状部分由选项给出，其余为推定值"},

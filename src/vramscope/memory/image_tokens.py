@@ -84,7 +84,13 @@ def video_smart_resize(frames: int, height: int, width: int, temporal: int, fact
 
 
 def _pixels(vs: VisionSpec, kwargs: Optional[Mapping[str, object]], video: bool = False) -> tuple[int, int]:
+    """(min_pixels, max_pixels) as vLLM 0.33.0 ``Qwen2VLProcessingInfo._get_vision_size`` resolves them: the
+    processor's own size (the folder's processor config, :mod:`vramscope.sources.processor_config`, else the
+    published one), a requested ``size`` over it, ``min_pixels`` / ``max_pixels`` over that."""
     lo, hi = QWEN_PIXELS[vs.kind][1 if video else 0]
+    own = dict(vs.processor)
+    prefix = "video_" if video and vs.kind == "qwen3_vl" else ""
+    lo, hi = own.get(prefix + "shortest_edge", lo), own.get(prefix + "longest_edge", hi)
     kw = dict(kwargs or {})
     size = kw.get("size") if isinstance(kw.get("size"), dict) else {}
     lo = int(kw.get("min_pixels") or size.get("shortest_edge") or lo)
@@ -201,8 +207,11 @@ def image_tokens(spec: ModelSpec, width: int, height: int,
         return (vs.image_size // vs.patch_size) ** 2 + (1 if vs.select_strategy == "full" else 0)
     if vs.kind == "siglip":
         return vs.image_tokens or 256
-    if vs.kind == "internvl":
-        return vs.image_tokens * internvl_tiles(height, width, vs.image_size)
+    if vs.kind == "internvl":  # InternVLProcessor's images_kwargs tile whatever the image processor says
+        own = dict(vs.processor)
+        return vs.image_tokens * internvl_tiles(height, width, vs.image_size,
+                                                int(own.get("min_patches", INTERNVL_TILES[0])),
+                                                int(own.get("max_patches", INTERNVL_TILES[1])))
     if vs.kind == "llama4":
         return 0
     if vs.kind == "mllama":
@@ -272,11 +281,17 @@ def gemma3_max_crops(vs: VisionSpec, kwargs: Optional[Mapping[str, object]] = No
     return gemma3_crops(vs.image_size, vs.image_size * int(most), kwargs)  # type: ignore[call-overload]
 
 
+def internvl_settings(vs: VisionSpec, kwargs: Optional[Mapping[str, object]] = None) -> dict[str, object]:
+    """What vLLM 0.33.0's ``InternS1ProcessingInfo`` tiles with: the image processor's own attributes (the
+    folder's processor config; without one tiling on, 1 to 12 tiles) under the merged ``--mm-processor-kwargs``."""
+    return {**dict(vs.processor), **(kwargs or {})}
+
+
 def internvl_patches(vs: VisionSpec, height: int, width: int, kwargs: Optional[Mapping[str, object]] = None) -> int:
     """transformers 5.24 ``GotOcr2ImageProcessor.get_number_of_image_patches`` with vLLM's merged
-    ``--mm-processor-kwargs`` (``min_patches``, ``max_patches``, ``crop_to_patches``; tiling on, as
-    InternVLProcessor's own default)."""
-    kw = kwargs or {}
+    ``--mm-processor-kwargs`` over the image processor's attributes (:func:`internvl_settings`; ``min_patches``,
+    ``max_patches``, ``crop_to_patches``; tiling on when nothing says otherwise)."""
+    kw = internvl_settings(vs, kwargs)
     lo, hi = int(kw.get("min_patches", INTERNVL_TILES[0])), int(kw.get("max_patches", INTERNVL_TILES[1]))
     if not kw.get("crop_to_patches", True) or hi <= 1:
         return 1
@@ -292,7 +307,8 @@ def _internvl_max(vs: VisionSpec, seq_len: int, kwargs: Optional[Mapping[str, ob
     image of the most tokens, at least one."""
     counts = counts if counts is not None else {"image": 1, "video": 1}
     per_tile = vs.image_tokens
-    top = INTERNVL_TILES[1] + (1 if (kwargs or {}).get("crop_to_patches", True) else 0)
+    kw = internvl_settings(vs, kwargs)
+    top = int(kw.get("max_patches", INTERNVL_TILES[1])) + (1 if kw.get("crop_to_patches", True) else 0)
     grids = {(wr, hr) for n in range(1, top + 1) for wr in range(1, n + 1) for hr in range(1, n + 1)
              if 1 <= wr * hr <= top}
     image = max(per_tile * internvl_patches(vs, vs.image_size * hr, vs.image_size * wr, kwargs) for wr, hr in grids)

@@ -159,6 +159,9 @@ class VisionSpec:
     select_strategy: str = "default"  # llava vision_feature_select_strategy: default drops the CLS token, full not
     grid_pinpoints: tuple[tuple[int, int], ...] = ()  # llava_next image_grid_pinpoints, (height, width) each
     image_tokens: int = 0  # gemma3 mm_tokens_per_image, internvl image_seq_length: tokens per image (tile)
+    #: the image/video processor's settings read from the model folder's processor config
+    #: (:mod:`vramscope.sources.processor_config`), sorted (key, value) pairs; empty: the published defaults
+    processor: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from . import safetensors as st
 from .base import ResolvedModel, StoredTensor, file_kind, load_json, os_error, require_regular, shown_path, \
     stat_path, with_stored
 from .hf_config import spec_from_config
+from .processor_config import with_processor
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 #: A config.json: real ones are 1-50 KB; the largest (image classifiers with 21k labels twice) ~1-2 MB.
@@ -115,7 +116,7 @@ def _resolve_safetensors(files: list[Path], folder: Path, origin: str,
     notes: tuple[str, ...] = ()
     quant = None
     if cfg is not None:
-        spec = spec_from_config(cfg, name=_name_for(folder), origin=str(cfg_path))
+        spec, notes = with_processor(spec_from_config(cfg, name=_name_for(folder), origin=str(cfg_path)), folder)
         quant = cfg.get("quantization_config")
         if quant is not None and not isinstance(quant, dict):
             raise VramscopeError("config_bad_value", origin=shown_path(cfg_path), key="quantization_config",
@@ -299,7 +300,8 @@ def resolve_path(path: Path) -> Optional[ResolvedModel]:
         return _resolve_safetensors([path], path.parent, str(path))
     if name.endswith(".json"):
         raw = with_sidecar_quant(read_config(path), path)
-        return _from_spec(spec_from_config(raw, name=_name_for(path), origin=str(path)), "config", str(path), raw)
+        return _from_spec(spec_from_config(raw, name=_name_for(path), origin=str(path)), "config", str(path), raw,
+                          path.parent)
     raise VramscopeError("bad_choice", field="MODEL", value=shown_path(path),
                          allowed="a folder, config.json, *.safetensors, *.safetensors.index.json or *.gguf")
 
@@ -320,12 +322,13 @@ def _resolve_folder(path: Path) -> ResolvedModel:
     if "config.json" in names:
         cfg = path / "config.json"
         raw = with_sidecar_quant(read_config(cfg), cfg)
-        return _from_spec(spec_from_config(raw, name=path.name, origin=str(cfg)), "config", str(cfg), raw)
+        return _from_spec(spec_from_config(raw, name=path.name, origin=str(cfg)), "config", str(cfg), raw, path)
     if any(n.lower().endswith(PICKLE_SUFFIXES) for n in names):
         raise VramscopeError("pickle_refused", path=shown_path(path))
     raise VramscopeError("dir_no_model", path=shown_path(path))
 
 
-def _from_spec(spec: ModelSpec, kind: str, origin: str, raw: dict) -> ResolvedModel:
+def _from_spec(spec: ModelSpec, kind: str, origin: str, raw: dict, folder: Path) -> ResolvedModel:
+    spec, read = with_processor(spec, folder)
     return ResolvedModel(spec=spec, kind=kind, origin=origin, params=spec.params, active_params=spec.active_params,
-                         notes=spec.notes, hf_config=raw)
+                         notes=spec.notes + read, hf_config=raw)
