@@ -1,4 +1,5 @@
-"""Models not in the catalog, read from the Hugging Face Hub: config.json and safetensors metadata only.
+"""Models not in the catalog, read from the Hugging Face Hub: config.json, the small side files that change the
+estimate (``hf_quant_config.json``, the processor configs) and safetensors metadata only.
 
 Weights are never downloaded and repository code is never run (no ``trust_remote_code``). Needs the ``hub``
 extra (``huggingface_hub``); offline, gated and missing repositories each get their own clear message.
@@ -6,15 +7,19 @@ extra (``huggingface_hub``); offline, gated and missing repositories each get th
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 from ..errors import VramscopeError
-from .base import JsonProblem, ResolvedModel, parse_json, read_limited, with_stored
+from .base import JsonProblem, ResolvedModel, format_limit, parse_json, read_limited, with_stored
 from .hf_config import spec_from_config
+from .local import MAX_SIDECAR_BYTES, SIDECAR, with_sidecar_quant
+from .processor_config import IMAGE_PROCESSOR, MAX_PROCESSOR_BYTES, PROCESSOR, VIDEO_PROCESSOR, with_processor
 from .safetensors import stored_tensors
 
 #: the same bound as for a local config.json (sources/local.py)
@@ -59,6 +64,36 @@ def _classify(name: str, e: Exception) -> VramscopeError:
     return VramscopeError("hub_offline", name=name, detail=text)
 
 
+#: the small files beside config.json that change the estimate: NVIDIA ModelOpt's quantization sidecar and the
+#: image / video processor configs (sources/local.py, sources/processor_config.py)
+PROCESSOR_FILES = (PROCESSOR, IMAGE_PROCESSOR, VIDEO_PROCESSOR)
+SIDE_FILES = (SIDECAR,) + PROCESSOR_FILES
+
+
+def _side_files(hub: Any, name: str) -> dict[str, str]:
+    """The side files the repository has, fetched into the same snapshot as its config.json (file name -> local
+    path). Their sizes are read from the repository's listing first and a file over its bound is refused before a
+    byte of it is downloaded; a listing that cannot be had (old client, network) means none are read, and the
+    estimate says nothing more than config.json does."""
+    try:
+        info = hub.HfApi().model_info(name, files_metadata=True)
+        sizes = {s.rfilename: s.size for s in (info.siblings or ())}
+    except Exception:  # a listing is optional: config.json alone still answers
+        return {}
+    out = {}
+    for fname in SIDE_FILES:
+        if fname not in sizes:
+            continue
+        limit = MAX_SIDECAR_BYTES if fname == SIDECAR else MAX_PROCESSOR_BYTES
+        if sizes[fname] is not None and sizes[fname] > limit:
+            raise VramscopeError("file_too_large", path=f"hf://{name}/{fname}", limit=format_limit(limit))
+        try:
+            out[fname] = hub.hf_hub_download(repo_id=name, filename=fname)
+        except Exception as e:
+            raise _classify(name, e) from None
+    return out
+
+
 def resolve_hub(name: str) -> ResolvedModel:
     hub = _hub()
     if hub is None:
@@ -78,7 +113,13 @@ def resolve_hub(name: str) -> ResolvedModel:
         raise VramscopeError("config_bad_json", origin=f"{name}/config.json", detail=e.detail) from None
     if not isinstance(cfg, dict):
         raise VramscopeError("config_not_object", origin=f"{name}/config.json")
+    fetched = _side_files(hub, name)
+    if SIDECAR in fetched:
+        cfg = with_sidecar_quant(cfg, Path(fetched[SIDECAR]).parent / "config.json")
     spec = spec_from_config(cfg, name=name, origin=f"hf://{name}/config.json")
+    if fetched.keys() & set(PROCESSOR_FILES):
+        spec, read = with_processor(spec, Path(next(iter(fetched.values()))).parent)
+        spec = dataclasses.replace(spec, notes=spec.notes + read)
     stored = None
     try:
         meta = hub.get_safetensors_metadata(name)
