@@ -177,3 +177,13 @@ def test_moe_refused():
     rc, _, err = run_cli(["estimate", "qwen3-30b-a3b", "--framework", "megatron", "--task", "pretrain",
                           "--te-fp8", "delayed", "--no-hub"])
     assert rc == 2 and "--te-fp8" in err and "MoE" in err
+
+
+def test_tensor_and_sequence_parallel_by_hand():
+    # tp 2 with sequence parallelism: per rank q 2048, I 7168, kv 512; the norm outputs (h wide) are the local
+    # sequence shard (LayerNormLinear saves ln_out before its all-gather)
+    kw = dict(tp=2, sequence_parallel=True)
+    none, fp8 = _forward(**kw), _forward(te_fp8="delayed", **kw)
+    assert fp8["activations"] - none["activations"] == LAYERS * TOKENS * (2 * (1 - 2) * 4096 // 2 - 7168 + 2048)
+    linear = 3072 * 4096 + 4096 * 2048 + 14336 * 4096 + 4096 * 7168
+    assert fp8["weights"] - none["weights"] == LAYERS * (2 * linear + 16) + te_fp8.meta_bytes("delayed", 1) * 4 * LAYERS
