@@ -183,6 +183,7 @@ FLAGS = {
     "skip_mm_profiling": dict(engine="vllm"),
     "fsdp_float8_all_gather": dict(task="pretrain", float8="tensorwise", num_gpus=2, parallelism="fsdp"),
     "moe_pad_to_capacity": dict(task="pretrain", framework="megatron", moe_capacity_factor=1.0),
+    "fp8_param_gather": dict(task="pretrain", framework="megatron", te_fp8="delayed", num_gpus=2, parallelism="zero1"),
 }
 #: the switches that need a model of another kind than the default's (an expert capacity needs experts)
 FLAG_MODEL = {"moe_pad_to_capacity": "qwen3-30b-a3b"}

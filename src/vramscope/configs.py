@@ -1049,11 +1049,18 @@ def _tt_converters(path: str, cfg: dict, out: dict[str, Any]) -> None:
 #: Megatron-LM's integer arguments (megatron/training/arguments.py) that change memory, and their options
 _MEGATRON_INTS = {"--micro-batch-size": "batch", "--seq-length": "seq", "--tensor-model-parallel-size": "tp",
                   "--pipeline-model-parallel-size": "pp", "--context-parallel-size": "sp",
-                  "--expert-model-parallel-size": "ep", "--recompute-num-layers": "recompute_num_layers"}
+                  "--expert-model-parallel-size": "ep", "--recompute-num-layers": "recompute_num_layers",
+                  "--fp8-amax-history-len": "fp8_amax_history_len"}
 #: Megatron-LM arguments whose value is a word
 _MEGATRON_WORDS = ("--recompute-granularity", "--recompute-method", "--num-layers-per-virtual-pipeline-stage",
                    "--virtual-pipeline-model-parallel-size", "--fp8-format", "--moe-token-dispatcher-type",
-                   "--moe-expert-capacity-factor")
+                   "--moe-expert-capacity-factor", "--fp8-recipe", "--fp8-amax-compute-algo", "--fp8-margin",
+                   "--fp8-interval", "--num-layers-at-start-in-bf16", "--num-layers-at-end-in-bf16")
+#: Megatron-LM core_v0.19.0 --fp8-recipe values vramscope models (transformer_config.py fp8_recipe; memory/te_fp8.py)
+_MEGATRON_FP8_RECIPES = ("delayed", "tensorwise", "mxfp8", "blockwise")
+#: FP8 switches that change what is kept and are not modelled
+_MEGATRON_FP8_UNMODELLED = ("--first-last-layers-bf16", "--fp8-dot-product-attention", "--fp8-multi-head-attention",
+                            "--fp8-output-proj", "--activation-func-fp8-input-store")
 MAX_ARGS_BYTES = 64 * 1024
 
 
@@ -1064,8 +1071,11 @@ def from_megatron_args(value: str) -> dict[str, Any]:
     ``--use-distributed-optimizer`` (ZeRO-1 here; without it Megatron's DDP), ``--bf16``,
     ``--recompute-granularity`` (full, selective), ``--recompute-method``, ``--recompute-num-layers``, a virtual
     pipeline (interleaved 1F1B), ``--moe-token-dispatcher-type`` (allgather, alltoall),
-    ``--moe-expert-capacity-factor``, ``--moe-pad-expert-input-to-capacity``. The loop is Megatron-LM's; other arguments (the model's shape comes from MODEL)
-    are ignored. ``--fp16`` and ``--fp8-format`` are refused: not modelled yet."""
+    ``--moe-expert-capacity-factor``, ``--moe-pad-expert-input-to-capacity``, Transformer Engine FP8
+    (``--fp8-format e4m3|hybrid`` with ``--fp8-recipe`` delayed (Megatron's default), tensorwise, mxfp8 or
+    blockwise; ``--fp8-amax-history-len``; ``--fp8-param-gather``: memory/te_fp8.py). The loop is Megatron-LM's;
+    other arguments (the model's shape comes from MODEL) are ignored. ``--fp16``, ``--fp8-recipe custom`` and the
+    FP8 switches of ``_MEGATRON_FP8_UNMODELLED`` are refused: not modelled."""
     import os
     import shlex
 
@@ -1083,6 +1093,7 @@ def from_megatron_args(value: str) -> dict[str, Any]:
     except ValueError as e:
         raise _bad(origin, "arguments", shown(text[:60]), f"shell words ({e})") from None
     out: dict[str, Any] = {"framework": "megatron", "task": "pretrain", "parallelism": "ddp"}
+    fp8: dict[str, Any] = {}
     i = 0
     while i < len(words):
         word = words[i]
@@ -1101,8 +1112,20 @@ def from_megatron_args(value: str) -> dict[str, Any]:
             out["parallelism"] = "zero1"
         elif flag_ == "--bf16":
             out.update(dtype="bf16", precision="mixed")
-        elif flag_ in ("--fp16", "--fp8-format"):
-            raise _bad(origin, flag_, arg or "given", "--bf16 (Megatron's fp16 and FP8 recipes are not modelled yet)")
+        elif flag_ == "--fp16":
+            raise _bad(origin, flag_, "given", "--bf16 (Megatron's fp16 recipe is not modelled yet)")
+        elif flag_ == "--fp8-format":
+            if arg not in ("e4m3", "hybrid"):
+                raise _bad(origin, flag_, arg, "e4m3 or hybrid")
+            fp8["format"] = arg
+        elif flag_ == "--fp8-recipe":
+            if arg not in _MEGATRON_FP8_RECIPES:
+                raise _bad(origin, flag_, arg, "delayed, tensorwise, mxfp8 or blockwise (custom is not modelled)")
+            fp8["recipe"] = arg
+        elif flag_ == "--fp8-param-gather":
+            fp8["param_gather"] = True
+        elif flag_ in _MEGATRON_FP8_UNMODELLED:
+            raise _bad(origin, flag_, "given", "none of it (not modelled with Transformer Engine FP8 yet)")
         elif flag_ == "--recompute-granularity":
             if arg not in ("full", "selective"):
                 raise _bad(origin, flag_, arg, "full or selective")
@@ -1127,6 +1150,20 @@ def from_megatron_args(value: str) -> dict[str, Any]:
             out["moe_capacity_factor"] = cf
         elif flag_ == "--moe-pad-expert-input-to-capacity":
             out["moe_pad_to_capacity"] = True
+    if fp8 and "format" not in fp8:
+        given = "--fp8-recipe" if "recipe" in fp8 else "--fp8-param-gather"
+        raise _bad(origin, given, "without --fp8-format", "with --fp8-format e4m3 or hybrid")
+    if "fp8_amax_history_len" in out and "format" not in fp8:
+        raise _bad(origin, "--fp8-amax-history-len", "without --fp8-format", "with --fp8-format e4m3 or hybrid")
+    if fp8:
+        out["te_fp8"] = fp8.get("recipe", "delayed")  # transformer_config.py: fp8_recipe = "delayed"
+        if out["te_fp8"] != "delayed":
+            out.pop("fp8_amax_history_len", None)  # only DelayedScaling reads it
+        if fp8.get("param_gather"):
+            if out["parallelism"] != "zero1":  # arguments.py: "--fp8-param-gather only supported with distributed optimizer"
+                raise _bad(origin, "--fp8-param-gather", "without --use-distributed-optimizer",
+                           "with --use-distributed-optimizer")
+            out["fp8_param_gather"] = True
     if ("recompute_method" in out or "recompute_num_layers" in out) and out.get("grad_checkpointing") != "full":
         raise _bad(origin, "--recompute-method", out.get("recompute_method", "given"),
                    "with --recompute-granularity full")

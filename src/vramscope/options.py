@@ -261,6 +261,9 @@ CHECKPOINT_MODES = ("full", "selective", "op")
 #: torchao float8 training recipes (torchao/float8/config.py Float8LinearRecipeName), then torchao 0.18's MXFP8
 #: ones (prototype/moe_training/config.py MXFP8TrainingRecipe mxfp8_rceil, mxfp8_rceil_wgrad_with_hp)
 FLOAT8_RECIPES = ("none", "tensorwise", "rowwise", "rowwise_with_gw_hp", "mxfp8", "mxfp8_wgrad_with_hp")
+#: Transformer Engine FP8 recipes as Megatron-LM core_v0.19.0 names them (transformer_config.py ``fp8_recipe``;
+#: memory/te_fp8.py)
+TE_FP8_RECIPES = ("none", "delayed", "tensorwise", "mxfp8", "blockwise")
 #: Megatron-LM --recompute-method (megatron/core/transformer/transformer_block.py _checkpointed_forward)
 RECOMPUTE_METHODS = ("uniform", "block")
 FSDP_SHARDING = ("full", "hybrid")
@@ -499,6 +502,23 @@ CORE: tuple[Option, ...] = (
     O("fsdp_float8_all_gather", ("--fsdp-float8-all-gather",), "flag", False, group="parallel", owner="training",
       help_en="FSDP2 all-gathers float8 weights (torchao enable_fsdp_float8_all_gather; tensorwise only)",
       help_zh="FSDP2 以 float8 聚合权重（torchao 的 enable_fsdp_float8_all_gather；仅 tensorwise）"),
+    O("te_fp8", ("--te-fp8",), "choice", "none", group="training", owner="training", choices=TE_FP8_RECIPES,
+      help_en="Transformer Engine FP8 under Megatron-LM ({fw}; its fp8-format with fp8-recipe): none (default) | "
+              "delayed | tensorwise | mxfp8 (Blackwell GPUs) | blockwise: the decoder layers' linears save FP8 "
+              "inputs and keep cached FP8 weights",
+      help_zh="Megatron-LM 下的 Transformer Engine FP8（{fw}；即其 fp8-format 与 fp8-recipe）：none（默认）| "
+              "delayed | tensorwise | mxfp8（Blackwell GPU）| blockwise：解码层线性层保存 FP8 输入并缓存 FP8 权重",
+      help_opts={"fw": Opt("framework", "megatron")}),
+    O("fp8_amax_history_len", ("--fp8-amax-history-len",), "int", 1, group="training", owner="training", lo=1,
+      hi=1_000_000, metavar="N",
+      help_en="amax history rows per FP8 tensor under {r} (Megatron-LM's default 1; Transformer Engine's own 1024)",
+      help_zh="{r} 下每个 FP8 张量的 amax 历史行数（Megatron-LM 默认 1；Transformer Engine 自身默认 1024）",
+      help_opts={"r": Opt("te_fp8", "delayed")}),
+    O("fp8_param_gather", ("--fp8-param-gather",), "flag", False, group="training", owner="training",
+      help_en="Megatron-LM keeps the decoder layers' linear weights in FP8 and all-gathers them in FP8 (with {te} "
+              "and the distributed optimizer)",
+      help_zh="Megatron-LM 以 FP8 保存解码层线性层权重并以 FP8 聚合（需 {te} 与分布式优化器）",
+      help_opts={"te": Opt("te_fp8", "RECIPE")}),
     O("activation_offload", ("--activation-offload",), "flag", False, group="training", owner="training",
       help_en="saved activations to pinned CPU memory (torchtune / TRL activation offloading)",
       help_zh="把保存的激活卸载到锁页 CPU 内存（torchtune / TRL 的激活卸载）"),

@@ -433,6 +433,23 @@ def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
     if v.get("fsdp_float8_all_gather") and (out["parallelism"] != "fsdp" or out["fsdp_version"] != 2):
         raise VramscopeError("conflict", field="fsdp_float8_all_gather",
                              reason=Text("r_float8_fsdp2", use=Opt("parallelism", "fsdp")))
+    te = v.get("te_fp8", "none")
+    if te != "none" and out["framework"] != "megatron":
+        raise VramscopeError("conflict", field="te_fp8", reason=Text("r_te_fp8_megatron", use=Opt("framework", "megatron")))
+    if te != "none" and method != "full":
+        raise VramscopeError("conflict", field="te_fp8", reason=Text("r_float8_full", use=Opt("method", "full")))
+    if te != "none" and f8 != "none":
+        raise VramscopeError("conflict", field="te_fp8", reason=Text("r_te_fp8_torchao", use=Opt("float8", "none")))
+    if "fp8_amax_history_len" in v and te != "delayed":
+        raise VramscopeError("conflict", field="fp8_amax_history_len",
+                             reason=Text("r_te_fp8_history", use=Opt("te_fp8", "delayed")))
+    if v.get("fp8_param_gather") and te == "none":
+        raise VramscopeError("conflict", field="fp8_param_gather", reason=Text("r_te_fp8_param", use=Opt("te_fp8", "RECIPE")))
+    if v.get("fp8_param_gather") and te == "mxfp8":
+        raise VramscopeError("conflict", field="fp8_param_gather", reason=Text("r_te_fp8_param_mx"))
+    if v.get("fp8_param_gather") and out["parallelism"] != "zero1":
+        raise VramscopeError("conflict", field="fp8_param_gather",
+                             reason=Text("r_te_fp8_param_dist", use=Opt("parallelism", "zero1")))
     async_tp = bool(v.get("async_tp"))
     if async_tp:
         # torchtitan 0.3.0 CompileConfig.__post_init__ refuses it without compiled blocks; inductor's micro-pipeline pass
@@ -463,6 +480,8 @@ def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
             "compile": bool(v.get("compile")),
             "compile_components": v.get("compile_components", "model,loss"), "float8": f8,
             "fsdp_float8_all_gather": bool(v.get("fsdp_float8_all_gather")),
+            "te_fp8": te, "fp8_amax_history_len": v.get("fp8_amax_history_len", 1),
+            "fp8_param_gather": bool(v.get("fp8_param_gather")),
             "async_tp": async_tp,
             "moe_capacity_factor": cf, "moe_pad_to_capacity": bool(v.get("moe_pad_to_capacity")),
             "moe_dispatcher": v.get("moe_dispatcher", "allgather"),
@@ -543,6 +562,20 @@ register({
                           "zh": "与 {every} 都在选择哪些层做检查点；请只给一个"},
     "r_float8_full": {"en": "float8 training converts the trained linears; use {use}",
                       "zh": "float8 训练转换的是要训练的线性层；请用 {use}"},
+    "r_te_fp8_megatron": {"en": "is Transformer Engine FP8 as Megatron-LM runs it; use {use}",
+                          "zh": "是 Megatron-LM 所用的 Transformer Engine FP8；请用 {use}"},
+    "r_te_fp8_torchao": {"en": "Transformer Engine FP8 replaces torchao's float8 training; use {use}",
+                         "zh": "Transformer Engine FP8 取代 torchao 的 float8 训练；请用 {use}"},
+    "r_te_fp8_history": {"en": "is the amax history of delayed scaling; use {use}",
+                         "zh": "是延迟缩放的 amax 历史；请用 {use}"},
+    "r_te_fp8_param": {"en": "keeps FP8 parameters of a Transformer Engine FP8 recipe; add {use}",
+                       "zh": "保存 Transformer Engine FP8 配方的 FP8 参数；请加上 {use}"},
+    "r_te_fp8_param_mx": {"en": "FP8 parameters under the mxfp8 recipe (Megatron-LM's separate MXFP8 all-gather "
+                                "buffer) are not modelled yet; use delayed, tensorwise or blockwise",
+                          "zh": "mxfp8 配方下的 FP8 参数（Megatron-LM 单独的 MXFP8 聚合缓冲区）尚未建模；"
+                                "请用 delayed、tensorwise 或 blockwise"},
+    "r_te_fp8_param_dist": {"en": "Megatron-LM gathers FP8 parameters only with its distributed optimizer; use {use}",
+                            "zh": "Megatron-LM 只在分布式优化器下以 FP8 聚合参数；请用 {use}"},
     "r_float8_all_gather": {"en": "torchao all-gathers float8 weights with tensorwise scaling only; use {use}",
                             "zh": "torchao 只在 tensorwise 缩放下以 float8 聚合权重；请用 {use}"},
     "r_float8_fsdp2": {"en": "is FSDP2's float8 all-gather; add {use} with FSDP2",

@@ -55,7 +55,7 @@ def _inference(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assump
 
 
 def _tensor_parallel(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
-                     extra: dict) -> tuple[Phases, int]:
+                     extra: dict, cc: str = "") -> tuple[Phases, int]:
     # Megatron tensor parallelism: each rank trains the slice of every layer that tp_shard_spec describes
     # (heads, MLP, vocabulary split); norms and the residual stream are replicated, and so are their
     # activations unless Megatron sequence parallelism shards them
@@ -67,7 +67,7 @@ def _tensor_parallel(model: ResolvedModel, w: Workload, dtype: str, notes: list[
     whole = w.strategy.is_tensor_parallel  # --parallelism tp: every GPU a tensor-parallel rank
     sub = replace(w, parallelism=Strategy.NONE.value if whole else w.parallelism, tp=1,
                   num_gpus=1 if whole else max(1, w.num_gpus // tp))
-    result = _training(rank_model, sub, dtype, notes, extra, tp if w.sequence_parallel else 1, tp=tp)
+    result = _training(rank_model, sub, dtype, notes, extra, tp if w.sequence_parallel else 1, tp=tp, cc=cc)
     extra.setdefault("parallel", {"dp": sub.dp, "pp": w.pp, "sp": w.sp, "ep": w.ep, "shard_group": 1,
                                   "parallelism": sub.parallelism})
     extra["parallel"].update(world=w.num_gpus, tp=tp)
@@ -75,13 +75,13 @@ def _tensor_parallel(model: ResolvedModel, w: Workload, dtype: str, notes: list[
 
 
 def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
-              extra: dict, seq_shard: int = 1, tp: int = 1) -> tuple[Phases, int]:
+              extra: dict, seq_shard: int = 1, tp: int = 1, cc: str = "") -> tuple[Phases, int]:
     """One optimizer step as named steps (``training.py``): precision → saved activations → sharding →
-    offload → the per-phase moments → pipeline stages."""
+    offload → the per-phase moments → pipeline stages. ``cc``: the first GPU's compute capability."""
     if w.tp_degree > 1:
-        return _tensor_parallel(model, w, dtype, notes, extra)
+        return _tensor_parallel(model, w, dtype, notes, extra, cc)
     spec, t = model.spec, trainable_for(model, w)
-    p = training.precision(model, w, dtype, t, notes)
+    p = training.precision(model, w, dtype, t, notes, cc=cc)
     saved = training.saved_activations(spec, w, p, training.train_flags(spec, w), seq_shard, notes, tp=tp)
     if w.async_tp and tp > 1:
         # the TP group's symmetric-memory workspace (outside torch's allocator) and the side stream's cuBLAS
@@ -160,6 +160,7 @@ def estimate_analytic(model: ResolvedModel, w: Workload, gpus: tuple = ()
         transient = max(p.get("activations", 0) for p in phases.values())
     else:
         model = untied(model, w, notes)
-        phases, trainable = _training(model, w, dtype, notes, extra)
+        cc = getattr(gpus[0], "compute_capability", "") if gpus else ""
+        phases, trainable = _training(model, w, dtype, notes, extra, cc=cc)
         transient = max(p.get("activations", 0) + p.get("optimizer_temp", 0) for p in phases.values())
     return phases, tuple(notes) + shape_note(model), trainable, transient, extra

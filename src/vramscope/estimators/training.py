@@ -98,7 +98,9 @@ def recipe_for(w: Workload, dtype: str) -> str:
     return recipe
 
 
-def precision(model: ResolvedModel, w: Workload, dtype: str, t: Trainable, notes: list[Assumption]) -> Precision:
+def precision(model: ResolvedModel, w: Workload, dtype: str, t: Trainable, notes: list[Assumption],
+              cc: str = "") -> Precision:
+    """The precision recipe's bytes; ``cc``: the GPU's compute capability (Transformer Engine's FP8 layout)."""
     spec = model.spec
     adapters = w.method in ("lora", "qlora", "adapter", "adapter-v2")
     recipe = recipe_for(w, dtype)
@@ -127,6 +129,8 @@ def precision(model: ResolvedModel, w: Workload, dtype: str, t: Trainable, notes
         weights = weights_on_rank(model, w, a, notes)
         param_bytes = 4.0
         master = int(t.params * 4)
+        if w.te_fp8 != "none":
+            weights += te_fp8_weights(spec, w, dtype, a, cc, notes)
     elif recipe == "mixed":
         weights = int(model.params * 4)
         param_bytes = 4.0
@@ -336,6 +340,36 @@ def litgpt_bnb_inputs(spec: ModelSpec, w: Workload, a: float) -> tuple[float, fl
     return a * per_layer, 0.0
 
 
+def te_fp8_weights(spec: ModelSpec, w: Workload, dtype: str, a: float, cc: str, notes: list[Assumption]) -> int:
+    """What Transformer Engine FP8 adds to the weights on this rank (memory/te_fp8.py): each decoder layer's four TE
+    linears keep an FP8 copy of their weight (row-wise and column-wise usage) and their scaling state; with
+    ``--fp8-param-gather`` that FP8 copy is the parameter and the BF16 weight is gone. Refuses what is not
+    modelled (MoE, MLA, non-Llama layouts, another precision, a GPU the recipe does not run on)."""
+    from ..memory import te_fp8
+
+    if spec.layout != "llama" or spec.moe is not None or spec.mla is not None or spec.num_decoder_layers:
+        raise VramscopeError("conflict", field="te_fp8", reason=Text("r_te_fp8_layout"))
+    if dtype != "bf16":
+        raise VramscopeError("conflict", field="te_fp8", reason=Text("r_te_fp8_bf16", use=Opt("dtype", "bf16")))
+    if cc and not te_fp8.supported(w.te_fp8, cc):
+        raise VramscopeError("conflict", field="te_fp8", reason=Text("r_te_fp8_gpu", recipe=w.te_fp8, cc=cc))
+    nontn = te_fp8.non_tn(cc)
+    shapes = te_fp8.layer_linears(spec.hidden_size, spec.q_dim, spec.kv_dim, spec.intermediate_size, spec.mlp_gated)
+    layers = spec.num_layers
+    fp8 = te_fp8.weight_bytes(shapes, w.te_fp8, nontn) * layers
+    meta = te_fp8.meta_bytes(w.te_fp8, w.fp8_amax_history_len) * len(shapes) * layers
+    bf16 = int(a * sum(o * i for o, i in shapes) * layers) if w.fp8_param_gather else 0
+    e = te_fp8.element_bytes(w.te_fp8)
+    notes.append(Assumption("a_te_fp8", {
+        "recipe": w.te_fp8, "te": te_fp8.TE_VERSION, "megatron": te_fp8.MEGATRON_VERSION, "e": f"{e:.4g}",
+        "weights": format_bytes(fp8, "GiB"), "meta": format_bytes(meta, "MiB"),
+        "layout": Text("te_fp8_blocks" if w.te_fp8 in ("mxfp8", "blockwise") else
+                       "te_fp8_nontn" if nontn else "te_fp8_transpose", cc=cc or "9.0"),
+        "proj": Text("te_fp8_proj_copy" if w.te_fp8 == "delayed" else "te_fp8_proj_original"),
+        "params": Text("te_fp8_params" if w.fp8_param_gather else "te_fp8_workspace")}))
+    return fp8 + meta - bf16
+
+
 def cast_params(model: ResolvedModel, float8: bool = False) -> int:
     """Parameters autocast casts to 16-bit (the linear weights; embeddings and norms run in fp32). ``float8``: the
     layers' linears are torchao Float8Linears, whose forward casts only the input to autocast's dtype and the fp32
@@ -380,6 +414,8 @@ def saved_activations(spec: ModelSpec, w: Workload, p: Precision, flags: TrainFl
         # parameters, the plain-loop FSDP2 row's whole gap)
         flags = replace(flags, autocast_fp32=True)
     flags = megatron_dispatch(spec, w, flags, p.act_bytes)
+    if w.te_fp8 != "none":
+        flags = replace(flags, te_fp8=w.te_fp8)
     if flags.moe_alltoall is not None:
         rows, indices = flags.moe_alltoall
         cf = w.moe_capacity_factor
@@ -1408,6 +1444,35 @@ register({
     "moe_dropless": {"en": "dropless", "zh": "不丢弃"},
     "moe_drop": {"en": "capacity factor {cf}, overflow dropped", "zh": "容量因子 {cf}，超出的丢弃"},
     "moe_pad": {"en": "capacity factor {cf}, padded to capacity", "zh": "容量因子 {cf}，填充到容量"},
+    "a_te_fp8": {
+        "en": "Transformer Engine {te} FP8 ({recipe} recipe) under Megatron-LM {megatron}: in every decoder layer the "
+              "fused-norm qkv and fc1 linears save their norm output and fc2 its input as FP8 ({e} B per element "
+              "with its scales) instead of bf16; {proj}; FP8 weights {weights} ({layout}; {params}), scaling state "
+              "{meta}; the embedding, attention, SwiGLU and output head stay bf16",
+        "zh": "Megatron-LM {megatron} 下的 Transformer Engine {te} FP8（{recipe} 配方）：每个解码层中融合归一化的 qkv 与 fc1 "
+              "线性层以 FP8（每元素 {e} B，含缩放因子）而非 bf16 保存归一化输出，fc2 保存其输入；{proj}；FP8 权重 "
+              "{weights}（{layout}；{params}），缩放状态 {meta}；嵌入、注意力、SwiGLU 与输出头仍为 bf16"},
+    "te_fp8_transpose": {"en": "row-wise data and its transpose: compute capability {cc} runs only TN FP8 GEMMs",
+                         "zh": "按行数据及其转置：算力 {cc} 只运行 TN 布局的 FP8 GEMM"},
+    "te_fp8_nontn": {"en": "one copy serves both usages: compute capability {cc} runs non-TN FP8 GEMMs",
+                     "zh": "一份数据兼作按行与按列：算力 {cc} 支持非 TN 布局的 FP8 GEMM"},
+    "te_fp8_blocks": {"en": "separate row-wise and column-wise data, each with its block scales",
+                      "zh": "按行与按列数据分开保存，各带其分块缩放因子"},
+    "te_fp8_proj_copy": {"en": "linear_proj keeps an FP8 copy of the attention output beside it",
+                         "zh": "linear_proj 在注意力输出之外再保留其 FP8 副本"},
+    "te_fp8_proj_original": {"en": "linear_proj keeps the attention output itself (save_original_input)",
+                             "zh": "linear_proj 直接保留注意力输出本身（save_original_input）"},
+    "te_fp8_workspace": {"en": "cached beside the bf16 weights", "zh": "与 bf16 权重并存的缓存"},
+    "te_fp8_params": {"en": "the parameters themselves, no bf16 copy (fp32 main parameters in the distributed "
+                                "optimizer)",
+                      "zh": "即参数本身，无 bf16 副本（分布式优化器中保留 fp32 主参数）"},
+    "r_te_fp8_layout": {"en": "Transformer Engine FP8 is modelled for dense Llama-layout decoders only (not MoE, "
+                              "multi-latent attention or other layouts)",
+                        "zh": "Transformer Engine FP8 只对稠密的 Llama 布局解码器建模（不含 MoE、多头潜在注意力或其他布局）"},
+    "r_te_fp8_bf16": {"en": "is modelled over Megatron-LM's bf16 mixed precision; use {use}",
+                      "zh": "仅在 Megatron-LM 的 bf16 混合精度下建模；请用 {use}"},
+    "r_te_fp8_gpu": {"en": "Transformer Engine's {recipe} recipe does not run on compute capability {cc}",
+                     "zh": "Transformer Engine 的 {recipe} 配方不能在算力 {cc} 上运行"},
     "a_mxfp8": {
         "en": "torchao 0.18 MXFP8 training ({recipe}; torchtitan 0.3.0 MXFP8LinearConverter, every linear with the "
               "output head): each matmul's operands cast to float8 with one e8m0 scale per 32 elements, alive only "

@@ -121,6 +121,9 @@ class TrainFlags:
     #: Megatron-LM's alltoall dispatcher (memory/moe_dispatch.py): (rows the experts compute per routed token —
     #: 1 dropless, the padding or dropping of a capacity factor —, bytes per token its permutation keeps)
     moe_alltoall: Optional[tuple[float, float]] = None
+    #: Transformer Engine FP8 under Megatron-LM (memory/te_fp8.py): the recipe whose FP8 copies the layer's four TE
+    #: linears save instead of their BF16 inputs ("": none)
+    te_fp8: str = ""
 
     def trains(self, module: str) -> bool:
         return self.base if self.modules is None else module in self.modules
@@ -272,6 +275,10 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
     if spec.moe is not None and spec.moe.shared_intermediate_size:
         si = spec.moe.shared_intermediate_size
         out += 3 * a * si + (a * si if t.base else 0.0)
+    if t.te_fp8:
+        from .te_fp8 import layer_delta_per_token
+
+        out += layer_delta_per_token(h, spec.q_dim, spec.intermediate_size, a, t.te_fp8, attn == "selective")
     return out
 
 
