@@ -276,12 +276,20 @@ REAL_NOTES = (
     "tokens: +4.8% on the middle stage before, now within 2%). Remaining differences: the middle stages within +3% (inside a layer's backward "
     "the trace has freed part of the oldest micro-batch's saved tensors, counted whole); interleaved 1F1B's last "
     "rank −4.4% "
-    "(its two chunks, one of them only the norm and head, not resolved). ZBV (`ScheduleZBVZeroBubble`) with FSDP2 is not in the table: on the fake process group its "
+    "(traced: its peak is the last micro-batch's reduce-scatter of its second stage, the norm and head alone, "
+    "`chunk_cat`'s fp32 input and the reduce-scatter's output beside the accumulated fp32 gradient, while its "
+    "first stage still holds 0.92 GiB of micro-batches' activations; the analytic reduce-scatter moments count "
+    "neither that output nor a rank's other stage in flight: not modelled yet). ZBV (`ScheduleZBVZeroBubble`) with FSDP2 is not in the table: on the fake process group its "
     "split backward (`stage_backward_weight`) leaves the sharded parameters without gradients after the step "
     "(the optimizer step creates no states: 1.06 GiB traced on rank 2 where its shards and states are 2.4 GiB), "
     "while torch's own composability test runs FSDP under zero bubble with gradients (pytorch/pytorch#134052 "
     "calls FSDP's post-backward after the W steps), so this is most likely the trace's own gap, not found yet; "
-    "the analytic ZBV stage keeps its schedule-order count. Not traced: "
+    "the analytic ZBV stage keeps its schedule-order count. No gloo proof yet: torch 2.13's own `ScheduleGPipe` "
+    "and `Schedule1F1B` hang on two real gloo ranks even with a plain `Linear` stage and no vramscope code "
+    "(bench/pipeline_gloo.py, 2026-12-02: both hung after 300 s; rank 0 waits in its backward receive, rank 1 in "
+    "its first forward receive after the warm-up vote passed; pytorch/pytorch#132644), so the fake-tensor pipeline "
+    "trace is proven against the analytic stage and torch's own schedule order, not yet against real "
+    "tensors. Not traced: "
     "tensor or context parallelism inside the stages, `pipeline_parallel_layers_per_stage`, DualPipeV.")
 
 
