@@ -90,6 +90,7 @@ def _dirs(tmp_path) -> dict[str, str]:
 
 
 FT = ["--task", "finetune"]
+PT = ["--task", "pretrain", "--framework", "torchtitan", "--precision", "mixed", "--parallelism", "fsdp"]
 #: (argv after "trace", a phrase the one line must contain)
 REFUSALS = [
     # the work is bounded before it starts
@@ -130,7 +131,18 @@ REFUSALS = [
     (["llama-3-8b", *FT, "--zero", "2", "--gpus", "8"], "multi-GPU"),
     (["llama-3-8b", *FT, "--gpus", "4", "--fsdp-version", "1"], "multi-GPU"),
     (["llama-3-8b", *FT, "--tp", "2", "--gpus", "2"], "model-parallel"),
-    (["llama-3-8b", *FT, "--pp", "2", "--gpus", "2"], "model-parallel"),
+    # pipeline parallelism is traced as torchtitan runs it (trace/pipeline.py); what it does not run is refused
+    (["llama-3-8b", *FT, "--pp", "2", "--gpus", "4"], "as torchtitan runs it"),
+    (["llama-3-8b", *PT, "--pp", "2", "--gpus", "2"], "at least 2 GPUs inside each of the 2 stages"),
+    (["llama-3-8b", *PT, "--pp", "2", "--gpus", "4", "--pp-schedule", "zbv"], "traced: 1f1b, gpipe, interleaved"),
+    (["llama-3-8b", *PT, "--pp", "2", "--gpus", "8", "--tp", "2"], "without tensor, context or expert"),
+    (["llama-3-8b", "--pp", "2", "--gpus", "4", "--framework", "torchtitan"], "vLLM"),
+    (["llama-3-8b", *FT, "--framework", "torchtitan", "--parallelism", "fsdp", "--method", "lora", "--pp", "2",
+      "--gpus", "4"], "full training only"),
+    (["llama-3-8b", *PT, "--pp", "2", "--gpus", "4", "--chunked-ce", "4"], "full training only"),
+    (["llama-3-8b", *PT[:-2], "--pp", "2", "--gpus", "4", "--parallelism", "ddp"], "FSDP2"),
+    (["llama-3-8b", *PT, "--pp", "40", "--gpus", "80"], "--pp"),
+    (["llama-3-8b", *PT, "--pp", "3", "--gpus", "8"], "pp 3"),
     (["llama-3-8b", *FT, "--sp", "2", "--gpus", "2", "--sp-mode", "ulysses"], "Ulysses"),
     (["llama-3-8b", *FT, "--sp", "4", "--gpus", "4", "--seq", "100"], "head-tail"),
     (["llama-3-8b", "--sp", "2", "--gpus", "2"], "modelled for training"),

@@ -121,9 +121,11 @@ def _training(model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumpt
                                   kept_inputs=saved.kept_inputs)
     if w.pp > 1:
         # a micro-batch's loss head kept until its backward: the logits the schedule holds and what the loss saved
-        held = saved.acts.loss_resident + int(w.batch * saved.seq_local * spec.vocab_size * p.act_bytes)
+        logits = int(w.batch * saved.seq_local * spec.vocab_size * p.act_bytes)
+        held = saved.acts.loss_resident + logits
         phases, extra["pipeline"] = training.pipeline(spec, w, phases, saved.acts.layers, notes, p.cast_cache,
-                                                      p.act_bytes, p, held + saved.acts.loss_backward_extra, held)
+                                                      p.act_bytes, p, held + saved.acts.loss_backward_extra, held,
+                                                      logits)
     paged = training.paged_states(w, lay.states, notes)
     if paged:
         extra["paged_bytes"] = paged

@@ -1306,7 +1306,7 @@ def step_phases(w: Workload, lay: Layout, forward: dict, backward: dict, notes: 
 def pipeline(spec: ModelSpec, w: Workload, phases: Phases, layer_acts: int,
              notes: list[Assumption], cast_cache: int = 0, act_bytes: float = 2.0,
              p: Optional[Precision] = None, loss_backward: int = 0,
-             loss_held: int = 0) -> tuple[Phases, dict]:
+             loss_held: int = 0, logits: int = 0) -> tuple[Phases, dict]:
     """The phases of the busiest pipeline rank, and the per-rank report (``memory/pipeline.py``). torchtitan
     splits the layers its own way (``memory/pipeline.py torchtitan_stage_layers``) and keeps every FSDP2 unit of a
     stage gathered under PP (``pipeline_stages``' ``unsharded``: with ``p``, its FSDP mixed-precision policy)."""
@@ -1333,7 +1333,7 @@ def pipeline(spec: ModelSpec, w: Workload, phases: Phases, layer_acts: int,
     phases, rows = pipeline_stages(spec, w.pp, w.grad_accum, w.pp_schedule, phases, layer_acts,
                                    virtual=w.pp_virtual, cast_cache=cast_cache, boundary=boundary,
                                    boundary_saved=width == 4, split=split, unsharded=unsharded,
-                                   loss_backward=loss_backward, loss_held=loss_held)
+                                   loss_backward=loss_backward, loss_held=loss_held, logits=logits)
     busiest = max(rows, key=lambda r: r["peak_bytes"])
     notes.append(Assumption("a_pp", {"pp": w.pp, "schedule": w.pp_schedule, "m": w.grad_accum,
                                      "kind": Text('stage_' + busiest["kind"].split()[0])}))

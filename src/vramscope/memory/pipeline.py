@@ -212,12 +212,81 @@ def _stage_units(spec: ModelSpec, pp: int, schedule: str, ranges: list[list[tupl
     return out
 
 
+def _backward_moment(s: int, units: list[int], schedule: str, m: int, acts: int, per_layer: float, layers: int,
+                     gather: float, reduce: float, dp: int, last: bool, loss_backward: int,
+                     loss_held: int, logits: int = 0) -> dict[str, int]:
+    """The largest moment of a torchtitan stage's backward under FSDP2 (:func:`pipeline_stages` ``unsharded``), as
+    its activations, gradients and temporaries. ``units``: the stage's FSDP2 units' parameter counts in the stage
+    module's order (the embedding first on stage 0, the norm + head last on the last stage); ``acts``: every
+    in-flight micro-batch's activations with the receive buffers.
+
+    In a micro-batch's backward the units run in reverse order, each one's param_dtype gradient written beside
+    the reduce_dtype ones accumulated before it is added in (``_fsdp_param.py to_accumulated_grad_if_needed``).
+    1F1B and the interleaved schedules run their backwards with their full in-flight count and, from the
+    second on, every unit's gradient accumulated: that moment is the largest. GPipe (``schedules.py
+    ScheduleGPipe._step_microbatches``: every forward, then the backwards in order) holds ``m − k`` micro-batches
+    in flight at the backward of micro-batch ``k``: at ``k = 0`` all of them but only the gradients of the units
+    its backward has passed, each unit's post-backward converting its param_dtype gradient into the
+    reduce_dtype one (``unsharded_grad.to(reduce_dtype)``, both alive; the activations of the layers passed in
+    micro-batch 0 already freed); from ``k = 1`` on every gradient, added in place (``accumulate_unsharded_grad_
+    if_needed``: ``+=``, no copy), but one micro-batch fewer; on the last stage the loss tensors of the
+    micro-batches still waiting (``loss_held`` each) are alive through every moment of the backward at ``k``,
+    whose loss backward comes before any unit's. The last stage's output head backward writes its param_dtype
+    weight gradient beside the stage's output (``logits``: ``backward_one_chunk`` holds it to its end) and its
+    gradient (traced: GPipe's last stage at 512 tokens peaks there, −3.6% without them). The last micro-batch's reduce-scatters
+    (``PipelineStage.perform_reduce_grad``, unit by unit in the stage module's order, the activations gone) are
+    moments too: each unit's reduce_dtype input beside what is still accumulated (the units before it sharded)."""
+    full = int(sum(units) * reduce)
+    own = units[1:] if s == 0 else units  # the units with a layer's (or the head's) backward
+    moments = []  # (activations, gradients, temporaries, the micro-batches' activations in flight at that moment)
+
+    def at(k: int) -> None:
+        flight = acts - (int(per_layer * layers) * k if schedule == "gpipe" else 0)
+        # GPipe's last stage: the loss tensors of the micro-batches whose backward has not come yet
+        waiting = (m - 1 - k) * loss_held if last and schedule == "gpipe" else 0
+        # the head's backward: its param_dtype weight gradient written beside the stage's output (the logits,
+        # held by ``backward_one_chunk`` to its end) and their gradient
+        head = int(units[-1] * gather) + 2 * logits if last else 0
+        if k == 0 and schedule == "gpipe":  # the first backward: only the units already passed have gradients
+            done = freed = 0
+            for j, u in enumerate(reversed(units)):
+                layer = not (s == 0 and j == len(units) - 1) and not (last and j == 0)
+                freed += int(per_layer) if layer else 0
+                done += u
+                # its post-backward: the param_dtype gradient beside its reduce_dtype copy (``.to``)
+                moments.append((flight - freed, int(done * reduce), int(u * gather) + waiting, flight))
+            if last:
+                moments.append((flight, 0, loss_backward + waiting, flight))
+                moments.append((flight, 0, head + waiting, flight))
+            return
+        moments.append((flight, full, int(max(own, default=0) * gather) + waiting, flight))
+        if s == 0:  # the embedding's backward, that micro-batch's activations gone
+            moments.append((flight - int(per_layer * layers), full, int(units[0] * gather), flight))
+        if last:
+            moments.append((flight, full, loss_backward + waiting, flight))
+            moments.append((flight, full, head + waiting, flight))
+
+    if schedule == "gpipe":
+        at(0)
+        if m > 1:
+            at(1)
+    else:
+        at(1)
+    done = 0
+    for u in units:
+        moments.append((0, full, int(u * reduce) - done, acts))
+        done += int(u * reduce * (1 - 1 / dp))
+    a, g, t, flight = max(moments, key=lambda x: sum(x[:3]))
+    # reported as the in-flight activations and what the moment holds beside them (a temporary, or less)
+    return {"activations": flight, "gradients": g, "temporaries": a + t - flight}
+
+
 def pipeline_stages(spec: ModelSpec, pp: int, micro_batches: int, schedule: str,
                     phases: dict[str, dict[str, int]], layer_activations: int, virtual: int = 2,
                     cast_cache: int = 0, boundary: int = 0,
                     boundary_saved: bool = False, collect: list | None = None, split: str = "even",
                     unsharded: tuple[float, float, int] | None = None, loss_backward: int = 0,
-                    loss_held: int = 0,
+                    loss_held: int = 0, logits: int = 0,
                     ) -> tuple[dict[str, dict[str, int]], list[dict[str, Any]]]:
     """Per-stage phases from the one-rank phases; returns the busiest stage's phases and a row per stage.
 
@@ -285,29 +354,18 @@ def pipeline_stages(spec: ModelSpec, pp: int, micro_batches: int, schedule: str,
             if recv:
                 new["activations"] = new.get("activations", 0) + recv
             if unsharded is not None and name in ("forward", "backward"):
-                new["weights"] = int(phases["load"].get("weights", 0) * fracs[s]) + int(counts[s] * unsharded[0])
-                new["gradients"] = int(counts[s] * unsharded[1])
+                gather, reduce, dp = unsharded
+                new["weights"] = int(phases["load"].get("weights", 0) * fracs[s]) + int(counts[s] * gather)
+                full = int(counts[s] * reduce)
+                # GPipe runs every forward of the step before its first backward: no gradient is accumulated yet
+                # (the step before's sharded ones were set to None by zero_grad)
+                new["gradients"] = 0 if name == "forward" and schedule == "gpipe" else full
                 acts = int(per_layer * held) + recv
                 new["activations"] = acts
                 new["temporaries"] = 0
                 if name == "backward":
-                    gather, reduce, dp = unsharded
-                    # a unit's backward in the oldest micro-batch: its param_dtype gradient written beside the
-                    # accumulated ones before it is added in (a layer's, or the output head's on the last stage)
-                    own = [u for u in units[s][1:]] if s == 0 else units[s]
-                    moments = [acts + int(max(own, default=0) * gather)]
-                    if s == 0:  # the embedding's backward, one micro-batch's activations gone
-                        moments.append(acts - int(per_layer * sizes[s]) + int(units[s][0] * gather))
-                    if last:
-                        waiting = micro_batches - 1 if schedule == "gpipe" else 0
-                        moments.append(acts + loss_backward + waiting * loss_held)
-                    # the last reduce-scatters, unit by unit in the stage's order, the activations gone: each
-                    # unit's reduce_dtype input beside what is still accumulated (the units before it sharded)
-                    done = 0
-                    for u in units[s]:
-                        moments.append(int(u * reduce) - done)
-                        done += int(u * reduce * (1 - 1 / dp))
-                    new["temporaries"] = max(moments) - acts
+                    new.update(_backward_moment(s, units[s], schedule, micro_batches, acts, per_layer, sizes[s],
+                                                gather, reduce, dp, last, loss_backward, loss_held, logits))
             stage_phases[name] = new
         if collect is not None:
             collect.append(stage_phases)

@@ -76,6 +76,15 @@ def render_estimate(e: Estimate, lang: str = "en", units: str = "GiB") -> str:
     if par:
         out.append(t("parallel_line", lang, world=par["world"], dp=par["dp"], tp=par.get("tp", 1), pp=par["pp"],
                      sp=par["sp"], ep=par["ep"], shard=par["shard_group"]))
+    pipe = e.engine.get("pipeline") if e.estimator == "trace" else None
+    if pipe:
+        out.append(t("pp_ranks_line", lang))
+        sep = t("list_sep", lang)
+        out.extend(t("pp_rank_row", lang, rank=r["rank"], stages=sep.join(str(x) for x in r["stages"]),
+                     layers=sep.join(str(x) for x in r["layers"]), peak=format_bytes(r["peak_bytes"], units),
+                     phase=t('phase_' + r["peak_phase"], lang),
+                     busiest=t("pp_busiest", lang) if r["rank"] == pipe["busiest"] else "")
+                   for r in pipe["ranks"])
     out.extend(wrap(t("warning_line", lang, text=a.render(lang)), 100, "  ") for a in warnings(e))
     if e.gpus:
         out.append("")

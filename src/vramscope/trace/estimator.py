@@ -399,13 +399,16 @@ def _first_line(e: BaseException, limit: int = 160) -> str:
 
 
 def _run_guarded(model: ResolvedModel, w: Workload, progress: bool, timeout: Optional[float],
-                 command: str) -> tuple:
-    """The trace, with whatever the model code raises as one :class:`VramscopeError` naming it."""
+                 command: str, run: Optional[Callable[[Any], Any]] = None) -> Any:
+    """The trace (``run(on_tracker)``, default :func:`run_trace`), with whatever the model code raises as one
+    :class:`VramscopeError` naming it."""
     import os
 
     trackers: list = []
     try:
         with quiet_libraries():
+            if run is not None:
+                return run(trackers.append)
             return run_trace(model, w, Progress(progress), timeout=timeout, on_tracker=trackers.append)
     except Exception as e:  # the model code's, or torch's under it
         if trackers and trackers[0].timed_out or isinstance(e, TraceTimeout):
@@ -430,7 +433,7 @@ def _trace_phases(log: Any, category: Any, w: Workload) -> dict[str, dict[str, i
     # what from_pretrained allocates, so the build's own peak is not reported)
     phases["load"] = breakdown(log, category, log.marks["ready"], "load")
     for name, peak in log.phases.items():
-        if peak.index < 0 or name in ("end", "load", "ready") or name.startswith("idle"):
+        if peak.index < 0 or name in ("end", "load", "ready") or name.startswith(("idle", "step#")):
             continue
         base = name.split("#")[0]
         if w.training and not name.endswith(steady):
@@ -442,23 +445,9 @@ def _trace_phases(log: Any, category: Any, w: Workload) -> dict[str, dict[str, i
     return phases
 
 
-def trace_estimate(model: ResolvedModel, w: Workload, gpus: tuple[str, ...] = (),
-                   progress: bool = False, timeout: Optional[float] = DEFAULT_TIMEOUT_S,
-                   command: Optional[str] = None) -> Estimate:
-    """An :class:`Estimate` from a trace (``estimator: "trace"``).
-
-    Everything that can be refused is refused first, GPU names included, without importing torch; the trace
-    then runs under ``timeout`` seconds (None: no limit). Whatever the model code raises becomes one
-    :class:`VramscopeError` naming it, with ``command`` (default: ``vramscope estimate MODEL``) as the analytic
-    alternative; ``VRAMSCOPE_DEBUG=1`` lets the original exception through.
-    """
-    from ..gpus import find_gpu, verdict
-
-    command = command or estimate_command(model=model)
-    check_traceable(model, w, command)
-    devices = [find_gpu(g) for g in gpus]
-    t0 = time.perf_counter()
-    log, category, trainable = _run_guarded(model, w, progress, timeout, command)
+def _device_phases(log: Any, category: Any, w: Workload, devices: list) -> tuple:
+    """A traced rank's phases with the runtime overhead and the replayed allocator's cache; returns (phases,
+    peak phase, the replay, the total at the peak, the overhead, cuBLAS workspace, NCCL, cache)."""
     phases = _trace_phases(log, category, w)
     transient = max(p.get("activations", 0) + p.get("temporaries", 0) + p.get("optimizer_temp", 0)
                     for p in phases.values())
@@ -478,6 +467,54 @@ def trace_estimate(model: ResolvedModel, w: Workload, gpus: tuple[str, ...] = ()
         if cache and name != "load":
             p["allocator_cache"] = cache
     total = sum(phases[peak].values())
+    return phases, peak, sim, total, ov, ws, nccl, cache
+
+
+def _run_pipeline(model: ResolvedModel, w: Workload, progress: bool, timeout: Optional[float],
+                  command: str) -> list[dict]:
+    """Every pipeline rank traced (``trace/pipeline.py trace_pipeline_rank``) within ``timeout`` seconds in all,
+    whatever the model code raises as one :class:`VramscopeError` (:func:`_run_guarded`)."""
+    from .pipeline import trace_pipeline_rank
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    out = []
+    for rank in range(w.pp):
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        out.append(_run_guarded(model, w, progress, timeout, command, run=lambda on_tracker, r=rank: (
+            trace_pipeline_rank(model, w, r, Progress(progress), timeout=left, on_tracker=on_tracker))))
+    return out
+
+
+def trace_estimate(model: ResolvedModel, w: Workload, gpus: tuple[str, ...] = (),
+                   progress: bool = False, timeout: Optional[float] = DEFAULT_TIMEOUT_S,
+                   command: Optional[str] = None) -> Estimate:
+    """An :class:`Estimate` from a trace (``estimator: "trace"``).
+
+    Everything that can be refused is refused first, GPU names included, without importing torch; the trace
+    then runs under ``timeout`` seconds (None: no limit). Whatever the model code raises becomes one
+    :class:`VramscopeError` naming it, with ``command`` (default: ``vramscope estimate MODEL``) as the analytic
+    alternative; ``VRAMSCOPE_DEBUG=1`` lets the original exception through.
+    """
+    from ..gpus import find_gpu, verdict
+
+    command = command or estimate_command(model=model)
+    check_traceable(model, w, command)
+    devices = [find_gpu(g) for g in gpus]
+    t0 = time.perf_counter()
+    pipeline: dict = {}
+    if w.pp > 1:  # every pipeline rank traced; the answer is the busiest one's
+        runs = _run_pipeline(model, w, progress, timeout, command)
+        done = [(r, _device_phases(r["log"], r["category"], w, devices)) for r in runs]
+        busiest = max(range(len(done)), key=lambda i: done[i][1][3])
+        log, category = runs[busiest]["log"], runs[busiest]["category"]
+        trainable = sum(r["trainable"] for r in runs)
+        phases, peak, sim, total, ov, ws, nccl, cache = done[busiest][1]
+        pipeline = {"stages": w.pp, "schedule": w.pp_schedule, "micro_batches": w.grad_accum, "busiest": busiest,
+                    "ranks": [{"rank": i, "stages": r["stages"], "layers": r["layers"], "peak_phase": d[1],
+                               "peak_bytes": d[3]} for i, (r, d) in enumerate(done)]}
+    else:
+        log, category, trainable = _run_guarded(model, w, progress, timeout, command)
+        phases, peak, sim, total, ov, ws, nccl, cache = _device_phases(log, category, w, devices)
     memory = device_memory(phases[peak], w, cublas_workspace=ws, cache=cache, basis="simulated",
                            allocator=sim.to_dict())
     notes = (Assumption("a_trace", {"seconds": f"{time.perf_counter() - t0:.1f}",
@@ -489,15 +526,30 @@ def trace_estimate(model: ResolvedModel, w: Workload, gpus: tuple[str, ...] = ()
                      storage=model.stored_format, exact_shape=model.exact_shape)
     low, high = memory.device_range
     engine: dict = {}
-    if w.num_gpus > 1:  # rank 0 of FSDP2 on a fake process group
-        dp = w.num_gpus // (w.tp_degree * w.sp)
-        engine["parallel"] = {"world": w.num_gpus, "dp": dp, "tp": w.tp_degree, "pp": 1, "sp": w.sp, "ep": 1,
+    if w.num_gpus > 1:  # rank 0 of FSDP2 on a fake process group (under PP: data-parallel index 0 of each stage)
+        dp = w.num_gpus // (w.tp_degree * w.sp * w.pp)
+        engine["parallel"] = {"world": w.num_gpus, "dp": dp, "tp": w.tp_degree, "pp": w.pp, "sp": w.sp, "ep": 1,
                               "shard_group": dp * w.sp if w.strategy.is_fsdp else 1, "parallelism": w.parallelism}
+    if pipeline:
+        engine["pipeline"] = pipeline
+        notes += (Assumption("a_trace_pp", {"pp": w.pp, "schedule": w.pp_schedule, "m": w.grad_accum,
+                                            "rank": pipeline["busiest"]}),)
     return Estimate(model=info, estimator="trace", task=w.task, total_bytes=total,
                     range_bytes=(low, high), components=dict(phases[peak]),
                     peak_phase=peak, phases=phases, workload=w.to_dict(), assumptions=notes,
                     gpus=tuple(replace(verdict(g, total, high), allocator_retry=_retries(log, w, g, ws, nccl))
                                for g in devices), engine=engine, memory=memory)
+
+
+register({"a_trace_pp": {
+    "en": "pipeline parallel traced per rank: the model split into {pp} stages as torchtitan splits it, run through "
+          "torch's own {schedule} schedule ({m:~micro-batch~micro-batches} per step) on a fake process group, FSDP2 "
+          "inside each stage without resharding after forward (torchtitan's PP default); the numbers are those of "
+          "the busiest rank, rank {rank}",
+    "zh": "流水线并行逐 rank 追踪：模型按 torchtitan 的方式切成 {pp} 个阶段，在伪进程组上用 torch 自带的 {schedule} 调度运行"
+          "（每步 {m} 个微批次），每个阶段内用 FSDP2 且前向后不重新分片（torchtitan 在流水线并行下的默认设置）；"
+          "给出的数字是最忙的 rank {rank} 的"},
+})
 
 
 register({"r_trace_data_dependent": {

@@ -129,13 +129,23 @@ def shard_stage(stage: Any, mesh: Any, mp_policy: Any) -> None:
     fully_shard(stage, **kw)
 
 
-def trace_pipeline_rank(model: Any, w: Any, pp_rank: int) -> dict:
+def trace_pipeline_rank(model: Any, w: Any, pp_rank: int, progress: Any = None, timeout: Any = None,
+                        on_tracker: Any = None, fake: bool = True) -> dict:
     """Pipeline rank ``pp_rank`` (data-parallel index 0) of ``w`` (``w.pp`` stages, ``w.grad_accum``
     micro-batches of ``w.batch × w.seq``, FSDP2 over ``w.num_gpus / w.pp`` ranks when more than one) running two
     training steps as torchtitan runs them, on fake tensors; returns the bytes at the steady (second) step's
     phases: ``load`` (alive before the first step: the stage's sharded parameters), ``step`` (the peak of the
     schedule's forwards and backwards), ``optimizer_step`` (the peak of the optimizer's step), the rank's stages
-    and their layer counts."""
+    and their layer counts, and the tracker's ``log`` with its ``category`` per storage.
+
+    ``timeout`` (seconds): past it the next module call outside backward or phase boundary raises
+    :class:`~vramscope.trace.tracker.TraceTimeout`; ``on_tracker`` sees the tracker first. ``fake=False`` runs
+    the same on real CPU tensors in the process group the caller set up (``w.num_gpus`` ranks, this process
+    pipeline rank ``pp_rank``: tests/test_pipeline_gloo.py's gloo ranks), the warm-up vote run as torch runs it.
+    """
+    import time
+    from contextlib import nullcontext
+
     import torch
     import torch.distributed as dist
     import torch.testing._internal.distributed.fake_pg as fake_pg
@@ -159,12 +169,17 @@ def trace_pipeline_rank(model: Any, w: Any, pp_rank: int) -> dict:
     dtype = compute_dtype(model, w)
     policy = fsdp_policy(w, dtype) if dp > 1 else None
     act = _torch_dtype(dtype if dtype != "fp32" else "bf16") if policy is not None else torch.float32
-    if dist.is_initialized():
-        dist.destroy_process_group()
-    dist.init_process_group("fake", store=fake_pg.FakeStore(), rank=pp_rank * dp, world_size=w.num_gpus)
-    undo = _static_vote()
-    mode = FakeTensorMode()
-    tracker = make_tracker(None, mode)
+    if fake:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        dist.init_process_group("fake", store=fake_pg.FakeStore(), rank=pp_rank * dp, world_size=w.num_gpus)
+    undo = _static_vote() if fake else (lambda: None)
+    mode = FakeTensorMode() if fake else nullcontext()
+    tracker = make_tracker(progress, mode if fake else None)
+    if timeout is not None:
+        tracker.deadline = time.monotonic() + timeout
+    if on_tracker is not None:
+        on_tracker(tracker)
     category: dict[int, str] = {}
 
     def mark(tensors: Any, cat: str) -> None:
@@ -180,10 +195,20 @@ def trace_pipeline_rank(model: Any, w: Any, pp_rank: int) -> dict:
             mark(kwargs["out"], "weights")
 
     tracker.on_op = on_op
+    deadline_hook = None
+    if timeout is not None:
+        from torch.nn.modules.module import register_module_forward_pre_hook
+
+        def check_deadline(module: Any, args: Any) -> None:  # outside autograd's C++ (as run_trace does)
+            if torch._C._current_graph_task_id() == -1:
+                tracker.check_deadline()
+
+        deadline_hook = register_module_forward_pre_hook(check_deadline)
     try:
         mesh = init_device_mesh("cpu", (pp, dp), mesh_dim_names=("pp", "dp"))
         with mode, tracker:
-            base = build_model(model, torch.float32, w.attn, init_weights=False)
+            torch.manual_seed(0)
+            base = build_model(model, torch.float32, w.attn, init_weights=not fake)
             if w.grad_checkpointing and w.checkpoint_mode == "op":
                 op_selective_checkpointing(base)
             elif w.grad_checkpointing:
@@ -204,8 +229,21 @@ def trace_pipeline_rank(model: Any, w: Any, pp_rank: int) -> dict:
                                             input_args=(ids if s == 0 else hid,), output_args=(out,)))
                 parts.append(part)
             del base, ids, hid, out
-            loss_fn = lambda logits, labels: _causal_lm_loss(logits, labels, vocab)  # noqa: E731
+            cur = {"step": 1}
 
+            def flip(name: str) -> None:  # a phase of the step, without a progress line per micro-batch
+                shown, tracker._progress = tracker._progress, None
+                try:
+                    tracker.set_phase(f"{name}#{cur['step']}")
+                finally:
+                    tracker._progress = shown
+
+            def loss_fn(logits: Any, labels: Any) -> Any:
+                flip("loss")
+                return _causal_lm_loss(logits, labels, vocab)
+
+            for st, part in zip(stages, parts):
+                _phased(st, part, flip, mark)
             sched = cls(stages if multi else stages[0], n_microbatches=m, loss_fn=loss_fn, scale_grads=False)
             params = [p for part in parts for p in part.parameters() if p.requires_grad]
             opt = make_optimizer(params, w.optimizer)
@@ -213,10 +251,15 @@ def trace_pipeline_rank(model: Any, w: Any, pp_rank: int) -> dict:
             mark([p for part in parts for p in part.parameters()], "weights")
             tracker.set_phase("ready")
             for step in (1, 2):
+                cur["step"] = step
                 tracker.set_phase(f"step#{step}")
                 args = (tokens,) if 0 in idx else ()
                 kw = dict(target=tokens, losses=[]) if n_stages - 1 in idx else {}
                 sched.step(*args, return_outputs=False, **kw)
+                # torch's receive buffers, built at the first step and kept (memory/pipeline.py recv_buffers)
+                mark([i.buffer for st in stages for infos in (*st.args_recv_info.values(),
+                                                              *st.grad_recv_info.values())
+                      for i in infos if getattr(i, "buffer", None) is not None], "activations")
                 mark([p.grad for p in params if p.grad is not None], "gradients")
                 tracker.set_phase(f"optimizer_step#{step}")
                 opt.step()
@@ -225,8 +268,11 @@ def trace_pipeline_rank(model: Any, w: Any, pp_rank: int) -> dict:
                 opt.zero_grad(set_to_none=True)
                 tracker.set_phase(f"idle#{step}")
     finally:
+        if deadline_hook is not None:
+            deadline_hook.remove()
         undo()
-        dist.destroy_process_group()
+        if fake:
+            dist.destroy_process_group()
     log = tracker.log
 
     def parts_at(index: int) -> dict[str, int]:
@@ -237,8 +283,48 @@ def trace_pipeline_rank(model: Any, w: Any, pp_rank: int) -> dict:
         return out
 
     ready = sum(log.sizes[k] for k in log.live_at(log.marks["ready"]))
-    return {"load": ready, "step": log.phases["step#2"].bytes, "optimizer_step": log.phases["optimizer_step#2"].bytes,
-            "step_parts": parts_at(log.phases["step#2"].index), "stages": idx, "layers": [sizes[s] for s in idx]}
+    steady = max((log.phases[f"{n}#2"] for n in ("step", "forward", "loss", "backward") if f"{n}#2" in log.phases),
+                 key=lambda ph: ph.bytes)
+    return {"load": ready, "step": steady.bytes, "optimizer_step": log.phases["optimizer_step#2"].bytes,
+            "step_parts": parts_at(steady.index), "stages": idx, "layers": [sizes[s] for s in idx],
+            "log": log, "category": category, "trainable": sum(p.numel() for p in params)}
+
+
+def _phased(stage: Any, part: Any, flip: Any, mark: Any) -> None:
+    """The stage's micro-batch forwards and backwards as the tracker's ``forward`` and ``backward`` phases (the
+    schedule interleaves them); after each backward the gradients FSDP2 accumulates unsharded
+    (``unsharded_accumulated_grad``, or the unsharded parameter's own ``.grad``), or the plain ``.grad``, are
+    marked as gradients."""
+
+    def grads() -> list:
+        out = []
+        for mod in part.modules():
+            state = mod._get_fsdp_state() if hasattr(mod, "_get_fsdp_state") else None
+            group = getattr(state, "_fsdp_param_group", None) if state is not None else None
+            for fp in (group.fsdp_params if group is not None else ()):
+                acc = getattr(fp, "unsharded_accumulated_grad", None)
+                g = acc if acc is not None else getattr(getattr(fp, "_unsharded_param", None), "grad", None)
+                if g is not None:
+                    out.append(g)
+        return out or [p.grad for p in part.parameters() if p.grad is not None]
+
+    def wrap(name: str, phase: str) -> None:
+        fn = getattr(stage, name, None)
+        if fn is None:
+            return
+
+        def run(*a: Any, **k: Any) -> Any:
+            flip(phase)
+            out = fn(*a, **k)
+            if phase == "backward":
+                mark(grads(), "gradients")
+            return out
+
+        setattr(stage, name, run)
+
+    wrap("forward_one_chunk", "forward")
+    wrap("backward_one_chunk", "backward")
+    wrap("backward_weight_one_chunk", "backward")
 
 
 def _causal_lm_loss(logits: Any, labels: Any, vocab: int) -> Any:

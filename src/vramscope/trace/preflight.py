@@ -116,7 +116,9 @@ def check_workload(w: Workload, command: str = "vramscope estimate") -> None:
     # tensor parallelism is traced under FSDP2 over a data-parallel dimension (torchtitan's 2-D layout): alone,
     # the parameters it leaves plain (norms without sequence parallelism) meet DTensors in the optimizer's foreach
     two_d = w.training and w.strategy.is_fsdp and w.num_gpus > w.tp_degree
-    if w.pp > 1 or (w.tp_degree > 1 and not two_d) or w.ep > 1:
+    if w.pp > 1:
+        check_pipeline(w, command)
+    elif (w.tp_degree > 1 and not two_d) or w.ep > 1:
         raise VramscopeError("trace_unsupported", reason=Text("r_trace_model_parallel", use=Opt("num_gpus", 1)))
     if w.sp > 1:
         # context parallelism: torch's ring attention (trace/context.py) under FSDP2, as torchtitan runs it
@@ -149,6 +151,45 @@ def check_workload(w: Workload, command: str = "vramscope estimate") -> None:
         raise VramscopeError("trace_unsupported", reason=Text("r_trace_mxfp8", use=Opt("float8", "rowwise")))
     if w.cache != "dynamic":
         raise _not_traced("cache", Text("r_trace_cache"), command)
+
+
+#: the pipeline schedules the trace runs (trace/pipeline.py): torch's own; ZBV's split backward leaves FSDP2's
+#: sharded parameters without gradients on the fake process group (docs/accuracy.md), the interleaved zero-bubble
+#: schedule is not checked against the analytic stage
+PP_TRACED = ("1f1b", "gpipe", "interleaved")
+
+
+def check_pipeline(w: Workload, command: str) -> None:
+    """Pipeline parallelism as ``trace/pipeline.py`` runs it: torchtitan's layout (its split, FSDP2 over at least
+    two data-parallel ranks inside each stage), full training, nothing else model-parallel."""
+    if not w.training or w.tp_degree > 1 or w.sp > 1 or w.ep > 1:
+        raise VramscopeError("trace_unsupported", reason=Text("r_trace_pp_alone", use=Opt("pp", 1)))
+    if w.framework != "torchtitan":
+        raise _not_traced("framework", Text("r_trace_pp_framework", use=Opt("framework", "torchtitan")), command)
+    if w.pp_schedule not in PP_TRACED:
+        raise _not_traced("pp_schedule", Text("r_trace_pp_schedule", schedule=w.pp_schedule,
+                                              allowed=", ".join(PP_TRACED)), command)
+    if not w.strategy.is_fsdp or w.num_gpus // w.pp < 2:
+        raise _not_traced("num_gpus", Text("r_trace_pp_dp", fsdp=Opt("parallelism", "fsdp"), pp=w.pp,
+                                           gpus=2 * w.pp), command)
+    parts = [("method", w.method != "full"), ("ce_chunks", w.ce_chunks > 1), ("activation_offload",
+             bool(w.activation_offload)), ("optimizer_in_backward", bool(w.optimizer_in_backward)),
+             ("float8", w.float8 != "none"), ("frozen_layers", bool(w.frozen_layers))]
+    for field, on in parts:
+        if on:
+            raise _not_traced(field, Text("r_trace_pp_feature"), command)
+
+
+def check_pipeline_model(model: ResolvedModel, w: Workload, command: str) -> None:
+    """The stages torchtitan can cut from the model's layers (``memory/pipeline.py torchtitan_stage_layers``)."""
+    from ..memory.pipeline import torchtitan_stage_layers, total_stages
+
+    n = total_stages(w.pp, w.pp_schedule, w.pp_virtual)
+    try:
+        torchtitan_stage_layers(model.spec.num_layers, n)
+    except ValueError:
+        raise VramscopeError("conflict", field="pp", reason=Text("r_trace_pp_split", stages=n,
+                                                                 layers=model.spec.num_layers)) from None
 
 
 def check_model(model: ResolvedModel, w: Workload, command: str = "vramscope estimate") -> None:
@@ -228,6 +269,8 @@ def check_traceable(model: ResolvedModel, w: Workload, command: str = "vramscope
     """Everything :func:`vramscope.trace.estimator.run_trace` would refuse, without importing torch."""
     check_workload(w, command)
     check_model(model, w, command)
+    if w.pp > 1:
+        check_pipeline_model(model, w, command)
     check_positions(model, w)
     check_cost(model, w, command)
 
@@ -253,6 +296,24 @@ register({
     "r_trace_sp_ckpt": {"en": "sequence parallelism with checkpointing is not traced: transformers builds the causal mask "
                               "of a recomputed layer from the sequence-sharded hidden states",
                         "zh": "不追踪带检查点的序列并行：transformers 依据按序列切分的隐藏状态为重算的层构建因果掩码"},
+    "r_trace_pp_alone": {"en": "pipeline parallelism is traced for training, without tensor, context or expert "
+                                "parallelism; use {use}",
+                         "zh": "流水线并行只追踪训练，且不与张量、上下文或专家并行同用；请用 {use}"},
+    "r_trace_pp_framework": {"en": "pipeline parallelism is traced as torchtitan runs it (its stage split, FSDP2 inside "
+                                    "each stage); use {use}",
+                             "zh": "流水线并行按 torchtitan 的做法追踪（它的阶段切分，每个阶段内用 FSDP2）；请用 {use}"},
+    "r_trace_pp_schedule": {"en": "the pipeline schedule {schedule} is not traced; traced: {allowed}",
+                            "zh": "不追踪流水线调度 {schedule}；可追踪：{allowed}"},
+    "r_trace_pp_dp": {"en": "pipeline parallelism is traced with FSDP2 over at least 2 GPUs inside each of the {pp} "
+                            "stages; use {fsdp} and a multiple of {gpus} GPUs",
+                      "zh": "流水线并行的追踪要求 {pp} 个阶段中每个阶段内用 FSDP2 覆盖至少 2 块 GPU；请用 {fsdp}，"
+                            "GPU 数为 {gpus} 的倍数"},
+    "r_trace_pp_feature": {"en": "under pipeline parallelism the trace runs full training only (no LoRA, freezing, "
+                                 "chunked cross-entropy, activation offload, optimizer in backward or float8)",
+                           "zh": "流水线并行下追踪只运行全量训练（不含 LoRA、冻结、分块交叉熵、激活卸载、反向中的优化器或 float8）"},
+    "r_trace_pp_split": {"en": "torchtitan cannot cut {layers} layers into {stages} stages (the embedding and the "
+                               "output head take one layer's place each, and no stage may be empty)",
+                         "zh": "torchtitan 无法把 {layers} 层切成 {stages} 个阶段（嵌入层和输出头各占一层的位置，且任何阶段都不能为空）"},
     "r_trace_model_parallel": {"en": "model-parallel workloads are not traced; use {use}",
                                "zh": "不追踪模型并行的工作负载；请用 {use}"},
     "r_trace_ulysses": {"en": "DeepSpeed-Ulysses is not traced (the trace runs torch's ring attention); use {ring}",
