@@ -163,3 +163,47 @@ def test_unknown_gguf_architecture(tmp_path):
 def test_supported_models_not_refused():
     for m in ("llama-3-8b", "XiaomiMiMo/MiMo-V2-Flash", "google/gemma-4-31B-it", "deepseek-ai/DeepSeek-V4-Flash"):
         assert llamacpp_kv.unsupported(resolve(m)) is None, m
+
+
+def _gemma4_gguf(tmp_path: Path, shared: int) -> Path:
+    """A two-layer Gemma 4 GGUF as conversion/gemma.py writes one: a sliding layer of 2 KV heads × 128
+    (key/value_length_swa), a full one of 2 × 256 (key/value_length, head_count_kv per layer), window 512,
+    ``attention.shared_kv_layers``."""
+    from tests.test_hostile_gguf import ARR, STR, U32, gemma2_base
+
+    BOOL = 7
+    g = gemma2_base()
+    kv = [(k.replace("gemma2.", "gemma4."), t, "gemma4" if k == "general.architecture" else v) for k, t, v in g.kv
+          if not k.endswith(("attention.head_count_kv", "attention.key_length", "attention.value_length",
+                             "attention.sliding_window"))]
+    kv += [("gemma4.attention.head_count_kv", ARR, (U32, [2, 2])), ("gemma4.attention.key_length", U32, 256),
+           ("gemma4.attention.value_length", U32, 256), ("gemma4.attention.key_length_swa", U32, 128),
+           ("gemma4.attention.value_length_swa", U32, 128), ("gemma4.attention.sliding_window", U32, 512),
+           ("gemma4.attention.sliding_window_pattern", ARR, (BOOL, [True, False])),
+           ("gemma4.attention.shared_kv_layers", U32, shared)]
+    g = type(g)(kv, g.tensors)
+    for i, (name, ne, t, o) in enumerate(g.tensors):
+        if name == "blk.1.attn_q.weight":
+            g = g.with_tensor(i, ne=(ne[0], 4 * 256))
+        elif name == "blk.1.attn_output.weight":
+            g = g.with_tensor(i, ne=(4 * 256, ne[1]))
+        elif name in ("blk.1.attn_k.weight", "blk.1.attn_v.weight"):
+            g = g.with_tensor(i, ne=(ne[0], 2 * 256))
+    assert STR
+    return g.write(tmp_path / f"g4-{shared}.gguf")
+
+
+@pytest.mark.parametrize("shared", [0, 1])
+def test_gemma4_gguf_per_layer(shared, tmp_path):
+    """From the file: the sliding layer keeps 2 × 128 keys and values in GGML_PAD(min(4096, 512 + 512), 256) =
+    1024 cells, the full layer 2 × 256 in 4096; a shared layer (the last shared_kv_layers) none. Without flash
+    attention the sliding layer's V is padded to the widest (512)."""
+    path = str(_gemma4_gguf(tmp_path, shared))
+    spec = resolve(path).spec
+    assert spec.layer_kv == ((2, 128), (2, 256) if not shared else (0, 0))
+    full = 0 if shared else 4096 * (512 + 512) * 2
+    e = vramscope.estimate(path, engine="llama.cpp", seq=4096, flash_attn=True)
+    assert e.engine["gpu"]["kv_buffer_bytes"] == 1024 * (256 + 256) * 2 + full
+    if not shared:  # (with the only full layer shared, llama.cpp still pads to its 512: not modelled)
+        e = vramscope.estimate(path, engine="llama.cpp", seq=4096, flash_attn=False)
+        assert e.engine["gpu"]["kv_buffer_bytes"] == 1024 * (256 + 512) * 2 + full

@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..memory.gguf_mix import gguf_tensors
 from ..memory.kv_cache import KV_DTYPE_BYTES
+from . import llamacpp_kv  # noqa: F401 - registers its messages
 from ..model.spec import SLIDING, ModelSpec
 from ..result import Assumption
 from ..errors import Opt

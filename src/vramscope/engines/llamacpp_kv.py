@@ -134,7 +134,9 @@ def layer_widths(spec: ModelSpec) -> list[tuple[int, int]]:
     """(``n_embd_k_gqa(il)``, ``n_embd_v_gqa(il)``) of each decoder layer for standard attention; (0, 0) where
     the layer has no cache of its own (Gemma 4's KV-shared layers).
 
-    Gemma 4: ``ModelSpec.layer_kv`` (heads × size, keys and values alike). MiMo-V2-Flash:
+    Gemma 4: ``ModelSpec.layer_kv`` (heads × size, keys and values alike; a shared layer's own shape, which
+    llama.cpp's V padding also counts, is its type's: the widest V is found among the unshared layers as long
+    as both types have one, as in every Gemma 4 checkpoint). MiMo-V2-Flash:
     ``kv_values_per_layer`` holds each layer's ``k_proj + v_proj`` width; one head's key + value size is the
     narrowest layer's width over ``num_kv_heads`` (its full layers: 1280 / 4 = 320), its key part ``head_dim``
     (192), so a layer keeps ``width / 320`` heads of 192 keys and 128 values. Otherwise ``num_kv_heads ×
