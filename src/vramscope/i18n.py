@@ -708,22 +708,25 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "the layers cache different widths (values per token: {values}): read from transformers {version}'s "
               "k_proj / v_proj and checked against its real cache objects. vLLM 0.33.0: the same widths (mimo_v2.py's "
               "key and value head sizes and kv heads per layer), its pages of different sizes made one as its KV "
-              "cache planner does, checked against that planner run on CPU; vLLM before 0.22 and llama.cpp: their "
-              "layouts of this model are not read, so their figures assume the standard layout and are not exact",
+              "cache planner does, checked against that planner run on CPU; vLLM before 0.22: its layout of this "
+              "model is not read, so its figures assume the standard layout and are not exact; llama.cpp: read at "
+              "82bb48500 (its own note)",
         "zh": "各层缓存宽度不同（每词元数值：{values}）：从 transformers {version} 的 k_proj / v_proj 读取，并与其真实"
               "缓存对象核对。vLLM 0.33.0：宽度相同（mimo_v2.py 每层的键、值头维度与 KV 头数），不同大小的页按其 KV 缓存"
-              "规划器的方式统一，并与在 CPU 上运行的该规划器核对；0.22 之前的 vLLM 与 llama.cpp：未读取它们对该模型的"
-              "布局，其数字按标准布局计算，并不精确",
+              "规划器的方式统一，并与在 CPU 上运行的该规划器核对；0.22 之前的 vLLM：未读取其对该模型的布局，其数字按标准布局"
+              "计算，并不精确；llama.cpp：按 82bb48500 阅读（见其自身的说明）",
     },
     "a_meta_kv_compressed": {
         "en": "compressed attention layers ({layers}): the sliding window, the compressors' pending tokens, their "
               "compressed entries and overlap state as transformers {version} keeps them, checked against its real "
               "cache objects. vLLM 0.33.0 runs this model with caches of its own (compressed latent pages, "
               "compressor state and indexer caches, a sliding-window cache allocated apart), which are not "
-              "modelled; vLLM's and llama.cpp's figures assume the standard layout and are not exact",
+              "modelled, so vLLM's figures assume the standard layout and are not exact; llama.cpp's caches of this "
+              "model are read at 82bb48500 (its own note)",
         "zh": "压缩注意力层（{layers} 层）：滑动窗口、压缩器待压缩的词元、压缩条目与重叠状态按 transformers {version} 的"
               "保存方式建模，并与其真实缓存对象核对。vLLM 0.33.0 以其自有的缓存运行该模型（压缩潜变量页、压缩器状态与索引器"
-              "缓存、单独分配的滑动窗口缓存），此处未建模；vLLM 与 llama.cpp 的数字按标准布局计算，并不精确",
+              "缓存、单独分配的滑动窗口缓存），此处未建模，因此 vLLM 的数字按标准布局计算，并不精确；llama.cpp 对该模型的缓存"
+              "按 82bb48500 阅读（见其自身的说明）",
     },
     "a_meta_recurrent": {
         "en": "this model mixes tokens with recurrent / state-space layers ({mixers}) whose caches are not read "
@@ -777,11 +780,11 @@ MESSAGES: dict[str, dict[str, str]] = {
               "none; a layer whose keys are its values still stores both. vLLM 0.33.0: the same shapes as its "
               "gemma4.py builds them, the shared layers without a cache of their own, its pages of different sizes "
               "made one as its KV cache planner does (checked against that planner run on CPU, with 16-token kernel "
-              "blocks; the 64-token and FA4 head-256 pages some GPUs use, and vLLM before 0.22, not modelled); llama.cpp: assumed the same, its code for this architecture not verified",
+              "blocks; the 64-token and FA4 head-256 pages some GPUs use, and vLLM before 0.22, not modelled); llama.cpp 82bb48500: the same shapes (gemma4.cpp, llama-kv-cache.cpp; its own note)",
         "zh": "KV 缓存按配置给出的每层形状计算（per_layer_config、kv_sharing_modes）：K/V 头数 × 头维度 {shapes}；"
               "标为 — 的层读取其他层的键值，自身不存储；键即值的层仍存两份张量。vLLM 0.33.0：形状同其 gemma4.py 的构建，"
               "共享层没有自己的缓存，不同大小的页按其 KV 缓存规划器的方式统一（与在 CPU 上运行的该规划器核对，内核块为 16 词元；部分 GPU 使用的 64 词元页与 FA4 头维 256 页，以及 0.22 之前的 "
-              "vLLM，均未建模）；llama.cpp：假定相同，未核对其对该架构的代码",
+              "vLLM，均未建模）；llama.cpp 82bb48500：形状相同（gemma4.cpp、llama-kv-cache.cpp；见其自身的说明）",
     },
     "a_meta_tied": {
         "en": "tied weights, counted once: {ties}",

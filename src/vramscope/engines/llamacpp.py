@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..memory.gguf_mix import gguf_tensors
 from ..memory.kv_cache import KV_DTYPE_BYTES
+from . import llamacpp_kv  # noqa: F401 - registers its messages
 from ..model.spec import SLIDING, ModelSpec
 from ..result import Assumption
 from ..errors import Opt
@@ -204,27 +205,42 @@ _STATE_LAYERS = ("state", "hybrid", "hybrid_sliding")
 
 
 def layer_cache_bytes(spec: ModelSpec, layer: int, n_ctx: int, ub: int, k_dim: int, v_dim: int, bk: float,
-                      bv: float, n_seq: int) -> tuple[int, int]:
-    """(KV bytes, RS bytes) of one layer. The KV cache keeps ``n_ctx`` cells (sliding layers ``n_swa + n_ubatch``);
-    a recurrent / hybrid model (``llm_arch_is_recurrent`` / ``llm_arch_is_hybrid``) keeps keys and values only in
+                      bv: float, n_seq: int, flash_attn: bool = True) -> tuple[int, int]:
+    """(KV bytes, RS bytes) of one layer. The KV cache keeps ``n_ctx`` cells, sliding layers
+    ``GGML_PAD(min(n_ctx, n_swa + n_ubatch), 256)`` per sequence, each layer its own K/V widths (MiMo-V2-Flash,
+    Gemma 4; its KV-shared layers none) and without flash attention every V padded to the widest, DeepSeek-V4 its
+    compressed caches (:mod:`vramscope.engines.llamacpp_kv`, read at 82bb48500). A recurrent / hybrid model
+    (``llm_arch_is_recurrent`` / ``llm_arch_is_hybrid``) keeps keys and values only in
     its attention layers (``llama_memory_hybrid``'s ``filter_attn``: ``!hparams.is_recr(il)``; Falcon-H1 every
     layer, Nemotron-H none in its MLP layers) and in each recurrent layer ``llama_memory_recurrent``'s ``r_l``
     (``n_embd_r() = (ssm_d_conv − 1) × (ssm_d_inner + 2 × ssm_n_group × ssm_d_state)``; LFM2
     ``n_embd × (L_cache − 1)``) and ``s_l`` (``n_embd_s() = ssm_d_state × ssm_d_inner``), f32, for
     ``mem_size = max(1, n_seq_max)`` sequences (``n_rs_seq`` 0: no rollback rows). Read at ggml-org/llama.cpp
     d32676d (2026-08-18): src/llama-memory-recurrent.cpp, src/llama-hparams.cpp, src/llama-model.cpp."""
+    from .llamacpp_kv import dsv4_layer_bytes, is_sliding, standard_layer_bytes
+
     st = spec.state
     kv = rs = 0
-    if spec.layer_kv and layer < len(spec.layer_kv):  # per-layer shapes (Gemma 4): assumed, not read in llama.cpp
-        heads, dim = spec.layer_kv[layer]
-        k_dim = v_dim = heads * dim
+    if spec.compressed is not None and spec.mla is None and st is None:
+        raw, state = dsv4_layer_bytes(spec, layer, n_ctx, ub, bk, n_seq)
+        return raw + state, 0
+    if spec.mla is None and st is None:
+        widths = _widths(spec)
+    else:
+        widths = [(k_dim, v_dim)] * spec.num_layers
     if st is None or st.has_kv(layer):
-        sliding = st.slides(layer) if st is not None else spec.layer_type(layer) == SLIDING
-        cells = min(n_ctx, spec.sliding_window + ub) if spec.sliding_window and sliding else n_ctx
-        kv = int(cells * (k_dim * bk + v_dim * bv))
+        sliding = st.slides(layer) if st is not None else is_sliding(spec, layer)
+        kv = standard_layer_bytes(spec, layer, widths, n_ctx, ub, bk, bv, n_seq, flash_attn, sliding)
     if st is not None and st.kinds[layer] in _STATE_LAYERS:
         rs = (st.engine_conv_values(layer) + st.recurrent_values[layer]) * RS_BYTES * max(1, n_seq)
     return kv, rs
+
+
+@lru_cache(maxsize=32)
+def _widths(spec: ModelSpec) -> list:
+    from .llamacpp_kv import layer_widths
+
+    return layer_widths(spec)
 
 
 def llamacpp_inference(model: ResolvedModel, w: Workload, notes: list[Assumption]) -> tuple[Phases, LlamacppReport]:
@@ -267,7 +283,7 @@ def llamacpp_inference(model: ResolvedModel, w: Workload, notes: list[Assumption
     gpu_kv = cpu_kv = gpu_rs = cpu_rs = 0
     n_seq = getattr(w, "n_parallel", None) or 1
     for layer in range(n_layer):
-        kv, rs = layer_cache_bytes(spec, layer, n_ctx, w.ubatch, k_dim, v_dim, bk, bv, n_seq)
+        kv, rs = layer_cache_bytes(spec, layer, n_ctx, w.ubatch, k_dim, v_dim, bk, bv, n_seq, w.flash_attn)
         if layer >= first_gpu:
             gpu_kv += kv + rs
             gpu_rs += rs
@@ -291,6 +307,7 @@ def llamacpp_inference(model: ResolvedModel, w: Workload, notes: list[Assumption
         notes.append(Assumption("a_llamacpp_no_mla", {"k": k_dim, "v": v_dim}))
     if spec.state is not None:
         state_note(spec, n_seq, notes)
+    _layout_note(spec, n_ctx, w.ubatch, bk, n_seq, notes)
     phases = {"load": {"weights": gpu_model},
               "prefill": {"weights": gpu_model, "kv_cache": gpu_kv, "activations": gpu_compute}}
     report = LlamacppReport(n_gpu_layers=n_repeating, output_on_gpu=output_on_gpu, n_ctx=n_ctx, n_ubatch=w.ubatch,
@@ -303,6 +320,14 @@ def llamacpp_inference(model: ResolvedModel, w: Workload, notes: list[Assumption
                                          rs_buffer_bytes=cpu_rs if spec.state is not None else None),
                             host_bytes=cpu_model + cpu_kv + cpu_compute)
     return phases, report
+
+
+def _layout_note(spec: ModelSpec, n_ctx: int, ub: int, bk: float, n_seq: int, notes: list[Assumption]) -> None:
+    from .llamacpp_kv import layout_note
+
+    note = layout_note(spec, n_ctx, ub, bk, n_seq)
+    if note is not None:
+        notes.append(Assumption(*note))
 
 
 def state_note(spec: ModelSpec, n_seq: int, notes: list[Assumption]) -> None:
@@ -553,7 +578,7 @@ def _device_kv(model: ResolvedModel, w: Workload, dev_of: list, used: list, kv_o
     cpu_kv = 0
     n_seq = getattr(w, "n_parallel", None) or 1
     for layer in range(spec.num_layers):
-        nbytes = sum(layer_cache_bytes(spec, layer, n_ctx, ub, k_dim, v_dim, bk, bv, n_seq))
+        nbytes = sum(layer_cache_bytes(spec, layer, n_ctx, ub, k_dim, v_dim, bk, bv, n_seq, w.flash_attn))
         d = dev_of[layer]
         if d is None or not kv_offload:
             cpu_kv += nbytes
@@ -761,6 +786,8 @@ def llamacpp_multi_inference(model: ResolvedModel, w: Workload, notes: list[Assu
     notes.append(Assumption("a_llamacpp", {"ngl": on_gpu, "n_layer": n_layer, "ctx": w.seq, "ctk": f["ctk"],
                                            "ctv": f["ctv"], "ub": f["n_ubatch"],
                                            "fa": "on" if w.flash_attn else "off"}))
+    _layout_note(model.spec, w.seq, f["n_ubatch"], KV_DTYPE_BYTES.get(f["ctk"], 2.0),
+                 getattr(w, "n_parallel", None) or 1, notes)
     out_dev = next((f"CUDA{d.device}" for d in devs if d.output_layer), "CPU")
     notes.append(Assumption("a_llamacpp_split", {
         "mode": Opt("split_mode", o["split_mode"]), "o_ts": Opt("tensor_split", flag="-ts"), "n": len(devs),
@@ -942,6 +969,9 @@ class LlamaCpp(Engine):
 
     def inference(self, model: ResolvedModel, w: Workload, dtype: str, notes: list[Assumption],
                   gpus: tuple[Gpu, ...]) -> tuple[Phases, Optional[EngineReport]]:
+        from .llamacpp_kv import refuse_unsupported
+
+        refuse_unsupported(model)
         if getattr(w, "fit", None) == "on" and gpus:
             return llamacpp_fit_inference(model, w, notes, gpus)
         if getattr(w, "fit", None) == "on":

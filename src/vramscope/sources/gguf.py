@@ -626,6 +626,29 @@ def _check_attention_rows(m: _Meta, h: _Heads, by_name: dict[str, StoredTensor],
                             f"{t.shape[1]} rows")
 
 
+def _layer_kv(m: _Meta, h: _Heads, n_layers: int) -> tuple[tuple[int, int], ...]:
+    """Per-layer cache shapes (KV heads, head size) where llama.cpp's differ between layers, as
+    ``ModelSpec.layer_kv`` holds them: ``head_count_kv`` per layer, ``key_length`` / ``value_length`` on full and
+    ``key_length_swa`` / ``value_length_swa`` on sliding layers (``llama_hparams::n_embd_head_k(il)``), and (0, 0)
+    for the last ``attention.shared_kv_layers`` (Gemma 4: ``n_layer_kv_from_start``, they store nothing). Read at
+    ggml-org/llama.cpp 82bb48500 (src/llama-model.cpp ``load_hparams``, src/models/gemma4.cpp,
+    src/llama-hparams.cpp). () where every layer is alike, or where a layer's keys and values differ in size
+    (not representable as one head size)."""
+    if not (m.has("attention.shared_kv_layers") or m.has("attention.key_length_swa")):
+        return ()
+    swa = _swa_layers(m, n_layers) if m.has("attention.sliding_window") else None
+    shared = m.int("attention.shared_kv_layers", 0, lo=0, hi=n_layers)
+    v_swa = m.int("attention.value_length_swa", h.value_len, hi=MAX_HEAD_DIM)
+    shapes = []
+    for i in range(n_layers):
+        k, v = (h.swa_key_len, v_swa) if swa and swa[i] else (h.key_len, h.value_len)
+        if k != v:
+            return ()
+        shapes.append((h.kv_per_layer[i], k) if i < n_layers - shared else (0, 0))
+    uniform = (max(1, max(h.kv_per_layer)), h.key_len)
+    return tuple(shapes) if any(x != uniform for x in shapes) else ()
+
+
 def _moe(m: _Meta, tensors: list[StoredTensor], ffn_l: list[int]) -> Optional[MoESpec]:
     """Mixture of experts: a layer routes when it holds ffn_*_exps tensors; their shapes must match the keys."""
     path, n_layers = m.path, m.n_layers
@@ -779,5 +802,5 @@ def spec_from_gguf(meta: dict[str, Any], tensors: list[StoredTensor], name: str,
         qkv_bias=any(layer_of(t.name) is not None and t.name.endswith(".attn_q.bias") for t in tensors),
         sliding_window=window, attn_softcap=attn_cap > 0, logit_softcap=final_cap > 0, layer_types=layer_types,
         moe=moe, mla=mla, norms_per_layer=family.norms_per_layer, source=str(path),
-        state=_state(m, arch, n_layers, h, ffn_l),
+        state=_state(m, arch, n_layers, h, ffn_l), layer_kv=() if mla is not None else _layer_kv(m, h, n_layers),
     )

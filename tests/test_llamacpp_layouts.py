@@ -1,0 +1,209 @@
+"""llama.cpp's KV layouts per architecture (engines/llamacpp_kv.py, read at ggml-org/llama.cpp 82bb48500) against
+the buffers llama.cpp itself printed, and the architectures it has no code for (one line, exit 2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import vramscope
+from vramscope.engines import llamacpp_kv
+from vramscope.sources import resolve
+
+MIB = 2**20
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _kv(model: str, **kw) -> int:
+    e = vramscope.estimate(model, engine="llama.cpp", quant="Q4_K_M", **kw)
+    return e.engine["gpu"]["kv_buffer_bytes"] + e.engine["host"]["kv_buffer_bytes"]
+
+
+def test_deepseek_v4_against_llamacpp_25468():
+    """ggml-org/llama.cpp#25468 (DeepSeek-V4-Flash, --ctx-size 131072 --ubatch-size 512 --flash-attn on, f16, a
+    build of 2026-07): 'SWA 32.25 MiB, CSA 672 MiB, HCA 20 MiB, lightning-indexer 168 MiB', the raw non-SWA cache
+    0 layers; and #27680's compressor states (1.31 / 10.00 / 0.33 MiB: csa 8 × 1024, hca 128 × 512, lid 8 × 256,
+    21 / 20 / 21 layers). The KV buffer vramscope counts is their sum."""
+    kv = _kv("deepseek-ai/DeepSeek-V4-Flash", seq=131072, ubatch=512, flash_attn=True)
+    states = 21 * 2 * 8 * 1024 * 4 + 20 * 2 * 128 * 512 * 4 + 21 * 2 * 8 * 256 * 4
+    assert [round(x / MIB, 2) for x in (21 * 2 * 8 * 1024 * 4, 20 * 2 * 128 * 512 * 4, 21 * 2 * 8 * 256 * 4)] \
+        == [1.31, 10.00, 0.33]
+    assert kv == int((32.25 + 672 + 20 + 168) * MIB) + states
+
+
+def test_deepseek_v4_raw_cache_against_llamacpp_27680():
+    """ggml-org/llama.cpp#27680 (DeepSeek-V4-Flash, n_ctx_seq 64000, K bf16, 1/1 seqs): 'creating SWA KV cache,
+    size = 4352 cells' and 'CUDA0 KV buffer size = 182.75 MiB' over 43 layers: n_swa 128 + an n_ubatch of 4096,
+    padded to 256, keys only (512 wide)."""
+    spec = resolve("deepseek-ai/DeepSeek-V4-Flash").spec
+    assert llamacpp_kv.swa_cells(spec, 64000, 4096, 1) == 4352
+    raw = sum(llamacpp_kv.dsv4_layer_bytes(spec, i, 64000, 4096, 2.0, 1)[0] for i in range(spec.num_layers))
+    # the compressed caches beside it (printed on lines of their own)
+    csa = 21 * 16128 * (512 + 128) * 2  # ceil(64000 / 4) = 16000 -> 16128 cells; K and the indexer's
+    hca = 20 * 512 * 512 * 2  # ceil(64000 / 128) = 500 -> 512 cells
+    assert raw - csa - hca == int(182.75 * MIB)
+
+
+def test_mimo_v2_against_llamacpp_22493():
+    """ggml-org/llama.cpp#22493 (MiMo-V2.5, the attention of V2-Flash: 9 full layers of 4 KV heads, 39 sliding of
+    8; n_ctx 262144, 'SWA @ n_swa+pad' 4352 cells): 'size = 5760.00 MiB (262144 cells, 9 layers …), K (f16):
+    3456.00 MiB, V (f16): 2304.00 MiB' and 'size = 828.75 MiB (4352 cells, 39 layers …)' (flash attention: V
+    unpadded, 128-wide value heads)."""
+    assert _kv("XiaomiMiMo/MiMo-V2-Flash", seq=262144, ubatch=4096, flash_attn=True) == int((5760 + 828.75) * MIB)
+    spec = resolve("XiaomiMiMo/MiMo-V2-Flash").spec
+    widths = llamacpp_kv.layer_widths(spec)
+    assert sum(1 for k, _ in widths if k == 768) == 9 and 9 * 262144 * 768 * 2 == 3456 * MIB
+    assert llamacpp_kv.n_swa(spec) == 128 and spec.sliding_window == 129  # transformers' +1, config.json's 128
+
+
+def test_mimo_v2_without_flash_attention_pads_v():
+    """Without flash attention the transposed V cache of every layer is the widest layer's (n_embd_v_gqa_max:
+    8 heads × 128 = 1024), so the 9 full layers hold 1024 values, not 512 (llama-kv-cache.cpp
+    [TAG_V_CACHE_VARIABLE])."""
+    fa = _kv("XiaomiMiMo/MiMo-V2-Flash", seq=262144, ubatch=4096, flash_attn=True)
+    no_fa = _kv("XiaomiMiMo/MiMo-V2-Flash", seq=262144, ubatch=4096, flash_attn=False)
+    assert no_fa - fa == 9 * 262144 * (1024 - 512) * 2
+
+
+def test_gemma4_shared_layers_and_v_padding():
+    """Gemma 4 E2B (35 layers, 20 KV-shared): n_layer_kv_from_start = 15, so 12 sliding layers of 1 × 256 and 3
+    full of 1 × 512 keep a cache, the shared ones none; sliding layers GGML_PAD(min(n_ctx, 512 + 512), 256) =
+    1024 cells. Without flash attention the sliding layers' V is padded to 512."""
+    spec = resolve("google/gemma-4-E2B-it").spec
+    widths = llamacpp_kv.layer_widths(spec)
+    assert sum(1 for k, _ in widths if not k) == 20
+    fa = 12 * 1024 * (256 + 256) * 2 + 3 * 8192 * (512 + 512) * 2
+    assert _kv("google/gemma-4-E2B-it", seq=8192, flash_attn=True) == fa
+    assert _kv("google/gemma-4-E2B-it", seq=8192, flash_attn=False) == fa + 12 * 1024 * 256 * 2
+
+
+def test_swa_cells_padded_and_per_sequence():
+    """GGML_PAD(min(kv_size, n_swa × 1 + n_ubatch), 256) per stream, one stream per sequence without
+    --kv-unified (kv_size = GGML_PAD(n_ctx / n_seq, 256)): Gemma 2 (n_swa 4096) at n_ctx 32768, 4 sequences: 4608
+    cells each, 18432 in all (the 4608 of one sequence before)."""
+    spec = resolve("gemma-2-9b").spec
+    assert llamacpp_kv.swa_cells(spec, 32768, 512, 4) == 4 * 4608
+    assert llamacpp_kv.swa_cells(spec, 32768, 300, 1) == 4608  # 4396 padded to 256
+    assert llamacpp_kv.swa_cells(spec, 1, 512, 1) == 1  # never above the (unpadded) full cache
+
+
+def test_phi3_window_not_used():
+    """phi3.cpp: 'Phi SWA is currently disabled' (swa_type NONE): Phi-3-mini's sliding_window 2047 leaves every
+    layer at n_ctx cells, and the estimate says so."""
+    e = vramscope.estimate("phi-3-mini", engine="llama.cpp", quant="Q4_K_M", seq=4096)
+    spec = resolve("phi-3-mini").spec
+    assert e.engine["gpu"]["kv_buffer_bytes"] == spec.num_layers * 4096 * 2 * spec.num_kv_heads * spec.head_dim * 2
+    assert any("2047" in a and "phi3" in a for a in e.to_dict()["assumptions"])
+    assert llamacpp_kv.llamacpp_arch(spec) == "phi3" and not llamacpp_kv.slides(spec)
+
+
+def test_arch_table():
+    """The converter's map (conversion/__init__.py and each class's model_arch) as copied from 82bb48500."""
+    data = llamacpp_kv._archs()
+    hf = data["hf_to_gguf"]
+    assert (hf["MiMoV2FlashForCausalLM"], hf["Gemma4ForConditionalGeneration"], hf["DeepseekV4ForCausalLM"],
+            hf["MistralForCausalLM"], hf["Phi3ForCausalLM"]) == ("mimo2", "gemma4", "deepseek4", "llama", "phi3")
+    assert {"mimo2", "gemma4", "deepseek4"} <= set(data["llm_arch_names"]) & set(data["swa_archs"])
+    assert set(hf.values()) <= set(data["llm_arch_names"]) and set(hf) <= set(data["convert_hf_to_gguf"])
+    assert "xLSTMForCausalLM" not in data["convert_hf_to_gguf"] and "xlstm" not in data["llm_arch_names"]
+
+
+def _cli(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vramscope", *argv], capture_output=True, text=True, timeout=300,
+                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin", "HOME": "/tmp"})
+
+
+#: a small xLSTM (transformers builds it on the meta device: no built-in reader), as tests/test_state_cache.py's
+XLSTM = {"model_type": "xlstm", "vocab_size": 128, "hidden_size": 256, "num_heads": 2, "num_blocks": 3,
+         "num_hidden_layers": 3, "chunk_size": 16, "qk_dim_factor": 0.5, "v_dim_factor": 1.0, "pad_token_id": 0,
+         "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": "bfloat16"}
+
+
+@pytest.mark.parametrize("cfg, arch, lang, words", [
+    (XLSTM, "xlstm (xLSTMLayer)", "en", "has no architecture"),
+    (dict(XLSTM, architectures=["xLSTMForCausalLM"]), "xLSTMForCausalLM", "zh", "没有")])
+def test_unsupported_architecture_one_line(cfg, arch, lang, words, tmp_path):
+    """xLSTM: not in llama-arch.cpp nor the converter: one line naming it and the llama.cpp version, exit 2 (a
+    config without ``architectures`` by its mixer, one with them by the converter's map)."""
+    import contextlib
+    import io
+
+    from vramscope.cli import main
+
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(["estimate", str(tmp_path), "--engine", "llama.cpp", "--lang", lang])
+    line = err.getvalue().strip()
+    assert rc == 2 and out.getvalue() == "", (rc, out.getvalue(), line)
+    assert "\n" not in line and arch in line and "82bb48500" in line and words in line, line
+    assert "Traceback" not in line
+
+
+def test_unknown_gguf_architecture(tmp_path):
+    """A GGUF whose general.architecture llama.cpp does not know ('unknown model architecture'): one line."""
+    from tests.test_hostile_gguf import STR, gemma2_base
+
+    g = gemma2_base()
+    g = type(g)([(k.replace("gemma2.", "gemma7."), t, "gemma7" if k == "general.architecture" else v)
+                 for k, t, v in g.kv], g.tensors)
+    path = g.write(tmp_path / "m.gguf")
+    assert STR
+    r = _cli("estimate", str(path), "--engine", "llama.cpp")
+    assert r.returncode == 2 and "gemma7" in r.stderr and "LLM_ARCH_NAMES" in r.stderr, r
+    assert len(r.stderr.strip().splitlines()) == 1
+    ok = _cli("estimate", str(gemma2_base().write(tmp_path / "g.gguf")), "--engine", "llama.cpp")
+    assert ok.returncode in (0, 1), ok
+
+
+def test_supported_models_not_refused():
+    for m in ("llama-3-8b", "XiaomiMiMo/MiMo-V2-Flash", "google/gemma-4-31B-it", "deepseek-ai/DeepSeek-V4-Flash"):
+        assert llamacpp_kv.unsupported(resolve(m)) is None, m
+
+
+def _gemma4_gguf(tmp_path: Path, shared: int) -> Path:
+    """A two-layer Gemma 4 GGUF as conversion/gemma.py writes one: a sliding layer of 2 KV heads × 128
+    (key/value_length_swa), a full one of 2 × 256 (key/value_length, head_count_kv per layer), window 512,
+    ``attention.shared_kv_layers``."""
+    from tests.test_hostile_gguf import ARR, STR, U32, gemma2_base
+
+    BOOL = 7
+    g = gemma2_base()
+    kv = [(k.replace("gemma2.", "gemma4."), t, "gemma4" if k == "general.architecture" else v) for k, t, v in g.kv
+          if not k.endswith(("attention.head_count_kv", "attention.key_length", "attention.value_length",
+                             "attention.sliding_window"))]
+    kv += [("gemma4.attention.head_count_kv", ARR, (U32, [2, 2])), ("gemma4.attention.key_length", U32, 256),
+           ("gemma4.attention.value_length", U32, 256), ("gemma4.attention.key_length_swa", U32, 128),
+           ("gemma4.attention.value_length_swa", U32, 128), ("gemma4.attention.sliding_window", U32, 512),
+           ("gemma4.attention.sliding_window_pattern", ARR, (BOOL, [True, False])),
+           ("gemma4.attention.shared_kv_layers", U32, shared)]
+    g = type(g)(kv, g.tensors)
+    for i, (name, ne, t, o) in enumerate(g.tensors):
+        if name == "blk.1.attn_q.weight":
+            g = g.with_tensor(i, ne=(ne[0], 4 * 256))
+        elif name == "blk.1.attn_output.weight":
+            g = g.with_tensor(i, ne=(4 * 256, ne[1]))
+        elif name in ("blk.1.attn_k.weight", "blk.1.attn_v.weight"):
+            g = g.with_tensor(i, ne=(ne[0], 2 * 256))
+    assert STR
+    return g.write(tmp_path / f"g4-{shared}.gguf")
+
+
+@pytest.mark.parametrize("shared", [0, 1])
+def test_gemma4_gguf_per_layer(shared, tmp_path):
+    """From the file: the sliding layer keeps 2 × 128 keys and values in GGML_PAD(min(4096, 512 + 512), 256) =
+    1024 cells, the full layer 2 × 256 in 4096; a shared layer (the last shared_kv_layers) none. Without flash
+    attention the sliding layer's V is padded to the widest (512)."""
+    path = str(_gemma4_gguf(tmp_path, shared))
+    spec = resolve(path).spec
+    assert spec.layer_kv == ((2, 128), (2, 256) if not shared else (0, 0))
+    full = 0 if shared else 4096 * (512 + 512) * 2
+    e = vramscope.estimate(path, engine="llama.cpp", seq=4096, flash_attn=True)
+    assert e.engine["gpu"]["kv_buffer_bytes"] == 1024 * (256 + 256) * 2 + full
+    if not shared:  # (with the only full layer shared, llama.cpp still pads to its 512: not modelled)
+        e = vramscope.estimate(path, engine="llama.cpp", seq=4096, flash_attn=False)
+        assert e.engine["gpu"]["kv_buffer_bytes"] == 1024 * (256 + 512) * 2 + full
