@@ -152,7 +152,9 @@ REFUSALS = [
     (["llama-3-8b", *FT, "--optimizer", "adamw-8bit"], "adamw-8bit"),
     (["llama-3-8b", *FT, "--optimizer", "paged-adamw-8bit"], "paged-adamw-8bit"),
     (["llama-3-8b", *FT, "--optimizer", "lion"], "lion"),
-    (["llama-3-8b", *FT, "--compile"], "--compile"),
+    (["llama-3-8b", *FT, "--compile"], "--compile-components model"),  # the compiled loss is not traced
+    (["llama-3-8b", *FT, "--compile", "--compile-components", "model", "--method", "lora"], "drop --compile"),
+    (["llama-3-8b", *FT, "--compile", "--compile-components", "loss"], "drop --compile"),
     (["llama-3-8b", *FT, "--framework", "torchtune"], "torchtune"),
     (["t5-small", *FT, "--chunked-ce", "4"], "decoder-only"),
     (["gpt2", *FT, "--grad-checkpointing", "selective"], "selective"),

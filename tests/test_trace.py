@@ -47,6 +47,14 @@ def test_tracker_counts_rounded_storages_views_once():
     dict(task="finetune", method="lora", seq=64, grad_checkpointing=False),  # hf runs LoRA checkpointed unless told
     dict(task="finetune", method="full", seq=32, attn="eager", grad_checkpointing=True),
     dict(task="inference", seq=96, batch=2),
+    # SDPA without a KV cache (transformers' checkpointing turns it off): no causal mask on real positions, so
+    # none on fake ones either (build.unpacked_positions; every 2nd layer's non-checkpointed layers saved one)
+    dict(task="finetune", method="full", seq=64, checkpoint_every=2),
+    # torchtitan's per-block torch.compile (trace/compiled.py): the partitioned graphs on fake and real tensors
+    dict(task="pretrain", precision="mixed", framework="torchtitan", seq=64, compile=True,
+         compile_components="model"),
+    dict(task="pretrain", precision="mixed", framework="torchtitan", seq=64, compile=True,
+         compile_components="model", grad_checkpointing="op"),
     # torchao's Float8Linear on torch._scaled_mm: its meta kernel on fake tensors, the CPU float8 GEMM on real ones
     pytest.param(dict(task="pretrain", precision="mixed", framework="torchtitan", float8="rowwise", seq=64, batch=2),
                  marks=requires_torchao, id="float8-rowwise"),

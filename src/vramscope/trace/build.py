@@ -41,6 +41,27 @@ def quiet_libraries() -> Iterator[None]:
 
 
 
+@contextmanager
+def unpacked_positions() -> Iterator[None]:
+    """transformers' packed-sequence detection answered as it answers for one sequence of positions ``0..s-1``
+    per row (transformers 5.24 ``masking_utils.find_packed_sequence_indices``: None, no packing), which is what a
+    training batch without a KV cache passes. Fake tensors cannot be read, so the function returns its packing
+    mask instead, and ``create_causal_mask`` then builds a causal mask where a real batch gets none: SDPA runs
+    with that mask instead of ``is_causal``, GQA models repeat keys and values to every head
+    (``use_gqa_in_sdpa`` is false with a mask) and CPU SDPA converts the mask to the compute dtype, and a layer
+    that is not checkpointed saves both (``2·a·(q − kv) + a·s`` bytes per token; Llama-3-8B: 4·h at s 2048).
+    Without a cache is whenever transformers' checkpointing is on (it turns the cache off), so this was every
+    2nd layer checkpointed's forward gap (docs/accuracy.md)."""
+    from transformers import masking_utils
+
+    packed = masking_utils.find_packed_sequence_indices
+    masking_utils.find_packed_sequence_indices = lambda position_ids: None
+    try:
+        yield
+    finally:
+        masking_utils.find_packed_sequence_indices = packed
+
+
 def require_torch(extra: tuple[str, ...] = ()) -> None:
     import importlib.util
 

@@ -14,13 +14,25 @@ backward graphs then run as plain FX graphs (no code generation, so no C++ compi
 the compile stops once the partition is known (full-width shapes without running them). Each saved tensor is
 classified: a parameter, the block's own input (the residual stream the previous block returned), a tensor
 every block shares (RoPE's cos/sin), or an activation the block allocates.
+
+The whole-run trace (``vramscope trace --compile --compile-components model``, ``estimator.prepare_training``)
+compiles the blocks the same way (:func:`compile_blocks`) inside the trace's ``FakeTensorMode``: torchtitan's
+order (float8 conversion, :func:`wrap_checkpoint`, compile, then FSDP2 on the compiled blocks). Dynamo runs
+under the fake mode (an infra mode it accepts) and past the live-bytes tracker (``ignore_compile_internals``,
+``tracker.py``); the forward and backward graphs the partitioner returns run op by op through the dispatcher,
+so the tracker sees what the compiled forward returns and saves (AOTAutograd's ``CompiledFunction`` holds the
+saved set until backward) and every tensor the backward graph allocates. What inductor would fuse is not: the
+graphs' intermediate tensors are each allocated, so the transients inside a block (not what it saves) are an
+upper bound of inductor's buffers. Each block compiles on its own, as Dynamo does under torchtitan (one graph per
+plain block, guarded on the module; checkpoint-wrapped blocks share one).
 """
 
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 
 @dataclass(frozen=True)
@@ -114,9 +126,11 @@ def decoder_model(config: Any, dtype: Any, layers: int = 1, empty: bool = False)
     return model.to_empty(device="cpu")
 
 
-def wrap_checkpoint(model: Any, ac: str) -> None:
+def wrap_checkpoint(model: Any, ac: str, every: int = 1) -> None:
     """torchtitan's activation checkpointing of each block (v0.3.0 ``activation_checkpoint.py``): ``full`` wraps
-    the block in ``ptd_checkpoint_wrapper``; ``op`` adds the ``SelectiveAC`` policy (trace/build.py)."""
+    the block in ``ptd_checkpoint_wrapper``; ``op`` adds the ``SelectiveAC`` policy (trace/build.py); ``every``
+    > 1 is its per-layer selective AC (``_apply_layer_sac``: the count starts at 1 and the blocks whose count
+    divides by ``ac_freq`` are wrapped)."""
     if ac == "none":
         return
     from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
@@ -129,8 +143,38 @@ def wrap_checkpoint(model: Any, ac: str) -> None:
         context_fn = lambda: create_selective_checkpoint_contexts(sac_policy())  # noqa: E731
     layers = model.model.layers
     for i, block in enumerate(list(layers)):
+        if (i + 1) % every:
+            continue
         kwargs = {"context_fn": context_fn} if context_fn else {}
         layers[i] = checkpoint_wrapper(block, preserve_rng_state=False, **kwargs)
+
+
+@contextmanager
+def compiled_run() -> Iterator[None]:
+    """A trace of compiled blocks: Dynamo's caches (the compiled blocks, their guards on this run's modules) are
+    cleared afterwards."""
+    import torch
+
+    try:
+        yield
+    finally:
+        torch._dynamo.reset()
+
+
+def compile_blocks(model: Any, partitions: Optional[list] = None) -> list:
+    """torchtitan's ``apply_compile`` on a transformers model (after :func:`wrap_checkpoint`, before FSDP2, as
+    torchtitan orders them): each entry of ``model.model.layers`` compiled on its own with ``fullgraph=True``
+    and ``capture_scalar_outputs``, through :func:`recording_backend` (inductor's decompositions and partition
+    function; the partitioned graphs run op by op). Returns the list the partitions are recorded in."""
+    import torch
+
+    partitions = [] if partitions is None else partitions
+    torch._dynamo.reset()
+    torch._dynamo.config.capture_scalar_outputs = True  # as torchtitan's apply_compile sets
+    backend = recording_backend(partitions, run=True)
+    for block in model.model.layers:
+        block.compile(backend=backend, fullgraph=True)
+    return partitions
 
 
 def block_saved(config: Any, dtype: Any = None, batch: int = 1, seq: int = 64, ac: str = "none",

@@ -29,7 +29,7 @@ from ..result import Assumption, Estimate, ModelInfo
 from ..sources.base import ResolvedModel
 from ..workload import Workload
 from .build import (apply_lora, quiet_libraries, build_model, checkpoint_layers, op_selective_checkpointing, require_torch,
-                    selective_attention_checkpointing)
+                    selective_attention_checkpointing, unpacked_positions)
 from .preflight import DEFAULT_TIMEOUT_S, check_traceable, estimate_command
 from .runner import make_optimizer, run_inference, run_training
 from .tracker import TraceLog, TraceTimeout, make_tracker
@@ -102,7 +102,7 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
 
     torch.manual_seed(0)
     mode = FakeTensorMode() if fake else nullcontext()
-    tracker = make_tracker(progress, mode if fake else None)
+    tracker = make_tracker(progress, mode if fake else None, compiled=compiled_blocks(w))
     if timeout is not None:
         tracker.deadline = time.monotonic() + timeout
     if on_tracker is not None:
@@ -152,8 +152,14 @@ def run_trace(model: ResolvedModel, w: Workload, progress: Optional[Callable[[st
                 tracker.check_deadline()
 
         deadline_hook = register_module_forward_pre_hook(check_deadline)
+    if compiled_blocks(w):
+        from .compiled import compiled_run
+
+        compile_ctx: Any = compiled_run()
+    else:
+        compile_ctx = nullcontext()
     try:
-        with mode, tracker:
+        with compile_ctx, unpacked_positions() if w.training else nullcontext(), mode, tracker:
             trainable = _run(model, w, tracker, mark, category, param_dtype, dtype, recipe_mixed_amp,
                              mesh if sharded else None)
     finally:
@@ -198,11 +204,17 @@ def fsdp_policy(w: Workload, dtype: str) -> Any:
     return MixedPrecisionPolicy(param_dtype=width[param], reduce_dtype=width[reduce])
 
 
-def shard_like_accelerate(net: Any, mesh: Any, mp_policy: Any = None) -> None:
+def compiled_blocks(w: Workload) -> bool:
+    """Whether the workload torch.compiles each decoder block (``--compile`` with ``model`` among its components)."""
+    return bool(w.compile) and "model" in w.compile_components.split(",")
+
+
+def shard_like_accelerate(net: Any, mesh: Any, mp_policy: Any = None, blocks: bool = False) -> None:
     """FSDP2 units as accelerate's ``fsdp2_prepare_model`` builds them (and torchtitan's
     ``apply_fsdp_to_decoder``): every decoder layer, the input embedding when untied, the final norm with the
     output head (``reshard_after_forward=False``), then the root; ``mp_policy``: the framework's
-    ``MixedPrecisionPolicy``."""
+    ``MixedPrecisionPolicy``. ``blocks``: the units are the entries of ``model.layers`` as they stand (torchtitan's
+    ``apply_fsdp`` after ``apply_ac`` and ``apply_compile``: the checkpoint wrapper, compiled, is the unit)."""
     from torch.distributed.fsdp import fully_shard
     from transformers.modeling_layers import GradientCheckpointingLayer
 
@@ -210,9 +222,10 @@ def shard_like_accelerate(net: Any, mesh: Any, mp_policy: Any = None) -> None:
         fully_shard = partial(fully_shard, mp_policy=mp_policy)
 
     base = net.get_base_model() if hasattr(net, "get_base_model") else net
-    for m in base.modules():
-        if isinstance(m, GradientCheckpointingLayer):
-            fully_shard(m, mesh=mesh)
+    units = list(base.model.layers) if blocks else [m for m in base.modules()
+                                                    if isinstance(m, GradientCheckpointingLayer)]
+    for m in units:
+        fully_shard(m, mesh=mesh)
     embed, head = base.get_input_embeddings(), base.get_output_embeddings()
     tied = head is not None and head.weight is embed.weight
     if not tied:
@@ -307,8 +320,11 @@ def prepare_training(net: Any, w: Workload, mesh: Any = None, compute: str = "bf
             layer = _layer_index(name)
             if "embed" in name or (layer is not None and layer < w.frozen_layers):
                 p.requires_grad_(False)
+    compiled = compiled_blocks(w)
     if w.grad_checkpointing and w.checkpoint_mode == "selective":
         selective_attention_checkpointing(net)
+    elif compiled:
+        pass  # torchtitan's checkpoint wrappers, inside the compiled region (below)
     elif w.grad_checkpointing and w.checkpoint_mode == "op":
         op_selective_checkpointing(net)
     elif w.grad_checkpointing:
@@ -319,20 +335,28 @@ def prepare_training(net: Any, w: Workload, mesh: Any = None, compute: str = "bf
         from .build import convert_float8
 
         convert_float8(net, w.float8, w.fsdp_float8_all_gather)
+    if compiled:  # torchtitan's order: convert, apply_ac, apply_compile, then FSDP2 on the compiled blocks
+        from .compiled import compile_blocks, wrap_checkpoint
+
+        # torchtitan's model has no KV cache; transformers turns its own off only under its own checkpointing
+        net.config.use_cache = False
+
+        wrap_checkpoint(net, w.checkpoint_mode if w.grad_checkpointing else "none", w.checkpoint_every)
+        compile_blocks(net)
     if mesh is not None and w.sp > 1:  # torchtitan: TP first, FSDP2 on dp_shard × cp
         if w.tp_degree > 1:
             from .parallel import apply_tensor_parallel
 
             apply_tensor_parallel(net, mesh["tp"], w.sequence_parallel)
-        shard_like_accelerate(net, mesh["dp_cp"], fsdp_policy(w, compute))
+        shard_like_accelerate(net, mesh["dp_cp"], fsdp_policy(w, compute), compiled)
     elif mesh is not None and w.tp_degree > 1:
         from .parallel import apply_tensor_parallel
 
         apply_tensor_parallel(net, mesh["tp"], w.sequence_parallel)
         if mesh["dp"].size() > 1 and w.strategy.is_fsdp:
-            shard_like_accelerate(net, mesh["dp"], fsdp_policy(w, compute))
+            shard_like_accelerate(net, mesh["dp"], fsdp_policy(w, compute), compiled)
     elif mesh is not None:
-        shard_like_accelerate(net, mesh, fsdp_policy(w, compute))
+        shard_like_accelerate(net, mesh, fsdp_policy(w, compute), compiled)
     params = [p for p in net.parameters() if p.requires_grad]
     if w.optimizer_in_backward:
         per_param = {p: make_optimizer([p], w.optimizer) for p in params}

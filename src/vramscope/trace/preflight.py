@@ -146,7 +146,7 @@ def check_workload(w: Workload, command: str = "vramscope estimate") -> None:
     if w.kv_dtype not in (None, "fp16", "bf16", "fp32"):
         raise VramscopeError("trace_unsupported", reason=Text("r_trace_kv_quant"))
     if w.compile:
-        raise VramscopeError("trace_unsupported", reason=Text("r_trace_compile", drop=Opt("compile")))
+        _check_compile(w, command)
     if w.float8.startswith("mxfp8"):
         raise VramscopeError("trace_unsupported", reason=Text("r_trace_mxfp8", use=Opt("float8", "rowwise")))
     if w.cache != "dynamic":
@@ -174,7 +174,7 @@ def check_pipeline(w: Workload, command: str) -> None:
                                            gpus=2 * w.pp), command)
     parts = [("method", w.method != "full"), ("ce_chunks", w.ce_chunks > 1), ("activation_offload",
              bool(w.activation_offload)), ("optimizer_in_backward", bool(w.optimizer_in_backward)),
-             ("float8", w.float8 != "none"), ("frozen_layers", bool(w.frozen_layers))]
+             ("float8", w.float8 != "none"), ("frozen_layers", bool(w.frozen_layers)), ("compile", bool(w.compile))]
     for field, on in parts:
         if on:
             raise _not_traced(field, Text("r_trace_pp_feature"), command)
@@ -190,6 +190,19 @@ def check_pipeline_model(model: ResolvedModel, w: Workload, command: str) -> Non
     except ValueError:
         raise VramscopeError("conflict", field="pp", reason=Text("r_trace_pp_split", stages=n,
                                                                  layers=model.spec.num_layers)) from None
+
+
+def _check_compile(w: Workload, command: str) -> None:
+    """``--compile`` is traced as torchtitan's per-block compile (``trace/compiled.py``): full training of the
+    decoder blocks on one GPU or FSDP2, without tensor or context parallelism (DTensor activations inside the
+    compiled region are not traced), with the loss in eager mode."""
+    parts = w.compile_components.split(",")
+    if "model" not in parts or not w.training or w.method != "full" or w.tp_degree > 1 or w.sp > 1 \
+            or (w.grad_checkpointing and w.checkpoint_mode == "selective") or w.profile.trace_model != "transformers":
+        raise VramscopeError("trace_unsupported", reason=Text("r_trace_compile", drop=Opt("compile")))
+    if "loss" in parts:
+        raise _not_traced("compile_components", Text("r_trace_compile_loss",
+                                                     use=Opt("compile_components", "model")), command)
 
 
 def check_model(model: ResolvedModel, w: Workload, command: str = "vramscope estimate") -> None:
@@ -309,8 +322,8 @@ register({
                       "zh": "流水线并行的追踪要求 {pp} 个阶段中每个阶段内用 FSDP2 覆盖至少 2 块 GPU；请用 {fsdp}，"
                             "GPU 数为 {gpus} 的倍数"},
     "r_trace_pp_feature": {"en": "under pipeline parallelism the trace runs full training only (no LoRA, freezing, "
-                                 "chunked cross-entropy, activation offload, optimizer in backward or float8)",
-                           "zh": "流水线并行下追踪只运行全量训练（不含 LoRA、冻结、分块交叉熵、激活卸载、反向中的优化器或 float8）"},
+                                 "chunked cross-entropy, activation offload, optimizer in backward, float8 or torch.compile)",
+                           "zh": "流水线并行下追踪只运行全量训练（不含 LoRA、冻结、分块交叉熵、激活卸载、反向中的优化器、float8 或 torch.compile）"},
     "r_trace_pp_split": {"en": "torchtitan cannot cut {layers} layers into {stages} stages (the embedding and the "
                                "output head take one layer's place each, and no stage may be empty)",
                          "zh": "torchtitan 无法把 {layers} 层切成 {stages} 个阶段（嵌入层和输出头各占一层的位置，且任何阶段都不能为空）"},
@@ -342,10 +355,13 @@ register({
                             "tests/test_mxfp8.py); the analytic estimate models it, or trace {use}",
                       "zh": "不追踪 MXFP8：CPU 上运行的是 torchao 的模拟内核，它会反量化并保留 Blackwell 内核没有的临时张量"
                             "（MXFP8Linear 保存的张量已由 tests/test_mxfp8.py 证明）；分析估计会对其建模，或者追踪 {use}"},
-    "r_trace_compile": {"en": "compiled graphs are not traced (the trace runs eager mode; what a compiled block saves "
-                                  "is proven against torch 2.13's partitioner by bench/compile_blocks.py); drop {drop}",
-                        "zh": "不追踪编译后的计算图（追踪以 eager 模式运行；编译块保存的张量已由 bench/compile_blocks.py "
-                              "对照 torch 2.13 的分区器验证）；请去掉 {drop}"},
+    "r_trace_compile": {"en": "torch.compile is traced as torchtitan compiles each decoder block, in full training on "
+                                  "one GPU or under FSDP2 without tensor or context parallelism (per-layer or per-op "
+                                  "checkpointing); drop {drop} for this workload",
+                        "zh": "torch.compile 仅按 torchtitan 逐块编译解码层的方式追踪：在单 GPU 或 FSDP2 下的全量训练中，"
+                              "不含张量并行或上下文并行（按层或按算子检查点）；此工作负载请去掉 {drop}"},
+    "r_trace_compile_loss": {"en": "the trace compiles the decoder blocks and runs the loss in eager mode; trace with {use}",
+                             "zh": "追踪会编译解码块，损失以 eager 模式运行；请用 {use} 追踪"},
     "r_trace_cache": {"en": "the trace runs transformers' dynamic cache", "zh": "追踪运行的是 transformers 的动态缓存"},
     "r_trace_gguf": {"en": "a GGUF file has no transformers config to build the model from; trace the original model's "
                            "config.json or catalog name",
