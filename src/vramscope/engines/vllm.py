@@ -55,7 +55,7 @@ from ..result import Assumption, Estimate, GpuVerdict
 from ..sources.base import ResolvedModel
 from ..units import parse_float, parse_int
 from ..options import MAX_SEQ, Option
-from . import vllm_mm
+from . import vllm_dsv4, vllm_mm
 from .base import (Candidate, Engine, EngineReport, Phases, Record, rank_spec, rank_weights,
                    record_serving)
 
@@ -176,6 +176,21 @@ i18n.register({
               "lower bound",
         "zh": "vLLM {version}：开启的 mamba 状态前缀缓存（0.22 之前 Mamba 系列使用 'all' 模式，上下文每个块保存一个状态）"
               "此处未建模：按每个请求一页状态计算，为下限",
+    },
+    "a_vllm_dsv4": {
+        "en": "DeepSeek-V4 under vLLM {version} (read at v0.33.0, FlashMLA on compute capability 9 / 10): every "
+              "layer's sliding-window cache, the compressed latent of the CSA / HCA layers, their compressors' "
+              "float32 states and the CSA indexer's FP8 keys, in the fp8_ds_mla layout (584 bytes per token, "
+              "pages rounded to 576 bytes; {o_kv} does not change it), blocks of 256 tokens, packed in "
+              "{groups} groups ({sliding} of them sliding-window ones, which hold the window plus two scheduled "
+              "batches per request); a block over the pool is {block}, a max_model_len request takes {blocks} "
+              "blocks; tensor parallelism does not split this cache; compute capability 12 (FlashInfer) is not "
+              "modelled",
+        "zh": "vLLM {version} 下的 DeepSeek-V4（按 v0.33.0 阅读，计算能力 9 / 10 上的 FlashMLA）：每层的滑动窗口缓存、"
+              "CSA / HCA 层的压缩潜变量、其压缩器的 float32 状态以及 CSA 索引器的 FP8 键，采用 fp8_ds_mla 布局（每 token "
+              "584 字节，页向上取整到 576 字节；{o_kv} 不改变它），每块 256 个 token，打包为 {groups} 组（其中 "
+              "{sliding} 组为滑动窗口组，每个请求保存窗口加两个调度批次）；缓存池中一个块为 {block}，一个 max_model_len "
+              "请求占用 {blocks} 个块；张量并行不切分此缓存；计算能力 12（FlashInfer）未建模",
     },
     "a_vllm_hybrid_off": {
         "en": "{o}: sliding-window layers keep every token",
@@ -392,6 +407,11 @@ def kv_groups(model: ResolvedModel, w: Workload, dtype_bytes: float, max_len: in
     spec = rank_spec(model, w)
     b = KV_DTYPE_BYTES[w.kv_dtype] if w.kv_dtype else dtype_bytes
     block = getattr(w, "block_size", None) or BLOCK
+    if spec.compressed is not None and version >= vllm_dsv4.DSV4_SINCE:  # DeepSeek-V4's own cache layers
+        p = vllm_dsv4.plan(spec, max_len, w.max_num_batched_tokens, stage)
+        per = sum(n for _, n in p.groups)
+        return KvGroups(p.pool_block, vllm_dsv4.BLOCK, max(p.group_layers), p.groups, per, True, version,
+                        p.pool_block)
     if spec.state is not None:
         return state_groups(spec, w, b, dtype_bytes, block, max_len, version, stage)
     n = spec.num_layers if layers is None else layers
@@ -805,7 +825,9 @@ def vllm_pipeline(model: ResolvedModel, w: Workload, weights: int, a: float, gpu
     notes.append(Assumption("a_vllm_version" if version >= GRAPHS_PROFILED_SINCE else "a_vllm_version_old",
                             {"version": ".".join(map(str, version)),
                              "entry": getattr(w, "vllm_entrypoint", None) or "serve"}))
-    if first.hybrid:
+    if model.spec.compressed is not None and version >= vllm_dsv4.DSV4_SINCE:
+        dsv4_note(model, first, version, notes)
+    elif first.hybrid:
         notes.append(Assumption("a_vllm_hybrid", {"groups": len(first.groups),
                                                   "size": max(g.group_size for g in plans),
                                                   "window": model.spec.sliding_window}))
@@ -856,6 +878,15 @@ def state_notes(model: ResolvedModel, w: Workload, a: float, groups: KvGroups, v
             notes.append(Assumption("a_vllm_state_other_mixer", {"model_type": spec.model_type}))
     elif mode == "unmodelled":
         notes.append(Assumption("a_vllm_state_late", {"version": shown_version}))
+
+
+def dsv4_note(model: ResolvedModel, groups: KvGroups, version: tuple[int, int, int],
+              notes: list[Assumption]) -> None:
+    """What DeepSeek-V4's vLLM cache groups are (:mod:`vramscope.engines.vllm_dsv4`)."""
+    kinds = [k for k, _ in groups.groups]
+    notes.append(Assumption("a_vllm_dsv4", {
+        "version": ".".join(map(str, version)), "groups": len(kinds), "sliding": kinds.count("sliding"),
+        "block": _mib(groups.pool_block), "blocks": groups.per_request_blocks(), "o_kv": Opt("kv_dtype")}))
 
 
 #: recurrent mixers transformers builds that vLLM's registry (read at v0.33.0) has no architecture for
@@ -919,6 +950,8 @@ def vllm_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gp
     notes.append(Assumption("a_vllm_prefix_caching", {}))
     if model.spec.state is not None:
         state_notes(model, w, a, groups, version, notes)
+    elif model.spec.compressed is not None and version >= vllm_dsv4.DSV4_SINCE:
+        dsv4_note(model, groups, version, notes)
     elif groups.hybrid:
         notes.append(Assumption("a_vllm_hybrid", {"groups": len(groups.groups), "size": groups.group_size,
                                                   "window": model.spec.sliding_window}))
