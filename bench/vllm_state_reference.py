@@ -190,6 +190,17 @@ CASES_V33 = (
     ("qwen3_next", "Qwen3NextForCausalLM", {}, 65536, (6 * GiB, 6 * GiB), "bfloat16", "auto", 1, None),
 )
 
+#: vLLM 0.33 on a Hopper GPU (compute capability 9.0: ``_resolve_gdn_prefill_backend`` picks FlashInfer's GDN
+#: prefill kernel, whose layer exports prefill checkpoints aligned to 64 tokens): the case and the capability the
+#: platform reports (the only platform queries that function makes: is_xpu / is_rocm / is_cuda /
+#: is_device_capability(90) / is_device_capability_family / get_cuda_runtime_major)
+CASES_V33_HOPPER = (
+    (("qwen3_next", "Qwen3NextForCausalLM", {}, 65536, (12 * GiB,), "bfloat16", "auto", 1, None), "9.0"),
+    (("qwen3_next", "Qwen3NextForCausalLM", {}, 65536, (12 * GiB,), "bfloat16", "auto", 1, False), "9.0"),
+    (("qwen3_next", "Qwen3NextForCausalLM", {}, 262144, (40 * GiB,), "bfloat16", "auto", 2, None), "9.0"),
+    (("qwen3_next", "Qwen3NextForCausalLM", {}, 65536, (6 * GiB, 6 * GiB), "bfloat16", "auto", 1, None), "9.0"),
+)
+
 #: the mamba layer class vLLM 0.33's model file builds for each architecture (jamba.py, mamba.py: MambaMixer;
 #: mamba2.py, falcon_h1.py, nemotron_h.py, granitemoehybrid.py, zamba2.py: MambaMixer2; qwen3_next.py:
 #: QwenGatedDeltaNetAttention)
@@ -198,7 +209,7 @@ MIXER_V33 = {"JambaForCausalLM": "MambaMixer", "MambaForCausalLM": "MambaMixer",
 
 
 def run_v33(model_type: str, arch: str, overrides: dict, max_len: int, avail: tuple, dtype: str, ssm_dtype: str,
-            tp: int, prefix: bool | None) -> dict:
+            tp: int, prefix: bool | None, cc: str | None = None) -> dict:
     """vLLM 0.33's state-cache planning, in the order its engine runs it: ``MambaModelConfig.
     verify_and_update_config`` (through ``HybridAttentionMambaModelConfig``: prefix caching turns
     ``mamba_cache_mode`` to 'align' and ``mamba_block_size`` to the block size; without it ``mamba_block_size``
@@ -267,6 +278,12 @@ def run_v33(model_type: str, arch: str, overrides: dict, max_len: int, avail: tu
         def get_kv_cache_spec(self, vllm_config):
             return None
 
+    if cc is not None:  # the GPU the platform reports to the GDN kernel choice
+        gdn.current_platform = NS(is_xpu=lambda: False, is_rocm=lambda: False, is_cuda=lambda: True,
+                                  is_device_capability=lambda c: c == int(cc.replace(".", "")),
+                                  is_device_capability_family=lambda c: c == int(cc.split(".")[0]) * 10,
+                                  get_cuda_runtime_major=lambda: 12)
+
     def mixer():
         layer = mixer_cls.__new__(mixer_cls)
         torch.nn.Module.__init__(layer)
@@ -324,6 +341,8 @@ def run_v33(model_type: str, arch: str, overrides: dict, max_len: int, avail: tu
         "mamba_blocks_per_request": ku.cdiv(mamba_spec.max_memory_usage_bytes(vc), mamba_spec.page_size_bytes),
         "needed_bytes": needed,
     }
+    if cc is not None:
+        out["compute_capability"] = cc
     if configs is None:
         out["error"] = error
         return out
@@ -342,7 +361,8 @@ def main() -> None:
     ap.add_argument("--write", type=Path)
     args = ap.parse_args()
     v33 = tuple(int(x) for x in __import__("vllm").__version__.split(".")[:2]) >= (0, 21)
-    rows = [run_v33(*case) for case in CASES_V33] if v33 else [run(*case) for case in CASES]
+    rows = [run_v33(*case) for case in CASES_V33] + [run_v33(*case, cc=cc) for case, cc in CASES_V33_HOPPER] \
+        if v33 else [run(*case) for case in CASES]
     lines = [json.dumps(r) for r in rows]
     if args.write:
         version = rows[0]["vllm_version"]

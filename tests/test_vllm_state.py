@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import requires_torch
-from vramscope.engines.vllm import (kv_capacity, kv_groups, mamba_blocks_per_request, mamba_cache_mode,
-                                    mamba_state_bytes, pp_kv_plan, pp_partition)
+from vramscope.engines.vllm import (gdn_checkpoint, kv_capacity, kv_groups, mamba_blocks_per_request,
+                                    mamba_cache_mode, mamba_state_bytes, pp_kv_plan, pp_partition)
 from vramscope.memory.kv_cache import parse_version
 from vramscope.sources.base import ResolvedModel
 from vramscope.sources.hf_config import spec_from_config
@@ -69,11 +69,14 @@ def test_reference_covers_prefix_caching_and_pipeline_stages():
     assert {r["mamba_blocks_per_request"] for r in ROWS_V33} == {1, 2, 3}
     assert {r["pipeline_parallel_size"] for r in ROWS_V33} >= {1, 2, 3}
     assert any("error" in r for r in ROWS_V33)
+    hopper = [r for r in ROWS_V33 if r.get("compute_capability") == "9.0"]
+    assert {r["mamba_cache_mode"] for r in hopper} == {"none", "align"}
+    assert all(r["block_size"] % 64 == 0 for r in hopper if r["mamba_cache_mode"] == "align")
 
 
 @pytest.mark.parametrize("row", ROWS_V33, ids=lambda r: f"{r['model_type']}-{r['max_model_len']}-"
                                                         f"pc{r['enable_prefix_caching']}-tp{r['tensor_parallel_size']}-"
-                                                        f"pp{r['pipeline_parallel_size']}")
+                                                        f"pp{r['pipeline_parallel_size']}-cc{r.get('compute_capability', '')}")
 def test_v33_state_planner_equals_vllms_own(row):
     """vLLM 0.33.0: prefix caching (on by default for hybrid models) keeps mamba states in 'align' mode, two state
     blocks per request for MambaMixer, three for MambaMixer2 (its prefill checkpoint block); pipeline stages hold
@@ -88,13 +91,16 @@ def test_v33_state_planner_equals_vllms_own(row):
     spec = model.spec
     mode = mamba_cache_mode(spec, w, v)
     assert mode == row["mamba_cache_mode"]
-    assert mamba_blocks_per_request(spec, mode) == row["mamba_blocks_per_request"]
+    cc = row.get("compute_capability", "")  # the GPU vLLM's GDN kernel choice saw (Hopper: FlashInfer's)
+    ckpt = gdn_checkpoint(spec, mode, cc)
+    assert ckpt == (row["num_prefill_checkpoint_blocks"] == 1 and row["model_type"] == "qwen3_next")
+    assert mamba_blocks_per_request(spec, mode) + ckpt == row["mamba_blocks_per_request"]
     assert mamba_state_bytes(spec, w, 2.0, v)[0] == row["mamba_state_bytes"]
     n, pp, max_len = len(spec.state.kinds), row["pipeline_parallel_size"], row["max_model_len"]
     assert n == row["layers"]
     plans, lo = [], 0
     for size in pp_partition(n, pp):
-        plans.append(kv_groups(model, w, 2.0, max_len, version=v, stage=(lo, lo + size)))
+        plans.append(kv_groups(model, w, 2.0, max_len, version=v, stage=(lo, lo + size), cc=cc))
         lo += size
     g = plans[0]
     if row["attention_layers"]:

@@ -720,13 +720,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "compressed attention layers ({layers}): the sliding window, the compressors' pending tokens, their "
               "compressed entries and overlap state as transformers {version} keeps them, checked against its real "
               "cache objects. vLLM 0.33.0 runs this model with caches of its own (compressed latent pages, "
-              "compressor state and indexer caches, a sliding-window cache allocated apart), which are not "
-              "modelled, so vLLM's figures assume the standard layout and are not exact; llama.cpp's caches of this "
-              "model are read at 82bb48500 (its own note)",
+              "compressor state and indexer caches, a sliding-window cache allocated apart), modelled as its "
+              "planner packs them and checked against that planner run on CPU; vLLM before 0.33: its layout of this "
+              "model is not read, so its figures assume the standard layout and are not exact; llama.cpp's caches "
+              "of this model are read at 82bb48500 (its own note)",
         "zh": "压缩注意力层（{layers} 层）：滑动窗口、压缩器待压缩的词元、压缩条目与重叠状态按 transformers {version} 的"
               "保存方式建模，并与其真实缓存对象核对。vLLM 0.33.0 以其自有的缓存运行该模型（压缩潜变量页、压缩器状态与索引器"
-              "缓存、单独分配的滑动窗口缓存），此处未建模，因此 vLLM 的数字按标准布局计算，并不精确；llama.cpp 对该模型的缓存"
-              "按 82bb48500 阅读（见其自身的说明）",
+              "缓存、单独分配的滑动窗口缓存），按其规划器的打包方式建模，并与在 CPU 上运行的该规划器核对；0.33 之前的 vLLM："
+              "未读取其对该模型的布局，其数字按标准布局计算，并不精确；llama.cpp 对该模型的缓存按 82bb48500 阅读（见其自身的说明）",
     },
     "a_meta_recurrent": {
         "en": "this model mixes tokens with recurrent / state-space layers ({mixers}) whose caches are not read "

@@ -55,7 +55,7 @@ from ..result import Assumption, Estimate, GpuVerdict
 from ..sources.base import ResolvedModel
 from ..units import parse_float, parse_int
 from ..options import MAX_SEQ, Option
-from . import vllm_mm
+from . import vllm_dsv4, vllm_mm
 from .base import (Candidate, Engine, EngineReport, Phases, Record, rank_spec, rank_weights,
                    record_serving)
 
@@ -158,11 +158,19 @@ i18n.register({
     },
     "a_vllm_state_gdn": {
         "en": "gated delta net: counted with the Triton GDN prefill kernel (no checkpoint block, as vLLM 0.33.0 "
-              "plans it before Hopper); on Hopper, or Blackwell with key heads of 128 and CUDA 13, vLLM's FlashInfer "
-              "kernel adds a checkpoint block per request and aligns the block size to 64 tokens: not modelled",
+              "plans it before Hopper); on Blackwell with key heads of 128 and a CUDA 13 runtime vLLM's FlashInfer "
+              "kernel adds a checkpoint block per request and aligns the block size to 64 tokens: not modelled (the "
+              "CUDA runtime is not known here), a lower bound there",
         "zh": "门控 delta 网络：按 Triton GDN 预填充内核计算（无检查点块，即 vLLM 0.33.0 在 Hopper 之前的 GPU 上的规划）；"
-              "在 Hopper 上，或在键头维度为 128 且 CUDA 13 的 Blackwell 上，vLLM 的 FlashInfer 内核每个请求多一个检查点块，"
-              "并把块大小对齐到 64 个 token：此处未建模",
+              "在键头维度为 128 且 CUDA 13 运行时的 Blackwell 上，vLLM 的 FlashInfer 内核每个请求多一个检查点块，"
+              "并把块大小对齐到 64 个 token：此处未建模（此处不知道 CUDA 运行时版本），在那里为下限",
+    },
+    "a_vllm_state_gdn_hopper": {
+        "en": "gated delta net on Hopper (compute capability 9.0): vLLM 0.33.0 runs FlashInfer's GDN prefill kernel, "
+              "which adds a prefill checkpoint block per request in each mamba group and aligns the block size to "
+              "64 tokens (counted)",
+        "zh": "Hopper（计算能力 9.0）上的门控 delta 网络：vLLM 0.33.0 使用 FlashInfer 的 GDN 预填充内核，每个 mamba 组"
+              "中每个请求多一个预填充检查点块，并把块大小对齐到 64 个 token（已计入）",
     },
     "a_vllm_state_other_mixer": {
         "en": "the '{model_type}' state layers are not vLLM's MambaMixer / MambaMixer2 / gated delta net: counted "
@@ -176,6 +184,21 @@ i18n.register({
               "lower bound",
         "zh": "vLLM {version}：开启的 mamba 状态前缀缓存（0.22 之前 Mamba 系列使用 'all' 模式，上下文每个块保存一个状态）"
               "此处未建模：按每个请求一页状态计算，为下限",
+    },
+    "a_vllm_dsv4": {
+        "en": "DeepSeek-V4 under vLLM {version} (read at v0.33.0, FlashMLA on compute capability 9 / 10): every "
+              "layer's sliding-window cache, the compressed latent of the CSA / HCA layers, their compressors' "
+              "float32 states and the CSA indexer's FP8 keys, in the fp8_ds_mla layout (584 bytes per token, "
+              "pages rounded to 576 bytes; {o_kv} does not change it), blocks of 256 tokens, packed in "
+              "{groups} groups ({sliding} of them sliding-window ones, which hold the window plus two scheduled "
+              "batches per request); a block over the pool is {block}, a max_model_len request takes {blocks} "
+              "blocks; tensor parallelism does not split this cache; compute capability 12 (FlashInfer) is not "
+              "modelled",
+        "zh": "vLLM {version} 下的 DeepSeek-V4（按 v0.33.0 阅读，计算能力 9 / 10 上的 FlashMLA）：每层的滑动窗口缓存、"
+              "CSA / HCA 层的压缩潜变量、其压缩器的 float32 状态以及 CSA 索引器的 FP8 键，采用 fp8_ds_mla 布局（每 token "
+              "584 字节，页向上取整到 576 字节；{o_kv} 不改变它），每块 256 个 token，打包为 {groups} 组（其中 "
+              "{sliding} 组为滑动窗口组，每个请求保存窗口加两个调度批次）；缓存池中一个块为 {block}，一个 max_model_len "
+              "请求占用 {blocks} 个块；张量并行不切分此缓存；计算能力 12（FlashInfer）未建模",
     },
     "a_vllm_hybrid_off": {
         "en": "{o}: sliding-window layers keep every token",
@@ -317,6 +340,16 @@ def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def _lcm(a: int, b: int) -> int:
+    from math import lcm
+
+    return lcm(a, b)
+
+
+#: FlashInfer's GDN prefill checkpoint alignment (v1/attention/backends/gdn_attn.py at v0.33.0)
+GDN_CHECKPOINT_ALIGNMENT = 64
+
+
 def _layer_groups(model: ResolvedModel, w: Workload, n: int, version: tuple[int, int, int]
                   ) -> tuple[list[tuple[str, list[int]]], bool]:
     """The layers of the whole model in vLLM's KV cache groups, as (kind, layer indices) per group, and whether
@@ -373,7 +406,8 @@ def kind_pages(spec: ModelSpec, b: float, block: int, groups: list[tuple[str, li
 
 
 def kv_groups(model: ResolvedModel, w: Workload, dtype_bytes: float, max_len: int, layers: Optional[int] = None,
-              version: tuple[int, int, int] = (0, 33, 0), stage: Optional[tuple[int, int]] = None) -> KvGroups:
+              version: tuple[int, int, int] = (0, 33, 0), stage: Optional[tuple[int, int]] = None,
+              cc: str = "") -> KvGroups:
     """The KV cache groups vLLM builds for the layers one GPU holds (read at v0.11.0, v0.15.0 and v0.33.0:
     ``kv_cache_utils.get_kv_cache_groups``, ``_get_kv_cache_groups_uniform_page_size``; ``kv_cache_interface``'s
     specs). Every layer's page is ``2 × kv_heads × head_dim × bytes × block_size`` (MLA: the latent). Full-attention
@@ -392,8 +426,13 @@ def kv_groups(model: ResolvedModel, w: Workload, dtype_bytes: float, max_len: in
     spec = rank_spec(model, w)
     b = KV_DTYPE_BYTES[w.kv_dtype] if w.kv_dtype else dtype_bytes
     block = getattr(w, "block_size", None) or BLOCK
+    if spec.compressed is not None and version >= vllm_dsv4.DSV4_SINCE:  # DeepSeek-V4's own cache layers
+        p = vllm_dsv4.plan(spec, max_len, w.max_num_batched_tokens, stage)
+        per = sum(n for _, n in p.groups)
+        return KvGroups(p.pool_block, vllm_dsv4.BLOCK, max(p.group_layers), p.groups, per, True, version,
+                        p.pool_block)
     if spec.state is not None:
-        return state_groups(spec, w, b, dtype_bytes, block, max_len, version, stage)
+        return state_groups(spec, w, b, dtype_bytes, block, max_len, version, stage, cc)
     n = spec.num_layers if layers is None else layers
     page = int(kv_cache.values_per_token(spec, 0, True) * b * block)
     lo, hi = stage if stage is not None else (0, n)
@@ -522,8 +561,18 @@ def _strided(kinds: list[tuple[str, list[int]]], version: tuple[int, int, int]) 
     return out
 
 
+def gdn_checkpoint(spec: ModelSpec, mode: str, cc: str) -> bool:
+    """Whether a gated delta net exports prefill checkpoints (vLLM 0.33.0 ``qwen_gdn_linear_attn.py``:
+    ``_resolve_gdn_prefill_backend`` picks FlashInfer's GDN prefill kernel on compute capability 9.0 with no
+    further condition, and its layer then sets ``_checkpoint_alignment`` 64 in 'align' mode and its
+    ``get_kv_cache_spec`` ``num_prefill_checkpoint_blocks=1``). Blackwell (10.x, 12.x) also needs key heads of
+    128 and a CUDA 13 runtime, which vramscope does not know: counted as Triton's there (said in the output)."""
+    return spec.model_type in GDN_TYPES and mode == "align" and cc.strip() == "9.0"
+
+
 def state_groups(spec: ModelSpec, w: Workload, b: float, model_bytes: float, block: int, max_len: int,
-                 version: tuple[int, int, int], stage: Optional[tuple[int, int]] = None) -> KvGroups:
+                 version: tuple[int, int, int], stage: Optional[tuple[int, int]] = None,
+                 cc: str = "") -> KvGroups:
     """vLLM's groups for a recurrent / hybrid model (read at v0.11.0: ``HybridAttentionMambaModelConfig.
     verify_and_update_config``; at v0.33.0: ``Platform._align_hybrid_block_size``, ``MambaMixer(2).
     get_kv_cache_spec``, ``MambaSpec``; both checked against that code run on CPU, ``bench/vllm_state_reference.py``).
@@ -542,13 +591,18 @@ def state_groups(spec: ModelSpec, w: Workload, b: float, model_bytes: float, blo
     attn = [i for i in range(n) if st.has_kv(i)]
     mamba = [i for i, k in enumerate(st.kinds) if k in _STATE_LAYERS]
     mamba_page = mamba_state_bytes(spec, w, model_bytes, version)[0]
-    per_state = mamba_blocks_per_request(spec, mamba_cache_mode(spec, w, version))
+    mode = mamba_cache_mode(spec, w, version)
+    ckpt = gdn_checkpoint(spec, mode, cc)
+    per_state = mamba_blocks_per_request(spec, mode) + (1 if ckpt else 0)
     lo, hi = stage if stage is not None else (0, n)
     if not attn:  # attention-free (Mamba, Mamba2): the state page as it is, one group
         here = sum(1 for i in mamba if lo <= i < hi)
         return KvGroups(mamba_page, max_len, here, (("state", per_state),), here * per_state, False, version)
     one_token = int(kv_cache.values_per_token(spec, 0, True) * b)
-    block = max(block, 16 * _cdiv(mamba_page, 16 * one_token))
+    # Platform._align_hybrid_block_size: the kernel block alignment, in 'align' mode its lcm with the layers'
+    # checkpoint alignment (FlashInfer's 64 tokens)
+    align = _lcm(max(16, block), GDN_CHECKPOINT_ALIGNMENT) if ckpt else 16
+    block = max(block, align * _cdiv(mamba_page, align * one_token))
     page = block * one_token
     full_blocks = _cdiv(max_len, block)
     groups = _strided([("full", attn), ("state", mamba)], version)
@@ -763,7 +817,8 @@ def vllm_pipeline(model: ResolvedModel, w: Workload, weights: int, a: float, gpu
     graphs = 0 if w.enforce_eager or version < GRAPHS_PROFILED_SINCE else CUDA_GRAPHS
     stages, plans, lo = [], [], 0
     for s_, (n_layers, frac) in enumerate(zip(sizes, fracs)):
-        g = kv_groups(model, w, a, max_len, version=version, stage=(lo, lo + n_layers))
+        g = kv_groups(model, w, a, max_len, version=version, stage=(lo, lo + n_layers),
+                      cc=gpus[0].compute_capability if gpus else "")
         lo += n_layers
         plans.append(g)
         encoder = s_ == 0 or not first_only
@@ -801,11 +856,14 @@ def vllm_pipeline(model: ResolvedModel, w: Workload, weights: int, a: float, gpu
     notes.append(Assumption("a_vllm_pp", {"pp": w.pp, "tp": w.num_gpus, "stage": st["stage"],
                                           "layers": ", ".join(map(str, sizes))}))
     if model.spec.state is not None:
-        state_notes(model, w, a, plans[0], version, notes, size=max(g.group_size for g in plans))
+        state_notes(model, w, a, plans[0], version, notes, size=max(g.group_size for g in plans),
+                    cc=gpus[0].compute_capability if gpus else "")
     notes.append(Assumption("a_vllm_version" if version >= GRAPHS_PROFILED_SINCE else "a_vllm_version_old",
                             {"version": ".".join(map(str, version)),
                              "entry": getattr(w, "vllm_entrypoint", None) or "serve"}))
-    if first.hybrid:
+    if model.spec.compressed is not None and version >= vllm_dsv4.DSV4_SINCE:
+        dsv4_note(model, first, version, notes)
+    elif first.hybrid:
         notes.append(Assumption("a_vllm_hybrid", {"groups": len(first.groups),
                                                   "size": max(g.group_size for g in plans),
                                                   "window": model.spec.sliding_window}))
@@ -825,13 +883,14 @@ def vllm_pipeline(model: ResolvedModel, w: Workload, weights: int, a: float, gpu
 
 
 def state_notes(model: ResolvedModel, w: Workload, a: float, groups: KvGroups, version: tuple[int, int, int],
-                notes: list[Assumption], size: Optional[int] = None) -> None:
+                notes: list[Assumption], size: Optional[int] = None, cc: str = "") -> None:
     """What a recurrent / hybrid model's state groups are (:func:`state_groups`), said once for both the single-GPU
     and the pipeline paths (``size``: the fullest stage's group size)."""
     spec = model.spec
     page, conv_b, ssm_b = mamba_state_bytes(rank_spec(model, w), w, a, version)
     mode = mamba_cache_mode(spec, w, version)
-    pages = mamba_blocks_per_request(spec, mode)
+    ckpt = gdn_checkpoint(spec, mode, cc)
+    pages = mamba_blocks_per_request(spec, mode) + (1 if ckpt else 0)
     dt = {4.0: "float32", 2.0: "16-bit", 1.0: "8-bit"}
     kinds = [k for k, _ in groups.groups]
     args = {"mamba": sum(1 for k in spec.state.kinds if k in _STATE_LAYERS), "state": _mib(page), "pages": pages,
@@ -851,11 +910,20 @@ def state_notes(model: ResolvedModel, w: Workload, a: float, groups: KvGroups, v
             "o_on": Opt("enable_prefix_caching"),
             "ckpt": Text("a_vllm_state_ckpt") if spec.model_type in MAMBA2_MIXER_TYPES else ""}))
         if spec.model_type in GDN_TYPES:
-            notes.append(Assumption("a_vllm_state_gdn", {}))
+            notes.append(Assumption("a_vllm_state_gdn_hopper" if ckpt else "a_vllm_state_gdn", {}))
         elif spec.model_type not in MAMBA_MIXER_TYPES:
             notes.append(Assumption("a_vllm_state_other_mixer", {"model_type": spec.model_type}))
     elif mode == "unmodelled":
         notes.append(Assumption("a_vllm_state_late", {"version": shown_version}))
+
+
+def dsv4_note(model: ResolvedModel, groups: KvGroups, version: tuple[int, int, int],
+              notes: list[Assumption]) -> None:
+    """What DeepSeek-V4's vLLM cache groups are (:mod:`vramscope.engines.vllm_dsv4`)."""
+    kinds = [k for k, _ in groups.groups]
+    notes.append(Assumption("a_vllm_dsv4", {
+        "version": ".".join(map(str, version)), "groups": len(kinds), "sliding": kinds.count("sliding"),
+        "block": _mib(groups.pool_block), "blocks": groups.per_request_blocks(), "o_kv": Opt("kv_dtype")}))
 
 
 #: recurrent mixers transformers builds that vLLM's registry (read at v0.33.0) has no architecture for
@@ -876,7 +944,8 @@ def vllm_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gp
     version = vllm_version(w)
     max_len = w.max_model_len or model.spec.max_position_embeddings or w.seq
     per_token = kv_bytes_per_token(model, w, a)
-    groups = kv_groups(model, w, a, max_len, version=version)
+    cc = gpus[0].compute_capability if gpus else ""
+    groups = kv_groups(model, w, a, max_len, version=version, cc=cc)
     one_seq = groups.needed_bytes()
     acts = activation_peak(model, w, a)
     mm = multimodal(model, w, a, max_len, version, notes) if model.spec.vision is not None else None
@@ -918,7 +987,9 @@ def vllm_inference(model: ResolvedModel, w: Workload, weights: int, a: float, gp
                              "entry": getattr(w, "vllm_entrypoint", None) or "serve"}))
     notes.append(Assumption("a_vllm_prefix_caching", {}))
     if model.spec.state is not None:
-        state_notes(model, w, a, groups, version, notes)
+        state_notes(model, w, a, groups, version, notes, cc=cc)
+    elif model.spec.compressed is not None and version >= vllm_dsv4.DSV4_SINCE:
+        dsv4_note(model, groups, version, notes)
     elif groups.hybrid:
         notes.append(Assumption("a_vllm_hybrid", {"groups": len(groups.groups), "size": groups.group_size,
                                                   "window": model.spec.sliding_window}))
