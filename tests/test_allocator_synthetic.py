@@ -102,6 +102,10 @@ TRACED_TRAIN = [
     # freezing the first layer with the (tied) embedding: that layer runs as in inference, the next one's input
     # needs no gradient, the head has no weight gradient, no embedding backward
     ("qwen2.5-0.5b", dict(task="finetune", seq=256, method="freeze", frozen_layers=1)),
+    # peft LoRA (rank 16 on all seven projections, no dropout), no checkpointing: the frozen base keeps nothing,
+    # the adapters their fp32 input and lora_A's output; layer 0's input needs no gradient; fp32 AdamW states
+    ("llama-3-8b", dict(task="finetune", seq=256, method="lora", grad_checkpointing=False)),
+    ("qwen2.5-0.5b", dict(task="finetune", seq=256, batch=2, method="lora", grad_checkpointing=False)),
 ]
 
 
@@ -109,6 +113,7 @@ def _train_synthetic(model, w, config=DEFAULT_CONFIG, log=None):
     """The synthetic training replay's (peak allocated, peak reserved), its events (from the workload's first
     allocation on) appended to ``log``."""
     synthetic._train_cache.cache_clear()
+    synthetic._lora_train_cache.cache_clear()
     st = synthetic.Stream((CUBLAS_WORKSPACE,), config, [])
     orig = synthetic.Stream
     synthetic.Stream = lambda *a: st
@@ -117,6 +122,7 @@ def _train_synthetic(model, w, config=DEFAULT_CONFIG, log=None):
     finally:
         synthetic.Stream = orig
         synthetic._train_cache.cache_clear()
+        synthetic._lora_train_cache.cache_clear()
     assert cache == st.alloc.stats.peak_reserved - st.alloc.stats.peak_allocated
     if log is not None:
         log.extend(st.log[st.start:])
@@ -125,6 +131,7 @@ def _train_synthetic(model, w, config=DEFAULT_CONFIG, log=None):
 
 def _train_id(n, kw):
     extra = ("-in-bwd" * kw.get("optimizer_in_backward", False) + "-frozen" * ("frozen_layers" in kw)
+             + "-lora" * (kw.get("method") == "lora") + "-ckpt" * kw.get("grad_checkpointing", False)
              + (f"-{kw['dtype']}" if "dtype" in kw else ""))
     return f"{n}-{kw['seq']}x{kw.get('batch', 1)}{extra}"
 
@@ -169,7 +176,13 @@ def test_training_covered_only_where_the_stream_is_written():
     assert synthetic.covered_training(qwen.spec, full, 2)
     assert not synthetic.covered_training(llama.spec, full, 4)  # fp32 weights: not traced
     assert not synthetic.covered_training(llama.spec, make_workload(task="inference", seq=256), 2)
-    for kw in (dict(method="lora"), dict(method="freeze"), dict(grad_checkpointing=True), dict(ce_chunks=8),
+    lora = make_workload(task="finetune", seq=256, method="lora", grad_checkpointing=False)
+    assert synthetic.covered_training(llama.spec, lora, 2) and synthetic.covered_training(qwen.spec, lora, 2)
+    for kw in (dict(dora=True), dict(lora_dropout=0.05), dict(lora_targets="q_proj,v_proj"),
+               dict(optimizer_in_backward=True)):
+        assert not synthetic.covered_training(llama.spec, make_workload(
+            task="finetune", seq=256, method="lora", grad_checkpointing=False, **kw), 2), kw
+    for kw in (dict(method="freeze"), dict(grad_checkpointing=True), dict(ce_chunks=8),
                dict(attn="eager"), dict(activation_offload=True),
                dict(num_gpus=2, parallelism="fsdp"), dict(grad_accum=2), dict(optimizer="sgd"),
                dict(checkpoint_mode="op")):

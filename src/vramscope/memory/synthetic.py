@@ -90,13 +90,14 @@ class Stream:
 
 
 def _rmsnorm(st: Stream, rows: int, width: int, a: int, gemma: bool = False,
-             saved: Optional[list] = None, input_grad: bool = True) -> Any:
+             saved: Optional[list] = None, input_grad: bool = True, weight_grad: bool = True) -> Any:
     """``LlamaRMSNorm.forward`` on ``rows`` × ``width``: fp32 upcast, ``pow(2)``, ``mean``, ``+ eps``, ``rsqrt``,
     the product, the cast back and the weight's product; returns the output (the input is the caller's). In fp32
     the upcast and the cast back are the tensor itself. ``gemma``: ``Gemma2RMSNorm`` (the mean freed before the
     ``rsqrt``, then ``× (1 + weight)`` in fp32; fp32 only). ``saved`` (training; a list): autograd keeps the
     upcast, the ``rsqrt`` and the cast back alive for the backward; they are appended to it instead of freed
-    (``input_grad`` false — the input needs no gradient, only the weight does: the cast back alone)."""
+    (``input_grad`` false — the input needs no gradient, only the weight does: the cast back alone;
+    ``weight_grad`` false — a frozen weight under LoRA: the upcast and the ``rsqrt`` alone)."""
     up = st.new(4 * rows * width) if a != 4 else None
     sq = st.new(4 * rows * width)
     var = st.new(4 * rows)
@@ -116,8 +117,10 @@ def _rmsnorm(st: Stream, rows: int, width: int, a: int, gemma: bool = False,
         return out
     cast = st.new(a * rows * width) if a != 4 else None
     out = st.new(a * rows * width)
-    if saved is None:
+    if saved is None or not weight_grad:
         st.free(cast, prod, var)
+        if saved is not None:
+            saved.extend((up, rs, None))
     else:
         st.free(prod, var)
         saved.extend((up, rs, cast) if input_grad else (None, None, cast))
@@ -410,7 +413,7 @@ def covered_training(spec: Any, w: Any, a: float) -> bool:
     # freezing: --frozen-layers (the embedding frozen with them) of a tied model, as traced
     freeze = (w.method == "freeze" and not w.train_modules and spec.tie_embeddings
               and 1 <= w.frozen_layers < spec.num_layers and not w.optimizer_in_backward)
-    return (a == 2 and w.training and (w.method == "full" or freeze) and spec.kind == "decoder"
+    return (a == 2 and w.training and (w.method == "full" or freeze or _lora_covered(w)) and spec.kind == "decoder"
             and spec.layout == "llama"
             and spec.model_type in TRAIN_TYPES and spec.moe is None and spec.mla is None
             and spec.vision is None and spec.state is None and spec.norm == "rmsnorm" and spec.mlp_gated
@@ -428,6 +431,14 @@ def covered_training(spec: Any, w: Any, a: float) -> bool:
             and not (w.optimizer_in_backward and (spec.tie_embeddings or spec.model_type != "llama")))
 
 
+def _lora_covered(w: Any) -> bool:
+    """LoRA as traced: peft's adapters on all seven projections (``all-linear`` or the seven named), no dropout
+    (``nn.Identity``), not DoRA, without checkpointing or a step in the backward."""
+    targets = set(w.lora_targets)
+    return (w.method == "lora" and not w.dora and not w.lora_dropout and not w.optimizer_in_backward
+            and (targets == {"all-linear"} or targets == {n for n, _, _ in LORA_LINEARS}))
+
+
 def train_cache(spec: Any, w: Any, a: float, extra: tuple[int, ...],
                 config: AllocatorConfig = DEFAULT_CONFIG) -> Optional[int]:
     """The cache (``max_memory_reserved − max_memory_allocated``) of two training steps replayed through the
@@ -437,21 +448,27 @@ def train_cache(spec: Any, w: Any, a: float, extra: tuple[int, ...],
         return None
     if _floored():
         return 0
+    if w.method == "lora":
+        return _lora_train_cache(spec, w.batch, w.seq, int(a), int(w.lora_rank), extra, config)
     frozen = w.frozen_layers if w.method == "freeze" else None
     return _train_cache(spec, w.batch, w.seq, int(a), extra, config, w.optimizer_in_backward, frozen)
 
 
 def _rms_backward(st: Stream, g: Any, saved: list, rows: int, width: int, a: int,
-                  hook: Any = None) -> tuple[Any, Any]:
+                  hook: Any = None, weight_grad: bool = True) -> tuple[Any, Any]:
     """``LlamaRMSNorm.forward``'s autograd backward (the norm's output already freed by its consumer's
     backward): the weight's gradient (kept, ``.grad``) and the input's, freeing the saved upcast, ``rsqrt`` and
     cast back where autograd drops them; returns (input gradient, weight gradient). ``hook`` (the weight's
     gradient): what runs when it is accumulated, after the product's backward (a step in the backward)."""
     up, rs, cast = saved
     m1 = st.new(a * rows * width)  # grad · weight
-    m2 = st.new(a * rows * width)  # grad · cast (for the weight's gradient)
-    wg = st.new(a * width)  # its sum over the rows: the weight's .grad
-    st.free(m2, g, cast)
+    if weight_grad:
+        m2 = st.new(a * rows * width)  # grad · cast (for the weight's gradient)
+        wg = st.new(a * width)  # its sum over the rows: the weight's .grad
+        st.free(m2, g, cast)
+    else:  # a frozen weight (LoRA): no product with the cast back, no .grad
+        wg = None
+        st.free(g)
     if hook is not None:
         hook([wg])
     f = st.new(4 * rows * width)  # to fp32
@@ -780,3 +797,236 @@ def _param_grads(spec: Any, grads: dict, tied: bool, bias: bool) -> list:
             gb = gb[j]
         out.append((x.numel, gb))
     return out
+
+
+# -- LoRA: peft's adapters on every linear of the decoder layers, two training steps ---------------------------------
+
+#: the projections ``all-linear`` puts an adapter on, in ``model.parameters()`` order within a layer (``q_proj`` …
+#: ``down_proj``; peft leaves ``lm_head`` out), as (name, input width attribute, output width attribute)
+LORA_LINEARS = (("q_proj", "hidden_size", "q_dim"), ("k_proj", "hidden_size", "kv_dim"),
+                ("v_proj", "hidden_size", "kv_dim"), ("o_proj", "q_dim", "hidden_size"),
+                ("gate_proj", "hidden_size", "intermediate_size"), ("up_proj", "hidden_size", "intermediate_size"),
+                ("down_proj", "intermediate_size", "hidden_size"))
+
+
+def _lora_shapes(spec: Any, r: int) -> list[tuple[int, int]]:
+    """(A, B) elements of each adapter in ``model.parameters()`` order: per layer, per projection."""
+    out = []
+    for _ in range(spec.num_layers):
+        for _, i, o in LORA_LINEARS:
+            out.append((r * getattr(spec, i), getattr(spec, o) * r))
+    return out
+
+
+def _lora_forward(st: Stream, t: int, n_in: int, n_out: int, r: int, a: int) -> tuple[Any, tuple]:
+    """``peft.tuners.lora.layer.Linear.forward`` (peft 0.21, vanilla LoRA, dropout ``nn.Identity``) on ``t`` rows
+    of a 16-bit input: ``result = base_layer(x)``, ``x = x.to(lora_A.weight.dtype)`` (the fp32 adapters),
+    ``result = result + lora_B(lora_A(x)) * scaling`` (promoted to fp32), ``result.to(torch_result_dtype)``.
+    Autograd keeps the fp32 input (``lora_A``'s weight gradient) and ``lora_A``'s output (``lora_B``'s); the
+    frozen base weight keeps nothing. Returns (output, saved)."""
+    base = st.new(a * t * n_out)
+    x32 = st.new(4 * t * n_in)
+    ao = st.new(4 * t * r)
+    bo = st.new(4 * t * n_out)
+    sc = st.new(4 * t * n_out)  # × scaling
+    st.free(bo)
+    res = st.new(4 * t * n_out)  # bf16 + fp32: fp32
+    st.free(sc, base)
+    out = st.new(a * t * n_out)
+    st.free(res)
+    return out, (x32, ao)
+
+
+def _lora_backward(st: Stream, g: Any, saved: tuple, n_in: int, n_out: int, r: int, t: int, a: int,
+                   free_grad: bool, input_grad: bool, buf: Any = None) -> tuple[Any, list]:
+    """:func:`_lora_forward`'s backward in autograd's order on the output gradient ``g``: the cast back's
+    (``g`` to fp32; ``g`` freed there when nothing else holds it, ``free_grad``), the add's (the base branch's
+    gradient cast to 16 bits), the scaling's, ``lora_B``'s mm (its weight's gradient, then its input's),
+    ``lora_A``'s (the weight's, the input's), the cast's backward to 16 bits, then the frozen base's input
+    gradient, each input gradient added out of place into the input's buffer ``buf`` (the previous consumers'
+    sum) when one is there. ``input_grad`` false (the layer's input needs no gradient): the adapters' weight
+    gradients only. Returns (the input's gradient buffer, the adapters' .grads [A, B])."""
+    x32, ao = saved
+    g32 = st.new(4 * t * n_out)
+    if free_grad:
+        st.free(g)
+    gb = st.new(a * t * n_out) if input_grad else None
+    gsc = st.new(4 * t * n_out)
+    st.free(g32)
+    wb = st.new(4 * r * n_out)
+    ga = st.new(4 * t * r)
+    st.free(gsc, ao)
+    wa = st.new(4 * n_in * r)
+    if not input_grad:
+        st.free(ga, x32)
+        return None, [wa, wb]
+    gx32 = st.new(4 * t * n_in)
+    st.free(ga, x32)
+    gxl = st.new(a * t * n_in)
+    st.free(gx32)
+    buf = _accumulate(st, buf, gxl, a * t * n_in)
+    gxb = st.new(a * t * n_in)
+    st.free(gb)
+    return _accumulate(st, buf, gxb, a * t * n_in), [wa, wb]
+
+
+def _accumulate(st: Stream, buf: Any, g: Any, n: int) -> Any:
+    """Autograd's input buffer: the first gradient kept, each later one added out of place (both freed)."""
+    if buf is None:
+        return g
+    s = st.new(n)
+    st.free(buf, g)
+    return s
+
+
+@lru_cache(maxsize=64)
+def _lora_train_cache(spec: Any, b: int, s: int, a: int, r: int, extra: tuple[int, ...],
+                      config: AllocatorConfig = DEFAULT_CONFIG) -> Optional[int]:
+    """Two LoRA training steps (peft's adapters of rank ``r`` on the seven projections of every layer, no
+    checkpointing): the base model and its norms frozen, the embedding and the head too. Layer 0's input needs
+    no gradient (its input norm and its q/k/v base projections run without autograd; its adapters compute their
+    weights' gradients only); every later norm keeps its upcast and ``rsqrt`` (a frozen weight: no cast back);
+    no tensor is kept for a frozen base projection, the adapters keep their fp32 input and ``lora_A``'s output;
+    AdamW's states and ``_foreach_sqrt``'s temporaries are the fp32 adapters'."""
+    st = Stream(extra, config)
+    h, q, kv, inter, d = spec.hidden_size, spec.q_dim, spec.kv_dim, spec.intermediate_size, spec.head_dim
+    heads, t, vocab = spec.num_heads, b * s, spec.vocab_size
+    shapes = _lora_shapes(spec, r)
+    try:
+        snap = _loaded(spec, a, extra, config) if st.log is None and st.alloc.freezable else None
+        if snap is not None:
+            st.alloc = CachingAllocator.thaw(snap)
+        else:
+            _load(st, spec, a)
+        for na, nb in shapes:  # get_peft_model: lora_A then lora_B of each targeted linear, fp32
+            st.new(4 * na)
+            st.new(4 * nb)
+        st.start = len(st.log) if st.log is not None else 0
+        states: list = []
+        for step in (1, 2):
+            grads: list = []  # per layer, per projection: [A .grad, B .grad]
+            ids = st.new(8 * t)
+            emb = st.new(a * t * h)
+            p0 = st.new(8 * s)
+            pos = st.new(8 * s)
+            st.free(p0)
+            pf = st.new(4 * s)
+            freqs = st.new(s * d // 2 * 4)
+            st.free(pf)
+            embf = st.new(s * d * 4)
+            c0 = st.new(s * d * 4)
+            c1 = st.new(s * d * 4)
+            st.free(c0)
+            s0 = st.new(s * d * 4)
+            s1 = st.new(s * d * 4)
+            st.free(s0)
+            cos, sin = st.new(s * d * a), st.new(s * d * a)
+            st.free(freqs, embf, c1, s1)
+            x = emb
+            layers: list = []
+            for i in range(spec.num_layers):
+                sv1: list = []
+                # layer 0: the frozen embedding's output needs no gradient, nor does its input norm
+                normed = _rmsnorm(st, t, h, a) if i == 0 else _rmsnorm(st, t, h, a, saved=sv1, weight_grad=False)
+                qs, sq = _lora_forward(st, t, h, q, r, a)
+                ks, sk = _lora_forward(st, t, h, kv, r, a)
+                vs, sv = _lora_forward(st, t, h, kv, r, a)
+                qe = _rotary(st, t, q, a)
+                ke = _rotary(st, t, kv, a)
+                st.free(qs, ks)
+                ck, cv = st.new(a * t * kv), st.new(a * t * kv)
+                st.free(ke, vs)
+                out = st.new(a * t * q)
+                lse = st.new(4 * heads * t)
+                o, so = _lora_forward(st, t, q, h, r, a)
+                st.free(normed)  # nothing saves it: the attention returns
+                mid = st.new(a * t * h)
+                st.free(o)
+                sv2: list = []
+                normed2 = _rmsnorm(st, t, h, a, saved=sv2, weight_grad=False)
+                gate, sg = _lora_forward(st, t, h, inter, r, a)
+                act = st.new(a * t * inter)
+                up, su = _lora_forward(st, t, h, inter, r, a)
+                prod = st.new(a * t * inter)
+                down, sd = _lora_forward(st, t, inter, h, r, a)
+                st.free(prod, normed2)
+                nxt = st.new(a * t * h)
+                st.free(down, mid)
+                if x is not emb:
+                    st.free(x)
+                x = nxt
+                layers.append((sv1, sq, sk, sv, qe, ck, cv, out, lse, so, sv2, sg, act, su, sd, gate, up))
+            svf: list = []
+            final = _rmsnorm(st, t, h, a, saved=svf, weight_grad=False)
+            st.free(x, *((emb, pos) if spec.model_type == "qwen2" else (pos, emb)))
+            logits = st.new(a * t * vocab)
+            st.free(final)  # the frozen head keeps its weight, not its input
+            f32 = st.new(4 * t * vocab)
+            labels = pad = st.new(8 * b * (s + 1))
+            if b > 1:
+                labels = st.new(8 * t)
+            ls = st.new(4 * t * vocab)
+            loss, tw = st.new(4), st.new(4)
+            st.free(f32)
+            if b > 1:
+                st.free(pad)
+            st.free(logits, ids)  # the runner's del logits, ids (the frozen embedding saves no ids)
+            ones = st.new(4)
+            g1 = st.new(4 * t * vocab)
+            st.free(labels, tw)
+            g2 = st.new(4 * t * vocab)
+            st.free(g1, ls)
+            gl = st.new(a * t * vocab)
+            st.free(g2)
+            g = st.new(a * t * h)  # the frozen head: the input's gradient only
+            st.free(gl)
+            g, _ = _rms_backward(st, g, svf, t, h, a, weight_grad=False)
+            for i in reversed(range(spec.num_layers)):
+                sv1, sq, sk, sv, qe, ck, cv, out, lse, so, sv2, sg, act, su, sd, gate, up = layers[i]
+                lg: list = [None] * 7
+                gp, lg[6] = _lora_backward(st, g, sd, inter, h, r, t, a, False, True)
+                ga = st.new(a * t * inter)
+                gb = st.new(a * t * inter)
+                st.free(gp, up, act)
+                gn, lg[5] = _lora_backward(st, ga, su, h, inter, r, t, a, True, True)
+                gs = st.new(a * t * inter)  # silu_backward
+                st.free(gb, gate)
+                gsum, lg[4] = _lora_backward(st, gs, sg, h, inter, r, t, a, True, True, gn)
+                gi, _ = _rms_backward(st, gsum, sv2, t, h, a, weight_grad=False)
+                res = st.new(a * t * h)
+                st.free(g, gi)
+                top = i == 0  # layer 0's input needs no gradient: the residual's gradient ends at o_proj
+                go, lg[3] = _lora_backward(st, res, so, q, h, r, t, a, top, True)
+                gq, gk, gv = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
+                st.free(go, ck, qe, cv, lse, out)
+                rk = _rotary_backward(st, gk, t, kv, a)
+                rq = _rotary_backward(st, gq, t, q, a, (cos, sin) if top else None)
+                buf, lg[2] = _lora_backward(st, gv, sv, h, kv, r, t, a, True, not top)
+                ck2 = st.new(a * t * kv)
+                st.free(rk)
+                buf, lg[1] = _lora_backward(st, ck2, sk, h, kv, r, t, a, True, not top, buf)
+                cq = st.new(a * t * q)
+                st.free(rq)
+                buf, lg[0] = _lora_backward(st, cq, sq, h, q, r, t, a, True, not top, buf)
+                grads.append(lg)
+                if top:
+                    break
+                gi, _ = _rms_backward(st, buf, sv1, t, h, a, weight_grad=False)
+                nr = st.new(a * t * h)
+                st.free(res, gi)
+                g = nr
+            st.free(ones, loss)
+            order = [(n, blk) for lg in reversed(grads) for pair, blks in zip(
+                shapes[:7], lg) for n, blk in zip(pair, blks)]
+            if step == 1:
+                for n, _ in order:
+                    states.append((st.new(4), st.new(4 * n), st.new(4 * n)))
+            sc = st.new(4)
+            st.free(sc)
+            roots = [st.new(4 * n) for n, _ in order]
+            st.free(*reversed(roots))
+            st.free(*[blk for _, blk in order])
+    except OutOfMemory:
+        return None
+    stats = st.alloc.stats
+    return stats.peak_reserved - stats.peak_allocated
