@@ -106,6 +106,10 @@ TRACED_TRAIN = [
     # the adapters their fp32 input and lora_A's output; layer 0's input needs no gradient; fp32 AdamW states
     ("llama-3-8b", dict(task="finetune", seq=256, method="lora", grad_checkpointing=False)),
     ("qwen2.5-0.5b", dict(task="finetune", seq=256, batch=2, method="lora", grad_checkpointing=False)),
+    # LoRA with every layer checkpointed (the HF profile's default): the causal mask built, repeat_kv under it,
+    # nothing saved in the forward, each layer recomputed up to down_proj's lora_A output in the backward
+    ("llama-3-8b", dict(task="finetune", seq=384, method="lora", grad_checkpointing=True)),
+    ("qwen2.5-0.5b", dict(task="finetune", seq=256, batch=2, method="lora", grad_checkpointing=True)),
 ]
 
 
@@ -176,12 +180,19 @@ def test_training_covered_only_where_the_stream_is_written():
     assert synthetic.covered_training(qwen.spec, full, 2)
     assert not synthetic.covered_training(llama.spec, full, 4)  # fp32 weights: not traced
     assert not synthetic.covered_training(llama.spec, make_workload(task="inference", seq=256), 2)
-    lora = make_workload(task="finetune", seq=256, method="lora", grad_checkpointing=False)
-    assert synthetic.covered_training(llama.spec, lora, 2) and synthetic.covered_training(qwen.spec, lora, 2)
-    for kw in (dict(dora=True), dict(lora_dropout=0.05), dict(lora_targets="q_proj,v_proj"),
-               dict(optimizer_in_backward=True)):
-        assert not synthetic.covered_training(llama.spec, make_workload(
-            task="finetune", seq=256, method="lora", grad_checkpointing=False, **kw), 2), kw
+    for ckpt in (False, True):
+        lora = make_workload(task="finetune", seq=256, method="lora", grad_checkpointing=ckpt)
+        assert synthetic.covered_training(llama.spec, lora, 2) and synthetic.covered_training(qwen.spec, lora, 2)
+        for kw in (dict(dora=True), dict(lora_dropout=0.05), dict(lora_targets="q_proj,v_proj"),
+                   dict(optimizer_in_backward=True), dict(ce_chunks=8), dict(activation_offload=True)):
+            assert not synthetic.covered_training(llama.spec, make_workload(
+                task="finetune", seq=256, method="lora", grad_checkpointing=ckpt, **kw), 2), kw
+    for kw in (dict(checkpoint_every=2), dict(grad_checkpointing="selective")):
+        assert not synthetic.covered_training(llama.spec, make_workload(task="finetune", seq=256, method="lora",
+                                                                        **kw), 2), kw
+    # checkpointed LoRA without grouped-query attention (no repeat_kv copies): not traced
+    assert not synthetic.covered_training(two_layers("llama-2-7b").spec, make_workload(
+        task="finetune", seq=256, method="lora"), 2)
     for kw in (dict(method="freeze"), dict(grad_checkpointing=True), dict(ce_chunks=8),
                dict(attn="eager"), dict(activation_offload=True),
                dict(num_gpus=2, parallelism="fsdp"), dict(grad_accum=2), dict(optimizer="sgd"),
@@ -201,7 +212,8 @@ def test_training_covered_only_where_the_stream_is_written():
         assert not synthetic.covered_training(two_layers(other).spec, full, 2), other
     # not covered: the fitted shares stand
     assert "replayed" not in {k for k, v in _features(llama, make_workload(task="finetune", seq=256,
-                                                                           method="lora")).items() if v}
+                                                                           method="lora", dora=True)).items() if v}
+    assert _features(llama, make_workload(task="finetune", seq=256, method="lora"))["replayed"] > 0
     assert _features(llama, full)["replayed"] > 0
 
 

@@ -425,7 +425,8 @@ def covered_training(spec: Any, w: Any, a: float) -> bool:
             and not (w.precision == "auto" and w.task == "pretrain")  # auto pretraining: mixed, fp32 masters
             and w.framework == "hf" and not w.profile.keeps_logits and w.profile.ce_upcast and not w.compile
             and not w.liger and w.float8 == "none" and w.offload == "none" and not w.packing
-            and not w.grad_checkpointing and w.ce_chunks == 1 and not w.activation_offload
+            and (not w.grad_checkpointing or _lora_checkpointed(spec, w)) and w.ce_chunks == 1
+            and not w.activation_offload
             and w.grad_accum == 1 and w.kv_dtype is None
             # a step in the backward (torchtune's optimizer_in_bwd) traced on an untied model without biases
             and not (w.optimizer_in_backward and (spec.tie_embeddings or spec.model_type != "llama")))
@@ -433,10 +434,17 @@ def covered_training(spec: Any, w: Any, a: float) -> bool:
 
 def _lora_covered(w: Any) -> bool:
     """LoRA as traced: peft's adapters on all seven projections (``all-linear`` or the seven named), no dropout
-    (``nn.Identity``), not DoRA, without checkpointing or a step in the backward."""
+    (``nn.Identity``), not DoRA, no step in the backward."""
     targets = set(w.lora_targets)
     return (w.method == "lora" and not w.dora and not w.lora_dropout and not w.optimizer_in_backward
             and (targets == {"all-linear"} or targets == {n for n, _, _ in LORA_LINEARS}))
+
+
+def _lora_checkpointed(spec: Any, w: Any) -> bool:
+    """LoRA with every decoder layer checkpointed (non-reentrant, the HF profile's default for LoRA), as traced:
+    grouped-query attention (``repeat_kv`` copies the keys and values under the causal mask)."""
+    return (w.method == "lora" and w.checkpoint_mode == "full" and w.checkpoint_every == 1
+            and spec.num_kv_heads != spec.num_heads)
 
 
 def train_cache(spec: Any, w: Any, a: float, extra: tuple[int, ...],
@@ -449,17 +457,21 @@ def train_cache(spec: Any, w: Any, a: float, extra: tuple[int, ...],
     if _floored():
         return 0
     if w.method == "lora":
-        return _lora_train_cache(spec, w.batch, w.seq, int(a), int(w.lora_rank), extra, config)
+        return _lora_train_cache(spec, w.batch, w.seq, int(a), int(w.lora_rank), extra, config,
+                                 bool(w.grad_checkpointing))
     frozen = w.frozen_layers if w.method == "freeze" else None
     return _train_cache(spec, w.batch, w.seq, int(a), extra, config, w.optimizer_in_backward, frozen)
 
 
 def _rms_backward(st: Stream, g: Any, saved: list, rows: int, width: int, a: int,
-                  hook: Any = None, weight_grad: bool = True) -> tuple[Any, Any]:
+                  hook: Any = None, weight_grad: bool = True, ckpt: bool = False,
+                  done: tuple = ()) -> tuple[Any, Any]:
     """``LlamaRMSNorm.forward``'s autograd backward (the norm's output already freed by its consumer's
     backward): the weight's gradient (kept, ``.grad``) and the input's, freeing the saved upcast, ``rsqrt`` and
     cast back where autograd drops them; returns (input gradient, weight gradient). ``hook`` (the weight's
-    gradient): what runs when it is accumulated, after the product's backward (a step in the backward)."""
+    gradient): what runs when it is accumulated, after the product's backward (a step in the backward).
+    ``ckpt``: the saved tensors are a checkpoint's, freed as they are unpacked (before the node's gradient);
+    ``done``: what goes with the checkpoint once the upcast (its layer's first saved tensor) is unpacked."""
     up, rs, cast = saved
     m1 = st.new(a * rows * width)  # grad · weight
     if weight_grad:
@@ -480,13 +492,14 @@ def _rms_backward(st: Stream, g: Any, saved: list, rows: int, width: int, a: int
     p1 = st.new(4 * rows)
     p2 = st.new(4 * rows)
     p3 = st.new(4 * rows)
-    st.free(p2, p1, r, rs)
+    st.free(p2, p1, *((rs, r) if ckpt else (r, rs)))
     d = st.new(4 * rows * width)
     st.free(p3)
     e1 = st.new(4 * rows * width)
     e2 = st.new(4 * rows * width)
     e3 = st.new(4 * rows * width)
-    st.free(e2, e1, d, up)
+    st.free(e2, e1, *((up, d) if ckpt else (d, up)))
+    st.free(*done)  # the last saved tensor of a checkpointed layer unpacked: its frame's inputs dropped
     sm = st.new(4 * rows * width)
     st.free(n2, e3)
     out = st.new(a * rows * width)  # back to the input's dtype
@@ -837,31 +850,50 @@ def _lora_forward(st: Stream, t: int, n_in: int, n_out: int, r: int, a: int) -> 
     return out, (x32, ao)
 
 
-def _lora_backward(st: Stream, g: Any, saved: tuple, n_in: int, n_out: int, r: int, t: int, a: int,
-                   free_grad: bool, input_grad: bool, buf: Any = None) -> tuple[Any, list]:
+def _lora_no_grad(st: Stream, t: int, n_in: int, n_out: int, r: int, a: int) -> Any:
+    """:func:`_lora_forward` where autograd keeps nothing (a checkpointed layer's first forward): ``lora_A``'s
+    output freed once ``lora_B`` has run, the fp32 input when the forward returns."""
+    base = st.new(a * t * n_out)
+    x32 = st.new(4 * t * n_in)
+    ao = st.new(4 * t * r)
+    bo = st.new(4 * t * n_out)
+    st.free(ao)
+    sc = st.new(4 * t * n_out)
+    st.free(bo)
+    res = st.new(4 * t * n_out)
+    st.free(sc, base)
+    out = st.new(a * t * n_out)
+    st.free(res, x32)
+    return out
+
+
+def _lora_backward(st: Stream, g: Any, saved: Any, n_in: int, n_out: int, r: int, t: int, a: int,
+                   free_grad: bool, input_grad: bool, buf: Any = None, ckpt: bool = False) -> tuple[Any, list]:
     """:func:`_lora_forward`'s backward in autograd's order on the output gradient ``g``: the cast back's
     (``g`` to fp32; ``g`` freed there when nothing else holds it, ``free_grad``), the add's (the base branch's
     gradient cast to 16 bits), the scaling's, ``lora_B``'s mm (its weight's gradient, then its input's),
     ``lora_A``'s (the weight's, the input's), the cast's backward to 16 bits, then the frozen base's input
     gradient, each input gradient added out of place into the input's buffer ``buf`` (the previous consumers'
     sum) when one is there. ``input_grad`` false (the layer's input needs no gradient): the adapters' weight
-    gradients only. Returns (the input's gradient buffer, the adapters' .grads [A, B])."""
-    x32, ao = saved
+    gradients only. ``ckpt``: the saved tensors are a checkpoint's recomputed ones, freed as they are unpacked
+    (before the node's input gradient); ``saved`` may then be a callable that recomputes the layer (the first
+    unpack, ``lora_B``'s) and returns them. Returns (the input's gradient buffer, the adapters' .grads [A, B])."""
     g32 = st.new(4 * t * n_out)
     if free_grad:
         st.free(g)
     gb = st.new(a * t * n_out) if input_grad else None
     gsc = st.new(4 * t * n_out)
     st.free(g32)
+    x32, ao = saved() if callable(saved) else saved
     wb = st.new(4 * r * n_out)
     ga = st.new(4 * t * r)
-    st.free(gsc, ao)
+    st.free(*((ao, gsc) if ckpt else (gsc, ao)))
     wa = st.new(4 * n_in * r)
     if not input_grad:
-        st.free(ga, x32)
+        st.free(*((x32, ga) if ckpt else (ga, x32)))
         return None, [wa, wb]
     gx32 = st.new(4 * t * n_in)
-    st.free(ga, x32)
+    st.free(*((x32, ga) if ckpt else (ga, x32)))
     gxl = st.new(a * t * n_in)
     st.free(gx32)
     buf = _accumulate(st, buf, gxl, a * t * n_in)
@@ -879,18 +911,58 @@ def _accumulate(st: Stream, buf: Any, g: Any, n: int) -> Any:
     return s
 
 
+def _causal_mask(st: Stream, b: int, s: int) -> Any:
+    """transformers 5.24's ``create_causal_mask`` where the causal skip does not apply (checkpointed training:
+    no cache): ``find_packed_sequence_indices`` (``torch.diff`` with a prepended column, ``cumsum``), then
+    ``sdpa_mask``'s index tensors and the boolean ``b × 1 × s × s`` mask, which is returned (kept)."""
+    d0 = st.new(8)
+    cat = st.new(8 * b * (s + 1))
+    diff = st.new(8 * b * s)
+    st.free(cat)
+    n = st.new(8)
+    packed = st.new(8 * b * s)
+    st.free(n, d0, diff)
+    b0, h0 = st.new(8), st.new(8)
+    q0 = st.new(8 * s)
+    q1 = st.new(8 * s)
+    st.free(q0)
+    k0 = st.new(8 * s)
+    k1 = st.new(8 * s)
+    st.free(k0)
+    z = st.new(8)
+    p0, p1 = st.new(8 * b * s), st.new(8 * b * s)
+    m0 = st.new(b * s * s)
+    st.free(p0, p1)
+    m1 = st.new(b * s * s)
+    st.free(m0, z)
+    p2, p3 = st.new(8 * b * s), st.new(8 * b * s)
+    m2 = st.new(b * s * s)
+    st.free(p2, p3)
+    mask = st.new(b * s * s)
+    st.free(m2, m1, b0, h0, q1, k1, packed)
+    return mask
+
+
 @lru_cache(maxsize=64)
 def _lora_train_cache(spec: Any, b: int, s: int, a: int, r: int, extra: tuple[int, ...],
-                      config: AllocatorConfig = DEFAULT_CONFIG) -> Optional[int]:
-    """Two LoRA training steps (peft's adapters of rank ``r`` on the seven projections of every layer, no
-    checkpointing): the base model and its norms frozen, the embedding and the head too. Layer 0's input needs
-    no gradient (its input norm and its q/k/v base projections run without autograd; its adapters compute their
+                      config: AllocatorConfig = DEFAULT_CONFIG, ckpt: bool = False) -> Optional[int]:
+    """Two LoRA training steps (peft's adapters of rank ``r`` on the seven projections of every layer): the base
+    model and its norms frozen, the embedding and the head too. Without checkpointing layer 0's input needs no
+    gradient (its input norm and its q/k/v base projections run without autograd; its adapters compute their
     weights' gradients only); every later norm keeps its upcast and ``rsqrt`` (a frozen weight: no cast back);
     no tensor is kept for a frozen base projection, the adapters keep their fp32 input and ``lora_A``'s output;
-    AdamW's states and ``_foreach_sqrt``'s temporaries are the fp32 adapters'."""
+    AdamW's states and ``_foreach_sqrt``'s temporaries are the fp32 adapters'.
+
+    ``ckpt``: non-reentrant checkpointing of every decoder layer (``gradient_checkpointing_enable`` with
+    ``use_reentrant=False``, peft's ``enable_input_require_grads``), as torch 2.13's ``torch/utils/checkpoint.py``
+    runs it: no cache (``use_cache`` off), so the causal mask is built (:func:`_causal_mask`) and SDPA gets it
+    with ``repeat_kv``'s keys and values; each layer's forward keeps nothing but its inputs (the hidden states,
+    the positions, cos/sin, the mask: the checkpoint's); in the backward the first unpack (``lora_B``'s of
+    ``down_proj``) recomputes the layer with its saved tensors up to that last one (early stop), each freed as
+    it is unpacked; layer 0's input (the embeddings, made to require a gradient) gets its gradient too."""
     st = Stream(extra, config)
     h, q, kv, inter, d = spec.hidden_size, spec.q_dim, spec.kv_dim, spec.intermediate_size, spec.head_dim
-    heads, t, vocab = spec.num_heads, b * s, spec.vocab_size
+    heads, kvh, t, vocab = spec.num_heads, spec.num_kv_heads, b * s, spec.vocab_size
     shapes = _lora_shapes(spec, r)
     try:
         snap = _loaded(spec, a, extra, config) if st.log is None and st.alloc.freezable else None
@@ -903,6 +975,15 @@ def _lora_train_cache(spec: Any, b: int, s: int, a: int, r: int, extra: tuple[in
             st.new(4 * nb)
         st.start = len(st.log) if st.log is not None else 0
         states: list = []
+
+        def sdpa_masked(mask_args: Any) -> tuple:
+            """SDPA with the boolean mask: ``repeat_kv``'s keys and values, the mask as the query dtype."""
+            reps = (st.new(a * t * q), st.new(a * t * q)) if kvh != heads else ()
+            n1, n2 = st.new(8), st.new(8)
+            fmask = st.new(a * b * s * s)
+            st.free(n2, n1)
+            return reps, fmask
+
         for step in (1, 2):
             grads: list = []  # per layer, per projection: [A .grad, B .grad]
             ids = st.new(8 * t)
@@ -910,6 +991,7 @@ def _lora_train_cache(spec: Any, b: int, s: int, a: int, r: int, extra: tuple[in
             p0 = st.new(8 * s)
             pos = st.new(8 * s)
             st.free(p0)
+            mask = _causal_mask(st, b, s) if ckpt else None
             pf = st.new(4 * s)
             freqs = st.new(s * d // 2 * 4)
             st.free(pf)
@@ -925,6 +1007,35 @@ def _lora_train_cache(spec: Any, b: int, s: int, a: int, r: int, extra: tuple[in
             x = emb
             layers: list = []
             for i in range(spec.num_layers):
+                if ckpt:  # the checkpointed forward: nothing saved, the layer's input kept by the checkpoint
+                    normed = _rmsnorm(st, t, h, a)
+                    qs = _lora_no_grad(st, t, h, q, r, a)
+                    ks = _lora_no_grad(st, t, h, kv, r, a)
+                    vs = _lora_no_grad(st, t, h, kv, r, a)
+                    qe = _rotary(st, t, q, a)
+                    ke = _rotary(st, t, kv, a)
+                    st.free(qs, ks)
+                    reps, fmask = sdpa_masked(mask)
+                    out = st.new(a * t * q)
+                    st.free(st.new(4 * heads * t), fmask, *reps)
+                    o = _lora_no_grad(st, t, q, h, r, a)
+                    st.free(out, qe, ke, vs, normed)
+                    mid = st.new(a * t * h)
+                    st.free(o)
+                    normed2 = _rmsnorm(st, t, h, a)
+                    gate = _lora_no_grad(st, t, h, inter, r, a)
+                    act = st.new(a * t * inter)
+                    st.free(gate)
+                    up = _lora_no_grad(st, t, h, inter, r, a)
+                    prod = st.new(a * t * inter)
+                    st.free(act, up)
+                    down = _lora_no_grad(st, t, inter, h, r, a)
+                    st.free(prod, normed2)
+                    nxt = st.new(a * t * h)
+                    st.free(down, mid)
+                    layers.append(x)
+                    x = nxt
+                    continue
                 sv1: list = []
                 # layer 0: the frozen embedding's output needs no gradient, nor does its input norm
                 normed = _rmsnorm(st, t, h, a) if i == 0 else _rmsnorm(st, t, h, a, saved=sv1, weight_grad=False)
@@ -955,10 +1066,13 @@ def _lora_train_cache(spec: Any, b: int, s: int, a: int, r: int, extra: tuple[in
                 if x is not emb:
                     st.free(x)
                 x = nxt
-                layers.append((sv1, sq, sk, sv, qe, ck, cv, out, lse, so, sv2, sg, act, su, sd, gate, up))
+                layers.append((sv1, sq, sk, sv, qe, (ck, cv), out, lse, so, sv2, sg, act, su, sd, gate, up))
             svf: list = []
             final = _rmsnorm(st, t, h, a, saved=svf, weight_grad=False)
-            st.free(x, *((emb, pos) if spec.model_type == "qwen2" else (pos, emb)))
+            if ckpt:  # the checkpoints hold the embeddings, the positions
+                st.free(x)
+            else:
+                st.free(x, *((emb, pos) if spec.model_type == "qwen2" else (pos, emb)))
             logits = st.new(a * t * vocab)
             st.free(final)  # the frozen head keeps its weight, not its input
             f32 = st.new(4 * t * vocab)
@@ -982,40 +1096,99 @@ def _lora_train_cache(spec: Any, b: int, s: int, a: int, r: int, extra: tuple[in
             st.free(gl)
             g, _ = _rms_backward(st, g, svf, t, h, a, weight_grad=False)
             for i in reversed(range(spec.num_layers)):
-                sv1, sq, sk, sv, qe, ck, cv, out, lse, so, sv2, sg, act, su, sd, gate, up = layers[i]
                 lg: list = [None] * 7
-                gp, lg[6] = _lora_backward(st, g, sd, inter, h, r, t, a, False, True)
+                if ckpt:
+                    rec: dict = {}
+
+                    def recompute() -> tuple:
+                        """The layer's forward again with its saved tensors, up to ``down_proj``'s
+                        ``lora_A`` output (the last one saved); what the early stop drops, dropped."""
+                        sv1: list = []
+                        normed = _rmsnorm(st, t, h, a, saved=sv1, weight_grad=False)
+                        qs, sq = _lora_forward(st, t, h, q, r, a)
+                        ks, sk = _lora_forward(st, t, h, kv, r, a)
+                        vs, sv = _lora_forward(st, t, h, kv, r, a)
+                        qe = _rotary(st, t, q, a)
+                        ke = _rotary(st, t, kv, a)
+                        st.free(qs, ks)
+                        reps, fmask = sdpa_masked(mask)
+                        out = st.new(a * t * q)
+                        lse = st.new(4 * heads * t)
+                        o, so = _lora_forward(st, t, q, h, r, a)
+                        st.free(ke, vs, normed)
+                        mid = st.new(a * t * h)
+                        st.free(o)
+                        sv2: list = []
+                        normed2 = _rmsnorm(st, t, h, a, saved=sv2, weight_grad=False)
+                        gate, sg = _lora_forward(st, t, h, inter, r, a)
+                        act = st.new(a * t * inter)
+                        up, su = _lora_forward(st, t, h, inter, r, a)
+                        prod = st.new(a * t * inter)
+                        base, x32, ao = st.new(a * t * h), st.new(4 * t * inter), st.new(4 * t * r)
+                        st.free(base, prod, normed2, mid)  # the early stop unwinds the layer's frames
+                        rec.update(sv1=sv1, sq=sq, sk=sk, sv=sv, qe=qe, kvs=(reps, fmask), out=out, lse=lse,
+                                   so=so, sv2=sv2, sg=sg, act=act, su=su, gate=gate, up=up)
+                        return x32, ao
+
+                    gp, lg[6] = _lora_backward(st, g, recompute, inter, h, r, t, a, False, True, ckpt=True)
+                    sv1, sq, sk, sv, qe, kvs, out, lse, so, sv2, sg, act, su, gate, up = (
+                        rec[k] for k in ("sv1", "sq", "sk", "sv", "qe", "kvs", "out", "lse", "so", "sv2", "sg",
+                                         "act", "su", "gate", "up"))
+                else:
+                    sv1, sq, sk, sv, qe, kvs, out, lse, so, sv2, sg, act, su, sd, gate, up = layers[i]
+                    gp, lg[6] = _lora_backward(st, g, sd, inter, h, r, t, a, False, True)
                 ga = st.new(a * t * inter)
                 gb = st.new(a * t * inter)
-                st.free(gp, up, act)
-                gn, lg[5] = _lora_backward(st, ga, su, h, inter, r, t, a, True, True)
+                st.free(*((act, up, gp) if ckpt else (gp, up, act)))
+                gn, lg[5] = _lora_backward(st, ga, su, h, inter, r, t, a, True, True, ckpt=ckpt)
                 gs = st.new(a * t * inter)  # silu_backward
-                st.free(gb, gate)
-                gsum, lg[4] = _lora_backward(st, gs, sg, h, inter, r, t, a, True, True, gn)
-                gi, _ = _rms_backward(st, gsum, sv2, t, h, a, weight_grad=False)
+                st.free(*((gate, gb) if ckpt else (gb, gate)))
+                gsum, lg[4] = _lora_backward(st, gs, sg, h, inter, r, t, a, True, True, gn, ckpt)
+                gi, _ = _rms_backward(st, gsum, sv2, t, h, a, weight_grad=False, ckpt=ckpt)
                 res = st.new(a * t * h)
                 st.free(g, gi)
-                top = i == 0  # layer 0's input needs no gradient: the residual's gradient ends at o_proj
-                go, lg[3] = _lora_backward(st, res, so, q, h, r, t, a, top, True)
-                gq, gk, gv = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
-                st.free(go, ck, qe, cv, lse, out)
+                # without checkpointing layer 0's input needs no gradient: the residual's ends at o_proj
+                top = i == 0 and not ckpt
+                go, lg[3] = _lora_backward(st, res, so, q, h, r, t, a, top, True, ckpt=ckpt)
+                if ckpt:  # sdpa's backward (its saved query, repeat_kv's keys and values, mask), repeat_kv's
+                    (reps, fmask) = kvs
+                    gq, gk, gv = st.new(a * t * q), st.new(a * t * q), st.new(a * t * q)
+                    st.free(out, lse, reps[1], qe, reps[0], fmask, go)
+                    gvv = st.new(a * t * kv)
+                    st.free(gv)
+                    gk2 = st.new(a * t * kv)
+                    st.free(gk)
+                    gk, gv = gk2, gvv
+                else:
+                    ck, cv = kvs
+                    gq, gk, gv = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
+                    st.free(go, ck, qe, cv, lse, out)
                 rk = _rotary_backward(st, gk, t, kv, a)
                 rq = _rotary_backward(st, gq, t, q, a, (cos, sin) if top else None)
-                buf, lg[2] = _lora_backward(st, gv, sv, h, kv, r, t, a, True, not top)
+                if ckpt:  # repeat_kv's gradient of the values, transposed: made contiguous
+                    cv2 = st.new(a * t * kv)
+                    st.free(gv)
+                    gv = cv2
+                buf, lg[2] = _lora_backward(st, gv, sv, h, kv, r, t, a, True, not top, ckpt=ckpt)
                 ck2 = st.new(a * t * kv)
                 st.free(rk)
-                buf, lg[1] = _lora_backward(st, ck2, sk, h, kv, r, t, a, True, not top, buf)
+                buf, lg[1] = _lora_backward(st, ck2, sk, h, kv, r, t, a, True, not top, buf, ckpt)
                 cq = st.new(a * t * q)
                 st.free(rq)
-                buf, lg[0] = _lora_backward(st, cq, sq, h, q, r, t, a, True, not top, buf)
+                buf, lg[0] = _lora_backward(st, cq, sq, h, q, r, t, a, True, not top, buf, ckpt)
                 grads.append(lg)
                 if top:
                     break
-                gi, _ = _rms_backward(st, buf, sv1, t, h, a, weight_grad=False)
+                done = ((layers[i],) if i else (mask, sin, cos, pos)) if ckpt else ()
+                gi, _ = _rms_backward(st, buf, sv1, t, h, a, weight_grad=False, ckpt=ckpt, done=done)
                 nr = st.new(a * t * h)
                 st.free(res, gi)
                 g = nr
-            st.free(ones, loss)
+            if ckpt:  # the embeddings' gradient (a leaf's .grad) dropped with the graph, then the embeddings
+                st.free(ones, g, emb)
+                st.free(loss)
+            else:
+                st.free(ones, loss)
             order = [(n, blk) for lg in reversed(grads) for pair, blks in zip(
                 shapes[:7], lg) for n, blk in zip(pair, blks)]
             if step == 1:
