@@ -434,7 +434,7 @@ def covered_training(spec: Any, w: Any, a: float) -> bool:
             and not (w.precision == "auto" and w.task == "pretrain")  # auto pretraining: mixed, fp32 masters
             and w.framework == "hf" and not w.profile.keeps_logits and w.profile.ce_upcast and not w.compile
             and not w.liger and w.float8 == "none" and w.offload == "none" and not w.packing
-            and (not w.grad_checkpointing or _lora_checkpointed(spec, w)) and w.ce_chunks == 1
+            and (not w.grad_checkpointing or _checkpointed(spec, w)) and w.ce_chunks == 1
             and not w.activation_offload
             and w.grad_accum == 1 and w.kv_dtype is None
             # a step in the backward (torchtune's optimizer_in_bwd) traced on an untied model without biases
@@ -449,11 +449,12 @@ def _lora_covered(w: Any) -> bool:
             and (targets == {"all-linear"} or targets == {n for n, _, _ in LORA_LINEARS}))
 
 
-def _lora_checkpointed(spec: Any, w: Any) -> bool:
-    """LoRA with every decoder layer checkpointed (non-reentrant, the HF profile's default for LoRA), as traced:
-    grouped-query attention (``repeat_kv`` copies the keys and values under the causal mask)."""
-    return (w.method == "lora" and w.checkpoint_mode == "full" and w.checkpoint_every == 1
-            and spec.num_kv_heads != spec.num_heads)
+def _checkpointed(spec: Any, w: Any) -> bool:
+    """Every decoder layer checkpointed (non-reentrant; the HF profile's default for LoRA), as traced: LoRA or
+    full training (grouped-query attention, whose ``repeat_kv`` copies the keys and values under the causal
+    mask, or not), no step in the backward, no freezing."""
+    return (w.checkpoint_mode == "full" and w.checkpoint_every == 1 and not w.optimizer_in_backward
+            and w.method in ("lora", "full"))
 
 
 def train_cache(spec: Any, w: Any, a: float, extra: tuple[int, ...],
@@ -469,7 +470,8 @@ def train_cache(spec: Any, w: Any, a: float, extra: tuple[int, ...],
         return _lora_train_cache(spec, w.batch, w.seq, int(a), int(w.lora_rank), extra, config,
                                  bool(w.grad_checkpointing))
     frozen = w.frozen_layers if w.method == "freeze" else None
-    return _train_cache(spec, w.batch, w.seq, int(a), extra, config, w.optimizer_in_backward, frozen)
+    return _train_cache(spec, w.batch, w.seq, int(a), extra, config, w.optimizer_in_backward, frozen,
+                        bool(w.grad_checkpointing))
 
 
 def _rms_backward(st: Stream, g: Any, saved: list, rows: int, width: int, a: int,
@@ -483,7 +485,12 @@ def _rms_backward(st: Stream, g: Any, saved: list, rows: int, width: int, a: int
     ``done``: what goes with the checkpoint once the upcast (its layer's first saved tensor) is unpacked."""
     up, rs, cast = saved
     m1 = st.new(a * rows * width)  # grad · weight
-    if weight_grad:
+    if weight_grad and ckpt:
+        m2 = st.new(a * rows * width)
+        st.free(cast)
+        wg = st.new(a * width)
+        st.free(m2, g)
+    elif weight_grad:
         m2 = st.new(a * rows * width)  # grad · cast (for the weight's gradient)
         wg = st.new(a * width)  # its sum over the rows: the weight's .grad
         st.free(m2, g, cast)
@@ -517,22 +524,31 @@ def _rms_backward(st: Stream, g: Any, saved: list, rows: int, width: int, a: int
 
 
 def _linear_backward(st: Stream, g: Any, x: Any, n_in: int, n_out: int, rows: int, a: int,
-                     bias: bool = False, free_grad: bool = True) -> tuple[Any, list]:
+                     bias: bool = False, free_grad: bool = True, ckpt: bool = False) -> tuple[Any, list]:
     """A linear layer's backward on ``rows`` × ``n_out`` gradient ``g``: ``mm``'s (the weight's gradient, then
     the input's) or, with a bias, ``addmm``'s (the input's, the weight's, the bias's sum); frees ``g``
-    (``free_grad``) and the saved input ``x`` where autograd drops them; returns (input gradient, new .grads)."""
+    (``free_grad``) and the saved input ``x`` where autograd drops them; returns (input gradient, new .grads).
+    ``ckpt``: ``x`` a checkpoint's recomputed tensor (or a callable recomputing the layer and returning it, the
+    first unpack), freed as it is unpacked, before ``g``."""
+    if callable(x):
+        x = x()
     if bias:
         gi = st.new(a * rows * n_in)
         wg = st.new(a * n_in * n_out)
+        if ckpt:  # the input unpacked for the weight's gradient, dropped before the bias's sum
+            st.free(x)
         bg = st.new(a * n_out)
         grads = [wg, bg]
     else:
         wg = st.new(a * n_in * n_out)
         gi = st.new(a * rows * n_in)
         grads = [wg]
+        if ckpt:
+            st.free(x)
     if free_grad:
         st.free(g)
-    st.free(x)
+    if not ckpt:
+        st.free(x)
     return gi, grads
 
 
@@ -561,11 +577,14 @@ def _rotary_backward(st: Stream, g: Any, t: int, width: int, a: int, last: Optio
 @lru_cache(maxsize=64)
 def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
                  config: AllocatorConfig = DEFAULT_CONFIG, in_backward: bool = False,
-                 frozen: Optional[int] = None) -> Optional[int]:
+                 frozen: Optional[int] = None, ckpt: bool = False) -> Optional[int]:
     """``frozen`` (freezing, ``--frozen-layers``): the embedding (with the tied head) and the layers below it
     are frozen; they run as in inference (no tensor saved, their cache kept until the output is dropped), the
     first trained layer's input needs no gradient (its input norm keeps only the cast back, its backward stops
-    at that norm's weight), and no embedding backward runs."""
+    at that norm's weight), and no embedding backward runs. ``ckpt``: every decoder layer checkpointed
+    (non-reentrant, as :func:`_lora_train_cache` describes): the causal mask and ``repeat_kv`` under it, a
+    forward that keeps only the checkpoints' inputs, each layer recomputed on ``down_proj``'s first unpack up
+    to its saved input (the product), the recomputed tensors freed as they are unpacked."""
     from ..model.tensors import tensors
 
     st = Stream(extra, config)
@@ -609,6 +628,7 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
             p0 = st.new(8 * s)  # cache_position (arange), position_ids (+ past length)
             pos = st.new(8 * s)
             st.free(p0)
+            mask = _causal_mask(st, b, s) if ckpt else None
             # LlamaRotaryEmbedding in fp32, cast to the dtype (kept: the rotary backward's)
             pf = st.new(4 * s)
             freqs = st.new(s * d // 2 * 4)
@@ -649,6 +669,25 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
                     x = nxt
                     layers.append(None)
                     continue
+                if ckpt:  # the checkpointed forward: nothing saved, the layer's input kept by the checkpoint
+                    normed = _rmsnorm(st, t, h, a)
+                    qs, ks, vs = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
+                    qe = _rotary(st, t, q, a)
+                    ke = _rotary(st, t, kv, a)
+                    st.free(qs, ks)
+                    reps, fmask = _sdpa_masked(st, a, b, s, q, heads != spec.num_kv_heads)
+                    out = st.new(a * t * q)
+                    st.free(st.new(4 * heads * t), fmask, *reps)
+                    o = st.new(a * t * h)
+                    st.free(out, qe, ke, vs, normed)
+                    mid = st.new(a * t * h)
+                    st.free(o)
+                    down = _mlp_no_grad(st, t, h, inter, a, _rmsnorm(st, t, h, a))
+                    nxt = st.new(a * t * h)
+                    st.free(down, mid)
+                    layers.append(x)
+                    x = nxt
+                    continue
                 sv1: list = []
                 normed = _rmsnorm(st, t, h, a, saved=sv1, input_grad=frozen is None or i > first)
                 qs, ks, vs = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
@@ -679,7 +718,10 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
             final = _rmsnorm(st, t, h, a, saved=svf)
             # the model's forward returns: its locals dropped in its own order (LlamaModel: the hidden states,
             # the positions, the embeddings; Qwen2Model: the hidden states, the embeddings, the positions)
-            st.free(x, *((emb, pos) if spec.model_type == "qwen2" else (pos, emb)))
+            if ckpt:  # the checkpoints hold the embeddings, the positions
+                st.free(x)
+            else:
+                st.free(x, *((emb, pos) if spec.model_type == "qwen2" else (pos, emb)))
             logits = st.new(a * t * vocab)
             if frozen is not None:  # the tied head frozen: its mm keeps the weight, not the normed input
                 st.free(final, *kept)
@@ -711,33 +753,83 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
                 put("lm_head", gr)
             g, grads["norm"] = _rms_backward(st, g, svf, t, h, a, hook)
             for i in reversed(range(first, spec.num_layers)):
-                sv1, normed, qe, ck, cv, out, lse, sv2, normed2, gate, act, up, prod = layers[i]
                 pre = f"l{i}."
-                # MLP: down_proj, the product, up_proj, silu, gate_proj
-                gp, gr = _linear_backward(st, g, prod, inter, h, t, a, free_grad=False)
+                if ckpt:
+                    rec: list = []
+
+                    def recompute() -> Any:
+                        """The layer's forward again with its saved tensors, up to ``down_proj``'s input."""
+                        sv1: list = []
+                        normed = _rmsnorm(st, t, h, a, saved=sv1)
+                        qs, ks, vs = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
+                        qe = _rotary(st, t, q, a)
+                        ke = _rotary(st, t, kv, a)
+                        st.free(qs, ks)
+                        reps, fmask = _sdpa_masked(st, a, b, s, q, heads != spec.num_kv_heads)
+                        out = st.new(a * t * q)
+                        lse = st.new(4 * heads * t)
+                        o = st.new(a * t * h)
+                        if reps:  # SDPA saved repeat_kv's copies; without grouped queries the keys themselves
+                            st.free(ke, vs)
+                        else:
+                            reps = (ke, vs)
+                        kvs = (reps, fmask)
+                        mid = st.new(a * t * h)
+                        st.free(o)
+                        sv2: list = []
+                        normed2 = _rmsnorm(st, t, h, a, saved=sv2)
+                        gate = st.new(a * t * inter)
+                        act = st.new(a * t * inter)
+                        up = st.new(a * t * inter)
+                        prod = st.new(a * t * inter)
+                        st.free(mid)  # the early stop unwinds the layer's frames
+                        rec.extend((sv1, normed, qe, kvs, None, out, lse, sv2, normed2, gate, act, up))
+                        return prod
+
+                    gp, gr = _linear_backward(st, g, recompute, inter, h, t, a, free_grad=False, ckpt=True)
+                    sv1, normed, qe, ck, cv, out, lse, sv2, normed2, gate, act, up = rec
+                else:
+                    sv1, normed, qe, ck, cv, out, lse, sv2, normed2, gate, act, up, prod = layers[i]
+                    # MLP: down_proj, the product, up_proj, silu, gate_proj
+                    gp, gr = _linear_backward(st, g, prod, inter, h, t, a, free_grad=False)
                 put(pre + "down", gr)
                 ga = st.new(a * t * inter)
                 gb = st.new(a * t * inter)
-                st.free(gp, up, act)
+                st.free(*((act, up, gp) if ckpt else (gp, up, act)))
                 gn1, gr = _linear_backward(st, ga, None, h, inter, t, a)
                 put(pre + "up", gr)
                 gs = st.new(a * t * inter)  # silu_backward
-                st.free(gb, gate)
-                gn2, gr = _linear_backward(st, gs, normed2, h, inter, t, a)
+                st.free(*((gate, gb) if ckpt else (gb, gate)))
+                gn2, gr = _linear_backward(st, gs, normed2, h, inter, t, a, ckpt=ckpt)
                 gsum = st.new(a * t * h)  # the input's gradient added into the buffer before the weight's hook
                 st.free(gn1, gn2)
                 put(pre + "gate", gr)
-                gi, grads[pre + "post_norm"] = _rms_backward(st, gsum, sv2, t, h, a, hook)
+                gi, grads[pre + "post_norm"] = _rms_backward(st, gsum, sv2, t, h, a, hook, ckpt=ckpt)
                 r = st.new(a * t * h)  # the residual's gradient
                 st.free(g, gi)
                 # attention: o_proj, sdpa, the rotary of k then q, v/k/q projections
                 top = frozen is not None and i == first  # the residual's input needs no gradient: r ends here
                 go, gr = _linear_backward(st, r, None, q, h, t, a, free_grad=top)
                 put(pre + "o", gr)
-                gq, gk, gv = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
-                st.free(go, ck, qe, cv, lse, out)  # sdpa's saved tensors, then o_proj's input
+                if ckpt:  # sdpa's backward (its saved query, repeat_kv's keys and values, mask), repeat_kv's
+                    reps, fmask = ck
+                    gq, gk, gv = st.new(a * t * q), st.new(a * t * q), st.new(a * t * q)
+                    st.free(out, lse, reps[1], qe, reps[0], fmask, go)
+                    if heads != spec.num_kv_heads:
+                        gvv = st.new(a * t * kv)
+                        st.free(gv)
+                        gk2 = st.new(a * t * kv)
+                        st.free(gk)
+                        gk, gv = gk2, gvv
+                else:
+                    gq, gk, gv = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
+                    st.free(go, ck, qe, cv, lse, out)  # sdpa's saved tensors, then o_proj's input
                 rk = _rotary_backward(st, gk, t, kv, a)
-                rq = _rotary_backward(st, gq, t, q, a, (cos, sin) if i == first else None)
+                rq = _rotary_backward(st, gq, t, q, a, (cos, sin) if i == first and not ckpt else None)
+                if ckpt and heads != spec.num_kv_heads:  # repeat_kv's value gradient, transposed: contiguous
+                    cv2 = st.new(a * t * kv)
+                    st.free(gv)
+                    gv = cv2
                 gxv, gr = _linear_backward(st, gv, None, h, kv, t, a, bias)
                 put(pre + "v", gr)
                 ck2 = st.new(a * t * kv)  # contiguous copy of the transposed gradient
@@ -748,7 +840,7 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
                 put(pre + "k", gr)
                 cq = st.new(a * t * q)
                 st.free(rq)
-                gxq, gr = _linear_backward(st, cq, normed, h, q, t, a, bias)
+                gxq, gr = _linear_backward(st, cq, normed, h, q, t, a, bias, ckpt=ckpt)
                 sq = st.new(a * t * h)
                 st.free(sk, gxq)
                 put(pre + "q", gr)
@@ -757,7 +849,9 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
                     grads[pre + "in_norm"] = st.new(a * h)
                     st.free(m2, sq, sv1[2])
                     break
-                gi, grads[pre + "in_norm"] = _rms_backward(st, sq, sv1, t, h, a, hook)
+                # the last frame's inputs: the embeddings too (nothing else holds them; under LoRA a leaf)
+                done = ((layers[i],) if i else (mask, sin, cos, pos, emb)) if ckpt else ()
+                gi, grads[pre + "in_norm"] = _rms_backward(st, sq, sv1, t, h, a, hook, ckpt=ckpt, done=done)
                 nr = st.new(a * t * h)
                 st.free(r, gi)
                 g = nr
@@ -952,6 +1046,16 @@ def _causal_mask(st: Stream, b: int, s: int) -> Any:
     return mask
 
 
+def _sdpa_masked(st: Stream, a: int, b: int, s: int, q: int, gqa: bool) -> tuple:
+    """``sdpa_attention_forward`` with the boolean mask: ``repeat_kv``'s keys and values (grouped-query
+    attention), the mask as the query dtype; returns (the repeated keys and values, the float mask)."""
+    reps = (st.new(a * b * s * q), st.new(a * b * s * q)) if gqa else ()
+    n1, n2 = st.new(8), st.new(8)
+    fmask = st.new(a * b * s * s)
+    st.free(n2, n1)
+    return reps, fmask
+
+
 @lru_cache(maxsize=64)
 def _lora_train_cache(spec: Any, b: int, s: int, a: int, r: int, extra: tuple[int, ...],
                       config: AllocatorConfig = DEFAULT_CONFIG, ckpt: bool = False) -> Optional[int]:
@@ -985,14 +1089,6 @@ def _lora_train_cache(spec: Any, b: int, s: int, a: int, r: int, extra: tuple[in
         st.start = len(st.log) if st.log is not None else 0
         states: list = []
 
-        def sdpa_masked(mask_args: Any) -> tuple:
-            """SDPA with the boolean mask: ``repeat_kv``'s keys and values, the mask as the query dtype."""
-            reps = (st.new(a * t * q), st.new(a * t * q)) if kvh != heads else ()
-            n1, n2 = st.new(8), st.new(8)
-            fmask = st.new(a * b * s * s)
-            st.free(n2, n1)
-            return reps, fmask
-
         for step in (1, 2):
             grads: list = []  # per layer, per projection: [A .grad, B .grad]
             ids = st.new(8 * t)
@@ -1024,7 +1120,7 @@ def _lora_train_cache(spec: Any, b: int, s: int, a: int, r: int, extra: tuple[in
                     qe = _rotary(st, t, q, a)
                     ke = _rotary(st, t, kv, a)
                     st.free(qs, ks)
-                    reps, fmask = sdpa_masked(mask)
+                    reps, fmask = _sdpa_masked(st, a, b, s, q, kvh != heads)
                     out = st.new(a * t * q)
                     st.free(st.new(4 * heads * t), fmask, *reps)
                     o = _lora_no_grad(st, t, q, h, r, a)
@@ -1120,11 +1216,15 @@ def _lora_train_cache(spec: Any, b: int, s: int, a: int, r: int, extra: tuple[in
                         qe = _rotary(st, t, q, a)
                         ke = _rotary(st, t, kv, a)
                         st.free(qs, ks)
-                        reps, fmask = sdpa_masked(mask)
+                        reps, fmask = _sdpa_masked(st, a, b, s, q, kvh != heads)
                         out = st.new(a * t * q)
                         lse = st.new(4 * heads * t)
                         o, so = _lora_forward(st, t, q, h, r, a)
-                        st.free(ke, vs, normed)
+                        if reps:  # SDPA saved repeat_kv's copies; without grouped queries the keys themselves
+                            st.free(ke, vs)
+                        else:
+                            reps = (ke, vs)
+                        st.free(normed)
                         mid = st.new(a * t * h)
                         st.free(o)
                         sv2: list = []
@@ -1163,18 +1263,19 @@ def _lora_train_cache(spec: Any, b: int, s: int, a: int, r: int, extra: tuple[in
                     (reps, fmask) = kvs
                     gq, gk, gv = st.new(a * t * q), st.new(a * t * q), st.new(a * t * q)
                     st.free(out, lse, reps[1], qe, reps[0], fmask, go)
-                    gvv = st.new(a * t * kv)
-                    st.free(gv)
-                    gk2 = st.new(a * t * kv)
-                    st.free(gk)
-                    gk, gv = gk2, gvv
+                    if kvh != heads:
+                        gvv = st.new(a * t * kv)
+                        st.free(gv)
+                        gk2 = st.new(a * t * kv)
+                        st.free(gk)
+                        gk, gv = gk2, gvv
                 else:
                     ck, cv = kvs
                     gq, gk, gv = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
                     st.free(go, ck, qe, cv, lse, out)
                 rk = _rotary_backward(st, gk, t, kv, a)
                 rq = _rotary_backward(st, gq, t, q, a, (cos, sin) if top else None)
-                if ckpt:  # repeat_kv's gradient of the values, transposed: made contiguous
+                if ckpt and kvh != heads:  # repeat_kv's gradient of the values, transposed: made contiguous
                     cv2 = st.new(a * t * kv)
                     st.free(gv)
                     gv = cv2
