@@ -41,12 +41,14 @@ vanilla LoRA, ``lora_dropout`` 0 so ``nn.Identity``, the fp32 adapters of ``auto
 projections of every layer, the base model, its norms, embedding and head frozen; with or without
 ``gradient_checkpointing_enable(use_reentrant=False)`` and peft's ``enable_input_require_grads`` (torch 2.13's
 ``torch/utils/checkpoint.py``: the non-reentrant frame, recompute on the first unpack, early stop after the last
-saved tensor); its two steps equal the trace's event for event (tests/test_allocator_synthetic.py).
+saved tensor); its two steps equal the trace's event for event (tests/test_allocator_synthetic.py). Full
+training with every layer checkpointed the same way (``_train_cache``'s ``ckpt``), the recompute keeping what
+the full step saves.
 
 Pure Python: a stream of ~120 events per layer for prefill, ~660 per layer for the two training steps (about
-0.2 s for llama-3-70b's 80 layers), ~1,300 for LoRA and ~1,400 for checkpointed LoRA (0.3 s and 0.64 s for
-llama-3-8b at 2,048 tokens on a loaded core, against 0.16 s for full training). Workloads it does not cover
-return None and keep the shares.
+0.2 s for llama-3-70b's 80 layers), ~1,300 for LoRA and ~1,400 for checkpointed LoRA (CPU time for two steps of
+llama-3-8b at 2,048 tokens, min of 5 on a loaded machine: full 0.057 s, checkpointed 0.096 s, LoRA 0.087 s,
+checkpointed LoRA 0.099 s). Workloads it does not cover return None and keep the shares.
 """
 
 from __future__ import annotations
@@ -414,11 +416,13 @@ TRAIN_TYPES = frozenset({"llama", "qwen2"})
 
 
 def covered_training(spec: Any, w: Any, a: float) -> bool:
-    """Whether the training stream of this module is written for this model and workload: full training of the
-    Llama layout (Llama, Qwen2/2.5 with its q/k/v biases; tied or untied embeddings) in 16-bit weights with SDPA,
-    no mask, AdamW (torch's foreach implementation), on one GPU, without gradient checkpointing, chunked loss,
-    offloading or accumulation (a step in the backward: Llama, untied; freezing: the first layers of a tied
-    model) — the workloads whose traced stream it was checked against (tests/test_allocator_synthetic.py)."""
+    """Whether the training stream of this module is written for this model and workload: full training or
+    peft LoRA (:func:`_lora_covered`) of the Llama layout (Llama, Qwen2/2.5 with its q/k/v biases; tied or untied
+    embeddings) in 16-bit weights with SDPA, no sliding window, AdamW (torch's foreach implementation), on one
+    GPU, without chunked loss, offloading or accumulation, with every layer checkpointed or none
+    (:func:`_checkpointed`; a step in the backward: Llama, untied, not checkpointed; freezing: the first layers
+    of a tied model, not checkpointed) — the workloads whose traced stream it was checked against
+    (tests/test_allocator_synthetic.py)."""
     # freezing: --frozen-layers (the embedding frozen with them) of a tied model, as traced
     freeze = (w.method == "freeze" and not w.train_modules and spec.tie_embeddings
               and 1 <= w.frozen_layers < spec.num_layers and not w.optimizer_in_backward)
