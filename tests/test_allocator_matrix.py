@@ -5,7 +5,7 @@ replayed through ``memory/allocator.py`` after torch's cuBLAS workspace (the sim
 and the analytic estimator's cache (``memory/device.py`` ``allocator_cache``) added to the replay's allocated peak
 must be within 3% of the simulated reserved peak — one case per class the shares were fitted for: inference (short
 and long context, dense and MoE), LoRA, full training with its optimizer-step peak, FSDP2 (full, LoRA, torchtitan's
-fp32 reduce-scatter). The whole matrix (71 workloads, where not every one is within 3%) is the bench's
+fp32 reduce-scatter). The whole matrix (73 workloads, where not every one is within 3%) is the bench's
 (docs/accuracy.md).
 """
 

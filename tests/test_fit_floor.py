@@ -16,7 +16,8 @@ CASES = [
     ("qwen2.5-0.5b", {"task": "finetune", "method": "full", "seq": 1024}),  # q/k/v biases, tied
     ("llama-3.2-1b", {"task": "finetune", "method": "freeze", "frozen_layers": 4}),
     ("llama-3.2-1b", {"seq": 4096}),  # the prefill replay
-    ("llama-3.2-1b", {"task": "finetune", "method": "lora"}),  # not replayed: the floor is the total
+    ("llama-3.2-1b", {"task": "finetune", "method": "lora"}),  # the LoRA replay (checkpointed)
+    ("llama-3.2-1b", {"task": "finetune", "method": "lora", "dora": True}),  # not replayed: the floor is the total
 ]
 
 
@@ -30,7 +31,7 @@ def test_floor_is_a_lower_bound_and_fits_is_exact(name, kw):
     model, w = resolve(name), make_workload(**kw)
     floor, skipped = _floor(model, w)
     real = plan._total(model, w)
-    replayed = not (kw.get("method") == "lora")
+    replayed = not kw.get("dora")
     assert skipped == replayed
     if replayed:
         assert floor < real  # the replayed cache is positive on these workloads

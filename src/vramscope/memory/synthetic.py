@@ -36,8 +36,19 @@ parameter's AdamW stepped from its gradient's post-accumulate hook inside the ba
 layers with the (tied) embedding (``--frozen-layers``). Every request and free, in 512-byte units, is the
 trace's on the traced cases (tests/test_allocator_synthetic.py).
 
+LoRA (:func:`_lora_train_cache`): peft 0.21's adapters (``peft/tuners/lora/layer.py``: ``Linear.forward``,
+vanilla LoRA, ``lora_dropout`` 0 so ``nn.Identity``, the fp32 adapters of ``autocast_adapter_dtype``) on the seven
+projections of every layer, the base model, its norms, embedding and head frozen; with or without
+``gradient_checkpointing_enable(use_reentrant=False)`` and peft's ``enable_input_require_grads`` (torch 2.13's
+``torch/utils/checkpoint.py``: the non-reentrant frame, recompute on the first unpack, early stop after the last
+saved tensor); its two steps equal the trace's event for event (tests/test_allocator_synthetic.py). Full
+training with every layer checkpointed the same way (``_train_cache``'s ``ckpt``), the recompute keeping what
+the full step saves.
+
 Pure Python: a stream of ~120 events per layer for prefill, ~660 per layer for the two training steps (about
-0.2 s for llama-3-70b's 80 layers). Workloads it does not cover return None and keep the shares.
+0.2 s for llama-3-70b's 80 layers), ~1,300 for LoRA and ~1,400 for checkpointed LoRA (CPU time for two steps of
+llama-3-8b at 2,048 tokens, min of 5 on a loaded machine: full 0.057 s, checkpointed 0.096 s, LoRA 0.087 s,
+checkpointed LoRA 0.099 s). Workloads it does not cover return None and keep the shares.
 """
 
 from __future__ import annotations
@@ -90,13 +101,14 @@ class Stream:
 
 
 def _rmsnorm(st: Stream, rows: int, width: int, a: int, gemma: bool = False,
-             saved: Optional[list] = None, input_grad: bool = True) -> Any:
+             saved: Optional[list] = None, input_grad: bool = True, weight_grad: bool = True) -> Any:
     """``LlamaRMSNorm.forward`` on ``rows`` × ``width``: fp32 upcast, ``pow(2)``, ``mean``, ``+ eps``, ``rsqrt``,
     the product, the cast back and the weight's product; returns the output (the input is the caller's). In fp32
     the upcast and the cast back are the tensor itself. ``gemma``: ``Gemma2RMSNorm`` (the mean freed before the
     ``rsqrt``, then ``× (1 + weight)`` in fp32; fp32 only). ``saved`` (training; a list): autograd keeps the
     upcast, the ``rsqrt`` and the cast back alive for the backward; they are appended to it instead of freed
-    (``input_grad`` false — the input needs no gradient, only the weight does: the cast back alone)."""
+    (``input_grad`` false — the input needs no gradient, only the weight does: the cast back alone;
+    ``weight_grad`` false — a frozen weight under LoRA: the upcast and the ``rsqrt`` alone)."""
     up = st.new(4 * rows * width) if a != 4 else None
     sq = st.new(4 * rows * width)
     var = st.new(4 * rows)
@@ -116,8 +128,10 @@ def _rmsnorm(st: Stream, rows: int, width: int, a: int, gemma: bool = False,
         return out
     cast = st.new(a * rows * width) if a != 4 else None
     out = st.new(a * rows * width)
-    if saved is None:
+    if saved is None or not weight_grad:
         st.free(cast, prod, var)
+        if saved is not None:
+            saved.extend((up, rs, None))
     else:
         st.free(prod, var)
         saved.extend((up, rs, cast) if input_grad else (None, None, cast))
@@ -402,15 +416,17 @@ TRAIN_TYPES = frozenset({"llama", "qwen2"})
 
 
 def covered_training(spec: Any, w: Any, a: float) -> bool:
-    """Whether the training stream of this module is written for this model and workload: full training of the
-    Llama layout (Llama, Qwen2/2.5 with its q/k/v biases; tied or untied embeddings) in 16-bit weights with SDPA,
-    no mask, AdamW (torch's foreach implementation), on one GPU, without gradient checkpointing, chunked loss,
-    offloading or accumulation (a step in the backward: Llama, untied; freezing: the first layers of a tied
-    model) — the workloads whose traced stream it was checked against (tests/test_allocator_synthetic.py)."""
+    """Whether the training stream of this module is written for this model and workload: full training or
+    peft LoRA (:func:`_lora_covered`) of the Llama layout (Llama, Qwen2/2.5 with its q/k/v biases; tied or untied
+    embeddings) in 16-bit weights with SDPA, no sliding window, AdamW (torch's foreach implementation), on one
+    GPU, without chunked loss, offloading or accumulation, with every layer checkpointed or none
+    (:func:`_checkpointed`; a step in the backward: Llama, untied, not checkpointed; freezing: the first layers
+    of a tied model, not checkpointed) — the workloads whose traced stream it was checked against
+    (tests/test_allocator_synthetic.py)."""
     # freezing: --frozen-layers (the embedding frozen with them) of a tied model, as traced
     freeze = (w.method == "freeze" and not w.train_modules and spec.tie_embeddings
               and 1 <= w.frozen_layers < spec.num_layers and not w.optimizer_in_backward)
-    return (a == 2 and w.training and (w.method == "full" or freeze) and spec.kind == "decoder"
+    return (a == 2 and w.training and (w.method == "full" or freeze or _lora_covered(w)) and spec.kind == "decoder"
             and spec.layout == "llama"
             and spec.model_type in TRAIN_TYPES and spec.moe is None and spec.mla is None
             and spec.vision is None and spec.state is None and spec.norm == "rmsnorm" and spec.mlp_gated
@@ -422,10 +438,27 @@ def covered_training(spec: Any, w: Any, a: float) -> bool:
             and not (w.precision == "auto" and w.task == "pretrain")  # auto pretraining: mixed, fp32 masters
             and w.framework == "hf" and not w.profile.keeps_logits and w.profile.ce_upcast and not w.compile
             and not w.liger and w.float8 == "none" and w.offload == "none" and not w.packing
-            and not w.grad_checkpointing and w.ce_chunks == 1 and not w.activation_offload
+            and (not w.grad_checkpointing or _checkpointed(spec, w)) and w.ce_chunks == 1
+            and not w.activation_offload
             and w.grad_accum == 1 and w.kv_dtype is None
             # a step in the backward (torchtune's optimizer_in_bwd) traced on an untied model without biases
             and not (w.optimizer_in_backward and (spec.tie_embeddings or spec.model_type != "llama")))
+
+
+def _lora_covered(w: Any) -> bool:
+    """LoRA as traced: peft's adapters on all seven projections (``all-linear`` or the seven named), no dropout
+    (``nn.Identity``), not DoRA, no step in the backward."""
+    targets = set(w.lora_targets)
+    return (w.method == "lora" and not w.dora and not w.lora_dropout and not w.optimizer_in_backward
+            and (targets == {"all-linear"} or targets == {n for n, _, _ in LORA_LINEARS}))
+
+
+def _checkpointed(spec: Any, w: Any) -> bool:
+    """Every decoder layer checkpointed (non-reentrant; the HF profile's default for LoRA), as traced: LoRA or
+    full training (grouped-query attention, whose ``repeat_kv`` copies the keys and values under the causal
+    mask, or not), no step in the backward, no freezing."""
+    return (w.checkpoint_mode == "full" and w.checkpoint_every == 1 and not w.optimizer_in_backward
+            and w.method in ("lora", "full"))
 
 
 def train_cache(spec: Any, w: Any, a: float, extra: tuple[int, ...],
@@ -437,21 +470,37 @@ def train_cache(spec: Any, w: Any, a: float, extra: tuple[int, ...],
         return None
     if _floored():
         return 0
+    if w.method == "lora":
+        return _lora_train_cache(spec, w.batch, w.seq, int(a), int(w.lora_rank), extra, config,
+                                 bool(w.grad_checkpointing))
     frozen = w.frozen_layers if w.method == "freeze" else None
-    return _train_cache(spec, w.batch, w.seq, int(a), extra, config, w.optimizer_in_backward, frozen)
+    return _train_cache(spec, w.batch, w.seq, int(a), extra, config, w.optimizer_in_backward, frozen,
+                        bool(w.grad_checkpointing))
 
 
 def _rms_backward(st: Stream, g: Any, saved: list, rows: int, width: int, a: int,
-                  hook: Any = None) -> tuple[Any, Any]:
+                  hook: Any = None, weight_grad: bool = True, ckpt: bool = False,
+                  done: tuple = ()) -> tuple[Any, Any]:
     """``LlamaRMSNorm.forward``'s autograd backward (the norm's output already freed by its consumer's
     backward): the weight's gradient (kept, ``.grad``) and the input's, freeing the saved upcast, ``rsqrt`` and
     cast back where autograd drops them; returns (input gradient, weight gradient). ``hook`` (the weight's
-    gradient): what runs when it is accumulated, after the product's backward (a step in the backward)."""
+    gradient): what runs when it is accumulated, after the product's backward (a step in the backward).
+    ``ckpt``: the saved tensors are a checkpoint's, freed as they are unpacked (before the node's gradient);
+    ``done``: what goes with the checkpoint once the upcast (its layer's first saved tensor) is unpacked."""
     up, rs, cast = saved
     m1 = st.new(a * rows * width)  # grad · weight
-    m2 = st.new(a * rows * width)  # grad · cast (for the weight's gradient)
-    wg = st.new(a * width)  # its sum over the rows: the weight's .grad
-    st.free(m2, g, cast)
+    if weight_grad and ckpt:
+        m2 = st.new(a * rows * width)
+        st.free(cast)
+        wg = st.new(a * width)
+        st.free(m2, g)
+    elif weight_grad:
+        m2 = st.new(a * rows * width)  # grad · cast (for the weight's gradient)
+        wg = st.new(a * width)  # its sum over the rows: the weight's .grad
+        st.free(m2, g, cast)
+    else:  # a frozen weight (LoRA): no product with the cast back, no .grad
+        wg = None
+        st.free(g)
     if hook is not None:
         hook([wg])
     f = st.new(4 * rows * width)  # to fp32
@@ -463,13 +512,14 @@ def _rms_backward(st: Stream, g: Any, saved: list, rows: int, width: int, a: int
     p1 = st.new(4 * rows)
     p2 = st.new(4 * rows)
     p3 = st.new(4 * rows)
-    st.free(p2, p1, r, rs)
+    st.free(p2, p1, *((rs, r) if ckpt else (r, rs)))
     d = st.new(4 * rows * width)
     st.free(p3)
     e1 = st.new(4 * rows * width)
     e2 = st.new(4 * rows * width)
     e3 = st.new(4 * rows * width)
-    st.free(e2, e1, d, up)
+    st.free(e2, e1, *((up, d) if ckpt else (d, up)))
+    st.free(*done)  # the last saved tensor of a checkpointed layer unpacked: its frame's inputs dropped
     sm = st.new(4 * rows * width)
     st.free(n2, e3)
     out = st.new(a * rows * width)  # back to the input's dtype
@@ -478,22 +528,31 @@ def _rms_backward(st: Stream, g: Any, saved: list, rows: int, width: int, a: int
 
 
 def _linear_backward(st: Stream, g: Any, x: Any, n_in: int, n_out: int, rows: int, a: int,
-                     bias: bool = False, free_grad: bool = True) -> tuple[Any, list]:
+                     bias: bool = False, free_grad: bool = True, ckpt: bool = False) -> tuple[Any, list]:
     """A linear layer's backward on ``rows`` × ``n_out`` gradient ``g``: ``mm``'s (the weight's gradient, then
     the input's) or, with a bias, ``addmm``'s (the input's, the weight's, the bias's sum); frees ``g``
-    (``free_grad``) and the saved input ``x`` where autograd drops them; returns (input gradient, new .grads)."""
+    (``free_grad``) and the saved input ``x`` where autograd drops them; returns (input gradient, new .grads).
+    ``ckpt``: ``x`` a checkpoint's recomputed tensor (or a callable recomputing the layer and returning it, the
+    first unpack), freed as it is unpacked, before ``g``."""
+    if callable(x):
+        x = x()
     if bias:
         gi = st.new(a * rows * n_in)
         wg = st.new(a * n_in * n_out)
+        if ckpt:  # the input unpacked for the weight's gradient, dropped before the bias's sum
+            st.free(x)
         bg = st.new(a * n_out)
         grads = [wg, bg]
     else:
         wg = st.new(a * n_in * n_out)
         gi = st.new(a * rows * n_in)
         grads = [wg]
+        if ckpt:
+            st.free(x)
     if free_grad:
         st.free(g)
-    st.free(x)
+    if not ckpt:
+        st.free(x)
     return gi, grads
 
 
@@ -522,11 +581,14 @@ def _rotary_backward(st: Stream, g: Any, t: int, width: int, a: int, last: Optio
 @lru_cache(maxsize=64)
 def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
                  config: AllocatorConfig = DEFAULT_CONFIG, in_backward: bool = False,
-                 frozen: Optional[int] = None) -> Optional[int]:
+                 frozen: Optional[int] = None, ckpt: bool = False) -> Optional[int]:
     """``frozen`` (freezing, ``--frozen-layers``): the embedding (with the tied head) and the layers below it
     are frozen; they run as in inference (no tensor saved, their cache kept until the output is dropped), the
     first trained layer's input needs no gradient (its input norm keeps only the cast back, its backward stops
-    at that norm's weight), and no embedding backward runs."""
+    at that norm's weight), and no embedding backward runs. ``ckpt``: every decoder layer checkpointed
+    (non-reentrant, as :func:`_lora_train_cache` describes): the causal mask and ``repeat_kv`` under it, a
+    forward that keeps only the checkpoints' inputs, each layer recomputed on ``down_proj``'s first unpack up
+    to its saved input (the product), the recomputed tensors freed as they are unpacked."""
     from ..model.tensors import tensors
 
     st = Stream(extra, config)
@@ -570,6 +632,7 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
             p0 = st.new(8 * s)  # cache_position (arange), position_ids (+ past length)
             pos = st.new(8 * s)
             st.free(p0)
+            mask = _causal_mask(st, b, s) if ckpt else None
             # LlamaRotaryEmbedding in fp32, cast to the dtype (kept: the rotary backward's)
             pf = st.new(4 * s)
             freqs = st.new(s * d // 2 * 4)
@@ -610,6 +673,25 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
                     x = nxt
                     layers.append(None)
                     continue
+                if ckpt:  # the checkpointed forward: nothing saved, the layer's input kept by the checkpoint
+                    normed = _rmsnorm(st, t, h, a)
+                    qs, ks, vs = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
+                    qe = _rotary(st, t, q, a)
+                    ke = _rotary(st, t, kv, a)
+                    st.free(qs, ks)
+                    reps, fmask = _sdpa_masked(st, a, b, s, q, heads != spec.num_kv_heads)
+                    out = st.new(a * t * q)
+                    st.free(st.new(4 * heads * t), fmask, *reps)
+                    o = st.new(a * t * h)
+                    st.free(out, qe, ke, vs, normed)
+                    mid = st.new(a * t * h)
+                    st.free(o)
+                    down = _mlp_no_grad(st, t, h, inter, a, _rmsnorm(st, t, h, a))
+                    nxt = st.new(a * t * h)
+                    st.free(down, mid)
+                    layers.append(x)
+                    x = nxt
+                    continue
                 sv1: list = []
                 normed = _rmsnorm(st, t, h, a, saved=sv1, input_grad=frozen is None or i > first)
                 qs, ks, vs = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
@@ -640,7 +722,10 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
             final = _rmsnorm(st, t, h, a, saved=svf)
             # the model's forward returns: its locals dropped in its own order (LlamaModel: the hidden states,
             # the positions, the embeddings; Qwen2Model: the hidden states, the embeddings, the positions)
-            st.free(x, *((emb, pos) if spec.model_type == "qwen2" else (pos, emb)))
+            if ckpt:  # the checkpoints hold the embeddings, the positions
+                st.free(x)
+            else:
+                st.free(x, *((emb, pos) if spec.model_type == "qwen2" else (pos, emb)))
             logits = st.new(a * t * vocab)
             if frozen is not None:  # the tied head frozen: its mm keeps the weight, not the normed input
                 st.free(final, *kept)
@@ -672,33 +757,83 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
                 put("lm_head", gr)
             g, grads["norm"] = _rms_backward(st, g, svf, t, h, a, hook)
             for i in reversed(range(first, spec.num_layers)):
-                sv1, normed, qe, ck, cv, out, lse, sv2, normed2, gate, act, up, prod = layers[i]
                 pre = f"l{i}."
-                # MLP: down_proj, the product, up_proj, silu, gate_proj
-                gp, gr = _linear_backward(st, g, prod, inter, h, t, a, free_grad=False)
+                if ckpt:
+                    rec: list = []
+
+                    def recompute() -> Any:
+                        """The layer's forward again with its saved tensors, up to ``down_proj``'s input."""
+                        sv1: list = []
+                        normed = _rmsnorm(st, t, h, a, saved=sv1)
+                        qs, ks, vs = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
+                        qe = _rotary(st, t, q, a)
+                        ke = _rotary(st, t, kv, a)
+                        st.free(qs, ks)
+                        reps, fmask = _sdpa_masked(st, a, b, s, q, heads != spec.num_kv_heads)
+                        out = st.new(a * t * q)
+                        lse = st.new(4 * heads * t)
+                        o = st.new(a * t * h)
+                        if reps:  # SDPA saved repeat_kv's copies; without grouped queries the keys themselves
+                            st.free(ke, vs)
+                        else:
+                            reps = (ke, vs)
+                        kvs = (reps, fmask)
+                        mid = st.new(a * t * h)
+                        st.free(o)
+                        sv2: list = []
+                        normed2 = _rmsnorm(st, t, h, a, saved=sv2)
+                        gate = st.new(a * t * inter)
+                        act = st.new(a * t * inter)
+                        up = st.new(a * t * inter)
+                        prod = st.new(a * t * inter)
+                        st.free(mid)  # the early stop unwinds the layer's frames
+                        rec.extend((sv1, normed, qe, kvs, None, out, lse, sv2, normed2, gate, act, up))
+                        return prod
+
+                    gp, gr = _linear_backward(st, g, recompute, inter, h, t, a, free_grad=False, ckpt=True)
+                    sv1, normed, qe, ck, cv, out, lse, sv2, normed2, gate, act, up = rec
+                else:
+                    sv1, normed, qe, ck, cv, out, lse, sv2, normed2, gate, act, up, prod = layers[i]
+                    # MLP: down_proj, the product, up_proj, silu, gate_proj
+                    gp, gr = _linear_backward(st, g, prod, inter, h, t, a, free_grad=False)
                 put(pre + "down", gr)
                 ga = st.new(a * t * inter)
                 gb = st.new(a * t * inter)
-                st.free(gp, up, act)
+                st.free(*((act, up, gp) if ckpt else (gp, up, act)))
                 gn1, gr = _linear_backward(st, ga, None, h, inter, t, a)
                 put(pre + "up", gr)
                 gs = st.new(a * t * inter)  # silu_backward
-                st.free(gb, gate)
-                gn2, gr = _linear_backward(st, gs, normed2, h, inter, t, a)
+                st.free(*((gate, gb) if ckpt else (gb, gate)))
+                gn2, gr = _linear_backward(st, gs, normed2, h, inter, t, a, ckpt=ckpt)
                 gsum = st.new(a * t * h)  # the input's gradient added into the buffer before the weight's hook
                 st.free(gn1, gn2)
                 put(pre + "gate", gr)
-                gi, grads[pre + "post_norm"] = _rms_backward(st, gsum, sv2, t, h, a, hook)
+                gi, grads[pre + "post_norm"] = _rms_backward(st, gsum, sv2, t, h, a, hook, ckpt=ckpt)
                 r = st.new(a * t * h)  # the residual's gradient
                 st.free(g, gi)
                 # attention: o_proj, sdpa, the rotary of k then q, v/k/q projections
                 top = frozen is not None and i == first  # the residual's input needs no gradient: r ends here
                 go, gr = _linear_backward(st, r, None, q, h, t, a, free_grad=top)
                 put(pre + "o", gr)
-                gq, gk, gv = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
-                st.free(go, ck, qe, cv, lse, out)  # sdpa's saved tensors, then o_proj's input
+                if ckpt:  # sdpa's backward (its saved query, repeat_kv's keys and values, mask), repeat_kv's
+                    reps, fmask = ck
+                    gq, gk, gv = st.new(a * t * q), st.new(a * t * q), st.new(a * t * q)
+                    st.free(out, lse, reps[1], qe, reps[0], fmask, go)
+                    if heads != spec.num_kv_heads:
+                        gvv = st.new(a * t * kv)
+                        st.free(gv)
+                        gk2 = st.new(a * t * kv)
+                        st.free(gk)
+                        gk, gv = gk2, gvv
+                else:
+                    gq, gk, gv = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
+                    st.free(go, ck, qe, cv, lse, out)  # sdpa's saved tensors, then o_proj's input
                 rk = _rotary_backward(st, gk, t, kv, a)
-                rq = _rotary_backward(st, gq, t, q, a, (cos, sin) if i == first else None)
+                rq = _rotary_backward(st, gq, t, q, a, (cos, sin) if i == first and not ckpt else None)
+                if ckpt and heads != spec.num_kv_heads:  # repeat_kv's value gradient, transposed: contiguous
+                    cv2 = st.new(a * t * kv)
+                    st.free(gv)
+                    gv = cv2
                 gxv, gr = _linear_backward(st, gv, None, h, kv, t, a, bias)
                 put(pre + "v", gr)
                 ck2 = st.new(a * t * kv)  # contiguous copy of the transposed gradient
@@ -709,7 +844,7 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
                 put(pre + "k", gr)
                 cq = st.new(a * t * q)
                 st.free(rq)
-                gxq, gr = _linear_backward(st, cq, normed, h, q, t, a, bias)
+                gxq, gr = _linear_backward(st, cq, normed, h, q, t, a, bias, ckpt=ckpt)
                 sq = st.new(a * t * h)
                 st.free(sk, gxq)
                 put(pre + "q", gr)
@@ -718,7 +853,9 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
                     grads[pre + "in_norm"] = st.new(a * h)
                     st.free(m2, sq, sv1[2])
                     break
-                gi, grads[pre + "in_norm"] = _rms_backward(st, sq, sv1, t, h, a, hook)
+                # the last frame's inputs: the embeddings too (nothing else holds them; under LoRA a leaf)
+                done = ((layers[i],) if i else (mask, sin, cos, pos, emb)) if ckpt else ()
+                gi, grads[pre + "in_norm"] = _rms_backward(st, sq, sv1, t, h, a, hook, ckpt=ckpt, done=done)
                 nr = st.new(a * t * h)
                 st.free(r, gi)
                 g = nr
@@ -780,3 +917,403 @@ def _param_grads(spec: Any, grads: dict, tied: bool, bias: bool) -> list:
             gb = gb[j]
         out.append((x.numel, gb))
     return out
+
+
+# -- LoRA: peft's adapters on every linear of the decoder layers, two training steps ---------------------------------
+
+#: the projections ``all-linear`` puts an adapter on, in ``model.parameters()`` order within a layer (``q_proj`` …
+#: ``down_proj``; peft leaves ``lm_head`` out), as (name, input width attribute, output width attribute)
+LORA_LINEARS = (("q_proj", "hidden_size", "q_dim"), ("k_proj", "hidden_size", "kv_dim"),
+                ("v_proj", "hidden_size", "kv_dim"), ("o_proj", "q_dim", "hidden_size"),
+                ("gate_proj", "hidden_size", "intermediate_size"), ("up_proj", "hidden_size", "intermediate_size"),
+                ("down_proj", "intermediate_size", "hidden_size"))
+
+
+def _lora_shapes(spec: Any, r: int) -> list[tuple[int, int]]:
+    """(A, B) elements of each adapter in ``model.parameters()`` order: per layer, per projection."""
+    out = []
+    for _ in range(spec.num_layers):
+        for _, i, o in LORA_LINEARS:
+            out.append((r * getattr(spec, i), getattr(spec, o) * r))
+    return out
+
+
+def _lora_forward(st: Stream, t: int, n_in: int, n_out: int, r: int, a: int) -> tuple[Any, tuple]:
+    """``peft.tuners.lora.layer.Linear.forward`` (peft 0.21, vanilla LoRA, dropout ``nn.Identity``) on ``t`` rows
+    of a 16-bit input: ``result = base_layer(x)``, ``x = x.to(lora_A.weight.dtype)`` (the fp32 adapters),
+    ``result = result + lora_B(lora_A(x)) * scaling`` (promoted to fp32), ``result.to(torch_result_dtype)``.
+    Autograd keeps the fp32 input (``lora_A``'s weight gradient) and ``lora_A``'s output (``lora_B``'s); the
+    frozen base weight keeps nothing. Returns (output, saved)."""
+    base = st.new(a * t * n_out)
+    x32 = st.new(4 * t * n_in)
+    ao = st.new(4 * t * r)
+    bo = st.new(4 * t * n_out)
+    sc = st.new(4 * t * n_out)  # × scaling
+    st.free(bo)
+    res = st.new(4 * t * n_out)  # bf16 + fp32: fp32
+    st.free(sc, base)
+    out = st.new(a * t * n_out)
+    st.free(res)
+    return out, (x32, ao)
+
+
+def _lora_no_grad(st: Stream, t: int, n_in: int, n_out: int, r: int, a: int) -> Any:
+    """:func:`_lora_forward` where autograd keeps nothing (a checkpointed layer's first forward): ``lora_A``'s
+    output freed once ``lora_B`` has run, the fp32 input when the forward returns."""
+    base = st.new(a * t * n_out)
+    x32 = st.new(4 * t * n_in)
+    ao = st.new(4 * t * r)
+    bo = st.new(4 * t * n_out)
+    st.free(ao)
+    sc = st.new(4 * t * n_out)
+    st.free(bo)
+    res = st.new(4 * t * n_out)
+    st.free(sc, base)
+    out = st.new(a * t * n_out)
+    st.free(res, x32)
+    return out
+
+
+def _lora_backward(st: Stream, g: Any, saved: Any, n_in: int, n_out: int, r: int, t: int, a: int,
+                   free_grad: bool, input_grad: bool, buf: Any = None, ckpt: bool = False) -> tuple[Any, list]:
+    """:func:`_lora_forward`'s backward in autograd's order on the output gradient ``g``: the cast back's
+    (``g`` to fp32; ``g`` freed there when nothing else holds it, ``free_grad``), the add's (the base branch's
+    gradient cast to 16 bits), the scaling's, ``lora_B``'s mm (its weight's gradient, then its input's),
+    ``lora_A``'s (the weight's, the input's), the cast's backward to 16 bits, then the frozen base's input
+    gradient, each input gradient added out of place into the input's buffer ``buf`` (the previous consumers'
+    sum) when one is there. ``input_grad`` false (the layer's input needs no gradient): the adapters' weight
+    gradients only. ``ckpt``: the saved tensors are a checkpoint's recomputed ones, freed as they are unpacked
+    (before the node's input gradient); ``saved`` may then be a callable that recomputes the layer (the first
+    unpack, ``lora_B``'s) and returns them. Returns (the input's gradient buffer, the adapters' .grads [A, B])."""
+    g32 = st.new(4 * t * n_out)
+    if free_grad:
+        st.free(g)
+    gb = st.new(a * t * n_out) if input_grad else None
+    gsc = st.new(4 * t * n_out)
+    st.free(g32)
+    x32, ao = saved() if callable(saved) else saved
+    wb = st.new(4 * r * n_out)
+    ga = st.new(4 * t * r)
+    st.free(*((ao, gsc) if ckpt else (gsc, ao)))
+    wa = st.new(4 * n_in * r)
+    if not input_grad:
+        st.free(*((x32, ga) if ckpt else (ga, x32)))
+        return None, [wa, wb]
+    gx32 = st.new(4 * t * n_in)
+    st.free(*((x32, ga) if ckpt else (ga, x32)))
+    gxl = st.new(a * t * n_in)
+    st.free(gx32)
+    buf = _accumulate(st, buf, gxl, a * t * n_in)
+    gxb = st.new(a * t * n_in)
+    st.free(gb)
+    return _accumulate(st, buf, gxb, a * t * n_in), [wa, wb]
+
+
+def _accumulate(st: Stream, buf: Any, g: Any, n: int) -> Any:
+    """Autograd's input buffer: the first gradient kept, each later one added out of place (both freed)."""
+    if buf is None:
+        return g
+    s = st.new(n)
+    st.free(buf, g)
+    return s
+
+
+def _causal_mask(st: Stream, b: int, s: int) -> Any:
+    """transformers 5.24's ``create_causal_mask`` where the causal skip does not apply (checkpointed training:
+    no cache): ``find_packed_sequence_indices`` (``torch.diff`` with a prepended column, ``cumsum``), then
+    ``sdpa_mask``'s index tensors and the boolean ``b × 1 × s × s`` mask, which is returned (kept)."""
+    d0 = st.new(8)
+    cat = st.new(8 * b * (s + 1))
+    diff = st.new(8 * b * s)
+    st.free(cat)
+    n = st.new(8)
+    packed = st.new(8 * b * s)
+    st.free(n, d0, diff)
+    b0, h0 = st.new(8), st.new(8)
+    q0 = st.new(8 * s)
+    q1 = st.new(8 * s)
+    st.free(q0)
+    k0 = st.new(8 * s)
+    k1 = st.new(8 * s)
+    st.free(k0)
+    z = st.new(8)
+    p0, p1 = st.new(8 * b * s), st.new(8 * b * s)
+    m0 = st.new(b * s * s)
+    st.free(p0, p1)
+    m1 = st.new(b * s * s)
+    st.free(m0, z)
+    p2, p3 = st.new(8 * b * s), st.new(8 * b * s)
+    m2 = st.new(b * s * s)
+    st.free(p2, p3)
+    mask = st.new(b * s * s)
+    st.free(m2, m1, b0, h0, q1, k1, packed)
+    return mask
+
+
+def _sdpa_masked(st: Stream, a: int, b: int, s: int, q: int, gqa: bool) -> tuple:
+    """``sdpa_attention_forward`` with the boolean mask: ``repeat_kv``'s keys and values (grouped-query
+    attention), the mask as the query dtype; returns (the repeated keys and values, the float mask)."""
+    reps = (st.new(a * b * s * q), st.new(a * b * s * q)) if gqa else ()
+    n1, n2 = st.new(8), st.new(8)
+    fmask = st.new(a * b * s * s)
+    st.free(n2, n1)
+    return reps, fmask
+
+
+@lru_cache(maxsize=64)
+def _lora_train_cache(spec: Any, b: int, s: int, a: int, r: int, extra: tuple[int, ...],
+                      config: AllocatorConfig = DEFAULT_CONFIG, ckpt: bool = False) -> Optional[int]:
+    """Two LoRA training steps (peft's adapters of rank ``r`` on the seven projections of every layer): the base
+    model and its norms frozen, the embedding and the head too. Without checkpointing layer 0's input needs no
+    gradient (its input norm and its q/k/v base projections run without autograd; its adapters compute their
+    weights' gradients only); every later norm keeps its upcast and ``rsqrt`` (a frozen weight: no cast back);
+    no tensor is kept for a frozen base projection, the adapters keep their fp32 input and ``lora_A``'s output;
+    AdamW's states and ``_foreach_sqrt``'s temporaries are the fp32 adapters'.
+
+    ``ckpt``: non-reentrant checkpointing of every decoder layer (``gradient_checkpointing_enable`` with
+    ``use_reentrant=False``, peft's ``enable_input_require_grads``), as torch 2.13's ``torch/utils/checkpoint.py``
+    runs it: no cache (``use_cache`` off), so the causal mask is built (:func:`_causal_mask`) and SDPA gets it
+    with ``repeat_kv``'s keys and values; each layer's forward keeps nothing but its inputs (the hidden states,
+    the positions, cos/sin, the mask: the checkpoint's); in the backward the first unpack (``lora_B``'s of
+    ``down_proj``) recomputes the layer with its saved tensors up to that last one (early stop), each freed as
+    it is unpacked; layer 0's input (the embeddings, made to require a gradient) gets its gradient too."""
+    st = Stream(extra, config)
+    h, q, kv, inter, d = spec.hidden_size, spec.q_dim, spec.kv_dim, spec.intermediate_size, spec.head_dim
+    heads, kvh, t, vocab = spec.num_heads, spec.num_kv_heads, b * s, spec.vocab_size
+    shapes = _lora_shapes(spec, r)
+    try:
+        snap = _loaded(spec, a, extra, config) if st.log is None and st.alloc.freezable else None
+        if snap is not None:
+            st.alloc = CachingAllocator.thaw(snap)
+        else:
+            _load(st, spec, a)
+        for na, nb in shapes:  # get_peft_model: lora_A then lora_B of each targeted linear, fp32
+            st.new(4 * na)
+            st.new(4 * nb)
+        st.start = len(st.log) if st.log is not None else 0
+        states: list = []
+
+        for step in (1, 2):
+            grads: list = []  # per layer, per projection: [A .grad, B .grad]
+            ids = st.new(8 * t)
+            emb = st.new(a * t * h)
+            p0 = st.new(8 * s)
+            pos = st.new(8 * s)
+            st.free(p0)
+            mask = _causal_mask(st, b, s) if ckpt else None
+            pf = st.new(4 * s)
+            freqs = st.new(s * d // 2 * 4)
+            st.free(pf)
+            embf = st.new(s * d * 4)
+            c0 = st.new(s * d * 4)
+            c1 = st.new(s * d * 4)
+            st.free(c0)
+            s0 = st.new(s * d * 4)
+            s1 = st.new(s * d * 4)
+            st.free(s0)
+            cos, sin = st.new(s * d * a), st.new(s * d * a)
+            st.free(freqs, embf, c1, s1)
+            x = emb
+            layers: list = []
+            for i in range(spec.num_layers):
+                if ckpt:  # the checkpointed forward: nothing saved, the layer's input kept by the checkpoint
+                    normed = _rmsnorm(st, t, h, a)
+                    qs = _lora_no_grad(st, t, h, q, r, a)
+                    ks = _lora_no_grad(st, t, h, kv, r, a)
+                    vs = _lora_no_grad(st, t, h, kv, r, a)
+                    qe = _rotary(st, t, q, a)
+                    ke = _rotary(st, t, kv, a)
+                    st.free(qs, ks)
+                    reps, fmask = _sdpa_masked(st, a, b, s, q, kvh != heads)
+                    out = st.new(a * t * q)
+                    st.free(st.new(4 * heads * t), fmask, *reps)
+                    o = _lora_no_grad(st, t, q, h, r, a)
+                    st.free(out, qe, ke, vs, normed)
+                    mid = st.new(a * t * h)
+                    st.free(o)
+                    normed2 = _rmsnorm(st, t, h, a)
+                    gate = _lora_no_grad(st, t, h, inter, r, a)
+                    act = st.new(a * t * inter)
+                    st.free(gate)
+                    up = _lora_no_grad(st, t, h, inter, r, a)
+                    prod = st.new(a * t * inter)
+                    st.free(act, up)
+                    down = _lora_no_grad(st, t, inter, h, r, a)
+                    st.free(prod, normed2)
+                    nxt = st.new(a * t * h)
+                    st.free(down, mid)
+                    layers.append(x)
+                    x = nxt
+                    continue
+                sv1: list = []
+                # layer 0: the frozen embedding's output needs no gradient, nor does its input norm
+                normed = _rmsnorm(st, t, h, a) if i == 0 else _rmsnorm(st, t, h, a, saved=sv1, weight_grad=False)
+                qs, sq = _lora_forward(st, t, h, q, r, a)
+                ks, sk = _lora_forward(st, t, h, kv, r, a)
+                vs, sv = _lora_forward(st, t, h, kv, r, a)
+                qe = _rotary(st, t, q, a)
+                ke = _rotary(st, t, kv, a)
+                st.free(qs, ks)
+                ck, cv = st.new(a * t * kv), st.new(a * t * kv)
+                st.free(ke, vs)
+                out = st.new(a * t * q)
+                lse = st.new(4 * heads * t)
+                o, so = _lora_forward(st, t, q, h, r, a)
+                st.free(normed)  # nothing saves it: the attention returns
+                mid = st.new(a * t * h)
+                st.free(o)
+                sv2: list = []
+                normed2 = _rmsnorm(st, t, h, a, saved=sv2, weight_grad=False)
+                gate, sg = _lora_forward(st, t, h, inter, r, a)
+                act = st.new(a * t * inter)
+                up, su = _lora_forward(st, t, h, inter, r, a)
+                prod = st.new(a * t * inter)
+                down, sd = _lora_forward(st, t, inter, h, r, a)
+                st.free(prod, normed2)
+                nxt = st.new(a * t * h)
+                st.free(down, mid)
+                if x is not emb:
+                    st.free(x)
+                x = nxt
+                layers.append((sv1, sq, sk, sv, qe, (ck, cv), out, lse, so, sv2, sg, act, su, sd, gate, up))
+            svf: list = []
+            final = _rmsnorm(st, t, h, a, saved=svf, weight_grad=False)
+            if ckpt:  # the checkpoints hold the embeddings, the positions
+                st.free(x)
+            else:
+                st.free(x, *((emb, pos) if spec.model_type == "qwen2" else (pos, emb)))
+            logits = st.new(a * t * vocab)
+            st.free(final)  # the frozen head keeps its weight, not its input
+            f32 = st.new(4 * t * vocab)
+            labels = pad = st.new(8 * b * (s + 1))
+            if b > 1:
+                labels = st.new(8 * t)
+            ls = st.new(4 * t * vocab)
+            loss, tw = st.new(4), st.new(4)
+            st.free(f32)
+            if b > 1:
+                st.free(pad)
+            st.free(logits, ids)  # the runner's del logits, ids (the frozen embedding saves no ids)
+            ones = st.new(4)
+            g1 = st.new(4 * t * vocab)
+            st.free(labels, tw)
+            g2 = st.new(4 * t * vocab)
+            st.free(g1, ls)
+            gl = st.new(a * t * vocab)
+            st.free(g2)
+            g = st.new(a * t * h)  # the frozen head: the input's gradient only
+            st.free(gl)
+            g, _ = _rms_backward(st, g, svf, t, h, a, weight_grad=False)
+            for i in reversed(range(spec.num_layers)):
+                lg: list = [None] * 7
+                if ckpt:
+                    rec: dict = {}
+
+                    def recompute() -> tuple:
+                        """The layer's forward again with its saved tensors, up to ``down_proj``'s
+                        ``lora_A`` output (the last one saved); what the early stop drops, dropped."""
+                        sv1: list = []
+                        normed = _rmsnorm(st, t, h, a, saved=sv1, weight_grad=False)
+                        qs, sq = _lora_forward(st, t, h, q, r, a)
+                        ks, sk = _lora_forward(st, t, h, kv, r, a)
+                        vs, sv = _lora_forward(st, t, h, kv, r, a)
+                        qe = _rotary(st, t, q, a)
+                        ke = _rotary(st, t, kv, a)
+                        st.free(qs, ks)
+                        reps, fmask = _sdpa_masked(st, a, b, s, q, kvh != heads)
+                        out = st.new(a * t * q)
+                        lse = st.new(4 * heads * t)
+                        o, so = _lora_forward(st, t, q, h, r, a)
+                        if reps:  # SDPA saved repeat_kv's copies; without grouped queries the keys themselves
+                            st.free(ke, vs)
+                        else:
+                            reps = (ke, vs)
+                        st.free(normed)
+                        mid = st.new(a * t * h)
+                        st.free(o)
+                        sv2: list = []
+                        normed2 = _rmsnorm(st, t, h, a, saved=sv2, weight_grad=False)
+                        gate, sg = _lora_forward(st, t, h, inter, r, a)
+                        act = st.new(a * t * inter)
+                        up, su = _lora_forward(st, t, h, inter, r, a)
+                        prod = st.new(a * t * inter)
+                        base, x32, ao = st.new(a * t * h), st.new(4 * t * inter), st.new(4 * t * r)
+                        st.free(base, prod, normed2, mid)  # the early stop unwinds the layer's frames
+                        rec.update(sv1=sv1, sq=sq, sk=sk, sv=sv, qe=qe, kvs=(reps, fmask), out=out, lse=lse,
+                                   so=so, sv2=sv2, sg=sg, act=act, su=su, gate=gate, up=up)
+                        return x32, ao
+
+                    gp, lg[6] = _lora_backward(st, g, recompute, inter, h, r, t, a, False, True, ckpt=True)
+                    sv1, sq, sk, sv, qe, kvs, out, lse, so, sv2, sg, act, su, gate, up = (
+                        rec[k] for k in ("sv1", "sq", "sk", "sv", "qe", "kvs", "out", "lse", "so", "sv2", "sg",
+                                         "act", "su", "gate", "up"))
+                else:
+                    sv1, sq, sk, sv, qe, kvs, out, lse, so, sv2, sg, act, su, sd, gate, up = layers[i]
+                    gp, lg[6] = _lora_backward(st, g, sd, inter, h, r, t, a, False, True)
+                ga = st.new(a * t * inter)
+                gb = st.new(a * t * inter)
+                st.free(*((act, up, gp) if ckpt else (gp, up, act)))
+                gn, lg[5] = _lora_backward(st, ga, su, h, inter, r, t, a, True, True, ckpt=ckpt)
+                gs = st.new(a * t * inter)  # silu_backward
+                st.free(*((gate, gb) if ckpt else (gb, gate)))
+                gsum, lg[4] = _lora_backward(st, gs, sg, h, inter, r, t, a, True, True, gn, ckpt)
+                gi, _ = _rms_backward(st, gsum, sv2, t, h, a, weight_grad=False, ckpt=ckpt)
+                res = st.new(a * t * h)
+                st.free(g, gi)
+                # without checkpointing layer 0's input needs no gradient: the residual's ends at o_proj
+                top = i == 0 and not ckpt
+                go, lg[3] = _lora_backward(st, res, so, q, h, r, t, a, top, True, ckpt=ckpt)
+                if ckpt:  # sdpa's backward (its saved query, repeat_kv's keys and values, mask), repeat_kv's
+                    (reps, fmask) = kvs
+                    gq, gk, gv = st.new(a * t * q), st.new(a * t * q), st.new(a * t * q)
+                    st.free(out, lse, reps[1], qe, reps[0], fmask, go)
+                    if kvh != heads:
+                        gvv = st.new(a * t * kv)
+                        st.free(gv)
+                        gk2 = st.new(a * t * kv)
+                        st.free(gk)
+                        gk, gv = gk2, gvv
+                else:
+                    ck, cv = kvs
+                    gq, gk, gv = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
+                    st.free(go, ck, qe, cv, lse, out)
+                rk = _rotary_backward(st, gk, t, kv, a)
+                rq = _rotary_backward(st, gq, t, q, a, (cos, sin) if top else None)
+                if ckpt and kvh != heads:  # repeat_kv's gradient of the values, transposed: made contiguous
+                    cv2 = st.new(a * t * kv)
+                    st.free(gv)
+                    gv = cv2
+                buf, lg[2] = _lora_backward(st, gv, sv, h, kv, r, t, a, True, not top, ckpt=ckpt)
+                ck2 = st.new(a * t * kv)
+                st.free(rk)
+                buf, lg[1] = _lora_backward(st, ck2, sk, h, kv, r, t, a, True, not top, buf, ckpt)
+                cq = st.new(a * t * q)
+                st.free(rq)
+                buf, lg[0] = _lora_backward(st, cq, sq, h, q, r, t, a, True, not top, buf, ckpt)
+                grads.append(lg)
+                if top:
+                    break
+                done = ((layers[i],) if i else (mask, sin, cos, pos)) if ckpt else ()
+                gi, _ = _rms_backward(st, buf, sv1, t, h, a, weight_grad=False, ckpt=ckpt, done=done)
+                nr = st.new(a * t * h)
+                st.free(res, gi)
+                g = nr
+            if ckpt:  # the embeddings' gradient (a leaf's .grad) dropped with the graph, then the embeddings
+                st.free(ones, g, emb)
+                st.free(loss)
+            else:
+                st.free(ones, loss)
+            order = [(n, blk) for lg in reversed(grads) for pair, blks in zip(
+                shapes[:7], lg) for n, blk in zip(pair, blks)]
+            if step == 1:
+                for n, _ in order:
+                    states.append((st.new(4), st.new(4 * n), st.new(4 * n)))
+            sc = st.new(4)
+            st.free(sc)
+            roots = [st.new(4 * n) for n, _ in order]
+            st.free(*reversed(roots))
+            st.free(*[blk for _, blk in order])
+    except OutOfMemory:
+        return None
+    stats = st.alloc.stats
+    return stats.peak_reserved - stats.peak_allocated
