@@ -11,22 +11,6 @@ from typing import Any
 from vramscope.trace.build import equivalent_config
 
 
-def _task_auto_class(config: Any) -> Any:
-    """The Auto class for a config whose ``architectures`` names no transformers class (remote code under a name
-    transformers spells differently, e.g. Kimi K2.5's ``KimiK25ForConditionalGeneration`` against transformers'
-    ``Kimi_K25ForConditionalGeneration``): sequence-to-sequence for an encoder-decoder, else the causal LM class,
-    else the image-text-to-text class where only transformers' own image-text mapping lists the model type."""
-    import transformers
-    from transformers.models.auto import modeling_auto
-
-    if config.is_encoder_decoder:
-        return transformers.AutoModelForSeq2SeqLM
-    if (config.model_type not in modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-            and config.model_type in modeling_auto.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES):
-        return transformers.AutoModelForImageTextToText
-    return transformers.AutoModelForCausalLM
-
-
 def _build_native(cfg: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """(meta-device model, native config) for a catalog config, remote-code families built as their native
     equivalent."""
@@ -38,7 +22,7 @@ def _build_native(cfg: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     config = transformers.AutoConfig.for_model(**native)
     cls = getattr(transformers, arch, None) if arch else None
     if cls is None:
-        cls = _task_auto_class(config)
+        cls = transformers.AutoModelForSeq2SeqLM if config.is_encoder_decoder else transformers.AutoModelForCausalLM
     make = cls._from_config if hasattr(cls, "_from_config") else cls.from_config  # an Auto class: from_config
     with torch.device("meta"):
         model = make(config)
@@ -82,7 +66,7 @@ def meta_model(cfg: dict[str, Any]) -> Any:
     arch = (native.get("architectures") or [""])[0]
     cls = getattr(transformers, arch, None) if arch else None
     if cls is None:
-        cls = _task_auto_class(config)
+        cls = transformers.AutoModelForSeq2SeqLM if config.is_encoder_decoder else transformers.AutoModelForCausalLM
     make = cls._from_config if hasattr(cls, "_from_config") else cls.from_config
     with torch.device("meta"):
         return make(config)
