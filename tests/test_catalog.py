@@ -135,7 +135,7 @@ def test_every_verbatim_copy_names_the_commit_it_was_copied_from():
 def test_quantized_checkpoints_are_estimated_in_their_own_format():
     """quantization_config in a catalog config decides the weights' storage by default (FP8 block, MXFP4)."""
     for e in catalog.entries():
-        method = (e["config"].get("quantization_config") or {}).get("quant_method")
+        method = (catalog.config_of(e).get("quantization_config") or {}).get("quant_method")
         if method:
             assert resolve(e["id"]).spec.quant_method == method, e["id"]
     fp8 = resolve("Qwen/Qwen3-235B-A22B-FP8")
@@ -145,3 +145,35 @@ def test_quantized_checkpoints_are_estimated_in_their_own_format():
 
     w8, w16 = (vramscope.estimate(m).components["weights"] for m in ("Qwen/Qwen3-235B-A22B-FP8", "Qwen/Qwen3-235B-A22B"))
     assert 0.45 * w16 < w8 < 0.55 * w16  # one byte a weight (plus block scales) against two
+
+
+def test_a_stored_modelopt_sidecar_is_the_quantization_config():
+    """An entry whose config.json has no quantization_config stores NVIDIA's hf_quant_config.json beside it, copied
+    from a public file at a full commit; it is read as vLLM reads a checkpoint folder (sources/local.py), so the
+    weights are NVFP4 or FP8, not the bf16 of config.json alone."""
+    side = [e for e in catalog.entries() if "hf_quant_config" in e]
+    assert len(side) >= 10
+    for e in side:
+        assert "quantization_config" not in e["config"], e["id"]
+        m = re.fullmatch(r"https://github\.com/[^/]+/[^/]+/blob/([0-9a-f]{40})/.+hf_quant_config\.json",
+                         e.get("hf_quant_config_from", ""))
+        assert m is not None and m.group(1)[:12] in e["note"], e["id"]
+        q = catalog.config_of(e)["quantization_config"]
+        assert q["quant_method"] == "modelopt" and q["quantization"] == e["hf_quant_config"]["quantization"]
+    import vramscope
+
+    w = {m: vramscope.estimate(m).components["weights"] for m in (
+        "nvidia/NVIDIA-Nemotron-3-Ultra-550B-A55B-BF16", "nvidia/NVIDIA-Nemotron-3-Ultra-550B-A55B-FP8",
+        "nvidia/NVIDIA-Nemotron-3-Ultra-550B-A55B-NVFP4")}
+    bf16, fp8, fp4 = w.values()
+    assert resolve("nvidia/NVIDIA-Nemotron-3-Ultra-550B-A55B-NVFP4").params == resolve(
+        "nvidia/NVIDIA-Nemotron-3-Ultra-550B-A55B-BF16").params
+    assert fp4 < fp8 < bf16 and fp8 < 0.6 * bf16 and fp4 < 0.6 * fp8
+
+
+def test_a_bad_stored_sidecar_is_refused_with_its_origin():
+    entry = {"id": "x/y", "config": {"model_type": "llama"}, "hf_quant_config": {"producer": {}},
+             "hf_quant_config_from": "https://github.com/a/b/blob/c/hf_quant_config.json"}
+    with pytest.raises(VramscopeError) as e:
+        catalog.config_of(entry)
+    assert "quantization" in str(e.value)

@@ -28,9 +28,10 @@ def resolve_catalog(name: str) -> Optional[ResolvedModel]:
             return None
         entry, base = variant
         notes = (Phrase("n_variant", name=name, base=base),)
-    spec = spec_from_config(entry["config"], name=shown, origin=entry.get("source", "catalog"))
+    cfg = catalog.config_of(entry)
+    spec = spec_from_config(cfg, name=shown, origin=entry.get("source", "catalog"))
     return ResolvedModel(spec=spec, kind="catalog", origin=shown if notes else entry["id"], params=spec.params,
-                         active_params=spec.active_params, notes=notes + spec.notes, hf_config=entry["config"])
+                         active_params=spec.active_params, notes=notes + spec.notes, hf_config=cfg)
 
 
 def resolve(model: str, hub: bool = True) -> ResolvedModel:

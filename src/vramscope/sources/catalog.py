@@ -27,6 +27,19 @@ def entries() -> tuple[dict[str, Any], ...]:
     return tuple(out)
 
 
+def config_of(entry: dict[str, Any]) -> dict[str, Any]:
+    """The config an entry is estimated from: its ``config`` (the published config.json), with the NVIDIA ModelOpt
+    ``hf_quant_config.json`` it stores beside it (``hf_quant_config``, copied from ``hf_quant_config_from``) as
+    ``quantization_config`` when config.json has none, as a local checkpoint folder is read
+    (``sources/local.py: with_sidecar_quant``, vLLM's rule)."""
+    side = entry.get("hf_quant_config")
+    if side is None:
+        return entry["config"]
+    from .local import merge_sidecar_quant
+
+    return merge_sidecar_quant(entry["config"], side, entry.get("hf_quant_config_from", entry["id"]))
+
+
 def _norm(name: str) -> str:
     return name.strip().lower().replace("_", "-")
 

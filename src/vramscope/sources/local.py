@@ -56,8 +56,17 @@ def with_sidecar_quant(raw: dict[str, Any], cfg_path: Path) -> dict[str, Any]:
     if not os.path.lexists(side):
         return raw
     q = load_json(side, MAX_SIDECAR_BYTES, max_containers=10_000, max_items=100_000)
+    return merge_sidecar_quant(raw, q, shown_path(side))
+
+
+def merge_sidecar_quant(raw: dict[str, Any], q: Any, origin: str) -> dict[str, Any]:
+    """``raw`` with a parsed ``hf_quant_config.json`` ``q`` as its ``quantization_config`` (vLLM's rule, see
+    :func:`with_sidecar_quant`); a config.json's own ``quantization_config`` wins. Also used for a catalog entry
+    that stores NVIDIA's sidecar beside its config.json (``sources/catalog.py: config_of``)."""
+    if raw.get("quantization_config") is not None:
+        return raw
     if not isinstance(q, dict) or not isinstance(q.get("quantization"), dict):
-        raise VramscopeError("config_bad_value", origin=shown_path(side), key="quantization",
+        raise VramscopeError("config_bad_value", origin=origin, key="quantization",
                              value=shown(q.get("quantization") if isinstance(q, dict) else q),
                              allowed="an object with quant_algo (NVIDIA ModelOpt's hf_quant_config.json)")
     return {**raw, "quantization_config": {"quant_method": "modelopt", **q}}

@@ -75,7 +75,8 @@ def equivalent_config(cfg: dict[str, Any]) -> tuple[dict[str, Any], str]:
 
     Remote-code families are never run: Baichuan (W_pack = fused q,k,v; ALiBi has no parameters) and
     InternLM2/3 (wqkv, w1/w3/w2) are built as Llama, ChatGLM (query_key_value, dense_h_to_4h = gate_up) as GLM,
-    Kimi K2 (DeepSeek-V3's own remote code) as DeepSeek-V3 (``Family.trace_as`` names the conversion).
+    Kimi K2 (DeepSeek-V3's own remote code) as DeepSeek-V3 (``Family.trace_as`` names the conversion); an
+    architecture transformers spells differently is renamed (:data:`ARCHITECTURE_SPELLING`).
     """
     mt = cfg.get("model_type")
     how = by_model_type(mt).trace_as if isinstance(mt, str) else ""
@@ -100,7 +101,14 @@ def equivalent_config(cfg: dict[str, Any]) -> tuple[dict[str, Any], str]:
                 "tie_word_embeddings": False}, "GlmForCausalLM"
     if how == "deepseek_v3":  # Kimi K2: DeepSeek-V3's remote code under a model_type of its own
         return {**cfg, "model_type": "deepseek_v3"}, "DeepseekV3ForCausalLM"
-    return cfg, (cfg.get("architectures") or [""])[0]
+    arch = (cfg.get("architectures") or [""])[0]
+    return cfg, ARCHITECTURE_SPELLING.get(arch, arch)
+
+
+#: remote-code architecture names whose model transformers ships under another spelling, same tensors:
+#: Kimi K2.5's config.json names its remote ``KimiK25ForConditionalGeneration`` (model_type ``kimi_k25``), which
+#: transformers 5.24 implements as ``Kimi_K25ForConditionalGeneration`` (``models/kimi_k25/modeling_kimi_k25.py``)
+ARCHITECTURE_SPELLING = {"KimiK25ForConditionalGeneration": "Kimi_K25ForConditionalGeneration"}
 
 
 def config_for(model: ResolvedModel) -> dict[str, Any]:
