@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import Any
 
 from ..errors import Text, VramscopeError
 from ..i18n import register
@@ -44,9 +45,67 @@ def tp_shard_spec(spec: ModelSpec, n: int) -> ModelSpec:
     # a rank's slice is derived from a valid spec, not read from a source (vLLM's own rules apply, not ours)
     # per-layer cache shapes (Gemma 4) split their heads as the scalar ones do (a replicated head below n)
     layer_kv = tuple((max(1, h // n) if h else 0, d) for h, d in spec.layer_kv)
+    inventory = spec.inventory if spec.inventory is None else rank_inventory(spec.inventory, spec.hidden_size, n)
     return spec.derived(num_heads=spec.num_heads // n, num_kv_heads=max(1, spec.num_kv_heads // n),
                         intermediate_size=-(-spec.intermediate_size // n), vocab_size=-(-spec.vocab_size // n),
-                        moe=moe, mla=mla, layer_kv=layer_kv, kv_values_per_layer=_rank_widths(spec, n))
+                        moe=moe, mla=mla, layer_kv=layer_kv, kv_values_per_layer=_rank_widths(spec, n),
+                        inventory=inventory)
+
+
+#: linear layers vLLM keeps whole on every tensor-parallel rank (``ReplicatedLinear``): MLA's down-projections
+#: (``deepseek_v2.py``: ``q_a_proj``, ``kv_a_proj_with_mqa``; DeepSeek-V4's single shared ``kv_proj``) and
+#: Qwen's shared-expert gate (one output)
+REPLICATED_LINEARS = ("q_a_proj", "kv_a_proj_with_mqa", "kv_proj", "shared_expert_gate")
+#: tensors of these roles are not split by tensor parallelism (norms, MoE routers: ``ReplicatedLinear``; the
+#: vision tower and projector, as for the built-in layouts, whose :class:`VisionSpec` stays whole)
+#: row-parallel linears (``RowParallelLinear``: the input split, the bias whole), named where a square weight
+#: leaves the dimension open
+ROW_PARALLEL = ("o_proj", "down_proj", "out_proj", "dense", "fc2", "c_proj", "wo", "w2", "o_b_proj", "dense_4h_to_h")
+REPLICATED_ROLES = ("norm", "router", "position_embedding", "vision", "projector", "pooler")
+
+
+def rank_inventory(inv: Any, hidden: int, n: int) -> Any:
+    """One of ``n`` tensor-parallel ranks' share of a meta-built inventory (architectures without a built-in
+    layout, :mod:`vramscope.sources.meta_device`), by the rule the built-in layouts follow
+    (:func:`tp_shard_spec`): every linear weight split along its dimension that is not the hidden size
+    (column-parallel outputs and row-parallel inputs alike: vLLM's ``ColumnParallelLinear`` /
+    ``RowParallelLinear``; routed experts' intermediate dimension: ``FusedMoE``; a square weight by its name,
+    :data:`ROW_PARALLEL`), the embedding and the output head along the vocabulary (``VocabParallelEmbedding`` /
+    ``ParallelLMHead``), a bias with a column-parallel weight and whole beside a row-parallel one; norms, routers,
+    the replicated linears of :data:`REPLICATED_LINEARS`, other non-linear parameters (attention sinks,
+    DeepSeek-V4's hyper-connection mixers, convolution kernels) kept whole. Checked against the built-in layouts'
+    own split (tests/test_tp_inventory.py: Llama, Qwen1.5-MoE with q/k/v biases, DeepSeek-V3 built both ways)."""
+    def column(w: Any) -> bool:
+        if w.module in REPLICATED_LINEARS:
+            return False
+        if w.shape[0] != hidden:
+            return True
+        return w.shape[-1] == hidden and w.module not in ROW_PARALLEL
+
+    def shard(t: Any, weights: dict) -> Any:
+        if t.role in ("embedding", "lm_head"):
+            return t._replace(shape=(-(-t.shape[0] // n),) + tuple(t.shape[1:]))
+        if t.role in REPLICATED_ROLES:
+            return t
+        if t.name.endswith(".bias") and len(t.shape) == 1:  # a linear's bias goes with its weight
+            w = weights.get(t.name[:-len("bias")] + "weight")
+            return t._replace(shape=(-(-t.shape[0] // n),)) if w is not None and column(w) else t
+        if t.module in REPLICATED_LINEARS or not t.module:
+            return t
+        dims = list(t.shape)
+        if dims[0] == hidden and dims[-1] == hidden:
+            i = len(dims) - 1 if t.module in ROW_PARALLEL else 0
+        else:
+            i = next(k for k in range(len(dims)) if dims[k] != hidden)
+        dims[i] = -(-dims[i] // n)
+        return t._replace(shape=tuple(dims))
+
+    def all_of(ts: tuple) -> tuple:
+        weights = {t.name: t for t in ts if t.linear and len(t.shape) >= 2}
+        return tuple(shard(t, weights) for t in ts)
+
+    stacks = tuple(st._replace(kinds=tuple((layers, all_of(tpl)) for layers, tpl in st.kinds)) for st in inv.stacks)
+    return inv._replace(loose=all_of(inv.loose), stacks=stacks)
 
 
 def _rank_widths(spec: ModelSpec, n: int) -> tuple[int, ...]:
