@@ -602,7 +602,9 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
         # the checkpoint's backward (unsloth-zoo 2026.8.13 UnslothCheckpointFunction.backward, and 2024.12's
         # Unsloth_Offloaded_Gradient_Checkpointer.backward alike) holds the layer's output gradient (its
         # argument) and the recomputed layer's output through torch.autograd.backward(outputs, dY): two
-        # hidden-wide tensors beside what the recomputed layer saves
+        # hidden-wide tensors beside what the recomputed layer saves. Its first fast RMSNorm saves its input
+        # itself (Fast_RMS_Layernorm saves X): the checkpoint's GPU buffer the input was reloaded into, alive
+        # through the whole backward, counted here as the layer's (run on Unsloth's code: tests/test_unsloth_run.py)
         one_layer += int(tokens * 2 * a * spec.hidden_size)
     if attn == "eager" and spec.layout == "llama" and not op_sac:
         layer_fwd, attn_bwd = eager_attention_transients(spec, batch, seq, a, checkpointing)
