@@ -191,7 +191,12 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
             return 0.0
         if t.litgpt and t.lora_dropout:
             # LitGPT's LoRALinear: lora_A reads lora_dropout(x), a copy in the model dtype and its bool mask, per
-            # module; the fused qkv's LoRAQKVLinear drops out once for all of q, k and v
+            # module; the fused qkv's LoRAQKVLinear drops out once for all of q, k and v. A fused gate_up_proj
+            # (Phi-3's Hugging Face layout) is LitGPT's LLaMAMLP fc_1 and fc_2 (litgpt/config.py Phi-3 configs:
+            # mlp_class_name "LLaMAMLP"; the checkpoint converter splits gate_up_proj): two LoRALinear, two
+            # dropouts and two lora_A outputs
+            if names == ("gate_up_proj",):
+                n *= 2
             modules = 1 if names == qkv_names else n
             return modules * (a + 1.0) * width + n * a * t.lora_rank
         if t.torchtune:
