@@ -165,7 +165,9 @@ class _Proj:
     (fp32, as unsloth_zoo's prepare_model_for_training leaves them), ``scaling``, the active adapter."""
 
     def __init__(self, torch, out_f: int, in_f: int, r: int, dtype):
-        lin = lambda o, i, dt: types.SimpleNamespace(weight=torch.nn.Parameter(torch.randn(o, i, dtype=dt) * 0.02))  # noqa: E731
+        def lin(o, i, dt):
+            return types.SimpleNamespace(weight=torch.nn.Parameter(torch.randn(o, i, dtype=dt) * 0.02))
+
         self.base_layer = lin(out_f, in_f, dtype)
         self.base_layer.weight.requires_grad_(False)
         self.lora_A = {"default": lin(r, in_f, torch.float32)}
