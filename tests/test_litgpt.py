@@ -386,3 +386,35 @@ def test_phi_layout_layer_is_what_litgpt_saves(dropout, targets):
     w = make_workload(task="finetune", framework="litgpt", method="lora", seq=128, batch=2, lora_rank=8,
                       lora_dropout=dropout, lora_targets=targets)
     assert layer_bytes_per_token(spec, 128, 2.0, "sdpa", train_flags(spec, w)) == pytest.approx(per_layer, rel=0.01)
+
+
+@needs_litgpt
+def test_phi3_fused_gate_up_is_two_lora_linears_in_litgpt():
+    """Phi-3's Hugging Face layout fuses gate_up_proj; LitGPT's Phi-3 config builds LLaMAMLP, whose fc_1 and fc_2 are
+    two LoRALinear, each dropping out its input: per token per layer two (a + 1)·h copies and two rank-wide lora_A
+    outputs, where one fused module would have one (the litgpt-confighub-phi-3 rows: -7.3% -> -4.2%)."""
+    import torch
+    from litgpt import lora
+
+    from vramscope.api import load_model
+    from vramscope.memory.activations import TrainFlags, layer_bytes_per_token
+    from vramscope.memory.trainable import lora_modules
+
+    cfg = lora.Config.from_name("Phi-3-mini-4k-instruct", n_layer=1, lora_r=8, lora_alpha=16, lora_dropout=0.05,
+                                lora_query=True, lora_key=True, lora_value=True, lora_projection=True, lora_mlp=True)
+    with torch.device("meta"):
+        mlp = lora.GPT(cfg).transformer.h[0].mlp
+    assert isinstance(mlp.fc_1, lora.LoRALinear) and isinstance(mlp.fc_2, lora.LoRALinear)
+    spec = load_model("microsoft/Phi-3-mini-4k-instruct").spec
+    assert spec.fused_gate_up
+    lora_set = lora_modules(spec, ("all-linear",))
+    flags = dict(base=False, embeddings=False, lora=lora_set, lora_rank=8, litgpt=True, torchtune=True)
+    with_drop = layer_bytes_per_token(spec, 512, 2.0, "sdpa", TrainFlags(lora_dropout=0.05, **flags))
+    without = layer_bytes_per_token(spec, 512, 2.0, "sdpa", TrainFlags(lora_dropout=0.0, **flags))
+    # exactly what separate gate and up projections (LitGPT's own layout) give
+    from dataclasses import replace
+
+    split = replace(spec, fused_gate_up=False)
+    split_flags = dict(flags, lora=lora_modules(split, ("all-linear",)))
+    assert with_drop == layer_bytes_per_token(split, 512, 2.0, "sdpa", TrainFlags(lora_dropout=0.05, **split_flags))
+    assert with_drop > without

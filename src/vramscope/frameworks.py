@@ -54,8 +54,10 @@ fill in where the user gave none (applied by ``make_workload`` before the cross-
   embeddings and head in the model dtype; ``FastLlamaModel.from_pretrained(load_in_4bit=True)``: nf4 with double
   quantization (``bnb_4bit_use_double_quant=True``). Its offloaded checkpointing
   (``unsloth_zoo/gradient_checkpointing.py UnslothCheckpointFunction``) copies each checkpointed layer's input
-  hidden state into a pinned CPU buffer (``non_blocking``) and keeps one GPU buffer of that size for the
-  recomputation; the last layer's input stays on the GPU (``LAST_GC_INDEX``). Its fused LoRA kernels
+  hidden state into a pinned CPU buffer (``non_blocking``) and keeps a GPU buffer of that size for the
+  recomputation, two from the second step while more than 512 MiB is free (double buffering); the last layer's input
+  stays on the GPU (``LAST_GC_INDEX``). Run on Unsloth's own code on the CPU (tests/unsloth_run.py: the kernels'
+  Python autograd Functions with their Triton launches replaced by PyTorch references, and unsloth-zoo's checkpoint). Its fused LoRA kernels
   (``unsloth/kernels/fast_lora.py``) save: ``LoRA_QKV`` the normed input, ``LoRA_MLP`` the input and the gate and
   up outputs (``X, e, g``; SwiGLU recomputed in backward), ``LoRA_W`` (o_proj) its input; fast RMSNorm its input
   and an fp32 rstd per row. Its loss (``unsloth_zoo/fused_losses/cross_entropy_loss.py unsloth_fused_ce_loss``,

@@ -517,6 +517,9 @@ def loss_parallel(acts: TrainingActivations, logits: int) -> TrainingActivations
 #: 2025-03-01, "LoRA": ``out.addmm_(XA, B, alpha = s)``; the 2025.2.14 tag still has ``out += (X @ A) @ (s * B)``,
 #: the 2025.3.11 tag has addmm_)
 UNSLOTH_ADDMM = (2025, 3, 0)
+#: the first unsloth-zoo release whose UnslothCheckpointFunction double-buffers the reload (``GPU_BUFFERS_B``,
+#: ``DOUBLE_BUFFER_HEADROOM``): absent from the 2026.4.1 wheel, present in 2026.5.1 (and 2026.8.13)
+UNSLOTH_DOUBLE_BUFFER = (2026, 5, 0)
 
 
 def fused_loss(w: Workload) -> str:
@@ -530,15 +533,25 @@ def unsloth_offload(spec: ModelSpec, w: Workload, acts: TrainingActivations, a: 
                     notes: list[Assumption]) -> tuple[TrainingActivations, int]:
     """Unsloth's offloaded checkpointing (unsloth-zoo 2026.8.13 ``UnslothCheckpointFunction``): every checkpointed
     layer's input hidden state larger than 2 MiB goes to a pinned CPU buffer, except the last layer's; the GPU
-    keeps one buffer of that size the recomputation copies it back into. Host: those inputs and the 200 pinned
-    buffers of 128K elements it allocates first (``initialize_unsloth_gradient_checkpointing``)."""
+    keeps one buffer of that size the recomputation copies it back into (``GPU_BUFFERS``) and, from the second step
+    on when more than 512 MiB is free (``DOUBLE_BUFFER_HEADROOM``), a second one (``GPU_BUFFERS_B``: double
+    buffering, the reload overlapping compute; from unsloth-zoo 2026.5, :data:`UNSLOTH_DOUBLE_BUFFER`), counted
+    here; under that headroom it is freed. Host: those inputs
+    and the 200 pinned buffers of 128K elements it allocates first (``initialize_unsloth_gradient_checkpointing``).
+    Run on unsloth-zoo's code (tests/test_unsloth_run.py): steps 2 and 3 keep the last input and two buffers,
+    one buffer with 256 MiB free."""
     n_layers = spec.num_layers + spec.num_decoder_layers
     one = int(w.batch * w.seq * spec.hidden_size * a)
     if one <= 2 * 2**20 or n_layers < 2:
         return acts, 0
     host = (n_layers - 1) * one
-    notes.append(Assumption("a_unsloth_offload", {"host": format_bytes(host, "GiB"), "layers": n_layers - 1}))
-    return replace(acts, layers=acts.layers - host + one), host + int(200 * 128 * 1024 * a)
+    double = version_tuple(w.unsloth_version) >= UNSLOTH_DOUBLE_BUFFER
+    notes.append(Assumption("a_unsloth_offload" if double else "a_unsloth_offload_single",
+                            {"host": format_bytes(host, "GiB"), "layers": n_layers - 1}))
+    # the second buffer is alive through backward too, beside the recomputed layer (whose first norm saves the
+    # first buffer, its reloaded input: counted in one_layer)
+    return (replace(acts, layers=acts.layers - host + (2 if double else 1) * one,
+                    one_layer=acts.one_layer + (one if double else 0)), host + int(200 * 128 * 1024 * a))
 
 
 def megatron_recompute(spec: ModelSpec, w: Workload) -> tuple[int, int, int] | None:
@@ -1513,9 +1526,13 @@ register({
         "en": "Unsloth {version} (before 2025.3): a layer recomputed in backward holds, beside what its kernels save, its output gradient and its recomputed output, LoRA_MLP.backward's DW and, while matmul_lora adds the adapter's product out of place (out += (X @ A) @ (s * B)), a second tensor of DW's size",
         "zh": "Unsloth {version}（2025.3 之前）：反向中被重算的层除其内核保存的张量外，还持有其输出梯度和重算出的输出、LoRA_MLP.backward 的 DW，以及 matmul_lora 以非原地方式加上适配器乘积时（out += (X @ A) @ (s * B)）与 DW 同样大小的第二个张量",
     },
+    "a_unsloth_offload_single": {
+        "en": "Unsloth's offloaded gradient checkpointing: the inputs of {layers} checkpointed layers ({host}) wait in pinned host memory (non_blocking copies); the GPU keeps the last layer's input and one buffer the recomputed layer's input is copied back into (no double buffering before unsloth-zoo 2026.5)",
+        "zh": "Unsloth 的卸载式梯度检查点：{layers} 个检查点层的输入（{host}）存放在锁页主机内存中（non_blocking 拷贝）；GPU 只保留最后一层的输入和一个用于拷回被重算层输入的缓冲区（unsloth-zoo 2026.5 之前没有双缓冲）",
+    },
     "a_unsloth_offload": {
-        "en": "Unsloth's offloaded gradient checkpointing: the inputs of {layers} checkpointed layers ({host}) wait in pinned host memory (non_blocking copies); the GPU keeps the last layer's input and one buffer the recomputed layer's input is copied back into",
-        "zh": "Unsloth 的卸载式梯度检查点：{layers} 个检查点层的输入（{host}）存放在锁页主机内存中（non_blocking 拷贝）；GPU 只保留最后一层的输入和一个用于拷回被重算层输入的缓冲区",
+        "en": "Unsloth's offloaded gradient checkpointing: the inputs of {layers} checkpointed layers ({host}) wait in pinned host memory (non_blocking copies); the GPU keeps the last layer's input and two buffers the recomputed layer's input is copied back into (double buffering, from the second step while more than 512 MiB is free; one buffer below that)",
+        "zh": "Unsloth 的卸载式梯度检查点：{layers} 个检查点层的输入（{host}）存放在锁页主机内存中（non_blocking 拷贝）；GPU 只保留最后一层的输入和两个用于拷回被重算层输入的缓冲区（双缓冲：从第二步起、空闲显存超过 512 MiB 时启用；低于此值时只有一个）",
     },
     "a_liger": {
         "en": "Liger kernels (Liger-Kernel 0.8.2): {kernels}; fused linear cross-entropy runs the head and loss in chunks of {chunk} tokens inside forward and saves only the hidden states' gradient; RMSNorm saves its input and an fp32 rstd; SwiGLU the gate and up outputs; RoPE changes nothing vramscope counts (cos/sin only, as transformers')",

@@ -194,7 +194,12 @@ def _llama_layer_bytes(spec: ModelSpec, seq: int, a: float, attn: str, t: TrainF
             return 0.0
         if t.litgpt and t.lora_dropout:
             # LitGPT's LoRALinear: lora_A reads lora_dropout(x), a copy in the model dtype and its bool mask, per
-            # module; the fused qkv's LoRAQKVLinear drops out once for all of q, k and v
+            # module; the fused qkv's LoRAQKVLinear drops out once for all of q, k and v. A fused gate_up_proj
+            # (Phi-3's Hugging Face layout) is LitGPT's LLaMAMLP fc_1 and fc_2 (litgpt/config.py Phi-3 configs:
+            # mlp_class_name "LLaMAMLP"; the checkpoint converter splits gate_up_proj): two LoRALinear, two
+            # dropouts and two lora_A outputs
+            if names == ("gate_up_proj",):
+                n *= 2
             modules = 1 if names == qkv_names else n
             return modules * (a + 1.0) * width + n * a * t.lora_rank
         if t.torchtune:
@@ -609,7 +614,9 @@ def training_activations(spec: ModelSpec, batch: int, seq: int, a: float, attn: 
         # the checkpoint's backward (unsloth-zoo 2026.8.13 UnslothCheckpointFunction.backward, and 2024.12's
         # Unsloth_Offloaded_Gradient_Checkpointer.backward alike) holds the layer's output gradient (its
         # argument) and the recomputed layer's output through torch.autograd.backward(outputs, dY): two
-        # hidden-wide tensors beside what the recomputed layer saves
+        # hidden-wide tensors beside what the recomputed layer saves. Its first fast RMSNorm saves its input
+        # itself (Fast_RMS_Layernorm saves X): the checkpoint's GPU buffer the input was reloaded into, alive
+        # through the whole backward, counted here as the layer's (run on Unsloth's code: tests/test_unsloth_run.py)
         one_layer += int(tokens * 2 * a * spec.hidden_size)
     if attn == "eager" and spec.layout == "llama" and not op_sac:
         layer_fwd, attn_bwd = eager_attention_transients(spec, batch, seq, a, checkpointing)

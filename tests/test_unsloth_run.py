@@ -1,0 +1,107 @@
+"""Unsloth 2026.8.13's own autograd code run on CPU tensors under vramscope's tracker (tests/unsloth_run.py), against
+vramscope's Unsloth model (memory/activations.py ``_unsloth_layer_bytes``, the recompute moment;
+estimators/training.py ``unsloth_offload``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import has_module
+
+HERE = Path(__file__).resolve().parent
+needs_torch = pytest.mark.skipif(not (has_module("torch") and has_module("transformers")),
+                                 reason="needs torch and transformers")
+
+
+def _run(*args: str, env: dict | None = None) -> dict:
+    out = subprocess.run([sys.executable, str(HERE / "unsloth_run.py"), *args], capture_output=True, text=True,
+                         timeout=600, env={**os.environ, "PYTHONPATH": str(HERE.parent / "src"), **(env or {})})
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@needs_torch
+def test_unsloth_kernels_save_what_vramscope_counts():
+    """LoRA_QKV, LoRA_W, LoRA_MLP and Fast_RMS_Layernorm (unsloth/kernels, 2026.8.13), one Llama layer composed as
+    Unsloth's fast forward composes it, bf16: bytes per token saved and the transient peaks, exact where they
+    are tensors of the token count."""
+    from vramscope.memory.activations import TrainFlags, layer_bytes_per_token, training_activations
+    from vramscope.memory.trainable import lora_modules
+    from vramscope.sources.hf_config import spec_from_config
+
+    r = _run("kernels")
+    sh, a = r["shape"], 2.0
+    h, inter, q, kv = sh["h"], sh["inter"], sh["h"], sh["kv_heads"] * sh["h"] // sh["heads"]
+    # each piece: what it saves beyond its input, its output
+    assert r["rms_norm"]["saved_new"] == 4.0 and r["rms_norm"]["output"] == a * h  # fp32 rstd; X is the input
+    assert r["lora_qkv"]["saved_new"] == 0.0 and r["lora_qkv"]["output"] == a * (q + 2 * kv)  # X only
+    assert r["lora_o"]["saved_new"] == 0.0  # X only
+    assert r["lora_mlp"]["saved_new"] == 2 * a * inter  # e and g (X is the input)
+    # LoRA_MLP.backward: DW (b·s·I) and rank-wide products; LoRA_QKV writes dX into X (under one hidden width)
+    assert a * inter <= r["lora_mlp"]["backward_transient"] < a * inter + a * h
+    assert r["lora_qkv"]["backward_transient"] < a * h
+    assert r["lora_mlp"]["forward_transient"] >= a * inter  # h = swiglu(e, g) until the down projection
+    # the layer: vramscope's per-token bytes are what it keeps beyond its input and output, plus the input
+    # (its first norm saves it)
+    cfg = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": h,
+           "intermediate_size": inter, "num_hidden_layers": 2, "num_attention_heads": sh["heads"],
+           "num_key_value_heads": sh["kv_heads"], "vocab_size": 128, "max_position_embeddings": 4096,
+           "torch_dtype": "bfloat16"}
+    spec = spec_from_config(cfg, "tiny")
+    flags = TrainFlags(base=False, embeddings=False, lora=lora_modules(spec, ("all-linear",)), lora_rank=sh["r"],
+                       unsloth=True)
+    per_layer = layer_bytes_per_token(spec, sh["seq"], a, "sdpa", flags)
+    assert per_layer == r["layer"]["saved_new"] + a * h
+    # the recompute moment: the checkpoint's buffer holding the reloaded input (what the first norm saves), the
+    # layer's other saved tensors, its output and the output gradient; LoRA_MLP.backward's DW
+    acts = training_activations(spec, sh["batch"], sh["seq"], a, "sdpa", True, flags)
+    tokens = r["tokens"]
+    assert acts.one_layer == tokens * (a * h + r["layer"]["saved_new"] + 2 * a * h)
+    assert acts.layer_backward_extra == tokens * a * inter
+
+
+zoo = os.environ.get("VRAMSCOPE_UNSLOTH_ZOO", "")
+needs_zoo = pytest.mark.skipif(not (Path(zoo) / "unsloth_zoo" / "gradient_checkpointing.py").is_file(),
+                               reason="unsloth-zoo (LGPL-3.0, not vendored): set VRAMSCOPE_UNSLOTH_ZOO to an extracted "
+                                      "unsloth_zoo-2026.8.13 wheel (pip download --no-deps unsloth_zoo==2026.8.13)")
+
+
+@needs_torch
+@needs_zoo
+def test_unsloth_offloaded_checkpointing_keeps_last_input_and_buffers():
+    """UnslothCheckpointFunction over 4 layers, 3 steps: step 1 offloads every input (one buffer, the second at its
+    initial 2 MiB); from step 2 the last input stays and, with more than 512 MiB free, the second buffer is full
+    size — vramscope's GPU share: the last input and two buffers."""
+    from dataclasses import replace
+
+    from vramscope.estimators import training
+    from vramscope.memory.activations import TrainingActivations
+    from vramscope.workload import make_workload
+    from vramscope.api import load_model
+
+    roomy, tight = _run("checkpoint", str(8 * 2**30)), _run("checkpoint", str(256 * 2**20))
+    assert [(s["kept_inputs"], s["gpu_buffers"]) for s in roomy["steps"]] == [(0.0, 1.5), (1.0, 2.0), (1.0, 2.0)]
+    assert [(s["kept_inputs"], s["gpu_buffers"]) for s in tight["steps"]] == [(0.0, 1.5), (1.0, 1.0), (1.0, 1.0)]
+    spec = load_model("llama-3-8b").spec
+    w = make_workload(task="finetune", method="lora", framework="unsloth", seq=2048, batch=2)
+    one = 2 * 2048 * spec.hidden_size * 2
+    n = spec.num_layers
+    acts = TrainingActivations(layers=n * one, loss_resident=0, loss_forward_extra=0, loss_backward_extra=0,
+                               one_layer=0)
+    out, _host = training.unsloth_offload(spec, w, acts, 2.0, [])
+    steady = roomy["steps"][-1]
+    assert out.layers == (steady["kept_inputs"] + steady["gpu_buffers"]) * one
+    assert out.one_layer == one  # the second buffer, alive beside the recomputed layer
+    assert replace(out, layers=0, one_layer=0) == replace(acts, layers=0)
+    # before the double buffer (unsloth-zoo 2026.4.1 and older): the tight run's single buffer
+    w_old = make_workload(task="finetune", method="lora", framework="unsloth", seq=2048, batch=2,
+                          unsloth_version="2026.4.1")
+    old, _ = training.unsloth_offload(spec, w_old, acts, 2.0, [])
+    single = tight["steps"][-1]
+    assert old.layers == (single["kept_inputs"] + single["gpu_buffers"]) * one and old.one_layer == 0

@@ -1,0 +1,392 @@
+"""Unsloth's own autograd code run small on the CPU, under vramscope's dispatch tracker (issue #19).
+
+``tests/unsloth_2026_8_13/kernels/`` holds five files of Unsloth 2026.8.13 (the PyPI wheel ``unsloth-2026.8.13``,
+sha256 d2872a30…e478; unslothai/unsloth, Apache License 2.0, Copyright 2023-present Daniel Han-Chen & the Unsloth
+team: ``LICENSE`` beside them), copied verbatim: ``fast_lora.py`` (``LoRA_MLP``, ``LoRA_QKV``, ``LoRA_W`` and the
+``apply_lora_*`` callers), ``swiglu.py``, ``geglu.py``, ``rms_layernorm.py`` (``Fast_RMS_Layernorm``) and
+``utils.py`` (``matmul_lora``, ``get_lora_parameters``, ``fast_dequantize``). They import as Unsloth's package
+``unsloth.kernels`` with three things put in front of them and nothing else changed:
+
+* a ``triton`` whose ``@triton.jit`` kernels, when launched (``kernel[grid](...)``), run a PyTorch reference of the
+  kernel's arithmetic on the tensors the Python wrapper allocated, writing the same outputs in place, with the
+  tracker muted: a Triton kernel allocates nothing, so only the wrappers' own ``torch.empty`` outputs count;
+* ``unsloth.device_type`` as Unsloth's CPU-only CI sees it (``DEVICE_TYPE = "cuda"``, ``DEVICE_COUNT = 0``: the
+  module's own "no visible accelerator" branches), ``unsloth.bnb_availability`` (no native kernels) and
+  ``unsloth.kernels.fp8`` (unused: no fp8 weights);
+* ``unsloth_zoo.utils.Version`` (``packaging``'s).
+
+Unsloth-Zoo's offloaded checkpointing (``unsloth_zoo/gradient_checkpointing.py UnslothCheckpointFunction``) is
+LGPL-3.0 and not copied: :func:`checkpoint_run` loads it from an extracted ``unsloth_zoo-2026.8.13`` wheel named by
+``VRAMSCOPE_UNSLOTH_ZOO`` (the directory holding ``unsloth_zoo/``), its CUDA streams, events and device-indexed
+buffers replaced by CPU stand-ins (a dict keyed by the CPU device's index, None), and ``torch.cuda.mem_get_info``
+answering a chosen free memory.
+
+Run as a script (``python tests/unsloth_run.py [kernels|checkpoint]``) it prints JSON; the tests run it in a
+subprocess, so the fake ``triton`` never reaches other tests' imports.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import sys
+import types
+from contextlib import nullcontext
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+VENDOR = HERE / "unsloth_2026_8_13"
+
+#: the tracker the kernel stand-ins mute while they compute (set by the runs below)
+TRACKER = None
+
+
+def _mod(name: str, **attrs) -> types.ModuleType:
+    m = types.ModuleType(name)
+    m.__dict__.update(attrs)
+    sys.modules[name] = m
+    return m
+
+
+class _Anything(types.ModuleType):
+    """``triton.language``: annotations (``tl.constexpr``) and module-level attributes resolve to placeholders."""
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Anything(f"{self.__name__}.{name}")
+
+    def __call__(self, *a, **k):
+        return self
+
+
+def _references():
+    """PyTorch references of the launched kernels: the arithmetic each kernel's body does, its stores in place."""
+    import torch
+
+    def fg(e, g, h, n, **_):  # swiglu.py _fg_kernel: f = (e·sigmoid(e)) in g's dtype; h = f·g
+        ef = e.float()
+        h.view(-1).copy_(((ef * torch.sigmoid(ef)).to(g.dtype) * g).view(-1))
+
+    def dwf(DW, e, g, n, **_):  # noqa: N803  swiglu.py _DWf_DW_dfg_kernel: stores h, df, de into DW, e, g
+        ef = e.float()
+        se = torch.sigmoid(ef)
+        f = (se * ef).to(DW.dtype)
+        h, df, dg = f * g, DW * f, DW * g
+        de = (dg.float() * se * (1.0 + ef * (1.0 - se))).to(DW.dtype)
+        DW.copy_(h)
+        e.copy_(df)
+        g.copy_(de)
+
+    def rms_fwd(Y, ys, X, xs, W, ws, r, rs, n_cols, eps, **_):  # noqa: N803  rms_layernorm.py _rms_layernorm_forward
+        xf = X.float()
+        inv = torch.rsqrt((xf * xf).sum(-1) / n_cols + eps)
+        r.copy_(inv)
+        Y.copy_((xf * inv[:, None]).to(W.dtype) * W)
+
+    def rms_bwd(dY, dys, dX, dxs, X, xs, W, ws, r, rs, n_cols, eps, GEMMA=False, **_):  # noqa: N803
+        dy, xf, wf = dY.float(), X.float(), W.float()
+        normed = xf * r[:, None]
+        dyw = dy * (wf + 1.0) if GEMMA else dy * wf
+        out = r[:, None] / n_cols * (n_cols * dyw - normed * (dyw * normed).sum(-1, keepdim=True))
+        dX.copy_(out)
+
+    return {"_fg_kernel": fg, "_DWf_DW_dfg_kernel": dwf, "_rms_layernorm_forward": rms_fwd,
+            "_rms_layernorm_backward": rms_bwd}
+
+
+class _Kernel:
+    def __init__(self, fn):
+        self.fn = fn
+        self.__name__ = getattr(fn, "__name__", "kernel")
+
+    def __getitem__(self, grid):
+        name = self.__name__
+
+        def launch(*args, **kwargs):
+            ref = _references().get(name)
+            if ref is None:
+                raise NotImplementedError(f"no reference for Triton kernel {name}")
+            if TRACKER is not None:
+                TRACKER.muted += 1
+            try:
+                import torch
+
+                with torch.no_grad():
+                    ref(*args, **kwargs)
+            finally:
+                if TRACKER is not None:
+                    TRACKER.muted -= 1
+
+        return launch
+
+
+def load_kernels() -> types.ModuleType:
+    """Unsloth 2026.8.13's ``unsloth.kernels`` modules (fast_lora, rms_layernorm) from the vendored copy."""
+    import torch._dynamo  # noqa: F401  (imported before the stand-in: torch's inductor probes triton's backends)
+
+    if importlib.util.find_spec("torchao") is not None:  # utils.py imports its Float8Tensor, torchao probes triton
+        importlib.import_module("torchao.quantization")
+    # rms_layernorm.py subclasses transformers' LlamaRMSNorm (and Mllama's): imported with the real (absent) triton
+    importlib.import_module("transformers.models.llama.modeling_llama")
+    if importlib.util.find_spec("transformers.models.mllama") is not None:
+        importlib.import_module("transformers.models.mllama.modeling_mllama")
+    from packaging.version import Version
+
+    jit = lambda fn=None, **_: _Kernel(fn) if fn is not None else _Kernel  # noqa: E731
+    tri = _mod("triton", jit=jit, heuristics=lambda d: (lambda k: k), cdiv=lambda a, b: -(-a // b),
+               next_power_of_2=lambda n: 1 << max(0, (n - 1).bit_length()), __version__="3.4.0", Config=object,
+               autotune=lambda *a, **k: (lambda f: f))
+    lang = _Anything("triton.language")
+    sys.modules["triton.language"] = lang
+    sys.modules["triton.language.extra"] = _Anything("triton.language.extra")
+    tri.language = lang
+    _mod("unsloth_zoo", __path__=[])
+    _mod("unsloth_zoo.utils", Version=Version)
+    _mod("unsloth", __path__=[])
+    _mod("unsloth.device_type", is_hip=lambda: False, get_device_type=lambda: "cuda", DEVICE_TYPE="cuda",
+         DEVICE_TYPE_TORCH="cuda", DEVICE_COUNT=0, ALLOW_PREQUANTIZED_MODELS=True)
+    _mod("unsloth.bnb_availability", native_kernels_ready=lambda *a, **k: False)
+    _mod("unsloth.kernels", __path__=[str(VENDOR / "kernels")])
+
+    def no_fp8(*a, **k):
+        raise NotImplementedError("fp8 weights are not part of this run")
+
+    _mod("unsloth.kernels.fp8", weight_dequant=no_fp8, fp8_linear=no_fp8)
+    importlib.import_module("unsloth.kernels.utils")
+    importlib.import_module("unsloth.kernels.rms_layernorm")
+    return importlib.import_module("unsloth.kernels.fast_lora")
+
+
+class _Proj:
+    """What ``get_lora_parameters`` reads of a peft LoRA linear: ``base_layer.weight``, ``lora_A/B[adapter].weight``
+    (fp32, as unsloth_zoo's prepare_model_for_training leaves them), ``scaling``, the active adapter."""
+
+    def __init__(self, torch, out_f: int, in_f: int, r: int, dtype):
+        def lin(o, i, dt):
+            return types.SimpleNamespace(weight=torch.nn.Parameter(torch.randn(o, i, dtype=dt) * 0.02))
+
+        self.base_layer = lin(out_f, in_f, dtype)
+        self.base_layer.weight.requires_grad_(False)
+        self.lora_A = {"default": lin(r, in_f, torch.float32)}
+        self.lora_B = {"default": lin(out_f, r, torch.float32)}
+        self.scaling = {"default": 2.0}
+        self.active_adapters = ["default"]
+        self.disable_adapters = False
+        self.merged = False
+
+    def params(self):
+        return [self.base_layer.weight, self.lora_A["default"].weight, self.lora_B["default"].weight]
+
+
+def _tracked(fn):
+    """Run ``fn(tracker)`` under vramscope's tracker; returns (its result, the tracker)."""
+    global TRACKER
+    from vramscope.trace.tracker import make_tracker
+
+    TRACKER = make_tracker()
+    with TRACKER:
+        out = fn(TRACKER)
+    tr, TRACKER = TRACKER, None
+    return out, tr
+
+
+def kernels_run(batch: int = 2, seq: int = 256, h: int = 256, inter: int = 704, heads: int = 8, kv_heads: int = 2,
+                r: int = 16) -> dict:
+    """One Llama decoder layer as Unsloth 2026.8.13's ``LlamaDecoderLayer_fast_forward`` and
+    ``LlamaAttention_fast_forward`` compose it (``unsloth/models/llama.py``: fast RMSNorm, ``apply_qkv``, attention,
+    ``apply_o``, the residual, fast RMSNorm, ``apply_mlp``, the residual), bf16 on real CPU tensors: the bytes per token
+    each piece and the layer keep for backward, and the transient peaks of the pieces' forward and backward.
+    Attention is SDPA (the backend vramscope models: flash/xformers/SDPA keep q, k, v, the output and an fp32
+    log-sum-exp), RoPE left out (Unsloth's rotates q and k in place)."""
+    import torch
+
+    fl = load_kernels()
+    rms = sys.modules["unsloth.kernels.rms_layernorm"]
+    torch.manual_seed(0)
+    bf = torch.bfloat16
+    hd = h // heads
+    q_dim, kv_dim = heads * hd, kv_heads * hd
+    attn = types.SimpleNamespace(q_proj=_Proj(torch, q_dim, h, r, bf), k_proj=_Proj(torch, kv_dim, h, r, bf),
+                                 v_proj=_Proj(torch, kv_dim, h, r, bf), o_proj=_Proj(torch, h, q_dim, r, bf))
+    mlp = types.SimpleNamespace(gate_proj=_Proj(torch, inter, h, r, bf), up_proj=_Proj(torch, inter, h, r, bf),
+                                down_proj=_Proj(torch, h, inter, r, bf))
+    norm_w = [torch.nn.Parameter(torch.ones(h, dtype=bf)) for _ in range(2)]
+    for p in norm_w:
+        p.requires_grad_(False)
+    params = [p for m in (*vars(attn).values(), *vars(mlp).values()) for p in m.params()] + norm_w
+    tokens = batch * seq
+    out: dict = {"tokens": tokens, "shape": dict(batch=batch, seq=seq, h=h, inter=inter, heads=heads,
+                                                   kv_heads=kv_heads, r=r)}
+
+    def layer(x):
+        residual = x
+        y = rms.fast_rms_layernorm(types.SimpleNamespace(weight=norm_w[0], variance_epsilon=1e-5), x)
+        q, k, v = fl.apply_lora_qkv(attn, y)
+        q = q.view(batch, seq, heads, hd).transpose(1, 2)
+        k = k.view(batch, seq, kv_heads, hd).transpose(1, 2)
+        v = v.view(batch, seq, kv_heads, hd).transpose(1, 2)
+        a = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+        a = a.transpose(1, 2).contiguous().reshape(batch, seq, q_dim)
+        x = residual + fl.apply_lora_o(attn, a)
+        residual = x
+        y = rms.fast_rms_layernorm(types.SimpleNamespace(weight=norm_w[1], variance_epsilon=1e-5), x)
+        return residual + fl.apply_lora_mlp_swiglu(mlp, y)
+
+    def pieces(tracker):
+        res = {}
+        x = torch.randn(batch, seq, h, dtype=bf, requires_grad=True)
+        tracker.track_all(params)
+
+        def measure(name, fn, *inputs):
+            base = tracker.live
+            tracker.set_phase(name + ".fwd")
+            peak0 = tracker.log.phases[name + ".fwd"]
+            o = fn(*inputs)
+            outs = o if isinstance(o, tuple) else (o,)
+            kept = tracker.live - base  # outputs + what it saved that is new
+            new_out = sum(t.untyped_storage().nbytes() for t in outs)
+            fwd_peak = peak0.bytes - base
+            grads = [torch.randn_like(t) for t in outs]
+            tracker.set_phase(name + ".bwd")
+            start = tracker.live
+            torch.autograd.backward(outs, grads)
+            bwd_peak = tracker.log.phases[name + ".bwd"].bytes - start
+            res[name] = {"saved_new": (kept - new_out) / tokens, "output": new_out / tokens,
+                         "forward_transient": (fwd_peak - kept) / tokens, "backward_transient": bwd_peak / tokens}
+            return o
+
+        xn = torch.randn(batch, seq, h, dtype=bf, requires_grad=True)
+        measure("rms_norm", lambda t: rms.fast_rms_layernorm(
+            types.SimpleNamespace(weight=norm_w[0], variance_epsilon=1e-5), t), xn)
+        measure("lora_qkv", lambda t: fl.apply_lora_qkv(attn, t), torch.randn(batch, seq, h, dtype=bf,
+                                                                                  requires_grad=True))
+        measure("lora_o", lambda t: fl.apply_lora_o(attn, t), torch.randn(batch, seq, q_dim, dtype=bf,
+                                                                              requires_grad=True))
+        measure("lora_mlp", lambda t: fl.apply_lora_mlp_swiglu(mlp, t), torch.randn(batch, seq, h, dtype=bf,
+                                                                                       requires_grad=True))
+        # the whole layer: what stays for backward beyond its input and its output
+        tracker.set_phase("layer.fwd")
+        base = tracker.live
+        y = layer(x)
+        res["layer"] = {"saved_new": (tracker.live - base - y.untyped_storage().nbytes()) / tokens}
+        tracker.set_phase("layer.bwd")
+        start = tracker.live
+        y.backward(torch.randn_like(y))
+        res["layer"]["backward_transient"] = (tracker.log.phases["layer.bwd"].bytes - start) / tokens
+        return res
+
+    res, _ = _tracked(pieces)
+    out.update(res)
+    return out
+
+
+def load_checkpointing(free_bytes: int):
+    """unsloth_zoo 2026.8.13's ``gradient_checkpointing`` module from ``VRAMSCOPE_UNSLOTH_ZOO``, its globals set as
+    ``initialize_unsloth_gradient_checkpointing(torch.bfloat16)`` sets them on one GPU, with CPU stand-ins."""
+    import torch
+
+    root = os.environ.get("VRAMSCOPE_UNSLOTH_ZOO")
+    if not root or not (Path(root) / "unsloth_zoo" / "gradient_checkpointing.py").is_file():
+        raise FileNotFoundError("VRAMSCOPE_UNSLOTH_ZOO names no extracted unsloth_zoo-2026.8.13 wheel")
+    from packaging.version import Version
+
+    sys.modules.pop("unsloth_zoo", None)
+    _mod("unsloth_zoo", __path__=[str(Path(root) / "unsloth_zoo")])
+    _mod("unsloth_zoo.utils", Version=Version, _get_dtype=lambda d: d)
+    _mod("unsloth_zoo.device_type", is_hip=lambda: False, get_device_type=lambda: "cuda", DEVICE_TYPE="cuda",
+         DEVICE_TYPE_TORCH="cuda", DEVICE_COUNT=1, ALLOW_PREQUANTIZED_MODELS=True)
+    gc = importlib.import_module("unsloth_zoo.gradient_checkpointing")
+
+    class Stream:
+        def wait_stream(self, other):
+            pass
+
+        def wait_event(self, event):
+            pass
+
+    class Event:
+        def record(self, stream=None):
+            pass
+
+    class ByDevice(list):
+        """A per-GPU tuple indexed by ``tensor.device.index``: the CPU device's is None, taken as GPU 0."""
+
+        def __getitem__(self, i):
+            return super().__getitem__(0 if i is None else i)
+
+        def __setitem__(self, i, v):
+            super().__setitem__(0 if i is None else i, v)
+
+    dtype = torch.bfloat16
+    gc.torch_gpu_stream = lambda s: nullcontext()
+    # initialize_unsloth_gradient_checkpointing's state (its pinned CPU buffers as plain CPU tensors)
+    gc.CPU_BUFFERS = [torch.empty(gc.INITIAL_CPU_BUFFER_SIZE, dtype=dtype) for _ in range(gc.INITIAL_CPU_BUFFER_COUNT)]
+    gc.CPU_INDEX = 0
+    gc.NEXT_BUFFER_SLOT = ByDevice([0])
+    gc.GPU_BUFFERS = ByDevice([torch.empty(gc.INITIAL_GPU_BUFFER_SIZE, dtype=dtype)])
+    gc.GPU_BUFFERS_B = ByDevice([torch.empty(gc.INITIAL_GPU_BUFFER_SIZE, dtype=dtype)])
+    gc.USE_DOUBLE_BUFFER = False
+    gc.BUFFER_EVENTS_A, gc.BUFFER_EVENTS_B = ByDevice([Event()]), ByDevice([Event()])
+    gc.BACKWARD_PASS = True
+    gc.EXTRA_STREAMS, gc.MAIN_STREAMS = ByDevice([Stream()]), ByDevice([Stream()])
+    gc.MINIMUM_SIZE = 2 * 1024 * 1024 // 2
+    gc.USE_UNSLOTH_GC = False
+    gc.LAST_GC_INDEX, gc.FIRST_PASS, gc.CURRENT_GC_INDEX = 0, True, 0
+    torch.cuda.mem_get_info = lambda index=None: (free_bytes, 2 * free_bytes)
+    return gc
+
+
+def checkpoint_run(free_bytes: int = 8 * 2**30, layers: int = 4, steps: int = 3, batch: int = 2, seq: int = 1024,
+                   h: int = 1024) -> dict:
+    """``layers`` checkpointed layers through ``unsloth_checkpoint`` (UnslothCheckpointFunction), ``steps`` steps:
+    per step, the device bytes (the tracker's live bytes less the CPU buffers') at the end of forward, of the
+    checkpointed inputs' kind (each layer's input is b·s·h, above the 2 MiB minimum), in units of one input."""
+    import torch
+
+    gc = load_checkpointing(free_bytes)
+    torch.manual_seed(0)
+    ws = [torch.nn.Parameter(torch.randn(h, dtype=torch.bfloat16)) for _ in range(layers)]  # cheap elementwise layers
+
+    def block(i):
+        return lambda x: x + torch.tanh(x * ws[i])
+
+    def run(tracker):
+        tracker.track_all(ws)
+        one = batch * seq * h * 2
+        steps_out = []
+        for step in range(steps):
+            tracker.set_phase(f"step{step}")
+            x0 = torch.randn(batch, seq, h, dtype=torch.bfloat16, requires_grad=True)
+            x = x0
+            for i in range(layers):
+                x = gc.unsloth_checkpoint(block(i), x)
+            # the live storages at the end of forward: the CPU buffers are host memory, x0 and x the step's own
+            # input and output, the GPU buffers counted apart; what is left of an input's size is a kept input
+            mine = {id(t.untyped_storage()) for t in (x0, x)}
+            buffers = [b for b in (*gc.GPU_BUFFERS, *(gc.GPU_BUFFERS_B or ())) if b.numel()]
+            skip = mine | {id(b.untyped_storage()) for b in (*buffers, *gc.CPU_BUFFERS)}
+            kept = [st for st, c in list(tracker.cells.items()) if c.key is not None and id(st) not in skip
+                    and tracker.log.sizes[c.key] >= one]
+            steps_out.append({"step": step + 1, "kept_inputs": sum(st.nbytes() for st in kept) / one,
+                              "gpu_buffers": sum(b.untyped_storage().nbytes() for b in buffers) / one,
+                              "double_buffer": bool(gc.USE_DOUBLE_BUFFER)})
+            del kept  # (its storages would otherwise outlive the step)
+            x.float().sum().backward()
+            del x, x0
+        return steps_out
+
+    res, _ = _tracked(run)
+    return {"layers": layers, "free_bytes": free_bytes, "steps": res}
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(HERE.parent / "src"))
+    what = sys.argv[1] if len(sys.argv) > 1 else "kernels"
+    if what == "kernels":
+        print(json.dumps(kernels_run()))
+    else:
+        free = int(sys.argv[2]) if len(sys.argv) > 2 else 8 * 2**30
+        print(json.dumps(checkpoint_run(free)))
