@@ -455,8 +455,7 @@ def _lora_covered(w: Any) -> bool:
 
 def _checkpointed(spec: Any, w: Any) -> bool:
     """Every decoder layer checkpointed (non-reentrant; the HF profile's default for LoRA), as traced: LoRA or
-    full training (grouped-query attention, whose ``repeat_kv`` copies the keys and values under the causal
-    mask, or not), no step in the backward, no freezing."""
+    full training (with or without grouped-query attention), no step in the backward, no freezing."""
     return (w.checkpoint_mode == "full" and w.checkpoint_every == 1 and not w.optimizer_in_backward
             and w.method in ("lora", "full"))
 
@@ -578,6 +577,31 @@ def _rotary_backward(st: Stream, g: Any, t: int, width: int, a: int, last: Optio
     return out
 
 
+def _step_inputs(st: Stream, b: int, s: int, t: int, h: int, d: int, a: int, ckpt: bool) -> tuple:
+    """A training step's inputs as the traced streams allocate them (full and LoRA training alike): the token ids,
+    the embedding's output, cache_position (arange, freed) and position_ids, the causal mask under checkpointing,
+    LlamaRotaryEmbedding's fp32 work cast to the dtype (cos and sin kept: the rotary backward's)."""
+    ids = st.new(8 * t)
+    emb = st.new(a * t * h)
+    p0 = st.new(8 * s)  # cache_position (arange), position_ids (+ past length)
+    pos = st.new(8 * s)
+    st.free(p0)
+    mask = _packed_check(st, b, s) if ckpt else None
+    pf = st.new(4 * s)
+    freqs = st.new(s * d // 2 * 4)
+    st.free(pf)
+    embf = st.new(s * d * 4)
+    c0 = st.new(s * d * 4)
+    c1 = st.new(s * d * 4)
+    st.free(c0)
+    s0 = st.new(s * d * 4)
+    s1 = st.new(s * d * 4)
+    st.free(s0)
+    cos, sin = st.new(s * d * a), st.new(s * d * a)
+    st.free(freqs, embf, c1, s1)
+    return ids, emb, pos, mask, cos, sin
+
+
 @lru_cache(maxsize=64)
 def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
                  config: AllocatorConfig = DEFAULT_CONFIG, in_backward: bool = False,
@@ -586,7 +610,7 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
     are frozen; they run as in inference (no tensor saved, their cache kept until the output is dropped), the
     first trained layer's input needs no gradient (its input norm keeps only the cast back, its backward stops
     at that norm's weight), and no embedding backward runs. ``ckpt``: every decoder layer checkpointed
-    (non-reentrant, as :func:`_lora_train_cache` describes): the causal mask and ``repeat_kv`` under it, a
+    (non-reentrant, as :func:`_lora_train_cache` describes): the packed-sequence check (no mask follows), a
     forward that keeps only the checkpoints' inputs, each layer recomputed on ``down_proj``'s first unpack up
     to its saved input (the product), the recomputed tensors freed as they are unpacked."""
     from ..model.tensors import tensors
@@ -627,25 +651,7 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
                     grads[key] = blocks if len(blocks) > 1 else blocks[0]
 
             hook = adam if in_backward else None
-            ids = st.new(8 * t)
-            emb = st.new(a * t * h)
-            p0 = st.new(8 * s)  # cache_position (arange), position_ids (+ past length)
-            pos = st.new(8 * s)
-            st.free(p0)
-            mask = _causal_mask(st, b, s) if ckpt else None
-            # LlamaRotaryEmbedding in fp32, cast to the dtype (kept: the rotary backward's)
-            pf = st.new(4 * s)
-            freqs = st.new(s * d // 2 * 4)
-            st.free(pf)
-            embf = st.new(s * d * 4)
-            c0 = st.new(s * d * 4)
-            c1 = st.new(s * d * 4)
-            st.free(c0)
-            s0 = st.new(s * d * 4)
-            s1 = st.new(s * d * 4)
-            st.free(s0)
-            cos, sin = st.new(s * d * a), st.new(s * d * a)
-            st.free(freqs, embf, c1, s1)
+            ids, emb, pos, mask, cos, sin = _step_inputs(st, b, s, t, h, d, a, ckpt)
             x = emb
             layers: list = []
             first = frozen or 0  # the first layer whose input needs a gradient (or the embedding's)
@@ -679,9 +685,8 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
                     qe = _rotary(st, t, q, a)
                     ke = _rotary(st, t, kv, a)
                     st.free(qs, ks)
-                    reps, fmask = _sdpa_masked(st, a, b, s, q, heads != spec.num_kv_heads)
-                    out = st.new(a * t * q)
-                    st.free(st.new(4 * heads * t), fmask, *reps)
+                    out = st.new(a * t * q)  # SDPA causal, grouped-query attention unrepeated
+                    st.free(st.new(4 * heads * t))
                     o = st.new(a * t * h)
                     st.free(out, qe, ke, vs, normed)
                     mid = st.new(a * t * h)
@@ -769,15 +774,10 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
                         qe = _rotary(st, t, q, a)
                         ke = _rotary(st, t, kv, a)
                         st.free(qs, ks)
-                        reps, fmask = _sdpa_masked(st, a, b, s, q, heads != spec.num_kv_heads)
-                        out = st.new(a * t * q)
+                        out = st.new(a * t * q)  # SDPA causal, grouped-query attention unrepeated
                         lse = st.new(4 * heads * t)
                         o = st.new(a * t * h)
-                        if reps:  # SDPA saved repeat_kv's copies; without grouped queries the keys themselves
-                            st.free(ke, vs)
-                        else:
-                            reps = (ke, vs)
-                        kvs = (reps, fmask)
+                        kvs = ((ke, vs), None)  # SDPA saved the keys and values themselves
                         mid = st.new(a * t * h)
                         st.free(o)
                         sv2: list = []
@@ -815,25 +815,15 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
                 top = frozen is not None and i == first  # the residual's input needs no gradient: r ends here
                 go, gr = _linear_backward(st, r, None, q, h, t, a, free_grad=top)
                 put(pre + "o", gr)
-                if ckpt:  # sdpa's backward (its saved query, repeat_kv's keys and values, mask), repeat_kv's
-                    reps, fmask = ck
-                    gq, gk, gv = st.new(a * t * q), st.new(a * t * q), st.new(a * t * q)
-                    st.free(out, lse, reps[1], qe, reps[0], fmask, go)
-                    if heads != spec.num_kv_heads:
-                        gvv = st.new(a * t * kv)
-                        st.free(gv)
-                        gk2 = st.new(a * t * kv)
-                        st.free(gk)
-                        gk, gv = gk2, gvv
+                if ckpt:  # sdpa's backward over the recomputed query, keys, values, output and log-sum-exp
+                    (ck, cv), _ = ck
+                    gq, gk, gv = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
+                    st.free(go, lse, ck, qe, cv, out)  # the recomputed layer's: its lse freed first
                 else:
                     gq, gk, gv = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
                     st.free(go, ck, qe, cv, lse, out)  # sdpa's saved tensors, then o_proj's input
                 rk = _rotary_backward(st, gk, t, kv, a)
                 rq = _rotary_backward(st, gq, t, q, a, (cos, sin) if i == first and not ckpt else None)
-                if ckpt and heads != spec.num_kv_heads:  # repeat_kv's value gradient, transposed: contiguous
-                    cv2 = st.new(a * t * kv)
-                    st.free(gv)
-                    gv = cv2
                 gxv, gr = _linear_backward(st, gv, None, h, kv, t, a, bias)
                 put(pre + "v", gr)
                 ck2 = st.new(a * t * kv)  # contiguous copy of the transposed gradient
@@ -1018,46 +1008,23 @@ def _accumulate(st: Stream, buf: Any, g: Any, n: int) -> Any:
     return s
 
 
-def _causal_mask(st: Stream, b: int, s: int) -> Any:
-    """transformers 5.24's ``create_causal_mask`` where the causal skip does not apply (checkpointed training:
-    no cache): ``find_packed_sequence_indices`` (``torch.diff`` with a prepended column, ``cumsum``), then
-    ``sdpa_mask``'s index tensors and the boolean ``b × 1 × s × s`` mask, which is returned (kept)."""
-    d0 = st.new(8)
+def _packed_check(st: Stream, b: int, s: int) -> None:
+    """transformers 5.24's ``find_packed_sequence_indices`` on a batch without a cache (checkpointed training
+    turns it off): ``position_ids[:, :1] - 1``, ``torch.diff`` with it prepended (a concatenation inside),
+    ``!= 1`` and ``cumsum``, then the check it reads (``[:, -1] == 0``, ``.all()``): one sequence a row, so
+    ``None`` (no packing), every tensor freed; ``create_causal_mask`` then skips the mask and SDPA runs with
+    ``is_causal`` (and ``enable_gqa``: no ``repeat_kv`` copies), as without checkpointing."""
+    d0 = st.new(8 * b)
     cat = st.new(8 * b * (s + 1))
     diff = st.new(8 * b * s)
     st.free(cat)
-    n = st.new(8)
+    n = st.new(b * s)
     packed = st.new(8 * b * s)
-    st.free(n, d0, diff)
-    b0, h0 = st.new(8), st.new(8)
-    q0 = st.new(8 * s)
-    q1 = st.new(8 * s)
-    st.free(q0)
-    k0 = st.new(8 * s)
-    k1 = st.new(8 * s)
-    st.free(k0)
-    z = st.new(8)
-    p0, p1 = st.new(8 * b * s), st.new(8 * b * s)
-    m0 = st.new(b * s * s)
-    st.free(p0, p1)
-    m1 = st.new(b * s * s)
-    st.free(m0, z)
-    p2, p3 = st.new(8 * b * s), st.new(8 * b * s)
-    m2 = st.new(b * s * s)
-    st.free(p2, p3)
-    mask = st.new(b * s * s)
-    st.free(m2, m1, b0, h0, q1, k1, packed)
-    return mask
-
-
-def _sdpa_masked(st: Stream, a: int, b: int, s: int, q: int, gqa: bool) -> tuple:
-    """``sdpa_attention_forward`` with the boolean mask: ``repeat_kv``'s keys and values (grouped-query
-    attention), the mask as the query dtype; returns (the repeated keys and values, the float mask)."""
-    reps = (st.new(a * b * s * q), st.new(a * b * s * q)) if gqa else ()
-    n1, n2 = st.new(8), st.new(8)
-    fmask = st.new(a * b * s * s)
-    st.free(n2, n1)
-    return reps, fmask
+    st.free(n)
+    eq = st.new(b)
+    al = st.new(1)
+    st.free(eq, al, d0, diff, packed)
+    return None
 
 
 @lru_cache(maxsize=64)
@@ -1072,9 +1039,10 @@ def _lora_train_cache(spec: Any, b: int, s: int, a: int, r: int, extra: tuple[in
 
     ``ckpt``: non-reentrant checkpointing of every decoder layer (``gradient_checkpointing_enable`` with
     ``use_reentrant=False``, peft's ``enable_input_require_grads``), as torch 2.13's ``torch/utils/checkpoint.py``
-    runs it: no cache (``use_cache`` off), so the causal mask is built (:func:`_causal_mask`) and SDPA gets it
-    with ``repeat_kv``'s keys and values; each layer's forward keeps nothing but its inputs (the hidden states,
-    the positions, cos/sin, the mask: the checkpoint's); in the backward the first unpack (``lora_B``'s of
+    runs it: no cache (``use_cache`` off), so transformers checks the positions for packed sequences
+    (:func:`_packed_check`: one sequence a row, no mask) and SDPA runs causal with grouped-query attention
+    unrepeated; each layer's forward keeps nothing but its inputs (the hidden states, the positions, cos/sin:
+    the checkpoint's); in the backward the first unpack (``lora_B``'s of
     ``down_proj``) recomputes the layer with its saved tensors up to that last one (early stop), each freed as
     it is unpacked; layer 0's input (the embeddings, made to require a gradient) gets its gradient too."""
     st = Stream(extra, config)
@@ -1095,24 +1063,7 @@ def _lora_train_cache(spec: Any, b: int, s: int, a: int, r: int, extra: tuple[in
 
         for step in (1, 2):
             grads: list = []  # per layer, per projection: [A .grad, B .grad]
-            ids = st.new(8 * t)
-            emb = st.new(a * t * h)
-            p0 = st.new(8 * s)
-            pos = st.new(8 * s)
-            st.free(p0)
-            mask = _causal_mask(st, b, s) if ckpt else None
-            pf = st.new(4 * s)
-            freqs = st.new(s * d // 2 * 4)
-            st.free(pf)
-            embf = st.new(s * d * 4)
-            c0 = st.new(s * d * 4)
-            c1 = st.new(s * d * 4)
-            st.free(c0)
-            s0 = st.new(s * d * 4)
-            s1 = st.new(s * d * 4)
-            st.free(s0)
-            cos, sin = st.new(s * d * a), st.new(s * d * a)
-            st.free(freqs, embf, c1, s1)
+            ids, emb, pos, mask, cos, sin = _step_inputs(st, b, s, t, h, d, a, ckpt)
             x = emb
             layers: list = []
             for i in range(spec.num_layers):
@@ -1124,9 +1075,8 @@ def _lora_train_cache(spec: Any, b: int, s: int, a: int, r: int, extra: tuple[in
                     qe = _rotary(st, t, q, a)
                     ke = _rotary(st, t, kv, a)
                     st.free(qs, ks)
-                    reps, fmask = _sdpa_masked(st, a, b, s, q, kvh != heads)
-                    out = st.new(a * t * q)
-                    st.free(st.new(4 * heads * t), fmask, *reps)
+                    out = st.new(a * t * q)  # SDPA causal, grouped-query attention unrepeated
+                    st.free(st.new(4 * heads * t))
                     o = _lora_no_grad(st, t, q, h, r, a)
                     st.free(out, qe, ke, vs, normed)
                     mid = st.new(a * t * h)
@@ -1220,14 +1170,10 @@ def _lora_train_cache(spec: Any, b: int, s: int, a: int, r: int, extra: tuple[in
                         qe = _rotary(st, t, q, a)
                         ke = _rotary(st, t, kv, a)
                         st.free(qs, ks)
-                        reps, fmask = _sdpa_masked(st, a, b, s, q, kvh != heads)
-                        out = st.new(a * t * q)
+                        out = st.new(a * t * q)  # SDPA causal, grouped-query attention unrepeated
                         lse = st.new(4 * heads * t)
                         o, so = _lora_forward(st, t, q, h, r, a)
-                        if reps:  # SDPA saved repeat_kv's copies; without grouped queries the keys themselves
-                            st.free(ke, vs)
-                        else:
-                            reps = (ke, vs)
+                        reps = (ke, vs)  # SDPA saved the keys and values themselves
                         st.free(normed)
                         mid = st.new(a * t * h)
                         st.free(o)
@@ -1239,7 +1185,7 @@ def _lora_train_cache(spec: Any, b: int, s: int, a: int, r: int, extra: tuple[in
                         prod = st.new(a * t * inter)
                         base, x32, ao = st.new(a * t * h), st.new(4 * t * inter), st.new(4 * t * r)
                         st.free(base, prod, normed2, mid)  # the early stop unwinds the layer's frames
-                        rec.update(sv1=sv1, sq=sq, sk=sk, sv=sv, qe=qe, kvs=(reps, fmask), out=out, lse=lse,
+                        rec.update(sv1=sv1, sq=sq, sk=sk, sv=sv, qe=qe, kvs=(reps, None), out=out, lse=lse,
                                    so=so, sv2=sv2, sg=sg, act=act, su=su, gate=gate, up=up)
                         return x32, ao
 
@@ -1263,26 +1209,16 @@ def _lora_train_cache(spec: Any, b: int, s: int, a: int, r: int, extra: tuple[in
                 # without checkpointing layer 0's input needs no gradient: the residual's ends at o_proj
                 top = i == 0 and not ckpt
                 go, lg[3] = _lora_backward(st, res, so, q, h, r, t, a, top, True, ckpt=ckpt)
-                if ckpt:  # sdpa's backward (its saved query, repeat_kv's keys and values, mask), repeat_kv's
-                    (reps, fmask) = kvs
-                    gq, gk, gv = st.new(a * t * q), st.new(a * t * q), st.new(a * t * q)
-                    st.free(out, lse, reps[1], qe, reps[0], fmask, go)
-                    if kvh != heads:
-                        gvv = st.new(a * t * kv)
-                        st.free(gv)
-                        gk2 = st.new(a * t * kv)
-                        st.free(gk)
-                        gk, gv = gk2, gvv
+                if ckpt:  # sdpa's backward over the recomputed query, keys, values, output and log-sum-exp
+                    (ck, cv), _ = kvs
+                    gq, gk, gv = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
+                    st.free(go, lse, ck, qe, cv, out)  # the recomputed layer's: its lse freed first
                 else:
                     ck, cv = kvs
                     gq, gk, gv = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
                     st.free(go, ck, qe, cv, lse, out)
                 rk = _rotary_backward(st, gk, t, kv, a)
                 rq = _rotary_backward(st, gq, t, q, a, (cos, sin) if top else None)
-                if ckpt and kvh != heads:  # repeat_kv's gradient of the values, transposed: made contiguous
-                    cv2 = st.new(a * t * kv)
-                    st.free(gv)
-                    gv = cv2
                 buf, lg[2] = _lora_backward(st, gv, sv, h, kv, r, t, a, True, not top, ckpt=ckpt)
                 ck2 = st.new(a * t * kv)
                 st.free(rk)

@@ -45,17 +45,28 @@ def quiet_libraries() -> Iterator[None]:
 def unpacked_positions() -> Iterator[None]:
     """transformers' packed-sequence detection answered as it answers for one sequence of positions ``0..s-1``
     per row (transformers 5.24 ``masking_utils.find_packed_sequence_indices``: None, no packing), which is what a
-    training batch without a KV cache passes. Fake tensors cannot be read, so the function returns its packing
+    training batch without a KV cache passes (its tensors are allocated as a real batch allocates them, and the
+    answer a real batch reads from them given). Fake tensors cannot be read, so the function returns its packing
     mask instead, and ``create_causal_mask`` then builds a causal mask where a real batch gets none: SDPA runs
     with that mask instead of ``is_causal``, GQA models repeat keys and values to every head
     (``use_gqa_in_sdpa`` is false with a mask) and CPU SDPA converts the mask to the compute dtype, and a layer
     that is not checkpointed saves both (``2·a·(q − kv) + a·s`` bytes per token; Llama-3-8B: 4·h at s 2048).
     Without a cache is whenever transformers' checkpointing is on (it turns the cache off), so this was every
     2nd layer checkpointed's forward gap (docs/accuracy.md)."""
+    import torch
     from transformers import masking_utils
 
     packed = masking_utils.find_packed_sequence_indices
-    masking_utils.find_packed_sequence_indices = lambda position_ids: None
+
+    def unpacked(position_ids: Any) -> None:
+        # the function's own tensors, as a real batch allocates them (its own lines), then the answer it reads
+        first_dummy_value = position_ids[:, :1] - 1
+        position_diff = torch.diff(position_ids, prepend=first_dummy_value, dim=-1)
+        packed_sequence_mask = (position_diff != 1).cumsum(-1)
+        (packed_sequence_mask[:, -1] == 0).all()
+        return None
+
+    masking_utils.find_packed_sequence_indices = unpacked
     try:
         yield
     finally:
