@@ -3,7 +3,9 @@
 import pytest
 
 import vramscope
-from vramscope.sources import catalog
+from vramscope.engines import llamacpp_kv
+from vramscope.errors import VramscopeError
+from vramscope.sources import catalog, resolve
 
 WORKLOADS = [
     dict(), dict(task="finetune"), dict(task="finetune", method="lora"),
@@ -20,6 +22,11 @@ def test_every_model_every_workload(entry):
         if kw.get("engine") == "vllm" and entry["config"].get("model_type") == "mllama":
             # vLLM removed Mllama in 0.10.2 (refused at 0.33.0: tests/test_vllm_mm.py); the last release with it
             kw = {**kw, "vllm_version": "0.10.1"}
+        if kw.get("engine") == "llama.cpp" and llamacpp_kv.unsupported(resolve(entry["id"], hub=False)):
+            # an architecture llama.cpp has no code for (engines/llamacpp_kv.py): one refusal naming it
+            with pytest.raises(VramscopeError, match="llama.cpp .* has no architecture"):
+                vramscope.estimate(entry["id"], **kw)
+            continue
         e = vramscope.estimate(entry["id"], **kw)
         assert e.total_bytes > 0 and e.total_bytes == sum(e.components.values()), kw
     a = vramscope.fit(entry["id"], gpu="rtx-4090", task="finetune")

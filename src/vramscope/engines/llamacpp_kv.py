@@ -108,7 +108,9 @@ def unsupported(model: "ResolvedModel") -> Optional[tuple[str, str]]:
     if spec.model_type.startswith("gguf:"):
         arch = spec.model_type[5:]
         return (arch, "src/llama-arch.cpp LLM_ARCH_NAMES") if arch not in data["llm_arch_names"] else None
-    if spec.architecture and spec.vision is None:  # a VLM's text_config may name another (not kept)
+    # a VLM's text_config may name another architecture (not kept), also where its tower is not read here
+    vlm = spec.vision is not None or isinstance((model.hf_config or {}).get("vision_config"), dict)
+    if spec.architecture and not vlm:
         return (spec.architecture, "convert_hf_to_gguf.py TEXT_MODEL_MAP") \
             if spec.architecture not in data["convert_hf_to_gguf"] else None
     if spec.state is not None and spec.state.mixer in NO_LLAMACPP_MIXERS:
