@@ -777,7 +777,6 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
                         out = st.new(a * t * q)  # SDPA causal, grouped-query attention unrepeated
                         lse = st.new(4 * heads * t)
                         o = st.new(a * t * h)
-                        kvs = ((ke, vs), None)  # SDPA saved the keys and values themselves
                         mid = st.new(a * t * h)
                         st.free(o)
                         sv2: list = []
@@ -787,7 +786,7 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
                         up = st.new(a * t * inter)
                         prod = st.new(a * t * inter)
                         st.free(mid)  # the early stop unwinds the layer's frames
-                        rec.extend((sv1, normed, qe, kvs, None, out, lse, sv2, normed2, gate, act, up))
+                        rec.extend((sv1, normed, qe, ke, vs, out, lse, sv2, normed2, gate, act, up))  # SDPA's k, v
                         return prod
 
                     gp, gr = _linear_backward(st, g, recompute, inter, h, t, a, free_grad=False, ckpt=True)
@@ -815,12 +814,10 @@ def _train_cache(spec: Any, b: int, s: int, a: int, extra: tuple[int, ...],
                 top = frozen is not None and i == first  # the residual's input needs no gradient: r ends here
                 go, gr = _linear_backward(st, r, None, q, h, t, a, free_grad=top)
                 put(pre + "o", gr)
-                if ckpt:  # sdpa's backward over the recomputed query, keys, values, output and log-sum-exp
-                    (ck, cv), _ = ck
-                    gq, gk, gv = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
-                    st.free(go, lse, ck, qe, cv, out)  # the recomputed layer's: its lse freed first
+                gq, gk, gv = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)  # sdpa's backward
+                if ckpt:  # the recomputed layer's saved tensors: its log-sum-exp freed first
+                    st.free(go, lse, ck, qe, cv, out)
                 else:
-                    gq, gk, gv = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
                     st.free(go, ck, qe, cv, lse, out)  # sdpa's saved tensors, then o_proj's input
                 rk = _rotary_backward(st, gk, t, kv, a)
                 rq = _rotary_backward(st, gq, t, q, a, (cos, sin) if i == first and not ckpt else None)
@@ -1173,7 +1170,6 @@ def _lora_train_cache(spec: Any, b: int, s: int, a: int, r: int, extra: tuple[in
                         out = st.new(a * t * q)  # SDPA causal, grouped-query attention unrepeated
                         lse = st.new(4 * heads * t)
                         o, so = _lora_forward(st, t, q, h, r, a)
-                        reps = (ke, vs)  # SDPA saved the keys and values themselves
                         st.free(normed)
                         mid = st.new(a * t * h)
                         st.free(o)
@@ -1185,7 +1181,7 @@ def _lora_train_cache(spec: Any, b: int, s: int, a: int, r: int, extra: tuple[in
                         prod = st.new(a * t * inter)
                         base, x32, ao = st.new(a * t * h), st.new(4 * t * inter), st.new(4 * t * r)
                         st.free(base, prod, normed2, mid)  # the early stop unwinds the layer's frames
-                        rec.update(sv1=sv1, sq=sq, sk=sk, sv=sv, qe=qe, kvs=(reps, None), out=out, lse=lse,
+                        rec.update(sv1=sv1, sq=sq, sk=sk, sv=sv, qe=qe, kvs=(ke, vs), out=out, lse=lse,
                                    so=so, sv2=sv2, sg=sg, act=act, su=su, gate=gate, up=up)
                         return x32, ao
 
@@ -1209,13 +1205,11 @@ def _lora_train_cache(spec: Any, b: int, s: int, a: int, r: int, extra: tuple[in
                 # without checkpointing layer 0's input needs no gradient: the residual's ends at o_proj
                 top = i == 0 and not ckpt
                 go, lg[3] = _lora_backward(st, res, so, q, h, r, t, a, top, True, ckpt=ckpt)
-                if ckpt:  # sdpa's backward over the recomputed query, keys, values, output and log-sum-exp
-                    (ck, cv), _ = kvs
-                    gq, gk, gv = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
-                    st.free(go, lse, ck, qe, cv, out)  # the recomputed layer's: its lse freed first
+                ck, cv = kvs
+                gq, gk, gv = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)  # sdpa's backward
+                if ckpt:  # the recomputed layer's saved tensors: its log-sum-exp freed first
+                    st.free(go, lse, ck, qe, cv, out)
                 else:
-                    ck, cv = kvs
-                    gq, gk, gv = st.new(a * t * q), st.new(a * t * kv), st.new(a * t * kv)
                     st.free(go, ck, qe, cv, lse, out)
                 rk = _rotary_backward(st, gk, t, kv, a)
                 rq = _rotary_backward(st, gq, t, q, a, (cos, sin) if top else None)
