@@ -88,7 +88,42 @@ def test_swa_cells_padded_and_per_sequence():
     spec = resolve("gemma-2-9b").spec
     assert llamacpp_kv.swa_cells(spec, 32768, 512, 4) == 4 * 4608
     assert llamacpp_kv.swa_cells(spec, 32768, 300, 1) == 4608  # 4396 padded to 256
-    assert llamacpp_kv.swa_cells(spec, 1, 512, 1) == 1  # never above the (unpadded) full cache
+    assert llamacpp_kv.swa_cells(spec, 256, 512, 1) == 256  # never above the full cache
+
+
+def test_context_cells_as_llama_context_pads_them():
+    """llama_context: n_ctx = GGML_PAD(n_ctx, 256); unified one stream of n_ctx, else n_seq streams of
+    GGML_PAD(n_ctx / n_seq, 256) (so -np 32 -c 4096 keeps 256 cells per sequence, 8192 in all)."""
+    from vramscope.engines.llamacpp import llama_n_ctx
+    from vramscope.workload import Workload
+
+    assert llama_n_ctx(Workload(seq=5000)) == 5120
+    assert llama_n_ctx(Workload(seq=5000, llamacpp_unpadded_ctx=True)) == 5000
+    assert llamacpp_kv.context_cells(5120, 1) == (5120, 1)
+    # through the engine: -c 5000 keeps 5120 cells per layer (Llama 3 8B: 32 layers x 1024 x 2 x f16)
+    assert _kv("llama-3-8b", seq=5000) == 32 * 5120 * 2048 * 2
+    assert _kv("llama-3-8b", seq=5000, llamacpp_unpadded_ctx=True) == 32 * 5000 * 2048 * 2
+    assert llamacpp_kv.context_cells(4096, 32) == (256, 32)
+    assert llamacpp_kv.context_cells(4096, 32, unified=True) == (4096, 1)
+    assert llamacpp_kv.context_cells(32768, 3) == (11008, 3)  # 32768 / 3 = 10922 -> 11008
+
+
+def test_kv_unified_and_swa_full_sliding_cells():
+    """--kv-unified: one stream, its sliding layers GGML_PAD(min(n_ctx, n_swa × n_seq + n_ubatch), 256) cells
+    (Gemma 2, n_swa 4096, 4 sequences, n_ctx 32768: 16384 + 512 -> 16896); --swa-full: kv_size per stream."""
+    spec = resolve("gemma-2-9b").spec
+    assert llamacpp_kv.swa_cells(spec, 32768, 512, 4, unified=True) == 16896
+    assert llamacpp_kv.swa_cells(spec, 32768, 512, 1, unified=True) == 4608
+    assert llamacpp_kv.swa_cells(spec, 8192, 512, 4, unified=True) == 8192  # capped at the one stream's n_ctx
+    assert llamacpp_kv.swa_cells(spec, 32768, 512, 4, swa_full=True) == 32768
+    assert llamacpp_kv.swa_cells(spec, 32768, 512, 1, unified=True, swa_full=True) == 32768
+    # through the engine: the full layers are the same either way at one sequence; 21 sliding of 42 layers
+    k = v = 8 * 256
+    full, slid = 21 * 32768 * (k + v) * 2, 21 * 4608 * (k + v) * 2
+    assert _kv("gemma-2-9b", seq=32768, flash_attn=True) == full + slid
+    assert _kv("gemma-2-9b", seq=32768, flash_attn=True, swa_full=True) == 2 * full
+    assert _kv("gemma-2-9b", seq=32768, flash_attn=True, n_parallel=4, kv_unified=True) == \
+        full + 21 * 16896 * (k + v) * 2
 
 
 def test_phi3_window_not_used():

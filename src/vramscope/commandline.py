@@ -316,6 +316,9 @@ LLAMA_FLAGS = (
     Flag(("--no-op-offload",), _true("no_op_offload"), takes_value=False),
     Flag(("--op-offload",), _true("no_op_offload", False), takes_value=False),
     Flag(("-np", "--parallel"), _set("n_parallel", _int)),
+    Flag(("-kvu", "--kv-unified"), _true("kv_unified"), takes_value=False),
+    Flag(("-no-kvu", "--no-kv-unified"), _true("kv_unified", False), takes_value=False),
+    Flag(("--swa-full",), _true("swa_full"), takes_value=False),
     Flag(("-dev", "--device"), _llama_devices),
 )
 LLAMA_IGNORED = {"--host": True, "--port": True, "-t": True, "--threads": True, "-tb": True, "--threads-batch": True,
@@ -330,7 +333,7 @@ LLAMA_IGNORED = {"--host": True, "--port": True, "-t": True, "--threads": True, 
                  "--no-warmup": False, "--reasoning-format": True, "--reasoning-budget": True, "--timeout": True}
 LLAMA_UNMODELLED = {"-ot": True, "--override-tensor": True, "-cmoe": False, "--cpu-moe": False, "-ncmoe": True,
                     "--n-cpu-moe": True, "-md": True, "--model-draft": True, "--mmproj": True, "--lora": True,
-                    "--rpc": True, "--kv-unified": False, "-kvu": False, "--swa-full": False, "--cache-ram": True,
+                    "--rpc": True, "--cache-ram": True,
                     "-cram": True, "-ngld": True, "--gpu-layers-draft": True}
 
 SGLANG_FLAGS = (
@@ -482,6 +485,12 @@ def _llamacpp(program: str, args: list[str], env: dict[str, str]) -> ParsedComma
     out.options.pop("_ctx_from_model", None)
     if "seq" not in out.options:
         out.options["_ctx_from_model"] = True  # -c 0 (the default): the model's training context
+    if program.startswith(("llama-server", "server")) and out.options.get("n_parallel", -1) < 0:
+        # tools/server/server.cpp: "n_parallel is set to auto, using n_parallel = 4 and kv_unified = true"
+        # (common/arg.cpp: params.n_parallel = -1, "auto by default", for LLAMA_EXAMPLE_SERVER only; -np N keeps
+        # one KV stream per sequence unless -kvu)
+        out.options["n_parallel"] = 4
+        out.options.setdefault("kv_unified", True)
     if not program.startswith("llama-run"):
         # common.h fit_params = true (every common_params tool: llama-server, llama-cli): fits -ngl / -ts (and a
         # -c left at 0) to the GPUs named

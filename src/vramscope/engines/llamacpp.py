@@ -205,9 +205,11 @@ _STATE_LAYERS = ("state", "hybrid", "hybrid_sliding")
 
 
 def layer_cache_bytes(spec: ModelSpec, layer: int, n_ctx: int, ub: int, k_dim: int, v_dim: int, bk: float,
-                      bv: float, n_seq: int, flash_attn: bool = True) -> tuple[int, int]:
-    """(KV bytes, RS bytes) of one layer. The KV cache keeps ``n_ctx`` cells, sliding layers
-    ``GGML_PAD(min(n_ctx, n_swa + n_ubatch), 256)`` per sequence, each layer its own K/V widths (MiMo-V2-Flash,
+                      bv: float, n_seq: int, flash_attn: bool = True, unified: bool = False,
+                      swa_full: bool = False) -> tuple[int, int]:
+    """(KV bytes, RS bytes) of one layer. The KV cache keeps ``GGML_PAD(n_ctx, 256)`` cells (one stream per
+    sequence of ``GGML_PAD(n_ctx / n_seq, 256)`` without ``--kv-unified``), sliding layers
+    ``GGML_PAD(min(kv_size, n_swa + n_ubatch), 256)`` per stream (``--swa-full``: ``kv_size``), each layer its own K/V widths (MiMo-V2-Flash,
     Gemma 4; its KV-shared layers none) and without flash attention every V padded to the widest, DeepSeek-V4 its
     compressed caches (:mod:`vramscope.engines.llamacpp_kv`, read at 82bb48500). A recurrent / hybrid model
     (``llm_arch_is_recurrent`` / ``llm_arch_is_hybrid``) keeps keys and values only in
@@ -230,7 +232,8 @@ def layer_cache_bytes(spec: ModelSpec, layer: int, n_ctx: int, ub: int, k_dim: i
         widths = [(k_dim, v_dim)] * spec.num_layers
     if st is None or st.has_kv(layer):
         sliding = st.slides(layer) if st is not None else is_sliding(spec, layer)
-        kv = standard_layer_bytes(spec, layer, widths, n_ctx, ub, bk, bv, n_seq, flash_attn, sliding)
+        kv = standard_layer_bytes(spec, layer, widths, n_ctx, ub, bk, bv, n_seq, flash_attn, sliding, unified,
+                                  swa_full)
     if st is not None and st.kinds[layer] in _STATE_LAYERS:
         rs = (st.engine_conv_values(layer) + st.recurrent_values[layer]) * RS_BYTES * max(1, n_seq)
     return kv, rs
@@ -241,6 +244,15 @@ def _widths(spec: ModelSpec) -> list:
     from .llamacpp_kv import layer_widths
 
     return layer_widths(spec)
+
+
+def llama_n_ctx(w: Workload) -> int:
+    """The context ``llama_context`` sizes its caches and graph for: ``GGML_PAD(n_ctx, 256)`` (src/llama-context.cpp,
+    #17046, 2025-11-07: ``-c 35000`` keeps 35072 cells); builds before it kept ``n_ctx`` as given
+    (``--llamacpp-unpadded-ctx``, the older logs)."""
+    from .llamacpp_kv import _pad
+
+    return w.seq if getattr(w, "llamacpp_unpadded_ctx", False) else _pad(max(1, w.seq))
 
 
 def llamacpp_inference(model: ResolvedModel, w: Workload, notes: list[Assumption]) -> tuple[Phases, LlamacppReport]:
@@ -269,7 +281,7 @@ def llamacpp_inference(model: ResolvedModel, w: Workload, notes: list[Assumption
         else:
             cpu_model += nbytes
     gpu_model += embd_copy
-    n_ctx = w.seq
+    n_ctx = llama_n_ctx(w)
     kv_default = "f16" if (w.kv_dtype in (None, "fp16", "bf16")) else w.kv_dtype
     ctk = w.cache_type_k or kv_default
     ctv = w.cache_type_v or kv_default
@@ -282,8 +294,10 @@ def llamacpp_inference(model: ResolvedModel, w: Workload, notes: list[Assumption
         k_dim = v_dim = spec.num_kv_heads * spec.head_dim
     gpu_kv = cpu_kv = gpu_rs = cpu_rs = 0
     n_seq = getattr(w, "n_parallel", None) or 1
+    unified, swa_full = bool(getattr(w, "kv_unified", False)), bool(getattr(w, "swa_full", False))
     for layer in range(n_layer):
-        kv, rs = layer_cache_bytes(spec, layer, n_ctx, w.ubatch, k_dim, v_dim, bk, bv, n_seq, w.flash_attn)
+        kv, rs = layer_cache_bytes(spec, layer, n_ctx, w.ubatch, k_dim, v_dim, bk, bv, n_seq, w.flash_attn,
+                                   unified, swa_full)
         if layer >= first_gpu:
             gpu_kv += kv + rs
             gpu_rs += rs
@@ -564,7 +578,7 @@ def _device_kv(model: ResolvedModel, w: Workload, dev_of: list, used: list, kv_o
                ub: int) -> tuple[dict, int, str, str]:
     """The KV cache per layer on the layer's device (``--no-kv-offload``: host memory): (bytes per device, host
     bytes, the K and V cache types)."""
-    spec, n_ctx = model.spec, w.seq
+    spec, n_ctx = model.spec, llama_n_ctx(w)
     kv_default = "f16" if (w.kv_dtype in (None, "fp16", "bf16")) else w.kv_dtype
     ctk, ctv = w.cache_type_k or kv_default, w.cache_type_v or kv_default
     bk, bv = KV_DTYPE_BYTES.get(ctk, 2.0), KV_DTYPE_BYTES.get(ctv, 2.0)
@@ -577,8 +591,10 @@ def _device_kv(model: ResolvedModel, w: Workload, dev_of: list, used: list, kv_o
     kv_b = {d: 0 for d in used}
     cpu_kv = 0
     n_seq = getattr(w, "n_parallel", None) or 1
+    unified, swa_full = bool(getattr(w, "kv_unified", False)), bool(getattr(w, "swa_full", False))
     for layer in range(spec.num_layers):
-        nbytes = sum(layer_cache_bytes(spec, layer, n_ctx, ub, k_dim, v_dim, bk, bv, n_seq, w.flash_attn))
+        nbytes = sum(layer_cache_bytes(spec, layer, n_ctx, ub, k_dim, v_dim, bk, bv, n_seq, w.flash_attn,
+                                       unified, swa_full))
         d = dev_of[layer]
         if d is None or not kv_offload:
             cpu_kv += nbytes
@@ -591,7 +607,7 @@ def _device_compute(spec: ModelSpec, w: Workload, dev_of: list, d: int, has_out:
                     kv_offload: bool, ub: int) -> int:
     """Device ``d``'s compute buffer: its layers' graph (the logits too when it holds the output layer), and under
     pipeline parallelism the extra copies of its graph inputs."""
-    n_layer, n_ctx, fa = spec.num_layers, w.seq, w.flash_attn
+    n_layer, n_ctx, fa = spec.num_layers, llama_n_ctx(w), w.flash_attn
     n_rep = sum(1 for x in dev_of[:n_layer] if x == d)
     if not n_rep and not has_out:
         return 0
@@ -722,7 +738,7 @@ def llamacpp_devices(model: ResolvedModel, w: Workload, n_devices: int, *, split
             if overrides and il in overrides and fraction_moves(overrides[il][0], name):
                 dev = overrides[il][1]
             put(dev, nbytes, rows, matrix)
-    n_ctx = w.seq
+    n_ctx = llama_n_ctx(w)
     kv_b, cpu_kv, ctk, ctv = _device_kv(model, w, dev_of, used, kv_offload, ub)
     pipeline = (len(used) > 1 and ngl > n_layer and split_mode == "layer" and kv_offload)
     out = [DeviceBuffers(device=d, layers=sum(1 for x in dev_of[:n_layer] if x == d), output_layer=output_dev == d,
@@ -939,6 +955,22 @@ class LlamaCpp(Engine):
                        "model keeps one conv and one SSM state per sequence",
                help_zh="并行序列数（n_seq_max，默认 1；llama-server 的 auto 为 4）：循环/混合模型每条序列保留一份卷积状态和"
                        "一份 SSM 状态"),
+        Option("llamacpp_unpadded_ctx", ("--llamacpp-unpadded-ctx",), "flag", False, group="llama.cpp",
+               owner="llama.cpp",
+               help_en="a llama.cpp build from before 2025-11-07 (#17046), which kept n_ctx as given; later builds pad "
+                       "it to a multiple of 256 for the caches and the compute graph",
+               help_zh="2025-11-07（#17046）之前的 llama.cpp 版本，n_ctx 按给定值使用；之后的版本在缓存和计算图中把它填充到 256 "
+                       "的倍数"),
+        Option("kv_unified", ("--kv-unified", "-kvu"), "flag", False, group="llama.cpp", owner="llama.cpp",
+               help_en="one KV buffer shared by all {np} sequences (n_ctx cells) instead of one per sequence "
+                       "(n_ctx / {np} each); sliding layers then keep n_swa x {np} + n_ubatch cells; llama-server "
+                       "turns it on when {np} is left at auto (4 sequences)",
+               help_zh="所有 {np} 条序列共用一个 KV 缓冲区（n_ctx 个单元），而不是每条序列一个（各 n_ctx / {np}）；"
+                       "此时滑动窗口层保留 n_swa x {np} + n_ubatch 个单元；llama-server 在 {np} 为 auto（4 条序列）时开启",
+               help_opts={"np": Opt("n_parallel")}),
+        Option("swa_full", ("--swa-full",), "flag", False, group="llama.cpp", owner="llama.cpp",
+               help_en="sliding-window layers keep a full-size cache (all n_ctx cells, as the other layers)",
+               help_zh="滑动窗口层保留完整大小的缓存（与其他层一样全部 n_ctx 个单元）"),
         Option("no_mmap", ("--no-mmap",), "flag", False, group="llama.cpp", owner="llama.cpp",
                help_en="read host-side tensors into allocated RAM instead of mapping the file",
                help_zh="把主机侧张量读入分配的内存，而不是映射文件"),
@@ -1048,7 +1080,9 @@ class LlamaCpp(Engine):
         for key, field in (("num_gpus", "num_gpus"), ("tensor_split", "tensor_split"), ("split_mode", "split_mode"),
                            ("main_gpu", "main_gpu"),
                            ("n_batch_logical", "batch_size"), ("no_kv_offload", "no_kv_offload"),
-                           ("no_op_offload", "no_op_offload")):
+                           ("no_op_offload", "no_op_offload"), ("n_parallel", "n_parallel"),
+                           ("kv_unified", "kv_unified"), ("swa_full", "swa_full"),
+                           ("llamacpp_unpadded_ctx", "llamacpp_unpadded_ctx")):
             if src.get(key) is not None:
                 out[field] = src[key]
         return out, True

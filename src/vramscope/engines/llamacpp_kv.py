@@ -14,12 +14,15 @@ d32676d, which syncs it): ``src/llama-model.cpp`` (``llama_model::create_memory`
   ``n_embd_v_gqa(il)`` under flash attention; without it the V cache is stored transposed and every layer's V is
   padded to the widest (``n_embd_v_gqa_max()`` over all layers, [TAG_V_CACHE_VARIABLE]). An MLA cache
   (``hparams.is_mla()``) has no V.
+* Cells (``llama_context``'s constructor, [:func:`context_cells`]): ``n_ctx`` is first padded to 256
+  (``GGML_PAD(n_ctx, 256)``, #17046, 2025-11-07); with ``--kv-unified`` one stream of ``kv_size = n_ctx`` cells,
+  without it (``common``'s default, and llama-server's when ``-np`` is given) one stream per sequence
+  (``n_stream = n_seq_max``) of ``kv_size = n_ctx_seq = GGML_PAD(n_ctx / n_seq_max, 256)`` cells. llama-server
+  with ``-np`` left at auto runs ``n_parallel = 4`` and ``kv_unified = true`` (tools/server/server.cpp:
+  "n_parallel is set to auto, using n_parallel = 4 and kv_unified = true").
 * Sliding layers (``llama_kv_cache_iswa``): ``GGML_PAD(min(kv_size, n_swa × (unified ? n_seq_max : 1) +
   n_ubatch), 256)`` cells per stream ("the SWA cache is always padded to 256", #17037; ``--swa-full``: all of
-  ``kv_size``). The others keep ``kv_size = n_ctx_seq`` cells per stream. Without ``--kv-unified`` (common's
-  default) there is one stream per sequence (``n_stream = n_seq_max``) and ``n_ctx_seq = GGML_PAD(n_ctx /
-  n_seq_max, 256)``; ``llama_context`` also pads ``n_ctx`` itself to 256 (#17046, 2025-11-07), which vramscope
-  leaves out for the full-attention layers (older logs it is checked against predate it).
+  ``kv_size``). The others keep ``kv_size`` cells per stream.
 * MiMo-V2-Flash (``mimo2``, ``MiMoV2FlashForCausalLM``; conversion/mimo.py): ``head_count_kv`` per layer
   (``swa_num_key_value_heads`` on sliding layers, ``num_key_value_heads`` on the others), keys of ``head_dim``
   (192) and values of ``value_length = v_head_dim`` (128) in every layer, ``sliding_window`` as config.json
@@ -156,13 +159,23 @@ def layer_widths(spec: ModelSpec) -> list[tuple[int, int]]:
     return [(uniform, uniform)] * n
 
 
+def context_cells(n_ctx: int, n_seq: int, unified: bool = False) -> tuple[int, int]:
+    """``(kv_size, n_stream)`` of ``llama_context`` (module docstring) for the context it keeps (``n_ctx``, already
+    padded to 256 by :func:`vramscope.engines.llamacpp.llama_n_ctx`): unified, one stream of ``n_ctx`` cells; else
+    ``n_seq_max`` streams of ``GGML_PAD(n_ctx / n_seq_max, 256)`` cells."""
+    streams = max(1, n_seq)
+    if unified or streams == 1:
+        return n_ctx, 1
+    return _pad(n_ctx // streams), streams
+
+
 def dsv4_layer_bytes(spec: ModelSpec, layer: int, n_ctx: int, ub: int, bk: float, n_seq: int) -> tuple[int, int]:
-    """(K cache bytes, f32 compressor state bytes) of one DeepSeek-V4 layer (module docstring)."""
+    """(K cache bytes, f32 compressor state bytes) of one DeepSeek-V4 layer (module docstring): per sequence
+    whatever ``--kv-unified`` says; its raw sliding cache is never full-size."""
     comp = spec.compressed.compressors[layer] if layer < len(spec.compressed.compressors) else ()
     width = spec.head_dim * max(1, spec.num_kv_heads)
-    streams = max(1, n_seq)
-    kv_size = n_ctx if streams == 1 else _pad(n_ctx // streams)
-    raw = swa_cells(spec, n_ctx, ub, streams) * width * bk
+    kv_size, streams = context_cells(n_ctx, n_seq)
+    raw = swa_cells(spec, n_ctx, ub, n_seq) * width * bk
     state = 0
     ratio = comp[0][0] if comp else 0
     if ratio in (DSV4_CSA, DSV4_HCA):
@@ -178,27 +191,30 @@ def dsv4_layer_bytes(spec: ModelSpec, layer: int, n_ctx: int, ub: int, bk: float
 
 
 def standard_layer_bytes(spec: ModelSpec, layer: int, widths: list[tuple[int, int]], n_ctx: int, ub: int,
-                         bk: float, bv: float, n_seq: int, flash_attn: bool, sliding: bool) -> int:
+                         bk: float, bv: float, n_seq: int, flash_attn: bool, sliding: bool, unified: bool = False,
+                         swa_full: bool = False) -> int:
     """K + V bytes of one layer with standard attention (module docstring)."""
     k, v = widths[layer]
     if not k and not v:
         return 0
     if not flash_attn:
         v = max(x for _, x in widths)  # the transposed V cache is padded to the widest layer's
-    streams = max(1, n_seq)
-    cells = n_ctx
     if sliding and slides(spec):
-        cells = swa_cells(spec, n_ctx, ub, streams)
+        cells = swa_cells(spec, n_ctx, ub, n_seq, unified, swa_full)
+    else:
+        kv_size, streams = context_cells(n_ctx, n_seq, unified)
+        cells = kv_size * streams
     return int(cells * (k * bk + v * bv))
 
 
-def swa_cells(spec: ModelSpec, n_ctx: int, ub: int, n_seq: int) -> int:
-    """Cells of a sliding layer: ``GGML_PAD(min(kv_size, n_swa + n_ubatch), 256)`` per stream, one stream per
-    sequence. ``kv_size`` is a multiple of 256 in llama.cpp (``n_ctx`` padded), so this never exceeds it; as
-    vramscope keeps ``n_ctx`` unpadded for the other layers, it is capped at ``kv_size`` here too."""
-    streams = max(1, n_seq)
-    kv_size = n_ctx if streams == 1 else _pad(n_ctx // streams)
-    return min(kv_size, _pad(min(kv_size, n_swa(spec) + ub))) * streams
+def swa_cells(spec: ModelSpec, n_ctx: int, ub: int, n_seq: int, unified: bool = False,
+              swa_full: bool = False) -> int:
+    """Cells of a sliding layer, all streams: ``GGML_PAD(min(kv_size, n_swa × (unified ? n_seq_max : 1) +
+    n_ubatch), 256)`` per stream (``llama_kv_cache_iswa``), ``kv_size`` with ``--swa-full``."""
+    kv_size, streams = context_cells(n_ctx, n_seq, unified)
+    if swa_full:
+        return kv_size * streams
+    return _pad(min(kv_size, n_swa(spec) * (max(1, n_seq) if unified else 1) + ub)) * streams
 
 
 def is_sliding(spec: ModelSpec, layer: int) -> bool:
