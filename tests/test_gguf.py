@@ -303,6 +303,7 @@ def _llamacpp_kv(ref, n_ctx, n_ubatch=512):
     if a("attention.key_length_mla") is not None:
         v = 0
     window = a("attention.sliding_window")
+    n_ctx = -(-n_ctx // 256) * 256  # llama_context pads n_ctx to 256 (src/llama-context.cpp, #17046)
     total = 0
     for i in range(a("block_count")):
         cells = n_ctx
@@ -353,7 +354,7 @@ def test_real_llamacpp_ngl_placement(real):
     path, ref, _ = real
     n_layer, tied = ref.arch_key("block_count"), "output.weight" not in ref.tensors
     emb = ref.tensors["token_embd.weight"]["n_bytes"]
-    per_cell = _llamacpp_kv(ref, 1) // n_layer  # no sliding window at n_ctx 1
+    per_cell = _llamacpp_kv(ref, 1) // n_layer  # n_ctx 1 keeps 256 cells (padded), no window below that
     for ngl in (0, 1, 2, n_layer, n_layer + 1):
         first, out = n_layer + 1 - ngl, ngl >= 1
         gpu, host = (emb if tied and out else 0), emb

@@ -242,3 +242,49 @@ def test_gemma4_gguf_per_layer(shared, tmp_path):
     if not shared:  # (with the only full layer shared, llama.cpp still pads to its 512: not modelled)
         e = vramscope.estimate(path, engine="llama.cpp", seq=4096, flash_attn=False)
         assert e.engine["gpu"]["kv_buffer_bytes"] == 1024 * (256 + 512) * 2 + full
+
+
+def _mimo2_gguf(tmp_path: Path) -> Path:
+    """A two-layer MiMo-V2-Flash GGUF as conversion/mimo.py writes one (82bb48500): ``head_count_kv`` per layer (8 on
+    the sliding layer, ``swa_num_key_value_heads``; 4 on the full one), keys of 192 and values of 128
+    (``key_length`` / ``value_length``, every layer), window 128, ``sliding_window_pattern``."""
+    from tests.test_hostile_gguf import ARR, U32, gemma2_base
+
+    BOOL = 7
+    g = gemma2_base()
+    kv = [(k.replace("gemma2.", "mimo2."), t, "mimo2" if k == "general.architecture" else v) for k, t, v in g.kv
+          if not k.endswith(("attention.head_count_kv", "attention.key_length", "attention.value_length",
+                             "attention.sliding_window", "softcapping", "rope.dimension_count"))]
+    kv += [("mimo2.attention.head_count", U32, 8), ("mimo2.attention.head_count_kv", ARR, (U32, [8, 4])),
+           ("mimo2.attention.key_length", U32, 192), ("mimo2.attention.value_length", U32, 128),
+           ("mimo2.rope.dimension_count", U32, 64), ("mimo2.attention.sliding_window", U32, 128),
+           ("mimo2.attention.sliding_window_pattern", ARR, (BOOL, [True, False]))]
+    kv = [x for x in kv if x[0] != "mimo2.attention.head_count" or x[2] == 8]
+    g = type(g)(kv, g.tensors)
+    rows = {0: 8, 1: 4}
+    for i, (name, ne, t, o) in enumerate(g.tensors):
+        layer = int(name.split(".")[1]) if name.startswith("blk.") else None
+        if name.endswith("attn_q.weight"):
+            g = g.with_tensor(i, ne=(ne[0], 8 * 192))
+        elif name.endswith("attn_output.weight"):
+            g = g.with_tensor(i, ne=(8 * 128, ne[1]))
+        elif name.endswith("attn_k.weight"):
+            g = g.with_tensor(i, ne=(ne[0], rows[layer] * 192))
+        elif name.endswith("attn_v.weight"):
+            g = g.with_tensor(i, ne=(ne[0], rows[layer] * 128))
+    return g.write(tmp_path / "mimo2.gguf")
+
+
+def test_mimo2_gguf_keys_and_values_of_their_own_sizes(tmp_path):
+    """From the file, as from MiMo's config: the sliding layer keeps 8 × 192 keys and 8 × 128 values in
+    GGML_PAD(min(4096, 128 + 512), 256) = 768 cells, the full layer 4 × 192 and 4 × 128 in 4096 (the reader had
+    kept one width, 192 for values too, and the widest layer's heads in both). Without flash attention the full
+    layer's V is padded to the widest (8 × 128)."""
+    path = str(_mimo2_gguf(tmp_path))
+    spec = resolve(path).spec
+    assert spec.kv_values_per_layer == (8 * 320, 4 * 320) and spec.num_kv_heads == 4
+    assert llamacpp_kv.layer_widths(spec) == [(8 * 192, 8 * 128), (4 * 192, 4 * 128)]
+    e = vramscope.estimate(path, engine="llama.cpp", seq=4096, flash_attn=True)
+    assert e.engine["gpu"]["kv_buffer_bytes"] == 768 * 8 * 320 * 2 + 4096 * 4 * 320 * 2
+    e = vramscope.estimate(path, engine="llama.cpp", seq=4096, flash_attn=False)
+    assert e.engine["gpu"]["kv_buffer_bytes"] == 768 * 8 * 320 * 2 + 4096 * (4 * 192 + 8 * 128) * 2

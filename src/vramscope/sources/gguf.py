@@ -649,6 +649,26 @@ def _layer_kv(m: _Meta, h: _Heads, n_layers: int) -> tuple[tuple[int, int], ...]
     return tuple(shapes) if any(x != uniform for x in shapes) else ()
 
 
+def _kv_values(m: _Meta, h: _Heads, n_layers: int) -> dict[str, Any]:
+    """Where keys and values differ in size (``attention.value_length`` ≠ ``key_length``, no MLA: MiMo-V2-Flash's
+    ``mimo2``, keys 192 and values 128, ``head_count_kv`` per layer; conversion/mimo.py at ggml-org/llama.cpp
+    82bb48500), each layer's cached values per token, ``head_count_kv(il) × (key_length + value_length)``
+    (``n_embd_k_gqa(il) + n_embd_v_gqa(il)``, the sliding layers' ``*_swa`` lengths), as
+    ``ModelSpec.kv_values_per_layer`` holds a checkpoint's ``k_proj + v_proj`` widths, with ``num_kv_heads`` the
+    narrowest layer's heads (as MiMo's config names its full layers'): ``llamacpp_kv.layer_widths`` splits them
+    back into K and V. Nothing where keys and values are alike (``ModelSpec.layer_kv`` covers the rest)."""
+    swa = _swa_layers(m, n_layers) if m.has("attention.sliding_window") else None
+    v_swa = m.int("attention.value_length_swa", h.value_len, hi=MAX_HEAD_DIM)
+    lengths = [(h.swa_key_len, v_swa) if swa and swa[i] else (h.key_len, h.value_len) for i in range(n_layers)]
+    if all(k == v for k, v in lengths) or len({k + v for k, v in lengths}) != 1:
+        return {}
+    heads = [x for x in h.kv_per_layer if x]
+    if not heads:
+        return {}
+    return {"kv_values_per_layer": tuple(kv * (k + v) for kv, (k, v) in zip(h.kv_per_layer, lengths)),
+            "num_kv_heads": min(heads)}
+
+
 def _moe(m: _Meta, tensors: list[StoredTensor], ffn_l: list[int]) -> Optional[MoESpec]:
     """Mixture of experts: a layer routes when it holds ffn_*_exps tensors; their shapes must match the keys."""
     path, n_layers = m.path, m.n_layers
@@ -795,6 +815,8 @@ def spec_from_gguf(meta: dict[str, Any], tensors: list[StoredTensor], name: str,
     final_cap = m.float("final_logit_softcapping")
 
     family = by_gguf_arch(arch, moe is not None)  # what the file does not say: norms a layer (Gemma 2/3, GLM-4)
+    extra = {} if mla is not None else _kv_values(m, h, n_layers)
+    kv_heads = extra.pop("num_kv_heads", kv_heads)
     return ModelSpec(
         name=name, model_type=f"gguf:{arch}", architecture=arch, num_layers=n_layers, hidden_size=hidden,
         num_heads=max(h.per_layer), num_kv_heads=kv_heads, head_dim=head_dim, intermediate_size=max(ffn_l),
@@ -803,4 +825,5 @@ def spec_from_gguf(meta: dict[str, Any], tensors: list[StoredTensor], name: str,
         sliding_window=window, attn_softcap=attn_cap > 0, logit_softcap=final_cap > 0, layer_types=layer_types,
         moe=moe, mla=mla, norms_per_layer=family.norms_per_layer, source=str(path),
         state=_state(m, arch, n_layers, h, ffn_l), layer_kv=() if mla is not None else _layer_kv(m, h, n_layers),
+        **extra,
     )
