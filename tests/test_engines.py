@@ -190,3 +190,26 @@ def test_llama_cpp_ngl0_says_the_gpu_still_runs_prompt_batches():
     # llama.cpp's --no-op-offload keeps those ops on the CPU: the GPU then computes nothing at -ngl 0
     off, ids = note_ids(n_gpu_layers=0, no_op_offload=True)
     assert "a_llamacpp_op_offload" not in ids and off.engine["gpu"]["compute_buffer_bytes"] == 0
+
+
+def test_llama_cpp_partial_offload_says_host_layers_run_on_the_gpu_too():
+    """Issue #17, read at 82bb48500 (ggml/src/ggml-backend.cpp ``ggml_backend_sched_backend_id_from_cur``, pass 2
+    of ``ggml_backend_sched_split_graph``): a host layer's weights sit in a host buffer (CPU_Mapped with mmap, the
+    GPU's host buffer type without), so with op offload its prompt ops run on the GPU and its weights and K/V views
+    are copied into the GPU compute buffer, which vramscope does not size; the estimate says so for every -ngl that
+    leaves a repeating layer on the host (1..n_layer), not at full offload, below 32 tokens or with
+    --no-op-offload, and the compute buffer it prints is unchanged by the statement."""
+    def note(**kw):
+        e = vramscope.estimate("llama-3-8b", engine="llama.cpp", quant="Q4_K_M", **kw)
+        return e, {a.key: a for a in e.assumptions}
+
+    e16, ids = note(n_gpu_layers=16)
+    assert ids["a_llamacpp_op_offload_partial"].params["n"] == 17  # layers 0..16 (32 - 15 repeating on the GPU)
+    _, ids = note(n_gpu_layers=32)
+    assert ids["a_llamacpp_op_offload_partial"].params["n"] == 1
+    for kw in ({"n_gpu_layers": 33}, {"n_gpu_layers": 0}, {"n_gpu_layers": 16, "ubatch": 16},
+               {"n_gpu_layers": 16, "no_op_offload": True}):
+        _, ids = note(**kw)
+        assert "a_llamacpp_op_offload_partial" not in ids, kw
+    off, _ = note(n_gpu_layers=16, no_op_offload=True)
+    assert off.engine["gpu"]["compute_buffer_bytes"] == e16.engine["gpu"]["compute_buffer_bytes"] > 0

@@ -830,8 +830,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "llama.cpp 的 {ngl} 先卸载输出层，再卸载最后 {n} 层（llama.cpp 自 2025 年 12 月起，#18148）",
     },
     "a_llamacpp_op_offload": {
-        "en": "llama.cpp {ngl}: no layer on the GPU, yet with op offload on (its default) a prompt batch of {n} tokens or more still runs there, each host weight copied into a GPU compute buffer in turn with the batch's activations and logits; vramscope does not size that buffer (counted as 0 here), so leave room for it",
-        "zh": "llama.cpp {ngl}：没有层在 GPU 上，但算子卸载开启时（默认），{n} 个 token 及以上的提示批次仍在 GPU 上计算，主机内存中的权重逐个复制到 GPU 计算缓冲区，连同该批次的激活和 logits；vramscope 未估算该缓冲区（此处计为 0），请为其留出余量",
+        "en": "llama.cpp {ngl}: no layer on the GPU, yet with op offload on (its default) a prompt batch of {n} tokens or more still runs there, each host weight copied into a GPU compute buffer in turn with the batch's activations and each layer's K/V cache views (and the logits, where the output head gets {n} rows or more: llama-cli, not llama-server, which reserves one row per slot); vramscope does not size that buffer (counted as 0 here), so leave room for it",
+        "zh": "llama.cpp {ngl}：没有层在 GPU 上，但算子卸载开启时（默认），{n} 个 token 及以上的提示批次仍在 GPU 上计算，主机内存中的权重逐个复制到 GPU 计算缓冲区，连同该批次的激活和各层的 K/V 缓存视图（输出层达到 {n} 行及以上时还有 logits：llama-cli 如此，llama-server 每个槽位只预留一行）；vramscope 未估算该缓冲区（此处计为 0），请为其留出余量",
+    },
+    "a_llamacpp_op_offload_partial": {
+        "en": "llama.cpp {ngl}: {n:~layer stays~layers stay} in host memory, yet with op offload on (its default) their prompt batches of {m} tokens or more run on the GPU as well, each of their weights and their K/V cache views copied into the GPU compute buffer in turn; the compute buffer here is the GPU layers' graph only, without those copies (not sized; {o_off} keeps those ops on the CPU)",
+        "zh": "llama.cpp {ngl}：有 {n} 层留在主机内存，但算子卸载开启时（默认），这些层 {m} 个 token 及以上的提示批次同样在 GPU 上计算，其权重和 K/V 缓存视图逐个复制到 GPU 计算缓冲区；此处的计算缓冲区只含 GPU 层的计算图，不含这些副本（未估算；{o_off} 让这些算子留在 CPU 上）",
     },
     "a_llamacpp_tied": {
         "en": "tied embeddings: llama.cpp loads the token embedding a second time as the output layer, {size} more on the GPU (the input copy stays in host memory)",

@@ -41,10 +41,12 @@ buffer in ``src/llama-context.cpp`` and ``ggml/src/ggml-alloc.c``.
   ``n_embd × n_ubatch`` activations; or the logits (``n_vocab × n_ubatch``) plus one activation when the
   output layer is on the GPU; or the FFN (two ``n_ff × n_ubatch`` plus two activations). With ``-fa`` the
   scores are never materialized (an f16 mask ``n_kv × n_ubatch`` remains). Checked against llama.cpp's printed
-  buffers for LLaMA-7B (164.00 MiB at n_ctx 2048, 70.50 MiB at 512; ``docs/accuracy.md``). With ``-ngl 0``
-  the GPU still computes prompt batches of 32 tokens or more through a compute buffer of its own (op offload,
-  ``OP_OFFLOAD_MIN_BATCH`` below); vramscope counts 0 there and says so (``a_llamacpp_op_offload``), since no log
-  of a decoder was found to check a formula against; ``--no-op-offload`` keeps those ops on the CPU.
+  buffers for LLaMA-7B (164.00 MiB at n_ctx 2048, 70.50 MiB at 512; ``docs/accuracy.md``). With layers in
+  host memory (``-ngl 0`` or partial offload) the GPU still computes their prompt batches of 32 tokens or more,
+  copying their weights and K/V views into its compute buffer (op offload, ``OP_OFFLOAD_MIN_BATCH`` below);
+  vramscope does not size those copies and says so (``a_llamacpp_op_offload`` at ``-ngl 0``, where it counts 0;
+  ``a_llamacpp_op_offload_partial`` otherwise), since no decoder's log reproduces a formula (``docs/accuracy.md``);
+  ``--no-op-offload`` keeps those ops on the CPU.
 * plus the CUDA context (``memory/overhead.py``; no torch, so no torch cuBLAS workspace).
 """
 
@@ -71,14 +73,19 @@ from .base import Candidate, Engine, EngineReport, Phases, Record
 if TYPE_CHECKING:
     from ..workload import Workload
 
-#: ``ggml_backend_cuda_device_offload_op``'s ``min_batch_size`` (ggml-cuda.cu; Vulkan, Metal and the others use
-#: 32 as well): with op offload on (llama.cpp's default) an op whose weight sits in host memory runs on the GPU once
-#: its batch has this many tokens, ``ggml_backend_sched`` copying the weight into the GPU compute buffer for its
-#: split (a new split per host weight, ``need_new_split``, so the copies' memory is reused), unless the GPU can read
-#: that host buffer in place (``ggml_backend_sched_buffer_supported``: unified-memory devices). So ``-ngl 0`` still
-#: reserves a GPU compute buffer for prompt batches. vramscope does not size it yet (issue #17): no public CUDA log
-#: of a decoder at ``-ngl 0`` was found to check a formula against; the two it has (BERT-family embedders in
-#: llama.cpp's CI, build 3851: bge-small 16.28 MiB, jina-reranker-v1-tiny 223.28 MiB) are ``docs/accuracy.md``'s.
+#: ``ggml_backend_cuda_device_offload_op``'s ``min_batch_size`` (ggml-cuda.cu; Vulkan's is the same, both read at
+#: 82bb48500, ``GGML_OP_OFFLOAD_MIN_BATCH`` overriding it): with op offload on (llama.cpp's default) an op whose
+#: weight sits in a host buffer runs on the GPU once its batch has this many rows, and pass 2 of
+#: ``ggml_backend_sched_split_graph`` spreads the GPU over the ops around it, so a host layer's whole prompt graph
+#: runs there; ``ggml_backend_sched`` copies each host weight (a new split per weight, ``need_new_split``, so the
+#: copies' memory is reused), the layer's K/V cache views and the KQ mask into the GPU compute buffer, unless the GPU
+#: reads that host buffer in place (``ggml_backend_sched_buffer_supported``: integrated devices). So ``-ngl 0`` and
+#: partial offload reserve GPU memory vramscope does not size (issue #17): llama-server's reserve keeps the output
+#: head on the CPU there (``server_n_outputs_max``: n_parallel rows, below 32), which is why HilbertRaum#391's
+#: 498.5 MiB for Qwen3.5-9B holds no logits, but that figure is the peak of a hybrid layer graph
+#: ``compute_buffer`` does not model, and the figures reproduced (BERT-family embedders in llama.cpp's CI, build
+#: 3851: bge-small 16.28 MiB, jina-reranker-v1-tiny 223.28 MiB) have no KV cache and no output head
+#: (``docs/accuracy.md``).
 OP_OFFLOAD_MIN_BATCH = 32
 
 #: llama.cpp --cache-type-k/-v (common/arg.cpp kv_cache_types)
@@ -312,9 +319,14 @@ def llamacpp_inference(model: ResolvedModel, w: Workload, notes: list[Assumption
                                            "fa": "on" if w.flash_attn else "off"}))
     if 0 < ngl <= n_layer:
         notes.append(Assumption("a_llamacpp_output", {"ngl": Opt("n_gpu_layers", ngl, flag="-ngl"), "n": n_repeating}))
-    if ngl == 0 and min(w.ubatch, n_ctx) >= OP_OFFLOAD_MIN_BATCH and not getattr(w, "no_op_offload", False):
+    op_offload = min(w.ubatch, n_ctx) >= OP_OFFLOAD_MIN_BATCH and not getattr(w, "no_op_offload", False)
+    if ngl == 0 and op_offload:
         notes.append(Assumption("a_llamacpp_op_offload", {"ngl": Opt("n_gpu_layers", 0, flag="-ngl"),
                                                           "n": OP_OFFLOAD_MIN_BATCH}))
+    elif 0 < ngl <= n_layer and op_offload:  # layers left in host memory: their prompt ops run on the GPU too
+        notes.append(Assumption("a_llamacpp_op_offload_partial", {
+            "ngl": Opt("n_gpu_layers", ngl, flag="-ngl"), "n": n_layer - n_repeating, "m": OP_OFFLOAD_MIN_BATCH,
+            "o_off": Opt("no_op_offload")}))
     if embd_copy:
         notes.append(Assumption("a_llamacpp_tied", {"size": f"{embd_copy / 2**20:,.2f} MiB"}))
     if spec.mla is not None and not mla_absorbed(model):
