@@ -28,12 +28,13 @@ def test_llama_server():
     # --fit is on by default (common.h fit_params = true); -ngl given, so it will leave the layers alone
     # -np left at auto: llama-server's four slots over one unified KV buffer (tools/server/server.cpp)
     assert p.options == {"seq": 8192, "n_gpu_layers": 99, "tensor_split": [1.0, 1.0], "num_gpus": 2, "fit": "on",
-                         "n_parallel": 4, "kv_unified": True}
+                         "n_parallel": 4, "kv_unified": True, "llama_server": True}
     assert parse_command("llama-server -m m.gguf -np 2".split()).options["n_parallel"] == 2
     assert "kv_unified" not in parse_command("llama-server -m m.gguf -np 2".split()).options
     assert parse_command("llama-server -m m.gguf -np 2 -kvu --swa-full".split()).options["kv_unified"] is True
     assert parse_command("llama-server -m m.gguf -no-kvu".split()).options["kv_unified"] is False
     assert "n_parallel" not in parse_command("llama-cli -m m.gguf".split()).options
+    assert "llama_server" not in parse_command("llama-cli -m m.gguf".split()).options
     p = parse_command("./llama-cli -hf unsloth/Qwen3-8B-GGUF:Q4_K_M -fa on -ctk q8_0 -ctv q8_0 -sm row -mg 1 "
                       "-b 1024 -ub 256 -nkvo --mlock -t 8 -ot exps=CPU".split())
     assert p.model == "Qwen3-8B" and p.options["quant"] == "Q4_K_M"  # the repo name without -GGUF

@@ -177,7 +177,7 @@ FLAGS = {
     "flash_attn": dict(engine="llama.cpp"),
     "no_kv_offload": dict(engine="llama.cpp"), "no_op_offload": dict(engine="llama.cpp"),
     "kv_unified": dict(engine="llama.cpp"), "swa_full": dict(engine="llama.cpp"),
-    "llamacpp_unpadded_ctx": dict(engine="llama.cpp"),
+    "llamacpp_unpadded_ctx": dict(engine="llama.cpp"), "llama_server": dict(engine="llama.cpp"),
     "no_mmap": dict(engine="llama.cpp"),
     "mlock": dict(engine="llama.cpp"), "sched_spread": dict(engine="ollama"),
     "fit_auto_ctx": dict(engine="llama.cpp", fit="on"),

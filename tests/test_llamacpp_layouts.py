@@ -288,3 +288,25 @@ def test_mimo2_gguf_keys_and_values_of_their_own_sizes(tmp_path):
     assert e.engine["gpu"]["kv_buffer_bytes"] == 768 * 8 * 320 * 2 + 4096 * 4 * 320 * 2
     e = vramscope.estimate(path, engine="llama.cpp", seq=4096, flash_attn=False)
     assert e.engine["gpu"]["kv_buffer_bytes"] == 768 * 8 * 320 * 2 + 4096 * (4 * 192 + 8 * 128) * 2
+
+
+def test_llama_server_logits_rows_and_auto_sequences():
+    """llama-server (llama.cpp#23861): the reserved graph's logits have n_outputs_max = n_parallel rows, not
+    n_ubatch; with -np left at auto, 4 sequences over a unified cache. Llama-3-8B at n_ctx 2048, ubatch 512, no
+    flash attention: llama-cli's GPU compute buffer is its logits (128256 x 512 f32 + the 4096-wide rows), under
+    llama-server the attention scores (2048 x 512 x 33 heads f32 + four 4096 x 512 activations) peak instead."""
+    from vramscope.engines.llamacpp import llama_outputs, llama_sequences
+    from vramscope.workload import Workload
+
+    assert llama_sequences(Workload(llama_server=True)) == (4, True)
+    assert llama_sequences(Workload(llama_server=True, n_parallel=2)) == (2, False)
+    assert llama_sequences(Workload()) == (1, False) and llama_outputs(Workload()) is None
+    assert llama_outputs(Workload(llama_server=True)) == 4
+    kw = dict(engine="llama.cpp", quant="Q4_K_M", seq=2048, ubatch=512, flash_attn=False)
+    cli = vramscope.estimate("llama-3-8b", **kw).engine["gpu"]["compute_buffer_bytes"]
+    srv = vramscope.estimate("llama-3-8b", llama_server=True, **kw).engine["gpu"]["compute_buffer_bytes"]
+    assert cli == 128256 * 512 * 4 + 4096 * 512 * 4
+    assert srv == 2048 * 512 * 33 * 4 + 4 * 4096 * 512 * 4
+    # its KV: 4 sequences unified keep the same 2048 cells as one (no sliding layers)
+    kv = vramscope.estimate("llama-3-8b", llama_server=True, **kw).engine["gpu"]["kv_buffer_bytes"]
+    assert kv == 32 * 2048 * 2048 * 2

@@ -491,6 +491,8 @@ def _llamacpp(program: str, args: list[str], env: dict[str, str]) -> ParsedComma
         # one KV stream per sequence unless -kvu)
         out.options["n_parallel"] = 4
         out.options.setdefault("kv_unified", True)
+    if program.startswith(("llama-server", "server")):
+        out.options["llama_server"] = True  # its reserved logits: n_parallel rows (engines/llamacpp.py llama_outputs)
     if not program.startswith("llama-run"):
         # common.h fit_params = true (every common_params tool: llama-server, llama-cli): fits -ngl / -ts (and a
         # -c left at 0) to the GPUs named

@@ -253,6 +253,28 @@ def _widths(spec: ModelSpec) -> list:
     return layer_widths(spec)
 
 
+def llama_sequences(w: Workload) -> tuple[int, bool]:
+    """``(n_seq_max, kv_unified)``: ``-np`` and ``-kvu`` as given; llama-server (``--llama-server``) with ``-np``
+    left at auto runs 4 sequences over a unified cache (common/arg.cpp ``params.n_parallel = -1`` for
+    LLAMA_EXAMPLE_SERVER, tools/server/server.cpp "n_parallel is set to auto, using n_parallel = 4 and
+    kv_unified = true"); other programs one sequence."""
+    n = getattr(w, "n_parallel", None)
+    unified = bool(getattr(w, "kv_unified", False))
+    if n is None and getattr(w, "llama_server", False):
+        return 4, True
+    return (n or 1), unified
+
+
+def llama_outputs(w: Workload) -> Optional[int]:
+    """Rows of the logits the reserved graph holds: ``n_outputs = min(n_tokens, n_outputs_max)``; llama-server
+    sets ``n_outputs_max = n_parallel × (1 + speculative n_max)`` (``server_n_outputs_max``, llama.cpp#23861,
+    2026-06-01; speculative decoding off by default, so ``n_parallel``), llama-cli and the library ``n_batch``
+    (every token of the micro-batch: None)."""
+    if not getattr(w, "llama_server", False):
+        return None
+    return llama_sequences(w)[0]
+
+
 def llama_n_ctx(w: Workload) -> int:
     """The context ``llama_context`` sizes its caches and graph for: ``GGML_PAD(n_ctx, 256)`` (src/llama-context.cpp,
     #17046, 2025-11-07: ``-c 35000`` keeps 35072 cells); builds before it kept ``n_ctx`` as given
@@ -300,8 +322,8 @@ def llamacpp_inference(model: ResolvedModel, w: Workload, notes: list[Assumption
     else:
         k_dim = v_dim = spec.num_kv_heads * spec.head_dim
     gpu_kv = cpu_kv = gpu_rs = cpu_rs = 0
-    n_seq = getattr(w, "n_parallel", None) or 1
-    unified, swa_full = bool(getattr(w, "kv_unified", False)), bool(getattr(w, "swa_full", False))
+    n_seq, unified = llama_sequences(w)
+    swa_full = bool(getattr(w, "swa_full", False))
     for layer in range(n_layer):
         kv, rs = layer_cache_bytes(spec, layer, n_ctx, w.ubatch, k_dim, v_dim, bk, bv, n_seq, w.flash_attn,
                                    unified, swa_full)
@@ -311,8 +333,9 @@ def llamacpp_inference(model: ResolvedModel, w: Workload, notes: list[Assumption
         else:
             cpu_kv += kv + rs
             cpu_rs += rs
-    gpu_compute = compute_buffer(spec, n_ctx, w.ubatch, w.flash_attn, output_on_gpu) if ngl > 0 else 0
-    cpu_compute = host_compute(spec, n_ctx, w.ubatch, w.flash_attn, output_on_gpu, ngl > 0)
+    outs = llama_outputs(w)
+    gpu_compute = compute_buffer(spec, n_ctx, w.ubatch, w.flash_attn, output_on_gpu, outs) if ngl > 0 else 0
+    cpu_compute = host_compute(spec, n_ctx, w.ubatch, w.flash_attn, output_on_gpu, ngl > 0, outs)
     n_repeating = n_layer - min(first_gpu, n_layer)  # repeating layers on the GPU
     notes.append(Assumption("a_llamacpp", {"ngl": n_repeating, "n_layer": n_layer, "ctx": n_ctx,
                                            "ctk": ctk, "ctv": ctv, "ub": w.ubatch,
@@ -367,8 +390,10 @@ def state_note(spec: ModelSpec, n_seq: int, notes: list[Assumption]) -> None:
         "o_np": Opt("n_parallel")}))
 
 
-def compute_buffer(spec: ModelSpec, n_ctx: int, n_ubatch: int, flash_attn: bool, output_on_gpu: bool) -> int:
-    """The GPU compute buffer for one micro-batch (formula in the module docstring)."""
+def compute_buffer(spec: ModelSpec, n_ctx: int, n_ubatch: int, flash_attn: bool, output_on_gpu: bool,
+                   n_outputs: Optional[int] = None) -> int:
+    """The GPU compute buffer for one micro-batch (formula in the module docstring); the logits have ``n_outputs``
+    rows (:func:`llama_outputs`; ``n_ubatch`` when not given)."""
     h, ub = spec.hidden_size, n_ubatch
     n_kv = -(-n_ctx // 256) * 256 if flash_attn else n_ctx
     act = h * ub * 4
@@ -381,12 +406,13 @@ def compute_buffer(spec: ModelSpec, n_ctx: int, n_ubatch: int, flash_attn: bool,
         ffn_width = max(ffn_width if spec.moe.dense_layers else 0,
                         spec.moe.experts_per_token * spec.moe.expert_intermediate_size)
     ffn = (2 * ffn_width) * ub * 4 + 2 * act
-    logits = (spec.vocab_size * ub * 4 + act) if output_on_gpu else 0
+    rows = ub if n_outputs is None else min(ub, n_outputs)
+    logits = (spec.vocab_size * rows * 4 + h * rows * 4) if output_on_gpu else 0
     return int(max(attention, ffn, logits))
 
 
 def host_compute(spec: ModelSpec, n_ctx: int, n_ubatch: int, flash_attn: bool, output_on_gpu: bool,
-                 gpu_graph: bool = True) -> int:
+                 gpu_graph: bool = True, n_outputs: Optional[int] = None) -> int:
     """The host (``CUDA_Host``) compute buffer when the GPU runs the graph: the graph's inputs, which the scheduler
     places in host memory, the KQ mask (``n_kv × n_ubatch``, f32, f16 under flash attention, whose ``n_kv`` is
     padded to 256) and the input embeddings (``n_embd × n_ubatch`` f32), plus the logits when the output layer
@@ -395,7 +421,7 @@ def host_compute(spec: ModelSpec, n_ctx: int, n_ubatch: int, flash_attn: bool, o
     4096-wide 7B at n_ctx 2048 and 32768 (fedora-copr/logdetective#106). Without a GPU graph (``-ngl 0``) the
     inputs and logits only (the CPU graph's own buffer is not modelled)."""
     h, ub = spec.hidden_size, n_ubatch
-    logits = 0 if output_on_gpu else spec.vocab_size * ub * 4
+    logits = 0 if output_on_gpu else spec.vocab_size * (ub if n_outputs is None else min(ub, n_outputs)) * 4
     if not gpu_graph:
         return int(ub * 4 * h * 2 + logits)
     n_kv = -(-n_ctx // 256) * 256 if flash_attn else n_ctx
@@ -602,8 +628,8 @@ def _device_kv(model: ResolvedModel, w: Workload, dev_of: list, used: list, kv_o
         k_dim = v_dim = spec.num_kv_heads * spec.head_dim
     kv_b = {d: 0 for d in used}
     cpu_kv = 0
-    n_seq = getattr(w, "n_parallel", None) or 1
-    unified, swa_full = bool(getattr(w, "kv_unified", False)), bool(getattr(w, "swa_full", False))
+    n_seq, unified = llama_sequences(w)
+    swa_full = bool(getattr(w, "swa_full", False))
     for layer in range(spec.num_layers):
         nbytes = sum(layer_cache_bytes(spec, layer, n_ctx, ub, k_dim, v_dim, bk, bv, n_seq, w.flash_attn,
                                        unified, swa_full))
@@ -626,7 +652,7 @@ def _device_compute(spec: ModelSpec, w: Workload, dev_of: list, d: int, has_out:
     copies = SCHED_MAX_COPIES if pipeline else 1
     n_kv = -(-n_ctx // 256) * 256 if fa else n_ctx
     inputs = n_kv * ub * (2 if fa else 4) + spec.hidden_size * ub * 4  # KQ mask + the hidden state coming in
-    full = compute_buffer(spec, n_ctx, ub, fa, has_out)
+    full = compute_buffer(spec, n_ctx, ub, fa, has_out, llama_outputs(w))
     if not n_rep:  # the output layer alone: the logits
         full = spec.vocab_size * ub * 4 + spec.hidden_size * ub * 4
     elif not kv_offload:  # attention runs where the cache is: the GPU keeps the FFN and the logits
@@ -758,7 +784,7 @@ def llamacpp_devices(model: ResolvedModel, w: Workload, n_devices: int, *, split
                          compute_buffer_bytes=_device_compute(spec, w, dev_of, d, output_dev == d, pipeline,
                                                               kv_offload, ub))
            for d in used]
-    cpu_compute = host_compute(spec, n_ctx, ub, w.flash_attn, output_dev is not None, bool(used))
+    cpu_compute = host_compute(spec, n_ctx, ub, w.flash_attn, output_dev is not None, bool(used), llama_outputs(w))
     if not kv_offload:
         cpu_compute = max(cpu_compute, int(n_ctx * ub * (spec.num_heads + 1) * 4 + 4 * spec.hidden_size * ub * 4))
     host = Buffers(model_buffer_bytes=cpu_model, kv_buffer_bytes=cpu_kv, compute_buffer_bytes=cpu_compute)
@@ -967,6 +993,12 @@ class LlamaCpp(Engine):
                        "model keeps one conv and one SSM state per sequence",
                help_zh="并行序列数（n_seq_max，默认 1；llama-server 的 auto 为 4）：循环/混合模型每条序列保留一份卷积状态和"
                        "一份 SSM 状态"),
+        Option("llama_server", ("--llama-server",), "flag", False, group="llama.cpp", owner="llama.cpp",
+               help_en="the run is llama-server (not llama-cli): {np} left at auto means 4 sequences over one "
+                       "unified KV buffer, and the compute graph keeps logits for {np} rows only (#23861)",
+               help_zh="运行的是 llama-server（而不是 llama-cli）：{np} 为 auto 时为 4 条序列共用一个 KV 缓冲区，"
+                       "计算图只为 {np} 行保留 logits（#23861）",
+               help_opts={"np": Opt("n_parallel")}),
         Option("llamacpp_unpadded_ctx", ("--llamacpp-unpadded-ctx",), "flag", False, group="llama.cpp",
                owner="llama.cpp",
                help_en="a llama.cpp build from before 2025-11-07 (#17046), which kept n_ctx as given; later builds pad "
@@ -1094,7 +1126,7 @@ class LlamaCpp(Engine):
                            ("n_batch_logical", "batch_size"), ("no_kv_offload", "no_kv_offload"),
                            ("no_op_offload", "no_op_offload"), ("n_parallel", "n_parallel"),
                            ("kv_unified", "kv_unified"), ("swa_full", "swa_full"),
-                           ("llamacpp_unpadded_ctx", "llamacpp_unpadded_ctx")):
+                           ("llamacpp_unpadded_ctx", "llamacpp_unpadded_ctx"), ("llama_server", "llama_server")):
             if src.get(key) is not None:
                 out[field] = src[key]
         return out, True
