@@ -14,7 +14,7 @@ from vramscope.memory.overhead import CUBLAS_WORKSPACE
 from vramscope.workload import make_workload
 
 CASES = [("llama-3-8b", 256, 2, 2), ("llama-3-8b", 256, 4, 2), ("mistral-7b-v0.1", 128, 8, 3),
-         ("llama-2-7b", 128, 3, 2)]
+         ("llama-2-7b", 128, 3, 2), ("qwen2.5-0.5b", 256, 2, 2), ("qwen2.5-0.5b", 128, 4, 3)]  # tied: the root
 
 
 def _trace(name, seq, world, layers):
@@ -57,7 +57,7 @@ def test_side_streams_are_fsdp2s(name, seq, world, layers):
     # the tracker logs sizes rounded up to 512 bytes (the allocator gives the same block)
     ours = [(s, (1 if n > 0 else -1) * -(-abs(n) // 512) * 512) for s, n, _ in fsdp_streams.events(model.spec, world, 2)]
     theirs = _side(log)
-    groups = layers + 2  # the embedding, the layers, [norm, head]
+    groups = layers + (1 if model.spec.tie_embeddings else 2)  # the layers, the embedding, [norm, head] / root
     # a step: 2G in forward (G gathers, G - 1 frees, the root's), 3G - 2 in backward, G gradient shards freed
     assert len(theirs) == 2 * (6 * groups - 2)
     assert ours == theirs
@@ -90,8 +90,9 @@ def test_covered_only_where_written():
     llama, qwen = two_layers("llama-3-8b"), two_layers("qwen2.5-0.5b")
     fsdp = make_workload(task="finetune", seq=256, num_gpus=2, parallelism="fsdp")
     assert fsdp_streams.covered(llama.spec, fsdp)
-    assert not fsdp_streams.covered(qwen.spec, fsdp)  # tied: the root holds the embedding, not written
-    for kw in (dict(num_gpus=1), dict(method="lora"), dict(task="pretrain", precision="mixed")):
+    assert fsdp_streams.covered(qwen.spec, fsdp)  # tied: the root group holds the embedding
+    for kw in (dict(num_gpus=1), dict(method="lora"), dict(task="pretrain", precision="mixed"),
+               dict(grad_checkpointing=True), dict(grad_accum=2), dict(parallelism="zero3")):
         w = make_workload(**{**dict(task="finetune", seq=256, num_gpus=2, parallelism="fsdp"), **kw})
         assert not fsdp_streams.covered(llama.spec, w), kw
 
@@ -102,3 +103,5 @@ def test_groups_pad_dim0_to_the_world_size():
     # 128256 rows over 3 ranks pad to 128256 (divisible); the 4096-wide norm pads to 4098 rows of 1
     assert g["embed"] == 128256 * 4096
     assert g["tail"] == 128256 * 4096 + 4098
+    tied = [name for name, _ in fsdp_streams.groups(two_layers("qwen2.5-0.5b").spec, 2)]
+    assert tied == ["root", "layer0", "layer1"]

@@ -20,9 +20,9 @@ Read from torch 2.13.0 ``torch/distributed/fsdp/_fully_shard``:
   ``reduce_scatter_stream``; the sharded gradients are views of it, so it lives until ``zero_grad`` drops the
   group's last gradient (groups in the parameters' order).
 
-Groups as accelerate's ``fsdp2_prepare_model`` builds them for an untied decoder (``trace/estimator.py``
-``shard_like_accelerate``): the embedding, each decoder layer, [final norm, head] (``reshard_after_forward=
-False``), the root holding no parameter. Checked event for event against FSDP2 itself on torch's fake process
+Groups as accelerate's ``fsdp2_prepare_model`` builds them (``trace/estimator.py`` ``shard_like_accelerate``):
+untied, the embedding, each decoder layer, [final norm, head] (``reshard_after_forward=False``), the root holding
+no parameter; tied, each decoder layer and the root (the shared embedding, the final norm). Checked event for event against FSDP2 itself on torch's fake process
 group (``tests/test_fsdp_streams.py``: the trace's events on the two side streams).
 """
 
@@ -39,10 +39,10 @@ COPY_IN, REDUCE_SCATTER = 1, 2
 
 def covered(spec: Any, w: Any) -> bool:
     """Whether the side-stream events are written for this workload: FSDP2 (``--parallelism fsdp``, full
-    sharding) full training of an untied model, no mixed-precision policy, no offload, no gradient
+    sharding) full training, tied or untied embeddings, no mixed-precision policy, no offload, no gradient
     accumulation, no float8 all-gather, world size above 1."""
     return (w.parallelism == "fsdp" and w.fsdp_version == 2 and w.fsdp_sharding == "full" and w.num_gpus > 1
-            and not spec.tie_embeddings and w.task == "finetune" and w.method == "full" and w.precision != "mixed"
+            and w.task == "finetune" and w.method == "full" and w.precision != "mixed" and not w.grad_checkpointing
             and w.offload in (None, "", "none") and w.grad_accum == 1 and not w.fsdp_float8_all_gather)
 
 
@@ -56,47 +56,69 @@ def _padded(shape: tuple[int, ...], world: int) -> int:
 
 def groups(spec: Any, world: int) -> list[tuple[str, int]]:
     """FSDP2's parameter groups in forward order with their padded unsharded numel (the all-gather output is
-    this many elements, the reduce-scatter output this over ``world``)."""
+    this many elements, the reduce-scatter output this over ``world``): untied, the embedding, each layer, [final
+    norm, head]; tied, the root (the shared embedding and the final norm), then each layer."""
+    return [(name, n) for name, n, _ in _groups(spec, world)]
+
+
+def _groups(spec: Any, world: int) -> list[tuple[str, int, int]]:
+    """(name, padded numel, index of the group's last parameter in ``model.parameters()``), forward order."""
     from ..model.tensors import tensors
 
-    emb, layers, tail = 0, [0] * spec.num_layers, 0
-    for t in tensors(spec):
+    layers = [[0, -1] for _ in range(spec.num_layers)]
+    emb, tail = [0, -1], [0, -1]
+    for i, t in enumerate(tensors(spec)):
         n = _padded(t.shape, world)
-        if t.layer is not None:
-            layers[t.layer] += n
-        elif t.role == "embedding":
-            emb += n
-        else:
-            tail += n
-    return [("embed", emb)] + [(f"layer{i}", n) for i, n in enumerate(layers)] + [("tail", tail)]
+        g = layers[t.layer] if t.layer is not None else emb if t.role == "embedding" else tail
+        g[0] += n
+        g[1] = i
+    body = [(f"layer{i}", n, last) for i, (n, last) in enumerate(layers)]
+    if spec.tie_embeddings:
+        return [("root", emb[0] + tail[0], max(emb[1], tail[1]))] + body
+    return [("embed", emb[0], emb[1])] + body + [("tail", tail[0], tail[1])]
 
 
 def events(spec: Any, world: int, a: int, steps: int = 2, grad_bytes: Optional[int] = None) -> list[tuple]:
     """The side streams' events of ``steps`` training steps: ``(stream, +bytes | -bytes, what)`` in order; ``a``
-    the all-gather dtype's bytes, ``grad_bytes`` the reduce dtype's (default ``a``)."""
-    g = groups(spec, world)
+    the all-gather dtype's bytes, ``grad_bytes`` the reduce dtype's (default ``a``).
+
+    Backward runs the groups' pre-backward hooks in reverse forward order (``post_forward_order``), each one
+    prefetching the group before it; the group kept unsharded after forward (the untied [norm, head], with
+    ``reshard_after_forward=False``, or the tied root, which FSDP2 never reshards after forward) gathers nothing.
+    Post-backward (the reduce-scatter) follows each pre-backward, except the tied root's, which runs last
+    (``_root_post_backward_final_callback``)."""
+    g = _groups(spec, world)
+    size = {name: n for name, n, _ in g}
     gb = a if grad_bytes is None else grad_bytes
+    tied = spec.tie_embeddings
+    resident = "root" if tied else "tail"
     out: list[tuple] = []
-    for step in range(steps):
+
+    def rs(name: str) -> None:
+        out.append((REDUCE_SCATTER, size[name] // world * gb, f"reduce-scatter {name}"))
+
+    for _ in range(steps):
         state: Optional[str] = None
-        for name, n in g:  # forward: each group's pre_forward all-gather, the previous result freed after copy-out
+        for name, n, _last in g:  # forward: pre_forward gathers; the previous result freed after the copy-out
             out.append((COPY_IN, n * a, f"all-gather {name}"))
             if state is not None:
-                out.append((COPY_IN, -dict(g)[state] * a, f"free all-gather {state}"))
+                out.append((COPY_IN, -size[state] * a, f"free all-gather {state}"))
             state = name
-        out.append((COPY_IN, -dict(g)[state] * a, f"free all-gather {state} (root post-forward)"))
-        # backward: the tail stays unsharded; each pre-backward prefetches the group before it
-        rev = g[::-1]
-        for i, (name, n) in enumerate(rev):
-            if i + 1 < len(rev):
-                if i > 0:
-                    out.append((COPY_IN, -n * a, f"free all-gather {name} (copied out)"))
-                out.append((COPY_IN, rev[i + 1][1] * a, f"all-gather {rev[i + 1][0]} (prefetch)"))
-            else:
-                out.append((COPY_IN, -n * a, f"free all-gather {name} (copied out)"))
-            out.append((REDUCE_SCATTER, n // world * gb, f"reduce-scatter {name}"))
-        for name, n in g:  # zero_grad(set_to_none=True), the parameters' order
-            out.append((REDUCE_SCATTER, -(n // world) * gb, f"free gradient shard {name}"))
+        out.append((COPY_IN, -size[state] * a, f"free all-gather {state} (root post-forward)"))
+        order = [name for name, _, _ in g][::-1]
+        if tied:  # the root's pre-backward comes first (its output is the logits), its reduce-scatter last
+            order = [resident] + order[:-1]
+        for i, name in enumerate(order):
+            if name != resident:
+                out.append((COPY_IN, -size[name] * a, f"free all-gather {name} (copied out)"))
+            if i + 1 < len(order) and order[i + 1] != resident:
+                out.append((COPY_IN, size[order[i + 1]] * a, f"all-gather {order[i + 1]} (prefetch)"))
+            if not (tied and name == resident):
+                rs(name)
+        if tied:
+            rs(resident)
+        for name, _, _ in sorted(g, key=lambda x: x[2]):  # zero_grad: a group's block goes with its last .grad
+            out.append((REDUCE_SCATTER, -(size[name] // world) * gb, f"free gradient shard {name}"))
     return out
 
 
