@@ -5,8 +5,8 @@ Run:  python bench/fsdp_streams.py [name:seq:world[:layers]] ...
 For each configuration the real FSDP2 step is traced on torch's fake process group (``run_trace``), its whole
 allocation stream replayed through ``memory/allocator.py`` with each block on its stream; printed: the replay's
 peak allocated and reserved, the segments the copy-in and reduce-scatter streams hold (their peaks, and at the
-reserved peak, with the bytes allocated in them then), the written side stream's own replay (``side_reserved``), and whether the side-stream events
-equal the trace's (512-byte units).
+reserved peak, with the bytes allocated in them then), the written side stream's own replay (``side_reserved``),
+and whether the side-stream events equal the trace's (512-byte units).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""FSDP2's side streams per rank (``memory/fsdp_streams.py``) against FSDP2 itself: torch 2.13's ``fully_shard``
-on torch's fake process group (``vramscope trace --gpus N``, the tracker numbering the CPU streams FSDP2 enters),
-two training steps; every event the trace records on the all-gather copy-in and reduce-scatter streams, in order
-and in 512-byte units (the tracker's), is the written stream's, and replaying the written stream alone gives the side-stream segments
-the replay of the whole trace holds at its reserved peak."""
+"""FSDP2's side streams per rank (``memory/fsdp_streams.py``) against FSDP2 itself: torch 2.13's ``fully_shard`` on
+torch's fake process group (``vramscope trace --gpus N``, the tracker numbering the CPU streams FSDP2 enters), two
+training steps; every event the trace records on the all-gather copy-in and reduce-scatter streams, in order and in
+512-byte units (the tracker's), is the written stream's, and replaying the written stream alone gives the
+side-stream segments the replay of the whole trace holds at its reserved peak."""
 
 import pytest
 
@@ -55,7 +55,8 @@ def test_side_streams_are_fsdp2s(name, seq, world, layers):
     model, w, log = _trace(name, seq, world, layers)
     assert fsdp_streams.covered(model.spec, w)
     # the tracker logs sizes rounded up to 512 bytes (the allocator gives the same block)
-    ours = [(s, (1 if n > 0 else -1) * -(-abs(n) // 512) * 512) for s, n, _ in fsdp_streams.events(model.spec, world, 2)]
+    ours = [(s, (1 if n > 0 else -1) * -(-abs(n) // 512) * 512)
+            for s, n, _ in fsdp_streams.events(model.spec, world, 2)]
     theirs = _side(log)
     groups = layers + (1 if model.spec.tie_embeddings else 2)  # the layers, the embedding, [norm, head] / root
     # a step: 2G in forward (G gathers, G - 1 frees, the root's), 3G - 2 in backward, G gradient shards freed

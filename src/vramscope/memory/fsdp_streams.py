@@ -22,8 +22,9 @@ Read from torch 2.13.0 ``torch/distributed/fsdp/_fully_shard``:
 
 Groups as accelerate's ``fsdp2_prepare_model`` builds them (``trace/estimator.py`` ``shard_like_accelerate``):
 untied, the embedding, each decoder layer, [final norm, head] (``reshard_after_forward=False``), the root holding
-no parameter; tied, each decoder layer and the root (the shared embedding, the final norm). Checked event for event against FSDP2 itself on torch's fake process
-group (``tests/test_fsdp_streams.py``: the trace's events on the two side streams).
+no parameter; tied, each decoder layer and the root (the shared embedding, the final norm). Checked event for event
+against FSDP2 itself on torch's fake process group (``tests/test_fsdp_streams.py``: the trace's events on the two
+side streams).
 """
 
 from __future__ import annotations
