@@ -1051,6 +1051,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "FSDP1 parameter CPU offload (torch 2.13): each unshard stages the host shard on the GPU first ({staged} with two unshards in flight), and every unit's reduce-scattered gradient ({grads} in all) waits on the GPU beside its pinned host copy until backward ends",
         "zh": "FSDP1 参数 CPU 卸载（torch 2.13）：每次反分片先把主机上的分片暂存到 GPU（两次反分片同时进行时共 {staged}），每个单元 reduce-scatter 后的梯度（共 {grads}）在反向结束前与其锁页主机副本一同留在 GPU 上",
     },
+    "a_fsdp2_offload": {
+        "en": "FSDP2 CPUOffloadPolicy (torch 2.13 foreach_reduce): each reduce-scattered gradient is copied to the host at once and its GPU output freed, so no sharded gradient stays on the GPU; the GPU keeps the unsharded layers' gradients and the reduce-scatter input",
+        "zh": "FSDP2 CPUOffloadPolicy（torch 2.13 foreach_reduce）：每个 reduce-scatter 后的梯度立即拷到主机，其 GPU 输出随即释放，因此 GPU 上不保留任何分片梯度；GPU 只保留未分片层的梯度和 reduce-scatter 输入",
+    },
     "a_zero3_init_lora": {
         "en": "LoRA under DeepSpeed ZeRO-3 (0.19.8) as the HF Trainer runs it: the model built inside zero.Init is partitioned in {dtype} at construction and the engine casts nothing, so peft's adapters stay fp32 partitions; their gradients and bucket are in {dtype}, and the optimizer keeps an fp32 master partition",
         "zh": "HF Trainer 方式下 DeepSpeed ZeRO-3（0.19.8）的 LoRA：在 zero.Init 中构建的模型在构造时即按 {dtype} 分片，引擎不再转换类型，因此 peft 的适配器保持 fp32 分片；其梯度与梯度桶为 {dtype}，优化器另存 fp32 主权重分片",

@@ -712,9 +712,17 @@ def offload(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, lay: Layou
             buf = fsdp_buffers(spec, w.fsdp_version, p.a, p.param_bytes, not adapters, w.method == "full")
     backward_only = lay.backward_only
     if params_off and w.strategy.is_fsdp:
-        # the optimizer steps on the host's gradients: on the GPU they exist inside backward only (FSDP2:
-        # _fsdp_collectives.py foreach_reduce moves each reduce-scattered gradient to the host at once)
+        # the optimizer steps on the host's gradients: on the GPU they exist inside backward only
         backward_only = grads
+    if params_off and host_sharded_grads(w):
+        # torch 2.13 FSDP2 CPUOffloadPolicy (_fsdp_collectives.py foreach_reduce): each reduce-scattered gradient is
+        # copied to the host at once (new_sharded_grad.to("cpu")) and the reduce-scatter output, allocated in the
+        # reduce-scatter stream, loses its last reference when foreach_reduce returns: no sharded gradient stays
+        # on the GPU. The output exists (1/n of a unit) only after the unit's unsharded gradients were copied into
+        # the reduce-scatter input and cleared, a moment below the layer's own (its gradients beside the previous
+        # reduce-scatter input: fsdp_buffers); the gradient buckets are those buffers
+        grads = backward_only = 0
+        notes.append(Assumption("a_fsdp2_offload", {}))
     if params_off and w.strategy.is_fsdp and w.fsdp_version == 1:
         # torch 2.13 FSDP1 CPUOffload(offload_params=True): each unshard first copies the pinned host shard to the
         # GPU (_flat_param.py pre_unshard: flat_param_to(device), or the _mp_shard under a MixedPrecision policy),
@@ -738,6 +746,13 @@ def offload(spec: ModelSpec, w: Workload, t: Trainable, p: Precision, lay: Layou
         host = nvme_pinned_bytes(int(t.params // n), int(t.params // n), params_off, p.a)
     notes.append(Assumption("a_offload", {"what": w.offload, "host": f"{host / 2**30:.1f} GiB"}))
     return Offloaded(Layout(weights, grads, 0, 0, buf, n, lay.resident, backward_only), host, nvme)
+
+
+def host_sharded_grads(w: Workload) -> bool:
+    """FSDP2 with ``CPUOffloadPolicy`` (parameter offload): every sharded gradient lives on the host, none on the
+    GPU (torch 2.13 ``_fsdp_collectives.py foreach_reduce``: ``new_sharded_grad.to(torch.device("cpu"))`` before it
+    becomes ``sharded_param.grad``; proven on torch's own objects in tests/test_fsdp2_offload.py)."""
+    return w.offload == "optimizer+params" and w.strategy.is_fsdp and w.fsdp_version == 2
 
 
 def offload_activations(acts: TrainingActivations, notes: list[Assumption]) -> tuple[TrainingActivations, int]:
@@ -1045,7 +1060,9 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
         candidates.append(_at((buf.backward_layer[0], 0), {**base, "gradients": kept, "activations": acts.layers
                                                            + max(0, casts - head_cast),
                                                            "temporaries": acts.layer_backward_extra + sp_temp}))
+        # the head's sharded gradient (the reduce-scatter output), on the host under FSDP2's CPU offload
         head_shard = int(spec.vocab_size * spec.hidden_size * p.param_bytes) // n if buf.head_reduce_input else 0
+        head_shard = 0 if host_sharded_grads(w) else head_shard
         if buf.head_reduce_input:  # it and the prefetched layer before it (2U), not the embedding
             candidates.append(_at((buf.forward_held, 0), {**base, "gradients": kept + head_shard,
                                                           "activations": acts.layers + max(0, casts - head_cast),
@@ -1076,7 +1093,7 @@ def _backward_candidates(spec: ModelSpec, w: Workload, p: Precision, sv: Saved, 
             # make it the backward's peak): its unsharded gradient copied into the reduce-scatter input
             # (reduce_dtype) and the sharded output allocated, the last layer gathered, nearly every saved tensor
             # alive (the trace: all but part of the last layer's)
-            head_shard = int(spec.vocab_size * spec.hidden_size * p.param_bytes) // n
+            head_shard = 0 if host_sharded_grads(w) else int(spec.vocab_size * spec.hidden_size * p.param_bytes) // n
             candidates.append(_at(buf.head_reduce, {**base, "gradients": kept + head_shard,
                                                     "activations": acts.layers}))
         if sv.tp > 1 and buf.head_reduce[1] and w.method == "full":
