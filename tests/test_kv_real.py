@@ -106,6 +106,8 @@ def shrink(cfg: dict) -> dict:
     kv2 = min(kv, 2)
     heads2 = kv2 * (heads // kv)
     _set_first(c, ("num_attention_heads", "n_head", "num_heads"), heads2)
+    if isinstance(c.get("num_attention_heads_per_layer"), list):  # Laguna: query heads per layer, same ratio each
+        c["num_attention_heads_per_layer"] = [kv2 * (h // kv) for h in c["num_attention_heads_per_layer"]]
     _set_first(c, ("num_key_value_heads", "num_kv_heads"), kv2)
     if "multi_query_group_num" in c:
         c["multi_query_group_num"] = kv2 if c.get("multi_query_attention") else c["multi_query_group_num"]
@@ -157,6 +159,11 @@ def shrink(cfg: dict) -> dict:
     first_attn = next((i for i, t in enumerate(kinds) if "attention" in str(t) and "linear" not in str(t)), None)
     if first_attn is not None and first_attn >= layers:
         layers = first_attn + 1
+    # and one layer of each attention type (Muse-Glimmer: three sliding layers, then a full one)
+    attn_kinds = [t for t in dict.fromkeys(map(str, kinds)) if "attention" in t and "linear" not in t]
+    if attn_kinds:
+        layers = max(layers, max(list(map(str, kinds)).index(t) for t in attn_kinds) + 1)
+    depth = next((c[k] for k in ("num_hidden_layers", "n_layer", "num_layers") if c.get(k)), 0)
     _shrink_states(c)
     # hybrids: up to the first attention layer, past the recurrent / MLP / MoE layers before it (Nemotron-H's
     # pattern string or block-type list; Qwen3-Next's every full_attention_interval-th layer)
@@ -185,11 +192,23 @@ def shrink(cfg: dict) -> dict:
     for key in ("layer_types", "mlp_layer_types"):  # GLM-5.2 names each layer's MLP (dense or sparse) too
         if isinstance(c.get(key), list):
             c[key] = c[key][:layers]
+    _cut_per_layer(c, depth, layers)  # every other per-layer list (Laguna's heads and gating, Muse's RoPE thetas)
     rope = c.get("rope_scaling")
     if isinstance(rope, dict) and rope.get("mrope_section"):  # Qwen-VL: the sections split half the head size
         half = HEAD_DIM // 2
         c["rope_scaling"] = {**rope, "mrope_section": [half - 2 * (half // 4), half // 4, half // 4]}
     return c
+
+
+def _cut_per_layer(c: dict, depth: int, layers: int) -> None:
+    """Every list with one entry per layer of the full ``depth`` cut to the first ``layers`` (the per-layer lists
+    transformers' configs check against ``num_hidden_layers``: ``layer_types``, ``num_attention_heads_per_layer``,
+    ``gating_types``, ``layer_rope_theta``, a vision tower's ``layer_types``)."""
+    if depth < 4 or layers >= depth:  # a short list could be a per-layer one by chance only at tiny depths
+        return
+    for k, v in list(c.items()):
+        if isinstance(v, list) and len(v) == depth:
+            c[k] = v[:layers]
 
 
 def _shrink_states(c: dict) -> None:
@@ -209,9 +228,11 @@ def _shrink_states(c: dict) -> None:
 def _shrink_vision(v: dict) -> dict:
     """A vision tower of one small layer (it is built, never run: the prompts are text)."""
     v = dict(v)
+    depth = next((v[k] for k in ("depth", "num_hidden_layers") if isinstance(v.get(k), int)), 0)
     for k in ("depth", "num_hidden_layers", "num_global_layers"):
         if k in v:
             v[k] = 1
+    _cut_per_layer(v, depth, 1)
     for k in ("num_heads", "num_attention_heads", "attention_heads"):
         if k in v:
             v[k] = 2

@@ -94,7 +94,14 @@ def weights(model: "ResolvedModel", w: "Workload", a: float, notes: list[Assumpt
     quant, skip = (spec.quant_format, spec.quant_skip) if use_own else (w.quant, ())
     wb = weight_bytes(model, a, quant, use_stored, skip, use_own, fp32_modules)
     split = rank_spec is not None and rank_spec is not model.spec
-    if use_own:
+    if use_own and quant == "modelopt-mixed":
+        from collections import Counter
+
+        algos = Counter(f for _, f in spec.quant_layers)
+        notes.append(Assumption("a_weights_modelopt_mixed", {
+            "layers": len(spec.quant_layers), "algos": ", ".join(f"{n} {f}" for f, n in sorted(algos.items())),
+            "skipped": len(skip), "o_dtype": Opt("dtype"), "o_quant": Opt("quant")}))
+    elif use_own:
         notes.append(Assumption("a_weights_checkpoint", {"format": quant, "method": spec.quant_method,
                                                          "skipped": len(skip), "o_dtype": Opt("dtype"),
                                                          "o_quant": Opt("quant")}))

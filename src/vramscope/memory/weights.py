@@ -21,6 +21,15 @@ Exact where the format is exact:
   FP8 ``weight`` e4m3 ``[out, in]`` plus fp32 scalars ``weight_scale`` and ``input_scale``: ``out·in + 8``.
   (ModelOpt's ``FP8_PER_CHANNEL_PER_TOKEN`` is ``fp8-channel``, its ``FP8_PB_WO`` ``fp8-block``.) Per expert the
   checkpoint holds the same four tensors for each of its projections;
+* ``nvfp4-a16`` (a ModelOpt ``W4A16_NVFP4`` layer of a ``MIXED_PRECISION`` checkpoint; vLLM 0.33.0
+  ``modelopt.py`` ``resolve``: weight scheme ``kNvfp4Static``, no activation scheme, ``_DROP_INPUT_SCALE``
+  "a no-op for genuine exports"): the NVFP4 ``weight``, ``weight_scale`` and fp32 ``weight_scale_2`` without
+  ``input_scale``: ``out·in/2 + out·in/16 + 4``; routed experts as NVFP4 (``ModelOptNvFp4FusedMoE.create_weights``
+  registers ``w13_input_scale`` / ``w2_input_scale`` for W4A16 too, one fp32 pair per expert and fused
+  projection: ``gate_up_proj`` holds two). ``modelopt-mixed`` is no format of its
+  own: each linear takes the format its ``quantized_layers`` entry names (``sources/quant_config.py:
+  layer_format``), and a linear the mapping does not name, the output head included, stays in the compute
+  dtype unless named;
 * ``gptq-4bit`` / ``awq-4bit`` (and 2, 3, 8 bits), group size 128 unless a suffix says otherwise
   (``gptq-4bit-g32``; ``-g-1`` for one group per column), as the modules transformers 5.24 loads them into
   (gptqmodel's, ``integrations/awq.py`` / ``quantizers/quantizer_gptq.py``; read at GPTQModel f4c327a):
@@ -95,6 +104,9 @@ def quantized_linear_bytes(t: Tensor, quant: str) -> int:
         return c * (n + 4 * -(-out_f // 128) * -(-in_f // 128))
     if quant == "nvfp4":  # ModelOpt NVFP4: packed e2m1, e4m3 scale per 16 values, fp32 weight_scale_2 + input_scale
         return c * (out_f * (in_f // 2) + out_f * (in_f // 16) + 8)
+    if quant == "nvfp4-a16":  # ModelOpt W4A16_NVFP4: as nvfp4 without input_scale (experts: vLLM keeps it)
+        shards = 2 if t.name.endswith("gate_up_proj") else 1  # vLLM's w13 scalars: one per fused projection
+        return c * (out_f * (in_f // 2) + out_f * (in_f // 16) + (8 * shards if t.role == "expert" else 4))
     if quant == "modelopt-fp8":  # ModelOpt FP8: e4m3 weight, fp32 weight_scale + input_scale
         return c * (n + 8)
     if quant == "mxfp4":  # gpt-oss: *_blocks (two fp4 per byte) and *_scales (one e8m0 per 32 values)
@@ -162,6 +174,17 @@ def _fp32_strict(spec: ModelSpec, t: Tensor) -> bool:
     return t.role == "router" and t.module == FP32_STRICT.get(spec.model_type) and t.name.endswith(".weight")
 
 
+def _mixed_format(t: Tensor, layers: tuple[tuple[str, str], ...], skip: tuple[str, ...]) -> str:
+    """A MIXED_PRECISION checkpoint's format for one tensor (``""``: the compute dtype): linear weights only,
+    routers never (not ``nn.Linear`` in vLLM either: ``ReplicatedLinear`` gates are excluded by name)."""
+    if not t.linear or not layers or (t.role == "router" and t.module == "gate"):
+        return ""
+    from ..sources.quant_config import layer_format
+
+    module = t.name[:-len(".weight")] if t.name.endswith(".weight") else t.name
+    return layer_format(module, layers, skip, t.role == "expert")
+
+
 @lru_cache(maxsize=256)
 def spec_weight_bytes(spec: ModelSpec, dtype_bytes: float, quant: str, skip: tuple[str, ...] = (),
                       checkpoint: bool = False, fp32_modules: bool = True) -> WeightBytes:
@@ -170,10 +193,13 @@ def spec_weight_bytes(spec: ModelSpec, dtype_bytes: float, quant: str, skip: tup
     total = 0.0
     q_params = kept = 0
     # skip patterns may name single layers: then every layer is looked at (else one of each kind, repeated)
-    items = ((t, 1, t.numel) for t in tensors(spec)) if skip else ((g.tensor, g.repeat, g.numel) for g in groups(spec))
+    mixed = quant == "modelopt-mixed" and checkpoint
+    items = ((t, 1, t.numel) for t in tensors(spec)) if skip or mixed \
+        else ((g.tensor, g.repeat, g.numel) for g in groups(spec))
     for t, repeat, numel in items:
-        if quant != "none" and is_quantized(t, quant, skip, checkpoint):
-            total += quantized_linear_bytes(t, quant) * repeat
+        fmt = _mixed_format(t, spec.quant_layers, skip) if mixed else quant
+        if fmt and fmt != "none" and (mixed or is_quantized(t, quant, skip, checkpoint)):
+            total += quantized_linear_bytes(t, fmt) * repeat
             q_params += numel
         else:
             total += numel * (4.0 if fp32_modules and dtype_bytes < 4 and _fp32_strict(spec, t) else dtype_bytes)

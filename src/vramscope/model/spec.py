@@ -240,6 +240,8 @@ class ModelSpec:
     #: its quantization keeps in the compute dtype (sources/quant_config.py)
     quant_format: str = ""
     quant_skip: tuple[str, ...] = ()
+    #: a ModelOpt MIXED_PRECISION checkpoint: (checkpoint module, format) per quantized_layers entry
+    quant_layers: tuple[tuple[str, str], ...] = ()
     #: the KV cache dtype the checkpoint asks for ("fp8": a ModelOpt kv_cache_quant_algo FP8), which vLLM's
     #: kv_cache_dtype "auto" follows (engines/vllm.py); "" when it asks for none
     kv_quant: str = ""

@@ -236,7 +236,8 @@ def _checkpoint_storage(quant: Config, origin: str = "config.json") -> dict[str,
     from .quant_config import checkpoint_quant
 
     cq = checkpoint_quant(quant, origin)
-    return {} if cq is None else {"quant_format": cq.format, "quant_skip": cq.skip, "kv_quant": cq.kv}
+    return {} if cq is None else {"quant_format": cq.format, "quant_skip": cq.skip, "kv_quant": cq.kv,
+                                "quant_layers": cq.layers}
 
 
 def _derived_head_dim(r: _Reader, hidden: int, heads: int) -> int:

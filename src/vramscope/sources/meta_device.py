@@ -749,7 +749,8 @@ def _checkpoint_storage(quant: dict[str, Any], origin: str = "config.json") -> d
     from .quant_config import checkpoint_quant
 
     cq = checkpoint_quant(quant, origin)
-    return {} if cq is None else {"quant_format": cq.format, "quant_skip": cq.skip, "kv_quant": cq.kv}
+    return {} if cq is None else {"quant_format": cq.format, "quant_skip": cq.skip, "kv_quant": cq.kv,
+                                "quant_layers": cq.layers}
 
 
 #: module class names of recurrent / state-space token mixers (Mamba, Mamba2, Jamba, Falcon-H1, Zamba, Bamba,
