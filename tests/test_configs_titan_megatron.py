@@ -64,6 +64,9 @@ def test_torchtitan_preset(tmp_path):
      {"parallelism": "fsdp", "fsdp_sharding": "hybrid", "nodes": 4, "num_gpus": 32}),
     ('[parallelism]\ndata_parallel_shard_degree = 8\nfsdp_reshard_after_forward = "never"\n',
      {"parallelism": "zero2", "num_gpus": 8}),
+    # torchtitan's policy: "never" and "default" are both False under PP, the pipeline stage's FSDP2 kept gathered
+    ('[parallelism]\ndata_parallel_shard_degree = 2\npipeline_parallel_degree = 4\n'
+     'fsdp_reshard_after_forward = "never"\n', {"parallelism": "fsdp", "pp": 4, "num_gpus": 8}),
     ('[training]\ndtype = "bfloat16"\n', {"precision": "pure"}),
     ('[compile]\nenable = true\ncomponents = ["model"]\n', {"compile": True, "compile_components": "model"}),
     ('[compile]\nenable = true\ncomponents = ["loss", "model"]\n', {"compile": True, "compile_components": "model,loss"}),
@@ -77,6 +80,9 @@ def test_torchtitan_fields(tmp_path, extra, expect):
 @pytest.mark.parametrize("text, key", [
     ('[activation_checkpoint]\nmode = "memory_budget"\n', "activation_checkpoint.mode"),
     ('[parallelism]\ntensor_parallel_degree = 0\n', "parallelism.tensor_parallel_degree"),
+    # "always" under PP reshards every micro-batch's forward (not modelled): refused, not estimated as "default"
+    ('[parallelism]\ndata_parallel_shard_degree = 2\npipeline_parallel_degree = 4\n'
+     'fsdp_reshard_after_forward = "always"\n', "parallelism.fsdp_reshard_after_forward"),
     ('[parallelism]\npipeline_parallel_degree = 2\npipeline_parallel_schedule = "ZBVZeroBubble"\n',
      "parallelism.pipeline_parallel_schedule"),
     ('[training]\nseq_len = "long"\n', "training.seq_len"),

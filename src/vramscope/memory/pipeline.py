@@ -195,26 +195,81 @@ def recv_buffers(rank: int, pp: int, micro_batches: int, schedule: str, boundary
     return int((acts + grads) * boundary)
 
 
-def _stage_units(spec: ModelSpec, pp: int, schedule: str, ranges: list[list[tuple[int, int]]]) -> list[list[int]]:
-    """Each rank's FSDP2 units' parameter counts as torchtitan wraps them, in the order FSDP2 reduces them at the
-    step's end (the stage module's order: the embedding, the layers, [norm, head])."""
+def _stage_units(spec: ModelSpec, pp: int, schedule: str, ranges: list[list[tuple[int, int]]]
+                 ) -> list[list[list[tuple[int, int]]]]:
+    """Each rank's FSDP2 units as torchtitan wraps them, per stage the rank holds (its chunks, in the order held:
+    ``r, r + pp, …``), each unit in the stage module's order (the embedding, the layers, [norm, head]) as
+    ``(parameters, its last parameter)``: the last one is what ``foreach_reduce`` still holds when it allocates
+    the reduce-scatter's output (:func:`_reduce_moments`). A decoder layer registers its norms last
+    (transformers' ``LlamaDecoderLayer.__init__``: ``self_attn``, ``mlp``, ``input_layernorm``,
+    ``post_attention_layernorm``), so its last parameter is ``hidden`` elements; [norm, head]'s is the head's
+    weight (torchtitan ``fully_shard([model.norm, model.output])``), the embedding's its one weight."""
     emb = sum(g.numel for g in groups(spec) if g.tensor.layer is None and g.tensor.role in ("embedding",
                                                                                            "position_embedding"))
-    head = sum(g.numel for g in groups(spec) if g.tensor.layer is None and g.tensor.role not in (
-        "embedding", "position_embedding"))
+    tail = [g.numel for g in groups(spec) if g.tensor.layer is None and g.tensor.role not in (
+        "embedding", "position_embedding")]
+    head, head_last = sum(tail), max(tail, default=0)
     if spec.tie_embeddings:
         head += emb
+        head_last = max(head_last, emb)
     out = []
     for s in range(pp):
-        units = [emb] if s == 0 else []
-        units += [params_in_layers(spec, i, i + 1) for a, b in ranges[s] for i in range(a, b)]
-        out.append(units + ([head] if s == head_rank(pp, schedule) else []))
+        chunks = []
+        for c, (a, b) in enumerate(ranges[s]):
+            units = [(emb, emb)] if s == 0 and c == 0 else []
+            units += [(params_in_layers(spec, i, i + 1), spec.hidden_size) for i in range(a, b)]
+            if s == head_rank(pp, schedule) and c == len(ranges[s]) - 1:
+                units.append((head, head_last))
+            chunks.append(units)
+        out.append(chunks)
     return out
 
 
-def _backward_moment(s: int, units: list[int], schedule: str, m: int, acts: int, per_layer: float, layers: int,
-                     gather: float, reduce: float, dp: int, last: bool, loss_backward: int,
-                     loss_held: int, logits: int = 0) -> dict[str, int]:
+def reduce_rounds(pp: int, micro_batches: int) -> int:
+    """Micro-batches per round of torch 2.13's ``ScheduleInterleaved1F1B`` (``schedules.py``:
+    ``number_of_rounds = max(1, n_microbatches // pp_group_size)``, ``microbatches_per_round = n_microbatches //
+    number_of_rounds``): its backwards run in blocks of that many micro-batches per chunk, the chunks in reverse
+    order (``backward_stage_index``), so when a rank's chunk ``c`` has run its last backward, each chunk below it
+    still holds its last block's micro-batches."""
+    return micro_batches // max(1, micro_batches // pp)
+
+
+def _reduce_moments(chunks: list[list[tuple[int, int]]], schedule: str, m: int, pp: int, per_layer: float,
+                    gather: float, reduce: float, dp: int, recv: int,
+                    flight: int) -> list[tuple[int, int, int, int, int]]:
+    """The last micro-batch's reduce-scatters on a rank, as moments ``(activations, gradients, temporaries,
+    in flight, gathered weights freed)`` (:func:`_backward_moment`). Each unit is resharded first
+    (``_fsdp_param_group.py post_backward``: ``if self.reshard_after_backward: self.reshard()`` before
+    ``foreach_reduce``, ``perform_reduce_grad`` having set ``set_reshard_after_backward(True)``), so its
+    param_dtype copy and those of the units reduced before are gone. torch 2.13's ``_PipelineScheduleRuntime``
+    adds a ``REDUCE_GRAD`` after a stage's last backward (``schedules.py _add_reduce_grad``; ``stage.py perform_reduce_grad`` runs every
+    FSDP2 unit's ``post_backward``), so a rank holding several stages (interleaved 1F1B) reduces its chunks in the
+    order of their last backwards, the highest first, while each lower chunk still holds
+    :func:`reduce_rounds` micro-batches' activations (traced: interleaved 1F1B's last rank peaks at its head
+    stage's reduce-scatter, its first stage holding 4 micro-batches). A unit's ``foreach_reduce`` (torch 2.13
+    ``distributed/fsdp/_fully_shard/_fsdp_collectives.py``) allocates the reduce_dtype input (``chunk_cat`` of
+    the unit's gradients) beside its accumulated gradients, then clears them, but its ``for i, (fsdp_param,
+    unsharded_grad) in enumerate(zip(...))`` loop variable keeps the unit's last gradient alive until it
+    returns, through the allocation of the reduce-scatter's output (``reduce_scatter_output_numel =
+    input // world_size``): the larger of ``u·R`` (the copy-in) and ``last·R + u·R/dp`` (the output) beside the
+    gradients, the units reduced before sharded (``u·R/dp``), the receive buffers alive throughout."""
+    full = int(sum(u for units in chunks for u, _ in units) * reduce)
+    rounds = reduce_rounds(pp, m) if schedule == "interleaved" else 0
+    out, done, freed = [], 0, 0
+    for c in reversed(range(len(chunks))):
+        lower = int(rounds * per_layer * sum(len(u) for u in chunks[:c]))  # the lower chunks' last blocks
+        for u, last in chunks[c]:
+            freed += int(u * gather)  # ``post_backward`` reshards the unit before its ``foreach_reduce``
+            extra = max(int(u * reduce), int(last * reduce) + int(u * reduce / dp))
+            out.append((recv + lower, full - done, extra, flight, freed))
+            done += int(u * reduce * (1 - 1 / dp))
+    return out
+
+
+def _backward_moment(s: int, chunks: list[list[tuple[int, int]]], schedule: str, m: int, acts: int,
+                     per_layer: float, layers: int, gather: float, reduce: float, dp: int, last: bool,
+                     loss_backward: int, loss_held: int, logits: int = 0, pp: int = 1,
+                     recv: int = 0) -> dict[str, int]:
     """The largest moment of a torchtitan stage's backward under FSDP2 (:func:`pipeline_stages` ``unsharded``), as
     its activations, gradients and temporaries. ``units``: the stage's FSDP2 units' parameter counts in the stage
     module's order (the embedding first on stage 0, the norm + head last on the last stage); ``acts``: every
@@ -233,9 +288,11 @@ def _backward_moment(s: int, units: list[int], schedule: str, m: int, acts: int,
     micro-batches still waiting (``loss_held`` each) are alive through every moment of the backward at ``k``,
     whose loss backward comes before any unit's. The last stage's output head backward writes its param_dtype
     weight gradient beside the stage's output (``logits``: ``backward_one_chunk`` holds it to its end) and its
-    gradient (traced: GPipe's last stage at 512 tokens peaks there, −3.6% without them). The last micro-batch's reduce-scatters
-    (``PipelineStage.perform_reduce_grad``, unit by unit in the stage module's order, the activations gone) are
-    moments too: each unit's reduce_dtype input beside what is still accumulated (the units before it sharded)."""
+    gradient (traced: GPipe's last stage at 512 tokens peaks there, −3.6% without them). The last micro-batch's
+    reduce-scatters (``PipelineStage.perform_reduce_grad``, unit by unit in the stage module's order, a rank's
+    stages in the order of their last backwards) are moments too (:func:`_reduce_moments`). ``chunks``: the
+    rank's units per stage (:func:`_stage_units`); ``recv``: its receive buffers (part of ``acts``)."""
+    units = [u for chunk in chunks for u, _ in chunk]
     full = int(sum(units) * reduce)
     own = units[1:] if s == 0 else units  # the units with a layer's (or the head's) backward
     moments = []  # (activations, gradients, temporaries, the micro-batches' activations in flight at that moment)
@@ -272,13 +329,12 @@ def _backward_moment(s: int, units: list[int], schedule: str, m: int, acts: int,
             at(1)
     else:
         at(1)
-    done = 0
-    for u in units:
-        moments.append((0, full, int(u * reduce) - done, acts))
-        done += int(u * reduce * (1 - 1 / dp))
-    a, g, t, flight = max(moments, key=lambda x: sum(x[:3]))
-    # reported as the in-flight activations and what the moment holds beside them (a temporary, or less)
-    return {"activations": flight, "gradients": g, "temporaries": a + t - flight}
+    moments = [(*x, 0) for x in moments] + _reduce_moments(chunks, schedule, m, pp, per_layer, gather, reduce, dp,
+                                                           recv, acts)
+    a, g, t, flight, freed = max(moments, key=lambda x: sum(x[:3]) - x[4])
+    # reported as the in-flight activations and what the moment holds beside them (a temporary, or less), and
+    # the gathered weights already resharded at that moment (taken off the stage's weights)
+    return {"activations": flight, "gradients": g, "temporaries": a + t - flight, "weights_freed": freed}
 
 
 def pipeline_stages(spec: ModelSpec, pp: int, micro_batches: int, schedule: str,
@@ -365,7 +421,9 @@ def pipeline_stages(spec: ModelSpec, pp: int, micro_batches: int, schedule: str,
                 new["temporaries"] = 0
                 if name == "backward":
                     new.update(_backward_moment(s, units[s], schedule, micro_batches, acts, per_layer, sizes[s],
-                                                gather, reduce, dp, last, loss_backward, loss_held, logits))
+                                                gather, reduce, dp, last, loss_backward, loss_held, logits,
+                                                pp=pp, recv=recv))
+                    new["weights"] -= new.pop("weights_freed")
             stage_phases[name] = new
         if collect is not None:
             collect.append(stage_phases)

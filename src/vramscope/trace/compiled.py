@@ -23,7 +23,9 @@ under the fake mode (an infra mode it accepts) and past the live-bytes tracker (
 so the tracker sees what the compiled forward returns and saves (AOTAutograd's ``CompiledFunction`` holds the
 saved set until backward) and every tensor the backward graph allocates. What inductor would fuse is not: the
 graphs' intermediate tensors are each allocated, so the transients inside a block (not what it saves) are an
-upper bound of inductor's buffers. Each block compiles on its own, as Dynamo does under torchtitan (one graph per
+upper bound of inductor's buffers; one kind is run as inductor runs it, a dtype conversion or ``abs`` of a graph
+input read by several consumers (:func:`inline_input_casts`: inductor recomputes it in each, where run op by op it
+was kept from the first to the last). Each block compiles on its own, as Dynamo does under torchtitan (one graph per
 plain block, guarded on the module; checkpoint-wrapped blocks share one).
 """
 
@@ -99,6 +101,7 @@ def recording_backend(partitions: list[Partition], run: bool = True) -> Any:
             return fw, bw
 
         def nop(g: Any, _inputs: Any) -> Any:
+            inline_input_casts(g)
             return make_boxed_func(g.forward)
 
         with functorch_config.patch(unlift_effect_tokens=True):
@@ -107,6 +110,50 @@ def recording_backend(partitions: list[Partition], run: bool = True) -> Any:
                 gm, example_inputs)
 
     return backend
+
+
+#: pointwise ops on one tensor that inductor recomputes in each consumer rather than store (below)
+_INLINED = ("prims.convert_element_type.default", "aten.abs.default")
+#: views between them and the graph input (no storage of their own)
+_VIEWS = ("aten.permute.default", "aten.t.default", "aten.transpose.int", "aten.view.default",
+          "aten._unsafe_view.default", "aten.expand.default")
+
+
+def inline_input_casts(gm: Any) -> int:
+    """Run a graph input's cheap pointwise chain where each consumer reads it, as inductor does, not once for all.
+
+    torch 2.13 inductor stores a pointwise node read by several consumers only when
+    ``TensorBox.mark_reuse`` / ``StorageBox.should_realize_on_reuse`` (``torch/_inductor/ir.py``) says so: more
+    than ``config.realize_reads_threshold`` (4) reads, a large inner function, on a CPU a heavy op (exp, log,
+    sigmoid, tanh …), or a consumer in ``lowering.py``'s ``needs_realized_inputs`` (mm, bmm, convolution …,
+    ``graph.py run_node``). A dtype conversion or ``abs`` of one graph input is none of these, so inductor
+    inlines it into every consumer and no buffer holds it. Run op by op, the graph allocates it once and keeps it
+    to its last consumer: torchao 0.18's rowwise float8 cast of a weight (``float8_scaling_utils.py
+    hp_tensor_to_float8_dynamic``: ``x.to(float32)``, ``amax(abs(...))``) is one node in the forward cast and the
+    backward's other-axis cast, so a recomputed, compiled block's backward would hold each weight's fp32 copy
+    and ``abs`` from the recomputed forward to its backward (traced: 6 bytes per element of the six weights
+    after ``down_proj``, 912 MiB per Llama-3-8B block; inductor's own CPU code for such a block holds none of
+    them, bench/compile_float8_inductor.py). Each such op on a graph input (through views) is given one copy per
+    consumer, placed before it. Returns the copies made."""
+    graph = gm.graph
+    made = 0
+    for node in reversed(list(graph.nodes)):
+        if node.op != "call_function" or str(node.target) not in _INLINED or len(node.users) < 2:
+            continue
+        root = node.args[0] if node.args else None
+        while getattr(root, "op", None) == "call_function" and str(root.target) in _INLINED + _VIEWS:
+            root = root.args[0]
+        if getattr(root, "op", None) != "placeholder":
+            continue
+        for user in list(node.users)[1:]:
+            with graph.inserting_before(user):
+                copy = graph.node_copy(node)
+            user.replace_input_with(node, copy)
+            made += 1
+    if made:
+        graph.lint()
+        gm.recompile()
+    return made
 
 
 def decoder_model(config: Any, dtype: Any, layers: int = 1, empty: bool = False) -> Any:
