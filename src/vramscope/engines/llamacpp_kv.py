@@ -214,7 +214,8 @@ def swa_cells(spec: ModelSpec, n_ctx: int, ub: int, n_seq: int, unified: bool = 
     kv_size, streams = context_cells(n_ctx, n_seq, unified)
     if swa_full:
         return kv_size * streams
-    return _pad(min(kv_size, n_swa(spec) * (max(1, n_seq) if unified else 1) + ub)) * streams
+    # kv_size is a multiple of 256 unless n_ctx was kept unpadded (--llamacpp-unpadded-ctx): never above it
+    return min(kv_size, _pad(min(kv_size, n_swa(spec) * (max(1, n_seq) if unified else 1) + ub))) * streams
 
 
 def is_sliding(spec: ModelSpec, layer: int) -> bool:
