@@ -105,3 +105,43 @@ def test_unsloth_offloaded_checkpointing_keeps_last_input_and_buffers():
     old, _ = training.unsloth_offload(spec, w_old, acts, 2.0, [])
     single = tight["steps"][-1]
     assert old.layers == (single["kept_inputs"] + single["gpu_buffers"]) * one and old.one_layer == 0
+
+
+zoo_2024 = os.environ.get("VRAMSCOPE_UNSLOTH_ZOO_2024", "")
+needs_zoo_2024 = pytest.mark.skipif(
+    not (Path(zoo_2024) / "unsloth_zoo" / "gradient_checkpointing.py").is_file(),
+    reason="unsloth-zoo (LGPL-3.0, not vendored): set VRAMSCOPE_UNSLOTH_ZOO_2024 to an extracted "
+           "unsloth_zoo-2024.12.7 wheel (pip download --no-deps unsloth_zoo==2024.12.7)")
+
+
+@needs_torch
+@needs_zoo_2024
+def test_unsloth_2024_checkpointer_keeps_nothing_on_the_device():
+    """Unsloth_Offloaded_Gradient_Checkpointer (unsloth_zoo 2024.12.7, what unsloth 2024.12.4's Llama forward applies)
+    over 4 layers, 2 steps: every input, the last one's too, is a host copy at the end of forward, none stays on the
+    device, and backward reloads one at a time — vramscope's GPU share for Unsloth before 2025.3: no input and no
+    buffer (the reloaded input is the recomputed layer's first norm's saved input, in one_layer), host: every input."""
+    from vramscope.api import load_model
+    from vramscope.estimators import training
+    from vramscope.memory.activations import TrainingActivations
+    from vramscope.workload import make_workload
+
+    r = _run("checkpoint2024", env={"VRAMSCOPE_UNSLOTH_ZOO_2024": zoo_2024})
+    n = r["layers"]
+    assert [(s["kept_inputs"], s["host_copies"], s["reloads_at_once"], s["host_after_backward"])
+            for s in r["steps"]] == [(0.0, n, 1, 0)] * 2
+    spec = load_model("llama-3-8b").spec
+    one = 2 * 2048 * spec.hidden_size * 2
+    acts = TrainingActivations(layers=spec.num_layers * one, loss_resident=0, loss_forward_extra=0,
+                               loss_backward_extra=0, one_layer=0)
+    w = make_workload(task="finetune", method="lora", framework="unsloth", seq=2048, batch=2,
+                      unsloth_version="2024.12.4")
+    out, host = training.unsloth_offload(spec, w, acts, 2.0, [])
+    steady = r["steps"][-1]
+    assert out.layers == steady["kept_inputs"] * one and out.one_layer == 0
+    assert host == steady["host_copies"] / n * spec.num_layers * one  # no pre-allocated host buffers
+    # 2025.3 onwards (UnslothCheckpointFunction): the last input and a buffer stay on the device
+    w_new = make_workload(task="finetune", method="lora", framework="unsloth", seq=2048, batch=2,
+                          unsloth_version="2025.3.1")
+    new, _ = training.unsloth_offload(spec, w_new, acts, 2.0, [])
+    assert new.layers == 2 * one

@@ -382,11 +382,95 @@ def checkpoint_run(free_bytes: int = 8 * 2**30, layers: int = 4, steps: int = 3,
     return {"layers": layers, "free_bytes": free_bytes, "steps": res}
 
 
+def load_old_checkpointing():
+    """unsloth_zoo 2024.12.7's ``gradient_checkpointing`` module (``Unsloth_Offloaded_Gradient_Checkpointer``, what
+    unsloth 2024.12.4's ``LlamaModel_fast_forward`` applies per layer) from ``VRAMSCOPE_UNSLOTH_ZOO_2024``."""
+    root = os.environ.get("VRAMSCOPE_UNSLOTH_ZOO_2024")
+    if not root or not (Path(root) / "unsloth_zoo" / "gradient_checkpointing.py").is_file():
+        raise FileNotFoundError("VRAMSCOPE_UNSLOTH_ZOO_2024 names no extracted unsloth_zoo-2024.12.7 wheel")
+    sys.modules.pop("unsloth_zoo", None)
+    sys.modules.pop("unsloth_zoo.gradient_checkpointing", None)
+    _mod("unsloth_zoo", __path__=[str(Path(root) / "unsloth_zoo")])
+    return importlib.import_module("unsloth_zoo.gradient_checkpointing")
+
+
+def old_checkpoint_run(layers: int = 4, steps: int = 2, batch: int = 2, seq: int = 256, h: int = 512) -> dict:
+    """``layers`` layers through ``Unsloth_Offloaded_Gradient_Checkpointer.apply`` as unsloth 2024.12.4's
+    ``LlamaModel_fast_forward`` calls it (``hidden_states = ....apply(decoder_layer, hidden_states, ...)[0]``), with
+    its two device moves redirected on CPU tensors to what they do on a GPU: ``.to("cpu", non_blocking = True)``
+    a new host tensor (on a CPU tensor it would return the tensor itself), ``.to("cuda:0", ...)`` a new device
+    tensor. Per step, in units of one input (b·s·h bf16): the device inputs still live at the end of forward, the
+    host copies alive then, and the most reloaded inputs alive at once in backward."""
+    import weakref
+
+    import torch
+
+    gc = load_old_checkpointing()
+    torch.manual_seed(0)
+    ws = [torch.nn.Parameter(torch.randn(h, dtype=torch.bfloat16)) for _ in range(layers)]
+    host, reloads, most = weakref.WeakValueDictionary(), weakref.WeakValueDictionary(), [0]
+    orig_to = torch.Tensor.to
+
+    def to(self, *args, **kwargs):
+        dev = args[0] if args else kwargs.get("device")
+        if isinstance(dev, (str, torch.device)) and str(dev) in ("cpu", "cuda:0"):
+            copy = self.detach().clone()  # what either move allocates on a GPU machine: a new tensor
+            (host if str(dev) == "cpu" else reloads)[id(copy)] = copy
+            if str(dev) == "cuda:0":
+                most[0] = max(most[0], len(reloads))
+            return copy
+        return orig_to(self, *args, **kwargs)
+
+    class Layer(torch.nn.Module):  # a decoder layer: returns a tuple, as LlamaDecoderLayer_fast_forward does
+        def __init__(self, i):
+            super().__init__()
+            self.i = i
+
+        def forward(self, x, *args):
+            return (x + torch.tanh(x * ws[self.i]),)
+
+    mods = [Layer(i) for i in range(layers)]
+
+    def run(tracker):
+        tracker.track_all(ws)
+        one = batch * seq * h * 2
+        out = []
+        torch.Tensor.to = to
+        try:
+            for step in range(steps):
+                tracker.set_phase(f"step{step}")
+                most[0] = 0
+                x0 = torch.randn(batch, seq, h, dtype=torch.bfloat16, requires_grad=True)
+                x = x0
+                for m in mods:  # (mask, attention_mask, position_ids, past_key_values, output_attentions, ...)
+                    x = gc.Unsloth_Offloaded_Gradient_Checkpointer.apply(m, x, None, None, None, None, False, False,
+                                                                         None, None)[0]
+                mine = {id(t.untyped_storage()) for t in (x0, x)}
+                hosts = {id(t.untyped_storage()) for t in host.values()}
+                kept = [st for st, c in list(tracker.cells.items()) if c.key is not None
+                        and id(st) not in mine | hosts and tracker.log.sizes[c.key] >= one]
+                out.append({"step": step + 1, "kept_inputs": sum(st.nbytes() for st in kept) / one,
+                            "host_copies": sum(t.untyped_storage().nbytes() for t in host.values()) / one})
+                del kept
+                x.float().sum().backward()
+                out[-1]["reloads_at_once"] = most[0]
+                out[-1]["host_after_backward"] = len(host)
+                del x, x0
+        finally:
+            torch.Tensor.to = orig_to
+        return out
+
+    res, _ = _tracked(run)
+    return {"layers": layers, "steps": res}
+
+
 if __name__ == "__main__":
     sys.path.insert(0, str(HERE.parent / "src"))
     what = sys.argv[1] if len(sys.argv) > 1 else "kernels"
     if what == "kernels":
         print(json.dumps(kernels_run()))
+    elif what == "checkpoint2024":
+        print(json.dumps(old_checkpoint_run()))
     else:
         free = int(sys.argv[2]) if len(sys.argv) > 2 else 8 * 2**30
         print(json.dumps(checkpoint_run(free)))
