@@ -145,3 +145,57 @@ def test_unsloth_2024_checkpointer_keeps_nothing_on_the_device():
                           unsloth_version="2025.3.1")
     new, _ = training.unsloth_offload(spec, w_new, acts, 2.0, [])
     assert new.layers == 2 * one
+
+
+def _triton_root() -> str | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("triton")
+    return None if spec is None or not spec.origin else str(Path(spec.origin).parent.parent)
+
+
+needs_triton = pytest.mark.skipif(_triton_root() is None,
+                                  reason="needs triton for its interpreter (TRITON_INTERPRET=1; torch's CPU wheel "
+                                         "does not bring it): pip install triton==3.9.0")
+
+
+@needs_torch
+@needs_triton
+def test_unsloth_loss_and_rope_kernels_under_the_triton_interpreter():
+    """Unsloth 2026.8.13's Fast_CrossEntropyLoss and fast RoPE (their real Triton kernels, interpreted on CPU):
+    the loss keeps the logits themselves, fp32 losses and log-sum-exp per row, and writes its gradient into the
+    logits (nothing per row in backward); RoPE rotates q and k in place without position ids, and with them
+    (Fast_RoPE_Embedding_QK on the transposed views) clones q and k in forward and the gradients in backward —
+    a transient of a·(q+kv) per token, under what vramscope already takes for the recomputed layer's backward
+    (LoRA_MLP's DW, a·I), and no tensor kept beyond what attention saves but 4 bytes per token of int32 indices."""
+    from vramscope.memory.activations import TrainFlags, training_activations
+    from vramscope.memory.trainable import lora_modules
+    from vramscope.sources.hf_config import spec_from_config
+
+    r = _run("triton", env={"PYTHONPATH": os.pathsep.join([str(HERE.parent / "src"), _triton_root()])})
+    for case in r["loss"]:
+        assert case["saves_logits_itself"] and case["grad_written_into_logits"]
+        assert [d for d, _ in case["saved"]] == ["bfloat16", "float32", "int64"]  # logits, logsumexp, labels
+        assert case["forward_new_per_row"] == 8.0  # fp32 losses and logsumexp (the chunked one reduced and freed)
+        assert case["backward_peak_over_start_per_row"] * case["rows"] <= 1024  # two scalars, at any vocabulary
+        assert abs(case["loss"] - case["reference"]) < 1e-4 and case["grad_max_error"] < 1e-2
+    assert r["loss"][1]["chunks"] == 2  # the chunked kernel above 65536
+    plain, positions = r["rope"]
+    a, heads, kv_heads, hd = 2, 8, 2, 64
+    qkv = a * (heads + kv_heads) * hd
+    assert plain["q_in_place"] and plain["k_in_place"] and plain["dq_written_into_incoming_grad"]
+    assert plain["forward_new_per_token"] == 0 and plain["backward_rope_peak_over_start_per_token"] == 0
+    assert not positions["q_in_place"] and positions["forward_new_per_token"] == qkv + 4
+    assert positions["backward_rope_peak_over_start_per_token"] == qkv
+    assert r["rope_fp32_max_error"] == [0.0, 0.0]
+    # against vramscope at the run's widths: the RoPE backward clones are below the DW the model takes
+    cfg = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": heads * hd,
+           "intermediate_size": 1408, "num_hidden_layers": 2, "num_attention_heads": heads,
+           "num_key_value_heads": kv_heads, "vocab_size": 128, "max_position_embeddings": 4096,
+           "torch_dtype": "bfloat16"}
+    spec = spec_from_config(cfg, "tiny")
+    flags = TrainFlags(base=False, embeddings=False, lora=lora_modules(spec, ("all-linear",)), lora_rank=16,
+                       unsloth=True)
+    acts = training_activations(spec, 1, 128, a, "sdpa", True, flags)
+    assert positions["backward_rope_peak_over_start_per_token"] * 128 < acts.layer_backward_extra
+    assert 4 * 128 < 0.001 * acts.one_layer
