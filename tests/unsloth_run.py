@@ -28,8 +28,9 @@ Unsloth before 2025.3 checkpointed through unsloth-zoo's older ``Unsloth_Offload
 :func:`old_checkpoint_run` loads it from an extracted ``unsloth_zoo-2024.12.7`` wheel named by
 ``VRAMSCOPE_UNSLOTH_ZOO_2024``.
 
-Run as a script (``python tests/unsloth_run.py [kernels|checkpoint|checkpoint2024|triton]``) it prints JSON; the tests run it in a
-subprocess, so the fake ``triton`` never reaches other tests' imports.
+Run as a script (``python tests/unsloth_run.py [kernels|checkpoint|checkpoint2024|triton]``) it prints JSON; the
+tests run it in a subprocess, so the fake ``triton`` (and the real one's interpreter mode) never reaches other
+tests' imports.
 """
 
 from __future__ import annotations
@@ -618,7 +619,8 @@ def triton_run(rows: int = 128, vocab: int = 4096, big_vocab: int = 69632, batch
         tracker.set_phase(phase + "_rope")
         gq, gk = torch.autograd.grad([Qr, Kr], [Q0, K0], [dq, dk])  # to the projections' outputs
         out["dq_written_into_incoming_grad"] = gq.data_ptr() == dq.data_ptr()
-        out["backward_rope_peak_over_start_per_token"] = max(tracker.log.phases[phase + "_rope"].bytes - start, 0) / tokens
+        peak = tracker.log.phases[phase + "_rope"].bytes
+        out["backward_rope_peak_over_start_per_token"] = max(peak - start, 0) / tokens
         out["dq_layout_bshd_contiguous"] = dq.transpose(1, 2).is_contiguous()
         out["dk_layout_bshd_contiguous"] = dk.transpose(1, 2).is_contiguous()
         return out
