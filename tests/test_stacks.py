@@ -398,6 +398,9 @@ def test_unsloth_recompute_holds_output_grad_and_output_and_old_lora_product():
     assert a.phases["forward"]["activations"] - c.phases["forward"]["activations"] == tokens * 2 * h
     assert a.phases["backward"]["temporaries"] - c.phases["backward"]["temporaries"] == tokens * 2 * h
     assert any(x.key == "a_unsloth_offload_single" for x in c.assumptions)
+    # before Unsloth 2025.3 (Unsloth_Offloaded_Gradient_Checkpointer): neither the last input nor a buffer stays
+    assert c.phases["forward"]["activations"] - b.phases["forward"]["activations"] == 2 * tokens * 2 * h
+    assert any(x.key == "a_unsloth_offload_2024" for x in b.assumptions)
 
 
 @pytest.mark.parametrize("kw, field", [

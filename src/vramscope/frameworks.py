@@ -68,7 +68,10 @@ fill in where the user gave none (applied by ``make_workload`` before the cross-
   holds its output gradient and its recomputed output (``UnslothCheckpointFunction.backward`` runs
   ``torch.autograd.backward(outputs, dY)``). ``--unsloth-version`` before 2025.3 (unslothai/unsloth 4f166026,
   2025-03-01): ``matmul_lora`` adds the adapter's product out of place (``out += (X @ A) @ (s * B)``, read at
-  2024.12.3, 0e0d8fc322), a second ``DW``-sized tensor in ``LoRA_MLP.backward``.
+  2024.12.3, 0e0d8fc322), a second ``DW``-sized tensor in ``LoRA_MLP.backward``; and (unsloth 3e5f0611, 2025-03-04,
+  the 2025.3.1 wheel) the checkpointing is unsloth-zoo's older ``Unsloth_Offloaded_Gradient_Checkpointer`` (read in
+  the unsloth 2024.12.4 and unsloth_zoo 2024.12.7 wheels): every layer's input, the last one's too, copied to host
+  memory, no input or buffer left on the GPU (``estimators/training.py unsloth_offload``).
 * ``llamafactory`` (hiyouga/LLaMA-Factory ff6d4d1, 2026-08-18; ``hparams/model_args.py``, ``finetuning_args.py``,
   ``data_args.py``, ``model/model_utils/checkpointing.py``, ``model/adapter.py``): ``finetuning_type: lora``,
   ``lora_rank: 8``, ``lora_target: all``, ``lora_dropout: 0``; checkpointing for every method

@@ -452,9 +452,11 @@ CORE: tuple[Option, ...] = (
       expected="an Unsloth release such as 2024.12.3 or 2026.8.13",
       help_en="Unsloth release of a {unsloth} LoRA or QLoRA run (default 2026.8.13): before 2025.3 its LoRA "
               "matmul adds the adapter's product out of place, so the recomputed MLP's backward holds one more "
-              "gate/up-wide tensor per token",
+              "gate/up-wide tensor per token, and its older offloaded checkpointer moves every layer's input to "
+              "the host, keeping no input or buffer on the GPU; before 2026.5 one reload buffer, not two",
       help_zh="{unsloth} LoRA 或 QLoRA 运行所用的 Unsloth 版本（默认 2026.8.13）：2025.3 之前其 LoRA 矩阵乘以非原地方式加上"
-              "适配器的乘积，因此重算的 MLP 反向每个 token 多持有一个 gate/up 宽度的张量",
+              "适配器的乘积，因此重算的 MLP 反向每个 token 多持有一个 gate/up 宽度的张量，且其旧版卸载式检查点把每一层的输入"
+              "都移到主机内存，GPU 上不保留任何输入或缓冲区；2026.5 之前只有一个拷回缓冲区，而不是两个",
       help_opts={"unsloth": Opt("framework", "unsloth")}),
     O("bnb_compute_dtype", ("--bnb-compute-dtype",), "custom", None, group="training", owner="training",
       parse=_dtype, help_en="QLoRA: bitsandbytes' compute dtype (bnb_4bit_compute_dtype: fp16 | bf16 | fp32; default: "

@@ -520,6 +520,11 @@ UNSLOTH_ADDMM = (2025, 3, 0)
 #: the first unsloth-zoo release whose UnslothCheckpointFunction double-buffers the reload (``GPU_BUFFERS_B``,
 #: ``DOUBLE_BUFFER_HEADROOM``): absent from the 2026.4.1 wheel, present in 2026.5.1 (and 2026.8.13)
 UNSLOTH_DOUBLE_BUFFER = (2026, 5, 0)
+#: the first Unsloth release whose Llama-family forward checkpoints through unsloth-zoo's buffered
+#: ``UnslothCheckpointFunction`` (unslothai/unsloth 3e5f0611, 2025-03-04, "Bug fixes (#1891)": the 2025.3.1 wheel,
+#: ``patch_unsloth_smart_gradient_checkpointing(dtype = dtype)`` in ``FastLanguageModel.from_pretrained``); through
+#: 2025.2.15 ``LlamaModel_fast_forward`` calls ``Unsloth_Offloaded_Gradient_Checkpointer.apply`` per layer
+UNSLOTH_SMART_GC = (2025, 3, 0)
 
 
 def fused_loss(w: Workload) -> str:
@@ -539,9 +544,24 @@ def unsloth_offload(spec: ModelSpec, w: Workload, acts: TrainingActivations, a: 
     here; under that headroom it is freed. Host: those inputs
     and the 200 pinned buffers of 128K elements it allocates first (``initialize_unsloth_gradient_checkpointing``).
     Run on unsloth-zoo's code (tests/test_unsloth_run.py): steps 2 and 3 keep the last input and two buffers,
-    one buffer with 256 MiB free."""
+    one buffer with 256 MiB free.
+
+    Before Unsloth 2025.3 (:data:`UNSLOTH_SMART_GC`; read in the unsloth-2024.12.4 wheel's ``models/llama.py`` and
+    unsloth_zoo-2024.12.7's ``gradient_checkpointing.py``) every layer goes through
+    ``Unsloth_Offloaded_Gradient_Checkpointer``: forward saves ``hidden_states.to("cpu", non_blocking = True)``
+    (a new host tensor, pinned by torch's ``_to_copy`` for a non-blocking device-to-host copy), the last layer's
+    and small ones too, and keeps nothing on the GPU; backward copies it back with ``.to("cuda:0")`` into a new
+    tensor that lives only while its layer is recomputed (the input its first norm saves: counted in
+    ``one_layer``). No GPU buffer, no pre-allocated host buffers. Run on unsloth-zoo 2024.12.7's code
+    (tests/test_unsloth_run.py): no input kept on the device at the end of forward, one host copy per layer, one
+    reloaded input alive at a time in backward."""
     n_layers = spec.num_layers + spec.num_decoder_layers
     one = int(w.batch * w.seq * spec.hidden_size * a)
+    if version_tuple(w.unsloth_version) < UNSLOTH_SMART_GC:
+        host = n_layers * one
+        notes.append(Assumption("a_unsloth_offload_2024", {"host": format_bytes(host, "GiB"), "layers": n_layers,
+                                                           "version": w.unsloth_version}))
+        return replace(acts, layers=acts.layers - host), host
     if one <= 2 * 2**20 or n_layers < 2:
         return acts, 0
     host = (n_layers - 1) * one
@@ -1546,6 +1566,10 @@ register({
     "a_unsloth_offload_single": {
         "en": "Unsloth's offloaded gradient checkpointing: the inputs of {layers} checkpointed layers ({host}) wait in pinned host memory (non_blocking copies); the GPU keeps the last layer's input and one buffer the recomputed layer's input is copied back into (no double buffering before unsloth-zoo 2026.5)",
         "zh": "Unsloth 的卸载式梯度检查点：{layers} 个检查点层的输入（{host}）存放在锁页主机内存中（non_blocking 拷贝）；GPU 只保留最后一层的输入和一个用于拷回被重算层输入的缓冲区（unsloth-zoo 2026.5 之前没有双缓冲）",
+    },
+    "a_unsloth_offload_2024": {
+        "en": "Unsloth {version} (before 2025.3): Unsloth_Offloaded_Gradient_Checkpointer copies the input of each of the {layers} checkpointed layers ({host}) to host memory (non_blocking, pinned) and keeps none on the GPU; backward copies each back into a new tensor alive only while its layer is recomputed (no GPU buffer, no double buffering)",
+        "zh": "Unsloth {version}（2025.3 之前）：Unsloth_Offloaded_Gradient_Checkpointer 把 {layers} 个检查点层各自的输入（{host}）拷贝到主机内存（non_blocking，锁页），GPU 上一个也不保留；反向时把每个输入拷回一个新张量，只在该层重算期间存在（没有 GPU 缓冲区，也没有双缓冲）",
     },
     "a_unsloth_offload": {
         "en": "Unsloth's offloaded gradient checkpointing: the inputs of {layers} checkpointed layers ({host}) wait in pinned host memory (non_blocking copies); the GPU keeps the last layer's input and two buffers the recomputed layer's input is copied back into (double buffering, from the second step while more than 512 MiB is free; one buffer below that)",
