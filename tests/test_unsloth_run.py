@@ -148,8 +148,13 @@ def test_unsloth_2024_checkpointer_keeps_nothing_on_the_device():
 
 
 def _triton_root() -> str | None:
+    """Where triton is: VRAMSCOPE_TRITON (a ``pip install --target`` folder, as .ci/run makes one, kept off the
+    venv so torch's own compile tests never see it), else an installed triton."""
     import importlib.util
 
+    target = os.environ.get("VRAMSCOPE_TRITON", "")
+    if target and (Path(target) / "triton" / "__init__.py").is_file():
+        return target
     spec = importlib.util.find_spec("triton")
     return None if spec is None or not spec.origin else str(Path(spec.origin).parent.parent)
 
