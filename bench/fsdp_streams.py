@@ -38,7 +38,7 @@ def model_of(name: str, layers: int | None):
 
 def run(name: str, seq: int, world: int, layers: int | None) -> dict:
     from vramscope.memory import fsdp_streams
-    from vramscope.memory.allocator import CachingAllocator
+    from vramscope.memory.allocator import replay, stream_segments
     from vramscope.memory.overhead import CUBLAS_WORKSPACE
     from vramscope.trace.estimator import quiet_libraries, run_trace
     from vramscope.workload import make_workload
@@ -49,40 +49,28 @@ def run(name: str, seq: int, world: int, layers: int | None) -> dict:
     with quiet_libraries():
         log, _, _ = run_trace(model, w)
     trace_s = time.perf_counter() - t0
-    alloc = CachingAllocator()
-    alloc.malloc(CUBLAS_WORKSPACE)
-    live, resident = {}, set()
-    ready = log.marks["ready"]
-    for ev in log.events[:ready + 1]:
-        (resident.add if ev > 0 else resident.discard)(abs(ev) - 1)
-    for k in sorted(resident):
-        live[k] = alloc.malloc(log.sizes[k], log.streams[k])
-    side_peak, at_peak, in_use, best = {1: 0, 2: 0}, {}, {}, -1
-    side_events = []
-    for ev in log.events[ready + 1:]:
-        k = abs(ev) - 1
-        if ev > 0:
-            live[k] = alloc.malloc(log.sizes[k], log.streams[k])
-        elif k in live:
-            alloc.free(live.pop(k))
+    side_peak, side_events = {1: 0, 2: 0}, []
+    peak = {"best": -1, "held": {}, "used": {}}
+
+    def on_event(alloc, k: int, ev: int) -> None:
         if log.streams[k]:
             side_events.append((log.streams[k], log.sizes[k] if ev > 0 else -log.sizes[k]))
-        if log.streams[k] or alloc.stats.reserved > best:
-            held: dict[int, int] = {}
-            used: dict[int, int] = {}
-            for seg in alloc.snapshot():
-                held[seg["stream"]] = held.get(seg["stream"], 0) + seg["total_size"]
-                used[seg["stream"]] = used.get(seg["stream"], 0) + seg["allocated_size"]
+        if log.streams[k] or alloc.stats.reserved > peak["best"]:
+            held, used = stream_segments(alloc)
             for s in side_peak:
                 side_peak[s] = max(side_peak[s], held.get(s, 0))
-            if alloc.stats.reserved > best:
-                best, at_peak, in_use = alloc.stats.reserved, held, used
+            if alloc.stats.reserved > peak["best"]:
+                peak.update(best=alloc.stats.reserved, held=held, used=used)
+
+    sim = replay(log.sizes, log.events, start=log.marks["ready"], extra=(CUBLAS_WORKSPACE,), streams=log.streams,
+                 on_event=on_event)
+    at_peak, in_use = peak["held"], peak["used"]
     ours = [(s, (1 if n > 0 else -1) * -(-abs(n) // 512) * 512)
             for s, n, _ in fsdp_streams.events(model.spec, world, a=2)]
     written = fsdp_streams.side_reserved(model.spec, world, 2)
     return {"model": name, "layers": model.spec.num_layers, "seq": seq, "world": world,
-            "trace_s": round(trace_s, 1), "allocated": alloc.stats.peak_allocated,
-            "reserved": alloc.stats.peak_reserved, "side_peak": side_peak,
+            "trace_s": round(trace_s, 1), "allocated": sim.peak_allocated,
+            "reserved": sim.peak_reserved, "side_peak": side_peak,
             "segments_at_reserved_peak": {s: at_peak.get(s, 0) for s in (0, 1, 2)},
             "allocated_at_reserved_peak": {s: in_use.get(s, 0) for s in (0, 1, 2)},
             "written_side_peak": written, "events_equal": ours == side_events}

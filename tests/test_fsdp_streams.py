@@ -9,7 +9,7 @@ import pytest
 from conftest import requires_torch
 from test_trace_matrix import two_layers
 from vramscope.memory import fsdp_streams
-from vramscope.memory.allocator import CachingAllocator
+from vramscope.memory.allocator import replay, stream_segments
 from vramscope.memory.overhead import CUBLAS_WORKSPACE
 from vramscope.workload import make_workload
 
@@ -63,27 +63,16 @@ def test_side_streams_are_fsdp2s(name, seq, world, layers):
     assert len(theirs) == 2 * (6 * groups - 2)
     assert ours == theirs
     # the side streams' segments: the written stream replayed alone, against the whole trace's replay
-    alloc = CachingAllocator()
-    alloc.malloc(CUBLAS_WORKSPACE)
-    live = {}
-    resident = set()
-    for ev in log.events[:log.marks["ready"] + 1]:
-        (resident.add if ev > 0 else resident.discard)(abs(ev) - 1)
-    for k in sorted(resident):
-        live[k] = alloc.malloc(log.sizes[k], log.streams[k])
     side_peak = {1: 0, 2: 0}
-    for ev in log.events[log.marks["ready"] + 1:]:
-        k = abs(ev) - 1
-        if ev > 0:
-            live[k] = alloc.malloc(log.sizes[k], log.streams[k])
-        elif k in live:
-            alloc.free(live.pop(k))
+
+    def on_event(alloc, k, ev):
         if log.streams[k]:
-            held = {}
-            for seg in alloc.snapshot():
-                held[seg["stream"]] = held.get(seg["stream"], 0) + seg["total_size"]
+            held = stream_segments(alloc)[0]
             for s in side_peak:
                 side_peak[s] = max(side_peak[s], held.get(s, 0))
+
+    replay(log.sizes, log.events, start=log.marks["ready"], extra=(CUBLAS_WORKSPACE,), streams=log.streams,
+           on_event=on_event)
     assert fsdp_streams.side_reserved(model.spec, world, 2) == side_peak
 
 
@@ -118,32 +107,20 @@ def test_analytic_cache_holds_the_side_streams_segments(name, seq, world):
     byte; the rest of the cache (the default stream's) is the byte-weighted shares'."""
     from vramscope.api import estimate_resolved
     from vramscope.estimators.common import compute_dtype, dtype_bytes
-    from vramscope.memory.allocator import replay
     from vramscope.memory.device import CACHE_SHARES, cache_features
 
     model, w, log = _trace(name, seq, world, 2)
-    alloc = CachingAllocator()
-    alloc.malloc(CUBLAS_WORKSPACE)
-    live, resident = {}, set()
-    for ev in log.events[:log.marks["ready"] + 1]:
-        (resident.add if ev > 0 else resident.discard)(abs(ev) - 1)
-    for k in sorted(resident):
-        live[k] = alloc.malloc(log.sizes[k], log.streams[k])
-    best, held, used = -1, {}, {}
-    for ev in log.events[log.marks["ready"] + 1:]:
-        k = abs(ev) - 1
-        if ev > 0:
-            live[k] = alloc.malloc(log.sizes[k], log.streams[k])
-        elif k in live:
-            alloc.free(live.pop(k))
-        if alloc.stats.reserved > best:
-            best, held, used = alloc.stats.reserved, {}, {}
-            for seg in alloc.snapshot():
-                held[seg["stream"]] = held.get(seg["stream"], 0) + seg["total_size"]
-                used[seg["stream"]] = used.get(seg["stream"], 0) + seg["allocated_size"]
+    at_peak = {"best": -1, "held": {}, "used": {}}
+
+    def on_event(alloc, k, ev):
+        if alloc.stats.reserved > at_peak["best"]:
+            at_peak["best"] = alloc.stats.reserved
+            at_peak["held"], at_peak["used"] = stream_segments(alloc)
+
     sim = replay(log.sizes, log.events, marks=log.marks, start=log.marks["ready"], extra=(CUBLAS_WORKSPACE,),
-                 streams=log.streams)
-    assert sim.peak_reserved == best
+                 streams=log.streams, on_event=on_event)
+    assert sim.peak_reserved == at_peak["best"]
+    held, used = at_peak["held"], at_peak["used"]
     side = held.get(1, 0) + held.get(2, 0)
     e = estimate_resolved(model, w)
     db = dtype_bytes(compute_dtype(model, w))

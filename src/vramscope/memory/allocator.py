@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 MiB = 2**20
 K_MIN_BLOCK = 512
@@ -903,14 +903,17 @@ class Replay:
 def replay(sizes: list[int], events: list[int], config: AllocatorConfig = DEFAULT_CONFIG,
            capacity: Optional[int] = None, marks: Optional[dict[str, int]] = None,
            extra: Iterable[int] = (), start: Optional[int] = None,
-           streams: Optional[list[int]] = None) -> Replay:
+           streams: Optional[list[int]] = None,
+           on_event: Optional[Callable[["CachingAllocator", int, int], None]] = None) -> Replay:
     """Replay an allocation stream: ``events`` holds ``key+1`` for an allocation of ``sizes[key]`` bytes and
     ``-(key+1)`` for its free (the trace's :class:`~vramscope.trace.tracker.TraceLog`); ``extra`` are
     allocations made first and kept (the cuBLAS workspace). ``start``: an event index; the tensors live after it
     are allocated first, in the order they were made (a loaded model, without its construction's temporaries), and
     the replay goes on from there. ``marks`` (phase -> event index it starts after) gives the peak reserved per
     phase. ``streams`` (key -> stream) allocates each block on its stream: a freed block returns to the pool of the
-    stream it was allocated on, which only that stream reuses. An OOM ends the replay (``num_ooms`` = 1)."""
+    stream it was allocated on, which only that stream reuses. An OOM ends the replay (``num_ooms`` = 1).
+    ``on_event(alloc, key, ev)`` is called after each event replayed past ``start`` (e.g. to read
+    :func:`stream_segments` at a moment)."""
     alloc = CachingAllocator(config=config, capacity=capacity)
     live: dict[int, Block] = {}
     first = 0
@@ -946,9 +949,21 @@ def replay(sizes: list[int], events: list[int], config: AllocatorConfig = DEFAUL
                     alloc.free(b)
             if current:
                 phase_reserved[current] = max(phase_reserved.get(current, 0), alloc.stats.reserved)
+            if on_event is not None:
+                on_event(alloc, abs(ev) - 1, ev)
     except OutOfMemory:
         pass
     return _replayed(alloc, phase_reserved)
+
+
+def stream_segments(alloc: "CachingAllocator") -> tuple[dict[int, int], dict[int, int]]:
+    """``(held, used)``: bytes of segments each stream's pool holds now, and of those allocated."""
+    held: dict[int, int] = {}
+    used: dict[int, int] = {}
+    for seg in alloc.snapshot():
+        held[seg["stream"]] = held.get(seg["stream"], 0) + seg["total_size"]
+        used[seg["stream"]] = used.get(seg["stream"], 0) + seg["allocated_size"]
+    return held, used
 
 
 def _replayed(alloc: CachingAllocator, phase_reserved: dict[str, int]) -> Replay:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .allocator import DEFAULT_CONFIG, AllocatorConfig, CachingAllocator
+from .allocator import DEFAULT_CONFIG, AllocatorConfig, CachingAllocator, stream_segments
 
 #: stream numbers as the trace numbers them (in the order they are first current): the copy-in stream is made
 #: and entered first (``FSDPCommContext.lazy_init``), then the reduce-scatter stream
@@ -138,9 +138,7 @@ def side_reserved(spec: Any, world: int, a: int, steps: int = 2,
             live.setdefault(key, []).append(alloc.malloc(n, stream))
         else:
             alloc.free(live[key].pop(0))
-        held: dict[int, int] = {}
-        for seg in alloc.snapshot():
-            held[seg["stream"]] = held.get(seg["stream"], 0) + seg["total_size"]
+        held = stream_segments(alloc)[0]
         for s in peak:
             peak[s] = max(peak[s], held.get(s, 0))
     return peak
