@@ -733,8 +733,9 @@ def _dsv4_compressed(m: _Meta, h: "_Heads", by_name: dict[str, StoredTensor],
     checkpoint's modules on the meta device (transformers 5.24 ``DeepseekV4CSACompressor`` / ``HCACompressor`` /
     ``DeepseekV4Indexer``: ``(compress_rate, entry width, projection width)``), and the sliding window.
 
-    Read at ggml-org/llama.cpp 82bb48500 (the same ``src/`` and converter as unslothai/llama.cpp d32676d):
-    conversion/deepseek.py ``DeepseekV4Model.set_gguf_parameters`` writes ``attention.compress_ratios``
+    Read in unslothai/llama.cpp d32676d (whose ``src/`` is ggml-org/llama.cpp 82bb48500's; its
+    gguf-py/gguf/constants.py names the keys and tensors; ggml-org's conversion/deepseek.py at 01a723dc writes the
+    same keys): conversion/deepseek.py ``DeepseekV4Model.set_gguf_parameters`` writes ``attention.compress_ratios``
     (config.json's ``compress_ratios``, an int32 array that may run past ``block_count``: the MTP layer's),
     ``attention.indexer.key_length`` (``index_head_dim``), ``attention.sliding_window`` and, through
     ``TextModel``, ``attention.key_length`` (``head_dim``); src/models/deepseek4.cpp ``load_arch_hparams``
