@@ -220,7 +220,86 @@ def deepseek2_base() -> Gguf:
     return Gguf(meta, t)
 
 
-BASES = {"gemma2": gemma2_base(), "deepseek2": deepseek2_base()}
+#: a small DeepSeek-V4's compress_ratios: two plain sliding layers, CSA, HCA, CSA, and the MTP layer's entry the
+#: converter keeps (config.json's list runs one past num_hidden_layers)
+DSV4_RATIOS = (0, 4, 128, 4, 0, 0)
+
+
+def deepseek4_base(ratios: tuple[int, ...] = DSV4_RATIOS, head: int = 64, indexer: int = 32, window: int = 128,
+                   layers: Optional[int] = None) -> Gguf:
+    """A small DeepSeek-V4 as llama.cpp's converter writes one (82bb48500: conversion/deepseek.py
+    ``DeepseekV4Model``, gguf-py constants.py; the tensors and shapes src/models/deepseek4.cpp
+    ``load_arch_tensors`` creates): ``attention.compress_ratios`` (int32, one entry past block_count),
+    ``attention.indexer.key_length``, ``attention.sliding_window``, ``key_length`` = ``value_length`` =
+    ``head_dim``, one KV head; on a layer of ratio r ≠ 0 the compressor (``attn_compressor_kv`` / ``_gate`` of
+    coff × head rows, coff 2 on CSA layers, ``_ape`` of r columns, ``_norm``), on CSA layers the lightning indexer
+    (``indexer.proj``, ``indexer.attn_q_b``, ``indexer_compressor_*`` of 2 × indexer rows); hyper-connections, a
+    hash-routed first layer (``ffn_gate_tid2eid``, I32), 4 routed experts and a shared one."""
+    a, h, heads, rope, q_lora, og, o_lora, idx_heads, n_exp, used, eff, hc = \
+        "deepseek4", 256, 4, 16, 64, 2, 32, 4, 4, 2, 128, 4
+    n = len(ratios) - 1 if layers is None else layers
+    mix = (2 + hc) * hc
+    meta = [("general.architecture", STR, a), ("general.name", STR, "tiny-deepseek4"), ("general.file_type", U32, 7),
+            (f"{a}.context_length", U32, 1048576), (f"{a}.embedding_length", U32, h), (f"{a}.block_count", U32, n),
+            (f"{a}.attention.head_count", U32, heads), (f"{a}.attention.head_count_kv", U32, 1),
+            (f"{a}.attention.key_length", U32, head), (f"{a}.attention.value_length", U32, head),
+            (f"{a}.attention.layer_norm_rms_epsilon", F32, 1e-6), (f"{a}.vocab_size", U32, VOCAB),
+            (f"{a}.rope.dimension_count", U32, rope), (f"{a}.attention.q_lora_rank", U32, q_lora),
+            (f"{a}.attention.sliding_window", U32, window), (f"{a}.expert_feed_forward_length", U32, eff),
+            (f"{a}.expert_count", U32, n_exp), (f"{a}.expert_used_count", U32, used),
+            (f"{a}.expert_shared_count", U32, 1), (f"{a}.expert_weights_scale", F32, 1.5),
+            (f"{a}.expert_weights_norm", BOOL, True), (f"{a}.expert_gating_func", U32, 4),
+            (f"{a}.swiglu_clamp_exp", ARR, (F32, [10.0] * n)), (f"{a}.swiglu_clamp_shexp", ARR, (F32, [10.0] * n)),
+            (f"{a}.attention.indexer.head_count", U32, idx_heads),
+            (f"{a}.attention.indexer.key_length", U32, indexer), (f"{a}.attention.indexer.top_k", U32, 512),
+            (f"{a}.attention.output_group_count", U32, og), (f"{a}.attention.output_lora_rank", U32, o_lora),
+            (f"{a}.attention.compress_ratios", ARR, (I32, list(ratios))),
+            (f"{a}.attention.compress_rope_freq_base", F32, 160000.0), (f"{a}.hyper_connection.count", U32, hc),
+            (f"{a}.hyper_connection.sinkhorn_iterations", U32, 20), (f"{a}.hyper_connection.epsilon", F32, 1e-6),
+            (f"{a}.hash_layer_count", U32, 1), (f"{a}.embedding_length_out", U32, h * hc)] + _vocab_kv()
+    t = [("token_embd.weight", (h, VOCAB), T_Q8_0, None), ("output_norm.weight", (h,), T_F32, None),
+         ("output.weight", (h, VOCAB), T_Q8_0, None), ("output_hc_fn.weight", (hc * h, hc), T_F32, None),
+         ("output_hc_base.weight", (hc,), T_F32, None), ("output_hc_scale.weight", (1,), T_F32, None)]
+    for i in range(n):
+        b = f"blk.{i}."
+        t += [(b + "attn_norm.weight", (h,), T_F32, None), (b + "attn_sinks.weight", (heads,), T_F32, None),
+              (b + "attn_q_a.weight", (h, q_lora), T_Q8_0, None), (b + "attn_q_a_norm.weight", (q_lora,), T_F32, None),
+              (b + "attn_q_b.weight", (q_lora, heads * head), T_Q8_0, None),
+              (b + "attn_kv.weight", (h, head), T_Q8_0, None), (b + "attn_kv_a_norm.weight", (head,), T_F32, None),
+              (b + "attn_output_a.weight", (heads * head // og, o_lora * og), T_Q8_0, None),
+              (b + "attn_output_b.weight", (og * o_lora, h), T_Q8_0, None)]
+        for part in ("attn", "ffn"):
+            t += [(b + f"hc_{part}_fn.weight", (hc * h, mix), T_F32, None),
+                  (b + f"hc_{part}_base.weight", (mix,), T_F32, None),
+                  (b + f"hc_{part}_scale.weight", (3,), T_F32, None)]
+        r = ratios[i]
+        if r:
+            coff = 2 if r == 4 else 1
+            t += [(b + "attn_compressor_kv.weight", (h, coff * head), T_Q8_0, None),
+                  (b + "attn_compressor_gate.weight", (h, coff * head), T_Q8_0, None),
+                  (b + "attn_compressor_ape.weight", (coff * head, r), T_F32, None),
+                  (b + "attn_compressor_norm.weight", (head,), T_F32, None)]
+        if r == 4:
+            t += [(b + "indexer.proj.weight", (h, idx_heads), T_F32, None),
+                  (b + "indexer.attn_q_b.weight", (q_lora, idx_heads * indexer), T_Q8_0, None),
+                  (b + "indexer_compressor_kv.weight", (h, 2 * indexer), T_Q8_0, None),
+                  (b + "indexer_compressor_gate.weight", (h, 2 * indexer), T_Q8_0, None),
+                  (b + "indexer_compressor_ape.weight", (2 * indexer, r), T_F32, None),
+                  (b + "indexer_compressor_norm.weight", (indexer,), T_F32, None)]
+        t += [(b + "ffn_gate_inp.weight", (h, n_exp), T_F32, None)]
+        t += [(b + "ffn_gate_tid2eid.weight", (used, VOCAB), 26, None)] if i == 0 else \
+            [(b + "exp_probs_b.bias", (n_exp,), T_F32, None)]
+        t += [(b + "ffn_norm.weight", (h,), T_F32, None),
+              (b + "ffn_gate_exps.weight", (h, eff, n_exp), T_Q8_0, None),
+              (b + "ffn_down_exps.weight", (eff, h, n_exp), T_Q8_0, None),
+              (b + "ffn_up_exps.weight", (h, eff, n_exp), T_Q8_0, None),
+              (b + "ffn_gate_shexp.weight", (h, eff), T_Q8_0, None),
+              (b + "ffn_down_shexp.weight", (eff, h), T_Q8_0, None),
+              (b + "ffn_up_shexp.weight", (h, eff), T_Q8_0, None)]
+    return Gguf(meta, t)
+
+
+BASES = {"gemma2": gemma2_base(), "deepseek2": deepseek2_base(), "deepseek4": deepseek4_base()}
 ENGINES = ([], ["--engine", "llama.cpp"])
 
 
@@ -272,7 +351,7 @@ def test_bases_are_valid_gguf_and_answer(base, tmp_path):
 
 
 # ---- one class at a time ----------------------------------------------------------------------------------
-G, D = BASES["gemma2"], BASES["deepseek2"]
+G, D, V4 = BASES["gemma2"], BASES["deepseek2"], BASES["deepseek4"]
 
 BAD_VALUES = [
     # (label, base, key, type, value, words the message must contain)
@@ -338,6 +417,50 @@ BAD_VALUES = [
     ("value_length_mla missing", D, "deepseek2.attention.value_length_mla", None, None, ["value_length_mla"]),
     ("vocab_size disagrees", D, "deepseek2.vocab_size", U32, 6000, ["vocab_size", "token_embd"]),
     ("vocab_size string", D, "deepseek2.vocab_size", STR, "5000", ["vocab_size"]),
+    # DeepSeek-V4 (deepseek4): compress_ratios, the indexer's key length and the window llama.cpp requires
+    ("compress_ratios missing", V4, "deepseek4.attention.compress_ratios", None, None,
+     ["attention.compress_ratios", "missing"]),
+    ("compress_ratios shorter than block_count", V4, "deepseek4.attention.compress_ratios", ARR, (I32, [0, 4, 128, 4]),
+     ["attention.compress_ratios", "5 to 512", "0, 4 or 128"]),
+    ("compress_ratios of 600 entries", V4, "deepseek4.attention.compress_ratios", ARR, (I32, [0] * 600),
+     ["attention.compress_ratios", "array[600]", "512"]),
+    ("compress_ratios of 5000 entries", V4, "deepseek4.attention.compress_ratios", ARR, (I32, [0] * 5000),
+     ["attention.compress_ratios", "5000"]),
+    ("compress ratio 8", V4, "deepseek4.attention.compress_ratios", ARR, (I32, [0, 4, 8, 4, 0, 0]),
+     ["attention.compress_ratios", "0, 4 or 128"]),
+    ("compress ratio negative", V4, "deepseek4.attention.compress_ratios", ARR, (I32, [0, 4, 128, -4, 0, 0]),
+     ["attention.compress_ratios"]),
+    ("compress_ratios a number", V4, "deepseek4.attention.compress_ratios", U32, 4, ["attention.compress_ratios"]),
+    ("compress_ratios of strings", V4, "deepseek4.attention.compress_ratios", ARR, (STR, ["0"] * 6),
+     ["attention.compress_ratios"]),
+    ("compress_ratios of bools", V4, "deepseek4.attention.compress_ratios", ARR, (BOOL, [False] * 6),
+     ["attention.compress_ratios"]),
+    ("compress_ratios of floats", V4, "deepseek4.attention.compress_ratios", ARR, (F32, [0.0, 4.0, 128.0, 4.0, 0.0]),
+     ["attention.compress_ratios"]),
+    ("ratio 0 on a layer with a compressor", V4, "deepseek4.attention.compress_ratios", ARR,
+     (I32, [0, 0, 128, 4, 0, 0]), ["attention.compress_ratios[1]", "is 0", "no tensor", "blk.1.attn_compressor_kv"]),
+    ("ratio 4 on a layer without a compressor", V4, "deepseek4.attention.compress_ratios", ARR,
+     (I32, [4, 4, 128, 4, 0, 0]), ["attention.compress_ratios[0]", "is 4", "blk.0.attn_compressor_kv", "none"]),
+    ("ratio 4 on an HCA layer", V4, "deepseek4.attention.compress_ratios", ARR, (I32, [0, 4, 4, 4, 0, 0]),
+     ["compress_ratios[2]' → 'deepseek4.attention.key_length", "4 → 2 × 64", "blk.2.attn_compressor_kv",
+      "64 rows"]),
+    ("ratio 128 on a CSA layer", V4, "deepseek4.attention.compress_ratios", ARR, (I32, [0, 128, 128, 4, 0, 0]),
+     ["compress_ratios[1]' → 'deepseek4.attention.key_length", "128 → 1 × 64", "blk.1.attn_compressor_kv",
+      "128 rows"]),
+    ("indexer key length missing", V4, "deepseek4.attention.indexer.key_length", None, None,
+     ["attention.indexer.key_length", "missing"]),
+    ("indexer key length disagrees", V4, "deepseek4.attention.indexer.key_length", U32, 16,
+     ["compress_ratios[1]' → 'deepseek4.attention.indexer.key_length", "4 → 2 × 16",
+      "blk.1.indexer_compressor_kv", "64 rows"]),
+    ("indexer key length 0", V4, "deepseek4.attention.indexer.key_length", U32, 0, ["attention.indexer.key_length"]),
+    ("indexer key length NaN", V4, "deepseek4.attention.indexer.key_length", F32, math.nan,
+     ["attention.indexer.key_length"]),
+    ("dsv4 window missing", V4, "deepseek4.attention.sliding_window", None, None,
+     ["attention.sliding_window", "missing"]),
+    ("dsv4 window 0", V4, "deepseek4.attention.sliding_window", U32, 0, ["attention.sliding_window", "from 1"]),
+    ("dsv4 window 2^32-1", V4, "deepseek4.attention.sliding_window", U32, 2**32 - 1, ["attention.sliding_window"]),
+    ("dsv4 key_length disagrees with attn_kv", V4, "deepseek4.attention.key_length", U32, 32,
+     ["attention.key_length", "attn_kv", "64 rows"]),
 ]
 
 

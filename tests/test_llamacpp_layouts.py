@@ -310,3 +310,79 @@ def test_llama_server_logits_rows_and_auto_sequences():
     # its KV: 4 sequences unified keep the same 2048 cells as one (no sliding layers)
     kv = vramscope.estimate("llama-3-8b", llama_server=True, **kw).engine["gpu"]["kv_buffer_bytes"]
     assert kv == 32 * 2048 * 2048 * 2
+
+
+def _flash_config() -> dict:
+    """The catalog's copy of DeepSeek-V4-Flash's config.json."""
+    with (ROOT / "src" / "vramscope" / "data" / "models" / "deepseek.json").open(encoding="utf-8") as f:
+        return dict(next(e for e in json.load(f) if e["id"] == "deepseek-ai/DeepSeek-V4-Flash")["config"])
+
+
+def _dsv4_config(tmp_path: Path) -> Path:
+    """DeepSeek-V4-Flash's config.json at the shapes of ``deepseek4_base`` (tests/test_hostile_gguf.py): 5
+    layers of compress_ratios 0, 4, 128, 4, 0 (+ the MTP entry), head_dim 64, index_head_dim 32, window 128."""
+    from tests.test_hostile_gguf import DSV4_RATIOS, VOCAB
+
+    c = _flash_config()
+    c.pop("quantization_config")
+    c.update(hidden_size=256, num_attention_heads=4, head_dim=64, qk_rope_head_dim=16, q_lora_rank=64, o_groups=2,
+             o_lora_rank=32, index_n_heads=4, index_head_dim=32, n_routed_experts=4, num_experts_per_tok=2,
+             moe_intermediate_size=128, num_hidden_layers=5, compress_ratios=list(DSV4_RATIOS), vocab_size=VOCAB,
+             num_hash_layers=1)
+    (tmp_path / "hf").mkdir()
+    path = tmp_path / "hf" / "config.json"
+    path.write_text(json.dumps(c), encoding="utf-8")
+    return path
+
+
+def test_deepseek4_gguf_layout_as_from_its_config(tmp_path):
+    """A DeepSeek-V4 GGUF as the converter writes it (``deepseek4_base``: compress_ratios, indexer.key_length,
+    sliding_window; the compressor and indexer tensors): its compressors per layer equal those transformers builds
+    from the same config.json on the meta device (CSA layers 1 and 3 with the indexer, HCA layer 2, 0 and 4
+    plain), and llama.cpp's KV buffer, layer by layer, equals the config's at every context and sequence count
+    (the reader had read no compress_ratios: a uniform 64-wide sliding cache, 5 × 768 × 64 × 2 bytes at 4096)."""
+    from tests.test_hostile_gguf import deepseek4_base
+
+    gguf_path = str(deepseek4_base().write(tmp_path / "ds4.gguf"))
+    hf_path = str(_dsv4_config(tmp_path))
+    g, hf = resolve(gguf_path).spec, resolve(hf_path).spec
+    assert g.compressed == hf.compressed
+    assert [c[0][0] if c else 0 for c in g.compressed.compressors] == [0, 4, 128, 4, 0]
+    assert g.compressed.compressors[1] == ((4, 64, 128), (4, 32, 64))
+    assert g.compressed.compressors[2] == ((128, 64, 64),)
+    assert (g.head_dim, g.num_kv_heads, g.sliding_window, g.num_layers) == (64, 1, 128, 5) \
+        == (hf.head_dim, hf.num_kv_heads, hf.sliding_window, hf.num_layers)
+    assert llamacpp_kv.layout_shown(g) == llamacpp_kv.layout_shown(hf) \
+        == "deepseek4: K 64, n_swa 128 (all 5), CSA 2, HCA 1"
+    for n_ctx, ub, n_seq in ((4096, 512, 1), (131072, 512, 1), (65536, 4096, 3), (256, 2048, 2)):
+        assert [llamacpp_kv.dsv4_layer_bytes(g, i, n_ctx, ub, 2.0, n_seq) for i in range(5)] \
+            == [llamacpp_kv.dsv4_layer_bytes(hf, i, n_ctx, ub, 2.0, n_seq) for i in range(5)]
+    for kw in (dict(seq=4096), dict(seq=131072, ubatch=512), dict(seq=8192, n_parallel=3),
+               dict(seq=16384, llama_server=True), dict(seq=4096, kv_dtype="q8_0")):
+        a = vramscope.estimate(gguf_path, engine="llama.cpp", **kw).engine
+        b = vramscope.estimate(hf_path, engine="llama.cpp", **kw).engine
+        assert a["gpu"]["kv_buffer_bytes"] == b["gpu"]["kv_buffer_bytes"], kw
+    # at 4096 (one sequence, ubatch 512): raw 768 cells × 64 in every layer; CSA 1024 cells of 64 + 32, HCA 256
+    # cells of 64; f32 states: CSA 2 × (2·64 × 8 + 2·32 × 8), HCA 2 × 64 × 128
+    kv = vramscope.estimate(gguf_path, engine="llama.cpp", seq=4096).engine["gpu"]["kv_buffer_bytes"]
+    assert kv == (5 * 768 * 64 + 2 * 1024 * (64 + 32) + 256 * 64) * 2 \
+        + (2 * 2 * (128 * 8 + 64 * 8) + 2 * 64 * 128) * 4
+
+
+def test_deepseek4_gguf_flash_against_llamacpp_25468(tmp_path):
+    """A GGUF of DeepSeek-V4-Flash's attention shapes (43 layers, compress_ratios as its config.json writes them,
+    44 entries; head_dim 512, index_head_dim 128, window 128): llama.cpp#25468's buffers at --ctx-size 131072
+    --ubatch-size 512, 'SWA 32.25 MiB, CSA 672 MiB, HCA 20 MiB, lightning-indexer 168 MiB' plus #27680's
+    compressor states, as test_deepseek_v4_against_llamacpp_25468 gets them from the config."""
+    from tests.test_hostile_gguf import deepseek4_base
+
+    ratios = tuple(_flash_config()["compress_ratios"])
+    assert len(ratios) == 44
+    path = str(deepseek4_base(ratios, head=512, indexer=128).write(tmp_path / "flash.gguf"))
+    spec = resolve(path).spec
+    assert llamacpp_kv.layout_shown(spec) == "deepseek4: K 512, n_swa 128 (all 43), CSA 21, HCA 20"
+    e = vramscope.estimate(path, engine="llama.cpp", seq=131072, ubatch=512, flash_attn=True)
+    states = 21 * 2 * 8 * 1024 * 4 + 20 * 2 * 128 * 512 * 4 + 21 * 2 * 8 * 256 * 4
+    kv = e.engine["gpu"]["kv_buffer_bytes"] + e.engine["host"]["kv_buffer_bytes"]
+    assert kv == int((32.25 + 672 + 20 + 168) * MIB) + states == _kv("deepseek-ai/DeepSeek-V4-Flash", seq=131072,
+                                                                    ubatch=512, flash_attn=True)

@@ -395,6 +395,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{path}: GGUF metadata key '{key}' is {value}; expected a power of two from 1 to {maximum}",
         "zh": "{path}：GGUF 元数据键 '{key}' 的值为 {value}；应为 1 到 {maximum} 之间的 2 的幂",
     },
+    "gguf_key_ratios": {
+        "en": "{path}: GGUF metadata key '{key}' is {value}; expected an array of {layers} to {maximum} whole numbers, "
+              "one per block, each 0, 4 or 128",
+        "zh": "{path}：GGUF 元数据键 '{key}' 的值为 {value}；应为含 {layers} 到 {maximum} 个整数的数组（每层一个），"
+              "每个取 0、4 或 128",
+    },
+    "gguf_tensor_needed": {
+        "en": "{path}: GGUF metadata key '{key}' is {value}, which needs tensor '{tensor}'; the file has none",
+        "zh": "{path}：GGUF 元数据键 '{key}' 的值为 {value}，需要张量 '{tensor}'，但文件中没有",
+    },
+    "gguf_tensor_unneeded": {
+        "en": "{path}: GGUF metadata key '{key}' is {value}, which has no tensor '{tensor}'; the file holds one",
+        "zh": "{path}：GGUF 元数据键 '{key}' 的值为 {value}，不应有张量 '{tensor}'，但文件中有",
+    },
     "gguf_key_tensor": {
         "en": "{path}: GGUF metadata key '{key}' is {value}, but tensor '{tensor}' has {actual}",
         "zh": "{path}：GGUF 元数据键 '{key}' 的值为 {value}，但张量 '{tensor}' 的实际情况为 {actual}",

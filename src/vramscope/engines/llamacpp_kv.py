@@ -40,7 +40,8 @@ d32676d, which syncs it): ``src/llama-model.cpp`` (``llama_model::create_memory`
   (``indexer_head_size``, 128, wide, same cells); on HCA layers (ratio 128) a compressed cache of
   ``GGML_PAD(max(1, ceil(kv_size / 128)), 256)`` cells. Beside them f32 compressor states, two tensors (kv,
   score) per layer of ``n_stream × (1 + n_rs_seq)`` planes: CSA ``2 × head_dim`` × 8 rows, the indexer ``2 ×
-  indexer_head_size`` × 8, HCA ``head_dim`` × 128.
+  indexer_head_size`` × 8, HCA ``head_dim`` × 128. From a GGUF, the ratios and the indexer's size are its
+  ``attention.compress_ratios`` and ``attention.indexer.key_length`` (:func:`vramscope.sources.gguf._dsv4_compressed`).
 * Architectures: a Hugging Face checkpoint converts only when its ``architectures[0]`` (a vision-language
   model's ``text_config`` one) is in the converter's ``TEXT_MODEL_MAP`` (``conversion/__init__.py``,
   ``get_model_class``: "Model … is not supported"), and a GGUF loads only when ``general.architecture`` is one

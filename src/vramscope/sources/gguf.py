@@ -34,7 +34,7 @@ from typing import Any, BinaryIO, NamedTuple, Optional
 from ..errors import VramscopeError
 from ..model.families import by_gguf_arch, sliding_layers
 from ..model.limits import LIMITS
-from ..model.spec import FULL, SLIDING, MLASpec, ModelSpec, MoESpec, StateSpec
+from ..model.spec import FULL, SLIDING, CompressedKVSpec, MLASpec, ModelSpec, MoESpec, StateSpec
 from .base import StoredTensor, format_limit, open_regular
 
 MAX_TENSORS = 1_000_000
@@ -60,6 +60,7 @@ MAX_VOCAB = LIMITS["vocab_size"].maximum
 MAX_EXPERTS = LIMITS["num_experts"].maximum
 MAX_CONTEXT = LIMITS["max_position_embeddings"].maximum
 MAX_WINDOW = LIMITS["sliding_window"].maximum  # a larger sliding window is no window (configs use 2^32 - 1)
+LLAMA_MAX_LAYERS = 512  # src/llama-hparams.h: the per-layer arrays (compress_ratios) hold at most this many
 
 _STRUCTS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _SCALARS = {k: struct.Struct(v) for k, v in _STRUCTS.items()}
@@ -721,6 +722,73 @@ def _sliding_window(m: _Meta) -> tuple[Optional[int], tuple[str, ...]]:
     return window, layer_types
 
 
+#: DeepSeek-V4's compression ratios llama.cpp knows (src/models/deepseek4.cpp ``load_arch_tensors``: "only
+#: supports compression ratios 0, 4, and 128"): none (a sliding layer), CSA (with the lightning indexer), HCA
+DSV4_RATIOS = (0, 4, 128)
+
+
+def _dsv4_compressed(m: _Meta, h: "_Heads", by_name: dict[str, StoredTensor],
+                     seen_layers: list[int]) -> tuple[CompressedKVSpec, int]:
+    """DeepSeek-V4 (``deepseek4``): its compressors per layer, as ``ModelSpec.compressed`` holds them from the
+    checkpoint's modules on the meta device (transformers 5.24 ``DeepseekV4CSACompressor`` / ``HCACompressor`` /
+    ``DeepseekV4Indexer``: ``(compress_rate, entry width, projection width)``), and the sliding window.
+
+    Read in unslothai/llama.cpp d32676d (whose ``src/`` is ggml-org/llama.cpp 82bb48500's; its
+    gguf-py/gguf/constants.py names the keys and tensors; ggml-org's conversion/deepseek.py at 01a723dc writes the
+    same keys): conversion/deepseek.py ``DeepseekV4Model.set_gguf_parameters`` writes ``attention.compress_ratios``
+    (config.json's ``compress_ratios``, an int32 array that may run past ``block_count``: the MTP layer's),
+    ``attention.indexer.key_length`` (``index_head_dim``), ``attention.sliding_window`` and, through
+    ``TextModel``, ``attention.key_length`` (``head_dim``); src/models/deepseek4.cpp ``load_arch_hparams``
+    requires each (``compress_ratios`` at least ``block_count`` long, at most ``LLAMA_MAX_LAYERS``) and
+    ``load_arch_tensors`` creates, on a layer of ratio ``r`` ≠ 0, ``attn_compressor_kv`` / ``_gate`` of
+    ``coff × key_length`` rows (``coff`` 2 on CSA layers, whose windows overlap, else 1) and ``attn_compressor_ape``
+    of ``r`` columns, and on CSA layers ``indexer_compressor_kv`` of ``2 × indexer.key_length`` rows; any other
+    ratio is refused. So a CSA layer holds ``((4, key_length, 2 × key_length), (4, indexer, 2 × indexer))``, an HCA
+    layer ``((128, key_length, key_length),)``, a ratio-0 layer nothing. The tensors present must agree; a
+    compressing layer without its compressor is refused, as llama.cpp refuses it ("missing tensor")."""
+    key = m.key("attention.compress_ratios")
+    v = m.meta.get(key)
+    if v is None:
+        raise VramscopeError("gguf_key_missing", path=m.path, key=key)
+    n = m.n_layers
+    if isinstance(v, LongArray) or not isinstance(v, list) or not n <= len(v) <= LLAMA_MAX_LAYERS \
+            or any(isinstance(x, bool) or not isinstance(x, int) for x in v) \
+            or any(x not in DSV4_RATIOS for x in v[:n]):
+        raise VramscopeError("gguf_key_ratios", path=m.path, key=key, value=_show(v), layers=n,
+                             maximum=LLAMA_MAX_LAYERS)
+    ratios = v[:n]
+    window = m.int("attention.sliding_window", lo=1, hi=MAX_WINDOW)
+    head = h.key_len
+    indexer = m.int("attention.indexer.key_length", hi=MAX_HEAD_DIM)
+    for i in seen_layers:
+        r, at = ratios[i], f"attention.compress_ratios[{i}]"
+        t = by_name.get(f"blk.{i}.attn_kv.weight")
+        if t is not None and len(t.shape) == 2 and t.shape[1] != head:
+            raise _mismatch(m.path, m.key("attention.key_length"), head, t.name, f"{t.shape[1]} rows")
+        coff = 2 if r == 4 else 1  # CSA's overlapping windows project twice the entry
+        for name, length_key, rows, wanted in (
+                ("attn_compressor_kv", "attention.key_length", (coff, head), r != 0),
+                ("indexer_compressor_kv", "attention.indexer.key_length", (2, indexer), r == 4)):
+            t = by_name.get(f"blk.{i}.{name}.weight")
+            if t is None:
+                if wanted:
+                    raise VramscopeError("gguf_tensor_needed", path=m.path, key=m.key(at), value=r,
+                                         tensor=f"blk.{i}.{name}.weight")
+                continue
+            if not wanted:
+                raise VramscopeError("gguf_tensor_unneeded", path=m.path, key=m.key(at), value=r,
+                                     tensor=t.name)
+            if len(t.shape) == 2 and t.shape[1] != rows[0] * rows[1]:
+                raise _mismatch(m.path, _pair(m, at, length_key, "→"),
+                                f"{r} → {rows[0]} × {rows[1]}", t.name, f"{t.shape[1]} rows")
+        t = by_name.get(f"blk.{i}.attn_compressor_ape.weight")
+        if t is not None and r and len(t.shape) == 2 and t.shape[1] != r:
+            raise _mismatch(m.path, m.key(at), r, t.name, f"{t.shape[1]} columns")
+    per_layer = tuple(((4, head, 2 * head), (4, indexer, 2 * indexer)) if r == 4 else
+                      ((128, head, head),) if r == 128 else () for r in ratios)
+    return CompressedKVSpec(compressors=per_layer), window
+
+
 #: llama.cpp's hybrid architectures (``llm_arch_is_hybrid``, src/llama-arch.cpp at d32676d) with a Mamba / gated
 #: delta net state read from the ``ssm.*`` keys, and how each marks its recurrent layers (``is_recr_impl``):
 #: ``kv0`` a layer without KV heads (models/jamba.cpp, granite-hybrid.cpp, plamo2.cpp), ``kv0_ff0`` without KV
@@ -811,6 +879,10 @@ def spec_from_gguf(meta: dict[str, Any], tensors: list[StoredTensor], name: str,
     moe = _moe(m, tensors, ffn_l)
     _check_ffn_rows(m, ffn_l, by_name, seen_layers)
     window, layer_types = _sliding_window(m)
+    compressed = None
+    if arch == "deepseek4":  # llama_kv_cache_dsv4 (src/llama-model.cpp create_memory): every layer slides
+        compressed, window = _dsv4_compressed(m, h, by_name, seen_layers)
+        layer_types = ()
     attn_cap = m.float("attn_logit_softcapping")
     final_cap = m.float("final_logit_softcapping")
 
@@ -825,5 +897,5 @@ def spec_from_gguf(meta: dict[str, Any], tensors: list[StoredTensor], name: str,
         sliding_window=window, attn_softcap=attn_cap > 0, logit_softcap=final_cap > 0, layer_types=layer_types,
         moe=moe, mla=mla, norms_per_layer=family.norms_per_layer, source=str(path),
         state=_state(m, arch, n_layers, h, ffn_l), layer_kv=() if mla is not None else _layer_kv(m, h, n_layers),
-        **extra,
+        compressed=compressed, **extra,
     )
