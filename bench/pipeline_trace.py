@@ -137,16 +137,18 @@ def real_matrix() -> list[tuple[str, int, dict]]:
     return rows
 
 
-def analytic_stages(model, kw: dict) -> list[dict[str, int]]:
+def analytic_stages(model, kw: dict, reshard_after_forward: bool = False) -> list[dict[str, int]]:
     """The analytic estimate's phases of every pipeline rank (``memory/pipeline.py pipeline_stages``), in bytes
-    of tensors (runtime overhead and the allocator's cache left out: the trace counts tensors only)."""
+    of tensors (runtime overhead and the allocator's cache left out: the trace counts tensors only);
+    ``reshard_after_forward``: torchtitan's "always" (not yet an option of the estimate: passed to the stage)."""
     from vramscope.api import estimate_resolved
     from vramscope.estimators import training
     from vramscope.workload import make_workload
 
     collected: list = []
     orig = training.pipeline_stages
-    training.pipeline_stages = lambda *a, **k: orig(*a, **k, collect=collected)
+    training.pipeline_stages = lambda *a, **k: orig(*a, **k, collect=collected,
+                                                    reshard_after_forward=reshard_after_forward)
     try:
         estimate_resolved(model, make_workload(**kw))
     finally:

@@ -266,10 +266,40 @@ def _reduce_moments(chunks: list[list[tuple[int, int]]], schedule: str, m: int, 
     return out
 
 
+def _always_moments(s: int, chunks: list[list[tuple[int, int]]], acts: int, per_layer: float, layers: int,
+                    gather: float, reduce: float, last: bool, loss_backward: int,
+                    logits: int) -> list[tuple[int, int, int, int, int]]:
+    """A steady micro-batch's backward under torchtitan's ``fsdp_reshard_after_forward = "always"`` (every unit
+    ``reshard_after_forward=True``, [norm, head] too): the micro-batch's forward resharded each unit
+    (``_fsdp_param_group.py post_forward`` → ``reshard``), its backward re-gathers them in reverse order
+    (``pre_backward`` → ``unshard``, then ``_backward_prefetch`` of the next unit) and keeps them
+    (``stage.py backward_maybe_with_nosync``: ``set_reshard_after_backward(False)``), so at unit ``j``'s backward
+    the units from ``j`` to the stage's end and the prefetched one before are gathered, the rest not; the rank's
+    other stages (interleaved) counted resharded (their last op a forward). Moments as :func:`_backward_moment`'s
+    ``(activations, gradients, temporaries, in flight, gathered weights freed)``."""
+    total = int(sum(u for c in chunks for u, _ in c) * gather)
+    full = int(sum(u for c in chunks for u, _ in c) * reduce)
+    out = []
+    for c, chunk in enumerate(chunks):
+        rev = [u for u, _ in reversed(chunk)]
+        for j, u in enumerate(rev):
+            held = int((sum(rev[:j + 1]) + (rev[j + 1] if j + 1 < len(rev) else 0)) * gather)
+            emb = s == 0 and c == 0 and j == len(rev) - 1
+            head = last and c == len(chunks) - 1 and j == 0
+            if emb:  # the embedding's backward, the micro-batch's activations gone
+                out.append((acts - int(per_layer * layers), full, int(u * gather), acts, total - held))
+            elif head:  # the loss's backward (nothing gathered), then the head's beside the logits
+                out.append((acts, full, loss_backward, acts, total))
+                out.append((acts, full, int(u * gather) + 2 * logits, acts, total - held))
+            else:
+                out.append((acts, full, int(u * gather), acts, total - held))
+    return out
+
+
 def _backward_moment(s: int, chunks: list[list[tuple[int, int]]], schedule: str, m: int, acts: int,
                      per_layer: float, layers: int, gather: float, reduce: float, dp: int, last: bool,
                      loss_backward: int, loss_held: int, logits: int = 0, pp: int = 1,
-                     recv: int = 0) -> dict[str, int]:
+                     recv: int = 0, always: bool = False) -> dict[str, int]:
     """The largest moment of a torchtitan stage's backward under FSDP2 (:func:`pipeline_stages` ``unsharded``), as
     its activations, gradients and temporaries. ``units``: the stage's FSDP2 units' parameter counts in the stage
     module's order (the embedding first on stage 0, the norm + head last on the last stage); ``acts``: every
@@ -323,13 +353,18 @@ def _backward_moment(s: int, chunks: list[list[tuple[int, int]]], schedule: str,
             moments.append((flight, full, loss_backward + waiting, flight))
             moments.append((flight, full, head + waiting, flight))
 
-    if schedule == "gpipe":
+    if always and schedule != "gpipe":
+        moments = list(_always_moments(s, chunks, acts, per_layer, layers, gather, reduce, last,
+                                                      loss_backward, logits))
+    elif schedule == "gpipe":
         at(0)
         if m > 1:
             at(1)
     else:
         at(1)
-    moments = [(*x, 0) for x in moments] + _reduce_moments(chunks, schedule, m, pp, per_layer, gather, reduce, dp,
+    if not (always and schedule != "gpipe"):
+        moments = [(*x, 0) for x in moments]
+    moments = moments + _reduce_moments(chunks, schedule, m, pp, per_layer, gather, reduce, dp,
                                                            recv, acts)
     a, g, t, flight, freed = max(moments, key=lambda x: sum(x[:3]) - x[4])
     # reported as the in-flight activations and what the moment holds beside them (a temporary, or less), and
@@ -342,7 +377,7 @@ def pipeline_stages(spec: ModelSpec, pp: int, micro_batches: int, schedule: str,
                     cast_cache: int = 0, boundary: int = 0,
                     boundary_saved: bool = False, collect: list | None = None, split: str = "even",
                     unsharded: tuple[float, float, int] | None = None, loss_backward: int = 0,
-                    loss_held: int = 0, logits: int = 0,
+                    loss_held: int = 0, logits: int = 0, reshard_after_forward: bool = False,
                     ) -> tuple[dict[str, dict[str, int]], list[dict[str, Any]]]:
     """Per-stage phases from the one-rank phases; returns the busiest stage's phases and a row per stage.
 
@@ -422,8 +457,13 @@ def pipeline_stages(spec: ModelSpec, pp: int, micro_batches: int, schedule: str,
                 if name == "backward":
                     new.update(_backward_moment(s, units[s], schedule, micro_batches, acts, per_layer, sizes[s],
                                                 gather, reduce, dp, last, loss_backward, loss_held, logits,
-                                                pp=pp, recv=recv))
+                                                pp=pp, recv=recv, always=reshard_after_forward))
                     new["weights"] -= new.pop("weights_freed")
+                elif reshard_after_forward and schedule != "gpipe":
+                    # "always": a forward after a backward starts with the stage gathered and reshards unit by
+                    # unit as its micro-batch's activations grow: at most the larger of the two ends
+                    mb = int(per_layer * sizes[s] / max(1, len(ranges[s])))
+                    new["weights"] -= min(int(counts[s] * gather), mb)
             stage_phases[name] = new
         if collect is not None:
             collect.append(stage_phases)

@@ -113,24 +113,26 @@ def _stage_class() -> Any:
     return Stage
 
 
-def shard_stage(stage: Any, mesh: Any, mp_policy: Any) -> None:
+def shard_stage(stage: Any, mesh: Any, mp_policy: Any, reshard: bool = False) -> None:
     """torchtitan's ``apply_fsdp_to_decoder`` on one model part with pipeline parallelism on: the embedding
-    and every layer with ``reshard_after_forward=False`` (the PP default), [norm, head] likewise, then the
-    root."""
+    and every layer with ``reshard_after_forward=False`` (the PP default: ``fsdp_reshard_after_forward``
+    "default" or "never"), [norm, head] likewise, then the root (its own default). ``reshard=True``:
+    ``fsdp_reshard_after_forward = "always"`` (torchtitan b5bcd76 ``distributed/fsdp.py``: True for the embedding
+    and the layers, and ``reshard_after_forward_policy == "always"`` for [norm, head]: True as well)."""
     from torch.distributed.fsdp import fully_shard
 
-    kw = {"mesh": mesh, "mp_policy": mp_policy}
+    kw = {"mesh": mesh, "mp_policy": mp_policy, "reshard_after_forward": bool(reshard)}
     if stage.tok_embeddings is not None:
-        fully_shard(stage.tok_embeddings, reshard_after_forward=False, **kw)
+        fully_shard(stage.tok_embeddings, **kw)
     if stage.norm is not None and stage.lm_head is not None:
-        fully_shard([stage.norm, stage.lm_head], reshard_after_forward=False, **kw)
+        fully_shard([stage.norm, stage.lm_head], **kw)
     for layer in stage.layers.values():
-        fully_shard(layer, reshard_after_forward=False, **kw)
-    fully_shard(stage, **kw)
+        fully_shard(layer, **kw)
+    fully_shard(stage, mesh=mesh, mp_policy=mp_policy)
 
 
 def trace_pipeline_rank(model: Any, w: Any, pp_rank: int, progress: Any = None, timeout: Any = None,
-                        on_tracker: Any = None, fake: bool = True) -> dict:
+                        on_tracker: Any = None, fake: bool = True, reshard_after_forward: bool = False) -> dict:
     """Pipeline rank ``pp_rank`` (data-parallel index 0) of ``w`` (``w.pp`` stages, ``w.grad_accum``
     micro-batches of ``w.batch × w.seq``, FSDP2 over ``w.num_gpus / w.pp`` ranks when more than one) running two
     training steps as torchtitan runs them, on fake tensors; returns the bytes at the steady (second) step's
@@ -221,7 +223,7 @@ def trace_pipeline_rank(model: Any, w: Any, pp_rank: int, progress: Any = None, 
                 lo = sum(sizes[:s])
                 part = stage_module(base, list(range(lo, lo + sizes[s])), s == 0, s == n_stages - 1)
                 if policy is not None:
-                    shard_stage(part, mesh["dp"], policy)
+                    shard_stage(part, mesh["dp"], policy, reshard_after_forward)
                 ids = torch.zeros(mb, w.seq, dtype=torch.long)
                 hid = torch.zeros(mb, w.seq, hidden, dtype=act)
                 out = torch.zeros(mb, w.seq, vocab if s == n_stages - 1 else hidden, dtype=act, requires_grad=True)
