@@ -67,6 +67,9 @@ def test_torchtitan_preset(tmp_path):
     # torchtitan's policy: "never" and "default" are both False under PP, the pipeline stage's FSDP2 kept gathered
     ('[parallelism]\ndata_parallel_shard_degree = 2\npipeline_parallel_degree = 4\n'
      'fsdp_reshard_after_forward = "never"\n', {"parallelism": "fsdp", "pp": 4, "num_gpus": 8}),
+    # "always" under PP: every micro-batch's forward reshards (memory/pipeline.py _always_moments)
+    ('[parallelism]\ndata_parallel_shard_degree = 2\npipeline_parallel_degree = 4\n'
+     'fsdp_reshard_after_forward = "always"\n', {"parallelism": "fsdp", "pp": 4, "pp_reshard_after_forward": True}),
     ('[training]\ndtype = "bfloat16"\n', {"precision": "pure"}),
     ('[compile]\nenable = true\ncomponents = ["model"]\n', {"compile": True, "compile_components": "model"}),
     ('[compile]\nenable = true\ncomponents = ["loss", "model"]\n', {"compile": True, "compile_components": "model,loss"}),
@@ -80,9 +83,7 @@ def test_torchtitan_fields(tmp_path, extra, expect):
 @pytest.mark.parametrize("text, key", [
     ('[activation_checkpoint]\nmode = "memory_budget"\n', "activation_checkpoint.mode"),
     ('[parallelism]\ntensor_parallel_degree = 0\n', "parallelism.tensor_parallel_degree"),
-    # "always" under PP reshards every micro-batch's forward (not modelled): refused, not estimated as "default"
-    ('[parallelism]\ndata_parallel_shard_degree = 2\npipeline_parallel_degree = 4\n'
-     'fsdp_reshard_after_forward = "always"\n', "parallelism.fsdp_reshard_after_forward"),
+    ('[parallelism]\nfsdp_reshard_after_forward = "sometimes"\n', "parallelism.fsdp_reshard_after_forward"),
     ('[parallelism]\npipeline_parallel_degree = 2\npipeline_parallel_schedule = "ZBVZeroBubble"\n',
      "parallelism.pipeline_parallel_schedule"),
     ('[training]\nseq_len = "long"\n', "training.seq_len"),
@@ -150,3 +151,20 @@ def test_megatron_args_text_and_file(tmp_path):
 def test_megatron_bad_args_are_named(args, key):
     rc, _, err = run_cli(["estimate", "llama-3-8b", f"--megatron-args={args}", "--no-hub"])
     assert rc == 2 and key in err and "Traceback" not in err
+
+
+def test_reshard_after_forward_always_under_pp_reaches_the_stages():
+    """--pp-reshard-after-forward (the TOML's "always" under PP) runs pipeline_stages' "always" moments, traced
+    and checked in tests/test_pipeline_real.py: the rank's step peak is never above the default's (a unit resharded
+    after each forward), and below it on 1F1B's last rank (one layer's bf16 copy not yet re-gathered)."""
+    import vramscope
+
+    kw = dict(task="pretrain", framework="torchtitan", pp=2, num_gpus=4, parallelism="fsdp", precision="mixed",
+              seq=2048, grad_accum=4)
+    base = vramscope.estimate("llama-3-8b", **kw)
+    always = vramscope.estimate("llama-3-8b", pp_reshard_after_forward=True, **kw)
+    b = {r["stage"]: r["peak_bytes"] for r in base.to_dict()["engine"]["pipeline"]["ranks"]}
+    a = {r["stage"]: r["peak_bytes"] for r in always.to_dict()["engine"]["pipeline"]["ranks"]}
+    assert all(a[k] <= b[k] for k in b) and any(a[k] < b[k] for k in b), (a, b)
+    ids = {n.key for n in always.assumptions}
+    assert "a_pp_fsdp_always" in ids and "a_pp_fsdp_gathered" not in ids

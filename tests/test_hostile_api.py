@@ -176,6 +176,7 @@ FLAGS = {
     "enable_expert_parallel": dict(engine="vllm"), "enable_prefix_caching": dict(engine="vllm"),
     "flash_attn": dict(engine="llama.cpp"),
     "no_kv_offload": dict(engine="llama.cpp"), "no_op_offload": dict(engine="llama.cpp"),
+    "pp_reshard_after_forward": dict(task="pretrain", framework="torchtitan", pp=2, num_gpus=4, parallelism="fsdp"),
     "kv_unified": dict(engine="llama.cpp"), "swa_full": dict(engine="llama.cpp"),
     "llamacpp_unpadded_ctx": dict(engine="llama.cpp"), "llama_server": dict(engine="llama.cpp"),
     "no_mmap": dict(engine="llama.cpp"),

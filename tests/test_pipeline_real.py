@@ -188,7 +188,7 @@ def test_trace_reshard_after_forward_always_under_pp():
     backward_maybe_with_nosync``: ``set_reshard_after_backward(False)``), so the last stage of 1F1B (2 layers and
     the head, 1 micro-batch in flight) peaks with one layer's bf16 copy not yet gathered (traced 2026-12-02:
     11.782 GiB against 12.189 GiB with the PP default), while load and the optimizer step are unchanged. The
-    analytic model of "always" is not written yet (the TOML refusal stays)."""
+    analytic model is memory/pipeline.py ``_always_moments`` (``--pp-reshard-after-forward``)."""
     sys.path.insert(0, str(ROOT / "bench"))
     from accuracy_matrix import reduced
 

@@ -977,13 +977,13 @@ def _tt_parallelism(path: str, cfg: dict, out: dict[str, Any]) -> None:
         # torchtitan (b5bcd76) distributed/fsdp.py get_fsdp_reshard_after_forward_policy: "always" -> True,
         # "never" -> False, "default" -> ``not pp_enabled``. Under PP both "default" and "never" are False, the
         # stage kept gathered as the pipeline stage models it (memory/pipeline.py pipeline_stages ``unsharded``);
-        # "always" under PP (every micro-batch's forward resharding, its backward not) is not modelled
+        # "always" under PP: every micro-batch's forward reshards, its backward gathers again
+        # (pipeline_stages ``reshard_after_forward``)
         reshard = par.get("fsdp_reshard_after_forward", "default")
         if reshard not in ("default", "always", "never"):
             raise _bad(path, "parallelism.fsdp_reshard_after_forward", reshard, "default, always or never")
         if reshard == "always" and pp > 1:
-            raise _bad(path, "parallelism.fsdp_reshard_after_forward", reshard,
-                       "default or never with pipeline_parallel_degree above 1 (both False under PP)")
+            out["pp_reshard_after_forward"] = True
         if reshard == "never" and pp == 1:
             out["parallelism"] = "zero2"  # parameters stay gathered after forward: SHARD_GRAD_OP
     elif replicate > 1:

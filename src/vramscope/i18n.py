@@ -1225,6 +1225,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "pipeline parallel: {pp} stages, {schedule} schedule, {m:~micro-batch~micro-batches} per step; the busiest rank is the {kind}",
         "zh": "流水线并行：{pp} 个阶段，{schedule} 调度，每步 {m} 个微批次；显存最多的是{kind}",
     },
+    "a_pp_fsdp_always": {
+        "en": "torchtitan under pipeline parallelism with fsdp_reshard_after_forward = \"always\": its layers split with the embedding and the output head counting as a layer each; FSDP2 reshards every unit after each micro-batch's forward and gathers them again, in reverse order with one prefetched, for its backward, where they stay gathered until the step's last backward (torch 2.13 PipelineStage: set_reshard_after_backward(False) but for the last); gradients accumulate unsharded in the reduction dtype",
+        "zh": "torchtitan 流水线并行且 fsdp_reshard_after_forward = \"always\"：层按嵌入层和输出头各算一层切分；FSDP2 在每个微批次前向后对每个单元重新分片，反向时按逆序再次聚合（预取一个），并保持聚合直到本步最后一次反向（torch 2.13 PipelineStage：除最后一次外 set_reshard_after_backward(False)）；梯度以规约精度未分片累积",
+    },
     "a_pp_fsdp_gathered": {
         "en": "torchtitan under pipeline parallelism: its layers split with the embedding and the output head counting as a layer each; FSDP2 does not reshard after forward, so each stage stays gathered in the parameter dtype from its first forward to the step's last backward, its gradients accumulating unsharded in the reduction dtype across micro-batches",
         "zh": "torchtitan 流水线并行：层按嵌入层和输出头各算一层切分；FSDP2 前向后不重新分片，每个阶段从第一次前向到本步最后一次反向都以参数精度保持完整聚合，梯度跨微批次以规约精度未分片累积",

@@ -632,6 +632,13 @@ CORE: tuple[Option, ...] = (
       "GPU) | interleaved-zb (torch's interleaved zero bubble) | zbv (zero bubble V: 2 chunks, the head on the first "
       "GPU)", help_zh="1f1b（默认）| gpipe | interleaved（交错 1F1B，每 GPU {v} 个模型块）| interleaved-zb（torch 的交错零气泡）"
       "| zbv（零气泡 V 形：2 个模型块，输出头在第一个 GPU）", help_opts={"v": Opt("pp_virtual")}),
+    O("pp_reshard_after_forward", ("--pp-reshard-after-forward",), "flag", False, group="parallel",
+      owner="training",
+      help_en="torchtitan under {pp}: FSDP2 reshards each stage after every micro-batch's forward and gathers it "
+              "again for its backward (fsdp_reshard_after_forward = \"always\"; the default keeps the stage "
+              "gathered)",
+      help_zh="torchtitan 在 {pp} 下：FSDP2 在每个微批次前向后对阶段重新分片，反向时再次聚合"
+              "（fsdp_reshard_after_forward = \"always\"；默认保持阶段聚合）", help_opts={"pp": Opt("pp")}),
     O("pp_virtual", ("--pp-virtual",), "int", 2, group="parallel", owner="training", lo=2, hi=64, metavar="V",
       help_en="model chunks (virtual stages) per GPU of the interleaved schedules (Megatron-LM "
               "--num-virtual-stages-per-pipeline-rank; default 2)",

@@ -460,6 +460,14 @@ def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
                              (not compiled, Opt("compile"))):
             if missing:
                 raise VramscopeError("conflict", field="async_tp", reason=Text("r_async_tp_needs", add=add))
+    if v.get("pp_reshard_after_forward"):
+        # torchtitan's fsdp_reshard_after_forward = "always" under PP (memory/pipeline.py _always_moments)
+        for missing, add in ((out.get("framework") != "torchtitan", Opt("framework", "torchtitan")),
+                             (out.get("pp", 1) < 2, Opt("pp", "N")),
+                             (out.get("parallelism") != "fsdp", Opt("parallelism", "fsdp"))):
+            if missing:
+                raise VramscopeError("conflict", field="pp_reshard_after_forward",
+                                     reason=Text("r_pp_reshard_needs", add=add))
     cf = v.get("moe_capacity_factor")
     if "moe_dispatcher" in v and out["framework"] != "megatron":
         raise VramscopeError("conflict", field="moe_dispatcher",
@@ -482,7 +490,7 @@ def _training(v: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
             "fsdp_float8_all_gather": bool(v.get("fsdp_float8_all_gather")),
             "te_fp8": te, "fp8_amax_history_len": v.get("fp8_amax_history_len", 1),
             "fp8_param_gather": bool(v.get("fp8_param_gather")),
-            "async_tp": async_tp,
+            "async_tp": async_tp, "pp_reshard_after_forward": bool(v.get("pp_reshard_after_forward")),
             "moe_capacity_factor": cf, "moe_pad_to_capacity": bool(v.get("moe_pad_to_capacity")),
             "moe_dispatcher": v.get("moe_dispatcher", "allgather"),
             "activation_offload": bool(v.get("activation_offload")),
@@ -643,6 +651,9 @@ register({
                        "zh": "这属于 Megatron-LM 的 MoE 词元分发器：请使用 {use}"},
     "r_moe_pad_needs_cf": {"en": "drop-and-pad pads each expert to its capacity: add {add}",
                            "zh": "丢弃并填充会把每个专家填充到其容量：请加上 {add}"},
+    "r_pp_reshard_needs": {"en": "resharding after every micro-batch's forward is torchtitan's FSDP2 under pipeline "
+                           "parallelism; add {add}",
+                           "zh": "每个微批次前向后重新分片是 torchtitan 在流水线并行下的 FSDP2 行为；请加上 {add}"},
     "r_async_tp_needs": {"en": "async tensor parallelism fuses the all-gathers and reduce-scatters that sequence "
                                 "parallelism puts around the tensor-parallel matmuls of compiled blocks (torchtitan "
                                 "0.3.0 CompileConfig): add {add}",

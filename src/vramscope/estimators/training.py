@@ -1379,11 +1379,12 @@ def pipeline(spec: ModelSpec, w: Workload, phases: Phases, layer_acts: int,
     unsharded = None
     if titan and p is not None and p.recipe == "fsdp_mixed" and w.strategy.is_fsdp and shard_group(w) > 1:
         unsharded = (p.gather_bytes, p.reduce_bytes, shard_group(w))
-        notes.append(Assumption("a_pp_fsdp_gathered"))
+        notes.append(Assumption("a_pp_fsdp_always" if w.pp_reshard_after_forward else "a_pp_fsdp_gathered"))
     phases, rows = pipeline_stages(spec, w.pp, w.grad_accum, w.pp_schedule, phases, layer_acts,
                                    virtual=w.pp_virtual, cast_cache=cast_cache, boundary=boundary,
                                    boundary_saved=width == 4, split=split, unsharded=unsharded,
-                                   loss_backward=loss_backward, loss_held=loss_held, logits=logits)
+                                   loss_backward=loss_backward, loss_held=loss_held, logits=logits,
+                                   reshard_after_forward=bool(unsharded and w.pp_reshard_after_forward))
     busiest = max(rows, key=lambda r: r["peak_bytes"])
     notes.append(Assumption("a_pp", {"pp": w.pp, "schedule": w.pp_schedule, "m": w.grad_accum,
                                      "kind": Text('stage_' + busiest["kind"].split()[0])}))

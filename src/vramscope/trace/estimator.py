@@ -505,7 +505,8 @@ def _run_pipeline(model: ResolvedModel, w: Workload, progress: bool, timeout: Op
     for rank in range(w.pp):
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         out.append(_run_guarded(model, w, progress, timeout, command, run=lambda on_tracker, r=rank: (
-            trace_pipeline_rank(model, w, r, Progress(progress), timeout=left, on_tracker=on_tracker))))
+            trace_pipeline_rank(model, w, r, Progress(progress), timeout=left, on_tracker=on_tracker,
+                                reshard_after_forward=bool(w.pp_reshard_after_forward)))))
     return out
 
 
