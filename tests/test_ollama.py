@@ -270,3 +270,27 @@ def test_versions_through_the_engine():
     assert any("llama-server's fit places the layers" in a.render() for a in new.assumptions)
     two = vramscope.estimate("llama-3.1-70b", engine="ollama", num_gpus=2, num_parallel=2, gpus=["rtx-4090"])
     assert two.engine["num_parallel"] == 2 and two.engine["num_ctx"] == 131072  # 48 GiB of VRAM: the top tier
+
+
+def test_llama_server_semantics_follow_the_version():
+    """Ollama from v0.30.0 starts llama-server with -np given and neither --kv-unified nor --swa-full
+    (llm/llama_server.go, v0.30.0-v0.32.15): one KV stream per sequence of GGML_PAD(n_ctx / n_seq, 256) cells;
+    its llama.cpp (LLAMA_CPP_VERSION) keeps logits for n_parallel rows from v0.30.1 (b9479, after #23861 =
+    b9460), n_ubatch rows at v0.30.0 (b9452)."""
+    from vramscope.engines.ollama import server_semantics
+
+    assert server_semantics("0.30.0") == {"llama_server": False, "kv_unified": False, "swa_full": False,
+                                          "llamacpp_unpadded_ctx": False}
+    assert server_semantics("0.30.1")["llama_server"] and server_semantics("0.32.15")["llama_server"]
+    runs = {v: vramscope.estimate("llama-3-8b", engine="ollama", ollama_version=v, gpus=["rtx-4090"], seq=1100,
+                                  num_parallel=3) for v in ("0.30.0", "0.32.15")}
+    per_cell = 32 * 8 * 128 * 2 * 2  # layers × KV heads × head size × (K, V) × f16
+    for e in runs.values():
+        # -c 3300 -np 3: n_ctx 3328, three streams of GGML_PAD(1109, 256) = 1280 cells (unified: 3328)
+        assert e.engine["kv_bytes"] == 3 * 1280 * per_cell
+    old, new = runs["0.30.0"].engine, runs["0.32.15"].engine
+    # the logits of 3 rows instead of the 512-token micro-batch: at least 509 × 128256 × 4 bytes less... the graph
+    # allocator reuses buffers, so only the sign and a floor of the logits' own size are checked
+    assert old["graph_full_bytes"] - new["graph_full_bytes"] >= 500 * 128256 * 4 // 2
+    assert any("logits for 3 rows" in a.render() for a in runs["0.32.15"].assumptions)
+    assert any("logits for 512 rows" in a.render() for a in runs["0.30.0"].assumptions)

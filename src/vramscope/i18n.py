@@ -903,8 +903,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "Ollama 自己的显存布局（v{version} 的 llm/server.go）：num_ctx {ctx}，OLLAMA_NUM_PARALLEL {parallel}，num_batch {batch}，flash attention {fa}，KV 缓存 {kv}；每张 GPU 留出 457 MiB 和其计算图，各层装入尽量少的 GPU",
     },
     "a_ollama_llama_server": {
-        "en": "Ollama v{version} starts llama-server (since v0.30.0, #16031; llm/llama_server.go, server/sched.go): {args}; num_ctx {ctx} × OLLAMA_NUM_PARALLEL {parallel}, flash attention {fa}, KV cache {kv}; llama-server's fit places the layers (1024 MiB kept free per GPU; OLLAMA_GPU_OVERHEAD is not passed); ollama ps sums every buffer it prints",
-        "zh": "Ollama v{version} 启动 llama-server（自 v0.30.0 起，#16031；llm/llama_server.go、server/sched.go）：{args}；num_ctx {ctx} × OLLAMA_NUM_PARALLEL {parallel}，flash attention {fa}，KV 缓存 {kv}；由 llama-server 的 fit 放置各层（每张 GPU 保留 1024 MiB 空闲；不传 OLLAMA_GPU_OVERHEAD）；ollama ps 汇总其打印的全部缓冲",
+        "en": "Ollama v{version} starts llama-server (since v0.30.0, #16031; llm/llama_server.go, server/sched.go): {args}; num_ctx {ctx} × OLLAMA_NUM_PARALLEL {parallel}, flash attention {fa}, KV cache {kv}; {o_np} given, neither {o_kvu} nor {o_swa}: one KV stream per sequence of GGML_PAD(n_ctx / n_seq, 256) cells, sliding layers their window; the reserved graph keeps logits for {outputs} rows ({outputs_why}); llama-server's fit places the layers (1024 MiB kept free per GPU; OLLAMA_GPU_OVERHEAD is not passed); ollama ps sums every buffer it prints",
+        "zh": "Ollama v{version} 启动 llama-server（自 v0.30.0 起，#16031；llm/llama_server.go、server/sched.go）：{args}；num_ctx {ctx} × OLLAMA_NUM_PARALLEL {parallel}，flash attention {fa}，KV 缓存 {kv}；给定 {o_np}，不传 {o_kvu} 和 {o_swa}：每条序列一个 GGML_PAD(n_ctx / n_seq, 256) 个单元的 KV 流，滑动窗口层只保留其窗口；预留计算图为 {outputs} 行保留 logits（{outputs_why}）；由 llama-server 的 fit 放置各层（每张 GPU 保留 1024 MiB 空闲；不传 OLLAMA_GPU_OVERHEAD）；ollama ps 汇总其打印的全部缓冲",
     },
     "a_ollama_no_projector": {
         "en": "the vision projector Ollama loads beside the text model (its weights and image graph) is not included",

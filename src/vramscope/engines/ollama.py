@@ -648,6 +648,15 @@ def ollama_run(model: Any, w: Any, gpus: Sequence[Any]) -> tuple[OllamaReport, G
     return report, f, {"alone": alone, "first": first}
 
 
+def _outputs_note(report: OllamaReport) -> dict[str, Any]:
+    """The logits rows of the llama-server graph Ollama ``report.version`` starts (:func:`server_semantics`)."""
+    if report.scheduler != "llama-server":
+        return {}
+    if server_semantics(report.version)["llama_server"]:
+        return {"outputs": report.num_parallel, "outputs_why": "n_parallel, llama.cpp#23861 (b9460) in b9479+"}
+    return {"outputs": report.num_batch, "outputs_why": "n_ubatch, llama.cpp b9452 predates #23861 (b9460)"}
+
+
 def _minimum(gpus: Sequence[Any]) -> int:
     return MINIMUM_MEMORY_METAL if gpus and getattr(gpus[0], "vendor", "") == "apple" else MINIMUM_MEMORY
 
@@ -727,7 +736,9 @@ class Ollama(Engine):
         notes.append(Assumption(key, {"version": report.version, "ctx": report.num_ctx,
                                              "parallel": report.num_parallel, "batch": report.num_batch,
                                              "fa": "on" if report.flash_attention else "off",
-                                             "kv": report.kv_cache_type, "args": report.llama_server_args or ""}))
+                                             "kv": report.kv_cache_type, "args": report.llama_server_args or "",
+                                             "o_np": Opt("n_parallel"), "o_kvu": Opt("kv_unified"),
+                                             "o_swa": Opt("swa_full"), **_outputs_note(report)}))
         if report.fit is not None and gpus:
             fr = report.fit
             from .llamacpp import FIT_NOTE
@@ -980,6 +991,23 @@ SINGLE_PARALLEL_ARCHS = ("mllama", "qwen3vl", "qwen3vlmoe", "qwen35", "qwen35moe
                          "nemotron_h", "nemotron_h_moe", "nemotron_h_omni")
 
 
+#: llama.cpp#23861 (de6f727aa, b9460, 2026-06-01): llama-server reserves logits for ``n_parallel`` rows only.
+#: Ollama v0.30.0 builds b9452 (19620004f, eight commits before it); v0.30.1 on b9479 and later (LLAMA_CPP_VERSION)
+SERVER_OUTPUTS_FROM = (0, 30, 1)
+
+
+def server_semantics(version: str) -> dict[str, Any]:
+    """The llama.cpp semantics of the llama-server Ollama ``version`` starts (v0.30.0 to v0.32.15 read, and
+    v0.33.0-rc2): ``-c num_ctx×num_parallel -np num_parallel`` always given, never ``--kv-unified`` nor
+    ``--swa-full`` (llm/llama_server.go ``startLlamaServer``), so common's defaults hold: one KV stream per
+    sequence (``kv_unified = false``, ``-np`` is not auto) and sliding layers their window (``swa_full =
+    false``); n_ctx padded to 256 (#17046, 2025-11-07; every LLAMA_CPP_VERSION from b9409 has it); the reserved
+    graph's logits ``n_parallel`` rows from v0.30.1 (b9479, after #23861 = b9460), ``n_ubatch`` rows at v0.30.0
+    (b9452)."""
+    return {"llama_server": _version(version) >= SERVER_OUTPUTS_FROM, "kv_unified": False, "swa_full": False,
+            "llamacpp_unpadded_ctx": False}
+
+
 def predict_server_vram(file_bytes: int, f: GgufFacts, num_ctx: int) -> int:
     """``llm.PredictServerVRAM``: the file plus an f16 cache of ``num_ctx`` cells with K and V heads of
     ``embedding / heads``."""
@@ -1083,7 +1111,8 @@ def _server_plan(model: Any, w: Any, f: GgufFacts, gpu: Any, n: int, o: dict[str
         args += ["--split-mode", "none", "--main-gpu", "0"]
     lw = replace(wq, seq=ctx_total, ubatch=batch, batch_size=batch, flash_attn=flash, cache_type_k=kv,
                  cache_type_v=kv, n_gpu_layers=ngl, n_parallel=num_parallel, num_gpus=nd, tensor_split=None,
-                 split_mode="none" if single else "layer", main_gpu=0, no_kv_offload=False)
+                 split_mode="none" if single else "layer", main_gpu=0, no_kv_offload=False,
+                 **server_semantics(o["version"]))
     if fit:
         fitted, ovr, fit_report = run_fit(model, lw, (gpu,), n_devices=nd, user_ngl=ngl)
     else:
