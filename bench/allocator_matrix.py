@@ -220,8 +220,7 @@ BEFORE_LORA = {"training, full/freeze": (16, 16, 0.001, 0.028), "training, LoRA/
                "inference": (11, 11, 0.000, 0.022), "FSDP2": (9, 17, 0.027, 0.105),
                "inference (long context)": (4, 4, 0.000, 0.000), "training, long context": (0, 3, 0.067, 0.093)}
 
-FIXED = {"rounding": 1.0, "optimizer_big": 1.0, "replayed": 1.0, "fsdp_streams": 1.0, "qlora_transient": 0.08,
-         "qlora_loss_head": 0.25}
+FIXED = {"rounding": 1.0, "optimizer_big": 1.0, "replayed": 1.0, "qlora_transient": 0.08, "qlora_loss_head": 0.25}
 
 
 def fit(rows: list[dict]) -> dict:

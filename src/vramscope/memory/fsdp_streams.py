@@ -24,8 +24,7 @@ Groups as accelerate's ``fsdp2_prepare_model`` builds them (``trace/estimator.py
 untied, the embedding, each decoder layer, [final norm, head] (``reshard_after_forward=False``), the root holding
 no parameter; tied, each decoder layer and the root (the shared embedding, the final norm). Checked event for event
 against FSDP2 itself on torch's fake process group (``tests/test_fsdp_streams.py``: the trace's events on the two
-side streams). The analytic estimate's cache takes :func:`side_reserved`'s segments where :func:`covered` holds
-(``memory/device.py`` ``cache_features``, term ``fsdp_streams``).
+side streams).
 """
 
 from __future__ import annotations
