@@ -36,20 +36,7 @@ FAST = [
 ]
 
 
-#: FSDP2 rows memory/fsdp_streams.py covers: the side streams' segments are the replay's to the byte
-#: (tests/test_fsdp_streams.py), the default stream's cache the byte-weighted shares', which miss it here (analytic
-#: 1.79 GiB against 2.06 GiB simulated, -13%: the replay's default stream keeps 935 MiB free at its peak, the shares
-#: give 130 MiB; the fitted fsdp_gather / fsdp_reduce shares had absorbed it before). Strict: passing again fails.
-DEFAULT_STREAM_MISS = {("qwen2.5-0.5b", 4)}
-
-
-def _param(n, kw):
-    miss = (n, kw.get("num_gpus")) in DEFAULT_STREAM_MISS and kw.get("parallelism") == "fsdp"
-    marks = [pytest.mark.xfail(strict=True, reason="FSDP2 default stream's cache (docs/accuracy.md)")] if miss else []
-    return pytest.param(n, kw, marks=marks, id=f"{n}-{'-'.join(f'{k}={v}' for k, v in kw.items())}")
-
-
-@pytest.mark.parametrize("name, kw", [_param(n, kw) for n, kw in FAST])
+@pytest.mark.parametrize("name, kw", FAST, ids=[f"{n}-{'-'.join(f'{k}={v}' for k, v in kw.items())}" for n, kw in FAST])
 def test_analytic_reserved_within_3pct_of_replay(name, kw):
     from vramscope.memory.allocator import replay
     from vramscope.memory.overhead import CUBLAS_WORKSPACE

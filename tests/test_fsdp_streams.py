@@ -95,39 +95,3 @@ def test_groups_pad_dim0_to_the_world_size():
     assert g["tail"] == 128256 * 4096 + 4098
     tied = [name for name, _ in fsdp_streams.groups(two_layers("qwen2.5-0.5b").spec, 2)]
     assert tied == ["root", "layer0", "layer1"]
-
-
-@requires_torch
-@pytest.mark.trace
-@pytest.mark.parametrize("name, seq, world", [("llama-3-8b", 256, 2), ("qwen2.5-0.5b", 256, 4)],
-                         ids=["llama-3-8b-2ranks", "qwen2.5-0.5b-4ranks"])
-def test_analytic_cache_holds_the_side_streams_segments(name, seq, world):
-    """The analytic estimate's cache (``memory/device.py`` ``cache_features``' ``fsdp_streams``, share 1) is the
-    segments the whole trace's replay holds on the copy-in and reduce-scatter streams at its reserved peak, to the
-    byte; the rest of the cache (the default stream's) is the byte-weighted shares'."""
-    from vramscope.api import estimate_resolved
-    from vramscope.estimators.common import compute_dtype, dtype_bytes
-    from vramscope.memory.device import CACHE_SHARES, cache_features
-
-    model, w, log = _trace(name, seq, world, 2)
-    at_peak = {"best": -1, "held": {}, "used": {}}
-
-    def on_event(alloc, k, ev):
-        if alloc.stats.reserved > at_peak["best"]:
-            at_peak["best"] = alloc.stats.reserved
-            at_peak["held"], at_peak["used"] = stream_segments(alloc)
-
-    sim = replay(log.sizes, log.events, marks=log.marks, start=log.marks["ready"], extra=(CUBLAS_WORKSPACE,),
-                 streams=log.streams, on_event=on_event)
-    assert sim.peak_reserved == at_peak["best"]
-    held, used = at_peak["held"], at_peak["used"]
-    side = held.get(1, 0) + held.get(2, 0)
-    e = estimate_resolved(model, w)
-    db = dtype_bytes(compute_dtype(model, w))
-    f = cache_features(e.phases, model.spec, w, db, False)
-    assert f["fsdp_streams"] == side > 0
-    assert not f["fsdp_gather"] and not f["fsdp_reduce"]  # the side streams' bytes are not counted twice
-    default = sum(CACHE_SHARES[k] * v for k, v in f.items() if k != "fsdp_streams")
-    assert e.memory.terms["allocator_cache"] == int(side + default)
-    # the side streams' free blocks at the reserved peak are in the cache (what is in use there, allocated)
-    assert e.memory.terms["allocator_cache"] >= side - used.get(1, 0) - used.get(2, 0)

@@ -40,8 +40,6 @@ CACHE_SHARES: dict[str, float] = {
     "rounding": 1.0, "optimizer_big": 1.0, "activations": 0.156, "temporaries": 0.079, "transient_moe": 0.663,
     "prefill_attention": 3.083, "optimizer_temp": 0.013, "loss_head": 0.296, "fsdp_gather": 1.11,
     "fsdp_gather_adapters": 1.024, "fsdp_reduce": 1.347,
-    # FSDP2's side streams' segments where memory/fsdp_streams.py writes their events: its replay, nothing fitted
-    "fsdp_streams": 1.0,
     # the cache of the workload's own allocation stream replayed through the allocator model (memory/synthetic.py),
     # where that stream is written: the whole of it, nothing fitted
     "replayed": 1.0,
@@ -176,14 +174,7 @@ def cache_features(phases: Mapping[str, Mapping[str, int]], spec: Any, w: Any, d
     * FSDP2's side-stream pools (per-stream blocks): ``fsdp_gather`` / ``fsdp_gather_adapters`` the all-gather
       stream's buffers for the two largest units gathered at once (decoder layers, the embedding, the untied
       head), ``fsdp_reduce`` the reduce-scatter stream's unsharded gradients of the largest unit in the reduce
-      dtype (only when the base weights train); where ``memory/fsdp_streams.py`` writes the side streams' events
-      (``fsdp_streams.covered``: full training, one dtype, no checkpointing), ``fsdp_streams`` instead: the
-      segments the copy-in and reduce-scatter streams hold, from replaying those events (two steps, torch 2.13's
-      ``_fully_shard``) through the allocator model (share 1). A stream's freed blocks return only to its own
-      pool, so after ``zero_grad`` the gradient shards' blocks stay on the reduce-scatter stream and the
-      all-gather outputs' on the copy-in stream, free at the second step's reserved peak; the blocks the side
-      streams have in use at that moment (at most a prefetched layer's all-gather output and a reduce-scatter
-      output, which the allocated number counts) are counted again here, an upper bound.
+      dtype (only when the base weights train).
     """
     from ..model.tensors import largest_layer, largest_tensor
 
@@ -230,13 +221,6 @@ def cache_features(phases: Mapping[str, Mapping[str, int]], spec: Any, w: Any, d
             return f
         tokens = w.batch * w.seq
         f["prefill_attention"] = float(tokens * dtype_bytes * (2 * spec.q_dim + 2 * spec.kv_dim))
-    if fsdp and w.fsdp_version == 2:
-        from . import fsdp_streams
-
-        if fsdp_streams.covered(spec, w):
-            f["fsdp_streams"] = float(_side_segments(spec, w.num_gpus, int(dtype_bytes),
-                                                     alloc_config(getattr(w, "alloc_conf", None))))
-            return f
     if fsdp:
         # FSDP2 units as accelerate / torchtitan build them: each decoder layer, the embedding, the norm with the
         # head (untied); tied, the embedding is the root's. Two units are gathered at once (the next one is
@@ -249,14 +233,6 @@ def cache_features(phases: Mapping[str, Mapping[str, int]], spec: Any, w: Any, d
             reduce = w.profile.fsdp_policy[1] if w.precision == "mixed" and w.profile.fsdp_policy else dtype_bytes
             f["fsdp_reduce"] = float(max(embed, layer) * reduce / dtype_bytes)
     return f
-
-
-@lru_cache(maxsize=64)
-def _side_segments(spec: Any, world: int, a: int, config: Any) -> int:
-    """Bytes of segments FSDP2's two side streams hold (``memory/fsdp_streams.py`` ``side_reserved``)."""
-    from .fsdp_streams import side_reserved
-
-    return sum(side_reserved(spec, world, a, config=config).values())
 
 
 def trained_blocks(spec: Any, w: Any) -> tuple[int, int]:
