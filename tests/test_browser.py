@@ -133,6 +133,8 @@ def test_choose_model_and_gpus_change_engine_and_context(browser, base, shots):
         page.fill("#f-model", "qwen2.5-7b")
         page.fill("#f-gpu", "rtx-4090,a100-80gb")
         wait_for_answer(page, "Qwen")
+        # the answer for both GPUs (an earlier answer, for the form before the GPU field was filled, may show first)
+        page.wait_for_function("() => document.querySelectorAll('.vs-verdict').length === 2")
         assert page.locator(".vs-verdict").count() == 2
         assert "model=qwen2.5-7b" in page.url and "gpu=rtx-4090%2Ca100-80gb" in page.url  # the state is the URL
         # the engine's own options appear with it; training options stay hidden for inference

@@ -77,7 +77,12 @@ def _run(tmp_path, offload):
     import torch.multiprocessing as mp
 
     out = tmp_path / f"rank0-{offload}.json"
-    mp.spawn(_rank, args=(WORLD, gloo.free_port(), str(out), offload), nprocs=WORLD, join=True)
+    # a port found free can be taken before gloo binds it (the shared machine's other runs): one more try on a new
+    # port when a rank died; a real failure fails both
+    try:
+        mp.spawn(_rank, args=(WORLD, gloo.free_port(), str(out), offload), nprocs=WORLD, join=True)
+    except mp.ProcessExitedException:
+        mp.spawn(_rank, args=(WORLD, gloo.free_port(), str(out), offload), nprocs=WORLD, join=True)
     return json.loads(out.read_text())
 
 
