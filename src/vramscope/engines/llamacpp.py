@@ -841,7 +841,7 @@ def llamacpp_multi_inference(model: ResolvedModel, w: Workload, notes: list[Assu
                                            "ctv": f["ctv"], "ub": f["n_ubatch"],
                                            "fa": "on" if w.flash_attn else "off"}))
     _layout_note(model.spec, w.seq, f["n_ubatch"], KV_DTYPE_BYTES.get(f["ctk"], 2.0),
-                 getattr(w, "n_parallel", None) or 1, notes)
+                 llama_sequences(w)[0], notes)
     out_dev = next((f"CUDA{d.device}" for d in devs if d.output_layer), "CPU")
     notes.append(Assumption("a_llamacpp_split", {
         "mode": Opt("split_mode", o["split_mode"]), "o_ts": Opt("tensor_split", flag="-ts"), "n": len(devs),
